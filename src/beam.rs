@@ -1,0 +1,335 @@
+//! Reads compiled `.beam` files: the IFF container and the chunks the graph needs.
+//!
+//! Only what the rest of the tool uses is decoded: the atom table (both the OTP <= 27 layout and the
+//! OTP 28+ compact one), the export table (to check the entry function) and the import table. Every
+//! count and size is checked against the bytes actually present, so hostile input yields an error,
+//! never a panic or an allocation driven by an unchecked number.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// A parsed module: its name, the atoms and functions the graph needs, and the bytes to push.
+#[derive(Debug, Clone)]
+pub struct Beam {
+    /// Module name as an atom (`Elixir.MyApp.Worker`, `my_erlang_mod`).
+    pub name: String,
+    /// Every atom of the atom table, the module's own name first.
+    pub atoms: Vec<String>,
+    /// Exported functions as (name, arity).
+    pub exports: Vec<(String, u32)>,
+    /// Where the file was read from.
+    pub path: PathBuf,
+    /// The file exactly as read (possibly gzip-compressed): what the remote loader receives.
+    pub bytes: Vec<u8>,
+}
+
+/// Why a `.beam` file could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {kind}")]
+pub struct BeamError {
+    /// The file at fault.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub kind: BeamErrorKind,
+}
+
+/// The ways a `.beam` file can be malformed.
+#[derive(Debug, thiserror::Error)]
+pub enum BeamErrorKind {
+    /// Reading the file failed.
+    #[error("cannot read: {0}")]
+    Io(#[from] std::io::Error),
+    /// Not a FOR1/BEAM container.
+    #[error("not a BEAM file (bad magic)")]
+    BadMagic,
+    /// A chunk or table claims more bytes than there are.
+    #[error("truncated {0}")]
+    Truncated(&'static str),
+    /// A required chunk is absent.
+    #[error("missing {0} chunk")]
+    MissingChunk(&'static str),
+    /// An atom is not valid UTF-8.
+    #[error("atom {0} is not valid UTF-8")]
+    BadAtom(usize),
+    /// A table refers to an atom index that does not exist.
+    #[error("{0} refers to atom {1}, which does not exist")]
+    BadAtomIndex(&'static str, u32),
+    /// The gzip stream is corrupt.
+    #[error("corrupt gzip compression: {0}")]
+    Gzip(std::io::Error),
+}
+
+/// Reads and parses the `.beam` file at `path`.
+pub fn read(path: &Path) -> Result<Beam, BeamError> {
+    let fail = |kind| BeamError {
+        path: path.to_owned(),
+        kind,
+    };
+    let bytes = std::fs::read(path).map_err(|e| fail(BeamErrorKind::Io(e)))?;
+    parse(path, bytes).map_err(fail)
+}
+
+/// Parses `.beam` bytes (plain or gzip-compressed); `path` is kept for messages and the loader.
+pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Beam, BeamErrorKind> {
+    let plain = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(bytes.as_slice())
+            .read_to_end(&mut out)
+            .map_err(BeamErrorKind::Gzip)?;
+        Some(out)
+    } else {
+        None
+    };
+    let container = plain.as_deref().unwrap_or(&bytes);
+    let chunks = chunks(container)?;
+    let find = |id: &[u8; 4]| chunks.iter().find(|(cid, _)| cid == id).map(|(_, d)| *d);
+
+    let atoms = match (find(b"AtU8"), find(b"Atom")) {
+        (Some(data), _) | (None, Some(data)) => atom_table(data)?,
+        (None, None) => return Err(BeamErrorKind::MissingChunk("AtU8")),
+    };
+    let name = atoms
+        .first()
+        .cloned()
+        .ok_or(BeamErrorKind::Truncated("atom table (no module name)"))?;
+    let exports = match find(b"ExpT") {
+        Some(data) => export_table(data, &atoms)?,
+        None => return Err(BeamErrorKind::MissingChunk("ExpT")),
+    };
+    Ok(Beam {
+        name,
+        atoms,
+        exports,
+        path: path.to_owned(),
+        bytes,
+    })
+}
+
+/// One chunk of the container: its four-letter id and its data.
+type Chunk<'a> = ([u8; 4], &'a [u8]);
+
+/// Splits the IFF container into chunks, checking every size.
+fn chunks(data: &[u8]) -> Result<Vec<Chunk<'_>>, BeamErrorKind> {
+    if data.len() < 12 || &data[0..4] != b"FOR1" || &data[8..12] != b"BEAM" {
+        return Err(BeamErrorKind::BadMagic);
+    }
+    let declared = u32::from_be_bytes([data[4], data[5], data[6], data[7]]) as usize;
+    let body = data
+        .get(8..8usize.saturating_add(declared))
+        .ok_or(BeamErrorKind::Truncated("container"))?;
+    let mut rest = &body[4..];
+    let mut out = Vec::new();
+    while rest.len() >= 8 {
+        let id = [rest[0], rest[1], rest[2], rest[3]];
+        let size = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
+        let chunk = rest
+            .get(8..8usize.saturating_add(size))
+            .ok_or(BeamErrorKind::Truncated("chunk"))?;
+        out.push((id, chunk));
+        let padded = size.saturating_add(3) & !3;
+        rest = rest.get(8usize.saturating_add(padded)..).unwrap_or(&[]);
+    }
+    Ok(out)
+}
+
+/// A cursor over a chunk that reports truncation instead of panicking.
+struct Cursor<'a> {
+    data: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], BeamErrorKind> {
+        if n > self.data.len() {
+            return Err(BeamErrorKind::Truncated(self.what));
+        }
+        let (head, tail) = self.data.split_at(n);
+        self.data = tail;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8, BeamErrorKind> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, BeamErrorKind> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
+
+/// Decodes an atom table: OTP <= 27 stores a positive count and one length byte per atom; OTP 28+
+/// stores the count negated and compact-encoded lengths.
+fn atom_table(data: &[u8]) -> Result<Vec<String>, BeamErrorKind> {
+    let mut cur = Cursor {
+        data,
+        what: "atom table",
+    };
+    let raw = cur.u32()? as i32;
+    let compact = raw < 0;
+    let count = raw.unsigned_abs() as usize;
+    // Each atom needs at least one length byte: a count larger than the chunk is a lie.
+    if count > data.len() {
+        return Err(BeamErrorKind::Truncated("atom table"));
+    }
+    let mut atoms = Vec::with_capacity(count);
+    for index in 1..=count {
+        let len = if compact {
+            compact_length(&mut cur)?
+        } else {
+            cur.u8()? as usize
+        };
+        let bytes = cur.take(len)?;
+        let atom = std::str::from_utf8(bytes).map_err(|_| BeamErrorKind::BadAtom(index))?;
+        atoms.push(atom.to_owned());
+    }
+    Ok(atoms)
+}
+
+/// Reads one compact-term-encoded atom length (tag bits 0b010 for literals, as the OTP 28 compiler
+/// writes them): `N < 16` in one byte, `N < 2048` in two.
+fn compact_length(cur: &mut Cursor) -> Result<usize, BeamErrorKind> {
+    let first = cur.u8()?;
+    if first & 0x08 == 0 {
+        Ok((first >> 4) as usize)
+    } else if first & 0x10 == 0 {
+        let second = cur.u8()?;
+        Ok((((first & 0xE0) as usize) << 3) | second as usize)
+    } else {
+        Err(BeamErrorKind::Truncated(
+            "atom table (atom longer than 2047 bytes)",
+        ))
+    }
+}
+
+/// Decodes ExpT: a count, then (function atom, arity, label) triples.
+fn export_table(data: &[u8], atoms: &[String]) -> Result<Vec<(String, u32)>, BeamErrorKind> {
+    let mut cur = Cursor {
+        data,
+        what: "export table",
+    };
+    let count = cur.u32()? as usize;
+    if count > data.len() / 12 {
+        return Err(BeamErrorKind::Truncated("export table"));
+    }
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let fun = cur.u32()?;
+        let arity = cur.u32()?;
+        let _label = cur.u32()?;
+        let name = atoms
+            .get((fun as usize).wrapping_sub(1))
+            .ok_or(BeamErrorKind::BadAtomIndex("export table", fun))?;
+        out.push((name.clone(), arity));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Builds a minimal BEAM container from chunks, padding each to 4 bytes.
+    pub(crate) fn container(chunks: &[(&[u8; 4], Vec<u8>)]) -> Vec<u8> {
+        let mut body = b"BEAM".to_vec();
+        for (id, data) in chunks {
+            body.extend_from_slice(*id);
+            body.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            body.extend_from_slice(data);
+            body.resize(body.len().div_ceil(4) * 4, 0);
+        }
+        let mut out = b"FOR1".to_vec();
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    pub(crate) fn old_atoms(atoms: &[&str]) -> Vec<u8> {
+        let mut out = (atoms.len() as u32).to_be_bytes().to_vec();
+        for a in atoms {
+            out.push(a.len() as u8);
+            out.extend_from_slice(a.as_bytes());
+        }
+        out
+    }
+
+    fn compact_atoms(atoms: &[&str]) -> Vec<u8> {
+        let mut out = (-(atoms.len() as i32)).to_be_bytes().to_vec();
+        for a in atoms {
+            let n = a.len();
+            if n < 16 {
+                out.push((n << 4) as u8);
+            } else {
+                out.push((((n >> 3) & 0xE0) | 0x08) as u8);
+                out.push((n & 0xFF) as u8);
+            }
+            out.extend_from_slice(a.as_bytes());
+        }
+        out
+    }
+
+    pub(crate) fn exports(list: &[(u32, u32)]) -> Vec<u8> {
+        let mut out = (list.len() as u32).to_be_bytes().to_vec();
+        for (i, (f, a)) in list.iter().enumerate() {
+            for v in [*f, *a, i as u32 + 1] {
+                out.extend_from_slice(&v.to_be_bytes());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn reads_old_atom_table_and_exports() {
+        let bytes = container(&[
+            (b"AtU8", old_atoms(&["Elixir.A", "run", "Elixir.B"])),
+            (b"ExpT", exports(&[(2, 1)])),
+        ]);
+        let beam = parse(Path::new("a.beam"), bytes).unwrap();
+        assert_eq!(beam.name, "Elixir.A");
+        assert_eq!(beam.atoms, ["Elixir.A", "run", "Elixir.B"]);
+        assert_eq!(beam.exports, [("run".to_owned(), 1)]);
+    }
+
+    #[test]
+    fn reads_otp28_compact_atom_table() {
+        let long = "Elixir.A.Very.Long.Module.Name.That.Needs.Two.Length.Bytes";
+        let bytes = container(&[
+            (b"AtU8", compact_atoms(&["m", long, "f"])),
+            (b"ExpT", exports(&[(3, 0)])),
+        ]);
+        let beam = parse(Path::new("m.beam"), bytes).unwrap();
+        assert_eq!(beam.atoms, ["m", long, "f"]);
+    }
+
+    #[test]
+    fn reads_gzip_compressed_file() {
+        use std::io::Write;
+        let plain = container(&[(b"AtU8", old_atoms(&["z"])), (b"ExpT", exports(&[]))]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&plain).unwrap();
+        let beam = parse(Path::new("z.beam"), gz.finish().unwrap()).unwrap();
+        assert_eq!(beam.name, "z");
+    }
+
+    #[test]
+    fn rejects_bad_input_without_panicking() {
+        let good = container(&[
+            (b"AtU8", old_atoms(&["Elixir.A", "run"])),
+            (b"ExpT", exports(&[(2, 0)])),
+        ]);
+        for cut in 0..good.len() {
+            let _ = parse(Path::new("x"), good[..cut].to_vec());
+        }
+        let huge_count = container(&[(b"AtU8", u32::MAX.to_be_bytes().to_vec())]);
+        assert!(parse(Path::new("x"), huge_count).is_err());
+        let bad_index = container(&[(b"AtU8", old_atoms(&["a"])), (b"ExpT", exports(&[(9, 0)]))]);
+        assert!(matches!(
+            parse(Path::new("x"), bad_index),
+            Err(BeamErrorKind::BadAtomIndex(_, 9))
+        ));
+        assert!(matches!(
+            parse(Path::new("x"), b"not a beam at all".to_vec()),
+            Err(BeamErrorKind::BadMagic)
+        ));
+    }
+}

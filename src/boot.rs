@@ -1,0 +1,92 @@
+//! What starts the throw-away node on the server: the launcher command line and the bytes fed to
+//! its stdin. Both come from `templates/`, so the shipped boot program is easy to read and review.
+
+/// The shell launcher (`templates/boot.sh`); `@ELIXIR@` is replaced by the elixir to run.
+const LAUNCHER: &str = include_str!("../templates/boot.sh");
+/// The Elixir boot program (`templates/boot.exs`), sent over stdin.
+const PROGRAM: &str = include_str!("../templates/boot.exs");
+
+/// Why the boot command could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// The `--elixir` path holds characters we will not pass through a remote shell.
+    #[error("--elixir `{0}`: only letters, digits and / . _ - + ~ @ % : , = are allowed")]
+    BadElixirPath(String),
+}
+
+/// The command the remote login shell runs: `exec sh -c '<launcher>'`. The launcher is a fixed
+/// template with no single quotes and one line per statement, joined by `; `, so it reaches `sh`
+/// unchanged from bash, zsh, fish or csh alike. It holds no secret.
+pub fn remote_command(elixir: &str) -> Result<String, BootError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "/._-+~@%:,=".contains(c);
+    if elixir.is_empty() || !elixir.chars().all(allowed) || elixir[1..].contains('~') {
+        return Err(BootError::BadElixirPath(elixir.to_owned()));
+    }
+    let script = LAUNCHER
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#') && !line.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+        .replace("@ELIXIR@", elixir);
+    Ok(format!("exec sh -c '{script}'"))
+}
+
+/// Everything the boot session reads from stdin, in order: the EPMD port (read by the launcher),
+/// the boot program as one line of Elixir, then the node name and the cookie (read by the
+/// program). The stream then stays open: its end halts the node.
+pub fn stdin_input(epmd_port: u16, node_name: &str, cookie: &str) -> Vec<u8> {
+    format!(
+        "{epmd_port}\nCode.eval_string(\"{}\")\n{node_name}\n{cookie}\n",
+        elixir_string_body(PROGRAM)
+    )
+    .into_bytes()
+}
+
+/// Escapes `text` for the inside of an Elixir double-quoted string, on one line.
+fn elixir_string_body(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '#' if chars.peek() == Some(&'{') => out.push_str("\\#"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn launcher_is_one_quoted_word_for_any_shell() {
+        let cmd = remote_command("~/.asdf/shims/elixir").unwrap();
+        let inner = cmd.strip_prefix("exec sh -c '").unwrap().strip_suffix('\'').unwrap();
+        assert!(!inner.contains('\''), "single quote inside the launcher");
+        assert!(!inner.contains('\n'));
+        assert!(!inner.contains('!'));
+        assert!(inner.starts_with("E=~/.asdf/shims/elixir; "));
+    }
+
+    #[test]
+    fn refuses_elixir_paths_that_would_reach_the_shell() {
+        for bad in ["", "elixir; rm -rf /", "$(id)", "a'b", "a b", "/x/~/elixir"] {
+            assert!(remote_command(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn program_travels_as_one_line_without_interpolation() {
+        assert_eq!(elixir_string_body("a\"#{b}\\\n"), "a\\\"\\#{b}\\\\\\n");
+        let input = String::from_utf8(stdin_input(4000, "n", "c")).unwrap();
+        let lines: Vec<&str> = input.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!((lines[0], lines[2], lines[3]), ("4000", "n", "c"));
+    }
+}

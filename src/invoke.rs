@@ -1,0 +1,200 @@
+//! The entry function: parsing `MyApp.Worker.process` / `:erlang_mod.fun`, checking it against the
+//! compiled exports before anything is booted, and calling it on the remote.
+
+use erl_dist::term::{List, Term};
+
+use crate::beam::Beam;
+use crate::node::{CallError, Node, atom, is_atom};
+use crate::push::display_module;
+
+/// Module of the boot program that runs the entry and formats its result (templates/boot.exs).
+const RUNNER: &str = "Elixir.MixRemote.Boot";
+
+/// An entry function as the user named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Module atom (`Elixir.MyApp.Worker` or `erlang_mod`).
+    pub module: String,
+    /// Function name.
+    pub function: String,
+}
+
+/// Why the entry is not callable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EntryError {
+    /// Not of the form `Module.function` or `:module.function`.
+    #[error("entry `{0}` is not of the form MyApp.Module.function or :erlang_module.function")]
+    Syntax(String),
+    /// The module is not in the project's build.
+    #[error("module {0} is not in this project's _build (is the project compiled, and the name right?)")]
+    UnknownModule(String),
+    /// No exported function of that name and arity.
+    #[error("{shown}/{arity} is not exported by {module}{hint}")]
+    UnknownFunction {
+        /// `MyApp.Worker.process`.
+        shown: String,
+        /// Number of arguments given.
+        arity: usize,
+        /// The module, as users write it.
+        module: String,
+        /// Arities that do exist, if any.
+        hint: String,
+    },
+}
+
+impl Entry {
+    /// Parses `MyApp.Worker.process` (Elixir) or `:my_mod.run` (Erlang).
+    pub fn parse(text: &str) -> Result<Entry, EntryError> {
+        let syntax = || EntryError::Syntax(text.to_owned());
+        let (module, function) = text.rsplit_once('.').ok_or_else(syntax)?;
+        let fn_ok = function
+            .strip_suffix(['?', '!'])
+            .unwrap_or(function)
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_');
+        if function.is_empty() || !fn_ok || function.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(syntax());
+        }
+        let module = if let Some(erl) = module.strip_prefix(':') {
+            if erl.is_empty() || !erl.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.') {
+                return Err(syntax());
+            }
+            erl.to_owned()
+        } else {
+            let alias_ok = !module.is_empty()
+                && module.split('.').all(|part| {
+                    part.starts_with(|c: char| c.is_ascii_uppercase())
+                        && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+                });
+            if !alias_ok {
+                return Err(syntax());
+            }
+            format!("Elixir.{module}")
+        };
+        Ok(Entry {
+            module,
+            function: function.to_owned(),
+        })
+    }
+
+    /// `MyApp.Worker.process` / `:mod.fun`, as users write it.
+    pub fn shown(&self) -> String {
+        format!("{}.{}", display_module(&self.module), self.function)
+    }
+
+    /// Checks that `beam` (the entry's module, if the project has it) exports the function with
+    /// `arity` arguments.
+    pub fn check(&self, beam: Option<&Beam>, arity: usize) -> Result<(), EntryError> {
+        let beam = beam.ok_or_else(|| EntryError::UnknownModule(display_module(&self.module)))?;
+        let mut arities: Vec<u32> = beam
+            .exports
+            .iter()
+            .filter(|(name, _)| *name == self.function)
+            .map(|&(_, a)| a)
+            .collect();
+        if arities.contains(&(arity as u32)) {
+            return Ok(());
+        }
+        arities.sort_unstable();
+        let hint = match arities.as_slice() {
+            [] => String::new(),
+            some => format!(
+                " (it exports {}: pass that many arguments after --)",
+                some.iter()
+                    .map(|a| format!("{}/{a}", self.function))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        Err(EntryError::UnknownFunction {
+            shown: self.shown(),
+            arity,
+            module: display_module(&self.module),
+            hint,
+        })
+    }
+}
+
+/// How the remote call ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The function returned; its value as `inspect/2` shows it.
+    Returned(String),
+    /// It raised, threw or exited; formatted as Elixir formats exceptions, with the stacktrace.
+    Raised(String),
+}
+
+/// Calls the entry on the remote with `args`; output it prints reaches our IO server meanwhile.
+pub async fn invoke(node: &Node, entry: &Entry, args: Vec<Term>) -> Result<Outcome, CallError> {
+    let call_args = vec![
+        atom(&entry.module),
+        atom(&entry.function),
+        List::from(args).into(),
+    ];
+    let reply = node.call(RUNNER, "run", call_args, None).await?;
+    let unexpected = || CallError::BadRpc {
+        mfa: format!("{RUNNER}:run/3"),
+        reason: format!("unexpected reply {reply}"),
+    };
+    let Term::Tuple(t) = &reply else {
+        return Err(unexpected());
+    };
+    match t.elements.as_slice() {
+        [tag, Term::Binary(text)] => {
+            let text = String::from_utf8_lossy(&text.bytes).into_owned();
+            if is_atom(tag, "ok") {
+                Ok(Outcome::Returned(text))
+            } else if is_atom(tag, "raised") {
+                Ok(Outcome::Raised(text))
+            } else {
+                Err(unexpected())
+            }
+        }
+        _ => Err(unexpected()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn entry(module: &str, function: &str) -> Entry {
+        Entry {
+            module: module.into(),
+            function: function.into(),
+        }
+    }
+
+    #[test]
+    fn parses_elixir_and_erlang_entries() {
+        assert_eq!(
+            Entry::parse("MyApp.Worker.process"),
+            Ok(entry("Elixir.MyApp.Worker", "process"))
+        );
+        assert_eq!(Entry::parse(":demo_erl.add"), Ok(entry("demo_erl", "add")));
+        assert_eq!(Entry::parse("A.valid?"), Ok(entry("Elixir.A", "valid?")));
+        for bad in ["process", "myapp.Worker.run", "MyApp.", ".run", ":.run", "A.b c", "A.1x"] {
+            assert!(Entry::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn checks_arity_against_exports() {
+        let beam = Beam {
+            name: "Elixir.A".into(),
+            atoms: vec![],
+            exports: vec![("run".into(), 1), ("run".into(), 2)],
+            path: PathBuf::new(),
+            bytes: vec![],
+        };
+        let e = entry("Elixir.A", "run");
+        assert!(e.check(Some(&beam), 2).is_ok());
+        let err = e.check(Some(&beam), 3).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "A.run/3 is not exported by A (it exports run/1, run/2: pass that many arguments after --)"
+        );
+        assert!(matches!(e.check(None, 1), Err(EntryError::UnknownModule(m)) if m == "A"));
+    }
+}

@@ -1,0 +1,234 @@
+//! The tool's own hidden Erlang node: EPMD responder, distribution connection, rex calls and an
+//! IO server, so the local side needs no BEAM at all.
+
+pub mod dist;
+pub mod epmd;
+pub mod io;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use erl_dist::message::Message;
+use erl_dist::node::NodeName;
+use erl_dist::term::{Atom, List, Pid, Reference, Term, Tuple};
+use tokio::net::UnixStream;
+use tokio::sync::{mpsc, oneshot};
+
+pub use dist::DistError;
+pub use io::IoRequest;
+
+/// Replies awaited by rex calls, keyed by the reference's id words; `None` once the link is gone.
+type Pending = Mutex<Option<HashMap<Vec<u32>, oneshot::Sender<Term>>>>;
+
+/// A connected hidden node: sends messages, makes rex calls, receives IO requests.
+pub struct Node {
+    pid: Pid,
+    creation: u32,
+    outgoing: mpsc::UnboundedSender<Message>,
+    pending: Arc<Pending>,
+    next_ref: AtomicU32,
+    calls: AtomicU32,
+}
+
+/// Why a remote call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The connection is gone.
+    #[error(transparent)]
+    Dist(#[from] DistError),
+    /// rex answered `{badrpc, Reason}`.
+    #[error("remote call {mfa} failed: {reason}")]
+    BadRpc {
+        /// `module:function/arity` that was called.
+        mfa: String,
+        /// The reason term, as text.
+        reason: String,
+    },
+    /// No reply within the allowed time.
+    #[error("remote call {mfa} did not answer within {secs} s")]
+    Timeout {
+        /// `module:function/arity` that was called.
+        mfa: String,
+        /// The limit that passed.
+        secs: u64,
+    },
+}
+
+impl Node {
+    /// Handshakes on `stream` and starts the connection loops. IO requests addressed to our pid
+    /// arrive on the returned receiver; `log` receives notes for `-v`.
+    pub async fn connect(
+        stream: UnixStream,
+        name: &NodeName,
+        creation: u32,
+        cookie: &str,
+        peer: &str,
+        log: impl Fn(String) + Send + Sync + 'static,
+    ) -> Result<(Arc<Node>, mpsc::UnboundedReceiver<IoRequest>), DistError> {
+        let local = dist::local_node(name, creation);
+        let (stream, _peer) = dist::handshake(stream, local, cookie, peer).await?;
+        let (reader, writer) = stream.into_split();
+        let (outgoing, queue) = mpsc::unbounded_channel();
+        let (io_tx, io_rx) = mpsc::unbounded_channel();
+        let pending: Arc<Pending> = Arc::new(Mutex::new(Some(HashMap::new())));
+        tokio::spawn(dist::write_loop(writer, queue));
+        let node = Arc::new(Node {
+            pid: Pid::new(name.to_string(), 1, 0, creation),
+            creation,
+            outgoing,
+            pending: Arc::clone(&pending),
+            next_ref: AtomicU32::new(1),
+            calls: AtomicU32::new(0),
+        });
+        let log = Arc::new(log);
+        let skip_log = Arc::clone(&log);
+        tokio::spawn(async move {
+            dist::read_loop(
+                reader,
+                |msg| deliver(msg, &pending, &io_tx, &*log),
+                |note| skip_log(note),
+            )
+            .await;
+            // Dropping the waiting senders wakes every caller with "connection lost".
+            pending.lock().expect("pending lock poisoned").take();
+        });
+        Ok((node, io_rx))
+    }
+
+    /// How many rex calls this node has made.
+    pub fn calls(&self) -> u32 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Sends `message` to the remote process `to`.
+    pub fn send(&self, to: Pid, message: Term) -> Result<(), DistError> {
+        self.outgoing
+            .send(Message::send(to, message))
+            .map_err(|_| DistError::Lost)
+    }
+
+    /// Calls `module:function(args)` on the remote through rex, with us as group leader.
+    /// `timeout` of `None` waits as long as the connection lives (rex itself never times out).
+    pub async fn call(
+        &self,
+        module: &str,
+        function: &str,
+        args: Vec<Term>,
+        timeout: Option<Duration>,
+    ) -> Result<Term, CallError> {
+        let mfa = format!("{module}:{function}/{}", args.len());
+        let reference = self.make_ref();
+        let (tx, rx) = oneshot::channel();
+        match self.pending.lock().expect("pending lock poisoned").as_mut() {
+            Some(map) => map.insert(reference.id.clone(), tx),
+            None => return Err(DistError::Lost.into()),
+        };
+        let request = tuple(vec![
+            atom("call"),
+            atom(module),
+            atom(function),
+            List::from(args).into(),
+            self.pid.clone().into(),
+        ]);
+        let from = tuple(vec![self.pid.clone().into(), reference.clone().into()]);
+        let msg = tuple(vec![atom("$gen_call"), from, request]);
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.outgoing
+            .send(Message::reg_send(self.pid.clone(), Atom::from("rex"), msg))
+            .map_err(|_| DistError::Lost)?;
+        let reply = match timeout {
+            None => rx.await.map_err(|_| DistError::Lost)?,
+            Some(limit) => match tokio::time::timeout(limit, rx).await {
+                Ok(reply) => reply.map_err(|_| DistError::Lost)?,
+                Err(_) => {
+                    self.forget(&reference);
+                    return Err(CallError::Timeout {
+                        mfa,
+                        secs: limit.as_secs(),
+                    });
+                }
+            },
+        };
+        match reply {
+            Term::Tuple(t) if t.elements.len() == 2 && is_atom(&t.elements[0], "badrpc") => {
+                Err(CallError::BadRpc {
+                    mfa,
+                    reason: t.elements[1].to_string(),
+                })
+            }
+            other => Ok(other),
+        }
+    }
+
+    fn make_ref(&self) -> Reference {
+        let n = self.next_ref.fetch_add(1, Ordering::Relaxed);
+        Reference {
+            node: self.pid.node.clone(),
+            id: vec![n, rand::random(), rand::random()],
+            creation: self.creation,
+        }
+    }
+
+    fn forget(&self, reference: &Reference) {
+        if let Some(map) = self.pending.lock().expect("pending lock poisoned").as_mut() {
+            map.remove(&reference.id);
+        }
+    }
+}
+
+/// Routes one incoming message: call replies to their waiters, IO requests to the IO server.
+fn deliver(
+    msg: Message,
+    pending: &Pending,
+    io: &mpsc::UnboundedSender<IoRequest>,
+    log: &dyn Fn(String),
+) {
+    let payload = match msg {
+        Message::Send(m) => m.message,
+        Message::SendSender(m) => m.message,
+        Message::RegSend(m) => m.message,
+        Message::AliasSend(m) => m.message,
+        // Monitors of our pid (the io module monitors its group leader), links, exits: nothing to do.
+        _ => return,
+    };
+    if let Some(request) = IoRequest::from_term(&payload) {
+        let _ = io.send(request);
+        return;
+    }
+    let waiter = match &payload {
+        Term::Tuple(t) => match t.elements.as_slice() {
+            [Term::Reference(r), _] => pending
+                .lock()
+                .expect("pending lock poisoned")
+                .as_mut()
+                .and_then(|map| map.remove(&r.id)),
+            _ => None,
+        },
+        _ => None,
+    };
+    match (waiter, payload) {
+        (Some(waiter), Term::Tuple(mut t)) => {
+            if let Some(reply) = t.elements.pop() {
+                let _ = waiter.send(reply);
+            }
+        }
+        (_, payload) => log(format!("ignored message: {payload}")),
+    }
+}
+
+/// An atom term.
+pub fn atom(name: &str) -> Term {
+    Atom::from(name).into()
+}
+
+/// A tuple term.
+pub fn tuple(elements: Vec<Term>) -> Term {
+    Tuple::from(elements).into()
+}
+
+/// Whether `term` is the atom `name`.
+pub fn is_atom(term: &Term, name: &str) -> bool {
+    matches!(term, Term::Atom(a) if a.name == name)
+}

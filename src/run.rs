@@ -1,0 +1,424 @@
+//! The `run` command: every stage of the data flow wired together, with teardown on every path.
+//!
+//! scan -> closure -> ssh master -> reverse forwards (EPMD, our node) -> boot -> registration ->
+//! forward to the node's dist port -> handshake -> push -> call -> teardown.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use erl_dist::node::NodeName;
+use erl_dist::term::Term;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+
+use crate::args::{self, LiteralError};
+use crate::boot::{self, BootError};
+use crate::cli::RunArgs;
+use crate::graph::Graph;
+use crate::invoke::{self, Entry, EntryError, Outcome};
+use crate::node::{self, CallError, DistError, Node, epmd};
+use crate::project::{self, ProjectError};
+use crate::push::{self, PushError};
+use crate::report::Reporter;
+use crate::ssh::{Master, SshError, Target};
+
+/// The function raised, threw or exited.
+pub const EXIT_RAISED: u8 = 1;
+/// Bad input: flags, entry, arguments, project.
+pub const EXIT_USAGE: u8 = 2;
+/// Could not connect, boot or load.
+pub const EXIT_CANNOT_RUN: u8 = 3;
+/// A phase took longer than allowed.
+pub const EXIT_TIMEOUT: u8 = 4;
+/// Interrupted by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// How long teardown waits for the remote node and the master to go away by themselves.
+const TEARDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Why a run could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The project's build could not be read.
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    /// The entry function is not callable.
+    #[error(transparent)]
+    Entry(#[from] EntryError),
+    /// An argument is not a valid Elixir literal.
+    #[error("argument {index} `{text}`: {error}")]
+    Argument {
+        /// 1-based position after `--`.
+        index: usize,
+        /// The argument as given.
+        text: String,
+        /// What is wrong.
+        error: LiteralError,
+    },
+    /// The boot command could not be built.
+    #[error(transparent)]
+    Boot(#[from] BootError),
+    /// SSH failed.
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    /// The distribution connection failed.
+    #[error(transparent)]
+    Dist(#[from] DistError),
+    /// A remote call failed.
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// Loading the closure failed.
+    #[error(transparent)]
+    Push(#[from] PushError),
+    /// A local socket could not be created.
+    #[error("cannot create local socket {path}: {error}")]
+    Socket {
+        /// The socket path.
+        path: String,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// The remote node booted but did not register with our EPMD.
+    #[error("the remote node on {0} did not register with EPMD")]
+    NoRegistration(String),
+    /// A phase took too long.
+    #[error("timed out {phase} on {host} after {secs} s{hint}")]
+    Timeout {
+        /// What was going on.
+        phase: &'static str,
+        /// The host.
+        host: String,
+        /// The limit.
+        secs: u64,
+        /// The flag that raises it.
+        hint: &'static str,
+    },
+}
+
+impl RunError {
+    /// The exit code for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Project(_)
+            | RunError::Entry(_)
+            | RunError::Argument { .. }
+            | RunError::Boot(_) => EXIT_USAGE,
+            RunError::Timeout { .. } | RunError::Call(CallError::Timeout { .. }) => EXIT_TIMEOUT,
+            _ => EXIT_CANNOT_RUN,
+        }
+    }
+}
+
+/// Runs the command and returns the process exit code; errors are reported on stderr.
+pub async fn main(args: RunArgs, report: Arc<Reporter>) -> u8 {
+    let outcome = tokio::select! {
+        outcome = run(&args, &report) => outcome,
+        () = interrupted() => {
+            // Dropping the run kills the ssh master; the remote node sees its stdin close and halts.
+            report.error("interrupted: remote node stopped, connection closed");
+            return EXIT_INTERRUPTED;
+        }
+    };
+    match outcome {
+        Ok(Outcome::Returned(value)) => {
+            report.output(format!("{value}\n").as_bytes());
+            0
+        }
+        Ok(Outcome::Raised(text)) => {
+            report.error(&format!("{} raised on {}:", args.entry, args.host));
+            eprintln!("{text}");
+            EXIT_RAISED
+        }
+        Err(e) => {
+            report.error(&e.to_string());
+            e.exit_code()
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn interrupted() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => drop(s.recv().await),
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+async fn run(args: &RunArgs, report: &Arc<Reporter>) -> Result<Outcome, RunError> {
+    // Everything that can be checked locally is checked before any connection is made.
+    let entry = Entry::parse(&args.entry)?;
+    let call_args = parse_arguments(&args.args)?;
+    let remote_command = boot::remote_command(&args.elixir)?;
+
+    let phase = report.phase("scanning _build");
+    let graph = Graph::new(project::scan(&args.project, &args.env)?);
+    entry.check(graph.module(&entry.module), call_args.len())?;
+    let closure = graph.closure(&entry.module);
+    let bytes: usize = closure.iter().map(|b| b.bytes.len()).sum();
+    phase.done(format!(
+        "closure of {}: {} modules, {} KiB",
+        entry.shown(),
+        closure.len(),
+        bytes.div_ceil(1024)
+    ));
+    for beam in &closure {
+        report.verbose(&format!("closure: {}", push::display_module(&beam.name)));
+    }
+
+    let ids = Identities::fresh();
+    // 0700 directory: the control socket and our Unix sockets are reachable by us alone.
+    let dir = tempfile::Builder::new()
+        .prefix("mix-remote-")
+        .tempdir()
+        .map_err(|error| RunError::Socket {
+            path: std::env::temp_dir().display().to_string(),
+            error,
+        })?;
+    let epmd_sock = dir.path().join("epmd.sock");
+    let listener_sock = dir.path().join("node.sock");
+    let dist_sock = dir.path().join("dist.sock");
+    let epmd_listener = bind(&epmd_sock)?;
+    let node_listener = bind(&listener_sock)?;
+
+    let own = Arc::new(Mutex::new(epmd::OwnNode {
+        name: ids.local.name().to_owned(),
+        port: 0,
+    }));
+    let (reg_tx, mut reg_rx) = mpsc::unbounded_channel();
+    let epmd_task = tokio::spawn(epmd::serve(epmd_listener, Arc::clone(&own), reg_tx));
+    let refuse_task = tokio::spawn(refuse_incoming(
+        node_listener,
+        node::dist::local_node(&ids.local, ids.creation),
+        Arc::clone(report),
+    ));
+
+    let target = Target {
+        host: args.host.clone(),
+        config: args.ssh_config.clone(),
+        options: args.ssh_options.clone(),
+    };
+    let phase = report.phase(format!("connecting to {}", args.host));
+    let lines = Arc::clone(report);
+    let host = args.host.clone();
+    let mut master = Master::start(
+        &target,
+        &dir.path().join("ctl"),
+        &remote_command,
+        move |line| lines.remote_line(&host, line),
+        |note| report.verbose(&note),
+    )?;
+    let connect = Duration::from_secs(args.connect_timeout);
+    let result = match timeout(
+        connect,
+        master.wait_for("connected", "the SSH session"),
+        "connecting",
+        &args.host,
+        " (raise it with --connect-timeout)",
+    )
+    .await
+    {
+        Ok(()) => {
+            phase.done(format!("connected to {}", args.host));
+            let session = Session {
+                args,
+                report,
+                ids: &ids,
+                own: &own,
+                dist_sock: &dist_sock,
+                epmd_sock: &epmd_sock,
+                listener_sock: &listener_sock,
+            };
+            session
+                .boot_and_call(&mut master, &mut reg_rx, &entry, &closure, call_args)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    let phase = report.phase("stopping remote node");
+    master.shutdown(TEARDOWN_GRACE).await;
+    epmd_task.abort();
+    refuse_task.abort();
+    drop(phase);
+    result
+}
+
+/// The names and secret of one run, all fresh.
+struct Identities {
+    local: NodeName,
+    remote: NodeName,
+    cookie: String,
+    creation: u32,
+}
+
+impl Identities {
+    fn fresh() -> Identities {
+        let tag: u64 = rand::random();
+        // 192 random bits, hex: a valid atom, never reused, never shown.
+        let cookie: String = (0..3).map(|_| format!("{:016x}", rand::random::<u64>())).collect();
+        Identities {
+            local: NodeName::new(&format!("mix_remote_cli_{tag:016x}"), "localhost")
+                .expect("valid node name"),
+            remote: NodeName::new(&format!("mix_remote_{tag:016x}"), "localhost")
+                .expect("valid node name"),
+            cookie,
+            creation: rand::random::<u32>() | 1,
+        }
+    }
+}
+
+/// The part of a run that happens on a live SSH connection.
+struct Session<'a> {
+    args: &'a RunArgs,
+    report: &'a Arc<Reporter>,
+    ids: &'a Identities,
+    own: &'a Mutex<epmd::OwnNode>,
+    dist_sock: &'a std::path::Path,
+    epmd_sock: &'a std::path::Path,
+    listener_sock: &'a std::path::Path,
+}
+
+impl Session<'_> {
+    async fn boot_and_call(
+        &self,
+        master: &mut Master,
+        registrations: &mut mpsc::UnboundedReceiver<epmd::Registration>,
+        entry: &Entry,
+        closure: &[&crate::beam::Beam],
+        call_args: Vec<Term>,
+    ) -> Result<Outcome, RunError> {
+        let host = &self.args.host;
+        let boot_limit = Duration::from_secs(self.args.boot_timeout);
+        let phase = self.report.phase("booting remote node");
+        let ports = master
+            .forward_remote(&[self.epmd_sock, self.listener_sock])
+            .await?;
+        let (epmd_port, our_port) = (ports[0], ports[1]);
+        self.own.lock().expect("own-node lock poisoned").port = our_port;
+        self.report.verbose(&format!(
+            "tunnels: remote 127.0.0.1:{epmd_port} -> our EPMD, remote 127.0.0.1:{our_port} -> our node"
+        ));
+        let input = boot::stdin_input(epmd_port, self.ids.remote.name(), &self.ids.cookie);
+        master.send(&input).await?;
+        timeout(
+            boot_limit,
+            master.wait_for("ready", "the remote node"),
+            "booting the remote node",
+            host,
+            " (raise it with --boot-timeout)",
+        )
+        .await?;
+        // The node registers before it reports ready, and we queue the registration before we
+        // answer it, so it is already here.
+        let dist_port = std::iter::from_fn(|| registrations.try_recv().ok())
+            .find(|r| r.name == self.ids.remote.name())
+            .map(|r| r.port)
+            .ok_or_else(|| RunError::NoRegistration(host.clone()))?;
+        master.forward_local(self.dist_sock, dist_port).await?;
+        self.report.verbose(&format!(
+            "tunnel: {} -> remote 127.0.0.1:{dist_port} ({})",
+            self.dist_sock.display(),
+            self.ids.remote
+        ));
+        let stream = UnixStream::connect(self.dist_sock)
+            .await
+            .map_err(|error| RunError::Socket {
+                path: self.dist_sock.display().to_string(),
+                error,
+            })?;
+        let log = Arc::clone(self.report);
+        let (node, io_requests) = Node::connect(
+            stream,
+            &self.ids.local,
+            self.ids.creation,
+            &self.ids.cookie,
+            &self.ids.remote.to_string(),
+            move |note| log.verbose(&note),
+        )
+        .await?;
+        let out = Arc::clone(self.report);
+        tokio::spawn(node::io::serve(Arc::clone(&node), io_requests, move |b| {
+            out.output(b)
+        }));
+        phase.done(format!("remote node {} up", self.ids.remote));
+
+        let phase = self.report.phase(format!("pushing {} modules", closure.len()));
+        let pushed = push::push(&node, closure, boot_limit).await?;
+        phase.done(format!(
+            "pushed {} modules ({} KiB)",
+            pushed.modules,
+            pushed.bytes.div_ceil(1024)
+        ));
+
+        let phase = self.report.phase(format!("calling {}", entry.shown()));
+        let outcome = invoke::invoke(&node, entry, call_args).await?;
+        phase.done(format!("{} finished", entry.shown()));
+        self.report
+            .verbose(&format!("{} remote calls after connect", node.calls()));
+        Ok(outcome)
+    }
+}
+
+fn parse_arguments(texts: &[String]) -> Result<Vec<Term>, RunError> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            args::parse(text).map_err(|error| RunError::Argument {
+                index: i + 1,
+                text: text.clone(),
+                error,
+            })
+        })
+        .collect()
+}
+
+fn bind(path: &std::path::Path) -> Result<UnixListener, RunError> {
+    UnixListener::bind(path).map_err(|error| RunError::Socket {
+        path: path.display().to_string(),
+        error,
+    })
+}
+
+async fn timeout<T, E: Into<RunError>>(
+    limit: Duration,
+    work: impl Future<Output = Result<T, E>>,
+    phase: &'static str,
+    host: &str,
+    hint: &'static str,
+) -> Result<T, RunError> {
+    match tokio::time::timeout(limit, work).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => Err(RunError::Timeout {
+            phase,
+            host: host.to_owned(),
+            secs: limit.as_secs(),
+            hint,
+        }),
+    }
+}
+
+/// Our node's listener, reached through the third tunnel: the run's one connection is the one we
+/// make, so any incoming handshake is refused (before the cookie is even challenged) and logged.
+async fn refuse_incoming(
+    listener: UnixListener,
+    local: erl_dist::node::LocalNode,
+    report: Arc<Reporter>,
+) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let local = local.clone();
+        let report = Arc::clone(&report);
+        tokio::spawn(async move {
+            let peer = node::dist::refuse(stream, local).await;
+            report.verbose(&format!(
+                "refused an incoming distribution connection from {}",
+                peer.as_deref().unwrap_or("an unnamed peer")
+            ));
+        });
+    }
+}

@@ -1,0 +1,298 @@
+//! One OpenSSH connection per run, driven through the system `ssh` client so that the user's
+//! `~/.ssh/config`, agent, ProxyJump and known_hosts all apply, and host keys are checked the
+//! OpenSSH way (we never relax `StrictHostKeyChecking`).
+//!
+//! The master connection's own session runs the remote boot command with its stdin piped from
+//! us: when the tool exits for any reason (even SIGKILL) that pipe closes, the remote node halts,
+//! the session ends, and a master without ControlPersist exits with it. Forwards are added on
+//! its control socket with `ssh -O forward`, which also reports the ports the server allocated.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+
+/// How many lines of the session's stderr are kept to explain a failure.
+const STDERR_TAIL: usize = 8;
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `[user@]host` as given to ssh.
+    pub host: String,
+    /// `-F FILE`: an ssh_config to use instead of the user's.
+    pub config: Option<PathBuf>,
+    /// `-o OPTION` pass-through, in order.
+    pub options: Vec<String>,
+}
+
+/// Why the SSH side failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    /// The `ssh` program could not be started.
+    #[error("cannot run ssh: {0}")]
+    Spawn(std::io::Error),
+    /// The connection or login failed; the text is what ssh said.
+    #[error("ssh to {host} failed: {said}")]
+    Connect {
+        /// The host at fault.
+        host: String,
+        /// ssh's own explanation (its last stderr line).
+        said: String,
+    },
+    /// The session ended before it reached the expected point.
+    #[error("{what} on {host} ended early{}", explain(.said))]
+    Ended {
+        /// What was running (e.g. "the remote node").
+        what: &'static str,
+        /// The host.
+        host: String,
+        /// The session's last stderr lines, if any.
+        said: String,
+    },
+    /// `elixir` was not found by the remote shell.
+    #[error("elixir not found on {host} (looked for `{elixir}` on the remote login PATH): install Elixir there or pass --elixir /path/to/elixir")]
+    NoElixir {
+        /// The host.
+        host: String,
+        /// The command or path that was looked for.
+        elixir: String,
+    },
+    /// `ssh -O forward` was refused.
+    #[error("port forwarding to {host} was refused ({said}): the server needs AllowTcpForwarding yes")]
+    Forward {
+        /// The host.
+        host: String,
+        /// What ssh said.
+        said: String,
+    },
+    /// Writing to the session failed.
+    #[error("the SSH session to {0} closed")]
+    Closed(String),
+}
+
+fn explain(said: &str) -> String {
+    if said.is_empty() {
+        String::new()
+    } else {
+        format!(": {said}")
+    }
+}
+
+/// The running master connection and its boot session.
+pub struct Master {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    control: PathBuf,
+    target: Target,
+    markers: mpsc::UnboundedReceiver<String>,
+    stderr: Arc<Mutex<VecDeque<String>>>,
+}
+
+/// Lines the boot session prints for us start with this; everything else is the node's output.
+pub const MARKER: &str = "mix-remote:";
+
+impl Master {
+    /// Connects to `target`, running `remote_command` as the master's session. Lines the session
+    /// prints that are not ours (the node's own stdout and stderr) go to `output`.
+    pub fn start(
+        target: &Target,
+        control: &Path,
+        remote_command: &str,
+        output: impl Fn(&str) + Send + Sync + 'static,
+        log: impl Fn(String),
+    ) -> Result<Master, SshError> {
+        let mut cmd = Command::new("ssh");
+        cmd.args(["-M", "-S"])
+            .arg(control)
+            .args(["-o", "ControlMaster=yes", "-o", "ControlPersist=no"])
+            .args(["-o", "ExitOnForwardFailure=yes", "-T"]);
+        add_target_options(&mut cmd, target);
+        cmd.arg("--").arg(&target.host).arg(remote_command);
+        log(format!("ssh: {}", describe(&cmd)));
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(SshError::Spawn)?;
+        let stdin = child.stdin.take();
+        let output = Arc::new(output);
+        let (tx, markers) = mpsc::unbounded_channel();
+        if let Some(stdout) = child.stdout.take() {
+            let output = Arc::clone(&output);
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stdout).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    match line.strip_prefix(MARKER) {
+                        Some(marker) => drop(tx.send(marker.to_owned())),
+                        None => output(&line),
+                    }
+                }
+            });
+        }
+        let stderr = Arc::new(Mutex::new(VecDeque::new()));
+        if let Some(err) = child.stderr.take() {
+            let tail = Arc::clone(&stderr);
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(err).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if !line.starts_with(MARKER) {
+                        output(&line);
+                    }
+                    let mut tail = tail.lock().expect("stderr lock poisoned");
+                    if tail.len() == STDERR_TAIL {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line);
+                }
+            });
+        }
+        Ok(Master {
+            child,
+            stdin,
+            control: control.to_owned(),
+            target: target.clone(),
+            markers,
+            stderr,
+        })
+    }
+
+    /// Waits until the boot session prints `mix-remote:<marker>`. If the session ends first, the
+    /// error says why, from ssh's exit status and the session's stderr.
+    pub async fn wait_for(&mut self, marker: &str, what: &'static str) -> Result<(), SshError> {
+        while let Some(line) = self.markers.recv().await {
+            if line == marker {
+                return Ok(());
+            }
+            if let Some(elixir) = line.strip_prefix("no-elixir ") {
+                return Err(SshError::NoElixir {
+                    host: self.target.host.clone(),
+                    elixir: elixir.to_owned(),
+                });
+            }
+        }
+        let status = self.child.wait().await.ok().and_then(|s| s.code());
+        let said = self.stderr_tail();
+        Err(if status == Some(255) {
+            SshError::Connect {
+                host: self.target.host.clone(),
+                said: said.lines().last().unwrap_or("no explanation").to_owned(),
+            }
+        } else {
+            SshError::Ended {
+                what,
+                host: self.target.host.clone(),
+                said,
+            }
+        })
+    }
+
+    /// Adds remote forwards `127.0.0.1:<allocated> -> local Unix socket`, one per path, and
+    /// returns the ports the server allocated, in the same order.
+    pub async fn forward_remote(&self, sockets: &[&Path]) -> Result<Vec<u16>, SshError> {
+        let mut cmd = self.control_command("forward");
+        for socket in sockets {
+            cmd.arg("-R")
+                .arg(format!("127.0.0.1:0:{}", socket.display()));
+        }
+        let out = self.run_control(cmd).await?;
+        let ports: Vec<u16> = out
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        if ports.len() != sockets.len() {
+            return Err(SshError::Forward {
+                host: self.target.host.clone(),
+                said: format!("expected {} allocated ports, got `{}`", sockets.len(), out.trim()),
+            });
+        }
+        Ok(ports)
+    }
+
+    /// Adds a local forward from the Unix socket `local` to `127.0.0.1:port` on the remote.
+    pub async fn forward_local(&self, local: &Path, port: u16) -> Result<(), SshError> {
+        let mut cmd = self.control_command("forward");
+        cmd.arg("-L")
+            .arg(format!("{}:127.0.0.1:{port}", local.display()));
+        self.run_control(cmd).await.map(drop)
+    }
+
+    /// Writes `bytes` to the boot session's stdin.
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), SshError> {
+        let host = self.target.host.clone();
+        let stdin = self.stdin.as_mut().ok_or(SshError::Closed(host.clone()))?;
+        stdin.write_all(bytes).await.map_err(|_| SshError::Closed(host.clone()))?;
+        stdin.flush().await.map_err(|_| SshError::Closed(host))
+    }
+
+    /// Ends the run on the remote and closes the connection: closing stdin halts the node, which
+    /// ends the session and so the master. If that takes longer than `grace`, the master is told
+    /// to exit, and killed as a last resort.
+    pub async fn shutdown(mut self, grace: Duration) {
+        self.stdin.take();
+        if tokio::time::timeout(grace, self.child.wait()).await.is_ok() {
+            return;
+        }
+        let exit = self.control_command("exit");
+        let _ = self.run_control(exit).await;
+        if tokio::time::timeout(grace, self.child.wait()).await.is_err() {
+            let _ = self.child.kill().await;
+        }
+    }
+
+    fn stderr_tail(&self) -> String {
+        let tail = self.stderr.lock().expect("stderr lock poisoned");
+        tail.iter().map(String::as_str).collect::<Vec<_>>().join(" | ")
+    }
+
+    fn control_command(&self, op: &str) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.arg("-S").arg(&self.control).args(["-O", op]);
+        add_target_options(&mut cmd, &self.target);
+        cmd
+    }
+
+    async fn run_control(&self, mut cmd: Command) -> Result<String, SshError> {
+        cmd.arg("--").arg(&self.target.host);
+        let out = cmd
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(SshError::Spawn)?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(SshError::Forward {
+                host: self.target.host.clone(),
+                said: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            })
+        }
+    }
+}
+
+fn add_target_options(cmd: &mut Command, target: &Target) {
+    if let Some(config) = &target.config {
+        cmd.arg("-F").arg(config);
+    }
+    for option in &target.options {
+        cmd.arg("-o").arg(option);
+    }
+}
+
+/// The command line, for `-v`. It never holds a secret: the cookie travels on stdin.
+fn describe(cmd: &Command) -> String {
+    let std = cmd.as_std();
+    std::iter::once(std.get_program())
+        .chain(std.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
