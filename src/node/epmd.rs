@@ -144,7 +144,10 @@ mod tests {
             })
         );
         assert_eq!(parse_alive2(&body[..9]), None);
-        assert_eq!(parse_alive2(b"\x00\x01\x4d\x00\x00\x06\x00\x05\xff\xffab"), None);
+        assert_eq!(
+            parse_alive2(b"\x00\x01\x4d\x00\x00\x06\x00\x05\xff\xffab"),
+            None
+        );
     }
 
     #[test]
