@@ -67,7 +67,11 @@ mod tests {
     #[test]
     fn launcher_is_one_quoted_word_for_any_shell() {
         let cmd = remote_command("~/.asdf/shims/elixir").unwrap();
-        let inner = cmd.strip_prefix("exec sh -c '").unwrap().strip_suffix('\'').unwrap();
+        let inner = cmd
+            .strip_prefix("exec sh -c '")
+            .unwrap()
+            .strip_suffix('\'')
+            .unwrap();
         assert!(!inner.contains('\''), "single quote inside the launcher");
         assert!(!inner.contains('\n'));
         assert!(!inner.contains('!'));

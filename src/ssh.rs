@@ -56,7 +56,9 @@ pub enum SshError {
         said: String,
     },
     /// `elixir` was not found by the remote shell.
-    #[error("elixir not found on {host} (looked for `{elixir}` on the remote login PATH): install Elixir there or pass --elixir /path/to/elixir")]
+    #[error(
+        "elixir not found on {host} (looked for `{elixir}` on the remote login PATH): install Elixir there or pass --elixir /path/to/elixir"
+    )]
     NoElixir {
         /// The host.
         host: String,
@@ -64,7 +66,9 @@ pub enum SshError {
         elixir: String,
     },
     /// `ssh -O forward` was refused.
-    #[error("port forwarding to {host} was refused ({said}): the server needs AllowTcpForwarding yes")]
+    #[error(
+        "port forwarding to {host} was refused ({said}): the server needs AllowTcpForwarding yes"
+    )]
     Forward {
         /// The host.
         host: String,
@@ -210,7 +214,11 @@ impl Master {
         if ports.len() != sockets.len() {
             return Err(SshError::Forward {
                 host: self.target.host.clone(),
-                said: format!("expected {} allocated ports, got `{}`", sockets.len(), out.trim()),
+                said: format!(
+                    "expected {} allocated ports, got `{}`",
+                    sockets.len(),
+                    out.trim()
+                ),
             });
         }
         Ok(ports)
@@ -228,7 +236,10 @@ impl Master {
     pub async fn send(&mut self, bytes: &[u8]) -> Result<(), SshError> {
         let host = self.target.host.clone();
         let stdin = self.stdin.as_mut().ok_or(SshError::Closed(host.clone()))?;
-        stdin.write_all(bytes).await.map_err(|_| SshError::Closed(host.clone()))?;
+        stdin
+            .write_all(bytes)
+            .await
+            .map_err(|_| SshError::Closed(host.clone()))?;
         stdin.flush().await.map_err(|_| SshError::Closed(host))
     }
 
@@ -242,14 +253,20 @@ impl Master {
         }
         let exit = self.control_command("exit");
         let _ = self.run_control(exit).await;
-        if tokio::time::timeout(grace, self.child.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.child.wait())
+            .await
+            .is_err()
+        {
             let _ = self.child.kill().await;
         }
     }
 
     fn stderr_tail(&self) -> String {
         let tail = self.stderr.lock().expect("stderr lock poisoned");
-        tail.iter().map(String::as_str).collect::<Vec<_>>().join(" | ")
+        tail.iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" | ")
     }
 
     fn control_command(&self, op: &str) -> Command {
