@@ -1,0 +1,162 @@
+//! Compiling the Mix projects under `fixtures/`.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// One cell per fixture name: compiled at most once per process.
+static COMPILED: Mutex<BTreeMap<String, Arc<OnceLock<PathBuf>>>> = Mutex::new(BTreeMap::new());
+
+/// Compiles the Mix project `fixtures/<name>` (relative to the workspace
+/// root) with `mix compile` (MIX_ENV=dev, output captured and shown only in
+/// the panic message on failure) into its own git-ignored `_build`, and
+/// returns the project directory.
+///
+/// Compilation is serialised across threads and processes by an exclusive
+/// lock on `mix-remote-fixture-<name>.lock` in [`std::env::temp_dir`], and
+/// happens once per process per fixture. Panics with a clear message if the
+/// fixture does not exist, if `mix` is missing, or if compilation fails.
+pub fn compiled_fixture(name: &str) -> PathBuf {
+    assert!(
+        !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']),
+        "testkit: invalid fixture name {name:?}"
+    );
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("fixtures")
+        .join(name);
+    let cell = COMPILED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(name.to_string())
+        .or_default()
+        .clone();
+    // A panic inside leaves the cell empty: the next caller tries (and reports) again.
+    cell.get_or_init(|| compile_project(&dir, name)).clone()
+}
+
+/// Runs `mix compile` in `dir` under the cross-process lock named after
+/// `lock_name`; returns the canonical project directory.
+pub(crate) fn compile_project(dir: &Path, lock_name: &str) -> PathBuf {
+    if !dir.join("mix.exs").is_file() {
+        panic!(
+            "testkit: fixture {lock_name:?}: no Mix project (mix.exs) in {}",
+            dir.display()
+        );
+    }
+    let dir = dir
+        .canonicalize()
+        .unwrap_or_else(|e| panic!("testkit: cannot resolve {}: {e}", dir.display()));
+
+    let lock_path = std::env::temp_dir().join(format!("mix-remote-fixture-{lock_name}.lock"));
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap_or_else(|e| panic!("testkit: cannot open {}: {e}", lock_path.display()));
+    lock.lock()
+        .unwrap_or_else(|e| panic!("testkit: cannot lock {}: {e}", lock_path.display()));
+
+    let output = Command::new("mix")
+        .arg("compile")
+        .current_dir(&dir)
+        .env("MIX_ENV", "dev")
+        // The project's own _build, whatever the caller's environment says.
+        .env_remove("MIX_BUILD_PATH")
+        .env_remove("MIX_BUILD_ROOT")
+        .env_remove("MIX_DEPS_PATH")
+        .env_remove("MIX_TARGET")
+        .stdin(Stdio::null())
+        .output();
+    let output = match output {
+        Ok(output) => output,
+        Err(e) if e.kind() == ErrorKind::NotFound => panic!(
+            "testkit: `mix` was not found on PATH; install Elixir (Debian: apt-get install elixir) \
+             to compile the fixture {lock_name:?}"
+        ),
+        Err(e) => panic!(
+            "testkit: cannot run `mix compile` in {}: {e}",
+            dir.display()
+        ),
+    };
+    if !output.status.success() {
+        panic!(
+            "testkit: `mix compile` of the fixture {lock_name:?} in {} failed ({}):\n{}{}",
+            dir.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    drop(lock); // closing the file releases the lock
+    dir
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiles_a_mix_project_into_its_own_build_dir() {
+        let project = tempfile::tempdir().unwrap();
+        std::fs::write(
+            project.path().join("mix.exs"),
+            "defmodule Probe.MixProject do\n  use Mix.Project\n  \
+             def project, do: [app: :probe, version: \"0.1.0\"]\nend\n",
+        )
+        .unwrap();
+        std::fs::create_dir(project.path().join("lib")).unwrap();
+        std::fs::write(
+            project.path().join("lib/probe.ex"),
+            "defmodule Probe do\n  def hi, do: :hi\nend\n",
+        )
+        .unwrap();
+        let lock_name = format!("testkit-selftest-{}", std::process::id());
+        let dir = compile_project(project.path(), &lock_name);
+        assert!(
+            dir.join("_build/dev/lib/probe/ebin/Elixir.Probe.beam")
+                .is_file()
+        );
+        let _ = std::fs::remove_file(
+            std::env::temp_dir().join(format!("mix-remote-fixture-{lock_name}.lock")),
+        );
+    }
+
+    #[test]
+    fn a_broken_project_panics_with_the_compiler_output() {
+        let project = tempfile::tempdir().unwrap();
+        std::fs::write(
+            project.path().join("mix.exs"),
+            "defmodule Broken.MixProject do\n  use Mix.Project\n  \
+             def project, do: [app: :broken, version: \"0.1.0\"]\nend\n",
+        )
+        .unwrap();
+        std::fs::create_dir(project.path().join("lib")).unwrap();
+        std::fs::write(
+            project.path().join("lib/broken.ex"),
+            "defmodule Broken do\n  def oops, do: undefined_thing()\nend\n",
+        )
+        .unwrap();
+        let lock_name = format!("testkit-selftest-broken-{}", std::process::id());
+        let err =
+            std::panic::catch_unwind(|| compile_project(project.path(), &lock_name)).unwrap_err();
+        let message = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(message.contains("mix compile"), "{message}");
+        assert!(message.contains("undefined_thing"), "{message}");
+        let _ = std::fs::remove_file(
+            std::env::temp_dir().join(format!("mix-remote-fixture-{lock_name}.lock")),
+        );
+    }
+
+    #[test]
+    fn a_missing_fixture_is_named_in_the_panic() {
+        let err =
+            std::panic::catch_unwind(|| compiled_fixture("no-such-fixture-here")).unwrap_err();
+        let message = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(message.contains("no-such-fixture-here"), "{message}");
+    }
+}

@@ -1,0 +1,69 @@
+//! Test harness for mix-remote: real OpenSSH servers to run it against, and
+//! the compiled Mix projects it runs.
+//!
+//! - [`Sshd::start`] starts a private `/usr/sbin/sshd` on 127.0.0.1 and a free
+//!   high port, with its own host key, user key, `authorized_keys`,
+//!   `known_hosts` and client `ssh_config`, all in a temporary directory.
+//!   Any user can run it; it logs in as the current user.
+//! - [`Sshd::start_in_netns`] (root only) starts the same server as a
+//!   "remote host" in a fresh network namespace joined to the host by a veth
+//!   pair (169.254.X.1/30 host side, 169.254.X.2/30 namespace side), with an
+//!   nftables firewall that only lets TCP/22 in; the server also listens on
+//!   2222, which the firewall blocks ([`Sshd::blocked_addr`]).
+//! - [`Sshd::session_processes`] lists what the sessions started, so tests
+//!   can prove that nothing is left behind on the "remote" side.
+//! - [`compiled_fixture`] compiles a Mix project of `fixtures/` once.
+//!
+//! Readiness is awaited by events (sshd's "Server listening on" lines), never
+//! by sleeping. Nothing uses a fixed port or name, so tests may run in
+//! parallel, in several threads and several processes, and again right
+//! after. Dropping an [`Sshd`] (also while a test panics) kills sshd and every
+//! process its sessions left, deletes the namespace with its veth pair, and
+//! removes the temporary directory. Nothing is printed on success, and the
+//! user's `~/.ssh` and `/etc/ssh` are never read or written: use the client
+//! with `ssh -F <Sshd::ssh_config()> <Sshd::host()>`.
+//!
+//! ```no_run
+//! let sshd = testkit::Sshd::start();
+//! let out = std::process::Command::new("ssh")
+//!     .arg("-F").arg(sshd.ssh_config())
+//!     .arg(sshd.host())
+//!     .arg("echo hello")
+//!     .output()
+//!     .unwrap();
+//! assert_eq!(out.stdout, b"hello\n");
+//! ```
+
+mod fixture;
+mod netns;
+mod procs;
+mod sshd;
+
+pub use fixture::compiled_fixture;
+pub use procs::Proc;
+pub use sshd::Sshd;
+
+/// True when running as root (netns tests possible).
+pub fn is_root() -> bool {
+    // The effective uid is the second number of the "Uid:" line.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+            line.split_whitespace().nth(2).map(|euid| euid == "0")
+        })
+        .unwrap_or(false)
+}
+
+/// For tests that need the netns host: true if they can run; if not root and
+/// env CI is set, panics ("the namespace test must run in CI: run as root");
+/// else false (the test returns early, silently).
+pub fn netns_available() -> bool {
+    if is_root() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!("the namespace test must run in CI: run as root");
+    }
+    false
+}
