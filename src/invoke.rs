@@ -26,7 +26,9 @@ pub enum EntryError {
     #[error("entry `{0}` is not of the form MyApp.Module.function or :erlang_module.function")]
     Syntax(String),
     /// The module is not in the project's build.
-    #[error("module {0} is not in this project's _build (is the project compiled, and the name right?)")]
+    #[error(
+        "module {0} is not in this project's _build (is the project compiled, and the name right?)"
+    )]
     UnknownModule(String),
     /// No exported function of that name and arity.
     #[error("{shown}/{arity} is not exported by {module}{hint}")]
@@ -56,7 +58,11 @@ impl Entry {
             return Err(syntax());
         }
         let module = if let Some(erl) = module.strip_prefix(':') {
-            if erl.is_empty() || !erl.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.') {
+            if erl.is_empty()
+                || !erl
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+            {
                 return Err(syntax());
             }
             erl.to_owned()
@@ -174,7 +180,15 @@ mod tests {
         );
         assert_eq!(Entry::parse(":demo_erl.add"), Ok(entry("demo_erl", "add")));
         assert_eq!(Entry::parse("A.valid?"), Ok(entry("Elixir.A", "valid?")));
-        for bad in ["process", "myapp.Worker.run", "MyApp.", ".run", ":.run", "A.b c", "A.1x"] {
+        for bad in [
+            "process",
+            "myapp.Worker.run",
+            "MyApp.",
+            ".run",
+            ":.run",
+            "A.b c",
+            "A.1x",
+        ] {
             assert!(Entry::parse(bad).is_err(), "{bad} accepted");
         }
     }

@@ -57,12 +57,17 @@ pub async fn push(node: &Node, modules: &[&Beam], timeout: Duration) -> Result<P
         .iter()
         .partition(|b| on_load.contains(&b.name.as_str()));
     if let Some(refused) = refusals(&atomic_load(node, &first, timeout).await?) {
-        let list: Vec<String> = refused.iter().map(|(m, why)| format!("{m} ({why})")).collect();
+        let list: Vec<String> = refused
+            .iter()
+            .map(|(m, why)| format!("{m} ({why})"))
+            .collect();
         return Err(PushError::Refused(list.join(", ")));
     }
     for beam in later {
         let args = vec![atom(&beam.name), charlist(beam), binary(beam)];
-        let reply = node.call("code", "load_binary", args, Some(timeout)).await?;
+        let reply = node
+            .call("code", "load_binary", args, Some(timeout))
+            .await?;
         if !matches!(&reply, Term::Tuple(t) if t.elements.first().is_some_and(|e| is_atom(e, "module")))
         {
             return Err(PushError::Refused(format!(
@@ -79,8 +84,13 @@ async fn atomic_load(node: &Node, modules: &[&Beam], timeout: Duration) -> Resul
         .iter()
         .map(|b| tuple(vec![atom(&b.name), charlist(b), binary(b)]))
         .collect();
-    node.call("code", "atomic_load", vec![List::from(batch).into()], Some(timeout))
-        .await
+    node.call(
+        "code",
+        "atomic_load",
+        vec![List::from(batch).into()],
+        Some(timeout),
+    )
+    .await
 }
 
 /// `None` for `ok`; the refused modules and reasons for `{error, [{Module, What}]}`.

@@ -15,6 +15,7 @@ pub struct Reporter {
 
 /// A phase in progress: finish it with [`Phase::done`], or drop it to clear its spinner.
 pub struct Phase {
+    bars: MultiProgress,
     bar: ProgressBar,
     started: Instant,
 }
@@ -45,6 +46,7 @@ impl Reporter {
         bar.set_message(message.into());
         bar.enable_steady_tick(Duration::from_millis(80));
         Phase {
+            bars: self.bars.clone(),
             bar,
             started: Instant::now(),
         }
@@ -75,26 +77,23 @@ impl Reporter {
 
     /// An error, always shown, as one line.
     pub fn error(&self, message: &str) {
-        self.bars.suspend(|| eprintln!("mix-remote: error: {message}"));
+        self.bars
+            .suspend(|| eprintln!("mix-remote: error: {message}"));
     }
 }
 
 impl Phase {
-    /// Marks the phase done, leaving `summary` and its duration on screen.
+    /// Marks the phase done, leaving `summary` and its duration on screen above the live bars.
     pub fn done(self, summary: impl Into<String>) {
-        self.bar.set_style(
-            ProgressStyle::with_template("{prefix:.green} {msg}").expect("static template"),
-        );
-        self.bar.set_prefix("✓");
         let ms = self.started.elapsed().as_millis();
-        self.bar.finish_with_message(format!("{} ({ms} ms)", summary.into()));
+        // A permanent line rather than a finished bar: output printed later cannot erase it.
+        let _ = self.bars.println(format!("✓ {} ({ms} ms)", summary.into()));
     }
 }
 
 impl Drop for Phase {
     fn drop(&mut self) {
-        if !self.bar.is_finished() {
-            self.bar.finish_and_clear();
-        }
+        self.bar.finish_and_clear();
+        self.bars.remove(&self.bar);
     }
 }

@@ -260,7 +260,9 @@ impl Identities {
     fn fresh() -> Identities {
         let tag: u64 = rand::random();
         // 192 random bits, hex: a valid atom, never reused, never shown.
-        let cookie: String = (0..3).map(|_| format!("{:016x}", rand::random::<u64>())).collect();
+        let cookie: String = (0..3)
+            .map(|_| format!("{:016x}", rand::random::<u64>()))
+            .collect();
         Identities {
             local: NodeName::new(&format!("mix_remote_cli_{tag:016x}"), "localhost")
                 .expect("valid node name"),
@@ -325,12 +327,13 @@ impl Session<'_> {
             self.dist_sock.display(),
             self.ids.remote
         ));
-        let stream = UnixStream::connect(self.dist_sock)
-            .await
-            .map_err(|error| RunError::Socket {
-                path: self.dist_sock.display().to_string(),
-                error,
-            })?;
+        let stream =
+            UnixStream::connect(self.dist_sock)
+                .await
+                .map_err(|error| RunError::Socket {
+                    path: self.dist_sock.display().to_string(),
+                    error,
+                })?;
         let log = Arc::clone(self.report);
         let (node, io_requests) = Node::connect(
             stream,
@@ -347,7 +350,9 @@ impl Session<'_> {
         }));
         phase.done(format!("remote node {} up", self.ids.remote));
 
-        let phase = self.report.phase(format!("pushing {} modules", closure.len()));
+        let phase = self
+            .report
+            .phase(format!("pushing {} modules", closure.len()));
         let pushed = push::push(&node, closure, boot_limit).await?;
         phase.done(format!(
             "pushed {} modules ({} KiB)",
