@@ -1,0 +1,299 @@
+//! End-to-end tests of `mix-remote run`: a real sshd started by the harness, a real remote BEAM,
+//! the fixture project compiled by a real `mix`.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use testkit::Sshd;
+
+/// Generous: a cold run takes about a second here, but CI machines are shared.
+const RUN_LIMIT: Duration = Duration::from_secs(120);
+/// How long the remote may take to clean up after the tool has exited.
+const CLEANUP_LIMIT: Duration = Duration::from_secs(5);
+
+struct Output {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn tool(sshd: &Sshd, project: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mix-remote"));
+    cmd.arg("run")
+        .arg("--host")
+        .arg(sshd.host())
+        .arg("-F")
+        .arg(sshd.ssh_config())
+        .args(args)
+        .current_dir(project)
+        .env_remove("MIX_ENV")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Waits for `child` (killing it past `RUN_LIMIT`) and collects its output.
+fn finish(mut child: Child) -> Output {
+    let out = read_all(child.stdout.take());
+    let err = read_all(child.stderr.take());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for mix-remote") {
+            break status;
+        }
+        if started.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mix-remote did not finish within {RUN_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        code: status.code(),
+        stdout: out.join().expect("stdout reader").expect("utf-8 stdout"),
+        stderr: err.join().expect("stderr reader").expect("utf-8 stderr"),
+    }
+}
+
+/// Reads a pipe to its end on a thread (empty if the caller already took it).
+fn read_all(
+    pipe: Option<impl Read + Send + 'static>,
+) -> std::thread::JoinHandle<std::io::Result<String>> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut pipe) = pipe {
+            pipe.read_to_string(&mut s)?;
+        }
+        Ok(s)
+    })
+}
+
+fn run(sshd: &Sshd, args: &[&str]) -> Output {
+    let project = testkit::compiled_fixture("demo");
+    let child = tool(sshd, &project, args)
+        .spawn()
+        .expect("spawn mix-remote");
+    let out = finish(child);
+    assert_remote_clean(sshd);
+    out
+}
+
+fn assert_remote_clean(sshd: &Sshd) {
+    if let Err(left) = sshd.wait_until_no_session_processes(CLEANUP_LIMIT) {
+        panic!("processes of the run remain on the remote: {left:?}");
+    }
+}
+
+const PROCESS_OUTPUT: &str = "processing batch-7\nerlang says batch-7\n\
+    %{items: [1, :two, \"three\"], label: \"batch-7\", total: %Demo.Money{amount: 126, currency: :eur}}\n";
+
+#[test]
+fn returns_the_result_and_streams_output() {
+    let sshd = Sshd::start();
+    let out = run(&sshd, &["Demo.Worker.process", "--", "42", "\"batch-7\""]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, PROCESS_OUTPUT);
+}
+
+#[test]
+fn a_raise_or_throw_exits_1_with_the_elixir_formatted_exception() {
+    let sshd = Sshd::start();
+    let out = run(&sshd, &["Demo.Worker.fail", "--", "\"bad input\""]);
+    assert_eq!(out.code, Some(1), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, "about to fail\n");
+    assert!(
+        out.stderr.contains("** (ArgumentError) bad input\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("lib/demo/worker.ex:") && out.stderr.contains("Demo.Worker.fail/1"),
+        "no stacktrace in: {}",
+        out.stderr
+    );
+
+    let out = run(&sshd, &["Demo.Worker.throw_it", "--", "{:oops, 1}"]);
+    assert_eq!(out.code, Some(1), "stderr: {}", out.stderr);
+    assert!(
+        out.stderr.contains("** (throw) {:oops, 1}"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn erlang_entries_and_argument_literals_arrive_intact() {
+    let sshd = Sshd::start();
+    let out = run(&sshd, &[":demo_erl.add", "--", "40", "2"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "42\n"),
+        "{}",
+        out.stderr
+    );
+
+    let out = run(
+        &sshd,
+        &[
+            "Demo.Worker.echo",
+            "--",
+            "[1, :a, -2.5, nil]",
+            "%{\"k\" => {true, Demo.Money}, b: [x: 1]}",
+            "123456789012345678901234567890",
+        ],
+    );
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "{[1, :a, -2.5, nil], %{:b => [x: 1], \"k\" => {true, Demo.Money}}, 123456789012345678901234567890}\n"
+    );
+}
+
+#[test]
+fn pushes_exactly_the_closure_of_the_entry() {
+    let sshd = Sshd::start();
+    let out = run(
+        &sshd,
+        &[
+            "Demo.Probe.loaded",
+            "--",
+            "[Demo.Probe, Demo.Worker, Demo.Money, Demo.Unused, :demo_erl]",
+        ],
+    );
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, "[Demo.Probe]\n");
+}
+
+#[test]
+fn the_cookie_never_appears_in_a_command_line_or_environment() {
+    // The probe runs on the remote node while the whole run is live. The test host is this
+    // machine, so it sees the tool, ssh, sshd and the node alike.
+    let sshd = Sshd::start();
+    let out = run(&sshd, &["-v", "Demo.Probe.cookie_exposure"]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, "{48, []}\n");
+}
+
+#[test]
+fn bad_entries_and_arguments_fail_before_connecting() {
+    // The sshd's log shows whether anything connected: nothing may.
+    let sshd = Sshd::start();
+    let project = testkit::compiled_fixture("demo");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["Demo.Nope.run"],
+            "module Demo.Nope is not in this project's _build",
+        ),
+        (
+            &["Demo.Worker.nope", "--", "1"],
+            "Demo.Worker.nope/1 is not exported by Demo.Worker",
+        ),
+        (
+            &["Demo.Worker.process", "--", "1"],
+            "(it exports process/2: pass that many arguments after --)",
+        ),
+        (
+            &["Demo.Worker.process", "--", "1", "[1,"],
+            "argument 2 `[1,`",
+        ),
+        (&["demo.worker.process"], "is not of the form"),
+        (
+            &["Demo.Worker.process", "--env", "nope", "--", "1", "2"],
+            "no compiled build at",
+        ),
+    ];
+    for (args, expected) in cases {
+        let args = [&["-o", "ProxyCommand=false"], *args].concat();
+        let out = finish(
+            tool(&sshd, &project, &args)
+                .spawn()
+                .expect("spawn mix-remote"),
+        );
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(expected), "{args:?}: {}", out.stderr);
+        assert!(out.stdout.is_empty());
+    }
+    assert!(
+        !sshd.log().contains("Accepted"),
+        "a connection was made: {}",
+        sshd.log()
+    );
+}
+
+#[test]
+fn a_missing_remote_elixir_is_a_clear_error() {
+    let sshd = Sshd::start();
+    let out = run(
+        &sshd,
+        &[
+            "--elixir",
+            "/nonexistent/bin/elixir",
+            ":demo_erl.add",
+            "--",
+            "1",
+            "2",
+        ],
+    );
+    assert_eq!(out.code, Some(3), "stderr: {}", out.stderr);
+    assert!(
+        out.stderr.contains("elixir not found on") && out.stderr.contains("--elixir"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn ctrl_c_stops_the_remote_node() {
+    let sshd = Sshd::start();
+    let project = testkit::compiled_fixture("demo");
+    let mut child = tool(&sshd, &project, &["Demo.Worker.sleep_forever"])
+        .spawn()
+        .expect("spawn mix-remote");
+    // Wait for the function to announce itself: the node is up and the call is running.
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b"sleeping\n") {
+        match stdout.read(&mut byte) {
+            Ok(1) => seen.push(byte[0]),
+            _ => panic!("mix-remote ended before the call started: {seen:?}"),
+        }
+    }
+    assert!(
+        sshd.session_processes()
+            .iter()
+            .any(|p| p.cmdline.contains("beam")),
+        "no remote node while the call runs: {:?}",
+        sshd.session_processes()
+    );
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    let out = finish(child);
+    assert_eq!(out.code, Some(130), "stderr: {}", out.stderr);
+    assert_remote_clean(&sshd);
+}
+
+#[test]
+fn through_a_firewalled_namespace_host_distribution_travels_only_inside_ssh() {
+    if !testkit::netns_available() {
+        return;
+    }
+    let sshd = Sshd::start_in_netns();
+    let blocked = sshd
+        .blocked_addr()
+        .expect("namespace host has a blocked port");
+    assert!(
+        std::net::TcpStream::connect_timeout(&blocked, Duration::from_secs(1)).is_err(),
+        "the firewall lets {blocked} through"
+    );
+    let out = run(&sshd, &["Demo.Worker.process", "--", "42", "\"batch-7\""]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, PROCESS_OUTPUT);
+}
