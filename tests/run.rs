@@ -246,15 +246,13 @@ fn a_missing_remote_elixir_is_a_clear_error() {
     );
 }
 
-#[test]
-fn ctrl_c_stops_the_remote_node() {
-    let sshd = Sshd::start();
+/// Starts `Demo.Worker.sleep_forever` and returns once the call is running on the remote.
+fn start_sleeper(sshd: &Sshd) -> Child {
     let project = testkit::compiled_fixture("demo");
-    let mut child = tool(&sshd, &project, &["Demo.Worker.sleep_forever"])
+    let mut child = tool(sshd, &project, &["Demo.Worker.sleep_forever"])
         .spawn()
         .expect("spawn mix-remote");
-    // Wait for the function to announce itself: the node is up and the call is running.
-    let mut stdout = child.stdout.take().expect("piped stdout");
+    let stdout = child.stdout.as_mut().expect("piped stdout");
     let mut seen = Vec::new();
     let mut byte = [0u8; 1];
     while !seen.ends_with(b"sleeping\n") {
@@ -270,14 +268,54 @@ fn ctrl_c_stops_the_remote_node() {
         "no remote node while the call runs: {:?}",
         sshd.session_processes()
     );
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+    child
+}
+
+fn signal(child: &Child, name: &str) {
+    let sent = Command::new("kill")
+        .args([name, &child.id().to_string()])
         .status()
         .expect("run kill");
-    assert!(killed.success());
+    assert!(sent.success());
+}
+
+/// Local ssh processes of runs against `sshd` (their command line names its ssh_config).
+fn local_ssh_processes(sshd: &Sshd) -> Vec<String> {
+    let config = sshd.ssh_config().display().to_string();
+    std::fs::read_dir("/proc")
+        .expect("read /proc")
+        .filter_map(|entry| std::fs::read(entry.ok()?.path().join("cmdline")).ok())
+        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+        .filter(|cmd| cmd.starts_with("ssh ") && cmd.contains(&config))
+        .collect()
+}
+
+#[test]
+fn ctrl_c_stops_the_remote_node() {
+    let sshd = Sshd::start();
+    let child = start_sleeper(&sshd);
+    signal(&child, "-INT");
     let out = finish(child);
     assert_eq!(out.code, Some(130), "stderr: {}", out.stderr);
     assert_remote_clean(&sshd);
+    assert_eq!(local_ssh_processes(&sshd), Vec::<String>::new());
+}
+
+#[test]
+fn a_killed_tool_leaves_no_remote_node_and_no_ssh_master() {
+    // SIGKILL gives the tool no chance to clean up: the remote node must still go, because the
+    // master's stdin pipe closes with the process, and the master must exit with its session.
+    let sshd = Sshd::start();
+    let child = start_sleeper(&sshd);
+    signal(&child, "-KILL");
+    let out = finish(child);
+    assert_eq!(out.code, None, "not killed by the signal");
+    assert_remote_clean(&sshd);
+    let started = Instant::now();
+    while !local_ssh_processes(&sshd).is_empty() && started.elapsed() < CLEANUP_LIMIT {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(local_ssh_processes(&sshd), Vec::<String>::new());
 }
 
 #[test]
