@@ -117,7 +117,7 @@ fn chunks(data: &[u8]) -> Result<Vec<Chunk<'_>>, BeamErrorKind> {
     let body = data
         .get(8..8usize.saturating_add(declared))
         .ok_or(BeamErrorKind::Truncated("container"))?;
-    let mut rest = &body[4..];
+    let mut rest = body.get(4..).ok_or(BeamErrorKind::Truncated("container"))?;
     let mut out = Vec::new();
     while rest.len() >= 8 {
         let id = [rest[0], rest[1], rest[2], rest[3]];
@@ -320,6 +320,11 @@ pub(crate) mod tests {
         for cut in 0..good.len() {
             let _ = parse(Path::new("x"), good[..cut].to_vec());
         }
+        let empty_form = b"FOR1\0\0\0\0BEAM".to_vec();
+        assert!(matches!(
+            parse(Path::new("x"), empty_form),
+            Err(BeamErrorKind::Truncated(_))
+        ));
         let huge_count = container(&[(b"AtU8", u32::MAX.to_be_bytes().to_vec())]);
         assert!(parse(Path::new("x"), huge_count).is_err());
         let bad_index = container(&[(b"AtU8", old_atoms(&["a"])), (b"ExpT", exports(&[(9, 0)]))]);

@@ -32,11 +32,11 @@ pub fn remote_command(elixir: &str) -> Result<String, BootError> {
 }
 
 /// Everything the boot session reads from stdin, in order: the EPMD port (read by the launcher),
-/// the boot program as one line of Elixir, then the node name and the cookie (read by the
-/// program). The stream then stays open: its end halts the node.
-pub fn stdin_input(epmd_port: u16, node_name: &str, cookie: &str) -> Vec<u8> {
+/// the boot program as one line of Elixir, then the remote node's full name, the cookie and our
+/// node's full name (read by the program). The stream then stays open: its end halts the node.
+pub fn stdin_input(epmd_port: u16, remote_node: &str, cookie: &str, our_node: &str) -> Vec<u8> {
     format!(
-        "{epmd_port}\nCode.eval_string(\"{}\")\n{node_name}\n{cookie}\n",
+        "{epmd_port}\nCode.eval_string(\"{}\")\n{remote_node}\n{cookie}\n{our_node}\n",
         elixir_string_body(PROGRAM)
     )
     .into_bytes()
@@ -88,9 +88,13 @@ mod tests {
     #[test]
     fn program_travels_as_one_line_without_interpolation() {
         assert_eq!(elixir_string_body("a\"#{b}\\\n"), "a\\\"\\#{b}\\\\\\n");
-        let input = String::from_utf8(stdin_input(4000, "n", "c")).unwrap();
+        let input =
+            String::from_utf8(stdin_input(4000, "r@localhost", "c", "t@localhost")).unwrap();
         let lines: Vec<&str> = input.lines().collect();
-        assert_eq!(lines.len(), 4);
-        assert_eq!((lines[0], lines[2], lines[3]), ("4000", "n", "c"));
+        assert_eq!(lines.len(), 5);
+        assert_eq!(
+            (lines[0], lines[2], lines[3], lines[4]),
+            ("4000", "r@localhost", "c", "t@localhost")
+        );
     }
 }

@@ -1,15 +1,14 @@
 //! The `run` command: every stage of the data flow wired together, with teardown on every path.
 //!
-//! scan -> closure -> ssh master -> reverse forwards (EPMD, our node) -> boot -> registration ->
-//! forward to the node's dist port -> handshake -> push -> call -> teardown.
+//! scan -> closure -> ssh master -> reverse forwards (our EPMD, our node) -> boot -> the remote
+//! node connects back and handshakes -> push -> call -> teardown.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use erl_dist::node::NodeName;
 use erl_dist::term::Term;
-use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::mpsc;
+use tokio::net::UnixListener;
 
 use crate::args::{self, LiteralError};
 use crate::boot::{self, BootError};
@@ -78,9 +77,6 @@ pub enum RunError {
         /// The OS error.
         error: std::io::Error,
     },
-    /// The remote node booted but did not register with our EPMD.
-    #[error("the remote node on {0} did not register with EPMD")]
-    NoRegistration(String),
     /// A phase took too long.
     #[error("timed out {phase} on {host} after {secs} s{hint}")]
     Timeout {
@@ -175,6 +171,7 @@ async fn run(args: &RunArgs, report: &Arc<Reporter>) -> Result<Outcome, RunError
     // 0700 directory: the control socket and our Unix sockets are reachable by us alone.
     let dir = tempfile::Builder::new()
         .prefix("mix-remote-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()
         .map_err(|error| RunError::Socket {
             path: std::env::temp_dir().display().to_string(),
@@ -182,21 +179,8 @@ async fn run(args: &RunArgs, report: &Arc<Reporter>) -> Result<Outcome, RunError
         })?;
     let epmd_sock = dir.path().join("epmd.sock");
     let listener_sock = dir.path().join("node.sock");
-    let dist_sock = dir.path().join("dist.sock");
     let epmd_listener = bind(&epmd_sock)?;
     let node_listener = bind(&listener_sock)?;
-
-    let own = Arc::new(Mutex::new(epmd::OwnNode {
-        name: ids.local.name().to_owned(),
-        port: 0,
-    }));
-    let (reg_tx, mut reg_rx) = mpsc::unbounded_channel();
-    let epmd_task = tokio::spawn(epmd::serve(epmd_listener, Arc::clone(&own), reg_tx));
-    let refuse_task = tokio::spawn(refuse_incoming(
-        node_listener,
-        node::dist::local_node(&ids.local, ids.creation),
-        Arc::clone(report),
-    ));
 
     let target = Target {
         host: args.host.clone(),
@@ -229,21 +213,21 @@ async fn run(args: &RunArgs, report: &Arc<Reporter>) -> Result<Outcome, RunError
                 args,
                 report,
                 ids: &ids,
-                own: &own,
-                dist_sock: &dist_sock,
                 epmd_sock: &epmd_sock,
                 listener_sock: &listener_sock,
             };
+            let listeners = Listeners {
+                epmd: epmd_listener,
+                node: node_listener,
+            };
             session
-                .boot_and_call(&mut master, &mut reg_rx, &entry, &closure, call_args)
+                .boot_and_call(&mut master, listeners, &entry, &closure, call_args)
                 .await
         }
         Err(e) => Err(e),
     };
     let phase = report.phase("stopping remote node");
     master.shutdown(TEARDOWN_GRACE).await;
-    epmd_task.abort();
-    refuse_task.abort();
     drop(phase);
     result
 }
@@ -279,8 +263,6 @@ struct Session<'a> {
     args: &'a RunArgs,
     report: &'a Arc<Reporter>,
     ids: &'a Identities,
-    own: &'a Mutex<epmd::OwnNode>,
-    dist_sock: &'a std::path::Path,
     epmd_sock: &'a std::path::Path,
     listener_sock: &'a std::path::Path,
 }
@@ -289,7 +271,7 @@ impl Session<'_> {
     async fn boot_and_call(
         &self,
         master: &mut Master,
-        registrations: &mut mpsc::UnboundedReceiver<epmd::Registration>,
+        listeners: Listeners,
         entry: &Entry,
         closure: &[&crate::beam::Beam],
         call_args: Vec<Term>,
@@ -301,53 +283,59 @@ impl Session<'_> {
             .forward_remote(&[self.epmd_sock, self.listener_sock])
             .await?;
         let (epmd_port, our_port) = (ports[0], ports[1]);
-        self.own.lock().expect("own-node lock poisoned").port = our_port;
         self.report.verbose(&format!(
-            "tunnels: remote 127.0.0.1:{epmd_port} -> our EPMD, remote 127.0.0.1:{our_port} -> our node"
+            "tunnels: remote 127.0.0.1:{epmd_port} -> our EPMD, remote 127.0.0.1:{our_port} -> our node {}",
+            self.ids.local
         ));
-        let input = boot::stdin_input(epmd_port, self.ids.remote.name(), &self.ids.cookie);
+        let own = Arc::new(epmd::OwnNode {
+            name: self.ids.local.name().to_owned(),
+            port: our_port,
+        });
+        let _epmd = AbortOnDrop(tokio::spawn(epmd::serve(listeners.epmd, own)));
+        let input = boot::stdin_input(
+            epmd_port,
+            &self.ids.remote.to_string(),
+            &self.ids.cookie,
+            &self.ids.local.to_string(),
+        );
         master.send(&input).await?;
-        timeout(
+        let log = Arc::clone(self.report);
+        let remote = self.ids.remote.to_string();
+        let accept = Node::accept(
+            &listeners.node,
+            &self.ids.local,
+            self.ids.creation,
+            &self.ids.cookie,
+            &remote,
+            move |note: String| log.verbose(&note),
+        );
+        // The node connecting back with our cookie is the readiness signal; the session ending
+        // first means the boot failed, and says why.
+        let connected = async {
+            tokio::select! {
+                node = accept => node.map_err(RunError::from),
+                failure = master.failure("the remote node") => Err(failure.into()),
+            }
+        };
+        let (node, io_requests) = timeout(
             boot_limit,
-            master.wait_for("ready", "the remote node"),
+            connected,
             "booting the remote node",
             host,
             " (raise it with --boot-timeout)",
         )
         .await?;
-        // The node registers before it reports ready, and we queue the registration before we
-        // answer it, so it is already here.
-        let dist_port = std::iter::from_fn(|| registrations.try_recv().ok())
-            .find(|r| r.name == self.ids.remote.name())
-            .map(|r| r.port)
-            .ok_or_else(|| RunError::NoRegistration(host.clone()))?;
-        master.forward_local(self.dist_sock, dist_port).await?;
-        self.report.verbose(&format!(
-            "tunnel: {} -> remote 127.0.0.1:{dist_port} ({})",
-            self.dist_sock.display(),
-            self.ids.remote
-        ));
-        let stream =
-            UnixStream::connect(self.dist_sock)
-                .await
-                .map_err(|error| RunError::Socket {
-                    path: self.dist_sock.display().to_string(),
-                    error,
-                })?;
-        let log = Arc::clone(self.report);
-        let (node, io_requests) = Node::connect(
-            stream,
-            &self.ids.local,
-            self.ids.creation,
-            &self.ids.cookie,
-            &self.ids.remote.to_string(),
-            move |note| log.verbose(&note),
-        )
-        .await?;
+        let _refuse = AbortOnDrop(tokio::spawn(refuse_incoming(
+            listeners.node,
+            node::dist::local_node(&self.ids.local, self.ids.creation),
+            Arc::clone(self.report),
+        )));
         let out = Arc::clone(self.report);
-        tokio::spawn(node::io::serve(Arc::clone(&node), io_requests, move |b| {
-            out.output(b)
-        }));
+        tokio::spawn(node::io::serve(
+            Arc::clone(&node),
+            io_requests,
+            Arc::new(move |b: &[u8]| out.output(b)),
+        ));
         phase.done(format!("remote node {} up", self.ids.remote));
 
         let phase = self
@@ -366,6 +354,21 @@ impl Session<'_> {
         self.report
             .verbose(&format!("{} remote calls after connect", node.calls()));
         Ok(outcome)
+    }
+}
+
+/// The run's two local listeners, reached from the server through the reverse forwards.
+struct Listeners {
+    epmd: UnixListener,
+    node: UnixListener,
+}
+
+/// Aborts a background task when the run that started it ends, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -408,8 +411,8 @@ async fn timeout<T, E: Into<RunError>>(
     }
 }
 
-/// Our node's listener, reached through the third tunnel: the run's one connection is the one we
-/// make, so any incoming handshake is refused (before the cookie is even challenged) and logged.
+/// Our node's listener after the remote node has connected: a run has exactly one connection, so
+/// any further handshake is refused (before the cookie is even challenged) and logged.
 async fn refuse_incoming(
     listener: UnixListener,
     local: erl_dist::node::LocalNode,

@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
@@ -129,34 +129,26 @@ impl Master {
         let stdin = child.stdin.take();
         let output = Arc::new(output);
         let (tx, markers) = mpsc::unbounded_channel();
+        let stderr = Arc::new(Mutex::new(VecDeque::new()));
         if let Some(stdout) = child.stdout.take() {
             let output = Arc::clone(&output);
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stdout).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    match line.strip_prefix(MARKER) {
-                        Some(marker) => drop(tx.send(marker.to_owned())),
-                        None => output(&line),
-                    }
+            tokio::spawn(each_line(stdout, move |line| {
+                match line.strip_prefix(MARKER) {
+                    Some(marker) => drop(tx.send(marker.to_owned())),
+                    None => output(&line),
                 }
-            });
+            }));
         }
-        let stderr = Arc::new(Mutex::new(VecDeque::new()));
         if let Some(err) = child.stderr.take() {
             let tail = Arc::clone(&stderr);
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(err).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if !line.starts_with(MARKER) {
-                        output(&line);
-                    }
-                    let mut tail = tail.lock().expect("stderr lock poisoned");
-                    if tail.len() == STDERR_TAIL {
-                        tail.pop_front();
-                    }
-                    tail.push_back(line);
+            tokio::spawn(each_line(err, move |line| {
+                output(&line);
+                let mut tail = tail.lock().expect("stderr lock poisoned");
+                if tail.len() == STDERR_TAIL {
+                    tail.pop_front();
                 }
-            });
+                tail.push_back(line);
+            }));
         }
         Ok(Master {
             child,
@@ -168,8 +160,8 @@ impl Master {
         })
     }
 
-    /// Waits until the boot session prints `mix-remote:<marker>`. If the session ends first, the
-    /// error says why, from ssh's exit status and the session's stderr.
+    /// Waits until the boot session prints `mix-remote:<marker>`; if the session ends first, the
+    /// error says why.
     pub async fn wait_for(&mut self, marker: &str, what: &'static str) -> Result<(), SshError> {
         while let Some(line) = self.markers.recv().await {
             if line == marker {
@@ -182,20 +174,30 @@ impl Master {
                 });
             }
         }
+        Err(self.ended(what).await)
+    }
+
+    /// Resolves when the session ends (it should not, while a run is going on), with the reason
+    /// taken from ssh's exit status and the session's stderr. `what` names what was running.
+    pub async fn failure(&mut self, what: &'static str) -> SshError {
+        while self.markers.recv().await.is_some() {}
+        self.ended(what).await
+    }
+
+    async fn ended(&mut self, what: &'static str) -> SshError {
         let status = self.child.wait().await.ok().and_then(|s| s.code());
-        let said = self.stderr_tail();
-        Err(if status == Some(255) {
-            SshError::Connect {
-                host: self.target.host.clone(),
-                said: said.lines().last().unwrap_or("no explanation").to_owned(),
-            }
+        let tail = self.stderr.lock().expect("stderr lock poisoned").clone();
+        let host = self.target.host.clone();
+        if status == Some(255) {
+            let said = tail
+                .back()
+                .cloned()
+                .unwrap_or_else(|| "no explanation".into());
+            SshError::Connect { host, said }
         } else {
-            SshError::Ended {
-                what,
-                host: self.target.host.clone(),
-                said,
-            }
-        })
+            let said = tail.into_iter().collect::<Vec<_>>().join(" | ");
+            SshError::Ended { what, host, said }
+        }
     }
 
     /// Adds remote forwards `127.0.0.1:<allocated> -> local Unix socket`, one per path, and
@@ -206,7 +208,13 @@ impl Master {
             cmd.arg("-R")
                 .arg(format!("127.0.0.1:0:{}", socket.display()));
         }
-        let out = self.run_control(cmd).await?;
+        let out = self
+            .run_control(cmd)
+            .await
+            .map_err(|said| SshError::Forward {
+                host: self.target.host.clone(),
+                said,
+            })?;
         let ports: Vec<u16> = out
             .split_whitespace()
             .filter_map(|w| w.parse().ok())
@@ -222,14 +230,6 @@ impl Master {
             });
         }
         Ok(ports)
-    }
-
-    /// Adds a local forward from the Unix socket `local` to `127.0.0.1:port` on the remote.
-    pub async fn forward_local(&self, local: &Path, port: u16) -> Result<(), SshError> {
-        let mut cmd = self.control_command("forward");
-        cmd.arg("-L")
-            .arg(format!("{}:127.0.0.1:{port}", local.display()));
-        self.run_control(cmd).await.map(drop)
     }
 
     /// Writes `bytes` to the boot session's stdin.
@@ -251,22 +251,13 @@ impl Master {
         if tokio::time::timeout(grace, self.child.wait()).await.is_ok() {
             return;
         }
-        let exit = self.control_command("exit");
-        let _ = self.run_control(exit).await;
+        let _ = self.run_control(self.control_command("exit")).await;
         if tokio::time::timeout(grace, self.child.wait())
             .await
             .is_err()
         {
             let _ = self.child.kill().await;
         }
-    }
-
-    fn stderr_tail(&self) -> String {
-        let tail = self.stderr.lock().expect("stderr lock poisoned");
-        tail.iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join(" | ")
     }
 
     fn control_command(&self, op: &str) -> Command {
@@ -276,21 +267,36 @@ impl Master {
         cmd
     }
 
-    async fn run_control(&self, mut cmd: Command) -> Result<String, SshError> {
+    /// Runs an `ssh -O` request; its stdout on success, what it said on failure.
+    async fn run_control(&self, mut cmd: Command) -> Result<String, String> {
         cmd.arg("--").arg(&self.target.host);
         let out = cmd
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .output()
             .await
-            .map_err(SshError::Spawn)?;
+            .map_err(|e| format!("cannot run ssh: {e}"))?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(SshError::Forward {
-                host: self.target.host.clone(),
-                said: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-            })
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    }
+}
+
+/// Calls `each` with every line of `pipe`, decoding bytes that are not UTF-8 lossily: a stray
+/// Latin-1 byte from a login script or a remote program must not stop the reading.
+async fn each_line(pipe: impl AsyncRead + Unpin, mut each: impl FnMut(String)) {
+    let mut reader = BufReader::new(pipe);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                each(text.trim_end_matches(['\n', '\r']).to_owned());
+            }
         }
     }
 }

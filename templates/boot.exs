@@ -1,18 +1,30 @@
 # mix-remote boot program, evaluated on the server by the `elixir` that templates/boot.sh starts.
-# It reads the node name and the cookie from stdin (so the cookie is never in argv, the
-# environment or a file), starts distribution on loopback only (the EPMD it registers with is
-# the tool itself, through the SSH tunnel), and halts the node as soon as stdin closes: when the
-# tool exits, is killed, or the SSH connection drops.
+#
+# It reads its node name, the cookie and the tool's node name from stdin (so the cookie is never
+# in argv, the environment or a file), starts distribution without any listener, sets the cookie,
+# and only then connects out to the tool through the SSH tunnel: nobody can connect to this node,
+# and it speaks to nobody but the tool. It halts when stdin closes or the tool's node goes down:
+# when the tool exits, is killed, or the SSH connection or the link drops.
 defmodule MixRemote.Boot do
   @moduledoc false
 
-  # Called by the tool through rex: the result comes back already formatted as `inspect/2`
-  # would show it, or the exception formatted as Elixir does.
+  # Called by the tool through rex. The entry runs in a monitored process of its own, so a
+  # linked process that crashes it is reported like a raise. The result comes back already
+  # formatted as `inspect/2` shows it, or the failure formatted as Elixir formats it.
   def run(module, function, args) do
+    {_pid, ref} = spawn_monitor(fn -> exit({__MODULE__, call(module, function, args)}) end)
+
+    receive do
+      {:DOWN, ^ref, :process, _, {__MODULE__, result}} -> result
+      {:DOWN, ^ref, :process, _, reason} -> {:raised, Exception.format(:exit, reason, [])}
+    end
+  end
+
+  defp call(module, function, args) do
     {:ok, inspect(apply(module, function, args), limit: :infinity, printable_limit: :infinity)}
   catch
     kind, reason ->
-      stack = Enum.reject(__STACKTRACE__, fn {m, _, _, _} -> m in [__MODULE__, :rpc, :erpc] end)
+      stack = Enum.reject(__STACKTRACE__, fn {m, _, _, _} -> m == __MODULE__ end)
       {:raised, Exception.format(kind, reason, stack)}
   end
 
@@ -31,9 +43,18 @@ defmodule MixRemote.Boot do
   end
 end
 
-name = String.to_atom(MixRemote.Boot.read_line())
-cookie = String.to_atom(MixRemote.Boot.read_line())
+[name, cookie, tool] = for _ <- 1..3, do: String.to_atom(MixRemote.Boot.read_line())
 {:ok, _} = :net_kernel.start([name, :shortnames])
 :erlang.set_cookie(node(), cookie)
-IO.puts("mix-remote:ready")
-MixRemote.Boot.halt_on_eof()
+:ok = :net_kernel.monitor_nodes(true, node_type: :all)
+
+unless Node.connect(tool) == true do
+  IO.puts(:stderr, "mix-remote: the remote node could not connect back to the tool")
+  System.halt(1)
+end
+
+spawn(&MixRemote.Boot.halt_on_eof/0)
+
+receive do
+  {:nodedown, ^tool, _info} -> System.halt(0)
+end

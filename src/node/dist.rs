@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use erl_dist::DistributionFlags;
-use erl_dist::handshake::{ClientSideHandshake, HandshakeStatus, ServerSideHandshake};
+use erl_dist::handshake::{HandshakeStatus, ServerSideHandshake};
 use erl_dist::message::Message;
-use erl_dist::node::{Creation, LocalNode, NodeName, PeerNode};
+use erl_dist::node::{Creation, LocalNode, NodeName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -20,16 +20,18 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 const PASS_THROUGH: u8 = 112;
 /// How often we tick an otherwise idle connection; OTP's default net_ticktime is 60 s.
 const TICK_INTERVAL: Duration = Duration::from_secs(15);
+/// A peer silent this long is gone: OTP ticks every net_ticktime / 4 (15 s by default).
+const SILENCE_LIMIT: Duration = Duration::from_secs(75);
 /// Largest frame we accept: far above any term a run exchanges, small enough to refuse garbage.
 const MAX_FRAME: usize = 1 << 30;
 
 /// Why the distribution connection failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DistError {
-    /// The handshake with the remote node failed (wrong cookie, refused, protocol error).
-    #[error("handshake with {node} failed: {reason}")]
+    /// A handshake failed (wrong node, wrong cookie, protocol error).
+    #[error("distribution handshake with {node} failed: {reason}")]
     Handshake {
-        /// The remote node.
+        /// The peer, as it named itself.
         node: String,
         /// What erl_dist reported.
         reason: String,
@@ -63,36 +65,36 @@ pub fn local_node(name: &NodeName, creation: u32) -> LocalNode {
     node
 }
 
-/// Performs the client side of the handshake on `stream`.
-pub async fn handshake(
+/// Performs the server side of the handshake on an incoming `stream`, accepting only the node
+/// named `expected` and only with our cookie (erl_dist checks the challenge digest).
+pub async fn accept(
     stream: UnixStream,
     local: LocalNode,
     cookie: &str,
-    peer: &str,
-) -> Result<(UnixStream, PeerNode), DistError> {
-    let fail = |reason: String| DistError::Handshake {
-        node: peer.to_owned(),
-        reason,
-    };
-    let mut hs = ClientSideHandshake::new(stream.compat(), local, cookie);
-    let status = hs
-        .execute_send_name(6)
+    expected: &str,
+) -> Result<UnixStream, DistError> {
+    let fail = |node: String, reason: String| DistError::Handshake { node, reason };
+    let mut hs = ServerSideHandshake::new(stream.compat(), local, cookie);
+    let peer = hs
+        .execute_recv_name()
         .await
-        .map_err(|e| fail(e.to_string()))?;
-    if status == HandshakeStatus::Alive {
-        return Err(fail("a node with our name is already connected".into()));
+        .map_err(|e| fail("an unnamed peer".into(), e.to_string()))?
+        .map(|name| name.to_string())
+        .unwrap_or_else(|| "a peer asking for a dynamic name".into());
+    if peer != expected {
+        let _ = hs.execute_rest(HandshakeStatus::NotAllowed).await;
+        return Err(fail(peer, "not the node this run booted".into()));
     }
-    let (stream, peer_node) = hs
-        .execute_rest(false)
+    let (stream, _peer_node) = hs
+        .execute_rest(HandshakeStatus::Ok)
         .await
-        .map_err(|e| fail(e.to_string()))?;
-    Ok((stream.into_inner(), peer_node))
+        .map_err(|e| fail(peer, e.to_string()))?;
+    Ok(stream.into_inner())
 }
 
-/// Refuses an incoming connection with status `not_allowed`: our one connection is the one we make.
-/// Returns the name the peer gave, for the log.
+/// Refuses an incoming connection with status `not_allowed`, before any cookie challenge:
+/// a run has exactly one connection. Returns the name the peer gave, for the log.
 pub async fn refuse(stream: UnixStream, local: LocalNode) -> Option<String> {
-    // The cookie is never reached: refusal happens before the challenge.
     let mut hs = ServerSideHandshake::new(stream.compat(), local, "");
     let name = hs.execute_recv_name().await.ok().flatten()?.to_string();
     let _ = hs.execute_rest(HandshakeStatus::NotAllowed).await;
@@ -123,8 +125,9 @@ pub async fn write_loop(mut writer: OwnedWriteHalf, mut queue: mpsc::UnboundedRe
     }
 }
 
-/// Reads frames and hands every decoded message to `deliver`; returns when the connection ends.
-/// Ticks are consumed here; frames we cannot decode are skipped (reported through `skipped`).
+/// Reads frames and hands every decoded message to `deliver`; returns when the connection ends
+/// or the peer has been silent (not even a tick) for too long. Ticks are consumed here; frames we
+/// cannot decode are skipped (reported through `skipped`).
 pub async fn read_loop(
     mut reader: OwnedReadHalf,
     mut deliver: impl FnMut(Message),
@@ -132,7 +135,7 @@ pub async fn read_loop(
 ) {
     let mut buf = Vec::new();
     loop {
-        let Ok(len) = reader.read_u32().await else {
+        let Ok(Ok(len)) = tokio::time::timeout(SILENCE_LIMIT, reader.read_u32()).await else {
             return;
         };
         let len = len as usize;

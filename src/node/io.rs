@@ -1,8 +1,10 @@
 //! The IO server behind our pid: remote processes whose group leader we are send their output
 //! here (Erlang I/O protocol), and it streams to the local terminal as it happens.
 //!
-//! Requests are served one at a time, in arrival order, and a request is answered only after its
-//! text is written, so output never overtakes the call's result.
+//! Each request is answered only after its text is written, so output never overtakes the call's
+//! result, and a process sends its next request only after the reply, so its output stays in
+//! order. Requests are served concurrently: a `{put_chars, _, M, F, A}` request waits on a remote
+//! call, and whatever `M:F` itself prints must not queue behind it.
 
 use std::sync::Arc;
 
@@ -36,22 +38,34 @@ impl IoRequest {
     }
 }
 
+/// Where served text goes.
+pub type Output = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
 /// Serves IO requests until the connection ends, writing text to `output`.
 pub async fn serve(
     node: Arc<Node>,
     mut requests: mpsc::UnboundedReceiver<IoRequest>,
-    mut output: impl FnMut(&[u8]) + Send,
+    output: Output,
 ) {
     while let Some(req) = requests.recv().await {
-        let reply = answer(&node, &req.request, &mut output).await;
-        let msg = tuple(vec![atom("io_reply"), req.reply_as, reply]);
-        if node.send(req.from, msg).is_err() {
-            return;
-        }
+        let node = Arc::clone(&node);
+        let output = Arc::clone(&output);
+        tokio::spawn(async move {
+            let reply = answer(&node, &req.request, &output).await;
+            let msg = tuple(vec![atom("io_reply"), req.reply_as, reply]);
+            let _ = node.send(req.from, msg);
+        });
     }
 }
 
-async fn answer(node: &Node, request: &Term, output: &mut (impl FnMut(&[u8]) + Send)) -> Term {
+async fn answer(node: &Node, request: &Term, output: &Output) -> Term {
+    if is_atom(request, "getopts") {
+        let opts = vec![
+            tuple(vec![atom("binary"), atom("false")]),
+            tuple(vec![atom("encoding"), atom("unicode")]),
+        ];
+        return List::from(opts).into();
+    }
     let Term::Tuple(t) = request else {
         return error("request");
     };
@@ -91,7 +105,7 @@ fn error(reason: &str) -> Term {
     tuple(vec![atom("error"), atom(reason)])
 }
 
-fn put(latin1: bool, chars: &Term, output: &mut impl FnMut(&[u8])) -> Term {
+fn put(latin1: bool, chars: &Term, output: &Output) -> Term {
     match chardata_to_utf8(chars, latin1) {
         Some(text) => {
             output(&text);
@@ -103,14 +117,7 @@ fn put(latin1: bool, chars: &Term, output: &mut impl FnMut(&[u8])) -> Term {
 
 /// `{put_chars, Enc, M, F, A}` (what `io:format/2` sends): the text is `apply(M, F, A)` on the
 /// remote, so we ask the remote to compute it, then write it.
-async fn put_mfa(
-    node: &Node,
-    latin1: bool,
-    m: &Term,
-    f: &Term,
-    a: &Term,
-    output: &mut (impl FnMut(&[u8]) + Send),
-) -> Term {
+async fn put_mfa(node: &Node, latin1: bool, m: &Term, f: &Term, a: &Term, output: &Output) -> Term {
     let (Term::Atom(m), Term::Atom(f), Term::List(a)) = (m, f, a) else {
         return error("put_chars");
     };

@@ -13,7 +13,7 @@ use std::time::Duration;
 use erl_dist::message::Message;
 use erl_dist::node::NodeName;
 use erl_dist::term::{Atom, List, Pid, Reference, Term, Tuple};
-use tokio::net::UnixStream;
+use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 
 pub use dist::DistError;
@@ -57,10 +57,11 @@ pub enum CallError {
 }
 
 impl Node {
-    /// Handshakes on `stream` and starts the connection loops. IO requests addressed to our pid
+    /// Waits on `listener` for the node named `peer` to connect with our cookie, then starts the
+    /// connection loops. Anyone else is refused and logged. IO requests addressed to our pid
     /// arrive on the returned receiver; `log` receives notes for `-v`.
-    pub async fn connect(
-        stream: UnixStream,
+    pub async fn accept(
+        listener: &UnixListener,
         name: &NodeName,
         creation: u32,
         cookie: &str,
@@ -68,7 +69,13 @@ impl Node {
         log: impl Fn(String) + Send + Sync + 'static,
     ) -> Result<(Arc<Node>, mpsc::UnboundedReceiver<IoRequest>), DistError> {
         let local = dist::local_node(name, creation);
-        let (stream, _peer) = dist::handshake(stream, local, cookie, peer).await?;
+        let stream = loop {
+            let (stream, _) = listener.accept().await.map_err(|_| DistError::Lost)?;
+            match dist::accept(stream, local.clone(), cookie, peer).await {
+                Ok(stream) => break stream,
+                Err(refused) => log(format!("refused: {refused}")),
+            }
+        };
         let (reader, writer) = stream.into_split();
         let (outgoing, queue) = mpsc::unbounded_channel();
         let (io_tx, io_rx) = mpsc::unbounded_channel();
