@@ -168,13 +168,49 @@ fn pushes_exactly_the_closure_of_the_entry() {
 }
 
 #[test]
-fn the_cookie_never_appears_in_a_command_line_or_environment() {
+fn the_cookie_never_appears_in_a_command_line_environment_or_log() {
     // The probe runs on the remote node while the whole run is live. The test host is this
-    // machine, so it sees the tool, ssh, sshd and the node alike.
+    // machine, so it sees the tool, ssh, sshd and the node alike. It returns the cookie so the
+    // test can look for it; -v must not show it.
     let sshd = Sshd::start();
     let out = run(&sshd, &["-v", "Demo.Probe.cookie_exposure"]);
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
-    assert_eq!(out.stdout, "{48, []}\n");
+    let (cookie, hits) = out
+        .stdout
+        .trim()
+        .strip_prefix("{\"")
+        .and_then(|rest| rest.split_once("\", "))
+        .expect("{cookie, hits}");
+    assert_eq!(cookie.len(), 48, "cookie of 192 bits in hex");
+    assert_eq!(hits, "[]}");
+    assert!(
+        out.stderr.contains("tunnels:"),
+        "-v said nothing: {}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains(cookie),
+        "cookie in the log: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_crashing_remote_node_writes_no_crash_dump_and_is_a_clear_error() {
+    // A crash dump holds the atom table, and so the cookie.
+    let sshd = Sshd::start();
+    let dump = Path::new(&std::env::var("HOME").expect("HOME")).join("erl_crash.dump");
+    let before = std::fs::metadata(&dump).and_then(|m| m.modified()).ok();
+    let out = run(&sshd, &["Demo.Worker.crash_node"]);
+    assert_eq!(out.code, Some(3), "stderr: {}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("connection to the remote node was lost"),
+        "{}",
+        out.stderr
+    );
+    let after = std::fs::metadata(&dump).and_then(|m| m.modified()).ok();
+    assert_eq!(before, after, "{} was written", dump.display());
 }
 
 #[test]
@@ -246,6 +282,52 @@ fn a_missing_remote_elixir_is_a_clear_error() {
     );
 }
 
+#[test]
+fn a_linked_crash_is_reported_like_a_raise() {
+    let sshd = Sshd::start();
+    let out = run(&sshd, &["Demo.Worker.linked_crash"]);
+    assert_eq!(out.code, Some(1), "stderr: {}", out.stderr);
+    assert!(
+        out.stderr.contains("** (exit)") && out.stderr.contains("** (RuntimeError) from a task"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn io_requests_beyond_put_chars_are_answered() {
+    let sshd = Sshd::start();
+    // Reading stdin gets end-of-file, after the prompt is shown.
+    let out = run(&sshd, &["Demo.Worker.ask"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "name? :eof\n"),
+        "{}",
+        out.stderr
+    );
+    // The text of an MFA request is computed remotely, and what that computation prints is
+    // served meanwhile instead of deadlocking behind it.
+    let out = run(&sshd, &[":demo_erl.nested_output"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "inner\nouter\n:ok\n"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn on_load_modules_are_loaded_after_the_batch() {
+    let sshd = Sshd::start();
+    let out = run(&sshd, &["Demo.Worker.onload_state"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), ":initialised\n"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// Starts `Demo.Worker.sleep_forever` and returns once the call is running on the remote.
 fn start_sleeper(sshd: &Sshd) -> Child {
     let project = testkit::compiled_fixture("demo");
@@ -307,6 +389,14 @@ fn a_killed_tool_leaves_no_remote_node_and_no_ssh_master() {
     // master's stdin pipe closes with the process, and the master must exit with its session.
     let sshd = Sshd::start();
     let child = start_sleeper(&sshd);
+    // The tool's private directory, named by the master's -S argument: SIGKILL leaves it behind.
+    let private_dir = local_ssh_processes(&sshd)
+        .iter()
+        .find_map(|cmd| {
+            let ctl = cmd.split(' ').skip_while(|&a| a != "-S").nth(1)?;
+            Some(Path::new(ctl).parent()?.to_owned())
+        })
+        .expect("the ssh master names its control socket");
     signal(&child, "-KILL");
     let out = finish(child);
     assert_eq!(out.code, None, "not killed by the signal");
@@ -316,6 +406,7 @@ fn a_killed_tool_leaves_no_remote_node_and_no_ssh_master() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(local_ssh_processes(&sshd), Vec::<String>::new());
+    std::fs::remove_dir_all(&private_dir).expect("remove the killed run's directory");
 }
 
 #[test]
@@ -334,4 +425,29 @@ fn through_a_firewalled_namespace_host_distribution_travels_only_inside_ssh() {
     let out = run(&sshd, &["Demo.Worker.process", "--", "42", "\"batch-7\""]);
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     assert_eq!(out.stdout, PROCESS_OUTPUT);
+
+    // While a run is live, nothing but sshd listens beyond loopback, and the node not at all.
+    let child = start_sleeper(&sshd);
+    let ns = sshd.netns().expect("namespace host");
+    let ss = Command::new("ip")
+        .args(["netns", "exec", ns, "ss", "-Hltnp"])
+        .output()
+        .expect("run ss");
+    let listeners = String::from_utf8_lossy(&ss.stdout).into_owned();
+    signal(&child, "-INT");
+    assert_eq!(finish(child).code, Some(130));
+    assert_remote_clean(&sshd);
+    let sshd_addr = sshd.addr().ip().to_string();
+    for line in listeners.lines() {
+        let local = line.split_whitespace().nth(3).unwrap_or_default();
+        assert!(
+            local.starts_with("127.0.0.1:") || local.starts_with(&format!("{sshd_addr}:")),
+            "listener beyond loopback: {line}"
+        );
+        assert!(!line.contains("beam"), "the remote node listens: {line}");
+    }
+    assert!(
+        listeners.lines().count() >= 3,
+        "expected sshd and two tunnels: {listeners}"
+    );
 }

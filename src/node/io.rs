@@ -86,14 +86,40 @@ async fn answer(node: &Node, request: &Term, output: &Output) -> Term {
             }
             last
         }
-        [tag, ..]
-            if ["get_chars", "get_line", "get_until", "get_password"]
-                .iter()
-                .any(|name| is_atom(tag, name)) =>
-        {
+        // A remote run has no stdin: show the prompt, as a terminal would, then end of file.
+        // Requests come with an encoding (`{get_line, unicode, Prompt}`) or without (`{get_line,
+        // Prompt}`); `get_password` has no prompt.
+        [tag, rest @ ..] if is_input(tag) => {
+            let prompt = match rest {
+                [enc, prompt, ..] if is_atom(enc, "unicode") || is_atom(enc, "latin1") => {
+                    Some(prompt)
+                }
+                [prompt, ..] if !is_atom(tag, "get_password") => Some(prompt),
+                _ => None,
+            };
+            if let Some(prompt) = prompt {
+                show_prompt(prompt, output);
+            }
             atom("eof")
         }
         _ => error("enotsup"),
+    }
+}
+
+fn is_input(tag: &Term) -> bool {
+    ["get_chars", "get_line", "get_until", "get_password"]
+        .iter()
+        .any(|name| is_atom(tag, name))
+}
+
+fn show_prompt(prompt: &Term, output: &Output) {
+    match prompt {
+        Term::Atom(a) => output(a.name.as_bytes()),
+        chars => {
+            if let Some(text) = chardata_to_utf8(chars, false) {
+                output(&text);
+            }
+        }
     }
 }
 
