@@ -59,7 +59,7 @@ pub async fn push(node: &Node, modules: &[&Beam], timeout: Duration) -> Result<P
     if let Some(refused) = refusals(&atomic_load(node, &first, timeout).await?) {
         let list: Vec<String> = refused
             .iter()
-            .map(|(m, why)| format!("{m} ({why})"))
+            .map(|(m, why)| format!("{} ({why})", display_module(m)))
             .collect();
         return Err(PushError::Refused(list.join(", ")));
     }
