@@ -361,17 +361,6 @@ fn signal(child: &Child, name: &str) {
     assert!(sent.success());
 }
 
-/// Local ssh processes of runs against `sshd` (their command line names its ssh_config).
-fn local_ssh_processes(sshd: &Sshd) -> Vec<String> {
-    let config = sshd.ssh_config().display().to_string();
-    std::fs::read_dir("/proc")
-        .expect("read /proc")
-        .filter_map(|entry| std::fs::read(entry.ok()?.path().join("cmdline")).ok())
-        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
-        .filter(|cmd| cmd.starts_with("ssh ") && cmd.contains(&config))
-        .collect()
-}
-
 #[test]
 fn ctrl_c_stops_the_remote_node() {
     let sshd = Sshd::start();
@@ -380,7 +369,7 @@ fn ctrl_c_stops_the_remote_node() {
     let out = finish(child);
     assert_eq!(out.code, Some(130), "stderr: {}", out.stderr);
     assert_remote_clean(&sshd);
-    assert_eq!(local_ssh_processes(&sshd), Vec::<String>::new());
+    assert_eq!(sshd.client_processes(), Vec::new());
 }
 
 #[test]
@@ -390,10 +379,11 @@ fn a_killed_tool_leaves_no_remote_node_and_no_ssh_master() {
     let sshd = Sshd::start();
     let child = start_sleeper(&sshd);
     // The tool's private directory, named by the master's -S argument: SIGKILL leaves it behind.
-    let private_dir = local_ssh_processes(&sshd)
+    let private_dir = sshd
+        .client_processes()
         .iter()
-        .find_map(|cmd| {
-            let ctl = cmd.split(' ').skip_while(|&a| a != "-S").nth(1)?;
+        .find_map(|p| {
+            let ctl = p.cmdline.split(' ').skip_while(|&a| a != "-S").nth(1)?;
             Some(Path::new(ctl).parent()?.to_owned())
         })
         .expect("the ssh master names its control socket");
@@ -401,11 +391,9 @@ fn a_killed_tool_leaves_no_remote_node_and_no_ssh_master() {
     let out = finish(child);
     assert_eq!(out.code, None, "not killed by the signal");
     assert_remote_clean(&sshd);
-    let started = Instant::now();
-    while !local_ssh_processes(&sshd).is_empty() && started.elapsed() < CLEANUP_LIMIT {
-        std::thread::sleep(Duration::from_millis(50));
+    if let Err(left) = sshd.wait_until_no_client_processes(CLEANUP_LIMIT) {
+        panic!("local ssh processes of the run remain: {left:?}");
     }
-    assert_eq!(local_ssh_processes(&sshd), Vec::<String>::new());
     std::fs::remove_dir_all(&private_dir).expect("remove the killed run's directory");
 }
 

@@ -175,17 +175,24 @@ impl Sshd {
     /// Waits (polling every 50 ms) until [`Sshd::session_processes`] is empty
     /// or the timeout passes; Err with what remains.
     pub fn wait_until_no_session_processes(&self, timeout: Duration) -> Result<(), Vec<Proc>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = self.session_processes();
-            if left.is_empty() {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(left);
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
+        wait_until_none(timeout, || self.session_processes())
+    }
+
+    /// Local ssh clients connected to this sshd, right now: living `ssh`
+    /// processes whose command line names this sshd's [`Sshd::ssh_config`].
+    pub fn client_processes(&self) -> Vec<Proc> {
+        let config = self.ssh_config().display().to_string();
+        procs::all_pids()
+            .into_iter()
+            .filter_map(procs::proc_of)
+            .filter(|p| p.cmdline.starts_with("ssh ") && p.cmdline.contains(&config))
+            .collect()
+    }
+
+    /// Waits (polling every 50 ms) until [`Sshd::client_processes`] is empty
+    /// or the timeout passes; Err with what remains.
+    pub fn wait_until_no_client_processes(&self, timeout: Duration) -> Result<(), Vec<Proc>> {
+        wait_until_none(timeout, || self.client_processes())
     }
 
     fn tag_entry(&self) -> String {
@@ -553,6 +560,21 @@ fn parse_openssh_version(text: &str) -> Option<(u32, u32)> {
     let major = parts.next()?.parse().ok()?;
     let minor = parts.next()?.parse().ok()?;
     Some((major, minor))
+}
+
+/// Polls `list` every 50 ms until it is empty (Ok) or `timeout` passes (Err with what remains).
+fn wait_until_none(timeout: Duration, list: impl Fn() -> Vec<Proc>) -> Result<(), Vec<Proc>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = list();
+        if left.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(left);
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[cfg(test)]
