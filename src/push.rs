@@ -36,32 +36,23 @@ pub async fn push(node: &Node, modules: &[&Beam], timeout: Duration) -> Result<P
         bytes: modules.iter().map(|b| b.bytes.len()).sum(),
     };
     let reply = atomic_load(node, modules, timeout).await?;
-    let refused = match refusals(&reply) {
+    let mut refused = match refusals(&reply) {
         None => return Ok(pushed),
         Some(refused) => refused,
     };
-    let on_load: Vec<&str> = refused
+    let on_load: Vec<String> = refused
         .iter()
         .filter(|(_, why)| why == "on_load_not_allowed")
-        .map(|(m, _)| m.as_str())
+        .map(|(m, _)| m.clone())
         .collect();
     if on_load.len() != refused.len() {
-        let list: Vec<String> = refused
-            .iter()
-            .filter(|(_, why)| why != "on_load_not_allowed")
-            .map(|(m, why)| format!("{} ({why})", display_module(m)))
-            .collect();
-        return Err(PushError::Refused(list.join(", ")));
+        refused.retain(|(_, why)| why != "on_load_not_allowed");
+        return Err(refused_error(&refused));
     }
-    let (later, first): (Vec<&Beam>, Vec<&Beam>) = modules
-        .iter()
-        .partition(|b| on_load.contains(&b.name.as_str()));
+    let (later, first): (Vec<&Beam>, Vec<&Beam>) =
+        modules.iter().partition(|b| on_load.contains(&b.name));
     if let Some(refused) = refusals(&atomic_load(node, &first, timeout).await?) {
-        let list: Vec<String> = refused
-            .iter()
-            .map(|(m, why)| format!("{} ({why})", display_module(m)))
-            .collect();
-        return Err(PushError::Refused(list.join(", ")));
+        return Err(refused_error(&refused));
     }
     for beam in later {
         let args = vec![atom(&beam.name), charlist(beam), binary(beam)];
@@ -77,6 +68,15 @@ pub async fn push(node: &Node, modules: &[&Beam], timeout: Duration) -> Result<P
         }
     }
     Ok(pushed)
+}
+
+/// The error for modules the loader refused, named as users write them.
+fn refused_error(refused: &[(String, String)]) -> PushError {
+    let list: Vec<String> = refused
+        .iter()
+        .map(|(m, why)| format!("{} ({why})", display_module(m)))
+        .collect();
+    PushError::Refused(list.join(", "))
 }
 
 async fn atomic_load(node: &Node, modules: &[&Beam], timeout: Duration) -> Result<Term, CallError> {

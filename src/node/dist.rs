@@ -159,3 +159,57 @@ pub async fn read_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use erl_dist::handshake::ClientSideHandshake;
+
+    fn node(name: &str) -> LocalNode {
+        local_node(&name.parse().unwrap(), 7)
+    }
+
+    /// Runs erl_dist's client handshake as `client` with `cookie` against our `accept`, which
+    /// expects `remote@localhost` with cookie `right`.
+    async fn handshake(client: &str, cookie: &str) -> (Result<(), DistError>, bool) {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let server = accept(ours, node("us@localhost"), "right", "remote@localhost");
+        let peer = async {
+            let mut hs = ClientSideHandshake::new(theirs.compat(), node(client), cookie);
+            match hs.execute_send_name(6).await {
+                Ok(HandshakeStatus::Ok) => hs.execute_rest(true).await.is_ok(),
+                _ => false,
+            }
+        };
+        let (server, client_ok) = tokio::join!(server, peer);
+        (server.map(drop), client_ok)
+    }
+
+    #[tokio::test]
+    async fn accepts_only_the_booted_node_with_the_run_cookie() {
+        let (server, client) = handshake("remote@localhost", "right").await;
+        assert!(server.is_ok() && client);
+
+        let (server, client) = handshake("intruder@localhost", "right").await;
+        assert!(
+            matches!(server, Err(DistError::Handshake { node, .. }) if node == "intruder@localhost")
+        );
+        assert!(!client);
+
+        let (server, client) = handshake("remote@localhost", "wrong").await;
+        assert!(matches!(server, Err(DistError::Handshake { .. })));
+        assert!(!client);
+    }
+
+    #[tokio::test]
+    async fn refuses_late_connections_before_any_challenge() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let peer = async {
+            let mut hs = ClientSideHandshake::new(theirs.compat(), node("late@localhost"), "right");
+            hs.execute_send_name(6).await.ok()
+        };
+        let (name, status) = tokio::join!(refuse(ours, node("us@localhost")), peer);
+        assert_eq!(name.as_deref(), Some("late@localhost"));
+        assert_eq!(status, Some(HandshakeStatus::NotAllowed));
+    }
+}

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use erl_dist::message::Message;
-use erl_dist::node::NodeName;
+use erl_dist::node::{LocalNode, NodeName};
 use erl_dist::term::{Atom, List, Pid, Reference, Term, Tuple};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
@@ -58,10 +58,11 @@ pub enum CallError {
 
 impl Node {
     /// Waits on `listener` for the node named `peer` to connect with our cookie, then starts the
-    /// connection loops. Anyone else is refused and logged. IO requests addressed to our pid
-    /// arrive on the returned receiver; `log` receives notes for `-v`.
+    /// connection loops. A run has exactly one connection: anyone else, before or after, is
+    /// refused and logged. IO requests addressed to our pid arrive on the returned receiver; `log`
+    /// receives notes for `-v`.
     pub async fn accept(
-        listener: &UnixListener,
+        listener: UnixListener,
         name: &NodeName,
         creation: u32,
         cookie: &str,
@@ -89,15 +90,12 @@ impl Node {
             next_ref: AtomicU32::new(1),
             calls: AtomicU32::new(0),
         });
-        let log = Arc::new(log);
-        let skip_log = Arc::clone(&log);
         tokio::spawn(async move {
-            dist::read_loop(
-                reader,
-                |msg| deliver(msg, &pending, &io_tx, &*log),
-                |note| skip_log(note),
-            )
-            .await;
+            let read = dist::read_loop(reader, |msg| deliver(msg, &pending, &io_tx, &log), &log);
+            tokio::select! {
+                () = read => {}
+                () = refuse_all(&listener, &local, &log) => {}
+            }
             // Dropping the waiting senders wakes every caller with "connection lost".
             pending.lock().expect("pending lock poisoned").take();
         });
@@ -185,12 +183,28 @@ impl Node {
     }
 }
 
+/// Refuses every further connection on `listener` (before any cookie challenge), logging who
+/// tried; runs until the listener fails.
+async fn refuse_all(
+    listener: &UnixListener,
+    local: &LocalNode,
+    log: &(dyn Fn(String) + Send + Sync),
+) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let peer = dist::refuse(stream, local.clone()).await;
+        log(format!(
+            "refused an incoming distribution connection from {}",
+            peer.as_deref().unwrap_or("an unnamed peer")
+        ));
+    }
+}
+
 /// Routes one incoming message: call replies to their waiters, IO requests to the IO server.
 fn deliver(
     msg: Message,
     pending: &Pending,
     io: &mpsc::UnboundedSender<IoRequest>,
-    log: &dyn Fn(String),
+    log: &(dyn Fn(String) + Send + Sync),
 ) {
     let payload = match msg {
         Message::Send(m) => m.message,
