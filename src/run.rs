@@ -3,6 +3,7 @@
 //! scan -> closure -> ssh master -> reverse forwards (our EPMD, our node) -> boot -> the remote
 //! node connects back and handshakes -> push -> call -> teardown.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -177,10 +178,10 @@ async fn run(args: &RunArgs, report: &Arc<Reporter>) -> Result<Outcome, RunError
             path: std::env::temp_dir().display().to_string(),
             error,
         })?;
-    let epmd_sock = dir.path().join("epmd.sock");
-    let listener_sock = dir.path().join("node.sock");
-    let epmd_listener = bind(&epmd_sock)?;
-    let node_listener = bind(&listener_sock)?;
+    let tunnels = Tunnels {
+        epmd: LocalEnd::bind(dir.path().join("epmd.sock"))?,
+        node: LocalEnd::bind(dir.path().join("node.sock"))?,
+    };
 
     let target = Target {
         host: args.host.clone(),
@@ -197,35 +198,26 @@ async fn run(args: &RunArgs, report: &Arc<Reporter>) -> Result<Outcome, RunError
         move |line| lines.remote_line(&host, line),
         |note| report.verbose(&note),
     )?;
-    let connect = Duration::from_secs(args.connect_timeout);
-    let result = match timeout(
-        connect,
-        master.wait_for("connected", "the SSH session"),
-        "connecting",
-        &args.host,
-        " (raise it with --connect-timeout)",
-    )
-    .await
-    {
-        Ok(()) => {
-            phase.done(format!("connected to {}", args.host));
-            let session = Session {
-                args,
-                report,
-                ids: &ids,
-                epmd_sock: &epmd_sock,
-                listener_sock: &listener_sock,
-            };
-            let listeners = Listeners {
-                epmd: epmd_listener,
-                node: node_listener,
-            };
-            session
-                .boot_and_call(&mut master, listeners, &entry, &closure, call_args)
-                .await
-        }
-        Err(e) => Err(e),
-    };
+    let result = async {
+        timeout(
+            Duration::from_secs(args.connect_timeout),
+            master.wait_for("connected", "the SSH session"),
+            "connecting",
+            &args.host,
+            " (raise it with --connect-timeout)",
+        )
+        .await?;
+        phase.done(format!("connected to {}", args.host));
+        let session = Session {
+            args,
+            report,
+            ids: &ids,
+        };
+        session
+            .boot_and_call(&mut master, tunnels, &entry, &closure, call_args)
+            .await
+    }
+    .await;
     let phase = report.phase("stopping remote node");
     master.shutdown(TEARDOWN_GRACE).await;
     drop(phase);
@@ -242,16 +234,21 @@ struct Identities {
 
 impl Identities {
     fn fresh() -> Identities {
-        let tag: u64 = rand::random();
         // 192 random bits, hex: a valid atom, never reused, never shown.
         let cookie: String = (0..3)
             .map(|_| format!("{:016x}", rand::random::<u64>()))
             .collect();
+        // Independent names: knowing one tells nothing about the other.
+        let name = |prefix: &str| {
+            NodeName::new(
+                &format!("{prefix}_{:016x}", rand::random::<u64>()),
+                "localhost",
+            )
+            .expect("valid node name")
+        };
         Identities {
-            local: NodeName::new(&format!("mix_remote_cli_{tag:016x}"), "localhost")
-                .expect("valid node name"),
-            remote: NodeName::new(&format!("mix_remote_{tag:016x}"), "localhost")
-                .expect("valid node name"),
+            local: name("mix_remote_cli"),
+            remote: name("mix_remote"),
             cookie,
             creation: rand::random::<u32>() | 1,
         }
@@ -263,15 +260,13 @@ struct Session<'a> {
     args: &'a RunArgs,
     report: &'a Arc<Reporter>,
     ids: &'a Identities,
-    epmd_sock: &'a std::path::Path,
-    listener_sock: &'a std::path::Path,
 }
 
 impl Session<'_> {
     async fn boot_and_call(
         &self,
         master: &mut Master,
-        listeners: Listeners,
+        tunnels: Tunnels,
         entry: &Entry,
         closure: &[&crate::beam::Beam],
         call_args: Vec<Term>,
@@ -280,7 +275,7 @@ impl Session<'_> {
         let boot_limit = Duration::from_secs(self.args.boot_timeout);
         let phase = self.report.phase("booting remote node");
         let ports = master
-            .forward_remote(&[self.epmd_sock, self.listener_sock])
+            .forward_remote(&[&tunnels.epmd.path, &tunnels.node.path])
             .await?;
         let (epmd_port, our_port) = (ports[0], ports[1]);
         self.report.verbose(&format!(
@@ -291,7 +286,7 @@ impl Session<'_> {
             name: self.ids.local.name().to_owned(),
             port: our_port,
         });
-        let _epmd = AbortOnDrop(tokio::spawn(epmd::serve(listeners.epmd, own)));
+        let _epmd = AbortOnDrop(tokio::spawn(epmd::serve(tunnels.epmd.listener, own)));
         let input = boot::stdin_input(
             epmd_port,
             &self.ids.remote.to_string(),
@@ -302,7 +297,7 @@ impl Session<'_> {
         let log = Arc::clone(self.report);
         let remote = self.ids.remote.to_string();
         let accept = Node::accept(
-            &listeners.node,
+            tunnels.node.listener,
             &self.ids.local,
             self.ids.creation,
             &self.ids.cookie,
@@ -325,11 +320,6 @@ impl Session<'_> {
             " (raise it with --boot-timeout)",
         )
         .await?;
-        let _refuse = AbortOnDrop(tokio::spawn(refuse_incoming(
-            listeners.node,
-            node::dist::local_node(&self.ids.local, self.ids.creation),
-            Arc::clone(self.report),
-        )));
         let out = Arc::clone(self.report);
         tokio::spawn(node::io::serve(
             Arc::clone(&node),
@@ -357,10 +347,30 @@ impl Session<'_> {
     }
 }
 
-/// The run's two local listeners, reached from the server through the reverse forwards.
-struct Listeners {
-    epmd: UnixListener,
-    node: UnixListener,
+/// The local ends of the run's two reverse forwards.
+struct Tunnels {
+    /// Our EPMD responder.
+    epmd: LocalEnd,
+    /// Our node's listener.
+    node: LocalEnd,
+}
+
+/// A Unix socket in the run's private directory, and the listener on it.
+struct LocalEnd {
+    path: PathBuf,
+    listener: UnixListener,
+}
+
+impl LocalEnd {
+    fn bind(path: PathBuf) -> Result<LocalEnd, RunError> {
+        match UnixListener::bind(&path) {
+            Ok(listener) => Ok(LocalEnd { path, listener }),
+            Err(error) => Err(RunError::Socket {
+                path: path.display().to_string(),
+                error,
+            }),
+        }
+    }
 }
 
 /// Aborts a background task when the run that started it ends, however it ends.
@@ -386,13 +396,6 @@ fn parse_arguments(texts: &[String]) -> Result<Vec<Term>, RunError> {
         .collect()
 }
 
-fn bind(path: &std::path::Path) -> Result<UnixListener, RunError> {
-    UnixListener::bind(path).map_err(|error| RunError::Socket {
-        path: path.display().to_string(),
-        error,
-    })
-}
-
 async fn timeout<T, E: Into<RunError>>(
     limit: Duration,
     work: impl Future<Output = Result<T, E>>,
@@ -411,22 +414,18 @@ async fn timeout<T, E: Into<RunError>>(
     }
 }
 
-/// Our node's listener after the remote node has connected: a run has exactly one connection, so
-/// any further handshake is refused (before the cookie is even challenged) and logged.
-async fn refuse_incoming(
-    listener: UnixListener,
-    local: erl_dist::node::LocalNode,
-    report: Arc<Reporter>,
-) {
-    while let Ok((stream, _)) = listener.accept().await {
-        let local = local.clone();
-        let report = Arc::clone(&report);
-        tokio::spawn(async move {
-            let peer = node::dist::refuse(stream, local).await;
-            report.verbose(&format!(
-                "refused an incoming distribution connection from {}",
-                peer.as_deref().unwrap_or("an unnamed peer")
-            ));
-        });
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_are_fresh_and_independent() {
+        let (a, b) = (Identities::fresh(), Identities::fresh());
+        let suffix = |n: &NodeName| n.name().rsplit('_').next().unwrap_or_default().to_owned();
+        assert_ne!(suffix(&a.local), suffix(&a.remote), "names share a tag");
+        assert_ne!(a.cookie, b.cookie);
+        assert_eq!(a.cookie.len(), 48);
+        assert!(a.cookie.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(a.local.host(), "localhost");
     }
 }
