@@ -100,21 +100,22 @@ pub(crate) fn compile_project(dir: &Path, lock_name: &str) -> PathBuf {
 mod tests {
     use super::*;
 
+    /// A throw-away Mix project for app `app` whose one module is `source` in lib/.
+    fn mix_project(app: &str, source: &str) -> tempfile::TempDir {
+        let project = tempfile::tempdir().unwrap();
+        let mix_exs = format!(
+            "defmodule MixProject do\n  use Mix.Project\n  \
+             def project, do: [app: :{app}, version: \"0.1.0\"]\nend\n"
+        );
+        std::fs::write(project.path().join("mix.exs"), mix_exs).unwrap();
+        std::fs::create_dir(project.path().join("lib")).unwrap();
+        std::fs::write(project.path().join(format!("lib/{app}.ex")), source).unwrap();
+        project
+    }
+
     #[test]
     fn compiles_a_mix_project_into_its_own_build_dir() {
-        let project = tempfile::tempdir().unwrap();
-        std::fs::write(
-            project.path().join("mix.exs"),
-            "defmodule Probe.MixProject do\n  use Mix.Project\n  \
-             def project, do: [app: :probe, version: \"0.1.0\"]\nend\n",
-        )
-        .unwrap();
-        std::fs::create_dir(project.path().join("lib")).unwrap();
-        std::fs::write(
-            project.path().join("lib/probe.ex"),
-            "defmodule Probe do\n  def hi, do: :hi\nend\n",
-        )
-        .unwrap();
+        let project = mix_project("probe", "defmodule Probe do\n  def hi, do: :hi\nend\n");
         let lock_name = format!("testkit-selftest-{}", std::process::id());
         let dir = compile_project(project.path(), &lock_name);
         assert!(
@@ -128,19 +129,10 @@ mod tests {
 
     #[test]
     fn a_broken_project_panics_with_the_compiler_output() {
-        let project = tempfile::tempdir().unwrap();
-        std::fs::write(
-            project.path().join("mix.exs"),
-            "defmodule Broken.MixProject do\n  use Mix.Project\n  \
-             def project, do: [app: :broken, version: \"0.1.0\"]\nend\n",
-        )
-        .unwrap();
-        std::fs::create_dir(project.path().join("lib")).unwrap();
-        std::fs::write(
-            project.path().join("lib/broken.ex"),
+        let project = mix_project(
+            "broken",
             "defmodule Broken do\n  def oops, do: undefined_thing()\nend\n",
-        )
-        .unwrap();
+        );
         let lock_name = format!("testkit-selftest-broken-{}", std::process::id());
         let err =
             std::panic::catch_unwind(|| compile_project(project.path(), &lock_name)).unwrap_err();
