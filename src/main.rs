@@ -1,21 +1,9 @@
 //! mix-remote: run a function of a compiled Mix project on a server reached only by SSH.
 
-mod args;
-mod beam;
-mod boot;
-mod cli;
-mod graph;
-mod invoke;
-mod node;
-mod project;
-mod push;
-mod report;
-mod run;
-mod ssh;
-
 use std::process::ExitCode;
 
 use clap::Parser;
+use mix_remote::{cli, report, run};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
