@@ -1,7 +1,8 @@
 //! What starts the throw-away node on the server: the launcher command line and the bytes fed to
 //! its stdin. Both come from `templates/`, so the shipped boot program is easy to read and review.
 
-/// The shell launcher (`templates/boot.sh`); `@ELIXIR@` is replaced by the elixir to run.
+/// The shell launcher (`templates/boot.sh`); `@ELIXIR@` is replaced by the elixir to run and
+/// `@NET_TICKTIME@` by the node's tick time.
 const LAUNCHER: &str = include_str!("../templates/boot.sh");
 /// The Elixir boot program (`templates/boot.exs`), sent over stdin.
 const PROGRAM: &str = include_str!("../templates/boot.exs");
@@ -27,7 +28,11 @@ pub fn remote_command(elixir: &str) -> Result<String, BootError> {
         .filter(|line| !line.trim_start().starts_with('#') && !line.trim().is_empty())
         .collect::<Vec<_>>()
         .join("; ")
-        .replace("@ELIXIR@", elixir);
+        .replace("@ELIXIR@", elixir)
+        .replace(
+            "@NET_TICKTIME@",
+            &crate::node::dist::NET_TICKTIME.to_string(),
+        );
     Ok(format!("exec sh -c '{script}'"))
 }
 
@@ -76,6 +81,8 @@ mod tests {
         assert!(!inner.contains('\n'));
         assert!(!inner.contains('!'));
         assert!(inner.starts_with("E=~/.asdf/shims/elixir; "));
+        assert!(inner.contains("-kernel net_ticktime 15\""));
+        assert!(!inner.contains('@'), "a placeholder is left: {inner}");
     }
 
     #[test]

@@ -54,13 +54,24 @@ pub struct RunArgs {
     /// Extra ssh option, as for `ssh -o` (repeatable), e.g. -o Port=2222.
     #[arg(short = 'o', long = "ssh-option", value_name = "OPTION")]
     pub ssh_options: Vec<String>,
-    /// Seconds to wait for the SSH connection.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    /// Seconds to wait for the SSH connection and login.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = secs())]
     pub connect_timeout: u64,
-    /// Seconds to wait for the remote node to boot and for the code to load.
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    /// Seconds to wait for the remote node to boot and connect back.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = secs())]
     pub boot_timeout: u64,
+    /// Seconds to wait for the closure to load on the remote node.
+    #[arg(long, value_name = "SECS", default_value_t = 120, value_parser = secs())]
+    pub push_timeout: u64,
+    /// Seconds the function may run; without it, as long as it needs.
+    #[arg(long, value_name = "SECS", value_parser = secs())]
+    pub call_timeout: Option<u64>,
     /// Arguments of the function, each an Elixir literal: 42, "text", :atom, [1, 2], %{a: 1}, {1, 2}.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
+}
+
+/// A limit in whole seconds, at least 1: a limit of 0 could never be met.
+fn secs() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(1..)
 }

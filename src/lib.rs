@@ -10,6 +10,7 @@ pub mod cli;
 pub mod graph;
 pub mod invoke;
 pub mod node;
+pub mod private_dir;
 pub mod project;
 pub mod push;
 pub mod report;

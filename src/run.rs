@@ -17,6 +17,7 @@ use crate::cli::RunArgs;
 use crate::graph::Graph;
 use crate::invoke::{self, Entry, EntryError, Outcome};
 use crate::node::{self, CallError, DistError, Node, epmd};
+use crate::private_dir::{self, PrivateDir};
 use crate::project::{self, ProjectError};
 use crate::push::{self, PushError};
 use crate::report::Reporter;
@@ -46,7 +47,9 @@ pub enum RunError {
     #[error(transparent)]
     Entry(#[from] EntryError),
     /// An argument is not a valid Elixir literal.
-    #[error("argument {index} `{text}`: {error}")]
+    #[error(
+        "argument {index} `{text}`: {error} (arguments after -- are Elixir literals, one per shell word, e.g. 42 '\"text\"' :atom '[1, 2]')"
+    )]
     Argument {
         /// 1-based position after `--`.
         index: usize,
@@ -79,16 +82,26 @@ pub enum RunError {
         error: std::io::Error,
     },
     /// A phase took too long.
-    #[error("timed out {phase} on {host} after {secs} s{hint}")]
+    #[error("timed out {phase} on {host} after {secs} s (raise it with {flag})")]
     Timeout {
-        /// What was going on.
-        phase: &'static str,
+        /// What was going on, e.g. `booting the remote node`.
+        phase: String,
         /// The host.
         host: String,
         /// The limit.
         secs: u64,
         /// The flag that raises it.
-        hint: &'static str,
+        flag: &'static str,
+    },
+    /// The remote node or the connection to it went away in the middle of a phase.
+    #[error(
+        "the remote node on {host} went away while {phase} (it crashed or was killed, or the SSH connection dropped; the server's messages, if any, are above)"
+    )]
+    Lost {
+        /// What was going on.
+        phase: String,
+        /// The host.
+        host: String,
     },
 }
 
@@ -104,13 +117,37 @@ impl RunError {
             _ => EXIT_CANNOT_RUN,
         }
     }
+
+    /// Names the phase, host and flag in a call that timed out or a connection that was lost.
+    fn in_phase(self, phase: &str, host: &str, limit: Duration, flag: &'static str) -> RunError {
+        use CallError::{Dist, Timeout};
+        match self {
+            RunError::Call(Timeout { .. }) | RunError::Push(PushError::Call(Timeout { .. })) => {
+                RunError::Timeout {
+                    phase: phase.to_owned(),
+                    host: host.to_owned(),
+                    secs: limit.as_secs(),
+                    flag,
+                }
+            }
+            RunError::Dist(DistError::Lost)
+            | RunError::Call(Dist(DistError::Lost))
+            | RunError::Push(PushError::Call(Dist(DistError::Lost))) => RunError::Lost {
+                phase: phase.to_owned(),
+                host: host.to_owned(),
+            },
+            other => other,
+        }
+    }
 }
 
 /// Runs the command and returns the process exit code; errors are reported on stderr.
 pub async fn main(args: RunArgs, report: Arc<Reporter>) -> u8 {
+    // Installed before anything is created, so no signal can end the run without its teardown.
+    let interrupted = interrupted();
     let outcome = tokio::select! {
         outcome = run(&args, &report) => outcome,
-        () = interrupted() => {
+        () = interrupted => {
             // Dropping the run kills the ssh master; the remote node sees its stdin close and halts.
             report.error("interrupted: remote node stopped, connection closed");
             return EXIT_INTERRUPTED;
@@ -133,17 +170,24 @@ pub async fn main(args: RunArgs, report: Arc<Reporter>) -> u8 {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn interrupted() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => drop(s.recv().await),
-            Err(_) => std::future::pending().await,
+/// Resolves on SIGINT or SIGTERM; the handlers are installed when this is called, not polled.
+fn interrupted() -> impl Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let int = signal(SignalKind::interrupt()).ok();
+    let term = signal(SignalKind::terminate()).ok();
+    async move {
+        tokio::select! {
+            () = received(int) => {}
+            () = received(term) => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
+    }
+}
+
+/// Resolves when `signal` arrives; never, if its handler could not be installed.
+async fn received(signal: Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(mut s) => drop(s.recv().await),
+        None => std::future::pending().await,
     }
 }
 
@@ -169,15 +213,10 @@ async fn run(args: &RunArgs, report: &Arc<Reporter>) -> Result<Outcome, RunError
     }
 
     let ids = Identities::fresh();
-    // 0700 directory: the control socket and our Unix sockets are reachable by us alone.
-    let dir = tempfile::Builder::new()
-        .prefix("mix-remote-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .tempdir()
-        .map_err(|error| RunError::Socket {
-            path: std::env::temp_dir().display().to_string(),
-            error,
-        })?;
+    let mut dir = PrivateDir::create().map_err(|error| RunError::Socket {
+        path: std::env::temp_dir().display().to_string(),
+        error,
+    })?;
     let tunnels = Tunnels {
         epmd: LocalEnd::bind(dir.path().join("epmd.sock"))?,
         node: LocalEnd::bind(dir.path().join("node.sock"))?,
@@ -190,34 +229,42 @@ async fn run(args: &RunArgs, report: &Arc<Reporter>) -> Result<Outcome, RunError
     };
     let phase = report.phase(format!("connecting to {}", args.host));
     let lines = Arc::clone(report);
+    let notes = Arc::clone(report);
     let host = args.host.clone();
     let mut master = Master::start(
         &target,
         &dir.path().join("ctl"),
         &remote_command,
         move |line| lines.remote_line(&host, line),
-        |note| report.verbose(&note),
+        move |note| notes.verbose(&note),
     )?;
-    let result = async {
-        timeout(
-            Duration::from_secs(args.connect_timeout),
-            master.wait_for("connected", "the SSH session"),
-            "connecting",
-            &args.host,
-            " (raise it with --connect-timeout)",
-        )
-        .await?;
-        phase.done(format!("connected to {}", args.host));
-        let session = Session {
-            args,
-            report,
-            ids: &ids,
-        };
-        session
-            .boot_and_call(&mut master, tunnels, &entry, &closure, call_args)
-            .await
-    }
+    let connect_limit = Duration::from_secs(args.connect_timeout);
+    let connected = timeout(
+        connect_limit,
+        master.wait_for("connected", "the SSH session"),
+        "connecting",
+        &args.host,
+        "--connect-timeout",
+    )
     .await;
+    let result = match connected {
+        Ok(()) => {
+            phase.done(format!("connected to {}", args.host));
+            let session = Session {
+                args,
+                report,
+                ids: &ids,
+            };
+            session
+                .boot_and_call(&mut master, &mut dir, tunnels, &entry, &closure, call_args)
+                .await
+        }
+        Err(e) => {
+            // Not logged in: there is no remote node to wait for.
+            master.shutdown(Duration::ZERO).await;
+            return Err(e);
+        }
+    };
     let phase = report.phase("stopping remote node");
     master.shutdown(TEARDOWN_GRACE).await;
     drop(phase);
@@ -266,6 +313,7 @@ impl Session<'_> {
     async fn boot_and_call(
         &self,
         master: &mut Master,
+        dir: &mut PrivateDir,
         tunnels: Tunnels,
         entry: &Entry,
         closure: &[&crate::beam::Beam],
@@ -279,8 +327,8 @@ impl Session<'_> {
             .await?;
         let (epmd_port, our_port) = (ports[0], ports[1]);
         self.report.verbose(&format!(
-            "tunnels: remote 127.0.0.1:{epmd_port} -> our EPMD, remote 127.0.0.1:{our_port} -> our node {}",
-            self.ids.local
+            "tunnels: remote 127.0.0.1:{epmd_port} -> our EPMD, remote 127.0.0.1:{our_port} -> our node {}; expecting {}",
+            self.ids.local, self.ids.remote
         ));
         let own = Arc::new(epmd::OwnNode {
             name: self.ids.local.name().to_owned(),
@@ -317,9 +365,11 @@ impl Session<'_> {
             connected,
             "booting the remote node",
             host,
-            " (raise it with --boot-timeout)",
+            "--boot-timeout",
         )
         .await?;
+        // Nothing else may connect, and a killed tool must leave no file: the sockets' paths go.
+        dir.remove();
         let out = Arc::clone(self.report);
         tokio::spawn(node::io::serve(
             Arc::clone(&node),
@@ -328,18 +378,35 @@ impl Session<'_> {
         ));
         phase.done(format!("remote node {} up", self.ids.remote));
 
-        let phase = self
-            .report
-            .phase(format!("pushing {} modules", closure.len()));
-        let pushed = push::push(&node, closure, boot_limit).await?;
+        let pushing = format!("pushing {} modules", closure.len());
+        let phase = self.report.phase(&pushing);
+        let push_limit = Duration::from_secs(self.args.push_timeout);
+        let pushed = timeout(
+            push_limit,
+            push::push(&node, closure, push_limit),
+            &pushing,
+            host,
+            "--push-timeout",
+        )
+        .await
+        .map_err(|e| e.in_phase(&pushing, host, push_limit, "--push-timeout"))?;
         phase.done(format!(
             "pushed {} modules ({} KiB)",
             pushed.modules,
             pushed.bytes.div_ceil(1024)
         ));
 
-        let phase = self.report.phase(format!("calling {}", entry.shown()));
-        let outcome = invoke::invoke(&node, entry, call_args).await?;
+        let calling = format!("calling {}", entry.shown());
+        let phase = self.report.phase(&calling);
+        let call = invoke::invoke(&node, entry, call_args);
+        let outcome = match self.args.call_timeout {
+            None => call.await.map_err(RunError::from),
+            Some(secs) => {
+                let limit = Duration::from_secs(secs);
+                timeout(limit, call, &calling, host, "--call-timeout").await
+            }
+        }
+        .map_err(|e| e.in_phase(&calling, host, Duration::ZERO, "--call-timeout"))?;
         phase.done(format!("{} finished", entry.shown()));
         self.report
             .verbose(&format!("{} remote calls after connect", node.calls()));
@@ -363,7 +430,9 @@ struct LocalEnd {
 
 impl LocalEnd {
     fn bind(path: PathBuf) -> Result<LocalEnd, RunError> {
-        match UnixListener::bind(&path) {
+        let bound = UnixListener::bind(&path)
+            .and_then(|listener| private_dir::owner_only(&path).map(|()| listener));
+        match bound {
             Ok(listener) => Ok(LocalEnd { path, listener }),
             Err(error) => Err(RunError::Socket {
                 path: path.display().to_string(),
@@ -399,17 +468,17 @@ fn parse_arguments(texts: &[String]) -> Result<Vec<Term>, RunError> {
 async fn timeout<T, E: Into<RunError>>(
     limit: Duration,
     work: impl Future<Output = Result<T, E>>,
-    phase: &'static str,
+    phase: &str,
     host: &str,
-    hint: &'static str,
+    flag: &'static str,
 ) -> Result<T, RunError> {
     match tokio::time::timeout(limit, work).await {
         Ok(result) => result.map_err(Into::into),
         Err(_) => Err(RunError::Timeout {
-            phase,
+            phase: phase.to_owned(),
             host: host.to_owned(),
             secs: limit.as_secs(),
-            hint,
+            flag,
         }),
     }
 }

@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,22 +38,26 @@ pub enum SshError {
     /// The `ssh` program could not be started.
     #[error("cannot run ssh: {0}")]
     Spawn(std::io::Error),
-    /// The connection or login failed; the text is what ssh said.
-    #[error("ssh to {host} failed: {said}")]
+    /// The connection or login failed; `said` is the line of ssh's that tells why.
+    #[error("ssh to {host} failed: {said} ({hint})")]
     Connect {
         /// The host at fault.
         host: String,
-        /// ssh's own explanation (its last stderr line).
+        /// ssh's own explanation.
         said: String,
+        /// What to check or do about it.
+        hint: &'static str,
     },
     /// The session ended before it reached the expected point.
-    #[error("{what} on {host} ended early{}", explain(.said))]
+    #[error(
+        "{what} on {host} ended early: {said} (the server's messages are above; `ssh {host} elixir --version` checks its Elixir)"
+    )]
     Ended {
         /// What was running (e.g. "the remote node").
         what: &'static str,
         /// The host.
         host: String,
-        /// The session's last stderr lines, if any.
+        /// The session's last stderr line, or its exit status.
         said: String,
     },
     /// `elixir` was not found by the remote shell.
@@ -67,7 +72,7 @@ pub enum SshError {
     },
     /// `ssh -O forward` was refused.
     #[error(
-        "port forwarding to {host} was refused ({said}): the server needs AllowTcpForwarding yes"
+        "{host} refused the run's two reverse port forwards: {said} (its sshd must allow them: AllowTcpForwarding yes or remote, and PermitListen allowing 127.0.0.1)"
     )]
     Forward {
         /// The host.
@@ -76,16 +81,81 @@ pub enum SshError {
         said: String,
     },
     /// Writing to the session failed.
-    #[error("the SSH session to {0} closed")]
+    #[error("the SSH session to {0} closed while the run was starting (rerun with -v to see why)")]
     Closed(String),
 }
 
-fn explain(said: &str) -> String {
-    if said.is_empty() {
-        String::new()
-    } else {
-        format!(": {said}")
+/// Why ssh could not connect, from the lines it printed (`tail`, oldest first): the line that tells
+/// and a hint for the user. Host key problems are left to the user to decide, never worked around.
+fn connect_error(host: String, tail: &[String]) -> SshError {
+    const KNOWN: &[(&str, &str)] = &[
+        (
+            "has changed and you have requested strict checking",
+            "the server's host key is not the one in known_hosts: if the change is expected, remove the old key with `ssh-keygen -R`; otherwise the connection may be intercepted",
+        ),
+        (
+            "REMOTE HOST IDENTIFICATION HAS CHANGED",
+            "the server's host key is not the one in known_hosts: if the change is expected, remove the old key with `ssh-keygen -R`; otherwise the connection may be intercepted",
+        ),
+        (
+            "host key is known for",
+            "the server's host key is not in known_hosts: check its fingerprint and add it (`ssh` to it once), or let ssh trust new hosts with StrictHostKeyChecking accept-new in your ssh config",
+        ),
+        (
+            "authenticity of host",
+            "the server's host key is not in known_hosts: check its fingerprint and add it (`ssh` to it once), or let ssh trust new hosts with StrictHostKeyChecking accept-new in your ssh config",
+        ),
+        (
+            "Host key verification failed",
+            "check the server's host key against your known_hosts",
+        ),
+        (
+            "Could not resolve hostname",
+            "check the host name given to --host, or its HostName in your ssh config",
+        ),
+        (
+            "Permission denied",
+            "check the user name and that your key or agent lets `ssh` log in there without a prompt",
+        ),
+        (
+            "Connection refused",
+            "is the host up, and sshd listening on the port your ssh config or -o Port names?",
+        ),
+        (
+            "No route to host",
+            "is the host up and reachable from here (VPN, ProxyJump in your ssh config)?",
+        ),
+        (
+            "Network is unreachable",
+            "is the host up and reachable from here (VPN, ProxyJump in your ssh config)?",
+        ),
+        (
+            "timed out",
+            "is the host up and reachable from here (VPN, ProxyJump in your ssh config)?",
+        ),
+    ];
+    for (pattern, hint) in KNOWN {
+        if let Some(line) = tail.iter().rev().find(|l| l.contains(pattern)) {
+            return SshError::Connect {
+                host,
+                said: said(line),
+                hint,
+            };
+        }
     }
+    SshError::Connect {
+        host,
+        said: tail
+            .last()
+            .map(|l| said(l))
+            .unwrap_or_else(|| "it exited without saying why".into()),
+        hint: "rerun with -v to see everything ssh said, or try `ssh` to the host yourself",
+    }
+}
+
+/// One line of ssh's, without its `ssh: ` prefix.
+fn said(line: &str) -> String {
+    line.trim().trim_start_matches("ssh: ").to_owned()
 }
 
 /// The running master connection and its boot session.
@@ -103,13 +173,14 @@ pub const MARKER: &str = "mix-remote:";
 
 impl Master {
     /// Connects to `target`, running `remote_command` as the master's session. Lines the session
-    /// prints that are not ours (the node's own stdout and stderr) go to `output`.
+    /// prints that are not ours (the node's own stdout and stderr) go to `output`; what ssh itself
+    /// says before the session starts goes to `log` (for `-v`), its gist into the error.
     pub fn start(
         target: &Target,
         control: &Path,
         remote_command: &str,
         output: impl Fn(&str) + Send + Sync + 'static,
-        log: impl Fn(String),
+        log: impl Fn(String) + Send + Sync + 'static,
     ) -> Result<Master, SshError> {
         let mut cmd = Command::new("ssh");
         cmd.args(["-M", "-S"])
@@ -130,11 +201,20 @@ impl Master {
         let output = Arc::new(output);
         let (tx, markers) = mpsc::unbounded_channel();
         let stderr = Arc::new(Mutex::new(VecDeque::new()));
+        // Until the session says it started, stderr is ssh's own (host keys, login): for -v only.
+        // The launcher then waits for our input, so later lines are the session's.
+        let started = Arc::new(AtomicBool::new(false));
         if let Some(stdout) = child.stdout.take() {
             let output = Arc::clone(&output);
+            let started = Arc::clone(&started);
             tokio::spawn(each_line(stdout, move |line| {
                 match line.strip_prefix(MARKER) {
-                    Some(marker) => drop(tx.send(marker.to_owned())),
+                    Some(marker) => {
+                        if marker == "connected" {
+                            started.store(true, Ordering::SeqCst);
+                        }
+                        drop(tx.send(marker.to_owned()))
+                    }
                     None => output(&line),
                 }
             }));
@@ -142,7 +222,11 @@ impl Master {
         if let Some(err) = child.stderr.take() {
             let tail = Arc::clone(&stderr);
             tokio::spawn(each_line(err, move |line| {
-                output(&line);
+                if started.load(Ordering::SeqCst) {
+                    output(&line);
+                } else {
+                    log(format!("ssh said: {line}"));
+                }
                 let mut tail = tail.lock().expect("stderr lock poisoned");
                 if tail.len() == STDERR_TAIL {
                     tail.pop_front();
@@ -186,18 +270,26 @@ impl Master {
 
     async fn ended(&mut self, what: &'static str) -> SshError {
         let status = self.child.wait().await.ok().and_then(|s| s.code());
-        let tail = self.stderr.lock().expect("stderr lock poisoned").clone();
+        let tail: Vec<String> = self
+            .stderr
+            .lock()
+            .expect("stderr lock poisoned")
+            .iter()
+            .filter(|l| !l.trim().is_empty())
+            .cloned()
+            .collect();
         let host = self.target.host.clone();
         if status == Some(255) {
-            let said = tail
-                .back()
-                .cloned()
-                .unwrap_or_else(|| "no explanation".into());
-            SshError::Connect { host, said }
-        } else {
-            let said = tail.into_iter().collect::<Vec<_>>().join(" | ");
-            SshError::Ended { what, host, said }
+            return connect_error(host, &tail);
         }
+        let said = match tail.last() {
+            Some(line) => line.clone(),
+            None => match status {
+                Some(code) => format!("exit status {code}, nothing printed"),
+                None => "killed by a signal, nothing printed".into(),
+            },
+        };
+        SshError::Ended { what, host, said }
     }
 
     /// Adds remote forwards `127.0.0.1:<allocated> -> local Unix socket`, one per path, and
@@ -244,14 +336,10 @@ impl Master {
     }
 
     /// Ends the run on the remote and closes the connection: closing stdin halts the node, which
-    /// ends the session and so the master. If that takes longer than `grace`, the master is told
-    /// to exit, and killed as a last resort.
+    /// ends the session and so the master. If that takes longer than `grace` (a hung server, a
+    /// dead link), the master is killed, which closes the connection.
     pub async fn shutdown(mut self, grace: Duration) {
         self.stdin.take();
-        if tokio::time::timeout(grace, self.child.wait()).await.is_ok() {
-            return;
-        }
-        let _ = self.run_control(self.control_command("exit")).await;
         if tokio::time::timeout(grace, self.child.wait())
             .await
             .is_err()

@@ -10,18 +10,21 @@ use erl_dist::DistributionFlags;
 use erl_dist::handshake::{HandshakeStatus, ServerSideHandshake};
 use erl_dist::message::Message;
 use erl_dist::node::{Creation, LocalNode, NodeName};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::mpsc;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
 /// Pass-through message type byte.
 const PASS_THROUGH: u8 = 112;
-/// How often we tick an otherwise idle connection; OTP's default net_ticktime is 60 s.
-const TICK_INTERVAL: Duration = Duration::from_secs(15);
-/// A peer silent this long is gone: OTP ticks every net_ticktime / 4 (15 s by default).
-const SILENCE_LIMIT: Duration = Duration::from_secs(75);
+/// The remote node's net_ticktime in seconds (set at its boot): it ticks every quarter of it and
+/// halts when we have been silent for that long, so a dead link ends the run on both sides fast.
+pub const NET_TICKTIME: u64 = 15;
+/// How often we tick an otherwise idle connection: well within a quarter of [`NET_TICKTIME`].
+const TICK_INTERVAL: Duration = Duration::from_secs(3);
+/// A peer silent this long is gone: it ticks every quarter of [`NET_TICKTIME`].
+const SILENCE_LIMIT: Duration = Duration::from_secs(NET_TICKTIME + 5);
 /// Largest frame we accept: far above any term a run exchanges, small enough to refuse garbage.
 const MAX_FRAME: usize = 1 << 30;
 
@@ -129,7 +132,7 @@ pub async fn write_loop(mut writer: OwnedWriteHalf, mut queue: mpsc::UnboundedRe
 /// or the peer has been silent (not even a tick) for too long. Ticks are consumed here; frames we
 /// cannot decode are skipped (reported through `skipped`).
 pub async fn read_loop(
-    mut reader: OwnedReadHalf,
+    mut reader: impl AsyncRead + Unpin,
     mut deliver: impl FnMut(Message),
     mut skipped: impl FnMut(String),
 ) {

@@ -43,6 +43,32 @@ pub use fixture::compiled_fixture;
 pub use procs::Proc;
 pub use sshd::Sshd;
 
+/// Living processes whose command line contains `text`, this process excepted: with `text` a
+/// run's private path (its `TMPDIR`), every local process of that run.
+pub fn processes_mentioning(text: &str) -> Vec<Proc> {
+    let me = std::process::id();
+    procs::all_pids()
+        .into_iter()
+        .filter(|&pid| pid != me)
+        .filter_map(procs::proc_of)
+        .filter(|p| p.cmdline.contains(text))
+        .collect()
+}
+
+/// Waits (polling every 50 ms) until [`processes_mentioning`] `text` is empty or `timeout`
+/// passes; Err with what remains.
+pub fn wait_until_no_processes_mentioning(
+    text: &str,
+    timeout: std::time::Duration,
+) -> Result<(), Vec<Proc>> {
+    sshd::wait_until_none(timeout, || processes_mentioning(text))
+}
+
+/// Sends `signal` (`KILL`, `TERM`, `INT`, ...) to each of `pids`; those already gone are skipped.
+pub fn signal(signal: &str, pids: &[u32]) {
+    procs::signal(signal, pids);
+}
+
 /// True when running as root (netns tests possible).
 pub fn is_root() -> bool {
     // The effective uid is the second number of the "Uid:" line.

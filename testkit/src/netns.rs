@@ -140,6 +140,12 @@ impl Netns {
         pids_of(&self.name)
     }
 
+    /// Sets the host end of the veth link down or up.
+    pub(crate) fn set_link(&self, up: bool) -> Result<(), String> {
+        let state = if up { "up" } else { "down" };
+        procs::run(Command::new("ip").args(["link", "set", &self.host_if, state])).map(drop)
+    }
+
     fn load_firewall(&self) -> Result<(), String> {
         let mut cmd = self.command("nft");
         cmd.args(["-f", "-"])

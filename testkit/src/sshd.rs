@@ -49,7 +49,7 @@ pub struct Sshd {
     client_config: PathBuf,
     log: SharedLog,
     /// Keys, configurations, known_hosts; removed last.
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl Sshd {
@@ -75,9 +75,27 @@ impl Sshd {
             .unwrap_or_else(|e| panic!("testkit: cannot start sshd in a network namespace: {e}"))
     }
 
+    /// Like [`Sshd::start`], with `extra` (sshd_config lines) placed before the harness's own
+    /// settings, so they win (sshd keeps the first value it reads): e.g.
+    /// `"AllowTcpForwarding no\n"` for a server that refuses forwards.
+    pub fn start_with(extra: &str) -> Sshd {
+        Sshd::try_start_with(extra).unwrap_or_else(|e| panic!("testkit: cannot start sshd: {e}"))
+    }
+
+    /// Like [`Sshd::start_in_netns`], with `extra` sshd_config lines as for [`Sshd::start_with`].
+    pub fn start_in_netns_with(extra: &str) -> Sshd {
+        Sshd::try_start_in_netns_with(extra)
+            .unwrap_or_else(|e| panic!("testkit: cannot start sshd in a network namespace: {e}"))
+    }
+
     /// Like [`Sshd::start`], with an error message instead of a panic.
     pub fn try_start() -> Result<Sshd, String> {
-        let setup = Setup::new()?;
+        Sshd::try_start_with("")
+    }
+
+    /// Like [`Sshd::start_with`], with an error message instead of a panic.
+    pub fn try_start_with(extra: &str) -> Result<Sshd, String> {
+        let setup = Setup::new(extra)?;
         let mut last_error = String::new();
         for _ in 0..20 {
             let port = free_port()?;
@@ -94,10 +112,15 @@ impl Sshd {
 
     /// Like [`Sshd::start_in_netns`], with an error message instead of a panic.
     pub fn try_start_in_netns() -> Result<Sshd, String> {
+        Sshd::try_start_in_netns_with("")
+    }
+
+    /// Like [`Sshd::start_in_netns_with`], with an error message instead of a panic.
+    pub fn try_start_in_netns_with(extra: &str) -> Result<Sshd, String> {
         if !crate::is_root() {
             return Err("a network namespace needs root".into());
         }
-        let setup = Setup::new()?;
+        let setup = Setup::new(extra)?;
         let ns = Netns::create()?;
         let ip = IpAddr::V4(ns.addr());
         let addr = SocketAddr::new(ip, OPEN_PORT);
@@ -195,6 +218,61 @@ impl Sshd {
         wait_until_none(timeout, || self.client_processes())
     }
 
+    /// The client's known_hosts file (see [`Sshd::ssh_config`]).
+    pub fn known_hosts(&self) -> PathBuf {
+        self.dir.path().join("known_hosts")
+    }
+
+    /// Empties the client's known_hosts: the server's host key becomes unknown to ssh.
+    pub fn forget_host_key(&self) {
+        fs::write(self.known_hosts(), "")
+            .unwrap_or_else(|e| panic!("testkit: cannot empty known_hosts: {e}"));
+    }
+
+    /// Puts a freshly generated key in the client's known_hosts in place of the server's: to ssh,
+    /// the server's host key has changed (as it would under a man in the middle).
+    pub fn change_host_key(&self) {
+        let other = self.dir.path().join("other_host_key");
+        let _ = fs::remove_file(&other);
+        let _ = fs::remove_file(pub_path(&other));
+        let blob = keygen(&other)
+            .and_then(|()| key_type_and_blob(&other))
+            .unwrap_or_else(|e| panic!("testkit: cannot generate a key: {e}"));
+        fs::write(
+            self.known_hosts(),
+            format!("{} {blob}\n", known_hosts_pattern(self.addr)),
+        )
+        .unwrap_or_else(|e| panic!("testkit: cannot write known_hosts: {e}"));
+    }
+
+    /// Empties the server's authorized_keys: logging in fails with "Permission denied".
+    pub fn revoke_user_key(&self) {
+        fs::write(self.dir.path().join("authorized_keys"), "")
+            .unwrap_or_else(|e| panic!("testkit: cannot empty authorized_keys: {e}"));
+    }
+
+    /// The sshd processes serving connections right now (each connection has a privileged
+    /// monitor and a process running as the user), not the listener itself: killing them drops
+    /// the connections as a crash of the server's sshd would.
+    pub fn connection_processes(&self) -> Vec<Proc> {
+        procs::descendants(self.child.id())
+            .into_iter()
+            .filter_map(procs::proc_of)
+            .filter(|p| p.cmdline.starts_with("sshd:"))
+            .collect()
+    }
+
+    /// For netns hosts: takes the host side of the veth link down (`up` false) or up again, as a
+    /// pulled cable would; nothing is sent either way while it is down. Panics on loopback.
+    pub fn set_link(&self, up: bool) {
+        let ns = self
+            .netns
+            .as_ref()
+            .expect("testkit: set_link needs a namespace host");
+        ns.set_link(up)
+            .unwrap_or_else(|e| panic!("testkit: cannot set the link state: {e}"));
+    }
+
     fn tag_entry(&self) -> String {
         format!("{TAG_VAR}={}", self.tag)
     }
@@ -240,13 +318,15 @@ enum Failure {
 /// The generated files shared by every start attempt of one server.
 struct Setup {
     dir: TempDir,
+    /// sshd_config lines placed before the harness's own.
+    extra: String,
     user: String,
     tag: String,
     host_key_pub: String,
 }
 
 impl Setup {
-    fn new() -> Result<Setup, String> {
+    fn new(extra: &str) -> Result<Setup, String> {
         let dir = tempfile::Builder::new()
             .prefix("mix-remote-sshd-")
             .tempdir()
@@ -275,6 +355,7 @@ impl Setup {
         }
         Ok(Setup {
             dir,
+            extra: extra.to_owned(),
             user,
             tag,
             host_key_pub,
@@ -358,12 +439,16 @@ impl Setup {
             user: self.user,
             tag: self.tag,
             log,
-            _dir: self.dir,
+            dir: self.dir,
         }
     }
 
     fn server_config(&self, listen: &[SocketAddr]) -> String {
         let mut c = String::from("# Written by testkit for one test; removed with it.\n");
+        c += &self.extra;
+        if !c.ends_with('\n') {
+            c.push('\n');
+        }
         for a in listen {
             c += &format!("ListenAddress {a}\n");
         }
@@ -406,14 +491,9 @@ LogLevel INFO
     /// The client's ssh_config and known_hosts, for a server at `addr`.
     fn write_client_files(&self, addr: SocketAddr) -> Result<(), String> {
         let known_hosts = self.path("known_hosts");
-        let host_pattern = if addr.port() == 22 {
-            addr.ip().to_string()
-        } else {
-            format!("[{}]:{}", addr.ip(), addr.port())
-        };
         fs::write(
             &known_hosts,
-            format!("{host_pattern} {}\n", self.host_key_pub),
+            format!("{} {}\n", known_hosts_pattern(addr), self.host_key_pub),
         )
         .map_err(|e| format!("cannot write {}: {e}", known_hosts.display()))?;
         let config = format!(
@@ -441,6 +521,15 @@ LogLevel ERROR
         );
         let path = self.path("ssh_config");
         fs::write(&path, config).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+}
+
+/// How ssh names `addr` in known_hosts: `[IP]:PORT`, or the bare IP for port 22.
+fn known_hosts_pattern(addr: SocketAddr) -> String {
+    if addr.port() == 22 {
+        addr.ip().to_string()
+    } else {
+        format!("[{}]:{}", addr.ip(), addr.port())
     }
 }
 
@@ -563,7 +652,10 @@ fn parse_openssh_version(text: &str) -> Option<(u32, u32)> {
 }
 
 /// Polls `list` every 50 ms until it is empty (Ok) or `timeout` passes (Err with what remains).
-fn wait_until_none(timeout: Duration, list: impl Fn() -> Vec<Proc>) -> Result<(), Vec<Proc>> {
+pub(crate) fn wait_until_none(
+    timeout: Duration,
+    list: impl Fn() -> Vec<Proc>,
+) -> Result<(), Vec<Proc>> {
     let deadline = Instant::now() + timeout;
     loop {
         let left = list();
