@@ -1,10 +1,12 @@
 //! What starts the throw-away node on the server: the launcher command line and the bytes fed to
 //! its stdin. Both come from `templates/`, so the shipped boot program is easy to read and review.
 
-/// The shell launcher (`templates/boot.sh`); `@ELIXIR@` is replaced by the elixir to run and
-/// `@NET_TICKTIME@` by the node's tick time.
+use crate::node::dist::NET_TICKTIME;
+
+/// The shell launcher (`templates/boot.sh`); `@ELIXIR@` is replaced by the elixir to run.
 const LAUNCHER: &str = include_str!("../templates/boot.sh");
-/// The Elixir boot program (`templates/boot.exs`), sent over stdin.
+/// The Elixir boot program (`templates/boot.exs`), sent over stdin; `@TICK_MS@` is replaced by a
+/// quarter of [`NET_TICKTIME`] in milliseconds, the tick interval `:net_kernel.start/1` takes.
 const PROGRAM: &str = include_str!("../templates/boot.exs");
 
 /// Why the boot command could not be built.
@@ -28,11 +30,7 @@ pub fn remote_command(elixir: &str) -> Result<String, BootError> {
         .filter(|line| !line.trim_start().starts_with('#') && !line.trim().is_empty())
         .collect::<Vec<_>>()
         .join("; ")
-        .replace("@ELIXIR@", elixir)
-        .replace(
-            "@NET_TICKTIME@",
-            &crate::node::dist::NET_TICKTIME.to_string(),
-        );
+        .replace("@ELIXIR@", elixir);
     Ok(format!("exec sh -c '{script}'"))
 }
 
@@ -42,7 +40,7 @@ pub fn remote_command(elixir: &str) -> Result<String, BootError> {
 pub fn stdin_input(epmd_port: u16, remote_node: &str, cookie: &str, our_node: &str) -> Vec<u8> {
     format!(
         "{epmd_port}\nCode.eval_string(\"{}\")\n{remote_node}\n{cookie}\n{our_node}\n",
-        elixir_string_body(PROGRAM)
+        elixir_string_body(&PROGRAM.replace("@TICK_MS@", &(NET_TICKTIME * 250).to_string()))
     )
     .into_bytes()
 }
@@ -81,8 +79,6 @@ mod tests {
         assert!(!inner.contains('\n'));
         assert!(!inner.contains('!'));
         assert!(inner.starts_with("E=~/.asdf/shims/elixir; "));
-        assert!(inner.contains("-kernel net_ticktime 15\""));
-        assert!(!inner.contains('@'), "a placeholder is left: {inner}");
     }
 
     #[test]
@@ -99,6 +95,7 @@ mod tests {
             String::from_utf8(stdin_input(4000, "r@localhost", "c", "t@localhost")).unwrap();
         let lines: Vec<&str> = input.lines().collect();
         assert_eq!(lines.len(), 5);
+        assert!(lines[1].contains(":net_kernel.start([name, :shortnames, 3750])"));
         assert_eq!(
             (lines[0], lines[2], lines[3], lines[4]),
             ("4000", "r@localhost", "c", "t@localhost")

@@ -27,7 +27,7 @@ pub enum ProjectError {
         second: PathBuf,
     },
     /// A `.beam` file is unreadable or malformed.
-    #[error(transparent)]
+    #[error("{0} (rebuild it with `mix compile --force`)")]
     Beam(#[from] BeamError),
     /// Walking the directory tree failed.
     #[error("cannot read {path}: {source}")]

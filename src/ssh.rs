@@ -20,6 +20,8 @@ use tokio::sync::mpsc;
 
 /// How many lines of the session's stderr are kept to explain a failure.
 const STDERR_TAIL: usize = 8;
+/// How long to wait, once ssh has exited, for the rest of what it printed.
+const STDERR_DRAIN: Duration = Duration::from_secs(1);
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -153,6 +155,25 @@ fn connect_error(host: String, tail: &[String]) -> SshError {
     }
 }
 
+/// The gist of what `ssh -O forward` printed when the server refused: `remote port forwarding
+/// failed for listen port 0` rather than its three lines of multiplexer prefixes.
+fn forward_refusal(said: &str) -> String {
+    let first = said.lines().next().unwrap_or("no reason given");
+    first
+        .rsplit_once("failed: ")
+        .map_or(first, |(_, why)| why)
+        .trim()
+        .to_owned()
+}
+
+/// Whether a stderr line of the master is ssh's own (its connection multiplexer's) rather than the
+/// session's: `mux_confirm_remote_forward: ...`.
+fn is_ssh_own(line: &str) -> bool {
+    line.split_once(": ").is_some_and(|(f, _)| {
+        f.starts_with("mux_") && f.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+    })
+}
+
 /// One line of ssh's, without its `ssh: ` prefix.
 fn said(line: &str) -> String {
     line.trim().trim_start_matches("ssh: ").to_owned()
@@ -166,6 +187,8 @@ pub struct Master {
     target: Target,
     markers: mpsc::UnboundedReceiver<String>,
     stderr: Arc<Mutex<VecDeque<String>>>,
+    /// The task reading stderr into `stderr`: done once ssh's last words are in.
+    stderr_read: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Lines the boot session prints for us start with this; everything else is the node's output.
@@ -190,6 +213,8 @@ impl Master {
         add_target_options(&mut cmd, target);
         cmd.arg("--").arg(&target.host).arg(remote_command);
         log(format!("ssh: {}", describe(&cmd)));
+        #[cfg(target_os = "linux")]
+        die_with_parent(&mut cmd);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -219,10 +244,10 @@ impl Master {
                 }
             }));
         }
-        if let Some(err) = child.stderr.take() {
+        let stderr_read = child.stderr.take().map(|err| {
             let tail = Arc::clone(&stderr);
             tokio::spawn(each_line(err, move |line| {
-                if started.load(Ordering::SeqCst) {
+                if started.load(Ordering::SeqCst) && !is_ssh_own(&line) {
                     output(&line);
                 } else {
                     log(format!("ssh said: {line}"));
@@ -232,8 +257,8 @@ impl Master {
                     tail.pop_front();
                 }
                 tail.push_back(line);
-            }));
-        }
+            }))
+        });
         Ok(Master {
             child,
             stdin,
@@ -241,6 +266,7 @@ impl Master {
             target: target.clone(),
             markers,
             stderr,
+            stderr_read,
         })
     }
 
@@ -270,6 +296,10 @@ impl Master {
 
     async fn ended(&mut self, what: &'static str) -> SshError {
         let status = self.child.wait().await.ok().and_then(|s| s.code());
+        if let Some(reading) = self.stderr_read.take() {
+            // A process ssh started (a ProxyCommand) may hold the pipe open: do not wait forever.
+            let _ = tokio::time::timeout(STDERR_DRAIN, reading).await;
+        }
         let tail: Vec<String> = self
             .stderr
             .lock()
@@ -305,7 +335,7 @@ impl Master {
             .await
             .map_err(|said| SshError::Forward {
                 host: self.target.host.clone(),
-                said,
+                said: forward_refusal(&said),
             })?;
         let ports: Vec<u16> = out
             .split_whitespace()
@@ -386,6 +416,28 @@ async fn each_line(pipe: impl AsyncRead + Unpin, mut each: impl FnMut(String)) {
                 each(text.trim_end_matches(['\n', '\r']).to_owned());
             }
         }
+    }
+}
+
+/// Has the kernel kill the child when the thread that starts it (the runtime's main thread, which
+/// lives as long as the tool) ends, however the tool ends: a tool killed while the remote node is
+/// still booting leaves no master behind.
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: between fork and exec the closure only makes the async-signal-safe calls prctl and
+    // getppid, and builds errors without allocating.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The tool died before prctl took effect: nobody would kill this master.
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
     }
 }
 

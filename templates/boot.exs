@@ -44,7 +44,9 @@ defmodule MixRemote.Boot do
 end
 
 [name, cookie, tool] = for _ <- 1..3, do: String.to_atom(MixRemote.Boot.read_line())
-{:ok, _} = :net_kernel.start([name, :shortnames])
+# A short net_ticktime (the tick interval is a quarter of it): the node halts soon after a dead
+# link, when the tool's node stops ticking.
+{:ok, _} = :net_kernel.start([name, :shortnames, @TICK_MS@])
 :erlang.set_cookie(node(), cookie)
 :ok = :net_kernel.monitor_nodes(true, node_type: :all)
 

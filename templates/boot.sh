@@ -3,10 +3,9 @@
 # stdin: the EPMD port, then the boot program (one line), then what templates/boot.exs reads.
 # -dist_listen false: the node opens no port at all; it connects out to the tool instead.
 # -nocookie: OTP neither reads nor creates ~/.erlang.cookie. ERL_CRASH_DUMP_BYTES=0: no crash
-# dump, which would hold the cookie, is ever written. net_ticktime: the node halts soon after a
-# dead link, as the tool's node stops ticking (see NET_TICKTIME in src/node/dist.rs).
+# dump, which would hold the cookie, is ever written.
 E=@ELIXIR@
 command -v "$E" >/dev/null 2>&1 || { echo "mix-remote:no-elixir $E"; exit 127; }
 echo mix-remote:connected
 read -r port || exit 0
-ERL_EPMD_PORT=$port ERL_CRASH_DUMP_BYTES=0 exec "$E" --erl "-start_epmd false -dist_listen false -nocookie -kernel net_ticktime @NET_TICKTIME@" -e "Code.eval_string(IO.read(:stdio, :line))"
+ERL_EPMD_PORT=$port ERL_CRASH_DUMP_BYTES=0 exec "$E" --erl "-start_epmd false -dist_listen false -nocookie" -e "Code.eval_string(IO.read(:stdio, :line))"

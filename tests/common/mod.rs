@@ -113,11 +113,30 @@ pub fn tool(sshd: &Sshd, project: &Path, args: &[&str]) -> Tool {
 
 /// The tool for any `host` with the ssh config `config`.
 pub fn tool_for(host: &str, config: &Path, project: &Path, args: &[&str]) -> Tool {
+    tool_under(&[], host, config, project, args)
+}
+
+/// The tool run by the command `wrapper` (e.g. `["unshare", "--net", "--"]`), for `host`.
+pub fn tool_under(
+    wrapper: &[&str],
+    host: &str,
+    config: &Path,
+    project: &Path,
+    args: &[&str],
+) -> Tool {
     let tmp = tempfile::Builder::new()
         .prefix("mix-remote-test-")
         .tempdir()
         .expect("a TMPDIR for the run");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mix-remote"));
+    let binary = env!("CARGO_BIN_EXE_mix-remote");
+    let mut cmd = match wrapper {
+        [] => Command::new(binary),
+        [program, rest @ ..] => {
+            let mut cmd = Command::new(program);
+            cmd.args(rest).arg(binary);
+            cmd
+        }
+    };
     cmd.arg("run")
         .arg("--host")
         .arg(host)
