@@ -103,7 +103,7 @@ impl Entry {
         }
         arities.sort_unstable();
         let hint = match arities.as_slice() {
-            [] => String::new(),
+            [] => " (check the name, and that it is public: def, not defp)".to_owned(),
             some => format!(
                 " (it exports {}: pass that many arguments after --)",
                 some.iter()

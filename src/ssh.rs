@@ -459,3 +459,75 @@ fn describe(cmd: &Command) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &str) -> Vec<String> {
+        text.lines().map(str::to_owned).collect()
+    }
+
+    fn hint_of(tail: &str) -> (String, &'static str) {
+        match connect_error("h".into(), &lines(tail)) {
+            SshError::Connect { said, hint, .. } => (said, hint),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn connection_failures_get_the_telling_line_and_a_hint() {
+        // As OpenSSH 9.2 words them.
+        let changed = "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
+            @    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n\
+            Offending ED25519 key in /k:1\n\
+            Host key for [127.0.0.1]:2222 has changed and you have requested strict checking.\n\
+            Host key verification failed.";
+        let (said, hint) = hint_of(changed);
+        assert!(said.starts_with("Host key for [127.0.0.1]:2222 has changed"));
+        assert!(hint.contains("ssh-keygen -R"));
+        let (said, hint) = hint_of(
+            "No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\n\
+             Host key verification failed.",
+        );
+        assert!(said.starts_with("No ED25519 host key is known"));
+        assert!(hint.contains("accept-new"));
+        let (said, hint) =
+            hint_of("ssh: Could not resolve hostname nope.invalid: Name or service not known");
+        assert_eq!(
+            said,
+            "Could not resolve hostname nope.invalid: Name or service not known"
+        );
+        assert!(hint.contains("--host"));
+        assert!(
+            hint_of("root@h: Permission denied (publickey).")
+                .1
+                .contains("key or agent")
+        );
+        assert!(
+            hint_of("ssh: connect to host h port 1: Connection refused")
+                .1
+                .contains("sshd listening")
+        );
+        let (said, hint) = hint_of("");
+        assert_eq!(said, "it exited without saying why");
+        assert!(hint.contains("-v"));
+    }
+
+    #[test]
+    fn forward_refusals_and_ssh_own_lines_are_recognised() {
+        let said = "mux_client_forward: forwarding request failed: remote port forwarding failed for listen port 0\n\
+            mux_client_forward: forwarding request failed: remote port forwarding failed for listen port 0\n\
+            muxclient: master forward request failed";
+        assert_eq!(
+            forward_refusal(said),
+            "remote port forwarding failed for listen port 0"
+        );
+        assert_eq!(forward_refusal(""), "no reason given");
+        assert!(is_ssh_own(
+            "mux_confirm_remote_forward: remote port forwarding failed for listen port 0"
+        ));
+        assert!(!is_ssh_own("** (RuntimeError) mux_x: boom"));
+        assert!(!is_ssh_own("erts_mmap: Failed to create super carrier"));
+    }
+}

@@ -12,7 +12,13 @@ defmodule MixRemote.Boot do
   # linked process that crashes it is reported like a raise. The result comes back already
   # formatted as `inspect/2` shows it, or the failure formatted as Elixir formats it.
   def run(module, function, args) do
-    {_pid, ref} = spawn_monitor(fn -> exit({__MODULE__, call(module, function, args)}) end)
+    relay = spawn(__MODULE__, :relay, [Process.group_leader()])
+
+    {_pid, ref} =
+      spawn_monitor(fn ->
+        Process.group_leader(self(), relay)
+        exit({__MODULE__, call(module, function, args)})
+      end)
 
     receive do
       {:DOWN, ^ref, :process, _, {__MODULE__, result}} -> result
@@ -26,6 +32,44 @@ defmodule MixRemote.Boot do
     kind, reason ->
       stack = Enum.reject(__STACKTRACE__, fn {m, _, _, _} -> m == __MODULE__ end)
       {:raised, Exception.format(kind, reason, stack)}
+  end
+
+  # The entry's group leader: passes IO requests on to the tool's own group leader with their
+  # text as one binary. An iolist may nest as deep as the program built it, and the tool decodes
+  # only terms of bounded depth; replies go from the tool straight to the requesting process.
+  def relay(tool) do
+    receive do
+      {:io_request, from, reply_as, request} ->
+        send(tool, {:io_request, from, reply_as, flat(request)})
+
+      _other ->
+        :ok
+    end
+
+    relay(tool)
+  end
+
+  defp flat({:put_chars, enc, chars}), do: {:put_chars, enc, text(enc, chars)}
+  defp flat({:put_chars, chars}), do: {:put_chars, :latin1, text(:latin1, chars)}
+  defp flat({:put_chars, enc, m, f, a} = req), do: computed(req, enc, m, f, a)
+  defp flat({:put_chars, m, f, a} = req), do: computed(req, :latin1, m, f, a)
+  defp flat({:requests, requests}), do: {:requests, Enum.map(requests, &flat/1)}
+  defp flat(other), do: other
+
+  # Text that is not chardata travels as it is, for the tool to refuse.
+  defp text(enc, chars) do
+    case :unicode.characters_to_binary(chars, enc, enc) do
+      binary when is_binary(binary) -> binary
+      _error -> chars
+    end
+  end
+
+  # What io:format sends: the text is computed here; if that fails, the tool is asked to, and
+  # the caller gets the error as it would from any group leader.
+  defp computed(request, enc, m, f, a) do
+    {:put_chars, enc, text(enc, apply(m, f, a))}
+  catch
+    _kind, _reason -> request
   end
 
   def read_line do

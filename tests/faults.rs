@@ -231,9 +231,10 @@ fn a_tool_killed_while_the_node_boots_leaves_no_file() {
 
 #[test]
 fn intruders_while_the_node_boots_are_refused_logged_and_reach_nothing() {
-    // While the gate holds the real node, two local processes on the server try our node through
-    // the run's own tunnels: one under another name, one under the expected name but without the
-    // cookie. Both are refused and logged with -v, and the run then completes normally.
+    // While the gate holds the real node, local processes on the server try our node through the
+    // run's own tunnels: one under another name, one under the expected name but without the
+    // cookie, one that connects and stays silent. They are refused and logged with -v, and the
+    // run then completes normally.
     let sshd = Sshd::start();
     let gate = Wrapper::gate();
     let elixir = gate.path().display().to_string();
@@ -256,6 +257,14 @@ fn intruders_while_the_node_boots_are_refused_logged_and_reach_nothing() {
     let epmd_port = after("remote").rsplit(':').next().expect("port").to_owned();
     let ours = after("node").to_owned();
     let expected = after("expecting").to_owned();
+    // A third one connects straight to our node's tunnel and says nothing for the whole run.
+    let node_addr = words
+        .iter()
+        .filter(|w| w.starts_with("127.0.0.1:"))
+        .nth(1)
+        .expect("the node tunnel's address")
+        .to_string();
+    let _silent = std::net::TcpStream::connect(&node_addr).expect("connect to the tunnel");
     for intruder in ["intruder@localhost", expected.as_str()] {
         let tried = Command::new("erl")
             .args(["-noshell", "-start_epmd", "false", "-dist_listen", "false"])
@@ -274,6 +283,8 @@ fn intruders_while_the_node_boots_are_refused_logged_and_reach_nothing() {
             String::from_utf8_lossy(&tried.stderr)
         );
     }
+    // The silent one is given up on before the node boots.
+    run.stderr_until("no handshake within 5 s");
     gate.open();
     let out = finish(run);
     assert_eq!(
@@ -468,6 +479,27 @@ fn a_node_that_crashes_while_booting_is_named_with_its_last_words() {
             "elixir --version",
         ],
     );
+}
+
+#[test]
+fn a_limit_of_zero_is_bad_input() {
+    let sshd = Sshd::start();
+    for flag in [
+        "--connect-timeout",
+        "--boot-timeout",
+        "--push-timeout",
+        "--call-timeout",
+    ] {
+        let out = run(&sshd, &[flag, "0", ":demo_erl.add", "--", "1", "2"]);
+        assert_eq!(out.code, Some(2), "{flag}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains(&format!("invalid value '0' for '{flag} <SECS>'")),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(!sshd.log().contains("Accepted"), "{}", sshd.log());
 }
 
 #[test]
@@ -678,4 +710,18 @@ fn faulty_run(sshd: &Sshd, project: &std::path::Path, fault: Fault, delay: u64, 
     if let Err(left) = sshd.wait_until_no_client_processes(CLEANUP_LIMIT) {
         panic!("local ssh processes of the run remain: {left:?}");
     }
+}
+
+#[test]
+fn output_nested_a_hundred_thousand_levels_deep_arrives_intact() {
+    // The tool decodes only terms of bounded depth; the boot program flattens output first.
+    let sshd = Sshd::start();
+    let out = run(&sshd, &["Demo.Worker.deep_output", "--", "100_000"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let expected = format!("{}{}\n:ok\n", "x".repeat(100_000), "y".repeat(100_000));
+    assert!(
+        out.stdout == expected,
+        "{} bytes of output",
+        out.stdout.len()
+    );
 }

@@ -149,14 +149,19 @@ pub async fn read_loop(
             skipped(format!("frame of {len} bytes is too large"));
             return;
         }
-        buf.resize(len, 0);
-        if reader.read_exact(&mut buf).await.is_err() {
-            return;
+        // Grown as bytes arrive: a length alone, however large, allocates nothing.
+        buf.clear();
+        match (&mut reader).take(len as u64).read_to_end(&mut buf).await {
+            Ok(n) if n == len => {}
+            _ => return,
         }
         match buf.split_first() {
-            Some((&PASS_THROUGH, mut body)) => match Message::read_from(&mut body) {
-                Ok(msg) => deliver(msg),
-                Err(e) => skipped(format!("undecodable message: {e}")),
+            Some((&PASS_THROUGH, mut body)) => match super::etf::check_message(body) {
+                Err(e) => skipped(format!("refused message: {e}")),
+                Ok(()) => match Message::read_from(&mut body) {
+                    Ok(msg) => deliver(msg),
+                    Err(e) => skipped(format!("undecodable message: {e}")),
+                },
             },
             _ => skipped(format!("frame with unknown type byte {}", buf[0])),
         }
@@ -202,6 +207,83 @@ mod tests {
         let (server, client) = handshake("remote@localhost", "wrong").await;
         assert!(matches!(server, Err(DistError::Handshake { .. })));
         assert!(!client);
+    }
+
+    /// Runs `read_loop` over `input`; the messages delivered and the notes on skipped frames.
+    async fn frames(input: &[u8]) -> (Vec<Message>, Vec<String>) {
+        let (mut delivered, mut skipped) = (Vec::new(), Vec::new());
+        read_loop(input, |m| delivered.push(m), |s| skipped.push(s)).await;
+        (delivered, skipped)
+    }
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut f = (body.len() as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(body);
+        f
+    }
+
+    #[tokio::test]
+    async fn hostile_frames_are_skipped_or_end_the_connection_without_panic() {
+        let to = erl_dist::term::Pid::new("r@localhost".to_owned(), 1, 0, 1);
+        let mut good = vec![PASS_THROUGH];
+        Message::send(to, erl_dist::term::Atom::from("hi").into())
+            .write_into(&mut good)
+            .unwrap();
+
+        // Garbage, an unknown type byte and an empty pass-through frame are skipped; the good
+        // message after them still arrives, and ticks are consumed.
+        let mut input = frame(b"\x70\x83\xff\xff");
+        input.extend(frame(b"\x01junk"));
+        input.extend(frame(&[PASS_THROUGH]));
+        input.extend(0u32.to_be_bytes());
+        input.extend(frame(&good));
+        let (delivered, skipped) = frames(&input).await;
+        assert_eq!(delivered.len(), 1, "{skipped:?}");
+        assert_eq!(skipped.len(), 3, "{skipped:?}");
+        assert!(skipped[1].contains("unknown type byte 1"), "{skipped:?}");
+
+        // A length of 1 GiB followed by three bytes: the connection ends, nothing is allocated
+        // for the bytes that never come.
+        let mut huge = (1u32 << 30).to_be_bytes().to_vec();
+        huge.extend_from_slice(b"abc");
+        assert_eq!(frames(&huge).await.0.len(), 0);
+        // Beyond the limit: refused outright.
+        let (_, skipped) = frames(&u32::MAX.to_be_bytes()).await;
+        assert!(skipped[0].contains("too large"), "{skipped:?}");
+        // Truncated length and truncated body.
+        assert!(frames(&[0, 0]).await.0.is_empty());
+        assert!(frames(&[0, 0, 0, 9, PASS_THROUGH, 131]).await.0.is_empty());
+    }
+
+    #[tokio::test]
+    async fn hostile_handshakes_fail_cleanly() {
+        let inputs: [&[u8]; 6] = [
+            b"",
+            b"\x00",
+            b"\x00\x01N",
+            b"\xff\xffNNNN",
+            // A version 6 name claiming a 65535-byte name it does not send.
+            b"\x00\x0fN\x00\x00\x00\x00\x01\x07\x0f\x94\x00\x00\x00\x07\xff\xff",
+            b"\x00\x03xyz",
+        ];
+        for input in inputs {
+            let (ours, mut theirs) = UnixStream::pair().unwrap();
+            theirs.write_all(input).await.unwrap();
+            theirs.shutdown().await.unwrap();
+            let result = tokio::time::timeout(
+                Duration::from_secs(5),
+                accept(ours, node("us@localhost"), "right", "remote@localhost"),
+            )
+            .await
+            .expect("the handshake hangs");
+            assert!(result.is_err(), "{input:?} accepted");
+            let (ours, mut theirs) = UnixStream::pair().unwrap();
+            theirs.write_all(input).await.unwrap();
+            theirs.shutdown().await.unwrap();
+            tokio::time::timeout(Duration::from_secs(5), refuse(ours, node("us@localhost")))
+                .await
+                .expect("the refusal hangs");
+        }
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 
 pub mod dist;
 pub mod epmd;
+pub mod etf;
 pub mod io;
 
 use std::collections::HashMap;
@@ -15,9 +16,13 @@ use erl_dist::node::{LocalNode, NodeName};
 use erl_dist::term::{Atom, List, Pid, Reference, Term, Tuple};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 
 pub use dist::DistError;
 pub use io::IoRequest;
+
+/// How long one incoming connection may take to complete its handshake.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(5);
 
 /// Replies awaited by rex calls, keyed by the reference's id words; `None` once the link is gone.
 type Pending = Mutex<Option<HashMap<Vec<u32>, oneshot::Sender<Term>>>>;
@@ -70,13 +75,34 @@ impl Node {
         log: impl Fn(String) + Send + Sync + 'static,
     ) -> Result<(Arc<Node>, mpsc::UnboundedReceiver<IoRequest>), DistError> {
         let local = dist::local_node(name, creation);
+        // Handshakes run side by side, each with a limit: a peer that connects and stays silent
+        // cannot hold the door shut for the node we booted.
+        let mut handshakes = JoinSet::new();
         let stream = loop {
-            let (stream, _) = listener.accept().await.map_err(|_| DistError::Lost)?;
-            match dist::accept(stream, local.clone(), cookie, peer).await {
-                Ok(stream) => break stream,
-                Err(refused) => log(format!("refused: {refused}")),
+            tokio::select! {
+                incoming = listener.accept() => {
+                    let (stream, _) = incoming.map_err(|_| DistError::Lost)?;
+                    let (local, cookie, peer) = (local.clone(), cookie.to_owned(), peer.to_owned());
+                    handshakes.spawn(async move {
+                        let handshake = dist::accept(stream, local, &cookie, &peer);
+                        match tokio::time::timeout(HANDSHAKE_LIMIT, handshake).await {
+                            Ok(result) => result,
+                            Err(_) => Err(DistError::Handshake {
+                                node: "a peer".into(),
+                                reason: format!("no handshake within {} s", HANDSHAKE_LIMIT.as_secs()),
+                            }),
+                        }
+                    });
+                }
+                Some(done) = handshakes.join_next() => match done {
+                    Ok(Ok(stream)) => break stream,
+                    Ok(Err(refused)) => log(format!("refused: {refused}")),
+                    Err(failed) => log(format!("refused: a handshake failed: {failed}")),
+                },
             }
         };
+        // The others still in progress are aborted.
+        drop(handshakes);
         let (reader, writer) = stream.into_split();
         let (outgoing, queue) = mpsc::unbounded_channel();
         let (io_tx, io_rx) = mpsc::unbounded_channel();
@@ -252,4 +278,39 @@ pub fn tuple(elements: Vec<Term>) -> Term {
 /// Whether `term` is the atom `name`.
 pub fn is_atom(term: &Term, name: &str) -> bool {
     matches!(term, Term::Atom(a) if a.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use erl_dist::handshake::{ClientSideHandshake, HandshakeStatus};
+    use tokio::net::UnixStream;
+    use tokio_util::compat::TokioAsyncReadCompatExt;
+
+    #[tokio::test]
+    async fn a_silent_peer_does_not_keep_the_booted_node_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let us: NodeName = "us@localhost".parse().unwrap();
+        let accept = Node::accept(listener, &us, 7, "right", "remote@localhost", |_| {});
+        let peers = async {
+            // Connects first and never says a word.
+            let _silent = UnixStream::connect(&path).await.unwrap();
+            let stream = UnixStream::connect(&path).await.unwrap();
+            let remote = dist::local_node(&"remote@localhost".parse().unwrap(), 9);
+            let mut hs = ClientSideHandshake::new(stream.compat(), remote, "right");
+            let status = hs.execute_send_name(6).await.unwrap();
+            assert_eq!(status, HandshakeStatus::Ok);
+            hs.execute_rest(true).await.unwrap();
+            // Keeps both open until the node has accepted.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let (accepted, ()) = tokio::time::timeout(Duration::from_secs(3), async {
+            tokio::join!(accept, peers)
+        })
+        .await
+        .expect("the booted node was kept waiting");
+        assert!(accepted.is_ok());
+    }
 }
