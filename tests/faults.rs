@@ -217,7 +217,7 @@ fn a_tool_killed_while_the_node_boots_leaves_no_file() {
         .find(|p| p.is_dir())
         .unwrap_or_else(|| panic!("no private directory in {files:?}"));
     assert_eq!(std::fs::metadata(dir).expect("stat").mode() & 0o777, 0o700);
-    for socket in ["epmd.sock", "node.sock"] {
+    for socket in ["epmd.sock", "node.sock", "ctl"] {
         let mode = std::fs::metadata(dir.join(socket)).expect("stat").mode();
         assert_eq!(mode & 0o777, 0o600, "{socket}");
     }

@@ -31,6 +31,9 @@ pub enum EtfError {
     /// Nested deeper than [`MAX_DEPTH`].
     #[error("term nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
+    /// A bit binary whose last byte claims an impossible number of bits.
+    #[error("bit binary with {0} bits in its last byte")]
+    Bits(usize),
     /// Bytes after the last term.
     #[error("{0} stray bytes after the terms")]
     Trailing(usize),
@@ -162,7 +165,12 @@ impl Reader<'_> {
             }
             BIT_BINARY => {
                 let n = self.u32()?;
-                skip(self, n + 1)
+                let bits = self.u8()?;
+                // The decoder shifts the last byte by 8 - bits: 1 to 8 bits, or nothing at all.
+                if n > 0 && !(1..=8).contains(&bits) {
+                    return Err(EtfError::Bits(bits));
+                }
+                skip(self, n)
             }
             SMALL_BIG => {
                 let n = self.u8()?;
@@ -357,6 +365,15 @@ mod tests {
         }
         deep.push(NIL);
         assert_eq!(check_message(&deep), Err(EtfError::TooDeep));
+        // A bit binary whose last byte has 0 or 9 bits (the decoder would shift by 8 or -1).
+        for bits in [0, 9] {
+            let bytes = [VERSION, BIT_BINARY, 0, 0, 0, 1, bits, 0xff];
+            assert_eq!(check_message(&bytes), Err(EtfError::Bits(bits as usize)));
+        }
+        assert_eq!(
+            check_message(&[VERSION, BIT_BINARY, 0, 0, 0, 1, 3, 0xff]),
+            Ok(())
+        );
         // Compressed, atom cache reference, LOCAL_EXT.
         for tag in [80, 82, 121] {
             assert!(matches!(

@@ -11,7 +11,14 @@
 //!   nftables firewall that only lets TCP/22 in; the server also listens on
 //!   2222, which the firewall blocks ([`Sshd::blocked_addr`]).
 //! - [`Sshd::session_processes`] lists what the sessions started, so tests
-//!   can prove that nothing is left behind on the "remote" side.
+//!   can prove that nothing is left behind on the "remote" side;
+//!   [`processes_mentioning`] finds the local processes of a run by a path
+//!   they name (its `TMPDIR`).
+//! - Faults to inject: [`Sshd::start_with`] (extra `sshd_config` lines, e.g.
+//!   `AllowTcpForwarding no`), [`Sshd::connection_processes`] (kill them to
+//!   drop a connection), [`Sshd::set_link`] (take a namespace host's link
+//!   down), [`Sshd::forget_host_key`], [`Sshd::change_host_key`],
+//!   [`Sshd::revoke_user_key`], and [`signal`] to send any signal.
 //! - [`compiled_fixture`] compiles a Mix project of `fixtures/` once.
 //!
 //! Readiness is awaited by events (sshd's "Server listening on" lines), never
