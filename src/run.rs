@@ -74,7 +74,7 @@ pub enum RunError {
     #[error(transparent)]
     Push(#[from] PushError),
     /// A local socket could not be created.
-    #[error("cannot create local socket {path}: {error}")]
+    #[error("cannot create local socket {path}: {error} (is $TMPDIR writable?)")]
     Socket {
         /// The socket path.
         path: String,
@@ -118,21 +118,26 @@ impl RunError {
         }
     }
 
-    /// Names the phase, host and flag in a call that timed out or a connection that was lost.
+    /// Names the phase, host and flag in a call that timed out.
     fn in_phase(self, phase: &str, host: &str, limit: Duration, flag: &'static str) -> RunError {
-        use CallError::{Dist, Timeout};
         match self {
-            RunError::Call(Timeout { .. }) | RunError::Push(PushError::Call(Timeout { .. })) => {
-                RunError::Timeout {
-                    phase: phase.to_owned(),
-                    host: host.to_owned(),
-                    secs: limit.as_secs(),
-                    flag,
-                }
-            }
+            RunError::Call(CallError::Timeout { .. })
+            | RunError::Push(PushError::Call(CallError::Timeout { .. })) => RunError::Timeout {
+                phase: phase.to_owned(),
+                host: host.to_owned(),
+                secs: limit.as_secs(),
+                flag,
+            },
+            other => other,
+        }
+    }
+
+    /// Names the phase and host in a connection that was lost.
+    fn lost_in(self, phase: &str, host: &str) -> RunError {
+        match self {
             RunError::Dist(DistError::Lost)
-            | RunError::Call(Dist(DistError::Lost))
-            | RunError::Push(PushError::Call(Dist(DistError::Lost))) => RunError::Lost {
+            | RunError::Call(CallError::Dist(DistError::Lost))
+            | RunError::Push(PushError::Call(CallError::Dist(DistError::Lost))) => RunError::Lost {
                 phase: phase.to_owned(),
                 host: host.to_owned(),
             },
@@ -389,7 +394,8 @@ impl Session<'_> {
             "--push-timeout",
         )
         .await
-        .map_err(|e| e.in_phase(&pushing, host, push_limit, "--push-timeout"))?;
+        .map_err(|e| e.in_phase(&pushing, host, push_limit, "--push-timeout"))
+        .map_err(|e| e.lost_in(&pushing, host))?;
         phase.done(format!(
             "pushed {} modules ({} KiB)",
             pushed.modules,
@@ -399,14 +405,11 @@ impl Session<'_> {
         let calling = format!("calling {}", entry.shown());
         let phase = self.report.phase(&calling);
         let call = invoke::invoke(&node, entry, call_args);
-        let outcome = match self.args.call_timeout {
+        let outcome = match self.args.call_timeout.map(Duration::from_secs) {
             None => call.await.map_err(RunError::from),
-            Some(secs) => {
-                let limit = Duration::from_secs(secs);
-                timeout(limit, call, &calling, host, "--call-timeout").await
-            }
+            Some(limit) => timeout(limit, call, &calling, host, "--call-timeout").await,
         }
-        .map_err(|e| e.in_phase(&calling, host, Duration::ZERO, "--call-timeout"))?;
+        .map_err(|e| e.lost_in(&calling, host))?;
         phase.done(format!("{} finished", entry.shown()));
         self.report
             .verbose(&format!("{} remote calls after connect", node.calls()));
