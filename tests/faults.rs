@@ -726,3 +726,32 @@ fn output_nested_a_hundred_thousand_levels_deep_arrives_intact() {
         out.stdout.len()
     );
 }
+
+#[test]
+fn locally_the_run_listens_on_no_network_port_and_no_socket_path() {
+    // While the call runs: no TCP or UDP listener of the tool or its ssh master, and the Unix
+    // sockets the tunnels end in no longer have a path anyone could connect to.
+    let sshd = Sshd::start();
+    let child = start_sleeper(&sshd);
+    let ours: Vec<u32> = std::iter::once(child.id())
+        .chain(sshd.client_processes().iter().map(|p| p.pid))
+        .collect();
+    let ss = Command::new("ss")
+        .args(["-Hltunp"])
+        .output()
+        .expect("run ss");
+    let listeners = String::from_utf8_lossy(&ss.stdout).into_owned();
+    for pid in &ours {
+        let tag = format!("pid={pid},");
+        assert!(
+            !listeners.lines().any(|l| l.contains(&tag)),
+            "process {pid} of the run listens: {listeners}"
+        );
+    }
+    assert_eq!(entries(child.tmp()), Vec::<std::path::PathBuf>::new());
+    child.signal("-INT");
+    let out = finish(child);
+    assert_eq!(out.code, Some(130), "{}", out.stderr);
+    assert_remote_clean(&sshd);
+    out.assert_local_clean();
+}
