@@ -728,11 +728,11 @@ fn output_nested_a_hundred_thousand_levels_deep_arrives_intact() {
 }
 
 #[test]
-fn locally_the_run_listens_on_no_network_port_and_no_socket_path() {
+fn locally_the_run_listens_on_no_port_and_late_connections_lead_nowhere() {
     // While the call runs: no TCP or UDP listener of the tool or its ssh master, and the Unix
     // sockets the tunnels end in no longer have a path anyone could connect to.
     let sshd = Sshd::start();
-    let child = start_sleeper(&sshd);
+    let mut child = start_sleeper_with(&sshd, &["-v"]);
     let ours: Vec<u32> = std::iter::once(child.id())
         .chain(sshd.client_processes().iter().map(|p| p.pid))
         .collect();
@@ -749,9 +749,31 @@ fn locally_the_run_listens_on_no_network_port_and_no_socket_path() {
         );
     }
     assert_eq!(entries(child.tmp()), Vec::<std::path::PathBuf>::new());
+    // The node's tunnel still listens on the server, but leads nowhere now: a connection
+    // through it is closed at once, and never reaches the tool.
+    child.stderr_until("tunnels:");
+    let line = child.stderr_until("\n");
+    let node_addr = line
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter(|w| w.starts_with("127.0.0.1:"))
+        .nth(1)
+        .expect("the node tunnel's address")
+        .to_owned();
+    let mut late = std::net::TcpStream::connect(&node_addr).expect("connect to the tunnel");
+    late.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("a read timeout");
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        std::io::Read::read(&mut late, &mut byte).expect("closed, not timed out"),
+        0
+    );
     child.signal("-INT");
     let out = finish(child);
     assert_eq!(out.code, Some(130), "{}", out.stderr);
+    assert!(!out.stderr.contains("refused"), "{}", out.stderr);
     assert_remote_clean(&sshd);
     out.assert_local_clean();
 }
