@@ -38,7 +38,7 @@ pub struct Target {
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
     /// The `ssh` program could not be started.
-    #[error("cannot run ssh: {0}")]
+    #[error("cannot run ssh: {0} (install the OpenSSH client, or put `ssh` on the PATH)")]
     Spawn(std::io::Error),
     /// The connection or login failed; `said` is the line of ssh's that tells why.
     #[error("ssh to {host} failed: {said} ({hint})")]
