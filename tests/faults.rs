@@ -777,3 +777,21 @@ fn locally_the_run_listens_on_no_port_and_late_connections_lead_nowhere() {
     assert_remote_clean(&sshd);
     out.assert_local_clean();
 }
+
+#[test]
+fn a_missing_ssh_client_is_named_with_a_hint() {
+    let project = testkit::compiled_fixture("demo");
+    let empty = tempfile::tempdir().expect("an empty PATH directory");
+    let config = empty.path().join("ssh_config");
+    let mut tool = tool_for(
+        "nowhere",
+        &config,
+        &project,
+        &[":demo_erl.add", "--", "1", "2"],
+    );
+    tool.env("PATH", empty.path());
+    let out = finish(tool.spawn().expect("spawn mix-remote"));
+    assert_error(&out, 3, &["cannot run ssh", "install the OpenSSH client"]);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    out.assert_local_clean();
+}
