@@ -8,6 +8,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+pub mod code;
+
 /// A parsed module: its name, the atoms and functions the graph needs, and the bytes to push.
 #[derive(Debug, Clone)]
 pub struct Beam {
@@ -21,6 +23,10 @@ pub struct Beam {
     pub path: PathBuf,
     /// The file exactly as read (possibly gzip-compressed): what the remote loader receives.
     pub bytes: Vec<u8>,
+    /// The module has `-on_load`: the loader runs it, and `code:atomic_load` refuses it.
+    pub on_load: bool,
+    /// What the remote's loader must support: opcodes, atom table layout, features.
+    pub needs: code::Needs,
 }
 
 /// Why a `.beam` file could not be read.
@@ -45,6 +51,9 @@ pub enum BeamErrorKind {
     /// A chunk or table claims more bytes than there are.
     #[error("truncated {0}")]
     Truncated(&'static str),
+    /// A chunk's contents break its format.
+    #[error("malformed {0}")]
+    Malformed(&'static str),
     /// A required chunk is absent.
     #[error("missing {0} chunk")]
     MissingChunk(&'static str),
@@ -96,12 +105,15 @@ pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Beam, BeamErrorKind> {
         Some(data) => export_table(data, &atoms)?,
         None => return Err(BeamErrorKind::MissingChunk("ExpT")),
     };
+    let (on_load, needs) = code::read(find, &atoms)?;
     Ok(Beam {
         name,
         atoms,
         exports,
         path: path.to_owned(),
         bytes,
+        on_load,
+        needs,
     })
 }
 
@@ -229,10 +241,15 @@ fn export_table(data: &[u8], atoms: &[String]) -> Result<Vec<(String, u32)>, Bea
 pub(crate) mod tests {
     use super::*;
 
-    /// Builds a minimal BEAM container from chunks, padding each to 4 bytes.
+    /// Builds a minimal BEAM container from chunks, padding each to 4 bytes; a Code chunk holding
+    /// only `int_code_end` is added unless one is given.
     pub(crate) fn container(chunks: &[(&[u8; 4], Vec<u8>)]) -> Vec<u8> {
         let mut body = b"BEAM".to_vec();
-        for (id, data) in chunks {
+        let empty_code = [16, 0, 3, 0, 0].iter().flat_map(|v: &u32| v.to_be_bytes());
+        let empty_code = (b"Code", empty_code.chain([3]).collect());
+        let given_code = chunks.iter().any(|(id, _)| *id == b"Code");
+        let extra = (!given_code).then_some(&empty_code);
+        for (id, data) in chunks.iter().chain(extra) {
             body.extend_from_slice(*id);
             body.extend_from_slice(&(data.len() as u32).to_be_bytes());
             body.extend_from_slice(data);

@@ -134,6 +134,8 @@ mod tests {
             exports: Vec::new(),
             path: PathBuf::from(format!("{name}.beam")),
             bytes: Vec::new(),
+            on_load: false,
+            needs: Default::default(),
         }
     }
 

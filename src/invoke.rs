@@ -201,6 +201,8 @@ mod tests {
             exports: vec![("run".into(), 1), ("run".into(), 2)],
             path: PathBuf::new(),
             bytes: vec![],
+            on_load: false,
+            needs: Default::default(),
         };
         let e = entry("Elixir.A", "run");
         assert!(e.check(Some(&beam), 2).is_ok());
