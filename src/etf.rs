@@ -20,6 +20,23 @@ pub enum Term {
     List(Vec<Term>),
 }
 
+impl Term {
+    /// The text of a binary or of a charlist, as Mix and OTP write version strings.
+    pub fn text(&self) -> Option<String> {
+        match self {
+            Term::Binary(bytes) => String::from_utf8(bytes.clone()).ok(),
+            Term::List(items) => items
+                .iter()
+                .map(|t| match t {
+                    Term::Int(c) => u32::try_from(*c).ok().and_then(char::from_u32),
+                    _ => None,
+                })
+                .collect(),
+            _ => None,
+        }
+    }
+}
+
 /// Why bytes are not a term this reader accepts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed external term: {0}")]
