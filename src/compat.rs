@@ -5,14 +5,16 @@
 //!
 //! The rules are the loaders' own, established by experiment: every `.beam` of OTP 25, 27 and 29
 //! (their own OTP and Elixir installations, 4,231 files) was offered to each of the three
-//! runtimes with `erlang:prepare_loading/2` (plus `erl_features:load_allowed/1` where it exists),
-//! and these rules predict all 12,693 verdicts (`tests/compat_loader.rs` repeats the comparison):
+//! runtimes as the push offers it: `erlang:prepare_loading/2` (what `code:atomic_load/1` runs),
+//! plus `erl_features:load_allowed/1` where it exists for `-on_load` modules (which are pushed
+//! with `code:load_binary/3`). These rules predict all 12,693 verdicts
+//! (`tests/compat_loader.rs` repeats the comparison):
 //!
 //! | beams by \ runtime | OTP 25 | OTP 27 | OTP 29 |
 //! | --- | --- | --- | --- |
-//! | OTP 25 | all load | all load but 1 (`init`, `make_fun2`) | 354 of 1,669 refused (`bs_test_unit`, pre-OTP 25 binary construction) |
-//! | OTP 27 | 926 of 1,259 refused (opcodes > 180, `maybe_expr`, guard `min/max`) | all load | all load |
-//! | OTP 29 | all refused (compact atom table, declared opcode 181+) | all refused (compact atom table) | all load |
+//! | OTP 25 | all 1,669 load | 1 refused (`make_fun2`, `init`) | 354 refused (`bs_test_unit`, OTP 24 binary construction) |
+//! | OTP 27 | 510 of 1,259 refused (opcodes 181+, guard `min/max`, `maybe_expr` in `-on_load` modules) | all load | all load |
+//! | OTP 29 | all 1,303 refused (compact atom table, declared opcode 181+) | all refused (compact atom table) | all load |
 //!
 //! A loader refuses a module when:
 //! - its Code header declares a higher opcode than the loader knows (OTP 25: 180, 26: 182,
@@ -20,15 +22,16 @@
 //!   least 181 so that OTP 25 refuses its beams);
 //! - its atom table has the compact layout of OTP 28+ compilers (OTP 27 and older: "corrupt atom
 //!   table");
-//! - it was compiled with a language feature the runtime has not enabled (OTP 27+ compilers
-//!   record `maybe_expr`, which OTP 25 and 26 keep disabled by default);
+//! - it has `-on_load` and was compiled with a language feature the runtime has not enabled (OTP
+//!   27+ compilers record `maybe_expr`, which OTP 25 and 26 keep disabled by default): in OTP 25,
+//!   `code:load_binary/3` checks features and `code:atomic_load/1` does not;
 //! - a BIF instruction calls a function that is not a BIF there (`min/2`, `max/2` are guard BIFs
 //!   since OTP 26, `is_integer/3` since OTP 29);
 //! - it uses an instruction the loader no longer accepts: OTP 27+ refuse `allocate_zero`,
 //!   `allocate_heap_zero`, `init`, `make_fun2` and modules declaring less than opcode 169 (OTP 22
 //!   and older); OTP 29 also refuses `bs_test_unit` (which OTP 25's compiler still emits for
-//!   `<<x, _::binary>>`-style matches) and the binary construction instructions of OTP 24 and
-//!   older compilers.
+//!   `<<n, b::binary-size(n), _::binary>>`-style matches) and the binary construction
+//!   instructions of OTP 24 and older compilers.
 //!
 //! OTP 26 and 28 were not observed; their entries come from the release that introduced each
 //! opcode and feature. For a remote newer than OTP 29 only what is known to stay refused is
@@ -288,7 +291,8 @@ fn problem(beam: &Beam, otp: u32) -> Option<Problem> {
             what: "compact atom table".into(),
         });
     }
-    for feature in &needs.features {
+    // Only code:load_binary/3, which pushes -on_load modules, checks features.
+    for feature in needs.features.iter().filter(|_| beam.on_load) {
         let since = FEATURES.iter().find(|(f, _)| f == feature).map(|(_, s)| *s);
         let enabled = match since {
             Some(since) => otp >= since,
@@ -531,30 +535,37 @@ mod tests {
         );
         assert!(check(&[compact], &otp29, "29").is_ok());
 
-        let maybe = beam(
-            "demo_erl",
-            Needs {
-                features: vec!["maybe_expr".into()],
-                ..needs(171, &[171])
-            },
-        );
+        let maybe_expr = Needs {
+            features: vec!["maybe_expr".into()],
+            ..needs(171, &[149, 171])
+        };
         let otp27 = built("1.18.3", "27");
+        // Without -on_load it goes through code:atomic_load/1, which does not check features.
+        let plain = beam("demo_erl", maybe_expr.clone());
+        assert!(check(&[plain], &otp27, "25").is_ok());
+        let maybe = Beam {
+            on_load: true,
+            ..beam("demo_onload", maybe_expr)
+        };
         assert_eq!(
             check(std::slice::from_ref(&maybe), &otp27, "25")
                 .unwrap_err()
                 .0,
-            ":demo_erl was compiled by OTP 27 with the maybe_expr feature enabled, which the \
+            ":demo_onload was compiled by OTP 27 with the maybe_expr feature enabled, which the \
              remote's OTP 25 does not enable: rebuild with OTP 25 or upgrade the remote to OTP 27 \
              or newer"
         );
         assert!(check(&[maybe], &otp27, "27").is_ok());
-        let experimental = beam(
-            "x",
-            Needs {
-                features: vec!["compr_assign".into()],
-                ..needs(181, &[64])
-            },
-        );
+        let experimental = Beam {
+            on_load: true,
+            ..beam(
+                "x",
+                Needs {
+                    features: vec!["compr_assign".into()],
+                    ..needs(181, &[64])
+                },
+            )
+        };
         assert!(check(std::slice::from_ref(&experimental), &otp29, "29").is_err());
         assert!(check(&[experimental], &otp29, "30").is_ok());
 
