@@ -13,6 +13,9 @@
 //! - [`Sshd::session_processes`] lists what the sessions started, so tests
 //!   can prove that nothing is left behind on the "remote" side.
 //! - [`compiled_fixture`] compiles a Mix project of `fixtures/` once.
+//! - [`Chroot`] (root only) brings another OTP and Elixir: a Debian chroot as
+//!   the remote host's `elixir` (through `--elixir`), or as the machine that
+//!   compiled a fixture.
 //!
 //! Readiness is awaited by events (sshd's "Server listening on" lines), never
 //! by sleeping. Nothing uses a fixed port or name, so tests may run in
@@ -34,11 +37,13 @@
 //! assert_eq!(out.stdout, b"hello\n");
 //! ```
 
+mod chroot;
 mod fixture;
 mod netns;
 mod procs;
 mod sshd;
 
+pub use chroot::{Chroot, ChrootProject};
 pub use fixture::compiled_fixture;
 pub use procs::Proc;
 pub use sshd::Sshd;
