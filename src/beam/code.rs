@@ -1,7 +1,8 @@
 //! What a module's loader will check, read from its chunks: the instructions of the Code chunk
 //! (walked one by one, so `-on_load`, which is an instruction and not an attribute, is found, and
-//! so is every opcode the module uses), the header's declared highest opcode, the atom table's
-//! layout and the language features the module was compiled with (Meta chunk).
+//! so is every opcode the module uses and every BIF its BIF instructions call), the header's
+//! declared highest opcode, the atom table's layout and the language features the module was
+//! compiled with (Meta chunk). `crate::compat` turns these into a verdict for a remote release.
 //!
 //! Instructions are an opcode byte followed by as many operands as the opcode's arity, each in
 //! the compact term encoding (a 3-bit tag and a value of 4, 11 or 2+ bytes), where the extended
@@ -32,8 +33,8 @@ pub struct Needs {
     pub bifs: Vec<String>,
     /// The atom table has OTP 28's compact layout, which OTP 27 and older reject.
     pub compact_atoms: bool,
-    /// Language features enabled when the module was compiled (Meta chunk); the runtime must
-    /// have each enabled too.
+    /// Language features enabled when the module was compiled (Meta chunk); `code:load_binary/3`
+    /// (not `code:atomic_load/1`) requires the runtime to have each enabled too.
     pub features: Vec<String>,
 }
 
