@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 
 use crate::beam::Beam;
 use crate::beam::code::{self, KNOWN_MAX};
-use crate::etf::{self, Term};
+use crate::beam::etf::{self, Term};
 use crate::push::display_module;
 
 /// The oldest and newest OTP releases whose loader rules are known here.
@@ -161,8 +161,12 @@ fn scm_versions(bytes: &[u8]) -> Option<(String, String)> {
     let Some(Term::Tuple(pair)) = items.get(1) else {
         return None;
     };
+    let text = |term: &Term| match term {
+        Term::Bytes(bytes) => String::from_utf8(bytes.clone()).ok(),
+        _ => None,
+    };
     match pair.as_slice() {
-        [elixir, otp] => Some((elixir.text()?, otp.text()?)),
+        [elixir, otp] => Some((text(elixir)?, text(otp)?)),
         _ => None,
     }
 }
@@ -435,11 +439,9 @@ mod tests {
         Beam {
             name: name.into(),
             atoms: vec![name.into()],
-            exports: Vec::new(),
             path: PathBuf::from(format!("{APP}/ebin/{name}.beam")),
-            bytes: Vec::new(),
-            on_load: false,
             needs,
+            ..Beam::default()
         }
     }
 

@@ -6,12 +6,11 @@
 //! boot flags on that OTP); where it cannot, the run fails before the call with exit 3 and one
 //! line naming the module.
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use testkit::{Chroot, Sshd};
+use testkit::{Chroot, Finished, Sshd};
 
 /// Generous: a run takes about two seconds here, but CI machines are shared.
 const RUN_LIMIT: Duration = Duration::from_secs(120);
@@ -29,15 +28,9 @@ const PROCESS_RESULT: [&str; 3] = [
     "total: %Demo.Money{amount: 126, currency: :eur}",
 ];
 
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs mix-remote on `project` against `sshd`, with `elixir` as the remote's elixir (None: the
-/// host's), waits for it (killing it past [`RUN_LIMIT`]) and checks the remote is left clean.
-fn run(sshd: &Sshd, project: &Path, elixir: Option<&Path>, args: &[&str]) -> Output {
+/// host's), and checks the remote is left clean.
+fn run(sshd: &Sshd, project: &Path, elixir: Option<&Path>, args: &[&str]) -> Finished {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mix-remote"));
     cmd.arg("run")
         .args(["--host", &sshd.host()])
@@ -48,47 +41,16 @@ fn run(sshd: &Sshd, project: &Path, elixir: Option<&Path>, args: &[&str]) -> Out
     if let Some(elixir) = elixir {
         cmd.arg("--elixir").arg(elixir);
     }
-    cmd.args(args)
-        .env_remove("MIX_ENV")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn mix-remote");
-    let read = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(mut pipe) = pipe {
-                pipe.read_to_string(&mut s).expect("utf-8 output");
-            }
-            s
-        })
-    };
-    let out = read(child.stdout.take().map(|p| Box::new(p) as _));
-    let err = read(child.stderr.take().map(|p| Box::new(p) as _));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for mix-remote") {
-            break status;
-        }
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("mix-remote did not finish within {RUN_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    cmd.args(args).env_remove("MIX_ENV");
+    let out = testkit::run_within(cmd, RUN_LIMIT);
     if let Err(left) = sshd.wait_until_no_session_processes(CLEANUP_LIMIT) {
         panic!("processes of the run remain on the remote: {left:?}");
     }
-    Output {
-        code: status.code(),
-        stdout: out.join().expect("stdout reader"),
-        stderr: err.join().expect("stderr reader"),
-    }
+    out
 }
 
 /// The run worked: `stdout` exactly, exit 0.
-fn assert_works(out: &Output, stdout: &str) {
+fn assert_works(out: &Finished, stdout: &str) {
     assert_eq!(
         (out.code, out.stdout.as_str()),
         (Some(0), stdout),
@@ -98,7 +60,7 @@ fn assert_works(out: &Output, stdout: &str) {
 }
 
 /// `Demo.Worker.process 42 "batch-7"` worked.
-fn assert_processed(out: &Output) {
+fn assert_processed(out: &Finished) {
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     assert!(out.stdout.starts_with(PROCESS_LINES), "{}", out.stdout);
     for part in PROCESS_RESULT {
@@ -108,7 +70,7 @@ fn assert_processed(out: &Output) {
 }
 
 /// The run failed before the call, with exit 3 and an error line naming `module`.
-fn assert_refused(out: &Output, module: &str) {
+fn assert_refused(out: &Finished, module: &str) {
     assert_eq!(out.code, Some(EXIT_CANNOT_RUN), "stderr: {}", out.stderr);
     assert_eq!(out.stdout, "", "the function must not have run");
     let errors: Vec<&str> = out

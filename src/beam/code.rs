@@ -9,8 +9,7 @@
 //! tag adds lists, floating-point registers, allocation lists, literals and typed registers.
 //! Every count and length is checked against the bytes present: hostile input is an error.
 
-use super::{BeamErrorKind, Cursor};
-use crate::etf::{self, Term};
+use super::{BeamErrorKind, Cursor, atoms_of, etf, keyword};
 
 /// The `int_code_end` instruction, which ends the Code chunk.
 const INT_CODE_END: u8 = 3;
@@ -297,25 +296,10 @@ impl Walker<'_> {
 
 /// The features listed under `enabled_features` in the Meta chunk, `[{enabled_features, [...]}]`.
 fn enabled_features(data: &[u8]) -> Result<Vec<String>, BeamErrorKind> {
-    let malformed = || BeamErrorKind::Malformed("Meta chunk");
-    let Term::List(entries) = etf::decode(data).map_err(|_| malformed())? else {
-        return Err(malformed());
-    };
-    let mut out = Vec::new();
-    for entry in entries {
-        if let Term::Tuple(pair) = entry
-            && let [Term::Atom(key), Term::List(features)] = pair.as_slice()
-            && key == "enabled_features"
-        {
-            for feature in features {
-                match feature {
-                    Term::Atom(name) => out.push(name.clone()),
-                    _ => return Err(malformed()),
-                }
-            }
-        }
-    }
-    Ok(out)
+    let meta = etf::decode(data).map_err(|e| BeamErrorKind::Term("Meta chunk", e))?;
+    Ok(keyword(&meta, "enabled_features")
+        .map(atoms_of)
+        .unwrap_or_default())
 }
 
 /// Name and arity of opcodes 1..=191, as `beam_opcodes:opname/1` of OTP 29 gives them; OTP 25
@@ -745,7 +729,7 @@ mod tests {
         assert!(!needs.compact_atoms && needs.features.is_empty());
         assert!(matches!(
             read_code(&code(180, &[]), None, Some(b"\x83l\x00\x00")),
-            Err(BeamErrorKind::Malformed("Meta chunk"))
+            Err(BeamErrorKind::Term("Meta chunk", _))
         ));
     }
 

@@ -16,6 +16,7 @@
 //! - [`Chroot`] (root only) brings another OTP and Elixir: a Debian chroot as
 //!   the remote host's `elixir` (through `--elixir`), or as the machine that
 //!   compiled a fixture.
+//! - [`run_within`] runs a command under a time limit and kills it if the test panics.
 //!
 //! Readiness is awaited by events (sshd's "Server listening on" lines), never
 //! by sleeping. Nothing uses a fixed port or name, so tests may run in
@@ -38,12 +39,14 @@
 //! ```
 
 mod chroot;
+mod command;
 mod fixture;
 mod netns;
 mod procs;
 mod sshd;
 
 pub use chroot::{Chroot, ChrootProject};
+pub use command::{Finished, run_within};
 pub use fixture::compiled_fixture;
 pub use procs::Proc;
 pub use sshd::Sshd;
