@@ -155,7 +155,7 @@ impl Built {
 
 /// The (Elixir version, OTP release) of a `compile.elixir_scm` file.
 fn scm_versions(bytes: &[u8]) -> Option<(String, String)> {
-    let Term::Tuple(items) = etf::decode(bytes).ok()? else {
+    let Term::Tuple(items) = etf::decode_with_binaries(bytes).ok()? else {
         return None;
     };
     let Some(Term::Tuple(pair)) = items.get(1) else {

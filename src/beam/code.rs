@@ -96,7 +96,7 @@ pub(super) fn read<'a>(
         ));
     }
     let declared_max = header.u32()?;
-    let (on_load, opcodes, bif_imports) = walk(cur)?;
+    let (on_load, opcodes, bif_imports) = walk(cur.data)?;
     let bifs = match (bif_imports.is_empty(), find(b"ImpT")) {
         (true, _) => Vec::new(),
         (false, Some(imports)) => bif_names(imports, atoms, &bif_imports)?,
@@ -124,41 +124,42 @@ pub(super) fn read<'a>(
 /// Walks the instructions up to `int_code_end`, or to an opcode this table does not know;
 /// returns whether `on_load` occurs, the opcodes used and the import indices of the BIFs called
 /// by BIF instructions.
-fn walk(cur: Cursor) -> Result<(bool, Opcodes, Vec<usize>), BeamErrorKind> {
-    let mut walker = Walker { cur };
+fn walk(code: &[u8]) -> Result<(bool, Opcodes, Vec<usize>), BeamErrorKind> {
+    let mut walker = Walker { code, pos: 0 };
     let mut opcodes = Opcodes::default();
     let mut on_load = false;
     let mut bifs = Vec::new();
     loop {
-        let op = walker.cur.u8()?;
+        let op = walker.byte()?;
         opcodes.insert(op);
         if op == INT_CODE_END {
             return Ok((on_load, opcodes, bifs));
         }
         on_load |= op == ON_LOAD;
-        let (name, arity) = match OPS.get(usize::from(op).wrapping_sub(1)) {
-            Some(entry) => *entry,
-            None if op == 0 => return Err(BeamErrorKind::Malformed("Code chunk (opcode 0)")),
+        let arity = match OPS.get(usize::from(op).wrapping_sub(1)) {
+            Some((_, arity)) => *arity,
+            None if op == 0 => return Err(malformed("Code chunk (opcode 0)").into()),
             // A newer OTP's instruction: its operands cannot be skipped, and it alone decides.
             None => return Ok((on_load, opcodes, bifs)),
         };
-        let bif_operand = bif_operand(name);
+        let bif_operand = bif_operand(op);
         for index in 0..arity {
             let value = walker.operand(0)?;
             if Some(index) == bif_operand {
-                let import = value.ok_or(BeamErrorKind::Malformed("Code chunk (BIF operand)"))?;
-                bifs.push(import);
+                bifs.push(value.ok_or(malformed("Code chunk (BIF operand)"))?);
             }
         }
     }
 }
 
-/// Which operand of a BIF instruction names the BIF (an index into the import table).
-fn bif_operand(name: &str) -> Option<u8> {
-    match name {
-        "bif0" => Some(0),
-        "bif1" | "bif2" | "bif3" => Some(1),
-        "gc_bif1" | "gc_bif2" | "gc_bif3" => Some(2),
+/// Which operand of a BIF instruction names the BIF (an index into the import table): the
+/// first of `bif0` (9), the second of `bif1` (10), `bif2` (11) and `bif3` (185), the third of
+/// `gc_bif1` (124), `gc_bif2` (125) and `gc_bif3` (152).
+fn bif_operand(op: u8) -> Option<u8> {
+    match op {
+        9 => Some(0),
+        10 | 11 | 185 => Some(1),
+        124 | 125 | 152 => Some(2),
         _ => None,
     }
 }
@@ -185,10 +186,14 @@ fn bif_names(
             .get((index as usize).wrapping_sub(1))
             .ok_or(BeamErrorKind::BadAtomIndex("import table", index))
     };
-    let mut out = Vec::new();
-    for &i in indices {
-        let entry = entries
-            .get(i * 12..i * 12 + 12)
+    let mut indices = indices.to_vec();
+    indices.sort_unstable();
+    indices.dedup();
+    let mut out = Vec::with_capacity(indices.len());
+    for i in indices {
+        let entry = i
+            .checked_mul(12)
+            .and_then(|start| entries.get(start..start.checked_add(12)?))
             .ok_or(BeamErrorKind::Malformed(
                 "Code chunk (BIF beyond the import table)",
             ))?;
@@ -197,7 +202,6 @@ fn bif_names(
         out.push(format!("{}:{}/{}", atom(word(0))?, atom(word(4))?, word(8)));
     }
     out.sort();
-    out.dedup();
     Ok(out)
 }
 
@@ -210,25 +214,76 @@ const TAG_Z: u8 = 7;
 /// Lists hold plain operands; anything nested deeper than this is not a compiler's output.
 const MAX_DEPTH: usize = 2;
 
+/// Why the instruction stream cannot be walked; small, so the hot path returns it cheaply.
+#[derive(Debug, Clone, Copy)]
+enum WalkError {
+    /// The stream ends inside an instruction, or a count exceeds what remains.
+    Truncated,
+    /// The bytes break the encoding.
+    Malformed(&'static str),
+}
+
+/// A malformation, named as [`BeamErrorKind::Malformed`] shows it.
+fn malformed(what: &'static str) -> WalkError {
+    WalkError::Malformed(what)
+}
+
+impl From<WalkError> for BeamErrorKind {
+    fn from(e: WalkError) -> BeamErrorKind {
+        match e {
+            WalkError::Truncated => BeamErrorKind::Truncated("Code chunk"),
+            WalkError::Malformed(what) => BeamErrorKind::Malformed(what),
+        }
+    }
+}
+
+/// A position in the instruction stream.
 struct Walker<'a> {
-    cur: Cursor<'a>,
+    code: &'a [u8],
+    pos: usize,
 }
 
 impl Walker<'_> {
+    #[inline]
+    fn byte(&mut self) -> Result<u8, WalkError> {
+        let b = *self.code.get(self.pos).ok_or(WalkError::Truncated)?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn skip(&mut self, n: usize) -> Result<&[u8], WalkError> {
+        let end = self.pos.checked_add(n).ok_or(WalkError::Truncated)?;
+        let bytes = self.code.get(self.pos..end).ok_or(WalkError::Truncated)?;
+        self.pos = end;
+        Ok(bytes)
+    }
+
     /// Skips one operand, extended forms included; returns the value of a plain unsigned.
-    fn operand(&mut self, depth: usize) -> Result<Option<usize>, BeamErrorKind> {
-        let (tag, value) = self.term()?;
+    #[inline(always)]
+    fn operand(&mut self, depth: usize) -> Result<Option<usize>, WalkError> {
+        let first = self.byte()?;
+        let tag = first & 7;
+        // Most operands are one byte: a small register, atom, label or unsigned.
+        if first & 0x08 == 0 && tag != TAG_Z {
+            return Ok((tag == TAG_U).then_some(usize::from(first >> 4)));
+        }
+        let value = self.term_from(first)?;
         if tag != TAG_Z {
             return Ok(value
                 .filter(|_| tag == TAG_U)
                 .and_then(|v| usize::try_from(v).ok()));
         }
-        let skipped = match value {
+        self.extended(value, depth).map(|()| None)
+    }
+
+    /// Skips what follows an extended tag (`z`) of value `value`.
+    fn extended(&mut self, value: Option<u64>, depth: usize) -> Result<(), WalkError> {
+        match value {
             // An inline float (before literals existed): 8 bytes.
-            Some(0) => self.cur.take(8).map(drop),
+            Some(0) => self.skip(8).map(drop),
             Some(1) => {
                 if depth >= MAX_DEPTH {
-                    return Err(BeamErrorKind::Malformed("Code chunk (nested lists)"));
+                    return Err(malformed("Code chunk (nested lists)"));
                 }
                 let n = self.count(1)?;
                 (0..n).try_for_each(|_| self.operand(depth + 1).map(drop))
@@ -244,51 +299,59 @@ impl Walker<'_> {
             Some(5) => {
                 let (reg, _) = self.term()?;
                 if reg != TAG_X && reg != TAG_Y {
-                    return Err(BeamErrorKind::Malformed("Code chunk (typed register)"));
+                    return Err(malformed("Code chunk (typed register)"));
                 }
                 self.unsigned().map(drop)
             }
-            _ => Err(BeamErrorKind::Malformed("Code chunk (extended tag)")),
-        };
-        skipped.map(|()| None)
+            _ => Err(malformed("Code chunk (extended tag)")),
+        }
     }
 
     /// Reads one tag and its value; values wider than 64 bits (big integers) come back `None`.
-    fn term(&mut self) -> Result<(u8, Option<u64>), BeamErrorKind> {
-        let first = self.cur.u8()?;
-        let tag = first & 7;
+    fn term(&mut self) -> Result<(u8, Option<u64>), WalkError> {
+        let first = self.byte()?;
+        Ok((first & 7, self.term_from(first)?))
+    }
+
+    /// The value of the operand whose first byte is `first`.
+    #[inline(always)]
+    fn term_from(&mut self, first: u8) -> Result<Option<u64>, WalkError> {
         if first & 0x08 == 0 {
-            return Ok((tag, Some(u64::from(first >> 4))));
+            return Ok(Some(u64::from(first >> 4)));
         }
         if first & 0x10 == 0 {
-            let low = self.cur.u8()?;
-            return Ok((tag, Some((u64::from(first & 0xE0) << 3) | u64::from(low))));
+            let low = self.byte()?;
+            return Ok(Some((u64::from(first & 0xE0) << 3) | u64::from(low)));
         }
+        self.long_value(first)
+    }
+
+    /// A value of 2 to 8 bytes, or longer with its length encoded as an unsigned (big integers).
+    #[cold]
+    fn long_value(&mut self, first: u8) -> Result<Option<u64>, WalkError> {
         let len = match first >> 5 {
             7 => self.unsigned()?.saturating_add(9),
             n => usize::from(n) + 2,
         };
-        let bytes = self.cur.take(len)?;
-        let value = (len <= 8).then(|| bytes.iter().fold(0u64, |v, &b| (v << 8) | u64::from(b)));
-        Ok((tag, value))
+        let bytes = self.skip(len)?;
+        Ok((len <= 8).then(|| bytes.iter().fold(0u64, |v, &b| (v << 8) | u64::from(b))))
     }
 
     /// Reads an operand that must be an unsigned (tag u) small enough to count with.
-    fn unsigned(&mut self) -> Result<usize, BeamErrorKind> {
+    fn unsigned(&mut self) -> Result<usize, WalkError> {
         match self.term()? {
-            (TAG_U, Some(v)) => usize::try_from(v)
-                .map_err(|_| BeamErrorKind::Malformed("Code chunk (count too large)")),
-            _ => Err(BeamErrorKind::Malformed(
-                "Code chunk (expected an unsigned)",
-            )),
+            (TAG_U, Some(v)) => {
+                usize::try_from(v).map_err(|_| malformed("Code chunk (count too large)"))
+            }
+            _ => Err(malformed("Code chunk (expected an unsigned)")),
         }
     }
 
     /// Reads a count of items taking at least `min_bytes` each, checked against what remains.
-    fn count(&mut self, min_bytes: usize) -> Result<usize, BeamErrorKind> {
+    fn count(&mut self, min_bytes: usize) -> Result<usize, WalkError> {
         let n = self.unsigned()?;
-        if n.saturating_mul(min_bytes) > self.cur.data.len() {
-            return Err(BeamErrorKind::Truncated("Code chunk"));
+        if n.saturating_mul(min_bytes) > self.code.len() - self.pos {
+            return Err(WalkError::Truncated);
         }
         Ok(n)
     }
@@ -714,6 +777,27 @@ mod tests {
         assert!(matches!(
             read_code(&code, None, None),
             Err(BeamErrorKind::MissingChunk("ImpT"))
+        ));
+        // An import index near usize::MAX.
+        let mut huge = vec![op("bif1")];
+        huge.extend(
+            [
+                enc(5, 0),
+                enc(TAG_U, u64::MAX / 2),
+                enc(TAG_X, 0),
+                enc(TAG_X, 1),
+            ]
+            .concat(),
+        );
+        let huge = super::tests::code(180, &huge);
+        let find = |id: &[u8; 4]| match id {
+            b"Code" => Some(huge.as_slice()),
+            b"ImpT" => Some(imports.as_slice()),
+            _ => None,
+        };
+        assert!(matches!(
+            read(find, &atoms),
+            Err(BeamErrorKind::Malformed(_))
         ));
     }
 

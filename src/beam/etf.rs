@@ -2,8 +2,8 @@
 //! the literal table (LitT), the attributes chunk (Attr), CInf and Meta, and as Mix writes
 //! `compile.elixir_scm`.
 //!
-//! Only the shape the tool needs survives decoding: atoms, tuples, lists, maps, and strings and
-//! binaries as bytes (versions are written as either); numbers and the rest are skipped. Nothing is allocated from a count in the input (every element
+//! Only the shape the tool needs survives decoding: atoms, tuples, lists, maps and strings;
+//! numbers, binaries (unless asked for) and the rest are skipped. Nothing is allocated from a count in the input (every element
 //! costs at least one input byte), and nesting is limited, so hostile bytes yield an error.
 
 use std::io::Read;
@@ -19,10 +19,10 @@ pub enum Term {
     List(Vec<Term>),
     /// A map, as key/value pairs.
     Map(Vec<(Term, Term)>),
-    /// A string of bytes (STRING_EXT, a short charlist) or a binary (BINARY_EXT): how the
-    /// compiler and Mix write versions.
+    /// A string of bytes (STRING_EXT, a short charlist), or a binary (BINARY_EXT) when asked
+    /// for: how the compiler and Mix write versions.
     Bytes(Vec<u8>),
-    /// A number, fun or anything else that cannot name a module.
+    /// A number, binary, fun or anything else that cannot name a module.
     Other,
 }
 
@@ -78,17 +78,28 @@ pub enum EtfError {
 /// Deeper than anything real code produces, shallow enough for the thread's stack.
 const MAX_DEPTH: usize = 200;
 
-/// Decodes one complete term (with its version byte) that fills `bytes` exactly.
+/// Decodes one complete term (with its version byte) that fills `bytes` exactly; binaries are
+/// skipped (they are most of a literal table and never name a module).
 pub fn decode(bytes: &[u8]) -> Result<Term, EtfError> {
+    decode_term(bytes, false)
+}
+
+/// Like [`decode`], but binaries are kept as [`Term::Bytes`]: for the small terms whose binaries
+/// are wanted, such as the Elixir version in Mix's `compile.elixir_scm`.
+pub fn decode_with_binaries(bytes: &[u8]) -> Result<Term, EtfError> {
+    decode_term(bytes, true)
+}
+
+fn decode_term(bytes: &[u8], binaries: bool) -> Result<Term, EtfError> {
     let (&version, rest) = bytes.split_first().ok_or(EtfError::Truncated)?;
     if version != 131 {
         return Err(EtfError::BadVersion);
     }
     if rest.first() == Some(&80) {
-        return decode_compressed(&rest[1..]);
+        return decode_compressed(&rest[1..], binaries);
     }
     let mut input = rest;
-    let term = term(&mut input, 0)?;
+    let term = term(&mut input, 0, binaries)?;
     if !input.is_empty() {
         return Err(EtfError::Trailing);
     }
@@ -99,7 +110,7 @@ pub fn decode(bytes: &[u8]) -> Result<Term, EtfError> {
 const MAX_INFLATED: usize = 64 << 20;
 
 /// A `term_to_binary(T, [compressed])` body: the uncompressed size, then zlib data.
-fn decode_compressed(mut rest: &[u8]) -> Result<Term, EtfError> {
+fn decode_compressed(mut rest: &[u8], binaries: bool) -> Result<Term, EtfError> {
     let size = u32_(&mut rest)?;
     if size > MAX_INFLATED {
         return Err(EtfError::BadCompression);
@@ -113,7 +124,7 @@ fn decode_compressed(mut rest: &[u8]) -> Result<Term, EtfError> {
         return Err(EtfError::BadCompression);
     }
     let mut input = plain.as_slice();
-    let term = term(&mut input, 0)?;
+    let term = term(&mut input, 0, binaries)?;
     if !input.is_empty() {
         return Err(EtfError::Trailing);
     }
@@ -144,10 +155,15 @@ fn u32_(input: &mut &[u8]) -> Result<usize, EtfError> {
 }
 
 /// Reads `count` terms; each costs at least one byte, so a lying count runs out of input first.
-fn terms(input: &mut &[u8], count: usize, depth: usize) -> Result<Vec<Term>, EtfError> {
+fn terms(
+    input: &mut &[u8],
+    count: usize,
+    depth: usize,
+    binaries: bool,
+) -> Result<Vec<Term>, EtfError> {
     let mut out = Vec::new();
     for _ in 0..count {
-        out.push(term(input, depth + 1)?);
+        out.push(term(input, depth + 1, binaries)?);
     }
     Ok(out)
 }
@@ -158,7 +174,7 @@ fn utf8_atom(bytes: &[u8]) -> Result<Term, EtfError> {
         .map_err(|_| EtfError::BadAtom)
 }
 
-fn term(input: &mut &[u8], depth: usize) -> Result<Term, EtfError> {
+fn term(input: &mut &[u8], depth: usize, binaries: bool) -> Result<Term, EtfError> {
     if depth > MAX_DEPTH {
         return Err(EtfError::TooDeep);
     }
@@ -188,17 +204,17 @@ fn term(input: &mut &[u8], depth: usize) -> Result<Term, EtfError> {
         }
         104 => {
             let n = u8_(input)? as usize;
-            terms(input, n, depth).map(Term::Tuple)
+            terms(input, n, depth, binaries).map(Term::Tuple)
         }
         105 => {
             let n = u32_(input)?;
-            terms(input, n, depth).map(Term::Tuple)
+            terms(input, n, depth, binaries).map(Term::Tuple)
         }
         106 => Ok(Term::List(Vec::new())),
         108 => {
             let n = u32_(input)?;
-            let mut items = terms(input, n, depth)?;
-            match term(input, depth + 1)? {
+            let mut items = terms(input, n, depth, binaries)?;
+            match term(input, depth + 1, binaries)? {
                 Term::List(tail) if tail.is_empty() => {}
                 tail => items.push(tail),
             }
@@ -208,14 +224,14 @@ fn term(input: &mut &[u8], depth: usize) -> Result<Term, EtfError> {
             let n = u32_(input)?;
             let mut pairs = Vec::new();
             for _ in 0..n {
-                let key = term(input, depth + 1)?;
-                pairs.push((key, term(input, depth + 1)?));
+                let key = term(input, depth + 1, binaries)?;
+                pairs.push((key, term(input, depth + 1, binaries)?));
             }
             Ok(Term::Map(pairs))
         }
         // EXPORT_EXT: `&Mod.fun/arity` as a literal; the module is what matters.
         113 => {
-            let parts = terms(input, 3, depth)?;
+            let parts = terms(input, 3, depth, binaries)?;
             Ok(Term::Tuple(parts))
         }
         97 => skip(input, 1),
@@ -226,9 +242,13 @@ fn term(input: &mut &[u8], depth: usize) -> Result<Term, EtfError> {
             let n = u16_(input)?;
             Ok(Term::Bytes(take(input, n)?.to_vec()))
         }
-        109 => {
+        109 if binaries => {
             let n = u32_(input)?;
             Ok(Term::Bytes(take(input, n)?.to_vec()))
+        }
+        109 => {
+            let n = u32_(input)?;
+            skip(input, n)
         }
         77 => {
             let n = u32_(input)?;
@@ -280,6 +300,25 @@ mod tests {
         assert_eq!(
             t,
             Term::Tuple(vec![atom("Mod.X"), atom("fun"), Term::Other])
+        );
+    }
+
+    #[test]
+    fn binaries_are_kept_only_when_asked_for() {
+        // term_to_binary({<<"1.18.3">>, "27"}), as in Mix's compile.elixir_scm.
+        let mut b = vec![131, 104, 2, 109, 0, 0, 0, 6];
+        b.extend(b"1.18.3");
+        b.extend([107, 0, 2, b'2', b'7']);
+        let version = Term::Bytes(b"1.18.3".to_vec());
+        let otp = Term::Bytes(b"27".to_vec());
+        assert_eq!(
+            decode_with_binaries(&b).unwrap(),
+            Term::Tuple(vec![version, otp.clone()])
+        );
+        assert_eq!(decode(&b).unwrap(), Term::Tuple(vec![Term::Other, otp]));
+        assert_eq!(
+            decode_with_binaries(&b[..b.len() - 8]),
+            Err(EtfError::Truncated)
         );
     }
 
