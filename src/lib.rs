@@ -7,6 +7,7 @@ pub mod args;
 pub mod beam;
 pub mod boot;
 pub mod cli;
+pub mod config;
 pub mod graph;
 pub mod invoke;
 pub mod node;
