@@ -74,9 +74,7 @@ pub enum ConfigError {
     )]
     NoHost,
     /// The selected hosts need different builds, so one closure cannot serve them all.
-    #[error(
-        "hosts {hosts} disagree on `{key}` ({values}): run them separately or pass --{flag}"
-    )]
+    #[error("hosts {hosts} disagree on `{key}` ({values}): run them separately or pass --{flag}")]
     Disagree {
         /// The setting.
         key: &'static str,

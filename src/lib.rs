@@ -6,9 +6,13 @@
 pub mod args;
 pub mod beam;
 pub mod boot;
+pub mod check;
 pub mod cli;
 pub mod config;
+pub mod events;
+pub mod fleet;
 pub mod graph;
+pub mod init;
 pub mod invoke;
 pub mod node;
 pub mod project;

@@ -1,19 +1,21 @@
-//! The `run` command: every stage of the data flow wired together, with teardown on every path.
-//!
-//! scan -> closure -> ssh master -> reverse forwards (our EPMD, our node) -> boot -> the remote
-//! node connects back and handshakes -> push -> call -> teardown.
+//! The `run` command for one host: every stage of the data flow wired together, with teardown on
+//! every path. [`prepare`] does the local part once (scan -> closure); [`run_host`] does the rest
+//! on one host (ssh master -> reverse forwards (our EPMD, our node) -> boot -> the remote node
+//! connects back and handshakes -> push -> call -> teardown). `fleet.rs` runs hosts concurrently.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use erl_dist::node::NodeName;
-use erl_dist::term::Term;
+use erl_dist::term::{Binary, Map, Term};
 use tokio::net::UnixListener;
 
 use crate::args::{self, LiteralError};
+use crate::beam::Beam;
 use crate::boot::{self, BootError};
-use crate::cli::RunArgs;
+use crate::config::HostSettings;
+use crate::events::{Event, Stage};
 use crate::graph::Graph;
 use crate::invoke::{self, Entry, EntryError, Outcome};
 use crate::node::{self, CallError, DistError, Node, epmd};
@@ -45,6 +47,14 @@ pub enum RunError {
     /// The entry function is not callable.
     #[error(transparent)]
     Entry(#[from] EntryError),
+    /// No entry function was named, neither on the command line nor in the config.
+    #[error(
+        "no entry function: name one (mix-remote run MyApp.Module.function) or set `entry` in mix-remote.yaml"
+    )]
+    NoEntry,
+    /// A module to include is not in the project.
+    #[error("include {0}: no such module in this project's _build")]
+    Include(String),
     /// An argument is not a valid Elixir literal.
     #[error("argument {index} `{text}`: {error}")]
     Argument {
@@ -98,6 +108,8 @@ impl RunError {
         match self {
             RunError::Project(_)
             | RunError::Entry(_)
+            | RunError::NoEntry
+            | RunError::Include(_)
             | RunError::Argument { .. }
             | RunError::Boot(_) => EXIT_USAGE,
             RunError::Timeout { .. } | RunError::Call(CallError::Timeout { .. }) => EXIT_TIMEOUT,
@@ -106,35 +118,8 @@ impl RunError {
     }
 }
 
-/// Runs the command and returns the process exit code; errors are reported on stderr.
-pub async fn main(args: RunArgs, report: Arc<Reporter>) -> u8 {
-    let outcome = tokio::select! {
-        outcome = run(&args, &report) => outcome,
-        () = interrupted() => {
-            // Dropping the run kills the ssh master; the remote node sees its stdin close and halts.
-            report.error("interrupted: remote node stopped, connection closed");
-            return EXIT_INTERRUPTED;
-        }
-    };
-    match outcome {
-        Ok(Outcome::Returned(value)) => {
-            report.output(format!("{value}\n").as_bytes());
-            0
-        }
-        Ok(Outcome::Raised(text)) => {
-            report.error(&format!("{} raised on {}:", args.entry, args.host));
-            eprintln!("{text}");
-            EXIT_RAISED
-        }
-        Err(e) => {
-            report.error(&e.to_string());
-            e.exit_code()
-        }
-    }
-}
-
 /// Resolves on SIGINT or SIGTERM.
-async fn interrupted() {
+pub async fn interrupted() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => drop(s.recv().await),
@@ -147,16 +132,49 @@ async fn interrupted() {
     }
 }
 
-async fn run(args: &RunArgs, report: &Arc<Reporter>) -> Result<Outcome, RunError> {
-    // Everything that can be checked locally is checked before any connection is made.
-    let entry = Entry::parse(&args.entry)?;
-    let call_args = parse_arguments(&args.args)?;
-    let remote_command = boot::remote_command(&args.elixir)?;
+/// What every host of a run shares, computed once before any connection.
+pub struct Job {
+    /// The entry function.
+    pub entry: Entry,
+    /// Its closure and the included modules' closures, dependencies first.
+    pub closure: Vec<Beam>,
+    /// The call's arguments.
+    pub args: Vec<Term>,
+}
 
-    let phase = report.phase("scanning _build");
-    let graph = Graph::new(project::scan(&args.project, &args.env)?);
+/// Checks everything that can be checked locally and computes the closure: the entry's syntax,
+/// the arguments, the build under `project/_build/env`, the entry's arity, the included modules.
+pub fn prepare(
+    entry: Option<&str>,
+    arg_texts: &[String],
+    project: &Path,
+    env: &str,
+    include: &[String],
+    report: &Reporter,
+) -> Result<Job, RunError> {
+    let entry = Entry::parse(entry.ok_or(RunError::NoEntry)?)?;
+    let call_args = parse_arguments(arg_texts)?;
+
+    let phase = report.phase(Stage::Scan, "scanning _build");
+    let graph = Graph::new(project::scan(project, env)?);
     entry.check(graph.module(&entry.module), call_args.len())?;
-    let closure = graph.closure(&entry.module);
+    let mut roots = vec![entry.module.clone()];
+    for name in include {
+        let module = module_atom(name).ok_or_else(|| RunError::Include(name.clone()))?;
+        if graph.module(&module).is_none() {
+            return Err(RunError::Include(name.clone()));
+        }
+        roots.push(module);
+    }
+    // Each closure is dependencies first, so their concatenation without repeats is too.
+    let mut closure: Vec<Beam> = Vec::new();
+    for root in &roots {
+        for beam in graph.closure(root) {
+            if !closure.iter().any(|b| b.name == beam.name) {
+                closure.push(beam.clone());
+            }
+        }
+    }
     let bytes: usize = closure.iter().map(|b| b.bytes.len()).sum();
     phase.done(format!(
         "closure of {}: {} modules, {} KiB",
@@ -167,61 +185,81 @@ async fn run(args: &RunArgs, report: &Arc<Reporter>) -> Result<Outcome, RunError
     for beam in &closure {
         report.verbose(&format!("closure: {}", push::display_module(&beam.name)));
     }
+    Ok(Job {
+        entry,
+        closure,
+        args: call_args,
+    })
+}
 
+/// Runs `job` on one host: connects, boots, pushes, calls and tears down, whatever happens.
+pub async fn run_host(
+    job: &Job,
+    host: &HostSettings,
+    report: &Arc<Reporter>,
+) -> Result<Outcome, RunError> {
+    let remote_command = boot::remote_command(&host.elixir)?;
     let ids = Identities::fresh();
     // 0700 directory: the control socket and our Unix sockets are reachable by us alone.
-    let dir = tempfile::Builder::new()
+    let dir = private_dir()?;
+    let tunnels = Tunnels {
+        epmd: LocalEnd::bind(dir.path().join("epmd.sock"))?,
+        node: LocalEnd::bind(dir.path().join("node.sock"))?,
+    };
+
+    let phase = report.phase(Stage::Connect, format!("connecting to {}", host.address));
+    let lines = Arc::clone(report);
+    let name = host.name.clone();
+    let mut master = Master::start(
+        &target(host),
+        &dir.path().join("ctl"),
+        &remote_command,
+        move |line| lines.remote_line(&name, line),
+        |note| report.verbose(&note),
+    )?;
+    let result = async {
+        timeout(
+            Duration::from_secs(host.connect_timeout),
+            master.wait_for("connected", "the SSH session"),
+            "connecting",
+            &host.address,
+            " (raise it with --connect-timeout)",
+        )
+        .await?;
+        phase.done(format!("connected to {}", host.address));
+        let session = Session {
+            host,
+            report,
+            ids: &ids,
+        };
+        session.boot_and_call(&mut master, tunnels, job).await
+    }
+    .await;
+    let phase = report.phase(Stage::Stop, "stopping remote node");
+    master.shutdown(TEARDOWN_GRACE).await;
+    drop(phase);
+    result
+}
+
+/// A fresh 0700 temporary directory for a control socket and Unix sockets.
+pub fn private_dir() -> Result<tempfile::TempDir, RunError> {
+    tempfile::Builder::new()
         .prefix("mix-remote-")
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()
         .map_err(|error| RunError::Socket {
             path: std::env::temp_dir().display().to_string(),
             error,
-        })?;
-    let tunnels = Tunnels {
-        epmd: LocalEnd::bind(dir.path().join("epmd.sock"))?,
-        node: LocalEnd::bind(dir.path().join("node.sock"))?,
-    };
+        })
+}
 
-    let target = Target {
-        host: args.host.clone(),
-        config: args.ssh_config.clone(),
-        options: args.ssh_options.clone(),
-    };
-    let phase = report.phase(format!("connecting to {}", args.host));
-    let lines = Arc::clone(report);
-    let host = args.host.clone();
-    let mut master = Master::start(
-        &target,
-        &dir.path().join("ctl"),
-        &remote_command,
-        move |line| lines.remote_line(&host, line),
-        |note| report.verbose(&note),
-    )?;
-    let result = async {
-        timeout(
-            Duration::from_secs(args.connect_timeout),
-            master.wait_for("connected", "the SSH session"),
-            "connecting",
-            &args.host,
-            " (raise it with --connect-timeout)",
-        )
-        .await?;
-        phase.done(format!("connected to {}", args.host));
-        let session = Session {
-            args,
-            report,
-            ids: &ids,
-        };
-        session
-            .boot_and_call(&mut master, tunnels, &entry, &closure, call_args)
-            .await
+/// Where and how ssh connects to `host`.
+pub fn target(host: &HostSettings) -> Target {
+    Target {
+        host: host.address.clone(),
+        config: host.ssh_config.clone(),
+        options: host.ssh_options.clone(),
     }
-    .await;
-    let phase = report.phase("stopping remote node");
-    master.shutdown(TEARDOWN_GRACE).await;
-    drop(phase);
-    result
 }
 
 /// The names and secret of one run, all fresh.
@@ -257,7 +295,7 @@ impl Identities {
 
 /// The part of a run that happens on a live SSH connection.
 struct Session<'a> {
-    args: &'a RunArgs,
+    host: &'a HostSettings,
     report: &'a Arc<Reporter>,
     ids: &'a Identities,
 }
@@ -267,13 +305,11 @@ impl Session<'_> {
         &self,
         master: &mut Master,
         tunnels: Tunnels,
-        entry: &Entry,
-        closure: &[&crate::beam::Beam],
-        call_args: Vec<Term>,
+        job: &Job,
     ) -> Result<Outcome, RunError> {
-        let host = &self.args.host;
-        let boot_limit = Duration::from_secs(self.args.boot_timeout);
-        let phase = self.report.phase("booting remote node");
+        let host = &self.host.address;
+        let boot_limit = Duration::from_secs(self.host.boot_timeout);
+        let phase = self.report.phase(Stage::Boot, "booting remote node");
         let ports = master
             .forward_remote(&[&tunnels.epmd.path, &tunnels.node.path])
             .await?;
@@ -326,24 +362,59 @@ impl Session<'_> {
             io_requests,
             Arc::new(move |b: &[u8]| out.output(b)),
         ));
+        self.set_remote_env(&node, boot_limit).await?;
         phase.done(format!("remote node {} up", self.ids.remote));
 
+        let closure: Vec<&Beam> = job.closure.iter().collect();
         let phase = self
             .report
-            .phase(format!("pushing {} modules", closure.len()));
-        let pushed = push::push(&node, closure, boot_limit).await?;
+            .phase(Stage::Push, format!("pushing {} modules", closure.len()));
+        let pushed = push::push(&node, &closure, boot_limit).await?;
         phase.done(format!(
             "pushed {} modules ({} KiB)",
             pushed.modules,
             pushed.bytes.div_ceil(1024)
         ));
+        for beam in &closure {
+            self.report.event(Event::ModulePushed {
+                host: self.host.name.clone(),
+                module: push::display_module(&beam.name),
+                bytes: beam.bytes.len(),
+            });
+        }
 
-        let phase = self.report.phase(format!("calling {}", entry.shown()));
-        let outcome = invoke::invoke(&node, entry, call_args).await?;
+        let entry = &job.entry;
+        let phase = self
+            .report
+            .phase(Stage::Call, format!("calling {}", entry.shown()));
+        let outcome = invoke::invoke(&node, entry, job.args.clone()).await?;
         phase.done(format!("{} finished", entry.shown()));
         self.report
             .verbose(&format!("{} remote calls after connect", node.calls()));
         Ok(outcome)
+    }
+}
+
+impl Session<'_> {
+    /// Sets the host's `remote_env` in the node with one `System.put_env/1` call. Only the names
+    /// are ever shown: values may be secrets.
+    async fn set_remote_env(&self, node: &Node, limit: Duration) -> Result<(), RunError> {
+        let vars = &self.host.remote_env;
+        if vars.is_empty() {
+            return Ok(());
+        }
+        let binary = |s: &String| Term::from(Binary::from(s.as_bytes()));
+        let map: Map = vars
+            .iter()
+            .map(|(k, v)| (binary(k), binary(v)))
+            .collect::<std::collections::HashMap<_, _>>()
+            .into();
+        node.call("Elixir.System", "put_env", vec![map.into()], Some(limit))
+            .await?;
+        let names: Vec<&str> = vars.keys().map(String::as_str).collect();
+        self.report
+            .verbose(&format!("remote environment: {}", names.join(", ")));
+        Ok(())
     }
 }
 
@@ -382,6 +453,17 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The atom of a module as users write it: `MyApp.Extra` or `:my_mod`.
+fn module_atom(name: &str) -> Option<String> {
+    if let Some(erlang) = name.strip_prefix(':') {
+        return (!erlang.is_empty()).then(|| erlang.to_owned());
+    }
+    let alias = name
+        .split('.')
+        .all(|part| part.starts_with(|c: char| c.is_ascii_uppercase()));
+    alias.then(|| format!("Elixir.{name}"))
+}
+
 fn parse_arguments(texts: &[String]) -> Result<Vec<Term>, RunError> {
     texts
         .iter()
@@ -417,6 +499,17 @@ async fn timeout<T, E: Into<RunError>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn included_modules_are_named_as_users_write_them() {
+        assert_eq!(
+            module_atom("Demo.Money").as_deref(),
+            Some("Elixir.Demo.Money")
+        );
+        assert_eq!(module_atom(":demo_erl").as_deref(), Some("demo_erl"));
+        assert_eq!(module_atom("demo.money"), None);
+        assert_eq!(module_atom(":"), None);
+    }
 
     #[test]
     fn identities_are_fresh_and_independent() {
