@@ -177,14 +177,15 @@ async fn probe(
 
     let phase = report.phase(Stage::Connect, format!("connecting to {}", host.address));
     let versions: Arc<Mutex<Option<String>>> = Arc::default();
-    let (seen, lines, name) = (Arc::clone(&versions), Arc::clone(report), host.name.clone());
+    let (seen, notes) = (Arc::clone(&versions), Arc::clone(report));
     let mut master = Master::start(
         &target,
         &dir.path().join("ctl"),
         &command,
         move |line| match line.strip_prefix(boot::VERSIONS) {
             Some(v) => *seen.lock().expect("versions lock poisoned") = Some(v.to_owned()),
-            None => lines.remote_line(&name, line),
+            // ssh's own complaints end up in the row; show them with -v only.
+            None => notes.verbose(line),
         },
         |note| report.verbose(&note),
     )

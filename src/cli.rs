@@ -21,7 +21,7 @@ pub struct Cli {
     /// Show what the tool does: ssh commands, tunnels, modules pushed.
     #[arg(short, long, global = true)]
     pub verbose: bool,
-    /// The configuration file (default: mix-remote.yaml in the project directory or a parent).
+    /// The configuration file [default: mix-remote.yaml in the current directory or a parent].
     #[arg(long, global = true, value_name = "FILE", env = "MIX_REMOTE_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -192,9 +192,6 @@ pub struct CheckArgs {
     /// Newline-delimited JSON events on stdout instead of the table (schema in the README).
     #[arg(long)]
     pub json: bool,
-    /// Where to look for mix-remote.yaml (this directory and its parents) [default: .].
-    #[arg(long, value_name = "DIR", env = "MIX_REMOTE_PROJECT")]
-    pub project: Option<PathBuf>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub connection: Connection,

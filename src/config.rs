@@ -1,5 +1,5 @@
 //! `mix-remote.yaml`: the hosts and groups a team works with and their settings, found by walking
-//! up from the project directory, and the resolution of every setting for one host.
+//! up from the current directory, and the resolution of every setting for one host.
 //!
 //! Precedence, most important first: command-line flags, `MIX_REMOTE_*` environment variables
 //! (clap merges these two into the override layer), the config file (the host's own section, then

@@ -29,19 +29,15 @@ fn main() -> ExitCode {
             );
             0
         }
-        Command::Run(args) => {
-            let start = args.project.clone().unwrap_or_else(|| ".".into());
-            match load_config(cli.config.as_deref(), &start, &reporter) {
-                Ok(config) => block_on(
-                    &reporter,
-                    fleet::run(args, config.as_ref(), Arc::clone(&reporter)),
-                ),
-                Err(code) => code,
-            }
-        }
+        Command::Run(args) => match load_config(cli.config.as_deref(), Path::new("."), &reporter) {
+            Ok(config) => block_on(
+                &reporter,
+                fleet::run(args, config.as_ref(), Arc::clone(&reporter)),
+            ),
+            Err(code) => code,
+        },
         Command::Check(args) => {
-            let start = args.project.clone().unwrap_or_else(|| ".".into());
-            match load_config(cli.config.as_deref(), &start, &reporter) {
+            match load_config(cli.config.as_deref(), Path::new("."), &reporter) {
                 Ok(config) => block_on(
                     &reporter,
                     check::check(args, config.as_ref(), Arc::clone(&reporter)),
