@@ -146,7 +146,7 @@ pub enum Event {
     Summary {
         /// Hosts the command was for.
         hosts: usize,
-        /// Hosts that failed (or were not ready, for `check`).
+        /// Hosts that did not succeed: failed, cancelled, or (for `check`) not ready.
         failed: usize,
         /// The process exit status.
         exit_code: u8,

@@ -140,7 +140,12 @@ pub async fn run(args: RunArgs, config: Option<&Config>, report: Arc<Reporter>) 
             view.end_host();
         }
     }
-    summarize(&report, &settings, &ends)
+    let unfinished = if args.fail_fast {
+        "cancelled (--fail-fast)"
+    } else {
+        "did not finish"
+    };
+    summarize(&report, &settings, &ends, unfinished)
 }
 
 /// Reports the end of one host's run and sums it up.
@@ -153,40 +158,29 @@ fn conclude(
     elapsed: Duration,
 ) -> HostEnd {
     let entry = job.entry.shown();
-    let (code, result) = match &outcome {
-        Ok(Outcome::Returned(value)) => {
-            let ok = expect.is_none() || value == ":ok";
-            view.result(&entry, outcome.as_ref().expect("matched Ok"), ok);
-            if ok {
-                (
-                    0,
-                    format!("returned {}", report::shorten(value, RESULT_WIDTH)),
-                )
-            } else {
+    let short = |text: &str| report::shorten(text, RESULT_WIDTH);
+    let (code, result) = match outcome {
+        Ok(outcome) => {
+            let (code, result) = match &outcome {
+                Outcome::Returned(value) if expect.is_none() || value == ":ok" => {
+                    (0, format!("returned {}", short(value)))
+                }
+                Outcome::Returned(value) => (EXIT_RAISED, format!("not :ok: {}", short(value))),
+                Outcome::Raised(text) => (EXIT_RAISED, format!("raised {}", short(text))),
+            };
+            view.result(&entry, &outcome, code == 0);
+            if let (Outcome::Returned(value), EXIT_RAISED) = (&outcome, code) {
                 view.error(&format!(
                     "{entry} returned {} on {}, expected :ok",
-                    report::shorten(value, RESULT_WIDTH),
+                    short(value),
                     host.name
                 ));
-                (
-                    EXIT_RAISED,
-                    format!("not :ok: {}", report::shorten(value, RESULT_WIDTH)),
-                )
             }
-        }
-        Ok(Outcome::Raised(text)) => {
-            view.result(&entry, outcome.as_ref().expect("matched Ok"), false);
-            (
-                EXIT_RAISED,
-                format!("raised {}", report::shorten(text, RESULT_WIDTH)),
-            )
+            (code, result)
         }
         Err(e) => {
             view.error(&e.to_string());
-            (
-                e.exit_code(),
-                format!("error: {}", report::shorten(&e.to_string(), RESULT_WIDTH)),
-            )
+            (e.exit_code(), format!("error: {}", short(&e.to_string())))
         }
     };
     HostEnd {
@@ -196,8 +190,14 @@ fn conclude(
     }
 }
 
-/// The summary table (several hosts) and event; returns the exit code: the highest of any host.
-fn summarize(report: &Reporter, hosts: &[HostSettings], ends: &[Option<HostEnd>]) -> u8 {
+/// The summary table (several hosts) and event; returns the exit code: the highest of any host
+/// that finished. Hosts without an end are shown as `unfinished`.
+fn summarize(
+    report: &Reporter,
+    hosts: &[HostSettings],
+    ends: &[Option<HostEnd>],
+    unfinished: &str,
+) -> u8 {
     let code = ends.iter().flatten().map(|e| e.code).max().unwrap_or(0);
     let failed = ends
         .iter()
@@ -213,11 +213,7 @@ fn summarize(report: &Reporter, hosts: &[HostSettings], ends: &[Option<HostEnd>]
                     end.result.clone(),
                     format!("{:.1} s", end.elapsed.as_secs_f64()),
                 ],
-                None => vec![
-                    host.name.clone(),
-                    "cancelled (--fail-fast)".into(),
-                    "-".into(),
-                ],
+                None => vec![host.name.clone(), unfinished.into(), "-".into()],
             })
             .collect();
         report.table(&["HOST", "RESULT", "TIME"], &rows);
@@ -273,8 +269,14 @@ mod tests {
             })
         };
         let hosts = [host("a"), host("b"), host("c")];
-        assert_eq!(summarize(&report, &hosts, &[end(0), end(3), end(1)]), 3);
-        assert_eq!(summarize(&report, &hosts, &[end(0), end(0), end(0)]), 0);
-        assert_eq!(summarize(&report, &hosts, &[end(1), None, None]), 1);
+        assert_eq!(
+            summarize(&report, &hosts, &[end(0), end(3), end(1)], "-"),
+            3
+        );
+        assert_eq!(
+            summarize(&report, &hosts, &[end(0), end(0), end(0)], "-"),
+            0
+        );
+        assert_eq!(summarize(&report, &hosts, &[end(1), None, None], "-"), 1);
     }
 }

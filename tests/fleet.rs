@@ -604,6 +604,54 @@ fn expect_ok_fails_a_smoke_test_that_returns_an_error_and_passes_with_remote_env
     assert_remote_clean(&sshd);
 }
 
+#[test]
+fn include_from_the_config_or_a_flag_pushes_more_modules() {
+    let sshd = Sshd::start();
+    let (dir, config) = config_dir(&format!(
+        "defaults:\n  include: [Demo.Unused]\nhosts:\n{}",
+        host_entry("a", &sshd, &[])
+    ));
+    let project = fixture();
+    let loaded = |extra: &[&str]| {
+        let mut args = vec![
+            "--config",
+            &config,
+            "run",
+            "Demo.Probe.loaded",
+            "--host",
+            "a",
+            "--project",
+            &project,
+        ];
+        args.extend(extra);
+        args.extend(["--", "[Demo.Probe, Demo.Worker, Demo.Unused, :demo_erl]"]);
+        run(&mut tool(dir.path(), &args))
+    };
+    let out = loaded(&[]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "[Demo.Probe, Demo.Unused]\n"),
+        "{}",
+        out.stderr
+    );
+    let out = loaded(&["--include", ":demo_erl"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "[Demo.Probe, :demo_erl]\n"),
+        "the flag replaces the config's list: {}",
+        out.stderr
+    );
+    let out = loaded(&["--include", "Demo.Nope"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("include Demo.Nope: no such module in this project's _build"),
+        "{}",
+        out.stderr
+    );
+    assert_remote_clean(&sshd);
+}
+
 /// A copy of the demo fixture's sources (not its build) in a temporary directory.
 fn fresh_project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temporary directory");
