@@ -39,6 +39,17 @@ pub enum Command {
         returned something else), 2 bad input, 3 could not connect, boot or load, 4 timeout,\n\
         130 interrupted. With several hosts: the highest code of any host.")]
     Run(RunArgs),
+    /// Show what `run` would push for ENTRY, in push order, with sizes and why each module is
+    /// needed. Reads the build only: no SSH, no server.
+    #[command(after_help = "Examples:\n  \
+        mix-remote plan MyApp.Worker.process\n  \
+        mix-remote plan MyApp.Worker.process --include MyApp.Notifiers.Slack --json | jq .module")]
+    Plan(PlanArgs),
+    /// Print the project's module dependency graph (or ENTRY's closure) as Graphviz DOT or JSON.
+    #[command(after_help = "Examples:\n  \
+        mix-remote graph | dot -Tsvg > graph.svg\n  \
+        mix-remote graph MyApp.Worker.process --format json")]
+    Graph(GraphArgs),
     /// Preflight: can `run` work on these hosts? Runs nothing of the project.
     #[command(after_help = "Examples:\n  \
         mix-remote check --host deploy@db-1\n  \
@@ -59,6 +70,73 @@ pub enum Command {
         mix-remote completions zsh > ~/.zfunc/_mix-remote\n  \
         mix-remote completions fish > ~/.config/fish/completions/mix-remote.fish")]
     Completions(CompletionsArgs),
+}
+
+/// Where the compiled project is and what to add to the closure, for `run`, `plan` and `graph`;
+/// each flag overrides mix-remote.yaml.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The Mix project directory [default: the directory of mix-remote.yaml, else .].
+    #[arg(long, value_name = "DIR", env = "MIX_REMOTE_PROJECT")]
+    pub project: Option<PathBuf>,
+    /// The Mix environment whose build to read (`_build/<ENV>`), also `config_env()` for the
+    /// project's config files [default: $MIX_ENV, else `mix_env` of mix-remote.yaml, else dev].
+    #[arg(long, value_name = "ENV", env = "MIX_REMOTE_ENV")]
+    pub env: Option<String>,
+    /// Also push MODULE and its closure (repeatable): for modules no static analysis can see,
+    /// such as one named only in config or built with Module.concat [default: `include` of
+    /// mix-remote.yaml].
+    #[arg(long = "include", value_name = "MODULE")]
+    pub include: Vec<String>,
+}
+
+impl BuildArgs {
+    /// These flags (and `MIX_ENV`) as the most important layer of settings.
+    pub fn layer(&self) -> Section {
+        Section {
+            mix_env: self
+                .env
+                .clone()
+                .or_else(|| std::env::var("MIX_ENV").ok().filter(|e| !e.is_empty())),
+            include: (!self.include.is_empty()).then(|| self.include.clone()),
+            ..Section::default()
+        }
+    }
+}
+
+/// Flags of `mix-remote plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Entry function: `MyApp.Worker.process` or `:erlang_module.function`.
+    pub entry: String,
+    /// The build to read and the modules to add.
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Print newline-delimited JSON objects instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Output formats of `mix-remote graph`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    /// Graphviz DOT, one cluster per application.
+    Dot,
+    /// One JSON object with `nodes` and `edges`.
+    Json,
+}
+
+/// Flags of `mix-remote graph`.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Show only this entry function's closure (default: the whole project).
+    pub entry: Option<String>,
+    /// The build to read and the modules to add.
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    pub format: GraphFormat,
 }
 
 /// Which hosts: `--host` and `--group`, and how many at once.
@@ -150,16 +228,13 @@ pub struct RunArgs {
     /// Fail (exit 1) unless the function returns `:ok`: for smoke tests.
     #[arg(long, value_enum, value_name = "RESULT")]
     pub expect: Option<Expect>,
-    /// The Mix project directory [default: the directory of mix-remote.yaml, else .].
-    #[arg(long, value_name = "DIR", env = "MIX_REMOTE_PROJECT")]
-    pub project: Option<PathBuf>,
-    /// The Mix environment whose build to read (`_build/<ENV>`) [default: $MIX_ENV, else
-    /// `mix_env` of mix-remote.yaml, else dev].
-    #[arg(long, value_name = "ENV", env = "MIX_REMOTE_ENV")]
-    pub env: Option<String>,
-    /// Also push MODULE and its closure (repeatable): modules the entry reaches only at run time.
-    #[arg(long = "include", value_name = "MODULE")]
-    pub include: Vec<String>,
+    /// The build to read and the modules to add.
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Do not send the project's config/ files: the remote then runs with the applications'
+    /// `.app` env defaults only (config/*.exs are evaluated on the remote otherwise).
+    #[arg(long)]
+    pub no_app_config: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub connection: Connection,
@@ -171,13 +246,11 @@ pub struct RunArgs {
 impl RunArgs {
     /// The flags (and environment) as the most important layer of settings.
     pub fn layer(&self) -> Section {
+        let build = self.build.layer();
         Section {
-            mix_env: self
-                .env
-                .clone()
-                .or_else(|| std::env::var("MIX_ENV").ok().filter(|e| !e.is_empty())),
+            mix_env: build.mix_env,
             entry: self.entry.clone(),
-            include: (!self.include.is_empty()).then(|| self.include.clone()),
+            include: build.include,
             ..self.connection.layer()
         }
     }
@@ -233,6 +306,22 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn plan_and_graph_leave_the_build_to_the_config_unless_flagged() {
+        let cli = Cli::try_parse_from(["mix-remote", "plan", "A.b", "--include", "C"]).unwrap();
+        let Command::Plan(plan) = cli.command else {
+            panic!("not plan")
+        };
+        assert_eq!((&plan.build.project, &plan.build.env), (&None, &None));
+        assert_eq!(plan.build.layer().include, Some(vec!["C".to_owned()]));
+        let cli = Cli::try_parse_from(["mix-remote", "graph", "--env", "prod"]).unwrap();
+        let Command::Graph(graph) = cli.command else {
+            panic!("not graph")
+        };
+        assert_eq!(graph.build.layer().mix_env.as_deref(), Some("prod"));
+        assert_eq!(graph.build.layer().include, None);
     }
 
     #[test]

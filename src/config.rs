@@ -382,6 +382,35 @@ pub fn project_dir(flag: Option<&Path>, config: Option<&Config>) -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_owned)
 }
 
+/// What `plan` and `graph` read, which involve no host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Build {
+    /// The Mix project directory.
+    pub project: PathBuf,
+    /// Which `_build/<ENV>` to read.
+    pub mix_env: String,
+    /// Modules added to the entry's closure.
+    pub include: Vec<String>,
+}
+
+/// Resolves the build for `plan` and `graph`: `flags` (flags and environment) over the
+/// `defaults` of the file over the built-in defaults, as `run` resolves it for a host.
+pub fn build(config: Option<&Config>, project: Option<&Path>, flags: &Section) -> Build {
+    let defaults = config.map(|c| &c.file.defaults);
+    let layers: Vec<&Section> = std::iter::once(flags).chain(defaults).collect();
+    Build {
+        project: project_dir(project, config),
+        mix_env: layers
+            .iter()
+            .find_map(|s| s.mix_env.clone())
+            .unwrap_or_else(|| DEFAULT_MIX_ENV.into()),
+        include: layers
+            .iter()
+            .find_map(|s| s.include.clone())
+            .unwrap_or_default(),
+    }
+}
+
 /// The hosts chosen by `--host` and `--group`, in the order given, each once.
 pub fn select(
     config: Option<&Config>,
@@ -628,6 +657,34 @@ hosts:
         assert_eq!(
             (bare.connect_timeout, bare.boot_timeout),
             (DEFAULT_CONNECT_TIMEOUT, DEFAULT_BOOT_TIMEOUT)
+        );
+    }
+
+    #[test]
+    fn plan_and_graph_read_the_defaults_under_their_flags() {
+        let config = parse("defaults:\n  mix_env: prod\n  include: [A.B]\n").unwrap();
+        let none = Section::default();
+        let from_file = build(Some(&config), None, &none);
+        assert_eq!(
+            (from_file.mix_env.as_str(), from_file.include.as_slice()),
+            ("prod", ["A.B".to_owned()].as_slice())
+        );
+        assert_eq!(from_file.project, Path::new("."), "named, not discovered");
+        let flags = Section {
+            mix_env: Some("test".into()),
+            include: Some(vec!["C".into()]),
+            ..Section::default()
+        };
+        let flagged = build(Some(&config), Some(Path::new("/p")), &flags);
+        assert_eq!(
+            (flagged.mix_env.as_str(), flagged.include.as_slice()),
+            ("test", ["C".to_owned()].as_slice())
+        );
+        assert_eq!(flagged.project, Path::new("/p"));
+        let bare = build(None, None, &none);
+        assert_eq!(
+            (bare.mix_env.as_str(), bare.include.len()),
+            (DEFAULT_MIX_ENV, 0)
         );
     }
 

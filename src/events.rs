@@ -142,7 +142,36 @@ pub enum Event {
     },
     /// `check`: one host's preflight.
     Check(CheckRow),
-    /// The last event of every command.
+    /// `plan`: one module of the closure, in push order.
+    Module {
+        /// 1-based position in the push order (leaves first).
+        order: usize,
+        /// As users write it: `MyApp.Worker`, `:my_mod`.
+        module: String,
+        /// Its application, or `consolidated` for a consolidated protocol.
+        app: String,
+        /// Size of its `.beam`.
+        bytes: usize,
+        /// Its `.beam` file.
+        path: String,
+        /// Why it is pushed: `entry`, `include`, or the kind of edge from `from` (`calls`,
+        /// `names`, `literal`, `behaviour`, `protocol_implementation`, `struct_implementation`).
+        reason: String,
+        /// The first module found that needs it; null for the entry and included modules.
+        from: Option<String>,
+    },
+    /// `plan`: the totals, after the modules (its last event).
+    Plan {
+        /// The entry function.
+        entry: String,
+        /// Modules in the closure.
+        modules: usize,
+        /// Their total size.
+        bytes: usize,
+        /// Modules in the project's build.
+        project_modules: usize,
+    },
+    /// The last event of `run` and `check`, and of a `plan` that fails.
     Summary {
         /// Hosts the command was for.
         hosts: usize,

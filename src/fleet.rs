@@ -14,6 +14,7 @@ use crate::cli::{Expect, Hosts, RunArgs};
 use crate::config::{self, Config, ConfigError, HostSettings, Section};
 use crate::events::Event;
 use crate::invoke::Outcome;
+use crate::push;
 use crate::report::{self, Reporter};
 use crate::run::{self, EXIT_INTERRUPTED, EXIT_RAISED, EXIT_USAGE, Job};
 
@@ -65,15 +66,14 @@ pub async fn run(args: RunArgs, config: Option<&Config>, report: Arc<Reporter>) 
         Err(e) => return fail_early(&report, &e.to_string(), EXIT_USAGE),
     };
     let first = &settings[0];
-    let project = config::project_dir(args.project.as_deref(), config);
-    let job = match run::prepare(
-        first.entry.as_deref(),
-        &args.args,
-        &project,
-        &first.mix_env,
-        &first.include,
-        &report,
-    ) {
+    let project = config::project_dir(args.build.project.as_deref(), config);
+    let build = run::Build {
+        project: &project,
+        env: &first.mix_env,
+        include: &first.include,
+        skip_app_config: args.no_app_config,
+    };
+    let job = match run::prepare(first.entry.as_deref(), &args.args, &build, &report) {
         Ok(job) => Arc::new(job),
         Err(e) => return fail_early(&report, &e.to_string(), e.exit_code()),
     };
@@ -166,9 +166,24 @@ fn conclude(
                     (0, format!("returned {}", short(value)))
                 }
                 Outcome::Returned(value) => (EXIT_RAISED, format!("not :ok: {}", short(value))),
-                Outcome::Raised(text) => (EXIT_RAISED, format!("raised {}", short(text))),
+                Outcome::Raised { text, .. } => (EXIT_RAISED, format!("raised {}", short(text))),
             };
             view.result(&entry, &outcome, code == 0);
+            // An undef only deserves the --include hint when the missing module is one of the
+            // project's (one the plan could have pushed).
+            if let Outcome::Raised {
+                missing_module: Some(module),
+                ..
+            } = &outcome
+                && job.plan.graph().module(module).is_some()
+            {
+                let module = push::display_module(module);
+                view.hint(&format!(
+                    "{module} is a module of this project that was not pushed (nothing the entry \
+                     uses names it in its code); add --include {module} (or list it under \
+                     `include` in mix-remote.yaml)"
+                ));
+            }
             if let (Outcome::Returned(value), EXIT_RAISED) = (&outcome, code) {
                 view.error(&format!(
                     "{entry} returned {} on {}, expected :ok",

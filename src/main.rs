@@ -7,14 +7,15 @@ use std::sync::Arc;
 use clap::{CommandFactory, Parser};
 use mix_remote::cli::{self, Command};
 use mix_remote::config::Config;
-use mix_remote::{check, fleet, init, report::Reporter, run};
+use mix_remote::{check, fleet, graph_export, init, plan, report::Reporter, run};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let json = match &cli.command {
         Command::Run(args) => args.json,
+        Command::Plan(args) => args.json,
         Command::Check(args) => args.json,
-        Command::Init(_) | Command::Completions(_) => false,
+        Command::Graph(_) | Command::Init(_) | Command::Completions(_) => false,
     };
     let reporter = Arc::new(Reporter::new(cli.quiet, cli.verbose, json));
     let code = match cli.command {
@@ -34,6 +35,17 @@ fn main() -> ExitCode {
                 &reporter,
                 fleet::run(args, config.as_ref(), Arc::clone(&reporter)),
             ),
+            Err(code) => code,
+        },
+        Command::Plan(args) => {
+            match load_config(cli.config.as_deref(), Path::new("."), &reporter) {
+                Ok(config) => plan::command(&args, config.as_ref(), &reporter),
+                Err(code) => code,
+            }
+        }
+        Command::Graph(args) => match load_config(cli.config.as_deref(), Path::new("."), &reporter)
+        {
+            Ok(config) => graph_export::command(&args, config.as_ref(), &reporter),
             Err(code) => code,
         },
         Command::Check(args) => {

@@ -241,12 +241,19 @@ impl Reporter {
         self.bars_suspended(|| eprintln!("mix-remote: error: {prefix}{message}"));
     }
 
+    /// Advice after a failure, always shown on stderr as one line (with `--json` too, but not as
+    /// an event: it is for people).
+    pub fn hint(&self, text: &str) {
+        let prefix = self.prefix();
+        self.bars_suspended(|| eprintln!("mix-remote: {prefix}hint: {text}"));
+    }
+
     /// The end of the call on this host: the result on stdout, or what was raised on stderr.
     /// `ok` says whether `--expect` accepted it.
     pub fn result(&self, entry: &str, outcome: &Outcome, ok: bool) {
         let (status, value) = match outcome {
             Outcome::Returned(v) => (Status::Returned, v),
-            Outcome::Raised(text) => (Status::Raised, text),
+            Outcome::Raised { text, .. } => (Status::Raised, text),
         };
         if self.shared.json {
             self.event(Event::Result {

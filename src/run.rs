@@ -1,7 +1,8 @@
 //! The `run` command for one host: every stage of the data flow wired together, with teardown on
-//! every path. [`prepare`] does the local part once (scan -> closure); [`run_host`] does the rest
-//! on one host (ssh master -> reverse forwards (our EPMD, our node) -> boot -> the remote node
-//! connects back and handshakes -> push -> call -> teardown). `fleet.rs` runs hosts concurrently.
+//! every path. [`prepare`] does the local part once (scan -> plan -> application environment);
+//! [`run_host`] does the rest on one host (ssh master -> reverse forwards (our EPMD, our node) ->
+//! boot -> the remote node connects back and handshakes -> push -> call -> teardown). `fleet.rs`
+//! runs hosts concurrently.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,15 +12,15 @@ use erl_dist::node::NodeName;
 use erl_dist::term::{Binary, Map, Term};
 use tokio::net::UnixListener;
 
+use crate::app_config::{AppConfig, AppConfigError};
 use crate::args::{self, LiteralError};
 use crate::beam::Beam;
 use crate::boot::{self, BootError};
 use crate::config::HostSettings;
 use crate::events::{Event, Stage};
-use crate::graph::Graph;
 use crate::invoke::{self, Entry, EntryError, Outcome};
 use crate::node::{self, CallError, DistError, Node, epmd};
-use crate::project::{self, ProjectError};
+use crate::plan::{Plan, PlanError};
 use crate::push::{self, PushError};
 use crate::report::Reporter;
 use crate::ssh::{Master, SshError, Target};
@@ -41,9 +42,9 @@ const TEARDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Why a run could not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The project's build could not be read.
+    /// The project's build could not be read, or the entry or an included module is not in it.
     #[error(transparent)]
-    Project(#[from] ProjectError),
+    Plan(#[from] PlanError),
     /// The entry function is not callable.
     #[error(transparent)]
     Entry(#[from] EntryError),
@@ -52,9 +53,6 @@ pub enum RunError {
         "no entry function: name one (mix-remote run MyApp.Module.function) or set `entry` in mix-remote.yaml"
     )]
     NoEntry,
-    /// A module to include is not in the project.
-    #[error("include {0}: no such module in this project's _build")]
-    Include(String),
     /// An argument is not a valid Elixir literal.
     #[error("argument {index} `{text}`: {error}")]
     Argument {
@@ -65,6 +63,9 @@ pub enum RunError {
         /// What is wrong.
         error: LiteralError,
     },
+    /// The project's config files could not be read.
+    #[error(transparent)]
+    AppConfig(#[from] AppConfigError),
     /// The boot command could not be built.
     #[error(transparent)]
     Boot(#[from] BootError),
@@ -106,11 +107,11 @@ impl RunError {
     /// The exit code for this failure.
     pub fn exit_code(&self) -> u8 {
         match self {
-            RunError::Project(_)
+            RunError::Plan(_)
             | RunError::Entry(_)
             | RunError::NoEntry
-            | RunError::Include(_)
             | RunError::Argument { .. }
+            | RunError::AppConfig(_)
             | RunError::Boot(_) => EXIT_USAGE,
             RunError::Timeout { .. } | RunError::Call(CallError::Timeout { .. }) => EXIT_TIMEOUT,
             _ => EXIT_CANNOT_RUN,
@@ -136,45 +137,55 @@ pub async fn interrupted() {
 pub struct Job {
     /// The entry function.
     pub entry: Entry,
-    /// Its closure and the included modules' closures, dependencies first.
-    pub closure: Vec<Beam>,
+    /// The project's graph with the entry and the included modules resolved: what to push.
+    pub plan: Plan,
     /// The call's arguments.
     pub args: Vec<Term>,
+    /// The application environment applied on the remote before the call.
+    pub setup: AppConfig,
 }
 
-/// Checks everything that can be checked locally and computes the closure: the entry's syntax,
-/// the arguments, the build under `project/_build/env`, the entry's arity, the included modules.
+impl Job {
+    /// The modules to push: the entry's closure and the included modules', leaves first.
+    pub fn closure(&self) -> Vec<&Beam> {
+        self.plan.closure().iter().map(|m| m.beam).collect()
+    }
+}
+
+/// The build to read and what to send with the call, as resolved from flags and config.
+pub struct Build<'a> {
+    /// The Mix project directory.
+    pub project: &'a Path,
+    /// Which `_build/<ENV>` to read; also `config_env()` of the config files.
+    pub env: &'a str,
+    /// Modules pushed with the entry's closure.
+    pub include: &'a [String],
+    /// Send no `config/` files (`--no-app-config`).
+    pub skip_app_config: bool,
+}
+
+/// Checks everything that can be checked locally and computes the plan: the entry's syntax,
+/// the arguments, the build under `project/_build/env`, the entry's arity, the included modules;
+/// then collects the application environment of the pushed applications.
 pub fn prepare(
     entry: Option<&str>,
     arg_texts: &[String],
-    project: &Path,
-    env: &str,
-    include: &[String],
+    build: &Build,
     report: &Reporter,
 ) -> Result<Job, RunError> {
     let entry = Entry::parse(entry.ok_or(RunError::NoEntry)?)?;
     let call_args = parse_arguments(arg_texts)?;
 
     let phase = report.phase(Stage::Scan, "scanning _build");
-    let graph = Graph::new(project::scan(project, env)?);
-    entry.check(graph.module(&entry.module), call_args.len())?;
-    let mut roots = vec![entry.module.clone()];
-    for name in include {
-        let module = module_atom(name).ok_or_else(|| RunError::Include(name.clone()))?;
-        if graph.module(&module).is_none() {
-            return Err(RunError::Include(name.clone()));
-        }
-        roots.push(module);
-    }
-    // Each closure is dependencies first, so their concatenation without repeats is too.
-    let mut closure: Vec<Beam> = Vec::new();
-    for root in &roots {
-        for beam in graph.closure(root) {
-            if !closure.iter().any(|b| b.name == beam.name) {
-                closure.push(beam.clone());
-            }
-        }
-    }
+    let plan = Plan::build(
+        build.project,
+        build.env,
+        &entry,
+        Some(call_args.len()),
+        build.include,
+    )?;
+    let closure: Vec<&Beam> = plan.closure().iter().map(|m| m.beam).collect();
+    let setup = AppConfig::collect(build.project, build.env, &closure, build.skip_app_config)?;
     let bytes: usize = closure.iter().map(|b| b.bytes.len()).sum();
     phase.done(format!(
         "closure of {}: {} modules, {} KiB",
@@ -187,8 +198,9 @@ pub fn prepare(
     }
     Ok(Job {
         entry,
-        closure,
+        plan,
         args: call_args,
+        setup,
     })
 }
 
@@ -365,7 +377,7 @@ impl Session<'_> {
         self.set_remote_env(&node, boot_limit).await?;
         phase.done(format!("remote node {} up", self.ids.remote));
 
-        let closure: Vec<&Beam> = job.closure.iter().collect();
+        let closure = job.closure();
         let phase = self
             .report
             .phase(Stage::Push, format!("pushing {} modules", closure.len()));
@@ -387,7 +399,7 @@ impl Session<'_> {
         let phase = self
             .report
             .phase(Stage::Call, format!("calling {}", entry.shown()));
-        let outcome = invoke::invoke(&node, entry, job.args.clone()).await?;
+        let outcome = invoke::invoke(&node, entry, job.args.clone(), job.setup.to_term()).await?;
         phase.done(format!("{} finished", entry.shown()));
         self.report
             .verbose(&format!("{} remote calls after connect", node.calls()));
@@ -453,17 +465,6 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// The atom of a module as users write it: `MyApp.Extra` or `:my_mod`.
-fn module_atom(name: &str) -> Option<String> {
-    if let Some(erlang) = name.strip_prefix(':') {
-        return (!erlang.is_empty()).then(|| erlang.to_owned());
-    }
-    let alias = name
-        .split('.')
-        .all(|part| part.starts_with(|c: char| c.is_ascii_uppercase()));
-    alias.then(|| format!("Elixir.{name}"))
-}
-
 fn parse_arguments(texts: &[String]) -> Result<Vec<Term>, RunError> {
     texts
         .iter()
@@ -499,17 +500,6 @@ async fn timeout<T, E: Into<RunError>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn included_modules_are_named_as_users_write_them() {
-        assert_eq!(
-            module_atom("Demo.Money").as_deref(),
-            Some("Elixir.Demo.Money")
-        );
-        assert_eq!(module_atom(":demo_erl").as_deref(), Some("demo_erl"));
-        assert_eq!(module_atom("demo.money"), None);
-        assert_eq!(module_atom(":"), None);
-    }
 
     #[test]
     fn identities_are_fresh_and_independent() {

@@ -652,6 +652,103 @@ fn include_from_the_config_or_a_flag_pushes_more_modules() {
     assert_remote_clean(&sshd);
 }
 
+#[test]
+fn plan_and_graph_read_the_config_and_plan_events_match_the_schema() {
+    let (dir, config) = config_dir("defaults:\n  mix_env: dev\n  include: [Demo.Unused]\n");
+    let project = fixture();
+    let plan = |extra: &[&str]| {
+        let mut args = vec![
+            "--config",
+            &config,
+            "plan",
+            "Demo.Probe.loaded",
+            "--project",
+            &project,
+            "--json",
+        ];
+        args.extend(extra);
+        run(&mut tool(dir.path(), &args))
+    };
+    let modules = |seen: &[Value]| -> Vec<(String, String)> {
+        of_kind(seen, "module")
+            .iter()
+            .map(|e| {
+                (
+                    e["module"].as_str().unwrap().into(),
+                    e["reason"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let out = plan(&[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let seen = events(&out.stdout);
+    let pair = |m: &str, r: &str| (m.to_owned(), r.to_owned());
+    assert_eq!(
+        modules(&seen),
+        [pair("Demo.Probe", "entry"), pair("Demo.Unused", "include")]
+    );
+    let last = seen.last().expect("events");
+    assert_eq!(
+        (&last["event"], &last["modules"]),
+        (&"plan".into(), &2.into())
+    );
+
+    let out = plan(&["--include", ":demo_erl"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        modules(&events(&out.stdout)),
+        [pair("Demo.Probe", "entry"), pair(":demo_erl", "include")],
+        "the flag replaces the config's list"
+    );
+
+    // The config's mix_env is read: a build that does not exist fails plan and graph alike.
+    let (bad_dir, bad) = config_dir("defaults:\n  mix_env: nosuchenv\n");
+    let out = run(&mut tool(
+        bad_dir.path(),
+        &[
+            "--config",
+            &bad,
+            "plan",
+            "Demo.Probe.loaded",
+            "--project",
+            &project,
+            "--json",
+        ],
+    ));
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("no compiled build"), "{}", out.stderr);
+    let seen = events(&out.stdout);
+    let kinds: Vec<&Value> = seen.iter().map(|e| &e["event"]).collect();
+    assert_eq!(kinds, ["error", "summary"]);
+    let graph = |extra: &[&str]| {
+        let mut args = vec![
+            "--config",
+            &bad,
+            "graph",
+            "--project",
+            &project,
+            "--format",
+            "json",
+        ];
+        args.extend(extra);
+        run(&mut tool(bad_dir.path(), &args))
+    };
+    assert_eq!(graph(&[]).code, Some(2));
+    let out = graph(&["--env", "dev"]);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "the flag beats the config: {}",
+        out.stderr
+    );
+    let graph: Value = serde_json::from_str(&out.stdout).expect("one JSON object");
+    assert!(
+        graph["nodes"].as_array().is_some_and(|n| !n.is_empty()),
+        "{graph}"
+    );
+}
+
 /// A copy of the demo fixture's sources (not its build) in a temporary directory.
 fn fresh_project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -824,6 +921,21 @@ fn every_event_kind_matches_the_schema() {
             message: "bad".into(),
         },
         Event::Check(row),
+        Event::Module {
+            order: 1,
+            module: "Demo.Worker".into(),
+            app: "demo".into(),
+            bytes: 10,
+            path: "/p/_build/dev/lib/demo/ebin/Elixir.Demo.Worker.beam".into(),
+            reason: "calls".into(),
+            from: Some("Demo.Smoke".into()),
+        },
+        Event::Plan {
+            entry: "Demo.Smoke.check".into(),
+            modules: 1,
+            bytes: 10,
+            project_modules: 5,
+        },
         Event::Summary {
             hosts: 1,
             failed: 0,
