@@ -1,19 +1,31 @@
-//! Project tasks as typed subcommands: `cargo xtask demo`.
+//! Project tasks as typed subcommands: `cargo xtask demo`, `cargo xtask beam-vectors`.
 //!
 //! `demo` shows the tool working end to end on this machine: it compiles the bundled example
 //! project, starts a throw-away sshd on loopback (the test harness's, with its own keys and
 //! known_hosts, never touching ~/.ssh), and runs `mix-remote run` against it.
 
+mod beam_vectors;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 fn main() -> ExitCode {
-    let task = std::env::args().nth(1);
-    match task.as_deref() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
         Some("demo") => demo(),
+        Some("beam-vectors") => match beam_vectors::run(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtask: {e}");
+                ExitCode::FAILURE
+            }
+        },
         _ => {
-            eprintln!("usage: cargo xtask demo");
-            eprintln!("  demo   run the bundled example against a throw-away local sshd");
+            eprintln!("usage: cargo xtask demo | beam-vectors [--chroots DIR]");
+            eprintln!("  demo           run the bundled example against a throw-away local sshd");
+            eprintln!(
+                "  beam-vectors   compile the BEAM reader's test vectors with OTP 25, 27, 29"
+            );
             ExitCode::from(2)
         }
     }
