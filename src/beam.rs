@@ -72,11 +72,7 @@ pub fn read(path: &Path) -> Result<Beam, BeamError> {
 /// Parses `.beam` bytes (plain or gzip-compressed); `path` is kept for messages and the loader.
 pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Beam, BeamErrorKind> {
     let plain = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(bytes.as_slice())
-            .read_to_end(&mut out)
-            .map_err(BeamErrorKind::Gzip)?;
-        Some(out)
+        Some(gunzip(&bytes).map_err(BeamErrorKind::Gzip)?)
     } else {
         None
     };
@@ -103,6 +99,35 @@ pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Beam, BeamErrorKind> {
         path: path.to_owned(),
         bytes,
     })
+}
+
+/// The most a compressed `.beam` may expand to; real modules are far smaller.
+const MAX_UNCOMPRESSED: u32 = 256 << 20;
+
+/// Decompresses a gzip-compressed `.beam`. The size the gzip trailer declares is checked against
+/// [`MAX_UNCOMPRESSED`] before anything is inflated, and inflating stops one byte past that size, so a
+/// small hostile file cannot make the reader allocate gigabytes.
+fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
+    let Some(trailer) = bytes.last_chunk::<4>() else {
+        return Err(invalid("no gzip trailer".to_owned()));
+    };
+    let declared = u32::from_le_bytes(*trailer);
+    if declared > MAX_UNCOMPRESSED {
+        return Err(invalid(format!(
+            "declares {declared} bytes uncompressed, over the limit of {MAX_UNCOMPRESSED}"
+        )));
+    }
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .take(u64::from(declared) + 1)
+        .read_to_end(&mut out)?;
+    if out.len() != declared as usize {
+        return Err(invalid(format!(
+            "does not expand to the {declared} bytes its trailer declares"
+        )));
+    }
+    Ok(out)
 }
 
 /// One chunk of the container: its four-letter id and its data.
