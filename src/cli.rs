@@ -29,6 +29,67 @@ pub enum Command {
         Exit codes: 0 returned, 1 the function raised/threw/exited, 2 bad input,\n\
         3 could not connect, boot or load, 4 timeout, 130 interrupted.")]
     Run(RunArgs),
+    /// Show what `run` would push for ENTRY, in push order, with sizes and why each module is
+    /// needed. Reads the build only: no SSH, no server.
+    #[command(after_help = "Examples:\n  \
+        mix-remote plan MyApp.Worker.process\n  \
+        mix-remote plan MyApp.Worker.process --include MyApp.Notifiers.Slack --json | jq .module")]
+    Plan(PlanArgs),
+    /// Print the project's module dependency graph (or ENTRY's closure) as Graphviz DOT or JSON.
+    #[command(after_help = "Examples:\n  \
+        mix-remote graph | dot -Tsvg > graph.svg\n  \
+        mix-remote graph MyApp.Worker.process --format json")]
+    Graph(GraphArgs),
+}
+
+/// Where the compiled project is, and what to add to the closure.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The Mix project directory.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub project: PathBuf,
+    /// The Mix environment whose build to read (`_build/<ENV>`).
+    #[arg(long, value_name = "ENV", env = "MIX_ENV", default_value = "dev")]
+    pub env: String,
+    /// Also push MODULE and its closure: for modules no static analysis can see, such as one
+    /// named only in config or built with Module.concat (repeatable).
+    #[arg(long = "include", value_name = "MODULE")]
+    pub include: Vec<String>,
+}
+
+/// Flags of `mix-remote plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Entry function: `MyApp.Worker.process` or `:erlang_module.function`.
+    pub entry: String,
+    /// The build to read and the modules to add.
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Print newline-delimited JSON objects instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Output formats of `mix-remote graph`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    /// Graphviz DOT, one cluster per application.
+    Dot,
+    /// One JSON object with `nodes` and `edges`.
+    Json,
+}
+
+/// Flags of `mix-remote graph`.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Show only this entry function's closure (default: the whole project).
+    pub entry: Option<String>,
+    /// The build to read and the modules to add.
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    pub format: GraphFormat,
 }
 
 /// Flags of `mix-remote run`.
@@ -39,12 +100,9 @@ pub struct RunArgs {
     /// SSH destination, `[user@]host` (anything ssh accepts, including ~/.ssh/config aliases).
     #[arg(long, value_name = "[USER@]HOST")]
     pub host: String,
-    /// The Mix project directory.
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub project: PathBuf,
-    /// The Mix environment whose build to read (`_build/<ENV>`).
-    #[arg(long, value_name = "ENV", env = "MIX_ENV", default_value = "dev")]
-    pub env: String,
+    /// The build to read and the modules to add.
+    #[command(flatten)]
+    pub build: BuildArgs,
     /// The `elixir` executable on the remote host (default: found on the login PATH).
     #[arg(long, value_name = "PATH", default_value = "elixir")]
     pub elixir: String,
@@ -54,6 +112,10 @@ pub struct RunArgs {
     /// Extra ssh option, as for `ssh -o` (repeatable), e.g. -o Port=2222.
     #[arg(short = 'o', long = "ssh-option", value_name = "OPTION")]
     pub ssh_options: Vec<String>,
+    /// Do not send the project's config/ files: the remote then runs with the applications'
+    /// `.app` env defaults only (config/*.exs are evaluated on the remote otherwise).
+    #[arg(long)]
+    pub no_config: bool,
     /// Seconds to wait for the SSH connection.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub connect_timeout: u64,

@@ -11,13 +11,14 @@ use erl_dist::node::NodeName;
 use erl_dist::term::Term;
 use tokio::net::UnixListener;
 
+use crate::app_config::{AppConfig, AppConfigError};
 use crate::args::{self, LiteralError};
+use crate::beam::Beam;
 use crate::boot::{self, BootError};
 use crate::cli::RunArgs;
-use crate::graph::Graph;
 use crate::invoke::{self, Entry, EntryError, Outcome};
 use crate::node::{self, CallError, DistError, Node, epmd};
-use crate::project::{self, ProjectError};
+use crate::plan::{Plan, PlanError};
 use crate::push::{self, PushError};
 use crate::report::Reporter;
 use crate::ssh::{Master, SshError, Target};
@@ -39,9 +40,9 @@ const TEARDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Why a run could not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The project's build could not be read.
+    /// The project's build could not be read, or the entry or an included module is not in it.
     #[error(transparent)]
-    Project(#[from] ProjectError),
+    Plan(#[from] PlanError),
     /// The entry function is not callable.
     #[error(transparent)]
     Entry(#[from] EntryError),
@@ -55,6 +56,9 @@ pub enum RunError {
         /// What is wrong.
         error: LiteralError,
     },
+    /// The project's config files could not be read.
+    #[error(transparent)]
+    AppConfig(#[from] AppConfigError),
     /// The boot command could not be built.
     #[error(transparent)]
     Boot(#[from] BootError),
@@ -96,9 +100,10 @@ impl RunError {
     /// The exit code for this failure.
     pub fn exit_code(&self) -> u8 {
         match self {
-            RunError::Project(_)
+            RunError::Plan(_)
             | RunError::Entry(_)
             | RunError::Argument { .. }
+            | RunError::AppConfig(_)
             | RunError::Boot(_) => EXIT_USAGE,
             RunError::Timeout { .. } | RunError::Call(CallError::Timeout { .. }) => EXIT_TIMEOUT,
             _ => EXIT_CANNOT_RUN,
@@ -121,9 +126,19 @@ pub async fn main(args: RunArgs, report: Arc<Reporter>) -> u8 {
             report.output(format!("{value}\n").as_bytes());
             0
         }
-        Ok(Outcome::Raised(text)) => {
+        Ok(Outcome::Raised {
+            text,
+            missing_module,
+        }) => {
             report.error(&format!("{} raised on {}:", args.entry, args.host));
             eprintln!("{text}");
+            if let Some(module) = missing_module {
+                let module = push::display_module(&module);
+                report.error(&format!(
+                    "hint: {module} is a module of this project that was not pushed (nothing the entry \
+                     uses names it in its code); add --include {module}"
+                ));
+            }
             EXIT_RAISED
         }
         Err(e) => {
@@ -154,9 +169,20 @@ async fn run(args: &RunArgs, report: &Arc<Reporter>) -> Result<Outcome, RunError
     let remote_command = boot::remote_command(&args.elixir)?;
 
     let phase = report.phase("scanning _build");
-    let graph = Graph::new(project::scan(&args.project, &args.env)?);
-    entry.check(graph.module(&entry.module), call_args.len())?;
-    let closure = graph.closure(&entry.module);
+    let plan = Plan::build(
+        &args.build.project,
+        &args.build.env,
+        &entry,
+        Some(call_args.len()),
+        &args.build.include,
+    )?;
+    let closure: Vec<&Beam> = plan.closure().iter().map(|m| m.beam).collect();
+    let setup = AppConfig::collect(
+        &args.build.project,
+        &args.build.env,
+        &closure,
+        args.no_config,
+    )?;
     let bytes: usize = closure.iter().map(|b| b.bytes.len()).sum();
     phase.done(format!(
         "closure of {}: {} modules, {} KiB",
@@ -214,14 +240,31 @@ async fn run(args: &RunArgs, report: &Arc<Reporter>) -> Result<Outcome, RunError
             ids: &ids,
         };
         session
-            .boot_and_call(&mut master, tunnels, &entry, &closure, call_args)
+            .boot_and_call(
+                &mut master,
+                tunnels,
+                &entry,
+                &closure,
+                call_args,
+                setup.to_term(),
+            )
             .await
     }
     .await;
     let phase = report.phase("stopping remote node");
     master.shutdown(TEARDOWN_GRACE).await;
     drop(phase);
-    result
+    // An undef only deserves the --include hint when the missing module is one of the project's.
+    result.map(|outcome| match outcome {
+        Outcome::Raised {
+            text,
+            missing_module: Some(m),
+        } if plan.graph().module(&m).is_none() => Outcome::Raised {
+            text,
+            missing_module: None,
+        },
+        other => other,
+    })
 }
 
 /// The names and secret of one run, all fresh.
@@ -268,8 +311,9 @@ impl Session<'_> {
         master: &mut Master,
         tunnels: Tunnels,
         entry: &Entry,
-        closure: &[&crate::beam::Beam],
+        closure: &[&Beam],
         call_args: Vec<Term>,
+        setup: Term,
     ) -> Result<Outcome, RunError> {
         let host = &self.args.host;
         let boot_limit = Duration::from_secs(self.args.boot_timeout);
@@ -339,7 +383,7 @@ impl Session<'_> {
         ));
 
         let phase = self.report.phase(format!("calling {}", entry.shown()));
-        let outcome = invoke::invoke(&node, entry, call_args).await?;
+        let outcome = invoke::invoke(&node, entry, call_args, setup).await?;
         phase.done(format!("{} finished", entry.shown()));
         self.report
             .verbose(&format!("{} remote calls after connect", node.calls()));

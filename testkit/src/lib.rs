@@ -13,6 +13,7 @@
 //! - [`Sshd::session_processes`] lists what the sessions started, so tests
 //!   can prove that nothing is left behind on the "remote" side.
 //! - [`compiled_fixture`] compiles a Mix project of `fixtures/` once.
+//! - [`run_within`] runs a command under a time limit and kills it if the test panics.
 //!
 //! Readiness is awaited by events (sshd's "Server listening on" lines), never
 //! by sleeping. Nothing uses a fixed port or name, so tests may run in
@@ -34,11 +35,13 @@
 //! assert_eq!(out.stdout, b"hello\n");
 //! ```
 
+mod command;
 mod fixture;
 mod netns;
 mod procs;
 mod sshd;
 
+pub use command::{Finished, run_within};
 pub use fixture::compiled_fixture;
 pub use procs::Proc;
 pub use sshd::Sshd;

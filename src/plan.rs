@@ -1,0 +1,260 @@
+//! What a run will push, in which order and why: the closure of the entry function and of the
+//! modules the user includes, resolved from the build without touching any server. `run` uses it
+//! to push; `mix-remote plan` prints it.
+
+use std::path::{Component, Path};
+
+use crate::cli::PlanArgs;
+use crate::graph::{Graph, Member, Reason, Why};
+use crate::invoke::{self, Entry, EntryError};
+use crate::project::{self, ProjectError};
+use crate::push::display_module;
+use crate::report::Reporter;
+
+/// Why a plan cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The project's build could not be read.
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    /// The entry or an included module is not in the build.
+    #[error(transparent)]
+    Entry(#[from] EntryError),
+}
+
+/// The project's graph with the entry and the included modules resolved against it.
+pub struct Plan {
+    graph: Graph,
+    entry: Entry,
+    included: Vec<String>,
+}
+
+impl Plan {
+    /// Reads `<project>/_build/<env>`, checks that the entry's module exports its function (with
+    /// `arity` arguments, or any arity when `None`) and that every `include` names a module of
+    /// the build.
+    pub fn build(
+        project: &Path,
+        env: &str,
+        entry: &Entry,
+        arity: Option<usize>,
+        include: &[String],
+    ) -> Result<Plan, PlanError> {
+        let graph = Graph::new(project::scan(project, env)?);
+        let module = graph
+            .module(&entry.module)
+            .ok_or_else(|| EntryError::UnknownModule(display_module(&entry.module)))?;
+        if let Some(arity) = arity {
+            entry.check(Some(module), arity)?;
+        } else if !module.exports.iter().any(|(f, _)| *f == entry.function) {
+            return Err(EntryError::NoSuchFunction {
+                shown: entry.shown(),
+                module: display_module(&entry.module),
+            }
+            .into());
+        }
+        let included = include
+            .iter()
+            .map(|text| {
+                let name = invoke::parse_module(text).ok_or_else(|| {
+                    EntryError::Include(
+                        text.clone(),
+                        "not a module name (MyApp.Mod or :erlang_mod)",
+                    )
+                })?;
+                match graph.module(&name) {
+                    Some(_) => Ok(name),
+                    None => Err(EntryError::Include(
+                        text.clone(),
+                        "no such module in this project's _build",
+                    )),
+                }
+            })
+            .collect::<Result<Vec<String>, EntryError>>()?;
+        Ok(Plan {
+            graph,
+            entry: entry.clone(),
+            included,
+        })
+    }
+
+    /// The project's dependency graph.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The modules to push, leaves first, each with the reason it is there.
+    pub fn closure(&self) -> Vec<Member<'_>> {
+        self.graph.closure(&self.entry.module, &self.included)
+    }
+
+    /// The plan as `mix-remote plan` prints it: one line per module in push order, then totals.
+    pub fn render_text(&self) -> String {
+        let closure = self.closure();
+        let width = closure
+            .iter()
+            .map(|m| display_module(&m.beam.name).len())
+            .max()
+            .unwrap_or(0);
+        let app_width = closure
+            .iter()
+            .map(|m| app_of(&m.beam.path).len())
+            .max()
+            .unwrap_or(0);
+        let mut out = format!(
+            "Push order for {} (leaves first; `why` is the first module found that needs it):\n",
+            self.entry.shown()
+        );
+        for (i, member) in closure.iter().enumerate() {
+            out.push_str(&format!(
+                "{:>4}  {:<width$}  {:>9}  {:<app_width$}  {}\n",
+                i + 1,
+                display_module(&member.beam.name),
+                kib(member.beam.bytes.len()),
+                app_of(&member.beam.path),
+                why_text(member),
+            ));
+        }
+        let bytes: usize = closure.iter().map(|m| m.beam.bytes.len()).sum();
+        let mut apps: Vec<String> = closure.iter().map(|m| app_of(&m.beam.path)).collect();
+        apps.sort();
+        apps.dedup();
+        out.push_str(&format!(
+            "Total: {} of the project's {} modules, {}, from {}\n",
+            closure.len(),
+            self.graph.modules().len(),
+            kib(bytes),
+            apps.join(", ")
+        ));
+        out
+    }
+
+    /// The plan as newline-delimited JSON: one `module` object per module in push order, then one
+    /// `plan` object with the totals.
+    pub fn render_json(&self) -> String {
+        let closure = self.closure();
+        let mut out = String::new();
+        for (i, member) in closure.iter().enumerate() {
+            let (reason, from) = match member.reason {
+                Reason::Entry => ("entry", None),
+                Reason::Included => ("include", None),
+                Reason::Edge { from, why } => (why_key(why), Some(display_module(from))),
+            };
+            let line = serde_json::json!({
+                "event": "module",
+                "order": i + 1,
+                "module": display_module(&member.beam.name),
+                "app": app_of(&member.beam.path),
+                "bytes": member.beam.bytes.len(),
+                "path": member.beam.path,
+                "reason": reason,
+                "from": from,
+            });
+            out.push_str(&format!("{line}\n"));
+        }
+        let line = serde_json::json!({
+            "event": "plan",
+            "entry": self.entry.shown(),
+            "modules": closure.len(),
+            "bytes": closure.iter().map(|m| m.beam.bytes.len()).sum::<usize>(),
+            "project_modules": self.graph.modules().len(),
+        });
+        out.push_str(&format!("{line}\n"));
+        out
+    }
+}
+
+/// `mix-remote plan`: prints the plan; returns the exit code (2 when the build or entry is bad).
+pub fn command(args: &PlanArgs, report: &Reporter) -> u8 {
+    let plan = Entry::parse(&args.entry)
+        .map_err(PlanError::from)
+        .and_then(|entry| {
+            Plan::build(
+                &args.build.project,
+                &args.build.env,
+                &entry,
+                None,
+                &args.build.include,
+            )
+        });
+    match plan {
+        Ok(plan) if args.json => report.output(plan.render_json().as_bytes()),
+        Ok(plan) => report.output(plan.render_text().as_bytes()),
+        Err(e) => {
+            report.error(&e.to_string());
+            return crate::run::EXIT_USAGE;
+        }
+    }
+    0
+}
+
+/// A stable machine-readable name for each kind of edge.
+pub fn why_key(why: Why) -> &'static str {
+    match why {
+        Why::Calls => "calls",
+        Why::Names => "names",
+        Why::Literal => "literal",
+        Why::Behaviour => "behaviour",
+        Why::Implementation => "protocol_implementation",
+        Why::StructImpl => "struct_implementation",
+    }
+}
+
+fn why_text(member: &Member) -> String {
+    match member.reason {
+        Reason::Entry => "entry module".to_owned(),
+        Reason::Included => "--include".to_owned(),
+        Reason::Edge { from, why } => {
+            let from = display_module(from);
+            match why {
+                Why::Calls => format!("called by {from}"),
+                Why::Names => format!("named by {from}"),
+                Why::Literal => format!("in literal data of {from}"),
+                Why::Behaviour => format!("behaviour of {from}"),
+                Why::Implementation => format!("implements protocol {from}"),
+                Why::StructImpl => format!("protocol implementation for struct {from}"),
+            }
+        }
+    }
+}
+
+/// The application a module belongs to, from its path: `_build/<env>/lib/<app>/ebin/M.beam`, or
+/// `consolidated` for a consolidated protocol.
+pub fn app_of(path: &Path) -> String {
+    let parts: Vec<&str> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => s.to_str(),
+            _ => None,
+        })
+        .collect();
+    match parts.as_slice() {
+        [.., app, "ebin", _] => (*app).to_owned(),
+        [.., "consolidated", _] => "consolidated".to_owned(),
+        _ => "?".to_owned(),
+    }
+}
+
+fn kib(bytes: usize) -> String {
+    format!("{:.1} KiB", bytes as f64 / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_comes_from_the_build_path() {
+        assert_eq!(
+            app_of(Path::new("/p/_build/dev/lib/core/ebin/Elixir.A.beam")),
+            "core"
+        );
+        assert_eq!(
+            app_of(Path::new(
+                "/p/_build/dev/lib/core/consolidated/Elixir.P.beam"
+            )),
+            "consolidated"
+        );
+        assert_eq!(app_of(Path::new("x.beam")), "?");
+    }
+}
