@@ -141,9 +141,11 @@ pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Beam, BeamErrorKind> {
         .map(|data| etf::decode(data).map_err(|e| BeamErrorKind::Term("compile info", e)))
         .transpose()?;
     let attribute = |key: &str| attributes.as_ref().and_then(|a| keyword(a, key));
-    let behaviours = ["behaviour", "behavior"]
+    // Attr holds one entry per `-behaviour`/`@behaviour` line, so every entry counts.
+    let behaviours = attributes
         .iter()
-        .filter_map(|key| attribute(key))
+        .flat_map(|a| ["behaviour", "behavior"].map(|key| keywords(a, key)))
+        .flatten()
         .flat_map(atoms_of)
         .collect();
     let implements = attribute("__impl__").and_then(|kw| {
@@ -396,10 +398,16 @@ fn literal_atoms(data: &[u8]) -> Result<Vec<String>, BeamErrorKind> {
 
 /// The value under `key` in a keyword list (`[{key, value}, ...]`), as the Attr and CInf chunks hold.
 fn keyword<'t>(list: &'t etf::Term, key: &str) -> Option<&'t etf::Term> {
-    let etf::Term::List(items) = list else {
-        return None;
+    keywords(list, key).next()
+}
+
+/// Every value under `key` in a keyword list, in order.
+fn keywords<'t>(list: &'t etf::Term, key: &str) -> impl Iterator<Item = &'t etf::Term> {
+    let items: &[etf::Term] = match list {
+        etf::Term::List(items) => items,
+        _ => &[],
     };
-    items.iter().find_map(|item| match item {
+    items.iter().filter_map(move |item| match item {
         etf::Term::Tuple(pair) if pair.len() == 2 && pair[0].as_atom() == Some(key) => {
             Some(&pair[1])
         }
