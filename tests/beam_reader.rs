@@ -2,7 +2,7 @@
 //!
 //! `tests/vectors/otp<NN>/` holds `.beam` files compiled by OTP 25, 27 and 29 (`cargo xtask
 //! beam-vectors`), each with a `.facts` file written by that OTP's own `beam_lib`: the reader must
-//! agree with it on every file. The hostile inputs are those vectors damaged in one place each:
+//! agree with it on every file and every field it decodes. The hostile inputs are those vectors damaged in one place each:
 //! the reader must name the file and the fault, never panic, and never allocate in proportion to
 //! a number read from the file.
 
@@ -126,6 +126,27 @@ fn reader_agrees_with_beam_lib_on_every_vector() {
         exports.sort();
         expected.sort();
         assert_eq!(exports, expected, "{shown}");
+        let mut imports: Vec<String> = facts
+            .all("import")
+            .iter()
+            .map(|mfa| mfa.split('\t').next().unwrap_or_default().to_owned())
+            .collect();
+        imports.sort();
+        imports.dedup();
+        assert_eq!(beam.imports, imports, "{shown}");
+        assert_eq!(beam.literal_atoms, facts.all("literal_atom"), "{shown}");
+        assert_eq!(beam.behaviours, facts.all("behaviour"), "{shown}");
+        assert_eq!(beam.is_protocol, facts.one("protocol") == "yes", "{shown}");
+        let implements = beam
+            .implements
+            .as_ref()
+            .map(|i| format!("{}\t{}", i.protocol, i.for_type));
+        assert_eq!(implements, facts.all("impl").pop(), "{shown}");
+        assert_eq!(
+            beam.compiler_version,
+            facts.all("compiler_version").pop(),
+            "{shown}"
+        );
         assert_eq!(beam.bytes, std::fs::read(&path).unwrap(), "{shown}");
 
         releases.insert(facts.one("otp_release"));

@@ -25,6 +25,8 @@ facts(File) ->
         ++ [[<<"export">>, F, integer_to_list(A)] || {F, A} <- Exports]
         ++ [[<<"import">>, M, F, integer_to_list(A)] || {M, F, A} <- imports(Imports)]
         ++ [[<<"behaviour">>, B] || B <- behaviours(Attributes)]
+        ++ [[<<"protocol">>, yes_no(is_protocol(Attributes))]]
+        ++ [[<<"impl">>, P, T] || {P, T} <- implements(Attributes)]
         ++ [[<<"compiler_version">>, V] || V <- compiler_version(Info)]
         ++ literals(lists:keyfind("LitT", 1, Chunks)),
     Out = filename:rootname(File) ++ ".facts",
@@ -42,6 +44,18 @@ imports(Imports) -> Imports.
 behaviours(missing_chunk) -> [];
 behaviours(Attributes) ->
     lists:append([Mods || {Key, Mods} <- Attributes, Key =:= behaviour orelse Key =:= behavior]).
+
+%% Elixir marks a protocol with the attribute __protocol__, and an implementation (defimpl) with
+%% __impl__, a keyword list holding the protocol and the type it is for.
+is_protocol(missing_chunk) -> false;
+is_protocol(Attributes) -> lists:keymember('__protocol__', 1, Attributes).
+
+implements(missing_chunk) -> [];
+implements(Attributes) ->
+    case lists:keyfind('__impl__', 1, Attributes) of
+        {_, Impl} -> [{proplists:get_value(protocol, Impl), proplists:get_value(for, Impl)}];
+        false -> []
+    end.
 
 compiler_version(missing_chunk) -> [];
 compiler_version(Info) ->

@@ -19,16 +19,24 @@ defimpl String.Chars, for: VecElixir.Point do
   def to_string(%VecElixir.Point{x: x, y: y}), do: "(#{x}, #{y})"
 end
 
-# A behaviour and a module implementing its callback.
+# Two behaviours and a module implementing both: each @behaviour is its own Attr entry.
 defmodule VecElixir.Store do
   @callback fetch(key :: term) :: {:ok, term} | :error
 end
 
+defmodule VecElixir.Cache do
+  @callback evict(key :: term) :: :ok
+end
+
 defmodule VecElixir.MemoryStore do
   @behaviour VecElixir.Store
+  @behaviour VecElixir.Cache
 
-  @impl true
+  @impl VecElixir.Store
   def fetch(key), do: {:ok, key}
+
+  @impl VecElixir.Cache
+  def evict(_key), do: :ok
 end
 
 # A module attribute holding a list of modules, reachable only through that literal list.
