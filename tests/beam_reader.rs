@@ -302,6 +302,52 @@ fn invalid_utf8_atom_is_named() {
     }
 }
 
+#[test]
+fn corrupt_literal_table_is_refused_without_allocating_for_it() {
+    let zlib = vector("otp25/vec_literals.beam");
+    let lit = chunk_data(&zlib, b"LitT");
+    let mut flipped = zlib.clone();
+    flipped[lit + 12] ^= 0x55;
+    let mut huge_size = zlib.clone();
+    put_u32(&mut huge_size, lit, u32::MAX);
+    let mut small_size = zlib.clone();
+    put_u32(&mut small_size, lit, 10);
+    let plain = vector("otp29/vec_literals.beam");
+    let lit29 = chunk_data(&plain, b"LitT");
+    let mut huge_count = plain.clone();
+    put_u32(&mut huge_count, lit29 + 4, u32::MAX);
+    let mut huge_term = plain.clone();
+    put_u32(&mut huge_term, lit29 + 8, u32::MAX);
+    for (what, bytes) in [
+        ("flipped zlib byte", flipped),
+        ("inflated size 4 GiB", huge_size),
+        ("inflated size too small", small_size),
+        ("literal count 2^32-1", huge_count),
+        ("literal size 2^32-1", huge_term),
+    ] {
+        let (result, largest) = parse_measured(bytes);
+        let message = match result {
+            Ok(_) => panic!("{what}: parsed"),
+            Err(e) => e.to_string(),
+        };
+        assert!(message.contains("literal table"), "{what}: {message}");
+        assert!(largest < 64 << 10, "{what}: allocated {largest} bytes");
+    }
+}
+
+#[test]
+fn corrupt_attribute_term_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = vector("otp27/vec_literals.beam");
+    let attr = chunk_data(&bytes, b"Attr");
+    bytes[attr] = 130;
+    let (kind, message) = read_error(dir.path(), "attr.beam", &bytes);
+    assert!(
+        matches!(kind, BeamErrorKind::Term("attributes", _)),
+        "{message}"
+    );
+}
+
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(bytes).unwrap();
