@@ -421,3 +421,24 @@ fn truncated_file_errors_name_the_file() {
         }
     }
 }
+
+/// The fuzzing corpus (`fuzz/corpus/beam`) replayed on the normal toolchain: inputs that once
+/// reached new code in the reader keep giving a module or an error, never a panic.
+#[test]
+fn fuzz_corpus_replays_without_panic() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/beam");
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(&corpus).expect("fuzz/corpus/beam is committed") {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        if let Ok(beam) = beam::parse(&path, bytes) {
+            assert_eq!(beam.atoms.first(), Some(&beam.name), "{}", path.display());
+        }
+        replayed += 1;
+    }
+    assert!(
+        replayed > 100,
+        "only {replayed} inputs in {}",
+        corpus.display()
+    );
+}
