@@ -27,7 +27,7 @@ pub enum AppConfigError {
     },
     /// The config directory holds more than any real config.
     #[error(
-        "{0}: more than 4 MiB of files; is it really the project's config directory? (--no-config skips it)"
+        "{0}: more than 4 MiB of files; is it really the project's config directory? (--no-app-config skips it)"
     )]
     TooLarge(PathBuf),
 }

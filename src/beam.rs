@@ -114,11 +114,7 @@ pub fn read(path: &Path) -> Result<Beam, BeamError> {
 /// Parses `.beam` bytes (plain or gzip-compressed); `path` is kept for messages and the loader.
 pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Beam, BeamErrorKind> {
     let plain = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(bytes.as_slice())
-            .read_to_end(&mut out)
-            .map_err(BeamErrorKind::Gzip)?;
-        Some(out)
+        Some(gunzip(&bytes).map_err(BeamErrorKind::Gzip)?)
     } else {
         None
     };
@@ -153,9 +149,11 @@ pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Beam, BeamErrorKind> {
         .map(|data| etf::decode(data).map_err(|e| BeamErrorKind::Term("compile info", e)))
         .transpose()?;
     let attribute = |key: &str| attributes.as_ref().and_then(|a| keyword(a, key));
-    let behaviours = ["behaviour", "behavior"]
+    // Attr holds one entry per `-behaviour`/`@behaviour` line, so every entry counts.
+    let behaviours = attributes
         .iter()
-        .filter_map(|key| attribute(key))
+        .flat_map(|a| ["behaviour", "behavior"].map(|key| keywords(a, key)))
+        .flatten()
         .flat_map(atoms_of)
         .collect();
     let implements = attribute("__impl__").and_then(|kw| {
@@ -187,6 +185,35 @@ pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Beam, BeamErrorKind> {
         on_load,
         needs,
     })
+}
+
+/// The most a compressed `.beam` may expand to; real modules are far smaller.
+const MAX_UNCOMPRESSED: u32 = 256 << 20;
+
+/// Decompresses a gzip-compressed `.beam`. The size the gzip trailer declares is checked against
+/// [`MAX_UNCOMPRESSED`] before anything is inflated, and inflating stops one byte past that size, so a
+/// small hostile file cannot make the reader allocate gigabytes.
+fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
+    let Some(trailer) = bytes.last_chunk::<4>() else {
+        return Err(invalid("no gzip trailer".to_owned()));
+    };
+    let declared = u32::from_le_bytes(*trailer);
+    if declared > MAX_UNCOMPRESSED {
+        return Err(invalid(format!(
+            "declares {declared} bytes uncompressed, over the limit of {MAX_UNCOMPRESSED}"
+        )));
+    }
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .take(u64::from(declared) + 1)
+        .read_to_end(&mut out)?;
+    if out.len() != declared as usize {
+        return Err(invalid(format!(
+            "does not expand to the {declared} bytes its trailer declares"
+        )));
+    }
+    Ok(out)
 }
 
 /// One chunk of the container: its four-letter id and its data.
@@ -382,10 +409,16 @@ fn literal_atoms(data: &[u8]) -> Result<Vec<String>, BeamErrorKind> {
 
 /// The value under `key` in a keyword list (`[{key, value}, ...]`), as the Attr and CInf chunks hold.
 fn keyword<'t>(list: &'t etf::Term, key: &str) -> Option<&'t etf::Term> {
-    let etf::Term::List(items) = list else {
-        return None;
+    keywords(list, key).next()
+}
+
+/// Every value under `key` in a keyword list, in order.
+fn keywords<'t>(list: &'t etf::Term, key: &str) -> impl Iterator<Item = &'t etf::Term> {
+    let items: &[etf::Term] = match list {
+        etf::Term::List(items) => items,
+        _ => &[],
     };
-    items.iter().find_map(|item| match item {
+    items.iter().filter_map(move |item| match item {
         etf::Term::Tuple(pair) if pair.len() == 2 && pair[0].as_atom() == Some(key) => {
             Some(&pair[1])
         }

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::cli::{GraphArgs, GraphFormat};
+use crate::config::{self, Config};
 use crate::graph::{Graph, Why};
 use crate::invoke::Entry;
 use crate::plan::{Plan, PlanError, app_of, why_key};
@@ -12,23 +13,20 @@ use crate::push::display_module;
 use crate::report::Reporter;
 
 /// `mix-remote graph`: prints the graph; returns the exit code (2 when the build or entry is bad).
-pub fn command(args: &GraphArgs, report: &Reporter) -> u8 {
+/// The build is resolved as for `run`: flags over the `defaults` of mix-remote.yaml.
+pub fn command(args: &GraphArgs, config: Option<&Config>, report: &Reporter) -> u8 {
+    let build = config::build(config, args.build.project.as_deref(), &args.build.layer());
     let rendered = match &args.entry {
         Some(text) => Entry::parse(text)
             .map_err(PlanError::from)
             .and_then(|entry| {
-                let plan = Plan::build(
-                    &args.build.project,
-                    &args.build.env,
-                    &entry,
-                    None,
-                    &args.build.include,
-                )?;
+                let plan =
+                    Plan::build(&build.project, &build.mix_env, &entry, None, &build.include)?;
                 let closure = plan.closure();
                 let only: HashSet<&str> = closure.iter().map(|m| m.beam.name.as_str()).collect();
                 Ok(render(plan.graph(), Some(&only), args.format))
             }),
-        None => project::scan(&args.build.project, &args.build.env)
+        None => project::scan(&build.project, &build.mix_env)
             .map(|beams| render(&Graph::new(beams), None, args.format))
             .map_err(PlanError::from),
     };

@@ -5,6 +5,9 @@
 use std::path::{Component, Path};
 
 use crate::cli::PlanArgs;
+use crate::config::{self, Config};
+use crate::events::Event;
+use crate::fleet::fail_early;
 use crate::graph::{Graph, Member, Reason, Why};
 use crate::invoke::{self, Entry, EntryError};
 use crate::project::{self, ProjectError};
@@ -129,61 +132,53 @@ impl Plan {
         out
     }
 
-    /// The plan as newline-delimited JSON: one `module` object per module in push order, then one
-    /// `plan` object with the totals.
-    pub fn render_json(&self) -> String {
+    /// The plan as `plan --json` prints it: one `module` event per module in push order, then
+    /// one `plan` event with the totals (see `events.rs`).
+    pub fn events(&self) -> Vec<Event> {
         let closure = self.closure();
-        let mut out = String::new();
-        for (i, member) in closure.iter().enumerate() {
-            let (reason, from) = match member.reason {
-                Reason::Entry => ("entry", None),
-                Reason::Included => ("include", None),
-                Reason::Edge { from, why } => (why_key(why), Some(display_module(from))),
-            };
-            let line = serde_json::json!({
-                "event": "module",
-                "order": i + 1,
-                "module": display_module(&member.beam.name),
-                "app": app_of(&member.beam.path),
-                "bytes": member.beam.bytes.len(),
-                "path": member.beam.path,
-                "reason": reason,
-                "from": from,
-            });
-            out.push_str(&format!("{line}\n"));
-        }
-        let line = serde_json::json!({
-            "event": "plan",
-            "entry": self.entry.shown(),
-            "modules": closure.len(),
-            "bytes": closure.iter().map(|m| m.beam.bytes.len()).sum::<usize>(),
-            "project_modules": self.graph.modules().len(),
+        let mut events: Vec<Event> = closure
+            .iter()
+            .enumerate()
+            .map(|(i, member)| {
+                let (reason, from) = match member.reason {
+                    Reason::Entry => ("entry", None),
+                    Reason::Included => ("include", None),
+                    Reason::Edge { from, why } => (why_key(why), Some(display_module(from))),
+                };
+                Event::Module {
+                    order: i + 1,
+                    module: display_module(&member.beam.name),
+                    app: app_of(&member.beam.path),
+                    bytes: member.beam.bytes.len(),
+                    path: member.beam.path.display().to_string(),
+                    reason: reason.to_owned(),
+                    from,
+                }
+            })
+            .collect();
+        events.push(Event::Plan {
+            entry: self.entry.shown(),
+            modules: closure.len(),
+            bytes: closure.iter().map(|m| m.beam.bytes.len()).sum(),
+            project_modules: self.graph.modules().len(),
         });
-        out.push_str(&format!("{line}\n"));
-        out
+        events
     }
 }
 
 /// `mix-remote plan`: prints the plan; returns the exit code (2 when the build or entry is bad).
-pub fn command(args: &PlanArgs, report: &Reporter) -> u8 {
+/// The build is resolved as for `run`: flags over the `defaults` of mix-remote.yaml.
+pub fn command(args: &PlanArgs, config: Option<&Config>, report: &Reporter) -> u8 {
+    let build = config::build(config, args.build.project.as_deref(), &args.build.layer());
     let plan = Entry::parse(&args.entry)
         .map_err(PlanError::from)
         .and_then(|entry| {
-            Plan::build(
-                &args.build.project,
-                &args.build.env,
-                &entry,
-                None,
-                &args.build.include,
-            )
+            Plan::build(&build.project, &build.mix_env, &entry, None, &build.include)
         });
     match plan {
-        Ok(plan) if args.json => report.output(plan.render_json().as_bytes()),
+        Ok(plan) if args.json => plan.events().into_iter().for_each(|e| report.event(e)),
         Ok(plan) => report.output(plan.render_text().as_bytes()),
-        Err(e) => {
-            report.error(&e.to_string());
-            return crate::run::EXIT_USAGE;
-        }
+        Err(e) => return fail_early(report, &e.to_string(), crate::run::EXIT_USAGE),
     }
     0
 }

@@ -19,6 +19,8 @@ use tokio::sync::mpsc;
 
 /// How many lines of the session's stderr are kept to explain a failure.
 const STDERR_TAIL: usize = 8;
+/// How long an ended session's last stderr lines may take to be read, after ssh has exited.
+const STDERR_DRAIN: Duration = Duration::from_secs(2);
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -96,6 +98,8 @@ pub struct Master {
     target: Target,
     markers: mpsc::UnboundedReceiver<String>,
     stderr: Arc<Mutex<VecDeque<String>>>,
+    /// The task reading stderr: ssh's explanation may still be in the pipe when ssh has exited.
+    stderr_reader: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Lines the boot session prints for us start with this; everything else is the node's output.
@@ -139,16 +143,17 @@ impl Master {
                 }
             }));
         }
+        let mut stderr_reader = None;
         if let Some(err) = child.stderr.take() {
             let tail = Arc::clone(&stderr);
-            tokio::spawn(each_line(err, move |line| {
+            stderr_reader = Some(tokio::spawn(each_line(err, move |line| {
                 output(&line);
                 let mut tail = tail.lock().expect("stderr lock poisoned");
                 if tail.len() == STDERR_TAIL {
                     tail.pop_front();
                 }
                 tail.push_back(line);
-            }));
+            })));
         }
         Ok(Master {
             child,
@@ -157,6 +162,7 @@ impl Master {
             target: target.clone(),
             markers,
             stderr,
+            stderr_reader,
         })
     }
 
@@ -186,6 +192,9 @@ impl Master {
 
     async fn ended(&mut self, what: &'static str) -> SshError {
         let status = self.child.wait().await.ok().and_then(|s| s.code());
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = tokio::time::timeout(STDERR_DRAIN, reader).await;
+        }
         let tail = self.stderr.lock().expect("stderr lock poisoned").clone();
         let host = self.target.host.clone();
         if status == Some(255) {
@@ -279,7 +288,15 @@ impl Master {
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+            // One line: ssh may repeat itself over several.
+            let mut lines: Vec<&str> = Vec::new();
+            let text = String::from_utf8_lossy(&out.stderr);
+            for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                if !lines.contains(&line) {
+                    lines.push(line);
+                }
+            }
+            Err(lines.join(" | "))
         }
     }
 }

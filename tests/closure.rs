@@ -306,6 +306,22 @@ fn a_module_named_only_in_config_needs_include_and_the_error_says_so() {
         "{}",
         out.stderr
     );
+    // Without the project's config/ files the module is pushed but nothing names it any more.
+    let out = run_remote(
+        &sshd,
+        &project,
+        "Closure.Jobs.notify",
+        &["--include", "Closure.Notifiers.Log", "--no-app-config"],
+        &["\"hi\""],
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("could not fetch application environment :notifier"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("hint:"), "{}", out.stderr);
     let left = sshd.wait_until_no_session_processes(Duration::from_secs(10));
     assert!(left.is_ok(), "left behind: {left:?}");
 }

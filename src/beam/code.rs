@@ -817,6 +817,56 @@ mod tests {
         ));
     }
 
+    /// The committed vectors of `tests/vectors/otp<NN>` (compiled by OTP 25, 27 and 29, plain,
+    /// gzip-compressed and stripped), with the facts each release's `beam_lib` recorded beside.
+    #[test]
+    fn reads_the_otp_25_27_and_29_vectors() {
+        let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
+        for (otp, loader_max) in [(25, 180), (27, 183), (29, 191)] {
+            let dir = vectors.join(format!("otp{otp}"));
+            let mut files: Vec<_> = ["", "compressed", "stripped"]
+                .iter()
+                .filter_map(|sub| std::fs::read_dir(dir.join(sub)).ok())
+                .flatten()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "beam"))
+                .collect();
+            files.sort();
+            assert!(files.len() >= 10, "{}: {files:?}", dir.display());
+            for file in files {
+                let beam = crate::beam::read(&file).unwrap();
+                let facts = std::fs::read_to_string(file.with_extension("facts")).unwrap();
+                let fact = |key: &str| {
+                    facts
+                        .lines()
+                        .filter_map(|l| l.strip_prefix(key)?.strip_prefix('\t'))
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                };
+                let shown = file.display();
+                assert_eq!(beam.on_load, beam.name == "vec_on_load", "{shown}");
+                assert_eq!(
+                    beam.needs.compact_atoms,
+                    fact("atom_layout") == ["compact"],
+                    "{shown}"
+                );
+                let declared = beam.needs.declared_max;
+                assert!(declared <= loader_max, "{shown}: declares {declared}");
+                assert!(
+                    u32::from(beam.needs.opcodes.highest()) <= declared,
+                    "{shown}"
+                );
+                let meta = fact("chunk").contains(&"Meta".to_owned());
+                let expected: &[&str] = if meta && otp >= 27 {
+                    &["maybe_expr"]
+                } else {
+                    &[]
+                };
+                assert_eq!(beam.needs.features, expected, "{shown}");
+            }
+        }
+    }
+
     /// Compiles `source` (Erlang `.erl` or Elixir `.ex`) with this machine's erlc or elixirc and
     /// reads every module it produced.
     fn compiled(file: &str, source: &str) -> Vec<crate::beam::Beam> {

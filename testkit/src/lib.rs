@@ -10,6 +10,8 @@
 //!   pair (169.254.X.1/30 host side, 169.254.X.2/30 namespace side), with an
 //!   nftables firewall that only lets TCP/22 in; the server also listens on
 //!   2222, which the firewall blocks ([`Sshd::blocked_addr`]).
+//! - [`Sshd::builder`] starts a loopback server with options, e.g.
+//!   `AllowTcpForwarding no` for tests of a server that refuses forwards.
 //! - [`Sshd::session_processes`] lists what the sessions started, so tests
 //!   can prove that nothing is left behind on the "remote" side.
 //! - [`compiled_fixture`] compiles a Mix project of `fixtures/` once.
@@ -49,7 +51,7 @@ pub use chroot::{Chroot, ChrootProject};
 pub use command::{Finished, run_within};
 pub use fixture::compiled_fixture;
 pub use procs::Proc;
-pub use sshd::Sshd;
+pub use sshd::{Builder, Sshd};
 
 /// True when running as root (netns tests possible).
 pub fn is_root() -> bool {

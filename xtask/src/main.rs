@@ -1,9 +1,11 @@
-//! Project tasks as typed subcommands: `cargo xtask demo`, `cargo xtask scan-bench`.
+//! Project tasks as typed subcommands: `cargo xtask demo`, `cargo xtask scan-bench`,
+//! `cargo xtask beam-vectors`.
 //!
 //! `demo` shows the tool working end to end on this machine: it compiles the bundled example
 //! project, starts a throw-away sshd on loopback (the test harness's, with its own keys and
 //! known_hosts, never touching ~/.ssh), and runs `mix-remote run` against it.
 
+mod beam_vectors;
 mod scan_bench;
 
 use std::path::{Path, PathBuf};
@@ -21,14 +23,19 @@ fn main() -> ExitCode {
                 Some(_) => usage(),
             }
         }
+        Some("beam-vectors") => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            report(beam_vectors::run(&args).map_err(|e| e.to_string()))
+        }
         _ => usage(),
     }
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: cargo xtask demo | scan-bench [MODULES]");
-    eprintln!("  demo         run the bundled example against a throw-away local sshd");
-    eprintln!("  scan-bench   time reading a generated _build of MODULES modules (default 3000)");
+    eprintln!("usage: cargo xtask demo | scan-bench [MODULES] | beam-vectors [--chroots DIR]");
+    eprintln!("  demo           run the bundled example against a throw-away local sshd");
+    eprintln!("  scan-bench     time reading a generated _build of MODULES modules (default 3000)");
+    eprintln!("  beam-vectors   compile the BEAM reader's test vectors with OTP 25, 27 and 29");
     ExitCode::from(2)
 }
 
