@@ -159,6 +159,8 @@ pub enum Event {
         reason: String,
         /// The first module found that needs it; null for the entry and included modules.
         from: Option<String>,
+        /// It has an `-on_load` hook: loaded on its own after the batch, dependencies first.
+        on_load: bool,
     },
     /// `plan`: the totals, after the modules (its last event).
     Plan {

@@ -110,12 +110,17 @@ impl Plan {
         );
         for (i, member) in closure.iter().enumerate() {
             out.push_str(&format!(
-                "{:>4}  {:<width$}  {:>9}  {:<app_width$}  {}\n",
+                "{:>4}  {:<width$}  {:>9}  {:<app_width$}  {}{}\n",
                 i + 1,
                 display_module(&member.beam.name),
                 kib(member.beam.bytes.len()),
                 app_of(&member.beam.path),
                 why_text(member),
+                if member.beam.on_load {
+                    " [-on_load: loaded alone, after the batch]"
+                } else {
+                    ""
+                },
             ));
         }
         let bytes: usize = closure.iter().map(|m| m.beam.bytes.len()).sum();
@@ -153,6 +158,7 @@ impl Plan {
                     path: member.beam.path.display().to_string(),
                     reason: reason.to_owned(),
                     from,
+                    on_load: member.beam.on_load,
                 }
             })
             .collect();

@@ -180,6 +180,14 @@ fn plan_pulls_in_exactly_what_each_entry_needs_and_says_why() {
     }
     assert!(!names(&jobs).contains(&"Closure.Notifiers.Log"), "{jobs:?}");
     let position = |m: &str| names(&jobs).iter().position(|n| *n == m).unwrap();
+    let on_load = testkit::run_within(tool(&project, &["plan", "Closure.Jobs.parity"]), LIMIT);
+    let marked: Vec<&str> = on_load
+        .stdout
+        .lines()
+        .filter(|l| l.contains("[-on_load"))
+        .collect();
+    assert_eq!(marked.len(), 1, "{}", on_load.stdout);
+    assert!(marked[0].contains(":closure_onload"), "{}", on_load.stdout);
     assert!(position("Closure.Odd") < position(":closure_erl"));
     assert!(position(":closure_erl") < position("Closure.Jobs"));
 

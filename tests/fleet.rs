@@ -929,6 +929,7 @@ fn every_event_kind_matches_the_schema() {
             path: "/p/_build/dev/lib/demo/ebin/Elixir.Demo.Worker.beam".into(),
             reason: "calls".into(),
             from: Some("Demo.Smoke".into()),
+            on_load: false,
         },
         Event::Plan {
             entry: "Demo.Smoke.check".into(),
