@@ -1,24 +1,27 @@
-//! The `run` command: every stage of the data flow wired together, with teardown on every path.
-//!
-//! scan -> closure -> ssh master -> reverse forwards (our EPMD, our node) -> boot -> the remote
-//! node connects back and handshakes -> push -> call -> teardown.
+//! The `run` command for one host: every stage of the data flow wired together, with teardown on
+//! every path. [`prepare`] does the local part once (scan -> plan -> application environment);
+//! [`run_host`] does the rest on one host (ssh master -> reverse forwards (our EPMD, our node) ->
+//! boot -> the remote node connects back and handshakes -> push -> call -> teardown). `fleet.rs`
+//! runs hosts concurrently.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use erl_dist::node::NodeName;
-use erl_dist::term::Term;
+use erl_dist::term::{Binary, Map, Term};
 use tokio::net::UnixListener;
 
+use crate::app_config::{AppConfig, AppConfigError};
 use crate::args::{self, LiteralError};
+use crate::beam::Beam;
 use crate::boot::{self, BootError};
-use crate::cli::RunArgs;
-use crate::graph::Graph;
+use crate::config::HostSettings;
+use crate::events::{Event, Stage};
 use crate::invoke::{self, Entry, EntryError, Outcome};
 use crate::node::{self, CallError, DistError, Node, epmd};
+use crate::plan::{Plan, PlanError};
 use crate::private_dir::{self, PrivateDir};
-use crate::project::{self, ProjectError};
 use crate::push::{self, PushError};
 use crate::report::Reporter;
 use crate::ssh::{Master, SshError, Target};
@@ -40,12 +43,17 @@ const TEARDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Why a run could not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The project's build could not be read.
+    /// The project's build could not be read, or the entry or an included module is not in it.
     #[error(transparent)]
-    Project(#[from] ProjectError),
+    Plan(#[from] PlanError),
     /// The entry function is not callable.
     #[error(transparent)]
     Entry(#[from] EntryError),
+    /// No entry function was named, neither on the command line nor in the config.
+    #[error(
+        "no entry function: name one (mix-remote run MyApp.Module.function) or set `entry` in mix-remote.yaml"
+    )]
+    NoEntry,
     /// An argument is not a valid Elixir literal.
     #[error(
         "argument {index} `{text}`: {error} (arguments after -- are Elixir literals, one per shell word, e.g. 42 '\"text\"' :atom '[1, 2]')"
@@ -58,6 +66,9 @@ pub enum RunError {
         /// What is wrong.
         error: LiteralError,
     },
+    /// The project's config files could not be read.
+    #[error(transparent)]
+    AppConfig(#[from] AppConfigError),
     /// The boot command could not be built.
     #[error(transparent)]
     Boot(#[from] BootError),
@@ -109,9 +120,11 @@ impl RunError {
     /// The exit code for this failure.
     pub fn exit_code(&self) -> u8 {
         match self {
-            RunError::Project(_)
+            RunError::Plan(_)
             | RunError::Entry(_)
+            | RunError::NoEntry
             | RunError::Argument { .. }
+            | RunError::AppConfig(_)
             | RunError::Boot(_) => EXIT_USAGE,
             RunError::Timeout { .. } | RunError::Call(CallError::Timeout { .. }) => EXIT_TIMEOUT,
             _ => EXIT_CANNOT_RUN,
@@ -146,37 +159,10 @@ impl RunError {
     }
 }
 
-/// Runs the command and returns the process exit code; errors are reported on stderr.
-pub async fn main(args: RunArgs, report: Arc<Reporter>) -> u8 {
-    // Installed before anything is created, so no signal can end the run without its teardown.
-    let interrupted = interrupted();
-    let outcome = tokio::select! {
-        outcome = run(&args, &report) => outcome,
-        () = interrupted => {
-            // Dropping the run kills the ssh master; the remote node sees its stdin close and halts.
-            report.error("interrupted: remote node stopped, connection closed");
-            return EXIT_INTERRUPTED;
-        }
-    };
-    match outcome {
-        Ok(Outcome::Returned(value)) => {
-            report.output(format!("{value}\n").as_bytes());
-            0
-        }
-        Ok(Outcome::Raised(text)) => {
-            report.error(&format!("{} raised on {}:", args.entry, args.host));
-            eprintln!("{text}");
-            EXIT_RAISED
-        }
-        Err(e) => {
-            report.error(&e.to_string());
-            e.exit_code()
-        }
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM; the handlers are installed when this is called, not polled.
-fn interrupted() -> impl Future<Output = ()> {
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when it is
+/// first polled: call it before anything is created, so that no signal can end a run without its
+/// teardown.
+pub fn interrupted() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let int = signal(SignalKind::interrupt()).ok();
     let term = signal(SignalKind::terminate()).ok();
@@ -196,16 +182,59 @@ async fn received(signal: Option<tokio::signal::unix::Signal>) {
     }
 }
 
-async fn run(args: &RunArgs, report: &Arc<Reporter>) -> Result<Outcome, RunError> {
-    // Everything that can be checked locally is checked before any connection is made.
-    let entry = Entry::parse(&args.entry)?;
-    let call_args = parse_arguments(&args.args)?;
-    let remote_command = boot::remote_command(&args.elixir)?;
+/// What every host of a run shares, computed once before any connection.
+pub struct Job {
+    /// The entry function.
+    pub entry: Entry,
+    /// The project's graph with the entry and the included modules resolved: what to push.
+    pub plan: Plan,
+    /// The call's arguments.
+    pub args: Vec<Term>,
+    /// The application environment applied on the remote before the call.
+    pub setup: AppConfig,
+}
 
-    let phase = report.phase("scanning _build");
-    let graph = Graph::new(project::scan(&args.project, &args.env)?);
-    entry.check(graph.module(&entry.module), call_args.len())?;
-    let closure = graph.closure(&entry.module);
+impl Job {
+    /// The modules to push: the entry's closure and the included modules', leaves first.
+    pub fn closure(&self) -> Vec<&Beam> {
+        self.plan.closure().iter().map(|m| m.beam).collect()
+    }
+}
+
+/// The build to read and what to send with the call, as resolved from flags and config.
+pub struct Build<'a> {
+    /// The Mix project directory.
+    pub project: &'a Path,
+    /// Which `_build/<ENV>` to read; also `config_env()` of the config files.
+    pub env: &'a str,
+    /// Modules pushed with the entry's closure.
+    pub include: &'a [String],
+    /// Send no `config/` files (`--no-app-config`).
+    pub skip_app_config: bool,
+}
+
+/// Checks everything that can be checked locally and computes the plan: the entry's syntax,
+/// the arguments, the build under `project/_build/env`, the entry's arity, the included modules;
+/// then collects the application environment of the pushed applications.
+pub fn prepare(
+    entry: Option<&str>,
+    arg_texts: &[String],
+    build: &Build,
+    report: &Reporter,
+) -> Result<Job, RunError> {
+    let entry = Entry::parse(entry.ok_or(RunError::NoEntry)?)?;
+    let call_args = parse_arguments(arg_texts)?;
+
+    let phase = report.phase(Stage::Scan, "scanning _build");
+    let plan = Plan::build(
+        build.project,
+        build.env,
+        &entry,
+        Some(call_args.len()),
+        build.include,
+    )?;
+    let closure: Vec<&Beam> = plan.closure().iter().map(|m| m.beam).collect();
+    let setup = AppConfig::collect(build.project, build.env, &closure, build.skip_app_config)?;
     let bytes: usize = closure.iter().map(|b| b.bytes.len()).sum();
     phase.done(format!(
         "closure of {}: {} modules, {} KiB",
@@ -216,64 +245,83 @@ async fn run(args: &RunArgs, report: &Arc<Reporter>) -> Result<Outcome, RunError
     for beam in &closure {
         report.verbose(&format!("closure: {}", push::display_module(&beam.name)));
     }
+    Ok(Job {
+        entry,
+        plan,
+        args: call_args,
+        setup,
+    })
+}
 
+/// Runs `job` on one host: connects, boots, pushes, calls and tears down, whatever happens.
+pub async fn run_host(
+    job: &Job,
+    host: &HostSettings,
+    report: &Arc<Reporter>,
+) -> Result<Outcome, RunError> {
+    let remote_command = boot::remote_command(&host.elixir)?;
     let ids = Identities::fresh();
-    let mut dir = PrivateDir::create().map_err(|error| RunError::Socket {
-        path: std::env::temp_dir().display().to_string(),
-        error,
-    })?;
+    let mut dir = private_dir()?;
     let tunnels = Tunnels {
         epmd: LocalEnd::bind(dir.path().join("epmd.sock"))?,
         node: LocalEnd::bind(dir.path().join("node.sock"))?,
     };
 
-    let target = Target {
-        host: args.host.clone(),
-        config: args.ssh_config.clone(),
-        options: args.ssh_options.clone(),
-    };
-    let phase = report.phase(format!("connecting to {}", args.host));
+    let phase = report.phase(Stage::Connect, format!("connecting to {}", host.address));
     let lines = Arc::clone(report);
     let notes = Arc::clone(report);
-    let host = args.host.clone();
+    let name = host.name.clone();
     let mut master = Master::start(
-        &target,
+        &target(host),
         &dir.path().join("ctl"),
         &remote_command,
-        move |line| lines.remote_line(&host, line),
+        move |line| lines.remote_line(&name, line),
         move |note| notes.verbose(&note),
     )?;
-    let connect_limit = Duration::from_secs(args.connect_timeout);
     let connected = timeout(
-        connect_limit,
+        Duration::from_secs(host.connect_timeout),
         master.wait_for("connected", "the SSH session"),
         "connecting",
-        &args.host,
+        &host.address,
         "--connect-timeout",
     )
     .await;
-    let result = match connected {
-        Ok(()) => {
-            phase.done(format!("connected to {}", args.host));
-            let session = Session {
-                args,
-                report,
-                ids: &ids,
-            };
-            session
-                .boot_and_call(&mut master, &mut dir, tunnels, &entry, &closure, call_args)
-                .await
-        }
-        Err(e) => {
-            // Not logged in: there is no remote node to wait for.
-            master.shutdown(Duration::ZERO).await;
-            return Err(e);
-        }
+    if let Err(e) = connected {
+        // Not logged in: there is no remote node to wait for.
+        master.shutdown(Duration::ZERO).await;
+        return Err(e);
+    }
+    phase.done(format!("connected to {}", host.address));
+    let session = Session {
+        host,
+        report,
+        ids: &ids,
     };
-    let phase = report.phase("stopping remote node");
+    let result = session
+        .boot_and_call(&mut master, &mut dir, tunnels, job)
+        .await;
+    let phase = report.phase(Stage::Stop, "stopping remote node");
     master.shutdown(TEARDOWN_GRACE).await;
     drop(phase);
     result
+}
+
+/// A fresh private directory (0700, guarded against SIGKILL) for a control socket and the Unix
+/// sockets of the reverse forwards.
+pub fn private_dir() -> Result<PrivateDir, RunError> {
+    PrivateDir::create().map_err(|error| RunError::Socket {
+        path: std::env::temp_dir().display().to_string(),
+        error,
+    })
+}
+
+/// Where and how ssh connects to `host`.
+pub fn target(host: &HostSettings) -> Target {
+    Target {
+        host: host.address.clone(),
+        config: host.ssh_config.clone(),
+        options: host.ssh_options.clone(),
+    }
 }
 
 /// The names and secret of one run, all fresh.
@@ -309,7 +357,7 @@ impl Identities {
 
 /// The part of a run that happens on a live SSH connection.
 struct Session<'a> {
-    args: &'a RunArgs,
+    host: &'a HostSettings,
     report: &'a Arc<Reporter>,
     ids: &'a Identities,
 }
@@ -320,13 +368,11 @@ impl Session<'_> {
         master: &mut Master,
         dir: &mut PrivateDir,
         tunnels: Tunnels,
-        entry: &Entry,
-        closure: &[&crate::beam::Beam],
-        call_args: Vec<Term>,
+        job: &Job,
     ) -> Result<Outcome, RunError> {
-        let host = &self.args.host;
-        let boot_limit = Duration::from_secs(self.args.boot_timeout);
-        let phase = self.report.phase("booting remote node");
+        let host = &self.host.address;
+        let boot_limit = Duration::from_secs(self.host.boot_timeout);
+        let phase = self.report.phase(Stage::Boot, "booting remote node");
         let ports = master
             .forward_remote(&[&tunnels.epmd.path, &tunnels.node.path])
             .await?;
@@ -381,14 +427,16 @@ impl Session<'_> {
             io_requests,
             Arc::new(move |b: &[u8]| out.output(b)),
         ));
+        self.set_remote_env(&node, boot_limit).await?;
         phase.done(format!("remote node {} up", self.ids.remote));
 
+        let closure = job.closure();
         let pushing = format!("pushing {} modules", closure.len());
-        let phase = self.report.phase(&pushing);
-        let push_limit = Duration::from_secs(self.args.push_timeout);
+        let phase = self.report.phase(Stage::Push, &pushing);
+        let push_limit = Duration::from_secs(self.host.push_timeout);
         let pushed = timeout(
             push_limit,
-            push::push(&node, closure, push_limit),
+            push::push(&node, &closure, push_limit),
             &pushing,
             host,
             "--push-timeout",
@@ -401,11 +449,19 @@ impl Session<'_> {
             pushed.modules,
             pushed.bytes.div_ceil(1024)
         ));
+        for beam in &closure {
+            self.report.event(Event::ModulePushed {
+                host: self.host.name.clone(),
+                module: push::display_module(&beam.name),
+                bytes: beam.bytes.len(),
+            });
+        }
 
+        let entry = &job.entry;
         let calling = format!("calling {}", entry.shown());
-        let phase = self.report.phase(&calling);
-        let call = invoke::invoke(&node, entry, call_args);
-        let outcome = match self.args.call_timeout.map(Duration::from_secs) {
+        let phase = self.report.phase(Stage::Call, &calling);
+        let call = invoke::invoke(&node, entry, job.args.clone(), job.setup.to_term());
+        let outcome = match self.host.call_timeout.map(Duration::from_secs) {
             None => call.await.map_err(RunError::from),
             Some(limit) => timeout(limit, call, &calling, host, "--call-timeout").await,
         }
@@ -414,6 +470,29 @@ impl Session<'_> {
         self.report
             .verbose(&format!("{} remote calls after connect", node.calls()));
         Ok(outcome)
+    }
+}
+
+impl Session<'_> {
+    /// Sets the host's `remote_env` in the node with one `System.put_env/1` call. Only the names
+    /// are ever shown: values may be secrets.
+    async fn set_remote_env(&self, node: &Node, limit: Duration) -> Result<(), RunError> {
+        let vars = &self.host.remote_env;
+        if vars.is_empty() {
+            return Ok(());
+        }
+        let binary = |s: &String| Term::from(Binary::from(s.as_bytes()));
+        let map: Map = vars
+            .iter()
+            .map(|(k, v)| (binary(k), binary(v)))
+            .collect::<std::collections::HashMap<_, _>>()
+            .into();
+        node.call("Elixir.System", "put_env", vec![map.into()], Some(limit))
+            .await?;
+        let names: Vec<&str> = vars.keys().map(String::as_str).collect();
+        self.report
+            .verbose(&format!("remote environment: {}", names.join(", ")));
+        Ok(())
     }
 }
 

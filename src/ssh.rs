@@ -20,8 +20,9 @@ use tokio::sync::mpsc;
 
 /// How many lines of the session's stderr are kept to explain a failure.
 const STDERR_TAIL: usize = 8;
-/// How long to wait, once ssh has exited, for the rest of what it printed.
-const STDERR_DRAIN: Duration = Duration::from_secs(1);
+/// How long to wait, once ssh has exited, for the rest of what it printed (a process ssh
+/// started, such as a ProxyCommand, may hold the pipe open).
+const STDERR_DRAIN: Duration = Duration::from_secs(2);
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -87,30 +88,34 @@ pub enum SshError {
     Closed(String),
 }
 
+/// The hint for a host key that differs from the one in known_hosts.
+const CHANGED_KEY: &str = "the server's host key is not the one in known_hosts: if the change is expected, remove the old key with `ssh-keygen -R`; otherwise the connection may be intercepted";
+/// The hint for a host key that is not in known_hosts.
+const UNKNOWN_KEY: &str = "the server's host key is not in known_hosts: check its fingerprint and add it (`ssh` to it once), or let ssh trust new hosts with StrictHostKeyChecking accept-new in your ssh config";
+/// The hint when ssh only says that it could not verify the host key.
+const UNVERIFIED_KEY: &str = "check the server's host key against your known_hosts";
+
+impl SshError {
+    /// Whether OpenSSH refused the server's host key (unknown or changed): a decision left to
+    /// the user, which `check` reports as such.
+    pub fn is_host_key(&self) -> bool {
+        matches!(self, SshError::Connect { hint, .. }
+            if [CHANGED_KEY, UNKNOWN_KEY, UNVERIFIED_KEY].contains(hint))
+    }
+}
+
 /// Why ssh could not connect, from the lines it printed (`tail`, oldest first): the line that tells
 /// and a hint for the user. Host key problems are left to the user to decide, never worked around.
 fn connect_error(host: String, tail: &[String]) -> SshError {
     const KNOWN: &[(&str, &str)] = &[
         (
             "has changed and you have requested strict checking",
-            "the server's host key is not the one in known_hosts: if the change is expected, remove the old key with `ssh-keygen -R`; otherwise the connection may be intercepted",
+            CHANGED_KEY,
         ),
-        (
-            "REMOTE HOST IDENTIFICATION HAS CHANGED",
-            "the server's host key is not the one in known_hosts: if the change is expected, remove the old key with `ssh-keygen -R`; otherwise the connection may be intercepted",
-        ),
-        (
-            "host key is known for",
-            "the server's host key is not in known_hosts: check its fingerprint and add it (`ssh` to it once), or let ssh trust new hosts with StrictHostKeyChecking accept-new in your ssh config",
-        ),
-        (
-            "authenticity of host",
-            "the server's host key is not in known_hosts: check its fingerprint and add it (`ssh` to it once), or let ssh trust new hosts with StrictHostKeyChecking accept-new in your ssh config",
-        ),
-        (
-            "Host key verification failed",
-            "check the server's host key against your known_hosts",
-        ),
+        ("REMOTE HOST IDENTIFICATION HAS CHANGED", CHANGED_KEY),
+        ("host key is known for", UNKNOWN_KEY),
+        ("authenticity of host", UNKNOWN_KEY),
+        ("Host key verification failed", UNVERIFIED_KEY),
         (
             "Could not resolve hostname",
             "check the host name given to --host, or its HostName in your ssh config",
@@ -397,7 +402,15 @@ impl Master {
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+            // One line: ssh may repeat itself over several.
+            let mut lines: Vec<&str> = Vec::new();
+            let text = String::from_utf8_lossy(&out.stderr);
+            for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                if !lines.contains(&line) {
+                    lines.push(line);
+                }
+            }
+            Err(lines.join(" | "))
         }
     }
 }
@@ -512,6 +525,15 @@ mod tests {
         let (said, hint) = hint_of("");
         assert_eq!(said, "it exited without saying why");
         assert!(hint.contains("-v"));
+    }
+
+    #[test]
+    fn host_key_refusals_are_told_from_other_failures() {
+        let error = |tail: &str| connect_error("h".into(), &lines(tail));
+        assert!(error("Host key verification failed.").is_host_key());
+        assert!(error("No ED25519 host key is known for h and you have requested strict checking.\nHost key verification failed.").is_host_key());
+        assert!(!error("root@h: Permission denied (publickey).").is_host_key());
+        assert!(!error("").is_host_key());
     }
 
     #[test]

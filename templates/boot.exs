@@ -9,29 +9,88 @@ defmodule MixRemote.Boot do
   @moduledoc false
 
   # Called by the tool through rex. The entry runs in a monitored process of its own, so a
-  # linked process that crashes it is reported like a raise. The result comes back already
-  # formatted as `inspect/2` shows it, or the failure formatted as Elixir formats it.
-  def run(module, function, args) do
+  # linked process that crashes it is reported like a raise. Its group leader is a relay that
+  # flattens output (see relay/1). Before the call, that process applies the project's
+  # application environment (`setup`, see src/app_config.rs) as `mix run` would. The result comes
+  # back already formatted as `inspect/2` shows it, or the failure formatted as Elixir formats it,
+  # with the module whose absence caused an `undef` (so the tool can name the flag).
+  def run(module, function, args, setup) do
     relay = spawn(__MODULE__, :relay, [Process.group_leader()])
 
     {_pid, ref} =
       spawn_monitor(fn ->
         Process.group_leader(self(), relay)
-        exit({__MODULE__, call(module, function, args)})
+        exit({__MODULE__, call(module, function, args, setup)})
       end)
 
     receive do
       {:DOWN, ^ref, :process, _, {__MODULE__, result}} -> result
-      {:DOWN, ^ref, :process, _, reason} -> {:raised, Exception.format(:exit, reason, [])}
+      {:DOWN, ^ref, :process, _, reason} -> {:raised, Exception.format(:exit, reason, []), nil}
     end
   end
 
-  defp call(module, function, args) do
+  defp call(module, function, args, setup) do
+    configure(setup)
     {:ok, inspect(apply(module, function, args), limit: :infinity, printable_limit: :infinity)}
   catch
     kind, reason ->
       stack = Enum.reject(__STACKTRACE__, fn {m, _, _, _} -> m == __MODULE__ end)
-      {:raised, Exception.format(kind, reason, stack)}
+      {:raised, Exception.format(kind, reason, stack), missing_module(kind, reason, stack)}
+  end
+
+  defp missing_module(:error, :undef, [{module, _, _, _} | _]) do
+    if :code.is_loaded(module), do: nil, else: module
+  end
+
+  defp missing_module(_kind, _reason, _stack), do: nil
+
+  defp configure(%{apps: apps, config: files, env: env}) do
+    Enum.each(apps, &load_app_spec/1)
+
+    if files != [] do
+      config_env = String.to_atom(env)
+      dir = private_dir()
+
+      try do
+        for {path, contents} <- files do
+          target = Path.join(dir, path)
+          File.mkdir_p!(Path.dirname(target))
+          File.write!(target, contents)
+        end
+
+        opts = [env: config_env, target: :host]
+        config = read_config(Path.join(dir, "config/config.exs"), opts)
+        runtime = read_config(Path.join(dir, "config/runtime.exs"), opts)
+        Application.put_all_env(Config.Reader.merge(config, runtime), persistent: true)
+      after
+        File.rm_rf(dir)
+      end
+    end
+  end
+
+  defp load_app_spec(text) do
+    {:ok, tokens, _} = :erl_scan.string(String.to_charlist(text))
+    {:ok, spec} = :erl_parse.parse_term(tokens)
+
+    case :application.load(spec) do
+      :ok -> :ok
+      {:error, {:already_loaded, _}} -> :ok
+      {:error, reason} -> raise "cannot load application spec: #{inspect(reason)}"
+    end
+  end
+
+  defp read_config(path, opts) do
+    if File.regular?(path), do: Config.Reader.read!(path, opts), else: []
+  end
+
+  # A fresh directory only this user can read, for the config files while they are evaluated;
+  # `File.mkdir!` fails rather than reuse anything already there.
+  defp private_dir do
+    name = "mix-remote-config-#{System.unique_integer([:positive])}-#{:rand.uniform(1_000_000_000_000)}"
+    dir = Path.join(System.tmp_dir!(), name)
+    File.mkdir!(dir)
+    File.chmod!(dir, 0o700)
+    dir
   end
 
   # The entry's group leader: passes IO requests on to the tool's own group leader with their

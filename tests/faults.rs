@@ -440,7 +440,7 @@ fn host_keys_are_checked_the_openssh_way_and_never_relaxed_by_the_tool() {
 #[test]
 fn servers_that_refuse_forwarding_are_named_with_the_setting() {
     for setting in ["AllowTcpForwarding no", "PermitListen none"] {
-        let sshd = Sshd::start_with(&format!("{setting}\n"));
+        let sshd = Sshd::builder().config(setting).start();
         let out = run(&sshd, &[":demo_erl.add", "--", "1", "2"]);
         assert_error(
             &out,

@@ -1,6 +1,7 @@
-//! Replays the fuzz targets' kept corpora (`fuzz/corpus/<target>/`) through the code the targets
-//! drive, so every input that once opened a new path stays covered by `cargo test`, without
-//! cargo fuzz or a nightly compiler. See `fuzz/fuzz_targets/` for the targets themselves.
+//! Replays the fuzz targets' kept corpora (`fuzz/corpus/<target>/`: `beam`, `args`, `dist`)
+//! through the code the targets drive, so every input that once opened a new path stays covered
+//! by `cargo test`, without cargo fuzz or a nightly compiler. See `fuzz/fuzz_targets/` for the
+//! targets themselves.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,6 +27,22 @@ fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     inputs.sort();
     assert!(inputs.len() >= 10, "the {target} corpus is nearly empty");
     inputs
+}
+
+#[test]
+fn the_beam_corpus_gives_a_module_or_an_error() {
+    let inputs = corpus("beam");
+    assert!(inputs.len() > 100, "only {} beam inputs", inputs.len());
+    for (path, bytes) in inputs {
+        if let Ok(beam) = mix_remote::beam::parse(&path, bytes) {
+            assert_eq!(beam.atoms.first(), Some(&beam.name), "{}", path.display());
+            assert!(
+                beam.exports.iter().all(|(f, _)| beam.atoms.contains(f)),
+                "{}",
+                path.display()
+            );
+        }
+    }
 }
 
 #[test]

@@ -1,4 +1,6 @@
-//! A bounds check of the external term format the peer sends, before erl_dist decodes it.
+//! A bounds check of the external term format the peer sends over distribution, before erl_dist
+//! decodes it. (Terms inside `.beam` files and Mix's build metadata are decoded by a separate,
+//! smaller decoder, `beam/etf.rs`: different input, different shapes kept.)
 //!
 //! The decoder trusts the lengths and counts a term declares (it reserves memory for them up
 //! front) and recurses once per nesting level, so a few hostile bytes could make it reserve
@@ -16,7 +18,7 @@ const VERSION: u8 = 131;
 
 /// Why bytes are not a term we will decode.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum EtfError {
+pub enum TermCheckError {
     /// A length or count reaches past the end of the bytes.
     #[error("term truncated at byte {0}")]
     Truncated(usize),
@@ -41,7 +43,7 @@ pub enum EtfError {
 
 /// Checks the body of a pass-through frame (after its type byte): a control term, optionally
 /// followed by a message term, each with its version byte, and nothing else.
-pub fn check_message(body: &[u8]) -> Result<(), EtfError> {
+pub fn check_message(body: &[u8]) -> Result<(), TermCheckError> {
     let mut reader = Reader {
         bytes: body,
         pos: 0,
@@ -54,7 +56,7 @@ pub fn check_message(body: &[u8]) -> Result<(), EtfError> {
     }
     match body.len() - reader.pos {
         0 => Ok(()),
-        n => Err(EtfError::Trailing(n)),
+        n => Err(TermCheckError::Trailing(n)),
     }
 }
 
@@ -64,27 +66,27 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], EtfError> {
+    fn take(&mut self, n: usize) -> Result<&[u8], TermCheckError> {
         let end = self
             .pos
             .checked_add(n)
             .filter(|&end| end <= self.bytes.len())
-            .ok_or(EtfError::Truncated(self.pos))?;
+            .ok_or(TermCheckError::Truncated(self.pos))?;
         let taken = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(taken)
     }
 
-    fn u8(&mut self) -> Result<usize, EtfError> {
+    fn u8(&mut self) -> Result<usize, TermCheckError> {
         Ok(self.take(1)?[0] as usize)
     }
 
-    fn u16(&mut self) -> Result<usize, EtfError> {
+    fn u16(&mut self) -> Result<usize, TermCheckError> {
         let b = self.take(2)?;
         Ok(u16::from_be_bytes([b[0], b[1]]) as usize)
     }
 
-    fn u32(&mut self) -> Result<usize, EtfError> {
+    fn u32(&mut self) -> Result<usize, TermCheckError> {
         let b = self.take(4)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
     }
@@ -94,30 +96,30 @@ impl Reader<'_> {
     }
 
     /// `n` more terms, each at least one byte: refuses counts the bytes cannot hold.
-    fn count(&self, n: usize) -> Result<usize, EtfError> {
+    fn count(&self, n: usize) -> Result<usize, TermCheckError> {
         if n > self.left() {
-            Err(EtfError::Truncated(self.pos))
+            Err(TermCheckError::Truncated(self.pos))
         } else {
             Ok(n)
         }
     }
 
     /// An atom, as the node of a pid, port or reference carries it.
-    fn atom(&mut self) -> Result<(), EtfError> {
+    fn atom(&mut self) -> Result<(), TermCheckError> {
         let at = self.pos;
         let len = match self.u8()? as u8 {
             ATOM | ATOM_UTF8 => self.u16()?,
             SMALL_ATOM | SMALL_ATOM_UTF8 => self.u8()?,
-            tag => return Err(EtfError::Tag { tag, at }),
+            tag => return Err(TermCheckError::Tag { tag, at }),
         };
         self.take(len).map(drop)
     }
 
     /// One whole term with its version byte; iterative, so depth costs no stack.
-    fn term(&mut self) -> Result<(), EtfError> {
+    fn term(&mut self) -> Result<(), TermCheckError> {
         let at = self.pos;
         if self.u8()? as u8 != VERSION {
-            return Err(EtfError::Tag {
+            return Err(TermCheckError::Tag {
                 tag: self.bytes[at],
                 at,
             });
@@ -133,7 +135,7 @@ impl Reader<'_> {
             let children = self.one()?;
             if children > 0 {
                 if open.len() >= MAX_DEPTH {
-                    return Err(EtfError::TooDeep);
+                    return Err(TermCheckError::TooDeep);
                 }
                 open.push(children);
             }
@@ -142,7 +144,7 @@ impl Reader<'_> {
     }
 
     /// Reads one term's own bytes; returns how many terms it contains, to be read next.
-    fn one(&mut self) -> Result<usize, EtfError> {
+    fn one(&mut self) -> Result<usize, TermCheckError> {
         let at = self.pos;
         let tag = self.u8()? as u8;
         let skip = |r: &mut Self, n: usize| r.take(n).map(|_| 0);
@@ -168,7 +170,7 @@ impl Reader<'_> {
                 let bits = self.u8()?;
                 // The decoder shifts the last byte by 8 - bits: 1 to 8 bits, or nothing at all.
                 if n > 0 && !(1..=8).contains(&bits) {
-                    return Err(EtfError::Bits(bits));
+                    return Err(TermCheckError::Bits(bits));
                 }
                 skip(self, n)
             }
@@ -235,7 +237,7 @@ impl Reader<'_> {
                 let free = self.u32()?;
                 self.count(free.saturating_add(4))
             }
-            tag => Err(EtfError::Tag { tag, at }),
+            tag => Err(TermCheckError::Tag { tag, at }),
         }
     }
 }
@@ -325,7 +327,7 @@ mod tests {
         let mut deeper = deep.clone();
         deeper.insert(1, SMALL_TUPLE);
         deeper.insert(2, 1);
-        assert_eq!(check_message(&deeper), Err(EtfError::TooDeep));
+        assert_eq!(check_message(&deeper), Err(TermCheckError::TooDeep));
         let handled = std::thread::Builder::new()
             .stack_size(2 << 20)
             .spawn(move || {
@@ -347,14 +349,14 @@ mod tests {
         for tag in [LARGE_TUPLE, LIST, MAP, BINARY, LARGE_BIG] {
             let bytes = [VERSION, tag, 0xff, 0xff, 0xff, 0xff, NIL];
             assert!(
-                matches!(check_message(&bytes), Err(EtfError::Truncated(_))),
+                matches!(check_message(&bytes), Err(TermCheckError::Truncated(_))),
                 "tag {tag}"
             );
         }
         // A reference claiming 65535 id words.
         let bytes = [VERSION, NEWER_REFERENCE, 0xff, 0xff, SMALL_ATOM, 1, b'a'];
         assert!(check_message(&bytes).is_err());
-        assert_eq!(check_message(&[VERSION]), Err(EtfError::Truncated(1)));
+        assert_eq!(check_message(&[VERSION]), Err(TermCheckError::Truncated(1)));
     }
 
     #[test]
@@ -364,11 +366,14 @@ mod tests {
             deep.extend([SMALL_TUPLE, 1]);
         }
         deep.push(NIL);
-        assert_eq!(check_message(&deep), Err(EtfError::TooDeep));
+        assert_eq!(check_message(&deep), Err(TermCheckError::TooDeep));
         // A bit binary whose last byte has 0 or 9 bits (the decoder would shift by 8 or -1).
         for bits in [0, 9] {
             let bytes = [VERSION, BIT_BINARY, 0, 0, 0, 1, bits, 0xff];
-            assert_eq!(check_message(&bytes), Err(EtfError::Bits(bits as usize)));
+            assert_eq!(
+                check_message(&bytes),
+                Err(TermCheckError::Bits(bits as usize))
+            );
         }
         assert_eq!(
             check_message(&[VERSION, BIT_BINARY, 0, 0, 0, 1, 3, 0xff]),
@@ -378,14 +383,14 @@ mod tests {
         for tag in [80, 82, 121] {
             assert!(matches!(
                 check_message(&[VERSION, tag, 0, 0, 0, 0]),
-                Err(EtfError::Tag { .. })
+                Err(TermCheckError::Tag { .. })
             ));
         }
         assert_eq!(
             check_message(&[0, NIL]),
-            Err(EtfError::Tag { tag: 0, at: 0 })
+            Err(TermCheckError::Tag { tag: 0, at: 0 })
         );
         let three = [VERSION, NIL, VERSION, NIL, VERSION, NIL];
-        assert_eq!(check_message(&three), Err(EtfError::Trailing(2)));
+        assert_eq!(check_message(&three), Err(TermCheckError::Trailing(2)));
     }
 }

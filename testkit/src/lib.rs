@@ -10,16 +10,23 @@
 //!   pair (169.254.X.1/30 host side, 169.254.X.2/30 namespace side), with an
 //!   nftables firewall that only lets TCP/22 in; the server also listens on
 //!   2222, which the firewall blocks ([`Sshd::blocked_addr`]).
+//! - [`Sshd::builder`] starts a loopback server with options, e.g.
+//!   `AllowTcpForwarding no` or any extra `sshd_config` line
+//!   ([`Builder::config`]) for tests of a server that refuses forwards.
 //! - [`Sshd::session_processes`] lists what the sessions started, so tests
 //!   can prove that nothing is left behind on the "remote" side;
 //!   [`processes_mentioning`] finds the local processes of a run by a path
 //!   they name (its `TMPDIR`).
-//! - Faults to inject: [`Sshd::start_with`] (extra `sshd_config` lines, e.g.
-//!   `AllowTcpForwarding no`), [`Sshd::connection_processes`] (kill them to
+//! - Faults to inject: [`Sshd::builder`] (a server that refuses forwards),
+//!   [`Sshd::connection_processes`] (kill them to
 //!   drop a connection), [`Sshd::set_link`] (take a namespace host's link
 //!   down), [`Sshd::forget_host_key`], [`Sshd::change_host_key`],
 //!   [`Sshd::revoke_user_key`], and [`signal`] to send any signal.
 //! - [`compiled_fixture`] compiles a Mix project of `fixtures/` once.
+//! - [`Chroot`] (root only) brings another OTP and Elixir: a Debian chroot as
+//!   the remote host's `elixir` (through `--elixir`), or as the machine that
+//!   compiled a fixture.
+//! - [`run_within`] runs a command under a time limit and kills it if the test panics.
 //!
 //! Readiness is awaited by events (sshd's "Server listening on" lines), never
 //! by sleeping. Nothing uses a fixed port or name, so tests may run in
@@ -41,14 +48,18 @@
 //! assert_eq!(out.stdout, b"hello\n");
 //! ```
 
+mod chroot;
+mod command;
 mod fixture;
 mod netns;
 mod procs;
 mod sshd;
 
+pub use chroot::{Chroot, ChrootProject};
+pub use command::{Finished, run_within};
 pub use fixture::compiled_fixture;
 pub use procs::Proc;
-pub use sshd::Sshd;
+pub use sshd::{Builder, Sshd};
 
 /// Living processes whose command line contains `text`, this process excepted: with `text` a
 /// run's private path (its `TMPDIR`), every local process of that run.

@@ -75,27 +75,22 @@ impl Sshd {
             .unwrap_or_else(|e| panic!("testkit: cannot start sshd in a network namespace: {e}"))
     }
 
-    /// Like [`Sshd::start`], with `extra` (sshd_config lines) placed before the harness's own
-    /// settings, so they win (sshd keeps the first value it reads): e.g.
-    /// `"AllowTcpForwarding no\n"` for a server that refuses forwards.
-    pub fn start_with(extra: &str) -> Sshd {
-        Sshd::try_start_with(extra).unwrap_or_else(|e| panic!("testkit: cannot start sshd: {e}"))
-    }
-
-    /// Like [`Sshd::start_in_netns`], with `extra` sshd_config lines as for [`Sshd::start_with`].
-    pub fn start_in_netns_with(extra: &str) -> Sshd {
-        Sshd::try_start_in_netns_with(extra)
-            .unwrap_or_else(|e| panic!("testkit: cannot start sshd in a network namespace: {e}"))
-    }
-
     /// Like [`Sshd::start`], with an error message instead of a panic.
     pub fn try_start() -> Result<Sshd, String> {
-        Sshd::try_start_with("")
+        Sshd::builder().try_start()
     }
 
-    /// Like [`Sshd::start_with`], with an error message instead of a panic.
-    pub fn try_start_with(extra: &str) -> Result<Sshd, String> {
-        let setup = Setup::new(extra)?;
+    /// Options for a loopback server that differs from [`Sshd::start`]'s.
+    pub fn builder() -> Builder {
+        Builder {
+            tcp_forwarding: true,
+            extra: String::new(),
+        }
+    }
+
+    fn try_start_with(options: &Builder) -> Result<Sshd, String> {
+        let mut setup = Setup::new(&options.extra)?;
+        setup.tcp_forwarding = options.tcp_forwarding;
         let mut last_error = String::new();
         for _ in 0..20 {
             let port = free_port()?;
@@ -112,15 +107,10 @@ impl Sshd {
 
     /// Like [`Sshd::start_in_netns`], with an error message instead of a panic.
     pub fn try_start_in_netns() -> Result<Sshd, String> {
-        Sshd::try_start_in_netns_with("")
-    }
-
-    /// Like [`Sshd::start_in_netns_with`], with an error message instead of a panic.
-    pub fn try_start_in_netns_with(extra: &str) -> Result<Sshd, String> {
         if !crate::is_root() {
             return Err("a network namespace needs root".into());
         }
-        let setup = Setup::new(extra)?;
+        let setup = Setup::new("")?;
         let ns = Netns::create()?;
         let ip = IpAddr::V4(ns.addr());
         let addr = SocketAddr::new(ip, OPEN_PORT);
@@ -308,6 +298,41 @@ impl Drop for Sshd {
     }
 }
 
+/// A loopback server with options: `Sshd::builder().tcp_forwarding(false).start()`.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    tcp_forwarding: bool,
+    /// sshd_config lines placed before the harness's own.
+    extra: String,
+}
+
+impl Builder {
+    /// `AllowTcpForwarding yes` (the default) or `no`: a server that refuses port forwards.
+    pub fn tcp_forwarding(mut self, allow: bool) -> Builder {
+        self.tcp_forwarding = allow;
+        self
+    }
+
+    /// Adds `line` to sshd_config before the harness's own settings, so it wins (sshd keeps the
+    /// first value it reads): e.g. `"PermitListen none"` for a server that refuses forwards.
+    pub fn config(mut self, line: &str) -> Builder {
+        self.extra.push_str(line);
+        self.extra.push('\n');
+        self
+    }
+
+    /// Starts the server; panics if it cannot, like [`Sshd::start`].
+    pub fn start(self) -> Sshd {
+        self.try_start()
+            .unwrap_or_else(|e| panic!("testkit: cannot start sshd: {e}"))
+    }
+
+    /// Starts the server, with an error message instead of a panic.
+    pub fn try_start(self) -> Result<Sshd, String> {
+        Sshd::try_start_with(&self)
+    }
+}
+
 /// Why a start attempt failed.
 enum Failure {
     /// The port was taken by the time sshd bound it: worth another port.
@@ -323,6 +348,8 @@ struct Setup {
     user: String,
     tag: String,
     host_key_pub: String,
+    /// `AllowTcpForwarding`.
+    tcp_forwarding: bool,
 }
 
 impl Setup {
@@ -359,6 +386,7 @@ impl Setup {
             user,
             tag,
             host_key_pub,
+            tcp_forwarding: true,
         })
     }
 
@@ -465,7 +493,6 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 PubkeyAuthentication yes
 PermitRootLogin prohibit-password
-AllowTcpForwarding yes
 AllowStreamLocalForwarding yes
 StreamLocalBindUnlink yes
 AllowAgentForwarding no
@@ -480,6 +507,11 @@ MaxSessions 100
 LoginGraceTime 30
 LogLevel INFO
 ";
+        c += if self.tcp_forwarding {
+            "AllowTcpForwarding yes\n"
+        } else {
+            "AllowTcpForwarding no\n"
+        };
         if openssh_at_least(9, 8) {
             // Tests that fail logins on purpose must not get 127.0.0.1 penalised.
             c += "PerSourcePenalties no\n";

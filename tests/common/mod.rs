@@ -137,6 +137,12 @@ pub fn tool_under(
             cmd
         }
     };
+    // Settings only from the arguments: none from the caller's environment.
+    for (name, _) in std::env::vars() {
+        if name.starts_with("MIX_REMOTE_") {
+            cmd.env_remove(name);
+        }
+    }
     cmd.arg("run")
         .arg("--host")
         .arg(host)

@@ -1,8 +1,12 @@
-//! Project tasks as typed subcommands: `cargo xtask demo`.
+//! Project tasks as typed subcommands: `cargo xtask demo`, `cargo xtask scan-bench`,
+//! `cargo xtask beam-vectors`.
 //!
 //! `demo` shows the tool working end to end on this machine: it compiles the bundled example
 //! project, starts a throw-away sshd on loopback (the test harness's, with its own keys and
 //! known_hosts, never touching ~/.ssh), and runs `mix-remote run` against it.
+
+mod beam_vectors;
+mod scan_bench;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -11,11 +15,49 @@ fn main() -> ExitCode {
     let task = std::env::args().nth(1);
     match task.as_deref() {
         Some("demo") => demo(),
-        _ => {
-            eprintln!("usage: cargo xtask demo");
-            eprintln!("  demo   run the bundled example against a throw-away local sshd");
-            ExitCode::from(2)
+        Some("scan-bench") => {
+            let modules = std::env::args().nth(2).map(|n| n.parse::<usize>());
+            match modules {
+                None => report(scan_bench::run(&workspace_root(), 3000)),
+                Some(Ok(n)) if n > 0 => report(scan_bench::run(&workspace_root(), n)),
+                Some(_) => usage(),
+            }
         }
+        Some("beam-vectors") => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            report(beam_vectors::run(&args).map_err(|e| e.to_string()))
+        }
+        _ => usage(),
+    }
+}
+
+fn usage() -> ExitCode {
+    eprintln!("usage: cargo xtask demo | scan-bench [MODULES] | beam-vectors [--chroots DIR]");
+    eprintln!("  demo           run the bundled example against a throw-away local sshd");
+    eprintln!("  scan-bench     time reading a generated _build of MODULES modules (default 3000)");
+    eprintln!("  beam-vectors   compile the BEAM reader's test vectors with OTP 25, 27 and 29");
+    ExitCode::from(2)
+}
+
+fn report(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Builds the release binary and returns its path.
+fn release_binary(root: &Path) -> Result<PathBuf, String> {
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "--release", "-q", "-p", "mix-remote"])
+        .current_dir(root)
+        .status();
+    match built {
+        Ok(s) if s.success() => Ok(root.join("target/release/mix-remote")),
+        _ => Err("building mix-remote failed".to_owned()),
     }
 }
 
@@ -28,17 +70,12 @@ fn workspace_root() -> PathBuf {
 
 fn demo() -> ExitCode {
     let root = workspace_root();
-    let built = Command::new(env!("CARGO"))
-        .args(["build", "--release", "-q", "-p", "mix-remote"])
-        .current_dir(&root)
-        .status();
-    if !matches!(built, Ok(s) if s.success()) {
-        eprintln!("xtask: building mix-remote failed");
-        return ExitCode::FAILURE;
-    }
+    let binary = match release_binary(&root) {
+        Ok(binary) => binary,
+        Err(e) => return report(Err(e)),
+    };
     let project = testkit::compiled_fixture("demo");
     let sshd = testkit::Sshd::start();
-    let binary = root.join("target/release/mix-remote");
     let args = [
         "run",
         "Demo.Worker.process",
