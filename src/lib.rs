@@ -15,3 +15,4 @@ pub mod push;
 pub mod report;
 pub mod run;
 pub mod ssh;
+pub mod wire;
