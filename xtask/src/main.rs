@@ -1,20 +1,48 @@
-//! Project tasks as typed subcommands: `cargo xtask demo`.
+//! Project tasks as typed subcommands: `cargo xtask demo`, `cargo xtask bench`.
 //!
 //! `demo` shows the tool working end to end on this machine: it compiles the bundled example
 //! project, starts a throw-away sshd on loopback (the test harness's, with its own keys and
-//! known_hosts, never touching ~/.ssh), and runs `mix-remote run` against it.
+//! known_hosts, never touching ~/.ssh), and runs `mix-remote run` against it. `bench` times cold
+//! runs over a slowed link beside the floor (see bench.rs); `delay-proxy` is the slow link.
+
+mod bench;
+mod project;
+mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+use clap::{Parser, Subcommand};
+
+/// mix-remote's project tasks.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Run the bundled example against a throw-away local sshd.
+    Demo,
+    /// Time cold runs for closures of N modules at several round-trip times, beside the floor.
+    Bench(bench::BenchArgs),
+    /// Relay HOST PORT over stdin/stdout with a delay (the benchmark's ssh ProxyCommand).
+    DelayProxy(proxy::ProxyArgs),
+}
+
 fn main() -> ExitCode {
-    let task = std::env::args().nth(1);
-    match task.as_deref() {
-        Some("demo") => demo(),
-        _ => {
-            eprintln!("usage: cargo xtask demo");
-            eprintln!("  demo   run the bundled example against a throw-away local sshd");
-            ExitCode::from(2)
+    let result = match Cli::parse().task {
+        Task::Demo => return demo(),
+        Task::Bench(args) => bench::run(&args, &workspace_root()),
+        Task::DelayProxy(args) => proxy::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
         }
     }
 }
