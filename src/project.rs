@@ -39,12 +39,35 @@ pub enum ProjectError {
     },
 }
 
-/// Reads every module under `<project>/_build/<env>/lib/*/ebin`, sorted by name.
-pub fn scan(project: &Path, env: &str) -> Result<Vec<Beam>, ProjectError> {
+/// Reads only the module `name` (`Elixir.MyApp.Worker`), if the build has it: enough to check
+/// the entry before connecting, while the full [`scan`] runs alongside the connection.
+pub fn find(project: &Path, env: &str, name: &str) -> Result<Option<Beam>, ProjectError> {
+    let lib = lib_dir(project, env)?;
+    let file = format!("{name}.beam");
+    for app in walkdir::WalkDir::new(&lib).min_depth(1).max_depth(1) {
+        let app = app.map_err(|source| ProjectError::Walk {
+            path: lib.clone(),
+            source,
+        })?;
+        let path = app.path().join("ebin").join(&file);
+        if path.is_file() {
+            return Ok(Some(beam::read(&path)?));
+        }
+    }
+    Ok(None)
+}
+
+fn lib_dir(project: &Path, env: &str) -> Result<PathBuf, ProjectError> {
     let lib = project.join("_build").join(env).join("lib");
     if !lib.is_dir() {
         return Err(ProjectError::NoBuild(project.join("_build").join(env)));
     }
+    Ok(lib)
+}
+
+/// Reads every module under `<project>/_build/<env>/lib/*/ebin`, sorted by name.
+pub fn scan(project: &Path, env: &str) -> Result<Vec<Beam>, ProjectError> {
+    let lib = lib_dir(project, env)?;
     let mut beams: Vec<Beam> = Vec::new();
     for entry in walkdir::WalkDir::new(&lib)
         .min_depth(3)

@@ -75,6 +75,13 @@ impl Reporter {
         }
     }
 
+    /// A line for work that ran in the background and took `took`, as [`Phase::done`] shows it.
+    pub fn done(&self, summary: impl Into<String>, took: Duration) {
+        let _ = self
+            .bars
+            .println(format!("✓ {} ({} ms)", summary.into(), took.as_millis()));
+    }
+
     /// An error, always shown, as one line.
     pub fn error(&self, message: &str) {
         self.bars

@@ -1,26 +1,29 @@
 //! The `run` command: every stage of the data flow wired together, with teardown on every path.
 //!
-//! scan -> closure -> ssh master -> reverse forwards (our EPMD, our node) -> boot -> the remote
-//! node connects back and handshakes -> push -> call -> teardown.
+//! ssh master with the reverse forward to our node (meanwhile: scan -> closure -> wire form) ->
+//! boot -> the remote node connects back and handshakes -> what the remote has -> push -> call
+//! -> teardown. After the handshake a run makes three requests whatever the closure's size.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use erl_dist::node::NodeName;
 use erl_dist::term::Term;
 use tokio::net::UnixListener;
 
 use crate::args::{self, LiteralError};
+use crate::beam::{Beam, BeamError};
 use crate::boot::{self, BootError};
 use crate::cli::RunArgs;
 use crate::graph::Graph;
 use crate::invoke::{self, Entry, EntryError, Outcome};
-use crate::node::{self, CallError, DistError, Node, epmd};
+use crate::node::{self, CallError, DistError, Node};
 use crate::project::{self, ProjectError};
 use crate::push::{self, PushError};
 use crate::report::Reporter;
 use crate::ssh::{Master, SshError, Target};
+use crate::wire::{self, Wire};
 
 /// The function raised, threw or exited.
 pub const EXIT_RAISED: u8 = 1;
@@ -148,28 +151,21 @@ async fn interrupted() {
 }
 
 async fn run(args: &RunArgs, report: &Arc<Reporter>) -> Result<Outcome, RunError> {
-    // Everything that can be checked locally is checked before any connection is made.
+    // Everything that can be checked quickly is checked before any connection is made: the entry
+    // against its own module's file; the rest of the build is read while SSH connects.
     let entry = Entry::parse(&args.entry)?;
     let call_args = parse_arguments(&args.args)?;
     let remote_command = boot::remote_command(&args.elixir)?;
+    let entry_beam = project::find(&args.project, &args.env, &entry.module)?;
+    entry.check(entry_beam.as_ref(), call_args.len())?;
 
-    let phase = report.phase("scanning _build");
-    let graph = Graph::new(project::scan(&args.project, &args.env)?);
-    entry.check(graph.module(&entry.module), call_args.len())?;
-    let closure = graph.closure(&entry.module);
-    let bytes: usize = closure.iter().map(|b| b.bytes.len()).sum();
-    phase.done(format!(
-        "closure of {}: {} modules, {} KiB",
-        entry.shown(),
-        closure.len(),
-        bytes.div_ceil(1024)
-    ));
-    for beam in &closure {
-        report.verbose(&format!("closure: {}", push::display_module(&beam.name)));
-    }
-
+    let started = Instant::now();
+    let scan = tokio::task::spawn_blocking({
+        let (project, env, module) = (args.project.clone(), args.env.clone(), entry.module.clone());
+        move || scan(&project, &env, &module)
+    });
     let ids = Identities::fresh();
-    // 0700 directory: the control socket and our Unix sockets are reachable by us alone.
+    // 0700 directory: the control socket and our node's socket are reachable by us alone.
     let dir = tempfile::Builder::new()
         .prefix("mix-remote-")
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
@@ -178,50 +174,123 @@ async fn run(args: &RunArgs, report: &Arc<Reporter>) -> Result<Outcome, RunError
             path: std::env::temp_dir().display().to_string(),
             error,
         })?;
-    let tunnels = Tunnels {
-        epmd: LocalEnd::bind(dir.path().join("epmd.sock"))?,
-        node: LocalEnd::bind(dir.path().join("node.sock"))?,
-    };
+    let node_end = LocalEnd::bind(dir.path().join("node.sock"))?;
 
     let target = Target {
         host: args.host.clone(),
         config: args.ssh_config.clone(),
         options: args.ssh_options.clone(),
     };
-    let phase = report.phase(format!("connecting to {}", args.host));
     let lines = Arc::clone(report);
     let host = args.host.clone();
     let mut master = Master::start(
         &target,
         &dir.path().join("ctl"),
+        &node_end.path,
         &remote_command,
         move |line| lines.remote_line(&host, line),
         |note| report.verbose(&note),
     )?;
-    let result = async {
-        timeout(
-            Duration::from_secs(args.connect_timeout),
-            master.wait_for("connected", "the SSH session"),
-            "connecting",
-            &args.host,
-            " (raise it with --connect-timeout)",
-        )
-        .await?;
-        phase.done(format!("connected to {}", args.host));
-        let session = Session {
-            args,
-            report,
-            ids: &ids,
-        };
-        session
-            .boot_and_call(&mut master, tunnels, &entry, &closure, call_args)
-            .await
-    }
-    .await;
+    let mut stats = Stats::default();
+    let session = Session {
+        args,
+        report,
+        ids: &ids,
+        started,
+    };
+    let result = session
+        .connect_and_call(&mut master, node_end, scan, &entry, call_args, &mut stats)
+        .await;
     let phase = report.phase("stopping remote node");
+    let stopping = Instant::now();
     master.shutdown(TEARDOWN_GRACE).await;
+    stats.teardown = Some(stopping.elapsed());
     drop(phase);
+    report.verbose(&stats.line());
     result
+}
+
+/// The closure of `entry` in load order, each module with what goes on the wire.
+type Closure = Vec<(Beam, Wire)>;
+
+/// Reads the build, computes the closure of `entry` and prepares it for the wire: the work that
+/// runs while SSH connects.
+fn scan(
+    project: &std::path::Path,
+    env: &str,
+    entry: &str,
+) -> Result<(Closure, Duration), RunError> {
+    let started = Instant::now();
+    let graph = Graph::new(project::scan(project, env)?);
+    let closure = graph
+        .closure(entry)
+        .into_iter()
+        .map(|beam| match wire::prepare(beam) {
+            Ok(wire) => Ok((beam.clone(), wire)),
+            Err(kind) => Err(ProjectError::Beam(BeamError {
+                path: beam.path.clone(),
+                kind,
+            })),
+        })
+        .collect::<Result<Closure, _>>()?;
+    Ok((closure, started.elapsed()))
+}
+
+/// How long each phase of a run took, for `-v` and the benchmark (`cargo xtask bench`).
+#[derive(Debug, Default)]
+struct Stats {
+    /// Until the SSH session runs (login done, elixir found).
+    connect: Option<Duration>,
+    /// Until the forward's port is known, after the session runs (usually known before).
+    tunnels: Option<Duration>,
+    /// Until the remote node has connected back and completed the handshake.
+    boot: Option<Duration>,
+    /// Learning what the remote has and loading what it lacks.
+    push: Option<Duration>,
+    /// The entry function's call.
+    call: Option<Duration>,
+    /// Stopping the remote node and the connection.
+    teardown: Option<Duration>,
+    /// Reading the build and preparing the closure, alongside the connection.
+    scan: Option<Duration>,
+    /// How long the run waited for the scan after the handshake (0 when it was done before).
+    scan_wait: Option<Duration>,
+    /// Requests to the remote node after the handshake.
+    requests: Option<u32>,
+    /// What the push sent.
+    pushed: Option<push::Pushed>,
+}
+
+impl Stats {
+    /// `stats: connect_ms=... requests=3 pushed_bytes=...`: one line, `key=value` pairs.
+    fn line(&self) -> String {
+        let mut line = String::from("stats:");
+        let phases = [
+            ("connect", self.connect),
+            ("tunnels", self.tunnels),
+            ("boot", self.boot),
+            ("push", self.push),
+            ("call", self.call),
+            ("teardown", self.teardown),
+            ("scan", self.scan),
+            ("scan_wait", self.scan_wait),
+        ];
+        for (name, took) in phases {
+            if let Some(took) = took {
+                line += &format!(" {name}_ms={}", took.as_millis());
+            }
+        }
+        if let Some(requests) = self.requests {
+            line += &format!(" requests={requests}");
+        }
+        if let Some(p) = &self.pushed {
+            line += &format!(
+                " pushed_modules={} pushed_bytes={} skipped_modules={}",
+                p.modules, p.bytes, p.skipped
+            );
+        }
+        line
+    }
 }
 
 /// The names and secret of one run, all fresh.
@@ -260,52 +329,161 @@ struct Session<'a> {
     args: &'a RunArgs,
     report: &'a Arc<Reporter>,
     ids: &'a Identities,
+    /// When the connection was started.
+    started: Instant,
 }
 
 impl Session<'_> {
-    async fn boot_and_call(
+    async fn connect_and_call(
         &self,
         master: &mut Master,
-        tunnels: Tunnels,
+        node_end: LocalEnd,
+        scan: tokio::task::JoinHandle<Result<(Closure, Duration), RunError>>,
         entry: &Entry,
-        closure: &[&crate::beam::Beam],
         call_args: Vec<Term>,
+        stats: &mut Stats,
     ) -> Result<Outcome, RunError> {
-        let host = &self.args.host;
-        let boot_limit = Duration::from_secs(self.args.boot_timeout);
-        let phase = self.report.phase("booting remote node");
-        let ports = master
-            .forward_remote(&[&tunnels.epmd.path, &tunnels.node.path])
-            .await?;
-        let (epmd_port, our_port) = (ports[0], ports[1]);
+        // Waiting on the scan only fails the run early; its result is taken when needed.
+        let scan = async {
+            scan.await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        };
+        tokio::pin!(scan);
+        let mut scanned = None;
+        let node = {
+            let boot = self.connect_and_boot(master, node_end, stats);
+            tokio::pin!(boot);
+            loop {
+                tokio::select! {
+                    node = &mut boot => break node?,
+                    result = &mut scan, if scanned.is_none() => {
+                        scanned = Some(self.scanned(result?, entry));
+                    }
+                }
+            }
+        };
+        let pushing = Instant::now();
+        let phase = self.report.phase("pushing");
+        let limit = Duration::from_secs(self.args.boot_timeout);
+        // The scan is normally done by now; if not, the run waits for it here, and says so.
+        let (remote, scan) = tokio::join!(push::remote(&node, limit), async {
+            if let Some(done) = scanned {
+                return Ok((done, Duration::ZERO));
+            }
+            let waiting = Instant::now();
+            let done = self.scanned(scan.await?, entry);
+            Ok::<_, RunError>((done, waiting.elapsed()))
+        });
+        let (remote, ((closure, scan_took), scan_wait)) = (remote?, scan?);
+        stats.scan = Some(scan_took);
+        stats.scan_wait = Some(scan_wait);
         self.report.verbose(&format!(
-            "tunnels: remote 127.0.0.1:{epmd_port} -> our EPMD, remote 127.0.0.1:{our_port} -> our node {}",
+            "remote: OTP {}, ERTS {}, Elixir {}, {} modules loaded",
+            remote.otp_release,
+            remote.erts,
+            remote.elixir,
+            remote.loaded.len()
+        ));
+        let modules: Vec<(&Beam, &Wire)> = closure.iter().map(|(b, w)| (b, w)).collect();
+        let pushed = push::push(&node, &modules, &remote, limit).await?;
+        stats.push = Some(pushing.elapsed());
+        phase.done(format!(
+            "pushed {} modules ({} KiB){}",
+            pushed.modules,
+            pushed.bytes.div_ceil(1024),
+            match pushed.skipped {
+                0 => String::new(),
+                n => format!(", {n} already there"),
+            }
+        ));
+        stats.pushed = Some(pushed);
+
+        let calling = Instant::now();
+        let phase = self.report.phase(format!("calling {}", entry.shown()));
+        let outcome = invoke::invoke(&node, entry, call_args).await;
+        stats.call = Some(calling.elapsed());
+        stats.requests = Some(node.requests());
+        let outcome = outcome?;
+        phase.done(format!("{} finished", entry.shown()));
+        Ok(outcome)
+    }
+
+    /// Reports a finished scan; passes its result on.
+    fn scanned(&self, (closure, took): (Closure, Duration), entry: &Entry) -> (Closure, Duration) {
+        let bytes: usize = closure.iter().map(|(b, _)| b.bytes.len()).sum();
+        self.report.done(
+            format!(
+                "closure of {}: {} modules, {} KiB",
+                entry.shown(),
+                closure.len(),
+                bytes.div_ceil(1024)
+            ),
+            took,
+        );
+        for (beam, _) in &closure {
+            self.report
+                .verbose(&format!("closure: {}", push::display_module(&beam.name)));
+        }
+        (closure, took)
+    }
+
+    /// Connects, boots the remote node and waits for it to connect back: the handshake with the
+    /// run's cookie is the readiness signal, no sleeps, no polling.
+    async fn connect_and_boot(
+        &self,
+        master: &mut Master,
+        node_end: LocalEnd,
+        stats: &mut Stats,
+    ) -> Result<Arc<Node>, RunError> {
+        let host = &self.args.host;
+        let phase = self.report.phase(format!("connecting to {host}"));
+        let connecting = async {
+            // The forward is granted as the session opens; the boot input can go at once, and
+            // ssh hands it to the session when it runs.
+            let port = master.forwarded_port().await?;
+            let port_at = Instant::now();
+            let input = boot::stdin_input(
+                port,
+                &self.ids.remote.to_string(),
+                &self.ids.cookie,
+                &self.ids.local.to_string(),
+            );
+            let sent = master.send(&input).await;
+            // A session that ended (no elixir, login refused) explains itself better than the
+            // failed write.
+            master.wait_for("connected", "the SSH session").await?;
+            sent?;
+            Ok::<_, RunError>((port, port_at, Instant::now()))
+        };
+        let (port, port_at, connected_at) = timeout(
+            Duration::from_secs(self.args.connect_timeout),
+            connecting,
+            "connecting",
+            host,
+            " (raise it with --connect-timeout)",
+        )
+        .await?;
+        stats.connect = Some(connected_at - self.started);
+        stats.tunnels = Some(port_at.saturating_duration_since(connected_at));
+        phase.done(format!("connected to {host}"));
+        self.report.verbose(&format!(
+            "tunnel: remote 127.0.0.1:{port} -> our node {}",
             self.ids.local
         ));
-        let own = Arc::new(epmd::OwnNode {
-            name: self.ids.local.name().to_owned(),
-            port: our_port,
-        });
-        let _epmd = AbortOnDrop(tokio::spawn(epmd::serve(tunnels.epmd.listener, own)));
-        let input = boot::stdin_input(
-            epmd_port,
-            &self.ids.remote.to_string(),
-            &self.ids.cookie,
-            &self.ids.local.to_string(),
-        );
-        master.send(&input).await?;
+
+        let booting = Instant::now();
+        let phase = self.report.phase("booting remote node");
         let log = Arc::clone(self.report);
         let remote = self.ids.remote.to_string();
         let accept = Node::accept(
-            tunnels.node.listener,
+            node_end.listener,
             &self.ids.local,
             self.ids.creation,
             &self.ids.cookie,
             &remote,
             move |note: String| log.verbose(&note),
         );
-        // The node connecting back with our cookie is the readiness signal; the session ending
-        // first means the boot failed, and says why.
+        // The session ending first means the boot failed, and says why.
         let connected = async {
             tokio::select! {
                 node = accept => node.map_err(RunError::from),
@@ -313,13 +491,14 @@ impl Session<'_> {
             }
         };
         let (node, io_requests) = timeout(
-            boot_limit,
+            Duration::from_secs(self.args.boot_timeout),
             connected,
             "booting the remote node",
             host,
             " (raise it with --boot-timeout)",
         )
         .await?;
+        stats.boot = Some(booting.elapsed());
         let out = Arc::clone(self.report);
         tokio::spawn(node::io::serve(
             Arc::clone(&node),
@@ -327,35 +506,12 @@ impl Session<'_> {
             Arc::new(move |b: &[u8]| out.output(b)),
         ));
         phase.done(format!("remote node {} up", self.ids.remote));
-
-        let phase = self
-            .report
-            .phase(format!("pushing {} modules", closure.len()));
-        let pushed = push::push(&node, closure, boot_limit).await?;
-        phase.done(format!(
-            "pushed {} modules ({} KiB)",
-            pushed.modules,
-            pushed.bytes.div_ceil(1024)
-        ));
-
-        let phase = self.report.phase(format!("calling {}", entry.shown()));
-        let outcome = invoke::invoke(&node, entry, call_args).await?;
-        phase.done(format!("{} finished", entry.shown()));
-        self.report
-            .verbose(&format!("{} remote calls after connect", node.calls()));
-        Ok(outcome)
+        Ok(node)
     }
 }
 
-/// The local ends of the run's two reverse forwards.
-struct Tunnels {
-    /// Our EPMD responder.
-    epmd: LocalEnd,
-    /// Our node's listener.
-    node: LocalEnd,
-}
-
-/// A Unix socket in the run's private directory, and the listener on it.
+/// Our node's end of the reverse forward: a Unix socket in the run's private directory, and the
+/// listener on it.
 struct LocalEnd {
     path: PathBuf,
     listener: UnixListener,
@@ -370,15 +526,6 @@ impl LocalEnd {
                 error,
             }),
         }
-    }
-}
-
-/// Aborts a background task when the run that started it ends, however it ends.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -4,8 +4,10 @@
 //!
 //! The master connection's own session runs the remote boot command with its stdin piped from
 //! us: when the tool exits for any reason (even SIGKILL) that pipe closes, the remote node halts,
-//! the session ends, and a master without ControlPersist exits with it. Forwards are added on
-//! its control socket with `ssh -O forward`, which also reports the ports the server allocated.
+//! the session ends, and a master without ControlPersist exits with it. The run's one reverse
+//! forward is requested on the command line, so OpenSSH asks for it while it opens the session,
+//! without a round trip of its own; ssh reports the port the server allocated on stderr
+//! ("Allocated port N for remote forward to ...", at LogLevel INFO, which we make sure of).
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,8 @@ use tokio::sync::mpsc;
 
 /// How many lines of the session's stderr are kept to explain a failure.
 const STDERR_TAIL: usize = 8;
+/// How ssh reports the port the server allocated for a `-R 127.0.0.1:0:...` forward.
+const ALLOCATED: &str = "Allocated port ";
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -95,6 +99,7 @@ pub struct Master {
     control: PathBuf,
     target: Target,
     markers: mpsc::UnboundedReceiver<String>,
+    allocated: mpsc::UnboundedReceiver<u16>,
     stderr: Arc<Mutex<VecDeque<String>>>,
 }
 
@@ -102,11 +107,14 @@ pub struct Master {
 pub const MARKER: &str = "mix-remote:";
 
 impl Master {
-    /// Connects to `target`, running `remote_command` as the master's session. Lines the session
-    /// prints that are not ours (the node's own stdout and stderr) go to `output`.
+    /// Connects to `target`, running `remote_command` as the master's session, with a reverse
+    /// forward from a port the server allocates on its 127.0.0.1 to the local Unix socket
+    /// `forward` ([`Master::forwarded_port`] tells which). Lines the session prints that are
+    /// not ours (the node's own stdout and stderr) go to `output`.
     pub fn start(
         target: &Target,
         control: &Path,
+        forward: &Path,
         remote_command: &str,
         output: impl Fn(&str) + Send + Sync + 'static,
         log: impl Fn(String),
@@ -115,7 +123,13 @@ impl Master {
         cmd.args(["-M", "-S"])
             .arg(control)
             .args(["-o", "ControlMaster=yes", "-o", "ControlPersist=no"])
-            .args(["-o", "ExitOnForwardFailure=yes", "-T"]);
+            .args(["-o", "ExitOnForwardFailure=yes", "-T"])
+            .arg("-R")
+            .arg(format!("127.0.0.1:0:{}", forward.display()));
+        // ssh keeps the first value it is given: ours, unless the user asked for more detail.
+        if !verbose_log_level(&target.options) {
+            cmd.args(["-o", "LogLevel=INFO"]);
+        }
         add_target_options(&mut cmd, target);
         cmd.arg("--").arg(&target.host).arg(remote_command);
         log(format!("ssh: {}", describe(&cmd)));
@@ -130,6 +144,7 @@ impl Master {
         let output = Arc::new(output);
         let (tx, markers) = mpsc::unbounded_channel();
         let stderr = Arc::new(Mutex::new(VecDeque::new()));
+        let (port_tx, allocated) = mpsc::unbounded_channel();
         if let Some(stdout) = child.stdout.take() {
             let output = Arc::clone(&output);
             tokio::spawn(each_line(stdout, move |line| {
@@ -142,6 +157,10 @@ impl Master {
         if let Some(err) = child.stderr.take() {
             let tail = Arc::clone(&stderr);
             tokio::spawn(each_line(err, move |line| {
+                if let Some(port) = allocated_port(&line) {
+                    let _ = port_tx.send(port);
+                    return;
+                }
                 output(&line);
                 let mut tail = tail.lock().expect("stderr lock poisoned");
                 if tail.len() == STDERR_TAIL {
@@ -156,8 +175,18 @@ impl Master {
             control: control.to_owned(),
             target: target.clone(),
             markers,
+            allocated,
             stderr,
         })
+    }
+
+    /// The server port of the reverse forward, once the server has allocated it; if the
+    /// connection fails first, the error says why.
+    pub async fn forwarded_port(&mut self) -> Result<u16, SshError> {
+        match self.allocated.recv().await {
+            Some(port) => Ok(port),
+            None => Err(self.ended("the SSH connection").await),
+        }
     }
 
     /// Waits until the boot session prints `mix-remote:<marker>`; if the session ends first, the
@@ -193,43 +222,14 @@ impl Master {
                 .back()
                 .cloned()
                 .unwrap_or_else(|| "no explanation".into());
+            if said.contains("remote port forwarding failed") {
+                return SshError::Forward { host, said };
+            }
             SshError::Connect { host, said }
         } else {
             let said = tail.into_iter().collect::<Vec<_>>().join(" | ");
             SshError::Ended { what, host, said }
         }
-    }
-
-    /// Adds remote forwards `127.0.0.1:<allocated> -> local Unix socket`, one per path, and
-    /// returns the ports the server allocated, in the same order.
-    pub async fn forward_remote(&self, sockets: &[&Path]) -> Result<Vec<u16>, SshError> {
-        let mut cmd = self.control_command("forward");
-        for socket in sockets {
-            cmd.arg("-R")
-                .arg(format!("127.0.0.1:0:{}", socket.display()));
-        }
-        let out = self
-            .run_control(cmd)
-            .await
-            .map_err(|said| SshError::Forward {
-                host: self.target.host.clone(),
-                said,
-            })?;
-        let ports: Vec<u16> = out
-            .split_whitespace()
-            .filter_map(|w| w.parse().ok())
-            .collect();
-        if ports.len() != sockets.len() {
-            return Err(SshError::Forward {
-                host: self.target.host.clone(),
-                said: format!(
-                    "expected {} allocated ports, got `{}`",
-                    sockets.len(),
-                    out.trim()
-                ),
-            });
-        }
-        Ok(ports)
     }
 
     /// Writes `bytes` to the boot session's stdin.
@@ -301,6 +301,29 @@ async fn each_line(pipe: impl AsyncRead + Unpin, mut each: impl FnMut(String)) {
     }
 }
 
+/// The port of an "Allocated port N for remote forward to ..." line of ssh.
+fn allocated_port(line: &str) -> Option<u16> {
+    let rest = line.strip_prefix(ALLOCATED)?;
+    let (port, what) = rest.split_once(' ')?;
+    if !what.starts_with("for remote forward") {
+        return None;
+    }
+    port.parse().ok()
+}
+
+/// Whether the user's `-o` options set ssh's LogLevel to VERBOSE or a DEBUG level, which also
+/// show the allocated port.
+fn verbose_log_level(options: &[String]) -> bool {
+    options.iter().any(|option| {
+        let option = option.to_ascii_lowercase();
+        let Some(value) = option.strip_prefix("loglevel") else {
+            return false;
+        };
+        let value = value.trim_start_matches([' ', '\t', '=']);
+        value.starts_with("verbose") || value.starts_with("debug")
+    })
+}
+
 fn add_target_options(cmd: &mut Command, target: &Target) {
     if let Some(config) = &target.config {
         cmd.arg("-F").arg(config);
@@ -318,4 +341,39 @@ fn describe(cmd: &Command) -> String {
         .map(|a| a.to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_allocated_port_and_nothing_else() {
+        // As OpenSSH 9 prints it for a forward to a Unix socket, and as older ones did.
+        let line = "Allocated port 40959 for remote forward to /tmp/mix-remote-x/node.sock";
+        assert_eq!(allocated_port(line), Some(40959));
+        assert_eq!(
+            allocated_port("Allocated port 2222 for remote forward to (null):0"),
+            Some(2222)
+        );
+        assert_eq!(
+            allocated_port("Allocated port 99999 for remote forward to x"),
+            None
+        );
+        assert_eq!(
+            allocated_port("[host] Allocated port 1 for remote forward"),
+            None
+        );
+        assert_eq!(allocated_port("Allocated port 5 for something else"), None);
+    }
+
+    #[test]
+    fn keeps_a_more_verbose_log_level_of_the_user() {
+        let opts = |o: &[&str]| o.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(verbose_log_level(&opts(&["Port=22", "LogLevel=DEBUG3"])));
+        assert!(verbose_log_level(&opts(&["loglevel verbose"])));
+        assert!(!verbose_log_level(&opts(&["LogLevel=QUIET"])));
+        assert!(!verbose_log_level(&opts(&["LogLevel=ERROR", "Port=22"])));
+        assert!(!verbose_log_level(&[]));
+    }
 }

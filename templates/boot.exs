@@ -5,45 +5,113 @@
 # and only then connects out to the tool through the SSH tunnel: nobody can connect to this node,
 # and it speaks to nobody but the tool. It halts when stdin closes or the tool's node goes down:
 # when the tool exits, is killed, or the SSH connection or the link drops.
-defmodule MixRemote.Boot do
-  @moduledoc false
+#
+# It defines no module: compiling one would load the Erlang compiler and cost the remote a
+# noticeable part of its boot time on every run. The tool's requests are served by the process
+# registered as `mix_remote`, made with `{:"$gen_call", {pid, ref}, {op, args}}` and answered
+# `{ref, reply}` (`{ref, {:badrpc, reason}}` if the request crashed), each in a process of its
+# own whose group leader is the tool's pid, so everything it prints reaches the tool.
 
-  # Called by the tool through rex. The entry runs in a monitored process of its own, so a
-  # linked process that crashes it is reported like a raise. The result comes back already
-  # formatted as `inspect/2` shows it, or the failure formatted as Elixir formats it.
-  def run(module, function, args) do
-    {_pid, ref} = spawn_monitor(fn -> exit({__MODULE__, call(module, function, args)}) end)
-
-    receive do
-      {:DOWN, ^ref, :process, _, {__MODULE__, result}} -> result
-      {:DOWN, ^ref, :process, _, reason} -> {:raised, Exception.format(:exit, reason, [])}
-    end
-  end
-
-  defp call(module, function, args) do
-    {:ok, inspect(apply(module, function, args), limit: :infinity, printable_limit: :infinity)}
-  catch
-    kind, reason ->
-      stack = Enum.reject(__STACKTRACE__, fn {m, _, _, _} -> m == __MODULE__ end)
-      {:raised, Exception.format(kind, reason, stack)}
-  end
-
-  def read_line do
-    case IO.read(:stdio, :line) do
-      line when is_binary(line) -> String.trim_trailing(line, "\n")
-      _eof_or_error -> System.halt(0)
-    end
-  end
-
-  def halt_on_eof do
-    case IO.read(:stdio, :line) do
-      line when is_binary(line) -> halt_on_eof()
-      _eof_or_error -> System.halt(0)
-    end
+read_line = fn ->
+  case IO.read(:stdio, :line) do
+    line when is_binary(line) -> String.trim_trailing(line, "\n")
+    _eof_or_error -> System.halt(0)
   end
 end
 
-[name, cookie, tool] = for _ <- 1..3, do: String.to_atom(MixRemote.Boot.read_line())
+# Frames of this program's own evaluation (erl_eval) at the bottom of a stacktrace.
+user_frames = fn stack ->
+  stack |> Enum.reverse() |> Enum.drop_while(&(elem(&1, 0) == :erl_eval)) |> Enum.reverse()
+end
+
+# Runs the entry; the result already formatted as `inspect/2` shows it, or the failure formatted
+# as Elixir formats it.
+call = fn module, function, args ->
+  try do
+    {:ok, inspect(apply(module, function, args), limit: :infinity, printable_limit: :infinity)}
+  catch
+    kind, reason -> {:raised, Exception.format(kind, reason, user_frames.(__STACKTRACE__))}
+  end
+end
+
+load_one_by_one = fn
+  [], _ ->
+    :ok
+
+  [{module, file, binary} | rest], again ->
+    case :code.load_binary(module, file, binary) do
+      {:module, ^module} -> again.(rest, again)
+      {:error, why} -> {:error, [{module, why}]}
+    end
+end
+
+# Loads the modules of `batch` (leaves first, as `{module, file, beam}`) whose names are not in
+# `on_load` with one code:atomic_load/1, all or nothing; then the `on_load` ones one by one, in
+# order, since atomic_load refuses modules with -on_load. A module atomic_load refuses for that
+# reason although the tool did not flag it joins them.
+load = fn batch, on_load, again ->
+  {later, first} = Enum.split_with(batch, &(elem(&1, 0) in on_load))
+
+  case :code.atomic_load(first) do
+    :ok ->
+      load_one_by_one.(later, load_one_by_one)
+
+    {:error, refused} = error ->
+      case for {module, :on_load_not_allowed} <- refused, do: module do
+        missed when length(missed) == length(refused) -> again.(batch, on_load ++ missed, again)
+        _ -> error
+      end
+  end
+end
+
+ops = %{
+  # What this node is and has: its versions, and the MD5 of every module it has loaded.
+  info: fn ->
+    loaded = for {module, _} <- :code.all_loaded(), do: {module, :erlang.get_module_info(module, :md5)}
+
+    {List.to_string(:erlang.system_info(:otp_release)),
+     List.to_string(:erlang.system_info(:version)), System.version(), loaded}
+  end,
+  load: fn batch, on_load -> load.(batch, on_load, load) end,
+  # The entry runs in a monitored process of its own, so a linked process that crashes it is
+  # reported like a raise.
+  run: fn module, function, args ->
+    {_pid, ref} = spawn_monitor(fn -> exit({:mix_remote, call.(module, function, args)}) end)
+
+    receive do
+      {:DOWN, ^ref, :process, _, {:mix_remote, result}} -> result
+      {:DOWN, ^ref, :process, _, reason} -> {:raised, Exception.format(:exit, reason, [])}
+    end
+  end
+}
+
+serve = fn serve ->
+  receive do
+    {:"$gen_call", {tool_pid, ref}, {op, args}} ->
+      spawn(fn ->
+        Process.group_leader(self(), tool_pid)
+
+        reply =
+          try do
+            apply(Map.fetch!(ops, op), args)
+          catch
+            kind, reason -> {:badrpc, {kind, reason}}
+          end
+
+        send(tool_pid, {ref, reply})
+      end)
+  end
+
+  serve.(serve)
+end
+
+halt_on_eof = fn again ->
+  read_line.()
+  again.(again)
+end
+
+[name, cookie, tool] = for _ <- 1..3, do: String.to_atom(read_line.())
+Process.register(spawn(fn -> serve.(serve) end), :mix_remote)
 {:ok, _} = :net_kernel.start([name, :shortnames])
 :erlang.set_cookie(node(), cookie)
 :ok = :net_kernel.monitor_nodes(true, node_type: :all)
@@ -53,7 +121,7 @@ unless Node.connect(tool) == true do
   System.halt(1)
 end
 
-spawn(&MixRemote.Boot.halt_on_eof/0)
+spawn(fn -> halt_on_eof.(halt_on_eof) end)
 
 receive do
   {:nodedown, ^tool, _info} -> System.halt(0)
