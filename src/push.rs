@@ -7,11 +7,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use erl_dist::term::{Binary, FixInteger, List, Term};
+use erl_dist::term::{Binary, List, Term};
 
 use crate::beam::Beam;
-use crate::node::{CallError, Node, atom, is_atom, tuple};
-use crate::wire::Wire;
+use crate::node::{CallError, Node, atom, is_atom};
+use crate::wire::{self, Prepared, Wire};
 
 /// Why the closure could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -89,33 +89,44 @@ pub struct Pushed {
     pub skipped: usize,
 }
 
-/// Loads the modules of `closure` (dependencies first, each with what goes on the wire) that
-/// `remote` does not already have: one request, or none if it has them all.
+/// Loads the modules of the closure that `remote` does not already have: one request, or none
+/// if it has them all.
 pub async fn push(
     node: &Node,
-    closure: &[(&Beam, &Wire)],
+    closure: &Prepared,
     remote: &Remote,
     timeout: Duration,
 ) -> Result<Pushed, PushError> {
-    let missing = missing(closure, remote);
+    let modules: Vec<(&Beam, &Wire)> = closure.modules.iter().map(|(b, w)| (b, w)).collect();
+    let missing = missing(&modules, remote);
+    if missing.is_empty() {
+        return Ok(Pushed {
+            modules: 0,
+            bytes: 0,
+            skipped: modules.len(),
+        });
+    }
+    let subset;
+    let batch = if missing.len() == modules.len() {
+        &closure.batch
+    } else {
+        subset = wire::batch(&missing);
+        &subset
+    };
     let pushed = Pushed {
         modules: missing.len(),
-        bytes: missing.iter().map(|(_, wire)| wire.bytes.len()).sum(),
-        skipped: closure.len() - missing.len(),
+        bytes: batch.len(),
+        skipped: modules.len() - missing.len(),
     };
-    if missing.is_empty() {
-        return Ok(pushed);
-    }
-    let batch: Vec<Term> = missing
-        .iter()
-        .map(|(beam, wire)| tuple(vec![atom(&beam.name), charlist(beam), binary(wire)]))
-        .collect();
     let on_load: Vec<Term> = missing
         .iter()
         .filter(|(beam, _)| has_on_load(beam))
         .map(|(beam, _)| atom(&beam.name))
         .collect();
-    let args = vec![List::from(batch).into(), List::from(on_load).into()];
+    let args = vec![
+        Binary::from(batch.clone()).into(),
+        List::from(on_load).into(),
+    ];
     let reply = node.request("load", args, Some(timeout)).await?;
     match refusals(&reply) {
         None => Ok(pushed),
@@ -124,13 +135,11 @@ pub async fn push(
 }
 
 /// The modules of `closure` the remote lacks, or has with another MD5 (they are replaced).
-fn missing<'c, 'm>(
-    closure: &'c [(&'m Beam, &'m Wire)],
-    remote: &Remote,
-) -> Vec<&'c (&'m Beam, &'m Wire)> {
+fn missing<'m>(closure: &[(&'m Beam, &'m Wire)], remote: &Remote) -> Vec<(&'m Beam, &'m Wire)> {
     closure
         .iter()
         .filter(|(beam, wire)| remote.loaded.get(&beam.name) != Some(&wire.md5))
+        .copied()
         .collect()
 }
 
@@ -184,24 +193,10 @@ pub fn display_module(name: &str) -> String {
     }
 }
 
-/// The local path, as the file name the remote loader records for the module.
-fn charlist(beam: &Beam) -> Term {
-    let path = beam.path.to_string_lossy();
-    List::from(
-        path.chars()
-            .map(|c| FixInteger::from(c as i32).into())
-            .collect::<Vec<Term>>(),
-    )
-    .into()
-}
-
-fn binary(wire: &Wire) -> Term {
-    Binary::from(wire.bytes.clone()).into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::tuple;
 
     #[test]
     fn reads_atomic_load_replies() {

@@ -13,7 +13,6 @@ use erl_dist::term::Term;
 use tokio::net::UnixListener;
 
 use crate::args::{self, LiteralError};
-use crate::beam::{Beam, BeamError};
 use crate::boot::{self, BootError};
 use crate::cli::RunArgs;
 use crate::graph::Graph;
@@ -23,7 +22,7 @@ use crate::project::{self, ProjectError};
 use crate::push::{self, PushError};
 use crate::report::Reporter;
 use crate::ssh::{Master, SshError, Target};
-use crate::wire::{self, Wire};
+use crate::wire::{self, Prepared};
 
 /// The function raised, threw or exited.
 pub const EXIT_RAISED: u8 = 1;
@@ -210,30 +209,17 @@ async fn run(args: &RunArgs, report: &Arc<Reporter>) -> Result<Outcome, RunError
     result
 }
 
-/// The closure of `entry` in load order, each module with what goes on the wire.
-type Closure = Vec<(Beam, Wire)>;
-
 /// Reads the build, computes the closure of `entry` and prepares it for the wire: the work that
 /// runs while SSH connects.
 fn scan(
     project: &std::path::Path,
     env: &str,
     entry: &str,
-) -> Result<(Closure, Duration), RunError> {
+) -> Result<(Prepared, Duration), RunError> {
     let started = Instant::now();
     let graph = Graph::new(project::scan(project, env)?);
-    let closure = graph
-        .closure(entry)
-        .into_iter()
-        .map(|beam| match wire::prepare(beam) {
-            Ok(wire) => Ok((beam.clone(), wire)),
-            Err(kind) => Err(ProjectError::Beam(BeamError {
-                path: beam.path.clone(),
-                kind,
-            })),
-        })
-        .collect::<Result<Closure, _>>()?;
-    Ok((closure, started.elapsed()))
+    let prepared = wire::prepare_all(&graph.closure(entry)).map_err(ProjectError::Beam)?;
+    Ok((prepared, started.elapsed()))
 }
 
 /// How long each phase of a run took, for `-v` and the benchmark (`cargo xtask bench`).
@@ -338,7 +324,7 @@ impl Session<'_> {
         &self,
         master: &mut Master,
         node_end: LocalEnd,
-        scan: tokio::task::JoinHandle<Result<(Closure, Duration), RunError>>,
+        scan: tokio::task::JoinHandle<Result<(Prepared, Duration), RunError>>,
         entry: &Entry,
         call_args: Vec<Term>,
         stats: &mut Stats,
@@ -384,8 +370,7 @@ impl Session<'_> {
             remote.elixir,
             remote.loaded.len()
         ));
-        let modules: Vec<(&Beam, &Wire)> = closure.iter().map(|(b, w)| (b, w)).collect();
-        let pushed = push::push(&node, &modules, &remote, limit).await?;
+        let pushed = push::push(&node, &closure, &remote, limit).await?;
         stats.push = Some(pushing.elapsed());
         phase.done(format!(
             "pushed {} modules ({} KiB){}",
@@ -403,24 +388,29 @@ impl Session<'_> {
         let outcome = invoke::invoke(&node, entry, call_args).await;
         stats.call = Some(calling.elapsed());
         stats.requests = Some(node.requests());
+        node.disconnect();
         let outcome = outcome?;
         phase.done(format!("{} finished", entry.shown()));
         Ok(outcome)
     }
 
     /// Reports a finished scan; passes its result on.
-    fn scanned(&self, (closure, took): (Closure, Duration), entry: &Entry) -> (Closure, Duration) {
-        let bytes: usize = closure.iter().map(|(b, _)| b.bytes.len()).sum();
+    fn scanned(
+        &self,
+        (closure, took): (Prepared, Duration),
+        entry: &Entry,
+    ) -> (Prepared, Duration) {
+        let bytes: usize = closure.modules.iter().map(|(b, _)| b.bytes.len()).sum();
         self.report.done(
             format!(
                 "closure of {}: {} modules, {} KiB",
                 entry.shown(),
-                closure.len(),
+                closure.modules.len(),
                 bytes.div_ceil(1024)
             ),
             took,
         );
-        for (beam, _) in &closure {
+        for (beam, _) in &closure.modules {
             self.report
                 .verbose(&format!("closure: {}", push::display_module(&beam.name)));
         }

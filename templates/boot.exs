@@ -72,7 +72,8 @@ ops = %{
     {List.to_string(:erlang.system_info(:otp_release)),
      List.to_string(:erlang.system_info(:version)), System.version(), loaded}
   end,
-  load: fn batch, on_load -> load.(batch, on_load, load) end,
+  # `batch` is a compressed term (see src/wire.rs).
+  load: fn batch, on_load -> load.(:erlang.binary_to_term(batch), on_load, load) end,
   # The entry runs in a monitored process of its own, so a linked process that crashes it is
   # reported like a raise.
   run: fn module, function, args ->

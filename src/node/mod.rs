@@ -28,7 +28,7 @@ const BOOT_SERVER: &str = "mix_remote";
 pub struct Node {
     pid: Pid,
     creation: u32,
-    outgoing: mpsc::UnboundedSender<Message>,
+    outgoing: Mutex<Option<mpsc::UnboundedSender<Message>>>,
     pending: Arc<Pending>,
     next_ref: AtomicU32,
     requests: AtomicU32,
@@ -87,7 +87,7 @@ impl Node {
         let node = Arc::new(Node {
             pid: Pid::new(name.to_string(), 1, 0, creation),
             creation,
-            outgoing,
+            outgoing: Mutex::new(Some(outgoing)),
             pending: Arc::clone(&pending),
             next_ref: AtomicU32::new(1),
             requests: AtomicU32::new(0),
@@ -112,9 +112,7 @@ impl Node {
 
     /// Sends `message` to the remote process `to`.
     pub fn send(&self, to: Pid, message: Term) -> Result<(), DistError> {
-        self.outgoing
-            .send(Message::send(to, message))
-            .map_err(|_| DistError::Lost)
+        self.queue(Message::send(to, message))
     }
 
     /// Asks the boot program to run its operation `op` with `args` (templates/boot.exs), with us
@@ -168,9 +166,7 @@ impl Node {
         let from = tuple(vec![self.pid.clone().into(), reference.clone().into()]);
         let msg = tuple(vec![atom("$gen_call"), from, request]);
         self.requests.fetch_add(1, Ordering::Relaxed);
-        self.outgoing
-            .send(Message::reg_send(self.pid.clone(), Atom::from(to), msg))
-            .map_err(|_| DistError::Lost)?;
+        self.queue(Message::reg_send(self.pid.clone(), Atom::from(to), msg))?;
         let reply = match timeout {
             None => rx.await.map_err(|_| DistError::Lost)?,
             Some(limit) => match tokio::time::timeout(limit, rx).await {
@@ -193,6 +189,24 @@ impl Node {
             }
             other => Ok(other),
         }
+    }
+
+    /// Queues `message` for the connection's writer.
+    fn queue(&self, message: Message) -> Result<(), DistError> {
+        match self
+            .outgoing
+            .lock()
+            .expect("outgoing lock poisoned")
+            .as_ref()
+        {
+            Some(tx) => tx.send(message).map_err(|_| DistError::Lost),
+            None => Err(DistError::Lost),
+        }
+    }
+
+    /// Closes the connection from our side: the remote node sees us go and halts.
+    pub fn disconnect(&self) {
+        self.outgoing.lock().expect("outgoing lock poisoned").take();
     }
 
     fn make_ref(&self) -> Reference {
