@@ -6,7 +6,8 @@
 //! ProxyCommand). The phases, the requests after connect and the bytes pushed come from the
 //! `stats:` line the binary prints with `-v`. The floor is what any tool pays on the same link:
 //! an SSH connection that runs a command (`ssh host true`) and the boot of a bare remote
-//! `elixir -e nil` (measured as `ssh host 'elixir -e nil'` minus `ssh host true`).
+//! `elixir -e nil` (measured as `ssh host 'elixir -e nil'` minus `ssh host true`), sampled in
+//! turn with the cold runs so that the machine's load weighs on both alike.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,12 +34,21 @@ pub struct BenchArgs {
     /// Measure this mix-remote binary instead of building the workspace's release binary.
     #[arg(long)]
     pub binary: Option<PathBuf>,
+    /// Generate the projects in DIR and keep them (compiled again only if their source changed),
+    /// instead of in a temporary directory.
+    #[arg(long, value_name = "DIR")]
+    pub projects: Option<PathBuf>,
+    /// Extra `ssh -o` option for every measured command, e.g. Compression=yes (repeatable).
+    #[arg(long = "ssh-option", value_name = "OPTION")]
+    pub ssh_options: Vec<String>,
     /// Extra environment for the measured runs, as NAME=VALUE (repeatable).
     #[arg(long = "env", value_name = "NAME=VALUE")]
     pub envs: Vec<String>,
 }
 
-/// The phases the binary reports, in order, as named in its `stats:` line.
+/// The phases the binary reports, in order, as named in its `stats:` line. Beside them the table
+/// shows `scan` (reading `_build`, alongside the connection) and `s.wait`, how long the run
+/// waited for it after the handshake: 0 when the scan is off the critical path.
 const PHASES: [&str; 6] = ["connect", "tunnels", "boot", "push", "call", "teardown"];
 
 /// Runs the benchmark and prints the table on stdout (progress on stderr).
@@ -47,7 +57,9 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<(), String> {
         return Err("--runs must be at least 1".into());
     }
     let binary = match &args.binary {
-        Some(path) => path.clone(),
+        Some(path) => path
+            .canonicalize()
+            .map_err(|e| format!("--binary {}: {e}", path.display()))?,
         None => build_release(root)?,
     };
     let env: Vec<(String, String)> = args
@@ -62,29 +74,36 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<(), String> {
         .prefix("mix-remote-bench-")
         .tempdir()
         .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let dir = args.projects.as_deref().unwrap_or(work.path());
     let mut projects = Vec::new();
     for &n in &args.sizes {
         eprintln!("bench: generating and compiling the {n}-module project");
-        projects.push((n, project::generate(work.path(), n)?));
+        projects.push((n, project::generate(dir, n)?));
     }
     let sshd = testkit::Sshd::start();
     let proxy = std::env::current_exe().map_err(|e| format!("cannot find xtask itself: {e}"))?;
     let mut rows = Vec::new();
     for &rtt in &args.rtts {
-        let link = Link::new(&sshd, &proxy, rtt, args.mbit);
-        eprintln!("bench: floor at {rtt} ms");
-        let ssh_true = median(args.runs, || link.time_ssh("true"))?;
-        let ssh_elixir = median(args.runs, || link.time_ssh("elixir -e nil"))?;
-        let floor = Floor {
-            ssh: ssh_true,
-            boot: ssh_elixir.saturating_sub(ssh_true),
-        };
-        for (n, dir) in &projects {
-            eprintln!("bench: {n} modules at {rtt} ms");
-            let mut samples = Vec::new();
-            for _ in 0..args.runs {
+        let mut link = Link::new(&sshd, &proxy, rtt, args.mbit);
+        link.options.extend(args.ssh_options.iter().cloned());
+        // Floor samples and cold runs alternate, so that a change in the machine's load weighs
+        // on both alike.
+        let (mut ssh_true, mut ssh_elixir) = (Vec::new(), Vec::new());
+        let mut samples: Vec<Vec<Sample>> = projects.iter().map(|_| Vec::new()).collect();
+        for run in 1..=args.runs {
+            eprintln!("bench: {rtt} ms, round {run} of {}", args.runs);
+            ssh_true.push(link.time_ssh("true")?);
+            ssh_elixir.push(link.time_ssh("elixir -e nil")?);
+            for ((n, dir), samples) in projects.iter().zip(&mut samples) {
                 samples.push(link.cold_run(&binary, dir, *n, &env)?);
             }
+        }
+        let ssh_true = median(ssh_true);
+        let floor = Floor {
+            ssh: ssh_true,
+            boot: median(ssh_elixir).saturating_sub(ssh_true),
+        };
+        for ((n, _), samples) in projects.iter().zip(samples) {
             rows.push(Row::median_of(*n, rtt, floor, samples));
         }
     }
@@ -263,16 +282,10 @@ impl Row {
     }
 }
 
-/// Runs `measure` `runs` times and returns the median.
-fn median(
-    runs: usize,
-    mut measure: impl FnMut() -> Result<Duration, String>,
-) -> Result<Duration, String> {
-    let mut samples = (0..runs)
-        .map(|_| measure())
-        .collect::<Result<Vec<_>, _>>()?;
+/// The median of `samples` (not empty).
+fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort_unstable();
-    Ok(samples[samples.len() / 2])
+    samples[samples.len() / 2]
 }
 
 fn print_table(rows: &[Row], args: &BenchArgs) {
@@ -289,8 +302,8 @@ fn print_table(rows: &[Row], args: &BenchArgs) {
         header += &format!(" {phase:>8}");
     }
     header += &format!(
-        " {:>5} {:>9} {:>6} {:>6} {:>6} {:>6}",
-        "reqs", "pushed B", "ssh", "elixir", "floor", "x"
+        " {:>6} {:>6} {:>5} {:>9} {:>6} {:>6} {:>6} {:>6}",
+        "scan", "s.wait", "reqs", "pushed B", "ssh", "elixir", "floor", "x"
     );
     println!("{header}");
     let ms = |d: Duration| d.as_millis();
@@ -300,7 +313,9 @@ fn print_table(rows: &[Row], args: &BenchArgs) {
             line += &format!(" {:>8}", shown(row.stats.get(&format!("{phase}_ms"))));
         }
         line += &format!(
-            " {:>5} {:>9} {:>6} {:>6} {:>6} {:>6.2}",
+            " {:>6} {:>6} {:>5} {:>9} {:>6} {:>6} {:>6} {:>6.2}",
+            shown(row.stats.get("scan_ms")),
+            shown(row.stats.get("scan_wait_ms")),
             shown(row.stats.get("requests")),
             shown(row.stats.get("pushed_bytes")),
             ms(row.floor.ssh),
