@@ -1,15 +1,22 @@
 //! Reads compiled `.beam` files: the IFF container and the chunks the graph needs.
 //!
 //! Only what the rest of the tool uses is decoded: the atom table (both the OTP <= 27 layout and the
-//! OTP 28+ compact one), the export table (to check the entry function) and the import table. Every
-//! count and size is checked against the bytes actually present, so hostile input yields an error,
-//! never a panic or an allocation driven by an unchecked number.
+//! OTP 28+ compact one), the export table (to check the entry function), the import table, the
+//! atoms inside literal data (the literal table), the attributes that tie modules together
+//! (behaviours, protocol implementations) and the compiler version. Every count and size is checked
+//! against the bytes actually present, so hostile input yields an error, never a panic or an
+//! allocation driven by an unchecked number.
+
+pub mod code;
+pub(crate) mod etf;
+
+pub use etf::EtfError;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// A parsed module: its name, the atoms and functions the graph needs, and the bytes to push.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Beam {
     /// Module name as an atom (`Elixir.MyApp.Worker`, `my_erlang_mod`).
     pub name: String,
@@ -17,10 +24,36 @@ pub struct Beam {
     pub atoms: Vec<String>,
     /// Exported functions as (name, arity).
     pub exports: Vec<(String, u32)>,
+    /// Modules whose functions this module calls by name (the import table), sorted.
+    pub imports: Vec<String>,
+    /// Atoms inside literal data (module attributes, constant lists and maps): the compiler keeps
+    /// them out of the atom table, yet they can name modules called through `apply/3`. Sorted.
+    pub literal_atoms: Vec<String>,
+    /// Behaviours the module declares (`@behaviour`, `-behaviour`).
+    pub behaviours: Vec<String>,
+    /// For an Elixir protocol implementation (`defimpl`): the protocol and the type it is for.
+    pub implements: Option<Impl>,
+    /// Whether the module defines an Elixir protocol (`defprotocol`).
+    pub is_protocol: bool,
+    /// Version of the OTP `compiler` application that built the module (CInf), if recorded.
+    pub compiler_version: Option<String>,
     /// Where the file was read from.
     pub path: PathBuf,
     /// The file exactly as read (possibly gzip-compressed): what the remote loader receives.
     pub bytes: Vec<u8>,
+    /// The module has `-on_load`: the loader runs it, and `code:atomic_load` refuses it.
+    pub on_load: bool,
+    /// What the remote's loader must support: opcodes, atom table layout, features.
+    pub needs: code::Needs,
+}
+
+/// What a `defimpl` module implements: `defimpl Proto, for: Type`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Impl {
+    /// The protocol module.
+    pub protocol: String,
+    /// The struct module or built-in type alias (`Elixir.Integer`, `Elixir.Any`) it is for.
+    pub for_type: String,
 }
 
 /// Why a `.beam` file could not be read.
@@ -45,6 +78,9 @@ pub enum BeamErrorKind {
     /// A chunk or table claims more bytes than there are.
     #[error("truncated {0}")]
     Truncated(&'static str),
+    /// A chunk's contents break its format.
+    #[error("malformed {0}")]
+    Malformed(&'static str),
     /// A required chunk is absent.
     #[error("missing {0} chunk")]
     MissingChunk(&'static str),
@@ -57,6 +93,12 @@ pub enum BeamErrorKind {
     /// The gzip stream is corrupt.
     #[error("corrupt gzip compression: {0}")]
     Gzip(std::io::Error),
+    /// A chunk's zlib-compressed data is corrupt or does not have its declared size.
+    #[error("corrupt compressed {0}")]
+    Zlib(&'static str),
+    /// A term inside a chunk cannot be decoded.
+    #[error("{0}: {1}")]
+    Term(&'static str, EtfError),
 }
 
 /// Reads and parses the `.beam` file at `path`.
@@ -72,11 +114,7 @@ pub fn read(path: &Path) -> Result<Beam, BeamError> {
 /// Parses `.beam` bytes (plain or gzip-compressed); `path` is kept for messages and the loader.
 pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Beam, BeamErrorKind> {
     let plain = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(bytes.as_slice())
-            .read_to_end(&mut out)
-            .map_err(BeamErrorKind::Gzip)?;
-        Some(out)
+        Some(gunzip(&bytes).map_err(BeamErrorKind::Gzip)?)
     } else {
         None
     };
@@ -96,12 +134,56 @@ pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Beam, BeamErrorKind> {
         Some(data) => export_table(data, &atoms)?,
         None => return Err(BeamErrorKind::MissingChunk("ExpT")),
     };
+    let imports = find(b"ImpT")
+        .map(|data| import_table(data, &atoms))
+        .transpose()?
+        .unwrap_or_default();
+    let literal_atoms = find(b"LitT")
+        .map(literal_atoms)
+        .transpose()?
+        .unwrap_or_default();
+    let attributes = find(b"Attr")
+        .map(|data| etf::decode(data).map_err(|e| BeamErrorKind::Term("attributes", e)))
+        .transpose()?;
+    let compile_info = find(b"CInf")
+        .map(|data| etf::decode(data).map_err(|e| BeamErrorKind::Term("compile info", e)))
+        .transpose()?;
+    let attribute = |key: &str| attributes.as_ref().and_then(|a| keyword(a, key));
+    // Attr holds one entry per `-behaviour`/`@behaviour` line, so every entry counts.
+    let behaviours = attributes
+        .iter()
+        .flat_map(|a| ["behaviour", "behavior"].map(|key| keywords(a, key)))
+        .flatten()
+        .flat_map(atoms_of)
+        .collect();
+    let implements = attribute("__impl__").and_then(|kw| {
+        Some(Impl {
+            protocol: keyword(kw, "protocol")?.as_atom()?.to_owned(),
+            for_type: keyword(kw, "for")?.as_atom()?.to_owned(),
+        })
+    });
+    let compiler_version = compile_info
+        .as_ref()
+        .and_then(|info| keyword(info, "version"))
+        .and_then(|v| match v {
+            etf::Term::Bytes(b) => String::from_utf8(b.clone()).ok(),
+            _ => None,
+        });
+    let (on_load, needs) = code::read(find, &atoms)?;
     Ok(Beam {
         name,
+        is_protocol: attribute("__protocol__").is_some(),
         atoms,
         exports,
+        imports,
+        literal_atoms,
+        behaviours,
+        implements,
+        compiler_version,
         path: path.to_owned(),
         bytes,
+        on_load,
+        needs,
     })
 }
 
@@ -113,11 +195,7 @@ pub type RawChunk = ([u8; 4], Vec<u8>);
 pub fn raw_chunks(bytes: &[u8]) -> Result<Vec<RawChunk>, BeamErrorKind> {
     let plain;
     let container = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(bytes)
-            .read_to_end(&mut out)
-            .map_err(BeamErrorKind::Gzip)?;
-        plain = out;
+        plain = gunzip(bytes).map_err(BeamErrorKind::Gzip)?;
         plain.as_slice()
     } else {
         bytes
@@ -126,6 +204,35 @@ pub fn raw_chunks(bytes: &[u8]) -> Result<Vec<RawChunk>, BeamErrorKind> {
         .into_iter()
         .map(|(id, data)| (id, data.to_vec()))
         .collect())
+}
+
+/// The most a compressed `.beam` may expand to; real modules are far smaller.
+const MAX_UNCOMPRESSED: u32 = 256 << 20;
+
+/// Decompresses a gzip-compressed `.beam`. The size the gzip trailer declares is checked against
+/// [`MAX_UNCOMPRESSED`] before anything is inflated, and inflating stops one byte past that size, so a
+/// small hostile file cannot make the reader allocate gigabytes.
+fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
+    let Some(trailer) = bytes.last_chunk::<4>() else {
+        return Err(invalid("no gzip trailer".to_owned()));
+    };
+    let declared = u32::from_le_bytes(*trailer);
+    if declared > MAX_UNCOMPRESSED {
+        return Err(invalid(format!(
+            "declares {declared} bytes uncompressed, over the limit of {MAX_UNCOMPRESSED}"
+        )));
+    }
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .take(u64::from(declared) + 1)
+        .read_to_end(&mut out)?;
+    if out.len() != declared as usize {
+        return Err(invalid(format!(
+            "does not expand to the {declared} bytes its trailer declares"
+        )));
+    }
+    Ok(out)
 }
 
 /// One chunk of the container: its four-letter id and its data.
@@ -248,14 +355,120 @@ fn export_table(data: &[u8], atoms: &[String]) -> Result<Vec<(String, u32)>, Bea
     Ok(out)
 }
 
+/// Decodes ImpT: a count, then (module atom, function atom, arity) triples; keeps the modules.
+fn import_table(data: &[u8], atoms: &[String]) -> Result<Vec<String>, BeamErrorKind> {
+    let mut cur = Cursor {
+        data,
+        what: "import table",
+    };
+    let count = cur.u32()? as usize;
+    if count > data.len() / 12 {
+        return Err(BeamErrorKind::Truncated("import table"));
+    }
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let module = cur.u32()?;
+        let _function = cur.u32()?;
+        let _arity = cur.u32()?;
+        let name = atoms
+            .get((module as usize).wrapping_sub(1))
+            .ok_or(BeamErrorKind::BadAtomIndex("import table", module))?;
+        out.push(name.clone());
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// The largest inflated literal table accepted: far beyond real modules, never exhausting memory.
+const MAX_LITERALS: usize = 256 << 20;
+
+/// Decodes LitT and returns every atom inside its literals. The chunk starts with the size of the
+/// literal data once inflated; zlib data follows, or (size 0) the data itself uncompressed.
+fn literal_atoms(data: &[u8]) -> Result<Vec<String>, BeamErrorKind> {
+    let mut cur = Cursor {
+        data,
+        what: "literal table",
+    };
+    let inflated_size = cur.u32()? as usize;
+    let inflated;
+    let body = if inflated_size == 0 {
+        cur.data
+    } else {
+        if inflated_size > MAX_LITERALS {
+            return Err(BeamErrorKind::Zlib("literal table"));
+        }
+        let mut out = Vec::new();
+        flate2::read::ZlibDecoder::new(cur.data)
+            .take(inflated_size as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|_| BeamErrorKind::Zlib("literal table"))?;
+        if out.len() != inflated_size {
+            return Err(BeamErrorKind::Zlib("literal table"));
+        }
+        inflated = out;
+        &inflated
+    };
+    let mut cur = Cursor {
+        data: body,
+        what: "literal table",
+    };
+    let count = cur.u32()? as usize;
+    let mut atoms = Vec::new();
+    for _ in 0..count {
+        let size = cur.u32()? as usize;
+        let term =
+            etf::decode(cur.take(size)?).map_err(|e| BeamErrorKind::Term("literal table", e))?;
+        term.for_each_atom(&mut |a| atoms.push(a.to_owned()));
+    }
+    atoms.sort_unstable();
+    atoms.dedup();
+    Ok(atoms)
+}
+
+/// The value under `key` in a keyword list (`[{key, value}, ...]`), as the Attr and CInf chunks hold.
+fn keyword<'t>(list: &'t etf::Term, key: &str) -> Option<&'t etf::Term> {
+    keywords(list, key).next()
+}
+
+/// Every value under `key` in a keyword list, in order.
+fn keywords<'t>(list: &'t etf::Term, key: &str) -> impl Iterator<Item = &'t etf::Term> {
+    let items: &[etf::Term] = match list {
+        etf::Term::List(items) => items,
+        _ => &[],
+    };
+    items.iter().filter_map(move |item| match item {
+        etf::Term::Tuple(pair) if pair.len() == 2 && pair[0].as_atom() == Some(key) => {
+            Some(&pair[1])
+        }
+        _ => None,
+    })
+}
+
+/// The atoms of a list of atoms, as attributes such as `behaviour` hold them.
+fn atoms_of(term: &etf::Term) -> Vec<String> {
+    match term {
+        etf::Term::List(items) => items
+            .iter()
+            .filter_map(|t| t.as_atom().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
 
-    /// Builds a minimal BEAM container from chunks, padding each to 4 bytes.
+    /// Builds a minimal BEAM container from chunks, padding each to 4 bytes; a Code chunk holding
+    /// only `int_code_end` is added unless one is given.
     pub(crate) fn container(chunks: &[(&[u8; 4], Vec<u8>)]) -> Vec<u8> {
         let mut body = b"BEAM".to_vec();
-        for (id, data) in chunks {
+        let empty_code = [16, 0, 3, 0, 0].iter().flat_map(|v: &u32| v.to_be_bytes());
+        let empty_code = (b"Code", empty_code.chain([3]).collect());
+        let given_code = chunks.iter().any(|(id, _)| *id == b"Code");
+        let extra = (!given_code).then_some(&empty_code);
+        for (id, data) in chunks.iter().chain(extra) {
             body.extend_from_slice(*id);
             body.extend_from_slice(&(data.len() as u32).to_be_bytes());
             body.extend_from_slice(data);
@@ -332,6 +545,65 @@ pub(crate) mod tests {
         gz.write_all(&plain).unwrap();
         let beam = parse(Path::new("z.beam"), gz.finish().unwrap()).unwrap();
         assert_eq!(beam.name, "z");
+    }
+
+    /// A literal table holding `['Elixir.P', {x}]`, zlib-compressed as OTP <= 27 writes it, or
+    /// stored plain behind a zero size.
+    fn literal_table(compressed: bool) -> Vec<u8> {
+        use std::io::Write;
+        let mut lit = vec![131, 108, 0, 0, 0, 2, 119, 8];
+        lit.extend(b"Elixir.P");
+        lit.extend([104, 1, 119, 1, b'x', 106]);
+        let mut body = 1u32.to_be_bytes().to_vec();
+        body.extend((lit.len() as u32).to_be_bytes());
+        body.extend(lit);
+        if !compressed {
+            let mut out = 0u32.to_be_bytes().to_vec();
+            out.extend(body);
+            return out;
+        }
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(&body).unwrap();
+        let mut out = (body.len() as u32).to_be_bytes().to_vec();
+        out.extend(z.finish().unwrap());
+        out
+    }
+
+    #[test]
+    fn reads_atoms_inside_literals_compressed_or_not() {
+        for compressed in [true, false] {
+            let bytes = container(&[
+                (b"AtU8", old_atoms(&["m"])),
+                (b"ExpT", exports(&[])),
+                (b"LitT", literal_table(compressed)),
+            ]);
+            let beam = parse(Path::new("m.beam"), bytes).unwrap();
+            assert_eq!(beam.literal_atoms, ["Elixir.P", "x"]);
+        }
+    }
+
+    #[test]
+    fn corrupt_literal_table_is_an_error() {
+        let mut lit = literal_table(true);
+        let last = lit.len() - 3;
+        lit[last] ^= 0xff;
+        let bytes = container(&[
+            (b"AtU8", old_atoms(&["m"])),
+            (b"ExpT", exports(&[])),
+            (b"LitT", lit),
+        ]);
+        assert!(matches!(
+            parse(Path::new("m.beam"), bytes),
+            Err(BeamErrorKind::Zlib("literal table"))
+        ));
+        let mut lying = literal_table(false);
+        lying[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+        let bytes = container(&[
+            (b"AtU8", old_atoms(&["m"])),
+            (b"ExpT", exports(&[])),
+            (b"LitT", lying),
+        ]);
+        assert!(parse(Path::new("m.beam"), bytes).is_err());
     }
 
     #[test]

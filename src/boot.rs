@@ -5,6 +5,12 @@
 const LAUNCHER: &str = include_str!("../templates/boot.sh");
 /// The Elixir boot program (`templates/boot.exs`), sent over stdin.
 const PROGRAM: &str = include_str!("../templates/boot.exs");
+/// The launcher of `mix-remote check` (`templates/check.sh`).
+const CHECK_LAUNCHER: &str = include_str!("../templates/check.sh");
+/// The program `check` runs with the remote elixir (`templates/check.exs`), sent over stdin.
+const CHECK_PROGRAM: &str = include_str!("../templates/check.exs");
+/// How the check program's line of versions starts.
+pub const VERSIONS: &str = "mix-remote-versions ";
 
 /// Why the boot command could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -18,11 +24,20 @@ pub enum BootError {
 /// template with no single quotes and one line per statement, joined by `; `, so it reaches `sh`
 /// unchanged from bash, zsh, fish or csh alike. It holds no secret.
 pub fn remote_command(elixir: &str) -> Result<String, BootError> {
+    launcher(LAUNCHER, elixir)
+}
+
+/// The command `mix-remote check` runs: `templates/check.sh`, quoted like [`remote_command`].
+pub fn check_command(elixir: &str) -> Result<String, BootError> {
+    launcher(CHECK_LAUNCHER, elixir)
+}
+
+fn launcher(template: &str, elixir: &str) -> Result<String, BootError> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || "/._-+~@%:,=".contains(c);
     if elixir.is_empty() || !elixir.chars().all(allowed) || elixir[1..].contains('~') {
         return Err(BootError::BadElixirPath(elixir.to_owned()));
     }
-    let script = LAUNCHER
+    let script = template
         .lines()
         .filter(|line| !line.trim_start().starts_with('#') && !line.trim().is_empty())
         .collect::<Vec<_>>()
@@ -39,6 +54,16 @@ pub fn stdin_input(node_port: u16, remote_node: &str, cookie: &str, our_node: &s
     format!(
         "{node_port}\nCode.eval_string(\"{}\")\n{remote_node}\n{cookie}\n{our_node}\n",
         elixir_string_body(PROGRAM)
+    )
+    .into_bytes()
+}
+
+/// What `check` feeds its launcher once the forwards are tested: the go-ahead line, then the
+/// check program as one line of Elixir.
+pub fn check_input() -> Vec<u8> {
+    format!(
+        "go\nCode.eval_string(\"{}\")\n",
+        elixir_string_body(CHECK_PROGRAM)
     )
     .into_bytes()
 }
@@ -77,6 +102,19 @@ mod tests {
         assert!(!inner.contains('\n'));
         assert!(!inner.contains('!'));
         assert!(inner.starts_with("E=~/.asdf/shims/elixir; "));
+    }
+
+    #[test]
+    fn the_check_launcher_is_quoted_the_same_way() {
+        let cmd = check_command("/usr/bin/elixir").unwrap();
+        let inner = cmd
+            .strip_prefix("exec sh -c '")
+            .unwrap()
+            .strip_suffix('\'')
+            .unwrap();
+        assert!(!inner.contains('\''));
+        assert!(inner.starts_with("E=/usr/bin/elixir; echo mix-remote:connected; "));
+        assert!(check_command("$(id)").is_err());
     }
 
     #[test]

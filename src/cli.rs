@@ -1,8 +1,12 @@
-//! Command-line interface: flags, help text and exit codes.
+//! Command-line interface: flags, help text and exit codes. A flag beats its `MIX_REMOTE_*`
+//! environment variable (clap merges the two); both beat mix-remote.yaml (see `config.rs`).
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::Section;
 
 /// Run a function of a compiled Mix project on a server reached only by SSH.
 #[derive(Debug, Parser)]
@@ -17,50 +21,332 @@ pub struct Cli {
     /// Show what the tool does: ssh commands, tunnels, modules pushed.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// The configuration file [default: mix-remote.yaml in the current directory or a parent].
+    #[arg(long, global = true, value_name = "FILE", env = "MIX_REMOTE_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Push the closure of ENTRY to HOST and call it with the arguments after `--`.
+    /// Push the closure of ENTRY to the hosts and call it with the arguments after `--`.
     #[command(after_help = "Examples:\n  \
         mix-remote run MyApp.Worker.process --host deploy@db-1 -- 42 '\"batch-7\"'\n  \
-        mix-remote run :my_erl_mod.check --host ops@10.0.0.5 --env prod\n\n\
-        Exit codes: 0 returned, 1 the function raised/threw/exited, 2 bad input,\n\
-        3 could not connect, boot or load, 4 timeout, 130 interrupted.")]
+        mix-remote run :my_erl_mod.check --host ops@10.0.0.5 --env prod\n  \
+        mix-remote run MyApp.Smoke.check --group web --expect ok --parallel 4\n  \
+        mix-remote run --group web --json    # entry from mix-remote.yaml\n\n\
+        Exit codes: 0 returned, 1 the function raised/threw/exited (or, with --expect ok,\n\
+        returned something else), 2 bad input, 3 could not connect, boot or load, 4 timeout,\n\
+        130 interrupted. With several hosts: the highest code of any host.")]
     Run(RunArgs),
+    /// Show what `run` would push for ENTRY, in push order, with sizes and why each module is
+    /// needed. Reads the build only: no SSH, no server.
+    #[command(after_help = "Examples:\n  \
+        mix-remote plan MyApp.Worker.process\n  \
+        mix-remote plan MyApp.Worker.process --include MyApp.Notifiers.Slack --json | jq .module")]
+    Plan(PlanArgs),
+    /// Print the project's module dependency graph (or ENTRY's closure) as Graphviz DOT or JSON.
+    #[command(after_help = "Examples:\n  \
+        mix-remote graph | dot -Tsvg > graph.svg\n  \
+        mix-remote graph MyApp.Worker.process --format json")]
+    Graph(GraphArgs),
+    /// Preflight: can `run` work on these hosts? Runs nothing of the project.
+    #[command(after_help = "Examples:\n  \
+        mix-remote check --host deploy@db-1\n  \
+        mix-remote check --group web --json\n\n\
+        Checks per host: SSH reachable and login works, host key known, the two reverse\n\
+        forwards allowed, elixir found, and its OTP and Elixir versions.\n\
+        Exit codes: 0 every host is ready, 2 bad input, 3 some host is not ready.")]
+    Check(CheckArgs),
+    /// Write a commented mix-remote.yaml and show (or append) a Makefile target.
+    #[command(after_help = "Examples:\n  \
+        mix-remote init --host deploy@web-1 --host deploy@web-2 --entry MyApp.Smoke.check\n  \
+        mix-remote init --makefile          # also append the target to ./Makefile\n  \
+        mix-remote init --force             # overwrite an existing mix-remote.yaml")]
+    Init(InitArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:\n  \
+        mix-remote completions bash > ~/.local/share/bash-completion/completions/mix-remote\n  \
+        mix-remote completions zsh > ~/.zfunc/_mix-remote\n  \
+        mix-remote completions fish > ~/.config/fish/completions/mix-remote.fish")]
+    Completions(CompletionsArgs),
+}
+
+/// Where the compiled project is and what to add to the closure, for `run`, `plan` and `graph`;
+/// each flag overrides mix-remote.yaml.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The Mix project directory [default: the directory of mix-remote.yaml, else .].
+    #[arg(long, value_name = "DIR", env = "MIX_REMOTE_PROJECT")]
+    pub project: Option<PathBuf>,
+    /// The Mix environment whose build to read (`_build/<ENV>`), also `config_env()` for the
+    /// project's config files [default: $MIX_ENV, else `mix_env` of mix-remote.yaml, else dev].
+    #[arg(long, value_name = "ENV", env = "MIX_REMOTE_ENV")]
+    pub env: Option<String>,
+    /// Also push MODULE and its closure (repeatable): for modules no static analysis can see,
+    /// such as one named only in config or built with Module.concat [default: `include` of
+    /// mix-remote.yaml].
+    #[arg(long = "include", value_name = "MODULE")]
+    pub include: Vec<String>,
+}
+
+impl BuildArgs {
+    /// These flags (and `MIX_ENV`) as the most important layer of settings.
+    pub fn layer(&self) -> Section {
+        Section {
+            mix_env: self
+                .env
+                .clone()
+                .or_else(|| std::env::var("MIX_ENV").ok().filter(|e| !e.is_empty())),
+            include: (!self.include.is_empty()).then(|| self.include.clone()),
+            ..Section::default()
+        }
+    }
+}
+
+/// Flags of `mix-remote plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Entry function: `MyApp.Worker.process` or `:erlang_module.function`.
+    pub entry: String,
+    /// The build to read and the modules to add.
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Print newline-delimited JSON objects instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Output formats of `mix-remote graph`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    /// Graphviz DOT, one cluster per application.
+    Dot,
+    /// One JSON object with `nodes` and `edges`.
+    Json,
+}
+
+/// Flags of `mix-remote graph`.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Show only this entry function's closure (default: the whole project).
+    pub entry: Option<String>,
+    /// The build to read and the modules to add.
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    pub format: GraphFormat,
+}
+
+/// Which hosts: `--host` and `--group`, and how many at once.
+#[derive(Debug, Args)]
+pub struct Hosts {
+    /// SSH destination `[USER@]HOST` (anything ssh accepts), or a host of mix-remote.yaml;
+    /// repeatable.
+    #[arg(
+        long = "host",
+        value_name = "HOST",
+        env = "MIX_REMOTE_HOST",
+        value_delimiter = ','
+    )]
+    pub hosts: Vec<String>,
+    /// Every host of this group of mix-remote.yaml; repeatable.
+    #[arg(
+        long = "group",
+        value_name = "NAME",
+        env = "MIX_REMOTE_GROUP",
+        value_delimiter = ','
+    )]
+    pub groups: Vec<String>,
+    /// How many hosts to work on at once [default: all of them, at most 64].
+    #[arg(long, value_name = "K", env = "MIX_REMOTE_PARALLEL")]
+    pub parallel: Option<NonZeroUsize>,
+}
+
+/// How to reach a host and run elixir there; each flag overrides mix-remote.yaml for every host.
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// The `elixir` executable on the remote host [default: elixir, found on the login PATH].
+    #[arg(long, value_name = "PATH", env = "MIX_REMOTE_ELIXIR")]
+    pub elixir: Option<String>,
+    /// ssh_config file to use instead of ~/.ssh/config (passed to ssh as -F).
+    #[arg(
+        short = 'F',
+        long = "ssh-config",
+        value_name = "FILE",
+        env = "MIX_REMOTE_SSH_CONFIG"
+    )]
+    pub ssh_config: Option<PathBuf>,
+    /// Extra ssh option, as for `ssh -o` (repeatable), e.g. -o Port=2222.
+    #[arg(short = 'o', long = "ssh-option", value_name = "OPTION")]
+    pub ssh_options: Vec<String>,
+    /// Seconds to wait for the SSH connection [default: 30].
+    #[arg(long, value_name = "SECS", env = "MIX_REMOTE_CONNECT_TIMEOUT")]
+    pub connect_timeout: Option<u64>,
+    /// Seconds to wait for the remote node to boot and for the code to load [default: 60].
+    #[arg(long, value_name = "SECS", env = "MIX_REMOTE_BOOT_TIMEOUT")]
+    pub boot_timeout: Option<u64>,
+}
+
+impl Connection {
+    /// These flags as the most important layer of settings.
+    pub fn layer(&self) -> Section {
+        Section {
+            elixir: self.elixir.clone(),
+            ssh_config: self.ssh_config.clone(),
+            ssh_options: (!self.ssh_options.is_empty()).then(|| self.ssh_options.clone()),
+            connect_timeout: self.connect_timeout,
+            boot_timeout: self.boot_timeout,
+            ..Section::default()
+        }
+    }
+}
+
+/// What the result must be for the run to succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Expect {
+    /// The function must return `:ok`; anything else exits 1.
+    Ok,
 }
 
 /// Flags of `mix-remote run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Entry function: `MyApp.Worker.process` or `:erlang_module.function`.
-    pub entry: String,
-    /// SSH destination, `[user@]host` (anything ssh accepts, including ~/.ssh/config aliases).
-    #[arg(long, value_name = "[USER@]HOST")]
-    pub host: String,
-    /// The Mix project directory.
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub project: PathBuf,
-    /// The Mix environment whose build to read (`_build/<ENV>`).
-    #[arg(long, value_name = "ENV", env = "MIX_ENV", default_value = "dev")]
-    pub env: String,
-    /// The `elixir` executable on the remote host (default: found on the login PATH).
-    #[arg(long, value_name = "PATH", default_value = "elixir")]
-    pub elixir: String,
-    /// ssh_config file to use instead of ~/.ssh/config (passed to ssh as -F).
-    #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
-    pub ssh_config: Option<PathBuf>,
-    /// Extra ssh option, as for `ssh -o` (repeatable), e.g. -o Port=2222.
-    #[arg(short = 'o', long = "ssh-option", value_name = "OPTION")]
-    pub ssh_options: Vec<String>,
-    /// Seconds to wait for the SSH connection.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    pub connect_timeout: u64,
-    /// Seconds to wait for the remote node to boot and for the code to load.
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    pub boot_timeout: u64,
+    /// Entry function: `MyApp.Worker.process` or `:erlang_module.function` [default: `entry` of
+    /// mix-remote.yaml].
+    pub entry: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub hosts: Hosts,
+    /// Stop every other host as soon as one fails.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Newline-delimited JSON events on stdout instead of human output (schema in the README).
+    #[arg(long)]
+    pub json: bool,
+    /// Fail (exit 1) unless the function returns `:ok`: for smoke tests.
+    #[arg(long, value_enum, value_name = "RESULT")]
+    pub expect: Option<Expect>,
+    /// The build to read and the modules to add.
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Do not send the project's config/ files: the remote then runs with the applications'
+    /// `.app` env defaults only (config/*.exs are evaluated on the remote otherwise).
+    #[arg(long)]
+    pub no_app_config: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connection: Connection,
     /// Arguments of the function, each an Elixir literal: 42, "text", :atom, [1, 2], %{a: 1}, {1, 2}.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
+}
+
+impl RunArgs {
+    /// The flags (and environment) as the most important layer of settings.
+    pub fn layer(&self) -> Section {
+        let build = self.build.layer();
+        Section {
+            mix_env: build.mix_env,
+            entry: self.entry.clone(),
+            include: build.include,
+            ..self.connection.layer()
+        }
+    }
+}
+
+/// Flags of `mix-remote check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub hosts: Hosts,
+    /// Newline-delimited JSON events on stdout instead of the table (schema in the README).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connection: Connection,
+}
+
+/// Flags of `mix-remote init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// A host of the `servers` group of the new file (repeatable).
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// The default entry function of the new file, e.g. MyApp.Smoke.check.
+    #[arg(long, value_name = "ENTRY")]
+    pub entry: Option<String>,
+    /// Append the Makefile target to ./Makefile instead of printing it.
+    #[arg(long)]
+    pub makefile: bool,
+    /// Overwrite an existing mix-remote.yaml (and replace the target in the Makefile).
+    #[arg(long)]
+    pub force: bool,
+    /// The project directory to write into.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub project: PathBuf,
+}
+
+/// Flags of `mix-remote completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn plan_and_graph_leave_the_build_to_the_config_unless_flagged() {
+        let cli = Cli::try_parse_from(["mix-remote", "plan", "A.b", "--include", "C"]).unwrap();
+        let Command::Plan(plan) = cli.command else {
+            panic!("not plan")
+        };
+        assert_eq!((&plan.build.project, &plan.build.env), (&None, &None));
+        assert_eq!(plan.build.layer().include, Some(vec!["C".to_owned()]));
+        let cli = Cli::try_parse_from(["mix-remote", "graph", "--env", "prod"]).unwrap();
+        let Command::Graph(graph) = cli.command else {
+            panic!("not graph")
+        };
+        assert_eq!(graph.build.layer().mix_env.as_deref(), Some("prod"));
+        assert_eq!(graph.build.layer().include, None);
+    }
+
+    #[test]
+    fn hosts_and_groups_repeat_and_split_on_commas() {
+        let cli = Cli::try_parse_from([
+            "mix-remote",
+            "run",
+            "A.b",
+            "--host",
+            "a",
+            "--host",
+            "b,c",
+            "--group",
+            "web",
+        ])
+        .unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(run.hosts.hosts, ["a", "b", "c"]);
+        assert_eq!(run.hosts.groups, ["web"]);
+        assert_eq!(
+            run.layer().connect_timeout,
+            None,
+            "no built-in default here"
+        );
+    }
 }

@@ -27,6 +27,17 @@ pub enum EntryError {
         "module {0} is not in this project's _build (is the project compiled, and the name right?)"
     )]
     UnknownModule(String),
+    /// No exported function of that name, whatever the arity.
+    #[error("{shown} is not exported by {module}")]
+    NoSuchFunction {
+        /// `MyApp.Worker.process`.
+        shown: String,
+        /// The module, as users write it.
+        module: String,
+    },
+    /// A module given to `--include` is malformed or not in the build.
+    #[error("--include {0}: {1}")]
+    Include(String, &'static str),
     /// No exported function of that name and arity.
     #[error("{shown}/{arity} is not exported by {module}{hint}")]
     UnknownFunction {
@@ -39,6 +50,24 @@ pub enum EntryError {
         /// Arities that do exist, if any.
         hint: String,
     },
+}
+
+/// Parses a module as users write it, `MyApp.Worker` (Elixir alias) or `:erlang_mod`, into its
+/// atom (`Elixir.MyApp.Worker`, `erlang_mod`); `None` if it is neither.
+pub fn parse_module(text: &str) -> Option<String> {
+    if let Some(erl) = text.strip_prefix(':') {
+        let ok = !erl.is_empty()
+            && erl
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '.');
+        return ok.then(|| erl.to_owned());
+    }
+    let alias_ok = !text.is_empty()
+        && text.split('.').all(|part| {
+            part.starts_with(|c: char| c.is_ascii_uppercase())
+                && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+        });
+    alias_ok.then(|| format!("Elixir.{text}"))
 }
 
 impl Entry {
@@ -54,26 +83,7 @@ impl Entry {
         if function.is_empty() || !fn_ok || function.starts_with(|c: char| c.is_ascii_digit()) {
             return Err(syntax());
         }
-        let module = if let Some(erl) = module.strip_prefix(':') {
-            if erl.is_empty()
-                || !erl
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
-            {
-                return Err(syntax());
-            }
-            erl.to_owned()
-        } else {
-            let alias_ok = !module.is_empty()
-                && module.split('.').all(|part| {
-                    part.starts_with(|c: char| c.is_ascii_uppercase())
-                        && part.chars().all(|c| c.is_alphanumeric() || c == '_')
-                });
-            if !alias_ok {
-                return Err(syntax());
-            }
-            format!("Elixir.{module}")
-        };
+        let module = parse_module(module).ok_or_else(syntax)?;
         Ok(Entry {
             module,
             function: function.to_owned(),
@@ -123,16 +133,27 @@ impl Entry {
 pub enum Outcome {
     /// The function returned; its value as `inspect/2` shows it.
     Returned(String),
-    /// It raised, threw or exited; formatted as Elixir formats exceptions, with the stacktrace.
-    Raised(String),
+    /// It raised, threw or exited.
+    Raised {
+        /// Formatted as Elixir formats exceptions, with the stacktrace.
+        text: String,
+        /// For an `undef` of a module the remote does not have: that module's atom.
+        missing_module: Option<String>,
+    },
 }
 
 /// Calls the entry on the remote with `args`; output it prints reaches our IO server meanwhile.
-pub async fn invoke(node: &Node, entry: &Entry, args: Vec<Term>) -> Result<Outcome, CallError> {
+pub async fn invoke(
+    node: &Node,
+    entry: &Entry,
+    args: Vec<Term>,
+    setup: Term,
+) -> Result<Outcome, CallError> {
     let call_args = vec![
         atom(&entry.module),
         atom(&entry.function),
         List::from(args).into(),
+        setup,
     ];
     // The boot program runs it and formats the result (templates/boot.exs).
     let reply = node.request("run", call_args, None).await?;
@@ -144,16 +165,16 @@ pub async fn invoke(node: &Node, entry: &Entry, args: Vec<Term>) -> Result<Outco
         return Err(unexpected());
     };
     match t.elements.as_slice() {
-        [tag, Term::Binary(text)] => {
-            let text = String::from_utf8_lossy(&text.bytes).into_owned();
-            if is_atom(tag, "ok") {
-                Ok(Outcome::Returned(text))
-            } else if is_atom(tag, "raised") {
-                Ok(Outcome::Raised(text))
-            } else {
-                Err(unexpected())
-            }
-        }
+        [tag, Term::Binary(text)] if is_atom(tag, "ok") => Ok(Outcome::Returned(
+            String::from_utf8_lossy(&text.bytes).into_owned(),
+        )),
+        [tag, Term::Binary(text), missing] if is_atom(tag, "raised") => Ok(Outcome::Raised {
+            text: String::from_utf8_lossy(&text.bytes).into_owned(),
+            missing_module: match missing {
+                Term::Atom(a) if a.name != "nil" => Some(a.name.clone()),
+                _ => None,
+            },
+        }),
         _ => Err(unexpected()),
     }
 }
@@ -161,7 +182,6 @@ pub async fn invoke(node: &Node, entry: &Entry, args: Vec<Term>) -> Result<Outco
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     fn entry(module: &str, function: &str) -> Entry {
         Entry {
@@ -197,8 +217,7 @@ mod tests {
             name: "Elixir.A".into(),
             atoms: vec![],
             exports: vec![("run".into(), 1), ("run".into(), 2)],
-            path: PathBuf::new(),
-            bytes: vec![],
+            ..Beam::default()
         };
         let e = entry("Elixir.A", "run");
         assert!(e.check(Some(&beam), 2).is_ok());

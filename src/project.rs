@@ -1,7 +1,16 @@
 //! Finds the compiled modules of a Mix project: `_build/<env>/lib/*/ebin/*.beam`.
 //!
-//! Everything under `_build` is the project's own code or its dependencies; OTP and Elixir ship
-//! their modules elsewhere, so this set is exactly what may be pushed.
+//! Everything under `_build` is the project's own code or its dependencies (umbrella apps and path
+//! dependencies included); OTP and Elixir ship their modules elsewhere, so this set is exactly what
+//! may be pushed.
+//!
+//! Consolidated protocols: Mix writes consolidated copies of every protocol it sees, the project's
+//! and Elixir's own, to `_build/<env>/consolidated` (umbrella) or `_build/<env>/lib/<app>/consolidated`.
+//! A protocol the project defines is taken in its consolidated form, as `mix run` loads it: it
+//! dispatches straight to the implementations it lists, which the graph then pulls in. Elixir's own
+//! protocols (Enumerable, Inspect, String.Chars, ...) are never pushed: replacing them would change
+//! the remote Elixir's behaviour for everything else running there, so the remote keeps its own
+//! (unconsolidated) copies, which find the project's implementations among the loaded modules.
 
 use std::path::{Path, PathBuf};
 
@@ -39,35 +48,41 @@ pub enum ProjectError {
     },
 }
 
-/// Reads only the module `name` (`Elixir.MyApp.Worker`), if the build has it: enough to check
-/// the entry before connecting, while the full [`scan`] runs alongside the connection.
-pub fn find(project: &Path, env: &str, name: &str) -> Result<Option<Beam>, ProjectError> {
-    let lib = lib_dir(project, env)?;
-    let file = format!("{name}.beam");
-    for app in walkdir::WalkDir::new(&lib).min_depth(1).max_depth(1) {
-        let app = app.map_err(|source| ProjectError::Walk {
-            path: lib.clone(),
-            source,
-        })?;
-        let path = app.path().join("ebin").join(&file);
-        if path.is_file() {
-            return Ok(Some(beam::read(&path)?));
+/// Replaces each protocol the project defines by its consolidated copy, if Mix wrote one; the
+/// umbrella-wide directory wins over an app's own.
+fn use_consolidated_protocols(beams: &mut [Beam], build: &Path) -> Result<(), ProjectError> {
+    let mut dirs = vec![build.join("consolidated")];
+    // The lib directory was just walked; an app vanishing meanwhile only means no copy from it.
+    if let Ok(apps) = std::fs::read_dir(build.join("lib")) {
+        let mut app_dirs: Vec<PathBuf> = apps
+            .filter_map(Result::ok)
+            .map(|app| app.path().join("consolidated"))
+            .collect();
+        app_dirs.sort();
+        dirs.extend(app_dirs);
+    }
+    let mut replaced = std::collections::HashSet::new();
+    for dir in dirs.iter().filter(|d| d.is_dir()) {
+        for beam in beams.iter_mut() {
+            if !beam.is_protocol || replaced.contains(&beam.name) {
+                continue;
+            }
+            let path = dir.join(format!("{}.beam", beam.name));
+            if path.is_file() {
+                *beam = beam::read(&path)?;
+                replaced.insert(beam.name.clone());
+            }
         }
     }
-    Ok(None)
-}
-
-fn lib_dir(project: &Path, env: &str) -> Result<PathBuf, ProjectError> {
-    let lib = project.join("_build").join(env).join("lib");
-    if !lib.is_dir() {
-        return Err(ProjectError::NoBuild(project.join("_build").join(env)));
-    }
-    Ok(lib)
+    Ok(())
 }
 
 /// Reads every module under `<project>/_build/<env>/lib/*/ebin`, sorted by name.
 pub fn scan(project: &Path, env: &str) -> Result<Vec<Beam>, ProjectError> {
-    let lib = lib_dir(project, env)?;
+    let lib = project.join("_build").join(env).join("lib");
+    if !lib.is_dir() {
+        return Err(ProjectError::NoBuild(project.join("_build").join(env)));
+    }
     let mut beams: Vec<Beam> = Vec::new();
     for entry in walkdir::WalkDir::new(&lib)
         .min_depth(3)
@@ -87,6 +102,7 @@ pub fn scan(project: &Path, env: &str) -> Result<Vec<Beam>, ProjectError> {
     if beams.is_empty() {
         return Err(ProjectError::Empty(project.join("_build").join(env)));
     }
+    use_consolidated_protocols(&mut beams, &project.join("_build").join(env))?;
     beams.sort_by(|a, b| a.name.cmp(&b.name));
     if let Some(pair) = beams.windows(2).find(|w| w[0].name == w[1].name) {
         return Err(ProjectError::Duplicate {

@@ -81,8 +81,8 @@ fn parse_remote(reply: &Term) -> Option<Remote> {
 /// What was pushed.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Pushed {
-    /// Modules sent and loaded.
-    pub modules: usize,
+    /// Modules sent and loaded (as atoms), in load order.
+    pub modules: Vec<String>,
     /// Bytes of code sent (compressed, as on the wire).
     pub bytes: usize,
     /// Modules of the closure the remote already had with the same MD5.
@@ -101,7 +101,7 @@ pub async fn push(
     let missing = missing(&modules, remote);
     if missing.is_empty() {
         return Ok(Pushed {
-            modules: 0,
+            modules: Vec::new(),
             bytes: 0,
             skipped: modules.len(),
         });
@@ -114,13 +114,13 @@ pub async fn push(
         &subset
     };
     let pushed = Pushed {
-        modules: missing.len(),
+        modules: missing.iter().map(|(beam, _)| beam.name.clone()).collect(),
         bytes: batch.len(),
         skipped: modules.len() - missing.len(),
     };
     let on_load: Vec<Term> = missing
         .iter()
-        .filter(|(beam, _)| has_on_load(beam))
+        .filter(|(beam, _)| beam.on_load)
         .map(|(beam, _)| atom(&beam.name))
         .collect();
     let args = vec![
@@ -141,12 +141,6 @@ fn missing<'m>(closure: &[(&'m Beam, &'m Wire)], remote: &Remote) -> Vec<(&'m Be
         .filter(|(beam, wire)| remote.loaded.get(&beam.name) != Some(&wire.md5))
         .copied()
         .collect()
-}
-
-/// Whether `beam` has an `-on_load` function, which atomic_load refuses. Not known from the
-/// file yet: the boot program learns it from atomic_load's refusal, within the same request.
-fn has_on_load(_beam: &Beam) -> bool {
-    false
 }
 
 /// The error for modules the loader refused, named as users write them.
@@ -214,10 +208,8 @@ mod tests {
     fn module(name: &str, md5: u8) -> (Beam, Wire) {
         let beam = Beam {
             name: name.into(),
-            atoms: vec![],
-            exports: vec![],
             path: format!("/b/{name}.beam").into(),
-            bytes: vec![],
+            ..Beam::default()
         };
         let wire = Wire {
             md5: [md5; 16],

@@ -1,24 +1,27 @@
-//! The `run` command: every stage of the data flow wired together, with teardown on every path.
-//!
-//! ssh master with the reverse forward to our node (meanwhile: scan -> closure -> wire form) ->
-//! boot -> the remote node connects back and handshakes -> what the remote has -> push -> call
-//! -> teardown. After the handshake a run makes three requests whatever the closure's size.
+//! The `run` command for one host: every stage of the data flow wired together, with teardown on
+//! every path. [`prepare`] does the local part once (scan -> plan -> application environment,
+//! then, in the background, the closure's wire form); [`run_host`] does the rest on one host
+//! (ssh master with the reverse forward to our node -> boot -> the remote node connects back and
+//! handshakes -> what the remote has -> push -> call -> teardown). After the handshake a run makes
+//! three requests whatever the closure's size. `fleet.rs` runs hosts concurrently.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use erl_dist::node::NodeName;
-use erl_dist::term::Term;
+use erl_dist::term::{Binary, Map, Term};
 use tokio::net::UnixListener;
 
+use crate::app_config::{AppConfig, AppConfigError};
 use crate::args::{self, LiteralError};
+use crate::beam::{Beam, BeamError};
 use crate::boot::{self, BootError};
-use crate::cli::RunArgs;
-use crate::graph::Graph;
+use crate::config::HostSettings;
+use crate::events::{Event, Stage};
 use crate::invoke::{self, Entry, EntryError, Outcome};
 use crate::node::{self, CallError, DistError, Node};
-use crate::project::{self, ProjectError};
+use crate::plan::{Plan, PlanError};
 use crate::push::{self, PushError};
 use crate::report::Reporter;
 use crate::ssh::{Master, SshError, Target};
@@ -41,12 +44,17 @@ const TEARDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Why a run could not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The project's build could not be read.
+    /// The project's build could not be read, or the entry or an included module is not in it.
     #[error(transparent)]
-    Project(#[from] ProjectError),
+    Plan(#[from] PlanError),
     /// The entry function is not callable.
     #[error(transparent)]
     Entry(#[from] EntryError),
+    /// No entry function was named, neither on the command line nor in the config.
+    #[error(
+        "no entry function: name one (mix-remote run MyApp.Module.function) or set `entry` in mix-remote.yaml"
+    )]
+    NoEntry,
     /// An argument is not a valid Elixir literal.
     #[error("argument {index} `{text}`: {error}")]
     Argument {
@@ -57,6 +65,9 @@ pub enum RunError {
         /// What is wrong.
         error: LiteralError,
     },
+    /// The project's config files could not be read.
+    #[error(transparent)]
+    AppConfig(#[from] AppConfigError),
     /// The boot command could not be built.
     #[error(transparent)]
     Boot(#[from] BootError),
@@ -72,6 +83,9 @@ pub enum RunError {
     /// Loading the closure failed.
     #[error(transparent)]
     Push(#[from] PushError),
+    /// A module of the closure could not be prepared for the wire.
+    #[error(transparent)]
+    Wire(#[from] Arc<BeamError>),
     /// A local socket could not be created.
     #[error("cannot create local socket {path}: {error}")]
     Socket {
@@ -98,9 +112,12 @@ impl RunError {
     /// The exit code for this failure.
     pub fn exit_code(&self) -> u8 {
         match self {
-            RunError::Project(_)
+            RunError::Plan(_)
             | RunError::Entry(_)
+            | RunError::NoEntry
             | RunError::Argument { .. }
+            | RunError::AppConfig(_)
+            | RunError::Wire(_)
             | RunError::Boot(_) => EXIT_USAGE,
             RunError::Timeout { .. } | RunError::Call(CallError::Timeout { .. }) => EXIT_TIMEOUT,
             _ => EXIT_CANNOT_RUN,
@@ -108,35 +125,8 @@ impl RunError {
     }
 }
 
-/// Runs the command and returns the process exit code; errors are reported on stderr.
-pub async fn main(args: RunArgs, report: Arc<Reporter>) -> u8 {
-    let outcome = tokio::select! {
-        outcome = run(&args, &report) => outcome,
-        () = interrupted() => {
-            // Dropping the run kills the ssh master; the remote node sees its stdin close and halts.
-            report.error("interrupted: remote node stopped, connection closed");
-            return EXIT_INTERRUPTED;
-        }
-    };
-    match outcome {
-        Ok(Outcome::Returned(value)) => {
-            report.output(format!("{value}\n").as_bytes());
-            0
-        }
-        Ok(Outcome::Raised(text)) => {
-            report.error(&format!("{} raised on {}:", args.entry, args.host));
-            eprintln!("{text}");
-            EXIT_RAISED
-        }
-        Err(e) => {
-            report.error(&e.to_string());
-            e.exit_code()
-        }
-    }
-}
-
 /// Resolves on SIGINT or SIGTERM.
-async fn interrupted() {
+pub async fn interrupted() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => drop(s.recv().await),
@@ -149,77 +139,168 @@ async fn interrupted() {
     }
 }
 
-async fn run(args: &RunArgs, report: &Arc<Reporter>) -> Result<Outcome, RunError> {
-    // Everything that can be checked quickly is checked before any connection is made: the entry
-    // against its own module's file; the rest of the build is read while SSH connects.
-    let entry = Entry::parse(&args.entry)?;
-    let call_args = parse_arguments(&args.args)?;
-    let remote_command = boot::remote_command(&args.elixir)?;
-    let entry_beam = project::find(&args.project, &args.env, &entry.module)?;
-    entry.check(entry_beam.as_ref(), call_args.len())?;
+/// What every host of a run shares, computed once before any connection.
+pub struct Job {
+    /// The entry function.
+    pub entry: Entry,
+    /// The project's graph with the entry and the included modules resolved: what to push.
+    pub plan: Plan,
+    /// The call's arguments.
+    pub args: Vec<Term>,
+    /// The application environment applied on the remote before the call.
+    pub setup: AppConfig,
+    /// The closure's wire form, prepared in the background while the hosts connect.
+    pub wire: WireForm,
+    /// How long reading `_build` and planning took, before any connection.
+    pub planned_in: Duration,
+}
 
+impl Job {
+    /// The modules to push: the entry's closure and the included modules', leaves first.
+    pub fn closure(&self) -> Vec<&Beam> {
+        self.plan.closure().iter().map(|m| m.beam).collect()
+    }
+}
+
+/// The build to read and what to send with the call, as resolved from flags and config.
+pub struct Build<'a> {
+    /// The Mix project directory.
+    pub project: &'a Path,
+    /// Which `_build/<ENV>` to read; also `config_env()` of the config files.
+    pub env: &'a str,
+    /// Modules pushed with the entry's closure.
+    pub include: &'a [String],
+    /// Send no `config/` files (`--no-app-config`).
+    pub skip_app_config: bool,
+}
+
+/// Checks everything that can be checked locally and computes the plan: the entry's syntax,
+/// the arguments, the build under `project/_build/env`, the entry's arity, the included modules;
+/// then collects the application environment of the pushed applications.
+pub fn prepare(
+    entry: Option<&str>,
+    arg_texts: &[String],
+    build: &Build,
+    report: &Reporter,
+) -> Result<Job, RunError> {
+    let entry = Entry::parse(entry.ok_or(RunError::NoEntry)?)?;
+    let call_args = parse_arguments(arg_texts)?;
+
+    let phase = report.phase(Stage::Scan, "scanning _build");
     let started = Instant::now();
-    let scan = tokio::task::spawn_blocking({
-        let (project, env, module) = (args.project.clone(), args.env.clone(), entry.module.clone());
-        move || scan(&project, &env, &module)
-    });
+    let plan = Plan::build(
+        build.project,
+        build.env,
+        &entry,
+        Some(call_args.len()),
+        build.include,
+    )?;
+    let closure: Vec<&Beam> = plan.closure().iter().map(|m| m.beam).collect();
+    let setup = AppConfig::collect(build.project, build.env, &closure, build.skip_app_config)?;
+    let bytes: usize = closure.iter().map(|b| b.bytes.len()).sum();
+    phase.done(format!(
+        "closure of {}: {} modules, {} KiB",
+        entry.shown(),
+        closure.len(),
+        bytes.div_ceil(1024)
+    ));
+    for beam in &closure {
+        report.verbose(&format!("closure: {}", push::display_module(&beam.name)));
+    }
+    let wire = WireForm::start(closure.into_iter().cloned().collect());
+    Ok(Job {
+        entry,
+        plan,
+        args: call_args,
+        setup,
+        wire,
+        planned_in: started.elapsed(),
+    })
+}
+
+/// What [`WireForm`] computes: the prepared closure and how long it took.
+type WireResult = Result<(Arc<Prepared>, Duration), Arc<BeamError>>;
+
+/// The closure's MD5s and compressed batch (`wire.rs`), computed on a thread of its own from the
+/// moment the plan is known, so that the work runs while SSH connects; every host waits on the
+/// same result.
+#[derive(Clone)]
+pub struct WireForm(tokio::sync::watch::Receiver<Option<WireResult>>);
+
+impl WireForm {
+    /// Starts preparing `closure` (in load order).
+    fn start(closure: Vec<Beam>) -> WireForm {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let refs: Vec<&Beam> = closure.iter().collect();
+            let result = wire::prepare_all(&refs)
+                .map(|prepared| (Arc::new(prepared), started.elapsed()))
+                .map_err(Arc::new);
+            let _ = tx.send(Some(result));
+        });
+        WireForm(rx)
+    }
+
+    /// The prepared closure, once ready, and how long the preparation took.
+    async fn get(&self) -> Result<(Arc<Prepared>, Duration), RunError> {
+        let mut rx = self.0.clone();
+        let ready = rx
+            .wait_for(Option::is_some)
+            .await
+            .expect("the preparing thread sends before it ends");
+        match ready.as_ref().expect("waited for Some") {
+            Ok(done) => Ok(done.clone()),
+            Err(e) => Err(RunError::Wire(Arc::clone(e))),
+        }
+    }
+}
+
+/// Runs `job` on one host: connects, boots, pushes, calls and tears down, whatever happens.
+pub async fn run_host(
+    job: &Job,
+    host: &HostSettings,
+    report: &Arc<Reporter>,
+) -> Result<Outcome, RunError> {
+    let remote_command = boot::remote_command(&host.elixir)?;
     let ids = Identities::fresh();
     // 0700 directory: the control socket and our node's socket are reachable by us alone.
-    let dir = tempfile::Builder::new()
-        .prefix("mix-remote-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .tempdir()
-        .map_err(|error| RunError::Socket {
-            path: std::env::temp_dir().display().to_string(),
-            error,
-        })?;
+    let dir = private_dir()?;
     let node_end = LocalEnd::bind(dir.path().join("node.sock"))?;
 
-    let target = Target {
-        host: args.host.clone(),
-        config: args.ssh_config.clone(),
-        options: args.ssh_options.clone(),
-    };
+    let started = Instant::now();
+    let phase = report.phase(Stage::Connect, format!("connecting to {}", host.address));
     let lines = Arc::clone(report);
-    let host = args.host.clone();
+    let name = host.name.clone();
     let mut master = Master::start(
-        &target,
+        &target(host),
         &dir.path().join("ctl"),
-        &node_end.path,
+        Some(&node_end.path),
         &remote_command,
-        move |line| lines.remote_line(&host, line),
+        move |line| lines.remote_line(&name, line),
         |note| report.verbose(&note),
     )?;
     let mut stats = Stats::default();
     let session = Session {
-        args,
+        host,
         report,
         ids: &ids,
         started,
     };
-    let result = session
-        .connect_and_call(&mut master, node_end, scan, &entry, call_args, &mut stats)
-        .await;
-    let phase = report.phase("stopping remote node");
+    let result = async {
+        let node = session
+            .connect_and_boot(&mut master, node_end, phase, &mut stats)
+            .await?;
+        session.push_and_call(&node, job, &mut stats).await
+    }
+    .await;
+    let phase = report.phase(Stage::Stop, "stopping remote node");
     let stopping = Instant::now();
     master.shutdown(TEARDOWN_GRACE).await;
     stats.teardown = Some(stopping.elapsed());
     drop(phase);
     report.verbose(&stats.line());
     result
-}
-
-/// Reads the build, computes the closure of `entry` and prepares it for the wire: the work that
-/// runs while SSH connects.
-fn scan(
-    project: &std::path::Path,
-    env: &str,
-    entry: &str,
-) -> Result<(Prepared, Duration), RunError> {
-    let started = Instant::now();
-    let graph = Graph::new(project::scan(project, env)?);
-    let prepared = wire::prepare_all(&graph.closure(entry)).map_err(ProjectError::Beam)?;
-    Ok((prepared, started.elapsed()))
 }
 
 /// How long each phase of a run took, for `-v` and the benchmark (`cargo xtask bench`).
@@ -237,10 +318,12 @@ struct Stats {
     call: Option<Duration>,
     /// Stopping the remote node and the connection.
     teardown: Option<Duration>,
-    /// Reading the build and preparing the closure, alongside the connection.
+    /// Reading `_build` and planning, before connecting (once for all hosts).
     scan: Option<Duration>,
-    /// How long the run waited for the scan after the handshake (0 when it was done before).
-    scan_wait: Option<Duration>,
+    /// Preparing the closure's wire form, alongside the connection (once for all hosts).
+    wire: Option<Duration>,
+    /// How long the run waited for the wire form after the handshake (0: it was ready before).
+    wire_wait: Option<Duration>,
     /// Requests to the remote node after the handshake.
     requests: Option<u32>,
     /// What the push sent.
@@ -259,7 +342,8 @@ impl Stats {
             ("call", self.call),
             ("teardown", self.teardown),
             ("scan", self.scan),
-            ("scan_wait", self.scan_wait),
+            ("wire", self.wire),
+            ("wire_wait", self.wire_wait),
         ];
         for (name, took) in phases {
             if let Some(took) = took {
@@ -272,10 +356,33 @@ impl Stats {
         if let Some(p) = &self.pushed {
             line += &format!(
                 " pushed_modules={} pushed_bytes={} skipped_modules={}",
-                p.modules, p.bytes, p.skipped
+                p.modules.len(),
+                p.bytes,
+                p.skipped
             );
         }
         line
+    }
+}
+
+/// A fresh 0700 temporary directory for a control socket and Unix sockets.
+pub fn private_dir() -> Result<tempfile::TempDir, RunError> {
+    tempfile::Builder::new()
+        .prefix("mix-remote-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .map_err(|error| RunError::Socket {
+            path: std::env::temp_dir().display().to_string(),
+            error,
+        })
+}
+
+/// Where and how ssh connects to `host`.
+pub fn target(host: &HostSettings) -> Target {
+    Target {
+        host: host.address.clone(),
+        config: host.ssh_config.clone(),
+        options: host.ssh_options.clone(),
     }
 }
 
@@ -312,7 +419,7 @@ impl Identities {
 
 /// The part of a run that happens on a live SSH connection.
 struct Session<'a> {
-    args: &'a RunArgs,
+    host: &'a HostSettings,
     report: &'a Arc<Reporter>,
     ids: &'a Identities,
     /// When the connection was started.
@@ -320,113 +427,16 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    async fn connect_and_call(
-        &self,
-        master: &mut Master,
-        node_end: LocalEnd,
-        scan: tokio::task::JoinHandle<Result<(Prepared, Duration), RunError>>,
-        entry: &Entry,
-        call_args: Vec<Term>,
-        stats: &mut Stats,
-    ) -> Result<Outcome, RunError> {
-        // Waiting on the scan only fails the run early; its result is taken when needed.
-        let scan = async {
-            scan.await
-                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-        };
-        tokio::pin!(scan);
-        let mut scanned = None;
-        let node = {
-            let boot = self.connect_and_boot(master, node_end, stats);
-            tokio::pin!(boot);
-            loop {
-                tokio::select! {
-                    node = &mut boot => break node?,
-                    result = &mut scan, if scanned.is_none() => {
-                        scanned = Some(self.scanned(result?, entry));
-                    }
-                }
-            }
-        };
-        let pushing = Instant::now();
-        let phase = self.report.phase("pushing");
-        let limit = Duration::from_secs(self.args.boot_timeout);
-        // The scan is normally done by now; if not, the run waits for it here, and says so.
-        let (remote, scan) = tokio::join!(push::remote(&node, limit), async {
-            if let Some(done) = scanned {
-                return Ok((done, Duration::ZERO));
-            }
-            let waiting = Instant::now();
-            let done = self.scanned(scan.await?, entry);
-            Ok::<_, RunError>((done, waiting.elapsed()))
-        });
-        let (remote, ((closure, scan_took), scan_wait)) = (remote?, scan?);
-        stats.scan = Some(scan_took);
-        stats.scan_wait = Some(scan_wait);
-        self.report.verbose(&format!(
-            "remote: OTP {}, ERTS {}, Elixir {}, {} modules loaded",
-            remote.otp_release,
-            remote.erts,
-            remote.elixir,
-            remote.loaded.len()
-        ));
-        let pushed = push::push(&node, &closure, &remote, limit).await?;
-        stats.push = Some(pushing.elapsed());
-        phase.done(format!(
-            "pushed {} modules ({} KiB){}",
-            pushed.modules,
-            pushed.bytes.div_ceil(1024),
-            match pushed.skipped {
-                0 => String::new(),
-                n => format!(", {n} already there"),
-            }
-        ));
-        stats.pushed = Some(pushed);
-
-        let calling = Instant::now();
-        let phase = self.report.phase(format!("calling {}", entry.shown()));
-        let outcome = invoke::invoke(&node, entry, call_args).await;
-        stats.call = Some(calling.elapsed());
-        stats.requests = Some(node.requests());
-        node.disconnect();
-        let outcome = outcome?;
-        phase.done(format!("{} finished", entry.shown()));
-        Ok(outcome)
-    }
-
-    /// Reports a finished scan; passes its result on.
-    fn scanned(
-        &self,
-        (closure, took): (Prepared, Duration),
-        entry: &Entry,
-    ) -> (Prepared, Duration) {
-        let bytes: usize = closure.modules.iter().map(|(b, _)| b.bytes.len()).sum();
-        self.report.done(
-            format!(
-                "closure of {}: {} modules, {} KiB",
-                entry.shown(),
-                closure.modules.len(),
-                bytes.div_ceil(1024)
-            ),
-            took,
-        );
-        for (beam, _) in &closure.modules {
-            self.report
-                .verbose(&format!("closure: {}", push::display_module(&beam.name)));
-        }
-        (closure, took)
-    }
-
-    /// Connects, boots the remote node and waits for it to connect back: the handshake with the
-    /// run's cookie is the readiness signal, no sleeps, no polling.
+    /// Waits for the connection, boots the remote node and waits for it to connect back: the
+    /// handshake with the run's cookie is the readiness signal, no sleeps, no polling.
     async fn connect_and_boot(
         &self,
         master: &mut Master,
         node_end: LocalEnd,
+        phase: crate::report::Phase,
         stats: &mut Stats,
     ) -> Result<Arc<Node>, RunError> {
-        let host = &self.args.host;
-        let phase = self.report.phase(format!("connecting to {host}"));
+        let host = &self.host.address;
         let connecting = async {
             // The forward is granted as the session opens; the boot input can go at once, and
             // ssh hands it to the session when it runs.
@@ -446,7 +456,7 @@ impl Session<'_> {
             Ok::<_, RunError>((port, port_at, Instant::now()))
         };
         let (port, port_at, connected_at) = timeout(
-            Duration::from_secs(self.args.connect_timeout),
+            Duration::from_secs(self.host.connect_timeout),
             connecting,
             "connecting",
             host,
@@ -462,7 +472,8 @@ impl Session<'_> {
         ));
 
         let booting = Instant::now();
-        let phase = self.report.phase("booting remote node");
+        let boot_limit = Duration::from_secs(self.host.boot_timeout);
+        let phase = self.report.phase(Stage::Boot, "booting remote node");
         let log = Arc::clone(self.report);
         let remote = self.ids.remote.to_string();
         let accept = Node::accept(
@@ -481,7 +492,7 @@ impl Session<'_> {
             }
         };
         let (node, io_requests) = timeout(
-            Duration::from_secs(self.args.boot_timeout),
+            boot_limit,
             connected,
             "booting the remote node",
             host,
@@ -495,8 +506,97 @@ impl Session<'_> {
             io_requests,
             Arc::new(move |b: &[u8]| out.output(b)),
         ));
+        self.set_remote_env(&node, boot_limit).await?;
         phase.done(format!("remote node {} up", self.ids.remote));
         Ok(node)
+    }
+
+    /// Learns what the remote has, loads what it lacks, calls the entry.
+    async fn push_and_call(
+        &self,
+        node: &Node,
+        job: &Job,
+        stats: &mut Stats,
+    ) -> Result<Outcome, RunError> {
+        let limit = Duration::from_secs(self.host.boot_timeout);
+        let pushing = Instant::now();
+        let phase = self.report.phase(Stage::Push, "pushing");
+        // The wire form is normally ready by now; if not, the run waits for it here, and says so.
+        let (remote, wire) = tokio::join!(push::remote(node, limit), async {
+            let waiting = Instant::now();
+            let wire = job.wire.get().await;
+            (wire, waiting.elapsed())
+        });
+        let (remote, ((prepared, took), waited)) = (remote?, (wire.0?, wire.1));
+        stats.scan = Some(job.planned_in);
+        stats.wire = Some(took);
+        stats.wire_wait = Some(waited);
+        self.report.verbose(&format!(
+            "remote: OTP {}, ERTS {}, Elixir {}, {} modules loaded",
+            remote.otp_release,
+            remote.erts,
+            remote.elixir,
+            remote.loaded.len()
+        ));
+        let pushed = push::push(node, &prepared, &remote, limit).await?;
+        stats.push = Some(pushing.elapsed());
+        phase.done(format!(
+            "pushed {} modules ({} KiB){}",
+            pushed.modules.len(),
+            pushed.bytes.div_ceil(1024),
+            match pushed.skipped {
+                0 => String::new(),
+                n => format!(", {n} already there"),
+            }
+        ));
+        for (beam, wire) in &prepared.modules {
+            if pushed.modules.contains(&beam.name) {
+                self.report.event(Event::ModulePushed {
+                    host: self.host.name.clone(),
+                    module: push::display_module(&beam.name),
+                    bytes: wire.bytes.len(),
+                });
+            }
+        }
+        stats.pushed = Some(pushed);
+
+        let entry = &job.entry;
+        let calling = Instant::now();
+        let phase = self
+            .report
+            .phase(Stage::Call, format!("calling {}", entry.shown()));
+        let outcome = invoke::invoke(node, entry, job.args.clone(), job.setup.to_term()).await;
+        stats.call = Some(calling.elapsed());
+        stats.requests = Some(node.requests());
+        // Closing the connection first halts the node (it goes when the tool's node does) and
+        // leaves the master no forwarded channel to wait for: a shorter teardown.
+        node.disconnect();
+        let outcome = outcome?;
+        phase.done(format!("{} finished", entry.shown()));
+        Ok(outcome)
+    }
+}
+
+impl Session<'_> {
+    /// Sets the host's `remote_env` in the node with one `System.put_env/1` call. Only the names
+    /// are ever shown: values may be secrets.
+    async fn set_remote_env(&self, node: &Node, limit: Duration) -> Result<(), RunError> {
+        let vars = &self.host.remote_env;
+        if vars.is_empty() {
+            return Ok(());
+        }
+        let binary = |s: &String| Term::from(Binary::from(s.as_bytes()));
+        let map: Map = vars
+            .iter()
+            .map(|(k, v)| (binary(k), binary(v)))
+            .collect::<std::collections::HashMap<_, _>>()
+            .into();
+        node.call("Elixir.System", "put_env", vec![map.into()], Some(limit))
+            .await?;
+        let names: Vec<&str> = vars.keys().map(String::as_str).collect();
+        self.report
+            .verbose(&format!("remote environment: {}", names.join(", ")));
+        Ok(())
     }
 }
 

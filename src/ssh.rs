@@ -23,6 +23,8 @@ use tokio::sync::mpsc;
 const STDERR_TAIL: usize = 8;
 /// How ssh reports the port the server allocated for a `-R 127.0.0.1:0:...` forward.
 const ALLOCATED: &str = "Allocated port ";
+/// How long an ended session's last stderr lines may take to be read, after ssh has exited.
+const STDERR_DRAIN: Duration = Duration::from_secs(2);
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -101,6 +103,8 @@ pub struct Master {
     markers: mpsc::UnboundedReceiver<String>,
     allocated: mpsc::UnboundedReceiver<u16>,
     stderr: Arc<Mutex<VecDeque<String>>>,
+    /// The task reading stderr: ssh's explanation may still be in the pipe when ssh has exited.
+    stderr_reader: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Lines the boot session prints for us start with this; everything else is the node's output.
@@ -108,13 +112,14 @@ pub const MARKER: &str = "mix-remote:";
 
 impl Master {
     /// Connects to `target`, running `remote_command` as the master's session, with a reverse
-    /// forward from a port the server allocates on its 127.0.0.1 to the local Unix socket
-    /// `forward` ([`Master::forwarded_port`] tells which). Lines the session prints that are
-    /// not ours (the node's own stdout and stderr) go to `output`.
+    /// forward, if `forward` names a local Unix socket, from a port the server allocates on its
+    /// 127.0.0.1 to that socket ([`Master::forwarded_port`] tells which): requested with the
+    /// connection, it costs no round trip of its own. Lines the session prints that are not ours
+    /// (the node's own stdout and stderr) go to `output`.
     pub fn start(
         target: &Target,
         control: &Path,
-        forward: &Path,
+        forward: Option<&Path>,
         remote_command: &str,
         output: impl Fn(&str) + Send + Sync + 'static,
         log: impl Fn(String),
@@ -123,12 +128,14 @@ impl Master {
         cmd.args(["-M", "-S"])
             .arg(control)
             .args(["-o", "ControlMaster=yes", "-o", "ControlPersist=no"])
-            .args(["-o", "ExitOnForwardFailure=yes", "-T"])
-            .arg("-R")
-            .arg(format!("127.0.0.1:0:{}", forward.display()));
-        // ssh keeps the first value it is given: ours, unless the user asked for more detail.
-        if !verbose_log_level(&target.options) {
-            cmd.args(["-o", "LogLevel=INFO"]);
+            .args(["-o", "ExitOnForwardFailure=yes", "-T"]);
+        if let Some(socket) = forward {
+            cmd.arg("-R")
+                .arg(format!("127.0.0.1:0:{}", socket.display()));
+            // ssh keeps the first value it is given: ours, unless the user asked for more detail.
+            if !verbose_log_level(&target.options) {
+                cmd.args(["-o", "LogLevel=INFO"]);
+            }
         }
         add_target_options(&mut cmd, target);
         cmd.arg("--").arg(&target.host).arg(remote_command);
@@ -154,9 +161,10 @@ impl Master {
                 }
             }));
         }
+        let mut stderr_reader = None;
         if let Some(err) = child.stderr.take() {
             let tail = Arc::clone(&stderr);
-            tokio::spawn(each_line(err, move |line| {
+            stderr_reader = Some(tokio::spawn(each_line(err, move |line| {
                 if let Some(port) = allocated_port(&line) {
                     let _ = port_tx.send(port);
                     return;
@@ -167,7 +175,7 @@ impl Master {
                     tail.pop_front();
                 }
                 tail.push_back(line);
-            }));
+            })));
         }
         Ok(Master {
             child,
@@ -177,6 +185,7 @@ impl Master {
             markers,
             allocated,
             stderr,
+            stderr_reader,
         })
     }
 
@@ -215,6 +224,9 @@ impl Master {
 
     async fn ended(&mut self, what: &'static str) -> SshError {
         let status = self.child.wait().await.ok().and_then(|s| s.code());
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = tokio::time::timeout(STDERR_DRAIN, reader).await;
+        }
         let tail = self.stderr.lock().expect("stderr lock poisoned").clone();
         let host = self.target.host.clone();
         if status == Some(255) {
@@ -230,6 +242,39 @@ impl Master {
             let said = tail.into_iter().collect::<Vec<_>>().join(" | ");
             SshError::Ended { what, host, said }
         }
+    }
+
+    /// Adds remote forwards `127.0.0.1:<allocated> -> local Unix socket` to a running master
+    /// (what `check` asks, to tell a refused forward from the rest), one per path, and
+    /// returns the ports the server allocated, in the same order.
+    pub async fn forward_remote(&self, sockets: &[&Path]) -> Result<Vec<u16>, SshError> {
+        let mut cmd = self.control_command("forward");
+        for socket in sockets {
+            cmd.arg("-R")
+                .arg(format!("127.0.0.1:0:{}", socket.display()));
+        }
+        let out = self
+            .run_control(cmd)
+            .await
+            .map_err(|said| SshError::Forward {
+                host: self.target.host.clone(),
+                said,
+            })?;
+        let ports: Vec<u16> = out
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        if ports.len() != sockets.len() {
+            return Err(SshError::Forward {
+                host: self.target.host.clone(),
+                said: format!(
+                    "expected {} allocated ports, got `{}`",
+                    sockets.len(),
+                    out.trim()
+                ),
+            });
+        }
+        Ok(ports)
     }
 
     /// Writes `bytes` to the boot session's stdin.
@@ -279,7 +324,15 @@ impl Master {
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+            // One line: ssh may repeat itself over several.
+            let mut lines: Vec<&str> = Vec::new();
+            let text = String::from_utf8_lossy(&out.stderr);
+            for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                if !lines.contains(&line) {
+                    lines.push(line);
+                }
+            }
+            Err(lines.join(" | "))
         }
     }
 }

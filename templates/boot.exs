@@ -24,13 +24,75 @@ user_frames = fn stack ->
   stack |> Enum.reverse() |> Enum.drop_while(&(elem(&1, 0) == :erl_eval)) |> Enum.reverse()
 end
 
-# Runs the entry; the result already formatted as `inspect/2` shows it, or the failure formatted
-# as Elixir formats it.
-call = fn module, function, args ->
+# For an `undef` of a module the node does not have: that module (so the tool can name the flag).
+missing_module = fn
+  :error, :undef, [{module, _, _, _} | _] -> if :code.is_loaded(module), do: nil, else: module
+  _kind, _reason, _stack -> nil
+end
+
+load_app_spec = fn text ->
+  {:ok, tokens, _} = :erl_scan.string(String.to_charlist(text))
+  {:ok, spec} = :erl_parse.parse_term(tokens)
+
+  case :application.load(spec) do
+    :ok -> :ok
+    {:error, {:already_loaded, _}} -> :ok
+    {:error, reason} -> raise "cannot load application spec: #{inspect(reason)}"
+  end
+end
+
+read_config = fn path, opts ->
+  if File.regular?(path), do: Config.Reader.read!(path, opts), else: []
+end
+
+# A fresh directory only this user can read, for the config files while they are evaluated;
+# `File.mkdir!` fails rather than reuse anything already there.
+private_dir = fn ->
+  name =
+    "mix-remote-config-#{System.unique_integer([:positive])}-#{:rand.uniform(1_000_000_000_000)}"
+
+  dir = Path.join(System.tmp_dir!(), name)
+  File.mkdir!(dir)
+  File.chmod!(dir, 0o700)
+  dir
+end
+
+# Applies the project's application environment (`setup`, see src/app_config.rs) as `mix run`
+# would.
+configure = fn %{apps: apps, config: files, env: env} ->
+  Enum.each(apps, load_app_spec)
+
+  if files != [] do
+    config_env = String.to_atom(env)
+    dir = private_dir.()
+
+    try do
+      for {path, contents} <- files do
+        target = Path.join(dir, path)
+        File.mkdir_p!(Path.dirname(target))
+        File.write!(target, contents)
+      end
+
+      opts = [env: config_env, target: :host]
+      config = read_config.(Path.join(dir, "config/config.exs"), opts)
+      runtime = read_config.(Path.join(dir, "config/runtime.exs"), opts)
+      Application.put_all_env(Config.Reader.merge(config, runtime), persistent: true)
+    after
+      File.rm_rf(dir)
+    end
+  end
+end
+
+# Runs the entry after applying `setup`; the result already formatted as `inspect/2` shows it, or
+# the failure formatted as Elixir formats it, with the missing module of an `undef`.
+call = fn module, function, args, setup ->
   try do
+    configure.(setup)
     {:ok, inspect(apply(module, function, args), limit: :infinity, printable_limit: :infinity)}
   catch
-    kind, reason -> {:raised, Exception.format(kind, reason, user_frames.(__STACKTRACE__))}
+    kind, reason ->
+      stack = user_frames.(__STACKTRACE__)
+      {:raised, Exception.format(kind, reason, stack), missing_module.(kind, reason, stack)}
   end
 end
 
@@ -76,12 +138,13 @@ ops = %{
   load: fn batch, on_load -> load.(:erlang.binary_to_term(batch), on_load, load) end,
   # The entry runs in a monitored process of its own, so a linked process that crashes it is
   # reported like a raise.
-  run: fn module, function, args ->
-    {_pid, ref} = spawn_monitor(fn -> exit({:mix_remote, call.(module, function, args)}) end)
+  run: fn module, function, args, setup ->
+    {_pid, ref} =
+      spawn_monitor(fn -> exit({:mix_remote, call.(module, function, args, setup)}) end)
 
     receive do
       {:DOWN, ^ref, :process, _, {:mix_remote, result}} -> result
-      {:DOWN, ^ref, :process, _, reason} -> {:raised, Exception.format(:exit, reason, [])}
+      {:DOWN, ^ref, :process, _, reason} -> {:raised, Exception.format(:exit, reason, []), nil}
     end
   end
 }

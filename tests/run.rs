@@ -476,6 +476,6 @@ fn through_a_firewalled_namespace_host_distribution_travels_only_inside_ssh() {
     }
     assert!(
         listeners.lines().count() >= 3,
-        "expected sshd and two tunnels: {listeners}"
+        "expected sshd (two ports) and the tunnel: {listeners}"
     );
 }

@@ -10,9 +10,15 @@
 //!   pair (169.254.X.1/30 host side, 169.254.X.2/30 namespace side), with an
 //!   nftables firewall that only lets TCP/22 in; the server also listens on
 //!   2222, which the firewall blocks ([`Sshd::blocked_addr`]).
+//! - [`Sshd::builder`] starts a loopback server with options, e.g.
+//!   `AllowTcpForwarding no` for tests of a server that refuses forwards.
 //! - [`Sshd::session_processes`] lists what the sessions started, so tests
 //!   can prove that nothing is left behind on the "remote" side.
 //! - [`compiled_fixture`] compiles a Mix project of `fixtures/` once.
+//! - [`Chroot`] (root only) brings another OTP and Elixir: a Debian chroot as
+//!   the remote host's `elixir` (through `--elixir`), or as the machine that
+//!   compiled a fixture.
+//! - [`run_within`] runs a command under a time limit and kills it if the test panics.
 //!
 //! Readiness is awaited by events (sshd's "Server listening on" lines), never
 //! by sleeping. Nothing uses a fixed port or name, so tests may run in
@@ -34,14 +40,18 @@
 //! assert_eq!(out.stdout, b"hello\n");
 //! ```
 
+mod chroot;
+mod command;
 mod fixture;
 mod netns;
 mod procs;
 mod sshd;
 
+pub use chroot::{Chroot, ChrootProject};
+pub use command::{Finished, run_within};
 pub use fixture::compiled_fixture;
 pub use procs::Proc;
-pub use sshd::Sshd;
+pub use sshd::{Builder, Sshd};
 
 /// True when running as root (netns tests possible).
 pub fn is_root() -> bool {

@@ -77,7 +77,19 @@ impl Sshd {
 
     /// Like [`Sshd::start`], with an error message instead of a panic.
     pub fn try_start() -> Result<Sshd, String> {
-        let setup = Setup::new()?;
+        Sshd::builder().try_start()
+    }
+
+    /// Options for a loopback server that differs from [`Sshd::start`]'s.
+    pub fn builder() -> Builder {
+        Builder {
+            tcp_forwarding: true,
+        }
+    }
+
+    fn try_start_with(options: &Builder) -> Result<Sshd, String> {
+        let mut setup = Setup::new()?;
+        setup.tcp_forwarding = options.tcp_forwarding;
         let mut last_error = String::new();
         for _ in 0..20 {
             let port = free_port()?;
@@ -230,6 +242,31 @@ impl Drop for Sshd {
     }
 }
 
+/// A loopback server with options: `Sshd::builder().tcp_forwarding(false).start()`.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    tcp_forwarding: bool,
+}
+
+impl Builder {
+    /// `AllowTcpForwarding yes` (the default) or `no`: a server that refuses port forwards.
+    pub fn tcp_forwarding(mut self, allow: bool) -> Builder {
+        self.tcp_forwarding = allow;
+        self
+    }
+
+    /// Starts the server; panics if it cannot, like [`Sshd::start`].
+    pub fn start(self) -> Sshd {
+        self.try_start()
+            .unwrap_or_else(|e| panic!("testkit: cannot start sshd: {e}"))
+    }
+
+    /// Starts the server, with an error message instead of a panic.
+    pub fn try_start(self) -> Result<Sshd, String> {
+        Sshd::try_start_with(&self)
+    }
+}
+
 /// Why a start attempt failed.
 enum Failure {
     /// The port was taken by the time sshd bound it: worth another port.
@@ -243,6 +280,8 @@ struct Setup {
     user: String,
     tag: String,
     host_key_pub: String,
+    /// `AllowTcpForwarding`.
+    tcp_forwarding: bool,
 }
 
 impl Setup {
@@ -278,6 +317,7 @@ impl Setup {
             user,
             tag,
             host_key_pub,
+            tcp_forwarding: true,
         })
     }
 
@@ -380,7 +420,6 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 PubkeyAuthentication yes
 PermitRootLogin prohibit-password
-AllowTcpForwarding yes
 AllowStreamLocalForwarding yes
 StreamLocalBindUnlink yes
 AllowAgentForwarding no
@@ -395,6 +434,11 @@ MaxSessions 100
 LoginGraceTime 30
 LogLevel INFO
 ";
+        c += if self.tcp_forwarding {
+            "AllowTcpForwarding yes\n"
+        } else {
+            "AllowTcpForwarding no\n"
+        };
         if openssh_at_least(9, 8) {
             // Tests that fail logins on purpose must not get 127.0.0.1 penalised.
             c += "PerSourcePenalties no\n";

@@ -47,8 +47,9 @@ pub struct BenchArgs {
 }
 
 /// The phases the binary reports, in order, as named in its `stats:` line. Beside them the table
-/// shows `scan` (reading `_build`, alongside the connection) and `s.wait`, how long the run
-/// waited for it after the handshake: 0 when the scan is off the critical path.
+/// shows `scan` (reading `_build` and planning, before connecting), `wire` (preparing the batch,
+/// alongside the connection) and `w.wait`, how long the run waited for the batch after the
+/// handshake: 0 when its preparation is off the critical path.
 const PHASES: [&str; 6] = ["connect", "tunnels", "boot", "push", "call", "teardown"];
 
 /// Runs the benchmark and prints the table on stdout (progress on stderr).
@@ -60,7 +61,10 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<(), String> {
         Some(path) => path
             .canonicalize()
             .map_err(|e| format!("--binary {}: {e}", path.display()))?,
-        None => build_release(root)?,
+        None => {
+            eprintln!("bench: building the release binary");
+            crate::release_binary(root)?
+        }
     };
     let env: Vec<(String, String)> = args
         .envs
@@ -109,20 +113,6 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<(), String> {
     }
     print_table(&rows, args);
     Ok(())
-}
-
-/// Builds the release binary of mix-remote and returns its path.
-fn build_release(root: &Path) -> Result<PathBuf, String> {
-    eprintln!("bench: building the release binary");
-    let built = Command::new(env!("CARGO"))
-        .args(["build", "--release", "-q", "-p", "mix-remote"])
-        .current_dir(root)
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !built.success() {
-        return Err("building mix-remote failed".into());
-    }
-    Ok(root.join("target/release/mix-remote"))
 }
 
 /// How the measured commands reach the sshd: directly, or through the delay proxy.
@@ -302,8 +292,8 @@ fn print_table(rows: &[Row], args: &BenchArgs) {
         header += &format!(" {phase:>8}");
     }
     header += &format!(
-        " {:>6} {:>6} {:>5} {:>9} {:>6} {:>6} {:>6} {:>6}",
-        "scan", "s.wait", "reqs", "pushed B", "ssh", "elixir", "floor", "x"
+        " {:>6} {:>6} {:>6} {:>5} {:>9} {:>6} {:>6} {:>6} {:>6}",
+        "scan", "wire", "w.wait", "reqs", "pushed B", "ssh", "elixir", "floor", "x"
     );
     println!("{header}");
     let ms = |d: Duration| d.as_millis();
@@ -313,9 +303,10 @@ fn print_table(rows: &[Row], args: &BenchArgs) {
             line += &format!(" {:>8}", shown(row.stats.get(&format!("{phase}_ms"))));
         }
         line += &format!(
-            " {:>6} {:>6} {:>5} {:>9} {:>6} {:>6} {:>6} {:>6.2}",
+            " {:>6} {:>6} {:>6} {:>5} {:>9} {:>6} {:>6} {:>6} {:>6.2}",
             shown(row.stats.get("scan_ms")),
-            shown(row.stats.get("scan_wait_ms")),
+            shown(row.stats.get("wire_ms")),
+            shown(row.stats.get("wire_wait_ms")),
             shown(row.stats.get("requests")),
             shown(row.stats.get("pushed_bytes")),
             ms(row.floor.ssh),

@@ -1,14 +1,18 @@
-//! Project tasks as typed subcommands: `cargo xtask demo`, `cargo xtask bench`.
+//! Project tasks as typed subcommands: `cargo xtask demo`, `cargo xtask bench`,
+//! `cargo xtask scan-bench`, `cargo xtask beam-vectors`.
 //!
 //! `demo` shows the tool working end to end on this machine: it compiles the bundled example
 //! project, starts a throw-away sshd on loopback (the test harness's, with its own keys and
 //! known_hosts, never touching ~/.ssh), and runs `mix-remote run` against it. `bench` times cold
 //! runs over a slowed link beside the floor (see bench.rs); `delay-proxy` is the slow link.
 
+mod beam_vectors;
 mod bench;
 mod project;
 mod proxy;
+mod scan_bench;
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -30,20 +34,49 @@ enum Task {
     Bench(bench::BenchArgs),
     /// Relay HOST PORT over stdin/stdout with a delay (the benchmark's ssh ProxyCommand).
     DelayProxy(proxy::ProxyArgs),
+    /// Time reading a generated _build of MODULES modules.
+    ScanBench {
+        /// How many modules the generated build has.
+        #[arg(default_value = "3000")]
+        modules: NonZeroUsize,
+    },
+    /// Compile the BEAM reader's test vectors with OTP 25, 27 and 29 (as root).
+    BeamVectors {
+        /// Passed on: `--chroots DIR`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().task {
-        Task::Demo => return demo(),
-        Task::Bench(args) => bench::run(&args, &workspace_root()),
-        Task::DelayProxy(args) => proxy::run(&args),
-    };
+    match Cli::parse().task {
+        Task::Demo => demo(),
+        Task::Bench(args) => report(bench::run(&args, &workspace_root())),
+        Task::DelayProxy(args) => report(proxy::run(&args)),
+        Task::ScanBench { modules } => report(scan_bench::run(&workspace_root(), modules.get())),
+        Task::BeamVectors { args } => report(beam_vectors::run(&args).map_err(|e| e.to_string())),
+    }
+}
+
+fn report(result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xtask: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Builds the release binary and returns its path.
+fn release_binary(root: &Path) -> Result<PathBuf, String> {
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "--release", "-q", "-p", "mix-remote"])
+        .current_dir(root)
+        .status();
+    match built {
+        Ok(s) if s.success() => Ok(root.join("target/release/mix-remote")),
+        _ => Err("building mix-remote failed".to_owned()),
     }
 }
 
@@ -56,17 +89,12 @@ fn workspace_root() -> PathBuf {
 
 fn demo() -> ExitCode {
     let root = workspace_root();
-    let built = Command::new(env!("CARGO"))
-        .args(["build", "--release", "-q", "-p", "mix-remote"])
-        .current_dir(&root)
-        .status();
-    if !matches!(built, Ok(s) if s.success()) {
-        eprintln!("xtask: building mix-remote failed");
-        return ExitCode::FAILURE;
-    }
+    let binary = match release_binary(&root) {
+        Ok(binary) => binary,
+        Err(e) => return report(Err(e)),
+    };
     let project = testkit::compiled_fixture("demo");
     let sshd = testkit::Sshd::start();
-    let binary = root.join("target/release/mix-remote");
     let args = [
         "run",
         "Demo.Worker.process",

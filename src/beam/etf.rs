@@ -1,0 +1,366 @@
+//! A small, bounded decoder for the Erlang external term format, as the compiler writes it into
+//! the literal table (LitT), the attributes chunk (Attr), CInf and Meta, and as Mix writes
+//! `compile.elixir_scm`.
+//!
+//! Only the shape the tool needs survives decoding: atoms, tuples, lists, maps and strings;
+//! numbers, binaries (unless asked for) and the rest are skipped. Nothing is allocated from a count in the input (every element
+//! costs at least one input byte), and nesting is limited, so hostile bytes yield an error.
+
+use std::io::Read;
+
+/// A decoded term, reduced to what names modules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Term {
+    /// An atom, as UTF-8.
+    Atom(String),
+    /// A tuple.
+    Tuple(Vec<Term>),
+    /// A proper or improper list (the tail is kept as the last element when not `[]`).
+    List(Vec<Term>),
+    /// A map, as key/value pairs.
+    Map(Vec<(Term, Term)>),
+    /// A string of bytes (STRING_EXT, a short charlist), or a binary (BINARY_EXT) when asked
+    /// for: how the compiler and Mix write versions.
+    Bytes(Vec<u8>),
+    /// A number, binary, fun or anything else that cannot name a module.
+    Other,
+}
+
+impl Term {
+    /// Calls `f` on every atom inside the term, however deeply nested.
+    pub fn for_each_atom<'a>(&'a self, f: &mut impl FnMut(&'a str)) {
+        match self {
+            Term::Atom(a) => f(a),
+            Term::Tuple(items) | Term::List(items) => items.iter().for_each(|t| t.for_each_atom(f)),
+            Term::Map(pairs) => pairs.iter().for_each(|(k, v)| {
+                k.for_each_atom(f);
+                v.for_each_atom(f);
+            }),
+            Term::Bytes(_) | Term::Other => {}
+        }
+    }
+
+    /// The atom's text, if this is an atom.
+    pub fn as_atom(&self) -> Option<&str> {
+        match self {
+            Term::Atom(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// Why bytes are not a term we can decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EtfError {
+    /// The input ends inside a term.
+    #[error("term truncated")]
+    Truncated,
+    /// The term does not start with the version byte 131.
+    #[error("term does not start with version byte 131")]
+    BadVersion,
+    /// A tag this decoder does not know (or that cannot appear in compiled code).
+    #[error("unexpected term tag {0}")]
+    BadTag(u8),
+    /// An atom's bytes are not valid UTF-8.
+    #[error("atom is not valid UTF-8")]
+    BadAtom,
+    /// Terms nested deeper than any compiler writes.
+    #[error("term nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    /// A compressed term whose zlib data is corrupt or whose size is wrong.
+    #[error("corrupt compressed term")]
+    BadCompression,
+    /// Bytes follow the term.
+    #[error("trailing bytes after term")]
+    Trailing,
+}
+
+/// Deeper than anything real code produces, shallow enough for the thread's stack.
+const MAX_DEPTH: usize = 200;
+
+/// Decodes one complete term (with its version byte) that fills `bytes` exactly; binaries are
+/// skipped (they are most of a literal table and never name a module).
+pub fn decode(bytes: &[u8]) -> Result<Term, EtfError> {
+    decode_term(bytes, false)
+}
+
+/// Like [`decode`], but binaries are kept as [`Term::Bytes`]: for the small terms whose binaries
+/// are wanted, such as the Elixir version in Mix's `compile.elixir_scm`.
+pub fn decode_with_binaries(bytes: &[u8]) -> Result<Term, EtfError> {
+    decode_term(bytes, true)
+}
+
+fn decode_term(bytes: &[u8], binaries: bool) -> Result<Term, EtfError> {
+    let (&version, rest) = bytes.split_first().ok_or(EtfError::Truncated)?;
+    if version != 131 {
+        return Err(EtfError::BadVersion);
+    }
+    if rest.first() == Some(&80) {
+        return decode_compressed(&rest[1..], binaries);
+    }
+    let mut input = rest;
+    let term = term(&mut input, 0, binaries)?;
+    if !input.is_empty() {
+        return Err(EtfError::Trailing);
+    }
+    Ok(term)
+}
+
+/// The largest inflated literal accepted: far beyond real code, small enough to never exhaust memory.
+const MAX_INFLATED: usize = 64 << 20;
+
+/// A `term_to_binary(T, [compressed])` body: the uncompressed size, then zlib data.
+fn decode_compressed(mut rest: &[u8], binaries: bool) -> Result<Term, EtfError> {
+    let size = u32_(&mut rest)?;
+    if size > MAX_INFLATED {
+        return Err(EtfError::BadCompression);
+    }
+    let mut plain = Vec::new();
+    flate2::read::ZlibDecoder::new(rest)
+        .take(size as u64 + 1)
+        .read_to_end(&mut plain)
+        .map_err(|_| EtfError::BadCompression)?;
+    if plain.len() != size {
+        return Err(EtfError::BadCompression);
+    }
+    let mut input = plain.as_slice();
+    let term = term(&mut input, 0, binaries)?;
+    if !input.is_empty() {
+        return Err(EtfError::Trailing);
+    }
+    Ok(term)
+}
+
+fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], EtfError> {
+    if n > input.len() {
+        return Err(EtfError::Truncated);
+    }
+    let (head, tail) = input.split_at(n);
+    *input = tail;
+    Ok(head)
+}
+
+fn u8_(input: &mut &[u8]) -> Result<u8, EtfError> {
+    Ok(take(input, 1)?[0])
+}
+
+fn u16_(input: &mut &[u8]) -> Result<usize, EtfError> {
+    let b = take(input, 2)?;
+    Ok(u16::from_be_bytes([b[0], b[1]]) as usize)
+}
+
+fn u32_(input: &mut &[u8]) -> Result<usize, EtfError> {
+    let b = take(input, 4)?;
+    Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+}
+
+/// Reads `count` terms; each costs at least one byte, so a lying count runs out of input first.
+fn terms(
+    input: &mut &[u8],
+    count: usize,
+    depth: usize,
+    binaries: bool,
+) -> Result<Vec<Term>, EtfError> {
+    let mut out = Vec::new();
+    for _ in 0..count {
+        out.push(term(input, depth + 1, binaries)?);
+    }
+    Ok(out)
+}
+
+fn utf8_atom(bytes: &[u8]) -> Result<Term, EtfError> {
+    std::str::from_utf8(bytes)
+        .map(|s| Term::Atom(s.to_owned()))
+        .map_err(|_| EtfError::BadAtom)
+}
+
+fn term(input: &mut &[u8], depth: usize, binaries: bool) -> Result<Term, EtfError> {
+    if depth > MAX_DEPTH {
+        return Err(EtfError::TooDeep);
+    }
+    let tag = u8_(input)?;
+    let skip = |input: &mut &[u8], n: usize| take(input, n).map(|_| Term::Other);
+    match tag {
+        // ATOM_EXT and SMALL_ATOM_EXT are Latin-1; every byte is the code point of its char.
+        100 => {
+            let n = u16_(input)?;
+            Ok(Term::Atom(
+                take(input, n)?.iter().map(|&b| b as char).collect(),
+            ))
+        }
+        115 => {
+            let n = u8_(input)? as usize;
+            Ok(Term::Atom(
+                take(input, n)?.iter().map(|&b| b as char).collect(),
+            ))
+        }
+        118 => {
+            let n = u16_(input)?;
+            utf8_atom(take(input, n)?)
+        }
+        119 => {
+            let n = u8_(input)? as usize;
+            utf8_atom(take(input, n)?)
+        }
+        104 => {
+            let n = u8_(input)? as usize;
+            terms(input, n, depth, binaries).map(Term::Tuple)
+        }
+        105 => {
+            let n = u32_(input)?;
+            terms(input, n, depth, binaries).map(Term::Tuple)
+        }
+        106 => Ok(Term::List(Vec::new())),
+        108 => {
+            let n = u32_(input)?;
+            let mut items = terms(input, n, depth, binaries)?;
+            match term(input, depth + 1, binaries)? {
+                Term::List(tail) if tail.is_empty() => {}
+                tail => items.push(tail),
+            }
+            Ok(Term::List(items))
+        }
+        116 => {
+            let n = u32_(input)?;
+            let mut pairs = Vec::new();
+            for _ in 0..n {
+                let key = term(input, depth + 1, binaries)?;
+                pairs.push((key, term(input, depth + 1, binaries)?));
+            }
+            Ok(Term::Map(pairs))
+        }
+        // EXPORT_EXT: `&Mod.fun/arity` as a literal; the module is what matters.
+        113 => {
+            let parts = terms(input, 3, depth, binaries)?;
+            Ok(Term::Tuple(parts))
+        }
+        97 => skip(input, 1),
+        98 => skip(input, 4),
+        70 => skip(input, 8),
+        99 => skip(input, 31),
+        107 => {
+            let n = u16_(input)?;
+            Ok(Term::Bytes(take(input, n)?.to_vec()))
+        }
+        109 if binaries => {
+            let n = u32_(input)?;
+            Ok(Term::Bytes(take(input, n)?.to_vec()))
+        }
+        109 => {
+            let n = u32_(input)?;
+            skip(input, n)
+        }
+        77 => {
+            let n = u32_(input)?;
+            skip(input, n.saturating_add(1))
+        }
+        110 => {
+            let n = u8_(input)? as usize;
+            skip(input, n + 1)
+        }
+        111 => {
+            let n = u32_(input)?;
+            skip(input, n.saturating_add(1))
+        }
+        other => Err(EtfError::BadTag(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn atom(s: &str) -> Term {
+        Term::Atom(s.to_owned())
+    }
+
+    #[test]
+    fn decodes_nested_containers_and_skips_scalars() {
+        // term_to_binary({[a, 'Elixir.B'], #{k => <<"v">>}, 1, 3.0, "str"}) written by hand.
+        let mut b = vec![131, 104, 5];
+        b.extend([108, 0, 0, 0, 2, 119, 1, b'a', 119, 8]);
+        b.extend(b"Elixir.B");
+        b.extend([106, 116, 0, 0, 0, 1, 119, 1, b'k', 109, 0, 0, 0, 1, b'v']);
+        b.extend([97, 1, 70, 0, 0, 0, 0, 0, 0, 0, 0, 107, 0, 3]);
+        b.extend(b"str");
+        let t = decode(&b).unwrap();
+        let mut atoms = Vec::new();
+        t.for_each_atom(&mut |a| atoms.push(a.to_owned()));
+        assert_eq!(atoms, ["a", "Elixir.B", "k"]);
+    }
+
+    #[test]
+    fn export_literal_names_its_module() {
+        let mut b = vec![131, 113, 119, 5];
+        b.extend(b"Mod.X");
+        b.extend([119, 3]);
+        b.extend(b"fun");
+        b.extend([97, 2]);
+        let t = decode(&b).unwrap();
+        assert_eq!(
+            t,
+            Term::Tuple(vec![atom("Mod.X"), atom("fun"), Term::Other])
+        );
+    }
+
+    #[test]
+    fn binaries_are_kept_only_when_asked_for() {
+        // term_to_binary({<<"1.18.3">>, "27"}), as in Mix's compile.elixir_scm.
+        let mut b = vec![131, 104, 2, 109, 0, 0, 0, 6];
+        b.extend(b"1.18.3");
+        b.extend([107, 0, 2, b'2', b'7']);
+        let version = Term::Bytes(b"1.18.3".to_vec());
+        let otp = Term::Bytes(b"27".to_vec());
+        assert_eq!(
+            decode_with_binaries(&b).unwrap(),
+            Term::Tuple(vec![version, otp.clone()])
+        );
+        assert_eq!(decode(&b).unwrap(), Term::Tuple(vec![Term::Other, otp]));
+        assert_eq!(
+            decode_with_binaries(&b[..b.len() - 8]),
+            Err(EtfError::Truncated)
+        );
+    }
+
+    #[test]
+    fn latin1_atoms_become_utf8() {
+        let t = decode(&[131, 100, 0, 2, b'a', 0xE9]).unwrap();
+        assert_eq!(t, atom("aé"));
+    }
+
+    #[test]
+    fn hostile_input_is_an_error() {
+        assert_eq!(decode(&[]), Err(EtfError::Truncated));
+        assert_eq!(decode(&[130, 106]), Err(EtfError::BadVersion));
+        assert_eq!(
+            decode(&[131, 108, 255, 255, 255, 255]),
+            Err(EtfError::Truncated)
+        );
+        assert_eq!(
+            decode(&[131, 116, 255, 255, 255, 255, 106]),
+            Err(EtfError::Truncated)
+        );
+        assert_eq!(decode(&[131, 119, 2, 0xff, 0xfe]), Err(EtfError::BadAtom));
+        assert_eq!(decode(&[131, 106, 106]), Err(EtfError::Trailing));
+        assert_eq!(decode(&[131, 88]), Err(EtfError::BadTag(88)));
+        assert_eq!(
+            decode(&[131, 80, 0, 0, 0, 9, 1, 2, 3]),
+            Err(EtfError::BadCompression)
+        );
+        let mut deep = vec![131];
+        deep.extend(std::iter::repeat_n([104u8, 1], 1000).flatten());
+        deep.push(106);
+        assert_eq!(decode(&deep), Err(EtfError::TooDeep));
+    }
+
+    #[test]
+    fn compressed_terms_are_inflated() {
+        use std::io::Write;
+        let plain = [119u8, 1, b'z'];
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(&plain).unwrap();
+        let mut b = vec![131, 80, 0, 0, 0, 3];
+        b.extend(z.finish().unwrap());
+        assert_eq!(decode(&b).unwrap(), atom("z"));
+    }
+}

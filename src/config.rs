@@ -1,0 +1,812 @@
+//! `mix-remote.yaml`: the hosts and groups a team works with and their settings, found by walking
+//! up from the current directory, and the resolution of every setting for one host.
+//!
+//! Precedence, most important first: command-line flags, `MIX_REMOTE_*` environment variables
+//! (clap merges these two into the override layer), the config file (the host's own section, then
+//! its group's, then `defaults`), the built-in defaults.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::{Location, MessageFormatter, Spanned};
+
+/// The file looked for in the project directory and its parents.
+pub const FILE_NAME: &str = "mix-remote.yaml";
+
+/// Built-in default of `mix_env`.
+pub const DEFAULT_MIX_ENV: &str = "dev";
+/// Built-in default of `elixir`: found on the remote login PATH.
+pub const DEFAULT_ELIXIR: &str = "elixir";
+/// Built-in default of `connect_timeout`, in seconds.
+pub const DEFAULT_CONNECT_TIMEOUT: u64 = 30;
+/// Built-in default of `boot_timeout`, in seconds.
+pub const DEFAULT_BOOT_TIMEOUT: u64 = 60;
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {error}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error, as text.
+        error: String,
+    },
+    /// The file is not valid YAML, has an unknown key or a value of the wrong type.
+    #[error("{path}:{line}:{column}: {}{message}", key_prefix(.key))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the offending text.
+        line: u64,
+        /// 1-based column.
+        column: u64,
+        /// Dotted path of the key (`hosts.web-1.connect_timeout`), empty at the top.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A group was named that the file does not define.
+    #[error("--group {group}: {why}")]
+    UnknownGroup {
+        /// The group named.
+        group: String,
+        /// Where it was looked for.
+        why: String,
+    },
+    /// A group lists no host.
+    #[error("{path}:{line}: group `{group}` lists no host")]
+    EmptyGroup {
+        /// The file.
+        path: PathBuf,
+        /// Line of the group.
+        line: u64,
+        /// The group.
+        group: String,
+    },
+    /// Nothing selects a host.
+    #[error(
+        "no host: pass --host [USER@]HOST or --group NAME (or set MIX_REMOTE_HOST / MIX_REMOTE_GROUP)"
+    )]
+    NoHost,
+    /// The selected hosts need different builds, so one closure cannot serve them all.
+    #[error("hosts {hosts} disagree on `{key}` ({values}): run them separately or pass --{flag}")]
+    Disagree {
+        /// The setting.
+        key: &'static str,
+        /// The flag that settles it for every host.
+        flag: &'static str,
+        /// "a and b".
+        hosts: String,
+        /// "\"prod\" vs \"staging\"".
+        values: String,
+    },
+}
+
+/// The dotted path of a key as the user wrote it: without the `.?` serde_path_to_error adds for
+/// a key it could not name, nor the `value` step of our `Spanned` wrappers.
+fn key_path(raw: &str) -> String {
+    let steps: Vec<&str> = raw.trim_end_matches(".?").split('.').collect();
+    let wrapped = |i: usize| {
+        (i == 2 && steps[0] == "groups")
+            || (i > 0 && ["address", "hosts", "remote_env"].contains(&steps[i - 1]))
+    };
+    let mut path = String::new();
+    for (i, step) in steps.iter().enumerate() {
+        match step.strip_prefix("value") {
+            Some(index) if wrapped(i) => path += index,
+            _ => {
+                if i > 0 {
+                    path.push('.');
+                }
+                path += step;
+            }
+        }
+    }
+    path
+}
+
+fn key_prefix(key: &str) -> String {
+    if key.is_empty() || key == "." {
+        String::new()
+    } else {
+        format!("`{key}`: ")
+    }
+}
+
+/// One layer of settings: `defaults`, a group, a host, or the flags and environment.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Section {
+    /// Under `hosts` only: the ssh destination when it differs from the host's name.
+    pub address: Option<Spanned<String>>,
+    /// Under `groups` only (long form): the group's members.
+    pub hosts: Option<Spanned<Vec<String>>>,
+    /// Which `_build/<ENV>` to read.
+    pub mix_env: Option<String>,
+    /// The entry function when `run` names none.
+    pub entry: Option<String>,
+    /// Modules pushed with the entry's closure (and their own closures).
+    pub include: Option<Vec<String>>,
+    /// The `elixir` executable on the server.
+    pub elixir: Option<String>,
+    /// ssh_config file (`ssh -F`); relative to the config file's directory.
+    pub ssh_config: Option<PathBuf>,
+    /// `ssh -o` options.
+    pub ssh_options: Option<Vec<String>>,
+    /// Environment variables set in the remote node before the call.
+    pub remote_env: Option<Spanned<BTreeMap<String, String>>>,
+    /// Seconds to wait for the SSH connection.
+    pub connect_timeout: Option<u64>,
+    /// Seconds to wait for the remote node to boot and load the code.
+    pub boot_timeout: Option<u64>,
+}
+
+/// A group: a list of hosts, or a section with `hosts` and settings.
+#[derive(Debug, Clone)]
+struct Group(Section);
+
+impl<'de> Deserialize<'de> for Group {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Group, D::Error> {
+        struct GroupVisitor;
+        impl<'de> Visitor<'de> for GroupVisitor {
+            type Value = Group;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of hosts, or a mapping with `hosts` and settings")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Group, A::Error> {
+                let mut hosts = Vec::new();
+                while let Some(host) = seq.next_element::<String>()? {
+                    hosts.push(host);
+                }
+                Ok(Group(Section {
+                    hosts: Some(Spanned::new(hosts, Location::UNKNOWN, Location::UNKNOWN)),
+                    ..Section::default()
+                }))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Group, A::Error> {
+                Section::deserialize(de::value::MapAccessDeserializer::new(map)).map(Group)
+            }
+        }
+        deserializer.deserialize_any(GroupVisitor)
+    }
+}
+
+/// The file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    defaults: Section,
+    #[serde(default)]
+    groups: BTreeMap<String, Spanned<Group>>,
+    #[serde(default)]
+    hosts: BTreeMap<String, Section>,
+}
+
+/// A loaded, checked `mix-remote.yaml`.
+#[derive(Debug)]
+pub struct Config {
+    path: PathBuf,
+    file: File,
+    /// Found by walking up (so its directory is the project root), not named by --config.
+    discovered: bool,
+}
+
+/// A host chosen by `--host` or through `--group`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selected {
+    /// The name shown in output: a `hosts` key, or the destination as given.
+    pub name: String,
+    /// The group it was chosen through, whose settings then apply.
+    pub group: Option<String>,
+}
+
+/// Every setting of one host, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSettings {
+    /// The name shown in output and in the summary.
+    pub name: String,
+    /// The ssh destination, `[user@]host` or an ssh_config alias.
+    pub address: String,
+    /// Which `_build/<ENV>` to read.
+    pub mix_env: String,
+    /// The entry function, if any layer names one.
+    pub entry: Option<String>,
+    /// Modules pushed with the entry's closure.
+    pub include: Vec<String>,
+    /// The remote `elixir`.
+    pub elixir: String,
+    /// `ssh -F`.
+    pub ssh_config: Option<PathBuf>,
+    /// `ssh -o`, most important first (ssh keeps the first value of an option).
+    pub ssh_options: Vec<String>,
+    /// Set in the remote node before the call.
+    pub remote_env: BTreeMap<String, String>,
+    /// Seconds to wait for the SSH connection.
+    pub connect_timeout: u64,
+    /// Seconds to wait for boot and load.
+    pub boot_timeout: u64,
+}
+
+impl Config {
+    /// The nearest `mix-remote.yaml` in `start` or one of its parents.
+    pub fn discover(start: &Path) -> Option<PathBuf> {
+        let start = start.canonicalize().ok()?;
+        start
+            .ancestors()
+            .map(|dir| dir.join(FILE_NAME))
+            .find(|candidate| candidate.is_file())
+    }
+
+    /// Reads and checks the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_owned(),
+            error: e.to_string(),
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Checks `text`, the contents of `path` (relative paths inside are relative to its
+    /// directory).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut key = String::new();
+        let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
+            serde_path_to_error::deserialize::<_, File>(de).map_err(|e| {
+                key = e.path().to_string();
+                e.into_inner()
+            })
+        });
+        let mut file = parsed.map_err(|e| {
+            let at = e.location();
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line: at.map_or(0, |l| l.line()),
+                column: at.map_or(0, |l| l.column()),
+                key: key_path(&key),
+                message: serde_saphyr::DefaultMessageFormatter
+                    .format_message(&e)
+                    .into_owned(),
+            }
+        })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        check_section(&file.defaults, "defaults", false, false, path)?;
+        for (name, group) in &mut file.groups {
+            let section = &mut group.value.0;
+            check_section(section, &format!("groups.{name}"), false, true, path)?;
+            relative_to(section, dir);
+        }
+        for (name, section) in &mut file.hosts {
+            check_section(section, &format!("hosts.{name}"), true, false, path)?;
+            relative_to(section, dir);
+        }
+        relative_to(&mut file.defaults, dir);
+        Ok(Config {
+            path: path.to_owned(),
+            file,
+            discovered: false,
+        })
+    }
+
+    /// The file named by `--config` (or `MIX_REMOTE_CONFIG`), else the nearest `mix-remote.yaml`
+    /// in `start` or a parent; none if there is none.
+    pub fn locate(explicit: Option<&Path>, start: &Path) -> Result<Option<Config>, ConfigError> {
+        if let Some(path) = explicit {
+            return Config::load(path).map(Some);
+        }
+        match Config::discover(start) {
+            Some(path) => Config::load(&path).map(|c| {
+                Some(Config {
+                    discovered: true,
+                    ..c
+                })
+            }),
+            None => Ok(None),
+        }
+    }
+
+    /// The file this configuration was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The names of the groups, sorted.
+    pub fn groups(&self) -> impl Iterator<Item = &str> {
+        self.file.groups.keys().map(String::as_str)
+    }
+}
+
+/// A `hosts` or `address` key where it has no meaning, or a remote variable name the OS refuses.
+fn check_section(
+    section: &Section,
+    at: &str,
+    address_ok: bool,
+    hosts_ok: bool,
+    path: &Path,
+) -> Result<(), ConfigError> {
+    let misplaced = |key: &str, line: u64, column: u64, only: &str| ConfigError::Invalid {
+        path: path.to_owned(),
+        line,
+        column,
+        key: format!("{at}.{key}"),
+        message: format!("`{key}` is only valid under {only}"),
+    };
+    if let (Some(address), false) = (&section.address, address_ok) {
+        let l = address.referenced;
+        return Err(misplaced("address", l.line(), l.column(), "hosts.NAME"));
+    }
+    if let (Some(hosts), false) = (&section.hosts, hosts_ok) {
+        let l = hosts.referenced;
+        return Err(misplaced("hosts", l.line(), l.column(), "groups.NAME"));
+    }
+    if let Some(env) = &section.remote_env {
+        let bad = env.value.keys().find(|k| {
+            k.is_empty() || k.contains(['=', '\0']) || k.starts_with(|c: char| c.is_ascii_digit())
+        });
+        if let Some(bad) = bad {
+            let l = env.referenced;
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                line: l.line(),
+                column: l.column(),
+                key: format!("{at}.remote_env"),
+                message: format!("`{bad}` is not a valid environment variable name"),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn relative_to(section: &mut Section, dir: &Path) {
+    if let Some(file) = &mut section.ssh_config
+        && file.is_relative()
+    {
+        *file = dir.join(&*file);
+    }
+}
+
+/// The Mix project: `--project` (or `MIX_REMOTE_PROJECT`), else the directory of the
+/// `mix-remote.yaml` found by walking up, else the current directory.
+pub fn project_dir(flag: Option<&Path>, config: Option<&Config>) -> PathBuf {
+    if let Some(dir) = flag {
+        return dir.to_owned();
+    }
+    config
+        .filter(|c| c.discovered)
+        .and_then(|c| c.path.parent())
+        .map_or_else(|| PathBuf::from("."), Path::to_owned)
+}
+
+/// What `plan` and `graph` read, which involve no host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Build {
+    /// The Mix project directory.
+    pub project: PathBuf,
+    /// Which `_build/<ENV>` to read.
+    pub mix_env: String,
+    /// Modules added to the entry's closure.
+    pub include: Vec<String>,
+}
+
+/// Resolves the build for `plan` and `graph`: `flags` (flags and environment) over the
+/// `defaults` of the file over the built-in defaults, as `run` resolves it for a host.
+pub fn build(config: Option<&Config>, project: Option<&Path>, flags: &Section) -> Build {
+    let defaults = config.map(|c| &c.file.defaults);
+    let layers: Vec<&Section> = std::iter::once(flags).chain(defaults).collect();
+    Build {
+        project: project_dir(project, config),
+        mix_env: layers
+            .iter()
+            .find_map(|s| s.mix_env.clone())
+            .unwrap_or_else(|| DEFAULT_MIX_ENV.into()),
+        include: layers
+            .iter()
+            .find_map(|s| s.include.clone())
+            .unwrap_or_default(),
+    }
+}
+
+/// The hosts chosen by `--host` and `--group`, in the order given, each once.
+pub fn select(
+    config: Option<&Config>,
+    hosts: &[String],
+    groups: &[String],
+) -> Result<Vec<Selected>, ConfigError> {
+    let mut chosen: Vec<Selected> = hosts
+        .iter()
+        .map(|h| Selected {
+            name: h.clone(),
+            group: None,
+        })
+        .collect();
+    for group in groups {
+        let Some(config) = config else {
+            return Err(ConfigError::UnknownGroup {
+                group: group.clone(),
+                why: format!(
+                    "no {FILE_NAME} found (looked in the project directory and its parents; --config names one)"
+                ),
+            });
+        };
+        let Some(spanned) = config.file.groups.get(group) else {
+            let known: Vec<&str> = config.groups().collect();
+            return Err(ConfigError::UnknownGroup {
+                group: group.clone(),
+                why: format!(
+                    "not defined in {} (groups there: {})",
+                    config.path.display(),
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            });
+        };
+        let members = spanned.value.0.hosts.as_ref().map(|h| &h.value);
+        match members {
+            Some(members) if !members.is_empty() => {
+                chosen.extend(members.iter().map(|m| Selected {
+                    name: m.clone(),
+                    group: Some(group.clone()),
+                }));
+            }
+            _ => {
+                return Err(ConfigError::EmptyGroup {
+                    path: config.path.clone(),
+                    line: spanned.referenced.line(),
+                    group: group.clone(),
+                });
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    chosen.retain(|s| seen.insert(s.name.clone()));
+    if chosen.is_empty() {
+        return Err(ConfigError::NoHost);
+    }
+    Ok(chosen)
+}
+
+/// Resolves every setting of `host`: `flags` (flags and environment), then the host's section,
+/// its group's, `defaults`, and the built-in defaults.
+pub fn resolve(config: Option<&Config>, host: &Selected, flags: &Section) -> HostSettings {
+    let mut layers: Vec<&Section> = vec![flags];
+    if let Some(config) = config {
+        layers.extend(config.file.hosts.get(&host.name));
+        if let Some(group) = &host.group {
+            layers.extend(config.file.groups.get(group).map(|g| &g.value.0));
+        }
+        layers.push(&config.file.defaults);
+    }
+    let first = |pick: &dyn Fn(&Section) -> Option<String>| layers.iter().find_map(|s| pick(s));
+    let mut remote_env = BTreeMap::new();
+    // Least important first, so that more important layers overwrite.
+    for layer in layers.iter().rev() {
+        if let Some(env) = &layer.remote_env {
+            remote_env.extend(env.value.clone());
+        }
+    }
+    HostSettings {
+        name: host.name.clone(),
+        address: first(&|s| s.address.as_ref().map(|a| a.value.clone()))
+            .unwrap_or_else(|| host.name.clone()),
+        mix_env: first(&|s| s.mix_env.clone()).unwrap_or_else(|| DEFAULT_MIX_ENV.into()),
+        entry: first(&|s| s.entry.clone()),
+        include: layers
+            .iter()
+            .find_map(|s| s.include.clone())
+            .unwrap_or_default(),
+        elixir: first(&|s| s.elixir.clone()).unwrap_or_else(|| DEFAULT_ELIXIR.into()),
+        ssh_config: layers.iter().find_map(|s| s.ssh_config.clone()),
+        ssh_options: layers
+            .iter()
+            .flat_map(|s| s.ssh_options.iter().flatten().cloned())
+            .collect(),
+        remote_env,
+        connect_timeout: layers
+            .iter()
+            .find_map(|s| s.connect_timeout)
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+        boot_timeout: layers
+            .iter()
+            .find_map(|s| s.boot_timeout)
+            .unwrap_or(DEFAULT_BOOT_TIMEOUT),
+    }
+}
+
+/// Checks that every host reads the same build, entry and includes, so that one closure serves
+/// them all.
+pub fn agree(hosts: &[HostSettings]) -> Result<(), ConfigError> {
+    let Some((first, rest)) = hosts.split_first() else {
+        return Ok(());
+    };
+    let shown = |v: &dyn fmt::Debug| format!("{v:?}");
+    for other in rest {
+        let differ = if first.mix_env != other.mix_env {
+            Some((
+                "mix_env",
+                "env",
+                shown(&first.mix_env),
+                shown(&other.mix_env),
+            ))
+        } else if first.entry != other.entry {
+            Some(("entry", "entry", shown(&first.entry), shown(&other.entry)))
+        } else if first.include != other.include {
+            Some((
+                "include",
+                "include",
+                shown(&first.include),
+                shown(&other.include),
+            ))
+        } else {
+            None
+        };
+        if let Some((key, flag, a, b)) = differ {
+            return Err(ConfigError::Disagree {
+                key,
+                flag,
+                hosts: format!("{} and {}", first.name, other.name),
+                values: format!("{a} vs {b}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PATH: &str = "/p/mix-remote.yaml";
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new(PATH))
+    }
+
+    fn invalid(text: &str) -> (u64, String, String) {
+        match parse(text) {
+            Err(ConfigError::Invalid {
+                line, key, message, ..
+            }) => (line, key, message),
+            other => panic!("expected an invalid config, got {other:?}"),
+        }
+    }
+
+    const FLEET: &str = "\
+defaults:
+  mix_env: prod
+  elixir: /usr/bin/elixir
+  ssh_options: [ServerAliveInterval=10]
+  remote_env: {REGION: eu, LOG: info}
+  connect_timeout: 20
+groups:
+  web: [web-1, deploy@web-2]
+  db:
+    hosts: [db-1]
+    elixir: /opt/elixir/bin/elixir
+    remote_env: {LOG: debug}
+hosts:
+  web-1:
+    address: deploy@10.0.0.5
+    ssh_config: ssh/web.conf
+    ssh_options: [Port=2222]
+  db-1:
+    boot_timeout: 5
+    elixir: /db/elixir
+";
+
+    fn host(name: &str, group: Option<&str>) -> Selected {
+        Selected {
+            name: name.into(),
+            group: group.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn flags_beat_host_beat_group_beat_defaults_beat_built_ins() {
+        let config = parse(FLEET).unwrap();
+        let none = Section::default();
+        let db = resolve(Some(&config), &host("db-1", Some("db")), &none);
+        assert_eq!(db.elixir, "/db/elixir", "host over group");
+        assert_eq!(db.boot_timeout, 5);
+        assert_eq!(db.connect_timeout, 20, "defaults over built-ins");
+        assert_eq!(db.mix_env, "prod");
+        assert_eq!(
+            db.remote_env,
+            BTreeMap::from([
+                ("LOG".into(), "debug".into()),
+                ("REGION".into(), "eu".into())
+            ]),
+            "group over defaults, per variable"
+        );
+        let flags = Section {
+            elixir: Some("/flag/elixir".into()),
+            connect_timeout: Some(3),
+            ssh_options: Some(vec!["Port=22".into()]),
+            ..Section::default()
+        };
+        let db = resolve(Some(&config), &host("db-1", Some("db")), &flags);
+        assert_eq!(
+            (db.elixir.as_str(), db.connect_timeout),
+            ("/flag/elixir", 3)
+        );
+
+        let web = resolve(Some(&config), &host("web-1", Some("web")), &flags);
+        assert_eq!(web.address, "deploy@10.0.0.5");
+        assert_eq!(web.ssh_config, Some(PathBuf::from("/p/ssh/web.conf")));
+        // ssh keeps the first value it sees of each option: the flags' come first.
+        assert_eq!(
+            web.ssh_options,
+            ["Port=22", "Port=2222", "ServerAliveInterval=10"]
+        );
+        let other = resolve(Some(&config), &host("deploy@web-2", Some("web")), &none);
+        assert_eq!(other.address, "deploy@web-2");
+        assert_eq!(other.elixir, "/usr/bin/elixir");
+
+        let bare = resolve(None, &host("h", None), &none);
+        assert_eq!(
+            (bare.mix_env.as_str(), bare.elixir.as_str()),
+            (DEFAULT_MIX_ENV, DEFAULT_ELIXIR)
+        );
+        assert_eq!(
+            (bare.connect_timeout, bare.boot_timeout),
+            (DEFAULT_CONNECT_TIMEOUT, DEFAULT_BOOT_TIMEOUT)
+        );
+    }
+
+    #[test]
+    fn plan_and_graph_read_the_defaults_under_their_flags() {
+        let config = parse("defaults:\n  mix_env: prod\n  include: [A.B]\n").unwrap();
+        let none = Section::default();
+        let from_file = build(Some(&config), None, &none);
+        assert_eq!(
+            (from_file.mix_env.as_str(), from_file.include.as_slice()),
+            ("prod", ["A.B".to_owned()].as_slice())
+        );
+        assert_eq!(from_file.project, Path::new("."), "named, not discovered");
+        let flags = Section {
+            mix_env: Some("test".into()),
+            include: Some(vec!["C".into()]),
+            ..Section::default()
+        };
+        let flagged = build(Some(&config), Some(Path::new("/p")), &flags);
+        assert_eq!(
+            (flagged.mix_env.as_str(), flagged.include.as_slice()),
+            ("test", ["C".to_owned()].as_slice())
+        );
+        assert_eq!(flagged.project, Path::new("/p"));
+        let bare = build(None, None, &none);
+        assert_eq!(
+            (bare.mix_env.as_str(), bare.include.len()),
+            (DEFAULT_MIX_ENV, 0)
+        );
+    }
+
+    #[test]
+    fn group_settings_apply_only_through_the_group() {
+        let config = parse(FLEET).unwrap();
+        let direct = resolve(Some(&config), &host("db-1", None), &Section::default());
+        assert_eq!(
+            direct.remote_env.get("LOG").map(String::as_str),
+            Some("info")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_name_the_key_and_line() {
+        let (line, key, message) = invalid("hosts:\n  web-1:\n    elixr: /x\n");
+        assert_eq!((line, key.as_str()), (3, "hosts.web-1.elixr"));
+        assert!(message.contains("unknown field `elixr`"), "{message}");
+
+        let (line, key, message) = invalid("defaults:\n  connect_timeout: ten\n");
+        assert_eq!((line, key.as_str()), (2, "defaults.connect_timeout"));
+        assert!(message.contains("u64"), "{message}");
+
+        let (line, key, _) = invalid("groups:\n  web: deploy@x\n");
+        assert_eq!((line, key.as_str()), (2, "groups.web"));
+
+        let (line, key, _) = invalid("groups:\n  web:\n    hosts: [a]\n    elixr: x\n");
+        assert_eq!((line, key.as_str()), (4, "groups.web.elixr"));
+
+        let (line, key, _) = invalid("groups:\n  web:\n    hosts: [a, [b]]\n");
+        assert_eq!((line, key.as_str()), (3, "groups.web.hosts[1]"));
+
+        let (line, key, _) = invalid("defaults:\n  address: a@b\n");
+        assert_eq!((line, key.as_str()), (2, "defaults.address"));
+
+        let (line, key, message) = invalid("defaults:\n  remote_env: {\"A=B\": x}\n");
+        assert_eq!((line, key.as_str()), (2, "defaults.remote_env"));
+        assert!(message.contains("A=B"), "{message}");
+
+        let (line, _, message) = invalid("hosts:\n  a: {}\n  a: {}\n");
+        assert_eq!(line, 3);
+        assert!(message.contains("duplicate"), "{message}");
+
+        let (line, _, _) = invalid("top: 1\n");
+        assert_eq!(line, 1);
+        let err = parse("defaults:\n  elixir: [1]\n").unwrap_err().to_string();
+        assert!(
+            err.starts_with("/p/mix-remote.yaml:2:11: `defaults.elixir`: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_empty_file_is_a_valid_config() {
+        let config = parse("# nothing yet\n").unwrap();
+        assert_eq!(config.groups().count(), 0);
+    }
+
+    #[test]
+    fn selection_keeps_order_drops_repeats_and_names_bad_groups() {
+        let config = parse(FLEET).unwrap();
+        let chosen = select(
+            Some(&config),
+            &["web-1".into()],
+            &["web".into(), "db".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            chosen,
+            [
+                host("web-1", None),
+                host("deploy@web-2", Some("web")),
+                host("db-1", Some("db"))
+            ]
+        );
+        let err = select(Some(&config), &[], &["api".into()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--group api: not defined in /p/mix-remote.yaml (groups there: db, web)"
+        );
+        assert!(matches!(
+            select(None, &[], &["web".into()]),
+            Err(ConfigError::UnknownGroup { .. })
+        ));
+        assert_eq!(select(Some(&config), &[], &[]), Err(ConfigError::NoHost));
+        let empty = parse("groups:\n  web: []\n").unwrap();
+        assert_eq!(
+            select(Some(&empty), &[], &["web".into()])
+                .unwrap_err()
+                .to_string(),
+            "/p/mix-remote.yaml:2: group `web` lists no host"
+        );
+    }
+
+    #[test]
+    fn hosts_of_one_run_must_agree_on_the_build() {
+        let config = parse("groups:\n  all: [a, b]\nhosts:\n  b:\n    mix_env: staging\n").unwrap();
+        let none = Section::default();
+        let a = resolve(Some(&config), &host("a", Some("all")), &none);
+        let b = resolve(Some(&config), &host("b", Some("all")), &none);
+        let err = agree(&[a.clone(), b.clone()]).unwrap_err().to_string();
+        assert!(err.contains("hosts a and b disagree on `mix_env`"), "{err}");
+        assert!(err.contains("--env"), "{err}");
+        let flags = Section {
+            mix_env: Some("prod".into()),
+            ..Section::default()
+        };
+        let a = resolve(Some(&config), &host("a", Some("all")), &flags);
+        let b = resolve(Some(&config), &host("b", Some("all")), &flags);
+        assert_eq!(agree(&[a, b]), Ok(()));
+    }
+
+    #[test]
+    fn discovery_walks_up_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("lib/app");
+        std::fs::create_dir_all(&deep).unwrap();
+        assert_eq!(Config::discover(&deep), None);
+        std::fs::write(dir.path().join(FILE_NAME), "").unwrap();
+        assert_eq!(
+            Config::discover(&deep),
+            Some(dir.path().canonicalize().unwrap().join(FILE_NAME))
+        );
+    }
+}

@@ -1,0 +1,230 @@
+//! `--json`: what a run, a plan or a check does, as newline-delimited JSON events on stdout, for
+//! CI jobs and scripts. The contract is `schema/events.schema.json` (described in the README);
+//! every event is one object on one line, its kind in `"event"`.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+/// The stages a command goes through, as named in `phase_started` / `phase_finished`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Reading `_build` and computing the closure (once per command, no host).
+    Scan,
+    /// Opening the SSH connection.
+    Connect,
+    /// Booting the remote node until it connects back.
+    Boot,
+    /// Loading the closure.
+    Push,
+    /// Calling the entry.
+    Call,
+    /// Stopping the remote node and closing the connection.
+    Stop,
+    /// `check`: asking the server for the run's reverse forward.
+    Forward,
+    /// `check`: finding `elixir` and reading its versions.
+    Elixir,
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// The function returned; `value` is its result as `inspect/2` shows it.
+    Returned,
+    /// It raised, threw or exited; `value` is the formatted exception and stacktrace.
+    Raised,
+}
+
+/// The outcome of one preflight probe of `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Probe {
+    /// It passed.
+    Ok,
+    /// It failed; `problem` says why.
+    Failed,
+    /// Not tried, because an earlier probe failed.
+    Skipped,
+}
+
+/// One host's row of `check`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckRow {
+    /// The host's name.
+    pub host: String,
+    /// The SSH connection and login.
+    pub ssh: Probe,
+    /// The server's host key, as OpenSSH verified it with your configuration.
+    pub host_key: Probe,
+    /// The run's reverse forward.
+    pub forwarding: Probe,
+    /// The remote `elixir`.
+    pub elixir: Probe,
+    /// `System.otp_release()` on the server, e.g. "25".
+    pub otp_release: Option<String>,
+    /// The full OTP version, e.g. "25.3.2.8", when the server's OTP records it.
+    pub otp_version: Option<String>,
+    /// `System.version()` on the server, e.g. "1.14.0".
+    pub elixir_version: Option<String>,
+    /// Whether `run` can work on this host.
+    pub ready: bool,
+    /// The first problem found, as one line.
+    pub problem: Option<String>,
+}
+
+/// Everything `--json` reports. Each variant is one line: `{"event": "<snake_case name>", ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A stage began.
+    PhaseStarted {
+        /// The host, or null for work done once (the scan).
+        host: Option<String>,
+        /// Which stage.
+        phase: Stage,
+        /// What a person would read.
+        message: String,
+    },
+    /// A stage completed (a stage that failed has an `error` event instead).
+    PhaseFinished {
+        /// The host, or null.
+        host: Option<String>,
+        /// Which stage.
+        phase: Stage,
+        /// What a person would read.
+        message: String,
+        /// How long it took.
+        ms: u64,
+    },
+    /// A module of the closure was loaded on a host.
+    ModulePushed {
+        /// The host.
+        host: String,
+        /// As users write it: `MyApp.Worker`, `:my_mod`.
+        module: String,
+        /// Bytes of its code as sent, before the batch is compressed.
+        bytes: usize,
+    },
+    /// A line the remote function printed (IO.puts, :io.format...), without its newline.
+    Output {
+        /// The host.
+        host: String,
+        /// The line.
+        text: String,
+    },
+    /// A line the remote node printed outside the function's IO (logger, boot messages).
+    Log {
+        /// The host.
+        host: String,
+        /// The line.
+        text: String,
+    },
+    /// The call on a host ended.
+    Result {
+        /// The host.
+        host: String,
+        /// Returned or raised.
+        status: Status,
+        /// The result, or the formatted exception.
+        value: String,
+        /// Whether `--expect` accepted it (true without `--expect` when it returned).
+        ok: bool,
+    },
+    /// Something went wrong: on a host, or before any host (then `host` is null).
+    Error {
+        /// The host, or null.
+        host: Option<String>,
+        /// One line.
+        message: String,
+    },
+    /// `check`: one host's preflight.
+    Check(CheckRow),
+    /// `plan`: one module of the closure, in push order.
+    Module {
+        /// 1-based position in the push order (leaves first).
+        order: usize,
+        /// As users write it: `MyApp.Worker`, `:my_mod`.
+        module: String,
+        /// Its application, or `consolidated` for a consolidated protocol.
+        app: String,
+        /// Size of its `.beam`.
+        bytes: usize,
+        /// Its `.beam` file.
+        path: String,
+        /// Why it is pushed: `entry`, `include`, or the kind of edge from `from` (`calls`,
+        /// `names`, `literal`, `behaviour`, `protocol_implementation`, `struct_implementation`).
+        reason: String,
+        /// The first module found that needs it; null for the entry and included modules.
+        from: Option<String>,
+        /// It has an `-on_load` hook: loaded on its own after the batch, dependencies first.
+        on_load: bool,
+    },
+    /// `plan`: the totals, after the modules (its last event).
+    Plan {
+        /// The entry function.
+        entry: String,
+        /// Modules in the closure.
+        modules: usize,
+        /// Their total size.
+        bytes: usize,
+        /// Modules in the project's build.
+        project_modules: usize,
+    },
+    /// The last event of `run` and `check`, and of a `plan` that fails.
+    Summary {
+        /// Hosts the command was for.
+        hosts: usize,
+        /// Hosts that did not succeed: failed, cancelled, or (for `check`) not ready.
+        failed: usize,
+        /// The process exit status.
+        exit_code: u8,
+    },
+}
+
+/// Writes `event` to stdout as one line, flushed, so a consumer sees it at once.
+pub fn emit(event: &Event) {
+    let line = serde_json::to_string(event).expect("events serialize to JSON");
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_flat_objects_tagged_by_kind() {
+        let json = |e: &Event| serde_json::to_string(e).unwrap();
+        assert_eq!(
+            json(&Event::PhaseFinished {
+                host: None,
+                phase: Stage::Scan,
+                message: "closure".into(),
+                ms: 4
+            }),
+            r#"{"event":"phase_finished","host":null,"phase":"scan","message":"closure","ms":4}"#
+        );
+        let row = CheckRow {
+            host: "web-1".into(),
+            ssh: Probe::Ok,
+            host_key: Probe::Ok,
+            forwarding: Probe::Failed,
+            elixir: Probe::Skipped,
+            otp_release: None,
+            otp_version: None,
+            elixir_version: None,
+            ready: false,
+            problem: Some("refused".into()),
+        };
+        let text = json(&Event::Check(row));
+        assert!(
+            text.starts_with(r#"{"event":"check","host":"web-1","ssh":"ok","#),
+            "{text}"
+        );
+        assert!(text.contains(r#""forwarding":"failed","elixir":"skipped""#));
+    }
+}

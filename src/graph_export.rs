@@ -1,0 +1,182 @@
+//! `mix-remote graph`: the dependency graph (the whole project, or one closure) as Graphviz DOT
+//! or JSON, with the same edge kinds the closure follows.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::cli::{GraphArgs, GraphFormat};
+use crate::config::{self, Config};
+use crate::graph::{Graph, Why};
+use crate::invoke::Entry;
+use crate::plan::{Plan, PlanError, app_of, why_key};
+use crate::project;
+use crate::push::display_module;
+use crate::report::Reporter;
+
+/// `mix-remote graph`: prints the graph; returns the exit code (2 when the build or entry is bad).
+/// The build is resolved as for `run`: flags over the `defaults` of mix-remote.yaml.
+pub fn command(args: &GraphArgs, config: Option<&Config>, report: &Reporter) -> u8 {
+    let build = config::build(config, args.build.project.as_deref(), &args.build.layer());
+    let rendered = match &args.entry {
+        Some(text) => Entry::parse(text)
+            .map_err(PlanError::from)
+            .and_then(|entry| {
+                let plan =
+                    Plan::build(&build.project, &build.mix_env, &entry, None, &build.include)?;
+                let closure = plan.closure();
+                let only: HashSet<&str> = closure.iter().map(|m| m.beam.name.as_str()).collect();
+                Ok(render(plan.graph(), Some(&only), args.format))
+            }),
+        None => project::scan(&build.project, &build.mix_env)
+            .map(|beams| render(&Graph::new(beams), None, args.format))
+            .map_err(PlanError::from),
+    };
+    match rendered {
+        Ok(text) => {
+            report.output(text.as_bytes());
+            0
+        }
+        Err(e) => {
+            report.error(&e.to_string());
+            crate::run::EXIT_USAGE
+        }
+    }
+}
+
+fn render(graph: &Graph, only: Option<&HashSet<&str>>, format: GraphFormat) -> String {
+    match format {
+        GraphFormat::Dot => dot(graph, only),
+        GraphFormat::Json => json(graph, only),
+    }
+}
+
+/// Renders the modules named in `only` (all modules when `None`) and the edges between them as
+/// DOT: one cluster per application, edge styles by kind, a legend in the comments.
+pub fn dot(graph: &Graph, only: Option<&HashSet<&str>>) -> String {
+    let keep = |name: &str| only.is_none_or(|set| set.contains(name));
+    let mut apps: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for beam in graph.modules().iter().filter(|b| keep(&b.name)) {
+        apps.entry(app_of(&beam.path)).or_default().push(&beam.name);
+    }
+    let mut out = String::from(
+        "// mix-remote module graph. Edges: solid = calls, dashed = names the module,\n\
+         // dotted = named in literal data, empty arrow = behaviour, diamond = protocol impl.\n\
+         digraph modules {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\", fontsize=10];\n  \
+         edge [fontname=\"Helvetica\", fontsize=8];\n",
+    );
+    for (i, (app, modules)) in apps.iter().enumerate() {
+        out.push_str(&format!(
+            "  subgraph cluster_{i} {{\n    label={};\n",
+            quote(app)
+        ));
+        for module in modules {
+            out.push_str(&format!("    {};\n", quote(&display_module(module))));
+        }
+        out.push_str("  }\n");
+    }
+    for (from, to, why) in graph.edges() {
+        if keep(&from.name) && keep(&to.name) {
+            out.push_str(&format!(
+                "  {} -> {} [{}];\n",
+                quote(&display_module(&from.name)),
+                quote(&display_module(&to.name)),
+                style(why)
+            ));
+        }
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// Renders the same selection as one JSON object: `{"nodes": [...], "edges": [...]}`.
+pub fn json(graph: &Graph, only: Option<&HashSet<&str>>) -> String {
+    let keep = |name: &str| only.is_none_or(|set| set.contains(name));
+    let nodes: Vec<serde_json::Value> = graph
+        .modules()
+        .iter()
+        .filter(|b| keep(&b.name))
+        .map(|b| {
+            serde_json::json!({
+                "module": display_module(&b.name),
+                "app": app_of(&b.path),
+                "bytes": b.bytes.len(),
+            })
+        })
+        .collect();
+    let edges: Vec<serde_json::Value> = graph
+        .edges()
+        .filter(|(from, to, _)| keep(&from.name) && keep(&to.name))
+        .map(|(from, to, why)| {
+            serde_json::json!({
+                "from": display_module(&from.name),
+                "to": display_module(&to.name),
+                "why": why_key(why),
+            })
+        })
+        .collect();
+    format!(
+        "{}\n",
+        serde_json::json!({ "nodes": nodes, "edges": edges })
+    )
+}
+
+fn style(why: Why) -> &'static str {
+    match why {
+        Why::Calls => "style=solid",
+        Why::Names => "style=dashed",
+        Why::Literal => "style=dotted",
+        Why::Behaviour => "arrowhead=empty",
+        Why::Implementation | Why::StructImpl => "arrowhead=diamond, style=dashed",
+    }
+}
+
+/// A DOT double-quoted ID: module names contain dots and `?`, so every ID is quoted.
+fn quote(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::beam::Beam;
+
+    fn graph() -> Graph {
+        let beam = |name: &str, atoms: &[&str]| Beam {
+            name: name.to_owned(),
+            atoms: std::iter::once(name)
+                .chain(atoms.iter().copied())
+                .map(str::to_owned)
+                .collect(),
+            path: format!("/p/_build/dev/lib/app/ebin/{name}.beam").into(),
+            ..Beam::default()
+        };
+        let mut a = beam("Elixir.A", &["Elixir.B"]);
+        a.imports = vec!["Elixir.B".into()];
+        Graph::new(vec![
+            a,
+            beam("Elixir.B", &[]),
+            beam("weird\"mod", &["Elixir.A"]),
+        ])
+    }
+
+    #[test]
+    fn dot_quotes_every_id_and_keeps_only_the_selection() {
+        let g = graph();
+        let all = dot(&g, None);
+        assert!(all.contains("\"A\" -> \"B\" [style=solid];"), "{all}");
+        assert!(
+            all.contains("\":weird\\\"mod\" -> \"A\" [style=dashed];"),
+            "{all}"
+        );
+        let only: HashSet<&str> = ["Elixir.A", "Elixir.B"].into();
+        let some = dot(&g, Some(&only));
+        assert!(!some.contains("weird"), "{some}");
+    }
+
+    #[test]
+    fn json_lists_nodes_and_edges() {
+        let v: serde_json::Value = serde_json::from_str(&json(&graph(), None)).unwrap();
+        assert_eq!(v["nodes"].as_array().unwrap().len(), 3);
+        assert_eq!(v["edges"][0]["from"], "A");
+        assert_eq!(v["edges"][0]["why"], "calls");
+    }
+}

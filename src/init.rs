@@ -1,0 +1,188 @@
+//! `mix-remote init`: a commented `mix-remote.yaml` for the project and a Makefile target that
+//! runs the pre-deploy smoke test, both from `templates/`. Nothing is overwritten without
+//! `--force`, and nothing is written unless everything can be.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::InitArgs;
+use crate::config::{Config, ConfigError, FILE_NAME};
+
+/// The commented configuration (`templates/mix-remote.yaml`).
+const CONFIG_TEMPLATE: &str = include_str!("../templates/mix-remote.yaml");
+/// The Makefile target (`templates/Makefile.mk`), between its two marker lines.
+const MAKEFILE_TEMPLATE: &str = include_str!("../templates/Makefile.mk");
+/// The first line of the Makefile block.
+const BEGIN: &str = "# >>> mix-remote";
+/// The last line of the Makefile block.
+const END: &str = "# <<< mix-remote";
+
+/// Why `init` wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// The configuration exists already.
+    #[error("{0} already exists: pass --force to overwrite it")]
+    Exists(PathBuf),
+    /// The Makefile has the target already.
+    #[error("{0} already has the mix-remote target: pass --force to replace it")]
+    HasTarget(PathBuf),
+    /// A file could not be read or written.
+    #[error("cannot {what} {path}: {error}")]
+    Io {
+        /// "read" or "write".
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// The file we would write does not parse: a bad `--host` or `--entry` value.
+    #[error("the configuration would not be valid: {0}")]
+    Invalid(#[from] ConfigError),
+}
+
+/// What `init` did, for the user.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Written {
+    /// The configuration file written.
+    pub config: PathBuf,
+    /// The Makefile appended to, if any.
+    pub makefile: Option<PathBuf>,
+    /// The target, for stdout, when it was not appended.
+    pub target: Option<String>,
+}
+
+/// The configuration `init` writes for `hosts` (the `servers` group) and `entry`.
+pub fn config_text(hosts: &[String], entry: Option<&str>) -> String {
+    // JSON strings are valid YAML double-quoted scalars: any host or entry text stays data.
+    let quoted = |s: &str| serde_json::to_string(s).expect("strings serialize");
+    let hosts = if hosts.is_empty() {
+        "[]    # e.g. [deploy@web-1, deploy@web-2]".to_owned()
+    } else {
+        let list: Vec<String> = hosts.iter().map(|h| quoted(h)).collect();
+        format!("[{}]", list.join(", "))
+    };
+    let entry = match entry {
+        Some(entry) => format!("  entry: {}", quoted(entry)),
+        None => "  # entry: MyApp.Smoke.check".to_owned(),
+    };
+    CONFIG_TEMPLATE
+        .replace("@HOSTS@", &hosts)
+        .replace("@ENTRY@", &entry)
+}
+
+/// The Makefile target.
+pub fn makefile_target() -> &'static str {
+    MAKEFILE_TEMPLATE
+}
+
+/// Runs `init` in `args.project`.
+pub fn init(args: &InitArgs) -> Result<Written, InitError> {
+    let config = args.project.join(FILE_NAME);
+    if config.exists() && !args.force {
+        return Err(InitError::Exists(config));
+    }
+    let text = config_text(&args.hosts, args.entry.as_deref());
+    Config::parse(&text, &config)?;
+    let makefile = args.project.join("Makefile");
+    let new_makefile = if args.makefile {
+        let old = match std::fs::read_to_string(&makefile) {
+            Ok(old) => old,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(error) => {
+                return Err(InitError::Io {
+                    what: "read",
+                    path: makefile,
+                    error,
+                });
+            }
+        };
+        if old.contains(BEGIN) && !args.force {
+            return Err(InitError::HasTarget(makefile));
+        }
+        Some(with_target(&old))
+    } else {
+        None
+    };
+    write(&config, &text)?;
+    if let Some(content) = &new_makefile {
+        write(&makefile, content)?;
+    }
+    Ok(Written {
+        config,
+        makefile: new_makefile.map(|_| makefile.clone()),
+        target: (!args.makefile).then(|| MAKEFILE_TEMPLATE.to_owned()),
+    })
+}
+
+/// `makefile` with the block replaced, or appended after a blank line.
+fn with_target(makefile: &str) -> String {
+    if let (Some(start), Some(end)) = (makefile.find(BEGIN), makefile.find(END))
+        && start < end
+    {
+        let after = makefile[end..]
+            .find('\n')
+            .map_or(makefile.len(), |n| end + n + 1);
+        return format!(
+            "{}{MAKEFILE_TEMPLATE}{}",
+            &makefile[..start],
+            &makefile[after..]
+        );
+    }
+    let separator = match makefile {
+        "" => "",
+        m if m.ends_with("\n\n") => "",
+        m if m.ends_with('\n') => "\n",
+        _ => "\n\n",
+    };
+    format!("{makefile}{separator}{MAKEFILE_TEMPLATE}")
+}
+
+fn write(path: &Path, text: &str) -> Result<(), InitError> {
+    std::fs::write(path, text).map_err(|error| InitError::Io {
+        what: "write",
+        path: path.to_owned(),
+        error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Section, Selected, resolve, select};
+
+    #[test]
+    fn the_written_config_parses_and_says_what_was_asked() {
+        let path = Path::new("/p/mix-remote.yaml");
+        let hosts = ["deploy@web-1".to_owned(), "ops@[::1]".to_owned()];
+        let config = Config::parse(&config_text(&hosts, Some("MyApp.Smoke.check")), path).unwrap();
+        let chosen = select(Some(&config), &[], &["servers".into()]).unwrap();
+        assert_eq!(chosen.len(), 2);
+        let first = resolve(Some(&config), &chosen[0], &Section::default());
+        assert_eq!(first.address, "deploy@web-1");
+        assert_eq!(first.entry.as_deref(), Some("MyApp.Smoke.check"));
+        assert_eq!(first.mix_env, "prod");
+
+        let bare = Config::parse(&config_text(&[], None), path).unwrap();
+        let host = Selected {
+            name: "h".into(),
+            group: None,
+        };
+        assert_eq!(resolve(Some(&bare), &host, &Section::default()).entry, None);
+        assert!(
+            select(Some(&bare), &[], &["servers".into()]).is_err(),
+            "an empty group"
+        );
+    }
+
+    #[test]
+    fn the_target_is_appended_once_and_replaced_in_place() {
+        let once = with_target("all:\n\techo hi\n");
+        assert!(once.starts_with("all:\n\techo hi\n\n# >>> mix-remote"));
+        assert!(once.contains("\n\t$(MIX_REMOTE) run --group servers"));
+        let edited = once.replace("SMOKE_ENV ?= prod", "SMOKE_ENV ?= old") + "after:\n";
+        let again = with_target(&edited);
+        assert_eq!(again.matches(BEGIN).count(), 1);
+        assert!(again.contains("SMOKE_ENV ?= prod") && again.ends_with("after:\n"));
+        assert_eq!(with_target(""), MAKEFILE_TEMPLATE);
+    }
+}

@@ -1,0 +1,68 @@
+//! Running a command to completion under a time limit, its output collected.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What a finished command left: exit code (None if killed by a signal), stdout, stderr.
+#[derive(Debug)]
+pub struct Finished {
+    /// The exit code.
+    pub code: Option<i32>,
+    /// Everything it wrote to stdout (lossy UTF-8).
+    pub stdout: String,
+    /// Everything it wrote to stderr (lossy UTF-8).
+    pub stderr: String,
+}
+
+/// Kills the child when dropped, so a panicking test cannot leave it running.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `cmd` with stdin closed and stdout/stderr captured; panics (after killing it) if it runs
+/// longer than `limit`.
+pub fn run_within(mut cmd: Command, limit: Duration) -> Finished {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = KillOnDrop(
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("testkit: cannot start {cmd:?}: {e}")),
+    );
+    let out = read_all(child.0.stdout.take());
+    let err = read_all(child.0.stderr.take());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("testkit: wait for child") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            panic!("testkit: {cmd:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Finished {
+        code: status.code(),
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}
+
+/// Reads a pipe to its end on a thread.
+fn read_all(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}

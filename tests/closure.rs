@@ -1,0 +1,335 @@
+//! The closure of real Mix projects: what the reader and the graph see in compiled code, what
+//! `plan` and `graph` print, and each closure case run remotely giving what `mix run` gives locally.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use mix_remote::beam;
+use testkit::{Finished, Sshd};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn tool(project: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mix-remote"));
+    cmd.args(args).current_dir(project).env_remove("MIX_ENV");
+    cmd
+}
+
+fn run_remote(sshd: &Sshd, project: &Path, entry: &str, extra: &[&str], args: &[&str]) -> Finished {
+    let mut cmd = tool(project, &["-q", "run", entry, "--host", &sshd.host()]);
+    cmd.arg("-F")
+        .arg(sshd.ssh_config())
+        .args(extra)
+        .arg("--")
+        .args(args);
+    testkit::run_within(cmd, LIMIT)
+}
+
+/// What `mix run` prints for the same call, inspected the way mix-remote prints results.
+fn run_locally(project: &Path, entry: &str, args: &[&str]) -> String {
+    let (module, function) = entry.rsplit_once('.').expect("entry");
+    let code = format!(
+        "IO.puts(inspect(apply({module}, :{function}, [{}]), limit: :infinity, printable_limit: :infinity))",
+        args.join(", ")
+    );
+    let mut cmd = Command::new("mix");
+    cmd.args(["run", "--no-compile", "-e", &code])
+        .current_dir(project)
+        .env("MIX_ENV", "dev");
+    let out = testkit::run_within(cmd, LIMIT);
+    assert_eq!(out.code, Some(0), "mix run {entry}: {}", out.stderr);
+    out.stdout
+}
+
+#[test]
+fn reader_sees_literals_behaviours_impls_and_protocols() {
+    let project = testkit::compiled_fixture("closure");
+    let ebin = project.join("_build/dev/lib/closure/ebin");
+    let read = |m: &str| beam::read(&ebin.join(format!("{m}.beam"))).unwrap();
+
+    let pipeline = read("Elixir.Closure.Pipeline");
+    assert!(
+        pipeline
+            .literal_atoms
+            .contains(&"Elixir.Closure.Plugins.Exclaim".to_owned())
+    );
+    assert!(pipeline.imports.contains(&"Elixir.Enum".to_owned()));
+
+    let upcase = read("Elixir.Closure.Plugins.Upcase");
+    assert_eq!(upcase.behaviours, ["Elixir.Closure.Plugin"]);
+
+    let circle_impl = read("Elixir.Closure.Shape.Closure.Circle");
+    let implements = circle_impl.implements.unwrap();
+    assert_eq!(implements.protocol, "Elixir.Closure.Shape");
+    assert_eq!(implements.for_type, "Elixir.Closure.Circle");
+
+    assert!(read("Elixir.Closure.Shape").is_protocol);
+    assert!(!read("Elixir.Closure.Circle").is_protocol);
+    let version = read("Elixir.Closure.Jobs").compiler_version.unwrap();
+    assert!(
+        version.starts_with(|c: char| c.is_ascii_digit()),
+        "{version}"
+    );
+}
+
+/// The modules `plan --json` lists for an entry, with the reason of each.
+fn planned(project: &Path, entry: &str, extra: &[&str]) -> Vec<(String, String)> {
+    let mut args = vec!["plan", entry, "--json"];
+    args.extend(extra);
+    let out = testkit::run_within(tool(project, &args), LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let last = events.last().expect("a plan event");
+    assert_eq!(last["event"], "plan");
+    let modules: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["event"] == "module")
+        .map(|e| {
+            (
+                e["module"].as_str().unwrap().to_owned(),
+                e["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(last["modules"], modules.len());
+    modules
+}
+
+fn names(list: &[(String, String)]) -> Vec<&str> {
+    list.iter().map(|(m, _)| m.as_str()).collect()
+}
+
+fn reason(list: &[(String, String)], module: &str) -> String {
+    let found = list.iter().find(|(m, _)| m == module);
+    found
+        .map(|(_, r)| r.clone())
+        .unwrap_or_else(|| panic!("{module} not planned: {list:?}"))
+}
+
+#[test]
+fn plan_pulls_in_exactly_what_each_entry_needs_and_says_why() {
+    let project = testkit::compiled_fixture("closure");
+
+    // Plugins named only in literal data, and the behaviour they declare; leaves first.
+    let pipeline = planned(&project, "Closure.Pipeline.run", &[]);
+    assert_eq!(
+        names(&pipeline),
+        [
+            "Closure.Plugin",
+            "Closure.Plugins.Reverse",
+            "Closure.Plugins.Upcase",
+            "Closure.Plugins.Exclaim",
+            "Closure.Pipeline"
+        ]
+    );
+    assert_eq!(reason(&pipeline, "Closure.Plugins.Exclaim"), "literal");
+    assert_eq!(reason(&pipeline, "Closure.Plugin"), "behaviour");
+    assert_eq!(reason(&pipeline, "Closure.Pipeline"), "entry");
+
+    // A struct brings its implementations of Elixir's protocols (derived and written).
+    let money = planned(&project, "Closure.Money.new", &[]);
+    assert_eq!(
+        names(&money),
+        [
+            "Closure.Money",
+            "Inspect.Closure.Money",
+            "String.Chars.Closure.Money"
+        ]
+    );
+    assert_eq!(
+        reason(&money, "String.Chars.Closure.Money"),
+        "struct_implementation"
+    );
+
+    // A project protocol (consolidated) brings all its implementations and their structs.
+    let shapes = planned(&project, "Closure.Shape.area", &[]);
+    let mut shape_names = names(&shapes);
+    shape_names.sort_unstable();
+    assert_eq!(
+        shape_names,
+        [
+            "Closure.Circle",
+            "Closure.Shape",
+            "Closure.Shape.Closure.Circle",
+            "Closure.Shape.Closure.Square",
+            "Closure.Shape.Integer",
+            "Closure.Square"
+        ]
+    );
+    // The consolidated protocol's own code names every implementation it dispatches to.
+    assert_eq!(reason(&shapes, "Closure.Shape.Integer"), "names");
+
+    // Mutual recursion: one component, both modules.
+    let parity = planned(&project, "Closure.Even.even?", &[]);
+    assert_eq!(names(&parity), ["Closure.Even", "Closure.Odd"]);
+
+    // Erlang calling Elixir, the path dependency, the on_load module: all from the entry module.
+    let jobs = planned(&project, "Closure.Jobs.parity", &[]);
+    for m in [
+        ":closure_erl",
+        ":closure_onload",
+        "Pathdep.Greeter",
+        "Closure.Even",
+    ] {
+        assert!(names(&jobs).contains(&m), "{m} missing from {jobs:?}");
+    }
+    assert!(!names(&jobs).contains(&"Closure.Notifiers.Log"), "{jobs:?}");
+    let position = |m: &str| names(&jobs).iter().position(|n| *n == m).unwrap();
+    let on_load = testkit::run_within(tool(&project, &["plan", "Closure.Jobs.parity"]), LIMIT);
+    let marked: Vec<&str> = on_load
+        .stdout
+        .lines()
+        .filter(|l| l.contains("[-on_load"))
+        .collect();
+    assert_eq!(marked.len(), 1, "{}", on_load.stdout);
+    assert!(marked[0].contains(":closure_onload"), "{}", on_load.stdout);
+    assert!(position("Closure.Odd") < position(":closure_erl"));
+    assert!(position(":closure_erl") < position("Closure.Jobs"));
+
+    let included = planned(
+        &project,
+        "Closure.Jobs.notify",
+        &["--include", "Closure.Notifiers.Log"],
+    );
+    assert_eq!(reason(&included, "Closure.Notifiers.Log"), "include");
+}
+
+#[test]
+fn plan_and_graph_reject_bad_input_in_one_line() {
+    let project = testkit::compiled_fixture("closure");
+    for (args, needle) in [
+        (
+            vec!["plan", "Closure.Jobs.nope"],
+            "Closure.Jobs.nope is not exported by Closure.Jobs",
+        ),
+        (
+            vec!["plan", "Closure.Nope.run"],
+            "module Closure.Nope is not in this project",
+        ),
+        (
+            vec!["plan", "Closure.Jobs.shapes", "--include", "Closure.Ghost"],
+            "--include Closure.Ghost",
+        ),
+        (
+            vec!["plan", "Closure.Jobs.shapes", "--include", "lower.case"],
+            "--include lower.case",
+        ),
+        (vec!["graph", "--env", "nosuchenv"], "no compiled build"),
+    ] {
+        let out = testkit::run_within(tool(&project, &args), LIMIT);
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    }
+}
+
+#[test]
+fn graph_renders_with_graphviz_and_as_json() {
+    let project = testkit::compiled_fixture("umbrella");
+    let out = testkit::run_within(tool(&project, &["graph", "--format", "json"]), LIMIT);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let graph: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let edge = |from: &str, to: &str| {
+        graph["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["from"] == from && e["to"] == to)
+    };
+    assert!(edge("Core.Describe", "Core.Describe.Jobs.Task"), "{graph}");
+    assert!(edge("Jobs.Task", "Core.Describe.Jobs.Task"), "{graph}");
+
+    let dot = testkit::run_within(
+        tool(&project, &["graph", "Jobs.Runner.describe_all"]),
+        LIMIT,
+    );
+    assert_eq!(dot.code, Some(0), "{}", dot.stderr);
+    assert!(dot.stdout.starts_with("// mix-remote module graph"));
+    let has_graphviz = Command::new("dot").arg("-V").output().is_ok();
+    if !has_graphviz {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install graphviz for this test"
+        );
+        return;
+    }
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &dot.stdout).unwrap();
+    let mut render = Command::new("dot");
+    render.arg("-Tsvg").arg(file.path());
+    let svg = testkit::run_within(render, LIMIT);
+    assert_eq!(svg.code, Some(0), "{}", svg.stderr);
+    assert_eq!(svg.stderr, "", "dot warned");
+    assert!(svg.stdout.contains("Jobs.Runner"));
+}
+
+#[test]
+fn every_closure_case_runs_remotely_as_under_mix_run() {
+    let sshd = Sshd::start();
+    let closure = testkit::compiled_fixture("closure");
+    let umbrella = testkit::compiled_fixture("umbrella");
+    let cases: [(&Path, &str, &[&str], &[&str]); 7] = [
+        (&closure, "Closure.Jobs.shapes", &[], &[]),
+        (&closure, "Closure.Jobs.money", &[], &["1234"]),
+        (&closure, "Closure.Jobs.pipeline", &[], &["\"abc\""]),
+        (
+            &closure,
+            "Closure.Jobs.notify",
+            &["--include", "Closure.Notifiers.Log"],
+            &["\"hi\""],
+        ),
+        (&closure, "Closure.Jobs.parity", &[], &["11"]),
+        (&closure, "Closure.Jobs.loaded_state", &[], &[]),
+        (&umbrella, "Jobs.Runner.describe_all", &[], &["3"]),
+    ];
+    for (project, entry, extra, args) in cases {
+        let remote = run_remote(&sshd, project, entry, extra, args);
+        assert_eq!(remote.code, Some(0), "{entry}: {}", remote.stderr);
+        assert_eq!(remote.stdout, run_locally(project, entry, args), "{entry}");
+    }
+    let left = sshd.wait_until_no_session_processes(Duration::from_secs(10));
+    assert!(left.is_ok(), "left behind: {left:?}");
+}
+
+#[test]
+fn a_module_named_only_in_config_needs_include_and_the_error_says_so() {
+    let sshd = Sshd::start();
+    let project = testkit::compiled_fixture("closure");
+    let out = run_remote(&sshd, &project, "Closure.Jobs.notify", &[], &["\"hi\""]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("UndefinedFunctionError"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(
+            "hint: Closure.Notifiers.Log is a module of this project that was not pushed"
+        ) && out.stderr.contains("add --include Closure.Notifiers.Log"),
+        "{}",
+        out.stderr
+    );
+    // Without the project's config/ files the module is pushed but nothing names it any more.
+    let out = run_remote(
+        &sshd,
+        &project,
+        "Closure.Jobs.notify",
+        &["--include", "Closure.Notifiers.Log", "--no-app-config"],
+        &["\"hi\""],
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("could not fetch application environment :notifier"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("hint:"), "{}", out.stderr);
+    let left = sshd.wait_until_no_session_processes(Duration::from_secs(10));
+    assert!(left.is_ok(), "left behind: {left:?}");
+}

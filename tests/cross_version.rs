@@ -1,0 +1,199 @@
+//! Cross-version end-to-end tests: a Mix project built by one OTP, run on a remote whose OTP
+//! differs, in both directions. The other releases are Debian chroots (testkit's [`Chroot`]):
+//! as the remote, the real sshd's session runs the chroot's `elixir` through `--elixir`; as the
+//! build machine, the chroot's `mix` compiles the fixture. Host: OTP 25; trixie: OTP 27; sid:
+//! OTP 29. Where the remote's loader can load the beams the run works (which also proves the
+//! boot flags on that OTP); where it cannot, the run fails before the call with exit 3 and one
+//! line naming the module.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use testkit::{Chroot, Finished, Sshd};
+
+/// Generous: a run takes about two seconds here, but CI machines are shared.
+const RUN_LIMIT: Duration = Duration::from_secs(120);
+/// How long the remote may take to clean up after the tool has exited.
+const CLEANUP_LIMIT: Duration = Duration::from_secs(5);
+/// The exit code for "could not run", which covers code the remote cannot load.
+const EXIT_CANNOT_RUN: i32 = 3;
+
+/// What `Demo.Worker.process 42 "batch-7"` prints, then the parts of its result: the order of
+/// a small map's atom keys depends on the remote's OTP (term order before 26, atom order since).
+const PROCESS_LINES: &str = "processing batch-7\nerlang says batch-7\n%{";
+const PROCESS_RESULT: [&str; 3] = [
+    "items: [1, :two, \"three\"]",
+    "label: \"batch-7\"",
+    "total: %Demo.Money{amount: 126, currency: :eur}",
+];
+
+/// Runs mix-remote on `project` against `sshd`, with `elixir` as the remote's elixir (None: the
+/// host's), and checks the remote is left clean.
+fn run(sshd: &Sshd, project: &Path, elixir: Option<&Path>, args: &[&str]) -> Finished {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mix-remote"));
+    cmd.arg("run")
+        .args(["--host", &sshd.host()])
+        .arg("-F")
+        .arg(sshd.ssh_config())
+        .arg("--project")
+        .arg(project);
+    if let Some(elixir) = elixir {
+        cmd.arg("--elixir").arg(elixir);
+    }
+    cmd.args(args).env_remove("MIX_ENV");
+    let out = testkit::run_within(cmd, RUN_LIMIT);
+    if let Err(left) = sshd.wait_until_no_session_processes(CLEANUP_LIMIT) {
+        panic!("processes of the run remain on the remote: {left:?}");
+    }
+    out
+}
+
+/// The run worked: `stdout` exactly, exit 0.
+fn assert_works(out: &Finished, stdout: &str) {
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), stdout),
+        "stderr: {}",
+        out.stderr
+    );
+}
+
+/// `Demo.Worker.process 42 "batch-7"` worked.
+fn assert_processed(out: &Finished) {
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert!(out.stdout.starts_with(PROCESS_LINES), "{}", out.stdout);
+    for part in PROCESS_RESULT {
+        assert!(out.stdout.contains(part), "{part} not in {}", out.stdout);
+    }
+    assert_eq!(out.stdout.lines().count(), 3, "{}", out.stdout);
+}
+
+/// The run failed before the call, with exit 3 and an error line naming `module`.
+fn assert_refused(out: &Finished, module: &str) {
+    assert_eq!(out.code, Some(EXIT_CANNOT_RUN), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, "", "the function must not have run");
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("mix-remote: error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "stderr: {}", out.stderr);
+    assert!(
+        errors[0].contains(module),
+        "{module} not named in: {}",
+        errors[0]
+    );
+}
+
+#[test]
+fn an_otp25_build_runs_on_an_otp27_remote() {
+    let Some(trixie) = Chroot::open("trixie") else {
+        return;
+    };
+    assert_eq!(
+        trixie.otp_release(),
+        "27",
+        "these tests expect OTP 27 in trixie"
+    );
+    let sshd = Sshd::start();
+    let demo = testkit::compiled_fixture("demo");
+    let elixir = trixie.elixir();
+    let out = run(
+        &sshd,
+        &demo,
+        Some(&elixir),
+        &["Demo.Worker.process", "--", "42", "\"batch-7\""],
+    );
+    assert_processed(&out);
+    let out = run(&sshd, &demo, Some(&elixir), &["Demo.Worker.onload_state"]);
+    assert_works(&out, ":initialised\n");
+    let compat = testkit::compiled_fixture("compat");
+    let out = run(
+        &sshd,
+        &compat,
+        Some(&elixir),
+        &["Compat.Bits.first", "--", "\"\\x02abc\""],
+    );
+    assert_works(&out, "{2, \"ab\"}\n");
+}
+
+#[test]
+fn an_otp25_build_runs_on_an_otp29_remote_except_what_otp29_no_longer_loads() {
+    let Some(sid) = Chroot::open("sid") else {
+        return;
+    };
+    assert_eq!(sid.otp_release(), "29", "these tests expect OTP 29 in sid");
+    let sshd = Sshd::start();
+    let demo = testkit::compiled_fixture("demo");
+    let elixir = sid.elixir();
+    let out = run(
+        &sshd,
+        &demo,
+        Some(&elixir),
+        &["Demo.Worker.process", "--", "42", "\"batch-7\""],
+    );
+    assert_processed(&out);
+    let out = run(&sshd, &demo, Some(&elixir), &["Demo.Worker.onload_state"]);
+    assert_works(&out, ":initialised\n");
+    // OTP 25's compiler emitted bs_test_unit for this match; OTP 29 refuses it.
+    let compat = testkit::compiled_fixture("compat");
+    let out = run(
+        &sshd,
+        &compat,
+        Some(&elixir),
+        &["Compat.Bits.first", "--", "\"\\x02abc\""],
+    );
+    assert_refused(&out, "Compat.Bits");
+}
+
+#[test]
+fn an_otp27_build_runs_on_an_otp29_remote_and_on_an_otp25_one_where_it_loads() {
+    let (Some(trixie), Some(sid)) = (Chroot::open("trixie"), Chroot::open("sid")) else {
+        return;
+    };
+    let sshd = Sshd::start();
+    let demo = trixie.compiled_fixture("demo");
+    let compat = trixie.compiled_fixture("compat");
+    let entry = ["Demo.Worker.process", "--", "42", "\"batch-7\""];
+    assert_processed(&run(&sshd, demo.path(), Some(&sid.elixir()), &entry));
+    let first = ["Compat.Bits.first", "--", "\"\\x02abc\""];
+    let out = run(&sshd, compat.path(), Some(&sid.elixir()), &first);
+    assert_works(&out, "{2, \"ab\"}\n");
+
+    // OTP 25 (the host's elixir): an Erlang module without new instructions loads, although
+    // OTP 27's compiler recorded the maybe_expr feature in it ...
+    let out = run(
+        &sshd,
+        demo.path(),
+        None,
+        &[":demo_erl.add", "--", "40", "2"],
+    );
+    assert_works(&out, "42\n");
+    // ... but a module with -on_load is loaded by code:load_binary/3, which checks features,
+    assert_refused(
+        &run(&sshd, demo.path(), None, &["Demo.Worker.onload_state"]),
+        ":demo_onload",
+    );
+    // and OTP 27 compiles this match to bs_match (opcode 182), which OTP 25 does not know.
+    assert_refused(&run(&sshd, compat.path(), None, &first), "Compat.Bits");
+}
+
+#[test]
+fn an_otp29_build_is_refused_by_otp27_and_otp25_remotes() {
+    let (Some(trixie), Some(sid)) = (Chroot::open("trixie"), Chroot::open("sid")) else {
+        return;
+    };
+    let sshd = Sshd::start();
+    let demo = sid.compiled_fixture("demo");
+    // OTP 28+ compilers write compact atom tables, which OTP 27 and older cannot read.
+    for elixir in [Some(trixie.elixir()), None] {
+        let out = run(
+            &sshd,
+            demo.path(),
+            elixir.as_deref(),
+            &["Demo.Unused.hello"],
+        );
+        assert_refused(&out, "Demo.Unused");
+    }
+}

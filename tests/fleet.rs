@@ -1,0 +1,1003 @@
+//! End-to-end tests of how teams use mix-remote: mix-remote.yaml, several hosts at once, `check`,
+//! `init` with its Makefile target, `--json` against its schema, `--expect ok`, completions. Real
+//! sshd instances from the harness, a real remote BEAM, the fixture compiled by a real `mix`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use testkit::Sshd;
+
+/// Generous: a cold run takes about a second here, but CI machines are shared.
+const RUN_LIMIT: Duration = Duration::from_secs(120);
+/// How long a remote may take to clean up after the tool has exited.
+const CLEANUP_LIMIT: Duration = Duration::from_secs(5);
+
+struct Output {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// The tool, with no MIX_ENV or MIX_REMOTE_* from the caller's environment, in `dir`.
+fn tool(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mix-remote"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("MIX_ENV")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("MIX_REMOTE_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    finish(cmd.spawn().expect("spawn mix-remote"))
+}
+
+/// Waits for `child` (killing it past `RUN_LIMIT`) and collects its output.
+fn finish(mut child: Child) -> Output {
+    let out = read_all(child.stdout.take());
+    let err = read_all(child.stderr.take());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for mix-remote") {
+            break status;
+        }
+        if started.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mix-remote did not finish within {RUN_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        code: status.code(),
+        stdout: out.join().expect("stdout reader").expect("utf-8 stdout"),
+        stderr: err.join().expect("stderr reader").expect("utf-8 stderr"),
+    }
+}
+
+fn read_all(
+    pipe: Option<impl Read + Send + 'static>,
+) -> std::thread::JoinHandle<std::io::Result<String>> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut pipe) = pipe {
+            pipe.read_to_string(&mut s)?;
+        }
+        Ok(s)
+    })
+}
+
+fn assert_remote_clean(sshd: &Sshd) {
+    if let Err(left) = sshd.wait_until_no_session_processes(CLEANUP_LIMIT) {
+        panic!("processes of the run remain on the remote: {left:?}");
+    }
+    if let Err(left) = sshd.wait_until_no_client_processes(CLEANUP_LIMIT) {
+        panic!("local ssh processes of the run remain: {left:?}");
+    }
+}
+
+/// A YAML double-quoted scalar (JSON strings are valid YAML).
+fn quoted(text: impl AsRef<str>) -> String {
+    serde_json::to_string(text.as_ref()).expect("strings serialize")
+}
+
+/// A `hosts:` entry reaching `sshd`, with `extra` lines (indented by four spaces).
+fn host_entry(name: &str, sshd: &Sshd, extra: &[&str]) -> String {
+    let mut entry = format!(
+        "  {name}:\n    address: {}\n    ssh_config: {}\n",
+        quoted(sshd.host()),
+        quoted(sshd.ssh_config().display().to_string())
+    );
+    for line in extra {
+        entry += &format!("    {line}\n");
+    }
+    entry
+}
+
+/// A temporary directory holding mix-remote.yaml with `text`.
+fn config_dir(text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("mix-remote.yaml");
+    std::fs::write(&path, text).expect("write mix-remote.yaml");
+    (dir, path.display().to_string())
+}
+
+fn fixture() -> String {
+    testkit::compiled_fixture("demo").display().to_string()
+}
+
+/// Parses every line of `stdout` as an event and validates it against the schema.
+fn events(stdout: &str) -> Vec<Value> {
+    let schema = schema();
+    stdout.lines().map(|line| event(&schema, line)).collect()
+}
+
+fn schema() -> jsonschema::Validator {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/events.schema.json");
+    let text = std::fs::read_to_string(path).expect("read the schema");
+    let schema: Value = serde_json::from_str(&text).expect("the schema is JSON");
+    jsonschema::validator_for(&schema).expect("the schema is a valid JSON Schema")
+}
+
+fn event(schema: &jsonschema::Validator, line: &str) -> Value {
+    let value: Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    if let Err(e) = schema.validate(&value) {
+        panic!("event does not match the schema ({e}): {line}");
+    }
+    value
+}
+
+fn of_kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["event"] == kind).collect()
+}
+
+const PROCESS_RESULT: &str = "%{items: [1, :two, \"three\"], label: \"batch-7\", total: %Demo.Money{amount: 126, currency: :eur}}";
+
+#[test]
+fn two_hosts_run_in_parallel_and_one_failing_fails_the_run() {
+    let (a, b) = (Sshd::start(), Sshd::start());
+    let (dir, config) = config_dir(&format!(
+        "hosts:\n{}{}groups:\n  both: [good, broken]\n",
+        host_entry("good", &a, &[]),
+        host_entry("broken", &b, &["elixir: /nonexistent/bin/elixir"]),
+    ));
+    let project = fixture();
+    let out = run(&mut tool(
+        dir.path(),
+        &[
+            "--config",
+            &config,
+            "run",
+            "Demo.Worker.process",
+            "--group",
+            "both",
+            "--project",
+            &project,
+            "--",
+            "42",
+            "\"batch-7\"",
+        ],
+    ));
+    assert_eq!(out.code, Some(3), "stderr: {}", out.stderr);
+    // Every line of streamed output and the result carry their host.
+    assert_eq!(
+        out.stdout,
+        format!("[good] processing batch-7\n[good] erlang says batch-7\n[good] {PROCESS_RESULT}\n")
+    );
+    assert!(
+        out.stderr
+            .contains("mix-remote: error: [broken] elixir not found on"),
+        "{}",
+        out.stderr
+    );
+    let table: Vec<&str> = out
+        .stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("HOST"))
+        .collect();
+    assert_eq!(table.len(), 3, "{}", out.stderr);
+    assert!(table[0].contains("RESULT") && table[0].ends_with("TIME"));
+    assert!(
+        table[1].starts_with("good ") && table[1].contains("returned %{items:"),
+        "{}",
+        table[1]
+    );
+    assert!(
+        table[2].starts_with("broken ") && table[2].contains("error: elixir not found"),
+        "{}",
+        table[2]
+    );
+    assert!(table[1].ends_with(" s") && table[2].ends_with(" s"));
+    assert_remote_clean(&a);
+    assert_remote_clean(&b);
+}
+
+#[test]
+fn an_unreachable_host_does_not_stall_the_others_and_every_event_matches_the_schema() {
+    // "silent" accepts TCP connections and never speaks: ssh waits for its banner. It is let go
+    // only once the other host's result has arrived, which proves that host did not wait for it.
+    let a = Sshd::start();
+    let silent = TcpListener::bind("127.0.0.1:0").expect("bind a silent port");
+    let port = silent.local_addr().expect("local address").port();
+    let held = std::thread::spawn(move || silent.accept().map(|(stream, _)| stream));
+    let (dir, config) = config_dir(&format!(
+        "defaults:\n  connect_timeout: 120\nhosts:\n{}{}groups:\n  both: [silent, good]\n",
+        host_entry("good", &a, &[]),
+        host_entry(
+            "silent",
+            &a,
+            &[&format!("ssh_options: [Port={port}, ConnectTimeout=120]")]
+        ),
+    ));
+    let project = fixture();
+    let mut child = tool(
+        dir.path(),
+        &[
+            "--config",
+            &config,
+            "run",
+            "Demo.Worker.process",
+            "--group",
+            "both",
+            "--project",
+            &project,
+            "--json",
+            "--",
+            "42",
+            "\"batch-7\"",
+        ],
+    )
+    .spawn()
+    .expect("spawn mix-remote");
+    let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let schema = schema();
+    let mut seen = Vec::new();
+    let mut held = Some(held);
+    for line in stdout.lines() {
+        let event = event(&schema, &line.expect("read stdout"));
+        if event["event"] == "result" && event["host"] == "good" {
+            let stream = held
+                .take()
+                .expect("one result")
+                .join()
+                .expect("accept thread");
+            drop(stream.expect("ssh connected to the silent port"));
+        }
+        seen.push(event);
+    }
+    let out = finish(child);
+    assert!(
+        held.is_none(),
+        "no result from the good host: {seen:?}\n{}",
+        out.stderr
+    );
+    assert_eq!(out.code, Some(3), "stderr: {}", out.stderr);
+
+    let result = of_kind(&seen, "result");
+    assert_eq!(result.len(), 1);
+    assert_eq!(
+        (&result[0]["status"], &result[0]["value"], &result[0]["ok"]),
+        (
+            &Value::from("returned"),
+            &Value::from(PROCESS_RESULT),
+            &Value::from(true)
+        )
+    );
+    let output: Vec<&Value> = of_kind(&seen, "output")
+        .into_iter()
+        .map(|e| &e["text"])
+        .collect();
+    assert_eq!(output, ["processing batch-7", "erlang says batch-7"]);
+    let pushed: Vec<&Value> = of_kind(&seen, "module_pushed")
+        .into_iter()
+        .map(|e| &e["module"])
+        .collect();
+    assert!(pushed.contains(&&Value::from("Demo.Worker")), "{pushed:?}");
+    let errors = of_kind(&seen, "error");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["host"], "silent");
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ssh to"),
+        "{errors:?}"
+    );
+    let scan = seen
+        .iter()
+        .find(|e| e["event"] == "phase_finished")
+        .expect("a phase");
+    assert_eq!(
+        (&scan["phase"], &scan["host"]),
+        (&Value::from("scan"), &Value::Null)
+    );
+    assert_eq!(
+        seen.last(),
+        Some(&serde_json::json!({"event": "summary", "hosts": 2, "failed": 1, "exit_code": 3}))
+    );
+    assert_remote_clean(&a);
+}
+
+#[test]
+fn fail_fast_stops_the_other_hosts() {
+    let (a, b) = (Sshd::start(), Sshd::start());
+    let (dir, config) = config_dir(&format!(
+        "hosts:\n{}{}groups:\n  both: [sleeper, broken]\n",
+        host_entry("sleeper", &a, &[]),
+        host_entry("broken", &b, &["elixir: /nonexistent/bin/elixir"]),
+    ));
+    let project = fixture();
+    let out = run(&mut tool(
+        dir.path(),
+        &[
+            "--config",
+            &config,
+            "run",
+            "Demo.Worker.sleep_forever",
+            "--group",
+            "both",
+            "--project",
+            &project,
+            "--fail-fast",
+        ],
+    ));
+    assert_eq!(out.code, Some(3), "stderr: {}", out.stderr);
+    let sleeper = out.stderr.lines().find(|l| l.starts_with("sleeper "));
+    assert!(
+        sleeper.is_some_and(|l| l.contains("cancelled (--fail-fast)")),
+        "{}",
+        out.stderr
+    );
+    assert_remote_clean(&a);
+    assert_remote_clean(&b);
+}
+
+/// `elixir` of this machine, which is also the test servers': (OTP release, Elixir version).
+fn local_versions() -> (String, String) {
+    let out = Command::new("elixir")
+        .args([
+            "-e",
+            "IO.write([System.otp_release(), \" \", System.version()])",
+        ])
+        .output()
+        .expect("run elixir");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let (otp, elixir) = text.split_once(' ').expect("two versions");
+    (otp.to_owned(), elixir.to_owned())
+}
+
+#[test]
+fn check_tells_a_good_host_from_one_without_elixir_forwarding_or_a_known_host_key() {
+    let good = Sshd::start();
+    let closed = Sshd::builder().tcp_forwarding(false).start();
+    let (dir, config) = config_dir(&format!(
+        "hosts:\n{}{}{}{}groups:\n  all: [good, no-elixir, no-forwarding, unknown-key]\n",
+        host_entry("good", &good, &[]),
+        host_entry("no-elixir", &good, &["elixir: /nonexistent/bin/elixir"]),
+        host_entry("no-forwarding", &closed, &[]),
+        host_entry(
+            "unknown-key",
+            &good,
+            &["ssh_options: [UserKnownHostsFile=/dev/null]"]
+        ),
+    ));
+    let (otp, elixir) = local_versions();
+
+    let out = run(&mut tool(
+        dir.path(),
+        &["--config", &config, "check", "--group", "all"],
+    ));
+    assert_eq!(out.code, Some(3), "stderr: {}", out.stderr);
+    let row = |host: &str| -> Vec<String> {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{host} ")))
+            .unwrap_or_else(|| panic!("no row for {host}: {}", out.stdout));
+        line.split_whitespace().map(str::to_owned).collect()
+    };
+    let good_row = row("good");
+    assert_eq!(&good_row[1..5], ["ok", "ok", "ok", "ok"], "{}", out.stdout);
+    assert!(good_row[5].starts_with(&otp), "{good_row:?}");
+    assert_eq!(
+        (good_row[6].as_str(), good_row[7].as_str()),
+        (elixir.as_str(), "ready")
+    );
+    assert_eq!(&row("no-elixir")[1..5], ["ok", "ok", "ok", "FAILED"]);
+    assert_eq!(&row("no-forwarding")[1..5], ["ok", "ok", "FAILED", "ok"]);
+    assert_eq!(
+        &row("unknown-key")[1..5],
+        ["ok", "FAILED", "-", "-"],
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("no-elixir: elixir not found on"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("no-forwarding: port forwarding to"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("unknown-key: the host key of"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.ends_with("1 of 4 hosts ready\n"),
+        "{}",
+        out.stdout
+    );
+
+    let out = run(&mut tool(
+        dir.path(),
+        &["--config", &config, "check", "--group", "all", "--json"],
+    ));
+    assert_eq!(out.code, Some(3), "stderr: {}", out.stderr);
+    let seen = events(&out.stdout);
+    let checks = of_kind(&seen, "check");
+    let probes = |host: &str| -> (Value, Value, Value, Value, Value) {
+        let c = checks
+            .iter()
+            .find(|c| c["host"] == host)
+            .expect("a check event per host");
+        (
+            c["ssh"].clone(),
+            c["host_key"].clone(),
+            c["forwarding"].clone(),
+            c["elixir"].clone(),
+            c["ready"].clone(),
+        )
+    };
+    let v = |s: &str| Value::from(s);
+    assert_eq!(
+        probes("good"),
+        (v("ok"), v("ok"), v("ok"), v("ok"), Value::from(true))
+    );
+    assert_eq!(
+        probes("no-elixir"),
+        (v("ok"), v("ok"), v("ok"), v("failed"), Value::from(false))
+    );
+    assert_eq!(
+        probes("no-forwarding"),
+        (v("ok"), v("ok"), v("failed"), v("ok"), Value::from(false))
+    );
+    assert_eq!(
+        probes("unknown-key"),
+        (
+            v("ok"),
+            v("failed"),
+            v("skipped"),
+            v("skipped"),
+            Value::from(false)
+        )
+    );
+    let good_check = checks.iter().find(|c| c["host"] == "good").expect("good");
+    assert_eq!(
+        (&good_check["otp_release"], &good_check["elixir_version"]),
+        (&v(&otp), &v(&elixir))
+    );
+    assert_eq!(
+        seen.last(),
+        Some(&serde_json::json!({"event": "summary", "hosts": 4, "failed": 3, "exit_code": 3}))
+    );
+    assert_remote_clean(&good);
+    assert_remote_clean(&closed);
+}
+
+#[test]
+fn flags_beat_environment_beat_config_beat_defaults() {
+    let sshd = Sshd::start();
+    let (dir, config) = config_dir(&format!(
+        "defaults:\n  elixir: /nonexistent/config/elixir\nhosts:\n{}",
+        host_entry("a", &sshd, &[])
+    ));
+    let check = |env: Option<&str>, flag: Option<&str>| -> Output {
+        let mut args = vec!["--config", config.as_str(), "check", "--host", "a"];
+        args.extend(flag.map(|f| ["--elixir", f]).into_iter().flatten());
+        let mut cmd = tool(dir.path(), &args);
+        if let Some(env) = env {
+            cmd.env("MIX_REMOTE_ELIXIR", env);
+        }
+        run(&mut cmd)
+    };
+    let out = check(None, None);
+    assert_eq!(out.code, Some(3));
+    assert!(
+        out.stdout.contains("`/nonexistent/config/elixir`"),
+        "config over default: {}",
+        out.stdout
+    );
+    let out = check(Some("elixir"), None);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "environment over config: {}{}",
+        out.stdout,
+        out.stderr
+    );
+    let out = check(Some("elixir"), Some("/nonexistent/flag/elixir"));
+    assert_eq!(out.code, Some(3));
+    assert!(
+        out.stdout.contains("`/nonexistent/flag/elixir`"),
+        "flag over environment: {}",
+        out.stdout
+    );
+    assert_remote_clean(&sshd);
+}
+
+#[test]
+fn config_errors_name_the_file_line_and_key_and_nothing_connects() {
+    let sshd = Sshd::start();
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "hosts:\n  a:\n    elixr: /x\n",
+            &["check", "--host", "a"],
+            "mix-remote.yaml:3:5: `hosts.a.elixr`: unknown field `elixr`",
+        ),
+        (
+            "defaults:\n  boot_timeout: soon\n",
+            &["run", "Demo.Worker.process", "--host", "a"],
+            "mix-remote.yaml:2:17: `defaults.boot_timeout`: ",
+        ),
+        (
+            "groups:\n  web: [a]\n",
+            &["check", "--group", "api"],
+            "--group api: not defined in",
+        ),
+    ];
+    for (text, args, expected) in cases {
+        let (dir, _) = config_dir(text);
+        let out = run(tool(dir.path(), args).env("MIX_REMOTE_SSH_CONFIG", sshd.ssh_config()));
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(expected), "{args:?}: {}", out.stderr);
+        assert!(out.stdout.is_empty());
+    }
+    assert!(
+        !sshd.log().contains("Accepted"),
+        "a connection was made: {}",
+        sshd.log()
+    );
+}
+
+#[test]
+fn expect_ok_fails_a_smoke_test_that_returns_an_error_and_passes_with_remote_env() {
+    let sshd = Sshd::start();
+    let project = fixture();
+    let (dir, config) = config_dir(&format!(
+        "hosts:\n{}{}",
+        host_entry("bare", &sshd, &[]),
+        host_entry("ready", &sshd, &["remote_env: {DEMO_REGION: eu-west-1}"]),
+    ));
+    let smoke = |host: &str| {
+        run(&mut tool(
+            dir.path(),
+            &[
+                "--config",
+                &config,
+                "run",
+                "Demo.Smoke.check",
+                "--host",
+                host,
+                "--project",
+                &project,
+                "--expect",
+                "ok",
+                "--json",
+            ],
+        ))
+    };
+    let out = smoke("bare");
+    assert_eq!(out.code, Some(1), "stderr: {}", out.stderr);
+    let seen = events(&out.stdout);
+    let result = of_kind(&seen, "result");
+    assert_eq!(
+        result[0]["value"],
+        "{:error, {:missing_env, \"DEMO_REGION\"}}"
+    );
+    assert_eq!(result[0]["ok"], false);
+    assert!(
+        out.stderr.contains("Demo.Smoke.check returned {:error, {:missing_env, \"DEMO_REGION\"}} on bare, expected :ok"),
+        "{}",
+        out.stderr
+    );
+    let out = smoke("ready");
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let seen = events(&out.stdout);
+    assert_eq!(of_kind(&seen, "result")[0]["value"], ":ok");
+    assert_remote_clean(&sshd);
+}
+
+#[test]
+fn include_from_the_config_or_a_flag_pushes_more_modules() {
+    let sshd = Sshd::start();
+    let (dir, config) = config_dir(&format!(
+        "defaults:\n  include: [Demo.Unused]\nhosts:\n{}",
+        host_entry("a", &sshd, &[])
+    ));
+    let project = fixture();
+    let loaded = |extra: &[&str]| {
+        let mut args = vec![
+            "--config",
+            &config,
+            "run",
+            "Demo.Probe.loaded",
+            "--host",
+            "a",
+            "--project",
+            &project,
+        ];
+        args.extend(extra);
+        args.extend(["--", "[Demo.Probe, Demo.Worker, Demo.Unused, :demo_erl]"]);
+        run(&mut tool(dir.path(), &args))
+    };
+    let out = loaded(&[]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "[Demo.Probe, Demo.Unused]\n"),
+        "{}",
+        out.stderr
+    );
+    let out = loaded(&["--include", ":demo_erl"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "[Demo.Probe, :demo_erl]\n"),
+        "the flag replaces the config's list: {}",
+        out.stderr
+    );
+    let out = loaded(&["--include", "Demo.Nope"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("include Demo.Nope: no such module in this project's _build"),
+        "{}",
+        out.stderr
+    );
+    assert_remote_clean(&sshd);
+}
+
+#[test]
+fn plan_and_graph_read_the_config_and_plan_events_match_the_schema() {
+    let (dir, config) = config_dir("defaults:\n  mix_env: dev\n  include: [Demo.Unused]\n");
+    let project = fixture();
+    let plan = |extra: &[&str]| {
+        let mut args = vec![
+            "--config",
+            &config,
+            "plan",
+            "Demo.Probe.loaded",
+            "--project",
+            &project,
+            "--json",
+        ];
+        args.extend(extra);
+        run(&mut tool(dir.path(), &args))
+    };
+    let modules = |seen: &[Value]| -> Vec<(String, String)> {
+        of_kind(seen, "module")
+            .iter()
+            .map(|e| {
+                (
+                    e["module"].as_str().unwrap().into(),
+                    e["reason"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let out = plan(&[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let seen = events(&out.stdout);
+    let pair = |m: &str, r: &str| (m.to_owned(), r.to_owned());
+    assert_eq!(
+        modules(&seen),
+        [pair("Demo.Probe", "entry"), pair("Demo.Unused", "include")]
+    );
+    let last = seen.last().expect("events");
+    assert_eq!(
+        (&last["event"], &last["modules"]),
+        (&"plan".into(), &2.into())
+    );
+
+    let out = plan(&["--include", ":demo_erl"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        modules(&events(&out.stdout)),
+        [pair("Demo.Probe", "entry"), pair(":demo_erl", "include")],
+        "the flag replaces the config's list"
+    );
+
+    // The config's mix_env is read: a build that does not exist fails plan and graph alike.
+    let (bad_dir, bad) = config_dir("defaults:\n  mix_env: nosuchenv\n");
+    let out = run(&mut tool(
+        bad_dir.path(),
+        &[
+            "--config",
+            &bad,
+            "plan",
+            "Demo.Probe.loaded",
+            "--project",
+            &project,
+            "--json",
+        ],
+    ));
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("no compiled build"), "{}", out.stderr);
+    let seen = events(&out.stdout);
+    let kinds: Vec<&Value> = seen.iter().map(|e| &e["event"]).collect();
+    assert_eq!(kinds, ["error", "summary"]);
+    let graph = |extra: &[&str]| {
+        let mut args = vec![
+            "--config",
+            &bad,
+            "graph",
+            "--project",
+            &project,
+            "--format",
+            "json",
+        ];
+        args.extend(extra);
+        run(&mut tool(bad_dir.path(), &args))
+    };
+    assert_eq!(graph(&[]).code, Some(2));
+    let out = graph(&["--env", "dev"]);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "the flag beats the config: {}",
+        out.stderr
+    );
+    let graph: Value = serde_json::from_str(&out.stdout).expect("one JSON object");
+    assert!(
+        graph["nodes"].as_array().is_some_and(|n| !n.is_empty()),
+        "{graph}"
+    );
+}
+
+/// A copy of the demo fixture's sources (not its build) in a temporary directory.
+fn fresh_project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
+    let copied = Command::new("cp")
+        .args(["-r"])
+        .arg(source.join("mix.exs"))
+        .arg(source.join("lib"))
+        .arg(source.join("src"))
+        .arg(dir.path())
+        .status()
+        .expect("run cp");
+    assert!(copied.success());
+    dir
+}
+
+#[test]
+fn init_writes_a_config_and_a_makefile_target_that_runs_the_smoke_test() {
+    let sshd = Sshd::start();
+    let project = fresh_project();
+    let host = sshd.host();
+    let init = |extra: &[&str]| {
+        let mut args = vec![
+            "init",
+            "--host",
+            host.as_str(),
+            "--entry",
+            "Demo.Smoke.check",
+            "--makefile",
+        ];
+        args.extend(extra);
+        run(&mut tool(project.path(), &args))
+    };
+    let out = init(&[]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let path = project.path().join("mix-remote.yaml");
+    let config = mix_remote::config::Config::load(&path).expect("init writes a valid config");
+    let servers =
+        mix_remote::config::select(Some(&config), &[], &["servers".into()]).expect("servers");
+    let settings = mix_remote::config::resolve(Some(&config), &servers[0], &Default::default());
+    assert_eq!(settings.address, host);
+    assert_eq!(settings.entry.as_deref(), Some("Demo.Smoke.check"));
+
+    let written = std::fs::read_to_string(&path).expect("read the config");
+    let out = init(&[]);
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr.contains("already exists: pass --force"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("read"),
+        written,
+        "overwritten without --force"
+    );
+
+    let make = || {
+        let mut cmd = Command::new("make");
+        cmd.arg("smoke")
+            .arg(format!("MIX_REMOTE={}", env!("CARGO_BIN_EXE_mix-remote")))
+            .arg("SMOKE_ENV=dev")
+            .current_dir(project.path())
+            .env("MIX_REMOTE_SSH_CONFIG", sshd.ssh_config())
+            .env_remove("MIX_ENV")
+            .env_remove("MIX_BUILD_PATH")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        run(&mut cmd)
+    };
+    let out = make();
+    assert_ne!(
+        out.code,
+        Some(0),
+        "the smoke test passed without DEMO_REGION"
+    );
+    assert!(
+        out.stdout
+            .contains("{:error, {:missing_env, \"DEMO_REGION\"}}"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+
+    // What a team does next: give the servers what the smoke test asks for.
+    std::fs::write(
+        &path,
+        written.replace(
+            "  boot_timeout: 60\n",
+            "  boot_timeout: 60\n  remote_env: {DEMO_REGION: eu}\n",
+        ),
+    )
+    .expect("edit the config");
+    let out = make();
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.lines().any(|l| l == ":ok"), "{}", out.stdout);
+
+    let out = init(&["--force"]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let makefile = std::fs::read_to_string(project.path().join("Makefile")).expect("Makefile");
+    assert_eq!(
+        makefile.matches("# >>> mix-remote").count(),
+        1,
+        "{makefile}"
+    );
+    assert_remote_clean(&sshd);
+}
+
+#[test]
+fn init_without_makefile_prints_the_target() {
+    let project = tempfile::tempdir().expect("temporary directory");
+    let out = run(&mut tool(project.path(), &["init"]));
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert!(out.stdout.contains("\nsmoke:\n\t"), "{}", out.stdout);
+    assert!(!project.path().join("Makefile").exists());
+    assert!(mix_remote::config::Config::load(&project.path().join("mix-remote.yaml")).is_ok());
+}
+
+#[test]
+fn every_event_kind_matches_the_schema() {
+    use mix_remote::events::{CheckRow, Event, Probe, Stage, Status};
+    let schema = schema();
+    let host = || "web-1".to_owned();
+    let row = CheckRow {
+        host: host(),
+        ssh: Probe::Ok,
+        host_key: Probe::Ok,
+        forwarding: Probe::Failed,
+        elixir: Probe::Skipped,
+        otp_release: Some("25".into()),
+        otp_version: None,
+        elixir_version: Some("1.14.0".into()),
+        ready: false,
+        problem: Some("refused".into()),
+    };
+    let all = [
+        Event::PhaseStarted {
+            host: None,
+            phase: Stage::Scan,
+            message: "m".into(),
+        },
+        Event::PhaseFinished {
+            host: Some(host()),
+            phase: Stage::Forward,
+            message: "m".into(),
+            ms: 3,
+        },
+        Event::ModulePushed {
+            host: host(),
+            module: "Demo.Worker".into(),
+            bytes: 10,
+        },
+        Event::Output {
+            host: host(),
+            text: "line".into(),
+        },
+        Event::Log {
+            host: host(),
+            text: "line".into(),
+        },
+        Event::Result {
+            host: host(),
+            status: Status::Raised,
+            value: "** (x)".into(),
+            ok: false,
+        },
+        Event::Error {
+            host: None,
+            message: "bad".into(),
+        },
+        Event::Check(row),
+        Event::Module {
+            order: 1,
+            module: "Demo.Worker".into(),
+            app: "demo".into(),
+            bytes: 10,
+            path: "/p/_build/dev/lib/demo/ebin/Elixir.Demo.Worker.beam".into(),
+            reason: "calls".into(),
+            from: Some("Demo.Smoke".into()),
+            on_load: false,
+        },
+        Event::Plan {
+            entry: "Demo.Smoke.check".into(),
+            modules: 1,
+            bytes: 10,
+            project_modules: 5,
+        },
+        Event::Summary {
+            hosts: 1,
+            failed: 0,
+            exit_code: 0,
+        },
+    ];
+    for kind in &all {
+        let line = serde_json::to_string(kind).expect("serialize");
+        event(&schema, &line);
+    }
+    for stage in [
+        Stage::Scan,
+        Stage::Connect,
+        Stage::Boot,
+        Stage::Push,
+        Stage::Call,
+        Stage::Stop,
+        Stage::Forward,
+        Stage::Elixir,
+    ] {
+        let line = serde_json::to_string(&Event::PhaseStarted {
+            host: None,
+            phase: stage,
+            message: String::new(),
+        })
+        .expect("serialize");
+        event(&schema, &line);
+    }
+    // The schema is strict: an unknown field or kind is refused.
+    let extra = r#"{"event":"summary","hosts":1,"failed":0,"exit_code":0,"extra":1}"#;
+    assert!(!schema.is_valid(&serde_json::from_str(extra).expect("json")));
+    assert!(!schema.is_valid(&serde_json::json!({"event": "nope"})));
+}
+
+#[test]
+fn completion_scripts_parse_in_their_shells() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    for (shell, check) in [
+        ("bash", &["bash", "-n"][..]),
+        ("zsh", &["zsh", "-n"]),
+        ("fish", &["fish", "--no-execute"]),
+    ] {
+        let out = run(&mut tool(dir.path(), &["completions", shell]));
+        assert_eq!(out.code, Some(0), "{shell}: {}", out.stderr);
+        assert!(
+            out.stdout.contains("check") && out.stdout.contains("fail-fast"),
+            "{shell}"
+        );
+        let script: PathBuf = dir.path().join(format!("completion.{shell}"));
+        std::fs::write(&script, &out.stdout).expect("write the script");
+        let parsed = Command::new(check[0])
+            .args(&check[1..])
+            .arg(&script)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run {shell} (install it: apt-get install {shell}): {e}")
+            });
+        assert!(
+            parsed.status.success(),
+            "{shell} rejects its completion script: {}",
+            String::from_utf8_lossy(&parsed.stderr)
+        );
+    }
+}
