@@ -58,7 +58,7 @@ pub fn stdin_input(node_port: u16, remote_node: &str, cookie: &str, our_node: &s
     .into_bytes()
 }
 
-/// What `check` feeds its launcher once the forwards are tested: the go-ahead line, then the
+/// What `check` feeds its launcher once the forward is tested: the go-ahead line, then the
 /// check program as one line of Elixir.
 pub fn check_input() -> Vec<u8> {
     format!(
