@@ -140,6 +140,14 @@ pub enum Event {
         /// One line.
         message: String,
     },
+    /// Something that usually works but deserves a look (e.g. the remote's OTP or Elixir differs
+    /// from the build's).
+    Warning {
+        /// The host.
+        host: Option<String>,
+        /// One line.
+        message: String,
+    },
     /// `check`: one host's preflight.
     Check(CheckRow),
     /// `plan`: one module of the closure, in push order.

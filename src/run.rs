@@ -17,6 +17,7 @@ use crate::app_config::{AppConfig, AppConfigError};
 use crate::args::{self, LiteralError};
 use crate::beam::{Beam, BeamError};
 use crate::boot::{self, BootError};
+use crate::compat;
 use crate::config::HostSettings;
 use crate::events::{Event, Stage};
 use crate::invoke::{self, Entry, EntryError, Outcome};
@@ -83,6 +84,9 @@ pub enum RunError {
     /// Loading the closure failed.
     #[error(transparent)]
     Push(#[from] PushError),
+    /// The remote's loader would refuse the closure (found before anything is loaded).
+    #[error(transparent)]
+    Compat(#[from] compat::Refusal),
     /// A module of the closure could not be prepared for the wire.
     #[error(transparent)]
     Wire(#[from] Arc<BeamError>),
@@ -538,6 +542,15 @@ impl Session<'_> {
             remote.elixir,
             remote.loaded.len()
         ));
+        // Nothing is loaded when the remote would refuse any module: one line says why.
+        let closure = job.closure();
+        let versions = compat::RemoteVersions {
+            otp_release: remote.otp_release.clone(),
+            elixir: remote.elixir.clone(),
+        };
+        for warning in compat::preflight(&closure, &compat::Built::read(&closure), &versions)? {
+            self.report.warning(&warning);
+        }
         let pushed = push::push(node, &prepared, &remote, limit).await?;
         stats.push = Some(pushing.elapsed());
         phase.done(format!(
