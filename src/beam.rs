@@ -187,6 +187,25 @@ pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Beam, BeamErrorKind> {
     })
 }
 
+/// A chunk's four-letter id and a copy of its data.
+pub type RawChunk = ([u8; 4], Vec<u8>);
+
+/// The chunks of `.beam` bytes (plain or gzip-compressed) as (id, data), in file order: what
+/// `wire` needs to compute the loader's MD5 and to leave out chunks the loader ignores.
+pub fn raw_chunks(bytes: &[u8]) -> Result<Vec<RawChunk>, BeamErrorKind> {
+    let plain;
+    let container = if bytes.starts_with(&[0x1f, 0x8b]) {
+        plain = gunzip(bytes).map_err(BeamErrorKind::Gzip)?;
+        plain.as_slice()
+    } else {
+        bytes
+    };
+    Ok(chunks(container)?
+        .into_iter()
+        .map(|(id, data)| (id, data.to_vec()))
+        .collect())
+}
+
 /// The most a compressed `.beam` may expand to; real modules are far smaller.
 const MAX_UNCOMPRESSED: u32 = 256 << 20;
 

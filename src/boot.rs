@@ -49,18 +49,19 @@ fn launcher(template: &str, elixir: &str) -> Result<String, BootError> {
     Ok(format!("exec sh -c '{script}'"))
 }
 
-/// Everything the boot session reads from stdin, in order: the EPMD port (read by the launcher),
-/// the boot program as one line of Elixir, then the remote node's full name, the cookie and our
-/// node's full name (read by the program). The stream then stays open: its end halts the node.
-pub fn stdin_input(epmd_port: u16, remote_node: &str, cookie: &str, our_node: &str) -> Vec<u8> {
+/// Everything the boot session reads from stdin, in order: the server port of the forward to our
+/// node (read by the launcher), the boot program as one line of Elixir, then the remote node's
+/// full name, the cookie and our node's full name (read by the program). The stream then stays
+/// open: its end halts the node.
+pub fn stdin_input(node_port: u16, remote_node: &str, cookie: &str, our_node: &str) -> Vec<u8> {
     format!(
-        "{epmd_port}\nCode.eval_string(\"{}\")\n{remote_node}\n{cookie}\n{our_node}\n",
+        "{node_port}\nCode.eval_string(\"{}\")\n{remote_node}\n{cookie}\n{our_node}\n",
         elixir_string_body(&PROGRAM.replace("@TICK_MS@", &(NET_TICKTIME * 250).to_string()))
     )
     .into_bytes()
 }
 
-/// What `check` feeds its launcher once the forwards are tested: the go-ahead line, then the
+/// What `check` feeds its launcher once the forward is tested: the go-ahead line, then the
 /// check program as one line of Elixir.
 pub fn check_input() -> Vec<u8> {
     format!(

@@ -1,7 +1,7 @@
 //! `mix-remote check`: preflight of every host without running any of the project's code. Per
 //! host, through the same kind of SSH master connection `run` opens: the server is reachable and
-//! the login works, OpenSSH accepted its host key, the server grants the run's two reverse
-//! forwards, `elixir` is found (started the way `run` starts it) and its OTP and Elixir versions.
+//! the login works, OpenSSH accepted its host key, the server grants the run's reverse
+//! forward, `elixir` is found (started the way `run` starts it) and its OTP and Elixir versions.
 //! One row per host and a verdict; hosts are checked concurrently.
 
 use std::sync::{Arc, Mutex};
@@ -184,6 +184,7 @@ async fn probe(
     let mut master = Master::start(
         &target,
         &dir.path().join("ctl"),
+        None,
         &command,
         move |line| match line.strip_prefix(boot::VERSIONS) {
             Some(v) => *seen.lock().expect("versions lock poisoned") = Some(v.to_owned()),
@@ -228,14 +229,16 @@ async fn probe(
         }
     }
 
-    let phase = report.phase(Stage::Forward, "asking for the reverse forwards");
-    let sockets = [dir.path().join("epmd.sock"), dir.path().join("node.sock")];
-    let sockets: Vec<&std::path::Path> = sockets.iter().map(|p| p.as_path()).collect();
+    // A run requests its one forward with the connection; here it is asked for on its own, so
+    // that a refusal does not end the connection before elixir is looked for.
+    let phase = report.phase(Stage::Forward, "asking for the reverse forward");
+    let socket = dir.path().join("node.sock");
+    let sockets = [socket.as_path()];
     let mut problem = None;
     match tokio::time::timeout(connect, master.forward_remote(&sockets)).await {
         Ok(Ok(_)) => {
             row.forwarding = Probe::Ok;
-            phase.done("reverse forwards granted");
+            phase.done("reverse forward granted");
         }
         Ok(Err(e)) => {
             row.forwarding = Probe::Failed;

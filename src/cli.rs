@@ -54,8 +54,8 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         mix-remote check --host deploy@db-1\n  \
         mix-remote check --group web --json\n\n\
-        Checks per host: SSH reachable and login works, host key known, the two reverse\n\
-        forwards allowed, elixir found, and its OTP and Elixir versions.\n\
+        Checks per host: SSH reachable and login works, host key known, the reverse\n\
+        forward allowed, elixir found, and its OTP and Elixir versions.\n\
         Exit codes: 0 every host is ready, 2 bad input, 3 some host is not ready.")]
     Check(CheckArgs),
     /// Write a commented mix-remote.yaml and show (or append) a Makefile target.

@@ -22,7 +22,7 @@ pub enum Stage {
     Call,
     /// Stopping the remote node and closing the connection.
     Stop,
-    /// `check`: asking the server for the run's two reverse forwards.
+    /// `check`: asking the server for the run's reverse forward.
     Forward,
     /// `check`: finding `elixir` and reading its versions.
     Elixir,
@@ -59,7 +59,7 @@ pub struct CheckRow {
     pub ssh: Probe,
     /// The server's host key, as OpenSSH verified it with your configuration.
     pub host_key: Probe,
-    /// The run's two reverse forwards.
+    /// The run's reverse forward.
     pub forwarding: Probe,
     /// The remote `elixir`.
     pub elixir: Probe,
@@ -105,7 +105,7 @@ pub enum Event {
         host: String,
         /// As users write it: `MyApp.Worker`, `:my_mod`.
         module: String,
-        /// Bytes sent.
+        /// Bytes of its code as sent, before the batch is compressed.
         bytes: usize,
     },
     /// A line the remote function printed (IO.puts, :io.format...), without its newline.
@@ -136,6 +136,14 @@ pub enum Event {
     /// Something went wrong: on a host, or before any host (then `host` is null).
     Error {
         /// The host, or null.
+        host: Option<String>,
+        /// One line.
+        message: String,
+    },
+    /// Something that usually works but deserves a look (e.g. the remote's OTP or Elixir differs
+    /// from the build's).
+    Warning {
+        /// The host.
         host: Option<String>,
         /// One line.
         message: String,

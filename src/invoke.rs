@@ -7,9 +7,6 @@ use crate::beam::Beam;
 use crate::node::{CallError, Node, atom, is_atom};
 use crate::push::display_module;
 
-/// Module of the boot program that runs the entry and formats its result (templates/boot.exs).
-const RUNNER: &str = "Elixir.MixRemote.Boot";
-
 /// An entry function as the user named it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -158,9 +155,10 @@ pub async fn invoke(
         List::from(args).into(),
         setup,
     ];
-    let reply = node.call(RUNNER, "run", call_args, None).await?;
+    // The boot program runs it and formats the result (templates/boot.exs).
+    let reply = node.request("run", call_args, None).await?;
     let unexpected = || CallError::BadRpc {
-        mfa: format!("{RUNNER}:run/4"),
+        mfa: "run".into(),
         reason: format!("unexpected reply {reply}"),
     };
     let Term::Tuple(t) = &reply else {

@@ -25,3 +25,4 @@ pub mod push;
 pub mod report;
 pub mod run;
 pub mod ssh;
+pub mod wire;

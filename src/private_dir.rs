@@ -1,5 +1,5 @@
-//! The run's private directory: the ssh control socket and the Unix sockets the two reverse
-//! forwards end in, reachable by the user alone, and gone however the run ends.
+//! The run's private directory: the ssh control socket and the Unix socket the reverse forward
+//! ends in, reachable by the user alone, and gone however the run ends.
 //!
 //! Unix sockets have to be files while ssh connects to them, so the directory exists only for as
 //! long as it is needed: from before the connection until the remote node has connected back, when

@@ -241,6 +241,19 @@ impl Reporter {
         self.bars_suspended(|| eprintln!("mix-remote: error: {prefix}{message}"));
     }
 
+    /// A warning: shown on stderr unless `-q`; with `--json` a `warning` event instead.
+    pub fn warning(&self, message: &str) {
+        if self.shared.json {
+            self.event(Event::Warning {
+                host: self.host_name(),
+                message: message.to_owned(),
+            });
+        } else if !self.shared.quiet {
+            let prefix = self.prefix();
+            self.bars_suspended(|| eprintln!("mix-remote: warning: {prefix}{message}"));
+        }
+    }
+
     /// Advice after a failure, always shown on stderr as one line (with `--json` too, but not as
     /// an event: it is for people).
     pub fn hint(&self, text: &str) {

@@ -1,12 +1,13 @@
 //! The `run` command for one host: every stage of the data flow wired together, with teardown on
-//! every path. [`prepare`] does the local part once (scan -> plan -> application environment);
-//! [`run_host`] does the rest on one host (ssh master -> reverse forwards (our EPMD, our node) ->
-//! boot -> the remote node connects back and handshakes -> push -> call -> teardown). `fleet.rs`
-//! runs hosts concurrently.
+//! every path. [`prepare`] does the local part once (scan -> plan -> application environment,
+//! then, in the background, the closure's wire form); [`run_host`] does the rest on one host
+//! (ssh master with the reverse forward to our node -> boot -> the remote node connects back and
+//! handshakes -> what the remote has -> push -> call -> teardown). After the handshake a run makes
+//! three requests whatever the closure's size. `fleet.rs` runs hosts concurrently.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use erl_dist::node::NodeName;
 use erl_dist::term::{Binary, Map, Term};
@@ -14,17 +15,19 @@ use tokio::net::UnixListener;
 
 use crate::app_config::{AppConfig, AppConfigError};
 use crate::args::{self, LiteralError};
-use crate::beam::Beam;
+use crate::beam::{Beam, BeamError};
 use crate::boot::{self, BootError};
+use crate::compat;
 use crate::config::HostSettings;
 use crate::events::{Event, Stage};
 use crate::invoke::{self, Entry, EntryError, Outcome};
-use crate::node::{self, CallError, DistError, Node, epmd};
+use crate::node::{self, CallError, DistError, Node};
 use crate::plan::{Plan, PlanError};
 use crate::private_dir::{self, PrivateDir};
 use crate::push::{self, PushError};
 use crate::report::Reporter;
 use crate::ssh::{Master, SshError, Target};
+use crate::wire::{self, Prepared};
 
 /// The function raised, threw or exited.
 pub const EXIT_RAISED: u8 = 1;
@@ -84,6 +87,12 @@ pub enum RunError {
     /// Loading the closure failed.
     #[error(transparent)]
     Push(#[from] PushError),
+    /// The remote's loader would refuse the closure (found before anything is loaded).
+    #[error(transparent)]
+    Compat(#[from] compat::Refusal),
+    /// A module of the closure could not be prepared for the wire.
+    #[error(transparent)]
+    Wire(#[from] Arc<BeamError>),
     /// A local socket could not be created.
     #[error("cannot create local socket {path}: {error} (is $TMPDIR writable?)")]
     Socket {
@@ -125,6 +134,7 @@ impl RunError {
             | RunError::NoEntry
             | RunError::Argument { .. }
             | RunError::AppConfig(_)
+            | RunError::Wire(_)
             | RunError::Boot(_) => EXIT_USAGE,
             RunError::Timeout { .. } | RunError::Call(CallError::Timeout { .. }) => EXIT_TIMEOUT,
             _ => EXIT_CANNOT_RUN,
@@ -192,6 +202,10 @@ pub struct Job {
     pub args: Vec<Term>,
     /// The application environment applied on the remote before the call.
     pub setup: AppConfig,
+    /// The closure's wire form, prepared in the background while the hosts connect.
+    pub wire: WireForm,
+    /// How long reading `_build` and planning took, before any connection.
+    pub planned_in: Duration,
 }
 
 impl Job {
@@ -226,6 +240,7 @@ pub fn prepare(
     let call_args = parse_arguments(arg_texts)?;
 
     let phase = report.phase(Stage::Scan, "scanning _build");
+    let started = Instant::now();
     let plan = Plan::build(
         build.project,
         build.env,
@@ -245,12 +260,53 @@ pub fn prepare(
     for beam in &closure {
         report.verbose(&format!("closure: {}", push::display_module(&beam.name)));
     }
+    let wire = WireForm::start(closure.into_iter().cloned().collect());
     Ok(Job {
         entry,
         plan,
         args: call_args,
         setup,
+        wire,
+        planned_in: started.elapsed(),
     })
+}
+
+/// What [`WireForm`] computes: the prepared closure and how long it took.
+type WireResult = Result<(Arc<Prepared>, Duration), Arc<BeamError>>;
+
+/// The closure's MD5s and compressed batch (`wire.rs`), computed on a thread of its own from the
+/// moment the plan is known, so that the work runs while SSH connects; every host waits on the
+/// same result.
+#[derive(Clone)]
+pub struct WireForm(tokio::sync::watch::Receiver<Option<WireResult>>);
+
+impl WireForm {
+    /// Starts preparing `closure` (in load order).
+    fn start(closure: Vec<Beam>) -> WireForm {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let refs: Vec<&Beam> = closure.iter().collect();
+            let result = wire::prepare_all(&refs)
+                .map(|prepared| (Arc::new(prepared), started.elapsed()))
+                .map_err(Arc::new);
+            let _ = tx.send(Some(result));
+        });
+        WireForm(rx)
+    }
+
+    /// The prepared closure, once ready, and how long the preparation took.
+    async fn get(&self) -> Result<(Arc<Prepared>, Duration), RunError> {
+        let mut rx = self.0.clone();
+        let ready = rx
+            .wait_for(Option::is_some)
+            .await
+            .expect("the preparing thread sends before it ends");
+        match ready.as_ref().expect("waited for Some") {
+            Ok(done) => Ok(done.clone()),
+            Err(e) => Err(RunError::Wire(Arc::clone(e))),
+        }
+    }
 }
 
 /// Runs `job` on one host: connects, boots, pushes, calls and tears down, whatever happens.
@@ -262,11 +318,9 @@ pub async fn run_host(
     let remote_command = boot::remote_command(&host.elixir)?;
     let ids = Identities::fresh();
     let mut dir = private_dir()?;
-    let tunnels = Tunnels {
-        epmd: LocalEnd::bind(dir.path().join("epmd.sock"))?,
-        node: LocalEnd::bind(dir.path().join("node.sock"))?,
-    };
+    let node_end = LocalEnd::bind(dir.path().join("node.sock"))?;
 
+    let started = Instant::now();
     let phase = report.phase(Stage::Connect, format!("connecting to {}", host.address));
     let lines = Arc::clone(report);
     let notes = Arc::clone(report);
@@ -274,40 +328,103 @@ pub async fn run_host(
     let mut master = Master::start(
         &target(host),
         &dir.path().join("ctl"),
+        Some(&node_end.path),
         &remote_command,
         move |line| lines.remote_line(&name, line),
         move |note| notes.verbose(&note),
     )?;
-    let connected = timeout(
-        Duration::from_secs(host.connect_timeout),
-        master.wait_for("connected", "the SSH session"),
-        "connecting",
-        &host.address,
-        "--connect-timeout",
-    )
-    .await;
-    if let Err(e) = connected {
-        // Not logged in: there is no remote node to wait for.
-        master.shutdown(Duration::ZERO).await;
-        return Err(e);
-    }
-    phase.done(format!("connected to {}", host.address));
+    let mut stats = Stats::default();
     let session = Session {
         host,
         report,
         ids: &ids,
+        started,
     };
-    let result = session
-        .boot_and_call(&mut master, &mut dir, tunnels, job)
-        .await;
+    if let Err(e) = session.connect(&mut master, phase, &mut stats).await {
+        // Not logged in: there is no remote node to wait for.
+        master.shutdown(Duration::ZERO).await;
+        return Err(e);
+    }
+    let result = async {
+        let node = session
+            .boot(&mut master, &mut dir, node_end, &mut stats)
+            .await?;
+        session.push_and_call(&node, job, &mut stats).await
+    }
+    .await;
     let phase = report.phase(Stage::Stop, "stopping remote node");
+    let stopping = Instant::now();
     master.shutdown(TEARDOWN_GRACE).await;
+    stats.teardown = Some(stopping.elapsed());
     drop(phase);
+    report.verbose(&stats.line());
     result
 }
 
+/// How long each phase of a run took, for `-v` and the benchmark (`cargo xtask bench`).
+#[derive(Debug, Default)]
+struct Stats {
+    /// Until the SSH session runs (login done, elixir found).
+    connect: Option<Duration>,
+    /// Until the forward's port is known, after the session runs (usually known before).
+    tunnels: Option<Duration>,
+    /// Until the remote node has connected back and completed the handshake.
+    boot: Option<Duration>,
+    /// Learning what the remote has and loading what it lacks.
+    push: Option<Duration>,
+    /// The entry function's call.
+    call: Option<Duration>,
+    /// Stopping the remote node and the connection.
+    teardown: Option<Duration>,
+    /// Reading `_build` and planning, before connecting (once for all hosts).
+    scan: Option<Duration>,
+    /// Preparing the closure's wire form, alongside the connection (once for all hosts).
+    wire: Option<Duration>,
+    /// How long the run waited for the wire form after the handshake (0: it was ready before).
+    wire_wait: Option<Duration>,
+    /// Requests to the remote node after the handshake.
+    requests: Option<u32>,
+    /// What the push sent.
+    pushed: Option<push::Pushed>,
+}
+
+impl Stats {
+    /// `stats: connect_ms=... requests=3 pushed_bytes=...`: one line, `key=value` pairs.
+    fn line(&self) -> String {
+        let mut line = String::from("stats:");
+        let phases = [
+            ("connect", self.connect),
+            ("tunnels", self.tunnels),
+            ("boot", self.boot),
+            ("push", self.push),
+            ("call", self.call),
+            ("teardown", self.teardown),
+            ("scan", self.scan),
+            ("wire", self.wire),
+            ("wire_wait", self.wire_wait),
+        ];
+        for (name, took) in phases {
+            if let Some(took) = took {
+                line += &format!(" {name}_ms={}", took.as_millis());
+            }
+        }
+        if let Some(requests) = self.requests {
+            line += &format!(" requests={requests}");
+        }
+        if let Some(p) = &self.pushed {
+            line += &format!(
+                " pushed_modules={} pushed_bytes={} skipped_modules={}",
+                p.modules.len(),
+                p.bytes,
+                p.skipped
+            );
+        }
+        line
+    }
+}
+
 /// A fresh private directory (0700, guarded against SIGKILL) for a control socket and the Unix
-/// sockets of the reverse forwards.
+/// socket of the reverse forward.
 pub fn private_dir() -> Result<PrivateDir, RunError> {
     PrivateDir::create().map_err(|error| RunError::Socket {
         path: std::env::temp_dir().display().to_string(),
@@ -360,51 +477,79 @@ struct Session<'a> {
     host: &'a HostSettings,
     report: &'a Arc<Reporter>,
     ids: &'a Identities,
+    /// When the connection was started.
+    started: Instant,
 }
 
 impl Session<'_> {
-    async fn boot_and_call(
+    /// Waits for the connection with its reverse forward, and hands the boot session its input.
+    async fn connect(
+        &self,
+        master: &mut Master,
+        phase: crate::report::Phase,
+        stats: &mut Stats,
+    ) -> Result<(), RunError> {
+        let host = &self.host.address;
+        let connecting = async {
+            // The forward is granted as the session opens; the boot input can go at once, and
+            // ssh hands it to the session when it runs.
+            let port = master.forwarded_port().await?;
+            let port_at = Instant::now();
+            let input = boot::stdin_input(
+                port,
+                &self.ids.remote.to_string(),
+                &self.ids.cookie,
+                &self.ids.local.to_string(),
+            );
+            let sent = master.send(&input).await;
+            // A session that ended (no elixir, login refused) explains itself better than the
+            // failed write.
+            master.wait_for("connected", "the SSH session").await?;
+            sent?;
+            Ok::<_, RunError>((port, port_at, Instant::now()))
+        };
+        let (port, port_at, connected_at) = timeout(
+            Duration::from_secs(self.host.connect_timeout),
+            connecting,
+            "connecting",
+            host,
+            "--connect-timeout",
+        )
+        .await?;
+        stats.connect = Some(connected_at - self.started);
+        stats.tunnels = Some(port_at.saturating_duration_since(connected_at));
+        phase.done(format!("connected to {host}"));
+        self.report.verbose(&format!(
+            "tunnel: remote 127.0.0.1:{port} -> our node {}; expecting {}",
+            self.ids.local, self.ids.remote
+        ));
+        Ok(())
+    }
+
+    /// Waits for the booting node to connect back: the handshake with the run's cookie is the
+    /// readiness signal, no sleeps, no polling.
+    async fn boot(
         &self,
         master: &mut Master,
         dir: &mut PrivateDir,
-        tunnels: Tunnels,
-        job: &Job,
-    ) -> Result<Outcome, RunError> {
+        node_end: LocalEnd,
+        stats: &mut Stats,
+    ) -> Result<Arc<Node>, RunError> {
         let host = &self.host.address;
+        let booting = Instant::now();
         let boot_limit = Duration::from_secs(self.host.boot_timeout);
         let phase = self.report.phase(Stage::Boot, "booting remote node");
-        let ports = master
-            .forward_remote(&[&tunnels.epmd.path, &tunnels.node.path])
-            .await?;
-        let (epmd_port, our_port) = (ports[0], ports[1]);
-        self.report.verbose(&format!(
-            "tunnels: remote 127.0.0.1:{epmd_port} -> our EPMD, remote 127.0.0.1:{our_port} -> our node {}; expecting {}",
-            self.ids.local, self.ids.remote
-        ));
-        let own = Arc::new(epmd::OwnNode {
-            name: self.ids.local.name().to_owned(),
-            port: our_port,
-        });
-        let _epmd = AbortOnDrop(tokio::spawn(epmd::serve(tunnels.epmd.listener, own)));
-        let input = boot::stdin_input(
-            epmd_port,
-            &self.ids.remote.to_string(),
-            &self.ids.cookie,
-            &self.ids.local.to_string(),
-        );
-        master.send(&input).await?;
         let log = Arc::clone(self.report);
         let remote = self.ids.remote.to_string();
         let accept = Node::accept(
-            tunnels.node.listener,
+            node_end.listener,
             &self.ids.local,
             self.ids.creation,
             &self.ids.cookie,
             &remote,
             move |note: String| log.verbose(&note),
         );
-        // The node connecting back with our cookie is the readiness signal; the session ending
-        // first means the boot failed, and says why.
+        // The session ending first means the boot failed, and says why.
         let connected = async {
             tokio::select! {
                 node = accept => node.map_err(RunError::from),
@@ -419,6 +564,7 @@ impl Session<'_> {
             "--boot-timeout",
         )
         .await?;
+        stats.boot = Some(booting.elapsed());
         // Nothing else may connect, and a killed tool must leave no file: the sockets' paths go.
         dir.remove();
         let out = Arc::clone(self.report);
@@ -429,47 +575,109 @@ impl Session<'_> {
         ));
         self.set_remote_env(&node, boot_limit).await?;
         phase.done(format!("remote node {} up", self.ids.remote));
+        Ok(node)
+    }
 
+    /// Learns what the remote has, loads what it lacks, calls the entry.
+    async fn push_and_call(
+        &self,
+        node: &Node,
+        job: &Job,
+        stats: &mut Stats,
+    ) -> Result<Outcome, RunError> {
+        let host = &self.host.address;
         let closure = job.closure();
         let pushing = format!("pushing {} modules", closure.len());
         let phase = self.report.phase(Stage::Push, &pushing);
-        let push_limit = Duration::from_secs(self.host.push_timeout);
-        let pushed = timeout(
-            push_limit,
-            push::push(&node, &closure, push_limit),
+        let limit = Duration::from_secs(self.host.push_timeout);
+        let started = Instant::now();
+        let (prepared, pushed) = timeout(
+            limit,
+            self.load(node, job, &closure, limit, stats),
             &pushing,
             host,
             "--push-timeout",
         )
         .await
-        .map_err(|e| e.in_phase(&pushing, host, push_limit, "--push-timeout"))
+        .map_err(|e| e.in_phase(&pushing, host, limit, "--push-timeout"))
         .map_err(|e| e.lost_in(&pushing, host))?;
+        stats.push = Some(started.elapsed());
         phase.done(format!(
-            "pushed {} modules ({} KiB)",
-            pushed.modules,
-            pushed.bytes.div_ceil(1024)
+            "pushed {} modules ({} KiB){}",
+            pushed.modules.len(),
+            pushed.bytes.div_ceil(1024),
+            match pushed.skipped {
+                0 => String::new(),
+                n => format!(", {n} already there"),
+            }
         ));
-        for beam in &closure {
-            self.report.event(Event::ModulePushed {
-                host: self.host.name.clone(),
-                module: push::display_module(&beam.name),
-                bytes: beam.bytes.len(),
-            });
+        for (beam, wire) in &prepared.modules {
+            if pushed.modules.contains(&beam.name) {
+                self.report.event(Event::ModulePushed {
+                    host: self.host.name.clone(),
+                    module: push::display_module(&beam.name),
+                    bytes: wire.bytes.len(),
+                });
+            }
         }
+        stats.pushed = Some(pushed);
 
         let entry = &job.entry;
         let calling = format!("calling {}", entry.shown());
         let phase = self.report.phase(Stage::Call, &calling);
-        let call = invoke::invoke(&node, entry, job.args.clone(), job.setup.to_term());
+        let started = Instant::now();
+        let call = invoke::invoke(node, entry, job.args.clone(), job.setup.to_term());
         let outcome = match self.host.call_timeout.map(Duration::from_secs) {
             None => call.await.map_err(RunError::from),
             Some(limit) => timeout(limit, call, &calling, host, "--call-timeout").await,
-        }
-        .map_err(|e| e.lost_in(&calling, host))?;
+        };
+        stats.call = Some(started.elapsed());
+        stats.requests = Some(node.requests());
+        // Closing the connection first halts the node (it goes when the tool's node does) and
+        // leaves the master no forwarded channel to wait for: a shorter teardown.
+        node.disconnect();
+        let outcome = outcome.map_err(|e| e.lost_in(&calling, host))?;
         phase.done(format!("{} finished", entry.shown()));
-        self.report
-            .verbose(&format!("{} remote calls after connect", node.calls()));
         Ok(outcome)
+    }
+
+    /// The push itself: what the remote has (while the wire form is finished), the version
+    /// preflight, then loading what it lacks.
+    async fn load(
+        &self,
+        node: &Node,
+        job: &Job,
+        closure: &[&Beam],
+        limit: Duration,
+        stats: &mut Stats,
+    ) -> Result<(Arc<Prepared>, push::Pushed), RunError> {
+        // The wire form is normally ready by now; if not, the run waits for it here, and says so.
+        let (remote, wire) = tokio::join!(push::remote(node, limit), async {
+            let waiting = Instant::now();
+            let wire = job.wire.get().await;
+            (wire, waiting.elapsed())
+        });
+        let (remote, ((prepared, took), waited)) = (remote?, (wire.0?, wire.1));
+        stats.scan = Some(job.planned_in);
+        stats.wire = Some(took);
+        stats.wire_wait = Some(waited);
+        self.report.verbose(&format!(
+            "remote: OTP {}, ERTS {}, Elixir {}, {} modules loaded",
+            remote.otp_release,
+            remote.erts,
+            remote.elixir,
+            remote.loaded.len()
+        ));
+        // Nothing is loaded when the remote would refuse any module: one line says why.
+        let versions = compat::RemoteVersions {
+            otp_release: remote.otp_release.clone(),
+            elixir: remote.elixir.clone(),
+        };
+        for warning in compat::preflight(closure, &compat::Built::read(closure), &versions)? {
+            self.report.warning(&warning);
+        }
+        let pushed = push::push(node, &prepared, &remote, limit).await?;
+        Ok((prepared, pushed))
     }
 }
 
@@ -496,15 +704,8 @@ impl Session<'_> {
     }
 }
 
-/// The local ends of the run's two reverse forwards.
-struct Tunnels {
-    /// Our EPMD responder.
-    epmd: LocalEnd,
-    /// Our node's listener.
-    node: LocalEnd,
-}
-
-/// A Unix socket in the run's private directory, and the listener on it.
+/// Our node's end of the reverse forward: a Unix socket in the run's private directory, and the
+/// listener on it.
 struct LocalEnd {
     path: PathBuf,
     listener: UnixListener,
@@ -521,15 +722,6 @@ impl LocalEnd {
                 error,
             }),
         }
-    }
-}
-
-/// Aborts a background task when the run that started it ends, however it ends.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -4,8 +4,10 @@
 //!
 //! The master connection's own session runs the remote boot command with its stdin piped from
 //! us: when the tool exits for any reason (even SIGKILL) that pipe closes, the remote node halts,
-//! the session ends, and a master without ControlPersist exits with it. Forwards are added on
-//! its control socket with `ssh -O forward`, which also reports the ports the server allocated.
+//! the session ends, and a master without ControlPersist exits with it. The run's one reverse
+//! forward is requested on the command line, so OpenSSH asks for it while it opens the session,
+//! without a round trip of its own; ssh reports the port the server allocated on stderr
+//! ("Allocated port N for remote forward to ...", at LogLevel INFO, which we make sure of).
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,8 @@ use tokio::sync::mpsc;
 
 /// How many lines of the session's stderr are kept to explain a failure.
 const STDERR_TAIL: usize = 8;
+/// How ssh reports the port the server allocated for a `-R 127.0.0.1:0:...` forward.
+const ALLOCATED: &str = "Allocated port ";
 /// How long to wait, once ssh has exited, for the rest of what it printed (a process ssh
 /// started, such as a ProxyCommand, may hold the pipe open).
 const STDERR_DRAIN: Duration = Duration::from_secs(2);
@@ -73,9 +77,9 @@ pub enum SshError {
         /// The command or path that was looked for.
         elixir: String,
     },
-    /// `ssh -O forward` was refused.
+    /// The server refused a reverse port forward (the run's, or the one `check` asks for).
     #[error(
-        "{host} refused the run's two reverse port forwards: {said} (its sshd must allow them: AllowTcpForwarding yes or remote, and PermitListen allowing 127.0.0.1)"
+        "{host} refused the run's reverse port forward: {said} (its sshd must allow it: AllowTcpForwarding yes or remote, and PermitListen allowing 127.0.0.1)"
     )]
     Forward {
         /// The host.
@@ -160,14 +164,18 @@ fn connect_error(host: String, tail: &[String]) -> SshError {
     }
 }
 
-/// The gist of what `ssh -O forward` printed when the server refused: `remote port forwarding
-/// failed for listen port 0` rather than its three lines of multiplexer prefixes.
+/// How ssh says that the server refused a reverse forward.
+const FORWARD_FAILED: &str = "remote port forwarding failed";
+
+/// The gist of what ssh printed when the server refused a forward: `remote port forwarding
+/// failed for listen port 0` rather than its `Error: ` or multiplexer prefixes.
 fn forward_refusal(said: &str) -> String {
     let first = said.lines().next().unwrap_or("no reason given");
     first
         .rsplit_once("failed: ")
         .map_or(first, |(_, why)| why)
         .trim()
+        .trim_start_matches("Error: ")
         .to_owned()
 }
 
@@ -191,6 +199,7 @@ pub struct Master {
     control: PathBuf,
     target: Target,
     markers: mpsc::UnboundedReceiver<String>,
+    allocated: mpsc::UnboundedReceiver<u16>,
     stderr: Arc<Mutex<VecDeque<String>>>,
     /// The task reading stderr into `stderr`: done once ssh's last words are in.
     stderr_read: Option<tokio::task::JoinHandle<()>>,
@@ -200,12 +209,16 @@ pub struct Master {
 pub const MARKER: &str = "mix-remote:";
 
 impl Master {
-    /// Connects to `target`, running `remote_command` as the master's session. Lines the session
-    /// prints that are not ours (the node's own stdout and stderr) go to `output`; what ssh itself
-    /// says before the session starts goes to `log` (for `-v`), its gist into the error.
+    /// Connects to `target`, running `remote_command` as the master's session, with a reverse
+    /// forward, if `forward` names a local Unix socket, from a port the server allocates on its
+    /// 127.0.0.1 to that socket ([`Master::forwarded_port`] tells which): requested with the
+    /// connection, it costs no round trip of its own. Lines the session prints that are not ours
+    /// (the node's own stdout and stderr) go to `output`; what ssh itself says before the session
+    /// starts goes to `log` (for `-v`), its gist into the error.
     pub fn start(
         target: &Target,
         control: &Path,
+        forward: Option<&Path>,
         remote_command: &str,
         output: impl Fn(&str) + Send + Sync + 'static,
         log: impl Fn(String) + Send + Sync + 'static,
@@ -215,6 +228,14 @@ impl Master {
             .arg(control)
             .args(["-o", "ControlMaster=yes", "-o", "ControlPersist=no"])
             .args(["-o", "ExitOnForwardFailure=yes", "-T"]);
+        if let Some(socket) = forward {
+            cmd.arg("-R")
+                .arg(format!("127.0.0.1:0:{}", socket.display()));
+            // ssh keeps the first value it is given: ours, unless the user asked for more detail.
+            if !verbose_log_level(&target.options) {
+                cmd.args(["-o", "LogLevel=INFO"]);
+            }
+        }
         add_target_options(&mut cmd, target);
         cmd.arg("--").arg(&target.host).arg(remote_command);
         log(format!("ssh: {}", describe(&cmd)));
@@ -234,6 +255,7 @@ impl Master {
         // Until the session says it started, stderr is ssh's own (host keys, login): for -v only.
         // The launcher then waits for our input, so later lines are the session's.
         let started = Arc::new(AtomicBool::new(false));
+        let (port_tx, allocated) = mpsc::unbounded_channel();
         if let Some(stdout) = child.stdout.take() {
             let output = Arc::clone(&output);
             let started = Arc::clone(&started);
@@ -252,7 +274,15 @@ impl Master {
         let stderr_read = child.stderr.take().map(|err| {
             let tail = Arc::clone(&stderr);
             tokio::spawn(each_line(err, move |line| {
-                if started.load(Ordering::SeqCst) && !is_ssh_own(&line) {
+                if let Some(port) = allocated_port(&line) {
+                    log(format!("ssh said: {line}"));
+                    let _ = port_tx.send(port);
+                    return;
+                }
+                if started.load(Ordering::SeqCst)
+                    && !is_ssh_own(&line)
+                    && !line.contains(FORWARD_FAILED)
+                {
                     output(&line);
                 } else {
                     log(format!("ssh said: {line}"));
@@ -270,9 +300,19 @@ impl Master {
             control: control.to_owned(),
             target: target.clone(),
             markers,
+            allocated,
             stderr,
             stderr_read,
         })
+    }
+
+    /// The server port of the reverse forward, once the server has allocated it; if the
+    /// connection fails first, the error says why.
+    pub async fn forwarded_port(&mut self) -> Result<u16, SshError> {
+        match self.allocated.recv().await {
+            Some(port) => Ok(port),
+            None => Err(self.ended("the SSH connection").await),
+        }
     }
 
     /// Waits until the boot session prints `mix-remote:<marker>`; if the session ends first, the
@@ -315,6 +355,13 @@ impl Master {
             .collect();
         let host = self.target.host.clone();
         if status == Some(255) {
+            // With ExitOnForwardFailure, a refused forward ends the connection.
+            if let Some(line) = tail.iter().rev().find(|l| l.contains(FORWARD_FAILED)) {
+                return SshError::Forward {
+                    host,
+                    said: forward_refusal(line),
+                };
+            }
             return connect_error(host, &tail);
         }
         let said = match tail.last() {
@@ -327,7 +374,8 @@ impl Master {
         SshError::Ended { what, host, said }
     }
 
-    /// Adds remote forwards `127.0.0.1:<allocated> -> local Unix socket`, one per path, and
+    /// Adds remote forwards `127.0.0.1:<allocated> -> local Unix socket` to a running master
+    /// (what `check` asks, to tell a refused forward from the rest), one per path, and
     /// returns the ports the server allocated, in the same order.
     pub async fn forward_remote(&self, sockets: &[&Path]) -> Result<Vec<u16>, SshError> {
         let mut cmd = self.control_command("forward");
@@ -454,6 +502,29 @@ fn die_with_parent(cmd: &mut Command) {
     }
 }
 
+/// The port of an "Allocated port N for remote forward to ..." line of ssh.
+fn allocated_port(line: &str) -> Option<u16> {
+    let rest = line.strip_prefix(ALLOCATED)?;
+    let (port, what) = rest.split_once(' ')?;
+    if !what.starts_with("for remote forward") {
+        return None;
+    }
+    port.parse().ok()
+}
+
+/// Whether the user's `-o` options set ssh's LogLevel to VERBOSE or a DEBUG level, which also
+/// show the allocated port.
+fn verbose_log_level(options: &[String]) -> bool {
+    options.iter().any(|option| {
+        let option = option.to_ascii_lowercase();
+        let Some(value) = option.strip_prefix("loglevel") else {
+            return false;
+        };
+        let value = value.trim_start_matches([' ', '\t', '=']);
+        value.starts_with("verbose") || value.starts_with("debug")
+    })
+}
+
 fn add_target_options(cmd: &mut Command, target: &Target) {
     if let Some(config) = &target.config {
         cmd.arg("-F").arg(config);
@@ -546,10 +617,44 @@ mod tests {
             "remote port forwarding failed for listen port 0"
         );
         assert_eq!(forward_refusal(""), "no reason given");
+        assert_eq!(
+            forward_refusal("Error: remote port forwarding failed for listen port 0"),
+            "remote port forwarding failed for listen port 0"
+        );
         assert!(is_ssh_own(
             "mux_confirm_remote_forward: remote port forwarding failed for listen port 0"
         ));
         assert!(!is_ssh_own("** (RuntimeError) mux_x: boom"));
         assert!(!is_ssh_own("erts_mmap: Failed to create super carrier"));
+    }
+
+    #[test]
+    fn reads_the_allocated_port_and_nothing_else() {
+        // As OpenSSH 9 prints it for a forward to a Unix socket, and as older ones did.
+        let line = "Allocated port 40959 for remote forward to /tmp/mix-remote-x/node.sock";
+        assert_eq!(allocated_port(line), Some(40959));
+        assert_eq!(
+            allocated_port("Allocated port 2222 for remote forward to (null):0"),
+            Some(2222)
+        );
+        assert_eq!(
+            allocated_port("Allocated port 99999 for remote forward to x"),
+            None
+        );
+        assert_eq!(
+            allocated_port("[host] Allocated port 1 for remote forward"),
+            None
+        );
+        assert_eq!(allocated_port("Allocated port 5 for something else"), None);
+    }
+
+    #[test]
+    fn keeps_a_more_verbose_log_level_of_the_user() {
+        let opts = |o: &[&str]| o.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(verbose_log_level(&opts(&["Port=22", "LogLevel=DEBUG3"])));
+        assert!(verbose_log_level(&opts(&["loglevel verbose"])));
+        assert!(!verbose_log_level(&opts(&["LogLevel=QUIET"])));
+        assert!(!verbose_log_level(&opts(&["LogLevel=ERROR", "Port=22"])));
+        assert!(!verbose_log_level(&[]));
     }
 }

@@ -5,148 +5,225 @@
 # and only then connects out to the tool through the SSH tunnel: nobody can connect to this node,
 # and it speaks to nobody but the tool. It halts when stdin closes or the tool's node goes down:
 # when the tool exits, is killed, or the SSH connection or the link drops.
-defmodule MixRemote.Boot do
-  @moduledoc false
+#
+# It defines no module: compiling one would load the Erlang compiler and cost the remote a
+# noticeable part of its boot time on every run. The tool's requests are served by the process
+# registered as `mix_remote`, made with `{:"$gen_call", {pid, ref}, {op, args}}` and answered
+# `{ref, reply}` (`{ref, {:badrpc, reason}}` if the request crashed), each in a process of its
+# own whose group leader is the tool's pid, so everything it prints reaches the tool.
 
-  # Called by the tool through rex. The entry runs in a monitored process of its own, so a
-  # linked process that crashes it is reported like a raise. Its group leader is a relay that
-  # flattens output (see relay/1). Before the call, that process applies the project's
-  # application environment (`setup`, see src/app_config.rs) as `mix run` would. The result comes
-  # back already formatted as `inspect/2` shows it, or the failure formatted as Elixir formats it,
-  # with the module whose absence caused an `undef` (so the tool can name the flag).
-  def run(module, function, args, setup) do
-    relay = spawn(__MODULE__, :relay, [Process.group_leader()])
-
-    {_pid, ref} =
-      spawn_monitor(fn ->
-        Process.group_leader(self(), relay)
-        exit({__MODULE__, call(module, function, args, setup)})
-      end)
-
-    receive do
-      {:DOWN, ^ref, :process, _, {__MODULE__, result}} -> result
-      {:DOWN, ^ref, :process, _, reason} -> {:raised, Exception.format(:exit, reason, []), nil}
-    end
+read_line = fn ->
+  case IO.read(:stdio, :line) do
+    line when is_binary(line) -> String.trim_trailing(line, "\n")
+    _eof_or_error -> System.halt(0)
   end
+end
 
-  defp call(module, function, args, setup) do
-    configure(setup)
-    {:ok, inspect(apply(module, function, args), limit: :infinity, printable_limit: :infinity)}
-  catch
-    kind, reason ->
-      stack = Enum.reject(__STACKTRACE__, fn {m, _, _, _} -> m == __MODULE__ end)
-      {:raised, Exception.format(kind, reason, stack), missing_module(kind, reason, stack)}
+# Frames of this program's own evaluation (erl_eval) at the bottom of a stacktrace.
+user_frames = fn stack ->
+  stack |> Enum.reverse() |> Enum.drop_while(&(elem(&1, 0) == :erl_eval)) |> Enum.reverse()
+end
+
+# For an `undef` of a module the node does not have: that module (so the tool can name the flag).
+missing_module = fn
+  :error, :undef, [{module, _, _, _} | _] -> if :code.is_loaded(module), do: nil, else: module
+  _kind, _reason, _stack -> nil
+end
+
+load_app_spec = fn text ->
+  {:ok, tokens, _} = :erl_scan.string(String.to_charlist(text))
+  {:ok, spec} = :erl_parse.parse_term(tokens)
+
+  case :application.load(spec) do
+    :ok -> :ok
+    {:error, {:already_loaded, _}} -> :ok
+    {:error, reason} -> raise "cannot load application spec: #{inspect(reason)}"
   end
+end
 
-  defp missing_module(:error, :undef, [{module, _, _, _} | _]) do
-    if :code.is_loaded(module), do: nil, else: module
-  end
+read_config = fn path, opts ->
+  if File.regular?(path), do: Config.Reader.read!(path, opts), else: []
+end
 
-  defp missing_module(_kind, _reason, _stack), do: nil
+# A fresh directory only this user can read, for the config files while they are evaluated;
+# `File.mkdir!` fails rather than reuse anything already there.
+private_dir = fn ->
+  name =
+    "mix-remote-config-#{System.unique_integer([:positive])}-#{:rand.uniform(1_000_000_000_000)}"
 
-  defp configure(%{apps: apps, config: files, env: env}) do
-    Enum.each(apps, &load_app_spec/1)
+  dir = Path.join(System.tmp_dir!(), name)
+  File.mkdir!(dir)
+  File.chmod!(dir, 0o700)
+  dir
+end
 
-    if files != [] do
-      config_env = String.to_atom(env)
-      dir = private_dir()
+# Applies the project's application environment (`setup`, see src/app_config.rs) as `mix run`
+# would.
+configure = fn %{apps: apps, config: files, env: env} ->
+  Enum.each(apps, load_app_spec)
 
-      try do
-        for {path, contents} <- files do
-          target = Path.join(dir, path)
-          File.mkdir_p!(Path.dirname(target))
-          File.write!(target, contents)
-        end
+  if files != [] do
+    config_env = String.to_atom(env)
+    dir = private_dir.()
 
-        opts = [env: config_env, target: :host]
-        config = read_config(Path.join(dir, "config/config.exs"), opts)
-        runtime = read_config(Path.join(dir, "config/runtime.exs"), opts)
-        Application.put_all_env(Config.Reader.merge(config, runtime), persistent: true)
-      after
-        File.rm_rf(dir)
+    try do
+      for {path, contents} <- files do
+        target = Path.join(dir, path)
+        File.mkdir_p!(Path.dirname(target))
+        File.write!(target, contents)
       end
-    end
-  end
 
-  defp load_app_spec(text) do
-    {:ok, tokens, _} = :erl_scan.string(String.to_charlist(text))
-    {:ok, spec} = :erl_parse.parse_term(tokens)
-
-    case :application.load(spec) do
-      :ok -> :ok
-      {:error, {:already_loaded, _}} -> :ok
-      {:error, reason} -> raise "cannot load application spec: #{inspect(reason)}"
-    end
-  end
-
-  defp read_config(path, opts) do
-    if File.regular?(path), do: Config.Reader.read!(path, opts), else: []
-  end
-
-  # A fresh directory only this user can read, for the config files while they are evaluated;
-  # `File.mkdir!` fails rather than reuse anything already there.
-  defp private_dir do
-    name = "mix-remote-config-#{System.unique_integer([:positive])}-#{:rand.uniform(1_000_000_000_000)}"
-    dir = Path.join(System.tmp_dir!(), name)
-    File.mkdir!(dir)
-    File.chmod!(dir, 0o700)
-    dir
-  end
-
-  # The entry's group leader: passes IO requests on to the tool's own group leader with their
-  # text as one binary. An iolist may nest as deep as the program built it, and the tool decodes
-  # only terms of bounded depth; replies go from the tool straight to the requesting process.
-  def relay(tool) do
-    receive do
-      {:io_request, from, reply_as, request} ->
-        send(tool, {:io_request, from, reply_as, flat(request)})
-
-      _other ->
-        :ok
-    end
-
-    relay(tool)
-  end
-
-  defp flat({:put_chars, enc, chars}), do: {:put_chars, enc, text(enc, chars)}
-  defp flat({:put_chars, chars}), do: {:put_chars, :latin1, text(:latin1, chars)}
-  defp flat({:put_chars, enc, m, f, a} = req), do: computed(req, enc, m, f, a)
-  defp flat({:put_chars, m, f, a} = req), do: computed(req, :latin1, m, f, a)
-  defp flat({:requests, requests}), do: {:requests, Enum.map(requests, &flat/1)}
-  defp flat(other), do: other
-
-  # Text that is not chardata travels as it is, for the tool to refuse.
-  defp text(enc, chars) do
-    case :unicode.characters_to_binary(chars, enc, enc) do
-      binary when is_binary(binary) -> binary
-      _error -> chars
-    end
-  end
-
-  # What io:format sends: the text is computed here; if that fails, the tool is asked to, and
-  # the caller gets the error as it would from any group leader.
-  defp computed(request, enc, m, f, a) do
-    {:put_chars, enc, text(enc, apply(m, f, a))}
-  catch
-    _kind, _reason -> request
-  end
-
-  def read_line do
-    case IO.read(:stdio, :line) do
-      line when is_binary(line) -> String.trim_trailing(line, "\n")
-      _eof_or_error -> System.halt(0)
-    end
-  end
-
-  def halt_on_eof do
-    case IO.read(:stdio, :line) do
-      line when is_binary(line) -> halt_on_eof()
-      _eof_or_error -> System.halt(0)
+      opts = [env: config_env, target: :host]
+      config = read_config.(Path.join(dir, "config/config.exs"), opts)
+      runtime = read_config.(Path.join(dir, "config/runtime.exs"), opts)
+      Application.put_all_env(Config.Reader.merge(config, runtime), persistent: true)
+    after
+      File.rm_rf(dir)
     end
   end
 end
 
-[name, cookie, tool] = for _ <- 1..3, do: String.to_atom(MixRemote.Boot.read_line())
+# Runs the entry after applying `setup`; the result already formatted as `inspect/2` shows it, or
+# the failure formatted as Elixir formats it, with the missing module of an `undef`.
+call = fn module, function, args, setup ->
+  try do
+    configure.(setup)
+    {:ok, inspect(apply(module, function, args), limit: :infinity, printable_limit: :infinity)}
+  catch
+    kind, reason ->
+      stack = user_frames.(__STACKTRACE__)
+      {:raised, Exception.format(kind, reason, stack), missing_module.(kind, reason, stack)}
+  end
+end
+
+# Text that is not chardata travels as it is, for the tool to refuse.
+text = fn enc, chars ->
+  case :unicode.characters_to_binary(chars, enc, enc) do
+    binary when is_binary(binary) -> binary
+    _error -> chars
+  end
+end
+
+# What io:format sends: the text is computed here; if that fails, the tool is asked to, and the
+# caller gets the error as it would from any group leader.
+computed = fn request, enc, m, f, a ->
+  try do
+    {:put_chars, enc, text.(enc, apply(m, f, a))}
+  catch
+    _kind, _reason -> request
+  end
+end
+
+flat = fn
+  {:put_chars, enc, chars}, _again -> {:put_chars, enc, text.(enc, chars)}
+  {:put_chars, chars}, _again -> {:put_chars, :latin1, text.(:latin1, chars)}
+  {:put_chars, enc, m, f, a} = req, _again -> computed.(req, enc, m, f, a)
+  {:put_chars, m, f, a} = req, _again -> computed.(req, :latin1, m, f, a)
+  {:requests, requests}, again -> {:requests, Enum.map(requests, &again.(&1, again))}
+  other, _again -> other
+end
+
+# The entry's group leader: passes IO requests on to the tool's pid with their text as one
+# binary. An iolist may nest as deep as the program built it, and the tool decodes only terms of
+# bounded depth; replies go from the tool straight to the requesting process.
+relay = fn tool, again ->
+  receive do
+    {:io_request, from, reply_as, request} ->
+      send(tool, {:io_request, from, reply_as, flat.(request, flat)})
+
+    _other ->
+      :ok
+  end
+
+  again.(tool, again)
+end
+
+load_one_by_one = fn
+  [], _ ->
+    :ok
+
+  [{module, file, binary} | rest], again ->
+    case :code.load_binary(module, file, binary) do
+      {:module, ^module} -> again.(rest, again)
+      {:error, why} -> {:error, [{module, why}]}
+    end
+end
+
+# Loads the modules of `batch` (leaves first, as `{module, file, beam}`) whose names are not in
+# `on_load` with one code:atomic_load/1, all or nothing; then the `on_load` ones one by one, in
+# order, since atomic_load refuses modules with -on_load. A module atomic_load refuses for that
+# reason although the tool did not flag it joins them.
+load = fn batch, on_load, again ->
+  {later, first} = Enum.split_with(batch, &(elem(&1, 0) in on_load))
+
+  case :code.atomic_load(first) do
+    :ok ->
+      load_one_by_one.(later, load_one_by_one)
+
+    {:error, refused} = error ->
+      case for {module, :on_load_not_allowed} <- refused, do: module do
+        missed when length(missed) == length(refused) -> again.(batch, on_load ++ missed, again)
+        _ -> error
+      end
+  end
+end
+
+ops = %{
+  # What this node is and has: its versions, and the MD5 of every module it has loaded.
+  info: fn ->
+    loaded = for {module, _} <- :code.all_loaded(), do: {module, :erlang.get_module_info(module, :md5)}
+
+    {List.to_string(:erlang.system_info(:otp_release)),
+     List.to_string(:erlang.system_info(:version)), System.version(), loaded}
+  end,
+  # `batch` is a compressed term (see src/wire.rs).
+  load: fn batch, on_load -> load.(:erlang.binary_to_term(batch), on_load, load) end,
+  # The entry runs in a monitored process of its own, so a linked process that crashes it is
+  # reported like a raise. Its group leader is a relay that flattens output (see `relay`).
+  run: fn module, function, args, setup ->
+    tool_pid = Process.group_leader()
+    leader = spawn(fn -> relay.(tool_pid, relay) end)
+
+    {_pid, ref} =
+      spawn_monitor(fn ->
+        Process.group_leader(self(), leader)
+        exit({:mix_remote, call.(module, function, args, setup)})
+      end)
+
+    receive do
+      {:DOWN, ^ref, :process, _, {:mix_remote, result}} -> result
+      {:DOWN, ^ref, :process, _, reason} -> {:raised, Exception.format(:exit, reason, []), nil}
+    end
+  end
+}
+
+serve = fn serve ->
+  receive do
+    {:"$gen_call", {tool_pid, ref}, {op, args}} ->
+      spawn(fn ->
+        Process.group_leader(self(), tool_pid)
+
+        reply =
+          try do
+            apply(Map.fetch!(ops, op), args)
+          catch
+            kind, reason -> {:badrpc, {kind, reason}}
+          end
+
+        send(tool_pid, {ref, reply})
+      end)
+  end
+
+  serve.(serve)
+end
+
+halt_on_eof = fn again ->
+  read_line.()
+  again.(again)
+end
+
+[name, cookie, tool] = for _ <- 1..3, do: String.to_atom(read_line.())
+Process.register(spawn(fn -> serve.(serve) end), :mix_remote)
 # A short net_ticktime (the tick interval is a quarter of it): the node halts soon after a dead
 # link, when the tool's node stops ticking.
 {:ok, _} = :net_kernel.start([name, :shortnames, @TICK_MS@])
@@ -158,7 +235,7 @@ unless Node.connect(tool) == true do
   System.halt(1)
 end
 
-spawn(&MixRemote.Boot.halt_on_eof/0)
+spawn(fn -> halt_on_eof.(halt_on_eof) end)
 
 receive do
   {:nodedown, ^tool, _info} -> System.halt(0)

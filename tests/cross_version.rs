@@ -84,6 +84,12 @@ fn assert_refused(out: &Finished, module: &str) {
         "{module} not named in: {}",
         errors[0]
     );
+    // The preflight's line, before anything was loaded, names both sides' versions.
+    assert!(
+        errors[0].contains("the remote runs OTP") && errors[0].contains("rebuild with OTP"),
+        "not the preflight's refusal: {}",
+        errors[0]
+    );
 }
 
 #[test]
@@ -106,6 +112,12 @@ fn an_otp25_build_runs_on_an_otp27_remote() {
         &["Demo.Worker.process", "--", "42", "\"batch-7\""],
     );
     assert_processed(&out);
+    assert!(
+        out.stderr
+            .contains("warning: built with OTP 25, the remote runs OTP 27"),
+        "no version warning: {}",
+        out.stderr
+    );
     let out = run(&sshd, &demo, Some(&elixir), &["Demo.Worker.onload_state"]);
     assert_works(&out, ":initialised\n");
     let compat = testkit::compiled_fixture("compat");

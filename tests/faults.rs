@@ -210,14 +210,14 @@ fn a_tool_killed_while_the_node_boots_leaves_no_file() {
     )
     .spawn()
     .expect("spawn mix-remote");
-    run.stderr_until("tunnels:");
+    run.stderr_until("tunnel:");
     let files = entries(run.tmp());
     let dir = files
         .iter()
         .find(|p| p.is_dir())
         .unwrap_or_else(|| panic!("no private directory in {files:?}"));
     assert_eq!(std::fs::metadata(dir).expect("stat").mode() & 0o777, 0o700);
-    for socket in ["epmd.sock", "node.sock", "ctl"] {
+    for socket in ["node.sock", "ctl"] {
         let mode = std::fs::metadata(dir.join(socket)).expect("stat").mode();
         assert_eq!(mode & 0o777, 0o600, "{socket}");
     }
@@ -232,7 +232,7 @@ fn a_tool_killed_while_the_node_boots_leaves_no_file() {
 #[test]
 fn intruders_while_the_node_boots_are_refused_logged_and_reach_nothing() {
     // While the gate holds the real node, local processes on the server try our node through the
-    // run's own tunnels: one under another name, one under the expected name but without the
+    // run's own tunnel: one under another name, one under the expected name but without the
     // cookie, one that connects and stays silent. They are refused and logged with -v, and the
     // run then completes normally.
     let sshd = Sshd::start();
@@ -246,34 +246,30 @@ fn intruders_while_the_node_boots_are_refused_logged_and_reach_nothing() {
     )
     .spawn()
     .expect("spawn mix-remote");
-    run.stderr_until("tunnels:");
+    run.stderr_until("tunnel:");
     let log = run.stderr_until("\n");
-    let tunnels = log.lines().last().unwrap_or_default().to_owned();
-    let words: Vec<&str> = tunnels.split_whitespace().collect();
+    let tunnel = log.lines().last().unwrap_or_default().to_owned();
+    let words: Vec<&str> = tunnel.split_whitespace().collect();
     let after = |word: &str| {
         let i = words.iter().position(|w| *w == word).expect(word);
         words[i + 1].trim_end_matches([';', ','])
     };
-    let epmd_port = after("remote").rsplit(':').next().expect("port").to_owned();
+    let node_addr = after("remote").to_owned();
+    let port = node_addr.rsplit(':').next().expect("port").to_owned();
     let ours = after("node").to_owned();
     let expected = after("expecting").to_owned();
-    // A third one connects straight to our node's tunnel and says nothing for the whole run.
-    let node_addr = words
-        .iter()
-        .filter(|w| w.starts_with("127.0.0.1:"))
-        .nth(1)
-        .expect("the node tunnel's address")
-        .to_string();
+    // A third one connects straight to the tunnel and says nothing for the whole run.
     let _silent = std::net::TcpStream::connect(&node_addr).expect("connect to the tunnel");
     for intruder in ["intruder@localhost", expected.as_str()] {
         let tried = Command::new("erl")
             .args(["-noshell", "-start_epmd", "false", "-dist_listen", "false"])
+            // As the remote node reaches ours: that port, without any EPMD.
+            .args(["-erl_epmd_port", &port])
             .args(["-sname", intruder, "-setcookie", "guessed"])
             .args([
                 "-eval",
                 &format!("io:format(\"~p\", [net_kernel:connect_node('{ours}')]), halt()."),
             ])
-            .env("ERL_EPMD_PORT", &epmd_port)
             .output()
             .expect("run erl");
         assert_eq!(
@@ -446,10 +442,7 @@ fn servers_that_refuse_forwarding_are_named_with_the_setting() {
             &out,
             3,
             &[
-                &format!(
-                    "{} refused the run's two reverse port forwards",
-                    sshd.host()
-                ),
+                &format!("{} refused the run's reverse port forward", sshd.host()),
                 "remote port forwarding failed for listen port 0",
                 "AllowTcpForwarding yes",
             ],
@@ -575,7 +568,7 @@ fn a_link_that_goes_down_ends_the_run_on_both_sides() {
         Vec::new(),
         "the remote node outlived the link"
     );
-    // sshd itself still holds the dead connection (and its two loopback forwards, which lead
+    // sshd itself still holds the dead connection (and its loopback forward, which leads
     // nowhere now) until it notices; the harness removes it with the namespace.
 }
 
@@ -730,7 +723,7 @@ fn output_nested_a_hundred_thousand_levels_deep_arrives_intact() {
 #[test]
 fn locally_the_run_listens_on_no_port_and_late_connections_lead_nowhere() {
     // While the call runs: no TCP or UDP listener of the tool or its ssh master, and the Unix
-    // sockets the tunnels end in no longer have a path anyone could connect to.
+    // socket the tunnel ends in no longer has a path anyone could connect to.
     let sshd = Sshd::start();
     let mut child = start_sleeper_with(&sshd, &["-v"]);
     let ours: Vec<u32> = std::iter::once(child.id())
@@ -749,18 +742,17 @@ fn locally_the_run_listens_on_no_port_and_late_connections_lead_nowhere() {
         );
     }
     assert_eq!(entries(child.tmp()), Vec::<std::path::PathBuf>::new());
-    // The node's tunnel still listens on the server, but leads nowhere now: a connection
+    // The tunnel still listens on the server, but leads nowhere now: a connection
     // through it is closed at once, and never reaches the tool.
-    child.stderr_until("tunnels:");
+    child.stderr_until("tunnel:");
     let line = child.stderr_until("\n");
     let node_addr = line
         .lines()
         .last()
         .unwrap_or_default()
         .split_whitespace()
-        .filter(|w| w.starts_with("127.0.0.1:"))
-        .nth(1)
-        .expect("the node tunnel's address")
+        .find(|w| w.starts_with("127.0.0.1:"))
+        .expect("the tunnel's address")
         .to_owned();
     let mut late = std::net::TcpStream::connect(&node_addr).expect("connect to the tunnel");
     late.set_read_timeout(Some(Duration::from_secs(5)))

@@ -412,7 +412,7 @@ fn check_tells_a_good_host_from_one_without_elixir_forwarding_or_a_known_host_ke
         out.stdout.contains("no-forwarding: ")
             && out
                 .stdout
-                .contains("refused the run's two reverse port forwards"),
+                .contains("refused the run's reverse port forward"),
         "{}",
         out.stdout
     );

@@ -108,7 +108,7 @@ fn the_cookie_never_appears_in_a_command_line_environment_or_log() {
     assert_eq!(cookie.len(), 48, "cookie of 192 bits in hex");
     assert_eq!(hits, "[]}");
     assert!(
-        out.stderr.contains("tunnels:"),
+        out.stderr.contains("tunnel:"),
         "-v said nothing: {}",
         out.stderr
     );
@@ -251,6 +251,46 @@ fn on_load_modules_are_loaded_after_the_batch() {
     );
 }
 
+/// The `key=value` pairs of the `stats:` line `-v` prints at the end of a run.
+fn stats(stderr: &str) -> std::collections::HashMap<String, u64> {
+    let line = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("mix-remote: stats: "))
+        .unwrap_or_else(|| panic!("no stats line in: {stderr}"));
+    line.split_whitespace()
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            Some((key.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_makes_three_requests_after_connect_whatever_the_closure_size() {
+    // One learns what the remote has, one loads the whole closure (here with an -on_load module
+    // among 4), one calls. Loading module by module would add a request per module.
+    let sshd = Sshd::start();
+    let one = run(&sshd, &["-v", "Demo.Probe.loaded", "--", "[]"]);
+    assert_eq!(
+        (one.code, one.stdout.as_str()),
+        (Some(0), "[]\n"),
+        "{}",
+        one.stderr
+    );
+    let four = run(&sshd, &["-v", "Demo.Worker.onload_state"]);
+    assert_eq!(
+        (four.code, four.stdout.as_str()),
+        (Some(0), ":initialised\n"),
+        "{}",
+        four.stderr
+    );
+    let (one, four) = (stats(&one.stderr), stats(&four.stderr));
+    assert_eq!(one["pushed_modules"], 1);
+    assert_eq!(four["pushed_modules"], 4);
+    assert_eq!(one["requests"], 3);
+    assert_eq!(four["requests"], 3);
+}
+
 #[test]
 fn ctrl_c_stops_the_remote_node() {
     let sshd = Sshd::start();
@@ -318,8 +358,21 @@ fn through_a_firewalled_namespace_host_distribution_travels_only_inside_ssh() {
         );
         assert!(!line.contains("beam"), "the remote node listens: {line}");
     }
+    let forwards = listeners
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(3)
+                .unwrap_or_default()
+                .starts_with("127.0.0.1:")
+        })
+        .count();
+    assert_eq!(
+        forwards, 1,
+        "expected the run's one reverse forward on loopback: {listeners}"
+    );
     assert!(
         listeners.lines().count() >= 3,
-        "expected sshd and two tunnels: {listeners}"
+        "expected sshd (two ports) and the forward: {listeners}"
     );
 }

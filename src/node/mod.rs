@@ -1,8 +1,7 @@
-//! The tool's own hidden Erlang node: EPMD responder, distribution connection, rex calls and an
-//! IO server, so the local side needs no BEAM at all.
+//! The tool's own hidden Erlang node: distribution connection, requests to the boot program,
+//! rex calls and an IO server, so the local side needs no BEAM at all.
 
 pub mod dist;
-pub mod epmd;
 pub mod etf;
 pub mod io;
 
@@ -27,14 +26,17 @@ const HANDSHAKE_LIMIT: Duration = Duration::from_secs(5);
 /// Replies awaited by rex calls, keyed by the reference's id words; `None` once the link is gone.
 type Pending = Mutex<Option<HashMap<Vec<u32>, oneshot::Sender<Term>>>>;
 
-/// A connected hidden node: sends messages, makes rex calls, receives IO requests.
+/// The process of the boot program (templates/boot.exs) that serves the run's requests.
+const BOOT_SERVER: &str = "mix_remote";
+
+/// A connected hidden node: sends messages, makes requests and rex calls, receives IO requests.
 pub struct Node {
     pid: Pid,
     creation: u32,
-    outgoing: mpsc::UnboundedSender<Message>,
+    outgoing: Mutex<Option<mpsc::UnboundedSender<Message>>>,
     pending: Arc<Pending>,
     next_ref: AtomicU32,
-    calls: AtomicU32,
+    requests: AtomicU32,
 }
 
 /// Why a remote call failed.
@@ -43,10 +45,10 @@ pub enum CallError {
     /// The connection is gone.
     #[error(transparent)]
     Dist(#[from] DistError),
-    /// rex answered `{badrpc, Reason}`.
+    /// The call failed remotely (`{badrpc, Reason}`).
     #[error("remote call {mfa} failed: {reason}")]
     BadRpc {
-        /// `module:function/arity` that was called.
+        /// What was called: `module:function/arity` or the boot program's request.
         mfa: String,
         /// The reason term, as text.
         reason: String,
@@ -54,7 +56,7 @@ pub enum CallError {
     /// No reply within the allowed time.
     #[error("remote call {mfa} did not answer within {secs} s")]
     Timeout {
-        /// `module:function/arity` that was called.
+        /// What was called: `module:function/arity` or the boot program's request.
         mfa: String,
         /// The limit that passed.
         secs: u64,
@@ -111,10 +113,10 @@ impl Node {
         let node = Arc::new(Node {
             pid: Pid::new(name.to_string(), 1, 0, creation),
             creation,
-            outgoing,
+            outgoing: Mutex::new(Some(outgoing)),
             pending: Arc::clone(&pending),
             next_ref: AtomicU32::new(1),
-            calls: AtomicU32::new(0),
+            requests: AtomicU32::new(0),
         });
         tokio::spawn(async move {
             let read = dist::read_loop(reader, |msg| deliver(msg, &pending, &io_tx, &log), &log);
@@ -128,16 +130,28 @@ impl Node {
         Ok((node, io_rx))
     }
 
-    /// How many rex calls this node has made.
-    pub fn calls(&self) -> u32 {
-        self.calls.load(Ordering::Relaxed)
+    /// How many requests (each a round trip) this node has sent: the run's own, and the rex
+    /// calls the IO server makes for output the remote function formats through `io:format`.
+    pub fn requests(&self) -> u32 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     /// Sends `message` to the remote process `to`.
     pub fn send(&self, to: Pid, message: Term) -> Result<(), DistError> {
-        self.outgoing
-            .send(Message::send(to, message))
-            .map_err(|_| DistError::Lost)
+        self.queue(Message::send(to, message))
+    }
+
+    /// Asks the boot program to run its operation `op` with `args` (templates/boot.exs), with us
+    /// as group leader. `timeout` of `None` waits as long as the connection lives.
+    pub async fn request(
+        &self,
+        op: &str,
+        args: Vec<Term>,
+        timeout: Option<Duration>,
+    ) -> Result<Term, CallError> {
+        let request = tuple(vec![atom(op), List::from(args).into()]);
+        self.gen_call(BOOT_SERVER, request, op.to_owned(), timeout)
+            .await
     }
 
     /// Calls `module:function(args)` on the remote through rex, with us as group leader.
@@ -150,12 +164,6 @@ impl Node {
         timeout: Option<Duration>,
     ) -> Result<Term, CallError> {
         let mfa = format!("{module}:{function}/{}", args.len());
-        let reference = self.make_ref();
-        let (tx, rx) = oneshot::channel();
-        match self.pending.lock().expect("pending lock poisoned").as_mut() {
-            Some(map) => map.insert(reference.id.clone(), tx),
-            None => return Err(DistError::Lost.into()),
-        };
         let request = tuple(vec![
             atom("call"),
             atom(module),
@@ -163,12 +171,28 @@ impl Node {
             List::from(args).into(),
             self.pid.clone().into(),
         ]);
+        self.gen_call("rex", request, mfa, timeout).await
+    }
+
+    /// Sends `request` as a gen_server call to the remote process registered as `to` and waits
+    /// for its reply; `what` names the call in errors.
+    async fn gen_call(
+        &self,
+        to: &str,
+        request: Term,
+        what: String,
+        timeout: Option<Duration>,
+    ) -> Result<Term, CallError> {
+        let reference = self.make_ref();
+        let (tx, rx) = oneshot::channel();
+        match self.pending.lock().expect("pending lock poisoned").as_mut() {
+            Some(map) => map.insert(reference.id.clone(), tx),
+            None => return Err(DistError::Lost.into()),
+        };
         let from = tuple(vec![self.pid.clone().into(), reference.clone().into()]);
         let msg = tuple(vec![atom("$gen_call"), from, request]);
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.outgoing
-            .send(Message::reg_send(self.pid.clone(), Atom::from("rex"), msg))
-            .map_err(|_| DistError::Lost)?;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.queue(Message::reg_send(self.pid.clone(), Atom::from(to), msg))?;
         let reply = match timeout {
             None => rx.await.map_err(|_| DistError::Lost)?,
             Some(limit) => match tokio::time::timeout(limit, rx).await {
@@ -176,7 +200,7 @@ impl Node {
                 Err(_) => {
                     self.forget(&reference);
                     return Err(CallError::Timeout {
-                        mfa,
+                        mfa: what,
                         secs: limit.as_secs(),
                     });
                 }
@@ -185,12 +209,30 @@ impl Node {
         match reply {
             Term::Tuple(t) if t.elements.len() == 2 && is_atom(&t.elements[0], "badrpc") => {
                 Err(CallError::BadRpc {
-                    mfa,
+                    mfa: what,
                     reason: t.elements[1].to_string(),
                 })
             }
             other => Ok(other),
         }
+    }
+
+    /// Queues `message` for the connection's writer.
+    fn queue(&self, message: Message) -> Result<(), DistError> {
+        match self
+            .outgoing
+            .lock()
+            .expect("outgoing lock poisoned")
+            .as_ref()
+        {
+            Some(tx) => tx.send(message).map_err(|_| DistError::Lost),
+            None => Err(DistError::Lost),
+        }
+    }
+
+    /// Closes the connection from our side: the remote node sees us go and halts.
+    pub fn disconnect(&self) {
+        self.outgoing.lock().expect("outgoing lock poisoned").take();
     }
 
     fn make_ref(&self) -> Reference {

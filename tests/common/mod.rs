@@ -336,7 +336,7 @@ impl Wrapper {
     }
 
     /// A gate: the real elixir starts only once [`Wrapper::open`] is called, so a test can act
-    /// while the remote node is booting (the tunnels exist, nothing has connected back).
+    /// while the remote node is booting (the tunnel exists, nothing has connected back).
     pub fn gate() -> Wrapper {
         let wrapper = Wrapper::new("");
         let open = wrapper.dir.path().join("open");

@@ -1,42 +1,61 @@
-//! Project tasks as typed subcommands: `cargo xtask demo`, `cargo xtask scan-bench`,
-//! `cargo xtask beam-vectors`.
+//! Project tasks as typed subcommands: `cargo xtask demo`, `cargo xtask bench`,
+//! `cargo xtask scan-bench`, `cargo xtask beam-vectors`.
 //!
 //! `demo` shows the tool working end to end on this machine: it compiles the bundled example
 //! project, starts a throw-away sshd on loopback (the test harness's, with its own keys and
-//! known_hosts, never touching ~/.ssh), and runs `mix-remote run` against it.
+//! known_hosts, never touching ~/.ssh), and runs `mix-remote run` against it. `bench` times cold
+//! runs over a slowed link beside the floor (see bench.rs); `delay-proxy` is the slow link.
 
 mod beam_vectors;
+mod bench;
+mod project;
+mod proxy;
 mod scan_bench;
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-fn main() -> ExitCode {
-    let task = std::env::args().nth(1);
-    match task.as_deref() {
-        Some("demo") => demo(),
-        Some("scan-bench") => {
-            let modules = std::env::args().nth(2).map(|n| n.parse::<usize>());
-            match modules {
-                None => report(scan_bench::run(&workspace_root(), 3000)),
-                Some(Ok(n)) if n > 0 => report(scan_bench::run(&workspace_root(), n)),
-                Some(_) => usage(),
-            }
-        }
-        Some("beam-vectors") => {
-            let args: Vec<String> = std::env::args().skip(2).collect();
-            report(beam_vectors::run(&args).map_err(|e| e.to_string()))
-        }
-        _ => usage(),
-    }
+use clap::{Parser, Subcommand};
+
+/// mix-remote's project tasks.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
 }
 
-fn usage() -> ExitCode {
-    eprintln!("usage: cargo xtask demo | scan-bench [MODULES] | beam-vectors [--chroots DIR]");
-    eprintln!("  demo           run the bundled example against a throw-away local sshd");
-    eprintln!("  scan-bench     time reading a generated _build of MODULES modules (default 3000)");
-    eprintln!("  beam-vectors   compile the BEAM reader's test vectors with OTP 25, 27 and 29");
-    ExitCode::from(2)
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Run the bundled example against a throw-away local sshd.
+    Demo,
+    /// Time cold runs for closures of N modules at several round-trip times, beside the floor.
+    Bench(bench::BenchArgs),
+    /// Relay HOST PORT over stdin/stdout with a delay (the benchmark's ssh ProxyCommand).
+    DelayProxy(proxy::ProxyArgs),
+    /// Time reading a generated _build of MODULES modules.
+    ScanBench {
+        /// How many modules the generated build has.
+        #[arg(default_value = "3000")]
+        modules: NonZeroUsize,
+    },
+    /// Compile the BEAM reader's test vectors with OTP 25, 27 and 29 (as root).
+    BeamVectors {
+        /// Passed on: `--chroots DIR`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().task {
+        Task::Demo => demo(),
+        Task::Bench(args) => report(bench::run(&args, &workspace_root())),
+        Task::DelayProxy(args) => report(proxy::run(&args)),
+        Task::ScanBench { modules } => report(scan_bench::run(&workspace_root(), modules.get())),
+        Task::BeamVectors { args } => report(beam_vectors::run(&args).map_err(|e| e.to_string())),
+    }
 }
 
 fn report(result: Result<(), String>) -> ExitCode {

@@ -1,0 +1,323 @@
+//! `cargo xtask bench`: cold runs over a slowed link, split by phase, beside the floor.
+//!
+//! For every size N it generates and compiles a Mix project whose entry closure is N modules,
+//! starts the test harness's private sshd on loopback, and times cold `mix-remote run`s of the
+//! release binary, directly and through the delay proxy (`cargo xtask delay-proxy`, as ssh's
+//! ProxyCommand). The phases, the requests after connect and the bytes pushed come from the
+//! `stats:` line the binary prints with `-v`. The floor is what any tool pays on the same link:
+//! an SSH connection that runs a command (`ssh host true`) and the boot of a bare remote
+//! `elixir -e nil` (measured as `ssh host 'elixir -e nil'` minus `ssh host true`), sampled in
+//! turn with the cold runs so that the machine's load weighs on both alike.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::project;
+
+/// Flags of `cargo xtask bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Closure sizes (modules) to measure.
+    #[arg(long, value_delimiter = ',', default_values_t = [10, 200, 2000])]
+    pub sizes: Vec<usize>,
+    /// Round-trip times (ms) to add to the SSH link; 0 connects directly.
+    #[arg(long, value_delimiter = ',', default_values_t = [0, 50])]
+    pub rtts: Vec<u64>,
+    /// Link bandwidth in megabits per second for the delayed runs (unlimited if absent).
+    #[arg(long)]
+    pub mbit: Option<f64>,
+    /// Cold runs per cell; the table shows medians.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Measure this mix-remote binary instead of building the workspace's release binary.
+    #[arg(long)]
+    pub binary: Option<PathBuf>,
+    /// Generate the projects in DIR and keep them (compiled again only if their source changed),
+    /// instead of in a temporary directory.
+    #[arg(long, value_name = "DIR")]
+    pub projects: Option<PathBuf>,
+    /// Extra `ssh -o` option for every measured command, e.g. Compression=yes (repeatable).
+    #[arg(long = "ssh-option", value_name = "OPTION")]
+    pub ssh_options: Vec<String>,
+    /// Extra environment for the measured runs, as NAME=VALUE (repeatable).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub envs: Vec<String>,
+}
+
+/// The phases the binary reports, in order, as named in its `stats:` line. Beside them the table
+/// shows `scan` (reading `_build` and planning, before connecting), `wire` (preparing the batch,
+/// alongside the connection) and `w.wait`, how long the run waited for the batch after the
+/// handshake: 0 when its preparation is off the critical path.
+const PHASES: [&str; 6] = ["connect", "tunnels", "boot", "push", "call", "teardown"];
+
+/// Runs the benchmark and prints the table on stdout (progress on stderr).
+pub fn run(args: &BenchArgs, root: &Path) -> Result<(), String> {
+    if args.runs == 0 {
+        return Err("--runs must be at least 1".into());
+    }
+    let binary = match &args.binary {
+        Some(path) => path
+            .canonicalize()
+            .map_err(|e| format!("--binary {}: {e}", path.display()))?,
+        None => {
+            eprintln!("bench: building the release binary");
+            crate::release_binary(root)?
+        }
+    };
+    let env: Vec<(String, String)> = args
+        .envs
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => Ok((k.to_owned(), v.to_owned())),
+            None => Err(format!("--env {kv}: expected NAME=VALUE")),
+        })
+        .collect::<Result<_, _>>()?;
+    let work = tempfile::Builder::new()
+        .prefix("mix-remote-bench-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let dir = args.projects.as_deref().unwrap_or(work.path());
+    let mut projects = Vec::new();
+    for &n in &args.sizes {
+        eprintln!("bench: generating and compiling the {n}-module project");
+        projects.push((n, project::generate(dir, n)?));
+    }
+    let sshd = testkit::Sshd::start();
+    let proxy = std::env::current_exe().map_err(|e| format!("cannot find xtask itself: {e}"))?;
+    let mut rows = Vec::new();
+    for &rtt in &args.rtts {
+        let mut link = Link::new(&sshd, &proxy, rtt, args.mbit);
+        link.options.extend(args.ssh_options.iter().cloned());
+        // Floor samples and cold runs alternate, so that a change in the machine's load weighs
+        // on both alike.
+        let (mut ssh_true, mut ssh_elixir) = (Vec::new(), Vec::new());
+        let mut samples: Vec<Vec<Sample>> = projects.iter().map(|_| Vec::new()).collect();
+        for run in 1..=args.runs {
+            eprintln!("bench: {rtt} ms, round {run} of {}", args.runs);
+            ssh_true.push(link.time_ssh("true")?);
+            ssh_elixir.push(link.time_ssh("elixir -e nil")?);
+            for ((n, dir), samples) in projects.iter().zip(&mut samples) {
+                samples.push(link.cold_run(&binary, dir, *n, &env)?);
+            }
+        }
+        let ssh_true = median(ssh_true);
+        let floor = Floor {
+            ssh: ssh_true,
+            boot: median(ssh_elixir).saturating_sub(ssh_true),
+        };
+        for ((n, _), samples) in projects.iter().zip(samples) {
+            rows.push(Row::median_of(*n, rtt, floor, samples));
+        }
+    }
+    print_table(&rows, args);
+    Ok(())
+}
+
+/// How the measured commands reach the sshd: directly, or through the delay proxy.
+struct Link<'a> {
+    sshd: &'a testkit::Sshd,
+    options: Vec<String>,
+}
+
+impl<'a> Link<'a> {
+    fn new(sshd: &'a testkit::Sshd, proxy: &Path, rtt: u64, mbit: Option<f64>) -> Link<'a> {
+        let mut options = Vec::new();
+        if rtt > 0 || mbit.is_some() {
+            let rate = mbit.map(|m| format!(" --mbit {m}")).unwrap_or_default();
+            options.push(format!(
+                "ProxyCommand={} delay-proxy --rtt-ms {rtt}{rate} %h %p",
+                proxy.display()
+            ));
+        }
+        Link { sshd, options }
+    }
+
+    /// `-F config -o option...`, for ssh and for mix-remote alike.
+    fn ssh_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "-F".to_owned(),
+            self.sshd.ssh_config().display().to_string(),
+        ];
+        for option in &self.options {
+            args.push("-o".into());
+            args.push(option.clone());
+        }
+        args
+    }
+
+    /// Wall time of `ssh host command`.
+    fn time_ssh(&self, command: &str) -> Result<Duration, String> {
+        let started = Instant::now();
+        let out = Command::new("ssh")
+            .args(self.ssh_args())
+            .arg(self.sshd.host())
+            .arg(command)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run ssh: {e}"))?;
+        let took = started.elapsed();
+        if !out.status.success() {
+            return Err(format!(
+                "ssh {command} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(took)
+    }
+
+    /// One cold run of the entry of the `n`-module project in `dir`.
+    fn cold_run(
+        &self,
+        binary: &Path,
+        dir: &Path,
+        n: usize,
+        env: &[(String, String)],
+    ) -> Result<Sample, String> {
+        let started = Instant::now();
+        let out = Command::new(binary)
+            .args(["-v", "run", project::ENTRY, "--host", &self.sshd.host()])
+            .args(self.ssh_args())
+            .current_dir(dir)
+            .env_remove("MIX_ENV")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+        let wall = started.elapsed();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() || stdout.trim() != n.to_string() {
+            return Err(format!(
+                "the run of {n} modules failed ({}): {stdout}{stderr}",
+                out.status
+            ));
+        }
+        Ok(Sample {
+            wall,
+            stats: stats(&stderr),
+        })
+    }
+}
+
+/// The `key=value` pairs of the binary's `stats:` line (empty for a binary without one).
+fn stats(stderr: &str) -> BTreeMap<String, u64> {
+    stderr
+        .lines()
+        .filter_map(|line| line.split_once("stats: ").map(|(_, rest)| rest))
+        .flat_map(|rest| rest.split_whitespace())
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            Some((key.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// What `ssh host true` and a bare remote `elixir -e nil` cost on a link.
+#[derive(Clone, Copy)]
+struct Floor {
+    ssh: Duration,
+    boot: Duration,
+}
+
+impl Floor {
+    fn total(&self) -> Duration {
+        self.ssh + self.boot
+    }
+}
+
+/// One cold run.
+struct Sample {
+    wall: Duration,
+    stats: BTreeMap<String, u64>,
+}
+
+/// One line of the table: medians over the runs of a cell.
+struct Row {
+    n: usize,
+    rtt: u64,
+    floor: Floor,
+    wall: Duration,
+    stats: BTreeMap<String, u64>,
+}
+
+impl Row {
+    fn median_of(n: usize, rtt: u64, floor: Floor, mut samples: Vec<Sample>) -> Row {
+        samples.sort_by_key(|s| s.wall);
+        let wall = samples[samples.len() / 2].wall;
+        let keys: Vec<String> = samples
+            .iter()
+            .flat_map(|s| s.stats.keys().cloned())
+            .collect();
+        let stats = keys
+            .into_iter()
+            .map(|key| {
+                let mut values: Vec<u64> = samples
+                    .iter()
+                    .filter_map(|s| s.stats.get(&key).copied())
+                    .collect();
+                values.sort_unstable();
+                let median = values[values.len() / 2];
+                (key, median)
+            })
+            .collect();
+        Row {
+            n,
+            rtt,
+            floor,
+            wall,
+            stats,
+        }
+    }
+}
+
+/// The median of `samples` (not empty).
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort_unstable();
+    samples[samples.len() / 2]
+}
+
+fn print_table(rows: &[Row], args: &BenchArgs) {
+    let link = match args.mbit {
+        Some(m) => format!("{m} Mbit/s"),
+        None => "unlimited bandwidth".into(),
+    };
+    println!(
+        "mix-remote cold runs, median of {} (ms; loopback sshd; delayed links: {link})",
+        args.runs
+    );
+    let mut header = format!("{:>5} {:>4} {:>6}", "N", "RTT", "wall");
+    for phase in PHASES {
+        header += &format!(" {phase:>8}");
+    }
+    header += &format!(
+        " {:>6} {:>6} {:>6} {:>5} {:>9} {:>6} {:>6} {:>6} {:>6}",
+        "scan", "wire", "w.wait", "reqs", "pushed B", "ssh", "elixir", "floor", "x"
+    );
+    println!("{header}");
+    let ms = |d: Duration| d.as_millis();
+    for row in rows {
+        let mut line = format!("{:>5} {:>4} {:>6}", row.n, row.rtt, ms(row.wall));
+        for phase in PHASES {
+            line += &format!(" {:>8}", shown(row.stats.get(&format!("{phase}_ms"))));
+        }
+        line += &format!(
+            " {:>6} {:>6} {:>6} {:>5} {:>9} {:>6} {:>6} {:>6} {:>6.2}",
+            shown(row.stats.get("scan_ms")),
+            shown(row.stats.get("wire_ms")),
+            shown(row.stats.get("wire_wait_ms")),
+            shown(row.stats.get("requests")),
+            shown(row.stats.get("pushed_bytes")),
+            ms(row.floor.ssh),
+            ms(row.floor.boot),
+            ms(row.floor.total()),
+            row.wall.as_secs_f64() / row.floor.total().as_secs_f64()
+        );
+        println!("{line}");
+    }
+}
+
+fn shown(value: Option<&u64>) -> String {
+    value.map_or_else(|| "-".into(), u64::to_string)
+}
