@@ -4,6 +4,7 @@
 
 use std::path::{Component, Path};
 
+use crate::beam::Beam;
 use crate::cli::PlanArgs;
 use crate::config::{self, Config};
 use crate::events::Event;
@@ -89,6 +90,11 @@ impl Plan {
     /// The modules to push, leaves first, each with the reason it is there.
     pub fn closure(&self) -> Vec<Member<'_>> {
         self.graph.closure(&self.entry.module, &self.included)
+    }
+
+    /// The modules to push, leaves first, without the reasons.
+    pub fn beams(&self) -> Vec<&Beam> {
+        self.closure().iter().map(|m| m.beam).collect()
     }
 
     /// The plan as `mix-remote plan` prints it: one line per module in push order, then totals.

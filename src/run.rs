@@ -204,15 +204,11 @@ pub struct Job {
     pub setup: AppConfig,
     /// The closure's wire form, prepared in the background while the hosts connect.
     pub wire: WireForm,
+    /// The OTP and Elixir versions Mix recorded for the closure's applications, read once for
+    /// every host's version preflight.
+    pub built: compat::Built,
     /// How long reading `_build` and planning took, before any connection.
     pub planned_in: Duration,
-}
-
-impl Job {
-    /// The modules to push: the entry's closure and the included modules', leaves first.
-    pub fn closure(&self) -> Vec<&Beam> {
-        self.plan.closure().iter().map(|m| m.beam).collect()
-    }
 }
 
 /// The build to read and what to send with the call, as resolved from flags and config.
@@ -248,7 +244,8 @@ pub fn prepare(
         Some(call_args.len()),
         build.include,
     )?;
-    let closure: Vec<&Beam> = plan.closure().iter().map(|m| m.beam).collect();
+    let closure = plan.beams();
+    let built = compat::Built::read(&closure);
     let setup = AppConfig::collect(build.project, build.env, &closure, build.skip_app_config)?;
     let bytes: usize = closure.iter().map(|b| b.bytes.len()).sum();
     phase.done(format!(
@@ -267,6 +264,7 @@ pub fn prepare(
         args: call_args,
         setup,
         wire,
+        built,
         planned_in: started.elapsed(),
     })
 }
@@ -586,7 +584,7 @@ impl Session<'_> {
         stats: &mut Stats,
     ) -> Result<Outcome, RunError> {
         let host = &self.host.address;
-        let closure = job.closure();
+        let closure = job.plan.beams();
         let pushing = format!("pushing {} modules", closure.len());
         let phase = self.report.phase(Stage::Push, &pushing);
         let limit = Duration::from_secs(self.host.push_timeout);
@@ -673,7 +671,7 @@ impl Session<'_> {
             otp_release: remote.otp_release.clone(),
             elixir: remote.elixir.clone(),
         };
-        for warning in compat::preflight(closure, &compat::Built::read(closure), &versions)? {
+        for warning in compat::preflight(closure, &job.built, &versions)? {
             self.report.warning(&warning);
         }
         let pushed = push::push(node, &prepared, &remote, limit).await?;
