@@ -2,25 +2,19 @@
 //! `init` with its Makefile target, `--json` against its schema, `--expect ok`, completions. Real
 //! sshd instances from the harness, a real remote BEAM, the fixture compiled by a real `mix`.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
-use testkit::Sshd;
+use testkit::{Finished, Sshd};
 
 /// Generous: a cold run takes about a second here, but CI machines are shared.
 const RUN_LIMIT: Duration = Duration::from_secs(120);
 /// How long a remote may take to clean up after the tool has exited.
 const CLEANUP_LIMIT: Duration = Duration::from_secs(5);
-
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
 
 /// The tool, with no MIX_ENV or MIX_REMOTE_* from the caller's environment, in `dir`.
 fn tool(dir: &Path, args: &[&str]) -> Command {
@@ -39,43 +33,9 @@ fn tool(dir: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-fn run(cmd: &mut Command) -> Output {
-    finish(cmd.spawn().expect("spawn mix-remote"))
-}
-
-/// Waits for `child` (killing it past `RUN_LIMIT`) and collects its output.
-fn finish(mut child: Child) -> Output {
-    let out = read_all(child.stdout.take());
-    let err = read_all(child.stderr.take());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for mix-remote") {
-            break status;
-        }
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("mix-remote did not finish within {RUN_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        code: status.code(),
-        stdout: out.join().expect("stdout reader").expect("utf-8 stdout"),
-        stderr: err.join().expect("stderr reader").expect("utf-8 stderr"),
-    }
-}
-
-fn read_all(
-    pipe: Option<impl Read + Send + 'static>,
-) -> std::thread::JoinHandle<std::io::Result<String>> {
-    std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(mut pipe) = pipe {
-            pipe.read_to_string(&mut s)?;
-        }
-        Ok(s)
-    })
+/// Runs the tool to completion, killing it past `RUN_LIMIT` or if the test panics.
+fn run(cmd: &mut Command) -> Finished {
+    testkit::finish_within(cmd.spawn().expect("spawn mix-remote"), RUN_LIMIT)
 }
 
 fn assert_remote_clean(sshd: &Sshd) {
@@ -257,7 +217,7 @@ fn an_unreachable_host_does_not_stall_the_others_and_every_event_matches_the_sch
         }
         seen.push(event);
     }
-    let out = finish(child);
+    let out = testkit::finish_within(child, RUN_LIMIT);
     assert!(
         held.is_none(),
         "no result from the good host: {seen:?}\n{}",
@@ -490,7 +450,7 @@ fn flags_beat_environment_beat_config_beat_defaults() {
         "defaults:\n  elixir: /nonexistent/config/elixir\nhosts:\n{}",
         host_entry("a", &sshd, &[])
     ));
-    let check = |env: Option<&str>, flag: Option<&str>| -> Output {
+    let check = |env: Option<&str>, flag: Option<&str>| -> Finished {
         let mut args = vec!["--config", config.as_str(), "check", "--host", "a"];
         args.extend(flag.map(|f| ["--elixir", f]).into_iter().flatten());
         let mut cmd = tool(dir.path(), &args);
@@ -533,7 +493,7 @@ fn push_and_call_limits_come_from_the_config_under_the_environment() {
         host_entry("short-push", &sshd, &["push_timeout: 1"]),
     ));
     let project = fixture();
-    let attempt = |host: &str, entry: &str, env: &[(&str, &str)]| -> Output {
+    let attempt = |host: &str, entry: &str, env: &[(&str, &str)]| -> Finished {
         let args = [
             "--config",
             &config,

@@ -33,19 +33,29 @@ pub fn run_within(mut cmd: Command, limit: Duration) -> Finished {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = KillOnDrop(
-        cmd.spawn()
-            .unwrap_or_else(|e| panic!("testkit: cannot start {cmd:?}: {e}")),
-    );
-    let out = read_all(child.0.stdout.take());
-    let err = read_all(child.0.stderr.take());
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("testkit: cannot start {cmd:?}: {e}"));
+    finish_within(child, limit)
+}
+
+/// Waits for a child the caller started (with whatever of stdout/stderr it has not taken still
+/// piped) and collects its output; kills it and panics if it runs longer than `limit`, and kills
+/// it if the caller panics meanwhile.
+pub fn finish_within(mut child: Child, limit: Duration) -> Finished {
+    let out = read_all(child.stdout.take());
+    let err = read_all(child.stderr.take());
+    let mut child = KillOnDrop(child);
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.0.try_wait().expect("testkit: wait for child") {
             break status;
         }
         if started.elapsed() > limit {
-            panic!("testkit: {cmd:?} did not finish within {limit:?}");
+            panic!(
+                "testkit: child {} did not finish within {limit:?}",
+                child.0.id()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     };
