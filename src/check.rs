@@ -1,8 +1,10 @@
 //! `mix-remote check`: preflight of every host without running any of the project's code. Per
 //! host, through the same kind of SSH master connection `run` opens: the server is reachable and
 //! the login works, OpenSSH accepted its host key, the server grants the run's reverse
-//! forward, `elixir` is found (started the way `run` starts it) and its OTP and Elixir versions.
-//! One row per host and a verdict; hosts are checked concurrently.
+//! forward, `elixir` is found (started the way `run` starts it) and its OTP and Elixir versions,
+//! and whether that OTP loads every module of the local build (`run`'s version preflight, applied
+//! to the whole build since `check` has no entry). One row per host and a verdict; hosts are
+//! checked concurrently.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,11 +12,14 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::beam::Beam;
 use crate::boot;
 use crate::cli::CheckArgs;
-use crate::config::{Config, HostSettings};
+use crate::compat::{self, Built, RemoteVersions};
+use crate::config::{self, Config, HostSettings};
 use crate::events::{CheckRow, Event, Probe, Stage};
 use crate::fleet;
+use crate::project::{self, ProjectError};
 use crate::report::{self, Reporter};
 use crate::run::{self, EXIT_CANNOT_RUN, EXIT_INTERRUPTED, EXIT_USAGE};
 use crate::ssh::Master;
@@ -34,6 +39,17 @@ pub async fn check(args: CheckArgs, config: Option<&Config>, report: Arc<Reporte
         Ok(hosts) => hosts,
         Err(e) => return fleet::fail_early(&report, &e.to_string(), EXIT_USAGE),
     };
+    let build = config::build(config, args.build.project.as_deref(), &args.build.layer());
+    let local = match LocalBuild::read(&build.project, &build.mix_env) {
+        Ok(local) => local.map(Arc::new),
+        Err(e) => return fleet::fail_early(&report, &e.to_string(), EXIT_USAGE),
+    };
+    if local.is_none() {
+        report.verbose(&format!(
+            "no compiled build in {}: the compatibility column is skipped",
+            build.project.display()
+        ));
+    }
     let prefixed = hosts.len() > 1;
     let limit = Arc::new(Semaphore::new(fleet::parallelism(
         args.hosts.parallel,
@@ -46,9 +62,10 @@ pub async fn check(args: CheckArgs, config: Option<&Config>, report: Arc<Reporte
     let mut tasks = JoinSet::new();
     for (index, host) in hosts.iter().enumerate() {
         let (host, view, limit) = (host.clone(), Arc::clone(&views[index]), Arc::clone(&limit));
+        let local = local.clone();
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            let row = check_host(&host, &view).await;
+            let row = check_host(&host, &view, local.as_deref()).await;
             view.end_host();
             view.event(Event::Check(row.clone()));
             (index, row)
@@ -118,6 +135,7 @@ pub fn table(rows: &[CheckRow]) -> String {
                     .or_else(|| r.otp_release.clone())
                     .unwrap_or_else(|| "-".into()),
                 r.elixir_version.clone().unwrap_or_else(|| "-".into()),
+                cell(r.compat).into(),
                 match &r.problem {
                     None => "ready".into(),
                     Some(p) => format!("NOT READY: {}", report::shorten(p, VERDICT_WIDTH)),
@@ -134,14 +152,51 @@ pub fn table(rows: &[CheckRow]) -> String {
             "ELIXIR",
             "OTP",
             "ELIXIR VERSION",
+            "BUILD LOADS",
             "VERDICT",
         ],
         &body,
     )
 }
 
-/// Checks one host; never fails: every problem is a cell of its row.
-pub async fn check_host(host: &HostSettings, report: &Arc<Reporter>) -> CheckRow {
+/// The local build `check` compares with each server: every module, and the versions Mix
+/// recorded for its applications.
+pub struct LocalBuild {
+    beams: Vec<Beam>,
+    built: Built,
+}
+
+impl LocalBuild {
+    /// Reads `<project>/_build/<env>`; `None` when there is no compiled build to compare.
+    pub fn read(project: &std::path::Path, env: &str) -> Result<Option<LocalBuild>, ProjectError> {
+        match project::scan(project, env) {
+            Ok(beams) => {
+                let built = Built::read(&beams.iter().collect::<Vec<_>>());
+                Ok(Some(LocalBuild { beams, built }))
+            }
+            Err(ProjectError::NoBuild(_) | ProjectError::Empty(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `run`'s version preflight for the whole build: the warnings, or why the server refuses it.
+    fn against(&self, otp_release: &str, elixir: &str) -> Result<Vec<String>, compat::Refusal> {
+        let beams: Vec<&Beam> = self.beams.iter().collect();
+        let remote = RemoteVersions {
+            otp_release: otp_release.to_owned(),
+            elixir: elixir.to_owned(),
+        };
+        compat::preflight(&beams, &self.built, &remote)
+    }
+}
+
+/// Checks one host against `local` (if there is a build); never fails: every problem is a cell
+/// of its row.
+pub async fn check_host(
+    host: &HostSettings,
+    report: &Arc<Reporter>,
+    local: Option<&LocalBuild>,
+) -> CheckRow {
     let mut row = CheckRow {
         host: host.name.clone(),
         ssh: Probe::Skipped,
@@ -151,11 +206,24 @@ pub async fn check_host(host: &HostSettings, report: &Arc<Reporter>) -> CheckRow
         otp_release: None,
         otp_version: None,
         elixir_version: None,
+        compat: Probe::Skipped,
         ready: false,
         problem: None,
     };
     if let Err(problem) = probe(host, report, &mut row).await {
         row.problem = Some(problem);
+    }
+    if let (Some(local), Some(otp), Some(elixir)) = (local, &row.otp_release, &row.elixir_version) {
+        match local.against(otp, elixir) {
+            Ok(warnings) => {
+                row.compat = Probe::Ok;
+                warnings.iter().for_each(|w| report.warning(w));
+            }
+            Err(refusal) => {
+                row.compat = Probe::Failed;
+                row.problem.get_or_insert(refusal.0);
+            }
+        }
     }
     row.ready = row.problem.is_none();
     row
@@ -307,6 +375,7 @@ mod tests {
             otp_release: Some("25".into()),
             otp_version: Some("25.3.2.8".into()),
             elixir_version: Some("1.14.0".into()),
+            compat: Probe::Ok,
             ready: true,
             problem: None,
         };

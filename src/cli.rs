@@ -275,6 +275,9 @@ pub struct CheckArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub hosts: Hosts,
+    /// The build every module of which is checked against each server's OTP.
+    #[command(flatten)]
+    pub build: BuildArgs,
     /// Newline-delimited JSON events on stdout instead of the table (schema in the README).
     #[arg(long)]
     pub json: bool,

@@ -69,6 +69,9 @@ pub struct CheckRow {
     pub otp_version: Option<String>,
     /// `System.version()` on the server, e.g. "1.14.0".
     pub elixir_version: Option<String>,
+    /// Whether the server's OTP loads every module of the local build (the version preflight
+    /// `run` does before pushing); skipped without a compiled build.
+    pub compat: Probe,
     /// Whether `run` can work on this host.
     pub ready: bool,
     /// The first problem found, as one line.
@@ -225,6 +228,7 @@ mod tests {
             otp_release: None,
             otp_version: None,
             elixir_version: None,
+            compat: Probe::Skipped,
             ready: false,
             problem: Some("refused".into()),
         };

@@ -209,3 +209,55 @@ fn an_otp29_build_is_refused_by_otp27_and_otp25_remotes() {
         assert_refused(&out, "Demo.Unused");
     }
 }
+
+#[test]
+fn check_tells_which_servers_load_the_build() {
+    let Some(sid) = Chroot::open("sid") else {
+        return;
+    };
+    let sshd = Sshd::start();
+    let demo = sid.compiled_fixture("demo");
+    let check = |elixir: Option<&Path>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mix-remote"));
+        cmd.args(["check", "--json", "--host", &sshd.host()])
+            .arg("-F")
+            .arg(sshd.ssh_config())
+            .arg("--project")
+            .arg(demo.path())
+            .env_remove("MIX_ENV");
+        if let Some(elixir) = elixir {
+            cmd.arg("--elixir").arg(elixir);
+        }
+        let out = testkit::run_within(cmd, RUN_LIMIT);
+        let row: serde_json::Value = out
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON event"))
+            .find(|e| e["event"] == "check")
+            .unwrap_or_else(|| panic!("no check event: {}\n{}", out.stdout, out.stderr));
+        (out.code, row)
+    };
+    // Built by OTP 29: the OTP 29 server loads it ...
+    let (code, row) = check(Some(&sid.elixir()));
+    assert_eq!(
+        (code, &row["compat"], &row["ready"]),
+        (Some(0), &"ok".into(), &true.into()),
+        "{row}"
+    );
+    // ... the host's OTP 25 does not, and check says so with the preflight's line.
+    let (code, row) = check(None);
+    assert_eq!(code, Some(EXIT_CANNOT_RUN), "{row}");
+    assert_eq!(
+        (&row["elixir"], &row["compat"]),
+        (&"ok".into(), &"failed".into()),
+        "{row}"
+    );
+    let problem = row["problem"].as_str().unwrap_or_default();
+    assert!(
+        problem.contains("the remote runs OTP 25") && problem.contains("rebuild with OTP 25"),
+        "{problem}"
+    );
+    if let Err(left) = sshd.wait_until_no_session_processes(CLEANUP_LIMIT) {
+        panic!("processes of the check remain on the remote: {left:?}");
+    }
+}

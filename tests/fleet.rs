@@ -334,10 +334,19 @@ fn check_tells_a_good_host_from_one_without_elixir_forwarding_or_a_known_host_ke
         ),
     ));
     let (otp, elixir) = local_versions();
+    let project = fixture();
 
     let out = run(&mut tool(
         dir.path(),
-        &["--config", &config, "check", "--group", "all"],
+        &[
+            "--config",
+            &config,
+            "check",
+            "--group",
+            "all",
+            "--project",
+            &project,
+        ],
     ));
     assert_eq!(out.code, Some(3), "stderr: {}", out.stderr);
     let row = |host: &str| -> Vec<String> {
@@ -351,11 +360,17 @@ fn check_tells_a_good_host_from_one_without_elixir_forwarding_or_a_known_host_ke
     let good_row = row("good");
     assert_eq!(&good_row[1..5], ["ok", "ok", "ok", "ok"], "{}", out.stdout);
     assert!(good_row[5].starts_with(&otp), "{good_row:?}");
+    // The build was compiled by this machine's OTP, which the good host runs: it loads.
     assert_eq!(
-        (good_row[6].as_str(), good_row[7].as_str()),
-        (elixir.as_str(), "ready")
+        (
+            good_row[6].as_str(),
+            good_row[7].as_str(),
+            good_row[8].as_str()
+        ),
+        (elixir.as_str(), "ok", "ready")
     );
     assert_eq!(&row("no-elixir")[1..5], ["ok", "ok", "ok", "FAILED"]);
+    assert_eq!(row("no-elixir")[7], "-", "no versions, nothing to compare");
     assert_eq!(&row("no-forwarding")[1..5], ["ok", "ok", "FAILED", "ok"]);
     assert_eq!(
         &row("unknown-key")[1..5],
@@ -435,6 +450,8 @@ fn check_tells_a_good_host_from_one_without_elixir_forwarding_or_a_known_host_ke
         (&good_check["otp_release"], &good_check["elixir_version"]),
         (&v(&otp), &v(&elixir))
     );
+    // No --project here, and no build beside the config file: nothing to compare.
+    assert_eq!(good_check["compat"], v("skipped"));
     assert_eq!(
         seen.last(),
         Some(&serde_json::json!({"event": "summary", "hosts": 4, "failed": 3, "exit_code": 3}))
@@ -907,6 +924,7 @@ fn every_event_kind_matches_the_schema() {
         otp_release: Some("25".into()),
         otp_version: None,
         elixir_version: Some("1.14.0".into()),
+        compat: Probe::Skipped,
         ready: false,
         problem: Some("refused".into()),
     };
