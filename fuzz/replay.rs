@@ -6,14 +6,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use erl_dist::message::Message;
-use mix_remote::invoke::Entry;
-use mix_remote::node::{IoRequest, dist};
+use mix_remote::build::entry::Entry;
+use mix_remote::remote::node::{IoRequest, dist};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 /// The BEAM reader: a module whose name is its first atom and whose exports are atoms, or an error.
 pub fn beam(path: &Path, data: &[u8]) {
-    if let Ok(beam) = mix_remote::beam::parse(path, data.to_vec()) {
+    if let Ok(beam) = mix_remote::build::beam::parse(path, data.to_vec()) {
         assert_eq!(beam.atoms.first(), Some(&beam.name), "{}", path.display());
         let exports_are_atoms = beam.exports.iter().all(|(f, _)| beam.atoms.contains(f));
         assert!(exports_are_atoms, "{}", path.display());
@@ -24,7 +24,7 @@ pub fn beam(path: &Path, data: &[u8]) {
 /// whatever parses must also encode, as the call will.
 pub fn args(data: &[u8]) -> bool {
     let text = String::from_utf8_lossy(data);
-    let parsed = match mix_remote::args::parse(&text) {
+    let parsed = match mix_remote::build::literal::parse(&text) {
         Ok(term) => {
             let mut buf = Vec::new();
             term.encode(&mut buf).expect("a parsed term encodes");

@@ -226,19 +226,14 @@ pub struct Selected {
     pub group: Option<String>,
 }
 
-/// Every setting of one host, resolved.
+/// Every setting of one host, resolved: what may differ between the hosts of a run (the build
+/// they share is a [`Build`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostSettings {
     /// The name shown in output and in the summary.
     pub name: String,
     /// The ssh destination, `[user@]host` or an ssh_config alias.
     pub address: String,
-    /// Which `_build/<ENV>` to read.
-    pub mix_env: String,
-    /// The entry function, if any layer names one.
-    pub entry: Option<String>,
-    /// Modules pushed with the entry's closure.
-    pub include: Vec<String>,
     /// The remote `elixir`.
     pub elixir: String,
     /// `ssh -F`.
@@ -406,32 +401,79 @@ pub fn project_dir(flag: Option<&Path>, config: Option<&Config>) -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_owned)
 }
 
-/// What `plan` and `graph` read, which involve no host.
+/// What every host of a command shares, resolved once: the build to read and what to push.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Build {
     /// The Mix project directory.
     pub project: PathBuf,
-    /// Which `_build/<ENV>` to read.
+    /// Which `_build/<ENV>` to read; also `config_env()` of the project's config files.
     pub mix_env: String,
+    /// The entry function, if any layer names one (`run` without one on its command line).
+    pub entry: Option<String>,
     /// Modules added to the entry's closure.
     pub include: Vec<String>,
 }
 
-/// Resolves the build for `plan` and `graph`: `flags` (flags and environment) over the
-/// `defaults` of the file over the built-in defaults, as `run` resolves it for a host.
-pub fn build(config: Option<&Config>, project: Option<&Path>, flags: &Section) -> Build {
-    let defaults = config.map(|c| &c.file.defaults);
-    let layers: Vec<&Section> = std::iter::once(flags).chain(defaults).collect();
-    Build {
-        project: project_dir(project, config),
-        mix_env: layers
-            .iter()
-            .find_map(|s| s.mix_env.clone())
-            .unwrap_or_else(|| DEFAULT_MIX_ENV.into()),
-        include: layers
-            .iter()
-            .find_map(|s| s.include.clone())
-            .unwrap_or_default(),
+/// Resolves the build: `flags` (flags and environment), then the sections of each of `hosts`
+/// (its own and its group's, as [`resolve`] reads them: every host must come to the same build,
+/// since one closure serves them all), then `defaults`, then the built-in defaults. `plan` and
+/// `graph` involve no host.
+pub fn build(
+    config: Option<&Config>,
+    project: Option<&Path>,
+    flags: &Section,
+    hosts: &[Selected],
+) -> Result<Build, ConfigError> {
+    let project = project_dir(project, config);
+    let of = |host: Option<&Selected>| {
+        let layers = layers(config, host, flags);
+        Build {
+            project: project.clone(),
+            mix_env: layers
+                .iter()
+                .find_map(|s| s.mix_env.clone())
+                .unwrap_or_else(|| DEFAULT_MIX_ENV.into()),
+            entry: layers.iter().find_map(|s| s.entry.clone()),
+            include: layers
+                .iter()
+                .find_map(|s| s.include.clone())
+                .unwrap_or_default(),
+        }
+    };
+    let Some((first, rest)) = hosts.split_first() else {
+        return Ok(of(None));
+    };
+    let build = of(Some(first));
+    for other in rest {
+        agree(
+            &build,
+            &of(Some(other)),
+            &format!("{} and {}", first.name, other.name),
+        )?;
+    }
+    Ok(build)
+}
+
+/// Checks that two hosts (`hosts` names them) come to the same build.
+fn agree(a: &Build, b: &Build, hosts: &str) -> Result<(), ConfigError> {
+    let shown = |v: &dyn fmt::Debug| format!("{v:?}");
+    let differ = if a.mix_env != b.mix_env {
+        Some(("mix_env", "env", shown(&a.mix_env), shown(&b.mix_env)))
+    } else if a.entry != b.entry {
+        Some(("entry", "entry", shown(&a.entry), shown(&b.entry)))
+    } else if a.include != b.include {
+        Some(("include", "include", shown(&a.include), shown(&b.include)))
+    } else {
+        None
+    };
+    match differ {
+        Some((key, flag, a, b)) => Err(ConfigError::Disagree {
+            key,
+            flag,
+            hosts: hosts.to_owned(),
+            values: format!("{a} vs {b}"),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -500,14 +542,7 @@ pub fn select(
 /// Resolves every setting of `host`: `flags` (flags and environment), then the host's section,
 /// its group's, `defaults`, and the built-in defaults.
 pub fn resolve(config: Option<&Config>, host: &Selected, flags: &Section) -> HostSettings {
-    let mut layers: Vec<&Section> = vec![flags];
-    if let Some(config) = config {
-        layers.extend(config.file.hosts.get(&host.name));
-        if let Some(group) = &host.group {
-            layers.extend(config.file.groups.get(group).map(|g| &g.value.0));
-        }
-        layers.push(&config.file.defaults);
-    }
+    let layers = layers(config, Some(host), flags);
     let first = |pick: &dyn Fn(&Section) -> Option<String>| layers.iter().find_map(|s| pick(s));
     let mut remote_env = BTreeMap::new();
     // Least important first, so that more important layers overwrite.
@@ -520,12 +555,6 @@ pub fn resolve(config: Option<&Config>, host: &Selected, flags: &Section) -> Hos
         name: host.name.clone(),
         address: first(&|s| s.address.as_ref().map(|a| a.value.clone()))
             .unwrap_or_else(|| host.name.clone()),
-        mix_env: first(&|s| s.mix_env.clone()).unwrap_or_else(|| DEFAULT_MIX_ENV.into()),
-        entry: first(&|s| s.entry.clone()),
-        include: layers
-            .iter()
-            .find_map(|s| s.include.clone())
-            .unwrap_or_default(),
         elixir: first(&|s| s.elixir.clone()).unwrap_or_else(|| DEFAULT_ELIXIR.into()),
         ssh_config: layers.iter().find_map(|s| s.ssh_config.clone()),
         ssh_options: layers
@@ -549,43 +578,24 @@ pub fn resolve(config: Option<&Config>, host: &Selected, flags: &Section) -> Hos
     }
 }
 
-/// Checks that every host reads the same build, entry and includes, so that one closure serves
-/// them all.
-pub fn agree(hosts: &[HostSettings]) -> Result<(), ConfigError> {
-    let Some((first, rest)) = hosts.split_first() else {
-        return Ok(());
-    };
-    let shown = |v: &dyn fmt::Debug| format!("{v:?}");
-    for other in rest {
-        let differ = if first.mix_env != other.mix_env {
-            Some((
-                "mix_env",
-                "env",
-                shown(&first.mix_env),
-                shown(&other.mix_env),
-            ))
-        } else if first.entry != other.entry {
-            Some(("entry", "entry", shown(&first.entry), shown(&other.entry)))
-        } else if first.include != other.include {
-            Some((
-                "include",
-                "include",
-                shown(&first.include),
-                shown(&other.include),
-            ))
-        } else {
-            None
-        };
-        if let Some((key, flag, a, b)) = differ {
-            return Err(ConfigError::Disagree {
-                key,
-                flag,
-                hosts: format!("{} and {}", first.name, other.name),
-                values: format!("{a} vs {b}"),
-            });
+/// The layers of settings for `host` (none: the flags and `defaults` only), most important
+/// first: `flags`, the host's own section, its group's (when chosen through it), `defaults`.
+fn layers<'c>(
+    config: Option<&'c Config>,
+    host: Option<&Selected>,
+    flags: &'c Section,
+) -> Vec<&'c Section> {
+    let mut layers: Vec<&Section> = vec![flags];
+    if let Some(config) = config {
+        if let Some(host) = host {
+            layers.extend(config.file.hosts.get(&host.name));
+            if let Some(group) = &host.group {
+                layers.extend(config.file.groups.get(group).map(|g| &g.value.0));
+            }
         }
+        layers.push(&config.file.defaults);
     }
-    Ok(())
+    layers
 }
 
 #[cfg(test)]
@@ -648,7 +658,8 @@ hosts:
         assert_eq!((db.boot_timeout, db.call_timeout), (5, Some(10)));
         assert_eq!(db.connect_timeout, 20, "defaults over built-ins");
         assert_eq!(db.push_timeout, 300);
-        assert_eq!(db.mix_env, "prod");
+        let db_build = build(Some(&config), None, &none, &[host("db-1", Some("db"))]).unwrap();
+        assert_eq!(db_build.mix_env, "prod");
         assert_eq!(
             db.remote_env,
             BTreeMap::from([
@@ -683,8 +694,9 @@ hosts:
         assert_eq!(other.elixir, "/usr/bin/elixir");
 
         let bare = resolve(None, &host("h", None), &none);
+        let bare_build = build(None, None, &none, &[host("h", None)]).unwrap();
         assert_eq!(
-            (bare.mix_env.as_str(), bare.elixir.as_str()),
+            (bare_build.mix_env.as_str(), bare.elixir.as_str()),
             (DEFAULT_MIX_ENV, DEFAULT_ELIXIR)
         );
         assert_eq!(
@@ -707,7 +719,7 @@ hosts:
     fn plan_and_graph_read_the_defaults_under_their_flags() {
         let config = parse("defaults:\n  mix_env: prod\n  include: [A.B]\n").unwrap();
         let none = Section::default();
-        let from_file = build(Some(&config), None, &none);
+        let from_file = build(Some(&config), None, &none, &[]).unwrap();
         assert_eq!(
             (from_file.mix_env.as_str(), from_file.include.as_slice()),
             ("prod", ["A.B".to_owned()].as_slice())
@@ -718,13 +730,13 @@ hosts:
             include: Some(vec!["C".into()]),
             ..Section::default()
         };
-        let flagged = build(Some(&config), Some(Path::new("/p")), &flags);
+        let flagged = build(Some(&config), Some(Path::new("/p")), &flags, &[]).unwrap();
         assert_eq!(
             (flagged.mix_env.as_str(), flagged.include.as_slice()),
             ("test", ["C".to_owned()].as_slice())
         );
         assert_eq!(flagged.project, Path::new("/p"));
-        let bare = build(None, None, &none);
+        let bare = build(None, None, &none, &[]).unwrap();
         assert_eq!(
             (bare.mix_env.as_str(), bare.include.len()),
             (DEFAULT_MIX_ENV, 0)
@@ -830,18 +842,18 @@ hosts:
     fn hosts_of_one_run_must_agree_on_the_build() {
         let config = parse("groups:\n  all: [a, b]\nhosts:\n  b:\n    mix_env: staging\n").unwrap();
         let none = Section::default();
-        let a = resolve(Some(&config), &host("a", Some("all")), &none);
-        let b = resolve(Some(&config), &host("b", Some("all")), &none);
-        let err = agree(&[a.clone(), b.clone()]).unwrap_err().to_string();
+        let both = [host("a", Some("all")), host("b", Some("all"))];
+        let err = build(Some(&config), None, &none, &both)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("hosts a and b disagree on `mix_env`"), "{err}");
         assert!(err.contains("--env"), "{err}");
         let flags = Section {
             mix_env: Some("prod".into()),
             ..Section::default()
         };
-        let a = resolve(Some(&config), &host("a", Some("all")), &flags);
-        let b = resolve(Some(&config), &host("b", Some("all")), &flags);
-        assert_eq!(agree(&[a, b]), Ok(()));
+        let agreed = build(Some(&config), None, &flags, &both).unwrap();
+        assert_eq!(agreed.mix_env, "prod");
     }
 
     #[test]

@@ -1,16 +1,22 @@
 //! mix-remote: run a function of a compiled Mix project on a server reached only by SSH.
+//!
+//! The command line is parsed, handed to its command's `exec`, and the exit decided here, once:
+//! an error before any host is contacted is reported as one line (and a summary event with
+//! `--json`), with the code `exit.rs` gives it.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{CommandFactory, Parser};
-use mix_remote::cli::{self, Command};
+use clap::Parser;
+use mix_remote::cli::{Cli, Command};
+use mix_remote::cmd::{check, completions, graph, init, plan, run};
 use mix_remote::config::Config;
-use mix_remote::{check, fleet, graph_export, init, plan, report::Reporter, run};
+use mix_remote::exit::{self, CliError};
+use mix_remote::report::Reporter;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = Cli::parse();
     let json = match &cli.command {
         Command::Run(args) => args.json,
         Command::Plan(args) => args.json,
@@ -18,100 +24,54 @@ fn main() -> ExitCode {
         Command::Graph(_) | Command::Init(_) | Command::Completions(_) => false,
     };
     let reporter = Arc::new(Reporter::new(cli.quiet, cli.verbose, json));
-    let code = match cli.command {
-        Command::Init(args) => init_command(&args, &reporter),
-        Command::Completions(args) => {
-            let mut command = cli::Cli::command();
-            clap_complete::generate(
-                args.shell,
-                &mut command,
-                "mix-remote",
-                &mut std::io::stdout(),
-            );
-            0
-        }
-        Command::Run(args) => match load_config(cli.config.as_deref(), Path::new("."), &reporter) {
-            Ok(config) => block_on(
-                &reporter,
-                fleet::run(args, config.as_ref(), Arc::clone(&reporter)),
-            ),
-            Err(code) => code,
-        },
-        Command::Plan(args) => {
-            match load_config(cli.config.as_deref(), Path::new("."), &reporter) {
-                Ok(config) => plan::command(&args, config.as_ref(), &reporter),
-                Err(code) => code,
-            }
-        }
-        Command::Graph(args) => match load_config(cli.config.as_deref(), Path::new("."), &reporter)
-        {
-            Ok(config) => graph_export::command(&args, config.as_ref(), &reporter),
-            Err(code) => code,
-        },
-        Command::Check(args) => {
-            match load_config(cli.config.as_deref(), Path::new("."), &reporter) {
-                Ok(config) => block_on(
-                    &reporter,
-                    check::check(args, config.as_ref(), Arc::clone(&reporter)),
-                ),
-                Err(code) => code,
-            }
+    let config = cli.config.as_deref();
+    let result =
+        match cli.command {
+            Command::Init(args) => init::exec(&args),
+            Command::Completions(args) => Ok(completions::exec(&args)),
+            Command::Plan(args) => load_config(config, &reporter)
+                .and_then(|c| plan::exec(&args, c.as_ref(), &reporter)),
+            Command::Graph(args) => load_config(config, &reporter)
+                .and_then(|c| graph::exec(&args, c.as_ref(), &reporter)),
+            Command::Run(args) => load_config(config, &reporter)
+                .and_then(|c| block_on(run::exec(args, c.as_ref(), Arc::clone(&reporter)))),
+            Command::Check(args) => load_config(config, &reporter)
+                .and_then(|c| block_on(check::exec(args, c.as_ref(), Arc::clone(&reporter)))),
+        };
+    let code = match result {
+        Ok(code) => code,
+        Err(e) => {
+            reporter.error(&e.message);
+            reporter.event(mix_remote::events::Event::Summary {
+                hosts: 0,
+                failed: 0,
+                exit_code: e.code,
+            });
+            e.code
         }
     };
     ExitCode::from(code)
 }
 
-/// The configuration named by `--config`, else found from `start` upwards; on error, the exit
-/// code after reporting it.
-fn load_config(
-    explicit: Option<&Path>,
-    start: &Path,
-    reporter: &Reporter,
-) -> Result<Option<Config>, u8> {
-    match Config::locate(explicit, start) {
-        Ok(config) => {
-            if let Some(config) = &config {
-                reporter.verbose(&format!("configuration: {}", config.path().display()));
-            }
-            Ok(config)
-        }
-        Err(e) => Err(fleet::fail_early(reporter, &e.to_string(), run::EXIT_USAGE)),
+/// The configuration named by `--config`, else found from the current directory upwards.
+fn load_config(explicit: Option<&Path>, reporter: &Reporter) -> Result<Option<Config>, CliError> {
+    let config = Config::locate(explicit, Path::new("."))?;
+    if let Some(config) = &config {
+        reporter.verbose(&format!("configuration: {}", config.path().display()));
     }
+    Ok(config)
 }
 
 /// Runs `command` to its end on a fresh async runtime.
-fn block_on(reporter: &Reporter, command: impl Future<Output = u8>) -> u8 {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            let message = format!("cannot start the async runtime: {e}");
-            return fleet::fail_early(reporter, &message, run::EXIT_CANNOT_RUN);
-        }
-    };
-    let code = runtime.block_on(command);
+fn block_on(command: impl Future<Output = Result<u8, CliError>>) -> Result<u8, CliError> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| {
+        CliError::new(
+            format!("cannot start the async runtime: {e}"),
+            exit::CANNOT_RUN,
+        )
+    })?;
+    let result = runtime.block_on(command);
     // Do not wait for tasks still blocked on a dead connection: everything is torn down already.
     runtime.shutdown_background();
-    code
-}
-
-fn init_command(args: &cli::InitArgs, reporter: &Reporter) -> u8 {
-    match init::init(args) {
-        Ok(written) => {
-            eprintln!("mix-remote: wrote {}", written.config.display());
-            if let Some(makefile) = &written.makefile {
-                eprintln!(
-                    "mix-remote: added the `smoke` target to {}",
-                    makefile.display()
-                );
-            }
-            if let Some(target) = &written.target {
-                print!("{target}");
-            }
-            0
-        }
-        Err(e) => {
-            reporter.error(&e.to_string());
-            run::EXIT_USAGE
-        }
-    }
+    result
 }

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::events::{self, Event, Stage, Status};
-use crate::invoke::Outcome;
 
 /// Shared by every stage of a run; cheap to call from any task. [`Reporter::for_host`] gives the
 /// view of one host.
@@ -261,18 +260,14 @@ impl Reporter {
         self.bars_suspended(|| eprintln!("mix-remote: {prefix}hint: {text}"));
     }
 
-    /// The end of the call on this host: the result on stdout, or what was raised on stderr.
-    /// `ok` says whether `--expect` accepted it.
-    pub fn result(&self, entry: &str, outcome: &Outcome, ok: bool) {
-        let (status, value) = match outcome {
-            Outcome::Returned(v) => (Status::Returned, v),
-            Outcome::Raised { text, .. } => (Status::Raised, text),
-        };
+    /// The end of the call on this host: the value it returned on stdout, or what it raised on
+    /// stderr. `ok` says whether `--expect` accepted it.
+    pub fn result(&self, entry: &str, status: Status, value: &str, ok: bool) {
         if self.shared.json {
             self.event(Event::Result {
                 host: self.host_name().unwrap_or_default(),
                 status,
-                value: value.clone(),
+                value: value.to_owned(),
                 ok,
             });
             return;

@@ -6,7 +6,7 @@
 //! the reader must name the file and the fault, never panic, and never allocate in proportion to
 //! a number read from the file.
 
-use mix_remote::beam::{self, BeamErrorKind};
+use mix_remote::build::beam::{self, BeamErrorKind};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use mix_remote::beam;
+use mix_remote::build::beam;
 use testkit::{Finished, Sshd};
 
 const LIMIT: Duration = Duration::from_secs(120);

@@ -7,8 +7,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use mix_remote::beam;
-use mix_remote::compat::{self, Built, RemoteVersions};
+use mix_remote::build::beam;
+use mix_remote::build::compat::{self, Built, RemoteVersions};
 use testkit::Chroot;
 
 /// What each runtime does with every listed file: `erlang:prepare_loading/2` (the check of
@@ -150,6 +150,7 @@ fn the_preflight_predicts_every_verdict_of_the_otp_25_27_and_29_loaders() {
     for runtime in &runtimes {
         let remote = RemoteVersions {
             otp_release: runtime.otp_release.clone(),
+            erts: String::new(),
             elixir: "unused".into(),
         };
         let verdicts = verdicts(runtime, &files);

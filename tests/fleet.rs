@@ -832,7 +832,9 @@ fn init_writes_a_config_and_a_makefile_target_that_runs_the_smoke_test() {
         mix_remote::config::select(Some(&config), &[], &["servers".into()]).expect("servers");
     let settings = mix_remote::config::resolve(Some(&config), &servers[0], &Default::default());
     assert_eq!(settings.address, host);
-    assert_eq!(settings.entry.as_deref(), Some("Demo.Smoke.check"));
+    let build = mix_remote::config::build(Some(&config), None, &Default::default(), &servers)
+        .expect("one build");
+    assert_eq!(build.entry.as_deref(), Some("Demo.Smoke.check"));
 
     let written = std::fs::read_to_string(&path).expect("read the config");
     let out = init(&[]);

@@ -6,10 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use erl_dist::term::{Binary, List, Map, Term};
-
-use crate::beam::Beam;
-use crate::node::atom;
+use crate::build::beam::Beam;
 
 /// Larger config trees are surely not config: refuse rather than ship them.
 const MAX_CONFIG_BYTES: u64 = 4 << 20;
@@ -81,27 +78,6 @@ impl AppConfig {
             config_files,
             env: env.to_owned(),
         })
-    }
-
-    /// The map `MixRemote.Boot.run/4` takes: `%{apps: [binary], config: [{path, binary}], env: binary}`.
-    pub fn to_term(&self) -> Term {
-        let binary = |b: &[u8]| Term::from(Binary::from(b.to_vec()));
-        let apps: Vec<Term> = self
-            .app_specs
-            .iter()
-            .map(|s| binary(s.as_bytes()))
-            .collect();
-        let files: Vec<Term> = self
-            .config_files
-            .iter()
-            .map(|(path, bytes)| crate::node::tuple(vec![binary(path.as_bytes()), binary(bytes)]))
-            .collect();
-        Map::from([
-            (atom("apps"), List::from(apps).into()),
-            (atom("config"), List::from(files).into()),
-            (atom("env"), binary(self.env.as_bytes())),
-        ])
-        .into()
     }
 }
 

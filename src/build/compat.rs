@@ -40,10 +40,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::beam::Beam;
-use crate::beam::code::{self, KNOWN_MAX};
-use crate::beam::etf::{self, Term};
-use crate::push::display_module;
+use crate::build::beam::Beam;
+use crate::build::beam::code::{self, KNOWN_MAX};
+use crate::build::beam::term::{self, Term};
+use crate::build::entry::display_module;
+use crate::build::project::{self, ProjectError};
 
 /// The oldest and newest OTP releases whose loader rules are known here.
 const OLDEST_KNOWN: u32 = 25;
@@ -94,11 +95,13 @@ const OLDEST_DECLARED: u32 = 169;
 /// The first release that refuses such modules.
 const OLD_CODE_REFUSED_SINCE: u32 = 27;
 
-/// What the remote runs, as its first call reports it.
+/// What the remote runs, as it reports itself (a run's first request, or `check`'s program).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteVersions {
     /// `erlang:system_info(otp_release)`, e.g. `"27"`.
     pub otp_release: String,
+    /// The ERTS version, `erlang:system_info(version)`, e.g. `"15.2"`; empty where unknown.
+    pub erts: String,
     /// `System.version()`, e.g. `"1.18.3"`.
     pub elixir: String,
 }
@@ -155,7 +158,7 @@ impl Built {
 
 /// The (Elixir version, OTP release) of a `compile.elixir_scm` file.
 fn scm_versions(bytes: &[u8]) -> Option<(String, String)> {
-    let Term::Tuple(items) = etf::decode_with_binaries(bytes).ok()? else {
+    let Term::Tuple(items) = term::decode_with_binaries(bytes).ok()? else {
         return None;
     };
     let Some(Term::Tuple(pair)) = items.get(1) else {
@@ -168,6 +171,33 @@ fn scm_versions(bytes: &[u8]) -> Option<(String, String)> {
     match pair.as_slice() {
         [elixir, otp] => Some((text(elixir)?, text(otp)?)),
         _ => None,
+    }
+}
+
+/// The whole local build, as `check` compares it with each server: every module, and the
+/// versions Mix recorded for its applications.
+pub struct LocalBuild {
+    beams: Vec<Beam>,
+    built: Built,
+}
+
+impl LocalBuild {
+    /// Reads `<project>/_build/<env>`; `None` when there is no compiled build to compare.
+    pub fn read(project: &Path, env: &str) -> Result<Option<LocalBuild>, ProjectError> {
+        match project::scan(project, env) {
+            Ok(beams) => {
+                let built = Built::read(&beams.iter().collect::<Vec<_>>());
+                Ok(Some(LocalBuild { beams, built }))
+            }
+            Err(ProjectError::NoBuild(_) | ProjectError::Empty(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`preflight`] for the whole build: the warnings, or why `remote` refuses it.
+    pub fn against(&self, remote: &RemoteVersions) -> Result<Vec<String>, Refusal> {
+        let beams: Vec<&Beam> = self.beams.iter().collect();
+        preflight(&beams, &self.built, remote)
     }
 }
 
@@ -430,7 +460,7 @@ fn version(text: &str) -> Option<(u32, u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::beam::code::{Needs, Opcodes};
+    use crate::build::beam::code::{Needs, Opcodes};
 
     const APP: &str = "/p/_build/dev/lib/demo";
 
@@ -467,6 +497,7 @@ mod tests {
     fn remote(otp: &str, elixir: &str) -> RemoteVersions {
         RemoteVersions {
             otp_release: otp.into(),
+            erts: String::new(),
             elixir: elixir.into(),
         }
     }
@@ -661,7 +692,7 @@ mod tests {
         // This machine's mix records this machine's Elixir and OTP.
         let project = testkit::compiled_fixture("demo");
         let ebin = project.join("_build/dev/lib/demo/ebin");
-        let worker = crate::beam::read(&ebin.join("Elixir.Demo.Worker.beam")).unwrap();
+        let worker = crate::build::beam::read(&ebin.join("Elixir.Demo.Worker.beam")).unwrap();
         let built = Built::read(&[&worker]);
         let out = std::process::Command::new("elixir")
             .args([

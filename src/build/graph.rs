@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::beam::Beam;
+use crate::build::beam::Beam;
 
 /// Why one module needs another: the kinds of edges, strongest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -36,15 +36,15 @@ pub enum Why {
 }
 
 impl Why {
-    /// A short label for plans and graphs.
-    pub fn label(self) -> &'static str {
+    /// A stable machine-readable name for the kind of edge (`plan --json`, `graph --format json`).
+    pub fn key(self) -> &'static str {
         match self {
             Why::Calls => "calls",
             Why::Names => "names",
             Why::Literal => "literal",
             Why::Behaviour => "behaviour",
-            Why::Implementation => "protocol implementation",
-            Why::StructImpl => "implementation for struct",
+            Why::Implementation => "protocol_implementation",
+            Why::StructImpl => "struct_implementation",
         }
     }
 }
@@ -265,7 +265,7 @@ impl Graph {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::beam::Impl;
+    use crate::build::beam::Impl;
 
     fn beam(name: &str, refs: &[&str]) -> Beam {
         let mut atoms = vec![name.to_owned()];

@@ -12,9 +12,9 @@
 //! the remote Elixir's behaviour for everything else running there, so the remote keeps its own
 //! (unconsolidated) copies, which find the project's implementations among the loaded modules.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
-use crate::beam::{self, Beam, BeamError};
+use crate::build::beam::{self, Beam, BeamError};
 
 /// Why the project's modules could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -112,4 +112,41 @@ pub fn scan(project: &Path, env: &str) -> Result<Vec<Beam>, ProjectError> {
         });
     }
     Ok(beams)
+}
+
+/// The application a module belongs to, from its path: `_build/<env>/lib/<app>/ebin/M.beam`, or
+/// `consolidated` for a consolidated protocol.
+pub fn app_of(path: &Path) -> String {
+    let parts: Vec<&str> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => s.to_str(),
+            _ => None,
+        })
+        .collect();
+    match parts.as_slice() {
+        [.., app, "ebin", _] => (*app).to_owned(),
+        [.., "consolidated", _] => "consolidated".to_owned(),
+        _ => "?".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_comes_from_the_build_path() {
+        assert_eq!(
+            app_of(Path::new("/p/_build/dev/lib/core/ebin/Elixir.A.beam")),
+            "core"
+        );
+        assert_eq!(
+            app_of(Path::new(
+                "/p/_build/dev/lib/core/consolidated/Elixir.P.beam"
+            )),
+            "consolidated"
+        );
+        assert_eq!(app_of(Path::new("x.beam")), "?");
+    }
 }

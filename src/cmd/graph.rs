@@ -3,43 +3,40 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use crate::build::entry::{Entry, display_module};
+use crate::build::graph::{Graph, Why};
+use crate::build::plan::{Plan, PlanError};
+use crate::build::project::{self, app_of};
 use crate::cli::{GraphArgs, GraphFormat};
 use crate::config::{self, Config};
-use crate::graph::{Graph, Why};
-use crate::invoke::Entry;
-use crate::plan::{Plan, PlanError, app_of, why_key};
-use crate::project;
-use crate::push::display_module;
+use crate::exit::CliError;
 use crate::report::Reporter;
 
-/// `mix-remote graph`: prints the graph; returns the exit code (2 when the build or entry is bad).
-/// The build is resolved as for `run`: flags over the `defaults` of mix-remote.yaml.
-pub fn command(args: &GraphArgs, config: Option<&Config>, report: &Reporter) -> u8 {
-    let build = config::build(config, args.build.project.as_deref(), &args.build.layer());
-    let rendered = match &args.entry {
-        Some(text) => Entry::parse(text)
-            .map_err(PlanError::from)
-            .and_then(|entry| {
-                let plan =
-                    Plan::build(&build.project, &build.mix_env, &entry, None, &build.include)?;
-                let closure = plan.closure();
-                let only: HashSet<&str> = closure.iter().map(|m| m.beam.name.as_str()).collect();
-                Ok(render(plan.graph(), Some(&only), args.format))
-            }),
-        None => project::scan(&build.project, &build.mix_env)
-            .map(|beams| render(&Graph::new(beams), None, args.format))
-            .map_err(PlanError::from),
+/// Prints the graph; the build is resolved as for `run`: flags over the `defaults` of
+/// mix-remote.yaml.
+pub fn exec(args: &GraphArgs, config: Option<&Config>, report: &Reporter) -> Result<u8, CliError> {
+    let build = config::build(
+        config,
+        args.build.project.as_deref(),
+        &args.build.layer(),
+        &[],
+    )?;
+    let text = match &args.entry {
+        Some(text) => {
+            let entry = Entry::parse(text).map_err(PlanError::from)?;
+            let plan = Plan::build(&build.project, &build.mix_env, &entry, None, &build.include)?;
+            let closure = plan.closure();
+            let only: HashSet<&str> = closure.iter().map(|m| m.beam.name.as_str()).collect();
+            render(plan.graph(), Some(&only), args.format)
+        }
+        None => render(
+            &Graph::new(project::scan(&build.project, &build.mix_env)?),
+            None,
+            args.format,
+        ),
     };
-    match rendered {
-        Ok(text) => {
-            report.output(text.as_bytes());
-            0
-        }
-        Err(e) => {
-            report.error(&e.to_string());
-            crate::run::EXIT_USAGE
-        }
-    }
+    report.output(text.as_bytes());
+    Ok(0)
 }
 
 fn render(graph: &Graph, only: Option<&HashSet<&str>>, format: GraphFormat) -> String {
@@ -109,7 +106,7 @@ pub fn json(graph: &Graph, only: Option<&HashSet<&str>>) -> String {
             serde_json::json!({
                 "from": display_module(&from.name),
                 "to": display_module(&to.name),
-                "why": why_key(why),
+                "why": why.key(),
             })
         })
         .collect();
@@ -137,7 +134,7 @@ fn quote(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::beam::Beam;
+    use crate::build::beam::Beam;
 
     fn graph() -> Graph {
         let beam = |name: &str, atoms: &[&str]| Beam {

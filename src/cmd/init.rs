@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::InitArgs;
 use crate::config::{Config, ConfigError, FILE_NAME};
+use crate::exit::{self, CliError};
 
 /// The commented configuration (`templates/mix-remote.yaml`).
-const CONFIG_TEMPLATE: &str = include_str!("../templates/mix-remote.yaml");
+const CONFIG_TEMPLATE: &str = include_str!("../../templates/mix-remote.yaml");
 /// The Makefile target (`templates/Makefile.mk`), between its two marker lines.
-const MAKEFILE_TEMPLATE: &str = include_str!("../templates/Makefile.mk");
+const MAKEFILE_TEMPLATE: &str = include_str!("../../templates/Makefile.mk");
 /// The first line of the Makefile block.
 const BEGIN: &str = "# >>> mix-remote";
 /// The last line of the Makefile block.
@@ -70,9 +71,20 @@ pub fn config_text(hosts: &[String], entry: Option<&str>) -> String {
         .replace("@ENTRY@", &entry)
 }
 
-/// The Makefile target.
-pub fn makefile_target() -> &'static str {
-    MAKEFILE_TEMPLATE
+/// Writes the files, says what it wrote on stderr and prints the target (unless appended).
+pub fn exec(args: &InitArgs) -> Result<u8, CliError> {
+    let written = init(args).map_err(CliError::usage)?;
+    eprintln!("mix-remote: wrote {}", written.config.display());
+    if let Some(makefile) = &written.makefile {
+        eprintln!(
+            "mix-remote: added the `smoke` target to {}",
+            makefile.display()
+        );
+    }
+    if let Some(target) = &written.target {
+        print!("{target}");
+    }
+    Ok(exit::OK)
 }
 
 /// Runs `init` in `args.project`.
@@ -148,7 +160,7 @@ fn write(path: &Path, text: &str) -> Result<(), InitError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Section, Selected, resolve, select};
+    use crate::config::{Section, Selected, build, resolve, select};
 
     #[test]
     fn the_written_config_parses_and_says_what_was_asked() {
@@ -159,15 +171,17 @@ mod tests {
         assert_eq!(chosen.len(), 2);
         let first = resolve(Some(&config), &chosen[0], &Section::default());
         assert_eq!(first.address, "deploy@web-1");
-        assert_eq!(first.entry.as_deref(), Some("MyApp.Smoke.check"));
-        assert_eq!(first.mix_env, "prod");
+        let shared = build(Some(&config), None, &Section::default(), &chosen).unwrap();
+        assert_eq!(shared.entry.as_deref(), Some("MyApp.Smoke.check"));
+        assert_eq!(shared.mix_env, "prod");
 
         let bare = Config::parse(&config_text(&[], None), path).unwrap();
         let host = Selected {
             name: "h".into(),
             group: None,
         };
-        assert_eq!(resolve(Some(&bare), &host, &Section::default()).entry, None);
+        let bare_build = build(Some(&bare), None, &Section::default(), &[host]).unwrap();
+        assert_eq!(bare_build.entry, None);
         assert!(
             select(Some(&bare), &[], &["servers".into()]).is_err(),
             "an empty group"

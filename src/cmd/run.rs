@@ -1,26 +1,21 @@
-//! `run` on one host or many: the hosts are chosen (`--host`, `--group`) and their settings
-//! resolved, the closure is computed once, then every host runs it concurrently (at most
-//! `--parallel` at a time), each through its own SSH connection, so one slow or unreachable host
-//! never holds up the others. A summary table ends a run on several hosts.
+//! `mix-remote run`: the hosts are chosen and their settings resolved, the closure is computed
+//! once, then every host runs it concurrently through its own SSH connection (`cmd/fanout.rs`).
+//! A summary table ends a run on several hosts; the exit code is the worst of any host's.
 
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
-
-use crate::cli::{Expect, Hosts, RunArgs};
-use crate::config::{self, Config, ConfigError, HostSettings, Section};
-use crate::events::Event;
-use crate::invoke::Outcome;
-use crate::push;
+use crate::build::entry::display_module;
+use crate::cli::{Expect, RunArgs};
+use crate::cmd::fanout::{self, Fanout};
+use crate::config::{self, Config, HostSettings};
+use crate::events::Status;
+use crate::exit::{self, CliError};
+use crate::remote::invoke::Outcome;
+use crate::remote::job::Job;
+use crate::remote::session::{self, SessionError};
 use crate::report::{self, Reporter};
-use crate::run::{self, EXIT_INTERRUPTED, EXIT_RAISED, EXIT_USAGE, Job};
 
-/// Hosts worked on at once when `--parallel` is not given: "all of them", within reason for
-/// the local machine (two processes and a few sockets per host).
-pub const MAX_PARALLEL: usize = 64;
 /// Phases a host goes through in a run, for its progress bar.
 const RUN_STEPS: u64 = 4;
 /// Width of a result in the summary table.
@@ -28,125 +23,56 @@ const RESULT_WIDTH: usize = 60;
 
 /// How one host's run ended, for the summary.
 #[derive(Debug, Clone)]
-pub struct HostEnd {
+struct HostEnd {
     /// The process exit code this host alone would give.
-    pub code: u8,
+    code: u8,
     /// One line for the summary table.
-    pub result: String,
+    result: String,
     /// Time spent on the host.
-    pub elapsed: Duration,
+    elapsed: Duration,
 }
 
-/// Chooses the hosts and resolves their settings: `flags` over mix-remote.yaml over defaults.
-pub fn hosts(
+/// Runs the entry on every chosen host; returns the exit code (errors before any host is
+/// contacted are the `Err`).
+pub async fn exec(
+    args: RunArgs,
     config: Option<&Config>,
-    chosen: &Hosts,
-    flags: &Section,
-) -> Result<Vec<HostSettings>, ConfigError> {
-    let selected = config::select(config, &chosen.hosts, &chosen.groups)?;
-    Ok(selected
-        .iter()
-        .map(|s| config::resolve(config, s, flags))
-        .collect())
-}
-
-/// How many hosts at once.
-pub fn parallelism(flag: Option<NonZeroUsize>, hosts: usize) -> usize {
-    flag.map_or(hosts.min(MAX_PARALLEL), NonZeroUsize::get)
-        .max(1)
-}
-
-/// The `run` command: returns the process exit code; everything is reported through `report`.
-pub async fn run(args: RunArgs, config: Option<&Config>, report: Arc<Reporter>) -> u8 {
-    // Installed before anything is started, so no signal can end a run without its teardown.
-    let interrupted = run::interrupted();
-    let settings = match hosts(config, &args.hosts, &args.layer()).and_then(|h| {
-        config::agree(&h)?;
-        Ok(h)
-    }) {
-        Ok(settings) => settings,
-        Err(e) => return fail_early(&report, &e.to_string(), EXIT_USAGE),
-    };
-    let first = &settings[0];
-    let project = config::project_dir(args.build.project.as_deref(), config);
-    let build = run::Build {
-        project: &project,
-        env: &first.mix_env,
-        include: &first.include,
-        skip_app_config: args.no_app_config,
-    };
-    let job = match run::prepare(first.entry.as_deref(), &args.args, &build, &report) {
-        Ok(job) => Arc::new(job),
-        Err(e) => return fail_early(&report, &e.to_string(), e.exit_code()),
-    };
-
-    let prefixed = settings.len() > 1;
-    let limit = Arc::new(Semaphore::new(parallelism(
-        args.hosts.parallel,
-        settings.len(),
-    )));
-    let views: Vec<Arc<Reporter>> = settings
-        .iter()
-        .map(|h| Arc::new(report.for_host(&h.name, prefixed, RUN_STEPS)))
-        .collect();
-    let mut tasks = JoinSet::new();
-    for (index, host) in settings.iter().enumerate() {
-        let (job, host, view, limit) = (
-            Arc::clone(&job),
-            host.clone(),
-            Arc::clone(&views[index]),
-            Arc::clone(&limit),
-        );
-        let expect = args.expect;
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
+    report: Arc<Reporter>,
+) -> Result<u8, CliError> {
+    let fanout = Fanout::begin();
+    let flags = args.layer();
+    let (selected, hosts) = fanout::choose(config, &args.hosts, &flags)?;
+    let build = config::build(config, args.build.project.as_deref(), &flags, &selected)?;
+    let job = Arc::new(Job::prepare(
+        &build,
+        &args.args,
+        args.no_app_config,
+        &report,
+    )?);
+    let expect = args.expect;
+    let work = |host: HostSettings, view: Arc<Reporter>| {
+        let job = Arc::clone(&job);
+        async move {
             let started = Instant::now();
-            let outcome = run::run_host(&job, &host, &view).await;
-            let end = conclude(&job, &host, &view, outcome, expect, started.elapsed());
-            view.end_host();
-            (index, end)
-        });
-    }
-
-    let mut ends: Vec<Option<HostEnd>> = vec![None; settings.len()];
-    tokio::pin!(interrupted);
-    loop {
-        tokio::select! {
-            next = tasks.join_next() => match next {
-                None => break,
-                Some(Ok((index, end))) => {
-                    let failed = end.code != 0;
-                    ends[index] = Some(end);
-                    if failed && args.fail_fast {
-                        // Dropping a host's run kills its ssh master: its remote node halts.
-                        tasks.shutdown().await;
-                        break;
-                    }
-                }
-                Some(Err(e)) => {
-                    report.error(&format!("a host's task failed: {e}"));
-                }
-            },
-            () = &mut interrupted => {
-                tasks.shutdown().await;
-                views.iter().for_each(|v| v.end_host());
-                report.error("interrupted: remote nodes stopped, connections closed");
-                report.event(Event::Summary { hosts: settings.len(), failed: settings.len(), exit_code: EXIT_INTERRUPTED });
-                return EXIT_INTERRUPTED;
-            }
+            let outcome = session::run_host(&job, &host, &view).await;
+            conclude(&job, &host, &view, outcome, expect, started.elapsed())
         }
-    }
-    for (view, end) in views.iter().zip(&ends) {
-        if end.is_none() {
-            view.end_host();
-        }
-    }
-    let unfinished = if args.fail_fast {
+    };
+    let fail_fast = args.fail_fast;
+    let stop = |end: &HostEnd| fail_fast && end.code != exit::OK;
+    let ends = match fanout
+        .run(&report, &hosts, args.hosts.parallel, RUN_STEPS, stop, work)
+        .await
+    {
+        Ok(ends) => ends,
+        Err(fanout::Interrupted) => return Ok(exit::INTERRUPTED),
+    };
+    let unfinished = if fail_fast {
         "cancelled (--fail-fast)"
     } else {
         "did not finish"
     };
-    summarize(&report, &settings, &ends, unfinished)
+    Ok(summarize(&report, &hosts, &ends, unfinished))
 }
 
 /// Reports the end of one host's run and sums it up.
@@ -154,7 +80,7 @@ fn conclude(
     job: &Job,
     host: &HostSettings,
     view: &Reporter,
-    outcome: Result<Outcome, run::RunError>,
+    outcome: Result<Outcome, SessionError>,
     expect: Option<Expect>,
     elapsed: Duration,
 ) -> HostEnd {
@@ -164,12 +90,15 @@ fn conclude(
         Ok(outcome) => {
             let (code, result) = match &outcome {
                 Outcome::Returned(value) if expect.is_none() || value == ":ok" => {
-                    (0, format!("returned {}", short(value)))
+                    (exit::OK, format!("returned {}", short(value)))
                 }
-                Outcome::Returned(value) => (EXIT_RAISED, format!("not :ok: {}", short(value))),
-                Outcome::Raised { text, .. } => (EXIT_RAISED, format!("raised {}", short(text))),
+                Outcome::Returned(value) => (exit::RAISED, format!("not :ok: {}", short(value))),
+                Outcome::Raised { text, .. } => (exit::RAISED, format!("raised {}", short(text))),
             };
-            view.result(&entry, &outcome, code == 0);
+            match &outcome {
+                Outcome::Returned(value) => view.result(&entry, Status::Returned, value, code == 0),
+                Outcome::Raised { text, .. } => view.result(&entry, Status::Raised, text, false),
+            }
             // An undef only deserves the --include hint when the missing module is one of the
             // project's (one the plan could have pushed).
             if let Outcome::Raised {
@@ -178,14 +107,14 @@ fn conclude(
             } = &outcome
                 && job.plan.graph().module(module).is_some()
             {
-                let module = push::display_module(module);
+                let module = display_module(module);
                 view.hint(&format!(
                     "{module} is a module of this project that was not pushed (nothing the entry \
                      uses names it in its code); add --include {module} (or list it under \
                      `include` in mix-remote.yaml)"
                 ));
             }
-            if let (Outcome::Returned(value), EXIT_RAISED) = (&outcome, code) {
+            if let (Outcome::Returned(value), exit::RAISED) = (&outcome, code) {
                 view.error(&format!(
                     "{entry} returned {} on {}, expected :ok",
                     short(value),
@@ -195,8 +124,12 @@ fn conclude(
             (code, result)
         }
         Err(e) => {
-            view.error(&e.to_string());
-            (e.exit_code(), format!("error: {}", short(&e.to_string())))
+            let message = e.to_string();
+            view.error(&message);
+            (
+                CliError::from(e).code,
+                format!("error: {}", short(&message)),
+            )
         }
     };
     HostEnd {
@@ -214,10 +147,15 @@ fn summarize(
     ends: &[Option<HostEnd>],
     unfinished: &str,
 ) -> u8 {
-    let code = ends.iter().flatten().map(|e| e.code).max().unwrap_or(0);
+    let code = ends
+        .iter()
+        .flatten()
+        .map(|e| e.code)
+        .max()
+        .unwrap_or(exit::OK);
     let failed = ends
         .iter()
-        .filter(|e| e.as_ref().is_none_or(|e| e.code != 0))
+        .filter(|e| e.as_ref().is_none_or(|e| e.code != exit::OK))
         .count();
     if hosts.len() > 1 {
         let rows: Vec<Vec<String>> = hosts
@@ -234,35 +172,14 @@ fn summarize(
             .collect();
         report.table(&["HOST", "RESULT", "TIME"], &rows);
     }
-    report.event(Event::Summary {
-        hosts: hosts.len(),
-        failed,
-        exit_code: code,
-    });
-    code
-}
-
-/// Reports an error that stops the command before any host is contacted.
-pub fn fail_early(report: &Reporter, message: &str, code: u8) -> u8 {
-    report.error(message);
-    report.event(Event::Summary {
-        hosts: 0,
-        failed: 0,
-        exit_code: code,
-    });
+    fanout::summary(report, hosts.len(), failed, code);
     code
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn all_hosts_at_once_within_a_bound() {
-        assert_eq!(parallelism(None, 3), 3);
-        assert_eq!(parallelism(None, 500), MAX_PARALLEL);
-        assert_eq!(parallelism(NonZeroUsize::new(2), 10), 2);
-    }
+    use crate::config::{Section, Selected};
 
     #[test]
     fn the_exit_code_is_the_worst_of_any_host() {
@@ -270,7 +187,7 @@ mod tests {
         let host = |n: &str| {
             config::resolve(
                 None,
-                &config::Selected {
+                &Selected {
                     name: n.into(),
                     group: None,
                 },

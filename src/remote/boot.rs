@@ -1,19 +1,53 @@
-//! What starts the throw-away node on the server: the launcher command line and the bytes fed to
-//! its stdin. Both come from `templates/`, so the shipped boot program is easy to read and review.
+//! What starts the throw-away node on the server, and the words of the boot protocol: the
+//! launcher command line, the bytes fed to its stdin, the lines the launcher prints for us and the
+//! requests the boot program serves. The programs come from `templates/`, so what is shipped is
+//! easy to read and review; every word they share with the tool is a constant here.
 
-use crate::node::dist::NET_TICKTIME;
+use crate::remote::node::dist::NET_TICKTIME;
 
 /// The shell launcher (`templates/boot.sh`); `@ELIXIR@` is replaced by the elixir to run.
-const LAUNCHER: &str = include_str!("../templates/boot.sh");
+const LAUNCHER: &str = include_str!("../../templates/boot.sh");
 /// The Elixir boot program (`templates/boot.exs`), sent over stdin; `@TICK_MS@` is replaced by a
 /// quarter of [`NET_TICKTIME`] in milliseconds, the tick interval `:net_kernel.start/1` takes.
-const PROGRAM: &str = include_str!("../templates/boot.exs");
+const PROGRAM: &str = include_str!("../../templates/boot.exs");
 /// The launcher of `mix-remote check` (`templates/check.sh`).
-const CHECK_LAUNCHER: &str = include_str!("../templates/check.sh");
+const CHECK_LAUNCHER: &str = include_str!("../../templates/check.sh");
 /// The program `check` runs with the remote elixir (`templates/check.exs`), sent over stdin.
-const CHECK_PROGRAM: &str = include_str!("../templates/check.exs");
+const CHECK_PROGRAM: &str = include_str!("../../templates/check.exs");
+/// Lines the launchers print for the tool start with this; everything else is the node's output.
+pub const MARKER: &str = "mix-remote:";
+/// `mix-remote:connected`: the SSH session runs and the launcher waits for its input.
+pub const CONNECTED: &str = "connected";
+/// `mix-remote:no-elixir PATH`: the launcher found no such elixir; the session ends.
+pub const NO_ELIXIR: &str = "no-elixir ";
+/// `mix-remote:checked`: the check program has printed the versions.
+pub const CHECKED: &str = "checked";
 /// How the check program's line of versions starts.
 pub const VERSIONS: &str = "mix-remote-versions ";
+/// The name the boot program's request server registers on the remote node.
+pub const SERVER: &str = "mix_remote";
+
+/// The requests the boot program's server answers, in the order a run makes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// What the node is and has: versions and the MD5 of every loaded module.
+    Info,
+    /// Load a compressed batch of modules.
+    Load,
+    /// Apply the application environment and call the entry.
+    Run,
+}
+
+impl Request {
+    /// The request's name, as the boot program's `ops` map keys it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Request::Info => "info",
+            Request::Load => "load",
+            Request::Run => "run",
+        }
+    }
+}
 
 /// Why the boot command could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +126,20 @@ fn elixir_string_body(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_templates_speak_the_same_words() {
+        for launcher in [LAUNCHER, CHECK_LAUNCHER] {
+            assert!(launcher.contains(&format!("echo {MARKER}{CONNECTED}")));
+            assert!(launcher.contains(&format!("echo \"{MARKER}{NO_ELIXIR}$E\"")));
+        }
+        assert!(CHECK_PROGRAM.contains(&format!("IO.puts(\"{MARKER}{CHECKED}\")")));
+        assert!(CHECK_PROGRAM.contains(&format!("IO.puts(\"{VERSIONS}")));
+        assert!(PROGRAM.contains(&format!("end), :{SERVER})")));
+        for request in [Request::Info, Request::Load, Request::Run] {
+            assert!(PROGRAM.contains(&format!("  {}: fn", request.name())));
+        }
+    }
 
     #[test]
     fn launcher_is_one_quoted_word_for_any_shell() {

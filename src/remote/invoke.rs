@@ -1,132 +1,12 @@
-//! The entry function: parsing `MyApp.Worker.process` / `:erlang_mod.fun`, checking it against the
-//! compiled exports before anything is booted, and calling it on the remote.
+//! The call of the entry on the remote: its arguments and the application environment go with
+//! the boot program's `run` request, and the reply says how the function ended.
 
-use erl_dist::term::{List, Term};
+use erl_dist::term::{Binary, List, Map, Term};
 
-use crate::beam::Beam;
-use crate::node::{CallError, Node, atom, is_atom};
-use crate::push::display_module;
-
-/// An entry function as the user named it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// Module atom (`Elixir.MyApp.Worker` or `erlang_mod`).
-    pub module: String,
-    /// Function name.
-    pub function: String,
-}
-
-/// Why the entry is not callable.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum EntryError {
-    /// Not of the form `Module.function` or `:module.function`.
-    #[error("entry `{0}` is not of the form MyApp.Module.function or :erlang_module.function")]
-    Syntax(String),
-    /// The module is not in the project's build.
-    #[error(
-        "module {0} is not in this project's _build (is the project compiled, and the name right?)"
-    )]
-    UnknownModule(String),
-    /// No exported function of that name, whatever the arity.
-    #[error("{shown} is not exported by {module}")]
-    NoSuchFunction {
-        /// `MyApp.Worker.process`.
-        shown: String,
-        /// The module, as users write it.
-        module: String,
-    },
-    /// A module given to `--include` is malformed or not in the build.
-    #[error("--include {0}: {1}")]
-    Include(String, &'static str),
-    /// No exported function of that name and arity.
-    #[error("{shown}/{arity} is not exported by {module}{hint}")]
-    UnknownFunction {
-        /// `MyApp.Worker.process`.
-        shown: String,
-        /// Number of arguments given.
-        arity: usize,
-        /// The module, as users write it.
-        module: String,
-        /// Arities that do exist, if any.
-        hint: String,
-    },
-}
-
-/// Parses a module as users write it, `MyApp.Worker` (Elixir alias) or `:erlang_mod`, into its
-/// atom (`Elixir.MyApp.Worker`, `erlang_mod`); `None` if it is neither.
-pub fn parse_module(text: &str) -> Option<String> {
-    if let Some(erl) = text.strip_prefix(':') {
-        let ok = !erl.is_empty()
-            && erl
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '_' || c == '.');
-        return ok.then(|| erl.to_owned());
-    }
-    let alias_ok = !text.is_empty()
-        && text.split('.').all(|part| {
-            part.starts_with(|c: char| c.is_ascii_uppercase())
-                && part.chars().all(|c| c.is_alphanumeric() || c == '_')
-        });
-    alias_ok.then(|| format!("Elixir.{text}"))
-}
-
-impl Entry {
-    /// Parses `MyApp.Worker.process` (Elixir) or `:my_mod.run` (Erlang).
-    pub fn parse(text: &str) -> Result<Entry, EntryError> {
-        let syntax = || EntryError::Syntax(text.to_owned());
-        let (module, function) = text.rsplit_once('.').ok_or_else(syntax)?;
-        let fn_ok = function
-            .strip_suffix(['?', '!'])
-            .unwrap_or(function)
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '_');
-        if function.is_empty() || !fn_ok || function.starts_with(|c: char| c.is_ascii_digit()) {
-            return Err(syntax());
-        }
-        let module = parse_module(module).ok_or_else(syntax)?;
-        Ok(Entry {
-            module,
-            function: function.to_owned(),
-        })
-    }
-
-    /// `MyApp.Worker.process` / `:mod.fun`, as users write it.
-    pub fn shown(&self) -> String {
-        format!("{}.{}", display_module(&self.module), self.function)
-    }
-
-    /// Checks that `beam` (the entry's module, if the project has it) exports the function with
-    /// `arity` arguments.
-    pub fn check(&self, beam: Option<&Beam>, arity: usize) -> Result<(), EntryError> {
-        let beam = beam.ok_or_else(|| EntryError::UnknownModule(display_module(&self.module)))?;
-        let mut arities: Vec<u32> = beam
-            .exports
-            .iter()
-            .filter(|(name, _)| *name == self.function)
-            .map(|&(_, a)| a)
-            .collect();
-        if arities.contains(&(arity as u32)) {
-            return Ok(());
-        }
-        arities.sort_unstable();
-        let hint = match arities.as_slice() {
-            [] => " (check the name, and that it is public: def, not defp)".to_owned(),
-            some => format!(
-                " (it exports {}: pass that many arguments after --)",
-                some.iter()
-                    .map(|a| format!("{}/{a}", self.function))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
-        Err(EntryError::UnknownFunction {
-            shown: self.shown(),
-            arity,
-            module: display_module(&self.module),
-            hint,
-        })
-    }
-}
+use crate::build::app_config::AppConfig;
+use crate::build::entry::Entry;
+use crate::remote::boot::{Request, SERVER};
+use crate::remote::node::{CallError, Node, atom, is_atom, tuple};
 
 /// How the remote call ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -147,18 +27,19 @@ pub async fn invoke(
     node: &Node,
     entry: &Entry,
     args: Vec<Term>,
-    setup: Term,
+    setup: &AppConfig,
 ) -> Result<Outcome, CallError> {
     let call_args = vec![
         atom(&entry.module),
         atom(&entry.function),
         List::from(args).into(),
-        setup,
+        setup_term(setup),
     ];
     // The boot program runs it and formats the result (templates/boot.exs).
-    let reply = node.request("run", call_args, None).await?;
+    let run = Request::Run.name();
+    let reply = node.request(SERVER, run, call_args, None).await?;
     let unexpected = || CallError::BadRpc {
-        mfa: "run".into(),
+        mfa: run.into(),
         reason: format!("unexpected reply {reply}"),
     };
     let Term::Tuple(t) = &reply else {
@@ -179,53 +60,24 @@ pub async fn invoke(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(module: &str, function: &str) -> Entry {
-        Entry {
-            module: module.into(),
-            function: function.into(),
-        }
-    }
-
-    #[test]
-    fn parses_elixir_and_erlang_entries() {
-        assert_eq!(
-            Entry::parse("MyApp.Worker.process"),
-            Ok(entry("Elixir.MyApp.Worker", "process"))
-        );
-        assert_eq!(Entry::parse(":demo_erl.add"), Ok(entry("demo_erl", "add")));
-        assert_eq!(Entry::parse("A.valid?"), Ok(entry("Elixir.A", "valid?")));
-        for bad in [
-            "process",
-            "myapp.Worker.run",
-            "MyApp.",
-            ".run",
-            ":.run",
-            "A.b c",
-            "A.1x",
-        ] {
-            assert!(Entry::parse(bad).is_err(), "{bad} accepted");
-        }
-    }
-
-    #[test]
-    fn checks_arity_against_exports() {
-        let beam = Beam {
-            name: "Elixir.A".into(),
-            atoms: vec![],
-            exports: vec![("run".into(), 1), ("run".into(), 2)],
-            ..Beam::default()
-        };
-        let e = entry("Elixir.A", "run");
-        assert!(e.check(Some(&beam), 2).is_ok());
-        let err = e.check(Some(&beam), 3).unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "A.run/3 is not exported by A (it exports run/1, run/2: pass that many arguments after --)"
-        );
-        assert!(matches!(e.check(None, 1), Err(EntryError::UnknownModule(m)) if m == "A"));
-    }
+/// `setup` as the boot program's `run` takes it:
+/// `%{apps: [binary], config: [{path, binary}], env: binary}`.
+fn setup_term(setup: &AppConfig) -> Term {
+    let binary = |b: &[u8]| Term::from(Binary::from(b.to_vec()));
+    let apps: Vec<Term> = setup
+        .app_specs
+        .iter()
+        .map(|s| binary(s.as_bytes()))
+        .collect();
+    let files: Vec<Term> = setup
+        .config_files
+        .iter()
+        .map(|(path, bytes)| tuple(vec![binary(path.as_bytes()), binary(bytes)]))
+        .collect();
+    Map::from([
+        (atom("apps"), List::from(apps).into()),
+        (atom("config"), List::from(files).into()),
+        (atom("env"), binary(setup.env.as_bytes())),
+    ])
+    .into()
 }

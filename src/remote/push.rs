@@ -9,9 +9,12 @@ use std::time::Duration;
 
 use erl_dist::term::{Binary, List, Term};
 
-use crate::beam::Beam;
-use crate::node::{CallError, Node, atom, is_atom};
-use crate::wire::{self, Prepared, Wire};
+use crate::build::beam::Beam;
+use crate::build::compat::RemoteVersions;
+use crate::build::entry::display_module;
+use crate::remote::boot::{Request, SERVER};
+use crate::remote::node::{CallError, Node, atom, is_atom};
+use crate::remote::wire::{self, Prepared, Wire};
 
 /// Why the closure could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -31,19 +34,17 @@ pub enum PushError {
 /// (to check that it can run the project's code) and the MD5 of every module it has loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remote {
-    /// `erlang:system_info(otp_release)`, e.g. `"26"`.
-    pub otp_release: String,
-    /// The ERTS version, `erlang:system_info(version)`, e.g. `"14.2.5"`.
-    pub erts: String,
-    /// `System.version()`, e.g. `"1.16.2"`.
-    pub elixir: String,
+    /// Its OTP, ERTS and Elixir versions.
+    pub versions: RemoteVersions,
     /// Every loaded module (as an atom: `Elixir.MyApp.Worker`) and its MD5.
     pub loaded: HashMap<String, [u8; 16]>,
 }
 
 /// Asks the remote node what it is and has: one request.
 pub async fn remote(node: &Node, timeout: Duration) -> Result<Remote, PushError> {
-    let reply = node.request("info", Vec::new(), Some(timeout)).await?;
+    let reply = node
+        .request(SERVER, Request::Info.name(), Vec::new(), Some(timeout))
+        .await?;
     parse_remote(&reply).ok_or_else(|| PushError::Unexpected(reply.to_string()))
 }
 
@@ -71,9 +72,11 @@ fn parse_remote(reply: &Term) -> Option<Remote> {
         })
         .collect::<Option<_>>()?;
     Some(Remote {
-        otp_release: text(otp)?,
-        erts: text(erts)?,
-        elixir: text(elixir)?,
+        versions: RemoteVersions {
+            otp_release: text(otp)?,
+            erts: text(erts)?,
+            elixir: text(elixir)?,
+        },
         loaded,
     })
 }
@@ -127,7 +130,9 @@ pub async fn push(
         Binary::from(batch.clone()).into(),
         List::from(on_load).into(),
     ];
-    let reply = node.request("load", args, Some(timeout)).await?;
+    let reply = node
+        .request(SERVER, Request::Load.name(), args, Some(timeout))
+        .await?;
     match refusals(&reply) {
         None => Ok(pushed),
         Some(refused) => Err(refused_error(&refused)),
@@ -179,18 +184,10 @@ fn refusals(reply: &Term) -> Option<Vec<(String, String)>> {
     )
 }
 
-/// `Elixir.MyApp.Worker` as users write it: `MyApp.Worker`; Erlang modules as `:name`.
-pub fn display_module(name: &str) -> String {
-    match name.strip_prefix("Elixir.") {
-        Some(alias) => alias.to_owned(),
-        None => format!(":{name}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::tuple;
+    use crate::remote::node::tuple;
 
     #[test]
     fn reads_atomic_load_replies() {
@@ -223,9 +220,11 @@ mod tests {
         let modules = [module("same", 1), module("changed", 2), module("new", 3)];
         let closure: Vec<(&Beam, &Wire)> = modules.iter().map(|(b, w)| (b, w)).collect();
         let remote = Remote {
-            otp_release: "25".into(),
-            erts: "13.1.5".into(),
-            elixir: "1.14.0".into(),
+            versions: RemoteVersions {
+                otp_release: "25".into(),
+                erts: "13.1.5".into(),
+                elixir: "1.14.0".into(),
+            },
             loaded: HashMap::from([("same".into(), [1; 16]), ("changed".into(), [9; 16])]),
         };
         let names: Vec<&str> = missing(&closure, &remote)
@@ -249,11 +248,12 @@ mod tests {
             .into(),
         ]);
         let remote = parse_remote(&reply).unwrap();
+        let versions = &remote.versions;
         assert_eq!(
             (
-                remote.otp_release.as_str(),
-                remote.erts.as_str(),
-                remote.elixir.as_str()
+                versions.otp_release.as_str(),
+                versions.erts.as_str(),
+                versions.elixir.as_str()
             ),
             ("26", "14.2.5", "1.16.2")
         );
@@ -270,11 +270,5 @@ mod tests {
         ]);
         assert_eq!(parse_remote(&short_md5), None);
         assert_eq!(parse_remote(&atom("ok")), None);
-    }
-
-    #[test]
-    fn shows_modules_as_users_write_them() {
-        assert_eq!(display_module("Elixir.MyApp.Worker"), "MyApp.Worker");
-        assert_eq!(display_module("demo_erl"), ":demo_erl");
     }
 }

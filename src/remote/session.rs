@@ -1,11 +1,10 @@
-//! The `run` command for one host: every stage of the data flow wired together, with teardown on
-//! every path. [`prepare`] does the local part once (scan -> plan -> application environment,
-//! then, in the background, the closure's wire form); [`run_host`] does the rest on one host
-//! (ssh master with the reverse forward to our node -> boot -> the remote node connects back and
-//! handshakes -> what the remote has -> push -> call -> teardown). After the handshake a run makes
-//! three requests whatever the closure's size. `fleet.rs` runs hosts concurrently.
+//! A run on one host: every remote stage of the data flow wired together, with teardown on every
+//! path. [`run_host`] opens the ssh master with the reverse forward to our node, boots the node,
+//! waits for it to connect back and handshake, learns what the remote has, checks the versions,
+//! pushes, calls, and tears down. After the handshake a run makes three requests whatever the
+//! closure's size (four when `remote_env` is set). `cmd/fanout.rs` runs hosts concurrently.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,65 +12,27 @@ use erl_dist::node::NodeName;
 use erl_dist::term::{Binary, Map, Term};
 use tokio::net::UnixListener;
 
-use crate::app_config::{AppConfig, AppConfigError};
-use crate::args::{self, LiteralError};
-use crate::beam::{Beam, BeamError};
-use crate::boot::{self, BootError};
-use crate::compat;
+use crate::build::beam::{Beam, BeamError};
+use crate::build::compat;
+use crate::build::entry::display_module;
 use crate::config::HostSettings;
 use crate::events::{Event, Stage};
-use crate::invoke::{self, Entry, EntryError, Outcome};
-use crate::node::{self, CallError, DistError, Node};
-use crate::plan::{Plan, PlanError};
-use crate::private_dir::{self, PrivateDir};
-use crate::push::{self, PushError};
-use crate::report::Reporter;
-use crate::ssh::{Master, SshError, Target};
-use crate::wire::{self, Prepared};
-
-/// The function raised, threw or exited.
-pub const EXIT_RAISED: u8 = 1;
-/// Bad input: flags, entry, arguments, project.
-pub const EXIT_USAGE: u8 = 2;
-/// Could not connect, boot or load.
-pub const EXIT_CANNOT_RUN: u8 = 3;
-/// A phase took longer than allowed.
-pub const EXIT_TIMEOUT: u8 = 4;
-/// Interrupted by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
-pub const EXIT_INTERRUPTED: u8 = 130;
+use crate::remote::boot::{self, BootError};
+use crate::remote::invoke::{self, Outcome};
+use crate::remote::job::Job;
+use crate::remote::node::{self, CallError, DistError, Node};
+use crate::remote::private_dir::{self, PrivateDir};
+use crate::remote::push::{self, PushError};
+use crate::remote::ssh::{Master, SshError, Target};
+use crate::remote::wire::Prepared;
+use crate::report::{Phase, Reporter};
 
 /// How long teardown waits for the remote node and the master to go away by themselves.
-const TEARDOWN_GRACE: Duration = Duration::from_secs(5);
+pub const TEARDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Why a run could not complete.
+/// Why a run on a host could not complete.
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// The project's build could not be read, or the entry or an included module is not in it.
-    #[error(transparent)]
-    Plan(#[from] PlanError),
-    /// The entry function is not callable.
-    #[error(transparent)]
-    Entry(#[from] EntryError),
-    /// No entry function was named, neither on the command line nor in the config.
-    #[error(
-        "no entry function: name one (mix-remote run MyApp.Module.function) or set `entry` in mix-remote.yaml"
-    )]
-    NoEntry,
-    /// An argument is not a valid Elixir literal.
-    #[error(
-        "argument {index} `{text}`: {error} (arguments after -- are Elixir literals, one per shell word, e.g. 42 '\"text\"' :atom '[1, 2]')"
-    )]
-    Argument {
-        /// 1-based position after `--`.
-        index: usize,
-        /// The argument as given.
-        text: String,
-        /// What is wrong.
-        error: LiteralError,
-    },
-    /// The project's config files could not be read.
-    #[error(transparent)]
-    AppConfig(#[from] AppConfigError),
+pub enum SessionError {
     /// The boot command could not be built.
     #[error(transparent)]
     Boot(#[from] BootError),
@@ -125,184 +86,41 @@ pub enum RunError {
     },
 }
 
-impl RunError {
-    /// The exit code for this failure.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            RunError::Plan(_)
-            | RunError::Entry(_)
-            | RunError::NoEntry
-            | RunError::Argument { .. }
-            | RunError::AppConfig(_)
-            | RunError::Wire(_)
-            | RunError::Boot(_) => EXIT_USAGE,
-            RunError::Timeout { .. } | RunError::Call(CallError::Timeout { .. }) => EXIT_TIMEOUT,
-            _ => EXIT_CANNOT_RUN,
-        }
-    }
-
+impl SessionError {
     /// Names the phase, host and flag in a call that timed out.
-    fn in_phase(self, phase: &str, host: &str, limit: Duration, flag: &'static str) -> RunError {
+    fn in_phase(
+        self,
+        phase: &str,
+        host: &str,
+        limit: Duration,
+        flag: &'static str,
+    ) -> SessionError {
         match self {
-            RunError::Call(CallError::Timeout { .. })
-            | RunError::Push(PushError::Call(CallError::Timeout { .. })) => RunError::Timeout {
-                phase: phase.to_owned(),
-                host: host.to_owned(),
-                secs: limit.as_secs(),
-                flag,
-            },
+            SessionError::Call(CallError::Timeout { .. })
+            | SessionError::Push(PushError::Call(CallError::Timeout { .. })) => {
+                SessionError::Timeout {
+                    phase: phase.to_owned(),
+                    host: host.to_owned(),
+                    secs: limit.as_secs(),
+                    flag,
+                }
+            }
             other => other,
         }
     }
 
     /// Names the phase and host in a connection that was lost.
-    fn lost_in(self, phase: &str, host: &str) -> RunError {
+    fn lost_in(self, phase: &str, host: &str) -> SessionError {
         match self {
-            RunError::Dist(DistError::Lost)
-            | RunError::Call(CallError::Dist(DistError::Lost))
-            | RunError::Push(PushError::Call(CallError::Dist(DistError::Lost))) => RunError::Lost {
-                phase: phase.to_owned(),
-                host: host.to_owned(),
-            },
+            SessionError::Dist(DistError::Lost)
+            | SessionError::Call(CallError::Dist(DistError::Lost))
+            | SessionError::Push(PushError::Call(CallError::Dist(DistError::Lost))) => {
+                SessionError::Lost {
+                    phase: phase.to_owned(),
+                    host: host.to_owned(),
+                }
+            }
             other => other,
-        }
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when it is
-/// first polled: call it before anything is created, so that no signal can end a run without its
-/// teardown.
-pub fn interrupted() -> impl Future<Output = ()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let int = signal(SignalKind::interrupt()).ok();
-    let term = signal(SignalKind::terminate()).ok();
-    async move {
-        tokio::select! {
-            () = received(int) => {}
-            () = received(term) => {}
-        }
-    }
-}
-
-/// Resolves when `signal` arrives; never, if its handler could not be installed.
-async fn received(signal: Option<tokio::signal::unix::Signal>) {
-    match signal {
-        Some(mut s) => drop(s.recv().await),
-        None => std::future::pending().await,
-    }
-}
-
-/// What every host of a run shares, computed once before any connection.
-pub struct Job {
-    /// The entry function.
-    pub entry: Entry,
-    /// The project's graph with the entry and the included modules resolved: what to push.
-    pub plan: Plan,
-    /// The call's arguments.
-    pub args: Vec<Term>,
-    /// The application environment applied on the remote before the call.
-    pub setup: AppConfig,
-    /// The closure's wire form, prepared in the background while the hosts connect.
-    pub wire: WireForm,
-    /// The OTP and Elixir versions Mix recorded for the closure's applications, read once for
-    /// every host's version preflight.
-    pub built: compat::Built,
-    /// How long reading `_build` and planning took, before any connection.
-    pub planned_in: Duration,
-}
-
-/// The build to read and what to send with the call, as resolved from flags and config.
-pub struct Build<'a> {
-    /// The Mix project directory.
-    pub project: &'a Path,
-    /// Which `_build/<ENV>` to read; also `config_env()` of the config files.
-    pub env: &'a str,
-    /// Modules pushed with the entry's closure.
-    pub include: &'a [String],
-    /// Send no `config/` files (`--no-app-config`).
-    pub skip_app_config: bool,
-}
-
-/// Checks everything that can be checked locally and computes the plan: the entry's syntax,
-/// the arguments, the build under `project/_build/env`, the entry's arity, the included modules;
-/// then collects the application environment of the pushed applications.
-pub fn prepare(
-    entry: Option<&str>,
-    arg_texts: &[String],
-    build: &Build,
-    report: &Reporter,
-) -> Result<Job, RunError> {
-    let entry = Entry::parse(entry.ok_or(RunError::NoEntry)?)?;
-    let call_args = parse_arguments(arg_texts)?;
-
-    let phase = report.phase(Stage::Scan, "scanning _build");
-    let started = Instant::now();
-    let plan = Plan::build(
-        build.project,
-        build.env,
-        &entry,
-        Some(call_args.len()),
-        build.include,
-    )?;
-    let closure = plan.beams();
-    let built = compat::Built::read(&closure);
-    let setup = AppConfig::collect(build.project, build.env, &closure, build.skip_app_config)?;
-    let bytes: usize = closure.iter().map(|b| b.bytes.len()).sum();
-    phase.done(format!(
-        "closure of {}: {} modules, {} KiB",
-        entry.shown(),
-        closure.len(),
-        bytes.div_ceil(1024)
-    ));
-    for beam in &closure {
-        report.verbose(&format!("closure: {}", push::display_module(&beam.name)));
-    }
-    let wire = WireForm::start(closure.into_iter().cloned().collect());
-    Ok(Job {
-        entry,
-        plan,
-        args: call_args,
-        setup,
-        wire,
-        built,
-        planned_in: started.elapsed(),
-    })
-}
-
-/// What [`WireForm`] computes: the prepared closure and how long it took.
-type WireResult = Result<(Arc<Prepared>, Duration), Arc<BeamError>>;
-
-/// The closure's MD5s and compressed batch (`wire.rs`), computed on a thread of its own from the
-/// moment the plan is known, so that the work runs while SSH connects; every host waits on the
-/// same result.
-#[derive(Clone)]
-pub struct WireForm(tokio::sync::watch::Receiver<Option<WireResult>>);
-
-impl WireForm {
-    /// Starts preparing `closure` (in load order).
-    fn start(closure: Vec<Beam>) -> WireForm {
-        let (tx, rx) = tokio::sync::watch::channel(None);
-        std::thread::spawn(move || {
-            let started = Instant::now();
-            let refs: Vec<&Beam> = closure.iter().collect();
-            let result = wire::prepare_all(&refs)
-                .map(|prepared| (Arc::new(prepared), started.elapsed()))
-                .map_err(Arc::new);
-            let _ = tx.send(Some(result));
-        });
-        WireForm(rx)
-    }
-
-    /// The prepared closure, once ready, and how long the preparation took.
-    async fn get(&self) -> Result<(Arc<Prepared>, Duration), RunError> {
-        let mut rx = self.0.clone();
-        let ready = rx
-            .wait_for(Option::is_some)
-            .await
-            .expect("the preparing thread sends before it ends");
-        match ready.as_ref().expect("waited for Some") {
-            Ok(done) => Ok(done.clone()),
-            Err(e) => Err(RunError::Wire(Arc::clone(e))),
         }
     }
 }
@@ -312,7 +130,7 @@ pub async fn run_host(
     job: &Job,
     host: &HostSettings,
     report: &Arc<Reporter>,
-) -> Result<Outcome, RunError> {
+) -> Result<Outcome, SessionError> {
     let remote_command = boot::remote_command(&host.elixir)?;
     let ids = Identities::fresh();
     let mut dir = private_dir()?;
@@ -423,8 +241,8 @@ impl Stats {
 
 /// A fresh private directory (0700, guarded against SIGKILL) for a control socket and the Unix
 /// socket of the reverse forward.
-pub fn private_dir() -> Result<PrivateDir, RunError> {
-    PrivateDir::create().map_err(|error| RunError::Socket {
+pub fn private_dir() -> Result<PrivateDir, SessionError> {
+    PrivateDir::create().map_err(|error| SessionError::Socket {
         path: std::env::temp_dir().display().to_string(),
         error,
     })
@@ -484,9 +302,9 @@ impl Session<'_> {
     async fn connect(
         &self,
         master: &mut Master,
-        phase: crate::report::Phase,
+        phase: Phase,
         stats: &mut Stats,
-    ) -> Result<(), RunError> {
+    ) -> Result<(), SessionError> {
         let host = &self.host.address;
         let connecting = async {
             // The forward is granted as the session opens; the boot input can go at once, and
@@ -502,9 +320,9 @@ impl Session<'_> {
             let sent = master.send(&input).await;
             // A session that ended (no elixir, login refused) explains itself better than the
             // failed write.
-            master.wait_for("connected", "the SSH session").await?;
+            master.wait_for(boot::CONNECTED, "the SSH session").await?;
             sent?;
-            Ok::<_, RunError>((port, port_at, Instant::now()))
+            Ok::<_, SessionError>((port, port_at, Instant::now()))
         };
         let (port, port_at, connected_at) = timeout(
             Duration::from_secs(self.host.connect_timeout),
@@ -532,7 +350,7 @@ impl Session<'_> {
         dir: &mut PrivateDir,
         node_end: LocalEnd,
         stats: &mut Stats,
-    ) -> Result<Arc<Node>, RunError> {
+    ) -> Result<Arc<Node>, SessionError> {
         let host = &self.host.address;
         let booting = Instant::now();
         let boot_limit = Duration::from_secs(self.host.boot_timeout);
@@ -550,7 +368,7 @@ impl Session<'_> {
         // The session ending first means the boot failed, and says why.
         let connected = async {
             tokio::select! {
-                node = accept => node.map_err(RunError::from),
+                node = accept => node.map_err(SessionError::from),
                 failure = master.failure("the remote node") => Err(failure.into()),
             }
         };
@@ -582,7 +400,7 @@ impl Session<'_> {
         node: &Node,
         job: &Job,
         stats: &mut Stats,
-    ) -> Result<Outcome, RunError> {
+    ) -> Result<Outcome, SessionError> {
         let host = &self.host.address;
         let closure = job.plan.beams();
         let pushing = format!("pushing {} modules", closure.len());
@@ -613,7 +431,7 @@ impl Session<'_> {
             if pushed.modules.contains(&beam.name) {
                 self.report.event(Event::ModulePushed {
                     host: self.host.name.clone(),
-                    module: push::display_module(&beam.name),
+                    module: display_module(&beam.name),
                     bytes: wire.bytes.len(),
                 });
             }
@@ -624,9 +442,9 @@ impl Session<'_> {
         let calling = format!("calling {}", entry.shown());
         let phase = self.report.phase(Stage::Call, &calling);
         let started = Instant::now();
-        let call = invoke::invoke(node, entry, job.args.clone(), job.setup.to_term());
+        let call = invoke::invoke(node, entry, job.args.clone(), &job.setup);
         let outcome = match self.host.call_timeout.map(Duration::from_secs) {
-            None => call.await.map_err(RunError::from),
+            None => call.await.map_err(SessionError::from),
             Some(limit) => timeout(limit, call, &calling, host, "--call-timeout").await,
         };
         stats.call = Some(started.elapsed());
@@ -648,7 +466,7 @@ impl Session<'_> {
         closure: &[&Beam],
         limit: Duration,
         stats: &mut Stats,
-    ) -> Result<(Arc<Prepared>, push::Pushed), RunError> {
+    ) -> Result<(Arc<Prepared>, push::Pushed), SessionError> {
         // The wire form is normally ready by now; if not, the run waits for it here, and says so.
         let (remote, wire) = tokio::join!(push::remote(node, limit), async {
             let waiting = Instant::now();
@@ -659,19 +477,16 @@ impl Session<'_> {
         stats.scan = Some(job.planned_in);
         stats.wire = Some(took);
         stats.wire_wait = Some(waited);
+        let versions = &remote.versions;
         self.report.verbose(&format!(
             "remote: OTP {}, ERTS {}, Elixir {}, {} modules loaded",
-            remote.otp_release,
-            remote.erts,
-            remote.elixir,
+            versions.otp_release,
+            versions.erts,
+            versions.elixir,
             remote.loaded.len()
         ));
         // Nothing is loaded when the remote would refuse any module: one line says why.
-        let versions = compat::RemoteVersions {
-            otp_release: remote.otp_release.clone(),
-            elixir: remote.elixir.clone(),
-        };
-        for warning in compat::preflight(closure, &job.built, &versions)? {
+        for warning in compat::preflight(closure, &job.built, versions)? {
             self.report.warning(&warning);
         }
         let pushed = push::push(node, &prepared, &remote, limit).await?;
@@ -682,7 +497,7 @@ impl Session<'_> {
 impl Session<'_> {
     /// Sets the host's `remote_env` in the node with one `System.put_env/1` call. Only the names
     /// are ever shown: values may be secrets.
-    async fn set_remote_env(&self, node: &Node, limit: Duration) -> Result<(), RunError> {
+    async fn set_remote_env(&self, node: &Node, limit: Duration) -> Result<(), SessionError> {
         let vars = &self.host.remote_env;
         if vars.is_empty() {
             return Ok(());
@@ -710,12 +525,12 @@ struct LocalEnd {
 }
 
 impl LocalEnd {
-    fn bind(path: PathBuf) -> Result<LocalEnd, RunError> {
+    fn bind(path: PathBuf) -> Result<LocalEnd, SessionError> {
         let bound = UnixListener::bind(&path)
             .and_then(|listener| private_dir::owner_only(&path).map(|()| listener));
         match bound {
             Ok(listener) => Ok(LocalEnd { path, listener }),
-            Err(error) => Err(RunError::Socket {
+            Err(error) => Err(SessionError::Socket {
                 path: path.display().to_string(),
                 error,
             }),
@@ -723,30 +538,16 @@ impl LocalEnd {
     }
 }
 
-fn parse_arguments(texts: &[String]) -> Result<Vec<Term>, RunError> {
-    texts
-        .iter()
-        .enumerate()
-        .map(|(i, text)| {
-            args::parse(text).map_err(|error| RunError::Argument {
-                index: i + 1,
-                text: text.clone(),
-                error,
-            })
-        })
-        .collect()
-}
-
-async fn timeout<T, E: Into<RunError>>(
+async fn timeout<T, E: Into<SessionError>>(
     limit: Duration,
     work: impl Future<Output = Result<T, E>>,
     phase: &str,
     host: &str,
     flag: &'static str,
-) -> Result<T, RunError> {
+) -> Result<T, SessionError> {
     match tokio::time::timeout(limit, work).await {
         Ok(result) => result.map_err(Into::into),
-        Err(_) => Err(RunError::Timeout {
+        Err(_) => Err(SessionError::Timeout {
             phase: phase.to_owned(),
             host: host.to_owned(),
             secs: limit.as_secs(),

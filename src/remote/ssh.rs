@@ -20,6 +20,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
+use crate::remote::boot::{CONNECTED, MARKER, NO_ELIXIR};
+
 /// How many lines of the session's stderr are kept to explain a failure.
 const STDERR_TAIL: usize = 8;
 /// How ssh reports the port the server allocated for a `-R 127.0.0.1:0:...` forward.
@@ -205,9 +207,6 @@ pub struct Master {
     stderr_read: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// Lines the boot session prints for us start with this; everything else is the node's output.
-pub const MARKER: &str = "mix-remote:";
-
 impl Master {
     /// Connects to `target`, running `remote_command` as the master's session, with a reverse
     /// forward, if `forward` names a local Unix socket, from a port the server allocates on its
@@ -262,7 +261,7 @@ impl Master {
             tokio::spawn(each_line(stdout, move |line| {
                 match line.strip_prefix(MARKER) {
                     Some(marker) => {
-                        if marker == "connected" {
+                        if marker == CONNECTED {
                             started.store(true, Ordering::SeqCst);
                         }
                         drop(tx.send(marker.to_owned()))
@@ -322,7 +321,7 @@ impl Master {
             if line == marker {
                 return Ok(());
             }
-            if let Some(elixir) = line.strip_prefix("no-elixir ") {
+            if let Some(elixir) = line.strip_prefix(NO_ELIXIR) {
                 return Err(SshError::NoElixir {
                     host: self.target.host.clone(),
                     elixir: elixir.to_owned(),

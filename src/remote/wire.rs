@@ -17,8 +17,8 @@ use std::io::Write;
 
 use erl_dist::term::{Binary, FixInteger, List, Term};
 
-use crate::beam::{self, Beam, BeamError, BeamErrorKind, RawChunk};
-use crate::node::{atom, tuple};
+use crate::build::beam::{self, Beam, BeamError, BeamErrorKind, RawChunk};
+use crate::remote::node::{atom, tuple};
 
 /// Chunks whose data the MD5 covers, in the order it covers them.
 const MD5_CHUNKS: [&[u8; 4]; 9] = [
@@ -170,13 +170,13 @@ mod tests {
     const VECTORS: [(&str, &[u8], &str); 2] = [
         (
             "Elixir.MixRemote.Md5Vector",
-            include_bytes!("../tests/vectors/md5/Elixir.MixRemote.Md5Vector.beam"),
-            include_str!("../tests/vectors/md5/Elixir.MixRemote.Md5Vector.md5"),
+            include_bytes!("../../tests/vectors/md5/Elixir.MixRemote.Md5Vector.beam"),
+            include_str!("../../tests/vectors/md5/Elixir.MixRemote.Md5Vector.md5"),
         ),
         (
             "md5_vector_erl",
-            include_bytes!("../tests/vectors/md5/md5_vector_erl.beam"),
-            include_str!("../tests/vectors/md5/md5_vector_erl.md5"),
+            include_bytes!("../../tests/vectors/md5/md5_vector_erl.beam"),
+            include_str!("../../tests/vectors/md5/md5_vector_erl.md5"),
         ),
     ];
 

@@ -2,14 +2,14 @@
 //! (walked one by one, so `-on_load`, which is an instruction and not an attribute, is found, and
 //! so is every opcode the module uses and every BIF its BIF instructions call), the header's
 //! declared highest opcode, the atom table's layout and the language features the module was
-//! compiled with (Meta chunk). `crate::compat` turns these into a verdict for a remote release.
+//! compiled with (Meta chunk). `crate::build::compat` turns these into a verdict for a remote release.
 //!
 //! Instructions are an opcode byte followed by as many operands as the opcode's arity, each in
 //! the compact term encoding (a 3-bit tag and a value of 4, 11 or 2+ bytes), where the extended
 //! tag adds lists, floating-point registers, allocation lists, literals and typed registers.
 //! Every count and length is checked against the bytes present: hostile input is an error.
 
-use super::{BeamErrorKind, Cursor, atoms_of, etf, keyword};
+use super::{BeamErrorKind, Cursor, atoms_of, keyword, term};
 
 /// The `int_code_end` instruction, which ends the Code chunk.
 const INT_CODE_END: u8 = 3;
@@ -359,7 +359,7 @@ impl Walker<'_> {
 
 /// The features listed under `enabled_features` in the Meta chunk, `[{enabled_features, [...]}]`.
 fn enabled_features(data: &[u8]) -> Result<Vec<String>, BeamErrorKind> {
-    let meta = etf::decode(data).map_err(|e| BeamErrorKind::Term("Meta chunk", e))?;
+    let meta = term::decode(data).map_err(|e| BeamErrorKind::Term("Meta chunk", e))?;
     Ok(keyword(&meta, "enabled_features")
         .map(atoms_of)
         .unwrap_or_default())
@@ -834,7 +834,7 @@ mod tests {
             files.sort();
             assert!(files.len() >= 10, "{}: {files:?}", dir.display());
             for file in files {
-                let beam = crate::beam::read(&file).unwrap();
+                let beam = crate::build::beam::read(&file).unwrap();
                 let facts = std::fs::read_to_string(file.with_extension("facts")).unwrap();
                 let fact = |key: &str| {
                     facts
@@ -869,7 +869,7 @@ mod tests {
 
     /// Compiles `source` (Erlang `.erl` or Elixir `.ex`) with this machine's erlc or elixirc and
     /// reads every module it produced.
-    fn compiled(file: &str, source: &str) -> Vec<crate::beam::Beam> {
+    fn compiled(file: &str, source: &str) -> Vec<crate::build::beam::Beam> {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(file), source).unwrap();
         let status = if file.ends_with(".erl") {
@@ -888,7 +888,7 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|e| e == "beam"))
-            .map(|p| crate::beam::read(Path::new(&p)).unwrap())
+            .map(|p| crate::build::beam::read(Path::new(&p)).unwrap())
             .collect();
         beams.sort_by(|a, b| a.name.cmp(&b.name));
         beams

@@ -8,9 +8,9 @@
 //! allocation driven by an unchecked number.
 
 pub mod code;
-pub(crate) mod etf;
+pub(crate) mod term;
 
-pub use etf::EtfError;
+pub use term::EtfError;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -143,10 +143,10 @@ pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Beam, BeamErrorKind> {
         .transpose()?
         .unwrap_or_default();
     let attributes = find(b"Attr")
-        .map(|data| etf::decode(data).map_err(|e| BeamErrorKind::Term("attributes", e)))
+        .map(|data| term::decode(data).map_err(|e| BeamErrorKind::Term("attributes", e)))
         .transpose()?;
     let compile_info = find(b"CInf")
-        .map(|data| etf::decode(data).map_err(|e| BeamErrorKind::Term("compile info", e)))
+        .map(|data| term::decode(data).map_err(|e| BeamErrorKind::Term("compile info", e)))
         .transpose()?;
     let attribute = |key: &str| attributes.as_ref().and_then(|a| keyword(a, key));
     // Attr holds one entry per `-behaviour`/`@behaviour` line, so every entry counts.
@@ -166,7 +166,7 @@ pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Beam, BeamErrorKind> {
         .as_ref()
         .and_then(|info| keyword(info, "version"))
         .and_then(|v| match v {
-            etf::Term::Bytes(b) => String::from_utf8(b.clone()).ok(),
+            term::Term::Bytes(b) => String::from_utf8(b.clone()).ok(),
             _ => None,
         });
     let (on_load, needs) = code::read(find, &atoms)?;
@@ -418,7 +418,7 @@ fn literal_atoms(data: &[u8]) -> Result<Vec<String>, BeamErrorKind> {
     for _ in 0..count {
         let size = cur.u32()? as usize;
         let term =
-            etf::decode(cur.take(size)?).map_err(|e| BeamErrorKind::Term("literal table", e))?;
+            term::decode(cur.take(size)?).map_err(|e| BeamErrorKind::Term("literal table", e))?;
         term.for_each_atom(&mut |a| atoms.push(a.to_owned()));
     }
     atoms.sort_unstable();
@@ -427,18 +427,18 @@ fn literal_atoms(data: &[u8]) -> Result<Vec<String>, BeamErrorKind> {
 }
 
 /// The value under `key` in a keyword list (`[{key, value}, ...]`), as the Attr and CInf chunks hold.
-fn keyword<'t>(list: &'t etf::Term, key: &str) -> Option<&'t etf::Term> {
+fn keyword<'t>(list: &'t term::Term, key: &str) -> Option<&'t term::Term> {
     keywords(list, key).next()
 }
 
 /// Every value under `key` in a keyword list, in order.
-fn keywords<'t>(list: &'t etf::Term, key: &str) -> impl Iterator<Item = &'t etf::Term> {
-    let items: &[etf::Term] = match list {
-        etf::Term::List(items) => items,
+fn keywords<'t>(list: &'t term::Term, key: &str) -> impl Iterator<Item = &'t term::Term> {
+    let items: &[term::Term] = match list {
+        term::Term::List(items) => items,
         _ => &[],
     };
     items.iter().filter_map(move |item| match item {
-        etf::Term::Tuple(pair) if pair.len() == 2 && pair[0].as_atom() == Some(key) => {
+        term::Term::Tuple(pair) if pair.len() == 2 && pair[0].as_atom() == Some(key) => {
             Some(&pair[1])
         }
         _ => None,
@@ -446,9 +446,9 @@ fn keywords<'t>(list: &'t etf::Term, key: &str) -> impl Iterator<Item = &'t etf:
 }
 
 /// The atoms of a list of atoms, as attributes such as `behaviour` hold them.
-fn atoms_of(term: &etf::Term) -> Vec<String> {
+fn atoms_of(term: &term::Term) -> Vec<String> {
     match term {
-        etf::Term::List(items) => items
+        term::Term::List(items) => items
             .iter()
             .filter_map(|t| t.as_atom().map(str::to_owned))
             .collect(),

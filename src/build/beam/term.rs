@@ -1,6 +1,6 @@
 //! A small, bounded decoder for the Erlang external term format, as the compiler writes it into
 //! the literal table (LitT), the attributes chunk (Attr), CInf and Meta, and as Mix writes
-//! `compile.elixir_scm`. (Terms a peer sends over distribution are checked by `node/etf.rs`
+//! `compile.elixir_scm`. (Terms a peer sends over distribution are checked by `remote/node/bounds.rs`
 //! and decoded by erl_dist: different input, full terms kept.)
 //!
 //! Only the shape the tool needs survives decoding: atoms, tuples, lists, maps and strings;

@@ -1,6 +1,6 @@
 //! A bounds check of the external term format the peer sends over distribution, before erl_dist
 //! decodes it. (Terms inside `.beam` files and Mix's build metadata are decoded by a separate,
-//! smaller decoder, `beam/etf.rs`: different input, different shapes kept.)
+//! smaller decoder, `build/beam/term.rs`: different input, different shapes kept.)
 //!
 //! The decoder trusts the lengths and counts a term declares (it reserves memory for them up
 //! front) and recurses once per nesting level, so a few hostile bytes could make it reserve

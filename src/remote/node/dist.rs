@@ -156,7 +156,7 @@ pub async fn read_loop(
             _ => return,
         }
         match buf.split_first() {
-            Some((&PASS_THROUGH, mut body)) => match super::etf::check_message(body) {
+            Some((&PASS_THROUGH, mut body)) => match super::bounds::check_message(body) {
                 Err(e) => skipped(format!("refused message: {e}")),
                 Ok(()) => match Message::read_from(&mut body) {
                     Ok(msg) => deliver(msg),

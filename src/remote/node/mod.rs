@@ -1,8 +1,8 @@
 //! The tool's own hidden Erlang node: distribution connection, requests to the boot program,
 //! rex calls and an IO server, so the local side needs no BEAM at all.
 
+pub mod bounds;
 pub mod dist;
-pub mod etf;
 pub mod io;
 
 use std::collections::HashMap;
@@ -25,9 +25,6 @@ const HANDSHAKE_LIMIT: Duration = Duration::from_secs(5);
 
 /// Replies awaited by rex calls, keyed by the reference's id words; `None` once the link is gone.
 type Pending = Mutex<Option<HashMap<Vec<u32>, oneshot::Sender<Term>>>>;
-
-/// The process of the boot program (templates/boot.exs) that serves the run's requests.
-const BOOT_SERVER: &str = "mix_remote";
 
 /// A connected hidden node: sends messages, makes requests and rex calls, receives IO requests.
 pub struct Node {
@@ -141,17 +138,18 @@ impl Node {
         self.queue(Message::send(to, message))
     }
 
-    /// Asks the boot program to run its operation `op` with `args` (templates/boot.exs), with us
-    /// as group leader. `timeout` of `None` waits as long as the connection lives.
+    /// Asks the process registered as `server` to run its operation `op` with `args` (as the
+    /// boot program's server does, templates/boot.exs), with us as group leader. `timeout` of
+    /// `None` waits as long as the connection lives.
     pub async fn request(
         &self,
+        server: &str,
         op: &str,
         args: Vec<Term>,
         timeout: Option<Duration>,
     ) -> Result<Term, CallError> {
         let request = tuple(vec![atom(op), List::from(args).into()]);
-        self.gen_call(BOOT_SERVER, request, op.to_owned(), timeout)
-            .await
+        self.gen_call(server, request, op.to_owned(), timeout).await
     }
 
     /// Calls `module:function(args)` on the remote through rex, with us as group leader.

@@ -1,0 +1,175 @@
+//! The fan-out over hosts that `run` and `check` share: the hosts chosen and their settings
+//! resolved, at most `--parallel` of them worked on at once, each with its own view of the
+//! reporter (a progress bar of its own with several hosts), SIGINT and SIGTERM turned into a
+//! clean stop of every host, and the summary event. One slow or unreachable host never holds up
+//! the others.
+
+use std::future::Future;
+use std::num::NonZeroUsize;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::cli::Hosts;
+use crate::config::{self, Config, ConfigError, HostSettings, Section, Selected};
+use crate::events::Event;
+use crate::exit;
+use crate::report::Reporter;
+
+/// Hosts worked on at once when `--parallel` is not given: "all of them", within reason for
+/// the local machine (two processes and a few sockets per host).
+pub const MAX_PARALLEL: usize = 64;
+
+/// The hosts `--host` and `--group` choose, and the settings of each: `flags` over
+/// mix-remote.yaml over the built-in defaults.
+pub fn choose(
+    config: Option<&Config>,
+    chosen: &Hosts,
+    flags: &Section,
+) -> Result<(Vec<Selected>, Vec<HostSettings>), ConfigError> {
+    let selected = config::select(config, &chosen.hosts, &chosen.groups)?;
+    let settings = selected
+        .iter()
+        .map(|s| config::resolve(config, s, flags))
+        .collect();
+    Ok((selected, settings))
+}
+
+/// How many hosts at once.
+pub fn parallelism(flag: Option<NonZeroUsize>, hosts: usize) -> usize {
+    flag.map_or(hosts.min(MAX_PARALLEL), NonZeroUsize::get)
+        .max(1)
+}
+
+/// The command was interrupted: every host was stopped, and that was reported.
+#[derive(Debug)]
+pub struct Interrupted;
+
+/// A fan-out whose signal handlers are installed: create it before anything is started, so
+/// that no signal can end a command without its teardown.
+pub struct Fanout {
+    interrupted: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl Fanout {
+    /// Installs the SIGINT and SIGTERM handlers.
+    pub fn begin() -> Fanout {
+        Fanout {
+            interrupted: Box::pin(interrupted()),
+        }
+    }
+
+    /// Runs `work` on every host of `hosts`, at most `parallel` at once, each with its view of
+    /// `report` (a bar of `steps` phases with several hosts); returns what each host's work gave,
+    /// in the order of `hosts`. Once `stop` says so of a host's result, the hosts still working
+    /// are stopped and left without one. On a signal every host is stopped, the interruption is
+    /// reported (and its summary event written), and the result is [`Interrupted`].
+    pub async fn run<T, F, Fut>(
+        mut self,
+        report: &Reporter,
+        hosts: &[HostSettings],
+        parallel: Option<NonZeroUsize>,
+        steps: u64,
+        stop: impl Fn(&T) -> bool,
+        work: F,
+    ) -> Result<Vec<Option<T>>, Interrupted>
+    where
+        T: Send + 'static,
+        F: Fn(HostSettings, Arc<Reporter>) -> Fut,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        let prefixed = hosts.len() > 1;
+        let limit = Arc::new(Semaphore::new(parallelism(parallel, hosts.len())));
+        let views: Vec<Arc<Reporter>> = hosts
+            .iter()
+            .map(|h| Arc::new(report.for_host(&h.name, prefixed, steps)))
+            .collect();
+        let mut tasks = JoinSet::new();
+        for (index, host) in hosts.iter().enumerate() {
+            let (view, limit) = (Arc::clone(&views[index]), Arc::clone(&limit));
+            let job = work(host.clone(), Arc::clone(&view));
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                let result = job.await;
+                view.end_host();
+                (index, result)
+            });
+        }
+        let mut results: Vec<Option<T>> = (0..hosts.len()).map(|_| None).collect();
+        loop {
+            tokio::select! {
+                next = tasks.join_next() => match next {
+                    None => break,
+                    Some(Ok((index, result))) => {
+                        let stopping = stop(&result);
+                        results[index] = Some(result);
+                        if stopping {
+                            // Dropping a host's work kills its ssh master: its remote node halts.
+                            tasks.shutdown().await;
+                            break;
+                        }
+                    }
+                    Some(Err(e)) => report.error(&format!("a host's task failed: {e}")),
+                },
+                () = &mut self.interrupted => {
+                    tasks.shutdown().await;
+                    views.iter().for_each(|v| v.end_host());
+                    report.error("interrupted: remote nodes stopped, connections closed");
+                    summary(report, hosts.len(), hosts.len(), exit::INTERRUPTED);
+                    return Err(Interrupted);
+                }
+            }
+        }
+        for (view, result) in views.iter().zip(&results) {
+            if result.is_none() {
+                view.end_host();
+            }
+        }
+        Ok(results)
+    }
+}
+
+/// The summary event that ends a command on hosts (with `--json`; nothing otherwise).
+pub fn summary(report: &Reporter, hosts: usize, failed: usize, exit_code: u8) {
+    report.event(Event::Summary {
+        hosts,
+        failed,
+        exit_code,
+    });
+}
+
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when it is
+/// first polled.
+fn interrupted() -> impl Future<Output = ()> + Send {
+    use tokio::signal::unix::{SignalKind, signal};
+    let int = signal(SignalKind::interrupt()).ok();
+    let term = signal(SignalKind::terminate()).ok();
+    async move {
+        tokio::select! {
+            () = received(int) => {}
+            () = received(term) => {}
+        }
+    }
+}
+
+/// Resolves when `signal` arrives; never, if its handler could not be installed.
+async fn received(signal: Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(mut s) => drop(s.recv().await),
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_hosts_at_once_within_a_bound() {
+        assert_eq!(parallelism(None, 3), 3);
+        assert_eq!(parallelism(None, 500), MAX_PARALLEL);
+        assert_eq!(parallelism(NonZeroUsize::new(2), 10), 2);
+    }
+}

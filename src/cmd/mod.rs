@@ -1,0 +1,10 @@
+//! One file per subcommand, each with an `exec` that returns the process exit code, and the
+//! fan-out over hosts that `run` and `check` share.
+
+pub mod check;
+pub mod completions;
+pub mod fanout;
+pub mod graph;
+pub mod init;
+pub mod plan;
+pub mod run;

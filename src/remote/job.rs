@@ -1,0 +1,167 @@
+//! What every host of a run shares, computed once before any connection: the entry, its
+//! arguments, the plan, the application environment, the versions Mix recorded, and the closure's
+//! wire form, prepared on a thread of its own while the hosts connect.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use erl_dist::term::Term;
+
+use crate::build::app_config::{AppConfig, AppConfigError};
+use crate::build::beam::{Beam, BeamError};
+use crate::build::compat;
+use crate::build::entry::{Entry, EntryError, display_module};
+use crate::build::literal::{self, LiteralError};
+use crate::build::plan::{Plan, PlanError};
+use crate::config::Build;
+use crate::events::Stage;
+use crate::remote::wire::{self, Prepared};
+use crate::report::Reporter;
+
+/// Why a run cannot start: everything here is found locally, before any connection.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The project's build could not be read, or the entry or an included module is not in it.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The entry function is not callable.
+    #[error(transparent)]
+    Entry(#[from] EntryError),
+    /// No entry function was named, neither on the command line nor in the config.
+    #[error(
+        "no entry function: name one (mix-remote run MyApp.Module.function) or set `entry` in mix-remote.yaml"
+    )]
+    NoEntry,
+    /// An argument is not a valid Elixir literal.
+    #[error(
+        "argument {index} `{text}`: {error} (arguments after -- are Elixir literals, one per shell word, e.g. 42 '\"text\"' :atom '[1, 2]')"
+    )]
+    Argument {
+        /// 1-based position after `--`.
+        index: usize,
+        /// The argument as given.
+        text: String,
+        /// What is wrong.
+        error: LiteralError,
+    },
+    /// The project's config files could not be read.
+    #[error(transparent)]
+    AppConfig(#[from] AppConfigError),
+}
+
+/// What every host of a run shares.
+pub struct Job {
+    /// The entry function.
+    pub entry: Entry,
+    /// The project's graph with the entry and the included modules resolved: what to push.
+    pub plan: Plan,
+    /// The call's arguments.
+    pub args: Vec<Term>,
+    /// The application environment applied on the remote before the call.
+    pub setup: AppConfig,
+    /// The closure's wire form, prepared in the background while the hosts connect.
+    pub wire: WireForm,
+    /// The OTP and Elixir versions Mix recorded for the closure's applications, read once for
+    /// every host's version preflight.
+    pub built: compat::Built,
+    /// How long reading `_build` and planning took, before any connection.
+    pub planned_in: Duration,
+}
+
+impl Job {
+    /// Checks everything that can be checked locally and computes the plan: the entry's syntax,
+    /// the arguments, the build under `build.project/_build/<env>`, the entry's arity, the
+    /// included modules; then collects the application environment of the pushed applications
+    /// (without the `config/` files when `skip_app_config`).
+    pub fn prepare(
+        build: &Build,
+        arg_texts: &[String],
+        skip_app_config: bool,
+        report: &Reporter,
+    ) -> Result<Job, JobError> {
+        let entry = Entry::parse(build.entry.as_deref().ok_or(JobError::NoEntry)?)?;
+        let call_args = parse_arguments(arg_texts)?;
+
+        let phase = report.phase(Stage::Scan, "scanning _build");
+        let started = Instant::now();
+        let plan = Plan::build(
+            &build.project,
+            &build.mix_env,
+            &entry,
+            Some(call_args.len()),
+            &build.include,
+        )?;
+        let closure = plan.beams();
+        let built = compat::Built::read(&closure);
+        let setup = AppConfig::collect(&build.project, &build.mix_env, &closure, skip_app_config)?;
+        let bytes: usize = closure.iter().map(|b| b.bytes.len()).sum();
+        phase.done(format!(
+            "closure of {}: {} modules, {} KiB",
+            entry.shown(),
+            closure.len(),
+            bytes.div_ceil(1024)
+        ));
+        for beam in &closure {
+            report.verbose(&format!("closure: {}", display_module(&beam.name)));
+        }
+        let wire = WireForm::start(closure.into_iter().cloned().collect());
+        Ok(Job {
+            entry,
+            plan,
+            args: call_args,
+            setup,
+            wire,
+            built,
+            planned_in: started.elapsed(),
+        })
+    }
+}
+
+/// What [`WireForm`] computes: the prepared closure and how long it took.
+type WireResult = Result<(Arc<Prepared>, Duration), Arc<BeamError>>;
+
+/// The closure's MD5s and compressed batch (`wire.rs`), computed on a thread of its own from the
+/// moment the plan is known, so that the work runs while SSH connects; every host waits on the
+/// same result.
+#[derive(Clone)]
+pub struct WireForm(tokio::sync::watch::Receiver<Option<WireResult>>);
+
+impl WireForm {
+    /// Starts preparing `closure` (in load order).
+    fn start(closure: Vec<Beam>) -> WireForm {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let refs: Vec<&Beam> = closure.iter().collect();
+            let result = wire::prepare_all(&refs)
+                .map(|prepared| (Arc::new(prepared), started.elapsed()))
+                .map_err(Arc::new);
+            let _ = tx.send(Some(result));
+        });
+        WireForm(rx)
+    }
+
+    /// The prepared closure, once ready, and how long the preparation took.
+    pub async fn get(&self) -> Result<(Arc<Prepared>, Duration), Arc<BeamError>> {
+        let mut rx = self.0.clone();
+        let ready = rx
+            .wait_for(Option::is_some)
+            .await
+            .expect("the preparing thread sends before it ends");
+        ready.as_ref().expect("waited for Some").clone()
+    }
+}
+
+fn parse_arguments(texts: &[String]) -> Result<Vec<Term>, JobError> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            literal::parse(text).map_err(|error| JobError::Argument {
+                index: i + 1,
+                text: text.clone(),
+                error,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,15 @@
+//! Talking to the server: the SSH connection and its private directory, the boot of the
+//! throw-away node and the words of its protocol, our own hidden node, the wire form of the
+//! closure, the push, the call, and the session that runs them in order on one host (or the
+//! probes `check` makes).
+
+pub mod boot;
+pub mod invoke;
+pub mod job;
+pub mod node;
+pub mod private_dir;
+pub mod probe;
+pub mod push;
+pub mod session;
+pub mod ssh;
+pub mod wire;

@@ -1,0 +1,199 @@
+//! What `check` asks each server, without running any of the project's code, through the same
+//! kind of SSH master connection `run` opens: the server is reachable and the login works,
+//! OpenSSH accepted its host key, the server grants the run's reverse forward, `elixir` is found
+//! (started the way `run` starts it) and its OTP and Elixir versions, and whether that OTP loads
+//! every module of the local build (`run`'s version preflight, applied to the whole build).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::build::compat::{LocalBuild, RemoteVersions};
+use crate::config::HostSettings;
+use crate::events::{CheckRow, Probe, Stage};
+use crate::remote::boot;
+use crate::remote::session::{self, SessionError, TEARDOWN_GRACE};
+use crate::remote::ssh::Master;
+use crate::report::Reporter;
+
+/// Checks one host against `local` (if there is a build); never fails: every problem is a cell
+/// of its row.
+pub async fn check_host(
+    host: &HostSettings,
+    report: &Arc<Reporter>,
+    local: Option<&LocalBuild>,
+) -> CheckRow {
+    let mut row = CheckRow {
+        host: host.name.clone(),
+        ssh: Probe::Skipped,
+        host_key: Probe::Skipped,
+        forwarding: Probe::Skipped,
+        elixir: Probe::Skipped,
+        otp_release: None,
+        otp_version: None,
+        elixir_version: None,
+        compat: Probe::Skipped,
+        ready: false,
+        problem: None,
+    };
+    if let Err(problem) = probe(host, report, &mut row).await {
+        row.problem = Some(problem);
+    }
+    if let (Some(local), Some(otp), Some(elixir)) = (local, &row.otp_release, &row.elixir_version) {
+        let remote = RemoteVersions {
+            otp_release: otp.clone(),
+            erts: String::new(),
+            elixir: elixir.clone(),
+        };
+        match local.against(&remote) {
+            Ok(warnings) => {
+                row.compat = Probe::Ok;
+                warnings.iter().for_each(|w| report.warning(w));
+            }
+            Err(refusal) => {
+                row.compat = Probe::Failed;
+                row.problem.get_or_insert(refusal.0);
+            }
+        }
+    }
+    row.ready = row.problem.is_none();
+    row
+}
+
+/// Fills `row` probe by probe; the first problem found is the error. Probes after a failed
+/// forward still run, so one check shows both a refused forward and a missing elixir.
+async fn probe(
+    host: &HostSettings,
+    report: &Arc<Reporter>,
+    row: &mut CheckRow,
+) -> Result<(), String> {
+    let command = boot::check_command(&host.elixir).map_err(|e| e.to_string())?;
+    let dir = session::private_dir().map_err(|e| e.to_string())?;
+    let mut target = session::target(host);
+    // A check never waits for a password or a host key prompt: ssh keeps the first value.
+    target.options.insert(0, "BatchMode=yes".into());
+
+    let phase = report.phase(Stage::Connect, format!("connecting to {}", host.address));
+    let versions: Arc<Mutex<Option<String>>> = Arc::default();
+    let (seen, notes, log) = (
+        Arc::clone(&versions),
+        Arc::clone(report),
+        Arc::clone(report),
+    );
+    let mut master = Master::start(
+        &target,
+        &dir.path().join("ctl"),
+        None,
+        &command,
+        move |line| match line.strip_prefix(boot::VERSIONS) {
+            Some(v) => *seen.lock().expect("versions lock poisoned") = Some(v.to_owned()),
+            // ssh's own complaints end up in the row; show them with -v only.
+            None => notes.verbose(line),
+        },
+        move |note| log.verbose(&note),
+    )
+    .map_err(|e| {
+        row.ssh = Probe::Failed;
+        e.to_string()
+    })?;
+    let connect = Duration::from_secs(host.connect_timeout);
+    let connected =
+        tokio::time::timeout(connect, master.wait_for(boot::CONNECTED, "the SSH session")).await;
+    match connected {
+        Ok(Ok(())) => {
+            (row.ssh, row.host_key) = (Probe::Ok, Probe::Ok);
+            phase.done(format!("connected to {}", host.address));
+        }
+        Ok(Err(e)) if e.is_host_key() => {
+            (row.ssh, row.host_key) = (Probe::Ok, Probe::Failed);
+            master.shutdown(TEARDOWN_GRACE).await;
+            return Err(format!(
+                "the host key of {} is not known or has changed: {e}",
+                host.address
+            ));
+        }
+        Ok(Err(e)) => {
+            row.ssh = Probe::Failed;
+            master.shutdown(TEARDOWN_GRACE).await;
+            return Err(e.to_string());
+        }
+        Err(_) => {
+            row.ssh = Probe::Failed;
+            master.shutdown(TEARDOWN_GRACE).await;
+            return Err(timed_out("connecting", host, connect, "--connect-timeout"));
+        }
+    }
+
+    // A run requests its one forward with the connection; here it is asked for on its own, so
+    // that a refusal does not end the connection before elixir is looked for.
+    let phase = report.phase(Stage::Forward, "asking for the reverse forward");
+    let socket = dir.path().join("node.sock");
+    let sockets = [socket.as_path()];
+    let mut problem = None;
+    match tokio::time::timeout(connect, master.forward_remote(&sockets)).await {
+        Ok(Ok(_)) => {
+            row.forwarding = Probe::Ok;
+            phase.done("reverse forward granted");
+        }
+        Ok(Err(e)) => {
+            row.forwarding = Probe::Failed;
+            problem = Some(e.to_string());
+        }
+        Err(_) => {
+            row.forwarding = Probe::Failed;
+            problem = Some(format!(
+                "the forwarding request to {} got no answer",
+                host.address
+            ));
+        }
+    }
+
+    let phase = report.phase(Stage::Elixir, format!("looking for {}", host.elixir));
+    let boot = Duration::from_secs(host.boot_timeout);
+    let found = async {
+        master.send(&boot::check_input()).await?;
+        master.wait_for(boot::CHECKED, "elixir").await
+    };
+    match tokio::time::timeout(boot, found).await {
+        Ok(Ok(())) => {
+            let line = versions.lock().expect("versions lock poisoned").take();
+            let mut parts = line.as_deref().unwrap_or_default().split_whitespace();
+            row.otp_release = parts.next().map(str::to_owned);
+            row.elixir_version = parts.next().map(str::to_owned);
+            row.otp_version = parts.next().filter(|v| *v != "-").map(str::to_owned);
+            row.elixir = Probe::Ok;
+            phase.done(format!(
+                "OTP {}, Elixir {}",
+                row.otp_release.as_deref().unwrap_or("?"),
+                row.elixir_version.as_deref().unwrap_or("?")
+            ));
+        }
+        Ok(Err(e)) => {
+            row.elixir = Probe::Failed;
+            problem.get_or_insert(e.to_string());
+        }
+        Err(_) => {
+            row.elixir = Probe::Failed;
+            problem.get_or_insert(timed_out(
+                "waiting for elixir",
+                host,
+                boot,
+                "--boot-timeout",
+            ));
+        }
+    }
+    let phase = report.phase(Stage::Stop, "closing the connection");
+    master.shutdown(TEARDOWN_GRACE).await;
+    drop(phase);
+    problem.map_or(Ok(()), Err)
+}
+
+/// The message of a probe that ran out of time, worded as a run's.
+fn timed_out(phase: &str, host: &HostSettings, limit: Duration, flag: &'static str) -> String {
+    SessionError::Timeout {
+        phase: phase.to_owned(),
+        host: host.address.clone(),
+        secs: limit.as_secs(),
+        flag,
+    }
+    .to_string()
+}
