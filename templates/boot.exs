@@ -57,7 +57,7 @@ private_dir = fn ->
   dir
 end
 
-# Applies the project's application environment (`setup`, see src/app_config.rs) as `mix run`
+# Applies the project's application environment (`setup`, see src/build/app_config.rs and src/remote/invoke.rs) as `mix run`
 # would.
 configure = fn %{apps: apps, config: files, env: env} ->
   Enum.each(apps, load_app_spec)
@@ -176,7 +176,7 @@ ops = %{
     {List.to_string(:erlang.system_info(:otp_release)),
      List.to_string(:erlang.system_info(:version)), System.version(), loaded}
   end,
-  # `batch` is a compressed term (see src/wire.rs).
+  # `batch` is a compressed term (see src/remote/wire.rs).
   load: fn batch, on_load -> load.(:erlang.binary_to_term(batch), on_load, load) end,
   # The entry runs in a monitored process of its own, so a linked process that crashes it is
   # reported like a raise. Its group leader is a relay that flattens output (see `relay`).

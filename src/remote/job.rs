@@ -120,7 +120,7 @@ impl Job {
 /// What [`WireForm`] computes: the prepared closure and how long it took.
 type WireResult = Result<(Arc<Prepared>, Duration), Arc<BeamError>>;
 
-/// The closure's MD5s and compressed batch (`wire.rs`), computed on a thread of its own from the
+/// The closure's MD5s and compressed batch (`remote/wire.rs`), computed on a thread of its own from the
 /// moment the plan is known, so that the work runs while SSH connects; every host waits on the
 /// same result.
 #[derive(Clone)]
