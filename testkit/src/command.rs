@@ -43,7 +43,7 @@ pub fn run_within(mut cmd: Command, limit: Duration) -> Finished {
 /// Waits for a child the caller started (with whatever of stdout/stderr it has not taken still
 /// piped) and collects its output; kills it and panics if it runs longer than `limit`, and kills
 /// it if the caller panics meanwhile.
-pub fn finish_within(mut child: Child, limit: Duration) -> Finished {
+fn finish_within(mut child: Child, limit: Duration) -> Finished {
     let out = read_all(child.stdout.take());
     let err = read_all(child.stderr.take());
     let mut child = KillOnDrop(child);

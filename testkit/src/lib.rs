@@ -61,7 +61,7 @@ mod procs;
 mod sshd;
 
 pub use chroot::{Chroot, ChrootProject};
-pub use command::{Finished, finish_within, run_within};
+pub use command::{Finished, run_within};
 pub use fixture::compiled_fixture;
 pub use launcher::{MixRemote, Output, Running, entries, mix_remote};
 pub use procs::Proc;
