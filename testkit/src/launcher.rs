@@ -56,7 +56,7 @@ fn exe() -> PathBuf {
 /// it something, no `MIX_REMOTE_*`, `MIX_ENV`, `MIX_BUILD_PATH` or `MIX_BUILD_ROOT` from the
 /// caller's environment (only what [`MixRemote::env`] sets), and `TMPDIR` a fresh directory that
 /// the run and its output own.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct MixRemote {
     exe: PathBuf,
     dir: PathBuf,
@@ -223,17 +223,16 @@ impl Running {
         let pipe = self.child.0.stdout.as_mut()?;
         let start = self.seen_stdout.len();
         let mut byte = [0u8; 1];
-        loop {
+        while !self.seen_stdout[start..].ends_with(b"\n") {
             match pipe.read(&mut byte) {
-                Ok(1) if byte[0] == b'\n' => break,
                 Ok(1) => self.seen_stdout.push(byte[0]),
                 _ if self.seen_stdout.len() == start => return None,
                 _ => break,
             }
         }
-        let line = String::from_utf8_lossy(&self.seen_stdout[start..]).into_owned();
-        self.seen_stdout.push(b'\n');
-        Some(line)
+        let line = &self.seen_stdout[start..];
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        Some(String::from_utf8_lossy(line).into_owned())
     }
 
     /// Sends `signal` (`INT`, `TERM`, `KILL`, ...) to the process started; panics unless `kill`
@@ -412,11 +411,13 @@ mod tests {
 
     #[test]
     fn stdin_arrives_and_output_keeps_what_was_read_early() {
-        let mut run = shell("cat; echo done >&2").stdin("one\ntwo\n").spawn();
+        let mut run = shell("cat; echo done >&2").stdin("one\ntwo").spawn();
         assert_eq!(run.stdout_line().as_deref(), Some("one"));
+        assert_eq!(run.stdout_line().as_deref(), Some("two"));
+        assert_eq!(run.stdout_line(), None);
         assert_eq!(run.stderr_until("done\n"), "done\n");
         let out = run.finish();
-        assert_eq!((out.code, out.stdout.as_str()), (Some(0), "one\ntwo\n"));
+        assert_eq!((out.code, out.stdout.as_str()), (Some(0), "one\ntwo"));
         assert_eq!(out.stderr, "done\n");
     }
 
