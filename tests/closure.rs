@@ -3,27 +3,27 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use mix_remote::build::beam;
-use testkit::{Finished, Sshd};
+use testkit::{MixRemote, Output, Sshd};
 
-const LIMIT: Duration = Duration::from_secs(120);
-
-fn tool(project: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mix-remote"));
-    cmd.args(args).current_dir(project).env_remove("MIX_ENV");
-    cmd
+/// mix-remote in `project` with `args`.
+fn tool(project: &Path, args: &[&str]) -> MixRemote {
+    let mut tool = testkit::mix_remote(project);
+    tool.args(args);
+    tool
 }
 
-fn run_remote(sshd: &Sshd, project: &Path, entry: &str, extra: &[&str], args: &[&str]) -> Finished {
-    let mut cmd = tool(project, &["-q", "run", entry, "--host", &sshd.host()]);
-    cmd.arg("-F")
-        .arg(sshd.ssh_config())
+/// `mix-remote -q run ENTRY EXTRA -- ARGS` in `project` against `sshd`.
+fn run_remote(sshd: &Sshd, project: &Path, entry: &str, extra: &[&str], args: &[&str]) -> Output {
+    testkit::mix_remote(project)
+        .arg("-q")
+        .run_on(sshd)
+        .arg(entry)
         .args(extra)
         .arg("--")
-        .args(args);
-    testkit::run_within(cmd, LIMIT)
+        .args(args)
+        .run()
 }
 
 /// What `mix run` prints for the same call, inspected the way mix-remote prints results.
@@ -37,7 +37,7 @@ fn run_locally(project: &Path, entry: &str, args: &[&str]) -> String {
     cmd.args(["run", "--no-compile", "-e", &code])
         .current_dir(project)
         .env("MIX_ENV", "dev");
-    let out = testkit::run_within(cmd, LIMIT);
+    let out = testkit::run_within(cmd, testkit::RUN_LIMIT);
     assert_eq!(out.code, Some(0), "mix run {entry}: {}", out.stderr);
     out.stdout
 }
@@ -77,7 +77,7 @@ fn reader_sees_literals_behaviours_impls_and_protocols() {
 fn planned(project: &Path, entry: &str, extra: &[&str]) -> Vec<(String, String)> {
     let mut args = vec!["plan", entry, "--json"];
     args.extend(extra);
-    let out = testkit::run_within(tool(project, &args), LIMIT);
+    let out = tool(project, &args).run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let events: Vec<serde_json::Value> = out
         .stdout
@@ -180,7 +180,7 @@ fn plan_pulls_in_exactly_what_each_entry_needs_and_says_why() {
     }
     assert!(!names(&jobs).contains(&"Closure.Notifiers.Log"), "{jobs:?}");
     let position = |m: &str| names(&jobs).iter().position(|n| *n == m).unwrap();
-    let on_load = testkit::run_within(tool(&project, &["plan", "Closure.Jobs.parity"]), LIMIT);
+    let on_load = tool(&project, &["plan", "Closure.Jobs.parity"]).run();
     let marked: Vec<&str> = on_load
         .stdout
         .lines()
@@ -221,7 +221,7 @@ fn plan_and_graph_reject_bad_input_in_one_line() {
         ),
         (vec!["graph", "--env", "nosuchenv"], "no compiled build"),
     ] {
-        let out = testkit::run_within(tool(&project, &args), LIMIT);
+        let out = tool(&project, &args).run();
         assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
         assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
         assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
@@ -231,7 +231,7 @@ fn plan_and_graph_reject_bad_input_in_one_line() {
 #[test]
 fn graph_renders_with_graphviz_and_as_json() {
     let project = testkit::compiled_fixture("umbrella");
-    let out = testkit::run_within(tool(&project, &["graph", "--format", "json"]), LIMIT);
+    let out = tool(&project, &["graph", "--format", "json"]).run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let graph: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let edge = |from: &str, to: &str| {
@@ -244,10 +244,7 @@ fn graph_renders_with_graphviz_and_as_json() {
     assert!(edge("Core.Describe", "Core.Describe.Jobs.Task"), "{graph}");
     assert!(edge("Jobs.Task", "Core.Describe.Jobs.Task"), "{graph}");
 
-    let dot = testkit::run_within(
-        tool(&project, &["graph", "Jobs.Runner.describe_all"]),
-        LIMIT,
-    );
+    let dot = tool(&project, &["graph", "Jobs.Runner.describe_all"]).run();
     assert_eq!(dot.code, Some(0), "{}", dot.stderr);
     assert!(dot.stdout.starts_with("// mix-remote module graph"));
     let has_graphviz = Command::new("dot").arg("-V").output().is_ok();
@@ -262,7 +259,7 @@ fn graph_renders_with_graphviz_and_as_json() {
     std::fs::write(file.path(), &dot.stdout).unwrap();
     let mut render = Command::new("dot");
     render.arg("-Tsvg").arg(file.path());
-    let svg = testkit::run_within(render, LIMIT);
+    let svg = testkit::run_within(render, testkit::RUN_LIMIT);
     assert_eq!(svg.code, Some(0), "{}", svg.stderr);
     assert_eq!(svg.stderr, "", "dot warned");
     assert!(svg.stdout.contains("Jobs.Runner"));
@@ -292,8 +289,7 @@ fn every_closure_case_runs_remotely_as_under_mix_run() {
         assert_eq!(remote.code, Some(0), "{entry}: {}", remote.stderr);
         assert_eq!(remote.stdout, run_locally(project, entry, args), "{entry}");
     }
-    let left = sshd.wait_until_no_session_processes(Duration::from_secs(10));
-    assert!(left.is_ok(), "left behind: {left:?}");
+    sshd.assert_no_session_processes();
 }
 
 #[test]
@@ -330,6 +326,5 @@ fn a_module_named_only_in_config_needs_include_and_the_error_says_so() {
         out.stderr
     );
     assert!(!out.stderr.contains("hint:"), "{}", out.stderr);
-    let left = sshd.wait_until_no_session_processes(Duration::from_secs(10));
-    assert!(left.is_ok(), "left behind: {left:?}");
+    sshd.assert_no_session_processes();
 }

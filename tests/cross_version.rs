@@ -7,15 +7,9 @@
 //! line naming the module.
 
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
-use testkit::{Chroot, Finished, Sshd};
+use testkit::{Chroot, Output, Sshd};
 
-/// Generous: a run takes about two seconds here, but CI machines are shared.
-const RUN_LIMIT: Duration = Duration::from_secs(120);
-/// How long the remote may take to clean up after the tool has exited.
-const CLEANUP_LIMIT: Duration = Duration::from_secs(5);
 /// The exit code for "could not run", which covers code the remote cannot load.
 const EXIT_CANNOT_RUN: i32 = 3;
 
@@ -30,27 +24,19 @@ const PROCESS_RESULT: [&str; 3] = [
 
 /// Runs mix-remote on `project` against `sshd`, with `elixir` as the remote's elixir (None: the
 /// host's), and checks the remote is left clean.
-fn run(sshd: &Sshd, project: &Path, elixir: Option<&Path>, args: &[&str]) -> Finished {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mix-remote"));
-    cmd.arg("run")
-        .args(["--host", &sshd.host()])
-        .arg("-F")
-        .arg(sshd.ssh_config())
-        .arg("--project")
-        .arg(project);
+fn run(sshd: &Sshd, project: &Path, elixir: Option<&Path>, args: &[&str]) -> Output {
+    let mut tool = testkit::mix_remote(project);
+    tool.run_on(sshd).arg("--project").arg(project);
     if let Some(elixir) = elixir {
-        cmd.arg("--elixir").arg(elixir);
+        tool.arg("--elixir").arg(elixir);
     }
-    cmd.args(args).env_remove("MIX_ENV");
-    let out = testkit::run_within(cmd, RUN_LIMIT);
-    if let Err(left) = sshd.wait_until_no_session_processes(CLEANUP_LIMIT) {
-        panic!("processes of the run remain on the remote: {left:?}");
-    }
+    let out = tool.args(args).run();
+    sshd.assert_no_session_processes();
     out
 }
 
 /// The run worked: `stdout` exactly, exit 0.
-fn assert_works(out: &Finished, stdout: &str) {
+fn assert_works(out: &Output, stdout: &str) {
     assert_eq!(
         (out.code, out.stdout.as_str()),
         (Some(0), stdout),
@@ -60,7 +46,7 @@ fn assert_works(out: &Finished, stdout: &str) {
 }
 
 /// `Demo.Worker.process 42 "batch-7"` worked.
-fn assert_processed(out: &Finished) {
+fn assert_processed(out: &Output) {
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     assert!(out.stdout.starts_with(PROCESS_LINES), "{}", out.stdout);
     for part in PROCESS_RESULT {
@@ -70,7 +56,7 @@ fn assert_processed(out: &Finished) {
 }
 
 /// The run failed before the call, with exit 3 and an error line naming `module`.
-fn assert_refused(out: &Finished, module: &str) {
+fn assert_refused(out: &Output, module: &str) {
     assert_eq!(out.code, Some(EXIT_CANNOT_RUN), "stderr: {}", out.stderr);
     assert_eq!(out.stdout, "", "the function must not have run");
     let errors: Vec<&str> = out
@@ -218,17 +204,16 @@ fn check_tells_which_servers_load_the_build() {
     let sshd = Sshd::start();
     let demo = sid.compiled_fixture("demo");
     let check = |elixir: Option<&Path>| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mix-remote"));
-        cmd.args(["check", "--json", "--host", &sshd.host()])
+        let mut tool = testkit::mix_remote(demo.path());
+        tool.args(["check", "--json", "--host", &sshd.host()])
             .arg("-F")
             .arg(sshd.ssh_config())
             .arg("--project")
-            .arg(demo.path())
-            .env_remove("MIX_ENV");
+            .arg(demo.path());
         if let Some(elixir) = elixir {
-            cmd.arg("--elixir").arg(elixir);
+            tool.arg("--elixir").arg(elixir);
         }
-        let out = testkit::run_within(cmd, RUN_LIMIT);
+        let out = tool.run();
         let row: serde_json::Value = out
             .stdout
             .lines()
@@ -257,7 +242,5 @@ fn check_tells_which_servers_load_the_build() {
         problem.contains("the remote runs OTP 25") && problem.contains("rebuild with OTP 25"),
         "{problem}"
     );
-    if let Err(left) = sshd.wait_until_no_session_processes(CLEANUP_LIMIT) {
-        panic!("processes of the check remain on the remote: {left:?}");
-    }
+    sshd.assert_no_session_processes();
 }

@@ -4,13 +4,14 @@
 //! left on either side, and the tool must say what happened in one line with a hint.
 
 use std::net::TcpListener;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use testkit::Sshd;
+use tempfile::TempDir;
+use testkit::{Output, Sshd};
 
-#[allow(dead_code)] // each test binary uses its own part of the harness
 mod common;
 use common::*;
 
@@ -30,6 +31,53 @@ fn assert_error(out: &Output, code: i32, parts: &[&str]) {
     }
 }
 
+/// A stand-in for `elixir` on the remote (the test host is this machine): a script that runs
+/// `body`, typically ending in `exec elixir "$@"`.
+struct Wrapper {
+    dir: TempDir,
+}
+
+impl Wrapper {
+    /// A wrapper script running `body`.
+    fn new(body: &str) -> Wrapper {
+        let dir = tempfile::Builder::new()
+            .prefix("mix-remote-elixir-")
+            .tempdir()
+            .expect("a directory for the wrapper");
+        let path = dir.path().join("elixir");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write the wrapper");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .expect("make the wrapper executable");
+        Wrapper { dir }
+    }
+
+    /// A gate: the real elixir starts only once [`Wrapper::open`] is called, so a test can act
+    /// while the remote node is booting (the tunnel exists, nothing has connected back).
+    fn gate() -> Wrapper {
+        let wrapper = Wrapper::new("");
+        let open = wrapper.dir.path().join("open");
+        std::fs::write(
+            wrapper.path(),
+            format!(
+                "#!/bin/sh\nwhile [ ! -e '{}' ]; do sleep 0.05; done\nexec elixir \"$@\"\n",
+                open.display()
+            ),
+        )
+        .expect("write the gate");
+        wrapper
+    }
+
+    /// The script, for `--elixir`.
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("elixir")
+    }
+
+    /// Opens the gate.
+    fn open(&self) {
+        std::fs::write(self.dir.path().join("open"), b"").expect("open the gate");
+    }
+}
+
 /// The remote processes of the run that are the node (not sshd serving the connection).
 fn remote_node_processes(sshd: &Sshd) -> Vec<testkit::Proc> {
     sshd.session_processes()
@@ -42,10 +90,10 @@ fn remote_node_processes(sshd: &Sshd) -> Vec<testkit::Proc> {
 fn sigterm_stops_the_remote_node_like_ctrl_c() {
     let sshd = Sshd::start();
     let child = start_sleeper(&sshd);
-    child.signal("-TERM");
-    let out = finish(child);
+    child.signal("TERM");
+    let out = child.finish();
     assert_eq!(out.code, Some(130), "stderr: {}", out.stderr);
-    assert_remote_clean(&sshd);
+    sshd.assert_no_session_processes();
     out.assert_local_clean();
 }
 
@@ -93,10 +141,8 @@ fn a_boot_timeout_names_its_flag_and_leaves_nothing() {
     let sshd = Sshd::start();
     let gate = Wrapper::gate();
     let elixir = gate.path().display().to_string();
-    let project = testkit::compiled_fixture("demo");
-    let run = tool(
+    let out = demo(
         &sshd,
-        &project,
         &[
             "--boot-timeout",
             "1",
@@ -108,9 +154,7 @@ fn a_boot_timeout_names_its_flag_and_leaves_nothing() {
             "2",
         ],
     )
-    .spawn()
-    .expect("spawn mix-remote");
-    let out = finish(run);
+    .run();
     assert_error(
         &out,
         4,
@@ -122,7 +166,7 @@ fn a_boot_timeout_names_its_flag_and_leaves_nothing() {
     out.assert_local_clean();
     // The late node finds nobody to connect back to, and halts.
     gate.open();
-    assert_remote_clean(&sshd);
+    sshd.assert_no_session_processes();
 }
 
 #[test]
@@ -162,7 +206,7 @@ fn a_dropped_ssh_connection_ends_the_run_with_3_and_leaves_nothing() {
     let connection: Vec<u32> = sshd.connection_processes().iter().map(|p| p.pid).collect();
     assert!(!connection.is_empty(), "no sshd serves the run");
     testkit::signal("KILL", &connection);
-    let out = finish(child);
+    let out = child.finish();
     assert_error(
         &out,
         3,
@@ -171,7 +215,7 @@ fn a_dropped_ssh_connection_ends_the_run_with_3_and_leaves_nothing() {
             sshd.host()
         )],
     );
-    assert_remote_clean(&sshd);
+    sshd.assert_no_session_processes();
     out.assert_local_clean();
 }
 
@@ -186,13 +230,13 @@ fn a_killed_remote_node_ends_the_run_with_3_and_leaves_nothing() {
         .map(|p| p.pid)
         .collect();
     testkit::signal("KILL", &beam);
-    let out = finish(child);
+    let out = child.finish();
     assert_error(
         &out,
         3,
         &["went away while calling Demo.Worker.sleep_forever"],
     );
-    assert_remote_clean(&sshd);
+    sshd.assert_no_session_processes();
     out.assert_local_clean();
 }
 
@@ -202,16 +246,13 @@ fn a_tool_killed_while_the_node_boots_leaves_no_file() {
     let sshd = Sshd::start();
     let gate = Wrapper::gate();
     let elixir = gate.path().display().to_string();
-    let project = testkit::compiled_fixture("demo");
-    let mut run = tool(
+    let mut run = demo(
         &sshd,
-        &project,
         &["-v", "--elixir", &elixir, ":demo_erl.add", "--", "1", "2"],
     )
-    .spawn()
-    .expect("spawn mix-remote");
+    .spawn();
     run.stderr_until("tunnel:");
-    let files = entries(run.tmp());
+    let files = testkit::entries(run.tmp());
     let dir = files
         .iter()
         .find(|p| p.is_dir())
@@ -221,12 +262,12 @@ fn a_tool_killed_while_the_node_boots_leaves_no_file() {
         let mode = std::fs::metadata(dir.join(socket)).expect("stat").mode();
         assert_eq!(mode & 0o777, 0o600, "{socket}");
     }
-    run.signal("-KILL");
-    let out = finish(run);
+    run.signal("KILL");
+    let out = run.finish();
     assert_eq!(out.code, None);
     out.assert_local_clean();
     gate.open();
-    assert_remote_clean(&sshd);
+    sshd.assert_no_session_processes();
 }
 
 #[test]
@@ -238,14 +279,11 @@ fn intruders_while_the_node_boots_are_refused_logged_and_reach_nothing() {
     let sshd = Sshd::start();
     let gate = Wrapper::gate();
     let elixir = gate.path().display().to_string();
-    let project = testkit::compiled_fixture("demo");
-    let mut run = tool(
+    let mut run = demo(
         &sshd,
-        &project,
         &["-v", "--elixir", &elixir, ":demo_erl.add", "--", "40", "2"],
     )
-    .spawn()
-    .expect("spawn mix-remote");
+    .spawn();
     run.stderr_until("tunnel:");
     let log = run.stderr_until("\n");
     let tunnel = log.lines().last().unwrap_or_default().to_owned();
@@ -282,7 +320,7 @@ fn intruders_while_the_node_boots_are_refused_logged_and_reach_nothing() {
     // The silent one is given up on before the node boots.
     run.stderr_until("no handshake within 5 s");
     gate.open();
-    let out = finish(run);
+    let out = run.finish();
     assert_eq!(
         (out.code, out.stdout.as_str()),
         (Some(0), "42\n"),
@@ -303,7 +341,7 @@ fn intruders_while_the_node_boots_are_refused_logged_and_reach_nothing() {
         "{}",
         out.stderr
     );
-    assert_remote_clean(&sshd);
+    sshd.assert_no_session_processes();
     out.assert_local_clean();
 }
 
@@ -357,15 +395,12 @@ fn an_unresolvable_host_is_a_dns_error_with_a_hint() {
         return;
     }
     let sshd = Sshd::start();
-    let project = testkit::compiled_fixture("demo");
-    let isolated = tool_under(
-        &["unshare", "--net", "--"],
-        "nonexistent.invalid",
-        sshd.ssh_config(),
-        &project,
-        &[":demo_erl.add", "--", "1", "2"],
-    );
-    let out = finish(isolated.spawn().expect("spawn unshare"));
+    let out = testkit::mix_remote(testkit::compiled_fixture("demo"))
+        .wrapper(&["unshare", "--net", "--"])
+        .args(["run", "--host", "nonexistent.invalid", "-F"])
+        .arg(sshd.ssh_config())
+        .args([":demo_erl.add", "--", "1", "2"])
+        .run();
     assert_error(
         &out,
         3,
@@ -502,15 +537,10 @@ fn a_build_without_beams_or_with_a_corrupt_one_is_bad_input() {
     let ebin = project.path().join("_build/dev/lib/broken/ebin");
     std::fs::create_dir_all(&ebin).expect("create ebin");
     let attempt = || {
-        let out = finish(
-            tool(
-                &sshd,
-                project.path(),
-                &["-o", "ProxyCommand=false", "Broken.run"],
-            )
-            .spawn()
-            .expect("spawn mix-remote"),
-        );
+        let out = testkit::mix_remote(project.path())
+            .run_on(&sshd)
+            .args(["-o", "ProxyCommand=false", "Broken.run"])
+            .run();
         out.assert_local_clean();
         out
     };
@@ -543,7 +573,7 @@ fn a_link_that_goes_down_ends_the_run_on_both_sides() {
     let child = start_sleeper(&sshd);
     let down = Instant::now();
     sshd.set_link(false);
-    let out = finish(child);
+    let out = child.finish();
     assert_error(
         &out,
         3,
@@ -624,7 +654,6 @@ fn runs_with_faults_at_random_points_leave_nothing() {
         });
     let mut rng = SplitMix(seed);
     let sshd = Sshd::start();
-    let project = testkit::compiled_fixture("demo");
     for i in 0..RANDOM_RUNS {
         let fault = FAULTS[rng.below(FAULTS.len() as u64) as usize];
         let delay = rng.below(2500);
@@ -633,7 +662,7 @@ fn runs_with_faults_at_random_points_leave_nothing() {
             "MIX_REMOTE_FAULT_SEED={seed}, run {i}: {fault:?} after {delay} ms, nap {nap} ms"
         );
         let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            faulty_run(&sshd, &project, fault, delay, nap)
+            faulty_run(&sshd, fault, delay, nap)
         }));
         if let Err(panic) = attempt {
             let message = panic
@@ -648,21 +677,19 @@ fn runs_with_faults_at_random_points_leave_nothing() {
 
 /// One run of `Demo.Worker.nap(nap)` with `fault` injected `delay` ms after the start; panics
 /// unless its exit fits the fault and nothing of it remains on either side.
-fn faulty_run(sshd: &Sshd, project: &std::path::Path, fault: Fault, delay: u64, nap: u64) {
+fn faulty_run(sshd: &Sshd, fault: Fault, delay: u64, nap: u64) {
     let nap_arg = nap.to_string();
     let mut args = vec!["Demo.Worker.nap", "--", &nap_arg];
     if let Fault::CallTimeout = fault {
         args.splice(0..0, ["--call-timeout", "1"]);
     }
-    let run = tool(sshd, project, &args)
-        .spawn()
-        .expect("spawn mix-remote");
+    let run = demo(sshd, &args).spawn();
     std::thread::sleep(Duration::from_millis(delay));
     match fault {
         Fault::None | Fault::CallTimeout => {}
-        Fault::Interrupt => run.signal("-INT"),
-        Fault::Terminate => run.signal("-TERM"),
-        Fault::Kill => run.signal("-KILL"),
+        Fault::Interrupt => run.signal("INT"),
+        Fault::Terminate => run.signal("TERM"),
+        Fault::Kill => run.signal("KILL"),
         Fault::KillNode => {
             let beam: Vec<u32> = sshd
                 .session_processes()
@@ -677,7 +704,7 @@ fn faulty_run(sshd: &Sshd, project: &std::path::Path, fault: Fault, delay: u64, 
             testkit::signal("KILL", &pids);
         }
     }
-    let out = finish(run);
+    let out = run.finish();
     // A fault that came after the run had finished changes nothing. A signal that came before
     // the tool could install its handlers kills it as it would any program.
     let allowed: &[Option<i32>] = match fault {
@@ -699,11 +726,9 @@ fn faulty_run(sshd: &Sshd, project: &std::path::Path, fault: Fault, delay: u64, 
     if out.code == Some(0) {
         assert_eq!(out.stdout, "napping\n:rested\n", "{}", out.stderr);
     }
-    assert_remote_clean(sshd);
+    sshd.assert_no_session_processes();
     out.assert_local_clean();
-    if let Err(left) = sshd.wait_until_no_client_processes(CLEANUP_LIMIT) {
-        panic!("local ssh processes of the run remain: {left:?}");
-    }
+    sshd.assert_no_client_processes();
 }
 
 #[test]
@@ -741,7 +766,10 @@ fn locally_the_run_listens_on_no_port_and_late_connections_lead_nowhere() {
             "process {pid} of the run listens: {listeners}"
         );
     }
-    assert_eq!(entries(child.tmp()), Vec::<std::path::PathBuf>::new());
+    assert_eq!(
+        testkit::entries(child.tmp()),
+        Vec::<std::path::PathBuf>::new()
+    );
     // The tunnel still listens on the server, but leads nowhere now: a connection
     // through it is closed at once, and never reaches the tool.
     child.stderr_until("tunnel:");
@@ -762,27 +790,24 @@ fn locally_the_run_listens_on_no_port_and_late_connections_lead_nowhere() {
         std::io::Read::read(&mut late, &mut byte).expect("closed, not timed out"),
         0
     );
-    child.signal("-INT");
-    let out = finish(child);
+    child.signal("INT");
+    let out = child.finish();
     assert_eq!(out.code, Some(130), "{}", out.stderr);
     assert!(!out.stderr.contains("refused"), "{}", out.stderr);
-    assert_remote_clean(&sshd);
+    sshd.assert_no_session_processes();
     out.assert_local_clean();
 }
 
 #[test]
 fn a_missing_ssh_client_is_named_with_a_hint() {
-    let project = testkit::compiled_fixture("demo");
     let empty = tempfile::tempdir().expect("an empty PATH directory");
     let config = empty.path().join("ssh_config");
-    let mut tool = tool_for(
-        "nowhere",
-        &config,
-        &project,
-        &[":demo_erl.add", "--", "1", "2"],
-    );
-    tool.env("PATH", empty.path());
-    let out = finish(tool.spawn().expect("spawn mix-remote"));
+    let out = testkit::mix_remote(testkit::compiled_fixture("demo"))
+        .args(["run", "--host", "nowhere", "-F"])
+        .arg(&config)
+        .args([":demo_erl.add", "--", "1", "2"])
+        .env("PATH", empty.path())
+        .run();
     assert_error(&out, 3, &["cannot run ssh", "install the OpenSSH client"]);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     out.assert_local_clean();

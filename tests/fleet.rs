@@ -2,49 +2,24 @@
 //! `init` with its Makefile target, `--json` against its schema, `--expect ok`, completions. Real
 //! sshd instances from the harness, a real remote BEAM, the fixture compiled by a real `mix`.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use serde_json::Value;
-use testkit::{Finished, Sshd};
+use testkit::{MixRemote, Output, Sshd};
 
-/// Generous: a cold run takes about a second here, but CI machines are shared.
-const RUN_LIMIT: Duration = Duration::from_secs(120);
-/// How long a remote may take to clean up after the tool has exited.
-const CLEANUP_LIMIT: Duration = Duration::from_secs(5);
-
-/// The tool, with no MIX_ENV or MIX_REMOTE_* from the caller's environment, in `dir`.
-fn tool(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mix-remote"));
-    cmd.args(args)
-        .current_dir(dir)
-        .env_remove("MIX_ENV")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (name, _) in std::env::vars() {
-        if name.starts_with("MIX_REMOTE_") {
-            cmd.env_remove(name);
-        }
-    }
-    cmd
+/// mix-remote in `dir` with `args`.
+fn tool(dir: &Path, args: &[&str]) -> MixRemote {
+    let mut tool = testkit::mix_remote(dir);
+    tool.args(args);
+    tool
 }
 
-/// Runs the tool to completion, killing it past `RUN_LIMIT` or if the test panics.
-fn run(cmd: &mut Command) -> Finished {
-    testkit::finish_within(cmd.spawn().expect("spawn mix-remote"), RUN_LIMIT)
-}
-
+/// Panics unless nothing of the runs is left on the remote nor in local ssh clients of `sshd`.
 fn assert_remote_clean(sshd: &Sshd) {
-    if let Err(left) = sshd.wait_until_no_session_processes(CLEANUP_LIMIT) {
-        panic!("processes of the run remain on the remote: {left:?}");
-    }
-    if let Err(left) = sshd.wait_until_no_client_processes(CLEANUP_LIMIT) {
-        panic!("local ssh processes of the run remain: {left:?}");
-    }
+    sshd.assert_no_session_processes();
+    sshd.assert_no_client_processes();
 }
 
 /// A YAML double-quoted scalar (JSON strings are valid YAML).
@@ -114,7 +89,7 @@ fn two_hosts_run_in_parallel_and_one_failing_fails_the_run() {
         host_entry("broken", &b, &["elixir: /nonexistent/bin/elixir"]),
     ));
     let project = fixture();
-    let out = run(&mut tool(
+    let out = tool(
         dir.path(),
         &[
             "--config",
@@ -129,7 +104,8 @@ fn two_hosts_run_in_parallel_and_one_failing_fails_the_run() {
             "42",
             "\"batch-7\"",
         ],
-    ));
+    )
+    .run();
     assert_eq!(out.code, Some(3), "stderr: {}", out.stderr);
     // Every line of streamed output and the result carry their host.
     assert_eq!(
@@ -199,14 +175,12 @@ fn an_unreachable_host_does_not_stall_the_others_and_every_event_matches_the_sch
             "\"batch-7\"",
         ],
     )
-    .spawn()
-    .expect("spawn mix-remote");
-    let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    .spawn();
     let schema = schema();
     let mut seen = Vec::new();
     let mut held = Some(held);
-    for line in stdout.lines() {
-        let event = event(&schema, &line.expect("read stdout"));
+    while let Some(line) = child.stdout_line() {
+        let event = event(&schema, &line);
         if event["event"] == "result" && event["host"] == "good" {
             let stream = held
                 .take()
@@ -217,7 +191,7 @@ fn an_unreachable_host_does_not_stall_the_others_and_every_event_matches_the_sch
         }
         seen.push(event);
     }
-    let out = testkit::finish_within(child, RUN_LIMIT);
+    let out = child.finish();
     assert!(
         held.is_none(),
         "no result from the good host: {seen:?}\n{}",
@@ -279,7 +253,7 @@ fn fail_fast_stops_the_other_hosts() {
         host_entry("broken", &b, &["elixir: /nonexistent/bin/elixir"]),
     ));
     let project = fixture();
-    let out = run(&mut tool(
+    let out = tool(
         dir.path(),
         &[
             "--config",
@@ -292,7 +266,8 @@ fn fail_fast_stops_the_other_hosts() {
             &project,
             "--fail-fast",
         ],
-    ));
+    )
+    .run();
     assert_eq!(out.code, Some(3), "stderr: {}", out.stderr);
     let sleeper = out.stderr.lines().find(|l| l.starts_with("sleeper "));
     assert!(
@@ -336,7 +311,7 @@ fn check_tells_a_good_host_from_one_without_elixir_forwarding_or_a_known_host_ke
     let (otp, elixir) = local_versions();
     let project = fixture();
 
-    let out = run(&mut tool(
+    let out = tool(
         dir.path(),
         &[
             "--config",
@@ -347,7 +322,8 @@ fn check_tells_a_good_host_from_one_without_elixir_forwarding_or_a_known_host_ke
             "--project",
             &project,
         ],
-    ));
+    )
+    .run();
     assert_eq!(out.code, Some(3), "stderr: {}", out.stderr);
     let row = |host: &str| -> Vec<String> {
         let line = out
@@ -402,10 +378,11 @@ fn check_tells_a_good_host_from_one_without_elixir_forwarding_or_a_known_host_ke
         out.stdout
     );
 
-    let out = run(&mut tool(
+    let out = tool(
         dir.path(),
         &["--config", &config, "check", "--group", "all", "--json"],
-    ));
+    )
+    .run();
     assert_eq!(out.code, Some(3), "stderr: {}", out.stderr);
     let seen = events(&out.stdout);
     let checks = of_kind(&seen, "check");
@@ -467,14 +444,14 @@ fn flags_beat_environment_beat_config_beat_defaults() {
         "defaults:\n  elixir: /nonexistent/config/elixir\nhosts:\n{}",
         host_entry("a", &sshd, &[])
     ));
-    let check = |env: Option<&str>, flag: Option<&str>| -> Finished {
+    let check = |env: Option<&str>, flag: Option<&str>| -> Output {
         let mut args = vec!["--config", config.as_str(), "check", "--host", "a"];
         args.extend(flag.map(|f| ["--elixir", f]).into_iter().flatten());
         let mut cmd = tool(dir.path(), &args);
         if let Some(env) = env {
             cmd.env("MIX_REMOTE_ELIXIR", env);
         }
-        run(&mut cmd)
+        cmd.run()
     };
     let out = check(None, None);
     assert_eq!(out.code, Some(3));
@@ -510,7 +487,7 @@ fn push_and_call_limits_come_from_the_config_under_the_environment() {
         host_entry("short-push", &sshd, &["push_timeout: 1"]),
     ));
     let project = fixture();
-    let attempt = |host: &str, entry: &str, env: &[(&str, &str)]| -> Finished {
+    let attempt = |host: &str, entry: &str, env: &[(&str, &str)]| -> Output {
         let args = [
             "--config",
             &config,
@@ -522,8 +499,10 @@ fn push_and_call_limits_come_from_the_config_under_the_environment() {
             &project,
         ];
         let mut cmd = tool(dir.path(), &args);
-        cmd.envs(env.iter().copied());
-        run(&mut cmd)
+        for (name, value) in env {
+            cmd.env(name, value);
+        }
+        cmd.run()
     };
     let out = attempt("short-call", "Demo.Worker.sleep_forever", &[]);
     assert_eq!(out.code, Some(4), "stderr: {}", out.stderr);
@@ -585,7 +564,9 @@ fn config_errors_name_the_file_line_and_key_and_nothing_connects() {
     ];
     for (text, args, expected) in cases {
         let (dir, _) = config_dir(text);
-        let out = run(tool(dir.path(), args).env("MIX_REMOTE_SSH_CONFIG", sshd.ssh_config()));
+        let out = tool(dir.path(), args)
+            .env("MIX_REMOTE_SSH_CONFIG", sshd.ssh_config())
+            .run();
         assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
         assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {}", out.stderr);
         assert!(out.stderr.contains(expected), "{args:?}: {}", out.stderr);
@@ -608,7 +589,7 @@ fn expect_ok_fails_a_smoke_test_that_returns_an_error_and_passes_with_remote_env
         host_entry("ready", &sshd, &["remote_env: {DEMO_REGION: eu-west-1}"]),
     ));
     let smoke = |host: &str| {
-        run(&mut tool(
+        tool(
             dir.path(),
             &[
                 "--config",
@@ -623,7 +604,8 @@ fn expect_ok_fails_a_smoke_test_that_returns_an_error_and_passes_with_remote_env
                 "ok",
                 "--json",
             ],
-        ))
+        )
+        .run()
     };
     let out = smoke("bare");
     assert_eq!(out.code, Some(1), "stderr: {}", out.stderr);
@@ -667,7 +649,7 @@ fn include_from_the_config_or_a_flag_pushes_more_modules() {
         ];
         args.extend(extra);
         args.extend(["--", "[Demo.Probe, Demo.Worker, Demo.Unused, :demo_erl]"]);
-        run(&mut tool(dir.path(), &args))
+        tool(dir.path(), &args).run()
     };
     let out = loaded(&[]);
     assert_eq!(
@@ -709,7 +691,7 @@ fn plan_and_graph_read_the_config_and_plan_events_match_the_schema() {
             "--json",
         ];
         args.extend(extra);
-        run(&mut tool(dir.path(), &args))
+        tool(dir.path(), &args).run()
     };
     let modules = |seen: &[Value]| -> Vec<(String, String)> {
         of_kind(seen, "module")
@@ -746,7 +728,7 @@ fn plan_and_graph_read_the_config_and_plan_events_match_the_schema() {
 
     // The config's mix_env is read: a build that does not exist fails plan and graph alike.
     let (bad_dir, bad) = config_dir("defaults:\n  mix_env: nosuchenv\n");
-    let out = run(&mut tool(
+    let out = tool(
         bad_dir.path(),
         &[
             "--config",
@@ -757,7 +739,8 @@ fn plan_and_graph_read_the_config_and_plan_events_match_the_schema() {
             &project,
             "--json",
         ],
-    ));
+    )
+    .run();
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("no compiled build"), "{}", out.stderr);
     let seen = events(&out.stdout);
@@ -774,7 +757,7 @@ fn plan_and_graph_read_the_config_and_plan_events_match_the_schema() {
             "json",
         ];
         args.extend(extra);
-        run(&mut tool(bad_dir.path(), &args))
+        tool(bad_dir.path(), &args).run()
     };
     assert_eq!(graph(&[]).code, Some(2));
     let out = graph(&["--env", "dev"]);
@@ -822,7 +805,7 @@ fn init_writes_a_config_and_a_makefile_target_that_runs_the_smoke_test() {
             "--makefile",
         ];
         args.extend(extra);
-        run(&mut tool(project.path(), &args))
+        tool(project.path(), &args).run()
     };
     let out = init(&[]);
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
@@ -850,19 +833,16 @@ fn init_writes_a_config_and_a_makefile_target_that_runs_the_smoke_test() {
         "overwritten without --force"
     );
 
+    // make runs the binary as $(MIX_REMOTE): sh hands it the launcher's binary, its $0.
     let make = || {
-        let mut cmd = Command::new("make");
-        cmd.arg("smoke")
-            .arg(format!("MIX_REMOTE={}", env!("CARGO_BIN_EXE_mix-remote")))
-            .arg("SMOKE_ENV=dev")
-            .current_dir(project.path())
+        testkit::mix_remote(project.path())
+            .wrapper(&[
+                "sh",
+                "-c",
+                "exec make smoke SMOKE_ENV=dev MIX_REMOTE=\"$0\"",
+            ])
             .env("MIX_REMOTE_SSH_CONFIG", sshd.ssh_config())
-            .env_remove("MIX_ENV")
-            .env_remove("MIX_BUILD_PATH")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        run(&mut cmd)
+            .run()
     };
     let out = make();
     assert_ne!(
@@ -905,7 +885,7 @@ fn init_writes_a_config_and_a_makefile_target_that_runs_the_smoke_test() {
 #[test]
 fn init_without_makefile_prints_the_target() {
     let project = tempfile::tempdir().expect("temporary directory");
-    let out = run(&mut tool(project.path(), &["init"]));
+    let out = tool(project.path(), &["init"]).run();
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     assert!(out.stdout.contains("\nsmoke:\n\t"), "{}", out.stdout);
     assert!(!project.path().join("Makefile").exists());
@@ -1024,7 +1004,7 @@ fn completion_scripts_parse_in_their_shells() {
         ("zsh", &["zsh", "-n"]),
         ("fish", &["fish", "--no-execute"]),
     ] {
-        let out = run(&mut tool(dir.path(), &["completions", shell]));
+        let out = tool(dir.path(), &["completions", shell]).run();
         assert_eq!(out.code, Some(0), "{shell}: {}", out.stderr);
         assert!(
             out.stdout.contains("check") && out.stdout.contains("fail-fast"),

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use testkit::Sshd;
 
-#[allow(dead_code)] // each test binary uses its own part of the harness
 mod common;
 use common::*;
 
@@ -140,7 +139,6 @@ fn a_crashing_remote_node_writes_no_crash_dump_and_is_a_clear_error() {
 fn bad_entries_and_arguments_fail_before_connecting() {
     // The sshd's log shows whether anything connected: nothing may.
     let sshd = Sshd::start();
-    let project = testkit::compiled_fixture("demo");
     let cases: &[(&[&str], &str)] = &[
         (
             &["Demo.Nope.run"],
@@ -166,11 +164,7 @@ fn bad_entries_and_arguments_fail_before_connecting() {
     ];
     for (args, expected) in cases {
         let args = [&["-o", "ProxyCommand=false"], *args].concat();
-        let out = finish(
-            tool(&sshd, &project, &args)
-                .spawn()
-                .expect("spawn mix-remote"),
-        );
+        let out = demo(&sshd, &args).run();
         assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
         assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {}", out.stderr);
         assert!(out.stderr.contains(expected), "{args:?}: {}", out.stderr);
@@ -295,10 +289,10 @@ fn a_run_makes_three_requests_after_connect_whatever_the_closure_size() {
 fn ctrl_c_stops_the_remote_node() {
     let sshd = Sshd::start();
     let child = start_sleeper(&sshd);
-    child.signal("-INT");
-    let out = finish(child);
+    child.signal("INT");
+    let out = child.finish();
     assert_eq!(out.code, Some(130), "stderr: {}", out.stderr);
-    assert_remote_clean(&sshd);
+    sshd.assert_no_session_processes();
     out.assert_local_clean();
     assert_eq!(sshd.client_processes(), Vec::new());
 }
@@ -310,15 +304,16 @@ fn a_killed_tool_leaves_no_remote_node_no_ssh_master_and_no_file() {
     // The private directory was removed as soon as the node connected back.
     let sshd = Sshd::start();
     let child = start_sleeper(&sshd);
-    assert_eq!(entries(child.tmp()), Vec::<std::path::PathBuf>::new());
-    child.signal("-KILL");
-    let out = finish(child);
+    assert_eq!(
+        testkit::entries(child.tmp()),
+        Vec::<std::path::PathBuf>::new()
+    );
+    child.signal("KILL");
+    let out = child.finish();
     assert_eq!(out.code, None, "not killed by the signal");
-    assert_remote_clean(&sshd);
+    sshd.assert_no_session_processes();
     out.assert_local_clean();
-    if let Err(left) = sshd.wait_until_no_client_processes(CLEANUP_LIMIT) {
-        panic!("local ssh processes of the run remain: {left:?}");
-    }
+    sshd.assert_no_client_processes();
 }
 
 #[test]
@@ -346,9 +341,9 @@ fn through_a_firewalled_namespace_host_distribution_travels_only_inside_ssh() {
         .output()
         .expect("run ss");
     let listeners = String::from_utf8_lossy(&ss.stdout).into_owned();
-    child.signal("-INT");
-    assert_eq!(finish(child).code, Some(130));
-    assert_remote_clean(&sshd);
+    child.signal("INT");
+    assert_eq!(child.finish().code, Some(130));
+    sshd.assert_no_session_processes();
     let sshd_addr = sshd.addr().ip().to_string();
     for line in listeners.lines() {
         let local = line.split_whitespace().nth(3).unwrap_or_default();

@@ -1,7 +1,8 @@
 //! Running a command to completion under a time limit, its output collected.
 
 use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// What a finished command left: exit code (None if killed by a signal), stdout, stderr.
@@ -16,7 +17,7 @@ pub struct Finished {
 }
 
 /// Kills the child when dropped, so a panicking test cannot leave it running.
-struct KillOnDrop(Child);
+pub(crate) struct KillOnDrop(pub(crate) Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -42,37 +43,45 @@ pub fn run_within(mut cmd: Command, limit: Duration) -> Finished {
 /// Waits for a child the caller started (with whatever of stdout/stderr it has not taken still
 /// piped) and collects its output; kills it and panics if it runs longer than `limit`, and kills
 /// it if the caller panics meanwhile.
-pub fn finish_within(mut child: Child, limit: Duration) -> Finished {
+fn finish_within(mut child: Child, limit: Duration) -> Finished {
     let out = read_all(child.stdout.take());
     let err = read_all(child.stderr.take());
     let mut child = KillOnDrop(child);
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("testkit: wait for child") {
-            break status;
-        }
-        if started.elapsed() > limit {
-            panic!(
-                "testkit: child {} did not finish within {limit:?}",
-                child.0.id()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let what = format!("child {}", child.0.id());
+    let status = wait_within(&mut child.0, limit, &what);
+    let text = |pipe: JoinHandle<Vec<u8>>| {
+        String::from_utf8_lossy(&pipe.join().expect("pipe reader")).into_owned()
     };
     Finished {
         code: status.code(),
-        stdout: out.join().expect("stdout reader"),
-        stderr: err.join().expect("stderr reader"),
+        stdout: text(out),
+        stderr: text(err),
     }
 }
 
-/// Reads a pipe to its end on a thread.
-fn read_all(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
+/// Waits for `child`; past `limit`, kills and reaps it and panics naming it as `what`.
+pub(crate) fn wait_within(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("testkit: wait for child") {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("testkit: {what} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads a pipe to its end on a thread (nothing if there is no pipe).
+pub(crate) fn read_all(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
         let mut bytes = Vec::new();
         if let Some(mut pipe) = pipe {
             let _ = pipe.read_to_end(&mut bytes);
         }
-        String::from_utf8_lossy(&bytes).into_owned()
+        bytes
     })
 }

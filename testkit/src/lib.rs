@@ -26,7 +26,11 @@
 //! - [`Chroot`] (root only) brings another OTP and Elixir: a Debian chroot as
 //!   the remote host's `elixir` (through `--elixir`), or as the machine that
 //!   compiled a fixture.
-//! - [`run_within`] runs a command under a time limit and kills it if the test panics.
+//! - [`mix_remote`] is the one way tests launch mix-remote: a builder ([`MixRemote`]) that runs
+//!   the binary in a project directory without the caller's `MIX_REMOTE_*` or Mix settings, with
+//!   a private `TMPDIR`, within [`RUN_LIMIT`], killed if the test panics; [`Output`] then checks
+//!   that the run left nothing locally.
+//! - [`run_within`] runs any other command under a time limit and kills it if the test panics.
 //!
 //! Readiness is awaited by events (sshd's "Server listening on" lines), never
 //! by sleeping. Nothing uses a fixed port or name, so tests may run in
@@ -51,15 +55,23 @@
 mod chroot;
 mod command;
 mod fixture;
+mod launcher;
 mod netns;
 mod procs;
 mod sshd;
 
 pub use chroot::{Chroot, ChrootProject};
-pub use command::{Finished, finish_within, run_within};
+pub use command::{Finished, run_within};
 pub use fixture::compiled_fixture;
+pub use launcher::{MixRemote, Output, Running, entries, mix_remote};
 pub use procs::Proc;
 pub use sshd::{Builder, Sshd};
+
+/// How long a run may take: a cold one takes about two seconds here, but CI machines are shared.
+pub const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// How long either side may take to clean up after a run has exited.
+pub const CLEANUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Living processes whose command line contains `text`, this process excepted: with `text` a
 /// run's private path (its `TMPDIR`), every local process of that run.

@@ -191,6 +191,14 @@ impl Sshd {
         wait_until_none(timeout, || self.session_processes())
     }
 
+    /// Panics unless, within [`crate::CLEANUP_LIMIT`], no process of its sessions is left: a
+    /// run's remote side is gone.
+    pub fn assert_no_session_processes(&self) {
+        if let Err(left) = self.wait_until_no_session_processes(crate::CLEANUP_LIMIT) {
+            panic!("processes of the run remain on the remote: {left:?}");
+        }
+    }
+
     /// Local ssh clients connected to this sshd, right now: living `ssh`
     /// processes whose command line names this sshd's [`Sshd::ssh_config`].
     pub fn client_processes(&self) -> Vec<Proc> {
@@ -206,6 +214,14 @@ impl Sshd {
     /// or the timeout passes; Err with what remains.
     pub fn wait_until_no_client_processes(&self, timeout: Duration) -> Result<(), Vec<Proc>> {
         wait_until_none(timeout, || self.client_processes())
+    }
+
+    /// Panics unless, within [`crate::CLEANUP_LIMIT`], no local ssh client of it is left: a
+    /// run's ssh master and control commands are gone.
+    pub fn assert_no_client_processes(&self) {
+        if let Err(left) = self.wait_until_no_client_processes(crate::CLEANUP_LIMIT) {
+            panic!("local ssh processes of the run remain: {left:?}");
+        }
     }
 
     /// The client's known_hosts file (see [`Sshd::ssh_config`]).
