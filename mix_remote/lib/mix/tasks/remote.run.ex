@@ -8,12 +8,17 @@ defmodule Mix.Tasks.Remote.Run do
 
   The `remote.*` tasks (`remote.run`, `remote.eval`, `remote.iex`, `remote.plan`,
   `remote.check`) come from the `mix_remote` package of the mix-remote repository, added to
-  `deps` as `{:mix_remote, path: "PATH/TO/mix-remote/mix_remote", only: :dev, runtime: false}`
-  (list every environment you run in `only:`, e.g. `[:dev, :prod]`: in another environment the
-  tasks do not exist). Each of them:
+  `deps`:
+
+      {:mix_remote, path: "PATH/TO/mix-remote/mix_remote", only: [:dev, :prod], runtime: false}
+
+  `only:` lists the environments you run in (in the others the tasks do not exist);
+  `runtime: false` keeps the package out of the application and its releases. Each task:
 
     1. compiles the project for the current `MIX_ENV`, as `mix run` does, with Mix's messages on
-       stderr; a compile error stops it with exit status 2. `--no-compile` skips this;
+       stderr; a compile error stops it with exit status 2. `--no-compile` (and `--help`) skips
+       this. Only the package's own compilation, the first time, is reported on stdout, by Mix,
+       before the task starts;
     2. runs `mix-remote COMMAND` with the same arguments (less `--no-compile`), with `MIX_ENV`
        and `MIX_REMOTE_ENV` set to Mix's environment (an `--env` naming another one is an error:
        set `MIX_ENV` instead) and `MIX_REMOTE_NO_COMPILE=true`, as Mix has compiled already;
