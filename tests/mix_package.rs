@@ -69,10 +69,12 @@ impl Project {
         project
     }
 
+    /// The project's directory.
     fn path(&self) -> PathBuf {
         self.dir.path().join("proj")
     }
 
+    /// Writes `text` to `file` of the project.
     fn write(&self, file: &str, text: &str) {
         fs::write(self.path().join(file), text).expect("write a project file");
     }
@@ -125,6 +127,7 @@ fn clean_env(mut cmd: Command) -> Command {
     cmd
 }
 
+/// Panics unless, within [`CLEANUP_LIMIT`], no process of the run's sessions is left on the remote.
 fn assert_remote_clean(sshd: &Sshd) {
     if let Err(left) = sshd.wait_until_no_session_processes(CLEANUP_LIMIT) {
         panic!("processes of the run remain on the remote: {left:?}");
