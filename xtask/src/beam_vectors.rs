@@ -4,7 +4,8 @@
 //!
 //! bookworm is the host when the host's OTP is bookworm's; every other release runs in a minimal
 //! chroot under `--chroots DIR` (default `/var/cache/mix-remote/chroots`), made with `debootstrap`
-//! when absent. Only a work directory under the root's `/tmp` is written, and removed afterwards.
+//! when absent, from the Debian mirror of the machine's apt sources (`.ci/debian-mirror`). Only a
+//! work directory under the root's `/tmp` is written, and removed afterwards.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -111,6 +112,9 @@ impl Root {
         let path = chroots.join(suite);
         if !path.join("usr/bin/erlc").exists() {
             eprintln!("xtask: creating a {suite} chroot at {}", path.display());
+            let mirror = succeed(&mut Command::new(
+                super::workspace_root().join(".ci/debian-mirror"),
+            ))?;
             let mut debootstrap = Command::new("debootstrap");
             debootstrap
                 .args([
@@ -118,7 +122,8 @@ impl Root {
                     "--include=erlang-nox,erlang-dev,elixir",
                     suite,
                 ])
-                .arg(&path);
+                .arg(&path)
+                .arg(mirror.trim());
             succeed(&mut debootstrap)?;
         }
         let root = Root { path, chroot: true };
