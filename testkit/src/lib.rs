@@ -54,6 +54,7 @@ mod fixture;
 mod netns;
 mod procs;
 mod sshd;
+mod stderr_log;
 
 pub use chroot::{Chroot, ChrootProject};
 pub use command::{Finished, finish_within, run_within};
