@@ -22,7 +22,10 @@
 //!   drop a connection), [`Sshd::set_link`] (take a namespace host's link
 //!   down), [`Sshd::forget_host_key`], [`Sshd::change_host_key`],
 //!   [`Sshd::revoke_user_key`], and [`signal`] to send any signal.
-//! - [`compiled_fixture`] compiles a Mix project of `fixtures/` once.
+//! - [`compiled_fixture`] compiles a Mix project of `fixtures/` once
+//!   ([`compiled_fixture_in`] for another `MIX_ENV`); fixtures find third-party
+//!   libraries in [`vendor_dir`] (`$MIX_REMOTE_VENDOR`, else `../shared/vendor`),
+//!   and tests that need them ask [`vendor_available`] first.
 //! - [`Postgres::start`] starts a private PostgreSQL (`initdb` into a temporary
 //!   directory, `postgres` on 127.0.0.1 and a free port, as the `postgres`
 //!   system user when we are root) with a database for the test;
@@ -65,7 +68,9 @@ mod stderr_log;
 
 pub use chroot::{Chroot, ChrootProject};
 pub use command::{Finished, finish_within, run_within};
-pub use fixture::compiled_fixture;
+pub use fixture::{
+    VENDOR_VAR, compiled_fixture, compiled_fixture_in, vendor_available, vendor_dir,
+};
 pub use postgres::Postgres;
 pub use procs::Proc;
 pub use sshd::{Builder, Sshd};
