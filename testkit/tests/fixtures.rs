@@ -59,7 +59,7 @@ fn otp_app_starts_its_tree_reads_priv_loads_its_nif_and_logs_at_the_prod_level()
     );
     assert_eq!(
         run(false, "IO.inspect(OtpApp.Jobs.nif(2, 3))"),
-        "{:otp_app_nif, 5}\n"
+        "\"5 from C\"\n"
     );
     assert_eq!(
         run(false, "IO.inspect(OtpApp.Jobs.priv_data())"),
