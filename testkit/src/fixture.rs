@@ -1,11 +1,13 @@
 //! Compiling the Mix projects under `fixtures/`, and where their third-party libraries are.
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
+use std::fs::{self, OpenOptions};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
+
+use tempfile::TempDir;
 
 /// The variable naming the vendored libraries' directory, read by testkit and by the fixtures'
 /// `mix.exs` (set for every `mix compile` testkit runs).
@@ -53,6 +55,35 @@ pub fn compiled_fixture_in(name: &str, mix_env: &str) -> PathBuf {
         .clone()
 }
 
+/// A copy of a fixture's sources compiled in a temporary directory of its own (for a test that
+/// changes files of the build, e.g. a NIF in `priv/`), removed on drop.
+pub struct StagedFixture {
+    dir: TempDir,
+}
+
+impl StagedFixture {
+    /// The project directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Copies the sources of `fixtures/<name>` (everything but `_build` and `deps`) into a fresh
+/// temporary directory and compiles them there with `MIX_ENV=mix_env`, as [`compiled_fixture_in`]
+/// does in place. Panics with a clear message on failure.
+pub fn staged_fixture(name: &str, mix_env: &str) -> StagedFixture {
+    check_mix_env(mix_env);
+    let source = fixture_source(name);
+    let dir = tempfile::Builder::new()
+        .prefix("mix-remote-staged-")
+        .tempdir()
+        .unwrap_or_else(|e| panic!("testkit: cannot create a directory to stage {name:?}: {e}"));
+    copy_sources(&source, dir.path())
+        .unwrap_or_else(|e| panic!("testkit: cannot copy fixture {name:?}: {e}"));
+    compile_project(dir.path(), name, mix_env);
+    StagedFixture { dir }
+}
+
 /// The third-party Mix libraries for tests: `$MIX_REMOTE_VENDOR` when set, else
 /// `../shared/vendor` from the repository root (whether it exists or not).
 pub fn vendor_dir() -> PathBuf {
@@ -81,6 +112,44 @@ pub fn vendor_available() -> bool {
     }
     eprintln!("testkit: skipping a test that needs third-party libraries: {why}");
     false
+}
+
+/// The sources of `fixtures/<name>`; panics on a name that is not one directory name.
+pub(crate) fn fixture_source(name: &str) -> PathBuf {
+    assert!(
+        !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']),
+        "testkit: invalid fixture name {name:?}"
+    );
+    repo_root().join("fixtures").join(name)
+}
+
+fn check_mix_env(mix_env: &str) {
+    assert!(
+        !mix_env.is_empty()
+            && mix_env
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        "testkit: invalid MIX_ENV {mix_env:?}"
+    );
+}
+
+/// Copies a project's sources (everything but `_build` and `deps`) from `from` into `to`.
+pub(crate) fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == "_build" || name == "deps" {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type()?.is_dir() {
+            fs::create_dir(&target)?;
+            copy_sources(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 /// The workspace root (the directory above testkit's).

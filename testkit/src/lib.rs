@@ -23,7 +23,8 @@
 //!   down), [`Sshd::forget_host_key`], [`Sshd::change_host_key`],
 //!   [`Sshd::revoke_user_key`], and [`signal`] to send any signal.
 //! - [`compiled_fixture`] compiles a Mix project of `fixtures/` once
-//!   ([`compiled_fixture_in`] for another `MIX_ENV`); fixtures find third-party
+//!   ([`compiled_fixture_in`] for another `MIX_ENV`, [`staged_fixture`] for a
+//!   private copy a test may change); fixtures find third-party
 //!   libraries in [`vendor_dir`] (`$MIX_REMOTE_VENDOR`, else `../shared/vendor`),
 //!   and tests that need them ask [`vendor_available`] first.
 //! - [`Postgres::start`] starts a private PostgreSQL (`initdb` into a temporary
@@ -69,7 +70,8 @@ mod stderr_log;
 pub use chroot::{Chroot, ChrootProject};
 pub use command::{Finished, finish_within, run_within};
 pub use fixture::{
-    VENDOR_VAR, compiled_fixture, compiled_fixture_in, vendor_available, vendor_dir,
+    StagedFixture, VENDOR_VAR, compiled_fixture, compiled_fixture_in, staged_fixture,
+    vendor_available, vendor_dir,
 };
 pub use postgres::Postgres;
 pub use procs::Proc;

@@ -121,3 +121,46 @@ fn ecto_fix_backfills_rows_in_postgres_without_debug_logs() {
         [["250", "250", "user100@example.com"]]
     );
 }
+
+#[test]
+fn a_staged_copy_has_its_own_nif_which_a_test_may_patch() {
+    let staged = testkit::staged_fixture("otp_app", "dev");
+    let so = staged
+        .path()
+        .join("_build/dev/lib/otp_app/priv/otp_app_nif.so");
+    let original = testkit::compiled_fixture("otp_app").join("priv/otp_app_nif.so");
+    assert_eq!(
+        so.canonicalize().unwrap(),
+        staged
+            .path()
+            .join("priv/otp_app_nif.so")
+            .canonicalize()
+            .unwrap()
+    );
+    // e_machine (offset 18, little-endian) of the copy says aarch64: the loader refuses it.
+    let mut elf = std::fs::read(&so).unwrap();
+    elf[18..20].copy_from_slice(&183u16.to_le_bytes());
+    std::fs::write(&so, elf).unwrap();
+    let mut cmd = Command::new("mix");
+    cmd.args([
+        "run",
+        "--no-compile",
+        "--no-start",
+        "-e",
+        "OtpApp.Jobs.nif(1, 2)",
+    ])
+    .current_dir(staged.path())
+    .env("MIX_ENV", "dev");
+    let out = testkit::run_within(cmd, LIMIT);
+    assert_ne!(out.code, Some(0), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("on_load"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read(&original).unwrap()[18..20],
+        62u16.to_le_bytes()
+    );
+}
