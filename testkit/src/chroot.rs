@@ -15,6 +15,8 @@ use std::process::{Command, Stdio};
 
 use tempfile::TempDir;
 
+use crate::fixture::{copy_sources, fixture_source};
+
 /// A chroot of one Debian release, usable as another OTP and Elixir.
 pub struct Chroot {
     root: PathBuf,
@@ -145,9 +147,7 @@ impl Chroot {
     /// Copies the Mix project `fixtures/<name>` into the chroot's /tmp and compiles it there with
     /// the chroot's `mix` (MIX_ENV=dev); panics with the compiler's output if that fails.
     pub fn compiled_fixture(&self, name: &str) -> ChrootProject {
-        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../fixtures")
-            .join(name);
+        let source = fixture_source(name);
         let dir = tempfile::Builder::new()
             .prefix("mix-remote-fixture-")
             .tempdir_in(self.root.join("tmp"))
@@ -177,23 +177,4 @@ impl Chroot {
         }
         ChrootProject { dir }
     }
-}
-
-/// Copies a project's sources (everything but `_build` and `deps`) from `from` into `to`.
-fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if name == "_build" || name == "deps" {
-            continue;
-        }
-        let target = to.join(&name);
-        if entry.file_type()?.is_dir() {
-            fs::create_dir(&target)?;
-            copy_sources(&entry.path(), &target)?;
-        } else {
-            fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
 }

@@ -1,13 +1,19 @@
-//! Compiling the Mix projects under `fixtures/`.
+//! Compiling the Mix projects under `fixtures/`, and where their third-party libraries are.
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
+use std::fs::{self, OpenOptions};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// One cell per fixture name: compiled at most once per process.
+use tempfile::TempDir;
+
+/// The variable naming the vendored libraries' directory, read by testkit and by the fixtures'
+/// `mix.exs` (set for every `mix compile` testkit runs).
+pub const VENDOR_VAR: &str = "MIX_REMOTE_VENDOR";
+
+/// One cell per `<fixture name> <Mix env>`: compiled at most once per process.
 static COMPILED: Mutex<BTreeMap<String, Arc<OnceLock<PathBuf>>>> = Mutex::new(BTreeMap::new());
 
 /// Compiles the Mix project `fixtures/<name>` (relative to the workspace
@@ -20,27 +26,142 @@ static COMPILED: Mutex<BTreeMap<String, Arc<OnceLock<PathBuf>>>> = Mutex::new(BT
 /// happens once per process per fixture. Panics with a clear message if the
 /// fixture does not exist, if `mix` is missing, or if compilation fails.
 pub fn compiled_fixture(name: &str) -> PathBuf {
+    compiled_fixture_in(name, "dev")
+}
+
+/// Like [`compiled_fixture`], with `MIX_ENV=mix_env` (into `_build/<mix_env>`), e.g. `prod` for
+/// a fixture whose prod config sets the logger level.
+pub fn compiled_fixture_in(name: &str, mix_env: &str) -> PathBuf {
     assert!(
         !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']),
         "testkit: invalid fixture name {name:?}"
     );
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("fixtures")
-        .join(name);
+    assert!(
+        !mix_env.is_empty()
+            && mix_env
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        "testkit: invalid MIX_ENV {mix_env:?}"
+    );
+    let dir = repo_root().join("fixtures").join(name);
     let cell = COMPILED
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .entry(name.to_string())
+        .entry(format!("{name} {mix_env}"))
         .or_default()
         .clone();
     // A panic inside leaves the cell empty: the next caller tries (and reports) again.
-    cell.get_or_init(|| compile_project(&dir, name)).clone()
+    cell.get_or_init(|| compile_project(&dir, name, mix_env))
+        .clone()
 }
 
-/// Runs `mix compile` in `dir` under the cross-process lock named after
+/// A copy of a fixture's sources compiled in a temporary directory of its own (for a test that
+/// changes files of the build, e.g. a NIF in `priv/`), removed on drop.
+pub struct StagedFixture {
+    dir: TempDir,
+}
+
+impl StagedFixture {
+    /// The project directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Copies the sources of `fixtures/<name>` (everything but `_build` and `deps`) into a fresh
+/// temporary directory and compiles them there with `MIX_ENV=mix_env`, as [`compiled_fixture_in`]
+/// does in place. Panics with a clear message on failure.
+pub fn staged_fixture(name: &str, mix_env: &str) -> StagedFixture {
+    check_mix_env(mix_env);
+    let source = fixture_source(name);
+    let dir = tempfile::Builder::new()
+        .prefix("mix-remote-staged-")
+        .tempdir()
+        .unwrap_or_else(|e| panic!("testkit: cannot create a directory to stage {name:?}: {e}"));
+    copy_sources(&source, dir.path())
+        .unwrap_or_else(|e| panic!("testkit: cannot copy fixture {name:?}: {e}"));
+    compile_project(dir.path(), name, mix_env);
+    StagedFixture { dir }
+}
+
+/// The third-party Mix libraries for tests: `$MIX_REMOTE_VENDOR` when set, else
+/// `../shared/vendor` from the repository root (whether it exists or not).
+pub fn vendor_dir() -> PathBuf {
+    match std::env::var_os(VENDOR_VAR) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => repo_root()
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .join("shared/vendor"),
+    }
+}
+
+/// For tests that need [`vendor_dir`]: true if it exists; if not, panics when env CI is set,
+/// else says on stderr that the test is skipped and why, and returns false (the test returns).
+pub fn vendor_available() -> bool {
+    let dir = vendor_dir();
+    if dir.is_dir() {
+        return true;
+    }
+    let why = format!(
+        "the vendored Mix libraries are not at {} (set {VENDOR_VAR} to their directory)",
+        dir.display()
+    );
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!("testkit: this test must run in CI: {why}");
+    }
+    eprintln!("testkit: skipping a test that needs third-party libraries: {why}");
+    false
+}
+
+/// The sources of `fixtures/<name>`; panics on a name that is not one directory name.
+pub(crate) fn fixture_source(name: &str) -> PathBuf {
+    assert!(
+        !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']),
+        "testkit: invalid fixture name {name:?}"
+    );
+    repo_root().join("fixtures").join(name)
+}
+
+fn check_mix_env(mix_env: &str) {
+    assert!(
+        !mix_env.is_empty()
+            && mix_env
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        "testkit: invalid MIX_ENV {mix_env:?}"
+    );
+}
+
+/// Copies a project's sources (everything but `_build` and `deps`) from `from` into `to`.
+pub(crate) fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == "_build" || name == "deps" {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type()?.is_dir() {
+            fs::create_dir(&target)?;
+            copy_sources(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// The workspace root (the directory above testkit's).
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testkit is a directory of the workspace")
+}
+
+/// Runs `mix compile` with `MIX_ENV=mix_env` in `dir` under the cross-process lock named after
 /// `lock_name`; returns the canonical project directory.
-pub(crate) fn compile_project(dir: &Path, lock_name: &str) -> PathBuf {
+pub(crate) fn compile_project(dir: &Path, lock_name: &str, mix_env: &str) -> PathBuf {
     if !dir.join("mix.exs").is_file() {
         panic!(
             "testkit: fixture {lock_name:?}: no Mix project (mix.exs) in {}",
@@ -64,7 +185,8 @@ pub(crate) fn compile_project(dir: &Path, lock_name: &str) -> PathBuf {
     let output = Command::new("mix")
         .arg("compile")
         .current_dir(&dir)
-        .env("MIX_ENV", "dev")
+        .env("MIX_ENV", mix_env)
+        .env(VENDOR_VAR, vendor_dir())
         // The project's own _build, whatever the caller's environment says.
         .env_remove("MIX_BUILD_PATH")
         .env_remove("MIX_BUILD_ROOT")
@@ -117,7 +239,7 @@ mod tests {
     fn compiles_a_mix_project_into_its_own_build_dir() {
         let project = mix_project("probe", "defmodule Probe do\n  def hi, do: :hi\nend\n");
         let lock_name = format!("testkit-selftest-{}", std::process::id());
-        let dir = compile_project(project.path(), &lock_name);
+        let dir = compile_project(project.path(), &lock_name, "dev");
         assert!(
             dir.join("_build/dev/lib/probe/ebin/Elixir.Probe.beam")
                 .is_file()
@@ -134,8 +256,8 @@ mod tests {
             "defmodule Broken do\n  def oops, do: undefined_thing()\nend\n",
         );
         let lock_name = format!("testkit-selftest-broken-{}", std::process::id());
-        let err =
-            std::panic::catch_unwind(|| compile_project(project.path(), &lock_name)).unwrap_err();
+        let err = std::panic::catch_unwind(|| compile_project(project.path(), &lock_name, "dev"))
+            .unwrap_err();
         let message = err.downcast_ref::<String>().cloned().unwrap_or_default();
         assert!(message.contains("mix compile"), "{message}");
         assert!(message.contains("undefined_thing"), "{message}");

@@ -1,5 +1,5 @@
-//! Test harness for mix-remote: real OpenSSH servers to run it against, and
-//! the compiled Mix projects it runs.
+//! Test harness for mix-remote: real OpenSSH servers to run it against, the
+//! compiled Mix projects it runs, and a real PostgreSQL for their jobs.
 //!
 //! - [`Sshd::start`] starts a private `/usr/sbin/sshd` on 127.0.0.1 and a free
 //!   high port, with its own host key, user key, `authorized_keys`,
@@ -22,7 +22,16 @@
 //!   drop a connection), [`Sshd::set_link`] (take a namespace host's link
 //!   down), [`Sshd::forget_host_key`], [`Sshd::change_host_key`],
 //!   [`Sshd::revoke_user_key`], and [`signal`] to send any signal.
-//! - [`compiled_fixture`] compiles a Mix project of `fixtures/` once.
+//! - [`compiled_fixture`] compiles a Mix project of `fixtures/` once
+//!   ([`compiled_fixture_in`] for another `MIX_ENV`, [`staged_fixture`] for a
+//!   private copy a test may change); fixtures find third-party
+//!   libraries in [`vendor_dir`] (`$MIX_REMOTE_VENDOR`, else `../shared/vendor`),
+//!   and tests that need them ask [`vendor_available`] first.
+//! - [`Postgres::start`] starts a private PostgreSQL (`initdb` into a temporary
+//!   directory, `postgres` on 127.0.0.1 and a free port, as the `postgres`
+//!   system user when we are root) with a database for the test;
+//!   [`Postgres::env`] names it for libpq and the `ecto_fix` fixture,
+//!   [`Postgres::psql`] and [`Postgres::rows`] run SQL.
 //! - [`Chroot`] (root only) brings another OTP and Elixir: a Debian chroot as
 //!   the remote host's `elixir` (through `--elixir`), or as the machine that
 //!   compiled a fixture.
@@ -32,12 +41,13 @@
 //!   that the run left nothing locally.
 //! - [`run_within`] runs any other command under a time limit and kills it if the test panics.
 //!
-//! Readiness is awaited by events (sshd's "Server listening on" lines), never
-//! by sleeping. Nothing uses a fixed port or name, so tests may run in
+//! Readiness is awaited by events (sshd's "Server listening on" lines,
+//! postgres's "ready to accept connections"), never by sleeping. Nothing uses a fixed port or name, so tests may run in
 //! parallel, in several threads and several processes, and again right
 //! after. Dropping an [`Sshd`] (also while a test panics) kills sshd and every
 //! process its sessions left, deletes the namespace with its veth pair, and
-//! removes the temporary directory. Nothing is printed on success, and the
+//! removes the temporary directory; dropping a [`Postgres`] shuts the server
+//! down and removes its data directory. Nothing is printed on success, and the
 //! user's `~/.ssh` and `/etc/ssh` are never read or written: use the client
 //! with `ssh -F <Sshd::ssh_config()> <Sshd::host()>`.
 //!
@@ -57,13 +67,19 @@ mod command;
 mod fixture;
 mod launcher;
 mod netns;
+mod postgres;
 mod procs;
 mod sshd;
+mod stderr_log;
 
 pub use chroot::{Chroot, ChrootProject};
 pub use command::{Finished, run_within};
-pub use fixture::compiled_fixture;
+pub use fixture::{
+    StagedFixture, VENDOR_VAR, compiled_fixture, compiled_fixture_in, staged_fixture,
+    vendor_available, vendor_dir,
+};
 pub use launcher::{MixRemote, Output, Running, entries, mix_remote};
+pub use postgres::Postgres;
 pub use procs::Proc;
 pub use sshd::{Builder, Sshd};
 

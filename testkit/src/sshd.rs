@@ -1,15 +1,13 @@
 //! The private OpenSSH server: keys, configuration, start-up, inspection and
 //! teardown.
 
-use std::collections::VecDeque;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::mpsc::RecvTimeoutError;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -17,6 +15,7 @@ use tempfile::TempDir;
 
 use crate::netns::Netns;
 use crate::procs::{self, Proc};
+use crate::stderr_log::{SharedLog, joined, read_lines};
 
 /// The server binary; an absolute path because sshd re-executes itself.
 const SSHD: &str = "/usr/sbin/sshd";
@@ -28,12 +27,6 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const OPEN_PORT: u16 = 22;
 /// The second port sshd listens on in a namespace, which the firewall blocks.
 const BLOCKED_PORT: u16 = 2222;
-/// Lines of sshd's stderr kept for [`Sshd::log`].
-const LOG_LINES: usize = 2000;
-
-/// The last lines sshd printed on stderr, filled by a reader thread.
-type SharedLog = Arc<Mutex<VecDeque<String>>>;
-
 /// Counter making this process's tags unique.
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -437,8 +430,10 @@ impl Setup {
         let mut child = cmd
             .spawn()
             .map_err(|e| Failure::Other(format!("cannot run {cmd:?}: {e}")))?;
-        let log = Arc::new(Mutex::new(VecDeque::new()));
-        let lines = read_lines(child.stderr.take().expect("stderr is piped"), log.clone());
+        let (log, lines) = read_lines(
+            child.stderr.take().expect("stderr is piped"),
+            "testkit-sshd-stderr",
+        );
 
         let deadline = Instant::now() + READY_TIMEOUT;
         let mut listening = 0;
@@ -582,49 +577,13 @@ fn known_hosts_pattern(addr: SocketAddr) -> String {
 }
 
 /// A port that was free on 127.0.0.1 a moment ago.
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .map_err(|e| format!("cannot bind 127.0.0.1:0: {e}"))?;
     listener
         .local_addr()
         .map(|a| a.port())
         .map_err(|e| format!("local_addr: {e}"))
-}
-
-/// Reads `stderr` line by line on a thread of its own for as long as it is
-/// open (sshd would block on a full pipe otherwise), keeping the last lines
-/// in `log` and sending each to the returned channel while anyone listens.
-fn read_lines(stderr: ChildStderr, log: SharedLog) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::Builder::new()
-        .name("testkit-sshd-stderr".into())
-        .spawn(move || {
-            let mut reader = BufReader::new(stderr);
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                match reader.read_until(b'\n', &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-                let line = String::from_utf8_lossy(&buf).trim_end().to_string();
-                {
-                    let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-                    if log.len() == LOG_LINES {
-                        log.pop_front();
-                    }
-                    log.push_back(line.clone());
-                }
-                let _ = tx.send(line);
-            }
-        })
-        .expect("cannot spawn a thread");
-    rx
-}
-
-fn joined(log: &Mutex<VecDeque<String>>) -> String {
-    let lines = log.lock().unwrap_or_else(|e| e.into_inner());
-    lines.iter().cloned().collect::<Vec<_>>().join("\n")
 }
 
 /// A path as a double-quoted ssh(d)_config argument.
