@@ -4,7 +4,9 @@
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_saphyr::{Location, Spanned};
 
 use crate::config::Section;
 
@@ -104,6 +106,24 @@ impl BuildArgs {
     }
 }
 
+/// Whether to compile the project before reading its build, for the commands that run or plan
+/// its code.
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    /// Do not run `mix compile` first (a build older than its sources gets a warning)
+    /// [default: compile, unless `compile: false` in mix-remote.yaml].
+    #[arg(long, env = "MIX_REMOTE_NO_COMPILE", value_parser = BoolishValueParser::new())]
+    pub no_compile: bool,
+}
+
+impl CompileArgs {
+    /// `compile: false` when the flag (or its variable) is given.
+    pub fn layer(&self) -> Option<Spanned<bool>> {
+        self.no_compile
+            .then(|| Spanned::new(false, Location::UNKNOWN, Location::UNKNOWN))
+    }
+}
+
 /// Flags of `mix-remote plan`.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -112,9 +132,22 @@ pub struct PlanArgs {
     /// The build to read and the modules to add.
     #[command(flatten)]
     pub build: BuildArgs,
+    /// Whether to compile first.
+    #[command(flatten)]
+    pub compile: CompileArgs,
     /// Print newline-delimited JSON objects instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+impl PlanArgs {
+    /// The flags (and environment) as the most important layer of settings.
+    pub fn layer(&self) -> Section {
+        Section {
+            compile: self.compile.layer(),
+            ..self.build.layer()
+        }
+    }
 }
 
 /// Output formats of `mix-remote graph`.
@@ -244,6 +277,9 @@ pub struct RunArgs {
     /// The build to read and the modules to add.
     #[command(flatten)]
     pub build: BuildArgs,
+    /// Whether to compile first.
+    #[command(flatten)]
+    pub compile: CompileArgs,
     /// Do not send the project's config/ files: the remote then runs with the applications'
     /// `.app` env defaults only (config/*.exs are evaluated on the remote otherwise).
     #[arg(long)]
@@ -264,6 +300,7 @@ impl RunArgs {
             mix_env: build.mix_env,
             entry: self.entry.clone(),
             include: build.include,
+            compile: self.compile.layer(),
             ..self.connection.layer()
         }
     }

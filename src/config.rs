@@ -89,27 +89,111 @@ pub enum ConfigError {
     },
 }
 
-/// The dotted path of a key as the user wrote it: without the `.?` serde_path_to_error adds for
-/// a key it could not name, nor the `value` step of our `Spanned` wrappers.
-fn key_path(raw: &str) -> String {
-    let steps: Vec<&str> = raw.trim_end_matches(".?").split('.').collect();
-    let wrapped = |i: usize| {
-        (i == 2 && steps[0] == "groups")
-            || (i > 0 && ["address", "hosts", "remote_env"].contains(&steps[i - 1]))
-    };
-    let mut path = String::new();
-    for (i, step) in steps.iter().enumerate() {
-        match step.strip_prefix("value") {
-            Some(index) if wrapped(i) => path += index,
-            _ => {
-                if i > 0 {
-                    path.push('.');
+/// The dotted path of a key as the user wrote it (`groups.web.hosts[1]`): without the `value`
+/// steps of our `Spanned` wrappers (a group's, and those of [`SPANNED`] keys).
+fn key_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut keys: Vec<&str> = Vec::new();
+    let mut text = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => text += &format!("[{index}]"),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                let wrapper = key == "value"
+                    && (matches!(keys.as_slice(), ["groups", _])
+                        || keys.last().is_some_and(|k| SPANNED.contains(k)));
+                keys.push(key);
+                if !wrapper {
+                    if !text.is_empty() {
+                        text.push('.');
+                    }
+                    text += key;
                 }
-                path += step;
             }
+            Segment::Unknown => {}
         }
     }
-    path
+    text
+}
+
+/// The keys whose values are `Spanned`, for their line in errors found after parsing.
+const SPANNED: [&str; 5] = ["address", "hosts", "remote_env", "compile", "warnings"];
+
+/// Where a section sits in the file, which decides the keys it may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// The top of the file.
+    Top,
+    /// `defaults`.
+    Defaults,
+    /// `groups.NAME`, in its mapping form.
+    Group,
+    /// `hosts.NAME`.
+    Host,
+}
+
+/// The settings every section may have: those that may differ from host to host, and the build.
+const SETTINGS: [&str; 11] = [
+    "mix_env",
+    "entry",
+    "include",
+    "elixir",
+    "ssh_config",
+    "ssh_options",
+    "remote_env",
+    "connect_timeout",
+    "boot_timeout",
+    "push_timeout",
+    "call_timeout",
+];
+
+impl Place {
+    /// The place of the section whose dotted path is `parent` (empty: the top).
+    fn of(parent: &str) -> Place {
+        match parent.split_once('.').map_or(parent, |(first, _)| first) {
+            "" => Place::Top,
+            "defaults" => Place::Defaults,
+            "groups" => Place::Group,
+            _ => Place::Host,
+        }
+    }
+
+    /// The keys valid here.
+    fn keys(self) -> Vec<&'static str> {
+        let own: &[&str] = match self {
+            Place::Top => return vec!["defaults", "groups", "hosts"],
+            // Settings of the whole command, which no host or group can change.
+            Place::Defaults => &["compile", "warnings"],
+            Place::Group => &["hosts"],
+            Place::Host => &["address"],
+        };
+        own.iter().chain(&SETTINGS).copied().collect()
+    }
+
+    /// Where a key of a section is valid, when not everywhere.
+    fn only_under(key: &str) -> Option<&'static str> {
+        match key {
+            "address" => Some("hosts.NAME"),
+            "hosts" => Some("groups.NAME"),
+            "compile" | "warnings" => Some("defaults"),
+            _ => None,
+        }
+    }
+}
+
+/// serde's message for an unknown key lists every field of [`Section`], wherever it is; this one
+/// lists only the keys valid where the key is (`key`, its dotted path), and the nearest of them.
+fn unknown_key(key: &str, message: &str) -> Option<String> {
+    let name = message.strip_prefix("unknown field `")?.split('`').next()?;
+    let parent = key.strip_suffix(name)?.trim_end_matches('.');
+    let valid = Place::of(parent).keys();
+    let listed: Vec<String> = valid.iter().map(|k| format!("`{k}`")).collect();
+    let hint = crate::suggest::nearest(name, valid.iter().copied())
+        .map_or_else(String::new, |k| format!(" (did you mean `{k}`?)"));
+    Some(format!(
+        "unknown field `{name}`{hint}, expected one of {}",
+        listed.join(", ")
+    ))
 }
 
 fn key_prefix(key: &str) -> String {
@@ -154,6 +238,10 @@ pub struct Section {
     /// Seconds the function may run (no limit when no layer sets one).
     #[serde(default, deserialize_with = "seconds")]
     pub call_timeout: Option<u64>,
+    /// Under `defaults` only: whether `run` and `plan` compile the project first.
+    pub compile: Option<Spanned<bool>>,
+    /// Under `defaults` only: whether warnings are shown.
+    pub warnings: Option<Spanned<bool>>,
 }
 
 /// A limit in whole seconds, at least 1: a limit of 0 could never be met.
@@ -277,31 +365,30 @@ impl Config {
         let mut key = String::new();
         let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
             serde_path_to_error::deserialize::<_, File>(de).map_err(|e| {
-                key = e.path().to_string();
+                key = key_path(e.path());
                 e.into_inner()
             })
         });
         let mut file = parsed.map_err(|e| {
             let at = e.location();
+            let message = serde_saphyr::DefaultMessageFormatter.format_message(&e);
             ConfigError::Invalid {
                 path: path.to_owned(),
                 line: at.map_or(0, |l| l.line()),
                 column: at.map_or(0, |l| l.column()),
-                key: key_path(&key),
-                message: serde_saphyr::DefaultMessageFormatter
-                    .format_message(&e)
-                    .into_owned(),
+                message: unknown_key(&key, &message).unwrap_or_else(|| message.into_owned()),
+                key,
             }
         })?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        check_section(&file.defaults, "defaults", false, false, path)?;
+        check_section(&file.defaults, "defaults", path)?;
         for (name, group) in &mut file.groups {
             let section = &mut group.value.0;
-            check_section(section, &format!("groups.{name}"), false, true, path)?;
+            check_section(section, &format!("groups.{name}"), path)?;
             relative_to(section, dir);
         }
         for (name, section) in &mut file.hosts {
-            check_section(section, &format!("hosts.{name}"), true, false, path)?;
+            check_section(section, &format!("hosts.{name}"), path)?;
             relative_to(section, dir);
         }
         relative_to(&mut file.defaults, dir);
@@ -338,30 +425,51 @@ impl Config {
     pub fn groups(&self) -> impl Iterator<Item = &str> {
         self.file.groups.keys().map(String::as_str)
     }
+
+    /// The names of the hosts: those with a section of their own, then the other members of
+    /// groups, each once.
+    pub fn hosts(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.file.hosts.keys().map(String::as_str).collect();
+        let members = self
+            .file
+            .groups
+            .values()
+            .filter_map(|g| g.value.0.hosts.as_ref());
+        for member in members.flat_map(|m| &m.value) {
+            if !names.contains(&member.as_str()) {
+                names.push(member);
+            }
+        }
+        names
+    }
+
+    /// `warnings` of `defaults`: false silences warnings.
+    pub fn warnings(&self) -> Option<bool> {
+        self.file.defaults.warnings.as_ref().map(|w| w.value)
+    }
 }
 
-/// A `hosts` or `address` key where it has no meaning, or a remote variable name the OS refuses.
-fn check_section(
-    section: &Section,
-    at: &str,
-    address_ok: bool,
-    hosts_ok: bool,
-    path: &Path,
-) -> Result<(), ConfigError> {
-    let misplaced = |key: &str, line: u64, column: u64, only: &str| ConfigError::Invalid {
-        path: path.to_owned(),
-        line,
-        column,
-        key: format!("{at}.{key}"),
-        message: format!("`{key}` is only valid under {only}"),
-    };
-    if let (Some(address), false) = (&section.address, address_ok) {
-        let l = address.referenced;
-        return Err(misplaced("address", l.line(), l.column(), "hosts.NAME"));
-    }
-    if let (Some(hosts), false) = (&section.hosts, hosts_ok) {
-        let l = hosts.referenced;
-        return Err(misplaced("hosts", l.line(), l.column(), "groups.NAME"));
+/// A key where it has no meaning (`address` outside `hosts`, `hosts` outside `groups`, `compile`
+/// or `warnings` outside `defaults`), or a remote variable name the OS refuses.
+fn check_section(section: &Section, at: &str, path: &Path) -> Result<(), ConfigError> {
+    let valid = Place::of(at).keys();
+    let located = [
+        ("address", section.address.as_ref().map(|s| s.referenced)),
+        ("hosts", section.hosts.as_ref().map(|s| s.referenced)),
+        ("compile", section.compile.as_ref().map(|s| s.referenced)),
+        ("warnings", section.warnings.as_ref().map(|s| s.referenced)),
+    ];
+    for (key, location) in located {
+        if let (Some(l), false) = (location, valid.contains(&key)) {
+            let only = Place::only_under(key).unwrap_or_default();
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                line: l.line(),
+                column: l.column(),
+                key: format!("{at}.{key}"),
+                message: format!("`{key}` is only valid under {only}"),
+            });
+        }
     }
     if let Some(env) = &section.remote_env {
         let bad = env.value.keys().find(|k| {
@@ -412,6 +520,8 @@ pub struct Build {
     pub entry: Option<String>,
     /// Modules added to the entry's closure.
     pub include: Vec<String>,
+    /// Whether to compile the project (`mix compile`) before reading its build.
+    pub compile: bool,
 }
 
 /// Resolves the build: `flags` (flags and environment), then the sections of each of `hosts`
@@ -438,6 +548,10 @@ pub fn build(
                 .iter()
                 .find_map(|s| s.include.clone())
                 .unwrap_or_default(),
+            compile: layers
+                .iter()
+                .find_map(|s| s.compile.as_ref().map(|c| c.value))
+                .unwrap_or(true),
         }
     };
     let Some((first, rest)) = hosts.split_first() else {
@@ -504,8 +618,10 @@ pub fn select(
             return Err(ConfigError::UnknownGroup {
                 group: group.clone(),
                 why: format!(
-                    "not defined in {} (groups there: {})",
+                    "not defined in {}{} (groups there: {})",
                     config.path.display(),
+                    crate::suggest::nearest(group, known.iter().copied())
+                        .map_or_else(String::new, |g| format!(": did you mean {g}?")),
                     if known.is_empty() {
                         "none".into()
                     } else {
@@ -716,6 +832,18 @@ hosts:
     }
 
     #[test]
+    fn compiling_first_and_warnings_are_on_unless_turned_off() {
+        let none = Section::default();
+        assert!(build(None, None, &none, &[]).unwrap().compile);
+        let config = parse("defaults:\n  compile: false\n  warnings: false\n").unwrap();
+        assert!(!build(Some(&config), None, &none, &[]).unwrap().compile);
+        assert_eq!(config.warnings(), Some(false));
+        assert_eq!(parse("").unwrap().warnings(), None);
+        let (_, key, _) = invalid("defaults:\n  compile: maybe\n");
+        assert_eq!(key, "defaults.compile");
+    }
+
+    #[test]
     fn plan_and_graph_read_the_defaults_under_their_flags() {
         let config = parse("defaults:\n  mix_env: prod\n  include: [A.B]\n").unwrap();
         let none = Section::default();
@@ -757,7 +885,46 @@ hosts:
     fn unknown_keys_and_wrong_types_name_the_key_and_line() {
         let (line, key, message) = invalid("hosts:\n  web-1:\n    elixr: /x\n");
         assert_eq!((line, key.as_str()), (3, "hosts.web-1.elixr"));
-        assert!(message.contains("unknown field `elixr`"), "{message}");
+        assert!(
+            message.starts_with("unknown field `elixr` (did you mean `elixir`?), expected one of `address`, `mix_env`,"),
+            "{message}"
+        );
+        assert!(
+            !message.contains("`hosts`") && !message.contains("`compile`"),
+            "{message}"
+        );
+        let (_, _, message) = invalid("defaults:\n  adress: x\n");
+        assert!(
+            message.contains("`compile`") && !message.contains("`address`"),
+            "{message}"
+        );
+        assert!(!message.contains("did you mean"), "{message}");
+        let (_, key, message) = invalid("groups:\n  web.eu:\n    hosts: [a]\n    elixr: x\n");
+        assert_eq!(key, "groups.web.eu.elixr");
+        assert!(
+            message.contains("`hosts`") && !message.contains("`address`"),
+            "{message}"
+        );
+        let (_, _, message) = invalid("hots: {}\n");
+        assert_eq!(
+            message,
+            "unknown field `hots` (did you mean `hosts`?), expected one of `defaults`, `groups`, `hosts`"
+        );
+        for (text, at, key) in [
+            ("hosts:\n  a:\n    compile: false\n", 3, "hosts.a.compile"),
+            (
+                "groups:\n  g:\n    hosts: [a]\n    warnings: false\n",
+                4,
+                "groups.g.warnings",
+            ),
+        ] {
+            let (line, found, message) = invalid(text);
+            assert_eq!((line, found.as_str()), (at, key));
+            assert!(
+                message.ends_with("is only valid under defaults"),
+                "{message}"
+            );
+        }
 
         let (line, key, message) = invalid("defaults:\n  connect_timeout: ten\n");
         assert_eq!((line, key.as_str()), (2, "defaults.connect_timeout"));
@@ -824,6 +991,12 @@ hosts:
             err.to_string(),
             "--group api: not defined in /p/mix-remote.yaml (groups there: db, web)"
         );
+        let err = select(Some(&config), &[], &["wbe".into()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--group wbe: not defined in /p/mix-remote.yaml: did you mean web? (groups there: db, web)"
+        );
+        assert_eq!(config.hosts(), ["db-1", "web-1", "deploy@web-2"]);
         assert!(matches!(
             select(None, &[], &["web".into()]),
             Err(ConfigError::UnknownGroup { .. })

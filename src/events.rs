@@ -10,6 +10,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
+    /// Compiling the project with `mix compile` (once per command, no host).
+    Compile,
     /// Reading `_build` and computing the closure (once per command, no host).
     Scan,
     /// Opening the SSH connection.

@@ -23,10 +23,14 @@ const PROCESS_RESULT: [&str; 3] = [
 ];
 
 /// Runs mix-remote on `project` against `sshd`, with `elixir` as the remote's elixir (None: the
-/// host's), and checks the remote is left clean.
+/// host's), and checks the remote is left clean. The build is the one made for the test (by
+/// another OTP, perhaps): the local `mix` must not compile it again.
 fn run(sshd: &Sshd, project: &Path, elixir: Option<&Path>, args: &[&str]) -> Output {
     let mut tool = testkit::mix_remote(project);
-    tool.run_on(sshd).arg("--project").arg(project);
+    tool.run_on(sshd)
+        .arg("--no-compile")
+        .arg("--project")
+        .arg(project);
     if let Some(elixir) = elixir {
         tool.arg("--elixir").arg(elixir);
     }

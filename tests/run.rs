@@ -158,7 +158,15 @@ fn bad_entries_and_arguments_fail_before_connecting() {
         ),
         (&["demo.worker.process"], "is not of the form"),
         (
-            &["Demo.Worker.process", "--env", "nope", "--", "1", "2"],
+            &[
+                "Demo.Worker.process",
+                "--env",
+                "nope",
+                "--no-compile",
+                "--",
+                "1",
+                "2",
+            ],
             "no compiled build at",
         ),
     ];

@@ -1,9 +1,10 @@
-//! One file per subcommand, each with an `exec` that returns the process exit code, and the
-//! fan-out over hosts that `run` and `check` share.
+//! One file per subcommand, each with an `exec` that returns the process exit code; the fan-out
+//! over hosts that `run` and `check` share, and the compile before reading the build (`fresh`).
 
 pub mod check;
 pub mod completions;
 pub mod fanout;
+pub mod fresh;
 pub mod graph;
 pub mod init;
 pub mod plan;

@@ -6,6 +6,7 @@ use crate::build::graph::{Member, Reason, Why};
 use crate::build::plan::{Plan, PlanError};
 use crate::build::project::app_of;
 use crate::cli::PlanArgs;
+use crate::cmd::fresh;
 use crate::config::{self, Config};
 use crate::events::Event;
 use crate::exit::CliError;
@@ -14,12 +15,8 @@ use crate::report::Reporter;
 /// Prints the plan; the build is resolved as for `run`: flags over the `defaults` of
 /// mix-remote.yaml.
 pub fn exec(args: &PlanArgs, config: Option<&Config>, report: &Reporter) -> Result<u8, CliError> {
-    let build = config::build(
-        config,
-        args.build.project.as_deref(),
-        &args.build.layer(),
-        &[],
-    )?;
+    let build = config::build(config, args.build.project.as_deref(), &args.layer(), &[])?;
+    fresh::ensure(&build, report)?;
     let entry = Entry::parse(&args.entry).map_err(PlanError::from)?;
     let plan = Plan::build(&build.project, &build.mix_env, &entry, None, &build.include)?;
     if args.json {

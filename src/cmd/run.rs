@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::build::entry::display_module;
 use crate::cli::{Expect, RunArgs};
 use crate::cmd::fanout::{self, Fanout};
+use crate::cmd::fresh;
 use crate::config::{self, Config, HostSettings};
 use crate::events::Status;
 use crate::exit::{self, CliError};
@@ -39,10 +40,12 @@ pub async fn exec(
     config: Option<&Config>,
     report: Arc<Reporter>,
 ) -> Result<u8, CliError> {
-    let fanout = Fanout::begin();
     let flags = args.layer();
     let (selected, hosts) = fanout::choose(config, &args.hosts, &flags)?;
     let build = config::build(config, args.build.project.as_deref(), &flags, &selected)?;
+    // Before the signal handlers: a Ctrl-C while Mix compiles stops Mix and the tool at once.
+    fresh::ensure(&build, &report)?;
+    let fanout = Fanout::begin();
     let job = Arc::new(Job::prepare(
         &build,
         &args.args,

@@ -1,7 +1,7 @@
 //! Compiling the Mix projects under `fixtures/`, and where their third-party libraries are.
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -22,8 +22,9 @@ static COMPILED: Mutex<BTreeMap<String, Arc<OnceLock<PathBuf>>>> = Mutex::new(BT
 /// returns the project directory.
 ///
 /// Compilation is serialised across threads and processes by an exclusive
-/// lock on `mix-remote-fixture-<name>.lock` in [`std::env::temp_dir`], and
-/// happens once per process per fixture. Panics with a clear message if the
+/// lock on `mix-remote-fixture-<name>.lock` in [`std::env::temp_dir`] (and,
+/// with mix-remote's own compiles, on the project's `mix.exs`), and happens
+/// once per process per fixture. Panics with a clear message if the
 /// fixture does not exist, if `mix` is missing, or if compilation fails.
 pub fn compiled_fixture(name: &str) -> PathBuf {
     compiled_fixture_in(name, "dev")
@@ -181,6 +182,12 @@ pub(crate) fn compile_project(dir: &Path, lock_name: &str, mix_env: &str) -> Pat
         .unwrap_or_else(|e| panic!("testkit: cannot open {}: {e}", lock_path.display()));
     lock.lock()
         .unwrap_or_else(|e| panic!("testkit: cannot lock {}: {e}", lock_path.display()));
+    // mix-remote compiles a project holding a lock on its mix.exs: take turns with its runs too.
+    let mix_exs = File::open(dir.join("mix.exs"))
+        .unwrap_or_else(|e| panic!("testkit: cannot open {}/mix.exs: {e}", dir.display()));
+    mix_exs
+        .lock()
+        .unwrap_or_else(|e| panic!("testkit: cannot lock {}/mix.exs: {e}", dir.display()));
 
     let output = Command::new("mix")
         .arg("compile")
@@ -214,7 +221,7 @@ pub(crate) fn compile_project(dir: &Path, lock_name: &str, mix_env: &str) -> Pat
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    drop(lock); // closing the file releases the lock
+    drop((mix_exs, lock)); // closing the files releases the locks
     dir
 }
 

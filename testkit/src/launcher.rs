@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::command::{KillOnDrop, read_all, wait_within};
-use crate::{CLEANUP_LIMIT, RUN_LIMIT, Sshd};
+use crate::{CLEANUP_LIMIT, RUN_LIMIT, Sshd, VENDOR_VAR, vendor_dir};
 
 /// Variables of the caller's environment the binary never sees: besides every `MIX_REMOTE_*`,
 /// those that would choose another Mix build than the test means.
@@ -54,8 +54,9 @@ fn exe() -> PathBuf {
 /// environment, stdin, a wrapper command. Each [`MixRemote::spawn`] starts the binary in the
 /// project directory with stdout and stderr piped, stdin closed unless [`MixRemote::stdin`] gave
 /// it something, no `MIX_REMOTE_*`, `MIX_ENV`, `MIX_BUILD_PATH` or `MIX_BUILD_ROOT` from the
-/// caller's environment (only what [`MixRemote::env`] sets), and `TMPDIR` a fresh directory that
-/// the run and its output own.
+/// caller's environment (only what [`MixRemote::env`] sets), `TMPDIR` a fresh directory that
+/// the run and its output own, and [`VENDOR_VAR`] as testkit compiled the fixtures with (the run
+/// compiles them again, which then changes nothing).
 #[derive(Debug)]
 pub struct MixRemote {
     exe: PathBuf,
@@ -150,6 +151,8 @@ impl MixRemote {
             .env_clear()
             .envs(self.inherited.iter().map(|(k, v)| (k, v)))
             .env("TMPDIR", tmp.path())
+            // For the fixtures' mix.exs when the run compiles them, as testkit did.
+            .env(VENDOR_VAR, vendor_dir())
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(if self.stdin.is_some() {
                 Stdio::piped()

@@ -177,7 +177,9 @@ impl<'a> Link<'a> {
     ) -> Result<Sample, String> {
         let started = Instant::now();
         let out = Command::new(binary)
-            .args(["-v", "run", project::ENTRY, "--host", &self.sshd.host()])
+            // The project is compiled once, before the runs: a run times the run alone.
+            .args(["-v", "run", "--no-compile", project::ENTRY])
+            .args(["--host", &self.sshd.host()])
             .args(self.ssh_args())
             .current_dir(dir)
             .env_remove("MIX_ENV")

@@ -1,0 +1,261 @@
+//! A fresh build, as `mix run` makes sure of: the project compiled with its own `mix compile`
+//! for the environment about to be read, when `mix` is found here and the project has a
+//! `mix.exs`; and, when it is not compiled, the source that changed after the build, if any.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::SystemTime;
+
+/// Why the project could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// `mix compile` ran and failed: Mix's own words follow the first line.
+    #[error("`mix compile` failed in {dir} (MIX_ENV={env}):\n{said}")]
+    Failed {
+        /// The project.
+        dir: PathBuf,
+        /// The environment compiled for.
+        env: String,
+        /// What Mix printed, stdout then stderr.
+        said: String,
+    },
+    /// `mix` was found but could not be run, or its `mix.exs` could not be locked.
+    #[error("cannot run `mix compile` in {dir}: {error}")]
+    Run {
+        /// The project.
+        dir: PathBuf,
+        /// The OS error.
+        error: std::io::Error,
+    },
+}
+
+/// What `mix compile` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compiled {
+    /// It ran: how many files it compiled (0: the build was up to date) and everything it printed.
+    Ran {
+        /// Files compiled, from Mix's `Compiling N files` lines.
+        files: usize,
+        /// Mix's output, stdout then stderr (its warnings are there), for `-v`.
+        said: String,
+    },
+    /// There is no `mix` on this machine's PATH.
+    NoMix,
+}
+
+/// Whether `project` is a Mix project this tool may compile: it has a `mix.exs`.
+pub fn is_mix_project(project: &Path) -> bool {
+    project.join("mix.exs").is_file()
+}
+
+/// Runs `mix compile` in `project` for `env`, its output captured. Runs of this tool on the same
+/// project take turns (Mix before 1.18 has no build lock of its own): each holds an exclusive lock
+/// on the project's `mix.exs` while Mix runs, which creates no file. A Ctrl-C reaches Mix too
+/// (same process group): it stops, and so does the tool.
+pub fn compile(project: &Path, env: &str) -> Result<Compiled, CompileError> {
+    let run_error = |error| CompileError::Run {
+        dir: project.to_owned(),
+        error,
+    };
+    let lock = std::fs::File::open(project.join("mix.exs")).map_err(run_error)?;
+    lock.lock().map_err(run_error)?;
+    let output = Command::new("mix")
+        .arg("compile")
+        .current_dir(project)
+        .env("MIX_ENV", env)
+        .stdin(Stdio::null())
+        .output();
+    drop(lock);
+    let output = match output {
+        Ok(output) => output,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Compiled::NoMix),
+        Err(e) => return Err(run_error(e)),
+    };
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if !output.status.success() {
+        return Err(CompileError::Failed {
+            dir: project
+                .canonicalize()
+                .unwrap_or_else(|_| project.to_owned()),
+            env: env.to_owned(),
+            said: said.trim_end().to_owned(),
+        });
+    }
+    Ok(Compiled::Ran {
+        files: files_compiled(&said),
+        said,
+    })
+}
+
+/// The files Mix says it compiled: the sum of its `Compiling N files (.ex)` lines.
+fn files_compiled(said: &str) -> usize {
+    said.lines()
+        .filter_map(|line| {
+            let rest = line.trim().strip_prefix("Compiling ")?;
+            let (n, what) = rest.split_once(' ')?;
+            what.starts_with("file").then(|| n.parse::<usize>().ok())?
+        })
+        .sum()
+}
+
+/// A source that changed after the build was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stale {
+    /// The most recently changed source, relative to the project.
+    pub newest: PathBuf,
+    /// How many other sources changed after the build.
+    pub others: usize,
+}
+
+impl std::fmt::Display for Stale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.newest.display())?;
+        match self.others {
+            0 => Ok(()),
+            1 => write!(f, " (and 1 more source)"),
+            n => write!(f, " (and {n} more sources)"),
+        }
+    }
+}
+
+/// The sources of `project` that changed after its build for `env` was last compiled: the
+/// files under `lib/`, `src/`, `include/` and `config/` (but `runtime.exs`, which is read when
+/// the code runs, not compiled), `mix.exs` and `mix.lock`, of each app in an umbrella too,
+/// against the newest `.beam` or compile manifest under `_build/<env>`. None when the build is
+/// fresh, or when there is no build to compare with.
+pub fn stale(project: &Path, env: &str) -> Option<Stale> {
+    let built = newest(&project.join("_build").join(env))?;
+    let mut roots = vec![project.to_owned()];
+    if let Ok(apps) = std::fs::read_dir(project.join("apps")) {
+        roots.extend(apps.flatten().map(|app| app.path()).filter(|p| p.is_dir()));
+    }
+    let mut changed: Vec<(SystemTime, PathBuf)> = Vec::new();
+    for root in &roots {
+        for file in ["mix.exs", "mix.lock"] {
+            let path = root.join(file);
+            if let Some(time) = modified(&path) {
+                changed.push((time, path));
+            }
+        }
+        for dir in ["lib", "src", "include", "config"] {
+            changed.extend(files(&root.join(dir), &|path: &Path| {
+                !(dir == "config" && path.file_name().is_some_and(|n| n == "runtime.exs"))
+            }));
+        }
+    }
+    changed.retain(|(time, _)| *time > built);
+    let (_, newest) = changed.iter().max_by_key(|(time, _)| *time)?.clone();
+    Some(Stale {
+        newest: newest.strip_prefix(project).unwrap_or(&newest).to_owned(),
+        others: changed.len() - 1,
+    })
+}
+
+/// Every source file under `dir` that `keep` accepts, with its modification time; editors' and
+/// hidden files (`.x.swp`, `x~`, `#x#`) are not sources.
+fn files(dir: &Path, keep: &dyn Fn(&Path) -> bool) -> Vec<(SystemTime, PathBuf)> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_entry(|e| !e.file_name().to_string_lossy().starts_with(['.', '#']))
+        .flatten()
+        .filter(|e| e.file_type().is_file() && !e.file_name().to_string_lossy().ends_with('~'))
+        .filter(|e| keep(e.path()))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.into_path())))
+        .collect()
+}
+
+/// When the most recently modified file under `build`'s `lib/*/ebin`, `lib/*/.mix` and
+/// `consolidated` directories was written.
+fn newest(build: &Path) -> Option<SystemTime> {
+    let mut dirs = vec![build.join("consolidated")];
+    if let Ok(apps) = std::fs::read_dir(build.join("lib")) {
+        for app in apps.flatten() {
+            dirs.push(app.path().join("ebin"));
+            dirs.push(app.path().join(".mix"));
+            dirs.push(app.path().join("consolidated"));
+        }
+    }
+    dirs.iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flat_map(|entries| entries.flatten())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| e.metadata().ok()?.modified().ok())
+        .max()
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).ok()?.modified().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::{self, File, FileTimes};
+    use std::time::Duration;
+
+    /// Writes `path` under `root` with its modification time `secs` after the epoch.
+    fn file_at(root: &Path, path: &str, secs: u64) {
+        let path = root.join(path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, "x").unwrap();
+        let time = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_times(FileTimes::new().set_modified(time))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_source_newer_than_the_newest_beam_or_manifest_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        assert_eq!(stale(root, "dev"), None, "no build, nothing to compare");
+        file_at(root, "mix.exs", 100);
+        file_at(root, "lib/a.ex", 100);
+        file_at(root, "config/runtime.exs", 900);
+        file_at(root, "lib/.a.ex.swp", 900);
+        file_at(root, "_build/dev/lib/app/ebin/Elixir.A.beam", 200);
+        file_at(root, "_build/dev/lib/app/.mix/compile.elixir", 300);
+        assert_eq!(
+            stale(root, "dev"),
+            None,
+            "runtime.exs and swap files are not compiled"
+        );
+        file_at(root, "lib/deep/b.ex", 250);
+        assert_eq!(stale(root, "dev"), None, "older than the manifest");
+        file_at(root, "lib/deep/b.ex", 400);
+        file_at(root, "src/c.erl", 500);
+        file_at(root, "apps/web/lib/w.ex", 350);
+        assert_eq!(
+            stale(root, "dev"),
+            Some(Stale {
+                newest: PathBuf::from("src/c.erl"),
+                others: 2
+            })
+        );
+        assert_eq!(
+            stale(root, "dev").unwrap().to_string(),
+            "src/c.erl (and 2 more sources)"
+        );
+        assert_eq!(stale(root, "prod"), None, "another environment's build");
+    }
+
+    #[test]
+    fn the_files_mix_compiled_are_counted_from_its_lines() {
+        let said =
+            "==> dep\nCompiling 2 files (.erl)\nCompiling 1 file (.ex)\nGenerated demo app\n";
+        assert_eq!(files_compiled(said), 3);
+        assert_eq!(files_compiled(""), 0);
+        assert_eq!(
+            files_compiled("Compiling lib/x.ex (it's taking more than 10s)"),
+            0
+        );
+    }
+}

@@ -1,0 +1,47 @@
+//! The build made fresh before a command reads it, shared by every command that runs or plans
+//! the project's code: `mix compile` first (`build/fresh.rs`), unless `--no-compile` (or
+//! `compile: false`) or there is no `mix` here, and then a warning if a source changed after the
+//! build.
+
+use crate::build::fresh::{self, Compiled};
+use crate::config::Build;
+use crate::events::Stage;
+use crate::exit::CliError;
+use crate::report::Reporter;
+
+/// Compiles `build.project` for `build.mix_env` when it should be and can be; otherwise warns
+/// about a source newer than the build. A failed compile is bad input (exit 2), with Mix's
+/// output.
+pub fn ensure(build: &Build, report: &Reporter) -> Result<(), CliError> {
+    if !fresh::is_mix_project(&build.project) {
+        return Ok(());
+    }
+    let env = &build.mix_env;
+    let why_not = if build.compile {
+        let phase = report.phase(
+            Stage::Compile,
+            format!("compiling (mix compile, MIX_ENV={env})"),
+        );
+        match fresh::compile(&build.project, env).map_err(CliError::usage)? {
+            Compiled::Ran { files, said } => {
+                said.lines()
+                    .for_each(|line| report.verbose(&format!("mix: {line}")));
+                phase.done(match files {
+                    0 => format!("build up to date (mix compile, MIX_ENV={env})"),
+                    1 => format!("compiled 1 file (mix compile, MIX_ENV={env})"),
+                    n => format!("compiled {n} files (mix compile, MIX_ENV={env})"),
+                });
+                return Ok(());
+            }
+            Compiled::NoMix => "there is no `mix` on this machine to compile it".to_owned(),
+        }
+    } else {
+        format!("compile it with `MIX_ENV={env} mix compile`")
+    };
+    if let Some(stale) = fresh::stale(&build.project, env) {
+        report.warning(&format!(
+            "_build/{env} is older than {stale}: the old code will run ({why_not})"
+        ));
+    }
+    Ok(())
+}
