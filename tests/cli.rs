@@ -183,3 +183,39 @@ fn without_a_local_mix_a_stale_build_is_a_warning() {
     );
     assert!(out.stdout.contains("Demo.Worker"), "{}", out.stdout);
 }
+
+#[test]
+fn a_first_run_after_init_reads_the_build_plain_mix_compile_made() {
+    let sshd = Sshd::start();
+    let project = uncompiled_demo();
+    let compiled = Command::new("mix")
+        .arg("compile")
+        .current_dir(project.path())
+        .env_remove("MIX_ENV")
+        .output()
+        .expect("run mix compile");
+    assert!(compiled.status.success(), "{compiled:?}");
+    let out = tool(project.path(), &["init", "--host", &sshd.host()]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let config = std::fs::read_to_string(project.path().join("mix-remote.yaml")).expect("read");
+    assert!(
+        config.contains("\n  mix_env: dev      # the build in _build/dev\n"),
+        "{config}"
+    );
+    // Nothing compiled for the run: it reads the build that was there.
+    let out = tool(
+        project.path(),
+        &["run", "--group", "servers", "--no-compile", "-F"],
+    )
+    .arg(sshd.ssh_config())
+    .args(["Demo.Worker.echo", "--", "1", "2", "3"])
+    .run();
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "{1, 2, 3}\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(!project.path().join("_build/prod").exists());
+    sshd.assert_no_session_processes();
+}

@@ -123,13 +123,19 @@ impl std::fmt::Display for Stale {
     }
 }
 
+/// When the build of `project` for `env` was last written to (its newest `.beam` or compile
+/// manifest); none without one.
+pub fn built_at(project: &Path, env: &str) -> Option<SystemTime> {
+    newest(&project.join("_build").join(env))
+}
+
 /// The sources of `project` that changed after its build for `env` was last compiled: the
 /// files under `lib/`, `src/`, `include/` and `config/` (but `runtime.exs`, which is read when
 /// the code runs, not compiled), `mix.exs` and `mix.lock`, of each app in an umbrella too,
 /// against the newest `.beam` or compile manifest under `_build/<env>`. None when the build is
 /// fresh, or when there is no build to compare with.
 pub fn stale(project: &Path, env: &str) -> Option<Stale> {
-    let built = newest(&project.join("_build").join(env))?;
+    let built = built_at(project, env)?;
     let mut roots = vec![project.to_owned()];
     if let Ok(apps) = std::fs::read_dir(project.join("apps")) {
         roots.extend(apps.flatten().map(|app| app.path()).filter(|p| p.is_dir()));

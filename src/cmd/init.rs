@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::build::fresh;
 use crate::cli::InitArgs;
 use crate::config::{Config, ConfigError, FILE_NAME};
 use crate::exit::{self, CliError};
@@ -52,8 +53,38 @@ pub struct Written {
     pub target: Option<String>,
 }
 
-/// The configuration `init` writes for `hosts` (the `servers` group) and `entry`.
-pub fn config_text(hosts: &[String], entry: Option<&str>) -> String {
+/// The environments of the builds in `<project>/_build`, most recently compiled first; a `test`
+/// build is for `mix test`, not for servers, and is left out.
+pub fn builds(project: &Path) -> Vec<String> {
+    let Ok(dirs) = std::fs::read_dir(project.join("_build")) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(std::time::SystemTime, String)> = dirs
+        .flatten()
+        .filter_map(|dir| dir.file_name().into_string().ok())
+        .filter(|env| env != "test")
+        .filter_map(|env| Some((fresh::built_at(project, &env)?, env)))
+        .collect();
+    found.sort_by(|a, b| b.cmp(a));
+    found.into_iter().map(|(_, env)| env).collect()
+}
+
+/// The `mix_env` line for the builds found (see [`builds`]): the most recent one, or a comment
+/// when there is none.
+fn mix_env_line(builds: &[String]) -> String {
+    match builds {
+        [] => "  # mix_env: prod      # no build in _build/ yet: $MIX_ENV, else dev".to_owned(),
+        [only] => format!("  mix_env: {only}      # the build in _build/{only}"),
+        [last, others @ ..] => format!(
+            "  mix_env: {last}      # compiled last; _build/ also has {}",
+            others.join(", ")
+        ),
+    }
+}
+
+/// The configuration `init` writes for `hosts` (the `servers` group), `entry`, and the builds
+/// of the project (see [`builds`]).
+pub fn config_text(hosts: &[String], entry: Option<&str>, builds: &[String]) -> String {
     // JSON strings are valid YAML double-quoted scalars: any host or entry text stays data.
     let quoted = |s: &str| serde_json::to_string(s).expect("strings serialize");
     let hosts = if hosts.is_empty() {
@@ -69,6 +100,7 @@ pub fn config_text(hosts: &[String], entry: Option<&str>) -> String {
     CONFIG_TEMPLATE
         .replace("@HOSTS@", &hosts)
         .replace("@ENTRY@", &entry)
+        .replace("@MIX_ENV@", &mix_env_line(builds))
 }
 
 /// Writes the files, says what it wrote on stderr and prints the target (unless appended).
@@ -93,7 +125,7 @@ pub fn init(args: &InitArgs) -> Result<Written, InitError> {
     if config.exists() && !args.force {
         return Err(InitError::Exists(config));
     }
-    let text = config_text(&args.hosts, args.entry.as_deref());
+    let text = config_text(&args.hosts, args.entry.as_deref(), &builds(&args.project));
     Config::parse(&text, &config)?;
     let makefile = args.project.join("Makefile");
     let new_makefile = if args.makefile {
@@ -166,7 +198,10 @@ mod tests {
     fn the_written_config_parses_and_says_what_was_asked() {
         let path = Path::new("/p/mix-remote.yaml");
         let hosts = ["deploy@web-1".to_owned(), "ops@[::1]".to_owned()];
-        let config = Config::parse(&config_text(&hosts, Some("MyApp.Smoke.check")), path).unwrap();
+        let builds = ["prod".to_owned(), "dev".to_owned()];
+        let text = config_text(&hosts, Some("MyApp.Smoke.check"), &builds);
+        assert!(text.contains("  mix_env: prod      # compiled last; _build/ also has dev\n"));
+        let config = Config::parse(&text, path).unwrap();
         let chosen = select(Some(&config), &[], &["servers".into()]).unwrap();
         assert_eq!(chosen.len(), 2);
         let first = resolve(Some(&config), &chosen[0], &Section::default());
@@ -175,17 +210,42 @@ mod tests {
         assert_eq!(shared.entry.as_deref(), Some("MyApp.Smoke.check"));
         assert_eq!(shared.mix_env, "prod");
 
-        let bare = Config::parse(&config_text(&[], None), path).unwrap();
+        let bare = Config::parse(&config_text(&[], None, &[]), path).unwrap();
         let host = Selected {
             name: "h".into(),
             group: None,
         };
-        let bare_build = build(Some(&bare), None, &Section::default(), &[host]).unwrap();
+        let bare_build = build(Some(&bare), None, &Section::default(), &[host.clone()]).unwrap();
         assert_eq!(bare_build.entry, None);
+        assert_eq!(
+            bare_build.mix_env, "dev",
+            "no build: mix_env is left to $MIX_ENV or dev"
+        );
+        let dev = Config::parse(&config_text(&[], None, &["dev".into()]), path).unwrap();
+        let dev_build = build(Some(&dev), None, &Section::default(), &[host]).unwrap();
+        assert_eq!(dev_build.mix_env, "dev");
         assert!(
             select(Some(&bare), &[], &["servers".into()]).is_err(),
             "an empty group"
         );
+    }
+
+    #[test]
+    fn the_builds_found_are_the_compiled_ones_but_test_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(builds(dir.path()).is_empty());
+        let beam = |env: &str, secs: u64| {
+            let ebin = dir.path().join(format!("_build/{env}/lib/app/ebin"));
+            std::fs::create_dir_all(&ebin).unwrap();
+            let file = std::fs::File::create(ebin.join("Elixir.A.beam")).unwrap();
+            let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            file.set_modified(time).unwrap();
+        };
+        beam("dev", 100);
+        beam("prod", 200);
+        beam("test", 300);
+        std::fs::create_dir_all(dir.path().join("_build/empty/lib")).unwrap();
+        assert_eq!(builds(dir.path()), ["prod", "dev"]);
     }
 
     #[test]
