@@ -215,7 +215,13 @@ mod tests {
             name: "h".into(),
             group: None,
         };
-        let bare_build = build(Some(&bare), None, &Section::default(), &[host.clone()]).unwrap();
+        let bare_build = build(
+            Some(&bare),
+            None,
+            &Section::default(),
+            std::slice::from_ref(&host),
+        )
+        .unwrap();
         assert_eq!(bare_build.entry, None);
         assert_eq!(
             bare_build.mix_env, "dev",
