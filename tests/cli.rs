@@ -219,3 +219,127 @@ fn a_first_run_after_init_reads_the_build_plain_mix_compile_made() {
     assert!(!project.path().join("_build/prod").exists());
     sshd.assert_no_session_processes();
 }
+
+/// mix-remote in the compiled demo fixture, `run`ning `args` on a host nothing can reach
+/// (`ProxyCommand=false`): whatever fails, fails before anything connects.
+fn run_unreachable(args: &[&str]) -> Output {
+    let demo = testkit::compiled_fixture("demo");
+    let out = tool(
+        &demo,
+        &["run", "--host", "nowhere", "-o", "ProxyCommand=false"],
+    )
+    .args(args)
+    .run();
+    out.assert_local_clean();
+    out
+}
+
+/// The one error line of a run that failed with `code`.
+fn error_line(out: &Output, code: i32) -> String {
+    assert_eq!(out.code, Some(code), "{}", out.stderr);
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("mix-remote: error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", out.stderr);
+    errors[0]
+        .trim_start_matches("mix-remote: error: ")
+        .to_owned()
+}
+
+#[test]
+fn misspelt_names_get_the_nearest_one_and_module_or_stdlib_entries_say_what_is_wrong() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["Demo.Wroker.process", "--", "1", "2"],
+            "module Demo.Wroker is not in this project's _build (did you mean Demo.Worker?)",
+        ),
+        (
+            &["Demo.Worker.proces", "--", "1", "2"],
+            "Demo.Worker.proces/2 is not exported by Demo.Worker (did you mean process/2?)",
+        ),
+        (
+            &[":demo_erl.ad", "--", "1", "2"],
+            ":demo_erl.ad/2 is not exported by :demo_erl (did you mean add/2?)",
+        ),
+        (
+            &["Demo.Worker"],
+            "Demo.Worker is a module, and a function of it is missing: name one, e.g. \
+             Demo.Worker.ask (it exports ask/0, crash_node/0, deep_output/1, echo/3, fail/1, \
+             linked_crash/0, and ",
+        ),
+        (
+            &["Enum.sum", "--", "[1, 2]"],
+            "Enum.sum is in the standard library of Elixir, not in this project: mix-remote \
+             calls the project's own functions (write one that calls it)",
+        ),
+        (
+            &["Demo.Worker.echo/2", "--", "1", "2", "3"],
+            "Demo.Worker.echo/2 takes 2 arguments, but 3 were given after --",
+        ),
+    ];
+    for (args, expected) in cases {
+        let line = error_line(&run_unreachable(args), 2);
+        assert!(line.starts_with(expected), "{args:?}: {line}");
+    }
+    // The arity named and the arguments given agree: the run gets as far as connecting.
+    let line = error_line(
+        &run_unreachable(&["Demo.Worker.echo/3", "--", "1", "2", "3"]),
+        3,
+    );
+    assert!(line.contains("ssh to nowhere failed"), "{line}");
+    let demo = testkit::compiled_fixture("demo");
+    let out = tool(&demo, &["plan", "Demo.Worker.echo/3"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = tool(&demo, &["plan", "Demo.Worker.echo/1"]).run();
+    assert!(
+        error_line(&out, 2).starts_with("Demo.Worker.echo/1 is not exported by Demo.Worker"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_misspelt_host_or_group_of_the_config_gets_the_nearest_one() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(
+        dir.path().join("mix-remote.yaml"),
+        "hosts:\n  web-1:\n    address: nowhere\n    ssh_options: [ProxyCommand=false]\n\
+         groups:\n  web: [web-1]\n",
+    )
+    .expect("write the config");
+    let demo = testkit::compiled_fixture("demo");
+    let run = |args: &[&str]| {
+        tool(dir.path(), &["run", "--project"])
+            .arg(&demo)
+            .args(["-o", "ProxyCommand=false"])
+            .args(args)
+            .arg("Demo.Worker.echo/3")
+            .args(["--", "1", "2", "3"])
+            .run()
+    };
+    let out = run(&["--host", "web1"]);
+    error_line(&out, 3);
+    assert!(
+        out.stderr.ends_with(
+            "mix-remote: hint: web1 is not a host of mix-remote.yaml (so ssh was given it as it \
+             is): did you mean web-1?\n"
+        ),
+        "{}",
+        out.stderr
+    );
+    let out = run(&["--group", "wbe"]);
+    let line = error_line(&out, 2);
+    assert!(
+        line.contains(": did you mean web? (groups there: web)"),
+        "{line}"
+    );
+    let out = tool(
+        dir.path(),
+        &["check", "--host", "web1", "-o", "ProxyCommand=false"],
+    )
+    .run();
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    assert!(out.stderr.contains("did you mean web-1?"), "{}", out.stderr);
+}

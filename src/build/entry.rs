@@ -1,8 +1,10 @@
 //! Module and function names as users write them: parsing `MyApp.Worker.process` /
-//! `:erlang_mod.fun` and `MyApp.Worker` / `:erlang_mod`, showing a module atom the same way, and
-//! checking an entry against the compiled exports before anything is booted.
+//! `:erlang_mod.fun` (with an arity, `/2`, if they like) and `MyApp.Worker` / `:erlang_mod`,
+//! showing a module atom the same way, and checking an entry against the compiled exports before
+//! anything is booted, with the nearest name when it is misspelt.
 
 use crate::build::beam::Beam;
+use crate::suggest;
 
 /// An entry function as the user named it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +13,146 @@ pub struct Entry {
     pub module: String,
     /// Function name.
     pub function: String,
+    /// The arity, when named (`MyApp.Worker.process/2`).
+    pub arity: Option<usize>,
+}
+
+/// The top-level names of the modules of Elixir's own applications (elixir, eex, ex_unit, iex,
+/// logger, mix): an entry in one of them is not the project's.
+const ELIXIR_STDLIB: [&str; 65] = [
+    "Access",
+    "Agent",
+    "Application",
+    "Atom",
+    "Base",
+    "Behaviour",
+    "Bitwise",
+    "Calendar",
+    "Code",
+    "Collectable",
+    "Config",
+    "Date",
+    "DateTime",
+    "Dict",
+    "Duration",
+    "DynamicSupervisor",
+    "EEx",
+    "Enum",
+    "Enumerable",
+    "ExUnit",
+    "Exception",
+    "File",
+    "Float",
+    "Function",
+    "GenEvent",
+    "GenServer",
+    "HashDict",
+    "HashSet",
+    "IEx",
+    "IO",
+    "Inspect",
+    "Integer",
+    "JSON",
+    "Kernel",
+    "Keyword",
+    "List",
+    "Logger",
+    "Macro",
+    "Map",
+    "MapSet",
+    "Mix",
+    "Module",
+    "NaiveDateTime",
+    "Node",
+    "OptionParser",
+    "PartitionSupervisor",
+    "Path",
+    "Port",
+    "Process",
+    "Protocol",
+    "Range",
+    "Record",
+    "Regex",
+    "Registry",
+    "Set",
+    "Stream",
+    "String",
+    "StringIO",
+    "Supervisor",
+    "System",
+    "Task",
+    "Time",
+    "Tuple",
+    "URI",
+    "Version",
+];
+
+/// Erlang/OTP modules people reach for first: an entry in one of them is not the project's.
+const OTP_STDLIB: [&str; 52] = [
+    "application",
+    "atomics",
+    "base64",
+    "binary",
+    "calendar",
+    "code",
+    "counters",
+    "crypto",
+    "dets",
+    "dict",
+    "erl_eval",
+    "erlang",
+    "erpc",
+    "ets",
+    "file",
+    "filelib",
+    "filename",
+    "gb_sets",
+    "gb_trees",
+    "gen_event",
+    "gen_server",
+    "gen_statem",
+    "gen_tcp",
+    "gen_udp",
+    "global",
+    "inet",
+    "io",
+    "io_lib",
+    "json",
+    "lists",
+    "logger",
+    "maps",
+    "math",
+    "net_kernel",
+    "orddict",
+    "ordsets",
+    "os",
+    "persistent_term",
+    "proplists",
+    "queue",
+    "rand",
+    "re",
+    "rpc",
+    "sets",
+    "ssl",
+    "string",
+    "supervisor",
+    "sys",
+    "timer",
+    "unicode",
+    "uri_string",
+    "zlib",
+];
+
+/// Whether the module atom `module` belongs to Elixir's or Erlang/OTP's standard library rather
+/// than to a project.
+pub fn is_stdlib(module: &str) -> bool {
+    match module.strip_prefix("Elixir.") {
+        Some(alias) => {
+            let top = alias.split('.').next().unwrap_or_default();
+            ELIXIR_STDLIB.contains(&top) || (top.ends_with("Error") && !alias.contains('.'))
+        }
+        None => OTP_STDLIB.contains(&module),
+    }
 }
 
 /// Why the entry is not callable.
@@ -20,17 +162,55 @@ pub enum EntryError {
     #[error("entry `{0}` is not of the form MyApp.Module.function or :erlang_module.function")]
     Syntax(String),
     /// The module is not in the project's build.
+    #[error("module {module} is not in this project's _build {hint}")]
+    UnknownModule {
+        /// The module, as users write it.
+        module: String,
+        /// `(did you mean M?)`, or what to check.
+        hint: String,
+    },
+    /// The entry is a function of Elixir's or Erlang's own library.
     #[error(
-        "module {0} is not in this project's _build (is the project compiled, and the name right?)"
+        "{shown} is in the standard library of {whose}, not in this project: mix-remote calls the \
+         project's own functions (write one that calls it)"
     )]
-    UnknownModule(String),
+    Stdlib {
+        /// The entry, as users write it.
+        shown: String,
+        /// "Elixir" or "Erlang/OTP".
+        whose: &'static str,
+    },
+    /// Only a module was named.
+    #[error(
+        "{module} is a module, and a function of it is missing: name one, e.g. {module}.{example}{listed}"
+    )]
+    ModuleOnly {
+        /// The module, as users write it.
+        module: String,
+        /// One of its functions, or `function` when none is known.
+        example: String,
+        /// ` (it exports f/1, g/0)`, or nothing.
+        listed: String,
+    },
+    /// The arity named does not match the arguments given.
+    #[error("{shown}/{named} takes {named} argument{s}, but {given} {were} given after --", s = plural(*.named), were = if *.given == 1 { "was" } else { "were" })]
+    ArityMismatch {
+        /// The entry, as users write it.
+        shown: String,
+        /// The arity after `/`.
+        named: usize,
+        /// The arguments after `--`.
+        given: usize,
+    },
     /// No exported function of that name, whatever the arity.
-    #[error("{shown} is not exported by {module}")]
+    #[error("{shown} is not exported by {module}{hint}")]
     NoSuchFunction {
         /// `MyApp.Worker.process`.
         shown: String,
         /// The module, as users write it.
         module: String,
+        /// ` (did you mean f/1?)`, or nothing.
+        hint: String,
     },
     /// A module given to `--include` is malformed or not in the build.
     #[error("--include {0}: {1}")]
@@ -67,11 +247,59 @@ pub fn parse_module(text: &str) -> Option<String> {
     alias_ok.then(|| format!("Elixir.{text}"))
 }
 
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// The functions of `beam` a user could name: its exports but those the compiler adds.
+pub fn callable(beam: &Beam) -> impl Iterator<Item = &(String, u32)> {
+    beam.exports.iter().filter(|(name, _)| {
+        !(name.starts_with("__") || name.starts_with("MACRO-") || name == "module_info")
+    })
+}
+
+/// ` (it exports f/1, g/0, ...)` for the first few functions of `beam` in alphabetical order,
+/// or nothing.
+fn exported(beam: &Beam) -> String {
+    const SHOWN: usize = 6;
+    let mut all: Vec<String> = callable(beam).map(|(f, a)| format!("{f}/{a}")).collect();
+    all.sort();
+    match all.len() {
+        0 => String::new(),
+        n if n <= SHOWN => format!(" (it exports {})", all.join(", ")),
+        n => format!(
+            " (it exports {}, and {} more)",
+            all[..SHOWN].join(", "),
+            n - SHOWN
+        ),
+    }
+}
+
 impl Entry {
-    /// Parses `MyApp.Worker.process` (Elixir) or `:my_mod.run` (Erlang).
+    /// Parses `MyApp.Worker.process` (Elixir) or `:my_mod.run` (Erlang), with an arity
+    /// (`/2`) or without.
     pub fn parse(text: &str) -> Result<Entry, EntryError> {
         let syntax = || EntryError::Syntax(text.to_owned());
-        let (module, function) = text.rsplit_once('.').ok_or_else(syntax)?;
+        let (named, arity) = match text.rsplit_once('/') {
+            Some((named, arity))
+                if !arity.is_empty() && arity.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                (named, Some(arity.parse::<usize>().map_err(|_| syntax())?))
+            }
+            Some(_) => return Err(syntax()),
+            None => (text, None),
+        };
+        let module_only = |module: String| EntryError::ModuleOnly {
+            module: display_module(&module),
+            example: "function".into(),
+            listed: String::new(),
+        };
+        let Some((module, function)) = named.rsplit_once('.') else {
+            return Err(parse_module(named).map_or_else(syntax, module_only));
+        };
+        if !named.starts_with(':') && function.starts_with(|c: char| c.is_ascii_uppercase()) {
+            return Err(parse_module(named).map_or_else(syntax, module_only));
+        }
         let fn_ok = function
             .strip_suffix(['?', '!'])
             .unwrap_or(function)
@@ -84,7 +312,64 @@ impl Entry {
         Ok(Entry {
             module,
             function: function.to_owned(),
+            arity,
         })
+    }
+
+    /// Completes a [`EntryError::ModuleOnly`] with the functions of the module, once the build
+    /// is known (`beam`: the module's, if the build has it).
+    pub fn module_only(error: EntryError, beam: Option<&Beam>) -> EntryError {
+        match (error, beam) {
+            (EntryError::ModuleOnly { module, .. }, Some(beam)) => EntryError::ModuleOnly {
+                example: callable(beam)
+                    .map(|(f, _)| f)
+                    .min()
+                    .map_or_else(|| "function".to_owned(), Clone::clone),
+                listed: exported(beam),
+                module,
+            },
+            (error, _) => error,
+        }
+    }
+
+    /// Why the module of this entry is not in the build: a misspelling of one of `known` (the
+    /// build's module atoms), the standard library, or neither.
+    pub fn unknown_module<'a>(&self, known: impl IntoIterator<Item = &'a str>) -> EntryError {
+        let shown: Vec<String> = known.into_iter().map(display_module).collect();
+        let module = display_module(&self.module);
+        if let Some(near) = suggest::nearest(&module, shown.iter().map(String::as_str)) {
+            return EntryError::UnknownModule {
+                hint: format!("(did you mean {near}?)"),
+                module,
+            };
+        }
+        if is_stdlib(&self.module) {
+            return EntryError::Stdlib {
+                shown: self.shown(),
+                whose: if self.module.starts_with("Elixir.") {
+                    "Elixir"
+                } else {
+                    "Erlang/OTP"
+                },
+            };
+        }
+        EntryError::UnknownModule {
+            hint: "(is the project compiled, and the name right?)".into(),
+            module,
+        }
+    }
+
+    /// ` (did you mean f/1?)` for the function of `beam` nearest to this entry's, or nothing.
+    fn nearest_function(&self, beam: &Beam) -> String {
+        let names: Vec<&str> = callable(beam).map(|(f, _)| f.as_str()).collect();
+        let Some(near) = suggest::nearest(&self.function, names.iter().copied()) else {
+            return String::new();
+        };
+        let arities: Vec<String> = callable(beam)
+            .filter(|(f, _)| f == near)
+            .map(|(f, a)| format!("{f}/{a}"))
+            .collect();
+        format!(" (did you mean {}?)", arities.join(" or "))
     }
 
     /// `MyApp.Worker.process` / `:mod.fun`, as users write it.
@@ -92,10 +377,19 @@ impl Entry {
         format!("{}.{}", display_module(&self.module), self.function)
     }
 
-    /// Checks that `beam` (the entry's module, if the project has it) exports the function with
-    /// `arity` arguments.
-    pub fn check(&self, beam: Option<&Beam>, arity: usize) -> Result<(), EntryError> {
-        let beam = beam.ok_or_else(|| EntryError::UnknownModule(display_module(&self.module)))?;
+    /// Checks that `beam` (the entry's module) exports the function with `arity` arguments, or
+    /// with any arity when `None`.
+    pub fn check(&self, beam: &Beam, arity: Option<usize>) -> Result<(), EntryError> {
+        let Some(arity) = arity else {
+            return match beam.exports.iter().any(|(f, _)| *f == self.function) {
+                true => Ok(()),
+                false => Err(EntryError::NoSuchFunction {
+                    shown: self.shown(),
+                    module: display_module(&self.module),
+                    hint: self.nearest_function(beam),
+                }),
+            };
+        };
         let mut arities: Vec<u32> = beam
             .exports
             .iter()
@@ -107,7 +401,12 @@ impl Entry {
         }
         arities.sort_unstable();
         let hint = match arities.as_slice() {
-            [] => " (check the name, and that it is public: def, not defp)".to_owned(),
+            [] => match self.nearest_function(beam) {
+                near if near.is_empty() => {
+                    " (check the name, and that it is public: def, not defp)".to_owned()
+                }
+                near => near,
+            },
             some => format!(
                 " (it exports {}: pass that many arguments after --)",
                 some.iter()
@@ -141,6 +440,7 @@ mod tests {
         Entry {
             module: module.into(),
             function: function.into(),
+            arity: None,
         }
     }
 
@@ -152,6 +452,14 @@ mod tests {
         );
         assert_eq!(Entry::parse(":demo_erl.add"), Ok(entry("demo_erl", "add")));
         assert_eq!(Entry::parse("A.valid?"), Ok(entry("Elixir.A", "valid?")));
+        assert_eq!(
+            Entry::parse("A.run/2"),
+            Ok(Entry {
+                arity: Some(2),
+                ..entry("Elixir.A", "run")
+            })
+        );
+        assert_eq!(Entry::parse(":m.f/0").map(|e| e.arity), Ok(Some(0)));
         for bad in [
             "process",
             "myapp.Worker.run",
@@ -160,27 +468,102 @@ mod tests {
             ":.run",
             "A.b c",
             "A.1x",
+            "A.run/",
+            "A.run/x",
+            "A.run/99999999999999999999999",
         ] {
-            assert!(Entry::parse(bad).is_err(), "{bad} accepted");
+            assert!(
+                matches!(Entry::parse(bad), Err(EntryError::Syntax(_))),
+                "{bad} accepted"
+            );
         }
     }
 
     #[test]
-    fn checks_arity_against_exports() {
+    fn a_module_alone_says_that_a_function_is_missing() {
+        for (text, module) in [("Demo.Worker", "Demo.Worker"), (":demo_erl", ":demo_erl")] {
+            let err = Entry::parse(text).unwrap_err();
+            assert!(matches!(&err, EntryError::ModuleOnly { module: m, .. } if m == module));
+            let beam = Beam {
+                exports: vec![
+                    ("__info__".into(), 1),
+                    ("process".into(), 2),
+                    ("module_info".into(), 0),
+                ],
+                ..Beam::default()
+            };
+            assert_eq!(
+                Entry::module_only(err, Some(&beam)).to_string(),
+                format!(
+                    "{module} is a module, and a function of it is missing: name one, e.g. \
+                     {module}.process (it exports process/2)"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn checks_arity_against_exports_and_suggests_the_nearest_function() {
         let beam = Beam {
             name: "Elixir.A".into(),
             atoms: vec![],
-            exports: vec![("run".into(), 1), ("run".into(), 2)],
+            exports: vec![("run".into(), 1), ("run".into(), 2), ("stop".into(), 0)],
             ..Beam::default()
         };
         let e = entry("Elixir.A", "run");
-        assert!(e.check(Some(&beam), 2).is_ok());
-        let err = e.check(Some(&beam), 3).unwrap_err().to_string();
+        assert!(e.check(&beam, Some(2)).is_ok());
+        assert!(e.check(&beam, None).is_ok());
+        let err = e.check(&beam, Some(3)).unwrap_err().to_string();
         assert_eq!(
             err,
             "A.run/3 is not exported by A (it exports run/1, run/2: pass that many arguments after --)"
         );
-        assert!(matches!(e.check(None, 1), Err(EntryError::UnknownModule(m)) if m == "A"));
+        let typo = entry("Elixir.A", "rnu");
+        assert_eq!(
+            typo.check(&beam, Some(1)).unwrap_err().to_string(),
+            "A.rnu/1 is not exported by A (did you mean run/1 or run/2?)"
+        );
+        assert_eq!(
+            typo.check(&beam, None).unwrap_err().to_string(),
+            "A.rnu is not exported by A (did you mean run/1 or run/2?)"
+        );
+        assert!(
+            entry("Elixir.A", "zzzzzz")
+                .check(&beam, Some(0))
+                .unwrap_err()
+                .to_string()
+                .ends_with("(check the name, and that it is public: def, not defp)")
+        );
+    }
+
+    #[test]
+    fn an_unknown_module_is_a_misspelling_the_standard_library_or_neither() {
+        let known = ["Elixir.Demo.Worker", "Elixir.Demo.Money", "demo_erl"];
+        let err = |text: &str| {
+            Entry::parse(text)
+                .unwrap()
+                .unknown_module(known)
+                .to_string()
+        };
+        assert_eq!(
+            err("Demo.Wroker.process"),
+            "module Demo.Wroker is not in this project's _build (did you mean Demo.Worker?)"
+        );
+        assert_eq!(
+            err(":demo_elr.add"),
+            "module :demo_elr is not in this project's _build (did you mean :demo_erl?)"
+        );
+        assert_eq!(
+            err("Enum.sum"),
+            "Enum.sum is in the standard library of Elixir, not in this project: mix-remote \
+             calls the project's own functions (write one that calls it)"
+        );
+        assert!(err(":lists.sum").contains("standard library of Erlang/OTP"));
+        assert!(err("String.Chars.to_string").contains("standard library of Elixir"));
+        assert_eq!(
+            err("Other.run"),
+            "module Other is not in this project's _build (is the project compiled, and the name right?)"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::build::beam::Beam;
-use crate::build::entry::{self, Entry, EntryError, display_module};
+use crate::build::entry::{self, Entry, EntryError};
 use crate::build::graph::{Graph, Member};
 use crate::build::project::{self, ProjectError};
 
@@ -18,6 +18,23 @@ pub enum PlanError {
     /// The entry or an included module is not in the build.
     #[error(transparent)]
     Entry(#[from] EntryError),
+}
+
+/// Parses `text` as an entry; when it names only a module, the error lists that module's
+/// functions, read from the build of `project` for `env`.
+pub fn parse_entry(text: &str, project: &Path, env: &str) -> Result<Entry, PlanError> {
+    match Entry::parse(text) {
+        Err(error @ EntryError::ModuleOnly { .. }) => {
+            let atom = match &error {
+                EntryError::ModuleOnly { module, .. } => entry::parse_module(module),
+                _ => None,
+            };
+            let beams = project::scan(project, env).unwrap_or_default();
+            let beam = beams.iter().find(|b| Some(&b.name) == atom.as_ref());
+            Err(Entry::module_only(error, beam).into())
+        }
+        parsed => Ok(parsed?),
+    }
 }
 
 /// The project's graph with the entry and the included modules resolved against it.
@@ -38,19 +55,21 @@ impl Plan {
         arity: Option<usize>,
         include: &[String],
     ) -> Result<Plan, PlanError> {
-        let graph = Graph::new(project::scan(project, env)?);
-        let module = graph
-            .module(&entry.module)
-            .ok_or_else(|| EntryError::UnknownModule(display_module(&entry.module)))?;
-        if let Some(arity) = arity {
-            entry.check(Some(module), arity)?;
-        } else if !module.exports.iter().any(|(f, _)| *f == entry.function) {
-            return Err(EntryError::NoSuchFunction {
+        if let (Some(given), Some(named)) = (arity, entry.arity)
+            && given != named
+        {
+            return Err(EntryError::ArityMismatch {
                 shown: entry.shown(),
-                module: display_module(&entry.module),
+                named,
+                given,
             }
             .into());
         }
+        let graph = Graph::new(project::scan(project, env)?);
+        let module = graph
+            .module(&entry.module)
+            .ok_or_else(|| entry.unknown_module(graph.modules().iter().map(|b| b.name.as_str())))?;
+        entry.check(module, arity.or(entry.arity))?;
         let included = include
             .iter()
             .map(|text| {

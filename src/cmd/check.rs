@@ -41,8 +41,12 @@ pub async fn exec(
     }
     let work = |host: HostSettings, view: Arc<Reporter>| {
         let local = local.clone();
+        let near = fanout::near_host(config, &host.name);
         async move {
             let row = probe::check_host(&host, &view, local.as_deref()).await;
+            if let (Probe::Failed, Some(near)) = (row.ssh, &near) {
+                view.hint(&fanout::near_host_hint(&host.name, near));
+            }
             view.event(Event::Check(row.clone()));
             row
         }

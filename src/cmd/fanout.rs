@@ -37,6 +37,23 @@ pub fn choose(
     Ok((selected, settings))
 }
 
+/// The host of mix-remote.yaml whose name is nearest to `name`, when `name` is not one of them:
+/// a host that fails to connect may be a misspelt one, taken for an SSH destination.
+pub fn near_host(config: Option<&Config>, name: &str) -> Option<String> {
+    let known = config?.hosts();
+    if known.contains(&name) {
+        return None;
+    }
+    crate::suggest::nearest(name, known).map(str::to_owned)
+}
+
+/// The hint for a host that failed to connect, when it may be a misspelling of `near`.
+pub fn near_host_hint(name: &str, near: &str) -> String {
+    format!(
+        "{name} is not a host of mix-remote.yaml (so ssh was given it as it is): did you mean {near}?"
+    )
+}
+
 /// How many hosts at once.
 pub fn parallelism(flag: Option<NonZeroUsize>, hosts: usize) -> usize {
     flag.map_or(hosts.min(MAX_PARALLEL), NonZeroUsize::get)

@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::build::entry::{Entry, display_module};
+use crate::build::entry::display_module;
 use crate::build::graph::{Graph, Why};
-use crate::build::plan::{Plan, PlanError};
+use crate::build::plan::{self, Plan};
 use crate::build::project::{self, app_of};
 use crate::cli::{GraphArgs, GraphFormat};
 use crate::config::{self, Config};
@@ -23,7 +23,7 @@ pub fn exec(args: &GraphArgs, config: Option<&Config>, report: &Reporter) -> Res
     )?;
     let text = match &args.entry {
         Some(text) => {
-            let entry = Entry::parse(text).map_err(PlanError::from)?;
+            let entry = plan::parse_entry(text, &build.project, &build.mix_env)?;
             let plan = Plan::build(&build.project, &build.mix_env, &entry, None, &build.include)?;
             let closure = plan.closure();
             let only: HashSet<&str> = closure.iter().map(|m| m.beam.name.as_str()).collect();

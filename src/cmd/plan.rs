@@ -1,9 +1,9 @@
 //! `mix-remote plan`: what `run` would push for an entry, in push order, with sizes and why each
 //! module is needed, as a table or as JSON events. Reads the build only: no SSH, no server.
 
-use crate::build::entry::{Entry, display_module};
+use crate::build::entry::display_module;
 use crate::build::graph::{Member, Reason, Why};
-use crate::build::plan::{Plan, PlanError};
+use crate::build::plan::{self, Plan};
 use crate::build::project::app_of;
 use crate::cli::PlanArgs;
 use crate::cmd::fresh;
@@ -17,7 +17,7 @@ use crate::report::Reporter;
 pub fn exec(args: &PlanArgs, config: Option<&Config>, report: &Reporter) -> Result<u8, CliError> {
     let build = config::build(config, args.build.project.as_deref(), &args.layer(), &[])?;
     fresh::ensure(&build, report)?;
-    let entry = Entry::parse(&args.entry).map_err(PlanError::from)?;
+    let entry = plan::parse_entry(&args.entry, &build.project, &build.mix_env)?;
     let plan = Plan::build(&build.project, &build.mix_env, &entry, None, &build.include)?;
     if args.json {
         events(&plan).into_iter().for_each(|e| report.event(e));

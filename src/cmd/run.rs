@@ -55,10 +55,16 @@ pub async fn exec(
     let expect = args.expect;
     let work = |host: HostSettings, view: Arc<Reporter>| {
         let job = Arc::clone(&job);
+        let near = fanout::near_host(config, &host.name);
         async move {
             let started = Instant::now();
             let outcome = session::run_host(&job, &host, &view).await;
-            conclude(&job, &host, &view, outcome, expect, started.elapsed())
+            let unreached = matches!(outcome, Err(SessionError::Ssh(_)));
+            let end = conclude(&job, &host, &view, outcome, expect, started.elapsed());
+            if let (true, Some(near)) = (unreached, &near) {
+                view.hint(&fanout::near_host_hint(&host.name, near));
+            }
+            end
         }
     };
     let fail_fast = args.fail_fast;

@@ -12,7 +12,7 @@ use crate::build::beam::{Beam, BeamError};
 use crate::build::compat;
 use crate::build::entry::{Entry, EntryError, display_module};
 use crate::build::literal::{self, LiteralError};
-use crate::build::plan::{Plan, PlanError};
+use crate::build::plan::{self, Plan, PlanError};
 use crate::config::Build;
 use crate::events::Stage;
 use crate::remote::wire::{self, Prepared};
@@ -79,7 +79,8 @@ impl Job {
         skip_app_config: bool,
         report: &Reporter,
     ) -> Result<Job, JobError> {
-        let entry = Entry::parse(build.entry.as_deref().ok_or(JobError::NoEntry)?)?;
+        let text = build.entry.as_deref().ok_or(JobError::NoEntry)?;
+        let entry = plan::parse_entry(text, &build.project, &build.mix_env)?;
         let call_args = parse_arguments(arg_texts)?;
 
         let phase = report.phase(Stage::Scan, "scanning _build");
