@@ -23,6 +23,10 @@ pub struct Cli {
     /// Show what the tool does: ssh commands, tunnels, modules pushed.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Show no warnings (version differences, a stale build), without -q's silence
+    /// [default: `warnings` of mix-remote.yaml].
+    #[arg(long, global = true)]
+    pub no_warnings: bool,
     /// The configuration file [default: mix-remote.yaml in the current directory or a parent].
     #[arg(long, global = true, value_name = "FILE", env = "MIX_REMOTE_CONFIG")]
     pub config: Option<PathBuf>,

@@ -24,6 +24,9 @@ fn main() -> ExitCode {
         Command::Graph(_) | Command::Init(_) | Command::Completions(_) => false,
     };
     let reporter = Arc::new(Reporter::new(cli.quiet, cli.verbose, json));
+    if cli.no_warnings {
+        reporter.silence_warnings();
+    }
     let config = cli.config.as_deref();
     let result =
         match cli.command {
@@ -58,6 +61,9 @@ fn load_config(explicit: Option<&Path>, reporter: &Reporter) -> Result<Option<Co
     let config = Config::locate(explicit, Path::new("."))?;
     if let Some(config) = &config {
         reporter.verbose(&format!("configuration: {}", config.path().display()));
+        if config.warnings() == Some(false) {
+            reporter.silence_warnings();
+        }
     }
     Ok(config)
 }

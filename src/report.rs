@@ -1,9 +1,13 @@
 //! What the user sees: one spinner per phase on stderr (only when stderr is a terminal and not
 //! `-q`), remote output and the result on stdout, notes for `-v`, errors as one line. With several
 //! hosts, one progress bar per host and every line prefixed with its host; with `--json`, events
-//! on stdout instead (see `events.rs`) and no bars.
+//! on stdout instead (see `events.rs`) and no bars. On a terminal, as cargo does: a green `✓`, red
+//! errors, yellow warnings, dimmed times; no colour with `NO_COLOR`, `TERM=dumb` or off a terminal.
+//! Each warning is shown once per run, however many hosts or phases come to it.
 
+use std::collections::HashSet;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +27,70 @@ struct Shared {
     quiet: bool,
     verbose: bool,
     json: bool,
+    /// Whether stderr gets colours.
+    colour: bool,
+    /// False once warnings are silenced (`--no-warnings`, `warnings: false`).
+    warnings: AtomicBool,
+    /// The warnings shown so far: each is shown once.
+    warned: Mutex<HashSet<String>>,
+}
+
+/// The styles of what stderr shows, as cargo's.
+#[derive(Clone, Copy)]
+enum Paint {
+    /// `✓`.
+    Done,
+    /// `error:`.
+    Error,
+    /// `warning:`.
+    Warning,
+    /// `hint:`.
+    Hint,
+    /// Durations.
+    Time,
+}
+
+impl Paint {
+    /// The ANSI SGR parameters of the style: bold and a colour, or dim.
+    fn sgr(self) -> &'static str {
+        match self {
+            Paint::Done => "1;32",
+            Paint::Error => "1;31",
+            Paint::Warning => "1;33",
+            Paint::Hint => "1;36",
+            Paint::Time => "2",
+        }
+    }
+}
+
+/// `text` in `paint`'s style when `colour`, else as it is.
+fn painted(colour: bool, paint: Paint, text: &str) -> String {
+    match colour {
+        true => format!("\x1b[{}m{text}\x1b[0m", paint.sgr()),
+        false => text.to_owned(),
+    }
+}
+
+/// Whether stderr gets colours: the conventions cargo follows, read from `var` (the environment)
+/// for stderr on a `terminal` or not. `NO_COLOR` (not empty) turns them off, `CLICOLOR_FORCE` on;
+/// otherwise only a terminal whose `TERM` is set and not `dumb`, unless `CLICOLOR=0`.
+pub fn colours(terminal: bool, var: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+    let set = |name: &str| var(name).is_some_and(|v| !v.is_empty());
+    if set("NO_COLOR") {
+        return false;
+    }
+    if set("CLICOLOR_FORCE") {
+        return true;
+    }
+    terminal && var("TERM").is_some_and(|t| t != "dumb") && var("CLICOLOR").is_none_or(|c| c != "0")
+}
+
+/// Whether this process's stderr gets colours (see [`colours`]).
+pub fn stderr_colours() -> bool {
+    use std::io::IsTerminal;
+    colours(std::io::stderr().is_terminal(), |name| {
+        std::env::var_os(name)
+    })
 }
 
 /// The host a reporter speaks for.
@@ -68,9 +136,31 @@ impl Reporter {
                 quiet,
                 verbose,
                 json,
+                colour: stderr_colours(),
+                warnings: AtomicBool::new(true),
+                warned: Mutex::new(HashSet::new()),
             }),
             host: None,
         }
+    }
+
+    /// Shows no more warnings (`--no-warnings`, or `warnings: false` in mix-remote.yaml).
+    pub fn silence_warnings(&self) {
+        self.shared.warnings.store(false, Ordering::Relaxed);
+    }
+
+    fn paint(&self, paint: Paint, text: &str) -> String {
+        painted(self.shared.colour, paint, text)
+    }
+
+    /// An indicatif template with its `{key:.style}`s only when stderr gets colours.
+    fn template(&self, styled: &str) -> ProgressStyle {
+        let template = if self.shared.colour {
+            styled.to_owned()
+        } else {
+            unstyled(styled)
+        };
+        ProgressStyle::with_template(&template).expect("static template")
     }
 
     /// The view of host `name`. With `prefixed` (several hosts), its lines carry its name and it
@@ -79,10 +169,9 @@ impl Reporter {
         let bar = (prefixed && !self.shared.json).then(|| {
             let bar = self.shared.bars.add(ProgressBar::new(steps));
             bar.set_style(
-                ProgressStyle::with_template(
+                self.template(
                     "{spinner:.cyan} {prefix:.bold} [{bar:10.cyan/dim}] {msg} {elapsed:.dim}",
                 )
-                .expect("static template")
                 .progress_chars("=> "),
             );
             bar.set_prefix(name.to_owned());
@@ -139,10 +228,7 @@ impl Reporter {
             }
             None => {
                 let bar = self.shared.bars.add(ProgressBar::new_spinner());
-                bar.set_style(
-                    ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}")
-                        .expect("static template"),
-                );
+                bar.set_style(self.template("{spinner:.cyan} {msg} {elapsed:.dim}"));
                 bar.set_message(message);
                 bar.enable_steady_tick(Duration::from_millis(80));
                 PhaseBar::Own(bar)
@@ -236,28 +322,36 @@ impl Reporter {
             host: self.host_name(),
             message: message.to_owned(),
         });
-        let prefix = self.prefix();
-        self.bars_suspended(|| eprintln!("mix-remote: error: {prefix}{message}"));
+        let (prefix, error) = (self.prefix(), self.paint(Paint::Error, "error:"));
+        self.bars_suspended(|| eprintln!("mix-remote: {error} {prefix}{message}"));
     }
 
-    /// A warning: shown on stderr unless `-q`; with `--json` a `warning` event instead.
+    /// A warning: shown on stderr unless `-q`, once per run whichever hosts come to it; with
+    /// `--json` a `warning` event of each host instead. Nothing once warnings are silenced.
     pub fn warning(&self, message: &str) {
+        if !self.shared.warnings.load(Ordering::Relaxed) {
+            return;
+        }
         if self.shared.json {
             self.event(Event::Warning {
                 host: self.host_name(),
                 message: message.to_owned(),
             });
         } else if !self.shared.quiet {
-            let prefix = self.prefix();
-            self.bars_suspended(|| eprintln!("mix-remote: warning: {prefix}{message}"));
+            let mut warned = self.shared.warned.lock().expect("warnings lock poisoned");
+            if !warned.insert(message.to_owned()) {
+                return;
+            }
+            let (prefix, warning) = (self.prefix(), self.paint(Paint::Warning, "warning:"));
+            self.bars_suspended(|| eprintln!("mix-remote: {warning} {prefix}{message}"));
         }
     }
 
     /// Advice after a failure, always shown on stderr as one line (with `--json` too, but not as
     /// an event: it is for people).
     pub fn hint(&self, text: &str) {
-        let prefix = self.prefix();
-        self.bars_suspended(|| eprintln!("mix-remote: {prefix}hint: {text}"));
+        let (prefix, hint) = (self.prefix(), self.paint(Paint::Hint, "hint:"));
+        self.bars_suspended(|| eprintln!("mix-remote: {prefix}{hint} {text}"));
     }
 
     /// The end of the call on this host: the value it returned on stdout, or what it raised on
@@ -286,8 +380,9 @@ impl Reporter {
             }
             Status::Raised => {
                 let host = self.host_name().unwrap_or_default();
+                let error = self.paint(Paint::Error, "error:");
                 self.bars_suspended(|| {
-                    eprintln!("mix-remote: error: {prefix}{entry} raised on {host}:");
+                    eprintln!("mix-remote: {error} {prefix}{entry} raised on {host}:");
                     eprint!("{}", prefixed(value));
                 });
             }
@@ -324,7 +419,15 @@ impl Phase {
         }
         match &self.bar {
             // A permanent line rather than a finished bar: output printed later cannot erase it.
-            PhaseBar::Own(_) => drop(self.shared.bars.println(format!("✓ {summary} ({ms} ms)"))),
+            PhaseBar::Own(_) => {
+                let colour = self.shared.colour;
+                let line = format!(
+                    "{} {summary} {}",
+                    painted(colour, Paint::Done, "✓"),
+                    painted(colour, Paint::Time, &format!("({ms} ms)"))
+                );
+                drop(self.shared.bars.println(line))
+            }
             PhaseBar::Host(bar) => bar.inc(1),
         }
     }
@@ -337,6 +440,32 @@ impl Drop for Phase {
             self.shared.bars.remove(bar);
         }
     }
+}
+
+/// `template` without its styles: `{spinner:.cyan}` -> `{spinner}`, `{bar:10.cyan/dim}` ->
+/// `{bar:10}`.
+fn unstyled(template: &str) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').map_or(rest.len(), |c| open + c);
+        let key = &rest[open..close];
+        let kept = match key.find(':') {
+            Some(colon) => {
+                let spec = &key[colon + 1..];
+                let width = spec.split('.').next().unwrap_or_default();
+                match width {
+                    "" => &key[..colon],
+                    _ => &key[..colon + 1 + width.len()],
+                }
+            }
+            None => key,
+        };
+        out += &rest[..open];
+        out += kept;
+        rest = &rest[close..];
+    }
+    out + rest
 }
 
 /// `rows` under `headers`, columns padded to their widest cell, two spaces apart.
@@ -389,6 +518,48 @@ mod tests {
              web-1  returned :ok       1.2 s\n\
              db     error: ssh failed  30.0 s\n"
         );
+    }
+
+    #[test]
+    fn colours_only_when_asked_and_templates_lose_their_styles() {
+        assert_eq!(painted(false, Paint::Error, "error:"), "error:");
+        assert_eq!(
+            painted(true, Paint::Error, "error:"),
+            "\x1b[1;31merror:\x1b[0m"
+        );
+        assert_eq!(painted(true, Paint::Done, "✓"), "\x1b[1;32m✓\x1b[0m");
+        assert_eq!(painted(true, Paint::Time, "(3 ms)"), "\x1b[2m(3 ms)\x1b[0m");
+        let env = |vars: &'static [(&str, &str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        assert!(colours(true, env(&[("TERM", "xterm")])));
+        assert!(!colours(false, env(&[("TERM", "xterm")])), "not a terminal");
+        assert!(!colours(true, env(&[("TERM", "dumb"), ("CI", "true")])));
+        assert!(!colours(true, env(&[])), "no TERM");
+        assert!(!colours(true, env(&[("TERM", "xterm"), ("NO_COLOR", "1")])));
+        assert!(colours(true, env(&[("TERM", "xterm"), ("NO_COLOR", "")])));
+        assert!(!colours(true, env(&[("TERM", "xterm"), ("CLICOLOR", "0")])));
+        assert!(colours(false, env(&[("CLICOLOR_FORCE", "1")])));
+        assert_eq!(
+            unstyled("{spinner:.cyan} {prefix:.bold} [{bar:10.cyan/dim}] {msg} {elapsed:.dim}"),
+            "{spinner} {prefix} [{bar:10}] {msg} {elapsed}"
+        );
+    }
+
+    #[test]
+    fn a_warning_is_shown_once_and_not_at_all_when_silenced() {
+        let report = Reporter::new(false, false, false);
+        let seen = |r: &Reporter| r.shared.warned.lock().unwrap().len();
+        report.warning("built with OTP 25");
+        report.for_host("b", true, 1).warning("built with OTP 25");
+        assert_eq!(seen(&report), 1);
+        report.silence_warnings();
+        report.warning("another");
+        assert_eq!(seen(&report), 1);
     }
 
     #[test]

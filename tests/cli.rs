@@ -343,3 +343,88 @@ fn a_misspelt_host_or_group_of_the_config_gets_the_nearest_one() {
     assert_eq!(out.code, Some(3), "{}", out.stderr);
     assert!(out.stderr.contains("did you mean web-1?"), "{}", out.stderr);
 }
+
+/// mix-remote with `args` in `dir` on a terminal (a pty `script` makes), with `env`: what the
+/// terminal showed, stdout and stderr together, is the output's stdout.
+fn on_terminal(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut tool = testkit::mix_remote(dir);
+    tool.wrapper(&["sh", "-c", "exec script -qec \"$*\" /dev/null", "sh"])
+        .args(args);
+    for (name, value) in env {
+        tool.env(name, value);
+    }
+    tool.run()
+}
+
+#[test]
+fn colours_on_a_terminal_as_cargo_shows_them_and_none_when_asked_not_to() {
+    let project = uncompiled_demo();
+    let out = tool(project.path(), &["plan", "Demo.Worker.echo"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    edit(
+        project.path(),
+        "lib/demo/worker.ex",
+        "do: {a, b, c}",
+        "do: {c, b, a}",
+    );
+    let colour = [("TERM", "xterm"), ("NO_COLOR", ""), ("CLICOLOR", "1")];
+    let off = [
+        [("TERM", "xterm"), ("NO_COLOR", "1"), ("CLICOLOR", "1")],
+        [("TERM", "dumb"), ("NO_COLOR", ""), ("CI", "true")],
+    ];
+    // Colours are asked for with SGR sequences (`ESC [ ... m`); a terminal still gets progress.
+    let coloured = |text: &str| text.contains("\x1b[1;3") || text.contains("\x1b[2m");
+
+    // A stale build (not compiled): a warning.
+    let stale = ["plan", "Demo.Worker.echo", "--no-compile"];
+    let out = on_terminal(project.path(), &stale, &colour);
+    assert!(
+        out.stdout
+            .contains("mix-remote: \x1b[1;33mwarning:\x1b[0m _build/dev is older than"),
+        "{:?}",
+        out.stdout
+    );
+    for env in &off {
+        let out = on_terminal(project.path(), &stale, env);
+        assert!(!coloured(&out.stdout), "{env:?}: {:?}", out.stdout);
+        assert!(
+            out.stdout.contains("warning: _build/dev"),
+            "{:?}",
+            out.stdout
+        );
+    }
+
+    // Compiled, then an error.
+    let failing = ["plan", "Demo.Worker.nope"];
+    let out = on_terminal(project.path(), &failing, &colour);
+    assert_eq!(out.code, Some(2), "{:?}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("\x1b[1;32m✓\x1b[0m compiled 1 file (mix compile, MIX_ENV=dev) \x1b[2m("),
+        "{:?}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("mix-remote: \x1b[1;31merror:\x1b[0m Demo.Worker.nope is not"),
+        "{:?}",
+        out.stdout
+    );
+    for env in &off {
+        let out = on_terminal(project.path(), &failing, env);
+        assert!(!coloured(&out.stdout), "{env:?}: {:?}", out.stdout);
+        // indicatif draws nothing on a dumb terminal, which cannot redraw a line.
+        assert!(
+            env[0].1 == "dumb" || out.stdout.contains("✓ build up to date"),
+            "{:?}",
+            out.stdout
+        );
+        assert!(
+            out.stdout.contains("error: Demo.Worker.nope"),
+            "{:?}",
+            out.stdout
+        );
+    }
+    let out = tool(project.path(), &failing).env("CLICOLOR", "1").run();
+    assert!(!coloured(&out.stderr), "not a terminal: {:?}", out.stderr);
+}

@@ -248,3 +248,62 @@ fn check_tells_which_servers_load_the_build() {
     );
     sshd.assert_no_session_processes();
 }
+
+#[test]
+fn a_version_warning_is_shown_once_per_run_and_not_at_all_with_no_warnings() {
+    let Some(trixie) = Chroot::open("trixie") else {
+        return;
+    };
+    let sshd = Sshd::start();
+    let demo = testkit::compiled_fixture("demo");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let host = |name: &str| {
+        format!(
+            "  {name}:\n    address: {:?}\n    ssh_config: {:?}\n",
+            sshd.host(),
+            sshd.ssh_config().display().to_string()
+        )
+    };
+    let config = dir.path().join("mix-remote.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "defaults:\n  elixir: {:?}\nhosts:\n{}{}groups:\n  both: [a, b]\n",
+            trixie.elixir().display().to_string(),
+            host("a"),
+            host("b")
+        ),
+    )
+    .expect("write the config");
+    let run = |extra: &[&str]| {
+        let out = testkit::mix_remote(dir.path())
+            .args(["run", "--group", "both", "--no-compile", "--project"])
+            .arg(&demo)
+            .args(extra)
+            .arg("Demo.Unused.hello")
+            .run();
+        sshd.assert_no_session_processes();
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        out.stderr
+            .lines()
+            .filter(|l| l.contains("warning: "))
+            .map(str::to_owned)
+            .collect::<Vec<String>>()
+    };
+    // Both hosts run OTP 27 and Elixir 1.18: each of the two warnings once, not once per host.
+    let warnings = run(&[]);
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].contains("built with OTP 25, the remote runs OTP 27")
+            && warnings[1].contains("the remote runs Elixir 1.18"),
+        "{warnings:?}"
+    );
+    assert_eq!(run(&["--no-warnings"]), Vec::<String>::new());
+    let text = std::fs::read_to_string(&config).expect("read");
+    std::fs::write(
+        &config,
+        text.replace("defaults:\n", "defaults:\n  warnings: false\n"),
+    )
+    .expect("edit");
+    assert_eq!(run(&[]), Vec::<String>::new());
+}
