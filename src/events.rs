@@ -36,8 +36,24 @@ pub enum Stage {
 pub enum Status {
     /// The function returned; `value` is its result as `inspect/2` shows it.
     Returned,
-    /// It raised, threw or exited; `value` is the formatted exception and stacktrace.
+    /// It raised an exception; `value` is the formatted exception and stacktrace.
     Raised,
+    /// It threw (`throw/1`); `value` is the formatted throw and stacktrace.
+    Threw,
+    /// It exited (`exit/1`, or a linked process took it down); `value` is the formatted reason.
+    Exited,
+}
+
+impl Status {
+    /// How the call ended, in a word: `returned`, `raised`, `threw`, `exited`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Returned => "returned",
+            Status::Raised => "raised",
+            Status::Threw => "threw",
+            Status::Exited => "exited",
+        }
+    }
 }
 
 /// The outcome of one preflight probe of `check`.
@@ -57,7 +73,7 @@ pub enum Probe {
 pub struct CheckRow {
     /// The host's name.
     pub host: String,
-    /// The SSH connection and login.
+    /// The SSH connection and login (failed too when ssh refused the host key).
     pub ssh: Probe,
     /// The server's host key, as OpenSSH verified it with your configuration.
     pub host_key: Probe,

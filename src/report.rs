@@ -213,6 +213,15 @@ impl Reporter {
         }
     }
 
+    /// ` on HOST` for a message about this host, unless its lines carry the `[HOST]` prefix
+    /// already (several hosts).
+    pub fn on_host(&self) -> String {
+        match &self.host {
+            Some(h) if !h.prefixed => format!(" on {}", h.name),
+            _ => String::new(),
+        }
+    }
+
     /// Starts a phase showing `message`: a spinner of its own, or the host's bar.
     pub fn phase(&self, stage: Stage, message: impl Into<String>) -> Phase {
         let message = message.into();
@@ -297,7 +306,11 @@ impl Reporter {
     }
 
     /// A line the remote node printed outside our IO server (logger, stderr, boot messages).
+    /// Blank lines are left out: Elixir's Logger starts each message with one.
     pub fn remote_line(&self, host: &str, line: &str) {
+        if line.trim().is_empty() {
+            return;
+        }
         if self.shared.json {
             self.event(Event::Log {
                 host: host.to_owned(),
@@ -354,8 +367,8 @@ impl Reporter {
         self.bars_suspended(|| eprintln!("mix-remote: {prefix}{hint} {text}"));
     }
 
-    /// The end of the call on this host: the value it returned on stdout, or what it raised on
-    /// stderr. `ok` says whether `--expect` accepted it.
+    /// The end of the call on this host: the value it returned on stdout, or what it raised,
+    /// threw or exited with on stderr. `ok` says whether `--expect` accepted it.
     pub fn result(&self, entry: &str, status: Status, value: &str, ok: bool) {
         if self.shared.json {
             self.event(Event::Result {
@@ -378,11 +391,12 @@ impl Reporter {
                     let _ = out.flush();
                 });
             }
-            Status::Raised => {
-                let host = self.host_name().unwrap_or_default();
+            Status::Raised | Status::Threw | Status::Exited => {
+                let on = self.on_host();
                 let error = self.paint(Paint::Error, "error:");
+                let how = status.word();
                 self.bars_suspended(|| {
-                    eprintln!("mix-remote: {error} {prefix}{entry} raised on {host}:");
+                    eprintln!("mix-remote: {error} {prefix}{entry} {how}{on}:");
                     eprint!("{}", prefixed(value));
                 });
             }

@@ -84,7 +84,8 @@ configure = fn %{apps: apps, config: files, env: env} ->
 end
 
 # Runs the entry after applying `setup`; the result already formatted as `inspect/2` shows it, or
-# the failure formatted as Elixir formats it, with the missing module of an `undef`.
+# how it failed (`:error` for a raise, `:throw`, `:exit`) and the failure formatted as Elixir
+# formats it, with the missing module of an `undef`.
 call = fn module, function, args, setup ->
   try do
     configure.(setup)
@@ -92,7 +93,7 @@ call = fn module, function, args, setup ->
   catch
     kind, reason ->
       stack = user_frames.(__STACKTRACE__)
-      {:raised, Exception.format(kind, reason, stack), missing_module.(kind, reason, stack)}
+      {:failed, kind, Exception.format(kind, reason, stack), missing_module.(kind, reason, stack)}
   end
 end
 
@@ -192,7 +193,7 @@ ops = %{
 
     receive do
       {:DOWN, ^ref, :process, _, {:mix_remote, result}} -> result
-      {:DOWN, ^ref, :process, _, reason} -> {:raised, Exception.format(:exit, reason, []), nil}
+      {:DOWN, ^ref, :process, _, reason} -> {:failed, :exit, Exception.format(:exit, reason, []), nil}
     end
   end
 }

@@ -356,8 +356,8 @@ fn check_tells_a_good_host_from_one_without_elixir_forwarding_or_a_known_host_ke
     assert_eq!(&row("no-forwarding")[1..5], ["ok", "ok", "FAILED", "ok"]);
     assert_eq!(
         &row("unknown-key")[1..5],
-        ["ok", "FAILED", "-", "-"],
-        "{}",
+        ["FAILED", "FAILED", "-", "-"],
+        "no SSH ok when the host key failed: {}",
         out.stdout
     );
     assert!(
@@ -421,7 +421,7 @@ fn check_tells_a_good_host_from_one_without_elixir_forwarding_or_a_known_host_ke
     assert_eq!(
         probes("unknown-key"),
         (
-            v("ok"),
+            v("failed"),
             v("failed"),
             v("skipped"),
             v("skipped"),
@@ -550,7 +550,8 @@ fn config_errors_name_the_file_line_and_key_and_nothing_connects() {
         (
             "hosts:\n  a:\n    elixr: /x\n",
             &["check", "--host", "a"],
-            "mix-remote.yaml:3:5: `hosts.a.elixr`: unknown field `elixr`",
+            "mix-remote.yaml:3:5: `hosts.a.elixr`: unknown field `elixr` (did you mean \
+             `elixir`?), expected one of `address`, `mix_env`, `entry`, `include`, `elixir`,",
         ),
         (
             "defaults:\n  boot_timeout: soon\n",
@@ -948,6 +949,18 @@ fn every_event_kind_matches_the_schema() {
             value: "** (x)".into(),
             ok: false,
         },
+        Event::Result {
+            host: host(),
+            status: Status::Threw,
+            value: "** (throw) x".into(),
+            ok: false,
+        },
+        Event::Result {
+            host: host(),
+            status: Status::Exited,
+            value: "** (exit) x".into(),
+            ok: false,
+        },
         Event::Error {
             host: None,
             message: "bad".into(),
@@ -1013,9 +1026,11 @@ fn completion_scripts_parse_in_their_shells() {
     ] {
         let out = tool(dir.path(), &["completions", shell]).run();
         assert_eq!(out.code, Some(0), "{shell}: {}", out.stderr);
+        // The script asks the binary for candidates (tests/cli.rs has bash do it).
         assert!(
-            out.stdout.contains("check") && out.stdout.contains("fail-fast"),
-            "{shell}"
+            out.stdout.contains("COMPLETE") && out.stdout.contains("mix-remote"),
+            "{shell}: {}",
+            out.stdout
         );
         let script: PathBuf = dir.path().join(format!("completion.{shell}"));
         std::fs::write(&script, &out.stdout).expect("write the script");

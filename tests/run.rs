@@ -38,10 +38,20 @@ fn a_raise_or_throw_exits_1_with_the_elixir_formatted_exception() {
         out.stderr
     );
 
+    assert!(
+        out.stderr
+            .starts_with("mix-remote: error: Demo.Worker.fail raised on "),
+        "{}",
+        out.stderr
+    );
+
+    // A throw is not called a raise.
     let out = run(&sshd, &["Demo.Worker.throw_it", "--", "{:oops, 1}"]);
     assert_eq!(out.code, Some(1), "stderr: {}", out.stderr);
     assert!(
-        out.stderr.contains("** (throw) {:oops, 1}"),
+        out.stderr
+            .starts_with("mix-remote: error: Demo.Worker.throw_it threw on ")
+            && out.stderr.contains("** (throw) {:oops, 1}"),
         "{}",
         out.stderr
     );
@@ -208,12 +218,15 @@ fn a_missing_remote_elixir_is_a_clear_error() {
 }
 
 #[test]
-fn a_linked_crash_is_reported_like_a_raise() {
+fn a_linked_crash_is_reported_as_an_exit() {
     let sshd = Sshd::start();
     let out = run(&sshd, &["Demo.Worker.linked_crash"]);
     assert_eq!(out.code, Some(1), "stderr: {}", out.stderr);
     assert!(
-        out.stderr.contains("** (exit)") && out.stderr.contains("** (RuntimeError) from a task"),
+        out.stderr
+            .contains("\nmix-remote: error: Demo.Worker.linked_crash exited on ")
+            && out.stderr.contains("** (exit)")
+            && out.stderr.contains("** (RuntimeError) from a task"),
         "{}",
         out.stderr
     );
@@ -377,5 +390,24 @@ fn through_a_firewalled_namespace_host_distribution_travels_only_inside_ssh() {
     assert!(
         listeners.lines().count() >= 3,
         "expected sshd (two ports) and the forward: {listeners}"
+    );
+}
+
+#[test]
+fn logger_lines_from_the_server_are_one_line_each_with_their_host_once() {
+    let sshd = Sshd::start();
+    let out = run(&sshd, &["Demo.Worker.log_it", "--", "\"disk almost full\""]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    // Logger's message starts with a newline: no blank `[host]` line for it.
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    let prefix = format!("[{}] ", sshd.host());
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    let message = lines[0]
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{}", out.stderr));
+    assert!(
+        message.ends_with(" [warning] disk almost full") && !message.contains(&prefix),
+        "{}",
+        out.stderr
     );
 }

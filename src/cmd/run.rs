@@ -40,6 +40,12 @@ pub async fn exec(
     config: Option<&Config>,
     report: Arc<Reporter>,
 ) -> Result<u8, CliError> {
+    if let Some(flag) = args.args.iter().find(|a| is_flag(a)) {
+        return Err(CliError::usage(format!(
+            "`{flag}` comes after `--`, where every word is an argument of the function: put \
+             mix-remote's flags before `--` (mix-remote run ENTRY {flag} ... -- ARGS)"
+        )));
+    }
     let flags = args.layer();
     let (selected, hosts) = fanout::choose(config, &args.hosts, &flags)?;
     let build = config::build(config, args.build.project.as_deref(), &flags, &selected)?;
@@ -60,7 +66,7 @@ pub async fn exec(
             let started = Instant::now();
             let outcome = session::run_host(&job, &host, &view).await;
             let unreached = matches!(outcome, Err(SessionError::Ssh(_)));
-            let end = conclude(&job, &host, &view, outcome, expect, started.elapsed());
+            let end = conclude(&job, &view, outcome, expect, started.elapsed());
             if let (true, Some(near)) = (unreached, &near) {
                 view.hint(&fanout::near_host_hint(&host.name, near));
             }
@@ -84,10 +90,15 @@ pub async fn exec(
     Ok(summarize(&report, &hosts, &ends, unfinished))
 }
 
+/// Whether `word` is a flag (`--host`, `-o`), which no Elixir literal is (`-7` is a number).
+fn is_flag(word: &str) -> bool {
+    word.strip_prefix('-')
+        .is_some_and(|rest| rest.starts_with(|c: char| c == '-' || c.is_ascii_alphabetic()))
+}
+
 /// Reports the end of one host's run and sums it up.
 fn conclude(
     job: &Job,
-    host: &HostSettings,
     view: &Reporter,
     outcome: Result<Outcome, SessionError>,
     expect: Option<Expect>,
@@ -102,15 +113,17 @@ fn conclude(
                     (exit::OK, format!("returned {}", short(value)))
                 }
                 Outcome::Returned(value) => (exit::RAISED, format!("not :ok: {}", short(value))),
-                Outcome::Raised { text, .. } => (exit::RAISED, format!("raised {}", short(text))),
+                Outcome::Failed { how, text, .. } => {
+                    (exit::RAISED, format!("{} {}", how.word(), short(text)))
+                }
             };
             match &outcome {
                 Outcome::Returned(value) => view.result(&entry, Status::Returned, value, code == 0),
-                Outcome::Raised { text, .. } => view.result(&entry, Status::Raised, text, false),
+                Outcome::Failed { how, text, .. } => view.result(&entry, *how, text, false),
             }
             // An undef only deserves the --include hint when the missing module is one of the
             // project's (one the plan could have pushed).
-            if let Outcome::Raised {
+            if let Outcome::Failed {
                 missing_module: Some(module),
                 ..
             } = &outcome
@@ -125,9 +138,9 @@ fn conclude(
             }
             if let (Outcome::Returned(value), exit::RAISED) = (&outcome, code) {
                 view.error(&format!(
-                    "{entry} returned {} on {}, expected :ok",
+                    "{entry} returned {}{}, expected :ok",
                     short(value),
-                    host.name
+                    view.on_host()
                 ));
             }
             (code, result)
@@ -189,6 +202,16 @@ fn summarize(
 mod tests {
     use super::*;
     use crate::config::{Section, Selected};
+
+    #[test]
+    fn flags_are_told_from_negative_numbers() {
+        for flag in ["--host", "-o", "--", "-F"] {
+            assert!(is_flag(flag), "{flag}");
+        }
+        for literal in ["-7", "-1.5", ":a", "\"--host\"", "-"] {
+            assert!(!is_flag(literal), "{literal}");
+        }
+    }
 
     #[test]
     fn the_exit_code_is_the_worst_of_any_host() {

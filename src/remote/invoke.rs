@@ -5,6 +5,7 @@ use erl_dist::term::{Binary, List, Map, Term};
 
 use crate::build::app_config::AppConfig;
 use crate::build::entry::Entry;
+use crate::events::Status;
 use crate::remote::boot::{Request, SERVER};
 use crate::remote::node::{CallError, Node, atom, is_atom, tuple};
 
@@ -14,7 +15,9 @@ pub enum Outcome {
     /// The function returned; its value as `inspect/2` shows it.
     Returned(String),
     /// It raised, threw or exited.
-    Raised {
+    Failed {
+        /// Which of the three: [`Status::Raised`], [`Status::Threw`] or [`Status::Exited`].
+        how: Status,
         /// Formatted as Elixir formats exceptions, with the stacktrace.
         text: String,
         /// For an `undef` of a module the remote does not have: that module's atom.
@@ -49,13 +52,20 @@ pub async fn invoke(
         [tag, Term::Binary(text)] if is_atom(tag, "ok") => Ok(Outcome::Returned(
             String::from_utf8_lossy(&text.bytes).into_owned(),
         )),
-        [tag, Term::Binary(text), missing] if is_atom(tag, "raised") => Ok(Outcome::Raised {
-            text: String::from_utf8_lossy(&text.bytes).into_owned(),
-            missing_module: match missing {
-                Term::Atom(a) if a.name != "nil" => Some(a.name.clone()),
-                _ => None,
-            },
-        }),
+        [tag, Term::Atom(kind), Term::Binary(text), missing] if is_atom(tag, "failed") => {
+            Ok(Outcome::Failed {
+                how: match kind.name.as_str() {
+                    "throw" => Status::Threw,
+                    "exit" => Status::Exited,
+                    _ => Status::Raised,
+                },
+                text: String::from_utf8_lossy(&text.bytes).into_owned(),
+                missing_module: match missing {
+                    Term::Atom(a) if a.name != "nil" => Some(a.name.clone()),
+                    _ => None,
+                },
+            })
+        }
         _ => Err(unexpected()),
     }
 }

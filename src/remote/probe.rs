@@ -104,7 +104,8 @@ async fn probe(
             phase.done(format!("connected to {}", host.address));
         }
         Ok(Err(e)) if e.is_host_key() => {
-            (row.ssh, row.host_key) = (Probe::Ok, Probe::Failed);
+            // ssh refused to go on: no login was tried, the connection is not usable.
+            (row.ssh, row.host_key) = (Probe::Failed, Probe::Failed);
             master.shutdown(TEARDOWN_GRACE).await;
             return Err(format!(
                 "the host key of {} is not known or has changed: {e}",
