@@ -4,8 +4,11 @@
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
-use clap::builder::BoolishValueParser;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+
+use clap::builder::{BoolishValueParser, StyledStr};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use serde_saphyr::{Location, Spanned};
 
 use crate::config::Section;
@@ -13,23 +16,137 @@ use crate::config::Section;
 /// Run a function of a compiled Mix project on a server reached only by SSH.
 #[derive(Debug, Parser)]
 #[command(name = "mix-remote", version, about, long_about = None)]
+#[command(after_help = "Examples:\n  \
+    mix-remote run MyApp.Worker.process --host deploy@db-1 -- 42 '\"batch-7\"'\n  \
+    mix-remote run MyApp.Smoke.check --group web --expect ok\n  \
+    mix-remote check --group web\n  \
+    mix-remote plan MyApp.Worker.process\n  \
+    mix-remote init --host deploy@web-1 --entry MyApp.Smoke.check\n  \
+    mix-remote help run      # a command's flags, with examples")]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// The flags of [`Output`] and `--config`, also accepted before the command
+    /// (`mix-remote -q run ...`), but shown with the commands that use them.
+    #[command(flatten)]
+    pub before: Before,
+}
+
+/// The command line as users meet it, in colour only when stderr gets colours
+/// (`report::stderr_colours`).
+pub fn command() -> clap::Command {
+    let colour = if crate::report::stderr_colours() {
+        clap::ColorChoice::Auto
+    } else {
+        clap::ColorChoice::Never
+    };
+    Cli::command().color(colour)
+}
+
+/// Parses `args` (with the program's name first) against `command`, the definition; an argument
+/// of the function given before `--` gets a tip saying where it goes.
+pub fn parse(command: clap::Command, args: Vec<OsString>) -> Result<Cli, clap::Error> {
+    let matches = command
+        .try_get_matches_from(args.iter())
+        .map_err(|e| tip(e, &args))?;
+    Cli::from_arg_matches(&matches)
+}
+
+/// `error`, with a tip when it is an argument of `run` that belongs after `--`.
+fn tip(mut error: clap::Error, args: &[OsString]) -> clap::Error {
+    let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg).cloned() else {
+        return error;
+    };
+    let names: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    let command = args
+        .iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .find(|a| names.iter().any(|n| n == a));
+    if error.kind() != ErrorKind::UnknownArgument || command != Some("run") || arg.starts_with('-')
+    {
+        return error;
+    }
+    let mut tips = match error.get(ContextKind::Suggested) {
+        Some(ContextValue::StyledStrs(tips)) => tips.clone(),
+        _ => Vec::new(),
+    };
+    tips.push(StyledStr::from(format!(
+        "the function's arguments go after `--`: mix-remote run ENTRY [OPTIONS] -- {arg}"
+    )));
+    error.insert(ContextKind::Suggested, ContextValue::StyledStrs(tips));
+    error
+}
+
+/// How much a command says: for the commands that report progress and warnings.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Output {
     /// Print nothing but the function's output and result (and errors).
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Show what the tool does: ssh commands, tunnels, modules pushed.
-    #[arg(short, long, global = true)]
+    #[arg(short, long)]
     pub verbose: bool,
     /// Show no warnings (version differences, a stale build), without -q's silence
     /// [default: `warnings` of mix-remote.yaml].
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub no_warnings: bool,
+}
+
+/// Which mix-remote.yaml, for the commands that read one.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigFile {
     /// The configuration file [default: mix-remote.yaml in the current directory or a parent].
-    #[arg(long, global = true, value_name = "FILE", env = "MIX_REMOTE_CONFIG")]
-    pub config: Option<PathBuf>,
+    #[arg(long = "config", value_name = "FILE", env = "MIX_REMOTE_CONFIG")]
+    pub path: Option<PathBuf>,
+}
+
+/// The flags of [`Output`] and [`ConfigFile`] given before the command: accepted there as well,
+/// not shown.
+#[derive(Debug, Args)]
+pub struct Before {
+    #[arg(short, long, hide = true)]
+    quiet: bool,
+    #[arg(short, long, hide = true)]
+    verbose: bool,
+    #[arg(long, hide = true)]
+    no_warnings: bool,
+    #[arg(long = "config", value_name = "FILE", hide = true)]
+    config: Option<PathBuf>,
+}
+
+impl Cli {
+    /// How much to say: the command's flags, or the same given before it.
+    pub fn output(&self) -> Output {
+        let of_command = match &self.command {
+            Command::Run(a) => a.output.clone(),
+            Command::Check(a) => a.output.clone(),
+            Command::Plan(a) => a.output.clone(),
+            Command::Graph(_) | Command::Init(_) | Command::Completions(_) => Output::default(),
+        };
+        Output {
+            quiet: of_command.quiet || self.before.quiet,
+            verbose: of_command.verbose || self.before.verbose,
+            no_warnings: of_command.no_warnings || self.before.no_warnings,
+        }
+    }
+
+    /// The configuration file named: by the command's `--config` (or `MIX_REMOTE_CONFIG`), or
+    /// the same given before it.
+    pub fn config(&self) -> Option<&std::path::Path> {
+        let of_command = match &self.command {
+            Command::Run(a) => &a.config,
+            Command::Check(a) => &a.config,
+            Command::Plan(a) => &a.config,
+            Command::Graph(a) => &a.config,
+            Command::Init(_) | Command::Completions(_) => return self.before.config.as_deref(),
+        };
+        of_command.path.as_deref().or(self.before.config.as_deref())
+    }
 }
 
 /// The subcommands.
@@ -70,10 +187,11 @@ pub enum Command {
         mix-remote init --makefile          # also append the target to ./Makefile\n  \
         mix-remote init --force             # overwrite an existing mix-remote.yaml")]
     Init(InitArgs),
-    /// Print a shell completion script.
+    /// Print a shell completion script: commands, flags, and the project's functions, modules,
+    /// hosts and groups (the script asks mix-remote for them on each TAB).
     #[command(after_help = "Examples:\n  \
-        mix-remote completions bash > ~/.local/share/bash-completion/completions/mix-remote\n  \
-        mix-remote completions zsh > ~/.zfunc/_mix-remote\n  \
+        echo 'source <(mix-remote completions bash)' >> ~/.bashrc\n  \
+        echo 'source <(mix-remote completions zsh)' >> ~/.zshrc\n  \
         mix-remote completions fish > ~/.config/fish/completions/mix-remote.fish")]
     Completions(CompletionsArgs),
 }
@@ -142,6 +260,12 @@ pub struct PlanArgs {
     /// Print newline-delimited JSON objects instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub output: Output,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub config: ConfigFile,
 }
 
 impl PlanArgs {
@@ -174,6 +298,9 @@ pub struct GraphArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
     pub format: GraphFormat,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub config: ConfigFile,
 }
 
 /// Which hosts: `--host` and `--group`, and how many at once.
@@ -291,6 +418,12 @@ pub struct RunArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub connection: Connection,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub output: Output,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub config: ConfigFile,
     /// Arguments of the function, each an Elixir literal: 42, "text", :atom, [1, 2], %{a: 1}, {1, 2}.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
@@ -325,6 +458,12 @@ pub struct CheckArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub connection: Connection,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub output: Output,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub config: ConfigFile,
 }
 
 /// Flags of `mix-remote init`.
@@ -347,18 +486,28 @@ pub struct InitArgs {
     pub project: PathBuf,
 }
 
+/// The shells `mix-remote completions` writes a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// GNU Bash.
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
+}
+
 /// Flags of `mix-remote completions`.
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
-    pub shell: clap_complete::Shell,
+    pub shell: Shell,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn the_command_line_definition_is_consistent() {

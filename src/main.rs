@@ -8,26 +8,42 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
-use mix_remote::cli::{Cli, Command};
+use std::ffi::OsString;
+
+use mix_remote::cli::{self, Command};
 use mix_remote::cmd::{check, completions, graph, init, plan, run};
 use mix_remote::config::Config;
 use mix_remote::exit::{self, CliError};
 use mix_remote::report::Reporter;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A shell asking for candidates gets them, and nothing else runs.
+    completions::complete();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if args.len() == 1 {
+        // As cargo does: the help, on stdout, and success.
+        return match cli::command().print_help() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::from(exit::CANNOT_RUN),
+        };
+    }
+    let cli = match cli::parse(cli::command(), args) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let json = match &cli.command {
         Command::Run(args) => args.json,
         Command::Plan(args) => args.json,
         Command::Check(args) => args.json,
         Command::Graph(_) | Command::Init(_) | Command::Completions(_) => false,
     };
-    let reporter = Arc::new(Reporter::new(cli.quiet, cli.verbose, json));
-    if cli.no_warnings {
+    let output = cli.output();
+    let reporter = Arc::new(Reporter::new(output.quiet, output.verbose, json));
+    if output.no_warnings {
         reporter.silence_warnings();
     }
-    let config = cli.config.as_deref();
+    let config = cli.config().map(Path::to_owned);
+    let config = config.as_deref();
     let result =
         match cli.command {
             Command::Init(args) => init::exec(&args),

@@ -428,3 +428,202 @@ fn colours_on_a_terminal_as_cargo_shows_them_and_none_when_asked_not_to() {
     let out = tool(project.path(), &failing).env("CLICOLOR", "1").run();
     assert!(!coloured(&out.stderr), "not a terminal: {:?}", out.stderr);
 }
+
+#[test]
+fn with_several_hosts_each_line_names_its_host_once() {
+    let sshd = Sshd::start();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let host = |name: &str| {
+        format!(
+            "  {name}:\n    address: {:?}\n    ssh_config: {:?}\n",
+            sshd.host(),
+            sshd.ssh_config().display().to_string()
+        )
+    };
+    std::fs::write(
+        dir.path().join("mix-remote.yaml"),
+        format!(
+            "hosts:\n{}{}groups:\n  both: [a, b]\n",
+            host("a"),
+            host("b")
+        ),
+    )
+    .expect("write the config");
+    let demo = testkit::compiled_fixture("demo");
+    let run = |args: &[&str]| {
+        let out = tool(dir.path(), &["run", "--group", "both", "--project"])
+            .arg(&demo)
+            .args(args)
+            .run();
+        sshd.assert_no_session_processes();
+        out
+    };
+    let out = run(&["Demo.Worker.log_it", "--", "\"disk almost full\""]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let logged: Vec<&str> = out.stderr.lines().filter(|l| !l.contains("HOST")).collect();
+    for name in ["a", "b"] {
+        let of_host: Vec<&&str> = logged
+            .iter()
+            .filter(|l| l.starts_with(&format!("[{name}] ")))
+            .collect();
+        assert_eq!(of_host.len(), 1, "{}", out.stderr);
+        assert!(
+            of_host[0].ends_with(" [warning] disk almost full"),
+            "{}",
+            out.stderr
+        );
+    }
+
+    let out = run(&["Demo.Worker.fail", "--", "\"bad input\""]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    for name in ["a", "b"] {
+        assert!(
+            out.stderr.contains(&format!(
+                "mix-remote: error: [{name}] Demo.Worker.fail raised:\n"
+            )),
+            "{}",
+            out.stderr
+        );
+    }
+    let out = run(&["Demo.Smoke.check", "--expect", "ok"]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "mix-remote: error: [a] Demo.Smoke.check returned {:error, {:missing_env, \
+             \"DEMO_REGION\"}}, expected :ok\n"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn arguments_before_dashes_and_flags_after_them_get_a_hint() {
+    let demo = testkit::compiled_fixture("demo");
+    let out = tool(
+        &demo,
+        &["run", "Demo.Worker.echo", "--host", "x", "1", "2", "3"],
+    )
+    .run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "tip: the function's arguments go after `--`: mix-remote run ENTRY [OPTIONS] -- 1"
+        ),
+        "{}",
+        out.stderr
+    );
+    let out = tool(
+        &demo,
+        &["run", "Demo.Worker.echo", "--", "1", "2", "--host", "x"],
+    )
+    .run();
+    assert_eq!(
+        error_line(&out, 2),
+        "`--host` comes after `--`, where every word is an argument of the function: put \
+         mix-remote's flags before `--` (mix-remote run ENTRY --host ... -- ARGS)"
+    );
+}
+
+#[test]
+fn help_shows_examples_and_each_command_only_the_flags_it_uses() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let help = |args: &[&str]| {
+        let out = tool(dir.path(), args).run();
+        assert_eq!(out.code, Some(0), "{args:?}: {}", out.stderr);
+        out.stdout
+    };
+    // Bare, as cargo: the help on stdout, and success.
+    let bare = tool(dir.path(), &[]).run();
+    assert_eq!((bare.code, bare.stderr.as_str()), (Some(0), ""));
+    assert!(
+        bare.stdout.contains("Usage: mix-remote <COMMAND>"),
+        "{}",
+        bare.stdout
+    );
+    let top = help(&["--help"]);
+    assert!(
+        top.contains("Examples:\n  mix-remote run MyApp.Worker.process --host deploy@db-1 -- 42"),
+        "{top}"
+    );
+    let shown = |text: &str| -> Vec<&'static str> {
+        ["--quiet", "--verbose", "--config", "--no-warnings"]
+            .into_iter()
+            .filter(|flag| text.contains(&format!(" {flag}")))
+            .collect()
+    };
+    for command in ["run", "plan", "check"] {
+        let text = help(&[command, "--help"]);
+        assert_eq!(
+            shown(&text),
+            ["--quiet", "--verbose", "--config", "--no-warnings"],
+            "{command}"
+        );
+        assert!(text.contains("Examples:"), "{command}: {text}");
+    }
+    assert_eq!(shown(&help(&["graph", "--help"])), ["--config"]);
+    assert_eq!(shown(&help(&["init", "--help"])), Vec::<&str>::new());
+    assert_eq!(shown(&help(&["completions", "--help"])), Vec::<&str>::new());
+    let completions = help(&["completions", "-h"]);
+    // The shells offered are those the README names.
+    assert!(
+        completions.contains("[possible values: bash, zsh, fish]"),
+        "{completions}"
+    );
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("read the README");
+    assert!(readme.contains("mix-remote completions bash|zsh|fish"));
+    // Before the command, as before: still accepted.
+    assert_eq!(
+        tool(dir.path(), &["-q", "init", "--help"]).run().code,
+        Some(0)
+    );
+}
+
+/// What bash offers for `words` (the last one being completed) in `dir`, through the script
+/// `mix-remote completions bash` prints, as bash runs it on TAB.
+fn bash_completes(dir: &Path, words: &[&str]) -> Vec<String> {
+    let script = tool(dir, &["completions", "bash"]).run();
+    assert_eq!(script.code, Some(0), "{}", script.stderr);
+    let file = tempfile::NamedTempFile::new().expect("a file for the script");
+    std::fs::write(file.path(), &script.stdout).expect("write the script");
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let program = format!(
+        "source {}; COMP_WORDS=({}); COMP_CWORD={}; COMP_TYPE=9; \
+         _clap_complete_mix_remote mix-remote {} {}; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        file.path().display(),
+        quoted.join(" "),
+        words.len() - 1,
+        quoted[words.len() - 1],
+        quoted[words.len() - 2],
+    );
+    let out = tool(dir, &[]).wrapper(&["bash", "-c", &program]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out.stdout.lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn completion_offers_the_projects_functions_modules_hosts_and_groups() {
+    let demo = testkit::compiled_fixture("demo");
+    let offered = bash_completes(&demo, &["mix-remote", "run", "Demo.Worker.e"]);
+    assert_eq!(offered, ["Demo.Worker.echo"]);
+    let offered = bash_completes(&demo, &["mix-remote", "plan", ":demo_erl."]);
+    assert!(offered.contains(&":demo_erl.add".to_owned()), "{offered:?}");
+    let offered = bash_completes(&demo, &["mix-remote", "run", "--include", "Demo.M"]);
+    assert_eq!(offered, ["Demo.Money"]);
+    let offered = bash_completes(&demo, &["mix-remote", "ch"]);
+    assert_eq!(offered, ["check"]);
+
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(
+        dir.path().join("mix-remote.yaml"),
+        "hosts:\n  web-1: {}\n  db-1: {}\ngroups:\n  web: [web-1, deploy@web-2]\n  db: [db-1]\n",
+    )
+    .expect("write the config");
+    let offered = bash_completes(dir.path(), &["mix-remote", "run", "--host", "web"]);
+    assert_eq!(offered, ["web-1"]);
+    let offered = bash_completes(dir.path(), &["mix-remote", "check", "--host", "dep"]);
+    assert_eq!(offered, ["deploy@web-2"]);
+    let offered = bash_completes(dir.path(), &["mix-remote", "check", "--group", ""]);
+    assert_eq!(offered, ["db", "web"]);
+}
