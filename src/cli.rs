@@ -163,7 +163,7 @@ pub enum Command {
         130 interrupted. With several hosts: the highest code of any host.")]
     Run(RunArgs),
     /// Show what `run` would push for ENTRY, in push order, with sizes and why each module is
-    /// needed. Reads the build only: no SSH, no server.
+    /// needed. Compiles and reads the build only: no SSH, no server.
     #[command(after_help = "Examples:\n  \
         mix-remote plan MyApp.Worker.process\n  \
         mix-remote plan MyApp.Worker.process --include MyApp.Notifiers.Slack --json | jq .module")]
