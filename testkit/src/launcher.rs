@@ -401,13 +401,16 @@ mod tests {
         });
         vars.sort_unstable();
         let tmpdir = format!("TMPDIR={}", out.tmp.path().display());
+        let vendor = format!("{VENDOR_VAR}={}", vendor_dir().display());
         assert_eq!(
             vars,
             [
                 "KEPT=yes",
                 "MIX_REMOTE_SSH_CONFIG=/set/by/the/test",
+                vendor.as_str(),
                 tmpdir.as_str()
-            ]
+            ],
+            "testkit's own {VENDOR_VAR}, for the fixtures the run compiles"
         );
         out.assert_local_clean();
     }
