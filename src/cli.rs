@@ -248,6 +248,11 @@ pub struct RunArgs {
     /// `.app` env defaults only (config/*.exs are evaluated on the remote otherwise).
     #[arg(long)]
     pub no_app_config: bool,
+    /// Only load the project's applications, do not start them (like a release's `eval`): for
+    /// code that starts what it needs itself [default: started, as `mix run` does; `start` of
+    /// mix-remote.yaml].
+    #[arg(long)]
+    pub no_start: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub connection: Connection,
@@ -264,6 +269,7 @@ impl RunArgs {
             mix_env: build.mix_env,
             entry: self.entry.clone(),
             include: build.include,
+            start: self.no_start.then_some(false),
             ..self.connection.layer()
         }
     }
