@@ -38,7 +38,11 @@ pub struct AppConfig {
 
 impl AppConfig {
     /// Collects the project's `config/` tree, unless `skip_files`.
-    pub fn collect(project: &Path, env: &str, skip_files: bool) -> Result<AppConfig, AppConfigError> {
+    pub fn collect(
+        project: &Path,
+        env: &str,
+        skip_files: bool,
+    ) -> Result<AppConfig, AppConfigError> {
         let config_files = if skip_files {
             Vec::new()
         } else {

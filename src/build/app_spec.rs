@@ -114,8 +114,7 @@ impl Parser<'_> {
         match found {
             Some(c) => format!(
                 "expected {wanted} at byte {}, found `{}`",
-                self.at,
-                c as char
+                self.at, c as char
             ),
             None => format!("expected {wanted}, found the end of the file"),
         }
@@ -227,7 +226,11 @@ impl Parser<'_> {
     fn word(&mut self) -> String {
         let start = self.at;
         while let Some(&c) = self.text.get(self.at) {
-            let previous = if self.at > 0 { self.text[self.at - 1] } else { 0 };
+            let previous = if self.at > 0 {
+                self.text[self.at - 1]
+            } else {
+                0
+            };
             let exponent_sign = (c == b'-' || c == b'+') && matches!(previous, b'e' | b'E');
             let decimal_point = c == b'.'
                 && previous.is_ascii_digit()

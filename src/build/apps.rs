@@ -35,9 +35,7 @@ pub enum AppsError {
         why: String,
     },
     /// The `priv/` directories hold more than any job should send.
-    #[error(
-        "the priv/ directories of {apps} hold more than 256 MiB: too much to send with a job"
-    )]
+    #[error("the priv/ directories of {apps} hold more than 256 MiB: too much to send with a job")]
     PrivTooLarge {
         /// The applications shipped.
         apps: String,
@@ -424,7 +422,12 @@ mod tests {
         );
         let shop = &apps.shipped[1];
         assert_eq!(shop.modules, ["Elixir.Shop"]);
-        assert!(shop.spec.as_deref().unwrap().starts_with("{application,shop"));
+        assert!(
+            shop.spec
+                .as_deref()
+                .unwrap()
+                .starts_with("{application,shop")
+        );
         // A closure module of an application nothing needs brings it along.
         let apps = Apps::resolve(dir.path(), "dev", "shop", &["Elixir.Tool"]).unwrap();
         assert_eq!(apps.names(), ["db", "shop", "telemetry", "tool"]);
@@ -468,9 +471,15 @@ mod tests {
         build(dir.path(), &[("shop", "kernel", &["Elixir.Shop"])]);
         let apps = Apps::resolve(dir.path(), "dev", "shop", &[]).unwrap();
         assert_eq!(apps.project, ["shop"]);
-        assert_eq!(keyword_atom("x: [otp_app: :a, app: :b_2]", "app"), Some("b_2".into()));
+        assert_eq!(
+            keyword_atom("x: [otp_app: :a, app: :b_2]", "app"),
+            Some("b_2".into())
+        );
         assert_eq!(keyword_atom("app: false", "app"), None);
-        assert_eq!(keyword_string("apps_path:  \"apps\"", "apps_path"), Some("apps"));
+        assert_eq!(
+            keyword_string("apps_path:  \"apps\"", "apps_path"),
+            Some("apps")
+        );
     }
 
     #[test]

@@ -207,11 +207,14 @@ fn check_one(object: &Object, server: &Server, host: &str) -> Result<(), Mismatc
                 server.triple
             ));
         }
-        (Target::Elf {
-            machine,
-            bits,
-            libc,
-        }, _) => (machine, *bits, *libc),
+        (
+            Target::Elf {
+                machine,
+                bits,
+                libc,
+            },
+            _,
+        ) => (machine, *bits, *libc),
     };
     let server_machine = server.machine();
     if *machine != server_machine {
@@ -279,17 +282,25 @@ mod tests {
         // e_machine patched to aarch64 (offset 18, little-endian).
         let mut other = me.clone();
         other[18..20].copy_from_slice(&header::EM_AARCH64.to_le_bytes());
-        assert!(matches!(target(&other), Some(Target::Elf { machine, .. }) if machine == "aarch64"));
+        assert!(
+            matches!(target(&other), Some(Target::Elf { machine, .. }) if machine == "aarch64")
+        );
         assert_eq!(target(b"name,qty\napple,3\n"), None);
         assert_eq!(target(b"\x7fELF garbage"), None);
-        assert_eq!(target(&[0xcf, 0xfa, 0xed, 0xfe, 7, 0, 0, 1]), Some(Target::MachO));
+        assert_eq!(
+            target(&[0xcf, 0xfa, 0xed, 0xfe, 7, 0, 0, 1]),
+            Some(Target::MachO)
+        );
     }
 
     #[test]
     fn refuses_another_machine_class_or_libc_in_one_line() {
         let linux = server("x86_64-pc-linux-gnu", 8);
         let host = "deploy@db-1";
-        assert_eq!(check(&[elf("x86_64", 64, Some(Libc::Glibc))], &linux, host), Ok(()));
+        assert_eq!(
+            check(&[elf("x86_64", 64, Some(Libc::Glibc))], &linux, host),
+            Ok(())
+        );
         assert_eq!(check(&[elf("x86_64", 64, None)], &linux, host), Ok(()));
         assert_eq!(
             check(&[elf("aarch64", 64, Some(Libc::Glibc))], &linux, host)
@@ -300,27 +311,43 @@ mod tests {
         );
         let musl = check(&[elf("x86_64", 64, Some(Libc::Musl))], &linux, host).unwrap_err();
         assert!(
-            musl.0.contains("built for x86_64 with musl, deploy@db-1 runs x86_64 with glibc"),
+            musl.0
+                .contains("built for x86_64 with musl, deploy@db-1 runs x86_64 with glibc"),
             "{musl}"
         );
-        let small = check(&[elf("x86_64", 64, None)], &server("x86_64-pc-linux-gnu", 4), host);
+        let small = check(
+            &[elf("x86_64", 64, None)],
+            &server("x86_64-pc-linux-gnu", 4),
+            host,
+        );
         assert!(small.unwrap_err().0.contains("a 32-bit Erlang"));
         let alpine = server("aarch64-alpine-linux-musl", 8);
-        assert_eq!(check(&[elf("aarch64", 64, Some(Libc::Musl))], &alpine, host), Ok(()));
         assert_eq!(
-            check(&[elf("x86_64", 64, None)], &server("amd64-portbld-freebsd14.0", 8), host),
+            check(&[elf("aarch64", 64, Some(Libc::Musl))], &alpine, host),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                &[elf("x86_64", 64, None)],
+                &server("amd64-portbld-freebsd14.0", 8),
+                host
+            ),
             Ok(())
         );
         let mac = Object {
             shown: "priv/nif.so".into(),
             target: Target::MachO,
         };
+        assert!(check(&[mac], &linux, host).unwrap_err().0.starts_with(
+            "priv/nif.so is built for macOS (Mach-O), deploy@db-1 runs x86_64-pc-linux-gnu"
+        ));
         assert!(
-            check(&[mac], &linux, host)
-                .unwrap_err()
-                .0
-                .starts_with("priv/nif.so is built for macOS (Mach-O), deploy@db-1 runs x86_64-pc-linux-gnu")
+            check(
+                &[elf("x86_64", 64, None)],
+                &server("aarch64-apple-darwin23.4.0", 8),
+                host
+            )
+            .is_err()
         );
-        assert!(check(&[elf("x86_64", 64, None)], &server("aarch64-apple-darwin23.4.0", 8), host).is_err());
     }
 }

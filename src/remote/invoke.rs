@@ -100,7 +100,10 @@ fn setup_term(setup: Setup<'_>) -> Term {
         (atom("config"), List::from(files).into()),
         (atom("env"), binary(setup.config.env.as_bytes())),
         (atom("apps"), List::from(apps).into()),
-        (atom("start"), atom(if setup.start { "true" } else { "false" })),
+        (
+            atom("start"),
+            atom(if setup.start { "true" } else { "false" }),
+        ),
     ])
     .into()
 }

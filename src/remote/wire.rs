@@ -183,7 +183,10 @@ fn batch(apps: &[ShippedApp], wired: &[Vec<Wire>], loose: &[(Beam, Wire)]) -> Ve
             ])
         })
         .collect();
-    compressed(&tuple(vec![List::from(apps).into(), List::from(loose).into()]))
+    compressed(&tuple(vec![
+        List::from(apps).into(),
+        List::from(loose).into(),
+    ]))
 }
 
 /// `term` in the external term format, zlib-compressed as `binary_to_term/1` reads it.
@@ -318,7 +321,12 @@ mod tests {
             panic!("not a tuple")
         };
         match shop.elements.as_slice() {
-            [Term::Atom(name), Term::Binary(spec), Term::List(modules), Term::List(files)] => {
+            [
+                Term::Atom(name),
+                Term::Binary(spec),
+                Term::List(modules),
+                Term::List(files),
+            ] => {
                 assert_eq!(name.name, "shop");
                 assert_eq!(spec.bytes, b"{application,shop,[]}.");
                 assert_eq!(modules.elements.len(), 1);
