@@ -907,6 +907,7 @@ fn every_event_kind_matches_the_schema() {
         otp_version: None,
         elixir_version: Some("1.14.0".into()),
         compat: Probe::Skipped,
+        stale_runs: Some(0),
         ready: false,
         problem: Some("refused".into()),
     };

@@ -529,10 +529,21 @@ impl Session<'_> {
             u32::from(remote.server.wordsize) * 8,
             remote.loaded.len()
         ));
-        // Nothing is sent when the remote could not run any of it: one line says why.
-        let shipped: Vec<&Beam> = job.shipped.iter().collect();
-        for warning in compat::preflight(&shipped, &job.built, versions)? {
+        // Nothing is sent when the remote could not load the closure: one line says why. Other
+        // modules of the shipped applications load only if called: a warning.
+        let closure: Vec<&Beam> = prepared.modules.iter().map(|(beam, _)| beam).collect();
+        for warning in compat::preflight(&closure, &job.built, versions)? {
             self.report.warning(&warning);
+        }
+        let others: Vec<&Beam> = job
+            .shipped
+            .iter()
+            .filter(|beam| !closure.iter().any(|c| c.name == beam.name))
+            .collect();
+        if let Err(refusal) = compat::preflight(&others, &job.built, versions) {
+            self.report.warning(&format!(
+                "a module outside the closure would fail to load when called: {refusal}"
+            ));
         }
         native::check(&job.natives, &remote.server, host)?;
         if let Some(app) = remote.missing_apps.first() {
