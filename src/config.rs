@@ -865,6 +865,32 @@ hosts:
     }
 
     #[test]
+    fn start_is_on_unless_a_layer_turns_it_off() {
+        let none = Section::default();
+        assert!(build(None, None, &none, &[]).unwrap().start);
+        let config = parse("defaults:\n  start: false\nhosts:\n  b:\n    start: true\n").unwrap();
+        assert!(!build(Some(&config), None, &none, &[]).unwrap().start);
+        let err = build(
+            Some(&config),
+            None,
+            &none,
+            &[host("a", None), host("b", None)],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("disagree on `start`") && err.contains("--no-start"),
+            "{err}"
+        );
+        let no_start = Section {
+            start: Some(false),
+            ..Section::default()
+        };
+        let both = [host("a", None), host("b", None)];
+        assert!(!build(Some(&config), None, &no_start, &both).unwrap().start);
+    }
+
+    #[test]
     fn discovery_walks_up_from_the_start() {
         let dir = tempfile::tempdir().unwrap();
         let deep = dir.path().join("lib/app");

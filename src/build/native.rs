@@ -71,7 +71,7 @@ pub fn target(bytes: &[u8]) -> Option<Target> {
 fn elf_target(bytes: &[u8]) -> Option<Target> {
     let elf = Elf::parse(bytes).ok()?;
     let bits = if elf.is_64 { 64 } else { 32 };
-    let needs = |name: &str| elf.libraries.iter().any(|l| *l == name);
+    let needs = |name: &str| elf.libraries.contains(&name);
     let musl = elf.libraries.iter().any(|l| l.starts_with("libc.musl-"))
         || needs("libc.so")
         || elf.interpreter.is_some_and(|i| i.contains("ld-musl"));
@@ -142,7 +142,7 @@ impl Server {
         if t.contains("linux") {
             Os::Linux
         } else if t.contains("darwin") {
-            Os::MacOs
+            Os::Darwin
         } else if t.contains("windows") || t.contains("mingw") || t.contains("cygwin") {
             Os::Windows
         } else {
@@ -166,7 +166,7 @@ impl Server {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Os {
     Linux,
-    MacOs,
+    Darwin,
     Windows,
     OtherElf,
 }
@@ -188,7 +188,7 @@ fn check_one(object: &Object, server: &Server, host: &str) -> Result<(), Mismatc
     let os = server.os();
     let refuse = |what: String| Err(Mismatch(what));
     let (machine, bits, libc) = match (&object.target, os) {
-        (Target::MachO, Os::MacOs) | (Target::Pe, Os::Windows) => return Ok(()),
+        (Target::MachO, Os::Darwin) | (Target::Pe, Os::Windows) => return Ok(()),
         (Target::MachO, _) => {
             return refuse(format!(
                 "{file} is built for macOS (Mach-O), {host} runs {}",
@@ -201,7 +201,7 @@ fn check_one(object: &Object, server: &Server, host: &str) -> Result<(), Mismatc
                 server.triple
             ));
         }
-        (Target::Elf { .. }, Os::MacOs | Os::Windows) => {
+        (Target::Elf { .. }, Os::Darwin | Os::Windows) => {
             return refuse(format!(
                 "{file} is an ELF object (Linux), {host} runs {}",
                 server.triple
