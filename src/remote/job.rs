@@ -116,24 +116,7 @@ impl Job {
         let apps = Apps::resolve(&build.project, &build.mix_env, &entry_app, &names)?;
         let priv_files = apps::priv_files(&apps.shipped)?;
         let natives = natives(&build.project, &priv_files);
-        let shipped: Vec<ShippedApp> = apps
-            .shipped
-            .iter()
-            .map(|app| ShippedApp {
-                name: app.name.clone(),
-                spec: app.spec.clone(),
-                modules: app
-                    .modules
-                    .iter()
-                    .filter_map(|m| plan.graph().module(m).cloned())
-                    .collect(),
-                priv_files: priv_files
-                    .iter()
-                    .filter(|f| f.app == app.name)
-                    .map(|f| (f.path.clone(), f.mode, f.bytes.clone()))
-                    .collect(),
-            })
-            .collect();
+        let shipped = shipped_apps(&plan, &apps, &priv_files);
         let shipped_beams: Vec<Beam> = shipped.iter().flat_map(|a| a.modules.clone()).collect();
         let built = compat::Built::read(&shipped_beams.iter().collect::<Vec<_>>());
         let setup = AppConfig::collect(&build.project, &build.mix_env, skip_app_config)?;
@@ -148,20 +131,7 @@ impl Job {
         for beam in &closure {
             report.verbose(&format!("closure: {}", display_module(&beam.name)));
         }
-        report.verbose(&format!(
-            "applications: shipped {}; started {}; from the server {}",
-            apps.names().join(", "),
-            if build.start {
-                apps.project.join(", ")
-            } else {
-                "none (--no-start)".to_owned()
-            },
-            apps.from_server
-                .iter()
-                .map(|(app, _)| app.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        report.verbose(&describe(&apps, build.start));
         let wire = WireForm::start(closure.into_iter().cloned().collect(), shipped);
         Ok(Job {
             entry,
@@ -177,6 +147,43 @@ impl Job {
             planned_in: started.elapsed(),
         })
     }
+}
+
+/// Every shipped application with its modules (as the plan has them: consolidated protocols
+/// included) and its `priv/` files, for the wire.
+fn shipped_apps(plan: &Plan, apps: &Apps, priv_files: &[PrivFile]) -> Vec<ShippedApp> {
+    apps.shipped
+        .iter()
+        .map(|app| ShippedApp {
+            name: app.name.clone(),
+            spec: app.spec.clone(),
+            modules: app
+                .modules
+                .iter()
+                .filter_map(|m| plan.graph().module(m).cloned())
+                .collect(),
+            priv_files: priv_files
+                .iter()
+                .filter(|f| f.app == app.name)
+                .map(|f| (f.path.clone(), f.mode, f.bytes.clone()))
+                .collect(),
+        })
+        .collect()
+}
+
+/// What `-v` says of the applications: shipped, started, expected of the server.
+fn describe(apps: &Apps, start: bool) -> String {
+    let from_server: Vec<&str> = apps.from_server.iter().map(|(a, _)| a.as_str()).collect();
+    format!(
+        "applications: shipped {}; started {}; from the server {}",
+        apps.names().join(", "),
+        if start {
+            apps.project.join(", ")
+        } else {
+            "none (--no-start)".to_owned()
+        },
+        from_server.join(", ")
+    )
 }
 
 /// `n` and `thing`, plural when `n` is not 1.

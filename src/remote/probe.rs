@@ -174,7 +174,7 @@ async fn probe(
                 row.stale_runs = count.parse().ok();
                 if row.stale_runs.is_some_and(|n| n > 0) {
                     report.warning(&format!(
-                        "{count} director{} of runs that were killed on {} remain in {tmp} (the \
+                        "{count} director{} left in {tmp} on {} by runs that were killed (the \
                          next run there removes them)",
                         if count == "1" { "y" } else { "ies" },
                         host.address
