@@ -133,10 +133,11 @@ enum Place {
 }
 
 /// The settings every section may have: those that may differ from host to host, and the build.
-const SETTINGS: [&str; 11] = [
+const SETTINGS: [&str; 12] = [
     "mix_env",
     "entry",
     "include",
+    "start",
     "elixir",
     "ssh_config",
     "ssh_options",
@@ -218,6 +219,9 @@ pub struct Section {
     pub entry: Option<String>,
     /// Modules pushed with the entry's closure (and their own closures).
     pub include: Option<Vec<String>>,
+    /// Start the project's applications before the call, as `mix run` does (false: only load
+    /// them, like a release's `eval`).
+    pub start: Option<bool>,
     /// The `elixir` executable on the server.
     pub elixir: Option<String>,
     /// ssh_config file (`ssh -F`); relative to the config file's directory.
@@ -522,6 +526,8 @@ pub struct Build {
     pub include: Vec<String>,
     /// Whether to compile the project (`mix compile`) before reading its build.
     pub compile: bool,
+    /// Whether the project's applications are started before the call (`--no-start`: false).
+    pub start: bool,
 }
 
 /// Resolves the build: `flags` (flags and environment), then the sections of each of `hosts`
@@ -552,6 +558,7 @@ pub fn build(
                 .iter()
                 .find_map(|s| s.compile.as_ref().map(|c| c.value))
                 .unwrap_or(true),
+            start: layers.iter().find_map(|s| s.start).unwrap_or(true),
         }
     };
     let Some((first, rest)) = hosts.split_first() else {
@@ -577,6 +584,8 @@ fn agree(a: &Build, b: &Build, hosts: &str) -> Result<(), ConfigError> {
         Some(("entry", "entry", shown(&a.entry), shown(&b.entry)))
     } else if a.include != b.include {
         Some(("include", "include", shown(&a.include), shown(&b.include)))
+    } else if a.start != b.start {
+        Some(("start", "no-start", shown(&a.start), shown(&b.start)))
     } else {
         None
     };
@@ -1027,6 +1036,32 @@ hosts:
         };
         let agreed = build(Some(&config), None, &flags, &both).unwrap();
         assert_eq!(agreed.mix_env, "prod");
+    }
+
+    #[test]
+    fn start_is_on_unless_a_layer_turns_it_off() {
+        let none = Section::default();
+        assert!(build(None, None, &none, &[]).unwrap().start);
+        let config = parse("defaults:\n  start: false\nhosts:\n  b:\n    start: true\n").unwrap();
+        assert!(!build(Some(&config), None, &none, &[]).unwrap().start);
+        let err = build(
+            Some(&config),
+            None,
+            &none,
+            &[host("a", None), host("b", None)],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("disagree on `start`") && err.contains("--no-start"),
+            "{err}"
+        );
+        let no_start = Section {
+            start: Some(false),
+            ..Section::default()
+        };
+        let both = [host("a", None), host("b", None)];
+        assert!(!build(Some(&config), None, &no_start, &both).unwrap().start);
     }
 
     #[test]

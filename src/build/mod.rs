@@ -1,13 +1,17 @@
 //! Reading the project, with no network: compiling it first (`fresh`), the compiled modules of
-//! `_build/<env>`, their dependency graph, the closure a run pushes, the version preflight, the
-//! application environment, and the user's words for entries, modules and argument literals.
+//! `_build/<env>`, their dependency graph, the closure a run pushes, the applications it ships and
+//! their native code, the version preflight, the application environment, and the user's words
+//! for entries, modules and argument literals.
 
 pub mod app_config;
+pub mod app_spec;
+pub mod apps;
 pub mod beam;
 pub mod compat;
 pub mod entry;
 pub mod fresh;
 pub mod graph;
 pub mod literal;
+pub mod native;
 pub mod plan;
 pub mod project;

@@ -8,8 +8,14 @@ use crate::remote::node::dist::NET_TICKTIME;
 /// The shell launcher (`templates/boot.sh`); `@ELIXIR@` is replaced by the elixir to run.
 const LAUNCHER: &str = include_str!("../../templates/boot.sh");
 /// The Elixir boot program (`templates/boot.exs`), sent over stdin; `@TICK_MS@` is replaced by a
-/// quarter of [`NET_TICKTIME`] in milliseconds, the tick interval `:net_kernel.start/1` takes.
+/// quarter of [`NET_TICKTIME`] in milliseconds, the tick interval `:net_kernel.start/1` takes,
+/// and `@STALE_RUNS@` by [`STALE_RUNS`].
 const PROGRAM: &str = include_str!("../../templates/boot.exs");
+/// What finds the directories of earlier runs on the server (`templates/stale_runs.exs`), shared
+/// by the boot program (which removes them) and the check program (which counts them).
+const STALE_RUNS: &str = include_str!("../../templates/stale_runs.exs");
+/// How the directory of a run on the server is named: `<prefix><OS pid>-<random>`.
+pub const RUN_DIR_PREFIX: &str = "mix-remote-run-";
 /// The launcher of `mix-remote check` (`templates/check.sh`).
 const CHECK_LAUNCHER: &str = include_str!("../../templates/check.sh");
 /// The program `check` runs with the remote elixir (`templates/check.exs`), sent over stdin.
@@ -24,6 +30,9 @@ pub const NO_ELIXIR: &str = "no-elixir ";
 pub const CHECKED: &str = "checked";
 /// How the check program's line of versions starts.
 pub const VERSIONS: &str = "mix-remote-versions ";
+/// How the check program's line about directories of earlier runs starts: the count, then the
+/// server's temp dir.
+pub const STALE: &str = "mix-remote-stale ";
 /// The name the boot program's request server registers on the remote node.
 pub const SERVER: &str = "mix_remote";
 
@@ -90,7 +99,11 @@ fn launcher(template: &str, elixir: &str) -> Result<String, BootError> {
 pub fn stdin_input(node_port: u16, remote_node: &str, cookie: &str, our_node: &str) -> Vec<u8> {
     format!(
         "{node_port}\nCode.eval_string(\"{}\")\n{remote_node}\n{cookie}\n{our_node}\n",
-        elixir_string_body(&PROGRAM.replace("@TICK_MS@", &(NET_TICKTIME * 250).to_string()))
+        elixir_string_body(
+            &PROGRAM
+                .replace("@TICK_MS@", &(NET_TICKTIME * 250).to_string())
+                .replace("@STALE_RUNS@", STALE_RUNS)
+        )
     )
     .into_bytes()
 }
@@ -100,7 +113,7 @@ pub fn stdin_input(node_port: u16, remote_node: &str, cookie: &str, our_node: &s
 pub fn check_input() -> Vec<u8> {
     format!(
         "go\nCode.eval_string(\"{}\")\n",
-        elixir_string_body(CHECK_PROGRAM)
+        elixir_string_body(&CHECK_PROGRAM.replace("@STALE_RUNS@", STALE_RUNS))
     )
     .into_bytes()
 }
@@ -135,6 +148,12 @@ mod tests {
         }
         assert!(CHECK_PROGRAM.contains(&format!("IO.puts(\"{MARKER}{CHECKED}\")")));
         assert!(CHECK_PROGRAM.contains(&format!("IO.puts(\"{VERSIONS}")));
+        assert!(CHECK_PROGRAM.contains(&format!("IO.puts(\"{STALE}")));
+        for program in [PROGRAM, CHECK_PROGRAM] {
+            assert!(program.contains("\n@STALE_RUNS@\n"));
+        }
+        assert!(STALE_RUNS.contains(&format!("~r/^{RUN_DIR_PREFIX}(")));
+        assert!(PROGRAM.contains(&format!("\"{RUN_DIR_PREFIX}#{{System.pid()}}-")));
         assert!(PROGRAM.contains(&format!("end), :{SERVER})")));
         for request in [Request::Info, Request::Load, Request::Run] {
             assert!(PROGRAM.contains(&format!("  {}: fn", request.name())));
