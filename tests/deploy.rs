@@ -40,7 +40,8 @@ fn call_code(entry: &str, args: &[&str]) -> String {
 }
 
 /// A run of `entry` with `args` in `project` (`--env env`, `--no-start` unless `start`), with
-/// `vars` as its `remote_env` (through a mix-remote.yaml of its own).
+/// `vars` as its `remote_env` (through a mix-remote.yaml of its own). The build is read as testkit
+/// made it (`--no-compile`): some tests patch it by hand, which `mix compile` would undo.
 fn remote(
     sshd: &Sshd,
     project: &Path,
@@ -65,6 +66,7 @@ fn remote(
         .arg(&file)
         .run_on(sshd)
         .args(["--project", &project.display().to_string(), "--env", env])
+        .arg("--no-compile")
         .args((!start).then_some("--no-start"))
         .arg(entry)
         .arg("--")
