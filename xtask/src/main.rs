@@ -74,6 +74,20 @@ fn report(result: Result<(), String>) -> ExitCode {
     }
 }
 
+/// The binary a benchmark measures: `given` (`--binary`), or else the workspace's release binary,
+/// built first; `task` names the benchmark in the progress line.
+fn measured_binary(given: Option<&Path>, root: &Path, task: &str) -> Result<PathBuf, String> {
+    match given {
+        Some(path) => path
+            .canonicalize()
+            .map_err(|e| format!("--binary {}: {e}", path.display())),
+        None => {
+            eprintln!("{task}: building the release binary");
+            release_binary(root)
+        }
+    }
+}
+
 /// Builds the release binary and returns its path.
 fn release_binary(root: &Path) -> Result<PathBuf, String> {
     let built = Command::new(env!("CARGO"))
