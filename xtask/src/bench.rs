@@ -57,23 +57,8 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<(), String> {
     if args.runs == 0 {
         return Err("--runs must be at least 1".into());
     }
-    let binary = match &args.binary {
-        Some(path) => path
-            .canonicalize()
-            .map_err(|e| format!("--binary {}: {e}", path.display()))?,
-        None => {
-            eprintln!("bench: building the release binary");
-            crate::release_binary(root)?
-        }
-    };
-    let env: Vec<(String, String)> = args
-        .envs
-        .iter()
-        .map(|kv| match kv.split_once('=') {
-            Some((k, v)) => Ok((k.to_owned(), v.to_owned())),
-            None => Err(format!("--env {kv}: expected NAME=VALUE")),
-        })
-        .collect::<Result<_, _>>()?;
+    let binary = crate::measured_binary(args.binary.as_deref(), root, "bench")?;
+    let env = parse_envs(&args.envs)?;
     let work = tempfile::Builder::new()
         .prefix("mix-remote-bench-")
         .tempdir()
@@ -113,6 +98,16 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<(), String> {
     }
     print_table(&rows, args);
     Ok(())
+}
+
+/// `--env NAME=VALUE` flags as pairs.
+pub(crate) fn parse_envs(envs: &[String]) -> Result<Vec<(String, String)>, String> {
+    envs.iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => Ok((k.to_owned(), v.to_owned())),
+            None => Err(format!("--env {kv}: expected NAME=VALUE")),
+        })
+        .collect()
 }
 
 /// How the measured commands reach the sshd: directly, or through the delay proxy.

@@ -42,15 +42,7 @@ pub fn run(args: &BenchEctoArgs, root: &std::path::Path) -> Result<(), String> {
             testkit::VENDOR_VAR
         ));
     }
-    let binary = match &args.binary {
-        Some(path) => path
-            .canonicalize()
-            .map_err(|e| format!("--binary {}: {e}", path.display()))?,
-        None => {
-            eprintln!("bench-ecto: building the release binary");
-            crate::release_binary(root)?
-        }
-    };
+    let binary = crate::measured_binary(args.binary.as_deref(), root, "bench-ecto")?;
     eprintln!("bench-ecto: compiling fixtures/ecto_fix (prod), starting PostgreSQL and sshd");
     let project = testkit::compiled_fixture_in("ecto_fix", "prod");
     let pg = testkit::Postgres::start();

@@ -1,15 +1,18 @@
 //! Project tasks as typed subcommands: `cargo xtask demo`, `cargo xtask bench`,
-//! `cargo xtask bench-ecto`, `cargo xtask scan-bench`, `cargo xtask beam-vectors`.
+//! `cargo xtask bench-ecto`, `cargo xtask bench-fanout`, `cargo xtask scan-bench`,
+//! `cargo xtask beam-vectors`.
 //!
 //! `demo` shows the tool working end to end on this machine: it compiles the bundled example
 //! project, starts a throw-away sshd on loopback (the test harness's, with its own keys and
 //! known_hosts, never touching ~/.ssh), and runs `mix-remote run` against it. `bench` times cold
 //! runs over a slowed link beside the floor (see bench.rs), `bench-ecto` the Ecto data fix beside
-//! `mix run` on the server (bench_ecto.rs); `delay-proxy` is the slow link.
+//! `mix run` on the server (bench_ecto.rs), `bench-fanout` the tool's own CPU and memory on many
+//! hosts at once (bench_fanout.rs); `delay-proxy` is the slow link.
 
 mod beam_vectors;
 mod bench;
 mod bench_ecto;
+mod bench_fanout;
 mod project;
 mod proxy;
 mod scan_bench;
@@ -37,6 +40,9 @@ enum Task {
     /// Time the Ecto data fix cold at several round-trip times, beside `mix run` on the server
     /// and the floor.
     BenchEcto(bench_ecto::BenchEctoArgs),
+    /// Measure the tool's own CPU and peak memory on 1, 8 and 32 hosts at once (aliases of one
+    /// local sshd), quiet and with progress bars on a pseudo-terminal.
+    BenchFanout(bench_fanout::BenchFanoutArgs),
     /// Relay HOST PORT over stdin/stdout with a delay (the benchmark's ssh ProxyCommand).
     DelayProxy(proxy::ProxyArgs),
     /// Time reading a generated _build of MODULES modules.
@@ -58,6 +64,7 @@ fn main() -> ExitCode {
         Task::Demo => demo(),
         Task::Bench(args) => report(bench::run(&args, &workspace_root())),
         Task::BenchEcto(args) => report(bench_ecto::run(&args, &workspace_root())),
+        Task::BenchFanout(args) => report(bench_fanout::run(&args, &workspace_root())),
         Task::DelayProxy(args) => report(proxy::run(&args)),
         Task::ScanBench { modules } => report(scan_bench::run(&workspace_root(), modules.get())),
         Task::BeamVectors { args } => report(beam_vectors::run(&args).map_err(|e| e.to_string())),
@@ -70,6 +77,20 @@ fn report(result: Result<(), String>) -> ExitCode {
         Err(e) => {
             eprintln!("xtask: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The binary a benchmark measures: `given` (`--binary`), or else the workspace's release binary,
+/// built first; `task` names the benchmark in the progress line.
+fn measured_binary(given: Option<&Path>, root: &Path, task: &str) -> Result<PathBuf, String> {
+    match given {
+        Some(path) => path
+            .canonicalize()
+            .map_err(|e| format!("--binary {}: {e}", path.display())),
+        None => {
+            eprintln!("{task}: building the release binary");
+            release_binary(root)
         }
     }
 }
