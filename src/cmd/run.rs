@@ -11,6 +11,7 @@ use crate::cmd::fanout::{self, Fanout};
 use crate::config::{self, Config, HostSettings};
 use crate::events::Status;
 use crate::exit::{self, CliError};
+use crate::remote::console::Input;
 use crate::remote::invoke::Outcome;
 use crate::remote::job::Job;
 use crate::remote::session::{self, SessionError};
@@ -50,11 +51,13 @@ pub async fn exec(
         &report,
     )?);
     let expect = args.expect;
+    let input = Input::closed(hosts.len() > 1);
     let work = |host: HostSettings, view: Arc<Reporter>| {
         let job = Arc::clone(&job);
+        let input = input.clone();
         async move {
             let started = Instant::now();
-            let outcome = session::run_host(&job, &host, &view).await;
+            let outcome = session::run_host(&job, &host, &view, &input).await;
             conclude(&job, &host, &view, outcome, expect, started.elapsed())
         }
     };
