@@ -29,15 +29,18 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Push the closure of ENTRY to the hosts and call it with the arguments after `--`.
+    /// Ship the project's applications to the hosts, start them as `mix run` does, and call
+    /// ENTRY with the arguments after `--`.
     #[command(after_help = "Examples:\n  \
         mix-remote run MyApp.Worker.process --host deploy@db-1 -- 42 '\"batch-7\"'\n  \
         mix-remote run :my_erl_mod.check --host ops@10.0.0.5 --env prod\n  \
+        mix-remote run MyApp.Release.migrate --host deploy@db-1 --env prod --no-start\n  \
         mix-remote run MyApp.Smoke.check --group web --expect ok --parallel 4\n  \
         mix-remote run --group web --json    # entry from mix-remote.yaml\n\n\
         Exit codes: 0 returned, 1 the function raised/threw/exited (or, with --expect ok,\n\
-        returned something else), 2 bad input, 3 could not connect, boot or load, 4 timeout,\n\
-        130 interrupted. With several hosts: the highest code of any host.")]
+        returned something else, or an application did not start), 2 bad input, 3 could not\n\
+        connect, boot or load, 4 timeout, 130 interrupted. With several hosts: the highest\n\
+        code of any host.")]
     Run(RunArgs),
     /// Show what `run` would push for ENTRY, in push order, with sizes and why each module is
     /// needed. Reads the build only: no SSH, no server.
@@ -248,6 +251,11 @@ pub struct RunArgs {
     /// `.app` env defaults only (config/*.exs are evaluated on the remote otherwise).
     #[arg(long)]
     pub no_app_config: bool,
+    /// Only load the project's applications, do not start them (like a release's `eval`): for
+    /// code that starts what it needs itself [default: started, as `mix run` does; `start` of
+    /// mix-remote.yaml].
+    #[arg(long)]
+    pub no_start: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub connection: Connection,
@@ -264,6 +272,7 @@ impl RunArgs {
             mix_env: build.mix_env,
             entry: self.entry.clone(),
             include: build.include,
+            start: self.no_start.then_some(false),
             ..self.connection.layer()
         }
     }

@@ -134,6 +134,9 @@ pub struct Section {
     pub entry: Option<String>,
     /// Modules pushed with the entry's closure (and their own closures).
     pub include: Option<Vec<String>>,
+    /// Start the project's applications before the call, as `mix run` does (false: only load
+    /// them, like a release's `eval`).
+    pub start: Option<bool>,
     /// The `elixir` executable on the server.
     pub elixir: Option<String>,
     /// ssh_config file (`ssh -F`); relative to the config file's directory.
@@ -412,6 +415,8 @@ pub struct Build {
     pub entry: Option<String>,
     /// Modules added to the entry's closure.
     pub include: Vec<String>,
+    /// Whether the project's applications are started before the call (`--no-start`: false).
+    pub start: bool,
 }
 
 /// Resolves the build: `flags` (flags and environment), then the sections of each of `hosts`
@@ -438,6 +443,7 @@ pub fn build(
                 .iter()
                 .find_map(|s| s.include.clone())
                 .unwrap_or_default(),
+            start: layers.iter().find_map(|s| s.start).unwrap_or(true),
         }
     };
     let Some((first, rest)) = hosts.split_first() else {
@@ -463,6 +469,8 @@ fn agree(a: &Build, b: &Build, hosts: &str) -> Result<(), ConfigError> {
         Some(("entry", "entry", shown(&a.entry), shown(&b.entry)))
     } else if a.include != b.include {
         Some(("include", "include", shown(&a.include), shown(&b.include)))
+    } else if a.start != b.start {
+        Some(("start", "no-start", shown(&a.start), shown(&b.start)))
     } else {
         None
     };
@@ -854,6 +862,32 @@ hosts:
         };
         let agreed = build(Some(&config), None, &flags, &both).unwrap();
         assert_eq!(agreed.mix_env, "prod");
+    }
+
+    #[test]
+    fn start_is_on_unless_a_layer_turns_it_off() {
+        let none = Section::default();
+        assert!(build(None, None, &none, &[]).unwrap().start);
+        let config = parse("defaults:\n  start: false\nhosts:\n  b:\n    start: true\n").unwrap();
+        assert!(!build(Some(&config), None, &none, &[]).unwrap().start);
+        let err = build(
+            Some(&config),
+            None,
+            &none,
+            &[host("a", None), host("b", None)],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("disagree on `start`") && err.contains("--no-start"),
+            "{err}"
+        );
+        let no_start = Section {
+            start: Some(false),
+            ..Section::default()
+        };
+        let both = [host("a", None), host("b", None)];
+        assert!(!build(Some(&config), None, &no_start, &both).unwrap().start);
     }
 
     #[test]

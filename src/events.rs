@@ -72,6 +72,9 @@ pub struct CheckRow {
     /// Whether the server's OTP loads every module of the local build (the version preflight
     /// `run` does before pushing); skipped without a compiled build.
     pub compat: Probe,
+    /// Directories that runs killed on the server left in its temp dir (the next run removes
+    /// them); unknown when elixir could not be asked.
+    pub stale_runs: Option<u64>,
     /// Whether `run` can work on this host.
     pub ready: bool,
     /// The first problem found, as one line.
@@ -229,6 +232,7 @@ mod tests {
             otp_version: None,
             elixir_version: None,
             compat: Probe::Skipped,
+            stale_runs: None,
             ready: false,
             problem: Some("refused".into()),
         };

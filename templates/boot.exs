@@ -14,11 +14,24 @@
 # if the request crashed), each in a process of its own whose group leader is the relay, so
 # everything it (and whatever it starts) prints reaches the tool, and only once the tool has
 # written all of that output.
+#
+# The run's files on the server live in one private directory (see `run_dir`), which every way
+# this program halts removes first (`halt`).
+
+# Halts the node, removing the run's directory first.
+halt = fn status ->
+  case :persistent_term.get(:mix_remote_dir, nil) do
+    nil -> :ok
+    dir -> File.rm_rf(dir)
+  end
+
+  System.halt(status)
+end
 
 read_line = fn ->
   case IO.read(:stdio, :line) do
     line when is_binary(line) -> String.trim_trailing(line, "\n")
-    _eof_or_error -> System.halt(0)
+    _eof_or_error -> halt.(0)
   end
 end
 
@@ -33,41 +46,133 @@ missing_module = fn
   _kind, _reason, _stack -> nil
 end
 
-load_app_spec = fn text ->
-  {:ok, tokens, _} = :erl_scan.string(String.to_charlist(text))
-  {:ok, spec} = :erl_parse.parse_term(tokens)
-
-  case :application.load(spec) do
-    :ok -> :ok
-    {:error, {:already_loaded, _}} -> :ok
-    {:error, reason} -> raise "cannot load application spec: #{inspect(reason)}"
-  end
-end
-
 read_config = fn path, opts ->
   if File.regular?(path), do: Config.Reader.read!(path, opts), else: []
 end
 
-# A fresh directory only this user can read, for the config files while they are evaluated;
-# `File.mkdir!` fails rather than reuse anything already there.
-private_dir = fn ->
-  name =
-    "mix-remote-config-#{System.unique_integer([:positive])}-#{:rand.uniform(1_000_000_000_000)}"
+# ---- The run's directory: the shipped applications' lib dirs, the config files ----
 
-  dir = Path.join(System.tmp_dir!(), name)
-  File.mkdir!(dir)
-  File.chmod!(dir, 0o700)
-  dir
+@STALE_RUNS@
+
+# The run's private directory (0700, fresh: `File.mkdir` fails rather than reuse anything),
+# `mix-remote-run-<OS pid>-<random>` in the temp dir, made on first use (after `remote_env` is set,
+# so TMPDIR may move it); the directories earlier runs left there go at the same time. Returns the
+# directory and how many stale ones were removed.
+run_dir = fn again ->
+  case :persistent_term.get(:mix_remote_dir, nil) do
+    nil ->
+      tmp = System.tmp_dir!()
+      random = Integer.to_string(:rand.uniform(0xFFFFFFFFFFFFFF), 16) |> String.downcase()
+      dir = Path.join(tmp, "mix-remote-run-#{System.pid()}-#{random}")
+
+      case File.mkdir(dir) do
+        :ok ->
+          File.chmod!(dir, 0o700)
+          :persistent_term.put(:mix_remote_dir, dir)
+          {:ok, %File.Stat{uid: uid}} = File.lstat(dir)
+          stale = stale_runs.(tmp, uid)
+          Enum.each(stale, &File.rm_rf/1)
+          {dir, length(stale)}
+
+        {:error, :eexist} ->
+          again.(again)
+
+        {:error, reason} ->
+          raise "cannot create #{dir}: #{:file.format_error(reason)}"
+      end
+
+    dir ->
+      {dir, 0}
+  end
 end
 
-# Applies the project's application environment (`setup`, see src/build/app_config.rs and src/remote/invoke.rs) as `mix run`
-# would.
-configure = fn %{apps: apps, config: files, env: env} ->
-  Enum.each(apps, load_app_spec)
+# Writes each application of the batch as `<dir>/lib/<app>/{ebin,priv}` and puts its ebin on the
+# code path, before any module loads (an -on_load may call :code.priv_dir/1). Returns each
+# module's file and code.
+write_apps = fn apps, loose ->
+  {dir, stale} = run_dir.(run_dir)
 
+  files =
+    for {app, spec, modules, priv} <- apps, reduce: %{} do
+      acc ->
+        app_dir = Path.join([dir, "lib", Atom.to_string(app)])
+        ebin = Path.join(app_dir, "ebin")
+        File.mkdir_p!(ebin)
+        if spec != "", do: File.write!(Path.join(ebin, "#{app}.app"), spec)
+
+        for {path, mode, bytes} <- priv do
+          target = Path.join([app_dir, "priv", path])
+          File.mkdir_p!(Path.dirname(target))
+          File.write!(target, bytes)
+          File.chmod!(target, mode)
+        end
+
+        acc =
+          for {module, beam} <- modules, into: acc do
+            file = Path.join(ebin, "#{module}.beam")
+            File.write!(file, beam)
+            {module, {String.to_charlist(file), beam}}
+          end
+
+        true = :code.add_patha(String.to_charlist(ebin))
+        acc
+    end
+
+  :persistent_term.put(:mix_remote_apps, for({app, _, _, _} <- apps, do: app))
+  {Enum.reduce(loose, files, fn {module, file, beam}, acc -> Map.put(acc, module, {file, beam}) end),
+   stale}
+end
+
+# Why a module's -on_load failed: the code server only logs it (as a warning); `on_load_reasons`
+# catches that report while the closure loads and sends it here instead.
+on_load_reason = fn module ->
+  receive do
+    {:mix_remote_on_load, ^module, term} -> "its -on_load function returned " <> inspect(term)
+  after
+    2000 -> :on_load_failure
+  end
+end
+
+on_load_report = fn event, pid ->
+  found =
+    case event do
+      %{msg: {:report, %{format: format, args: [module, term | _]}}} -> {format, module, term}
+      %{msg: {format, [module, term | _]}} -> {format, module, term}
+      _other -> nil
+    end
+
+  case found do
+    {format, module, term} when is_list(format) and is_atom(module) ->
+      if :string.find(format, "on_load function") != :nomatch do
+        send(pid, {:mix_remote_on_load, module, term})
+        :stop
+      else
+        event
+      end
+
+    _other ->
+      event
+  end
+end
+
+on_load_reasons = fn work ->
+  :logger.add_primary_filter(:mix_remote_on_load, {on_load_report, self()})
+
+  try do
+    work.()
+  after
+    :logger.remove_primary_filter(:mix_remote_on_load)
+  end
+end
+
+# Applies the configuration as `mix run` does: config/ evaluated here (runtime.exs sees this
+# server's environment) and put with `persistent: true`, so it beats the `.app` defaults, which
+# load next; then every shipped application is loaded.
+put_config = fn files, env ->
   if files != [] do
-    config_env = String.to_atom(env)
-    dir = private_dir.()
+    {dir, _stale} = run_dir.(run_dir)
+    dir = Path.join(dir, "config")
+    File.mkdir_p!(dir)
 
     try do
       for {path, contents} <- files do
@@ -76,7 +181,7 @@ configure = fn %{apps: apps, config: files, env: env} ->
         File.write!(target, contents)
       end
 
-      opts = [env: config_env, target: :host]
+      opts = [env: String.to_atom(env), target: :host]
       config = read_config.(Path.join(dir, "config/config.exs"), opts)
       runtime = read_config.(Path.join(dir, "config/runtime.exs"), opts)
       Application.put_all_env(Config.Reader.merge(config, runtime), persistent: true)
@@ -84,14 +189,48 @@ configure = fn %{apps: apps, config: files, env: env} ->
       File.rm_rf(dir)
     end
   end
+
+  for app <- :persistent_term.get(:mix_remote_apps, []) do
+    case Application.load(app) do
+      :ok -> :ok
+      {:error, {:already_loaded, _}} -> :ok
+      {:error, reason} -> raise "cannot load application #{app}: #{inspect(reason)}"
+    end
+  end
+end
+
+# Starts `apps` (and what they need) as `mix run` does; the first failure as Mix words it.
+start_apps = fn apps ->
+  Enum.reduce_while(apps, :ok, fn app, :ok ->
+    case :application.ensure_all_started(app, :temporary) do
+      {:ok, _started} -> {:cont, :ok}
+      {:error, {failed, reason}} -> {:halt, {:not_started, failed, Application.format_error(reason)}}
+    end
+  end)
+end
+
+# `setup` (see src/remote/invoke.rs): the config, then the applications started (or only
+# loaded), with Logger restarted in between so that its configuration applies either way.
+configure = fn %{config: files, env: env, apps: apps, start: start} ->
+  put_config.(files, env)
+  Application.stop(:logger)
+  started = if start, do: start_apps.(apps), else: :ok
+  Application.ensure_all_started(:logger)
+  started
 end
 
 # Runs the entry after applying `setup`; the result already formatted as `inspect/2` shows it, or
 # the failure formatted as Elixir formats it, with the missing module of an `undef`.
 call = fn module, function, args, setup ->
   try do
-    configure.(setup)
-    {:ok, inspect(apply(module, function, args), limit: :infinity, printable_limit: :infinity)}
+    case configure.(setup) do
+      :ok ->
+        result = apply(module, function, args)
+        {:ok, inspect(result, limit: :infinity, printable_limit: :infinity)}
+
+      not_started ->
+        not_started
+    end
   catch
     kind, reason ->
       stack = user_frames.(__STACKTRACE__)
@@ -106,6 +245,7 @@ load_one_by_one = fn
   [{module, file, binary} | rest], again ->
     case :code.load_binary(module, file, binary) do
       {:module, ^module} -> again.(rest, again)
+      {:error, :on_load_failure} -> {:error, [{module, on_load_reason.(module)}]}
       {:error, why} -> {:error, [{module, why}]}
     end
 end
@@ -130,15 +270,29 @@ load = fn batch, on_load, again ->
 end
 
 ops = %{
-  # What this node is and has: its versions, and the MD5 of every module it has loaded.
-  info: fn ->
+  # What this node is and has: its versions, the MD5 of every module it has loaded, its machine,
+  # and which of `apps` it lacks.
+  info: fn apps ->
     loaded = for {module, _} <- :code.all_loaded(), do: {module, :erlang.get_module_info(module, :md5)}
+    missing = for app <- apps, match?({:error, _}, :code.lib_dir(app)), do: app
 
     {List.to_string(:erlang.system_info(:otp_release)),
-     List.to_string(:erlang.system_info(:version)), System.version(), loaded}
+     List.to_string(:erlang.system_info(:version)), System.version(), loaded,
+     List.to_string(:erlang.system_info(:system_architecture)),
+     :erlang.system_info({:wordsize, :external}), missing}
   end,
-  # `batch` is a compressed term (see src/remote/wire.rs).
-  load: fn batch, on_load -> load.(:erlang.binary_to_term(batch), on_load, load) end,
+  # `batch` is a compressed term (see src/remote/wire.rs): the applications are written as lib
+  # dirs, then the modules named in `eager` (the closure, leaves first) are loaded at once.
+  load: fn batch, eager, on_load ->
+    {apps, loose} = :erlang.binary_to_term(batch)
+    {files, stale} = write_apps.(apps, loose)
+    modules = for module <- eager, {file, beam} = Map.fetch!(files, module), do: {module, file, beam}
+
+    case on_load_reasons.(fn -> load.(modules, on_load, load) end) do
+      :ok -> {:ok, stale}
+      error -> error
+    end
+  end,
   # The entry runs in a monitored process of its own, so a linked process that crashes it is
   # reported like a raise.
   run: fn module, function, args, setup ->
@@ -210,11 +364,11 @@ Process.register(spawn(fn -> serve.(nil, serve) end), :mix_remote)
 
 unless Node.connect(tool) == true do
   IO.puts(:stderr, "mix-remote: the remote node could not connect back to the tool")
-  System.halt(1)
+  halt.(1)
 end
 
 spawn(fn -> halt_on_eof.(halt_on_eof) end)
 
 receive do
-  {:nodedown, ^tool, _info} -> System.halt(0)
+  {:nodedown, ^tool, _info} -> halt.(0)
 end

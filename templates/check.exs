@@ -1,6 +1,7 @@
 # mix-remote check program, evaluated by the elixir that templates/check.sh starts. It prints the
-# server's OTP release, Elixir version and full OTP version ("-" when its OTP records none), then
-# the marker the tool waits for. It runs nothing of the project.
+# server's OTP release, Elixir version and full OTP version ("-" when its OTP records none), how
+# many directories runs that were killed left in the temp dir (and which dir), then the marker the
+# tool waits for. It runs nothing of the project and changes nothing.
 otp = System.otp_release()
 file = Path.join([:code.root_dir(), "releases", otp, "OTP_VERSION"])
 
@@ -11,4 +12,15 @@ full =
   end
 
 IO.puts("mix-remote-versions #{otp} #{System.version()} #{full}")
+
+@STALE_RUNS@
+
+uid =
+  case File.stat("/proc/self") do
+    {:ok, %File.Stat{uid: uid}} -> uid
+    _error -> System.cmd("id", ["-u"]) |> elem(0) |> String.trim() |> String.to_integer()
+  end
+
+tmp = System.tmp_dir() || "/tmp"
+IO.puts("mix-remote-stale #{length(stale_runs.(tmp, uid))} #{tmp}")
 IO.puts("mix-remote:checked")

@@ -270,14 +270,22 @@ fn every_closure_case_runs_remotely_as_under_mix_run() {
     let sshd = Sshd::start();
     let closure = testkit::compiled_fixture("closure");
     let umbrella = testkit::compiled_fixture("umbrella");
-    let cases: [(&Path, &str, &[&str], &[&str]); 7] = [
+    let cases: [(&Path, &str, &[&str], &[&str]); 9] = [
         (&closure, "Closure.Jobs.shapes", &[], &[]),
         (&closure, "Closure.Jobs.money", &[], &["1234"]),
         (&closure, "Closure.Jobs.pipeline", &[], &["\"abc\""]),
+        // Named only in config: loaded on demand from the shipped lib dir, or pushed at once.
+        (&closure, "Closure.Jobs.notify", &[], &["\"hi\""]),
         (
             &closure,
             "Closure.Jobs.notify",
             &["--include", "Closure.Notifiers.Log"],
+            &["\"hi\""],
+        ),
+        (
+            &closure,
+            "Closure.Jobs.notify_build",
+            &["--include", "Builddep.Notifier"],
             &["\"hi\""],
         ),
         (&closure, "Closure.Jobs.parity", &[], &["11"]),
@@ -293,10 +301,16 @@ fn every_closure_case_runs_remotely_as_under_mix_run() {
 }
 
 #[test]
-fn a_module_named_only_in_config_needs_include_and_the_error_says_so() {
+fn a_module_of_a_build_only_dependency_named_only_in_config_needs_include_and_the_error_says_so() {
     let sshd = Sshd::start();
     let project = testkit::compiled_fixture("closure");
-    let out = run_remote(&sshd, &project, "Closure.Jobs.notify", &[], &["\"hi\""]);
+    let out = run_remote(
+        &sshd,
+        &project,
+        "Closure.Jobs.notify_build",
+        &[],
+        &["\"hi\""],
+    );
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert!(
         out.stderr.contains("UndefinedFunctionError"),
@@ -305,17 +319,18 @@ fn a_module_named_only_in_config_needs_include_and_the_error_says_so() {
     );
     assert!(
         out.stderr.contains(
-            "hint: Closure.Notifiers.Log is a module of this project that was not pushed"
-        ) && out.stderr.contains("add --include Closure.Notifiers.Log"),
+            "hint: Builddep.Notifier is in this project's _build but was not pushed: its \
+             application builddep is not one the project's applications need"
+        ) && out.stderr.contains("add --include Builddep.Notifier"),
         "{}",
         out.stderr
     );
-    // Without the project's config/ files the module is pushed but nothing names it any more.
+    // Without the project's config/ files nothing names the notifier any more.
     let out = run_remote(
         &sshd,
         &project,
         "Closure.Jobs.notify",
-        &["--include", "Closure.Notifiers.Log", "--no-app-config"],
+        &["--no-app-config"],
         &["\"hi\""],
     );
     assert_eq!(out.code, Some(1), "{}", out.stderr);

@@ -123,7 +123,7 @@ fn a_push_timeout_names_its_flag_and_stops_the_node() {
         &out,
         4,
         &[&format!(
-            "timed out pushing 1 modules on {} after 1 s (raise it with --push-timeout)",
+            "timed out pushing 1 application on {} after 1 s (raise it with --push-timeout)",
             sshd.host()
         )],
     );

@@ -1,12 +1,10 @@
-//! The project's application environment, as `mix run` would set it: the `.app` specs of the
-//! applications whose modules are pushed (their `env` defaults) and the files under `config/`
-//! (`config.exs`, the files it imports, `runtime.exs`). They travel with the call and are applied
-//! on the remote just before it, so `Application.get_env/2` answers as it does locally; config
-//! files are evaluated there, so `runtime.exs` sees the server's environment variables.
+//! The project's configuration, as `mix run` would apply it: the files under `config/`
+//! (`config.exs`, the files it imports, `runtime.exs`) and the Mix environment. They travel with
+//! the call and are evaluated on the remote just before it (the `.app` files, with their `env`
+//! defaults, travel in the shipped lib dirs), so `Application.get_env/2` answers as it does
+//! locally and `runtime.exs` sees the server's environment variables.
 
 use std::path::{Path, PathBuf};
-
-use crate::build::beam::Beam;
 
 /// Larger config trees are surely not config: refuse rather than ship them.
 const MAX_CONFIG_BYTES: u64 = 4 << 20;
@@ -32,8 +30,6 @@ pub enum AppConfigError {
 /// What the remote applies before the call.
 #[derive(Debug, Default)]
 pub struct AppConfig {
-    /// The text of each pushed application's `.app` file.
-    pub app_specs: Vec<String>,
     /// Every file under `config/`, as (path relative to the project, contents).
     pub config_files: Vec<(String, Vec<u8>)>,
     /// The Mix environment (`config_env()` in the config files).
@@ -41,40 +37,18 @@ pub struct AppConfig {
 }
 
 impl AppConfig {
-    /// Collects the `.app` files of the applications `closure` comes from and, unless `skip_files`,
-    /// the project's `config/` tree.
+    /// Collects the project's `config/` tree, unless `skip_files`.
     pub fn collect(
         project: &Path,
         env: &str,
-        closure: &[&Beam],
         skip_files: bool,
     ) -> Result<AppConfig, AppConfigError> {
-        let mut app_specs = Vec::new();
-        let mut ebins: Vec<&Path> = closure.iter().filter_map(|b| b.path.parent()).collect();
-        ebins.sort();
-        ebins.dedup();
-        for ebin in ebins {
-            let Some(app) = ebin
-                .parent()
-                .and_then(Path::file_name)
-                .filter(|_| ebin.file_name() == Some("ebin".as_ref()))
-            else {
-                continue;
-            };
-            let path = ebin.join(app).with_extension("app");
-            match std::fs::read_to_string(&path) {
-                Ok(text) => app_specs.push(text),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(error) => return Err(AppConfigError::Read { path, error }),
-            }
-        }
         let config_files = if skip_files {
             Vec::new()
         } else {
             config_files(project)?
         };
         Ok(AppConfig {
-            app_specs,
             config_files,
             env: env.to_owned(),
         })
@@ -117,27 +91,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn collects_app_specs_of_pushed_apps_and_the_config_tree() {
+    fn collects_the_config_tree() {
         let dir = tempfile::tempdir().unwrap();
-        let ebin = dir.path().join("_build/dev/lib/shop/ebin");
-        std::fs::create_dir_all(&ebin).unwrap();
-        std::fs::write(ebin.join("shop.app"), "{application,shop,[{env,[]}]}.").unwrap();
         std::fs::create_dir_all(dir.path().join("config")).unwrap();
         std::fs::write(dir.path().join("config/config.exs"), "import Config").unwrap();
         std::fs::write(dir.path().join("config/prod.exs"), "import Config").unwrap();
-        let beam = Beam {
-            path: ebin.join("Elixir.Shop.beam"),
-            ..Beam::default()
-        };
-        let config = AppConfig::collect(dir.path(), "prod", &[&beam], false).unwrap();
-        assert_eq!(config.app_specs, ["{application,shop,[{env,[]}]}."]);
+        let config = AppConfig::collect(dir.path(), "prod", false).unwrap();
         let names: Vec<&str> = config
             .config_files
             .iter()
             .map(|(p, _)| p.as_str())
             .collect();
         assert_eq!(names, ["config/config.exs", "config/prod.exs"]);
-        let skipped = AppConfig::collect(dir.path(), "prod", &[&beam], true).unwrap();
+        let skipped = AppConfig::collect(dir.path(), "prod", true).unwrap();
         assert!(skipped.config_files.is_empty());
     }
 

@@ -104,6 +104,7 @@ pub fn table(rows: &[CheckRow]) -> String {
                     .unwrap_or_else(|| "-".into()),
                 r.elixir_version.clone().unwrap_or_else(|| "-".into()),
                 cell(r.compat).into(),
+                r.stale_runs.map_or_else(|| "-".into(), |n| n.to_string()),
                 match &r.problem {
                     None => "ready".into(),
                     Some(p) => format!("NOT READY: {}", report::shorten(p, VERDICT_WIDTH)),
@@ -121,6 +122,7 @@ pub fn table(rows: &[CheckRow]) -> String {
             "OTP",
             "ELIXIR VERSION",
             "BUILD LOADS",
+            "STALE RUNS",
             "VERDICT",
         ],
         &body,
@@ -143,6 +145,7 @@ mod tests {
             otp_version: Some("25.3.2.8".into()),
             elixir_version: Some("1.14.0".into()),
             compat: Probe::Ok,
+            stale_runs: Some(0),
             ready: true,
             problem: None,
         };

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::build::entry::display_module;
+use crate::build::project;
 use crate::cli::{Expect, RunArgs};
 use crate::cmd::fanout::{self, Fanout};
 use crate::config::{self, Config, HostSettings};
@@ -90,41 +91,40 @@ fn conclude(
     let entry = job.entry.shown();
     let short = |text: &str| report::shorten(text, RESULT_WIDTH);
     let (code, result) = match outcome {
-        Ok(outcome) => {
-            let (code, result) = match &outcome {
-                Outcome::Returned(value) if expect.is_none() || value == ":ok" => {
-                    (exit::OK, format!("returned {}", short(value)))
-                }
-                Outcome::Returned(value) => (exit::RAISED, format!("not :ok: {}", short(value))),
-                Outcome::Raised { text, .. } => (exit::RAISED, format!("raised {}", short(text))),
-            };
-            match &outcome {
-                Outcome::Returned(value) => view.result(&entry, Status::Returned, value, code == 0),
-                Outcome::Raised { text, .. } => view.result(&entry, Status::Raised, text, false),
-            }
-            // An undef only deserves the --include hint when the missing module is one of the
-            // project's (one the plan could have pushed).
-            if let Outcome::Raised {
-                missing_module: Some(module),
-                ..
-            } = &outcome
-                && job.plan.graph().module(module).is_some()
-            {
-                let module = display_module(module);
-                view.hint(&format!(
-                    "{module} is a module of this project that was not pushed (nothing the entry \
-                     uses names it in its code); add --include {module} (or list it under \
-                     `include` in mix-remote.yaml)"
-                ));
-            }
-            if let (Outcome::Returned(value), exit::RAISED) = (&outcome, code) {
+        Ok(Outcome::Returned(value)) => {
+            let ok = expect.is_none() || value == ":ok";
+            view.result(&entry, Status::Returned, &value, ok);
+            if ok {
+                (exit::OK, format!("returned {}", short(&value)))
+            } else {
                 view.error(&format!(
                     "{entry} returned {} on {}, expected :ok",
-                    short(value),
+                    short(&value),
                     host.name
                 ));
+                (exit::RAISED, format!("not :ok: {}", short(&value)))
             }
-            (code, result)
+        }
+        Ok(Outcome::Raised {
+            text,
+            missing_module,
+        }) => {
+            view.result(&entry, Status::Raised, &text, false);
+            if let Some(module) = missing_module {
+                include_hint(job, view, &module);
+            }
+            (exit::RAISED, format!("raised {}", short(&text)))
+        }
+        Ok(Outcome::NotStarted { app, reason }) => {
+            // Mix's own words (`Could not start application APP: ...`), with the host.
+            view.error(&format!(
+                "could not start application {app} on {}: {reason}",
+                host.name
+            ));
+            (
+                exit::RAISED,
+                format!("application {app} did not start: {}", short(&reason)),
+            )
         }
         Err(e) => {
             let message = e.to_string();
@@ -140,6 +140,31 @@ fn conclude(
         result,
         elapsed,
     }
+}
+
+/// After an `undef` of `module`: the --include hint, when the module is in the project's build but
+/// was not shipped (its application is not one the project's applications need); the shipped ones
+/// load on demand.
+fn include_hint(job: &Job, view: &Reporter, module: &str) {
+    let Some(beam) = job.plan.graph().module(module) else {
+        return;
+    };
+    if job
+        .apps
+        .shipped
+        .iter()
+        .any(|a| a.modules.iter().any(|m| m == module))
+    {
+        return;
+    }
+    let app = project::app_of(&beam.path);
+    let module = display_module(module);
+    view.hint(&format!(
+        "{module} is in this project's _build but was not pushed: its application {app} is not \
+         one the project's applications need (a build-only dependency?) and nothing the entry \
+         uses names it in its code; add --include {module} (or list it under `include` in \
+         mix-remote.yaml)"
+    ));
 }
 
 /// The summary table (several hosts) and event; returns the exit code: the highest of any host

@@ -10,12 +10,17 @@ use crate::remote::node::dist::NET_TICKTIME;
 const LAUNCHER: &str = include_str!("../../templates/boot.sh");
 /// The Elixir boot program (`templates/boot.exs`), sent over stdin; `@TICK_MS@` is replaced by a
 /// quarter of [`NET_TICKTIME`] in milliseconds, the tick interval `:net_kernel.start/1` takes,
-/// and `@MIN_OTP@` by [`MIN_REMOTE_OTP`].
+/// and `@MIN_OTP@` by [`MIN_REMOTE_OTP`], `@STALE_RUNS@` by [`STALE_RUNS`].
 const PROGRAM: &str = include_str!("../../templates/boot.exs");
 /// The output relay (`templates/mix_remote_relay.erl`) as OTP 25 `erlc +r24 +deterministic`
 /// builds it (`cargo xtask relay-beam`): it loads on OTP 24 to 29, and the server needs no
 /// compiler. Sent on the boot session's stdin, loaded before the node connects back.
 pub const RELAY_BEAM: &[u8] = include_bytes!("../../templates/mix_remote_relay.beam");
+/// What finds the directories of earlier runs on the server (`templates/stale_runs.exs`), shared
+/// by the boot program (which removes them) and the check program (which counts them).
+const STALE_RUNS: &str = include_str!("../../templates/stale_runs.exs");
+/// How the directory of a run on the server is named: `<prefix><OS pid>-<random>`.
+pub const RUN_DIR_PREFIX: &str = "mix-remote-run-";
 /// The launcher of `mix-remote check` (`templates/check.sh`).
 const CHECK_LAUNCHER: &str = include_str!("../../templates/check.sh");
 /// The program `check` runs with the remote elixir (`templates/check.exs`), sent over stdin.
@@ -33,6 +38,9 @@ pub const OLD_OTP: &str = "old-otp ";
 pub const CHECKED: &str = "checked";
 /// How the check program's line of versions starts.
 pub const VERSIONS: &str = "mix-remote-versions ";
+/// How the check program's line about directories of earlier runs starts: the count, then the
+/// server's temp dir.
+pub const STALE: &str = "mix-remote-stale ";
 /// The name the boot program's request server registers on the remote node.
 pub const SERVER: &str = "mix_remote";
 
@@ -103,6 +111,7 @@ pub fn stdin_input(node_port: u16, remote_node: &str, cookie: &str, our_node: &s
             &PROGRAM
                 .replace("@TICK_MS@", &(NET_TICKTIME * 250).to_string())
                 .replace("@MIN_OTP@", &MIN_REMOTE_OTP.to_string())
+                .replace("@STALE_RUNS@", STALE_RUNS)
         ),
         base64(RELAY_BEAM)
     )
@@ -136,7 +145,7 @@ fn base64(bytes: &[u8]) -> String {
 pub fn check_input() -> Vec<u8> {
     format!(
         "go\nCode.eval_string(\"{}\")\n",
-        elixir_string_body(CHECK_PROGRAM)
+        elixir_string_body(&CHECK_PROGRAM.replace("@STALE_RUNS@", STALE_RUNS))
     )
     .into_bytes()
 }
@@ -171,6 +180,12 @@ mod tests {
         }
         assert!(CHECK_PROGRAM.contains(&format!("IO.puts(\"{MARKER}{CHECKED}\")")));
         assert!(CHECK_PROGRAM.contains(&format!("IO.puts(\"{VERSIONS}")));
+        assert!(CHECK_PROGRAM.contains(&format!("IO.puts(\"{STALE}")));
+        for program in [PROGRAM, CHECK_PROGRAM] {
+            assert!(program.contains("\n@STALE_RUNS@\n"));
+        }
+        assert!(STALE_RUNS.contains(&format!("~r/^{RUN_DIR_PREFIX}(")));
+        assert!(PROGRAM.contains(&format!("\"{RUN_DIR_PREFIX}#{{System.pid()}}-")));
         assert!(PROGRAM.contains(&format!("end), :{SERVER})")));
         assert!(PROGRAM.contains(&format!("IO.puts(\"{MARKER}{OLD_OTP}#{{otp}}\")")));
         for request in [Request::Info, Request::Load, Request::Run] {

@@ -1,5 +1,6 @@
-//! The call of the entry on the remote: its arguments and the application environment go with
-//! the boot program's `run` request, and the reply says how the function ended.
+//! The call of the entry on the remote: its arguments, the configuration and which applications
+//! to start go with the boot program's `run` request, and the reply says how the function ended
+//! (or that an application did not start).
 
 use erl_dist::term::{Binary, List, Map, Term};
 
@@ -20,6 +21,24 @@ pub enum Outcome {
         /// For an `undef` of a module the remote does not have: that module's atom.
         missing_module: Option<String>,
     },
+    /// An application failed to start, so the function was not called.
+    NotStarted {
+        /// The application that failed.
+        app: String,
+        /// Why, as `Application.format_error/1` says it (what `mix run` prints).
+        reason: String,
+    },
+}
+
+/// What the remote does before the call.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup<'a> {
+    /// The configuration files and the Mix environment.
+    pub config: &'a AppConfig,
+    /// The project's applications, in the order to start them.
+    pub apps: &'a [String],
+    /// Start them (and their dependencies) as `mix run` does; false: only load them.
+    pub start: bool,
 }
 
 /// Calls the entry on the remote with `args`; output it prints reaches our IO server meanwhile.
@@ -27,7 +46,7 @@ pub async fn invoke(
     node: &Node,
     entry: &Entry,
     args: Vec<Term>,
-    setup: &AppConfig,
+    setup: Setup<'_>,
 ) -> Result<Outcome, CallError> {
     let call_args = vec![
         atom(&entry.module),
@@ -56,28 +75,35 @@ pub async fn invoke(
                 _ => None,
             },
         }),
+        [tag, Term::Atom(app), Term::Binary(reason)] if is_atom(tag, "not_started") => {
+            Ok(Outcome::NotStarted {
+                app: app.name.clone(),
+                reason: String::from_utf8_lossy(&reason.bytes).into_owned(),
+            })
+        }
         _ => Err(unexpected()),
     }
 }
 
 /// `setup` as the boot program's `run` takes it:
-/// `%{apps: [binary], config: [{path, binary}], env: binary}`.
-fn setup_term(setup: &AppConfig) -> Term {
+/// `%{config: [{path, binary}], env: binary, apps: [atom], start: boolean}`.
+fn setup_term(setup: Setup<'_>) -> Term {
     let binary = |b: &[u8]| Term::from(Binary::from(b.to_vec()));
-    let apps: Vec<Term> = setup
-        .app_specs
-        .iter()
-        .map(|s| binary(s.as_bytes()))
-        .collect();
     let files: Vec<Term> = setup
+        .config
         .config_files
         .iter()
         .map(|(path, bytes)| tuple(vec![binary(path.as_bytes()), binary(bytes)]))
         .collect();
+    let apps: Vec<Term> = setup.apps.iter().map(|a| atom(a)).collect();
     Map::from([
-        (atom("apps"), List::from(apps).into()),
         (atom("config"), List::from(files).into()),
-        (atom("env"), binary(setup.env.as_bytes())),
+        (atom("env"), binary(setup.config.env.as_bytes())),
+        (atom("apps"), List::from(apps).into()),
+        (
+            atom("start"),
+            atom(if setup.start { "true" } else { "false" }),
+        ),
     ])
     .into()
 }

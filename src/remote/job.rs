@@ -1,6 +1,7 @@
 //! What every host of a run shares, computed once before any connection: the entry, its
-//! arguments, the plan, the application environment, the versions Mix recorded, and the closure's
-//! wire form, prepared on a thread of its own while the hosts connect.
+//! arguments, the plan, the applications to ship and their native code, the application
+//! environment, the versions Mix recorded, and the wire form of it all, prepared on a thread of
+//! its own while the hosts connect.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,14 +9,17 @@ use std::time::{Duration, Instant};
 use erl_dist::term::Term;
 
 use crate::build::app_config::{AppConfig, AppConfigError};
+use crate::build::apps::{self, Apps, AppsError, PrivFile};
 use crate::build::beam::{Beam, BeamError};
 use crate::build::compat;
 use crate::build::entry::{Entry, EntryError, display_module};
 use crate::build::literal::{self, LiteralError};
+use crate::build::native;
 use crate::build::plan::{Plan, PlanError};
+use crate::build::project;
 use crate::config::Build;
 use crate::events::Stage;
-use crate::remote::wire::{self, Prepared};
+use crate::remote::wire::{self, Prepared, ShippedApp};
 use crate::report::Reporter;
 
 /// Why a run cannot start: everything here is found locally, before any connection.
@@ -47,6 +51,9 @@ pub enum JobError {
     /// The project's config files could not be read.
     #[error(transparent)]
     AppConfig(#[from] AppConfigError),
+    /// The applications to ship could not be worked out or read.
+    #[error(transparent)]
+    Apps(#[from] AppsError),
 }
 
 /// What every host of a run shares.
@@ -59,11 +66,19 @@ pub struct Job {
     pub args: Vec<Term>,
     /// The application environment applied on the remote before the call.
     pub setup: AppConfig,
+    /// The applications shipped, and those the server must have.
+    pub apps: Apps,
+    /// Whether the project's applications are started before the call.
+    pub start: bool,
+    /// The native objects among the shipped `priv/` files, checked against each server.
+    pub natives: Vec<native::Object>,
     /// The closure's wire form, prepared in the background while the hosts connect.
     pub wire: WireForm,
-    /// The OTP and Elixir versions Mix recorded for the closure's applications, read once for
+    /// The OTP and Elixir versions Mix recorded for the shipped applications, read once for
     /// every host's version preflight.
     pub built: compat::Built,
+    /// Every shipped module, for the version preflight.
+    pub shipped: Vec<Beam>,
     /// How long reading `_build` and planning took, before any connection.
     pub planned_in: Duration,
 }
@@ -71,8 +86,8 @@ pub struct Job {
 impl Job {
     /// Checks everything that can be checked locally and computes the plan: the entry's syntax,
     /// the arguments, the build under `build.project/_build/<env>`, the entry's arity, the
-    /// included modules; then collects the application environment of the pushed applications
-    /// (without the `config/` files when `skip_app_config`).
+    /// included modules; then the applications to ship with their `priv/` files, and the
+    /// project's `config/` files (none when `skip_app_config`).
     pub fn prepare(
         build: &Build,
         arg_texts: &[String],
@@ -92,48 +107,131 @@ impl Job {
             &build.include,
         )?;
         let closure = plan.beams();
-        let built = compat::Built::read(&closure);
-        let setup = AppConfig::collect(&build.project, &build.mix_env, &closure, skip_app_config)?;
+        let names: Vec<&str> = closure.iter().map(|b| b.name.as_str()).collect();
+        let entry_beam = plan
+            .graph()
+            .module(&entry.module)
+            .expect("the plan checked the entry module");
+        let entry_app = project::app_of(&entry_beam.path);
+        let apps = Apps::resolve(&build.project, &build.mix_env, &entry_app, &names)?;
+        let priv_files = apps::priv_files(&apps.shipped)?;
+        let natives = natives(&build.project, &priv_files);
+        let shipped = shipped_apps(&plan, &apps, &priv_files);
+        let shipped_beams: Vec<Beam> = shipped.iter().flat_map(|a| a.modules.clone()).collect();
+        let built = compat::Built::read(&shipped_beams.iter().collect::<Vec<_>>());
+        let setup = AppConfig::collect(&build.project, &build.mix_env, skip_app_config)?;
         let bytes: usize = closure.iter().map(|b| b.bytes.len()).sum();
         phase.done(format!(
-            "closure of {}: {} modules, {} KiB",
+            "closure of {}: {} modules, {} KiB; {} to ship",
             entry.shown(),
             closure.len(),
-            bytes.div_ceil(1024)
+            bytes.div_ceil(1024),
+            counted(apps.shipped.len(), "application")
         ));
         for beam in &closure {
             report.verbose(&format!("closure: {}", display_module(&beam.name)));
         }
-        let wire = WireForm::start(closure.into_iter().cloned().collect());
+        report.verbose(&describe(&apps, build.start));
+        let wire = WireForm::start(closure.into_iter().cloned().collect(), shipped);
         Ok(Job {
             entry,
             plan,
             args: call_args,
             setup,
+            apps,
+            start: build.start,
+            natives,
             wire,
             built,
+            shipped: shipped_beams,
             planned_in: started.elapsed(),
         })
     }
 }
 
+/// Every shipped application with its modules (as the plan has them: consolidated protocols
+/// included) and its `priv/` files, for the wire.
+fn shipped_apps(plan: &Plan, apps: &Apps, priv_files: &[PrivFile]) -> Vec<ShippedApp> {
+    apps.shipped
+        .iter()
+        .map(|app| ShippedApp {
+            name: app.name.clone(),
+            spec: app.spec.clone(),
+            modules: app
+                .modules
+                .iter()
+                .filter_map(|m| plan.graph().module(m).cloned())
+                .collect(),
+            priv_files: priv_files
+                .iter()
+                .filter(|f| f.app == app.name)
+                .map(|f| (f.path.clone(), f.mode, f.bytes.clone()))
+                .collect(),
+        })
+        .collect()
+}
+
+/// What `-v` says of the applications: shipped, started, expected of the server.
+fn describe(apps: &Apps, start: bool) -> String {
+    let from_server: Vec<&str> = apps.from_server.iter().map(|(a, _)| a.as_str()).collect();
+    format!(
+        "applications: shipped {}; started {}; from the server {}",
+        apps.names().join(", "),
+        if start {
+            apps.project.join(", ")
+        } else {
+            "none (--no-start)".to_owned()
+        },
+        from_server.join(", ")
+    )
+}
+
+/// `n` and `thing`, plural when `n` is not 1.
+pub fn counted(n: usize, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
+}
+
+/// The native objects among `files`, each shown relative to `project` when it is in it.
+fn natives(project: &std::path::Path, files: &[PrivFile]) -> Vec<native::Object> {
+    let project = project
+        .canonicalize()
+        .unwrap_or_else(|_| project.to_owned());
+    files
+        .iter()
+        .filter_map(|file| {
+            let target = native::target(&file.bytes)?;
+            let shown = file
+                .source
+                .strip_prefix(&project)
+                .unwrap_or(&file.source)
+                .display()
+                .to_string();
+            Some(native::Object { shown, target })
+        })
+        .collect()
+}
+
 /// What [`WireForm`] computes: the prepared closure and how long it took.
 type WireResult = Result<(Arc<Prepared>, Duration), Arc<BeamError>>;
 
-/// The closure's MD5s and compressed batch (`remote/wire.rs`), computed on a thread of its own from the
-/// moment the plan is known, so that the work runs while SSH connects; every host waits on the
+/// The closure's MD5s and the compressed batch of the shipped applications (`remote/wire.rs`),
+/// computed on a thread of its own from the moment the plan is known, so that the work runs while SSH connects; every host waits on the
 /// same result.
 #[derive(Clone)]
 pub struct WireForm(tokio::sync::watch::Receiver<Option<WireResult>>);
 
 impl WireForm {
-    /// Starts preparing `closure` (in load order).
-    fn start(closure: Vec<Beam>) -> WireForm {
+    /// Starts preparing `closure` (in load order) and the shipped `apps`.
+    fn start(closure: Vec<Beam>, apps: Vec<ShippedApp>) -> WireForm {
         let (tx, rx) = tokio::sync::watch::channel(None);
         std::thread::spawn(move || {
             let started = Instant::now();
             let refs: Vec<&Beam> = closure.iter().collect();
-            let result = wire::prepare_all(&refs)
+            let result = wire::prepare_all(&refs, &apps)
                 .map(|prepared| (Arc::new(prepared), started.elapsed()))
                 .map_err(Arc::new);
             let _ = tx.send(Some(result));

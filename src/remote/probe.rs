@@ -32,6 +32,7 @@ pub async fn check_host(
         otp_version: None,
         elixir_version: None,
         compat: Probe::Skipped,
+        stale_runs: None,
         ready: false,
         problem: None,
     };
@@ -74,8 +75,10 @@ async fn probe(
 
     let phase = report.phase(Stage::Connect, format!("connecting to {}", host.address));
     let versions: Arc<Mutex<Option<String>>> = Arc::default();
-    let (seen, notes, log) = (
+    let stale: Arc<Mutex<Option<String>>> = Arc::default();
+    let (seen, seen_stale, notes, log) = (
         Arc::clone(&versions),
+        Arc::clone(&stale),
         Arc::clone(report),
         Arc::clone(report),
     );
@@ -84,10 +87,15 @@ async fn probe(
         &dir.path().join("ctl"),
         None,
         &command,
-        move |line| match line.strip_prefix(boot::VERSIONS) {
-            Some(v) => *seen.lock().expect("versions lock poisoned") = Some(v.to_owned()),
-            // ssh's own complaints end up in the row; show them with -v only.
-            None => notes.verbose(line),
+        move |line| {
+            if let Some(v) = line.strip_prefix(boot::VERSIONS) {
+                *seen.lock().expect("versions lock poisoned") = Some(v.to_owned());
+            } else if let Some(s) = line.strip_prefix(boot::STALE) {
+                *seen_stale.lock().expect("stale lock poisoned") = Some(s.to_owned());
+            } else {
+                // ssh's own complaints end up in the row; show them with -v only.
+                notes.verbose(line);
+            }
         },
         move |note| log.verbose(&note),
     )
@@ -171,6 +179,18 @@ async fn probe(
                     otp: otp.to_string(),
                 };
                 problem.get_or_insert(old.to_string());
+            }
+            let stale = stale.lock().expect("stale lock poisoned").take();
+            if let Some((count, tmp)) = stale.as_deref().and_then(|s| s.split_once(' ')) {
+                row.stale_runs = count.parse().ok();
+                if row.stale_runs.is_some_and(|n| n > 0) {
+                    report.warning(&format!(
+                        "{count} director{} left in {tmp} on {} by runs that were killed (the \
+                         next run there removes them)",
+                        if count == "1" { "y" } else { "ies" },
+                        host.address
+                    ));
+                }
             }
             phase.done(format!(
                 "OTP {}, Elixir {}",

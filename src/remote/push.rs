@@ -1,8 +1,11 @@
-//! Loads the closure into the remote node in a constant number of round trips, whatever its size:
-//! one request learns what the remote is and already has ([`remote`]), one loads every module it
-//! lacks (the boot program's `load`: one `code:atomic_load/1`, all or nothing, then the modules
-//! with `-on_load`, which atomic_load refuses, one by one, leaves first). Modules the remote
-//! already runs with the same MD5 are not sent; one with another MD5 is replaced.
+//! Ships the applications and loads the closure in a constant number of round trips, whatever
+//! their size: one request learns what the remote is and already has ([`remote`]), one sends
+//! every shipped application, which the boot program's `load` writes as lib dirs in the run's
+//! private directory on the server and puts on the code path, then loads the closure's modules
+//! the remote lacks (one `code:atomic_load/1`, all or nothing, then the modules with `-on_load`,
+//! which atomic_load refuses, one by one, leaves first). A closure module the remote already runs
+//! with the same MD5 is not loaded again; one with another MD5 is replaced. The other modules of
+//! the shipped applications load on demand from their lib dirs, as on a deployment.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,9 +15,10 @@ use erl_dist::term::{Binary, List, Term};
 use crate::build::beam::Beam;
 use crate::build::compat::RemoteVersions;
 use crate::build::entry::display_module;
+use crate::build::native;
 use crate::remote::boot::{Request, SERVER};
 use crate::remote::node::{CallError, Node, atom, is_atom};
-use crate::remote::wire::{self, Prepared, Wire};
+use crate::remote::wire::{Prepared, Wire};
 
 /// Why the closure could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -31,33 +35,59 @@ pub enum PushError {
 }
 
 /// What the remote node is and already has, learned with the run's first request: its versions
-/// (to check that it can run the project's code) and the MD5 of every module it has loaded.
+/// (to check that it can run the project's code), its machine (for native code), the
+/// applications it lacks of those the shipped ones need, and the MD5 of every module it has
+/// loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remote {
     /// Its OTP, ERTS and Elixir versions.
     pub versions: RemoteVersions,
+    /// Its ERTS's architecture and word size.
+    pub server: native::Server,
+    /// Of the applications asked about, those it does not have (`code:lib_dir/1` fails).
+    pub missing_apps: Vec<String>,
     /// Every loaded module (as an atom: `Elixir.MyApp.Worker`) and its MD5.
     pub loaded: HashMap<String, [u8; 16]>,
 }
 
-/// Asks the remote node what it is and has: one request.
-pub async fn remote(node: &Node, timeout: Duration) -> Result<Remote, PushError> {
+/// Asks the remote node what it is and has, and which of `apps` it lacks: one request.
+pub async fn remote(node: &Node, apps: &[&str], timeout: Duration) -> Result<Remote, PushError> {
+    let apps: Vec<Term> = apps.iter().map(|a| atom(a)).collect();
+    let args = vec![List::from(apps).into()];
     let reply = node
-        .request(SERVER, Request::Info.name(), Vec::new(), Some(timeout))
+        .request(SERVER, Request::Info.name(), args, Some(timeout))
         .await?;
     parse_remote(&reply).ok_or_else(|| PushError::Unexpected(reply.to_string()))
 }
 
-/// `{OtpRelease, Erts, Elixir, [{Module, Md5}]}` as the boot program's `info` answers.
+/// `{OtpRelease, Erts, Elixir, [{Module, Md5}], Architecture, Wordsize, [MissingApp]}` as the
+/// boot program's `info` answers.
 fn parse_remote(reply: &Term) -> Option<Remote> {
     let text = |t: &Term| match t {
         Term::Binary(b) => String::from_utf8(b.bytes.clone()).ok(),
         _ => None,
     };
     let Term::Tuple(t) = reply else { return None };
-    let [otp, erts, elixir, Term::List(loaded)] = t.elements.as_slice() else {
+    let [
+        otp,
+        erts,
+        elixir,
+        Term::List(loaded),
+        arch,
+        Term::FixInteger(wordsize),
+        Term::List(missing),
+    ] = t.elements.as_slice()
+    else {
         return None;
     };
+    let missing_apps = missing
+        .elements
+        .iter()
+        .map(|a| match a {
+            Term::Atom(a) => Some(a.name.clone()),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
     let loaded = loaded
         .elements
         .iter()
@@ -77,6 +107,11 @@ fn parse_remote(reply: &Term) -> Option<Remote> {
             erts: text(erts)?,
             elixir: text(elixir)?,
         },
+        server: native::Server {
+            triple: text(arch)?,
+            wordsize: u8::try_from(wordsize.value).ok()?,
+        },
+        missing_apps,
         loaded,
     })
 }
@@ -84,59 +119,59 @@ fn parse_remote(reply: &Term) -> Option<Remote> {
 /// What was pushed.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Pushed {
-    /// Modules sent and loaded (as atoms), in load order.
+    /// Closure modules loaded at once (as atoms), in load order.
     pub modules: Vec<String>,
-    /// Bytes of code sent (compressed, as on the wire).
+    /// Bytes sent (the compressed batch, as on the wire).
     pub bytes: usize,
-    /// Modules of the closure the remote already had with the same MD5.
+    /// Closure modules the remote already had with the same MD5.
     pub skipped: usize,
+    /// Applications shipped as lib dirs.
+    pub apps: usize,
+    /// Modules in those lib dirs (they load on demand).
+    pub shipped_modules: usize,
+    /// Directories of earlier runs that did not end cleanly, removed from the server.
+    pub stale_removed: u64,
 }
 
-/// Loads the modules of the closure that `remote` does not already have: one request, or none
-/// if it has them all.
+/// Ships the applications and loads the closure modules `remote` does not already have: one
+/// request.
 pub async fn push(
     node: &Node,
-    closure: &Prepared,
+    prepared: &Prepared,
+    apps: usize,
     remote: &Remote,
     timeout: Duration,
 ) -> Result<Pushed, PushError> {
-    let modules: Vec<(&Beam, &Wire)> = closure.modules.iter().map(|(b, w)| (b, w)).collect();
+    let modules: Vec<(&Beam, &Wire)> = prepared.modules.iter().map(|(b, w)| (b, w)).collect();
     let missing = missing(&modules, remote);
-    if missing.is_empty() {
-        return Ok(Pushed {
-            modules: Vec::new(),
-            bytes: 0,
-            skipped: modules.len(),
-        });
-    }
-    let subset;
-    let batch = if missing.len() == modules.len() {
-        &closure.batch
-    } else {
-        subset = wire::batch(&missing);
-        &subset
+    let atoms = |keep: &dyn Fn(&Beam) -> bool| -> Term {
+        let names: Vec<Term> = missing
+            .iter()
+            .filter(|(beam, _)| keep(beam))
+            .map(|(beam, _)| atom(&beam.name))
+            .collect();
+        List::from(names).into()
     };
-    let pushed = Pushed {
-        modules: missing.iter().map(|(beam, _)| beam.name.clone()).collect(),
-        bytes: batch.len(),
-        skipped: modules.len() - missing.len(),
-    };
-    let on_load: Vec<Term> = missing
-        .iter()
-        .filter(|(beam, _)| beam.on_load)
-        .map(|(beam, _)| atom(&beam.name))
-        .collect();
     let args = vec![
-        Binary::from(batch.clone()).into(),
-        List::from(on_load).into(),
+        Binary::from(prepared.batch.clone()).into(),
+        atoms(&|_| true),
+        atoms(&|beam| beam.on_load),
     ];
     let reply = node
         .request(SERVER, Request::Load.name(), args, Some(timeout))
         .await?;
-    match refusals(&reply) {
-        None => Ok(pushed),
-        Some(refused) => Err(refused_error(&refused)),
-    }
+    let stale_removed = match loaded(&reply) {
+        Ok(stale) => stale,
+        Err(refused) => return Err(refused_error(&refused)),
+    };
+    Ok(Pushed {
+        modules: missing.iter().map(|(beam, _)| beam.name.clone()).collect(),
+        bytes: prepared.batch.len(),
+        skipped: modules.len() - missing.len(),
+        apps,
+        shipped_modules: prepared.shipped_modules,
+        stale_removed,
+    })
 }
 
 /// The modules of `closure` the remote lacks, or has with another MD5 (they are replaced).
@@ -157,49 +192,67 @@ fn refused_error(refused: &[(String, String)]) -> PushError {
     PushError::Refused(list.join(", "))
 }
 
-/// `None` for `ok`; the refused modules and reasons for `{error, [{Module, What}]}`.
-fn refusals(reply: &Term) -> Option<Vec<(String, String)>> {
-    if is_atom(reply, "ok") {
-        return None;
-    }
-    let list = match reply {
-        Term::Tuple(t) => match t.elements.as_slice() {
-            [tag, Term::List(list)] if is_atom(tag, "error") => list,
-            _ => return Some(vec![("?".into(), reply.to_string())]),
-        },
-        _ => return Some(vec![("?".into(), reply.to_string())]),
+/// `{ok, StaleRemoved}`: the number; `{error, [{Module, What}]}`: the refused modules and why
+/// (`What` an atom, or the formatted reason of a failed `-on_load`).
+fn loaded(reply: &Term) -> Result<u64, Vec<(String, String)>> {
+    let odd = || vec![("?".to_owned(), reply.to_string())];
+    let Term::Tuple(t) = reply else {
+        return Err(odd());
     };
-    Some(
-        list.elements
-            .iter()
-            .map(|entry| match entry {
-                Term::Tuple(t) => match t.elements.as_slice() {
-                    [Term::Atom(m), Term::Atom(why)] => (m.name.clone(), why.name.clone()),
-                    [Term::Atom(m), other] => (m.name.clone(), other.to_string()),
-                    _ => ("?".into(), entry.to_string()),
-                },
+    let list = match t.elements.as_slice() {
+        [tag, Term::FixInteger(n)] if is_atom(tag, "ok") => {
+            return u64::try_from(n.value).map_err(|_| odd());
+        }
+        [tag, Term::List(list)] if is_atom(tag, "error") => list,
+        _ => return Err(odd()),
+    };
+    Err(list
+        .elements
+        .iter()
+        .map(|entry| match entry {
+            Term::Tuple(t) => match t.elements.as_slice() {
+                [Term::Atom(m), Term::Atom(why)] => (m.name.clone(), why.name.clone()),
+                [Term::Atom(m), Term::Binary(why)] => (
+                    m.name.clone(),
+                    String::from_utf8_lossy(&why.bytes).into_owned(),
+                ),
+                [Term::Atom(m), other] => (m.name.clone(), other.to_string()),
                 _ => ("?".into(), entry.to_string()),
-            })
-            .collect(),
-    )
+            },
+            _ => ("?".into(), entry.to_string()),
+        })
+        .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::remote::node::tuple;
+    use erl_dist::term::FixInteger;
 
     #[test]
-    fn reads_atomic_load_replies() {
-        assert_eq!(refusals(&atom("ok")), None);
+    fn reads_load_replies() {
+        let ok = tuple(vec![atom("ok"), FixInteger::from(2).into()]);
+        assert_eq!(loaded(&ok), Ok(2));
         let reply = tuple(vec![
             atom("error"),
-            List::from(vec![tuple(vec![atom("m"), atom("on_load_not_allowed")])]).into(),
+            List::from(vec![
+                tuple(vec![atom("m"), atom("on_load_not_allowed")]),
+                tuple(vec![
+                    atom("n"),
+                    Binary::from(&b"its -on_load function returned :error"[..]).into(),
+                ]),
+            ])
+            .into(),
         ]);
         assert_eq!(
-            refusals(&reply),
-            Some(vec![("m".into(), "on_load_not_allowed".into())])
+            loaded(&reply),
+            Err(vec![
+                ("m".into(), "on_load_not_allowed".into()),
+                ("n".into(), "its -on_load function returned :error".into())
+            ])
         );
+        assert!(loaded(&atom("ok")).is_err());
     }
 
     fn module(name: &str, md5: u8) -> (Beam, Wire) {
@@ -225,6 +278,11 @@ mod tests {
                 erts: "13.1.5".into(),
                 elixir: "1.14.0".into(),
             },
+            server: native::Server {
+                triple: "x86_64-pc-linux-gnu".into(),
+                wordsize: 8,
+            },
+            missing_apps: Vec::new(),
             loaded: HashMap::from([("same".into(), [1; 16]), ("changed".into(), [9; 16])]),
         };
         let names: Vec<&str> = missing(&closure, &remote)
@@ -246,6 +304,9 @@ mod tests {
                 Binary::from(&[7u8; 16][..]).into(),
             ])])
             .into(),
+            text("aarch64-unknown-linux-musl"),
+            FixInteger::from(8).into(),
+            List::from(vec![atom("ssl")]).into(),
         ]);
         let remote = parse_remote(&reply).unwrap();
         let versions = &remote.versions;
@@ -258,6 +319,9 @@ mod tests {
             ("26", "14.2.5", "1.16.2")
         );
         assert_eq!(remote.loaded, HashMap::from([("lists".into(), [7; 16])]));
+        assert_eq!(remote.server.triple, "aarch64-unknown-linux-musl");
+        assert_eq!(remote.server.wordsize, 8);
+        assert_eq!(remote.missing_apps, ["ssl"]);
         let short_md5 = tuple(vec![
             text("26"),
             text("14"),
@@ -267,6 +331,9 @@ mod tests {
                 Binary::from(&[1u8][..]).into(),
             ])])
             .into(),
+            text("x86_64-pc-linux-gnu"),
+            FixInteger::from(8).into(),
+            List::from(Vec::<Term>::new()).into(),
         ]);
         assert_eq!(parse_remote(&short_md5), None);
         assert_eq!(parse_remote(&atom("ok")), None);

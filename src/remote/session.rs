@@ -1,7 +1,7 @@
 //! A run on one host: every remote stage of the data flow wired together, with teardown on every
 //! path. [`run_host`] opens the ssh master with the reverse forward to our node, boots the node,
 //! waits for it to connect back and handshake, learns what the remote has, checks the versions,
-//! pushes, calls, and tears down. After the handshake a run makes three requests whatever the
+//! the native code and the applications the server must have, pushes, calls, and tears down. After the handshake a run makes three requests whatever the
 //! closure's size (four when `remote_env` is set). `cmd/fanout.rs` runs hosts concurrently.
 
 use std::path::PathBuf;
@@ -16,12 +16,13 @@ use tokio::net::UnixListener;
 use crate::build::beam::{Beam, BeamError};
 use crate::build::compat;
 use crate::build::entry::display_module;
+use crate::build::native;
 use crate::config::HostSettings;
 use crate::events::{Event, Stage};
 use crate::remote::boot::{self, BootError};
 use crate::remote::console::{self, Input};
-use crate::remote::invoke::{self, Outcome};
-use crate::remote::job::Job;
+use crate::remote::invoke::{self, Outcome, Setup};
+use crate::remote::job::{Job, counted};
 use crate::remote::node::{CallError, DistError, Node};
 use crate::remote::private_dir::{self, PrivateDir};
 use crate::remote::push::{self, PushError};
@@ -53,6 +54,22 @@ pub enum SessionError {
     /// The remote's loader would refuse the closure (found before anything is loaded).
     #[error(transparent)]
     Compat(#[from] compat::Refusal),
+    /// Native code of a shipped `priv/` is built for another kind of machine (found before
+    /// anything is sent).
+    #[error(transparent)]
+    Native(#[from] native::Mismatch),
+    /// The server lacks an application that a shipped one needs (found before anything is sent).
+    #[error(
+        "{by} needs the application {app}, which {host} does not have: install it there with its Erlang/OTP and Elixir (Debian and Ubuntu ship parts of OTP as packages of their own, e.g. erlang-{app})"
+    )]
+    MissingApp {
+        /// The application the server lacks.
+        app: String,
+        /// A shipped application that needs it.
+        by: String,
+        /// The host.
+        host: String,
+    },
     /// A module of the closure could not be prepared for the wire.
     #[error(transparent)]
     Wire(#[from] Arc<BeamError>),
@@ -236,10 +253,12 @@ impl Stats {
         }
         if let Some(p) = &self.pushed {
             line += &format!(
-                " pushed_modules={} pushed_bytes={} skipped_modules={}",
+                " pushed_modules={} pushed_bytes={} skipped_modules={} shipped_apps={} shipped_modules={}",
                 p.modules.len(),
                 p.bytes,
-                p.skipped
+                p.skipped,
+                p.apps,
+                p.shipped_modules
             );
         }
         if let Some(c) = &self.console {
@@ -412,7 +431,8 @@ impl Session<'_> {
         Ok(node)
     }
 
-    /// Learns what the remote has, loads what it lacks, calls the entry.
+    /// Learns what the remote has, ships the applications and loads what it lacks, calls the
+    /// entry.
     async fn push_and_call(
         &self,
         node: &Node,
@@ -420,14 +440,14 @@ impl Session<'_> {
         stats: &mut Stats,
     ) -> Result<Outcome, SessionError> {
         let host = &self.host.address;
-        let closure = job.plan.beams();
-        let pushing = format!("pushing {} modules", closure.len());
+        let apps = job.apps.shipped.len();
+        let pushing = format!("pushing {}", counted(apps, "application"));
         let phase = self.report.phase(Stage::Push, &pushing);
         let limit = Duration::from_secs(self.host.push_timeout);
         let started = Instant::now();
         let (prepared, pushed) = timeout(
             limit,
-            self.load(node, job, &closure, limit, stats),
+            self.load(node, job, limit, stats),
             &pushing,
             host,
             "--push-timeout",
@@ -437,14 +457,25 @@ impl Session<'_> {
         .map_err(|e| e.lost_in(&pushing, host))?;
         stats.push = Some(started.elapsed());
         phase.done(format!(
-            "pushed {} modules ({} KiB){}",
-            pushed.modules.len(),
+            "pushed {} ({} modules, {} KiB), loaded {}{}",
+            counted(pushed.apps, "application"),
+            pushed.shipped_modules,
             pushed.bytes.div_ceil(1024),
+            counted(pushed.modules.len(), "module"),
             match pushed.skipped {
                 0 => String::new(),
                 n => format!(", {n} already there"),
             }
         ));
+        match pushed.stale_removed {
+            0 => {}
+            1 => self.report.verbose(
+                "removed the directory of an earlier run that had not ended cleanly from the server",
+            ),
+            n => self.report.verbose(&format!(
+                "removed the directories of {n} earlier runs that had not ended cleanly from the server"
+            )),
+        }
         for (beam, wire) in &prepared.modules {
             if pushed.modules.contains(&beam.name) {
                 self.report.event(Event::ModulePushed {
@@ -460,7 +491,12 @@ impl Session<'_> {
         let calling = format!("calling {}", entry.shown());
         let phase = self.report.phase(Stage::Call, &calling);
         let started = Instant::now();
-        let call = invoke::invoke(node, entry, job.args.clone(), &job.setup);
+        let setup = Setup {
+            config: &job.setup,
+            apps: &job.apps.project,
+            start: job.start,
+        };
+        let call = invoke::invoke(node, entry, job.args.clone(), setup);
         let outcome = match self.host.call_timeout.map(Duration::from_secs) {
             None => call.await.map_err(SessionError::from),
             Some(limit) => timeout(limit, call, &calling, host, "--call-timeout").await,
@@ -475,18 +511,24 @@ impl Session<'_> {
         Ok(outcome)
     }
 
-    /// The push itself: what the remote has (while the wire form is finished), the version
-    /// preflight, then loading what it lacks.
+    /// The push itself: what the remote has (while the wire form is finished), the preflight
+    /// (versions, native code, the applications the server must have), then shipping.
     async fn load(
         &self,
         node: &Node,
         job: &Job,
-        closure: &[&Beam],
         limit: Duration,
         stats: &mut Stats,
     ) -> Result<(Arc<Prepared>, push::Pushed), SessionError> {
+        let host = &self.host.address;
+        let needed: Vec<&str> = job
+            .apps
+            .from_server
+            .iter()
+            .map(|(app, _)| app.as_str())
+            .collect();
         // The wire form is normally ready by now; if not, the run waits for it here, and says so.
-        let (remote, wire) = tokio::join!(push::remote(node, limit), async {
+        let (remote, wire) = tokio::join!(push::remote(node, &needed, limit), async {
             let waiting = Instant::now();
             let wire = job.wire.get().await;
             (wire, waiting.elapsed())
@@ -497,17 +539,45 @@ impl Session<'_> {
         stats.wire_wait = Some(waited);
         let versions = &remote.versions;
         self.report.verbose(&format!(
-            "remote: OTP {}, ERTS {}, Elixir {}, {} modules loaded",
+            "remote: OTP {}, ERTS {}, Elixir {}, {} ({}-bit), {} modules loaded",
             versions.otp_release,
             versions.erts,
             versions.elixir,
+            remote.server.triple,
+            u32::from(remote.server.wordsize) * 8,
             remote.loaded.len()
         ));
-        // Nothing is loaded when the remote would refuse any module: one line says why.
-        for warning in compat::preflight(closure, &job.built, versions)? {
+        // Nothing is sent when the remote could not load the closure: one line says why. Other
+        // modules of the shipped applications load only if called: a warning.
+        let closure: Vec<&Beam> = prepared.modules.iter().map(|(beam, _)| beam).collect();
+        for warning in compat::preflight(&closure, &job.built, versions)? {
             self.report.warning(&warning);
         }
-        let pushed = push::push(node, &prepared, &remote, limit).await?;
+        let others: Vec<&Beam> = job
+            .shipped
+            .iter()
+            .filter(|beam| !closure.iter().any(|c| c.name == beam.name))
+            .collect();
+        if let Err(refusal) = compat::preflight(&others, &job.built, versions) {
+            self.report.warning(&format!(
+                "a module outside the closure would fail to load when called: {refusal}"
+            ));
+        }
+        native::check(&job.natives, &remote.server, host)?;
+        if let Some(app) = remote.missing_apps.first() {
+            let by = job
+                .apps
+                .from_server
+                .iter()
+                .find(|(needed, _)| needed == app)
+                .map_or_else(String::new, |(_, by)| by.clone());
+            return Err(SessionError::MissingApp {
+                app: app.clone(),
+                by,
+                host: host.clone(),
+            });
+        }
+        let pushed = push::push(node, &prepared, job.apps.shipped.len(), &remote, limit).await?;
         Ok((prepared, pushed))
     }
 }

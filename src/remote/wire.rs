@@ -1,4 +1,5 @@
-//! The closure as it goes on the wire, and how the remote recognises a module it already has.
+//! The shipped applications and the closure as they go on the wire, and how the remote
+//! recognises a module it already has.
 //!
 //! The MD5 is the one the remote loader reports for a loaded module (`Mod:module_info(md5)`,
 //! the same as `beam_lib:md5/1`): over the data of the chunks Atom/AtU8, Code, StrT, ImpT, ExpT,
@@ -8,10 +9,10 @@
 //!
 //! A module is sent without the chunks the loader never reads (debug info, docs, Elixir's
 //! compile-time checker data: about half of an Elixir `.beam`; on the remote they would be
-//! unreachable anyway, since tools read them from the file, not from loaded code). The modules
-//! to load travel as one batch, a term compressed as one zlib stream, which shares what modules
-//! have in common (module, function and atom names) and which `binary_to_term/1` expands. All
-//! of it is computed while SSH connects, the batch too: a fresh remote node lacks every module.
+//! unreachable anyway, since tools read them from the file, not from loaded code). Every module
+//! and `priv/` file of the shipped applications travels in one batch, a term compressed as one
+//! zlib stream, which shares what modules have in common (module, function and atom names) and
+//! which `binary_to_term/1` expands. All of it is computed while SSH connects, the batch too.
 
 use std::io::Write;
 
@@ -44,29 +45,66 @@ pub struct Wire {
     pub bytes: Vec<u8>,
 }
 
-/// The closure ready to push, in load order.
-pub struct Prepared {
-    /// Each module with its wire form.
-    pub modules: Vec<(Beam, Wire)>,
-    /// The [`batch`] of all of them.
-    pub batch: Vec<u8>,
+/// An application as it goes to the server: its lib dir's `ebin/` and `priv/`.
+#[derive(Debug, Clone)]
+pub struct ShippedApp {
+    /// Its name.
+    pub name: String,
+    /// The text of its `.app` file, if it has one.
+    pub spec: Option<String>,
+    /// Every module of its `ebin/`.
+    pub modules: Vec<Beam>,
+    /// Every file of its `priv/`: path relative to `priv/`, permission bits, contents.
+    pub priv_files: Vec<(String, u32, Vec<u8>)>,
 }
 
-/// Prepares the modules of `closure` and their batch.
-pub fn prepare_all(closure: &[&Beam]) -> Result<Prepared, BeamError> {
-    let modules = closure
-        .iter()
-        .map(|&beam| match prepare(beam) {
-            Ok(wire) => Ok((beam.clone(), wire)),
-            Err(kind) => Err(BeamError {
-                path: beam.path.clone(),
-                kind,
-            }),
+/// The shipped applications and the closure, ready to push.
+pub struct Prepared {
+    /// The closure's modules with their wire form, in load order.
+    pub modules: Vec<(Beam, Wire)>,
+    /// The [`batch`] of the applications (and of closure modules that belong to none).
+    pub batch: Vec<u8>,
+    /// How many modules the batch holds.
+    pub shipped_modules: usize,
+}
+
+/// Prepares the modules of `apps` and `closure`, and their batch.
+pub fn prepare_all(closure: &[&Beam], apps: &[ShippedApp]) -> Result<Prepared, BeamError> {
+    let wire_of = |beam: &Beam| {
+        prepare(beam).map_err(|kind| BeamError {
+            path: beam.path.clone(),
+            kind,
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    let all: Vec<(&Beam, &Wire)> = modules.iter().map(|(b, w)| (b, w)).collect();
-    let batch = batch(&all);
-    Ok(Prepared { modules, batch })
+    };
+    let wired: Vec<Vec<Wire>> = apps
+        .iter()
+        .map(|app| app.modules.iter().map(wire_of).collect())
+        .collect::<Result<_, _>>()?;
+    let by_name: std::collections::HashMap<&str, &Wire> = apps
+        .iter()
+        .zip(&wired)
+        .flat_map(|(app, wires)| app.modules.iter().map(|b| b.name.as_str()).zip(wires))
+        .collect();
+    let mut loose = Vec::new();
+    let mut modules = Vec::with_capacity(closure.len());
+    for &beam in closure {
+        let wire = match by_name.get(beam.name.as_str()) {
+            Some(&wire) => wire.clone(),
+            None => {
+                let wire = wire_of(beam)?;
+                loose.push((beam.clone(), wire.clone()));
+                wire
+            }
+        };
+        modules.push((beam.clone(), wire));
+    }
+    let shipped_modules = by_name.len() + loose.len();
+    let batch = batch(apps, &wired, &loose);
+    Ok(Prepared {
+        modules,
+        batch,
+        shipped_modules,
+    })
 }
 
 /// Prepares `beam` for the wire.
@@ -94,30 +132,67 @@ pub fn prepare(beam: &Beam) -> Result<Wire, BeamErrorKind> {
     Ok(Wire { md5, bytes })
 }
 
-/// `[{Module, File, Beam}]` for `modules`, in the external term format, compressed: what the
-/// boot program's `load` expands with `binary_to_term/1`. File is the local path, which the
-/// remote loader records for the module.
-pub fn batch(modules: &[(&Beam, &Wire)]) -> Vec<u8> {
-    let list: Term = List::from(
-        modules
-            .iter()
-            .map(|(beam, wire)| {
-                let path = beam.path.to_string_lossy();
-                let file: Vec<Term> = path
-                    .chars()
-                    .map(|c| FixInteger::from(c as i32).into())
-                    .collect();
-                tuple(vec![
-                    atom(&beam.name),
-                    List::from(file).into(),
-                    Binary::from(wire.bytes.clone()).into(),
-                ])
-            })
-            .collect::<Vec<_>>(),
-    )
-    .into();
+/// `{Apps, Loose}` in the external term format, compressed: what the boot program's `load`
+/// expands with `binary_to_term/1` and writes as lib dirs. `Apps` is `[{App, Spec, [{Module,
+/// Beam}], [{Path, Mode, Bytes}]}]` (`Spec` empty when the application has no `.app` file);
+/// `Loose` is `[{Module, File, Beam}]` for closure modules of no shipped application, `File`
+/// being the local path, which the remote loader records for the module.
+fn batch(apps: &[ShippedApp], wired: &[Vec<Wire>], loose: &[(Beam, Wire)]) -> Vec<u8> {
+    let binary = |bytes: &[u8]| -> Term { Binary::from(bytes.to_vec()).into() };
+    let apps: Vec<Term> = apps
+        .iter()
+        .zip(wired)
+        .map(|(app, wires)| {
+            let modules: Vec<Term> = app
+                .modules
+                .iter()
+                .zip(wires)
+                .map(|(beam, wire)| tuple(vec![atom(&beam.name), binary(&wire.bytes)]))
+                .collect();
+            let files: Vec<Term> = app
+                .priv_files
+                .iter()
+                .map(|(path, mode, bytes)| {
+                    tuple(vec![
+                        binary(path.as_bytes()),
+                        FixInteger::from(*mode as i32).into(),
+                        binary(bytes),
+                    ])
+                })
+                .collect();
+            tuple(vec![
+                atom(&app.name),
+                binary(app.spec.as_deref().unwrap_or_default().as_bytes()),
+                List::from(modules).into(),
+                List::from(files).into(),
+            ])
+        })
+        .collect();
+    let loose: Vec<Term> = loose
+        .iter()
+        .map(|(beam, wire)| {
+            let path = beam.path.to_string_lossy();
+            let file: Vec<Term> = path
+                .chars()
+                .map(|c| FixInteger::from(c as i32).into())
+                .collect();
+            tuple(vec![
+                atom(&beam.name),
+                List::from(file).into(),
+                binary(&wire.bytes),
+            ])
+        })
+        .collect();
+    compressed(&tuple(vec![
+        List::from(apps).into(),
+        List::from(loose).into(),
+    ]))
+}
+
+/// `term` in the external term format, zlib-compressed as `binary_to_term/1` reads it.
+fn compressed(term: &Term) -> Vec<u8> {
     let mut plain = Vec::new();
-    list.encode(&mut plain).expect("encoding into memory");
+    term.encode(&mut plain).expect("encoding into memory");
     // The compressed form covers the term without its version byte.
     let term = &plain[1..];
     let mut zlib = flate2::write::ZlibEncoder::new(
@@ -224,27 +299,60 @@ mod tests {
     }
 
     #[test]
-    fn batch_is_a_compressed_term_of_the_modules() {
+    fn batch_is_a_compressed_term_of_the_applications() {
         let beams: Vec<Beam> = VECTORS.iter().map(|(_, bytes, _)| vector(bytes)).collect();
-        let refs: Vec<&Beam> = beams.iter().collect();
-        let prepared = prepare_all(&refs).unwrap();
-        assert_eq!(&prepared.batch[..2], &[ETF_VERSION, ETF_COMPRESSED]);
-        let Term::List(decoded) = Term::decode(prepared.batch.as_slice()).unwrap() else {
-            panic!("not a list");
+        let app = ShippedApp {
+            name: "shop".into(),
+            spec: Some("{application,shop,[]}.".into()),
+            modules: vec![beams[0].clone()],
+            priv_files: vec![("native/x.so".into(), 0o755, b"ELF".to_vec())],
         };
-        assert_eq!(decoded.elements.len(), 2);
-        for (entry, (beam, wire)) in decoded.elements.iter().zip(&prepared.modules) {
-            let Term::Tuple(t) = entry else {
-                panic!("not a tuple: {entry}")
-            };
-            match t.elements.as_slice() {
-                [Term::Atom(m), Term::ByteList(file), Term::Binary(bytes)] => {
-                    assert_eq!(m.name, beam.name);
-                    assert_eq!(file.bytes, b"v.beam");
-                    assert_eq!(bytes.bytes, wire.bytes);
-                }
-                other => panic!("unexpected {other:?}"),
+        let refs: Vec<&Beam> = beams.iter().collect();
+        let prepared = prepare_all(&refs, std::slice::from_ref(&app)).unwrap();
+        assert_eq!(prepared.shipped_modules, 2);
+        assert_eq!(&prepared.batch[..2], &[ETF_VERSION, ETF_COMPRESSED]);
+        let Term::Tuple(decoded) = Term::decode(prepared.batch.as_slice()).unwrap() else {
+            panic!("not a tuple");
+        };
+        let [Term::List(apps), Term::List(loose)] = decoded.elements.as_slice() else {
+            panic!("not {{apps, loose}}: {decoded}");
+        };
+        let Term::Tuple(shop) = &apps.elements[0] else {
+            panic!("not a tuple")
+        };
+        match shop.elements.as_slice() {
+            [
+                Term::Atom(name),
+                Term::Binary(spec),
+                Term::List(modules),
+                Term::List(files),
+            ] => {
+                assert_eq!(name.name, "shop");
+                assert_eq!(spec.bytes, b"{application,shop,[]}.");
+                assert_eq!(modules.elements.len(), 1);
+                assert_eq!(
+                    files.elements[0].to_string(),
+                    tuple(vec![
+                        Binary::from(&b"native/x.so"[..]).into(),
+                        FixInteger::from(0o755).into(),
+                        Binary::from(&b"ELF"[..]).into()
+                    ])
+                    .to_string()
+                );
             }
+            other => panic!("unexpected {other:?}"),
+        }
+        // The second module belongs to no shipped application: it travels on its own.
+        let Term::Tuple(entry) = &loose.elements[0] else {
+            panic!("not a tuple")
+        };
+        match entry.elements.as_slice() {
+            [Term::Atom(m), Term::ByteList(file), Term::Binary(bytes)] => {
+                assert_eq!(m.name, beams[1].name);
+                assert_eq!(file.bytes, b"v.beam");
+                assert_eq!(bytes.bytes, prepared.modules[1].1.bytes);
+            }
+            other => panic!("unexpected {other:?}"),
         }
         let plain: usize = prepared.modules.iter().map(|(_, w)| w.bytes.len()).sum();
         assert!(

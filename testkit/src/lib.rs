@@ -13,8 +13,9 @@
 //! - [`Sshd::builder`] starts a loopback server with options, e.g.
 //!   `AllowTcpForwarding no` or any extra `sshd_config` line
 //!   ([`Builder::config`]) for tests of a server that refuses forwards.
-//! - [`Sshd::session_processes`] lists what the sessions started, so tests
-//!   can prove that nothing is left behind on the "remote" side;
+//! - [`Sshd::session_processes`] lists what the sessions started, and
+//!   [`Sshd::remote_tmp`] is their `TMPDIR`, so tests can prove that nothing
+//!   is left behind on the "remote" side;
 //!   [`processes_mentioning`] finds the local processes of a run by a path
 //!   they name (its `TMPDIR`).
 //! - Faults to inject: [`Sshd::builder`] (a server that refuses forwards),

@@ -27,6 +27,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const OPEN_PORT: u16 = 22;
 /// The second port sshd listens on in a namespace, which the firewall blocks.
 const BLOCKED_PORT: u16 = 2222;
+/// The sessions' `TMPDIR`, under the server's temporary directory.
+const REMOTE_TMP: &str = "remote-tmp";
 /// Counter making this process's tags unique.
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -151,6 +153,13 @@ impl Sshd {
     /// The unique value of `MIX_REMOTE_TEST_TAG` in this server's sessions.
     pub fn tag(&self) -> &str {
         &self.tag
+    }
+
+    /// The sessions' temporary directory: sshd sets `TMPDIR` to it in every
+    /// session, so whatever a run leaves in the server's temp dir is here (and
+    /// removed with the server).
+    pub fn remote_tmp(&self) -> PathBuf {
+        self.dir.path().join(REMOTE_TMP)
     }
 
     /// What sshd printed on stderr so far (its last lines), for diagnosing a
@@ -378,6 +387,8 @@ impl Setup {
             SEQ.fetch_add(1, Ordering::Relaxed)
         );
 
+        fs::create_dir(dir.path().join(REMOTE_TMP))
+            .map_err(|e| format!("cannot create the sessions' TMPDIR: {e}"))?;
         let host_key = dir.path().join("ssh_host_ed25519_key");
         let user_key = dir.path().join("id_ed25519");
         keygen(&host_key)?;
@@ -527,7 +538,12 @@ LogLevel INFO
             // Tests that fail logins on purpose must not get 127.0.0.1 penalised.
             c += "PerSourcePenalties no\n";
         }
-        c += &format!("SetEnv {TAG_VAR}={}\n", self.tag);
+        // sshd reads only the first SetEnv line: every variable goes on this one.
+        c += &format!(
+            "SetEnv {TAG_VAR}={} \"TMPDIR={}\"\n",
+            self.tag,
+            self.path(REMOTE_TMP).display()
+        );
         c
     }
 

@@ -116,13 +116,19 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<(), String> {
 }
 
 /// How the measured commands reach the sshd: directly, or through the delay proxy.
-struct Link<'a> {
-    sshd: &'a testkit::Sshd,
+pub(crate) struct Link<'a> {
+    pub(crate) sshd: &'a testkit::Sshd,
     options: Vec<String>,
 }
 
 impl<'a> Link<'a> {
-    fn new(sshd: &'a testkit::Sshd, proxy: &Path, rtt: u64, mbit: Option<f64>) -> Link<'a> {
+    /// The link to `sshd` with `rtt` ms added (through `proxy delay-proxy`) and `mbit`.
+    pub(crate) fn new(
+        sshd: &'a testkit::Sshd,
+        proxy: &Path,
+        rtt: u64,
+        mbit: Option<f64>,
+    ) -> Link<'a> {
         let mut options = Vec::new();
         if rtt > 0 || mbit.is_some() {
             let rate = mbit.map(|m| format!(" --mbit {m}")).unwrap_or_default();
@@ -135,7 +141,7 @@ impl<'a> Link<'a> {
     }
 
     /// `-F config -o option...`, for ssh and for mix-remote alike.
-    fn ssh_args(&self) -> Vec<String> {
+    pub(crate) fn ssh_args(&self) -> Vec<String> {
         let mut args = vec![
             "-F".to_owned(),
             self.sshd.ssh_config().display().to_string(),
@@ -148,7 +154,7 @@ impl<'a> Link<'a> {
     }
 
     /// Wall time of `ssh host command`.
-    fn time_ssh(&self, command: &str) -> Result<Duration, String> {
+    pub(crate) fn time_ssh(&self, command: &str) -> Result<Duration, String> {
         let started = Instant::now();
         let out = Command::new("ssh")
             .args(self.ssh_args())
@@ -202,7 +208,7 @@ impl<'a> Link<'a> {
 }
 
 /// The `key=value` pairs of the binary's `stats:` line (empty for a binary without one).
-fn stats(stderr: &str) -> BTreeMap<String, u64> {
+pub(crate) fn stats(stderr: &str) -> BTreeMap<String, u64> {
     stderr
         .lines()
         .filter_map(|line| line.split_once("stats: ").map(|(_, rest)| rest))
@@ -273,7 +279,7 @@ impl Row {
 }
 
 /// The median of `samples` (not empty).
-fn median(mut samples: Vec<Duration>) -> Duration {
+pub(crate) fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort_unstable();
     samples[samples.len() / 2]
 }

@@ -1,13 +1,16 @@
 //! Project tasks as typed subcommands: `cargo xtask demo`, `cargo xtask bench`,
-//! `cargo xtask scan-bench`, `cargo xtask beam-vectors`, `cargo xtask relay-beam`.
+//! `cargo xtask bench-ecto`, `cargo xtask scan-bench`, `cargo xtask beam-vectors`,
+//! `cargo xtask relay-beam`.
 //!
 //! `demo` shows the tool working end to end on this machine: it compiles the bundled example
 //! project, starts a throw-away sshd on loopback (the test harness's, with its own keys and
 //! known_hosts, never touching ~/.ssh), and runs `mix-remote run` against it. `bench` times cold
-//! runs over a slowed link beside the floor (see bench.rs); `delay-proxy` is the slow link.
+//! runs over a slowed link beside the floor (see bench.rs), `bench-ecto` the Ecto data fix beside
+//! `mix run` on the server (bench_ecto.rs); `delay-proxy` is the slow link.
 
 mod beam_vectors;
 mod bench;
+mod bench_ecto;
 mod project;
 mod proxy;
 mod scan_bench;
@@ -32,6 +35,9 @@ enum Task {
     Demo,
     /// Time cold runs for closures of N modules at several round-trip times, beside the floor.
     Bench(bench::BenchArgs),
+    /// Time the Ecto data fix cold at several round-trip times, beside `mix run` on the server
+    /// and the floor.
+    BenchEcto(bench_ecto::BenchEctoArgs),
     /// Relay HOST PORT over stdin/stdout with a delay (the benchmark's ssh ProxyCommand).
     DelayProxy(proxy::ProxyArgs),
     /// Time reading a generated _build of MODULES modules.
@@ -54,6 +60,7 @@ fn main() -> ExitCode {
     match Cli::parse().task {
         Task::Demo => demo(),
         Task::Bench(args) => report(bench::run(&args, &workspace_root())),
+        Task::BenchEcto(args) => report(bench_ecto::run(&args, &workspace_root())),
         Task::DelayProxy(args) => report(proxy::run(&args)),
         Task::ScanBench { modules } => report(scan_bench::run(&workspace_root(), modules.get())),
         Task::BeamVectors { args } => report(beam_vectors::run(&args).map_err(|e| e.to_string())),

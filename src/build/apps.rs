@@ -1,0 +1,521 @@
+//! Which applications a run ships, as a deployment of the project would have them: the project's
+//! own (the `app:` of `mix.exs`, or every child of an umbrella) and every application of
+//! `_build/<env>/lib` they need, through `applications`, `included_applications` and
+//! `optional_applications` of the `.app` files, transitively; plus the application of every module
+//! of the entry's closure. Applications named there that are not in `_build` (OTP's and Elixir's
+//! own: kernel, logger, ssl...) are never shipped: the server must have them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::build::app_spec::{self, AppSpec};
+
+/// More than this in the `priv/` directories of the shipped applications is surely not meant to
+/// travel with a job: refuse rather than send it.
+pub const MAX_PRIV_BYTES: u64 = 256 << 20;
+
+/// Why the applications to ship could not be worked out.
+#[derive(Debug, thiserror::Error)]
+pub enum AppsError {
+    /// A file or directory could not be read.
+    #[error("cannot read {path}: {error}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// A `.app` file is not what Mix writes.
+    #[error("{path}: {why} (rebuild it with `mix compile --force`)")]
+    BadSpec {
+        /// The `.app` file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// The `priv/` directories hold more than any job should send.
+    #[error("the priv/ directories of {apps} hold more than 256 MiB: too much to send with a job")]
+    PrivTooLarge {
+        /// The applications shipped.
+        apps: String,
+    },
+}
+
+/// One application of `_build/<env>/lib` that ships.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppDir {
+    /// Its name.
+    pub name: String,
+    /// `_build/<env>/lib/<name>`.
+    pub dir: PathBuf,
+    /// The text of `ebin/<name>.app`, if Mix wrote one.
+    pub spec: Option<String>,
+    /// The modules of its `ebin/` (as atoms), sorted.
+    pub modules: Vec<String>,
+}
+
+/// What a run ships and what it expects of the server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Apps {
+    /// The project's own applications, in the order `mix run` starts them.
+    pub project: Vec<String>,
+    /// The applications shipped, by name.
+    pub shipped: Vec<AppDir>,
+    /// Applications the shipped ones need that the server must have, each with the first shipped
+    /// application found that names it: (needed, by).
+    pub from_server: Vec<(String, String)>,
+}
+
+impl Apps {
+    /// Works out the applications of `<project>/_build/<env>`: the project's own ones (falling
+    /// back to `entry_app` when `mix.exs` does not name one that was built), what they need, and
+    /// the applications of `closure` (module atoms).
+    pub fn resolve(
+        project: &Path,
+        env: &str,
+        entry_app: &str,
+        closure: &[&str],
+    ) -> Result<Apps, AppsError> {
+        let lib = project.join("_build").join(env).join("lib");
+        let built = built_apps(&lib)?;
+        let mut project_apps: Vec<String> = project_apps(project)
+            .into_iter()
+            .filter(|app| built.contains_key(app))
+            .collect();
+        if project_apps.is_empty() && built.contains_key(entry_app) {
+            project_apps.push(entry_app.to_owned());
+        }
+        let owner: HashMap<&str, &str> = built
+            .iter()
+            .flat_map(|(app, dir)| dir.modules.iter().map(move |m| (m.as_str(), app.as_str())))
+            .collect();
+        let mut roots: Vec<&str> = project_apps.iter().map(String::as_str).collect();
+        roots.extend(closure.iter().filter_map(|m| owner.get(m).copied()));
+        let specs = read_specs(&built)?;
+        let (shipped, from_server) = reachable(&roots, &specs);
+        let order = start_order(&project_apps, &specs);
+        Ok(Apps {
+            project: order,
+            shipped: shipped
+                .iter()
+                .filter_map(|name| built.get(name).cloned())
+                .collect(),
+            from_server,
+        })
+    }
+
+    /// The names of the shipped applications.
+    pub fn names(&self) -> Vec<&str> {
+        self.shipped.iter().map(|a| a.name.as_str()).collect()
+    }
+}
+
+/// Every application directory of `lib` (`<lib>/<app>/ebin`), with its `.app` text and modules.
+fn built_apps(lib: &Path) -> Result<BTreeMap<String, AppDir>, AppsError> {
+    let read_dir = |path: &Path| {
+        std::fs::read_dir(path).map_err(|error| AppsError::Read {
+            path: path.to_owned(),
+            error,
+        })
+    };
+    let mut apps = BTreeMap::new();
+    for entry in read_dir(lib)?.filter_map(Result::ok) {
+        let dir = entry.path();
+        let ebin = dir.join("ebin");
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if !ebin.is_dir() {
+            continue;
+        }
+        let mut modules: Vec<String> = read_dir(&ebin)?
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let file = e.file_name().to_str()?.to_owned();
+                file.strip_suffix(".beam").map(str::to_owned)
+            })
+            .collect();
+        modules.sort();
+        let spec_path = ebin.join(format!("{name}.app"));
+        let spec = match std::fs::read_to_string(&spec_path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(error) => {
+                return Err(AppsError::Read {
+                    path: spec_path,
+                    error,
+                });
+            }
+        };
+        apps.insert(
+            name.clone(),
+            AppDir {
+                name,
+                dir,
+                spec,
+                modules,
+            },
+        );
+    }
+    Ok(apps)
+}
+
+/// The parsed `.app` of each built application that has one.
+fn read_specs(built: &BTreeMap<String, AppDir>) -> Result<HashMap<String, AppSpec>, AppsError> {
+    let mut specs = HashMap::new();
+    for (name, dir) in built {
+        if let Some(text) = &dir.spec {
+            let spec = app_spec::parse(text).map_err(|why| AppsError::BadSpec {
+                path: dir.dir.join("ebin").join(format!("{name}.app")),
+                why,
+            })?;
+            specs.insert(name.clone(), spec);
+        }
+    }
+    Ok(specs)
+}
+
+/// The applications of `specs` reachable from `roots` (sorted), and the ones named on the way
+/// that are not built, except optional ones: (needed, by), in the order found.
+fn reachable(
+    roots: &[&str],
+    specs: &HashMap<String, AppSpec>,
+) -> (BTreeSet<String>, Vec<(String, String)>) {
+    let mut shipped = BTreeSet::new();
+    let mut from_server: Vec<(String, String)> = Vec::new();
+    let mut todo: VecDeque<String> = roots.iter().map(|r| (*r).to_owned()).collect();
+    while let Some(app) = todo.pop_front() {
+        if !shipped.insert(app.clone()) {
+            continue;
+        }
+        let Some(spec) = specs.get(&app) else {
+            continue;
+        };
+        for (needed, optional) in spec.needs() {
+            if specs.contains_key(needed) {
+                todo.push_back(needed.to_owned());
+            } else if !optional && !from_server.iter().any(|(n, _)| n == needed) {
+                from_server.push((needed.to_owned(), app.clone()));
+            }
+        }
+    }
+    // A root without a spec (an ebin without .app) ships all the same; nothing else can.
+    (shipped, from_server)
+}
+
+/// `apps` in the order `mix run` starts an umbrella's children: each after those of them it needs
+/// (directly or through other applications), otherwise by name.
+fn start_order(apps: &[String], specs: &HashMap<String, AppSpec>) -> Vec<String> {
+    let needs: HashMap<&str, BTreeSet<String>> = apps
+        .iter()
+        .map(|app| {
+            let (reached, _) = reachable(&[app.as_str()], specs);
+            let others = reached
+                .into_iter()
+                .filter(|a| a != app && apps.contains(a))
+                .collect();
+            (app.as_str(), others)
+        })
+        .collect();
+    let mut left: BTreeSet<&str> = apps.iter().map(String::as_str).collect();
+    let mut order: Vec<String> = Vec::new();
+    while !left.is_empty() {
+        let next = left
+            .iter()
+            .find(|app| needs[*app].iter().all(|n| order.contains(n)))
+            .or_else(|| left.iter().next())
+            .copied()
+            .expect("left is not empty");
+        left.remove(next);
+        order.push(next.to_owned());
+    }
+    order
+}
+
+/// The project's own applications as `mix.exs` names them: every child of `apps_path` for an
+/// umbrella, else the `app:`. None when `mix.exs` cannot be read or names none plainly.
+fn project_apps(project: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(project.join("mix.exs")) else {
+        return Vec::new();
+    };
+    let Some(apps_path) = keyword_string(&text, "apps_path") else {
+        return keyword_atom(&text, "app").into_iter().collect();
+    };
+    let Ok(children) = std::fs::read_dir(project.join(apps_path)) else {
+        return Vec::new();
+    };
+    let mut apps: Vec<String> = children
+        .filter_map(Result::ok)
+        .filter_map(|child| {
+            let text = std::fs::read_to_string(child.path().join("mix.exs")).ok()?;
+            keyword_atom(&text, "app").or_else(|| child.file_name().to_str().map(str::to_owned))
+        })
+        .collect();
+    apps.sort();
+    apps
+}
+
+/// The atom after the first `key: :atom` of `text` (`app: :my_app`).
+fn keyword_atom(text: &str, key: &str) -> Option<String> {
+    keyword_values(text, key).find_map(|rest| {
+        let name: String = rest
+            .strip_prefix(':')?
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let first = name.chars().next()?;
+        (first.is_ascii_lowercase() || first == '_').then_some(name)
+    })
+}
+
+/// The string after the first `key: "text"` of `text` (`apps_path: "apps"`).
+fn keyword_string<'t>(text: &'t str, key: &str) -> Option<&'t str> {
+    keyword_values(text, key).find_map(|rest| {
+        let rest = rest.strip_prefix('"')?;
+        rest.find('"').map(|end| &rest[..end])
+    })
+}
+
+/// What follows each `key:` of `text` that is a keyword of its own (not the end of a longer
+/// name, not in a comment), its leading blanks skipped.
+fn keyword_values<'t>(text: &'t str, key: &str) -> impl Iterator<Item = &'t str> {
+    let pattern = format!("{key}:");
+    let mut found = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or_default();
+        for (at, _) in line.match_indices(&pattern) {
+            let glued = line[..at]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+            if !glued {
+                found.push(line[at + pattern.len()..].trim_start());
+            }
+        }
+    }
+    found.into_iter()
+}
+
+/// A file of a shipped application's `priv/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivFile {
+    /// The application.
+    pub app: String,
+    /// Its path relative to `priv/`, with `/` separators.
+    pub path: String,
+    /// Its permission bits.
+    pub mode: u32,
+    /// Its contents.
+    pub bytes: Vec<u8>,
+    /// Where it was read from (symlinks resolved).
+    pub source: PathBuf,
+}
+
+/// Every regular file under the `priv/` of each application of `apps`, following symlinks (Mix's
+/// `priv` in `_build` is one, into the project), sorted by path.
+pub fn priv_files(apps: &[AppDir]) -> Result<Vec<PrivFile>, AppsError> {
+    let mut files = Vec::new();
+    let mut total = 0;
+    for app in apps {
+        let priv_dir = app.dir.join("priv");
+        if !priv_dir.exists() {
+            continue;
+        }
+        for entry in walkdir::WalkDir::new(&priv_dir)
+            .follow_links(true)
+            .sort_by_file_name()
+        {
+            let entry = entry.map_err(|e| AppsError::Read {
+                path: e.path().unwrap_or(&priv_dir).to_owned(),
+                error: e.into(),
+            })?;
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let path = entry.path();
+            let read_error = |error| AppsError::Read {
+                path: path.to_owned(),
+                error,
+            };
+            let metadata = entry.metadata().map_err(|e| read_error(e.into()))?;
+            total += metadata.len();
+            if total > MAX_PRIV_BYTES {
+                let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
+                return Err(AppsError::PrivTooLarge {
+                    apps: names.join(", "),
+                });
+            }
+            let bytes = std::fs::read(path).map_err(read_error)?;
+            let relative = path.strip_prefix(&priv_dir).unwrap_or(path);
+            files.push(PrivFile {
+                app: app.name.clone(),
+                path: relative
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+                mode: metadata.permissions().mode() & 0o777,
+                bytes,
+                source: path.canonicalize().unwrap_or_else(|_| path.to_owned()),
+            });
+        }
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `_build/dev/lib` under `root` with an application per `(name, applications, modules)`.
+    fn build(root: &Path, apps: &[(&str, &str, &[&str])]) {
+        for (name, needs, modules) in apps {
+            let ebin = root.join("_build/dev/lib").join(name).join("ebin");
+            std::fs::create_dir_all(&ebin).unwrap();
+            std::fs::write(
+                ebin.join(format!("{name}.app")),
+                format!("{{application,{name},[{{applications,[{needs}]}},{{vsn,\"0.1.0\"}}]}}.\n"),
+            )
+            .unwrap();
+            for m in *modules {
+                std::fs::write(ebin.join(format!("{m}.beam")), b"").unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn ships_what_the_project_app_needs_and_leaves_otp_to_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("mix.exs"),
+            "def project, do: [app: :shop, deps: [{:tool, path: \"t\", app: false}]]",
+        )
+        .unwrap();
+        build(
+            dir.path(),
+            &[
+                ("shop", "kernel,stdlib,elixir,logger,db", &["Elixir.Shop"]),
+                ("db", "kernel,stdlib,ssl,telemetry", &["Elixir.Db"]),
+                ("telemetry", "kernel,stdlib", &["telemetry"]),
+                ("tool", "kernel,stdlib", &["Elixir.Tool"]),
+                ("other", "kernel", &["Elixir.Other"]),
+            ],
+        );
+        let apps = Apps::resolve(dir.path(), "dev", "shop", &["Elixir.Shop"]).unwrap();
+        assert_eq!(apps.project, ["shop"]);
+        assert_eq!(apps.names(), ["db", "shop", "telemetry"]);
+        let needed: Vec<(&str, &str)> = apps
+            .from_server
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        assert_eq!(
+            needed,
+            [
+                ("kernel", "shop"),
+                ("stdlib", "shop"),
+                ("elixir", "shop"),
+                ("logger", "shop"),
+                ("ssl", "db")
+            ]
+        );
+        let shop = &apps.shipped[1];
+        assert_eq!(shop.modules, ["Elixir.Shop"]);
+        assert!(
+            shop.spec
+                .as_deref()
+                .unwrap()
+                .starts_with("{application,shop")
+        );
+        // A closure module of an application nothing needs brings it along.
+        let apps = Apps::resolve(dir.path(), "dev", "shop", &["Elixir.Tool"]).unwrap();
+        assert_eq!(apps.names(), ["db", "shop", "telemetry", "tool"]);
+    }
+
+    #[test]
+    fn an_umbrella_starts_every_child_after_those_it_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("mix.exs"),
+            "  # apps_path: \"nope\"\n  def project, do: [apps_path: \"apps\", version: \"0.1.0\"]",
+        )
+        .unwrap();
+        for (child, app) in [("store", "store"), ("api", "api"), ("audit", "audit")] {
+            let path = dir.path().join("apps").join(child);
+            std::fs::create_dir_all(&path).unwrap();
+            std::fs::write(
+                path.join("mix.exs"),
+                format!("[otp_app: :no, app: :{app}, version: \"0.1.0\"]"),
+            )
+            .unwrap();
+        }
+        build(
+            dir.path(),
+            &[
+                ("store", "kernel", &[]),
+                ("bridge", "kernel,store", &[]),
+                ("api", "kernel,bridge", &[]),
+                ("audit", "kernel", &[]),
+            ],
+        );
+        let apps = Apps::resolve(dir.path(), "dev", "api", &[]).unwrap();
+        assert_eq!(apps.project, ["audit", "store", "api"]);
+        assert_eq!(apps.names(), ["api", "audit", "bridge", "store"]);
+    }
+
+    #[test]
+    fn without_a_plain_app_name_the_entry_app_is_the_project() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("mix.exs"), "[app: @app]").unwrap();
+        build(dir.path(), &[("shop", "kernel", &["Elixir.Shop"])]);
+        let apps = Apps::resolve(dir.path(), "dev", "shop", &[]).unwrap();
+        assert_eq!(apps.project, ["shop"]);
+        assert_eq!(
+            keyword_atom("x: [otp_app: :a, app: :b_2]", "app"),
+            Some("b_2".into())
+        );
+        assert_eq!(keyword_atom("app: false", "app"), None);
+        assert_eq!(
+            keyword_string("apps_path:  \"apps\"", "apps_path"),
+            Some("apps")
+        );
+    }
+
+    #[test]
+    fn a_broken_app_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        build(dir.path(), &[("shop", "kernel", &[])]);
+        let spec = dir.path().join("_build/dev/lib/shop/ebin/shop.app");
+        std::fs::write(&spec, "{application,shop,[{applications,[kernel}]}.").unwrap();
+        let err = Apps::resolve(dir.path(), "dev", "shop", &[]).unwrap_err();
+        assert!(err.to_string().contains("shop.app"), "{err}");
+    }
+
+    #[test]
+    fn priv_files_follow_the_symlink_and_keep_their_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        build(dir.path(), &[("shop", "kernel", &[])]);
+        let source = dir.path().join("priv");
+        std::fs::create_dir_all(source.join("native")).unwrap();
+        std::fs::write(source.join("data.csv"), "a,1\n").unwrap();
+        std::fs::write(source.join("native/port"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(
+            source.join("native/port"),
+            std::fs::Permissions::from_mode(0o750),
+        )
+        .unwrap();
+        let app_dir = dir.path().join("_build/dev/lib/shop");
+        std::os::unix::fs::symlink("../../../../priv", app_dir.join("priv")).unwrap();
+        let apps = Apps::resolve(dir.path(), "dev", "shop", &[]).unwrap();
+        let files = priv_files(&apps.shipped).unwrap();
+        let listed: Vec<(&str, u32)> = files.iter().map(|f| (f.path.as_str(), f.mode)).collect();
+        assert_eq!(listed[0].0, "data.csv");
+        assert_eq!(listed[1], ("native/port", 0o750));
+        assert_eq!(files[0].bytes, b"a,1\n");
+        assert_eq!(
+            files[1].source,
+            source.join("native/port").canonicalize().unwrap()
+        );
+    }
+}

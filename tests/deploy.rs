@@ -1,0 +1,410 @@
+//! End-to-end tests of runs as `mix run` runs them on a server the project is deployed to: the
+//! applications shipped as lib dirs and started (or only loaded with `--no-start`), `priv/` and a
+//! NIF, config and the logger, an umbrella, a real Ecto data fix against PostgreSQL, native code
+//! built for another machine, and the run's directory on the server gone however a run ends.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use testkit::{Finished, Output, Postgres, Sshd};
+
+mod common;
+use common::*;
+
+/// `mix run --no-compile [--no-start] -e CODE` in `project` with `MIX_ENV=env` and `vars`.
+fn mix_run(
+    project: &Path,
+    env: &str,
+    start: bool,
+    code: &str,
+    vars: &[(&str, String)],
+) -> Finished {
+    let mut cmd = Command::new("mix");
+    cmd.args(["run", "--no-compile"])
+        .args((!start).then_some("--no-start"))
+        .args(["-e", code])
+        .current_dir(project)
+        .env("MIX_ENV", env)
+        .env(testkit::VENDOR_VAR, testkit::vendor_dir())
+        .envs(vars.iter().map(|(k, v)| (k, v)));
+    testkit::run_within(cmd, testkit::RUN_LIMIT)
+}
+
+/// The code `mix run -e` evaluates to print what mix-remote prints for `entry` called with `args`.
+fn call_code(entry: &str, args: &[&str]) -> String {
+    let (module, function) = entry.rsplit_once('.').expect("entry");
+    format!(
+        "IO.puts(inspect(apply({module}, :{function}, [{}]), limit: :infinity, printable_limit: :infinity))",
+        args.join(", ")
+    )
+}
+
+/// A run of `entry` with `args` in `project` (`--env env`, `--no-start` unless `start`), with
+/// `vars` as its `remote_env` (through a mix-remote.yaml of its own).
+fn remote(
+    sshd: &Sshd,
+    project: &Path,
+    env: &str,
+    start: bool,
+    entry: &str,
+    args: &[&str],
+    vars: &[(&str, String)],
+) -> Output {
+    let config = tempfile::tempdir().unwrap();
+    let file = config.path().join("mix-remote.yaml");
+    let mut yaml = String::from("defaults:\n  remote_env:\n");
+    for (name, value) in vars {
+        yaml += &format!("    {name}: {}\n", serde_json::to_string(value).unwrap());
+    }
+    if vars.is_empty() {
+        yaml = "defaults: {}\n".into();
+    }
+    std::fs::write(&file, yaml).unwrap();
+    let mut tool = testkit::mix_remote(project);
+    tool.arg("--config")
+        .arg(&file)
+        .run_on(sshd)
+        .args(["--project", &project.display().to_string(), "--env", env])
+        .args((!start).then_some("--no-start"))
+        .arg(entry)
+        .arg("--")
+        .args(args);
+    let out = tool.run();
+    out.assert_local_clean();
+    out
+}
+
+/// Logger's lines in `text` from their level on (`[info] text`): without the timestamp Logger
+/// puts first, nor the `[HOST]` prefix of lines the remote node printed.
+fn log_lines(text: &str) -> Vec<String> {
+    let levels = [
+        "[debug]",
+        "[info]",
+        "[notice]",
+        "[warning]",
+        "[warn]",
+        "[error]",
+    ];
+    text.lines()
+        .filter_map(|line| {
+            let at = levels.iter().filter_map(|l| line.find(l)).min()?;
+            Some(line[at..].to_owned())
+        })
+        .collect()
+}
+
+/// The directories of runs in the server's temp dir.
+fn run_dirs(sshd: &Sshd) -> Vec<PathBuf> {
+    std::fs::read_dir(sshd.remote_tmp())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("mix-remote-run-"))
+        })
+        .collect()
+}
+
+/// Panics unless the server's temp dir holds no directory of a run.
+fn assert_no_run_dirs(sshd: &Sshd, after: &str) {
+    assert_eq!(run_dirs(sshd), Vec::<PathBuf>::new(), "after {after}");
+}
+
+#[test]
+fn otp_app_runs_remotely_as_under_mix_run_started_or_not() {
+    let sshd = Sshd::start();
+    let project = testkit::compiled_fixture_in("otp_app", "prod");
+    let vars = [("OTP_APP_RUNTIME", "here".to_owned())];
+    let cases: [(&str, &[&str]); 6] = [
+        ("OtpApp.Jobs.tree", &["\"ann\"", "2"]),
+        ("OtpApp.Jobs.env", &[]),
+        ("OtpApp.Jobs.nif", &["2", "3"]),
+        ("OtpApp.Jobs.priv_data", &[]),
+        ("OtpApp.Jobs.standalone", &["10"]),
+        ("OtpApp.Jobs.app_info", &[]),
+    ];
+    for start in [true, false] {
+        for (entry, args) in cases {
+            if !start && entry == "OtpApp.Jobs.tree" {
+                continue; // it needs the supervision tree
+            }
+            let local = mix_run(&project, "prod", start, &call_code(entry, args), &vars);
+            assert_eq!(local.code, Some(0), "mix run {entry}: {}", local.stderr);
+            let out = remote(&sshd, &project, "prod", start, entry, args, &vars);
+            assert_eq!(
+                out.code,
+                Some(0),
+                "{entry} (start: {start}): {}",
+                out.stderr
+            );
+            assert_eq!(out.stdout, local.stdout, "{entry} (start: {start})");
+        }
+    }
+    // The prod logger level applies: started, as under mix run, and with --no-start too (where
+    // `mix run --no-start` keeps Mix's own Logger at :debug).
+    let log = ("OtpApp.Jobs.log", ["\"x\""]);
+    let local = mix_run(&project, "prod", true, &call_code(log.0, &log.1), &vars);
+    assert_eq!(
+        log_lines(&local.stdout),
+        ["[info] info x"],
+        "{}",
+        local.stdout
+    );
+    for start in [true, false] {
+        let out = remote(&sshd, &project, "prod", start, log.0, &log.1, &vars);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        assert_eq!(out.stdout, ":ok\n");
+        assert_eq!(log_lines(&out.stderr), ["[info] info x"], "{}", out.stderr);
+    }
+    sshd.assert_no_session_processes();
+    assert_no_run_dirs(&sshd, "the otp_app runs");
+}
+
+#[test]
+fn an_umbrella_starts_every_child_as_under_mix_run() {
+    let sshd = Sshd::start();
+    let project = testkit::compiled_fixture("umbrella_start");
+    for (start, entry) in [(true, "Api.Jobs.status"), (false, "Api.Jobs.loaded")] {
+        let local = mix_run(&project, "dev", start, &call_code(entry, &[]), &[]);
+        assert_eq!(local.code, Some(0), "{}", local.stderr);
+        let out = remote(&sshd, &project, "dev", start, entry, &[], &[]);
+        assert_eq!(out.code, Some(0), "{entry}: {}", out.stderr);
+        assert_eq!(out.stdout, local.stdout, "{entry}");
+    }
+    sshd.assert_no_session_processes();
+}
+
+#[test]
+fn an_ecto_data_fix_changes_the_rows_in_postgres_without_debug_logs() {
+    if !testkit::vendor_available() {
+        return;
+    }
+    let project = testkit::compiled_fixture_in("ecto_fix", "prod");
+    let sshd = Sshd::start();
+    let pg = Postgres::start();
+    let vars: Vec<(&str, String)> = pg.env().into_iter().collect();
+    // Each run's output, and what Logger printed at a level other than info (none: the prod
+    // level is :info, so Ecto's query logs do not show).
+    let logged = std::cell::RefCell::new(Vec::new());
+    let run = |start, entry: &str, args: &[&str]| {
+        let out = remote(&sshd, &project, "prod", start, entry, args, &vars);
+        assert_eq!(out.code, Some(0), "{entry}: {}", out.stderr);
+        let lines = log_lines(&out.stderr);
+        assert!(
+            lines.iter().all(|l| l.starts_with("[info] ")),
+            "{}",
+            out.stderr
+        );
+        logged.borrow_mut().extend(lines);
+        out.stdout
+    };
+    // Release-style tasks start the Repo themselves (Ecto.Migrator.with_repo/2): --no-start.
+    assert_eq!(
+        run(false, "EctoFix.Release.migrate", &[]),
+        "[20240101000000]\n"
+    );
+    let migrated = logged.take();
+    assert_eq!(
+        migrated[..2],
+        [
+            "[info] == Running 20240101000000 EctoFix.Repo.Migrations.CreateAccounts.change/0 forward",
+            "[info] create table accounts"
+        ]
+    );
+    assert!(
+        migrated[2].starts_with("[info] == Migrated 20240101000000 in "),
+        "{migrated:?}"
+    );
+    assert_eq!(run(false, "EctoFix.Release.seed", &["250"]), "250\n");
+    assert_eq!(
+        pg.rows("SELECT count(*) FROM accounts WHERE email_normalized IS NULL"),
+        [["250"]]
+    );
+    // The data fix itself, the application started.
+    assert_eq!(
+        run(true, "EctoFix.Jobs.Backfill.run", &["100"]),
+        "batch 1: 100 rows (100 so far)\nbatch 2: 100 rows (200 so far)\nbatch 3: 50 rows (250 so far)\n\
+         done: 250 rows in 3 batches, 0 left\n%{batches: 3, remaining: 0, updated: 250}\n"
+    );
+    assert_eq!(
+        pg.rows(
+            "SELECT count(*), count(DISTINCT email_normalized), min(email_normalized), \
+             max(email_normalized) FROM accounts"
+        ),
+        [["250", "250", "user100@example.com", "user9@example.com"]]
+    );
+    assert_eq!(
+        run(true, "EctoFix.Jobs.Backfill.run", &["100"]),
+        "done: 0 rows in 0 batches, 0 left\n%{batches: 0, remaining: 0, updated: 0}\n"
+    );
+    assert_eq!(logged.take(), Vec::<String>::new());
+    sshd.assert_no_session_processes();
+    assert_no_run_dirs(&sshd, "the data fix");
+}
+
+#[test]
+fn native_code_the_server_cannot_load_and_missing_or_failing_apps_are_named() {
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("otp_app", "dev");
+    let project = staged.path();
+    let so = project.join("priv/otp_app_nif.so");
+    let app = project.join("_build/dev/lib/otp_app/ebin/otp_app.app");
+    let (nif, spec) = (
+        std::fs::read(&so).unwrap(),
+        std::fs::read_to_string(&app).unwrap(),
+    );
+    let host = sshd.host();
+    let run = |entry: &str, args: &[&str], start| {
+        let out = remote(&sshd, project, "dev", start, entry, args, &[]);
+        sshd.assert_no_session_processes();
+        out
+    };
+
+    // Built for another machine: refused before anything is sent; nothing runs.
+    let mut patched = nif.clone();
+    patched[18..20].copy_from_slice(&183u16.to_le_bytes());
+    std::fs::write(&so, &patched).unwrap();
+    let out = run("OtpApp.Jobs.standalone", &["1"], true);
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    let line = format!(
+        "mix-remote: error: priv/otp_app_nif.so is built for aarch64, {host} runs {}: build it for \
+         the server or run from a machine of the same kind\n",
+        std::env::consts::ARCH
+    );
+    assert_eq!(out.stderr, line);
+    assert_eq!(out.stdout, "");
+    assert_no_run_dirs(&sshd, "a refused NIF");
+
+    // A library that passes the check but fails to load all the same: the loader's reason.
+    std::fs::write(&so, &nif[..64]).unwrap();
+    let out = run("OtpApp.Jobs.nif", &["1", "2"], true);
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "the remote refused to load OtpApp.Nif (its -on_load function returned {:error, {:load_failed,"
+        ),
+        "{}",
+        out.stderr
+    );
+    std::fs::write(&so, &nif).unwrap();
+
+    // An application callback that fails: Mix's message, naming the application; exit 1.
+    std::fs::write(
+        &app,
+        spec.replace("'Elixir.OtpApp.Application'", "'Elixir.OtpApp.Nope'"),
+    )
+    .unwrap();
+    let local = mix_run(project, "dev", true, "IO.puts(:unreachable)", &[]);
+    let mix_says = local
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("** (Mix) Could not start application otp_app: "))
+        .unwrap_or_else(|| panic!("{}", local.stderr))
+        .to_owned();
+    let out = run("OtpApp.Jobs.standalone", &["1"], true);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "mix-remote: error: could not start application otp_app on {host}: {mix_says}"
+        )),
+        "{}\nmix run: {mix_says}",
+        out.stderr
+    );
+    assert_eq!(out.stdout, "");
+    let out = run("OtpApp.Jobs.standalone", &["1"], false);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+
+    // An application the server does not have.
+    std::fs::write(
+        &app,
+        spec.replace("{applications,[", "{applications,[nosuch_app,"),
+    )
+    .unwrap();
+    let out = run("OtpApp.Jobs.standalone", &["1"], true);
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "otp_app needs the application nosuch_app, which {host} does not have"
+        )),
+        "{}",
+        out.stderr
+    );
+    std::fs::write(&app, &spec).unwrap();
+    assert_no_run_dirs(&sshd, "the refusals");
+}
+
+/// The run's directory on the server while `run` sleeps: `mix-remote-run-<pid>-<random>`, 0700,
+/// with the demo application's lib dir.
+fn the_live_run_dir(sshd: &Sshd) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dirs = run_dirs(sshd);
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let dir = dirs[0].clone();
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
+    let ebin = dir.join("lib/demo/ebin");
+    assert!(ebin.join("demo.app").is_file() && ebin.join("Elixir.Demo.Worker.beam").is_file());
+    dir
+}
+
+#[test]
+fn no_directory_of_a_run_remains_on_the_server_however_the_run_ends() {
+    let sshd = Sshd::start();
+    let out = run(&sshd, &["Demo.Worker.process", "--", "42", "\"batch-7\""]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_no_run_dirs(&sshd, "a success");
+    let out = run(&sshd, &["Demo.Worker.fail", "--", "\"bad input\""]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_no_run_dirs(&sshd, "a raise");
+    let out = run(&sshd, &["--call-timeout", "1", "Demo.Worker.sleep_forever"]);
+    assert_eq!(out.code, Some(4), "{}", out.stderr);
+    assert_no_run_dirs(&sshd, "a timeout");
+
+    for (how, code) in [("INT", Some(130)), ("KILL", None)] {
+        let child = start_sleeper(&sshd);
+        the_live_run_dir(&sshd);
+        child.signal(how);
+        assert_eq!(child.finish().code, code);
+        sshd.assert_no_session_processes();
+        assert_no_run_dirs(&sshd, &format!("SIG{how} to the tool"));
+    }
+
+    let child = start_sleeper(&sshd);
+    let connections: Vec<u32> = sshd.connection_processes().iter().map(|p| p.pid).collect();
+    testkit::signal("KILL", &connections);
+    assert_eq!(child.finish().code, Some(3));
+    sshd.assert_no_session_processes();
+    assert_no_run_dirs(&sshd, "a dropped connection");
+
+    // A node killed outright cannot clean up: `check` counts what it left, the next run removes it.
+    let child = start_sleeper(&sshd);
+    let left = the_live_run_dir(&sshd);
+    let nodes: Vec<u32> = sshd
+        .session_processes()
+        .iter()
+        .filter(|p| p.cmdline.contains("beam"))
+        .map(|p| p.pid)
+        .collect();
+    testkit::signal("KILL", &nodes);
+    assert_eq!(child.finish().code, Some(3));
+    sshd.assert_no_session_processes();
+    assert_eq!(run_dirs(&sshd), [left]);
+    let mut check = testkit::mix_remote(testkit::compiled_fixture("demo"));
+    check
+        .args(["check", "--json", "--host", &sshd.host(), "-F"])
+        .arg(sshd.ssh_config());
+    let checked = check.run();
+    assert_eq!(checked.code, Some(0), "{}", checked.stderr);
+    let row: serde_json::Value = checked
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["event"] == "check")
+        .expect("a check event");
+    assert_eq!(row["stale_runs"], 1, "{row}");
+    let out = run(&sshd, &["Demo.Worker.process", "--", "1", "\"again\""]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_no_run_dirs(&sshd, "the run after a killed node");
+}
