@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use erl_dist::message::Message;
 use mix_remote::build::entry::Entry;
-use mix_remote::remote::node::{IoRequest, dist};
+use mix_remote::remote::node::{FromRelay, dist};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
@@ -61,13 +61,13 @@ pub async fn dist(data: &[u8]) {
             dist::read_loop(
                 input,
                 |msg| {
-                    // What the node does with every message: look for an IO request in it.
+                    // What the node does with every message: look for the relay's words in it.
                     let payload = match msg {
                         Message::Send(m) => m.message,
                         Message::RegSend(m) => m.message,
                         _ => return,
                     };
-                    let _ = IoRequest::from_term(&payload);
+                    let _ = FromRelay::from_term(&payload);
                 },
                 |_skipped| {},
             )

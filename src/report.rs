@@ -269,43 +269,70 @@ impl Reporter {
         };
         let mut partial = host.partial.lock().expect("output lock poisoned");
         partial.extend_from_slice(bytes);
-        while let Some(end) = partial.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = partial.drain(..=end).collect();
-            self.output_line(&String::from_utf8_lossy(&line[..end]));
+        let Some(last) = partial.iter().rposition(|&b| b == b'\n') else {
+            return;
+        };
+        let complete: Vec<u8> = partial.drain(..=last).collect();
+        drop(partial);
+        let lines: Vec<String> = complete[..last]
+            .split(|&b| b == b'\n')
+            .map(|line| String::from_utf8_lossy(line).into_owned())
+            .collect();
+        self.output_lines(&lines);
+    }
+
+    /// Complete lines of output, without their newlines: events with `--json`, else prefixed
+    /// with the host and written at once.
+    fn output_lines(&self, lines: &[String]) {
+        if self.shared.json {
+            for text in lines {
+                self.event(Event::Output {
+                    host: self.host_name().unwrap_or_default(),
+                    text: text.clone(),
+                });
+            }
+            return;
+        }
+        let prefix = self.prefix();
+        let text: String = lines.iter().map(|l| format!("{prefix}{l}\n")).collect();
+        self.bars_suspended(|| {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+        });
+    }
+
+    /// A prompt the function shows before it reads, after all its earlier output: written as
+    /// output; with `--json`, sent at once as an `output` event, so that a consumer sees it
+    /// before the read.
+    pub fn prompt(&self, bytes: &[u8]) {
+        self.output(bytes);
+        if self.shared.json {
+            self.flush_partial();
         }
     }
 
-    fn output_line(&self, text: &str) {
-        if self.shared.json {
-            self.event(Event::Output {
-                host: self.host_name().unwrap_or_default(),
-                text: text.to_owned(),
-            });
-        } else {
-            let line = format!("{}{text}\n", self.prefix());
-            self.bars_suspended(|| {
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(line.as_bytes());
-                let _ = out.flush();
-            });
+    /// Writes output received after the last newline as a line of its own.
+    fn flush_partial(&self) {
+        let Some(host) = &self.host else { return };
+        let rest: Vec<u8> =
+            std::mem::take(&mut *host.partial.lock().expect("output lock poisoned"));
+        if !rest.is_empty() {
+            self.output_lines(&[String::from_utf8_lossy(&rest).into_owned()]);
         }
     }
 
     /// Ends the host's view: writes a last line of output that had no newline, removes its bar.
     pub fn end_host(&self) {
         let Some(host) = &self.host else { return };
-        let rest: Vec<u8> =
-            std::mem::take(&mut *host.partial.lock().expect("output lock poisoned"));
-        if !rest.is_empty() {
-            self.output_line(&String::from_utf8_lossy(&rest));
-        }
+        self.flush_partial();
         if let Some(bar) = &host.bar {
             bar.finish_and_clear();
             self.shared.bars.remove(bar);
         }
     }
 
-    /// A line the remote node printed outside our IO server (logger, stderr, boot messages).
+    /// A line the remote node printed outside the relay (logger, stderr, boot messages).
     /// Blank lines are left out: Elixir's Logger starts each message with one.
     pub fn remote_line(&self, host: &str, line: &str) {
         if line.trim().is_empty() {

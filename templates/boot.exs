@@ -7,10 +7,13 @@
 # when the tool exits, is killed, or the SSH connection or the link drops.
 #
 # It defines no module: compiling one would load the Erlang compiler and cost the remote a
-# noticeable part of its boot time on every run. The tool's requests are served by the process
-# registered as `mix_remote`, made with `{:"$gen_call", {pid, ref}, {op, args}}` and answered
-# `{ref, reply}` (`{ref, {:badrpc, reason}}` if the request crashed), each in a process of its
-# own whose group leader is the tool's pid, so everything it prints reaches the tool.
+# noticeable part of its boot time on every run. The one module it needs, the output relay
+# (templates/mix_remote_relay.erl), comes compiled on stdin and is loaded as it is. The tool's
+# requests are served by the process registered as `mix_remote`, made with
+# `{:"$gen_call", {pid, ref}, {op, args}}` and answered `{ref, reply}` (`{ref, {:badrpc, reason}}`
+# if the request crashed), each in a process of its own whose group leader is the relay, so
+# everything it (and whatever it starts) prints reaches the tool, and only once the tool has
+# written all of that output.
 #
 # The run's files on the server live in one private directory (see `run_dir`), which every way
 # this program halts removes first (`halt`).
@@ -236,48 +239,6 @@ call = fn module, function, args, setup ->
   end
 end
 
-# Text that is not chardata travels as it is, for the tool to refuse.
-text = fn enc, chars ->
-  case :unicode.characters_to_binary(chars, enc, enc) do
-    binary when is_binary(binary) -> binary
-    _error -> chars
-  end
-end
-
-# What io:format sends: the text is computed here; if that fails, the tool is asked to, and the
-# caller gets the error as it would from any group leader.
-computed = fn request, enc, m, f, a ->
-  try do
-    {:put_chars, enc, text.(enc, apply(m, f, a))}
-  catch
-    _kind, _reason -> request
-  end
-end
-
-flat = fn
-  {:put_chars, enc, chars}, _again -> {:put_chars, enc, text.(enc, chars)}
-  {:put_chars, chars}, _again -> {:put_chars, :latin1, text.(:latin1, chars)}
-  {:put_chars, enc, m, f, a} = req, _again -> computed.(req, enc, m, f, a)
-  {:put_chars, m, f, a} = req, _again -> computed.(req, :latin1, m, f, a)
-  {:requests, requests}, again -> {:requests, Enum.map(requests, &again.(&1, again))}
-  other, _again -> other
-end
-
-# The entry's group leader: passes IO requests on to the tool's pid with their text as one
-# binary. An iolist may nest as deep as the program built it, and the tool decodes only terms of
-# bounded depth; replies go from the tool straight to the requesting process.
-relay = fn tool, again ->
-  receive do
-    {:io_request, from, reply_as, request} ->
-      send(tool, {:io_request, from, reply_as, flat.(request, flat)})
-
-    _other ->
-      :ok
-  end
-
-  again.(tool, again)
-end
-
 load_one_by_one = fn
   [], _ ->
     :ok
@@ -334,16 +295,9 @@ ops = %{
     end
   end,
   # The entry runs in a monitored process of its own, so a linked process that crashes it is
-  # reported as an exit. Its group leader is a relay that flattens output (see `relay`).
+  # reported as an exit.
   run: fn module, function, args, setup ->
-    tool_pid = Process.group_leader()
-    leader = spawn(fn -> relay.(tool_pid, relay) end)
-
-    {_pid, ref} =
-      spawn_monitor(fn ->
-        Process.group_leader(self(), leader)
-        exit({:mix_remote, call.(module, function, args, setup)})
-      end)
+    {_pid, ref} = spawn_monitor(fn -> exit({:mix_remote, call.(module, function, args, setup)}) end)
 
     receive do
       {:DOWN, ^ref, :process, _, {:mix_remote, result}} -> result
@@ -352,11 +306,24 @@ ops = %{
   end
 }
 
-serve = fn serve ->
+# Returns once the tool has written every byte the relay has received so far.
+output_written = fn relay ->
+  ref = make_ref()
+  send(relay, {:mix_remote_sync, self(), ref})
+
+  receive do
+    {^ref, :synced} -> :ok
+  end
+end
+
+# The relay starts with the first request, which names the tool's pid.
+serve = fn relay, serve ->
   receive do
     {:"$gen_call", {tool_pid, ref}, {op, args}} ->
+      relay = relay || :mix_remote_relay.start(tool_pid)
+
       spawn(fn ->
-        Process.group_leader(self(), tool_pid)
+        Process.group_leader(self(), relay)
 
         reply =
           try do
@@ -365,11 +332,12 @@ serve = fn serve ->
             kind, reason -> {:badrpc, {kind, reason}}
           end
 
+        output_written.(relay)
         send(tool_pid, {ref, reply})
       end)
-  end
 
-  serve.(serve)
+      serve.(relay, serve)
+  end
 end
 
 halt_on_eof = fn again ->
@@ -377,8 +345,18 @@ halt_on_eof = fn again ->
   again.(again)
 end
 
+# The relay is built for OTP @MIN_OTP@ and newer: an older node says so and stops.
+otp = List.to_integer(:erlang.system_info(:otp_release))
+
+if otp < @MIN_OTP@ do
+  IO.puts("mix-remote:old-otp #{otp}")
+  System.halt(1)
+end
+
+relay_beam = Base.decode64!(read_line.())
+{:module, _} = :code.load_binary(:mix_remote_relay, ~c"mix_remote_relay", relay_beam)
 [name, cookie, tool] = for _ <- 1..3, do: String.to_atom(read_line.())
-Process.register(spawn(fn -> serve.(serve) end), :mix_remote)
+Process.register(spawn(fn -> serve.(nil, serve) end), :mix_remote)
 # A short net_ticktime (the tick interval is a quarter of it): the node halts soon after a dead
 # link, when the tool's node stops ticking.
 {:ok, _} = :net_kernel.start([name, :shortnames, @TICK_MS@])

@@ -46,6 +46,10 @@ use crate::build::beam::term::{self, Term};
 use crate::build::entry::display_module;
 use crate::build::project::{self, ProjectError};
 
+/// The oldest OTP release mix-remote runs on, on the server: the output relay it loads there
+/// (`templates/mix_remote_relay.erl`) is built for OTP 24 and newer.
+pub const MIN_REMOTE_OTP: u32 = 24;
+
 /// The oldest and newest OTP releases whose loader rules are known here.
 const OLDEST_KNOWN: u32 = 25;
 const NEWEST_KNOWN: u32 = 29;
@@ -222,6 +226,11 @@ pub fn preflight(
         ));
         return Ok(warnings);
     };
+    if otp < MIN_REMOTE_OTP {
+        return Err(Refusal(format!(
+            "the remote runs OTP {otp}: mix-remote needs OTP {MIN_REMOTE_OTP} or newer on the server"
+        )));
+    }
     if otp < OLDEST_KNOWN {
         warnings.push(format!(
             "the remote runs OTP {otp}, older than this tool's tables (from OTP {OLDEST_KNOWN}): \
@@ -670,6 +679,12 @@ mod tests {
         assert_eq!(
             preflight(&closure, &Built::default(), &remote("25", "1.14.0")),
             Ok(vec![])
+        );
+        assert_eq!(
+            preflight(&closure, &Built::default(), &remote("23", "1.14.0")),
+            Err(Refusal(
+                "the remote runs OTP 23: mix-remote needs OTP 24 or newer on the server".into()
+            ))
         );
         let odd = preflight(&closure, &Built::default(), &remote("R16B", "1.14.0")).unwrap();
         assert!(odd[0].contains("`R16B`"), "{odd:?}");

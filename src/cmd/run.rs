@@ -13,6 +13,7 @@ use crate::cmd::fresh;
 use crate::config::{self, Config, HostSettings};
 use crate::events::Status;
 use crate::exit::{self, CliError};
+use crate::remote::console::Input;
 use crate::remote::invoke::Outcome;
 use crate::remote::job::Job;
 use crate::remote::session::{self, SessionError};
@@ -60,12 +61,14 @@ pub async fn exec(
         &report,
     )?);
     let expect = args.expect;
+    let input = Input::closed(hosts.len() > 1);
     let work = |host: HostSettings, view: Arc<Reporter>| {
         let job = Arc::clone(&job);
         let near = fanout::near_host(config, &host.name);
+        let input = input.clone();
         async move {
             let started = Instant::now();
-            let outcome = session::run_host(&job, &host, &view).await;
+            let outcome = session::run_host(&job, &host, &view, &input).await;
             let unreached = matches!(outcome, Err(SessionError::Ssh(_)));
             let end = conclude(&job, &view, outcome, expect, started.elapsed());
             if let (true, Some(near)) = (unreached, &near) {

@@ -3,14 +3,19 @@
 //! requests the boot program serves. The programs come from `templates/`, so what is shipped is
 //! easy to read and review; every word they share with the tool is a constant here.
 
+use crate::build::compat::MIN_REMOTE_OTP;
 use crate::remote::node::dist::NET_TICKTIME;
 
 /// The shell launcher (`templates/boot.sh`); `@ELIXIR@` is replaced by the elixir to run.
 const LAUNCHER: &str = include_str!("../../templates/boot.sh");
 /// The Elixir boot program (`templates/boot.exs`), sent over stdin; `@TICK_MS@` is replaced by a
 /// quarter of [`NET_TICKTIME`] in milliseconds, the tick interval `:net_kernel.start/1` takes,
-/// and `@STALE_RUNS@` by [`STALE_RUNS`].
+/// and `@MIN_OTP@` by [`MIN_REMOTE_OTP`], `@STALE_RUNS@` by [`STALE_RUNS`].
 const PROGRAM: &str = include_str!("../../templates/boot.exs");
+/// The output relay (`templates/mix_remote_relay.erl`) as OTP 25 `erlc +r24 +deterministic`
+/// builds it (`cargo xtask relay-beam`): it loads on OTP 24 to 29, and the server needs no
+/// compiler. Sent on the boot session's stdin, loaded before the node connects back.
+pub const RELAY_BEAM: &[u8] = include_bytes!("../../templates/mix_remote_relay.beam");
 /// What finds the directories of earlier runs on the server (`templates/stale_runs.exs`), shared
 /// by the boot program (which removes them) and the check program (which counts them).
 const STALE_RUNS: &str = include_str!("../../templates/stale_runs.exs");
@@ -26,6 +31,9 @@ pub const MARKER: &str = "mix-remote:";
 pub const CONNECTED: &str = "connected";
 /// `mix-remote:no-elixir PATH`: the launcher found no such elixir; the session ends.
 pub const NO_ELIXIR: &str = "no-elixir ";
+/// `mix-remote:old-otp RELEASE`: the node runs an OTP older than
+/// [`MIN_REMOTE_OTP`](crate::build::compat::MIN_REMOTE_OTP); it halts.
+pub const OLD_OTP: &str = "old-otp ";
 /// `mix-remote:checked`: the check program has printed the versions.
 pub const CHECKED: &str = "checked";
 /// How the check program's line of versions starts.
@@ -93,19 +101,43 @@ fn launcher(template: &str, elixir: &str) -> Result<String, BootError> {
 }
 
 /// Everything the boot session reads from stdin, in order: the server port of the forward to our
-/// node (read by the launcher), the boot program as one line of Elixir, then the remote node's
-/// full name, the cookie and our node's full name (read by the program). The stream then stays
-/// open: its end halts the node.
+/// node (read by the launcher), the boot program as one line of Elixir, then the relay's beam in
+/// base64, the remote node's full name, the cookie and our node's full name (read by the
+/// program). The stream then stays open: its end halts the node.
 pub fn stdin_input(node_port: u16, remote_node: &str, cookie: &str, our_node: &str) -> Vec<u8> {
     format!(
-        "{node_port}\nCode.eval_string(\"{}\")\n{remote_node}\n{cookie}\n{our_node}\n",
+        "{node_port}\nCode.eval_string(\"{}\")\n{}\n{remote_node}\n{cookie}\n{our_node}\n",
         elixir_string_body(
             &PROGRAM
                 .replace("@TICK_MS@", &(NET_TICKTIME * 250).to_string())
+                .replace("@MIN_OTP@", &MIN_REMOTE_OTP.to_string())
                 .replace("@STALE_RUNS@", STALE_RUNS)
-        )
+        ),
+        base64(RELAY_BEAM)
     )
     .into_bytes()
+}
+
+/// Standard base64 with padding (what Elixir's `Base.decode64!/1` reads).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> shift) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// What `check` feeds its launcher once the forward is tested: the go-ahead line, then the
@@ -155,6 +187,7 @@ mod tests {
         assert!(STALE_RUNS.contains(&format!("~r/^{RUN_DIR_PREFIX}(")));
         assert!(PROGRAM.contains(&format!("\"{RUN_DIR_PREFIX}#{{System.pid()}}-")));
         assert!(PROGRAM.contains(&format!("end), :{SERVER})")));
+        assert!(PROGRAM.contains(&format!("IO.puts(\"{MARKER}{OLD_OTP}#{{otp}}\")")));
         for request in [Request::Info, Request::Load, Request::Run] {
             assert!(PROGRAM.contains(&format!("  {}: fn", request.name())));
         }
@@ -200,11 +233,22 @@ mod tests {
         let input =
             String::from_utf8(stdin_input(4000, "r@localhost", "c", "t@localhost")).unwrap();
         let lines: Vec<&str> = input.lines().collect();
-        assert_eq!(lines.len(), 5);
+        assert_eq!(lines.len(), 6);
         assert!(lines[1].contains(":net_kernel.start([name, :shortnames, 3750])"));
+        assert!(lines[1].contains("if otp < 24 do"));
+        assert_eq!(lines[2], base64(RELAY_BEAM));
         assert_eq!(
-            (lines[0], lines[2], lines[3], lines[4]),
+            (lines[0], lines[3], lines[4], lines[5]),
             ("4000", "r@localhost", "c", "t@localhost")
         );
+    }
+
+    #[test]
+    fn base64_is_the_standard_alphabet_with_padding() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(&[0xfb, 0xff, 0xbf]), "+/+/");
     }
 }

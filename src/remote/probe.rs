@@ -7,12 +7,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::build::compat::{LocalBuild, RemoteVersions};
+use crate::build::compat::{LocalBuild, MIN_REMOTE_OTP, RemoteVersions};
 use crate::config::HostSettings;
 use crate::events::{CheckRow, Probe, Stage};
 use crate::remote::boot;
 use crate::remote::session::{self, SessionError, TEARDOWN_GRACE};
-use crate::remote::ssh::Master;
+use crate::remote::ssh::{Master, SshError};
 use crate::report::Reporter;
 
 /// Checks one host against `local` (if there is a build); never fails: every problem is a cell
@@ -170,6 +170,17 @@ async fn probe(
             row.elixir_version = parts.next().map(str::to_owned);
             row.otp_version = parts.next().filter(|v| *v != "-").map(str::to_owned);
             row.elixir = Probe::Ok;
+            let otp = row
+                .otp_release
+                .as_deref()
+                .and_then(|o| o.parse::<u32>().ok());
+            if let Some(otp) = otp.filter(|&otp| otp < MIN_REMOTE_OTP) {
+                let old = SshError::OldOtp {
+                    host: host.address.clone(),
+                    otp: otp.to_string(),
+                };
+                problem.get_or_insert(old.to_string());
+            }
             let stale = stale.lock().expect("stale lock poisoned").take();
             if let Some((count, tmp)) = stale.as_deref().and_then(|s| s.split_once(' ')) {
                 row.stale_runs = count.parse().ok();

@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use erl_dist::node::NodeName;
@@ -19,9 +20,10 @@ use crate::build::native;
 use crate::config::HostSettings;
 use crate::events::{Event, Stage};
 use crate::remote::boot::{self, BootError};
+use crate::remote::console::{self, Input};
 use crate::remote::invoke::{self, Outcome, Setup};
 use crate::remote::job::{Job, counted};
-use crate::remote::node::{self, CallError, DistError, Node};
+use crate::remote::node::{CallError, DistError, Node};
 use crate::remote::private_dir::{self, PrivateDir};
 use crate::remote::push::{self, PushError};
 use crate::remote::ssh::{Master, SshError, Target};
@@ -142,11 +144,13 @@ impl SessionError {
     }
 }
 
-/// Runs `job` on one host: connects, boots, pushes, calls and tears down, whatever happens.
+/// Runs `job` on one host: connects, boots, pushes, calls and tears down, whatever happens. The
+/// function's reads are answered from `input`.
 pub async fn run_host(
     job: &Job,
     host: &HostSettings,
     report: &Arc<Reporter>,
+    input: &Input,
 ) -> Result<Outcome, SessionError> {
     let remote_command = boot::remote_command(&host.elixir)?;
     let ids = Identities::fresh();
@@ -172,6 +176,7 @@ pub async fn run_host(
         report,
         ids: &ids,
         started,
+        input,
     };
     if let Err(e) = session.connect(&mut master, phase, &mut stats).await {
         // Not logged in: there is no remote node to wait for.
@@ -219,6 +224,8 @@ struct Stats {
     requests: Option<u32>,
     /// What the push sent.
     pushed: Option<push::Pushed>,
+    /// What the relay sent: output and reads.
+    console: Option<Arc<console::Counts>>,
 }
 
 impl Stats {
@@ -252,6 +259,15 @@ impl Stats {
                 p.skipped,
                 p.apps,
                 p.shipped_modules
+            );
+        }
+        if let Some(c) = &self.console {
+            let load = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
+            line += &format!(
+                " output_bytes={} output_pieces={} reads={}",
+                load(&c.bytes),
+                load(&c.pieces),
+                load(&c.reads)
             );
         }
         line
@@ -314,6 +330,8 @@ struct Session<'a> {
     ids: &'a Identities,
     /// When the connection was started.
     started: Instant,
+    /// Where the function's reads are answered from.
+    input: &'a Input,
 }
 
 impl Session<'_> {
@@ -391,7 +409,7 @@ impl Session<'_> {
                 failure = master.failure("the remote node") => Err(failure.into()),
             }
         };
-        let (node, io_requests) = timeout(
+        let (node, from_relay) = timeout(
             boot_limit,
             connected,
             "booting the remote node",
@@ -402,11 +420,11 @@ impl Session<'_> {
         stats.boot = Some(booting.elapsed());
         // Nothing else may connect, and a killed tool must leave no file: the sockets' paths go.
         dir.remove();
-        let out = Arc::clone(self.report);
-        tokio::spawn(node::io::serve(
+        stats.console = Some(console::start(
             Arc::clone(&node),
-            io_requests,
-            Arc::new(move |b: &[u8]| out.output(b)),
+            from_relay,
+            Arc::clone(self.report),
+            self.input.clone(),
         ));
         self.set_remote_env(&node, boot_limit).await?;
         phase.done(format!("remote node {} up", self.ids.remote));

@@ -20,7 +20,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
-use crate::remote::boot::{CONNECTED, MARKER, NO_ELIXIR};
+use crate::build::compat::MIN_REMOTE_OTP;
+use crate::remote::boot::{CONNECTED, MARKER, NO_ELIXIR, OLD_OTP};
 
 /// How many lines of the session's stderr are kept to explain a failure.
 const STDERR_TAIL: usize = 8;
@@ -88,6 +89,16 @@ pub enum SshError {
         host: String,
         /// What ssh said.
         said: String,
+    },
+    /// The server's OTP is older than the oldest mix-remote runs on.
+    #[error(
+        "{host} runs OTP {otp}: mix-remote needs OTP {MIN_REMOTE_OTP} or newer on the server (upgrade Erlang/OTP there, or pass --elixir naming an Elixir that runs on a newer OTP)"
+    )]
+    OldOtp {
+        /// The host.
+        host: String,
+        /// The OTP release it runs.
+        otp: String,
     },
     /// Writing to the session failed.
     #[error("the SSH session to {0} closed while the run was starting (rerun with -v to see why)")]
@@ -334,7 +345,14 @@ impl Master {
     /// Resolves when the session ends (it should not, while a run is going on), with the reason
     /// taken from ssh's exit status and the session's stderr. `what` names what was running.
     pub async fn failure(&mut self, what: &'static str) -> SshError {
-        while self.markers.recv().await.is_some() {}
+        while let Some(line) = self.markers.recv().await {
+            if let Some(otp) = line.strip_prefix(OLD_OTP) {
+                return SshError::OldOtp {
+                    host: self.target.host.clone(),
+                    otp: otp.to_owned(),
+                };
+            }
+        }
         self.ended(what).await
     }
 

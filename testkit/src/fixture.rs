@@ -154,7 +154,7 @@ pub(crate) fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// The workspace root (the directory above testkit's).
-fn repo_root() -> &'static Path {
+pub(crate) fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("testkit is a directory of the workspace")

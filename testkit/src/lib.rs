@@ -41,6 +41,8 @@
 //!   a private `TMPDIR`, within [`RUN_LIMIT`], killed if the test panics; [`Output`] then checks
 //!   that the run left nothing locally.
 //! - [`run_within`] runs any other command under a time limit and kills it if the test panics.
+//! - [`build_relay_beam`] compiles the output relay (`templates/mix_remote_relay.erl`) as the
+//!   committed beam is built, with the host's `erlc` ([`host_otp_release`] tells which OTP).
 //!
 //! Readiness is awaited by events (sshd's "Server listening on" lines,
 //! postgres's "ready to accept connections"), never by sleeping. Nothing uses a fixed port or name, so tests may run in
@@ -70,6 +72,7 @@ mod launcher;
 mod netns;
 mod postgres;
 mod procs;
+mod relay;
 mod sshd;
 mod stderr_log;
 
@@ -82,6 +85,7 @@ pub use fixture::{
 pub use launcher::{MixRemote, Output, Running, entries, mix_remote};
 pub use postgres::Postgres;
 pub use procs::Proc;
+pub use relay::{RELAY_OTP, build_relay_beam, host_otp_release, relay_beam_path, relay_source};
 pub use sshd::{Builder, Sshd};
 
 /// How long a run may take: a cold one takes about two seconds here, but CI machines are shared.

@@ -1,6 +1,6 @@
 //! Project tasks as typed subcommands: `cargo xtask demo`, `cargo xtask bench`,
 //! `cargo xtask bench-ecto`, `cargo xtask bench-fanout`, `cargo xtask scan-bench`,
-//! `cargo xtask beam-vectors`.
+//! `cargo xtask beam-vectors`, `cargo xtask relay-beam`.
 //!
 //! `demo` shows the tool working end to end on this machine: it compiles the bundled example
 //! project, starts a throw-away sshd on loopback (the test harness's, with its own keys and
@@ -57,6 +57,8 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Rebuild templates/mix_remote_relay.beam from its source (needs OTP 25's erlc).
+    RelayBeam,
 }
 
 fn main() -> ExitCode {
@@ -68,7 +70,26 @@ fn main() -> ExitCode {
         Task::DelayProxy(args) => report(proxy::run(&args)),
         Task::ScanBench { modules } => report(scan_bench::run(&workspace_root(), modules.get())),
         Task::BeamVectors { args } => report(beam_vectors::run(&args).map_err(|e| e.to_string())),
+        Task::RelayBeam => report(relay_beam()),
     }
+}
+
+/// Rebuilds the committed relay beam with the host's erlc, which must be OTP
+/// [`testkit::RELAY_OTP`]'s: another release writes other bytes (and a newer one code that older
+/// servers cannot load).
+fn relay_beam() -> Result<(), String> {
+    let otp = testkit::host_otp_release().ok_or("no `erl` on the PATH")?;
+    if otp != testkit::RELAY_OTP {
+        return Err(format!(
+            "the relay beam is built with OTP {}, this machine has OTP {otp}",
+            testkit::RELAY_OTP
+        ));
+    }
+    let beam = testkit::build_relay_beam()?;
+    let path = testkit::relay_beam_path();
+    std::fs::write(&path, &beam).map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!("wrote {} ({} bytes)", path.display(), beam.len());
+    Ok(())
 }
 
 fn report(result: Result<(), String>) -> ExitCode {

@@ -1,9 +1,9 @@
 //! The tool's own hidden Erlang node: distribution connection, requests to the boot program,
-//! rex calls and an IO server, so the local side needs no BEAM at all.
+//! rex calls and the words of the output relay, so the local side needs no BEAM at all.
 
 pub mod bounds;
 pub mod dist;
-pub mod io;
+pub mod relay;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 pub use dist::DistError;
-pub use io::IoRequest;
+pub use relay::FromRelay;
 
 /// How long one incoming connection may take to complete its handshake.
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(5);
@@ -26,7 +26,8 @@ const HANDSHAKE_LIMIT: Duration = Duration::from_secs(5);
 /// Replies awaited by rex calls, keyed by the reference's id words; `None` once the link is gone.
 type Pending = Mutex<Option<HashMap<Vec<u32>, oneshot::Sender<Term>>>>;
 
-/// A connected hidden node: sends messages, makes requests and rex calls, receives IO requests.
+/// A connected hidden node: sends messages, makes requests and rex calls, receives what the
+/// remote's relay sends.
 pub struct Node {
     pid: Pid,
     creation: u32,
@@ -63,8 +64,8 @@ pub enum CallError {
 impl Node {
     /// Waits on `listener` for the node named `peer` to connect with our cookie, then starts the
     /// connection loops. A run has exactly one connection: anyone else, before or after, is
-    /// refused and logged. IO requests addressed to our pid arrive on the returned receiver; `log`
-    /// receives notes for `-v`.
+    /// refused and logged. The relay's messages (output, reads) arrive on the returned receiver,
+    /// in order; `log` receives notes for `-v`.
     pub async fn accept(
         listener: UnixListener,
         name: &NodeName,
@@ -72,7 +73,7 @@ impl Node {
         cookie: &str,
         peer: &str,
         log: impl Fn(String) + Send + Sync + 'static,
-    ) -> Result<(Arc<Node>, mpsc::UnboundedReceiver<IoRequest>), DistError> {
+    ) -> Result<(Arc<Node>, mpsc::UnboundedReceiver<FromRelay>), DistError> {
         let local = dist::local_node(name, creation);
         // Handshakes run side by side, each with a limit: a peer that connects and stays silent
         // cannot hold the door shut for the node we booted.
@@ -104,7 +105,7 @@ impl Node {
         drop(handshakes);
         let (reader, writer) = stream.into_split();
         let (outgoing, queue) = mpsc::unbounded_channel();
-        let (io_tx, io_rx) = mpsc::unbounded_channel();
+        let (relay_tx, relay_rx) = mpsc::unbounded_channel();
         let pending: Arc<Pending> = Arc::new(Mutex::new(Some(HashMap::new())));
         tokio::spawn(dist::write_loop(writer, queue));
         let node = Arc::new(Node {
@@ -116,7 +117,7 @@ impl Node {
             requests: AtomicU32::new(0),
         });
         tokio::spawn(async move {
-            let read = dist::read_loop(reader, |msg| deliver(msg, &pending, &io_tx, &log), &log);
+            let read = dist::read_loop(reader, |msg| deliver(msg, &pending, &relay_tx, &log), &log);
             tokio::select! {
                 () = read => {}
                 () = refuse_all(&listener, &local, &log) => {}
@@ -124,11 +125,10 @@ impl Node {
             // Dropping the waiting senders wakes every caller with "connection lost".
             pending.lock().expect("pending lock poisoned").take();
         });
-        Ok((node, io_rx))
+        Ok((node, relay_rx))
     }
 
-    /// How many requests (each a round trip) this node has sent: the run's own, and the rex
-    /// calls the IO server makes for output the remote function formats through `io:format`.
+    /// How many requests (each a round trip) this node has sent.
     pub fn requests(&self) -> u32 {
         self.requests.load(Ordering::Relaxed)
     }
@@ -138,8 +138,17 @@ impl Node {
         self.queue(Message::send(to, message))
     }
 
+    /// Sends `message` to the process registered as `name` on the remote node.
+    pub fn send_named(&self, name: &str, message: Term) -> Result<(), DistError> {
+        self.queue(Message::reg_send(
+            self.pid.clone(),
+            Atom::from(name),
+            message,
+        ))
+    }
+
     /// Asks the process registered as `server` to run its operation `op` with `args` (as the
-    /// boot program's server does, templates/boot.exs), with us as group leader. `timeout` of
+    /// boot program's server does, templates/boot.exs). `timeout` of
     /// `None` waits as long as the connection lives.
     pub async fn request(
         &self,
@@ -265,11 +274,11 @@ async fn refuse_all(
     }
 }
 
-/// Routes one incoming message: call replies to their waiters, IO requests to the IO server.
+/// Routes one incoming message: call replies to their waiters, the relay's to the receiver.
 fn deliver(
     msg: Message,
     pending: &Pending,
-    io: &mpsc::UnboundedSender<IoRequest>,
+    relay: &mpsc::UnboundedSender<FromRelay>,
     log: &(dyn Fn(String) + Send + Sync),
 ) {
     let payload = match msg {
@@ -280,8 +289,8 @@ fn deliver(
         // Monitors of our pid (the io module monitors its group leader), links, exits: nothing to do.
         _ => return,
     };
-    if let Some(request) = IoRequest::from_term(&payload) {
-        let _ = io.send(request);
+    if let Some(message) = FromRelay::from_term(&payload) {
+        let _ = relay.send(message);
         return;
     }
     let waiter = match &payload {

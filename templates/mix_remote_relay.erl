@@ -1,0 +1,368 @@
+%% The relay: on the remote node, the group leader of every process the tool's requests start
+%% (and so of everything they spawn). It registers as mix_remote_io and speaks with the tool:
+%%
+%%   relay -> tool   {mix_remote_out, Bin}              the next bytes of output, in order
+%%   relay -> tool   {mix_remote_read, Prompt, Echo}    show Prompt after all earlier output, read
+%%   tool -> relay   {mix_remote_ack, N}                N bytes of output are on the tool's stdout
+%%   tool -> relay   {mix_remote_line, Bin | eof | interrupted}   the input asked for
+%%   tool -> relay   {mix_remote_geometry, Cols, Rows}  the tool's terminal size
+%%   local           {mix_remote_sync, Pid, Ref} -> Pid ! {Ref, synced} once all output before
+%%                   it is acknowledged
+%%
+%% Output requests are answered at once; their text travels in pieces of at most ?CHUNK bytes,
+%% held at most ?FLUSH_MS, with at most ?WINDOW bytes unacknowledged: a slow terminal or link
+%% slows the writers down, nothing is lost or reordered. Input requests are served one at a time,
+%% in arrival order, from lines the tool reads only when asked.
+%%
+%% No binary matching syntax (OTP 29 refuses what OTP 25 compiles some of it to): built with
+%% OTP 25 `erlc +r24 +deterministic` (`cargo xtask relay-beam`), it loads on OTP 24 to 29.
+-module(mix_remote_relay).
+-export([start/1, init/1, collect/1]).
+
+-define(WINDOW, 1048576).
+-define(CHUNK, 32768).
+-define(FLUSH_MS, 5).
+
+-record(s, {tool, buf = [], size = 0, due = false, inflight = 0, sent = 0, acked = 0,
+            syncs = [], binary = true, encoding = unicode, geometry, input = <<>>, eof = false,
+            reads = [], asking = false}).
+
+%% Starts the relay for the tool's process Tool; returns its pid.
+start(Tool) -> spawn(?MODULE, init, [Tool]).
+
+init(Tool) ->
+    register(mix_remote_io, self()),
+    loop(#s{tool = Tool}).
+
+loop(S) ->
+    receive
+        {io_request, From, ReplyAs, {put_chars, unicode, Chars}} ->
+            case text(Chars, unicode) of
+                error -> From ! {io_reply, ReplyAs, {error, put_chars}}, loop(S);
+                Bin -> From ! {io_reply, ReplyAs, ok}, loop(add(S, Bin))
+            end;
+        {io_request, From, ReplyAs, Request} ->
+            loop(request(From, ReplyAs, Request, S));
+        {mix_remote_ack, N} when is_integer(N) ->
+            loop(acked(S, N));
+        {mix_remote_line, Data} ->
+            loop(serve_reads(line_in(S, Data)));
+        {mix_remote_geometry, Cols, Rows} ->
+            loop(S#s{geometry = {Cols, Rows}});
+        {mix_remote_sync, From, Ref} ->
+            S1 = ship(S),
+            loop(synced(S1#s{syncs = [{S1#s.sent + S1#s.size, From, Ref} | S1#s.syncs]}));
+        {timeout, _, mix_remote_flush} ->
+            loop(ship(S));
+        {'DOWN', MRef, process, _, _} ->
+            loop(serve_reads(S#s{reads = lists:keydelete(MRef, 6, S#s.reads)}));
+        _ ->
+            loop(S)
+    end.
+
+%% Output
+
+%% UTF-8 binaries pass as they are (as OTP's own `user` does); everything else is converted.
+text(Chars, unicode) when is_binary(Chars) -> Chars;
+text(Chars, Enc) ->
+    try unicode:characters_to_binary(Chars, Enc, unicode) of
+        Bin when is_binary(Bin) -> Bin;
+        _ -> error
+    catch _:_ -> error
+    end.
+
+add(S, <<>>) -> S;
+add(#s{size = Size} = S, Bin) ->
+    New = Size + byte_size(Bin),
+    if
+        New >= ?CHUNK -> wait_below(ship(S#s{buf = [S#s.buf | Bin], size = New}), ?CHUNK - 1);
+        Size =:= 0 ->
+            erlang:start_timer(?FLUSH_MS, self(), mix_remote_flush),
+            S#s{buf = Bin, size = New};
+        true -> S#s{buf = [S#s.buf | Bin], size = New}
+    end.
+
+%% Sends pending text while the window allows, in pieces of at most ?CHUNK bytes.
+ship(#s{size = 0} = S) -> S;
+ship(#s{inflight = In} = S) when In >= ?WINDOW -> S#s{due = true};
+ship(#s{tool = Tool, buf = Buf, inflight = In, sent = Sent} = S) ->
+    All = iolist_to_binary(Buf),
+    N = min(byte_size(All), ?CHUNK),
+    {Piece, Rest} = split_binary(All, N),
+    Tool ! {mix_remote_out, Piece},
+    ship(S#s{buf = Rest, size = byte_size(Rest), inflight = In + N, sent = Sent + N}).
+
+acked(#s{inflight = In, acked = A} = S0, N) ->
+    S = S0#s{inflight = In - N, acked = A + N},
+    case S#s.size >= ?CHUNK orelse S#s.due orelse S#s.syncs =/= [] of
+        true -> synced(ship(S#s{due = false}));
+        false -> S
+    end.
+
+synced(#s{syncs = Syncs, acked = Acked} = S) ->
+    {Done, Waiting} = lists:partition(fun({Target, _, _}) -> Acked >= Target end, Syncs),
+    [From ! {Ref, synced} || {_, From, Ref} <- Done],
+    S#s{syncs = Waiting}.
+
+%% Takes nothing but acknowledgements until at most Limit bytes are pending: the writers wait
+%% meanwhile, their requests staying in the mailbox.
+wait_below(#s{size = Size} = S, Limit) when Size =< Limit -> S;
+wait_below(S, Limit) ->
+    receive {mix_remote_ack, N} when is_integer(N) -> wait_below(acked(S, N), Limit) end.
+
+%% Requests other than plain output
+
+request(From, ReplyAs, Request, S) ->
+    Requests = case Request of
+                   {requests, L} when is_list(L) -> L;
+                   Other -> [Other]
+               end,
+    Reads = lists:any(fun is_input/1, Requests) orelse lists:keymember(From, 1, S#s.reads),
+    case Reads of
+        true ->
+            MRef = erlang:monitor(process, From),
+            serve_reads(S#s{reads = S#s.reads ++ [{From, ReplyAs, Requests, ok, false, MRef}]});
+        false ->
+            {Reply, S1} = immediate_all(Requests, ok, S),
+            From ! {io_reply, ReplyAs, Reply},
+            S1
+    end.
+
+immediate_all([], Last, S) -> {Last, S};
+immediate_all([R | Rest], _, S) ->
+    case immediate(R, S) of
+        {{error, _} = E, S1} -> {E, S1};
+        {Reply, S1} -> immediate_all(Rest, Reply, S1)
+    end.
+
+immediate({put_chars, Enc, Chars}, S) -> put_text(text(Chars, Enc), S);
+immediate({put_chars, Chars}, S) -> put_text(text(Chars, latin1), S);
+immediate({put_chars, Enc, M, F, A}, S) -> put_applied(applied(M, F, A, Enc), S);
+immediate({put_chars, M, F, A}, S) -> put_applied(applied(M, F, A, latin1), S);
+immediate({setopts, Opts}, S) when is_list(Opts) -> setopts(Opts, S);
+immediate(getopts, S) -> {[{binary, S#s.binary}, {encoding, S#s.encoding}], S};
+immediate({get_geometry, columns}, #s{geometry = {C, _}} = S) -> {C, S};
+immediate({get_geometry, rows}, #s{geometry = {_, R}} = S) -> {R, S};
+immediate({get_geometry, _}, S) -> {{error, enotsup}, S};
+immediate(_, S) -> {{error, request}, S}.
+
+put_text(error, S) -> {{error, put_chars}, S};
+put_text(Bin, S) -> {ok, add(S, Bin)}.
+
+put_applied({Printed, Text}, S) -> put_text(Text, add(S, Printed)).
+
+%% The text of {put_chars, Enc, M, F, A} (what io:format sends): {Printed, Text | error}.
+%% io_lib's formatting prints nothing itself and runs here; anything else runs with a collector as
+%% group leader, and what it prints (Printed) comes before its text.
+applied(io_lib, F, A, Enc) -> {<<>>, text_of(io_lib, F, A, Enc)};
+applied(M, F, A, Enc) ->
+    Self = self(),
+    Leader = group_leader(),
+    Collector = spawn(?MODULE, collect, [[]]),
+    group_leader(Collector, Self),
+    Text = text_of(M, F, A, Enc),
+    group_leader(Leader, Self),
+    Ref = erlang:monitor(process, Collector),
+    Collector ! {mix_remote_collected, Self, Ref},
+    receive
+        {Ref, Printed} -> erlang:demonitor(Ref, [flush]), {Printed, Text};
+        {'DOWN', Ref, process, _, _} -> {<<>>, Text}
+    end.
+
+text_of(M, F, A, Enc) ->
+    try apply(M, F, A) of Chars -> text(Chars, Enc)
+    catch _:_ -> error
+    end.
+
+%% The group leader of an io:format text function: answers output requests at once and keeps
+%% their text until asked for it; it cannot read.
+collect(Acc) ->
+    receive
+        {io_request, From, ReplyAs, Request} ->
+            {Reply, Acc1} = collected(Request, Acc),
+            From ! {io_reply, ReplyAs, Reply},
+            collect(Acc1);
+        {mix_remote_collected, Owner, Ref} ->
+            Owner ! {Ref, iolist_to_binary(lists:reverse(Acc))}
+    end.
+
+collected({requests, [R | Rest]}, Acc) ->
+    case collected(R, Acc) of
+        {{error, _}, _} = Failed -> Failed;
+        {_, Acc1} when Rest =:= [] -> {ok, Acc1};
+        {_, Acc1} -> collected({requests, Rest}, Acc1)
+    end;
+collected({put_chars, Enc, Chars}, Acc) -> kept(text(Chars, Enc), Acc);
+collected({put_chars, Chars}, Acc) -> kept(text(Chars, latin1), Acc);
+collected({put_chars, Enc, M, F, A}, Acc) ->
+    {Printed, Text} = applied(M, F, A, Enc),
+    kept(Text, [Printed | Acc]);
+collected({put_chars, M, F, A}, Acc) ->
+    {Printed, Text} = applied(M, F, A, latin1),
+    kept(Text, [Printed | Acc]);
+collected(getopts, Acc) -> {[{binary, true}, {encoding, unicode}], Acc};
+collected(_, Acc) -> {{error, request}, Acc}.
+
+kept(error, Acc) -> {{error, put_chars}, Acc};
+kept(Bin, Acc) -> {ok, [Bin | Acc]}.
+
+setopts([], S) -> {ok, S};
+setopts([Opt | Rest], S) ->
+    case Opt of
+        binary -> setopts(Rest, S#s{binary = true});
+        list -> setopts(Rest, S#s{binary = false});
+        {binary, B} when is_boolean(B) -> setopts(Rest, S#s{binary = B});
+        {encoding, latin1} -> setopts(Rest, S#s{encoding = latin1});
+        {encoding, E} when E =:= unicode; E =:= utf8 -> setopts(Rest, S#s{encoding = unicode});
+        {Known, _} when Known =:= expand_fun; Known =:= echo; Known =:= line_history;
+                        Known =:= log -> setopts(Rest, S);
+        _ -> {{error, enotsup}, S}
+    end.
+
+%% Input
+
+is_input(R) -> input(R) =/= none.
+
+input({get_line, Enc, P}) -> {line, Enc, P};
+input({get_line, P}) -> {line, latin1, P};
+input({get_chars, Enc, P, N}) -> {{chars, N}, Enc, P};
+input({get_chars, P, N}) -> {{chars, N}, latin1, P};
+input({get_until, Enc, P, M, F, A}) -> {{until, M, F, A, []}, Enc, P};
+input({get_until, P, M, F, A}) -> {{until, M, F, A, []}, latin1, P};
+input({get_password, Enc}) -> {password, Enc, <<>>};
+input(get_password) -> {password, latin1, <<>>};
+input(_) -> none.
+
+%% The queue of requests that read, oldest first: {From, ReplyAs, Requests, LastReply, Asked,
+%% MonitorRef}. A read the buffer cannot serve asks the tool for a line, after all pending output.
+%% A reader that dies leaves the queue; the line asked for it goes to the next one.
+serve_reads(#s{reads = []} = S) -> S;
+serve_reads(#s{asking = true} = S) -> S;
+serve_reads(#s{reads = [{From, ReplyAs, [], Last, _, MRef} | Queue]} = S) ->
+    erlang:demonitor(MRef, [flush]),
+    From ! {io_reply, ReplyAs, Last},
+    serve_reads(S#s{reads = Queue});
+serve_reads(#s{reads = [{From, ReplyAs, [Req | Rest], _, Asked, MRef} | Queue]} = S) ->
+    case input(Req) of
+        none ->
+            case immediate(Req, S) of
+                {{error, _} = E, S1} ->
+                    serve_reads(S1#s{reads = [{From, ReplyAs, [], E, false, MRef} | Queue]});
+                {Reply, S1} ->
+                    serve_reads(S1#s{reads = [{From, ReplyAs, Rest, Reply, false, MRef} | Queue]})
+            end;
+        {Kind, Enc, Prompt} ->
+            attempt_or_ask({From, ReplyAs, MRef}, Kind, Enc, Prompt, Rest, Asked, Queue, S)
+    end.
+
+attempt_or_ask({From, ReplyAs, MRef}, Kind, Enc, Prompt, Rest, Asked, Queue, S) ->
+    case attempt(Kind, Enc, S) of
+        {reply, eof, S1} when not Asked ->
+            %% Input has ended already: the prompt is still shown, as a terminal would.
+            S2 = add(S1, prompt_text(Prompt)),
+            serve_reads(S2#s{reads = [{From, ReplyAs, Rest, eof, false, MRef} | Queue]});
+        {reply, Reply, S1} ->
+            serve_reads(S1#s{reads = [{From, ReplyAs, Rest, Reply, false, MRef} | Queue]});
+        {more, Kind1, S1} ->
+            Shown = case Asked of
+                        true -> continued(prompt_text(Prompt));
+                        false -> prompt_text(Prompt)
+                    end,
+            S2 = wait_below(ship(S1), 0),
+            S2#s.tool ! {mix_remote_read, Shown, Kind1 =/= password},
+            Pending = {mix_remote_pending, Kind1, Enc, Prompt},
+            S2#s{asking = true, reads = [{From, ReplyAs, [Pending | Rest], ok, true, MRef} | Queue]}
+    end.
+
+line_in(S0, Data) ->
+    S = S0#s{asking = false},
+    case Data of
+        eof -> resume(S#s{eof = true});
+        interrupted when S#s.reads =:= [] -> S#s{input = <<>>};
+        interrupted ->
+            [{From, ReplyAs, _, _, _, MRef} | Queue] = S#s.reads,
+            erlang:demonitor(MRef, [flush]),
+            From ! {io_reply, ReplyAs, {error, interrupted}},
+            S#s{reads = Queue, input = <<>>};
+        Line when is_binary(Line) -> resume(S#s{input = iolist_to_binary([S#s.input, Line])});
+        _ -> S0
+    end.
+
+resume(#s{reads = [{From, ReplyAs, [{mix_remote_pending, Kind, Enc, Prompt} | Rest], _, _, MRef}
+                   | Queue]} = S) ->
+    attempt_or_ask({From, ReplyAs, MRef}, Kind, Enc, Prompt, Rest, true, Queue, S);
+resume(S) -> S.
+
+%% Tries to complete an input request from the buffer: {reply, Term, S} | {more, Kind, S}.
+attempt(Kind, Enc, S) when Kind =:= line; Kind =:= password ->
+    case take_line(S) of
+        {Line, Rest} -> {reply, as_read(Line, Enc, S), S#s{input = Rest}};
+        none when S#s.eof -> {reply, eof, S};
+        none -> {more, Kind, S}
+    end;
+attempt({chars, N} = Kind, Enc, S) ->
+    Chars = chars(S#s.input),
+    if
+        length(Chars) >= N ->
+            {Taken, Rest} = lists:split(N, Chars),
+            {reply, as_read(unicode:characters_to_binary(Taken), Enc, S),
+             S#s{input = unicode:characters_to_binary(Rest)}};
+        S#s.eof, Chars =/= [] -> {reply, as_read(S#s.input, Enc, S), S#s{input = <<>>}};
+        S#s.eof -> {reply, eof, S};
+        true -> {more, Kind, S}
+    end;
+attempt({until, M, F, A, Cont}, _Enc, S) ->
+    Data = case take_line(S) of
+               {Line, Rest} -> {chars(Line), Rest};
+               none when S#s.eof -> {eof, <<>>};
+               none -> none
+           end,
+    case Data of
+        none -> {more, {until, M, F, A, Cont}, S};
+        {Chars, Rest1} ->
+            try apply(M, F, [Cont, Chars | A]) of
+                {done, Result, Left} ->
+                    LeftBin = case text(Left, unicode) of error -> <<>>; B -> B end,
+                    {reply, Result, S#s{input = iolist_to_binary([LeftBin, Rest1])}};
+                {more, _} when Chars =:= eof -> {reply, eof, S#s{input = Rest1}};
+                {more, Cont1} -> {more, {until, M, F, A, Cont1}, S#s{input = Rest1}};
+                _ -> {reply, {error, get_until}, S#s{input = Rest1}}
+            catch _:_ -> {reply, {error, get_until}, S#s{input = Rest1}}
+            end
+    end.
+
+%% Input as characters: UTF-8, or byte by byte if it is not valid UTF-8.
+chars(Bin) ->
+    case unicode:characters_to_list(Bin) of
+        L when is_list(L) -> L;
+        _ -> binary_to_list(Bin)
+    end.
+
+take_line(#s{input = In, eof = Eof}) ->
+    case binary:split(In, <<"\n">>) of
+        [Line, Rest] -> {iolist_to_binary([Line, $\n]), Rest};
+        [_] when Eof, In =/= <<>> -> {In, <<>>};
+        [_] -> none
+    end.
+
+as_read(Data, Enc, S) ->
+    Coded = case Enc of
+                latin1 -> unicode:characters_to_binary(Data, unicode, latin1);
+                _ -> Data
+            end,
+    if
+        not is_binary(Coded) -> {error, no_translation};
+        S#s.binary -> Coded;
+        Enc =:= latin1 -> binary_to_list(Coded);
+        true -> unicode:characters_to_list(Coded)
+    end.
+
+prompt_text(P) when is_atom(P) -> atom_to_binary(P, utf8);
+prompt_text(P) -> case text(P, unicode) of error -> <<>>; B -> B end.
+
+%% The prompt for the further lines of one request, in IEx's shape: "...(x)1> ".
+continued(Prompt) ->
+    case binary:split(Prompt, <<"(">>) of
+        [_, Rest] -> iolist_to_binary([<<"...(">>, Rest]);
+        [_] -> <<>>
+    end.

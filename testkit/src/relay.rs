@@ -1,0 +1,52 @@
+//! The output relay's beam as this machine's `erlc` builds it from `templates/`: what `cargo
+//! xtask relay-beam` commits, and what the test that guards the committed bytes rebuilds.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The OTP release the committed beam is built with: its loader-level output loads on OTP 24 to
+/// 29 when compiled with `+r24`.
+pub const RELAY_OTP: &str = "25";
+
+/// The relay's source, in the workspace.
+pub fn relay_source() -> PathBuf {
+    crate::fixture::repo_root().join("templates/mix_remote_relay.erl")
+}
+
+/// The committed beam, in the workspace.
+pub fn relay_beam_path() -> PathBuf {
+    crate::fixture::repo_root().join("templates/mix_remote_relay.beam")
+}
+
+/// The OTP release of the `erl` on the PATH; None if there is none.
+pub fn host_otp_release() -> Option<String> {
+    let out = Command::new("erl")
+        .args(["-noshell", "-eval"])
+        .arg("io:put_chars(erlang:system_info(otp_release)), halt().")
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Compiles the relay's source with the host's `erlc +r24 +deterministic` in a temporary
+/// directory; returns the beam's bytes, or what went wrong.
+pub fn build_relay_beam() -> Result<Vec<u8>, String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("a temporary directory: {e}"))?;
+    let out = Command::new("erlc")
+        .args(["+r24", "+deterministic", "-o"])
+        .arg(dir.path())
+        .arg(relay_source())
+        .output()
+        .map_err(|e| format!("cannot run erlc: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "erlc failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let beam = dir.path().join("mix_remote_relay.beam");
+    std::fs::read(&beam).map_err(|e| format!("{}: {e}", beam.display()))
+}
