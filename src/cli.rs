@@ -29,16 +29,27 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Push the closure of ENTRY to the hosts and call it with the arguments after `--`.
+    /// Push the closure of ENTRY to the hosts and call it with the arguments after `--`; or run
+    /// a script FILE.exs there, as `mix run FILE ARGS` would.
     #[command(after_help = "Examples:\n  \
         mix-remote run MyApp.Worker.process --host deploy@db-1 -- 42 '\"batch-7\"'\n  \
         mix-remote run :my_erl_mod.check --host ops@10.0.0.5 --env prod\n  \
         mix-remote run MyApp.Smoke.check --group web --expect ok --parallel 4\n  \
-        mix-remote run --group web --json    # entry from mix-remote.yaml\n\n\
+        mix-remote run --group web --json    # entry from mix-remote.yaml\n  \
+        mix-remote run priv/repo/seeds.exs --host db-1 -- --dry-run\n  \
+        echo y | mix-remote run MyApp.Fix.run --host db-1    # IO.gets reads stdin\n\n\
         Exit codes: 0 returned, 1 the function raised/threw/exited (or, with --expect ok,\n\
         returned something else), 2 bad input, 3 could not connect, boot or load, 4 timeout,\n\
         130 interrupted. With several hosts: the highest code of any host.")]
     Run(RunArgs),
+    /// Evaluate an Elixir expression on the hosts with the project's code, and print its value.
+    #[command(after_help = "Examples:\n  \
+        mix-remote eval 'MyApp.Repo.aggregate(MyApp.User, :count)' --host db-1\n  \
+        mix-remote eval 'Application.spec(:my_app, :vsn)' --group web\n\n\
+        The project's modules the expression names are pushed (with what they need); add\n\
+        --include for modules it reaches only through names built at run time.\n\
+        Exit codes: as for run.")]
+    Eval(EvalArgs),
     /// Show what `run` would push for ENTRY, in push order, with sizes and why each module is
     /// needed. Reads the build only: no SSH, no server.
     #[command(after_help = "Examples:\n  \
@@ -227,8 +238,40 @@ pub enum Expect {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Entry function: `MyApp.Worker.process` or `:erlang_module.function` [default: `entry` of
-    /// mix-remote.yaml].
+    /// mix-remote.yaml]; or a script, a file ending in `.exs`.
     pub entry: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub options: RunOptions,
+    /// Arguments of the function, each an Elixir literal: 42, "text", :atom, [1, 2], %{a: 1}, {1, 2};
+    /// for a script, its System.argv, as strings.
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+impl RunArgs {
+    /// The flags (and environment) as the most important layer of settings.
+    pub fn layer(&self) -> Section {
+        Section {
+            entry: self.entry.clone(),
+            ..self.options.layer()
+        }
+    }
+}
+
+/// Flags of `mix-remote eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The Elixir expression.
+    pub expr: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub options: RunOptions,
+}
+
+/// The flags `run` and `eval` share: hosts, output, build and connection.
+#[derive(Debug, Args)]
+pub struct RunOptions {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub hosts: Hosts,
@@ -251,18 +294,14 @@ pub struct RunArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub connection: Connection,
-    /// Arguments of the function, each an Elixir literal: 42, "text", :atom, [1, 2], %{a: 1}, {1, 2}.
-    #[arg(last = true, value_name = "ARGS")]
-    pub args: Vec<String>,
 }
 
-impl RunArgs {
+impl RunOptions {
     /// The flags (and environment) as the most important layer of settings.
     pub fn layer(&self) -> Section {
         let build = self.build.layer();
         Section {
             mix_env: build.mix_env,
-            entry: self.entry.clone(),
             include: build.include,
             ..self.connection.layer()
         }
@@ -357,8 +396,8 @@ mod tests {
         let Command::Run(run) = cli.command else {
             panic!("not run")
         };
-        assert_eq!(run.hosts.hosts, ["a", "b", "c"]);
-        assert_eq!(run.hosts.groups, ["web"]);
+        assert_eq!(run.options.hosts.hosts, ["a", "b", "c"]);
+        assert_eq!(run.options.hosts.groups, ["web"]);
         assert_eq!(
             run.layer().connect_timeout,
             None,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use mix_remote::cli::{Cli, Command};
-use mix_remote::cmd::{check, completions, graph, init, plan, run};
+use mix_remote::cmd::{check, completions, eval, graph, init, plan, run};
 use mix_remote::config::Config;
 use mix_remote::exit::{self, CliError};
 use mix_remote::report::Reporter;
@@ -18,7 +18,8 @@ use mix_remote::report::Reporter;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = match &cli.command {
-        Command::Run(args) => args.json,
+        Command::Run(args) => args.options.json,
+        Command::Eval(args) => args.options.json,
         Command::Plan(args) => args.json,
         Command::Check(args) => args.json,
         Command::Graph(_) | Command::Init(_) | Command::Completions(_) => false,
@@ -35,6 +36,8 @@ fn main() -> ExitCode {
                 .and_then(|c| graph::exec(&args, c.as_ref(), &reporter)),
             Command::Run(args) => load_config(config, &reporter)
                 .and_then(|c| block_on(run::exec(args, c.as_ref(), Arc::clone(&reporter)))),
+            Command::Eval(args) => load_config(config, &reporter)
+                .and_then(|c| block_on(eval::exec(args, c.as_ref(), Arc::clone(&reporter)))),
             Command::Check(args) => load_config(config, &reporter)
                 .and_then(|c| block_on(check::exec(args, c.as_ref(), Arc::clone(&reporter)))),
         };

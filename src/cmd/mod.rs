@@ -1,8 +1,9 @@
 //! One file per subcommand, each with an `exec` that returns the process exit code, and the
-//! fan-out over hosts that `run` and `check` share.
+//! fan-out over hosts that `run`, `eval` and `check` share.
 
 pub mod check;
 pub mod completions;
+pub mod eval;
 pub mod fanout;
 pub mod graph;
 pub mod init;

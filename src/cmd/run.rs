@@ -1,19 +1,21 @@
 //! `mix-remote run`: the hosts are chosen and their settings resolved, the closure is computed
 //! once, then every host runs it concurrently through its own SSH connection (`cmd/fanout.rs`).
-//! A summary table ends a run on several hosts; the exit code is the worst of any host's.
+//! A summary table ends a run on several hosts; the exit code is the worst of any host's. An
+//! entry ending in `.exs` is a script; `eval` (`cmd/eval.rs`) runs an expression the same way.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::build::entry::display_module;
-use crate::cli::{Expect, RunArgs};
+use crate::cli::{Expect, RunArgs, RunOptions};
 use crate::cmd::fanout::{self, Fanout};
-use crate::config::{self, Config, HostSettings};
+use crate::config::{self, Build, Config, HostSettings, Section};
 use crate::events::Status;
 use crate::exit::{self, CliError};
 use crate::remote::console::Input;
 use crate::remote::invoke::Outcome;
-use crate::remote::job::Job;
+use crate::remote::job::{Code, Job, JobError};
 use crate::remote::session::{self, SessionError};
 use crate::report::{self, Reporter};
 
@@ -33,24 +35,39 @@ struct HostEnd {
     elapsed: Duration,
 }
 
-/// Runs the entry on every chosen host; returns the exit code (errors before any host is
-/// contacted are the `Err`).
+/// Runs the entry (or the script) on every chosen host; returns the exit code (errors before any
+/// host is contacted are the `Err`).
 pub async fn exec(
     args: RunArgs,
     config: Option<&Config>,
     report: Arc<Reporter>,
 ) -> Result<u8, CliError> {
+    let skip_app_config = args.options.no_app_config;
+    let script = args.entry.as_deref().filter(|e| e.ends_with(".exs"));
+    let prepare = |build: &Build, report: &Reporter| match script {
+        Some(path) => {
+            let code = Code::script(Path::new(path), args.args.clone())?;
+            Job::prepare_code(build, code, skip_app_config, report)
+        }
+        None => Job::prepare(build, &args.args, skip_app_config, report),
+    };
+    on_hosts(&args.options, args.layer(), config, report, prepare).await
+}
+
+/// Chooses the hosts of `options` with the settings `flags` and `config` give them, prepares the
+/// job once, runs it on every host and sums up: what `run` and `eval` share.
+pub async fn on_hosts(
+    options: &RunOptions,
+    flags: Section,
+    config: Option<&Config>,
+    report: Arc<Reporter>,
+    prepare: impl FnOnce(&Build, &Reporter) -> Result<Job, JobError>,
+) -> Result<u8, CliError> {
     let fanout = Fanout::begin();
-    let flags = args.layer();
-    let (selected, hosts) = fanout::choose(config, &args.hosts, &flags)?;
-    let build = config::build(config, args.build.project.as_deref(), &flags, &selected)?;
-    let job = Arc::new(Job::prepare(
-        &build,
-        &args.args,
-        args.no_app_config,
-        &report,
-    )?);
-    let expect = args.expect;
+    let (selected, hosts) = fanout::choose(config, &options.hosts, &flags)?;
+    let build = config::build(config, options.build.project.as_deref(), &flags, &selected)?;
+    let job = Arc::new(prepare(&build, &report)?);
+    let expect = options.expect;
     let input = Input::for_hosts(hosts.len());
     let work = |host: HostSettings, view: Arc<Reporter>| {
         let job = Arc::clone(&job);
@@ -61,10 +78,17 @@ pub async fn exec(
             conclude(&job, &host, &view, outcome, expect, started.elapsed())
         }
     };
-    let fail_fast = args.fail_fast;
+    let fail_fast = options.fail_fast;
     let stop = |end: &HostEnd| fail_fast && end.code != exit::OK;
     let ends = match fanout
-        .run(&report, &hosts, args.hosts.parallel, RUN_STEPS, stop, work)
+        .run(
+            &report,
+            &hosts,
+            options.hosts.parallel,
+            RUN_STEPS,
+            stop,
+            work,
+        )
         .await
     {
         Ok(ends) => ends,
@@ -87,7 +111,7 @@ fn conclude(
     expect: Option<Expect>,
     elapsed: Duration,
 ) -> HostEnd {
-    let entry = job.entry.shown();
+    let entry = job.call.shown();
     let short = |text: &str| report::shorten(text, RESULT_WIDTH);
     let (code, result) = match outcome {
         Ok(outcome) => {
@@ -99,7 +123,10 @@ fn conclude(
                 Outcome::Raised { text, .. } => (exit::RAISED, format!("raised {}", short(text))),
             };
             match &outcome {
-                Outcome::Returned(value) => view.result(&entry, Status::Returned, value, code == 0),
+                Outcome::Returned(value) if job.call.prints_value() || view.json() => {
+                    view.result(&entry, Status::Returned, value, code == 0)
+                }
+                Outcome::Returned(_) => {}
                 Outcome::Raised { text, .. } => view.result(&entry, Status::Raised, text, false),
             }
             // An undef only deserves the --include hint when the missing module is one of the

@@ -45,6 +45,8 @@ pub enum Request {
     Load,
     /// Apply the application environment and call the entry.
     Run,
+    /// Apply the application environment and evaluate Elixir code.
+    Eval,
 }
 
 impl Request {
@@ -54,6 +56,7 @@ impl Request {
             Request::Info => "info",
             Request::Load => "load",
             Request::Run => "run",
+            Request::Eval => "eval",
         }
     }
 }
@@ -173,8 +176,8 @@ mod tests {
         assert!(CHECK_PROGRAM.contains(&format!("IO.puts(\"{VERSIONS}")));
         assert!(PROGRAM.contains(&format!("end), :{SERVER})")));
         assert!(PROGRAM.contains(&format!("IO.puts(\"{MARKER}{OLD_OTP}#{{otp}}\")")));
-        for request in [Request::Info, Request::Load, Request::Run] {
-            assert!(PROGRAM.contains(&format!("  {}: fn", request.name())));
+        for request in [Request::Info, Request::Load, Request::Run, Request::Eval] {
+            assert!(PROGRAM.contains(&format!("  {}: ", request.name())));
         }
     }
 

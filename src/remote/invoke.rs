@@ -1,11 +1,12 @@
-//! The call of the entry on the remote: its arguments and the application environment go with
-//! the boot program's `run` request, and the reply says how the function ended.
+//! The call on the remote: an entry's arguments (the boot program's `run` request) or the code
+//! to evaluate (its `eval` request) go with the application environment, and the reply says how
+//! the function or code ended.
 
 use erl_dist::term::{Binary, List, Map, Term};
 
 use crate::build::app_config::AppConfig;
-use crate::build::entry::Entry;
 use crate::remote::boot::{Request, SERVER};
+use crate::remote::job::{Call, Code};
 use crate::remote::node::{CallError, Node, atom, is_atom, tuple};
 
 /// How the remote call ended.
@@ -22,24 +23,26 @@ pub enum Outcome {
     },
 }
 
-/// Calls the entry on the remote with `args`; output it prints reaches our IO server meanwhile.
-pub async fn invoke(
-    node: &Node,
-    entry: &Entry,
-    args: Vec<Term>,
-    setup: &AppConfig,
-) -> Result<Outcome, CallError> {
-    let call_args = vec![
-        atom(&entry.module),
-        atom(&entry.function),
-        List::from(args).into(),
-        setup_term(setup),
-    ];
+/// Makes `call` on the remote after applying `setup`; what it prints reaches the console
+/// meanwhile, all of it before the reply.
+pub async fn invoke(node: &Node, call: &Call, setup: &AppConfig) -> Result<Outcome, CallError> {
     // The boot program runs it and formats the result (templates/boot.exs).
-    let run = Request::Run.name();
-    let reply = node.request(SERVER, run, call_args, None).await?;
+    let (request, args) = match call {
+        Call::Function { entry, args } => (
+            Request::Run,
+            vec![
+                atom(&entry.module),
+                atom(&entry.function),
+                List::from(args.clone()).into(),
+                setup_term(setup),
+            ],
+        ),
+        Call::Code(code) => (Request::Eval, code_terms(code, setup)),
+    };
+    let name = request.name();
+    let reply = node.request(SERVER, name, args, None).await?;
     let unexpected = || CallError::BadRpc {
-        mfa: run.into(),
+        mfa: name.into(),
         reason: format!("unexpected reply {reply}"),
     };
     let Term::Tuple(t) = &reply else {
@@ -58,6 +61,19 @@ pub async fn invoke(
         }),
         _ => Err(unexpected()),
     }
+}
+
+/// The arguments of the boot program's `eval`: `code, file, argv, setup`, the texts as
+/// binaries.
+fn code_terms(code: &Code, setup: &AppConfig) -> Vec<Term> {
+    let binary = |s: &str| Term::from(Binary::from(s.as_bytes()));
+    let argv: Vec<Term> = code.argv.iter().map(|a| binary(a)).collect();
+    vec![
+        binary(&code.text),
+        binary(&code.file),
+        List::from(argv).into(),
+        setup_term(setup),
+    ]
 }
 
 /// `setup` as the boot program's `run` takes it:

@@ -456,11 +456,10 @@ impl Session<'_> {
         }
         stats.pushed = Some(pushed);
 
-        let entry = &job.entry;
-        let calling = format!("calling {}", entry.shown());
+        let calling = job.call.doing();
         let phase = self.report.phase(Stage::Call, &calling);
         let started = Instant::now();
-        let call = invoke::invoke(node, entry, job.args.clone(), &job.setup);
+        let call = invoke::invoke(node, &job.call, &job.setup);
         let outcome = match self.host.call_timeout.map(Duration::from_secs) {
             None => call.await.map_err(SessionError::from),
             Some(limit) => timeout(limit, call, &calling, host, "--call-timeout").await,
@@ -471,7 +470,7 @@ impl Session<'_> {
         // leaves the master no forwarded channel to wait for: a shorter teardown.
         node.disconnect();
         let outcome = outcome.map_err(|e| e.lost_in(&calling, host))?;
-        phase.done(format!("{} finished", entry.shown()));
+        phase.done(format!("{} finished", job.call.shown()));
         Ok(outcome)
     }
 
