@@ -92,7 +92,10 @@ pub async fn on_hosts(
         .await
     {
         Ok(ends) => ends,
-        Err(fanout::Interrupted) => return Ok(exit::INTERRUPTED),
+        Err(fanout::Interrupted(ends)) => {
+            host_table(&report, &hosts, &ends, "interrupted");
+            return Ok(fanout::interrupted_end(&report, hosts.len()));
+        }
     };
     let unfinished = if fail_fast {
         "cancelled (--fail-fast)"
@@ -187,6 +190,19 @@ fn summarize(
         .iter()
         .filter(|e| e.as_ref().is_none_or(|e| e.code != exit::OK))
         .count();
+    host_table(report, hosts, ends, unfinished);
+    fanout::summary(report, hosts.len(), failed, code);
+    code
+}
+
+/// The summary table of a run on several hosts (nothing for one); hosts without an end are shown
+/// as `unfinished`.
+fn host_table(
+    report: &Reporter,
+    hosts: &[HostSettings],
+    ends: &[Option<HostEnd>],
+    unfinished: &str,
+) {
     if hosts.len() > 1 {
         let rows: Vec<Vec<String>> = hosts
             .iter()
@@ -202,8 +218,6 @@ fn summarize(
             .collect();
         report.table(&["HOST", "RESULT", "TIME"], &rows);
     }
-    fanout::summary(report, hosts.len(), failed, code);
-    code
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::remote::node::Node;
 use crate::remote::node::relay::{self, FromRelay, RELAY};
-use crate::remote::stdin::Stdin;
+use crate::remote::stdin::{Line, Stdin};
 use crate::report::Reporter;
 
 /// Where the function's reads are answered from, decided once per run.
@@ -38,15 +38,10 @@ impl Input {
         Input::Closed(warn.then(|| Arc::new(AtomicBool::new(false))))
     }
 
-    /// Answers one read: `answer` gets the line (or end of file) when there is one.
-    fn read(
-        &self,
-        echo: bool,
-        report: &Reporter,
-        answer: impl FnOnce(Option<Vec<u8>>) + Send + 'static,
-    ) {
+    /// Answers one read: `answer` gets the line (or the end of input) when there is one.
+    fn read(&self, echo: bool, report: &Reporter, answer: impl FnOnce(Line) + Send + 'static) {
         match self {
-            Input::Stdin(stdin) => stdin.ask(echo, move |line| answer(line.bytes)),
+            Input::Stdin(stdin) => stdin.ask(echo, answer),
             Input::Closed(warned) => {
                 if warned
                     .as_ref()
@@ -54,7 +49,10 @@ impl Input {
                 {
                     report.warning("stdin is not read with several hosts: reads get end of file");
                 }
-                answer(None);
+                answer(Line {
+                    bytes: None,
+                    from_terminal: false,
+                });
             }
         }
     }
@@ -94,10 +92,11 @@ pub fn start(
                     FromRelay::Read { prompt, echo } => {
                         seen.reads.fetch_add(1, Ordering::Relaxed);
                         report.prompt(&prompt);
-                        let node = Arc::clone(&node);
+                        let (node, shown) = (Arc::clone(&node), Arc::clone(&report));
                         input.read(echo, &report, move |line| {
-                            let answer = match line {
-                                Some(bytes) => relay::line(&bytes),
+                            shown.read_done(line.from_terminal);
+                            let answer = match &line.bytes {
+                                Some(bytes) => relay::line(bytes),
                                 None => relay::eof(),
                             };
                             let _ = node.send_named(RELAY, answer);

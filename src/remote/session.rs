@@ -141,12 +141,25 @@ pub async fn run_host(
     let node_end = LocalEnd::bind(dir.path().join("node.sock"))?;
 
     let started = Instant::now();
-    let phase = report.phase(Stage::Connect, format!("connecting to {}", host.address));
+    let interactive = asks_on_terminal(host, report, input);
+    let connecting = format!("connecting to {}", host.address);
+    let phase = if interactive {
+        report.silent_phase(Stage::Connect, connecting)
+    } else {
+        report.phase(Stage::Connect, connecting)
+    };
     let lines = Arc::clone(report);
     let notes = Arc::clone(report);
     let name = host.name.clone();
+    let mut target = target(host);
+    // ssh keeps the first value of an option: the user's own come first.
+    target.options.push(if interactive {
+        format!("ConnectTimeout={}", host.connect_timeout)
+    } else {
+        "BatchMode=yes".to_owned()
+    });
     let mut master = Master::start(
-        &target(host),
+        &target,
         &dir.path().join("ctl"),
         Some(&node_end.path),
         &remote_command,
@@ -161,7 +174,10 @@ pub async fn run_host(
         started,
         input,
     };
-    if let Err(e) = session.connect(&mut master, phase, &mut stats).await {
+    if let Err(e) = session
+        .connect(&mut master, phase, interactive, &mut stats)
+        .await
+    {
         // Not logged in: there is no remote node to wait for.
         master.shutdown(Duration::ZERO).await;
         return Err(e);
@@ -255,6 +271,25 @@ impl Stats {
     }
 }
 
+/// Whether ssh may ask the user (an unknown host key, a passphrase) on the terminal: one host,
+/// stdin and stderr terminals, human output, and BatchMode not set by the user. Then nothing is
+/// drawn while ssh connects and ssh's own ConnectTimeout is the limit (the user's answer may take
+/// longer); otherwise ssh runs in BatchMode and fails at once where it would have asked.
+fn asks_on_terminal(host: &HostSettings, report: &Reporter, input: &Input) -> bool {
+    use std::io::IsTerminal;
+    let batch = host.ssh_options.iter().any(|o| {
+        o.to_ascii_lowercase()
+            .trim_start()
+            .strip_prefix("batchmode")
+            .is_some_and(|rest| rest.starts_with([' ', '\t', '=']))
+    });
+    matches!(input, Input::Stdin(_))
+        && !report.json()
+        && !batch
+        && std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal()
+}
+
 /// A fresh private directory (0700, guarded against SIGKILL) for a control socket and the Unix
 /// socket of the reverse forward.
 pub fn private_dir() -> Result<PrivateDir, SessionError> {
@@ -321,6 +356,7 @@ impl Session<'_> {
         &self,
         master: &mut Master,
         phase: Phase,
+        interactive: bool,
         stats: &mut Stats,
     ) -> Result<(), SessionError> {
         let host = &self.host.address;
@@ -342,14 +378,18 @@ impl Session<'_> {
             sent?;
             Ok::<_, SessionError>((port, port_at, Instant::now()))
         };
-        let (port, port_at, connected_at) = timeout(
-            Duration::from_secs(self.host.connect_timeout),
-            connecting,
-            "connecting",
-            host,
-            "--connect-timeout",
-        )
-        .await?;
+        let (port, port_at, connected_at) = if interactive {
+            connecting.await?
+        } else {
+            timeout(
+                Duration::from_secs(self.host.connect_timeout),
+                connecting,
+                "connecting",
+                host,
+                "--connect-timeout",
+            )
+            .await?
+        };
         stats.connect = Some(connected_at - self.started);
         stats.tunnels = Some(port_at.saturating_duration_since(connected_at));
         phase.done(format!("connected to {host}"));
@@ -470,7 +510,10 @@ impl Session<'_> {
         // leaves the master no forwarded channel to wait for: a shorter teardown.
         node.disconnect();
         let outcome = outcome.map_err(|e| e.lost_in(&calling, host))?;
-        phase.done(format!("{} finished", job.call.shown()));
+        match outcome {
+            Outcome::Raised { .. } => phase.failed(format!("{} raised", job.call.shown())),
+            Outcome::Returned(_) => phase.done(format!("{} finished", job.call.shown())),
+        }
         Ok(outcome)
     }
 
