@@ -223,12 +223,15 @@ impl Reporter {
     }
 
     /// A prompt the function shows before it reads, after all its earlier output: written as
-    /// output; with `--json`, sent at once as an `output` event, so that a consumer sees it
-    /// before the read.
+    /// output (with the bars off the screen until the read is done); with `--json`, sent at once
+    /// as an `output` event, so that a consumer sees it before the read.
     pub fn prompt(&self, bytes: &[u8]) {
-        if self.host.as_ref().is_some_and(|h| h.prefixed) || self.shared.json {
+        if self.shared.json {
             self.output(bytes);
             self.flush_partial();
+        } else if self.host.as_ref().is_some_and(|h| h.prefixed) {
+            // Several hosts read nothing: the prompt begins the line the next output ends.
+            self.output(bytes);
         } else {
             self.shared.screen.prompt(bytes);
         }
@@ -317,6 +320,9 @@ impl Reporter {
     /// The end of the call on this host: the value it returned on stdout, or what it raised on
     /// stderr. `ok` says whether `--expect` accepted it.
     pub fn result(&self, entry: &str, status: Status, value: &str, ok: bool) {
+        // Output that had no newline yet comes first, as a line of its own (several hosts,
+        // `--json`).
+        self.flush_partial();
         if self.shared.json {
             self.event(Event::Result {
                 host: self.host_name().unwrap_or_default(),

@@ -272,20 +272,24 @@ impl Stats {
 }
 
 /// Whether ssh may ask the user (an unknown host key, a passphrase) on the terminal: one host,
-/// stdin and stderr terminals, human output, and BatchMode not set by the user. Then nothing is
+/// stdin and stderr terminals, human output, and no `-o BatchMode=yes` of the user's. Then nothing is
 /// drawn while ssh connects and ssh's own ConnectTimeout is the limit (the user's answer may take
 /// longer); otherwise ssh runs in BatchMode and fails at once where it would have asked.
 fn asks_on_terminal(host: &HostSettings, report: &Reporter, input: &Input) -> bool {
     use std::io::IsTerminal;
-    let batch = host.ssh_options.iter().any(|o| {
-        o.to_ascii_lowercase()
-            .trim_start()
-            .strip_prefix("batchmode")
-            .is_some_and(|rest| rest.starts_with([' ', '\t', '=']))
+    // ssh keeps the first value given.
+    let batch = host.ssh_options.iter().find_map(|o| {
+        let o = o.to_ascii_lowercase();
+        let value = o.trim_start().strip_prefix("batchmode")?;
+        value.starts_with([' ', '\t', '=']).then(|| {
+            value
+                .trim_start_matches([' ', '\t', '='])
+                .starts_with("yes")
+        })
     });
     matches!(input, Input::Stdin(_))
         && !report.json()
-        && !batch
+        && batch != Some(true)
         && std::io::stdin().is_terminal()
         && std::io::stderr().is_terminal()
 }
