@@ -116,13 +116,19 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<(), String> {
 }
 
 /// How the measured commands reach the sshd: directly, or through the delay proxy.
-struct Link<'a> {
+pub(crate) struct Link<'a> {
     sshd: &'a testkit::Sshd,
     options: Vec<String>,
 }
 
 impl<'a> Link<'a> {
-    fn new(sshd: &'a testkit::Sshd, proxy: &Path, rtt: u64, mbit: Option<f64>) -> Link<'a> {
+    /// The link to `sshd` with `rtt` ms added (and a bandwidth) by the delay proxy `proxy`.
+    pub(crate) fn new(
+        sshd: &'a testkit::Sshd,
+        proxy: &Path,
+        rtt: u64,
+        mbit: Option<f64>,
+    ) -> Link<'a> {
         let mut options = Vec::new();
         if rtt > 0 || mbit.is_some() {
             let rate = mbit.map(|m| format!(" --mbit {m}")).unwrap_or_default();
@@ -134,8 +140,13 @@ impl<'a> Link<'a> {
         Link { sshd, options }
     }
 
+    /// The ssh destination.
+    pub(crate) fn host(&self) -> String {
+        self.sshd.host()
+    }
+
     /// `-F config -o option...`, for ssh and for mix-remote alike.
-    fn ssh_args(&self) -> Vec<String> {
+    pub(crate) fn ssh_args(&self) -> Vec<String> {
         let mut args = vec![
             "-F".to_owned(),
             self.sshd.ssh_config().display().to_string(),
@@ -202,7 +213,7 @@ impl<'a> Link<'a> {
 }
 
 /// The `key=value` pairs of the binary's `stats:` line (empty for a binary without one).
-fn stats(stderr: &str) -> BTreeMap<String, u64> {
+pub(crate) fn stats(stderr: &str) -> BTreeMap<String, u64> {
     stderr
         .lines()
         .filter_map(|line| line.split_once("stats: ").map(|(_, rest)| rest))

@@ -1,13 +1,16 @@
 //! Project tasks as typed subcommands: `cargo xtask demo`, `cargo xtask bench`,
-//! `cargo xtask scan-bench`, `cargo xtask beam-vectors`, `cargo xtask relay-beam`.
+//! `cargo xtask bench-output`, `cargo xtask scan-bench`, `cargo xtask beam-vectors`,
+//! `cargo xtask relay-beam`.
 //!
 //! `demo` shows the tool working end to end on this machine: it compiles the bundled example
 //! project, starts a throw-away sshd on loopback (the test harness's, with its own keys and
 //! known_hosts, never touching ~/.ssh), and runs `mix-remote run` against it. `bench` times cold
-//! runs over a slowed link beside the floor (see bench.rs); `delay-proxy` is the slow link.
+//! runs over a slowed link beside the floor (see bench.rs), `bench-output` what a function's
+//! output costs beside `ssh` and `mix run` (bench_output.rs); `delay-proxy` is the slow link.
 
 mod beam_vectors;
 mod bench;
+mod bench_output;
 mod project;
 mod proxy;
 mod scan_bench;
@@ -32,6 +35,8 @@ enum Task {
     Demo,
     /// Time cold runs for closures of N modules at several round-trip times, beside the floor.
     Bench(bench::BenchArgs),
+    /// Time 1 and 100,000 lines of output at several round-trip times, beside ssh and mix run.
+    BenchOutput(bench_output::BenchOutputArgs),
     /// Relay HOST PORT over stdin/stdout with a delay (the benchmark's ssh ProxyCommand).
     DelayProxy(proxy::ProxyArgs),
     /// Time reading a generated _build of MODULES modules.
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
     match Cli::parse().task {
         Task::Demo => demo(),
         Task::Bench(args) => report(bench::run(&args, &workspace_root())),
+        Task::BenchOutput(args) => report(bench_output::run(&args, &workspace_root())),
         Task::DelayProxy(args) => report(proxy::run(&args)),
         Task::ScanBench { modules } => report(scan_bench::run(&workspace_root(), modules.get())),
         Task::BeamVectors { args } => report(beam_vectors::run(&args).map_err(|e| e.to_string())),
