@@ -205,7 +205,10 @@ fn print_table(args: &BenchOutputArgs, cells: &BTreeMap<(u64, Way, usize), Vec<S
                 let call = |n| stat(rtt, n, "call_ms").parse::<u64>().unwrap_or(0);
                 let cost = added.max(call(n).saturating_sub(call(base)));
                 let ratio = cost as f64 / run_added.max(1) as f64;
-                verdict(ratio <= 1.5, format!("max(+wall, +call)/+run {ratio:.2} <= 1.5"))
+                verdict(
+                    ratio <= 1.5,
+                    format!("max(+wall, +call)/+run {ratio:.2} <= 1.5"),
+                )
             } else {
                 String::new()
             };
