@@ -354,3 +354,26 @@ fn a_raise_ends_its_phase_with_a_cross_and_ctrl_c_leaves_a_clean_summary() {
     sshd.assert_no_session_processes();
     out.assert_local_clean();
 }
+
+#[test]
+fn the_function_sees_the_size_of_the_terminal() {
+    let sshd = Sshd::start();
+    let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
+    tool.args([
+        "eval",
+        "{:io.columns(), :io.rows()}",
+        "--host",
+        &sshd.host(),
+        "-F",
+    ])
+    .arg(sshd.ssh_config());
+    let out = tool.on_terminal().finish();
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    assert!(
+        out.stdout.ends_with("{{:ok, 120}, {:ok, 40}}"),
+        "{}",
+        out.stdout
+    );
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+}

@@ -112,3 +112,37 @@ pub fn start(
         .expect("spawning a thread");
     counts
 }
+
+/// When stdout is a terminal, tells the relay its size now and whenever it changes (SIGWINCH),
+/// for `:io.columns/0` and `:io.rows/0`; until the connection is gone.
+pub fn follow_geometry(node: &Arc<Node>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Some((cols, rows)) = terminal_size() else {
+        return;
+    };
+    if node.send_named(RELAY, relay::geometry(cols, rows)).is_err() {
+        return;
+    }
+    let Ok(mut resized) = signal(SignalKind::window_change()) else {
+        return;
+    };
+    let node = Arc::downgrade(node);
+    tokio::spawn(async move {
+        while resized.recv().await.is_some() {
+            let (Some(node), Some((cols, rows))) = (node.upgrade(), terminal_size()) else {
+                return;
+            };
+            if node.send_named(RELAY, relay::geometry(cols, rows)).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// The size of the terminal on stdout, if it is one: columns and rows.
+fn terminal_size() -> Option<(u16, u16)> {
+    // SAFETY: TIOCGWINSZ only fills the zeroed structure given.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_col > 0).then_some((size.ws_col, size.ws_row))
+}

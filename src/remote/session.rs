@@ -459,7 +459,7 @@ impl Session<'_> {
     /// Learns what the remote has, loads what it lacks, calls the entry.
     async fn push_and_call(
         &self,
-        node: &Node,
+        node: &Arc<Node>,
         job: &Job,
         stats: &mut Stats,
     ) -> Result<Outcome, SessionError> {
@@ -501,6 +501,8 @@ impl Session<'_> {
         stats.pushed = Some(pushed);
 
         let calling = job.call.doing();
+        // The relay exists once the node has served a request: it learns the terminal's size.
+        console::follow_geometry(node);
         let phase = self.report.phase(Stage::Call, &calling);
         let started = Instant::now();
         let call = invoke::invoke(node, &job.call, &job.setup);
