@@ -19,6 +19,7 @@ use crate::config::Section;
 #[command(after_help = "Examples:\n  \
     mix-remote run MyApp.Worker.process --host deploy@db-1 -- 42 '\"batch-7\"'\n  \
     mix-remote run MyApp.Smoke.check --group web --expect ok\n  \
+    mix-remote eval 'MyApp.Repo.aggregate(MyApp.User, :count)' --host deploy@db-1\n  \
     mix-remote check --group web\n  \
     mix-remote plan MyApp.Worker.process\n  \
     mix-remote init --host deploy@web-1 --entry MyApp.Smoke.check\n  \
@@ -123,7 +124,8 @@ impl Cli {
     /// How much to say: the command's flags, or the same given before it.
     pub fn output(&self) -> Output {
         let of_command = match &self.command {
-            Command::Run(a) => a.output.clone(),
+            Command::Run(a) => a.options.output.clone(),
+            Command::Eval(a) => a.options.output.clone(),
             Command::Check(a) => a.output.clone(),
             Command::Plan(a) => a.output.clone(),
             Command::Graph(_) | Command::Init(_) | Command::Completions(_) => Output::default(),
@@ -139,7 +141,8 @@ impl Cli {
     /// the same given before it.
     pub fn config(&self) -> Option<&std::path::Path> {
         let of_command = match &self.command {
-            Command::Run(a) => &a.config,
+            Command::Run(a) => &a.options.config,
+            Command::Eval(a) => &a.options.config,
             Command::Check(a) => &a.config,
             Command::Plan(a) => &a.config,
             Command::Graph(a) => &a.config,
@@ -153,18 +156,29 @@ impl Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Ship the project's applications to the hosts, start them as `mix run` does, and call
-    /// ENTRY with the arguments after `--`.
+    /// ENTRY with the arguments after `--`; or run a script FILE.exs there, as `mix run FILE
+    /// ARGS` would.
     #[command(after_help = "Examples:\n  \
         mix-remote run MyApp.Worker.process --host deploy@db-1 -- 42 '\"batch-7\"'\n  \
         mix-remote run :my_erl_mod.check --host ops@10.0.0.5 --env prod\n  \
         mix-remote run MyApp.Release.migrate --host deploy@db-1 --env prod --no-start\n  \
         mix-remote run MyApp.Smoke.check --group web --expect ok --parallel 4\n  \
-        mix-remote run --group web --json    # entry from mix-remote.yaml\n\n\
+        mix-remote run --group web --json    # entry from mix-remote.yaml\n  \
+        mix-remote run priv/repo/seeds.exs --host db-1 -- --dry-run\n  \
+        echo y | mix-remote run MyApp.Fix.run --host db-1    # IO.gets reads stdin\n\n\
         Exit codes: 0 returned, 1 the function raised/threw/exited (or, with --expect ok,\n\
         returned something else, or an application did not start), 2 bad input, 3 could not\n\
         connect, boot or load, 4 timeout, 130 interrupted. With several hosts: the highest\n\
         code of any host.")]
     Run(RunArgs),
+    /// Evaluate an Elixir expression on the hosts with the project's code, and print its value.
+    #[command(after_help = "Examples:\n  \
+        mix-remote eval 'MyApp.Repo.aggregate(MyApp.User, :count)' --host db-1\n  \
+        mix-remote eval 'Application.spec(:my_app, :vsn)' --group web\n\n\
+        The project's modules the expression names are pushed (with what they need); add\n\
+        --include for modules it reaches only through names built at run time.\n\
+        Exit codes: as for run.")]
+    Eval(EvalArgs),
     /// Show what `run` would push for ENTRY, in push order, with sizes and why each module is
     /// needed. Compiles and reads the build only: no SSH, no server.
     #[command(after_help = "Examples:\n  \
@@ -394,8 +408,40 @@ pub enum Expect {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Entry function: `MyApp.Worker.process` or `:erlang_module.function` [default: `entry` of
-    /// mix-remote.yaml].
+    /// mix-remote.yaml]; or a script, a file ending in `.exs`.
     pub entry: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub options: RunOptions,
+    /// Arguments of the function, each an Elixir literal: 42, "text", :atom, [1, 2], %{a: 1}, {1, 2};
+    /// for a script, its System.argv, as strings.
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+impl RunArgs {
+    /// The flags (and environment) as the most important layer of settings.
+    pub fn layer(&self) -> Section {
+        Section {
+            entry: self.entry.clone(),
+            ..self.options.layer()
+        }
+    }
+}
+
+/// Flags of `mix-remote eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The Elixir expression.
+    pub expr: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub options: RunOptions,
+}
+
+/// The flags `run` and `eval` share: hosts, output, build and connection.
+#[derive(Debug, Args)]
+pub struct RunOptions {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub hosts: Hosts,
@@ -432,18 +478,14 @@ pub struct RunArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub config: ConfigFile,
-    /// Arguments of the function, each an Elixir literal: 42, "text", :atom, [1, 2], %{a: 1}, {1, 2}.
-    #[arg(last = true, value_name = "ARGS")]
-    pub args: Vec<String>,
 }
 
-impl RunArgs {
+impl RunOptions {
     /// The flags (and environment) as the most important layer of settings.
     pub fn layer(&self) -> Section {
         let build = self.build.layer();
         Section {
             mix_env: build.mix_env,
-            entry: self.entry.clone(),
             include: build.include,
             compile: self.compile.layer(),
             start: self.no_start.then_some(false),
@@ -556,8 +598,8 @@ mod tests {
         let Command::Run(run) = cli.command else {
             panic!("not run")
         };
-        assert_eq!(run.hosts.hosts, ["a", "b", "c"]);
-        assert_eq!(run.hosts.groups, ["web"]);
+        assert_eq!(run.options.hosts.hosts, ["a", "b", "c"]);
+        assert_eq!(run.options.hosts.groups, ["web"]);
         assert_eq!(
             run.layer().connect_timeout,
             None,

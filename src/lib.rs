@@ -2,8 +2,9 @@
 //!
 //! The binary (`src/main.rs`) parses the command line and hands it to one of [`cmd`]; the rest is
 //! a library, so that benchmarks and fuzz targets drive the same code. Dependencies point one
-//! way: [`cmd`] -> [`remote`] -> [`build`]; [`config`], [`report`], [`events`] and [`suggest`]
-//! are leaves that any of them may use, and [`cli`] is known to [`cmd`] alone.
+//! way: [`cmd`] -> [`remote`] -> [`build`]; [`config`], [`report`] (with [`screen`]),
+//! [`events`] and [`suggest`] are leaves that any of them may use, and [`cli`] is known to [`cmd`]
+//! alone.
 
 pub mod build;
 pub mod cli;
@@ -13,4 +14,5 @@ pub mod events;
 pub mod exit;
 pub mod remote;
 pub mod report;
+pub mod screen;
 pub mod suggest;

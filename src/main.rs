@@ -4,14 +4,13 @@
 //! an error before any host is contacted is reported as one line (and a summary event with
 //! `--json`), with the code `exit.rs` gives it.
 
+use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use std::ffi::OsString;
-
 use mix_remote::cli::{self, Command};
-use mix_remote::cmd::{check, completions, graph, init, plan, run};
+use mix_remote::cmd::{check, completions, eval, graph, init, plan, run};
 use mix_remote::config::Config;
 use mix_remote::exit::{self, CliError};
 use mix_remote::report::Reporter;
@@ -32,7 +31,8 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let json = match &cli.command {
-        Command::Run(args) => args.json,
+        Command::Run(args) => args.options.json,
+        Command::Eval(args) => args.options.json,
         Command::Plan(args) => args.json,
         Command::Check(args) => args.json,
         Command::Graph(_) | Command::Init(_) | Command::Completions(_) => false,
@@ -54,9 +54,13 @@ fn main() -> ExitCode {
                 .and_then(|c| graph::exec(&args, c.as_ref(), &reporter)),
             Command::Run(args) => load_config(config, &reporter)
                 .and_then(|c| block_on(run::exec(args, c.as_ref(), Arc::clone(&reporter)))),
+            Command::Eval(args) => load_config(config, &reporter)
+                .and_then(|c| block_on(eval::exec(args, c.as_ref(), Arc::clone(&reporter)))),
             Command::Check(args) => load_config(config, &reporter)
                 .and_then(|c| block_on(check::exec(args, c.as_ref(), Arc::clone(&reporter)))),
         };
+    // A password read the run left waiting must not leave the terminal without echo.
+    mix_remote::remote::stdin::restore_terminal();
     let code = match result {
         Ok(code) => code,
         Err(e) => {

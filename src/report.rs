@@ -1,19 +1,22 @@
 //! What the user sees: one spinner per phase on stderr (only when stderr is a terminal and not
 //! `-q`), remote output and the result on stdout, notes for `-v`, errors as one line. With several
 //! hosts, one progress bar per host and every line prefixed with its host; with `--json`, events
-//! on stdout instead (see `events.rs`) and no bars. On a terminal, as cargo does: a green `✓`, red
-//! errors, yellow warnings, dimmed times; no colour with `NO_COLOR`, `TERM=dumb` or off a terminal.
-//! Each warning is shown once per run, however many hosts or phases come to it.
+//! on stdout instead (see `events.rs`) and no bars. Output and prompts always win over the bars
+//! (`screen.rs`); a phase ends with `✓` when it succeeded, `✗` when what it ran failed. On a
+//! terminal, as cargo does: a green `✓`, a red `✗` and errors, yellow warnings, dimmed times; no
+//! colour with `NO_COLOR`, `TERM=dumb` or off a terminal. Each warning is shown once per run,
+//! however many hosts or phases come to it.
 
 use std::collections::HashSet;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::events::{self, Event, Stage, Status};
+use crate::screen::Screen;
 
 /// Shared by every stage of a run; cheap to call from any task. [`Reporter::for_host`] gives the
 /// view of one host.
@@ -23,7 +26,7 @@ pub struct Reporter {
 }
 
 struct Shared {
-    bars: MultiProgress,
+    screen: Arc<Screen>,
     quiet: bool,
     verbose: bool,
     json: bool,
@@ -40,7 +43,7 @@ struct Shared {
 enum Paint {
     /// `✓`.
     Done,
-    /// `error:`.
+    /// `error:`, `✗`.
     Error,
     /// `warning:`.
     Warning,
@@ -98,8 +101,8 @@ struct HostScope {
     name: String,
     /// Several hosts: prefix lines with the name, one bar per host.
     prefixed: bool,
-    /// The host's bar (several hosts, human output only).
-    bar: Option<ProgressBar>,
+    /// The host's bar and its id on the screen (several hosts, human output only).
+    bar: Option<(u64, ProgressBar)>,
     /// Output received after the last newline, held back until the line is complete.
     partial: Mutex<Vec<u8>>,
 }
@@ -114,10 +117,13 @@ pub struct Phase {
 }
 
 enum PhaseBar {
-    /// A spinner of its own, removed when the phase ends.
-    Own(ProgressBar),
+    /// A spinner of its own (with its id on the screen), removed when the phase ends.
+    Own(u64),
     /// The host's bar, advanced when the phase is done.
     Host(ProgressBar),
+    /// Nothing drawn while it runs (a question of ssh's may need the terminal); its line when
+    /// it is done.
+    Silent,
 }
 
 impl Reporter {
@@ -130,9 +136,10 @@ impl Reporter {
         } else {
             ProgressDrawTarget::stderr()
         };
+        let bars = MultiProgress::with_draw_target(target);
         Reporter {
             shared: Arc::new(Shared {
-                bars: MultiProgress::with_draw_target(target),
+                screen: Screen::new(bars, !(quiet || json)),
                 quiet,
                 verbose,
                 json,
@@ -167,17 +174,18 @@ impl Reporter {
     /// gets a bar of its own, advanced by each of its `steps` phases.
     pub fn for_host(&self, name: &str, prefixed: bool, steps: u64) -> Reporter {
         let bar = (prefixed && !self.shared.json).then(|| {
-            let bar = self.shared.bars.add(ProgressBar::new(steps));
-            bar.set_style(
-                self.template(
-                    "{spinner:.cyan} {prefix:.bold} [{bar:10.cyan/dim}] {msg} {elapsed:.dim}",
-                )
-                .progress_chars("=> "),
-            );
-            bar.set_prefix(name.to_owned());
-            bar.set_message("waiting");
-            bar.enable_steady_tick(Duration::from_millis(80));
-            bar
+            let (id, bar) = self.shared.screen.add(ProgressBar::new(steps));
+            self.shared.screen.drawing(|_| {
+                bar.set_style(
+                    self.template(
+                        "{spinner:.cyan} {prefix:.bold} [{bar:10.cyan/dim}] {msg} {elapsed:.dim}",
+                    )
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix(name.to_owned());
+                bar.set_message("waiting");
+            });
+            (id, bar)
         });
         Reporter {
             shared: Arc::clone(&self.shared),
@@ -224,23 +232,35 @@ impl Reporter {
 
     /// Starts a phase showing `message`: a spinner of its own, or the host's bar.
     pub fn phase(&self, stage: Stage, message: impl Into<String>) -> Phase {
-        let message = message.into();
+        self.start_phase(stage, message.into(), true)
+    }
+
+    /// Starts a phase that draws nothing while it runs (ssh may ask the user something on the
+    /// terminal meanwhile); its line shows when it is done.
+    pub fn silent_phase(&self, stage: Stage, message: impl Into<String>) -> Phase {
+        self.start_phase(stage, message.into(), false)
+    }
+
+    fn start_phase(&self, stage: Stage, message: String, drawn: bool) -> Phase {
         self.event(Event::PhaseStarted {
             host: self.host_name(),
             phase: stage,
             message: message.clone(),
         });
+        let screen = &self.shared.screen;
         let bar = match self.host.as_ref().and_then(|h| h.bar.as_ref()) {
-            Some(bar) => {
-                bar.set_message(message);
+            Some((_, bar)) => {
+                screen.drawing(|_| bar.set_message(message));
                 PhaseBar::Host(bar.clone())
             }
+            None if !drawn => PhaseBar::Silent,
             None => {
-                let bar = self.shared.bars.add(ProgressBar::new_spinner());
-                bar.set_style(self.template("{spinner:.cyan} {msg} {elapsed:.dim}"));
-                bar.set_message(message);
-                bar.enable_steady_tick(Duration::from_millis(80));
-                PhaseBar::Own(bar)
+                let (id, bar) = screen.add(ProgressBar::new_spinner());
+                screen.drawing(|_| {
+                    bar.set_style(self.template("{spinner:.cyan} {msg} {elapsed:.dim}"));
+                    bar.set_message(message);
+                });
+                PhaseBar::Own(id)
             }
         };
         Phase {
@@ -260,11 +280,7 @@ impl Reporter {
             .as_ref()
             .filter(|h| h.prefixed || self.shared.json)
         else {
-            self.bars_suspended(|| {
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(bytes);
-                let _ = out.flush();
-            });
+            self.shared.screen.output(bytes);
             return;
         };
         let mut partial = host.partial.lock().expect("output lock poisoned");
@@ -303,13 +319,29 @@ impl Reporter {
     }
 
     /// A prompt the function shows before it reads, after all its earlier output: written as
-    /// output; with `--json`, sent at once as an `output` event, so that a consumer sees it
-    /// before the read.
+    /// output (with the bars off the screen until the read is done); with `--json`, sent at once
+    /// as an `output` event, so that a consumer sees it before the read.
     pub fn prompt(&self, bytes: &[u8]) {
-        self.output(bytes);
         if self.shared.json {
+            self.output(bytes);
             self.flush_partial();
+        } else if self.host.as_ref().is_some_and(|h| h.prefixed) {
+            // Several hosts read nothing: the prompt begins the line the next output ends.
+            self.output(bytes);
+        } else {
+            self.shared.screen.prompt(bytes);
         }
+    }
+
+    /// The read after a prompt is done; `echoed` when a terminal echoed the line typed.
+    pub fn read_done(&self, echoed: bool) {
+        self.shared.screen.read_done(echoed);
+    }
+
+    /// Takes the display off the screen for good (Ctrl-C): bars cleared, an open line of output
+    /// ended.
+    pub fn interrupted(&self) {
+        self.shared.screen.close();
     }
 
     /// Writes output received after the last newline as a line of its own.
@@ -326,9 +358,8 @@ impl Reporter {
     pub fn end_host(&self) {
         let Some(host) = &self.host else { return };
         self.flush_partial();
-        if let Some(bar) = &host.bar {
-            bar.finish_and_clear();
-            self.shared.bars.remove(bar);
+        if let Some((id, _)) = &host.bar {
+            self.shared.screen.remove(*id);
         }
     }
 
@@ -397,6 +428,9 @@ impl Reporter {
     /// The end of the call on this host: the value it returned on stdout, or what it raised,
     /// threw or exited with on stderr. `ok` says whether `--expect` accepted it.
     pub fn result(&self, entry: &str, status: Status, value: &str, ok: bool) {
+        // Output that had no newline yet comes first, as a line of its own (several hosts,
+        // `--json`).
+        self.flush_partial();
         if self.shared.json {
             self.event(Event::Result {
                 host: self.host_name().unwrap_or_default(),
@@ -406,6 +440,7 @@ impl Reporter {
             });
             return;
         }
+        self.shared.screen.close_line();
         let prefix = self.prefix();
         let prefixed =
             |text: &str| -> String { text.lines().map(|l| format!("{prefix}{l}\n")).collect() };
@@ -439,16 +474,26 @@ impl Reporter {
     }
 
     fn bars_suspended(&self, f: impl FnOnce()) {
-        self.shared.bars.suspend(f);
+        self.shared.screen.above(f);
     }
 }
 
 impl Phase {
-    /// Marks the phase done: leaves `summary` and its duration on screen above the live bars
+    /// Marks the phase done: leaves `✓ summary` and its duration on screen above the live bars
     /// (one host), or advances the host's bar (several hosts).
     pub fn done(self, summary: impl Into<String>) {
+        self.finish(("✓", Paint::Done), summary.into());
+    }
+
+    /// Ends the phase as failed, what it ran having raised, thrown or exited (or its application
+    /// not started): `✗ summary` (one host), or the host's bar advanced (several hosts, whose
+    /// summary table tells).
+    pub fn failed(self, summary: impl Into<String>) {
+        self.finish(("✗", Paint::Error), summary.into());
+    }
+
+    fn finish(&self, (mark, paint): (&str, Paint), summary: String) {
         let ms = self.started.elapsed().as_millis();
-        let summary = summary.into();
         if self.shared.json {
             events::emit(&Event::PhaseFinished {
                 host: self.host.clone(),
@@ -458,27 +503,36 @@ impl Phase {
             });
             return;
         }
+        let screen = &self.shared.screen;
         match &self.bar {
             // A permanent line rather than a finished bar: output printed later cannot erase it.
-            PhaseBar::Own(_) => {
+            PhaseBar::Own(_) | PhaseBar::Silent => {
+                screen.close_line();
                 let colour = self.shared.colour;
                 let line = format!(
                     "{} {summary} {}",
-                    painted(colour, Paint::Done, "✓"),
+                    painted(colour, paint, mark),
                     painted(colour, Paint::Time, &format!("({ms} ms)"))
                 );
-                drop(self.shared.bars.println(line))
+                if screen.drawing(|bars| bars.is_hidden()) {
+                    // Hidden bars print nothing: the line goes to stderr as it is (when it is a
+                    // terminal, as the bars would).
+                    if !self.shared.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                        eprintln!("{line}");
+                    }
+                } else {
+                    screen.drawing(|bars| drop(bars.println(line)));
+                }
             }
-            PhaseBar::Host(bar) => bar.inc(1),
+            PhaseBar::Host(bar) => screen.drawing(|_| bar.inc(1)),
         }
     }
 }
 
 impl Drop for Phase {
     fn drop(&mut self) {
-        if let PhaseBar::Own(bar) = &self.bar {
-            bar.finish_and_clear();
-            self.shared.bars.remove(bar);
+        if let PhaseBar::Own(id) = &self.bar {
+            self.shared.screen.remove(*id);
         }
     }
 }

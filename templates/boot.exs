@@ -35,9 +35,12 @@ read_line = fn ->
   end
 end
 
-# Frames of this program's own evaluation (erl_eval) at the bottom of a stacktrace.
+# Frames of this program's own evaluation (erl_eval), and of Elixir's evaluation of the code of
+# an `eval` request, at the bottom of a stacktrace.
+evaluators = [:erl_eval, :elixir, :elixir_eval, Code, Module.ParallelChecker]
+
 user_frames = fn stack ->
-  stack |> Enum.reverse() |> Enum.drop_while(&(elem(&1, 0) == :erl_eval)) |> Enum.reverse()
+  stack |> Enum.reverse() |> Enum.drop_while(&(elem(&1, 0) in evaluators)) |> Enum.reverse()
 end
 
 # For an `undef` of a module the node does not have: that module (so the tool can name the flag).
@@ -270,6 +273,28 @@ load = fn batch, on_load, again ->
   end
 end
 
+# The entry runs in a monitored process of its own, so a linked process that crashes it is
+# reported as an exit.
+run = fn module, function, args, setup ->
+  {_pid, ref} = spawn_monitor(fn -> exit({:mix_remote, call.(module, function, args, setup)}) end)
+
+  receive do
+    {:DOWN, ^ref, :process, _, {:mix_remote, result}} -> result
+    {:DOWN, ^ref, :process, _, reason} -> {:failed, :exit, Exception.format(:exit, reason, []), nil}
+  end
+end
+
+# Elixir code evaluated as `mix run -e CODE` (file "nofile") or `mix run FILE ARGS` (file the
+# script's local path, for `__ENV__.file` and `__DIR__`) would, with `System.argv/0` set: a
+# function for `run` to call, so that code runs as an entry does.
+evaluation = fn code, file, argv ->
+  fn ->
+    System.argv(argv)
+    {value, _binding} = Code.eval_string(code, [], file: file, line: 1)
+    value
+  end
+end
+
 ops = %{
   # What this node is and has: its versions, the MD5 of every module it has loaded, its machine,
   # and which of `apps` it lacks.
@@ -294,16 +319,8 @@ ops = %{
       error -> error
     end
   end,
-  # The entry runs in a monitored process of its own, so a linked process that crashes it is
-  # reported as an exit.
-  run: fn module, function, args, setup ->
-    {_pid, ref} = spawn_monitor(fn -> exit({:mix_remote, call.(module, function, args, setup)}) end)
-
-    receive do
-      {:DOWN, ^ref, :process, _, {:mix_remote, result}} -> result
-      {:DOWN, ^ref, :process, _, reason} -> {:failed, :exit, Exception.format(:exit, reason, []), nil}
-    end
-  end
+  run: run,
+  eval: fn code, file, argv, setup -> run.(:erlang, :apply, [evaluation.(code, file, argv), []], setup) end
 }
 
 # Returns once the tool has written every byte the relay has received so far.

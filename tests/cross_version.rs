@@ -121,6 +121,40 @@ fn an_otp25_build_runs_on_an_otp27_remote() {
 }
 
 #[test]
+fn output_and_reads_go_through_the_relay_on_otp27_and_otp29_remotes() {
+    let (Some(trixie), Some(sid)) = (Chroot::open("trixie"), Chroot::open("sid")) else {
+        return;
+    };
+    let sshd = Sshd::start();
+    let demo = testkit::compiled_fixture("demo");
+    for chroot in [trixie, sid] {
+        let elixir = chroot.elixir();
+        let mut tool = testkit::mix_remote(&demo);
+        tool.run_on(&sshd)
+            .arg("--elixir")
+            .arg(&elixir)
+            .args(["Demo.Ux.read_three"])
+            .stdin("a\nb\nc\n");
+        let out = tool.run();
+        assert_works(&out, "first? third? {\"a\\n\", \"b\\n\", \"c\\n\"}\n");
+        let out = run(
+            &sshd,
+            &demo,
+            Some(&elixir),
+            &["Demo.Ux.lines", "--", "20000"],
+        );
+        assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(lines.len(), 20_001, "OTP {}", chroot.otp_release());
+        assert_eq!(
+            lines[19_999],
+            "line 20000 of 20000 ..........................."
+        );
+        sshd.assert_no_session_processes();
+    }
+}
+
+#[test]
 fn an_otp25_build_runs_on_an_otp29_remote_except_what_otp29_no_longer_loads() {
     let Some(sid) = Chroot::open("sid") else {
         return;

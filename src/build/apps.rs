@@ -69,12 +69,12 @@ pub struct Apps {
 
 impl Apps {
     /// Works out the applications of `<project>/_build/<env>`: the project's own ones (falling
-    /// back to `entry_app` when `mix.exs` does not name one that was built), what they need, and
-    /// the applications of `closure` (module atoms).
+    /// back to `entry_app`, the application of the entry's module, when `mix.exs` does not name
+    /// one that was built), what they need, and the applications of `closure` (module atoms).
     pub fn resolve(
         project: &Path,
         env: &str,
-        entry_app: &str,
+        entry_app: Option<&str>,
         closure: &[&str],
     ) -> Result<Apps, AppsError> {
         let lib = project.join("_build").join(env).join("lib");
@@ -83,8 +83,10 @@ impl Apps {
             .into_iter()
             .filter(|app| built.contains_key(app))
             .collect();
-        if project_apps.is_empty() && built.contains_key(entry_app) {
-            project_apps.push(entry_app.to_owned());
+        if let Some(app) =
+            entry_app.filter(|app| project_apps.is_empty() && built.contains_key(*app))
+        {
+            project_apps.push(app.to_owned());
         }
         let owner: HashMap<&str, &str> = built
             .iter()
@@ -402,7 +404,7 @@ mod tests {
                 ("other", "kernel", &["Elixir.Other"]),
             ],
         );
-        let apps = Apps::resolve(dir.path(), "dev", "shop", &["Elixir.Shop"]).unwrap();
+        let apps = Apps::resolve(dir.path(), "dev", Some("shop"), &["Elixir.Shop"]).unwrap();
         assert_eq!(apps.project, ["shop"]);
         assert_eq!(apps.names(), ["db", "shop", "telemetry"]);
         let needed: Vec<(&str, &str)> = apps
@@ -429,7 +431,7 @@ mod tests {
                 .starts_with("{application,shop")
         );
         // A closure module of an application nothing needs brings it along.
-        let apps = Apps::resolve(dir.path(), "dev", "shop", &["Elixir.Tool"]).unwrap();
+        let apps = Apps::resolve(dir.path(), "dev", Some("shop"), &["Elixir.Tool"]).unwrap();
         assert_eq!(apps.names(), ["db", "shop", "telemetry", "tool"]);
     }
 
@@ -459,7 +461,7 @@ mod tests {
                 ("audit", "kernel", &[]),
             ],
         );
-        let apps = Apps::resolve(dir.path(), "dev", "api", &[]).unwrap();
+        let apps = Apps::resolve(dir.path(), "dev", Some("api"), &[]).unwrap();
         assert_eq!(apps.project, ["audit", "store", "api"]);
         assert_eq!(apps.names(), ["api", "audit", "bridge", "store"]);
     }
@@ -469,7 +471,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("mix.exs"), "[app: @app]").unwrap();
         build(dir.path(), &[("shop", "kernel", &["Elixir.Shop"])]);
-        let apps = Apps::resolve(dir.path(), "dev", "shop", &[]).unwrap();
+        let apps = Apps::resolve(dir.path(), "dev", Some("shop"), &[]).unwrap();
         assert_eq!(apps.project, ["shop"]);
         assert_eq!(
             keyword_atom("x: [otp_app: :a, app: :b_2]", "app"),
@@ -488,7 +490,7 @@ mod tests {
         build(dir.path(), &[("shop", "kernel", &[])]);
         let spec = dir.path().join("_build/dev/lib/shop/ebin/shop.app");
         std::fs::write(&spec, "{application,shop,[{applications,[kernel}]}.").unwrap();
-        let err = Apps::resolve(dir.path(), "dev", "shop", &[]).unwrap_err();
+        let err = Apps::resolve(dir.path(), "dev", Some("shop"), &[]).unwrap_err();
         assert!(err.to_string().contains("shop.app"), "{err}");
     }
 
@@ -507,7 +509,7 @@ mod tests {
         .unwrap();
         let app_dir = dir.path().join("_build/dev/lib/shop");
         std::os::unix::fs::symlink("../../../../priv", app_dir.join("priv")).unwrap();
-        let apps = Apps::resolve(dir.path(), "dev", "shop", &[]).unwrap();
+        let apps = Apps::resolve(dir.path(), "dev", Some("shop"), &[]).unwrap();
         let files = priv_files(&apps.shipped).unwrap();
         let listed: Vec<(&str, u32)> = files.iter().map(|f| (f.path.as_str(), f.mode)).collect();
         assert_eq!(listed[0].0, "data.csv");

@@ -1,12 +1,13 @@
-//! What a run will push, in which order and why: the closure of the entry function and of the
-//! modules the user includes, resolved from the build without touching any server. `run` pushes
-//! it; `mix-remote plan` prints it.
+//! What a run will push, in which order and why: the closure of the entry function (or of the
+//! modules a piece of code names) and of the modules the user includes, resolved from the build
+//! without touching any server. `run` pushes it; `mix-remote plan` prints it.
 
 use std::path::Path;
 
 use crate::build::beam::Beam;
 use crate::build::entry::{self, Entry, EntryError};
 use crate::build::graph::{Graph, Member};
+use crate::build::names;
 use crate::build::project::{self, ProjectError};
 
 /// Why a plan cannot be made.
@@ -37,10 +38,13 @@ pub fn parse_entry(text: &str, project: &Path, env: &str) -> Result<Entry, PlanE
     }
 }
 
-/// The project's graph with the entry and the included modules resolved against it.
+/// The project's graph with the entry (or the modules some code names) and the included modules
+/// resolved against it.
 pub struct Plan {
     graph: Graph,
-    entry: Entry,
+    /// The entry's module; none for code.
+    entry: Option<String>,
+    /// The included modules, then those the code names.
     included: Vec<String>,
 }
 
@@ -70,28 +74,33 @@ impl Plan {
             .module(&entry.module)
             .ok_or_else(|| entry.unknown_module(graph.modules().iter().map(|b| b.name.as_str())))?;
         entry.check(module, arity.or(entry.arity))?;
-        let included = include
-            .iter()
-            .map(|text| {
-                let name = entry::parse_module(text).ok_or_else(|| {
-                    EntryError::Include(
-                        text.clone(),
-                        "not a module name (MyApp.Mod or :erlang_mod)",
-                    )
-                })?;
-                match graph.module(&name) {
-                    Some(_) => Ok(name),
-                    None => Err(EntryError::Include(
-                        text.clone(),
-                        "no such module in this project's _build",
-                    )),
-                }
-            })
-            .collect::<Result<Vec<String>, EntryError>>()?;
+        let included = included(&graph, include)?;
         Ok(Plan {
             graph,
-            entry: entry.clone(),
+            entry: Some(entry.module.clone()),
             included,
+        })
+    }
+
+    /// Reads `<project>/_build/<env>` for a piece of Elixir `code` (an expression, a script): the
+    /// roots are the project's modules its text names (see `names.rs`) and every `include`.
+    pub fn for_code(
+        project: &Path,
+        env: &str,
+        code: &str,
+        include: &[String],
+    ) -> Result<Plan, PlanError> {
+        let graph = Graph::new(project::scan(project, env)?);
+        let mut roots = included(&graph, include)?;
+        for name in names::resolve(&names::scan(code), &graph) {
+            if !roots.contains(&name) {
+                roots.push(name);
+            }
+        }
+        Ok(Plan {
+            graph,
+            entry: None,
+            included: roots,
         })
     }
 
@@ -100,18 +109,41 @@ impl Plan {
         &self.graph
     }
 
-    /// The entry function the plan is for.
-    pub fn entry(&self) -> &Entry {
-        &self.entry
+    /// The module the closure starts from: the entry's, or for code the first module it includes
+    /// or names; none when the code names no module of the project.
+    pub fn first_root(&self) -> Option<&str> {
+        self.entry
+            .as_deref()
+            .or(self.included.first().map(String::as_str))
     }
 
     /// The modules to push, leaves first, each with the reason it is there.
     pub fn closure(&self) -> Vec<Member<'_>> {
-        self.graph.closure(&self.entry.module, &self.included)
+        let entry = self.entry.as_deref().unwrap_or_default();
+        self.graph.closure(entry, &self.included)
     }
 
     /// The modules to push, leaves first, without the reasons.
     pub fn beams(&self) -> Vec<&Beam> {
         self.closure().iter().map(|m| m.beam).collect()
     }
+}
+
+/// The modules `include` names, each checked against the build.
+fn included(graph: &Graph, include: &[String]) -> Result<Vec<String>, EntryError> {
+    include
+        .iter()
+        .map(|text| {
+            let name = entry::parse_module(text).ok_or_else(|| {
+                EntryError::Include(text.clone(), "not a module name (MyApp.Mod or :erlang_mod)")
+            })?;
+            match graph.module(&name) {
+                Some(_) => Ok(name),
+                None => Err(EntryError::Include(
+                    text.clone(),
+                    "no such module in this project's _build",
+                )),
+            }
+        })
+        .collect()
 }

@@ -63,7 +63,7 @@ pub async fn exec(
         .await
     {
         Ok(rows) => rows,
-        Err(fanout::Interrupted) => return Ok(exit::INTERRUPTED),
+        Err(fanout::Interrupted(_)) => return Ok(fanout::interrupted_end(&report, hosts.len())),
     };
     let rows: Vec<CheckRow> = rows.into_iter().flatten().collect();
     let ready = rows.iter().filter(|r| r.ready).count();

@@ -74,7 +74,7 @@ pub fn command() -> clap::Command {
             arg.add(candidates)
         })
     };
-    ["run", "plan", "graph", "check"]
+    ["run", "eval", "plan", "graph", "check"]
         .into_iter()
         .fold(cli::command(), |command, name| {
             command.mut_subcommand(name, known)

@@ -60,9 +60,10 @@ pub fn parallelism(flag: Option<NonZeroUsize>, hosts: usize) -> usize {
         .max(1)
 }
 
-/// The command was interrupted: every host was stopped, and that was reported.
+/// The command was interrupted: every host was stopped and the display cleared; the results of
+/// the hosts that had finished, in the order of the hosts.
 #[derive(Debug)]
-pub struct Interrupted;
+pub struct Interrupted<T>(pub Vec<Option<T>>);
 
 /// A fan-out whose signal handlers are installed: create it before anything is started, so
 /// that no signal can end a command without its teardown.
@@ -81,8 +82,8 @@ impl Fanout {
     /// Runs `work` on every host of `hosts`, at most `parallel` at once, each with its view of
     /// `report` (a bar of `steps` phases with several hosts); returns what each host's work gave,
     /// in the order of `hosts`. Once `stop` says so of a host's result, the hosts still working
-    /// are stopped and left without one. On a signal every host is stopped, the interruption is
-    /// reported (and its summary event written), and the result is [`Interrupted`].
+    /// are stopped and left without one. On a signal every host is stopped, the display is
+    /// cleared, and the result is [`Interrupted`] (see [`interrupted_end`]) with what had finished.
     pub async fn run<T, F, Fut>(
         mut self,
         report: &Reporter,
@@ -91,7 +92,7 @@ impl Fanout {
         steps: u64,
         stop: impl Fn(&T) -> bool,
         work: F,
-    ) -> Result<Vec<Option<T>>, Interrupted>
+    ) -> Result<Vec<Option<T>>, Interrupted<T>>
     where
         T: Send + 'static,
         F: Fn(HostSettings, Arc<Reporter>) -> Fut,
@@ -131,11 +132,11 @@ impl Fanout {
                     Some(Err(e)) => report.error(&format!("a host's task failed: {e}")),
                 },
                 () = &mut self.interrupted => {
+                    // The display first: stopping the hosts removes their bars.
+                    report.interrupted();
                     tasks.shutdown().await;
                     views.iter().for_each(|v| v.end_host());
-                    report.error("interrupted: remote nodes stopped, connections closed");
-                    summary(report, hosts.len(), hosts.len(), exit::INTERRUPTED);
-                    return Err(Interrupted);
+                    return Err(Interrupted(results));
                 }
             }
         }
@@ -146,6 +147,14 @@ impl Fanout {
         }
         Ok(results)
     }
+}
+
+/// How an interrupted command ends, after any table of its hosts: the error line and the
+/// summary event; returns the exit code.
+pub fn interrupted_end(report: &Reporter, hosts: usize) -> u8 {
+    report.error("interrupted: remote nodes stopped, connections closed");
+    summary(report, hosts, hosts, exit::INTERRUPTED);
+    exit::INTERRUPTED
 }
 
 /// The summary event that ends a command on hosts (with `--json`; nothing otherwise).

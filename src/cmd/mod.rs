@@ -1,8 +1,10 @@
 //! One file per subcommand, each with an `exec` that returns the process exit code; the fan-out
-//! over hosts that `run` and `check` share, and the compile before reading the build (`fresh`).
+//! over hosts that `run`, `eval` and `check` share, and the compile before reading the build
+//! (`fresh`).
 
 pub mod check;
 pub mod completions;
+pub mod eval;
 pub mod fanout;
 pub mod fresh;
 pub mod graph;

@@ -1,21 +1,23 @@
 //! `mix-remote run`: the hosts are chosen and their settings resolved, the closure is computed
 //! once, then every host runs it concurrently through its own SSH connection (`cmd/fanout.rs`).
-//! A summary table ends a run on several hosts; the exit code is the worst of any host's.
+//! A summary table ends a run on several hosts; the exit code is the worst of any host's. An
+//! entry ending in `.exs` is a script; `eval` (`cmd/eval.rs`) runs an expression the same way.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::build::entry::display_module;
 use crate::build::project;
-use crate::cli::{Expect, RunArgs};
+use crate::cli::{Expect, RunArgs, RunOptions};
 use crate::cmd::fanout::{self, Fanout};
 use crate::cmd::fresh;
-use crate::config::{self, Config, HostSettings};
+use crate::config::{self, Build, Config, HostSettings, Section};
 use crate::events::Status;
 use crate::exit::{self, CliError};
 use crate::remote::console::Input;
 use crate::remote::invoke::Outcome;
-use crate::remote::job::Job;
+use crate::remote::job::{Call, Code, Job, JobError};
 use crate::remote::session::{self, SessionError};
 use crate::report::{self, Reporter};
 
@@ -35,33 +37,51 @@ struct HostEnd {
     elapsed: Duration,
 }
 
-/// Runs the entry on every chosen host; returns the exit code (errors before any host is
-/// contacted are the `Err`).
+/// Runs the entry (or the script) on every chosen host; returns the exit code (errors before any
+/// host is contacted are the `Err`).
 pub async fn exec(
     args: RunArgs,
     config: Option<&Config>,
     report: Arc<Reporter>,
 ) -> Result<u8, CliError> {
-    if let Some(flag) = args.args.iter().find(|a| is_flag(a)) {
+    let skip_app_config = args.options.no_app_config;
+    // A script is read first: an unreadable one is bad input before anything else happens.
+    let script = match args.entry.as_deref().filter(|e| e.ends_with(".exs")) {
+        Some(path) => Some(Code::script(Path::new(path), args.args.clone())?),
+        None => None,
+    };
+    // A script's arguments are its System.argv, flags included (`-- --dry-run`).
+    if let (None, Some(flag)) = (&script, args.args.iter().find(|a| is_flag(a))) {
         return Err(CliError::usage(format!(
             "`{flag}` comes after `--`, where every word is an argument of the function: put \
              mix-remote's flags before `--` (mix-remote run ENTRY {flag} ... -- ARGS)"
         )));
     }
-    let flags = args.layer();
-    let (selected, hosts) = fanout::choose(config, &args.hosts, &flags)?;
-    let build = config::build(config, args.build.project.as_deref(), &flags, &selected)?;
+    let prepare = |build: &Build, report: &Reporter| match script {
+        Some(code) => Job::prepare_code(build, code, skip_app_config, report),
+        None => Job::prepare(build, &args.args, skip_app_config, report),
+    };
+    on_hosts(&args.options, args.layer(), config, report, prepare).await
+}
+
+/// Chooses the hosts of `options` with the settings `flags` and `config` give them, compiles the
+/// project, prepares the job once, runs it on every host and sums up: what `run` and `eval`
+/// share.
+pub async fn on_hosts(
+    options: &RunOptions,
+    flags: Section,
+    config: Option<&Config>,
+    report: Arc<Reporter>,
+    prepare: impl FnOnce(&Build, &Reporter) -> Result<Job, JobError>,
+) -> Result<u8, CliError> {
+    let (selected, hosts) = fanout::choose(config, &options.hosts, &flags)?;
+    let build = config::build(config, options.build.project.as_deref(), &flags, &selected)?;
     // Before the signal handlers: a Ctrl-C while Mix compiles stops Mix and the tool at once.
     fresh::ensure(&build, &report)?;
     let fanout = Fanout::begin();
-    let job = Arc::new(Job::prepare(
-        &build,
-        &args.args,
-        args.no_app_config,
-        &report,
-    )?);
-    let expect = args.expect;
-    let input = Input::closed(hosts.len() > 1);
+    let job = Arc::new(prepare(&build, &report)?);
+    let expect = options.expect;
+    let input = Input::for_hosts(hosts.len());
     let work = |host: HostSettings, view: Arc<Reporter>| {
         let job = Arc::clone(&job);
         let near = fanout::near_host(config, &host.name);
@@ -77,14 +97,24 @@ pub async fn exec(
             end
         }
     };
-    let fail_fast = args.fail_fast;
+    let fail_fast = options.fail_fast;
     let stop = |end: &HostEnd| fail_fast && end.code != exit::OK;
     let ends = match fanout
-        .run(&report, &hosts, args.hosts.parallel, RUN_STEPS, stop, work)
+        .run(
+            &report,
+            &hosts,
+            options.hosts.parallel,
+            RUN_STEPS,
+            stop,
+            work,
+        )
         .await
     {
         Ok(ends) => ends,
-        Err(fanout::Interrupted) => return Ok(exit::INTERRUPTED),
+        Err(fanout::Interrupted(ends)) => {
+            host_table(&report, &hosts, &ends, "interrupted");
+            return Ok(fanout::interrupted_end(&report, hosts.len()));
+        }
     };
     let unfinished = if fail_fast {
         "cancelled (--fail-fast)"
@@ -108,12 +138,15 @@ fn conclude(
     expect: Option<Expect>,
     elapsed: Duration,
 ) -> HostEnd {
-    let entry = job.entry.shown();
+    let entry = job.call.shown();
     let short = |text: &str| report::shorten(text, RESULT_WIDTH);
     let (code, result) = match outcome {
         Ok(Outcome::Returned(value)) => {
             let ok = expect.is_none() || value == ":ok";
-            view.result(&entry, Status::Returned, &value, ok);
+            // A script's value is not printed, as `mix run FILE` prints none; events carry it.
+            if job.call.prints_value() || view.json() {
+                view.result(&entry, Status::Returned, &value, ok);
+            }
             if ok {
                 (exit::OK, format!("returned {}", short(&value)))
             } else {
@@ -180,9 +213,13 @@ fn include_hint(job: &Job, view: &Reporter, module: &str) {
     }
     let app = project::app_of(&beam.path);
     let module = display_module(module);
+    let user = match job.call {
+        Call::Function { .. } => "the entry",
+        Call::Code(_) => "the code",
+    };
     view.hint(&format!(
         "{module} is in this project's _build but was not pushed: its application {app} is not \
-         one the project's applications need (a build-only dependency?) and nothing the entry \
+         one the project's applications need (a build-only dependency?) and nothing {user} \
          uses names it in its code; add --include {module} (or list it under `include` in \
          mix-remote.yaml)"
     ));
@@ -206,6 +243,19 @@ fn summarize(
         .iter()
         .filter(|e| e.as_ref().is_none_or(|e| e.code != exit::OK))
         .count();
+    host_table(report, hosts, ends, unfinished);
+    fanout::summary(report, hosts.len(), failed, code);
+    code
+}
+
+/// The summary table of a run on several hosts (nothing for one); hosts without an end are shown
+/// as `unfinished`.
+fn host_table(
+    report: &Reporter,
+    hosts: &[HostSettings],
+    ends: &[Option<HostEnd>],
+    unfinished: &str,
+) {
     if hosts.len() > 1 {
         let rows: Vec<Vec<String>> = hosts
             .iter()
@@ -221,8 +271,6 @@ fn summarize(
             .collect();
         report.table(&["HOST", "RESULT", "TIME"], &rows);
     }
-    fanout::summary(report, hosts.len(), failed, code);
-    code
 }
 
 #[cfg(test)]

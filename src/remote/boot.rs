@@ -53,6 +53,8 @@ pub enum Request {
     Load,
     /// Apply the application environment and call the entry.
     Run,
+    /// Apply the application environment and evaluate Elixir code.
+    Eval,
 }
 
 impl Request {
@@ -62,6 +64,7 @@ impl Request {
             Request::Info => "info",
             Request::Load => "load",
             Request::Run => "run",
+            Request::Eval => "eval",
         }
     }
 }
@@ -188,8 +191,8 @@ mod tests {
         assert!(PROGRAM.contains(&format!("\"{RUN_DIR_PREFIX}#{{System.pid()}}-")));
         assert!(PROGRAM.contains(&format!("end), :{SERVER})")));
         assert!(PROGRAM.contains(&format!("IO.puts(\"{MARKER}{OLD_OTP}#{{otp}}\")")));
-        for request in [Request::Info, Request::Load, Request::Run] {
-            assert!(PROGRAM.contains(&format!("  {}: fn", request.name())));
+        for request in [Request::Info, Request::Load, Request::Run, Request::Eval] {
+            assert!(PROGRAM.contains(&format!("  {}: ", request.name())));
         }
     }
 

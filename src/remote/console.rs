@@ -10,25 +10,38 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::remote::node::Node;
 use crate::remote::node::relay::{self, FromRelay, RELAY};
+use crate::remote::stdin::{Line, Stdin};
 use crate::report::Reporter;
 
 /// Where the function's reads are answered from, decided once per run.
 #[derive(Clone)]
 pub enum Input {
+    /// The tool's stdin (one host), read a line at a time when the function asks.
+    Stdin(Arc<Stdin>),
     /// Nothing to read: every read gets end of file at once. With a flag (several hosts), the
     /// first read on any host warns that stdin is not shared.
     Closed(Option<Arc<AtomicBool>>),
 }
 
 impl Input {
+    /// The input of a run on `hosts` hosts: stdin for one, nothing (and a warning) for several.
+    pub fn for_hosts(hosts: usize) -> Input {
+        if hosts == 1 {
+            Input::Stdin(Arc::new(Stdin::start()))
+        } else {
+            Input::closed(true)
+        }
+    }
+
     /// Reads get end of file; with `warn`, the first one says that stdin is not shared.
     pub fn closed(warn: bool) -> Input {
         Input::Closed(warn.then(|| Arc::new(AtomicBool::new(false))))
     }
 
-    /// Answers one read: `answer` gets the line (or end of file) when there is one.
-    fn read(&self, report: &Reporter, answer: impl FnOnce(Option<Vec<u8>>) + Send + 'static) {
+    /// Answers one read: `answer` gets the line (or the end of input) when there is one.
+    fn read(&self, echo: bool, report: &Reporter, answer: impl FnOnce(Line) + Send + 'static) {
         match self {
+            Input::Stdin(stdin) => stdin.ask(echo, answer),
             Input::Closed(warned) => {
                 if warned
                     .as_ref()
@@ -36,7 +49,10 @@ impl Input {
                 {
                     report.warning("stdin is not read with several hosts: reads get end of file");
                 }
-                answer(None);
+                answer(Line {
+                    bytes: None,
+                    from_terminal: false,
+                });
             }
         }
     }
@@ -73,13 +89,14 @@ pub fn start(
                         seen.pieces.fetch_add(1, Ordering::Relaxed);
                         let _ = node.send_named(RELAY, relay::ack(bytes.len()));
                     }
-                    FromRelay::Read { prompt, echo: _ } => {
+                    FromRelay::Read { prompt, echo } => {
                         seen.reads.fetch_add(1, Ordering::Relaxed);
                         report.prompt(&prompt);
-                        let node = Arc::clone(&node);
-                        input.read(&report, move |line| {
-                            let answer = match line {
-                                Some(bytes) => relay::line(&bytes),
+                        let (node, shown) = (Arc::clone(&node), Arc::clone(&report));
+                        input.read(echo, &report, move |line| {
+                            shown.read_done(line.from_terminal);
+                            let answer = match &line.bytes {
+                                Some(bytes) => relay::line(bytes),
                                 None => relay::eof(),
                             };
                             let _ = node.send_named(RELAY, answer);
@@ -94,4 +111,38 @@ pub fn start(
         })
         .expect("spawning a thread");
     counts
+}
+
+/// When stdout is a terminal, tells the relay its size now and whenever it changes (SIGWINCH),
+/// for `:io.columns/0` and `:io.rows/0`; until the connection is gone.
+pub fn follow_geometry(node: &Arc<Node>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Some((cols, rows)) = terminal_size() else {
+        return;
+    };
+    if node.send_named(RELAY, relay::geometry(cols, rows)).is_err() {
+        return;
+    }
+    let Ok(mut resized) = signal(SignalKind::window_change()) else {
+        return;
+    };
+    let node = Arc::downgrade(node);
+    tokio::spawn(async move {
+        while resized.recv().await.is_some() {
+            let (Some(node), Some((cols, rows))) = (node.upgrade(), terminal_size()) else {
+                return;
+            };
+            if node.send_named(RELAY, relay::geometry(cols, rows)).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// The size of the terminal on stdout, if it is one: columns and rows.
+fn terminal_size() -> Option<(u16, u16)> {
+    // SAFETY: TIOCGWINSZ only fills the zeroed structure given.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_col > 0).then_some((size.ws_col, size.ws_row))
 }

@@ -1,13 +1,13 @@
-//! The call of the entry on the remote: its arguments, the configuration and which applications
-//! to start go with the boot program's `run` request, and the reply says how the function ended
-//! (or that an application did not start).
+//! The call on the remote: an entry's arguments (the boot program's `run` request) or the code
+//! to evaluate (its `eval` request) go with the configuration and which applications to start,
+//! and the reply says how the function or code ended (or that an application did not start).
 
 use erl_dist::term::{Binary, List, Map, Term};
 
 use crate::build::app_config::AppConfig;
-use crate::build::entry::Entry;
 use crate::events::Status;
 use crate::remote::boot::{Request, SERVER};
+use crate::remote::job::{Call, Code};
 use crate::remote::node::{CallError, Node, atom, is_atom, tuple};
 
 /// How the remote call ended.
@@ -44,24 +44,26 @@ pub struct Setup<'a> {
     pub start: bool,
 }
 
-/// Calls the entry on the remote with `args`; output it prints reaches our IO server meanwhile.
-pub async fn invoke(
-    node: &Node,
-    entry: &Entry,
-    args: Vec<Term>,
-    setup: Setup<'_>,
-) -> Result<Outcome, CallError> {
-    let call_args = vec![
-        atom(&entry.module),
-        atom(&entry.function),
-        List::from(args).into(),
-        setup_term(setup),
-    ];
+/// Makes `call` on the remote after applying `setup`; what it prints reaches the console
+/// meanwhile, all of it before the reply.
+pub async fn invoke(node: &Node, call: &Call, setup: Setup<'_>) -> Result<Outcome, CallError> {
     // The boot program runs it and formats the result (templates/boot.exs).
-    let run = Request::Run.name();
-    let reply = node.request(SERVER, run, call_args, None).await?;
+    let (request, args) = match call {
+        Call::Function { entry, args } => (
+            Request::Run,
+            vec![
+                atom(&entry.module),
+                atom(&entry.function),
+                List::from(args.clone()).into(),
+                setup_term(setup),
+            ],
+        ),
+        Call::Code(code) => (Request::Eval, code_terms(code, setup)),
+    };
+    let name = request.name();
+    let reply = node.request(SERVER, name, args, None).await?;
     let unexpected = || CallError::BadRpc {
-        mfa: run.into(),
+        mfa: name.into(),
         reason: format!("unexpected reply {reply}"),
     };
     let Term::Tuple(t) = &reply else {
@@ -95,7 +97,20 @@ pub async fn invoke(
     }
 }
 
-/// `setup` as the boot program's `run` takes it:
+/// The arguments of the boot program's `eval`: `code, file, argv, setup`, the texts as
+/// binaries.
+fn code_terms(code: &Code, setup: Setup<'_>) -> Vec<Term> {
+    let binary = |s: &str| Term::from(Binary::from(s.as_bytes()));
+    let argv: Vec<Term> = code.argv.iter().map(|a| binary(a)).collect();
+    vec![
+        binary(&code.text),
+        binary(&code.file),
+        List::from(argv).into(),
+        setup_term(setup),
+    ]
+}
+
+/// `setup` as the boot program's `run` and `eval` take it:
 /// `%{config: [{path, binary}], env: binary, apps: [atom], start: boolean}`.
 fn setup_term(setup: Setup<'_>) -> Term {
     let binary = |b: &[u8]| Term::from(Binary::from(b.to_vec()));

@@ -1,8 +1,9 @@
-//! What every host of a run shares, computed once before any connection: the entry, its
-//! arguments, the plan, the applications to ship and their native code, the application
-//! environment, the versions Mix recorded, and the wire form of it all, prepared on a thread of
-//! its own while the hosts connect.
+//! What every host of a run shares, computed once before any connection: what to call (an entry
+//! and its arguments, or Elixir code: an `eval` expression, a script), the plan, the applications
+//! to ship and their native code, the application environment, the versions Mix recorded, and the
+//! wire form of it all, prepared on a thread of its own while the hosts connect.
 
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,7 @@ use crate::build::project;
 use crate::config::Build;
 use crate::events::Stage;
 use crate::remote::wire::{self, Prepared, ShippedApp};
-use crate::report::Reporter;
+use crate::report::{Phase, Reporter};
 
 /// Why a run cannot start: everything here is found locally, before any connection.
 #[derive(Debug, thiserror::Error)]
@@ -54,16 +55,135 @@ pub enum JobError {
     /// The applications to ship could not be worked out or read.
     #[error(transparent)]
     Apps(#[from] AppsError),
+    /// The script of `run FILE.exs` could not be read.
+    #[error("cannot read script {path}: {error}")]
+    Script {
+        /// The file as given.
+        path: String,
+        /// Why, as the OS says it.
+        error: String,
+    },
+}
+
+/// What a run does on each host.
+pub enum Call {
+    /// Calls an entry function.
+    Function {
+        /// The function.
+        entry: Entry,
+        /// Its arguments.
+        args: Vec<Term>,
+    },
+    /// Evaluates Elixir code.
+    Code(Code),
+}
+
+impl Call {
+    /// How messages name it: `MyApp.Worker.process`, `the expression`, `priv/repo/seeds.exs`.
+    pub fn shown(&self) -> String {
+        match self {
+            Call::Function { entry, .. } => entry.shown(),
+            Call::Code(code) => code.shown.clone(),
+        }
+    }
+
+    /// What the run is doing while it runs: `calling MyApp.Worker.process`.
+    pub fn doing(&self) -> String {
+        match self {
+            Call::Function { entry, .. } => format!("calling {}", entry.shown()),
+            Call::Code(code) if code.prints_value => format!("evaluating {}", code.shown),
+            Call::Code(code) => format!("running {}", code.shown),
+        }
+    }
+
+    /// Whether the value it ends with is printed: a function's and an expression's are, a
+    /// script's is not (as `mix run FILE` prints none).
+    pub fn prints_value(&self) -> bool {
+        match self {
+            Call::Function { .. } => true,
+            Call::Code(code) => code.prints_value,
+        }
+    }
+}
+
+/// Elixir code evaluated on the server, as `mix run -e EXPR` or `mix run FILE ARGS` would.
+pub struct Code {
+    /// The code.
+    pub text: String,
+    /// The file its stack traces, `__ENV__.file` and `__DIR__` name: a script's absolute local
+    /// path, `nofile` for an expression.
+    pub file: String,
+    /// `System.argv()` while it runs.
+    pub argv: Vec<String>,
+    /// How messages name it.
+    pub shown: String,
+    /// Whether its value is printed.
+    pub prints_value: bool,
+}
+
+impl Code {
+    /// An expression, as `mix run -e` evaluates it.
+    pub fn expression(text: &str) -> Code {
+        Code {
+            text: text.to_owned(),
+            file: "nofile".to_owned(),
+            argv: Vec::new(),
+            shown: "the expression".to_owned(),
+            prints_value: true,
+        }
+    }
+
+    /// The script at `path` (read now), run with `argv` as `mix run FILE ARGS` runs it.
+    pub fn script(path: &Path, argv: Vec<String>) -> Result<Code, JobError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| JobError::Script {
+            path: shown.clone(),
+            error: os_reason(&e),
+        })?;
+        let file = absolute(path).display().to_string();
+        Ok(Code {
+            text,
+            file,
+            argv,
+            shown,
+            prints_value: false,
+        })
+    }
+}
+
+/// What the OS says of `error`, without Rust's ` (os error N)`.
+fn os_reason(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match text.rsplit_once(" (os error ") {
+        Some((reason, _)) => reason.to_owned(),
+        None => text,
+    }
+}
+
+/// `path` from the current directory, with `.` and `..` resolved by name, as Elixir's
+/// `Path.expand/1` gives it to `mix run FILE`.
+fn absolute(path: &Path) -> PathBuf {
+    let full = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut out = PathBuf::new();
+    for part in full.components() {
+        match part {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// What every host of a run shares.
 pub struct Job {
-    /// The entry function.
-    pub entry: Entry,
-    /// The project's graph with the entry and the included modules resolved: what to push.
+    /// What to call.
+    pub call: Call,
+    /// The project's graph with what the call needs and the included modules resolved: what to
+    /// push.
     pub plan: Plan,
-    /// The call's arguments.
-    pub args: Vec<Term>,
     /// The application environment applied on the remote before the call.
     pub setup: AppConfig,
     /// The applications shipped, and those the server must have.
@@ -96,25 +216,61 @@ impl Job {
     ) -> Result<Job, JobError> {
         let text = build.entry.as_deref().ok_or(JobError::NoEntry)?;
         let entry = plan::parse_entry(text, &build.project, &build.mix_env)?;
-        let call_args = parse_arguments(arg_texts)?;
-
+        let args = parse_arguments(arg_texts)?;
         let phase = report.phase(Stage::Scan, "scanning _build");
         let started = Instant::now();
         let plan = Plan::build(
             &build.project,
             &build.mix_env,
             &entry,
-            Some(call_args.len()),
+            Some(args.len()),
             &build.include,
         )?;
+        let call = Call::Function { entry, args };
+        Job::assemble(call, plan, build, skip_app_config, report, phase, started)
+    }
+
+    /// Like [`Job::prepare`] for Elixir `code`: what is pushed is the closure of the project's
+    /// modules its text names (and of the included ones).
+    pub fn prepare_code(
+        build: &Build,
+        code: Code,
+        skip_app_config: bool,
+        report: &Reporter,
+    ) -> Result<Job, JobError> {
+        let phase = report.phase(Stage::Scan, "scanning _build");
+        let started = Instant::now();
+        let plan = Plan::for_code(&build.project, &build.mix_env, &code.text, &build.include)?;
+        Job::assemble(
+            Call::Code(code),
+            plan,
+            build,
+            skip_app_config,
+            report,
+            phase,
+            started,
+        )
+    }
+
+    /// The rest of the preparation, once the plan is known.
+    fn assemble(
+        call: Call,
+        plan: Plan,
+        build: &Build,
+        skip_app_config: bool,
+        report: &Reporter,
+        phase: Phase,
+        started: Instant,
+    ) -> Result<Job, JobError> {
         let closure = plan.beams();
         let names: Vec<&str> = closure.iter().map(|b| b.name.as_str()).collect();
-        let entry_beam = plan
-            .graph()
-            .module(&entry.module)
-            .expect("the plan checked the entry module");
-        let entry_app = project::app_of(&entry_beam.path);
-        let apps = Apps::resolve(&build.project, &build.mix_env, &entry_app, &names)?;
+        // The application of the entry's module (for code, of the first module it names): the
+        // project's own when mix.exs does not name it plainly.
+        let root_app = plan
+            .first_root()
+            .and_then(|module| plan.graph().module(module))
+            .map(|beam| project::app_of(&beam.path));
+        let apps = Apps::resolve(&build.project, &build.mix_env, root_app.as_deref(), &names)?;
         let priv_files = apps::priv_files(&apps.shipped)?;
         let natives = natives(&build.project, &priv_files);
         let shipped = shipped_apps(&plan, &apps, &priv_files);
@@ -124,7 +280,7 @@ impl Job {
         let bytes: usize = closure.iter().map(|b| b.bytes.len()).sum();
         phase.done(format!(
             "closure of {}: {} modules, {} KiB; {} to ship",
-            entry.shown(),
+            call.shown(),
             closure.len(),
             bytes.div_ceil(1024),
             counted(apps.shipped.len(), "application")
@@ -135,9 +291,8 @@ impl Job {
         report.verbose(&describe(&apps, build.start));
         let wire = WireForm::start(closure.into_iter().cloned().collect(), shipped);
         Ok(Job {
-            entry,
+            call,
             plan,
-            args: call_args,
             setup,
             apps,
             start: build.start,

@@ -158,12 +158,25 @@ pub async fn run_host(
     let node_end = LocalEnd::bind(dir.path().join("node.sock"))?;
 
     let started = Instant::now();
-    let phase = report.phase(Stage::Connect, format!("connecting to {}", host.address));
+    let interactive = asks_on_terminal(host, report, input);
+    let connecting = format!("connecting to {}", host.address);
+    let phase = if interactive {
+        report.silent_phase(Stage::Connect, connecting)
+    } else {
+        report.phase(Stage::Connect, connecting)
+    };
     let lines = Arc::clone(report);
     let notes = Arc::clone(report);
     let name = host.name.clone();
+    let mut target = target(host);
+    // ssh keeps the first value of an option: the user's own come first.
+    target.options.push(if interactive {
+        format!("ConnectTimeout={}", host.connect_timeout)
+    } else {
+        "BatchMode=yes".to_owned()
+    });
     let mut master = Master::start(
-        &target(host),
+        &target,
         &dir.path().join("ctl"),
         Some(&node_end.path),
         &remote_command,
@@ -178,7 +191,10 @@ pub async fn run_host(
         started,
         input,
     };
-    if let Err(e) = session.connect(&mut master, phase, &mut stats).await {
+    if let Err(e) = session
+        .connect(&mut master, phase, interactive, &mut stats)
+        .await
+    {
         // Not logged in: there is no remote node to wait for.
         master.shutdown(Duration::ZERO).await;
         return Err(e);
@@ -274,6 +290,29 @@ impl Stats {
     }
 }
 
+/// Whether ssh may ask the user (an unknown host key, a passphrase) on the terminal: one host,
+/// stdin and stderr terminals, human output, and no `-o BatchMode=yes` of the user's. Then nothing is
+/// drawn while ssh connects and ssh's own ConnectTimeout is the limit (the user's answer may take
+/// longer); otherwise ssh runs in BatchMode and fails at once where it would have asked.
+fn asks_on_terminal(host: &HostSettings, report: &Reporter, input: &Input) -> bool {
+    use std::io::IsTerminal;
+    // ssh keeps the first value given.
+    let batch = host.ssh_options.iter().find_map(|o| {
+        let o = o.to_ascii_lowercase();
+        let value = o.trim_start().strip_prefix("batchmode")?;
+        value.starts_with([' ', '\t', '=']).then(|| {
+            value
+                .trim_start_matches([' ', '\t', '='])
+                .starts_with("yes")
+        })
+    });
+    matches!(input, Input::Stdin(_))
+        && !report.json()
+        && batch != Some(true)
+        && std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal()
+}
+
 /// A fresh private directory (0700, guarded against SIGKILL) for a control socket and the Unix
 /// socket of the reverse forward.
 pub fn private_dir() -> Result<PrivateDir, SessionError> {
@@ -340,6 +379,7 @@ impl Session<'_> {
         &self,
         master: &mut Master,
         phase: Phase,
+        interactive: bool,
         stats: &mut Stats,
     ) -> Result<(), SessionError> {
         let host = &self.host.address;
@@ -361,14 +401,18 @@ impl Session<'_> {
             sent?;
             Ok::<_, SessionError>((port, port_at, Instant::now()))
         };
-        let (port, port_at, connected_at) = timeout(
-            Duration::from_secs(self.host.connect_timeout),
-            connecting,
-            "connecting",
-            host,
-            "--connect-timeout",
-        )
-        .await?;
+        let (port, port_at, connected_at) = if interactive {
+            connecting.await?
+        } else {
+            timeout(
+                Duration::from_secs(self.host.connect_timeout),
+                connecting,
+                "connecting",
+                host,
+                "--connect-timeout",
+            )
+            .await?
+        };
         stats.connect = Some(connected_at - self.started);
         stats.tunnels = Some(port_at.saturating_duration_since(connected_at));
         phase.done(format!("connected to {host}"));
@@ -435,7 +479,7 @@ impl Session<'_> {
     /// entry.
     async fn push_and_call(
         &self,
-        node: &Node,
+        node: &Arc<Node>,
         job: &Job,
         stats: &mut Stats,
     ) -> Result<Outcome, SessionError> {
@@ -487,8 +531,9 @@ impl Session<'_> {
         }
         stats.pushed = Some(pushed);
 
-        let entry = &job.entry;
-        let calling = format!("calling {}", entry.shown());
+        let calling = job.call.doing();
+        // The relay exists once the node has served a request: it learns the terminal's size.
+        console::follow_geometry(node);
         let phase = self.report.phase(Stage::Call, &calling);
         let started = Instant::now();
         let setup = Setup {
@@ -496,7 +541,7 @@ impl Session<'_> {
             apps: &job.apps.project,
             start: job.start,
         };
-        let call = invoke::invoke(node, entry, job.args.clone(), setup);
+        let call = invoke::invoke(node, &job.call, setup);
         let outcome = match self.host.call_timeout.map(Duration::from_secs) {
             None => call.await.map_err(SessionError::from),
             Some(limit) => timeout(limit, call, &calling, host, "--call-timeout").await,
@@ -507,7 +552,15 @@ impl Session<'_> {
         // leaves the master no forwarded channel to wait for: a shorter teardown.
         node.disconnect();
         let outcome = outcome.map_err(|e| e.lost_in(&calling, host))?;
-        phase.done(format!("{} finished", entry.shown()));
+        match &outcome {
+            Outcome::Returned(_) => phase.done(format!("{} finished", job.call.shown())),
+            Outcome::Failed { how, .. } => {
+                phase.failed(format!("{} {}", job.call.shown(), how.word()))
+            }
+            Outcome::NotStarted { app, .. } => {
+                phase.failed(format!("application {app} did not start"))
+            }
+        }
         Ok(outcome)
     }
 

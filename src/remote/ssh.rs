@@ -109,8 +109,9 @@ pub enum SshError {
 const CHANGED_KEY: &str = "the server's host key is not the one in known_hosts: if the change is expected, remove the old key with `ssh-keygen -R`; otherwise the connection may be intercepted";
 /// The hint for a host key that is not in known_hosts.
 const UNKNOWN_KEY: &str = "the server's host key is not in known_hosts: check its fingerprint and add it (`ssh` to it once), or let ssh trust new hosts with StrictHostKeyChecking accept-new in your ssh config";
-/// The hint when ssh only says that it could not verify the host key.
-const UNVERIFIED_KEY: &str = "check the server's host key against your known_hosts";
+/// The hint when ssh only says that it could not verify the host key (in BatchMode, an unknown
+/// key where it would have asked).
+const UNVERIFIED_KEY: &str = "the server's host key is not in known_hosts, or not the one there: `ssh` to it once to check its fingerprint and accept it, or let ssh trust new hosts with StrictHostKeyChecking accept-new in your ssh config";
 
 impl SshError {
     /// Whether OpenSSH refused the server's host key (unknown or changed): a decision left to
@@ -251,6 +252,7 @@ impl Master {
         log(format!("ssh: {}", describe(&cmd)));
         #[cfg(target_os = "linux")]
         die_with_parent(&mut cmd);
+        ignore_interrupts(&mut cmd);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -514,6 +516,20 @@ fn die_with_parent(cmd: &mut Command) {
             if libc::getppid() as u32 != parent {
                 return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
             }
+            Ok(())
+        });
+    }
+}
+
+/// Has the child ignore SIGINT. A Ctrl-C on the terminal goes to the whole foreground process
+/// group, ssh included; the tool's own teardown is what closes the master (OpenSSH keeps an
+/// inherited SIG_IGN), and ssh stays in the foreground group, so it can still ask on the terminal.
+fn ignore_interrupts(cmd: &mut Command) {
+    // SAFETY: between fork and exec the closure only calls signal(2), which is
+    // async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
             Ok(())
         });
     }

@@ -132,21 +132,42 @@ impl MixRemote {
         self
     }
 
+    /// The program to start and its arguments: the binary's, or the wrapper's followed by them.
+    pub(crate) fn command_line(&self) -> (OsString, Vec<OsString>) {
+        let mut line: Vec<OsString> = self.wrapper.clone();
+        line.push(self.exe.clone().into_os_string());
+        line.extend(self.args.iter().cloned());
+        let program = line.remove(0);
+        (program, line)
+    }
+
+    /// The project directory the run starts in.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The run's environment but `TMPDIR`, as [`MixRemote::spawn`] gives it: what it inherits,
+    /// [`VENDOR_VAR`], then what [`MixRemote::env`] set.
+    pub(crate) fn environment(&self) -> Vec<(OsString, OsString)> {
+        let vendor = (OsString::from(VENDOR_VAR), vendor_dir().into_os_string());
+        self.inherited
+            .iter()
+            .filter(|(k, _)| k != "TMPDIR")
+            .cloned()
+            .chain([vendor])
+            .chain(self.envs.iter().cloned())
+            .collect()
+    }
+
     /// Starts the run; the returned handle kills it if dropped unfinished (a test panicked).
     pub fn spawn(&self) -> Running {
         let tmp = tempfile::Builder::new()
             .prefix("mix-remote-test-")
             .tempdir()
             .expect("testkit: a TMPDIR for the run");
-        let mut cmd = match self.wrapper.split_first() {
-            None => Command::new(&self.exe),
-            Some((program, rest)) => {
-                let mut cmd = Command::new(program);
-                cmd.args(rest).arg(&self.exe);
-                cmd
-            }
-        };
-        cmd.args(&self.args)
+        let (program, args) = self.command_line();
+        let mut cmd = Command::new(program);
+        cmd.args(args)
             .current_dir(&self.dir)
             .env_clear()
             .envs(self.inherited.iter().map(|(k, v)| (k, v)))
@@ -319,6 +340,16 @@ pub struct Output {
 }
 
 impl Output {
+    /// A finished run's output.
+    pub(crate) fn new(code: Option<i32>, stdout: String, stderr: String, tmp: TempDir) -> Output {
+        Output {
+            code,
+            stdout,
+            stderr,
+            tmp,
+        }
+    }
+
     /// Panics unless, within [`CLEANUP_LIMIT`], no local process names the run's `TMPDIR` (its
     /// ssh master and control commands, its directory's guardian) and nothing is left in it.
     pub fn assert_local_clean(&self) {

@@ -41,6 +41,8 @@
 //!   a private `TMPDIR`, within [`RUN_LIMIT`], killed if the test panics; [`Output`] then checks
 //!   that the run left nothing locally.
 //! - [`run_within`] runs any other command under a time limit and kills it if the test panics.
+//! - [`MixRemote::on_terminal`] runs mix-remote on a pseudo-terminal of its own and renders what
+//!   it draws ([`Terminal`]): for what a person at a terminal sees and types.
 //! - [`build_relay_beam`] compiles the output relay (`templates/mix_remote_relay.erl`) as the
 //!   committed beam is built, with the host's `erlc` ([`host_otp_release`] tells which OTP).
 //!
@@ -75,6 +77,7 @@ mod procs;
 mod relay;
 mod sshd;
 mod stderr_log;
+mod terminal;
 
 pub use chroot::{Chroot, ChrootProject};
 pub use command::{Finished, run_within};
@@ -87,6 +90,7 @@ pub use postgres::Postgres;
 pub use procs::Proc;
 pub use relay::{RELAY_OTP, build_relay_beam, host_otp_release, relay_beam_path, relay_source};
 pub use sshd::{Builder, Sshd};
+pub use terminal::Terminal;
 
 /// How long a run may take: a cold one takes about two seconds here, but CI machines are shared.
 pub const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);

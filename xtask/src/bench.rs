@@ -117,7 +117,7 @@ pub(crate) struct Link<'a> {
 }
 
 impl<'a> Link<'a> {
-    /// The link to `sshd` with `rtt` ms added (through `proxy delay-proxy`) and `mbit`.
+    /// The link to `sshd` with `rtt` ms added (and a bandwidth) by the delay proxy `proxy`.
     pub(crate) fn new(
         sshd: &'a testkit::Sshd,
         proxy: &Path,
@@ -133,6 +133,11 @@ impl<'a> Link<'a> {
             ));
         }
         Link { sshd, options }
+    }
+
+    /// The ssh destination.
+    pub(crate) fn host(&self) -> String {
+        self.sshd.host()
     }
 
     /// `-F config -o option...`, for ssh and for mix-remote alike.

@@ -1,18 +1,20 @@
 //! Project tasks as typed subcommands: `cargo xtask demo`, `cargo xtask bench`,
-//! `cargo xtask bench-ecto`, `cargo xtask bench-fanout`, `cargo xtask scan-bench`,
-//! `cargo xtask beam-vectors`, `cargo xtask relay-beam`.
+//! `cargo xtask bench-ecto`, `cargo xtask bench-fanout`, `cargo xtask bench-output`,
+//! `cargo xtask scan-bench`, `cargo xtask beam-vectors`, `cargo xtask relay-beam`.
 //!
 //! `demo` shows the tool working end to end on this machine: it compiles the bundled example
 //! project, starts a throw-away sshd on loopback (the test harness's, with its own keys and
 //! known_hosts, never touching ~/.ssh), and runs `mix-remote run` against it. `bench` times cold
 //! runs over a slowed link beside the floor (see bench.rs), `bench-ecto` the Ecto data fix beside
 //! `mix run` on the server (bench_ecto.rs), `bench-fanout` the tool's own CPU and memory on many
-//! hosts at once (bench_fanout.rs); `delay-proxy` is the slow link.
+//! hosts at once (bench_fanout.rs), `bench-output` what a function's output costs beside `ssh` and
+//! `mix run` (bench_output.rs); `delay-proxy` is the slow link.
 
 mod beam_vectors;
 mod bench;
 mod bench_ecto;
 mod bench_fanout;
+mod bench_output;
 mod project;
 mod proxy;
 mod scan_bench;
@@ -43,6 +45,8 @@ enum Task {
     /// Measure the tool's own CPU and peak memory on 1, 8 and 32 hosts at once (aliases of one
     /// local sshd), quiet and with progress bars on a pseudo-terminal.
     BenchFanout(bench_fanout::BenchFanoutArgs),
+    /// Time 1 and 100,000 lines of output at several round-trip times, beside ssh and mix run.
+    BenchOutput(bench_output::BenchOutputArgs),
     /// Relay HOST PORT over stdin/stdout with a delay (the benchmark's ssh ProxyCommand).
     DelayProxy(proxy::ProxyArgs),
     /// Time reading a generated _build of MODULES modules.
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         Task::Bench(args) => report(bench::run(&args, &workspace_root())),
         Task::BenchEcto(args) => report(bench_ecto::run(&args, &workspace_root())),
         Task::BenchFanout(args) => report(bench_fanout::run(&args, &workspace_root())),
+        Task::BenchOutput(args) => report(bench_output::run(&args, &workspace_root())),
         Task::DelayProxy(args) => report(proxy::run(&args)),
         Task::ScanBench { modules } => report(scan_bench::run(&workspace_root(), modules.get())),
         Task::BeamVectors { args } => report(beam_vectors::run(&args).map_err(|e| e.to_string())),

@@ -1,0 +1,25 @@
+//! `mix-remote eval EXPR`: evaluates an Elixir expression on every chosen host with the
+//! project's code, pushed as for `run` (the closure of the project modules the expression names),
+//! and prints its value as `run` prints a result.
+
+use std::sync::Arc;
+
+use crate::cli::EvalArgs;
+use crate::cmd::run;
+use crate::config::{Build, Config};
+use crate::exit::CliError;
+use crate::remote::job::{Code, Job};
+use crate::report::Reporter;
+
+/// Evaluates the expression on every chosen host; returns the exit code, as `run` does.
+pub async fn exec(
+    args: EvalArgs,
+    config: Option<&Config>,
+    report: Arc<Reporter>,
+) -> Result<u8, CliError> {
+    let skip_app_config = args.options.no_app_config;
+    let prepare = |build: &Build, report: &Reporter| {
+        Job::prepare_code(build, Code::expression(&args.expr), skip_app_config, report)
+    };
+    run::on_hosts(&args.options, args.options.layer(), config, report, prepare).await
+}

@@ -1,0 +1,379 @@
+//! End-to-end tests of the terminal side of a run (a real sshd, a real remote BEAM, the demo
+//! fixture): output at link speed and in order, stdin read only as the function asks, `eval` and
+//! scripts, and what a person sees on a terminal (through a pseudo-terminal).
+
+use testkit::{MixRemote, Output, Sshd};
+
+/// mix-remote in the demo fixture, with `args` after `run --host <sshd> -F <its config>`.
+fn demo(sshd: &Sshd, args: &[&str]) -> MixRemote {
+    let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
+    tool.run_on(sshd).args(args);
+    tool
+}
+
+/// Runs the tool with `args` on the demo fixture and checks that it left nothing on either side.
+fn run(sshd: &Sshd, args: &[&str]) -> Output {
+    let out = demo(sshd, args).run();
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+    out
+}
+
+/// Whether `text` shows a spinner glyph (the braille block indicatif draws them with).
+fn has_spinner(text: &str) -> bool {
+    text.chars().any(|c| ('\u{2800}'..='\u{28ff}').contains(&c))
+}
+
+/// A mix-remote.yaml naming `sshd` twice, as hosts `a` and `b` of group `both`; its directory
+/// and path.
+fn two_hosts(sshd: &Sshd) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("mix-remote.yaml");
+    let host = |name: &str| {
+        format!(
+            "  {name}:\n    address: \"{}\"\n    ssh_config: \"{}\"\n",
+            sshd.host(),
+            sshd.ssh_config().display()
+        )
+    };
+    let text = format!(
+        "hosts:\n{}{}groups:\n  both: [a, b]\n",
+        host("a"),
+        host("b")
+    );
+    std::fs::write(&path, text).expect("write mix-remote.yaml");
+    (dir, path.display().to_string())
+}
+
+/// mix-remote in the demo fixture with `args` after `--config CONFIG`, `command` and the flags
+/// that choose the group `both` of [`two_hosts`].
+fn on_both(config: &str, command: &str, args: &[&str]) -> MixRemote {
+    let project = testkit::compiled_fixture("demo");
+    let mut tool = testkit::mix_remote(&project);
+    tool.args(["--config", config, command, "--group", "both", "--project"])
+        .arg(&project)
+        .args(args);
+    tool
+}
+
+/// mix-remote eval `expr` on `sshd`, in the demo fixture, with `extra` flags.
+fn eval(sshd: &Sshd, expr: &str, extra: &[&str]) -> Output {
+    let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
+    tool.args(["eval", expr, "--host", &sshd.host(), "-F"])
+        .arg(sshd.ssh_config())
+        .args(extra);
+    let out = tool.run();
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+    out
+}
+
+/// The numbered lines `Demo.Ux.lines(n)` prints, each with its newline.
+fn numbered_lines(n: usize, prefix: &str) -> String {
+    (1..=n)
+        .map(|i| format!("{prefix}line {i} of {n} ...........................\n"))
+        .collect()
+}
+
+#[test]
+fn a_hundred_thousand_lines_arrive_complete_and_in_order() {
+    let sshd = Sshd::start();
+    let out = run(&sshd, &["Demo.Ux.lines", "--", "100000"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout == numbered_lines(100_000, "") + ":ok\n",
+        "{} bytes of output, not the 100,000 lines in order and the result",
+        out.stdout.len()
+    );
+
+    let (_dir, config) = two_hosts(&sshd);
+    let out = on_both(&config, "run", &["Demo.Ux.lines", "--", "100000"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    for host in ["a", "b"] {
+        let prefix = format!("[{host}] ");
+        let own: String = out
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(
+            own == numbered_lines(100_000, &prefix) + &format!("{prefix}:ok\n"),
+            "host {host}: its lines are not all there in order"
+        );
+    }
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+}
+
+#[test]
+fn dots_and_a_prompt_show_as_written_and_keystrokes_answer_it() {
+    let sshd = Sshd::start();
+    let mut term = demo(&sshd, &["Demo.Ux.dots_then_ask", "--", "20", "50"]).on_terminal();
+    let row = term.wait_for_row("apply? [y/n]");
+    assert_eq!(row, "....................apply? [y/n]", "{}", term.text());
+    assert!(
+        !has_spinner(&term.text()),
+        "a spinner over a prompt:\n{}",
+        term.text()
+    );
+    term.type_keys(b"y\r");
+    let out = term.finish();
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("....................apply? [y/n] y\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.ends_with("\"y\\n\""), "{}", out.stdout);
+    assert!(out.stdout.contains("✓ Demo.Ux.dots_then_ask finished"));
+    assert!(!has_spinner(&out.stdout), "{}", out.stdout);
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+}
+
+#[test]
+fn a_pipe_answers_prompts_and_the_rest_of_stdin_is_left_for_the_next_reader() {
+    let sshd = Sshd::start();
+    let out = demo(&sshd, &["Demo.Ux.dots_then_ask", "--", "3", "1"])
+        .stdin("y\n")
+        .run();
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "...apply? [y/n] \"y\\n\"\n"),
+        "{}",
+        out.stderr
+    );
+
+    // IO.gets, IO.read and :io.get_line each take one line; `cat` gets the fourth.
+    let out = demo(&sshd, &["Demo.Ux.read_three"])
+        .wrapper(&["sh", "-c", "\"$0\" \"$@\"; cat"])
+        .stdin("a\nb\nc\nd\n")
+        .run();
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "first? third? {\"a\\n\", \"b\\n\", \"c\\n\"}\nd\n"),
+        "{}",
+        out.stderr
+    );
+
+    // From a regular file: the offset is left just after the line read.
+    let input = tempfile::NamedTempFile::new().expect("a temporary file");
+    std::fs::write(input.path(), "one\ntwo\n").expect("write the input");
+    let out = demo(&sshd, &["Demo.Worker.ask"])
+        .wrapper(&["sh", "-c", "exec < \"$INPUT\"; \"$0\" \"$@\"; cat"])
+        .env("INPUT", input.path())
+        .run();
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "name? \"one\\n\"\ntwo\n"),
+        "{}",
+        out.stderr
+    );
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+}
+
+#[test]
+fn closed_stdin_is_end_of_file_and_several_hosts_do_not_share_it() {
+    let sshd = Sshd::start();
+    let out = run(&sshd, &["Demo.Ux.read_three"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "first? third? {:eof, :eof, :eof}\n"),
+        "{}",
+        out.stderr
+    );
+
+    let (_dir, config) = two_hosts(&sshd);
+    let out = on_both(&config, "run", &["Demo.Worker.ask"])
+        .stdin("y\n")
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    for host in ["a", "b"] {
+        let prefix = format!("[{host}] ");
+        let own: Vec<&str> = out
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .collect();
+        assert_eq!(own, [format!("{prefix}name? "), format!("{prefix}:eof")]);
+    }
+    let warning = "stdin is not read with several hosts: reads get end of file";
+    assert_eq!(out.stderr.matches(warning).count(), 1, "{}", out.stderr);
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+}
+
+#[test]
+fn eval_prints_the_value_with_the_modules_it_names_pushed() {
+    let sshd = Sshd::start();
+    let out = eval(
+        &sshd,
+        "Demo.Money.add(Demo.Money.new(1, :eur), Demo.Money.new(2, :eur))",
+        &["-v"],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "%Demo.Money{amount: 3, currency: :eur}\n");
+    assert!(
+        out.stderr.contains("mix-remote: closure: Demo.Money\n")
+            && !out.stderr.contains("closure: Demo.Worker"),
+        "{}",
+        out.stderr
+    );
+
+    let out = eval(&sshd, "1 +", &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("the expression raised on") && out.stderr.contains("TokenMissingError"),
+        "{}",
+        out.stderr
+    );
+
+    let (_dir, config) = two_hosts(&sshd);
+    let out = on_both(&config, "eval", &[]).arg("node() != nil").run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let mut lines: Vec<&str> = out.stdout.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["[a] true", "[b] true"]);
+}
+
+#[test]
+fn a_script_runs_with_its_arguments_and_its_own_path() {
+    let sshd = Sshd::start();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let script = dir.path().join("seed.exs");
+    std::fs::write(
+        &script,
+        "IO.puts(\"argv: #{inspect(System.argv())}\")\n\
+         IO.puts(\"dir: #{__DIR__}\")\n\
+         IO.puts(\"file: #{__ENV__.file}\")\n\
+         alias Demo.Money\n\
+         IO.inspect(Money.new(5, :usd))\n",
+    )
+    .expect("write the script");
+    let path = script.display().to_string();
+    let out = run(&sshd, &[&path, "--", "--dry-run", "2"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "argv: [\"--dry-run\", \"2\"]\ndir: {}\nfile: {path}\n\
+             %Demo.Money{{amount: 5, currency: :usd}}\n",
+            dir.path().display()
+        )
+    );
+
+    let logins = sshd.log().matches("Accepted").count();
+    let out = run(&sshd, &["no/such/seeds.exs"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert_eq!(
+        out.stderr,
+        "mix-remote: error: cannot read script no/such/seeds.exs: No such file or directory\n"
+    );
+    assert_eq!(
+        sshd.log().matches("Accepted").count(),
+        logins,
+        "it connected"
+    );
+}
+
+#[test]
+fn an_unknown_host_key_is_asked_on_a_terminal_and_one_line_without_one() {
+    let sshd = Sshd::start();
+    sshd.forget_host_key();
+    // The harness's ssh_config says BatchMode yes and StrictHostKeyChecking yes; a person's
+    // usually asks.
+    let asks = ["-o", "BatchMode=no", "-o", "StrictHostKeyChecking=ask"];
+    let out = run(
+        &sshd,
+        &[&asks[..], &["--connect-timeout", "60", "Demo.Worker.ask"]].concat(),
+    );
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("Host key verification failed") && out.stderr.contains("accept-new"),
+        "{}",
+        out.stderr
+    );
+
+    let mut term = demo(
+        &sshd,
+        &[&asks[..], &["Demo.Worker.process", "--", "1", "\"x\""]].concat(),
+    )
+    .on_terminal();
+    term.wait_for_row("Are you sure you want to continue connecting");
+    assert!(!has_spinner(&term.text()), "{}", term.text());
+    term.type_keys(b"yes\r");
+    let out = term.finish();
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    assert!(out.stdout.contains("✓ connected to"), "{}", out.stdout);
+    assert!(out.stdout.contains("processing x"), "{}", out.stdout);
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+}
+
+#[test]
+fn a_raise_ends_its_phase_with_a_cross_and_ctrl_c_leaves_a_clean_summary() {
+    let sshd = Sshd::start();
+    let out = demo(&sshd, &["Demo.Worker.fail", "--", "\"no\""])
+        .on_terminal()
+        .finish();
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("✗ Demo.Worker.fail raised"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("finished"), "{}", out.stdout);
+
+    let (_dir, config) = two_hosts(&sshd);
+    let mut term = on_both(&config, "run", &["Demo.Worker.sleep_forever"]).on_terminal();
+    term.wait_for_row("[a] sleeping");
+    term.wait_for_row("[b] sleeping");
+    term.type_keys(b"\x03");
+    let out = term.finish();
+    assert_eq!(out.code, Some(130), "{}", out.stdout);
+    assert!(!has_spinner(&out.stdout), "{}", out.stdout);
+    let rows: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    for host in ["a", "b"] {
+        assert!(
+            rows.contains(&vec![host, "interrupted", "-"]),
+            "no row for {host} in:\n{}",
+            out.stdout
+        );
+    }
+    assert!(
+        out.stdout.contains("interrupted: remote nodes stopped"),
+        "{}",
+        out.stdout
+    );
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+}
+
+#[test]
+fn the_function_sees_the_size_of_the_terminal() {
+    let sshd = Sshd::start();
+    let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
+    tool.args([
+        "eval",
+        "{:io.columns(), :io.rows()}",
+        "--host",
+        &sshd.host(),
+        "-F",
+    ])
+    .arg(sshd.ssh_config());
+    let out = tool.on_terminal().finish();
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    assert!(
+        out.stdout.ends_with("{{:ok, 120}, {:ok, 40}}"),
+        "{}",
+        out.stdout
+    );
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+}
