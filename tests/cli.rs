@@ -79,8 +79,33 @@ fn run_compiles_first_so_the_code_as_edited_runs() {
         out.stderr
     );
 
+    // `eval` and a script compile first as well.
+    let script = project.path().join("echo.exs");
+    std::fs::write(&script, "IO.inspect(Demo.Worker.echo(1, 2, 3))\n").expect("write a script");
+    edit(project.path(), worker, "do: {c, b, a}", "do: {a, c, b}");
+    let evaluated = testkit::mix_remote(project.path())
+        .args([
+            "eval",
+            "Demo.Worker.echo(1, 2, 3)",
+            "--host",
+            &sshd.host(),
+            "-F",
+        ])
+        .arg(sshd.ssh_config())
+        .run();
+    let scripted = testkit::mix_remote(project.path())
+        .run_on(&sshd)
+        .arg("echo.exs")
+        .run();
+    for out in [evaluated, scripted] {
+        assert_eq!(
+            (out.code, out.stdout.as_str(), out.stderr.as_str()),
+            (Some(0), "{1, 3, 2}\n", ""),
+        );
+    }
+
     // Not compiled: the old code runs, and a warning names the source that changed.
-    edit(project.path(), worker, "do: {c, b, a}", "do: {b, a, c}");
+    edit(project.path(), worker, "do: {a, c, b}", "do: {b, a, c}");
     for out in [
         echo(&["--no-compile"]),
         testkit::mix_remote(project.path())
@@ -91,7 +116,7 @@ fn run_compiles_first_so_the_code_as_edited_runs() {
     ] {
         assert_eq!(
             (out.code, out.stdout.as_str()),
-            (Some(0), "{3, 2, 1}\n"),
+            (Some(0), "{1, 3, 2}\n"),
             "{}",
             out.stderr
         );
@@ -114,6 +139,7 @@ fn a_compile_error_is_bad_input_with_mixs_message_and_nothing_connects() {
         "defmodule Broken do\n  def x, do: undefined_thing()\nend\n",
     )
     .expect("write a broken source");
+    std::fs::write(project.path().join("echo.exs"), "IO.puts(:never)\n").expect("write a script");
     for args in [
         &[
             "run",
@@ -123,6 +149,22 @@ fn a_compile_error_is_bad_input_with_mixs_message_and_nothing_connects() {
             "-o",
             "ProxyCommand=false",
         ][..],
+        &[
+            "eval",
+            "Demo.Worker.echo(1, 2, 3)",
+            "--host",
+            "nowhere",
+            "-o",
+            "ProxyCommand=false",
+        ],
+        &[
+            "run",
+            "echo.exs",
+            "--host",
+            "nowhere",
+            "-o",
+            "ProxyCommand=false",
+        ],
         &["plan", "Demo.Worker.echo"],
     ] {
         let out = tool(project.path(), args).run();

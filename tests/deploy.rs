@@ -165,6 +165,60 @@ fn otp_app_runs_remotely_as_under_mix_run_started_or_not() {
 }
 
 #[test]
+fn eval_and_scripts_ship_and_start_the_applications_as_run_does() {
+    let sshd = Sshd::start();
+    let project = testkit::compiled_fixture_in("otp_app", "prod");
+    let vars = [("OTP_APP_RUNTIME", "here".to_owned())];
+    // Code that names no module of the project still gets its applications, started or only
+    // loaded, as `mix run -e` and `mix run FILE` give them.
+    let code = "{Process.whereis(OtpApp.Registry) != nil, \
+                Application.app_dir(:otp_app, \"priv/data.csv\") |> File.exists?(), \
+                Application.get_env(:otp_app, :from_runtime)}";
+    let script = tempfile::tempdir().unwrap();
+    let file = script.path().join("check.exs");
+    std::fs::write(&file, format!("IO.inspect({code})\n")).unwrap();
+    let file = file.display().to_string();
+    for start in [true, false] {
+        let local = mix_run(
+            &project,
+            "prod",
+            start,
+            &format!("IO.inspect({code})"),
+            &vars,
+        );
+        assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
+        let expected = if start {
+            "{true, true, "
+        } else {
+            "{false, true, "
+        };
+        assert!(local.stdout.starts_with(expected), "{}", local.stdout);
+
+        let mut tool = testkit::mix_remote(&project);
+        tool.args(["eval", code, "--host", &sshd.host(), "-F"])
+            .arg(sshd.ssh_config())
+            .args(["--env", "prod", "--no-compile"])
+            .args((!start).then_some("--no-start"));
+        let config = tempfile::tempdir().unwrap();
+        let yaml = config.path().join("mix-remote.yaml");
+        std::fs::write(
+            &yaml,
+            "defaults:\n  remote_env:\n    OTP_APP_RUNTIME: here\n",
+        )
+        .unwrap();
+        let evaluated = tool.arg("--config").arg(&yaml).run();
+        evaluated.assert_local_clean();
+        let scripted = remote(&sshd, &project, "prod", start, &file, &[], &vars);
+        for (what, out) in [("eval", evaluated), ("script", scripted)] {
+            assert_eq!(out.code, Some(0), "{what} (start: {start}): {}", out.stderr);
+            assert_eq!(out.stdout, local.stdout, "{what} (start: {start})");
+        }
+    }
+    sshd.assert_no_session_processes();
+    assert_no_run_dirs(&sshd, "eval and scripts");
+}
+
+#[test]
 fn an_umbrella_starts_every_child_as_under_mix_run() {
     let sshd = Sshd::start();
     let project = testkit::compiled_fixture("umbrella_start");
