@@ -38,6 +38,8 @@ fn main() -> ExitCode {
             Command::Check(args) => load_config(config, &reporter)
                 .and_then(|c| block_on(check::exec(args, c.as_ref(), Arc::clone(&reporter)))),
         };
+    // A password read the run left waiting must not leave the terminal without echo.
+    mix_remote::remote::stdin::restore_terminal();
     let code = match result {
         Ok(code) => code,
         Err(e) => {

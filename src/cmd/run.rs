@@ -52,7 +52,7 @@ pub async fn exec(
         &report,
     )?);
     let expect = args.expect;
-    let input = Input::closed(hosts.len() > 1);
+    let input = Input::for_hosts(hosts.len());
     let work = |host: HostSettings, view: Arc<Reporter>| {
         let job = Arc::clone(&job);
         let input = input.clone();

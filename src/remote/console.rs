@@ -10,25 +10,43 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::remote::node::Node;
 use crate::remote::node::relay::{self, FromRelay, RELAY};
+use crate::remote::stdin::Stdin;
 use crate::report::Reporter;
 
 /// Where the function's reads are answered from, decided once per run.
 #[derive(Clone)]
 pub enum Input {
+    /// The tool's stdin (one host), read a line at a time when the function asks.
+    Stdin(Arc<Stdin>),
     /// Nothing to read: every read gets end of file at once. With a flag (several hosts), the
     /// first read on any host warns that stdin is not shared.
     Closed(Option<Arc<AtomicBool>>),
 }
 
 impl Input {
+    /// The input of a run on `hosts` hosts: stdin for one, nothing (and a warning) for several.
+    pub fn for_hosts(hosts: usize) -> Input {
+        if hosts == 1 {
+            Input::Stdin(Arc::new(Stdin::start()))
+        } else {
+            Input::closed(true)
+        }
+    }
+
     /// Reads get end of file; with `warn`, the first one says that stdin is not shared.
     pub fn closed(warn: bool) -> Input {
         Input::Closed(warn.then(|| Arc::new(AtomicBool::new(false))))
     }
 
     /// Answers one read: `answer` gets the line (or end of file) when there is one.
-    fn read(&self, report: &Reporter, answer: impl FnOnce(Option<Vec<u8>>) + Send + 'static) {
+    fn read(
+        &self,
+        echo: bool,
+        report: &Reporter,
+        answer: impl FnOnce(Option<Vec<u8>>) + Send + 'static,
+    ) {
         match self {
+            Input::Stdin(stdin) => stdin.ask(echo, move |line| answer(line.bytes)),
             Input::Closed(warned) => {
                 if warned
                     .as_ref()
@@ -73,11 +91,11 @@ pub fn start(
                         seen.pieces.fetch_add(1, Ordering::Relaxed);
                         let _ = node.send_named(RELAY, relay::ack(bytes.len()));
                     }
-                    FromRelay::Read { prompt, echo: _ } => {
+                    FromRelay::Read { prompt, echo } => {
                         seen.reads.fetch_add(1, Ordering::Relaxed);
                         report.prompt(&prompt);
                         let node = Arc::clone(&node);
-                        input.read(&report, move |line| {
+                        input.read(echo, &report, move |line| {
                             let answer = match line {
                                 Some(bytes) => relay::line(&bytes),
                                 None => relay::eof(),

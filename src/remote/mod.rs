@@ -13,4 +13,5 @@ pub mod probe;
 pub mod push;
 pub mod session;
 pub mod ssh;
+pub mod stdin;
 pub mod wire;
