@@ -1,6 +1,6 @@
-//! What a run will push, in which order and why: the closure of the entry function and of the
-//! modules the user includes, resolved from the build without touching any server. `run` pushes
-//! it; `mix-remote plan` prints it.
+//! What a run will push, in which order and why: the closure of the entry function (or of the
+//! modules a piece of code names) and of the modules the user includes, resolved from the build
+//! without touching any server. `run` pushes it; `mix-remote plan` prints it.
 
 use std::path::Path;
 
@@ -20,10 +20,13 @@ pub enum PlanError {
     Entry(#[from] EntryError),
 }
 
-/// The project's graph with the entry and the included modules resolved against it.
+/// The project's graph with the entry (or the modules some code names) and the included modules
+/// resolved against it.
 pub struct Plan {
     graph: Graph,
-    entry: Entry,
+    /// The entry's module; none for code and for a session.
+    entry: Option<String>,
+    /// The included modules, then those the code names.
     included: Vec<String>,
 }
 
@@ -51,27 +54,10 @@ impl Plan {
             }
             .into());
         }
-        let included = include
-            .iter()
-            .map(|text| {
-                let name = entry::parse_module(text).ok_or_else(|| {
-                    EntryError::Include(
-                        text.clone(),
-                        "not a module name (MyApp.Mod or :erlang_mod)",
-                    )
-                })?;
-                match graph.module(&name) {
-                    Some(_) => Ok(name),
-                    None => Err(EntryError::Include(
-                        text.clone(),
-                        "no such module in this project's _build",
-                    )),
-                }
-            })
-            .collect::<Result<Vec<String>, EntryError>>()?;
+        let included = included(&graph, include)?;
         Ok(Plan {
             graph,
-            entry: entry.clone(),
+            entry: Some(entry.module.clone()),
             included,
         })
     }
@@ -81,18 +67,45 @@ impl Plan {
         &self.graph
     }
 
-    /// The entry function the plan is for.
-    pub fn entry(&self) -> &Entry {
-        &self.entry
-    }
-
     /// The modules to push, leaves first, each with the reason it is there.
     pub fn closure(&self) -> Vec<Member<'_>> {
-        self.graph.closure(&self.entry.module, &self.included)
+        let entry = self.entry.as_deref().unwrap_or_default();
+        self.graph.closure(entry, &self.included)
     }
 
     /// The modules to push, leaves first, without the reasons.
     pub fn beams(&self) -> Vec<&Beam> {
         self.closure().iter().map(|m| m.beam).collect()
     }
+
+    /// Reads `<project>/_build/<env>` for a session (`iex`), which calls no entry: the roots are
+    /// the included modules alone; everything else loads on demand from the shipped applications.
+    pub fn without_entry(project: &Path, env: &str, include: &[String]) -> Result<Plan, PlanError> {
+        let graph = Graph::new(project::scan(project, env)?);
+        let included = included(&graph, include)?;
+        Ok(Plan {
+            graph,
+            entry: None,
+            included,
+        })
+    }
+}
+
+/// The modules `include` names, each checked against the build.
+fn included(graph: &Graph, include: &[String]) -> Result<Vec<String>, EntryError> {
+    include
+        .iter()
+        .map(|text| {
+            let name = entry::parse_module(text).ok_or_else(|| {
+                EntryError::Include(text.clone(), "not a module name (MyApp.Mod or :erlang_mod)")
+            })?;
+            match graph.module(&name) {
+                Some(_) => Ok(name),
+                None => Err(EntryError::Include(
+                    text.clone(),
+                    "no such module in this project's _build",
+                )),
+            }
+        })
+        .collect()
 }

@@ -23,15 +23,17 @@ pub fn exec(args: &PlanArgs, config: Option<&Config>, report: &Reporter) -> Resu
     let entry = Entry::parse(&args.entry).map_err(PlanError::from)?;
     let plan = Plan::build(&build.project, &build.mix_env, &entry, None, &build.include)?;
     if args.json {
-        events(&plan).into_iter().for_each(|e| report.event(e));
+        events(&plan, &entry)
+            .into_iter()
+            .for_each(|e| report.event(e));
     } else {
-        report.output(text(&plan).as_bytes());
+        report.output(text(&plan, &entry).as_bytes());
     }
     Ok(0)
 }
 
 /// The plan as `mix-remote plan` prints it: one line per module in push order, then totals.
-fn text(plan: &Plan) -> String {
+fn text(plan: &Plan, entry: &Entry) -> String {
     let closure = plan.closure();
     let width = closure
         .iter()
@@ -45,7 +47,7 @@ fn text(plan: &Plan) -> String {
         .unwrap_or(0);
     let mut out = format!(
         "Push order for {} (leaves first; `why` is the first module found that needs it):\n",
-        plan.entry().shown()
+        entry.shown()
     );
     for (i, member) in closure.iter().enumerate() {
         out.push_str(&format!(
@@ -78,7 +80,7 @@ fn text(plan: &Plan) -> String {
 
 /// The plan as `plan --json` prints it: one `module` event per module in push order, then
 /// one `plan` event with the totals (see `events.rs`).
-fn events(plan: &Plan) -> Vec<Event> {
+fn events(plan: &Plan, entry: &Entry) -> Vec<Event> {
     let closure = plan.closure();
     let mut events: Vec<Event> = closure
         .iter()
@@ -102,7 +104,7 @@ fn events(plan: &Plan) -> Vec<Event> {
         })
         .collect();
     events.push(Event::Plan {
-        entry: plan.entry().shown(),
+        entry: entry.shown(),
         modules: closure.len(),
         bytes: closure.iter().map(|m| m.beam.bytes.len()).sum(),
         project_modules: plan.graph().modules().len(),

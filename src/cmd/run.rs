@@ -88,7 +88,7 @@ fn conclude(
     expect: Option<Expect>,
     elapsed: Duration,
 ) -> HostEnd {
-    let entry = job.entry.shown();
+    let entry = job.call.shown();
     let short = |text: &str| report::shorten(text, RESULT_WIDTH);
     let (code, result) = match outcome {
         Ok(Outcome::Returned(value)) => {

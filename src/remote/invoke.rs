@@ -7,6 +7,7 @@ use erl_dist::term::{Binary, List, Map, Term};
 use crate::build::app_config::AppConfig;
 use crate::build::entry::Entry;
 use crate::remote::boot::{Request, SERVER};
+use crate::remote::job::Job;
 use crate::remote::node::{CallError, Node, atom, is_atom, tuple};
 
 /// How the remote call ended.
@@ -41,6 +42,18 @@ pub struct Setup<'a> {
     pub start: bool,
 }
 
+impl Setup<'_> {
+    /// What `job` does before the call: its configuration, its project's applications, started
+    /// unless `--no-start`.
+    pub fn of(job: &Job) -> Setup<'_> {
+        Setup {
+            config: &job.setup,
+            apps: &job.apps.project,
+            start: job.start,
+        }
+    }
+}
+
 /// Calls the entry on the remote with `args`; output it prints reaches our IO server meanwhile.
 pub async fn invoke(
     node: &Node,
@@ -57,11 +70,17 @@ pub async fn invoke(
     // The boot program runs it and formats the result (templates/boot.exs).
     let run = Request::Run.name();
     let reply = node.request(SERVER, run, call_args, None).await?;
+    outcome(run, &reply)
+}
+
+/// How the boot program's `request` (`run`, or another made the same way) ended, from its reply:
+/// `{ok, Text}`, `{raised, Text, MissingModule}` or `{not_started, App, Reason}`.
+pub fn outcome(request: &str, reply: &Term) -> Result<Outcome, CallError> {
     let unexpected = || CallError::BadRpc {
-        mfa: run.into(),
+        mfa: request.into(),
         reason: format!("unexpected reply {reply}"),
     };
-    let Term::Tuple(t) = &reply else {
+    let Term::Tuple(t) = reply else {
         return Err(unexpected());
     };
     match t.elements.as_slice() {
@@ -85,9 +104,9 @@ pub async fn invoke(
     }
 }
 
-/// `setup` as the boot program's `run` takes it:
+/// `setup` as the boot program's `run` (and `iex`) takes it:
 /// `%{config: [{path, binary}], env: binary, apps: [atom], start: boolean}`.
-fn setup_term(setup: Setup<'_>) -> Term {
+pub fn setup_term(setup: Setup<'_>) -> Term {
     let binary = |b: &[u8]| Term::from(Binary::from(b.to_vec()));
     let files: Vec<Term> = setup
         .config

@@ -1,7 +1,7 @@
-//! What every host of a run shares, computed once before any connection: the entry, its
-//! arguments, the plan, the applications to ship and their native code, the application
-//! environment, the versions Mix recorded, and the wire form of it all, prepared on a thread of
-//! its own while the hosts connect.
+//! What every host of a run shares, computed once before any connection: what to call (an entry
+//! and its arguments; nothing for an `iex` session), the plan, the applications to ship and their
+//! native code, the application environment, the versions Mix recorded, and the wire form of it
+//! all, prepared on a thread of its own while the hosts connect.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use crate::build::project;
 use crate::config::Build;
 use crate::events::Stage;
 use crate::remote::wire::{self, Prepared, ShippedApp};
-use crate::report::Reporter;
+use crate::report::{Phase, Reporter};
 
 /// Why a run cannot start: everything here is found locally, before any connection.
 #[derive(Debug, thiserror::Error)]
@@ -56,14 +56,35 @@ pub enum JobError {
     Apps(#[from] AppsError),
 }
 
+/// What a run does on each host.
+pub enum Call {
+    /// Calls an entry function.
+    Function {
+        /// The function.
+        entry: Entry,
+        /// Its arguments.
+        args: Vec<Term>,
+    },
+    /// Calls nothing: an interactive session (`iex`) drives the node.
+    Session,
+}
+
+impl Call {
+    /// How messages name it: `MyApp.Worker.process`, `IEx`.
+    pub fn shown(&self) -> String {
+        match self {
+            Call::Function { entry, .. } => entry.shown(),
+            Call::Session => "IEx".to_owned(),
+        }
+    }
+}
+
 /// What every host of a run shares.
 pub struct Job {
-    /// The entry function.
-    pub entry: Entry,
+    /// What to call.
+    pub call: Call,
     /// The project's graph with the entry and the included modules resolved: what to push.
     pub plan: Plan,
-    /// The call's arguments.
-    pub args: Vec<Term>,
     /// The application environment applied on the remote before the call.
     pub setup: AppConfig,
     /// The applications shipped, and those the server must have.
@@ -95,24 +116,64 @@ impl Job {
         report: &Reporter,
     ) -> Result<Job, JobError> {
         let entry = Entry::parse(build.entry.as_deref().ok_or(JobError::NoEntry)?)?;
-        let call_args = parse_arguments(arg_texts)?;
-
+        let args = parse_arguments(arg_texts)?;
         let phase = report.phase(Stage::Scan, "scanning _build");
         let started = Instant::now();
         let plan = Plan::build(
             &build.project,
             &build.mix_env,
             &entry,
-            Some(call_args.len()),
+            Some(args.len()),
             &build.include,
         )?;
-        let closure = plan.beams();
-        let names: Vec<&str> = closure.iter().map(|b| b.name.as_str()).collect();
         let entry_beam = plan
             .graph()
             .module(&entry.module)
             .expect("the plan checked the entry module");
         let entry_app = project::app_of(&entry_beam.path);
+        let scan = Scan {
+            plan,
+            entry_app,
+            phase,
+            started,
+        };
+        let call = Call::Function { entry, args };
+        Job::assemble(call, scan, build, skip_app_config, report)
+    }
+
+    /// Like [`Job::prepare`] for a session (`iex`), which calls nothing: what ships is the
+    /// project's applications with what they need; only the included modules are loaded up front.
+    pub fn prepare_session(
+        build: &Build,
+        skip_app_config: bool,
+        report: &Reporter,
+    ) -> Result<Job, JobError> {
+        let phase = report.phase(Stage::Scan, "scanning _build");
+        let started = Instant::now();
+        let scan = Scan {
+            plan: Plan::without_entry(&build.project, &build.mix_env, &build.include)?,
+            entry_app: String::new(),
+            phase,
+            started,
+        };
+        Job::assemble(Call::Session, scan, build, skip_app_config, report)
+    }
+
+    /// The rest of the preparation, once the plan is known.
+    fn assemble(
+        call: Call,
+        Scan {
+            plan,
+            entry_app,
+            phase,
+            started,
+        }: Scan,
+        build: &Build,
+        skip_app_config: bool,
+        report: &Reporter,
+    ) -> Result<Job, JobError> {
+        let closure = plan.beams();
+        let names: Vec<&str> = closure.iter().map(|b| b.name.as_str()).collect();
         let apps = Apps::resolve(&build.project, &build.mix_env, &entry_app, &names)?;
         let priv_files = apps::priv_files(&apps.shipped)?;
         let natives = natives(&build.project, &priv_files);
@@ -121,22 +182,24 @@ impl Job {
         let built = compat::Built::read(&shipped_beams.iter().collect::<Vec<_>>());
         let setup = AppConfig::collect(&build.project, &build.mix_env, skip_app_config)?;
         let bytes: usize = closure.iter().map(|b| b.bytes.len()).sum();
-        phase.done(format!(
-            "closure of {}: {} modules, {} KiB; {} to ship",
-            entry.shown(),
-            closure.len(),
-            bytes.div_ceil(1024),
-            counted(apps.shipped.len(), "application")
-        ));
+        let shipping = counted(apps.shipped.len(), "application");
+        phase.done(match call {
+            Call::Session if closure.is_empty() => format!("{shipping} to ship"),
+            _ => format!(
+                "closure of {}: {} modules, {} KiB; {shipping} to ship",
+                call.shown(),
+                closure.len(),
+                bytes.div_ceil(1024),
+            ),
+        });
         for beam in &closure {
             report.verbose(&format!("closure: {}", display_module(&beam.name)));
         }
         report.verbose(&describe(&apps, build.start));
         let wire = WireForm::start(closure.into_iter().cloned().collect(), shipped);
         Ok(Job {
-            entry,
+            call,
             plan,
-            args: call_args,
             setup,
             apps,
             start: build.start,
@@ -147,6 +210,17 @@ impl Job {
             planned_in: started.elapsed(),
         })
     }
+}
+
+/// A plan just made, with what the rest of the preparation needs of its making.
+struct Scan {
+    plan: Plan,
+    /// The application of the entry's module: the project's when `mix.exs` names none.
+    entry_app: String,
+    /// The scan's phase, done once the preparation is.
+    phase: Phase,
+    /// When the scan started.
+    started: Instant,
 }
 
 /// Every shipped application with its modules (as the plan has them: consolidated protocols
