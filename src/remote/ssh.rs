@@ -251,6 +251,7 @@ impl Master {
         log(format!("ssh: {}", describe(&cmd)));
         #[cfg(target_os = "linux")]
         die_with_parent(&mut cmd);
+        ignore_interrupts(&mut cmd);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -513,6 +514,22 @@ fn die_with_parent(cmd: &mut Command) {
             // The tool died before prctl took effect: nobody would kill this master.
             if libc::getppid() as u32 != parent {
                 return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Has the master ignore SIGINT: a Ctrl-C on the terminal goes to the whole foreground process
+/// group, and the tool decides what it means (`iex` interrupts the evaluation, `run` tears down).
+/// OpenSSH keeps a SIGINT it inherits ignored, and stays in the foreground group, where it can
+/// still ask the terminal for a passphrase or about a host key.
+fn ignore_interrupts(cmd: &mut Command) {
+    // SAFETY: between fork and exec the closure only makes the async-signal-safe call signal.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::signal(libc::SIGINT, libc::SIG_IGN) == libc::SIG_ERR {
+                return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });
