@@ -53,6 +53,12 @@ pub enum Request {
     Load,
     /// Apply the application environment and call the entry.
     Run,
+    /// Apply it as `Run` does, then run an IEx session until its input ends.
+    Iex,
+    /// IEx's completion of a line in the session.
+    Expand,
+    /// Interrupt the session's evaluation.
+    Interrupt,
 }
 
 impl Request {
@@ -62,6 +68,9 @@ impl Request {
             Request::Info => "info",
             Request::Load => "load",
             Request::Run => "run",
+            Request::Iex => "iex",
+            Request::Expand => "expand",
+            Request::Interrupt => "interrupt",
         }
     }
 }
@@ -188,8 +197,15 @@ mod tests {
         assert!(PROGRAM.contains(&format!("\"{RUN_DIR_PREFIX}#{{System.pid()}}-")));
         assert!(PROGRAM.contains(&format!("end), :{SERVER})")));
         assert!(PROGRAM.contains(&format!("IO.puts(\"{MARKER}{OLD_OTP}#{{otp}}\")")));
-        for request in [Request::Info, Request::Load, Request::Run] {
-            assert!(PROGRAM.contains(&format!("  {}: fn", request.name())));
+        for request in [
+            Request::Info,
+            Request::Load,
+            Request::Run,
+            Request::Iex,
+            Request::Expand,
+            Request::Interrupt,
+        ] {
+            assert!(PROGRAM.contains(&format!("\n  {}: ", request.name())));
         }
     }
 
