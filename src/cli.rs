@@ -42,6 +42,25 @@ pub enum Command {
         connect, boot or load, 4 timeout, 130 interrupted. With several hosts: the highest\n\
         code of any host.")]
     Run(RunArgs),
+    /// An interactive IEx session on one host's throw-away node, with the project's applications
+    /// shipped and started as for `run`.
+    #[command(
+        after_help = "Examples:\n  \
+        mix-remote iex --host deploy@db-1\n  \
+        mix-remote iex --host db-1 --env prod --no-start\n  \
+        printf 'MyApp.Stats.count()\\n' | mix-remote iex --host db-1\n\n\
+        The prompt names the project's application and the host: iex(my_app@db-1)1>.\n\
+        Editing, history ($XDG_STATE_HOME/mix-remote/iex_history, else\n\
+        ~/.local/state/mix-remote/iex_history) and Tab completion are local, by IEx's own rules;\n\
+        evaluation is on the server. Ctrl-C cancels the line being typed, drops an unfinished\n\
+        expression, or interrupts an evaluation; pressed twice at an empty prompt, or with Ctrl-D\n\
+        or System.halt(), it ends the session, and the node goes with everything it had on the\n\
+        server. Not on a terminal, lines are read from stdin as IEx asks for them.\n\
+        Exit codes: 0 the session ended, 1 an application did not start, 2 bad input, 3 could\n\
+        not connect, boot or load, 4 timeout, 130 interrupted.",
+        mut_arg("call_timeout", |a| a.hide(true))
+    )]
+    Iex(IexArgs),
     /// Show what `run` would push for ENTRY, in push order, with sizes and why each module is
     /// needed. Reads the build only: no SSH, no server.
     #[command(after_help = "Examples:\n  \
@@ -271,6 +290,62 @@ impl RunArgs {
         Section {
             mix_env: build.mix_env,
             entry: self.entry.clone(),
+            include: build.include,
+            start: self.no_start.then_some(false),
+            ..self.connection.layer()
+        }
+    }
+}
+
+/// Flags of `mix-remote iex`.
+#[derive(Debug, Args)]
+pub struct IexArgs {
+    /// The SSH destination `[USER@]HOST` (anything ssh accepts), or a host of mix-remote.yaml.
+    #[arg(
+        long = "host",
+        value_name = "HOST",
+        env = "MIX_REMOTE_HOST",
+        value_delimiter = ','
+    )]
+    pub hosts: Vec<String>,
+    /// A group of mix-remote.yaml with one host.
+    #[arg(
+        long = "group",
+        value_name = "NAME",
+        env = "MIX_REMOTE_GROUP",
+        value_delimiter = ','
+    )]
+    pub groups: Vec<String>,
+    /// The build to read and the modules to add.
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Do not send the project's config/ files (as for `run`).
+    #[arg(long)]
+    pub no_app_config: bool,
+    /// Only load the project's applications, do not start them [default: started, as `iex -S
+    /// mix` does; `start` of mix-remote.yaml].
+    #[arg(long)]
+    pub no_start: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connection: Connection,
+}
+
+impl IexArgs {
+    /// The hosts chosen, as `run` chooses them.
+    pub fn hosts(&self) -> Hosts {
+        Hosts {
+            hosts: self.hosts.clone(),
+            groups: self.groups.clone(),
+            parallel: None,
+        }
+    }
+
+    /// The flags (and environment) as the most important layer of settings.
+    pub fn layer(&self) -> Section {
+        let build = self.build.layer();
+        Section {
+            mix_env: build.mix_env,
             include: build.include,
             start: self.no_start.then_some(false),
             ..self.connection.layer()

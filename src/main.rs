@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use mix_remote::cli::{Cli, Command};
-use mix_remote::cmd::{check, completions, graph, init, plan, run};
+use mix_remote::cmd::{check, completions, graph, iex, init, plan, run};
 use mix_remote::config::Config;
 use mix_remote::exit::{self, CliError};
 use mix_remote::report::Reporter;
@@ -21,7 +21,7 @@ fn main() -> ExitCode {
         Command::Run(args) => args.json,
         Command::Plan(args) => args.json,
         Command::Check(args) => args.json,
-        Command::Graph(_) | Command::Init(_) | Command::Completions(_) => false,
+        Command::Iex(_) | Command::Graph(_) | Command::Init(_) | Command::Completions(_) => false,
     };
     let reporter = Arc::new(Reporter::new(cli.quiet, cli.verbose, json));
     let config = cli.config.as_deref();
@@ -35,6 +35,8 @@ fn main() -> ExitCode {
                 .and_then(|c| graph::exec(&args, c.as_ref(), &reporter)),
             Command::Run(args) => load_config(config, &reporter)
                 .and_then(|c| block_on(run::exec(args, c.as_ref(), Arc::clone(&reporter)))),
+            Command::Iex(args) => load_config(config, &reporter)
+                .and_then(|c| block_on(iex::exec(args, c.as_ref(), Arc::clone(&reporter)))),
             Command::Check(args) => load_config(config, &reporter)
                 .and_then(|c| block_on(check::exec(args, c.as_ref(), Arc::clone(&reporter)))),
         };

@@ -154,7 +154,10 @@ pub async fn run_host(
     report: &Arc<Reporter>,
     input: &Input,
 ) -> Result<Outcome, SessionError> {
-    on_host(job, host, report, input, |node| call(node, job, host, report)).await
+    on_host(job, host, report, input, |node| {
+        call(node, job, host, report)
+    })
+    .await
 }
 
 /// Sets up `job` on one host (connects, boots, pushes), hands the node to `work` (the call of
