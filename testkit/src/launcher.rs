@@ -181,6 +181,33 @@ impl MixRemote {
     pub fn run(&self) -> Output {
         self.spawn().finish()
     }
+
+    /// What [`MixRemote::spawn`] would start with `tmp` as `TMPDIR`: the program, its
+    /// arguments, the directory and the whole environment (for runs started another way, e.g.
+    /// in a pseudo-terminal).
+    pub(crate) fn planned(&self, tmp: &Path) -> Planned {
+        let mut argv: Vec<OsString> = self.wrapper.clone();
+        argv.push(self.exe.clone().into_os_string());
+        argv.extend(self.args.iter().cloned());
+        let mut env = self.inherited.clone();
+        env.push(("TMPDIR".into(), tmp.as_os_str().to_owned()));
+        env.extend(self.envs.iter().cloned());
+        Planned {
+            argv,
+            dir: self.dir.clone(),
+            env,
+        }
+    }
+}
+
+/// A run as [`MixRemote::planned`] describes it.
+pub(crate) struct Planned {
+    /// The program, then its arguments.
+    pub(crate) argv: Vec<OsString>,
+    /// Where it runs.
+    pub(crate) dir: PathBuf,
+    /// Its environment, in order (a later value of a name wins).
+    pub(crate) env: Vec<(OsString, OsString)>,
 }
 
 /// A started run; killed and reaped if dropped unfinished (a test panicked).
@@ -319,23 +346,28 @@ impl Output {
     /// Panics unless, within [`CLEANUP_LIMIT`], no local process names the run's `TMPDIR` (its
     /// ssh master and control commands, its directory's guardian) and nothing is left in it.
     pub fn assert_local_clean(&self) {
-        let tmp = self.tmp.path();
-        if let Err(left) =
-            crate::wait_until_no_processes_mentioning(&tmp.display().to_string(), CLEANUP_LIMIT)
-        {
-            panic!("local processes of the run remain: {left:?}");
+        assert_clean(self.tmp.path());
+    }
+}
+
+/// Panics unless, within [`CLEANUP_LIMIT`], no local process names `tmp` (a run's `TMPDIR`) and
+/// nothing is left in it.
+pub(crate) fn assert_clean(tmp: &Path) {
+    if let Err(left) =
+        crate::wait_until_no_processes_mentioning(&tmp.display().to_string(), CLEANUP_LIMIT)
+    {
+        panic!("local processes of the run remain: {left:?}");
+    }
+    let deadline = Instant::now() + CLEANUP_LIMIT;
+    loop {
+        let left = entries(tmp);
+        if left.is_empty() {
+            return;
         }
-        let deadline = Instant::now() + CLEANUP_LIMIT;
-        loop {
-            let left = entries(tmp);
-            if left.is_empty() {
-                return;
-            }
-            if Instant::now() > deadline {
-                panic!("the run left files in its TMPDIR: {left:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if Instant::now() > deadline {
+            panic!("the run left files in its TMPDIR: {left:?}");
         }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

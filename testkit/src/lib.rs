@@ -40,6 +40,8 @@
 //!   the binary in a project directory without the caller's `MIX_REMOTE_*` or Mix settings, with
 //!   a private `TMPDIR`, within [`RUN_LIMIT`], killed if the test panics; [`Output`] then checks
 //!   that the run left nothing locally.
+//! - [`MixRemote::spawn_in_pty`] runs it in a pseudo-terminal instead: [`PtyRun`] types keys
+//!   and reads the screen a terminal emulator renders of what the run printed.
 //! - [`run_within`] runs any other command under a time limit and kills it if the test panics.
 //! - [`build_relay_beam`] compiles the output relay (`templates/mix_remote_relay.erl`) as the
 //!   committed beam is built, with the host's `erlc` ([`host_otp_release`] tells which OTP).
@@ -72,6 +74,7 @@ mod launcher;
 mod netns;
 mod postgres;
 mod procs;
+mod pty;
 mod relay;
 mod sshd;
 mod stderr_log;
@@ -85,6 +88,7 @@ pub use fixture::{
 pub use launcher::{MixRemote, Output, Running, entries, mix_remote};
 pub use postgres::Postgres;
 pub use procs::Proc;
+pub use pty::{PTY_COLS, PTY_ROWS, PtyOutput, PtyRun};
 pub use relay::{RELAY_OTP, build_relay_beam, host_otp_release, relay_beam_path, relay_source};
 pub use sshd::{Builder, Sshd};
 
