@@ -31,18 +31,22 @@ fn run_dirs(sshd: &Sshd) -> Vec<PathBuf> {
 #[test]
 fn a_session_at_a_terminal_uses_the_started_app_completes_and_ends_with_ctrl_d() {
     let sshd = Sshd::start();
+    session_at_a_terminal(&sshd, &[]);
+}
+
+/// The session at a terminal of the test above, with `elixir` flags: on the otp_app fixture in
+/// prod, the run's directory on the server checked when the server's Elixir is the host's (a
+/// chroot's node has a temp dir of its own).
+fn session_at_a_terminal(sshd: &Sshd, elixir: &[&str]) {
     let project = testkit::compiled_fixture_in("otp_app", "prod");
     let state = tempfile::tempdir().unwrap();
-    let run = iex(&sshd, &project, &["--env", "prod"])
+    let run = iex(sshd, &project, &[&["--env", "prod"], elixir].concat())
         .env("XDG_STATE_HOME", state.path())
         .spawn_in_pty();
     let prompt = |n: u32| format!("iex(otp_app@127.0.0.1){n}> ");
     run.wait_for(&prompt(1));
-    assert_eq!(
-        run_dirs(&sshd).len(),
-        1,
-        "the session's directory on the server"
-    );
+    let live = usize::from(elixir.is_empty());
+    assert_eq!(run_dirs(sshd).len(), live, "the session's directory");
 
     // The supervision tree is up (the Registry, the GenServer), with the prod config.
     run.send("OtpApp.Jobs.tree(\"ann\", 2)\r");
@@ -79,7 +83,7 @@ fn a_session_at_a_terminal_uses_the_started_app_completes_and_ends_with_ctrl_d()
     assert!(!out.screen.contains("undefined function never_evaluated"));
     sshd.assert_no_session_processes();
     out.assert_local_clean();
-    assert_eq!(run_dirs(&sshd), Vec::<PathBuf>::new());
+    assert_eq!(run_dirs(sshd), Vec::<PathBuf>::new());
 
     // The history is the user's alone, and has the session's lines.
     let history = state.path().join("mix-remote/iex_history");
@@ -148,4 +152,39 @@ fn iex_is_for_one_host() {
          group of one)\n"
     );
     out.assert_local_clean();
+}
+
+/// IEx reads its input differently since Elixir 1.15 (`get_until` with its own parser instead
+/// of one `IO.gets` per line; 1.20 leaves the continuation prompt to the relay) and restarts
+/// itself after an interruption: the same sessions, at a terminal and piped, on the chroots'
+/// Elixir 1.18 (OTP 27) and 1.20 (OTP 29).
+#[test]
+fn sessions_on_newer_elixirs() {
+    let project = testkit::compiled_fixture("demo");
+    for release in ["trixie", "sid"] {
+        let Some(chroot) = testkit::Chroot::open(release) else {
+            return;
+        };
+        let sshd = Sshd::start();
+        let elixir = chroot.elixir().display().to_string();
+        session_at_a_terminal(&sshd, &["--elixir", &elixir]);
+        let out = iex(&sshd, &project, &["--elixir", &elixir])
+            .stdin("Demo.Worker.echo(1, 2, 3)\n[4,\n5]\nSystem.halt()\n")
+            .run();
+        assert_eq!(out.code, Some(0), "{release}: {}", out.stderr);
+        let prompt = |n: u32| format!("iex(demo@127.0.0.1){n}> ");
+        let shown: Vec<&str> = out.stdout.lines().skip(1).collect();
+        assert_eq!(
+            shown,
+            [
+                format!("{}{{1, 2, 3}}", prompt(1)),
+                format!("{}...(demo@127.0.0.1)2> [4, 5]", prompt(2)),
+                prompt(3),
+            ],
+            "{release}: {}",
+            out.stdout
+        );
+        sshd.assert_no_session_processes();
+        out.assert_local_clean();
+    }
 }
