@@ -4,7 +4,7 @@
 //! on stdout instead (see `events.rs`) and no bars.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -23,7 +23,13 @@ struct Shared {
     quiet: bool,
     verbose: bool,
     json: bool,
+    /// Where the lines remote nodes print outside the relay go instead of stderr, once set
+    /// (`iex`'s line editor prints them above the line being edited).
+    remote_lines: OnceLock<RemoteLines>,
 }
+
+/// A writer of the lines remote nodes print outside the relay.
+type RemoteLines = Box<dyn Fn(&str) + Send + Sync>;
 
 /// The host a reporter speaks for.
 struct HostScope {
@@ -68,6 +74,7 @@ impl Reporter {
                 quiet,
                 verbose,
                 json,
+                remote_lines: OnceLock::new(),
             }),
             host: None,
         }
@@ -245,8 +252,17 @@ impl Reporter {
                 text: line.to_owned(),
             });
         } else if !self.shared.quiet {
-            self.bars_suspended(|| eprintln!("[{host}] {line}"));
+            match self.shared.remote_lines.get() {
+                Some(write) => write(&format!("[{host}] {line}")),
+                None => self.bars_suspended(|| eprintln!("[{host}] {line}")),
+            }
         }
+    }
+
+    /// From now on, the lines remote nodes print outside the relay (with their `[host]`) go to
+    /// `write` instead of stderr; only the first call counts.
+    pub fn divert_remote_lines(&self, write: impl Fn(&str) + Send + Sync + 'static) {
+        let _ = self.shared.remote_lines.set(Box::new(write));
     }
 
     /// A note shown with `-v`.

@@ -36,7 +36,7 @@ fn a_session_at_a_terminal_uses_the_started_app_completes_and_ends_with_ctrl_d()
 
 /// The session at a terminal of the test above, with `elixir` flags: on the otp_app fixture in
 /// prod, the run's directory on the server checked when the server's Elixir is the host's (a
-/// chroot's node has a temp dir of its own).
+/// chroot's node has a temp dir of its own). With a chroot's Elixir, it ends with Ctrl-C twice.
 fn session_at_a_terminal(sshd: &Sshd, elixir: &[&str]) {
     let project = testkit::compiled_fixture_in("otp_app", "prod");
     let state = tempfile::tempdir().unwrap();
@@ -65,19 +65,38 @@ fn session_at_a_terminal(sshd: &Sshd, elixir: &[&str]) {
     run.wait_for("map_join/3");
     run.send("\x15");
 
+    // What the node logs (on its stderr) and what a background process prints (through the
+    // relay) while a line is being typed go above that line, which stays as typed.
+    run.send("spawn(fn -> Process.sleep(300); IO.puts(\"bg\" <> \"out\"); require Logger; Logger.warning(\"lo\" <> \"gged\") end)\r");
+    run.wait_for(&prompt(4));
+    run.send("Enum.co");
+    run.wait_for("] logged");
+    let screen = run.wait_for("\nbgout");
+    assert!(!screen.contains("Enum.co["), "{screen}");
+    let last = screen.lines().rfind(|l| !l.trim().is_empty()).unwrap();
+    assert_eq!(last.trim_end(), format!("{}Enum.co", prompt(4)), "{screen}");
+    run.send("\x15");
+
     // Ctrl-C interrupts an evaluation; the session goes on.
     run.send("IO.puts(\"zz\" <> \"z\"); Process.sleep(:infinity)\r");
     run.wait_for("\nzzz");
     run.send("\x03");
     run.wait_for("** (EXIT) interrupted");
     run.send("1 + 2\r");
-    let screen = run.wait_for(&prompt(4));
+    let screen = run.wait_for(&prompt(5));
     assert!(screen.contains("\n3\n"), "{screen}");
 
-    // Ctrl-C on text cancels the line; Ctrl-D on an empty one ends the session.
+    // Ctrl-C on text cancels the line. On an empty one, Ctrl-D ends the session, and so does
+    // Ctrl-C pressed twice (the first says so).
     run.send("never_evaluated()\x03");
-    run.wait_for_count(&prompt(4), 2);
-    run.send("\x04");
+    run.wait_for_count(&prompt(5), 2);
+    if elixir.is_empty() {
+        run.send("\x04");
+    } else {
+        run.send("\x03");
+        run.wait_for("(to end the session, press Ctrl-C again or Ctrl-D");
+        run.send("\x03");
+    }
     let out = run.finish();
     assert_eq!(out.code, Some(0), "{}", out.screen);
     assert!(!out.screen.contains("undefined function never_evaluated"));

@@ -55,7 +55,12 @@ pub async fn exec(
     let on_terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let input = match on_terminal {
         true => match editor::Editor::start(Arc::clone(&live), &name, Arc::clone(&report)) {
-            Ok(editor) => Input::Terminal(Arc::new(editor)),
+            Ok(editor) => {
+                let editor = Arc::new(editor);
+                let lines = Arc::clone(&editor);
+                report.divert_remote_lines(move |line| lines.remote_line(line));
+                Input::Terminal(editor)
+            }
             Err(e) => {
                 report.verbose(&format!("no line editor ({e}): lines are read as typed"));
                 Input::for_hosts(1)

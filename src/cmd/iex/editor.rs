@@ -120,6 +120,18 @@ impl Editor {
     }
 }
 
+impl Editor {
+    /// Writes a line the node printed outside the relay (Logger's, on its stderr): above the
+    /// line being edited, if one is, else on stderr.
+    pub fn remote_line(&self, line: &str) {
+        let editing = self.screen.lock().expect("screen lock poisoned").editing;
+        let mut printer = self.printer.lock().expect("printer lock poisoned");
+        if !editing || printer.print(format!("{line}\n")).is_err() {
+            eprintln!("{line}");
+        }
+    }
+}
+
 impl Terminal for Editor {
     fn output(&self, bytes: &[u8]) {
         let mut screen = self.screen.lock().expect("screen lock poisoned");
