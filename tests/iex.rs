@@ -159,6 +159,34 @@ fn system_halt_ends_the_session_and_leaves_nothing_behind() {
 }
 
 #[test]
+fn ctrl_c_twice_in_a_row_ends_a_session_whose_evaluation_does_not_stop() {
+    let sshd = Sshd::start();
+    let project = testkit::compiled_fixture("demo");
+    let run = iex(&sshd, &project, &[]).spawn_in_pty();
+    run.wait_for("iex(demo@127.0.0.1)1> ");
+    // A node that cannot answer: IEx's own server is suspended, the evaluation goes on.
+    run.send("spawn(fn -> :erlang.suspend_process(Process.whereis(:mix_remote_iex)) end); ");
+    run.send("IO.puts(\"zz\" <> \"z\"); Process.sleep(:infinity)\r");
+    run.wait_for("\nzzz");
+    // The first Ctrl-C asks for an interruption (the tool starts a line after the echoed ^C).
+    let (row, _) = run.cursor();
+    run.send("\x03");
+    run.wait_until("a new line after ^C", |s| s.cursor_position().0 > row);
+    run.send("\x03");
+    let out = run.finish();
+    assert_eq!(out.code, Some(130), "{}", out.screen);
+    assert!(
+        out.screen
+            .contains("mix-remote: error: interrupted: remote node stopped, connection closed"),
+        "{}",
+        out.screen
+    );
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+    assert_eq!(run_dirs(&sshd), Vec::<PathBuf>::new());
+}
+
+#[test]
 fn iex_is_for_one_host() {
     let project = testkit::compiled_fixture("demo");
     let out = testkit::mix_remote(&project)

@@ -53,6 +53,7 @@ pub async fn exec(
     let name = format!("{}@{}", project_name(&job, &build), host_label(&host.name));
     let live = Arc::new(Live::new());
     let on_terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let _modes = on_terminal.then(TerminalModes::save);
     let input = match on_terminal {
         true => match editor::Editor::start(Arc::clone(&live), &name, Arc::clone(&report)) {
             Ok(editor) => {
@@ -96,6 +97,10 @@ pub async fn exec(
                     }
                     _ => {
                         view.end_host();
+                        // After the echoed `^C`, or the line being edited.
+                        if on_terminal {
+                            println!();
+                        }
                         report.error("interrupted: remote node stopped, connection closed");
                         return Ok(exit::INTERRUPTED);
                     }
@@ -202,6 +207,29 @@ impl Live {
                 .is_ok()
         {
             *sent = Some(size);
+        }
+    }
+}
+
+/// The terminal's settings as the session found them, put back when it ends, however it ends: a
+/// SIGTERM while a line is being edited would leave the terminal raw otherwise.
+struct TerminalModes(Option<libc::termios>);
+
+impl TerminalModes {
+    fn save() -> TerminalModes {
+        // SAFETY: tcgetattr only writes into the zeroed termios given.
+        TerminalModes(unsafe {
+            let mut modes: libc::termios = std::mem::zeroed();
+            (libc::tcgetattr(libc::STDIN_FILENO, &mut modes) == 0).then_some(modes)
+        })
+    }
+}
+
+impl Drop for TerminalModes {
+    fn drop(&mut self) {
+        if let Some(modes) = &self.0 {
+            // SAFETY: tcsetattr on fd 0 with settings tcgetattr returned for it.
+            unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, modes) };
         }
     }
 }

@@ -179,23 +179,30 @@ impl PtyRun {
     /// Waits (within [`RUN_LIMIT`]) until the screen shows `text`; returns the screen. Panics
     /// with the screen if the run ends or the limit passes first.
     pub fn wait_for(&self, text: &str) -> String {
-        self.wait_until(text, |screen| screen.contains(text))
+        self.wait_until(text, |screen| screen.contents().contains(text))
     }
 
     /// Waits (within [`RUN_LIMIT`]) until the screen shows `text` `times` times; returns the
     /// screen.
     pub fn wait_for_count(&self, text: &str, times: usize) -> String {
         self.wait_until(&format!("{text} x{times}"), |screen| {
-            screen.matches(text).count() >= times
+            screen.contents().matches(text).count() >= times
         })
     }
 
-    fn wait_until(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+    /// The cursor's row and column, from 0.
+    pub fn cursor(&self) -> (u16, u16) {
+        self.lock().parser.screen().cursor_position()
+    }
+
+    /// Waits (within [`RUN_LIMIT`]) until `done` holds of the screen; returns its contents.
+    /// Panics with them, saying it waited for `what`, if the run ends or the limit passes first.
+    pub fn wait_until(&self, what: &str, done: impl Fn(&vt100::Screen) -> bool) -> String {
         let deadline = Instant::now() + RUN_LIMIT;
         let mut screen = self.lock();
         loop {
             let contents = screen.parser.screen().contents();
-            if done(&contents) {
+            if done(screen.parser.screen()) {
                 return contents;
             }
             let left = deadline.saturating_duration_since(Instant::now());
