@@ -40,7 +40,9 @@ const HOW_TO_LEAVE: &str =
 pub struct Editor {
     asks: mpsc::Sender<Ask>,
     screen: Arc<Mutex<Screen>>,
-    printer: Mutex<Box<dyn ExternalPrinter + Send>>,
+    /// Text to print above the line being edited, in order, by a thread of its own: rustyline
+    /// takes it only while it waits for a key, and the console must never wait for that.
+    above: mpsc::Sender<String>,
     /// Reads without echo (passwords) bypass the editor.
     passwords: Stdin,
 }
@@ -114,7 +116,7 @@ impl Editor {
         Ok(Editor {
             asks,
             screen,
-            printer: Mutex::new(Box::new(printer)),
+            above: print_above(printer),
             passwords: Stdin::start(),
         })
     }
@@ -125,8 +127,7 @@ impl Editor {
     /// line being edited, if one is, else on stderr.
     pub fn remote_line(&self, line: &str) {
         let editing = self.screen.lock().expect("screen lock poisoned").editing;
-        let mut printer = self.printer.lock().expect("printer lock poisoned");
-        if !editing || printer.print(format!("{line}\n")).is_err() {
+        if !editing || self.above.send(format!("{line}\n")).is_err() {
             eprintln!("{line}");
         }
     }
@@ -146,9 +147,11 @@ impl Terminal for Editor {
         };
         let lines: Vec<u8> = screen.held.drain(..=end).collect();
         drop(screen);
-        let text = String::from_utf8_lossy(&lines).into_owned();
-        let mut printer = self.printer.lock().expect("printer lock poisoned");
-        if printer.print(text).is_err() {
+        if self
+            .above
+            .send(String::from_utf8_lossy(&lines).into_owned())
+            .is_err()
+        {
             write_out(&lines);
         }
     }
@@ -387,6 +390,23 @@ fn history_file() -> Option<PathBuf> {
         .create(&dir)
         .ok()?;
     Some(dir.join("iex_history"))
+}
+
+/// Starts the thread that prints through `printer`: above the line being edited while there is
+/// one, else where the cursor is.
+fn print_above(mut printer: impl ExternalPrinter + Send + 'static) -> mpsc::Sender<String> {
+    let (above, texts) = mpsc::channel::<String>();
+    std::thread::Builder::new()
+        .name("printer".into())
+        .spawn(move || {
+            for text in texts {
+                if printer.print(text.clone()).is_err() {
+                    write_out(text.as_bytes());
+                }
+            }
+        })
+        .expect("spawning a thread");
+    above
 }
 
 /// Writes `bytes` on stdout at once.
