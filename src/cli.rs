@@ -20,6 +20,7 @@ use crate::config::Section;
     mix-remote run MyApp.Worker.process --host deploy@db-1 -- 42 '\"batch-7\"'\n  \
     mix-remote run MyApp.Smoke.check --group web --expect ok\n  \
     mix-remote eval 'MyApp.Repo.aggregate(MyApp.User, :count)' --host deploy@db-1\n  \
+    mix-remote iex --host deploy@db-1\n  \
     mix-remote check --group web\n  \
     mix-remote plan MyApp.Worker.process\n  \
     mix-remote init --host deploy@web-1 --entry MyApp.Smoke.check\n  \
@@ -126,6 +127,7 @@ impl Cli {
         let of_command = match &self.command {
             Command::Run(a) => a.options.output.clone(),
             Command::Eval(a) => a.options.output.clone(),
+            Command::Iex(a) => a.output.clone(),
             Command::Check(a) => a.output.clone(),
             Command::Plan(a) => a.output.clone(),
             Command::Graph(_) | Command::Init(_) | Command::Completions(_) => Output::default(),
@@ -143,6 +145,7 @@ impl Cli {
         let of_command = match &self.command {
             Command::Run(a) => &a.options.config,
             Command::Eval(a) => &a.options.config,
+            Command::Iex(a) => &a.config,
             Command::Check(a) => &a.config,
             Command::Plan(a) => &a.config,
             Command::Graph(a) => &a.config,
@@ -179,6 +182,25 @@ pub enum Command {
         --include for modules it reaches only through names built at run time.\n\
         Exit codes: as for run.")]
     Eval(EvalArgs),
+    /// An interactive IEx session on one host's throw-away node, with the project's applications
+    /// shipped and started as for `run`.
+    #[command(
+        after_help = "Examples:\n  \
+        mix-remote iex --host deploy@db-1\n  \
+        mix-remote iex --host db-1 --env prod --no-start\n  \
+        printf 'MyApp.Stats.count()\\n' | mix-remote iex --host db-1\n\n\
+        The prompt names the project's application and the host: iex(my_app@db-1)1>.\n\
+        Editing, history ($XDG_STATE_HOME/mix-remote/iex_history, else\n\
+        ~/.local/state/mix-remote/iex_history) and Tab completion are local, by IEx's own rules;\n\
+        evaluation is on the server. Ctrl-C cancels the line being typed, drops an unfinished\n\
+        expression, or interrupts an evaluation; pressed twice at an empty prompt, or with Ctrl-D\n\
+        or System.halt(), it ends the session, and the node goes with everything it had on the\n\
+        server. Not on a terminal, lines are read from stdin as IEx asks for them.\n\
+        Exit codes: 0 the session ended, 1 an application did not start, 2 bad input, 3 could\n\
+        not connect, boot or load, 4 timeout, 130 interrupted.",
+        mut_arg("call_timeout", |a| a.hide(true))
+    )]
+    Iex(IexArgs),
     /// Show what `run` would push for ENTRY, in push order, with sizes and why each module is
     /// needed. Compiles and reads the build only: no SSH, no server.
     #[command(after_help = "Examples:\n  \
@@ -481,6 +503,72 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
+    /// The flags (and environment) as the most important layer of settings.
+    pub fn layer(&self) -> Section {
+        let build = self.build.layer();
+        Section {
+            mix_env: build.mix_env,
+            include: build.include,
+            compile: self.compile.layer(),
+            start: self.no_start.then_some(false),
+            ..self.connection.layer()
+        }
+    }
+}
+
+/// Flags of `mix-remote iex`.
+#[derive(Debug, Args)]
+pub struct IexArgs {
+    /// The SSH destination `[USER@]HOST` (anything ssh accepts), or a host of mix-remote.yaml.
+    #[arg(
+        long = "host",
+        value_name = "HOST",
+        env = "MIX_REMOTE_HOST",
+        value_delimiter = ','
+    )]
+    pub hosts: Vec<String>,
+    /// A group of mix-remote.yaml with one host.
+    #[arg(
+        long = "group",
+        value_name = "NAME",
+        env = "MIX_REMOTE_GROUP",
+        value_delimiter = ','
+    )]
+    pub groups: Vec<String>,
+    /// The build to read and the modules to add.
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Whether to compile first.
+    #[command(flatten)]
+    pub compile: CompileArgs,
+    /// Do not send the project's config/ files (as for `run`).
+    #[arg(long)]
+    pub no_app_config: bool,
+    /// Only load the project's applications, do not start them [default: started, as `iex -S
+    /// mix` does; `start` of mix-remote.yaml].
+    #[arg(long)]
+    pub no_start: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connection: Connection,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub output: Output,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub config: ConfigFile,
+}
+
+impl IexArgs {
+    /// The hosts chosen, as `run` chooses them.
+    pub fn hosts(&self) -> Hosts {
+        Hosts {
+            hosts: self.hosts.clone(),
+            groups: self.groups.clone(),
+            parallel: None,
+        }
+    }
+
     /// The flags (and environment) as the most important layer of settings.
     pub fn layer(&self) -> Section {
         let build = self.build.layer();

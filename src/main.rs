@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use mix_remote::cli::{self, Command};
-use mix_remote::cmd::{check, completions, eval, graph, init, plan, run};
+use mix_remote::cmd::{check, completions, eval, graph, iex, init, plan, run};
 use mix_remote::config::Config;
 use mix_remote::exit::{self, CliError};
 use mix_remote::report::Reporter;
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => args.options.json,
         Command::Plan(args) => args.json,
         Command::Check(args) => args.json,
-        Command::Graph(_) | Command::Init(_) | Command::Completions(_) => false,
+        Command::Iex(_) | Command::Graph(_) | Command::Init(_) | Command::Completions(_) => false,
     };
     let output = cli.output();
     let reporter = Arc::new(Reporter::new(output.quiet, output.verbose, json));
@@ -56,6 +56,8 @@ fn main() -> ExitCode {
                 .and_then(|c| block_on(run::exec(args, c.as_ref(), Arc::clone(&reporter)))),
             Command::Eval(args) => load_config(config, &reporter)
                 .and_then(|c| block_on(eval::exec(args, c.as_ref(), Arc::clone(&reporter)))),
+            Command::Iex(args) => load_config(config, &reporter)
+                .and_then(|c| block_on(iex::exec(args, c.as_ref(), Arc::clone(&reporter)))),
             Command::Check(args) => load_config(config, &reporter)
                 .and_then(|c| block_on(check::exec(args, c.as_ref(), Arc::clone(&reporter)))),
         };

@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -36,6 +36,9 @@ struct Shared {
     warnings: AtomicBool,
     /// The warnings shown so far: each is shown once.
     warned: Mutex<HashSet<String>>,
+    /// Where the lines remote nodes print outside the relay go instead of stderr, once set
+    /// (`iex`'s line editor prints them above the line being edited).
+    remote_lines: OnceLock<RemoteLines>,
 }
 
 /// The styles of what stderr shows, as cargo's.
@@ -96,6 +99,9 @@ pub fn stderr_colours() -> bool {
     })
 }
 
+/// A writer of the lines remote nodes print outside the relay.
+type RemoteLines = Box<dyn Fn(&str) + Send + Sync>;
+
 /// The host a reporter speaks for.
 struct HostScope {
     name: String,
@@ -146,6 +152,7 @@ impl Reporter {
                 colour: stderr_colours(),
                 warnings: AtomicBool::new(true),
                 warned: Mutex::new(HashSet::new()),
+                remote_lines: OnceLock::new(),
             }),
             host: None,
         }
@@ -375,8 +382,17 @@ impl Reporter {
                 text: line.to_owned(),
             });
         } else if !self.shared.quiet {
-            self.bars_suspended(|| eprintln!("[{host}] {line}"));
+            match self.shared.remote_lines.get() {
+                Some(write) => write(&format!("[{host}] {line}")),
+                None => self.bars_suspended(|| eprintln!("[{host}] {line}")),
+            }
         }
+    }
+
+    /// From now on, the lines remote nodes print outside the relay (with their `[host]`) go to
+    /// `write` instead of stderr; only the first call counts.
+    pub fn divert_remote_lines(&self, write: impl Fn(&str) + Send + Sync + 'static) {
+        let _ = self.shared.remote_lines.set(Box::new(write));
     }
 
     /// A note shown with `-v`.

@@ -242,6 +242,54 @@ call = fn module, function, args, setup ->
   end
 end
 
+# Calls `module.function(args)` after `setup` in a monitored process of its own (see `call`), so
+# that a linked process that crashes it is reported as an exit: the one path of `run`, `eval` and
+# `iex`.
+in_process = fn module, function, args, setup ->
+  {_pid, ref} = spawn_monitor(fn -> exit({:mix_remote, call.(module, function, args, setup)}) end)
+
+  receive do
+    {:DOWN, ^ref, :process, _, {:mix_remote, result}} -> result
+    {:DOWN, ^ref, :process, _, reason} -> {:failed, :exit, Exception.format(:exit, reason, []), nil}
+  end
+end
+
+# A System.halt/0 typed in IEx halts the node without `halt`: a shell this node starts removes
+# the run's directory once the node has gone, whichever way it went (the port's pipe closes).
+sweep_on_halt = fn ->
+  with dir when is_binary(dir) <- :persistent_term.get(:mix_remote_dir, nil),
+       sh when is_list(sh) <- :os.find_executable(~c"sh") do
+    Port.open({:spawn_executable, sh}, [args: ["-c", "read -r _; rm -rf -- \"$0\"", dir]])
+  end
+end
+
+# IEx in this process, the relay its terminal, until its input ends: the prompt
+# `iex(NAME)N>` (`...(NAME)N>` for the further lines of an expression), colours if the tool's
+# terminal has them, no .iex.exs of the server's user, and this process registered as
+# `mix_remote_iex` for `expand` and `interrupt`.
+shell = fn name, ansi ->
+  {:ok, _} = Application.ensure_all_started(:iex)
+  if ansi, do: Application.put_env(:elixir, :ansi_enabled, true)
+  prompt = "%prefix(#{name})%counter>"
+
+  # Elixir 1.14 to 1.18 have a continuation prompt of their own; later ones derive it.
+  continuation =
+    if function_exported?(IEx.Config, :alive_continuation_prompt, 0),
+      do: [alive_continuation_prompt: prompt],
+      else: []
+
+  IEx.configure([alive_prompt: prompt] ++ continuation)
+  sweep_on_halt.()
+  Process.register(self(), :mix_remote_iex)
+
+  try do
+    IEx.Server.run(prefix: "iex", dot_iex_path: "", dot_iex: "", on_eof: :stop_evaluator)
+  after
+    # IEx links itself to its group leader: this process's exit must not take the relay along.
+    Process.unlink(Process.group_leader())
+  end
+end
+
 load_one_by_one = fn
   [], _ ->
     :ok
@@ -273,20 +321,9 @@ load = fn batch, on_load, again ->
   end
 end
 
-# The entry runs in a monitored process of its own, so a linked process that crashes it is
-# reported as an exit.
-run = fn module, function, args, setup ->
-  {_pid, ref} = spawn_monitor(fn -> exit({:mix_remote, call.(module, function, args, setup)}) end)
-
-  receive do
-    {:DOWN, ^ref, :process, _, {:mix_remote, result}} -> result
-    {:DOWN, ^ref, :process, _, reason} -> {:failed, :exit, Exception.format(:exit, reason, []), nil}
-  end
-end
-
 # Elixir code evaluated as `mix run -e CODE` (file "nofile") or `mix run FILE ARGS` (file the
 # script's local path, for `__ENV__.file` and `__DIR__`) would, with `System.argv/0` set: a
-# function for `run` to call, so that code runs as an entry does.
+# function for `in_process` to call, so that code runs as an entry does.
 evaluation = fn code, file, argv ->
   fn ->
     System.argv(argv)
@@ -319,8 +356,28 @@ ops = %{
       error -> error
     end
   end,
-  run: run,
-  eval: fn code, file, argv, setup -> run.(:erlang, :apply, [evaluation.(code, file, argv), []], setup) end
+  # The entry, and Elixir code as `mix run` evaluates it, each called by `in_process`.
+  run: in_process,
+  eval: fn code, file, argv, setup ->
+    in_process.(:erlang, :apply, [evaluation.(code, file, argv), []], setup)
+  end,
+  # An IEx session (see `shell`) after the same setup as `run`, in the same kind of process.
+  iex: fn name, ansi, setup -> in_process.(:erlang, :apply, [shell, [name, ansi]], setup) end,
+  # IEx's own completion of `text`, the line up to the cursor, in the session (its variables,
+  # aliases and imports too): {:yes | :no, hint, entries}, texts as binaries.
+  expand: fn text ->
+    shell = Process.whereis(:mix_remote_iex)
+    {kind, hint, entries} = IEx.Autocomplete.expand(Enum.reverse(String.to_charlist(text)), shell)
+    {kind, List.to_string(hint), Enum.map(entries, &List.to_string/1)}
+  end,
+  # Interrupts the session's evaluation as IEx's break does: IEx kills it, says
+  # `** (EXIT) interrupted` and prompts again.
+  interrupt: fn ->
+    case Process.whereis(:mix_remote_iex) do
+      nil -> false
+      pid -> Process.exit(pid, :interrupt)
+    end
+  end
 }
 
 # Returns once the tool has written every byte the relay has received so far.

@@ -79,7 +79,7 @@ fn run_compiles_first_so_the_code_as_edited_runs() {
         out.stderr
     );
 
-    // `eval` and a script compile first as well.
+    // `eval`, a script and `iex` compile first as well.
     let script = project.path().join("echo.exs");
     std::fs::write(&script, "IO.inspect(Demo.Worker.echo(1, 2, 3))\n").expect("write a script");
     edit(project.path(), worker, "do: {c, b, a}", "do: {a, c, b}");
@@ -103,9 +103,24 @@ fn run_compiles_first_so_the_code_as_edited_runs() {
             (Some(0), "{1, 3, 2}\n", ""),
         );
     }
+    edit(project.path(), worker, "do: {a, c, b}", "do: {c, a, b}");
+    let session = testkit::mix_remote(project.path())
+        .args(["iex", "--host", &sshd.host(), "-F"])
+        .arg(sshd.ssh_config())
+        .stdin("Demo.Worker.echo(1, 2, 3)\n")
+        .run();
+    assert_eq!((session.code, session.stderr.as_str()), (Some(0), ""));
+    assert!(
+        session
+            .stdout
+            .lines()
+            .any(|l| l == "iex(demo@127.0.0.1)1> {3, 1, 2}"),
+        "{}",
+        session.stdout
+    );
 
     // Not compiled: the old code runs, and a warning names the source that changed.
-    edit(project.path(), worker, "do: {a, c, b}", "do: {b, a, c}");
+    edit(project.path(), worker, "do: {c, a, b}", "do: {b, a, c}");
     for out in [
         echo(&["--no-compile"]),
         testkit::mix_remote(project.path())
@@ -116,7 +131,7 @@ fn run_compiles_first_so_the_code_as_edited_runs() {
     ] {
         assert_eq!(
             (out.code, out.stdout.as_str()),
-            (Some(0), "{1, 3, 2}\n"),
+            (Some(0), "{3, 1, 2}\n"),
             "{}",
             out.stderr
         );
@@ -165,6 +180,7 @@ fn a_compile_error_is_bad_input_with_mixs_message_and_nothing_connects() {
             "-o",
             "ProxyCommand=false",
         ],
+        &["iex", "--host", "nowhere", "-o", "ProxyCommand=false"],
         &["plan", "Demo.Worker.echo"],
     ] {
         let out = tool(project.path(), args).run();

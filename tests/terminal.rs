@@ -109,15 +109,15 @@ fn a_hundred_thousand_lines_arrive_complete_and_in_order() {
 #[test]
 fn dots_and_a_prompt_show_as_written_and_keystrokes_answer_it() {
     let sshd = Sshd::start();
-    let mut term = demo(&sshd, &["Demo.Ux.dots_then_ask", "--", "20", "50"]).on_terminal();
+    let term = demo(&sshd, &["Demo.Ux.dots_then_ask", "--", "20", "50"]).spawn_in_pty();
     let row = term.wait_for_row("apply? [y/n]");
-    assert_eq!(row, "....................apply? [y/n]", "{}", term.text());
+    assert_eq!(row, "....................apply? [y/n]", "{}", term.screen());
     assert!(
-        !has_spinner(&term.text()),
+        !has_spinner(&term.screen()),
         "a spinner over a prompt:\n{}",
-        term.text()
+        term.screen()
     );
-    term.type_keys(b"y\r");
+    term.send("y\r");
     let out = term.finish();
     assert_eq!(out.code, Some(0), "{}", out.stdout);
     assert!(
@@ -296,14 +296,14 @@ fn an_unknown_host_key_is_asked_on_a_terminal_and_one_line_without_one() {
         out.stderr
     );
 
-    let mut term = demo(
+    let term = demo(
         &sshd,
         &[&asks[..], &["Demo.Worker.process", "--", "1", "\"x\""]].concat(),
     )
-    .on_terminal();
+    .spawn_in_pty();
     term.wait_for_row("Are you sure you want to continue connecting");
-    assert!(!has_spinner(&term.text()), "{}", term.text());
-    term.type_keys(b"yes\r");
+    assert!(!has_spinner(&term.screen()), "{}", term.screen());
+    term.send("yes\r");
     let out = term.finish();
     assert_eq!(out.code, Some(0), "{}", out.stdout);
     assert!(out.stdout.contains("✓ connected to"), "{}", out.stdout);
@@ -316,7 +316,7 @@ fn an_unknown_host_key_is_asked_on_a_terminal_and_one_line_without_one() {
 fn a_raise_ends_its_phase_with_a_cross_and_ctrl_c_leaves_a_clean_summary() {
     let sshd = Sshd::start();
     let out = demo(&sshd, &["Demo.Worker.fail", "--", "\"no\""])
-        .on_terminal()
+        .spawn_in_pty()
         .finish();
     assert_eq!(out.code, Some(1), "{}", out.stdout);
     assert!(
@@ -327,10 +327,10 @@ fn a_raise_ends_its_phase_with_a_cross_and_ctrl_c_leaves_a_clean_summary() {
     assert!(!out.stdout.contains("finished"), "{}", out.stdout);
 
     let (_dir, config) = two_hosts(&sshd);
-    let mut term = on_both(&config, "run", &["Demo.Worker.sleep_forever"]).on_terminal();
+    let term = on_both(&config, "run", &["Demo.Worker.sleep_forever"]).spawn_in_pty();
     term.wait_for_row("[a] sleeping");
     term.wait_for_row("[b] sleeping");
-    term.type_keys(b"\x03");
+    term.send("\x03");
     let out = term.finish();
     assert_eq!(out.code, Some(130), "{}", out.stdout);
     assert!(!has_spinner(&out.stdout), "{}", out.stdout);
@@ -367,13 +367,14 @@ fn the_function_sees_the_size_of_the_terminal() {
         "-F",
     ])
     .arg(sshd.ssh_config());
-    let out = tool.on_terminal().finish();
+    let out = tool.spawn_in_pty().finish();
     assert_eq!(out.code, Some(0), "{}", out.stdout);
-    assert!(
-        out.stdout.ends_with("{{:ok, 120}, {:ok, 40}}"),
-        "{}",
-        out.stdout
+    let size = format!(
+        "{{{{:ok, {}}}, {{:ok, {}}}}}",
+        testkit::PTY_COLS,
+        testkit::PTY_ROWS
     );
+    assert!(out.stdout.ends_with(&size), "{}", out.stdout);
     sshd.assert_no_session_processes();
     out.assert_local_clean();
 }

@@ -216,6 +216,7 @@ fn include_hint(job: &Job, view: &Reporter, module: &str) {
     let user = match job.call {
         Call::Function { .. } => "the entry",
         Call::Code(_) => "the code",
+        Call::Session => "the session",
     };
     view.hint(&format!(
         "{module} is in this project's _build but was not pushed: its application {app} is not \

@@ -55,6 +55,12 @@ pub enum Request {
     Run,
     /// Apply the application environment and evaluate Elixir code.
     Eval,
+    /// Apply it as `Run` does, then run an IEx session until its input ends.
+    Iex,
+    /// IEx's completion of a line in the session.
+    Expand,
+    /// Interrupt the session's evaluation.
+    Interrupt,
 }
 
 impl Request {
@@ -65,6 +71,9 @@ impl Request {
             Request::Load => "load",
             Request::Run => "run",
             Request::Eval => "eval",
+            Request::Iex => "iex",
+            Request::Expand => "expand",
+            Request::Interrupt => "interrupt",
         }
     }
 }
@@ -191,8 +200,16 @@ mod tests {
         assert!(PROGRAM.contains(&format!("\"{RUN_DIR_PREFIX}#{{System.pid()}}-")));
         assert!(PROGRAM.contains(&format!("end), :{SERVER})")));
         assert!(PROGRAM.contains(&format!("IO.puts(\"{MARKER}{OLD_OTP}#{{otp}}\")")));
-        for request in [Request::Info, Request::Load, Request::Run, Request::Eval] {
-            assert!(PROGRAM.contains(&format!("  {}: ", request.name())));
+        for request in [
+            Request::Info,
+            Request::Load,
+            Request::Run,
+            Request::Eval,
+            Request::Iex,
+            Request::Expand,
+            Request::Interrupt,
+        ] {
+            assert!(PROGRAM.contains(&format!("\n  {}: ", request.name())));
         }
     }
 

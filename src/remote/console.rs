@@ -1,11 +1,13 @@
 //! One host's side of the relay, on a thread of its own ("console"): the relay's output written
 //! in order and acknowledged once it is on stdout, prompts shown after all earlier output, reads
-//! handed to the run's [`Input`]. Writing never holds up the distribution connection (ticks keep
-//! flowing while a terminal is slow); the relay's window bounds what waits here.
+//! handed to the run's [`Input`] (or to a [`Terminal`] of the command's own, which shows both).
+//! Writing never holds up the distribution connection (ticks keep flowing while a terminal is
+//! slow); the relay's window bounds what waits here.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use erl_dist::term::Term;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::remote::node::Node;
@@ -21,6 +23,30 @@ pub enum Input {
     /// Nothing to read: every read gets end of file at once. With a flag (several hosts), the
     /// first read on any host warns that stdin is not shared.
     Closed(Option<Arc<AtomicBool>>),
+    /// A terminal of the command's own (`iex`'s line editor), which shows the prompts and the
+    /// output itself.
+    Terminal(Arc<dyn Terminal>),
+}
+
+/// A terminal that shows prompts and reads lines its own way (a line editor), and keeps the
+/// output readable meanwhile.
+pub trait Terminal: Send + Sync {
+    /// Writes the remote's output, in order (above the line being edited, if one is).
+    fn output(&self, bytes: &[u8]);
+    /// Shows `prompt` after all earlier output, reads a line (without echo when `echo` is
+    /// false) and hands `answer` what was typed.
+    fn read(&self, prompt: &[u8], echo: bool, answer: Box<dyn FnOnce(Typed) + Send>);
+}
+
+/// What a [`Terminal`] read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Typed {
+    /// A line, with its newline.
+    Line(Vec<u8>),
+    /// The end of input (Ctrl-D on an empty line).
+    End,
+    /// Ctrl-C: the read gets `{error, interrupted}` (IEx drops the expression in progress).
+    Interrupted,
 }
 
 impl Input {
@@ -38,22 +64,59 @@ impl Input {
         Input::Closed(warn.then(|| Arc::new(AtomicBool::new(false))))
     }
 
-    /// Answers one read: `answer` gets the line (or the end of input) when there is one.
-    fn read(&self, echo: bool, report: &Reporter, answer: impl FnOnce(Line) + Send + 'static) {
+    /// Shows `prompt` and answers one read: `answer` gets what the relay is to receive, when
+    /// there is something.
+    fn read(
+        &self,
+        prompt: &[u8],
+        echo: bool,
+        report: &Arc<Reporter>,
+        answer: impl FnOnce(Term) + Send + 'static,
+    ) {
+        let term = |line: &Line| line.bytes.as_deref().map_or_else(relay::eof, relay::line);
         match self {
-            Input::Stdin(stdin) => stdin.ask(echo, answer),
+            Input::Terminal(terminal) => {
+                terminal.read(prompt, echo, Box::new(move |typed| answer(typed.term())));
+            }
+            Input::Stdin(stdin) => {
+                report.prompt(prompt);
+                let shown = Arc::clone(report);
+                stdin.ask(echo, move |line| {
+                    shown.read_done(line.from_terminal);
+                    answer(term(&line));
+                });
+            }
             Input::Closed(warned) => {
+                report.prompt(prompt);
                 if warned
                     .as_ref()
                     .is_some_and(|w| !w.swap(true, Ordering::Relaxed))
                 {
                     report.warning("stdin is not read with several hosts: reads get end of file");
                 }
-                answer(Line {
-                    bytes: None,
-                    from_terminal: false,
-                });
+                report.read_done(false);
+                answer(relay::eof());
             }
+        }
+    }
+
+    /// Writes output of the remote: through the terminal when there is one, else as the report
+    /// writes output.
+    fn output(&self, report: &Reporter, bytes: &[u8]) {
+        match self {
+            Input::Terminal(terminal) => terminal.output(bytes),
+            _ => report.output(bytes),
+        }
+    }
+}
+
+impl Typed {
+    /// What the relay receives for it.
+    fn term(self) -> Term {
+        match self {
+            Typed::Line(bytes) => relay::line(&bytes),
+            Typed::End => relay::eof(),
+            Typed::Interrupted => relay::interrupted(),
         }
     }
 }
@@ -84,21 +147,15 @@ pub fn start(
             while let Some(message) = messages.blocking_recv() {
                 match message {
                     FromRelay::Out(bytes) => {
-                        report.output(&bytes);
+                        input.output(&report, &bytes);
                         seen.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                         seen.pieces.fetch_add(1, Ordering::Relaxed);
                         let _ = node.send_named(RELAY, relay::ack(bytes.len()));
                     }
                     FromRelay::Read { prompt, echo } => {
                         seen.reads.fetch_add(1, Ordering::Relaxed);
-                        report.prompt(&prompt);
-                        let (node, shown) = (Arc::clone(&node), Arc::clone(&report));
-                        input.read(echo, &report, move |line| {
-                            shown.read_done(line.from_terminal);
-                            let answer = match &line.bytes {
-                                Some(bytes) => relay::line(bytes),
-                                None => relay::eof(),
-                            };
+                        let node = Arc::clone(&node);
+                        input.read(&prompt, echo, &report, move |answer| {
                             let _ = node.send_named(RELAY, answer);
                         });
                     }
@@ -140,7 +197,7 @@ pub fn follow_geometry(node: &Arc<Node>) {
 }
 
 /// The size of the terminal on stdout, if it is one: columns and rows.
-fn terminal_size() -> Option<(u16, u16)> {
+pub fn terminal_size() -> Option<(u16, u16)> {
     // SAFETY: TIOCGWINSZ only fills the zeroed structure given.
     let mut size: libc::winsize = unsafe { std::mem::zeroed() };
     let ok = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut size) } == 0;

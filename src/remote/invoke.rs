@@ -1,13 +1,14 @@
 //! The call on the remote: an entry's arguments (the boot program's `run` request) or the code
 //! to evaluate (its `eval` request) go with the configuration and which applications to start,
 //! and the reply says how the function or code ended (or that an application did not start).
+//! `iex`'s session (`remote/iex.rs`) takes the same setup and reply.
 
 use erl_dist::term::{Binary, List, Map, Term};
 
 use crate::build::app_config::AppConfig;
 use crate::events::Status;
 use crate::remote::boot::{Request, SERVER};
-use crate::remote::job::{Call, Code};
+use crate::remote::job::{Call, Code, Job};
 use crate::remote::node::{CallError, Node, atom, is_atom, tuple};
 
 /// How the remote call ended.
@@ -44,8 +45,20 @@ pub struct Setup<'a> {
     pub start: bool,
 }
 
+impl Setup<'_> {
+    /// What `job` does before the call: its configuration, its project's applications, started
+    /// unless `--no-start`.
+    pub fn of(job: &Job) -> Setup<'_> {
+        Setup {
+            config: &job.setup,
+            apps: &job.apps.project,
+            start: job.start,
+        }
+    }
+}
+
 /// Makes `call` on the remote after applying `setup`; what it prints reaches the console
-/// meanwhile, all of it before the reply.
+/// meanwhile, all of it before the reply. A session is not made here but by `remote::iex`.
 pub async fn invoke(node: &Node, call: &Call, setup: Setup<'_>) -> Result<Outcome, CallError> {
     // The boot program runs it and formats the result (templates/boot.exs).
     let (request, args) = match call {
@@ -59,14 +72,21 @@ pub async fn invoke(node: &Node, call: &Call, setup: Setup<'_>) -> Result<Outcom
             ],
         ),
         Call::Code(code) => (Request::Eval, code_terms(code, setup)),
+        Call::Session => unreachable!("a session is run by remote::iex::session"),
     };
     let name = request.name();
     let reply = node.request(SERVER, name, args, None).await?;
+    outcome(name, &reply)
+}
+
+/// How the boot program's `request` (`run`, `eval`, `iex`) ended, from its reply: `{ok, Text}`,
+/// `{failed, Kind, Text, MissingModule}` or `{not_started, App, Reason}`.
+pub fn outcome(request: &str, reply: &Term) -> Result<Outcome, CallError> {
     let unexpected = || CallError::BadRpc {
-        mfa: name.into(),
+        mfa: request.into(),
         reason: format!("unexpected reply {reply}"),
     };
-    let Term::Tuple(t) = &reply else {
+    let Term::Tuple(t) = reply else {
         return Err(unexpected());
     };
     match t.elements.as_slice() {
@@ -110,9 +130,9 @@ fn code_terms(code: &Code, setup: Setup<'_>) -> Vec<Term> {
     ]
 }
 
-/// `setup` as the boot program's `run` and `eval` take it:
+/// `setup` as the boot program's `run`, `eval` and `iex` take it:
 /// `%{config: [{path, binary}], env: binary, apps: [atom], start: boolean}`.
-fn setup_term(setup: Setup<'_>) -> Term {
+pub fn setup_term(setup: Setup<'_>) -> Term {
     let binary = |b: &[u8]| Term::from(Binary::from(b.to_vec()));
     let files: Vec<Term> = setup
         .config

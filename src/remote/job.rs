@@ -1,7 +1,8 @@
 //! What every host of a run shares, computed once before any connection: what to call (an entry
-//! and its arguments, or Elixir code: an `eval` expression, a script), the plan, the applications
-//! to ship and their native code, the application environment, the versions Mix recorded, and the
-//! wire form of it all, prepared on a thread of its own while the hosts connect.
+//! and its arguments, Elixir code (an `eval` expression, a script), or nothing for an `iex`
+//! session), the plan, the applications to ship and their native code, the application
+//! environment, the versions Mix recorded, and the wire form of it all, prepared on a thread of
+//! its own while the hosts connect.
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -76,14 +77,18 @@ pub enum Call {
     },
     /// Evaluates Elixir code.
     Code(Code),
+    /// Calls nothing: an interactive session (`iex`) drives the node.
+    Session,
 }
 
 impl Call {
-    /// How messages name it: `MyApp.Worker.process`, `the expression`, `priv/repo/seeds.exs`.
+    /// How messages name it: `MyApp.Worker.process`, `the expression`, `priv/repo/seeds.exs`,
+    /// `IEx`.
     pub fn shown(&self) -> String {
         match self {
             Call::Function { entry, .. } => entry.shown(),
             Call::Code(code) => code.shown.clone(),
+            Call::Session => "IEx".to_owned(),
         }
     }
 
@@ -93,15 +98,17 @@ impl Call {
             Call::Function { entry, .. } => format!("calling {}", entry.shown()),
             Call::Code(code) if code.prints_value => format!("evaluating {}", code.shown),
             Call::Code(code) => format!("running {}", code.shown),
+            Call::Session => "running IEx".to_owned(),
         }
     }
 
     /// Whether the value it ends with is printed: a function's and an expression's are, a
-    /// script's is not (as `mix run FILE` prints none).
+    /// script's is not (as `mix run FILE` prints none), nor a session's.
     pub fn prints_value(&self) -> bool {
         match self {
             Call::Function { .. } => true,
             Call::Code(code) => code.prints_value,
+            Call::Session => false,
         }
     }
 }
@@ -252,6 +259,28 @@ impl Job {
         )
     }
 
+    /// Like [`Job::prepare`] for a session (`iex`), which calls nothing: what ships is the
+    /// project's applications with what they need; only the included modules are loaded up front
+    /// (a session names no code yet), everything else loads on demand.
+    pub fn prepare_session(
+        build: &Build,
+        skip_app_config: bool,
+        report: &Reporter,
+    ) -> Result<Job, JobError> {
+        let phase = report.phase(Stage::Scan, "scanning _build");
+        let started = Instant::now();
+        let plan = Plan::for_code(&build.project, &build.mix_env, "", &build.include)?;
+        Job::assemble(
+            Call::Session,
+            plan,
+            build,
+            skip_app_config,
+            report,
+            phase,
+            started,
+        )
+    }
+
     /// The rest of the preparation, once the plan is known.
     fn assemble(
         call: Call,
@@ -278,13 +307,16 @@ impl Job {
         let built = compat::Built::read(&shipped_beams.iter().collect::<Vec<_>>());
         let setup = AppConfig::collect(&build.project, &build.mix_env, skip_app_config)?;
         let bytes: usize = closure.iter().map(|b| b.bytes.len()).sum();
-        phase.done(format!(
-            "closure of {}: {} modules, {} KiB; {} to ship",
-            call.shown(),
-            closure.len(),
-            bytes.div_ceil(1024),
-            counted(apps.shipped.len(), "application")
-        ));
+        let shipping = counted(apps.shipped.len(), "application");
+        phase.done(match call {
+            Call::Session if closure.is_empty() => format!("{shipping} to ship"),
+            _ => format!(
+                "closure of {}: {} modules, {} KiB; {shipping} to ship",
+                call.shown(),
+                closure.len(),
+                bytes.div_ceil(1024),
+            ),
+        });
         for beam in &closure {
             report.verbose(&format!("closure: {}", display_module(&beam.name)));
         }

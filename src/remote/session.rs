@@ -1,8 +1,10 @@
 //! A run on one host: every remote stage of the data flow wired together, with teardown on every
-//! path. [`run_host`] opens the ssh master with the reverse forward to our node, boots the node,
+//! path. [`on_host`] opens the ssh master with the reverse forward to our node, boots the node,
 //! waits for it to connect back and handshake, learns what the remote has, checks the versions,
-//! the native code and the applications the server must have, pushes, calls, and tears down. After the handshake a run makes three requests whatever the
-//! closure's size (four when `remote_env` is set). `cmd/fanout.rs` runs hosts concurrently.
+//! the native code and the applications the server must have, pushes, hands the node to the
+//! command's work ([`run_host`]: the call of `run`; `iex`: its session), and tears down. After the
+//! handshake a run makes three requests whatever the closure's size (four when `remote_env` is
+//! set). `cmd/fanout.rs` runs hosts concurrently.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -152,6 +154,25 @@ pub async fn run_host(
     report: &Arc<Reporter>,
     input: &Input,
 ) -> Result<Outcome, SessionError> {
+    on_host(job, host, report, input, |node| {
+        call(node, job, host, report)
+    })
+    .await
+}
+
+/// Sets up `job` on one host (connects, boots, pushes), hands the node to `work` (the call of
+/// `run`, the session of `iex`) and tears down, whatever happens. The remote's reads are answered
+/// from `input`.
+pub async fn on_host<T, F>(
+    job: &Job,
+    host: &HostSettings,
+    report: &Arc<Reporter>,
+    input: &Input,
+    work: impl FnOnce(Arc<Node>) -> F,
+) -> Result<T, SessionError>
+where
+    F: Future<Output = Result<T, SessionError>>,
+{
     let remote_command = boot::remote_command(&host.elixir)?;
     let ids = Identities::fresh();
     let mut dir = private_dir()?;
@@ -203,7 +224,17 @@ pub async fn run_host(
         let node = session
             .boot(&mut master, &mut dir, node_end, &mut stats)
             .await?;
-        session.push_and_call(&node, job, &mut stats).await
+        session.push(&node, job, &mut stats).await?;
+        // The relay exists once the node has served a request: it learns the terminal's size.
+        console::follow_geometry(&node);
+        let started = Instant::now();
+        let result = work(Arc::clone(&node)).await;
+        stats.call = Some(started.elapsed());
+        stats.requests = Some(node.requests());
+        // Closing the connection first halts the node (it goes when the tool's node does) and
+        // leaves the master no forwarded channel to wait for: a shorter teardown.
+        node.disconnect();
+        result
     }
     .await;
     let phase = report.phase(Stage::Stop, "stopping remote node");
@@ -226,7 +257,7 @@ struct Stats {
     boot: Option<Duration>,
     /// Learning what the remote has and loading what it lacks.
     push: Option<Duration>,
-    /// The entry function's call.
+    /// The command's work on the node: the entry function's call, the session.
     call: Option<Duration>,
     /// Stopping the remote node and the connection.
     teardown: Option<Duration>,
@@ -475,14 +506,8 @@ impl Session<'_> {
         Ok(node)
     }
 
-    /// Learns what the remote has, ships the applications and loads what it lacks, calls the
-    /// entry.
-    async fn push_and_call(
-        &self,
-        node: &Arc<Node>,
-        job: &Job,
-        stats: &mut Stats,
-    ) -> Result<Outcome, SessionError> {
+    /// Learns what the remote has, ships the applications and loads what it lacks.
+    async fn push(&self, node: &Node, job: &Job, stats: &mut Stats) -> Result<(), SessionError> {
         let host = &self.host.address;
         let apps = job.apps.shipped.len();
         let pushing = format!("pushing {}", counted(apps, "application"));
@@ -530,38 +555,7 @@ impl Session<'_> {
             }
         }
         stats.pushed = Some(pushed);
-
-        let calling = job.call.doing();
-        // The relay exists once the node has served a request: it learns the terminal's size.
-        console::follow_geometry(node);
-        let phase = self.report.phase(Stage::Call, &calling);
-        let started = Instant::now();
-        let setup = Setup {
-            config: &job.setup,
-            apps: &job.apps.project,
-            start: job.start,
-        };
-        let call = invoke::invoke(node, &job.call, setup);
-        let outcome = match self.host.call_timeout.map(Duration::from_secs) {
-            None => call.await.map_err(SessionError::from),
-            Some(limit) => timeout(limit, call, &calling, host, "--call-timeout").await,
-        };
-        stats.call = Some(started.elapsed());
-        stats.requests = Some(node.requests());
-        // Closing the connection first halts the node (it goes when the tool's node does) and
-        // leaves the master no forwarded channel to wait for: a shorter teardown.
-        node.disconnect();
-        let outcome = outcome.map_err(|e| e.lost_in(&calling, host))?;
-        match &outcome {
-            Outcome::Returned(_) => phase.done(format!("{} finished", job.call.shown())),
-            Outcome::Failed { how, .. } => {
-                phase.failed(format!("{} {}", job.call.shown(), how.word()))
-            }
-            Outcome::NotStarted { app, .. } => {
-                phase.failed(format!("application {app} did not start"))
-            }
-        }
-        Ok(outcome)
+        Ok(())
     }
 
     /// The push itself: what the remote has (while the wire form is finished), the preflight
@@ -677,6 +671,30 @@ impl LocalEnd {
             }),
         }
     }
+}
+
+/// `run`'s and `eval`'s work on a host: makes the call (within `--call-timeout`, if any) and
+/// says how it ended.
+async fn call(
+    node: Arc<Node>,
+    job: &Job,
+    host: &HostSettings,
+    report: &Reporter,
+) -> Result<Outcome, SessionError> {
+    let calling = job.call.doing();
+    let phase = report.phase(Stage::Call, &calling);
+    let call = invoke::invoke(&node, &job.call, Setup::of(job));
+    let outcome = match host.call_timeout.map(Duration::from_secs) {
+        None => call.await.map_err(SessionError::from),
+        Some(limit) => timeout(limit, call, &calling, &host.address, "--call-timeout").await,
+    };
+    let outcome = outcome.map_err(|e| e.lost_in(&calling, &host.address))?;
+    match &outcome {
+        Outcome::Returned(_) => phase.done(format!("{} finished", job.call.shown())),
+        Outcome::Failed { how, .. } => phase.failed(format!("{} {}", job.call.shown(), how.word())),
+        Outcome::NotStarted { app, .. } => phase.failed(format!("application {app} did not start")),
+    }
+    Ok(outcome)
 }
 
 async fn timeout<T, E: Into<SessionError>>(

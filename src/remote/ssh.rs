@@ -521,15 +521,17 @@ fn die_with_parent(cmd: &mut Command) {
     }
 }
 
-/// Has the child ignore SIGINT. A Ctrl-C on the terminal goes to the whole foreground process
-/// group, ssh included; the tool's own teardown is what closes the master (OpenSSH keeps an
-/// inherited SIG_IGN), and ssh stays in the foreground group, so it can still ask on the terminal.
+/// Has the master ignore SIGINT: a Ctrl-C on the terminal goes to the whole foreground process
+/// group, and the tool decides what it means (`iex` interrupts the evaluation, `run` tears down).
+/// OpenSSH keeps a SIGINT it inherits ignored, and stays in the foreground group, where it can
+/// still ask the terminal for a passphrase or about a host key.
 fn ignore_interrupts(cmd: &mut Command) {
-    // SAFETY: between fork and exec the closure only calls signal(2), which is
-    // async-signal-safe.
+    // SAFETY: between fork and exec the closure only makes the async-signal-safe call signal.
     unsafe {
         cmd.pre_exec(|| {
-            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            if libc::signal(libc::SIGINT, libc::SIG_IGN) == libc::SIG_ERR {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }

@@ -353,23 +353,28 @@ impl Output {
     /// Panics unless, within [`CLEANUP_LIMIT`], no local process names the run's `TMPDIR` (its
     /// ssh master and control commands, its directory's guardian) and nothing is left in it.
     pub fn assert_local_clean(&self) {
-        let tmp = self.tmp.path();
-        if let Err(left) =
-            crate::wait_until_no_processes_mentioning(&tmp.display().to_string(), CLEANUP_LIMIT)
-        {
-            panic!("local processes of the run remain: {left:?}");
+        assert_clean(self.tmp.path());
+    }
+}
+
+/// Panics unless, within [`CLEANUP_LIMIT`], no local process names `tmp` (a run's `TMPDIR`) and
+/// nothing is left in it.
+pub(crate) fn assert_clean(tmp: &Path) {
+    if let Err(left) =
+        crate::wait_until_no_processes_mentioning(&tmp.display().to_string(), CLEANUP_LIMIT)
+    {
+        panic!("local processes of the run remain: {left:?}");
+    }
+    let deadline = Instant::now() + CLEANUP_LIMIT;
+    loop {
+        let left = entries(tmp);
+        if left.is_empty() {
+            return;
         }
-        let deadline = Instant::now() + CLEANUP_LIMIT;
-        loop {
-            let left = entries(tmp);
-            if left.is_empty() {
-                return;
-            }
-            if Instant::now() > deadline {
-                panic!("the run left files in its TMPDIR: {left:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if Instant::now() > deadline {
+            panic!("the run left files in its TMPDIR: {left:?}");
         }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -40,9 +40,10 @@
 //!   the binary in a project directory without the caller's `MIX_REMOTE_*` or Mix settings, with
 //!   a private `TMPDIR`, within [`RUN_LIMIT`], killed if the test panics; [`Output`] then checks
 //!   that the run left nothing locally.
+//! - [`MixRemote::spawn_in_pty`] runs it in a pseudo-terminal instead, as a person runs it:
+//!   [`PtyRun`] types keys and reads the screen a terminal emulator renders of what the run
+//!   printed (answering a line editor's cursor position queries).
 //! - [`run_within`] runs any other command under a time limit and kills it if the test panics.
-//! - [`MixRemote::on_terminal`] runs mix-remote on a pseudo-terminal of its own and renders what
-//!   it draws ([`Terminal`]): for what a person at a terminal sees and types.
 //! - [`build_relay_beam`] compiles the output relay (`templates/mix_remote_relay.erl`) as the
 //!   committed beam is built, with the host's `erlc` ([`host_otp_release`] tells which OTP).
 //!
@@ -74,10 +75,10 @@ mod launcher;
 mod netns;
 mod postgres;
 mod procs;
+mod pty;
 mod relay;
 mod sshd;
 mod stderr_log;
-mod terminal;
 
 pub use chroot::{Chroot, ChrootProject};
 pub use command::{Finished, run_within};
@@ -88,9 +89,9 @@ pub use fixture::{
 pub use launcher::{MixRemote, Output, Running, entries, mix_remote};
 pub use postgres::Postgres;
 pub use procs::Proc;
+pub use pty::{PTY_COLS, PTY_ROWS, PtyRun};
 pub use relay::{RELAY_OTP, build_relay_beam, host_otp_release, relay_beam_path, relay_source};
 pub use sshd::{Builder, Sshd};
-pub use terminal::Terminal;
 
 /// How long a run may take: a cold one takes about two seconds here, but CI machines are shared.
 pub const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);

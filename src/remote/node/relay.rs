@@ -79,6 +79,11 @@ pub fn eof() -> Term {
     tuple(vec![atom("mix_remote_line"), atom("eof")])
 }
 
+/// `{mix_remote_line, interrupted}`: Ctrl-C at the prompt; the read gets `{error, interrupted}`.
+pub fn interrupted() -> Term {
+    tuple(vec![atom("mix_remote_line"), atom("interrupted")])
+}
+
 /// `{mix_remote_geometry, Cols, Rows}`: the size of the local terminal.
 pub fn geometry(cols: u16, rows: u16) -> Term {
     tuple(vec![

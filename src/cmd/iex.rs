@@ -1,0 +1,286 @@
+//! `mix-remote iex`: an IEx session on one host's throw-away node, with the project shipped,
+//! configured and started as `run` does it (`session::on_host`). On a terminal, lines are edited
+//! locally (`iex/editor.rs`); otherwise they are read from stdin as IEx asks for them. Ctrl-C
+//! during an evaluation interrupts it; a second one within two seconds, SIGTERM or SIGHUP end the
+//! session with the same teardown as an interrupted `run`.
+
+mod editor;
+
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Handle;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+use crate::cli::IexArgs;
+use crate::cmd::{fanout, fresh};
+use crate::config::{self, Build, Config, HostSettings};
+use crate::exit::{self, CliError};
+use crate::remote::console::{self, Input};
+use crate::remote::iex::{self, End, Expansion};
+use crate::remote::invoke::Setup;
+use crate::remote::job::Job;
+use crate::remote::node::{Node, relay};
+use crate::remote::session::{self, SessionError};
+use crate::report::Reporter;
+
+/// A second Ctrl-C this soon after the first, before the evaluation gave the prompt back, ends
+/// the session.
+const AGAIN_WITHIN: Duration = Duration::from_secs(2);
+
+/// Runs the session; returns the exit code (errors before the host is contacted are the `Err`).
+pub async fn exec(
+    args: IexArgs,
+    config: Option<&Config>,
+    report: Arc<Reporter>,
+) -> Result<u8, CliError> {
+    let flags = args.layer();
+    let (selected, hosts) = fanout::choose(config, &args.hosts(), &flags)?;
+    let [host] = hosts.as_slice() else {
+        return Err(CliError::new(
+            format!(
+                "iex works on one host, and {} are chosen: name one with --host (or a group of one)",
+                hosts.len()
+            ),
+            exit::USAGE,
+        ));
+    };
+    let build = config::build(config, args.build.project.as_deref(), &flags, &selected)?;
+    // Before the signal handlers, as `run`: a Ctrl-C while Mix compiles stops Mix and the tool.
+    fresh::ensure(&build, &report)?;
+    let mut signals = Signals::install();
+    let job = Job::prepare_session(&build, args.no_app_config, &report)?;
+    let name = format!("{}@{}", project_name(&job, &build), host_label(&host.name));
+    let live = Arc::new(Live::new());
+    let on_terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let _modes = on_terminal.then(TerminalModes::save);
+    let input = match on_terminal {
+        true => match editor::Editor::start(Arc::clone(&live), &name, Arc::clone(&report)) {
+            Ok(editor) => {
+                let editor = Arc::new(editor);
+                let lines = Arc::clone(&editor);
+                report.divert_remote_lines(move |line| lines.remote_line(line));
+                Input::Terminal(editor)
+            }
+            Err(e) => {
+                report.verbose(&format!("no line editor ({e}): lines are read as typed"));
+                Input::for_hosts(1)
+            }
+        },
+        false => Input::for_hosts(1),
+    };
+    let view = Arc::new(report.for_host(&host.name, false, 0));
+    let work = |node: Arc<Node>| {
+        let (live, name, job) = (Arc::clone(&live), &name, &job);
+        async move {
+            live.attach(Arc::clone(&node));
+            let ansi = on_terminal;
+            let end = iex::session(&node, name, ansi, Setup::of(job)).await;
+            end.map_err(SessionError::from)
+        }
+    };
+    let session = session::on_host(&job, host, &view, &input, work);
+    tokio::pin!(session);
+    let mut interrupted: Option<Instant> = None;
+    let end = loop {
+        tokio::select! {
+            end = &mut session => break end,
+            again = signals.next(interrupted) => {
+                match (again, live.node()) {
+                    (false, Some(node)) => {
+                        interrupted = Some(Instant::now());
+                        // The terminal echoed `^C`: what IEx says of the interruption starts a line.
+                        if on_terminal {
+                            println!();
+                        }
+                        tokio::spawn(async move { drop(iex::interrupt(&node).await) });
+                    }
+                    _ => {
+                        view.end_host();
+                        // After the echoed `^C`, or the line being edited.
+                        if on_terminal {
+                            println!();
+                        }
+                        report.error("interrupted: remote node stopped, connection closed");
+                        return Ok(exit::INTERRUPTED);
+                    }
+                }
+            }
+        }
+    };
+    view.end_host();
+    Ok(conclude(end, host, &view))
+}
+
+/// The exit code of a session that ended, said as `run` says it.
+fn conclude(end: Result<End, SessionError>, host: &HostSettings, view: &Reporter) -> u8 {
+    match end {
+        Ok(End::Stopped) => exit::OK,
+        Ok(End::Halted) => {
+            view.verbose("the remote node halted: the session is over");
+            exit::OK
+        }
+        Ok(End::NotStarted { app, reason }) => {
+            view.error(&format!(
+                "could not start application {app} on {}: {reason}",
+                host.name
+            ));
+            exit::RAISED
+        }
+        Ok(End::Failed { how, text }) => {
+            view.result("IEx", how, &text, false);
+            exit::RAISED
+        }
+        Err(e) => {
+            view.error(&e.to_string());
+            CliError::from(e).code
+        }
+    }
+}
+
+/// How the prompt names the project: its application, or the project directory's name for an
+/// umbrella (as a release of it would be named).
+fn project_name(job: &Job, build: &Build) -> String {
+    match job.apps.project.as_slice() {
+        [app] => app.clone(),
+        _ => {
+            let dir = build
+                .project
+                .canonicalize()
+                .unwrap_or_else(|_| build.project.clone());
+            dir.file_name()
+                .and_then(|n| n.to_str())
+                .map_or_else(|| "mix_remote".to_owned(), str::to_owned)
+        }
+    }
+}
+
+/// How the prompt names the host: its name without a user (`deploy@db-1` is `db-1`).
+fn host_label(name: &str) -> &str {
+    name.rsplit_once('@').map_or(name, |(_, host)| host)
+}
+
+/// What the parts of a session share once the node is up: the line editor completes through it,
+/// Ctrl-C interrupts through it, and the relay learns the terminal's size from it.
+pub struct Live {
+    node: OnceLock<Arc<Node>>,
+    runtime: Handle,
+    /// The size last sent to the relay.
+    geometry: Mutex<Option<(u16, u16)>>,
+}
+
+impl Live {
+    fn new() -> Live {
+        Live {
+            node: OnceLock::new(),
+            runtime: Handle::current(),
+            geometry: Mutex::new(None),
+        }
+    }
+
+    /// The node is up (`session::on_host` has told the relay the terminal's size and follows
+    /// it): the session starts on it.
+    fn attach(&self, node: Arc<Node>) {
+        let _ = self.node.set(node);
+    }
+
+    fn node(&self) -> Option<Arc<Node>> {
+        self.node.get().cloned()
+    }
+
+    /// IEx's completion of `line` (the text before the cursor); for threads outside the runtime.
+    fn expand(&self, line: &str) -> Option<Expansion> {
+        let node = self.node()?;
+        self.runtime.block_on(iex::expand(&node, line))
+    }
+
+    /// Tells the relay the local terminal's size if it changed since it was last told here (IEx
+    /// fits what it prints to it): the line editor holds SIGWINCH while a line is edited, so
+    /// `console::follow_geometry` misses a resize made then.
+    fn send_geometry(&self) {
+        let (Some(node), Some(size)) = (self.node.get(), console::terminal_size()) else {
+            return;
+        };
+        let mut sent = self.geometry.lock().expect("geometry lock poisoned");
+        if *sent != Some(size)
+            && node
+                .send_named(relay::RELAY, relay::geometry(size.0, size.1))
+                .is_ok()
+        {
+            *sent = Some(size);
+        }
+    }
+}
+
+/// The terminal's settings as the session found them, put back when it ends, however it ends: a
+/// SIGTERM while a line is being edited would leave the terminal raw otherwise.
+struct TerminalModes(Option<libc::termios>);
+
+impl TerminalModes {
+    fn save() -> TerminalModes {
+        // SAFETY: tcgetattr only writes into the zeroed termios given.
+        TerminalModes(unsafe {
+            let mut modes: libc::termios = std::mem::zeroed();
+            (libc::tcgetattr(libc::STDIN_FILENO, &mut modes) == 0).then_some(modes)
+        })
+    }
+}
+
+impl Drop for TerminalModes {
+    fn drop(&mut self) {
+        if let Some(modes) = &self.0 {
+            // SAFETY: tcsetattr on fd 0 with settings tcgetattr returned for it.
+            unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, modes) };
+        }
+    }
+}
+
+/// The signals a session handles, installed before anything starts.
+struct Signals {
+    interrupt: Option<Signal>,
+    terminate: Option<Signal>,
+    hangup: Option<Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        Signals {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
+            hangup: signal(SignalKind::hangup()).ok(),
+        }
+    }
+
+    /// Resolves on the next signal: false for a Ctrl-C that may only interrupt (the first, or one
+    /// long enough after the one `interrupted` says), true for one that ends the session.
+    async fn next(&mut self, interrupted: Option<Instant>) -> bool {
+        tokio::select! {
+            () = received(self.interrupt.as_mut()) => {
+                interrupted.is_some_and(|at| at.elapsed() < AGAIN_WITHIN)
+            }
+            () = received(self.terminate.as_mut()) => true,
+            () = received(self.hangup.as_mut()) => true,
+        }
+    }
+}
+
+/// Resolves when `signal` arrives; never, if its handler could not be installed.
+async fn received(signal: Option<&mut Signal>) {
+    match signal {
+        Some(s) => drop(s.recv().await),
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prompt_names_the_host_without_its_user() {
+        assert_eq!(host_label("deploy@db-1"), "db-1");
+        assert_eq!(host_label("db-1"), "db-1");
+        assert_eq!(host_label("a@b@127.0.0.1"), "127.0.0.1");
+    }
+}

@@ -1,0 +1,241 @@
+//! End-to-end tests of `mix-remote iex` against a real sshd and real BEAM nodes: a session at a
+//! terminal (a pseudo-terminal, the screen rendered by a terminal emulator) that calls the
+//! project's code in its started application, completes a module name with Tab, interrupts an
+//! evaluation with Ctrl-C and ends with Ctrl-D; a session fed by a pipe; `System.halt()` ending
+//! one. Every one leaves nothing behind on either side.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use testkit::{MixRemote, Sshd};
+
+/// `mix-remote iex` on `sshd` in `project`, with `args` after it.
+fn iex(sshd: &Sshd, project: &Path, args: &[&str]) -> MixRemote {
+    let mut tool = testkit::mix_remote(project);
+    tool.args(["iex", "--host", &sshd.host(), "-F"])
+        .arg(sshd.ssh_config())
+        .args(args);
+    tool
+}
+
+/// The directories of runs in the server's temp dir.
+fn run_dirs(sshd: &Sshd) -> Vec<PathBuf> {
+    std::fs::read_dir(sshd.remote_tmp())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains("/mix-remote-run-"))
+        .collect()
+}
+
+#[test]
+fn a_session_at_a_terminal_uses_the_started_app_completes_and_ends_with_ctrl_d() {
+    let sshd = Sshd::start();
+    session_at_a_terminal(&sshd, &[]);
+}
+
+/// The session at a terminal of the test above, with `elixir` flags: on the otp_app fixture in
+/// prod, the run's directory on the server checked when the server's Elixir is the host's (a
+/// chroot's node has a temp dir of its own). With a chroot's Elixir, it ends with Ctrl-C twice.
+fn session_at_a_terminal(sshd: &Sshd, elixir: &[&str]) {
+    let project = testkit::compiled_fixture_in("otp_app", "prod");
+    let state = tempfile::tempdir().unwrap();
+    let run = iex(sshd, &project, &[&["--env", "prod"], elixir].concat())
+        .env("XDG_STATE_HOME", state.path())
+        .spawn_in_pty();
+    let prompt = |n: u32| format!("iex(otp_app@127.0.0.1){n}> ");
+    run.wait_for(&prompt(1));
+    let live = usize::from(elixir.is_empty());
+    assert_eq!(run_dirs(sshd).len(), live, "the session's directory");
+
+    // The supervision tree is up (the Registry, the GenServer), with the prod config.
+    run.send("OtpApp.Jobs.tree(\"ann\", 2)\r");
+    let screen = run.wait_for(&prompt(2));
+    assert!(screen.contains("greeting: \"hi, ann\""), "{screen}");
+
+    // Tab completes a module of the project, then lists a module's functions.
+    run.send("OtpApp.Gree\t");
+    run.wait_for("OtpApp.Greeter");
+    run.send(".greet(\"bo\")\r");
+    let screen = run.wait_for(&prompt(3));
+    assert!(screen.contains("\"hi, bo\""), "{screen}");
+    run.send("Enum.map_j\t");
+    run.wait_for("Enum.map_join");
+    run.send("\t");
+    run.wait_for("map_join/3");
+    run.send("\x15");
+
+    // What the node logs (on its stderr) and what a background process prints (through the
+    // relay) while a line is being typed go above that line, which stays as typed.
+    run.send("spawn(fn -> Process.sleep(300); IO.puts(\"bg\" <> \"out\"); require Logger; Logger.warning(\"lo\" <> \"gged\") end)\r");
+    run.wait_for(&prompt(4));
+    run.send("Enum.co");
+    let edited = format!("{}Enum.co", prompt(4));
+    let screen = run.wait_until("both lines above the edited one", |s| {
+        let contents = s.contents();
+        let last = contents.lines().rfind(|l| !l.trim().is_empty());
+        contents.contains("] logged")
+            && contents.contains("\nbgout")
+            && last.is_some_and(|l| l.trim_end() == edited)
+    });
+    assert!(!screen.contains("Enum.co["), "{screen}");
+    run.send("\x15");
+
+    // Ctrl-C interrupts an evaluation; the session goes on.
+    run.send("IO.puts(\"zz\" <> \"z\"); Process.sleep(:infinity)\r");
+    run.wait_for("\nzzz");
+    run.send("\x03");
+    run.wait_for("** (EXIT) interrupted");
+    run.send("1 + 2\r");
+    let screen = run.wait_for(&prompt(5));
+    assert!(screen.contains("\n3\n"), "{screen}");
+
+    // Ctrl-C on text cancels the line. On an empty one, Ctrl-D ends the session, and so does
+    // Ctrl-C pressed twice (the first says so).
+    run.send("never_evaluated()\x03");
+    run.wait_for_count(&prompt(5), 2);
+    if elixir.is_empty() {
+        run.send("\x04");
+    } else {
+        run.send("\x03");
+        run.wait_for("(to end the session, press Ctrl-C again or Ctrl-D");
+        run.send("\x03");
+    }
+    let out = run.finish();
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    assert!(!out.stdout.contains("undefined function never_evaluated"));
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+    assert_eq!(run_dirs(sshd), Vec::<PathBuf>::new());
+
+    // The history is the user's alone, and has the session's lines.
+    let history = state.path().join("mix-remote/iex_history");
+    let mode = std::fs::metadata(&history).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let lines = std::fs::read_to_string(&history).unwrap();
+    assert!(lines.contains("OtpApp.Jobs.tree(\"ann\", 2)"), "{lines}");
+    assert!(!lines.contains("never_evaluated"), "{lines}");
+}
+
+#[test]
+fn a_piped_session_reads_lines_as_iex_asks_for_them() {
+    let sshd = Sshd::start();
+    let project = testkit::compiled_fixture("demo");
+    let out = iex(&sshd, &project, &[])
+        .stdin("Demo.Worker.echo(1, 2, 3)\n[4,\n5]\n")
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let prompt = |n: u32| format!("iex(demo@127.0.0.1){n}> ");
+    assert!(
+        out.stdout.starts_with("Interactive Elixir ("),
+        "{}",
+        out.stdout
+    );
+    let shown: Vec<&str> = out.stdout.lines().skip(1).collect();
+    assert_eq!(
+        shown,
+        [
+            format!("{}{{1, 2, 3}}", prompt(1)),
+            format!("{}...(demo@127.0.0.1)2> [4, 5]", prompt(2)),
+            prompt(3),
+        ],
+        "{}",
+        out.stdout
+    );
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+    assert_eq!(run_dirs(&sshd), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn system_halt_ends_the_session_and_leaves_nothing_behind() {
+    let sshd = Sshd::start();
+    let project = testkit::compiled_fixture("demo");
+    let out = iex(&sshd, &project, &[])
+        .stdin("x = 40 + 2\nSystem.halt()\nIO.puts(\"after the halt\")\n")
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("42\n"), "{}", out.stdout);
+    assert!(!out.stdout.contains("after the halt"), "{}", out.stdout);
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+    assert_eq!(run_dirs(&sshd), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn ctrl_c_twice_in_a_row_ends_a_session_whose_evaluation_does_not_stop() {
+    let sshd = Sshd::start();
+    let project = testkit::compiled_fixture("demo");
+    let run = iex(&sshd, &project, &[]).spawn_in_pty();
+    run.wait_for("iex(demo@127.0.0.1)1> ");
+    // A node that cannot answer: IEx's own server is suspended, the evaluation goes on.
+    run.send(":erlang.suspend_process(Process.whereis(:mix_remote_iex)); ");
+    run.send("IO.puts(\"zz\" <> \"z\"); Process.sleep(:infinity)\r");
+    run.wait_for("\nzzz");
+    // The first Ctrl-C asks for an interruption (the tool starts a line after the echoed ^C).
+    let (row, _) = run.cursor();
+    run.send("\x03");
+    run.wait_until("a new line after ^C", |s| s.cursor_position().0 > row);
+    run.send("\x03");
+    let out = run.finish();
+    assert_eq!(out.code, Some(130), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("mix-remote: error: interrupted: remote node stopped, connection closed"),
+        "{}",
+        out.stdout
+    );
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+    assert_eq!(run_dirs(&sshd), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn iex_is_for_one_host() {
+    let project = testkit::compiled_fixture("demo");
+    let out = testkit::mix_remote(&project)
+        .args(["iex", "--host", "a", "--host", "b"])
+        .run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert_eq!(
+        out.stderr,
+        "mix-remote: error: iex works on one host, and 2 are chosen: name one with --host (or a \
+         group of one)\n"
+    );
+    out.assert_local_clean();
+}
+
+/// IEx reads its input differently since Elixir 1.15 (`get_until` with its own parser instead
+/// of one `IO.gets` per line; 1.20 leaves the continuation prompt to the relay) and restarts
+/// itself after an interruption: the same sessions, at a terminal and piped, on the chroots'
+/// Elixir 1.18 (OTP 27) and 1.20 (OTP 29).
+#[test]
+fn sessions_on_newer_elixirs() {
+    let project = testkit::compiled_fixture("demo");
+    for release in ["trixie", "sid"] {
+        let Some(chroot) = testkit::Chroot::open(release) else {
+            return;
+        };
+        let sshd = Sshd::start();
+        let elixir = chroot.elixir().display().to_string();
+        session_at_a_terminal(&sshd, &["--elixir", &elixir]);
+        let out = iex(&sshd, &project, &["--elixir", &elixir])
+            .stdin("Demo.Worker.echo(1, 2, 3)\n[4,\n5]\nSystem.halt()\n")
+            .run();
+        assert_eq!(out.code, Some(0), "{release}: {}", out.stderr);
+        let prompt = |n: u32| format!("iex(demo@127.0.0.1){n}> ");
+        let shown: Vec<&str> = out.stdout.lines().skip(1).collect();
+        assert_eq!(
+            shown,
+            [
+                format!("{}{{1, 2, 3}}", prompt(1)),
+                format!("{}...(demo@127.0.0.1)2> [4, 5]", prompt(2)),
+                prompt(3),
+            ],
+            "{release}: {}",
+            out.stdout
+        );
+        sshd.assert_no_session_processes();
+        out.assert_local_clean();
+    }
+}
