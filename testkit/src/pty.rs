@@ -43,7 +43,7 @@ pub struct PtyRun {
     reader: Option<JoinHandle<()>>,
     /// Kept open for the run's life: closing it would hang up the terminal.
     _master: Box<dyn MasterPty + Send>,
-    /// The run's `TMPDIR`, handed to its [`PtyOutput`].
+    /// The run's `TMPDIR`, handed to its [`Output`].
     tmp: Option<TempDir>,
     finished: bool,
 }
