@@ -157,6 +157,7 @@ fn cold_run(
         .arg(config)
         .args([
             "run",
+            "--no-compile",
             "EctoFix.Jobs.Backfill.run",
             "--host",
             &link.sshd.host(),

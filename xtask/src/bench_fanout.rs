@@ -190,14 +190,20 @@ impl Run<'_> {
                 drawn = Some(drain(master));
             }
         }
-        cmd.args(["run", project::ENTRY, "--host", &names.join(",")])
-            .arg("-F")
-            .arg(config)
-            .current_dir(dir)
-            .env_remove("MIX_ENV")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(clone(&stdout)?);
+        cmd.args([
+            "run",
+            "--no-compile",
+            project::ENTRY,
+            "--host",
+            &names.join(","),
+        ])
+        .arg("-F")
+        .arg(config)
+        .current_dir(dir)
+        .env_remove("MIX_ENV")
+        .envs(self.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(clone(&stdout)?);
         let started = Instant::now();
         let child = cmd
             .spawn()
