@@ -125,9 +125,9 @@ impl Cli {
     /// How much to say: the command's flags, or the same given before it.
     pub fn output(&self) -> Output {
         let of_command = match &self.command {
-            Command::Run(a) => a.options.output.clone(),
-            Command::Eval(a) => a.options.output.clone(),
-            Command::Iex(a) => a.output.clone(),
+            Command::Run(a) => a.options.setup.output.clone(),
+            Command::Eval(a) => a.options.setup.output.clone(),
+            Command::Iex(a) => a.setup.output.clone(),
             Command::Check(a) => a.output.clone(),
             Command::Plan(a) => a.output.clone(),
             Command::Graph(_) | Command::Init(_) | Command::Completions(_) => Output::default(),
@@ -143,9 +143,9 @@ impl Cli {
     /// the same given before it.
     pub fn config(&self) -> Option<&std::path::Path> {
         let of_command = match &self.command {
-            Command::Run(a) => &a.options.config,
-            Command::Eval(a) => &a.options.config,
-            Command::Iex(a) => &a.config,
+            Command::Run(a) => &a.options.setup.config,
+            Command::Eval(a) => &a.options.setup.config,
+            Command::Iex(a) => &a.setup.config,
             Command::Check(a) => &a.config,
             Command::Plan(a) => &a.config,
             Command::Graph(a) => &a.config,
@@ -476,6 +476,22 @@ pub struct RunOptions {
     /// Fail (exit 1) unless the function returns `:ok`: for smoke tests.
     #[arg(long, value_enum, value_name = "RESULT")]
     pub expect: Option<Expect>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub setup: SetupArgs,
+}
+
+impl RunOptions {
+    /// The flags (and environment) as the most important layer of settings.
+    pub fn layer(&self) -> Section {
+        self.setup.layer()
+    }
+}
+
+/// The flags `run`, `eval` and `iex` share: how the remote is set up for the code (build,
+/// compile, config, start, connection) and what the tool shows.
+#[derive(Debug, Args)]
+pub struct SetupArgs {
     /// The build to read and the modules to add.
     #[command(flatten)]
     pub build: BuildArgs,
@@ -502,7 +518,7 @@ pub struct RunOptions {
     pub config: ConfigFile,
 }
 
-impl RunOptions {
+impl SetupArgs {
     /// The flags (and environment) as the most important layer of settings.
     pub fn layer(&self) -> Section {
         let build = self.build.layer();
@@ -535,28 +551,9 @@ pub struct IexArgs {
         value_delimiter = ','
     )]
     pub groups: Vec<String>,
-    /// The build to read and the modules to add.
-    #[command(flatten)]
-    pub build: BuildArgs,
-    /// Whether to compile first.
-    #[command(flatten)]
-    pub compile: CompileArgs,
-    /// Do not send the project's config/ files (as for `run`).
-    #[arg(long)]
-    pub no_app_config: bool,
-    /// Only load the project's applications, do not start them [default: started, as `iex -S
-    /// mix` does; `start` of mix-remote.yaml].
-    #[arg(long)]
-    pub no_start: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub connection: Connection,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub output: Output,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub config: ConfigFile,
+    pub setup: SetupArgs,
 }
 
 impl IexArgs {
@@ -571,14 +568,7 @@ impl IexArgs {
 
     /// The flags (and environment) as the most important layer of settings.
     pub fn layer(&self) -> Section {
-        let build = self.build.layer();
-        Section {
-            mix_env: build.mix_env,
-            include: build.include,
-            compile: self.compile.layer(),
-            start: self.no_start.then_some(false),
-            ..self.connection.layer()
-        }
+        self.setup.layer()
     }
 }
 

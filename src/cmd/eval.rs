@@ -17,7 +17,7 @@ pub async fn exec(
     config: Option<&Config>,
     report: Arc<Reporter>,
 ) -> Result<u8, CliError> {
-    let skip_app_config = args.options.no_app_config;
+    let skip_app_config = args.options.setup.no_app_config;
     let prepare = |build: &Build, report: &Reporter| {
         Job::prepare_code(build, Code::expression(&args.expr), skip_app_config, report)
     };

@@ -46,11 +46,16 @@ pub async fn exec(
             exit::USAGE,
         ));
     };
-    let build = config::build(config, args.build.project.as_deref(), &flags, &selected)?;
+    let build = config::build(
+        config,
+        args.setup.build.project.as_deref(),
+        &flags,
+        &selected,
+    )?;
     // Before the signal handlers, as `run`: a Ctrl-C while Mix compiles stops Mix and the tool.
     fresh::ensure(&build, &report)?;
     let mut signals = Signals::install();
-    let job = Job::prepare_session(&build, args.no_app_config, &report)?;
+    let job = Job::prepare_session(&build, args.setup.no_app_config, &report)?;
     let name = format!("{}@{}", project_name(&job, &build), host_label(&host.name));
     let live = Arc::new(Live::new());
     let on_terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();

@@ -44,7 +44,7 @@ pub async fn exec(
     config: Option<&Config>,
     report: Arc<Reporter>,
 ) -> Result<u8, CliError> {
-    let skip_app_config = args.options.no_app_config;
+    let skip_app_config = args.options.setup.no_app_config;
     // A script is read first: an unreadable one is bad input before anything else happens.
     let script = match args.entry.as_deref().filter(|e| e.ends_with(".exs")) {
         Some(path) => Some(Code::script(Path::new(path), args.args.clone())?),
@@ -75,7 +75,12 @@ pub async fn on_hosts(
     prepare: impl FnOnce(&Build, &Reporter) -> Result<Job, JobError>,
 ) -> Result<u8, CliError> {
     let (selected, hosts) = fanout::choose(config, &options.hosts, &flags)?;
-    let build = config::build(config, options.build.project.as_deref(), &flags, &selected)?;
+    let build = config::build(
+        config,
+        options.setup.build.project.as_deref(),
+        &flags,
+        &selected,
+    )?;
     // Before the signal handlers: a Ctrl-C while Mix compiles stops Mix and the tool at once.
     fresh::ensure(&build, &report)?;
     let fanout = Fanout::begin();
