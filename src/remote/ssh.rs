@@ -206,6 +206,9 @@ fn said(line: &str) -> String {
     line.trim().trim_start_matches("ssh: ").to_owned()
 }
 
+/// How long teardown waits for ssh's last lines once it has exited.
+const LAST_WORDS: Duration = Duration::from_millis(500);
+
 /// The running master connection and its boot session.
 pub struct Master {
     child: Child,
@@ -447,6 +450,11 @@ impl Master {
             .is_err()
         {
             let _ = self.child.kill().await;
+        }
+        // ssh's last words ("Connection ... closed") are shown before whatever the run reports
+        // next; the pipe ends with ssh, but a ProxyCommand could hold it: wait a moment at most.
+        if let Some(reader) = self.stderr_read.take() {
+            let _ = tokio::time::timeout(LAST_WORDS, reader).await;
         }
     }
 
