@@ -130,6 +130,9 @@ impl Cli {
             Command::Iex(a) => a.setup.output.clone(),
             Command::Check(a) => a.output.clone(),
             Command::Plan(a) => a.output.clone(),
+            Command::Up(a) => a.output.clone(),
+            Command::Down(a) => a.output.clone(),
+            Command::Status(a) => a.output.clone(),
             Command::Graph(_) | Command::Init(_) | Command::Completions(_) => Output::default(),
         };
         Output {
@@ -149,7 +152,11 @@ impl Cli {
             Command::Check(a) => &a.config,
             Command::Plan(a) => &a.config,
             Command::Graph(a) => &a.config,
-            Command::Init(_) | Command::Completions(_) => return self.before.config.as_deref(),
+            Command::Up(a) => &a.config,
+            Command::Down(a) => &a.config,
+            Command::Status(_) | Command::Init(_) | Command::Completions(_) => {
+                return self.before.config.as_deref();
+            }
         };
         of_command.path.as_deref().or(self.before.config.as_deref())
     }
@@ -220,6 +227,28 @@ pub enum Command {
         forward allowed, elixir found, and its OTP and Elixir versions.\n\
         Exit codes: 0 every host is ready, 2 bad input, 3 some host is not ready.")]
     Check(CheckArgs),
+    /// Start a warm session for the hosts: keeps the SSH connection and a spare node booted
+    /// ahead, so that the next `run`, `eval` or `iex` there starts at once (each still gets a
+    /// fresh node of its own).
+    #[command(after_help = "Examples:\n  \
+        mix-remote up --host deploy@db-1\n  \
+        mix-remote up --host db-1 --idle 1h\n\n\
+        A run uses the session of its host when it reaches the host with the same address,\n\
+        ssh config, ssh options and elixir; otherwise it connects as usual (-v says why).\n\
+        The session ends with `mix-remote down`, after --idle without a run, or when its\n\
+        connection drops; it leaves nothing behind on either side. Only your user can use it.\n\
+        Exit codes: 0 the session is up (or already was), 2 bad input, 3 could not connect.")]
+    Up(UpArgs),
+    /// End warm sessions, waiting until nothing of them is left on either side.
+    #[command(after_help = "Examples:\n  \
+        mix-remote down --host deploy@db-1\n  \
+        mix-remote down --all")]
+    Down(DownArgs),
+    /// List the warm sessions: host, age, idle time left, runs served, the spare node's state.
+    #[command(after_help = "Examples:\n  \
+        mix-remote status\n  \
+        mix-remote status --json")]
+    Status(StatusArgs),
     /// Write a commented mix-remote.yaml and show (or append) a Makefile target.
     #[command(after_help = "Examples:\n  \
         mix-remote init --host deploy@web-1 --host deploy@web-2 --entry MyApp.Smoke.check\n  \
@@ -593,6 +622,61 @@ pub struct CheckArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub config: ConfigFile,
+}
+
+/// Flags of `mix-remote up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub hosts: Hosts,
+    /// End the session after this long without a run: 90s, 10m, 1h.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = idle)]
+    pub idle: std::time::Duration,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connection: Connection,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub output: Output,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub config: ConfigFile,
+}
+
+fn idle(text: &str) -> Result<std::time::Duration, String> {
+    crate::remote::agent::parse_duration(text)
+}
+
+/// Flags of `mix-remote down`.
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub hosts: Hosts,
+    /// End every session of this user.
+    #[arg(long, conflicts_with_all = ["hosts", "groups"])]
+    pub all: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connection: Connection,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub output: Output,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub config: ConfigFile,
+}
+
+/// Flags of `mix-remote status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One JSON object per session on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub output: Output,
 }
 
 /// Flags of `mix-remote init`.

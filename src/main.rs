@@ -10,15 +10,20 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use mix_remote::cli::{self, Command};
-use mix_remote::cmd::{check, completions, eval, graph, iex, init, plan, run};
+use mix_remote::cmd::{check, completions, down, eval, graph, iex, init, plan, run, status, up};
 use mix_remote::config::Config;
 use mix_remote::exit::{self, CliError};
+use mix_remote::remote::agent::server::AGENT;
 use mix_remote::report::Reporter;
 
 fn main() -> ExitCode {
     // A shell asking for candidates gets them, and nothing else runs.
     completions::complete();
     let args: Vec<OsString> = std::env::args_os().collect();
+    // A warm session's agent, which `up` starts: not a command of the user's.
+    if args.get(1).is_some_and(|a| a == AGENT) {
+        return ExitCode::from(mix_remote::remote::agent::server::main());
+    }
     if args.len() == 1 {
         // As cargo does: the help, on stdout, and success.
         return match cli::command().print_help() {
@@ -35,6 +40,8 @@ fn main() -> ExitCode {
         Command::Eval(args) => args.options.json,
         Command::Plan(args) => args.json,
         Command::Check(args) => args.json,
+        Command::Status(args) => args.json,
+        Command::Up(_) | Command::Down(_) => false,
         Command::Iex(_) | Command::Graph(_) | Command::Init(_) | Command::Completions(_) => false,
     };
     let output = cli.output();
@@ -60,6 +67,11 @@ fn main() -> ExitCode {
                 .and_then(|c| block_on(iex::exec(args, c.as_ref(), Arc::clone(&reporter)))),
             Command::Check(args) => load_config(config, &reporter)
                 .and_then(|c| block_on(check::exec(args, c.as_ref(), Arc::clone(&reporter)))),
+            Command::Up(args) => load_config(config, &reporter)
+                .and_then(|c| block_on(up::exec(args, c.as_ref(), Arc::clone(&reporter)))),
+            Command::Down(args) => load_config(config, &reporter)
+                .and_then(|c| block_on(down::exec(args, c.as_ref(), Arc::clone(&reporter)))),
+            Command::Status(args) => block_on(status::exec(args, Arc::clone(&reporter))),
         };
     // A password read the run left waiting must not leave the terminal without echo.
     mix_remote::remote::stdin::restore_terminal();

@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod completions;
+pub mod down;
 pub mod eval;
 pub mod fanout;
 pub mod fresh;
@@ -12,3 +13,5 @@ pub mod iex;
 pub mod init;
 pub mod plan;
 pub mod run;
+pub mod status;
+pub mod up;

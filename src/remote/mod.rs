@@ -4,6 +4,7 @@
 //! reads, and the session that runs them in order on one host (or the probes `check` makes, or
 //! the IEx session of `iex`).
 
+pub mod agent;
 pub mod boot;
 pub mod console;
 pub mod iex;

@@ -37,6 +37,18 @@ impl PrivateDir {
             .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir()?
             .keep();
+        Ok(PrivateDir::guarded(path))
+    }
+
+    /// Creates the directory `path` (mode 0700; it must not exist yet: nothing is reused) and
+    /// starts its guardian, as [`PrivateDir::create`] does: for the directory of a warm session.
+    pub fn create_at(path: PathBuf) -> io::Result<PrivateDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        Ok(PrivateDir::guarded(path))
+    }
+
+    fn guarded(path: PathBuf) -> PrivateDir {
         let guardian = Command::new("sh")
             .args(["-c", GUARDIAN, "mix-remote-guardian"])
             .arg(&path)
@@ -50,11 +62,11 @@ impl PrivateDir {
             .ok()
             // The runtime reaps the guardian once it exits; only its stdin is kept.
             .and_then(|mut child| child.stdin.take());
-        Ok(PrivateDir {
+        PrivateDir {
             path,
             removed: false,
             guardian,
-        })
+        }
     }
 
     /// The directory.

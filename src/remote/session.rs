@@ -32,6 +32,8 @@ use crate::remote::ssh::{Master, SshError, Target};
 use crate::remote::wire::Prepared;
 use crate::report::{Phase, Reporter};
 
+mod warm;
+
 /// How long teardown waits for the remote node and the master to go away by themselves.
 pub const TEARDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -174,6 +176,10 @@ where
     F: Future<Output = Result<T, SessionError>>,
 {
     let remote_command = boot::remote_command(&host.elixir)?;
+    // A warm session of the host's (`mix-remote up`) serves the run if there is one.
+    if let Some(claim) = warm::claim(host, report).await {
+        return warm::on_spare(claim, job, host, report, input, work).await;
+    }
     let ids = Identities::fresh();
     let mut dir = private_dir()?;
     let node_end = LocalEnd::bind(dir.path().join("node.sock"))?;

@@ -511,7 +511,7 @@ async fn each_line(pipe: impl AsyncRead + Unpin, mut each: impl FnMut(String)) {
 /// lives as long as the tool) ends, however the tool ends: a tool killed while the remote node is
 /// still booting leaves no master behind.
 #[cfg(target_os = "linux")]
-fn die_with_parent(cmd: &mut Command) {
+pub(crate) fn die_with_parent(cmd: &mut Command) {
     let parent = std::process::id();
     // SAFETY: between fork and exec the closure only makes the async-signal-safe calls prctl and
     // getppid, and builds errors without allocating.
@@ -568,7 +568,7 @@ fn verbose_log_level(options: &[String]) -> bool {
     })
 }
 
-fn add_target_options(cmd: &mut Command, target: &Target) {
+pub(crate) fn add_target_options(cmd: &mut Command, target: &Target) {
     if let Some(config) = &target.config {
         cmd.arg("-F").arg(config);
     }

@@ -1,0 +1,133 @@
+//! `mix-remote up`: starts a warm session per chosen host (`remote/agent`): the agent is this
+//! tool re-executed, detached in a session of its own; `up` hands it the host's settings, waits
+//! until it is connected and serving (or says why it failed), and exits.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+use crate::cli::UpArgs;
+use crate::cmd::fanout;
+use crate::config::{Config, HostSettings};
+use crate::events::Stage;
+use crate::exit::{self, CliError};
+use crate::remote::agent::client::{self, Found};
+use crate::remote::agent::server::AGENT;
+use crate::remote::agent::{self, READY, Spec, dirs};
+use crate::report::Reporter;
+
+/// Starts a session for every chosen host that has none; returns the exit code.
+pub async fn exec(
+    args: UpArgs,
+    config: Option<&Config>,
+    report: Arc<Reporter>,
+) -> Result<u8, CliError> {
+    let (_, hosts) = fanout::choose(config, &args.hosts, &args.connection.layer())?;
+    for host in &hosts {
+        up(host, args.idle, &report).await?;
+    }
+    Ok(exit::OK)
+}
+
+async fn up(host: &HostSettings, idle: Duration, report: &Reporter) -> Result<(), CliError> {
+    let root = dirs::root().map_err(|e| session_dir_error(&e))?;
+    let dir = dirs::session(&root, &agent::key(host));
+    match client::probe(&dir).await {
+        Found::Live(status) => {
+            report.phase(Stage::Connect, "").done(format!(
+                "a session for {} is already up (pid {})",
+                host.name, status.pid
+            ));
+            return Ok(());
+        }
+        Found::Starting => {
+            return Err(CliError::new(
+                format!("a session for {} is starting already", host.name),
+                exit::CANNOT_RUN,
+            ));
+        }
+        Found::Stale => {}
+    }
+    let phase = report.phase(Stage::Connect, format!("connecting to {}", host.address));
+    let spec = Spec::of(host, idle);
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::new(format!("cannot find this program: {e}"), exit::CANNOT_RUN))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg(AGENT)
+        .current_dir("/")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    // SAFETY: between fork and exec the closure only makes the async-signal-safe call setsid.
+    unsafe {
+        cmd.pre_exec(|| {
+            // A session of its own: no terminal, and the user's Ctrl-C or logout do not reach it.
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        CliError::new(
+            format!("cannot start the session agent: {e}"),
+            exit::CANNOT_RUN,
+        )
+    })?;
+    let line = serde_json::to_string(&spec).expect("a spec serializes") + "\n";
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(line.as_bytes()).await;
+    }
+    let mut said = String::new();
+    if let Some(stdout) = child.stdout.take() {
+        let _ = BufReader::new(stdout).read_line(&mut said).await;
+    }
+    let said = said.trim_end();
+    if said == READY {
+        phase.done(format!(
+            "session for {} up (ends after {} without a run)",
+            host.name,
+            humane(idle)
+        ));
+        return Ok(());
+    }
+    let _ = child.wait().await;
+    let why = said
+        .strip_prefix("error ")
+        .unwrap_or("the session agent exited at once");
+    Err(CliError::new(why.to_owned(), exit::CANNOT_RUN))
+}
+
+/// The error for a session directory that cannot be made.
+pub fn session_dir_error(error: &std::io::Error) -> CliError {
+    CliError::new(
+        format!("cannot use the sessions directory: {error}"),
+        exit::CANNOT_RUN,
+    )
+}
+
+/// `90s`, `10m`, `1h 30m`: as a person writes it.
+pub fn humane(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m {s}s"),
+        (h, 0, _) => format!("{h}h"),
+        (h, m, _) => format!("{h}h {m}m"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_written() {
+        assert_eq!(humane(Duration::from_secs(90)), "1m 30s");
+        assert_eq!(humane(Duration::from_secs(600)), "10m");
+        assert_eq!(humane(Duration::from_secs(5)), "5s");
+        assert_eq!(humane(Duration::from_secs(5400)), "1h 30m");
+    }
+}

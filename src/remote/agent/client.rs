@@ -1,0 +1,146 @@
+//! The tool's side of the agent's socket: `status`, `down` and a run's claim of the spare node.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+use super::{BYE, CLAIM, DOWN, GO, OK, SPARE, STATUS, Status, dirs};
+
+/// How long a session directory without a socket may be starting before it counts as stale.
+const STARTING: Duration = Duration::from_secs(120);
+/// How long `down` waits for the agent to leave nothing behind.
+const DOWN_LIMIT: Duration = Duration::from_secs(30);
+
+/// A connection to an agent.
+pub struct Agent {
+    stream: BufReader<UnixStream>,
+}
+
+impl Agent {
+    /// Connects to the agent of the session directory `dir`.
+    pub async fn connect(dir: &Path) -> io::Result<Agent> {
+        let stream = UnixStream::connect(dir.join(dirs::SOCKET)).await?;
+        Ok(Agent {
+            stream: BufReader::new(stream),
+        })
+    }
+
+    /// Sends one line and reads the answer line (without its newline).
+    async fn ask(&mut self, line: &str) -> io::Result<String> {
+        self.stream
+            .get_mut()
+            .write_all(format!("{line}\n").as_bytes())
+            .await?;
+        self.answer().await
+    }
+
+    async fn answer(&mut self) -> io::Result<String> {
+        let mut answer = String::new();
+        if self.stream.read_line(&mut answer).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(answer.trim_end().to_owned())
+    }
+}
+
+/// What a session directory holds.
+pub enum Found {
+    /// A live agent, and what it says of itself.
+    Live(Status),
+    /// A session still starting (its agent does not serve yet).
+    Starting,
+    /// What a dead agent left (removed by [`probe`]).
+    Stale,
+}
+
+/// Asks the agent of `dir` for its status; a directory whose agent is gone is removed.
+pub async fn probe(dir: &Path) -> Found {
+    match Agent::connect(dir).await {
+        Ok(mut agent) => match agent.ask(STATUS).await {
+            Ok(line) => match serde_json::from_str(&line) {
+                Ok(status) => Found::Live(status),
+                Err(_) => Found::Starting,
+            },
+            Err(_) => Found::Starting,
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !old(dir) => Found::Starting,
+        Err(_) => {
+            let _ = std::fs::remove_dir_all(dir);
+            Found::Stale
+        }
+    }
+}
+
+fn old(dir: &Path) -> bool {
+    std::fs::metadata(dir)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .is_none_or(|age| age > STARTING)
+}
+
+/// Ends the agent of `dir` and waits until it has left nothing: its remote nodes stopped, its
+/// connection closed, its directory removed.
+pub async fn down(dir: &Path) -> io::Result<()> {
+    let mut agent = Agent::connect(dir).await?;
+    let ended = async {
+        let said = agent.ask(DOWN).await?;
+        if said != BYE {
+            return Err(io::Error::other(format!("the agent said `{said}`")));
+        }
+        // The agent closes the connection as it exits.
+        let _ = agent.answer().await;
+        while dir.exists() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    };
+    tokio::time::timeout(DOWN_LIMIT, ended)
+        .await
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+}
+
+/// A spare node claimed for one run: the socket it will connect to once it has the run's
+/// identities ([`Claim::go`]). Dropping the claim tells the agent the run is over.
+pub struct Claim {
+    agent: Agent,
+    /// Where the run listens for the node (in the session's private directory).
+    pub socket: PathBuf,
+}
+
+/// Claims the spare node of the session in `dir`, waiting at most `limit` for it.
+pub async fn claim(dir: &Path, limit: Duration) -> io::Result<Claim> {
+    let claiming = async {
+        let mut agent = Agent::connect(dir).await?;
+        let said = agent.ask(CLAIM).await?;
+        match said.split_once(' ') {
+            Some((SPARE, path)) => Ok(Claim {
+                agent,
+                socket: PathBuf::from(path),
+            }),
+            _ => Err(io::Error::other(said)),
+        }
+    };
+    tokio::time::timeout(limit, claiming)
+        .await
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+}
+
+impl Claim {
+    /// Hands the run's node names and cookie to the spare node, which then connects to
+    /// [`Claim::socket`].
+    pub async fn go(&mut self, remote: &str, cookie: &str, local: &str) -> io::Result<()> {
+        let said = self
+            .agent
+            .ask(&format!("{GO} {remote} {cookie} {local}"))
+            .await?;
+        if said == OK {
+            Ok(())
+        } else {
+            Err(io::Error::other(said))
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Where warm sessions live on this machine: `$XDG_RUNTIME_DIR/mix-remote/` when it is set (a
+//! per-user tmpfs that goes at logout), else `~/.cache/mix-remote/sessions/`; in it, one 0700
+//! directory per session, named by the session's key, holding the agent's 0600 socket and ssh's
+//! control socket. The root is made 0700 and must be the user's own.
+
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The agent's socket in a session directory.
+pub const SOCKET: &str = "agent.sock";
+/// ssh's control socket in a session directory.
+pub const CONTROL: &str = "ctl";
+
+/// The directory that holds the sessions, created (0700) if need be. Refused when it belongs to
+/// another user or others may enter it.
+pub fn root() -> io::Result<PathBuf> {
+    let root = root_path()?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&root)?;
+    let meta = std::fs::symlink_metadata(&root)?;
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !meta.is_dir() || meta.uid() != me {
+        return Err(io::Error::other(format!(
+            "{} is not a directory of this user's",
+            root.display()
+        )));
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(root)
+}
+
+fn root_path() -> io::Result<PathBuf> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(runtime) = var("XDG_RUNTIME_DIR") {
+        return Ok(runtime.join("mix-remote"));
+    }
+    let cache = var("XDG_CACHE_HOME")
+        .or_else(|| var("HOME").map(|home| home.join(".cache")))
+        .ok_or_else(|| io::Error::other("neither XDG_RUNTIME_DIR nor HOME is set"))?;
+    Ok(cache.join("mix-remote").join("sessions"))
+}
+
+/// The directory of the session with `key` (which may not exist).
+pub fn session(root: &Path, key: &str) -> PathBuf {
+    root.join(key)
+}
+
+/// The session directories under `root`.
+pub fn sessions(root: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}

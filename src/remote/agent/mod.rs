@@ -1,0 +1,191 @@
+//! Warm sessions (`mix-remote up`): one detached agent process per host keeps what makes the
+//! next run fast, the SSH master connection and one spare node booted ahead through it, and
+//! hands the spare to a run that asks ([`client`]); every run still gets a fresh node of its own.
+//!
+//! The agent is the tool itself re-executed (`mix-remote __agent`, [`server`]); it lives in a
+//! private session directory ([`dirs`]): a 0700 directory per host session holding its 0600
+//! socket and ssh's control socket, removed by a guardian however the agent ends. Only the
+//! agent's own user may talk to it: the directory's mode, and the peer's uid checked on every
+//! connection.
+//!
+//! The protocol is lines of text on that socket, one request per connection:
+//! `status` (answered with one JSON line, [`Status`]), `down` (answered `bye` once nothing is
+//! left), `claim` (answered `spare PATH`: the Unix socket the spare node will connect to; the run
+//! binds it, then sends `go REMOTE COOKIE LOCAL`, the run's fresh node names and cookie, which the
+//! agent hands to the waiting node, and gets `ok`). The run keeps the connection open while it
+//! works: its end tells the agent that the node is done with.
+
+pub mod client;
+pub mod dirs;
+pub mod server;
+mod spare;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::HostSettings;
+
+/// The request for the agent's state.
+pub const STATUS: &str = "status";
+/// The request that ends the agent.
+pub const DOWN: &str = "down";
+/// The agent's answer to [`DOWN`], once nothing is left.
+pub const BYE: &str = "bye";
+/// The request for the spare node.
+pub const CLAIM: &str = "claim";
+/// The answer to [`CLAIM`]: `spare PATH`.
+pub const SPARE: &str = "spare";
+/// The run's identities for the claimed node: `go REMOTE COOKIE LOCAL`.
+pub const GO: &str = "go";
+/// The answer to [`GO`].
+pub const OK: &str = "ok";
+/// What the agent prints on its stdout for `up` once it serves.
+pub const READY: &str = "ready";
+
+/// What the agent needs to know of its host, handed to it by `up` as one JSON line on its stdin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Spec {
+    /// The host's name as the user gave it.
+    pub name: String,
+    /// The ssh destination.
+    pub address: String,
+    /// The remote `elixir`.
+    pub elixir: String,
+    /// `ssh -F`, absolute (the agent runs from `/`).
+    pub ssh_config: Option<PathBuf>,
+    /// `ssh -o`, in order.
+    pub ssh_options: Vec<String>,
+    /// Seconds to wait for the SSH connection and login.
+    pub connect_timeout: u64,
+    /// Seconds without a run after which the agent ends.
+    pub idle_secs: u64,
+}
+
+impl Spec {
+    /// The spec of a session for `host` that ends after `idle` without a run.
+    pub fn of(host: &HostSettings, idle: Duration) -> Spec {
+        Spec {
+            name: host.name.clone(),
+            address: host.address.clone(),
+            elixir: host.elixir.clone(),
+            ssh_config: absolute(host.ssh_config.as_ref()),
+            ssh_options: host.ssh_options.clone(),
+            connect_timeout: host.connect_timeout,
+            idle_secs: idle.as_secs().max(1),
+        }
+    }
+
+    /// The session's key: see [`key`].
+    pub fn key(&self) -> String {
+        key_parts(
+            &self.address,
+            &self.elixir,
+            self.ssh_config.as_ref(),
+            &self.ssh_options,
+        )
+    }
+}
+
+/// The key of a host's session: a digest of what decides how the host is reached and what runs
+/// there (address, ssh config, ssh options, elixir). A run uses a session only if its settings
+/// give the same key.
+pub fn key(host: &HostSettings) -> String {
+    key_parts(
+        &host.address,
+        &host.elixir,
+        absolute(host.ssh_config.as_ref()).as_ref(),
+        &host.ssh_options,
+    )
+}
+
+fn key_parts(address: &str, elixir: &str, config: Option<&PathBuf>, options: &[String]) -> String {
+    let mut text = format!("{address}\0{elixir}\0");
+    if let Some(config) = config {
+        text += &config.to_string_lossy();
+    }
+    for option in options {
+        text += "\0";
+        text += option;
+    }
+    let digest = md5::compute(text.as_bytes());
+    digest.0[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn absolute(path: Option<&PathBuf>) -> Option<PathBuf> {
+    path.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+}
+
+/// What `status` shows of a session, as the agent reports it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Status {
+    /// The host's name.
+    pub host: String,
+    /// The ssh destination.
+    pub address: String,
+    /// When the session started (seconds since the Unix epoch).
+    pub since: u64,
+    /// Seconds left before the idle limit ends it (counted from the last run's end).
+    pub idle_left: u64,
+    /// Runs served.
+    pub runs: u64,
+    /// Runs being served now.
+    pub active: u64,
+    /// The spare node: `ready`, `booting` or `failed: WHY`.
+    pub spare: String,
+    /// The agent's process id.
+    pub pid: u32,
+}
+
+/// Parses a humane duration: `90s`, `10m`, `1h`, `2d`, or whole seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "`{text}`: use a number with s, m, h or d (90s, 10m, 1h)"
+            ));
+        }
+    };
+    match number.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Duration::from_secs(n.saturating_mul(scale))),
+        _ => Err(format!(
+            "`{text}`: use a positive whole number with s, m, h or d (90s, 10m, 1h)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_humane() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("10 minutes").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+
+    #[test]
+    fn keys_tell_settings_apart() {
+        let a = key_parts("h", "elixir", None, &[]);
+        assert_eq!(a.len(), 16);
+        assert_eq!(a, key_parts("h", "elixir", None, &[]));
+        assert_ne!(a, key_parts("h2", "elixir", None, &[]));
+        assert_ne!(a, key_parts("h", "/opt/elixir", None, &[]));
+        assert_ne!(a, key_parts("h", "elixir", None, &["Port=2".into()]));
+    }
+}

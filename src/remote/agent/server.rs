@@ -1,0 +1,444 @@
+//! The agent itself (`mix-remote __agent`, started detached by `up`): it reads its [`Spec`] on
+//! stdin, makes the session directory, opens the master connection, says [`READY`] on stdout,
+//! lets go of its stdio, and serves the session's socket until `down`, the idle limit, SIGTERM
+//! or the loss of the connection; then it stops every node, closes the connection and removes
+//! the directory. Killed outright, it still leaves nothing: the master and the spare sessions
+//! die with it (PR_SET_PDEATHSIG), which closes the nodes' stdin so they halt, and the
+//! directory's guardian removes the directory.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+
+use super::spare::Spare;
+use super::{BYE, CLAIM, DOWN, GO, OK, READY, SPARE, STATUS, Spec, Status, dirs};
+use crate::remote::boot::{self, CONNECTED};
+use crate::remote::private_dir::{self, PrivateDir};
+use crate::remote::ssh::{Master, Target};
+
+/// The hidden first argument that makes the tool a session's agent.
+pub const AGENT: &str = "__agent";
+/// How long the master may take to close once its session ends.
+const MASTER_GRACE: Duration = Duration::from_secs(5);
+/// How long to wait before booting again after a spare failed to boot.
+const RETRY: Duration = Duration::from_secs(2);
+/// How long a claiming run may take to send its identities.
+const GO_LIMIT: Duration = Duration::from_secs(60);
+
+/// Why the agent could not start serving.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The spec on stdin was unreadable.
+    #[error("bad session spec: {0}")]
+    Spec(String),
+    /// The session directory or socket could not be made.
+    #[error("cannot create the session directory {path}: {error}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// A session for the host is already there.
+    #[error("a session for {0} is already up")]
+    Exists(String),
+    /// The elixir path is not acceptable.
+    #[error(transparent)]
+    Boot(#[from] boot::BootError),
+    /// The connection failed.
+    #[error(transparent)]
+    Ssh(#[from] crate::remote::ssh::SshError),
+    /// The connection took too long.
+    #[error("timed out connecting to {host} after {secs} s (raise it with --connect-timeout)")]
+    Timeout {
+        /// The host.
+        host: String,
+        /// The limit.
+        secs: u64,
+    },
+}
+
+/// The hidden `__agent` command: serves one session; returns the process's exit code.
+pub fn main() -> u8 {
+    let mut line = String::new();
+    let spec = match std::io::stdin().lock().read_line(&mut line) {
+        Ok(_) => serde_json::from_str::<Spec>(&line).map_err(|e| AgentError::Spec(e.to_string())),
+        Err(e) => Err(AgentError::Spec(e.to_string())),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let result = match (spec, runtime) {
+        (Ok(spec), Ok(runtime)) => runtime.block_on(serve(spec)),
+        (Err(e), _) => Err(e),
+        (_, Err(e)) => Err(AgentError::Spec(e.to_string())),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            // Only `up` reads this, until it sees READY: later errors have no reader.
+            println!("error {e}");
+            1
+        }
+    }
+}
+
+/// What the connections and the spare's keeper share.
+struct Shared {
+    since: u64,
+    runs: u64,
+    active: u64,
+    last: Instant,
+    spare: String,
+}
+
+type State = Arc<Mutex<Shared>>;
+
+fn lock(state: &State) -> std::sync::MutexGuard<'_, Shared> {
+    state.lock().expect("agent state lock poisoned")
+}
+
+async fn serve(spec: Spec) -> Result<(), AgentError> {
+    let root = dirs::root().map_err(|error| AgentError::Dir {
+        path: PathBuf::from("the session root"),
+        error,
+    })?;
+    let path = dirs::session(&root, &spec.key());
+    let mut dir = PrivateDir::create_at(path.clone()).map_err(|error| {
+        if error.kind() == std::io::ErrorKind::AlreadyExists {
+            AgentError::Exists(spec.name.clone())
+        } else {
+            AgentError::Dir {
+                path: path.clone(),
+                error,
+            }
+        }
+    })?;
+    let socket = dir.path().join(dirs::SOCKET);
+    let listener = UnixListener::bind(&socket)
+        .and_then(|l| private_dir::owner_only(&socket).map(|()| l))
+        .map_err(|error| AgentError::Dir {
+            path: socket.clone(),
+            error,
+        })?;
+    let remote_command = boot::remote_command(&spec.elixir)?;
+    let mut target = Target {
+        host: spec.address.clone(),
+        config: spec.ssh_config.clone(),
+        options: spec.ssh_options.clone(),
+    };
+    target.options.push("BatchMode=yes".to_owned());
+    let control = dir.path().join(dirs::CONTROL);
+    let mut master = Master::start(&target, &control, None, &remote_command, |_| {}, |_| {})?;
+    let limit = Duration::from_secs(spec.connect_timeout);
+    match tokio::time::timeout(limit, master.wait_for(CONNECTED, "the SSH session")).await {
+        Ok(connected) => connected?,
+        Err(_) => {
+            master.shutdown(Duration::ZERO).await;
+            return Err(AgentError::Timeout {
+                host: spec.address.clone(),
+                secs: spec.connect_timeout,
+            });
+        }
+    }
+    println!("{READY}");
+    let _ = std::io::stdout().flush();
+    detach();
+
+    let state: State = Arc::new(Mutex::new(Shared {
+        since: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        runs: 0,
+        active: 0,
+        last: Instant::now(),
+        spare: "booting".into(),
+    }));
+    let (stop_tx, stop) = watch::channel(false);
+    let (claims_tx, claims) = mpsc::unbounded_channel();
+    let keeper = Keeper {
+        dir: dir.path().to_owned(),
+        control,
+        target,
+        remote_command,
+        state: Arc::clone(&state),
+    };
+    let mut keeping = tokio::spawn(keeper.keep(master, claims, stop.clone()));
+    let (down_tx, mut downs) = mpsc::unbounded_channel::<UnixStream>();
+    let mut connections = JoinSet::new();
+    let idle = Duration::from_secs(spec.idle_secs);
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut asked_down = Vec::new();
+    loop {
+        let deadline = {
+            let s = lock(&state);
+            (s.active == 0).then_some(s.last + idle)
+        };
+        let idle_over = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let terminated = async {
+            match terminate.as_mut() {
+                Some(signal) => drop(signal.recv().await),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((stream, _)) = accepted
+                    && same_user(&stream)
+                {
+                    let connection = Connection {
+                        state: Arc::clone(&state),
+                        claims: claims_tx.clone(),
+                        downs: down_tx.clone(),
+                        stop: stop.clone(),
+                        spec: spec.clone(),
+                        idle,
+                    };
+                    connections.spawn(connection.serve(stream));
+                }
+            }
+            Some(stream) = downs.recv() => {
+                asked_down.push(stream);
+                break;
+            }
+            () = idle_over => break,
+            () = terminated => break,
+            _ = &mut keeping => break,
+            Some(_) = connections.join_next() => {}
+        }
+    }
+    let _ = stop_tx.send(true);
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+    if !keeping.is_finished() {
+        let _ = keeping.await;
+    }
+    dir.remove();
+    for mut stream in asked_down
+        .into_iter()
+        .chain(std::iter::from_fn(|| downs.try_recv().ok()))
+    {
+        let _ = stream.write_all(format!("{BYE}\n").as_bytes()).await;
+    }
+    Ok(())
+}
+
+/// Points stdin, stdout and stderr at /dev/null: `up` has stopped reading, and the agent must
+/// hold no terminal or pipe of anyone's.
+fn detach() {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        use std::os::fd::AsRawFd;
+        for fd in 0..=2 {
+            // SAFETY: dup2 onto the standard descriptors, from a descriptor we own.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+}
+
+/// Whether the peer of `stream` runs as our own user: nobody else may use the session.
+fn same_user(stream: &UnixStream) -> bool {
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    stream.peer_cred().is_ok_and(|cred| cred.uid() == me)
+}
+
+/// Keeps one spare node booted, hands it to the claim that asks, and boots the next.
+struct Keeper {
+    dir: PathBuf,
+    control: PathBuf,
+    target: Target,
+    remote_command: String,
+    state: State,
+}
+
+/// What ended the wait of a ready spare.
+enum Woken {
+    Claimed(Option<oneshot::Sender<Spare>>),
+    Ended,
+    Lost,
+    Stopped,
+}
+
+impl Keeper {
+    async fn keep(
+        self,
+        mut master: Master,
+        mut claims: mpsc::UnboundedReceiver<oneshot::Sender<Spare>>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut n = 0;
+        loop {
+            n += 1;
+            lock(&self.state).spare = "booting".into();
+            let booting = Spare::boot(
+                &self.dir,
+                &self.control,
+                n,
+                &self.target,
+                &self.remote_command,
+            );
+            let booted = tokio::select! {
+                booted = booting => booted,
+                _ = stop.changed() => break,
+                _ = master.failure("the SSH connection") => break,
+            };
+            let mut spare = match booted {
+                Ok(spare) => spare,
+                Err(e) => {
+                    lock(&self.state).spare = format!("failed: {e}");
+                    tokio::select! {
+                        () = tokio::time::sleep(RETRY) => continue,
+                        _ = stop.changed() => break,
+                    }
+                }
+            };
+            lock(&self.state).spare = "ready".into();
+            let woken = tokio::select! {
+                claim = claims.recv() => Woken::Claimed(claim),
+                () = spare.ended() => Woken::Ended,
+                _ = master.failure("the SSH connection") => Woken::Lost,
+                _ = stop.changed() => Woken::Stopped,
+            };
+            match woken {
+                Woken::Claimed(Some(claim)) => {
+                    if let Err(spare) = claim.send(spare) {
+                        spare.end().await;
+                    }
+                }
+                Woken::Ended => spare.end().await,
+                Woken::Claimed(None) | Woken::Lost | Woken::Stopped => {
+                    spare.end().await;
+                    break;
+                }
+            }
+        }
+        lock(&self.state).spare = "none".into();
+        master.shutdown(MASTER_GRACE).await;
+    }
+}
+
+/// One connection to the agent's socket: one request.
+struct Connection {
+    state: State,
+    claims: mpsc::UnboundedSender<oneshot::Sender<Spare>>,
+    downs: mpsc::UnboundedSender<UnixStream>,
+    stop: watch::Receiver<bool>,
+    spec: Spec,
+    idle: Duration,
+}
+
+impl Connection {
+    async fn serve(mut self, stream: UnixStream) {
+        let mut stream = BufReader::new(stream);
+        let mut line = String::new();
+        if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        match line.trim_end() {
+            STATUS => {
+                let status = serde_json::to_string(&self.status()).unwrap_or_default();
+                let _ = stream
+                    .get_mut()
+                    .write_all(format!("{status}\n").as_bytes())
+                    .await;
+            }
+            DOWN => {
+                let _ = self.downs.send(stream.into_inner());
+            }
+            CLAIM => self.claim(stream).await,
+            _ => {}
+        }
+    }
+
+    fn status(&self) -> Status {
+        let s = lock(&self.state);
+        let idle_left = if s.active > 0 {
+            self.idle
+        } else {
+            self.idle.saturating_sub(s.last.elapsed())
+        };
+        Status {
+            host: self.spec.name.clone(),
+            address: self.spec.address.clone(),
+            since: s.since,
+            idle_left: idle_left.as_secs(),
+            runs: s.runs,
+            active: s.active,
+            spare: s.spare.clone(),
+            pid: std::process::id(),
+        }
+    }
+
+    /// Hands the spare to the run, passes on its identities, and waits for the run to end.
+    async fn claim(&mut self, mut stream: BufReader<UnixStream>) {
+        let (tx, rx) = oneshot::channel();
+        if self.claims.send(tx).is_err() {
+            return;
+        }
+        let mut spare = tokio::select! {
+            spare = rx => match spare {
+                Ok(spare) => spare,
+                Err(_) => return,
+            },
+            _ = self.stop.changed() => return,
+        };
+        lock(&self.state).active += 1;
+        let handed = self.hand_over(&mut stream, &mut spare).await;
+        if handed.is_some() {
+            let mut rest = Vec::new();
+            tokio::select! {
+                // The run closes the connection when it is done with the node.
+                _ = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut rest) => {}
+                () = spare.ended() => {}
+                _ = self.stop.changed() => {}
+            }
+        }
+        {
+            let mut s = lock(&self.state);
+            s.active -= 1;
+            s.runs += u64::from(handed.is_some());
+            s.last = Instant::now();
+        }
+        spare.end().await;
+    }
+
+    async fn hand_over(
+        &mut self,
+        stream: &mut BufReader<UnixStream>,
+        spare: &mut Spare,
+    ) -> Option<()> {
+        let offer = format!("{SPARE} {}\n", spare.socket.display());
+        stream.get_mut().write_all(offer.as_bytes()).await.ok()?;
+        let mut line = String::new();
+        tokio::time::timeout(GO_LIMIT, stream.read_line(&mut line))
+            .await
+            .ok()?
+            .ok()?;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let [GO, remote, cookie, local] = words.as_slice() else {
+            return None;
+        };
+        spare.go(remote, cookie, local).await.ok()?;
+        stream
+            .get_mut()
+            .write_all(format!("{OK}\n").as_bytes())
+            .await
+            .ok()
+    }
+}

@@ -1,0 +1,178 @@
+//! One spare node, booted ahead through the agent's master connection: its own multiplexed SSH
+//! session runs the launcher, with a reverse forward of its own to a Unix socket in the session
+//! directory that no one listens on yet. The node boots as far as it can without the run (the
+//! boot program and the relay loaded) and waits on stdin for the names and cookie of the run
+//! that claims it; only then does it start distribution and connect back, to the run.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, ChildStdin, Command};
+
+use crate::remote::boot;
+use crate::remote::ssh::{self, Target};
+
+/// How long a spare's session may take to end by itself once its stdin is closed.
+const END_GRACE: Duration = Duration::from_secs(5);
+
+/// Why a spare could not be booted.
+#[derive(Debug, thiserror::Error)]
+pub enum SpareError {
+    /// ssh could not be run.
+    #[error("cannot run ssh: {0}")]
+    Spawn(std::io::Error),
+    /// The master refused the forward.
+    #[error("the reverse forward for the spare node was refused: {0}")]
+    Forward(String),
+    /// The session would not take the launcher's input.
+    #[error("the spare node's session closed at once")]
+    Closed,
+}
+
+/// A booting or waiting spare node.
+pub struct Spare {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    /// The Unix socket the node connects to once it has a run's identities.
+    pub socket: PathBuf,
+    port: u16,
+    control: PathBuf,
+    target: Target,
+}
+
+impl Spare {
+    /// Boots spare number `n` through the master whose control socket is `control`, in the
+    /// session directory `dir`.
+    pub async fn boot(
+        dir: &Path,
+        control: &Path,
+        n: u64,
+        target: &Target,
+        remote_command: &str,
+    ) -> Result<Spare, SpareError> {
+        let socket = dir.join(format!("node-{n}.sock"));
+        let forward = format!("127.0.0.1:0:{}", socket.display());
+        let mut cmd = control_command(control, target, "forward");
+        cmd.arg("-R").arg(&forward).arg("--").arg(&target.host);
+        let out = cmd
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(SpareError::Spawn)?;
+        let said = String::from_utf8_lossy(&out.stdout);
+        let port: u16 = match said.trim().parse() {
+            Ok(port) if out.status.success() => port,
+            _ => {
+                let err = String::from_utf8_lossy(&out.stderr);
+                return Err(SpareError::Forward(err.trim().to_owned()));
+            }
+        };
+        let mut cmd = Command::new("ssh");
+        cmd.arg("-S")
+            .arg(control)
+            .args(["-o", "ControlMaster=no", "-T"]);
+        ssh::add_target_options(&mut cmd, target);
+        cmd.arg("--").arg(&target.host).arg(remote_command);
+        #[cfg(target_os = "linux")]
+        ssh::die_with_parent(&mut cmd);
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(SpareError::Spawn)?;
+        let mut stdin = child.stdin.take().ok_or(SpareError::Closed)?;
+        stdin
+            .write_all(&prelude(port))
+            .await
+            .map_err(|_| SpareError::Closed)?;
+        Ok(Spare {
+            child,
+            stdin: Some(stdin),
+            socket,
+            port,
+            control: control.to_owned(),
+            target: target.clone(),
+        })
+    }
+
+    /// Hands the node a run's identities: it starts distribution and connects to [`Spare::socket`].
+    pub async fn go(&mut self, remote: &str, cookie: &str, local: &str) -> std::io::Result<()> {
+        let stdin = self.stdin.as_mut().ok_or(std::io::ErrorKind::BrokenPipe)?;
+        stdin
+            .write_all(identities(remote, cookie, local).as_bytes())
+            .await?;
+        stdin.flush().await
+    }
+
+    /// Resolves when the node's session has ended (the node halted or was lost).
+    pub async fn ended(&mut self) {
+        let _ = self.child.wait().await;
+    }
+
+    /// Stops the node (its stdin closes: it halts, removing its directory on the server), waits
+    /// for its session to end (killing it after a grace), and withdraws its forward.
+    pub async fn end(mut self) {
+        self.stdin.take();
+        if tokio::time::timeout(END_GRACE, self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+        let forward = format!("127.0.0.1:{}:{}", self.port, self.socket.display());
+        let mut cmd = control_command(&self.control, &self.target, "cancel");
+        cmd.arg("-R").arg(forward).arg("--").arg(&self.target.host);
+        let _ = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .status()
+            .await;
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+fn control_command(control: &Path, target: &Target, op: &str) -> Command {
+    let mut cmd = Command::new("ssh");
+    cmd.arg("-S").arg(control).args(["-O", op]);
+    ssh::add_target_options(&mut cmd, target);
+    cmd
+}
+
+/// The run's part of the boot session's input: the remote node's name, the cookie, our node's
+/// name (the last lines of [`boot::stdin_input`]).
+fn identities(remote: &str, cookie: &str, local: &str) -> String {
+    format!("{remote}\n{cookie}\n{local}\n")
+}
+
+/// Everything the boot session reads before the run's identities: the forward's port, the boot
+/// program and the relay.
+fn prelude(port: u16) -> Vec<u8> {
+    let (r, c, l) = ("r", "c", "l");
+    let mut input = boot::stdin_input(port, r, c, l);
+    let tail = identities(r, c, l).len();
+    input.truncate(input.len() - tail);
+    input
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prelude_and_the_identities_make_the_boot_input() {
+        let mut input = prelude(4242);
+        input.extend_from_slice(identities("a@localhost", "k", "b@localhost").as_bytes());
+        assert_eq!(
+            input,
+            boot::stdin_input(4242, "a@localhost", "k", "b@localhost")
+        );
+        assert!(prelude(1).starts_with(b"1\nCode.eval_string("));
+    }
+}

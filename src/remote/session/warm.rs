@@ -1,0 +1,133 @@
+//! A run through a warm session (`mix-remote up`): instead of connecting and booting, the run
+//! claims the session's spare node, which is already booted on the server behind the session's
+//! SSH connection, hands it fresh names and a fresh cookie over the agent's owner-only socket,
+//! and takes its connection on the Unix socket the spare's reverse forward ends in. From the
+//! handshake on, the run is the same as a cold one: push, work, and the node halts when the
+//! run's node disconnects.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Identities, LocalEnd, Session, SessionError, Stats, timeout};
+use crate::config::HostSettings;
+use crate::events::Stage;
+use crate::remote::agent::{self, client, dirs};
+use crate::remote::console::{self, Input};
+use crate::remote::job::Job;
+use crate::remote::node::Node;
+use crate::report::Reporter;
+
+/// The live session of `host`, with its spare node claimed for this run; `None` (and a note for
+/// `-v`) when there is none to use, and the run connects as usual.
+pub(super) async fn claim(host: &HostSettings, report: &Reporter) -> Option<client::Claim> {
+    let dir = dirs::session(&dirs::root().ok()?, &agent::key(host));
+    if !dir.exists() {
+        report.verbose(&format!(
+            "no warm session of {} with these settings (address, ssh config, ssh options, elixir): connecting",
+            host.name
+        ));
+        return None;
+    }
+    let limit = Duration::from_secs(host.connect_timeout);
+    match client::claim(&dir, limit).await {
+        Ok(claim) => Some(claim),
+        Err(e) => {
+            report.verbose(&format!(
+                "the warm session of {} cannot serve this run ({e}): connecting as usual",
+                host.name
+            ));
+            None
+        }
+    }
+}
+
+/// [`super::on_host`] on a claimed spare node: takes its connection, sets it up and pushes as a
+/// cold run does, hands it to `work`, and lets it go.
+pub(super) async fn on_spare<T, F>(
+    mut claim: client::Claim,
+    job: &Job,
+    host: &HostSettings,
+    report: &Arc<Reporter>,
+    input: &Input,
+    work: impl FnOnce(Arc<Node>) -> F,
+) -> Result<T, SessionError>
+where
+    F: Future<Output = Result<T, SessionError>>,
+{
+    let ids = Identities::fresh();
+    let started = Instant::now();
+    let mut stats = Stats::default();
+    let phase = report.phase(Stage::Connect, format!("connecting to {}", host.address));
+    // A socket left by a run that died before the node connected is in the way.
+    let _ = std::fs::remove_file(&claim.socket);
+    let node_end = LocalEnd::bind(claim.socket.clone())?;
+    let remote = ids.remote.to_string();
+    claim
+        .go(&remote, &ids.cookie, &ids.local.to_string())
+        .await
+        .map_err(|e| SessionError::Socket {
+            path: claim.socket.display().to_string(),
+            error: e,
+        })?;
+    stats.connect = Some(started.elapsed());
+    report.verbose(&format!(
+        "warm session of {}: its spare node serves this run",
+        host.name
+    ));
+    phase.done(format!("connected to {} (warm session)", host.address));
+    let session = Session {
+        host,
+        report,
+        ids: &ids,
+        started,
+        input,
+    };
+    let result = async {
+        let booting = Instant::now();
+        let phase = report.phase(Stage::Boot, "booting remote node");
+        let log = Arc::clone(report);
+        let accept = Node::accept(
+            node_end.listener,
+            &ids.local,
+            ids.creation,
+            &ids.cookie,
+            &remote,
+            move |note: String| log.verbose(&note),
+        );
+        let limit = Duration::from_secs(host.boot_timeout);
+        let (node, from_relay) = timeout(
+            limit,
+            accept,
+            "booting the remote node",
+            &host.address,
+            "--boot-timeout",
+        )
+        .await?;
+        let _ = std::fs::remove_file(&node_end.path);
+        stats.boot = Some(booting.elapsed());
+        stats.console = Some(console::start(
+            Arc::clone(&node),
+            from_relay,
+            Arc::clone(report),
+            input.clone(),
+        ));
+        session.set_remote_env(&node, limit).await?;
+        phase.done(format!("remote node {} up", ids.remote));
+        session.push(&node, job, &mut stats).await?;
+        console::follow_geometry(&node);
+        let calling = Instant::now();
+        let result = work(Arc::clone(&node)).await;
+        stats.call = Some(calling.elapsed());
+        stats.requests = Some(node.requests());
+        node.disconnect();
+        result
+    }
+    .await;
+    let _ = std::fs::remove_file(&claim.socket);
+    // The agent stops what is left of the node once the claim is dropped.
+    let stopping = Instant::now();
+    drop(claim);
+    stats.teardown = Some(stopping.elapsed());
+    report.verbose(&stats.line());
+    result
+}

@@ -1,0 +1,249 @@
+//! End-to-end tests of warm sessions: `mix-remote up`, runs through the session, `status`,
+//! `down`, and what is left (nothing) when the agent ends in any way.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use testkit::{MixRemote, Output, Sshd};
+
+/// How long the agent's leftovers may take to go.
+const LIMIT: Duration = Duration::from_secs(15);
+
+/// A private XDG_RUNTIME_DIR for one test's sessions.
+struct Sessions {
+    runtime: tempfile::TempDir,
+}
+
+impl Sessions {
+    fn new() -> Sessions {
+        let runtime = tempfile::Builder::new()
+            .prefix("mix-remote-xdg-")
+            .tempdir()
+            .expect("a runtime dir");
+        Sessions { runtime }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.runtime.path().join("mix-remote")
+    }
+
+    /// mix-remote in the demo fixture with `args`, sharing this test's sessions.
+    fn tool(&self, args: &[&str]) -> MixRemote {
+        let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
+        tool.env("XDG_RUNTIME_DIR", self.runtime.path()).args(args);
+        tool
+    }
+
+    /// `args` followed by the sshd's host and ssh config.
+    fn on(&self, sshd: &Sshd, args: &[&str]) -> Output {
+        let config = sshd.ssh_config().display().to_string();
+        let host = sshd.host();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--host", &host, "-F", &config]);
+        self.tool(&all).run()
+    }
+
+    fn run(&self, sshd: &Sshd, extra: &[&str]) -> Output {
+        let args = [
+            &["run", "-v"],
+            extra,
+            &["Demo.Worker.process", "--no-compile"],
+        ]
+        .concat();
+        let config = sshd.ssh_config().display().to_string();
+        let host = sshd.host();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--host", &host, "-F", &config, "--", "42", "\"batch-7\""]);
+        self.tool(&all).run()
+    }
+
+    fn status(&self) -> Vec<serde_json::Value> {
+        let out = self.tool(&["status", "--json"]).run();
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        out.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON status line"))
+            .collect()
+    }
+
+    /// Panics unless, within [`LIMIT`], no session directory and no local process of a session
+    /// is left.
+    fn assert_clean(&self) {
+        let root = self.root();
+        let deadline = Instant::now() + LIMIT;
+        while !testkit::entries(&root).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "left in the sessions directory: {:?}",
+                testkit::entries(&root)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Err(left) = testkit::wait_until_no_processes_mentioning(
+            &self.runtime.path().display().to_string(),
+            LIMIT,
+        ) {
+            panic!("local processes of the session remain: {left:?}");
+        }
+    }
+}
+
+const RESULT: &str = "%{items: [1, :two, \"three\"], label: \"batch-7\", total: %Demo.Money{amount: 126, currency: :eur}}\n";
+
+#[test]
+fn up_serves_runs_with_fresh_nodes_and_down_leaves_nothing() {
+    let sshd = Sshd::start();
+    let sessions = Sessions::new();
+    let up = sessions.on(&sshd, &["up", "--idle", "5m"]);
+    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    let status = sessions.status();
+    assert_eq!(status.len(), 1, "{status:?}");
+    assert_eq!(status[0]["runs"], 0);
+
+    for _ in 0..2 {
+        let out = sessions.run(&sshd, &[]);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        assert!(out.stdout.ends_with(RESULT), "{}", out.stdout);
+        assert!(out.stderr.contains("warm session of"), "{}", out.stderr);
+        out.assert_local_clean();
+    }
+    // The agent counts a run once the run has let go of its node.
+    let deadline = Instant::now() + LIMIT;
+    while sessions.status()[0]["runs"] != 2 {
+        assert!(Instant::now() < deadline, "{:?}", sessions.status());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The session's own connection, and the spare booted for the next run.
+    assert!(!sshd.session_processes().is_empty());
+
+    let down = sessions.on(&sshd, &["down"]);
+    assert_eq!(down.code, Some(0), "{}", down.stderr);
+    assert!(sessions.status().is_empty());
+    sessions.assert_clean();
+    sshd.wait_until_no_session_processes(LIMIT)
+        .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
+    sshd.wait_until_no_client_processes(LIMIT)
+        .unwrap_or_else(|left| panic!("ssh processes remain: {left:?}"));
+}
+
+#[test]
+fn a_run_with_other_settings_connects_as_usual() {
+    let sshd = Sshd::start();
+    let sessions = Sessions::new();
+    let up = sessions.on(&sshd, &["up"]);
+    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    let out = sessions.run(&sshd, &["-o", "ServerAliveInterval=30"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("its spare node serves"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sessions.status()[0]["runs"], 0);
+    let down = sessions.tool(&["down", "--all"]).run();
+    assert_eq!(down.code, Some(0), "{}", down.stderr);
+    sessions.assert_clean();
+    sshd.wait_until_no_session_processes(LIMIT)
+        .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
+}
+
+#[test]
+fn a_killed_agent_leaves_no_node_and_no_socket() {
+    let sshd = Sshd::start();
+    let sessions = Sessions::new();
+    let up = sessions.on(&sshd, &["up"]);
+    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    // Wait until the spare node runs on the server.
+    let deadline = Instant::now() + LIMIT;
+    while sessions.status()[0]["spare"] != "ready"
+        || !sshd
+            .session_processes()
+            .iter()
+            .any(|p| p.cmdline.contains("beam"))
+    {
+        assert!(Instant::now() < deadline, "no spare node");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = sessions.status()[0]["pid"].as_u64().expect("a pid");
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    sessions.assert_clean();
+    sshd.wait_until_no_session_processes(LIMIT)
+        .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
+    // A run afterwards connects as usual.
+    let out = sessions.run(&sshd, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("its spare node serves"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Connects to `socket` as the user `nobody` and sends `status`: what came back, or why not.
+fn as_nobody(socket: &Path) -> String {
+    let script = "use IO::Socket::UNIX; $SIG{PIPE} = 'IGNORE'; my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) \
+        or do { print \"refused: $!\"; exit 0 }; print $s \"status\\n\"; my $l = <$s>; \
+        print defined $l ? \"answered: $l\" : \"closed\";";
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "perl",
+            "-e",
+            script,
+        ])
+        .arg(socket)
+        .output()
+        .expect("setpriv");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn another_user_cannot_use_the_session() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: switching to another user needs root");
+        return;
+    }
+    let sshd = Sshd::start();
+    let sessions = Sessions::new();
+    let up = sessions.on(&sshd, &["up"]);
+    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    let dir = testkit::entries(&sessions.root())
+        .into_iter()
+        .find(|p| p.is_dir())
+        .expect("a session directory");
+    let socket = dir.join("agent.sock");
+    // The directories keep others out.
+    assert!(
+        as_nobody(&socket).starts_with("refused"),
+        "{}",
+        as_nobody(&socket)
+    );
+    // Even with every permission opened, the agent answers only its own user.
+    use std::os::unix::fs::PermissionsExt;
+    let open = |p: &Path, mode| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+    for p in [sessions.runtime.path(), &sessions.root(), &dir] {
+        open(p, 0o755).unwrap();
+    }
+    open(&socket, 0o777).unwrap();
+    assert_eq!(as_nobody(&socket), "closed");
+    let down = sessions.tool(&["down", "--all"]).run();
+    assert_eq!(down.code, Some(0), "{}", down.stderr);
+    sessions.assert_clean();
+}
+
+#[test]
+fn status_without_sessions_says_so() {
+    let sessions = Sessions::new();
+    assert!(sessions.status().is_empty());
+    let out = sessions.tool(&["status"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("no warm sessions"), "{}", out.stderr);
+}
