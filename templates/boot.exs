@@ -429,7 +429,28 @@ end
 
 relay_beam = Base.decode64!(read_line.())
 {:module, _} = :code.load_binary(:mix_remote_relay, ~c"mix_remote_relay", relay_beam)
-[name, cookie, tool] = for _ <- 1..3, do: String.to_atom(read_line.())
+# A spare node of a warm session (src/remote/agent) may be given a previous run's batch to load
+# ahead, as `preload:<base64 of [batch, eager, on_load]>` lines before the names; a preload that
+# fails leaves the run to load what it needs.
+read_name = fn again ->
+  case read_line.() do
+    "preload:" <> data ->
+      try do
+        [batch, eager, on_load] = :erlang.binary_to_term(Base.decode64!(data))
+        ops.load.(batch, eager, on_load)
+      catch
+        _kind, _reason -> :ok
+      end
+
+      again.(again)
+
+    name ->
+      name
+  end
+end
+
+name = String.to_atom(read_name.(read_name))
+[cookie, tool] = for _ <- 1..2, do: String.to_atom(read_line.())
 Process.register(spawn(fn -> serve.(nil, serve) end), :mix_remote)
 # A short net_ticktime (the tick interval is a quarter of it): the node halts soon after a dead
 # link, when the tool's node stops ticking.

@@ -10,9 +10,10 @@ use testkit::{MixRemote, Output, Sshd};
 /// How long the agent's leftovers may take to go.
 const LIMIT: Duration = Duration::from_secs(15);
 
-/// A private XDG_RUNTIME_DIR for one test's sessions.
+/// A private XDG_RUNTIME_DIR for one test's sessions, and the project the tool runs in.
 struct Sessions {
     runtime: tempfile::TempDir,
+    project: PathBuf,
 }
 
 impl Sessions {
@@ -21,7 +22,10 @@ impl Sessions {
             .prefix("mix-remote-xdg-")
             .tempdir()
             .expect("a runtime dir");
-        Sessions { runtime }
+        Sessions {
+            runtime,
+            project: testkit::compiled_fixture("demo"),
+        }
     }
 
     fn root(&self) -> PathBuf {
@@ -30,7 +34,7 @@ impl Sessions {
 
     /// mix-remote in the demo fixture with `args`, sharing this test's sessions.
     fn tool(&self, args: &[&str]) -> MixRemote {
-        let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
+        let mut tool = testkit::mix_remote(&self.project);
         tool.env("XDG_RUNTIME_DIR", self.runtime.path()).args(args);
         tool
     }
@@ -87,6 +91,93 @@ impl Sessions {
             panic!("local processes of the session remain: {left:?}");
         }
     }
+}
+
+/// The value of `key` in the run's `stats:` line.
+fn stat(out: &Output, key: &str) -> u64 {
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("stats:"))
+        .unwrap_or_else(|| panic!("no stats line in {}", out.stderr));
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+}
+
+impl Sessions {
+    /// Waits until the session has served `runs` runs and its spare node is ready.
+    fn wait_for(&self, runs: u64) {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let status = self.status();
+            if status[0]["runs"] == runs && status[0]["spare"] == "ready" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{status:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn a_changed_module_is_pushed_again_and_an_unchanged_one_is_not() {
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("demo", "dev");
+    let mut sessions = Sessions::new();
+    sessions.project = staged.path().to_owned();
+    let up = sessions.on(&sshd, &["up"]);
+    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    let first = sessions.run(&sshd, &[]);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    assert_eq!(stat(&first, "pushed_modules"), 4, "{}", first.stderr);
+    sessions.wait_for(1);
+
+    // The same code: the spare node loaded it ahead, nothing of it is sent again.
+    let same = sessions.run(&sshd, &[]);
+    assert_eq!(same.code, Some(0), "{}", same.stderr);
+    assert!(same.stdout.ends_with(RESULT), "{}", same.stdout);
+    assert_eq!(stat(&same, "pushed_modules"), 0, "{}", same.stderr);
+    assert_eq!(stat(&same, "shipped_modules"), 0, "{}", same.stderr);
+    assert!(
+        stat(&same, "pushed_bytes") < stat(&first, "pushed_bytes") / 10,
+        "{}",
+        same.stderr
+    );
+    sessions.wait_for(2);
+
+    // One module changed: it alone is sent.
+    let worker = staged.path().join("lib/demo/worker.ex");
+    let source = std::fs::read_to_string(&worker).unwrap();
+    let at = source.rfind("end").unwrap();
+    let changed = format!(
+        "{}  def warm_marker, do: :changed\n{}",
+        &source[..at],
+        &source[at..]
+    );
+    std::fs::write(&worker, changed).unwrap();
+    let compiled = Command::new("mix")
+        .arg("compile")
+        .current_dir(staged.path())
+        .env("MIX_ENV", "dev")
+        .env(testkit::VENDOR_VAR, testkit::vendor_dir())
+        .output()
+        .expect("mix");
+    assert!(compiled.status.success(), "{compiled:?}");
+    let after = sessions.run(&sshd, &[]);
+    assert_eq!(after.code, Some(0), "{}", after.stderr);
+    assert!(after.stdout.ends_with(RESULT), "{}", after.stdout);
+    assert_eq!(stat(&after, "pushed_modules"), 1, "{}", after.stderr);
+    assert_eq!(stat(&after, "shipped_modules"), 1, "{}", after.stderr);
+    assert!(stat(&after, "pushed_bytes") > stat(&same, "pushed_bytes"));
+    assert!(stat(&after, "pushed_bytes") < stat(&first, "pushed_bytes"));
+
+    let down = sessions.tool(&["down", "--all"]).run();
+    assert_eq!(down.code, Some(0), "{}", down.stderr);
+    sessions.assert_clean();
+    sshd.wait_until_no_session_processes(LIMIT)
+        .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
 }
 
 const RESULT: &str = "%{items: [1, :two, \"three\"], label: \"batch-7\", total: %Demo.Money{amount: 126, currency: :eur}}\n";

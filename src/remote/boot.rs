@@ -131,7 +131,7 @@ pub fn stdin_input(node_port: u16, remote_node: &str, cookie: &str, our_node: &s
 }
 
 /// Standard base64 with padding (what Elixir's `Base.decode64!/1` reads).
-fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {

@@ -21,6 +21,7 @@ use crate::build::entry::display_module;
 use crate::build::native;
 use crate::config::HostSettings;
 use crate::events::{Event, Stage};
+use crate::remote::agent::preload::{self, Digests};
 use crate::remote::boot::{self, BootError};
 use crate::remote::console::{self, Input};
 use crate::remote::invoke::{self, Outcome, Setup};
@@ -217,6 +218,7 @@ where
         ids: &ids,
         started,
         input,
+        had: None,
     };
     if let Err(e) = session
         .connect(&mut master, phase, interactive, &mut stats)
@@ -408,6 +410,8 @@ struct Session<'a> {
     started: Instant,
     /// Where the function's reads are answered from.
     input: &'a Input,
+    /// What a warm session's spare node was given to load ahead: the push sends only the rest.
+    had: Option<&'a Digests>,
 }
 
 impl Session<'_> {
@@ -630,7 +634,11 @@ impl Session<'_> {
                 host: host.clone(),
             });
         }
-        let pushed = push::push(node, &prepared, job.apps.shipped.len(), &remote, limit).await?;
+        let trimmed = self
+            .had
+            .and_then(|had| preload::trimmed(&prepared, had, &remote));
+        let sent = trimmed.as_ref().unwrap_or(&prepared);
+        let pushed = push::push(node, sent, job.apps.shipped.len(), &remote, limit).await?;
         Ok((prepared, pushed))
     }
 }

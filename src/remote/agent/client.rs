@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-use super::{BYE, CLAIM, DOWN, GO, OK, SPARE, STATUS, Status, dirs};
+use super::preload::Digests;
+use super::{BYE, CLAIM, DOWN, GO, OK, PRELOAD, SPARE, STATUS, Status, dirs};
 
 /// How long a session directory without a socket may be starting before it counts as stale.
 const STARTING: Duration = Duration::from_secs(120);
@@ -109,6 +110,8 @@ pub struct Claim {
     agent: Agent,
     /// Where the run listens for the node (in the session's private directory).
     pub socket: PathBuf,
+    /// What the node was given to load ahead, if anything.
+    pub had: Option<Digests>,
 }
 
 /// Claims the spare node of the session in `dir`, waiting at most `limit` for it.
@@ -116,13 +119,15 @@ pub async fn claim(dir: &Path, limit: Duration) -> io::Result<Claim> {
     let claiming = async {
         let mut agent = Agent::connect(dir).await?;
         let said = agent.ask(CLAIM).await?;
-        match said.split_once(' ') {
-            Some((SPARE, path)) => Ok(Claim {
-                agent,
-                socket: PathBuf::from(path),
-            }),
-            _ => Err(io::Error::other(said)),
-        }
+        let Some((SPARE, path)) = said.split_once(' ') else {
+            return Err(io::Error::other(said));
+        };
+        let had = serde_json::from_str(&agent.answer().await?).map_err(io::Error::other)?;
+        Ok(Claim {
+            agent,
+            socket: PathBuf::from(path),
+            had,
+        })
     };
     tokio::time::timeout(limit, claiming)
         .await
@@ -142,5 +147,15 @@ impl Claim {
         } else {
             Err(io::Error::other(said))
         }
+    }
+
+    /// Hands the agent this run's batch (as [`super::preload::encode`] makes it), for the next
+    /// spare nodes to load ahead.
+    pub async fn preload(&mut self, encoded: &[u8]) -> io::Result<()> {
+        let stream = self.agent.stream.get_mut();
+        stream
+            .write_all(format!("{PRELOAD}{}\n", encoded.len()).as_bytes())
+            .await?;
+        stream.write_all(encoded).await
     }
 }

@@ -10,13 +10,16 @@
 //!
 //! The protocol is lines of text on that socket, one request per connection:
 //! `status` (answered with one JSON line, [`Status`]), `down` (answered `bye` once nothing is
-//! left), `claim` (answered `spare PATH`: the Unix socket the spare node will connect to; the run
-//! binds it, then sends `go REMOTE COOKIE LOCAL`, the run's fresh node names and cookie, which the
-//! agent hands to the waiting node, and gets `ok`). The run keeps the connection open while it
-//! works: its end tells the agent that the node is done with.
+//! left), `claim` (answered `spare PATH`, the Unix socket the spare node will connect to, and a JSON
+//! line, the digests of what the node was given to load ahead ([`preload`]) or `null`; the run
+//! binds the socket, then sends `go REMOTE COOKIE LOCAL`, the run's fresh node names and cookie,
+//! which the agent hands to the waiting node, and gets `ok`; it may then send `preload LEN` and
+//! its batch, for the next spares). The run keeps the connection open while it works: its end
+//! tells the agent that the node is done with.
 
 pub mod client;
 pub mod dirs;
+pub mod preload;
 pub mod server;
 mod spare;
 
@@ -41,6 +44,8 @@ pub const SPARE: &str = "spare";
 pub const GO: &str = "go";
 /// The answer to [`GO`].
 pub const OK: &str = "ok";
+/// A run's batch for the next spares: `preload LEN`, then LEN bytes.
+pub const PRELOAD: &str = "preload ";
 /// What the agent prints on its stdout for `up` once it serves.
 pub const READY: &str = "ready";
 

@@ -16,8 +16,9 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
+use super::preload::Preload;
 use super::spare::Spare;
-use super::{BYE, CLAIM, DOWN, GO, OK, READY, SPARE, STATUS, Spec, Status, dirs};
+use super::{BYE, CLAIM, DOWN, GO, OK, PRELOAD, READY, SPARE, STATUS, Spec, Status, dirs};
 use crate::remote::boot::{self, CONNECTED};
 use crate::remote::private_dir::{self, PrivateDir};
 use crate::remote::ssh::{Master, Target};
@@ -162,6 +163,7 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
     }));
     let (stop_tx, stop) = watch::channel(false);
     let (claims_tx, claims) = mpsc::unbounded_channel();
+    let (preloads_tx, preloads) = mpsc::unbounded_channel();
     let keeper = Keeper {
         dir: dir.path().to_owned(),
         control,
@@ -169,7 +171,7 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
         remote_command,
         state: Arc::clone(&state),
     };
-    let mut keeping = tokio::spawn(keeper.keep(master, claims, stop.clone()));
+    let mut keeping = tokio::spawn(keeper.keep(master, claims, preloads, stop.clone()));
     let (down_tx, mut downs) = mpsc::unbounded_channel::<UnixStream>();
     let mut connections = JoinSet::new();
     let idle = Duration::from_secs(spec.idle_secs);
@@ -201,6 +203,7 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
                     let connection = Connection {
                         state: Arc::clone(&state),
                         claims: claims_tx.clone(),
+                        preloads: preloads_tx.clone(),
                         downs: down_tx.clone(),
                         stop: stop.clone(),
                         spec: spec.clone(),
@@ -267,9 +270,11 @@ struct Keeper {
     state: State,
 }
 
-/// What ended the wait of a ready spare.
+/// What ended (or interrupted) the wait of a spare.
 enum Woken {
     Claimed(Option<oneshot::Sender<Spare>>),
+    Booted,
+    Preload(Option<Arc<Preload>>),
     Ended,
     Lost,
     Stopped,
@@ -280,10 +285,12 @@ impl Keeper {
         self,
         mut master: Master,
         mut claims: mpsc::UnboundedReceiver<oneshot::Sender<Spare>>,
+        mut preloads: mpsc::UnboundedReceiver<Arc<Preload>>,
         mut stop: watch::Receiver<bool>,
     ) {
+        let mut latest: Option<Arc<Preload>> = None;
         let mut n = 0;
-        loop {
+        'spares: loop {
             n += 1;
             lock(&self.state).spare = "booting".into();
             let booting = Spare::boot(
@@ -292,6 +299,7 @@ impl Keeper {
                 n,
                 &self.target,
                 &self.remote_command,
+                latest.clone(),
             );
             let booted = tokio::select! {
                 booted = booting => booted,
@@ -308,23 +316,41 @@ impl Keeper {
                     }
                 }
             };
-            lock(&self.state).spare = "ready".into();
-            let woken = tokio::select! {
-                claim = claims.recv() => Woken::Claimed(claim),
-                () = spare.ended() => Woken::Ended,
-                _ = master.failure("the SSH connection") => Woken::Lost,
-                _ = stop.changed() => Woken::Stopped,
-            };
-            match woken {
-                Woken::Claimed(Some(claim)) => {
-                    if let Err(spare) = claim.send(spare) {
-                        spare.end().await;
+            let mut up = false;
+            loop {
+                let woken = tokio::select! {
+                    // A run's batch goes to the spare before the next run can claim it.
+                    biased;
+                    preload = preloads.recv() => Woken::Preload(preload),
+                    claim = claims.recv() => Woken::Claimed(claim),
+                    () = spare.booted(), if !up => Woken::Booted,
+                    () = spare.ended() => Woken::Ended,
+                    _ = master.failure("the SSH connection") => Woken::Lost,
+                    _ = stop.changed() => Woken::Stopped,
+                };
+                match woken {
+                    Woken::Booted => {
+                        up = true;
+                        lock(&self.state).spare = "ready".into();
                     }
-                }
-                Woken::Ended => spare.end().await,
-                Woken::Claimed(None) | Woken::Lost | Woken::Stopped => {
-                    spare.end().await;
-                    break;
+                    Woken::Preload(Some(preload)) => {
+                        latest = Some(Arc::clone(&preload));
+                        spare.preload(preload).await;
+                    }
+                    Woken::Claimed(Some(claim)) => {
+                        if let Err(spare) = claim.send(spare) {
+                            spare.end().await;
+                        }
+                        continue 'spares;
+                    }
+                    Woken::Ended => {
+                        spare.end().await;
+                        continue 'spares;
+                    }
+                    Woken::Preload(None) | Woken::Claimed(None) | Woken::Lost | Woken::Stopped => {
+                        spare.end().await;
+                        break 'spares;
+                    }
                 }
             }
         }
@@ -337,6 +363,7 @@ impl Keeper {
 struct Connection {
     state: State,
     claims: mpsc::UnboundedSender<oneshot::Sender<Spare>>,
+    preloads: mpsc::UnboundedSender<Arc<Preload>>,
     downs: mpsc::UnboundedSender<UnixStream>,
     stop: watch::Receiver<bool>,
     spec: Spec,
@@ -401,12 +428,12 @@ impl Connection {
         lock(&self.state).active += 1;
         let handed = self.hand_over(&mut stream, &mut spare).await;
         if handed.is_some() {
-            let mut rest = Vec::new();
+            let mut stop = self.stop.clone();
             tokio::select! {
                 // The run closes the connection when it is done with the node.
-                _ = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut rest) => {}
+                () = self.preloads(&mut stream) => {}
                 () = spare.ended() => {}
-                _ = self.stop.changed() => {}
+                _ = stop.changed() => {}
             }
         }
         {
@@ -418,12 +445,46 @@ impl Connection {
         spare.end().await;
     }
 
+    /// Takes the batches the run hands over for the next spares (`preload LEN`, then LEN bytes
+    /// of what [`super::preload::encode`] made) until it closes the connection.
+    async fn preloads(&self, stream: &mut BufReader<UnixStream>) {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            let Some(len) = line
+                .trim_end()
+                .strip_prefix(PRELOAD)
+                .and_then(|n| n.trim().parse::<usize>().ok())
+            else {
+                return;
+            };
+            let mut encoded = vec![0; len];
+            if tokio::io::AsyncReadExt::read_exact(stream, &mut encoded)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            if let Some(preload) = Preload::new(&encoded) {
+                let _ = self.preloads.send(Arc::new(preload));
+            }
+        }
+    }
+
     async fn hand_over(
         &mut self,
         stream: &mut BufReader<UnixStream>,
         spare: &mut Spare,
     ) -> Option<()> {
-        let offer = format!("{SPARE} {}\n", spare.socket.display());
+        let had = spare.preloaded.as_ref().map(|p| &p.digests);
+        let offer = format!(
+            "{SPARE} {}\n{}\n",
+            spare.socket.display(),
+            serde_json::to_string(&had).ok()?
+        );
         stream.get_mut().write_all(offer.as_bytes()).await.ok()?;
         let mut line = String::new();
         tokio::time::timeout(GO_LIMIT, stream.read_line(&mut line))

@@ -6,13 +6,19 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::watch;
 
-use crate::remote::boot;
+use super::preload::Preload;
+use crate::remote::boot::{self, MARKER};
 use crate::remote::ssh::{self, Target};
+
+/// `mix-remote:spare`: the spare's elixir has started and evaluates the boot program.
+const BOOTED: &str = "spare";
 
 /// How long a spare's session may take to end by itself once its stdin is closed.
 const END_GRACE: Duration = Duration::from_secs(5);
@@ -40,17 +46,21 @@ pub struct Spare {
     port: u16,
     control: PathBuf,
     target: Target,
+    booted: watch::Receiver<bool>,
+    /// The batch the node was given to load ahead, if any.
+    pub preloaded: Option<Arc<Preload>>,
 }
 
 impl Spare {
     /// Boots spare number `n` through the master whose control socket is `control`, in the
-    /// session directory `dir`.
+    /// session directory `dir`, giving it `preload` to load ahead.
     pub async fn boot(
         dir: &Path,
         control: &Path,
         n: u64,
         target: &Target,
         remote_command: &str,
+        preload: Option<Arc<Preload>>,
     ) -> Result<Spare, SpareError> {
         let socket = dir.join(format!("node-{n}.sock"));
         let forward = format!("127.0.0.1:0:{}", socket.display());
@@ -80,14 +90,31 @@ impl Spare {
         ssh::die_with_parent(&mut cmd);
         let mut child = cmd
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .map_err(SpareError::Spawn)?;
+        let (booted_tx, booted) = watch::channel(false);
+        if let Some(stdout) = child.stdout.take() {
+            // Read to the end: the node's stray output must never fill the pipe.
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stdout).lines();
+                let marker = format!("{MARKER}{BOOTED}");
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if line == marker {
+                        let _ = booted_tx.send(true);
+                    }
+                }
+            });
+        }
         let mut stdin = child.stdin.take().ok_or(SpareError::Closed)?;
+        let mut input = prelude(port);
+        if let Some(preload) = &preload {
+            input.extend_from_slice(&preload.line);
+        }
         stdin
-            .write_all(&prelude(port))
+            .write_all(&input)
             .await
             .map_err(|_| SpareError::Closed)?;
         Ok(Spare {
@@ -97,7 +124,29 @@ impl Spare {
             port,
             control: control.to_owned(),
             target: target.clone(),
+            booted,
+            preloaded: preload,
         })
+    }
+
+    /// Resolves once the node's elixir runs the boot program (it then waits for its run).
+    pub fn booted(&self) -> impl Future<Output = ()> + 'static {
+        let mut booted = self.booted.clone();
+        async move {
+            let _ = booted.wait_for(|booted| *booted).await;
+        }
+    }
+
+    /// Gives a node that has no preload yet `preload` to load ahead.
+    pub async fn preload(&mut self, preload: Arc<Preload>) {
+        if self.preloaded.is_some() {
+            return;
+        }
+        if let Some(stdin) = self.stdin.as_mut()
+            && stdin.write_all(&preload.line).await.is_ok()
+        {
+            self.preloaded = Some(preload);
+        }
     }
 
     /// Hands the node a run's identities: it starts distribution and connects to [`Spare::socket`].
@@ -152,12 +201,18 @@ fn identities(remote: &str, cookie: &str, local: &str) -> String {
 }
 
 /// Everything the boot session reads before the run's identities: the forward's port, the boot
-/// program and the relay.
+/// program (preceded by printing [`BOOTED`]) and the relay.
 fn prelude(port: u16) -> Vec<u8> {
     let (r, c, l) = ("r", "c", "l");
     let mut input = boot::stdin_input(port, r, c, l);
     let tail = identities(r, c, l).len();
     input.truncate(input.len() - tail);
+    let program = input
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(0, |at| at + 1);
+    let say = format!("IO.puts(\"{MARKER}{BOOTED}\"); ");
+    input.splice(program..program, say.bytes());
     input
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::{Identities, LocalEnd, Session, SessionError, Stats, timeout};
 use crate::config::HostSettings;
 use crate::events::Stage;
-use crate::remote::agent::{self, client, dirs};
+use crate::remote::agent::{self, client, dirs, preload};
 use crate::remote::console::{self, Input};
 use crate::remote::job::Job;
 use crate::remote::node::Node;
@@ -81,6 +81,7 @@ where
         ids: &ids,
         started,
         input,
+        had: claim.had.as_ref(),
     };
     let result = async {
         let booting = Instant::now();
@@ -123,6 +124,12 @@ where
         result
     }
     .await;
+    // The next spare nodes load this run's batch ahead (after the work: off its critical path).
+    if result.is_ok()
+        && let Ok((prepared, _)) = job.wire.get().await
+    {
+        let _ = claim.preload(&preload::encode(&prepared)).await;
+    }
     let _ = std::fs::remove_file(&claim.socket);
     // The agent stops what is left of the node once the claim is dropped.
     let stopping = Instant::now();

@@ -1,0 +1,259 @@
+//! What a warm session's spare node holds before a run claims it: the batch the previous run
+//! shipped, loaded ahead (its applications written, its closure loaded), so that the next run
+//! sends only what changed. A batch (see `remote/wire.rs`) is cut into items, each application's
+//! `.app` text, modules and `priv/` files and each loose module, and each item has a digest of
+//! the bytes that travel: [`Digests`]. A run then sends a batch holding only the items whose
+//! digest differs from what the spare was given, and the closure modules the spare has not
+//! loaded; every application stays named in it, so that the node's list of shipped applications
+//! is complete.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+
+use erl_dist::term::{Binary, List, Term};
+
+use crate::remote::boot;
+use crate::remote::node::{atom, tuple};
+use crate::remote::push::Remote;
+use crate::remote::wire::Prepared;
+
+/// The digest of every item of a batch, by item: `spec APP`, `module APP MOD`, `priv APP PATH`,
+/// `loose MOD`.
+pub type Digests = BTreeMap<String, String>;
+
+/// The items of `batch` (a compressed term as `remote/wire.rs` makes it) and their digests;
+/// `None` if it is not such a term.
+pub fn digests(batch: &[u8]) -> Option<Digests> {
+    let (apps, loose) = parts(batch)?;
+    let mut digests = Digests::new();
+    for app in &apps {
+        let Term::Tuple(t) = app else { return None };
+        let [
+            Term::Atom(name),
+            Term::Binary(spec),
+            Term::List(modules),
+            Term::List(files),
+        ] = t.elements.as_slice()
+        else {
+            return None;
+        };
+        let app = &name.name;
+        digests.insert(format!("spec {app}"), digest(&[&spec.bytes]));
+        for module in &modules.elements {
+            let (name, bytes) = module_of(module)?;
+            digests.insert(format!("module {app} {name}"), digest(&[bytes]));
+        }
+        for file in &files.elements {
+            let (path, mode, bytes) = file_of(file)?;
+            digests.insert(
+                format!("priv {app} {path}"),
+                digest(&[&mode.to_be_bytes(), bytes]),
+            );
+        }
+    }
+    for module in &loose {
+        let Term::Tuple(t) = module else { return None };
+        let [Term::Atom(name), _, Term::Binary(bytes)] = t.elements.as_slice() else {
+            return None;
+        };
+        digests.insert(format!("loose {}", name.name), digest(&[&bytes.bytes]));
+    }
+    Some(digests)
+}
+
+/// `prepared` with a batch of only what a node given `had`, which says of itself `remote`, lacks:
+/// the items whose digest differs, and the closure modules it has not loaded as they are now.
+/// `None` if the batch is not as `remote/wire.rs` makes it.
+pub fn trimmed(prepared: &Prepared, had: &Digests, remote: &Remote) -> Option<Prepared> {
+    let load: HashSet<&str> = prepared
+        .modules
+        .iter()
+        .filter(|(beam, wire)| remote.loaded.get(&beam.name) != Some(&wire.md5))
+        .map(|(beam, _)| beam.name.as_str())
+        .collect();
+    let (apps, loose) = parts(&prepared.batch)?;
+    let kept = |key: String, bytes: &[&[u8]], module: Option<&str>| {
+        had.get(&key) != Some(&digest(bytes)) || module.is_some_and(|m| load.contains(m))
+    };
+    let mut shipped_modules = 0;
+    let mut trimmed_apps = Vec::with_capacity(apps.len());
+    for app in apps {
+        let Term::Tuple(t) = app else { return None };
+        let [
+            Term::Atom(name),
+            Term::Binary(spec),
+            Term::List(modules),
+            Term::List(files),
+        ] = t.elements.as_slice()
+        else {
+            return None;
+        };
+        let app = &name.name;
+        let spec: &[u8] = if kept(format!("spec {app}"), &[&spec.bytes], None) {
+            &spec.bytes
+        } else {
+            // An empty `.app` text is not written: the node keeps the one it has.
+            &[]
+        };
+        let mut kept_modules = Vec::new();
+        for module in &modules.elements {
+            let (name, bytes) = module_of(module)?;
+            if kept(format!("module {app} {name}"), &[bytes], Some(name)) {
+                kept_modules.push(module.clone());
+            }
+        }
+        let mut kept_files = Vec::new();
+        for file in &files.elements {
+            let (path, mode, bytes) = file_of(file)?;
+            if kept(
+                format!("priv {app} {path}"),
+                &[&mode.to_be_bytes(), bytes],
+                None,
+            ) {
+                kept_files.push(file.clone());
+            }
+        }
+        shipped_modules += kept_modules.len();
+        trimmed_apps.push(tuple(vec![
+            atom(app),
+            Binary::from(spec.to_vec()).into(),
+            List::from(kept_modules).into(),
+            List::from(kept_files).into(),
+        ]));
+    }
+    let mut kept_loose = Vec::new();
+    for module in loose {
+        let Term::Tuple(t) = &module else { return None };
+        let [Term::Atom(name), _, Term::Binary(bytes)] = t.elements.as_slice() else {
+            return None;
+        };
+        if kept(
+            format!("loose {}", name.name),
+            &[&bytes.bytes],
+            Some(&name.name),
+        ) {
+            kept_loose.push(module);
+        }
+    }
+    shipped_modules += kept_loose.len();
+    Some(Prepared {
+        modules: prepared.modules.clone(),
+        batch: compressed(&tuple(vec![
+            List::from(trimmed_apps).into(),
+            List::from(kept_loose).into(),
+        ])),
+        shipped_modules,
+    })
+}
+
+/// What a run hands the agent for the next spare: `[batch, eager, on_load]` as the boot
+/// program's `load` request takes them, in the external term format.
+pub fn encode(prepared: &Prepared) -> Vec<u8> {
+    let names = |keep: &dyn Fn(&crate::build::beam::Beam) -> bool| -> Term {
+        let atoms: Vec<Term> = prepared
+            .modules
+            .iter()
+            .filter(|(beam, _)| keep(beam))
+            .map(|(beam, _)| atom(&beam.name))
+            .collect();
+        List::from(atoms).into()
+    };
+    let term: Term = List::from(vec![
+        Binary::from(prepared.batch.clone()).into(),
+        names(&|_| true),
+        names(&|beam| beam.on_load),
+    ])
+    .into();
+    let mut bytes = Vec::new();
+    term.encode(&mut bytes).expect("encoding into memory");
+    bytes
+}
+
+/// A run's batch ready for spare nodes: the line that preloads it (see templates/boot.exs) and
+/// the digests of its items.
+#[derive(Debug)]
+pub struct Preload {
+    /// `preload:<base64>\n`, written to a spare's stdin before the run's identities.
+    pub line: Vec<u8>,
+    /// What the batch holds.
+    pub digests: Digests,
+}
+
+impl Preload {
+    /// The preload of what [`encode`] made; `None` if it is not that.
+    pub fn new(encoded: &[u8]) -> Option<Preload> {
+        let Ok(Term::List(list)) = Term::decode(encoded) else {
+            return None;
+        };
+        let Some(Term::Binary(batch)) = list.elements.first() else {
+            return None;
+        };
+        Some(Preload {
+            digests: digests(&batch.bytes)?,
+            line: format!("preload:{}\n", boot::base64(encoded)).into_bytes(),
+        })
+    }
+}
+
+fn parts(batch: &[u8]) -> Option<(Vec<Term>, Vec<Term>)> {
+    let Ok(Term::Tuple(t)) = Term::decode(batch) else {
+        return None;
+    };
+    match <[Term; 2]>::try_from(t.elements).ok()? {
+        [Term::List(apps), Term::List(loose)] => Some((apps.elements, loose.elements)),
+        _ => None,
+    }
+}
+
+fn module_of(term: &Term) -> Option<(&str, &[u8])> {
+    let Term::Tuple(t) = term else { return None };
+    match t.elements.as_slice() {
+        [Term::Atom(name), Term::Binary(bytes)] => Some((&name.name, &bytes.bytes)),
+        _ => None,
+    }
+}
+
+fn file_of(term: &Term) -> Option<(String, i32, &[u8])> {
+    let Term::Tuple(t) = term else { return None };
+    match t.elements.as_slice() {
+        [
+            Term::Binary(path),
+            Term::FixInteger(mode),
+            Term::Binary(bytes),
+        ] => Some((
+            String::from_utf8_lossy(&path.bytes).into_owned(),
+            mode.value,
+            &bytes.bytes,
+        )),
+        _ => None,
+    }
+}
+
+fn digest(parts: &[&[u8]]) -> String {
+    let mut context = md5::Context::new();
+    for part in parts {
+        context.consume(part);
+    }
+    format!("{:x}", context.finalize())
+}
+
+/// `term` in the external term format, zlib-compressed as `binary_to_term/1` reads it (as
+/// `remote/wire.rs` makes batches).
+fn compressed(term: &Term) -> Vec<u8> {
+    let mut plain = Vec::new();
+    term.encode(&mut plain).expect("encoding into memory");
+    let body = &plain[1..];
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(4));
+    zlib.write_all(body).expect("compressing into memory");
+    let zipped = zlib.finish().expect("compressing into memory");
+    let mut out = Vec::with_capacity(zipped.len() + 6);
+    out.push(131);
+    out.push(80);
+    out.extend_from_slice(
+        &u32::try_from(body.len())
+            .expect("a batch under 4 GiB")
+            .to_be_bytes(),
+    );
+    out.extend_from_slice(&zipped);
+    out
+}
