@@ -430,18 +430,21 @@ end
 relay_beam = Base.decode64!(read_line.())
 {:module, _} = :code.load_binary(:mix_remote_relay, ~c"mix_remote_relay", relay_beam)
 # A spare node of a warm session (src/remote/agent) may be given a previous run's batch to load
-# ahead, as `preload:<base64 of [batch, eager, on_load]>` lines before the names; a preload that
-# fails leaves the run to load what it needs.
+# ahead, as `preload:<base64 of [batch, eager, on_load]>` lines before the names, and says
+# `mix-remote:preloaded` after each. The code a later preload replaces is purged at once, so the
+# run can replace it again; a preload that fails leaves the run to load what it needs.
 read_name = fn again ->
   case read_line.() do
     "preload:" <> data ->
       try do
         [batch, eager, on_load] = :erlang.binary_to_term(Base.decode64!(data))
         ops.load.(batch, eager, on_load)
+        Enum.each(eager, &:code.purge/1)
       catch
         _kind, _reason -> :ok
       end
 
+      IO.puts("mix-remote:preloaded")
       again.(again)
 
     name ->

@@ -137,7 +137,7 @@ pub struct Status {
     pub runs: u64,
     /// Runs being served now.
     pub active: u64,
-    /// The spare node: `ready`, `booting` or `failed: WHY`.
+    /// The spare node: `booting`, `loading` (a run's batch, ahead), `ready`, or `failed: WHY`.
     pub spare: String,
     /// The agent's process id.
     pub pid: u32,

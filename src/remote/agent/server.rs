@@ -336,6 +336,8 @@ impl Keeper {
                     Woken::Preload(Some(preload)) => {
                         latest = Some(Arc::clone(&preload));
                         spare.preload(preload).await;
+                        up = false;
+                        lock(&self.state).spare = "loading".into();
                     }
                     Woken::Claimed(Some(claim)) => {
                         if let Err(spare) = claim.send(spare) {

@@ -19,6 +19,8 @@ use crate::remote::ssh::{self, Target};
 
 /// `mix-remote:spare`: the spare's elixir has started and evaluates the boot program.
 const BOOTED: &str = "spare";
+/// `mix-remote:preloaded`: the spare has loaded a batch given to it ahead (templates/boot.exs).
+const PRELOADED: &str = "preloaded";
 
 /// How long a spare's session may take to end by itself once its stdin is closed.
 const END_GRACE: Duration = Duration::from_secs(5);
@@ -46,7 +48,10 @@ pub struct Spare {
     port: u16,
     control: PathBuf,
     target: Target,
-    booted: watch::Receiver<bool>,
+    /// How many of its markers ([`BOOTED`], [`PRELOADED`]) the node has printed...
+    seen: watch::Receiver<u32>,
+    /// ... and how many it will have printed once it waits for a run, all it was given loaded.
+    expected: u32,
     /// The batch the node was given to load ahead, if any.
     pub preloaded: Option<Arc<Preload>>,
 }
@@ -95,15 +100,17 @@ impl Spare {
             .kill_on_drop(true)
             .spawn()
             .map_err(SpareError::Spawn)?;
-        let (booted_tx, booted) = watch::channel(false);
+        let (seen_tx, seen) = watch::channel(0);
         if let Some(stdout) = child.stdout.take() {
             // Read to the end: the node's stray output must never fill the pipe.
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stdout).lines();
-                let marker = format!("{MARKER}{BOOTED}");
                 while let Ok(Some(line)) = lines.next_line().await {
-                    if line == marker {
-                        let _ = booted_tx.send(true);
+                    if line
+                        .strip_prefix(MARKER)
+                        .is_some_and(|m| m == BOOTED || m == PRELOADED)
+                    {
+                        seen_tx.send_modify(|seen| *seen += 1);
                     }
                 }
             });
@@ -124,28 +131,28 @@ impl Spare {
             port,
             control: control.to_owned(),
             target: target.clone(),
-            booted,
+            seen,
+            expected: 1 + u32::from(preload.is_some()),
             preloaded: preload,
         })
     }
 
-    /// Resolves once the node's elixir runs the boot program (it then waits for its run).
+    /// Resolves once the node runs the boot program and has loaded all it was given ahead (it
+    /// then waits for its run).
     pub fn booted(&self) -> impl Future<Output = ()> + 'static {
-        let mut booted = self.booted.clone();
+        let (mut seen, expected) = (self.seen.clone(), self.expected);
         async move {
-            let _ = booted.wait_for(|booted| *booted).await;
+            let _ = seen.wait_for(|seen| *seen >= expected).await;
         }
     }
 
-    /// Gives a node that has no preload yet `preload` to load ahead.
+    /// Gives the node `preload` to load ahead (the batch of a later run than what it has).
     pub async fn preload(&mut self, preload: Arc<Preload>) {
-        if self.preloaded.is_some() {
-            return;
-        }
         if let Some(stdin) = self.stdin.as_mut()
             && stdin.write_all(&preload.line).await.is_ok()
         {
             self.preloaded = Some(preload);
+            self.expected += 1;
         }
     }
 
