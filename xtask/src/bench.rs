@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::project;
+use crate::{bench_warm, project};
 
 /// Flags of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
@@ -44,6 +44,9 @@ pub struct BenchArgs {
     /// Extra environment for the measured runs, as NAME=VALUE (repeatable).
     #[arg(long = "env", value_name = "NAME=VALUE")]
     pub envs: Vec<String>,
+    /// Also time warm reruns through `mix-remote up` (same code, one module changed).
+    #[arg(long)]
+    pub warm: bool,
 }
 
 /// The phases the binary reports, in order, as named in its `stats:` line. Beside them the table
@@ -72,6 +75,7 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<(), String> {
     let sshd = testkit::Sshd::start();
     let proxy = std::env::current_exe().map_err(|e| format!("cannot find xtask itself: {e}"))?;
     let mut rows = Vec::new();
+    let mut warm_rows = Vec::new();
     for &rtt in &args.rtts {
         let mut link = Link::new(&sshd, &proxy, rtt, args.mbit);
         link.options.extend(args.ssh_options.iter().cloned());
@@ -95,9 +99,46 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<(), String> {
         for ((n, _), samples) in projects.iter().zip(samples) {
             rows.push(Row::median_of(*n, rtt, floor, samples));
         }
+        if args.warm {
+            for (n, dir) in &projects {
+                eprintln!("bench: {rtt} ms, warm reruns of {n} modules");
+                let warm = bench_warm::measure(&link, &binary, dir, *n, args.runs, &env)?;
+                warm_rows.push((*n, rtt, floor, warm));
+            }
+        }
     }
     print_table(&rows, args);
+    if args.warm {
+        print_warm_table(&warm_rows, args);
+    }
     Ok(())
+}
+
+fn print_warm_table(rows: &[(usize, u64, Floor, bench_warm::Warm)], args: &BenchArgs) {
+    println!(
+        "\nmix-remote warm reruns (after `mix-remote up`, spare node ready), median of {} (ms)",
+        args.runs
+    );
+    println!(
+        "{:>5} {:>4} {:>6} {:>6} {:>9} {:>8} {:>9} {:>6} {:>6} {:>6}",
+        "N", "RTT", "same", "x", "pushed B", "changed", "pushed B", "x", "floor", "ssh"
+    );
+    for (n, rtt, floor, warm) in rows {
+        let ratio = |d: Duration| d.as_secs_f64() / floor.total().as_secs_f64();
+        println!(
+            "{:>5} {:>4} {:>6} {:>6.2} {:>9} {:>8} {:>9} {:>6.2} {:>6} {:>6}",
+            n,
+            rtt,
+            warm.same.as_millis(),
+            ratio(warm.same),
+            warm.pushed.0,
+            warm.changed.as_millis(),
+            warm.pushed.1,
+            ratio(warm.changed),
+            floor.total().as_millis(),
+            floor.ssh.as_millis()
+        );
+    }
 }
 
 /// `--env NAME=VALUE` flags as pairs.
@@ -224,7 +265,7 @@ pub(crate) fn stats(stderr: &str) -> BTreeMap<String, u64> {
 
 /// What `ssh host true` and a bare remote `elixir -e nil` cost on a link.
 #[derive(Clone, Copy)]
-struct Floor {
+pub(crate) struct Floor {
     ssh: Duration,
     boot: Duration,
 }

@@ -15,6 +15,7 @@ mod bench;
 mod bench_ecto;
 mod bench_fanout;
 mod bench_output;
+mod bench_warm;
 mod project;
 mod proxy;
 mod scan_bench;

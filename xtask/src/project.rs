@@ -28,9 +28,15 @@ pub fn generate(dir: &Path, n: usize) -> Result<PathBuf, String> {
     for i in 0..n {
         write(&lib.join(format!("m{i}.ex")), &module(i, n))?;
     }
+    compile(&project, n)?;
+    Ok(project)
+}
+
+/// Compiles the `n`-module project in `project` with `mix`.
+pub fn compile(project: &Path, n: usize) -> Result<(), String> {
     let out = Command::new("mix")
         .arg("compile")
-        .current_dir(&project)
+        .current_dir(project)
         .env("MIX_ENV", "dev")
         .env_remove("MIX_BUILD_PATH")
         .env_remove("MIX_BUILD_ROOT")
@@ -44,7 +50,7 @@ pub fn generate(dir: &Path, n: usize) -> Result<PathBuf, String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    Ok(project)
+    Ok(())
 }
 
 /// Writes `text` unless the file already holds it, so that mix does not recompile a kept project.

@@ -257,3 +257,96 @@ fn compressed(term: &Term) -> Vec<u8> {
     out.extend_from_slice(&zipped);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::compat::RemoteVersions;
+    use crate::build::native;
+    use erl_dist::term::FixInteger;
+
+    fn batch(worker: &[u8], spec: &str) -> Vec<u8> {
+        let binary = |b: &[u8]| -> Term { Binary::from(b.to_vec()).into() };
+        let module = |name: &str, bytes: &[u8]| tuple(vec![atom(name), binary(bytes)]);
+        let app = tuple(vec![
+            atom("demo"),
+            binary(spec.as_bytes()),
+            List::from(vec![
+                module("Elixir.Demo.Money", b"money"),
+                module("Elixir.Demo.Worker", worker),
+            ])
+            .into(),
+            List::from(vec![tuple(vec![
+                binary(b"data.txt"),
+                FixInteger::from(0o644).into(),
+                binary(b"data"),
+            ])])
+            .into(),
+        ]);
+        compressed(&tuple(vec![
+            List::from(vec![app]).into(),
+            List::from(Vec::<Term>::new()).into(),
+        ]))
+    }
+
+    fn prepared(batch: Vec<u8>) -> Prepared {
+        Prepared {
+            modules: Vec::new(),
+            batch,
+            shipped_modules: 2,
+        }
+    }
+
+    fn remote() -> Remote {
+        Remote {
+            versions: RemoteVersions {
+                otp_release: "25".into(),
+                erts: "13.1.5".into(),
+                elixir: "1.14.0".into(),
+            },
+            server: native::Server {
+                triple: "x86_64-pc-linux-gnu".into(),
+                wordsize: 8,
+            },
+            missing_apps: Vec::new(),
+            loaded: Default::default(),
+        }
+    }
+
+    #[test]
+    fn only_what_changed_is_sent_again() {
+        let had = digests(&batch(b"v1", "{application,demo,[]}.")).unwrap();
+        assert_eq!(had.len(), 4, "{had:?}");
+        let same = trimmed(
+            &prepared(batch(b"v1", "{application,demo,[]}.")),
+            &had,
+            &remote(),
+        )
+        .unwrap();
+        assert_eq!(same.shipped_modules, 0);
+        let left = digests(&same.batch).unwrap();
+        assert_eq!(left.keys().collect::<Vec<_>>(), ["spec demo"]);
+        let changed = trimmed(
+            &prepared(batch(b"v2", "{application,demo,[]}.")),
+            &had,
+            &remote(),
+        )
+        .unwrap();
+        assert_eq!(changed.shipped_modules, 1);
+        assert!(
+            digests(&changed.batch)
+                .unwrap()
+                .contains_key("module demo Elixir.Demo.Worker")
+        );
+        assert!(changed.batch.len() < batch(b"v2", "{application,demo,[]}.").len());
+    }
+
+    #[test]
+    fn a_preload_carries_the_batch_and_its_digests() {
+        let b = batch(b"v1", "");
+        let preload = Preload::new(&encode(&prepared(b.clone()))).unwrap();
+        assert_eq!(preload.digests, digests(&b).unwrap());
+        assert!(preload.line.starts_with(b"preload:") && preload.line.ends_with(b"\n"));
+        assert!(Preload::new(b"junk").is_none());
+    }
+}

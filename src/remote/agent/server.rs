@@ -318,13 +318,15 @@ impl Keeper {
             };
             let mut up = false;
             loop {
+                let booted = spare.booted();
                 let woken = tokio::select! {
-                    // A run's batch goes to the spare before the next run can claim it.
+                    // A dead spare is never handed out, and a run's batch goes to the spare before
+                    // the next run can claim it.
                     biased;
+                    () = spare.ended() => Woken::Ended,
                     preload = preloads.recv() => Woken::Preload(preload),
                     claim = claims.recv() => Woken::Claimed(claim),
-                    () = spare.booted(), if !up => Woken::Booted,
-                    () = spare.ended() => Woken::Ended,
+                    () = booted, if !up => Woken::Booted,
                     _ = master.failure("the SSH connection") => Woken::Lost,
                     _ = stop.changed() => Woken::Stopped,
                 };
@@ -346,8 +348,14 @@ impl Keeper {
                         continue 'spares;
                     }
                     Woken::Ended => {
+                        // A node that halts by itself (an OTP too old, a crash) is not booted
+                        // again and again at full speed.
                         spare.end().await;
-                        continue 'spares;
+                        lock(&self.state).spare = "failed: the spare node ended by itself".into();
+                        tokio::select! {
+                            () = tokio::time::sleep(RETRY) => continue 'spares,
+                            _ = stop.changed() => break 'spares,
+                        }
                     }
                     Woken::Preload(None) | Woken::Claimed(None) | Woken::Lost | Woken::Stopped => {
                         spare.end().await;
