@@ -199,9 +199,26 @@ fn up_serves_runs_with_fresh_nodes_and_down_leaves_nothing() {
         assert!(out.stderr.contains("warm session of"), "{}", out.stderr);
         out.assert_local_clean();
     }
+    // `eval` uses the session too.
+    let config = sshd.ssh_config().display().to_string();
+    let host = sshd.host();
+    let eval = sessions
+        .tool(&[
+            "eval",
+            "-v",
+            "Demo.Money.__struct__().currency",
+            "--host",
+            &host,
+            "-F",
+            &config,
+        ])
+        .run();
+    assert_eq!(eval.code, Some(0), "{}", eval.stderr);
+    assert!(eval.stderr.contains("warm session of"), "{}", eval.stderr);
+    eval.assert_local_clean();
     // The agent counts a run once the run has let go of its node.
     let deadline = Instant::now() + LIMIT;
-    while sessions.status()[0]["runs"] != 2 {
+    while sessions.status()[0]["runs"] != 3 {
         assert!(Instant::now() < deadline, "{:?}", sessions.status());
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -328,6 +345,18 @@ fn another_user_cannot_use_the_session() {
     let down = sessions.tool(&["down", "--all"]).run();
     assert_eq!(down.code, Some(0), "{}", down.stderr);
     sessions.assert_clean();
+}
+
+#[test]
+fn the_idle_limit_ends_the_session_and_leaves_nothing() {
+    let sshd = Sshd::start();
+    let sessions = Sessions::new();
+    let up = sessions.on(&sshd, &["up", "--idle", "1s"]);
+    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    sessions.assert_clean();
+    sshd.wait_until_no_session_processes(LIMIT)
+        .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
+    assert!(sessions.status().is_empty());
 }
 
 #[test]

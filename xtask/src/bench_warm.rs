@@ -1,8 +1,8 @@
 //! The warm rows of `cargo xtask bench --warm`: reruns through a warm session (`mix-remote up`)
 //! on the same link as the cold runs, beside the same floor. `up` once per project; then, in
 //! turn, a rerun of the same code and a rerun after one module changed (recompiled before the
-//! timed run, outside it). Each rerun starts once the session's spare node is ready, as it is
-//! when a person reruns after reading the previous result.
+//! timed run, outside it). Each rerun starts a second after the session's spare node is ready, as
+//! it is when a person reruns after reading the previous result.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -13,6 +13,9 @@ use crate::project;
 
 /// How long a spare node may take to be ready.
 const SPARE_LIMIT: Duration = Duration::from_secs(60);
+/// The pause before a rerun once the spare is ready: the previous run's node, on this same
+/// machine, has finished halting, as it has on a server of its own by the time a person reruns.
+const PAUSE: Duration = Duration::from_secs(1);
 
 /// Medians of the warm reruns of one project.
 pub(crate) struct Warm {
@@ -103,6 +106,7 @@ fn rerun(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    std::thread::sleep(PAUSE);
     let host = link.host();
     let started = Instant::now();
     let out = tool(&["-v", "run", "--no-compile", project::ENTRY, "--host", &host])
