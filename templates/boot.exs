@@ -429,11 +429,13 @@ end
 
 relay_beam = Base.decode64!(read_line.())
 {:module, _} = :code.load_binary(:mix_remote_relay, ~c"mix_remote_relay", relay_beam)
-# A spare node of a warm session (src/remote/agent) may be given a previous run's batch to load
-# ahead, as `preload:<base64 of [batch, eager, on_load]>` lines before the names, and says
-# `mix-remote:preloaded` after each. The code a later preload replaces is purged at once, so the
-# run can replace it again; a preload that fails leaves the run to load what it needs.
-read_name = fn again ->
+# A spare node of a warm session (src/remote/agent) gets its name ahead and starts distribution at
+# once (nothing can reach it: it listens nowhere and has no cookie yet); before its cookie it may
+# be given a previous run's batch to load ahead, as `preload:<base64 of [batch, eager, on_load]>`
+# lines, and says `mix-remote:preloaded` after each. The code a later preload replaces is purged
+# at once, so the run can replace it again; a preload that fails leaves the run to load what it
+# needs.
+read_after_preloads = fn again ->
   case read_line.() do
     "preload:" <> data ->
       try do
@@ -447,17 +449,18 @@ read_name = fn again ->
       IO.puts("mix-remote:preloaded")
       again.(again)
 
-    name ->
-      name
+    line ->
+      line
   end
 end
 
-name = String.to_atom(read_name.(read_name))
-[cookie, tool] = for _ <- 1..2, do: String.to_atom(read_line.())
-Process.register(spawn(fn -> serve.(nil, serve) end), :mix_remote)
+name = String.to_atom(read_line.())
 # A short net_ticktime (the tick interval is a quarter of it): the node halts soon after a dead
 # link, when the tool's node stops ticking.
 {:ok, _} = :net_kernel.start([name, :shortnames, @TICK_MS@])
+cookie = String.to_atom(read_after_preloads.(read_after_preloads))
+tool = String.to_atom(read_line.())
+Process.register(spawn(fn -> serve.(nil, serve) end), :mix_remote)
 :erlang.set_cookie(node(), cookie)
 :ok = :net_kernel.monitor_nodes(true, node_type: :all)
 

@@ -110,6 +110,8 @@ pub struct Claim {
     agent: Agent,
     /// Where the run listens for the node (in the session's private directory).
     pub socket: PathBuf,
+    /// The node's full name (fresh for this node, which has started distribution under it).
+    pub remote: String,
     /// What the node was given to load ahead, if anything.
     pub had: Option<Digests>,
 }
@@ -119,14 +121,19 @@ pub async fn claim(dir: &Path, limit: Duration) -> io::Result<Claim> {
     let claiming = async {
         let mut agent = Agent::connect(dir).await?;
         let said = agent.ask(CLAIM).await?;
-        let Some((SPARE, path)) = said.split_once(' ') else {
+        // The path may hold spaces; the name never does.
+        let Some((SPARE, rest)) = said.split_once(' ') else {
+            return Err(io::Error::other(said));
+        };
+        let Some((path, remote)) = rest.rsplit_once(' ') else {
             return Err(io::Error::other(said));
         };
         let had = serde_json::from_str(&agent.answer().await?).map_err(io::Error::other)?;
         Ok(Claim {
-            agent,
             socket: PathBuf::from(path),
+            remote: remote.to_owned(),
             had,
+            agent,
         })
     };
     tokio::time::timeout(limit, claiming)
@@ -135,13 +142,10 @@ pub async fn claim(dir: &Path, limit: Duration) -> io::Result<Claim> {
 }
 
 impl Claim {
-    /// Hands the run's node names and cookie to the spare node, which then connects to
+    /// Hands the run's cookie and node name to the spare node, which then connects to
     /// [`Claim::socket`].
-    pub async fn go(&mut self, remote: &str, cookie: &str, local: &str) -> io::Result<()> {
-        let said = self
-            .agent
-            .ask(&format!("{GO} {remote} {cookie} {local}"))
-            .await?;
+    pub async fn go(&mut self, cookie: &str, local: &str) -> io::Result<()> {
+        let said = self.agent.ask(&format!("{GO} {cookie} {local}")).await?;
         if said == OK {
             Ok(())
         } else {

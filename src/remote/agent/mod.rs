@@ -10,10 +10,10 @@
 //!
 //! The protocol is lines of text on that socket, one request per connection:
 //! `status` (answered with one JSON line, [`Status`]), `down` (answered `bye` once nothing is
-//! left), `claim` (answered `spare PATH`, the Unix socket the spare node will connect to, and a JSON
-//! line, the digests of what the node was given to load ahead ([`preload`]) or `null`; the run
-//! binds the socket, then sends `go REMOTE COOKIE LOCAL`, the run's fresh node names and cookie,
-//! which the agent hands to the waiting node, and gets `ok`; it may then send `preload LEN` and
+//! left), `claim` (answered `spare PATH REMOTE`, the Unix socket the spare node will connect to and the
+//! node's name, and a JSON line, the digests of what the node was given to load ahead
+//! ([`preload`]) or `null`; the run binds the socket, then sends `go COOKIE LOCAL`, its fresh
+//! cookie and node name, which the agent hands to the waiting node, and gets `ok`; it may then send `preload LEN` and
 //! its batch, for the next spares). The run keeps the connection open while it works: its end
 //! tells the agent that the node is done with.
 
@@ -38,9 +38,9 @@ pub const DOWN: &str = "down";
 pub const BYE: &str = "bye";
 /// The request for the spare node.
 pub const CLAIM: &str = "claim";
-/// The answer to [`CLAIM`]: `spare PATH`.
+/// The answer to [`CLAIM`]: `spare PATH REMOTE`.
 pub const SPARE: &str = "spare";
-/// The run's identities for the claimed node: `go REMOTE COOKIE LOCAL`.
+/// The run's cookie and node name for the claimed node: `go COOKIE LOCAL`.
 pub const GO: &str = "go";
 /// The answer to [`GO`].
 pub const OK: &str = "ok";

@@ -491,8 +491,9 @@ impl Connection {
     ) -> Option<()> {
         let had = spare.preloaded.as_ref().map(|p| &p.digests);
         let offer = format!(
-            "{SPARE} {}\n{}\n",
+            "{SPARE} {} {}\n{}\n",
             spare.socket.display(),
+            spare.remote,
             serde_json::to_string(&had).ok()?
         );
         stream.get_mut().write_all(offer.as_bytes()).await.ok()?;
@@ -502,10 +503,10 @@ impl Connection {
             .ok()?
             .ok()?;
         let words: Vec<&str> = line.split_whitespace().collect();
-        let [GO, remote, cookie, local] = words.as_slice() else {
+        let [GO, cookie, local] = words.as_slice() else {
             return None;
         };
-        spare.go(remote, cookie, local).await.ok()?;
+        spare.go(cookie, local).await.ok()?;
         stream
             .get_mut()
             .write_all(format!("{OK}\n").as_bytes())

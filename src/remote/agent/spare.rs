@@ -45,6 +45,8 @@ pub struct Spare {
     stdin: Option<ChildStdin>,
     /// The Unix socket the node connects to once it has a run's identities.
     pub socket: PathBuf,
+    /// The node's full name, fresh for this node: it starts distribution under it ahead.
+    pub remote: String,
     port: u16,
     control: PathBuf,
     target: Target,
@@ -116,7 +118,9 @@ impl Spare {
             });
         }
         let mut stdin = child.stdin.take().ok_or(SpareError::Closed)?;
-        let mut input = prelude(port);
+        // 64 random bits, hex, as a cold run names its node.
+        let remote = format!("mix_remote_{:016x}@localhost", rand::random::<u64>());
+        let mut input = prelude(port, &remote);
         if let Some(preload) = &preload {
             input.extend_from_slice(&preload.line);
         }
@@ -128,6 +132,7 @@ impl Spare {
             child,
             stdin: Some(stdin),
             socket,
+            remote,
             port,
             control: control.to_owned(),
             target: target.clone(),
@@ -156,11 +161,11 @@ impl Spare {
         }
     }
 
-    /// Hands the node a run's identities: it starts distribution and connects to [`Spare::socket`].
-    pub async fn go(&mut self, remote: &str, cookie: &str, local: &str) -> std::io::Result<()> {
+    /// Hands the node a run's cookie and node name: it connects to [`Spare::socket`].
+    pub async fn go(&mut self, cookie: &str, local: &str) -> std::io::Result<()> {
         let stdin = self.stdin.as_mut().ok_or(std::io::ErrorKind::BrokenPipe)?;
         stdin
-            .write_all(identities(remote, cookie, local).as_bytes())
+            .write_all(identities(cookie, local).as_bytes())
             .await?;
         stdin.flush().await
     }
@@ -201,18 +206,18 @@ fn control_command(control: &Path, target: &Target, op: &str) -> Command {
     cmd
 }
 
-/// The run's part of the boot session's input: the remote node's name, the cookie, our node's
-/// name (the last lines of [`boot::stdin_input`]).
-fn identities(remote: &str, cookie: &str, local: &str) -> String {
-    format!("{remote}\n{cookie}\n{local}\n")
+/// The run's part of the boot session's input: the cookie and our node's name (the last lines of
+/// [`boot::stdin_input`]).
+fn identities(cookie: &str, local: &str) -> String {
+    format!("{cookie}\n{local}\n")
 }
 
 /// Everything the boot session reads before the run's identities: the forward's port, the boot
-/// program (preceded by printing [`BOOTED`]) and the relay.
-fn prelude(port: u16) -> Vec<u8> {
-    let (r, c, l) = ("r", "c", "l");
-    let mut input = boot::stdin_input(port, r, c, l);
-    let tail = identities(r, c, l).len();
+/// program (preceded by printing [`BOOTED`]), the relay and the node's name `remote`.
+fn prelude(port: u16, remote: &str) -> Vec<u8> {
+    let (c, l) = ("c", "l");
+    let mut input = boot::stdin_input(port, remote, c, l);
+    let tail = identities(c, l).len();
     input.truncate(input.len() - tail);
     let program = input
         .iter()
@@ -229,8 +234,8 @@ mod tests {
 
     #[test]
     fn the_prelude_and_the_identities_make_the_boot_input() {
-        let mut input = prelude(4242);
-        input.extend_from_slice(identities("a@localhost", "k", "b@localhost").as_bytes());
+        let mut input = prelude(4242, "a@localhost");
+        input.extend_from_slice(identities("k", "b@localhost").as_bytes());
         let cold = boot::stdin_input(4242, "a@localhost", "k", "b@localhost");
         let say = b"IO.puts(\"mix-remote:spare\"); ";
         assert!(input.starts_with(b"4242\nIO.puts(\"mix-remote:spare\"); Code.eval_string("));

@@ -1,6 +1,7 @@
 //! A run through a warm session (`mix-remote up`): instead of connecting and booting, the run
 //! claims the session's spare node, which is already booted on the server behind the session's
-//! SSH connection, hands it fresh names and a fresh cookie over the agent's owner-only socket,
+//! SSH connection (with distribution started under a name of its own), hands it a fresh cookie
+//! and our fresh node name over the agent's owner-only socket,
 //! and takes its connection on the Unix socket the spare's reverse forward ends in. From the
 //! handshake on, the run is the same as a cold one: push, work, and the node halts when the
 //! run's node disconnects.
@@ -54,7 +55,18 @@ pub(super) async fn on_spare<T, F>(
 where
     F: Future<Output = Result<T, SessionError>>,
 {
-    let ids = Identities::fresh();
+    // The spare's name is its own (fresh for that node, distribution already started under it);
+    // the cookie, our name and the creation are this run's.
+    let Ok(remote) = claim.remote.parse() else {
+        return Err(SessionError::Socket {
+            path: claim.socket.display().to_string(),
+            error: std::io::Error::other(format!("bad node name {}", claim.remote)),
+        });
+    };
+    let ids = Identities {
+        remote,
+        ..Identities::fresh()
+    };
     let started = Instant::now();
     let mut stats = Stats::default();
     let phase = report.phase(Stage::Connect, format!("connecting to {}", host.address));
@@ -63,7 +75,7 @@ where
     let node_end = LocalEnd::bind(claim.socket.clone())?;
     let remote = ids.remote.to_string();
     claim
-        .go(&remote, &ids.cookie, &ids.local.to_string())
+        .go(&ids.cookie, &ids.local.to_string())
         .await
         .map_err(|e| SessionError::Socket {
             path: claim.socket.display().to_string(),
