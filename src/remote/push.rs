@@ -142,7 +142,7 @@ pub async fn push(
     remote: &Remote,
     timeout: Duration,
 ) -> Result<Pushed, PushError> {
-    let modules: Vec<(&Beam, &Wire)> = prepared.modules.iter().map(|(b, w)| (b, w)).collect();
+    let modules: Vec<(&Beam, &Wire)> = prepared.modules.iter().map(|(b, w)| (&**b, w)).collect();
     let missing = missing(&modules, remote);
     let atoms = |keep: &dyn Fn(&Beam) -> bool| -> Term {
         let names: Vec<Term> = missing
@@ -153,7 +153,7 @@ pub async fn push(
         List::from(names).into()
     };
     let args = vec![
-        Binary::from(prepared.batch.clone()).into(),
+        Binary::from(prepared.batch.to_vec()).into(),
         atoms(&|_| true),
         atoms(&|beam| beam.on_load),
     ];
@@ -263,7 +263,7 @@ mod tests {
         };
         let wire = Wire {
             md5: [md5; 16],
-            bytes: vec![md5],
+            size: 1,
         };
         (beam, wire)
     }
