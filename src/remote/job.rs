@@ -4,8 +4,8 @@
 //! environment, the versions Mix recorded, and the wire form of it all, prepared on a thread of
 //! its own while the hosts connect.
 
-use std::path::{Component, Path, PathBuf};
 use std::collections::HashSet;
+use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

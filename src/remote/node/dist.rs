@@ -138,9 +138,15 @@ pub async fn write_loop(
                 if out.message.write_into(&mut buf).is_err() {
                     continue;
                 }
-                attached = out.attached.and_then(|bytes| Some((splice_at(&buf)?, bytes)));
-                let extra = attached.as_ref().map_or(0, |(_, b)| b.len() - ATTACHED.len());
-                let Ok(len) = u32::try_from(buf.len() - 4 + extra) else {
+                attached = out
+                    .attached
+                    .and_then(|bytes| Some((splice_at(&buf)?, bytes)));
+                // The frame holds the stand-in, which the attached bytes replace.
+                let len = match &attached {
+                    None => buf.len() - 4,
+                    Some((_, bytes)) => buf.len() - 4 - ATTACHED.len() + bytes.len(),
+                };
+                let Ok(len) = u32::try_from(len) else {
                     continue;
                 };
                 buf[..4].copy_from_slice(&len.to_be_bytes());
@@ -284,7 +290,11 @@ mod tests {
     #[tokio::test]
     async fn an_attached_binary_is_written_in_place_of_its_stand_in() {
         use erl_dist::term::{Binary, Pid, Term, Tuple};
-        let batch: Arc<[u8]> = (0..=255u8).cycle().take(100_000).collect::<Vec<u8>>().into();
+        let batch: Arc<[u8]> = (0..=255u8)
+            .cycle()
+            .take(100_000)
+            .collect::<Vec<u8>>()
+            .into();
         let to = Pid::new("remote@localhost", 1, 0, 7);
         let message = |first: &[u8]| {
             let body: Term = Tuple::from(vec![
@@ -305,12 +315,21 @@ mod tests {
             attached: None,
         })
         .unwrap();
+        tx.send(Outgoing {
+            message: message(&ATTACHED[..]),
+            attached: Some(Arc::from(&b"tiny"[..])),
+        })
+        .unwrap();
         drop(tx);
         let mut written = Vec::new();
         write_loop(&mut written, queue).await;
         let (delivered, skipped) = frames(&written).await;
         assert!(skipped.is_empty(), "{skipped:?}");
-        let expected = [message_term(&message(&batch)), message_term(&message(b"plain"))];
+        let expected = [
+            message_term(&message(&batch)),
+            message_term(&message(b"plain")),
+            message_term(&message(b"tiny")),
+        ];
         let got: Vec<String> = delivered.iter().map(message_term).collect();
         assert_eq!(got, expected);
     }
