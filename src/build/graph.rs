@@ -15,6 +15,7 @@
 //! algorithm emits them dependencies first, which is exactly leaves-first loading order.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use crate::build::beam::Beam;
 
@@ -76,7 +77,8 @@ pub struct Member<'g> {
 
 /// The project's modules and the edges between them.
 pub struct Graph {
-    beams: Vec<Beam>,
+    /// Shared, so that what ships (on the wire form's thread) holds the modules without copies.
+    beams: Vec<Arc<Beam>>,
     edges: Vec<Vec<(usize, Why)>>,
     index: HashMap<String, usize>,
 }
@@ -84,6 +86,7 @@ pub struct Graph {
 impl Graph {
     /// Builds the graph from every module of the project.
     pub fn new(beams: Vec<Beam>) -> Self {
+        let beams: Vec<Arc<Beam>> = beams.into_iter().map(Arc::new).collect();
         let index: HashMap<String, usize> = beams
             .iter()
             .enumerate()
@@ -141,11 +144,17 @@ impl Graph {
 
     /// The module called `name`, if the project has it.
     pub fn module(&self, name: &str) -> Option<&Beam> {
-        self.index.get(name).map(|&i| &self.beams[i])
+        self.index.get(name).map(|&i| &*self.beams[i])
+    }
+
+    /// The module called `name` as a shared handle, for what must outlive a borrow of the graph
+    /// (the wire form, prepared on a thread of its own).
+    pub fn shared(&self, name: &str) -> Option<Arc<Beam>> {
+        self.index.get(name).map(|&i| Arc::clone(&self.beams[i]))
     }
 
     /// Every module of the project, sorted by name.
-    pub fn modules(&self) -> &[Beam] {
+    pub fn modules(&self) -> &[Arc<Beam>] {
         &self.beams
     }
 
@@ -153,7 +162,7 @@ impl Graph {
     pub fn edges(&self) -> impl Iterator<Item = (&Beam, &Beam, Why)> {
         self.edges.iter().enumerate().flat_map(move |(from, out)| {
             out.iter()
-                .map(move |&(to, why)| (&self.beams[from], &self.beams[to], why))
+                .map(move |&(to, why)| (&*self.beams[from], &*self.beams[to], why))
         })
     }
 

@@ -4,8 +4,9 @@
 //! environment, the versions Mix recorded, and the wire form of it all, prepared on a thread of
 //! its own while the hosts connect.
 
+use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use erl_dist::term::Term;
@@ -13,7 +14,7 @@ use erl_dist::term::Term;
 use crate::build::app_config::{AppConfig, AppConfigError};
 use crate::build::apps::{self, Apps, AppsError, PrivFile};
 use crate::build::beam::{Beam, BeamError};
-use crate::build::compat;
+use crate::build::compat::{self, Refusal, RemoteVersions};
 use crate::build::entry::{Entry, EntryError, display_module};
 use crate::build::literal::{self, LiteralError};
 use crate::build::native;
@@ -205,7 +206,9 @@ pub struct Job {
     /// every host's version preflight.
     pub built: compat::Built,
     /// Every shipped module, for the version preflight.
-    pub shipped: Vec<Beam>,
+    shipped: Vec<Arc<Beam>>,
+    /// The version preflight's verdicts, one per set of remote versions met so far.
+    preflights: Mutex<Vec<(RemoteVersions, Arc<Preflight>)>>,
     /// How long reading `_build` and planning took, before any connection.
     pub planned_in: Duration,
 }
@@ -302,9 +305,12 @@ impl Job {
         let apps = Apps::resolve(&build.project, &build.mix_env, root_app.as_deref(), &names)?;
         let priv_files = apps::priv_files(&apps.shipped)?;
         let natives = natives(&build.project, &priv_files);
-        let shipped = shipped_apps(&plan, &apps, &priv_files);
-        let shipped_beams: Vec<Beam> = shipped.iter().flat_map(|a| a.modules.clone()).collect();
-        let built = compat::Built::read(&shipped_beams.iter().collect::<Vec<_>>());
+        let shipped = shipped_apps(&plan, &apps, priv_files);
+        let shipped_beams: Vec<Arc<Beam>> = shipped
+            .iter()
+            .flat_map(|a| a.modules.iter().cloned())
+            .collect();
+        let built = compat::Built::read(&shipped_beams.iter().map(|b| &**b).collect::<Vec<_>>());
         let setup = AppConfig::collect(&build.project, &build.mix_env, skip_app_config)?;
         let bytes: usize = closure.iter().map(|b| b.bytes.len()).sum();
         let shipping = counted(apps.shipped.len(), "application");
@@ -321,7 +327,11 @@ impl Job {
             report.verbose(&format!("closure: {}", display_module(&beam.name)));
         }
         report.verbose(&describe(&apps, build.start));
-        let wire = WireForm::start(closure.into_iter().cloned().collect(), shipped);
+        let closure: Vec<Arc<Beam>> = closure
+            .iter()
+            .filter_map(|beam| plan.graph().shared(&beam.name))
+            .collect();
+        let wire = WireForm::start(closure, shipped);
         Ok(Job {
             call,
             plan,
@@ -332,15 +342,50 @@ impl Job {
             wire,
             built,
             shipped: shipped_beams,
+            preflights: Mutex::new(Vec::new()),
             planned_in: started.elapsed(),
         })
     }
 }
 
+/// What the version preflight says of one remote's versions.
+pub struct Preflight {
+    /// Of the closure: the warnings to show, or why the remote cannot load it.
+    pub closure: Result<Vec<String>, Refusal>,
+    /// Of the other shipped modules (they load only if called): why one of them would fail.
+    pub others: Option<Refusal>,
+}
+
+impl Job {
+    /// The version preflight for a remote running `versions`: computed for the first host that
+    /// reports them, then shared by every other one.
+    pub fn preflight(&self, versions: &RemoteVersions) -> Arc<Preflight> {
+        let mut known = self.preflights.lock().expect("no preflight panics");
+        if let Some((_, verdict)) = known.iter().find(|(v, _)| v == versions) {
+            return Arc::clone(verdict);
+        }
+        let closure = self.plan.beams();
+        let in_closure: HashSet<&str> = closure.iter().map(|b| b.name.as_str()).collect();
+        let others: Vec<&Beam> = self
+            .shipped
+            .iter()
+            .map(|b| &**b)
+            .filter(|b| !in_closure.contains(b.name.as_str()))
+            .collect();
+        let verdict = Arc::new(Preflight {
+            closure: compat::preflight(&closure, &self.built, versions),
+            others: compat::preflight(&others, &self.built, versions).err(),
+        });
+        known.push((versions.clone(), Arc::clone(&verdict)));
+        verdict
+    }
+}
+
 /// Every shipped application with its modules (as the plan has them: consolidated protocols
-/// included) and its `priv/` files, for the wire.
-fn shipped_apps(plan: &Plan, apps: &Apps, priv_files: &[PrivFile]) -> Vec<ShippedApp> {
-    apps.shipped
+/// included, shared with it) and its `priv/` files (moved there), for the wire.
+fn shipped_apps(plan: &Plan, apps: &Apps, priv_files: Vec<PrivFile>) -> Vec<ShippedApp> {
+    let mut shipped: Vec<ShippedApp> = apps
+        .shipped
         .iter()
         .map(|app| ShippedApp {
             name: app.name.clone(),
@@ -348,15 +393,17 @@ fn shipped_apps(plan: &Plan, apps: &Apps, priv_files: &[PrivFile]) -> Vec<Shippe
             modules: app
                 .modules
                 .iter()
-                .filter_map(|m| plan.graph().module(m).cloned())
+                .filter_map(|m| plan.graph().shared(m))
                 .collect(),
-            priv_files: priv_files
-                .iter()
-                .filter(|f| f.app == app.name)
-                .map(|f| (f.path.clone(), f.mode, f.bytes.clone()))
-                .collect(),
+            priv_files: Vec::new(),
         })
-        .collect()
+        .collect();
+    for file in priv_files {
+        if let Some(app) = shipped.iter_mut().find(|a| a.name == file.app) {
+            app.priv_files.push((file.path, file.mode, file.bytes));
+        }
+    }
+    shipped
 }
 
 /// What `-v` says of the applications: shipped, started, expected of the server.
@@ -414,12 +461,11 @@ pub struct WireForm(tokio::sync::watch::Receiver<Option<WireResult>>);
 
 impl WireForm {
     /// Starts preparing `closure` (in load order) and the shipped `apps`.
-    fn start(closure: Vec<Beam>, apps: Vec<ShippedApp>) -> WireForm {
+    fn start(closure: Vec<Arc<Beam>>, apps: Vec<ShippedApp>) -> WireForm {
         let (tx, rx) = tokio::sync::watch::channel(None);
         std::thread::spawn(move || {
             let started = Instant::now();
-            let refs: Vec<&Beam> = closure.iter().collect();
-            let result = wire::prepare_all(&refs, &apps)
+            let result = wire::prepare_all(&closure, &apps)
                 .map(|prepared| (Arc::new(prepared), started.elapsed()))
                 .map_err(Arc::new);
             let _ = tx.send(Some(result));

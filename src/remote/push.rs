@@ -8,6 +8,7 @@
 //! the shipped applications load on demand from their lib dirs, as on a deployment.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use erl_dist::term::{Binary, List, Term};
@@ -17,6 +18,7 @@ use crate::build::compat::RemoteVersions;
 use crate::build::entry::display_module;
 use crate::build::native;
 use crate::remote::boot::{Request, SERVER};
+use crate::remote::node::dist::ATTACHED;
 use crate::remote::node::{CallError, Node, atom, is_atom};
 use crate::remote::wire::{Prepared, Wire};
 
@@ -142,7 +144,7 @@ pub async fn push(
     remote: &Remote,
     timeout: Duration,
 ) -> Result<Pushed, PushError> {
-    let modules: Vec<(&Beam, &Wire)> = prepared.modules.iter().map(|(b, w)| (b, w)).collect();
+    let modules: Vec<(&Beam, &Wire)> = prepared.modules.iter().map(|(b, w)| (&**b, w)).collect();
     let missing = missing(&modules, remote);
     let atoms = |keep: &dyn Fn(&Beam) -> bool| -> Term {
         let names: Vec<Term> = missing
@@ -153,12 +155,13 @@ pub async fn push(
         List::from(names).into()
     };
     let args = vec![
-        Binary::from(prepared.batch.clone()).into(),
+        Binary::from(&ATTACHED[..]).into(),
         atoms(&|_| true),
         atoms(&|beam| beam.on_load),
     ];
+    let batch = Arc::clone(&prepared.batch);
     let reply = node
-        .request(SERVER, Request::Load.name(), args, Some(timeout))
+        .request_attached(SERVER, Request::Load.name(), args, batch, Some(timeout))
         .await?;
     let stale_removed = match loaded(&reply) {
         Ok(stale) => stale,
@@ -263,7 +266,7 @@ mod tests {
         };
         let wire = Wire {
             md5: [md5; 16],
-            bytes: vec![md5],
+            size: 1,
         };
         (beam, wire)
     }

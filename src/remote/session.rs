@@ -15,7 +15,7 @@ use erl_dist::node::NodeName;
 use erl_dist::term::{Binary, Map, Term};
 use tokio::net::UnixListener;
 
-use crate::build::beam::{Beam, BeamError};
+use crate::build::beam::BeamError;
 use crate::build::compat;
 use crate::build::entry::display_module;
 use crate::build::native;
@@ -560,7 +560,7 @@ impl Session<'_> {
                 self.report.event(Event::ModulePushed {
                     host: self.host.name.clone(),
                     module: display_module(&beam.name),
-                    bytes: wire.bytes.len(),
+                    bytes: wire.size,
                 });
             }
         }
@@ -606,16 +606,11 @@ impl Session<'_> {
         ));
         // Nothing is sent when the remote could not load the closure: one line says why. Other
         // modules of the shipped applications load only if called: a warning.
-        let closure: Vec<&Beam> = prepared.modules.iter().map(|(beam, _)| beam).collect();
-        for warning in compat::preflight(&closure, &job.built, versions)? {
+        let preflight = job.preflight(versions);
+        for warning in preflight.closure.clone()? {
             self.report.warning(&warning);
         }
-        let others: Vec<&Beam> = job
-            .shipped
-            .iter()
-            .filter(|beam| !closure.iter().any(|c| c.name == beam.name))
-            .collect();
-        if let Err(refusal) = compat::preflight(&others, &job.built, versions) {
+        if let Some(refusal) = &preflight.others {
             self.report.warning(&format!(
                 "a module outside the closure would fail to load when called: {refusal}"
             ));

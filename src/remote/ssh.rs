@@ -9,7 +9,10 @@
 //! without a round trip of its own; ssh reports the port the server allocated on stderr
 //! ("Allocated port N for remote forward to ...", at LogLevel INFO, which we make sure of).
 
+pub(crate) mod spawn;
+
 use std::collections::VecDeque;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -253,10 +256,8 @@ impl Master {
         add_target_options(&mut cmd, target);
         cmd.arg("--").arg(&target.host).arg(remote_command);
         log(format!("ssh: {}", describe(&cmd)));
-        #[cfg(target_os = "linux")]
-        die_with_parent(&mut cmd);
-        ignore_interrupts(&mut cmd);
-        let mut child = cmd
+        let args: Vec<OsString> = cmd.as_std().get_args().map(ToOwned::to_owned).collect();
+        let mut child = spawn::command("ssh", &args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -504,44 +505,6 @@ async fn each_line(pipe: impl AsyncRead + Unpin, mut each: impl FnMut(String)) {
                 each(text.trim_end_matches(['\n', '\r']).to_owned());
             }
         }
-    }
-}
-
-/// Has the kernel kill the child when the thread that starts it (the runtime's main thread, which
-/// lives as long as the tool) ends, however the tool ends: a tool killed while the remote node is
-/// still booting leaves no master behind.
-#[cfg(target_os = "linux")]
-pub(crate) fn die_with_parent(cmd: &mut Command) {
-    let parent = std::process::id();
-    // SAFETY: between fork and exec the closure only makes the async-signal-safe calls prctl and
-    // getppid, and builds errors without allocating.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The tool died before prctl took effect: nobody would kill this master.
-            if libc::getppid() as u32 != parent {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
-}
-
-/// Has the master ignore SIGINT: a Ctrl-C on the terminal goes to the whole foreground process
-/// group, and the tool decides what it means (`iex` interrupts the evaluation, `run` tears down).
-/// OpenSSH keeps a SIGINT it inherits ignored, and stays in the foreground group, where it can
-/// still ask the terminal for a passphrase or about a host key.
-fn ignore_interrupts(cmd: &mut Command) {
-    // SAFETY: between fork and exec the closure only makes the async-signal-safe call signal.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::signal(libc::SIGINT, libc::SIG_IGN) == libc::SIG_ERR {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
     }
 }
 

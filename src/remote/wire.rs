@@ -14,12 +14,14 @@
 //! zlib stream, which shares what modules have in common (module, function and atom names) and
 //! which `binary_to_term/1` expands. All of it is computed while SSH connects, the batch too.
 
-use std::io::Write;
+mod etf;
 
-use erl_dist::term::{Binary, FixInteger, List, Term};
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
 
 use crate::build::beam::{self, Beam, BeamError, BeamErrorKind, RawChunk};
-use crate::remote::node::{atom, tuple};
 
 /// Chunks whose data the MD5 covers, in the order it covers them.
 const MD5_CHUNKS: [&[u8; 4]; 9] = [
@@ -35,14 +37,16 @@ const BATCH_LEVEL: u32 = 4;
 /// The external term format's version byte, and its tag for a zlib-compressed term.
 const ETF_VERSION: u8 = 131;
 const ETF_COMPRESSED: u8 = 80;
+/// The compressed batch's header: version, tag, the uncompressed size (32 bits).
+const BATCH_HEADER: usize = 6;
 
-/// A module ready to push.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A module ready to push: what the remote needs to know of its wire form once the batch holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Wire {
     /// The MD5 the remote loader computes for this module.
     pub md5: [u8; 16],
-    /// What the loader receives: the file without unread chunks.
-    pub bytes: Vec<u8>,
+    /// How many bytes the loader receives: the file without unread chunks.
+    pub size: usize,
 }
 
 /// An application as it goes to the server: its lib dir's `ebin/` and `priv/`.
@@ -52,8 +56,8 @@ pub struct ShippedApp {
     pub name: String,
     /// The text of its `.app` file, if it has one.
     pub spec: Option<String>,
-    /// Every module of its `ebin/`.
-    pub modules: Vec<Beam>,
+    /// Every module of its `ebin/`, shared with the project's graph.
+    pub modules: Vec<Arc<Beam>>,
     /// Every file of its `priv/`: path relative to `priv/`, permission bits, contents.
     pub priv_files: Vec<(String, u32, Vec<u8>)>,
 }
@@ -61,151 +65,135 @@ pub struct ShippedApp {
 /// The shipped applications and the closure, ready to push.
 pub struct Prepared {
     /// The closure's modules with their wire form, in load order.
-    pub modules: Vec<(Beam, Wire)>,
-    /// The [`batch`] of the applications (and of closure modules that belong to none).
-    pub batch: Vec<u8>,
+    pub modules: Vec<(Arc<Beam>, Wire)>,
+    /// The [`batch`](prepare_all) of the applications (and of closure modules that belong to
+    /// none), encoded once for every host: an external-term-format binary, shared as it is.
+    pub batch: Arc<[u8]>,
     /// How many modules the batch holds.
     pub shipped_modules: usize,
 }
 
-/// Prepares the modules of `apps` and `closure`, and their batch.
-pub fn prepare_all(closure: &[&Beam], apps: &[ShippedApp]) -> Result<Prepared, BeamError> {
-    let wire_of = |beam: &Beam| {
-        prepare(beam).map_err(|kind| BeamError {
-            path: beam.path.clone(),
-            kind,
-        })
-    };
-    let wired: Vec<Vec<Wire>> = apps
+/// Prepares the modules of `apps` and `closure` (in load order), and their batch: `{Apps,
+/// Loose}` in the external term format, compressed, what the boot program's `load` expands with
+/// `binary_to_term/1` and writes as lib dirs. `Apps` is `[{App, Spec, [{Module, Beam}], [{Path,
+/// Mode, Bytes}]}]` (`Spec` empty when the application has no `.app` file); `Loose` is
+/// `[{Module, File, Beam}]` for closure modules of no shipped application, `File` being the
+/// local path, which the remote loader records for the module. Each module is stripped and
+/// encoded straight into the compressor, one at a time.
+pub fn prepare_all(closure: &[Arc<Beam>], apps: &[ShippedApp]) -> Result<Prepared, BeamError> {
+    let in_apps: HashSet<&str> = apps
         .iter()
-        .map(|app| app.modules.iter().map(wire_of).collect())
-        .collect::<Result<_, _>>()?;
-    let by_name: std::collections::HashMap<&str, &Wire> = apps
-        .iter()
-        .zip(&wired)
-        .flat_map(|(app, wires)| app.modules.iter().map(|b| b.name.as_str()).zip(wires))
+        .flat_map(|app| app.modules.iter().map(|b| b.name.as_str()))
         .collect();
-    let mut loose = Vec::new();
-    let mut modules = Vec::with_capacity(closure.len());
-    for &beam in closure {
-        let wire = match by_name.get(beam.name.as_str()) {
-            Some(&wire) => wire.clone(),
-            None => {
-                let wire = wire_of(beam)?;
-                loose.push((beam.clone(), wire.clone()));
-                wire
-            }
+    let loose: Vec<&Beam> = closure
+        .iter()
+        .map(|b| &**b)
+        .filter(|b| !in_apps.contains(b.name.as_str()))
+        .collect();
+    let mut header = Vec::with_capacity(1 << 20);
+    header.extend_from_slice(&[ETF_VERSION, ETF_COMPRESSED, 0, 0, 0, 0]);
+    let zlib = flate2::write::ZlibEncoder::new(header, flate2::Compression::new(BATCH_LEVEL));
+    let mut out = etf::Writer::new(zlib);
+    let mut wires: HashMap<&str, Wire> = HashMap::with_capacity(in_apps.len() + loose.len());
+    let whole = Path::new("the shipped applications");
+    out.tuple(2).map_err(too_large(whole))?;
+    out.list(apps.len()).map_err(too_large(whole))?;
+    for app in apps {
+        let header = |out: &mut etf::Writer<_>| -> std::io::Result<()> {
+            out.tuple(4)?;
+            out.atom(&app.name)?;
+            out.binary(app.spec.as_deref().unwrap_or_default().as_bytes())?;
+            out.list(app.modules.len())
         };
-        modules.push((beam.clone(), wire));
+        header(&mut out).map_err(too_large(Path::new(&app.name)))?;
+        for beam in &app.modules {
+            out.tuple(2).map_err(too_large(&beam.path))?;
+            out.atom(&beam.name).map_err(too_large(&beam.path))?;
+            wires.insert(&beam.name, write_module(&mut out, beam)?);
+        }
+        let files = |out: &mut etf::Writer<_>| -> std::io::Result<()> {
+            out.end_list(app.modules.len())?;
+            out.list(app.priv_files.len())?;
+            for (path, mode, bytes) in &app.priv_files {
+                out.tuple(3)?;
+                out.binary(path.as_bytes())?;
+                out.integer(*mode as i32)?;
+                out.binary(bytes)?;
+            }
+            out.end_list(app.priv_files.len())
+        };
+        files(&mut out).map_err(too_large(Path::new(&app.name)))?;
     }
-    let shipped_modules = by_name.len() + loose.len();
-    let batch = batch(apps, &wired, &loose);
+    out.end_list(apps.len()).map_err(too_large(whole))?;
+    out.list(loose.len()).map_err(too_large(whole))?;
+    for beam in &loose {
+        out.tuple(3).map_err(too_large(&beam.path))?;
+        out.atom(&beam.name).map_err(too_large(&beam.path))?;
+        out.charlist(&beam.path.to_string_lossy())
+            .map_err(too_large(&beam.path))?;
+        wires.insert(&beam.name, write_module(&mut out, beam)?);
+    }
+    out.end_list(loose.len()).map_err(too_large(whole))?;
+    let plain = u32::try_from(out.written()).map_err(|_| BeamError {
+        path: whole.to_owned(),
+        kind: BeamErrorKind::TooLarge,
+    })?;
+    let mut batch = out
+        .into_inner()
+        .finish()
+        .expect("compressing into memory cannot fail");
+    batch[2..BATCH_HEADER].copy_from_slice(&plain.to_be_bytes());
+    let modules = closure
+        .iter()
+        .map(|beam| (Arc::clone(beam), wires[beam.name.as_str()]))
+        .collect();
     Ok(Prepared {
         modules,
-        batch,
-        shipped_modules,
+        batch: batch.into(),
+        shipped_modules: wires.len(),
     })
 }
 
-/// Prepares `beam` for the wire.
-pub fn prepare(beam: &Beam) -> Result<Wire, BeamErrorKind> {
-    let chunks = beam::raw_chunks(&beam.bytes)?;
-    let md5 = md5(&chunks);
-    let kept: Vec<_> = chunks
-        .iter()
-        .filter(|(id, _)| !UNREAD_CHUNKS.contains(&id))
-        .collect();
-    let body_len: usize = 4 + kept
-        .iter()
-        .map(|(_, data)| 8 + data.len().next_multiple_of(4))
-        .sum::<usize>();
-    let mut bytes = Vec::with_capacity(8 + body_len);
-    bytes.extend_from_slice(b"FOR1");
-    bytes.extend_from_slice(&(body_len as u32).to_be_bytes());
-    bytes.extend_from_slice(b"BEAM");
-    for (id, data) in kept {
-        bytes.extend_from_slice(id);
-        bytes.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        bytes.extend_from_slice(data);
-        bytes.resize(bytes.len().next_multiple_of(4), 0);
+/// The error for a term of `path` the external term format cannot hold.
+fn too_large(path: &Path) -> impl FnOnce(std::io::Error) -> BeamError + '_ {
+    move |_| BeamError {
+        path: path.to_owned(),
+        kind: BeamErrorKind::TooLarge,
     }
-    Ok(Wire { md5, bytes })
 }
 
-/// `{Apps, Loose}` in the external term format, compressed: what the boot program's `load`
-/// expands with `binary_to_term/1` and writes as lib dirs. `Apps` is `[{App, Spec, [{Module,
-/// Beam}], [{Path, Mode, Bytes}]}]` (`Spec` empty when the application has no `.app` file);
-/// `Loose` is `[{Module, File, Beam}]` for closure modules of no shipped application, `File`
-/// being the local path, which the remote loader records for the module.
-fn batch(apps: &[ShippedApp], wired: &[Vec<Wire>], loose: &[(Beam, Wire)]) -> Vec<u8> {
-    let binary = |bytes: &[u8]| -> Term { Binary::from(bytes.to_vec()).into() };
-    let apps: Vec<Term> = apps
-        .iter()
-        .zip(wired)
-        .map(|(app, wires)| {
-            let modules: Vec<Term> = app
-                .modules
-                .iter()
-                .zip(wires)
-                .map(|(beam, wire)| tuple(vec![atom(&beam.name), binary(&wire.bytes)]))
-                .collect();
-            let files: Vec<Term> = app
-                .priv_files
-                .iter()
-                .map(|(path, mode, bytes)| {
-                    tuple(vec![
-                        binary(path.as_bytes()),
-                        FixInteger::from(*mode as i32).into(),
-                        binary(bytes),
-                    ])
-                })
-                .collect();
-            tuple(vec![
-                atom(&app.name),
-                binary(app.spec.as_deref().unwrap_or_default().as_bytes()),
-                List::from(modules).into(),
-                List::from(files).into(),
-            ])
-        })
-        .collect();
-    let loose: Vec<Term> = loose
-        .iter()
-        .map(|(beam, wire)| {
-            let path = beam.path.to_string_lossy();
-            let file: Vec<Term> = path
-                .chars()
-                .map(|c| FixInteger::from(c as i32).into())
-                .collect();
-            tuple(vec![
-                atom(&beam.name),
-                List::from(file).into(),
-                binary(&wire.bytes),
-            ])
-        })
-        .collect();
-    compressed(&tuple(vec![
-        List::from(apps).into(),
-        List::from(loose).into(),
-    ]))
-}
-
-/// `term` in the external term format, zlib-compressed as `binary_to_term/1` reads it.
-fn compressed(term: &Term) -> Vec<u8> {
-    let mut plain = Vec::new();
-    term.encode(&mut plain).expect("encoding into memory");
-    // The compressed form covers the term without its version byte.
-    let term = &plain[1..];
-    let mut zlib = flate2::write::ZlibEncoder::new(
-        Vec::with_capacity(term.len() / 3),
-        flate2::Compression::new(BATCH_LEVEL),
-    );
-    zlib.write_all(term).expect("compressing into memory");
-    let compressed = zlib.finish().expect("compressing into memory");
-    let mut out = Vec::with_capacity(6 + compressed.len());
-    out.extend_from_slice(&[ETF_VERSION, ETF_COMPRESSED]);
-    out.extend_from_slice(&(term.len() as u32).to_be_bytes());
-    out.extend_from_slice(&compressed);
-    out
+/// Writes `beam` as the loader receives it, without its unread chunks, as a binary: its wire form.
+fn write_module<W: Write>(out: &mut etf::Writer<W>, beam: &Beam) -> Result<Wire, BeamError> {
+    let fail = |kind| BeamError {
+        path: beam.path.clone(),
+        kind,
+    };
+    beam::with_raw_chunks(&beam.bytes, |chunks| {
+        let md5 = md5(chunks);
+        let kept = || chunks.iter().filter(|(id, _)| !UNREAD_CHUNKS.contains(&id));
+        let body_len: usize = 4 + kept()
+            .map(|(_, data)| 8 + data.len().next_multiple_of(4))
+            .sum::<usize>();
+        let size = 8 + body_len;
+        let body = u32::try_from(body_len).map_err(|_| BeamErrorKind::TooLarge)?;
+        let write = |out: &mut etf::Writer<W>| -> std::io::Result<()> {
+            out.binary_header(size)?;
+            out.raw(b"FOR1")?;
+            out.raw(&body.to_be_bytes())?;
+            out.raw(b"BEAM")?;
+            for (id, data) in kept() {
+                out.raw(id)?;
+                out.raw(&(data.len() as u32).to_be_bytes())?;
+                out.raw(data)?;
+                out.raw(&[0; 3][..data.len().next_multiple_of(4) - data.len()])?;
+            }
+            Ok(())
+        };
+        write(out).map_err(|_| BeamErrorKind::TooLarge)?;
+        Ok(Wire { md5, size })
+    })
+    .and_then(|written| written)
+    .map_err(fail)
 }
 
 /// The loader's MD5 over `chunks` (see the module docs).
@@ -236,7 +224,8 @@ fn md5(chunks: &[RawChunk]) -> [u8; 16] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
+    use crate::remote::node::tuple;
+    use erl_dist::term::{Binary, FixInteger, Term};
 
     /// Real files and what `beam_lib:md5/1` said of each (and `module_info(md5)` once loaded):
     /// an Elixir module compiled by `elixirc` (1.14, OTP 25; a closure gives it a FunT chunk) and
@@ -263,31 +252,38 @@ mod tests {
         beam::parse(Path::new("v.beam"), bytes.to_vec()).unwrap()
     }
 
+    /// `beam`'s wire form and the bytes the loader receives.
+    fn prepare(beam: &Beam) -> (Wire, Vec<u8>) {
+        let mut out = etf::Writer::new(Vec::new());
+        let wire = write_module(&mut out, beam).unwrap();
+        let written = out.into_inner();
+        // A binary's header: its tag and 32-bit length.
+        assert_eq!(written.len(), 5 + wire.size);
+        (wire, written[5..].to_vec())
+    }
+
     #[test]
     fn md5_is_the_one_beam_lib_computes() {
         for (name, bytes, md5) in VECTORS {
             let beam = vector(bytes);
             assert_eq!(beam.name, name);
-            assert_eq!(hex(&prepare(&beam).unwrap().md5), md5.trim(), "{name}");
+            assert_eq!(hex(&prepare(&beam).0.md5), md5.trim(), "{name}");
         }
     }
 
     #[test]
     fn sends_less_and_the_same_md5() {
         let (_, bytes, md5) = VECTORS[0];
-        let wire = prepare(&vector(bytes)).unwrap();
+        let (_, sent) = prepare(&vector(bytes));
         assert!(
-            wire.bytes.len() < bytes.len() * 2 / 3,
+            sent.len() < bytes.len() * 2 / 3,
             "{} bytes sent",
-            wire.bytes.len()
+            sent.len()
         );
-        let sent = vector(&wire.bytes);
-        assert_eq!(hex(&prepare(&sent).unwrap().md5), md5.trim());
-        let ids: Vec<[u8; 4]> = beam::raw_chunks(&wire.bytes)
-            .unwrap()
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
+        assert_eq!(hex(&prepare(&vector(&sent)).0.md5), md5.trim());
+        let ids: Vec<[u8; 4]> =
+            beam::with_raw_chunks(&sent, |chunks| chunks.iter().map(|(id, _)| *id).collect())
+                .unwrap();
         assert!(ids.contains(b"Code") && ids.contains(b"Line") && ids.contains(b"Attr"));
         for unread in UNREAD_CHUNKS {
             assert!(
@@ -300,18 +296,20 @@ mod tests {
 
     #[test]
     fn batch_is_a_compressed_term_of_the_applications() {
-        let beams: Vec<Beam> = VECTORS.iter().map(|(_, bytes, _)| vector(bytes)).collect();
+        let beams: Vec<Arc<Beam>> = VECTORS
+            .iter()
+            .map(|(_, bytes, _)| Arc::new(vector(bytes)))
+            .collect();
         let app = ShippedApp {
             name: "shop".into(),
             spec: Some("{application,shop,[]}.".into()),
-            modules: vec![beams[0].clone()],
+            modules: vec![Arc::clone(&beams[0])],
             priv_files: vec![("native/x.so".into(), 0o755, b"ELF".to_vec())],
         };
-        let refs: Vec<&Beam> = beams.iter().collect();
-        let prepared = prepare_all(&refs, std::slice::from_ref(&app)).unwrap();
+        let prepared = prepare_all(&beams, std::slice::from_ref(&app)).unwrap();
         assert_eq!(prepared.shipped_modules, 2);
         assert_eq!(&prepared.batch[..2], &[ETF_VERSION, ETF_COMPRESSED]);
-        let Term::Tuple(decoded) = Term::decode(prepared.batch.as_slice()).unwrap() else {
+        let Term::Tuple(decoded) = Term::decode(&prepared.batch[..]).unwrap() else {
             panic!("not a tuple");
         };
         let [Term::List(apps), Term::List(loose)] = decoded.elements.as_slice() else {
@@ -350,11 +348,21 @@ mod tests {
             [Term::Atom(m), Term::ByteList(file), Term::Binary(bytes)] => {
                 assert_eq!(m.name, beams[1].name);
                 assert_eq!(file.bytes, b"v.beam");
-                assert_eq!(bytes.bytes, prepared.modules[1].1.bytes);
+                let (wire, sent) = prepare(&beams[1]);
+                assert_eq!(bytes.bytes, sent);
+                assert_eq!(prepared.modules[1].1, wire);
             }
             other => panic!("unexpected {other:?}"),
         }
-        let plain: usize = prepared.modules.iter().map(|(_, w)| w.bytes.len()).sum();
+        let plain: usize = prepared.modules.iter().map(|(_, w)| w.size).sum();
+        let mut expanded = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::ZlibDecoder::new(&prepared.batch[BATCH_HEADER..]),
+            &mut expanded,
+        )
+        .unwrap();
+        let declared = u32::from_be_bytes(prepared.batch[2..BATCH_HEADER].try_into().unwrap());
+        assert_eq!(declared as usize, expanded.len());
         assert!(
             prepared.batch.len() < plain,
             "{} of {plain}",

@@ -99,6 +99,9 @@ pub enum BeamErrorKind {
     /// A term inside a chunk cannot be decoded.
     #[error("{0}: {1}")]
     Term(&'static str, EtfError),
+    /// The shipped applications, up to this module, come to more than one term can carry.
+    #[error("too much to ship: more than 4 GiB uncompressed, or a name too long for an atom")]
+    TooLarge,
 }
 
 /// Reads and parses the `.beam` file at `path`.
@@ -187,12 +190,16 @@ pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Beam, BeamErrorKind> {
     })
 }
 
-/// A chunk's four-letter id and a copy of its data.
-pub type RawChunk = ([u8; 4], Vec<u8>);
+/// A chunk's four-letter id and its data.
+pub type RawChunk<'a> = ([u8; 4], &'a [u8]);
 
-/// The chunks of `.beam` bytes (plain or gzip-compressed) as (id, data), in file order: what
-/// `wire` needs to compute the loader's MD5 and to leave out chunks the loader ignores.
-pub fn raw_chunks(bytes: &[u8]) -> Result<Vec<RawChunk>, BeamErrorKind> {
+/// Calls `each` with the chunks of `.beam` bytes (plain or gzip-compressed) as (id, data), in
+/// file order: what `wire` needs to compute the loader's MD5 and to leave out chunks the loader
+/// ignores, without copying them (only a compressed file is expanded, for the call's duration).
+pub fn with_raw_chunks<R>(
+    bytes: &[u8],
+    each: impl FnOnce(&[RawChunk<'_>]) -> R,
+) -> Result<R, BeamErrorKind> {
     let plain;
     let container = if bytes.starts_with(&[0x1f, 0x8b]) {
         plain = gunzip(bytes).map_err(BeamErrorKind::Gzip)?;
@@ -200,10 +207,7 @@ pub fn raw_chunks(bytes: &[u8]) -> Result<Vec<RawChunk>, BeamErrorKind> {
     } else {
         bytes
     };
-    Ok(chunks(container)?
-        .into_iter()
-        .map(|(id, data)| (id, data.to_vec()))
-        .collect())
+    Ok(each(&chunks(container)?))
 }
 
 /// The most a compressed `.beam` may expand to; real modules are far smaller.
@@ -235,11 +239,8 @@ fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// One chunk of the container: its four-letter id and its data.
-type Chunk<'a> = ([u8; 4], &'a [u8]);
-
 /// Splits the IFF container into chunks, checking every size.
-fn chunks(data: &[u8]) -> Result<Vec<Chunk<'_>>, BeamErrorKind> {
+fn chunks(data: &[u8]) -> Result<Vec<RawChunk<'_>>, BeamErrorKind> {
     if data.len() < 12 || &data[0..4] != b"FOR1" || &data[8..12] != b"BEAM" {
         return Err(BeamErrorKind::BadMagic);
     }

@@ -141,7 +141,8 @@ pub fn trimmed(prepared: &Prepared, had: &Digests, remote: &Remote) -> Option<Pr
         batch: compressed(&tuple(vec![
             List::from(trimmed_apps).into(),
             List::from(kept_loose).into(),
-        ])),
+        ]))
+        .into(),
         shipped_modules,
     })
 }
@@ -153,13 +154,13 @@ pub fn encode(prepared: &Prepared) -> Vec<u8> {
         let atoms: Vec<Term> = prepared
             .modules
             .iter()
-            .filter(|(beam, _)| keep(beam))
+            .filter(|(beam, _)| keep(beam.as_ref()))
             .map(|(beam, _)| atom(&beam.name))
             .collect();
         List::from(atoms).into()
     };
     let term: Term = List::from(vec![
-        Binary::from(prepared.batch.clone()).into(),
+        Binary::from(prepared.batch.to_vec()).into(),
         names(&|_| true),
         names(&|beam| beam.on_load),
     ])
@@ -292,7 +293,7 @@ mod tests {
     fn prepared(batch: Vec<u8>) -> Prepared {
         Prepared {
             modules: Vec::new(),
-            batch,
+            batch: batch.into(),
             shipped_modules: 2,
         }
     }

@@ -4,6 +4,7 @@
 //! boot program and the relay loaded) and waits on stdin for the names and cookie of the run
 //! that claims it; only then does it start distribution and connect back, to the run.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -93,8 +94,9 @@ impl Spare {
             .args(["-o", "ControlMaster=no", "-T"]);
         ssh::add_target_options(&mut cmd, target);
         cmd.arg("--").arg(&target.host).arg(remote_command);
-        #[cfg(target_os = "linux")]
-        ssh::die_with_parent(&mut cmd);
+        // Dies with the agent, as the master does (and so does its node, its stdin closed).
+        let args: Vec<OsString> = cmd.as_std().get_args().map(ToOwned::to_owned).collect();
+        let mut cmd = ssh::spawn::command("ssh", &args);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

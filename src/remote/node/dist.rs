@@ -4,15 +4,15 @@
 //! length, pass-through type byte 112, no atom cache, no fragments), so that an unexpected or
 //! undecodable message is skipped instead of ending the connection, and so ticks keep flowing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use erl_dist::DistributionFlags;
 use erl_dist::handshake::{HandshakeStatus, ServerSideHandshake};
 use erl_dist::message::Message;
 use erl_dist::node::{Creation, LocalNode, NodeName};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
-use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::mpsc;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
@@ -104,28 +104,93 @@ pub async fn refuse(stream: UnixStream, local: LocalNode) -> Option<String> {
     Some(name)
 }
 
+/// A message for the writer, with at most one large binary written from a shared buffer.
+pub struct Outgoing {
+    /// The message; where it holds the binary [`ATTACHED`], [`Outgoing::attached`] is written.
+    pub message: Message,
+    /// Bytes written in place of the binary [`ATTACHED`], as they are: a batch encoded once for
+    /// every host is neither copied into a term nor into the frame.
+    pub attached: Option<Arc<[u8]>>,
+}
+
+/// The binary standing for [`Outgoing::attached`] in a message: 16 bytes no term a run builds
+/// holds otherwise.
+pub const ATTACHED: &[u8; 16] = b"\0mix-remote:att\0";
+
+/// A binary's tag in the external term format, before its 32-bit length.
+const BINARY_EXT: u8 = 109;
+
 /// Writes queued messages as frames, and a tick whenever the connection has been idle.
-pub async fn write_loop(mut writer: OwnedWriteHalf, mut queue: mpsc::UnboundedReceiver<Message>) {
+pub async fn write_loop(
+    mut writer: impl AsyncWrite + Unpin,
+    mut queue: mpsc::UnboundedReceiver<Outgoing>,
+) {
     let mut buf = Vec::new();
     loop {
         let next = tokio::time::timeout(TICK_INTERVAL, queue.recv()).await;
         buf.clear();
+        let mut attached = None;
         match next {
             Err(_idle) => buf.extend_from_slice(&0u32.to_be_bytes()),
             Ok(None) => return,
-            Ok(Some(msg)) => {
+            Ok(Some(out)) => {
                 buf.extend_from_slice(&[0, 0, 0, 0, PASS_THROUGH]);
-                if msg.write_into(&mut buf).is_err() {
+                if out.message.write_into(&mut buf).is_err() {
                     continue;
                 }
-                let len = (buf.len() - 4) as u32;
+                attached = out
+                    .attached
+                    .and_then(|bytes| Some((splice_at(&buf)?, bytes)));
+                // The frame holds the stand-in, which the attached bytes replace.
+                let len = match &attached {
+                    None => buf.len() - 4,
+                    Some((_, bytes)) => buf.len() - 4 - ATTACHED.len() + bytes.len(),
+                };
+                let Ok(len) = u32::try_from(len) else {
+                    continue;
+                };
                 buf[..4].copy_from_slice(&len.to_be_bytes());
             }
         }
-        if writer.write_all(&buf).await.is_err() {
+        let written = match &attached {
+            None => writer.write_all(&buf).await,
+            Some((at, bytes)) => write_spliced(&mut writer, &buf, *at, bytes).await,
+        };
+        if written.is_err() {
             return;
         }
     }
+}
+
+/// Where the binary [`ATTACHED`] starts in an encoded frame (at its tag), if it is there and
+/// `bytes` can take its place.
+fn splice_at(frame: &[u8]) -> Option<usize> {
+    let mut placeholder = vec![BINARY_EXT];
+    placeholder.extend_from_slice(&(ATTACHED.len() as u32).to_be_bytes());
+    placeholder.extend_from_slice(ATTACHED);
+    frame
+        .windows(placeholder.len())
+        .position(|w| w == placeholder.as_slice())
+}
+
+/// Writes `frame` with `bytes` as the binary at `at` instead of [`ATTACHED`].
+async fn write_spliced(
+    writer: &mut (impl AsyncWrite + Unpin),
+    frame: &[u8],
+    at: usize,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    let Ok(len) = u32::try_from(bytes.len()) else {
+        return Err(std::io::ErrorKind::InvalidInput.into());
+    };
+    let mut header = vec![BINARY_EXT];
+    header.extend_from_slice(&len.to_be_bytes());
+    writer.write_all(&frame[..at]).await?;
+    writer.write_all(&header).await?;
+    writer.write_all(bytes).await?;
+    writer
+        .write_all(&frame[at + 1 + 4 + ATTACHED.len()..])
+        .await
 }
 
 /// Reads frames and hands every decoded message to `deliver`; returns when the connection ends
@@ -220,6 +285,61 @@ mod tests {
         let mut f = (body.len() as u32).to_be_bytes().to_vec();
         f.extend_from_slice(body);
         f
+    }
+
+    #[tokio::test]
+    async fn an_attached_binary_is_written_in_place_of_its_stand_in() {
+        use erl_dist::term::{Binary, Pid, Term, Tuple};
+        let batch: Arc<[u8]> = (0..=255u8)
+            .cycle()
+            .take(100_000)
+            .collect::<Vec<u8>>()
+            .into();
+        let to = Pid::new("remote@localhost", 1, 0, 7);
+        let message = |first: &[u8]| {
+            let body: Term = Tuple::from(vec![
+                Binary::from(first).into(),
+                Binary::from(&b"kept"[..]).into(),
+            ])
+            .into();
+            Message::send(to.clone(), body)
+        };
+        let (tx, queue) = mpsc::unbounded_channel();
+        tx.send(Outgoing {
+            message: message(&ATTACHED[..]),
+            attached: Some(Arc::clone(&batch)),
+        })
+        .unwrap();
+        tx.send(Outgoing {
+            message: message(b"plain"),
+            attached: None,
+        })
+        .unwrap();
+        tx.send(Outgoing {
+            message: message(&ATTACHED[..]),
+            attached: Some(Arc::from(&b"tiny"[..])),
+        })
+        .unwrap();
+        drop(tx);
+        let mut written = Vec::new();
+        write_loop(&mut written, queue).await;
+        let (delivered, skipped) = frames(&written).await;
+        assert!(skipped.is_empty(), "{skipped:?}");
+        let expected = [
+            message_term(&message(&batch)),
+            message_term(&message(b"plain")),
+            message_term(&message(b"tiny")),
+        ];
+        let got: Vec<String> = delivered.iter().map(message_term).collect();
+        assert_eq!(got, expected);
+    }
+
+    /// The message a frame carries, as text.
+    fn message_term(message: &Message) -> String {
+        match message {
+            Message::Send(m) => m.message.to_string(),
+            other => format!("{other:?}"),
+        }
     }
 
     #[tokio::test]

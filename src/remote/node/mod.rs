@@ -31,7 +31,7 @@ type Pending = Mutex<Option<HashMap<Vec<u32>, oneshot::Sender<Term>>>>;
 pub struct Node {
     pid: Pid,
     creation: u32,
-    outgoing: Mutex<Option<mpsc::UnboundedSender<Message>>>,
+    outgoing: Mutex<Option<mpsc::UnboundedSender<dist::Outgoing>>>,
     pending: Arc<Pending>,
     next_ref: AtomicU32,
     requests: AtomicU32,
@@ -158,7 +158,24 @@ impl Node {
         timeout: Option<Duration>,
     ) -> Result<Term, CallError> {
         let request = tuple(vec![atom(op), List::from(args).into()]);
-        self.gen_call(server, request, op.to_owned(), timeout).await
+        self.gen_call(server, request, op.to_owned(), timeout, None)
+            .await
+    }
+
+    /// Like [`Node::request`], with `attached` sent where `args` hold the binary
+    /// [`dist::ATTACHED`]: a large binary shared by every host is written to the connection as it
+    /// is, without a copy per host.
+    pub async fn request_attached(
+        &self,
+        server: &str,
+        op: &str,
+        args: Vec<Term>,
+        attached: Arc<[u8]>,
+        timeout: Option<Duration>,
+    ) -> Result<Term, CallError> {
+        let request = tuple(vec![atom(op), List::from(args).into()]);
+        self.gen_call(server, request, op.to_owned(), timeout, Some(attached))
+            .await
     }
 
     /// Calls `module:function(args)` on the remote through rex, with us as group leader.
@@ -178,7 +195,7 @@ impl Node {
             List::from(args).into(),
             self.pid.clone().into(),
         ]);
-        self.gen_call("rex", request, mfa, timeout).await
+        self.gen_call("rex", request, mfa, timeout, None).await
     }
 
     /// Sends `request` as a gen_server call to the remote process registered as `to` and waits
@@ -189,6 +206,7 @@ impl Node {
         request: Term,
         what: String,
         timeout: Option<Duration>,
+        attached: Option<Arc<[u8]>>,
     ) -> Result<Term, CallError> {
         let reference = self.make_ref();
         let (tx, rx) = oneshot::channel();
@@ -199,7 +217,10 @@ impl Node {
         let from = tuple(vec![self.pid.clone().into(), reference.clone().into()]);
         let msg = tuple(vec![atom("$gen_call"), from, request]);
         self.requests.fetch_add(1, Ordering::Relaxed);
-        self.queue(Message::reg_send(self.pid.clone(), Atom::from(to), msg))?;
+        self.queue_attached(
+            Message::reg_send(self.pid.clone(), Atom::from(to), msg),
+            attached,
+        )?;
         let reply = match timeout {
             None => rx.await.map_err(|_| DistError::Lost)?,
             Some(limit) => match tokio::time::timeout(limit, rx).await {
@@ -226,13 +247,23 @@ impl Node {
 
     /// Queues `message` for the connection's writer.
     fn queue(&self, message: Message) -> Result<(), DistError> {
+        self.queue_attached(message, None)
+    }
+
+    /// Queues `message` for the connection's writer, with the binary it attaches, if any.
+    fn queue_attached(
+        &self,
+        message: Message,
+        attached: Option<Arc<[u8]>>,
+    ) -> Result<(), DistError> {
+        let out = dist::Outgoing { message, attached };
         match self
             .outgoing
             .lock()
             .expect("outgoing lock poisoned")
             .as_ref()
         {
-            Some(tx) => tx.send(message).map_err(|_| DistError::Lost),
+            Some(tx) => tx.send(out).map_err(|_| DistError::Lost),
             None => Err(DistError::Lost),
         }
     }
