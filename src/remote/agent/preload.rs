@@ -148,7 +148,9 @@ pub fn trimmed(prepared: &Prepared, had: &Digests, remote: &Remote) -> Option<Pr
 }
 
 /// What a run hands the agent for the next spare: `[batch, eager, on_load]` as the boot
-/// program's `load` request takes them, in the external term format.
+/// program's `load` request takes them, in the external term format. Closure modules with an
+/// `-on_load` are not loaded ahead (only written): their `-on_load` (a NIF's loading, say) runs
+/// in the run that needs them, after its environment is set, as in a cold run.
 pub fn encode(prepared: &Prepared) -> Vec<u8> {
     let names = |keep: &dyn Fn(&crate::build::beam::Beam) -> bool| -> Term {
         let atoms: Vec<Term> = prepared
@@ -161,8 +163,8 @@ pub fn encode(prepared: &Prepared) -> Vec<u8> {
     };
     let term: Term = List::from(vec![
         Binary::from(prepared.batch.to_vec()).into(),
-        names(&|_| true),
-        names(&|beam| beam.on_load),
+        names(&|beam| !beam.on_load),
+        names(&|_| false),
     ])
     .into();
     let mut bytes = Vec::new();
