@@ -489,12 +489,15 @@ impl Connection {
         stream: &mut BufReader<UnixStream>,
         spare: &mut Spare,
     ) -> Option<()> {
+        // What the node says of itself once it has loaded all it was given: the run need not ask.
+        let _ = tokio::time::timeout(GO_LIMIT, spare.booted()).await;
         let had = spare.preloaded.as_ref().map(|p| &p.digests);
         let offer = format!(
-            "{SPARE} {} {}\n{}\n",
+            "{SPARE} {} {}\n{}\n{}\n",
             spare.socket.display(),
             spare.remote,
-            serde_json::to_string(&had).ok()?
+            serde_json::to_string(&had).ok()?,
+            spare.info().as_deref().unwrap_or("null")
         );
         stream.get_mut().write_all(offer.as_bytes()).await.ok()?;
         let mut line = String::new();
