@@ -242,6 +242,47 @@ fn up_serves_runs_with_fresh_nodes_and_down_leaves_nothing() {
 }
 
 #[test]
+fn check_goes_through_a_live_session_without_logging_in_again() {
+    let sshd = Sshd::start();
+    let sessions = Sessions::new();
+    let up = sessions.on(&sshd, &["up"]);
+    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    sessions.wait_for(0);
+    let logins = sshd.log().matches("Accepted").count();
+    let check = sessions.on(&sshd, &["check", "-v"]);
+    assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
+    assert!(
+        check
+            .stderr
+            .contains("through its warm session's connection"),
+        "{}",
+        check.stderr
+    );
+    assert!(
+        check.stdout.contains("1 of 1 hosts ready"),
+        "{}",
+        check.stdout
+    );
+    assert_eq!(
+        sshd.log().matches("Accepted").count(),
+        logins,
+        "{}",
+        sshd.log()
+    );
+    check.assert_local_clean();
+    // The session still serves, its connection untouched.
+    let out = sessions.run(&sshd, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("warm session of"), "{}", out.stderr);
+
+    let down = sessions.tool(&["down", "--all"]).run();
+    assert_eq!(down.code, Some(0), "{}", down.stderr);
+    sessions.assert_clean();
+    sshd.wait_until_no_session_processes(LIMIT)
+        .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
+}
+
+#[test]
 fn a_run_with_other_settings_connects_as_usual() {
     let sshd = Sshd::start();
     let sessions = Sessions::new();

@@ -9,6 +9,7 @@ use tokio::net::UnixStream;
 
 use super::preload::{self, Digests};
 use super::{BYE, CLAIM, DOWN, GO, OK, PRELOAD, SPARE, STATUS, Status, dirs};
+use crate::config::HostSettings;
 use crate::remote::push::Remote;
 
 /// How long a session directory without a socket may be starting before it counts as stale.
@@ -73,6 +74,17 @@ pub async fn probe(dir: &Path) -> Found {
             let _ = std::fs::remove_dir_all(dir);
             Found::Stale
         }
+    }
+}
+
+/// The control socket of `host`'s live warm session (same settings, agent serving), if any: a
+/// session of ssh run through it logs in to nothing.
+pub async fn live_control(host: &HostSettings) -> Option<PathBuf> {
+    let dir = dirs::session(&dirs::root().ok()?, &super::key(host));
+    let control = dir.join(dirs::CONTROL);
+    match probe(&dir).await {
+        Found::Live(_) if control.exists() => Some(control),
+        _ => None,
     }
 }
 
