@@ -332,28 +332,49 @@ evaluation = fn code, file, argv ->
   end
 end
 
+missing_apps = fn apps -> for app <- apps, match?({:error, _}, :code.lib_dir(app)), do: app end
+
+# What this node is and has: its versions, the MD5 of every module it has loaded, its machine,
+# and which of `apps` it lacks.
+describe = fn apps ->
+  loaded = for {module, _} <- :code.all_loaded(), do: {module, :erlang.get_module_info(module, :md5)}
+
+  {List.to_string(:erlang.system_info(:otp_release)),
+   List.to_string(:erlang.system_info(:version)), System.version(), loaded,
+   List.to_string(:erlang.system_info(:system_architecture)),
+   :erlang.system_info({:wordsize, :external}), missing_apps.(apps)}
+end
+
+# `batch` is a compressed term (see src/remote/wire.rs): the applications are written as lib
+# dirs, then the modules named in `eager` (the closure, leaves first) are loaded at once.
+write_and_load = fn batch, eager, on_load ->
+  {apps, loose} = :erlang.binary_to_term(batch)
+  {files, stale} = write_apps.(apps, loose)
+  modules = for module <- eager, {file, beam} = Map.fetch!(files, module), do: {module, file, beam}
+
+  case on_load_reasons.(fn -> load.(modules, on_load, load) end) do
+    :ok -> {:ok, stale}
+    error -> error
+  end
+end
+
 ops = %{
-  # What this node is and has: its versions, the MD5 of every module it has loaded, its machine,
-  # and which of `apps` it lacks.
-  info: fn apps ->
-    loaded = for {module, _} <- :code.all_loaded(), do: {module, :erlang.get_module_info(module, :md5)}
-    missing = for app <- apps, match?({:error, _}, :code.lib_dir(app)), do: app
+  info: describe,
+  # `write_and_load`, once sure of what the tool took for granted without asking (a warm run):
+  # the node has each of `apps`, and each module of `expected` ({Module, Md5}) not in `eager` is
+  # loaded with that MD5; else nothing is written or loaded: `{:missing, apps}` or
+  # `{:stale, modules}`. A cold run, which asked, gives `[]` for both.
+  load: fn batch, eager, on_load, apps, expected ->
+    stale =
+      for {module, md5} <- expected,
+          module not in eager,
+          not :erlang.module_loaded(module) or :erlang.get_module_info(module, :md5) != md5,
+          do: module
 
-    {List.to_string(:erlang.system_info(:otp_release)),
-     List.to_string(:erlang.system_info(:version)), System.version(), loaded,
-     List.to_string(:erlang.system_info(:system_architecture)),
-     :erlang.system_info({:wordsize, :external}), missing}
-  end,
-  # `batch` is a compressed term (see src/remote/wire.rs): the applications are written as lib
-  # dirs, then the modules named in `eager` (the closure, leaves first) are loaded at once.
-  load: fn batch, eager, on_load ->
-    {apps, loose} = :erlang.binary_to_term(batch)
-    {files, stale} = write_apps.(apps, loose)
-    modules = for module <- eager, {file, beam} = Map.fetch!(files, module), do: {module, file, beam}
-
-    case on_load_reasons.(fn -> load.(modules, on_load, load) end) do
-      :ok -> {:ok, stale}
-      error -> error
+    case {missing_apps.(apps), stale} do
+      {[], []} -> write_and_load.(batch, eager, on_load)
+      {[], stale} -> {:stale, stale}
+      {missing, _} -> {:missing, missing}
     end
   end,
   # The entry, and Elixir code as `mix run` evaluates it, each called by `in_process`.
@@ -432,22 +453,28 @@ relay_beam = Base.decode64!(read_line.())
 # A spare node of a warm session (src/remote/agent) gets its name ahead and starts distribution at
 # once (nothing can reach it: it listens nowhere and has no cookie yet); before its cookie it may
 # be given a previous run's batch to load ahead, as `preload:<base64 of [batch, eager, on_load]>`
-# lines, and says `mix-remote:preloaded` after each. The code a later preload replaces is purged
-# at once, so the run can replace it again; a preload that fails leaves the run to load what it
-# needs.
-read_after_preloads = fn again ->
+# lines. Once ready, and after each preload, it says what it is and has, as `info` would answer,
+# and whether that preload worked: `mix-remote:info:<hex of {Worked, Info}>` (the agent hands
+# it to the run, which then need not ask). The code a later preload replaces is purged at once, so
+# the run can replace it again; a preload that fails leaves the run to load what it needs.
+read_after_preloads = fn worked, again ->
+  if Process.get(:mix_remote_spare) do
+    IO.puts("mix-remote:info:" <> Base.encode16(:erlang.term_to_binary({worked, describe.([])}), case: :lower))
+  end
+
   case read_line.() do
     "preload:" <> data ->
-      try do
-        [batch, eager, on_load] = :erlang.binary_to_term(Base.decode64!(data))
-        ops.load.(batch, eager, on_load)
-        Enum.each(eager, &:code.purge/1)
-      catch
-        _kind, _reason -> :ok
-      end
+      worked =
+        try do
+          [batch, eager, on_load] = :erlang.binary_to_term(Base.decode64!(data))
+          loaded = write_and_load.(batch, eager, on_load)
+          Enum.each(eager, &:code.purge/1)
+          match?({:ok, _}, loaded)
+        catch
+          _kind, _reason -> false
+        end
 
-      IO.puts("mix-remote:preloaded")
-      again.(again)
+      again.(worked, again)
 
     line ->
       line
@@ -458,7 +485,7 @@ name = String.to_atom(read_line.())
 # A short net_ticktime (the tick interval is a quarter of it): the node halts soon after a dead
 # link, when the tool's node stops ticking.
 {:ok, _} = :net_kernel.start([name, :shortnames, @TICK_MS@])
-cookie = String.to_atom(read_after_preloads.(read_after_preloads))
+cookie = String.to_atom(read_after_preloads.(true, read_after_preloads))
 tool = String.to_atom(read_line.())
 Process.register(spawn(fn -> serve.(nil, serve) end), :mix_remote)
 :erlang.set_cookie(node(), cookie)

@@ -132,6 +132,9 @@ fn a_changed_module_is_pushed_again_and_an_unchanged_one_is_not() {
     let first = sessions.run(&sshd, &[]);
     assert_eq!(first.code, Some(0), "{}", first.stderr);
     assert_eq!(stat(&first, "pushed_modules"), 4, "{}", first.stderr);
+    // The spare said what it is and has once ready: the run does not ask (`info`), it loads
+    // (the node checking what the run took for granted) and calls.
+    assert_eq!(stat(&first, "requests"), 2, "{}", first.stderr);
     sessions.wait_for(1);
 
     // The same code: the spare node loaded it ahead, nothing of it is sent again but the module
@@ -141,6 +144,7 @@ fn a_changed_module_is_pushed_again_and_an_unchanged_one_is_not() {
     assert!(same.stdout.ends_with(RESULT), "{}", same.stdout);
     assert_eq!(stat(&same, "pushed_modules"), 1, "{}", same.stderr);
     assert_eq!(stat(&same, "shipped_modules"), 1, "{}", same.stderr);
+    assert_eq!(stat(&same, "requests"), 2, "{}", same.stderr);
     assert!(
         stat(&same, "pushed_bytes") < stat(&first, "pushed_bytes") / 10,
         "{}",
@@ -171,6 +175,7 @@ fn a_changed_module_is_pushed_again_and_an_unchanged_one_is_not() {
     assert!(after.stdout.ends_with(RESULT), "{}", after.stdout);
     assert_eq!(stat(&after, "pushed_modules"), 2, "{}", after.stderr);
     assert_eq!(stat(&after, "shipped_modules"), 2, "{}", after.stderr);
+    assert_eq!(stat(&after, "requests"), 2, "{}", after.stderr);
     assert!(stat(&after, "pushed_bytes") > stat(&same, "pushed_bytes"));
     assert!(stat(&after, "pushed_bytes") < stat(&first, "pushed_bytes"));
 
@@ -234,6 +239,47 @@ fn up_serves_runs_with_fresh_nodes_and_down_leaves_nothing() {
         .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
     sshd.wait_until_no_client_processes(LIMIT)
         .unwrap_or_else(|left| panic!("ssh processes remain: {left:?}"));
+}
+
+#[test]
+fn check_goes_through_a_live_session_without_logging_in_again() {
+    let sshd = Sshd::start();
+    let sessions = Sessions::new();
+    let up = sessions.on(&sshd, &["up"]);
+    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    sessions.wait_for(0);
+    let logins = sshd.log().matches("Accepted").count();
+    let check = sessions.on(&sshd, &["check", "-v"]);
+    assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
+    assert!(
+        check
+            .stderr
+            .contains("through its warm session's connection"),
+        "{}",
+        check.stderr
+    );
+    assert!(
+        check.stdout.contains("1 of 1 hosts ready"),
+        "{}",
+        check.stdout
+    );
+    assert_eq!(
+        sshd.log().matches("Accepted").count(),
+        logins,
+        "{}",
+        sshd.log()
+    );
+    check.assert_local_clean();
+    // The session still serves, its connection untouched.
+    let out = sessions.run(&sshd, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("warm session of"), "{}", out.stderr);
+
+    let down = sessions.tool(&["down", "--all"]).run();
+    assert_eq!(down.code, Some(0), "{}", down.stderr);
+    sessions.assert_clean();
+    sshd.wait_until_no_session_processes(LIMIT)
+        .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
 }
 
 #[test]

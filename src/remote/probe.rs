@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::build::compat::{LocalBuild, MIN_REMOTE_OTP, RemoteVersions};
 use crate::config::HostSettings;
 use crate::events::{CheckRow, Probe, Stage};
+use crate::remote::agent::client;
 use crate::remote::boot;
 use crate::remote::session::{self, SessionError, TEARDOWN_GRACE};
 use crate::remote::ssh::{Master, SshError};
@@ -82,24 +83,37 @@ async fn probe(
         Arc::clone(report),
         Arc::clone(report),
     );
-    let mut master = Master::start(
-        &target,
-        &dir.path().join("ctl"),
-        None,
-        &command,
-        move |line| {
-            if let Some(v) = line.strip_prefix(boot::VERSIONS) {
-                *seen.lock().expect("versions lock poisoned") = Some(v.to_owned());
-            } else if let Some(s) = line.strip_prefix(boot::STALE) {
-                *seen_stale.lock().expect("stale lock poisoned") = Some(s.to_owned());
-            } else {
-                // ssh's own complaints end up in the row; show them with -v only.
-                notes.verbose(line);
-            }
-        },
-        move |note| log.verbose(&note),
-    )
-    .map_err(|e| {
+    let output = move |line: &str| {
+        if let Some(v) = line.strip_prefix(boot::VERSIONS) {
+            *seen.lock().expect("versions lock poisoned") = Some(v.to_owned());
+        } else if let Some(s) = line.strip_prefix(boot::STALE) {
+            *seen_stale.lock().expect("stale lock poisoned") = Some(s.to_owned());
+        } else {
+            // ssh's own complaints end up in the row; show them with -v only.
+            notes.verbose(line);
+        }
+    };
+    let log = move |note: String| log.verbose(&note);
+    // A live warm session of the host: its connection serves, and nothing logs in again.
+    let shared = client::live_control(host).await;
+    let started = match &shared {
+        Some(control) => {
+            report.verbose(&format!(
+                "checking {} through its warm session's connection",
+                host.name
+            ));
+            Master::through(&target, control, &command, output, log)
+        }
+        None => Master::start(
+            &target,
+            &dir.path().join("ctl"),
+            None,
+            &command,
+            output,
+            log,
+        ),
+    };
+    let mut master = started.map_err(|e| {
         row.ssh = Probe::Failed;
         e.to_string()
     })?;
@@ -138,8 +152,10 @@ async fn probe(
     let socket = dir.path().join("node.sock");
     let sockets = [socket.as_path()];
     let mut problem = None;
+    let mut granted = Vec::new();
     match tokio::time::timeout(connect, master.forward_remote(&sockets)).await {
-        Ok(Ok(_)) => {
+        Ok(Ok(ports)) => {
+            granted = ports;
             row.forwarding = Probe::Ok;
             phase.done("reverse forward granted");
         }
@@ -214,6 +230,15 @@ async fn probe(
         }
     }
     let phase = report.phase(Stage::Stop, "closing the connection");
+    // The session's connection outlives this check: the forward asked for on it goes.
+    if shared.is_some()
+        && !granted.is_empty()
+        && let Err(said) = master.cancel_remote(&sockets, &granted).await
+    {
+        report.verbose(&format!(
+            "could not withdraw the check's forward from the session's connection: {said}"
+        ));
+    }
     master.shutdown(TEARDOWN_GRACE).await;
     drop(phase);
     problem.map_or(Ok(()), Err)

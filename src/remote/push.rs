@@ -19,7 +19,7 @@ use crate::build::entry::display_module;
 use crate::build::native;
 use crate::remote::boot::{Request, SERVER};
 use crate::remote::node::dist::ATTACHED;
-use crate::remote::node::{CallError, Node, atom, is_atom};
+use crate::remote::node::{CallError, Node, atom, is_atom, tuple};
 use crate::remote::wire::{Prepared, Wire};
 
 /// Why the closure could not be loaded.
@@ -34,6 +34,13 @@ pub enum PushError {
     /// The remote's description of itself is not what the boot program sends.
     #[error("unexpected reply from the remote node: {0}")]
     Unexpected(String),
+    /// Checked against what the run took for granted: the node lacks this application.
+    #[error("the remote node lacks the application {0}")]
+    Missing(String),
+    /// Checked against what the run took for granted: these closure modules are not loaded as
+    /// assumed; nothing was written or loaded.
+    #[error("the remote node does not have {0} loaded as assumed")]
+    Stale(String),
 }
 
 /// What the remote node is and already has, learned with the run's first request: its versions
@@ -64,7 +71,7 @@ pub async fn remote(node: &Node, apps: &[&str], timeout: Duration) -> Result<Rem
 
 /// `{OtpRelease, Erts, Elixir, [{Module, Md5}], Architecture, Wordsize, [MissingApp]}` as the
 /// boot program's `info` answers.
-fn parse_remote(reply: &Term) -> Option<Remote> {
+pub(crate) fn parse_remote(reply: &Term) -> Option<Remote> {
     let text = |t: &Term| match t {
         Term::Binary(b) => String::from_utf8(b.bytes.clone()).ok(),
         _ => None,
@@ -136,12 +143,16 @@ pub struct Pushed {
 }
 
 /// Ships the applications and loads the closure modules `remote` does not already have: one
-/// request.
+/// request. With `assumed`, `remote` was not asked but told ahead (a warm session's spare): the
+/// node first checks that it has those applications and every closure module not sent loaded
+/// with its MD5, and refuses ([`PushError::Missing`], [`PushError::Stale`]) before writing
+/// anything.
 pub async fn push(
     node: &Node,
     prepared: &Prepared,
     apps: usize,
     remote: &Remote,
+    assumed: Option<&[&str]>,
     timeout: Duration,
 ) -> Result<Pushed, PushError> {
     let modules: Vec<(&Beam, &Wire)> = prepared.modules.iter().map(|(b, w)| (&**b, w)).collect();
@@ -154,15 +165,32 @@ pub async fn push(
             .collect();
         List::from(names).into()
     };
+    let (needed, expected): (Vec<Term>, Vec<Term>) = match assumed {
+        Some(needed) => (
+            needed.iter().map(|app| atom(app)).collect(),
+            modules
+                .iter()
+                .map(|(beam, wire)| {
+                    tuple(vec![atom(&beam.name), Binary::from(&wire.md5[..]).into()])
+                })
+                .collect(),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
     let args = vec![
         Binary::from(&ATTACHED[..]).into(),
         atoms(&|_| true),
         atoms(&|beam| beam.on_load),
+        List::from(needed).into(),
+        List::from(expected).into(),
     ];
     let batch = Arc::clone(&prepared.batch);
     let reply = node
         .request_attached(SERVER, Request::Load.name(), args, batch, Some(timeout))
         .await?;
+    if let Some(refusal) = refusal(&reply) {
+        return Err(refusal);
+    }
     let stale_removed = match loaded(&reply) {
         Ok(stale) => stale,
         Err(refused) => return Err(refused_error(&refused)),
@@ -184,6 +212,30 @@ fn missing<'m>(closure: &[(&'m Beam, &'m Wire)], remote: &Remote) -> Vec<(&'m Be
         .filter(|(beam, wire)| remote.loaded.get(&beam.name) != Some(&wire.md5))
         .copied()
         .collect()
+}
+
+/// `{missing, [App]}` or `{stale, [Module]}`: what the node found other than assumed.
+fn refusal(reply: &Term) -> Option<PushError> {
+    let Term::Tuple(t) = reply else { return None };
+    let [tag, Term::List(list)] = t.elements.as_slice() else {
+        return None;
+    };
+    let names: Vec<&str> = list
+        .elements
+        .iter()
+        .filter_map(|t| match t {
+            Term::Atom(a) => Some(a.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    if is_atom(tag, "missing") {
+        Some(PushError::Missing(names.first()?.to_string()))
+    } else if is_atom(tag, "stale") {
+        let modules: Vec<String> = names.iter().map(|m| display_module(m)).collect();
+        Some(PushError::Stale(modules.join(", ")))
+    } else {
+        None
+    }
 }
 
 /// The error for modules the loader refused, named as users write them.
@@ -230,7 +282,6 @@ fn loaded(reply: &Term) -> Result<u64, Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::remote::node::tuple;
     use erl_dist::term::FixInteger;
 
     #[test]
@@ -293,6 +344,23 @@ mod tests {
             .map(|(b, _)| b.name.as_str())
             .collect();
         assert_eq!(names, ["changed", "new"]);
+    }
+
+    #[test]
+    fn reads_what_the_node_found_other_than_assumed() {
+        let list = |names: &[&str]| -> Term {
+            List::from(names.iter().map(|n| atom(n)).collect::<Vec<_>>()).into()
+        };
+        assert!(matches!(
+            refusal(&tuple(vec![atom("missing"), list(&["ssl", "crypto"])])),
+            Some(PushError::Missing(app)) if app == "ssl"
+        ));
+        assert!(matches!(
+            refusal(&tuple(vec![atom("stale"), list(&["Elixir.Demo.Worker", "m"])])),
+            Some(PushError::Stale(modules)) if modules == "Demo.Worker, :m"
+        ));
+        assert!(refusal(&tuple(vec![atom("ok"), FixInteger::from(0).into()])).is_none());
+        assert!(refusal(&tuple(vec![atom("error"), list(&[])])).is_none());
     }
 
     #[test]

@@ -219,6 +219,7 @@ where
         started,
         input,
         had: None,
+        known: None,
     };
     if let Err(e) = session
         .connect(&mut master, phase, interactive, &mut stats)
@@ -412,6 +413,8 @@ struct Session<'a> {
     input: &'a Input,
     /// What a warm session's spare node was given to load ahead: the push sends only the rest.
     had: Option<&'a Digests>,
+    /// What a warm session's spare node said of itself once ready: the push need not ask.
+    known: Option<&'a push::Remote>,
 }
 
 impl Session<'_> {
@@ -569,7 +572,9 @@ impl Session<'_> {
     }
 
     /// The push itself: what the remote has (while the wire form is finished), the preflight
-    /// (versions, native code, the applications the server must have), then shipping.
+    /// (versions, native code, the applications the server must have), then shipping. A warm
+    /// session's spare has said what it has ahead: the node checks that instead, and the run asks
+    /// only if the node finds it stale.
     async fn load(
         &self,
         node: &Node,
@@ -577,13 +582,30 @@ impl Session<'_> {
         limit: Duration,
         stats: &mut Stats,
     ) -> Result<(Arc<Prepared>, push::Pushed), SessionError> {
-        let host = &self.host.address;
+        stats.scan = Some(job.planned_in);
         let needed: Vec<&str> = job
             .apps
             .from_server
             .iter()
             .map(|(app, _)| app.as_str())
             .collect();
+        if let Some(known) = self.known {
+            let waiting = Instant::now();
+            let (prepared, took) = job.wire.get().await?;
+            stats.wire_wait = Some(waiting.elapsed());
+            stats.wire = Some(took);
+            match self
+                .ship(node, job, &prepared, known, Some(&needed), limit)
+                .await
+            {
+                Err(SessionError::Push(push::PushError::Stale(modules))) => {
+                    self.report.verbose(&format!(
+                        "the warm spare node does not have {modules} loaded as it said: asking what it has"
+                    ));
+                }
+                pushed => return pushed.map(|pushed| (prepared, pushed)),
+            }
+        }
         // The wire form is normally ready by now; if not, the run waits for it here, and says so.
         let (remote, wire) = tokio::join!(push::remote(node, &needed, limit), async {
             let waiting = Instant::now();
@@ -591,9 +613,26 @@ impl Session<'_> {
             (wire, waiting.elapsed())
         });
         let (remote, ((prepared, took), waited)) = (remote?, (wire.0?, wire.1));
-        stats.scan = Some(job.planned_in);
         stats.wire = Some(took);
         stats.wire_wait = Some(waited);
+        let pushed = self
+            .ship(node, job, &prepared, &remote, None, limit)
+            .await?;
+        Ok((prepared, pushed))
+    }
+
+    /// The preflight against `remote`, then shipping (with `assumed`, the applications the node
+    /// is to check it has, if `remote` was told rather than asked).
+    async fn ship(
+        &self,
+        node: &Node,
+        job: &Job,
+        prepared: &Prepared,
+        remote: &push::Remote,
+        assumed: Option<&[&str]>,
+        limit: Duration,
+    ) -> Result<push::Pushed, SessionError> {
+        let host = &self.host.address;
         let versions = &remote.versions;
         self.report.verbose(&format!(
             "remote: OTP {}, ERTS {}, Elixir {}, {} ({}-bit), {} modules loaded",
@@ -616,31 +655,33 @@ impl Session<'_> {
             ));
         }
         native::check(&job.natives, &remote.server, host)?;
-        if let Some(app) = remote.missing_apps.first() {
+        let missing_app = |app: &String| {
             let by = job
                 .apps
                 .from_server
                 .iter()
                 .find(|(needed, _)| needed == app)
                 .map_or_else(String::new, |(_, by)| by.clone());
-            return Err(SessionError::MissingApp {
+            SessionError::MissingApp {
                 app: app.clone(),
                 by,
                 host: host.clone(),
-            });
+            }
+        };
+        if let Some(app) = remote.missing_apps.first() {
+            return Err(missing_app(app));
         }
         let trimmed = self
             .had
-            .and_then(|had| preload::trimmed(&prepared, had, &remote));
-        let sent = trimmed.as_ref().unwrap_or(&prepared);
-        let pushed = push::push(node, sent, job.apps.shipped.len(), &remote, limit).await?;
-        Ok((prepared, pushed))
+            .and_then(|had| preload::trimmed(prepared, had, remote));
+        let sent = trimmed.as_ref().unwrap_or(prepared);
+        let apps = job.apps.shipped.len();
+        match push::push(node, sent, apps, remote, assumed, limit).await {
+            Err(push::PushError::Missing(app)) => Err(missing_app(&app)),
+            pushed => Ok(pushed?),
+        }
     }
-}
 
-impl Session<'_> {
-    /// Sets the host's `remote_env` in the node with one `System.put_env/1` call. Only the names
-    /// are ever shown: values may be secrets.
     async fn set_remote_env(&self, node: &Node, limit: Duration) -> Result<(), SessionError> {
         let vars = &self.host.remote_env;
         if vars.is_empty() {

@@ -253,6 +253,34 @@ impl Master {
                 cmd.args(["-o", "LogLevel=INFO"]);
             }
         }
+        Master::launch(cmd, target, control, remote_command, output, log)
+    }
+
+    /// [`Master::start`] without a connection of its own or a forward: the session runs through
+    /// the running master whose control socket is `control` (a warm session's), which stays up
+    /// when this one ends. Nothing logs in again.
+    pub fn through(
+        target: &Target,
+        control: &Path,
+        remote_command: &str,
+        output: impl Fn(&str) + Send + Sync + 'static,
+        log: impl Fn(String) + Send + Sync + 'static,
+    ) -> Result<Master, SshError> {
+        let mut cmd = Command::new("ssh");
+        cmd.arg("-S")
+            .arg(control)
+            .args(["-o", "ControlMaster=no", "-T"]);
+        Master::launch(cmd, target, control, remote_command, output, log)
+    }
+
+    fn launch(
+        mut cmd: Command,
+        target: &Target,
+        control: &Path,
+        remote_command: &str,
+        output: impl Fn(&str) + Send + Sync + 'static,
+        log: impl Fn(String) + Send + Sync + 'static,
+    ) -> Result<Master, SshError> {
         add_target_options(&mut cmd, target);
         cmd.arg("--").arg(&target.host).arg(remote_command);
         log(format!("ssh: {}", describe(&cmd)));
@@ -428,6 +456,18 @@ impl Master {
             });
         }
         Ok(ports)
+    }
+
+    /// Withdraws the remote forwards [`Master::forward_remote`] added (`ports` as it returned
+    /// them), from a master that outlives this session (see [`Master::through`]); on failure,
+    /// what ssh said.
+    pub async fn cancel_remote(&self, sockets: &[&Path], ports: &[u16]) -> Result<(), String> {
+        let mut cmd = self.control_command("cancel");
+        for (socket, port) in sockets.iter().zip(ports) {
+            cmd.arg("-R")
+                .arg(format!("127.0.0.1:{port}:{}", socket.display()));
+        }
+        self.run_control(cmd).await.map(drop)
     }
 
     /// Writes `bytes` to the boot session's stdin.

@@ -4,6 +4,7 @@
 //! timed run, outside it). Each rerun starts a second after the session's spare node is ready, as
 //! it is when a person reruns after reading the previous result.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -64,19 +65,45 @@ pub(crate) fn measure(
     let result = (|| {
         let (mut same, mut changed) = (Vec::new(), Vec::new());
         let mut pushed = (Vec::new(), Vec::new());
+        let mut phases = (Vec::new(), Vec::new());
         for round in 1..=runs {
-            let (took, bytes) = rerun(&tool, link, n)?;
+            let (took, stats) = rerun(&tool, link, n)?;
             same.push(took);
-            pushed.0.push(bytes);
+            pushed
+                .0
+                .push(stats.get("pushed_bytes").copied().unwrap_or(0));
+            phases.0.push(stats);
             change(dir, n, round)?;
-            let (took, bytes) = rerun(&tool, link, n)?;
+            let (took, stats) = rerun(&tool, link, n)?;
             changed.push(took);
-            pushed.1.push(bytes);
+            pushed
+                .1
+                .push(stats.get("pushed_bytes").copied().unwrap_or(0));
+            phases.1.push(stats);
         }
         let mid = |mut v: Vec<u64>| {
             v.sort_unstable();
             v[v.len() / 2]
         };
+        for (kind, walls, stats) in [("same", &same, &phases.0), ("changed", &changed, &phases.1)] {
+            let mut walls: Vec<u128> = walls.iter().map(Duration::as_millis).collect();
+            walls.sort_unstable();
+            let medians: Vec<String> = PHASES
+                .iter()
+                .map(|key| {
+                    let values: Vec<u64> =
+                        stats.iter().filter_map(|s| s.get(*key).copied()).collect();
+                    match values.is_empty() {
+                        true => format!("{key}=-"),
+                        false => format!("{key}={}", mid(values)),
+                    }
+                })
+                .collect();
+            eprintln!(
+                "bench: warm {kind} code, {n} modules: walls {walls:?} ms; median {}",
+                medians.join(" ")
+            );
+        }
         Ok(Warm {
             same: median(same),
             changed: median(changed),
@@ -87,12 +114,22 @@ pub(crate) fn measure(
     result
 }
 
-/// One warm rerun, once the spare is ready: its wall time and the bytes it pushed.
+/// The `stats:` keys shown per warm rerun kind on stderr (medians).
+const PHASES: [&str; 6] = [
+    "connect_ms",
+    "boot_ms",
+    "push_ms",
+    "call_ms",
+    "teardown_ms",
+    "requests",
+];
+
+/// One warm rerun, once the spare is ready: its wall time and its `stats:` line.
 fn rerun(
     tool: &dyn Fn(&[&str]) -> Command,
     link: &Link,
     n: usize,
-) -> Result<(Duration, u64), String> {
+) -> Result<(Duration, BTreeMap<String, u64>), String> {
     let deadline = Instant::now() + SPARE_LIMIT;
     loop {
         let out = tool(&["status", "--json"])
@@ -125,10 +162,7 @@ fn rerun(
             out.status
         ));
     }
-    Ok((
-        wall,
-        stats(&stderr).get("pushed_bytes").copied().unwrap_or(0),
-    ))
+    Ok((wall, stats(&stderr)))
 }
 
 /// Changes the last module of the project (a function returning `round`) and recompiles it.

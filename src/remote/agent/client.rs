@@ -7,8 +7,10 @@ use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-use super::preload::Digests;
+use super::preload::{self, Digests};
 use super::{BYE, CLAIM, DOWN, GO, OK, PRELOAD, SPARE, STATUS, Status, dirs};
+use crate::config::HostSettings;
+use crate::remote::push::Remote;
 
 /// How long a session directory without a socket may be starting before it counts as stale.
 const STARTING: Duration = Duration::from_secs(120);
@@ -75,6 +77,17 @@ pub async fn probe(dir: &Path) -> Found {
     }
 }
 
+/// The control socket of `host`'s live warm session (same settings, agent serving), if any: a
+/// session of ssh run through it logs in to nothing.
+pub async fn live_control(host: &HostSettings) -> Option<PathBuf> {
+    let dir = dirs::session(&dirs::root().ok()?, &super::key(host));
+    let control = dir.join(dirs::CONTROL);
+    match probe(&dir).await {
+        Found::Live(_) if control.exists() => Some(control),
+        _ => None,
+    }
+}
+
 fn old(dir: &Path) -> bool {
     std::fs::metadata(dir)
         .and_then(|m| m.modified())
@@ -112,8 +125,11 @@ pub struct Claim {
     pub socket: PathBuf,
     /// The node's full name (fresh for this node, which has started distribution under it).
     pub remote: String,
-    /// What the node was given to load ahead, if anything.
+    /// What the node was given to load ahead, if anything (and if it loaded).
     pub had: Option<Digests>,
+    /// What the node said of itself once ready, as `info` would answer (no application asked
+    /// about), if it did: the run need not ask.
+    pub known: Option<Remote>,
 }
 
 /// Claims the spare node of the session in `dir`, waiting at most `limit` for it.
@@ -129,10 +145,17 @@ pub async fn claim(dir: &Path, limit: Duration) -> io::Result<Claim> {
             return Err(io::Error::other(said));
         };
         let had = serde_json::from_str(&agent.answer().await?).map_err(io::Error::other)?;
+        // A batch given ahead that did not load leaves nothing to rely on.
+        let (had, known) = match preload::known(&agent.answer().await?) {
+            Some((true, known)) => (had, Some(known)),
+            Some((false, _)) => (None, None),
+            None => (had, None),
+        };
         Ok(Claim {
             socket: PathBuf::from(path),
             remote: remote.to_owned(),
             had,
+            known,
             agent,
         })
     };

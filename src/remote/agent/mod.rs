@@ -11,8 +11,9 @@
 //! The protocol is lines of text on that socket, one request per connection:
 //! `status` (answered with one JSON line, [`Status`]), `down` (answered `bye` once nothing is
 //! left), `claim` (answered `spare PATH REMOTE`, the Unix socket the spare node will connect to and the
-//! node's name, and a JSON line, the digests of what the node was given to load ahead
-//! ([`preload`]) or `null`; the run binds the socket, then sends `go COOKIE LOCAL`, its fresh
+//! node's name, a JSON line, the digests of what the node was given to load ahead
+//! ([`preload`]) or `null`, and a line with what the node said of itself once ready
+//! ([`preload::known`]) or `null`; the run binds the socket, then sends `go COOKIE LOCAL`, its fresh
 //! cookie and node name, which the agent hands to the waiting node, and gets `ok`; it may then send `preload LEN` and
 //! its batch, for the next spares). The run keeps the connection open while it works: its end
 //! tells the agent that the node is done with.

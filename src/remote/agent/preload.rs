@@ -13,7 +13,7 @@ use std::io::Write;
 use erl_dist::term::{Binary, List, Term};
 
 use crate::remote::boot;
-use crate::remote::node::{atom, tuple};
+use crate::remote::node::{atom, is_atom, tuple};
 use crate::remote::push::Remote;
 use crate::remote::wire::Prepared;
 
@@ -198,6 +198,26 @@ impl Preload {
     }
 }
 
+/// What a spare node said of itself once ready (`mix-remote:info:HEX`, see templates/boot.exs):
+/// whether the last batch it was given ahead loaded, and what `info` would answer (no
+/// application asked about). `None` if it is not that.
+pub fn known(hex: &str) -> Option<(bool, Remote)> {
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(hex.get(at..at + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    let Ok(Term::Tuple(t)) = Term::decode(&bytes[..]) else {
+        return None;
+    };
+    match t.elements.as_slice() {
+        [worked, info] => Some((
+            is_atom(worked, "true"),
+            crate::remote::push::parse_remote(info)?,
+        )),
+        _ => None,
+    }
+}
+
 fn parts(batch: &[u8]) -> Option<(Vec<Term>, Vec<Term>)> {
     let Ok(Term::Tuple(t)) = Term::decode(batch) else {
         return None;
@@ -342,6 +362,37 @@ mod tests {
                 .contains_key("module demo Elixir.Demo.Worker")
         );
         assert!(changed.batch.len() < batch(b"v2", "{application,demo,[]}.").len());
+    }
+
+    #[test]
+    fn reads_what_a_spare_says_of_itself() {
+        let text = |s: &str| -> Term { Binary::from(s.as_bytes()).into() };
+        let info = tuple(vec![
+            text("26"),
+            text("14.2.5"),
+            text("1.16.2"),
+            List::from(vec![tuple(vec![
+                atom("lists"),
+                Binary::from(&[7u8; 16][..]).into(),
+            ])])
+            .into(),
+            text("x86_64-pc-linux-gnu"),
+            FixInteger::from(8).into(),
+            List::from(Vec::<Term>::new()).into(),
+        ]);
+        let hex = |worked: &str| {
+            let mut bytes = Vec::new();
+            tuple(vec![atom(worked), info.clone()])
+                .encode(&mut bytes)
+                .unwrap();
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        };
+        let (worked, remote) = known(&hex("true")).unwrap();
+        assert!(worked);
+        assert_eq!(remote.loaded.len(), 1);
+        assert!(!known(&hex("false")).unwrap().0);
+        assert!(known("null").is_none());
+        assert!(known(&hex("true")[1..]).is_none());
     }
 
     #[test]

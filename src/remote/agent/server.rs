@@ -31,6 +31,9 @@ const MASTER_GRACE: Duration = Duration::from_secs(5);
 const RETRY: Duration = Duration::from_secs(2);
 /// How long a claiming run may take to send its identities.
 const GO_LIMIT: Duration = Duration::from_secs(60);
+/// How long a claim waits for the spare to say what it is and has (it is loading a batch given
+/// ahead): short beside a run's connect timeout; past it, the run asks the node itself.
+const INFO_WAIT: Duration = Duration::from_secs(1);
 
 /// Why the agent could not start serving.
 #[derive(Debug, thiserror::Error)]
@@ -489,12 +492,15 @@ impl Connection {
         stream: &mut BufReader<UnixStream>,
         spare: &mut Spare,
     ) -> Option<()> {
+        // What the node says of itself once it has loaded all it was given: the run need not ask.
+        let _ = tokio::time::timeout(INFO_WAIT, spare.booted()).await;
         let had = spare.preloaded.as_ref().map(|p| &p.digests);
         let offer = format!(
-            "{SPARE} {} {}\n{}\n",
+            "{SPARE} {} {}\n{}\n{}\n",
             spare.socket.display(),
             spare.remote,
-            serde_json::to_string(&had).ok()?
+            serde_json::to_string(&had).ok()?,
+            spare.info().as_deref().unwrap_or("null")
         );
         stream.get_mut().write_all(offer.as_bytes()).await.ok()?;
         let mut line = String::new();

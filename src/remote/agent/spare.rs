@@ -20,8 +20,9 @@ use crate::remote::ssh::{self, Target};
 
 /// `mix-remote:spare`: the spare's elixir has started and evaluates the boot program.
 const BOOTED: &str = "spare";
-/// `mix-remote:preloaded`: the spare has loaded a batch given to it ahead (templates/boot.exs).
-const PRELOADED: &str = "preloaded";
+/// `mix-remote:info:HEX`: the spare is ready (booted, or done with a batch given to it ahead) and
+/// says what it is and has (templates/boot.exs).
+const INFO: &str = "info:";
 
 /// How long a spare's session may take to end by itself once its stdin is closed.
 const END_GRACE: Duration = Duration::from_secs(5);
@@ -51,8 +52,9 @@ pub struct Spare {
     port: u16,
     control: PathBuf,
     target: Target,
-    /// How many of its markers ([`BOOTED`], [`PRELOADED`]) the node has printed...
-    seen: watch::Receiver<u32>,
+    /// How many of its markers ([`BOOTED`], [`INFO`]) the node has printed, and its last
+    /// [`INFO`] text...
+    seen: watch::Receiver<(u32, Option<Arc<str>>)>,
     /// ... and how many it will have printed once it waits for a run, all it was given loaded.
     expected: u32,
     /// The batch the node was given to load ahead, if any.
@@ -104,17 +106,18 @@ impl Spare {
             .kill_on_drop(true)
             .spawn()
             .map_err(SpareError::Spawn)?;
-        let (seen_tx, seen) = watch::channel(0);
+        let (seen_tx, seen) = watch::channel((0, None));
         if let Some(stdout) = child.stdout.take() {
             // Read to the end: the node's stray output must never fill the pipe.
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stdout).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    if line
-                        .strip_prefix(MARKER)
-                        .is_some_and(|m| m == BOOTED || m == PRELOADED)
-                    {
-                        seen_tx.send_modify(|seen| *seen += 1);
+                    match line.strip_prefix(MARKER) {
+                        Some(BOOTED) => seen_tx.send_modify(|seen| seen.0 += 1),
+                        Some(m) if m.starts_with(INFO) => seen_tx.send_modify(|seen| {
+                            *seen = (seen.0 + 1, Some(m[INFO.len()..].into()));
+                        }),
+                        _ => {}
                     }
                 }
             });
@@ -139,7 +142,7 @@ impl Spare {
             control: control.to_owned(),
             target: target.clone(),
             seen,
-            expected: 1 + u32::from(preload.is_some()),
+            expected: 2 + u32::from(preload.is_some()),
             preloaded: preload,
         })
     }
@@ -149,8 +152,15 @@ impl Spare {
     pub fn booted(&self) -> impl Future<Output = ()> + 'static {
         let (mut seen, expected) = (self.seen.clone(), self.expected);
         async move {
-            let _ = seen.wait_for(|seen| *seen >= expected).await;
+            let _ = seen.wait_for(|seen| seen.0 >= expected).await;
         }
+    }
+
+    /// What the node last said of itself ([`INFO`], see [`super::preload::Known`]), once it has
+    /// loaded all it was given ahead; `None` before.
+    pub fn info(&self) -> Option<Arc<str>> {
+        let seen = self.seen.borrow();
+        (seen.0 >= self.expected).then(|| seen.1.clone()).flatten()
     }
 
     /// Gives the node `preload` to load ahead (the batch of a later run than what it has).
@@ -215,7 +225,8 @@ fn identities(cookie: &str, local: &str) -> String {
 }
 
 /// Everything the boot session reads before the run's identities: the forward's port, the boot
-/// program (preceded by printing [`BOOTED`]), the relay and the node's name `remote`.
+/// program (preceded by marking the node a spare, for [`INFO`], and printing [`BOOTED`]), the
+/// relay and the node's name `remote`.
 fn prelude(port: u16, remote: &str) -> Vec<u8> {
     let (c, l) = ("c", "l");
     let mut input = boot::stdin_input(port, remote, c, l);
@@ -225,7 +236,7 @@ fn prelude(port: u16, remote: &str) -> Vec<u8> {
         .iter()
         .position(|&b| b == b'\n')
         .map_or(0, |at| at + 1);
-    let say = format!("IO.puts(\"{MARKER}{BOOTED}\"); ");
+    let say = format!("Process.put(:mix_remote_spare, true); IO.puts(\"{MARKER}{BOOTED}\"); ");
     input.splice(program..program, say.bytes());
     input
 }
@@ -239,8 +250,10 @@ mod tests {
         let mut input = prelude(4242, "a@localhost");
         input.extend_from_slice(identities("k", "b@localhost").as_bytes());
         let cold = boot::stdin_input(4242, "a@localhost", "k", "b@localhost");
-        let say = b"IO.puts(\"mix-remote:spare\"); ";
-        assert!(input.starts_with(b"4242\nIO.puts(\"mix-remote:spare\"); Code.eval_string("));
+        let say = b"Process.put(:mix_remote_spare, true); IO.puts(\"mix-remote:spare\"); ";
+        assert!(input.starts_with(
+            b"4242\nProcess.put(:mix_remote_spare, true); IO.puts(\"mix-remote:spare\"); Code.eval_string("
+        ));
         assert!(input[..5] == cold[..5] && input[5 + say.len()..] == cold[5..]);
     }
 }

@@ -94,6 +94,7 @@ where
         started,
         input,
         had: claim.had.as_ref(),
+        known: claim.known.as_ref(),
     };
     let result = async {
         let booting = Instant::now();
