@@ -233,17 +233,7 @@ where
         let node = session
             .boot(&mut master, &mut dir, node_end, &mut stats)
             .await?;
-        session.push(&node, job, &mut stats).await?;
-        // The relay exists once the node has served a request: it learns the terminal's size.
-        console::follow_geometry(&node);
-        let started = Instant::now();
-        let result = work(Arc::clone(&node)).await;
-        stats.call = Some(started.elapsed());
-        stats.requests = Some(node.requests());
-        // Closing the connection first halts the node (it goes when the tool's node does) and
-        // leaves the master no forwarded channel to wait for: a shorter teardown.
-        node.disconnect();
-        result
+        session.serve(node, job, &mut stats, work).await
     }
     .await;
     let phase = report.phase(Stage::Stop, "stopping remote node");
@@ -418,6 +408,31 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
+    /// What every run does once its node is up, cold or warm: pushes the job, hands the node to
+    /// `work`, and disconnects.
+    async fn serve<T, F>(
+        &self,
+        node: Arc<Node>,
+        job: &Job,
+        stats: &mut Stats,
+        work: impl FnOnce(Arc<Node>) -> F,
+    ) -> Result<T, SessionError>
+    where
+        F: Future<Output = Result<T, SessionError>>,
+    {
+        self.push(&node, job, stats).await?;
+        // The relay exists once the node has served a request: it learns the terminal's size.
+        console::follow_geometry(&node);
+        let started = Instant::now();
+        let result = work(Arc::clone(&node)).await;
+        stats.call = Some(started.elapsed());
+        stats.requests = Some(node.requests());
+        // Closing the connection first halts the node (it goes when the tool's node does) and
+        // leaves the master no forwarded channel to wait for: a shorter teardown.
+        node.disconnect();
+        result
+    }
+
     /// Waits for the connection with its reverse forward, and hands the boot session its input.
     async fn connect(
         &self,

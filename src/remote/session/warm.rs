@@ -127,14 +127,7 @@ where
         ));
         session.set_remote_env(&node, limit).await?;
         phase.done(format!("remote node {} up", ids.remote));
-        session.push(&node, job, &mut stats).await?;
-        console::follow_geometry(&node);
-        let calling = Instant::now();
-        let result = work(Arc::clone(&node)).await;
-        stats.call = Some(calling.elapsed());
-        stats.requests = Some(node.requests());
-        node.disconnect();
-        result
+        session.serve(node, job, &mut stats, work).await
     }
     .await;
     // The next spare nodes load this run's batch ahead (after the work: off its critical path).
