@@ -27,23 +27,18 @@ pub fn digests(batch: &[u8]) -> Option<Digests> {
     let (apps, loose) = parts(batch)?;
     let mut digests = Digests::new();
     for app in &apps {
-        let Term::Tuple(t) = app else { return None };
-        let [
-            Term::Atom(name),
-            Term::Binary(spec),
-            Term::List(modules),
-            Term::List(files),
-        ] = t.elements.as_slice()
-        else {
-            return None;
-        };
-        let app = &name.name;
-        digests.insert(format!("spec {app}"), digest(&[&spec.bytes]));
-        for module in &modules.elements {
+        let App {
+            name: app,
+            spec,
+            modules,
+            files,
+        } = app_of(app)?;
+        digests.insert(format!("spec {app}"), digest(&[spec]));
+        for module in modules {
             let (name, bytes) = module_of(module)?;
             digests.insert(format!("module {app} {name}"), digest(&[bytes]));
         }
-        for file in &files.elements {
+        for file in files {
             let (path, mode, bytes) = file_of(file)?;
             digests.insert(
                 format!("priv {app} {path}"),
@@ -52,11 +47,8 @@ pub fn digests(batch: &[u8]) -> Option<Digests> {
         }
     }
     for module in &loose {
-        let Term::Tuple(t) = module else { return None };
-        let [Term::Atom(name), _, Term::Binary(bytes)] = t.elements.as_slice() else {
-            return None;
-        };
-        digests.insert(format!("loose {}", name.name), digest(&[&bytes.bytes]));
+        let (name, bytes) = loose_of(module)?;
+        digests.insert(format!("loose {name}"), digest(&[bytes]));
     }
     Some(digests)
 }
@@ -77,33 +69,28 @@ pub fn trimmed(prepared: &Prepared, had: &Digests, remote: &Remote) -> Option<Pr
     };
     let mut shipped_modules = 0;
     let mut trimmed_apps = Vec::with_capacity(apps.len());
-    for app in apps {
-        let Term::Tuple(t) = app else { return None };
-        let [
-            Term::Atom(name),
-            Term::Binary(spec),
-            Term::List(modules),
-            Term::List(files),
-        ] = t.elements.as_slice()
-        else {
-            return None;
-        };
-        let app = &name.name;
-        let spec: &[u8] = if kept(format!("spec {app}"), &[&spec.bytes], None) {
-            &spec.bytes
+    for app in &apps {
+        let App {
+            name: app,
+            spec,
+            modules,
+            files,
+        } = app_of(app)?;
+        let spec: &[u8] = if kept(format!("spec {app}"), &[spec], None) {
+            spec
         } else {
             // An empty `.app` text is not written: the node keeps the one it has.
             &[]
         };
         let mut kept_modules = Vec::new();
-        for module in &modules.elements {
+        for module in modules {
             let (name, bytes) = module_of(module)?;
             if kept(format!("module {app} {name}"), &[bytes], Some(name)) {
                 kept_modules.push(module.clone());
             }
         }
         let mut kept_files = Vec::new();
-        for file in &files.elements {
+        for file in files {
             let (path, mode, bytes) = file_of(file)?;
             if kept(
                 format!("priv {app} {path}"),
@@ -123,15 +110,8 @@ pub fn trimmed(prepared: &Prepared, had: &Digests, remote: &Remote) -> Option<Pr
     }
     let mut kept_loose = Vec::new();
     for module in loose {
-        let Term::Tuple(t) = &module else { return None };
-        let [Term::Atom(name), _, Term::Binary(bytes)] = t.elements.as_slice() else {
-            return None;
-        };
-        if kept(
-            format!("loose {}", name.name),
-            &[&bytes.bytes],
-            Some(&name.name),
-        ) {
+        let (name, bytes) = loose_of(&module)?;
+        if kept(format!("loose {name}"), &[bytes], Some(name)) {
             kept_loose.push(module);
         }
     }
@@ -152,19 +132,17 @@ pub fn trimmed(prepared: &Prepared, had: &Digests, remote: &Remote) -> Option<Pr
 /// `-on_load` are not loaded ahead (only written): their `-on_load` (a NIF's loading, say) runs
 /// in the run that needs them, after its environment is set, as in a cold run.
 pub fn encode(prepared: &Prepared) -> Vec<u8> {
-    let names = |keep: &dyn Fn(&crate::build::beam::Beam) -> bool| -> Term {
-        let atoms: Vec<Term> = prepared
-            .modules
-            .iter()
-            .filter(|(beam, _)| keep(beam.as_ref()))
-            .map(|(beam, _)| atom(&beam.name))
-            .collect();
-        List::from(atoms).into()
-    };
+    let eager: Vec<Term> = prepared
+        .modules
+        .iter()
+        .filter(|(beam, _)| !beam.on_load)
+        .map(|(beam, _)| atom(&beam.name))
+        .collect();
     let term: Term = List::from(vec![
         Binary::from(prepared.batch.to_vec()).into(),
-        names(&|beam| !beam.on_load),
-        names(&|_| false),
+        List::from(eager).into(),
+        // No `-on_load` module is loaded ahead.
+        List::from(Vec::<Term>::new()).into(),
     ])
     .into();
     let mut bytes = Vec::new();
@@ -224,6 +202,41 @@ fn parts(batch: &[u8]) -> Option<(Vec<Term>, Vec<Term>)> {
     };
     match <[Term; 2]>::try_from(t.elements).ok()? {
         [Term::List(apps), Term::List(loose)] => Some((apps.elements, loose.elements)),
+        _ => None,
+    }
+}
+
+/// An application of the batch, as `remote/wire.rs` writes it: `{name, spec, modules, files}`.
+struct App<'a> {
+    name: &'a str,
+    spec: &'a [u8],
+    modules: &'a [Term],
+    files: &'a [Term],
+}
+
+fn app_of(term: &Term) -> Option<App<'_>> {
+    let Term::Tuple(t) = term else { return None };
+    match t.elements.as_slice() {
+        [
+            Term::Atom(name),
+            Term::Binary(spec),
+            Term::List(modules),
+            Term::List(files),
+        ] => Some(App {
+            name: &name.name,
+            spec: &spec.bytes,
+            modules: &modules.elements,
+            files: &files.elements,
+        }),
+        _ => None,
+    }
+}
+
+/// A module outside the shipped applications: `{name, file, bytes}`.
+fn loose_of(term: &Term) -> Option<(&str, &[u8])> {
+    let Term::Tuple(t) = term else { return None };
+    match t.elements.as_slice() {
+        [Term::Atom(name), _, Term::Binary(bytes)] => Some((&name.name, &bytes.bytes)),
         _ => None,
     }
 }
