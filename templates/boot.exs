@@ -1,4 +1,10 @@
-# mix-remote boot program, evaluated on the server by the `elixir` that templates/boot.sh starts.
+# mix-remote boot program: the body of `:mix_remote_boot.main(tick_ms)`, compiled ahead into
+# templates/mix_remote_boot*.beam by `cargo xtask boot-beam` (which wraps it in that module, puts
+# templates/stale_runs.exs in place of its placeholder line, and compiles it for OTP 25 and newer
+# and for OTP 24). The node templates/boot.sh starts loads the beam for its release from stdin and
+# calls it (templates/boot_start.erl), `tick_ms` being the tick interval `:net_kernel.start/1`
+# takes (a quarter of the net_ticktime). Change this file, then run `cargo xtask boot-beam`.
+# Nothing is evaluated: no Elixir parser or compiler runs on the server for a boot.
 #
 # It reads its node name, the cookie and the tool's node name from stdin (so the cookie is never
 # in argv, the environment or a file), starts distribution without any listener, sets the cookie,
@@ -6,10 +12,9 @@
 # and it speaks to nobody but the tool. It halts when stdin closes or the tool's node goes down:
 # when the tool exits, is killed, or the SSH connection or the link drops.
 #
-# It defines no module: compiling one would load the Erlang compiler and cost the remote a
-# noticeable part of its boot time on every run. The one module it needs, the output relay
-# (templates/mix_remote_relay.erl), comes compiled on stdin and is loaded as it is. The tool's
-# requests are served by the process registered as `mix_remote`, made with
+# The one other module it needs, the output relay (templates/mix_remote_relay.erl), comes compiled
+# on stdin and is loaded as it is. The tool's requests are served by the process registered as
+# `mix_remote`, made with
 # `{:"$gen_call", {pid, ref}, {op, args}}` and answered `{ref, reply}` (`{ref, {:badrpc, reason}}`
 # if the request crashed), each in a process of its own whose group leader is the relay, so
 # everything it (and whatever it starts) prints reaches the tool, and only once the tool has
@@ -35,9 +40,9 @@ read_line = fn ->
   end
 end
 
-# Frames of this program's own evaluation (erl_eval), and of Elixir's evaluation of the code of
-# an `eval` request, at the bottom of a stacktrace.
-evaluators = [:erl_eval, :elixir, :elixir_eval, Code, Module.ParallelChecker]
+# Frames of this program (its module), and of Elixir's evaluation of the code of an `eval`
+# request, at the bottom of a stacktrace.
+evaluators = [:mix_remote_boot, :erl_eval, :elixir, :elixir_eval, Code, Module.ParallelChecker]
 
 user_frames = fn stack ->
   stack |> Enum.reverse() |> Enum.drop_while(&(elem(&1, 0) in evaluators)) |> Enum.reverse()
@@ -440,14 +445,6 @@ halt_on_eof = fn again ->
   again.(again)
 end
 
-# The relay is built for OTP @MIN_OTP@ and newer: an older node says so and stops.
-otp = List.to_integer(:erlang.system_info(:otp_release))
-
-if otp < @MIN_OTP@ do
-  IO.puts("mix-remote:old-otp #{otp}")
-  System.halt(1)
-end
-
 relay_beam = Base.decode64!(read_line.())
 {:module, _} = :code.load_binary(:mix_remote_relay, ~c"mix_remote_relay", relay_beam)
 # A spare node of a warm session (src/remote/agent) gets its name ahead and starts distribution at
@@ -484,7 +481,7 @@ end
 name = String.to_atom(read_line.())
 # A short net_ticktime (the tick interval is a quarter of it): the node halts soon after a dead
 # link, when the tool's node stops ticking.
-{:ok, _} = :net_kernel.start([name, :shortnames, @TICK_MS@])
+{:ok, _} = :net_kernel.start([name, :shortnames, tick_ms])
 cookie = String.to_atom(read_after_preloads.(true, read_after_preloads))
 tool = String.to_atom(read_line.())
 Process.register(spawn(fn -> serve.(nil, serve) end), :mix_remote)

@@ -1,13 +1,14 @@
 # mix-remote launcher, run by `sh -c` on the server as the SSH master's session.
 # Lines are joined with "; " so any login shell passes them on; never use single quotes here.
-# stdin: the server port of the reverse forward to the tool's node, then the boot program (one
-# line), then what templates/boot.exs reads.
+# stdin: the server port of the reverse forward to the tool's node, then one line of Erlang
+# (templates/boot_start.erl, which loads and runs the compiled boot program), then what those read.
 # The node is started by the `elixir` script itself (so it is the erl, code path and environment
 # that script would use, through asdf or mise shims and wrappers alike), but with `+iex`, the mode
 # the `iex` script uses, which leaves out `-s elixir start_cli`: the elixir command line (Logger
-# started, argv parsed, `-e` evaluated) is skipped. The `-eval` starts the elixir application
-# (it sets stdio to binary and unicode, and on 1.15+ puts the other lib dirs of Elixir on the code path)
-# and evaluates the boot program line. The script splits `--erl` on spaces: the expression has none.
+# started, argv parsed, `-e` evaluated) is skipped. The `-eval` starts the elixir application (it
+# sets stdio to binary and unicode, and on 1.15+ puts the other lib dirs of Elixir on the code
+# path), then reads the line of Erlang and evaluates it. The script splits `--erl` on spaces and
+# expands it unquoted: the expression has no space and no glob character.
 # -dist_listen false: the node opens no port at all; it connects out to the tool instead.
 # -erl_epmd_port: the tool's node is reached at that port, without asking any EPMD (OTP 23+).
 # -nocookie: OTP neither reads nor creates ~/.erlang.cookie. ERL_CRASH_DUMP_BYTES=0: no crash
@@ -16,4 +17,4 @@ E=@ELIXIR@
 command -v "$E" >/dev/null 2>&1 || { echo "mix-remote:no-elixir $E"; exit 127; }
 echo mix-remote:connected
 read -r port || exit 0
-ERL_CRASH_DUMP_BYTES=0 exec "$E" +iex --erl "-noshell -start_epmd false -dist_listen false -nocookie -erl_epmd_port $port -eval {ok,_}=application:ensure_all_started(elixir),C=list_to_atom(\"Elixir.Code\"),C:eval_string(io:get_line(standard_io,<<>>))"
+ERL_CRASH_DUMP_BYTES=0 exec "$E" +iex --erl "-noshell -start_epmd false -dist_listen false -nocookie -erl_epmd_port $port -eval {ok,_}=application:ensure_all_started(elixir),{ok,T,_}=erl_scan:string(binary_to_list(io:get_line(standard_io,<<>>))),{ok,X}=erl_parse:parse_exprs(T),erl_eval:exprs(X,erl_eval:new_bindings())"

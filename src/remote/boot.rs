@@ -8,16 +8,27 @@ use crate::remote::node::dist::NET_TICKTIME;
 
 /// The shell launcher (`templates/boot.sh`); `@ELIXIR@` is replaced by the elixir to run.
 const LAUNCHER: &str = include_str!("../../templates/boot.sh");
-/// The Elixir boot program (`templates/boot.exs`), sent over stdin; `@TICK_MS@` is replaced by a
-/// quarter of [`NET_TICKTIME`] in milliseconds, the tick interval `:net_kernel.start/1` takes,
-/// and `@MIN_OTP@` by [`MIN_REMOTE_OTP`], `@STALE_RUNS@` by [`STALE_RUNS`].
-const PROGRAM: &str = include_str!("../../templates/boot.exs");
+/// What the launcher's node evaluates first (`templates/boot_start.erl`, Erlang, sent as one
+/// line on stdin): it refuses an OTP older than `@MIN_OTP@` ([`MIN_REMOTE_OTP`]), then loads the
+/// boot program's beam for its release and calls it with `@TICK_MS@`, a quarter of
+/// [`NET_TICKTIME`] in milliseconds, the tick interval `:net_kernel.start/1` takes.
+const START: &str = include_str!("../../templates/boot_start.erl");
+/// The boot program (`templates/boot.exs`) as `cargo xtask boot-beam` compiles it on OTP 25,
+/// the module `mix_remote_boot`: for OTP 25 to 29, and (`r24`) for OTP 24, whose loader lacks
+/// OTP 25's instructions while OTP 29's has dropped some that `r24` makes. Both are sent on stdin;
+/// the node loads the one for its release as it is, so the server neither parses nor evaluates
+/// Elixir to boot.
+const BOOT_BEAMS: [&[u8]; 2] = [
+    include_bytes!("../../templates/mix_remote_boot.beam"),
+    include_bytes!("../../templates/mix_remote_boot_otp24.beam"),
+];
 /// The output relay (`templates/mix_remote_relay.erl`) as OTP 25 `erlc +r24 +deterministic`
 /// builds it (`cargo xtask relay-beam`): it loads on OTP 24 to 29, and the server needs no
 /// compiler. Sent on the boot session's stdin, loaded before the node connects back.
 pub const RELAY_BEAM: &[u8] = include_bytes!("../../templates/mix_remote_relay.beam");
 /// What finds the directories of earlier runs on the server (`templates/stale_runs.exs`), shared
-/// by the boot program (which removes them) and the check program (which counts them).
+/// by the boot program (compiled in, which removes them) and the check program (which counts
+/// them).
 const STALE_RUNS: &str = include_str!("../../templates/stale_runs.exs");
 /// How the directory of a run on the server is named: `<prefix><OS pid>-<random>`.
 pub const RUN_DIR_PREFIX: &str = "mix-remote-run-";
@@ -113,21 +124,31 @@ fn launcher(template: &str, elixir: &str) -> Result<String, BootError> {
 }
 
 /// Everything the boot session reads from stdin, in order: the server port of the forward to our
-/// node (read by the launcher), the boot program as one line of Elixir, then the relay's beam in
-/// base64, the remote node's full name, the cookie and our node's full name (read by the
-/// program). The stream then stays open: its end halts the node.
+/// node (read by the launcher), the start line (see [`start_line`]), the boot program's beams
+/// and the relay's beam in base64, the remote node's full name, the cookie and our node's full
+/// name (read by the program). The stream then stays open: its end halts the node.
 pub fn stdin_input(node_port: u16, remote_node: &str, cookie: &str, our_node: &str) -> Vec<u8> {
     format!(
-        "{node_port}\nCode.eval_string(\"{}\")\n{}\n{remote_node}\n{cookie}\n{our_node}\n",
-        elixir_string_body(
-            &PROGRAM
-                .replace("@TICK_MS@", &(NET_TICKTIME * 250).to_string())
-                .replace("@MIN_OTP@", &MIN_REMOTE_OTP.to_string())
-                .replace("@STALE_RUNS@", STALE_RUNS)
-        ),
+        "{node_port}\n{}\n{}\n{}\n{}\n{remote_node}\n{cookie}\n{our_node}\n",
+        start_line(),
+        base64(BOOT_BEAMS[0]),
+        base64(BOOT_BEAMS[1]),
         base64(RELAY_BEAM)
     )
     .into_bytes()
+}
+
+/// [`START`] as the one line of Erlang expressions the launcher's `-eval` reads: its comment
+/// lines left out, the others joined with spaces, the placeholders filled in.
+fn start_line() -> String {
+    START
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('%'))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace("@MIN_OTP@", &MIN_REMOTE_OTP.to_string())
+        .replace("@TICK_MS@", &(NET_TICKTIME * 250).to_string())
 }
 
 /// Standard base64 with padding (what Elixir's `Base.decode64!/1` reads).
@@ -184,6 +205,9 @@ fn elixir_string_body(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The boot program's source, which [`BOOT_BEAMS`] are compiled from.
+    const PROGRAM: &str = include_str!("../../templates/boot.exs");
+
     #[test]
     fn the_templates_speak_the_same_words() {
         for launcher in [LAUNCHER, CHECK_LAUNCHER] {
@@ -196,10 +220,12 @@ mod tests {
         for program in [PROGRAM, CHECK_PROGRAM] {
             assert!(program.contains("\n@STALE_RUNS@\n"));
         }
-        assert!(STALE_RUNS.contains(&format!("~r/^{RUN_DIR_PREFIX}(")));
+        assert!(STALE_RUNS.contains(&format!("\"^{RUN_DIR_PREFIX}(")));
         assert!(PROGRAM.contains(&format!("\"{RUN_DIR_PREFIX}#{{System.pid()}}-")));
         assert!(PROGRAM.contains(&format!("end), :{SERVER})")));
-        assert!(PROGRAM.contains(&format!("IO.puts(\"{MARKER}{OLD_OTP}#{{otp}}\")")));
+        assert!(START.contains(&format!("io:format(\"{MARKER}{OLD_OTP}~b~n\"")));
+        assert!(START.contains("mix_remote_boot:main(@TICK_MS@)."));
+        assert!(PROGRAM.contains(":net_kernel.start([name, :shortnames, tick_ms])"));
         for request in [
             Request::Info,
             Request::Load,
@@ -248,17 +274,25 @@ mod tests {
     }
 
     #[test]
-    fn program_travels_as_one_line_without_interpolation() {
+    fn the_start_travels_as_one_line_before_the_beams() {
         assert_eq!(elixir_string_body("a\"#{b}\\\n"), "a\\\"\\#{b}\\\\\\n");
         let input =
             String::from_utf8(stdin_input(4000, "r@localhost", "c", "t@localhost")).unwrap();
         let lines: Vec<&str> = input.lines().collect();
-        assert_eq!(lines.len(), 6);
-        assert!(lines[1].contains(":net_kernel.start([name, :shortnames, 3750])"));
-        assert!(lines[1].contains("if otp < 24 do"));
-        assert_eq!(lines[2], base64(RELAY_BEAM));
+        assert_eq!(lines.len(), 8);
+        assert!(
+            lines[1].starts_with("Otp = list_to_integer("),
+            "{}",
+            lines[1]
+        );
+        assert!(lines[1].contains(" if Otp < 24 -> "));
+        assert!(lines[1].ends_with(" mix_remote_boot:main(3750)."));
+        assert!(!lines[1].contains('%'));
+        assert_eq!(lines[2], base64(BOOT_BEAMS[0]));
+        assert_eq!(lines[3], base64(BOOT_BEAMS[1]));
+        assert_eq!(lines[4], base64(RELAY_BEAM));
         assert_eq!(
-            (lines[0], lines[3], lines[4], lines[5]),
+            (lines[0], lines[5], lines[6], lines[7]),
             ("4000", "r@localhost", "c", "t@localhost")
         );
     }

@@ -45,7 +45,8 @@
 //!   printed (answering a line editor's cursor position queries).
 //! - [`run_within`] runs any other command under a time limit and kills it if the test panics.
 //! - [`build_relay_beam`] compiles the output relay (`templates/mix_remote_relay.erl`) as the
-//!   committed beam is built, with the host's `erlc` ([`host_otp_release`] tells which OTP).
+//!   committed beam is built, with the host's `erlc` ([`host_otp_release`] tells which OTP);
+//!   [`build_boot_beams`] likewise the boot program (`templates/boot.exs`), with its `elixir`.
 //!
 //! Readiness is awaited by events (sshd's "Server listening on" lines,
 //! postgres's "ready to accept connections"), never by sleeping. Nothing uses a fixed port or name, so tests may run in
@@ -68,6 +69,7 @@
 //! assert_eq!(out.stdout, b"hello\n");
 //! ```
 
+mod boot_beam;
 mod chroot;
 mod command;
 mod fixture;
@@ -80,6 +82,7 @@ mod relay;
 mod sshd;
 mod stderr_log;
 
+pub use boot_beam::{boot_beam_paths, boot_source, build_boot_beams};
 pub use chroot::{Chroot, ChrootProject};
 pub use command::{Finished, run_within};
 pub use fixture::{

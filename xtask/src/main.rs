@@ -1,6 +1,6 @@
 //! Project tasks as typed subcommands: `cargo xtask demo`, `cargo xtask bench`,
 //! `cargo xtask bench-ecto`, `cargo xtask bench-fanout`, `cargo xtask bench-output`,
-//! `cargo xtask scan-bench`, `cargo xtask beam-vectors`, `cargo xtask relay-beam`.
+//! `cargo xtask scan-bench`, `cargo xtask beam-vectors`, `cargo xtask relay-beam`, `cargo xtask boot-beam`.
 //!
 //! `demo` shows the tool working end to end on this machine: it compiles the bundled example
 //! project, starts a throw-away sshd on loopback (the test harness's, with its own keys and
@@ -64,6 +64,8 @@ enum Task {
     },
     /// Rebuild templates/mix_remote_relay.beam from its source (needs OTP 25's erlc).
     RelayBeam,
+    /// Rebuild templates/mix_remote_boot*.beam from templates/boot.exs (needs OTP 25's elixir).
+    BootBeam,
 }
 
 fn main() -> ExitCode {
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
         Task::ScanBench { modules } => report(scan_bench::run(&workspace_root(), modules.get())),
         Task::BeamVectors { args } => report(beam_vectors::run(&args).map_err(|e| e.to_string())),
         Task::RelayBeam => report(relay_beam()),
+        Task::BootBeam => report(boot_beam()),
     }
 }
 
@@ -95,6 +98,24 @@ fn relay_beam() -> Result<(), String> {
     let path = testkit::relay_beam_path();
     std::fs::write(&path, &beam).map_err(|e| format!("{}: {e}", path.display()))?;
     eprintln!("wrote {} ({} bytes)", path.display(), beam.len());
+    Ok(())
+}
+
+/// Rebuilds the committed boot program beams with the host's elixir, on OTP
+/// [`testkit::RELAY_OTP`] as the relay: the oldest release that can compile code for OTP 24.
+fn boot_beam() -> Result<(), String> {
+    let otp = testkit::host_otp_release().ok_or("no `erl` on the PATH")?;
+    if otp != testkit::RELAY_OTP {
+        return Err(format!(
+            "the boot beams are built with OTP {}, this machine has OTP {otp}",
+            testkit::RELAY_OTP
+        ));
+    }
+    let beams = testkit::build_boot_beams()?;
+    for (path, beam) in testkit::boot_beam_paths().iter().zip(beams) {
+        std::fs::write(path, &beam).map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("wrote {} ({} bytes)", path.display(), beam.len());
+    }
     Ok(())
 }
 

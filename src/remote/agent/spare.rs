@@ -18,7 +18,7 @@ use super::preload::Preload;
 use crate::remote::boot::{self, MARKER};
 use crate::remote::ssh::{self, Target};
 
-/// `mix-remote:spare`: the spare's elixir has started and evaluates the boot program.
+/// `mix-remote:spare`: the spare's node has started and runs the boot program.
 const BOOTED: &str = "spare";
 /// `mix-remote:info:HEX`: the spare is ready (booted, or done with a batch given to it ahead) and
 /// says what it is and has (templates/boot.exs).
@@ -224,9 +224,9 @@ fn identities(cookie: &str, local: &str) -> String {
     format!("{cookie}\n{local}\n")
 }
 
-/// Everything the boot session reads before the run's identities: the forward's port, the boot
-/// program (preceded by marking the node a spare, for [`INFO`], and printing [`BOOTED`]), the
-/// relay and the node's name `remote`.
+/// Everything the boot session reads before the run's identities: the forward's port, the start
+/// line (preceded by marking the node a spare, for [`INFO`], and printing [`BOOTED`], in Erlang
+/// as that line), the beams and the node's name `remote`.
 fn prelude(port: u16, remote: &str) -> Vec<u8> {
     let (c, l) = ("c", "l");
     let mut input = boot::stdin_input(port, remote, c, l);
@@ -236,7 +236,7 @@ fn prelude(port: u16, remote: &str) -> Vec<u8> {
         .iter()
         .position(|&b| b == b'\n')
         .map_or(0, |at| at + 1);
-    let say = format!("Process.put(:mix_remote_spare, true); IO.puts(\"{MARKER}{BOOTED}\"); ");
+    let say = format!("put(mix_remote_spare, true), io:format(\"{MARKER}{BOOTED}~n\"), ");
     input.splice(program..program, say.bytes());
     input
 }
@@ -250,9 +250,9 @@ mod tests {
         let mut input = prelude(4242, "a@localhost");
         input.extend_from_slice(identities("k", "b@localhost").as_bytes());
         let cold = boot::stdin_input(4242, "a@localhost", "k", "b@localhost");
-        let say = b"Process.put(:mix_remote_spare, true); IO.puts(\"mix-remote:spare\"); ";
+        let say = b"put(mix_remote_spare, true), io:format(\"mix-remote:spare~n\"), ";
         assert!(input.starts_with(
-            b"4242\nProcess.put(:mix_remote_spare, true); IO.puts(\"mix-remote:spare\"); Code.eval_string("
+            b"4242\nput(mix_remote_spare, true), io:format(\"mix-remote:spare~n\"), Otp = "
         ));
         assert!(input[..5] == cold[..5] && input[5 + say.len()..] == cold[5..]);
     }

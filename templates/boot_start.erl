@@ -1,0 +1,17 @@
+% mix-remote boot start: Erlang expressions (not a module), sent as one line on the boot session's
+% stdin and evaluated by the `-eval` of templates/boot.sh once the elixir application runs. Lines
+% starting with `%` are left out and the rest joined with spaces; it must hold no `%` otherwise.
+% The boot program's beams and the relay are built for OTP @MIN_OTP@ and newer: an older node says
+% so and stops before reading them. Else it reads the boot program's two beams (base64, a line
+% each: for OTP 25 and newer, then for OTP 24), loads the one for its release and runs the program
+% (templates/boot.exs) with the tick interval of the node's net_ticktime.
+Otp = list_to_integer(erlang:system_info(otp_release)),
+if
+  Otp < @MIN_OTP@ -> io:format("mix-remote:old-otp ~b~n", [Otp]), halt(1);
+  true -> ok
+end,
+Current = base64:decode(string:chomp(io:get_line(standard_io, <<>>))),
+Otp24 = base64:decode(string:chomp(io:get_line(standard_io, <<>>))),
+Beam = if Otp < 25 -> Otp24; true -> Current end,
+{module, mix_remote_boot} = code:load_binary(mix_remote_boot, "mix_remote_boot", Beam),
+mix_remote_boot:main(@TICK_MS@).
