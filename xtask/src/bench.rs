@@ -34,6 +34,11 @@ pub struct BenchArgs {
     /// Measure this mix-remote binary instead of building the workspace's release binary.
     #[arg(long)]
     pub binary: Option<PathBuf>,
+    /// Also measure this mix-remote binary, side by side: each round runs both binaries, in turns
+    /// (A then B, then B then A), beside the same floor samples. Rows are marked A (the measured
+    /// binary) and B (this one).
+    #[arg(long, value_name = "BINARY")]
+    pub versus: Option<PathBuf>,
     /// Generate the projects in DIR and keep them (compiled again only if their source changed),
     /// instead of in a temporary directory.
     #[arg(long, value_name = "DIR")]
@@ -61,6 +66,13 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<(), String> {
         return Err("--runs must be at least 1".into());
     }
     let binary = crate::measured_binary(args.binary.as_deref(), root, "bench")?;
+    let mut binaries = vec![("A", binary.clone())];
+    if let Some(versus) = &args.versus {
+        let versus = versus
+            .canonicalize()
+            .map_err(|e| format!("--versus {}: {e}", versus.display()))?;
+        binaries.push(("B", versus));
+    }
     let env = parse_envs(&args.envs)?;
     let work = tempfile::Builder::new()
         .prefix("mix-remote-bench-")
@@ -82,13 +94,21 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<(), String> {
         // Floor samples and cold runs alternate, so that a change in the machine's load weighs
         // on both alike.
         let (mut ssh_true, mut ssh_elixir) = (Vec::new(), Vec::new());
-        let mut samples: Vec<Vec<Sample>> = projects.iter().map(|_| Vec::new()).collect();
+        let cells = binaries.len() * projects.len();
+        let mut samples: Vec<Vec<Sample>> = (0..cells).map(|_| Vec::new()).collect();
         for run in 1..=args.runs {
             eprintln!("bench: {rtt} ms, round {run} of {}", args.runs);
             ssh_true.push(link.time_ssh("true")?);
             ssh_elixir.push(link.time_ssh("elixir -e nil")?);
-            for ((n, dir), samples) in projects.iter().zip(&mut samples) {
-                samples.push(link.cold_run(&binary, dir, *n, &env)?);
+            let mut turns: Vec<usize> = (0..binaries.len()).collect();
+            if run % 2 == 0 {
+                turns.reverse();
+            }
+            for b in turns {
+                for (p, (n, dir)) in projects.iter().enumerate() {
+                    let sample = link.cold_run(&binaries[b].1, dir, *n, &env)?;
+                    samples[b * projects.len() + p].push(sample);
+                }
             }
         }
         let ssh_true = median(ssh_true);
@@ -96,8 +116,12 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<(), String> {
             ssh: ssh_true,
             boot: median(ssh_elixir).saturating_sub(ssh_true),
         };
-        for ((n, _), samples) in projects.iter().zip(samples) {
-            rows.push(Row::median_of(*n, rtt, floor, samples));
+        let mut samples = samples.into_iter();
+        for (bin, _) in &binaries {
+            for (n, _) in &projects {
+                let cell = samples.next().expect("a cell per binary and project");
+                rows.push(Row::median_of(bin, *n, rtt, floor, cell));
+            }
         }
         if args.warm {
             for (n, dir) in &projects {
@@ -284,6 +308,8 @@ struct Sample {
 
 /// One line of the table: medians over the runs of a cell.
 struct Row {
+    /// Which binary (`A`, or `B` for `--versus`).
+    bin: &'static str,
     n: usize,
     rtt: u64,
     floor: Floor,
@@ -292,7 +318,13 @@ struct Row {
 }
 
 impl Row {
-    fn median_of(n: usize, rtt: u64, floor: Floor, mut samples: Vec<Sample>) -> Row {
+    fn median_of(
+        bin: &'static str,
+        n: usize,
+        rtt: u64,
+        floor: Floor,
+        mut samples: Vec<Sample>,
+    ) -> Row {
         samples.sort_by_key(|s| s.wall);
         let wall = samples[samples.len() / 2].wall;
         let keys: Vec<String> = samples
@@ -312,6 +344,7 @@ impl Row {
             })
             .collect();
         Row {
+            bin,
             n,
             rtt,
             floor,
@@ -336,7 +369,32 @@ fn print_table(rows: &[Row], args: &BenchArgs) {
         "mix-remote cold runs, median of {} (ms; loopback sshd; delayed links: {link})",
         args.runs
     );
-    let mut header = format!("{:>5} {:>4} {:>6}", "N", "RTT", "wall");
+    let side_by_side = args.versus.is_some();
+    if side_by_side {
+        println!(
+            "A: {}",
+            args.binary
+                .as_deref()
+                .map_or("the workspace's release binary".into(), |b| b
+                    .display()
+                    .to_string())
+        );
+        println!(
+            "B: {}",
+            args.versus
+                .as_deref()
+                .map(|b| b.display().to_string())
+                .unwrap_or_default()
+        );
+    }
+    let bin = |label: &str| {
+        if side_by_side {
+            format!("{label:>3} ")
+        } else {
+            String::new()
+        }
+    };
+    let mut header = format!("{}{:>5} {:>4} {:>6}", bin("bin"), "N", "RTT", "wall");
     for phase in PHASES {
         header += &format!(" {phase:>8}");
     }
@@ -347,7 +405,13 @@ fn print_table(rows: &[Row], args: &BenchArgs) {
     println!("{header}");
     let ms = |d: Duration| d.as_millis();
     for row in rows {
-        let mut line = format!("{:>5} {:>4} {:>6}", row.n, row.rtt, ms(row.wall));
+        let mut line = format!(
+            "{}{:>5} {:>4} {:>6}",
+            bin(row.bin),
+            row.n,
+            row.rtt,
+            ms(row.wall)
+        );
         for phase in PHASES {
             line += &format!(" {:>8}", shown(row.stats.get(&format!("{phase}_ms"))));
         }
