@@ -4,14 +4,21 @@
 % The boot program's beams and the relay are built for OTP @MIN_OTP@ and newer: an older node says
 % so and stops before reading them. Else it reads the boot program's two beams (base64, a line
 % each: for OTP 25 and newer, then for OTP 24), loads the one for its release and runs the program
-% (templates/boot.exs) with the tick interval of the node's net_ticktime.
+% (templates/boot.exs) with the tick interval of the node's net_ticktime. Should that fail, the
+% error is printed as Elixir formats it (as `elixir -e` would) and the node halts.
 Otp = list_to_integer(erlang:system_info(otp_release)),
 if
   Otp < @MIN_OTP@ -> io:format("mix-remote:old-otp ~b~n", [Otp]), halt(1);
   true -> ok
 end,
-Current = base64:decode(string:chomp(io:get_line(standard_io, <<>>))),
-Otp24 = base64:decode(string:chomp(io:get_line(standard_io, <<>>))),
-Beam = if Otp < 25 -> Otp24; true -> Current end,
-{module, mix_remote_boot} = code:load_binary(mix_remote_boot, "mix_remote_boot", Beam),
-mix_remote_boot:main(@TICK_MS@).
+try
+  Current = base64:decode(string:chomp(io:get_line(standard_io, <<>>))),
+  Otp24 = base64:decode(string:chomp(io:get_line(standard_io, <<>>))),
+  Beam = if Otp < 25 -> Otp24; true -> Current end,
+  {module, mix_remote_boot} = code:load_binary(mix_remote_boot, "mix_remote_boot", Beam),
+  mix_remote_boot:main(@TICK_MS@)
+catch
+  Class:Reason:Stack ->
+    io:format(standard_error, "~ts~n", ['Elixir.Exception':format(Class, Reason, Stack)]),
+    halt(1)
+end.

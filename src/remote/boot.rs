@@ -224,7 +224,7 @@ mod tests {
         assert!(PROGRAM.contains(&format!("\"{RUN_DIR_PREFIX}#{{System.pid()}}-")));
         assert!(PROGRAM.contains(&format!("end), :{SERVER})")));
         assert!(START.contains(&format!("io:format(\"{MARKER}{OLD_OTP}~b~n\"")));
-        assert!(START.contains("mix_remote_boot:main(@TICK_MS@)."));
+        assert!(START.contains("mix_remote_boot:main(@TICK_MS@)\n"));
         assert!(PROGRAM.contains(":net_kernel.start([name, :shortnames, tick_ms])"));
         for request in [
             Request::Info,
@@ -286,7 +286,8 @@ mod tests {
             lines[1]
         );
         assert!(lines[1].contains(" if Otp < 24 -> "));
-        assert!(lines[1].ends_with(" mix_remote_boot:main(3750)."));
+        assert!(lines[1].contains(" mix_remote_boot:main(3750) catch "));
+        assert!(lines[1].ends_with(" halt(1) end."));
         assert!(!lines[1].contains('%'));
         assert_eq!(lines[2], base64(BOOT_BEAMS[0]));
         assert_eq!(lines[3], base64(BOOT_BEAMS[1]));
