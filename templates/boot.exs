@@ -488,6 +488,20 @@ Process.register(spawn(fn -> serve.(nil, serve) end), :mix_remote)
 :erlang.set_cookie(node(), cookie)
 :ok = :net_kernel.monitor_nodes(true, node_type: :all)
 
+# What a run's requests (writing and loading the batch, starting Logger around the call) load on
+# first use, loaded while the handshake waits on the network (at low priority, so the boot itself
+# comes first): a module already loaded, or one this Elixir lacks, is skipped.
+spawn(fn ->
+  Process.flag(:priority, :low)
+  :application.load(:logger)
+
+  :code.ensure_modules_loaded(
+    [Access, Application, Base, Collectable, Enum, Enumerable, File, File.Stat, IO, IO.ANSI] ++
+      [Keyword, List, Map, Path, Process, Regex, String, String.Chars, GenServer, Supervisor] ++
+      [:base64, :io_lib_format, :re] ++ Application.spec(:logger, :modules)
+  )
+end)
+
 unless Node.connect(tool) == true do
   IO.puts(:stderr, "mix-remote: the remote node could not connect back to the tool")
   halt.(1)
