@@ -488,17 +488,17 @@ Process.register(spawn(fn -> serve.(nil, serve) end), :mix_remote)
 :erlang.set_cookie(node(), cookie)
 :ok = :net_kernel.monitor_nodes(true, node_type: :all)
 
-# What a run's requests (writing and loading the batch, starting Logger around the call) load on
-# first use, loaded while the handshake waits on the network (at low priority, so the boot itself
-# comes first): a module already loaded, or one this Elixir lacks, is skipped.
+# While the handshake waits on the network (at low priority, so the boot itself comes first):
+# Logger starts, as `elixir` would have started it before the program ran (what the node logs
+# before the call is formatted by Elixir), and the modules a run's requests use on first use are
+# loaded (a module already loaded, or one this Elixir lacks, is skipped).
 spawn(fn ->
   Process.flag(:priority, :low)
-  :application.load(:logger)
+  Application.start(:logger)
 
   :code.ensure_modules_loaded(
     [Access, Application, Base, Collectable, Enum, Enumerable, File, File.Stat, IO, IO.ANSI] ++
-      [Keyword, List, Map, Path, Process, Regex, String, String.Chars, GenServer, Supervisor] ++
-      [:base64, :io_lib_format, :re] ++ Application.spec(:logger, :modules)
+      [Keyword, List, Map, Path, Process, Regex, String, String.Chars, :base64, :re]
   )
 end)
 
