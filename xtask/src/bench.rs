@@ -36,7 +36,7 @@ pub struct BenchArgs {
     pub binary: Option<PathBuf>,
     /// Also measure this mix-remote binary, side by side: each round runs both binaries, in turns
     /// (A then B, then B then A), beside the same floor samples. Rows are marked A (the measured
-    /// binary) and B (this one).
+    /// binary) and B (this one), with the range (fastest-slowest run) of the wall and boot times.
     #[arg(long, value_name = "BINARY")]
     pub versus: Option<PathBuf>,
     /// Generate the projects in DIR and keep them (compiled again only if their source changed),
@@ -315,6 +315,8 @@ struct Row {
     floor: Floor,
     wall: Duration,
     stats: BTreeMap<String, u64>,
+    /// The fastest and slowest run's wall time, and boot phase (ms).
+    spread: [(u64, u64); 2],
 }
 
 impl Row {
@@ -327,6 +329,18 @@ impl Row {
     ) -> Row {
         samples.sort_by_key(|s| s.wall);
         let wall = samples[samples.len() / 2].wall;
+        let ms = |s: &Sample| s.wall.as_millis() as u64;
+        let boots: Vec<u64> = samples
+            .iter()
+            .filter_map(|s| s.stats.get("boot_ms").copied())
+            .collect();
+        let spread = [
+            (ms(&samples[0]), ms(&samples[samples.len() - 1])),
+            (
+                boots.iter().copied().min().unwrap_or(0),
+                boots.iter().copied().max().unwrap_or(0),
+            ),
+        ];
         let keys: Vec<String> = samples
             .iter()
             .flat_map(|s| s.stats.keys().cloned())
@@ -350,6 +364,7 @@ impl Row {
             floor,
             wall,
             stats,
+            spread,
         }
     }
 }
@@ -402,6 +417,9 @@ fn print_table(rows: &[Row], args: &BenchArgs) {
         " {:>6} {:>6} {:>6} {:>5} {:>9} {:>6} {:>6} {:>6} {:>6}",
         "scan", "wire", "w.wait", "reqs", "pushed B", "ssh", "elixir", "floor", "x"
     );
+    if side_by_side {
+        header += &format!(" {:>11} {:>11}", "wall range", "boot range");
+    }
     println!("{header}");
     let ms = |d: Duration| d.as_millis();
     for row in rows {
@@ -427,6 +445,11 @@ fn print_table(rows: &[Row], args: &BenchArgs) {
             ms(row.floor.total()),
             row.wall.as_secs_f64() / row.floor.total().as_secs_f64()
         );
+        if side_by_side {
+            for (low, high) in row.spread {
+                line += &format!(" {:>11}", format!("{low}-{high}"));
+            }
+        }
         println!("{line}");
     }
 }
