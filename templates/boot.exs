@@ -89,9 +89,48 @@ run_dir = fn again ->
   end
 end
 
-# Writes each application of the batch as `<dir>/lib/<app>/{ebin,priv}` and puts its ebin on the
-# code path, before any module loads (an -on_load may call :code.priv_dir/1). Returns each
-# module's file and code.
+# Writes `files` ({path, bytes}) raw (no file server process per file), spread over one
+# process per scheduler; returns what `files_written` waits for.
+write_files = fn files ->
+  n = :erlang.system_info(:schedulers_online)
+
+  files
+  |> Enum.with_index()
+  |> Enum.group_by(fn {_file, i} -> rem(i, n) end, fn {file, _i} -> file end)
+  |> Enum.map(fn {_, chunk} ->
+    spawn_monitor(fn ->
+      for {path, bytes} <- chunk do
+        case :file.write_file(path, bytes, [:raw]) do
+          :ok -> :ok
+          {:error, reason} -> exit({:mix_remote_write, path, reason})
+        end
+      end
+    end)
+  end)
+end
+
+# Waits for the writers `write_files` started; raises as File.write! would if one failed.
+files_written = fn writers ->
+  for {_pid, ref} <- writers do
+    receive do
+      {:DOWN, ^ref, :process, _, :normal} ->
+        :ok
+
+      {:DOWN, ^ref, :process, _, {:mix_remote_write, path, reason}} ->
+        raise File.Error, reason: reason, action: "write to", path: path
+
+      {:DOWN, ^ref, :process, _, reason} ->
+        exit(reason)
+    end
+  end
+
+  :ok
+end
+
+# Makes each application of the batch `<dir>/lib/<app>/{ebin,priv}` (its `.app` and `priv/`
+# written) and puts its ebin on the code path, before any module loads (an -on_load may call
+# :code.priv_dir/1). Returns each module's file and code, and the writers of the modules' files
+# (see `write_files`): they are written while the closure loads, from the code in memory.
 write_apps = fn apps, loose ->
   {dir, stale} = run_dir.(run_dir)
 
@@ -112,18 +151,17 @@ write_apps = fn apps, loose ->
 
         acc =
           for {module, beam} <- modules, into: acc do
-            file = Path.join(ebin, "#{module}.beam")
-            File.write!(file, beam)
-            {module, {String.to_charlist(file), beam}}
+            {module, {String.to_charlist(Path.join(ebin, "#{module}.beam")), beam}}
           end
 
         true = :code.add_patha(String.to_charlist(ebin))
         acc
     end
 
+  writers = write_files.(for {_module, file} <- files, do: file)
   :persistent_term.put(:mix_remote_apps, for({app, _, _, _} <- apps, do: app))
   {Enum.reduce(loose, files, fn {module, file, beam}, acc -> Map.put(acc, module, {file, beam}) end),
-   stale}
+   stale, writers}
 end
 
 # Why a module's -on_load failed: the code server only logs it (as a warning); `on_load_reasons`
@@ -305,18 +343,24 @@ end
 # Loads the modules of `batch` (leaves first, as `{module, file, beam}`) whose names are not in
 # `on_load` with one code:atomic_load/1, all or nothing; then the `on_load` ones one by one, in
 # order, since atomic_load refuses modules with -on_load. A module atomic_load refuses for that
-# reason although the tool did not flag it joins them.
-load = fn batch, on_load, again ->
+# reason although the tool did not flag it joins them. `written` (called once) waits for the
+# modules' files: after atomic_load, which runs no code, before any -on_load function does.
+load = fn batch, on_load, written, again ->
   {later, first} = Enum.split_with(batch, &(elem(&1, 0) in on_load))
 
   case :code.atomic_load(first) do
     :ok ->
+      written.()
       load_one_by_one.(later, load_one_by_one)
 
     {:error, refused} = error ->
       case for {module, :on_load_not_allowed} <- refused, do: module do
-        missed when length(missed) == length(refused) -> again.(batch, on_load ++ missed, again)
-        _ -> error
+        missed when length(missed) == length(refused) ->
+          again.(batch, on_load ++ missed, written, again)
+
+        _ ->
+          written.()
+          error
       end
   end
 end
@@ -349,10 +393,11 @@ end
 # dirs, then the modules named in `eager` (the closure, leaves first) are loaded at once.
 write_and_load = fn batch, eager, on_load ->
   {apps, loose} = :erlang.binary_to_term(batch)
-  {files, stale} = write_apps.(apps, loose)
+  {files, stale, writers} = write_apps.(apps, loose)
   modules = for module <- eager, {file, beam} = Map.fetch!(files, module), do: {module, file, beam}
+  written = fn -> files_written.(writers) end
 
-  case on_load_reasons.(fn -> load.(modules, on_load, load) end) do
+  case on_load_reasons.(fn -> load.(modules, on_load, written, load) end) do
     :ok -> {:ok, stale}
     error -> error
   end
@@ -411,6 +456,18 @@ output_written = fn relay ->
   end
 end
 
+# The node's own output is all out: what Logger's handlers still hold is written to stdout, then
+# `mix-remote:done`, after which the tool need not wait for anything but the reply.
+settled = fn ->
+  if Process.whereis(Logger), do: Logger.flush()
+
+  for id <- :logger.get_handler_ids(),
+      match?({:ok, %{module: :logger_std_h}}, :logger.get_handler_config(id)),
+      do: :logger_std_h.filesync(id)
+
+  IO.puts(:user, "mix-remote:done")
+end
+
 # The relay starts with the first request, which names the tool's pid.
 serve = fn relay, serve ->
   receive do
@@ -428,6 +485,7 @@ serve = fn relay, serve ->
           end
 
         output_written.(relay)
+        if op in [:run, :eval, :iex], do: settled.()
         send(tool_pid, {ref, reply})
       end)
 
@@ -450,17 +508,16 @@ end
 
 relay_beam = Base.decode64!(read_line.())
 {:module, _} = :code.load_binary(:mix_remote_relay, ~c"mix_remote_relay", relay_beam)
-# A spare node of a warm session (src/remote/agent) gets its name ahead and starts distribution at
+# Once distribution has started, before it reads its cookie, the node says what it is and has, as
+# `info` would answer: `mix-remote:info:<hex of {Worked, Info}>`; the run then need not ask. A
+# spare node of a warm session (src/remote/agent) gets its name ahead and starts distribution at
 # once (nothing can reach it: it listens nowhere and has no cookie yet); before its cookie it may
 # be given a previous run's batch to load ahead, as `preload:<base64 of [batch, eager, on_load]>`
-# lines. Once ready, and after each preload, it says what it is and has, as `info` would answer,
-# and whether that preload worked: `mix-remote:info:<hex of {Worked, Info}>` (the agent hands
-# it to the run, which then need not ask). The code a later preload replaces is purged at once, so
+# lines, and says that again after each, with whether that preload worked (the agent hands the
+# last one to the run). The code a later preload replaces is purged at once, so
 # the run can replace it again; a preload that fails leaves the run to load what it needs.
 read_after_preloads = fn worked, again ->
-  if Process.get(:mix_remote_spare) do
-    IO.puts("mix-remote:info:" <> Base.encode16(:erlang.term_to_binary({worked, describe.([])}), case: :lower))
-  end
+  IO.puts("mix-remote:info:" <> Base.encode16(:erlang.term_to_binary({worked, describe.([])}), case: :lower))
 
   case read_line.() do
     "preload:" <> data ->

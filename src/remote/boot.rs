@@ -34,6 +34,12 @@ pub const NO_ELIXIR: &str = "no-elixir ";
 /// `mix-remote:old-otp RELEASE`: the node runs an OTP older than
 /// [`MIN_REMOTE_OTP`](crate::build::compat::MIN_REMOTE_OTP); it halts.
 pub const OLD_OTP: &str = "old-otp ";
+/// `mix-remote:info:HEX`: the node has started distribution and says what it is and has, as the
+/// `info` request would answer (see `agent::preload::known`); a run then need not ask.
+pub const INFO: &str = "info:";
+/// `mix-remote:done`: the node has answered the run's work (`run`, `eval`, `iex`) and its own
+/// output (Logger's) is all out before this line: nothing is left to wait for but the reply.
+pub const DONE: &str = "done";
 /// `mix-remote:checked`: the check program has printed the versions.
 pub const CHECKED: &str = "checked";
 /// How the check program's line of versions starts.

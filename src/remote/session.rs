@@ -3,8 +3,8 @@
 //! waits for it to connect back and handshake, learns what the remote has, checks the versions,
 //! the native code and the applications the server must have, pushes, hands the node to the
 //! command's work ([`run_host`]: the call of `run`; `iex`: its session), and tears down. After the
-//! handshake a run makes three requests whatever the closure's size (four when `remote_env` is
-//! set). `cmd/fanout.rs` runs hosts concurrently.
+//! handshake a run makes two requests whatever the closure's size (three when `remote_env` is
+//! set): the node says what it is and has on the session's stdout as it boots. `cmd/fanout.rs` runs hosts concurrently.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,6 +37,9 @@ mod warm;
 
 /// How long teardown waits for the remote node and the master to go away by themselves.
 pub const TEARDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long a run that got its answer waits for the node to say its own output is all out (it
+/// says so before answering: the line is normally there already).
+const SETTLE_LIMIT: Duration = Duration::from_secs(1);
 
 /// Why a run on a host could not complete.
 #[derive(Debug, thiserror::Error)]
@@ -230,15 +233,23 @@ where
         return Err(e);
     }
     let result = async {
-        let node = session
+        let (node, known) = session
             .boot(&mut master, &mut dir, node_end, &mut stats)
             .await?;
+        let session = Session { known, ..session };
         session.serve(node, job, &mut stats, work).await
     }
     .await;
     let phase = report.phase(Stage::Stop, "stopping remote node");
     let stopping = Instant::now();
-    master.shutdown(TEARDOWN_GRACE).await;
+    // A node that has answered and said its own output is all out leaves nothing to wait for: it
+    // halts and removes its files when the connection closes. Otherwise the session ends by
+    // itself (ssh's last words then explain a failure), or is ended after a grace period.
+    if result.is_ok() && master.settled(SETTLE_LIMIT).await {
+        master.abandon();
+    } else {
+        master.shutdown(TEARDOWN_GRACE).await;
+    }
     stats.teardown = Some(stopping.elapsed());
     drop(phase);
     report.verbose(&stats.line());
@@ -403,8 +414,9 @@ struct Session<'a> {
     input: &'a Input,
     /// What a warm session's spare node was given to load ahead: the push sends only the rest.
     had: Option<&'a Digests>,
-    /// What a warm session's spare node said of itself once ready: the push need not ask.
-    known: Option<&'a push::Remote>,
+    /// What the node said of itself once ready (a cold node as it boots, a warm session's spare
+    /// ahead): the push need not ask.
+    known: Option<push::Remote>,
 }
 
 impl Session<'_> {
@@ -483,14 +495,15 @@ impl Session<'_> {
     }
 
     /// Waits for the booting node to connect back: the handshake with the run's cookie is the
-    /// readiness signal, no sleeps, no polling.
+    /// readiness signal, no sleeps, no polling. Returns the node, and what it said of itself as
+    /// it booted (it prints that before connecting back; if the line is not in yet, the push asks).
     async fn boot(
         &self,
         master: &mut Master,
         dir: &mut PrivateDir,
         node_end: LocalEnd,
         stats: &mut Stats,
-    ) -> Result<Arc<Node>, SessionError> {
+    ) -> Result<(Arc<Node>, Option<push::Remote>), SessionError> {
         let host = &self.host.address;
         let booting = Instant::now();
         let boot_limit = Duration::from_secs(self.host.boot_timeout);
@@ -531,7 +544,11 @@ impl Session<'_> {
         ));
         self.set_remote_env(&node, boot_limit).await?;
         phase.done(format!("remote node {} up", self.ids.remote));
-        Ok(node)
+        let known = master
+            .info()
+            .and_then(|hex| preload::known(&hex))
+            .map(|(_, remote)| remote);
+        Ok((node, known))
     }
 
     /// Learns what the remote has, ships the applications and loads what it lacks.
@@ -604,7 +621,7 @@ impl Session<'_> {
             .iter()
             .map(|(app, _)| app.as_str())
             .collect();
-        if let Some(known) = self.known {
+        if let Some(known) = &self.known {
             let waiting = Instant::now();
             let (prepared, took) = job.wire.get().await?;
             stats.wire_wait = Some(waiting.elapsed());

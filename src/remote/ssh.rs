@@ -24,7 +24,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 use crate::build::compat::MIN_REMOTE_OTP;
-use crate::remote::boot::{CONNECTED, MARKER, NO_ELIXIR, OLD_OTP};
+use crate::remote::boot::{CONNECTED, DONE, INFO, MARKER, NO_ELIXIR, OLD_OTP};
 
 /// How many lines of the session's stderr are kept to explain a failure.
 const STDERR_TAIL: usize = 8;
@@ -219,6 +219,8 @@ pub struct Master {
     control: PathBuf,
     target: Target,
     markers: mpsc::UnboundedReceiver<String>,
+    /// The last [`INFO`] the node printed, taken off `markers` while waiting for something else.
+    info: Option<String>,
     allocated: mpsc::UnboundedReceiver<u16>,
     stderr: Arc<Mutex<VecDeque<String>>>,
     /// The task reading stderr into `stderr`: done once ssh's last words are in.
@@ -344,6 +346,7 @@ impl Master {
             control: control.to_owned(),
             target: target.clone(),
             markers,
+            info: None,
             allocated,
             stderr,
             stderr_read,
@@ -372,6 +375,7 @@ impl Master {
                     elixir: elixir.to_owned(),
                 });
             }
+            self.keep(line);
         }
         Err(self.ended(what).await)
     }
@@ -386,8 +390,46 @@ impl Master {
                     otp: otp.to_owned(),
                 };
             }
+            self.keep(line);
         }
         self.ended(what).await
+    }
+
+    /// What the node last said of itself (`mix-remote:info:HEX`, the HEX), if it has by now.
+    pub fn info(&mut self) -> Option<String> {
+        while let Ok(line) = self.markers.try_recv() {
+            self.keep(line);
+        }
+        self.info.take()
+    }
+
+    /// Keeps an [`INFO`] marker that arrived while waiting for another.
+    fn keep(&mut self, line: String) {
+        if let Some(hex) = line.strip_prefix(INFO) {
+            self.info = Some(hex.to_owned());
+        }
+    }
+
+    /// Waits at most `limit` for the node to say its work is answered and its own output all out
+    /// ([`DONE`]); false if it has not (or the session ended).
+    pub async fn settled(&mut self, limit: Duration) -> bool {
+        let done = async {
+            while let Some(line) = self.markers.recv().await {
+                if line == DONE {
+                    return true;
+                }
+            }
+            false
+        };
+        tokio::time::timeout(limit, done).await.unwrap_or(false)
+    }
+
+    /// Ends the connection at once, without waiting for the session to end by itself: for a run
+    /// whose node has settled ([`Master::settled`]). The node halts when its stdin closes, as the
+    /// server ends the session, and removes its files; nothing else of the run is left there.
+    pub fn abandon(mut self) {
+        self.stdin.take();
+        let _ = self.child.start_kill();
     }
 
     async fn ended(&mut self, what: &'static str) -> SshError {

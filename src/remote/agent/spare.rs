@@ -15,14 +15,11 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::watch;
 
 use super::preload::Preload;
-use crate::remote::boot::{self, MARKER};
+use crate::remote::boot::{self, INFO, MARKER};
 use crate::remote::ssh::{self, Target};
 
 /// `mix-remote:spare`: the spare's elixir has started and evaluates the boot program.
 const BOOTED: &str = "spare";
-/// `mix-remote:info:HEX`: the spare is ready (booted, or done with a batch given to it ahead) and
-/// says what it is and has (templates/boot.exs).
-const INFO: &str = "info:";
 
 /// How long a spare's session may take to end by itself once its stdin is closed.
 const END_GRACE: Duration = Duration::from_secs(5);
@@ -52,8 +49,8 @@ pub struct Spare {
     port: u16,
     control: PathBuf,
     target: Target,
-    /// How many of its markers ([`BOOTED`], [`INFO`]) the node has printed, and its last
-    /// [`INFO`] text...
+    /// How many of its markers ([`BOOTED`], [`INFO`]: ready, booted or done with a batch given
+    /// to it ahead) the node has printed, and its last [`INFO`] text...
     seen: watch::Receiver<(u32, Option<Arc<str>>)>,
     /// ... and how many it will have printed once it waits for a run, all it was given loaded.
     expected: u32,

@@ -94,7 +94,7 @@ where
         started,
         input,
         had: claim.had.as_ref(),
-        known: claim.known.as_ref(),
+        known: claim.known.take(),
     };
     let result = async {
         let booting = Instant::now();
