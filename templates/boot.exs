@@ -468,11 +468,17 @@ settled = fn ->
   IO.puts(:user, "mix-remote:done")
 end
 
-# The relay starts with the first request, which names the tool's pid.
-serve = fn relay, serve ->
+# The relay starts with the first request, which names the tool's pid. The size of the tool's
+# terminal comes here and goes to the relay (one that came before the relay, once it is started).
+serve = fn relay, geometry, serve ->
   receive do
+    {:mix_remote_geometry, _cols, _rows} = size ->
+      if relay, do: send(relay, size)
+      serve.(relay, size, serve)
+
     {:"$gen_call", {tool_pid, ref}, {op, args}} ->
       relay = relay || :mix_remote_relay.start(tool_pid)
+      if geometry, do: send(relay, geometry)
 
       spawn(fn ->
         Process.group_leader(self(), relay)
@@ -489,12 +495,35 @@ serve = fn relay, serve ->
         send(tool_pid, {ref, reply})
       end)
 
-      serve.(relay, serve)
+      serve.(relay, nil, serve)
   end
 end
 
-halt_on_eof = fn again ->
-  read_line.()
+# The rest of stdin, until its end halts the node: a cold run's batch comes as one line while the
+# node connects back, `load:<base64 of [eager, on_load, apps, expected, env]>:<base64 of batch>`,
+# loaded (after `env` is put: a TMPDIR there places the run's directory) as the `load` request
+# does; `mix-remote:loaded:<hex of its reply>` then tells the tool, which makes its first request
+# only once it has read that.
+read_stdin = fn again ->
+  case read_line.() do
+    "load:" <> data ->
+      [args, batch] = :binary.split(data, ":")
+      [eager, on_load, apps, expected, env] = :erlang.binary_to_term(Base.decode64!(args))
+
+      reply =
+        try do
+          System.put_env(env)
+          ops.load.(Base.decode64!(batch), eager, on_load, apps, expected)
+        catch
+          kind, reason -> {:badrpc, {kind, reason}}
+        end
+
+      IO.puts("mix-remote:loaded:" <> Base.encode16(:erlang.term_to_binary(reply), case: :lower))
+
+    _other ->
+      :ok
+  end
+
   again.(again)
 end
 
@@ -544,17 +573,29 @@ name = String.to_atom(read_line.())
 {:ok, _} = :net_kernel.start([name, :shortnames, @TICK_MS@])
 cookie = String.to_atom(read_after_preloads.(true, read_after_preloads))
 tool = String.to_atom(read_line.())
-Process.register(spawn(fn -> serve.(nil, serve) end), :mix_remote)
+Process.register(spawn(fn -> serve.(nil, nil, serve) end), :mix_remote)
 :erlang.set_cookie(node(), cookie)
-:ok = :net_kernel.monitor_nodes(true, node_type: :all)
+watching = self()
 
-unless Node.connect(tool) == true do
-  IO.puts(:stderr, "mix-remote: the remote node could not connect back to the tool")
-  halt.(1)
-end
+# The node halts when the tool's node goes; it connects back while this process reads stdin.
+spawn(fn ->
+  :ok = :net_kernel.monitor_nodes(true, node_type: :all)
+  send(watching, :watching)
 
-spawn(fn -> halt_on_eof.(halt_on_eof) end)
+  receive do
+    {:nodedown, ^tool, _info} -> halt.(0)
+  end
+end)
 
 receive do
-  {:nodedown, ^tool, _info} -> halt.(0)
+  :watching -> :ok
 end
+
+spawn(fn ->
+  unless Node.connect(tool) == true do
+    IO.puts(:stderr, "mix-remote: the remote node could not connect back to the tool")
+    halt.(1)
+  end
+end)
+
+read_stdin.(read_stdin)

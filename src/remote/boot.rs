@@ -37,6 +37,9 @@ pub const OLD_OTP: &str = "old-otp ";
 /// `mix-remote:info:HEX`: the node has started distribution and says what it is and has, as the
 /// `info` request would answer (see `agent::preload::known`); a run then need not ask.
 pub const INFO: &str = "info:";
+/// `mix-remote:loaded:HEX`: the node has loaded the batch it was given on stdin; HEX is the
+/// external term format of what the `load` request would have answered.
+pub const LOADED: &str = "loaded:";
 /// `mix-remote:done`: the node has answered the run's work (`run`, `eval`, `iex`) and its own
 /// output (Logger's) is all out before this line: nothing is left to wait for but the reply.
 pub const DONE: &str = "done";
@@ -134,6 +137,16 @@ pub fn stdin_input(node_port: u16, remote_node: &str, cookie: &str, our_node: &s
         base64(RELAY_BEAM)
     )
     .into_bytes()
+}
+
+/// The term whose external format `hex` spells (lower- or upper-case hex), as the boot program
+/// prints terms on its markers; `None` if it is not that.
+pub fn term_of_hex(hex: &str) -> Option<erl_dist::term::Term> {
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(hex.get(at..at + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    erl_dist::term::Term::decode(&bytes[..]).ok()
 }
 
 /// Standard base64 with padding (what Elixir's `Base.decode64!/1` reads).
