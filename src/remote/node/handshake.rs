@@ -32,8 +32,6 @@ const NAME_ME: u64 = 0x02 << 32;
 /// Longest handshake message we read: a send_name (tag, flags, creation, name length) with a
 /// node name of 255 characters of up to 4 bytes each.
 const MAX_MESSAGE: usize = 1 + 8 + 4 + 2 + 255 * 4;
-/// A challenge_reply: tag, the peer's challenge, the digest of ours.
-const CHALLENGE_REPLY_LEN: usize = 1 + 4 + 16;
 
 /// Why a handshake did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -94,15 +92,6 @@ pub struct Refused {
     pub reason: HandshakeError,
 }
 
-impl Refused {
-    fn by(peer: &str) -> impl FnOnce(HandshakeError) -> Refused {
-        move |reason| Refused {
-            peer: Some(peer.to_owned()),
-            reason,
-        }
-    }
-}
-
 impl From<HandshakeError> for Refused {
     fn from(reason: HandshakeError) -> Self {
         Refused { peer: None, reason }
@@ -125,43 +114,41 @@ pub async fn accept(
     stream.write_all(&out).await.map_err(HandshakeError::from)?;
 
     let name = read_send_name(stream).await?;
-    let refused = Refused::by(&name.name);
+    let rest = verify(stream, &name, challenge, cookie, expected);
+    rest.await.map_err(|reason| Refused {
+        peer: Some(name.name),
+        reason,
+    })
+}
+
+/// The rest of [`accept`] once the peer has named itself: its name and flags, then its proof
+/// of the cookie, and our own proof in the challenge_ack.
+async fn verify(
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
+    name: &SendName,
+    ours: u32,
+    cookie: &str,
+    expected: &str,
+) -> Result<(), HandshakeError> {
     if name.flags & NAME_ME != 0 {
-        return Err(refused(HandshakeError::DynamicName));
+        return Err(HandshakeError::DynamicName);
     }
     if name.name != expected {
-        return Err(refused(HandshakeError::NotBooted));
+        return Err(HandshakeError::NotBooted);
     }
     if name.flags & MANDATORY_25_DIGEST == 0 && name.flags & MANDATORY_25 != MANDATORY_25 {
         let missing = MANDATORY_25 & !name.flags;
-        return Err(refused(HandshakeError::MissingFlags { missing }));
+        return Err(HandshakeError::MissingFlags { missing });
     }
-
-    let reply = read_message(stream)
-        .await
-        .map_err(Refused::by(&name.name))?;
-    let peer_challenge = match reply.as_slice() {
-        [b'r', rest @ ..] if reply.len() == CHALLENGE_REPLY_LEN => {
-            let (theirs, digest_of_ours) = rest.split_at(4);
-            if !same(digest_of_ours, &digest(cookie, challenge)) {
-                return Err(refused(HandshakeError::WrongCookie));
-            }
-            u32::from_be_bytes([theirs[0], theirs[1], theirs[2], theirs[3]])
-        }
-        [b'r', ..] => return Err(refused(HandshakeError::Malformed("challenge_reply"))),
-        [tag, ..] => {
-            return Err(refused(HandshakeError::Unexpected {
-                expected: "challenge_reply",
-                tag: *tag,
-            }));
-        }
-        [] => return Err(refused(HandshakeError::Malformed("challenge_reply"))),
-    };
+    let (theirs, digest_of_ours) = challenge_reply(&read_message(stream).await?)?;
+    if !same(&digest_of_ours, &digest(cookie, ours)) {
+        return Err(HandshakeError::WrongCookie);
+    }
     let mut ack = vec![b'a'];
-    ack.extend_from_slice(&digest(cookie, peer_challenge));
-    out.clear();
+    ack.extend_from_slice(&digest(cookie, theirs));
+    let mut out = Vec::new();
     frame(&mut out, &ack);
-    stream.write_all(&out).await.map_err(|e| refused(e.into()))
+    Ok(stream.write_all(&out).await?)
 }
 
 /// Refuses a connection with status `not_allowed`, written at once, before any challenge.
@@ -206,6 +193,23 @@ fn parse_send_name(body: &[u8]) -> Option<SendName> {
     })
 }
 
+/// The peer's challenge and its digest of ours, from a challenge_reply.
+fn challenge_reply(message: &[u8]) -> Result<(u32, [u8; 16]), HandshakeError> {
+    let malformed = || HandshakeError::Malformed("challenge_reply");
+    match message.split_first() {
+        Some((b'r', body)) => {
+            let (challenge, digest) = body.split_first_chunk::<4>().ok_or_else(malformed)?;
+            let digest = <[u8; 16]>::try_from(digest).map_err(|_| malformed())?;
+            Ok((u32::from_be_bytes(*challenge), digest))
+        }
+        Some((&tag, _)) => Err(HandshakeError::Unexpected {
+            expected: "challenge_reply",
+            tag,
+        }),
+        None => Err(malformed()),
+    }
+}
+
 /// Our `N` challenge: flags, the challenge, creation, and our name.
 fn challenge_message(us: &LocalNode, challenge: u32) -> Vec<u8> {
     let name = us.name.to_string();
@@ -243,8 +247,8 @@ fn digest(cookie: &str, challenge: u32) -> [u8; 16] {
 }
 
 /// Compares two digests in time independent of where they differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
+fn same(a: &[u8; 16], b: &[u8; 16]) -> bool {
+    a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -408,7 +412,7 @@ mod tests {
         let after_name = |rest: &[u8]| [name.as_slice(), rest].concat();
         let mut too_long = ((MAX_MESSAGE + 1) as u16).to_be_bytes().to_vec();
         too_long.push(b'N');
-        let mut wrong_digest = vec![0, CHALLENGE_REPLY_LEN as u8, b'r', 0, 0, 0, 1];
+        let mut wrong_digest = vec![0, 21, b'r', 0, 0, 0, 1];
         wrong_digest.extend_from_slice(&[0; 16]);
         let cases: Vec<(Vec<u8>, Expected)> = vec![
             (b"".to_vec(), |e| matches!(e, E::Io(_))),
