@@ -1,9 +1,9 @@
 //! The distribution connection: handshake, framing and the reader/writer loops.
 //!
-//! The handshake is ours (`handshake`, one round trip shorter than erl_dist's), erl_dist does the
-//! message codecs; the framing and the loop are ours too (4-byte
-//! length, pass-through type byte 112, no atom cache, no fragments), so that an unexpected or
-//! undecodable message is skipped instead of ending the connection, and so ticks keep flowing.
+//! The handshake is ours (`handshake.rs`, one round trip shorter than erl_dist's) and so are the
+//! framing and the loops (4-byte length, pass-through type byte 112, no atom cache, no
+//! fragments), so that an unexpected or undecodable message is skipped instead of ending the
+//! connection, and so ticks keep flowing; erl_dist does the message codecs.
 
 use std::sync::Arc;
 use std::time::Duration;
