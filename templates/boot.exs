@@ -18,8 +18,18 @@
 # The run's files on the server live in one private directory (see `run_dir`), which every way
 # this program halts removes first (`halt`).
 
-# Halts the node, removing the run's directory first.
+# Halts the node, removing the run's directory first (once the writers of the loaded modules'
+# files, see `write_and_load`, are stopped).
 halt = fn status ->
+  for pid <- :persistent_term.get(:mix_remote_writers, []) do
+    ref = Process.monitor(pid)
+    Process.exit(pid, :kill)
+
+    receive do
+      {:DOWN, ^ref, :process, _, _} -> :ok
+    end
+  end
+
   case :persistent_term.get(:mix_remote_dir, nil) do
     nil -> :ok
     dir -> File.rm_rf(dir)
@@ -129,8 +139,8 @@ end
 
 # Makes each application of the batch `<dir>/lib/<app>/{ebin,priv}` (its `.app` and `priv/`
 # written) and puts its ebin on the code path, before any module loads (an -on_load may call
-# :code.priv_dir/1). Returns each module's file and code, and the writers of the modules' files
-# (see `write_files`): they are written while the closure loads, from the code in memory.
+# :code.priv_dir/1). Returns each module's file and code (the modules' files are written by
+# `write_and_load`) and how many stale run directories went.
 write_apps = fn apps, loose ->
   {dir, stale} = run_dir.(run_dir)
 
@@ -158,10 +168,9 @@ write_apps = fn apps, loose ->
         acc
     end
 
-  writers = write_files.(for {_module, file} <- files, do: file)
   :persistent_term.put(:mix_remote_apps, for({app, _, _, _} <- apps, do: app))
   {Enum.reduce(loose, files, fn {module, file, beam}, acc -> Map.put(acc, module, {file, beam}) end),
-   stale, writers}
+   stale}
 end
 
 # Why a module's -on_load failed: the code server only logs it (as a warning); `on_load_reasons`
@@ -393,8 +402,14 @@ end
 # dirs, then the modules named in `eager` (the closure, leaves first) are loaded at once.
 write_and_load = fn batch, eager, on_load ->
   {apps, loose} = :erlang.binary_to_term(batch)
-  {files, stale, writers} = write_apps.(apps, loose)
+  {files, stale} = write_apps.(apps, loose)
   modules = for module <- eager, {file, beam} = Map.fetch!(files, module), do: {module, file, beam}
+  # The files of modules that load on demand are there before anything runs; those of the modules
+  # loaded here, from memory, are written meanwhile and after (halt stops their writers).
+  {loaded_here, on_demand} = Map.split(files, eager)
+  writers = write_files.(Map.values(on_demand))
+  behind = for {pid, _ref} <- write_files.(Map.values(loaded_here)), do: pid
+  :persistent_term.put(:mix_remote_writers, :persistent_term.get(:mix_remote_writers, []) ++ behind)
   written = fn -> files_written.(writers) end
 
   case on_load_reasons.(fn -> load.(modules, on_load, written, load) end) do
@@ -537,16 +552,24 @@ end
 
 relay_beam = Base.decode64!(read_line.())
 {:module, _} = :code.load_binary(:mix_remote_relay, ~c"mix_remote_relay", relay_beam)
-# Once distribution has started, before it reads its cookie, the node says what it is and has, as
-# `info` would answer: `mix-remote:info:<hex of {Worked, Info}>`; the run then need not ask. A
-# spare node of a warm session (src/remote/agent) gets its name ahead and starts distribution at
-# once (nothing can reach it: it listens nowhere and has no cookie yet); before its cookie it may
-# be given a previous run's batch to load ahead, as `preload:<base64 of [batch, eager, on_load]>`
-# lines, and says that again after each, with whether that preload worked (the agent hands the
-# last one to the run). The code a later preload replaces is purged at once, so
-# the run can replace it again; a preload that fails leaves the run to load what it needs.
+name = String.to_atom(read_line.())
+
+# Before it reads its cookie, the node says what it is and has, as `info` would answer:
+# `mix-remote:info:<hex of {Worked, Info}>`; the run then need not ask (and a cold run sends its
+# batch at once), and it starts distribution meanwhile. A short net_ticktime (the tick interval
+# is a quarter of it): the node halts soon after a dead link, when the tool's node stops ticking.
+# A spare node of a warm session (src/remote/agent) gets its name ahead and so starts distribution
+# at once (nothing can reach it: it listens nowhere and has no cookie yet); before its cookie it
+# may be given a previous run's batch to load ahead, as `preload:<base64 of [batch, eager,
+# on_load]>` lines, and says that again after each, with whether that preload worked (the agent
+# hands the last one to the run). The code a later preload replaces is purged at once, so the run
+# can replace it again; a preload that fails leaves the run to load what it needs.
 read_after_preloads = fn worked, again ->
   IO.puts("mix-remote:info:" <> Base.encode16(:erlang.term_to_binary({worked, describe.([])}), case: :lower))
+
+  if node() == :nonode@nohost do
+    {:ok, _} = :net_kernel.start([name, :shortnames, @TICK_MS@])
+  end
 
   case read_line.() do
     "preload:" <> data ->
@@ -567,10 +590,6 @@ read_after_preloads = fn worked, again ->
   end
 end
 
-name = String.to_atom(read_line.())
-# A short net_ticktime (the tick interval is a quarter of it): the node halts soon after a dead
-# link, when the tool's node stops ticking.
-{:ok, _} = :net_kernel.start([name, :shortnames, @TICK_MS@])
 cookie = String.to_atom(read_after_preloads.(true, read_after_preloads))
 tool = String.to_atom(read_line.())
 Process.register(spawn(fn -> serve.(nil, nil, serve) end), :mix_remote)
