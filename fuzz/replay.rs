@@ -53,7 +53,7 @@ pub async fn dist(data: &[u8]) {
         }
         1 => {
             as_peer(input, |s| async move {
-                let _ = dist::refuse(s, local).await;
+                let _ = dist::refuse(s).await;
             })
             .await
         }

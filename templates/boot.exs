@@ -23,8 +23,18 @@
 # The run's files on the server live in one private directory (see `run_dir`), which every way
 # this program halts removes first (`halt`).
 
-# Halts the node, removing the run's directory first.
+# Halts the node, removing the run's directory first (once the writers of the loaded modules'
+# files, see `write_and_load`, are stopped).
 halt = fn status ->
+  for pid <- :persistent_term.get(:mix_remote_writers, []) do
+    ref = Process.monitor(pid)
+    Process.exit(pid, :kill)
+
+    receive do
+      {:DOWN, ^ref, :process, _, _} -> :ok
+    end
+  end
+
   case :persistent_term.get(:mix_remote_dir, nil) do
     nil -> :ok
     dir -> File.rm_rf(dir)
@@ -94,9 +104,48 @@ run_dir = fn again ->
   end
 end
 
-# Writes each application of the batch as `<dir>/lib/<app>/{ebin,priv}` and puts its ebin on the
-# code path, before any module loads (an -on_load may call :code.priv_dir/1). Returns each
-# module's file and code.
+# Writes `files` ({path, bytes}) raw (no file server process per file), spread over one
+# process per scheduler; returns what `files_written` waits for.
+write_files = fn files ->
+  n = :erlang.system_info(:schedulers_online)
+
+  files
+  |> Enum.with_index()
+  |> Enum.group_by(fn {_file, i} -> rem(i, n) end, fn {file, _i} -> file end)
+  |> Enum.map(fn {_, chunk} ->
+    spawn_monitor(fn ->
+      for {path, bytes} <- chunk do
+        case :file.write_file(path, bytes, [:raw]) do
+          :ok -> :ok
+          {:error, reason} -> exit({:mix_remote_write, path, reason})
+        end
+      end
+    end)
+  end)
+end
+
+# Waits for the writers `write_files` started; raises as File.write! would if one failed.
+files_written = fn writers ->
+  for {_pid, ref} <- writers do
+    receive do
+      {:DOWN, ^ref, :process, _, :normal} ->
+        :ok
+
+      {:DOWN, ^ref, :process, _, {:mix_remote_write, path, reason}} ->
+        raise File.Error, reason: reason, action: "write to", path: path
+
+      {:DOWN, ^ref, :process, _, reason} ->
+        exit(reason)
+    end
+  end
+
+  :ok
+end
+
+# Makes each application of the batch `<dir>/lib/<app>/{ebin,priv}` (its `.app` and `priv/`
+# written) and puts its ebin on the code path, before any module loads (an -on_load may call
+# :code.priv_dir/1). Returns each module's file and code (the modules' files are written by
+# `write_and_load`) and how many stale run directories went.
 write_apps = fn apps, loose ->
   {dir, stale} = run_dir.(run_dir)
 
@@ -117,9 +166,7 @@ write_apps = fn apps, loose ->
 
         acc =
           for {module, beam} <- modules, into: acc do
-            file = Path.join(ebin, "#{module}.beam")
-            File.write!(file, beam)
-            {module, {String.to_charlist(file), beam}}
+            {module, {String.to_charlist(Path.join(ebin, "#{module}.beam")), beam}}
           end
 
         true = :code.add_patha(String.to_charlist(ebin))
@@ -310,18 +357,24 @@ end
 # Loads the modules of `batch` (leaves first, as `{module, file, beam}`) whose names are not in
 # `on_load` with one code:atomic_load/1, all or nothing; then the `on_load` ones one by one, in
 # order, since atomic_load refuses modules with -on_load. A module atomic_load refuses for that
-# reason although the tool did not flag it joins them.
-load = fn batch, on_load, again ->
+# reason although the tool did not flag it joins them. `written` (called once) waits for the
+# modules' files: after atomic_load, which runs no code, before any -on_load function does.
+load = fn batch, on_load, written, again ->
   {later, first} = Enum.split_with(batch, &(elem(&1, 0) in on_load))
 
   case :code.atomic_load(first) do
     :ok ->
+      written.()
       load_one_by_one.(later, load_one_by_one)
 
     {:error, refused} = error ->
       case for {module, :on_load_not_allowed} <- refused, do: module do
-        missed when length(missed) == length(refused) -> again.(batch, on_load ++ missed, again)
-        _ -> error
+        missed when length(missed) == length(refused) ->
+          again.(batch, on_load ++ missed, written, again)
+
+        _ ->
+          written.()
+          error
       end
   end
 end
@@ -356,8 +409,15 @@ write_and_load = fn batch, eager, on_load ->
   {apps, loose} = :erlang.binary_to_term(batch)
   {files, stale} = write_apps.(apps, loose)
   modules = for module <- eager, {file, beam} = Map.fetch!(files, module), do: {module, file, beam}
+  # The files of modules that load on demand are there before anything runs; those of the modules
+  # loaded here, from memory, are written meanwhile and after (halt stops their writers).
+  {loaded_here, on_demand} = Map.split(files, eager)
+  writers = write_files.(Map.values(on_demand))
+  behind = for {pid, _ref} <- write_files.(Map.values(loaded_here)), do: pid
+  :persistent_term.put(:mix_remote_writers, :persistent_term.get(:mix_remote_writers, []) ++ behind)
+  written = fn -> files_written.(writers) end
 
-  case on_load_reasons.(fn -> load.(modules, on_load, load) end) do
+  case on_load_reasons.(fn -> load.(modules, on_load, written, load) end) do
     :ok -> {:ok, stale}
     error -> error
   end
@@ -416,11 +476,29 @@ output_written = fn relay ->
   end
 end
 
-# The relay starts with the first request, which names the tool's pid.
-serve = fn relay, serve ->
+# The node's own output is all out: what Logger's handlers still hold is written to stdout, then
+# `mix-remote:done`, after which the tool need not wait for anything but the reply.
+settled = fn ->
+  if Process.whereis(Logger), do: Logger.flush()
+
+  for id <- :logger.get_handler_ids(),
+      match?({:ok, %{module: :logger_std_h}}, :logger.get_handler_config(id)),
+      do: :logger_std_h.filesync(id)
+
+  IO.puts(:user, "mix-remote:done")
+end
+
+# The relay starts with the first request, which names the tool's pid. The size of the tool's
+# terminal comes here and goes to the relay (one that came before the relay, once it is started).
+serve = fn relay, geometry, serve ->
   receive do
+    {:mix_remote_geometry, _cols, _rows} = size ->
+      if relay, do: send(relay, size)
+      serve.(relay, size, serve)
+
     {:"$gen_call", {tool_pid, ref}, {op, args}} ->
       relay = relay || :mix_remote_relay.start(tool_pid)
+      if geometry, do: send(relay, geometry)
 
       spawn(fn ->
         Process.group_leader(self(), relay)
@@ -433,30 +511,61 @@ serve = fn relay, serve ->
           end
 
         output_written.(relay)
+        if op in [:run, :eval, :iex], do: settled.()
         send(tool_pid, {ref, reply})
       end)
 
-      serve.(relay, serve)
+      serve.(relay, nil, serve)
   end
 end
 
-halt_on_eof = fn again ->
-  read_line.()
+# The rest of stdin, until its end halts the node: a cold run's batch comes as one line while the
+# node connects back, `load:<base64 of [eager, on_load, apps, expected, env]>:<base64 of batch>`,
+# loaded (after `env` is put: a TMPDIR there places the run's directory) as the `load` request
+# does; `mix-remote:loaded:<hex of its reply>` then tells the tool, which makes its first request
+# only once it has read that.
+read_stdin = fn again ->
+  case read_line.() do
+    "load:" <> data ->
+      [args, batch] = :binary.split(data, ":")
+      [eager, on_load, apps, expected, env] = :erlang.binary_to_term(Base.decode64!(args))
+
+      reply =
+        try do
+          System.put_env(env)
+          ops.load.(Base.decode64!(batch), eager, on_load, apps, expected)
+        catch
+          kind, reason -> {:badrpc, {kind, reason}}
+        end
+
+      IO.puts("mix-remote:loaded:" <> Base.encode16(:erlang.term_to_binary(reply), case: :lower))
+
+    _other ->
+      :ok
+  end
+
   again.(again)
 end
 
 relay_beam = Base.decode64!(read_line.())
 {:module, _} = :code.load_binary(:mix_remote_relay, ~c"mix_remote_relay", relay_beam)
-# A spare node of a warm session (src/remote/agent) gets its name ahead and starts distribution at
-# once (nothing can reach it: it listens nowhere and has no cookie yet); before its cookie it may
-# be given a previous run's batch to load ahead, as `preload:<base64 of [batch, eager, on_load]>`
-# lines. Once ready, and after each preload, it says what it is and has, as `info` would answer,
-# and whether that preload worked: `mix-remote:info:<hex of {Worked, Info}>` (the agent hands
-# it to the run, which then need not ask). The code a later preload replaces is purged at once, so
-# the run can replace it again; a preload that fails leaves the run to load what it needs.
+name = String.to_atom(read_line.())
+
+# Before it reads its cookie, the node says what it is and has, as `info` would answer:
+# `mix-remote:info:<hex of {Worked, Info}>`; the run then need not ask (and a cold run sends its
+# batch at once), and it starts distribution meanwhile. A short net_ticktime (the tick interval
+# is a quarter of it): the node halts soon after a dead link, when the tool's node stops ticking.
+# A spare node of a warm session (src/remote/agent) gets its name ahead and so starts distribution
+# at once (nothing can reach it: it listens nowhere and has no cookie yet); before its cookie it
+# may be given a previous run's batch to load ahead, as `preload:<base64 of [batch, eager,
+# on_load]>` lines, and says that again after each, with whether that preload worked (the agent
+# hands the last one to the run). The code a later preload replaces is purged at once, so the run
+# can replace it again; a preload that fails leaves the run to load what it needs.
 read_after_preloads = fn worked, again ->
-  if Process.get(:mix_remote_spare) do
-    IO.puts("mix-remote:info:" <> Base.encode16(:erlang.term_to_binary({worked, describe.([])}), case: :lower))
+  IO.puts("mix-remote:info:" <> Base.encode16(:erlang.term_to_binary({worked, describe.([])}), case: :lower))
+
+  if node() == :nonode@nohost do
+    {:ok, _} = :net_kernel.start([name, :shortnames, tick_ms])
   end
 
   case read_line.() do
@@ -478,37 +587,39 @@ read_after_preloads = fn worked, again ->
   end
 end
 
-name = String.to_atom(read_line.())
-# A short net_ticktime (the tick interval is a quarter of it): the node halts soon after a dead
-# link, when the tool's node stops ticking.
-{:ok, _} = :net_kernel.start([name, :shortnames, tick_ms])
 cookie = String.to_atom(read_after_preloads.(true, read_after_preloads))
 tool = String.to_atom(read_line.())
-Process.register(spawn(fn -> serve.(nil, serve) end), :mix_remote)
+Process.register(spawn(fn -> serve.(nil, nil, serve) end), :mix_remote)
 :erlang.set_cookie(node(), cookie)
-:ok = :net_kernel.monitor_nodes(true, node_type: :all)
+watching = self()
 
-# While the handshake waits on the network (at low priority, so the boot itself comes first):
-# Logger starts, as `elixir` would have started it before the program ran (what the node logs
-# before the call is formatted by Elixir), and the modules a run's requests use on first use are
-# loaded (a module already loaded, or one this Elixir lacks, is skipped).
+# The node halts when the tool's node goes; it connects back while this process reads stdin.
+spawn(fn ->
+  :ok = :net_kernel.monitor_nodes(true, node_type: :all)
+  send(watching, :watching)
+
+  receive do
+    {:nodedown, ^tool, _info} -> halt.(0)
+  end
+end)
+
+receive do
+  :watching -> :ok
+end
+
+# Logger starts meanwhile, as `elixir` would have started it before the program ran (what the
+# node logs before the call is formatted by Elixir), at low priority: the connection and the
+# batch come first.
 spawn(fn ->
   Process.flag(:priority, :low)
   Application.start(:logger)
-
-  :code.ensure_modules_loaded(
-    [Access, Application, Base, Collectable, Enum, Enumerable, File, File.Stat, IO, IO.ANSI] ++
-      [Keyword, List, Map, Path, Process, Regex, String, String.Chars, :base64, :re]
-  )
 end)
 
-unless Node.connect(tool) == true do
-  IO.puts(:stderr, "mix-remote: the remote node could not connect back to the tool")
-  halt.(1)
-end
+spawn(fn ->
+  unless Node.connect(tool) == true do
+    IO.puts(:stderr, "mix-remote: the remote node could not connect back to the tool")
+    halt.(1)
+  end
+end)
 
-spawn(fn -> halt_on_eof.(halt_on_eof) end)
-
-receive do
-  {:nodedown, ^tool, _info} -> halt.(0)
-end
+read_stdin.(read_stdin)

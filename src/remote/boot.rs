@@ -45,6 +45,15 @@ pub const NO_ELIXIR: &str = "no-elixir ";
 /// `mix-remote:old-otp RELEASE`: the node runs an OTP older than
 /// [`MIN_REMOTE_OTP`](crate::build::compat::MIN_REMOTE_OTP); it halts.
 pub const OLD_OTP: &str = "old-otp ";
+/// `mix-remote:info:HEX`: the node has started distribution and says what it is and has, as the
+/// `info` request would answer (see `agent::preload::known`); a run then need not ask.
+pub const INFO: &str = "info:";
+/// `mix-remote:loaded:HEX`: the node has loaded the batch it was given on stdin; HEX is the
+/// external term format of what the `load` request would have answered.
+pub const LOADED: &str = "loaded:";
+/// `mix-remote:done`: the node has answered the run's work (`run`, `eval`, `iex`) and its own
+/// output (Logger's) is all out before this line: nothing is left to wait for but the reply.
+pub const DONE: &str = "done";
 /// `mix-remote:checked`: the check program has printed the versions.
 pub const CHECKED: &str = "checked";
 /// How the check program's line of versions starts.
@@ -149,6 +158,16 @@ fn start_line() -> String {
         .join(" ")
         .replace("@MIN_OTP@", &MIN_REMOTE_OTP.to_string())
         .replace("@TICK_MS@", &(NET_TICKTIME * 250).to_string())
+}
+
+/// The term whose external format `hex` spells (lower- or upper-case hex), as the boot program
+/// prints terms on its markers; `None` if it is not that.
+pub fn term_of_hex(hex: &str) -> Option<erl_dist::term::Term> {
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(hex.get(at..at + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    erl_dist::term::Term::decode(&bytes[..]).ok()
 }
 
 /// Standard base64 with padding (what Elixir's `Base.decode64!/1` reads).

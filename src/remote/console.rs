@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use erl_dist::term::Term;
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use crate::remote::boot::SERVER;
 use crate::remote::node::Node;
 use crate::remote::node::relay::{self, FromRelay, RELAY};
 use crate::remote::stdin::{Line, Stdin};
@@ -171,13 +172,17 @@ pub fn start(
 }
 
 /// When stdout is a terminal, tells the relay its size now and whenever it changes (SIGWINCH),
-/// for `:io.columns/0` and `:io.rows/0`; until the connection is gone.
+/// for `:io.columns/0` and `:io.rows/0`; until the connection is gone. The sizes go through the
+/// boot program's server, which hands them to the relay, started with the first request.
 pub fn follow_geometry(node: &Arc<Node>) {
     use tokio::signal::unix::{SignalKind, signal};
     let Some((cols, rows)) = terminal_size() else {
         return;
     };
-    if node.send_named(RELAY, relay::geometry(cols, rows)).is_err() {
+    if node
+        .send_named(SERVER, relay::geometry(cols, rows))
+        .is_err()
+    {
         return;
     }
     let Ok(mut resized) = signal(SignalKind::window_change()) else {
@@ -189,7 +194,10 @@ pub fn follow_geometry(node: &Arc<Node>) {
             let (Some(node), Some((cols, rows))) = (node.upgrade(), terminal_size()) else {
                 return;
             };
-            if node.send_named(RELAY, relay::geometry(cols, rows)).is_err() {
+            if node
+                .send_named(SERVER, relay::geometry(cols, rows))
+                .is_err()
+            {
                 return;
             }
         }

@@ -17,7 +17,7 @@ use crate::build::beam::Beam;
 use crate::build::compat::RemoteVersions;
 use crate::build::entry::display_module;
 use crate::build::native;
-use crate::remote::boot::{Request, SERVER};
+use crate::remote::boot::{Request, SERVER, base64};
 use crate::remote::node::dist::ATTACHED;
 use crate::remote::node::{CallError, Node, atom, is_atom, tuple};
 use crate::remote::wire::{Prepared, Wire};
@@ -155,54 +155,115 @@ pub async fn push(
     assumed: Option<&[&str]>,
     timeout: Duration,
 ) -> Result<Pushed, PushError> {
-    let modules: Vec<(&Beam, &Wire)> = prepared.modules.iter().map(|(b, w)| (&**b, w)).collect();
-    let missing = missing(&modules, remote);
-    let atoms = |keep: &dyn Fn(&Beam) -> bool| -> Term {
-        let names: Vec<Term> = missing
-            .iter()
-            .filter(|(beam, _)| keep(beam))
-            .map(|(beam, _)| atom(&beam.name))
-            .collect();
-        List::from(names).into()
-    };
-    let (needed, expected): (Vec<Term>, Vec<Term>) = match assumed {
-        Some(needed) => (
-            needed.iter().map(|app| atom(app)).collect(),
-            modules
-                .iter()
-                .map(|(beam, wire)| {
-                    tuple(vec![atom(&beam.name), Binary::from(&wire.md5[..]).into()])
-                })
-                .collect(),
-        ),
-        None => (Vec::new(), Vec::new()),
-    };
-    let args = vec![
-        Binary::from(&ATTACHED[..]).into(),
-        atoms(&|_| true),
-        atoms(&|beam| beam.on_load),
-        List::from(needed).into(),
-        List::from(expected).into(),
-    ];
+    let load = Load::plan(prepared, remote, assumed);
+    let mut args = vec![Binary::from(&ATTACHED[..]).into()];
+    args.extend(load.args.iter().cloned());
     let batch = Arc::clone(&prepared.batch);
     let reply = node
         .request_attached(SERVER, Request::Load.name(), args, batch, Some(timeout))
         .await?;
-    if let Some(refusal) = refusal(&reply) {
-        return Err(refusal);
+    load.pushed(&reply, prepared, apps)
+}
+
+/// What the boot program's `load` is given besides the batch, and what the reply is read
+/// against: the same whether it goes as a request or on a cold node's stdin ([`Load::line`]).
+#[derive(Debug)]
+pub struct Load {
+    /// `eager, on_load, apps, expected` (see templates/boot.exs, `ops.load`).
+    args: Vec<Term>,
+    /// The closure modules sent to be loaded, in load order.
+    missing: Vec<String>,
+    /// Closure modules the remote already had with the same MD5.
+    skipped: usize,
+}
+
+impl Load {
+    /// Loads the closure modules `remote` lacks; with `assumed`, the node first checks that it
+    /// has those applications and every closure module not sent loaded with its MD5.
+    pub fn plan(prepared: &Prepared, remote: &Remote, assumed: Option<&[&str]>) -> Load {
+        let modules: Vec<(&Beam, &Wire)> =
+            prepared.modules.iter().map(|(b, w)| (&**b, w)).collect();
+        let missing = missing(&modules, remote);
+        let atoms = |keep: &dyn Fn(&Beam) -> bool| -> Term {
+            let names: Vec<Term> = missing
+                .iter()
+                .filter(|(beam, _)| keep(beam))
+                .map(|(beam, _)| atom(&beam.name))
+                .collect();
+            List::from(names).into()
+        };
+        let (needed, expected): (Vec<Term>, Vec<Term>) = match assumed {
+            Some(needed) => (
+                needed.iter().map(|app| atom(app)).collect(),
+                modules
+                    .iter()
+                    .map(|(beam, wire)| {
+                        tuple(vec![atom(&beam.name), Binary::from(&wire.md5[..]).into()])
+                    })
+                    .collect(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        Load {
+            args: vec![
+                atoms(&|_| true),
+                atoms(&|beam| beam.on_load),
+                List::from(needed).into(),
+                List::from(expected).into(),
+            ],
+            missing: missing.iter().map(|(beam, _)| beam.name.clone()).collect(),
+            skipped: modules.len() - missing.len(),
+        }
     }
-    let stale_removed = match loaded(&reply) {
-        Ok(stale) => stale,
-        Err(refused) => return Err(refused_error(&refused)),
-    };
-    Ok(Pushed {
-        modules: missing.iter().map(|(beam, _)| beam.name.clone()).collect(),
-        bytes: prepared.batch.len(),
-        skipped: modules.len() - missing.len(),
-        apps,
-        shipped_modules: prepared.shipped_modules,
-        stale_removed,
-    })
+
+    /// The stdin line of a cold node that loads `batch` with `env` put first (see
+    /// templates/boot.exs, `read_stdin`), in pieces written one after the other: the batch's
+    /// base64 is made a piece at a time, so no host holds a copy of it whole.
+    pub fn line<'b>(&self, batch: &'b [u8], env: Term) -> impl Iterator<Item = Vec<u8>> + 'b {
+        let mut args = self.args.clone();
+        args.push(env);
+        let mut head = Vec::new();
+        Term::from(List::from(args))
+            .encode(&mut head)
+            .expect("encoding into memory");
+        let head = format!("load:{}:", base64(&head)).into_bytes();
+        // A multiple of 3: the pieces' base64 joins without padding in between.
+        const PIECE: usize = 3 << 14;
+        std::iter::once(head)
+            .chain(batch.chunks(PIECE).map(|piece| base64(piece).into_bytes()))
+            .chain(std::iter::once(b"\n".to_vec()))
+    }
+
+    /// What was pushed, from the node's `reply` to the load of `prepared` with `apps`
+    /// applications.
+    pub fn pushed(
+        &self,
+        reply: &Term,
+        prepared: &Prepared,
+        apps: usize,
+    ) -> Result<Pushed, PushError> {
+        if let Some(refusal) = refusal(reply) {
+            return Err(refusal);
+        }
+        if let Term::Tuple(t) = reply
+            && let [tag, reason] = t.elements.as_slice()
+            && is_atom(tag, "badrpc")
+        {
+            return Err(PushError::Unexpected(format!("the load failed: {reason}")));
+        }
+        let stale_removed = match loaded(reply) {
+            Ok(stale) => stale,
+            Err(refused) => return Err(refused_error(&refused)),
+        };
+        Ok(Pushed {
+            modules: self.missing.clone(),
+            bytes: prepared.batch.len(),
+            skipped: self.skipped,
+            apps,
+            shipped_modules: prepared.shipped_modules,
+            stale_removed,
+        })
+    }
 }
 
 /// The modules of `closure` the remote lacks, or has with another MD5 (they are replaced).

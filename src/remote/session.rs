@@ -1,11 +1,13 @@
 //! A run on one host: every remote stage of the data flow wired together, with teardown on every
-//! path. [`on_host`] opens the ssh master with the reverse forward to our node, boots the node,
-//! waits for it to connect back and handshake, learns what the remote has, checks the versions,
-//! the native code and the applications the server must have, pushes, hands the node to the
-//! command's work ([`run_host`]: the call of `run`; `iex`: its session), and tears down. After the
-//! handshake a run makes three requests whatever the closure's size (four when `remote_env` is
-//! set). `cmd/fanout.rs` runs hosts concurrently.
+//! path. [`on_host`] opens the ssh master with the reverse forward to our node and boots the node.
+//! As it boots, the node says on the session's stdout what it is and has; the versions, the native
+//! code and the applications the server must have are checked against that, and the batch goes
+//! on the node's stdin, loaded while the node connects back and handshakes. The node is then
+//! handed to the command's work ([`run_host`]: the call of `run`; `iex`: its session), and the
+//! run tears down. After the handshake a cold run makes one request, the call, whatever the
+//! closure's size. `cmd/fanout.rs` runs hosts concurrently.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -22,7 +24,7 @@ use crate::build::native;
 use crate::config::HostSettings;
 use crate::events::{Event, Stage};
 use crate::remote::agent::preload::{self, Digests};
-use crate::remote::boot::{self, BootError};
+use crate::remote::boot::{self, BootError, INFO, LOADED, MARKER};
 use crate::remote::console::{self, Input};
 use crate::remote::invoke::{self, Outcome, Setup};
 use crate::remote::job::{Job, counted};
@@ -37,6 +39,9 @@ mod warm;
 
 /// How long teardown waits for the remote node and the master to go away by themselves.
 pub const TEARDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long a run that got its answer waits for the node to say its own output is all out (it
+/// says so before answering: the line is normally there already).
+const SETTLE_LIMIT: Duration = Duration::from_secs(1);
 
 /// Why a run on a host could not complete.
 #[derive(Debug, thiserror::Error)]
@@ -230,15 +235,24 @@ where
         return Err(e);
     }
     let result = async {
-        let node = session
-            .boot(&mut master, &mut dir, node_end, &mut stats)
+        let (node, known, sent) = session
+            .boot(&mut master, &mut dir, node_end, job, &mut stats)
             .await?;
-        session.serve(node, job, &mut stats, work).await
+        let session = Session { known, ..session };
+        let sent = sent.map(|sent| (&mut master, sent));
+        session.serve(node, job, &mut stats, sent, work).await
     }
     .await;
     let phase = report.phase(Stage::Stop, "stopping remote node");
     let stopping = Instant::now();
-    master.shutdown(TEARDOWN_GRACE).await;
+    // A node that has answered and said its own output is all out leaves nothing to wait for: it
+    // halts and removes its files when the connection closes. Otherwise the session ends by
+    // itself (ssh's last words then explain a failure), or is ended after a grace period.
+    if result.is_ok() && master.settled(SETTLE_LIMIT).await {
+        master.abandon();
+    } else {
+        master.shutdown(TEARDOWN_GRACE).await;
+    }
     stats.teardown = Some(stopping.elapsed());
     drop(phase);
     report.verbose(&stats.line());
@@ -403,8 +417,9 @@ struct Session<'a> {
     input: &'a Input,
     /// What a warm session's spare node was given to load ahead: the push sends only the rest.
     had: Option<&'a Digests>,
-    /// What a warm session's spare node said of itself once ready: the push need not ask.
-    known: Option<&'a push::Remote>,
+    /// What the node said of itself once ready (a cold node as it boots, a warm session's spare
+    /// ahead): the push need not ask.
+    known: Option<push::Remote>,
 }
 
 impl Session<'_> {
@@ -415,13 +430,13 @@ impl Session<'_> {
         node: Arc<Node>,
         job: &Job,
         stats: &mut Stats,
+        sent: Option<(&mut Master, Sent)>,
         work: impl FnOnce(Arc<Node>) -> F,
     ) -> Result<T, SessionError>
     where
         F: Future<Output = Result<T, SessionError>>,
     {
-        self.push(&node, job, stats).await?;
-        // The relay exists once the node has served a request: it learns the terminal's size.
+        self.push(&node, job, stats, sent).await?;
         console::follow_geometry(&node);
         let started = Instant::now();
         let result = work(Arc::clone(&node)).await;
@@ -483,14 +498,18 @@ impl Session<'_> {
     }
 
     /// Waits for the booting node to connect back: the handshake with the run's cookie is the
-    /// readiness signal, no sleeps, no polling.
+    /// readiness signal, no sleeps, no polling. The node says what it is and has as it boots,
+    /// before it connects back: the preflight runs on that and the batch goes on the node's
+    /// stdin at once, so the node loads it while it connects back. Returns the node, what it said
+    /// (if the push cannot take it from there, it asks), and the batch sent, if it was.
     async fn boot(
         &self,
         master: &mut Master,
         dir: &mut PrivateDir,
         node_end: LocalEnd,
+        job: &Job,
         stats: &mut Stats,
-    ) -> Result<Arc<Node>, SessionError> {
+    ) -> Result<(Arc<Node>, Option<push::Remote>, Option<Sent>), SessionError> {
         let host = &self.host.address;
         let booting = Instant::now();
         let boot_limit = Duration::from_secs(self.host.boot_timeout);
@@ -505,11 +524,22 @@ impl Session<'_> {
             &remote,
             move |note: String| log.verbose(&note),
         );
+        let mut accept = std::pin::pin!(accept);
+        let mut told = None;
         // The session ending first means the boot failed, and says why.
         let connected = async {
-            tokio::select! {
-                node = accept => node.map_err(SessionError::from),
-                failure = master.failure("the remote node") => Err(failure.into()),
+            loop {
+                let said = async {
+                    if told.is_some() {
+                        Err(master.failure("the remote node").await)
+                    } else {
+                        master.marked(INFO, "the remote node").await
+                    }
+                };
+                tokio::select! {
+                    node = &mut accept => return node.map_err(SessionError::from),
+                    said = said => told = Some(self.told(master, job, &said?, stats).await?),
+                }
             }
         };
         let (node, from_relay) = timeout(
@@ -529,29 +559,80 @@ impl Session<'_> {
             Arc::clone(self.report),
             self.input.clone(),
         ));
-        self.set_remote_env(&node, boot_limit).await?;
+        let (known, sent) = match told {
+            Some(Some((known, sent))) => (Some(known), Some(sent)),
+            _ => {
+                self.set_remote_env(&node, boot_limit).await?;
+                let known = master
+                    .info()
+                    .and_then(|hex| preload::known(&hex))
+                    .map(|(_, remote)| remote);
+                (known, None)
+            }
+        };
         phase.done(format!("remote node {} up", self.ids.remote));
-        Ok(node)
+        Ok((node, known, sent))
+    }
+
+    /// What the booting node said of itself (`hex`, see [`Master::marked`]): the preflight
+    /// against it, then the batch, with the remote environment, on the node's stdin. `None` if
+    /// `hex` is not what the boot program prints (the push then asks the node).
+    async fn told(
+        &self,
+        master: &mut Master,
+        job: &Job,
+        hex: &str,
+        stats: &mut Stats,
+    ) -> Result<Option<(push::Remote, Sent)>, SessionError> {
+        let Some((_, remote)) = preload::known(hex) else {
+            return Ok(None);
+        };
+        stats.scan = Some(job.planned_in);
+        let waiting = Instant::now();
+        let (prepared, took) = job.wire.get().await?;
+        stats.wire_wait = Some(waiting.elapsed());
+        stats.wire = Some(took);
+        self.preflight(job, &remote)?;
+        let needed = needed_apps(job);
+        let load = push::Load::plan(&prepared, &remote, Some(&needed));
+        for piece in load.line(&prepared.batch, env_term(&self.host.remote_env)) {
+            master.send(&piece).await?;
+        }
+        if !self.host.remote_env.is_empty() {
+            self.report_env();
+        }
+        let sent = Sent {
+            load,
+            prepared,
+            at: Instant::now(),
+        };
+        Ok(Some((remote, sent)))
     }
 
     /// Learns what the remote has, ships the applications and loads what it lacks.
-    async fn push(&self, node: &Node, job: &Job, stats: &mut Stats) -> Result<(), SessionError> {
+    async fn push(
+        &self,
+        node: &Node,
+        job: &Job,
+        stats: &mut Stats,
+        sent: Option<(&mut Master, Sent)>,
+    ) -> Result<(), SessionError> {
         let host = &self.host.address;
         let apps = job.apps.shipped.len();
         let pushing = format!("pushing {}", counted(apps, "application"));
         let phase = self.report.phase(Stage::Push, &pushing);
         let limit = Duration::from_secs(self.host.push_timeout);
         let started = Instant::now();
-        let (prepared, pushed) = timeout(
-            limit,
-            self.load(node, job, limit, stats),
-            &pushing,
-            host,
-            "--push-timeout",
-        )
-        .await
-        .map_err(|e| e.in_phase(&pushing, host, limit, "--push-timeout"))
-        .map_err(|e| e.lost_in(&pushing, host))?;
+        let loading = async {
+            match sent {
+                Some((master, sent)) => self.loaded(master, job, sent).await,
+                None => self.load(node, job, limit, stats).await,
+            }
+        };
+        let (prepared, pushed) = timeout(limit, loading, &pushing, host, "--push-timeout")
+            .await
+            .map_err(|e| e.in_phase(&pushing, host, limit, "--push-timeout"))
+            .map_err(|e| e.lost_in(&pushing, host))?;
         stats.push = Some(started.elapsed());
         phase.done(format!(
             "pushed {} ({} modules, {} KiB), loaded {}{}",
@@ -598,13 +679,8 @@ impl Session<'_> {
         stats: &mut Stats,
     ) -> Result<(Arc<Prepared>, push::Pushed), SessionError> {
         stats.scan = Some(job.planned_in);
-        let needed: Vec<&str> = job
-            .apps
-            .from_server
-            .iter()
-            .map(|(app, _)| app.as_str())
-            .collect();
-        if let Some(known) = self.known {
+        let needed = needed_apps(job);
+        if let Some(known) = &self.known {
             let waiting = Instant::now();
             let (prepared, took) = job.wire.get().await?;
             stats.wire_wait = Some(waiting.elapsed());
@@ -636,6 +712,27 @@ impl Session<'_> {
         Ok((prepared, pushed))
     }
 
+    /// The batch sent on the node's stdin ([`Session::told`]), once the node says it loaded it.
+    async fn loaded(
+        &self,
+        master: &mut Master,
+        job: &Job,
+        sent: Sent,
+    ) -> Result<(Arc<Prepared>, push::Pushed), SessionError> {
+        let hex = master.marked(LOADED, "the remote node").await?;
+        let reply = boot::term_of_hex(&hex)
+            .ok_or_else(|| PushError::Unexpected(format!("{MARKER}{LOADED}{hex}")))?;
+        self.report.verbose(&format!(
+            "the node loaded the batch sent on its stdin {} ms after it was sent",
+            sent.at.elapsed().as_millis()
+        ));
+        let apps = job.apps.shipped.len();
+        match sent.load.pushed(&reply, &sent.prepared, apps) {
+            Err(PushError::Missing(app)) => Err(self.missing_app(job, &app)),
+            pushed => Ok((sent.prepared, pushed?)),
+        }
+    }
+
     /// The preflight against `remote`, then shipping (with `assumed`, the applications the node
     /// is to check it has, if `remote` was told rather than asked).
     async fn ship(
@@ -647,7 +744,23 @@ impl Session<'_> {
         assumed: Option<&[&str]>,
         limit: Duration,
     ) -> Result<push::Pushed, SessionError> {
-        let host = &self.host.address;
+        self.preflight(job, remote)?;
+        let trimmed = self
+            .had
+            .and_then(|had| preload::trimmed(prepared, had, remote));
+        let sent = trimmed.as_ref().unwrap_or(prepared);
+        let apps = job.apps.shipped.len();
+        match push::push(node, sent, apps, remote, assumed, limit).await {
+            Err(push::PushError::Missing(app)) => Err(self.missing_app(job, &app)),
+            pushed => Ok(pushed?),
+        }
+    }
+
+    /// Whether `remote` can run the job, before anything is sent: its versions, the native code,
+    /// the applications it must have. Nothing is sent when the remote could not load the
+    /// closure: one line says why. Other modules of the shipped applications load only if
+    /// called: a warning.
+    fn preflight(&self, job: &Job, remote: &push::Remote) -> Result<(), SessionError> {
         let versions = &remote.versions;
         self.report.verbose(&format!(
             "remote: OTP {}, ERTS {}, Elixir {}, {} ({}-bit), {} modules loaded",
@@ -658,8 +771,6 @@ impl Session<'_> {
             u32::from(remote.server.wordsize) * 8,
             remote.loaded.len()
         ));
-        // Nothing is sent when the remote could not load the closure: one line says why. Other
-        // modules of the shipped applications load only if called: a warning.
         let preflight = job.preflight(versions);
         for warning in preflight.closure.clone()? {
             self.report.warning(&warning);
@@ -669,31 +780,25 @@ impl Session<'_> {
                 "a module outside the closure would fail to load when called: {refusal}"
             ));
         }
-        native::check(&job.natives, &remote.server, host)?;
-        let missing_app = |app: &String| {
-            let by = job
-                .apps
-                .from_server
-                .iter()
-                .find(|(needed, _)| needed == app)
-                .map_or_else(String::new, |(_, by)| by.clone());
-            SessionError::MissingApp {
-                app: app.clone(),
-                by,
-                host: host.clone(),
-            }
-        };
-        if let Some(app) = remote.missing_apps.first() {
-            return Err(missing_app(app));
+        native::check(&job.natives, &remote.server, &self.host.address)?;
+        match remote.missing_apps.first() {
+            Some(app) => Err(self.missing_app(job, app)),
+            None => Ok(()),
         }
-        let trimmed = self
-            .had
-            .and_then(|had| preload::trimmed(prepared, had, remote));
-        let sent = trimmed.as_ref().unwrap_or(prepared);
-        let apps = job.apps.shipped.len();
-        match push::push(node, sent, apps, remote, assumed, limit).await {
-            Err(push::PushError::Missing(app)) => Err(missing_app(&app)),
-            pushed => Ok(pushed?),
+    }
+
+    /// The server lacks `app`, which a shipped application needs.
+    fn missing_app(&self, job: &Job, app: &str) -> SessionError {
+        let by = job
+            .apps
+            .from_server
+            .iter()
+            .find(|(needed, _)| needed == app)
+            .map_or_else(String::new, |(_, by)| by.clone());
+        SessionError::MissingApp {
+            app: app.to_owned(),
+            by,
+            host: self.host.address.clone(),
         }
     }
 
@@ -702,19 +807,51 @@ impl Session<'_> {
         if vars.is_empty() {
             return Ok(());
         }
-        let binary = |s: &String| Term::from(Binary::from(s.as_bytes()));
-        let map: Map = vars
-            .iter()
-            .map(|(k, v)| (binary(k), binary(v)))
-            .collect::<std::collections::HashMap<_, _>>()
-            .into();
-        node.call("Elixir.System", "put_env", vec![map.into()], Some(limit))
-            .await?;
-        let names: Vec<&str> = vars.keys().map(String::as_str).collect();
-        self.report
-            .verbose(&format!("remote environment: {}", names.join(", ")));
+        node.call(
+            "Elixir.System",
+            "put_env",
+            vec![env_term(vars)],
+            Some(limit),
+        )
+        .await?;
+        self.report_env();
         Ok(())
     }
+
+    /// Says which variables the remote environment set (`-v`).
+    fn report_env(&self) {
+        let names: Vec<&str> = self.host.remote_env.keys().map(String::as_str).collect();
+        self.report
+            .verbose(&format!("remote environment: {}", names.join(", ")));
+    }
+}
+
+/// The batch a cold run sent on its node's stdin, and what it loads.
+struct Sent {
+    load: push::Load,
+    prepared: Arc<Prepared>,
+    /// When it was written.
+    at: Instant,
+}
+
+/// The applications the shipped ones need from the server.
+fn needed_apps(job: &Job) -> Vec<&str> {
+    job.apps
+        .from_server
+        .iter()
+        .map(|(app, _)| app.as_str())
+        .collect()
+}
+
+/// `vars` as the map `System.put_env/1` takes.
+fn env_term(vars: &BTreeMap<String, String>) -> Term {
+    let binary = |s: &String| Term::from(Binary::from(s.as_bytes()));
+    let map: Map = vars
+        .iter()
+        .map(|(k, v)| (binary(k), binary(v)))
+        .collect::<std::collections::HashMap<_, _>>()
+        .into();
+    map.into()
 }
 
 /// Our node's end of the reverse forward: a Unix socket in the run's private directory, and the

@@ -24,7 +24,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 use crate::build::compat::MIN_REMOTE_OTP;
-use crate::remote::boot::{CONNECTED, MARKER, NO_ELIXIR, OLD_OTP};
+use crate::remote::boot::{CONNECTED, DONE, INFO, MARKER, NO_ELIXIR, OLD_OTP};
 
 /// How many lines of the session's stderr are kept to explain a failure.
 const STDERR_TAIL: usize = 8;
@@ -219,6 +219,8 @@ pub struct Master {
     control: PathBuf,
     target: Target,
     markers: mpsc::UnboundedReceiver<String>,
+    /// Markers taken off `markers` while waiting for another, in order, for whoever wants them.
+    pending: VecDeque<String>,
     allocated: mpsc::UnboundedReceiver<u16>,
     stderr: Arc<Mutex<VecDeque<String>>>,
     /// The task reading stderr into `stderr`: done once ssh's last words are in.
@@ -344,6 +346,7 @@ impl Master {
             control: control.to_owned(),
             target: target.clone(),
             markers,
+            pending: VecDeque::new(),
             allocated,
             stderr,
             stderr_read,
@@ -362,32 +365,96 @@ impl Master {
     /// Waits until the boot session prints `mix-remote:<marker>`; if the session ends first, the
     /// error says why.
     pub async fn wait_for(&mut self, marker: &str, what: &'static str) -> Result<(), SshError> {
-        while let Some(line) = self.markers.recv().await {
-            if line == marker {
-                return Ok(());
-            }
-            if let Some(elixir) = line.strip_prefix(NO_ELIXIR) {
-                return Err(SshError::NoElixir {
+        let found = self
+            .find(|line| line == marker || line.starts_with(NO_ELIXIR))
+            .await;
+        match found {
+            Some(line) => match line.strip_prefix(NO_ELIXIR) {
+                Some(elixir) => Err(SshError::NoElixir {
                     host: self.target.host.clone(),
                     elixir: elixir.to_owned(),
-                });
-            }
+                }),
+                None => Ok(()),
+            },
+            None => Err(self.ended(what).await),
         }
-        Err(self.ended(what).await)
     }
 
     /// Resolves when the session ends (it should not, while a run is going on), with the reason
     /// taken from ssh's exit status and the session's stderr. `what` names what was running.
     pub async fn failure(&mut self, what: &'static str) -> SshError {
-        while let Some(line) = self.markers.recv().await {
-            if let Some(otp) = line.strip_prefix(OLD_OTP) {
-                return SshError::OldOtp {
-                    host: self.target.host.clone(),
-                    otp: otp.to_owned(),
-                };
-            }
+        match self.find(|line| line.starts_with(OLD_OTP)).await {
+            Some(line) => self.old_otp(&line),
+            None => self.ended(what).await,
         }
-        self.ended(what).await
+    }
+
+    /// Waits until the boot session prints a marker `mix-remote:<prefix>...` and returns the
+    /// rest; if the session ends first (or the node says its OTP is too old), the error says why.
+    pub async fn marked(&mut self, prefix: &str, what: &'static str) -> Result<String, SshError> {
+        let found = self
+            .find(|line| line.starts_with(prefix) || line.starts_with(OLD_OTP))
+            .await;
+        match found {
+            Some(line) => match line.strip_prefix(prefix) {
+                Some(rest) => Ok(rest.to_owned()),
+                None => Err(self.old_otp(&line)),
+            },
+            None => Err(self.ended(what).await),
+        }
+    }
+
+    /// What the node last said of itself (`mix-remote:info:HEX`, the HEX), if it has by now.
+    pub fn info(&mut self) -> Option<String> {
+        while let Ok(line) = self.markers.try_recv() {
+            self.pending.push_back(line);
+        }
+        let mut last = None;
+        self.pending.retain(|line| match line.strip_prefix(INFO) {
+            Some(hex) => {
+                last = Some(hex.to_owned());
+                false
+            }
+            None => true,
+        });
+        last
+    }
+
+    /// Waits at most `limit` for the node to say its work is answered and its own output all out
+    /// ([`DONE`]); false if it has not (or the session ended).
+    pub async fn settled(&mut self, limit: Duration) -> bool {
+        let done = self.find(|line| line == DONE);
+        matches!(tokio::time::timeout(limit, done).await, Ok(Some(_)))
+    }
+
+    /// Ends the connection at once, without waiting for the session to end by itself: for a run
+    /// whose node has settled ([`Master::settled`]). The node halts when its stdin closes, as the
+    /// server ends the session, and removes its files; nothing else of the run is left there.
+    pub fn abandon(mut self) {
+        self.stdin.take();
+        let _ = self.child.start_kill();
+    }
+
+    /// The first marker `wanted` takes, of those kept and then those to come (the others are kept
+    /// for later, in order); `None` once the session has ended without one.
+    async fn find(&mut self, wanted: impl Fn(&str) -> bool) -> Option<String> {
+        if let Some(at) = self.pending.iter().position(|line| wanted(line)) {
+            return self.pending.remove(at);
+        }
+        while let Some(line) = self.markers.recv().await {
+            if wanted(&line) {
+                return Some(line);
+            }
+            self.pending.push_back(line);
+        }
+        None
+    }
+
+    fn old_otp(&self, line: &str) -> SshError {
+        SshError::OldOtp {
+            host: self.target.host.clone(),
+            otp: line.trim_start_matches(OLD_OTP).to_owned(),
+        }
     }
 
     async fn ended(&mut self, what: &'static str) -> SshError {

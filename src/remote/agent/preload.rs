@@ -180,11 +180,7 @@ impl Preload {
 /// whether the last batch it was given ahead loaded, and what `info` would answer (no
 /// application asked about). `None` if it is not that.
 pub fn known(hex: &str) -> Option<(bool, Remote)> {
-    let bytes = (0..hex.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(hex.get(at..at + 2)?, 16).ok())
-        .collect::<Option<Vec<u8>>>()?;
-    let Ok(Term::Tuple(t)) = Term::decode(&bytes[..]) else {
+    let Some(Term::Tuple(t)) = boot::term_of_hex(hex) else {
         return None;
     };
     match t.elements.as_slice() {

@@ -15,14 +15,11 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::watch;
 
 use super::preload::Preload;
-use crate::remote::boot::{self, MARKER};
+use crate::remote::boot::{self, INFO, MARKER};
 use crate::remote::ssh::{self, Target};
 
 /// `mix-remote:spare`: the spare's node has started and runs the boot program.
 const BOOTED: &str = "spare";
-/// `mix-remote:info:HEX`: the spare is ready (booted, or done with a batch given to it ahead) and
-/// says what it is and has (templates/boot.exs).
-const INFO: &str = "info:";
 
 /// How long a spare's session may take to end by itself once its stdin is closed.
 const END_GRACE: Duration = Duration::from_secs(5);
@@ -52,8 +49,8 @@ pub struct Spare {
     port: u16,
     control: PathBuf,
     target: Target,
-    /// How many of its markers ([`BOOTED`], [`INFO`]) the node has printed, and its last
-    /// [`INFO`] text...
+    /// How many of its markers ([`BOOTED`], [`INFO`]: ready, booted or done with a batch given
+    /// to it ahead) the node has printed, and its last [`INFO`] text...
     seen: watch::Receiver<(u32, Option<Arc<str>>)>,
     /// ... and how many it will have printed once it waits for a run, all it was given loaded.
     expected: u32,
@@ -225,8 +222,8 @@ fn identities(cookie: &str, local: &str) -> String {
 }
 
 /// Everything the boot session reads before the run's identities: the forward's port, the start
-/// line (preceded by marking the node a spare, for [`INFO`], and printing [`BOOTED`], in Erlang
-/// as that line), the beams and the node's name `remote`.
+/// line (preceded by printing [`BOOTED`], in Erlang as that line), the beams and the node's name
+/// `remote`.
 fn prelude(port: u16, remote: &str) -> Vec<u8> {
     let (c, l) = ("c", "l");
     let mut input = boot::stdin_input(port, remote, c, l);
@@ -236,7 +233,7 @@ fn prelude(port: u16, remote: &str) -> Vec<u8> {
         .iter()
         .position(|&b| b == b'\n')
         .map_or(0, |at| at + 1);
-    let say = format!("put(mix_remote_spare, true), io:format(\"{MARKER}{BOOTED}~n\"), ");
+    let say = format!("io:format(\"{MARKER}{BOOTED}~n\"), ");
     input.splice(program..program, say.bytes());
     input
 }
@@ -250,10 +247,8 @@ mod tests {
         let mut input = prelude(4242, "a@localhost");
         input.extend_from_slice(identities("k", "b@localhost").as_bytes());
         let cold = boot::stdin_input(4242, "a@localhost", "k", "b@localhost");
-        let say = b"put(mix_remote_spare, true), io:format(\"mix-remote:spare~n\"), ";
-        assert!(input.starts_with(
-            b"4242\nput(mix_remote_spare, true), io:format(\"mix-remote:spare~n\"), Otp = "
-        ));
+        let say = b"io:format(\"mix-remote:spare~n\"), ";
+        assert!(input.starts_with(b"4242\nio:format(\"mix-remote:spare~n\"), Otp = "));
         assert!(input[..5] == cold[..5] && input[5 + say.len()..] == cold[5..]);
     }
 }

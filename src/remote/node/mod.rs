@@ -3,6 +3,7 @@
 
 pub mod bounds;
 pub mod dist;
+pub mod handshake;
 pub mod relay;
 
 use std::collections::HashMap;
@@ -11,13 +12,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use erl_dist::message::Message;
-use erl_dist::node::{LocalNode, NodeName};
+use erl_dist::node::NodeName;
 use erl_dist::term::{Atom, List, Pid, Reference, Term, Tuple};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 pub use dist::DistError;
+use handshake::{HandshakeError, Refused};
 pub use relay::FromRelay;
 
 /// How long one incoming connection may take to complete its handshake.
@@ -84,14 +86,11 @@ impl Node {
                     let (stream, _) = incoming.map_err(|_| DistError::Lost)?;
                     let (local, cookie, peer) = (local.clone(), cookie.to_owned(), peer.to_owned());
                     handshakes.spawn(async move {
-                        let handshake = dist::accept(stream, local, &cookie, &peer);
-                        match tokio::time::timeout(HANDSHAKE_LIMIT, handshake).await {
-                            Ok(result) => result,
-                            Err(_) => Err(DistError::Handshake {
-                                node: "a peer".into(),
-                                reason: format!("no handshake within {} s", HANDSHAKE_LIMIT.as_secs()),
-                            }),
-                        }
+                        let attempt = dist::accept(stream, local, &cookie, &peer);
+                        tokio::time::timeout(HANDSHAKE_LIMIT, attempt).await.unwrap_or_else(|_| {
+                            let secs = HANDSHAKE_LIMIT.as_secs();
+                            Err(Refused::from(HandshakeError::TimedOut { secs }).into())
+                        })
                     });
                 }
                 Some(done) = handshakes.join_next() => match done {
@@ -120,7 +119,7 @@ impl Node {
             let read = dist::read_loop(reader, |msg| deliver(msg, &pending, &relay_tx, &log), &log);
             tokio::select! {
                 () = read => {}
-                () = refuse_all(&listener, &local, &log) => {}
+                () = refuse_all(&listener, &log) => {}
             }
             // Dropping the waiting senders wakes every caller with "connection lost".
             pending.lock().expect("pending lock poisoned").take();
@@ -291,13 +290,12 @@ impl Node {
 
 /// Refuses every further connection on `listener` (before any cookie challenge), logging who
 /// tried; runs until the listener fails.
-async fn refuse_all(
-    listener: &UnixListener,
-    local: &LocalNode,
-    log: &(dyn Fn(String) + Send + Sync),
-) {
+async fn refuse_all(listener: &UnixListener, log: &(dyn Fn(String) + Send + Sync)) {
     while let Ok((stream, _)) = listener.accept().await {
-        let peer = dist::refuse(stream, local.clone()).await;
+        let peer = tokio::time::timeout(HANDSHAKE_LIMIT, dist::refuse(stream))
+            .await
+            .ok()
+            .flatten();
         log(format!(
             "refused an incoming distribution connection from {}",
             peer.as_deref().unwrap_or("an unnamed peer")

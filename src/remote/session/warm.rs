@@ -94,7 +94,7 @@ where
         started,
         input,
         had: claim.had.as_ref(),
-        known: claim.known.as_ref(),
+        known: claim.known.take(),
     };
     let result = async {
         let booting = Instant::now();
@@ -127,7 +127,7 @@ where
         ));
         session.set_remote_env(&node, limit).await?;
         phase.done(format!("remote node {} up", ids.remote));
-        session.serve(node, job, &mut stats, work).await
+        session.serve(node, job, &mut stats, None, work).await
     }
     .await;
     // The next spare nodes load this run's batch ahead (after the work: off its critical path).
