@@ -219,7 +219,11 @@ impl Load {
     /// The stdin line of a cold node that loads `batch` with `env` put first (see
     /// templates/boot.exs, `read_stdin`), in pieces written one after the other: the batch's
     /// base64 is made a piece at a time, so no host holds a copy of it whole.
-    pub fn line<'b>(&self, batch: &'b [u8], env: Term) -> impl Iterator<Item = Vec<u8>> + 'b {
+    pub fn line(
+        &self,
+        batch: Arc<[u8]>,
+        env: Term,
+    ) -> impl Iterator<Item = Vec<u8>> + Send + use<> {
         let mut args = self.args.clone();
         args.push(env);
         let mut head = Vec::new();
@@ -229,8 +233,12 @@ impl Load {
         let head = format!("load:{}:", base64(&head)).into_bytes();
         // A multiple of 3: the pieces' base64 joins without padding in between.
         const PIECE: usize = 3 << 14;
+        let pieces = batch.len().div_ceil(PIECE);
         std::iter::once(head)
-            .chain(batch.chunks(PIECE).map(|piece| base64(piece).into_bytes()))
+            .chain((0..pieces).map(move |i| {
+                let end = batch.len().min((i + 1) * PIECE);
+                base64(&batch[i * PIECE..end]).into_bytes()
+            }))
             .chain(std::iter::once(b"\n".to_vec()))
     }
 

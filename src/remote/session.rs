@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use erl_dist::node::NodeName;
 use erl_dist::term::{Binary, Map, Term};
+use tokio::io::AsyncWriteExt;
 use tokio::net::UnixListener;
+use tokio::process::ChildStdin;
 
 use crate::build::beam::BeamError;
 use crate::build::compat;
@@ -526,6 +528,9 @@ impl Session<'_> {
         );
         let mut accept = std::pin::pin!(accept);
         let mut told = None;
+        // The batch is written while the node connects back; a write still going on when it has
+        // is the push's to wait for.
+        let mut writing: Option<Writing> = None;
         // The session ending first means the boot failed, and says why.
         let connected = async {
             loop {
@@ -536,9 +541,23 @@ impl Session<'_> {
                         master.marked(INFO, "the remote node").await
                     }
                 };
+                let written = async {
+                    match writing.as_mut() {
+                        Some(write) => write.await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     node = &mut accept => return node.map_err(SessionError::from),
-                    said = said => told = Some(self.told(master, job, &said?, stats).await?),
+                    said = said => {
+                        let sent = self.told(job, &said?, stats).await?;
+                        writing = sent.as_ref().and_then(|(_, sent)| sent.line(master, self.host));
+                        told = Some(sent);
+                    }
+                    stdin = written => {
+                        master.give_stdin(stdin?);
+                        writing = None;
+                    }
                 }
             }
         };
@@ -560,7 +579,7 @@ impl Session<'_> {
             self.input.clone(),
         ));
         let (known, sent) = match told {
-            Some(Some((known, sent))) => (Some(known), Some(sent)),
+            Some(Some((known, sent))) => (Some(known), Some(Sent { writing, ..sent })),
             _ => {
                 self.set_remote_env(&node, boot_limit).await?;
                 let known = master
@@ -575,11 +594,10 @@ impl Session<'_> {
     }
 
     /// What the booting node said of itself (`hex`, see [`Master::marked`]): the preflight
-    /// against it, then the batch, with the remote environment, on the node's stdin. `None` if
-    /// `hex` is not what the boot program prints (the push then asks the node).
+    /// against it, and the batch to send on the node's stdin ([`Sent::line`]). `None` if `hex`
+    /// is not what the boot program prints (the push then asks the node).
     async fn told(
         &self,
-        master: &mut Master,
         job: &Job,
         hex: &str,
         stats: &mut Stats,
@@ -595,9 +613,6 @@ impl Session<'_> {
         self.preflight(job, &remote)?;
         let needed = needed_apps(job);
         let load = push::Load::plan(&prepared, &remote, Some(&needed));
-        for piece in load.line(&prepared.batch, env_term(&self.host.remote_env)) {
-            master.send(&piece).await?;
-        }
         if !self.host.remote_env.is_empty() {
             self.report_env();
         }
@@ -605,6 +620,7 @@ impl Session<'_> {
             load,
             prepared,
             at: Instant::now(),
+            writing: None,
         };
         Ok(Some((remote, sent)))
     }
@@ -719,6 +735,9 @@ impl Session<'_> {
         job: &Job,
         sent: Sent,
     ) -> Result<(Arc<Prepared>, push::Pushed), SessionError> {
+        if let Some(writing) = sent.writing {
+            master.give_stdin(writing.await?);
+        }
         let hex = master.marked(LOADED, "the remote node").await?;
         let reply = boot::term_of_hex(&hex)
             .ok_or_else(|| PushError::Unexpected(format!("{MARKER}{LOADED}{hex}")))?;
@@ -826,12 +845,40 @@ impl Session<'_> {
     }
 }
 
-/// The batch a cold run sent on its node's stdin, and what it loads.
+/// The batch a cold run sends on its node's stdin, and what it loads.
 struct Sent {
     load: push::Load,
     prepared: Arc<Prepared>,
-    /// When it was written.
+    /// When its writing started.
     at: Instant,
+    /// The write, if it is still going on: it gives back the session's stdin.
+    writing: Option<Writing>,
+}
+
+/// Writing a batch on the boot session's stdin, taken from the master while it goes on.
+type Writing = std::pin::Pin<Box<dyn Future<Output = Result<ChildStdin, SshError>> + Send + Sync>>;
+
+impl Sent {
+    /// Starts writing the batch with `env` put first on the session's stdin, taken from
+    /// `master` meanwhile; `None` if the session's stdin is closed.
+    fn line(&self, master: &mut Master, host: &HostSettings) -> Option<Writing> {
+        let mut stdin = master.take_stdin()?;
+        let pieces = self
+            .load
+            .line(Arc::clone(&self.prepared.batch), env_term(&host.remote_env));
+        let host = host.address.clone();
+        Some(Box::pin(async move {
+            for piece in pieces {
+                if stdin.write_all(&piece).await.is_err() {
+                    return Err(SshError::Closed(host));
+                }
+            }
+            match stdin.flush().await {
+                Ok(()) => Ok(stdin),
+                Err(_) => Err(SshError::Closed(host)),
+            }
+        }))
+    }
 }
 
 /// The applications the shipped ones need from the server.

@@ -537,6 +537,17 @@ impl Master {
         self.run_control(cmd).await.map(drop)
     }
 
+    /// Takes the boot session's stdin, to write to it alongside (see [`Master::give_stdin`]);
+    /// `None` if it was closed or taken.
+    pub fn take_stdin(&mut self) -> Option<ChildStdin> {
+        self.stdin.take()
+    }
+
+    /// Gives back the stdin [`Master::take_stdin`] took: closing it ends the run on the remote.
+    pub fn give_stdin(&mut self, stdin: ChildStdin) {
+        self.stdin = Some(stdin);
+    }
+
     /// Writes `bytes` to the boot session's stdin.
     pub async fn send(&mut self, bytes: &[u8]) -> Result<(), SshError> {
         let host = self.target.host.clone();
