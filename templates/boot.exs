@@ -615,6 +615,11 @@ spawn(fn ->
   Application.start(:logger)
 end)
 
+# The connection back may take longer than OTP's 7 s default setup time while the node loads a
+# large batch on a busy server; the tool's --boot-timeout is the limit that counts (120 s is OTP's
+# largest).
+Application.put_env(:kernel, :net_setuptime, 120)
+
 spawn(fn ->
   unless Node.connect(tool) == true do
     IO.puts(:stderr, "mix-remote: the remote node could not connect back to the tool")
