@@ -155,7 +155,12 @@ pub async fn push(
     assumed: Option<&[&str]>,
     timeout: Duration,
 ) -> Result<Pushed, PushError> {
-    let load = Load::plan(prepared, remote, assumed);
+    let load = Load::plan(
+        prepared,
+        remote,
+        assumed.unwrap_or_default(),
+        assumed.is_some(),
+    );
     let mut args = vec![Binary::from(&ATTACHED[..]).into()];
     args.extend(load.args.iter().cloned());
     let batch = Arc::clone(&prepared.batch);
@@ -178,9 +183,10 @@ pub struct Load {
 }
 
 impl Load {
-    /// Loads the closure modules `remote` lacks; with `assumed`, the node first checks that it
-    /// has those applications and every closure module not sent loaded with its MD5.
-    pub fn plan(prepared: &Prepared, remote: &Remote, assumed: Option<&[&str]>) -> Load {
+    /// Loads the closure modules `remote` lacks. The node first checks that it has the
+    /// applications `needed` and, with `expected`, every closure module not sent loaded with its
+    /// MD5 (`remote` was told ahead, not asked: a warm session's spare).
+    pub fn plan(prepared: &Prepared, remote: &Remote, needed: &[&str], expected: bool) -> Load {
         let modules: Vec<(&Beam, &Wire)> =
             prepared.modules.iter().map(|(b, w)| (&**b, w)).collect();
         let missing = missing(&modules, remote);
@@ -192,17 +198,15 @@ impl Load {
                 .collect();
             List::from(names).into()
         };
-        let (needed, expected): (Vec<Term>, Vec<Term>) = match assumed {
-            Some(needed) => (
-                needed.iter().map(|app| atom(app)).collect(),
-                modules
-                    .iter()
-                    .map(|(beam, wire)| {
-                        tuple(vec![atom(&beam.name), Binary::from(&wire.md5[..]).into()])
-                    })
-                    .collect(),
-            ),
-            None => (Vec::new(), Vec::new()),
+        let needed: Vec<Term> = needed.iter().map(|app| atom(app)).collect();
+        let expected: Vec<Term> = match expected {
+            true => modules
+                .iter()
+                .map(|(beam, wire)| {
+                    tuple(vec![atom(&beam.name), Binary::from(&wire.md5[..]).into()])
+                })
+                .collect(),
+            false => Vec::new(),
         };
         Load {
             args: vec![
@@ -216,30 +220,17 @@ impl Load {
         }
     }
 
-    /// The stdin line of a cold node that loads `batch` with `env` put first (see
-    /// templates/boot.exs, `read_stdin`), in pieces written one after the other: the batch's
-    /// base64 is made a piece at a time, so no host holds a copy of it whole.
-    pub fn line(
-        &self,
-        batch: Arc<[u8]>,
-        env: Term,
-    ) -> impl Iterator<Item = Vec<u8>> + Send + use<> {
+    /// The start of the stdin line of a cold node that loads a batch with `env` put first (see
+    /// templates/boot.exs, `read_stdin`): `load:<base64 of the arguments>:`, which the batch's
+    /// base64 ([`Prepared::base64`], shared by every host) and a newline follow.
+    pub fn head(&self, env: Term) -> Vec<u8> {
         let mut args = self.args.clone();
         args.push(env);
         let mut head = Vec::new();
         Term::from(List::from(args))
             .encode(&mut head)
             .expect("encoding into memory");
-        let head = format!("load:{}:", base64(&head)).into_bytes();
-        // A multiple of 3: the pieces' base64 joins without padding in between.
-        const PIECE: usize = 3 << 14;
-        let pieces = batch.len().div_ceil(PIECE);
-        std::iter::once(head)
-            .chain((0..pieces).map(move |i| {
-                let end = batch.len().min((i + 1) * PIECE);
-                base64(&batch[i * PIECE..end]).into_bytes()
-            }))
-            .chain(std::iter::once(b"\n".to_vec()))
+        format!("load:{}:", base64(&head)).into_bytes()
     }
 
     /// What was pushed, from the node's `reply` to the load of `prepared` with `apps`

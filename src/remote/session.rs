@@ -612,7 +612,8 @@ impl Session<'_> {
         stats.wire = Some(took);
         self.preflight(job, &remote)?;
         let needed = needed_apps(job);
-        let load = push::Load::plan(&prepared, &remote, Some(&needed));
+        // The node said what it has a moment ago: it checks only the applications.
+        let load = push::Load::plan(&prepared, &remote, &needed, false);
         if !self.host.remote_env.is_empty() {
             self.report_env();
         }
@@ -859,21 +860,21 @@ struct Sent {
 type Writing = std::pin::Pin<Box<dyn Future<Output = Result<ChildStdin, SshError>> + Send + Sync>>;
 
 impl Sent {
-    /// Starts writing the batch with `env` put first on the session's stdin, taken from
+    /// Starts writing the batch, with `host`'s remote environment put first, on the session's stdin,
     /// `master` meanwhile; `None` if the session's stdin is closed.
     fn line(&self, master: &mut Master, host: &HostSettings) -> Option<Writing> {
         let mut stdin = master.take_stdin()?;
-        let pieces = self
-            .load
-            .line(Arc::clone(&self.prepared.batch), env_term(&host.remote_env));
+        let head = self.load.head(env_term(&host.remote_env));
+        let batch = self.prepared.base64();
         let host = host.address.clone();
         Some(Box::pin(async move {
-            for piece in pieces {
-                if stdin.write_all(&piece).await.is_err() {
-                    return Err(SshError::Closed(host));
-                }
-            }
-            match stdin.flush().await {
+            let written = async {
+                stdin.write_all(&head).await?;
+                stdin.write_all(batch.as_bytes()).await?;
+                stdin.write_all(b"\n").await?;
+                stdin.flush().await
+            };
+            match written.await {
                 Ok(()) => Ok(stdin),
                 Err(_) => Err(SshError::Closed(host)),
             }

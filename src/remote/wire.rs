@@ -71,6 +71,19 @@ pub struct Prepared {
     pub batch: Arc<[u8]>,
     /// How many modules the batch holds.
     pub shipped_modules: usize,
+    /// The batch in base64, made once for every host that sends it on a cold node's stdin.
+    pub base64: std::sync::OnceLock<Arc<str>>,
+}
+
+impl Prepared {
+    /// The batch in base64 (standard, padded), as a cold node's stdin line carries it: made by
+    /// the first host that asks, shared by all.
+    pub fn base64(&self) -> Arc<str> {
+        Arc::clone(
+            self.base64
+                .get_or_init(|| crate::remote::boot::base64(&self.batch).into()),
+        )
+    }
 }
 
 /// Prepares the modules of `apps` and `closure` (in load order), and their batch: `{Apps,
@@ -151,6 +164,7 @@ pub fn prepare_all(closure: &[Arc<Beam>], apps: &[ShippedApp]) -> Result<Prepare
         modules,
         batch: batch.into(),
         shipped_modules: wires.len(),
+        base64: Default::default(),
     })
 }
 

@@ -124,6 +124,7 @@ pub fn trimmed(prepared: &Prepared, had: &Digests, remote: &Remote) -> Option<Pr
         ]))
         .into(),
         shipped_modules,
+        base64: Default::default(),
     })
 }
 
@@ -326,6 +327,7 @@ mod tests {
             modules: Vec::new(),
             batch: batch.into(),
             shipped_modules: 2,
+            base64: Default::default(),
         }
     }
 
