@@ -860,8 +860,8 @@ struct Sent {
 type Writing = std::pin::Pin<Box<dyn Future<Output = Result<ChildStdin, SshError>> + Send + Sync>>;
 
 impl Sent {
-    /// Starts writing the batch, with `host`'s remote environment put first, on the session's stdin,
-    /// `master` meanwhile; `None` if the session's stdin is closed.
+    /// Starts writing the batch, with `host`'s remote environment put first, on the session's
+    /// stdin (taken from `master` meanwhile); `None` if the session's stdin is closed.
     fn line(&self, master: &mut Master, host: &HostSettings) -> Option<Writing> {
         let mut stdin = master.take_stdin()?;
         let head = self.load.head(env_term(&host.remote_env));
