@@ -340,7 +340,7 @@ fn loaded(reply: &Term) -> Result<u64, Vec<(String, String)>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use erl_dist::term::FixInteger;
 
@@ -423,10 +423,11 @@ mod tests {
         assert!(refusal(&tuple(vec![atom("error"), list(&[])])).is_none());
     }
 
-    #[test]
-    fn reads_what_the_remote_says_of_itself() {
+    /// What the boot program's `info` answers (and a node says of itself as it boots): OTP 26,
+    /// ERTS 14.2.5, Elixir 1.16.2, `lists` loaded with MD5 [7; 16], `arch`, 64-bit, `missing`.
+    pub(crate) fn info_term(arch: &str, missing: &[&str]) -> Term {
         let text = |s: &str| -> Term { Binary::from(s.as_bytes()).into() };
-        let reply = tuple(vec![
+        tuple(vec![
             text("26"),
             text("14.2.5"),
             text("1.16.2"),
@@ -435,10 +436,16 @@ mod tests {
                 Binary::from(&[7u8; 16][..]).into(),
             ])])
             .into(),
-            text("aarch64-unknown-linux-musl"),
+            text(arch),
             FixInteger::from(8).into(),
-            List::from(vec![atom("ssl")]).into(),
-        ]);
+            List::from(missing.iter().map(|app| atom(app)).collect::<Vec<_>>()).into(),
+        ])
+    }
+
+    #[test]
+    fn reads_what_the_remote_says_of_itself() {
+        let text = |s: &str| -> Term { Binary::from(s.as_bytes()).into() };
+        let reply = info_term("aarch64-unknown-linux-musl", &["ssl"]);
         let remote = parse_remote(&reply).unwrap();
         let versions = &remote.versions;
         assert_eq!(

@@ -551,7 +551,7 @@ impl Session<'_> {
                     node = &mut accept => return node.map_err(SessionError::from),
                     said = said => {
                         let sent = self.told(job, &said?, stats).await?;
-                        writing = sent.as_ref().and_then(|(_, sent)| sent.line(master, self.host));
+                        writing = sent.as_ref().and_then(|(_, sent)| sent.start_writing(master, self.host));
                         told = Some(sent);
                     }
                     stdin = written => {
@@ -594,7 +594,7 @@ impl Session<'_> {
     }
 
     /// What the booting node said of itself (`hex`, see [`Master::marked`]): the preflight
-    /// against it, and the batch to send on the node's stdin ([`Sent::line`]). `None` if `hex`
+    /// against it, and the batch to send on the node's stdin ([`Sent::start_writing`]). `None` if `hex`
     /// is not what the boot program prints (the push then asks the node).
     async fn told(
         &self,
@@ -862,7 +862,7 @@ type Writing = std::pin::Pin<Box<dyn Future<Output = Result<ChildStdin, SshError
 impl Sent {
     /// Starts writing the batch, with `host`'s remote environment put first, on the session's
     /// stdin (taken from `master` meanwhile); `None` if the session's stdin is closed.
-    fn line(&self, master: &mut Master, host: &HostSettings) -> Option<Writing> {
+    fn start_writing(&self, master: &mut Master, host: &HostSettings) -> Option<Writing> {
         let mut stdin = master.take_stdin()?;
         let head = self.load.head(env_term(&host.remote_env));
         let batch = self.prepared.base64();

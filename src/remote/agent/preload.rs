@@ -377,20 +377,7 @@ mod tests {
 
     #[test]
     fn reads_what_a_spare_says_of_itself() {
-        let text = |s: &str| -> Term { Binary::from(s.as_bytes()).into() };
-        let info = tuple(vec![
-            text("26"),
-            text("14.2.5"),
-            text("1.16.2"),
-            List::from(vec![tuple(vec![
-                atom("lists"),
-                Binary::from(&[7u8; 16][..]).into(),
-            ])])
-            .into(),
-            text("x86_64-pc-linux-gnu"),
-            FixInteger::from(8).into(),
-            List::from(Vec::<Term>::new()).into(),
-        ]);
+        let info = crate::remote::push::tests::info_term("x86_64-pc-linux-gnu", &[]);
         let hex = |worked: &str| {
             let mut bytes = Vec::new();
             tuple(vec![atom(worked), info.clone()])
