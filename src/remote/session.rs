@@ -551,7 +551,9 @@ impl Session<'_> {
                     node = &mut accept => return node.map_err(SessionError::from),
                     said = said => {
                         let sent = self.told(job, &said?, stats).await?;
-                        writing = sent.as_ref().and_then(|(_, sent)| sent.start_writing(master, self.host));
+                        writing = sent
+                            .as_ref()
+                            .and_then(|(_, sent)| sent.start_writing(master, self.host));
                         told = Some(sent);
                     }
                     stdin = written => {
@@ -594,8 +596,8 @@ impl Session<'_> {
     }
 
     /// What the booting node said of itself (`hex`, see [`Master::marked`]): the preflight
-    /// against it, and the batch to send on the node's stdin ([`Sent::start_writing`]). `None` if `hex`
-    /// is not what the boot program prints (the push then asks the node).
+    /// against it, and the batch to send on the node's stdin ([`Sent::start_writing`]). `None`
+    /// if `hex` is not what the boot program prints (the push then asks the node).
     async fn told(
         &self,
         job: &Job,
