@@ -17,8 +17,7 @@
 # `mix_remote`, made with
 # `{:"$gen_call", {pid, ref}, {op, args}}` and answered `{ref, reply}` (`{ref, {:badrpc, reason}}`
 # if the request crashed), each in a process of its own whose group leader is the relay, so
-# everything it (and whatever it starts) prints reaches the tool, and only once the tool has
-# written all of that output.
+# everything it (and whatever it starts) prints reaches the tool, and after all of that output.
 #
 # The run's files on the server live in one private directory (see `run_dir`), which every way
 # this program halts removes first (`halt`).
@@ -466,8 +465,9 @@ ops = %{
   end
 }
 
-# Returns once the tool has written every byte the relay has received so far.
-output_written = fn relay ->
+# Returns once the relay has sent the tool every byte it has received so far: a reply sent then
+# reaches the tool after them, and the tool writes them before it acts on the reply.
+output_sent = fn relay ->
   ref = make_ref()
   send(relay, {:mix_remote_sync, self(), ref})
 
@@ -510,7 +510,7 @@ serve = fn relay, geometry, serve ->
             kind, reason -> {:badrpc, {kind, reason}}
           end
 
-        output_written.(relay)
+        output_sent.(relay)
         if op in [:run, :eval, :iex], do: settled.()
         send(tool_pid, {ref, reply})
       end)

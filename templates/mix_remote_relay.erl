@@ -7,7 +7,9 @@
 %%   tool -> relay   {mix_remote_line, Bin | eof | interrupted}   the input asked for
 %%   tool -> relay   {mix_remote_geometry, Cols, Rows}  the tool's terminal size
 %%   local           {mix_remote_sync, Pid, Ref} -> Pid ! {Ref, synced} once all output before
-%%                   it is acknowledged
+%%                   it is sent to the tool: a message Pid sends the tool after that arrives
+%%                   after it (one connection keeps the order), and the tool writes the output
+%%                   it received before acting on that message
 %%
 %% Output requests are answered at once; their text travels in pieces of at most ?CHUNK bytes,
 %% held at most ?FLUSH_MS, with at most ?WINDOW bytes unacknowledged: a slow terminal or link
@@ -23,7 +25,7 @@
 -define(CHUNK, 32768).
 -define(FLUSH_MS, 5).
 
--record(s, {tool, buf = [], size = 0, due = false, inflight = 0, sent = 0, acked = 0,
+-record(s, {tool, buf = [], size = 0, due = false, inflight = 0, sent = 0,
             syncs = [], binary = true, encoding = unicode, geometry, input = <<>>, eof = false,
             reads = [], asking = false}).
 
@@ -92,15 +94,15 @@ ship(#s{tool = Tool, buf = Buf, inflight = In, sent = Sent} = S) ->
     Tool ! {mix_remote_out, Piece},
     ship(S#s{buf = Rest, size = byte_size(Rest), inflight = In + N, sent = Sent + N}).
 
-acked(#s{inflight = In, acked = A} = S0, N) ->
-    S = S0#s{inflight = In - N, acked = A + N},
+acked(#s{inflight = In} = S0, N) ->
+    S = S0#s{inflight = In - N},
     case S#s.size >= ?CHUNK orelse S#s.due orelse S#s.syncs =/= [] of
         true -> synced(ship(S#s{due = false}));
         false -> S
     end.
 
-synced(#s{syncs = Syncs, acked = Acked} = S) ->
-    {Done, Waiting} = lists:partition(fun({Target, _, _}) -> Acked >= Target end, Syncs),
+synced(#s{syncs = Syncs, sent = Sent} = S) ->
+    {Done, Waiting} = lists:partition(fun({Target, _, _}) -> Sent >= Target end, Syncs),
     [From ! {Ref, synced} || {_, From, Ref} <- Done],
     S#s{syncs = Waiting}.
 

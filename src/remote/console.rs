@@ -2,17 +2,17 @@
 //! in order and acknowledged once it is on stdout, prompts shown after all earlier output, reads
 //! handed to the run's [`Input`] (or to a [`Terminal`] of the command's own, which shows both).
 //! Writing never holds up the distribution connection (ticks keep flowing while a terminal is
-//! slow); the relay's window bounds what waits here.
+//! slow); the relay's window bounds what waits here. A reply to a request waits until what came
+//! before it is handled here (see [`Inbox`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use erl_dist::term::Term;
-use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::remote::boot::SERVER;
-use crate::remote::node::Node;
 use crate::remote::node::relay::{self, FromRelay, RELAY};
+use crate::remote::node::{Inbox, Node};
 use crate::remote::stdin::{Line, Stdin};
 use crate::report::Reporter;
 
@@ -133,10 +133,10 @@ pub struct Counts {
     pub reads: AtomicU64,
 }
 
-/// Starts the console of one host: it runs until the connection's last message.
+/// Starts the console of one host: it handles `inbox` until the connection's last message.
 pub fn start(
     node: Arc<Node>,
-    mut messages: UnboundedReceiver<FromRelay>,
+    mut inbox: Inbox,
     report: Arc<Reporter>,
     input: Input,
 ) -> Arc<Counts> {
@@ -145,7 +145,7 @@ pub fn start(
     std::thread::Builder::new()
         .name("console".into())
         .spawn(move || {
-            while let Some(message) = messages.blocking_recv() {
+            while let Some(message) = inbox.blocking_next() {
                 match message {
                     FromRelay::Out(bytes) => {
                         input.output(&report, &bytes);
@@ -165,6 +165,7 @@ pub fn start(
                         let _ = node.send(from, relay::refusal(reply_as));
                     }
                 }
+                inbox.handled();
             }
         })
         .expect("spawning a thread");

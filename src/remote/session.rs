@@ -563,7 +563,7 @@ impl Session<'_> {
                 }
             }
         };
-        let (node, from_relay) = timeout(
+        let (node, inbox) = timeout(
             boot_limit,
             connected,
             "booting the remote node",
@@ -576,7 +576,7 @@ impl Session<'_> {
         dir.remove();
         stats.console = Some(console::start(
             Arc::clone(&node),
-            from_relay,
+            inbox,
             Arc::clone(self.report),
             self.input.clone(),
         ));

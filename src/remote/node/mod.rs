@@ -7,7 +7,7 @@ pub mod handshake;
 pub mod relay;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use erl_dist::message::Message;
 use erl_dist::node::NodeName;
 use erl_dist::term::{Atom, List, Pid, Reference, Term, Tuple};
 use tokio::net::UnixListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 pub use dist::DistError;
@@ -28,7 +28,8 @@ pub use relay::FromRelay;
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(30);
 
 /// Replies awaited by rex calls, keyed by the reference's id words; `None` once the link is gone.
-type Pending = Mutex<Option<HashMap<Vec<u32>, oneshot::Sender<Term>>>>;
+/// Each reply comes with how many of the relay's messages arrived before it.
+type Pending = Mutex<Option<HashMap<Vec<u32>, oneshot::Sender<(Term, u64)>>>>;
 
 /// A connected hidden node: sends messages, makes requests and rex calls, receives what the
 /// remote's relay sends.
@@ -39,6 +40,28 @@ pub struct Node {
     pending: Arc<Pending>,
     next_ref: AtomicU32,
     requests: AtomicU32,
+    /// How many of the relay's messages the [`Inbox`]'s reader has handled.
+    handled: watch::Receiver<u64>,
+}
+
+/// What the remote's relay sends (output, reads), in order. The relay does not wait for the
+/// output to be written before the reply that follows it goes: a request returns its reply only
+/// once the reader has handled every message that came before that reply.
+pub struct Inbox {
+    messages: mpsc::UnboundedReceiver<FromRelay>,
+    handled: watch::Sender<u64>,
+}
+
+impl Inbox {
+    /// The next message, waiting for it (not in async code); `None` once the connection is gone.
+    pub fn blocking_next(&mut self) -> Option<FromRelay> {
+        self.messages.blocking_recv()
+    }
+
+    /// The last message is handled: its output written, its read handed on.
+    pub fn handled(&self) {
+        self.handled.send_modify(|n| *n += 1);
+    }
 }
 
 /// Why a remote call failed.
@@ -68,8 +91,8 @@ pub enum CallError {
 impl Node {
     /// Waits on `listener` for the node named `peer` to connect with our cookie, then starts the
     /// connection loops. A run has exactly one connection: anyone else, before or after, is
-    /// refused and logged. The relay's messages (output, reads) arrive on the returned receiver,
-    /// in order; `log` receives notes for `-v`.
+    /// refused and logged. The relay's messages (output, reads) arrive in the returned inbox;
+    /// `log` receives notes for `-v`.
     pub async fn accept(
         listener: UnixListener,
         name: &NodeName,
@@ -77,7 +100,7 @@ impl Node {
         cookie: &str,
         peer: &str,
         log: impl Fn(String) + Send + Sync + 'static,
-    ) -> Result<(Arc<Node>, mpsc::UnboundedReceiver<FromRelay>), DistError> {
+    ) -> Result<(Arc<Node>, Inbox), DistError> {
         let local = dist::local_node(name, creation);
         // Handshakes run side by side, each with a limit: a peer that connects and stays silent
         // cannot hold the door shut for the node we booted.
@@ -107,6 +130,7 @@ impl Node {
         let (reader, writer) = stream.into_split();
         let (outgoing, queue) = mpsc::unbounded_channel();
         let (relay_tx, relay_rx) = mpsc::unbounded_channel();
+        let (handled_tx, handled_rx) = watch::channel(0);
         let pending: Arc<Pending> = Arc::new(Mutex::new(Some(HashMap::new())));
         tokio::spawn(dist::write_loop(writer, queue));
         let node = Arc::new(Node {
@@ -116,9 +140,12 @@ impl Node {
             pending: Arc::clone(&pending),
             next_ref: AtomicU32::new(1),
             requests: AtomicU32::new(0),
+            handled: handled_rx,
         });
         tokio::spawn(async move {
-            let read = dist::read_loop(reader, |msg| deliver(msg, &pending, &relay_tx, &log), &log);
+            let relayed = AtomicU64::new(0);
+            let relay = (&relay_tx, &relayed);
+            let read = dist::read_loop(reader, |msg| deliver(msg, &pending, relay, &log), &log);
             tokio::select! {
                 () = read => {}
                 () = refuse_all(&listener, &log) => {}
@@ -126,7 +153,11 @@ impl Node {
             // Dropping the waiting senders wakes every caller with "connection lost".
             pending.lock().expect("pending lock poisoned").take();
         });
-        Ok((node, relay_rx))
+        let inbox = Inbox {
+            messages: relay_rx,
+            handled: handled_tx,
+        };
+        Ok((node, inbox))
     }
 
     /// How many requests (each a round trip) this node has sent.
@@ -222,7 +253,7 @@ impl Node {
             Message::reg_send(self.pid.clone(), Atom::from(to), msg),
             attached,
         )?;
-        let reply = match timeout {
+        let (reply, relayed_before) = match timeout {
             None => rx.await.map_err(|_| DistError::Lost)?,
             Some(limit) => match tokio::time::timeout(limit, rx).await {
                 Ok(reply) => reply.map_err(|_| DistError::Lost)?,
@@ -235,6 +266,12 @@ impl Node {
                 }
             },
         };
+        // An inbox nobody reads (dropped) has nothing to wait for.
+        let _ = self
+            .handled
+            .clone()
+            .wait_for(|&handled| handled >= relayed_before)
+            .await;
         match reply {
             Term::Tuple(t) if t.elements.len() == 2 && is_atom(&t.elements[0], "badrpc") => {
                 Err(CallError::BadRpc {
@@ -305,11 +342,12 @@ async fn refuse_all(listener: &UnixListener, log: &(dyn Fn(String) + Send + Sync
     }
 }
 
-/// Routes one incoming message: call replies to their waiters, the relay's to the receiver.
+/// Routes one incoming message: call replies to their waiters (with how many of the relay's
+/// messages came before), the relay's to the inbox (counted).
 fn deliver(
     msg: Message,
     pending: &Pending,
-    relay: &mpsc::UnboundedSender<FromRelay>,
+    (relay, relayed): (&mpsc::UnboundedSender<FromRelay>, &AtomicU64),
     log: &(dyn Fn(String) + Send + Sync),
 ) {
     let payload = match msg {
@@ -321,6 +359,7 @@ fn deliver(
         _ => return,
     };
     if let Some(message) = FromRelay::from_term(&payload) {
+        relayed.fetch_add(1, Ordering::Relaxed);
         let _ = relay.send(message);
         return;
     }
@@ -338,7 +377,7 @@ fn deliver(
     match (waiter, payload) {
         (Some(waiter), Term::Tuple(mut t)) => {
             if let Some(reply) = t.elements.pop() {
-                let _ = waiter.send(reply);
+                let _ = waiter.send((reply, relayed.load(Ordering::Relaxed)));
             }
         }
         (_, payload) => log(format!("ignored message: {payload}")),
@@ -392,5 +431,86 @@ mod tests {
         .await
         .expect("the booted node was kept waiting");
         assert!(accepted.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_reply_waits_until_the_relay_messages_before_it_are_handled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let us: NodeName = "us@localhost".parse().unwrap();
+        let accept = Node::accept(listener, &us, 7, "right", "remote@localhost", |_| {});
+        let peer = async {
+            let stream = UnixStream::connect(&path).await.unwrap();
+            let remote = dist::local_node(&"remote@localhost".parse().unwrap(), 9);
+            let mut hs = ClientSideHandshake::new(stream.compat(), remote, "right");
+            hs.execute_send_name(6).await.unwrap();
+            hs.execute_rest(true).await.unwrap().0.into_inner()
+        };
+        let (accepted, peer) = tokio::join!(accept, peer);
+        let (node, mut inbox) = accepted.unwrap();
+        let (reader, writer) = peer.into_split();
+        let (to_us, queue) = mpsc::unbounded_channel();
+        tokio::spawn(dist::write_loop(writer, queue));
+        let (requests_tx, mut requests) = mpsc::unbounded_channel();
+        tokio::spawn(dist::read_loop(
+            reader,
+            move |m| drop(requests_tx.send(m)),
+            |_| {},
+        ));
+
+        let asking = Arc::clone(&node);
+        let mut reply =
+            tokio::spawn(async move { asking.request("mix_remote", "run", vec![], None).await });
+        // The peer answers as the boot program's server does: two pieces of output from the
+        // relay, then the reply.
+        let Some(Message::RegSend(request)) = requests.recv().await else {
+            panic!("no request")
+        };
+        let Term::Tuple(call) = request.message else {
+            panic!("not a call")
+        };
+        let Term::Tuple(from) = &call.elements[1] else {
+            panic!("no sender")
+        };
+        let send = |term: Term| {
+            let message = Message::send(node.pid.clone(), term);
+            to_us
+                .send(dist::Outgoing {
+                    message,
+                    attached: None,
+                })
+                .unwrap();
+        };
+        for piece in ["a", "b"] {
+            send(tuple(vec![
+                atom("mix_remote_out"),
+                erl_dist::term::Binary::from(piece.as_bytes()).into(),
+            ]));
+        }
+        send(tuple(vec![from.elements[1].clone(), atom("ok")]));
+
+        let next = |mut inbox: Inbox| {
+            tokio::task::spawn_blocking(move || {
+                let message = inbox.blocking_next();
+                (inbox, message)
+            })
+        };
+        let (inbox_back, first) = next(inbox).await.unwrap();
+        inbox = inbox_back;
+        assert!(matches!(first, Some(FromRelay::Out(_))));
+        // Both pieces and the reply have arrived; one piece is not handled yet.
+        let (inbox_back, second) = next(inbox).await.unwrap();
+        inbox = inbox_back;
+        assert!(matches!(second, Some(FromRelay::Out(_))));
+        inbox.handled();
+        let early = tokio::time::timeout(Duration::from_millis(100), &mut reply).await;
+        assert!(
+            early.is_err(),
+            "the reply came before the output was handled"
+        );
+        inbox.handled();
+        let replied = tokio::time::timeout(Duration::from_secs(3), reply).await;
+        assert!(matches!(replied, Ok(Ok(Ok(Term::Atom(a)))) if a.name == "ok"));
     }
 }

@@ -109,7 +109,7 @@ where
             move |note: String| log.verbose(&note),
         );
         let limit = Duration::from_secs(host.boot_timeout);
-        let (node, from_relay) = timeout(
+        let (node, inbox) = timeout(
             limit,
             accept,
             "booting the remote node",
@@ -121,7 +121,7 @@ where
         stats.boot = Some(booting.elapsed());
         stats.console = Some(console::start(
             Arc::clone(&node),
-            from_relay,
+            inbox,
             Arc::clone(report),
             input.clone(),
         ));
