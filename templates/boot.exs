@@ -488,42 +488,74 @@ settled = fn ->
   IO.puts(:user, "mix-remote:done")
 end
 
+# Runs request `op` for the tool's process `from` in a process of its own, whose group leader is
+# the relay; replies once the output it made is sent (and, after run/eval/iex, the node's own).
+dispatch = fn relay, {tool_pid, ref}, op, args ->
+  spawn(fn ->
+    Process.group_leader(self(), relay)
+
+    reply =
+      try do
+        apply(Map.fetch!(ops, op), args)
+      catch
+        kind, reason -> {:badrpc, {kind, reason}}
+      end
+
+    output_sent.(relay)
+    if op in [:run, :eval, :iex], do: settled.()
+    send(tool_pid, {ref, reply})
+  end)
+end
+
+# A request `{:after_load, [op, args]}` is `op` once the batch sent on stdin is loaded (see
+# `read_stdin`): the tool sends it without waiting to read `mix-remote:loaded`. If that load
+# failed, the reply is `:not_loaded` (the tool reads why from the line).
+after_load = fn relay, {tool_pid, ref} = from, [op, args], loaded ->
+  case loaded do
+    {:ok, _stale} -> dispatch.(relay, from, op, args)
+    _failed -> send(tool_pid, {ref, :not_loaded})
+  end
+end
+
 # The relay starts with the first request, which names the tool's pid. The size of the tool's
 # terminal comes here and goes to the relay (one that came before the relay, once it is started).
-serve = fn relay, geometry, serve ->
+# `loaded` is the stdin load's reply once there is one; `waiting`, the `after_load` requests
+# that came before it.
+serve = fn state, serve ->
   receive do
     {:mix_remote_geometry, _cols, _rows} = size ->
-      if relay, do: send(relay, size)
-      serve.(relay, size, serve)
+      if state.relay, do: send(state.relay, size)
+      serve.(%{state | geometry: size}, serve)
 
-    {:"$gen_call", {tool_pid, ref}, {op, args}} ->
-      relay = relay || :mix_remote_relay.start(tool_pid)
-      if geometry, do: send(relay, geometry)
+    {:mix_remote_loaded, loaded} ->
+      for {from, args} <- Enum.reverse(state.waiting), do: after_load.(state.relay, from, args, loaded)
+      serve.(%{state | loaded: loaded, waiting: []}, serve)
 
-      spawn(fn ->
-        Process.group_leader(self(), relay)
+    {:"$gen_call", {tool_pid, _ref} = from, {op, args}} ->
+      relay = state.relay || :mix_remote_relay.start(tool_pid)
+      if state.geometry, do: send(relay, state.geometry)
+      state = %{state | relay: relay, geometry: nil}
 
-        reply =
-          try do
-            apply(Map.fetch!(ops, op), args)
-          catch
-            kind, reason -> {:badrpc, {kind, reason}}
-          end
+      cond do
+        op != :after_load ->
+          dispatch.(relay, from, op, args)
+          serve.(state, serve)
 
-        output_sent.(relay)
-        if op in [:run, :eval, :iex], do: settled.()
-        send(tool_pid, {ref, reply})
-      end)
+        state.loaded ->
+          after_load.(relay, from, args, state.loaded)
+          serve.(state, serve)
 
-      serve.(relay, nil, serve)
+        true ->
+          serve.(%{state | waiting: [{from, args} | state.waiting]}, serve)
+      end
   end
 end
 
 # The rest of stdin, until its end halts the node: a cold run's batch comes as one line while the
 # node connects back, `load:<base64 of [eager, on_load, apps, expected, env]>:<base64 of batch>`,
 # loaded (after `env` is put: a TMPDIR there places the run's directory) as the `load` request
-# does; `mix-remote:loaded:<hex of its reply>` then tells the tool, which makes its first request
-# only once it has read that.
+# does; `mix-remote:loaded:<hex of its reply>` then tells the tool, and the server, which holds
+# the tool's `after_load` request until then.
 read_stdin = fn again ->
   case read_line.() do
     "load:" <> data ->
@@ -539,6 +571,7 @@ read_stdin = fn again ->
         end
 
       IO.puts("mix-remote:loaded:" <> Base.encode16(:erlang.term_to_binary(reply), case: :lower))
+      send(:mix_remote, {:mix_remote_loaded, reply})
 
     _other ->
       :ok
@@ -589,7 +622,8 @@ end
 
 cookie = String.to_atom(read_after_preloads.(true, read_after_preloads))
 tool = String.to_atom(read_line.())
-Process.register(spawn(fn -> serve.(nil, nil, serve) end), :mix_remote)
+serving = %{relay: nil, geometry: nil, loaded: nil, waiting: []}
+Process.register(spawn(fn -> serve.(serving, serve) end), :mix_remote)
 :erlang.set_cookie(node(), cookie)
 watching = self()
 

@@ -19,7 +19,7 @@ use crate::config::{self, Build, Config, HostSettings};
 use crate::exit::{self, CliError};
 use crate::remote::console::{self, Input};
 use crate::remote::iex::{self, End, Expansion};
-use crate::remote::invoke::Setup;
+use crate::remote::invoke::{Ready, Setup};
 use crate::remote::job::Job;
 use crate::remote::node::{Node, relay};
 use crate::remote::session::{self, SessionError};
@@ -76,12 +76,12 @@ pub async fn exec(
         false => Input::for_hosts(1),
     };
     let view = Arc::new(report.for_host(&host.name, false, 0));
-    let work = |node: Arc<Node>| {
+    let work = |node: Arc<Node>, ready: Ready| {
         let (live, name, job) = (Arc::clone(&live), &name, &job);
         async move {
             live.attach(Arc::clone(&node));
             let ansi = on_terminal;
-            let end = iex::session(&node, name, ansi, Setup::of(job)).await;
+            let end = iex::session(&node, name, ansi, Setup::of(job), &ready).await;
             end.map_err(SessionError::from)
         }
     };

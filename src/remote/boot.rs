@@ -63,6 +63,9 @@ pub const VERSIONS: &str = "mix-remote-versions ";
 pub const STALE: &str = "mix-remote-stale ";
 /// The name the boot program's request server registers on the remote node.
 pub const SERVER: &str = "mix_remote";
+/// The boot program's request `{after_load, [Op, Args]}`: request `Op` once the batch sent on
+/// the node's stdin is loaded (`not_loaded` if that load failed).
+pub const AFTER_LOAD: &str = "after_load";
 
 /// The requests the boot program's server answers, in the order a run makes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,6 +248,7 @@ mod tests {
         assert!(START.contains(&format!("io:format(\"{MARKER}{OLD_OTP}~b~n\"")));
         assert!(START.contains("mix_remote_boot:main(@TICK_MS@)\n"));
         assert!(PROGRAM.contains(":net_kernel.start([name, :shortnames, tick_ms])"));
+        assert!(PROGRAM.contains(&format!("op != :{AFTER_LOAD} ->")));
         for request in [
             Request::Info,
             Request::Load,

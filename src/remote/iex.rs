@@ -8,7 +8,7 @@ use erl_dist::term::{Binary, Term};
 
 use crate::events::Status;
 use crate::remote::boot::{Request, SERVER};
-use crate::remote::invoke::{self, Outcome, Setup};
+use crate::remote::invoke::{self, Outcome, Ready, Setup};
 use crate::remote::node::{CallError, DistError, Node, atom, is_atom};
 
 /// How long a completion may take before the line editor goes on without one.
@@ -41,22 +41,22 @@ pub enum End {
 }
 
 /// Runs an IEx session on `node` after `setup`, with the prompt `iex(NAME)N>` and, with `ansi`,
-/// IEx's colours; returns when it ends. Its prompts reach the console as reads, its output as
-/// output.
+/// IEx's colours, once the code is `ready`; returns when it ends. Its prompts reach the console
+/// as reads, its output as output.
 pub async fn session(
     node: &Node,
     name: &str,
     ansi: bool,
     setup: Setup<'_>,
+    ready: &Ready,
 ) -> Result<End, CallError> {
     let args = vec![
         binary(name),
         atom(if ansi { "true" } else { "false" }),
         invoke::setup_term(setup),
     ];
-    let request = Request::Iex.name();
-    match node.request(SERVER, request, args, None).await {
-        Ok(reply) => Ok(match invoke::outcome(request, &reply)? {
+    match invoke::request(node, Request::Iex, args, ready).await {
+        Ok(reply) => Ok(match invoke::outcome(Request::Iex.name(), &reply)? {
             Outcome::Returned(_) => End::Stopped,
             Outcome::NotStarted { app, reason } => End::NotStarted { app, reason },
             Outcome::Failed { how, text, .. } => End::Failed { how, text },

@@ -4,10 +4,11 @@
 //! `iex`'s session (`remote/iex.rs`) takes the same setup and reply.
 
 use erl_dist::term::{Binary, List, Map, Term};
+use tokio::sync::watch;
 
 use crate::build::app_config::AppConfig;
 use crate::events::Status;
-use crate::remote::boot::{Request, SERVER};
+use crate::remote::boot::{AFTER_LOAD, Request, SERVER};
 use crate::remote::job::{Call, Code, Job};
 use crate::remote::node::{CallError, Node, atom, is_atom, tuple};
 
@@ -57,9 +58,63 @@ impl Setup<'_> {
     }
 }
 
-/// Makes `call` on the remote after applying `setup`; what it prints reaches the console
-/// meanwhile, all of it before the reply. A session is not made here but by `remote::iex`.
-pub async fn invoke(node: &Node, call: &Call, setup: Setup<'_>) -> Result<Outcome, CallError> {
+/// Whether the job's code is on the node as the work on it starts: already, or once the batch
+/// sent on the node's stdin is loaded, which the tool has not read yet. Then the work's request
+/// goes at once and the node holds it until that load is done: a round trip sooner than after
+/// reading the node's `mix-remote:loaded`.
+#[derive(Debug, Clone)]
+pub struct Ready(Option<watch::Receiver<bool>>);
+
+impl Ready {
+    /// The code is loaded.
+    pub fn now() -> Ready {
+        Ready(None)
+    }
+
+    /// The code is loading from the node's stdin; the push says it is done (with `true`) on the
+    /// returned sender.
+    pub fn after_stdin_load() -> (watch::Sender<bool>, Ready) {
+        let (pushed, ready) = watch::channel(false);
+        (pushed, Ready(Some(ready)))
+    }
+
+    /// Returns once the push is done; never, if it failed (the run then ends with its error).
+    pub async fn pushed(&self) {
+        if let Some(ready) = &self.0
+            && ready.clone().wait_for(|&pushed| pushed).await.is_err()
+        {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Makes the boot program's `request` with `args`; held by the node until its stdin load is done
+/// if `ready` says the code is loading still.
+pub async fn request(
+    node: &Node,
+    request: Request,
+    args: Vec<Term>,
+    ready: &Ready,
+) -> Result<Term, CallError> {
+    let (op, args) = match ready.0 {
+        None => (request.name(), args),
+        Some(_) => (
+            AFTER_LOAD,
+            vec![atom(request.name()), List::from(args).into()],
+        ),
+    };
+    node.request(SERVER, op, args, None).await
+}
+
+/// Makes `call` on the remote after applying `setup`, once the code is `ready`; what it prints
+/// reaches the console meanwhile, all of it before the reply. A session is not made here but by
+/// `remote::iex`.
+pub async fn invoke(
+    node: &Node,
+    call: &Call,
+    setup: Setup<'_>,
+    ready: &Ready,
+) -> Result<Outcome, CallError> {
     // The boot program runs it and formats the result (templates/boot.exs).
     let (request, args) = match call {
         Call::Function { entry, args } => (
@@ -74,18 +129,24 @@ pub async fn invoke(node: &Node, call: &Call, setup: Setup<'_>) -> Result<Outcom
         Call::Code(code) => (Request::Eval, code_terms(code, setup)),
         Call::Session => unreachable!("a session is run by remote::iex::session"),
     };
-    let name = request.name();
-    let reply = node.request(SERVER, name, args, None).await?;
-    outcome(name, &reply)
+    let reply = self::request(node, request, args, ready).await?;
+    outcome(request.name(), &reply)
 }
 
 /// How the boot program's `request` (`run`, `eval`, `iex`) ended, from its reply: `{ok, Text}`,
-/// `{failed, Kind, Text, MissingModule}` or `{not_started, App, Reason}`.
+/// `{failed, Kind, Text, MissingModule}` or `{not_started, App, Reason}` (`not_loaded`: the
+/// batch it waited for did not load).
 pub fn outcome(request: &str, reply: &Term) -> Result<Outcome, CallError> {
     let unexpected = || CallError::BadRpc {
         mfa: request.into(),
         reason: format!("unexpected reply {reply}"),
     };
+    if is_atom(reply, "not_loaded") {
+        return Err(CallError::BadRpc {
+            mfa: request.into(),
+            reason: "the batch sent on the node's stdin did not load".into(),
+        });
+    }
     let Term::Tuple(t) = reply else {
         return Err(unexpected());
     };

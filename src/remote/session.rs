@@ -28,7 +28,7 @@ use crate::events::{Event, Stage};
 use crate::remote::agent::preload::{self, Digests};
 use crate::remote::boot::{self, BootError, INFO, LOADED, MARKER};
 use crate::remote::console::{self, Input};
-use crate::remote::invoke::{self, Outcome, Setup};
+use crate::remote::invoke::{self, Outcome, Ready, Setup};
 use crate::remote::job::{Job, counted};
 use crate::remote::node::{CallError, DistError, Node};
 use crate::remote::private_dir::{self, PrivateDir};
@@ -164,21 +164,21 @@ pub async fn run_host(
     report: &Arc<Reporter>,
     input: &Input,
 ) -> Result<Outcome, SessionError> {
-    on_host(job, host, report, input, |node| {
-        call(node, job, host, report)
+    on_host(job, host, report, input, |node, ready| {
+        call(node, job, host, report, ready)
     })
     .await
 }
 
 /// Sets up `job` on one host (connects, boots, pushes), hands the node to `work` (the call of
-/// `run`, the session of `iex`) and tears down, whatever happens. The remote's reads are answered
-/// from `input`.
+/// `run`, the session of `iex`), with when the code is ready on it, and tears down, whatever
+/// happens. The remote's reads are answered from `input`.
 pub async fn on_host<T, F>(
     job: &Job,
     host: &HostSettings,
     report: &Arc<Reporter>,
     input: &Input,
-    work: impl FnOnce(Arc<Node>) -> F,
+    work: impl FnOnce(Arc<Node>, Ready) -> F,
 ) -> Result<T, SessionError>
 where
     F: Future<Output = Result<T, SessionError>>,
@@ -272,7 +272,8 @@ struct Stats {
     boot: Option<Duration>,
     /// Learning what the remote has and loading what it lacks.
     push: Option<Duration>,
-    /// The command's work on the node: the entry function's call, the session.
+    /// The command's work on the node (the entry function's call, the session) after the push,
+    /// though its request may have gone before the push was done.
     call: Option<Duration>,
     /// Stopping the remote node and the connection.
     teardown: Option<Duration>,
@@ -426,22 +427,44 @@ struct Session<'a> {
 
 impl Session<'_> {
     /// What every run does once its node is up, cold or warm: pushes the job, hands the node to
-    /// `work`, and disconnects.
+    /// `work`, and disconnects. With the batch `sent` on the node's stdin, the work starts while
+    /// the node loads it: its request goes at once and the node holds it until the load is done.
     async fn serve<T, F>(
         &self,
         node: Arc<Node>,
         job: &Job,
         stats: &mut Stats,
         sent: Option<(&mut Master, Sent)>,
-        work: impl FnOnce(Arc<Node>) -> F,
+        work: impl FnOnce(Arc<Node>, Ready) -> F,
     ) -> Result<T, SessionError>
     where
         F: Future<Output = Result<T, SessionError>>,
     {
-        self.push(&node, job, stats, sent).await?;
         console::follow_geometry(&node);
-        let started = Instant::now();
-        let result = work(Arc::clone(&node)).await;
+        let (result, started) = if sent.is_some() {
+            let (pushed, ready) = Ready::after_stdin_load();
+            let mut work = std::pin::pin!(work(Arc::clone(&node), ready));
+            let mut early = None;
+            {
+                let mut push = std::pin::pin!(self.push(&node, job, stats, sent));
+                loop {
+                    tokio::select! {
+                        done = &mut push => break done?,
+                        result = &mut work, if early.is_none() => early = Some(result),
+                    }
+                }
+            }
+            pushed.send_replace(true);
+            let started = Instant::now();
+            match early {
+                Some(result) => (result, started),
+                None => (work.await, started),
+            }
+        } else {
+            self.push(&node, job, stats, None).await?;
+            let started = Instant::now();
+            (work(Arc::clone(&node), Ready::now()).await, started)
+        };
         stats.call = Some(started.elapsed());
         stats.requests = Some(node.requests());
         // Closing the connection first halts the node (it goes when the tool's node does) and
@@ -925,20 +948,34 @@ impl LocalEnd {
     }
 }
 
-/// `run`'s and `eval`'s work on a host: makes the call (within `--call-timeout`, if any) and
-/// says how it ended.
+/// `run`'s and `eval`'s work on a host: makes the call once the code is `ready` (within
+/// `--call-timeout`, if any, from the push's end) and says how it ended.
 async fn call(
     node: Arc<Node>,
     job: &Job,
     host: &HostSettings,
     report: &Reporter,
+    ready: Ready,
 ) -> Result<Outcome, SessionError> {
     let calling = job.call.doing();
+    let mut call = std::pin::pin!(invoke::invoke(&node, &job.call, Setup::of(job), &ready));
+    // Its first poll sends the request, which may go before the push is done; the call's phase
+    // starts after the push's.
+    let early = tokio::select! {
+        biased;
+        () = ready.pushed() => None,
+        reply = &mut call => Some(reply),
+    };
+    if early.is_some() {
+        ready.pushed().await;
+    }
     let phase = report.phase(Stage::Call, &calling);
-    let call = invoke::invoke(&node, &job.call, Setup::of(job));
-    let outcome = match host.call_timeout.map(Duration::from_secs) {
-        None => call.await.map_err(SessionError::from),
-        Some(limit) => timeout(limit, call, &calling, &host.address, "--call-timeout").await,
+    let outcome = match (early, host.call_timeout.map(Duration::from_secs)) {
+        (Some(reply), _) => reply.map_err(SessionError::from),
+        (None, None) => call.await.map_err(SessionError::from),
+        (None, Some(limit)) => {
+            timeout(limit, call, &calling, &host.address, "--call-timeout").await
+        }
     };
     let outcome = outcome.map_err(|e| e.lost_in(&calling, &host.address))?;
     match &outcome {

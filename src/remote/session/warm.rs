@@ -14,6 +14,7 @@ use crate::config::HostSettings;
 use crate::events::Stage;
 use crate::remote::agent::{self, client, dirs, preload};
 use crate::remote::console::{self, Input};
+use crate::remote::invoke::Ready;
 use crate::remote::job::Job;
 use crate::remote::node::Node;
 use crate::report::Reporter;
@@ -50,7 +51,7 @@ pub(super) async fn on_spare<T, F>(
     host: &HostSettings,
     report: &Arc<Reporter>,
     input: &Input,
-    work: impl FnOnce(Arc<Node>) -> F,
+    work: impl FnOnce(Arc<Node>, Ready) -> F,
 ) -> Result<T, SessionError>
 where
     F: Future<Output = Result<T, SessionError>>,
