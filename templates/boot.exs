@@ -23,7 +23,7 @@
 # this program halts removes first (`halt`).
 
 # Halts the node, removing the run's directory first (once the writers of the loaded modules'
-# files, see `write_and_load`, are stopped).
+# files, see `stage`, are stopped).
 halt = fn status ->
   for pid <- :persistent_term.get(:mix_remote_writers, []) do
     ref = Process.monitor(pid)
@@ -144,7 +144,7 @@ end
 # Makes each application of the batch `<dir>/lib/<app>/{ebin,priv}` (its `.app` and `priv/`
 # written) and puts its ebin on the code path, before any module loads (an -on_load may call
 # :code.priv_dir/1). Returns each module's file and code (the modules' files are written by
-# `write_and_load`) and how many stale run directories went.
+# `stage`) and how many stale run directories went.
 write_apps = fn apps, loose ->
   {dir, stale} = run_dir.(run_dir)
 
@@ -219,29 +219,91 @@ on_load_reasons = fn work ->
   end
 end
 
-# Applies the configuration as `mix run` does: config/ evaluated here (runtime.exs sees this
-# server's environment) and put with `persistent: true`, so it beats the `.app` defaults, which
-# load next; then every shipped application is loaded.
+# Evaluates config file `name` (config.exs or runtime.exs) of `files` for Mix environment `env`
+# as `mix run` does (runtime.exs sees this server's environment), the files written in
+# `<run dir>/<subdir>` meanwhile; [] if there is no such file.
+evaluate_config = fn files, env, name, subdir ->
+  {dir, _stale} = run_dir.(run_dir)
+  dir = Path.join(dir, subdir)
+  File.mkdir_p!(dir)
+
+  try do
+    for {path, contents} <- files do
+      target = Path.join(dir, path)
+      File.mkdir_p!(Path.dirname(target))
+      File.write!(target, contents)
+    end
+
+    read_config.(Path.join([dir, "config", name]), env: String.to_atom(env), target: :host)
+  after
+    File.rm_rf(dir)
+  end
+end
+
+# A cold run's config.exs is evaluated as soon as it comes with the batch (see `read_stdin`),
+# while the modules load (it cannot call them: Mix evaluates it before compiling), by a process
+# registered as `mix_remote_config`, which hands the first to ask `{files, env}` (what it
+# evaluated), how that went, and what the evaluation printed (kept until then, for the relay).
+# The run's directory must exist before (it is made once).
+evaluate_ahead = fn files, env ->
+  pid =
+    spawn(fn ->
+      {:ok, io} = StringIO.open("")
+      Process.group_leader(self(), io)
+
+      result =
+        try do
+          {:ok, evaluate_config.(files, env, "config.exs", "config-ahead")}
+        catch
+          _kind, _reason -> :failed
+        end
+
+      {_, printed} = StringIO.contents(io)
+
+      receive do
+        {:mix_remote_config, from} -> send(from, {:mix_remote_config, {files, env}, result, printed})
+      end
+    end)
+
+  Process.register(pid, :mix_remote_config)
+end
+
+# config.exs as evaluated ahead if it was, of these `files` and `env`, and worked (what it printed
+# is printed now); else evaluated now (so that a failure is reported as it would be).
+config_exs = fn files, env ->
+  ahead =
+    with pid when is_pid(pid) <- Process.whereis(:mix_remote_config) do
+      ref = Process.monitor(pid)
+      send(pid, {:mix_remote_config, self()})
+
+      receive do
+        {:mix_remote_config, evaluated, result, printed} ->
+          Process.demonitor(ref, [:flush])
+
+          with {:ok, config} <- result, true <- evaluated == {files, env} do
+            IO.write(printed)
+            {:ok, config}
+          end
+
+        {:DOWN, ^ref, :process, _, _} ->
+          nil
+      end
+    end
+
+  case ahead do
+    {:ok, config} -> config
+    _none -> evaluate_config.(files, env, "config.exs", "config")
+  end
+end
+
+# Applies the configuration as `mix run` does: config/ evaluated (see `evaluate_config`,
+# `config_exs`) and put with `persistent: true`, so it beats the `.app` defaults, which load next;
+# then every shipped application is loaded.
 put_config = fn files, env ->
   if files != [] do
-    {dir, _stale} = run_dir.(run_dir)
-    dir = Path.join(dir, "config")
-    File.mkdir_p!(dir)
-
-    try do
-      for {path, contents} <- files do
-        target = Path.join(dir, path)
-        File.mkdir_p!(Path.dirname(target))
-        File.write!(target, contents)
-      end
-
-      opts = [env: String.to_atom(env), target: :host]
-      config = read_config.(Path.join(dir, "config/config.exs"), opts)
-      runtime = read_config.(Path.join(dir, "config/runtime.exs"), opts)
-      Application.put_all_env(Config.Reader.merge(config, runtime), persistent: true)
-    after
-      File.rm_rf(dir)
-    end
+    config = config_exs.(files, env)
+    runtime = evaluate_config.(files, env, "runtime.exs", "config")
+    Application.put_all_env(Config.Reader.merge(config, runtime), persistent: true)
   end
 
   for app <- :persistent_term.get(:mix_remote_apps, []) do
@@ -403,43 +465,73 @@ describe = fn apps ->
 end
 
 # `batch` is a compressed term (see src/remote/wire.rs): the applications are written as lib
-# dirs, then the modules named in `eager` (the closure, leaves first) are loaded at once.
-write_and_load = fn batch, eager, on_load ->
+# dirs, and the modules named in `closure` (leaves first) but not in `on_load` prepared for
+# loading (code:prepare_loading/1, side by side, nothing loaded yet). The files of modules that
+# load on demand are written before anything runs; those of `closure`, loaded from memory, are
+# written meanwhile and after (halt stops their writers).
+stage = fn batch, closure, on_load ->
   {apps, loose} = :erlang.binary_to_term(batch)
   {files, stale} = write_apps.(apps, loose)
-  modules = for module <- eager, {file, beam} = Map.fetch!(files, module), do: {module, file, beam}
-  # The files of modules that load on demand are there before anything runs; those of the modules
-  # loaded here, from memory, are written meanwhile and after (halt stops their writers).
-  {loaded_here, on_demand} = Map.split(files, eager)
+  modules = for module <- closure, {file, beam} = Map.fetch!(files, module), do: {module, file, beam}
+  {loaded_here, on_demand} = Map.split(files, closure)
   writers = write_files.(Map.values(on_demand))
   behind = for {pid, _ref} <- write_files.(Map.values(loaded_here)), do: pid
   :persistent_term.put(:mix_remote_writers, :persistent_term.get(:mix_remote_writers, []) ++ behind)
-  written = fn -> files_written.(writers) end
+  prepared = :code.prepare_loading(for {m, _, _} = module <- modules, m not in on_load, do: module)
+  %{closure: closure, modules: modules, prepared: prepared, writers: writers, stale: stale}
+end
 
-  case on_load_reasons.(fn -> load.(modules, on_load, written, load) end) do
-    :ok -> {:ok, stale}
+# Loads the modules named in `eager` of a `staged` batch, as `load` does: the prepared code if
+# that is all of them (the usual case: a cold node has none of the closure).
+finish = fn staged, eager, on_load ->
+  written = fn -> files_written.(staged.writers) end
+
+  loaded =
+    on_load_reasons.(fn ->
+      case staged.prepared do
+        {:ok, prepared} when eager == staged.closure ->
+          with :ok <- :code.finish_loading(prepared) do
+            written.()
+            later = for {m, _, _} = module <- staged.modules, m in on_load, do: module
+            load_one_by_one.(later, load_one_by_one)
+          end
+
+        _not_all ->
+          modules = for {m, _, _} = module <- staged.modules, m in eager, do: module
+          load.(modules, on_load, written, load)
+      end
+    end)
+
+  case loaded do
+    :ok -> {:ok, staged.stale}
     error -> error
+  end
+end
+
+# Before a batch is loaded on what the tool took for granted without asking (a warm run): the
+# node has each of `apps`, and each module of `expected` ({Module, Md5}) not in `eager` is loaded
+# with that MD5. `{:missing, apps}` or `{:stale, modules}` if not (a cold run, which asked, gives
+# `[]` for both).
+unexpected = fn eager, apps, expected ->
+  stale =
+    for {module, md5} <- expected,
+        module not in eager,
+        not :erlang.module_loaded(module) or :erlang.get_module_info(module, :md5) != md5,
+        do: module
+
+  case {missing_apps.(apps), stale} do
+    {[], []} -> nil
+    {[], stale} -> {:stale, stale}
+    {missing, _} -> {:missing, missing}
   end
 end
 
 ops = %{
   info: describe,
-  # `write_and_load`, once sure of what the tool took for granted without asking (a warm run):
-  # the node has each of `apps`, and each module of `expected` ({Module, Md5}) not in `eager` is
-  # loaded with that MD5; else nothing is written or loaded: `{:missing, apps}` or
-  # `{:stale, modules}`. A cold run, which asked, gives `[]` for both.
+  # `batch` staged and its `eager` modules loaded, unless something is `unexpected` (then nothing
+  # is written or loaded).
   load: fn batch, eager, on_load, apps, expected ->
-    stale =
-      for {module, md5} <- expected,
-          module not in eager,
-          not :erlang.module_loaded(module) or :erlang.get_module_info(module, :md5) != md5,
-          do: module
-
-    case {missing_apps.(apps), stale} do
-      {[], []} -> write_and_load.(batch, eager, on_load)
-      {[], stale} -> {:stale, stale}
-      {missing, _} -> {:missing, missing}
-    end
+    unexpected.(eager, apps, expected) || finish.(stage.(batch, eager, on_load), eager, on_load)
   end,
   # The entry, and Elixir code as `mix run` evaluates it, each called by `in_process`.
   run: in_process,
@@ -551,33 +643,54 @@ serve = fn state, serve ->
   end
 end
 
-# The rest of stdin, until its end halts the node: a cold run's batch comes as one line while the
-# node connects back, `load:<base64 of [eager, on_load, apps, expected, env]>:<base64 of batch>`,
-# loaded (after `env` is put: a TMPDIR there places the run's directory) as the `load` request
-# does; `mix-remote:loaded:<hex of its reply>` then tells the tool, and the server, which holds
-# the tool's `after_load` request until then.
-read_stdin = fn again ->
+# The rest of stdin, until its end halts the node. A cold run's batch comes in two parts. The
+# first as soon as the tool has it: the line `batch:<base64 of [closure, on_load, env,
+# setup]>:<size>` and `size` bytes, the batch's base64 (read as a count: as a line, a megabyte
+# takes the IO server 60-85 ms), staged (see `stage`) after `env` is put (a TMPDIR there places
+# the run's directory, made first), with the config.exs of `setup` evaluated meanwhile
+# (`evaluate_ahead`). Then, once the tool has heard what the node has, the line
+# `load:<base64 of [eager, on_load, apps, expected]>`, the staged modules loaded as the `load`
+# request loads them; `mix-remote:loaded:<hex of the reply>` then tells the tool, and the server,
+# which holds the tool's `after_load` request until then.
+read_stdin = fn staged, again ->
   case read_line.() do
+    "batch:" <> data ->
+      [args, size] = :binary.split(data, ":")
+      [closure, on_load, env, setup] = :erlang.binary_to_term(Base.decode64!(args))
+      batch = IO.binread(:stdio, String.to_integer(size))
+
+      staged =
+        try do
+          System.put_env(env)
+          {_dir, stale} = run_dir.(run_dir)
+          if setup.config != [], do: evaluate_ahead.(setup.config, setup.env)
+          {:ok, %{stage.(Base.decode64!(batch), closure, on_load) | stale: stale}}
+        catch
+          kind, reason -> {:badrpc, {kind, reason}}
+        end
+
+      again.(staged, again)
+
     "load:" <> data ->
-      [args, batch] = :binary.split(data, ":")
-      [eager, on_load, apps, expected, env] = :erlang.binary_to_term(Base.decode64!(args))
+      [eager, on_load, apps, expected] = :erlang.binary_to_term(Base.decode64!(data))
 
       reply =
         try do
-          System.put_env(env)
-          ops.load.(Base.decode64!(batch), eager, on_load, apps, expected)
+          case staged do
+            {:ok, staged} -> unexpected.(eager, apps, expected) || finish.(staged, eager, on_load)
+            {:badrpc, _} = failed -> failed
+          end
         catch
           kind, reason -> {:badrpc, {kind, reason}}
         end
 
       IO.puts("mix-remote:loaded:" <> Base.encode16(:erlang.term_to_binary(reply), case: :lower))
       send(:mix_remote, {:mix_remote_loaded, reply})
+      again.(nil, again)
 
     _other ->
-      :ok
+      again.(staged, again)
   end
-
-  again.(again)
 end
 
 relay_beam = Base.decode64!(read_line.())
@@ -606,7 +719,7 @@ read_after_preloads = fn worked, again ->
       worked =
         try do
           [batch, eager, on_load] = :erlang.binary_to_term(Base.decode64!(data))
-          loaded = write_and_load.(batch, eager, on_load)
+          loaded = finish.(stage.(batch, eager, on_load), eager, on_load)
           Enum.each(eager, &:code.purge/1)
           match?({:ok, _}, loaded)
         catch
@@ -661,4 +774,4 @@ spawn(fn ->
   end
 end)
 
-read_stdin.(read_stdin)
+read_stdin.(nil, read_stdin)

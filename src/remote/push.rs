@@ -171,7 +171,7 @@ pub async fn push(
 }
 
 /// What the boot program's `load` is given besides the batch, and what the reply is read
-/// against: the same whether it goes as a request or on a cold node's stdin ([`Load::line`]).
+/// against: the same whether it goes as a request or on a cold node's stdin ([`batch_head`], [`Load::line`]).
 #[derive(Debug)]
 pub struct Load {
     /// `eager, on_load, apps, expected` (see templates/boot.exs, `ops.load`).
@@ -220,17 +220,14 @@ impl Load {
         }
     }
 
-    /// The start of the stdin line of a cold node that loads a batch with `env` put first (see
-    /// templates/boot.exs, `read_stdin`): `load:<base64 of the arguments>:`, which the batch's
-    /// base64 ([`Prepared::base64`], shared by every host) and a newline follow.
-    pub fn head(&self, env: Term) -> Vec<u8> {
-        let mut args = self.args.clone();
-        args.push(env);
-        let mut head = Vec::new();
-        Term::from(List::from(args))
-            .encode(&mut head)
+    /// The second stdin line of a cold node (see templates/boot.exs, `read_stdin`), which loads
+    /// the batch [`batch_head`] began: `load:<base64 of the arguments>` and a newline.
+    pub fn line(&self) -> Vec<u8> {
+        let mut args = Vec::new();
+        Term::from(List::from(self.args.clone()))
+            .encode(&mut args)
             .expect("encoding into memory");
-        format!("load:{}:", base64(&head)).into_bytes()
+        format!("load:{}\n", base64(&args)).into_bytes()
     }
 
     /// What was pushed, from the node's `reply` to the load of `prepared` with `apps`
@@ -263,6 +260,32 @@ impl Load {
             stale_removed,
         })
     }
+}
+
+/// What goes on a cold node's stdin (see templates/boot.exs, `read_stdin`) before the tool knows
+/// what the node has: the line `batch:<base64 of [closure, on_load, env, setup]>:<size>`, which
+/// the batch's base64 ([`Prepared::base64`], shared by every host) follows, `size` bytes (read
+/// at once: a megabyte as a line takes the node's IO server 60-85 ms, as a count a few). The node
+/// puts `env`, evaluates the config.exs of `setup` (the call's, see `invoke::setup_term`), writes
+/// the applications and prepares the closure's modules for loading; [`Load::line`] then says
+/// which to load.
+pub fn batch_head(prepared: &Prepared, env: Term, setup: Term) -> Vec<u8> {
+    let names = |keep: &dyn Fn(&Beam) -> bool| -> Term {
+        let names: Vec<Term> = prepared
+            .modules
+            .iter()
+            .filter(|(beam, _)| keep(beam))
+            .map(|(beam, _)| atom(&beam.name))
+            .collect();
+        List::from(names).into()
+    };
+    let args = vec![names(&|_| true), names(&|beam| beam.on_load), env, setup];
+    let mut head = Vec::new();
+    Term::from(List::from(args))
+        .encode(&mut head)
+        .expect("encoding into memory");
+    let size = prepared.base64().len();
+    format!("batch:{}:{size}\n", base64(&head)).into_bytes()
 }
 
 /// The modules of `closure` the remote lacks, or has with another MD5 (they are replaced).

@@ -18,6 +18,7 @@ use erl_dist::term::{Binary, Map, Term};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixListener;
 use tokio::process::ChildStdin;
+use tokio::sync::oneshot;
 
 use crate::build::beam::BeamError;
 use crate::build::compat;
@@ -523,9 +524,10 @@ impl Session<'_> {
     }
 
     /// Waits for the booting node to connect back: the handshake with the run's cookie is the
-    /// readiness signal, no sleeps, no polling. The node says what it is and has as it boots,
-    /// before it connects back: the preflight runs on that and the batch goes on the node's
-    /// stdin at once, so the node loads it while it connects back. Returns the node, what it said
+    /// readiness signal, no sleeps, no polling. The batch goes on the node's stdin as soon as it
+    /// is ready, and the node stages it as it boots. The node says what it is and has before it
+    /// connects back: the preflight runs on that, and the line saying what to load follows the
+    /// batch at once, so the node loads it while it connects back. Returns the node, what it said
     /// (if the push cannot take it from there, it asks), and the batch sent, if it was.
     async fn boot(
         &self,
@@ -551,9 +553,10 @@ impl Session<'_> {
         );
         let mut accept = std::pin::pin!(accept);
         let mut told = None;
-        // The batch is written while the node connects back; a write still going on when it has
-        // is the push's to wait for.
-        let mut writing: Option<Writing> = None;
+        // A write still going on when the node has connected back is the push's to wait for.
+        let (load_line, to_load) = oneshot::channel();
+        let mut load_line = Some(load_line);
+        let mut writing = self.start_writing(master, job, to_load);
         // The session ending first means the boot failed, and says why.
         let connected = async {
             loop {
@@ -574,9 +577,10 @@ impl Session<'_> {
                     node = &mut accept => return node.map_err(SessionError::from),
                     said = said => {
                         let sent = self.told(job, &said?, stats).await?;
-                        writing = sent
-                            .as_ref()
-                            .and_then(|(_, sent)| sent.start_writing(master, self.host));
+                        let line = load_line.take();
+                        if let (Some((_, sent)), Some(line)) = (&sent, line) {
+                            let _ = line.send(sent.load.line());
+                        }
                         told = Some(sent);
                     }
                     stdin = written => {
@@ -606,6 +610,11 @@ impl Session<'_> {
         let (known, sent) = match told {
             Some(Some((known, sent))) => (Some(known), Some(Sent { writing, ..sent })),
             _ => {
+                // Nothing to load from stdin: the push asks. The batch line may still be going.
+                drop(load_line);
+                if let Some(writing) = writing {
+                    master.give_stdin(writing.await?);
+                }
                 self.set_remote_env(&node, boot_limit).await?;
                 let known = master
                     .info()
@@ -619,8 +628,9 @@ impl Session<'_> {
     }
 
     /// What the booting node said of itself (`hex`, see [`Master::marked`]): the preflight
-    /// against it, and the batch to send on the node's stdin ([`Sent::start_writing`]). `None`
-    /// if `hex` is not what the boot program prints (the push then asks the node).
+    /// against it, and what to load of the batch on the node's stdin
+    /// ([`Session::start_writing`]). `None` if `hex` is not what the boot program prints (the
+    /// push then asks the node).
     async fn told(
         &self,
         job: &Job,
@@ -649,6 +659,43 @@ impl Session<'_> {
             writing: None,
         };
         Ok(Some((remote, sent)))
+    }
+
+    /// Starts writing `job`'s batch on the booting node's stdin (taken from `master` meanwhile)
+    /// as soon as it is ready, with the host's remote environment and the job's setup, then the
+    /// line `to_load` gives (if it gives one); `None` if the session's stdin is closed.
+    fn start_writing(
+        &self,
+        master: &mut Master,
+        job: &Job,
+        to_load: oneshot::Receiver<Vec<u8>>,
+    ) -> Option<Writing> {
+        let mut stdin = master.take_stdin()?;
+        let wire = job.wire.clone();
+        let env = env_term(&self.host.remote_env);
+        let setup = invoke::setup_term(Setup::of(job));
+        let host = self.host.address.clone();
+        Some(Box::pin(async move {
+            let written = async {
+                // A preparation that failed is for `told` to report.
+                if let Ok((prepared, _)) = wire.get().await {
+                    stdin
+                        .write_all(&push::batch_head(&prepared, env, setup))
+                        .await?;
+                    stdin.write_all(prepared.base64().as_bytes()).await?;
+                    stdin.flush().await?;
+                    if let Ok(line) = to_load.await {
+                        stdin.write_all(&line).await?;
+                        stdin.flush().await?;
+                    }
+                }
+                Ok::<(), std::io::Error>(())
+            };
+            match written.await {
+                Ok(()) => Ok(stdin),
+                Err(_) => Err(SshError::Closed(host)),
+            }
+        }))
     }
 
     /// Learns what the remote has, ships the applications and loads what it lacks.
@@ -875,7 +922,7 @@ impl Session<'_> {
 struct Sent {
     load: push::Load,
     prepared: Arc<Prepared>,
-    /// When its writing started.
+    /// When the tool knew what to load (the load line went then, or after the batch).
     at: Instant,
     /// The write, if it is still going on: it gives back the session's stdin.
     writing: Option<Writing>,
@@ -883,29 +930,6 @@ struct Sent {
 
 /// Writing a batch on the boot session's stdin, taken from the master while it goes on.
 type Writing = std::pin::Pin<Box<dyn Future<Output = Result<ChildStdin, SshError>> + Send + Sync>>;
-
-impl Sent {
-    /// Starts writing the batch, with `host`'s remote environment put first, on the session's
-    /// stdin (taken from `master` meanwhile); `None` if the session's stdin is closed.
-    fn start_writing(&self, master: &mut Master, host: &HostSettings) -> Option<Writing> {
-        let mut stdin = master.take_stdin()?;
-        let head = self.load.head(env_term(&host.remote_env));
-        let batch = self.prepared.base64();
-        let host = host.address.clone();
-        Some(Box::pin(async move {
-            let written = async {
-                stdin.write_all(&head).await?;
-                stdin.write_all(batch.as_bytes()).await?;
-                stdin.write_all(b"\n").await?;
-                stdin.flush().await
-            };
-            match written.await {
-                Ok(()) => Ok(stdin),
-                Err(_) => Err(SshError::Closed(host)),
-            }
-        }))
-    }
-}
 
 /// The applications the shipped ones need from the server.
 fn needed_apps(job: &Job) -> Vec<&str> {
