@@ -699,20 +699,13 @@ name = String.to_atom(read_line.())
 
 # Before it reads its cookie, the node says what it is and has, as `info` would answer:
 # `mix-remote:info:<hex of {Worked, Info}>`; the run then need not ask (and a cold run sends its
-# batch at once), and it starts distribution meanwhile. A short net_ticktime (the tick interval
-# is a quarter of it): the node halts soon after a dead link, when the tool's node stops ticking.
-# A spare node of a warm session (src/remote/agent) gets its name ahead and so starts distribution
-# at once (nothing can reach it: it listens nowhere and has no cookie yet); before its cookie it
-# may be given a previous run's batch to load ahead, as `preload:<base64 of [batch, eager,
+# batch at once). A spare node of a warm session (src/remote/agent) gets its name ahead and
+# has started distribution (see below) as it says that; before its cookie it may be given a previous run's batch to load ahead, as `preload:<base64 of [batch, eager,
 # on_load]>` lines, and says that again after each, with whether that preload worked (the agent
 # hands the last one to the run). The code a later preload replaces is purged at once, so the run
 # can replace it again; a preload that fails leaves the run to load what it needs.
 read_after_preloads = fn worked, again ->
   IO.puts("mix-remote:info:" <> Base.encode16(:erlang.term_to_binary({worked, describe.([])}), case: :lower))
-
-  if node() == :nonode@nohost do
-    {:ok, _} = :net_kernel.start([name, :shortnames, tick_ms])
-  end
 
   case read_line.() do
     "preload:" <> data ->
@@ -733,26 +726,56 @@ read_after_preloads = fn worked, again ->
   end
 end
 
+# Distribution starts in a process of its own, while this one goes on to the batch, the longer
+# part of a cold boot. It listens nowhere, and has no cookie yet: nothing can reach it. A short
+# net_ticktime (the tick interval is a quarter of it): the node halts soon after a dead link, when
+# the tool's node stops ticking. Then, given the cookie and the tool's name, the process sets the
+# cookie, watches for the tool's node to go (the node then halts), and connects back. That may
+# take longer than OTP's 7 s default setup time while the node loads a large batch on a busy
+# server; the tool's --boot-timeout is the limit that counts (120 s is OTP's largest).
+connector =
+  spawn(fn ->
+    case :net_kernel.start([name, :shortnames, tick_ms]) do
+      {:ok, _} ->
+        :ok
+
+      error ->
+        IO.puts(:stderr, "mix-remote: distribution did not start: #{inspect(error)}")
+        halt.(1)
+    end
+
+    receive do
+      {:connect, cookie, tool} ->
+        :erlang.set_cookie(node(), cookie)
+        connecting = self()
+
+        spawn(fn ->
+          :ok = :net_kernel.monitor_nodes(true, node_type: :all)
+          send(connecting, :watching)
+
+          receive do
+            {:nodedown, ^tool, _info} -> halt.(0)
+          end
+        end)
+
+        receive do
+          :watching -> :ok
+        end
+
+        Application.put_env(:kernel, :net_setuptime, 120)
+
+        unless Node.connect(tool) == true do
+          IO.puts(:stderr, "mix-remote: the remote node could not connect back to the tool")
+          halt.(1)
+        end
+    end
+  end)
+
 cookie = String.to_atom(read_after_preloads.(true, read_after_preloads))
 tool = String.to_atom(read_line.())
 serving = %{relay: nil, geometry: nil, loaded: nil, waiting: []}
 Process.register(spawn(fn -> serve.(serving, serve) end), :mix_remote)
-:erlang.set_cookie(node(), cookie)
-watching = self()
-
-# The node halts when the tool's node goes; it connects back while this process reads stdin.
-spawn(fn ->
-  :ok = :net_kernel.monitor_nodes(true, node_type: :all)
-  send(watching, :watching)
-
-  receive do
-    {:nodedown, ^tool, _info} -> halt.(0)
-  end
-end)
-
-receive do
-  :watching -> :ok
-end
+send(connector, {:connect, cookie, tool})
 
 # Logger starts meanwhile, as `elixir` would have started it before the program ran (what the
 # node logs before the call is formatted by Elixir), at low priority: the connection and the
@@ -760,18 +783,6 @@ end
 spawn(fn ->
   Process.flag(:priority, :low)
   Application.start(:logger)
-end)
-
-# The connection back may take longer than OTP's 7 s default setup time while the node loads a
-# large batch on a busy server; the tool's --boot-timeout is the limit that counts (120 s is OTP's
-# largest).
-Application.put_env(:kernel, :net_setuptime, 120)
-
-spawn(fn ->
-  unless Node.connect(tool) == true do
-    IO.puts(:stderr, "mix-remote: the remote node could not connect back to the tool")
-    halt.(1)
-  end
 end)
 
 read_stdin.(nil, read_stdin)
