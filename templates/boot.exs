@@ -104,8 +104,8 @@ run_dir = fn again ->
 end
 
 # Writes `files` ({path, bytes}) raw (no file server process per file), spread over one
-# process per scheduler; returns what `files_written` waits for.
-write_files = fn files ->
+# process per scheduler running at `priority`; returns what `files_written` waits for.
+write_files = fn files, priority ->
   n = :erlang.system_info(:schedulers_online)
 
   files
@@ -113,6 +113,8 @@ write_files = fn files ->
   |> Enum.group_by(fn {_file, i} -> rem(i, n) end, fn {file, _i} -> file end)
   |> Enum.map(fn {_, chunk} ->
     spawn_monitor(fn ->
+      Process.flag(:priority, priority)
+
       for {path, bytes} <- chunk do
         case :file.write_file(path, bytes, [:raw]) do
           :ok -> :ok
@@ -248,6 +250,7 @@ end
 evaluate_ahead = fn files, env ->
   pid =
     spawn(fn ->
+      Process.flag(:priority, :low)
       {:ok, io} = StringIO.open("")
       Process.group_leader(self(), io)
 
@@ -468,14 +471,14 @@ end
 # dirs, and the modules named in `closure` (leaves first) but not in `on_load` prepared for
 # loading (code:prepare_loading/1, side by side, nothing loaded yet). The files of modules that
 # load on demand are written before anything runs; those of `closure`, loaded from memory, are
-# written meanwhile and after (halt stops their writers).
+# written meanwhile and after, at low priority (halt stops their writers).
 stage = fn batch, closure, on_load ->
   {apps, loose} = :erlang.binary_to_term(batch)
   {files, stale} = write_apps.(apps, loose)
   modules = for module <- closure, {file, beam} = Map.fetch!(files, module), do: {module, file, beam}
   {loaded_here, on_demand} = Map.split(files, closure)
-  writers = write_files.(Map.values(on_demand))
-  behind = for {pid, _ref} <- write_files.(Map.values(loaded_here)), do: pid
+  writers = write_files.(Map.values(on_demand), :normal)
+  behind = for {pid, _ref} <- write_files.(Map.values(loaded_here), :low), do: pid
   :persistent_term.put(:mix_remote_writers, :persistent_term.get(:mix_remote_writers, []) ++ behind)
   prepared = :code.prepare_loading(for {m, _, _} = module <- modules, m not in on_load, do: module)
   %{closure: closure, modules: modules, prepared: prepared, writers: writers, stale: stale}
@@ -659,6 +662,9 @@ read_stdin = fn staged, again ->
       [closure, on_load, env, setup] = :erlang.binary_to_term(Base.decode64!(args))
       batch = IO.binread(:stdio, String.to_integer(size))
 
+      # Behind the connection back, which the node needs as much.
+      Process.flag(:priority, :low)
+
       staged =
         try do
           System.put_env(env)
@@ -669,6 +675,7 @@ read_stdin = fn staged, again ->
           kind, reason -> {:badrpc, {kind, reason}}
         end
 
+      Process.flag(:priority, :normal)
       again.(staged, again)
 
     "load:" <> data ->
