@@ -219,6 +219,49 @@ fn eval_and_scripts_ship_and_start_the_applications_as_run_does() {
 }
 
 #[test]
+fn config_evaluated_ahead_prints_once_in_order_and_fails_as_it_would() {
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("otp_app", "prod");
+    let project = staged.path();
+    let vars = [("OTP_APP_RUNTIME", "here".to_owned())];
+    let config = project.join("config/config.exs");
+    let runtime = project.join("config/runtime.exs");
+    let original = std::fs::read_to_string(&config).unwrap();
+    // A cold run evaluates config.exs as the batch comes, before the modules load; what it prints
+    // still reaches the run's stdout once, before runtime.exs's and the job's, as under mix run.
+    std::fs::write(&config, format!("IO.puts(\"config.exs\")\n{original}")).unwrap();
+    let runtime_text = std::fs::read_to_string(&runtime).unwrap();
+    std::fs::write(
+        &runtime,
+        format!("{runtime_text}IO.puts(\"runtime.exs\")\n"),
+    )
+    .unwrap();
+    let entry = "OtpApp.Jobs.env";
+    let local = mix_run(project, "prod", true, &call_code(entry, &[]), &vars);
+    assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
+    assert!(
+        local.stdout.starts_with("config.exs\nruntime.exs\n"),
+        "{}",
+        local.stdout
+    );
+    let out = remote(&sshd, project, "prod", true, entry, &[], &vars);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, local.stdout);
+
+    // A config.exs that raises fails the run with its exception, as the job's own would.
+    std::fs::write(&config, format!("raise \"no config here\"\n{original}")).unwrap();
+    let out = remote(&sshd, project, "prod", true, entry, &[], &vars);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("** (RuntimeError) no config here"),
+        "{}",
+        out.stderr
+    );
+    sshd.assert_no_session_processes();
+    assert_no_run_dirs(&sshd, "the config runs");
+}
+
+#[test]
 fn an_umbrella_starts_every_child_as_under_mix_run() {
     let sshd = Sshd::start();
     let project = testkit::compiled_fixture("umbrella_start");

@@ -392,6 +392,23 @@ pub(crate) mod tests {
         assert!(loaded(&atom("ok")).is_err());
     }
 
+    /// An OTP 25 x86_64 server that has loaded nothing and lacks nothing.
+    fn bare_remote() -> Remote {
+        Remote {
+            versions: RemoteVersions {
+                otp_release: "25".into(),
+                erts: "13.1.5".into(),
+                elixir: "1.14.0".into(),
+            },
+            server: native::Server {
+                triple: "x86_64-pc-linux-gnu".into(),
+                wordsize: 8,
+            },
+            missing_apps: Vec::new(),
+            loaded: HashMap::new(),
+        }
+    }
+
     fn module(name: &str, md5: u8) -> (Beam, Wire) {
         let beam = Beam {
             name: name.into(),
@@ -406,21 +423,58 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_stdin_batch_names_the_closure_and_its_size_and_the_load_line_what_to_load() {
+        let (mut a, a_wire) = module("a", 1);
+        a.on_load = true;
+        let (b, b_wire) = module("b", 2);
+        let prepared = Prepared {
+            modules: vec![(Arc::new(a), a_wire), (Arc::new(b), b_wire)],
+            batch: Arc::from(&b"xyz"[..]),
+            shipped_modules: 2,
+            base64: std::sync::OnceLock::new(),
+        };
+        let encoded = |terms: Vec<Term>| {
+            let mut bytes = Vec::new();
+            Term::from(List::from(terms)).encode(&mut bytes).unwrap();
+            base64(&bytes)
+        };
+        let names = |n: &[&str]| -> Term {
+            List::from(n.iter().map(|m| atom(m)).collect::<Vec<_>>()).into()
+        };
+        let head = batch_head(&prepared, atom("env"), atom("setup"));
+        let args = encoded(vec![
+            names(&["a", "b"]),
+            names(&["a"]),
+            atom("env"),
+            atom("setup"),
+        ]);
+        // "xyz" is "eHl6" in base64: 4 bytes follow the line.
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            format!("batch:{args}:4\n")
+        );
+
+        let remote = Remote {
+            loaded: HashMap::from([("b".into(), [2; 16])]),
+            ..bare_remote()
+        };
+        let line = Load::plan(&prepared, &remote, &["ssl"], false).line();
+        let args = encoded(vec![
+            names(&["a"]),
+            names(&["a"]),
+            names(&["ssl"]),
+            names(&[]),
+        ]);
+        assert_eq!(String::from_utf8(line).unwrap(), format!("load:{args}\n"));
+    }
+
+    #[test]
     fn sends_only_what_the_remote_lacks_or_has_otherwise() {
         let modules = [module("same", 1), module("changed", 2), module("new", 3)];
         let closure: Vec<(&Beam, &Wire)> = modules.iter().map(|(b, w)| (b, w)).collect();
         let remote = Remote {
-            versions: RemoteVersions {
-                otp_release: "25".into(),
-                erts: "13.1.5".into(),
-                elixir: "1.14.0".into(),
-            },
-            server: native::Server {
-                triple: "x86_64-pc-linux-gnu".into(),
-                wordsize: 8,
-            },
-            missing_apps: Vec::new(),
             loaded: HashMap::from([("same".into(), [1; 16]), ("changed".into(), [9; 16])]),
+            ..bare_remote()
         };
         let names: Vec<&str> = missing(&closure, &remote)
             .iter()
