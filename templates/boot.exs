@@ -22,10 +22,10 @@
 # The run's files on the server live in one private directory (see `run_dir`), which every way
 # this program halts removes first (`halt`).
 
-# Halts the node, removing the run's directory first (once the writers of the loaded modules'
-# files, see `stage`, are stopped).
+# Halts the node, removing the run's directory first, once the processes that write there (see
+# `writing`) are stopped.
 halt = fn status ->
-  for pid <- :persistent_term.get(:mix_remote_writers, []) do
+  for pid <- :persistent_term.get(:mix_remote_writers, []), pid != self() do
     ref = Process.monitor(pid)
     Process.exit(pid, :kill)
 
@@ -40,6 +40,21 @@ halt = fn status ->
   end
 
   System.halt(status)
+end
+
+# Starts `work` in a process of its own that `halt` stops before it removes the run's directory,
+# so that nothing writes there once it is gone; returns the process and its monitor.
+writing = fn work ->
+  {pid, ref} =
+    spawn_monitor(fn ->
+      receive do
+        :mix_remote_go -> work.()
+      end
+    end)
+
+  :persistent_term.put(:mix_remote_writers, [pid | :persistent_term.get(:mix_remote_writers, [])])
+  send(pid, :mix_remote_go)
+  {pid, ref}
 end
 
 read_line = fn ->
@@ -112,7 +127,7 @@ write_files = fn files, priority ->
   |> Enum.with_index()
   |> Enum.group_by(fn {_file, i} -> rem(i, n) end, fn {file, _i} -> file end)
   |> Enum.map(fn {_, chunk} ->
-    spawn_monitor(fn ->
+    writing.(fn ->
       Process.flag(:priority, priority)
 
       for {path, bytes} <- chunk do
@@ -248,8 +263,8 @@ end
 # evaluated), how that went, and what the evaluation printed (kept until then, for the relay).
 # The run's directory must exist before (it is made once).
 evaluate_ahead = fn files, env ->
-  pid =
-    spawn(fn ->
+  {pid, _ref} =
+    writing.(fn ->
       Process.flag(:priority, :low)
       {:ok, io} = StringIO.open("")
       Process.group_leader(self(), io)
@@ -421,24 +436,18 @@ end
 # Loads the modules of `batch` (leaves first, as `{module, file, beam}`) whose names are not in
 # `on_load` with one code:atomic_load/1, all or nothing; then the `on_load` ones one by one, in
 # order, since atomic_load refuses modules with -on_load. A module atomic_load refuses for that
-# reason although the tool did not flag it joins them. `written` (called once) waits for the
-# modules' files: after atomic_load, which runs no code, before any -on_load function does.
-load = fn batch, on_load, written, again ->
+# reason although the tool did not flag it joins them.
+load = fn batch, on_load, again ->
   {later, first} = Enum.split_with(batch, &(elem(&1, 0) in on_load))
 
   case :code.atomic_load(first) do
     :ok ->
-      written.()
       load_one_by_one.(later, load_one_by_one)
 
     {:error, refused} = error ->
       case for {module, :on_load_not_allowed} <- refused, do: module do
-        missed when length(missed) == length(refused) ->
-          again.(batch, on_load ++ missed, written, again)
-
-        _ ->
-          written.()
-          error
+        missed when length(missed) == length(refused) -> again.(batch, on_load ++ missed, again)
+        _ -> error
       end
   end
 end
@@ -470,38 +479,35 @@ end
 # `batch` is a compressed term (see src/remote/wire.rs): the applications are written as lib
 # dirs, and the modules named in `closure` (leaves first) but not in `on_load` prepared for
 # loading (code:prepare_loading/1, side by side, nothing loaded yet). The files of modules that
-# load on demand are written before anything runs; those of `closure`, loaded from memory, are
-# written meanwhile and after, at low priority (halt stops their writers).
+# load on demand are written when it returns; those of `closure`, loaded from memory, meanwhile
+# and after, at low priority.
 stage = fn batch, closure, on_load ->
   {apps, loose} = :erlang.binary_to_term(batch)
   {files, stale} = write_apps.(apps, loose)
   modules = for module <- closure, {file, beam} = Map.fetch!(files, module), do: {module, file, beam}
   {loaded_here, on_demand} = Map.split(files, closure)
   writers = write_files.(Map.values(on_demand), :normal)
-  behind = for {pid, _ref} <- write_files.(Map.values(loaded_here), :low), do: pid
-  :persistent_term.put(:mix_remote_writers, :persistent_term.get(:mix_remote_writers, []) ++ behind)
+  write_files.(Map.values(loaded_here), :low)
   prepared = :code.prepare_loading(for {m, _, _} = module <- modules, m not in on_load, do: module)
-  %{closure: closure, modules: modules, prepared: prepared, writers: writers, stale: stale}
+  files_written.(writers)
+  %{closure: closure, modules: modules, prepared: prepared, stale: stale}
 end
 
 # Loads the modules named in `eager` of a `staged` batch, as `load` does: the prepared code if
 # that is all of them (the usual case: a cold node has none of the closure).
 finish = fn staged, eager, on_load ->
-  written = fn -> files_written.(staged.writers) end
-
   loaded =
     on_load_reasons.(fn ->
       case staged.prepared do
         {:ok, prepared} when eager == staged.closure ->
           with :ok <- :code.finish_loading(prepared) do
-            written.()
             later = for {m, _, _} = module <- staged.modules, m in on_load, do: module
             load_one_by_one.(later, load_one_by_one)
           end
 
         _not_all ->
           modules = for {m, _, _} = module <- staged.modules, m in eager, do: module
-          load.(modules, on_load, written, load)
+          load.(modules, on_load, load)
       end
     end)
 
@@ -662,21 +668,27 @@ read_stdin = fn staged, again ->
       [closure, on_load, env, setup] = :erlang.binary_to_term(Base.decode64!(args))
       batch = IO.binread(:stdio, String.to_integer(size))
 
-      # Behind the connection back, which the node needs as much.
-      Process.flag(:priority, :low)
+      # In a process `halt` stops first, behind the connection back, which the node needs as much.
+      {_pid, ref} =
+        writing.(fn ->
+          Process.flag(:priority, :low)
 
-      staged =
-        try do
-          System.put_env(env)
-          {_dir, stale} = run_dir.(run_dir)
-          if setup.config != [], do: evaluate_ahead.(setup.config, setup.env)
-          {:ok, %{stage.(Base.decode64!(batch), closure, on_load) | stale: stale}}
-        catch
-          kind, reason -> {:badrpc, {kind, reason}}
-        end
+          staged =
+            try do
+              System.put_env(env)
+              {_dir, stale} = run_dir.(run_dir)
+              if setup.config != [], do: evaluate_ahead.(setup.config, setup.env)
+              {:ok, %{stage.(Base.decode64!(batch), closure, on_load) | stale: stale}}
+            catch
+              kind, reason -> {:badrpc, {kind, reason}}
+            end
 
-      Process.flag(:priority, :normal)
-      again.(staged, again)
+          exit({:mix_remote_staged, staged})
+        end)
+
+      receive do
+        {:DOWN, ^ref, :process, _, {:mix_remote_staged, staged}} -> again.(staged, again)
+      end
 
     "load:" <> data ->
       [eager, on_load, apps, expected] = :erlang.binary_to_term(Base.decode64!(data))

@@ -361,7 +361,7 @@ fn native_code_the_server_cannot_load_and_missing_or_failing_apps_are_named() {
         out
     };
 
-    // Built for another machine: refused before anything is sent; nothing runs.
+    // Built for another machine: refused before anything is loaded; nothing runs.
     let mut patched = nif.clone();
     patched[18..20].copy_from_slice(&183u16.to_le_bytes());
     std::fs::write(&so, &patched).unwrap();

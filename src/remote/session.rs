@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use erl_dist::node::NodeName;
@@ -68,10 +68,11 @@ pub enum SessionError {
     #[error(transparent)]
     Compat(#[from] compat::Refusal),
     /// Native code of a shipped `priv/` is built for another kind of machine (found before
-    /// anything is sent).
+    /// anything is loaded).
     #[error(transparent)]
     Native(#[from] native::Mismatch),
-    /// The server lacks an application that a shipped one needs (found before anything is sent).
+    /// The server lacks an application that a shipped one needs (found before anything is
+    /// loaded).
     #[error(
         "{by} needs the application {app}, which {host} does not have: install it there with its Erlang/OTP and Elixir (Debian and Ubuntu ship parts of OTP as packages of their own, e.g. erlang-{app})"
     )]
@@ -119,6 +120,15 @@ pub enum SessionError {
 }
 
 impl SessionError {
+    /// The tool's own refusal on what the node said of itself (the preflight), or the node's on
+    /// what it lacks: the run ends with nothing loaded.
+    fn is_preflight_refusal(&self) -> bool {
+        matches!(
+            self,
+            SessionError::Compat(_) | SessionError::Native(_) | SessionError::MissingApp { .. }
+        )
+    }
+
     /// Names the phase, host and flag in a call that timed out.
     fn in_phase(
         self,
@@ -202,6 +212,10 @@ where
         report.phase(Stage::Connect, connecting)
     };
     let lines = Arc::clone(report);
+    // Once the tool has refused the run on what the node said (the preflight), what the node
+    // says as it goes (its connection back failing) is not shown.
+    let refused = Arc::new(AtomicBool::new(false));
+    let quiet = Arc::clone(&refused);
     let notes = Arc::clone(report);
     let name = host.name.clone();
     let mut target = target(host);
@@ -216,7 +230,11 @@ where
         &dir.path().join("ctl"),
         Some(&node_end.path),
         &remote_command,
-        move |line| lines.remote_line(&name, line),
+        move |line| {
+            if !quiet.load(Ordering::Relaxed) {
+                lines.remote_line(&name, line);
+            }
+        },
         move |note| notes.verbose(&note),
     )?;
     let mut stats = Stats::default();
@@ -246,6 +264,12 @@ where
         session.serve(node, job, &mut stats, sent, work).await
     }
     .await;
+    if result
+        .as_ref()
+        .is_err_and(SessionError::is_preflight_refusal)
+    {
+        refused.store(true, Ordering::Relaxed);
+    }
     let phase = report.phase(Stage::Stop, "stopping remote node");
     let stopping = Instant::now();
     // A node that has answered and said its own output is all out leaves nothing to wait for: it
@@ -848,10 +872,10 @@ impl Session<'_> {
         }
     }
 
-    /// Whether `remote` can run the job, before anything is sent: its versions, the native code,
-    /// the applications it must have. Nothing is sent when the remote could not load the
-    /// closure: one line says why. Other modules of the shipped applications load only if
-    /// called: a warning.
+    /// Whether `remote` can run the job, before anything is loaded: its versions, the native
+    /// code, the applications it must have. Nothing is loaded when the remote could not load the
+    /// closure: one line says why (a cold node halts with the batch it staged unloaded). Other
+    /// modules of the shipped applications load only if called: a warning.
     fn preflight(&self, job: &Job, remote: &push::Remote) -> Result<(), SessionError> {
         let versions = &remote.versions;
         self.report.verbose(&format!(
