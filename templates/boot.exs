@@ -159,9 +159,9 @@ files_written = fn writers ->
 end
 
 # Makes each application of the batch `<dir>/lib/<app>/{ebin,priv}` (its `.app` and `priv/`
-# written) and puts its ebin on the code path, before any module loads (an -on_load may call
-# :code.priv_dir/1). Returns each module's file and code (the modules' files are written by
-# `stage`) and how many stale run directories went.
+# written). Returns each module's file and code (the modules' files are written by `stage`), the
+# ebins (`finish` puts them on the code path, in one call to the code server, before any module
+# loads: an -on_load may call :code.priv_dir/1) and how many stale run directories went.
 write_apps = fn apps, loose ->
   {dir, stale} = run_dir.(run_dir)
 
@@ -185,13 +185,13 @@ write_apps = fn apps, loose ->
             {module, {String.to_charlist(Path.join(ebin, "#{module}.beam")), beam}}
           end
 
-        true = :code.add_patha(String.to_charlist(ebin))
         acc
     end
 
   :persistent_term.put(:mix_remote_apps, for({app, _, _, _} <- apps, do: app))
+  ebins = for {app, _, _, _} <- apps, do: String.to_charlist(Path.join([dir, "lib", Atom.to_string(app), "ebin"]))
   {Enum.reduce(loose, files, fn {module, file, beam}, acc -> Map.put(acc, module, {file, beam}) end),
-   stale}
+   ebins, stale}
 end
 
 # Why a module's -on_load failed: the code server only logs it (as a warning); `on_load_reasons`
@@ -483,19 +483,22 @@ end
 # and after, at low priority.
 stage = fn batch, closure, on_load ->
   {apps, loose} = :erlang.binary_to_term(batch)
-  {files, stale} = write_apps.(apps, loose)
+  {files, ebins, stale} = write_apps.(apps, loose)
   modules = for module <- closure, {file, beam} = Map.fetch!(files, module), do: {module, file, beam}
   {loaded_here, on_demand} = Map.split(files, closure)
   writers = write_files.(Map.values(on_demand), :normal)
   write_files.(Map.values(loaded_here), :low)
   prepared = :code.prepare_loading(for {m, _, _} = module <- modules, m not in on_load, do: module)
   files_written.(writers)
-  %{closure: closure, modules: modules, prepared: prepared, stale: stale}
+  %{closure: closure, modules: modules, prepared: prepared, ebins: ebins, stale: stale}
 end
 
-# Loads the modules named in `eager` of a `staged` batch, as `load` does: the prepared code if
-# that is all of them (the usual case: a cold node has none of the closure).
+# Puts the ebins of a `staged` batch on the code path and loads the modules named in `eager`, as
+# `load` does: the prepared code if that is all of them (the usual case: a cold node has none of
+# the closure).
 finish = fn staged, eager, on_load ->
+  :ok = :code.add_pathsa(staged.ebins)
+
   loaded =
     on_load_reasons.(fn ->
       case staged.prepared do
