@@ -25,7 +25,9 @@
 # Halts the node, removing the run's directory first, once the processes that write there (see
 # `writing`) are stopped.
 halt = fn status ->
-  for pid <- :persistent_term.get(:mix_remote_writers, []), pid != self() do
+  writers = if :ets.whereis(:mix_remote_writers) == :undefined, do: [], else: :ets.tab2list(:mix_remote_writers)
+
+  for {pid} <- writers, pid != self() do
     ref = Process.monitor(pid)
     Process.exit(pid, :kill)
 
@@ -43,7 +45,8 @@ halt = fn status ->
 end
 
 # Starts `work` in a process of its own that `halt` stops before it removes the run's directory,
-# so that nothing writes there once it is gone; returns the process and its monitor.
+# so that nothing writes there once it is gone; returns the process and its monitor. (An ETS
+# table holds them, not a persistent term: replacing one makes every process scan its heap.)
 writing = fn work ->
   {pid, ref} =
     spawn_monitor(fn ->
@@ -52,7 +55,7 @@ writing = fn work ->
       end
     end)
 
-  :persistent_term.put(:mix_remote_writers, [pid | :persistent_term.get(:mix_remote_writers, [])])
+  true = :ets.insert(:mix_remote_writers, {pid})
   send(pid, :mix_remote_go)
   {pid, ref}
 end
@@ -715,6 +718,7 @@ read_stdin = fn staged, again ->
   end
 end
 
+:ets.new(:mix_remote_writers, [:public, :named_table])
 relay_beam = Base.decode64!(read_line.())
 {:module, _} = :code.load_binary(:mix_remote_relay, ~c"mix_remote_relay", relay_beam)
 name = String.to_atom(read_line.())
