@@ -21,6 +21,10 @@ pub struct BenchEctoArgs {
     /// Measure this mix-remote binary instead of building the workspace's release binary.
     #[arg(long)]
     pub binary: Option<std::path::PathBuf>,
+    /// Also measure this mix-remote binary, side by side: each round runs both, in turns (A then
+    /// B, then B then A), beside the same `mix run` and floor samples; rows A and B.
+    #[arg(long, value_name = "BINARY")]
+    pub versus: Option<std::path::PathBuf>,
 }
 
 /// The job, as `mix run -e` evaluates it and as mix-remote calls it.
@@ -42,7 +46,16 @@ pub fn run(args: &BenchEctoArgs, root: &std::path::Path) -> Result<(), String> {
             testkit::VENDOR_VAR
         ));
     }
-    let binary = crate::measured_binary(args.binary.as_deref(), root, "bench-ecto")?;
+    let mut binaries = vec![(
+        "A",
+        crate::measured_binary(args.binary.as_deref(), root, "bench-ecto")?,
+    )];
+    if let Some(versus) = &args.versus {
+        let versus = versus
+            .canonicalize()
+            .map_err(|e| format!("--versus {}: {e}", versus.display()))?;
+        binaries.push(("B", versus));
+    }
     eprintln!("bench-ecto: compiling fixtures/ecto_fix (prod), starting PostgreSQL and sshd");
     let project = testkit::compiled_fixture_in("ecto_fix", "prod");
     let pg = testkit::Postgres::start();
@@ -85,7 +98,8 @@ pub fn run(args: &BenchEctoArgs, root: &std::path::Path) -> Result<(), String> {
         args.runs
     );
     println!(
-        "{:>4} {:>6} {:>6} {:>6} {:>6} {:>5} {:>7} {:>5} {:>9} {:>8} {:>6} {:>6} {:>6} {:>7} {:>7}",
+        "{:>3} {:>4} {:>6} {:>6} {:>6} {:>6} {:>5} {:>7} {:>5} {:>9} {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>11}",
+        "bin",
         "RTT",
         "wall",
         "boot",
@@ -100,47 +114,94 @@ pub fn run(args: &BenchEctoArgs, root: &std::path::Path) -> Result<(), String> {
         "elixir",
         "floor",
         "x floor",
-        "x mix"
+        "x mix",
+        "wall range"
     );
     for &rtt in &args.rtts {
         let link = Link::new(&sshd, &proxy, rtt, None);
-        let mut samples = Vec::new();
+        let mut samples = vec![Vec::new(); binaries.len()];
         let (mut mix, mut ssh_true, mut ssh_elixir) = (Vec::new(), Vec::new(), Vec::new());
         for round in 1..=args.runs {
             eprintln!("bench-ecto: {rtt} ms, round {round} of {}", args.runs);
             ssh_true.push(link.time_ssh("true")?);
             ssh_elixir.push(link.time_ssh("elixir -e nil")?);
-            pg.psql(RESET);
-            samples.push(cold_run(&link, &binary, &project, &config)?);
+            let mut order: Vec<usize> = (0..binaries.len()).collect();
+            if round % 2 == 0 {
+                order.reverse();
+            }
+            for i in order {
+                pg.psql(RESET);
+                samples[i].push(cold_run(&link, &binaries[i].1, &project, &config)?);
+            }
             pg.psql(RESET);
             mix.push(mix_run_there(&link, &project, &vars)?);
         }
-        samples.sort_by_key(|(wall, _)| *wall);
-        let (wall, stats) = samples.swap_remove(samples.len() / 2);
         let ssh = median(ssh_true);
-        let boot = median(ssh_elixir).saturating_sub(ssh);
-        let mix = median(mix);
-        let get = |key: &str| stats.get(key).map_or_else(|| "-".into(), u64::to_string);
-        let ratio = |of: Duration| wall.as_secs_f64() / of.as_secs_f64();
-        println!(
-            "{rtt:>4} {:>6} {:>6} {:>6} {:>6} {:>5} {:>7} {:>5} {:>9} {:>8} {:>6} {:>6} {:>6} {:>7.2} {:>7.2}",
-            wall.as_millis(),
-            get("boot_ms"),
-            get("push_ms"),
-            get("call_ms"),
-            get("shipped_apps"),
-            get("shipped_modules"),
-            get("pushed_modules"),
-            get("pushed_bytes"),
-            mix.as_millis(),
-            ssh.as_millis(),
-            boot.as_millis(),
-            (ssh + boot).as_millis(),
-            ratio(ssh + boot),
-            ratio(mix)
-        );
+        let base = Baseline {
+            rtt,
+            mix: median(mix),
+            ssh,
+            elixir: median(ssh_elixir).saturating_sub(ssh),
+        };
+        for ((name, _), mut samples) in binaries.iter().zip(samples) {
+            samples.sort_by_key(|(wall, _)| *wall);
+            let range = format!(
+                "{}-{}",
+                samples[0].0.as_millis(),
+                samples[samples.len() - 1].0.as_millis()
+            );
+            let (wall, stats) = samples.swap_remove(samples.len() / 2);
+            row(name, &base, wall, &stats, &range);
+        }
     }
     Ok(())
+}
+
+/// The medians every binary's row is set beside, at one RTT.
+struct Baseline {
+    rtt: u64,
+    /// `mix run` on the server.
+    mix: Duration,
+    /// `ssh host true`.
+    ssh: Duration,
+    /// A remote `elixir -e nil` beyond `ssh host true`.
+    elixir: Duration,
+}
+
+/// One row of the table: binary `name`'s median `wall` and `stats` beside `base`, and the range
+/// of its wall times.
+fn row(
+    name: &str,
+    base: &Baseline,
+    wall: Duration,
+    stats: &std::collections::BTreeMap<String, u64>,
+    range: &str,
+) {
+    let Baseline {
+        rtt,
+        mix,
+        ssh,
+        elixir,
+    } = *base;
+    let get = |key: &str| stats.get(key).map_or_else(|| "-".into(), u64::to_string);
+    let ratio = |of: Duration| wall.as_secs_f64() / of.as_secs_f64();
+    println!(
+        "{name:>3} {rtt:>4} {:>6} {:>6} {:>6} {:>6} {:>5} {:>7} {:>5} {:>9} {:>8} {:>6} {:>6} {:>6} {:>7.2} {:>7.2} {range:>11}",
+        wall.as_millis(),
+        get("boot_ms"),
+        get("push_ms"),
+        get("call_ms"),
+        get("shipped_apps"),
+        get("shipped_modules"),
+        get("pushed_modules"),
+        get("pushed_bytes"),
+        mix.as_millis(),
+        ssh.as_millis(),
+        elixir.as_millis(),
+        (ssh + elixir).as_millis(),
+        ratio(ssh + elixir),
+        ratio(mix)
+    );
 }
 
 /// One cold run of the job with mix-remote: its wall time and `stats:` line.
