@@ -268,7 +268,6 @@ end
 evaluate_ahead = fn files, env ->
   {pid, _ref} =
     writing.(fn ->
-      Process.flag(:priority, :low)
       {:ok, io} = StringIO.open("")
       Process.group_leader(self(), io)
 
@@ -674,11 +673,9 @@ read_stdin = fn staged, again ->
       [closure, on_load, env, setup] = :erlang.binary_to_term(Base.decode64!(args))
       batch = IO.binread(:stdio, String.to_integer(size))
 
-      # In a process `halt` stops first, behind the connection back, which the node needs as much.
+      # In a process `halt` stops first.
       {_pid, ref} =
         writing.(fn ->
-          Process.flag(:priority, :low)
-
           staged =
             try do
               System.put_env(env)
