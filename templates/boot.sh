@@ -9,8 +9,8 @@
 # sets stdio to binary and unicode, and on 1.15+ puts the other lib dirs of Elixir on the code
 # path), then reads the line of Erlang and evaluates it. The script splits `--erl` on spaces and
 # expands it unquoted: the expression has no space and no glob character.
-# The -eval first has crypto loaded on the side: distribution's start needs it (a random
-# creation), and loading its NIF takes 40-70 ms, now spent while the rest boots.
+# The -eval first has crypto loaded on the side: distribution's start takes random bytes from it
+# (net_kernel), and loading its NIF takes 40-70 ms, now spent while the rest boots.
 # -dist_listen false: the node opens no port at all; it connects out to the tool instead.
 # -erl_epmd_port: the tool's node is reached at that port, without asking any EPMD (OTP 23+).
 # -nocookie: OTP neither reads nor creates ~/.erlang.cookie. ERL_CRASH_DUMP_BYTES=0: no crash
