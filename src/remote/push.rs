@@ -393,7 +393,7 @@ pub(crate) mod tests {
     }
 
     /// An OTP 25 x86_64 server that has loaded nothing and lacks nothing.
-    fn bare_remote() -> Remote {
+    pub(crate) fn bare_remote() -> Remote {
         Remote {
             versions: RemoteVersions {
                 otp_release: "25".into(),

@@ -294,8 +294,6 @@ fn compressed(term: &Term) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::compat::RemoteVersions;
-    use crate::build::native;
     use erl_dist::term::FixInteger;
 
     fn batch(worker: &[u8], spec: &str) -> Vec<u8> {
@@ -331,22 +329,6 @@ mod tests {
         }
     }
 
-    fn remote() -> Remote {
-        Remote {
-            versions: RemoteVersions {
-                otp_release: "25".into(),
-                erts: "13.1.5".into(),
-                elixir: "1.14.0".into(),
-            },
-            server: native::Server {
-                triple: "x86_64-pc-linux-gnu".into(),
-                wordsize: 8,
-            },
-            missing_apps: Vec::new(),
-            loaded: Default::default(),
-        }
-    }
-
     #[test]
     fn only_what_changed_is_sent_again() {
         let had = digests(&batch(b"v1", "{application,demo,[]}.")).unwrap();
@@ -354,7 +336,7 @@ mod tests {
         let same = trimmed(
             &prepared(batch(b"v1", "{application,demo,[]}.")),
             &had,
-            &remote(),
+            &crate::remote::push::tests::bare_remote(),
         )
         .unwrap();
         assert_eq!(same.shipped_modules, 0);
@@ -363,7 +345,7 @@ mod tests {
         let changed = trimmed(
             &prepared(batch(b"v2", "{application,demo,[]}.")),
             &had,
-            &remote(),
+            &crate::remote::push::tests::bare_remote(),
         )
         .unwrap();
         assert_eq!(changed.shipped_modules, 1);
