@@ -268,6 +268,7 @@ end
 evaluate_ahead = fn files, env ->
   {pid, _ref} =
     writing.(fn ->
+      Process.flag(:priority, :low)
       {:ok, io} = StringIO.open("")
       Process.group_leader(self(), io)
 
@@ -673,9 +674,12 @@ read_stdin = fn staged, again ->
       [closure, on_load, env, setup] = :erlang.binary_to_term(Base.decode64!(args))
       batch = IO.binread(:stdio, String.to_integer(size))
 
-      # In a process `halt` stops first.
+      # In a process `halt` stops first, at low priority: on a busy server the connection back
+      # (whose handshake the tool gives a limit) comes first.
       {_pid, ref} =
         writing.(fn ->
+          Process.flag(:priority, :low)
+
           staged =
             try do
               System.put_env(env)
