@@ -406,22 +406,32 @@ mod tests {
     use tokio::net::UnixStream;
     use tokio_util::compat::TokioAsyncReadCompatExt;
 
+    /// Our node accepting `remote@localhost` with the cookie "right" on `listener`.
+    async fn accepting(listener: UnixListener) -> Result<(Arc<Node>, Inbox), DistError> {
+        let us: NodeName = "us@localhost".parse().unwrap();
+        Node::accept(listener, &us, 7, "right", "remote@localhost", |_| {}).await
+    }
+
+    /// Connects to `path` as `remote@localhost` with the cookie "right" and completes the
+    /// handshake (OTP's side of it, from `erl_dist`); the connection.
+    async fn booted_node(path: &std::path::Path) -> UnixStream {
+        let stream = UnixStream::connect(path).await.unwrap();
+        let remote = dist::local_node(&"remote@localhost".parse().unwrap(), 9);
+        let mut hs = ClientSideHandshake::new(stream.compat(), remote, "right");
+        let status = hs.execute_send_name(6).await.unwrap();
+        assert_eq!(status, HandshakeStatus::Ok);
+        hs.execute_rest(true).await.unwrap().0.into_inner()
+    }
+
     #[tokio::test]
     async fn a_silent_peer_does_not_keep_the_booted_node_out() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.sock");
-        let listener = UnixListener::bind(&path).unwrap();
-        let us: NodeName = "us@localhost".parse().unwrap();
-        let accept = Node::accept(listener, &us, 7, "right", "remote@localhost", |_| {});
+        let accept = accepting(UnixListener::bind(&path).unwrap());
         let peers = async {
             // Connects first and never says a word.
             let _silent = UnixStream::connect(&path).await.unwrap();
-            let stream = UnixStream::connect(&path).await.unwrap();
-            let remote = dist::local_node(&"remote@localhost".parse().unwrap(), 9);
-            let mut hs = ClientSideHandshake::new(stream.compat(), remote, "right");
-            let status = hs.execute_send_name(6).await.unwrap();
-            assert_eq!(status, HandshakeStatus::Ok);
-            hs.execute_rest(true).await.unwrap();
+            let _booted = booted_node(&path).await;
             // Keeps both open until the node has accepted.
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
@@ -437,17 +447,8 @@ mod tests {
     async fn a_reply_waits_until_the_relay_messages_before_it_are_handled() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.sock");
-        let listener = UnixListener::bind(&path).unwrap();
-        let us: NodeName = "us@localhost".parse().unwrap();
-        let accept = Node::accept(listener, &us, 7, "right", "remote@localhost", |_| {});
-        let peer = async {
-            let stream = UnixStream::connect(&path).await.unwrap();
-            let remote = dist::local_node(&"remote@localhost".parse().unwrap(), 9);
-            let mut hs = ClientSideHandshake::new(stream.compat(), remote, "right");
-            hs.execute_send_name(6).await.unwrap();
-            hs.execute_rest(true).await.unwrap().0.into_inner()
-        };
-        let (accepted, peer) = tokio::join!(accept, peer);
+        let accept = accepting(UnixListener::bind(&path).unwrap());
+        let (accepted, peer) = tokio::join!(accept, booted_node(&path));
         let (node, mut inbox) = accepted.unwrap();
         let (reader, writer) = peer.into_split();
         let (to_us, queue) = mpsc::unbounded_channel();
