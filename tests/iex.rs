@@ -99,6 +99,9 @@ fn session_at_a_terminal(sshd: &Sshd, elixir: &[&str]) {
     } else {
         run.send("\x03");
         run.wait_for("(to end the session, press Ctrl-C again or Ctrl-D");
+        // The prompt drawn again: the editor reads the terminal (raw) again, so the next Ctrl-C
+        // is a key for it, not a SIGINT for the tool.
+        run.wait_for_count(&prompt(5), 3);
         run.send("\x03");
     }
     let out = run.finish();
