@@ -239,10 +239,10 @@ on_load_reasons = fn work ->
   end
 end
 
-# Evaluates config file `name` (config.exs or runtime.exs) of `files` for Mix environment `env`
-# as `mix run` does (runtime.exs sees this server's environment), the files written in
-# `<run dir>/<subdir>` meanwhile; [] if there is no such file.
-evaluate_config = fn files, env, name, subdir ->
+# Evaluates the config files `names` (config.exs, runtime.exs) of `files` for Mix environment
+# `env`, in order, as `mix run` does (runtime.exs sees this server's environment), the files
+# written in `<run dir>/<subdir>` meanwhile; one config each ([] for a missing file).
+evaluate_config = fn files, env, names, subdir ->
   {dir, _stale} = run_dir.(run_dir)
   dir = Path.join(dir, subdir)
   File.mkdir_p!(dir)
@@ -254,7 +254,9 @@ evaluate_config = fn files, env, name, subdir ->
       File.write!(target, contents)
     end
 
-    read_config.(Path.join([dir, "config", name]), env: String.to_atom(env), target: :host)
+    for name <- names do
+      read_config.(Path.join([dir, "config", name]), env: String.to_atom(env), target: :host)
+    end
   after
     File.rm_rf(dir)
   end
@@ -274,7 +276,7 @@ evaluate_ahead = fn files, env ->
 
       result =
         try do
-          {:ok, evaluate_config.(files, env, "config.exs", "config-ahead")}
+          {:ok, evaluate_config.(files, env, ["config.exs"], "config-ahead")}
         catch
           _kind, _reason -> :failed
         end
@@ -289,9 +291,10 @@ evaluate_ahead = fn files, env ->
   Process.register(pid, :mix_remote_config)
 end
 
-# config.exs as evaluated ahead if it was, of these `files` and `env`, and worked (what it printed
-# is printed now); else evaluated now (so that a failure is reported as it would be).
-config_exs = fn files, env ->
+# The configs of config.exs and runtime.exs: the first as evaluated ahead if it was, of these
+# `files` and `env`, and worked (what it printed is printed now); else both evaluated now (so that
+# a failure is reported as it would be).
+evaluated_config = fn files, env ->
   ahead =
     with pid when is_pid(pid) <- Process.whereis(:mix_remote_config) do
       ref = Process.monitor(pid)
@@ -312,18 +315,17 @@ config_exs = fn files, env ->
     end
 
   case ahead do
-    {:ok, config} -> config
-    _none -> evaluate_config.(files, env, "config.exs", "config")
+    {:ok, [config]} -> [config | evaluate_config.(files, env, ["runtime.exs"], "config")]
+    _none -> evaluate_config.(files, env, ["config.exs", "runtime.exs"], "config")
   end
 end
 
-# Applies the configuration as `mix run` does: config/ evaluated (see `evaluate_config`,
-# `config_exs`) and put with `persistent: true`, so it beats the `.app` defaults, which load next;
-# then every shipped application is loaded.
+# Applies the configuration as `mix run` does: config/ evaluated (see `evaluated_config`) and put
+# with `persistent: true`, so it beats the `.app` defaults, which load next; then every shipped
+# application is loaded.
 put_config = fn files, env ->
   if files != [] do
-    config = config_exs.(files, env)
-    runtime = evaluate_config.(files, env, "runtime.exs", "config")
+    [config, runtime] = evaluated_config.(files, env)
     Application.put_all_env(Config.Reader.merge(config, runtime), persistent: true)
   end
 
