@@ -93,7 +93,10 @@ pub use launcher::{MixRemote, Output, Running, entries, mix_remote};
 pub use postgres::Postgres;
 pub use procs::Proc;
 pub use pty::{PTY_COLS, PTY_ROWS, PtyRun};
-pub use relay::{RELAY_OTP, build_relay_beam, host_otp_release, relay_beam_path, relay_source};
+pub use relay::{
+    RELAY_OTP, build_relay_beam, builds_committed_beams, checks_committed_beams, host_otp_release,
+    relay_beam_path, relay_source,
+};
 pub use sshd::{Builder, Sshd};
 
 /// How long a run may take: a cold one takes about two seconds here, but CI machines are shared.

@@ -30,6 +30,34 @@ pub fn host_otp_release() -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
+/// Whether this machine builds the committed beams (`what`, e.g. "the relay beam") as they are
+/// committed: its `erl` must be OTP [`RELAY_OTP`]'s; otherwise why not.
+pub fn builds_committed_beams(what: &str) -> Result<(), String> {
+    let otp = host_otp_release().ok_or("no `erl` on the PATH")?;
+    if otp != RELAY_OTP {
+        return Err(format!(
+            "{what}: built with OTP {RELAY_OTP}, this machine has OTP {otp}"
+        ));
+    }
+    Ok(())
+}
+
+/// For the tests that rebuild a committed beam: whether this machine can (see
+/// [`builds_committed_beams`]); if not, it says it skips, and CI, which must, panics.
+pub fn checks_committed_beams(what: &str) -> bool {
+    match builds_committed_beams(what) {
+        Ok(()) => true,
+        Err(why) => {
+            assert!(
+                std::env::var_os("CI").is_none_or(|v| v.is_empty()),
+                "CI must check {what}: {why}"
+            );
+            eprintln!("skipped: {why}");
+            false
+        }
+    }
+}
+
 /// Compiles the relay's source with the host's `erlc +r24 +deterministic` in a temporary
 /// directory; returns the beam's bytes, or what went wrong.
 pub fn build_relay_beam() -> Result<Vec<u8>, String> {

@@ -87,33 +87,25 @@ fn main() -> ExitCode {
 /// [`testkit::RELAY_OTP`]'s: another release writes other bytes (and a newer one code that older
 /// servers cannot load).
 fn relay_beam() -> Result<(), String> {
-    let otp = testkit::host_otp_release().ok_or("no `erl` on the PATH")?;
-    if otp != testkit::RELAY_OTP {
-        return Err(format!(
-            "the relay beam is built with OTP {}, this machine has OTP {otp}",
-            testkit::RELAY_OTP
-        ));
-    }
-    let beam = testkit::build_relay_beam()?;
-    let path = testkit::relay_beam_path();
-    std::fs::write(&path, &beam).map_err(|e| format!("{}: {e}", path.display()))?;
-    eprintln!("wrote {} ({} bytes)", path.display(), beam.len());
-    Ok(())
+    testkit::builds_committed_beams("the relay beam")?;
+    write_beams([(testkit::relay_beam_path(), testkit::build_relay_beam()?)])
 }
 
 /// Rebuilds the committed boot program beams with the host's elixir, on OTP
 /// [`testkit::RELAY_OTP`] as the relay: the oldest release that can compile code for OTP 24.
 fn boot_beam() -> Result<(), String> {
-    let otp = testkit::host_otp_release().ok_or("no `erl` on the PATH")?;
-    if otp != testkit::RELAY_OTP {
-        return Err(format!(
-            "the boot beams are built with OTP {}, this machine has OTP {otp}",
-            testkit::RELAY_OTP
-        ));
-    }
-    let beams = testkit::build_boot_beams()?;
-    for (path, beam) in testkit::boot_beam_paths().iter().zip(beams) {
-        std::fs::write(path, &beam).map_err(|e| format!("{}: {e}", path.display()))?;
+    testkit::builds_committed_beams("the boot beams")?;
+    write_beams(
+        testkit::boot_beam_paths()
+            .into_iter()
+            .zip(testkit::build_boot_beams()?),
+    )
+}
+
+/// Writes each beam to its path, and says so.
+fn write_beams(beams: impl IntoIterator<Item = (PathBuf, Vec<u8>)>) -> Result<(), String> {
+    for (path, beam) in beams {
+        std::fs::write(&path, &beam).map_err(|e| format!("{}: {e}", path.display()))?;
         eprintln!("wrote {} ({} bytes)", path.display(), beam.len());
     }
     Ok(())
