@@ -839,7 +839,7 @@ impl Session<'_> {
         let reply = boot::term_of_hex(&hex)
             .ok_or_else(|| PushError::Unexpected(format!("{MARKER}{LOADED}{hex}")))?;
         self.report.verbose(&format!(
-            "the node loaded the batch sent on its stdin {} ms after it was sent",
+            "the node loaded the batch sent on its stdin {} ms after it was told what to load",
             sent.at.elapsed().as_millis()
         ));
         let apps = job.apps.shipped.len();
