@@ -262,7 +262,7 @@ evaluate_config = fn files, env, names, subdir ->
   end
 end
 
-# A cold run's config.exs is evaluated as soon as it comes with the batch (see `read_stdin`),
+# A cold run's config.exs is evaluated as soon as it comes with the batch (see `stage_and_load`),
 # while the modules load (it cannot call them: Mix evaluates it before compiling), by a process
 # registered as `mix_remote_config`, which hands the first to ask `{files, env}` (what it
 # evaluated), how that went, and what the evaluation printed (kept until then, for the relay).
@@ -660,48 +660,37 @@ serve = fn state, serve ->
   end
 end
 
-# The rest of stdin, until its end halts the node. A cold run's batch comes in two parts. The
-# first as soon as the tool has it: the line `batch:<base64 of [closure, on_load, env,
-# setup]>:<size>` and `size` bytes, the batch's base64 (read as a count: as a line, a megabyte
-# takes the IO server 60-85 ms), staged (see `stage`) after `env` is put (a TMPDIR there places
-# the run's directory, made first), with the config.exs of `setup` evaluated meanwhile
-# (`evaluate_ahead`). Then, once the tool has heard what the node has, the line
-# `load:<base64 of [eager, on_load, apps, expected]>`, the staged modules loaded as the `load`
-# request loads them; `mix-remote:loaded:<hex of the reply>` then tells the tool, and the server,
-# which holds the tool's `after_load` request until then.
-read_stdin = fn staged, again ->
-  case read_line.() do
-    "batch:" <> data ->
-      [args, size] = :binary.split(data, ":")
-      [closure, on_load, env, setup] = :erlang.binary_to_term(Base.decode64!(args))
-      batch = IO.binread(:stdio, String.to_integer(size))
+# How the load of the batch sent on stdin went (see `read_stdin`), for the tool
+# (`mix-remote:loaded:<hex of the reply>`) and for the server, which holds the tool's
+# `after_load` requests until then.
+say_loaded = fn reply ->
+  IO.puts("mix-remote:loaded:" <> Base.encode16(:erlang.term_to_binary(reply), case: :lower))
+  send(:mix_remote, {:mix_remote_loaded, reply})
+end
 
-      # In a process `halt` stops first, at low priority: on a busy server the connection back
-      # (whose handshake the tool gives a limit) comes first.
-      {_pid, ref} =
-        writing.(fn ->
-          Process.flag(:priority, :low)
+# Stages a cold run's batch (see `stage`) after `env` is put (a TMPDIR there places the run's
+# directory, made first), with the config.exs of `setup` evaluated meanwhile (`evaluate_ahead`);
+# then loads it as the `load` request would once `read_stdin` hands it the load line's
+# `[eager, on_load, apps, expected]` (usually there before the staging is done), and says how
+# that went. Staging runs at low priority: on a busy server the connection back (whose handshake
+# the tool gives a limit) comes first; the load, which the call waits for, at normal priority.
+stage_and_load = fn batch, closure, on_load, env, setup ->
+  Process.flag(:priority, :low)
 
-          staged =
-            try do
-              System.put_env(env)
-              {_dir, stale} = run_dir.(run_dir)
-              if setup.config != [], do: evaluate_ahead.(setup.config, setup.env)
-              {:ok, %{stage.(Base.decode64!(batch), closure, on_load) | stale: stale}}
-            catch
-              kind, reason -> {:badrpc, {kind, reason}}
-            end
+  staged =
+    try do
+      System.put_env(env)
+      {_dir, stale} = run_dir.(run_dir)
+      if setup.config != [], do: evaluate_ahead.(setup.config, setup.env)
+      {:ok, %{stage.(Base.decode64!(batch), closure, on_load) | stale: stale}}
+    catch
+      kind, reason -> {:badrpc, {kind, reason}}
+    end
 
-          exit({:mix_remote_staged, staged})
-        end)
+  Process.flag(:priority, :normal)
 
-      receive do
-        {:DOWN, ^ref, :process, _, {:mix_remote_staged, staged}} -> again.(staged, again)
-      end
-
-    "load:" <> data ->
-      [eager, on_load, apps, expected] = :erlang.binary_to_term(Base.decode64!(data))
-
+  receive do
+    {:mix_remote_load, [eager, on_load, apps, expected]} ->
       reply =
         try do
           case staged do
@@ -712,12 +701,36 @@ read_stdin = fn staged, again ->
           kind, reason -> {:badrpc, {kind, reason}}
         end
 
-      IO.puts("mix-remote:loaded:" <> Base.encode16(:erlang.term_to_binary(reply), case: :lower))
-      send(:mix_remote, {:mix_remote_loaded, reply})
+      say_loaded.(reply)
+  end
+end
+
+# The rest of stdin, until its end halts the node. A cold run's batch comes in two parts. The
+# first as soon as the tool has it: the line `batch:<base64 of [closure, on_load, env,
+# setup]>:<size>` and `size` bytes, the batch's base64 (read as a count: as a line, a megabyte
+# takes the IO server 60-85 ms), staged by a process of its own (`stage_and_load`, which `halt`
+# stops first). Then, once the tool has heard what the node has, the line `load:<base64 of
+# [eager, on_load, apps, expected]>`, read while the batch is staged and handed to that process.
+read_stdin = fn stager, again ->
+  case read_line.() do
+    "batch:" <> data ->
+      [args, size] = :binary.split(data, ":")
+      [closure, on_load, env, setup] = :erlang.binary_to_term(Base.decode64!(args))
+      batch = IO.binread(:stdio, String.to_integer(size))
+      {pid, _ref} = writing.(fn -> stage_and_load.(batch, closure, on_load, env, setup) end)
+      again.(pid, again)
+
+    "load:" <> data ->
+      load = :erlang.binary_to_term(Base.decode64!(data))
+
+      if stager,
+        do: send(stager, {:mix_remote_load, load}),
+        else: say_loaded.({:badrpc, {:error, :no_batch}})
+
       again.(nil, again)
 
     _other ->
-      again.(staged, again)
+      again.(stager, again)
   end
 end
 
