@@ -147,7 +147,7 @@ fn a_crashing_remote_node_writes_no_crash_dump_and_is_a_clear_error() {
 
 #[test]
 fn bad_entries_and_arguments_fail_before_connecting() {
-    // The sshd's log shows whether anything connected: nothing may.
+    // The sshd's log shows whether anything connected, even a login cut short: nothing may.
     let sshd = Sshd::start();
     let cases: &[(&[&str], &str)] = &[
         (
@@ -181,18 +181,67 @@ fn bad_entries_and_arguments_fail_before_connecting() {
         ),
     ];
     for (args, expected) in cases {
-        let args = [&["-o", "ProxyCommand=false"], *args].concat();
-        let out = demo(&sshd, &args).run();
+        let out = demo(&sshd, args).run();
         assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
         assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {}", out.stderr);
         assert!(out.stderr.contains(expected), "{args:?}: {}", out.stderr);
         assert!(out.stdout.is_empty());
+        // With -v, ssh's command line would show, had the login started.
+        let out = demo(&sshd, &[&["-v"], *args].concat()).run();
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("ssh: ssh"), "{args:?}: {}", out.stderr);
+        out.assert_local_clean();
     }
     assert!(
-        !sshd.log().contains("Accepted"),
+        !sshd.log().contains("Accepted") && !sshd.log().contains("onnection"),
         "a connection was made: {}",
         sshd.log()
     );
+}
+
+#[test]
+fn a_build_that_fails_to_read_while_the_login_goes_on_leaves_nothing() {
+    // The entry's own module looks right, so the login starts while the whole build is read;
+    // another module of the build is not a beam, and reading fails.
+    let sshd = Sshd::start();
+    let project = tempfile::tempdir().unwrap();
+    let demo = testkit::compiled_fixture("demo");
+    std::fs::copy(demo.join("mix.exs"), project.path().join("mix.exs")).unwrap();
+    let ebin = project.path().join("_build/dev/lib/demo/ebin");
+    std::fs::create_dir_all(&ebin).unwrap();
+    for file in std::fs::read_dir(demo.join("_build/dev/lib/demo/ebin")).unwrap() {
+        let file = file.unwrap().path();
+        std::fs::copy(&file, ebin.join(file.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(ebin.join("Elixir.Demo.Broken.beam"), b"not a beam").unwrap();
+    let mut tool = testkit::mix_remote(project.path());
+    tool.run_on(&sshd).args([
+        "-v",
+        "--no-compile",
+        "Demo.Worker.echo",
+        "--",
+        "1",
+        "2",
+        "3",
+    ]);
+    let out = tool.run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let error = out.stderr.lines().last().unwrap_or_default();
+    assert!(
+        error.starts_with("mix-remote: error: ") && error.contains("Elixir.Demo.Broken.beam"),
+        "{}",
+        out.stderr
+    );
+    // The login had started (`-v` shows the ssh command) before the error.
+    assert!(
+        out.stderr.lines().any(|l| l.contains("ssh: ssh -M")),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    sshd.assert_no_session_processes();
+    sshd.assert_no_client_processes();
+    out.assert_local_clean();
 }
 
 #[test]

@@ -82,6 +82,36 @@ impl Plan {
         })
     }
 
+    /// Whether the entry's module exports its function (with `arity` arguments, or any arity
+    /// when `None`) and every `include` names a module, from those modules' own files alone: a
+    /// quick look before [`Plan::build`] reads the whole build (which decides, and words any
+    /// error).
+    pub fn looks_buildable(
+        project: &Path,
+        env: &str,
+        entry: &Entry,
+        arity: Option<usize>,
+        include: &[String],
+    ) -> bool {
+        if let (Some(given), Some(named)) = (arity, entry.arity)
+            && given != named
+        {
+            return false;
+        }
+        let exports = project::find(project, env, &entry.module)
+            .is_some_and(|beam| entry.check(&beam, arity.or(entry.arity)).is_ok());
+        exports && Plan::includes_exist(project, env, include)
+    }
+
+    /// Whether every `include` names a module in the build, from its file alone (see
+    /// [`Plan::looks_buildable`]).
+    pub fn includes_exist(project: &Path, env: &str, include: &[String]) -> bool {
+        include.iter().all(|text| {
+            entry::parse_module(text)
+                .is_some_and(|name| project::find(project, env, &name).is_some())
+        })
+    }
+
     /// Reads `<project>/_build/<env>` for a piece of Elixir `code` (an expression, a script): the
     /// roots are the project's modules its text names (see `names.rs`) and every `include`.
     pub fn for_code(

@@ -114,6 +114,18 @@ pub fn scan(project: &Path, env: &str) -> Result<Vec<Beam>, ProjectError> {
     Ok(beams)
 }
 
+/// Module `name` alone, read from the first `<project>/_build/<env>/lib/*/ebin` that has it;
+/// `None` if none has it or it cannot be read. A quick look, not [`scan`]'s verdict.
+pub fn find(project: &Path, env: &str, name: &str) -> Option<Beam> {
+    let lib = project.join("_build").join(env).join("lib");
+    std::fs::read_dir(lib)
+        .ok()?
+        .flatten()
+        .map(|app| app.path().join("ebin").join(format!("{name}.beam")))
+        .find(|path| path.is_file())
+        .and_then(|path| beam::read(&path).ok())
+}
+
 /// The application a module belongs to, from its path: `_build/<env>/lib/<app>/ebin/M.beam`, or
 /// `consolidated` for a consolidated protocol.
 pub fn app_of(path: &Path) -> String {

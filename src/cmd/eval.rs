@@ -21,5 +21,14 @@ pub async fn exec(
     let prepare = |build: &Build, report: &Reporter| {
         Job::prepare_code(build, Code::expression(&args.expr), skip_app_config, report)
     };
-    run::on_hosts(&args.options, args.options.layer(), config, report, prepare).await
+    let looks_right = Job::code_looks_preparable;
+    run::on_hosts(
+        &args.options,
+        args.options.layer(),
+        config,
+        report,
+        looks_right,
+        prepare,
+    )
+    .await
 }

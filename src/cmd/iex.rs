@@ -85,7 +85,7 @@ pub async fn exec(
             end.map_err(SessionError::from)
         }
     };
-    let session = session::on_host(&job, host, &view, &input, work);
+    let session = session::on_host(&job, host, &view, &input, None, work);
     tokio::pin!(session);
     let mut interrupted: Option<Instant> = None;
     let end = loop {

@@ -4,7 +4,7 @@
 //! entry ending in `.exs` is a script; `eval` (`cmd/eval.rs`) runs an expression the same way.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::build::entry::display_module;
@@ -18,7 +18,7 @@ use crate::exit::{self, CliError};
 use crate::remote::console::Input;
 use crate::remote::invoke::Outcome;
 use crate::remote::job::{Call, Code, Job, JobError};
-use crate::remote::session::{self, SessionError};
+use crate::remote::session::{self, Login, SessionError};
 use crate::report::{self, Reporter};
 
 /// Phases a host goes through in a run, for its progress bar.
@@ -57,21 +57,36 @@ pub async fn exec(
              mix-remote's flags before `--` (mix-remote run ENTRY {flag} ... -- ARGS)"
         )));
     }
+    let is_script = script.is_some();
+    let looks_right = |build: &Build| match is_script {
+        true => Job::code_looks_preparable(build),
+        false => Job::looks_preparable(build, &args.args),
+    };
     let prepare = |build: &Build, report: &Reporter| match script {
         Some(code) => Job::prepare_code(build, code, skip_app_config, report),
         None => Job::prepare(build, &args.args, skip_app_config, report),
     };
-    on_hosts(&args.options, args.layer(), config, report, prepare).await
+    on_hosts(
+        &args.options,
+        args.layer(),
+        config,
+        report,
+        looks_right,
+        prepare,
+    )
+    .await
 }
 
 /// Chooses the hosts of `options` with the settings `flags` and `config` give them, compiles the
 /// project, prepares the job once, runs it on every host and sums up: what `run` and `eval`
-/// share.
+/// share. If the job `looks_right` (a quick look at the modules it names), the login to a single
+/// host goes on while it is prepared.
 pub async fn on_hosts(
     options: &RunOptions,
     flags: Section,
     config: Option<&Config>,
     report: Arc<Reporter>,
+    looks_right: impl FnOnce(&Build) -> bool,
     prepare: impl FnOnce(&Build, &Reporter) -> Result<Job, JobError>,
 ) -> Result<u8, CliError> {
     let (selected, hosts) = fanout::choose(config, &options.hosts, &flags)?;
@@ -84,16 +99,21 @@ pub async fn on_hosts(
     // Before the signal handlers: a Ctrl-C while Mix compiles stops Mix and the tool at once.
     fresh::ensure(&build, &report)?;
     let fanout = Fanout::begin();
+    let input = Input::for_hosts(hosts.len());
+    // The login to a single host goes on while the project is read (and ends if that fails);
+    // input that is plainly wrong connects nowhere.
+    let ahead = looks_right(&build).then(|| Login::ahead(&hosts, &report, &input));
+    let login = Mutex::new(ahead.flatten());
     let job = Arc::new(prepare(&build, &report)?);
     let expect = options.expect;
-    let input = Input::for_hosts(hosts.len());
     let work = |host: HostSettings, view: Arc<Reporter>| {
         let job = Arc::clone(&job);
         let near = fanout::near_host(config, &host.name);
         let input = input.clone();
+        let login = login.lock().expect("login lock poisoned").take();
         async move {
             let started = Instant::now();
-            let outcome = session::run_host(&job, &host, &view, &input).await;
+            let outcome = session::run_host(&job, &host, &view, &input, login).await;
             let unreached = matches!(outcome, Err(SessionError::Ssh(_)));
             let end = conclude(&job, &view, outcome, expect, started.elapsed());
             if let (true, Some(near)) = (unreached, &near) {

@@ -240,6 +240,30 @@ impl Job {
         Job::assemble(call, plan, build, skip_app_config, report, phase, started)
     }
 
+    /// Whether [`Job::prepare`] will likely succeed, from the entry's and the included modules'
+    /// own files: if so, the login to a host may start while it reads the whole build.
+    pub fn looks_preparable(build: &Build, arg_texts: &[String]) -> bool {
+        let entry = build
+            .entry
+            .as_deref()
+            .and_then(|text| Entry::parse(text).ok());
+        match (entry, parse_arguments(arg_texts)) {
+            (Some(entry), Ok(args)) => Plan::looks_buildable(
+                &build.project,
+                &build.mix_env,
+                &entry,
+                Some(args.len()),
+                &build.include,
+            ),
+            _ => false,
+        }
+    }
+
+    /// Like [`Job::looks_preparable`] for [`Job::prepare_code`]: the included modules are there.
+    pub fn code_looks_preparable(build: &Build) -> bool {
+        Plan::includes_exist(&build.project, &build.mix_env, &build.include)
+    }
+
     /// Like [`Job::prepare`] for Elixir `code`: what is pushed is the closure of the project's
     /// modules its text names (and of the included ones).
     pub fn prepare_code(

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use erl_dist::node::NodeName;
@@ -38,7 +38,10 @@ use crate::remote::ssh::{Master, SshError, Target};
 use crate::remote::wire::Prepared;
 use crate::report::{Phase, Reporter};
 
+mod login;
 mod warm;
+
+pub use login::Login;
 
 /// How long teardown waits for the remote node and the master to go away by themselves.
 pub const TEARDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -167,76 +170,62 @@ impl SessionError {
     }
 }
 
-/// Runs `job` on one host: connects, boots, pushes, calls and tears down, whatever happens. The
-/// function's reads are answered from `input`.
+/// Runs `job` on one host: connects (or takes over `login`, started ahead), boots, pushes, calls
+/// and tears down, whatever happens. The function's reads are answered from `input`.
 pub async fn run_host(
     job: &Job,
     host: &HostSettings,
     report: &Arc<Reporter>,
     input: &Input,
+    login: Option<Login>,
 ) -> Result<Outcome, SessionError> {
-    on_host(job, host, report, input, |node, ready| {
+    on_host(job, host, report, input, login, |node, ready| {
         call(node, job, host, report, ready)
     })
     .await
 }
 
-/// Sets up `job` on one host (connects, boots, pushes), hands the node to `work` (the call of
-/// `run`, the session of `iex`), with when the code is ready on it, and tears down, whatever
-/// happens. The remote's reads are answered from `input`.
+/// Sets up `job` on one host (connects, or takes over `login`, started ahead; boots, pushes),
+/// hands the node to `work` (the call of `run`, the session of `iex`), with when the code is
+/// ready on it, and tears down, whatever happens. The remote's reads are answered from `input`.
 pub async fn on_host<T, F>(
     job: &Job,
     host: &HostSettings,
     report: &Arc<Reporter>,
     input: &Input,
+    login: Option<Login>,
     work: impl FnOnce(Arc<Node>, Ready) -> F,
 ) -> Result<T, SessionError>
 where
     F: Future<Output = Result<T, SessionError>>,
 {
     let remote_command = boot::remote_command(&host.elixir)?;
-    // A warm session of the host's (`mix-remote up`) serves the run if there is one.
-    if let Some(claim) = warm::claim(host, report).await {
-        return warm::on_spare(claim, job, host, report, input, work).await;
-    }
-    let ids = Identities::fresh();
-    let mut dir = private_dir()?;
-    let node_end = LocalEnd::bind(dir.path().join("node.sock"))?;
-
-    let started = Instant::now();
-    let interactive = asks_on_terminal(host, report, input);
+    let login = match login.filter(|login| login.is_for(host)) {
+        Some(login) => login,
+        None => {
+            // A warm session of the host's (`mix-remote up`) serves the run if there is one.
+            if let Some(claim) = warm::claim(host, report).await {
+                return warm::on_spare(claim, job, host, report, input, work).await;
+            }
+            Login::start(host, report, input, &remote_command)?
+        }
+    };
+    let Login {
+        ids,
+        mut dir,
+        node_end,
+        mut master,
+        started,
+        interactive,
+        refused,
+        ..
+    } = login;
     let connecting = format!("connecting to {}", host.address);
     let phase = if interactive {
         report.silent_phase(Stage::Connect, connecting)
     } else {
         report.phase(Stage::Connect, connecting)
     };
-    let lines = Arc::clone(report);
-    // Once the tool has refused the run on what the node said (the preflight), what the node
-    // says as it goes (its connection back failing) is not shown.
-    let refused = Arc::new(AtomicBool::new(false));
-    let quiet = Arc::clone(&refused);
-    let notes = Arc::clone(report);
-    let name = host.name.clone();
-    let mut target = target(host);
-    // ssh keeps the first value of an option: the user's own come first.
-    target.options.push(if interactive {
-        format!("ConnectTimeout={}", host.connect_timeout)
-    } else {
-        "BatchMode=yes".to_owned()
-    });
-    let mut master = Master::start(
-        &target,
-        &dir.path().join("ctl"),
-        Some(&node_end.path),
-        &remote_command,
-        move |line| {
-            if !quiet.load(Ordering::Relaxed) {
-                lines.remote_line(&name, line);
-            }
-        },
-        move |note| notes.verbose(&note),
-    )?;
     let mut stats = Stats::default();
     let session = Session {
         host,

@@ -6,6 +6,7 @@
 //! handshake on, the run is the same as a cold one: push, work, and the node halts when the
 //! run's node disconnects.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,7 @@ use crate::report::Reporter;
 /// The live session of `host`, with its spare node claimed for this run; `None` (and a note for
 /// `-v`) when there is none to use, and the run connects as usual.
 pub(super) async fn claim(host: &HostSettings, report: &Reporter) -> Option<client::Claim> {
-    let dir = dirs::session(&dirs::root().ok()?, &agent::key(host));
+    let dir = session_dir(host)?;
     if !dir.exists() {
         report.verbose(&format!(
             "no warm session of {} with these settings (address, ssh config, ssh options, elixir): connecting",
@@ -41,6 +42,16 @@ pub(super) async fn claim(host: &HostSettings, report: &Reporter) -> Option<clie
             None
         }
     }
+}
+
+/// Whether `host` has a warm session with these settings (live or not: a run then tries it).
+pub(super) fn exists(host: &HostSettings) -> bool {
+    session_dir(host).is_some_and(|dir| dir.exists())
+}
+
+/// Where the warm session of `host` with these settings keeps its socket.
+fn session_dir(host: &HostSettings) -> Option<PathBuf> {
+    Some(dirs::session(&dirs::root().ok()?, &agent::key(host)))
 }
 
 /// [`super::on_host`] on a claimed spare node: takes its connection, sets it up and pushes as a
