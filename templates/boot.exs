@@ -768,10 +768,11 @@ read_after_preloads = fn worked, again ->
   end
 end
 
-# Distribution starts in a process of its own, while this one goes on to the batch, the longer
-# part of a cold boot. It listens nowhere, and has no cookie yet: nothing can reach it. A short
-# net_ticktime (the tick interval is a quarter of it): the node halts soon after a dead link, when
-# the tool's node stops ticking. Then, given the cookie and the tool's name, the process sets the
+# Distribution starts in a process of its own (the start line started it already: this waits
+# for that), while this one goes on to the batch, the longer part of a cold boot. It listens
+# nowhere, and has no cookie yet: nothing can reach it. A short net_ticktime (the tick interval
+# is a quarter of it): the node halts soon after a dead link, when the tool's node stops
+# ticking. Then, given the cookie and the tool's name, the process sets the
 # cookie, watches for the tool's node to go (the node then halts), and connects back. That may
 # take longer than OTP's 7 s default setup time while the node loads a large batch on a busy
 # server; the tool's --boot-timeout is the limit that counts (120 s is OTP's largest).
@@ -779,6 +780,10 @@ connector =
   spawn(fn ->
     case :net_kernel.start([name, :shortnames, tick_ms]) do
       {:ok, _} ->
+        :ok
+
+      # Started by the start line (templates/boot_start.erl): this call waited for it.
+      {:error, {:already_started, _}} ->
         :ok
 
       error ->

@@ -142,7 +142,7 @@ fn launcher(template: &str, elixir: &str) -> Result<String, BootError> {
 pub fn stdin_input(node_port: u16, remote_node: &str, cookie: &str, our_node: &str) -> Vec<u8> {
     format!(
         "{node_port}\n{}\n{}\n{}\n{}\n{remote_node}\n{cookie}\n{our_node}\n",
-        start_line(),
+        start_line(remote_node),
         base64(BOOT_BEAMS[0]),
         base64(BOOT_BEAMS[1]),
         base64(RELAY_BEAM)
@@ -151,8 +151,9 @@ pub fn stdin_input(node_port: u16, remote_node: &str, cookie: &str, our_node: &s
 }
 
 /// [`START`] as the one line of Erlang expressions the launcher's `-eval` reads: its comment
-/// lines left out, the others joined with spaces, the placeholders filled in.
-fn start_line() -> String {
+/// lines left out, the others joined with spaces, the placeholders filled in (`remote_node`, a
+/// name we made: letters, digits, `_` and `@`).
+fn start_line(remote_node: &str) -> String {
     START
         .lines()
         .filter(|line| !line.trim_start().starts_with('%'))
@@ -161,6 +162,7 @@ fn start_line() -> String {
         .join(" ")
         .replace("@MIN_OTP@", &MIN_REMOTE_OTP.to_string())
         .replace("@TICK_MS@", &(NET_TICKTIME * 250).to_string())
+        .replace("@NAME@", remote_node)
 }
 
 /// The term whose external format `hex` spells (lower- or upper-case hex), as the boot program
@@ -310,6 +312,7 @@ mod tests {
         );
         assert!(lines[1].contains(" if Otp < 24 -> "));
         assert!(lines[1].contains(" mix_remote_boot:main(3750) catch "));
+        assert!(lines[1].contains(" spawn(fun() -> net_kernel:start(['r@localhost', shortnames, 3750]) end), "));
         assert!(lines[1].ends_with(" halt(1) end."));
         assert!(!lines[1].contains('%'));
         assert_eq!(lines[2], base64(BOOT_BEAMS[0]));
