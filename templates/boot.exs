@@ -481,9 +481,15 @@ describe = fn apps ->
    :erlang.system_info({:wordsize, :external}), missing_apps.(apps)}
 end
 
+# How many modules `stage` prepares at a time: while one chunk loads, the next is prepared (2000
+# modules prepared and loaded in 440-475 ms instead of 540-550 on two cores).
+chunk_size = 250
+
 # `batch` is a compressed term (see src/remote/wire.rs): the applications are written as lib
 # dirs, and the modules named in `closure` (leaves first) but not in `on_load` prepared for
-# loading (code:prepare_loading/1, side by side, nothing loaded yet). The files of modules that
+# loading (code:prepare_loading/1, side by side, nothing loaded yet) by a process of its own, a
+# chunk at a time, each sent to this process as `{tag, index, prepared}` (the last one sent is
+# the first that could not be prepared, if any; see `next_prepared`). The files of modules that
 # load on demand are written when it returns; those of `closure`, loaded from memory, meanwhile
 # and after, at low priority.
 stage = fn batch, closure, on_load ->
@@ -493,31 +499,99 @@ stage = fn batch, closure, on_load ->
   {loaded_here, on_demand} = Map.split(files, closure)
   writers = write_files.(Map.values(on_demand), :normal)
   write_files.(Map.values(loaded_here), :low)
-  prepared = :code.prepare_loading(for {m, _, _} = module <- modules, m not in on_load, do: module)
+  chunks = Enum.chunk_every(for({m, _, _} = module <- modules, m not in on_load, do: module), chunk_size)
+  {stager, tag} = {self(), make_ref()}
+
+  {_pid, preparing} =
+    writing.(fn ->
+      Enum.reduce_while(Enum.with_index(chunks), :ok, fn {chunk, index}, :ok ->
+        prepared = :code.prepare_loading(chunk)
+        send(stager, {tag, index, prepared})
+        if match?({:ok, _}, prepared), do: {:cont, :ok}, else: {:halt, :ok}
+      end)
+    end)
+
   files_written.(writers)
-  %{closure: closure, modules: modules, prepared: prepared, ebins: ebins, stale: stale}
+
+  %{closure: closure, modules: modules, chunks: chunks, tag: tag, preparing: preparing,
+    ebins: ebins, stale: stale}
+end
+
+# The next chunk `stage` prepared, `index`: `{:ok, prepared}`, why it could not be prepared, or
+# `{:badrpc, ...}` if the preparing process died.
+next_prepared = fn %{tag: tag, preparing: ref}, index ->
+  receive do
+    {^tag, ^index, prepared} ->
+      prepared
+
+    {:DOWN, ^ref, :process, _, reason} when reason != :normal ->
+      {:badrpc, {:exit, reason}}
+  end
+end
+
+# Until the process preparing the chunks of a `staged` batch from `index` on is done: what it
+# sends is dropped.
+prepared_dropped = fn staged, index ->
+  staged.chunks
+  |> Enum.drop(index)
+  |> Enum.with_index(index)
+  |> Enum.reduce_while(:ok, fn {_chunk, index}, :ok ->
+    case next_prepared.(staged, index) do
+      {:ok, _} -> {:cont, :ok}
+      _failed -> {:halt, :ok}
+    end
+  end)
+end
+
+# Loads the chunks of a `staged` batch as they are prepared, in order; from the first that could
+# not be prepared on, the rest is loaded as `load` loads (which says why, or loads one by one
+# the modules with an -on_load the tool did not flag).
+finish_chunks = fn staged, on_load ->
+  staged.chunks
+  |> Enum.with_index()
+  |> Enum.reduce_while(:ok, fn {_chunk, index}, :ok ->
+    case next_prepared.(staged, index) do
+      {:ok, prepared} ->
+        case :code.finish_loading(prepared) do
+          :ok ->
+            {:cont, :ok}
+
+          refused ->
+            prepared_dropped.(staged, index + 1)
+            {:halt, refused}
+        end
+
+      {:error, _} ->
+        rest = staged.chunks |> Enum.drop(index) |> Enum.concat()
+        {:halt, load.(rest, on_load, load)}
+
+      failed ->
+        {:halt, failed}
+    end
+  end)
 end
 
 # Puts the ebins of a `staged` batch on the code path and loads the modules named in `eager`, as
 # `load` does: the prepared code if that is all of them (the usual case: a cold node has none of
-# the closure).
+# the closure), a chunk as soon as it is prepared.
 finish = fn staged, eager, on_load ->
   :ok = :code.add_pathsa(staged.ebins)
 
   loaded =
     on_load_reasons.(fn ->
-      case staged.prepared do
-        {:ok, prepared} when eager == staged.closure ->
-          with :ok <- :code.finish_loading(prepared) do
-            later = for {m, _, _} = module <- staged.modules, m in on_load, do: module
-            load_one_by_one.(later, load_one_by_one)
-          end
-
-        _not_all ->
-          modules = for {m, _, _} = module <- staged.modules, m in eager, do: module
-          load.(modules, on_load, load)
+      if eager == staged.closure do
+        with :ok <- finish_chunks.(staged, on_load) do
+          later = for {m, _, _} = module <- staged.modules, m in on_load, do: module
+          load_one_by_one.(later, load_one_by_one)
+        end
+      else
+        prepared_dropped.(staged, 0)
+        modules = for {m, _, _} = module <- staged.modules, m in eager, do: module
+        load.(modules, on_load, load)
       end
     end)
+
+  Process.demonitor(staged.preparing, [:flush])
 
   case loaded do
     :ok -> {:ok, staged.stale}
