@@ -2,7 +2,7 @@
 //! their size: one request learns what the remote is and already has ([`remote`]), one sends
 //! every shipped application, which the boot program's `load` writes as lib dirs in the run's
 //! private directory on the server and puts on the code path, then loads the closure's modules
-//! the remote lacks (a fresh node: 250 at a time, each chunk as soon as it is prepared; one that
+//! the remote lacks (a fresh node: in about eight chunks, each as soon as it is prepared; one that
 //! already has some: one `code:atomic_load/1`, all or nothing; then the modules with `-on_load`,
 //! which neither takes, one by one, leaves first). A closure module the remote already runs
 //! with the same MD5 is not loaded again; one with another MD5 is replaced. The other modules of
