@@ -312,7 +312,9 @@ mod tests {
         );
         assert!(lines[1].contains(" if Otp < 24 -> "));
         assert!(lines[1].contains(" mix_remote_boot:main(3750) catch "));
-        assert!(lines[1].contains(" spawn(fun() -> net_kernel:start(['r@localhost', shortnames, 3750]) end), "));
+        assert!(lines[1].contains(
+            " spawn(fun() -> net_kernel:start(['r@localhost', shortnames, 3750]) end), "
+        ));
         assert!(lines[1].ends_with(" halt(1) end."));
         assert!(!lines[1].contains('%'));
         assert_eq!(lines[2], base64(BOOT_BEAMS[0]));
