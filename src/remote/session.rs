@@ -597,7 +597,8 @@ impl Session<'_> {
                         told = Some(sent);
                     }
                     stdin = written => {
-                        master.give_stdin(stdin?);
+                        let stdin = stdin_back(master, stdin).await?;
+                        master.give_stdin(stdin);
                         writing = None;
                     }
                 }
@@ -626,7 +627,8 @@ impl Session<'_> {
                 // Nothing to load from stdin: the push asks. The batch line may still be going.
                 drop(load_line);
                 if let Some(writing) = writing {
-                    master.give_stdin(writing.await?);
+                    let stdin = stdin_back(master, writing.await).await?;
+                    master.give_stdin(stdin);
                 }
                 self.set_remote_env(&node, boot_limit).await?;
                 let known = master
@@ -822,7 +824,8 @@ impl Session<'_> {
         sent: Sent,
     ) -> Result<(Arc<Prepared>, push::Pushed), SessionError> {
         if let Some(writing) = sent.writing {
-            master.give_stdin(writing.await?);
+            let stdin = stdin_back(master, writing.await).await?;
+            master.give_stdin(stdin);
         }
         let hex = master.marked(LOADED, "the remote node").await?;
         let reply = boot::term_of_hex(&hex)
@@ -982,6 +985,18 @@ impl LocalEnd {
                 error,
             }),
         }
+    }
+}
+
+/// The session's stdin that a write (the batch, the load line) gives back; if the write failed,
+/// why the session ended, which says more than the failed write (the node's last words, ssh's).
+async fn stdin_back(
+    master: &mut Master,
+    written: Result<ChildStdin, SshError>,
+) -> Result<ChildStdin, SshError> {
+    match written {
+        Ok(stdin) => Ok(stdin),
+        Err(_) => Err(master.failure("the remote node").await),
     }
 }
 
