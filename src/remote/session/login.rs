@@ -93,7 +93,7 @@ impl Login {
     /// otherwise, or if it cannot start (the run then starts its own and says why).
     pub fn ahead(hosts: &[HostSettings], report: &Arc<Reporter>, input: &Input) -> Option<Login> {
         let [host] = hosts else { return None };
-        if asks_on_terminal(host, report, input) || warm::exists(host) {
+        if asks_on_terminal(host, report, input) || warm::exists(host, report) {
             return None;
         }
         let remote_command = boot::remote_command(&host.elixir).ok()?;

@@ -25,10 +25,7 @@ use crate::report::Reporter;
 pub(super) async fn claim(host: &HostSettings, report: &Reporter) -> Option<client::Claim> {
     let dir = session_dir(host)?;
     if !dir.exists() {
-        report.verbose(&format!(
-            "no warm session of {} with these settings (address, ssh config, ssh options, elixir): connecting",
-            host.name
-        ));
+        say_none(host, report);
         return None;
     }
     let limit = Duration::from_secs(host.connect_timeout);
@@ -44,9 +41,22 @@ pub(super) async fn claim(host: &HostSettings, report: &Reporter) -> Option<clie
     }
 }
 
-/// Whether `host` has a warm session with these settings (live or not: a run then tries it).
-pub(super) fn exists(host: &HostSettings) -> bool {
-    session_dir(host).is_some_and(|dir| dir.exists())
+/// Whether `host` has a warm session with these settings (live or not: a run then tries it);
+/// if not, says so for `-v`.
+pub(super) fn exists(host: &HostSettings, report: &Reporter) -> bool {
+    let exists = session_dir(host).is_some_and(|dir| dir.exists());
+    if !exists {
+        say_none(host, report);
+    }
+    exists
+}
+
+/// The note for `-v` that `host` has no warm session with these settings.
+fn say_none(host: &HostSettings, report: &Reporter) {
+    report.verbose(&format!(
+        "no warm session of {} with these settings (address, ssh config, ssh options, elixir): connecting",
+        host.name
+    ));
 }
 
 /// Where the warm session of `host` with these settings keeps its socket.
