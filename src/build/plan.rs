@@ -59,15 +59,8 @@ impl Plan {
         arity: Option<usize>,
         include: &[String],
     ) -> Result<Plan, PlanError> {
-        if let (Some(given), Some(named)) = (arity, entry.arity)
-            && given != named
-        {
-            return Err(EntryError::ArityMismatch {
-                shown: entry.shown(),
-                named,
-                given,
-            }
-            .into());
+        if let Some(mismatch) = arity_mismatch(entry, arity) {
+            return Err(mismatch.into());
         }
         let graph = Graph::new(project::scan(project, env)?);
         let module = graph
@@ -93,9 +86,7 @@ impl Plan {
         arity: Option<usize>,
         include: &[String],
     ) -> bool {
-        if let (Some(given), Some(named)) = (arity, entry.arity)
-            && given != named
-        {
+        if arity_mismatch(entry, arity).is_some() {
             return false;
         }
         let exports = project::find(project, env, &entry.module)
@@ -160,6 +151,18 @@ impl Plan {
 }
 
 /// The modules `include` names, each checked against the build.
+/// The error of an entry naming its arity (`M.f/2`) called with another number of arguments.
+fn arity_mismatch(entry: &Entry, arity: Option<usize>) -> Option<EntryError> {
+    match (arity, entry.arity) {
+        (Some(given), Some(named)) if given != named => Some(EntryError::ArityMismatch {
+            shown: entry.shown(),
+            named,
+            given,
+        }),
+        _ => None,
+    }
+}
+
 fn included(graph: &Graph, include: &[String]) -> Result<Vec<String>, EntryError> {
     include
         .iter()

@@ -58,9 +58,12 @@ pub async fn exec(
         )));
     }
     let is_script = script.is_some();
-    let looks_right = |build: &Build| match is_script {
-        true => Job::code_looks_preparable(build),
-        false => Job::looks_preparable(build, &args.args),
+    let looks_right = |build: &Build| {
+        if is_script {
+            Job::code_looks_preparable(build)
+        } else {
+            Job::looks_preparable(build, &args.args)
+        }
     };
     let prepare = |build: &Build, report: &Reporter| match script {
         Some(code) => Job::prepare_code(build, code, skip_app_config, report),
