@@ -737,7 +737,7 @@ serve = fn state, serve ->
   end
 end
 
-# How the load of the batch sent on stdin went (see `read_stdin`), for the tool
+# How the load of the batch sent on stdin went (see `stage_and_load`), for the tool
 # (`mix-remote:loaded:<hex of the reply>`) and for the server, which holds the tool's
 # `after_load` requests until then.
 say_loaded = fn reply ->

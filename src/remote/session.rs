@@ -1,5 +1,6 @@
 //! A run on one host: every remote stage of the data flow wired together, with teardown on every
-//! path. [`on_host`] opens the ssh master with the reverse forward to our node and boots the node.
+//! path. [`on_host`] opens the ssh master with the reverse forward to our node (or takes over the
+//! [`Login`] a command started ahead) and boots the node.
 //! As it boots, the node says on the session's stdout what it is and has; the versions, the native
 //! code and the applications the server must have are checked against that, and the batch goes
 //! on the node's stdin, loaded while the node connects back and handshakes. The node is then
@@ -291,7 +292,7 @@ struct Stats {
     call: Option<Duration>,
     /// Stopping the remote node and the connection.
     teardown: Option<Duration>,
-    /// Reading `_build` and planning, before connecting (once for all hosts).
+    /// Reading `_build` and planning (once for all hosts), while a single host's login goes on.
     scan: Option<Duration>,
     /// Preparing the closure's wire form, alongside the connection (once for all hosts).
     wire: Option<Duration>,
