@@ -19,13 +19,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 pub use dist::DistError;
-use handshake::{HandshakeError, Refused};
 pub use relay::FromRelay;
 
-/// How long one incoming connection may take to complete its handshake: handshakes run side by
-/// side, so a silent peer holds nothing up; the booted node may be slow, while it loads a large
-/// batch on a busy server (32 nodes loading 2000 modules on two cores took more than 5 s).
-const HANDSHAKE_LIMIT: Duration = Duration::from_secs(30);
+/// How long a connection that comes after the run's node may take to say who it is before it is
+/// refused. While the node boots there is no such limit: handshakes run side by side, so a silent
+/// peer holds nothing up, and the caller's boot limit bounds them all (a node loading a large
+/// batch on a busy server may take tens of seconds to finish its own).
+const REFUSAL_LIMIT: Duration = Duration::from_secs(30);
 
 /// Replies awaited by rex calls, keyed by the reference's id words; `None` once the link is gone.
 /// Each reply comes with how many of the relay's messages arrived before it.
@@ -91,8 +91,8 @@ pub enum CallError {
 impl Node {
     /// Waits on `listener` for the node named `peer` to connect with our cookie, then starts the
     /// connection loops. A run has exactly one connection: anyone else, before or after, is
-    /// refused and logged. The relay's messages (output, reads) arrive in the returned inbox;
-    /// `log` receives notes for `-v`.
+    /// refused and logged; the caller bounds the wait. The relay's messages (output, reads) arrive
+    /// in the returned inbox; `log` receives notes for `-v`.
     pub async fn accept(
         listener: UnixListener,
         name: &NodeName,
@@ -102,8 +102,8 @@ impl Node {
         log: impl Fn(String) + Send + Sync + 'static,
     ) -> Result<(Arc<Node>, Inbox), DistError> {
         let local = dist::local_node(name, creation);
-        // Handshakes run side by side, each with a limit: a peer that connects and stays silent
-        // cannot hold the door shut for the node we booted.
+        // Handshakes run side by side: a peer that connects and stays silent cannot hold the door
+        // shut for the node we booted, however long that one takes.
         let mut handshakes = JoinSet::new();
         let stream = loop {
             tokio::select! {
@@ -111,11 +111,7 @@ impl Node {
                     let (stream, _) = incoming.map_err(|_| DistError::Lost)?;
                     let (local, cookie, peer) = (local.clone(), cookie.to_owned(), peer.to_owned());
                     handshakes.spawn(async move {
-                        let attempt = dist::accept(stream, local, &cookie, &peer);
-                        tokio::time::timeout(HANDSHAKE_LIMIT, attempt).await.unwrap_or_else(|_| {
-                            let secs = HANDSHAKE_LIMIT.as_secs();
-                            Err(Refused::from(HandshakeError::TimedOut { secs }).into())
-                        })
+                        dist::accept(stream, local, &cookie, &peer).await
                     });
                 }
                 Some(done) = handshakes.join_next() => match done {
@@ -126,6 +122,12 @@ impl Node {
             }
         };
         // The others still in progress are aborted.
+        if !handshakes.is_empty() {
+            log(format!(
+                "refused: {} connection(s) whose handshake had not finished when the node connected",
+                handshakes.len()
+            ));
+        }
         drop(handshakes);
         let (reader, writer) = stream.into_split();
         let (outgoing, queue) = mpsc::unbounded_channel();
@@ -331,7 +333,7 @@ impl Node {
 /// tried; runs until the listener fails.
 async fn refuse_all(listener: &UnixListener, log: &(dyn Fn(String) + Send + Sync)) {
     while let Ok((stream, _)) = listener.accept().await {
-        let peer = tokio::time::timeout(HANDSHAKE_LIMIT, dist::refuse(stream))
+        let peer = tokio::time::timeout(REFUSAL_LIMIT, dist::refuse(stream))
             .await
             .ok()
             .flatten();
@@ -427,7 +429,13 @@ mod tests {
     async fn a_silent_peer_does_not_keep_the_booted_node_out() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.sock");
-        let accept = accepting(UnixListener::bind(&path).unwrap());
+        let notes = Arc::new(Mutex::new(Vec::new()));
+        let noted = Arc::clone(&notes);
+        let us: NodeName = "us@localhost".parse().unwrap();
+        let listener = UnixListener::bind(&path).unwrap();
+        let accept = Node::accept(listener, &us, 7, "right", "remote@localhost", move |n| {
+            noted.lock().unwrap().push(n)
+        });
         let peers = async {
             // Connects first and never says a word.
             let _silent = UnixStream::connect(&path).await.unwrap();
@@ -441,6 +449,10 @@ mod tests {
         .await
         .expect("the booted node was kept waiting");
         assert!(accepted.is_ok());
+        assert_eq!(
+            *notes.lock().unwrap(),
+            ["refused: 1 connection(s) whose handshake had not finished when the node connected"]
+        );
     }
 
     #[tokio::test]
