@@ -87,6 +87,8 @@ fn main() -> ExitCode {
             e.code
         }
     };
+    // Everything said is on the terminal before the process goes.
+    reporter.flush();
     ExitCode::from(code)
 }
 

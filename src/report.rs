@@ -182,15 +182,14 @@ impl Reporter {
     pub fn for_host(&self, name: &str, prefixed: bool, steps: u64) -> Reporter {
         let bar = (prefixed && !self.shared.json).then(|| {
             let (id, bar) = self.shared.screen.add(ProgressBar::new(steps));
-            self.shared.screen.drawing(|_| {
-                bar.set_style(
-                    self.template(
-                        "{spinner:.cyan} {prefix:.bold} [{bar:10.cyan/dim}] {msg} {elapsed:.dim}",
-                    )
-                    .progress_chars("=> "),
-                );
-                bar.set_prefix(name.to_owned());
-                bar.set_message("waiting");
+            let style = self
+                .template("{spinner:.cyan} {prefix:.bold} [{bar:10.cyan/dim}] {msg} {elapsed:.dim}")
+                .progress_chars("=> ");
+            let (drawn, name) = (bar.clone(), name.to_owned());
+            self.shared.screen.drawing(move |_| {
+                drawn.set_style(style);
+                drawn.set_prefix(name);
+                drawn.set_message("waiting");
             });
             (id, bar)
         });
@@ -257,14 +256,16 @@ impl Reporter {
         let screen = &self.shared.screen;
         let bar = match self.host.as_ref().and_then(|h| h.bar.as_ref()) {
             Some((_, bar)) => {
-                screen.drawing(|_| bar.set_message(message));
+                let drawn = bar.clone();
+                screen.drawing(move |_| drawn.set_message(message));
                 PhaseBar::Host(bar.clone())
             }
             None if !drawn => PhaseBar::Silent,
             None => {
                 let (id, bar) = screen.add(ProgressBar::new_spinner());
-                screen.drawing(|_| {
-                    bar.set_style(self.template("{spinner:.cyan} {msg} {elapsed:.dim}"));
+                let style = self.template("{spinner:.cyan} {msg} {elapsed:.dim}");
+                screen.drawing(move |_| {
+                    bar.set_style(style);
                     bar.set_message(message);
                 });
                 PhaseBar::Own(id)
@@ -301,12 +302,13 @@ impl Reporter {
             .split(|&b| b == b'\n')
             .map(|line| String::from_utf8_lossy(line).into_owned())
             .collect();
-        self.output_lines(&lines);
+        self.output_lines(&lines, true);
     }
 
     /// Complete lines of output, without their newlines: events with `--json`, else prefixed
-    /// with the host and written at once.
-    fn output_lines(&self, lines: &[String]) {
+    /// with the host and written together, `now` (the caller waits for the terminal) or in turn
+    /// with the display's other lines.
+    fn output_lines(&self, lines: &[String], now: bool) {
         if self.shared.json {
             for text in lines {
                 self.event(Event::Output {
@@ -318,11 +320,15 @@ impl Reporter {
         }
         let prefix = self.prefix();
         let text: String = lines.iter().map(|l| format!("{prefix}{l}\n")).collect();
-        self.bars_suspended(|| {
+        let write = move || {
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(text.as_bytes());
             let _ = out.flush();
-        });
+        };
+        match now {
+            true => self.shared.screen.above_now(write),
+            false => self.shared.screen.above(write),
+        }
     }
 
     /// A prompt the function shows before it reads, after all its earlier output: written as
@@ -357,7 +363,7 @@ impl Reporter {
         let rest: Vec<u8> =
             std::mem::take(&mut *host.partial.lock().expect("output lock poisoned"));
         if !rest.is_empty() {
-            self.output_lines(&[String::from_utf8_lossy(&rest).into_owned()]);
+            self.output_lines(&[String::from_utf8_lossy(&rest).into_owned()], false);
         }
     }
 
@@ -384,7 +390,7 @@ impl Reporter {
         } else if !self.shared.quiet {
             match self.shared.remote_lines.get() {
                 Some(write) => write(&format!("[{host}] {line}")),
-                None => self.bars_suspended(|| eprintln!("[{host}] {line}")),
+                None => self.say(format!("[{host}] {line}\n")),
             }
         }
     }
@@ -399,7 +405,7 @@ impl Reporter {
     pub fn verbose(&self, note: &str) {
         if self.shared.verbose {
             let prefix = self.prefix();
-            self.bars_suspended(|| eprintln!("mix-remote: {prefix}{note}"));
+            self.say(format!("mix-remote: {prefix}{note}\n"));
         }
     }
 
@@ -410,7 +416,7 @@ impl Reporter {
             message: message.to_owned(),
         });
         let (prefix, error) = (self.prefix(), self.paint(Paint::Error, "error:"));
-        self.bars_suspended(|| eprintln!("mix-remote: {error} {prefix}{message}"));
+        self.say(format!("mix-remote: {error} {prefix}{message}\n"));
     }
 
     /// A warning: shown on stderr unless `-q`, once per run whichever hosts come to it; with
@@ -430,7 +436,7 @@ impl Reporter {
                 return;
             }
             let (prefix, warning) = (self.prefix(), self.paint(Paint::Warning, "warning:"));
-            self.bars_suspended(|| eprintln!("mix-remote: {warning} {prefix}{message}"));
+            self.say(format!("mix-remote: {warning} {prefix}{message}\n"));
         }
     }
 
@@ -438,7 +444,7 @@ impl Reporter {
     /// an event: it is for people).
     pub fn hint(&self, text: &str) {
         let (prefix, hint) = (self.prefix(), self.paint(Paint::Hint, "hint:"));
-        self.bars_suspended(|| eprintln!("mix-remote: {prefix}{hint} {text}"));
+        self.say(format!("mix-remote: {prefix}{hint} {text}\n"));
     }
 
     /// The end of the call on this host: the value it returned on stdout, or what it raised,
@@ -462,21 +468,17 @@ impl Reporter {
             |text: &str| -> String { text.lines().map(|l| format!("{prefix}{l}\n")).collect() };
         match status {
             Status::Returned => {
-                let text = prefixed(value);
-                self.bars_suspended(|| {
-                    let mut out = std::io::stdout().lock();
-                    let _ = out.write_all(text.as_bytes());
-                    let _ = out.flush();
-                });
+                let lines: Vec<String> = value.lines().map(str::to_owned).collect();
+                self.output_lines(&lines, false);
             }
             Status::Raised | Status::Threw | Status::Exited => {
                 let on = self.on_host();
                 let error = self.paint(Paint::Error, "error:");
                 let how = status.word();
-                self.bars_suspended(|| {
-                    eprintln!("mix-remote: {error} {prefix}{entry} {how}{on}:");
-                    eprint!("{}", prefixed(value));
-                });
+                self.say(format!(
+                    "mix-remote: {error} {prefix}{entry} {how}{on}:\n{}",
+                    prefixed(value)
+                ));
             }
         }
     }
@@ -485,12 +487,20 @@ impl Reporter {
     pub fn table(&self, headers: &[&str], rows: &[Vec<String>]) {
         if !self.shared.quiet && !self.shared.json {
             let text = table(headers, rows);
-            self.bars_suspended(|| eprint!("{text}"));
+            self.say(text);
         }
     }
 
-    fn bars_suspended(&self, f: impl FnOnce()) {
-        self.shared.screen.above(f);
+    /// Writes `text` (whole lines) on stderr, above the bars, in turn with the display's other
+    /// lines: the caller never waits for the terminal.
+    fn say(&self, text: String) {
+        self.shared.screen.above(move || eprint!("{text}"));
+    }
+
+    /// Waits until everything said so far is on the terminal: before the process exits, and
+    /// before something else writes there (ssh asking, the line editor).
+    pub fn flush(&self) {
+        self.shared.screen.flush();
     }
 }
 
@@ -530,17 +540,21 @@ impl Phase {
                     painted(colour, paint, mark),
                     painted(colour, Paint::Time, &format!("({ms} ms)"))
                 );
-                if screen.drawing(|bars| bars.is_hidden()) {
-                    // Hidden bars print nothing: the line goes to stderr as it is (when it is a
-                    // terminal, as the bars would).
-                    if !self.shared.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                let shown = !self.shared.quiet;
+                screen.drawing(move |bars| {
+                    if !bars.is_hidden() {
+                        let _ = bars.println(line);
+                    } else if shown && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                        // Hidden bars print nothing: the line goes to stderr as it is (when it is
+                        // a terminal, as the bars would).
                         eprintln!("{line}");
                     }
-                } else {
-                    screen.drawing(|bars| drop(bars.println(line)));
-                }
+                });
             }
-            PhaseBar::Host(bar) => screen.drawing(|_| bar.inc(1)),
+            PhaseBar::Host(bar) => {
+                let bar = bar.clone();
+                screen.drawing(move |_| bar.inc(1));
+            }
         }
     }
 }

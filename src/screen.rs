@@ -1,11 +1,15 @@
 //! The terminal the progress display shares with the function's output, and the rule that output
 //! and prompts always win: the bars (drawn on stderr by indicatif) are taken off the screen before
 //! the function leaves a line open on stdout (dots, a prompt) or reads, and come back only once
-//! its output is quiet on a fresh line. One ticker thread animates every bar, under the same lock
-//! as the writes, so nothing is ever drawn in the middle of a line of output.
+//! its output is quiet on a fresh line. One painter thread draws: it animates every bar and runs the
+//! changes and lines the run's tasks ask for, in order, under the same lock as the output's
+//! writes, so nothing is ever drawn in the middle of a line of output, and a terminal that does
+//! not keep up (a slow link, a stopped display) never holds up the work on the hosts.
 
+use std::collections::VecDeque;
 use std::io::{IsTerminal, Write};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
@@ -14,6 +18,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 const TICK: Duration = Duration::from_millis(80);
 /// How long output must be quiet (on a fresh line) before the bars come back.
 const QUIET: Duration = Duration::from_millis(250);
+/// How many drawing tasks may wait for a terminal that does not keep up before those who add
+/// more wait too: memory stays bounded when a host floods its log onto a stalled terminal.
+const BACKLOG: usize = 4096;
 
 /// See the module's documentation.
 pub struct Screen {
@@ -22,9 +29,30 @@ pub struct Screen {
     drawn: bool,
     /// stdout is a terminal, so the function's output shares the screen with the bars.
     shared: bool,
+    /// What callers that must not wait for the terminal left to the painter, in order.
+    tasks: Arc<Tasks>,
+    /// The id of the next bar.
+    next_id: AtomicU64,
     state: Mutex<State>,
 }
 
+/// A change to the bars, or lines to write above them, run later under the screen's lock.
+type Task = Box<dyn FnOnce(&Screen, &mut State) + Send>;
+
+/// The queue of [`Task`]s: filled without touching the terminal, emptied only under the screen's
+/// lock (so that output written at once comes after every task queued before it).
+#[derive(Default)]
+struct Tasks {
+    queue: Mutex<VecDeque<Task>>,
+    /// Signalled when a task is queued (the painter wakes) or taken (room for more).
+    changed: Condvar,
+}
+
+impl Tasks {
+    fn queue(&self) -> MutexGuard<'_, VecDeque<Task>> {
+        self.queue.lock().expect("task queue lock poisoned")
+    }
+}
 #[derive(Default)]
 struct State {
     /// The function's output on stdout ends without a newline.
@@ -37,27 +65,27 @@ struct State {
     hidden: bool,
     /// The display was closed for good (Ctrl-C).
     closed: bool,
-    /// The bars the ticker animates, by id.
+    /// The bars the painter animates, by id.
     bars: Vec<(u64, ProgressBar)>,
-    /// The id of the next bar.
-    next_id: u64,
 }
 
 impl Screen {
-    /// The screen of `bars`, drawn when `drawn`; starts the ticker then.
+    /// The screen of `bars`, drawn when `drawn`; starts the painter then.
     pub fn new(bars: MultiProgress, drawn: bool) -> Arc<Screen> {
         let drawn = drawn && std::io::stderr().is_terminal();
         let screen = Arc::new(Screen {
             bars,
             drawn,
             shared: std::io::stdout().is_terminal(),
+            tasks: Arc::default(),
+            next_id: AtomicU64::new(0),
             state: Mutex::new(State::default()),
         });
         if drawn {
-            let weak = Arc::downgrade(&screen);
+            let (weak, tasks) = (Arc::downgrade(&screen), Arc::clone(&screen.tasks));
             std::thread::Builder::new()
-                .name("ticker".into())
-                .spawn(move || tick(weak))
+                .name("painter".into())
+                .spawn(move || paint(weak, &tasks))
                 .expect("spawning a thread");
         }
         screen
@@ -67,64 +95,109 @@ impl Screen {
         self.state.lock().expect("screen lock poisoned")
     }
 
-    /// Adds `bar` to the display, animated by the ticker; returns its id for [`Screen::remove`].
-    pub fn add(&self, bar: ProgressBar) -> (u64, ProgressBar) {
+    /// Runs `task`: left to the painter when the bars are drawn (the caller never waits for the
+    /// terminal, unless [`BACKLOG`] tasks already wait), at once otherwise.
+    fn later(&self, task: impl FnOnce(&Screen, &mut State) + Send + 'static) {
+        if !self.drawn {
+            let mut state = self.state();
+            return task(self, &mut state);
+        }
+        let mut queue = self.tasks.queue();
+        while queue.len() >= BACKLOG {
+            queue = self
+                .tasks
+                .changed
+                .wait(queue)
+                .expect("task queue lock poisoned");
+        }
+        queue.push_back(Box::new(task));
+        self.tasks.changed.notify_all();
+    }
+
+    /// Runs every task queued so far, in order; the caller holds the screen's lock.
+    fn settle(&self, state: &mut State) {
+        loop {
+            let Some(task) = self.tasks.queue().pop_front() else {
+                return;
+            };
+            self.tasks.changed.notify_all();
+            task(self, state);
+        }
+    }
+
+    /// Waits until everything asked of the screen so far is on it: before the process exits, and
+    /// before something else writes on the terminal (ssh asking, the line editor).
+    pub fn flush(&self) {
         let mut state = self.state();
-        let bar = self.bars.add(bar);
-        let id = state.next_id;
-        state.next_id += 1;
-        state.bars.push((id, bar.clone()));
+        self.settle(&mut state);
+    }
+
+    /// Adds `bar` to the display, animated by the painter; returns its id for
+    /// [`Screen::remove`]. Change it only through [`Screen::drawing`].
+    pub fn add(&self, bar: ProgressBar) -> (u64, ProgressBar) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let added = bar.clone();
+        self.later(move |screen, state| {
+            let bar = screen.bars.add(added);
+            state.bars.push((id, bar));
+        });
         (id, bar)
     }
 
     /// Removes the bar `id` from the display.
     pub fn remove(&self, id: u64) {
-        let mut state = self.state();
-        if let Some(at) = state.bars.iter().position(|(i, _)| *i == id) {
-            let (_, bar) = state.bars.remove(at);
-            bar.finish_and_clear();
-            self.bars.remove(&bar);
-        }
+        self.later(move |screen, state| {
+            if let Some(at) = state.bars.iter().position(|(i, _)| *i == id) {
+                let (_, bar) = state.bars.remove(at);
+                bar.finish_and_clear();
+                screen.bars.remove(&bar);
+            }
+        });
     }
 
-    /// Runs `f`, which changes a bar or draws a line above them, while nothing else draws.
-    pub fn drawing<R>(&self, f: impl FnOnce(&MultiProgress) -> R) -> R {
-        let _state = self.state();
-        f(&self.bars)
+    /// Runs `f`, which changes a bar or draws a line above them, while nothing else draws, in
+    /// turn with the other changes (see [`Screen::later`]).
+    pub fn drawing(&self, f: impl FnOnce(&MultiProgress) + Send + 'static) {
+        self.later(move |screen, _| f(&screen.bars));
     }
 
-    /// Writes `bytes` of the function's output to stdout (as it is, flushed): with the bars taken
-    /// off first when it leaves a line open or a read waits, above the bars otherwise.
+    /// Writes `bytes` of the function's output to stdout (as it is, flushed), after everything
+    /// asked of the screen before: with the bars taken off first when it leaves a line open or a
+    /// read waits, above the bars otherwise. The caller waits for the terminal: output keeps the
+    /// pace the terminal takes.
     pub fn output(&self, bytes: &[u8]) {
         let mut state = self.state();
+        self.settle(&mut state);
+        self.write_output(&mut state, bytes);
+    }
+
+    fn write_output(&self, state: &mut State, bytes: &[u8]) {
         if !bytes.is_empty() && self.shared {
             state.open_line = !bytes.ends_with(b"\n");
         }
         state.last_output = Some(Instant::now());
         if state.open_line || state.reading {
-            self.hide(&mut state);
+            self.hide(state);
         }
-        let write = || {
+        self.suspended(state, || {
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(bytes);
             let _ = out.flush();
-        };
-        if state.hidden {
-            write();
-        } else {
-            self.bars.suspend(write);
-        }
+        });
     }
 
     /// Writes a prompt (as output) before a read: the bars stay off until the read is done.
     pub fn prompt(&self, bytes: &[u8]) {
-        self.state().reading = self.shared;
-        self.output(bytes);
+        let mut state = self.state();
+        self.settle(&mut state);
+        state.reading = self.shared;
+        self.write_output(&mut state, bytes);
     }
 
     /// The read is done; a terminal that echoed the line left the cursor on a fresh line.
     pub fn read_done(&self, echoed: bool) {
         let mut state = self.state();
+        self.settle(&mut state);
         state.reading = false;
         if echoed {
             state.open_line = false;
@@ -135,46 +208,60 @@ impl Screen {
     /// Ends an open line of output on the terminal (never in a file or pipe, whose bytes stay the
     /// function's own) and brings the bars back: before a result or a phase's last line.
     pub fn close_line(&self) {
-        let mut state = self.state();
-        if state.open_line {
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(b"\n");
-            let _ = out.flush();
-            state.open_line = false;
-        }
-        state.reading = false;
-        self.show(&mut state);
+        self.later(|screen, state| {
+            if state.open_line {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(b"\n");
+                let _ = out.flush();
+                state.open_line = false;
+            }
+            state.reading = false;
+            screen.show(state);
+        });
     }
 
-    /// Runs `f`, which writes lines to stderr, with the bars out of its way.
-    pub fn above(&self, f: impl FnOnce()) {
-        let state = self.state();
+    /// Runs `f`, which writes lines to stderr, with the bars out of its way, in turn with the
+    /// other changes (see [`Screen::later`]).
+    pub fn above(&self, f: impl FnOnce() + Send + 'static) {
+        self.later(|screen, state| screen.suspended(state, f));
+    }
+
+    /// As [`Screen::above`], but now, the caller waiting for the terminal: for the function's
+    /// output, which keeps the pace the terminal takes.
+    pub fn above_now(&self, f: impl FnOnce()) {
+        let mut state = self.state();
+        self.settle(&mut state);
+        self.suspended(&state, f);
+    }
+
+    fn suspended<R>(&self, state: &State, f: impl FnOnce() -> R) -> R {
         if state.hidden {
-            f();
+            f()
         } else {
-            self.bars.suspend(f);
+            self.bars.suspend(f)
         }
     }
 
     /// Takes the bars off the screen for good (Ctrl-C), ending an open line of output.
     pub fn close(&self) {
-        let mut state = self.state();
-        if !state.hidden && self.drawn && !state.bars.is_empty() {
-            // The bars end at the terminal's right edge, so the terminal's echo of ^C (if it made
-            // one) wrapped to a line of its own below them. A space takes the cursor below them
-            // either way; that line is cleared and the cursor goes back up to the bars' last line,
-            // where clearing them starts.
-            let mut err = std::io::stderr().lock();
-            let _ = err.write_all(b" \r\x1b[K\x1b[1A");
-            let _ = err.flush();
-        }
-        self.hide(&mut state);
-        state.closed = true;
-        if state.open_line {
-            let _ = std::io::stdout().write_all(b"\n");
-            let _ = std::io::stdout().flush();
-            state.open_line = false;
-        }
+        self.later(|screen, state| {
+            if !state.hidden && screen.drawn && !state.bars.is_empty() {
+                // The bars end at the terminal's right edge, so the terminal's echo of ^C (if it
+                // made one) wrapped to a line of its own below them. A space takes the cursor
+                // below them either way; that line is cleared and the cursor goes back up to the
+                // bars' last line, where clearing them starts.
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(b" \r\x1b[K\x1b[1A");
+                let _ = err.flush();
+            }
+            screen.hide(state);
+            state.closed = true;
+            if state.open_line {
+                let _ = std::io::stdout().write_all(b"\n");
+                let _ = std::io::stdout().flush();
+                state.open_line = false;
+            }
+        });
     }
 
     fn hide(&self, state: &mut State) {
@@ -195,12 +282,27 @@ impl Screen {
     }
 }
 
-/// Animates the bars while the screen exists; brings them back once output is quiet on a fresh
-/// line and no read waits.
-fn tick(screen: Weak<Screen>) {
-    while let Some(screen) = screen.upgrade() {
+/// Paints while the screen exists: runs the tasks left to it as they come, animates the bars, and
+/// brings them back once output is quiet on a fresh line and no read waits. The only thread that
+/// waits for a slow terminal on the others' behalf.
+fn paint(screen: Weak<Screen>, tasks: &Tasks) {
+    let mut ticked = Instant::now();
+    loop {
         {
-            let mut state = screen.state();
+            let queue = tasks.queue();
+            let wait = TICK.saturating_sub(ticked.elapsed());
+            let _ = tasks
+                .changed
+                .wait_timeout_while(queue, wait, |queue| queue.is_empty())
+                .expect("task queue lock poisoned");
+        }
+        let Some(screen) = screen.upgrade() else {
+            return;
+        };
+        let mut state = screen.state();
+        screen.settle(&mut state);
+        if ticked.elapsed() >= TICK {
+            ticked = Instant::now();
             let quiet = state.last_output.is_none_or(|t| t.elapsed() >= QUIET);
             if state.hidden && !state.open_line && !state.reading && quiet {
                 screen.show(&mut state);
@@ -209,7 +311,12 @@ fn tick(screen: Weak<Screen>) {
                 state.bars.iter().for_each(|(_, bar)| bar.tick());
             }
         }
-        drop(screen);
-        std::thread::sleep(TICK);
+    }
+}
+
+impl Drop for Screen {
+    /// What was asked of the screen is on it before it goes.
+    fn drop(&mut self) {
+        self.flush();
     }
 }

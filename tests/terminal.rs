@@ -378,3 +378,38 @@ fn the_function_sees_the_size_of_the_terminal() {
     sshd.assert_no_session_processes();
     out.assert_local_clean();
 }
+
+#[test]
+fn a_terminal_that_does_not_keep_up_holds_up_no_host() {
+    // The terminal is full and reads nothing from (nearly) the start, as a display over a slow
+    // link: the bars and the phases' lines wait for it, the work on the hosts does not.
+    let sshd = Sshd::start();
+    let (_dir, config) = two_hosts(&sshd);
+    let marks = tempfile::tempdir().expect("temporary directory");
+    let expr = format!(
+        "File.write!(Path.join({:?}, Atom.to_string(node())), \"\")",
+        marks.path()
+    );
+    let term = on_both(&config, "eval", &[&expr]).spawn_in_pty();
+    term.stall();
+    let waiting = std::time::Instant::now();
+    while testkit::entries(marks.path()).len() < 2 {
+        assert!(
+            waiting.elapsed() < testkit::RUN_LIMIT,
+            "the hosts waited for the terminal: {:?}",
+            testkit::entries(marks.path())
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = term.finish();
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    for host in ["a", "b"] {
+        assert!(
+            out.stdout.contains(&format!("[{host}] :ok")),
+            "{}",
+            out.stdout
+        );
+    }
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+}

@@ -29,6 +29,9 @@ struct Screen {
     parser: vt100::Parser,
     /// The pty has no writer left: the run and everything it started have ended.
     ended: bool,
+    /// The terminal reads nothing ([`PtyRun::stall`]): it stands for a display that does not
+    /// keep up.
+    stalled: bool,
 }
 
 /// The screen and a signal for each change of it.
@@ -42,7 +45,7 @@ pub struct PtyRun {
     shared: Shared,
     reader: Option<JoinHandle<()>>,
     /// Kept open for the run's life: closing it would hang up the terminal.
-    _master: Box<dyn MasterPty + Send>,
+    master: Box<dyn MasterPty + Send>,
     /// The run's `TMPDIR`, handed to its [`Output`].
     tmp: Option<TempDir>,
     finished: bool,
@@ -93,6 +96,7 @@ impl MixRemote {
             Mutex::new(Screen {
                 parser: vt100::Parser::new(nonzero(PTY_ROWS), nonzero(PTY_COLS), 0),
                 ended: false,
+                stalled: false,
             }),
             Condvar::new(),
         ));
@@ -105,7 +109,7 @@ impl MixRemote {
             keyboard,
             shared,
             reader: Some(reader),
-            _master: pair.master,
+            master: pair.master,
             tmp: Some(tmp),
             finished: false,
         }
@@ -127,6 +131,15 @@ fn render(
     // The last bytes of the previous read: a query may straddle two reads.
     let mut tail: Vec<u8> = Vec::new();
     loop {
+        {
+            let screen = shared.0.lock().expect("screen lock");
+            drop(
+                shared
+                    .1
+                    .wait_while(screen, |s| s.stalled)
+                    .expect("screen lock"),
+            );
+        }
         let n = match output.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
@@ -155,6 +168,38 @@ fn render(
 }
 
 impl PtyRun {
+    /// Stops reading what the run prints and fills the terminal until it takes no more: from now
+    /// on every write of the run to the terminal waits, as on a display that does not keep up,
+    /// until [`PtyRun::resume`]. What filled it changes nothing on the screen.
+    pub fn stall(&self) {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.lock().stalled = true;
+        let path = self
+            .master
+            .tty_name()
+            .expect("testkit: the pseudo-terminal's name");
+        let mut side = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("testkit: open {}: {e}", path.display()));
+        // Resets of the text's attributes: they draw nothing.
+        let filler = b"\x1b[m".repeat(1024);
+        loop {
+            match side.write(&filler) {
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("testkit: fill {}: {e}", path.display()),
+            }
+        }
+    }
+
+    /// The terminal reads again what the run printed, after a [`PtyRun::stall`].
+    pub fn resume(&self) {
+        self.lock().stalled = false;
+        self.shared.1.notify_all();
+    }
+
     /// Types `keys` (text, `\r` for Enter, `\x03` for Ctrl-C, `\x04` for Ctrl-D, `\t` for Tab).
     pub fn send(&self, keys: &str) {
         let mut keyboard = self.keyboard.lock().expect("keyboard lock");
@@ -234,6 +279,7 @@ impl PtyRun {
     /// output to be on the screen; returns its exit code and, as `stdout`, the screen as it was
     /// left, rows joined with newlines (`stderr` is empty: both went to the screen).
     pub fn finish(mut self) -> Output {
+        self.resume();
         let started = Instant::now();
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("testkit: wait for the run") {
@@ -285,6 +331,7 @@ impl PtyRun {
 
 impl Drop for PtyRun {
     fn drop(&mut self) {
+        self.resume();
         if !self.finished {
             if let Some(pid) = self.child.process_id() {
                 crate::procs::signal("KILL", &[pid]);

@@ -238,6 +238,8 @@ impl Thread {
 
     /// Edits one line at `prompt` until it is entered, or Ctrl-C or Ctrl-D decides otherwise.
     fn edit(&mut self, prompt: &str) -> Typed {
+        // What the run said so far (its phases) is on the terminal before the prompt.
+        self.report.flush();
         let kind = self.kind.of_prompt(prompt);
         let shown = self.screen().begin(prompt);
         let mut warned = false;

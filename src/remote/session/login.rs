@@ -58,6 +58,10 @@ impl Login {
         let notes = Arc::clone(report);
         let name = host.name.clone();
         let mut target = target(host);
+        if interactive {
+            // What was said so far is on the terminal before ssh may ask there.
+            report.flush();
+        }
         // ssh keeps the first value of an option: the user's own come first.
         target.options.push(if interactive {
             format!("ConnectTimeout={}", host.connect_timeout)
