@@ -14,8 +14,11 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
 
-/// How often the bars are animated.
+/// How often the bars are animated, up to [`BARS_PER_TICK`] of them.
 const TICK: Duration = Duration::from_millis(80);
+/// Each bar's tick renders its line and asks the terminal's width: with more bars than this (many
+/// hosts), they are animated less often, so that the painter's work stays that of this many.
+const BARS_PER_TICK: usize = 8;
 /// How long output must be quiet (on a fresh line) before the bars come back.
 const QUIET: Duration = Duration::from_millis(250);
 /// How many drawing tasks may wait for a terminal that does not keep up before those who add
@@ -286,11 +289,11 @@ impl Screen {
 /// brings them back once output is quiet on a fresh line and no read waits. The only thread that
 /// waits for a slow terminal on the others' behalf.
 fn paint(screen: Weak<Screen>, tasks: &Tasks) {
-    let mut ticked = Instant::now();
+    let (mut ticked, mut interval) = (Instant::now(), TICK);
     loop {
         {
             let queue = tasks.queue();
-            let wait = TICK.saturating_sub(ticked.elapsed());
+            let wait = interval.saturating_sub(ticked.elapsed());
             let _ = tasks
                 .changed
                 .wait_timeout_while(queue, wait, |queue| queue.is_empty())
@@ -301,8 +304,9 @@ fn paint(screen: Weak<Screen>, tasks: &Tasks) {
         };
         let mut state = screen.state();
         screen.settle(&mut state);
-        if ticked.elapsed() >= TICK {
+        if ticked.elapsed() >= interval {
             ticked = Instant::now();
+            interval = TICK * state.bars.len().div_ceil(BARS_PER_TICK).max(1) as u32;
             let quiet = state.last_output.is_none_or(|t| t.elapsed() >= QUIET);
             if state.hidden && !state.open_line && !state.reading && quiet {
                 screen.show(&mut state);
