@@ -526,7 +526,9 @@ PrintLastLog no
 UseDNS no
 MaxStartups 100:30:200
 MaxSessions 100
-LoginGraceTime 30
+# OpenSSH's own default: 32 logins at once beside 32 booting nodes on two busy cores
+# (cargo xtask bench-fanout) take more than 30 s.
+LoginGraceTime 120
 LogLevel INFO
 ";
         c += if self.tcp_forwarding {

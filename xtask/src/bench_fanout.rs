@@ -118,6 +118,7 @@ pub fn run(args: &BenchFanoutArgs, root: &Path) -> Result<(), String> {
         .collect();
     let run = Run {
         binary: &binary,
+        sshd: &sshd,
         config: &config,
         env: &env,
     };
@@ -164,9 +165,11 @@ struct Sample {
     threads: u64,
 }
 
-/// What every measured run shares: the binary, the ssh_config of the aliases, the environment.
+/// What every measured run shares: the binary, the sshd and the ssh_config of its aliases, the
+/// environment.
 struct Run<'a> {
     binary: &'a Path,
+    sshd: &'a testkit::Sshd,
     config: &'a Path,
     env: &'a [(String, String)],
 }
@@ -175,6 +178,19 @@ impl Run<'_> {
     /// Runs the entry of the `n`-module project in `dir` on hosts `h1` to `h<hosts>` and measures it.
     fn measure(&self, dir: &Path, n: usize, hosts: usize, mode: Mode) -> Result<Sample, String> {
         let (binary, config) = (self.binary, self.config);
+        // The servers share this machine: a run starts once the last one's nodes and sessions
+        // are gone, not while 32 of them still end.
+        if let Err(left) = self
+            .sshd
+            .wait_until_no_session_processes(Duration::from_secs(120))
+        {
+            let shown: Vec<String> = left.iter().take(5).map(ToString::to_string).collect();
+            return Err(format!(
+                "{} processes of the last run were still on the servers after 120 s: {}",
+                left.len(),
+                shown.join("; ")
+            ));
+        }
         let names: Vec<String> = (1..=hosts).map(|i| format!("h{i}")).collect();
         let mut stdout = tempfile::tempfile().map_err(|e| format!("cannot create a file: {e}"))?;
         let mut stderr = tempfile::tempfile().map_err(|e| format!("cannot create a file: {e}"))?;
