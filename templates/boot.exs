@@ -6,7 +6,7 @@
 # takes (a quarter of the net_ticktime). Change this file, then run `cargo xtask boot-beam`.
 # Nothing is evaluated: no Elixir parser or compiler runs on the server for a boot.
 #
-# It reads its node name, the cookie and the tool's node name from stdin (so the cookie is never
+# It reads its node name, the forward's port, the cookie and the tool's node name from stdin (so the cookie is never
 # in argv, the environment or a file), starts distribution without any listener, sets the cookie,
 # and only then connects out to the tool through the SSH tunnel: nobody can connect to this node,
 # and it speaks to nobody but the tool. It halts when stdin closes or the tool's node goes down:
@@ -816,6 +816,8 @@ end
 relay_beam = Base.decode64!(read_line.())
 {:module, _} = :code.load_binary(:mix_remote_relay, ~c"mix_remote_relay", relay_beam)
 name = String.to_atom(read_line.())
+# Where the tool's node is reached (templates/boot_epmd.exs): read before connecting back.
+:persistent_term.put(:mix_remote_port, String.to_integer(read_line.()))
 
 # Before it reads its cookie, the node says what it is and has, as `info` would answer:
 # `mix-remote:info:<hex of {Worked, Info}>`; the run then need not ask (and a cold run sends its

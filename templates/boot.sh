@@ -1,7 +1,8 @@
 # mix-remote launcher, run by `sh -c` on the server as the SSH master's session.
 # Lines are joined with "; " so any login shell passes them on; never use single quotes here.
-# stdin: the server port of the reverse forward to the tool's node, then one line of Erlang
-# (templates/boot_start.erl, which loads and runs the compiled boot program), then what those read.
+# stdin: one line of Erlang (templates/boot_start.erl, which loads and runs the compiled boot
+# program), then what those read (the server port of the reverse forward to the tool's node among
+# it). The node starts at once: the tool learns that port only as the session opens.
 # The node is started by the `elixir` script itself (so it is the erl, code path and environment
 # that script would use, through asdf or mise shims and wrappers alike), but with `+iex`, the mode
 # the `iex` script uses, which leaves out `-s elixir start_cli`: the elixir command line (Logger
@@ -12,11 +13,11 @@
 # The -eval first has crypto loaded on the side: distribution's start takes random bytes from it
 # (net_kernel), and loading its NIF takes 40-70 ms, now spent while the rest boots.
 # -dist_listen false: the node opens no port at all; it connects out to the tool instead.
-# -erl_epmd_port: the tool's node is reached at that port, without asking any EPMD (OTP 23+).
+# -epmd_module: the boot program's module tells distribution where the tool's node is (the
+# forward's port, once read), without asking any EPMD (templates/boot_epmd.exs).
 # -nocookie: OTP neither reads nor creates ~/.erlang.cookie. ERL_CRASH_DUMP_BYTES=0: no crash
 # dump, which would hold the cookie, is ever written.
 E=@ELIXIR@
 command -v "$E" >/dev/null 2>&1 || { echo "mix-remote:no-elixir $E"; exit 127; }
 echo mix-remote:connected
-read -r port || exit 0
-ERL_CRASH_DUMP_BYTES=0 exec "$E" +iex --erl "-noshell -start_epmd false -dist_listen false -nocookie -erl_epmd_port $port -eval spawn(fun()->catch(crypto:strong_rand_bytes(1))end),{ok,_}=application:ensure_all_started(elixir),{ok,T,_}=erl_scan:string(binary_to_list(io:get_line(standard_io,<<>>))),{ok,X}=erl_parse:parse_exprs(T),erl_eval:exprs(X,erl_eval:new_bindings())"
+ERL_CRASH_DUMP_BYTES=0 exec "$E" +iex --erl "-noshell -start_epmd false -dist_listen false -nocookie -epmd_module mix_remote_boot -eval spawn(fun()->catch(crypto:strong_rand_bytes(1))end),{ok,_}=application:ensure_all_started(elixir),{ok,T,_}=erl_scan:string(binary_to_list(io:get_line(standard_io,<<>>))),{ok,X}=erl_parse:parse_exprs(T),erl_eval:exprs(X,erl_eval:new_bindings())"

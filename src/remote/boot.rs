@@ -135,13 +135,13 @@ fn launcher(template: &str, elixir: &str) -> Result<String, BootError> {
     Ok(format!("exec sh -c '{script}'"))
 }
 
-/// Everything the boot session reads from stdin, in order: the server port of the forward to our
-/// node (read by the launcher), the start line (see [`start_line`]), the boot program's beams
-/// and the relay's beam in base64, the remote node's full name, the cookie and our node's full
-/// name (read by the program). The stream then stays open: its end halts the node.
+/// Everything the boot session reads from stdin, in order: the start line (see [`start_line`]),
+/// the boot program's beams and the relay's beam in base64, the remote node's full name, the
+/// server port of the forward to our node, the cookie and our node's full name (read by the
+/// program). The stream then stays open: its end halts the node.
 pub fn stdin_input(node_port: u16, remote_node: &str, cookie: &str, our_node: &str) -> Vec<u8> {
     format!(
-        "{node_port}\n{}\n{}\n{}\n{}\n{remote_node}\n{cookie}\n{our_node}\n",
+        "{}\n{}\n{}\n{}\n{remote_node}\n{node_port}\n{cookie}\n{our_node}\n",
         start_line(remote_node),
         base64(BOOT_BEAMS[0]),
         base64(BOOT_BEAMS[1]),
@@ -305,24 +305,24 @@ mod tests {
             String::from_utf8(stdin_input(4000, "r@localhost", "c", "t@localhost")).unwrap();
         let lines: Vec<&str> = input.lines().collect();
         assert_eq!(lines.len(), 8);
-        assert!(
-            lines[1].starts_with("Otp = list_to_integer("),
-            "{}",
-            lines[1]
-        );
-        assert!(lines[1].contains(" if Otp < 24 -> "));
-        assert!(lines[1].contains(" mix_remote_boot:main(3750) catch "));
-        assert!(lines[1].contains(
-            " spawn(fun() -> net_kernel:start(['r@localhost', shortnames, 3750]) end), "
-        ));
-        assert!(lines[1].ends_with(" halt(1) end."));
-        assert!(!lines[1].contains('%'));
-        assert_eq!(lines[2], base64(BOOT_BEAMS[0]));
-        assert_eq!(lines[3], base64(BOOT_BEAMS[1]));
-        assert_eq!(lines[4], base64(RELAY_BEAM));
+        let start = lines[0];
+        assert!(start.starts_with("Otp = list_to_integer("), "{start}");
+        assert!(start.contains(" if Otp < 24 -> "));
+        // The port mapper (the boot program's module) is loaded before distribution starts.
+        let loaded = start.find(" code:load_binary(mix_remote_boot, ").unwrap();
+        let started = start
+            .find(" spawn(fun() -> net_kernel:start(['r@localhost', shortnames, 3750]) end), ")
+            .unwrap();
+        assert!(loaded < started, "{start}");
+        assert!(start.contains(" mix_remote_boot:main(3750) catch "));
+        assert!(start.ends_with(" halt(1) end."));
+        assert!(!start.contains('%'));
+        assert_eq!(lines[1], base64(BOOT_BEAMS[0]));
+        assert_eq!(lines[2], base64(BOOT_BEAMS[1]));
+        assert_eq!(lines[3], base64(RELAY_BEAM));
         assert_eq!(
-            (lines[0], lines[5], lines[6], lines[7]),
-            ("4000", "r@localhost", "c", "t@localhost")
+            (lines[4], lines[5], lines[6], lines[7]),
+            ("r@localhost", "4000", "c", "t@localhost")
         );
     }
 

@@ -221,20 +221,16 @@ fn identities(cookie: &str, local: &str) -> String {
     format!("{cookie}\n{local}\n")
 }
 
-/// Everything the boot session reads before the run's identities: the forward's port, the start
-/// line (preceded by printing [`BOOTED`], in Erlang as that line), the beams and the node's name
-/// `remote`.
+/// Everything the boot session reads before the run's identities: the start line (preceded by
+/// printing [`BOOTED`], in Erlang as that line), the beams, the node's name `remote` and the
+/// forward's port.
 fn prelude(port: u16, remote: &str) -> Vec<u8> {
     let (c, l) = ("c", "l");
     let mut input = boot::stdin_input(port, remote, c, l);
     let tail = identities(c, l).len();
     input.truncate(input.len() - tail);
-    let program = input
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(0, |at| at + 1);
     let say = format!("io:format(\"{MARKER}{BOOTED}~n\"), ");
-    input.splice(program..program, say.bytes());
+    input.splice(0..0, say.bytes());
     input
 }
 
@@ -248,7 +244,7 @@ mod tests {
         input.extend_from_slice(identities("k", "b@localhost").as_bytes());
         let cold = boot::stdin_input(4242, "a@localhost", "k", "b@localhost");
         let say = b"io:format(\"mix-remote:spare~n\"), ";
-        assert!(input.starts_with(b"4242\nio:format(\"mix-remote:spare~n\"), Otp = "));
-        assert!(input[..5] == cold[..5] && input[5 + say.len()..] == cold[5..]);
+        assert!(input.starts_with(b"io:format(\"mix-remote:spare~n\"), Otp = "));
+        assert!(input[say.len()..] == cold[..]);
     }
 }
