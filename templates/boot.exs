@@ -37,8 +37,19 @@ halt = fn status ->
   end
 
   case :persistent_term.get(:mix_remote_dir, nil) do
-    nil -> :ok
-    dir -> File.rm_rf(dir)
+    nil ->
+      :ok
+
+    # `rm` removes a large batch's files in a fraction of the time `File.rm_rf/1` takes through
+    # the node's file server (2000 modules: 40 ms against 140-250 on an idle machine; minutes
+    # for 32 nodes ending at once on two busy cores).
+    dir ->
+      with rm when is_list(rm) <- :os.find_executable(~c"rm"),
+           {_, 0} <- System.cmd(List.to_string(rm), ["-rf", "--", dir], stderr_to_stdout: true) do
+        :ok
+      else
+        _ -> File.rm_rf(dir)
+      end
   end
 
   System.halt(status)
