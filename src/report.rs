@@ -325,9 +325,10 @@ impl Reporter {
             let _ = out.write_all(text.as_bytes());
             let _ = out.flush();
         };
-        match now {
-            true => self.shared.screen.above_now(write),
-            false => self.shared.screen.above(write),
+        if now {
+            self.shared.screen.above_now(write);
+        } else {
+            self.shared.screen.above(write);
         }
     }
 

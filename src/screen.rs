@@ -117,14 +117,16 @@ impl Screen {
         self.tasks.changed.notify_all();
     }
 
-    /// Runs every task queued so far, in order; the caller holds the screen's lock.
+    /// Runs every task queued so far, in order, those queued meanwhile too; the caller holds the
+    /// screen's lock.
     fn settle(&self, state: &mut State) {
         loop {
-            let Some(task) = self.tasks.queue().pop_front() else {
+            let tasks = std::mem::take(&mut *self.tasks.queue());
+            if tasks.is_empty() {
                 return;
-            };
+            }
             self.tasks.changed.notify_all();
-            task(self, state);
+            tasks.into_iter().for_each(|task| task(self, state));
         }
     }
 
