@@ -73,6 +73,11 @@ writing = fn work ->
   {pid, ref}
 end
 
+# The elixir application, started beside the boot (templates/boot.sh): what evaluates Elixir
+# code, starts Logger or IEx, serves a request or loads the batch (an -on_load may need it) first
+# waits for its start, over by then on a cold boot.
+elixir_started = fn -> {:ok, _} = Application.ensure_all_started(:elixir) end
+
 read_line = fn ->
   case IO.read(:stdio, :line) do
     line when is_binary(line) -> String.trim_trailing(line, "\n")
@@ -284,6 +289,7 @@ evaluate_ahead = fn files, env ->
   {pid, _ref} =
     writing.(fn ->
       Process.flag(:priority, :low)
+      elixir_started.()
       {:ok, io} = StringIO.open("")
       Process.group_leader(self(), io)
 
@@ -591,6 +597,7 @@ end
 # `load` does: the prepared code if that is all of them (the usual case: a cold node has none of
 # the closure), a chunk as soon as it is prepared.
 finish = fn staged, eager, on_load ->
+  elixir_started.()
   :ok = :code.add_pathsa(staged.ebins)
 
   loaded =
@@ -695,6 +702,7 @@ dispatch = fn relay, {tool_pid, ref}, op, args ->
 
     reply =
       try do
+        elixir_started.()
         apply(Map.fetch!(ops, op), args)
       catch
         kind, reason -> {:badrpc, {kind, reason}}
@@ -926,7 +934,7 @@ send(connector, {:connect, cookie, tool})
 # batch come first.
 spawn(fn ->
   Process.flag(:priority, :low)
-  Application.start(:logger)
+  Application.ensure_all_started(:logger)
 end)
 
 read_stdin.(nil, read_stdin)

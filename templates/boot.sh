@@ -6,12 +6,15 @@
 # The node is started by the `elixir` script itself (so it is the erl, code path and environment
 # that script would use, through asdf or mise shims and wrappers alike), but with `+iex`, the mode
 # the `iex` script uses, which leaves out `-s elixir start_cli`: the elixir command line (Logger
-# started, argv parsed, `-e` evaluated) is skipped. The `-eval` starts the elixir application (it
-# sets stdio to binary and unicode, and on 1.15+ puts the other lib dirs of Elixir on the code
-# path), then reads the line of Erlang and evaluates it. The script splits `--erl` on spaces and
-# expands it unquoted: the expression has no space and no glob character.
-# The -eval first has crypto loaded on the side: distribution's start takes random bytes from it
-# (net_kernel), and loading its NIF takes 40-70 ms, now spent while the rest boots.
+# started, argv parsed, `-e` evaluated) is skipped. The `-eval` sets stdio to binary and unicode
+# (as the elixir application's start would), then reads the line of Erlang and evaluates it. The
+# script splits `--erl` on spaces and expands it unquoted: the expression has no space and no glob
+# character.
+# The -eval first has two things done on the side, while the rest boots: crypto loaded
+# (distribution's start takes random bytes from it, and loading its NIF takes 40-70 ms), and the
+# elixir application started (30-45 ms; on 1.15+ it puts the other lib dirs of Elixir on the code
+# path): the boot program waits for it only where it needs it
+# (templates/boot.exs, `elixir_started`).
 # -dist_listen false: the node opens no port at all; it connects out to the tool instead.
 # -epmd_module: the boot program's module tells distribution where the tool's node is (the
 # forward's port, once read), without asking any EPMD (templates/boot_epmd.exs).
@@ -20,4 +23,4 @@
 E=@ELIXIR@
 command -v "$E" >/dev/null 2>&1 || { echo "mix-remote:no-elixir $E"; exit 127; }
 echo mix-remote:connected
-ERL_CRASH_DUMP_BYTES=0 exec "$E" +iex --erl "-noshell -start_epmd false -dist_listen false -nocookie -epmd_module mix_remote_boot -eval spawn(fun()->catch(crypto:strong_rand_bytes(1))end),{ok,_}=application:ensure_all_started(elixir),{ok,T,_}=erl_scan:string(binary_to_list(io:get_line(standard_io,<<>>))),{ok,X}=erl_parse:parse_exprs(T),erl_eval:exprs(X,erl_eval:new_bindings())"
+ERL_CRASH_DUMP_BYTES=0 exec "$E" +iex --erl "-noshell -start_epmd false -dist_listen false -nocookie -epmd_module mix_remote_boot -eval spawn(fun()->catch(crypto:strong_rand_bytes(1))end),ok=io:setopts(standard_io,[binary,{encoding,unicode}]),spawn(fun()->application:ensure_all_started(elixir)end),{ok,T,_}=erl_scan:string(binary_to_list(io:get_line(standard_io,<<>>))),{ok,X}=erl_parse:parse_exprs(T),erl_eval:exprs(X,erl_eval:new_bindings())"
