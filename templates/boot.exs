@@ -6,10 +6,11 @@
 # takes (a quarter of the net_ticktime). Change this file, then run `cargo xtask boot-beam`.
 # Nothing is evaluated: no Elixir parser or compiler runs on the server for a boot.
 #
-# It reads its node name, the forward's port, the cookie and the tool's node name from stdin (so the cookie is never
-# in argv, the environment or a file), starts distribution without any listener, sets the cookie,
-# and only then connects out to the tool through the SSH tunnel: nobody can connect to this node,
-# and it speaks to nobody but the tool. It halts when stdin closes or the tool's node goes down:
+# It reads the forward's port, the cookie and the tool's node name from stdin (so the cookie is
+# never in argv, the environment or a file), starts distribution without any listener and with a
+# dynamic name (the tool's node names it as it connects), sets the cookie for the tool's node, and
+# only then connects out to the tool through the SSH tunnel: nobody can connect to this node, and
+# it speaks to nobody but the tool. It halts when stdin closes or the tool's node goes down:
 # when the tool exits, is killed, or the SSH connection or the link drops.
 #
 # The one other module it needs, the output relay (templates/mix_remote_relay.erl), comes compiled
@@ -836,15 +837,15 @@ end
 :ets.new(:mix_remote_writers, [:public, :named_table])
 relay_beam = Base.decode64!(read_line.())
 {:module, _} = :code.load_binary(:mix_remote_relay, ~c"mix_remote_relay", relay_beam)
-name = String.to_atom(read_line.())
 # Where the tool's node is reached (templates/boot_epmd.exs): read before connecting back.
 :persistent_term.put(:mix_remote_port, String.to_integer(read_line.()))
 
 # Before it reads its cookie, the node says what it is and has, as `info` would answer:
 # `mix-remote:info:<hex of {Worked, Info}>`; the run then need not ask (and a cold run sends its
-# batch at once). A spare node of a warm session (src/remote/agent) gets its name ahead and
-# has started distribution (see below) as it says that; before its cookie it may be given a previous run's batch to load ahead, as `preload:<base64 of [batch, eager,
-# on_load]>` lines, and says that again after each, with whether that preload worked (the agent
+# batch at once). A spare node of a warm session (src/remote/agent) has started distribution
+# (see below) as it says that; before its cookie it may be given a previous run's batch to load
+# ahead, as `preload:<base64 of [batch, eager, on_load]>` lines, and says that again after each,
+# with whether that preload worked (the agent
 # hands the last one to the run). The code a later preload replaces is purged at once, so the run
 # can replace it again; a preload that fails leaves the run to load what it needs. Another process
 # says it, while this one reads the next line at once: a cold run's cookie is there already, and
@@ -875,15 +876,16 @@ end
 
 # Distribution starts in a process of its own (the start line started it already: this waits
 # for that), while this one goes on to the batch, the longer part of a cold boot. It listens
-# nowhere, and has no cookie yet: nothing can reach it. A short net_ticktime (the tick interval
-# is a quarter of it): the node halts soon after a dead link, when the tool's node stops
-# ticking. Then, given the cookie and the tool's name, the process sets the
-# cookie, watches for the tool's node to go (the node then halts), and connects back. That may
+# nowhere, and has no cookie yet: nothing can reach it. Its name is dynamic (`undefined` on the
+# host of the tool's node): the tool's node names it as it connects. A short net_ticktime (the
+# tick interval is a quarter of it): the node halts soon after a dead link, when the tool's node
+# stops ticking. Then, given the cookie and the tool's name, the process sets the cookie for the
+# tool's node, watches for the tool's node to go (the node then halts), and connects back. That may
 # take longer than OTP's 7 s default setup time while the node loads a large batch on a busy
 # server; the tool's --boot-timeout is the limit that counts (120 s is OTP's largest).
 connector =
   spawn(fn ->
-    case :net_kernel.start([name, :shortnames, tick_ms]) do
+    case :net_kernel.start([:undefined@localhost, :shortnames, tick_ms]) do
       {:ok, _} ->
         :ok
 
@@ -898,7 +900,7 @@ connector =
 
     receive do
       {:connect, cookie, tool} ->
-        :erlang.set_cookie(node(), cookie)
+        :erlang.set_cookie(tool, cookie)
         connecting = self()
 
         spawn(fn ->

@@ -4,9 +4,10 @@
 % The boot program's beams and the relay are built for OTP @MIN_OTP@ and newer: an older node says
 % so and stops before reading them. Else the node reads the boot program's two beams (base64, a
 % line each: for OTP 25 and newer, then for OTP 24) and loads the one for its release: that module
-% is also distribution's port mapper (templates/boot_epmd.exs). Distribution then starts at once
-% under the node's name, in a process of its own (it takes 30-45 ms, which the rest of the boot
-% overlaps; the program's own start of it then waits for this one), and the node runs the program
+% is also distribution's port mapper (templates/boot_epmd.exs). Distribution then starts at once,
+% in a process of its own (the rest of the boot overlaps it; the program's own start of it then
+% waits for this one), with a dynamic name: the tool's node names this one as it connects (see
+% src/remote/node/handshake.rs), and OTP loads no crypto to draw a creation. Then the node runs the program
 % (templates/boot.exs) with the tick interval of the node's net_ticktime. Should that fail, the
 % error is printed as Elixir formats it (as `elixir -e` would) and the node halts.
 Otp = list_to_integer(erlang:system_info(otp_release)),
@@ -19,7 +20,7 @@ try
   Otp24 = base64:decode(string:chomp(io:get_line(standard_io, <<>>))),
   Beam = if Otp < 25 -> Otp24; true -> Current end,
   {module, mix_remote_boot} = code:load_binary(mix_remote_boot, "mix_remote_boot", Beam),
-  spawn(fun() -> net_kernel:start(['@NAME@', shortnames, @TICK_MS@]) end),
+  spawn(fun() -> net_kernel:start([undefined@@HOST@, shortnames, @TICK_MS@]) end),
   mix_remote_boot:main(@TICK_MS@)
 catch
   Class:Reason:Stack ->

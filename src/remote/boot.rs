@@ -30,6 +30,10 @@ pub const RELAY_BEAM: &[u8] = include_bytes!("../../templates/mix_remote_relay.b
 /// by the boot program (compiled in, which removes them) and the check program (which counts
 /// them).
 const STALE_RUNS: &str = include_str!("../../templates/stale_runs.exs");
+/// The host part of the node names of a run, ours and the remote's: the booted node starts with
+/// the dynamic name `undefined@` it (templates/boot_start.erl, templates/boot.exs) and asks our
+/// node, which it connects to, to name it on that host.
+pub const NODE_HOST: &str = "localhost";
 /// How the directory of a run on the server is named: `<prefix><OS pid>-<random>`.
 pub const RUN_DIR_PREFIX: &str = "mix-remote-run-";
 /// The launcher of `mix-remote check` (`templates/check.sh`).
@@ -136,13 +140,13 @@ fn launcher(template: &str, elixir: &str) -> Result<String, BootError> {
 }
 
 /// Everything the boot session reads from stdin, in order: the start line (see [`start_line`]),
-/// the boot program's beams and the relay's beam in base64, the remote node's full name, the
-/// server port of the forward to our node, the cookie and our node's full name (read by the
-/// program). The stream then stays open: its end halts the node.
-pub fn stdin_input(node_port: u16, remote_node: &str, cookie: &str, our_node: &str) -> Vec<u8> {
+/// the boot program's beams and the relay's beam in base64, the server port of the forward to
+/// our node, the cookie and our node's full name (read by the program). The stream then stays
+/// open: its end halts the node.
+pub fn stdin_input(node_port: u16, cookie: &str, our_node: &str) -> Vec<u8> {
     format!(
-        "{}\n{}\n{}\n{}\n{remote_node}\n{node_port}\n{cookie}\n{our_node}\n",
-        start_line(remote_node),
+        "{}\n{}\n{}\n{}\n{node_port}\n{cookie}\n{our_node}\n",
+        start_line(),
         base64(BOOT_BEAMS[0]),
         base64(BOOT_BEAMS[1]),
         base64(RELAY_BEAM)
@@ -151,9 +155,8 @@ pub fn stdin_input(node_port: u16, remote_node: &str, cookie: &str, our_node: &s
 }
 
 /// [`START`] as the one line of Erlang expressions the launcher's `-eval` reads: its comment
-/// lines left out, the others joined with spaces, the placeholders filled in (`remote_node`, a
-/// name we made: letters, digits, `_` and `@`).
-fn start_line(remote_node: &str) -> String {
+/// lines left out, the others joined with spaces, the placeholders filled in.
+fn start_line() -> String {
     START
         .lines()
         .filter(|line| !line.trim_start().starts_with('%'))
@@ -162,7 +165,7 @@ fn start_line(remote_node: &str) -> String {
         .join(" ")
         .replace("@MIN_OTP@", &MIN_REMOTE_OTP.to_string())
         .replace("@TICK_MS@", &(NET_TICKTIME * 250).to_string())
-        .replace("@NAME@", remote_node)
+        .replace("@HOST@", NODE_HOST)
 }
 
 /// The term whose external format `hex` spells (lower- or upper-case hex), as the boot program
@@ -249,7 +252,9 @@ mod tests {
         assert!(PROGRAM.contains(&format!("end), :{SERVER})")));
         assert!(START.contains(&format!("io:format(\"{MARKER}{OLD_OTP}~b~n\"")));
         assert!(START.contains("mix_remote_boot:main(@TICK_MS@)\n"));
-        assert!(PROGRAM.contains(":net_kernel.start([name, :shortnames, tick_ms])"));
+        assert!(PROGRAM.contains(&format!(
+            ":net_kernel.start([:undefined@{NODE_HOST}, :shortnames, tick_ms])"
+        )));
         assert!(PROGRAM.contains(&format!("op != :{AFTER_LOAD} ->")));
         for request in [
             Request::Info,
@@ -301,17 +306,18 @@ mod tests {
     #[test]
     fn the_start_travels_as_one_line_before_the_beams() {
         assert_eq!(elixir_string_body("a\"#{b}\\\n"), "a\\\"\\#{b}\\\\\\n");
-        let input =
-            String::from_utf8(stdin_input(4000, "r@localhost", "c", "t@localhost")).unwrap();
+        let input = String::from_utf8(stdin_input(4000, "c", "t@localhost")).unwrap();
         let lines: Vec<&str> = input.lines().collect();
-        assert_eq!(lines.len(), 8);
+        assert_eq!(lines.len(), 7);
         let start = lines[0];
         assert!(start.starts_with("Otp = list_to_integer("), "{start}");
         assert!(start.contains(" if Otp < 24 -> "));
         // The port mapper (the boot program's module) is loaded before distribution starts.
         let loaded = start.find(" code:load_binary(mix_remote_boot, ").unwrap();
         let started = start
-            .find(" spawn(fun() -> net_kernel:start(['r@localhost', shortnames, 3750]) end), ")
+            .find(
+                " spawn(fun() -> net_kernel:start([undefined@localhost, shortnames, 3750]) end), ",
+            )
             .unwrap();
         assert!(loaded < started, "{start}");
         assert!(start.contains(" mix_remote_boot:main(3750) catch "));
@@ -320,10 +326,7 @@ mod tests {
         assert_eq!(lines[1], base64(BOOT_BEAMS[0]));
         assert_eq!(lines[2], base64(BOOT_BEAMS[1]));
         assert_eq!(lines[3], base64(RELAY_BEAM));
-        assert_eq!(
-            (lines[4], lines[5], lines[6], lines[7]),
-            ("r@localhost", "4000", "c", "t@localhost")
-        );
+        assert_eq!((lines[4], lines[5], lines[6]), ("4000", "c", "t@localhost"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::watch;
 
 use super::preload::Preload;
-use crate::remote::boot::{self, INFO, MARKER};
+use crate::remote::boot::{self, INFO, MARKER, NODE_HOST};
 use crate::remote::ssh::{self, Target};
 
 /// `mix-remote:spare`: the spare's node has started and runs the boot program.
@@ -44,7 +44,7 @@ pub struct Spare {
     stdin: Option<ChildStdin>,
     /// The Unix socket the node connects to once it has a run's identities.
     pub socket: PathBuf,
-    /// The node's full name, fresh for this node: it starts distribution under it ahead.
+    /// The full name the run gives the node as it connects, fresh for this node.
     pub remote: String,
     port: u16,
     control: PathBuf,
@@ -121,8 +121,8 @@ impl Spare {
         }
         let mut stdin = child.stdin.take().ok_or(SpareError::Closed)?;
         // 64 random bits, hex, as a cold run names its node.
-        let remote = format!("mix_remote_{:016x}@localhost", rand::random::<u64>());
-        let mut input = prelude(port, &remote);
+        let remote = format!("mix_remote_{:016x}@{NODE_HOST}", rand::random::<u64>());
+        let mut input = prelude(port);
         if let Some(preload) = &preload {
             input.extend_from_slice(&preload.line);
         }
@@ -222,11 +222,10 @@ fn identities(cookie: &str, local: &str) -> String {
 }
 
 /// Everything the boot session reads before the run's identities: the start line (preceded by
-/// printing [`BOOTED`], in Erlang as that line), the beams, the node's name `remote` and the
-/// forward's port.
-fn prelude(port: u16, remote: &str) -> Vec<u8> {
+/// printing [`BOOTED`], in Erlang as that line), the beams and the forward's port.
+fn prelude(port: u16) -> Vec<u8> {
     let (c, l) = ("c", "l");
-    let mut input = boot::stdin_input(port, remote, c, l);
+    let mut input = boot::stdin_input(port, c, l);
     let tail = identities(c, l).len();
     input.truncate(input.len() - tail);
     let say = format!("io:format(\"{MARKER}{BOOTED}~n\"), ");
@@ -240,9 +239,9 @@ mod tests {
 
     #[test]
     fn the_prelude_and_the_identities_make_the_boot_input() {
-        let mut input = prelude(4242, "a@localhost");
+        let mut input = prelude(4242);
         input.extend_from_slice(identities("k", "b@localhost").as_bytes());
-        let cold = boot::stdin_input(4242, "a@localhost", "k", "b@localhost");
+        let cold = boot::stdin_input(4242, "k", "b@localhost");
         let say = b"io:format(\"mix-remote:spare~n\"), ";
         assert!(input.starts_with(b"io:format(\"mix-remote:spare~n\"), Otp = "));
         assert!(input[say.len()..] == cold[..]);

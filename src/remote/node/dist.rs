@@ -64,15 +64,15 @@ pub fn local_node(name: &NodeName, creation: u32) -> LocalNode {
     node
 }
 
-/// Performs the server side of the handshake on an incoming `stream`, accepting only the node
-/// named `expected` and only with our cookie.
+/// Performs the server side of the handshake on an incoming `stream`, naming the peer `peer`:
+/// it accepts only the node that asks to be named on that host, and only with our cookie.
 pub async fn accept(
     mut stream: UnixStream,
     local: LocalNode,
     cookie: &str,
-    expected: &str,
+    peer: &str,
 ) -> Result<UnixStream, DistError> {
-    handshake::accept(&mut stream, &local, cookie, expected).await?;
+    handshake::accept(&mut stream, &local, cookie, peer).await?;
     Ok(stream)
 }
 

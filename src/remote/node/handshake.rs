@@ -1,8 +1,12 @@
 //! The server side of the distribution handshake, for the OTP 24+ node a run boots.
 //!
+//! That node starts distribution with a dynamic name (`undefined@localhost`, see
+//! templates/boot_start.erl): it asks the first node it connects to, ours, to name it, and we give
+//! it the name the run chose (status `named:`). A node started that way needs no creation of its
+//! own, so OTP does not load crypto to draw one at random: 40-70 ms of a cold boot on OpenSSL 3.
 //! Our status and challenge depend on nothing the peer says (it always sends the `N` send_name of
 //! HANDSHAKE_23 and expects the `N` challenge), so both are written the moment the connection is
-//! accepted, before the peer's name is read: one round trip less than the handshake as the
+//! accepted, before the peer's send_name is read: one round trip less than the handshake as the
 //! protocol draws it. Every message is a 2-byte length and a body; bodies are read only up to
 //! [`MAX_MESSAGE`], so a hostile peer cannot make us allocate much (the caller bounds the time).
 
@@ -26,8 +30,10 @@ const MANDATORY_25: u64 = 0x04 // EXTENDED_REFERENCES
 const HANDSHAKE_23: u64 = 0x0100_0000;
 /// Shorthand for all of [`MANDATORY_25`], which OTP 25 and later may send instead of them.
 const MANDATORY_25_DIGEST: u64 = 0x0400_0000;
-/// The peer asks us to name it: never the node a run booted with its name.
+/// The peer asks us to name it, as the node a run boots does.
 const NAME_ME: u64 = 0x02 << 32;
+/// The lowest creation OTP gives a node: 0 to 3 are the 2-bit creations of old releases.
+const MIN_CREATION: u32 = 4;
 
 /// Longest handshake message we read: a send_name (tag, flags, creation, name length) with a
 /// node name of 255 characters of up to 4 bytes each.
@@ -59,10 +65,7 @@ pub enum HandshakeError {
     /// The peer sent the `n` send_name of OTP 22 and older.
     #[error("it speaks the handshake of OTP 22 or older; the remote needs OTP 24 or newer")]
     OldProtocol,
-    /// The peer asks for a dynamic name.
-    #[error("it asks for a dynamic name")]
-    DynamicName,
-    /// Another node than the run booted.
+    /// Another node than the run booted: it names itself, or asks to be named on another host.
     #[error("not the node this run booted")]
     NotBooted,
     /// The peer lacks distribution capabilities OTP 25 makes mandatory.
@@ -80,7 +83,7 @@ pub enum HandshakeError {
 #[derive(Debug, thiserror::Error)]
 #[error("distribution handshake with {} failed: {reason}", peer.as_deref().unwrap_or("an unnamed peer"))]
 pub struct Refused {
-    /// The name in the peer's send_name.
+    /// The name in the peer's send_name (a host, for a peer that asks to be named).
     pub peer: Option<String>,
     /// What went wrong.
     pub reason: HandshakeError,
@@ -92,42 +95,42 @@ impl From<HandshakeError> for Refused {
     }
 }
 
-/// Completes the server side of the handshake on `stream` as `us`: writes status `ok` and our
-/// challenge at once, then accepts only the node named `expected`, with the mandatory flags and
-/// a reply proving it knows `cookie`. On success the stream is ready for distribution frames.
+/// Completes the server side of the handshake on `stream` as `us`: writes status `named:`,
+/// naming the peer `peer` (`name@host`, with a fresh creation), and our challenge at once; then
+/// accepts only a peer that asks to be named on that host, with the mandatory flags and a reply
+/// proving it knows `cookie`. On success the stream is ready for distribution frames.
 pub async fn accept(
     stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
     us: &LocalNode,
     cookie: &str,
-    expected: &str,
+    peer: &str,
 ) -> Result<(), Refused> {
     let challenge: u32 = rand::random();
+    let creation = rand::random::<u32>().max(MIN_CREATION);
     let mut out = Vec::new();
-    frame(&mut out, b"sok");
+    frame(&mut out, &named(peer, creation));
     frame(&mut out, &challenge_message(us, challenge));
     stream.write_all(&out).await.map_err(HandshakeError::from)?;
 
     let name = read_send_name(stream).await?;
-    let rest = verify(stream, &name, challenge, cookie, expected);
+    let host = peer.split_once('@').map_or(peer, |(_, host)| host);
+    let rest = verify(stream, &name, challenge, cookie, host);
     rest.await.map_err(|reason| Refused {
         peer: Some(name.name),
         reason,
     })
 }
 
-/// The rest of [`accept`] once the peer has named itself: its name and flags, then its proof
-/// of the cookie, and our own proof in the challenge_ack.
+/// The rest of [`accept`] once the peer has sent its send_name: a request to be named on `host`
+/// and its flags, then its proof of the cookie, and our own proof in the challenge_ack.
 async fn verify(
     stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
     name: &SendName,
     ours: u32,
     cookie: &str,
-    expected: &str,
+    host: &str,
 ) -> Result<(), HandshakeError> {
-    if name.flags & NAME_ME != 0 {
-        return Err(HandshakeError::DynamicName);
-    }
-    if name.name != expected {
+    if name.flags & NAME_ME == 0 || name.name != host {
         return Err(HandshakeError::NotBooted);
     }
     if name.flags & MANDATORY_25_DIGEST == 0 && name.flags & MANDATORY_25 != MANDATORY_25 {
@@ -157,6 +160,7 @@ pub async fn refuse(stream: &mut (impl AsyncRead + AsyncWrite + Unpin)) -> Optio
 /// What a send_name says.
 struct SendName {
     flags: u64,
+    /// The node's name, or only its host when it asks to be named.
     name: String,
 }
 
@@ -204,11 +208,22 @@ fn challenge_reply(message: &[u8]) -> Result<(u32, [u8; 16]), HandshakeError> {
     }
 }
 
-/// Our `N` challenge: flags, the challenge, creation, and our name.
+/// Status `named:`: the peer's name `name` (`name@host`) and its creation.
+fn named(name: &str, creation: u32) -> Vec<u8> {
+    let mut status = b"snamed:".to_vec();
+    // A node name is at most 255 characters: its length fits.
+    status.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    status.extend_from_slice(name.as_bytes());
+    status.extend_from_slice(&creation.to_be_bytes());
+    status
+}
+
+/// Our `N` challenge: flags, the challenge, creation, and our name. The flags have NAME_ME too:
+/// a node that asked to be named refuses a challenge without it (OTP 25, found by trying).
 fn challenge_message(us: &LocalNode, challenge: u32) -> Vec<u8> {
     let name = us.name.to_string();
     let mut message = vec![b'N'];
-    message.extend_from_slice(&us.flags.bits().to_be_bytes());
+    message.extend_from_slice(&(us.flags.bits() | NAME_ME).to_be_bytes());
     message.extend_from_slice(&challenge.to_be_bytes());
     message.extend_from_slice(&us.creation.get().to_be_bytes());
     // A node name is at most 255 characters: its length fits.
@@ -258,6 +273,13 @@ mod tests {
         local_node(&name.parse().unwrap(), 7)
     }
 
+    /// A node on `host` that asks to be named, as the one a run boots does.
+    fn unnamed(host: &str) -> LocalNode {
+        let mut node = node(&format!("undefined@{host}"));
+        node.flags |= DistributionFlags::NAME_ME;
+        node
+    }
+
     /// Our side as a run has it: expects `remote@localhost` with cookie `right`; the stream is
     /// dropped when the handshake ends, as a refused connection is.
     async fn serve(mut ours: UnixStream) -> Result<(), Refused> {
@@ -271,13 +293,17 @@ mod tests {
     }
 
     /// Runs erl_dist's client handshake as `client` with `cookie` against [`serve`]: our
-    /// outcome, and whether the client completed.
+    /// outcome, and whether the client completed (as `remote@localhost`, if it asked to be named).
     async fn handshake(client: LocalNode, cookie: &str) -> (Result<(), Refused>, bool) {
         let (ours, theirs) = UnixStream::pair().unwrap();
         let peer = async {
             let mut hs = ClientSideHandshake::new(theirs.compat(), client, cookie);
             match hs.execute_send_name(6).await {
-                Ok(HandshakeStatus::Ok) => hs.execute_rest(true).await.is_ok(),
+                Ok(HandshakeStatus::Named { name, creation }) => {
+                    assert_eq!(name, "remote");
+                    assert!(creation.get() >= MIN_CREATION);
+                    hs.execute_rest(true).await.is_ok()
+                }
                 _ => false,
             }
         };
@@ -306,7 +332,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_booted_node_with_the_run_cookie_gets_in() {
-        let (server, client) = handshake(node("remote@localhost"), "right").await;
+        let (server, client) = handshake(unnamed("localhost"), "right").await;
         assert!(server.is_ok(), "{server:?}");
         assert!(client);
     }
@@ -315,13 +341,14 @@ mod tests {
     async fn status_and_challenge_are_written_before_the_peer_says_anything() {
         let (ours, mut theirs) = UnixStream::pair().unwrap();
         let server = tokio::spawn(serve(ours));
-        let mut status = [0; 5];
-        theirs.read_exact(&mut status).await.unwrap();
-        assert_eq!(&status, b"\x00\x03sok");
+        let status = read_message(&mut theirs).await.unwrap();
+        let (named, creation) = status.split_last_chunk::<4>().unwrap();
+        assert_eq!(named, b"snamed:\x00\x10remote@localhost");
+        assert!(u32::from_be_bytes(*creation) >= MIN_CREATION);
         let challenge = read_message(&mut theirs).await.unwrap();
         let us = node("us@localhost");
         assert_eq!(challenge[0], b'N');
-        assert_eq!(challenge[1..9], us.flags.bits().to_be_bytes());
+        assert_eq!(challenge[1..9], (us.flags.bits() | NAME_ME).to_be_bytes());
         assert_eq!(challenge[13..17], 7u32.to_be_bytes());
         assert_eq!(&challenge[17..], b"\x00\x0cus@localhost");
         drop(theirs);
@@ -335,7 +362,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn another_node_is_refused_by_name() {
+    async fn a_node_that_names_itself_or_is_on_another_host_is_refused() {
         let (server, client) = handshake(node("intruder@localhost"), "right").await;
         let refused = server.unwrap_err();
         assert!(matches!(refused.reason, HandshakeError::NotBooted));
@@ -344,36 +371,30 @@ mod tests {
             "distribution handshake with intruder@localhost failed: not the node this run booted"
         );
         assert!(!client);
+
+        let (server, client) = handshake(unnamed("elsewhere"), "right").await;
+        let refused = server.unwrap_err();
+        assert!(matches!(refused.reason, HandshakeError::NotBooted));
+        assert_eq!(refused.peer.as_deref(), Some("elsewhere"));
+        assert!(!client);
     }
 
     #[tokio::test]
     async fn a_wrong_cookie_is_refused() {
-        let (server, client) = handshake(node("remote@localhost"), "wrong").await;
+        let (server, client) = handshake(unnamed("localhost"), "wrong").await;
         let refused = server.unwrap_err();
         assert!(
             matches!(refused.reason, HandshakeError::WrongCookie),
             "{refused}"
         );
-        assert_eq!(refused.peer.as_deref(), Some("remote@localhost"));
-        assert!(!client);
-    }
-
-    #[tokio::test]
-    async fn a_dynamic_name_is_refused() {
-        let mut client = node("remote@localhost");
-        client.flags |= DistributionFlags::NAME_ME;
-        let (server, client) = handshake(client, "right").await;
-        assert!(matches!(
-            server.unwrap_err().reason,
-            HandshakeError::DynamicName
-        ));
+        assert_eq!(refused.peer.as_deref(), Some("localhost"));
         assert!(!client);
     }
 
     #[tokio::test]
     async fn the_mandatory_flags_are_needed_one_by_one_or_as_their_digest() {
-        let mut client = node("remote@localhost");
-        client.flags = DistributionFlags::from_bits_truncate(our_bits() & !0x1_0000);
+        let mut client = unnamed("localhost");
+        client.flags = DistributionFlags::from_bits_truncate((our_bits() | NAME_ME) & !0x1_0000);
         let (server, client) = handshake(client, "right").await;
         let refused = server.unwrap_err();
         assert!(
@@ -385,8 +406,9 @@ mod tests {
         );
         assert!(!client);
 
-        let mut client = node("remote@localhost");
-        client.flags = DistributionFlags::from_bits_truncate(HANDSHAKE_23 | MANDATORY_25_DIGEST);
+        let mut client = unnamed("localhost");
+        client.flags =
+            DistributionFlags::from_bits_truncate(HANDSHAKE_23 | MANDATORY_25_DIGEST | NAME_ME);
         let (server, client) = handshake(client, "right").await;
         assert!(server.is_ok(), "{server:?}");
         assert!(client);
@@ -402,7 +424,7 @@ mod tests {
     #[tokio::test]
     async fn hostile_input_ends_in_an_error() {
         use HandshakeError as E;
-        let name = send_name(b"remote@localhost", our_bits());
+        let name = send_name(b"localhost", our_bits() | NAME_ME);
         let after_name = |rest: &[u8]| [name.as_slice(), rest].concat();
         let mut too_long = ((MAX_MESSAGE + 1) as u16).to_be_bytes().to_vec();
         too_long.push(b'N');
@@ -463,7 +485,7 @@ mod tests {
         // It has our status and challenge, and says nothing: the handshake waits (the caller
         // bounds it) and ends when the peer goes.
         let status = read_message(&mut theirs).await.unwrap();
-        assert_eq!(status, b"sok");
+        assert!(status.starts_with(b"snamed:"));
         read_message(&mut theirs).await.unwrap();
         tokio::task::yield_now().await;
         assert!(!server.is_finished());

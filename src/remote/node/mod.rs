@@ -89,10 +89,11 @@ pub enum CallError {
 }
 
 impl Node {
-    /// Waits on `listener` for the node named `peer` to connect with our cookie, then starts the
-    /// connection loops. A run has exactly one connection: anyone else, before or after, is
-    /// refused and logged; the caller bounds the wait. The relay's messages (output, reads) arrive
-    /// in the returned inbox; `log` receives notes for `-v`.
+    /// Waits on `listener` for the booted node to connect with our cookie, naming it `peer` (it
+    /// asks to be named: see `handshake`), then starts the connection loops. A run has exactly
+    /// one connection: anyone else, before or after, is refused and logged; the caller bounds the
+    /// wait. The relay's messages (output, reads) arrive in the returned inbox; `log` receives
+    /// notes for `-v`.
     pub async fn accept(
         listener: UnixListener,
         name: &NodeName,
@@ -414,14 +415,18 @@ mod tests {
         Node::accept(listener, &us, 7, "right", "remote@localhost", |_| {}).await
     }
 
-    /// Connects to `path` as `remote@localhost` with the cookie "right" and completes the
-    /// handshake (OTP's side of it, from `erl_dist`); the connection.
+    /// Connects to `path` as a node on localhost asking to be named, with the cookie "right",
+    /// and completes the handshake (OTP's side of it, from `erl_dist`); the connection.
     async fn booted_node(path: &std::path::Path) -> UnixStream {
         let stream = UnixStream::connect(path).await.unwrap();
-        let remote = dist::local_node(&"remote@localhost".parse().unwrap(), 9);
+        let mut remote = dist::local_node(&"undefined@localhost".parse().unwrap(), 9);
+        remote.flags |= erl_dist::DistributionFlags::NAME_ME;
         let mut hs = ClientSideHandshake::new(stream.compat(), remote, "right");
         let status = hs.execute_send_name(6).await.unwrap();
-        assert_eq!(status, HandshakeStatus::Ok);
+        assert!(
+            matches!(&status, HandshakeStatus::Named { name, .. } if name == "remote"),
+            "{status:?}"
+        );
         hs.execute_rest(true).await.unwrap().0.into_inner()
     }
 
