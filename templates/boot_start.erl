@@ -7,9 +7,9 @@
 % is also distribution's port mapper (templates/boot_epmd.exs). Distribution then starts at once,
 % in a process of its own (the rest of the boot overlaps it; the program's own start of it then
 % waits for this one), with a dynamic name: the tool's node names this one as it connects (see
-% src/remote/node/handshake.rs), and OTP loads no crypto to draw a creation. Then the node runs the program
-% (templates/boot.exs) with the tick interval of the node's net_ticktime. Should that fail, the
-% error is printed as Elixir formats it (as `elixir -e` would) and the node halts.
+% src/remote/node/handshake.rs), and OTP loads no crypto to draw a creation. Then the node runs
+% the program (templates/boot.exs) with the tick interval of the node's net_ticktime. Should that
+% fail, the error is printed as Elixir formats it (as `elixir -e` would) and the node halts.
 Otp = list_to_integer(erlang:system_info(otp_release)),
 if
   Otp < @MIN_OTP@ -> io:format("mix-remote:old-otp ~b~n", [Otp]), halt(1);
