@@ -79,10 +79,21 @@ end
 # waits for its start, over by then on a cold boot.
 elixir_started = fn -> {:ok, _} = Application.ensure_all_started(:elixir) end
 
+# The next line of stdin without its newline. Erlang's own functions: the lines read before the
+# connection back (templates/boot_start.erl has put stdio in binary mode) load no Elixir module
+# (the code server is busy loading the elixir application's then).
 read_line = fn ->
-  case IO.read(:stdio, :line) do
-    line when is_binary(line) -> String.trim_trailing(line, "\n")
-    _eof_or_error -> halt.(0)
+  case :io.get_line(:standard_io, "") do
+    line when is_binary(line) ->
+      size = byte_size(line) - 1
+
+      case line do
+        <<text::binary-size(size), ?\n>> -> text
+        text -> text
+      end
+
+    _eof_or_error ->
+      halt.(0)
   end
 end
 
@@ -491,13 +502,13 @@ end
 missing_apps = fn apps -> for app <- apps, match?({:error, _}, :code.lib_dir(app)), do: app end
 
 # What this node is and has: its versions, the MD5 of every module it has loaded, its machine,
-# and which of `apps` it lacks.
+# and which of `apps` it lacks. (Erlang's functions: a cold node says it before it connects back,
+# see `read_after_preloads`.)
 describe = fn apps ->
   loaded = for {module, _} <- :code.all_loaded(), do: {module, :erlang.get_module_info(module, :md5)}
+  text = fn key -> :erlang.list_to_binary(:erlang.system_info(key)) end
 
-  {List.to_string(:erlang.system_info(:otp_release)),
-   List.to_string(:erlang.system_info(:version)), System.version(), loaded,
-   List.to_string(:erlang.system_info(:system_architecture)),
+  {text.(:otp_release), text.(:version), System.version(), loaded, text.(:system_architecture),
    :erlang.system_info({:wordsize, :external}), missing_apps.(apps)}
 end
 
@@ -835,10 +846,11 @@ read_stdin = fn stager, again ->
 end
 
 :ets.new(:mix_remote_writers, [:public, :named_table])
-relay_beam = Base.decode64!(read_line.())
-{:module, _} = :code.load_binary(:mix_remote_relay, ~c"mix_remote_relay", relay_beam)
+# The relay's beam, in base64: loaded by the request server (below), once the connection back
+# has begun.
+relay_beam = read_line.()
 # Where the tool's node is reached (templates/boot_epmd.exs): read before connecting back.
-:persistent_term.put(:mix_remote_port, String.to_integer(read_line.()))
+:persistent_term.put(:mix_remote_port, :erlang.binary_to_integer(read_line.()))
 
 # Before it reads its cookie, the node says what it is and has, as `info` would answer:
 # `mix-remote:info:<hex of {Worked, Info}>`; the run then need not ask (and a cold run sends its
@@ -852,7 +864,8 @@ relay_beam = Base.decode64!(read_line.())
 # the connection back starts 10-30 ms sooner.
 read_after_preloads = fn worked, again ->
   spawn(fn ->
-    IO.puts("mix-remote:info:" <> Base.encode16(:erlang.term_to_binary({worked, describe.([])}), case: :lower))
+    info = :binary.encode_hex(:erlang.term_to_binary({worked, describe.([])}))
+    :io.put_chars(:standard_io, ["mix-remote:info:", info, ?\n])
   end)
 
   case read_line.() do
@@ -925,10 +938,25 @@ connector =
     end
   end)
 
-cookie = String.to_atom(read_after_preloads.(true, read_after_preloads))
-tool = String.to_atom(read_line.())
+cookie = :erlang.binary_to_atom(read_after_preloads.(true, read_after_preloads))
+tool = :erlang.binary_to_atom(read_line.())
+
+# The request server loads the relay first: requests wait in its mailbox meanwhile.
 serving = %{relay: nil, geometry: nil, loaded: nil, waiting: []}
-Process.register(spawn(fn -> serve.(serving, serve) end), :mix_remote)
+
+server =
+  spawn(fn ->
+    case :code.load_binary(:mix_remote_relay, ~c"mix_remote_relay", :base64.decode(relay_beam)) do
+      {:module, _} ->
+        serve.(serving, serve)
+
+      error ->
+        IO.puts(:stderr, "mix-remote: the output relay did not load: #{inspect(error)}")
+        halt.(1)
+    end
+  end)
+
+Process.register(server, :mix_remote)
 send(connector, {:connect, cookie, tool})
 
 # Logger starts meanwhile, as `elixir` would have started it before the program ran (what the

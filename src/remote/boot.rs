@@ -249,7 +249,8 @@ mod tests {
         }
         assert!(STALE_RUNS.contains(&format!("\"^{RUN_DIR_PREFIX}(")));
         assert!(PROGRAM.contains(&format!("\"{RUN_DIR_PREFIX}#{{System.pid()}}-")));
-        assert!(PROGRAM.contains(&format!("end), :{SERVER})")));
+        assert!(PROGRAM.contains(&format!("Process.register(server, :{SERVER})")));
+        assert!(PROGRAM.contains(&format!("[\"{MARKER}{INFO}\", info, ?\\n]")));
         assert!(START.contains(&format!("io:format(\"{MARKER}{OLD_OTP}~b~n\"")));
         assert!(START.contains("mix_remote_boot:main(@TICK_MS@)\n"));
         assert!(PROGRAM.contains(&format!(
