@@ -10,11 +10,11 @@
 # (as the elixir application's start would), then reads the line of Erlang and evaluates it. The
 # script splits `--erl` on spaces and expands it unquoted: the expression has no space and no glob
 # character.
-# The -eval first has the elixir application started on the side, while the rest boots (30-45
-# ms; on 1.15+ it puts the other lib dirs of Elixir on the code path): the boot program waits for
-# it only where it needs it (templates/boot.exs, `elixir_started`). Nothing loads crypto: the
-# node's dynamic name spares distribution's start the random creation it takes from it (40-70 ms
-# with OpenSSL 3, during which no other module loads).
+# The boot program starts the elixir application later, off the path to the connection back
+# (templates/boot.exs, `elixir_started`): started here, beside the rest, it held up the module
+# loads of that path for 40-50 ms. Nothing loads crypto: the node's dynamic name spares
+# distribution's start the random creation it takes from it (40-70 ms with OpenSSL 3, during
+# which no other module loads).
 # -dist_listen false: the node opens no port at all; it connects out to the tool instead.
 # -epmd_module: the boot program's module tells distribution where the tool's node is (the
 # forward's port, once read), without asking any EPMD (templates/boot_epmd.exs).
@@ -23,4 +23,4 @@
 E=@ELIXIR@
 command -v "$E" >/dev/null 2>&1 || { echo "mix-remote:no-elixir $E"; exit 127; }
 echo mix-remote:connected
-ERL_CRASH_DUMP_BYTES=0 exec "$E" +iex --erl "-noshell -start_epmd false -dist_listen false -nocookie -epmd_module mix_remote_boot -eval ok=io:setopts(standard_io,[binary,{encoding,unicode}]),spawn(fun()->application:ensure_all_started(elixir)end),{ok,T,_}=erl_scan:string(binary_to_list(io:get_line(standard_io,<<>>))),{ok,X}=erl_parse:parse_exprs(T),erl_eval:exprs(X,erl_eval:new_bindings())"
+ERL_CRASH_DUMP_BYTES=0 exec "$E" +iex --erl "-noshell -start_epmd false -dist_listen false -nocookie -epmd_module mix_remote_boot -eval ok=io:setopts(standard_io,[binary,{encoding,unicode}]),{ok,T,_}=erl_scan:string(binary_to_list(io:get_line(standard_io,<<>>))),{ok,X}=erl_parse:parse_exprs(T),erl_eval:exprs(X,erl_eval:new_bindings())"

@@ -1,5 +1,5 @@
 % mix-remote boot start: Erlang expressions (not a module), sent as one line on the boot session's
-% stdin and evaluated by the `-eval` of templates/boot.sh once the elixir application runs. Lines
+% stdin and evaluated by the `-eval` of templates/boot.sh. Lines
 % starting with `%` are left out and the rest joined with spaces; it must hold no `%` otherwise.
 % The boot program's beams and the relay are built for OTP @MIN_OTP@ and newer: an older node says
 % so and stops before reading them. Else the node reads the boot program's two beams (base64, a
@@ -15,9 +15,12 @@ if
   Otp < @MIN_OTP@ -> io:format("mix-remote:old-otp ~b~n", [Otp]), halt(1);
   true -> ok
 end,
+% A line of stdin without its newline (not with string:chomp/1: that module loads unicode_util,
+% 18 ms on the boot's critical path).
+Line = fun() -> L = io:get_line(standard_io, <<>>), binary:part(L, 0, byte_size(L) - 1) end,
 try
-  Current = base64:decode(string:chomp(io:get_line(standard_io, <<>>))),
-  Otp24 = base64:decode(string:chomp(io:get_line(standard_io, <<>>))),
+  Current = base64:decode(Line()),
+  Otp24 = base64:decode(Line()),
   Beam = if Otp < 25 -> Otp24; true -> Current end,
   {module, mix_remote_boot} = code:load_binary(mix_remote_boot, "mix_remote_boot", Beam),
   spawn(fun() -> net_kernel:start([undefined@@HOST@, shortnames, @TICK_MS@]) end),

@@ -31,8 +31,8 @@ pub const RELAY_BEAM: &[u8] = include_bytes!("../../templates/mix_remote_relay.b
 /// them).
 const STALE_RUNS: &str = include_str!("../../templates/stale_runs.exs");
 /// The host part of the node names of a run, ours and the remote's: the booted node starts with
-/// the dynamic name `undefined@` it (templates/boot_start.erl, templates/boot.exs) and asks our
-/// node, which it connects to, to name it on that host.
+/// the dynamic name `undefined@localhost` (templates/boot_start.erl, templates/boot.exs) and asks
+/// our node, which it connects to, to name it on that host.
 pub const NODE_HOST: &str = "localhost";
 /// How the directory of a run on the server is named: `<prefix><OS pid>-<random>`.
 pub const RUN_DIR_PREFIX: &str = "mix-remote-run-";
