@@ -80,9 +80,9 @@ end
 # runs a module's -on_load first waits for that start (or makes it).
 elixir_started = fn -> {:ok, _} = Application.ensure_all_started(:elixir) end
 
-# The next line of stdin without its newline. Erlang's own functions: the lines read before the
-# connection back (templates/boot_start.erl has put stdio in binary mode) load no Elixir module
-# (the code server is busy loading the elixir application's then).
+# The next line of stdin without its newline (templates/boot.sh has put stdio in binary mode).
+# Erlang's own functions: the lines read before the connection back load no Elixir module (every
+# load waits for the one code server, busy with distribution's start then).
 read_line = fn ->
   case :io.get_line(:standard_io, "") do
     line when is_binary(line) ->

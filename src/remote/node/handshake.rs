@@ -280,8 +280,8 @@ mod tests {
         node
     }
 
-    /// Our side as a run has it: expects `remote@localhost` with cookie `right`; the stream is
-    /// dropped when the handshake ends, as a refused connection is.
+    /// Our side as a run has it: names the peer `remote@localhost`, with cookie `right`; the
+    /// stream is dropped when the handshake ends, as a refused connection is.
     async fn serve(mut ours: UnixStream) -> Result<(), Refused> {
         accept(
             &mut ours,
