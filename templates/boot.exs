@@ -535,15 +535,14 @@ chunk_size = fn n -> max(50, div(n + 7, 8)) end
 # loading (code:prepare_loading/1, side by side, nothing loaded yet) by a process of its own, a
 # chunk at a time, each sent to this process as `{tag, index, prepared}` (the last one sent is
 # the first that could not be prepared, if any; see `next_prepared`). The files of modules that
-# load on demand are written when it returns; those of `closure`, loaded from memory, meanwhile
-# and after, at low priority.
+# load on demand are written when it returns; those of `closure`, loaded from memory, once they
+# are loaded (see `finish`).
 stage = fn batch, closure, on_load ->
   {apps, loose} = :erlang.binary_to_term(batch)
   {files, ebins, stale} = write_apps.(apps, loose)
   modules = for module <- closure, {file, beam} = Map.fetch!(files, module), do: {module, file, beam}
   {loaded_here, on_demand} = Map.split(files, closure)
   writers = write_files.(Map.values(on_demand), :normal)
-  write_files.(Map.values(loaded_here), :low)
   prepared_here = for {m, _, _} = module <- modules, m not in on_load, do: module
   chunks = Enum.chunk_every(prepared_here, chunk_size.(length(prepared_here)))
   {stager, tag} = {self(), make_ref()}
@@ -560,7 +559,7 @@ stage = fn batch, closure, on_load ->
   files_written.(writers)
 
   %{closure: closure, modules: modules, chunks: chunks, tag: tag, preparing: preparing,
-    ebins: ebins, stale: stale}
+    ebins: ebins, stale: stale, loaded_files: Map.values(loaded_here)}
 end
 
 # The next chunk `stage` prepared, `index`: `{:ok, prepared}`, why it could not be prepared, or
@@ -619,7 +618,10 @@ end
 
 # Puts the ebins of a `staged` batch on the code path and loads the modules named in `eager`, as
 # `load` does: the prepared code if that is all of them (the usual case: a cold node has none of
-# the closure), a chunk as soon as it is prepared.
+# the closure), a chunk as soon as it is prepared. The files of the modules loaded from memory are
+# written then, at low priority, while the call begins: written beside the load, they held it up
+# (2000 modules: 80-110 ms on two cores; the file operations run on the dirty I/O threads, which
+# the process's priority does not hold back).
 finish = fn staged, eager, on_load ->
   :ok = :code.add_pathsa(staged.ebins)
 
@@ -637,6 +639,7 @@ finish = fn staged, eager, on_load ->
     end)
 
   Process.demonitor(staged.preparing, [:flush])
+  write_files.(staged.loaded_files, :low)
 
   case loaded do
     :ok -> {:ok, staged.stale}
