@@ -192,13 +192,10 @@ files_written = fn writers ->
   :ok
 end
 
-# Makes each application of the batch `<dir>/lib/<app>/{ebin,priv}` (its `.app` and `priv/`
-# written). Returns each module's file and code (the modules' files are written by `stage`), the
-# ebins (`finish` puts them on the code path, in one call to the code server, before any module
-# loads: an -on_load may call :code.priv_dir/1) and how many stale run directories went.
-write_apps = fn apps, loose ->
-  {dir, stale} = run_dir.(run_dir)
-
+# Makes each application of a part of a batch `<dir>/lib/<app>/{ebin,priv}` (its `.app` and
+# `priv/` written, if the part has them). Returns each of the part's modules, by name, as its
+# file and code (the modules' files are written by `stage` and `finish`).
+write_apps = fn dir, apps, loose ->
   files =
     for {app, spec, modules, priv} <- apps, reduce: %{} do
       acc ->
@@ -214,18 +211,12 @@ write_apps = fn apps, loose ->
           File.chmod!(target, mode)
         end
 
-        acc =
-          for {module, beam} <- modules, into: acc do
-            {module, {String.to_charlist(Path.join(ebin, "#{module}.beam")), beam}}
-          end
-
-        acc
+        for {module, beam} <- modules, into: acc do
+          {module, {String.to_charlist(Path.join(ebin, "#{module}.beam")), beam}}
+        end
     end
 
-  :persistent_term.put(:mix_remote_apps, for({app, _, _, _} <- apps, do: app))
-  ebins = for {app, _, _, _} <- apps, do: String.to_charlist(Path.join([dir, "lib", Atom.to_string(app), "ebin"]))
-  {Enum.reduce(loose, files, fn {module, file, beam}, acc -> Map.put(acc, module, {file, beam}) end),
-   ebins, stale}
+  Enum.reduce(loose, files, fn {module, file, beam}, acc -> Map.put(acc, module, {file, beam}) end)
 end
 
 # Why a module's -on_load failed: the code server only logs it (as a warning); `on_load_reasons`
@@ -524,42 +515,82 @@ describe = fn apps ->
    :erlang.system_info({:wordsize, :external}), missing_apps.(apps)}
 end
 
-# How many of `n` modules `stage` prepares at a time: while one chunk loads, the next is prepared.
-# About eight chunks, of at least 50 (each load blocks the schedulers a moment): on two cores,
-# 2000 modules prepared and loaded in 440-500 ms by chunks of 250 instead of 540-550 at once
-# (630-670 by chunks of 100); 250 modules in 83-86 ms by chunks of 50 instead of 98-123.
-chunk_size = fn n -> max(50, div(n + 7, 8)) end
+# Prepares each chunk of modules sent to it as `{:mix_remote_chunk, index, modules}`, in
+# order, until `:mix_remote_chunks_end`, and sends the stager `{tag, index, prepared}`; stops
+# after the first chunk that could not be prepared.
+prepare_chunks = fn stager, tag, again ->
+  receive do
+    {:mix_remote_chunk, index, chunk} ->
+      prepared = :code.prepare_loading(chunk)
+      send(stager, {tag, index, prepared})
+      if match?({:ok, _}, prepared), do: again.(stager, tag, again)
 
-# `batch` is a compressed term (see src/remote/wire.rs): the applications are written as lib
-# dirs, and the modules named in `closure` (leaves first) but not in `on_load` prepared for
-# loading (code:prepare_loading/1, side by side, nothing loaded yet) by a process of its own, a
-# chunk at a time, each sent to this process as `{tag, index, prepared}` (the last one sent is
-# the first that could not be prepared, if any; see `next_prepared`). The files of modules that
-# load on demand are written when it returns; those of `closure`, loaded from memory, once they
-# are loaded (see `finish`).
-stage = fn batch, closure, on_load ->
-  {apps, loose} = :erlang.binary_to_term(batch)
-  {files, ebins, stale} = write_apps.(apps, loose)
-  modules = for module <- closure, {file, beam} = Map.fetch!(files, module), do: {module, file, beam}
-  {loaded_here, on_demand} = Map.split(files, closure)
-  writers = write_files.(Map.values(on_demand), :normal)
-  prepared_here = for {m, _, _} = module <- modules, m not in on_load, do: module
-  chunks = Enum.chunk_every(prepared_here, chunk_size.(length(prepared_here)))
+    :mix_remote_chunks_end ->
+      :ok
+  end
+end
+
+# Receives the parts of a batch for `stage`, as `{:mix_remote_part, data}` (`decode` makes the
+# compressed term of `data`) until `:mix_remote_parts_end`: writes each part's applications,
+# hands its closure modules to the preparing process as a chunk, and writes the files of its
+# other modules at once. Returns what came.
+staged_parts = fn state, again ->
+  receive do
+    {:mix_remote_part, data} ->
+      {apps, loose} = :erlang.binary_to_term(state.decode.(data))
+      files = write_apps.(state.dir, apps, loose)
+      {here, on_demand} = Enum.split_with(files, fn {m, _} -> Map.has_key?(state.wanted, m) end)
+      chunk = for {m, {file, beam}} <- here, not Map.has_key?(state.on_load, m), do: {m, file, beam}
+      if chunk != [], do: send(state.preparer, {:mix_remote_chunk, length(state.chunks), chunk})
+      writers = write_files.(for({_, file} <- on_demand, do: file), :normal)
+
+      again.(
+        %{state | files: Map.merge(state.files, files), writers: writers ++ state.writers,
+          apps: Enum.uniq(state.apps ++ for({app, _, _, _} <- apps, do: app)),
+          chunks: if(chunk == [], do: state.chunks, else: [chunk | state.chunks])},
+        again
+      )
+
+    :mix_remote_parts_end ->
+      send(state.preparer, :mix_remote_chunks_end)
+      state
+  end
+end
+
+# Stages a batch (see src/remote/wire.rs) whose parts are sent to this process (see
+# `staged_parts`, which `decode` is for): the applications are written as lib dirs, and the
+# modules named in `closure` (leaves first) but not in `on_load` prepared for loading
+# (code:prepare_loading/1, nothing loaded yet) by a process of its own, a part's at a time, each
+# sent to this process as `{tag, index, prepared}` (the last one sent is the first that could
+# not be prepared, if any; see `next_prepared`): the first parts are prepared while the last
+# are still on their way. The files of modules that load on demand are written when it returns;
+# those of `closure`, loaded from memory, once they are loaded (see `finish`).
+stage = fn decode, closure, on_load ->
+  {dir, stale} = run_dir.(run_dir)
   {stager, tag} = {self(), make_ref()}
+  {preparer, preparing} = writing.(fn -> prepare_chunks.(stager, tag, prepare_chunks) end)
 
-  {_pid, preparing} =
-    writing.(fn ->
-      Enum.reduce_while(Enum.with_index(chunks), :ok, fn {chunk, index}, :ok ->
-        prepared = :code.prepare_loading(chunk)
-        send(stager, {tag, index, prepared})
-        if match?({:ok, _}, prepared), do: {:cont, :ok}, else: {:halt, :ok}
-      end)
-    end)
+  came =
+    staged_parts.(
+      %{decode: decode, dir: dir, preparer: preparer, wanted: Map.new(closure, &{&1, true}),
+        on_load: Map.new(on_load, &{&1, true}), files: %{}, writers: [], apps: [], chunks: []},
+      staged_parts
+    )
 
-  files_written.(writers)
+  :persistent_term.put(:mix_remote_apps, came.apps)
+  modules = for module <- closure, {file, beam} = Map.fetch!(came.files, module), do: {module, file, beam}
+  files_written.(came.writers)
 
-  %{closure: closure, modules: modules, chunks: chunks, tag: tag, preparing: preparing,
-    ebins: ebins, stale: stale, loaded_files: Map.values(loaded_here)}
+  %{closure: closure, modules: modules, chunks: Enum.reverse(came.chunks), tag: tag,
+    preparing: preparing, stale: stale, loaded_files: for({_, file, beam} <- modules, do: {file, beam}),
+    ebins: for(app <- came.apps, do: String.to_charlist(Path.join([dir, "lib", Atom.to_string(app), "ebin"])))}
+end
+
+# Sends this process the parts of `batch` (the list of them in the external term format), for
+# `stage` to take with `decode` the identity.
+parts_sent = fn batch ->
+  for part <- :erlang.binary_to_term(batch), do: send(self(), {:mix_remote_part, part})
+  send(self(), :mix_remote_parts_end)
 end
 
 # The next chunk `stage` prepared, `index`: `{:ok, prepared}`, why it could not be prepared, or
@@ -670,7 +701,10 @@ ops = %{
   # `batch` staged and its `eager` modules loaded, unless something is `unexpected` (then nothing
   # is written or loaded).
   load: fn batch, eager, on_load, apps, expected ->
-    unexpected.(eager, apps, expected) || finish.(stage.(batch, eager, on_load), eager, on_load)
+    with nil <- unexpected.(eager, apps, expected) do
+      parts_sent.(batch)
+      finish.(stage.(& &1, eager, on_load), eager, on_load)
+    end
   end,
   # The entry, and Elixir code as `mix run` evaluates it, each called by `in_process`.
   run: in_process,
@@ -791,13 +825,14 @@ say_loaded = fn reply ->
   send(:mix_remote, {:mix_remote_loaded, reply})
 end
 
-# Stages a cold run's batch (see `stage`) after `env` is put (a TMPDIR there places the run's
-# directory, made first), with the config.exs of `setup` evaluated meanwhile (`evaluate_ahead`);
+# Stages a cold run's batch (see `stage`; `read_stdin` sends the parts in base64 as they come)
+# after `env` is put (a TMPDIR there places the run's directory, made first), with the config.exs
+# of `setup` evaluated meanwhile (`evaluate_ahead`);
 # then loads it as the `load` request would once `read_stdin` hands it the load line's
 # `[eager, on_load, apps, expected]` (usually there before the staging is done), and says how
 # that went. Staging runs at low priority: on a busy server the connection back (whose handshake
 # the tool gives a limit) comes first; the load, which the call waits for, at normal priority.
-stage_and_load = fn batch, closure, on_load, env, setup ->
+stage_and_load = fn closure, on_load, env, setup ->
   Process.flag(:priority, :low)
 
   staged =
@@ -806,7 +841,7 @@ stage_and_load = fn batch, closure, on_load, env, setup ->
       {_dir, stale} = run_dir.(run_dir)
       if setup.config != [], do: evaluate_ahead.(setup.config, setup.env)
       # OTP's decoder: 3 MB in 12-18 ms on OTP 27 and 29, Elixir's in 18-25 (as fast on OTP 25).
-      {:ok, %{stage.(:base64.decode(batch), closure, on_load) | stale: stale}}
+      {:ok, %{stage.(&:base64.decode/1, closure, on_load) | stale: stale}}
     catch
       kind, reason -> {:badrpc, {kind, reason}}
     end
@@ -829,19 +864,25 @@ stage_and_load = fn batch, closure, on_load, env, setup ->
   end
 end
 
-# The rest of stdin, until its end halts the node. A cold run's batch comes in two parts. The
+# The rest of stdin, until its end halts the node. A cold run's batch comes in two steps. The
 # first as soon as the tool has it: the line `batch:<base64 of [closure, on_load, env,
-# setup]>:<size>` and `size` bytes, the batch's base64 (read as a count: as a line, a megabyte
-# takes the IO server 60-85 ms), staged by a process of its own (`stage_and_load`, which `halt`
-# stops first). Then, once the tool has heard what the node has, the line `load:<base64 of
-# [eager, on_load, apps, expected]>`, read while the batch is staged and handed to that process.
+# setup]>:<sizes>`, then the batch's parts, each in base64, `sizes` (comma-separated) bytes each
+# (read as a count: as a line, a megabyte takes the IO server 60-85 ms), staged by a process of
+# its own as they come (`stage_and_load`, which `halt` stops first). Then, once the tool has
+# heard what the node has, the line `load:<base64 of [eager, on_load, apps, expected]>`, read
+# while the batch is staged and handed to that process.
 read_stdin = fn stager, again ->
   case read_line.() do
     "batch:" <> data ->
-      [args, size] = :binary.split(data, ":")
+      [args, sizes] = :binary.split(data, ":")
       [closure, on_load, env, setup] = :erlang.binary_to_term(Base.decode64!(args))
-      batch = IO.binread(:stdio, String.to_integer(size))
-      {pid, _ref} = writing.(fn -> stage_and_load.(batch, closure, on_load, env, setup) end)
+      {pid, _ref} = writing.(fn -> stage_and_load.(closure, on_load, env, setup) end)
+
+      for size <- :binary.split(sizes, ",", [:global]) do
+        send(pid, {:mix_remote_part, IO.binread(:stdio, :erlang.binary_to_integer(size))})
+      end
+
+      send(pid, :mix_remote_parts_end)
       again.(pid, again)
 
     "load:" <> data ->
@@ -887,7 +928,8 @@ read_after_preloads = fn worked, again ->
       worked =
         try do
           [batch, eager, on_load] = :erlang.binary_to_term(Base.decode64!(data))
-          loaded = finish.(stage.(batch, eager, on_load), eager, on_load)
+          parts_sent.(batch)
+          loaded = finish.(stage.(& &1, eager, on_load), eager, on_load)
           Enum.each(eager, &:code.purge/1)
           match?({:ok, _}, loaded)
         catch

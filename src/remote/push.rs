@@ -264,12 +264,12 @@ impl Load {
 }
 
 /// What goes on a cold node's stdin (see templates/boot.exs, `read_stdin`) before the tool knows
-/// what the node has: the line `batch:<base64 of [closure, on_load, env, setup]>:<size>`, which
-/// the batch's base64 ([`Prepared::base64`], shared by every host) follows, `size` bytes (read
-/// at once: a megabyte as a line takes the node's IO server 60-85 ms, as a count a few). The node
-/// puts `env`, evaluates the config.exs of `setup` (the call's, see `invoke::setup_term`), writes
-/// the applications and prepares the closure's modules for loading; [`Load::line`] then says
-/// which to load.
+/// what the node has: the line `batch:<base64 of [closure, on_load, env, setup]>:<sizes>`, which
+/// the batch's parts in base64 ([`Prepared::base64`], shared by every host) follow, `sizes`
+/// their lengths, comma-separated (each read at once: a megabyte as a line takes the node's IO
+/// server 60-85 ms, as a count a few). The node puts `env`, evaluates the config.exs of `setup`
+/// (the call's, see `invoke::setup_term`), and as each part comes writes its applications and
+/// prepares its closure modules for loading; [`Load::line`] then says which to load.
 pub fn batch_head(prepared: &Prepared, env: Term, setup: Term) -> Vec<u8> {
     let names = |keep: &dyn Fn(&Beam) -> bool| -> Term {
         let names: Vec<Term> = prepared
@@ -285,8 +285,8 @@ pub fn batch_head(prepared: &Prepared, env: Term, setup: Term) -> Vec<u8> {
     Term::from(List::from(args))
         .encode(&mut head)
         .expect("encoding into memory");
-    let size = prepared.base64().len();
-    format!("batch:{}:{size}\n", base64(&head)).into_bytes()
+    let sizes: Vec<String> = prepared.base64_sizes().map(|n| n.to_string()).collect();
+    format!("batch:{}:{}\n", base64(&head), sizes.join(",")).into_bytes()
 }
 
 /// The modules of `closure` the remote lacks, or has with another MD5 (they are replaced).
@@ -428,9 +428,11 @@ pub(crate) mod tests {
         let (mut a, a_wire) = module("a", 1);
         a.on_load = true;
         let (b, b_wire) = module("b", 2);
+        let (batch, parts) = crate::remote::wire::batch_of(&[b"xyz".to_vec(), b"z".to_vec()]);
         let prepared = Prepared {
             modules: vec![(Arc::new(a), a_wire), (Arc::new(b), b_wire)],
-            batch: Arc::from(&b"xyz"[..]),
+            batch,
+            parts,
             shipped_modules: 2,
             base64: std::sync::OnceLock::new(),
         };
@@ -449,11 +451,12 @@ pub(crate) mod tests {
             atom("env"),
             atom("setup"),
         ]);
-        // "xyz" is "eHl6" in base64: 4 bytes follow the line.
+        // "xyz" is "eHl6" in base64, "z" "eg==": the parts' 4 and 4 bytes follow the line.
         assert_eq!(
             String::from_utf8(head).unwrap(),
-            format!("batch:{args}:4\n")
+            format!("batch:{args}:4,4\n")
         );
+        assert_eq!(&*prepared.base64(), "eHl6eg==");
 
         let remote = Remote {
             loaded: HashMap::from([("b".into(), [2; 16])]),

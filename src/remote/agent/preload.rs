@@ -15,14 +15,14 @@ use erl_dist::term::{Binary, List, Term};
 use crate::remote::boot;
 use crate::remote::node::{atom, is_atom, tuple};
 use crate::remote::push::Remote;
-use crate::remote::wire::Prepared;
+use crate::remote::wire::{self, Prepared};
 
 /// The digest of every item of a batch, by item: `spec APP`, `module APP MOD`, `priv APP PATH`,
 /// `loose MOD`.
 pub type Digests = BTreeMap<String, String>;
 
-/// The items of `batch` (a compressed term as `remote/wire.rs` makes it) and their digests;
-/// `None` if it is not such a term.
+/// The items of `batch` (a list of compressed terms as `remote/wire.rs` makes it) and their
+/// digests; `None` if it is not that.
 pub fn digests(batch: &[u8]) -> Option<Digests> {
     let (apps, loose) = parts(batch)?;
     let mut digests = Digests::new();
@@ -116,13 +116,14 @@ pub fn trimmed(prepared: &Prepared, had: &Digests, remote: &Remote) -> Option<Pr
         }
     }
     shipped_modules += kept_loose.len();
+    let (batch, parts) = wire::batch_of(&[compressed(&tuple(vec![
+        List::from(trimmed_apps).into(),
+        List::from(kept_loose).into(),
+    ]))]);
     Some(Prepared {
         modules: prepared.modules.clone(),
-        batch: compressed(&tuple(vec![
-            List::from(trimmed_apps).into(),
-            List::from(kept_loose).into(),
-        ]))
-        .into(),
+        batch,
+        parts,
         shipped_modules,
         base64: Default::default(),
     })
@@ -193,14 +194,53 @@ pub fn known(hex: &str) -> Option<(bool, Remote)> {
     }
 }
 
+/// The applications and loose modules of every part of `batch`, an application that comes in
+/// several parts as one (its modules and files together, its `.app` text from the part that has
+/// one).
 fn parts(batch: &[u8]) -> Option<(Vec<Term>, Vec<Term>)> {
-    let Ok(Term::Tuple(t)) = Term::decode(batch) else {
+    let Ok(Term::List(parts)) = Term::decode(batch) else {
         return None;
     };
-    match <[Term; 2]>::try_from(t.elements).ok()? {
-        [Term::List(apps), Term::List(loose)] => Some((apps.elements, loose.elements)),
-        _ => None,
+    let mut apps: Vec<Term> = Vec::new();
+    let mut loose = Vec::new();
+    for part in &parts.elements {
+        let Term::Binary(part) = part else {
+            return None;
+        };
+        let Ok(Term::Tuple(t)) = Term::decode(&part.bytes[..]) else {
+            return None;
+        };
+        let [Term::List(part_apps), Term::List(part_loose)] =
+            <[Term; 2]>::try_from(t.elements).ok()?
+        else {
+            return None;
+        };
+        for app in part_apps.elements {
+            let name = app_of(&app)?.name.to_owned();
+            match apps
+                .iter_mut()
+                .find(|a| app_of(a).is_some_and(|a| a.name == name))
+            {
+                Some(known) => *known = merged(known, &app)?,
+                None => apps.push(app),
+            }
+        }
+        loose.extend(part_loose.elements);
     }
+    Some((apps, loose))
+}
+
+/// One application's share of two parts as one.
+fn merged(first: &Term, then: &Term) -> Option<Term> {
+    let (a, b) = (app_of(first)?, app_of(then)?);
+    let spec = if b.spec.is_empty() { a.spec } else { b.spec };
+    let joined = |x: &[Term], y: &[Term]| -> Term { List::from([x, y].concat()).into() };
+    Some(tuple(vec![
+        atom(a.name),
+        Binary::from(spec.to_vec()).into(),
+        joined(a.modules, b.modules),
+        joined(a.files, b.files),
+    ]))
 }
 
 /// An application of the batch, as `remote/wire.rs` writes it: `{name, spec, modules, files}`.
@@ -296,7 +336,12 @@ mod tests {
     use super::*;
     use erl_dist::term::FixInteger;
 
+    /// A batch of one part: the application `demo`.
     fn batch(worker: &[u8], spec: &str) -> Vec<u8> {
+        wire::batch_of(&[part(worker, spec)]).0.to_vec()
+    }
+
+    fn part(worker: &[u8], spec: &str) -> Vec<u8> {
         let binary = |b: &[u8]| -> Term { Binary::from(b.to_vec()).into() };
         let module = |name: &str, bytes: &[u8]| tuple(vec![atom(name), binary(bytes)]);
         let app = tuple(vec![
@@ -320,10 +365,12 @@ mod tests {
         ]))
     }
 
-    fn prepared(batch: Vec<u8>) -> Prepared {
+    fn prepared(part: Vec<u8>) -> Prepared {
+        let (batch, parts) = wire::batch_of(&[part]);
         Prepared {
             modules: Vec::new(),
-            batch: batch.into(),
+            batch,
+            parts,
             shipped_modules: 2,
             base64: Default::default(),
         }
@@ -334,7 +381,7 @@ mod tests {
         let had = digests(&batch(b"v1", "{application,demo,[]}.")).unwrap();
         assert_eq!(had.len(), 4, "{had:?}");
         let same = trimmed(
-            &prepared(batch(b"v1", "{application,demo,[]}.")),
+            &prepared(part(b"v1", "{application,demo,[]}.")),
             &had,
             &crate::remote::push::tests::bare_remote(),
         )
@@ -343,7 +390,7 @@ mod tests {
         let left = digests(&same.batch).unwrap();
         assert_eq!(left.keys().collect::<Vec<_>>(), ["spec demo"]);
         let changed = trimmed(
-            &prepared(batch(b"v2", "{application,demo,[]}.")),
+            &prepared(part(b"v2", "{application,demo,[]}.")),
             &had,
             &crate::remote::push::tests::bare_remote(),
         )
@@ -355,6 +402,43 @@ mod tests {
                 .contains_key("module demo Elixir.Demo.Worker")
         );
         assert!(changed.batch.len() < batch(b"v2", "{application,demo,[]}.").len());
+    }
+
+    #[test]
+    fn an_application_in_several_parts_is_one() {
+        let binary = |b: &[u8]| -> Term { Binary::from(b.to_vec()).into() };
+        let share = |spec: &[u8], module: &str, files: Vec<Term>| {
+            compressed(&tuple(vec![
+                List::from(vec![tuple(vec![
+                    atom("demo"),
+                    binary(spec),
+                    List::from(vec![tuple(vec![atom(module), binary(module.as_bytes())])]).into(),
+                    List::from(files).into(),
+                ])])
+                .into(),
+                List::from(Vec::<Term>::new()).into(),
+            ]))
+        };
+        let file = tuple(vec![
+            binary(b"data.txt"),
+            FixInteger::from(0o644).into(),
+            binary(b"data"),
+        ]);
+        let (batch, _) = wire::batch_of(&[
+            share(b"", "Elixir.Demo.Money", Vec::new()),
+            share(b"{application,demo,[]}.", "Elixir.Demo.Worker", vec![file]),
+        ]);
+        let digests = digests(&batch).unwrap();
+        assert_eq!(
+            digests.keys().collect::<Vec<_>>(),
+            [
+                "module demo Elixir.Demo.Money",
+                "module demo Elixir.Demo.Worker",
+                "priv demo data.txt",
+                "spec demo"
+            ]
+        );
+        assert_eq!(digests["spec demo"], digest(&[b"{application,demo,[]}."]));
     }
 
     #[test]
@@ -377,9 +461,8 @@ mod tests {
 
     #[test]
     fn a_preload_carries_the_batch_and_its_digests() {
-        let b = batch(b"v1", "");
-        let preload = Preload::new(&encode(&prepared(b.clone()))).unwrap();
-        assert_eq!(preload.digests, digests(&b).unwrap());
+        let preload = Preload::new(&encode(&prepared(part(b"v1", "")))).unwrap();
+        assert_eq!(preload.digests, digests(&batch(b"v1", "")).unwrap());
         assert!(preload.line.starts_with(b"preload:") && preload.line.ends_with(b"\n"));
         assert!(Preload::new(b"junk").is_none());
     }
