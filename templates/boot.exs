@@ -515,26 +515,95 @@ describe = fn apps ->
    :erlang.system_info({:wordsize, :external}), missing_apps.(apps)}
 end
 
+# Before a batch is loaded on what the tool took for granted without asking (a warm run): the
+# node has each of `apps`, and each module of `expected` ({Module, Md5}) not in `eager` is loaded
+# with that MD5. `{:missing, apps}` or `{:stale, modules}` if not (a cold run, which asked, gives
+# `[]` for both).
+unexpected = fn eager, apps, expected ->
+  stale =
+    for {module, md5} <- expected,
+        module not in eager,
+        not :erlang.module_loaded(module) or :erlang.get_module_info(module, :md5) != md5,
+        do: module
+
+  case {missing_apps.(apps), stale} do
+    {[], []} -> nil
+    {[], stale} -> {:stale, stale}
+    {missing, _} -> {:missing, missing}
+  end
+end
+
 # Prepares each chunk of modules sent to it as `{:mix_remote_chunk, index, modules}`, in
-# order, until `:mix_remote_chunks_end`, and sends the stager `{tag, index, prepared}`; stops
-# after the first chunk that could not be prepared.
-prepare_chunks = fn stager, tag, again ->
+# order, until `:mix_remote_chunks_end`, and sends `finisher` `{tag, index, prepared}` for each,
+# then `{tag, :end}`; stops after the first chunk that could not be prepared.
+prepare_chunks = fn finisher, tag, again ->
   receive do
     {:mix_remote_chunk, index, chunk} ->
       prepared = :code.prepare_loading(chunk)
-      send(stager, {tag, index, prepared})
-      if match?({:ok, _}, prepared), do: again.(stager, tag, again)
+      send(finisher, {tag, index, prepared})
+      if match?({:ok, _}, prepared), do: again.(finisher, tag, again)
 
     :mix_remote_chunks_end ->
-      :ok
+      send(finisher, {tag, :end})
   end
+end
+
+# Loads the prepared chunks from `index` on, in order, as they come (see `finish_chunks`).
+finished_chunks = fn tag, preparing, index, again ->
+  receive do
+    {^tag, ^index, {:ok, prepared}} ->
+      case :code.finish_loading(prepared) do
+        :ok -> again.(tag, preparing, index + 1, again)
+        refused -> refused
+      end
+
+    {^tag, ^index, _failed} ->
+      {:unprepared, index}
+
+    {^tag, :end} ->
+      :ok
+
+    {:DOWN, ^preparing, :process, _, reason} when reason != :normal ->
+      {:badrpc, {:exit, reason}}
+  end
+end
+
+# Loads (code:finish_loading/1) the chunks the preparing process sends, in order, each as soon
+# as it is prepared, once `{:mix_remote_finish, true}` says they are wanted (`false`: none is);
+# then sends `stager` `{tag, :finished, outcome}`: `:ok`, `:dropped`, what finish_loading
+# refused, or `{:unprepared, index}` from the first chunk that could not be prepared (see
+# `finish`).
+finish_chunks = fn stager, tag ->
+  preparing =
+    receive do
+      {:mix_remote_preparer, pid} -> Process.monitor(pid)
+    end
+
+  outcome =
+    receive do
+      {:mix_remote_finish, true} -> finished_chunks.(tag, preparing, 0, finished_chunks)
+      {:mix_remote_finish, false} -> :dropped
+    end
+
+  send(stager, {tag, :finished, outcome})
+end
+
+# Tells the process that loads the prepared chunks of a batch staged for `closure` whether they
+# are wanted, given the load line's `[eager, on_load, apps, expected]`: if nothing is
+# `unexpected` and they are all of `eager` (see `finish`).
+tell_finisher = fn finisher, closure, [eager, _on_load, apps, expected] ->
+  send(finisher, {:mix_remote_finish, eager == closure and unexpected.(eager, apps, expected) == nil})
 end
 
 # Receives the parts of a batch for `stage`, as `{:mix_remote_part, data}` (`decode` makes the
 # compressed term of `data`) until `:mix_remote_parts_end`: writes each part's applications,
 # hands its closure modules to the preparing process as a chunk, and writes the files of its
-# other modules at once. Returns what came.
+# other modules at once. A load line that comes meanwhile (see `stage_and_load`) tells the
+# finishing process whether to load the chunks as they are prepared, and is left for after.
+# Returns what came.
 staged_parts = fn state, again ->
+  told = state.told
+
   receive do
     {:mix_remote_part, data} ->
       {apps, loose} = :erlang.binary_to_term(state.decode.(data))
@@ -551,6 +620,11 @@ staged_parts = fn state, again ->
         again
       )
 
+    {:mix_remote_load, load} = line when not told ->
+      tell_finisher.(state.finisher, state.closure, load)
+      send(self(), line)
+      again.(%{state | told: true}, again)
+
     :mix_remote_parts_end ->
       send(state.preparer, :mix_remote_chunks_end)
       state
@@ -560,19 +634,21 @@ end
 # Stages a batch (see src/remote/wire.rs) whose parts are sent to this process (see
 # `staged_parts`, which `decode` is for): the applications are written as lib dirs, and the
 # modules named in `closure` (leaves first) but not in `on_load` prepared for loading
-# (code:prepare_loading/1, nothing loaded yet) by a process of its own, a part's at a time, each
-# sent to this process as `{tag, index, prepared}` (the last one sent is the first that could
-# not be prepared, if any; see `next_prepared`): the first parts are prepared while the last
-# are still on their way. The files of modules that load on demand are written when it returns;
-# those of `closure`, loaded from memory, once they are loaded (see `finish`).
+# (code:prepare_loading/1) by a process of its own, a part's at a time, and loaded by another as
+# each chunk is prepared, once told to (`finish_chunks`): the first parts are loaded while the
+# last are still on their way. The files of modules that load on demand are written when it
+# returns; those of `closure`, loaded from memory, once they are loaded (see `finish`).
 stage = fn decode, closure, on_load ->
   {dir, stale} = run_dir.(run_dir)
   {stager, tag} = {self(), make_ref()}
-  {preparer, preparing} = writing.(fn -> prepare_chunks.(stager, tag, prepare_chunks) end)
+  {finisher, finishing} = writing.(fn -> finish_chunks.(stager, tag) end)
+  {preparer, _} = writing.(fn -> prepare_chunks.(finisher, tag, prepare_chunks) end)
+  send(finisher, {:mix_remote_preparer, preparer})
 
   came =
     staged_parts.(
-      %{decode: decode, dir: dir, preparer: preparer, wanted: Map.new(closure, &{&1, true}),
+      %{decode: decode, dir: dir, preparer: preparer, finisher: finisher, told: false,
+        closure: closure, wanted: Map.new(closure, &{&1, true}),
         on_load: Map.new(on_load, &{&1, true}), files: %{}, writers: [], apps: [], chunks: []},
       staged_parts
     )
@@ -582,7 +658,8 @@ stage = fn decode, closure, on_load ->
   files_written.(came.writers)
 
   %{closure: closure, modules: modules, chunks: Enum.reverse(came.chunks), tag: tag,
-    preparing: preparing, stale: stale, loaded_files: for({_, file, beam} <- modules, do: {file, beam}),
+    finisher: finisher, finishing: finishing, told: came.told, stale: stale,
+    loaded_files: for({_, file, beam} <- modules, do: {file, beam}),
     ebins: for(app <- came.apps, do: String.to_charlist(Path.join([dir, "lib", Atom.to_string(app), "ebin"])))}
 end
 
@@ -593,106 +670,55 @@ parts_sent = fn batch ->
   send(self(), :mix_remote_parts_end)
 end
 
-# The next chunk `stage` prepared, `index`: `{:ok, prepared}`, why it could not be prepared, or
-# `{:badrpc, ...}` if the preparing process died.
-next_prepared = fn %{tag: tag, preparing: ref}, index ->
+# How the chunks of a `staged` batch were loaded (see `finish_chunks`), or `{:badrpc, ...}` if
+# the process loading them died.
+chunks_finished = fn %{tag: tag, finishing: ref} ->
   receive do
-    {^tag, ^index, prepared} ->
-      prepared
+    {^tag, :finished, outcome} ->
+      Process.demonitor(ref, [:flush])
+      outcome
 
-    {:DOWN, ^ref, :process, _, reason} when reason != :normal ->
+    {:DOWN, ^ref, :process, _, reason} ->
       {:badrpc, {:exit, reason}}
   end
 end
 
-# Until the process preparing the chunks of a `staged` batch from `index` on is done: what it
-# sends is dropped.
-prepared_dropped = fn staged, index ->
-  staged.chunks
-  |> Enum.drop(index)
-  |> Enum.with_index(index)
-  |> Enum.reduce_while(:ok, fn {_chunk, index}, :ok ->
-    case next_prepared.(staged, index) do
-      {:ok, _} -> {:cont, :ok}
-      _failed -> {:halt, :ok}
-    end
-  end)
-end
-
-# Loads the chunks of a `staged` batch as they are prepared, in order; from the first that could
-# not be prepared on, the rest is loaded as `load` loads (which says why, or loads one by one
-# the modules with an -on_load the tool did not flag).
-finish_chunks = fn staged, on_load ->
-  staged.chunks
-  |> Enum.with_index()
-  |> Enum.reduce_while(:ok, fn {_chunk, index}, :ok ->
-    case next_prepared.(staged, index) do
-      {:ok, prepared} ->
-        case :code.finish_loading(prepared) do
-          :ok ->
-            {:cont, :ok}
-
-          refused ->
-            prepared_dropped.(staged, index + 1)
-            {:halt, refused}
-        end
-
-      {:error, _} ->
-        rest = staged.chunks |> Enum.drop(index) |> Enum.concat()
-        {:halt, load.(rest, on_load, load)}
-
-      failed ->
-        {:halt, failed}
-    end
-  end)
-end
-
 # Puts the ebins of a `staged` batch on the code path and loads the modules named in `eager`, as
 # `load` does: the prepared code if that is all of them (the usual case: a cold node has none of
-# the closure), a chunk as soon as it is prepared. The files of the modules loaded from memory are
-# written then, at low priority, while the call begins: written beside the load, they held it up
-# (2000 modules: 80-110 ms on two cores; the file operations run on the dirty I/O threads, which
-# the process's priority does not hold back).
+# the closure), a chunk as soon as it is prepared (from the first that could not be prepared
+# on, the rest is loaded as `load` loads, which says why, or loads one by one the modules with
+# an -on_load the tool did not flag); then the modules with an -on_load. The files of the modules
+# loaded from memory are written then, at low priority, while the call begins: written beside
+# the load, they held it up (2000 modules: 80-110 ms on two cores; the file operations run on the
+# dirty I/O threads, which the process's priority does not hold back).
 finish = fn staged, eager, on_load ->
+  unless staged.told, do: send(staged.finisher, {:mix_remote_finish, eager == staged.closure})
   :ok = :code.add_pathsa(staged.ebins)
+  later = for {m, _, _} = module <- staged.modules, m in on_load, do: module
 
   loaded =
     on_load_reasons.(fn ->
-      if eager == staged.closure do
-        with :ok <- finish_chunks.(staged, on_load) do
-          load_on_load.(for {m, _, _} = module <- staged.modules, m in on_load, do: module)
-        end
-      else
-        prepared_dropped.(staged, 0)
-        modules = for {m, _, _} = module <- staged.modules, m in eager, do: module
-        load.(modules, on_load, load)
+      case chunks_finished.(staged) do
+        :ok ->
+          load_on_load.(later)
+
+        :dropped ->
+          load.(for({m, _, _} = module <- staged.modules, m in eager, do: module), on_load, load)
+
+        {:unprepared, index} ->
+          rest = staged.chunks |> Enum.drop(index) |> Enum.concat()
+          with :ok <- load.(rest, on_load, load), do: load_on_load.(later)
+
+        failed ->
+          failed
       end
     end)
 
-  Process.demonitor(staged.preparing, [:flush])
   write_files.(staged.loaded_files, :low)
 
   case loaded do
     :ok -> {:ok, staged.stale}
     error -> error
-  end
-end
-
-# Before a batch is loaded on what the tool took for granted without asking (a warm run): the
-# node has each of `apps`, and each module of `expected` ({Module, Md5}) not in `eager` is loaded
-# with that MD5. `{:missing, apps}` or `{:stale, modules}` if not (a cold run, which asked, gives
-# `[]` for both).
-unexpected = fn eager, apps, expected ->
-  stale =
-    for {module, md5} <- expected,
-        module not in eager,
-        not :erlang.module_loaded(module) or :erlang.get_module_info(module, :md5) != md5,
-        do: module
-
-  case {missing_apps.(apps), stale} do
-    {[], []} -> nil
-    {[], stale} -> {:stale, stale}
-    {missing, _} -> {:missing, missing}
   end
 end
 
