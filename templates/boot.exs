@@ -599,10 +599,22 @@ end
 # compressed term of `data`) until `:mix_remote_parts_end`: writes each part's applications,
 # hands its closure modules to the preparing process as a chunk, and writes the files of its
 # other modules at once. A load line that comes meanwhile (see `stage_and_load`) tells the
-# finishing process whether to load the chunks as they are prepared, and is left for after.
-# Returns what came.
+# finishing process at once whether to load the chunks as they are prepared (it is looked for
+# before each part: it comes after them all, often while they are still staged), and is left for
+# after. Returns what came.
 staged_parts = fn state, again ->
-  told = state.told
+  told =
+    state.told or
+      receive do
+        {:mix_remote_load, load} = line ->
+          tell_finisher.(state.finisher, state.closure, load)
+          send(self(), line)
+          true
+      after
+        0 -> false
+      end
+
+  state = %{state | told: told}
 
   receive do
     {:mix_remote_part, data} ->
