@@ -868,11 +868,9 @@ end
 # of `setup` evaluated meanwhile (`evaluate_ahead`);
 # then loads it as the `load` request would once `read_stdin` hands it the load line's
 # `[eager, on_load, apps, expected]` (usually there before the staging is done), and says how
-# that went. Staging runs at low priority: on a busy server the connection back (whose handshake
-# the tool gives a limit) comes first; the load, which the call waits for, at normal priority.
+# that went. Staging runs at normal priority: at low, it waited behind the processes
+# code:prepare_loading/1 makes (one a module), and the chunks after with it.
 stage_and_load = fn closure, on_load, env, setup ->
-  Process.flag(:priority, :low)
-
   staged =
     try do
       System.put_env(env)
@@ -883,8 +881,6 @@ stage_and_load = fn closure, on_load, env, setup ->
     catch
       kind, reason -> {:badrpc, {kind, reason}}
     end
-
-  Process.flag(:priority, :normal)
 
   receive do
     {:mix_remote_load, [eager, on_load, apps, expected]} ->
