@@ -201,9 +201,10 @@ fn parts(batch: &[u8]) -> Option<(Vec<Term>, Vec<Term>)> {
     let Ok(Term::List(parts)) = Term::decode(batch) else {
         return None;
     };
-    let mut apps: Vec<Term> = Vec::new();
+    // Each application's name, `.app` text, modules and files, in the order they first come.
+    let mut apps: Vec<(Term, Term, Vec<Term>, Vec<Term>)> = Vec::new();
     let mut loose = Vec::new();
-    for part in &parts.elements {
+    for part in parts.elements {
         let Term::Binary(part) = part else {
             return None;
         };
@@ -216,31 +217,37 @@ fn parts(batch: &[u8]) -> Option<(Vec<Term>, Vec<Term>)> {
             return None;
         };
         for app in part_apps.elements {
-            let name = app_of(&app)?.name.to_owned();
-            match apps
-                .iter_mut()
-                .find(|a| app_of(a).is_some_and(|a| a.name == name))
-            {
-                Some(known) => *known = merged(known, &app)?,
-                None => apps.push(app),
+            let Term::Tuple(app) = app else { return None };
+            let [name, spec, Term::List(modules), Term::List(files)] =
+                <[Term; 4]>::try_from(app.elements).ok()?
+            else {
+                return None;
+            };
+            match apps.iter_mut().find(|(known, ..)| *known == name) {
+                Some((_, known_spec, known_modules, known_files)) => {
+                    if !matches!(&spec, Term::Binary(b) if b.bytes.is_empty()) {
+                        *known_spec = spec;
+                    }
+                    known_modules.extend(modules.elements);
+                    known_files.extend(files.elements);
+                }
+                None => apps.push((name, spec, modules.elements, files.elements)),
             }
         }
         loose.extend(part_loose.elements);
     }
+    let apps = apps
+        .into_iter()
+        .map(|(name, spec, modules, files)| {
+            tuple(vec![
+                name,
+                spec,
+                List::from(modules).into(),
+                List::from(files).into(),
+            ])
+        })
+        .collect();
     Some((apps, loose))
-}
-
-/// One application's share of two parts as one.
-fn merged(first: &Term, then: &Term) -> Option<Term> {
-    let (a, b) = (app_of(first)?, app_of(then)?);
-    let spec = if b.spec.is_empty() { a.spec } else { b.spec };
-    let joined = |x: &[Term], y: &[Term]| -> Term { List::from([x, y].concat()).into() };
-    Some(tuple(vec![
-        atom(a.name),
-        Binary::from(spec.to_vec()).into(),
-        joined(a.modules, b.modules),
-        joined(a.files, b.files),
-    ]))
 }
 
 /// An application of the batch, as `remote/wire.rs` writes it: `{name, spec, modules, files}`.
