@@ -592,7 +592,8 @@ end
 # are wanted, given the load line's `[eager, on_load, apps, expected]`: if nothing is
 # `unexpected` and they are all of `eager` (see `finish`).
 tell_finisher = fn finisher, closure, [eager, _on_load, apps, expected] ->
-  send(finisher, {:mix_remote_finish, eager == closure and unexpected.(eager, apps, expected) == nil})
+  wanted = eager == closure and unexpected.(eager, apps, expected) == nil
+  send(finisher, {:mix_remote_finish, wanted})
 end
 
 # Receives the parts of a batch for `stage`, as `{:mix_remote_part, data}` (`decode` makes the
@@ -603,18 +604,24 @@ end
 # before each part: it comes after them all, often while they are still staged), and is left for
 # after. Returns what came.
 staged_parts = fn state, again ->
-  told =
-    state.told or
-      receive do
-        {:mix_remote_load, load} = line ->
-          tell_finisher.(state.finisher, state.closure, load)
-          send(self(), line)
-          true
-      after
-        0 -> false
-      end
+  heard = fn {:mix_remote_load, load} = line ->
+    tell_finisher.(state.finisher, state.closure, load)
+    send(self(), line)
+    %{state | told: true}
+  end
 
-  state = %{state | told: told}
+  state =
+    if state.told do
+      state
+    else
+      receive do
+        {:mix_remote_load, _} = line -> heard.(line)
+      after
+        0 -> state
+      end
+    end
+
+  told = state.told
 
   receive do
     {:mix_remote_part, data} ->
@@ -632,10 +639,8 @@ staged_parts = fn state, again ->
         again
       )
 
-    {:mix_remote_load, load} = line when not told ->
-      tell_finisher.(state.finisher, state.closure, load)
-      send(self(), line)
-      again.(%{state | told: true}, again)
+    {:mix_remote_load, _} = line when not told ->
+      again.(heard.(line), again)
 
     :mix_remote_parts_end ->
       send(state.preparer, :mix_remote_chunks_end)
@@ -666,13 +671,14 @@ stage = fn decode, closure, on_load ->
     )
 
   :persistent_term.put(:mix_remote_apps, came.apps)
-  modules = for module <- closure, {file, beam} = Map.fetch!(came.files, module), do: {module, file, beam}
+  modules = for m <- closure, {file, beam} = Map.fetch!(came.files, m), do: {m, file, beam}
+  ebin = fn app -> String.to_charlist(Path.join([dir, "lib", Atom.to_string(app), "ebin"])) end
   files_written.(came.writers)
 
   %{closure: closure, modules: modules, chunks: Enum.reverse(came.chunks), tag: tag,
     finisher: finisher, finishing: finishing, told: came.told, stale: stale,
     loaded_files: for({_, file, beam} <- modules, do: {file, beam}),
-    ebins: for(app <- came.apps, do: String.to_charlist(Path.join([dir, "lib", Atom.to_string(app), "ebin"])))}
+    ebins: Enum.map(came.apps, ebin)}
 end
 
 # Sends this process the parts of `batch` (the list of them in the external term format), for
@@ -865,11 +871,11 @@ end
 
 # Stages a cold run's batch (see `stage`; `read_stdin` sends the parts in base64 as they come)
 # after `env` is put (a TMPDIR there places the run's directory, made first), with the config.exs
-# of `setup` evaluated meanwhile (`evaluate_ahead`);
-# then loads it as the `load` request would once `read_stdin` hands it the load line's
-# `[eager, on_load, apps, expected]` (usually there before the staging is done), and says how
-# that went. Staging runs at normal priority: at low, it waited behind the processes
-# code:prepare_loading/1 makes (one a module), and the chunks after with it.
+# of `setup` evaluated meanwhile (`evaluate_ahead`); then loads it as the `load` request would
+# once `read_stdin` hands it the load line's `[eager, on_load, apps, expected]` (usually there
+# before the staging is done), and says how that went. Staging runs at normal priority: at low,
+# it waited behind the processes code:prepare_loading/1 makes (one a module), and the chunks
+# after with it.
 stage_and_load = fn closure, on_load, env, setup ->
   staged =
     try do
@@ -949,11 +955,15 @@ relay_beam = read_line.()
 # preload replaces is purged at once, so the run can replace it again; a preload that fails
 # leaves the run to load what it needs. Another process says it, and then starts the elixir
 # application, while this one reads the next line at once: a cold run's cookie is there already,
-# and the connection back starts 10-30 ms sooner.
+# and the connection back starts 10-30 ms sooner. Returns the line after the preloads and the
+# tag the last of those processes sends this one once it has said it (see `connector`).
 read_after_preloads = fn worked, again ->
+  {main, said} = {self(), make_ref()}
+
   spawn(fn ->
     info = :binary.encode_hex(:erlang.term_to_binary({worked, describe.([])}))
     :io.put_chars(:standard_io, ["mix-remote:info:", info, ?\n])
+    send(main, {:mix_remote_said, said})
     elixir_started.()
   end)
 
@@ -973,7 +983,7 @@ read_after_preloads = fn worked, again ->
       again.(worked, again)
 
     line ->
-      line
+      {line, said}
   end
 end
 
@@ -1028,7 +1038,8 @@ connector =
     end
   end)
 
-cookie = :erlang.binary_to_atom(read_after_preloads.(true, read_after_preloads))
+{cookie, said} = read_after_preloads.(true, read_after_preloads)
+cookie = :erlang.binary_to_atom(cookie)
 tool = :erlang.binary_to_atom(read_line.())
 
 # The request server loads the relay first: requests wait in its mailbox meanwhile.
@@ -1047,7 +1058,14 @@ server =
   end)
 
 Process.register(server, :mix_remote)
-send(connector, {:connect, cookie, tool})
+
+# The node connects back once it has said what it is: the line leaves before the connection
+# starts, and the handshake takes a round trip more, so the tool has it by the time the node is
+# up and need not ask instead (before, a node slow to print lost that race now and then, and the
+# run made its own `info` request). The line is written while this process reads the cookie.
+receive do
+  {:mix_remote_said, ^said} -> send(connector, {:connect, cookie, tool})
+end
 
 # Logger starts meanwhile, as `elixir` would have started it before the program ran (what the
 # node logs before the call is formatted by Elixir), at low priority: the connection and the
