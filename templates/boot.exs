@@ -956,7 +956,8 @@ relay_beam = read_line.()
 # leaves the run to load what it needs. Another process says it, and then starts the elixir
 # application, while this one reads the next line at once: a cold run's cookie is there already,
 # and the connection back starts 10-30 ms sooner. Returns the line after the preloads and the
-# tag the last of those processes sends this one once it has said it (see `connector`).
+# tag the last of those processes sends this one once it has said it: the node connects back
+# only then (below).
 read_after_preloads = fn worked, again ->
   {main, said} = {self(), make_ref()}
 

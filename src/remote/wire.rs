@@ -69,7 +69,8 @@ pub struct Prepared {
     /// The closure's modules with their wire form, in load order.
     pub modules: Vec<(Arc<Beam>, Wire)>,
     /// The [`batch`](prepare_all) of the applications (and of closure modules that belong to
-    /// none), encoded once for every host: an external-term-format binary, shared as it is.
+    /// none), encoded once for every host: the list of its parts in the external term format,
+    /// shared as it is.
     pub batch: Arc<[u8]>,
     /// Where each part of the batch lies in it (see [`batch_of`]).
     pub parts: Vec<Range<usize>>,
