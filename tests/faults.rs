@@ -573,6 +573,50 @@ fn a_build_without_beams_or_with_a_corrupt_one_is_bad_input() {
 }
 
 #[test]
+fn a_module_the_remote_loader_refuses_mid_batch_is_named_and_nothing_is_left() {
+    // Many.M0's closure is 120 modules, shipped in parts of at least 50 and loaded a part at a
+    // time as each is prepared. Many.M60 is spoilt where only the loader looks (the Code chunk's
+    // label count): the tool reads it, and the remote refuses it with the part after those it
+    // has loaded. The run fails naming it, and the node halts with its files removed.
+    let sshd = Sshd::start();
+    let project = testkit::staged_fixture("many", "dev");
+    let beam = project
+        .path()
+        .join("_build/dev/lib/many/ebin/Elixir.Many.M60.beam");
+    let mut bytes = std::fs::read(&beam).expect("read Many.M60's beam");
+    let code = beam_chunk(&bytes, b"Code");
+    bytes[code + 12..code + 16].copy_from_slice(&1u32.to_be_bytes());
+    std::fs::write(&beam, bytes).expect("spoil Many.M60's beam");
+    let out = testkit::mix_remote(project.path())
+        .run_on(&sshd)
+        .args(["--no-compile", "-v", "Many.M0.depth"])
+        .run();
+    assert_error(&out, 3, &["the remote refused to load Many.M60"]);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+    let left: Vec<_> = std::fs::read_dir(sshd.remote_tmp())
+        .expect("the server's temp dir")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, Vec::<std::ffi::OsString>::new());
+}
+
+/// Where the data of chunk `id` starts in the `.beam` file `bytes` (uncompressed, as `mix`
+/// writes them).
+fn beam_chunk(bytes: &[u8], id: &[u8; 4]) -> usize {
+    let mut at = 12;
+    loop {
+        let size = u32::from_be_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
+        if &bytes[at..at + 4] == id {
+            return at + 8;
+        }
+        at += 8 + (size as usize).next_multiple_of(4);
+    }
+}
+
+#[test]
 fn a_link_that_goes_down_ends_the_run_on_both_sides() {
     // A pulled cable: no FIN, no RST, nothing. The tool's node stops hearing ticks, the remote
     // node stops hearing ours (its net_ticktime is short), and each side ends by itself.
