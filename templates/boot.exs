@@ -996,46 +996,57 @@ end
 # stops ticking. Then, given the cookie and the tool's name, the process sets the cookie for the
 # tool's node, watches for the tool's node to go (the node then halts), and connects back. That may
 # take longer than OTP's 7 s default setup time while the node loads a large batch on a busy
-# server; the tool's --boot-timeout is the limit that counts (120 s is OTP's largest).
+# server; the tool's --boot-timeout is the limit that counts (120 s is OTP's largest). Nothing
+# links to this process: should it fail before connecting, it says why and halts the node, which
+# would otherwise wait for the tool's boot limit.
 connector =
   spawn(fn ->
-    case :net_kernel.start([:undefined@localhost, :shortnames, tick_ms]) do
-      {:ok, _} ->
-        :ok
+    try do
+      case :net_kernel.start([:undefined@localhost, :shortnames, tick_ms]) do
+        {:ok, _} ->
+          :ok
 
-      # Started by the start line (templates/boot_start.erl): this call waited for it.
-      {:error, {:already_started, _}} ->
-        :ok
+        # Started by the start line (templates/boot_start.erl): this call waited for it.
+        {:error, {:already_started, _}} ->
+          :ok
 
-      error ->
-        IO.puts(:stderr, "mix-remote: distribution did not start: #{inspect(error)}")
-        halt.(1)
-    end
+        error ->
+          IO.puts(:stderr, "mix-remote: distribution did not start: #{inspect(error)}")
+          halt.(1)
+      end
 
-    receive do
-      {:connect, cookie, tool} ->
-        :erlang.set_cookie(tool, cookie)
-        connecting = self()
+      receive do
+        {:connect, cookie, tool} ->
+          :erlang.set_cookie(tool, cookie)
+          connecting = self()
 
-        spawn(fn ->
-          :ok = :net_kernel.monitor_nodes(true, node_type: :all)
-          send(connecting, :watching)
+          {_watcher, watching} =
+            spawn_monitor(fn ->
+              :ok = :net_kernel.monitor_nodes(true, node_type: :all)
+              send(connecting, :watching)
+
+              receive do
+                {:nodedown, ^tool, _info} -> halt.(0)
+              end
+            end)
 
           receive do
-            {:nodedown, ^tool, _info} -> halt.(0)
+            :watching -> Process.demonitor(watching, [:flush])
+            {:DOWN, ^watching, :process, _, reason} -> exit(reason)
           end
-        end)
 
-        receive do
-          :watching -> :ok
-        end
+          Application.put_env(:kernel, :net_setuptime, 120)
 
-        Application.put_env(:kernel, :net_setuptime, 120)
-
-        unless Node.connect(tool) == true do
-          IO.puts(:stderr, "mix-remote: the remote node could not connect back to the tool")
-          halt.(1)
-        end
+          unless Node.connect(tool) == true do
+            IO.puts(:stderr, "mix-remote: the remote node could not connect back to the tool")
+            halt.(1)
+          end
+      end
+    catch
+      kind, reason ->
+        banner = Exception.format_banner(kind, reason, __STACKTRACE__)
+        IO.puts(:stderr, "mix-remote: the remote node could not connect back to the tool: " <> banner)
+        halt.(1)
     end
   end)
 
