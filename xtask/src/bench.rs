@@ -114,13 +114,15 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<(), String> {
         let ssh_true = median(ssh_true);
         let floor = Floor {
             ssh: ssh_true,
-            boot: median(ssh_elixir).saturating_sub(ssh_true),
+            boot: median(ssh_elixir.clone()).saturating_sub(ssh_true),
         };
         let mut samples = samples.into_iter();
         for (bin, _) in &binaries {
             for (n, _) in &projects {
                 let cell = samples.next().expect("a cell per binary and project");
-                rows.push(Row::median_of(bin, *n, rtt, floor, cell));
+                let walls: Vec<Duration> = cell.iter().map(|s| s.wall).collect();
+                let paired = Paired::of(&walls, &ssh_elixir);
+                rows.push(Row::median_of(bin, *n, rtt, floor, paired, cell));
             }
         }
         if args.warm {
@@ -314,6 +316,8 @@ struct Row {
     rtt: u64,
     floor: Floor,
     wall: Duration,
+    /// Each round's run against that round's floor.
+    paired: Paired,
     stats: BTreeMap<String, u64>,
     /// The fastest and slowest run's wall time, and boot phase (ms).
     spread: [(u64, u64); 2],
@@ -325,6 +329,7 @@ impl Row {
         n: usize,
         rtt: u64,
         floor: Floor,
+        paired: Paired,
         mut samples: Vec<Sample>,
     ) -> Row {
         samples.sort_by_key(|s| s.wall);
@@ -363,9 +368,44 @@ impl Row {
             rtt,
             floor,
             wall,
+            paired,
             stats,
             spread,
         }
+    }
+}
+
+/// Each round's run set against what was sampled beside it in the same round (the floor, `mix
+/// run`): the median and quartiles of those ratios. A change in the machine's speed from round
+/// to round weighs on both sides of each ratio alike, where a ratio of medians can pair a fast
+/// round's run with a slow round's floor.
+#[derive(Clone, Copy)]
+pub(crate) struct Paired {
+    pub(crate) q1: f64,
+    pub(crate) median: f64,
+    pub(crate) q3: f64,
+}
+
+impl Paired {
+    /// The ratios `runs[i] / beside[i]` over the rounds (both in round order, not empty).
+    pub(crate) fn of(runs: &[Duration], beside: &[Duration]) -> Paired {
+        let mut ratios: Vec<f64> = runs
+            .iter()
+            .zip(beside)
+            .map(|(run, base)| run.as_secs_f64() / base.as_secs_f64())
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let at = |q: usize| ratios[(ratios.len() - 1) * q / 4];
+        Paired {
+            q1: at(1),
+            median: at(2),
+            q3: at(3),
+        }
+    }
+
+    /// `median (q1-q3)`, as the tables show it.
+    pub(crate) fn shown(&self) -> String {
+        format!("{:.2} ({:.2}-{:.2})", self.median, self.q1, self.q3)
     }
 }
 
@@ -417,6 +457,7 @@ fn print_table(rows: &[Row], args: &BenchArgs) {
         " {:>6} {:>6} {:>6} {:>5} {:>9} {:>6} {:>6} {:>6} {:>6}",
         "scan", "wire", "w.wait", "reqs", "pushed B", "ssh", "elixir", "floor", "x"
     );
+    header += &format!(" {:>17}", "x rounds (IQR)");
     if side_by_side {
         header += &format!(" {:>11} {:>11}", "wall range", "boot range");
     }
@@ -445,6 +486,7 @@ fn print_table(rows: &[Row], args: &BenchArgs) {
             ms(row.floor.total()),
             row.wall.as_secs_f64() / row.floor.total().as_secs_f64()
         );
+        line += &format!(" {:>17}", row.paired.shown());
         if side_by_side {
             for (low, high) in row.spread {
                 line += &format!(" {:>11}", format!("{low}-{high}"));
@@ -456,4 +498,26 @@ fn print_table(rows: &[Row], args: &BenchArgs) {
 
 fn shown(value: Option<&u64>) -> String {
     value.map_or_else(|| "-".into(), u64::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_round_is_set_against_its_own_floor() {
+        let ms = Duration::from_millis;
+        // Rounds 2 and 4 ran on a machine twice as slow: their floors say so too.
+        let runs = [ms(1100), ms(2300), ms(1150), ms(2250), ms(1120)];
+        let floors = [ms(1000), ms(2000), ms(1000), ms(2000), ms(1000)];
+        let paired = Paired::of(&runs, &floors);
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        assert!(close(paired.q1, 1.12), "{}", paired.shown());
+        assert!(close(paired.median, 1.125), "{}", paired.shown());
+        assert!(close(paired.q3, 1.15), "{}", paired.shown());
+        assert_eq!(paired.shown(), "1.12 (1.12-1.15)");
+        // The ratio of the medians pairs a fast round's run with a slow round's floor.
+        let apart = median(runs.to_vec()).as_secs_f64() / median(floors.to_vec()).as_secs_f64();
+        assert!(close(apart, 1.15));
+    }
 }

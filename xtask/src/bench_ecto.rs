@@ -7,7 +7,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::bench::{Link, median, stats};
+use crate::bench::{Link, Paired, median, stats};
 
 /// Flags of `cargo xtask bench-ecto`.
 #[derive(Debug, clap::Args)]
@@ -98,7 +98,7 @@ pub fn run(args: &BenchEctoArgs, root: &std::path::Path) -> Result<(), String> {
         args.runs
     );
     println!(
-        "{:>3} {:>4} {:>6} {:>6} {:>6} {:>6} {:>5} {:>7} {:>5} {:>9} {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>11}",
+        "{:>3} {:>4} {:>6} {:>6} {:>6} {:>6} {:>5} {:>7} {:>5} {:>9} {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>11} {:>17}",
         "bin",
         "RTT",
         "wall",
@@ -115,7 +115,8 @@ pub fn run(args: &BenchEctoArgs, root: &std::path::Path) -> Result<(), String> {
         "floor",
         "x floor",
         "x mix",
-        "wall range"
+        "wall range",
+        "x mix rounds (IQR)"
     );
     for &rtt in &args.rtts {
         let link = Link::new(&sshd, &proxy, rtt, None);
@@ -139,11 +140,13 @@ pub fn run(args: &BenchEctoArgs, root: &std::path::Path) -> Result<(), String> {
         let ssh = median(ssh_true);
         let base = Baseline {
             rtt,
-            mix: median(mix),
+            mix: median(mix.clone()),
             ssh,
             elixir: median(ssh_elixir).saturating_sub(ssh),
         };
         for ((name, _), mut samples) in binaries.iter().zip(samples) {
+            let walls: Vec<Duration> = samples.iter().map(|(wall, _)| *wall).collect();
+            let paired = Paired::of(&walls, &mix);
             samples.sort_by_key(|(wall, _)| *wall);
             let range = format!(
                 "{}-{}",
@@ -151,7 +154,7 @@ pub fn run(args: &BenchEctoArgs, root: &std::path::Path) -> Result<(), String> {
                 samples[samples.len() - 1].0.as_millis()
             );
             let (wall, stats) = samples.swap_remove(samples.len() / 2);
-            row(name, &base, wall, &stats, &range);
+            row(name, &base, wall, &stats, &range, paired);
         }
     }
     Ok(())
@@ -168,14 +171,15 @@ struct Baseline {
     elixir: Duration,
 }
 
-/// One row of the table: binary `name`'s median `wall` and `stats` beside `base`, and the range
-/// of its wall times.
+/// One row of the table: binary `name`'s median `wall` and `stats` beside `base`, the range of
+/// its wall times, and each round's run against that round's `mix run` (`paired`).
 fn row(
     name: &str,
     base: &Baseline,
     wall: Duration,
     stats: &std::collections::BTreeMap<String, u64>,
     range: &str,
+    paired: Paired,
 ) {
     let Baseline {
         rtt,
@@ -186,7 +190,7 @@ fn row(
     let get = |key: &str| stats.get(key).map_or_else(|| "-".into(), u64::to_string);
     let ratio = |of: Duration| wall.as_secs_f64() / of.as_secs_f64();
     println!(
-        "{name:>3} {rtt:>4} {:>6} {:>6} {:>6} {:>6} {:>5} {:>7} {:>5} {:>9} {:>8} {:>6} {:>6} {:>6} {:>7.2} {:>7.2} {range:>11}",
+        "{name:>3} {rtt:>4} {:>6} {:>6} {:>6} {:>6} {:>5} {:>7} {:>5} {:>9} {:>8} {:>6} {:>6} {:>6} {:>7.2} {:>7.2} {range:>11} {:>17}",
         wall.as_millis(),
         get("boot_ms"),
         get("push_ms"),
@@ -200,7 +204,8 @@ fn row(
         elixir.as_millis(),
         (ssh + elixir).as_millis(),
         ratio(ssh + elixir),
-        ratio(mix)
+        ratio(mix),
+        paired.shown()
     );
 }
 
