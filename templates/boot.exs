@@ -128,7 +128,10 @@ run_dir = fn again ->
   case :persistent_term.get(:mix_remote_dir, nil) do
     nil ->
       tmp = System.tmp_dir!()
-      random = Integer.to_string(:rand.uniform(0xFFFFFFFFFFFFFF), 16) |> String.downcase()
+      # Lower-case hex without String.downcase/1, which loads String.Unicode (13 ms on an idle
+      # core) on a cold run's way to its first part.
+      random = :erlang.integer_to_list(:rand.uniform(0xFFFFFFFFFFFFFF), 16)
+      random = :erlang.list_to_binary(:lists.map(fn c -> if c >= ?A, do: c + 32, else: c end, random))
       dir = Path.join(tmp, "mix-remote-run-#{System.pid()}-#{random}")
 
       case File.mkdir(dir) do
@@ -865,7 +868,7 @@ end
 # (`mix-remote:loaded:<hex of the reply>`) and for the server, which holds the tool's
 # `after_load` requests until then.
 say_loaded = fn reply ->
-  IO.puts("mix-remote:loaded:" <> Base.encode16(:erlang.term_to_binary(reply), case: :lower))
+  IO.puts("mix-remote:loaded:" <> :binary.encode_hex(:erlang.term_to_binary(reply)))
   send(:mix_remote, {:mix_remote_loaded, reply})
 end
 
@@ -915,7 +918,7 @@ read_stdin = fn stager, again ->
   case read_line.() do
     "batch:" <> data ->
       [args, sizes] = :binary.split(data, ":")
-      [closure, on_load, env, setup] = :erlang.binary_to_term(Base.decode64!(args))
+      [closure, on_load, env, setup] = :erlang.binary_to_term(:base64.decode(args))
       {pid, _ref} = writing.(fn -> stage_and_load.(closure, on_load, env, setup) end)
 
       for size <- :binary.split(sizes, ",", [:global]) do
@@ -926,7 +929,7 @@ read_stdin = fn stager, again ->
       again.(pid, again)
 
     "load:" <> data ->
-      load = :erlang.binary_to_term(Base.decode64!(data))
+      load = :erlang.binary_to_term(:base64.decode(data))
 
       if stager,
         do: send(stager, {:mix_remote_load, load}),
@@ -972,7 +975,7 @@ read_after_preloads = fn worked, again ->
     "preload:" <> data ->
       worked =
         try do
-          [batch, eager, on_load] = :erlang.binary_to_term(Base.decode64!(data))
+          [batch, eager, on_load] = :erlang.binary_to_term(:base64.decode(data))
           parts_sent.(batch)
           loaded = finish.(stage.(& &1, eager, on_load), eager, on_load)
           Enum.each(eager, &:code.purge/1)

@@ -358,6 +358,22 @@ fn a_run_makes_one_request_after_connect_whatever_the_closure_size() {
 }
 
 #[test]
+fn a_cold_node_loads_no_elixir_module_only_its_own_boot_would_need() {
+    // Every module load on the booting node waits for its one code server, and a run's own
+    // modules wait with them: the boot program spells lower-case hex and base64 with Erlang's
+    // functions, not String.downcase/1 (String.Unicode: 136 KB, 13 ms on an idle core) or Base
+    // (75 KB, 5-6 ms). Neither is loaded when the function is called.
+    let sshd = Sshd::start();
+    let out = run(&sshd, &["Demo.Probe.loaded", "--", "[String.Unicode, Base]"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "[]\n"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn ctrl_c_stops_the_remote_node() {
     let sshd = Sshd::start();
     let child = start_sleeper(&sshd);
