@@ -607,13 +607,14 @@ fn a_module_the_remote_loader_refuses_mid_batch_is_named_and_nothing_is_left() {
 /// writes them).
 fn beam_chunk(bytes: &[u8], id: &[u8; 4]) -> usize {
     let mut at = 12;
-    loop {
+    while at + 8 <= bytes.len() {
         let size = u32::from_be_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
         if &bytes[at..at + 4] == id {
             return at + 8;
         }
         at += 8 + (size as usize).next_multiple_of(4);
     }
+    panic!("no {} chunk", String::from_utf8_lossy(id));
 }
 
 #[test]
