@@ -364,7 +364,10 @@ fn a_cold_node_leaves_string_unicode_and_base_unloaded() {
     // functions, not String.downcase/1 (String.Unicode: 136 KB, 13 ms on an idle core) or Base
     // (75 KB, 5-6 ms). Neither is loaded when the function is called.
     let sshd = Sshd::start();
-    let out = run(&sshd, &["Demo.Probe.loaded", "--", "[String.Unicode, Base]"]);
+    let out = run(
+        &sshd,
+        &["Demo.Probe.loaded", "--", "[String.Unicode, Base]"],
+    );
     assert_eq!(
         (out.code, out.stdout.as_str()),
         (Some(0), "[]\n"),
