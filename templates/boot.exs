@@ -999,7 +999,8 @@ end
 # stops ticking. Then, given the cookie and the tool's name, the process sets the cookie for the
 # tool's node, watches for the tool's node to go (the node then halts), and connects back. That may
 # take longer than OTP's 7 s default setup time while the node loads a large batch on a busy
-# server; the tool's --boot-timeout is the limit that counts (120 s is OTP's largest). Nothing
+# server: templates/boot.sh sets 120 s (OTP's largest), and the tool's --boot-timeout is the
+# limit that counts. Nothing
 # links to this process: should it fail before connecting, it says why and halts the node, which
 # would otherwise wait for the tool's boot limit.
 connector =
@@ -1037,8 +1038,6 @@ connector =
             :watching -> Process.demonitor(watching, [:flush])
             {:DOWN, ^watching, :process, _, reason} -> exit(reason)
           end
-
-          Application.put_env(:kernel, :net_setuptime, 120)
 
           unless Node.connect(tool) == true do
             IO.puts(:stderr, "mix-remote: the remote node could not connect back to the tool")

@@ -20,7 +20,11 @@
 # forward's port, once read), without asking any EPMD (templates/boot_epmd.exs).
 # -nocookie: OTP neither reads nor creates ~/.erlang.cookie. ERL_CRASH_DUMP_BYTES=0: no crash
 # dump, which would hold the cookie, is ever written.
+# -kernel net_setuptime 120: connecting back may take longer than OTP's 7 s on a busy server (the
+# tool's --boot-timeout is the limit that counts; 120 s is OTP's largest). Set here, not with
+# application:set_env/3 from the connecting process: that call waits at most 5 s for the
+# application controller, which 32 nodes booting at once on two cores kept busy for longer.
 E=@ELIXIR@
 command -v "$E" >/dev/null 2>&1 || { echo "mix-remote:no-elixir $E"; exit 127; }
 echo mix-remote:connected
-ERL_CRASH_DUMP_BYTES=0 exec "$E" +iex --erl "-noshell -start_epmd false -dist_listen false -nocookie -epmd_module mix_remote_boot -eval ok=io:setopts(standard_io,[binary,{encoding,unicode}]),{ok,T,_}=erl_scan:string(binary_to_list(io:get_line(standard_io,<<>>))),{ok,X}=erl_parse:parse_exprs(T),erl_eval:exprs(X,erl_eval:new_bindings())"
+ERL_CRASH_DUMP_BYTES=0 exec "$E" +iex --erl "-noshell -start_epmd false -dist_listen false -nocookie -kernel net_setuptime 120 -epmd_module mix_remote_boot -eval ok=io:setopts(standard_io,[binary,{encoding,unicode}]),{ok,T,_}=erl_scan:string(binary_to_list(io:get_line(standard_io,<<>>))),{ok,X}=erl_parse:parse_exprs(T),erl_eval:exprs(X,erl_eval:new_bindings())"

@@ -377,6 +377,28 @@ fn a_cold_node_leaves_string_unicode_and_base_unloaded() {
 }
 
 #[test]
+fn the_node_gives_its_connection_back_two_minutes_from_its_command_line() {
+    // Connecting back may outlast OTP's 7 s on a busy server. The launcher gives the node
+    // `-kernel net_setuptime 120` as it starts: set from the connecting process, through the
+    // application controller, the call gave up after 5 s when 32 nodes booted at once on two
+    // cores, and the node never connected.
+    let sshd = Sshd::start();
+    let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
+    tool.args(["eval", "Application.get_env(:kernel, :net_setuptime)"])
+        .args(["--host", &sshd.host(), "-F"])
+        .arg(sshd.ssh_config());
+    let out = tool.run();
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "120\n"),
+        "{}",
+        out.stderr
+    );
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+}
+
+#[test]
 fn ctrl_c_stops_the_remote_node() {
     let sshd = Sshd::start();
     let child = start_sleeper(&sshd);
