@@ -123,7 +123,9 @@ end
 # The run's private directory (0700, fresh: `File.mkdir` fails rather than reuse anything),
 # `mix-remote-run-<OS pid>-<random>` in the temp dir, made on first use (after `remote_env` is set,
 # so TMPDIR may move it); the directories earlier runs left there go at the same time. Returns the
-# directory and how many stale ones were removed.
+# directory and how many stale ones were removed. `halt` knows the directory before it exists: a
+# halt that stops this process between the two (stdin closing as the batch comes) removes it all
+# the same.
 run_dir = fn again ->
   case :persistent_term.get(:mix_remote_dir, nil) do
     nil ->
@@ -133,20 +135,22 @@ run_dir = fn again ->
       random = :erlang.integer_to_list(:rand.uniform(0xFFFFFFFFFFFFFF), 16)
       random = :erlang.list_to_binary(:lists.map(fn c -> if c >= ?A, do: c + 32, else: c end, random))
       dir = Path.join(tmp, "mix-remote-run-#{System.pid()}-#{random}")
+      :persistent_term.put(:mix_remote_dir, dir)
 
       case File.mkdir(dir) do
         :ok ->
           File.chmod!(dir, 0o700)
-          :persistent_term.put(:mix_remote_dir, dir)
           {:ok, %File.Stat{uid: uid}} = File.lstat(dir)
           stale = stale_runs.(tmp, uid)
           Enum.each(stale, remove_tree)
           {dir, length(stale)}
 
         {:error, :eexist} ->
+          :persistent_term.erase(:mix_remote_dir)
           again.(again)
 
         {:error, reason} ->
+          :persistent_term.erase(:mix_remote_dir)
           raise "cannot create #{dir}: #{:file.format_error(reason)}"
       end
 
