@@ -49,6 +49,9 @@ pub const TEARDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How long a run that got its answer waits for the node to say its own output is all out (it
 /// says so before answering: the line is normally there already).
 const SETTLE_LIMIT: Duration = Duration::from_secs(1);
+/// How long a node that has connected back is given for its `info` line, which it wrote before
+/// connecting but which may arrive after the handshake (another channel of the connection).
+const INFO_AFTER_HANDSHAKE: Duration = Duration::from_secs(1);
 
 /// Why a run on a host could not complete.
 #[derive(Debug, thiserror::Error)]
@@ -567,6 +570,10 @@ impl Session<'_> {
         let mut load_line = Some(load_line);
         let mut writing = self.start_writing(master, job, to_load);
         // The session ending first means the boot failed, and says why.
+        // The node says what it is before it connects back, but that line and the connection
+        // come on different channels of the SSH connection: a node up before its line is read
+        // is given INFO_AFTER_HANDSHAKE for it, rather than the push asking (a request more).
+        let (mut up, mut info_due) = (None, None);
         let connected = async {
             loop {
                 let said = async {
@@ -582,8 +589,22 @@ impl Session<'_> {
                         None => std::future::pending().await,
                     }
                 };
+                let due = info_due;
+                let late = async {
+                    match due {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
-                    node = &mut accept => return node.map_err(SessionError::from),
+                    node = &mut accept, if up.is_none() => {
+                        let node = node.map_err(SessionError::from)?;
+                        if told.is_some() {
+                            return Ok::<_, SessionError>(node);
+                        }
+                        info_due = Some(tokio::time::Instant::now() + INFO_AFTER_HANDSHAKE);
+                        up = Some(node);
+                    }
                     said = said => {
                         let sent = self.told(job, &said?, stats).await?;
                         let line = load_line.take();
@@ -591,6 +612,12 @@ impl Session<'_> {
                             let _ = line.send(sent.load.line());
                         }
                         told = Some(sent);
+                        if let Some(node) = up.take() {
+                            return Ok(node);
+                        }
+                    }
+                    () = late => {
+                        return Ok(up.take().expect("the wait for the line starts once the node is up"));
                     }
                     stdin = written => {
                         let stdin = stdin_back(master, stdin).await?;
