@@ -195,8 +195,7 @@ fn eval_and_scripts_ship_and_start_the_applications_as_run_does() {
         assert!(local.stdout.starts_with(expected), "{}", local.stdout);
 
         let mut tool = testkit::mix_remote(&project);
-        tool.args(["eval", code, "--host", &sshd.host(), "-F"])
-            .arg(sshd.ssh_config())
+        tool.eval_on(&sshd, code)
             .args(["--env", "prod", "--no-compile"])
             .args((!start).then_some("--no-start"));
         let config = tempfile::tempdir().unwrap();

@@ -384,9 +384,7 @@ fn the_node_gives_its_connection_back_two_minutes_from_its_command_line() {
     // cores, and the node never connected.
     let sshd = Sshd::start();
     let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
-    tool.args(["eval", "Application.get_env(:kernel, :net_setuptime)"])
-        .args(["--host", &sshd.host(), "-F"])
-        .arg(sshd.ssh_config());
+    tool.eval_on(&sshd, "Application.get_env(:kernel, :net_setuptime)");
     let out = tool.run();
     assert_eq!(
         (out.code, out.stdout.as_str()),

@@ -59,9 +59,7 @@ fn on_both(config: &str, command: &str, args: &[&str]) -> MixRemote {
 /// mix-remote eval `expr` on `sshd`, in the demo fixture, with `extra` flags.
 fn eval(sshd: &Sshd, expr: &str, extra: &[&str]) -> Output {
     let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
-    tool.args(["eval", expr, "--host", &sshd.host(), "-F"])
-        .arg(sshd.ssh_config())
-        .args(extra);
+    tool.eval_on(sshd, expr).args(extra);
     let out = tool.run();
     sshd.assert_no_session_processes();
     out.assert_local_clean();

@@ -573,7 +573,7 @@ impl Session<'_> {
         // The node says what it is before it connects back, but that line and the connection
         // come on different channels of the SSH connection: a node up before its line is read
         // is given INFO_AFTER_HANDSHAKE for it, rather than the push asking (a request more).
-        let (mut up, mut info_due) = (None, None);
+        let mut up = None;
         let connected = async {
             loop {
                 let said = async {
@@ -589,7 +589,7 @@ impl Session<'_> {
                         None => std::future::pending().await,
                     }
                 };
-                let due = info_due;
+                let due = up.as_ref().map(|(_, at)| *at);
                 let late = async {
                     match due {
                         Some(at) => tokio::time::sleep_until(at).await,
@@ -602,8 +602,7 @@ impl Session<'_> {
                         if told.is_some() {
                             return Ok::<_, SessionError>(node);
                         }
-                        info_due = Some(tokio::time::Instant::now() + INFO_AFTER_HANDSHAKE);
-                        up = Some(node);
+                        up = Some((node, tokio::time::Instant::now() + INFO_AFTER_HANDSHAKE));
                     }
                     said = said => {
                         let sent = self.told(job, &said?, stats).await?;
@@ -612,12 +611,13 @@ impl Session<'_> {
                             let _ = line.send(sent.load.line());
                         }
                         told = Some(sent);
-                        if let Some(node) = up.take() {
+                        if let Some((node, _)) = up.take() {
                             return Ok(node);
                         }
                     }
                     () = late => {
-                        return Ok(up.take().expect("the wait for the line starts once the node is up"));
+                        let (node, _) = up.take().expect("the wait for the line starts once the node is up");
+                        return Ok(node);
                     }
                     stdin = written => {
                         let stdin = stdin_back(master, stdin).await?;

@@ -112,6 +112,12 @@ impl MixRemote {
             .arg(sshd.ssh_config())
     }
 
+    /// Adds `eval <code> --host <sshd> -F <its ssh config>`: its flags come next.
+    pub fn eval_on(&mut self, sshd: &Sshd, code: &str) -> &mut MixRemote {
+        self.args(["eval", code, "--host", &sshd.host(), "-F"])
+            .arg(sshd.ssh_config())
+    }
+
     /// Sets an environment variable of the run (also one of those cleared by default).
     pub fn env(&mut self, name: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut MixRemote {
         self.envs
