@@ -61,15 +61,21 @@ fn finish_within(mut child: Child, limit: Duration) -> Finished {
 
 /// Waits for `child`; past `limit`, kills and reaps it and panics naming it as `what`.
 pub(crate) fn wait_within(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
+    wait_until(child, limit)
+        .unwrap_or_else(|| panic!("testkit: {what} did not finish within {limit:?}"))
+}
+
+/// Waits for `child`; past `limit`, kills and reaps it and returns `None`.
+pub(crate) fn wait_until(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait().expect("testkit: wait for child") {
-            return status;
+            return Some(status);
         }
         if started.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("testkit: {what} did not finish within {limit:?}");
+            return None;
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::command::{KillOnDrop, read_all, wait_within};
+use crate::command::{KillOnDrop, read_all, wait_until};
 use crate::{CLEANUP_LIMIT, RUN_LIMIT, Sshd, VENDOR_VAR, vendor_dir};
 
 /// Variables of the caller's environment the binary never sees: besides every `MIX_REMOTE_*`,
@@ -286,7 +286,7 @@ impl Running {
         let child = &mut self.child.0;
         let out = read_all(child.stdout.take());
         let err = read_all(child.stderr.take());
-        let status = wait_within(child, RUN_LIMIT, "mix-remote");
+        let status = wait_until(child, RUN_LIMIT);
         if let Some(feeder) = self.feeder.take() {
             feeder.join().expect("stdin writer");
         }
@@ -294,6 +294,13 @@ impl Running {
         stdout.extend(out.join().expect("stdout reader"));
         let mut stderr = std::mem::take(&mut self.seen_stderr);
         stderr.extend(err.join().expect("stderr reader"));
+        // What it said before it hung is what tells why.
+        let Some(status) = status else {
+            panic!(
+                "testkit: mix-remote did not finish within {RUN_LIMIT:?}; its stderr:\n{}",
+                String::from_utf8_lossy(&stderr)
+            );
+        };
         Output {
             code: status.code(),
             stdout: utf8(stdout, "stdout"),
