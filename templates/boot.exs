@@ -120,30 +120,54 @@ end
 
 @STALE_RUNS@
 
-# The run's private directory (0700, fresh: `File.mkdir` fails rather than reuse anything),
+# The directory for temporary files, as System.tmp_dir!/0 finds it (TMPDIR, TEMP, TMP, /tmp,
+# the working directory: the first that is a directory this user can write).
+tmp_dir = fn ->
+  writable = fn dir ->
+    match?({:ok, {:file_info, _, :directory, access, _, _, _, _, _, _, _, _, _, _}}
+           when access in [:read_write, :write], :file.read_file_info(dir))
+  end
+
+  set = fn name -> with dir when is_list(dir) <- :os.getenv(name), do: {true, dir} end
+  candidates = :lists.filtermap(set, [~c"TMPDIR", ~c"TEMP", ~c"TMP"]) ++ [~c"/tmp", elem(:file.get_cwd(), 1)]
+
+  case :lists.search(writable, candidates) do
+    {:value, dir} -> :unicode.characters_to_binary(dir)
+    false -> raise "no writable temporary directory"
+  end
+end
+
+# The run's private directory (0700, fresh: `:file.make_dir/1` fails rather than reuse anything),
 # `mix-remote-run-<OS pid>-<random>` in the temp dir, made on first use (after `remote_env` is set,
-# so TMPDIR may move it); the directories earlier runs left there go at the same time. Returns the
-# directory and how many stale ones were removed. `halt` knows the directory before it exists: a
-# halt that stops this process between the two (stdin closing as the batch comes) removes it all
-# the same.
+# so TMPDIR may move it). The directories earlier runs left there are removed meanwhile, by a
+# process of its own. Returns the directory and, to its first caller, that process's monitor,
+# which `swept` waits on for how many it removed (0 to the others). `halt` knows the directory
+# before it exists: a halt that stops this process between the two (stdin closing as the batch
+# comes) removes it all the same. Erlang's functions only: it is on a cold run's way to the load,
+# where each Elixir module loaded costs 0.5-5 ms (String and String.Unicode, File, Path, System,
+# Regex, Base: 40-60 ms on a booting node).
 run_dir = fn again ->
   case :persistent_term.get(:mix_remote_dir, nil) do
     nil ->
-      tmp = System.tmp_dir!()
-      # Lower-case hex without String.downcase/1, which loads String.Unicode (13 ms on an idle
-      # core) on a cold run's way to its first part.
-      random = :erlang.integer_to_list(:rand.uniform(0xFFFFFFFFFFFFFF), 16)
-      random = :erlang.list_to_binary(:lists.map(fn c -> if c >= ?A, do: c + 32, else: c end, random))
-      dir = Path.join(tmp, "mix-remote-run-#{System.pid()}-#{random}")
+      tmp = tmp_dir.()
+      random = :erlang.integer_to_binary(:rand.uniform(0xFFFFFFFFFFFFFF), 16)
+      name = ["mix-remote-run-", :os.getpid(), ?-, for(<<c <- random>>, do: c + if(c >= ?A, do: 32, else: 0))]
+      dir = :filename.join(tmp, :erlang.iolist_to_binary(name))
       :persistent_term.put(:mix_remote_dir, dir)
 
-      case File.mkdir(dir) do
+      case :file.make_dir(dir) do
         :ok ->
-          File.chmod!(dir, 0o700)
-          {:ok, %File.Stat{uid: uid}} = File.lstat(dir)
-          stale = stale_runs.(tmp, uid)
-          Enum.each(stale, remove_tree)
-          {dir, length(stale)}
+          :ok = :file.change_mode(dir, 0o700)
+          {:ok, {:file_info, _, _, _, _, _, _, _, _, _, _, _, uid, _}} = :file.read_link_info(dir)
+
+          {_pid, sweeping} =
+            writing.(fn ->
+              stale = stale_runs.(tmp, uid)
+              Enum.each(stale, remove_tree)
+              exit({:mix_remote_swept, length(stale)})
+            end)
+
+          {dir, sweeping}
 
         {:error, :eexist} ->
           :persistent_term.erase(:mix_remote_dir)
@@ -159,31 +183,50 @@ run_dir = fn again ->
   end
 end
 
+# How many stale directories the sweep `run_dir` started removed, once it is done.
+swept = fn
+  sweeping when is_reference(sweeping) ->
+    receive do
+      {:DOWN, ^sweeping, :process, _, {:mix_remote_swept, count}} -> count
+      {:DOWN, ^sweeping, :process, _, _failed} -> 0
+    end
+
+  count ->
+    count
+end
+
 # Writes `files` ({path, bytes}) raw (no file server process per file), spread over one
 # process per scheduler running at `priority`; returns what `files_written` waits for.
 write_files = fn files, priority ->
-  n = :erlang.system_info(:schedulers_online)
+  dealt = fn file, [hand | hands] -> hands ++ [[file | hand]] end
+  hands = :lists.foldl(dealt, :lists.duplicate(:erlang.system_info(:schedulers_online), []), files)
 
-  files
-  |> Enum.with_index()
-  |> Enum.group_by(fn {_file, i} -> rem(i, n) end, fn {file, _i} -> file end)
-  |> Enum.map(fn {_, chunk} ->
-    writing.(fn ->
-      Process.flag(:priority, priority)
+  write = fn {path, bytes} ->
+    case :file.write_file(path, bytes, [:raw]) do
+      :ok -> :ok
+      {:error, reason} -> exit({:mix_remote_write, path, reason})
+    end
+  end
 
-      for {path, bytes} <- chunk do
-        case :file.write_file(path, bytes, [:raw]) do
-          :ok -> :ok
-          {:error, reason} -> exit({:mix_remote_write, path, reason})
-        end
+  for_hand = fn
+    [] ->
+      false
+
+    hand ->
+      written = fn ->
+        Process.flag(:priority, priority)
+        :lists.foreach(write, hand)
       end
-    end)
-  end)
+
+      {true, writing.(written)}
+  end
+
+  :lists.filtermap(for_hand, hands)
 end
 
 # Waits for the writers `write_files` started; raises as File.write! would if one failed.
 files_written = fn writers ->
-  for {_pid, ref} <- writers do
+  :lists.foreach(fn {_pid, ref} ->
     receive do
       {:DOWN, ^ref, :process, _, :normal} ->
         :ok
@@ -194,36 +237,62 @@ files_written = fn writers ->
       {:DOWN, ^ref, :process, _, reason} ->
         exit(reason)
     end
-  end
+  end, writers)
+end
 
-  :ok
+# Makes the directory `dir` and those above it that are missing, as File.mkdir_p!/1 does.
+make_path = fn dir, again ->
+  case :file.make_dir(dir) do
+    {:error, :enoent} ->
+      again.(:filename.dirname(dir), again)
+      again.(dir, again)
+
+    {:error, :eexist} ->
+      :ok
+
+    :ok ->
+      :ok
+
+    {:error, reason} ->
+      raise File.Error, reason: reason, action: "make directory (with -p)", path: dir
+  end
+end
+
+# Writes `bytes` to the file `path`, as File.write!/2 does.
+write_file = fn path, bytes ->
+  with {:error, reason} <- :file.write_file(path, bytes) do
+    raise File.Error, reason: reason, action: "write to", path: path
+  end
 end
 
 # Makes each application of a part of a batch `<dir>/lib/<app>/{ebin,priv}` (its `.app` and
 # `priv/` written, if the part has them). Returns each of the part's modules, by name, as its
-# file and code (the modules' files are written by `stage` and `finish`).
+# file and code (the modules' files are written by `stage` and `finish`). Erlang's functions, as
+# all of the way to a cold run's load (see `run_dir`).
 write_apps = fn dir, apps, loose ->
-  files =
-    for {app, spec, modules, priv} <- apps, reduce: %{} do
-      acc ->
-        app_dir = Path.join([dir, "lib", Atom.to_string(app)])
-        ebin = Path.join(app_dir, "ebin")
-        File.mkdir_p!(ebin)
-        if spec != "", do: File.write!(Path.join(ebin, "#{app}.app"), spec)
+  app_written = fn {app, spec, modules, priv}, files ->
+    app_dir = :filename.join([dir, "lib", Atom.to_string(app)])
+    ebin = :filename.join(app_dir, "ebin")
+    make_path.(ebin, make_path)
+    if spec != "", do: write_file.(:filename.join(ebin, Atom.to_string(app) <> ".app"), spec)
 
-        for {path, mode, bytes} <- priv do
-          target = Path.join([app_dir, "priv", path])
-          File.mkdir_p!(Path.dirname(target))
-          File.write!(target, bytes)
-          File.chmod!(target, mode)
-        end
+    :lists.foreach(fn {path, mode, bytes} ->
+      target = :filename.join([app_dir, "priv", path])
+      make_path.(:filename.dirname(target), make_path)
+      write_file.(target, bytes)
 
-        for {module, beam} <- modules, into: acc do
-          {module, {String.to_charlist(Path.join(ebin, "#{module}.beam")), beam}}
-        end
-    end
+      with {:error, reason} <- :file.change_mode(target, mode) do
+        raise File.Error, reason: reason, action: "change mode for", path: target
+      end
+    end, priv)
 
-  Enum.reduce(loose, files, fn {module, file, beam}, acc -> Map.put(acc, module, {file, beam}) end)
+    ebin_list = :unicode.characters_to_list(ebin)
+    file = fn module -> :filename.join(ebin_list, Atom.to_charlist(module) ++ ~c".beam") end
+    :lists.foldl(fn {module, beam}, files -> Map.put(files, module, {file.(module), beam}) end, files, modules)
+  end
+
+  files = :lists.foldl(app_written, %{}, apps)
+  :lists.foldl(fn {module, file, beam}, acc -> Map.put(acc, module, {file, beam}) end, files, loose)
 end
 
 # Why a module's -on_load failed: the code server only logs it (as a warning); `on_load_reasons`
@@ -379,10 +448,15 @@ start_apps = fn apps ->
 end
 
 # `setup` (see src/remote/invoke.rs): the config, then the applications started (or only
-# loaded), with Logger restarted in between so that its configuration applies either way.
+# loaded), with Logger restarted in between if the config changed its settings, so that they
+# apply either way. (Otherwise it runs throughout, as started at boot: a restart costs a booting
+# node 10-30 ms.)
 configure = fn %{config: files, env: env, apps: apps, start: start} ->
+  logger = fn -> :lists.sort(Application.get_all_env(:logger)) end
+  before = logger.()
   put_config.(files, env)
-  Application.stop(:logger)
+  restart = logger.() != before
+  if restart, do: Application.stop(:logger)
   started = if start, do: start_apps.(apps), else: :ok
   Application.ensure_all_started(:logger)
   started
@@ -509,16 +583,27 @@ evaluation = fn code, file, argv ->
   end
 end
 
-missing_apps = fn apps -> for app <- apps, match?({:error, _}, :code.lib_dir(app)), do: app end
+# Which of `apps` this node lacks, with the code path the elixir application's start makes (on
+# Elixir 1.15+ it puts Elixir's other lib dirs there, Logger's among them): once it is started.
+missing_apps = fn
+  [] ->
+    []
+
+  apps ->
+    elixir_started.()
+    :lists.filter(&match?({:error, _}, :code.lib_dir(&1)), apps)
+end
 
 # What this node is and has: its versions, the MD5 of every module it has loaded, its machine,
 # and which of `apps` it lacks. (Erlang's functions: a cold node says it before it connects back,
 # see `read_after_preloads`.)
 describe = fn apps ->
-  loaded = for {module, _} <- :code.all_loaded(), do: {module, :erlang.get_module_info(module, :md5)}
+  md5 = fn {module, _} -> {module, :erlang.get_module_info(module, :md5)} end
   text = fn key -> :erlang.list_to_binary(:erlang.system_info(key)) end
+  {:ok, [{:application, :elixir, elixir}]} = :file.consult(:filename.join(:code.lib_dir(:elixir), ~c"ebin/elixir.app"))
 
-  {text.(:otp_release), text.(:version), System.version(), loaded, text.(:system_architecture),
+  {text.(:otp_release), text.(:version), :erlang.list_to_binary(:proplists.get_value(:vsn, elixir)),
+   :lists.map(md5, :code.all_loaded()), text.(:system_architecture),
    :erlang.system_info({:wordsize, :external}), missing_apps.(apps)}
 end
 
@@ -527,11 +612,12 @@ end
 # with that MD5. `{:missing, apps}` or `{:stale, modules}` if not (a cold run, which asked, gives
 # `[]` for both).
 unexpected = fn eager, apps, expected ->
-  stale =
-    for {module, md5} <- expected,
-        module not in eager,
-        not :erlang.module_loaded(module) or :erlang.get_module_info(module, :md5) != md5,
-        do: module
+  differs = fn {module, md5} ->
+    not :lists.member(module, eager) and
+      (not :erlang.module_loaded(module) or :erlang.get_module_info(module, :md5) != md5)
+  end
+
+  stale = for {module, _} <- :lists.filter(differs, expected), do: module
 
   case {missing_apps.(apps), stale} do
     {[], []} -> nil
@@ -634,14 +720,21 @@ staged_parts = fn state, again ->
     {:mix_remote_part, data} ->
       {apps, loose} = :erlang.binary_to_term(state.decode.(data))
       files = write_apps.(state.dir, apps, loose)
-      {here, on_demand} = Enum.split_with(files, fn {m, _} -> Map.has_key?(state.wanted, m) end)
-      chunk = for {m, {file, beam}} <- here, not Map.has_key?(state.on_load, m), do: {m, file, beam}
+      wanted = fn {m, _} -> Map.has_key?(state.wanted, m) end
+      {here, on_demand} = :lists.partition(wanted, :maps.to_list(files))
+
+      in_chunk = fn
+        {m, {file, beam}} -> not Map.has_key?(state.on_load, m) and {true, {m, file, beam}}
+      end
+
+      chunk = :lists.filtermap(in_chunk, here)
       if chunk != [], do: send(state.preparer, {:mix_remote_chunk, length(state.chunks), chunk})
-      writers = write_files.(for({_, file} <- on_demand, do: file), :normal)
+      writers = write_files.(:lists.map(&elem(&1, 1), on_demand), :normal)
+      part_apps = :lists.map(&elem(&1, 0), apps)
 
       again.(
         %{state | files: Map.merge(state.files, files), writers: writers ++ state.writers,
-          apps: Enum.uniq(state.apps ++ for({app, _, _, _} <- apps, do: app)),
+          apps: state.apps ++ (part_apps -- state.apps),
           chunks: if(chunk == [], do: state.chunks, else: [chunk | state.chunks])},
         again
       )
@@ -669,23 +762,28 @@ stage = fn decode, closure, on_load ->
   {preparer, _} = writing.(fn -> prepare_chunks.(finisher, tag, prepare_chunks) end)
   send(finisher, {:mix_remote_preparer, preparer})
 
+  set = fn modules -> :maps.from_list(:lists.map(&{&1, true}, modules)) end
+
   came =
     staged_parts.(
       %{decode: decode, dir: dir, preparer: preparer, finisher: finisher, told: false,
-        closure: closure, wanted: Map.new(closure, &{&1, true}),
-        on_load: Map.new(on_load, &{&1, true}), files: %{}, writers: [], apps: [], chunks: []},
+        closure: closure, wanted: set.(closure), on_load: set.(on_load), files: %{}, writers: [],
+        apps: [], chunks: []},
       staged_parts
     )
 
   :persistent_term.put(:mix_remote_apps, came.apps)
-  modules = for m <- closure, {file, beam} = Map.fetch!(came.files, m), do: {m, file, beam}
-  ebin = fn app -> String.to_charlist(Path.join([dir, "lib", Atom.to_string(app), "ebin"])) end
+
+  modules =
+    :lists.map(fn m -> {file, beam} = Map.fetch!(came.files, m); {m, file, beam} end, closure)
+
+  ebin = fn app -> :unicode.characters_to_list(:filename.join([dir, "lib", Atom.to_string(app), "ebin"])) end
   files_written.(came.writers)
 
-  %{closure: closure, modules: modules, chunks: Enum.reverse(came.chunks), tag: tag,
+  %{closure: closure, modules: modules, chunks: :lists.reverse(came.chunks), tag: tag,
     finisher: finisher, finishing: finishing, told: came.told, stale: stale,
-    loaded_files: for({_, file, beam} <- modules, do: {file, beam}),
-    ebins: Enum.map(came.apps, ebin)}
+    loaded_files: :lists.map(fn {_, file, beam} -> {file, beam} end, modules),
+    ebins: :lists.map(ebin, came.apps)}
 end
 
 # Sends this process the parts of `batch` (the list of them in the external term format), for
@@ -719,7 +817,7 @@ end
 finish = fn staged, eager, on_load ->
   unless staged.told, do: send(staged.finisher, {:mix_remote_finish, eager == staged.closure})
   :ok = :code.add_pathsa(staged.ebins)
-  later = for {m, _, _} = module <- staged.modules, m in on_load, do: module
+  later = :lists.filter(fn {m, _, _} -> :lists.member(m, on_load) end, staged.modules)
 
   loaded =
     on_load_reasons.(fn ->
@@ -742,7 +840,7 @@ finish = fn staged, eager, on_load ->
   write_files.(staged.loaded_files, :low)
 
   case loaded do
-    :ok -> {:ok, staged.stale}
+    :ok -> {:ok, swept.(staged.stale)}
     error -> error
   end
 end
@@ -872,7 +970,7 @@ end
 # (`mix-remote:loaded:<hex of the reply>`) and for the server, which holds the tool's
 # `after_load` requests until then.
 say_loaded = fn reply ->
-  IO.puts("mix-remote:loaded:" <> :binary.encode_hex(:erlang.term_to_binary(reply)))
+  :io.put_chars(:standard_io, ["mix-remote:loaded:", :binary.encode_hex(:erlang.term_to_binary(reply)), ?\n])
   send(:mix_remote, {:mix_remote_loaded, reply})
 end
 
@@ -886,7 +984,7 @@ end
 stage_and_load = fn closure, on_load, env, setup ->
   staged =
     try do
-      System.put_env(env)
+      :lists.foreach(fn {name, value} -> true = :os.putenv(:unicode.characters_to_list(name), :unicode.characters_to_list(value)) end, :maps.to_list(env))
       {_dir, stale} = run_dir.(run_dir)
       if setup.config != [], do: evaluate_ahead.(setup.config, setup.env)
       # OTP's decoder: 3 MB in 12-18 ms on OTP 27 and 29, Elixir's in 18-25 (as fast on OTP 25).
@@ -925,9 +1023,14 @@ read_stdin = fn stager, again ->
       [closure, on_load, env, setup] = :erlang.binary_to_term(:base64.decode(args))
       {pid, _ref} = writing.(fn -> stage_and_load.(closure, on_load, env, setup) end)
 
-      for size <- :binary.split(sizes, ",", [:global]) do
-        send(pid, {:mix_remote_part, IO.binread(:stdio, :erlang.binary_to_integer(size))})
+      part = fn size ->
+        case :file.read(:standard_io, :erlang.binary_to_integer(size)) do
+          {:ok, data} -> send(pid, {:mix_remote_part, data})
+          _eof_or_error -> halt.(0)
+        end
       end
+
+      :lists.foreach(part, :binary.split(sizes, ",", [:global]))
 
       send(pid, :mix_remote_parts_end)
       again.(pid, again)
@@ -950,8 +1053,6 @@ end
 # The relay's beam, in base64: loaded by the request server (below), once the connection back
 # has begun.
 relay_beam = read_line.()
-# Where the tool's node is reached (templates/boot_epmd.exs): read before connecting back.
-:persistent_term.put(:mix_remote_port, :erlang.binary_to_integer(read_line.()))
 
 # Before it reads its cookie, the node says what it is and has, as `info` would answer:
 # `mix-remote:info:<hex of {Worked, Info}>`; the run then need not ask (and a cold run sends its
@@ -1001,12 +1102,12 @@ end
 # host of the tool's node): the tool's node names it as it connects. A short net_ticktime (the
 # tick interval is a quarter of it): the node halts soon after a dead link, when the tool's node
 # stops ticking. Then, given the cookie and the tool's name, the process sets the cookie for the
-# tool's node, watches for the tool's node to go (the node then halts), and connects back. That may
+# tool's node, watches for the tool's node to go (the node then halts), and connects back, over
+# the connection a cold node's start line opened ahead (templates/mix_remote_dist.erl). That may
 # take longer than OTP's 7 s default setup time while the node loads a large batch on a busy
 # server: templates/boot.sh sets 120 s (OTP's largest), and the tool's --boot-timeout is the
-# limit that counts. Nothing
-# links to this process: should it fail before connecting, it says why and halts the node, which
-# would otherwise wait for the tool's boot limit.
+# limit that counts. Nothing links to this process: should it fail before connecting, it says why
+# and halts the node, which would otherwise wait for the tool's boot limit.
 connector =
   spawn(fn ->
     try do
@@ -1043,7 +1144,9 @@ connector =
             {:DOWN, ^watching, :process, _, reason} -> exit(reason)
           end
 
-          unless Node.connect(tool) == true do
+          # A second try, should the connection opened ahead have been lost (see
+          # templates/mix_remote_dist.erl): that one is opened then.
+          unless Node.connect(tool) == true or Node.connect(tool) == true do
             IO.puts(:stderr, "mix-remote: the remote node could not connect back to the tool")
             halt.(1)
           end

@@ -27,4 +27,4 @@
 E=@ELIXIR@
 command -v "$E" >/dev/null 2>&1 || { echo "mix-remote:no-elixir $E"; exit 127; }
 echo mix-remote:connected
-ERL_CRASH_DUMP_BYTES=0 exec "$E" +iex --erl "-noshell -start_epmd false -dist_listen false -nocookie -kernel net_setuptime 120 -epmd_module mix_remote_boot -eval ok=io:setopts(standard_io,[binary,{encoding,unicode}]),{ok,T,_}=erl_scan:string(binary_to_list(io:get_line(standard_io,<<>>))),{ok,X}=erl_parse:parse_exprs(T),erl_eval:exprs(X,erl_eval:new_bindings())"
+ERL_CRASH_DUMP_BYTES=0 exec "$E" +iex --erl "-noshell -start_epmd false -dist_listen false -proto_dist mix_remote -nocookie -kernel net_setuptime 120 -epmd_module mix_remote_boot -eval ok=io:setopts(standard_io,[binary,{encoding,unicode}]),{ok,T,_}=erl_scan:string(binary_to_list(io:get_line(standard_io,<<>>))),{ok,X}=erl_parse:parse_exprs(T),erl_eval:exprs(X,erl_eval:new_bindings())"

@@ -1,8 +1,8 @@
 # mix-remote's port mapper: functions of `:mix_remote_boot` beside `main/1` (`cargo xtask
 # boot-beam` puts them there), named by `-epmd_module mix_remote_boot` in templates/boot.sh.
 # Distribution asks it where the tool's node is: at the reverse forward's port on the server's
-# loopback, which the boot program reads from stdin (`:mix_remote_port`, see templates/boot.exs)
-# once the node runs. The launcher need not wait for the port before it starts the node: the
+# loopback, which the start line reads from stdin (`:mix_remote_port`, see
+# templates/boot_start.erl) once the node runs. The launcher need not wait for the port before it starts the node: the
 # tool learns it only as the session opens, a round trip before the node could have it. No EPMD
 # is asked or started; the node registers nowhere (it listens nowhere).
 

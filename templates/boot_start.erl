@@ -2,9 +2,13 @@
 % stdin and evaluated by the `-eval` of templates/boot.sh. Lines
 % starting with `%` are left out and the rest joined with spaces; it must hold no `%` otherwise.
 % The boot program's beams and the relay are built for OTP @MIN_OTP@ and newer: an older node says
-% so and stops before reading them. Else the node reads the boot program's two beams (base64, a
-% line each: for OTP 25 and newer, then for OTP 24) and loads the one for its release: that module
-% is also distribution's port mapper (templates/boot_epmd.exs). Distribution then starts at once,
+% so and stops before reading them. Else the node reads the forward's port (kept for the port
+% mapper) and the distribution carrier's beam (base64), loads it, and (a cold run's node:
+% `@AHEAD@`, which a spare node's line leaves empty) opens the connection back to the tool at
+% once, so that the forward's channel is open by the time distribution uses it
+% (templates/mix_remote_dist.erl). Then it reads the boot program's two beams (a line each: for OTP
+% 25 and newer, then for OTP 24) and loads the one for its release: that module is also
+% distribution's port mapper (templates/boot_epmd.exs). Distribution then starts at once,
 % in a process of its own (the rest of the boot overlaps it; the program's own start of it then
 % waits for this one), with a dynamic name: the tool's node names this one as it connects (see
 % src/remote/node/handshake.rs), and OTP loads no crypto to draw a creation. Then the node runs
@@ -19,6 +23,10 @@ end,
 % 18 ms on the boot's critical path).
 Line = fun() -> L = io:get_line(standard_io, <<>>), binary:part(L, 0, byte_size(L) - 1) end,
 try
+  Port = binary_to_integer(Line()),
+  persistent_term:put(mix_remote_port, Port),
+  {module, mix_remote_dist} = code:load_binary(mix_remote_dist, "mix_remote_dist", base64:decode(Line())),
+  @AHEAD@
   Current = base64:decode(Line()),
   Otp24 = base64:decode(Line()),
   Beam = if Otp < 25 -> Otp24; true -> Current end,

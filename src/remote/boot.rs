@@ -23,9 +23,13 @@ const BOOT_BEAMS: [&[u8]; 2] = [
     include_bytes!("../../templates/mix_remote_boot_otp24.beam"),
 ];
 /// The output relay (`templates/mix_remote_relay.erl`) as OTP 25 `erlc +r24 +deterministic`
-/// builds it (`cargo xtask relay-beam`): it loads on OTP 24 to 29, and the server needs no
+/// builds it (`cargo xtask erl-beams`): it loads on OTP 24 to 29, and the server needs no
 /// compiler. Sent on the boot session's stdin, loaded before the node connects back.
 pub const RELAY_BEAM: &[u8] = include_bytes!("../../templates/mix_remote_relay.beam");
+/// The distribution carrier (`templates/mix_remote_dist.erl`), built like the relay: OTP's TCP
+/// distribution, with the connection back opened as the node starts (the start line's first
+/// act, for a cold run), so that the forward's channel is open by the time the handshake goes.
+const DIST_BEAM: &[u8] = include_bytes!("../../templates/mix_remote_dist.beam");
 /// What finds the directories of earlier runs on the server (`templates/stale_runs.exs`), shared
 /// by the boot program (compiled in, which removes them) and the check program (which counts
 /// them).
@@ -140,13 +144,16 @@ fn launcher(template: &str, elixir: &str) -> Result<String, BootError> {
 }
 
 /// Everything the boot session reads from stdin, in order: the start line (see [`start_line`]),
-/// the boot program's beams and the relay's beam in base64, the server port of the forward to
-/// our node, the cookie and our node's full name (read by the program). The stream then stays
-/// open: its end halts the node.
-pub fn stdin_input(node_port: u16, cookie: &str, our_node: &str) -> Vec<u8> {
+/// the server port of the forward to our node, the carrier's, the boot program's and the relay's
+/// beams in base64, the cookie and our node's full name (read by the program). The stream then
+/// stays open: its end halts the node. With `ahead` (a cold run's node, which connects back as
+/// soon as it can) the start line opens the connection back first of all; a spare node, which
+/// waits for its run, leaves that to distribution.
+pub fn stdin_input(node_port: u16, ahead: bool, cookie: &str, our_node: &str) -> Vec<u8> {
     format!(
-        "{}\n{}\n{}\n{}\n{node_port}\n{cookie}\n{our_node}\n",
-        start_line(),
+        "{}\n{node_port}\n{}\n{}\n{}\n{}\n{cookie}\n{our_node}\n",
+        start_line(ahead),
+        base64(DIST_BEAM),
         base64(BOOT_BEAMS[0]),
         base64(BOOT_BEAMS[1]),
         base64(RELAY_BEAM)
@@ -156,7 +163,7 @@ pub fn stdin_input(node_port: u16, cookie: &str, our_node: &str) -> Vec<u8> {
 
 /// [`START`] as the one line of Erlang expressions the launcher's `-eval` reads: its comment
 /// lines left out, the others joined with spaces, the placeholders filled in.
-fn start_line() -> String {
+fn start_line(ahead: bool) -> String {
     START
         .lines()
         .filter(|line| !line.trim_start().starts_with('%'))
@@ -166,6 +173,14 @@ fn start_line() -> String {
         .replace("@MIN_OTP@", &MIN_REMOTE_OTP.to_string())
         .replace("@TICK_MS@", &(NET_TICKTIME * 250).to_string())
         .replace("@HOST@", NODE_HOST)
+        .replace(
+            "@AHEAD@",
+            if ahead {
+                "mix_remote_dist:ahead(Port),"
+            } else {
+                ""
+            },
+        )
 }
 
 /// The term whose external format `hex` spells (lower- or upper-case hex), as the boot program
@@ -248,7 +263,7 @@ mod tests {
             assert!(program.contains("\n@STALE_RUNS@\n"));
         }
         assert!(STALE_RUNS.contains(&format!("\"^{RUN_DIR_PREFIX}(")));
-        assert!(PROGRAM.contains(&format!("\"{RUN_DIR_PREFIX}#{{System.pid()}}-")));
+        assert!(PROGRAM.contains(&format!("[\"{RUN_DIR_PREFIX}\", :os.getpid(), ?-,")));
         assert!(PROGRAM.contains(&format!("Process.register(server, :{SERVER})")));
         assert!(PROGRAM.contains(&format!("[\"{MARKER}{INFO}\", info, ?\\n]")));
         assert!(START.contains(&format!("io:format(\"{MARKER}{OLD_OTP}~b~n\"")));
@@ -307,27 +322,37 @@ mod tests {
     #[test]
     fn the_start_travels_as_one_line_before_the_beams() {
         assert_eq!(elixir_string_body("a\"#{b}\\\n"), "a\\\"\\#{b}\\\\\\n");
-        let input = String::from_utf8(stdin_input(4000, "c", "t@localhost")).unwrap();
+        let input = String::from_utf8(stdin_input(4000, true, "c", "t@localhost")).unwrap();
         let lines: Vec<&str> = input.lines().collect();
-        assert_eq!(lines.len(), 7);
+        assert_eq!(lines.len(), 8);
         let start = lines[0];
         assert!(start.starts_with("Otp = list_to_integer("), "{start}");
         assert!(start.contains(" if Otp < 24 -> "));
-        // The port mapper (the boot program's module) is loaded before distribution starts.
-        let loaded = start.find(" code:load_binary(mix_remote_boot, ").unwrap();
-        let started = start
-            .find(
-                " spawn(fun() -> net_kernel:start([undefined@localhost, shortnames, 3750]) end), ",
-            )
-            .unwrap();
-        assert!(loaded < started, "{start}");
+        // The carrier and the port mapper (the boot program's module) are loaded before
+        // distribution starts; the connection back is opened first of all.
+        let at = |text: &str| {
+            start
+                .find(text)
+                .unwrap_or_else(|| panic!("{text} in {start}"))
+        };
+        let ahead = at(" mix_remote_dist:ahead(Port), ");
+        assert!(at(" code:load_binary(mix_remote_dist, ") < ahead);
+        assert!(ahead < at(" code:load_binary(mix_remote_boot, "));
+        let started =
+            " spawn(fun() -> net_kernel:start([undefined@localhost, shortnames, 3750]) end), ";
+        assert!(at(" code:load_binary(mix_remote_boot, ") < at(started));
         assert!(start.contains(" mix_remote_boot:main(3750) catch "));
         assert!(start.ends_with(" halt(1) end."));
         assert!(!start.contains('%'));
-        assert_eq!(lines[1], base64(BOOT_BEAMS[0]));
-        assert_eq!(lines[2], base64(BOOT_BEAMS[1]));
-        assert_eq!(lines[3], base64(RELAY_BEAM));
-        assert_eq!((lines[4], lines[5], lines[6]), ("4000", "c", "t@localhost"));
+        assert_eq!(lines[1], "4000");
+        assert_eq!(lines[2], base64(DIST_BEAM));
+        assert_eq!(lines[3], base64(BOOT_BEAMS[0]));
+        assert_eq!(lines[4], base64(BOOT_BEAMS[1]));
+        assert_eq!(lines[5], base64(RELAY_BEAM));
+        assert_eq!((lines[6], lines[7]), ("c", "t@localhost"));
+        // A spare node waits for its run before it connects: it opens nothing ahead.
+        let later = String::from_utf8(stdin_input(4000, false, "c", "t@localhost")).unwrap();
+        assert!(!later.contains("mix_remote_dist:ahead("));
     }
 
     #[test]

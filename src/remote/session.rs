@@ -505,7 +505,8 @@ impl Session<'_> {
             // ssh hands it to the session when it runs.
             let port = master.forwarded_port().await?;
             let port_at = Instant::now();
-            let input = boot::stdin_input(port, &self.ids.cookie, &self.ids.local.to_string());
+            let input =
+                boot::stdin_input(port, true, &self.ids.cookie, &self.ids.local.to_string());
             let sent = master.send(&input).await;
             // A session that ended (no elixir, login refused) explains itself better than the
             // failed write.

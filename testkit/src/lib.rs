@@ -44,7 +44,7 @@
 //!   [`PtyRun`] types keys and reads the screen a terminal emulator renders of what the run
 //!   printed (answering a line editor's cursor position queries).
 //! - [`run_within`] runs any other command under a time limit and kills it if the test panics.
-//! - [`build_relay_beam`] compiles the output relay (`templates/mix_remote_relay.erl`) as the
+//! - [`build_erl_beam`] compiles an Erlang source of `templates/` (the relay, the carrier) as the
 //!   committed beam is built, with the host's `erlc` ([`host_otp_release`] tells which OTP);
 //!   [`build_boot_beams`] likewise the boot program (`templates/boot.exs`), with its `elixir`.
 //!
@@ -72,19 +72,23 @@
 mod boot_beam;
 mod chroot;
 mod command;
+mod erl_beams;
 mod fixture;
 mod launcher;
 mod netns;
 mod postgres;
 mod procs;
 mod pty;
-mod relay;
 mod sshd;
 mod stderr_log;
 
 pub use boot_beam::{boot_beam_paths, boot_source, build_boot_beams};
 pub use chroot::{Chroot, ChrootProject};
 pub use command::{Finished, run_within};
+pub use erl_beams::{
+    ERL_BEAMS, RELAY_OTP, build_erl_beam, builds_committed_beams, checks_committed_beams,
+    erl_beam_path, erl_source, host_otp_release,
+};
 pub use fixture::{
     StagedFixture, VENDOR_VAR, compiled_fixture, compiled_fixture_in, staged_fixture,
     vendor_available, vendor_dir,
@@ -93,10 +97,6 @@ pub use launcher::{MixRemote, Output, Running, entries, mix_remote};
 pub use postgres::Postgres;
 pub use procs::Proc;
 pub use pty::{PTY_COLS, PTY_ROWS, PtyRun};
-pub use relay::{
-    RELAY_OTP, build_relay_beam, builds_committed_beams, checks_committed_beams, host_otp_release,
-    relay_beam_path, relay_source,
-};
 pub use sshd::{Builder, Sshd};
 
 /// How long a run may take: a cold one takes about two seconds here, but CI machines are shared.

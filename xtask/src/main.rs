@@ -1,6 +1,6 @@
 //! Project tasks as typed subcommands: `cargo xtask demo`, `cargo xtask bench`,
 //! `cargo xtask bench-ecto`, `cargo xtask bench-fanout`, `cargo xtask bench-output`,
-//! `cargo xtask scan-bench`, `cargo xtask beam-vectors`, `cargo xtask relay-beam`, `cargo xtask boot-beam`.
+//! `cargo xtask scan-bench`, `cargo xtask beam-vectors`, `cargo xtask erl-beams`, `cargo xtask boot-beam`.
 //!
 //! `demo` shows the tool working end to end on this machine: it compiles the bundled example
 //! project, starts a throw-away sshd on loopback (the test harness's, with its own keys and
@@ -62,8 +62,9 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Rebuild templates/mix_remote_relay.beam from its source (needs OTP 25's erlc).
-    RelayBeam,
+    /// Rebuild templates/mix_remote_relay.beam and mix_remote_dist.beam from their sources (needs
+    /// OTP 25's erlc).
+    ErlBeams,
     /// Rebuild templates/mix_remote_boot*.beam from templates/boot.exs (needs OTP 25's elixir).
     BootBeam,
 }
@@ -78,17 +79,19 @@ fn main() -> ExitCode {
         Task::DelayProxy(args) => report(proxy::run(&args)),
         Task::ScanBench { modules } => report(scan_bench::run(&workspace_root(), modules.get())),
         Task::BeamVectors { args } => report(beam_vectors::run(&args).map_err(|e| e.to_string())),
-        Task::RelayBeam => report(relay_beam()),
+        Task::ErlBeams => report(erl_beams()),
         Task::BootBeam => report(boot_beam()),
     }
 }
 
-/// Rebuilds the committed relay beam with the host's erlc, which must be OTP
-/// [`testkit::RELAY_OTP`]'s: another release writes other bytes (and a newer one code that older
-/// servers cannot load).
-fn relay_beam() -> Result<(), String> {
-    testkit::builds_committed_beams("the relay beam")?;
-    write_beams([(testkit::relay_beam_path(), testkit::build_relay_beam()?)])
+/// Rebuilds the committed beams of the Erlang sources (relay, carrier) with the host's erlc,
+/// which must be OTP [`testkit::RELAY_OTP`]'s: another release writes other bytes (and a newer
+/// one code that older servers cannot load).
+fn erl_beams() -> Result<(), String> {
+    testkit::builds_committed_beams("the Erlang beams")?;
+    let beams = testkit::ERL_BEAMS
+        .map(|m| testkit::build_erl_beam(m).map(|b| (testkit::erl_beam_path(m), b)));
+    write_beams(beams.into_iter().collect::<Result<Vec<_>, _>>()?)
 }
 
 /// Rebuilds the committed boot program beams with the host's elixir, on OTP

@@ -225,7 +225,7 @@ fn identities(cookie: &str, local: &str) -> String {
 /// printing [`BOOTED`], in Erlang as that line), the beams and the forward's port.
 fn prelude(port: u16) -> Vec<u8> {
     let (c, l) = ("c", "l");
-    let mut input = boot::stdin_input(port, c, l);
+    let mut input = boot::stdin_input(port, false, c, l);
     let tail = identities(c, l).len();
     input.truncate(input.len() - tail);
     let say = format!("io:format(\"{MARKER}{BOOTED}~n\"), ");
@@ -241,7 +241,7 @@ mod tests {
     fn the_prelude_and_the_identities_make_the_boot_input() {
         let mut input = prelude(4242);
         input.extend_from_slice(identities("k", "b@localhost").as_bytes());
-        let cold = boot::stdin_input(4242, "k", "b@localhost");
+        let cold = boot::stdin_input(4242, false, "k", "b@localhost");
         let say = b"io:format(\"mix-remote:spare~n\"), ";
         assert!(input.starts_with(b"io:format(\"mix-remote:spare~n\"), Otp = "));
         assert!(input[say.len()..] == cold[..]);

@@ -1,5 +1,6 @@
-//! The output relay's beam as this machine's `erlc` builds it from `templates/`: what `cargo
-//! xtask relay-beam` commits, and what the test that guards the committed bytes rebuilds.
+//! The beams of the Erlang sources in `templates/` (the output relay, the distribution carrier) as
+//! this machine's `erlc` builds them: what `cargo xtask erl-beams` commits, and what the test that
+//! guards the committed bytes rebuilds.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -8,14 +9,18 @@ use std::process::Command;
 /// 29 when compiled with `+r24`.
 pub const RELAY_OTP: &str = "25";
 
-/// The relay's source, in the workspace.
-pub fn relay_source() -> PathBuf {
-    crate::fixture::repo_root().join("templates/mix_remote_relay.erl")
+/// The modules whose Erlang source and committed beam are in `templates/`: the output relay and
+/// the distribution carrier.
+pub const ERL_BEAMS: [&str; 2] = ["mix_remote_relay", "mix_remote_dist"];
+
+/// The source of `module` (one of [`ERL_BEAMS`]), in the workspace.
+pub fn erl_source(module: &str) -> PathBuf {
+    crate::fixture::repo_root().join(format!("templates/{module}.erl"))
 }
 
-/// The committed beam, in the workspace.
-pub fn relay_beam_path() -> PathBuf {
-    crate::fixture::repo_root().join("templates/mix_remote_relay.beam")
+/// The committed beam of `module` (one of [`ERL_BEAMS`]), in the workspace.
+pub fn erl_beam_path(module: &str) -> PathBuf {
+    crate::fixture::repo_root().join(format!("templates/{module}.beam"))
 }
 
 /// The OTP release of the `erl` on the PATH; None if there is none.
@@ -58,14 +63,14 @@ pub fn checks_committed_beams(what: &str) -> bool {
     }
 }
 
-/// Compiles the relay's source with the host's `erlc +r24 +deterministic` in a temporary
-/// directory; returns the beam's bytes, or what went wrong.
-pub fn build_relay_beam() -> Result<Vec<u8>, String> {
+/// Compiles the source of `module` (one of [`ERL_BEAMS`]) with the host's `erlc +r24
+/// +deterministic` in a temporary directory; returns the beam's bytes, or what went wrong.
+pub fn build_erl_beam(module: &str) -> Result<Vec<u8>, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("a temporary directory: {e}"))?;
     let out = Command::new("erlc")
         .args(["+r24", "+deterministic", "-o"])
         .arg(dir.path())
-        .arg(relay_source())
+        .arg(erl_source(module))
         .output()
         .map_err(|e| format!("cannot run erlc: {e}"))?;
     if !out.status.success() {
@@ -75,6 +80,6 @@ pub fn build_relay_beam() -> Result<Vec<u8>, String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let beam = dir.path().join("mix_remote_relay.beam");
+    let beam = dir.path().join(format!("{module}.beam"));
     std::fs::read(&beam).map_err(|e| format!("{}: {e}", beam.display()))
 }
