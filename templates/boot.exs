@@ -904,6 +904,9 @@ end
 
 # Runs request `op` for the tool's process `from` in a process of its own, whose group leader is
 # the relay; replies once the output it made is sent (and, after run/eval/iex, the node's own).
+# A `load` that loaded lets the `after_load` requests held for it go (a warm run's call goes
+# with its load, a round trip sooner); one that did not leaves them held: the tool then asks
+# what the node has and loads again, or ends the run.
 dispatch = fn relay, {tool_pid, ref}, op, args ->
   spawn(fn ->
     Process.group_leader(self(), relay)
@@ -916,15 +919,17 @@ dispatch = fn relay, {tool_pid, ref}, op, args ->
         kind, reason -> {:badrpc, {kind, reason}}
       end
 
+    if op == :load and match?({:ok, _}, reply), do: send(:mix_remote, {:mix_remote_loaded, reply})
     output_sent.(relay)
     if op in [:run, :eval, :iex], do: settled.()
     send(tool_pid, {ref, reply})
   end)
 end
 
-# A request `{:after_load, [op, args]}` is `op` once the batch sent on stdin is loaded (see
-# `read_stdin`): the tool sends it without waiting to read `mix-remote:loaded`. If that load
-# failed, the reply is `:not_loaded` (the tool reads why from the line).
+# A request `{:after_load, [op, args]}` is `op` once the batch is loaded, sent on stdin (see
+# `read_stdin`) or by a `load` request that went before it: the tool sends it without waiting to
+# read `mix-remote:loaded` or the load's reply. If a stdin load failed, the reply is `:not_loaded`
+# (the tool reads why from the line).
 after_load = fn relay, {tool_pid, ref} = from, [op, args], loaded ->
   case loaded do
     {:ok, _stale} -> dispatch.(relay, from, op, args)
@@ -934,8 +939,8 @@ end
 
 # The relay starts with the first request, which names the tool's pid. The size of the tool's
 # terminal comes here and goes to the relay (one that came before the relay, once it is started).
-# `loaded` is the stdin load's reply once there is one; `waiting`, the `after_load` requests
-# that came before it.
+# `loaded` is the stdin load's reply (or a `load` request's that loaded) once there is one;
+# `waiting`, the `after_load` requests that came before it.
 serve = fn state, serve ->
   receive do
     {:mix_remote_geometry, _cols, _rows} = size ->

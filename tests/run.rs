@@ -355,6 +355,8 @@ fn a_run_makes_one_request_after_connect_whatever_the_closure_size() {
     assert_eq!(four["pushed_modules"], 4);
     assert_eq!(one["requests"], 1);
     assert_eq!(four["requests"], 1);
+    assert_eq!(one["round_trips"], 1);
+    assert_eq!(four["round_trips"], 1);
 }
 
 #[test]

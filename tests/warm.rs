@@ -136,8 +136,10 @@ fn a_changed_module_is_pushed_again_and_an_unchanged_one_is_not() {
     assert_eq!(first.code, Some(0), "{}", first.stderr);
     assert_eq!(stat(&first, "pushed_modules"), 4, "{}", first.stderr);
     // The spare said what it is and has once ready: the run does not ask (`info`), it loads
-    // (the node checking what the run took for granted) and calls.
+    // (the node checking what the run took for granted) and calls, the call going with the load
+    // (the node holds it until the load is done): one round trip.
     assert_eq!(stat(&first, "requests"), 2, "{}", first.stderr);
+    assert_eq!(stat(&first, "round_trips"), 1, "{}", first.stderr);
     sessions.wait_for(1);
 
     // The same code: the spare node loaded it ahead, nothing of it is sent again but the module
@@ -148,6 +150,7 @@ fn a_changed_module_is_pushed_again_and_an_unchanged_one_is_not() {
     assert_eq!(stat(&same, "pushed_modules"), 1, "{}", same.stderr);
     assert_eq!(stat(&same, "shipped_modules"), 1, "{}", same.stderr);
     assert_eq!(stat(&same, "requests"), 2, "{}", same.stderr);
+    assert_eq!(stat(&same, "round_trips"), 1, "{}", same.stderr);
     assert!(
         stat(&same, "pushed_bytes") < stat(&first, "pushed_bytes") / 10,
         "{}",
@@ -179,6 +182,7 @@ fn a_changed_module_is_pushed_again_and_an_unchanged_one_is_not() {
     assert_eq!(stat(&after, "pushed_modules"), 2, "{}", after.stderr);
     assert_eq!(stat(&after, "shipped_modules"), 2, "{}", after.stderr);
     assert_eq!(stat(&after, "requests"), 2, "{}", after.stderr);
+    assert_eq!(stat(&after, "round_trips"), 1, "{}", after.stderr);
     assert!(stat(&after, "pushed_bytes") > stat(&same, "pushed_bytes"));
     assert!(stat(&after, "pushed_bytes") < stat(&first, "pushed_bytes"));
 

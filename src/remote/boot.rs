@@ -3,8 +3,11 @@
 //! requests the boot program serves. The programs come from `templates/`, so what is shipped is
 //! easy to read and review; every word they share with the tool is a constant here.
 
+use std::collections::HashMap;
+
 use crate::build::compat::MIN_REMOTE_OTP;
 use crate::remote::node::dist::NET_TICKTIME;
+use crate::remote::wire;
 
 /// The shell launcher (`templates/boot.sh`); `@ELIXIR@` is replaced by the elixir to run.
 const LAUNCHER: &str = include_str!("../../templates/boot.sh");
@@ -22,6 +25,8 @@ const BOOT_BEAMS: [&[u8]; 2] = [
     include_bytes!("../../templates/mix_remote_boot.beam"),
     include_bytes!("../../templates/mix_remote_boot_otp24.beam"),
 ];
+/// The boot program's module, as [`BOOT_BEAMS`] name it.
+const BOOT_MODULE: &str = "mix_remote_boot";
 /// The output relay (`templates/mix_remote_relay.erl`) as OTP 25 `erlc +r24 +deterministic`
 /// builds it (`cargo xtask erl-beams`): it loads on OTP 24 to 29, and the server needs no
 /// compiler. Sent on the boot session's stdin, loaded before the node connects back.
@@ -193,6 +198,16 @@ pub fn term_of_hex(hex: &str) -> Option<erl_dist::term::Term> {
     erl_dist::term::Term::decode(&bytes[..]).ok()
 }
 
+/// Whether a node whose loaded modules and their MD5s are `loaded` runs this tool's boot program
+/// (either build of it): a node another build of the tool booted may serve requests otherwise.
+pub fn is_ours(loaded: &HashMap<String, [u8; 16]>) -> bool {
+    loaded.get(BOOT_MODULE).is_some_and(|md5| {
+        BOOT_BEAMS
+            .iter()
+            .any(|beam| wire::loader_md5(beam) == Some(*md5))
+    })
+}
+
 /// Standard base64 with padding (what Elixir's `Base.decode64!/1` reads).
 pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -246,6 +261,19 @@ fn elixir_string_body(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_runs_our_boot_program_only_with_its_md5() {
+        let mut loaded = HashMap::new();
+        assert!(!is_ours(&loaded));
+        loaded.insert(BOOT_MODULE.to_owned(), [0; 16]);
+        assert!(!is_ours(&loaded));
+        for beam in BOOT_BEAMS {
+            let md5 = wire::loader_md5(beam).expect("the boot beams are beams");
+            loaded.insert(BOOT_MODULE.to_owned(), md5);
+            assert!(is_ours(&loaded));
+        }
+    }
 
     /// The boot program's source, which [`BOOT_BEAMS`] are compiled from.
     const PROGRAM: &str = include_str!("../../templates/boot.exs");

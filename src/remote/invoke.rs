@@ -58,10 +58,11 @@ impl Setup<'_> {
     }
 }
 
-/// Whether the job's code is on the node as the work on it starts: already, or once the batch
-/// sent on the node's stdin is loaded, which the tool has not read yet. Then the work's request
-/// goes at once and the node holds it until that load is done: a round trip sooner than after
-/// reading the node's `mix-remote:loaded`.
+/// Whether the job's code is on the node as the work on it starts: already, or once the load
+/// under way is done (the batch sent on the node's stdin, or a `load` request sent ahead), which
+/// the tool has not heard yet. Then the work's request goes at once and the node holds it until
+/// that load is done: a round trip sooner than after hearing the node's `mix-remote:loaded` or
+/// the load's reply.
 #[derive(Debug, Clone)]
 pub struct Ready(Option<watch::Receiver<bool>>);
 
@@ -71,9 +72,8 @@ impl Ready {
         Ready(None)
     }
 
-    /// The code is loading from the node's stdin; the push says it is done (with `true`) on the
-    /// returned sender.
-    pub fn after_stdin_load() -> (watch::Sender<bool>, Ready) {
+    /// The code is loading; the push says it is done (with `true`) on the returned sender.
+    pub fn after_load() -> (watch::Sender<bool>, Ready) {
         let (pushed, ready) = watch::channel(false);
         (pushed, Ready(Some(ready)))
     }
@@ -88,8 +88,8 @@ impl Ready {
     }
 }
 
-/// Makes the boot program's `request` with `args`; held by the node until its stdin load is done
-/// if `ready` says the code is loading still.
+/// Makes the boot program's `request` with `args`; held by the node until its load is done if
+/// `ready` says the code is loading still.
 pub async fn request(
     node: &Node,
     request: Request,

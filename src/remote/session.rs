@@ -239,6 +239,7 @@ where
         input,
         had: None,
         known: None,
+        holds: true,
     };
     if let Err(e) = session
         .connect(&mut master, phase, interactive, &mut stats)
@@ -303,6 +304,9 @@ struct Stats {
     wire_wait: Option<Duration>,
     /// Requests to the remote node after the handshake.
     requests: Option<u32>,
+    /// The round trips they took (a request that goes while another awaits its reply shares
+    /// that one's).
+    round_trips: Option<u32>,
     /// What the push sent.
     pushed: Option<push::Pushed>,
     /// What the relay sent: output and reads.
@@ -331,6 +335,9 @@ impl Stats {
         }
         if let Some(requests) = self.requests {
             line += &format!(" requests={requests}");
+        }
+        if let Some(round_trips) = self.round_trips {
+            line += &format!(" round_trips={round_trips}");
         }
         if let Some(p) = &self.pushed {
             line += &format!(
@@ -441,12 +448,16 @@ struct Session<'a> {
     /// What the node said of itself once ready (a cold node as it boots, a warm session's spare
     /// ahead): the push need not ask.
     known: Option<push::Remote>,
+    /// Whether the node holds a request that comes before its load is done until it is (its boot
+    /// program is this tool's): the work then starts with the push, a round trip sooner.
+    holds: bool,
 }
 
 impl Session<'_> {
     /// What every run does once its node is up, cold or warm: pushes the job, hands the node to
-    /// `work`, and disconnects. With the batch `sent` on the node's stdin, the work starts while
-    /// the node loads it: its request goes at once and the node holds it until the load is done.
+    /// `work`, and disconnects. With the batch `sent` on the node's stdin, or a node that
+    /// [`Session::holds`] requests, the work starts while the node loads it: its request goes at
+    /// once and the node holds it until the load is done.
     async fn serve<T, F>(
         &self,
         node: Arc<Node>,
@@ -459,8 +470,8 @@ impl Session<'_> {
         F: Future<Output = Result<T, SessionError>>,
     {
         console::follow_geometry(&node);
-        let (result, started) = if sent.is_some() {
-            let (pushed, ready) = Ready::after_stdin_load();
+        let (result, started) = if sent.is_some() || self.holds {
+            let (pushed, ready) = Ready::after_load();
             let mut work = std::pin::pin!(work(Arc::clone(&node), ready));
             let mut early = None;
             {
@@ -485,6 +496,7 @@ impl Session<'_> {
         };
         stats.call = Some(started.elapsed());
         stats.requests = Some(node.requests());
+        stats.round_trips = Some(node.round_trips());
         // Closing the connection first halts the node (it goes when the tool's node does) and
         // leaves the master no forwarded channel to wait for: a shorter teardown.
         node.disconnect();

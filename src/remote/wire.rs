@@ -323,6 +323,12 @@ fn write_module<W: Write>(out: &mut etf::Writer<W>, beam: &Beam) -> Result<Wire,
     .map_err(fail)
 }
 
+/// The MD5 the loader reports for the module of the beam `bytes` once loaded (see the module
+/// docs); `None` if `bytes` is not a beam.
+pub fn loader_md5(bytes: &[u8]) -> Option<[u8; 16]> {
+    beam::with_raw_chunks(bytes, md5).ok()
+}
+
 /// The loader's MD5 over `chunks` (see the module docs).
 fn md5(chunks: &[RawChunk]) -> [u8; 16] {
     let mut ctx = md5::Context::new();

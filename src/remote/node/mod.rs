@@ -40,6 +40,7 @@ pub struct Node {
     pending: Arc<Pending>,
     next_ref: AtomicU32,
     requests: AtomicU32,
+    round_trips: AtomicU32,
     /// How many of the relay's messages the [`Inbox`]'s reader has handled.
     handled: watch::Receiver<u64>,
 }
@@ -143,6 +144,7 @@ impl Node {
             pending: Arc::clone(&pending),
             next_ref: AtomicU32::new(1),
             requests: AtomicU32::new(0),
+            round_trips: AtomicU32::new(0),
             handled: handled_rx,
         });
         tokio::spawn(async move {
@@ -163,9 +165,15 @@ impl Node {
         Ok((node, inbox))
     }
 
-    /// How many requests (each a round trip) this node has sent.
+    /// How many requests this node has sent.
     pub fn requests(&self) -> u32 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// How many round trips its requests took: a request sent while another awaits its reply
+    /// travels in that one's round trip and is not counted.
+    pub fn round_trips(&self) -> u32 {
+        self.round_trips.load(Ordering::Relaxed)
     }
 
     /// Sends `message` to the remote process `to`.
@@ -246,7 +254,12 @@ impl Node {
         let reference = self.make_ref();
         let (tx, rx) = oneshot::channel();
         match self.pending.lock().expect("pending lock poisoned").as_mut() {
-            Some(map) => map.insert(reference.id.clone(), tx),
+            Some(map) => {
+                if map.is_empty() {
+                    self.round_trips.fetch_add(1, Ordering::Relaxed);
+                }
+                map.insert(reference.id.clone(), tx)
+            }
             None => return Err(DistError::Lost.into()),
         };
         let from = tuple(vec![self.pid.clone().into(), reference.clone().into()]);

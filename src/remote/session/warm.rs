@@ -14,6 +14,7 @@ use super::{Identities, LocalEnd, Session, SessionError, Stats, timeout};
 use crate::config::HostSettings;
 use crate::events::Stage;
 use crate::remote::agent::{self, client, dirs, preload};
+use crate::remote::boot;
 use crate::remote::console::{self, Input};
 use crate::remote::invoke::Ready;
 use crate::remote::job::Job;
@@ -109,6 +110,10 @@ where
         host.name
     ));
     phase.done(format!("connected to {} (warm session)", host.address));
+    // A spare booted by another build of the tool (the binary changed under a live session)
+    // may not hold a request for its load: the work then waits for the load's reply.
+    let known = claim.known.take();
+    let holds = known.as_ref().is_some_and(|k| boot::is_ours(&k.loaded));
     let session = Session {
         host,
         report,
@@ -116,7 +121,8 @@ where
         started,
         input,
         had: claim.had.as_ref(),
-        known: claim.known.take(),
+        known,
+        holds,
     };
     let result = async {
         let booting = Instant::now();
