@@ -584,14 +584,20 @@ evaluation = fn code, file, argv ->
 end
 
 # Which of `apps` this node lacks, with the code path the elixir application's start makes (on
-# Elixir 1.15+ it puts Elixir's other lib dirs there, Logger's among them): once it is started.
-missing_apps = fn
-  [] ->
-    []
+# Elixir 1.15+ it puts Elixir's other lib dirs there, Logger's among them): one that is not on
+# the path is looked for again once that start is done. Only then: on a cold node the start is
+# still going on as the load line comes, and waiting for it held the load up (some 40 ms).
+missing_apps = fn apps ->
+  lacking = fn -> :lists.filter(&match?({:error, _}, :code.lib_dir(&1)), apps) end
 
-  apps ->
-    elixir_started.()
-    :lists.filter(&match?({:error, _}, :code.lib_dir(&1)), apps)
+  case lacking.() do
+    [] ->
+      []
+
+    _some ->
+      elixir_started.()
+      lacking.()
+  end
 end
 
 # What this node is and has: its versions, the MD5 of every module it has loaded, its machine,
