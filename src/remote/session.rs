@@ -304,8 +304,8 @@ struct Stats {
     wire_wait: Option<Duration>,
     /// Requests to the remote node after the handshake.
     requests: Option<u32>,
-    /// The round trips they took (a request that goes while another awaits its reply shares
-    /// that one's).
+    /// The round trips they took (a request that goes before any reply has come since the one
+    /// before it shares that one's).
     round_trips: Option<u32>,
     /// What the push sent.
     pushed: Option<push::Pushed>,

@@ -29,7 +29,15 @@ const REFUSAL_LIMIT: Duration = Duration::from_secs(30);
 
 /// Replies awaited by rex calls, keyed by the reference's id words; `None` once the link is gone.
 /// Each reply comes with how many of the relay's messages arrived before it.
-type Pending = Mutex<Option<HashMap<Vec<u32>, oneshot::Sender<(Term, u64)>>>>;
+type Pending = Mutex<Option<Waiting>>;
+
+/// The requests awaiting their replies (by reference), and whether one has been answered (or
+/// given up) since the last request went: the next request then waited for it, a round trip of
+/// its own.
+struct Waiting {
+    replies: HashMap<Vec<u32>, oneshot::Sender<(Term, u64)>>,
+    answered: bool,
+}
 
 /// A connected hidden node: sends messages, makes requests and rex calls, receives what the
 /// remote's relay sends.
@@ -135,7 +143,10 @@ impl Node {
         let (outgoing, queue) = mpsc::unbounded_channel();
         let (relay_tx, relay_rx) = mpsc::unbounded_channel();
         let (handled_tx, handled_rx) = watch::channel(0);
-        let pending: Arc<Pending> = Arc::new(Mutex::new(Some(HashMap::new())));
+        let pending: Arc<Pending> = Arc::new(Mutex::new(Some(Waiting {
+            replies: HashMap::new(),
+            answered: true,
+        })));
         tokio::spawn(dist::write_loop(writer, queue));
         let node = Arc::new(Node {
             pid: Pid::new(name.to_string(), 1, 0, creation),
@@ -170,8 +181,8 @@ impl Node {
         self.requests.load(Ordering::Relaxed)
     }
 
-    /// How many round trips its requests took: a request sent while another awaits its reply
-    /// travels in that one's round trip and is not counted.
+    /// How many round trips its requests took: a request sent before any reply came since the
+    /// last one went (the call a warm run sends right after its load) shares that one's.
     pub fn round_trips(&self) -> u32 {
         self.round_trips.load(Ordering::Relaxed)
     }
@@ -254,11 +265,11 @@ impl Node {
         let reference = self.make_ref();
         let (tx, rx) = oneshot::channel();
         match self.pending.lock().expect("pending lock poisoned").as_mut() {
-            Some(map) => {
-                if map.is_empty() {
+            Some(waiting) => {
+                if std::mem::replace(&mut waiting.answered, false) {
                     self.round_trips.fetch_add(1, Ordering::Relaxed);
                 }
-                map.insert(reference.id.clone(), tx)
+                waiting.replies.insert(reference.id.clone(), tx)
             }
             None => return Err(DistError::Lost.into()),
         };
@@ -337,8 +348,9 @@ impl Node {
     }
 
     fn forget(&self, reference: &Reference) {
-        if let Some(map) = self.pending.lock().expect("pending lock poisoned").as_mut() {
-            map.remove(&reference.id);
+        if let Some(waiting) = self.pending.lock().expect("pending lock poisoned").as_mut() {
+            waiting.replies.remove(&reference.id);
+            waiting.answered = true;
         }
     }
 }
@@ -385,7 +397,11 @@ fn deliver(
                 .lock()
                 .expect("pending lock poisoned")
                 .as_mut()
-                .and_then(|map| map.remove(&r.id)),
+                .and_then(|waiting| {
+                    let waiter = waiting.replies.remove(&r.id)?;
+                    waiting.answered = true;
+                    Some(waiter)
+                }),
             _ => None,
         },
         _ => None,
@@ -543,5 +559,61 @@ mod tests {
         inbox.handled();
         let replied = tokio::time::timeout(Duration::from_secs(3), reply).await;
         assert!(matches!(replied, Ok(Ok(Ok(Term::Atom(a)))) if a.name == "ok"));
+    }
+
+    #[tokio::test]
+    async fn requests_sent_before_any_reply_share_a_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sock");
+        let accept = accepting(UnixListener::bind(&path).unwrap());
+        let (accepted, peer) = tokio::join!(accept, booted_node(&path));
+        let (node, _inbox) = accepted.unwrap();
+        let (reader, writer) = peer.into_split();
+        let (to_us, queue) = mpsc::unbounded_channel();
+        tokio::spawn(dist::write_loop(writer, queue));
+        let (requests_tx, mut requests) = mpsc::unbounded_channel();
+        tokio::spawn(dist::read_loop(
+            reader,
+            move |m| drop(requests_tx.send(m)),
+            |_| {},
+        ));
+        let ask = |op: &'static str| {
+            let node = Arc::clone(&node);
+            tokio::spawn(async move { node.request("mix_remote", op, vec![], None).await })
+        };
+        // Answers the next request as the boot program's server does.
+        let mut answer = async || {
+            let Some(Message::RegSend(request)) = requests.recv().await else {
+                panic!("no request")
+            };
+            let Term::Tuple(call) = request.message else {
+                panic!("not a call")
+            };
+            let Term::Tuple(from) = &call.elements[1] else {
+                panic!("no sender")
+            };
+            let message = Message::send(
+                node.pid.clone(),
+                tuple(vec![from.elements[1].clone(), atom("ok")]),
+            );
+            to_us
+                .send(dist::Outgoing {
+                    message,
+                    attached: None,
+                })
+                .unwrap();
+        };
+
+        // A load and, before its reply, the call: one round trip.
+        let (load, call) = (ask("load"), ask("after_load"));
+        answer().await;
+        answer().await;
+        assert!(load.await.unwrap().is_ok() && call.await.unwrap().is_ok());
+        assert_eq!((node.requests(), node.round_trips()), (2, 1));
+        // One made after a reply waited for it: a round trip of its own.
+        let again = ask("info");
+        answer().await;
+        assert!(again.await.unwrap().is_ok());
+        assert_eq!((node.requests(), node.round_trips()), (3, 2));
     }
 }
