@@ -140,6 +140,9 @@ fn a_changed_module_is_pushed_again_and_an_unchanged_one_is_not() {
     // (the node holds it until the load is done): one round trip.
     assert_eq!(stat(&first, "requests"), 2, "{}", first.stderr);
     assert_eq!(stat(&first, "round_trips"), 1, "{}", first.stderr);
+    // No run was going on once the spare had booted: the agent made its connection, which the
+    // run took over (no handshake of its own).
+    assert!(first.stderr.contains(AHEAD), "{}", first.stderr);
     sessions.wait_for(1);
 
     // The same code: the spare node loaded it ahead, nothing of it is sent again but the module
@@ -151,6 +154,7 @@ fn a_changed_module_is_pushed_again_and_an_unchanged_one_is_not() {
     assert_eq!(stat(&same, "shipped_modules"), 1, "{}", same.stderr);
     assert_eq!(stat(&same, "requests"), 2, "{}", same.stderr);
     assert_eq!(stat(&same, "round_trips"), 1, "{}", same.stderr);
+    assert!(same.stderr.contains(AHEAD), "{}", same.stderr);
     assert!(
         stat(&same, "pushed_bytes") < stat(&first, "pushed_bytes") / 10,
         "{}",
@@ -183,6 +187,7 @@ fn a_changed_module_is_pushed_again_and_an_unchanged_one_is_not() {
     assert_eq!(stat(&after, "shipped_modules"), 2, "{}", after.stderr);
     assert_eq!(stat(&after, "requests"), 2, "{}", after.stderr);
     assert_eq!(stat(&after, "round_trips"), 1, "{}", after.stderr);
+    assert!(after.stderr.contains(AHEAD), "{}", after.stderr);
     assert!(stat(&after, "pushed_bytes") > stat(&same, "pushed_bytes"));
     assert!(stat(&after, "pushed_bytes") < stat(&first, "pushed_bytes"));
 
@@ -192,6 +197,9 @@ fn a_changed_module_is_pushed_again_and_an_unchanged_one_is_not() {
     sshd.wait_until_no_session_processes(LIMIT)
         .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
 }
+
+/// What `-v` says of a run that took over a spare's connection the agent made ahead.
+const AHEAD: &str = "its spare node serves this run, connected ahead";
 
 const RESULT: &str = "%{items: [1, :two, \"three\"], label: \"batch-7\", total: %Demo.Money{amount: 126, currency: :eur}}\n";
 
@@ -246,6 +254,74 @@ fn up_serves_runs_with_fresh_nodes_and_down_leaves_nothing() {
         .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
     sshd.wait_until_no_client_processes(LIMIT)
         .unwrap_or_else(|left| panic!("ssh processes remain: {left:?}"));
+}
+
+#[test]
+fn a_spare_connected_ahead_stays_connected_while_it_waits() {
+    // The agent ticks the connection it holds, and hears the node's: past the node's
+    // net_ticktime (15 s) and the tool's silence limit (20 s), the run still takes it over.
+    let sshd = Sshd::start();
+    let sessions = Sessions::new();
+    let up = sessions.on(&sshd, &["up"]);
+    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    sessions.wait_for(0);
+    std::thread::sleep(Duration::from_secs(22));
+    assert_eq!(sessions.status()[0]["spare"], "ready");
+    let out = sessions.run(&sshd, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.ends_with(RESULT), "{}", out.stdout);
+    assert!(out.stderr.contains(AHEAD), "{}", out.stderr);
+    let down = sessions.tool(&["down", "--all"]).run();
+    assert_eq!(down.code, Some(0), "{}", down.stderr);
+    sessions.assert_clean();
+}
+
+#[test]
+fn a_run_while_another_goes_on_connects_its_spare_itself() {
+    // The agent connects a spare ahead only while no run goes on (a run's batch comes for the
+    // next spare on its stdin, before its cookie): a second run at once gets a spare that waits
+    // for its identities, as before.
+    let sshd = Sshd::start();
+    let sessions = Sessions::new();
+    let up = sessions.on(&sshd, &["up"]);
+    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    sessions.wait_for(0);
+    let config = sshd.ssh_config().display().to_string();
+    let host = sshd.host();
+    let first = sessions
+        .tool(&[
+            "eval",
+            "-v",
+            "Process.sleep(3000)",
+            "--host",
+            &host,
+            "-F",
+            &config,
+        ])
+        .spawn();
+    let deadline = Instant::now() + LIMIT;
+    while sessions.status()[0]["active"] != 1 {
+        assert!(Instant::now() < deadline, "{:?}", sessions.status());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = sessions.run(&sshd, &[]);
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    assert!(second.stdout.ends_with(RESULT), "{}", second.stdout);
+    assert!(
+        second.stderr.contains("warm session of"),
+        "{}",
+        second.stderr
+    );
+    assert!(!second.stderr.contains(AHEAD), "{}", second.stderr);
+    let first = first.finish();
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    assert!(first.stderr.contains(AHEAD), "{}", first.stderr);
+
+    let down = sessions.tool(&["down", "--all"]).run();
+    assert_eq!(down.code, Some(0), "{}", down.stderr);
+    sessions.assert_clean();
+    sshd.wait_until_no_session_processes(LIMIT)
+        .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
 }
 
 #[test]

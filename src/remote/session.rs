@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use erl_dist::node::NodeName;
 use erl_dist::term::{Binary, Map, Term};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixListener;
@@ -32,7 +31,7 @@ use crate::remote::boot::{self, BootError, INFO, LOADED, MARKER};
 use crate::remote::console::{self, Input};
 use crate::remote::invoke::{self, Outcome, Ready, Setup};
 use crate::remote::job::{Job, counted};
-use crate::remote::node::{CallError, DistError, Node};
+use crate::remote::node::{CallError, DistError, Identities, Node};
 use crate::remote::private_dir::{self, PrivateDir};
 use crate::remote::push::{self, PushError};
 use crate::remote::ssh::{Master, SshError, Target};
@@ -400,37 +399,6 @@ pub fn target(host: &HostSettings) -> Target {
         host: host.address.clone(),
         config: host.ssh_config.clone(),
         options: host.ssh_options.clone(),
-    }
-}
-
-/// The names and secret of one run, all fresh.
-struct Identities {
-    local: NodeName,
-    remote: NodeName,
-    cookie: String,
-    creation: u32,
-}
-
-impl Identities {
-    fn fresh() -> Identities {
-        // 192 random bits, hex: a valid atom, never reused, never shown.
-        let cookie: String = (0..3)
-            .map(|_| format!("{:016x}", rand::random::<u64>()))
-            .collect();
-        // Independent names: knowing one tells nothing about the other.
-        let name = |prefix: &str| {
-            NodeName::new(
-                &format!("{prefix}_{:016x}", rand::random::<u64>()),
-                boot::NODE_HOST,
-            )
-            .expect("valid node name")
-        };
-        Identities {
-            local: name("mix_remote_cli"),
-            remote: name("mix_remote"),
-            cookie,
-            creation: rand::random::<u32>() | 1,
-        }
     }
 }
 
@@ -1095,6 +1063,7 @@ async fn timeout<T, E: Into<SessionError>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use erl_dist::node::NodeName;
 
     #[test]
     fn identities_are_fresh_and_independent() {

@@ -8,8 +8,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
 use super::preload::{self, Digests};
-use super::{BYE, CLAIM, DOWN, GO, OK, PRELOAD, SPARE, STATUS, Status, dirs};
+use super::{BYE, CLAIM, DOWN, FD, GO, HELD, OK, PRELOAD, SPARE, STATUS, Status, dirs, fd};
 use crate::config::HostSettings;
+use crate::remote::node::Identities;
 use crate::remote::push::Remote;
 
 /// How long a session directory without a socket may be starting before it counts as stale.
@@ -130,6 +131,18 @@ pub struct Claim {
     /// What the node said of itself once ready, as `info` would answer (no application asked
     /// about), if it did: the run need not ask.
     pub known: Option<Remote>,
+    /// The node's connection, if the agent made it ahead: the run takes it as it is.
+    pub held: Option<Held>,
+}
+
+/// A spare's connection the agent made ahead ([`super::ahead`]), handed to the run.
+pub struct Held {
+    /// The names, creation and cookie its handshake was made with.
+    pub ids: Identities,
+    /// The connection.
+    pub stream: UnixStream,
+    /// What the agent read of it past its last whole frame.
+    pub read: Vec<u8>,
 }
 
 /// Claims the spare node of the session in `dir`, waiting at most `limit` for it.
@@ -137,12 +150,33 @@ pub async fn claim(dir: &Path, limit: Duration) -> io::Result<Claim> {
     let claiming = async {
         let mut agent = Agent::connect(dir).await?;
         let said = agent.ask(CLAIM).await?;
-        // The path may hold spaces; the name never does.
-        let Some((SPARE, rest)) = said.split_once(' ') else {
-            return Err(io::Error::other(said));
-        };
-        let Some((path, remote)) = rest.rsplit_once(' ') else {
-            return Err(io::Error::other(said));
+        let bad = || io::Error::other(said.clone());
+        let (kind, rest) = said.split_once(' ').ok_or_else(bad)?;
+        let (socket, remote, held) = match kind {
+            SPARE => {
+                // The path may hold spaces; the name never does.
+                let (path, remote) = rest.rsplit_once(' ').ok_or_else(bad)?;
+                (PathBuf::from(path), remote.to_owned(), None)
+            }
+            HELD => {
+                let [remote, local, creation, cookie, read] =
+                    rest.split(' ').collect::<Vec<_>>()[..]
+                else {
+                    return Err(bad());
+                };
+                let ids = Identities {
+                    local: local.parse().map_err(|_| bad())?,
+                    remote: remote.parse().map_err(|_| bad())?,
+                    cookie: cookie.to_owned(),
+                    creation: creation.parse().map_err(|_| bad())?,
+                };
+                let read = match read {
+                    "-" => Vec::new(),
+                    hex => unhex(hex).ok_or_else(bad)?,
+                };
+                (PathBuf::new(), remote.to_owned(), Some((ids, read)))
+            }
+            _ => return Err(bad()),
         };
         let had = serde_json::from_str(&agent.answer().await?).map_err(io::Error::other)?;
         // A batch given ahead that did not load leaves nothing to rely on.
@@ -151,17 +185,41 @@ pub async fn claim(dir: &Path, limit: Duration) -> io::Result<Claim> {
             Some((false, _)) => (None, None),
             None => (had, None),
         };
+        let held = match held {
+            Some((ids, read)) => {
+                let stream = agent.stream.get_mut();
+                stream.write_all(format!("{FD}\n").as_bytes()).await?;
+                let fd = fd::receive(stream).await?;
+                let stream = std::os::unix::net::UnixStream::from(fd);
+                stream.set_nonblocking(true)?;
+                Some(Held {
+                    ids,
+                    stream: UnixStream::from_std(stream)?,
+                    read,
+                })
+            }
+            None => None,
+        };
         Ok(Claim {
-            socket: PathBuf::from(path),
-            remote: remote.to_owned(),
+            socket,
+            remote,
             had,
             known,
+            held,
             agent,
         })
     };
     tokio::time::timeout(limit, claiming)
         .await
         .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+}
+
+/// The bytes `hex` spells, two digits each.
+fn unhex(hex: &str) -> Option<Vec<u8>> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(hex.get(at..at + 2)?, 16).ok())
+        .collect()
 }
 
 impl Claim {

@@ -16,10 +16,16 @@
 //! ([`preload::known`]) or `null`; the run binds the socket, then sends `go COOKIE LOCAL`, its fresh
 //! cookie and node name, which the agent hands to the waiting node, and gets `ok`; it may then send `preload LEN` and
 //! its batch, for the next spares). The run keeps the connection open while it works: its end
-//! tells the agent that the node is done with.
+//! tells the agent that the node is done with. A spare whose connection the agent made ahead
+//! ([`ahead`]) is offered as `held REMOTE LOCAL CREATION COOKIE READ` instead (the node's name,
+//! then the names, creation and cookie its handshake was made with, and the hex of what was read
+//! of the connection past its last frame, `-` for nothing), with the same two lines; the run
+//! sends `fd` and receives the connection itself ([`fd`]), then goes on as after `ok`.
 
+pub mod ahead;
 pub mod client;
 pub mod dirs;
+pub mod fd;
 pub mod preload;
 pub mod server;
 mod spare;
@@ -41,6 +47,11 @@ pub const BYE: &str = "bye";
 pub const CLAIM: &str = "claim";
 /// The answer to [`CLAIM`]: `spare PATH REMOTE`.
 pub const SPARE: &str = "spare";
+/// The answer to [`CLAIM`] for a spare whose connection is made: `held REMOTE LOCAL CREATION
+/// COOKIE READ`.
+pub const HELD: &str = "held";
+/// The run's request for the connection of a [`HELD`] spare.
+pub const FD: &str = "fd";
 /// The run's cookie and node name for the claimed node: `go COOKIE LOCAL`.
 pub const GO: &str = "go";
 /// The answer to [`GO`].

@@ -13,12 +13,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
+use super::ahead::Ahead;
 use super::preload::Preload;
 use super::spare::Spare;
-use super::{BYE, CLAIM, DOWN, GO, OK, PRELOAD, READY, SPARE, STATUS, Spec, Status, dirs};
+use super::{
+    BYE, CLAIM, DOWN, FD, GO, HELD, OK, PRELOAD, READY, SPARE, STATUS, Spec, Status, dirs, fd,
+};
 use crate::remote::boot::{self, CONNECTED};
 use crate::remote::private_dir::{self, PrivateDir};
 use crate::remote::ssh::{Master, Target};
@@ -167,12 +170,14 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
     let (stop_tx, stop) = watch::channel(false);
     let (claims_tx, claims) = mpsc::unbounded_channel();
     let (preloads_tx, preloads) = mpsc::unbounded_channel();
+    let runs_over = Arc::new(Notify::new());
     let keeper = Keeper {
         dir: dir.path().to_owned(),
         control,
         target,
         remote_command,
         state: Arc::clone(&state),
+        runs_over: Arc::clone(&runs_over),
     };
     let mut keeping = tokio::spawn(keeper.keep(master, claims, preloads, stop.clone()));
     let (down_tx, mut downs) = mpsc::unbounded_channel::<UnixStream>();
@@ -205,6 +210,7 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
                 {
                     let connection = Connection {
                         state: Arc::clone(&state),
+                        runs_over: Arc::clone(&runs_over),
                         claims: claims_tx.clone(),
                         preloads: preloads_tx.clone(),
                         downs: down_tx.clone(),
@@ -264,19 +270,26 @@ fn same_user(stream: &UnixStream) -> bool {
     stream.peer_cred().is_ok_and(|cred| cred.uid() == me)
 }
 
-/// Keeps one spare node booted, hands it to the claim that asks, and boots the next.
+/// A spare handed to a claim, with its connection if the agent made it ahead.
+type Handed = (Spare, Option<Ahead>);
+
+/// Keeps one spare node booted (and, while no run is going on, connected ahead), hands it to the
+/// claim that asks, and boots the next.
 struct Keeper {
     dir: PathBuf,
     control: PathBuf,
     target: Target,
     remote_command: String,
     state: State,
+    /// Told when a run has ended.
+    runs_over: Arc<Notify>,
 }
 
 /// What ended (or interrupted) the wait of a spare.
 enum Woken {
-    Claimed(Option<oneshot::Sender<Spare>>),
+    Claimed(Option<oneshot::Sender<Handed>>),
     Booted,
+    RunOver,
     Preload(Option<Arc<Preload>>),
     Ended,
     Lost,
@@ -287,7 +300,7 @@ impl Keeper {
     async fn keep(
         self,
         mut master: Master,
-        mut claims: mpsc::UnboundedReceiver<oneshot::Sender<Spare>>,
+        mut claims: mpsc::UnboundedReceiver<oneshot::Sender<Handed>>,
         mut preloads: mpsc::UnboundedReceiver<Arc<Preload>>,
         mut stop: watch::Receiver<bool>,
     ) {
@@ -320,6 +333,7 @@ impl Keeper {
                 }
             };
             let mut up = false;
+            let mut ahead: Option<Ahead> = None;
             loop {
                 let booted = spare.booted();
                 let woken = tokio::select! {
@@ -330,13 +344,38 @@ impl Keeper {
                     preload = preloads.recv() => Woken::Preload(preload),
                     claim = claims.recv() => Woken::Claimed(claim),
                     () = booted, if !up => Woken::Booted,
+                    () = self.runs_over.notified(), if up && ahead.is_none() => Woken::RunOver,
                     _ = master.failure("the SSH connection") => Woken::Lost,
                     _ = stop.changed() => Woken::Stopped,
                 };
                 match woken {
-                    Woken::Booted => {
+                    Woken::Booted | Woken::RunOver => {
                         up = true;
+                        // While a run goes on, its batch may still come for this spare (on its
+                        // stdin, before its cookie): it is connected once no run is left.
+                        if lock(&self.state).active == 0 {
+                            lock(&self.state).spare = "connecting".into();
+                            match Ahead::connect(&mut spare).await {
+                                Ok(made) => ahead = Some(made),
+                                Err(e) => {
+                                    // It has its cookie: no run can have it now.
+                                    spare.end().await;
+                                    lock(&self.state).spare = format!("failed: {e}");
+                                    tokio::select! {
+                                        () = tokio::time::sleep(RETRY) => continue 'spares,
+                                        _ = stop.changed() => break 'spares,
+                                    }
+                                }
+                            }
+                        }
                         lock(&self.state).spare = "ready".into();
+                    }
+                    Woken::Preload(Some(preload)) if ahead.is_some() => {
+                        // Connected, it has read its cookie: the next spare takes the batch.
+                        latest = Some(preload);
+                        drop(ahead.take());
+                        spare.end().await;
+                        continue 'spares;
                     }
                     Woken::Preload(Some(preload)) => {
                         latest = Some(Arc::clone(&preload));
@@ -345,7 +384,13 @@ impl Keeper {
                         lock(&self.state).spare = "loading".into();
                     }
                     Woken::Claimed(Some(claim)) => {
-                        if let Err(spare) = claim.send(spare) {
+                        // A connection lost meanwhile leaves a node that has its cookie and
+                        // cannot serve: the run, refused, connects as usual.
+                        let handed = match ahead.take() {
+                            Some(made) if made.is_lost() => Err((spare, None)),
+                            ahead => claim.send((spare, ahead)),
+                        };
+                        if let Err((spare, _)) = handed {
                             spare.end().await;
                         }
                         continue 'spares;
@@ -375,7 +420,8 @@ impl Keeper {
 /// One connection to the agent's socket: one request.
 struct Connection {
     state: State,
-    claims: mpsc::UnboundedSender<oneshot::Sender<Spare>>,
+    runs_over: Arc<Notify>,
+    claims: mpsc::UnboundedSender<oneshot::Sender<Handed>>,
     preloads: mpsc::UnboundedSender<Arc<Preload>>,
     downs: mpsc::UnboundedSender<UnixStream>,
     stop: watch::Receiver<bool>,
@@ -431,15 +477,18 @@ impl Connection {
         if self.claims.send(tx).is_err() {
             return;
         }
-        let mut spare = tokio::select! {
-            spare = rx => match spare {
-                Ok(spare) => spare,
+        let (mut spare, ahead) = tokio::select! {
+            handed = rx => match handed {
+                Ok(handed) => handed,
                 Err(_) => return,
             },
             _ = self.stop.changed() => return,
         };
         lock(&self.state).active += 1;
-        let handed = self.hand_over(&mut stream, &mut spare).await;
+        let handed = match ahead {
+            Some(ahead) => self.hand_held(&mut stream, &spare, ahead).await,
+            None => self.hand_over(&mut stream, &mut spare).await,
+        };
         if handed.is_some() {
             let mut stop = self.stop.clone();
             tokio::select! {
@@ -455,6 +504,7 @@ impl Connection {
             s.runs += u64::from(handed.is_some());
             s.last = Instant::now();
         }
+        self.runs_over.notify_one();
         spare.end().await;
     }
 
@@ -485,6 +535,44 @@ impl Connection {
                 let _ = self.preloads.send(Arc::new(preload));
             }
         }
+    }
+
+    /// Offers a spare whose connection is made ([`super::HELD`]) and hands the run that connection.
+    async fn hand_held(
+        &mut self,
+        stream: &mut BufReader<UnixStream>,
+        spare: &Spare,
+        ahead: Ahead,
+    ) -> Option<()> {
+        let had = spare.preloaded.as_ref().map(|p| &p.digests);
+        let ids = &ahead.ids;
+        let offer_head = format!(
+            "{HELD} {} {} {} {}",
+            ids.remote, ids.local, ids.creation, ids.cookie
+        );
+        let had = serde_json::to_string(&had).ok()?;
+        let known = spare.info();
+        let (connection, read) = ahead.take().await?;
+        let read = match read.is_empty() {
+            true => "-".to_owned(),
+            false => read.iter().map(|b| format!("{b:02x}")).collect(),
+        };
+        let offer = format!(
+            "{offer_head} {read}\n{had}\n{}\n",
+            known.as_deref().unwrap_or("null")
+        );
+        stream.get_mut().write_all(offer.as_bytes()).await.ok()?;
+        let mut line = String::new();
+        tokio::time::timeout(GO_LIMIT, stream.read_line(&mut line))
+            .await
+            .ok()?
+            .ok()?;
+        if line.trim_end() != FD {
+            return None;
+        }
+        fd::send(stream.get_ref(), std::os::fd::AsFd::as_fd(&connection))
+            .await
+            .ok()
     }
 
     async fn hand_over(

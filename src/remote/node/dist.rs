@@ -76,6 +76,46 @@ pub async fn accept(
     Ok(stream)
 }
 
+/// Keeps a connection whose handshake is done alive until `stop` (ticks one way, heard the
+/// other), for a node that is to take it over ([`super::Node::over`]); returns it then, with what
+/// was read of it past the last whole frame. A message the peer sends meanwhile is dropped (a
+/// node waiting for its run sends none). Fails if the peer closes the connection or is silent
+/// for too long.
+pub async fn hold(
+    mut stream: UnixStream,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> std::io::Result<(UnixStream, Vec<u8>)> {
+    let mut read = Vec::new();
+    let mut heard = tokio::time::Instant::now();
+    let mut tick = heard + TICK_INTERVAL;
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut stop => return Ok((stream, read)),
+            got = stream.read_buf(&mut read) => {
+                if got? == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                heard = tokio::time::Instant::now();
+                // Whole frames (ticks) go; a partial one stays for the taker.
+                while let Some(len) = read.get(..4).map(|l| 4 + u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize) {
+                    if read.len() < len {
+                        break;
+                    }
+                    read.drain(..len);
+                }
+            }
+            () = tokio::time::sleep_until(tick) => {
+                stream.write_all(&0u32.to_be_bytes()).await?;
+                tick += TICK_INTERVAL;
+            }
+            () = tokio::time::sleep_until(heard + SILENCE_LIMIT) => {
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+        }
+    }
+}
+
 /// Refuses an incoming connection with status `not_allowed`, before any cookie challenge:
 /// a run has exactly one connection. Returns the name the peer gave, for the log.
 pub async fn refuse(mut stream: UnixStream) -> Option<String> {
@@ -214,6 +254,35 @@ pub async fn read_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_held_connection_is_given_back_with_the_frame_it_was_reading() {
+        let (held, mut peer) = UnixStream::pair().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let holding = tokio::spawn(hold(held, stopped));
+        // A tick, then the first 7 bytes of a 10-byte frame.
+        peer.write_all(&[0, 0, 0, 0]).await.unwrap();
+        peer.write_all(&[0, 0, 0, 10, PASS_THROUGH, 1, 2])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stop.send(()).unwrap();
+        let (mut stream, read) = holding.await.unwrap().unwrap();
+        assert_eq!(read, [0, 0, 0, 10, PASS_THROUGH, 1, 2]);
+        // The connection itself is handed back, open.
+        peer.write_all(b"rest").await.unwrap();
+        let mut rest = [0u8; 4];
+        stream.read_exact(&mut rest).await.unwrap();
+        assert_eq!(&rest, b"rest");
+    }
+
+    #[tokio::test]
+    async fn a_held_connection_the_peer_closes_is_lost() {
+        let (held, peer) = UnixStream::pair().unwrap();
+        let (_stop, stopped) = tokio::sync::oneshot::channel();
+        drop(peer);
+        assert!(hold(held, stopped).await.is_err());
+    }
 
     /// Runs `read_loop` over `input`; the messages delivered and the notes on skipped frames.
     async fn frames(input: &[u8]) -> (Vec<Message>, Vec<String>) {

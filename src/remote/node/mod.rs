@@ -14,7 +14,8 @@ use std::time::Duration;
 use erl_dist::message::Message;
 use erl_dist::node::NodeName;
 use erl_dist::term::{Atom, List, Pid, Reference, Term, Tuple};
-use tokio::net::UnixListener;
+use tokio::io::AsyncReadExt;
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
@@ -37,6 +38,42 @@ type Pending = Mutex<Option<Waiting>>;
 struct Waiting {
     replies: HashMap<Vec<u32>, oneshot::Sender<(Term, u64)>>,
     answered: bool,
+}
+
+/// The names and secret of one run, all fresh.
+pub struct Identities {
+    /// Our node's name.
+    pub local: NodeName,
+    /// The name our node gives the remote node as it connects.
+    pub remote: NodeName,
+    /// The cookie both use.
+    pub cookie: String,
+    /// Our node's creation.
+    pub creation: u32,
+}
+
+impl Identities {
+    /// New names, cookie and creation, drawn at random.
+    pub fn fresh() -> Identities {
+        // 192 random bits, hex: a valid atom, never reused, never shown.
+        let cookie: String = (0..3)
+            .map(|_| format!("{:016x}", rand::random::<u64>()))
+            .collect();
+        // Independent names: knowing one tells nothing about the other.
+        let name = |prefix: &str| {
+            NodeName::new(
+                &format!("{prefix}_{:016x}", rand::random::<u64>()),
+                crate::remote::boot::NODE_HOST,
+            )
+            .expect("valid node name")
+        };
+        Identities {
+            local: name("mix_remote_cli"),
+            remote: name("mix_remote"),
+            cookie,
+            creation: rand::random::<u32>() | 1,
+        }
+    }
 }
 
 /// A connected hidden node: sends messages, makes requests and rex calls, receives what the
@@ -139,7 +176,41 @@ impl Node {
             ));
         }
         drop(handshakes);
+        Ok(Node::start(
+            stream,
+            Vec::new(),
+            name,
+            creation,
+            Some(listener),
+            log,
+        ))
+    }
+
+    /// Takes over `stream`, a connection whose handshake was made under `name` and `creation`
+    /// (a warm session's agent made it ahead, see `agent::ahead`), `read` being what was read of
+    /// it past the last whole frame; as [`Node::accept`] once the node has connected.
+    pub fn over(
+        stream: UnixStream,
+        read: Vec<u8>,
+        name: &NodeName,
+        creation: u32,
+        log: impl Fn(String) + Send + Sync + 'static,
+    ) -> (Arc<Node>, Inbox) {
+        Node::start(stream, read, name, creation, None, log)
+    }
+
+    /// Starts the loops on a connected `stream` (`read`: its bytes already read), refusing
+    /// every further connection on `listener` meanwhile.
+    fn start(
+        stream: UnixStream,
+        read: Vec<u8>,
+        name: &NodeName,
+        creation: u32,
+        listener: Option<UnixListener>,
+        log: impl Fn(String) + Send + Sync + 'static,
+    ) -> (Arc<Node>, Inbox) {
         let (reader, writer) = stream.into_split();
+        let reader = std::io::Cursor::new(read).chain(reader);
         let (outgoing, queue) = mpsc::unbounded_channel();
         let (relay_tx, relay_rx) = mpsc::unbounded_channel();
         let (handled_tx, handled_rx) = watch::channel(0);
@@ -162,9 +233,15 @@ impl Node {
             let relayed = AtomicU64::new(0);
             let relay = (&relay_tx, &relayed);
             let read = dist::read_loop(reader, |msg| deliver(msg, &pending, relay, &log), &log);
+            let refusing = async {
+                match &listener {
+                    Some(listener) => refuse_all(listener, &log).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = read => {}
-                () = refuse_all(&listener, &log) => {}
+                () = refusing => {}
             }
             // Dropping the waiting senders wakes every caller with "connection lost".
             pending.lock().expect("pending lock poisoned").take();
@@ -173,7 +250,7 @@ impl Node {
             messages: relay_rx,
             handled: handled_tx,
         };
-        Ok((node, inbox))
+        (node, inbox)
     }
 
     /// How many requests this node has sent.

@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use super::{Identities, LocalEnd, SessionError, asks_on_terminal, private_dir, target, warm};
+use super::{LocalEnd, SessionError, asks_on_terminal, private_dir, target, warm};
 use crate::config::HostSettings;
 use crate::remote::boot;
 use crate::remote::console::Input;
+use crate::remote::node::Identities;
 use crate::remote::private_dir::PrivateDir;
 use crate::remote::ssh::Master;
 use crate::report::Reporter;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Identities, LocalEnd, Session, SessionError, Stats, timeout};
+use super::{LocalEnd, Session, SessionError, Stats, timeout};
 use crate::config::HostSettings;
 use crate::events::Stage;
 use crate::remote::agent::{self, client, dirs, preload};
@@ -18,7 +18,7 @@ use crate::remote::boot;
 use crate::remote::console::{self, Input};
 use crate::remote::invoke::Ready;
 use crate::remote::job::Job;
-use crate::remote::node::Node;
+use crate::remote::node::{Identities, Node};
 use crate::report::Reporter;
 
 /// The live session of `host`, with its spare node claimed for this run; `None` (and a note for
@@ -78,36 +78,46 @@ pub(super) async fn on_spare<T, F>(
 where
     F: Future<Output = Result<T, SessionError>>,
 {
-    // The spare's name is its own (fresh for that node, distribution already started under it);
-    // the cookie, our name and the creation are this run's.
-    let Ok(remote) = claim.remote.parse() else {
-        return Err(SessionError::Socket {
-            path: claim.socket.display().to_string(),
-            error: std::io::Error::other(format!("bad node name {}", claim.remote)),
-        });
-    };
-    let ids = Identities {
-        remote,
-        ..Identities::fresh()
-    };
     let started = Instant::now();
     let mut stats = Stats::default();
     let phase = report.phase(Stage::Connect, format!("connecting to {}", host.address));
-    // A socket left by a run that died before the node connected is in the way.
-    let _ = std::fs::remove_file(&claim.socket);
-    let node_end = LocalEnd::bind(claim.socket.clone())?;
-    let remote = ids.remote.to_string();
-    claim
-        .go(&ids.cookie, &ids.local.to_string())
-        .await
-        .map_err(|e| SessionError::Socket {
-            path: claim.socket.display().to_string(),
-            error: e,
-        })?;
+    // The connection the agent made ahead, or else the spare's socket to listen on: the spare's
+    // name is its own (fresh for that node, distribution already started under it); the cookie,
+    // our name and the creation are this run's.
+    let (ids, way) = match claim.held.take() {
+        Some(held) => (held.ids, Way::Held(held.stream, held.read)),
+        None => {
+            let Ok(remote) = claim.remote.parse() else {
+                return Err(SessionError::Socket {
+                    path: claim.socket.display().to_string(),
+                    error: std::io::Error::other(format!("bad node name {}", claim.remote)),
+                });
+            };
+            let ids = Identities {
+                remote,
+                ..Identities::fresh()
+            };
+            // A socket left by a run that died before the node connected is in the way.
+            let _ = std::fs::remove_file(&claim.socket);
+            let node_end = LocalEnd::bind(claim.socket.clone())?;
+            claim
+                .go(&ids.cookie, &ids.local.to_string())
+                .await
+                .map_err(|e| SessionError::Socket {
+                    path: claim.socket.display().to_string(),
+                    error: e,
+                })?;
+            (ids, Way::Accept(node_end))
+        }
+    };
     stats.connect = Some(started.elapsed());
     report.verbose(&format!(
-        "warm session of {}: its spare node serves this run",
-        host.name
+        "warm session of {}: its spare node serves this run{}",
+        host.name,
+        match way {
+            Way::Held(..) => ", connected ahead",
+            Way::Accept(_) => "",
+        }
     ));
     phase.done(format!("connected to {} (warm session)", host.address));
     // A spare booted by another build of the tool (the binary changed under a live session)
@@ -128,24 +138,32 @@ where
         let booting = Instant::now();
         let phase = report.phase(Stage::Boot, "booting remote node");
         let log = Arc::clone(report);
-        let accept = Node::accept(
-            node_end.listener,
-            &ids.local,
-            ids.creation,
-            &ids.cookie,
-            &remote,
-            move |note: String| log.verbose(&note),
-        );
+        let log = move |note: String| log.verbose(&note);
         let limit = Duration::from_secs(host.boot_timeout);
-        let (node, inbox) = timeout(
-            limit,
-            accept,
-            "booting the remote node",
-            &host.address,
-            "--boot-timeout",
-        )
-        .await?;
-        let _ = std::fs::remove_file(&node_end.path);
+        let (node, inbox) = match way {
+            Way::Held(stream, read) => Node::over(stream, read, &ids.local, ids.creation, log),
+            Way::Accept(node_end) => {
+                let remote = ids.remote.to_string();
+                let accept = Node::accept(
+                    node_end.listener,
+                    &ids.local,
+                    ids.creation,
+                    &ids.cookie,
+                    &remote,
+                    log,
+                );
+                let accepted = timeout(
+                    limit,
+                    accept,
+                    "booting the remote node",
+                    &host.address,
+                    "--boot-timeout",
+                )
+                .await;
+                let _ = std::fs::remove_file(&node_end.path);
+                accepted?
+            }
+        };
         stats.boot = Some(booting.elapsed());
         stats.console = Some(console::start(
             Arc::clone(&node),
@@ -164,11 +182,22 @@ where
     {
         let _ = claim.preload(&preload::encode(&prepared)).await;
     }
-    let _ = std::fs::remove_file(&claim.socket);
+    // A run that listened on the spare's socket removes it (a held connection had none).
+    if !claim.socket.as_os_str().is_empty() {
+        let _ = std::fs::remove_file(&claim.socket);
+    }
     // The agent stops what is left of the node once the claim is dropped.
     let stopping = Instant::now();
     drop(claim);
     stats.teardown = Some(stopping.elapsed());
     report.verbose(&stats.line());
     result
+}
+
+/// How the run gets its node's connection.
+enum Way {
+    /// Made ahead by the agent: the stream, and what was read of it past its last frame.
+    Held(tokio::net::UnixStream, Vec<u8>),
+    /// Accepted on the spare's socket, after handing the node our identities.
+    Accept(LocalEnd),
 }
