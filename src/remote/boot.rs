@@ -191,11 +191,15 @@ fn start_line(ahead: bool) -> String {
 /// The term whose external format `hex` spells (lower- or upper-case hex), as the boot program
 /// prints terms on its markers; `None` if it is not that.
 pub fn term_of_hex(hex: &str) -> Option<erl_dist::term::Term> {
-    let bytes = (0..hex.len())
+    erl_dist::term::Term::decode(&bytes_of_hex(hex)?[..]).ok()
+}
+
+/// The bytes `hex` spells, two digits each (lower- or upper-case); `None` if it is not that.
+pub fn bytes_of_hex(hex: &str) -> Option<Vec<u8>> {
+    (0..hex.len())
         .step_by(2)
         .map(|at| u8::from_str_radix(hex.get(at..at + 2)?, 16).ok())
-        .collect::<Option<Vec<u8>>>()?;
-    erl_dist::term::Term::decode(&bytes[..]).ok()
+        .collect()
 }
 
 /// Whether a node whose loaded modules and their MD5s are `loaded` runs this tool's boot program

@@ -10,6 +10,7 @@ use tokio::net::UnixStream;
 use super::preload::{self, Digests};
 use super::{BYE, CLAIM, DOWN, FD, GO, HELD, OK, PRELOAD, SPARE, STATUS, Status, dirs, fd};
 use crate::config::HostSettings;
+use crate::remote::boot;
 use crate::remote::node::Identities;
 use crate::remote::push::Remote;
 
@@ -172,7 +173,7 @@ pub async fn claim(dir: &Path, limit: Duration) -> io::Result<Claim> {
                 };
                 let read = match read {
                     "-" => Vec::new(),
-                    hex => unhex(hex).ok_or_else(bad)?,
+                    hex => boot::bytes_of_hex(hex).ok_or_else(bad)?,
                 };
                 (PathBuf::new(), remote.to_owned(), Some((ids, read)))
             }
@@ -212,14 +213,6 @@ pub async fn claim(dir: &Path, limit: Duration) -> io::Result<Claim> {
     tokio::time::timeout(limit, claiming)
         .await
         .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
-}
-
-/// The bytes `hex` spells, two digits each.
-fn unhex(hex: &str) -> Option<Vec<u8>> {
-    (0..hex.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(hex.get(at..at + 2)?, 16).ok())
-        .collect()
 }
 
 impl Claim {

@@ -1,8 +1,9 @@
 //! One spare node, booted ahead through the agent's master connection: its own multiplexed SSH
 //! session runs the launcher, with a reverse forward of its own to a Unix socket in the session
 //! directory that no one listens on yet. The node boots as far as it can without the run (the
-//! boot program and the relay loaded) and waits on stdin for the names and cookie of the run
-//! that claims it; only then does it start distribution and connect back, to the run.
+//! boot program and the relay loaded) and waits on stdin for the names and cookie of a run; only
+//! then does it connect back: to the run that claimed it, or to the agent, which makes that
+//! connection ahead for the run to come (`ahead`).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

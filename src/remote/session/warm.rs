@@ -1,11 +1,11 @@
 //! A run through a warm session (`mix-remote up`): instead of connecting and booting, the run
 //! claims the session's spare node, which is already booted on the server behind the session's
-//! SSH connection (with distribution started under a name of its own), hands it a fresh cookie
-//! and our fresh node name over the agent's owner-only socket,
-//! and takes its connection on the Unix socket the spare's reverse forward ends in. From the
-//! handshake on, the run is the same as a cold one: push, work, and the node halts when the
+//! SSH connection (with distribution started under a name of its own). Either the agent has
+//! made the node's connection ahead, and the run takes it over (socket, names and cookie) over
+//! the agent's owner-only socket, or the run hands the node a fresh cookie and our fresh node
+//! name that way and takes its connection on the Unix socket the spare's reverse forward ends
+//! in. From then on, the run is the same as a cold one: push, work, and the node halts when the
 //! run's node disconnects.
-
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
