@@ -544,29 +544,17 @@ impl Connection {
         spare: &Spare,
         ahead: Ahead,
     ) -> Option<()> {
-        let had = spare.preloaded.as_ref().map(|p| &p.digests);
         let ids = &ahead.ids;
-        let offer_head = format!(
+        let first = format!(
             "{HELD} {} {} {} {}",
             ids.remote, ids.local, ids.creation, ids.cookie
         );
-        let had = serde_json::to_string(&had).ok()?;
-        let known = spare.info();
         let (connection, read) = ahead.take().await?;
         let read = match read.is_empty() {
             true => "-".to_owned(),
             false => read.iter().map(|b| format!("{b:02x}")).collect(),
         };
-        let offer = format!(
-            "{offer_head} {read}\n{had}\n{}\n",
-            known.as_deref().unwrap_or("null")
-        );
-        stream.get_mut().write_all(offer.as_bytes()).await.ok()?;
-        let mut line = String::new();
-        tokio::time::timeout(GO_LIMIT, stream.read_line(&mut line))
-            .await
-            .ok()?
-            .ok()?;
+        let line = offer(stream, &format!("{first} {read}"), spare).await?;
         if line.trim_end() != FD {
             return None;
         }
@@ -582,20 +570,8 @@ impl Connection {
     ) -> Option<()> {
         // What the node says of itself once it has loaded all it was given: the run need not ask.
         let _ = tokio::time::timeout(INFO_WAIT, spare.booted()).await;
-        let had = spare.preloaded.as_ref().map(|p| &p.digests);
-        let offer = format!(
-            "{SPARE} {} {}\n{}\n{}\n",
-            spare.socket.display(),
-            spare.remote,
-            serde_json::to_string(&had).ok()?,
-            spare.info().as_deref().unwrap_or("null")
-        );
-        stream.get_mut().write_all(offer.as_bytes()).await.ok()?;
-        let mut line = String::new();
-        tokio::time::timeout(GO_LIMIT, stream.read_line(&mut line))
-            .await
-            .ok()?
-            .ok()?;
+        let first = format!("{SPARE} {} {}", spare.socket.display(), spare.remote);
+        let line = offer(stream, &first, spare).await?;
         let words: Vec<&str> = line.split_whitespace().collect();
         let [GO, cookie, local] = words.as_slice() else {
             return None;
@@ -607,4 +583,22 @@ impl Connection {
             .await
             .ok()
     }
+}
+
+/// Offers `spare` to a run: `first` (its kind and what the run needs to take it), then what the
+/// spare was given to load ahead and what it said of itself; the run's answer line.
+async fn offer(stream: &mut BufReader<UnixStream>, first: &str, spare: &Spare) -> Option<String> {
+    let had = spare.preloaded.as_ref().map(|p| &p.digests);
+    let offer = format!(
+        "{first}\n{}\n{}\n",
+        serde_json::to_string(&had).ok()?,
+        spare.info().as_deref().unwrap_or("null")
+    );
+    stream.get_mut().write_all(offer.as_bytes()).await.ok()?;
+    let mut line = String::new();
+    tokio::time::timeout(GO_LIMIT, stream.read_line(&mut line))
+        .await
+        .ok()?
+        .ok()?;
+    Some(line)
 }

@@ -536,6 +536,31 @@ mod tests {
         hs.execute_rest(true).await.unwrap().0.into_inner()
     }
 
+    /// Our node, connected to a booted node the test plays: what our node sends it comes out of
+    /// the returned receiver, and what the test queues on the returned sender reaches our node.
+    async fn with_peer() -> (
+        Arc<Node>,
+        Inbox,
+        mpsc::UnboundedSender<dist::Outgoing>,
+        mpsc::UnboundedReceiver<Message>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sock");
+        let accept = accepting(UnixListener::bind(&path).unwrap());
+        let (accepted, peer) = tokio::join!(accept, booted_node(&path));
+        let (node, inbox) = accepted.unwrap();
+        let (reader, writer) = peer.into_split();
+        let (to_us, queue) = mpsc::unbounded_channel();
+        tokio::spawn(dist::write_loop(writer, queue));
+        let (requests_tx, requests) = mpsc::unbounded_channel();
+        tokio::spawn(dist::read_loop(
+            reader,
+            move |m| drop(requests_tx.send(m)),
+            |_| {},
+        ));
+        (node, inbox, to_us, requests)
+    }
+
     #[tokio::test]
     async fn a_silent_peer_does_not_keep_the_booted_node_out() {
         let dir = tempfile::tempdir().unwrap();
@@ -568,20 +593,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reply_waits_until_the_relay_messages_before_it_are_handled() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("node.sock");
-        let accept = accepting(UnixListener::bind(&path).unwrap());
-        let (accepted, peer) = tokio::join!(accept, booted_node(&path));
-        let (node, mut inbox) = accepted.unwrap();
-        let (reader, writer) = peer.into_split();
-        let (to_us, queue) = mpsc::unbounded_channel();
-        tokio::spawn(dist::write_loop(writer, queue));
-        let (requests_tx, mut requests) = mpsc::unbounded_channel();
-        tokio::spawn(dist::read_loop(
-            reader,
-            move |m| drop(requests_tx.send(m)),
-            |_| {},
-        ));
+        let (node, mut inbox, to_us, mut requests) = with_peer().await;
 
         let asking = Arc::clone(&node);
         let mut reply =
@@ -640,20 +652,7 @@ mod tests {
 
     #[tokio::test]
     async fn requests_sent_before_any_reply_share_a_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("node.sock");
-        let accept = accepting(UnixListener::bind(&path).unwrap());
-        let (accepted, peer) = tokio::join!(accept, booted_node(&path));
-        let (node, _inbox) = accepted.unwrap();
-        let (reader, writer) = peer.into_split();
-        let (to_us, queue) = mpsc::unbounded_channel();
-        tokio::spawn(dist::write_loop(writer, queue));
-        let (requests_tx, mut requests) = mpsc::unbounded_channel();
-        tokio::spawn(dist::read_loop(
-            reader,
-            move |m| drop(requests_tx.send(m)),
-            |_| {},
-        ));
+        let (node, _inbox, to_us, mut requests) = with_peer().await;
         let ask = |op: &'static str| {
             let node = Arc::clone(&node);
             tokio::spawn(async move { node.request("mix_remote", op, vec![], None).await })
