@@ -51,6 +51,9 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(1);
 /// How long a node that has connected back is given for its `info` line, which it wrote before
 /// connecting but which may arrive after the handshake (another channel of the connection).
 const INFO_AFTER_HANDSHAKE: Duration = Duration::from_secs(1);
+/// How long a work whose node ended is given to say so itself (its connection closes with the
+/// node: at once, but after the session's end may have been read).
+const LOST_GRACE: Duration = Duration::from_secs(1);
 
 /// Why a run on a host could not complete.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +136,12 @@ impl SessionError {
             self,
             SessionError::Compat(_) | SessionError::Native(_) | SessionError::MissingApp { .. }
         )
+    }
+
+    /// The SSH session ended before the step waiting on it was done (the node's words, if any,
+    /// were its last).
+    fn is_session_end(&self) -> bool {
+        matches!(self, SessionError::Ssh(SshError::Ended { .. }))
     }
 
     /// Names the phase, host and flag in a call that timed out.
@@ -444,11 +453,27 @@ impl Session<'_> {
             let mut early = None;
             {
                 let mut push = std::pin::pin!(self.push(&node, job, stats, sent));
-                loop {
+                let pushed = loop {
                     tokio::select! {
-                        done = &mut push => break done?,
+                        done = &mut push => break done,
                         result = &mut work, if early.is_none() => early = Some(result),
                     }
+                };
+                if let Err(e) = pushed {
+                    // A node that ended without the tool hearing its load may have ended in the
+                    // call that went with it (an abrupt halt loses what it had not yet written
+                    // on stdout): the call's own loss names what was going on.
+                    if !e.is_session_end() {
+                        return Err(e);
+                    }
+                    let called = match early {
+                        Some(called) => Some(called),
+                        None => tokio::time::timeout(LOST_GRACE, &mut work).await.ok(),
+                    };
+                    return Err(match called {
+                        Some(Err(lost @ SessionError::Lost { .. })) => lost,
+                        _ => e,
+                    });
                 }
             }
             pushed.send_replace(true);
