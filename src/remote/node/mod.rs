@@ -561,6 +561,20 @@ mod tests {
         (node, inbox, to_us, requests)
     }
 
+    /// The reference of the next request our node sent (a gen_server call's), to reply with.
+    async fn next_request(requests: &mut mpsc::UnboundedReceiver<Message>) -> Term {
+        let Some(Message::RegSend(request)) = requests.recv().await else {
+            panic!("no request")
+        };
+        let Term::Tuple(call) = request.message else {
+            panic!("not a call")
+        };
+        let Term::Tuple(from) = &call.elements[1] else {
+            panic!("no sender")
+        };
+        from.elements[1].clone()
+    }
+
     #[tokio::test]
     async fn a_silent_peer_does_not_keep_the_booted_node_out() {
         let dir = tempfile::tempdir().unwrap();
@@ -600,15 +614,7 @@ mod tests {
             tokio::spawn(async move { asking.request("mix_remote", "run", vec![], None).await });
         // The peer answers as the boot program's server does: two pieces of output from the
         // relay, then the reply.
-        let Some(Message::RegSend(request)) = requests.recv().await else {
-            panic!("no request")
-        };
-        let Term::Tuple(call) = request.message else {
-            panic!("not a call")
-        };
-        let Term::Tuple(from) = &call.elements[1] else {
-            panic!("no sender")
-        };
+        let reference = next_request(&mut requests).await;
         let send = |term: Term| {
             let message = Message::send(node.pid.clone(), term);
             to_us
@@ -624,7 +630,7 @@ mod tests {
                 erl_dist::term::Binary::from(piece.as_bytes()).into(),
             ]));
         }
-        send(tuple(vec![from.elements[1].clone(), atom("ok")]));
+        send(tuple(vec![reference, atom("ok")]));
 
         let next = |mut inbox: Inbox| {
             tokio::task::spawn_blocking(move || {
@@ -659,19 +665,8 @@ mod tests {
         };
         // Answers the next request as the boot program's server does.
         let mut answer = async || {
-            let Some(Message::RegSend(request)) = requests.recv().await else {
-                panic!("no request")
-            };
-            let Term::Tuple(call) = request.message else {
-                panic!("not a call")
-            };
-            let Term::Tuple(from) = &call.elements[1] else {
-                panic!("no sender")
-            };
-            let message = Message::send(
-                node.pid.clone(),
-                tuple(vec![from.elements[1].clone(), atom("ok")]),
-            );
+            let reference = next_request(&mut requests).await;
+            let message = Message::send(node.pid.clone(), tuple(vec![reference, atom("ok")]));
             to_us
                 .send(dist::Outgoing {
                     message,
