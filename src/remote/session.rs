@@ -1047,8 +1047,12 @@ async fn call(
         () = ready.pushed() => None,
         reply = &mut call => Some(reply),
     };
-    if early.is_some() {
-        ready.pushed().await;
+    match early {
+        // Failed before the push was done (the node gone, the load refused): the push's end,
+        // which may say more, decides what the run reports (`Session::serve`).
+        Some(Err(e)) => return Err(SessionError::from(e).lost_in(&calling, &host.address)),
+        Some(Ok(_)) => ready.pushed().await,
+        None => {}
     }
     let phase = report.phase(Stage::Call, &calling);
     let outcome = match (early, host.call_timeout.map(Duration::from_secs)) {
