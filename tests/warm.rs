@@ -62,6 +62,19 @@ impl Sessions {
         self.tool(&all).run()
     }
 
+    /// `up` with `extra` flags on the sshd's host; panics unless it succeeds.
+    fn up(&self, sshd: &Sshd, extra: &[&str]) {
+        let up = self.on(sshd, &[&["up"], extra].concat());
+        assert_eq!(up.code, Some(0), "{}", up.stderr);
+    }
+
+    /// `down --all`, then [`Sessions::assert_clean`].
+    fn down_all(&self) {
+        let down = self.tool(&["down", "--all"]).run();
+        assert_eq!(down.code, Some(0), "{}", down.stderr);
+        self.assert_clean();
+    }
+
     fn status(&self) -> Vec<serde_json::Value> {
         let out = self.tool(&["status", "--json"]).run();
         assert_eq!(out.code, Some(0), "{}", out.stderr);
@@ -127,8 +140,7 @@ fn a_changed_module_is_pushed_again_and_an_unchanged_one_is_not() {
     let staged = testkit::staged_fixture("demo", "dev");
     let mut sessions = Sessions::new();
     sessions.project = staged.path().to_owned();
-    let up = sessions.on(&sshd, &["up"]);
-    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    sessions.up(&sshd, &[]);
     // A run claims a spare still booting too, but waits only so long for what it has to say
     // (then asks): on a loaded machine the request count would depend on the boot's speed.
     sessions.wait_for(0);
@@ -191,9 +203,7 @@ fn a_changed_module_is_pushed_again_and_an_unchanged_one_is_not() {
     assert!(stat(&after, "pushed_bytes") > stat(&same, "pushed_bytes"));
     assert!(stat(&after, "pushed_bytes") < stat(&first, "pushed_bytes"));
 
-    let down = sessions.tool(&["down", "--all"]).run();
-    assert_eq!(down.code, Some(0), "{}", down.stderr);
-    sessions.assert_clean();
+    sessions.down_all();
     sshd.wait_until_no_session_processes(LIMIT)
         .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
 }
@@ -207,8 +217,7 @@ const RESULT: &str = "%{items: [1, :two, \"three\"], label: \"batch-7\", total: 
 fn up_serves_runs_with_fresh_nodes_and_down_leaves_nothing() {
     let sshd = Sshd::start();
     let sessions = Sessions::new();
-    let up = sessions.on(&sshd, &["up", "--idle", "5m"]);
-    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    sessions.up(&sshd, &["--idle", "5m"]);
     let status = sessions.status();
     assert_eq!(status.len(), 1, "{status:?}");
     assert_eq!(status[0]["runs"], 0);
@@ -262,8 +271,7 @@ fn a_spare_connected_ahead_stays_connected_while_it_waits() {
     // net_ticktime (15 s) and the tool's silence limit (20 s), the run still takes it over.
     let sshd = Sshd::start();
     let sessions = Sessions::new();
-    let up = sessions.on(&sshd, &["up"]);
-    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    sessions.up(&sshd, &[]);
     sessions.wait_for(0);
     std::thread::sleep(Duration::from_secs(22));
     assert_eq!(sessions.status()[0]["spare"], "ready");
@@ -271,9 +279,7 @@ fn a_spare_connected_ahead_stays_connected_while_it_waits() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stdout.ends_with(RESULT), "{}", out.stdout);
     assert!(out.stderr.contains(AHEAD), "{}", out.stderr);
-    let down = sessions.tool(&["down", "--all"]).run();
-    assert_eq!(down.code, Some(0), "{}", down.stderr);
-    sessions.assert_clean();
+    sessions.down_all();
 }
 
 #[test]
@@ -283,8 +289,7 @@ fn a_run_while_another_goes_on_connects_its_spare_itself() {
     // for its identities, as before.
     let sshd = Sshd::start();
     let sessions = Sessions::new();
-    let up = sessions.on(&sshd, &["up"]);
-    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    sessions.up(&sshd, &[]);
     sessions.wait_for(0);
     let config = sshd.ssh_config().display().to_string();
     let host = sshd.host();
@@ -317,9 +322,7 @@ fn a_run_while_another_goes_on_connects_its_spare_itself() {
     assert_eq!(first.code, Some(0), "{}", first.stderr);
     assert!(first.stderr.contains(AHEAD), "{}", first.stderr);
 
-    let down = sessions.tool(&["down", "--all"]).run();
-    assert_eq!(down.code, Some(0), "{}", down.stderr);
-    sessions.assert_clean();
+    sessions.down_all();
     sshd.wait_until_no_session_processes(LIMIT)
         .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
 }
@@ -328,8 +331,7 @@ fn a_run_while_another_goes_on_connects_its_spare_itself() {
 fn check_goes_through_a_live_session_without_logging_in_again() {
     let sshd = Sshd::start();
     let sessions = Sessions::new();
-    let up = sessions.on(&sshd, &["up"]);
-    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    sessions.up(&sshd, &[]);
     sessions.wait_for(0);
     let logins = sshd.log().matches("Accepted").count();
     let check = sessions.on(&sshd, &["check", "-v"]);
@@ -358,9 +360,7 @@ fn check_goes_through_a_live_session_without_logging_in_again() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stderr.contains("warm session of"), "{}", out.stderr);
 
-    let down = sessions.tool(&["down", "--all"]).run();
-    assert_eq!(down.code, Some(0), "{}", down.stderr);
-    sessions.assert_clean();
+    sessions.down_all();
     sshd.wait_until_no_session_processes(LIMIT)
         .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
 }
@@ -369,8 +369,7 @@ fn check_goes_through_a_live_session_without_logging_in_again() {
 fn a_run_with_other_settings_connects_as_usual() {
     let sshd = Sshd::start();
     let sessions = Sessions::new();
-    let up = sessions.on(&sshd, &["up"]);
-    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    sessions.up(&sshd, &[]);
     let out = sessions.run(&sshd, &["-o", "ServerAliveInterval=30"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(
@@ -379,9 +378,7 @@ fn a_run_with_other_settings_connects_as_usual() {
         out.stderr
     );
     assert_eq!(sessions.status()[0]["runs"], 0);
-    let down = sessions.tool(&["down", "--all"]).run();
-    assert_eq!(down.code, Some(0), "{}", down.stderr);
-    sessions.assert_clean();
+    sessions.down_all();
     sshd.wait_until_no_session_processes(LIMIT)
         .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
 }
@@ -390,8 +387,7 @@ fn a_run_with_other_settings_connects_as_usual() {
 fn a_killed_agent_leaves_no_node_and_no_socket() {
     let sshd = Sshd::start();
     let sessions = Sessions::new();
-    let up = sessions.on(&sshd, &["up"]);
-    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    sessions.up(&sshd, &[]);
     // Wait until the spare node runs on the server.
     let deadline = Instant::now() + LIMIT;
     while sessions.status()[0]["spare"] != "ready"
@@ -451,8 +447,7 @@ fn another_user_cannot_use_the_session() {
     }
     let sshd = Sshd::start();
     let sessions = Sessions::new();
-    let up = sessions.on(&sshd, &["up"]);
-    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    sessions.up(&sshd, &[]);
     let dir = testkit::entries(&sessions.root())
         .into_iter()
         .find(|p| p.is_dir())
@@ -472,17 +467,14 @@ fn another_user_cannot_use_the_session() {
     }
     open(&socket, 0o777).unwrap();
     assert_eq!(as_nobody(&socket), "closed");
-    let down = sessions.tool(&["down", "--all"]).run();
-    assert_eq!(down.code, Some(0), "{}", down.stderr);
-    sessions.assert_clean();
+    sessions.down_all();
 }
 
 #[test]
 fn the_idle_limit_ends_the_session_and_leaves_nothing() {
     let sshd = Sshd::start();
     let sessions = Sessions::new();
-    let up = sessions.on(&sshd, &["up", "--idle", "1s"]);
-    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    sessions.up(&sshd, &["--idle", "1s"]);
     sessions.assert_clean();
     sshd.wait_until_no_session_processes(LIMIT)
         .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
