@@ -499,10 +499,11 @@ impl Session<'_> {
         result
     }
 
-    /// Waits for the connection with its reverse forward, and hands the boot session its input,
-    /// then `job`'s batch, which starts at once, as the session starts, rather than once it
-    /// says it runs: a round trip sooner, which a large batch on a link of limited bandwidth
-    /// gains (see the README's benchmarks).
+    /// Waits for the connection with its reverse forward, and writes the boot session its input;
+    /// then starts writing `job`'s batch (see [`Session::start_writing`]) at once, as the session
+    /// starts, rather than once it says it runs: a round trip sooner, which a large batch on a
+    /// link of limited bandwidth gains (see the README's benchmarks). Returns that write, for
+    /// [`Session::boot`].
     async fn connect(
         &self,
         master: &mut Master,
@@ -555,11 +556,12 @@ impl Session<'_> {
     }
 
     /// Waits for the booting node to connect back: the handshake with the run's cookie is the
-    /// readiness signal, no sleeps, no polling. The batch goes on the node's stdin as soon as it
-    /// is ready, and the node stages it as it boots. The node says what it is and has before it
-    /// connects back: the preflight runs on that, and the line saying what to load follows the
-    /// batch at once, so the node loads it while it connects back. Returns the node, what it said
-    /// (if the push cannot take it from there, it asks), and the batch sent, if it was.
+    /// readiness signal, no sleeps, no polling. The `batch` [`Session::connect`] started goes on
+    /// the node's stdin meanwhile, and the node stages it as it boots. The node says what it is
+    /// and has before it connects back: the preflight runs on that, and the line saying what to
+    /// load follows the batch at once, so the node loads it while it connects back. Returns the
+    /// node, what it said (if the push cannot take it from there, it asks), and the batch sent,
+    /// if it was.
     async fn boot(
         &self,
         master: &mut Master,
@@ -736,8 +738,7 @@ impl Session<'_> {
         let env = env_term(&self.host.remote_env);
         let setup = invoke::setup_term(Setup::of(job));
         let host = self.host.address.clone();
-        let closed = SshError::Closed(host.clone());
-        Some(Writing::spawn(closed, async move {
+        Some(Writing::spawn(async move {
             let written = async {
                 // A preparation that failed is for `told` to report.
                 if let Ok((prepared, _)) = wire.get().await {
@@ -994,7 +995,9 @@ struct Sent {
 /// What [`Session::connect`] started for [`Session::boot`]: the batch's write, and where the
 /// load line is to be given once the node has said what it has.
 struct Batch {
+    /// The write, or `None` if the session's stdin was closed.
     writing: Option<Writing>,
+    /// Where the line saying what to load goes, to be written after the batch.
     load_line: oneshot::Sender<Vec<u8>>,
 }
 
@@ -1002,18 +1005,15 @@ struct Batch {
 /// task of its own, which gives the stdin back; aborted if dropped, so it never outlives its run.
 struct Writing {
     task: tokio::task::JoinHandle<Result<ChildStdin, SshError>>,
-    /// What the write gives if its task could not finish.
-    closed: Option<SshError>,
 }
 
 impl Writing {
+    /// Runs `write` in a task of its own.
     fn spawn(
-        closed: SshError,
         write: impl Future<Output = Result<ChildStdin, SshError>> + Send + 'static,
     ) -> Writing {
         Writing {
             task: tokio::spawn(write),
-            closed: Some(closed),
         }
     }
 }
@@ -1025,10 +1025,13 @@ impl Future for Writing {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        let this = &mut *self;
-        std::pin::Pin::new(&mut this.task).poll(cx).map(|joined| {
-            joined.unwrap_or_else(|_| Err(this.closed.take().expect("a task ends once")))
-        })
+        std::pin::Pin::new(&mut self.task)
+            .poll(cx)
+            .map(|joined| match joined {
+                Ok(written) => written,
+                Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
+                Err(_) => unreachable!("a write is aborted only as its `Writing` is dropped"),
+            })
     }
 }
 
