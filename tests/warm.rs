@@ -39,15 +39,19 @@ impl Sessions {
         tool
     }
 
-    /// `args` followed by the sshd's host and ssh config.
-    fn on(&self, sshd: &Sshd, args: &[&str]) -> Output {
+    /// mix-remote with `args`, then the sshd's host and ssh config, then `rest`.
+    fn on_then(&self, sshd: &Sshd, args: &[&str], rest: &[&str]) -> MixRemote {
         let config = sshd.ssh_config().display().to_string();
         let host = sshd.host();
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--host", &host, "-F", &config]);
-        self.tool(&all).run()
+        self.tool(&[args, &["--host", &host, "-F", &config], rest].concat())
     }
 
+    /// `args` followed by the sshd's host and ssh config.
+    fn on(&self, sshd: &Sshd, args: &[&str]) -> Output {
+        self.on_then(sshd, args, &[]).run()
+    }
+
+    /// `run -v` of the demo's worker on the sshd's host, with `extra` flags.
     fn run(&self, sshd: &Sshd, extra: &[&str]) -> Output {
         let args = [
             &["run", "-v"],
@@ -55,17 +59,27 @@ impl Sessions {
             &["Demo.Worker.process", "--no-compile"],
         ]
         .concat();
-        let config = sshd.ssh_config().display().to_string();
-        let host = sshd.host();
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--host", &host, "-F", &config, "--", "42", "\"batch-7\""]);
-        self.tool(&all).run()
+        self.on_then(sshd, &args, &["--", "42", "\"batch-7\""])
+            .run()
     }
 
     /// `up` with `extra` flags on the sshd's host; panics unless it succeeds.
     fn up(&self, sshd: &Sshd, extra: &[&str]) {
         let up = self.on(sshd, &[&["up"], extra].concat());
         assert_eq!(up.code, Some(0), "{}", up.stderr);
+    }
+
+    /// [`Sessions::up`] without flags, then waits until its spare node is ready.
+    fn up_ready(&self, sshd: &Sshd) {
+        self.up(sshd, &[]);
+        self.wait_for(0);
+    }
+
+    /// [`Sessions::down_all`], and nothing of the sessions left on the server of `sshd` either.
+    fn down_all_on(&self, sshd: &Sshd) {
+        self.down_all();
+        sshd.wait_until_no_session_processes(LIMIT)
+            .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
     }
 
     /// `down --all`, then [`Sessions::assert_clean`].
@@ -140,33 +154,29 @@ fn a_changed_module_is_pushed_again_and_an_unchanged_one_is_not() {
     let staged = testkit::staged_fixture("demo", "dev");
     let mut sessions = Sessions::new();
     sessions.project = staged.path().to_owned();
-    sessions.up(&sshd, &[]);
     // A run claims a spare still booting too, but waits only so long for what it has to say
     // (then asks): on a loaded machine the request count would depend on the boot's speed.
-    sessions.wait_for(0);
+    sessions.up_ready(&sshd);
     let first = sessions.run(&sshd, &[]);
-    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    // No run was going on once the spare had booted: the agent made its connection, which the
+    // run took over (no handshake of its own).
+    assert_served(&first, Some(true));
     assert_eq!(stat(&first, "pushed_modules"), 4, "{}", first.stderr);
     // The spare said what it is and has once ready: the run does not ask (`info`), it loads
     // (the node checking what the run took for granted) and calls, the call going with the load
     // (the node holds it until the load is done): one round trip.
     assert_eq!(stat(&first, "requests"), 2, "{}", first.stderr);
     assert_eq!(stat(&first, "round_trips"), 1, "{}", first.stderr);
-    // No run was going on once the spare had booted: the agent made its connection, which the
-    // run took over (no handshake of its own).
-    assert!(first.stderr.contains(AHEAD), "{}", first.stderr);
     sessions.wait_for(1);
 
     // The same code: the spare node loaded it ahead, nothing of it is sent again but the module
     // with an -on_load (:demo_onload), which each run loads itself, as a cold run does.
     let same = sessions.run(&sshd, &[]);
-    assert_eq!(same.code, Some(0), "{}", same.stderr);
-    assert!(same.stdout.ends_with(RESULT), "{}", same.stdout);
+    assert_served(&same, Some(true));
     assert_eq!(stat(&same, "pushed_modules"), 1, "{}", same.stderr);
     assert_eq!(stat(&same, "shipped_modules"), 1, "{}", same.stderr);
     assert_eq!(stat(&same, "requests"), 2, "{}", same.stderr);
     assert_eq!(stat(&same, "round_trips"), 1, "{}", same.stderr);
-    assert!(same.stderr.contains(AHEAD), "{}", same.stderr);
     assert!(
         stat(&same, "pushed_bytes") < stat(&first, "pushed_bytes") / 10,
         "{}",
@@ -193,23 +203,34 @@ fn a_changed_module_is_pushed_again_and_an_unchanged_one_is_not() {
         .expect("mix");
     assert!(compiled.status.success(), "{compiled:?}");
     let after = sessions.run(&sshd, &[]);
-    assert_eq!(after.code, Some(0), "{}", after.stderr);
-    assert!(after.stdout.ends_with(RESULT), "{}", after.stdout);
+    assert_served(&after, Some(true));
     assert_eq!(stat(&after, "pushed_modules"), 2, "{}", after.stderr);
     assert_eq!(stat(&after, "shipped_modules"), 2, "{}", after.stderr);
     assert_eq!(stat(&after, "requests"), 2, "{}", after.stderr);
     assert_eq!(stat(&after, "round_trips"), 1, "{}", after.stderr);
-    assert!(after.stderr.contains(AHEAD), "{}", after.stderr);
     assert!(stat(&after, "pushed_bytes") > stat(&same, "pushed_bytes"));
     assert!(stat(&after, "pushed_bytes") < stat(&first, "pushed_bytes"));
 
-    sessions.down_all();
-    sshd.wait_until_no_session_processes(LIMIT)
-        .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
+    sessions.down_all_on(&sshd);
 }
+
+/// What `-v` says of a run a warm session's spare node serves.
+const SERVED: &str = "its spare node serves this run";
 
 /// What `-v` says of a run that took over a spare's connection the agent made ahead.
 const AHEAD: &str = "its spare node serves this run, connected ahead";
+
+/// Panics unless `out` is the demo worker's run, its result printed, served by a warm
+/// session's spare node: one the agent had connected ahead if `ahead` says so (whichever if
+/// `None`).
+fn assert_served(out: &Output, ahead: Option<bool>) {
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.ends_with(RESULT), "{}", out.stdout);
+    assert!(out.stderr.contains(SERVED), "{}", out.stderr);
+    if let Some(ahead) = ahead {
+        assert_eq!(out.stderr.contains(AHEAD), ahead, "{}", out.stderr);
+    }
+}
 
 const RESULT: &str = "%{items: [1, :two, \"three\"], label: \"batch-7\", total: %Demo.Money{amount: 126, currency: :eur}}\n";
 
@@ -224,27 +245,13 @@ fn up_serves_runs_with_fresh_nodes_and_down_leaves_nothing() {
 
     for _ in 0..2 {
         let out = sessions.run(&sshd, &[]);
-        assert_eq!(out.code, Some(0), "{}", out.stderr);
-        assert!(out.stdout.ends_with(RESULT), "{}", out.stdout);
-        assert!(out.stderr.contains("warm session of"), "{}", out.stderr);
+        assert_served(&out, None);
         out.assert_local_clean();
     }
     // `eval` uses the session too.
-    let config = sshd.ssh_config().display().to_string();
-    let host = sshd.host();
-    let eval = sessions
-        .tool(&[
-            "eval",
-            "-v",
-            "Demo.Money.__struct__().currency",
-            "--host",
-            &host,
-            "-F",
-            &config,
-        ])
-        .run();
+    let eval = sessions.on(&sshd, &["eval", "-v", "Demo.Money.__struct__().currency"]);
     assert_eq!(eval.code, Some(0), "{}", eval.stderr);
-    assert!(eval.stderr.contains("warm session of"), "{}", eval.stderr);
+    assert!(eval.stderr.contains(SERVED), "{}", eval.stderr);
     eval.assert_local_clean();
     // The agent counts a run once the run has let go of its node.
     let deadline = Instant::now() + LIMIT;
@@ -271,14 +278,11 @@ fn a_spare_connected_ahead_stays_connected_while_it_waits() {
     // net_ticktime (15 s) and the tool's silence limit (20 s), the run still takes it over.
     let sshd = Sshd::start();
     let sessions = Sessions::new();
-    sessions.up(&sshd, &[]);
-    sessions.wait_for(0);
+    sessions.up_ready(&sshd);
     std::thread::sleep(Duration::from_secs(22));
     assert_eq!(sessions.status()[0]["spare"], "ready");
     let out = sessions.run(&sshd, &[]);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(out.stdout.ends_with(RESULT), "{}", out.stdout);
-    assert!(out.stderr.contains(AHEAD), "{}", out.stderr);
+    assert_served(&out, Some(true));
     sessions.down_all();
 }
 
@@ -289,20 +293,9 @@ fn a_run_while_another_goes_on_connects_its_spare_itself() {
     // for its identities, as before.
     let sshd = Sshd::start();
     let sessions = Sessions::new();
-    sessions.up(&sshd, &[]);
-    sessions.wait_for(0);
-    let config = sshd.ssh_config().display().to_string();
-    let host = sshd.host();
+    sessions.up_ready(&sshd);
     let first = sessions
-        .tool(&[
-            "eval",
-            "-v",
-            "Process.sleep(3000)",
-            "--host",
-            &host,
-            "-F",
-            &config,
-        ])
+        .on_then(&sshd, &["eval", "-v", "Process.sleep(3000)"], &[])
         .spawn();
     let deadline = Instant::now() + LIMIT;
     while sessions.status()[0]["active"] != 1 {
@@ -310,29 +303,19 @@ fn a_run_while_another_goes_on_connects_its_spare_itself() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let second = sessions.run(&sshd, &[]);
-    assert_eq!(second.code, Some(0), "{}", second.stderr);
-    assert!(second.stdout.ends_with(RESULT), "{}", second.stdout);
-    assert!(
-        second.stderr.contains("warm session of"),
-        "{}",
-        second.stderr
-    );
-    assert!(!second.stderr.contains(AHEAD), "{}", second.stderr);
+    assert_served(&second, Some(false));
     let first = first.finish();
     assert_eq!(first.code, Some(0), "{}", first.stderr);
     assert!(first.stderr.contains(AHEAD), "{}", first.stderr);
 
-    sessions.down_all();
-    sshd.wait_until_no_session_processes(LIMIT)
-        .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
+    sessions.down_all_on(&sshd);
 }
 
 #[test]
 fn check_goes_through_a_live_session_without_logging_in_again() {
     let sshd = Sshd::start();
     let sessions = Sessions::new();
-    sessions.up(&sshd, &[]);
-    sessions.wait_for(0);
+    sessions.up_ready(&sshd);
     let logins = sshd.log().matches("Accepted").count();
     let check = sessions.on(&sshd, &["check", "-v"]);
     assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
@@ -357,12 +340,9 @@ fn check_goes_through_a_live_session_without_logging_in_again() {
     check.assert_local_clean();
     // The session still serves, its connection untouched.
     let out = sessions.run(&sshd, &[]);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(out.stderr.contains("warm session of"), "{}", out.stderr);
+    assert_served(&out, None);
 
-    sessions.down_all();
-    sshd.wait_until_no_session_processes(LIMIT)
-        .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
+    sessions.down_all_on(&sshd);
 }
 
 #[test]
@@ -372,15 +352,9 @@ fn a_run_with_other_settings_connects_as_usual() {
     sessions.up(&sshd, &[]);
     let out = sessions.run(&sshd, &["-o", "ServerAliveInterval=30"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(
-        !out.stderr.contains("its spare node serves"),
-        "{}",
-        out.stderr
-    );
+    assert!(!out.stderr.contains(SERVED), "{}", out.stderr);
     assert_eq!(sessions.status()[0]["runs"], 0);
-    sessions.down_all();
-    sshd.wait_until_no_session_processes(LIMIT)
-        .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
+    sessions.down_all_on(&sshd);
 }
 
 #[test]
@@ -411,11 +385,7 @@ fn a_killed_agent_leaves_no_node_and_no_socket() {
     // A run afterwards connects as usual.
     let out = sessions.run(&sshd, &[]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(
-        !out.stderr.contains("its spare node serves"),
-        "{}",
-        out.stderr
-    );
+    assert!(!out.stderr.contains(SERVED), "{}", out.stderr);
 }
 
 /// Connects to `socket` as the user `nobody` and sends `status`: what came back, or why not.
