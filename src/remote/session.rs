@@ -216,8 +216,8 @@ where
         Some(login) => login,
         None => {
             // A warm session of the host's (`mix-remote up`) serves the run if there is one.
-            if let Some(claim) = warm::claim(host, report).await {
-                return warm::on_spare(claim, job, host, report, input, work).await;
+            if let Some((claim, node)) = warm::claim(host, report).await {
+                return warm::on_spare(claim, node, job, host, report, input, work).await;
             }
             Login::start(host, report, input, &remote_command)?
         }

@@ -119,21 +119,25 @@ pub async fn down(dir: &Path) -> io::Result<()> {
         .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
 }
 
-/// A spare node claimed for one run: the socket it will connect to once it has the run's
-/// identities ([`Claim::go`]). Dropping the claim tells the agent the run is over.
+/// A spare node claimed for one run (how it reaches the run comes beside it, as [`Claimed`]).
+/// Dropping the claim tells the agent the run is over.
 pub struct Claim {
     agent: Agent,
-    /// Where the run listens for the node (in the session's private directory).
-    pub socket: PathBuf,
-    /// The node's full name (fresh for this node, which has started distribution under it).
-    pub remote: String,
     /// What the node was given to load ahead, if anything (and if it loaded).
     pub had: Option<Digests>,
     /// What the node said of itself once ready, as `info` would answer (no application asked
     /// about), if it did: the run need not ask.
     pub known: Option<Remote>,
-    /// The node's connection, if the agent made it ahead: the run takes it as it is.
-    pub held: Option<Held>,
+}
+
+/// How a claimed spare node reaches the run.
+pub enum Claimed {
+    /// The node waits for the run's identities ([`Claim::go`]), then connects to `socket` (in
+    /// the session's private directory), where the run listens; `remote` is its full name
+    /// (fresh for this node, which has started distribution under it).
+    Waiting { socket: PathBuf, remote: String },
+    /// The agent made the node's connection ahead: the run takes it as it is.
+    Held(Held),
 }
 
 /// A spare's connection the agent made ahead ([`super::ahead`]), handed to the run.
@@ -147,17 +151,22 @@ pub struct Held {
 }
 
 /// Claims the spare node of the session in `dir`, waiting at most `limit` for it.
-pub async fn claim(dir: &Path, limit: Duration) -> io::Result<Claim> {
+pub async fn claim(dir: &Path, limit: Duration) -> io::Result<(Claim, Claimed)> {
     let claiming = async {
         let mut agent = Agent::connect(dir).await?;
         let said = agent.ask(CLAIM).await?;
         let bad = || io::Error::other(said.clone());
         let (kind, rest) = said.split_once(' ').ok_or_else(bad)?;
-        let (socket, remote, held) = match kind {
+        // A node that waits is told of now; a held connection's socket comes once the answers
+        // below are read.
+        let held = match kind {
             SPARE => {
                 // The path may hold spaces; the name never does.
                 let (path, remote) = rest.rsplit_once(' ').ok_or_else(bad)?;
-                (PathBuf::from(path), remote.to_owned(), None)
+                Err(Claimed::Waiting {
+                    socket: PathBuf::from(path),
+                    remote: remote.to_owned(),
+                })
             }
             HELD => {
                 let [remote, local, creation, cookie, read] =
@@ -175,7 +184,7 @@ pub async fn claim(dir: &Path, limit: Duration) -> io::Result<Claim> {
                     "-" => Vec::new(),
                     hex => boot::bytes_of_hex(hex).ok_or_else(bad)?,
                 };
-                (PathBuf::new(), remote.to_owned(), Some((ids, read)))
+                Ok((ids, read))
             }
             _ => return Err(bad()),
         };
@@ -186,29 +195,22 @@ pub async fn claim(dir: &Path, limit: Duration) -> io::Result<Claim> {
             Some((false, _)) => (None, None),
             None => (had, None),
         };
-        let held = match held {
-            Some((ids, read)) => {
+        let node = match held {
+            Ok((ids, read)) => {
                 let stream = agent.stream.get_mut();
                 stream.write_all(format!("{FD}\n").as_bytes()).await?;
                 let fd = fd::receive(stream).await?;
                 let stream = std::os::unix::net::UnixStream::from(fd);
                 stream.set_nonblocking(true)?;
-                Some(Held {
+                Claimed::Held(Held {
                     ids,
                     stream: UnixStream::from_std(stream)?,
                     read,
                 })
             }
-            None => None,
+            Err(waiting) => waiting,
         };
-        Ok(Claim {
-            socket,
-            remote,
-            had,
-            known,
-            held,
-            agent,
-        })
+        Ok((Claim { had, known, agent }, node))
     };
     tokio::time::timeout(limit, claiming)
         .await
@@ -216,8 +218,8 @@ pub async fn claim(dir: &Path, limit: Duration) -> io::Result<Claim> {
 }
 
 impl Claim {
-    /// Hands the run's cookie and node name to the spare node, which then connects to
-    /// [`Claim::socket`].
+    /// Hands the run's cookie and node name to a [`Claimed::Waiting`] spare node, which then
+    /// connects to its socket.
     pub async fn go(&mut self, cookie: &str, local: &str) -> io::Result<()> {
         let said = self.agent.ask(&format!("{GO} {cookie} {local}")).await?;
         if said == OK {

@@ -6,6 +6,7 @@
 //! name that way and takes its connection on the Unix socket the spare's reverse forward ends
 //! in. From then on, the run is the same as a cold one: push, work, and the node halts when the
 //! run's node disconnects.
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +24,10 @@ use crate::report::Reporter;
 
 /// The live session of `host`, with its spare node claimed for this run; `None` (and a note for
 /// `-v`) when there is none to use, and the run connects as usual.
-pub(super) async fn claim(host: &HostSettings, report: &Reporter) -> Option<client::Claim> {
+pub(super) async fn claim(
+    host: &HostSettings,
+    report: &Reporter,
+) -> Option<(client::Claim, client::Claimed)> {
     let dir = session_dir(host)?;
     if !dir.exists() {
         say_none(host, report);
@@ -65,10 +69,11 @@ fn session_dir(host: &HostSettings) -> Option<PathBuf> {
     Some(dirs::session(&dirs::root().ok()?, &agent::key(host)))
 }
 
-/// [`super::on_host`] on a claimed spare node: takes its connection, sets it up and pushes as a
-/// cold run does, hands it to `work`, and lets it go.
+/// [`super::on_host`] on a claimed spare node (reaching the run as `node` says): takes its
+/// connection, sets it up and pushes as a cold run does, hands it to `work`, and lets it go.
 pub(super) async fn on_spare<T, F>(
     mut claim: client::Claim,
+    node: client::Claimed,
     job: &Job,
     host: &HostSettings,
     report: &Arc<Reporter>,
@@ -84,13 +89,13 @@ where
     // The connection the agent made ahead, or else the spare's socket to listen on: the spare's
     // name is its own (fresh for that node, distribution already started under it); the cookie,
     // our name and the creation are this run's.
-    let (ids, way) = match claim.held.take() {
-        Some(held) => (held.ids, Way::Held(held.stream, held.read)),
-        None => {
-            let Ok(remote) = claim.remote.parse() else {
+    let (ids, way) = match node {
+        client::Claimed::Held(held) => (held.ids, Way::Held(held.stream, held.read)),
+        client::Claimed::Waiting { socket, remote } => {
+            let Ok(remote) = remote.parse() else {
                 return Err(SessionError::Socket {
-                    path: claim.socket.display().to_string(),
-                    error: std::io::Error::other(format!("bad node name {}", claim.remote)),
+                    path: socket.display().to_string(),
+                    error: std::io::Error::other(format!("bad node name {remote}")),
                 });
             };
             let ids = Identities {
@@ -98,13 +103,13 @@ where
                 ..Identities::fresh()
             };
             // A socket left by a run that died before the node connected is in the way.
-            let _ = std::fs::remove_file(&claim.socket);
-            let node_end = LocalEnd::bind(claim.socket.clone())?;
+            let _ = std::fs::remove_file(&socket);
+            let node_end = LocalEnd::bind(socket)?;
             claim
                 .go(&ids.cookie, &ids.local.to_string())
                 .await
                 .map_err(|e| SessionError::Socket {
-                    path: claim.socket.display().to_string(),
+                    path: node_end.path.display().to_string(),
                     error: e,
                 })?;
             (ids, Way::Accept(node_end))
@@ -181,10 +186,6 @@ where
         && let Ok((prepared, _)) = job.wire.get().await
     {
         let _ = claim.preload(&preload::encode(&prepared)).await;
-    }
-    // A run that listened on the spare's socket removes it (a held connection had none).
-    if !claim.socket.as_os_str().is_empty() {
-        let _ = std::fs::remove_file(&claim.socket);
     }
     // The agent stops what is left of the node once the claim is dropped.
     let stopping = Instant::now();
