@@ -194,6 +194,11 @@ pub fn term_of_hex(hex: &str) -> Option<erl_dist::term::Term> {
     erl_dist::term::Term::decode(&bytes_of_hex(hex)?[..]).ok()
 }
 
+/// `bytes` in lower-case hex, two digits each: what [`bytes_of_hex`] reads back.
+pub fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The bytes `hex` spells, two digits each (lower- or upper-case); `None` if it is not that.
 pub fn bytes_of_hex(hex: &str) -> Option<Vec<u8>> {
     (0..hex.len())
@@ -385,6 +390,15 @@ mod tests {
         // A spare node waits for its run before it connects: it opens nothing ahead.
         let later = String::from_utf8(stdin_input(4000, false, "c", "t@localhost")).unwrap();
         assert!(!later.contains("mix_remote_dist:ahead("));
+    }
+
+    #[test]
+    fn hex_reads_back_what_it_spells() {
+        assert_eq!(hex_of(&[0, 0x0f, 0xab, 0xff]), "000fabff");
+        assert_eq!(bytes_of_hex("000FabfF"), Some(vec![0, 0x0f, 0xab, 0xff]));
+        assert_eq!(bytes_of_hex(&hex_of(b"")), Some(Vec::new()));
+        assert_eq!(bytes_of_hex("abc"), None);
+        assert_eq!(bytes_of_hex("zz"), None);
     }
 
     #[test]

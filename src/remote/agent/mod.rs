@@ -127,7 +127,7 @@ fn key_parts(address: &str, elixir: &str, config: Option<&PathBuf>, options: &[S
         text += option;
     }
     let digest = md5::compute(text.as_bytes());
-    digest.0[..8].iter().map(|b| format!("{b:02x}")).collect()
+    crate::remote::boot::hex_of(&digest.0[..8])
 }
 
 fn absolute(path: Option<&PathBuf>) -> Option<PathBuf> {

@@ -456,7 +456,7 @@ mod tests {
             tuple(vec![atom(worked), info.clone()])
                 .encode(&mut bytes)
                 .unwrap();
-            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            boot::hex_of(&bytes)
         };
         let (worked, remote) = known(&hex("true")).unwrap();
         assert!(worked);

@@ -550,9 +550,10 @@ impl Connection {
             ids.remote, ids.local, ids.creation, ids.cookie
         );
         let (connection, read) = ahead.take().await?;
-        let read = match read.is_empty() {
-            true => "-".to_owned(),
-            false => read.iter().map(|b| format!("{b:02x}")).collect(),
+        let read = if read.is_empty() {
+            "-".to_owned()
+        } else {
+            boot::hex_of(&read)
         };
         let line = offer(stream, &format!("{first} {read}"), spare).await?;
         if line.trim_end() != FD {
