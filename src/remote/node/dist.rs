@@ -98,10 +98,7 @@ pub async fn hold(
                 }
                 heard = tokio::time::Instant::now();
                 // Whole frames (ticks) go; a partial one stays for the taker.
-                while let Some(len) = read.get(..4).map(|l| 4 + u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize) {
-                    if read.len() < len {
-                        break;
-                    }
+                while let Some(len) = whole_frame(&read)? {
                     read.drain(..len);
                 }
             }
@@ -178,6 +175,22 @@ pub async fn write_loop(
             return;
         }
     }
+}
+
+/// The length (with its own 4 bytes) of the frame `buf` starts with, if all of it is there;
+/// an error if it claims more than [`MAX_FRAME`].
+fn whole_frame(buf: &[u8]) -> std::io::Result<Option<usize>> {
+    let Some(&[a, b, c, d]) = buf.first_chunk::<4>() else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes([a, b, c, d]) as usize;
+    if len > MAX_FRAME {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes is too large"),
+        ));
+    }
+    Ok((buf.len() >= 4 + len).then_some(4 + len))
 }
 
 /// Where the binary [`ATTACHED`] starts in an encoded frame (at its tag), if it is there and
@@ -274,6 +287,16 @@ mod tests {
         let mut rest = [0u8; 4];
         stream.read_exact(&mut rest).await.unwrap();
         assert_eq!(&rest, b"rest");
+    }
+
+    #[tokio::test]
+    async fn a_held_connection_whose_frame_is_too_large_is_lost() {
+        let (held, mut peer) = UnixStream::pair().unwrap();
+        let (_stop, stopped) = tokio::sync::oneshot::channel();
+        let too_large = u32::try_from(MAX_FRAME + 1).unwrap().to_be_bytes();
+        peer.write_all(&too_large).await.unwrap();
+        let lost = hold(held, stopped).await.expect_err("lost");
+        assert_eq!(lost.kind(), std::io::ErrorKind::InvalidData);
     }
 
     #[tokio::test]
