@@ -1,6 +1,6 @@
 # mix-remote boot program: the body of `:mix_remote_boot.main(tick_ms)`, compiled ahead into
 # templates/mix_remote_boot*.beam by `cargo xtask boot-beam` (which wraps it in that module, puts
-# templates/stale_runs.exs in place of its placeholder line, and compiles it for OTP 25 and newer
+# templates/run_dirs.exs in place of its placeholder line, and compiles it for OTP 25 and newer
 # and for OTP 24). The node templates/boot.sh starts loads the beam for its release from stdin and
 # calls it (templates/boot_start.erl), `tick_ms` being the tick interval `:net_kernel.start/1`
 # takes (a quarter of the net_ticktime). Change this file, then run `cargo xtask boot-beam`.
@@ -118,28 +118,11 @@ end
 
 # ---- The run's directory: the shipped applications' lib dirs, the config files ----
 
-@STALE_RUNS@
-
-# The directory for temporary files, as System.tmp_dir!/0 finds it (TMPDIR, TEMP, TMP, /tmp,
-# the working directory: the first that is a directory this user can write).
-tmp_dir = fn ->
-  writable = fn dir ->
-    match?({:ok, {:file_info, _, :directory, access, _, _, _, _, _, _, _, _, _, _}}
-           when access in [:read_write, :write], :file.read_file_info(dir))
-  end
-
-  set = fn name -> with dir when is_list(dir) <- :os.getenv(name), do: {true, dir} end
-  candidates = :lists.filtermap(set, [~c"TMPDIR", ~c"TEMP", ~c"TMP"]) ++ [~c"/tmp", elem(:file.get_cwd(), 1)]
-
-  case :lists.search(writable, candidates) do
-    {:value, dir} -> :unicode.characters_to_binary(dir)
-    false -> raise "no writable temporary directory"
-  end
-end
+@RUN_DIRS@
 
 # The run's private directory (0700, fresh: `:file.make_dir/1` fails rather than reuse anything),
-# `mix-remote-run-<OS pid>-<random>` in the temp dir, made on first use (after `remote_env` is set,
-# so TMPDIR may move it). The directories earlier runs left there are removed meanwhile, by a
+# `mix-remote-run-<OS pid>-<random>` in the directory `tmp_dir` picks, made on first use (after
+# `remote_env` is set, so TMPDIR may move it). The directories earlier runs left there are removed meanwhile, by a
 # process of its own. Returns the directory and, to its first caller, that process's monitor,
 # which `swept` waits on for how many it removed (0 to the others). `halt` knows the directory
 # before it exists: a halt that stops this process between the two (stdin closing as the batch

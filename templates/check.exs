@@ -13,7 +13,7 @@ full =
 
 IO.puts("mix-remote-versions #{otp} #{System.version()} #{full}")
 
-@STALE_RUNS@
+@RUN_DIRS@
 
 uid =
   case File.stat("/proc/self") do
@@ -21,6 +21,6 @@ uid =
     _error -> System.cmd("id", ["-u"]) |> elem(0) |> String.trim() |> String.to_integer()
   end
 
-tmp = System.tmp_dir() || "/tmp"
+tmp = tmp_dir.()
 IO.puts("mix-remote-stale #{length(stale_runs.(tmp, uid))} #{tmp}")
 IO.puts("mix-remote:checked")

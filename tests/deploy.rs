@@ -95,9 +95,10 @@ fn log_lines(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The directories of runs in the server's temp dir.
+/// The directories of runs where the server's runs put them: its sessions' `TMPDIR`, or their
+/// runtime directory on a server whose sessions have no `TMPDIR`.
 fn run_dirs(sshd: &Sshd) -> Vec<PathBuf> {
-    std::fs::read_dir(sshd.remote_tmp())
+    std::fs::read_dir(sshd.runtime_dir().unwrap_or(&sshd.remote_tmp()))
         .unwrap()
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -479,16 +480,16 @@ fn no_directory_of_a_run_remains_on_the_server_however_the_run_ends() {
     // A node killed outright cannot clean up: `check` counts what it left, the next run removes it.
     let child = start_sleeper(&sshd);
     let left = the_live_run_dir(&sshd);
-    let nodes: Vec<u32> = sshd
-        .session_processes()
-        .iter()
-        .filter(|p| p.cmdline.contains("beam"))
-        .map(|p| p.pid)
-        .collect();
-    testkit::signal("KILL", &nodes);
+    testkit::signal("KILL", &remote_nodes(&sshd));
     assert_eq!(child.finish().code, Some(3));
     sshd.assert_no_session_processes();
     assert_eq!(run_dirs(&sshd), [left]);
+    assert_a_killed_node_is_counted_then_swept(&sshd);
+}
+
+/// With the directory a killed node left (alone) on the server: `check` counts it, and the next
+/// run removes it.
+fn assert_a_killed_node_is_counted_then_swept(sshd: &Sshd) {
     let mut check = testkit::mix_remote(testkit::compiled_fixture("demo"));
     check
         .args(["check", "--json", "--host", &sshd.host(), "-F"])
@@ -502,7 +503,89 @@ fn no_directory_of_a_run_remains_on_the_server_however_the_run_ends() {
         .find(|e| e["event"] == "check")
         .expect("a check event");
     assert_eq!(row["stale_runs"], 1, "{row}");
-    let out = run(&sshd, &["Demo.Worker.process", "--", "1", "\"again\""]);
+    let out = run(sshd, &["Demo.Worker.process", "--", "1", "\"again\""]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_no_run_dirs(&sshd, "the run after a killed node");
+    assert_no_run_dirs(sshd, "the run after a killed node");
+}
+
+/// The OS processes of the remote nodes of `sshd`'s sessions.
+fn remote_nodes(sshd: &Sshd) -> Vec<u32> {
+    sshd.session_processes()
+        .iter()
+        .filter(|p| p.cmdline.contains("beam"))
+        .map(|p| p.pid)
+        .collect()
+}
+
+#[test]
+fn without_a_tmpdir_runs_keep_their_directories_in_the_login_runtime_dir() {
+    let sshd = Sshd::builder().login_runtime_dir().start();
+    let runtime = sshd.runtime_dir().expect("a runtime dir").to_owned();
+    let child = start_sleeper(&sshd);
+    let left = the_live_run_dir(&sshd);
+    assert_eq!(left.parent(), Some(runtime.as_path()));
+    let elsewhere = std::fs::read_dir(sshd.remote_tmp()).unwrap().count();
+    assert_eq!(elsewhere, 0, "files in {}", sshd.remote_tmp().display());
+    testkit::signal("KILL", &remote_nodes(&sshd));
+    assert_eq!(child.finish().code, Some(3));
+    sshd.assert_no_session_processes();
+    assert_eq!(run_dirs(&sshd), [left]);
+    assert_a_killed_node_is_counted_then_swept(&sshd);
+}
+
+/// What `templates/run_dirs.exs` makes of `expr`, evaluated by this machine's `elixir` with
+/// `env` as the only temporary-directory variables: the value, inspected.
+fn run_dirs_say(expr: &str, env: &[(&str, &Path)]) -> String {
+    let program = include_str!("../templates/run_dirs.exs");
+    let mut elixir = Command::new("elixir");
+    elixir
+        .arg("-e")
+        .arg(format!("{program}\n_ = stale_runs\nIO.inspect({expr})"));
+    for var in ["TMPDIR", "TEMP", "TMP", "XDG_RUNTIME_DIR"] {
+        elixir.env_remove(var);
+    }
+    let out = elixir.envs(env.iter().copied()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn runs_put_their_directories_in_tmpdir_else_an_exec_mountable_runtime_dir_else_tmp() {
+    let (set, runtime) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let missing = set.path().join("missing");
+    let said = |dir: &Path| format!("{:?}", dir.display().to_string());
+    let tmp_dir = |env: &[(&str, &Path)]| run_dirs_say("tmp_dir.()", env);
+    let both = [("TMPDIR", set.path()), ("XDG_RUNTIME_DIR", runtime.path())];
+    assert_eq!(tmp_dir(&both), said(set.path()));
+    assert_eq!(tmp_dir(&both[1..]), said(runtime.path()));
+    let gone = [("TMPDIR", &*missing), ("XDG_RUNTIME_DIR", runtime.path())];
+    assert_eq!(tmp_dir(&gone), said(runtime.path()));
+    assert_eq!(tmp_dir(&[("XDG_RUNTIME_DIR", &missing)]), "\"/tmp\"");
+
+    // Mount points as /proc/self/mountinfo lists them; the later of two on one point is on top.
+    let mountinfo = "22 1 8:0 / / rw,relatime - ext4 /dev/vda rw\\n\
+        30 22 0:25 / /run/user/1000 rw,nosuid,nodev,relatime shared:5 - tmpfs tmpfs rw,mode=700\\n\
+        31 22 0:26 / /run/user/10 rw,nosuid,nodev,noexec - tmpfs tmpfs rw\\n\
+        32 22 0:27 / /dev/shm rw,nosuid,nodev,noexec shared:6 - tmpfs tmpfs rw\\n\
+        33 32 0:28 / /dev/shm rw,nosuid,nodev shared:7 - tmpfs tmpfs rw";
+    let cases = [
+        ("/run/user/1000", false),
+        ("/run/user/10", true),
+        ("/run/user/10/mix-remote-run-1-a", true),
+        ("/run/user/100", false),
+        ("/dev/shm/x", false),
+        ("/home/deploy", false),
+    ];
+    for (dir, noexec) in cases {
+        let expr = format!("noexec.(~c\"{dir}\", \"{mountinfo}\")");
+        assert_eq!(run_dirs_say(&expr, &[]), noexec.to_string(), "{dir}");
+    }
+    assert_eq!(
+        run_dirs_say("noexec.(~c\"/run/user/10\", \"\")", &[]),
+        "false"
+    );
 }

@@ -35,10 +35,10 @@ pub const RELAY_BEAM: &[u8] = include_bytes!("../../templates/mix_remote_relay.b
 /// distribution, with the connection back opened as the node starts (the start line's first
 /// act, for a cold run), so that the forward's channel is open by the time the handshake goes.
 const DIST_BEAM: &[u8] = include_bytes!("../../templates/mix_remote_dist.beam");
-/// What finds the directories of earlier runs on the server (`templates/stale_runs.exs`), shared
-/// by the boot program (compiled in, which removes them) and the check program (which counts
-/// them).
-const STALE_RUNS: &str = include_str!("../../templates/stale_runs.exs");
+/// Where runs put their directories on the server, and which of them earlier runs left
+/// (`templates/run_dirs.exs`): shared by the boot program (compiled in, which removes those) and
+/// the check program (which counts them).
+const RUN_DIRS: &str = include_str!("../../templates/run_dirs.exs");
 /// The host part of the node names of a run, ours and the remote's: the booted node starts with
 /// the dynamic name `undefined@localhost` (templates/boot_start.erl, templates/boot.exs) and asks
 /// our node, which it connects to, to name it on that host.
@@ -244,7 +244,7 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
 pub fn check_input() -> Vec<u8> {
     format!(
         "go\nCode.eval_string(\"{}\")\n",
-        elixir_string_body(&CHECK_PROGRAM.replace("@STALE_RUNS@", STALE_RUNS))
+        elixir_string_body(&CHECK_PROGRAM.replace("@RUN_DIRS@", RUN_DIRS))
     )
     .into_bytes()
 }
@@ -297,9 +297,9 @@ mod tests {
         assert!(CHECK_PROGRAM.contains(&format!("IO.puts(\"{VERSIONS}")));
         assert!(CHECK_PROGRAM.contains(&format!("IO.puts(\"{STALE}")));
         for program in [PROGRAM, CHECK_PROGRAM] {
-            assert!(program.contains("\n@STALE_RUNS@\n"));
+            assert!(program.contains("\n@RUN_DIRS@\n"));
         }
-        assert!(STALE_RUNS.contains(&format!("\"^{RUN_DIR_PREFIX}(")));
+        assert!(RUN_DIRS.contains(&format!("\"^{RUN_DIR_PREFIX}(")));
         assert!(PROGRAM.contains(&format!("[\"{RUN_DIR_PREFIX}\", :os.getpid(), ?-,")));
         assert!(PROGRAM.contains(&format!("Process.register(server, :{SERVER})")));
         assert!(PROGRAM.contains(&format!("[\"{MARKER}{INFO}\", info, ?\\n]")));

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// What the host's `elixir` runs to build the beams (arguments: boot.exs, stale_runs.exs,
+/// What the host's `elixir` runs to build the beams (arguments: boot.exs, run_dirs.exs,
 /// boot_epmd.exs, the output directory). The program becomes the body of
 /// `:mix_remote_boot.main(tick_ms)` (it reads like a script, and merges like one), the port
 /// mapper's functions follow it in the module, and the module is compiled twice: as OTP 25 compiles it, for OTP 25 and
@@ -13,8 +13,8 @@ use std::process::Command;
 /// stripped to the chunks the loader reads and gzipped, which the loader reads as it is
 /// (`beam_lib:strip/1`, which leaves nothing that names this machine): about 9 KB.
 const BUILD: &str = r#"
-[source, stale, epmd, out] = System.argv()
-body = String.replace(File.read!(source), "\n@STALE_RUNS@\n", "\n" <> File.read!(stale) <> "\n")
+[source, run_dirs, epmd, out] = System.argv()
+body = String.replace(File.read!(source), "\n@RUN_DIRS@\n", "\n" <> File.read!(run_dirs) <> "\n")
 body = body <> "\nend\n" <> File.read!(epmd)
 Code.compiler_options(ignore_module_conflict: true)
 
@@ -50,7 +50,7 @@ pub fn build_boot_beams() -> Result<[Vec<u8>; 2], String> {
         .arg("-e")
         .arg(BUILD)
         .arg(boot_source())
-        .arg(crate::fixture::repo_root().join("templates/stale_runs.exs"))
+        .arg(crate::fixture::repo_root().join("templates/run_dirs.exs"))
         .arg(crate::fixture::repo_root().join("templates/boot_epmd.exs"))
         .arg(dir.path())
         .env("ERL_CRASH_DUMP_BYTES", "0")

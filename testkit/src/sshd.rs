@@ -43,6 +43,8 @@ pub struct Sshd {
     tag: String,
     client_config: PathBuf,
     log: SharedLog,
+    /// The sessions' `XDG_RUNTIME_DIR`, if they have one ([`Builder::login_runtime_dir`]).
+    runtime: Option<TempDir>,
     /// Keys, configurations, known_hosts; removed last.
     dir: TempDir,
 }
@@ -79,6 +81,7 @@ impl Sshd {
     pub fn builder() -> Builder {
         Builder {
             tcp_forwarding: true,
+            login_runtime_dir: false,
             extra: String::new(),
         }
     }
@@ -86,6 +89,9 @@ impl Sshd {
     fn try_start_with(options: &Builder) -> Result<Sshd, String> {
         let mut setup = Setup::new(&options.extra)?;
         setup.tcp_forwarding = options.tcp_forwarding;
+        if options.login_runtime_dir {
+            setup.runtime = Some(memory_dir()?);
+        }
         let mut last_error = String::new();
         for _ in 0..20 {
             let port = free_port()?;
@@ -160,6 +166,12 @@ impl Sshd {
     /// removed with the server).
     pub fn remote_tmp(&self) -> PathBuf {
         self.dir.path().join(REMOTE_TMP)
+    }
+
+    /// The sessions' `XDG_RUNTIME_DIR` on a server started with
+    /// [`Builder::login_runtime_dir`] (whose sessions have no `TMPDIR`).
+    pub fn runtime_dir(&self) -> Option<&Path> {
+        self.runtime.as_ref().map(TempDir::path)
     }
 
     /// What sshd printed on stderr so far (its last lines), for diagnosing a
@@ -320,6 +332,7 @@ impl Drop for Sshd {
 #[derive(Debug, Clone)]
 pub struct Builder {
     tcp_forwarding: bool,
+    login_runtime_dir: bool,
     /// sshd_config lines placed before the harness's own.
     extra: String,
 }
@@ -328,6 +341,14 @@ impl Builder {
     /// `AllowTcpForwarding yes` (the default) or `no`: a server that refuses port forwards.
     pub fn tcp_forwarding(mut self, allow: bool) -> Builder {
         self.tcp_forwarding = allow;
+        self
+    }
+
+    /// Sessions as a systemd login has them: `XDG_RUNTIME_DIR` a fresh 0700 directory in memory
+    /// (in /dev/shm where there is one; [`Sshd::runtime_dir`]) and no `TMPDIR`. The benchmarks'
+    /// servers are such, as most servers are.
+    pub fn login_runtime_dir(mut self) -> Builder {
+        self.login_runtime_dir = true;
         self
     }
 
@@ -368,6 +389,8 @@ struct Setup {
     host_key_pub: String,
     /// `AllowTcpForwarding`.
     tcp_forwarding: bool,
+    /// The sessions' `XDG_RUNTIME_DIR`, in place of their `TMPDIR`.
+    runtime: Option<TempDir>,
 }
 
 impl Setup {
@@ -407,6 +430,7 @@ impl Setup {
             tag,
             host_key_pub,
             tcp_forwarding: true,
+            runtime: None,
         })
     }
 
@@ -489,6 +513,7 @@ impl Setup {
             user: self.user,
             tag: self.tag,
             log,
+            runtime: self.runtime,
             dir: self.dir,
         }
     }
@@ -541,10 +566,14 @@ LogLevel INFO
             c += "PerSourcePenalties no\n";
         }
         // sshd reads only the first SetEnv line: every variable goes on this one.
+        let (var, dir) = match &self.runtime {
+            Some(runtime) => ("XDG_RUNTIME_DIR", runtime.path().to_owned()),
+            None => ("TMPDIR", self.path(REMOTE_TMP)),
+        };
         c += &format!(
-            "SetEnv {TAG_VAR}={} \"TMPDIR={}\"\n",
+            "SetEnv {TAG_VAR}={} \"{var}={}\"\n",
             self.tag,
-            self.path(REMOTE_TMP).display()
+            dir.display()
         );
         c
     }
@@ -710,4 +739,18 @@ mod tests {
         );
         assert_eq!(parse_openssh_version("usage: sshd"), None);
     }
+}
+
+/// A fresh 0700 directory in memory for a server's sessions (/dev/shm, or the system's temporary
+/// directory where there is none), removed with the server.
+fn memory_dir() -> Result<TempDir, String> {
+    let shm = Path::new("/dev/shm");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("mix-remote-sshd-run-");
+    let made = if shm.is_dir() {
+        builder.tempdir_in(shm)
+    } else {
+        builder.tempdir()
+    };
+    made.map_err(|e| format!("cannot create the sessions' runtime directory: {e}"))
 }

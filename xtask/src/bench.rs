@@ -60,6 +60,13 @@ pub struct BenchArgs {
 /// handshake: 0 when its preparation is off the critical path.
 const PHASES: [&str; 6] = ["connect", "tunnels", "boot", "push", "call", "teardown"];
 
+/// The benchmarks' server: a testkit sshd whose sessions are as a systemd login makes them on
+/// most servers (`XDG_RUNTIME_DIR` in memory, no `TMPDIR`), not as the tests' (a `TMPDIR` on
+/// disk, to find what a run leaves).
+pub fn server() -> testkit::Sshd {
+    testkit::Sshd::builder().login_runtime_dir().start()
+}
+
 /// Runs the benchmark and prints the table on stdout (progress on stderr).
 pub fn run(args: &BenchArgs, root: &Path) -> Result<(), String> {
     if args.runs == 0 {
@@ -84,7 +91,7 @@ pub fn run(args: &BenchArgs, root: &Path) -> Result<(), String> {
         eprintln!("bench: generating and compiling the {n}-module project");
         projects.push((n, project::generate(dir, n)?));
     }
-    let sshd = testkit::Sshd::start();
+    let sshd = server();
     let proxy = std::env::current_exe().map_err(|e| format!("cannot find xtask itself: {e}"))?;
     let mut rows = Vec::new();
     let mut warm_rows = Vec::new();

@@ -91,7 +91,7 @@ pub fn run(args: &BenchEctoArgs, root: &std::path::Path) -> Result<(), String> {
     }
     std::fs::write(&config, yaml).map_err(|e| format!("cannot write the config: {e}"))?;
 
-    let sshd = testkit::Sshd::start();
+    let sshd = crate::bench::server();
     let proxy = std::env::current_exe().map_err(|e| format!("cannot find xtask itself: {e}"))?;
     println!(
         "Ecto data fix (250 rows in 3 transactions), cold, median of {} (ms; loopback sshd)",

@@ -99,7 +99,7 @@ pub fn run(args: &BenchFanoutArgs, root: &Path) -> Result<(), String> {
         eprintln!("bench-fanout: generating and compiling the {n}-module project");
         projects.push((n, project::generate(dir, n)?));
     }
-    let sshd = testkit::Sshd::start();
+    let sshd = crate::bench::server();
     let config = alias_config(&sshd, most, work.path())?;
     let modes: &[Mode] = if args.no_pty {
         &[Mode::Quiet]

@@ -54,7 +54,7 @@ pub fn run(args: &BenchOutputArgs, root: &Path) -> Result<(), String> {
     let project = testkit::compiled_fixture("demo");
     let out = tempfile::tempdir().map_err(|e| format!("a temporary directory: {e}"))?;
     let sink = out.path().join("stdout");
-    let sshd = testkit::Sshd::start();
+    let sshd = crate::bench::server();
     let proxy = std::env::current_exe().map_err(|e| format!("cannot find xtask itself: {e}"))?;
     let mut cells: BTreeMap<(u64, Way, usize), Vec<Sample>> = BTreeMap::new();
     for &rtt in &args.rtts {
