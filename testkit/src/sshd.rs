@@ -723,6 +723,20 @@ pub(crate) fn wait_until_none(
     }
 }
 
+/// A fresh 0700 directory in memory for a server's sessions (/dev/shm, or the system's temporary
+/// directory where there is none), removed with the server.
+fn memory_dir() -> Result<TempDir, String> {
+    let shm = Path::new("/dev/shm");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("mix-remote-sshd-run-");
+    let made = if shm.is_dir() {
+        builder.tempdir_in(shm)
+    } else {
+        builder.tempdir()
+    };
+    made.map_err(|e| format!("cannot create the sessions' runtime directory: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -739,18 +753,4 @@ mod tests {
         );
         assert_eq!(parse_openssh_version("usage: sshd"), None);
     }
-}
-
-/// A fresh 0700 directory in memory for a server's sessions (/dev/shm, or the system's temporary
-/// directory where there is none), removed with the server.
-fn memory_dir() -> Result<TempDir, String> {
-    let shm = Path::new("/dev/shm");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix("mix-remote-sshd-run-");
-    let made = if shm.is_dir() {
-        builder.tempdir_in(shm)
-    } else {
-        builder.tempdir()
-    };
-    made.map_err(|e| format!("cannot create the sessions' runtime directory: {e}"))
 }
