@@ -219,7 +219,7 @@ fn eval_and_scripts_ship_and_start_the_applications_as_run_does() {
 }
 
 #[test]
-fn config_evaluated_ahead_prints_once_in_order_and_fails_as_it_would() {
+fn config_evaluated_ahead_prints_once_in_order_fails_as_it_would_and_sets_logger() {
     let sshd = Sshd::start();
     let staged = testkit::staged_fixture("otp_app", "prod");
     let project = staged.path();
@@ -248,7 +248,35 @@ fn config_evaluated_ahead_prints_once_in_order_and_fails_as_it_would() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(out.stdout, local.stdout);
 
-    // A config.exs that raises fails the run with its exception, as the job's own would.
+    // A Logger setting beyond the level (the node restarts Logger for it) shows in the job's log
+    // lines as under mix run.
+    let prod = project.join("config/prod.exs");
+    let prod_text = std::fs::read_to_string(&prod).unwrap();
+    let format = "config :logger, :console, format: \"[$level] console: $message\\n\"\n";
+    std::fs::write(&prod, format!("{prod_text}{format}")).unwrap();
+    let log = ("OtpApp.Jobs.log", ["\"x\""]);
+    let local = mix_run(project, "prod", true, &call_code(log.0, &log.1), &vars);
+    let expected = ["[info] console: info x"];
+    assert_eq!(log_lines(&local.stdout), expected, "{}", local.stdout);
+    let out = remote(&sshd, project, "prod", true, log.0, &log.1, &vars);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(log_lines(&out.stderr), expected, "{}", out.stderr);
+    std::fs::write(&prod, prod_text).unwrap();
+
+    // A config.exs or runtime.exs that raises fails the run with its exception, as the job's own
+    // would.
+    std::fs::write(
+        &runtime,
+        format!("raise \"no runtime here\"\n{runtime_text}"),
+    )
+    .unwrap();
+    let out = remote(&sshd, project, "prod", true, entry, &[], &vars);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("** (RuntimeError) no runtime here"),
+        "{}",
+        out.stderr
+    );
     std::fs::write(&config, format!("raise \"no config here\"\n{original}")).unwrap();
     let out = remote(&sshd, project, "prod", true, entry, &[], &vars);
     assert_eq!(out.code, Some(1), "{}", out.stderr);
