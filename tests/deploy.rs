@@ -265,26 +265,18 @@ fn config_evaluated_ahead_prints_once_in_order_fails_as_it_would_and_sets_logger
 
     // A config.exs or runtime.exs that raises fails the run with its exception, as the job's own
     // would.
-    std::fs::write(
-        &runtime,
-        format!("raise \"no runtime here\"\n{runtime_text}"),
-    )
-    .unwrap();
-    let out = remote(&sshd, project, "prod", true, entry, &[], &vars);
-    assert_eq!(out.code, Some(1), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("** (RuntimeError) no runtime here"),
-        "{}",
-        out.stderr
-    );
-    std::fs::write(&config, format!("raise \"no config here\"\n{original}")).unwrap();
-    let out = remote(&sshd, project, "prod", true, entry, &[], &vars);
-    assert_eq!(out.code, Some(1), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("** (RuntimeError) no config here"),
-        "{}",
-        out.stderr
-    );
+    let raising = [
+        (&runtime, &runtime_text, "no runtime here"),
+        (&config, &original, "no config here"),
+    ];
+    for (file, text, message) in raising {
+        std::fs::write(file, format!("raise \"{message}\"\n{text}")).unwrap();
+        let out = remote(&sshd, project, "prod", true, entry, &[], &vars);
+        assert_eq!(out.code, Some(1), "{}", out.stderr);
+        let raised = format!("** (RuntimeError) {message}");
+        assert!(out.stderr.contains(&raised), "{}", out.stderr);
+        std::fs::write(file, text).unwrap();
+    }
     sshd.assert_no_session_processes();
     assert_no_run_dirs(&sshd, "the config runs");
 }
