@@ -122,13 +122,13 @@ end
 
 # The run's private directory (0700, fresh: `:file.make_dir/1` fails rather than reuse anything),
 # `mix-remote-run-<OS pid>-<random>` in the directory `tmp_dir` picks, made on first use (after
-# `remote_env` is set, so TMPDIR may move it). The directories earlier runs left there are removed meanwhile, by a
-# process of its own. Returns the directory and, to its first caller, that process's monitor,
-# which `swept` waits on for how many it removed (0 to the others). `halt` knows the directory
-# before it exists: a halt that stops this process between the two (stdin closing as the batch
-# comes) removes it all the same. Erlang's functions only: it is on a cold run's way to the load,
-# where each Elixir module loaded costs 0.5-5 ms (String and String.Unicode, File, Path, System,
-# Regex, Base: 40-60 ms on a booting node).
+# `remote_env` is set, so TMPDIR may move it). The directories earlier runs left there (see
+# `run_places`) are removed meanwhile, by a process of its own. Returns the directory and, to its
+# first caller, that process's monitor, which `swept` waits on for how many it removed (0 to the
+# others). `halt` knows the directory before it exists: a halt that stops this process between
+# the two (stdin closing as the batch comes) removes it all the same. Erlang's functions only: it
+# is on a cold run's way to the load, where each Elixir module loaded costs 0.5-5 ms (String and
+# String.Unicode, File, Path, System, Regex, Base: 40-60 ms on a booting node).
 run_dir = fn again ->
   case :persistent_term.get(:mix_remote_dir, nil) do
     nil ->
@@ -145,7 +145,7 @@ run_dir = fn again ->
 
           {_pid, sweeping} =
             writing.(fn ->
-              stale = stale_runs.(tmp, uid)
+              stale = Enum.flat_map(run_places.(tmp), &stale_runs.(&1, uid))
               Enum.each(stale, remove_tree)
               exit({:mix_remote_swept, length(stale)})
             end)

@@ -1,7 +1,7 @@
 # mix-remote check program, evaluated by the elixir that templates/check.sh starts. It prints the
 # server's OTP release, Elixir version and full OTP version ("-" when its OTP records none), how
-# many directories runs that were killed left in the temp dir (and which dir), then the marker the
-# tool waits for. It runs nothing of the project and changes nothing.
+# many directories runs that were killed left where runs put them (and where that is), then the
+# marker the tool waits for. It runs nothing of the project and changes nothing.
 otp = System.otp_release()
 file = Path.join([:code.root_dir(), "releases", otp, "OTP_VERSION"])
 
@@ -21,6 +21,14 @@ uid =
     _error -> System.cmd("id", ["-u"]) |> elem(0) |> String.trim() |> String.to_integer()
   end
 
-tmp = tmp_dir.()
-IO.puts("mix-remote-stale #{length(stale_runs.(tmp, uid))} #{tmp}")
+tmp =
+  try do
+    tmp_dir.()
+  rescue
+    _none_writable -> "/tmp"
+  end
+
+places = run_places.(tmp)
+stale = Enum.flat_map(places, &stale_runs.(&1, uid))
+IO.puts("mix-remote-stale #{length(stale)} #{Enum.join(places, " or ")}")
 IO.puts("mix-remote:checked")

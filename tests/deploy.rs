@@ -504,12 +504,12 @@ fn no_directory_of_a_run_remains_on_the_server_however_the_run_ends() {
     assert_eq!(child.finish().code, Some(3));
     sshd.assert_no_session_processes();
     assert_eq!(run_dirs(&sshd), [left]);
-    assert_a_killed_node_is_counted_then_swept(&sshd);
+    assert_eq!(stale_runs_counted_then_swept(&sshd), 1);
 }
 
-/// With the directory a killed node left (alone) on the server: `check` counts it, and the next
-/// run removes it.
-fn assert_a_killed_node_is_counted_then_swept(sshd: &Sshd) {
+/// With the directory a killed node left on the server: how many such `check` counts; the next
+/// run, which it checks, removes them.
+fn stale_runs_counted_then_swept(sshd: &Sshd) -> u64 {
     let mut check = testkit::mix_remote(testkit::compiled_fixture("demo"));
     check
         .args(["check", "--json", "--host", &sshd.host(), "-F"])
@@ -522,10 +522,11 @@ fn assert_a_killed_node_is_counted_then_swept(sshd: &Sshd) {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .find(|e| e["event"] == "check")
         .expect("a check event");
-    assert_eq!(row["stale_runs"], 1, "{row}");
+    let count = row["stale_runs"].as_u64().expect("a count of stale runs");
     let out = run(sshd, &["Demo.Worker.process", "--", "1", "\"again\""]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_no_run_dirs(sshd, "the run after a killed node");
+    count
 }
 
 /// The OS processes of the remote nodes of `sshd`'s sessions.
@@ -544,23 +545,37 @@ fn without_a_tmpdir_runs_keep_their_directories_in_the_login_runtime_dir() {
     let child = start_sleeper(&sshd);
     let left = the_live_run_dir(&sshd);
     assert_eq!(left.parent(), Some(runtime.as_path()));
-    let elsewhere = std::fs::read_dir(sshd.remote_tmp()).unwrap().count();
-    assert_eq!(elsewhere, 0, "files in {}", sshd.remote_tmp().display());
     testkit::signal("KILL", &remote_nodes(&sshd));
     assert_eq!(child.finish().code, Some(3));
     sshd.assert_no_session_processes();
     assert_eq!(run_dirs(&sshd), [left]);
-    assert_a_killed_node_is_counted_then_swept(&sshd);
+    // Releases before the runtime directory put theirs in /tmp: a killed one's is counted and
+    // removed too (beside any other stale ones there).
+    let mut gone = Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let old = PathBuf::from(format!("/tmp/mix-remote-run-{}-01d0ff", gone.id()));
+    std::fs::create_dir(&old).unwrap();
+    let checked = std::panic::catch_unwind(|| stale_runs_counted_then_swept(&sshd));
+    let swept = !old.exists();
+    let _ = std::fs::remove_dir(&old);
+    let counted = checked.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    assert!(
+        counted >= 2 && swept,
+        "{counted} counted; {} swept: {swept}",
+        old.display()
+    );
 }
 
 /// What `templates/run_dirs.exs` makes of `expr`, evaluated by this machine's `elixir` with
-/// `env` as the only temporary-directory variables: the value, inspected.
-fn run_dirs_say(expr: &str, env: &[(&str, &Path)]) -> String {
-    let program = include_str!("../templates/run_dirs.exs");
+/// `env` as the only temporary-directory variables and `mountinfo` read in place of
+/// /proc/self/mountinfo: the value, inspected.
+fn run_dirs_say(expr: &str, env: &[(&str, &Path)], mountinfo: &Path) -> String {
+    let program = include_str!("../templates/run_dirs.exs")
+        .replace("/proc/self/mountinfo", &mountinfo.display().to_string());
     let mut elixir = Command::new("elixir");
-    elixir
-        .arg("-e")
-        .arg(format!("{program}\n_ = stale_runs\nIO.inspect({expr})"));
+    elixir.arg("-e").arg(format!(
+        "{program}\n_ = {{stale_runs, run_places}}\nIO.inspect({expr})"
+    ));
     for var in ["TMPDIR", "TEMP", "TMP", "XDG_RUNTIME_DIR"] {
         elixir.env_remove(var);
     }
@@ -573,39 +588,74 @@ fn run_dirs_say(expr: &str, env: &[(&str, &Path)]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// `text` as an Elixir string literal.
+fn elixir_string(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    format!("\"{escaped}\"")
+}
+
+/// The `major:minor` mountinfo gives the device of `st_dev`, as glibc splits it.
+fn device_numbers(st_dev: u64) -> String {
+    let major = ((st_dev >> 8) & 0xfff) | ((st_dev >> 32) & !0xfff);
+    let minor = (st_dev & 0xff) | ((st_dev >> 12) & !0xff);
+    format!("{major}:{minor}")
+}
+
 #[test]
 fn runs_put_their_directories_in_tmpdir_else_an_exec_mountable_runtime_dir_else_tmp() {
+    use std::os::unix::fs::MetadataExt;
     let (set, runtime) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let missing = set.path().join("missing");
+    let mountinfo = set.path().join("mountinfo");
+    let device = device_numbers(std::fs::metadata(runtime.path()).unwrap().dev());
+    let mounted = |numbers: &str, options: &str| {
+        let line = format!("27 1 {numbers} / / {options} - ext4 /dev/vda rw\n");
+        std::fs::write(&mountinfo, line).unwrap();
+    };
     let said = |dir: &Path| format!("{:?}", dir.display().to_string());
-    let tmp_dir = |env: &[(&str, &Path)]| run_dirs_say("tmp_dir.()", env);
+    let tmp_dir = |env: &[(&str, &Path)]| run_dirs_say("tmp_dir.()", env, &mountinfo);
+    mounted(&device, "rw,relatime");
     let both = [("TMPDIR", set.path()), ("XDG_RUNTIME_DIR", runtime.path())];
     assert_eq!(tmp_dir(&both), said(set.path()));
     assert_eq!(tmp_dir(&both[1..]), said(runtime.path()));
     let gone = [("TMPDIR", &*missing), ("XDG_RUNTIME_DIR", runtime.path())];
     assert_eq!(tmp_dir(&gone), said(runtime.path()));
     assert_eq!(tmp_dir(&[("XDG_RUNTIME_DIR", &missing)]), "\"/tmp\"");
+    // A runtime directory a NIF could not be mapped from, or whose mount cannot be told.
+    mounted(&device, "rw,noexec,relatime");
+    assert_eq!(tmp_dir(&both[1..]), "\"/tmp\"");
+    mounted("1:2345", "rw,relatime");
+    assert_eq!(tmp_dir(&both[1..]), "\"/tmp\"");
 
-    // Mount points as /proc/self/mountinfo lists them; the later of two on one point is on top.
-    let mountinfo = "22 1 8:0 / / rw,relatime - ext4 /dev/vda rw\\n\
-        30 22 0:25 / /run/user/1000 rw,nosuid,nodev,relatime shared:5 - tmpfs tmpfs rw,mode=700\\n\
-        31 22 0:26 / /run/user/10 rw,nosuid,nodev,noexec - tmpfs tmpfs rw\\n\
-        32 22 0:27 / /dev/shm rw,nosuid,nodev,noexec shared:6 - tmpfs tmpfs rw\\n\
-        33 32 0:28 / /dev/shm rw,nosuid,nodev shared:7 - tmpfs tmpfs rw";
+    // Mount points as mountinfo lists them, escaped; the upper of two on one point listed first.
+    let table = r"27 1 8:1 / / rw,relatime - ext4 /dev/vda rw
+30 27 0:25 / /run/user/1000 rw,nosuid,nodev,relatime shared:5 - tmpfs tmpfs rw,mode=700
+31 27 0:26 / /run/user/10 rw,nosuid,nodev,noexec - tmpfs tmpfs rw
+33 32 0:28 / /dev/shm rw,nosuid,nodev shared:7 - tmpfs tmpfs rw
+32 24 0:27 / /dev/shm rw,nosuid,nodev,noexec shared:6 - tmpfs tmpfs rw
+34 27 0:29 / /mnt/a\040b rw,noexec - tmpfs tmpfs rw";
     let cases = [
-        ("/run/user/1000", false),
-        ("/run/user/10", true),
-        ("/run/user/10/mix-remote-run-1-a", true),
-        ("/run/user/100", false),
-        ("/dev/shm/x", false),
-        ("/home/deploy", false),
+        ("/run/user/1000", 25, false),
+        ("/run/user/10", 26, true),
+        ("/run/user/10/mix-remote-run-1-a", 26, true),
+        ("/run/user/100", 2049, false),
+        ("/dev/shm/x", 28, false),
+        ("/mnt/a b", 29, true),
+        ("/var/run/user/1000", 25, true),
+        ("/home/deploy", 2049, false),
     ];
-    for (dir, noexec) in cases {
-        let expr = format!("noexec.(~c\"{dir}\", \"{mountinfo}\")");
-        assert_eq!(run_dirs_say(&expr, &[]), noexec.to_string(), "{dir}");
+    for (dir, st_dev, noexec) in cases {
+        let text = elixir_string(table);
+        let expr = format!("noexec.(~c{}, {st_dev}, {text})", elixir_string(dir));
+        assert_eq!(
+            run_dirs_say(&expr, &[], &mountinfo),
+            noexec.to_string(),
+            "{dir}"
+        );
     }
-    assert_eq!(
-        run_dirs_say("noexec.(~c\"/run/user/10\", \"\")", &[]),
-        "false"
-    );
+    let unknown = "noexec.(~c\"/run/user/10\", 26, \"\")";
+    assert_eq!(run_dirs_say(unknown, &[], &mountinfo), "false");
 }

@@ -162,8 +162,9 @@ impl Sshd {
     }
 
     /// The sessions' temporary directory: sshd sets `TMPDIR` to it in every
-    /// session, so whatever a run leaves in the server's temp dir is here (and
-    /// removed with the server).
+    /// session (but on a server started with [`Builder::login_runtime_dir`]), so
+    /// whatever a run leaves in the server's temp dir is here (and removed with
+    /// the server).
     pub fn remote_tmp(&self) -> PathBuf {
         self.dir.path().join(REMOTE_TMP)
     }
@@ -723,18 +724,32 @@ pub(crate) fn wait_until_none(
     }
 }
 
-/// A fresh 0700 directory in memory for a server's sessions (/dev/shm, or the system's temporary
-/// directory where there is none), removed with the server.
+/// A fresh 0700 directory in memory for a server's sessions, removed with the server: in /dev/shm,
+/// or the system's temporary directory where that is missing or mounted noexec (as in some
+/// containers), since a run would not use a runtime directory a NIF cannot be mapped from.
 fn memory_dir() -> Result<TempDir, String> {
     let shm = Path::new("/dev/shm");
     let mut builder = tempfile::Builder::new();
     builder.prefix("mix-remote-sshd-run-");
-    let made = if shm.is_dir() {
+    let made = if shm.is_dir() && !mounted_noexec(shm) {
         builder.tempdir_in(shm)
     } else {
         builder.tempdir()
     };
     made.map_err(|e| format!("cannot create the sessions' runtime directory: {e}"))
+}
+
+/// Whether `dir` is on a filesystem mounted noexec (statvfs's `ST_NOEXEC`).
+fn mounted_noexec(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a NUL-terminated string and `stats` is written by statvfs before it is
+    // read, which happens only when the call succeeded.
+    let done = unsafe { libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) } == 0;
+    done && unsafe { stats.assume_init() }.f_flag & libc::ST_NOEXEC != 0
 }
 
 #[cfg(test)]
