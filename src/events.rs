@@ -90,8 +90,8 @@ pub struct CheckRow {
     /// Whether the server's OTP loads every module of the local build (the version preflight
     /// `run` does before pushing); skipped without a compiled build.
     pub compat: Probe,
-    /// Directories that runs killed on the server left in its temp dir (the next run removes
-    /// them); unknown when elixir could not be asked.
+    /// Directories that runs killed on the server left where runs put theirs (the next run
+    /// removes them); unknown when elixir could not be asked.
     pub stale_runs: Option<u64>,
     /// Whether `run` can work on this host.
     pub ready: bool,

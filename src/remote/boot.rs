@@ -71,8 +71,8 @@ pub const DONE: &str = "done";
 pub const CHECKED: &str = "checked";
 /// How the check program's line of versions starts.
 pub const VERSIONS: &str = "mix-remote-versions ";
-/// How the check program's line about directories of earlier runs starts: the count, then the
-/// server's temp dir.
+/// How the check program's line about directories of earlier runs starts: the count, then where
+/// it looked (`templates/run_dirs.exs`).
 pub const STALE: &str = "mix-remote-stale ";
 /// The name the boot program's request server registers on the remote node.
 pub const SERVER: &str = "mix_remote";
