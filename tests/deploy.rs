@@ -550,7 +550,11 @@ fn without_a_tmpdir_runs_keep_their_directories_in_the_login_runtime_dir() {
     sshd.assert_no_session_processes();
     assert_eq!(run_dirs(&sshd), [left]);
     // Releases before the runtime directory put theirs in /tmp: a killed one's is counted and
-    // removed too (beside any other stale ones there).
+    // removed too (beside any other stale ones there). Runs of this test at once would sweep
+    // each other's: they take turns.
+    let turn = std::env::temp_dir().join("mix-remote-test-old-runs.lock");
+    let turn = std::fs::File::create(turn).unwrap();
+    turn.lock().unwrap();
     let mut gone = Command::new("true").spawn().unwrap();
     gone.wait().unwrap();
     let old = PathBuf::from(format!("/tmp/mix-remote-run-{}-01d0ff", gone.id()));
