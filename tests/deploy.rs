@@ -3,6 +3,7 @@
 //! NIF, config and the logger, an umbrella, a real Ecto data fix against PostgreSQL, native code
 //! built for another machine, and the run's directory on the server gone however a run ends.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -51,19 +52,10 @@ fn remote(
     args: &[&str],
     vars: &[(&str, String)],
 ) -> Output {
-    let config = tempfile::tempdir().unwrap();
-    let file = config.path().join("mix-remote.yaml");
-    let mut yaml = String::from("defaults:\n  remote_env:\n");
-    for (name, value) in vars {
-        yaml += &format!("    {name}: {}\n", serde_json::to_string(value).unwrap());
-    }
-    if vars.is_empty() {
-        yaml = "defaults: {}\n".into();
-    }
-    std::fs::write(&file, yaml).unwrap();
+    let config = remote_env_config(vars);
     let mut tool = testkit::mix_remote(project);
     tool.arg("--config")
-        .arg(&file)
+        .arg(config.path().join("mix-remote.yaml"))
         .run_on(sshd)
         .args(["--project", &project.display().to_string(), "--env", env])
         .arg("--no-compile")
@@ -74,6 +66,20 @@ fn remote(
     let out = tool.run();
     out.assert_local_clean();
     out
+}
+
+/// A directory with a `mix-remote.yaml` whose defaults give `vars` as `remote_env`.
+fn remote_env_config(vars: &[(&str, String)]) -> tempfile::TempDir {
+    let config = tempfile::tempdir().unwrap();
+    let mut yaml = String::from("defaults:\n  remote_env:\n");
+    for (name, value) in vars {
+        yaml += &format!("    {name}: {}\n", serde_json::to_string(value).unwrap());
+    }
+    if vars.is_empty() {
+        yaml = "defaults: {}\n".into();
+    }
+    std::fs::write(config.path().join("mix-remote.yaml"), yaml).unwrap();
+    config
 }
 
 /// Logger's lines in `text` from their level on (`[info] text`): without the timestamp Logger
@@ -510,8 +516,18 @@ fn no_directory_of_a_run_remains_on_the_server_however_the_run_ends() {
 /// With the directory a killed node left on the server: how many such `check` counts; the next
 /// run, which it checks, removes them.
 fn stale_runs_counted_then_swept(sshd: &Sshd) -> u64 {
+    let count = stale_runs_checked(sshd, &[]);
+    let out = run(sshd, &["Demo.Worker.process", "--", "1", "\"again\""]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_no_run_dirs(sshd, "the run after a killed node");
+    count
+}
+
+/// How many directories of killed runs `check` (with `args` before its own) counts on `sshd`.
+fn stale_runs_checked(sshd: &Sshd, args: &[&OsStr]) -> u64 {
     let mut check = testkit::mix_remote(testkit::compiled_fixture("demo"));
     check
+        .args(args)
         .args(["check", "--json", "--host", &sshd.host(), "-F"])
         .arg(sshd.ssh_config());
     let checked = check.run();
@@ -522,11 +538,25 @@ fn stale_runs_counted_then_swept(sshd: &Sshd) -> u64 {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .find(|e| e["event"] == "check")
         .expect("a check event");
-    let count = row["stale_runs"].as_u64().expect("a count of stale runs");
-    let out = run(sshd, &["Demo.Worker.process", "--", "1", "\"again\""]);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_no_run_dirs(sshd, "the run after a killed node");
-    count
+    row["stale_runs"].as_u64().expect("a count of stale runs")
+}
+
+#[test]
+fn check_counts_stale_runs_where_remote_env_puts_runs() {
+    let sshd = Sshd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut gone = Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let left = tmp
+        .path()
+        .join(format!("mix-remote-run-{}-0abc", gone.id()));
+    std::fs::create_dir(&left).unwrap();
+    let config = remote_env_config(&[("TMPDIR", tmp.path().display().to_string())]);
+    let file = config.path().join("mix-remote.yaml");
+    let args = [OsStr::new("--config"), file.as_os_str()];
+    assert_eq!(stale_runs_checked(&sshd, &args), 1);
+    assert_eq!(stale_runs_checked(&sshd, &[]), 0);
+    sshd.assert_no_session_processes();
 }
 
 /// The OS processes of the remote nodes of `sshd`'s sessions.

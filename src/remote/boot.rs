@@ -3,7 +3,7 @@
 //! requests the boot program serves. The programs come from `templates/`, so what is shipped is
 //! easy to read and review; every word they share with the tool is a constant here.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::build::compat::MIN_REMOTE_OTP;
 use crate::remote::node::dist::NET_TICKTIME;
@@ -240,10 +240,19 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
 }
 
 /// What `check` feeds its launcher once the forward is tested: the go-ahead line, then the
-/// check program as one line of Elixir.
-pub fn check_input() -> Vec<u8> {
+/// check program as one line of Elixir, after the host's `remote_env` is put, as a run puts it
+/// before it makes its directory (a `TMPDIR` there places the directories `check` counts).
+pub fn check_input(remote_env: &BTreeMap<String, String>) -> Vec<u8> {
+    let env: Vec<String> = remote_env
+        .iter()
+        .map(|(name, value)| {
+            let [name, value] = [name, value].map(|s| elixir_string_body(s));
+            format!("\"{name}\" => \"{value}\"")
+        })
+        .collect();
     format!(
-        "go\nCode.eval_string(\"{}\")\n",
+        "go\nSystem.put_env(%{{{}}}); Code.eval_string(\"{}\")\n",
+        env.join(", "),
         elixir_string_body(&CHECK_PROGRAM.replace("@RUN_DIRS@", RUN_DIRS))
     )
     .into_bytes()
@@ -286,6 +295,17 @@ mod tests {
 
     /// The boot program's source, which [`BOOT_BEAMS`] are compiled from.
     const PROGRAM: &str = include_str!("../../templates/boot.exs");
+
+    #[test]
+    fn check_puts_the_remote_env_as_elixir_strings_before_its_program() {
+        let env = BTreeMap::from([("A".to_owned(), "x\"#{y}\\".to_owned())]);
+        let input = String::from_utf8(check_input(&env)).unwrap();
+        let put = "go\nSystem.put_env(%{\"A\" => \"x\\\"\\#{y}\\\\\"}); Code.eval_string(\"";
+        assert!(input.starts_with(put), "{input}");
+        assert_eq!(input.lines().count(), 2);
+        let none = String::from_utf8(check_input(&BTreeMap::new())).unwrap();
+        assert!(none.starts_with("go\nSystem.put_env(%{}); Code.eval_string(\""));
+    }
 
     #[test]
     fn the_templates_speak_the_same_words() {

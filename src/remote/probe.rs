@@ -175,7 +175,7 @@ async fn probe(
     let phase = report.phase(Stage::Elixir, format!("looking for {}", host.elixir));
     let boot = Duration::from_secs(host.boot_timeout);
     let found = async {
-        master.send(&boot::check_input()).await?;
+        master.send(&boot::check_input(&host.remote_env)).await?;
         master.wait_for(boot::CHECKED, "elixir").await
     };
     match tokio::time::timeout(boot, found).await {
