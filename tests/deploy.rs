@@ -631,11 +631,9 @@ fn elixir_string(text: &str) -> String {
     format!("\"{escaped}\"")
 }
 
-/// The `major:minor` mountinfo gives the device of `st_dev`, as glibc splits it.
+/// The `major:minor` mountinfo gives the device of `st_dev`.
 fn device_numbers(st_dev: u64) -> String {
-    let major = ((st_dev >> 8) & 0xfff) | ((st_dev >> 32) & !0xfff);
-    let minor = (st_dev & 0xff) | ((st_dev >> 12) & !0xff);
-    format!("{major}:{minor}")
+    format!("{}:{}", libc::major(st_dev), libc::minor(st_dev))
 }
 
 #[test]
@@ -671,15 +669,16 @@ fn runs_put_their_directories_in_tmpdir_else_an_exec_mountable_runtime_dir_else_
 33 32 0:28 / /dev/shm rw,nosuid,nodev shared:7 - tmpfs tmpfs rw
 32 24 0:27 / /dev/shm rw,nosuid,nodev,noexec shared:6 - tmpfs tmpfs rw
 34 27 0:29 / /mnt/a\040b rw,noexec - tmpfs tmpfs rw";
+    let dev = libc::makedev;
     let cases = [
-        ("/run/user/1000", 25, false),
-        ("/run/user/10", 26, true),
-        ("/run/user/10/mix-remote-run-1-a", 26, true),
-        ("/run/user/100", 2049, false),
-        ("/dev/shm/x", 28, false),
-        ("/mnt/a b", 29, true),
-        ("/var/run/user/1000", 25, true),
-        ("/home/deploy", 2049, false),
+        ("/run/user/1000", dev(0, 25), false),
+        ("/run/user/10", dev(0, 26), true),
+        ("/run/user/10/mix-remote-run-1-a", dev(0, 26), true),
+        ("/run/user/100", dev(8, 1), false),
+        ("/dev/shm/x", dev(0, 28), false),
+        ("/mnt/a b", dev(0, 29), true),
+        ("/var/run/user/1000", dev(0, 25), true),
+        ("/home/deploy", dev(8, 1), false),
     ];
     for (dir, st_dev, noexec) in cases {
         let text = elixir_string(table);
