@@ -116,7 +116,7 @@ fn run_dirs(sshd: &Sshd) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Panics unless the server's temp dir holds no directory of a run.
+/// Panics unless the server holds no directory of a run where its runs put them.
 fn assert_no_run_dirs(sshd: &Sshd, after: &str) {
     assert_eq!(run_dirs(sshd), Vec::<PathBuf>::new(), "after {after}");
 }
