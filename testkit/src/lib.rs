@@ -22,7 +22,8 @@
 //!   [`Sshd::connection_processes`] (kill them to
 //!   drop a connection), [`Sshd::set_link`] (take a namespace host's link
 //!   down), [`Sshd::forget_host_key`], [`Sshd::change_host_key`],
-//!   [`Sshd::revoke_user_key`], and [`signal`] to send any signal.
+//!   [`Sshd::revoke_user_key`], and [`signal`] to send any signal; [`Builder::env`] with a
+//!   [`PathWithout`] for a server that lacks a program (bash).
 //! - [`compiled_fixture`] compiles a Mix project of `fixtures/` once
 //!   ([`compiled_fixture_in`] for another `MIX_ENV`, [`staged_fixture`] for a
 //!   private copy a test may change); fixtures find third-party
@@ -76,6 +77,7 @@ mod erl_beams;
 mod fixture;
 mod launcher;
 mod netns;
+mod path_without;
 mod postgres;
 mod procs;
 mod pty;
@@ -94,6 +96,7 @@ pub use fixture::{
     vendor_available, vendor_dir,
 };
 pub use launcher::{MixRemote, Output, Running, entries, mix_remote};
+pub use path_without::PathWithout;
 pub use postgres::Postgres;
 pub use procs::Proc;
 pub use pty::{PTY_COLS, PTY_ROWS, PtyRun};

@@ -83,12 +83,14 @@ impl Sshd {
             tcp_forwarding: true,
             login_runtime_dir: false,
             extra: String::new(),
+            env: Vec::new(),
         }
     }
 
     fn try_start_with(options: &Builder) -> Result<Sshd, String> {
         let mut setup = Setup::new(&options.extra)?;
         setup.tcp_forwarding = options.tcp_forwarding;
+        setup.env.clone_from(&options.env);
         if options.login_runtime_dir {
             setup.runtime = Some(memory_dir()?);
         }
@@ -336,9 +338,22 @@ pub struct Builder {
     login_runtime_dir: bool,
     /// sshd_config lines placed before the harness's own.
     extra: String,
+    /// Variables every session gets, beside the harness's own.
+    env: Vec<(String, String)>,
 }
 
 impl Builder {
+    /// Sets `name` to `value` in every session (sshd's `SetEnv`), e.g. a `PATH` without some
+    /// program ([`crate::PathWithout`]). Neither may hold a double quote.
+    pub fn env(mut self, name: &str, value: &str) -> Builder {
+        assert!(
+            !name.contains('"') && !value.contains('"'),
+            "testkit: a double quote in {name}={value}"
+        );
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
     /// `AllowTcpForwarding yes` (the default) or `no`: a server that refuses port forwards.
     pub fn tcp_forwarding(mut self, allow: bool) -> Builder {
         self.tcp_forwarding = allow;
@@ -392,6 +407,8 @@ struct Setup {
     tcp_forwarding: bool,
     /// The sessions' `XDG_RUNTIME_DIR`, in place of their `TMPDIR`.
     runtime: Option<TempDir>,
+    /// Variables set in every session, beside the harness's own (see [`Builder::env`]).
+    env: Vec<(String, String)>,
 }
 
 impl Setup {
@@ -432,6 +449,7 @@ impl Setup {
             host_key_pub,
             tcp_forwarding: true,
             runtime: None,
+            env: Vec::new(),
         })
     }
 
@@ -571,11 +589,11 @@ LogLevel INFO
             Some(runtime) => ("XDG_RUNTIME_DIR", runtime.path().to_owned()),
             None => ("TMPDIR", self.path(REMOTE_TMP)),
         };
-        c += &format!(
-            "SetEnv {TAG_VAR}={} \"{var}={}\"\n",
-            self.tag,
-            dir.display()
-        );
+        c += &format!("SetEnv {TAG_VAR}={} \"{var}={}\"", self.tag, dir.display());
+        for (name, value) in &self.env {
+            c += &format!(" \"{name}={value}\"");
+        }
+        c.push('\n');
         c
     }
 
