@@ -133,7 +133,7 @@ enum Place {
 }
 
 /// The settings every section may have: those that may differ from host to host, and the build.
-const SETTINGS: [&str; 12] = [
+const SETTINGS: [&str; 13] = [
     "mix_env",
     "entry",
     "include",
@@ -146,6 +146,7 @@ const SETTINGS: [&str; 12] = [
     "boot_timeout",
     "push_timeout",
     "call_timeout",
+    "forward_port",
 ];
 
 impl Place {
@@ -242,6 +243,9 @@ pub struct Section {
     /// Seconds the function may run (no limit when no layer sets one).
     #[serde(default, deserialize_with = "seconds")]
     pub call_timeout: Option<u64>,
+    /// The server port of a cold run's reverse forward (0: one the server allocates; none: one
+    /// the tool draws at random).
+    pub forward_port: Option<u16>,
     /// Under `defaults` only: whether `run` and `plan` compile the project first.
     pub compile: Option<Spanned<bool>>,
     /// Under `defaults` only: whether warnings are shown.
@@ -342,6 +346,9 @@ pub struct HostSettings {
     pub push_timeout: u64,
     /// Seconds the function may run; `None`: as long as it needs.
     pub call_timeout: Option<u64>,
+    /// The server port of a cold run's reverse forward: 0 for one the server allocates, `None`
+    /// for one the tool draws at random.
+    pub forward_port: Option<u16>,
 }
 
 impl Config {
@@ -700,6 +707,7 @@ pub fn resolve(config: Option<&Config>, host: &Selected, flags: &Section) -> Hos
             .find_map(|s| s.push_timeout)
             .unwrap_or(DEFAULT_PUSH_TIMEOUT),
         call_timeout: layers.iter().find_map(|s| s.call_timeout),
+        forward_port: layers.iter().find_map(|s| s.forward_port),
     }
 }
 
@@ -765,6 +773,7 @@ hosts:
     boot_timeout: 5
     call_timeout: 10
     elixir: /db/elixir
+    forward_port: 0
 ";
 
     fn host(name: &str, group: Option<&str>) -> Selected {
@@ -781,6 +790,7 @@ hosts:
         let db = resolve(Some(&config), &host("db-1", Some("db")), &none);
         assert_eq!(db.elixir, "/db/elixir", "host over group");
         assert_eq!((db.boot_timeout, db.call_timeout), (5, Some(10)));
+        assert_eq!(db.forward_port, Some(0), "0: the server allocates");
         assert_eq!(db.connect_timeout, 20, "defaults over built-ins");
         assert_eq!(db.push_timeout, 300);
         let db_build = build(Some(&config), None, &none, &[host("db-1", Some("db"))]).unwrap();
@@ -838,6 +848,7 @@ hosts:
                 None
             )
         );
+        assert_eq!(bare.forward_port, None, "drawn at random");
     }
 
     #[test]
@@ -938,6 +949,10 @@ hosts:
         let (line, key, message) = invalid("defaults:\n  connect_timeout: ten\n");
         assert_eq!((line, key.as_str()), (2, "defaults.connect_timeout"));
         assert!(message.contains("u64"), "{message}");
+
+        let (line, key, message) = invalid("hosts:\n  a:\n    forward_port: 70000\n");
+        assert_eq!((line, key.as_str()), (3, "hosts.a.forward_port"));
+        assert!(message.contains("u16"), "{message}");
 
         let (line, key, message) = invalid("hosts:\n  a:\n    call_timeout: 0\n");
         assert_eq!((line, key.as_str()), (3, "hosts.a.call_timeout"));

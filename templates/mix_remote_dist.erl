@@ -2,8 +2,9 @@
 %% templates/boot.sh): OTP's own TCP distribution (`inet_tcp_dist`), but for the one connection
 %% the node ever makes, back to the tool's node through the SSH reverse forward, which is opened
 %% ahead. Opening it makes sshd ask the tool's ssh for a channel, a round trip the handshake had
-%% to wait for; opened as the node starts (`ahead/1`, from templates/boot_start.erl), the channel
-%% is there by the time distribution connects, and the handshake's first message goes at once.
+%% to wait for; opened before the node starts (by the launcher, templates/boot.sh) or as it
+%% starts (`ahead/1`, from templates/boot_start.erl), the channel is there by the time
+%% distribution connects, and the handshake's first message goes at once.
 %% Like `inet_tcp_dist` with `-dist_listen false`, it listens nowhere.
 %%
 %% It has no state of its own but the process that holds the socket until distribution takes it
@@ -19,9 +20,26 @@
 -export([family/0, parse_address/1, connect/3, send/2, send/3, recv/3]).
 
 %% Opens the connection to 127.0.0.1:`Port` (the forward's port) in a process of its own that
-%% holds it for `connect/3`; returns at once.
+%% holds it for `connect/3`; returns at once. The launcher may have opened it already: then it is
+%% the descriptor MIX_REMOTE_FD names, which is taken instead (or, should that fail, a connection
+%% opened as above), and the variable is removed, so that nothing the node runs sees it.
 ahead(Port) ->
-    Holder = spawn(fun() -> hold(inet_tcp:connect({127, 0, 0, 1}, Port, [{active, false}, {packet, 2}])) end),
+    Options = [{active, false}, {packet, 2}],
+    Connect = fun() -> inet_tcp:connect({127, 0, 0, 1}, Port, Options) end,
+    Open =
+        case os:getenv("MIX_REMOTE_FD") of
+            false ->
+                Connect;
+            Fd ->
+                os:unsetenv("MIX_REMOTE_FD"),
+                fun() ->
+                    case catch inet_tcp:fdopen(list_to_integer(Fd), Options) of
+                        {ok, Socket} -> {ok, Socket};
+                        _ -> Connect()
+                    end
+                end
+        end,
+    Holder = spawn(fun() -> hold(Open()) end),
     persistent_term:put(?MODULE, Holder).
 
 %% Hands the socket opened ahead (or why there is none) to the first process that asks.

@@ -398,6 +398,79 @@ fn the_node_gives_its_connection_back_two_minutes_from_its_command_line() {
     out.assert_local_clean();
 }
 
+/// What a node says of its connection back: the descriptor of the distribution socket, and the
+/// launcher's variable as the function sees it.
+const CONNECTION_BACK: &str = "[{_, socket}] = :erlang.system_info(:dist_ctrl); {:inet.getfd(socket), System.get_env(\"MIX_REMOTE_FD\")}";
+
+/// `eval` of [`CONNECTION_BACK`] on `sshd`, with `config` (a `mix-remote.yaml`) if given:
+/// stdout, after checking that the run succeeded and left nothing on either side.
+fn connection_back(sshd: &Sshd, config: Option<&str>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
+    tool.eval_on(sshd, CONNECTION_BACK).arg("-v");
+    if let Some(yaml) = config {
+        let file = dir.path().join("mix-remote.yaml");
+        std::fs::write(&file, yaml).unwrap();
+        tool.arg("--config").arg(file);
+    }
+    let out = tool.run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+    out.stdout
+}
+
+#[test]
+fn the_launcher_opens_the_connection_back_before_the_node_starts() {
+    // With bash, the launcher connects to the forward (its port chosen by the tool) before the
+    // VM starts and hands the socket over as descriptor 3 (the VM's own first descriptors are
+    // taken by the time it could open one); the variable that names it is gone by the time the
+    // function runs.
+    let sshd = Sshd::start();
+    assert_eq!(connection_back(&sshd, None), "{{:ok, 3}, nil}\n");
+    // With a port the server allocates, the node opens the connection itself.
+    let allocated = connection_back(&sshd, Some("defaults:\n  forward_port: 0\n"));
+    assert!(allocated.ends_with("}, nil}\n"), "{allocated}");
+    assert!(!allocated.starts_with("{{:ok, 3}"), "{allocated}");
+}
+
+#[test]
+fn without_bash_the_node_opens_the_connection_back_itself() {
+    let no_bash = testkit::PathWithout::new("bash");
+    let path = no_bash.path().to_str().expect("a temporary path is UTF-8");
+    let sshd = Sshd::builder().env("PATH", path).start();
+    let out = connection_back(&sshd, None);
+    assert!(out.starts_with("{{:ok, "), "{out}");
+    assert!(!out.starts_with("{{:ok, 3}"), "{out}");
+    assert!(out.ends_with("}, nil}\n"), "{out}");
+}
+
+#[test]
+fn a_forward_port_taken_on_the_server_gives_way_to_one_it_allocates() {
+    // The port is taken (this test listens on it, on the server's loopback): the server refuses
+    // the forward, ssh ends the login, and the run logs in again with a port the server
+    // allocates. The launcher of the refused login, if it ran, connected to this listener; that
+    // node ended with its session.
+    let sshd = Sshd::start();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mix-remote.yaml");
+    std::fs::write(&file, format!("defaults:\n  forward_port: {port}\n")).unwrap();
+    let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
+    tool.eval_on(&sshd, CONNECTION_BACK)
+        .arg("-v")
+        .arg("--config")
+        .arg(&file);
+    let out = tool.run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!out.stdout.starts_with("{{:ok, 3}"), "{}", out.stdout);
+    let refused = format!("refused port {port} for the forward back");
+    assert!(out.stderr.contains(&refused), "{}", out.stderr);
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+}
+
 #[test]
 fn ctrl_c_stops_the_remote_node() {
     let sshd = Sshd::start();

@@ -124,9 +124,11 @@ pub enum BootError {
 
 /// The command the remote login shell runs: `exec sh -c '<launcher>'`. The launcher is a fixed
 /// template with no single quotes and one line per statement, joined by `; `, so it reaches `sh`
-/// unchanged from bash, zsh, fish or csh alike. It holds no secret.
-pub fn remote_command(elixir: &str) -> Result<String, BootError> {
-    launcher(LAUNCHER, elixir)
+/// unchanged from bash, zsh, fish or csh alike. It holds no secret. `forward_port` is the port of
+/// the run's reverse forward if the tool chose it (the launcher then opens the connection back
+/// before the VM starts), 0 if the server allocates it.
+pub fn remote_command(elixir: &str, forward_port: u16) -> Result<String, BootError> {
+    Ok(launcher(LAUNCHER, elixir)?.replace("@PORT@", &forward_port.to_string()))
 }
 
 /// The command `mix-remote check` runs: `templates/check.sh`, quoted like [`remote_command`].
@@ -134,11 +136,17 @@ pub fn check_command(elixir: &str) -> Result<String, BootError> {
     launcher(CHECK_LAUNCHER, elixir)
 }
 
-fn launcher(template: &str, elixir: &str) -> Result<String, BootError> {
+/// Refuses an `--elixir` path with characters we will not pass through a remote shell.
+pub fn check_elixir(elixir: &str) -> Result<(), BootError> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || "/._-+~@%:,=".contains(c);
     if elixir.is_empty() || !elixir.chars().all(allowed) || elixir[1..].contains('~') {
         return Err(BootError::BadElixirPath(elixir.to_owned()));
     }
+    Ok(())
+}
+
+fn launcher(template: &str, elixir: &str) -> Result<String, BootError> {
+    check_elixir(elixir)?;
     let script = template
         .lines()
         .filter(|line| !line.trim_start().starts_with('#') && !line.trim().is_empty())
@@ -344,16 +352,20 @@ mod tests {
 
     #[test]
     fn launcher_is_one_quoted_word_for_any_shell() {
-        let cmd = remote_command("~/.asdf/shims/elixir").unwrap();
-        let inner = cmd
-            .strip_prefix("exec sh -c '")
-            .unwrap()
-            .strip_suffix('\'')
-            .unwrap();
-        assert!(!inner.contains('\''), "single quote inside the launcher");
-        assert!(!inner.contains('\n'));
-        assert!(!inner.contains('!'));
-        assert!(inner.starts_with("E=~/.asdf/shims/elixir; "));
+        for port in [0, 43210] {
+            let cmd = remote_command("~/.asdf/shims/elixir", port).unwrap();
+            let inner = cmd
+                .strip_prefix("exec sh -c '")
+                .unwrap()
+                .strip_suffix('\'')
+                .unwrap();
+            assert!(!inner.contains('\''), "single quote inside the launcher");
+            assert!(!inner.contains('\n'));
+            assert!(!inner.contains('!'));
+            assert!(!inner.contains('@'), "a placeholder left: {inner}");
+            assert!(inner.starts_with("E=~/.asdf/shims/elixir; "));
+            assert!(inner.contains(&format!("; P={port}; ")), "{inner}");
+        }
     }
 
     #[test]
@@ -372,7 +384,8 @@ mod tests {
     #[test]
     fn refuses_elixir_paths_that_would_reach_the_shell() {
         for bad in ["", "elixir; rm -rf /", "$(id)", "a'b", "a b", "/x/~/elixir"] {
-            assert!(remote_command(bad).is_err(), "{bad:?} accepted");
+            assert!(remote_command(bad, 0).is_err(), "{bad:?} accepted");
+            assert!(check_elixir(bad).is_err(), "{bad:?} accepted");
         }
     }
 

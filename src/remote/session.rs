@@ -211,15 +211,57 @@ pub async fn on_host<T, F>(
 where
     F: Future<Output = Result<T, SessionError>>,
 {
-    let remote_command = boot::remote_command(&host.elixir)?;
-    let login = match login.filter(|login| login.is_for(host)) {
+    boot::check_elixir(&host.elixir)?;
+    let mut login = match login.filter(|login| login.is_for(host)) {
         Some(login) => login,
         None => {
             // A warm session of the host's (`mix-remote up`) serves the run if there is one.
             if let Some((claim, node)) = warm::claim(host, report).await {
                 return warm::on_spare(claim, node, job, host, report, input, work).await;
             }
-            Login::start(host, report, input, &remote_command)?
+            Login::start(host, report, input, login::forward_port(host))?
+        }
+    };
+    let started = login.started;
+    let mut stats = Stats::default();
+    let batch = loop {
+        let connecting = format!("connecting to {}", host.address);
+        let phase = if login.interactive {
+            report.silent_phase(Stage::Connect, connecting)
+        } else {
+            report.phase(Stage::Connect, connecting)
+        };
+        let session = Session {
+            host,
+            report,
+            ids: &login.ids,
+            started,
+            input,
+            had: None,
+            known: None,
+            holds: true,
+        };
+        let connected = session
+            .connect(&mut login.master, phase, login.interactive, job, &mut stats)
+            .await;
+        match connected {
+            Ok(batch) => break batch,
+            Err(e) => {
+                // Not logged in: there is no remote node to wait for.
+                login.master.shutdown(Duration::ZERO).await;
+                let port = login.forward_port;
+                if port == 0 || !matches!(e, SessionError::Ssh(SshError::Forward { .. })) {
+                    return Err(e);
+                }
+                // The port the tool chose is taken on the server (or not one it permits): a
+                // login more, with a port the server allocates.
+                report.verbose(&format!(
+                    "{} refused port {port} for the forward back ({e}): logging in again with a \
+                     port it allocates",
+                    host.address
+                ));
+                login = Login::start(host, report, input, 0)?;
+            }
         }
     };
     let Login {
@@ -227,18 +269,9 @@ where
         mut dir,
         node_end,
         mut master,
-        started,
-        interactive,
         refused,
         ..
     } = login;
-    let connecting = format!("connecting to {}", host.address);
-    let phase = if interactive {
-        report.silent_phase(Stage::Connect, connecting)
-    } else {
-        report.phase(Stage::Connect, connecting)
-    };
-    let mut stats = Stats::default();
     let session = Session {
         host,
         report,
@@ -248,17 +281,6 @@ where
         had: None,
         known: None,
         holds: true,
-    };
-    let batch = match session
-        .connect(&mut master, phase, interactive, job, &mut stats)
-        .await
-    {
-        Ok(batch) => batch,
-        Err(e) => {
-            // Not logged in: there is no remote node to wait for.
-            master.shutdown(Duration::ZERO).await;
-            return Err(e);
-        }
     };
     let result = async {
         let (node, known, sent) = session

@@ -222,6 +222,8 @@ pub struct Master {
     /// Markers taken off `markers` while waiting for another, in order, for whoever wants them.
     pending: VecDeque<String>,
     allocated: mpsc::UnboundedReceiver<u16>,
+    /// The port of the reverse forward, when we chose it rather than the server.
+    chosen_port: Option<u16>,
     stderr: Arc<Mutex<VecDeque<String>>>,
     /// The task reading stderr into `stderr`: done once ssh's last words are in.
     stderr_read: Option<tokio::task::JoinHandle<()>>,
@@ -229,15 +231,17 @@ pub struct Master {
 
 impl Master {
     /// Connects to `target`, running `remote_command` as the master's session, with a reverse
-    /// forward, if `forward` names a local Unix socket, from a port the server allocates on its
-    /// 127.0.0.1 to that socket ([`Master::forwarded_port`] tells which): requested with the
-    /// connection, it costs no round trip of its own. Lines the session prints that are not ours
-    /// (the node's own stdout and stderr) go to `output`; what ssh itself says before the session
-    /// starts goes to `log` (for `-v`), its gist into the error.
+    /// forward, if `forward` names a local Unix socket and a port, from that port on the server's
+    /// 127.0.0.1 (or, for port 0, from one the server allocates) to that socket
+    /// ([`Master::forwarded_port`] tells which): requested with the connection, it costs no round
+    /// trip of its own, and the server has it before it runs the session's command. A port the
+    /// server cannot give ends the connection ([`SshError::Forward`]). Lines the session
+    /// prints that are not ours (the node's own stdout and stderr) go to `output`; what ssh
+    /// itself says before the session starts goes to `log` (for `-v`), its gist into the error.
     pub fn start(
         target: &Target,
         control: &Path,
-        forward: Option<&Path>,
+        forward: Option<(&Path, u16)>,
         remote_command: &str,
         output: impl Fn(&str) + Send + Sync + 'static,
         log: impl Fn(String) + Send + Sync + 'static,
@@ -247,15 +251,17 @@ impl Master {
             .arg(control)
             .args(["-o", "ControlMaster=yes", "-o", "ControlPersist=no"])
             .args(["-o", "ExitOnForwardFailure=yes", "-T"]);
-        if let Some(socket) = forward {
+        if let Some((socket, port)) = forward {
             cmd.arg("-R")
-                .arg(format!("127.0.0.1:0:{}", socket.display()));
+                .arg(format!("127.0.0.1:{port}:{}", socket.display()));
             // ssh keeps the first value it is given: ours, unless the user asked for more detail.
             if !verbose_log_level(&target.options) {
                 cmd.args(["-o", "LogLevel=INFO"]);
             }
         }
-        Master::launch(cmd, target, control, remote_command, output, log)
+        let mut master = Master::launch(cmd, target, control, remote_command, output, log)?;
+        master.chosen_port = forward.map(|(_, port)| port).filter(|&port| port != 0);
+        Ok(master)
     }
 
     /// [`Master::start`] without a connection of its own or a forward: the session runs through
@@ -348,14 +354,18 @@ impl Master {
             markers,
             pending: VecDeque::new(),
             allocated,
+            chosen_port: None,
             stderr,
             stderr_read,
         })
     }
 
-    /// The server port of the reverse forward, once the server has allocated it; if the
-    /// connection fails first, the error says why.
+    /// The server port of the reverse forward: the one we chose at once, else once the server
+    /// has allocated it; if the connection fails first, the error says why.
     pub async fn forwarded_port(&mut self) -> Result<u16, SshError> {
+        if let Some(port) = self.chosen_port {
+            return Ok(port);
+        }
         match self.allocated.recv().await {
             Some(port) => Ok(port),
             None => Err(self.ended("the SSH connection").await),

@@ -134,7 +134,8 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
             path: socket.clone(),
             error,
         })?;
-    let remote_command = boot::remote_command(&spec.elixir)?;
+    // Its spare nodes connect back through forwards added later, from ports the server allocates.
+    let remote_command = boot::remote_command(&spec.elixir, 0)?;
     let mut target = Target {
         host: spec.address.clone(),
         config: spec.ssh_config.clone(),

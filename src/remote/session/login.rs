@@ -1,11 +1,15 @@
 //! The SSH login of a cold run: the master with its reverse forward to our node, and the run's
-//! fresh names and secret. [`super::on_host`] starts it when it needs it, or a command starts it
+//! fresh names and secret. The forward's port on the server is one the tool draws (or the host's
+//! `forward_port`), so that the launcher knows it before the VM starts and opens the connection
+//! back then (templates/boot.sh); one the server refuses (taken, or not permitted) is given up
+//! for a port it allocates ([`super::on_host`] logs in again). [`super::on_host`] starts it when it needs it, or a command starts it
 //! ahead ([`Login::ahead`]) while it still reads the project: the login, the longest step of a
 //! cold run, then overlaps the scan (200-250 ms for 2000 modules here). Nothing is written to
 //! the session before the run takes the login over, so one dropped unused ends on both sides
 //! with nothing left: its master is killed (the server's launcher, still waiting for its first
 //! line, ends with the session) and its directory removed.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -18,6 +22,18 @@ use crate::remote::node::Identities;
 use crate::remote::private_dir::PrivateDir;
 use crate::remote::ssh::Master;
 use crate::report::Reporter;
+
+/// Where the tool draws a forward's port: Linux's default range of ephemeral ports, whose ports
+/// are for outgoing connections, which do not keep sshd from listening on one with SO_REUSEADDR,
+/// and where a service rarely listens.
+const DRAWN_PORTS: RangeInclusive<u16> = 32768..=60999;
+
+/// The server port of the run's reverse forward to `host`: its `forward_port` (0: one the server
+/// allocates), else one drawn from [`DRAWN_PORTS`].
+pub(super) fn forward_port(host: &HostSettings) -> u16 {
+    host.forward_port
+        .unwrap_or_else(|| rand::random_range(DRAWN_PORTS))
+}
 
 /// An SSH master logging in to one host for a cold run, and what the node's connection back
 /// will need.
@@ -35,17 +51,20 @@ pub struct Login {
     /// Set once the tool has refused the run on what the node said: the node's lines are then
     /// no longer shown.
     pub(super) refused: Arc<AtomicBool>,
+    /// The server port of the reverse forward, if the tool chose it (0: the server allocates it).
+    pub(super) forward_port: u16,
 }
 
 impl Login {
-    /// Starts logging in to `host` to run `remote_command`; the lines the session prints go to
-    /// `report`.
+    /// Starts logging in to `host`, with the reverse forward from `forward_port` on the server
+    /// (0: one it allocates); the lines the session prints go to `report`.
     pub(super) fn start(
         host: &HostSettings,
         report: &Arc<Reporter>,
         input: &Input,
-        remote_command: &str,
+        forward_port: u16,
     ) -> Result<Login, SessionError> {
+        let remote_command = boot::remote_command(&host.elixir, forward_port)?;
         let ids = Identities::fresh();
         let dir = private_dir()?;
         let node_end = LocalEnd::bind(dir.path().join("node.sock"))?;
@@ -72,8 +91,8 @@ impl Login {
         let master = Master::start(
             &target,
             &dir.path().join("ctl"),
-            Some(&node_end.path),
-            remote_command,
+            Some((&node_end.path, forward_port)),
+            &remote_command,
             move |line| {
                 if !quiet.load(Ordering::Relaxed) {
                     lines.remote_line(&name, line);
@@ -90,6 +109,7 @@ impl Login {
             started,
             interactive,
             refused,
+            forward_port,
         })
     }
 
@@ -101,8 +121,7 @@ impl Login {
         if asks_on_terminal(host, report, input) || warm::exists(host, report) {
             return None;
         }
-        let remote_command = boot::remote_command(&host.elixir).ok()?;
-        Login::start(host, report, input, &remote_command).ok()
+        Login::start(host, report, input, forward_port(host)).ok()
     }
 
     /// Whether this is the login to `host`.
