@@ -3,6 +3,7 @@
 //! intruders, host key and server configuration problems. After each, nothing of the run may be
 //! left on either side, and the tool must say what happened in one line with a hint.
 
+use std::ffi::OsStr;
 use std::net::TcpListener;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
@@ -494,6 +495,62 @@ fn servers_that_refuse_forwarding_are_named_with_the_setting() {
         );
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     }
+}
+
+/// `check --json` of `sshd` with `config` (`--config FILE` and the like) first: its `forwarding`.
+fn forwarding_checked(sshd: &Sshd, config: &[&OsStr]) -> String {
+    let mut check = testkit::mix_remote(testkit::compiled_fixture("demo"));
+    check
+        .args(config)
+        .args(["check", "--json", "--host", &sshd.host(), "-F"])
+        .arg(sshd.ssh_config());
+    let out = check.run();
+    out.assert_local_clean();
+    let row: serde_json::Value = out
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "check")
+        .unwrap_or_else(|| panic!("no check event: {}", out.stdout));
+    row["forwarding"].as_str().expect("forwarding").to_owned()
+}
+
+#[test]
+fn a_server_that_permits_one_listen_port_is_run_and_checked_through_forward_port() {
+    // sshd lets the user listen on one port only: runs (and `check`) use it with `forward_port`;
+    // without it, the port drawn at random is refused, then the one sshd would allocate.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let sshd = Sshd::builder()
+        .config(&format!("PermitListen 127.0.0.1:{port}"))
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mix-remote.yaml");
+    std::fs::write(&file, format!("defaults:\n  forward_port: {port}\n")).unwrap();
+    let config = [OsStr::new("--config"), file.as_os_str()];
+    let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
+    tool.args(config)
+        .run_on(&sshd)
+        .args([":demo_erl.add", "--", "1", "2"]);
+    let out = tool.run();
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "3\n"),
+        "{}",
+        out.stderr
+    );
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+    assert_eq!(forwarding_checked(&sshd, &config), "ok");
+    assert_eq!(forwarding_checked(&sshd, &[]), "failed");
+    let out = run(&sshd, &[":demo_erl.add", "--", "1", "2"]);
+    assert_error(
+        &out,
+        3,
+        &["refused the run's reverse port forward", "listen port 0"],
+    );
 }
 
 #[test]

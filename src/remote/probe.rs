@@ -149,11 +149,14 @@ async fn probe(
     // A run requests its one forward with the connection; here it is asked for on its own, so
     // that a refusal does not end the connection before elixir is looked for.
     let phase = report.phase(Stage::Forward, "asking for the reverse forward");
+    // The host's `forward_port` if it has one (a port its sshd's PermitListen allows), else one
+    // the server allocates: a run's port drawn at random and refused costs only a second login.
     let socket = dir.path().join("node.sock");
     let sockets = [socket.as_path()];
+    let forwards = [(socket.as_path(), host.forward_port.unwrap_or(0))];
     let mut problem = None;
     let mut granted = Vec::new();
-    match tokio::time::timeout(connect, master.forward_remote(&sockets)).await {
+    match tokio::time::timeout(connect, master.forward_remote(&forwards)).await {
         Ok(Ok(ports)) => {
             granted = ports;
             row.forwarding = Probe::Ok;

@@ -502,14 +502,14 @@ impl Master {
         SshError::Ended { what, host, said }
     }
 
-    /// Adds remote forwards `127.0.0.1:<allocated> -> local Unix socket` to a running master
-    /// (what `check` asks, to tell a refused forward from the rest), one per path, and
-    /// returns the ports the server allocated, in the same order.
-    pub async fn forward_remote(&self, sockets: &[&Path]) -> Result<Vec<u16>, SshError> {
+    /// Adds remote forwards `127.0.0.1:<port> -> local Unix socket` to a running master (what
+    /// `check` asks, to tell a refused forward from the rest), one per socket and port (0: one
+    /// the server allocates), and returns the ports they listen on, in the same order.
+    pub async fn forward_remote(&self, forwards: &[(&Path, u16)]) -> Result<Vec<u16>, SshError> {
         let mut cmd = self.control_command("forward");
-        for socket in sockets {
+        for (socket, port) in forwards {
             cmd.arg("-R")
-                .arg(format!("127.0.0.1:0:{}", socket.display()));
+                .arg(format!("127.0.0.1:{port}:{}", socket.display()));
         }
         let out = self
             .run_control(cmd)
@@ -518,21 +518,29 @@ impl Master {
                 host: self.target.host.clone(),
                 said: forward_refusal(&said),
             })?;
-        let ports: Vec<u16> = out
-            .split_whitespace()
-            .filter_map(|w| w.parse().ok())
+        // ssh prints the port of each forward the server allocated, and nothing for the others.
+        let mut allocated = out.split_whitespace().filter_map(|w| w.parse::<u16>().ok());
+        let ports: Option<Vec<u16>> = forwards
+            .iter()
+            .map(|&(_, port)| {
+                if port == 0 {
+                    allocated.next()
+                } else {
+                    Some(port)
+                }
+            })
             .collect();
-        if ports.len() != sockets.len() {
-            return Err(SshError::Forward {
+        match ports {
+            Some(ports) if allocated.next().is_none() => Ok(ports),
+            _ => Err(SshError::Forward {
                 host: self.target.host.clone(),
                 said: format!(
                     "expected {} allocated ports, got `{}`",
-                    sockets.len(),
+                    forwards.iter().filter(|&&(_, port)| port == 0).count(),
                     out.trim()
                 ),
-            });
+            }),
         }
-        Ok(ports)
     }
 
     /// Withdraws the remote forwards [`Master::forward_remote`] added (`ports` as it returned
