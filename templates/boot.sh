@@ -11,7 +11,8 @@
 # templates/mix_remote_dist.erl): the forward's channel is then open before the node could ask
 # for it (its own start takes some 100 ms), which saves most of a round trip where the
 # connection back is the longest path. bash gets `--norc`: started by a session of sshd it reads
-# ~/.bashrc even when not interactive. Without bash (or its `/dev/tcp`), or should the connection
+# ~/.bashrc even when not interactive; `command exec`, so that a failed connection does not end
+# it in POSIX mode (POSIXLY_CORRECT). Without bash (or its `/dev/tcp`), or should the connection
 # fail, the node opens it itself as it starts.
 # The node is started by the `elixir` script itself (so it is the erl, code path and environment
 # that script would use, through asdf or mise shims and wrappers alike), but with `+iex`, the mode
@@ -39,5 +40,5 @@ command -v "$E" >/dev/null 2>&1 || { echo "mix-remote:no-elixir $E"; exit 127; }
 echo mix-remote:connected
 P=@PORT@
 A="-noshell -start_epmd false -dist_listen false -proto_dist mix_remote -nocookie -kernel net_setuptime 120 -epmd_module mix_remote_boot -eval ok=io:setopts(standard_io,[binary,{encoding,unicode}]),{ok,T,_}=erl_scan:string(binary_to_list(io:get_line(standard_io,<<>>))),{ok,X}=erl_parse:parse_exprs(T),erl_eval:exprs(X,erl_eval:new_bindings())"
-[ "$P" -gt 0 ] && command -v bash >/dev/null 2>&1 && ERL_CRASH_DUMP_BYTES=0 exec bash --norc -c "{ exec 3<>/dev/tcp/127.0.0.1/$P; } 2>/dev/null && export MIX_REMOTE_FD=3; exec \"\$0\" +iex --erl \"\$1\"" "$E" "$A"
+[ "$P" -gt 0 ] && command -v bash >/dev/null 2>&1 && ERL_CRASH_DUMP_BYTES=0 exec bash --norc -c "{ command exec 3<>/dev/tcp/127.0.0.1/$P; } 2>/dev/null && export MIX_REMOTE_FD=3; exec \"\$0\" +iex --erl \"\$1\"" "$E" "$A"
 ERL_CRASH_DUMP_BYTES=0 exec "$E" +iex --erl "$A"

@@ -519,13 +519,12 @@ fn forwarding_checked(sshd: &Sshd, config: &[&OsStr]) -> String {
 fn a_server_that_permits_one_listen_port_is_run_and_checked_through_forward_port() {
     // sshd lets the user listen on one port only: runs (and `check`) use it with `forward_port`;
     // without it, the port drawn at random is refused, then the one sshd would allocate.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let sshd = Sshd::builder()
-        .config(&format!("PermitListen 127.0.0.1:{port}"))
-        .start();
+    // Held until sshd starts, so that nothing else takes the port meanwhile.
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let permitted = Sshd::builder().config(&format!("PermitListen 127.0.0.1:{port}"));
+    drop(held);
+    let sshd = permitted.start();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("mix-remote.yaml");
     std::fs::write(&file, format!("defaults:\n  forward_port: {port}\n")).unwrap();
@@ -551,6 +550,19 @@ fn a_server_that_permits_one_listen_port_is_run_and_checked_through_forward_port
         3,
         &["refused the run's reverse port forward", "listen port 0"],
     );
+    // Another forward_port is refused, and so is the allocated port tried then: the error names
+    // the one the configuration set.
+    let other = port.checked_add(1).unwrap_or(port - 1);
+    let file = dir.path().join("other.yaml");
+    std::fs::write(&file, format!("defaults:\n  forward_port: {other}\n")).unwrap();
+    let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
+    tool.args([OsStr::new("--config"), file.as_os_str()])
+        .run_on(&sshd)
+        .args([":demo_erl.add", "--", "1", "2"]);
+    let out = tool.run();
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+    assert_error(&out, 3, &[&format!("listen port {other}"), "forward_port"]);
 }
 
 #[test]

@@ -128,7 +128,10 @@ pub enum BootError {
 /// the run's reverse forward if the tool chose it (the launcher then opens the connection back
 /// before the VM starts), 0 if the server allocates it.
 pub fn remote_command(elixir: &str, forward_port: u16) -> Result<String, BootError> {
-    Ok(launcher(LAUNCHER, elixir)?.replace("@PORT@", &forward_port.to_string()))
+    launcher(
+        &LAUNCHER.replace("@PORT@", &forward_port.to_string()),
+        elixir,
+    )
 }
 
 /// The command `mix-remote check` runs: `templates/check.sh`, quoted like [`remote_command`].

@@ -36,7 +36,7 @@ use crate::remote::private_dir::{self, PrivateDir};
 use crate::remote::push::{self, PushError};
 use crate::remote::ssh::{Master, SshError, Target};
 use crate::remote::wire::Prepared;
-use crate::report::{Phase, Reporter};
+use crate::report::Reporter;
 
 mod login;
 mod warm;
@@ -219,18 +219,19 @@ where
             if let Some((claim, node)) = warm::claim(host, report).await {
                 return warm::on_spare(claim, node, job, host, report, input, work).await;
             }
-            Login::start(host, report, input, login::forward_port(host))?
+            Login::start(host, report, input, false)?
         }
     };
     let started = login.started;
     let mut stats = Stats::default();
+    let connecting = format!("connecting to {}", host.address);
+    let phase = if login.interactive {
+        report.silent_phase(Stage::Connect, connecting)
+    } else {
+        report.phase(Stage::Connect, connecting)
+    };
+    let mut refusal = None;
     let batch = loop {
-        let connecting = format!("connecting to {}", host.address);
-        let phase = if login.interactive {
-            report.silent_phase(Stage::Connect, connecting)
-        } else {
-            report.phase(Stage::Connect, connecting)
-        };
         let session = Session {
             host,
             report,
@@ -242,7 +243,7 @@ where
             holds: true,
         };
         let connected = session
-            .connect(&mut login.master, phase, login.interactive, job, &mut stats)
+            .connect(&mut login.master, login.interactive, job, &mut stats)
             .await;
         match connected {
             Ok(batch) => break batch,
@@ -250,20 +251,24 @@ where
                 // Not logged in: there is no remote node to wait for.
                 login.master.shutdown(Duration::ZERO).await;
                 let port = login.forward_port;
-                if port == 0 || !matches!(e, SessionError::Ssh(SshError::Forward { .. })) {
-                    return Err(e);
+                let refused = matches!(e, SessionError::Ssh(SshError::Forward { .. }));
+                if port == 0 || !refused {
+                    // The host's own forward_port, refused before, is what the error names.
+                    return Err(refusal.filter(|_| refused).unwrap_or(e));
                 }
-                // The port the tool chose is taken on the server (or not one it permits): a
-                // login more, with a port the server allocates.
+                // The port is taken on the server (or not one it permits): a login more, with a
+                // port the server allocates.
                 report.verbose(&format!(
                     "{} refused port {port} for the forward back ({e}): logging in again with a \
                      port it allocates",
                     host.address
                 ));
-                login = Login::start(host, report, input, 0)?;
+                refusal = host.forward_port.is_some().then_some(e);
+                login = Login::start(host, report, input, true)?;
             }
         }
     };
+    phase.done(format!("connected to {}", host.address));
     let Login {
         ids,
         mut dir,
@@ -529,7 +534,6 @@ impl Session<'_> {
     async fn connect(
         &self,
         master: &mut Master,
-        phase: Phase,
         interactive: bool,
         job: &Job,
         stats: &mut Stats,
@@ -569,7 +573,6 @@ impl Session<'_> {
         };
         stats.connect = Some(connected_at - self.started);
         stats.tunnels = Some(port_at.saturating_duration_since(connected_at));
-        phase.done(format!("connected to {host}"));
         self.report.verbose(&format!(
             "tunnel: remote 127.0.0.1:{port} -> our node {}; expecting {}",
             self.ids.local, self.ids.remote

@@ -85,7 +85,7 @@ pub enum SshError {
     },
     /// The server refused a reverse port forward (the run's, or the one `check` asks for).
     #[error(
-        "{host} refused the run's reverse port forward: {said} (its sshd must allow it: AllowTcpForwarding yes or remote, and PermitListen allowing 127.0.0.1)"
+        "{host} refused the run's reverse port forward: {said} (its sshd must allow it: AllowTcpForwarding yes or remote, and PermitListen allowing 127.0.0.1 on any port or on the host's forward_port)"
     )]
     Forward {
         /// The host.

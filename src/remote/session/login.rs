@@ -2,9 +2,10 @@
 //! fresh names and secret. The forward's port on the server is one the tool draws (or the host's
 //! `forward_port`), so that the launcher knows it before the VM starts and opens the connection
 //! back then (templates/boot.sh); one the server refuses (taken, or not permitted) is given up
-//! for a port it allocates ([`super::on_host`] logs in again). [`super::on_host`] starts it when it needs it, or a command starts it
-//! ahead ([`Login::ahead`]) while it still reads the project: the login, the longest step of a
-//! cold run, then overlaps the scan (200-250 ms for 2000 modules here). Nothing is written to
+//! for a port it allocates ([`super::on_host`] logs in again). [`super::on_host`] starts it when
+//! it needs it, or a command starts it ahead ([`Login::ahead`]) while it still reads the project:
+//! the login, the longest step of a cold run, then overlaps the scan (200-250 ms for 2000
+//! modules here). Nothing is written to
 //! the session before the run takes the login over, so one dropped unused ends on both sides
 //! with nothing left: its master is killed (the server's launcher, still waiting for its first
 //! line, ends with the session) and its directory removed.
@@ -23,17 +24,11 @@ use crate::remote::private_dir::PrivateDir;
 use crate::remote::ssh::Master;
 use crate::report::Reporter;
 
-/// Where the tool draws a forward's port: Linux's default range of ephemeral ports, whose ports
-/// are for outgoing connections, which do not keep sshd from listening on one with SO_REUSEADDR,
-/// and where a service rarely listens.
-const DRAWN_PORTS: RangeInclusive<u16> = 32768..=60999;
-
-/// The server port of the run's reverse forward to `host`: its `forward_port` (0: one the server
-/// allocates), else one drawn from [`DRAWN_PORTS`].
-pub(super) fn forward_port(host: &HostSettings) -> u16 {
-    host.forward_port
-        .unwrap_or_else(|| rand::random_range(DRAWN_PORTS))
-}
+/// Where the tool draws a forward's port: below the ranges systems take the local ports of
+/// outgoing connections from (Linux 32768-60999, the BSDs and macOS 49152-65535), since sshd
+/// cannot listen on the port of a live or lately closed connection to 127.0.0.1 either, and
+/// above most services' ports.
+const DRAWN_PORTS: RangeInclusive<u16> = 10000..=32767;
 
 /// An SSH master logging in to one host for a cold run, and what the node's connection back
 /// will need.
@@ -56,20 +51,28 @@ pub struct Login {
 }
 
 impl Login {
-    /// Starts logging in to `host`, with the reverse forward from `forward_port` on the server
-    /// (0: one it allocates); the lines the session prints go to `report`.
+    /// Starts logging in to `host`, with the reverse forward from a port on the server: one the
+    /// server allocates if `allocated`, else the host's `forward_port`, else one drawn from
+    /// [`DRAWN_PORTS`] (but one the server allocates if ssh may ask for a password: a refused
+    /// port would ask again). The lines the session prints go to `report`.
     pub(super) fn start(
         host: &HostSettings,
         report: &Arc<Reporter>,
         input: &Input,
-        forward_port: u16,
+        allocated: bool,
     ) -> Result<Login, SessionError> {
+        let interactive = asks_on_terminal(host, report, input);
+        let forward_port = match (allocated, host.forward_port) {
+            (true, _) => 0,
+            (false, Some(port)) => port,
+            (false, None) if interactive => 0,
+            (false, None) => rand::random_range(DRAWN_PORTS),
+        };
         let remote_command = boot::remote_command(&host.elixir, forward_port)?;
         let ids = Identities::fresh();
         let dir = private_dir()?;
         let node_end = LocalEnd::bind(dir.path().join("node.sock"))?;
         let started = Instant::now();
-        let interactive = asks_on_terminal(host, report, input);
         let lines = Arc::clone(report);
         // Once the tool has refused the run on what the node said (the preflight), what the node
         // says as it goes (its connection back failing) is not shown.
@@ -121,7 +124,7 @@ impl Login {
         if asks_on_terminal(host, report, input) || warm::exists(host, report) {
             return None;
         }
-        Login::start(host, report, input, forward_port(host)).ok()
+        Login::start(host, report, input, false).ok()
     }
 
     /// Whether this is the login to `host`.
