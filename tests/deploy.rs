@@ -525,19 +525,8 @@ fn stale_runs_counted_then_swept(sshd: &Sshd) -> u64 {
 
 /// How many directories of killed runs `check` (with `args` before its own) counts on `sshd`.
 fn stale_runs_checked(sshd: &Sshd, args: &[&OsStr]) -> u64 {
-    let mut check = testkit::mix_remote(testkit::compiled_fixture("demo"));
-    check
-        .args(args)
-        .args(["check", "--json", "--host", &sshd.host(), "-F"])
-        .arg(sshd.ssh_config());
-    let checked = check.run();
-    assert_eq!(checked.code, Some(0), "{}", checked.stderr);
-    let row: serde_json::Value = checked
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|e| e["event"] == "check")
-        .expect("a check event");
+    let row = check_row(sshd, args);
+    assert_eq!(row["ready"], true, "{row}");
     row["stale_runs"].as_u64().expect("a count of stale runs")
 }
 

@@ -497,24 +497,6 @@ fn servers_that_refuse_forwarding_are_named_with_the_setting() {
     }
 }
 
-/// `check --json` of `sshd` with `config` (`--config FILE` and the like) first: its `forwarding`.
-fn forwarding_checked(sshd: &Sshd, config: &[&OsStr]) -> String {
-    let mut check = testkit::mix_remote(testkit::compiled_fixture("demo"));
-    check
-        .args(config)
-        .args(["check", "--json", "--host", &sshd.host(), "-F"])
-        .arg(sshd.ssh_config());
-    let out = check.run();
-    out.assert_local_clean();
-    let row: serde_json::Value = out
-        .stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|e| e["event"] == "check")
-        .unwrap_or_else(|| panic!("no check event: {}", out.stdout));
-    row["forwarding"].as_str().expect("forwarding").to_owned()
-}
-
 #[test]
 fn a_server_that_permits_one_listen_port_is_run_and_checked_through_forward_port() {
     // sshd lets the user listen on one port only: runs (and `check`) use it with `forward_port`;
@@ -542,8 +524,8 @@ fn a_server_that_permits_one_listen_port_is_run_and_checked_through_forward_port
     );
     sshd.assert_no_session_processes();
     out.assert_local_clean();
-    assert_eq!(forwarding_checked(&sshd, &config), "ok");
-    assert_eq!(forwarding_checked(&sshd, &[]), "failed");
+    assert_eq!(check_row(&sshd, &config)["forwarding"], "ok");
+    assert_eq!(check_row(&sshd, &[])["forwarding"], "failed");
     let out = run(&sshd, &[":demo_erl.add", "--", "1", "2"]);
     assert_error(
         &out,

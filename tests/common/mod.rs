@@ -1,5 +1,7 @@
-//! What the end-to-end tests of `run` (tests/run.rs, tests/faults.rs) share: runs of the demo
-//! fixture against a testkit sshd, through testkit's launcher.
+//! What the end-to-end tests of `run` (tests/run.rs, tests/faults.rs, tests/deploy.rs) share: runs
+//! of the demo fixture against a testkit sshd, through testkit's launcher, and `check` of one.
+
+use std::ffi::OsStr;
 
 use testkit::{MixRemote, Output, Running, Sshd};
 
@@ -37,4 +39,23 @@ pub fn start_sleeper_with(sshd: &Sshd, extra: &[&str]) -> Running {
 /// Starts `Demo.Worker.sleep_forever` and returns once the call is running on the remote.
 pub fn start_sleeper(sshd: &Sshd) -> Running {
     start_sleeper_with(sshd, &[])
+}
+
+/// The row `check --json` gives of `sshd` (from the demo fixture, with `before` ahead of `check`:
+/// `--config FILE` and the like), after checking that it left nothing behind locally.
+// Each test binary compiles this module; tests/run.rs checks no host.
+#[allow(dead_code)]
+pub fn check_row(sshd: &Sshd, before: &[&OsStr]) -> serde_json::Value {
+    let mut check = testkit::mix_remote(testkit::compiled_fixture("demo"));
+    check
+        .args(before)
+        .args(["check", "--json", "--host", &sshd.host(), "-F"])
+        .arg(sshd.ssh_config());
+    let out = check.run();
+    out.assert_local_clean();
+    out.stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "check")
+        .unwrap_or_else(|| panic!("no check event: {}{}", out.stdout, out.stderr))
 }
