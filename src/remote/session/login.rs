@@ -5,10 +5,10 @@
 //! for a port it allocates ([`super::on_host`] logs in again). [`super::on_host`] starts it when
 //! it needs it, or a command starts it ahead ([`Login::ahead`]) while it still reads the project:
 //! the login, the longest step of a cold run, then overlaps the scan (200-250 ms for 2000
-//! modules here). Nothing is written to
-//! the session before the run takes the login over, so one dropped unused ends on both sides
-//! with nothing left: its master is killed (the server's launcher, still waiting for its first
-//! line, ends with the session) and its directory removed.
+//! modules here). Nothing is written to the session before the run takes the login over, so one
+//! dropped unused ends on both sides with nothing left: its master is killed (the node the
+//! launcher started, still waiting for its first line, ends with the session) and its directory
+//! removed.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
