@@ -508,43 +508,46 @@ fn a_server_that_permits_one_listen_port_is_run_and_checked_through_forward_port
     drop(held);
     let sshd = permitted.start();
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("mix-remote.yaml");
-    std::fs::write(&file, format!("defaults:\n  forward_port: {port}\n")).unwrap();
-    let config = [OsStr::new("--config"), file.as_os_str()];
-    let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
-    tool.args(config)
-        .run_on(&sshd)
-        .args([":demo_erl.add", "--", "1", "2"]);
-    let out = tool.run();
+    // A configuration whose forward_port is `forward_port`.
+    let config = |forward_port: u16| {
+        let file = dir.path().join(format!("{forward_port}.yaml"));
+        std::fs::write(
+            &file,
+            format!("defaults:\n  forward_port: {forward_port}\n"),
+        )
+        .unwrap();
+        file.to_str().expect("a temporary path is UTF-8").to_owned()
+    };
+    let add = |config: &[&str]| {
+        run(
+            &sshd,
+            &[config, &[":demo_erl.add", "--", "1", "2"]].concat(),
+        )
+    };
+    let permitted = config(port);
+    let out = add(&["--config", &permitted]);
     assert_eq!(
         (out.code, out.stdout.as_str()),
         (Some(0), "3\n"),
         "{}",
         out.stderr
     );
-    sshd.assert_no_session_processes();
-    out.assert_local_clean();
-    assert_eq!(check_row(&sshd, &config)["forwarding"], "ok");
+    let checked = check_row(&sshd, &[OsStr::new("--config"), OsStr::new(&permitted)]);
+    assert_eq!(checked["forwarding"], "ok");
     assert_eq!(check_row(&sshd, &[])["forwarding"], "failed");
-    let out = run(&sshd, &[":demo_erl.add", "--", "1", "2"]);
     assert_error(
-        &out,
+        &add(&[]),
         3,
         &["refused the run's reverse port forward", "listen port 0"],
     );
     // Another forward_port is refused, and so is the allocated port tried then: the error names
     // the one the configuration set.
     let other = port.checked_add(1).unwrap_or(port - 1);
-    let file = dir.path().join("other.yaml");
-    std::fs::write(&file, format!("defaults:\n  forward_port: {other}\n")).unwrap();
-    let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
-    tool.args([OsStr::new("--config"), file.as_os_str()])
-        .run_on(&sshd)
-        .args([":demo_erl.add", "--", "1", "2"]);
-    let out = tool.run();
-    sshd.assert_no_session_processes();
-    out.assert_local_clean();
-    assert_error(&out, 3, &[&format!("listen port {other}"), "forward_port"]);
+    assert_error(
+        &add(&["--config", &config(other)]),
+        3,
+        &[&format!("listen port {other}"), "forward_port"],
+    );
 }
 
 #[test]
