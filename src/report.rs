@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::events::{self, Event, Stage, Status};
 use crate::screen::Screen;
@@ -136,16 +136,9 @@ impl Reporter {
     /// `quiet` hides progress and notes; `verbose` shows what the tool does; `json` writes
     /// events on stdout instead of human output, and no bars.
     pub fn new(quiet: bool, verbose: bool, json: bool) -> Reporter {
-        // indicatif hides a stderr target by itself when stderr is not a terminal.
-        let target = if quiet || json {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr()
-        };
-        let bars = MultiProgress::with_draw_target(target);
         Reporter {
             shared: Arc::new(Shared {
-                screen: Screen::new(bars, !(quiet || json)),
+                screen: Screen::new(!(quiet || json)),
                 quiet,
                 verbose,
                 json,

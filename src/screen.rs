@@ -8,11 +8,13 @@
 
 use std::collections::VecDeque;
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
+
+mod stderr;
 
 /// How often the bars are animated, up to [`BARS_PER_TICK`] of them.
 const TICK: Duration = Duration::from_millis(80);
@@ -36,6 +38,8 @@ pub struct Screen {
     tasks: Arc<Tasks>,
     /// The id of the next bar.
     next_id: AtomicU64,
+    /// There are bars, so a drawing ends with one (see [`stderr`]).
+    barred: Arc<AtomicBool>,
     state: Mutex<State>,
 }
 
@@ -73,15 +77,23 @@ struct State {
 }
 
 impl Screen {
-    /// The screen of `bars`, drawn when `drawn`; starts the painter then.
-    pub fn new(bars: MultiProgress, drawn: bool) -> Arc<Screen> {
+    /// The screen, its bars drawn on stderr when `drawn` and stderr is a terminal; starts the
+    /// painter then.
+    pub fn new(drawn: bool) -> Arc<Screen> {
         let drawn = drawn && std::io::stderr().is_terminal();
+        let barred = Arc::new(AtomicBool::new(false));
+        let target = if drawn {
+            stderr::target(&barred)
+        } else {
+            ProgressDrawTarget::hidden()
+        };
         let screen = Arc::new(Screen {
-            bars,
+            bars: MultiProgress::with_draw_target(target),
             drawn,
             shared: std::io::stdout().is_terminal(),
             tasks: Arc::default(),
             next_id: AtomicU64::new(0),
+            barred,
             state: Mutex::new(State::default()),
         });
         if drawn {
@@ -143,6 +155,7 @@ impl Screen {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let added = bar.clone();
         self.later(move |screen, state| {
+            screen.barred.store(true, Ordering::Relaxed);
             let bar = screen.bars.add(added);
             state.bars.push((id, bar));
         });
@@ -154,6 +167,9 @@ impl Screen {
         self.later(move |screen, state| {
             if let Some(at) = state.bars.iter().position(|(i, _)| *i == id) {
                 let (_, bar) = state.bars.remove(at);
+                screen
+                    .barred
+                    .store(!state.bars.is_empty(), Ordering::Relaxed);
                 bar.finish_and_clear();
                 screen.bars.remove(&bar);
             }
@@ -250,15 +266,8 @@ impl Screen {
     /// Takes the bars off the screen for good (Ctrl-C), ending an open line of output.
     pub fn close(&self) {
         self.later(|screen, state| {
-            if !state.hidden && screen.drawn && !state.bars.is_empty() {
-                // The bars end at the terminal's right edge, so the terminal's echo of ^C (if it
-                // made one) wrapped to a line of its own below them. A space takes the cursor
-                // below them either way; that line is cleared and the cursor goes back up to the
-                // bars' last line, where clearing them starts.
-                let mut err = std::io::stderr().lock();
-                let _ = err.write_all(b" \r\x1b[K\x1b[1A");
-                let _ = err.flush();
-            }
+            // Wherever the terminal's echo of ^C went, it is on the bars' rows (see `stderr.rs`):
+            // clearing them takes it too.
             screen.hide(state);
             state.closed = true;
             if state.open_line {
@@ -280,7 +289,7 @@ impl Screen {
     fn show(&self, state: &mut State) {
         if state.hidden && !state.closed {
             if self.drawn {
-                self.bars.set_draw_target(ProgressDrawTarget::stderr());
+                self.bars.set_draw_target(stderr::target(&self.barred));
             }
             state.hidden = false;
         }
