@@ -136,13 +136,20 @@ impl Reporter {
     /// `quiet` hides progress and notes; `verbose` shows what the tool does; `json` writes
     /// events on stdout instead of human output, and no bars.
     pub fn new(quiet: bool, verbose: bool, json: bool) -> Reporter {
+        let colour = stderr_colours();
+        if colour {
+            // The bars' styles follow console's choice for stdout: their draw target is not
+            // indicatif's own stderr (see screen/stderr.rs). `template` drops them when stderr
+            // gets no colours, and nothing else styles text with console.
+            console::set_colors_enabled(true);
+        }
         Reporter {
             shared: Arc::new(Shared {
                 screen: Screen::new(!(quiet || json)),
                 quiet,
                 verbose,
                 json,
-                colour: stderr_colours(),
+                colour,
                 warnings: AtomicBool::new(true),
                 warned: Mutex::new(HashSet::new()),
                 remote_lines: OnceLock::new(),
@@ -483,6 +490,12 @@ impl Reporter {
             let text = table(headers, rows);
             self.say(text);
         }
+    }
+
+    /// Writes `line` and a newline on stderr, above the bars, in turn with the display's other
+    /// lines (for a writer the remote lines are diverted to, when it has no better place).
+    pub fn line(&self, line: &str) {
+        self.say(format!("{line}\n"));
     }
 
     /// Writes `text` (whole lines) on stderr, above the bars, in turn with the display's other

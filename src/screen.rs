@@ -38,8 +38,8 @@ pub struct Screen {
     tasks: Arc<Tasks>,
     /// The id of the next bar.
     next_id: AtomicU64,
-    /// There are bars, so a drawing ends with one (see [`stderr`]).
-    barred: Arc<AtomicBool>,
+    /// There are bars (see [`stderr`]).
+    has_bars: Arc<AtomicBool>,
     state: Mutex<State>,
 }
 
@@ -80,10 +80,11 @@ impl Screen {
     /// The screen, its bars drawn on stderr when `drawn` and stderr is a terminal; starts the
     /// painter then.
     pub fn new(drawn: bool) -> Arc<Screen> {
-        let drawn = drawn && std::io::stderr().is_terminal();
-        let barred = Arc::new(AtomicBool::new(false));
+        // indicatif's own checks: stderr is a terminal that can redraw a line (not `TERM=dumb`).
+        let drawn = drawn && !ProgressDrawTarget::stderr().is_hidden();
+        let has_bars = Arc::new(AtomicBool::new(false));
         let target = if drawn {
-            stderr::target(&barred)
+            stderr::target(&has_bars)
         } else {
             ProgressDrawTarget::hidden()
         };
@@ -93,7 +94,7 @@ impl Screen {
             shared: std::io::stdout().is_terminal(),
             tasks: Arc::default(),
             next_id: AtomicU64::new(0),
-            barred,
+            has_bars,
             state: Mutex::new(State::default()),
         });
         if drawn {
@@ -155,7 +156,7 @@ impl Screen {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let added = bar.clone();
         self.later(move |screen, state| {
-            screen.barred.store(true, Ordering::Relaxed);
+            screen.has_bars.store(true, Ordering::Relaxed);
             let bar = screen.bars.add(added);
             state.bars.push((id, bar));
         });
@@ -168,7 +169,7 @@ impl Screen {
             if let Some(at) = state.bars.iter().position(|(i, _)| *i == id) {
                 let (_, bar) = state.bars.remove(at);
                 screen
-                    .barred
+                    .has_bars
                     .store(!state.bars.is_empty(), Ordering::Relaxed);
                 bar.finish_and_clear();
                 screen.bars.remove(&bar);
@@ -266,8 +267,8 @@ impl Screen {
     /// Takes the bars off the screen for good (Ctrl-C), ending an open line of output.
     pub fn close(&self) {
         self.later(|screen, state| {
-            // Wherever the terminal's echo of ^C went, it is on the bars' rows (see `stderr.rs`):
-            // clearing them takes it too.
+            // An echo of ^C made since the bars were last drawn is on their rows (see
+            // `stderr.rs`): clearing them takes it too.
             screen.hide(state);
             state.closed = true;
             if state.open_line {
@@ -289,7 +290,7 @@ impl Screen {
     fn show(&self, state: &mut State) {
         if state.hidden && !state.closed {
             if self.drawn {
-                self.bars.set_draw_target(stderr::target(&self.barred));
+                self.bars.set_draw_target(stderr::target(&self.has_bars));
             }
             state.hidden = false;
         }

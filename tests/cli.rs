@@ -471,12 +471,14 @@ fn colours_on_a_terminal_as_cargo_shows_them_and_none_when_asked_not_to() {
     for env in &off {
         let out = on_terminal(project.path(), &failing, env);
         assert!(!coloured(&out.stdout), "{env:?}: {:?}", out.stdout);
-        // indicatif draws nothing on a dumb terminal, which cannot redraw a line.
+        // Nothing is drawn on a dumb terminal, which cannot redraw a line.
+        let dumb = env[0].1 == "dumb";
         assert!(
-            env[0].1 == "dumb" || out.stdout.contains("✓ build up to date"),
+            dumb || out.stdout.contains("✓ build up to date"),
             "{:?}",
             out.stdout
         );
+        assert!(!(dumb && out.stdout.contains("\x1b[")), "{:?}", out.stdout);
         assert!(
             out.stdout.contains("error: Demo.Worker.nope"),
             "{:?}",

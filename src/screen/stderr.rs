@@ -1,5 +1,5 @@
 //! The bars' draw target: the terminal on stderr, the cursor kept clear of the terminal's echo
-//! of ^C (see [`Stderr`]).
+//! of ^C (see [`ParkedStderr`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -7,16 +7,17 @@ use std::sync::{Arc, Mutex};
 use indicatif::{ProgressDrawTarget, TermLike};
 
 /// Columns from the right edge where the cursor waits after a drawing: room for the terminal's
-/// echo of ^C.
-const ECHO_ROOM: u16 = 3;
+/// echo of ^C, twice (a second Ctrl-C may come before the display is closed).
+const ECHO_ROOM: u16 = 8;
 
-/// The draw target of the bars while they are on the screen (at most 20 drawings a second, as
-/// indicatif's own stderr target); `barred` says whether there are bars (see [`Stderr`]).
-pub fn target(barred: &Arc<AtomicBool>) -> ProgressDrawTarget {
-    let stderr = Stderr {
+/// The draw target of the bars while they are on the screen, at most 20 drawings a second as
+/// indicatif's own stderr target (unlike it, it neither checks `TERM` nor marks styles for
+/// stderr: see `Screen::new` and `Reporter::new`); `has_bars` says whether the screen has bars.
+pub fn target(has_bars: &Arc<AtomicBool>) -> ProgressDrawTarget {
+    let stderr = ParkedStderr {
         term: console::Term::buffered_stderr(),
         cursor: Mutex::new(Cursor::Start),
-        barred: Arc::clone(barred),
+        has_bars: Arc::clone(has_bars),
     };
     ProgressDrawTarget::term_like_with_hz(Box::new(stderr), 20)
 }
@@ -28,36 +29,41 @@ pub fn target(barred: &Arc<AtomicBool>) -> ProgressDrawTarget {
 /// own below the bars, and a drawing made before the tool has heard of the signal (the painter's
 /// tick, on a busy machine) would start a row too low and leave a stale copy of the first bar
 /// behind. So:
-/// - once a drawing that ends with a bar is done, the cursor is parked [`ECHO_ROOM`] columns from
-///   the edge, on the same row, blank there: an echo stays on that row, and the next drawing or
-///   the bars' clearing wipes it (after lines printed above no bar, the cursor stays at the edge:
-///   what comes next, from indicatif or not, starts on the row below);
-/// - a drawing that starts at the start of a row (the bars cleared, output written above them)
-///   starts with a carriage return, which takes back an echo made there meanwhile.
+/// - once a drawing is done while the screen has bars, the cursor is parked [`ECHO_ROOM`] columns
+///   from the edge, on the same row: an echo stays on that row (over the bar's end, if it is that
+///   long), and the next drawing or the bars' clearing wipes it;
+/// - what indicatif writes next from a parked cursor without clearing rows first (lines above no
+///   bar, when there are none to clear) starts on the row below, as it would from the edge, and
+///   so does what is written after a flush that leaves the cursor parked with nothing drawn;
+/// - a line written at the start of a row (after indicatif cleared or moved over the rows, or as
+///   the bars come back, which the painter does on a fresh line only) starts with a carriage
+///   return, which takes back an echo made there meanwhile (after output written above the bars
+///   and before their redraw).
+///
+/// What the tool writes itself goes above the bars (`Screen::above`, or with them off the
+/// screen), never from where the cursor waits.
 #[derive(Debug)]
-struct Stderr<T = console::Term> {
+struct ParkedStderr<T = console::Term> {
     term: T,
     cursor: Mutex<Cursor>,
-    /// There are bars, so a drawing ends with one (the screen's).
-    barred: Arc<AtomicBool>,
+    /// The screen has bars (`Screen::has_bars`).
+    has_bars: Arc<AtomicBool>,
 }
 
-/// Where [`Stderr`] left the cursor, as far as a line written next is concerned.
+/// Where [`ParkedStderr`] left the cursor, as far as a line written next is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cursor {
-    /// At the start of a row: the rows were cleared, or the bars just came back (on a fresh
-    /// line, see `Screen::show`).
+    /// At the start of a row.
     Start,
-    /// At the end of a line just written, at the right edge.
+    /// At the end of a line just written, at the right edge; or moved within its row.
     AtEdge,
     /// Parked after a drawing, back from the edge.
     Parked,
 }
 
-impl<T: TermLike> Stderr<T> {
+impl<T: TermLike> ParkedStderr<T> {
     /// The terminal, ready for a line (`line`) or a move, after which the cursor is at `after`:
-    /// a line starts on the row below a parked cursor, as it would from the edge, and at the
-    /// start of its row from there.
+    /// a line starts on the row below a parked cursor, and at the start of its row from there.
     fn then(&self, line: bool, after: Cursor) -> std::io::Result<&T> {
         let mut cursor = self.cursor.lock().expect("cursor lock poisoned");
         match *cursor {
@@ -70,7 +76,7 @@ impl<T: TermLike> Stderr<T> {
     }
 }
 
-impl<T: TermLike> TermLike for Stderr<T> {
+impl<T: TermLike> TermLike for ParkedStderr<T> {
     fn width(&self) -> u16 {
         TermLike::width(&self.term)
     }
@@ -80,7 +86,7 @@ impl<T: TermLike> TermLike for Stderr<T> {
     }
 
     fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
-        // indicatif moves by 0 rows to stay put (no bars before): that changes nothing.
+        // indicatif moves by 0 rows to stay on the row it drew last (one or none): nothing moves.
         if n == 0 {
             return Ok(());
         }
@@ -107,6 +113,11 @@ impl<T: TermLike> TermLike for Stderr<T> {
     }
 
     fn write_str(&self, s: &str) -> std::io::Result<()> {
+        // A carriage return alone is a move to the start of the row (indicatif's drawing with
+        // `set_move_cursor`), not a line.
+        if s == "\r" {
+            return TermLike::write_str(self.then(false, Cursor::Start)?, s);
+        }
         TermLike::write_str(self.then(true, Cursor::AtEdge)?, s)
     }
 
@@ -117,10 +128,19 @@ impl<T: TermLike> TermLike for Stderr<T> {
     fn flush(&self) -> std::io::Result<()> {
         let mut cursor = self.cursor.lock().expect("cursor lock poisoned");
         let room = TermLike::width(&self.term).saturating_sub(ECHO_ROOM);
-        if *cursor == Cursor::AtEdge && self.barred.load(Ordering::Relaxed) && room > 0 {
-            TermLike::write_str(&self.term, "\r")?;
-            TermLike::move_cursor_right(&self.term, usize::from(room))?;
-            *cursor = Cursor::Parked;
+        match *cursor {
+            Cursor::AtEdge if self.has_bars.load(Ordering::Relaxed) && room > 0 => {
+                TermLike::write_str(&self.term, "\r")?;
+                TermLike::move_cursor_right(&self.term, usize::from(room))?;
+                *cursor = Cursor::Parked;
+            }
+            // Nothing drawn over no rows (a clearing with none to clear): what the tool writes
+            // next starts on the row below, as from the edge.
+            Cursor::Parked => {
+                TermLike::write_str(&self.term, "\r\n")?;
+                *cursor = Cursor::Start;
+            }
+            _ => {}
         }
         TermLike::flush(&self.term)
     }
@@ -129,109 +149,157 @@ impl<T: TermLike> TermLike for Stderr<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-    /// A terminal that records what it is asked, as the escape sequences would read.
-    #[derive(Debug, Default)]
-    struct Recorder(Mutex<String>);
+    const WIDTH: u16 = 40;
 
-    impl Recorder {
-        fn push(&self, s: &str) -> std::io::Result<()> {
-            self.0.lock().unwrap().push_str(s);
+    /// A terminal emulator's screen, shared with what writes to it "directly" (the tool's own
+    /// output, the terminal's echo).
+    #[derive(Clone)]
+    struct Screen(Arc<Mutex<vt100::Parser>>);
+
+    impl std::fmt::Debug for Screen {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Screen")
+        }
+    }
+
+    impl Screen {
+        fn new() -> Screen {
+            let size = |n| std::num::NonZeroU16::new(n).unwrap();
+            Screen(Arc::new(Mutex::new(vt100::Parser::new(
+                size(20),
+                size(WIDTH),
+                0,
+            ))))
+        }
+        fn put(&self, s: &str) {
+            self.0.lock().unwrap().process(s.as_bytes());
+        }
+        fn rows(&self) -> Vec<String> {
+            let parser = self.0.lock().unwrap();
+            let rows: Vec<String> = parser.screen().rows(0, WIDTH).collect();
+            let used = rows
+                .iter()
+                .rposition(|r| !r.trim().is_empty())
+                .map_or(0, |i| i + 1);
+            rows[..used]
+                .iter()
+                .map(|r| r.trim_end().to_owned())
+                .collect()
+        }
+    }
+
+    impl TermLike for Screen {
+        fn width(&self) -> u16 {
+            WIDTH
+        }
+        fn height(&self) -> u16 {
+            20
+        }
+        fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+            self.put(&format!("\x1b[{n}A"));
+            Ok(())
+        }
+        fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+            self.put(&format!("\x1b[{n}B"));
+            Ok(())
+        }
+        fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+            self.put(&format!("\x1b[{n}C"));
+            Ok(())
+        }
+        fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+            self.put(&format!("\x1b[{n}D"));
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.put(&format!("{s}\r\n"));
+            Ok(())
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.put(s);
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            self.put("\r\x1b[2K");
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
             Ok(())
         }
     }
 
-    impl TermLike for Recorder {
-        fn width(&self) -> u16 {
-            20
-        }
-        fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
-            self.push(&format!("<up {n}>"))
-        }
-        fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
-            self.push(&format!("<down {n}>"))
-        }
-        fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
-            self.push(&format!("<right {n}>"))
-        }
-        fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
-            self.push(&format!("<left {n}>"))
-        }
-        fn write_line(&self, s: &str) -> std::io::Result<()> {
-            self.push(&format!("{s}\n"))
-        }
-        fn write_str(&self, s: &str) -> std::io::Result<()> {
-            self.push(s)
-        }
-        fn clear_line(&self) -> std::io::Result<()> {
-            self.push("<clear>")
-        }
-        fn flush(&self) -> std::io::Result<()> {
-            self.push("|")
-        }
-    }
-
-    fn stderr(barred: bool) -> Stderr<Recorder> {
-        Stderr {
-            term: Recorder::default(),
+    /// Real indicatif bars drawn on `screen` through the parked target (no rate limit), as the
+    /// screen keeps them: `has_bars` set while there are some.
+    fn bars(screen: &Screen) -> (MultiProgress, Vec<ProgressBar>) {
+        let target = ParkedStderr {
+            term: screen.clone(),
             cursor: Mutex::new(Cursor::Start),
-            barred: Arc::new(AtomicBool::new(barred)),
-        }
-    }
-
-    /// What indicatif asks of its target to draw `lines` over `before` lines drawn last time.
-    fn draw(t: &impl TermLike, before: usize, lines: &[&str]) {
-        t.move_cursor_up(before.saturating_sub(1)).unwrap();
-        for i in 0..before {
-            t.clear_line().unwrap();
-            if i + 1 != before {
-                t.move_cursor_down(1).unwrap();
-            }
-        }
-        t.move_cursor_up(before.saturating_sub(1)).unwrap();
-        for line in lines {
-            t.write_str(line).unwrap();
-            t.write_str(&" ".repeat(20 - line.len())).unwrap();
-        }
-        t.flush().unwrap();
-    }
-
-    fn taken(t: &Stderr<Recorder>) -> String {
-        std::mem::take(&mut *t.term.0.lock().unwrap())
+            has_bars: Arc::new(AtomicBool::new(true)),
+        };
+        let multi =
+            MultiProgress::with_draw_target(ProgressDrawTarget::term_like(Box::new(target)));
+        let style = ProgressStyle::with_template("{prefix} {msg}").unwrap();
+        let bars = ["a", "b"]
+            .map(|name| {
+                let bar = multi.add(ProgressBar::new(1).with_style(style.clone()));
+                bar.set_prefix(name);
+                bar.set_message("working");
+                bar
+            })
+            .to_vec();
+        (multi, bars)
     }
 
     #[test]
-    fn the_cursor_waits_on_the_last_bar_with_room_for_an_echo_and_lines_start_clean() {
-        let t = stderr(true);
-        // On a fresh row (or one the bars were cleared from): a carriage return first, which
-        // takes back an echo of ^C made there; parked 3 columns from the edge after the drawing.
-        draw(&t, 0, &["a", "b"]);
-        let pad = |n: usize| " ".repeat(n);
-        assert_eq!(
-            taken(&t),
-            format!("\ra{}b{}\r<right 17>|", pad(19), pad(19))
-        );
-        // The next drawing clears the rows from the parked one (and an echo on it) upwards.
-        draw(&t, 2, &["a", "b"]);
-        assert_eq!(
-            taken(&t),
-            format!(
-                "<up 1><clear><down 1><clear><up 1>\ra{}b{}\r<right 17>|",
-                pad(19),
-                pad(19)
-            )
-        );
-        // With no bar before, a line starts on the row below the parked cursor, as from the edge.
-        draw(&t, 0, &["c"]);
-        assert_eq!(taken(&t), format!("\r\nc{}\r<right 17>|", pad(19)));
+    fn an_echo_of_ctrl_c_between_drawings_leaves_no_bar_behind() {
+        for echo in ["^C", "^C^C"] {
+            let screen = Screen::new();
+            screen.put("before\r\n");
+            let (multi, bars) = bars(&screen);
+            assert_eq!(screen.rows(), ["before", "a working", "b working"]);
+            // The terminal echoes at the cursor, then a tick redraws before the tool hears of
+            // the signal, then the display is cleared.
+            screen.put(echo);
+            bars[0].set_message("still working");
+            assert_eq!(
+                screen.rows(),
+                ["before", "a still working", "b working"],
+                "{echo}"
+            );
+            multi.clear().unwrap();
+            assert_eq!(screen.rows(), ["before"], "{echo}");
+        }
     }
 
     #[test]
-    fn lines_above_no_bar_leave_the_cursor_at_the_edge() {
-        let t = stderr(false);
-        draw(&t, 0, &["done"]);
-        assert_eq!(taken(&t), format!("\rdone{}|", " ".repeat(16)));
-        draw(&t, 0, &["next"]);
-        assert_eq!(taken(&t), format!("next{}|", " ".repeat(16)));
+    fn an_echo_after_output_above_the_bars_is_taken_back_by_their_redraw() {
+        let screen = Screen::new();
+        let (multi, _bars) = bars(&screen);
+        multi.suspend(|| {
+            screen.put("output\r\n");
+            screen.put("^C");
+        });
+        assert_eq!(screen.rows(), ["output", "a working", "b working"]);
+        multi.clear().unwrap();
+        assert_eq!(screen.rows(), ["output"]);
+    }
+
+    #[test]
+    fn what_is_written_after_lines_drawn_alone_starts_on_the_next_row() {
+        // The screen has a bar that is not drawn yet: a line printed above it is drawn alone and
+        // the cursor parks on it; the tool's own next line must not land there.
+        let screen = Screen::new();
+        let target = ParkedStderr {
+            term: screen.clone(),
+            cursor: Mutex::new(Cursor::Start),
+            has_bars: Arc::new(AtomicBool::new(true)),
+        };
+        let multi =
+            MultiProgress::with_draw_target(ProgressDrawTarget::term_like(Box::new(target)));
+        multi.println("done").unwrap();
+        multi.suspend(|| screen.put("result\r\n"));
+        assert_eq!(screen.rows(), ["done", "result"]);
     }
 }
