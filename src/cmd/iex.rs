@@ -103,7 +103,9 @@ pub async fn exec(
                     }
                     _ => {
                         view.end_host();
-                        // After the echoed `^C`, or the line being edited.
+                        // The display first, then a fresh line after the line being edited.
+                        report.interrupted();
+                        report.flush();
                         if on_terminal {
                             println!();
                         }

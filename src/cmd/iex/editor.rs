@@ -45,6 +45,8 @@ pub struct Editor {
     above: mpsc::Sender<String>,
     /// Reads without echo (passwords) bypass the editor.
     passwords: Stdin,
+    /// Where output goes while no line is edited: the display's rules, the bars out of its way.
+    report: Arc<Reporter>,
 }
 
 /// A read for the editor's thread.
@@ -107,7 +109,7 @@ impl Editor {
             kind: Kinds::of(name),
             empty_line,
             history,
-            report,
+            report: Arc::clone(&report),
         };
         std::thread::Builder::new()
             .name("editor".into())
@@ -118,17 +120,18 @@ impl Editor {
             screen,
             above: print_above(printer),
             passwords: Stdin::start(),
+            report,
         })
     }
 }
 
 impl Editor {
     /// Writes a line the node printed outside the relay (Logger's, on its stderr): above the
-    /// line being edited, if one is, else on stderr.
+    /// line being edited, if one is, else on stderr above the bars.
     pub fn remote_line(&self, line: &str) {
         let editing = self.screen.lock().expect("screen lock poisoned").editing;
         if !editing || self.above.send(format!("{line}\n")).is_err() {
-            eprintln!("{line}");
+            self.report.line(line);
         }
     }
 }
@@ -137,7 +140,7 @@ impl Terminal for Editor {
     fn output(&self, bytes: &[u8]) {
         let mut screen = self.screen.lock().expect("screen lock poisoned");
         if !screen.editing {
-            write_out(bytes);
+            self.report.output(bytes);
             screen.wrote(bytes);
             return;
         }
