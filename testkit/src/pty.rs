@@ -77,6 +77,7 @@ impl MixRemote {
                 pixel_height: 0,
             })
             .expect("testkit: open a pseudo-terminal");
+        keep_output_on_interrupt(pair.master.as_ref());
         let child = pair
             .slave
             .spawn_command(cmd)
@@ -114,6 +115,26 @@ impl MixRemote {
             finished: false,
         }
     }
+}
+
+/// Sets `NOFLSH` on the terminal: Ctrl-C then discards none of the output the terminal has not
+/// read yet. A terminal emulator reads output as it comes; this one reads on a thread of its own,
+/// so what the kernel would discard (the end of a drawing, or more) would depend on when that
+/// thread last ran, not on what the run wrote.
+fn keep_output_on_interrupt(master: &dyn MasterPty) {
+    let fd = master
+        .as_raw_fd()
+        .expect("testkit: the pseudo-terminal's descriptor");
+    // SAFETY: tcgetattr fills the zeroed structure; tcsetattr gets it back with one flag more.
+    // On a pty's master both act on the terminal's (its other end's) modes.
+    let set = unsafe {
+        let mut modes: libc::termios = std::mem::zeroed();
+        libc::tcgetattr(fd, &mut modes) == 0 && {
+            modes.c_lflag |= libc::NOFLSH;
+            libc::tcsetattr(fd, libc::TCSANOW, &modes) == 0
+        }
+    };
+    assert!(set, "testkit: NOFLSH on the pseudo-terminal");
 }
 
 fn nonzero(n: u16) -> std::num::NonZeroU16 {
