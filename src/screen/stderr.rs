@@ -173,8 +173,9 @@ mod tests {
                 0,
             ))))
         }
-        fn put(&self, s: &str) {
+        fn put(&self, s: &str) -> std::io::Result<()> {
             self.0.lock().unwrap().process(s.as_bytes());
+            Ok(())
         }
         fn rows(&self) -> Vec<String> {
             let parser = self.0.lock().unwrap();
@@ -198,48 +199,44 @@ mod tests {
             20
         }
         fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
-            self.put(&format!("\x1b[{n}A"));
-            Ok(())
+            self.put(&format!("\x1b[{n}A"))
         }
         fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
-            self.put(&format!("\x1b[{n}B"));
-            Ok(())
+            self.put(&format!("\x1b[{n}B"))
         }
         fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
-            self.put(&format!("\x1b[{n}C"));
-            Ok(())
+            self.put(&format!("\x1b[{n}C"))
         }
         fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
-            self.put(&format!("\x1b[{n}D"));
-            Ok(())
+            self.put(&format!("\x1b[{n}D"))
         }
         fn write_line(&self, s: &str) -> std::io::Result<()> {
-            self.put(&format!("{s}\r\n"));
-            Ok(())
+            self.put(&format!("{s}\r\n"))
         }
         fn write_str(&self, s: &str) -> std::io::Result<()> {
-            self.put(s);
-            Ok(())
+            self.put(s)
         }
         fn clear_line(&self) -> std::io::Result<()> {
-            self.put("\r\x1b[2K");
-            Ok(())
+            self.put("\r\x1b[2K")
         }
         fn flush(&self) -> std::io::Result<()> {
             Ok(())
         }
     }
 
-    /// Real indicatif bars drawn on `screen` through the parked target (no rate limit), as the
-    /// screen keeps them: `has_bars` set while there are some.
-    fn bars(screen: &Screen) -> (MultiProgress, Vec<ProgressBar>) {
+    /// indicatif drawing on `screen` through the parked target (no rate limit), `has_bars` set.
+    fn parked(screen: &Screen) -> MultiProgress {
         let target = ParkedStderr {
             term: screen.clone(),
             cursor: Mutex::new(Cursor::Start),
             has_bars: Arc::new(AtomicBool::new(true)),
         };
-        let multi =
-            MultiProgress::with_draw_target(ProgressDrawTarget::term_like(Box::new(target)));
+        MultiProgress::with_draw_target(ProgressDrawTarget::term_like(Box::new(target)))
+    }
+
+    /// Two real indicatif bars on `screen` (see [`parked`]).
+    fn bars(screen: &Screen) -> (MultiProgress, Vec<ProgressBar>) {
+        let multi = parked(screen);
         let style = ProgressStyle::with_template("{prefix} {msg}").unwrap();
         let bars = ["a", "b"]
             .map(|name| {
@@ -256,12 +253,12 @@ mod tests {
     fn an_echo_of_ctrl_c_between_drawings_leaves_no_bar_behind() {
         for echo in ["^C", "^C^C"] {
             let screen = Screen::new();
-            screen.put("before\r\n");
+            screen.put("before\r\n").unwrap();
             let (multi, bars) = bars(&screen);
             assert_eq!(screen.rows(), ["before", "a working", "b working"]);
             // The terminal echoes at the cursor, then a tick redraws before the tool hears of
             // the signal, then the display is cleared.
-            screen.put(echo);
+            screen.put(echo).unwrap();
             bars[0].set_message("still working");
             assert_eq!(
                 screen.rows(),
@@ -277,10 +274,9 @@ mod tests {
     fn an_echo_after_output_above_the_bars_is_taken_back_by_their_redraw() {
         let screen = Screen::new();
         let (multi, _bars) = bars(&screen);
-        multi.suspend(|| {
-            screen.put("output\r\n");
-            screen.put("^C");
-        });
+        multi
+            .suspend(|| screen.put("output\r\n").and_then(|()| screen.put("^C")))
+            .unwrap();
         assert_eq!(screen.rows(), ["output", "a working", "b working"]);
         multi.clear().unwrap();
         assert_eq!(screen.rows(), ["output"]);
@@ -291,15 +287,9 @@ mod tests {
         // The screen has a bar that is not drawn yet: a line printed above it is drawn alone and
         // the cursor parks on it; the tool's own next line must not land there.
         let screen = Screen::new();
-        let target = ParkedStderr {
-            term: screen.clone(),
-            cursor: Mutex::new(Cursor::Start),
-            has_bars: Arc::new(AtomicBool::new(true)),
-        };
-        let multi =
-            MultiProgress::with_draw_target(ProgressDrawTarget::term_like(Box::new(target)));
+        let multi = parked(&screen);
         multi.println("done").unwrap();
-        multi.suspend(|| screen.put("result\r\n"));
+        multi.suspend(|| screen.put("result\r\n")).unwrap();
         assert_eq!(screen.rows(), ["done", "result"]);
     }
 }
