@@ -45,7 +45,7 @@ pub struct Editor {
     above: mpsc::Sender<String>,
     /// Reads without echo (passwords) bypass the editor.
     passwords: Stdin,
-    /// Where output goes while no line is edited: the display's rules, the bars out of its way.
+    /// Where the node's lines go while no line is edited: above the bars.
     report: Arc<Reporter>,
 }
 
@@ -140,7 +140,7 @@ impl Terminal for Editor {
     fn output(&self, bytes: &[u8]) {
         let mut screen = self.screen.lock().expect("screen lock poisoned");
         if !screen.editing {
-            self.report.output(bytes);
+            write_out(bytes);
             screen.wrote(bytes);
             return;
         }
