@@ -30,7 +30,8 @@ const BACKLOG: usize = 4096;
 /// See the module's documentation.
 pub struct Screen {
     bars: MultiProgress,
-    /// The bars are drawn at all (stderr is a terminal, no `-q`, no `--json`).
+    /// The bars are drawn at all (stderr is a terminal with a `TERM` that is not `dumb`, no
+    /// `-q`, no `--json`).
     drawn: bool,
     /// stdout is a terminal, so the function's output shares the screen with the bars.
     shared: bool,
@@ -77,10 +78,10 @@ struct State {
 }
 
 impl Screen {
-    /// The screen, its bars drawn on stderr when `drawn` and stderr is a terminal; starts the
-    /// painter then.
+    /// The screen, its bars drawn on stderr when `drawn` and stderr is a terminal that can redraw
+    /// a line; starts the painter then.
     pub fn new(drawn: bool) -> Arc<Screen> {
-        // indicatif's own checks: stderr is a terminal that can redraw a line (not `TERM=dumb`).
+        // indicatif's own checks: stderr is a terminal, `TERM` is set and not `dumb`.
         let drawn = drawn && !ProgressDrawTarget::stderr().is_hidden();
         let has_bars = Arc::new(AtomicBool::new(false));
         let target = if drawn {

@@ -41,7 +41,8 @@ pub fn target(has_bars: &Arc<AtomicBool>) -> ProgressDrawTarget {
 ///   and before their redraw).
 ///
 /// What the tool writes itself goes above the bars (`Screen::above`, or with them off the
-/// screen), never from where the cursor waits.
+/// screen), never from where the cursor waits. indicatif's drawing with `set_move_cursor` (a
+/// bare carriage return after moving up) is not used, and would not be understood.
 #[derive(Debug)]
 struct ParkedStderr<T = console::Term> {
     term: T,
@@ -113,11 +114,6 @@ impl<T: TermLike> TermLike for ParkedStderr<T> {
     }
 
     fn write_str(&self, s: &str) -> std::io::Result<()> {
-        // A carriage return alone is a move to the start of the row (indicatif's drawing with
-        // `set_move_cursor`), not a line.
-        if s == "\r" {
-            return TermLike::write_str(self.then(false, Cursor::Start)?, s);
-        }
         TermLike::write_str(self.then(true, Cursor::AtEdge)?, s)
     }
 
@@ -280,6 +276,18 @@ mod tests {
         assert_eq!(screen.rows(), ["output", "a working", "b working"]);
         multi.clear().unwrap();
         assert_eq!(screen.rows(), ["output"]);
+    }
+
+    #[test]
+    fn a_bar_added_below_lines_drawn_alone_starts_on_the_next_row() {
+        let screen = Screen::new();
+        let multi = parked(&screen);
+        multi.println("one").unwrap();
+        multi.println("two").unwrap();
+        let bar = multi.add(ProgressBar::new(1));
+        bar.set_style(ProgressStyle::with_template("{msg}").unwrap());
+        bar.set_message("bar");
+        assert_eq!(screen.rows(), ["one", "two", "bar"]);
     }
 
     #[test]
