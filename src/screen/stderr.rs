@@ -123,12 +123,15 @@ impl<T: TermLike> TermLike for ParkedStderr<T> {
 
     fn flush(&self) -> std::io::Result<()> {
         let mut cursor = self.cursor.lock().expect("cursor lock poisoned");
-        let room = TermLike::width(&self.term).saturating_sub(ECHO_ROOM);
         match *cursor {
-            Cursor::AtEdge if self.has_bars.load(Ordering::Relaxed) && room > 0 => {
-                TermLike::write_str(&self.term, "\r")?;
-                TermLike::move_cursor_right(&self.term, usize::from(room))?;
-                *cursor = Cursor::Parked;
+            // The width is asked only then: a terminal narrower than the room keeps the edge.
+            Cursor::AtEdge if self.has_bars.load(Ordering::Relaxed) => {
+                let room = TermLike::width(&self.term).saturating_sub(ECHO_ROOM);
+                if room > 0 {
+                    TermLike::write_str(&self.term, "\r")?;
+                    TermLike::move_cursor_right(&self.term, usize::from(room))?;
+                    *cursor = Cursor::Parked;
+                }
             }
             // Nothing drawn over no rows (a clearing with none to clear): what the tool writes
             // next starts on the row below, as from the edge.
