@@ -5,13 +5,11 @@
 
 use std::ffi::OsStr;
 use std::net::TcpListener;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tempfile::TempDir;
-use testkit::{Output, Sshd};
+use testkit::{ElixirWrapper, Output, Sshd};
 
 mod common;
 use common::*;
@@ -29,53 +27,6 @@ fn assert_error(out: &Output, code: i32, parts: &[&str]) {
     assert!(line.starts_with("mix-remote: error: "), "{}", out.stderr);
     for part in parts {
         assert!(line.contains(part), "{part:?} not in: {}", out.stderr);
-    }
-}
-
-/// A stand-in for `elixir` on the remote (the test host is this machine): a script that runs
-/// `body`, typically ending in `exec elixir "$@"`.
-struct Wrapper {
-    dir: TempDir,
-}
-
-impl Wrapper {
-    /// A wrapper script running `body`.
-    fn new(body: &str) -> Wrapper {
-        let dir = tempfile::Builder::new()
-            .prefix("mix-remote-elixir-")
-            .tempdir()
-            .expect("a directory for the wrapper");
-        let path = dir.path().join("elixir");
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write the wrapper");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-            .expect("make the wrapper executable");
-        Wrapper { dir }
-    }
-
-    /// A gate: the real elixir starts only once [`Wrapper::open`] is called, so a test can act
-    /// while the remote node is booting (the tunnel exists, nothing has connected back).
-    fn gate() -> Wrapper {
-        let wrapper = Wrapper::new("");
-        let open = wrapper.dir.path().join("open");
-        std::fs::write(
-            wrapper.path(),
-            format!(
-                "#!/bin/sh\nwhile [ ! -e '{}' ]; do sleep 0.05; done\nexec elixir \"$@\"\n",
-                open.display()
-            ),
-        )
-        .expect("write the gate");
-        wrapper
-    }
-
-    /// The script, for `--elixir`.
-    fn path(&self) -> PathBuf {
-        self.dir.path().join("elixir")
-    }
-
-    /// Opens the gate.
-    fn open(&self) {
-        std::fs::write(self.dir.path().join("open"), b"").expect("open the gate");
     }
 }
 
@@ -140,7 +91,7 @@ fn a_push_timeout_names_its_flag_and_stops_the_node() {
 #[test]
 fn a_boot_timeout_names_its_flag_and_leaves_nothing() {
     let sshd = Sshd::start();
-    let gate = Wrapper::gate();
+    let gate = ElixirWrapper::gate();
     let elixir = gate.path().display().to_string();
     let out = demo(
         &sshd,
@@ -245,7 +196,7 @@ fn a_killed_remote_node_ends_the_run_with_3_and_leaves_nothing() {
 fn a_tool_killed_while_the_node_boots_leaves_no_file() {
     // The private directory exists while the node boots; the gate holds the boot there.
     let sshd = Sshd::start();
-    let gate = Wrapper::gate();
+    let gate = ElixirWrapper::gate();
     let elixir = gate.path().display().to_string();
     let mut run = demo(
         &sshd,
@@ -278,7 +229,7 @@ fn intruders_while_the_node_boots_are_refused_logged_and_reach_nothing() {
     // cookie, one that connects and stays silent (for as long as the node takes). They are
     // refused and logged with -v, and the run then completes normally.
     let sshd = Sshd::start();
-    let gate = Wrapper::gate();
+    let gate = ElixirWrapper::gate();
     let elixir = gate.path().display().to_string();
     let mut run = demo(
         &sshd,
@@ -554,7 +505,7 @@ fn a_server_that_permits_one_listen_port_is_run_and_checked_through_forward_port
 fn a_node_that_crashes_while_booting_is_named_with_its_last_words() {
     // Too little address space for the BEAM's memory carrier: it dies before it can boot.
     let sshd = Sshd::start();
-    let small = Wrapper::new("ulimit -v 300000\nexec elixir \"$@\"");
+    let small = ElixirWrapper::new("ulimit -v 300000\nexec elixir \"$@\"");
     let elixir = small.path().display().to_string();
     let out = run(
         &sshd,

@@ -23,7 +23,8 @@
 //!   drop a connection), [`Sshd::set_link`] (take a namespace host's link
 //!   down), [`Sshd::forget_host_key`], [`Sshd::change_host_key`],
 //!   [`Sshd::revoke_user_key`], and [`signal`] to send any signal; [`Builder::env`] with a
-//!   [`PathWithout`] for a server that lacks a program (bash).
+//!   [`PathWithout`] for a server that lacks a program (bash); an [`ElixirWrapper`] as the
+//!   server's `elixir` (`--elixir`), e.g. a gate that holds the node's boot.
 //! - [`compiled_fixture`] compiles a Mix project of `fixtures/` once
 //!   ([`compiled_fixture_in`] for another `MIX_ENV`, [`staged_fixture`] for a
 //!   private copy a test may change); fixtures find third-party
@@ -73,6 +74,7 @@
 mod boot_beam;
 mod chroot;
 mod command;
+mod elixir_wrapper;
 mod erl_beams;
 mod fixture;
 mod launcher;
@@ -87,6 +89,7 @@ mod stderr_log;
 pub use boot_beam::{boot_beam_paths, boot_source, build_boot_beams};
 pub use chroot::{Chroot, ChrootProject};
 pub use command::{Finished, run_within};
+pub use elixir_wrapper::ElixirWrapper;
 pub use erl_beams::{
     ERL_BEAMS, RELAY_OTP, build_erl_beam, builds_committed_beams, checks_committed_beams,
     erl_beam_path, erl_source, host_otp_release,
@@ -99,7 +102,7 @@ pub use launcher::{MixRemote, Output, Running, entries, mix_remote};
 pub use path_without::PathWithout;
 pub use postgres::Postgres;
 pub use procs::Proc;
-pub use pty::{PTY_COLS, PTY_ROWS, PtyRun};
+pub use pty::{PTY_COLS, PTY_ROWS, PtyRun, has_spinner};
 pub use sshd::{Builder, Sshd};
 
 /// How long a run may take: a cold one takes about two seconds here, but CI machines are shared.

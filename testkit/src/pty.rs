@@ -24,6 +24,11 @@ pub const PTY_ROWS: u16 = 60;
 /// The cursor position query of ECMA-48 (DSR 6).
 const CURSOR_QUERY: &[u8] = b"\x1b[6n";
 
+/// Whether `text` (a screen) shows a spinner glyph (the braille block indicatif draws them with).
+pub fn has_spinner(text: &str) -> bool {
+    text.chars().any(|c| ('\u{2800}'..='\u{28ff}').contains(&c))
+}
+
 /// What the reading thread keeps up to date.
 struct Screen {
     parser: vt100::Parser,
@@ -260,6 +265,13 @@ impl PtyRun {
         };
         self.wait_until(text, |screen| row(screen).is_some());
         row(self.lock().parser.screen()).expect("the screen keeps the row it showed")
+    }
+
+    /// The screen's rows now, without their trailing blanks.
+    pub fn rows(&self) -> Vec<String> {
+        let screen = self.lock();
+        let rows = screen.parser.screen().rows(0, PTY_COLS);
+        rows.map(|row| row.trim_end().to_owned()).collect()
     }
 
     /// The cursor's row and column, from 0.
