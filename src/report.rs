@@ -352,10 +352,11 @@ impl Reporter {
         self.shared.screen.read_done(echoed);
     }
 
-    /// Takes the display off the screen for good (Ctrl-C): bars cleared, an open line of output
-    /// ended.
-    pub fn interrupted(&self) {
-        self.shared.screen.close();
+    /// Takes the display off the screen for good (Ctrl-C, SIGTERM): bars cleared, an open line of
+    /// output ended. `echoed` for a Ctrl-C typed at the terminal, whose `^C` the next line must
+    /// not follow on the same row.
+    pub fn interrupted(&self, echoed: bool) {
+        self.shared.screen.close(echoed);
     }
 
     /// Writes output received after the last newline as a line of its own.

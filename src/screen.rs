@@ -265,17 +265,22 @@ impl Screen {
         }
     }
 
-    /// Takes the bars off the screen for good (Ctrl-C), ending an open line of output.
-    pub fn close(&self) {
-        self.later(|screen, state| {
+    /// Takes the bars off the screen for good (Ctrl-C, SIGTERM), ending an open line of output.
+    /// `echoed`: the terminal may have echoed `^C` where the cursor was, which must not begin the
+    /// next line written.
+    pub fn close(&self, echoed: bool) {
+        self.later(move |screen, state| {
             // An echo of ^C made since the bars were last drawn is on their rows (see
             // `stderr.rs`): clearing them takes it too.
+            let cleared = screen.drawn && !state.hidden && screen.has_bars.load(Ordering::Relaxed);
             screen.hide(state);
             state.closed = true;
             if state.open_line {
                 let _ = std::io::stdout().write_all(b"\n");
                 let _ = std::io::stdout().flush();
                 state.open_line = false;
+            } else if echoed && !cleared && std::io::stderr().is_terminal() {
+                eprintln!();
             }
         });
     }

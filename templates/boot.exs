@@ -859,7 +859,8 @@ ops = %{
     {kind, List.to_string(hint), Enum.map(entries, &List.to_string/1)}
   end,
   # Interrupts the session's evaluation as IEx's break does: IEx kills it, says
-  # `** (EXIT) interrupted` and prompts again.
+  # `** (EXIT) interrupted` and prompts again. False while no session runs yet (the push, the
+  # configuration or the applications' start): the tool then ends the run.
   interrupt: fn ->
     case Process.whereis(:mix_remote_iex) do
       nil -> false

@@ -7,7 +7,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use testkit::{MixRemote, Sshd};
+use testkit::{ElixirWrapper, MixRemote, Sshd, has_spinner};
 
 /// `mix-remote iex` on `sshd` in `project`, with `args` after it.
 fn iex(sshd: &Sshd, project: &Path, args: &[&str]) -> MixRemote {
@@ -188,6 +188,63 @@ fn ctrl_c_twice_in_a_row_ends_a_session_whose_evaluation_does_not_stop() {
         "{}",
         out.stdout
     );
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+    assert_eq!(run_dirs(&sshd), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn ctrl_c_before_iex_runs_ends_the_session_at_once() {
+    let sshd = Sshd::start();
+    let interrupted = "mix-remote: error: interrupted: remote node stopped, connection closed";
+
+    // While the node boots, its spinner drawn: the error follows the phases done, on the row the
+    // spinner (and the terminal's echo of ^C) took.
+    let gate = ElixirWrapper::gate();
+    let elixir = gate.path().display().to_string();
+    let project = testkit::compiled_fixture("demo");
+    let run = iex(&sshd, &project, &["--elixir", &elixir]).spawn_in_pty();
+    run.wait_for("booting remote node");
+    run.send("\x03");
+    run.wait_for_row(interrupted);
+    let rows = run.rows();
+    let out = run.finish();
+    assert_eq!(out.code, Some(130), "{}", out.stdout);
+    let at = rows.iter().position(|r| r == interrupted);
+    let at = at.unwrap_or_else(|| panic!("no error row: {rows:#?}"));
+    assert!(rows[at - 1].starts_with("✓ connected to"), "{rows:#?}");
+    assert!(!has_spinner(&out.stdout), "{}", out.stdout);
+    out.assert_local_clean();
+    // The late node finds nobody to connect back to, and halts.
+    gate.open();
+    sshd.assert_no_session_processes();
+
+    // While the application starts (nothing to interrupt yet), nothing drawn: the first Ctrl-C
+    // ends the session, the error on the row after the echoed ^C.
+    let project = testkit::compiled_fixture_in("otp_app", "prod");
+    let config = tempfile::tempdir().unwrap();
+    let yaml = config.path().join("mix-remote.yaml");
+    std::fs::write(
+        &yaml,
+        "defaults:\n  remote_env:\n    OTP_APP_START_MS: \"60000\"\n",
+    )
+    .unwrap();
+    let config = yaml.display().to_string();
+    let run = iex(&sshd, &project, &["--env", "prod", "--config", &config]).spawn_in_pty();
+    run.wait_for_row("starting for 60000 ms");
+    run.send("\x03");
+    run.wait_for_row(interrupted);
+    let rows = run.rows();
+    let out = run.finish();
+    assert_eq!(out.code, Some(130), "{}", out.stdout);
+    let at = rows.iter().position(|r| r == interrupted);
+    let at = at.unwrap_or_else(|| panic!("no error row: {rows:#?}"));
+    // (What the start prints is the node's own output, outside the relay: `[host] starting ...`.)
+    assert!(
+        rows[at - 2].ends_with("] starting for 60000 ms"),
+        "{rows:#?}"
+    );
+    assert_eq!(rows[at - 1], "^C", "{rows:#?}");
     sshd.assert_no_session_processes();
     out.assert_local_clean();
     assert_eq!(run_dirs(&sshd), Vec::<PathBuf>::new());

@@ -2,7 +2,7 @@
 //! fixture): output at link speed and in order, stdin read only as the function asks, `eval` and
 //! scripts, and what a person sees on a terminal (through a pseudo-terminal).
 
-use testkit::{MixRemote, Output, Sshd};
+use testkit::{MixRemote, Output, Sshd, has_spinner};
 
 /// mix-remote in the demo fixture, with `args` after `run --host <sshd> -F <its config>`.
 fn demo(sshd: &Sshd, args: &[&str]) -> MixRemote {
@@ -17,11 +17,6 @@ fn run(sshd: &Sshd, args: &[&str]) -> Output {
     sshd.assert_no_session_processes();
     out.assert_local_clean();
     out
-}
-
-/// Whether `text` shows a spinner glyph (the braille block indicatif draws them with).
-fn has_spinner(text: &str) -> bool {
-    text.chars().any(|c| ('\u{2800}'..='\u{28ff}').contains(&c))
 }
 
 /// A mix-remote.yaml naming `sshd` twice, as hosts `a` and `b` of group `both`; its directory
@@ -349,6 +344,22 @@ fn a_raise_ends_its_phase_with_a_cross_and_ctrl_c_leaves_a_clean_summary() {
         "{}",
         out.stdout
     );
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+
+    // Quiet, nothing drawn: the error starts the row after the terminal's echo of ^C.
+    let term = demo(&sshd, &["-q", "Demo.Worker.sleep_forever"]).spawn_in_pty();
+    term.wait_for_row("sleeping");
+    term.send("\x03");
+    term.wait_for_row("interrupted: remote node");
+    let rows = term.rows();
+    let out = term.finish();
+    assert_eq!(out.code, Some(130), "{}", out.stdout);
+    let at = rows
+        .iter()
+        .position(|r| r.starts_with("mix-remote: error: interrupted: remote node"))
+        .unwrap_or_else(|| panic!("no error row: {rows:#?}"));
+    assert_eq!(rows[at - 2..at], ["sleeping", "^C"], "{rows:#?}");
     sshd.assert_no_session_processes();
     out.assert_local_clean();
 }

@@ -68,7 +68,8 @@ pub struct Interrupted<T>(pub Vec<Option<T>>);
 /// A fan-out whose signal handlers are installed: create it before anything is started, so
 /// that no signal can end a command without its teardown.
 pub struct Fanout {
-    interrupted: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// Resolves on the signal; true for SIGINT (Ctrl-C, which the terminal may have echoed).
+    interrupted: Pin<Box<dyn Future<Output = bool> + Send>>,
 }
 
 impl Fanout {
@@ -131,9 +132,9 @@ impl Fanout {
                     }
                     Some(Err(e)) => report.error(&format!("a host's task failed: {e}")),
                 },
-                () = &mut self.interrupted => {
+                ctrl_c = &mut self.interrupted => {
                     // The display first: stopping the hosts removes their bars.
-                    report.interrupted();
+                    report.interrupted(ctrl_c);
                     tasks.shutdown().await;
                     views.iter().for_each(|v| v.end_host());
                     return Err(Interrupted(results));
@@ -166,16 +167,16 @@ pub fn summary(report: &Reporter, hosts: usize, failed: usize, exit_code: u8) {
     });
 }
 
-/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when it is
-/// first polled.
-fn interrupted() -> impl Future<Output = ()> + Send {
+/// Resolves on SIGINT (true) or SIGTERM (false). The handlers are installed when this is
+/// called, not when it is first polled.
+fn interrupted() -> impl Future<Output = bool> + Send {
     use tokio::signal::unix::{SignalKind, signal};
     let int = signal(SignalKind::interrupt()).ok();
     let term = signal(SignalKind::terminate()).ok();
     async move {
         tokio::select! {
-            () = received(int) => {}
-            () = received(term) => {}
+            () = received(int) => true,
+            () = received(term) => false,
         }
     }
 }

@@ -1,12 +1,14 @@
 //! `mix-remote iex`: an IEx session on one host's throw-away node, with the project shipped,
 //! configured and started as `run` does it (`session::on_host`). On a terminal, lines are edited
 //! locally (`iex/editor.rs`); otherwise they are read from stdin as IEx asks for them. Ctrl-C
-//! during an evaluation interrupts it; a second one within two seconds, SIGTERM or SIGHUP end the
-//! session with the same teardown as an interrupted `run`.
+//! during an evaluation interrupts it. One before IEx runs (the connection, the push, the
+//! configuration, the applications' start) or a second within two seconds ends the session, as
+//! SIGTERM and SIGHUP do, with the same teardown as an interrupted `run`.
 
 mod editor;
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -87,30 +89,33 @@ pub async fn exec(
     };
     let session = session::on_host(&job, host, &view, &input, None, work);
     tokio::pin!(session);
+    // Whether each interruption asked of the node found an evaluation to interrupt.
+    let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel::<bool>();
     let mut interrupted: Option<Instant> = None;
     let end = loop {
         tokio::select! {
             end = &mut session => break end,
-            again = signals.next(interrupted) => {
-                match (again, live.node()) {
-                    (false, Some(node)) => {
+            // No IEx to interrupt yet: the Ctrl-C was meant for the run.
+            Some(false) = answered.recv() => return Ok(stopped(&view, &report, true)),
+            received = signals.next() => {
+                let again = interrupted.is_some_and(|at| at.elapsed() < AGAIN_WITHIN);
+                match (received, live.node()) {
+                    (Received::CtrlC, Some(node)) if !again => {
                         interrupted = Some(Instant::now());
-                        // The terminal echoed `^C`: what IEx says of the interruption starts a line.
-                        if on_terminal {
+                        // The terminal echoed `^C` after the evaluation's output: what IEx says
+                        // of the interruption starts a line.
+                        if on_terminal && live.prompted() {
                             println!();
                         }
-                        tokio::spawn(async move { drop(iex::interrupt(&node).await) });
+                        let answers = answers.clone();
+                        tokio::spawn(async move {
+                            if let Ok(found) = iex::interrupt(&node).await {
+                                let _ = answers.send(found);
+                            }
+                        });
                     }
-                    _ => {
-                        view.end_host();
-                        // The display first, then a fresh line after the line being edited.
-                        report.interrupted();
-                        report.flush();
-                        if on_terminal {
-                            println!();
-                        }
-                        report.error("interrupted: remote node stopped, connection closed");
-                        return Ok(exit::INTERRUPTED);
+                    (received, _) => {
+                        return Ok(stopped(&view, &report, received == Received::CtrlC));
                     }
                 }
             }
@@ -118,6 +123,15 @@ pub async fn exec(
     };
     view.end_host();
     Ok(conclude(end, host, &view))
+}
+
+/// Ends an interrupted session (`ctrl_c`: by a Ctrl-C the terminal echoed) as an interrupted
+/// `run` ends: the display first, then the error; returns the exit code.
+fn stopped(view: &Reporter, report: &Reporter, ctrl_c: bool) -> u8 {
+    view.end_host();
+    report.interrupted(ctrl_c);
+    report.error("interrupted: remote node stopped, connection closed");
+    exit::INTERRUPTED
 }
 
 /// The exit code of a session that ended, said as `run` says it.
@@ -172,6 +186,8 @@ fn host_label(name: &str) -> &str {
 /// Ctrl-C interrupts through it, and the relay learns the terminal's size from it.
 pub struct Live {
     node: OnceLock<Arc<Node>>,
+    /// The line editor has shown IEx's first prompt: the terminal is the session's.
+    prompted: AtomicBool,
     runtime: Handle,
     /// The size last sent to the relay.
     geometry: Mutex<Option<(u16, u16)>>,
@@ -181,6 +197,7 @@ impl Live {
     fn new() -> Live {
         Live {
             node: OnceLock::new(),
+            prompted: AtomicBool::new(false),
             runtime: Handle::current(),
             geometry: Mutex::new(None),
         }
@@ -194,6 +211,15 @@ impl Live {
 
     fn node(&self) -> Option<Arc<Node>> {
         self.node.get().cloned()
+    }
+
+    /// The line editor shows a prompt.
+    fn prompt_shown(&self) {
+        self.prompted.store(true, Ordering::Relaxed);
+    }
+
+    fn prompted(&self) -> bool {
+        self.prompted.load(Ordering::Relaxed)
     }
 
     /// IEx's completion of `line` (the text before the cursor); for threads outside the runtime.
@@ -259,17 +285,23 @@ impl Signals {
         }
     }
 
-    /// Resolves on the next signal: false for a Ctrl-C that may only interrupt (the first, or one
-    /// long enough after the one `interrupted` says), true for one that ends the session.
-    async fn next(&mut self, interrupted: Option<Instant>) -> bool {
+    /// Resolves on the next signal.
+    async fn next(&mut self) -> Received {
         tokio::select! {
-            () = received(self.interrupt.as_mut()) => {
-                interrupted.is_some_and(|at| at.elapsed() < AGAIN_WITHIN)
-            }
-            () = received(self.terminate.as_mut()) => true,
-            () = received(self.hangup.as_mut()) => true,
+            () = received(self.interrupt.as_mut()) => Received::CtrlC,
+            () = received(self.terminate.as_mut()) => Received::End,
+            () = received(self.hangup.as_mut()) => Received::End,
         }
     }
+}
+
+/// A signal the session received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Received {
+    /// SIGINT: interrupts the evaluation, if there is one and no other did just before.
+    CtrlC,
+    /// SIGTERM or SIGHUP: ends the session.
+    End,
 }
 
 /// Resolves when `signal` arrives; never, if its handler could not be installed.

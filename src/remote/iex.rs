@@ -115,8 +115,9 @@ fn expansion(reply: &Term) -> Option<Expansion> {
 }
 
 /// Interrupts the session's evaluation, as IEx's break does: IEx ends it, prints
-/// `** (EXIT) interrupted` and prompts again.
-pub async fn interrupt(node: &Node) -> Result<(), CallError> {
+/// `** (EXIT) interrupted` and prompts again. False when there is no session to interrupt yet
+/// (the push, the configuration or the applications' start is under way).
+pub async fn interrupt(node: &Node) -> Result<bool, CallError> {
     node.request(
         SERVER,
         Request::Interrupt.name(),
@@ -124,7 +125,7 @@ pub async fn interrupt(node: &Node) -> Result<(), CallError> {
         Some(INTERRUPT_LIMIT),
     )
     .await
-    .map(drop)
+    .map(|reply| is_atom(&reply, "true"))
 }
 
 fn binary(text: &str) -> Term {

@@ -243,6 +243,7 @@ impl Thread {
     fn edit(&mut self, prompt: &str) -> Typed {
         // What the run said so far (its phases) is on the terminal before the prompt.
         self.report.flush();
+        self.live.prompt_shown();
         let kind = self.kind.of_prompt(prompt);
         let shown = self.screen().begin(prompt);
         let mut warned = false;
