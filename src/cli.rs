@@ -200,9 +200,10 @@ pub enum Command {
         Editing, history ($XDG_STATE_HOME/mix-remote/iex_history, else\n\
         ~/.local/state/mix-remote/iex_history) and Tab completion are local, by IEx's own rules;\n\
         evaluation is on the server. Ctrl-C cancels the line being typed, drops an unfinished\n\
-        expression, or interrupts an evaluation; pressed twice at an empty prompt, or with Ctrl-D\n\
-        or System.halt(), it ends the session, and the node goes with everything it had on the\n\
-        server. Not on a terminal, lines are read from stdin as IEx asks for them.\n\
+        expression, or interrupts an evaluation; pressed twice at an empty prompt, or before IEx\n\
+        runs, or with Ctrl-D or System.halt(), it ends the session, and the node goes with\n\
+        everything it had on the server. Not on a terminal, lines are read from stdin as IEx asks\n\
+        for them.\n\
         Exit codes: 0 the session ended, 1 an application did not start, 2 bad input, 3 could\n\
         not connect, boot or load, 4 timeout, 130 interrupted.",
         mut_arg("call_timeout", |a| a.hide(true))

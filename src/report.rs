@@ -353,10 +353,10 @@ impl Reporter {
     }
 
     /// Takes the display off the screen for good (Ctrl-C, SIGTERM): bars cleared, an open line of
-    /// output ended. `echoed` for a Ctrl-C typed at the terminal, whose `^C` the next line must
-    /// not follow on the same row.
-    pub fn interrupted(&self, echoed: bool) {
-        self.shared.screen.close(echoed);
+    /// output ended. `mid_row` when the terminal's cursor may be within a row the display did not
+    /// write (after an echoed `^C`, a line being edited), which the next line must not continue.
+    pub fn interrupted(&self, mid_row: bool) {
+        self.shared.screen.close(mid_row);
     }
 
     /// Writes output received after the last newline as a line of its own.

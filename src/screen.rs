@@ -71,7 +71,7 @@ struct State {
     last_output: Option<Instant>,
     /// The bars are off the screen.
     hidden: bool,
-    /// The display was closed for good (Ctrl-C).
+    /// The display was closed for good (Ctrl-C, SIGTERM).
     closed: bool,
     /// The bars the painter animates, by id.
     bars: Vec<(u64, ProgressBar)>,
@@ -266,9 +266,9 @@ impl Screen {
     }
 
     /// Takes the bars off the screen for good (Ctrl-C, SIGTERM), ending an open line of output.
-    /// `echoed`: the terminal may have echoed `^C` where the cursor was, which must not begin the
-    /// next line written.
-    pub fn close(&self, echoed: bool) {
+    /// `mid_row`: the terminal's cursor may be within a row the display did not write (after the
+    /// terminal's echo of `^C`, or a line being edited), which the next line must not continue.
+    pub fn close(&self, mid_row: bool) {
         self.later(move |screen, state| {
             // An echo of ^C made since the bars were last drawn is on their rows (see
             // `stderr.rs`): clearing them takes it too.
@@ -279,8 +279,8 @@ impl Screen {
                 let _ = std::io::stdout().write_all(b"\n");
                 let _ = std::io::stdout().flush();
                 state.open_line = false;
-            } else if echoed && !cleared && std::io::stderr().is_terminal() {
-                eprintln!();
+            } else if mid_row && !cleared {
+                end_row();
             }
         });
     }
@@ -300,6 +300,17 @@ impl Screen {
             }
             state.hidden = false;
         }
+    }
+}
+
+/// Moves the terminal's cursor to the start of the next row: a newline on stderr, or on stdout
+/// when only that is the terminal; nothing written to a file or pipe.
+fn end_row() {
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    } else if std::io::stdout().is_terminal() {
+        let _ = std::io::stdout().write_all(b"\n");
+        let _ = std::io::stdout().flush();
     }
 }
 

@@ -859,12 +859,18 @@ ops = %{
     {kind, List.to_string(hint), Enum.map(entries, &List.to_string/1)}
   end,
   # Interrupts the session's evaluation as IEx's break does: IEx kills it, says
-  # `** (EXIT) interrupted` and prompts again. False while no session runs yet (the push, the
-  # configuration or the applications' start): the tool then ends the run.
-  interrupt: fn ->
+  # `** (EXIT) interrupted` and prompts again; with `newline` (the tool's terminal echoed ^C
+  # after the evaluation's output), a newline first, through the relay, so that IEx's words start
+  # a row. False while no session runs yet (the push, the configuration or the applications'
+  # start): the tool then ends the run.
+  interrupt: fn newline ->
     case Process.whereis(:mix_remote_iex) do
-      nil -> false
-      pid -> Process.exit(pid, :interrupt)
+      nil ->
+        false
+
+      pid ->
+        if newline, do: IO.write("\n")
+        Process.exit(pid, :interrupt)
     end
   end
 }

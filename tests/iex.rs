@@ -7,7 +7,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use testkit::{ElixirWrapper, MixRemote, Sshd, has_spinner};
+use testkit::{ElixirWrapper, MixRemote, Output, PtyRun, Sshd, has_spinner};
 
 /// `mix-remote iex` on `sshd` in `project`, with `args` after it.
 fn iex(sshd: &Sshd, project: &Path, args: &[&str]) -> MixRemote {
@@ -193,10 +193,29 @@ fn ctrl_c_twice_in_a_row_ends_a_session_whose_evaluation_does_not_stop() {
     assert_eq!(run_dirs(&sshd), Vec::<PathBuf>::new());
 }
 
+/// Types Ctrl-C once into `run` and waits for it to end, interrupted (exit 130); returns its
+/// output, the screen's rows and the row of its error.
+fn interrupt(run: PtyRun) -> (Output, Vec<String>, usize) {
+    run.send("\x03");
+    ended(run)
+}
+
+/// Waits for `run` to end, interrupted (exit 130); returns its output, the screen's rows and the
+/// row of its error.
+fn ended(run: PtyRun) -> (Output, Vec<String>, usize) {
+    let interrupted = "mix-remote: error: interrupted: remote node stopped, connection closed";
+    run.wait_for_row(interrupted);
+    let rows = run.rows();
+    let out = run.finish();
+    assert_eq!(out.code, Some(130), "{}", out.stdout);
+    let at = rows.iter().position(|r| r == interrupted);
+    let at = at.unwrap_or_else(|| panic!("no error row: {rows:#?}"));
+    (out, rows, at)
+}
+
 #[test]
 fn ctrl_c_before_iex_runs_ends_the_session_at_once() {
     let sshd = Sshd::start();
-    let interrupted = "mix-remote: error: interrupted: remote node stopped, connection closed";
 
     // While the node boots, its spinner drawn: the error follows the phases done, on the row the
     // spinner (and the terminal's echo of ^C) took.
@@ -205,19 +224,14 @@ fn ctrl_c_before_iex_runs_ends_the_session_at_once() {
     let project = testkit::compiled_fixture("demo");
     let run = iex(&sshd, &project, &["--elixir", &elixir]).spawn_in_pty();
     run.wait_for("booting remote node");
-    run.send("\x03");
-    run.wait_for_row(interrupted);
-    let rows = run.rows();
-    let out = run.finish();
-    assert_eq!(out.code, Some(130), "{}", out.stdout);
-    let at = rows.iter().position(|r| r == interrupted);
-    let at = at.unwrap_or_else(|| panic!("no error row: {rows:#?}"));
+    let (out, rows, at) = interrupt(run);
     assert!(rows[at - 1].starts_with("✓ connected to"), "{rows:#?}");
     assert!(!has_spinner(&out.stdout), "{}", out.stdout);
     out.assert_local_clean();
     // The late node finds nobody to connect back to, and halts.
     gate.open();
     sshd.assert_no_session_processes();
+    assert_eq!(run_dirs(&sshd), Vec::<PathBuf>::new());
 
     // While the application starts (nothing to interrupt yet), nothing drawn: the first Ctrl-C
     // ends the session, the error on the row after the echoed ^C.
@@ -232,19 +246,30 @@ fn ctrl_c_before_iex_runs_ends_the_session_at_once() {
     let config = yaml.display().to_string();
     let run = iex(&sshd, &project, &["--env", "prod", "--config", &config]).spawn_in_pty();
     run.wait_for_row("starting for 60000 ms");
-    run.send("\x03");
-    run.wait_for_row(interrupted);
-    let rows = run.rows();
-    let out = run.finish();
-    assert_eq!(out.code, Some(130), "{}", out.stdout);
-    let at = rows.iter().position(|r| r == interrupted);
-    let at = at.unwrap_or_else(|| panic!("no error row: {rows:#?}"));
+    let (out, rows, at) = interrupt(run);
     // (What the start prints is the node's own output, outside the relay: `[host] starting ...`.)
     assert!(
         rows[at - 2].ends_with("] starting for 60000 ms"),
         "{rows:#?}"
     );
     assert_eq!(rows[at - 1], "^C", "{rows:#?}");
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+    assert_eq!(run_dirs(&sshd), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn sigterm_while_a_line_is_edited_ends_the_session_below_that_line() {
+    let sshd = Sshd::start();
+    let project = testkit::compiled_fixture("demo");
+    let run = iex(&sshd, &project, &[]).spawn_in_pty();
+    let edited = "iex(demo@127.0.0.1)1> Enum.co";
+    run.wait_for("iex(demo@127.0.0.1)1> ");
+    run.send("Enum.co");
+    run.wait_for(edited);
+    testkit::signal("TERM", &[run.id()]);
+    let (out, rows, at) = ended(run);
+    assert_eq!(rows[at - 1], edited, "{rows:#?}");
     sshd.assert_no_session_processes();
     out.assert_local_clean();
     assert_eq!(run_dirs(&sshd), Vec::<PathBuf>::new());

@@ -8,8 +8,7 @@
 mod editor;
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
@@ -19,7 +18,7 @@ use crate::cli::IexArgs;
 use crate::cmd::{fanout, fresh};
 use crate::config::{self, Build, Config, HostSettings};
 use crate::exit::{self, CliError};
-use crate::remote::console::{self, Input};
+use crate::remote::console::{self, Input, Terminal};
 use crate::remote::iex::{self, End, Expansion};
 use crate::remote::invoke::{Ready, Setup};
 use crate::remote::job::Job;
@@ -62,20 +61,22 @@ pub async fn exec(
     let live = Arc::new(Live::new());
     let on_terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let _modes = on_terminal.then(TerminalModes::save);
-    let input = match on_terminal {
-        true => match editor::Editor::start(Arc::clone(&live), &name, Arc::clone(&report)) {
-            Ok(editor) => {
-                let editor = Arc::new(editor);
-                let lines = Arc::clone(&editor);
-                report.divert_remote_lines(move |line| lines.remote_line(line));
-                Input::Terminal(editor)
-            }
+    let editor = on_terminal
+        .then(|| editor::Editor::start(Arc::clone(&live), &name, Arc::clone(&report)))
+        .and_then(|started| match started {
+            Ok(editor) => Some(Arc::new(editor)),
             Err(e) => {
                 report.verbose(&format!("no line editor ({e}): lines are read as typed"));
-                Input::for_hosts(1)
+                None
             }
-        },
-        false => Input::for_hosts(1),
+        });
+    let input = match &editor {
+        Some(editor) => {
+            let lines = Arc::clone(editor);
+            report.divert_remote_lines(move |line| lines.remote_line(line));
+            Input::Terminal(Arc::clone(editor) as Arc<dyn Terminal>)
+        }
+        None => Input::for_hosts(1),
     };
     let view = Arc::new(report.for_host(&host.name, false, 0));
     let work = |node: Arc<Node>, ready: Ready| {
@@ -84,6 +85,8 @@ pub async fn exec(
             live.attach(Arc::clone(&node));
             let ansi = on_terminal;
             let end = iex::session(&node, name, ansi, Setup::of(job), &ready).await;
+            // IEx has ended: nothing to interrupt while the node stops.
+            live.detach();
             end.map_err(SessionError::from)
         }
     };
@@ -98,24 +101,23 @@ pub async fn exec(
             // No IEx to interrupt yet: the Ctrl-C was meant for the run.
             Some(false) = answered.recv() => return Ok(stopped(&view, &report, true)),
             received = signals.next() => {
+                let ctrl_c = received == Received::CtrlC;
                 let again = interrupted.is_some_and(|at| at.elapsed() < AGAIN_WITHIN);
-                match (received, live.node()) {
-                    (Received::CtrlC, Some(node)) if !again => {
+                match live.node() {
+                    Some(node) if ctrl_c && !again => {
                         interrupted = Some(Instant::now());
-                        // The terminal echoed `^C` after the evaluation's output: what IEx says
-                        // of the interruption starts a line.
-                        if on_terminal && live.prompted() {
-                            println!();
-                        }
+                        // At a terminal, `^C` was echoed after the evaluation's output: the node
+                        // starts a row for IEx's words, in order with them.
                         let answers = answers.clone();
                         tokio::spawn(async move {
-                            if let Ok(found) = iex::interrupt(&node).await {
+                            if let Ok(found) = iex::interrupt(&node, on_terminal).await {
                                 let _ = answers.send(found);
                             }
                         });
                     }
-                    (received, _) => {
-                        return Ok(stopped(&view, &report, received == Received::CtrlC));
+                    _ => {
+                        let mid_row = ctrl_c || editor.as_ref().is_some_and(|e| e.mid_row());
+                        return Ok(stopped(&view, &report, mid_row));
                     }
                 }
             }
@@ -125,11 +127,12 @@ pub async fn exec(
     Ok(conclude(end, host, &view))
 }
 
-/// Ends an interrupted session (`ctrl_c`: by a Ctrl-C the terminal echoed) as an interrupted
-/// `run` ends: the display first, then the error; returns the exit code.
-fn stopped(view: &Reporter, report: &Reporter, ctrl_c: bool) -> u8 {
+/// Ends an interrupted session as an interrupted `run` ends: the display first, then the error,
+/// on a row of its own (`mid_row`: the terminal's cursor may be after an echoed `^C` or a line
+/// being edited); returns the exit code.
+fn stopped(view: &Reporter, report: &Reporter, mid_row: bool) -> u8 {
     view.end_host();
-    report.interrupted(ctrl_c);
+    report.interrupted(mid_row);
     report.error("interrupted: remote node stopped, connection closed");
     exit::INTERRUPTED
 }
@@ -182,12 +185,10 @@ fn host_label(name: &str) -> &str {
     name.rsplit_once('@').map_or(name, |(_, host)| host)
 }
 
-/// What the parts of a session share once the node is up: the line editor completes through it,
+/// What the parts of a session share while the node is up: the line editor completes through it,
 /// Ctrl-C interrupts through it, and the relay learns the terminal's size from it.
 pub struct Live {
-    node: OnceLock<Arc<Node>>,
-    /// The line editor has shown IEx's first prompt: the terminal is the session's.
-    prompted: AtomicBool,
+    node: Mutex<Option<Arc<Node>>>,
     runtime: Handle,
     /// The size last sent to the relay.
     geometry: Mutex<Option<(u16, u16)>>,
@@ -196,8 +197,7 @@ pub struct Live {
 impl Live {
     fn new() -> Live {
         Live {
-            node: OnceLock::new(),
-            prompted: AtomicBool::new(false),
+            node: Mutex::new(None),
             runtime: Handle::current(),
             geometry: Mutex::new(None),
         }
@@ -206,20 +206,16 @@ impl Live {
     /// The node is up (`session::on_host` has told the relay the terminal's size and follows
     /// it): the session starts on it.
     fn attach(&self, node: Arc<Node>) {
-        let _ = self.node.set(node);
+        *self.node.lock().expect("node lock poisoned") = Some(node);
+    }
+
+    /// The session has ended; the node stops.
+    fn detach(&self) {
+        *self.node.lock().expect("node lock poisoned") = None;
     }
 
     fn node(&self) -> Option<Arc<Node>> {
-        self.node.get().cloned()
-    }
-
-    /// The line editor shows a prompt.
-    fn prompt_shown(&self) {
-        self.prompted.store(true, Ordering::Relaxed);
-    }
-
-    fn prompted(&self) -> bool {
-        self.prompted.load(Ordering::Relaxed)
+        self.node.lock().expect("node lock poisoned").clone()
     }
 
     /// IEx's completion of `line` (the text before the cursor); for threads outside the runtime.
@@ -232,7 +228,7 @@ impl Live {
     /// fits what it prints to it): the line editor holds SIGWINCH while a line is edited, so
     /// `console::follow_geometry` misses a resize made then.
     fn send_geometry(&self) {
-        let (Some(node), Some(size)) = (self.node.get(), console::terminal_size()) else {
+        let (Some(node), Some(size)) = (self.node(), console::terminal_size()) else {
             return;
         };
         let mut sent = self.geometry.lock().expect("geometry lock poisoned");

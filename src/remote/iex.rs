@@ -115,13 +115,15 @@ fn expansion(reply: &Term) -> Option<Expansion> {
 }
 
 /// Interrupts the session's evaluation, as IEx's break does: IEx ends it, prints
-/// `** (EXIT) interrupted` and prompts again. False when there is no session to interrupt yet
-/// (the push, the configuration or the applications' start is under way).
-pub async fn interrupt(node: &Node) -> Result<bool, CallError> {
+/// `** (EXIT) interrupted` and prompts again; with `newline` (the terminal echoed `^C` after the
+/// evaluation's output), the node writes a newline first, in order with the session's output.
+/// False when there is no session to interrupt yet (the push, the configuration or the
+/// applications' start is under way).
+pub async fn interrupt(node: &Node, newline: bool) -> Result<bool, CallError> {
     node.request(
         SERVER,
         Request::Interrupt.name(),
-        Vec::new(),
+        vec![atom(if newline { "true" } else { "false" })],
         Some(INTERRUPT_LIMIT),
     )
     .await

@@ -27,14 +27,16 @@ impl ElixirWrapper {
 
     /// A gate: the real elixir starts only once [`ElixirWrapper::open`] is called, so a test can
     /// act while the remote node is booting (the tunnel exists, nothing has connected back).
+    /// Dropped closed (by a test that panicked), it gives up instead of waiting for good.
     pub fn gate() -> ElixirWrapper {
         let wrapper = ElixirWrapper::new("");
-        let open = wrapper.dir.path().join("open");
+        let dir = wrapper.dir.path();
         std::fs::write(
             wrapper.path(),
             format!(
-                "#!/bin/sh\nwhile [ ! -e '{}' ]; do sleep 0.05; done\nexec elixir \"$@\"\n",
-                open.display()
+                "#!/bin/sh\nwhile [ ! -e '{}' ]; do [ -d '{}' ] || exit 1; sleep 0.05; done\nexec elixir \"$@\"\n",
+                dir.join("open").display(),
+                dir.display()
             ),
         )
         .expect("testkit: write the gate");

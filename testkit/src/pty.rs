@@ -29,6 +29,13 @@ pub fn has_spinner(text: &str) -> bool {
     text.chars().any(|c| ('\u{2800}'..='\u{28ff}').contains(&c))
 }
 
+/// The rows of `screen`, without their trailing blanks.
+fn rows_of(screen: &vt100::Screen) -> impl Iterator<Item = String> + '_ {
+    screen
+        .rows(0, PTY_COLS)
+        .map(|row| row.trim_end().to_owned())
+}
+
 /// What the reading thread keeps up to date.
 struct Screen {
     parser: vt100::Parser,
@@ -257,21 +264,14 @@ impl PtyRun {
     /// Waits (within [`RUN_LIMIT`]) until a row of the screen contains `text`; returns that row,
     /// without trailing blanks.
     pub fn wait_for_row(&self, text: &str) -> String {
-        let row = |screen: &vt100::Screen| {
-            screen
-                .rows(0, PTY_COLS)
-                .find(|row| row.contains(text))
-                .map(|row| row.trim_end().to_owned())
-        };
+        let row = |screen: &vt100::Screen| rows_of(screen).find(|row| row.contains(text));
         self.wait_until(text, |screen| row(screen).is_some());
         row(self.lock().parser.screen()).expect("the screen keeps the row it showed")
     }
 
     /// The screen's rows now, without their trailing blanks.
     pub fn rows(&self) -> Vec<String> {
-        let screen = self.lock();
-        let rows = screen.parser.screen().rows(0, PTY_COLS);
-        rows.map(|row| row.trim_end().to_owned()).collect()
+        rows_of(self.lock().parser.screen()).collect()
     }
 
     /// The cursor's row and column, from 0.

@@ -134,6 +134,13 @@ impl Editor {
             self.report.line(line);
         }
     }
+
+    /// Whether the terminal's cursor may be within a row: a line is being edited, or the
+    /// session's output left one open.
+    pub fn mid_row(&self) -> bool {
+        let screen = self.screen.lock().expect("screen lock poisoned");
+        screen.editing || !screen.open_line.is_empty()
+    }
 }
 
 impl Terminal for Editor {
@@ -243,7 +250,6 @@ impl Thread {
     fn edit(&mut self, prompt: &str) -> Typed {
         // What the run said so far (its phases) is on the terminal before the prompt.
         self.report.flush();
-        self.live.prompt_shown();
         let kind = self.kind.of_prompt(prompt);
         let shown = self.screen().begin(prompt);
         let mut warned = false;
