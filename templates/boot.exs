@@ -860,16 +860,20 @@ ops = %{
   end,
   # Interrupts the session's evaluation as IEx's break does: IEx kills it, says
   # `** (EXIT) interrupted` and prompts again; with `newline` (the tool's terminal echoed ^C
-  # after the evaluation's output), a newline first, through the relay, so that IEx's words start
-  # a row. False while no session runs yet (the push, the configuration or the applications'
-  # start): the tool then ends the run.
+  # after the evaluation's output), a newline first, so that IEx's words start a row: asked of
+  # the relay (this process's group leader, IEx's too) before the kill, without waiting for its
+  # answer, which a relay held up by a slow terminal would delay. False while no session runs
+  # yet (the push, the configuration or the applications' start): the tool then ends the run.
   interrupt: fn newline ->
     case Process.whereis(:mix_remote_iex) do
       nil ->
         false
 
       pid ->
-        if newline, do: IO.write("\n")
+        if newline do
+          send(Process.group_leader(), {:io_request, self(), make_ref(), {:put_chars, :unicode, "\n"}})
+        end
+
         Process.exit(pid, :interrupt)
     end
   end

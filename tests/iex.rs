@@ -175,7 +175,7 @@ fn ctrl_c_twice_in_a_row_ends_a_session_whose_evaluation_does_not_stop() {
     run.send(":erlang.suspend_process(Process.whereis(:mix_remote_iex)); ");
     run.send("IO.puts(\"zz\" <> \"z\"); Process.sleep(:infinity)\r");
     run.wait_for("\nzzz");
-    // The first Ctrl-C asks for an interruption (the tool starts a line after the echoed ^C).
+    // The first Ctrl-C asks for an interruption (the node starts a line after the echoed ^C).
     let (row, _) = run.cursor();
     run.send("\x03");
     run.wait_until("a new line after ^C", |s| s.cursor_position().0 > row);
@@ -259,7 +259,7 @@ fn ctrl_c_before_iex_runs_ends_the_session_at_once() {
 }
 
 #[test]
-fn sigterm_while_a_line_is_edited_ends_the_session_below_that_line() {
+fn sigterm_while_a_line_is_edited_or_read_ends_the_session_below_that_line() {
     let sshd = Sshd::start();
     let project = testkit::compiled_fixture("demo");
     let run = iex(&sshd, &project, &[]).spawn_in_pty();
@@ -270,6 +270,17 @@ fn sigterm_while_a_line_is_edited_ends_the_session_below_that_line() {
     testkit::signal("TERM", &[run.id()]);
     let (out, rows, at) = ended(run);
     assert_eq!(rows[at - 1], edited, "{rows:#?}");
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+
+    // Likewise while the evaluation reads without echo after a prompt of its own.
+    let run = iex(&sshd, &project, &[]).spawn_in_pty();
+    run.wait_for("iex(demo@127.0.0.1)1> ");
+    run.send("IO.write(\"Pass\" <> \"word: \"); :io.get_password()\r");
+    run.wait_for("\nPassword: ");
+    testkit::signal("TERM", &[run.id()]);
+    let (out, rows, at) = ended(run);
+    assert_eq!(rows[at - 1], "Password:", "{rows:#?}");
     sshd.assert_no_session_processes();
     out.assert_local_clean();
     assert_eq!(run_dirs(&sshd), Vec::<PathBuf>::new());

@@ -59,7 +59,8 @@ pub async fn exec(
     let job = Job::prepare_session(&build, args.setup.no_app_config, &report)?;
     let name = format!("{}@{}", project_name(&job, &build), host_label(&host.name));
     let live = Arc::new(Live::new());
-    let on_terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let stdout_terminal = std::io::stdout().is_terminal();
+    let on_terminal = std::io::stdin().is_terminal() && stdout_terminal;
     let _modes = on_terminal.then(TerminalModes::save);
     let editor = on_terminal
         .then(|| editor::Editor::start(Arc::clone(&live), &name, Arc::clone(&report)))
@@ -106,11 +107,11 @@ pub async fn exec(
                 match live.node() {
                     Some(node) if ctrl_c && !again => {
                         interrupted = Some(Instant::now());
-                        // At a terminal, `^C` was echoed after the evaluation's output: the node
+                        // On a terminal, `^C` was echoed after the evaluation's output: the node
                         // starts a row for IEx's words, in order with them.
                         let answers = answers.clone();
                         tokio::spawn(async move {
-                            if let Ok(found) = iex::interrupt(&node, on_terminal).await {
+                            if let Ok(found) = iex::interrupt(&node, stdout_terminal).await {
                                 let _ = answers.send(found);
                             }
                         });

@@ -127,7 +127,14 @@ pub async fn interrupt(node: &Node, newline: bool) -> Result<bool, CallError> {
         Some(INTERRUPT_LIMIT),
     )
     .await
-    .map(|reply| is_atom(&reply, "true"))
+    .and_then(|reply| match () {
+        () if is_atom(&reply, "true") => Ok(true),
+        () if is_atom(&reply, "false") => Ok(false),
+        () => Err(CallError::BadRpc {
+            mfa: Request::Interrupt.name().to_owned(),
+            reason: format!("unexpected reply {reply}"),
+        }),
+    })
 }
 
 fn binary(text: &str) -> Term {

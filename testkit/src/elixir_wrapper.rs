@@ -2,7 +2,7 @@
 //! tool with `--elixir`, which runs some shell first and then, typically, the real `elixir`.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 
@@ -34,9 +34,9 @@ impl ElixirWrapper {
         std::fs::write(
             wrapper.path(),
             format!(
-                "#!/bin/sh\nwhile [ ! -e '{}' ]; do [ -d '{}' ] || exit 1; sleep 0.05; done\nexec elixir \"$@\"\n",
-                dir.join("open").display(),
-                dir.display()
+                "#!/bin/sh\nwhile [ ! -e {} ]; do [ -d {} ] || exit 1; sleep 0.05; done\nexec elixir \"$@\"\n",
+                sh_quoted(&dir.join("open")),
+                sh_quoted(dir)
             ),
         )
         .expect("testkit: write the gate");
@@ -52,4 +52,9 @@ impl ElixirWrapper {
     pub fn open(&self) {
         std::fs::write(self.dir.path().join("open"), b"").expect("testkit: open the gate");
     }
+}
+
+/// `path` as one word for sh: single-quoted, its own single quotes escaped.
+fn sh_quoted(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', "'\\''"))
 }

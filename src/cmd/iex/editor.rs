@@ -169,12 +169,18 @@ impl Terminal for Editor {
     fn read(&self, prompt: &[u8], echo: bool, answer: Box<dyn FnOnce(Typed) + Send>) {
         if !echo {
             write_out(prompt);
+            // The prompt's line stays open until the read is done (the reader then ends it).
             self.screen
                 .lock()
                 .expect("screen lock poisoned")
-                .open_line
-                .clear();
+                .wrote(prompt);
+            let screen = Arc::clone(&self.screen);
             self.passwords.ask(false, move |line| {
+                screen
+                    .lock()
+                    .expect("screen lock poisoned")
+                    .open_line
+                    .clear();
                 answer(line.bytes.map_or(Typed::End, Typed::Line));
             });
             return;
@@ -253,36 +259,40 @@ impl Thread {
         let kind = self.kind.of_prompt(prompt);
         let shown = self.screen().begin(prompt);
         let mut warned = false;
-        let typed = loop {
+        let read = loop {
             match self.editor.readline(&shown) {
-                Ok(line) => {
-                    // What the evaluation reads is its business, not the session's history.
-                    if kind != Kind::Other {
-                        self.remember(&line);
-                    }
-                    break Typed::Line(format!("{line}\n").into_bytes());
-                }
+                Ok(line) => break Ok(line),
                 // Text on the line: cancelled, the same prompt again.
                 Err(ReadlineError::Interrupted) if !self.empty_line.load(Ordering::SeqCst) => {
                     warned = false;
                 }
                 Err(ReadlineError::Interrupted) => match kind {
-                    Kind::Prompt if warned => break Typed::End,
+                    Kind::Prompt if warned => break Err(Typed::End),
                     Kind::Prompt => {
                         write_out(format!("{HOW_TO_LEAVE}\n").as_bytes());
                         warned = true;
                     }
-                    Kind::Continuation | Kind::Other => break Typed::Interrupted,
+                    Kind::Continuation | Kind::Other => break Err(Typed::Interrupted),
                 },
-                Err(ReadlineError::Eof) => break Typed::End,
+                Err(ReadlineError::Eof) => break Err(Typed::End),
                 Err(e) => {
                     self.report.verbose(&format!("the line editor failed: {e}"));
-                    break Typed::End;
+                    break Err(Typed::End);
                 }
             }
         };
+        // rustyline has ended the line: the screen's state first, then the history file.
         self.screen().end();
-        typed
+        match read {
+            Ok(line) => {
+                // What the evaluation reads is its business, not the session's history.
+                if kind != Kind::Other {
+                    self.remember(&line);
+                }
+                Typed::Line(format!("{line}\n").into_bytes())
+            }
+            Err(typed) => typed,
+        }
     }
 
     /// Adds `line` to the history and appends it to the history file.
