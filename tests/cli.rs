@@ -490,6 +490,36 @@ fn colours_on_a_terminal_as_cargo_shows_them_and_none_when_asked_not_to() {
 }
 
 #[test]
+fn the_bars_keep_their_colours_with_stdout_off_the_terminal() {
+    // Styles of the bars' templates go through console, which asks about stdout by default.
+    let sshd = Sshd::start();
+    let project = testkit::compiled_fixture("demo");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = dir.path().join("out");
+    let config = sshd.ssh_config().display().to_string();
+    let host = sshd.host();
+    // `script` hands the words to a shell: stdout goes to the file, stderr stays on the terminal.
+    let eval = [
+        "eval",
+        "'Process.sleep(1500); :done'",
+        "--host",
+        &host,
+        "-F",
+        &config,
+    ];
+    let redirect = [">", &file.display().to_string()];
+    let colour = [("TERM", "xterm"), ("NO_COLOR", ""), ("CLICOLOR", "1")];
+    let out = on_terminal(&project, &[&eval[..], &redirect[..]].concat(), &colour);
+    assert_eq!(out.code, Some(0), "{:?}", out.stdout);
+    // The spinners, cyan (the lines of phases done are painted without console).
+    assert!(out.stdout.contains("\x1b[36m"), "{:?}", out.stdout);
+    let written = std::fs::read_to_string(&file).expect("the output file");
+    assert_eq!(written, ":done\n");
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+}
+
+#[test]
 fn with_several_hosts_each_line_names_its_host_once() {
     let sshd = Sshd::start();
     let dir = tempfile::tempdir().expect("temporary directory");
