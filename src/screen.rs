@@ -272,7 +272,7 @@ impl Screen {
         self.later(move |screen, state| {
             // An echo of ^C made since the bars were last drawn is on their rows (see
             // `stderr.rs`): clearing them takes it too.
-            let cleared = screen.drawn && !state.hidden && screen.has_bars.load(Ordering::Relaxed);
+            let cleared = screen.drawn && !state.hidden && !state.bars.is_empty();
             screen.hide(state);
             state.closed = true;
             if state.open_line {

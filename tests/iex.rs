@@ -28,6 +28,14 @@ fn run_dirs(sshd: &Sshd) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Panics unless the run `out` left nothing behind: no process of the sessions, no local file, no
+/// run directory on the server.
+fn left_nothing(sshd: &Sshd, out: &Output) {
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+    assert_eq!(run_dirs(sshd), Vec::<PathBuf>::new());
+}
+
 #[test]
 fn a_session_at_a_terminal_uses_the_started_app_completes_and_ends_with_ctrl_d() {
     let sshd = Sshd::start();
@@ -107,9 +115,7 @@ fn session_at_a_terminal(sshd: &Sshd, elixir: &[&str]) {
     let out = run.finish();
     assert_eq!(out.code, Some(0), "{}", out.stdout);
     assert!(!out.stdout.contains("undefined function never_evaluated"));
-    sshd.assert_no_session_processes();
-    out.assert_local_clean();
-    assert_eq!(run_dirs(sshd), Vec::<PathBuf>::new());
+    left_nothing(sshd, &out);
 
     // The history is the user's alone, and has the session's lines.
     let history = state.path().join("mix-remote/iex_history");
@@ -145,9 +151,7 @@ fn a_piped_session_reads_lines_as_iex_asks_for_them() {
         "{}",
         out.stdout
     );
-    sshd.assert_no_session_processes();
-    out.assert_local_clean();
-    assert_eq!(run_dirs(&sshd), Vec::<PathBuf>::new());
+    left_nothing(&sshd, &out);
 }
 
 #[test]
@@ -160,9 +164,7 @@ fn system_halt_ends_the_session_and_leaves_nothing_behind() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stdout.contains("42\n"), "{}", out.stdout);
     assert!(!out.stdout.contains("after the halt"), "{}", out.stdout);
-    sshd.assert_no_session_processes();
-    out.assert_local_clean();
-    assert_eq!(run_dirs(&sshd), Vec::<PathBuf>::new());
+    left_nothing(&sshd, &out);
 }
 
 #[test]
@@ -188,9 +190,7 @@ fn ctrl_c_twice_in_a_row_ends_a_session_whose_evaluation_does_not_stop() {
         "{}",
         out.stdout
     );
-    sshd.assert_no_session_processes();
-    out.assert_local_clean();
-    assert_eq!(run_dirs(&sshd), Vec::<PathBuf>::new());
+    left_nothing(&sshd, &out);
 }
 
 /// Types Ctrl-C once into `run` and waits for it to end, interrupted (exit 130); returns its
@@ -253,9 +253,7 @@ fn ctrl_c_before_iex_runs_ends_the_session_at_once() {
         "{rows:#?}"
     );
     assert_eq!(rows[at - 1], "^C", "{rows:#?}");
-    sshd.assert_no_session_processes();
-    out.assert_local_clean();
-    assert_eq!(run_dirs(&sshd), Vec::<PathBuf>::new());
+    left_nothing(&sshd, &out);
 }
 
 #[test]
@@ -270,8 +268,7 @@ fn sigterm_while_a_line_is_edited_or_read_ends_the_session_below_that_line() {
     testkit::signal("TERM", &[run.id()]);
     let (out, rows, at) = ended(run);
     assert_eq!(rows[at - 1], edited, "{rows:#?}");
-    sshd.assert_no_session_processes();
-    out.assert_local_clean();
+    left_nothing(&sshd, &out);
 
     // Likewise while the evaluation reads without echo after a prompt of its own.
     let run = iex(&sshd, &project, &[]).spawn_in_pty();
@@ -281,9 +278,7 @@ fn sigterm_while_a_line_is_edited_or_read_ends_the_session_below_that_line() {
     testkit::signal("TERM", &[run.id()]);
     let (out, rows, at) = ended(run);
     assert_eq!(rows[at - 1], "Password:", "{rows:#?}");
-    sshd.assert_no_session_processes();
-    out.assert_local_clean();
-    assert_eq!(run_dirs(&sshd), Vec::<PathBuf>::new());
+    left_nothing(&sshd, &out);
 }
 
 #[test]
