@@ -17,31 +17,36 @@ use std::time::{Duration, Instant};
 use erl_dist::term::{Binary, Map, Term};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixListener;
-use tokio::process::ChildStdin;
 use tokio::sync::oneshot;
 
-use crate::build::beam::BeamError;
-use crate::build::compat;
 use crate::build::entry::display_module;
 use crate::build::native;
 use crate::config::HostSettings;
 use crate::events::{Event, Stage};
 use crate::remote::agent::preload::{self, Digests};
-use crate::remote::boot::{self, BootError, INFO, LOADED, MARKER};
+use crate::remote::boot::{self, INFO, LOADED, MARKER};
 use crate::remote::console::{self, Input};
 use crate::remote::invoke::{self, Outcome, Ready, Setup};
 use crate::remote::job::{Job, counted};
-use crate::remote::node::{CallError, DistError, Identities, Node};
+use crate::remote::node::{Identities, Node};
 use crate::remote::private_dir::{self, PrivateDir};
 use crate::remote::push::{self, PushError};
 use crate::remote::ssh::{Master, SshError, Target};
 use crate::remote::wire::Prepared;
 use crate::report::Reporter;
 
+mod error;
 mod login;
+mod stats;
 mod warm;
+mod writing;
 
+pub use error::SessionError;
 pub use login::Login;
+
+use error::timeout;
+use stats::Stats;
+use writing::{Batch, Sent, Writing, stdin_back};
 
 /// How long teardown waits for the remote node and the master to go away by themselves.
 pub const TEARDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -54,133 +59,6 @@ const INFO_AFTER_HANDSHAKE: Duration = Duration::from_secs(1);
 /// How long a work whose node ended is given to say so itself (its connection closes with the
 /// node: at once, but after the session's end may have been read).
 const LOST_GRACE: Duration = Duration::from_secs(1);
-
-/// Why a run on a host could not complete.
-#[derive(Debug, thiserror::Error)]
-pub enum SessionError {
-    /// The boot command could not be built.
-    #[error(transparent)]
-    Boot(#[from] BootError),
-    /// SSH failed.
-    #[error(transparent)]
-    Ssh(#[from] SshError),
-    /// The distribution connection failed.
-    #[error(transparent)]
-    Dist(#[from] DistError),
-    /// A remote call failed.
-    #[error(transparent)]
-    Call(#[from] CallError),
-    /// Loading the closure failed.
-    #[error(transparent)]
-    Push(#[from] PushError),
-    /// The remote's loader would refuse the closure (found before anything is loaded).
-    #[error(transparent)]
-    Compat(#[from] compat::Refusal),
-    /// Native code of a shipped `priv/` is built for another kind of machine (found before
-    /// anything is loaded).
-    #[error(transparent)]
-    Native(#[from] native::Mismatch),
-    /// The server lacks an application that a shipped one needs (found before anything is
-    /// loaded).
-    #[error(
-        "{by} needs the application {app}, which {host} does not have: install it there with its Erlang/OTP and Elixir (Debian and Ubuntu ship parts of OTP as packages of their own, e.g. erlang-{app})"
-    )]
-    MissingApp {
-        /// The application the server lacks.
-        app: String,
-        /// A shipped application that needs it.
-        by: String,
-        /// The host.
-        host: String,
-    },
-    /// A module of the closure could not be prepared for the wire.
-    #[error(transparent)]
-    Wire(#[from] Arc<BeamError>),
-    /// A local socket could not be created.
-    #[error("cannot create local socket {path}: {error} (is $TMPDIR writable?)")]
-    Socket {
-        /// The socket path.
-        path: String,
-        /// The OS error.
-        error: std::io::Error,
-    },
-    /// A phase took too long.
-    #[error("timed out {phase} on {host} after {secs} s (raise it with {flag})")]
-    Timeout {
-        /// What was going on, e.g. `booting the remote node`.
-        phase: String,
-        /// The host.
-        host: String,
-        /// The limit.
-        secs: u64,
-        /// The flag that raises it.
-        flag: &'static str,
-    },
-    /// The remote node or the connection to it went away in the middle of a phase.
-    #[error(
-        "the remote node on {host} went away while {phase} (it crashed or was killed, or the SSH connection dropped; the server's messages, if any, are above)"
-    )]
-    Lost {
-        /// What was going on.
-        phase: String,
-        /// The host.
-        host: String,
-    },
-}
-
-impl SessionError {
-    /// The tool's own refusal on what the node said of itself (the preflight), or the node's on
-    /// what it lacks: the run ends with nothing loaded.
-    fn is_preflight_refusal(&self) -> bool {
-        matches!(
-            self,
-            SessionError::Compat(_) | SessionError::Native(_) | SessionError::MissingApp { .. }
-        )
-    }
-
-    /// The SSH session ended before the step waiting on it was done (the node's words, if any,
-    /// were its last).
-    fn is_session_end(&self) -> bool {
-        matches!(self, SessionError::Ssh(SshError::Ended { .. }))
-    }
-
-    /// Names the phase, host and flag in a call that timed out.
-    fn in_phase(
-        self,
-        phase: &str,
-        host: &str,
-        limit: Duration,
-        flag: &'static str,
-    ) -> SessionError {
-        match self {
-            SessionError::Call(CallError::Timeout { .. })
-            | SessionError::Push(PushError::Call(CallError::Timeout { .. })) => {
-                SessionError::Timeout {
-                    phase: phase.to_owned(),
-                    host: host.to_owned(),
-                    secs: limit.as_secs(),
-                    flag,
-                }
-            }
-            other => other,
-        }
-    }
-
-    /// Names the phase and host in a connection that was lost.
-    fn lost_in(self, phase: &str, host: &str) -> SessionError {
-        match self {
-            SessionError::Dist(DistError::Lost)
-            | SessionError::Call(CallError::Dist(DistError::Lost))
-            | SessionError::Push(PushError::Call(CallError::Dist(DistError::Lost))) => {
-                SessionError::Lost {
-                    phase: phase.to_owned(),
-                    host: host.to_owned(),
-                }
-            }
-            other => other,
-        }
-    }
-}
 
 /// Runs `job` on one host: connects (or takes over `login`, started ahead), boots, pushes, calls
 /// and tears down, whatever happens. The function's reads are answered from `input`.
@@ -316,88 +194,6 @@ where
     drop(phase);
     report.verbose(&stats.line());
     result
-}
-
-/// How long each phase of a run took, for `-v` and the benchmark (`cargo xtask bench`).
-#[derive(Debug, Default)]
-struct Stats {
-    /// Until the SSH session runs (login done, elixir found).
-    connect: Option<Duration>,
-    /// Until the forward's port is known, after the session runs (usually known before).
-    tunnels: Option<Duration>,
-    /// Until the remote node has connected back and completed the handshake.
-    boot: Option<Duration>,
-    /// Learning what the remote has and loading what it lacks.
-    push: Option<Duration>,
-    /// The command's work on the node (the entry function's call, the session) after the push,
-    /// though its request may have gone before the push was done.
-    call: Option<Duration>,
-    /// Stopping the remote node and the connection.
-    teardown: Option<Duration>,
-    /// Reading `_build` and planning (once for all hosts), while a single host's login goes on.
-    scan: Option<Duration>,
-    /// Preparing the closure's wire form, alongside the connection (once for all hosts).
-    wire: Option<Duration>,
-    /// How long the run waited for the wire form after the handshake (0: it was ready before).
-    wire_wait: Option<Duration>,
-    /// Requests to the remote node after the handshake.
-    requests: Option<u32>,
-    /// The round trips they took (a request that goes before any reply has come since the one
-    /// before it shares that one's).
-    round_trips: Option<u32>,
-    /// What the push sent.
-    pushed: Option<push::Pushed>,
-    /// What the relay sent: output and reads.
-    console: Option<Arc<console::Counts>>,
-}
-
-impl Stats {
-    /// `stats: connect_ms=... requests=3 pushed_bytes=...`: one line, `key=value` pairs.
-    fn line(&self) -> String {
-        let mut line = String::from("stats:");
-        let phases = [
-            ("connect", self.connect),
-            ("tunnels", self.tunnels),
-            ("boot", self.boot),
-            ("push", self.push),
-            ("call", self.call),
-            ("teardown", self.teardown),
-            ("scan", self.scan),
-            ("wire", self.wire),
-            ("wire_wait", self.wire_wait),
-        ];
-        for (name, took) in phases {
-            if let Some(took) = took {
-                line += &format!(" {name}_ms={}", took.as_millis());
-            }
-        }
-        if let Some(requests) = self.requests {
-            line += &format!(" requests={requests}");
-        }
-        if let Some(round_trips) = self.round_trips {
-            line += &format!(" round_trips={round_trips}");
-        }
-        if let Some(p) = &self.pushed {
-            line += &format!(
-                " pushed_modules={} pushed_bytes={} skipped_modules={} shipped_apps={} shipped_modules={}",
-                p.modules.len(),
-                p.bytes,
-                p.skipped,
-                p.apps,
-                p.shipped_modules
-            );
-        }
-        if let Some(c) = &self.console {
-            let load = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
-            line += &format!(
-                " output_bytes={} output_pieces={} reads={}",
-                load(&c.bytes),
-                load(&c.pieces),
-                load(&c.reads)
-            );
-        }
-        line
-    }
 }
 
 /// Whether ssh may ask the user (an unknown host key, a passphrase) on the terminal: one host,
@@ -1007,65 +803,6 @@ impl Session<'_> {
     }
 }
 
-/// The batch a cold run sends on its node's stdin, and what it loads.
-struct Sent {
-    load: push::Load,
-    prepared: Arc<Prepared>,
-    /// When the tool knew what to load (the load line went then, or after the batch).
-    at: Instant,
-    /// The write, if it is still going on: it gives back the session's stdin.
-    writing: Option<Writing>,
-}
-
-/// What [`Session::connect`] started for [`Session::boot`]: the batch's write, and where the
-/// load line is to be given once the node has said what it has.
-struct Batch {
-    /// The write, or `None` if the session's stdin was closed.
-    writing: Option<Writing>,
-    /// Where the line saying what to load goes, to be written after the batch.
-    load_line: oneshot::Sender<Vec<u8>>,
-}
-
-/// Writing a batch on the boot session's stdin (taken from the master while it goes on), in a
-/// task of its own, which gives the stdin back; aborted if dropped, so it never outlives its run.
-struct Writing {
-    task: tokio::task::JoinHandle<Result<ChildStdin, SshError>>,
-}
-
-impl Writing {
-    /// Runs `write` in a task of its own.
-    fn spawn(
-        write: impl Future<Output = Result<ChildStdin, SshError>> + Send + 'static,
-    ) -> Writing {
-        Writing {
-            task: tokio::spawn(write),
-        }
-    }
-}
-
-impl Future for Writing {
-    type Output = Result<ChildStdin, SshError>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.task)
-            .poll(cx)
-            .map(|joined| match joined {
-                Ok(written) => written,
-                Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
-                Err(_) => unreachable!("a write is aborted only as its `Writing` is dropped"),
-            })
-    }
-}
-
-impl Drop for Writing {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// The applications the shipped ones need from the server.
 fn needed_apps(job: &Job) -> Vec<&str> {
     job.apps
@@ -1104,18 +841,6 @@ impl LocalEnd {
                 error,
             }),
         }
-    }
-}
-
-/// The session's stdin that a write (the batch, the load line) gives back; if the write failed,
-/// why the session ended, which says more than the failed write (the node's last words, ssh's).
-async fn stdin_back(
-    master: &mut Master,
-    written: Result<ChildStdin, SshError>,
-) -> Result<ChildStdin, SshError> {
-    match written {
-        Ok(stdin) => Ok(stdin),
-        Err(_) => Err(master.failure("the remote node").await),
     }
 }
 
@@ -1159,24 +884,6 @@ async fn call(
         Outcome::NotStarted { app, .. } => phase.failed(format!("application {app} did not start")),
     }
     Ok(outcome)
-}
-
-async fn timeout<T, E: Into<SessionError>>(
-    limit: Duration,
-    work: impl Future<Output = Result<T, E>>,
-    phase: &str,
-    host: &str,
-    flag: &'static str,
-) -> Result<T, SessionError> {
-    match tokio::time::timeout(limit, work).await {
-        Ok(result) => result.map_err(Into::into),
-        Err(_) => Err(SessionError::Timeout {
-            phase: phase.to_owned(),
-            host: host.to_owned(),
-            secs: limit.as_secs(),
-            flag,
-        }),
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,160 @@
+//! Why a run on a host could not complete ([`SessionError`]), and the limit every phase runs
+//! within.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::build::beam::BeamError;
+use crate::build::compat;
+use crate::build::native;
+use crate::remote::boot::BootError;
+use crate::remote::node::{CallError, DistError};
+use crate::remote::push::PushError;
+use crate::remote::ssh::SshError;
+
+/// Why a run on a host could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The boot command could not be built.
+    #[error(transparent)]
+    Boot(#[from] BootError),
+    /// SSH failed.
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    /// The distribution connection failed.
+    #[error(transparent)]
+    Dist(#[from] DistError),
+    /// A remote call failed.
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// Loading the closure failed.
+    #[error(transparent)]
+    Push(#[from] PushError),
+    /// The remote's loader would refuse the closure (found before anything is loaded).
+    #[error(transparent)]
+    Compat(#[from] compat::Refusal),
+    /// Native code of a shipped `priv/` is built for another kind of machine (found before
+    /// anything is loaded).
+    #[error(transparent)]
+    Native(#[from] native::Mismatch),
+    /// The server lacks an application that a shipped one needs (found before anything is
+    /// loaded).
+    #[error(
+        "{by} needs the application {app}, which {host} does not have: install it there with its Erlang/OTP and Elixir (Debian and Ubuntu ship parts of OTP as packages of their own, e.g. erlang-{app})"
+    )]
+    MissingApp {
+        /// The application the server lacks.
+        app: String,
+        /// A shipped application that needs it.
+        by: String,
+        /// The host.
+        host: String,
+    },
+    /// A module of the closure could not be prepared for the wire.
+    #[error(transparent)]
+    Wire(#[from] Arc<BeamError>),
+    /// A local socket could not be created.
+    #[error("cannot create local socket {path}: {error} (is $TMPDIR writable?)")]
+    Socket {
+        /// The socket path.
+        path: String,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// A phase took too long.
+    #[error("timed out {phase} on {host} after {secs} s (raise it with {flag})")]
+    Timeout {
+        /// What was going on, e.g. `booting the remote node`.
+        phase: String,
+        /// The host.
+        host: String,
+        /// The limit.
+        secs: u64,
+        /// The flag that raises it.
+        flag: &'static str,
+    },
+    /// The remote node or the connection to it went away in the middle of a phase.
+    #[error(
+        "the remote node on {host} went away while {phase} (it crashed or was killed, or the SSH connection dropped; the server's messages, if any, are above)"
+    )]
+    Lost {
+        /// What was going on.
+        phase: String,
+        /// The host.
+        host: String,
+    },
+}
+
+impl SessionError {
+    /// The tool's own refusal on what the node said of itself (the preflight), or the node's on
+    /// what it lacks: the run ends with nothing loaded.
+    pub(super) fn is_preflight_refusal(&self) -> bool {
+        matches!(
+            self,
+            SessionError::Compat(_) | SessionError::Native(_) | SessionError::MissingApp { .. }
+        )
+    }
+
+    /// The SSH session ended before the step waiting on it was done (the node's words, if any,
+    /// were its last).
+    pub(super) fn is_session_end(&self) -> bool {
+        matches!(self, SessionError::Ssh(SshError::Ended { .. }))
+    }
+
+    /// Names the phase, host and flag in a call that timed out.
+    pub(super) fn in_phase(
+        self,
+        phase: &str,
+        host: &str,
+        limit: Duration,
+        flag: &'static str,
+    ) -> SessionError {
+        match self {
+            SessionError::Call(CallError::Timeout { .. })
+            | SessionError::Push(PushError::Call(CallError::Timeout { .. })) => {
+                SessionError::Timeout {
+                    phase: phase.to_owned(),
+                    host: host.to_owned(),
+                    secs: limit.as_secs(),
+                    flag,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Names the phase and host in a connection that was lost.
+    pub(super) fn lost_in(self, phase: &str, host: &str) -> SessionError {
+        match self {
+            SessionError::Dist(DistError::Lost)
+            | SessionError::Call(CallError::Dist(DistError::Lost))
+            | SessionError::Push(PushError::Call(CallError::Dist(DistError::Lost))) => {
+                SessionError::Lost {
+                    phase: phase.to_owned(),
+                    host: host.to_owned(),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+/// Runs `work` within `limit`; past it, a [`SessionError::Timeout`] that names `phase`, `host`
+/// and the `flag` that raises the limit.
+pub(super) async fn timeout<T, E: Into<SessionError>>(
+    limit: Duration,
+    work: impl Future<Output = Result<T, E>>,
+    phase: &str,
+    host: &str,
+    flag: &'static str,
+) -> Result<T, SessionError> {
+    match tokio::time::timeout(limit, work).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => Err(SessionError::Timeout {
+            phase: phase.to_owned(),
+            host: host.to_owned(),
+            secs: limit.as_secs(),
+            flag,
+        }),
+    }
+}
