@@ -179,7 +179,7 @@ impl Screen {
     }
 
     /// Runs `f`, which changes a bar or draws a line above them, while nothing else draws, in
-    /// turn with the other changes (see [`Screen::later`]).
+    /// turn with the other changes (see `Screen::later`).
     pub fn drawing(&self, f: impl FnOnce(&MultiProgress) + Send + 'static) {
         self.later(move |screen, _| f(&screen.bars));
     }
@@ -244,7 +244,7 @@ impl Screen {
     }
 
     /// Runs `f`, which writes lines to stderr, with the bars out of its way, in turn with the
-    /// other changes (see [`Screen::later`]).
+    /// other changes (see `Screen::later`).
     pub fn above(&self, f: impl FnOnce() + Send + 'static) {
         self.later(|screen, state| screen.suspended(state, f));
     }

@@ -19,7 +19,7 @@ use crate::exit;
 /// The variable that asks the binary for candidates.
 const VAR: &str = "COMPLETE";
 
-/// Answers the shell when it asks for candidates (the variable [`VAR`] is set), and exits;
+/// Answers the shell when it asks for candidates (the variable `VAR` is set), and exits;
 /// returns at once otherwise.
 pub fn complete() {
     clap_complete::CompleteEnv::with_factory(command)

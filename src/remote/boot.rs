@@ -56,7 +56,7 @@ pub const CONNECTED: &str = "connected";
 /// `mix-remote:no-elixir PATH`: the launcher found no such elixir; the session ends.
 pub const NO_ELIXIR: &str = "no-elixir ";
 /// `mix-remote:old-otp RELEASE`: the node runs an OTP older than
-/// [`MIN_REMOTE_OTP`](crate::build::compat::MIN_REMOTE_OTP); it halts.
+/// [`MIN_REMOTE_OTP`]; it halts.
 pub const OLD_OTP: &str = "old-otp ";
 /// `mix-remote:info:HEX`: the node has started distribution and says what it is and has, as the
 /// `info` request would answer (see `agent::preload::known`); a run then need not ask.
@@ -159,7 +159,7 @@ fn launcher(template: &str, elixir: &str) -> Result<String, BootError> {
     Ok(format!("exec sh -c '{script}'"))
 }
 
-/// Everything the boot session reads from stdin, in order: the start line (see [`start_line`]),
+/// Everything the boot session reads from stdin, in order: the start line (see `start_line`),
 /// the server port of the forward to our node, the carrier's, the boot program's and the relay's
 /// beams in base64, the cookie and our node's full name (read by the program). The stream then
 /// stays open: its end halts the node. With `ahead` (a cold run's node, which connects back as

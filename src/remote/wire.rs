@@ -129,7 +129,7 @@ struct PartApp<'a> {
 /// Spec, [{Module, Beam}], [{Path, Mode, Bytes}]}]` (`Spec` empty but in the last part, and no
 /// files but there); `Loose` is `[{Module, File, Beam}]` for closure modules of no shipped
 /// application, `File` being the local path, which the remote loader records for the module.
-/// The closure's modules come first, a [`part_size`] of them a part, in load order; the last
+/// The closure's modules come first, a `part_size` of them a part, in load order; the last
 /// part holds every application with its other modules (loaded on demand), `.app` and `priv/`.
 /// Each part is one zlib stream, which shares what modules have in common (module, function and
 /// atom names); each module is stripped and encoded straight into the compressor.

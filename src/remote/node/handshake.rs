@@ -8,7 +8,7 @@
 //! HANDSHAKE_23 and expects the `N` challenge), so both are written the moment the connection is
 //! accepted, before the peer's send_name is read: one round trip less than the handshake as the
 //! protocol draws it. Every message is a 2-byte length and a body; bodies are read only up to
-//! [`MAX_MESSAGE`], so a hostile peer cannot make us allocate much (the caller bounds the time).
+//! `MAX_MESSAGE`, so a hostile peer cannot make us allocate much (the caller bounds the time).
 
 use erl_dist::node::LocalNode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

@@ -17,7 +17,7 @@ pub enum FromRelay {
     /// [`ack`] once they are written.
     Out(Vec<u8>),
     /// `{mix_remote_read, Prompt, Echo}`: show `prompt` (after all earlier output), then read a
-    /// line (without echo when `echo` is false) and answer with [`line`] or [`eof`].
+    /// line (without echo when `echo` is false) and answer with [`line()`] or [`eof`].
     Read {
         /// The prompt, as UTF-8 text.
         prompt: Vec<u8>,
