@@ -8,7 +8,6 @@
 //! however many hosts or phases come to it.
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -16,7 +15,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::events::{self, Event, Stage, Status};
-use crate::screen::Screen;
+use crate::screen::{Screen, write_stderr, write_stdout};
 
 /// Shared by every stage of a run; cheap to call from any task. [`Reporter::for_host`] gives the
 /// view of one host.
@@ -320,11 +319,7 @@ impl Reporter {
         }
         let prefix = self.prefix();
         let text: String = lines.iter().map(|l| format!("{prefix}{l}\n")).collect();
-        let write = move || {
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(text.as_bytes());
-            let _ = out.flush();
-        };
+        let write = move || write_stdout(&text);
         if now {
             self.shared.screen.above_now(write);
         } else {
@@ -502,7 +497,7 @@ impl Reporter {
     /// Writes `text` (whole lines) on stderr, above the bars, in turn with the display's other
     /// lines: the caller never waits for the terminal.
     fn say(&self, text: String) {
-        self.shared.screen.above(move || eprint!("{text}"));
+        self.shared.screen.above(move || write_stderr(&text));
     }
 
     /// Waits until everything said so far is on the terminal: before the process exits, and
@@ -555,7 +550,7 @@ impl Phase {
                     } else if shown && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
                         // Hidden bars print nothing: the line goes to stderr as it is (when it is
                         // a terminal, as the bars would).
-                        eprintln!("{line}");
+                        write_stderr(&format!("{line}\n"));
                     }
                 });
             }

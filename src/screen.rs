@@ -303,14 +303,26 @@ impl Screen {
     }
 }
 
+/// Writes `text` on stderr as it is. A write that fails (a closed pipe, a terminal gone) is
+/// dropped: what the tool says never makes it panic nor changes its exit code.
+pub fn write_stderr(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// Writes `text` on stdout and flushes it; a write that fails is dropped, as on stderr.
+pub fn write_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
 /// Moves the terminal's cursor to the start of the next row: a newline on stderr, or on stdout
 /// when only that is the terminal; nothing written to a file or pipe.
 fn end_row() {
     if std::io::stderr().is_terminal() {
-        eprintln!();
+        write_stderr("\n");
     } else if std::io::stdout().is_terminal() {
-        let _ = std::io::stdout().write_all(b"\n");
-        let _ = std::io::stdout().flush();
+        write_stdout("\n");
     }
 }
 

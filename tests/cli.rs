@@ -717,3 +717,27 @@ fn completion_offers_the_projects_functions_modules_hosts_and_groups() {
     let offered = bash_completes(dir.path(), &["mix-remote", "check", "--group", ""]);
     assert_eq!(offered, ["db", "web"]);
 }
+
+#[test]
+fn output_to_a_reader_that_has_gone_changes_neither_the_exit_code_nor_what_is_done() {
+    // stdout and stderr a pipe nobody reads any more (`| head -1` that has exited): every write
+    // fails with EPIPE.
+    let closed = [
+        "sh",
+        "-c",
+        "f=\"$TMPDIR/closed\" && mkfifo \"$f\" && exec 3<>\"$f\" 4>\"$f\" 3<&- && rm \"$f\" && exec \"$@\" >&4 2>&4 4>&-",
+        "sh",
+    ];
+    let empty = tempfile::tempdir().unwrap();
+    let out = tool(empty.path(), &["run", "Foo.bar", "--host", "nowhere"])
+        .wrapper(&closed)
+        .run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+
+    let project = uncompiled_demo();
+    let out = tool(project.path(), &["init", "--host", "deploy@db-1"])
+        .wrapper(&closed)
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(project.path().join("mix-remote.yaml").is_file());
+}

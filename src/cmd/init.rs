@@ -8,6 +8,7 @@ use crate::build::fresh;
 use crate::cli::InitArgs;
 use crate::config::{Config, ConfigError, FILE_NAME};
 use crate::exit::{self, CliError};
+use crate::screen::{write_stderr, write_stdout};
 
 /// The commented configuration (`templates/mix-remote.yaml`).
 const CONFIG_TEMPLATE: &str = include_str!("../../templates/mix-remote.yaml");
@@ -106,15 +107,15 @@ pub fn config_text(hosts: &[String], entry: Option<&str>, builds: &[String]) -> 
 /// Writes the files, says what it wrote on stderr and prints the target (unless appended).
 pub fn exec(args: &InitArgs) -> Result<u8, CliError> {
     let written = init(args).map_err(CliError::usage)?;
-    eprintln!("mix-remote: wrote {}", written.config.display());
+    write_stderr(&format!("mix-remote: wrote {}\n", written.config.display()));
     if let Some(makefile) = &written.makefile {
-        eprintln!(
-            "mix-remote: added the `smoke` target to {}",
+        write_stderr(&format!(
+            "mix-remote: added the `smoke` target to {}\n",
             makefile.display()
-        );
+        ));
     }
     if let Some(target) = &written.target {
-        print!("{target}");
+        write_stdout(target);
     }
     Ok(exit::OK)
 }

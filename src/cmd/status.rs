@@ -10,6 +10,7 @@ use crate::exit::{self, CliError};
 use crate::remote::agent::client::{self, Found};
 use crate::remote::agent::{Status, dirs};
 use crate::report::Reporter;
+use crate::screen::write_stdout;
 
 /// Lists the sessions on stdout; returns the exit code.
 pub async fn exec(args: StatusArgs, report: Arc<Reporter>) -> Result<u8, CliError> {
@@ -21,9 +22,11 @@ pub async fn exec(args: StatusArgs, report: Arc<Reporter>) -> Result<u8, CliErro
         }
     }
     if args.json {
-        for status in &live {
-            println!("{}", serde_json::to_string(status).unwrap_or_default());
-        }
+        let lines: String = live
+            .iter()
+            .map(|status| serde_json::to_string(status).unwrap_or_default() + "\n")
+            .collect();
+        write_stdout(&lines);
         return Ok(exit::OK);
     }
     if live.is_empty() {
@@ -50,12 +53,9 @@ pub async fn exec(args: StatusArgs, report: Arc<Reporter>) -> Result<u8, CliErro
             ]
         })
         .collect();
-    print!(
-        "{}",
-        crate::report::table(
-            &["host", "address", "up", "idle left", "runs", "spare"],
-            &rows
-        )
-    );
+    write_stdout(&crate::report::table(
+        &["host", "address", "up", "idle left", "runs", "spare"],
+        &rows,
+    ));
     Ok(exit::OK)
 }
