@@ -155,7 +155,10 @@ pub struct Status {
     pub pid: u32,
 }
 
-/// Parses a humane duration: `90s`, `10m`, `1h`, `2d`, or whole seconds.
+/// The longest idle limit a session takes: a year.
+const MAX_IDLE: Duration = Duration::from_secs(365 * 86_400);
+
+/// Parses a humane duration: `90s`, `10m`, `1h`, `2d`, or whole seconds; a year at most.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
@@ -173,11 +176,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ));
         }
     };
-    match number.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(Duration::from_secs(n.saturating_mul(scale))),
-        _ => Err(format!(
-            "`{text}`: use a positive whole number with s, m, h or d (90s, 10m, 1h)"
-        )),
+    let positive =
+        || format!("`{text}`: use a positive whole number with s, m, h or d (90s, 10m, 1h)");
+    let secs = match number.parse::<u64>() {
+        Ok(0) => return Err(positive()),
+        Ok(n) => n.checked_mul(scale),
+        Err(_) if number.is_empty() => return Err(positive()),
+        // More digits than a u64 holds.
+        Err(_) => None,
+    };
+    match secs {
+        Some(secs) if secs <= MAX_IDLE.as_secs() => Ok(Duration::from_secs(secs)),
+        _ => Err(format!("`{text}`: at most a year (365d)")),
     }
 }
 
@@ -194,6 +204,13 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("10 minutes").is_err());
         assert!(parse_duration("m").is_err());
+        assert_eq!(parse_duration("365d"), Ok(MAX_IDLE));
+        for huge in ["366d", "9999999999999999999s", "99999999999999999999999h"] {
+            assert_eq!(
+                parse_duration(huge),
+                Err(format!("`{huge}`: at most a year (365d)"))
+            );
+        }
     }
 
     #[test]

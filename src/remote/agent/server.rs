@@ -190,7 +190,8 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
     loop {
         let deadline = {
             let s = lock(&state);
-            (s.active == 0).then_some(s.last + idle)
+            // No deadline past what `Instant` can hold: never idle out then.
+            (s.active == 0).then(|| s.last.checked_add(idle)).flatten()
         };
         let idle_over = async {
             match deadline {
