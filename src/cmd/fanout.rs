@@ -54,9 +54,11 @@ pub fn near_host_hint(name: &str, near: &str) -> String {
     )
 }
 
-/// How many hosts at once.
+/// How many hosts at once: `--parallel`, else all of them up to [`MAX_PARALLEL`]; never more
+/// than there are hosts.
 pub fn parallelism(flag: Option<NonZeroUsize>, hosts: usize) -> usize {
-    flag.map_or(hosts.min(MAX_PARALLEL), NonZeroUsize::get)
+    flag.map_or(MAX_PARALLEL, NonZeroUsize::get)
+        .min(hosts)
         .max(1)
 }
 
@@ -130,7 +132,14 @@ impl Fanout {
                             break;
                         }
                     }
-                    Some(Err(e)) => report.error(&format!("a host's task failed: {e}")),
+                    Some(Err(e)) => {
+                        // A host's work panicked: a bug of the tool's, whose message is out. The
+                        // other hosts are stopped (their nodes halt) and the panic goes on to
+                        // the exit code of one, rather than a result without that host.
+                        tasks.shutdown().await;
+                        views.iter().for_each(|v| v.end_host());
+                        std::panic::resume_unwind(e.into_panic());
+                    }
                 },
                 ctrl_c = &mut self.interrupted => {
                     // The display first: stopping the hosts removes their bars.
@@ -198,5 +207,7 @@ mod tests {
         assert_eq!(parallelism(None, 3), 3);
         assert_eq!(parallelism(None, 500), MAX_PARALLEL);
         assert_eq!(parallelism(NonZeroUsize::new(2), 10), 2);
+        assert_eq!(parallelism(NonZeroUsize::new(usize::MAX), 10), 10);
+        assert_eq!(parallelism(NonZeroUsize::new(3), 0), 1);
     }
 }
