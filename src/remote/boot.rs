@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::build::compat::MIN_REMOTE_OTP;
+use crate::remote::node::bounds;
 use crate::remote::node::dist::NET_TICKTIME;
 use crate::remote::wire;
 
@@ -200,9 +201,12 @@ fn start_line(ahead: bool) -> String {
 }
 
 /// The term whose external format `hex` spells (lower- or upper-case hex), as the boot program
-/// prints terms on its markers; `None` if it is not that.
+/// prints terms on its markers; `None` if it is not that. The bytes come from the server: they
+/// pass the same bounds check as distribution's before they are decoded.
 pub fn term_of_hex(hex: &str) -> Option<erl_dist::term::Term> {
-    erl_dist::term::Term::decode(&bytes_of_hex(hex)?[..]).ok()
+    let bytes = bytes_of_hex(hex)?;
+    bounds::check_term(&bytes).ok()?;
+    erl_dist::term::Term::decode(&bytes[..]).ok()
 }
 
 /// `bytes` in lower-case hex, two digits each: what [`bytes_of_hex`] reads back.
@@ -290,6 +294,23 @@ fn elixir_string_body(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn marker_terms_are_bounded_before_they_are_decoded() {
+        let list = |n: u32| [&[131, 108][..], &n.to_be_bytes(), &[106, 106]].concat();
+        // `[[]]`, as the boot program would print it.
+        assert!(term_of_hex(&hex_of(&list(1))).is_some());
+        // A list that claims 4 billion elements (the decoder would reserve 200 GB for them).
+        assert_eq!(term_of_hex(&hex_of(&list(u32::MAX))), None);
+        // Nested deeper than distribution's bound (the decoder recurses once a level).
+        let deep: Vec<u8> = std::iter::once(131)
+            .chain((0..100_000).flat_map(|_| [108, 0, 0, 0, 1]))
+            .chain(std::iter::once(106))
+            .collect();
+        assert_eq!(term_of_hex(&hex_of(&deep)), None);
+        // Bytes after the term.
+        assert_eq!(term_of_hex("836a6a"), None);
+    }
 
     #[test]
     fn a_node_runs_our_boot_program_only_with_its_md5() {

@@ -41,6 +41,17 @@ pub enum TermCheckError {
     Trailing(usize),
 }
 
+/// Checks one term with its version byte, and nothing after it: what the boot program prints,
+/// hex-encoded, on its marker lines (`remote/boot.rs`).
+pub fn check_term(bytes: &[u8]) -> Result<(), TermCheckError> {
+    let mut reader = Reader { bytes, pos: 0 };
+    reader.term()?;
+    match bytes.len() - reader.pos {
+        0 => Ok(()),
+        n => Err(TermCheckError::Trailing(n)),
+    }
+}
+
 /// Checks the body of a pass-through frame (after its type byte): a control term, optionally
 /// followed by a message term, each with its version byte, and nothing else.
 pub fn check_message(body: &[u8]) -> Result<(), TermCheckError> {
