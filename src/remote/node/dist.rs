@@ -225,7 +225,7 @@ async fn write_spliced(
 }
 
 /// Reads frames and hands every decoded message to `deliver`; returns when the connection ends
-/// or the peer has been silent (not even a tick) for too long. Ticks are consumed here; frames we
+/// or the peer has been silent (not even a tick, or nothing more of a frame) for too long. Ticks are consumed here; frames we
 /// cannot decode are skipped (reported through `skipped`).
 pub async fn read_loop(
     mut reader: impl AsyncRead + Unpin,
@@ -245,11 +245,20 @@ pub async fn read_loop(
             skipped(format!("frame of {len} bytes is too large"));
             return;
         }
-        // Grown as bytes arrive: a length alone, however large, allocates nothing.
+        // Grown as bytes arrive: a length alone, however large, allocates nothing. The peer
+        // does not tick within a frame, but its bytes keep coming: silence as long as between
+        // frames means it is gone.
         buf.clear();
-        match (&mut reader).take(len as u64).read_to_end(&mut buf).await {
-            Ok(n) if n == len => {}
-            _ => return,
+        let mut body = (&mut reader).take(len as u64);
+        loop {
+            match tokio::time::timeout(SILENCE_LIMIT, body.read_buf(&mut buf)).await {
+                Ok(Ok(0)) => break,
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) | Err(_) => return,
+            }
+        }
+        if buf.len() != len {
+            return;
         }
         match buf.split_first() {
             Some((&PASS_THROUGH, mut body)) => match super::bounds::check_message(body) {
@@ -305,6 +314,23 @@ mod tests {
         let (_stop, stopped) = tokio::sync::oneshot::channel();
         drop(peer);
         assert!(hold(held, stopped).await.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_silent_in_the_middle_of_a_frame_is_gone() {
+        let (reader, mut peer) = UnixStream::pair().unwrap();
+        // The first 7 bytes of a 10-byte frame, then nothing, the connection left open (a link
+        // that died): the loop gives up after the silence limit (the paused clock jumps to it).
+        peer.write_all(&[0, 0, 0, 10, PASS_THROUGH, 1, 2])
+            .await
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        let reading = read_loop(reader, |_| {}, |_| {});
+        tokio::time::timeout(SILENCE_LIMIT * 2, reading)
+            .await
+            .expect("still waiting for the rest of the frame");
+        assert!(started.elapsed() >= SILENCE_LIMIT);
+        drop(peer);
     }
 
     /// Runs `read_loop` over `input`; the messages delivered and the notes on skipped frames.
