@@ -55,7 +55,9 @@ impl AppConfig {
     }
 }
 
-/// Every regular file under `<project>/config`, sorted; none when there is no `config/config.exs`.
+/// Every regular file under `<project>/config`, sorted, symbolic links followed as Mix reads
+/// them (a link that leads nowhere is left out: nothing could import it); none when there is
+/// neither a `config/config.exs` nor a `config/runtime.exs`.
 fn config_files(project: &Path) -> Result<Vec<(String, Vec<u8>)>, AppConfigError> {
     let dir = project.join("config");
     if !dir.join("config.exs").is_file() && !dir.join("runtime.exs").is_file() {
@@ -63,11 +65,20 @@ fn config_files(project: &Path) -> Result<Vec<(String, Vec<u8>)>, AppConfigError
     }
     let mut files = Vec::new();
     let mut total = 0;
-    for entry in walkdir::WalkDir::new(&dir).sort_by_file_name() {
-        let entry = entry.map_err(|e| AppConfigError::Read {
-            path: e.path().unwrap_or(&dir).to_owned(),
-            error: e.into(),
-        })?;
+    for entry in walkdir::WalkDir::new(&dir)
+        .follow_links(true)
+        .sort_by_file_name()
+    {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) if e.path().is_some_and(leads_nowhere) => continue,
+            Err(e) => {
+                return Err(AppConfigError::Read {
+                    path: e.path().unwrap_or(&dir).to_owned(),
+                    error: e.into(),
+                });
+            }
+        };
         if !entry.file_type().is_file() {
             continue;
         }
@@ -84,6 +95,11 @@ fn config_files(project: &Path) -> Result<Vec<(String, Vec<u8>)>, AppConfigError
         files.push((relative.to_string_lossy().into_owned(), bytes));
     }
     Ok(files)
+}
+
+/// Whether `path` is a symbolic link whose target does not exist.
+fn leads_nowhere(path: &Path) -> bool {
+    path.is_symlink() && !path.exists()
 }
 
 #[cfg(test)]
@@ -105,6 +121,34 @@ mod tests {
         assert_eq!(names, ["config/config.exs", "config/prod.exs"]);
         let skipped = AppConfig::collect(dir.path(), "prod", true).unwrap();
         assert!(skipped.config_files.is_empty());
+    }
+
+    #[test]
+    fn linked_files_travel_with_their_contents_and_links_to_nothing_are_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir_all(shared.join("secrets")).unwrap();
+        std::fs::write(shared.join("config.exs"), "import Config # shared").unwrap();
+        std::fs::write(shared.join("secrets/prod.exs"), "import Config # secret").unwrap();
+        let config = dir.path().join("project/config");
+        std::fs::create_dir_all(&config).unwrap();
+        let link =
+            |target: &Path, name: &str| std::os::unix::fs::symlink(target, config.join(name));
+        link(&shared.join("config.exs"), "config.exs").unwrap();
+        link(&shared.join("secrets"), "secrets").unwrap();
+        link(&shared.join("gone.exs"), "gone.exs").unwrap();
+        let files = config_files(&dir.path().join("project")).unwrap();
+        let files: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(p, b)| (p.as_str(), b.as_slice()))
+            .collect();
+        assert_eq!(
+            files,
+            [
+                ("config/config.exs", &b"import Config # shared"[..]),
+                ("config/secrets/prod.exs", &b"import Config # secret"[..]),
+            ]
+        );
     }
 
     #[test]
