@@ -161,6 +161,9 @@ pub enum EntryError {
     /// Not of the form `Module.function` or `:module.function`.
     #[error("entry `{0}` is not of the form MyApp.Module.function or :erlang_module.function")]
     Syntax(String),
+    /// The entry names an arity no function has.
+    #[error("entry `{0}`: no function takes more than 255 arguments")]
+    Arity(String),
     /// The module is not in the project's build.
     #[error("module {module} is not in this project's _build {hint}")]
     UnknownModule {
@@ -275,6 +278,9 @@ fn exported(beam: &Beam) -> String {
     }
 }
 
+/// The most arguments an Erlang function takes.
+const MAX_ARITY: usize = 255;
+
 impl Entry {
     /// Parses `MyApp.Worker.process` (Elixir) or `:my_mod.run` (Erlang), with an arity
     /// (`/2`) or without.
@@ -284,7 +290,11 @@ impl Entry {
             Some((named, arity))
                 if !arity.is_empty() && arity.bytes().all(|b| b.is_ascii_digit()) =>
             {
-                (named, Some(arity.parse::<usize>().map_err(|_| syntax())?))
+                // No Erlang function takes more than 255 arguments.
+                match arity.parse::<usize>() {
+                    Ok(arity) if arity <= MAX_ARITY => (named, Some(arity)),
+                    _ => return Err(EntryError::Arity(text.to_owned())),
+                }
             }
             Some(_) => return Err(syntax()),
             None => (text, None),
@@ -460,6 +470,17 @@ mod tests {
             })
         );
         assert_eq!(Entry::parse(":m.f/0").map(|e| e.arity), Ok(Some(0)));
+        assert_eq!(Entry::parse(":m.f/255").map(|e| e.arity), Ok(Some(255)));
+        for too_many in [
+            ":m.f/256",
+            "M.f/4294967296",
+            "A.run/99999999999999999999999",
+        ] {
+            assert_eq!(
+                Entry::parse(too_many).map(|e| e.arity),
+                Err(EntryError::Arity(too_many.into()))
+            );
+        }
         for bad in [
             "process",
             "myapp.Worker.run",
@@ -470,7 +491,6 @@ mod tests {
             "A.1x",
             "A.run/",
             "A.run/x",
-            "A.run/99999999999999999999999",
         ] {
             assert!(
                 matches!(Entry::parse(bad), Err(EntryError::Syntax(_))),

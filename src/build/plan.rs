@@ -150,7 +150,6 @@ impl Plan {
     }
 }
 
-/// The modules `include` names, each checked against the build.
 /// The error of an entry naming its arity (`M.f/2`) called with another number of arguments.
 fn arity_mismatch(entry: &Entry, arity: Option<usize>) -> Option<EntryError> {
     match (arity, entry.arity) {
@@ -163,6 +162,7 @@ fn arity_mismatch(entry: &Entry, arity: Option<usize>) -> Option<EntryError> {
     }
 }
 
+/// The modules `include` names, each checked against the build.
 fn included(graph: &Graph, include: &[String]) -> Result<Vec<String>, EntryError> {
     include
         .iter()
