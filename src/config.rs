@@ -486,14 +486,23 @@ fn check_section(section: &Section, at: &str, path: &Path) -> Result<(), ConfigE
         let bad = env.value.keys().find(|k| {
             k.is_empty() || k.contains(['=', '\0']) || k.starts_with(|c: char| c.is_ascii_digit())
         });
-        if let Some(bad) = bad {
+        let message = match bad {
+            Some(bad) => Some(format!("`{bad}` is not a valid environment variable name")),
+            // The server's `System.put_env/2` refuses a NUL byte in a value too.
+            None => env
+                .value
+                .iter()
+                .find(|(_, v)| v.contains('\0'))
+                .map(|(k, _)| format!("the value of `{k}` holds a NUL byte")),
+        };
+        if let Some(message) = message {
             let l = env.referenced;
             return Err(ConfigError::Invalid {
                 path: path.to_owned(),
                 line: l.line(),
                 column: l.column(),
                 key: format!("{at}.remote_env"),
-                message: format!("`{bad}` is not a valid environment variable name"),
+                message,
             });
         }
     }
@@ -501,10 +510,20 @@ fn check_section(section: &Section, at: &str, path: &Path) -> Result<(), ConfigE
 }
 
 fn relative_to(section: &mut Section, dir: &Path) {
-    if let Some(file) = &mut section.ssh_config
-        && file.is_relative()
-    {
-        *file = dir.join(&*file);
+    if let Some(file) = &mut section.ssh_config {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        *file = ssh_config_path(file, dir, home.as_deref());
+    }
+}
+
+/// An `ssh_config` of the file in `dir` as ssh takes it: `none` (no configuration file at all)
+/// as it is, `~/...` under `home`, and other relative paths from `dir`.
+fn ssh_config_path(file: &Path, dir: &Path, home: Option<&Path>) -> PathBuf {
+    match (file.strip_prefix("~"), home) {
+        _ if file.as_os_str() == "none" => file.to_owned(),
+        (Ok(rest), Some(home)) => home.join(rest),
+        _ if file.is_relative() => dir.join(file),
+        _ => file.to_owned(),
     }
 }
 
@@ -784,6 +803,19 @@ hosts:
     }
 
     #[test]
+    fn an_ssh_config_is_found_as_ssh_finds_it() {
+        let (dir, home) = (Path::new("/p"), Some(Path::new("/home/me")));
+        let path = |file: &str| ssh_config_path(Path::new(file), dir, home);
+        assert_eq!(path("ssh/web.conf"), Path::new("/p/ssh/web.conf"));
+        assert_eq!(path("/etc/ssh/web.conf"), Path::new("/etc/ssh/web.conf"));
+        assert_eq!(path("~/.ssh/work"), Path::new("/home/me/.ssh/work"));
+        assert_eq!(path("none"), Path::new("none"));
+        assert_eq!(path("~other/x"), Path::new("/p/~other/x"));
+        let homeless = ssh_config_path(Path::new("~/.ssh/work"), dir, None);
+        assert_eq!(homeless, Path::new("/p/~/.ssh/work"));
+    }
+
+    #[test]
     fn flags_beat_host_beat_group_beat_defaults_beat_built_ins() {
         let config = parse(FLEET).unwrap();
         let none = Section::default();
@@ -973,6 +1005,9 @@ hosts:
         let (line, key, message) = invalid("defaults:\n  remote_env: {\"A=B\": x}\n");
         assert_eq!((line, key.as_str()), (2, "defaults.remote_env"));
         assert!(message.contains("A=B"), "{message}");
+        let (line, key, message) = invalid("hosts:\n  h:\n    remote_env: {A: \"x\\0y\"}\n");
+        assert_eq!((line, key.as_str()), (3, "hosts.h.remote_env"));
+        assert_eq!(message, "the value of `A` holds a NUL byte");
 
         let (line, _, message) = invalid("hosts:\n  a: {}\n  a: {}\n");
         assert_eq!(line, 3);
