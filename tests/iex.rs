@@ -89,11 +89,24 @@ fn session_at_a_terminal(sshd: &Sshd, elixir: &[&str]) {
     assert!(!screen.contains("Enum.co["), "{screen}");
     run.send("\x15");
 
-    // Ctrl-C interrupts an evaluation; the session goes on.
+    // Ctrl-C interrupts an evaluation; the session goes on. A Ctrl-C for the next evaluation
+    // interrupts that one too, however soon after the first (the prompt came back between).
     run.send("IO.puts(\"zz\" <> \"z\"); Process.sleep(:infinity)\r");
     run.wait_for("\nzzz");
     run.send("\x03");
     run.wait_for("** (EXIT) interrupted");
+    run.send("IO.puts(\"yy\" <> \"y\"); Process.sleep(:infinity)\r");
+    run.wait_for("\nyyy");
+    run.send("\x03");
+    let screen = run.wait_until(
+        "the second evaluation interrupted, or the session ended",
+        |s| {
+            s.contents().rsplit_once("\nyyy").is_some_and(|(_, after)| {
+                after.contains("** (EXIT) interrupted") || after.contains("mix-remote: error")
+            })
+        },
+    );
+    assert!(!screen.contains("mix-remote: error"), "{screen}");
     run.send("1 + 2\r");
     let screen = run.wait_for(&prompt(5));
     assert!(screen.contains("\n3\n"), "{screen}");

@@ -2,8 +2,9 @@
 //! configured and started as `run` does it (`session::on_host`). On a terminal, lines are edited
 //! locally (`iex/editor.rs`); otherwise they are read from stdin as IEx asks for them. Ctrl-C
 //! during an evaluation interrupts it. One before IEx runs (the connection, the push, the
-//! configuration, the applications' start) or a second within two seconds ends the session, as
-//! SIGTERM and SIGHUP do, with the same teardown as an interrupted `run`.
+//! configuration, the applications' start) or a second within two seconds, before the prompt
+//! came back, ends the session, as SIGTERM and SIGHUP do, with the same teardown as an
+//! interrupted `run`.
 
 mod editor;
 
@@ -95,7 +96,9 @@ pub async fn exec(
     tokio::pin!(session);
     // Whether each interruption asked of the node found an evaluation to interrupt.
     let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel::<bool>();
-    let mut interrupted: Option<Instant> = None;
+    // When the last interruption was asked, and how many lines had been asked for then.
+    let mut interrupted: Option<(Instant, Option<u64>)> = None;
+    let prompts = || editor.as_ref().map(|e| e.prompts());
     let end = loop {
         tokio::select! {
             end = &mut session => break end,
@@ -103,10 +106,13 @@ pub async fn exec(
             Some(false) = answered.recv() => return Ok(stopped(&view, &report, true)),
             received = signals.next() => {
                 let ctrl_c = received == Received::CtrlC;
-                let again = interrupted.is_some_and(|at| at.elapsed() < AGAIN_WITHIN);
+                // Without an editor, the prompt's return is not seen: the time alone decides.
+                let again = interrupted.is_some_and(|(at, then)| {
+                    at.elapsed() < AGAIN_WITHIN && then == prompts()
+                });
                 match live.node() {
                     Some(node) if ctrl_c && !again => {
-                        interrupted = Some(Instant::now());
+                        interrupted = Some((Instant::now(), prompts()));
                         // On a terminal, `^C` was echoed after the evaluation's output: the node
                         // starts a row for IEx's words, in order with them.
                         let answers = answers.clone();

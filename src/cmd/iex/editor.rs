@@ -65,6 +65,8 @@ struct Screen {
     open_line: Vec<u8>,
     /// Output received while editing, after its last newline: printed once complete.
     held: Vec<u8>,
+    /// How many lines have been asked for so far (IEx's prompts and the code's reads).
+    prompts: u64,
 }
 
 impl Editor {
@@ -133,6 +135,11 @@ impl Editor {
         if !editing || self.above.send(format!("{line}\n")).is_err() {
             self.report.line(line);
         }
+    }
+
+    /// How many lines have been asked for so far: a new one means the prompt came back.
+    pub fn prompts(&self) -> u64 {
+        self.screen.lock().expect("screen lock poisoned").prompts
     }
 
     /// Whether the terminal's cursor may be within a row: a line is being edited, or the
@@ -204,6 +211,7 @@ impl Screen {
     /// (the cursor is taken back to its start) when that can be done cleanly.
     fn begin(&mut self, prompt: &str) -> String {
         self.editing = true;
+        self.prompts += 1;
         let open = std::mem::take(&mut self.open_line);
         let width = console::terminal_size().map_or(0, |(cols, _)| usize::from(cols));
         match String::from_utf8(open) {
