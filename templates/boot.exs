@@ -433,8 +433,12 @@ end
 # `setup` (see src/remote/invoke.rs): the config, then the applications started (or only
 # loaded), with Logger restarted in between if the config changed its settings, so that they
 # apply either way. (Otherwise it runs throughout, as started at boot: a restart costs a booting
-# node 10-30 ms.)
+# node 10-30 ms.) What the applications' processes print goes where the function's output goes,
+# as under `mix run`: to this process's group leader, the relay, rather than the node's own
+# stdout. (An application master forwards its processes' output to the group leader of the
+# application controller, which started it.)
 configure = fn %{config: files, env: env, apps: apps, start: start} ->
+  Process.group_leader(Process.whereis(:application_controller), Process.group_leader())
   logger = fn -> :lists.sort(Application.get_all_env(:logger)) end
   before = logger.()
   put_config.(files, env)
