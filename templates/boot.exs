@@ -121,7 +121,7 @@ end
 @RUN_DIRS@
 
 # The run's private directory (0700, fresh: `:file.make_dir/1` fails rather than reuse anything),
-# `mix-remote-run-<OS pid>-<random>` in the directory `tmp_dir` picks, made on first use (after
+# `mix-remote-run-<OS pid>-<host tag>-<random>` in the directory `tmp_dir` picks, made on first use (after
 # `remote_env` is set, so TMPDIR may move it). The directories earlier runs left there (see
 # `run_places`) are removed meanwhile, by a process of its own. Returns the directory and, to its
 # first caller, that process's monitor, which `swept` waits on for how many it removed (0 to the
@@ -134,7 +134,7 @@ run_dir = fn again ->
     nil ->
       tmp = tmp_dir.()
       random = :erlang.integer_to_binary(:rand.uniform(0xFFFFFFFFFFFFFF), 16)
-      name = ["mix-remote-run-", :os.getpid(), ?-, for(<<c <- random>>, do: c + if(c >= ?A, do: 32, else: 0))]
+      name = ["mix-remote-run-", :os.getpid(), ?-, host_tag.(), ?-, for(<<c <- random>>, do: c + if(c >= ?A, do: 32, else: 0))]
       dir = :filename.join(tmp, :erlang.iolist_to_binary(name))
       :persistent_term.put(:mix_remote_dir, dir)
 

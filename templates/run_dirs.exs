@@ -102,12 +102,23 @@ run_places = fn tmp ->
   end
 end
 
-# Directories that earlier runs left in `tmp` (the node was killed before it could remove its
-# own): named `mix-remote-run-<OS pid>-<random>` by templates/boot.exs, owned by `uid`, whose
-# node's OS process is gone. The pattern is compiled when it runs, not with the boot program's
-# beam: a compiled regex is bound to the PCRE of the OTP that made it.
+# This machine's part of a run directory's name: its host name hashed, 8 hex digits. Servers
+# that share a directory (a home on NFS where `remote_env` puts TMPDIR) then tell their own
+# runs' directories from the others', whose node pids mean nothing here.
+host_tag = fn ->
+  {:ok, host} = :inet.gethostname()
+  hex = :erlang.integer_to_binary(:erlang.phash2(host, 0x100000000) + 0x100000000, 16)
+  :erlang.list_to_binary(for <<c <- binary_part(hex, 1, 8)>>, do: c + if(c >= ?A, do: 32, else: 0))
+end
+
+# Directories that earlier runs on this machine left in `tmp` (the node was killed before it
+# could remove its own): named `mix-remote-run-<OS pid>-<host tag>-<random>` by
+# templates/boot.exs (before the host tag, `mix-remote-run-<OS pid>-<random>`, still swept),
+# owned by `uid`, whose node's OS process is gone. The patterns are compiled when they run, not
+# with the boot program's beam: a compiled regex is bound to the PCRE of the OTP that made it.
 stale_runs = fn tmp, uid ->
-  pattern = Regex.compile!("^mix-remote-run-(\\d+)-[0-9a-f]+$")
+  ours = Regex.compile!("^mix-remote-run-(\\d+)-" <> host_tag.() <> "-[0-9a-f]+$")
+  untagged = Regex.compile!("^mix-remote-run-(\\d+)-[0-9a-f]+$")
 
   alive = fn pid ->
     if File.dir?("/proc/self") do
@@ -124,7 +135,7 @@ stale_runs = fn tmp, uid ->
     end
 
   for name <- names,
-      [_, pid] <- [Regex.run(pattern, name)],
+      [_, pid] <- [Regex.run(ours, name) || Regex.run(untagged, name)],
       path = Path.join(tmp, name),
       match?({:ok, %File.Stat{type: :directory, uid: ^uid}}, File.lstat(path)),
       not alive.(pid),

@@ -462,13 +462,16 @@ fn native_code_the_server_cannot_load_and_missing_or_failing_apps_are_named() {
     assert_no_run_dirs(&sshd, "the refusals");
 }
 
-/// The run's directory on the server while `run` sleeps: `mix-remote-run-<pid>-<random>`, 0700,
-/// with the demo application's lib dir.
+/// The run's directory on the server while `run` sleeps: `mix-remote-run-<pid>-<host tag>-<random>`,
+/// 0700, with the demo application's lib dir.
 fn the_live_run_dir(sshd: &Sshd) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let dirs = run_dirs(sshd);
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     let dir = dirs[0].clone();
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let tag = format!("-{}-", host_tag());
+    assert!(name.contains(&tag), "{name}: no {tag}");
     let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
     let ebin = dir.join("lib/demo/ebin");
@@ -532,20 +535,40 @@ fn stale_runs_checked(sshd: &Sshd, args: &[&OsStr]) -> u64 {
     row["stale_runs"].as_u64().expect("a count of stale runs")
 }
 
+/// This machine's tag in the names of its runs' directories (templates/run_dirs.exs): its host
+/// name hashed, as the server's Erlang hashes it.
+fn host_tag() -> String {
+    let code = "{ok, H} = inet:gethostname(), io:format(\"~8.16.0b\", [erlang:phash2(H, 1 bsl 32)]), halt().";
+    let out = Command::new("erl")
+        .args(["-noshell", "-eval", code])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn check_counts_stale_runs_where_remote_env_puts_runs() {
     let sshd = Sshd::start();
     let tmp = tempfile::tempdir().unwrap();
     let mut gone = Command::new("true").spawn().unwrap();
     gone.wait().unwrap();
-    let left = tmp
-        .path()
-        .join(format!("mix-remote-run-{}-0abc", gone.id()));
-    std::fs::create_dir(&left).unwrap();
+    // Left by a run on this machine, by one from before runs tagged their directories with
+    // their machine's, and by a run on another machine sharing the directory (whose pid means
+    // nothing here): only the first two are stale.
+    let ours = host_tag();
+    let theirs = if ours == "00000000" {
+        "00000001"
+    } else {
+        "00000000"
+    };
+    for tagged in [format!("-{ours}"), String::new(), format!("-{theirs}")] {
+        let name = format!("mix-remote-run-{}{tagged}-0abc", gone.id());
+        std::fs::create_dir(tmp.path().join(name)).unwrap();
+    }
     let config = remote_env_config(&[("TMPDIR", tmp.path().display().to_string())]);
     let file = config.path().join("mix-remote.yaml");
     let args = [OsStr::new("--config"), file.as_os_str()];
-    assert_eq!(stale_runs_checked(&sshd, &args), 1);
+    assert_eq!(stale_runs_checked(&sshd, &args), 2);
     assert_eq!(stale_runs_checked(&sshd, &[]), 0);
     sshd.assert_no_session_processes();
 }
