@@ -6,13 +6,19 @@
 //! front) and recurses once per nesting level, so a few hostile bytes could make it reserve
 //! gigabytes or overflow the stack (the `dist` fuzz target found the first). This walk reads the
 //! same structure without building anything: a term that claims more than the bytes present, nests
-//! deeper than [`MAX_DEPTH`], or uses an encoding distribution never sends us (compression, atom
+//! deeper than [`MAX_DEPTH`], holds more than [`MAX_TERMS`] terms (each a byte on the wire but
+//! some 50 once decoded), or uses an encoding distribution never sends us (compression, atom
 //! cache references, `LOCAL_EXT`) is refused, and its frame skipped.
 
 /// How deeply terms may nest: beyond what a run exchanges (the boot program flattens output to
 /// binaries), and well below what overflows a 2 MiB stack while a term is decoded, cloned,
 /// printed and dropped (about 2 KiB a level in a debug build).
 pub const MAX_DEPTH: usize = 256;
+
+/// How many terms a message may hold, nested ones counted: far beyond what the boot program
+/// sends (output and results travel as binaries; a spare's description of a few thousand
+/// modules is some ten thousand terms), and at most some 50 MB once decoded.
+pub const MAX_TERMS: usize = 1 << 20;
 
 const VERSION: u8 = 131;
 
@@ -39,12 +45,19 @@ pub enum TermCheckError {
     /// Bytes after the last term.
     #[error("{0} stray bytes after the terms")]
     Trailing(usize),
+    /// More than [`MAX_TERMS`] terms.
+    #[error("more than {MAX_TERMS} terms")]
+    TooMany,
 }
 
 /// Checks one term with its version byte, and nothing after it: what the boot program prints,
 /// hex-encoded, on its marker lines (`remote/boot.rs`).
 pub fn check_term(bytes: &[u8]) -> Result<(), TermCheckError> {
-    let mut reader = Reader { bytes, pos: 0 };
+    let mut reader = Reader {
+        bytes,
+        pos: 0,
+        terms: 0,
+    };
     reader.term()?;
     match bytes.len() - reader.pos {
         0 => Ok(()),
@@ -58,6 +71,7 @@ pub fn check_message(body: &[u8]) -> Result<(), TermCheckError> {
     let mut reader = Reader {
         bytes: body,
         pos: 0,
+        terms: 0,
     };
     for _ in 0..2 {
         if reader.pos == body.len() {
@@ -74,6 +88,8 @@ pub fn check_message(body: &[u8]) -> Result<(), TermCheckError> {
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// Terms read so far.
+    terms: usize,
 }
 
 impl Reader<'_> {
@@ -143,6 +159,10 @@ impl Reader<'_> {
                 continue;
             }
             *top -= 1;
+            self.terms += 1;
+            if self.terms > MAX_TERMS {
+                return Err(TermCheckError::TooMany);
+            }
             let children = self.one()?;
             if children > 0 {
                 if open.len() >= MAX_DEPTH {
@@ -322,6 +342,21 @@ mod tests {
         assert_eq!(check_message(&two), Ok(()));
         two.extend(encoded(&Atom::from("second").into()));
         assert_eq!(check_message(&two), Ok(()));
+    }
+
+    #[test]
+    fn a_term_of_more_terms_than_the_bound_is_refused() {
+        // A list of empty lists: one byte each on the wire.
+        let list = |n: usize| {
+            let count = u32::try_from(n).unwrap().to_be_bytes();
+            [&[VERSION, LIST][..], &count, &vec![NIL; n + 1]].concat()
+        };
+        // The list, its elements and its tail.
+        assert_eq!(check_term(&list(MAX_TERMS - 2)), Ok(()));
+        assert_eq!(
+            check_term(&list(MAX_TERMS - 1)),
+            Err(TermCheckError::TooMany)
+        );
     }
 
     #[test]
