@@ -1,5 +1,6 @@
 //! Command-line interface: flags, help text and exit codes. A flag beats its `MIX_REMOTE_*`
-//! environment variable (clap merges the two); both beat mix-remote.yaml (see `config.rs`).
+//! environment variable (clap merges the two; a flag given before the command beats the
+//! variable too, see [`parse`]); both beat mix-remote.yaml (see `config.rs`).
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -8,7 +9,8 @@ use std::ffi::OsString;
 
 use clap::builder::{BoolishValueParser, StyledStr};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use serde_saphyr::{Location, Spanned};
 
 use crate::config::Section;
@@ -47,12 +49,56 @@ pub fn command() -> clap::Command {
 }
 
 /// Parses `args` (with the program's name first) against `command`, the definition; an argument
-/// of the function given before `--` gets a tip saying where it goes.
-pub fn parse(command: clap::Command, args: Vec<OsString>) -> Result<Cli, clap::Error> {
+/// of the function given before `--` gets a tip saying where it goes. The flags accepted on both
+/// sides of the command are one setting: `-q` before it conflicts with `-v` after it (and the
+/// other way round), and a `--config` typed on either side beats `MIX_REMOTE_CONFIG`.
+pub fn parse(mut command: clap::Command, args: Vec<OsString>) -> Result<Cli, clap::Error> {
     let matches = command
-        .try_get_matches_from(args.iter())
+        .try_get_matches_from_mut(args.iter())
         .map_err(|e| tip(e, &args))?;
-    Cli::from_arg_matches(&matches)
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    let Some((name, of_command)) = matches.subcommand() else {
+        return Ok(cli);
+    };
+    let output = cli.command_output();
+    let crossed = if cli.before.quiet && output.verbose {
+        Some(("--quiet", "--verbose"))
+    } else if cli.before.verbose && output.quiet {
+        Some(("--verbose", "--quiet"))
+    } else {
+        None
+    };
+    if let Some((first, then)) = crossed {
+        return Err(conflict(&mut command, name, first, then));
+    }
+    if from_environment(of_command, CONFIG_ID)
+        && let Some(typed) = cli.before.config.clone()
+        && let Some(config) = cli.command_config_mut()
+    {
+        config.path = Some(typed);
+    }
+    Ok(cli)
+}
+
+/// Whether the value of `id` in `matches` came from its environment variable (false when the
+/// command has no such argument).
+fn from_environment(matches: &ArgMatches, id: &str) -> bool {
+    matches.try_contains_id(id).unwrap_or(false)
+        && matches.value_source(id) == Some(ValueSource::EnvVariable)
+}
+
+/// The error clap gives for two flags of `subcommand` that conflict, `first` given before `then`.
+fn conflict(command: &mut clap::Command, subcommand: &str, first: &str, then: &str) -> clap::Error {
+    command.build();
+    let Some(sub) = command.find_subcommand_mut(subcommand) else {
+        return clap::Error::new(ErrorKind::ArgumentConflict).with_cmd(command);
+    };
+    let usage = sub.render_usage();
+    let mut error = clap::Error::new(ErrorKind::ArgumentConflict).with_cmd(sub);
+    error.insert(ContextKind::InvalidArg, ContextValue::String(first.into()));
+    error.insert(ContextKind::PriorArg, ContextValue::String(then.into()));
+    error.insert(ContextKind::Usage, ContextValue::StyledStr(usage));
+    error
 }
 
 /// `error`, with a tip when it is an argument of `run` that belongs after `--`.
@@ -99,11 +145,14 @@ pub struct Output {
     pub no_warnings: bool,
 }
 
+/// The id of the command's `--config` (see [`parse`]).
+const CONFIG_ID: &str = "path";
+
 /// Which mix-remote.yaml, for the commands that read one.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ConfigFile {
     /// The configuration file [default: mix-remote.yaml in the current directory or a parent].
-    #[arg(long = "config", value_name = "FILE", env = "MIX_REMOTE_CONFIG")]
+    #[arg(id = CONFIG_ID, long = "config", value_name = "FILE", env = "MIX_REMOTE_CONFIG")]
     pub path: Option<PathBuf>,
 }
 
@@ -111,7 +160,7 @@ pub struct ConfigFile {
 /// not shown.
 #[derive(Debug, Args)]
 pub struct Before {
-    #[arg(short, long, hide = true)]
+    #[arg(short, long, hide = true, conflicts_with = "verbose")]
     quiet: bool,
     #[arg(short, long, hide = true)]
     verbose: bool,
@@ -124,7 +173,17 @@ pub struct Before {
 impl Cli {
     /// How much to say: the command's flags, or the same given before it.
     pub fn output(&self) -> Output {
-        let of_command = match &self.command {
+        let of_command = self.command_output();
+        Output {
+            quiet: of_command.quiet || self.before.quiet,
+            verbose: of_command.verbose || self.before.verbose,
+            no_warnings: of_command.no_warnings || self.before.no_warnings,
+        }
+    }
+
+    /// The flags of [`Output`] given after the command.
+    fn command_output(&self) -> Output {
+        match &self.command {
             Command::Run(a) => a.options.setup.output.clone(),
             Command::Eval(a) => a.options.setup.output.clone(),
             Command::Iex(a) => a.setup.output.clone(),
@@ -134,31 +193,47 @@ impl Cli {
             Command::Down(a) => a.output.clone(),
             Command::Status(a) => a.output.clone(),
             Command::Graph(_) | Command::Init(_) | Command::Completions(_) => Output::default(),
-        };
-        Output {
-            quiet: of_command.quiet || self.before.quiet,
-            verbose: of_command.verbose || self.before.verbose,
-            no_warnings: of_command.no_warnings || self.before.no_warnings,
         }
     }
 
-    /// The configuration file named: by the command's `--config` (or `MIX_REMOTE_CONFIG`), or
-    /// the same given before it.
+    /// The configuration file named: by the command's `--config`, else the same given before it,
+    /// else `MIX_REMOTE_CONFIG` (see [`parse`]).
     pub fn config(&self) -> Option<&std::path::Path> {
-        let of_command = match &self.command {
-            Command::Run(a) => &a.options.setup.config,
-            Command::Eval(a) => &a.options.setup.config,
-            Command::Iex(a) => &a.setup.config,
-            Command::Check(a) => &a.config,
-            Command::Plan(a) => &a.config,
-            Command::Graph(a) => &a.config,
-            Command::Up(a) => &a.config,
-            Command::Down(a) => &a.config,
-            Command::Status(_) | Command::Init(_) | Command::Completions(_) => {
-                return self.before.config.as_deref();
-            }
-        };
-        of_command.path.as_deref().or(self.before.config.as_deref())
+        let before = self.before.config.as_deref();
+        match self.command_config() {
+            Some(of_command) => of_command.path.as_deref().or(before),
+            None => before,
+        }
+    }
+
+    /// The command's own `--config`, for the commands that read mix-remote.yaml.
+    fn command_config(&self) -> Option<&ConfigFile> {
+        match &self.command {
+            Command::Run(a) => Some(&a.options.setup.config),
+            Command::Eval(a) => Some(&a.options.setup.config),
+            Command::Iex(a) => Some(&a.setup.config),
+            Command::Check(a) => Some(&a.config),
+            Command::Plan(a) => Some(&a.config),
+            Command::Graph(a) => Some(&a.config),
+            Command::Up(a) => Some(&a.config),
+            Command::Down(a) => Some(&a.config),
+            Command::Status(_) | Command::Init(_) | Command::Completions(_) => None,
+        }
+    }
+
+    /// As [`Cli::command_config`], to change.
+    fn command_config_mut(&mut self) -> Option<&mut ConfigFile> {
+        match &mut self.command {
+            Command::Run(a) => Some(&mut a.options.setup.config),
+            Command::Eval(a) => Some(&mut a.options.setup.config),
+            Command::Iex(a) => Some(&mut a.setup.config),
+            Command::Check(a) => Some(&mut a.config),
+            Command::Plan(a) => Some(&mut a.config),
+            Command::Graph(a) => Some(&mut a.config),
+            Command::Up(a) => Some(&mut a.config),
+            Command::Down(a) => Some(&mut a.config),
+            Command::Status(_) | Command::Init(_) | Command::Completions(_) => None,
+        }
     }
 }
 
@@ -768,6 +843,45 @@ mod tests {
             None,
             "no built-in default here"
         );
+    }
+
+    #[test]
+    fn quiet_and_verbose_conflict_before_after_and_across_the_command() {
+        let parsed = |args: &[&str]| {
+            let args = std::iter::once("mix-remote").chain(args.iter().copied());
+            parse(Cli::command(), args.map(OsString::from).collect())
+        };
+        let same = parsed(&["run", "A.b", "-q", "-v"]).unwrap_err();
+        assert_eq!(same.kind(), ErrorKind::ArgumentConflict);
+        let same = same.to_string();
+        assert!(
+            same.contains("the argument '--quiet' cannot be used with '--verbose'"),
+            "{same}"
+        );
+        for (args, message) in [
+            (
+                &["-q", "-v", "run", "A.b"][..],
+                "the argument '--quiet' cannot be used with '--verbose'",
+            ),
+            (
+                &["-q", "run", "A.b", "-v"],
+                "the argument '--quiet' cannot be used with '--verbose'",
+            ),
+            (
+                &["--verbose", "check", "--quiet"],
+                "the argument '--verbose' cannot be used with '--quiet'",
+            ),
+        ] {
+            let error = parsed(args).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::ArgumentConflict, "{args:?}");
+            let error = error.to_string();
+            assert!(error.contains(message), "{args:?}: {error}");
+            assert!(error.contains("Usage: mix-remote"), "{args:?}: {error}");
+        }
+        let fine = parsed(&["-q", "run", "A.b", "-q", "--no-warnings"]).unwrap();
+        assert!(fine.output().quiet && fine.output().no_warnings);
+        let twice = parsed(&["-v", "plan", "A.b", "-v"]).unwrap();
+        assert!(twice.output().verbose);
     }
 
     #[test]

@@ -616,6 +616,38 @@ fn arguments_before_dashes_and_flags_after_them_get_a_hint() {
 }
 
 #[test]
+fn a_config_typed_before_or_after_the_command_beats_mix_remote_config() {
+    let demo = testkit::compiled_fixture("demo");
+    let demo = demo.to_str().expect("a UTF-8 path");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let named = dir.path().join("named.yaml");
+    std::fs::write(&named, "bogus: 1\n").expect("write the variable's config");
+    let typed = dir.path().join("typed.yaml");
+    std::fs::write(&typed, "defaults:\n  mix_env: dev\n").expect("write the typed config");
+    let typed = typed.to_str().expect("a UTF-8 path");
+    let graph = |before: &[&str], after: &[&str]| {
+        tool(dir.path(), before)
+            .args(["graph", "--project", demo, "--format", "json"])
+            .args(after)
+            .env("MIX_REMOTE_CONFIG", &named)
+            .run()
+    };
+    let out = graph(&[], &[]);
+    assert!(
+        error_line(&out, 2).starts_with(&format!("{}:1:1:", named.display())),
+        "the variable alone names the file: {}",
+        out.stderr
+    );
+    for (before, after) in [
+        (&["--config", typed][..], &[][..]),
+        (&[], &["--config", typed]),
+    ] {
+        let out = graph(before, after);
+        assert_eq!(out.code, Some(0), "{before:?} {after:?}: {}", out.stderr);
+    }
+}
+
+#[test]
 fn help_shows_examples_and_each_command_only_the_flags_it_uses() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let help = |args: &[&str]| {
