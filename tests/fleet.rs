@@ -3,6 +3,7 @@
 //! sshd instances from the harness, a real remote BEAM, the fixture compiled by a real `mix`.
 
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -890,6 +891,81 @@ fn init_writes_a_config_and_a_makefile_target_that_runs_the_smoke_test() {
         "{makefile}"
     );
     assert_remote_clean(&sshd);
+}
+
+#[test]
+fn init_writes_nothing_unless_it_can_write_everything() {
+    let project = tempfile::tempdir().expect("temporary directory");
+    let files = || {
+        let mut names: Vec<String> = std::fs::read_dir(project.path())
+            .expect("list the project")
+            .map(|e| {
+                e.expect("an entry")
+                    .file_name()
+                    .into_string()
+                    .expect("UTF-8")
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    // A Makefile that can be read but not written, even by root (who writes through any mode).
+    let makefile = project.path().join("Makefile");
+    std::os::unix::fs::symlink("/proc/version", &makefile).expect("link the Makefile");
+    let out = tool(project.path(), &["init", "--makefile"]).run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("mix-remote: error: cannot write ./Makefile: ")
+            && out.stderr.lines().count() == 1,
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        files(),
+        ["Makefile"],
+        "written although the Makefile cannot be"
+    );
+
+    // A start marker without its end marker: replacing up to a later end would take `mine`.
+    std::fs::remove_file(&makefile).expect("remove the link");
+    let unterminated = "all:\n\techo all\n# >>> mix-remote\nmine:\n\techo mine\n";
+    std::fs::write(&makefile, unterminated).expect("write the Makefile");
+    for extra in [&[][..], &["--force"]] {
+        let out = tool(project.path(), &["init", "--makefile"])
+            .args(extra)
+            .run();
+        assert_eq!(out.code, Some(2), "{extra:?}: {}", out.stderr);
+        assert_eq!(
+            out.stderr,
+            "mix-remote: error: ./Makefile:3: `# >>> mix-remote` has no `# <<< mix-remote` line \
+             after it: end the mix-remote block with that line (or remove the block), then run \
+             init again\n",
+            "{extra:?}"
+        );
+        assert_eq!(files(), ["Makefile"], "{extra:?}");
+        assert_eq!(
+            std::fs::read_to_string(&makefile).expect("read the Makefile"),
+            unterminated
+        );
+    }
+
+    // Ended, the block is replaced in place; the Makefile keeps its mode and nothing is left.
+    let ended = unterminated.replace("mine:\n", "# <<< mix-remote\nmine:\n");
+    std::fs::write(&makefile, &ended).expect("write the Makefile");
+    let mode = std::fs::Permissions::from_mode(0o640);
+    std::fs::set_permissions(&makefile, mode).expect("chmod the Makefile");
+    let out = tool(project.path(), &["init", "--makefile", "--force"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(files(), ["Makefile", "mix-remote.yaml"]);
+    let written = std::fs::read_to_string(&makefile).expect("read the Makefile");
+    assert!(
+        written.starts_with("all:\n\techo all\n# >>> mix-remote (written by")
+            && written.ends_with("# <<< mix-remote\nmine:\n\techo mine\n"),
+        "{written}"
+    );
+    let meta = std::fs::metadata(&makefile).expect("the Makefile's metadata");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o640);
 }
 
 #[test]

@@ -1,7 +1,12 @@
 //! `mix-remote init`: a commented `mix-remote.yaml` for the project and a Makefile target that
 //! runs the pre-deploy smoke test, both from `templates/`. Nothing is overwritten without
-//! `--force`, and nothing is written unless everything can be.
+//! `--force`, and nothing is written unless everything can be: each new content is written to a
+//! temporary file beside its file first, and the files are replaced only once all of them are.
 
+use std::fs::Permissions;
+use std::io::Write;
+use std::ops::Range;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::build::fresh;
@@ -28,6 +33,17 @@ pub enum InitError {
     /// The Makefile has the target already.
     #[error("{0} already has the mix-remote target: pass --force to replace it")]
     HasTarget(PathBuf),
+    /// The Makefile has a start marker without its end marker: what to replace is unknown.
+    #[error(
+        "{path}:{line}: `{BEGIN}` has no `{END}` line after it: end the mix-remote block with \
+         that line (or remove the block), then run init again"
+    )]
+    Unterminated {
+        /// The Makefile.
+        path: PathBuf,
+        /// The line of the start marker, from 1.
+        line: usize,
+    },
     /// A file could not be read or written.
     #[error("cannot {what} {path}: {error}")]
     Io {
@@ -141,16 +157,20 @@ pub fn init(args: &InitArgs) -> Result<Written, InitError> {
                 });
             }
         };
-        if old.contains(BEGIN) && !args.force {
+        let block = block(&old, &makefile)?;
+        if block.is_some() && !args.force {
             return Err(InitError::HasTarget(makefile));
         }
-        Some(with_target(&old))
+        Some(with_target(&old, block))
     } else {
         None
     };
-    write(&config, &text)?;
+    let mut staged = vec![Staged::new(&config, &text)?];
     if let Some(content) = &new_makefile {
-        write(&makefile, content)?;
+        staged.push(Staged::new(&makefile, content)?);
+    }
+    for file in staged {
+        file.commit()?;
     }
     Ok(Written {
         config,
@@ -159,18 +179,38 @@ pub fn init(args: &InitArgs) -> Result<Written, InitError> {
     })
 }
 
-/// `makefile` with the block replaced, or appended after a blank line.
-fn with_target(makefile: &str) -> String {
-    if let (Some(start), Some(end)) = (makefile.find(BEGIN), makefile.find(END))
-        && start < end
-    {
-        let after = makefile[end..]
-            .find('\n')
-            .map_or(makefile.len(), |n| end + n + 1);
+/// Where the mix-remote block of `makefile` (the file `path`) is: from its start marker's line
+/// to the end of its end marker's line. A start marker whose next marker line is not an end
+/// marker is an error: replacing up to a later end marker would take the lines between.
+fn block(makefile: &str, path: &Path) -> Result<Option<Range<usize>>, InitError> {
+    // The start marker's offset and line number.
+    let mut start: Option<(usize, usize)> = None;
+    let mut at = 0;
+    for (index, line) in makefile.split_inclusive('\n').enumerate() {
+        match start {
+            None if line.starts_with(BEGIN) => start = Some((at, index + 1)),
+            Some((from, _)) if line.starts_with(END) => return Ok(Some(from..at + line.len())),
+            Some(_) if line.starts_with(BEGIN) => break,
+            _ => {}
+        }
+        at += line.len();
+    }
+    match start {
+        Some((_, line)) => Err(InitError::Unterminated {
+            path: path.to_owned(),
+            line,
+        }),
+        None => Ok(None),
+    }
+}
+
+/// `makefile` with `block` (see [`block`]) replaced, or the target appended after a blank line.
+fn with_target(makefile: &str, block: Option<Range<usize>>) -> String {
+    if let Some(block) = block {
         return format!(
             "{}{MAKEFILE_TEMPLATE}{}",
-            &makefile[..start],
-            &makefile[after..]
+            &makefile[..block.start],
+            &makefile[block.end..]
         );
     }
     let separator = match makefile {
@@ -182,12 +222,70 @@ fn with_target(makefile: &str) -> String {
     format!("{makefile}{separator}{MAKEFILE_TEMPLATE}")
 }
 
-fn write(path: &Path, text: &str) -> Result<(), InitError> {
-    std::fs::write(path, text).map_err(|error| InitError::Io {
-        what: "write",
-        path: path.to_owned(),
-        error,
-    })
+/// A file's new content, written to a temporary file beside it (beside the file a link points
+/// to), which replaces the file only when committed.
+struct Staged {
+    /// The file as the user named it, for messages.
+    path: PathBuf,
+    /// The file the content replaces (the link's target when `path` is a link).
+    target: PathBuf,
+    /// The new content, beside `target`; removed if dropped uncommitted.
+    temp: tempfile::NamedTempFile,
+}
+
+impl Staged {
+    /// Writes `text` beside `path`. An existing file keeps its permissions, and one that cannot
+    /// be opened for writing is not replaced (an error now, as writing it in place would be).
+    fn new(path: &Path, text: &str) -> Result<Staged, InitError> {
+        let io = |error| InitError::Io {
+            what: "write",
+            path: path.to_owned(),
+            error,
+        };
+        let (target, permissions) = match std::fs::canonicalize(path) {
+            Ok(target) => {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&target)
+                    .map_err(io)?;
+                let permissions = std::fs::metadata(&target).map_err(io)?.permissions();
+                (target, Some(permissions))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (path.to_owned(), None),
+            Err(error) => return Err(io(error)),
+        };
+        let dir = match target.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let mut temp = tempfile::Builder::new()
+            .prefix(".mix-remote-init-")
+            .permissions(Permissions::from_mode(0o666))
+            .tempfile_in(dir)
+            .map_err(io)?;
+        temp.write_all(text.as_bytes()).map_err(io)?;
+        temp.flush().map_err(io)?;
+        if let Some(permissions) = permissions {
+            temp.as_file().set_permissions(permissions).map_err(io)?;
+        }
+        Ok(Staged {
+            path: path.to_owned(),
+            target,
+            temp,
+        })
+    }
+
+    /// Replaces the file with the content written beside it.
+    fn commit(self) -> Result<(), InitError> {
+        self.temp
+            .persist(&self.target)
+            .map(drop)
+            .map_err(|e| InitError::Io {
+                what: "write",
+                path: self.path,
+                error: e.error,
+            })
+    }
 }
 
 #[cfg(test)]
@@ -257,13 +355,37 @@ mod tests {
 
     #[test]
     fn the_target_is_appended_once_and_replaced_in_place() {
-        let once = with_target("all:\n\techo hi\n");
+        let path = Path::new("Makefile");
+        let replaced = |makefile: &str| with_target(makefile, block(makefile, path).unwrap());
+        let once = replaced("all:\n\techo hi\n");
         assert!(once.starts_with("all:\n\techo hi\n\n# >>> mix-remote"));
         assert!(once.contains("\n\t$(MIX_REMOTE) run --group servers"));
         let edited = once.replace("SMOKE_ENV ?= prod", "SMOKE_ENV ?= old") + "after:\n";
-        let again = with_target(&edited);
+        let again = replaced(&edited);
         assert_eq!(again.matches(BEGIN).count(), 1);
         assert!(again.contains("SMOKE_ENV ?= prod") && again.ends_with("after:\n"));
-        assert_eq!(with_target(""), MAKEFILE_TEMPLATE);
+        assert_eq!(replaced(""), MAKEFILE_TEMPLATE);
+    }
+
+    #[test]
+    fn a_start_marker_without_its_end_marker_is_an_error_naming_its_line() {
+        let path = Path::new("p/Makefile");
+        let unterminated = |makefile: &str| match block(makefile, path) {
+            Err(InitError::Unterminated { line, .. }) => line,
+            other => panic!("{other:?}: {makefile}"),
+        };
+        let start = format!("{BEGIN} (written by `mix-remote init`)\n");
+        assert_eq!(unterminated(&format!("all:\n\techo\n{start}mine:\n")), 3);
+        assert_eq!(unterminated(&format!("{start}mine:\n{start}x\n{END}\n")), 1);
+        let message = block(&start, path).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "p/Makefile:1: `# >>> mix-remote` has no `# <<< mix-remote` line after it: end the \
+             mix-remote block with that line (or remove the block), then run init again"
+        );
+        // An end marker before any start marker is a line like any other.
+        let stray = format!("{END}\nall:\n{start}x\n{END}");
+        let from = stray.find(BEGIN).unwrap();
+        assert_eq!(block(&stray, path).unwrap(), Some(from..stray.len()));
     }
 }
