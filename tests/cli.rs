@@ -748,6 +748,57 @@ fn completion_offers_the_projects_functions_modules_hosts_and_groups() {
     assert_eq!(offered, ["deploy@web-2"]);
     let offered = bash_completes(dir.path(), &["mix-remote", "check", "--group", ""]);
     assert_eq!(offered, ["db", "web"]);
+    // Every command that takes hosts offers them.
+    let offered = bash_completes(dir.path(), &["mix-remote", "iex", "--host", "web"]);
+    assert_eq!(offered, ["web-1"]);
+    let offered = bash_completes(dir.path(), &["mix-remote", "up", "--host", "db"]);
+    assert_eq!(offered, ["db-1"]);
+    let offered = bash_completes(dir.path(), &["mix-remote", "down", "--group", ""]);
+    assert_eq!(offered, ["db", "web"]);
+
+    // The configuration and the project the line names, on either side of the command.
+    let other = tempfile::tempdir().expect("temporary directory");
+    let config = other.path().join("far.yaml");
+    std::fs::write(&config, "hosts:\n  far-1: {}\n").expect("write the other config");
+    let config = config.to_str().expect("a UTF-8 path");
+    let offered = bash_completes(
+        dir.path(),
+        &["mix-remote", "run", "--config", config, "--host", "f"],
+    );
+    assert_eq!(offered, ["far-1"]);
+    let offered = bash_completes(
+        dir.path(),
+        &["mix-remote", "--config", config, "down", "--host", ""],
+    );
+    assert_eq!(offered, ["far-1"]);
+    // `--config=FILE`: three words in bash (`=` breaks words), one in zsh and fish.
+    let offered = bash_completes(
+        dir.path(),
+        &["mix-remote", "iex", "--config", "=", config, "--host", ""],
+    );
+    assert_eq!(offered, ["far-1"]);
+    let typed = format!("--config={config}");
+    let offered = bash_completes(dir.path(), &["mix-remote", "up", &typed, "--host", ""]);
+    assert_eq!(offered, ["far-1"]);
+    let demo = demo.to_str().expect("a UTF-8 path");
+    let offered = bash_completes(
+        other.path(),
+        &["mix-remote", "plan", "--project", demo, "Demo.Worker.e"],
+    );
+    assert_eq!(offered, ["Demo.Worker.echo"]);
+    let offered = bash_completes(
+        other.path(),
+        &[
+            "mix-remote",
+            "plan",
+            "--project",
+            demo,
+            "--env",
+            "none",
+            "Demo.Worker.e",
+        ],
+    );
+    assert_eq!(offered, [""], "the demo has no _build/none");
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! shell sources; on each TAB it calls the binary back (`COMPLETE=SHELL mix-remote -- WORDS`,
 //! clap_complete's dynamic completion, answered by [`complete`] before anything else runs), which
 //! offers the commands and flags, the project's functions (`Module.function`, from `_build`) for
-//! an entry and its modules for `--include`, and the hosts and groups of mix-remote.yaml.
+//! an entry and its modules for `--include`, and the hosts and groups of mix-remote.yaml. The
+//! project and the configuration are those the command being typed would read: its `--config`,
+//! `--project` and `--env` when the line has them, else their `MIX_REMOTE_*` variables.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -74,30 +76,72 @@ pub fn command() -> clap::Command {
             arg.add(candidates)
         })
     };
-    ["run", "eval", "plan", "graph", "check"]
-        .into_iter()
-        .fold(cli::command(), |command, name| {
-            command.mut_subcommand(name, known)
-        })
+    let command = cli::command();
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_owned())
+        // Its hosts are those of the file it writes.
+        .filter(|name| name != "init")
+        .collect();
+    names
+        .iter()
+        .fold(command, |command, name| command.mut_subcommand(name, known))
 }
 
-/// The configuration as a command run here would find it (`MIX_REMOTE_CONFIG`, else the
-/// nearest mix-remote.yaml).
+/// The value of the last `flag` (`--flag VALUE` or `--flag=VALUE`, which bash passes as three
+/// words) on the line being completed, which the shell passes after the binary's `--`; the
+/// function's arguments (after the line's own `--`) are not looked at.
+fn typed(flag: &str) -> Option<OsString> {
+    let mut words = std::env::args_os().skip_while(|a| a != "--").skip(1);
+    let mut value = None;
+    while let Some(word) = words.next() {
+        if word == "--" {
+            break;
+        } else if word == flag {
+            let given = match words.next() {
+                Some(equals) if equals == "=" => words.next(),
+                given => given,
+            };
+            value = given.or(value);
+        } else if let Some(given) = word
+            .to_str()
+            .and_then(|w| w.strip_prefix(flag)?.strip_prefix('='))
+        {
+            value = Some(given.into());
+        }
+    }
+    value
+}
+
+/// The variable `name`, unless it is empty.
+fn var(name: &str) -> Option<OsString> {
+    std::env::var_os(name).filter(|v| !v.is_empty())
+}
+
+/// The configuration as the command being typed would find it (`--config`, else
+/// `MIX_REMOTE_CONFIG`, else the nearest mix-remote.yaml).
 fn configuration() -> Option<Config> {
-    let named = std::env::var_os("MIX_REMOTE_CONFIG").map(PathBuf::from);
+    let named = typed("--config")
+        .or_else(|| var("MIX_REMOTE_CONFIG"))
+        .map(PathBuf::from);
     Config::locate(named.as_deref(), Path::new(".")).ok()?
 }
 
-/// The modules of the build a command run here would read (`MIX_REMOTE_PROJECT`,
-/// `MIX_REMOTE_ENV` or `MIX_ENV`, then mix-remote.yaml, then the defaults).
+/// The modules of the build the command being typed would read (`--project` or
+/// `MIX_REMOTE_PROJECT`, `--env`, `MIX_REMOTE_ENV` or `MIX_ENV`, then mix-remote.yaml, then the
+/// defaults).
 fn beams() -> Option<Vec<Beam>> {
     let config = configuration();
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let mix_env = typed("--env")
+        .or_else(|| var("MIX_REMOTE_ENV"))
+        .or_else(|| var("MIX_ENV"));
     let flags = Section {
-        mix_env: var("MIX_REMOTE_ENV").or_else(|| var("MIX_ENV")),
+        mix_env: mix_env.and_then(|env| env.into_string().ok()),
         ..Section::default()
     };
-    let project = var("MIX_REMOTE_PROJECT").map(PathBuf::from);
+    let project = typed("--project")
+        .or_else(|| var("MIX_REMOTE_PROJECT"))
+        .map(PathBuf::from);
     let build = config::build(config.as_ref(), project.as_deref(), &flags, &[]).ok()?;
     project::scan(&build.project, &build.mix_env).ok()
 }
