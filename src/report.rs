@@ -495,7 +495,8 @@ impl Reporter {
     }
 
     /// Writes `text` (whole lines) on stderr, above the bars, in turn with the display's other
-    /// lines: the caller never waits for the terminal.
+    /// lines: the caller does not wait for the terminal, unless thousands of lines already do
+    /// (see `screen`).
     fn say(&self, text: String) {
         self.shared.screen.above(move || write_stderr(&text));
     }

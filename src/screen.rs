@@ -3,8 +3,13 @@
 //! the function leaves a line open on stdout (dots, a prompt) or reads, and come back only once
 //! its output is quiet on a fresh line. One painter thread draws: it animates every bar and runs the
 //! changes and lines the run's tasks ask for, in order, under the same lock as the output's
-//! writes, so nothing is ever drawn in the middle of a line of output, and a terminal that does
-//! not keep up (a slow link, a stopped display) never holds up the work on the hosts.
+//! writes, so nothing is ever drawn in the middle of a line of output. A terminal that does not
+//! keep up (a slow link, a stopped display) holds up the work on the hosts only once thousands of
+//! those changes and lines wait for it (`BACKLOG`): then whoever adds one more waits for the
+//! painter to take some, so that memory stays bounded when a host floods its log onto a stalled
+//! terminal. Nothing is dropped to avoid that wait: those lines are log lines, warnings, errors
+//! and results. The function's output is written by its caller, at the terminal's pace (with
+//! several hosts, a last line without a newline and the result take their turn with the others).
 
 use std::collections::VecDeque;
 use std::io::{IsTerminal, Write};
@@ -35,7 +40,8 @@ pub struct Screen {
     drawn: bool,
     /// stdout is a terminal, so the function's output shares the screen with the bars.
     shared: bool,
-    /// What callers that must not wait for the terminal left to the painter, in order.
+    /// What callers that do not wait for the terminal (up to [`BACKLOG`]) left to the painter, in
+    /// order.
     tasks: Arc<Tasks>,
     /// The id of the next bar.
     next_id: AtomicU64,
