@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::build::app_spec::{self, AppSpec};
+use crate::build::app_spec::{self, AppSpec, SpecError};
 
 /// More than this in the `priv/` directories of the shipped applications is surely not meant to
 /// travel with a job: refuse rather than send it.
@@ -26,13 +26,13 @@ pub enum AppsError {
         /// The OS error.
         error: std::io::Error,
     },
-    /// A `.app` file is not what Mix writes.
-    #[error("{path}: {why} (rebuild it with `mix compile --force`)")]
+    /// A `.app` file cannot be read as `application:load` reads it.
+    #[error("{path}: {why}")]
     BadSpec {
         /// The `.app` file.
         path: PathBuf,
         /// What is wrong.
-        why: String,
+        why: SpecError,
     },
     /// The `priv/` directories hold more than any job should send.
     #[error("the priv/ directories of {apps} hold more than 256 MiB: too much to send with a job")]
