@@ -417,6 +417,21 @@ fn native_code_the_server_cannot_load_and_missing_or_failing_apps_are_named() {
     );
     std::fs::write(&so, &nif).unwrap();
 
+    // Files that only start as objects do: a Java class (CAFEBABE, then its version where a fat
+    // Mach-O has its count) and data starting with "MZ" (no PE header behind): shipped as data.
+    let (java, data) = (project.join("priv/java"), project.join("priv/regions.csv"));
+    std::fs::create_dir_all(&java).unwrap();
+    std::fs::write(
+        java.join("Foo.class"),
+        [0xca, 0xfe, 0xba, 0xbe, 0, 0, 0, 52, 0, 16],
+    )
+    .unwrap();
+    std::fs::write(&data, "MZ,Mazowieckie\nPL-12,Malopolskie\n").unwrap();
+    let out = run("OtpApp.Jobs.standalone", &["1"], true);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    std::fs::remove_dir_all(&java).unwrap();
+    std::fs::remove_file(&data).unwrap();
+
     // An application callback that fails: Mix's message, naming the application; exit 1.
     std::fs::write(
         &app,

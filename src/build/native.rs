@@ -60,12 +60,45 @@ pub struct Object {
 pub fn target(bytes: &[u8]) -> Option<Target> {
     match bytes.get(..4)? {
         [0x7f, b'E', b'L', b'F'] => elf_target(bytes),
-        [0xfe, 0xed, 0xfa, 0xce | 0xcf]
-        | [0xce | 0xcf, 0xfa, 0xed, 0xfe]
-        | [0xca, 0xfe, 0xba, 0xbe] => Some(Target::MachO),
-        [b'M', b'Z', _, _] => Some(Target::Pe),
+        [0xfe, 0xed, 0xfa, 0xce | 0xcf] | [0xce | 0xcf, 0xfa, 0xed, 0xfe] => Some(Target::MachO),
+        [0xca, 0xfe, 0xba, 0xbe | 0xbf] => fat_mach_o(bytes).then_some(Target::MachO),
+        [b'M', b'Z', _, _] => pe(bytes).then_some(Target::Pe),
         _ => None,
     }
+}
+
+/// More architectures than this in a fat Mach-O means a Java class file, which starts with the
+/// same `CA FE BA BE` and has its version (45 or more) where the fat header has its count; file(1)
+/// tells them apart by that number too.
+const MAX_FAT_ARCHS: u32 = 20;
+
+/// Whether `bytes`, starting with `CA FE BA BE` (or `BF`), is a fat Mach-O: a count of
+/// architectures from 1 to [`MAX_FAT_ARCHS`], their 20-byte entries (32 for `BF`) in the file.
+fn fat_mach_o(bytes: &[u8]) -> bool {
+    let Some(count) = bytes
+        .get(4..8)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    else {
+        return false;
+    };
+    let entry = if bytes[3] == 0xbf { 32 } else { 20 };
+    (1..=MAX_FAT_ARCHS).contains(&count) && bytes.len() >= 8 + entry * count as usize
+}
+
+/// Whether `bytes`, starting with `MZ`, is a PE object: the DOS header's `e_lfanew` (at 0x3C)
+/// points at a `PE\0\0` signature in the file. Without one it is a DOS program or any data that
+/// happens to start with `MZ`.
+fn pe(bytes: &[u8]) -> bool {
+    let Some(offset) = bytes
+        .get(0x3c..0x40)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    else {
+        return false;
+    };
+    usize::try_from(offset)
+        .ok()
+        .and_then(|at| bytes.get(at..at.checked_add(4)?))
+        == Some(b"PE\0\0".as_slice())
 }
 
 fn elf_target(bytes: &[u8]) -> Option<Target> {
@@ -290,6 +323,39 @@ mod tests {
         assert_eq!(
             target(&[0xcf, 0xfa, 0xed, 0xfe, 7, 0, 0, 1]),
             Some(Target::MachO)
+        );
+    }
+
+    #[test]
+    fn class_files_and_data_starting_with_mz_are_no_objects() {
+        // A Java class file: CAFEBABE, then minor and major version (Java 8: 0, 52; Java 1.1: 3, 45).
+        let class = |minor: u16, major: u16| {
+            let mut bytes = vec![0xca, 0xfe, 0xba, 0xbe];
+            bytes.extend(minor.to_be_bytes());
+            bytes.extend(major.to_be_bytes());
+            bytes.extend([0; 64]);
+            bytes
+        };
+        assert_eq!(target(&class(0, 52)), None);
+        assert_eq!(target(&class(3, 45)), None);
+        assert_eq!(target(&class(0, 65)), None);
+        // A fat Mach-O of two architectures: nfat_arch, then a 20-byte fat_arch for each.
+        let mut fat = vec![0xca, 0xfe, 0xba, 0xbe, 0, 0, 0, 2];
+        fat.extend([0; 40]);
+        assert_eq!(target(&fat), Some(Target::MachO));
+        assert_eq!(target(&fat[..30]), None, "entries cut off");
+        // A PE: a 64-byte DOS header whose e_lfanew (0x3C) points at "PE\0\0".
+        let mut pe = vec![0; 0x80];
+        pe[..2].copy_from_slice(b"MZ");
+        pe[0x3c..0x40].copy_from_slice(&0x40u32.to_le_bytes());
+        pe[0x40..0x44].copy_from_slice(b"PE\0\0");
+        assert_eq!(target(&pe), Some(Target::Pe));
+        pe[0x3c..0x40].copy_from_slice(&0x7fu32.to_le_bytes());
+        assert_eq!(target(&pe), None, "e_lfanew past the end");
+        assert_eq!(target(b"MZ"), None);
+        assert_eq!(
+            target(b"MZ,Mazowieckie,5.5\nPL-12,Malopolskie,3.4\nPL-24,Silesia,4.4\n"),
+            None
         );
     }
 
