@@ -304,6 +304,39 @@ fn an_umbrella_starts_every_child_as_under_mix_run() {
 }
 
 #[test]
+fn an_umbrella_child_as_the_project_uses_the_build_and_config_its_mix_exs_names() {
+    // apps/api of the umbrella, as `--project apps/api`: its mix.exs puts the build in
+    // ../../_build and reads ../../config/config.exs, as `mix run` in that directory does.
+    let sshd = Sshd::start();
+    let child = testkit::compiled_fixture("umbrella_start").join("apps/api");
+    let expected = [
+        (
+            true,
+            "Api.Jobs.status",
+            "%{running: [:store, :api], store: %{api: \"api from config\", apples: 3}}\n",
+        ),
+        (
+            false,
+            "Api.Jobs.loaded",
+            "%{label: \"api from config\", loaded: [:store, :api], running: []}\n",
+        ),
+    ];
+    for (start, entry, result) in expected {
+        let local = mix_run(&child, "dev", start, &call_code(entry, &[]), &[]);
+        assert_eq!(
+            (local.code, local.stdout.as_str()),
+            (Some(0), result),
+            "{}",
+            local.stderr
+        );
+        let out = remote(&sshd, &child, "dev", start, entry, &[], &[]);
+        assert_eq!(out.code, Some(0), "{entry}: {}", out.stderr);
+        assert_eq!(out.stdout, result, "{entry}");
+    }
+    sshd.assert_no_session_processes();
+}
+
+#[test]
 fn an_ecto_data_fix_changes_the_rows_in_postgres_without_debug_logs() {
     if !testkit::vendor_available() {
         return;

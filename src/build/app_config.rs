@@ -1,10 +1,13 @@
-//! The project's configuration, as `mix run` would apply it: the files under `config/`
-//! (`config.exs`, the files it imports, `runtime.exs`) and the Mix environment. They travel with
-//! the call and are evaluated on the remote just before it (the `.app` files, with their `env`
-//! defaults, travel in the shipped lib dirs), so `Application.get_env/2` answers as it does
-//! locally and `runtime.exs` sees the server's environment variables.
+//! The project's configuration, as `mix run` would apply it: the files under `config/`, or the
+//! directory of `config_path:` (`config.exs`, the files it imports, `runtime.exs`), and the Mix
+//! environment. They travel with the call and are evaluated on the remote just before it (the
+//! `.app` files, with their `env` defaults, travel in the shipped lib dirs), so
+//! `Application.get_env/2` answers as it does locally and `runtime.exs` sees the server's
+//! environment variables.
 
 use std::path::{Path, PathBuf};
+
+use crate::build::mix_exs::Layout;
 
 /// Larger config trees are surely not config: refuse rather than ship them.
 const MAX_CONFIG_BYTES: u64 = 4 << 20;
@@ -25,19 +28,30 @@ pub enum AppConfigError {
         "{0}: more than 4 MiB of files; is it really the project's config directory? (--no-app-config skips it)"
     )]
     TooLarge(PathBuf),
+    /// `config_path:` names a main file other than `config.exs`, and a `config.exs` is beside it:
+    /// the server evaluates the main file under that name.
+    #[error(
+        "{other}: the config_path of mix.exs names {main}, which the server evaluates as config.exs: rename one of them (or pass --no-app-config)"
+    )]
+    Clash {
+        /// The main config file, `config_path:`.
+        main: PathBuf,
+        /// The other `config.exs`.
+        other: PathBuf,
+    },
 }
 
 /// What the remote applies before the call.
 #[derive(Debug, Default)]
 pub struct AppConfig {
-    /// Every file under `config/`, as (path relative to the project, contents).
+    /// Every file of the config directory, as (`config/` and its path there, contents).
     pub config_files: Vec<(String, Vec<u8>)>,
     /// The Mix environment (`config_env()` in the config files).
     pub env: String,
 }
 
 impl AppConfig {
-    /// Collects the project's `config/` tree, unless `skip_files`.
+    /// Collects the project's config directory, unless `skip_files`.
     pub fn collect(
         project: &Path,
         env: &str,
@@ -55,12 +69,15 @@ impl AppConfig {
     }
 }
 
-/// Every regular file under `<project>/config`, sorted, symbolic links followed as Mix reads
-/// them (a link that leads nowhere is left out: nothing could import it); none when there is
-/// neither a `config/config.exs` nor a `config/runtime.exs`.
+/// Every regular file of the project's config directory (`<project>/config`, or that of the
+/// `config_path:` of `mix.exs`), sorted, symbolic links followed as Mix reads them (a link that
+/// leads nowhere is left out: nothing could import it), each named as the server reads it:
+/// `config/` and its path in the directory, the main file `config/config.exs` whatever its own
+/// name; none when there is neither that file nor a `runtime.exs` beside it.
 fn config_files(project: &Path) -> Result<Vec<(String, Vec<u8>)>, AppConfigError> {
-    let dir = project.join("config");
-    if !dir.join("config.exs").is_file() && !dir.join("runtime.exs").is_file() {
+    let layout = Layout::of(project);
+    let dir = layout.config_dir();
+    if !layout.config_file.is_file() && !dir.join("runtime.exs").is_file() {
         return Ok(Vec::new());
     }
     let mut files = Vec::new();
@@ -91,8 +108,18 @@ fn config_files(project: &Path) -> Result<Vec<(String, Vec<u8>)>, AppConfigError
             path: path.to_owned(),
             error,
         })?;
-        let relative = path.strip_prefix(project).unwrap_or(path);
-        files.push((relative.to_string_lossy().into_owned(), bytes));
+        let relative = path.strip_prefix(&dir).unwrap_or(path);
+        let name = if path == layout.config_file {
+            "config.exs".to_owned()
+        } else if relative == Path::new("config.exs") {
+            return Err(AppConfigError::Clash {
+                main: layout.config_file,
+                other: path.to_owned(),
+            });
+        } else {
+            relative.to_string_lossy().into_owned()
+        };
+        files.push((format!("config/{name}"), bytes));
     }
     Ok(files)
 }
@@ -148,6 +175,42 @@ mod tests {
                 ("config/config.exs", &b"import Config # shared"[..]),
                 ("config/secrets/prod.exs", &b"import Config # secret"[..]),
             ]
+        );
+    }
+
+    #[test]
+    fn config_path_names_the_directory_and_the_main_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let umbrella = dir.path();
+        let child = umbrella.join("apps/api");
+        std::fs::create_dir_all(&child).unwrap();
+        std::fs::create_dir_all(umbrella.join("config")).unwrap();
+        std::fs::write(umbrella.join("config/config.exs"), "import Config").unwrap();
+        std::fs::write(umbrella.join("config/runtime.exs"), "import Config").unwrap();
+        std::fs::write(
+            child.join("mix.exs"),
+            "[app: :api, config_path: \"../../config/config.exs\"]",
+        )
+        .unwrap();
+        let names = |project: &Path| -> Vec<String> {
+            let config = AppConfig::collect(project, "dev", false).unwrap();
+            config.config_files.into_iter().map(|(p, _)| p).collect()
+        };
+        assert_eq!(names(&child), ["config/config.exs", "config/runtime.exs"]);
+
+        // Another name: evaluated on the server as config.exs, beside nothing of that name.
+        std::fs::create_dir_all(child.join("conf")).unwrap();
+        std::fs::write(child.join("conf/main.exs"), "import Config").unwrap();
+        std::fs::write(child.join("conf/dev.exs"), "import Config").unwrap();
+        std::fs::write(child.join("mix.exs"), "[config_path: \"conf/main.exs\"]").unwrap();
+        assert_eq!(names(&child), ["config/dev.exs", "config/config.exs"]);
+        std::fs::write(child.join("conf/config.exs"), "import Config").unwrap();
+        let clash = AppConfig::collect(&child, "dev", false).unwrap_err();
+        assert!(
+            clash
+                .to_string()
+                .contains("conf/config.exs: the config_path of mix.exs names"),
+            "{clash}"
         );
     }
 

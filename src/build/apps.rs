@@ -10,6 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::build::app_spec::{self, AppSpec, SpecError};
+use crate::build::mix_exs::{Layout, keyword_atom};
 
 /// More than this in the `priv/` directories of the shipped applications is surely not meant to
 /// travel with a job: refuse rather than send it.
@@ -68,18 +69,19 @@ pub struct Apps {
 }
 
 impl Apps {
-    /// Works out the applications of `<project>/_build/<env>`: the project's own ones (falling
-    /// back to `entry_app`, the application of the entry's module, when `mix.exs` does not name
-    /// one that was built), what they need, and the applications of `closure` (module atoms).
+    /// Works out the applications of the project's build for `env` (`<project>/_build/<env>`,
+    /// or where `build_path:` puts it): the project's own ones (falling back to `entry_app`, the
+    /// application of the entry's module, when `mix.exs` does not name one that was built), what
+    /// they need, and the applications of `closure` (module atoms).
     pub fn resolve(
         project: &Path,
         env: &str,
         entry_app: Option<&str>,
         closure: &[&str],
     ) -> Result<Apps, AppsError> {
-        let lib = project.join("_build").join(env).join("lib");
-        let built = built_apps(&lib)?;
-        let mut project_apps: Vec<String> = project_apps(project)
+        let layout = Layout::of(project);
+        let built = built_apps(&layout.build(env).join("lib"))?;
+        let mut project_apps: Vec<String> = project_apps(project, &layout)
             .into_iter()
             .filter(|app| built.contains_key(app))
             .collect();
@@ -237,14 +239,14 @@ fn start_order(apps: &[String], specs: &HashMap<String, AppSpec>) -> Vec<String>
 
 /// The project's own applications as `mix.exs` names them: every child of `apps_path` for an
 /// umbrella, else the `app:`. None when `mix.exs` cannot be read or names none plainly.
-fn project_apps(project: &Path) -> Vec<String> {
+fn project_apps(project: &Path, layout: &Layout) -> Vec<String> {
     let Ok(text) = std::fs::read_to_string(project.join("mix.exs")) else {
         return Vec::new();
     };
-    let Some(apps_path) = keyword_string(&text, "apps_path") else {
+    let Some(apps_dir) = &layout.apps else {
         return keyword_atom(&text, "app").into_iter().collect();
     };
-    let Ok(children) = std::fs::read_dir(project.join(apps_path)) else {
+    let Ok(children) = std::fs::read_dir(apps_dir) else {
         return Vec::new();
     };
     let mut apps: Vec<String> = children
@@ -256,47 +258,6 @@ fn project_apps(project: &Path) -> Vec<String> {
         .collect();
     apps.sort();
     apps
-}
-
-/// The atom after the first `key: :atom` of `text` (`app: :my_app`).
-fn keyword_atom(text: &str, key: &str) -> Option<String> {
-    keyword_values(text, key).find_map(|rest| {
-        let name: String = rest
-            .strip_prefix(':')?
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        let first = name.chars().next()?;
-        (first.is_ascii_lowercase() || first == '_').then_some(name)
-    })
-}
-
-/// The string after the first `key: "text"` of `text` (`apps_path: "apps"`).
-fn keyword_string<'t>(text: &'t str, key: &str) -> Option<&'t str> {
-    keyword_values(text, key).find_map(|rest| {
-        let rest = rest.strip_prefix('"')?;
-        rest.find('"').map(|end| &rest[..end])
-    })
-}
-
-/// What follows each `key:` of `text` that is a keyword of its own (not the end of a longer
-/// name, not in a comment), its leading blanks skipped.
-fn keyword_values<'t>(text: &'t str, key: &str) -> impl Iterator<Item = &'t str> {
-    let pattern = format!("{key}:");
-    let mut found = Vec::new();
-    for line in text.lines() {
-        let line = line.split('#').next().unwrap_or_default();
-        for (at, _) in line.match_indices(&pattern) {
-            let glued = line[..at]
-                .chars()
-                .next_back()
-                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
-            if !glued {
-                found.push(line[at + pattern.len()..].trim_start());
-            }
-        }
-    }
-    found.into_iter()
 }
 
 /// A file of a shipped application's `priv/`.
@@ -473,15 +434,6 @@ mod tests {
         build(dir.path(), &[("shop", "kernel", &["Elixir.Shop"])]);
         let apps = Apps::resolve(dir.path(), "dev", Some("shop"), &[]).unwrap();
         assert_eq!(apps.project, ["shop"]);
-        assert_eq!(
-            keyword_atom("x: [otp_app: :a, app: :b_2]", "app"),
-            Some("b_2".into())
-        );
-        assert_eq!(keyword_atom("app: false", "app"), None);
-        assert_eq!(
-            keyword_string("apps_path:  \"apps\"", "apps_path"),
-            Some("apps")
-        );
     }
 
     #[test]

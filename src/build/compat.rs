@@ -186,14 +186,15 @@ pub struct LocalBuild {
 }
 
 impl LocalBuild {
-    /// Reads `<project>/_build/<env>`; `None` when there is no compiled build to compare.
+    /// Reads the project's build for `env` (see [`project::scan`]); `None` when there is no
+    /// compiled build to compare.
     pub fn read(project: &Path, env: &str) -> Result<Option<LocalBuild>, ProjectError> {
         match project::scan(project, env) {
             Ok(beams) => {
                 let built = Built::read(&beams.iter().collect::<Vec<_>>());
                 Ok(Some(LocalBuild { beams, built }))
             }
-            Err(ProjectError::NoBuild(_) | ProjectError::Empty(_)) => Ok(None),
+            Err(ProjectError::NoBuild { .. } | ProjectError::Empty(_)) => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::SystemTime;
 
+use crate::build::mix_exs::Layout;
+
 /// Why the project could not be compiled.
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
@@ -123,23 +125,26 @@ impl std::fmt::Display for Stale {
     }
 }
 
-/// When the build of `project` for `env` was last written to (its newest `.beam` or compile
-/// manifest); none without one.
+/// When the build of `project` for `env` (`_build/<env>`, or where `build_path:` puts it) was
+/// last written to (its newest `.beam` or compile manifest); none without one.
 pub fn built_at(project: &Path, env: &str) -> Option<SystemTime> {
-    newest(&project.join("_build").join(env))
+    newest(&Layout::of(project).build(env))
 }
 
 /// The sources of `project` that changed after its build for `env` was last compiled: the
-/// files under `lib/`, `src/`, `include/` and `config/` (but `runtime.exs`, which is read when
-/// the code runs, not compiled), `mix.exs` and `mix.lock`, of each app in an umbrella too,
-/// against the newest `.beam` or compile manifest under `_build/<env>`. None when the build is
-/// fresh, or when there is no build to compare with.
+/// files under `lib/`, `src/`, `include/` and `config/` (the project's own: the directory of
+/// `config_path:`; but `runtime.exs`, which is read when the code runs, not compiled),
+/// `mix.exs` and `mix.lock`, of each app in an umbrella (`apps_path:`) too, against the newest
+/// `.beam` or compile manifest of the build. None when the build is fresh, or when there is no
+/// build to compare with.
 pub fn stale(project: &Path, env: &str) -> Option<Stale> {
-    let built = built_at(project, env)?;
+    let layout = Layout::of(project);
+    let built = newest(&layout.build(env))?;
     let mut roots = vec![project.to_owned()];
-    if let Ok(apps) = std::fs::read_dir(project.join("apps")) {
+    if let Some(Ok(apps)) = layout.apps.as_ref().map(std::fs::read_dir) {
         roots.extend(apps.flatten().map(|app| app.path()).filter(|p| p.is_dir()));
     }
+    let not_runtime = |path: &Path| path.file_name().is_none_or(|n| n != "runtime.exs");
     let mut changed: Vec<(SystemTime, PathBuf)> = Vec::new();
     for root in &roots {
         for file in ["mix.exs", "mix.lock"] {
@@ -148,11 +153,14 @@ pub fn stale(project: &Path, env: &str) -> Option<Stale> {
                 changed.push((time, path));
             }
         }
-        for dir in ["lib", "src", "include", "config"] {
-            changed.extend(files(&root.join(dir), &|path: &Path| {
-                !(dir == "config" && path.file_name().is_some_and(|n| n == "runtime.exs"))
-            }));
+        for dir in ["lib", "src", "include"] {
+            changed.extend(files(&root.join(dir), &|_: &Path| true));
         }
+        let config = match root == project {
+            true => layout.config_dir(),
+            false => root.join("config"),
+        };
+        changed.extend(files(&config, &not_runtime));
     }
     changed.retain(|(time, _)| *time > built);
     let (_, newest) = changed.iter().max_by_key(|(time, _)| *time)?.clone();
@@ -209,10 +217,15 @@ mod tests {
         let path = root.join(path);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, "x").unwrap();
+        set_modified(&path, secs);
+    }
+
+    /// Sets the modification time of `path` to `secs` after the epoch.
+    fn set_modified(path: &Path, secs: u64) {
         let time = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
         File::options()
             .write(true)
-            .open(&path)
+            .open(path)
             .unwrap()
             .set_times(FileTimes::new().set_modified(time))
             .unwrap();
@@ -223,7 +236,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         assert_eq!(stale(root, "dev"), None, "no build, nothing to compare");
-        file_at(root, "mix.exs", 100);
+        fs::write(root.join("mix.exs"), "[apps_path: \"apps\"]").unwrap();
+        set_modified(&root.join("mix.exs"), 100);
         file_at(root, "lib/a.ex", 100);
         file_at(root, "config/runtime.exs", 900);
         file_at(root, "lib/.a.ex.swp", 900);
@@ -251,6 +265,46 @@ mod tests {
             "src/c.erl (and 2 more sources)"
         );
         assert_eq!(stale(root, "prod"), None, "another environment's build");
+    }
+
+    #[test]
+    fn the_paths_of_mix_exs_say_where_the_build_config_and_children_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        // An umbrella whose children are under services/, one of them taken as the project.
+        fs::create_dir_all(root.join("services/api")).unwrap();
+        fs::write(
+            root.join("mix.exs"),
+            "[apps_path: \"services\", build_path: \"out\"]",
+        )
+        .unwrap();
+        fs::write(
+            root.join("services/api/mix.exs"),
+            "[app: :api, build_path: \"../../out\", config_path: \"../../config/config.exs\"]",
+        )
+        .unwrap();
+        let child = root.join("services/api");
+        for project in [root, child.as_path()] {
+            set_modified(&project.join("mix.exs"), 100);
+        }
+        file_at(root, "out/dev/lib/api/ebin/Elixir.Api.beam", 200);
+        file_at(root, "services/api/lib/api.ex", 100);
+        assert!(built_at(&child, "dev").is_some());
+        assert_eq!(stale(&child, "dev"), None);
+        assert_eq!(stale(root, "dev"), None);
+        file_at(root, "config/config.exs", 300);
+        assert_eq!(
+            stale(&child, "dev"),
+            Some(Stale {
+                newest: PathBuf::from("../../config/config.exs"),
+                others: 0
+            })
+        );
+        file_at(root, "services/api/lib/api.ex", 400);
+        assert_eq!(
+            stale(root, "dev").map(|s| s.newest),
+            Some(PathBuf::from("services/api/lib/api.ex"))
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod entry;
 pub mod fresh;
 pub mod graph;
 pub mod literal;
+pub mod mix_exs;
 pub mod names;
 pub mod native;
 pub mod plan;

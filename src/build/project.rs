@@ -15,13 +15,22 @@
 use std::path::{Component, Path, PathBuf};
 
 use crate::build::beam::{self, Beam, BeamError};
+use crate::build::mix_exs::Layout;
 
 /// Why the project's modules could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectError {
-    /// `_build/<env>` does not exist.
-    #[error("no compiled build at {0}: run `mix compile` first (or pass --project / --env)")]
-    NoBuild(PathBuf),
+    /// `_build/<env>` (or where `build_path:` puts it) does not exist.
+    #[error(
+        "no compiled build at {dir}: run `mix compile` first (or pass --project / --env){note}"
+    )]
+    NoBuild {
+        /// The build looked for.
+        dir: PathBuf,
+        /// Why it was looked for there, when `mix.exs` could have meant another place (see
+        /// [`Layout::note`]); else empty.
+        note: String,
+    },
     /// `_build/<env>` holds no `.beam` file.
     #[error("no .beam files under {0}: run `mix compile` first")]
     Empty(PathBuf),
@@ -77,11 +86,17 @@ fn use_consolidated_protocols(beams: &mut [Beam], build: &Path) -> Result<(), Pr
     Ok(())
 }
 
-/// Reads every module under `<project>/_build/<env>/lib/*/ebin`, sorted by name.
+/// Reads every module under `<build>/lib/*/ebin`, sorted by name, the build being
+/// `<project>/_build/<env>` or where the `build_path:` of `mix.exs` puts it.
 pub fn scan(project: &Path, env: &str) -> Result<Vec<Beam>, ProjectError> {
-    let lib = project.join("_build").join(env).join("lib");
+    let layout = Layout::of(project);
+    let build = layout.build(env);
+    let lib = build.join("lib");
     if !lib.is_dir() {
-        return Err(ProjectError::NoBuild(project.join("_build").join(env)));
+        return Err(ProjectError::NoBuild {
+            dir: build,
+            note: layout.note("build_path"),
+        });
     }
     let mut beams: Vec<Beam> = Vec::new();
     for entry in walkdir::WalkDir::new(&lib)
@@ -100,9 +115,9 @@ pub fn scan(project: &Path, env: &str) -> Result<Vec<Beam>, ProjectError> {
         }
     }
     if beams.is_empty() {
-        return Err(ProjectError::Empty(project.join("_build").join(env)));
+        return Err(ProjectError::Empty(build));
     }
-    use_consolidated_protocols(&mut beams, &project.join("_build").join(env))?;
+    use_consolidated_protocols(&mut beams, &build)?;
     beams.sort_by(|a, b| a.name.cmp(&b.name));
     if let Some(pair) = beams.windows(2).find(|w| w[0].name == w[1].name) {
         return Err(ProjectError::Duplicate {
@@ -114,10 +129,10 @@ pub fn scan(project: &Path, env: &str) -> Result<Vec<Beam>, ProjectError> {
     Ok(beams)
 }
 
-/// Module `name` alone, read from the first `<project>/_build/<env>/lib/*/ebin` that has it;
-/// `None` if none has it or it cannot be read. A quick look, not [`scan`]'s verdict.
+/// Module `name` alone, read from the first `lib/*/ebin` of the build (as [`scan`] finds it)
+/// that has it; `None` if none has it or it cannot be read. A quick look, not [`scan`]'s verdict.
 pub fn find(project: &Path, env: &str, name: &str) -> Option<Beam> {
-    let lib = project.join("_build").join(env).join("lib");
+    let lib = Layout::of(project).build(env).join("lib");
     std::fs::read_dir(lib)
         .ok()?
         .flatten()
@@ -160,5 +175,25 @@ mod tests {
             "consolidated"
         );
         assert_eq!(app_of(Path::new("x.beam")), "?");
+    }
+
+    #[test]
+    fn a_build_path_not_read_is_said_when_the_build_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mix_exs = dir.path().join("mix.exs");
+        std::fs::write(&mix_exs, "[build_path: \"out\"]").unwrap();
+        let plain = scan(dir.path(), "dev").unwrap_err().to_string();
+        assert!(plain.starts_with("no compiled build at "), "{plain}");
+        assert!(plain.ends_with("out/dev: run `mix compile` first (or pass --project / --env)"));
+        std::fs::write(&mix_exs, "[build_path: Path.expand(\"../out\", __DIR__)]").unwrap();
+        let unread = scan(dir.path(), "dev").unwrap_err().to_string();
+        assert!(
+            unread.ends_with(
+                "_build/dev: run `mix compile` first (or pass --project / --env) (mix.exs sets \
+                 build_path: to something other than a plain string, which mix-remote does not \
+                 evaluate: it read Mix's default)"
+            ),
+            "{unread}"
+        );
     }
 }

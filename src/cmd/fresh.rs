@@ -4,6 +4,7 @@
 //! build.
 
 use crate::build::fresh::{self, Compiled};
+use crate::build::mix_exs::Layout;
 use crate::config::Build;
 use crate::events::Stage;
 use crate::exit::CliError;
@@ -39,8 +40,11 @@ pub fn ensure(build: &Build, report: &Reporter) -> Result<(), CliError> {
         format!("compile it with `MIX_ENV={env} mix compile`")
     };
     if let Some(stale) = fresh::stale(&build.project, env) {
+        let dir = Layout::of(&build.project).build(env);
+        let shown = dir.strip_prefix(&build.project).unwrap_or(&dir);
         report.warning(&format!(
-            "_build/{env} is older than {stale}: the old code will run ({why_not})"
+            "{} is older than {stale}: the old code will run ({why_not})",
+            shown.display()
         ));
     }
     Ok(())

@@ -10,6 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::build::fresh;
+use crate::build::mix_exs::Layout;
 use crate::cli::InitArgs;
 use crate::config::{Config, ConfigError, FILE_NAME};
 use crate::exit::{self, CliError};
@@ -70,10 +71,10 @@ pub struct Written {
     pub target: Option<String>,
 }
 
-/// The environments of the builds in `<project>/_build`, most recently compiled first; a `test`
-/// build is for `mix test`, not for servers, and is left out.
+/// The environments of the builds in `<project>/_build` (or where `build_path:` puts them), most
+/// recently compiled first; a `test` build is for `mix test`, not for servers, and is left out.
 pub fn builds(project: &Path) -> Vec<String> {
-    let Ok(dirs) = std::fs::read_dir(project.join("_build")) else {
+    let Ok(dirs) = std::fs::read_dir(Layout::of(project).build_root) else {
         return Vec::new();
     };
     let mut found: Vec<(std::time::SystemTime, String)> = dirs

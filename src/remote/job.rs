@@ -215,9 +215,9 @@ pub struct Job {
 
 impl Job {
     /// Checks everything that can be checked locally and computes the plan: the entry's syntax,
-    /// the arguments, the build under `build.project/_build/<env>`, the entry's arity, the
-    /// included modules; then the applications to ship with their `priv/` files, and the
-    /// project's `config/` files (none when `skip_app_config`).
+    /// the arguments, the project's build for `<env>` (`_build/<env>`, or where `build_path:`
+    /// puts it), the entry's arity, the included modules; then the applications to ship with
+    /// their `priv/` files, and the project's config files (none when `skip_app_config`).
     pub fn prepare(
         build: &Build,
         arg_texts: &[String],
