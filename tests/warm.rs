@@ -272,6 +272,44 @@ fn up_serves_runs_with_fresh_nodes_and_down_leaves_nothing() {
         .unwrap_or_else(|left| panic!("ssh processes remain: {left:?}"));
 }
 
+/// The server's BEAM processes of `sshd`'s sessions, right now.
+fn remote_vms(sshd: &Sshd) -> Vec<testkit::Proc> {
+    sshd.session_processes()
+        .into_iter()
+        .filter(|p| p.cmdline.contains("beam.smp"))
+        .collect()
+}
+
+#[test]
+fn a_session_keeps_one_vm_on_the_server_its_spare() {
+    // The session's own connection checks elixir and then only waits: no VM of its own beside
+    // the spare, before a run and after one.
+    let sshd = Sshd::start();
+    let sessions = Sessions::new();
+    sessions.up_ready(&sshd);
+    assert_eq!(remote_vms(&sshd).len(), 1, "{:?}", remote_vms(&sshd));
+    let out = sessions.run(&sshd, &[]);
+    assert_served(&out, Some(true));
+    sessions.wait_for(1);
+    assert_eq!(remote_vms(&sshd).len(), 1, "{:?}", remote_vms(&sshd));
+    sessions.down_all_on(&sshd);
+}
+
+#[test]
+fn up_with_an_elixir_the_server_lacks_says_so_and_leaves_nothing() {
+    let sshd = Sshd::start();
+    let sessions = Sessions::new();
+    let up = sessions.on(&sshd, &["up", "--elixir", "/nonexistent/elixir"]);
+    assert_eq!(up.code, Some(3), "{}", up.stderr);
+    let said = format!(
+        "elixir not found on {} (looked for `/nonexistent/elixir`",
+        sshd.host()
+    );
+    assert!(up.stderr.contains(&said), "{}", up.stderr);
+    sessions.assert_clean();
+    sshd.assert_no_session_processes();
+}
+
 #[test]
 fn a_spare_connected_ahead_stays_connected_while_it_waits() {
     // The agent ticks the connection it holds, and hears the node's: past the node's

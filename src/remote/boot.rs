@@ -46,6 +46,9 @@ const RUN_DIRS: &str = include_str!("../../templates/run_dirs.exs");
 pub const NODE_HOST: &str = "localhost";
 /// How the directory of a run on the server is named: `<prefix><OS pid>-<random>`.
 pub const RUN_DIR_PREFIX: &str = "mix-remote-run-";
+/// The launcher of a warm session's own SSH session (`templates/session.sh`): elixir looked for,
+/// then nothing but waiting for stdin to close.
+const SESSION_LAUNCHER: &str = include_str!("../../templates/session.sh");
 /// The launcher of `mix-remote check` (`templates/check.sh`).
 const CHECK_LAUNCHER: &str = include_str!("../../templates/check.sh");
 /// The program `check` runs with the remote elixir (`templates/check.exs`), sent over stdin.
@@ -133,6 +136,13 @@ pub fn remote_command(elixir: &str, forward_port: u16) -> Result<String, BootErr
         &LAUNCHER.replace("@PORT@", &forward_port.to_string()),
         elixir,
     )
+}
+
+/// The command a warm session's master runs as its own session: it says [`NO_ELIXIR`] or
+/// [`CONNECTED`] as [`remote_command`]'s launcher does, then starts no node and ends when its
+/// stdin closes. Quoted like [`remote_command`].
+pub fn session_command(elixir: &str) -> Result<String, BootError> {
+    launcher(SESSION_LAUNCHER, elixir)
 }
 
 /// The command `mix-remote check` runs: `templates/check.sh`, quoted like [`remote_command`].
@@ -341,7 +351,7 @@ mod tests {
 
     #[test]
     fn the_templates_speak_the_same_words() {
-        for launcher in [LAUNCHER, CHECK_LAUNCHER] {
+        for launcher in [LAUNCHER, SESSION_LAUNCHER, CHECK_LAUNCHER] {
             assert!(launcher.contains(&format!("echo {MARKER}{CONNECTED}")));
             assert!(launcher.contains(&format!("echo \"{MARKER}{NO_ELIXIR}$E\"")));
         }
@@ -390,6 +400,23 @@ mod tests {
             assert!(inner.starts_with("E=~/.asdf/shims/elixir; "));
             assert!(inner.contains(&format!("; P={port}; ")), "{inner}");
         }
+    }
+
+    #[test]
+    fn the_session_launcher_is_quoted_the_same_way_and_starts_no_node() {
+        let cmd = session_command("/usr/bin/elixir").unwrap();
+        let inner = cmd
+            .strip_prefix("exec sh -c '")
+            .unwrap()
+            .strip_suffix('\'')
+            .unwrap();
+        assert!(!inner.contains('\'') && !inner.contains('!') && !inner.contains('@'));
+        assert!(
+            inner.starts_with("E=/usr/bin/elixir; command -v "),
+            "{inner}"
+        );
+        assert!(inner.ends_with("; echo mix-remote:connected; exec cat >/dev/null"));
+        assert!(session_command("$(id)").is_err());
     }
 
     #[test]

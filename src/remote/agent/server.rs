@@ -136,6 +136,8 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
         })?;
     // Its spare nodes connect back through forwards added later, from ports the server allocates.
     let remote_command = boot::remote_command(&spec.elixir, 0)?;
+    // The master's own session only looks for elixir and waits: the spares are the nodes.
+    let session_command = boot::session_command(&spec.elixir)?;
     let mut target = Target {
         host: spec.address.clone(),
         config: spec.ssh_config.clone(),
@@ -143,7 +145,7 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
     };
     target.options.push("BatchMode=yes".to_owned());
     let control = dir.path().join(dirs::CONTROL);
-    let mut master = Master::start(&target, &control, None, &remote_command, |_| {}, |_| {})?;
+    let mut master = Master::start(&target, &control, None, &session_command, |_| {}, |_| {})?;
     let limit = Duration::from_secs(spec.connect_timeout);
     match tokio::time::timeout(limit, master.wait_for(CONNECTED, "the SSH session")).await {
         Ok(connected) => connected?,
