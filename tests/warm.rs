@@ -311,6 +311,21 @@ fn up_with_an_elixir_the_server_lacks_says_so_and_leaves_nothing() {
 }
 
 #[test]
+fn a_spare_whose_output_is_not_utf8_still_serves() {
+    // The server's elixir prints a byte that is not UTF-8 before the node's first marker: the
+    // agent reads on, and sees the spare boot.
+    let sshd = Sshd::start();
+    let wrapper = testkit::ElixirWrapper::new("printf 'caf\\351\\n'; exec elixir \"$@\"");
+    let elixir = wrapper.path().display().to_string();
+    let sessions = Sessions::new();
+    sessions.up(&sshd, &["--elixir", &elixir]);
+    sessions.wait_for(0);
+    let out = sessions.run(&sshd, &["--elixir", &elixir]);
+    assert_served(&out, Some(true));
+    sessions.down_all_on(&sshd);
+}
+
+#[test]
 fn a_spare_connected_ahead_stays_connected_while_it_waits() {
     // The agent ticks the connection it holds, and hears the node's: past the node's
     // net_ticktime (15 s) and the tool's silence limit (20 s), the run still takes it over.

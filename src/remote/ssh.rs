@@ -628,20 +628,67 @@ impl Master {
 }
 
 /// Calls `each` with every line of `pipe`, decoding bytes that are not UTF-8 lossily: a stray
-/// Latin-1 byte from a login script or a remote program must not stop the reading.
-async fn each_line(pipe: impl AsyncRead + Unpin, mut each: impl FnMut(String)) {
+/// Latin-1 byte from a login script or a remote program must not stop the reading. A line is
+/// held at most [`LINE_CAP`] bytes (one of ours, [`MARKER`], [`MARKER_CAP`]), then handed out in
+/// pieces of that size: a program that rewrites its line with `\r` and never ends it costs no
+/// more memory than that.
+pub(crate) async fn each_line(pipe: impl AsyncRead + Unpin, mut each: impl FnMut(String)) {
     let mut reader = BufReader::new(pipe);
     let mut line = Vec::new();
     loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                let text = String::from_utf8_lossy(&line);
-                each(text.trim_end_matches(['\n', '\r']).to_owned());
-            }
+        let buffered = match reader.fill_buf().await {
+            Ok([]) | Err(_) => break,
+            Ok(buffered) => buffered,
+        };
+        let room = cap_of(&line) - line.len();
+        let window = &buffered[..buffered.len().min(room)];
+        let used = window
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(window.len(), |at| at + 1);
+        line.extend_from_slice(&window[..used]);
+        reader.consume(used);
+        if line.ends_with(b"\n") {
+            let text = String::from_utf8_lossy(&line);
+            each(text.trim_end_matches(['\n', '\r']).to_owned());
+            line.clear();
+        } else if line.len() >= cap_of(&line) {
+            // A character cut by the cap goes whole with the next piece.
+            let rest = line.split_off(line.len() - unfinished(&line));
+            each(String::from_utf8_lossy(&line).into_owned());
+            line = rest;
         }
     }
+    if !line.is_empty() {
+        let text = String::from_utf8_lossy(&line);
+        each(text.trim_end_matches('\r').to_owned());
+    }
+}
+
+/// The most of a line [`each_line`] holds: the node's own lines are short...
+const LINE_CAP: usize = 64 * 1024;
+/// ... but ours may not be: `mix-remote:info:` spells the MD5 of every module the node has
+/// loaded, hundreds of KiB once a large project's batch is loaded ahead.
+const MARKER_CAP: usize = 16 * 1024 * 1024;
+
+/// How much of a line `line` (its beginning) may grow to before it is handed out in pieces.
+fn cap_of(line: &[u8]) -> usize {
+    if line.starts_with(MARKER.as_bytes()) {
+        MARKER_CAP
+    } else {
+        LINE_CAP
+    }
+}
+
+/// How many of the last bytes of `bytes` begin a UTF-8 character that bytes yet to come would
+/// finish (0 to 3).
+fn unfinished(bytes: &[u8]) -> usize {
+    (1..=bytes.len().min(3))
+        .find(|&n| {
+            matches!(std::str::from_utf8(&bytes[bytes.len() - n..]),
+                Err(e) if e.valid_up_to() == 0 && e.error_len().is_none())
+        })
+        .unwrap_or(0)
 }
 
 /// The port of an "Allocated port N for remote forward to ..." line of ssh.
@@ -768,6 +815,45 @@ mod tests {
         ));
         assert!(!is_ssh_own("** (RuntimeError) mux_x: boom"));
         assert!(!is_ssh_own("erts_mmap: Failed to create super carrier"));
+    }
+
+    /// What [`each_line`] hands out of `bytes`.
+    fn lines_of(bytes: &[u8]) -> Vec<String> {
+        let mut lines = Vec::new();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(each_line(bytes, |line| lines.push(line)));
+        lines
+    }
+
+    #[test]
+    fn a_line_is_held_up_to_its_cap_then_handed_out_in_pieces() {
+        // A progress meter that never ends its line, then one of ours.
+        let progress = "12%\r".repeat(50_000);
+        let mut bytes = format!("{progress}\nmix-remote:done\n").into_bytes();
+        let lines = lines_of(&bytes);
+        assert_eq!(
+            lines.len(),
+            5,
+            "{:?}",
+            lines.iter().map(String::len).collect::<Vec<_>>()
+        );
+        assert!(lines[..3].iter().all(|piece| piece.len() == LINE_CAP));
+        assert_eq!(lines[..4].concat() + "\r", progress);
+        assert_eq!(lines[4], "mix-remote:done");
+        // Ours may be longer, and are kept whole.
+        let info = format!("{MARKER}{INFO}{}", "ab".repeat(200_000));
+        assert_eq!(lines_of(format!("{info}\r\n").as_bytes()), [info]);
+        // A character the cap cuts goes whole with the next piece; bytes that are not UTF-8 are
+        // read lossily, and a last line without its newline is read too.
+        bytes = vec![b'a'; LINE_CAP - 1];
+        bytes.extend_from_slice(b"\xc3\xa9\n\xffend");
+        let lines = lines_of(&bytes);
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0], "a".repeat(LINE_CAP - 1));
+        assert_eq!(lines[1], "é");
+        assert_eq!(lines[2], "\u{fffd}end");
     }
 
     #[test]

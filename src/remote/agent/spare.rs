@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::watch;
 
@@ -106,19 +106,17 @@ impl Spare {
             .map_err(SpareError::Spawn)?;
         let (seen_tx, seen) = watch::channel((0, None));
         if let Some(stdout) = child.stdout.take() {
-            // Read to the end: the node's stray output must never fill the pipe.
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stdout).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    match line.strip_prefix(MARKER) {
-                        Some(BOOTED) => seen_tx.send_modify(|seen| seen.0 += 1),
-                        Some(m) if m.starts_with(INFO) => seen_tx.send_modify(|seen| {
-                            *seen = (seen.0 + 1, Some(m[INFO.len()..].into()));
-                        }),
-                        _ => {}
-                    }
+            // Read to the end, lossily: the node's stray output must never fill the pipe, nor
+            // stop the reading before the markers that come after it.
+            tokio::spawn(ssh::each_line(stdout, move |line| {
+                match line.strip_prefix(MARKER) {
+                    Some(BOOTED) => seen_tx.send_modify(|seen| seen.0 += 1),
+                    Some(m) if m.starts_with(INFO) => seen_tx.send_modify(|seen| {
+                        *seen = (seen.0 + 1, Some(m[INFO.len()..].into()));
+                    }),
+                    _ => {}
                 }
-            });
+            }));
         }
         let mut stdin = child.stdin.take().ok_or(SpareError::Closed)?;
         // 64 random bits, hex, as a cold run names its node.
