@@ -259,8 +259,14 @@ fn up_serves_runs_with_fresh_nodes_and_down_leaves_nothing() {
         assert!(Instant::now() < deadline, "{:?}", sessions.status());
         std::thread::sleep(Duration::from_millis(20));
     }
-    // The session's own connection, and the spare booted for the next run.
+    // The session's own connection, and the spare booted for the next run, whose forward is the
+    // only one left on the server: those of the spares that served runs are withdrawn.
     assert!(!sshd.session_processes().is_empty());
+    let deadline = Instant::now() + LIMIT;
+    while forwards_listening(&sshd).len() != 1 {
+        assert!(Instant::now() < deadline, "{:?}", forwards_listening(&sshd));
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     let down = sessions.on(&sshd, &["down"]);
     assert_eq!(down.code, Some(0), "{}", down.stderr);
@@ -322,6 +328,75 @@ fn a_spare_whose_output_is_not_utf8_still_serves() {
     sessions.wait_for(0);
     let out = sessions.run(&sshd, &["--elixir", &elixir]);
     assert_served(&out, Some(true));
+    sessions.down_all_on(&sshd);
+}
+
+/// The ports `sshd` listens on for its connections' reverse forwards, right now.
+fn forwards_listening(sshd: &Sshd) -> Vec<String> {
+    let ss = Command::new("ss").arg("-Hltnp").output().expect("run ss");
+    let listeners = String::from_utf8_lossy(&ss.stdout).into_owned();
+    let serving: Vec<String> = sshd
+        .connection_processes()
+        .iter()
+        .map(|p| format!("pid={},", p.pid))
+        .collect();
+    listeners
+        .lines()
+        .filter(|l| serving.iter().any(|pid| l.contains(pid.as_str())))
+        .filter_map(|l| l.split_whitespace().nth(3).map(str::to_owned))
+        .collect()
+}
+
+/// A directory whose `ssh` fails a spare's session at once, without reading its input, and is
+/// the real ssh for everything else (the master, `-O` requests); and the PATH that puts it first.
+fn ssh_failing_spares() -> (tempfile::TempDir, String) {
+    let found = Command::new("sh")
+        .args(["-c", "command -v ssh"])
+        .output()
+        .expect("sh");
+    let ssh = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+    let dir = tempfile::Builder::new()
+        .prefix("mix-remote-ssh-")
+        .tempdir()
+        .expect("a directory for ssh");
+    let script = dir.path().join("ssh");
+    let body = format!(
+        "#!/bin/sh\ncase \" $* \" in *\" -O \"*) ;; *\" ControlMaster=no \"*) exit 255 ;; esac\nexec {ssh} \"$@\"\n"
+    );
+    std::fs::write(&script, body).expect("write ssh");
+    let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(&script, executable).expect("make ssh executable");
+    let path = std::env::var("PATH").unwrap_or_default();
+    let path = format!("{}:{path}", dir.path().display());
+    (dir, path)
+}
+
+#[test]
+fn a_spare_whose_session_fails_leaves_no_forward_behind() {
+    // Each spare's session fails once its forward is granted (its input, the boot beams, some
+    // 80 KB, is more than a pipe holds: the write fails), and the agent tries again every 2 s.
+    // By the third forward the server has had, the first two are withdrawn.
+    let sshd = Sshd::builder().config("LogLevel DEBUG1").start();
+    let (_ssh, path) = ssh_failing_spares();
+    let sessions = Sessions::new();
+    let up = sessions
+        .on_then(&sshd, &["up"], &[])
+        .env("PATH", &path)
+        .run();
+    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    let asked = || sshd.log().matches("rtype tcpip-forward ").count();
+    let deadline = Instant::now() + LIMIT;
+    while asked() < 3 {
+        assert!(Instant::now() < deadline, "{:?}", sessions.status());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let listening = forwards_listening(&sshd);
+    assert!(listening.len() <= 1, "{listening:?}");
+    let spare = sessions.status()[0]["spare"].clone();
+    assert!(
+        spare == "booting" || spare == "failed: the spare node's session closed at once",
+        "{spare}"
+    );
     sessions.down_all_on(&sshd);
 }
 

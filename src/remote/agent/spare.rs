@@ -47,7 +47,6 @@ pub struct Spare {
     pub socket: PathBuf,
     /// The full name the run gives the node as it connects, fresh for this node.
     pub remote: String,
-    port: u16,
     control: PathBuf,
     target: Target,
     /// How many of its markers ([`BOOTED`], [`INFO`]: ready, booted or done with a batch given
@@ -88,6 +87,24 @@ impl Spare {
                 return Err(SpareError::Forward(err.trim().to_owned()));
             }
         };
+        let started = Spare::start(&socket, port, control, target, remote_command, preload).await;
+        if started.is_err() {
+            // The server listens for a spare that will not come: it stops, as for one that ends.
+            cancel_forward(control, target, &socket).await;
+        }
+        started
+    }
+
+    /// [`Spare::boot`] once the server has granted the forward from `port` to `socket`: starts the
+    /// spare's session and gives it its input.
+    async fn start(
+        socket: &Path,
+        port: u16,
+        control: &Path,
+        target: &Target,
+        remote_command: &str,
+        preload: Option<Arc<Preload>>,
+    ) -> Result<Spare, SpareError> {
         let mut cmd = Command::new("ssh");
         cmd.arg("-S")
             .arg(control)
@@ -132,9 +149,8 @@ impl Spare {
         Ok(Spare {
             child,
             stdin: Some(stdin),
-            socket,
+            socket: socket.to_owned(),
             remote,
-            port,
             control: control.to_owned(),
             target: target.clone(),
             seen,
@@ -193,18 +209,25 @@ impl Spare {
         {
             let _ = self.child.kill().await;
         }
-        let forward = format!("127.0.0.1:{}:{}", self.port, self.socket.display());
-        let mut cmd = control_command(&self.control, &self.target, "cancel");
-        cmd.arg("-R").arg(forward).arg("--").arg(&self.target.host);
-        let _ = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .status()
-            .await;
+        cancel_forward(&self.control, &self.target, &self.socket).await;
         let _ = std::fs::remove_file(&self.socket);
     }
+}
+
+/// Withdraws a spare's forward to `socket`, through the master whose control socket is `control`.
+/// The master finds the forward to cancel as it was asked for, from port 0: named by the port the
+/// server allocated, it is not found (and ssh still exits 0), and the server listens on.
+async fn cancel_forward(control: &Path, target: &Target, socket: &Path) {
+    let forward = format!("127.0.0.1:0:{}", socket.display());
+    let mut cmd = control_command(control, target, "cancel");
+    cmd.arg("-R").arg(forward).arg("--").arg(&target.host);
+    let _ = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .status()
+        .await;
 }
 
 fn control_command(control: &Path, target: &Target, op: &str) -> Command {
