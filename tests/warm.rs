@@ -262,11 +262,7 @@ fn up_serves_runs_with_fresh_nodes_and_down_leaves_nothing() {
     // The session's own connection, and the spare booted for the next run, whose forward is the
     // only one left on the server: those of the spares that served runs are withdrawn.
     assert!(!sshd.session_processes().is_empty());
-    let deadline = Instant::now() + LIMIT;
-    while forwards_listening(&sshd).len() != 1 {
-        assert!(Instant::now() < deadline, "{:?}", forwards_listening(&sshd));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_forwards(&sshd, 1);
 
     let down = sessions.on(&sshd, &["down"]);
     assert_eq!(down.code, Some(0), "{}", down.stderr);
@@ -371,6 +367,15 @@ fn ssh_failing_spares() -> (tempfile::TempDir, String) {
     (dir, path)
 }
 
+/// Waits until `sshd` listens for exactly `n` reverse forwards.
+fn wait_for_forwards(sshd: &Sshd, n: usize) {
+    let deadline = Instant::now() + LIMIT;
+    while forwards_listening(sshd).len() != n {
+        assert!(Instant::now() < deadline, "{:?}", forwards_listening(sshd));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_spare_whose_session_fails_leaves_no_forward_behind() {
     // Each spare's session fails once its forward is granted (its input, the boot beams, some
@@ -466,6 +471,8 @@ fn check_goes_through_a_live_session_without_logging_in_again() {
         sshd.log()
     );
     check.assert_local_clean();
+    // The forward it asked for is withdrawn: the spare's is the one left.
+    wait_for_forwards(&sshd, 1);
     // The session still serves, its connection untouched.
     let out = sessions.run(&sshd, &[]);
     assert_served(&out, None);

@@ -152,13 +152,12 @@ async fn probe(
     // The host's `forward_port` if it has one (a port its sshd's PermitListen allows), else one
     // the server allocates: a run's port drawn at random and refused costs only a second login.
     let socket = dir.path().join("node.sock");
-    let sockets = [socket.as_path()];
     let forwards = [(socket.as_path(), host.forward_port.unwrap_or(0))];
     let mut problem = None;
-    let mut granted = Vec::new();
+    let mut granted = false;
     match tokio::time::timeout(connect, master.forward_remote(&forwards)).await {
-        Ok(Ok(ports)) => {
-            granted = ports;
+        Ok(Ok(_)) => {
+            granted = true;
             row.forwarding = Probe::Ok;
             phase.done("reverse forward granted");
         }
@@ -235,8 +234,8 @@ async fn probe(
     let phase = report.phase(Stage::Stop, "closing the connection");
     // The session's connection outlives this check: the forward asked for on it goes.
     if shared.is_some()
-        && !granted.is_empty()
-        && let Err(said) = master.cancel_remote(&sockets, &granted).await
+        && granted
+        && let Err(said) = master.cancel_remote(&forwards).await
     {
         report.verbose(&format!(
             "could not withdraw the check's forward from the session's connection: {said}"

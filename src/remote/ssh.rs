@@ -543,12 +543,14 @@ impl Master {
         }
     }
 
-    /// Withdraws the remote forwards [`Master::forward_remote`] added (`ports` as it returned
-    /// them), from a master that outlives this session (see [`Master::through`]); on failure,
-    /// what ssh said.
-    pub async fn cancel_remote(&self, sockets: &[&Path], ports: &[u16]) -> Result<(), String> {
+    /// Withdraws the remote forwards [`Master::forward_remote`] added, from a master that
+    /// outlives this session (see [`Master::through`]); `forwards` as they were asked for (port
+    /// 0 for one the server allocated: the master finds a forward by what was asked, and one
+    /// named by its allocated port is not found, while ssh still exits 0); on failure, what ssh
+    /// said.
+    pub async fn cancel_remote(&self, forwards: &[(&Path, u16)]) -> Result<(), String> {
         let mut cmd = self.control_command("cancel");
-        for (socket, port) in sockets.iter().zip(ports) {
+        for (socket, port) in forwards {
             cmd.arg("-R")
                 .arg(format!("127.0.0.1:{port}:{}", socket.display()));
         }
