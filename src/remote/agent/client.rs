@@ -155,8 +155,11 @@ pub async fn claim(dir: &Path, limit: Duration) -> io::Result<(Claim, Claimed)> 
     let claiming = async {
         let mut agent = Agent::connect(dir).await?;
         let said = agent.ask(CLAIM).await?;
-        let bad = || io::Error::other(said.clone());
-        let (kind, rest) = said.split_once(' ').ok_or_else(bad)?;
+        let (kind, rest) = said
+            .split_once(' ')
+            .ok_or_else(|| malformed("answer to `claim`"))?;
+        // Used for the kinds below only: words of the protocol, never the agent's.
+        let bad = || malformed(&format!("`{kind}` answer"));
         // A node that waits is told of now; a held connection's socket comes once the answers
         // below are read.
         let held = match kind {
@@ -186,7 +189,7 @@ pub async fn claim(dir: &Path, limit: Duration) -> io::Result<(Claim, Claimed)> 
                 };
                 Ok((ids, read))
             }
-            _ => return Err(bad()),
+            _ => return Err(malformed("answer to `claim`")),
         };
         let had = serde_json::from_str(&agent.answer().await?).map_err(io::Error::other)?;
         // A batch given ahead that did not load leaves nothing to rely on.
@@ -217,6 +220,12 @@ pub async fn claim(dir: &Path, limit: Duration) -> io::Result<(Claim, Claimed)> 
         .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
 }
 
+/// The error for a line of the agent's that is not as the protocol has it: `what` says which,
+/// never the line itself (a `held` line holds the cookie of the node it offers).
+fn malformed(what: &str) -> io::Error {
+    io::Error::other(format!("the agent's {what} is malformed"))
+}
+
 impl Claim {
     /// Hands the run's cookie and node name to a [`Claimed::Waiting`] spare node, which then
     /// connects to its socket.
@@ -225,7 +234,7 @@ impl Claim {
         if said == OK {
             Ok(())
         } else {
-            Err(io::Error::other(said))
+            Err(malformed("answer to `go`"))
         }
     }
 
@@ -237,5 +246,60 @@ impl Claim {
             .write_all(format!("{PRELOAD}{}\n", encoded.len()).as_bytes())
             .await?;
         stream.write_all(encoded).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What [`claim`] makes of an agent of `dir` that answers `said` to the claim.
+    async fn claim_answered(dir: &Path, said: &str) -> String {
+        let listener = tokio::net::UnixListener::bind(dir.join(dirs::SOCKET)).unwrap();
+        let answer = format!("{said}\nnull\nnull\n");
+        let agent = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            stream.write_all(answer.as_bytes()).await.unwrap();
+            // Held until the claim has read all it wants.
+            let mut rest = Vec::new();
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut rest).await;
+        });
+        let error = match claim(dir, Duration::from_secs(60)).await {
+            Ok(_) => panic!("{said:?} was taken"),
+            Err(e) => e.to_string(),
+        };
+        agent.abort();
+        let _ = std::fs::remove_file(dir.join(dirs::SOCKET));
+        error
+    }
+
+    #[tokio::test]
+    async fn a_malformed_answer_is_named_by_its_kind_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let cookie = "c0ffee0c0ffee0c0ffee0c0ffee0c0ffee0c0ffee0c0ffee";
+        for (said, error) in [
+            (
+                format!("{HELD} a@localhost b@localhost 7 {cookie} nothex"),
+                "the agent's `held` answer is malformed",
+            ),
+            (
+                format!("{HELD} a@localhost b@localhost seven {cookie} -"),
+                "the agent's `held` answer is malformed",
+            ),
+            (
+                format!("{SPARE} {cookie}"),
+                "the agent's `spare` answer is malformed",
+            ),
+            (
+                format!("{cookie} {cookie}"),
+                "the agent's answer to `claim` is malformed",
+            ),
+            (
+                cookie.to_owned(),
+                "the agent's answer to `claim` is malformed",
+            ),
+        ] {
+            assert_eq!(claim_answered(dir.path(), &said).await, error, "{said}");
+        }
     }
 }
