@@ -308,6 +308,92 @@ fn intruders_while_the_node_boots_are_refused_logged_and_reach_nothing() {
 }
 
 #[test]
+fn a_flood_of_connections_while_the_node_boots_takes_none_of_the_tools_descriptors() {
+    // While the gate holds the real node, a local process on the server connects to the run's
+    // tunnel a hundred times and holds every connection open, the tool being allowed far fewer
+    // descriptors. Past the handshakes under way (the node's own connection, which the launcher
+    // opened first, among them), each is closed at once, and the node then gets in.
+    let sshd = Sshd::start();
+    let gate = ElixirWrapper::gate();
+    let elixir = gate.path().display().to_string();
+    let mut run = demo(
+        &sshd,
+        &["-v", "--elixir", &elixir, ":demo_erl.add", "--", "40", "2"],
+    )
+    .spawn();
+    run.stderr_until("tunnel:");
+    let log = run.stderr_until("\n");
+    let tunnel = log.lines().last().unwrap_or_default().to_owned();
+    let words: Vec<&str> = tunnel.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "remote").expect("remote");
+    let node_addr = words[at + 1].trim_end_matches([';', ',']).to_owned();
+    let port = node_addr.rsplit(':').next().expect("port").to_owned();
+    // The launcher's connection is open: its channel comes before any of the flood's.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let filter = format!("( dport = :{port} )");
+        let ss = Command::new("ss")
+            .args(["-Htn", "state", "established", &filter])
+            .output()
+            .expect("run ss");
+        if !ss.stdout.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the launcher did not connect");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let open = std::fs::read_dir(format!("/proc/{}/fd", run.id()))
+        .expect("the tool's descriptors")
+        .count();
+    let limit = format!("--nofile={}", open + 24);
+    let pid = run.id().to_string();
+    let limited = Command::new("prlimit")
+        .args(["--pid", &pid, &limit])
+        .status()
+        .expect("run prlimit");
+    assert!(limited.success());
+    let flood: Vec<std::net::TcpStream> = (0..100)
+        .map(|_| std::net::TcpStream::connect(&node_addr).expect("connect to the tunnel"))
+        .collect();
+    // Whether the tool has closed `stream` (what it wrote before read).
+    let closed = |mut stream: &std::net::TcpStream| {
+        stream.set_nonblocking(true).expect("nonblocking");
+        let mut buf = [0; 64];
+        loop {
+            match std::io::Read::read(&mut stream, &mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) => return e.kind() != std::io::ErrorKind::WouldBlock,
+            }
+        }
+    };
+    while flood.iter().filter(|s| closed(s)).count() < flood.len() - 16 {
+        assert!(
+            Instant::now() < deadline,
+            "the flood's connections are held"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    gate.open();
+    let out = run.finish();
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "42\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("refused: 85 connection(s) closed at once, 16 handshakes being under way"),
+        "{}",
+        out.stderr
+    );
+    drop(flood);
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+}
+
+#[test]
 fn connection_failures_are_one_line_with_a_hint() {
     let sshd = Sshd::start();
     let closed = {

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::spare::Spare;
-use crate::remote::node::{Identities, dist};
+use crate::remote::node::{self, Identities, dist};
 
 /// How long the node may take to connect once it has its cookie.
 const CONNECT_LIMIT: Duration = Duration::from_secs(30);
@@ -41,12 +41,10 @@ impl Ahead {
                 .go(&ids.cookie, &ids.local.to_string())
                 .await
                 .map_err(|e| format!("the spare node's session closed: {e}"))?;
-            let (stream, _) = listener
-                .accept()
-                .await
-                .map_err(|e| format!("no connection: {e}"))?;
+            // Side by side, as a run's: a connection that stays silent cannot keep the node out.
             let local = dist::local_node(&ids.local, ids.creation);
-            dist::accept(stream, local, &ids.cookie, &ids.remote.to_string())
+            let remote = ids.remote.to_string();
+            node::accept_first(&listener, &local, &ids.cookie, &remote, &|_| {})
                 .await
                 .map_err(|e| e.to_string())
         };

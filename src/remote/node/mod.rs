@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use erl_dist::message::Message;
-use erl_dist::node::NodeName;
+use erl_dist::node::{LocalNode, NodeName};
 use erl_dist::term::{Atom, List, Pid, Reference, Term, Tuple};
 use tokio::io::AsyncReadExt;
 use tokio::net::{UnixListener, UnixStream};
@@ -27,6 +27,12 @@ pub use relay::FromRelay;
 /// peer holds nothing up, and the caller's boot limit bounds them all (a node loading a large
 /// batch on a busy server may take tens of seconds to finish its own).
 const REFUSAL_LIMIT: Duration = Duration::from_secs(30);
+
+/// How many handshakes may be under way at once while the node is awaited; a connection past
+/// them is closed at once. Another user of the server, connecting to the forward's port again
+/// and again, cannot take all of the tool's descriptors that way; the node's own connection,
+/// which the launcher opens before the VM starts, is among the first.
+pub const HANDSHAKES_AT_ONCE: usize = 16;
 
 /// Replies awaited by rex calls, keyed by the reference's id words; `None` once the link is gone.
 /// Each reply comes with how many of the relay's messages arrived before it.
@@ -149,33 +155,7 @@ impl Node {
         log: impl Fn(String) + Send + Sync + 'static,
     ) -> Result<(Arc<Node>, Inbox), DistError> {
         let local = dist::local_node(name, creation);
-        // Handshakes run side by side: a peer that connects and stays silent cannot hold the door
-        // shut for the node we booted, however long that one takes.
-        let mut handshakes = JoinSet::new();
-        let stream = loop {
-            tokio::select! {
-                incoming = listener.accept() => {
-                    let (stream, _) = incoming.map_err(|_| DistError::Lost)?;
-                    let (local, cookie, peer) = (local.clone(), cookie.to_owned(), peer.to_owned());
-                    handshakes.spawn(async move {
-                        dist::accept(stream, local, &cookie, &peer).await
-                    });
-                }
-                Some(done) = handshakes.join_next() => match done {
-                    Ok(Ok(stream)) => break stream,
-                    Ok(Err(refused)) => log(format!("refused: {refused}")),
-                    Err(failed) => log(format!("refused: a handshake failed: {failed}")),
-                },
-            }
-        };
-        // The others still in progress are aborted.
-        if !handshakes.is_empty() {
-            log(format!(
-                "refused: {} connection(s) whose handshake had not finished when the node connected",
-                handshakes.len()
-            ));
-        }
-        drop(handshakes);
+        let stream = accept_first(&listener, &local, cookie, peer, &log).await?;
         Ok(Node::start(
             stream,
             Vec::new(),
@@ -447,6 +427,55 @@ async fn refuse_all(listener: &UnixListener, log: &(dyn Fn(String) + Send + Sync
     }
 }
 
+/// Waits on `listener` for the node named `peer` to connect and complete its handshake with
+/// `local` and `cookie`; its connection. Handshakes run side by side, at most
+/// [`HANDSHAKES_AT_ONCE`] (a connection past them is closed at once), so a peer that connects
+/// and stays silent cannot hold the door shut for the node, however long that one takes. Those
+/// refused, closed, or still under way when the node is in (let go then) are logged; the caller
+/// bounds the wait.
+pub async fn accept_first(
+    listener: &UnixListener,
+    local: &LocalNode,
+    cookie: &str,
+    peer: &str,
+    log: &(dyn Fn(String) + Send + Sync),
+) -> Result<UnixStream, DistError> {
+    let mut handshakes = JoinSet::new();
+    let mut closed = 0;
+    let stream = loop {
+        tokio::select! {
+            incoming = listener.accept() => {
+                let (stream, _) = incoming.map_err(|_| DistError::Lost)?;
+                if handshakes.len() >= HANDSHAKES_AT_ONCE {
+                    drop(stream);
+                    closed += 1;
+                    continue;
+                }
+                let (local, cookie, peer) = (local.clone(), cookie.to_owned(), peer.to_owned());
+                handshakes.spawn(async move { dist::accept(stream, local, &cookie, &peer).await });
+            }
+            Some(done) = handshakes.join_next() => match done {
+                Ok(Ok(stream)) => break stream,
+                Ok(Err(refused)) => log(format!("refused: {refused}")),
+                Err(failed) => log(format!("refused: a handshake failed: {failed}")),
+            },
+        }
+    };
+    if closed > 0 {
+        log(format!(
+            "refused: {closed} connection(s) closed at once, {HANDSHAKES_AT_ONCE} handshakes being under way"
+        ));
+    }
+    // The others still in progress are aborted.
+    if !handshakes.is_empty() {
+        log(format!(
+            "refused: {} connection(s) whose handshake had not finished when the node connected",
+            handshakes.len()
+        ));
+    }
+    Ok(stream)
+}
+
 /// Routes one incoming message: call replies to their waiters (with how many of the relay's
 /// messages came before), the relay's to the inbox (counted).
 fn deliver(
@@ -524,7 +553,11 @@ mod tests {
     /// Connects to `path` as a node on localhost asking to be named, with the cookie "right",
     /// and completes the handshake (OTP's side of it, from `erl_dist`); the connection.
     async fn booted_node(path: &std::path::Path) -> UnixStream {
-        let stream = UnixStream::connect(path).await.unwrap();
+        booted_node_on(UnixStream::connect(path).await.unwrap()).await
+    }
+
+    /// [`booted_node`] on a connection made before.
+    async fn booted_node_on(stream: UnixStream) -> UnixStream {
         let mut remote = dist::local_node(&"undefined@localhost".parse().unwrap(), 9);
         remote.flags |= erl_dist::DistributionFlags::NAME_ME;
         let mut hs = ClientSideHandshake::new(stream.compat(), remote, "right");
@@ -602,6 +635,49 @@ mod tests {
         assert_eq!(
             *notes.lock().unwrap(),
             ["refused: 1 connection(s) whose handshake had not finished when the node connected"]
+        );
+    }
+
+    #[tokio::test]
+    async fn connections_past_the_handshakes_under_way_are_closed_at_once() {
+        // The node's own connection comes first (the launcher opens it before the VM starts) and
+        // says nothing while the node boots; meanwhile others connect, again and again.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sock");
+        let notes = Arc::new(Mutex::new(Vec::new()));
+        let noted = Arc::clone(&notes);
+        let us: NodeName = "us@localhost".parse().unwrap();
+        let listener = UnixListener::bind(&path).unwrap();
+        let accept = Node::accept(listener, &us, 7, "right", "remote@localhost", move |n| {
+            noted.lock().unwrap().push(n)
+        });
+        let peers = async {
+            let node = UnixStream::connect(&path).await.unwrap();
+            let mut silent = Vec::new();
+            for _ in 1..HANDSHAKES_AT_ONCE {
+                silent.push(UnixStream::connect(&path).await.unwrap());
+            }
+            // Past those under way, each is closed at once: it holds none of our descriptors.
+            for _ in 0..100 {
+                let mut late = UnixStream::connect(&path).await.unwrap();
+                let read = tokio::io::AsyncReadExt::read(&mut late, &mut [0; 1]).await;
+                assert_eq!(read.unwrap(), 0);
+            }
+            // Keeps the silent ones open until the node is in.
+            (booted_node_on(node).await, silent)
+        };
+        let (accepted, _) = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(accept, peers)
+        })
+        .await
+        .expect("a connection past those under way was kept, or the node kept out");
+        assert!(accepted.is_ok());
+        assert_eq!(
+            *notes.lock().unwrap(),
+            [
+                "refused: 100 connection(s) closed at once, 16 handshakes being under way",
+                "refused: 15 connection(s) whose handshake had not finished when the node connected",
+            ]
         );
     }
 
