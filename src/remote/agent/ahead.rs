@@ -36,15 +36,20 @@ impl Ahead {
         let _ = std::fs::remove_file(&spare.socket);
         let listener = UnixListener::bind(&spare.socket)
             .map_err(|e| format!("cannot listen on {}: {e}", spare.socket.display()))?;
+        let refused = std::sync::Mutex::new(None::<String>);
         let connecting = async {
             spare
                 .go(&ids.cookie, &ids.local.to_string())
                 .await
                 .map_err(|e| format!("the spare node's session closed: {e}"))?;
-            // Side by side, as a run's: a connection that stays silent cannot keep the node out.
+            // Side by side, as a run's: connections that stay silent cannot keep the node out
+            // (past 16 under way, the oldest gives way). The last refusal says why, should the
+            // node not come.
             let local = dist::local_node(&ids.local, ids.creation);
             let remote = ids.remote.to_string();
-            node::accept_first(&listener, &local, &ids.cookie, &remote, &|_| {})
+            // Until the node is in, what is noted is each refused handshake.
+            let note = |n: String| *refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(n);
+            node::accept_first(&listener, &local, &ids.cookie, &remote, &note)
                 .await
                 .map_err(|e| e.to_string())
         };
@@ -52,7 +57,13 @@ impl Ahead {
         // Nothing else may connect: the socket goes once the node is in (or is not coming).
         drop(listener);
         let _ = std::fs::remove_file(&spare.socket);
-        let stream = connected.map_err(|_| "the spare node did not connect".to_owned())??;
+        let stream = connected.map_err(|_| {
+            let refused = refused.lock().unwrap_or_else(|e| e.into_inner()).take();
+            match refused {
+                Some(last) => format!("the spare node did not connect ({last})"),
+                None => "the spare node did not connect".to_owned(),
+            }
+        })??;
         let (stop, stopped) = oneshot::channel();
         Ok(Ahead {
             ids,

@@ -6,7 +6,7 @@ pub mod dist;
 pub mod handshake;
 pub mod relay;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,7 +17,7 @@ use erl_dist::term::{Atom, List, Pid, Reference, Term, Tuple};
 use tokio::io::AsyncReadExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 
 pub use dist::DistError;
 pub use relay::FromRelay;
@@ -29,9 +29,10 @@ pub use relay::FromRelay;
 const REFUSAL_LIMIT: Duration = Duration::from_secs(30);
 
 /// How many handshakes may be under way at once while the node is awaited; a connection past
-/// them is closed at once. Another user of the server, connecting to the forward's port again
-/// and again, cannot take all of the tool's descriptors that way; the node's own connection,
-/// which the launcher opens before the VM starts, is among the first.
+/// them closes the oldest but the first (the node's own when the launcher opened it, before
+/// the VM started). Another user of the server, connecting to the forward's port again and
+/// again, can then neither take all of the tool's descriptors nor keep a node that connects
+/// after it out.
 pub const HANDSHAKES_AT_ONCE: usize = 16;
 
 /// Replies awaited by rex calls, keyed by the reference's id words; `None` once the link is gone.
@@ -429,10 +430,10 @@ async fn refuse_all(listener: &UnixListener, log: &(dyn Fn(String) + Send + Sync
 
 /// Waits on `listener` for the node named `peer` to connect and complete its handshake with
 /// `local` and `cookie`; its connection. Handshakes run side by side, at most
-/// [`HANDSHAKES_AT_ONCE`] (a connection past them is closed at once), so a peer that connects
-/// and stays silent cannot hold the door shut for the node, however long that one takes. Those
-/// refused, closed, or still under way when the node is in (let go then) are logged; the caller
-/// bounds the wait.
+/// [`HANDSHAKES_AT_ONCE`] (a connection past them closes the oldest under way but the first),
+/// so peers that connect and stay silent cannot hold the door shut for the node, however long
+/// that one takes, nor take all of the tool's descriptors. Those refused, closed, or still
+/// under way when the node is in (let go then) are logged; the caller bounds the wait.
 pub async fn accept_first(
     listener: &UnixListener,
     local: &LocalNode,
@@ -441,29 +442,54 @@ pub async fn accept_first(
     log: &(dyn Fn(String) + Send + Sync),
 ) -> Result<UnixStream, DistError> {
     let mut handshakes = JoinSet::new();
+    // The handshakes under way but the first connection's, oldest first: the first is the
+    // launcher's when it opened one, whose handshake waits for the VM to start.
+    let mut later: VecDeque<AbortHandle> = VecDeque::new();
+    let mut first = true;
     let mut closed = 0;
+    // A connection that closed the oldest: it starts once that one is gone (and its descriptor
+    // with it), and none is accepted meanwhile.
+    let mut next: Option<UnixStream> = None;
     let stream = loop {
+        if let Some(stream) = next.take_if(|_| handshakes.len() < HANDSHAKES_AT_ONCE) {
+            let (local, cookie, peer) = (local.clone(), cookie.to_owned(), peer.to_owned());
+            let handshake =
+                handshakes.spawn(async move { dist::accept(stream, local, &cookie, &peer).await });
+            if !std::mem::take(&mut first) {
+                later.push_back(handshake);
+            }
+        }
         tokio::select! {
-            incoming = listener.accept() => {
+            incoming = listener.accept(), if next.is_none() => {
                 let (stream, _) = incoming.map_err(|_| DistError::Lost)?;
                 if handshakes.len() >= HANDSHAKES_AT_ONCE {
-                    drop(stream);
+                    match later.pop_front() {
+                        Some(oldest) => oldest.abort(),
+                        None => continue,
+                    }
                     closed += 1;
-                    continue;
                 }
-                let (local, cookie, peer) = (local.clone(), cookie.to_owned(), peer.to_owned());
-                handshakes.spawn(async move { dist::accept(stream, local, &cookie, &peer).await });
+                next = Some(stream);
             }
-            Some(done) = handshakes.join_next() => match done {
-                Ok(Ok(stream)) => break stream,
-                Ok(Err(refused)) => log(format!("refused: {refused}")),
-                Err(failed) => log(format!("refused: a handshake failed: {failed}")),
-            },
+            Some(done) = handshakes.join_next_with_id() => {
+                let id = match &done {
+                    Ok((id, _)) => *id,
+                    Err(e) => e.id(),
+                };
+                later.retain(|h| h.id() != id);
+                match done {
+                    Ok((_, Ok(stream))) => break stream,
+                    Ok((_, Err(refused))) => log(format!("refused: {refused}")),
+                    // Closed for a later one: counted below.
+                    Err(e) if e.is_cancelled() => {}
+                    Err(failed) => log(format!("refused: a handshake failed: {failed}")),
+                }
+            }
         }
     };
     if closed > 0 {
         log(format!(
-            "refused: {closed} connection(s) closed at once, {HANDSHAKES_AT_ONCE} handshakes being under way"
+            "refused: {closed} connection(s) closed for later ones, {HANDSHAKES_AT_ONCE} handshakes being under way"
         ));
     }
     // The others still in progress are aborted.
@@ -639,46 +665,69 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn connections_past_the_handshakes_under_way_are_closed_at_once() {
-        // The node's own connection comes first (the launcher opens it before the VM starts) and
-        // says nothing while the node boots; meanwhile others connect, again and again.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("node.sock");
-        let notes = Arc::new(Mutex::new(Vec::new()));
-        let noted = Arc::clone(&notes);
-        let us: NodeName = "us@localhost".parse().unwrap();
-        let listener = UnixListener::bind(&path).unwrap();
-        let accept = Node::accept(listener, &us, 7, "right", "remote@localhost", move |n| {
-            noted.lock().unwrap().push(n)
-        });
-        let peers = async {
-            let node = UnixStream::connect(&path).await.unwrap();
-            let mut silent = Vec::new();
-            for _ in 1..HANDSHAKES_AT_ONCE {
-                silent.push(UnixStream::connect(&path).await.unwrap());
+    async fn silent_connections_keep_neither_descriptors_nor_the_node_first_or_last() {
+        for node_first in [true, false] {
+            // The node's own connection comes first when the launcher opens it (before the VM
+            // starts), else after others; meanwhile others connect, again and again, and stay
+            // silent.
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("node.sock");
+            let notes = Arc::new(Mutex::new(Vec::new()));
+            let noted = Arc::clone(&notes);
+            let us: NodeName = "us@localhost".parse().unwrap();
+            let listener = UnixListener::bind(&path).unwrap();
+            let accept = Node::accept(listener, &us, 7, "right", "remote@localhost", move |n| {
+                noted.lock().unwrap().push(n)
+            });
+            let peers = async {
+                let node = match node_first {
+                    true => Some(UnixStream::connect(&path).await.unwrap()),
+                    false => None,
+                };
+                let mut silent = Vec::new();
+                for _ in 0..100 {
+                    silent.push(UnixStream::connect(&path).await.unwrap());
+                }
+                let node = match node {
+                    Some(node) => node,
+                    None => UnixStream::connect(&path).await.unwrap(),
+                };
+                // Keeps the silent ones open until the node is in.
+                (booted_node_on(node).await, silent)
+            };
+            let (accepted, (_node, mut silent)) =
+                tokio::time::timeout(Duration::from_secs(10), async {
+                    tokio::join!(accept, peers)
+                })
+                .await
+                .expect("the node kept out");
+            assert!(accepted.is_ok(), "node first: {node_first}");
+            // Only the handshakes under way held a descriptor: every other silent one is
+            // closed (the first, when it is not the node's, among those under way).
+            let mut open = 0;
+            for stream in &mut silent {
+                let mut byte = [0; 1];
+                let read = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    tokio::io::AsyncReadExt::read(stream, &mut byte),
+                );
+                if read.await.is_err() {
+                    open += 1;
+                }
             }
-            // Past those under way, each is closed at once: it holds none of our descriptors.
-            for _ in 0..100 {
-                let mut late = UnixStream::connect(&path).await.unwrap();
-                let read = tokio::io::AsyncReadExt::read(&mut late, &mut [0; 1]).await;
-                assert_eq!(read.unwrap(), 0);
-            }
-            // Keeps the silent ones open until the node is in.
-            (booted_node_on(node).await, silent)
-        };
-        let (accepted, _) = tokio::time::timeout(Duration::from_secs(10), async {
-            tokio::join!(accept, peers)
-        })
-        .await
-        .expect("a connection past those under way was kept, or the node kept out");
-        assert!(accepted.is_ok());
-        assert_eq!(
-            *notes.lock().unwrap(),
-            [
-                "refused: 100 connection(s) closed at once, 16 handshakes being under way",
-                "refused: 15 connection(s) whose handshake had not finished when the node connected",
-            ]
-        );
+            assert_eq!(open, 0, "node first: {node_first}");
+            // 100 silent, the node: 16 under way at most, and the first (the node's, or the
+            // first silent one) stays.
+            let closed = 85;
+            assert_eq!(
+                *notes.lock().unwrap(),
+                [
+                    format!("refused: {closed} connection(s) closed for later ones, 16 handshakes being under way"),
+                    "refused: 15 connection(s) whose handshake had not finished when the node connected".to_owned(),
+                ],
+                "node first: {node_first}"
+            );
+        }
     }
 
     #[tokio::test]
