@@ -311,8 +311,8 @@ impl Master {
         if let Some(stdout) = child.stdout.take() {
             let output = Arc::clone(&output);
             let started = Arc::clone(&started);
-            tokio::spawn(each_line(stdout, move |line| {
-                match line.strip_prefix(MARKER) {
+            tokio::spawn(each_line(stdout, move |line, continued| {
+                match line.strip_prefix(MARKER).filter(|_| !continued) {
                     Some(marker) => {
                         if marker == CONNECTED {
                             started.store(true, Ordering::SeqCst);
@@ -325,7 +325,7 @@ impl Master {
         }
         let stderr_read = child.stderr.take().map(|err| {
             let tail = Arc::clone(&stderr);
-            tokio::spawn(each_line(err, move |line| {
+            tokio::spawn(each_line(err, move |line, _| {
                 if let Some(port) = allocated_port(&line) {
                     log(format!("ssh said: {line}"));
                     let _ = port_tx.send(port);
@@ -633,16 +633,19 @@ impl Master {
 /// Latin-1 byte from a login script or a remote program must not stop the reading. A line is
 /// held at most [`LINE_CAP`] bytes (one of ours, [`MARKER`], [`MARKER_CAP`]), then handed out in
 /// pieces of that size: a program that rewrites its line with `\r` and never ends it costs no
-/// more memory than that.
-pub(crate) async fn each_line(pipe: impl AsyncRead + Unpin, mut each: impl FnMut(String)) {
+/// more memory than that. With each piece, whether it continues the one before: only a line's
+/// start can be one of ours.
+pub(crate) async fn each_line(pipe: impl AsyncRead + Unpin, mut each: impl FnMut(String, bool)) {
     let mut reader = BufReader::new(pipe);
     let mut line = Vec::new();
+    let mut continued = false;
     loop {
         let buffered = match reader.fill_buf().await {
             Ok([]) | Err(_) => break,
             Ok(buffered) => buffered,
         };
-        let room = cap_of(&line) - line.len();
+        let cap = cap_of(&line, continued);
+        let room = cap - line.len();
         let window = &buffered[..buffered.len().min(room)];
         let used = window
             .iter()
@@ -652,18 +655,20 @@ pub(crate) async fn each_line(pipe: impl AsyncRead + Unpin, mut each: impl FnMut
         reader.consume(used);
         if line.ends_with(b"\n") {
             let text = String::from_utf8_lossy(&line);
-            each(text.trim_end_matches(['\n', '\r']).to_owned());
+            each(text.trim_end_matches(['\n', '\r']).to_owned(), continued);
             line.clear();
-        } else if line.len() >= cap_of(&line) {
+            continued = false;
+        } else if line.len() >= cap {
             // A character cut by the cap goes whole with the next piece.
             let rest = line.split_off(line.len() - unfinished(&line));
-            each(String::from_utf8_lossy(&line).into_owned());
+            each(String::from_utf8_lossy(&line).into_owned(), continued);
             line = rest;
+            continued = true;
         }
     }
     if !line.is_empty() {
         let text = String::from_utf8_lossy(&line);
-        each(text.trim_end_matches('\r').to_owned());
+        each(text.trim_end_matches('\r').to_owned(), continued);
     }
 }
 
@@ -673,9 +678,10 @@ const LINE_CAP: usize = 64 * 1024;
 /// loaded, hundreds of KiB once a large project's batch is loaded ahead.
 const MARKER_CAP: usize = 16 * 1024 * 1024;
 
-/// How much of a line `line` (its beginning) may grow to before it is handed out in pieces.
-fn cap_of(line: &[u8]) -> usize {
-    if line.starts_with(MARKER.as_bytes()) {
+/// How much of a line `line` (its beginning, or a piece that `continued` one) may grow to
+/// before it is handed out in pieces.
+fn cap_of(line: &[u8], continued: bool) -> usize {
+    if !continued && line.starts_with(MARKER.as_bytes()) {
         MARKER_CAP
     } else {
         LINE_CAP
@@ -821,12 +827,19 @@ mod tests {
 
     /// What [`each_line`] hands out of `bytes`.
     fn lines_of(bytes: &[u8]) -> Vec<String> {
-        let mut lines = Vec::new();
+        pieces_of(bytes).into_iter().map(|(line, _)| line).collect()
+    }
+
+    /// What [`each_line`] hands out of `bytes`, with whether each continues the one before.
+    fn pieces_of(bytes: &[u8]) -> Vec<(String, bool)> {
+        let mut pieces = Vec::new();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        runtime.block_on(each_line(bytes, |line| lines.push(line)));
-        lines
+        runtime.block_on(each_line(bytes, |line, continued| {
+            pieces.push((line, continued))
+        }));
+        pieces
     }
 
     #[test]
@@ -856,6 +869,10 @@ mod tests {
         assert_eq!(lines[0], "a".repeat(LINE_CAP - 1));
         assert_eq!(lines[1], "é");
         assert_eq!(lines[2], "\u{fffd}end");
+        // A piece that continues a long line is no line of ours, whatever it starts with.
+        let long = format!("{}{MARKER}done\n{MARKER}done\n", "x".repeat(LINE_CAP));
+        let continued: Vec<bool> = pieces_of(long.as_bytes()).iter().map(|p| p.1).collect();
+        assert_eq!(continued, [false, true, false]);
     }
 
     #[test]

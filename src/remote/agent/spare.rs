@@ -125,8 +125,8 @@ impl Spare {
         if let Some(stdout) = child.stdout.take() {
             // Read to the end, lossily: the node's stray output must never fill the pipe, nor
             // stop the reading before the markers that come after it.
-            tokio::spawn(ssh::each_line(stdout, move |line| {
-                match line.strip_prefix(MARKER) {
+            tokio::spawn(ssh::each_line(stdout, move |line, continued| {
+                match line.strip_prefix(MARKER).filter(|_| !continued) {
                     Some(BOOTED) => seen_tx.send_modify(|seen| seen.0 += 1),
                     Some(m) if m.starts_with(INFO) => seen_tx.send_modify(|seen| {
                         *seen = (seen.0 + 1, Some(m[INFO.len()..].into()));
