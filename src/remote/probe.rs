@@ -154,14 +154,16 @@ async fn probe(
     let socket = dir.path().join("node.sock");
     let forwards = [(socket.as_path(), host.forward_port.unwrap_or(0))];
     let mut problem = None;
-    let mut granted = false;
+    // Whether the master may hold the forward: held, or asked for without an answer in time
+    // (the master still takes a late grant).
+    let mut held = true;
     match tokio::time::timeout(connect, master.forward_remote(&forwards)).await {
         Ok(Ok(_)) => {
-            granted = true;
             row.forwarding = Probe::Ok;
-            phase.done("reverse forward granted");
+            phase.done("reverse forward held");
         }
         Ok(Err(e)) => {
+            held = false;
             row.forwarding = Probe::Failed;
             problem = Some(e.to_string());
         }
@@ -234,7 +236,7 @@ async fn probe(
     let phase = report.phase(Stage::Stop, "closing the connection");
     // The session's connection outlives this check: the forward asked for on it goes.
     if shared.is_some()
-        && granted
+        && held
         && let Err(said) = master.cancel_remote(&forwards).await
     {
         report.verbose(&format!(
