@@ -130,8 +130,14 @@ fn key_parts(address: &str, elixir: &str, config: Option<&PathBuf>, options: &[S
     crate::remote::boot::hex_of(&digest.0[..8])
 }
 
+/// `path` made absolute against the current directory, which the agent leaves; `none`, ssh's
+/// word for no configuration file, kept as it is.
 fn absolute(path: Option<&PathBuf>) -> Option<PathBuf> {
-    path.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+    path.map(|p| match p.as_os_str() == "none" {
+        // ssh's word for no configuration file, not a file.
+        true => p.clone(),
+        false => std::path::absolute(p).unwrap_or_else(|_| p.clone()),
+    })
 }
 
 /// What `status` shows of a session, as the agent reports it.
@@ -211,6 +217,18 @@ mod tests {
                 Err(format!("`{huge}`: at most a year (365d)"))
             );
         }
+    }
+
+    #[test]
+    fn an_ssh_config_is_made_absolute_but_none() {
+        let none = PathBuf::from("none");
+        assert_eq!(absolute(Some(&none)), Some(none));
+        let relative = PathBuf::from("ssh/config");
+        let made = absolute(Some(&relative)).unwrap();
+        assert!(
+            made.is_absolute() && made.ends_with("ssh/config"),
+            "{made:?}"
+        );
     }
 
     #[test]
