@@ -88,7 +88,10 @@ fn config_files(project: &Path) -> Result<Vec<(String, Vec<u8>)>, AppConfigError
     {
         let entry = match entry {
             Ok(entry) => entry,
-            Err(e) if e.path().is_some_and(leads_nowhere) => continue,
+            // A link to nothing, or back to a directory above it: nothing Mix could import.
+            Err(e) if e.loop_ancestor().is_some() || e.path().is_some_and(leads_nowhere) => {
+                continue;
+            }
             Err(e) => {
                 return Err(AppConfigError::Read {
                     path: e.path().unwrap_or(&dir).to_owned(),
@@ -151,7 +154,7 @@ mod tests {
     }
 
     #[test]
-    fn linked_files_travel_with_their_contents_and_links_to_nothing_are_left_out() {
+    fn linked_files_travel_with_their_contents_and_links_to_nothing_or_above_are_left_out() {
         let dir = tempfile::tempdir().unwrap();
         let shared = dir.path().join("shared");
         std::fs::create_dir_all(shared.join("secrets")).unwrap();
@@ -164,6 +167,7 @@ mod tests {
         link(&shared.join("config.exs"), "config.exs").unwrap();
         link(&shared.join("secrets"), "secrets").unwrap();
         link(&shared.join("gone.exs"), "gone.exs").unwrap();
+        link(&config, "loop").unwrap();
         let files = config_files(&dir.path().join("project")).unwrap();
         let files: Vec<(&str, &[u8])> = files
             .iter()

@@ -49,6 +49,7 @@ pub fn parse(text: &str) -> Result<AppSpec, SpecError> {
         at: 0,
         start: 0,
         peeked: None,
+        read: Vec::new(),
     };
     let not_app = || SpecError::Malformed("not an {application, Name, Properties} term".into());
     let head = [
@@ -125,6 +126,8 @@ struct Lexer<'t> {
     start: usize,
     /// A token scanned ahead by [`Lexer::peek`].
     peeked: Option<Token>,
+    /// The keys read so far: of two of a key, `application:get_key/2` gives the first.
+    read: Vec<String>,
 }
 
 /// A first character of an unquoted atom, as Erlang's scanner has it: a lowercase ASCII or
@@ -191,7 +194,10 @@ impl Lexer<'_> {
         let names = self.atoms(&key)?;
         match self.next()? {
             Token::Close(b'}') => {
-                *slot = names;
+                if !self.read.contains(&key) {
+                    *slot = names;
+                    self.read.push(key);
+                }
                 Ok(())
             }
             // Not a {Key, Value} pair: not what `application:load` reads either.
@@ -477,6 +483,13 @@ mod tests {
         assert_eq!(spec.optional, ["myxql"]);
         let needs: Vec<(&str, bool)> = spec.needs().collect();
         assert!(needs.contains(&("myxql", true)) && needs.contains(&("ecto", false)));
+    }
+
+    #[test]
+    fn of_a_key_given_twice_the_first_counts_as_for_application_get_key() {
+        let text = "{application,a,[{applications,[kernel,stdlib]},\
+            {applications,[kernel,stdlib,crypto]}]}.";
+        assert_eq!(parse(text).unwrap().applications, ["kernel", "stdlib"]);
     }
 
     #[test]
