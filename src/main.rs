@@ -51,6 +51,9 @@ fn main() -> ExitCode {
     }
     let config = cli.config().map(Path::to_owned);
     let config = config.as_deref();
+    // A password read the run left waiting must not leave the terminal without echo, however
+    // the command ends (a panic unwinds through here too).
+    let terminal = TerminalGuard;
     let result =
         match cli.command {
             Command::Init(args) => init::exec(&args),
@@ -73,8 +76,7 @@ fn main() -> ExitCode {
                 .and_then(|c| block_on(down::exec(args, c.as_ref(), Arc::clone(&reporter)))),
             Command::Status(args) => block_on(status::exec(args, Arc::clone(&reporter))),
         };
-    // A password read the run left waiting must not leave the terminal without echo.
-    mix_remote::remote::stdin::restore_terminal();
+    drop(terminal);
     let code = match result {
         Ok(code) => code,
         Err(e) => {
@@ -90,6 +92,15 @@ fn main() -> ExitCode {
     // Everything said is on the terminal before the process goes.
     reporter.flush();
     ExitCode::from(code)
+}
+
+/// Puts the terminal's settings back when dropped (see `remote::stdin::restore_terminal`).
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        mix_remote::remote::stdin::restore_terminal();
+    }
 }
 
 /// The configuration named by `--config`, else found from the current directory upwards.

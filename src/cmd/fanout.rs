@@ -132,13 +132,16 @@ impl Fanout {
                             break;
                         }
                     }
+                    // A host's work panicked: a bug of the tool's, whose message is out. The other
+                    // hosts are stopped (their nodes halt) and the panic goes on to the exit code
+                    // of one, rather than a result without that host. (Nothing else cancels a
+                    // task but the shutdowns here.)
                     Some(Err(e)) => {
-                        // A host's work panicked: a bug of the tool's, whose message is out. The
-                        // other hosts are stopped (their nodes halt) and the panic goes on to
-                        // the exit code of one, rather than a result without that host.
-                        tasks.shutdown().await;
-                        views.iter().for_each(|v| v.end_host());
-                        std::panic::resume_unwind(e.into_panic());
+                        if let Ok(panic) = e.try_into_panic() {
+                            tasks.shutdown().await;
+                            views.iter().for_each(|v| v.end_host());
+                            std::panic::resume_unwind(panic);
+                        }
                     }
                 },
                 ctrl_c = &mut self.interrupted => {

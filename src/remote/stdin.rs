@@ -88,7 +88,9 @@ impl Stdin {
 
 /// Puts the terminal settings back if a password read is still waiting: for the tool's exit.
 pub fn restore_terminal() {
-    if let Some(saved) = SAVED.lock().expect("terminal lock poisoned").take() {
+    // Also as a panic unwinds: a poisoned lock still holds the settings.
+    let saved = SAVED.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(saved) = saved {
         // SAFETY: tcsetattr on fd 0 with settings tcgetattr returned for it.
         unsafe { libc::tcsetattr(0, libc::TCSANOW, &saved) };
     }
