@@ -106,7 +106,8 @@ end
 # that share a directory (a home on NFS where `remote_env` puts TMPDIR) then tell their own
 # runs' directories from the others', whose node pids mean nothing here.
 host_tag = fn ->
-  {:ok, host} = :inet.gethostname()
+  # As the kernel read it at boot (`:inet.gethostname/0` opens a socket to ask again).
+  host = :inet_db.gethostname()
   hex = :erlang.integer_to_binary(:erlang.phash2(host, 0x100000000) + 0x100000000, 16)
   :erlang.list_to_binary(for <<c <- binary_part(hex, 1, 8)>>, do: c + if(c >= ?A, do: 32, else: 0))
 end

@@ -586,7 +586,7 @@ fn stale_runs_checked(sshd: &Sshd, args: &[&OsStr]) -> u64 {
 /// This machine's tag in the names of its runs' directories (templates/run_dirs.exs): its host
 /// name hashed, as the server's Erlang hashes it.
 fn host_tag() -> String {
-    let code = "{ok, H} = inet:gethostname(), io:format(\"~8.16.0b\", [erlang:phash2(H, 1 bsl 32)]), halt().";
+    let code = "io:format(\"~8.16.0b\", [erlang:phash2(inet_db:gethostname(), 1 bsl 32)]), halt().";
     let out = Command::new("erl")
         .args(["-noshell", "-eval", code])
         .output()

@@ -44,7 +44,7 @@ const RUN_DIRS: &str = include_str!("../../templates/run_dirs.exs");
 /// the dynamic name `undefined@localhost` (templates/boot_start.erl, templates/boot.exs) and asks
 /// our node, which it connects to, to name it on that host.
 pub const NODE_HOST: &str = "localhost";
-/// How the directory of a run on the server is named: `<prefix><OS pid>-<random>`.
+/// How the directory of a run on the server is named: `<prefix><OS pid>-<host tag>-<random>`.
 pub const RUN_DIR_PREFIX: &str = "mix-remote-run-";
 /// The launcher of a warm session's own SSH session (`templates/session.sh`): elixir looked for,
 /// then nothing but waiting for stdin to close.
