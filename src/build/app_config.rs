@@ -80,6 +80,9 @@ fn config_files(project: &Path) -> Result<Vec<(String, Vec<u8>)>, AppConfigError
     if !layout.config_file.is_file() && !dir.join("runtime.exs").is_file() {
         return Ok(Vec::new());
     }
+    if dir.components().eq(project.components()) {
+        return main_files_only(&layout);
+    }
     let mut files = Vec::new();
     let mut total = 0;
     for entry in walkdir::WalkDir::new(&dir)
@@ -123,6 +126,27 @@ fn config_files(project: &Path) -> Result<Vec<(String, Vec<u8>)>, AppConfigError
             relative.to_string_lossy().into_owned()
         };
         files.push((format!("config/{name}"), bytes));
+    }
+    Ok(files)
+}
+
+/// The main config file and the `runtime.exs` beside it, as the server reads them: for a
+/// `config_path:` in the project's own directory, whose other files (the build, the sources,
+/// `deps/`) are no config. A file the main one imports is not among them.
+fn main_files_only(layout: &Layout) -> Result<Vec<(String, Vec<u8>)>, AppConfigError> {
+    let runtime = layout.config_dir().join("runtime.exs");
+    let mut files = Vec::new();
+    for (path, name) in [
+        (&layout.config_file, "config.exs"),
+        (&runtime, "runtime.exs"),
+    ] {
+        if path.is_file() {
+            let bytes = std::fs::read(path).map_err(|error| AppConfigError::Read {
+                path: path.clone(),
+                error,
+            })?;
+            files.push((format!("config/{name}"), bytes));
+        }
     }
     Ok(files)
 }
@@ -216,6 +240,27 @@ mod tests {
                 .contains("conf/config.exs: the config_path of mix.exs names"),
             "{clash}"
         );
+    }
+
+    #[test]
+    fn a_config_path_in_the_projects_own_directory_ships_that_file_and_runtime_exs_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path();
+        std::fs::write(
+            project.join("mix.exs"),
+            "[app: :a, config_path: \"settings.exs\"]",
+        )
+        .unwrap();
+        std::fs::write(project.join("settings.exs"), "import Config").unwrap();
+        std::fs::write(project.join("runtime.exs"), "import Config # runtime").unwrap();
+        std::fs::create_dir_all(project.join("lib")).unwrap();
+        std::fs::write(project.join("lib/a.ex"), "defmodule A, do: nil").unwrap();
+        let names: Vec<String> = config_files(project)
+            .unwrap()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(names, ["config/config.exs", "config/runtime.exs"]);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::build::beam::{Beam, BeamError};
 use crate::build::compat::{self, Refusal, RemoteVersions};
 use crate::build::entry::{Entry, EntryError, display_module};
 use crate::build::literal::{self, LiteralError};
+use crate::build::mix_exs::Layout;
 use crate::build::native;
 use crate::build::plan::{self, Plan, PlanError};
 use crate::build::project;
@@ -336,6 +337,14 @@ impl Job {
             .collect();
         let built = compat::Built::read(&shipped_beams.iter().map(|b| &**b).collect::<Vec<_>>());
         let setup = AppConfig::collect(&build.project, &build.mix_env, skip_app_config)?;
+        let layout = Layout::of(&build.project);
+        if !skip_app_config && layout.unread.contains(&"config_path") {
+            report.warning(&format!(
+                "{}: config_path is set to something other than a plain string, which mix-remote does not evaluate: it ships {} instead (--no-app-config ships none)",
+                build.project.join("mix.exs").display(),
+                layout.config_dir().display()
+            ));
+        }
         let bytes: usize = closure.iter().map(|b| b.bytes.len()).sum();
         let shipping = counted(apps.shipped.len(), "application");
         phase.done(match call {
