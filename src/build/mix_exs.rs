@@ -87,13 +87,12 @@ pub fn keyword_atom(text: &str, key: &str) -> Option<String> {
 }
 
 /// The string after the first `key: "text"` of `text` (`apps_path: "apps"`), when it is plain:
-/// not empty, without escapes (an interpolation is no string here: its `#` starts a comment to
-/// this reader).
+/// not empty, without escapes or interpolations.
 pub fn keyword_string<'t>(text: &'t str, key: &str) -> Option<&'t str> {
     keyword_values(text, key).find_map(|rest| {
         let rest = rest.strip_prefix('"')?;
         let value = &rest[..rest.find('"')?];
-        (!value.is_empty() && !value.contains('\\')).then_some(value)
+        (!value.is_empty() && !value.contains('\\') && !value.contains("#{")).then_some(value)
     })
 }
 
@@ -103,7 +102,7 @@ fn keyword_values<'t>(text: &'t str, key: &str) -> impl Iterator<Item = &'t str>
     let pattern = format!("{key}:");
     let mut found = Vec::new();
     for line in text.lines() {
-        let line = line.split('#').next().unwrap_or_default();
+        let line = uncommented(line);
         for (at, _) in line.match_indices(&pattern) {
             let glued = line[..at]
                 .chars()
@@ -117,9 +116,33 @@ fn keyword_values<'t>(text: &'t str, key: &str) -> impl Iterator<Item = &'t str>
     found.into_iter()
 }
 
+/// `line` up to its comment: a `#` outside double quotes (`"...#readme"` is no comment).
+fn uncommented(line: &str) -> &str {
+    let mut quoted = false;
+    let mut escaped = false;
+    for (at, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '#' if !quoted => return &line[..at],
+            _ => {}
+        }
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hash_in_a_string_is_no_comment() {
+        let text =
+            "[source_url: \"https://x.org/a#readme\", build_path: \"out\"] # build_path: \"no\"";
+        assert_eq!(keyword_string(text, "build_path"), Some("out"));
+        assert_eq!(uncommented("a: \"q\\\"#\" # c"), "a: \"q\\\"#\" ");
+    }
 
     #[test]
     fn keywords_are_read_where_plain() {
