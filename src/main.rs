@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         // As cargo does: the help, on stdout, and success.
         return match cli::command().print_help() {
             Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
             Err(_) => ExitCode::from(exit::CANNOT_RUN),
         };
     }

@@ -823,4 +823,9 @@ fn output_to_a_reader_that_has_gone_changes_neither_the_exit_code_nor_what_is_do
         .run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(project.path().join("mix-remote.yaml").is_file());
+
+    for args in [&["completions", "bash"][..], &[]] {
+        let out = tool(project.path(), args).wrapper(&closed).run();
+        assert_eq!(out.code, Some(0), "{args:?}: {}", out.stderr);
+    }
 }

@@ -41,6 +41,8 @@ pub fn exec(args: &CompletionsArgs) -> u8 {
     let mut out = std::io::stdout().lock();
     match shell.write_registration(VAR, name, name, &completer, &mut out) {
         Ok(()) => exit::OK,
+        // A reader that has gone (`| head`) is not the script's failure.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
         Err(_) => exit::CANNOT_RUN,
     }
 }
