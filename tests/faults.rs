@@ -222,6 +222,43 @@ fn a_tool_killed_while_the_node_boots_leaves_no_file() {
     sshd.assert_no_session_processes();
 }
 
+/// The run's tunnel as `-v` says it: the server's end, its port, our node's name and the one
+/// expected to connect.
+struct Tunnel {
+    node_addr: String,
+    port: String,
+    ours: String,
+    expected: String,
+}
+
+/// A run of `:demo_erl.add(40, 2)` with `-v` whose node a gate holds back (opened with the
+/// gate), once its tunnel is known.
+fn held_at_the_gate(sshd: &Sshd) -> (ElixirWrapper, testkit::Running, Tunnel) {
+    let gate = ElixirWrapper::gate();
+    let elixir = gate.path().display().to_string();
+    let mut run = demo(
+        sshd,
+        &["-v", "--elixir", &elixir, ":demo_erl.add", "--", "40", "2"],
+    )
+    .spawn();
+    run.stderr_until("tunnel:");
+    let log = run.stderr_until("\n");
+    let line = log.lines().last().unwrap_or_default().to_owned();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let after = |word: &str| {
+        let i = words.iter().position(|w| *w == word).expect(word);
+        words[i + 1].trim_end_matches([';', ',']).to_owned()
+    };
+    let node_addr = after("remote");
+    let tunnel = Tunnel {
+        port: node_addr.rsplit(':').next().expect("port").to_owned(),
+        node_addr,
+        ours: after("node"),
+        expected: after("expecting"),
+    };
+    (gate, run, tunnel)
+}
+
 #[test]
 fn intruders_while_the_node_boots_are_refused_logged_and_reach_nothing() {
     // While the gate holds the real node, local processes on the server try our node through the
@@ -229,25 +266,13 @@ fn intruders_while_the_node_boots_are_refused_logged_and_reach_nothing() {
     // cookie, one that connects and stays silent (for as long as the node takes). They are
     // refused and logged with -v, and the run then completes normally.
     let sshd = Sshd::start();
-    let gate = ElixirWrapper::gate();
-    let elixir = gate.path().display().to_string();
-    let mut run = demo(
-        &sshd,
-        &["-v", "--elixir", &elixir, ":demo_erl.add", "--", "40", "2"],
-    )
-    .spawn();
-    run.stderr_until("tunnel:");
-    let log = run.stderr_until("\n");
-    let tunnel = log.lines().last().unwrap_or_default().to_owned();
-    let words: Vec<&str> = tunnel.split_whitespace().collect();
-    let after = |word: &str| {
-        let i = words.iter().position(|w| *w == word).expect(word);
-        words[i + 1].trim_end_matches([';', ','])
-    };
-    let node_addr = after("remote").to_owned();
-    let port = node_addr.rsplit(':').next().expect("port").to_owned();
-    let ours = after("node").to_owned();
-    let expected = after("expecting").to_owned();
+    let (gate, run, tunnel) = held_at_the_gate(&sshd);
+    let Tunnel {
+        node_addr,
+        port,
+        ours,
+        expected,
+    } = tunnel;
     // A third one connects straight to the tunnel and says nothing for the whole run.
     let _silent = std::net::TcpStream::connect(&node_addr).expect("connect to the tunnel");
     for intruder in ["intruder@localhost", expected.as_str()] {
@@ -314,20 +339,13 @@ fn a_flood_of_connections_while_the_node_boots_takes_none_of_the_tools_descripto
     // descriptors. Past the handshakes under way, each closes the oldest but the first (the
     // node's own connection, which the launcher opened first), and the node then gets in.
     let sshd = Sshd::start();
-    let gate = ElixirWrapper::gate();
-    let elixir = gate.path().display().to_string();
-    let mut run = demo(
-        &sshd,
-        &["-v", "--elixir", &elixir, ":demo_erl.add", "--", "40", "2"],
-    )
-    .spawn();
-    run.stderr_until("tunnel:");
-    let log = run.stderr_until("\n");
-    let tunnel = log.lines().last().unwrap_or_default().to_owned();
-    let words: Vec<&str> = tunnel.split_whitespace().collect();
-    let at = words.iter().position(|w| *w == "remote").expect("remote");
-    let node_addr = words[at + 1].trim_end_matches([';', ',']).to_owned();
-    let port = node_addr.rsplit(':').next().expect("port").to_owned();
+    let (
+        gate,
+        run,
+        Tunnel {
+            node_addr, port, ..
+        },
+    ) = held_at_the_gate(&sshd);
     // The launcher's connection is open: its channel comes before any of the flood's.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

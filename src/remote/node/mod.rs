@@ -634,17 +634,35 @@ mod tests {
         from.elements[1].clone()
     }
 
-    #[tokio::test]
-    async fn a_silent_peer_does_not_keep_the_booted_node_out() {
+    /// What an accept gives.
+    type Accepted = Result<(Arc<Node>, Inbox), DistError>;
+    /// What an accept notes.
+    type Notes = Arc<Mutex<Vec<String>>>;
+
+    /// Our node accepting on a fresh socket, as a run's does: the socket's directory and path,
+    /// the accept, and what it notes.
+    fn accepting_on_a_socket() -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        impl Future<Output = Accepted>,
+        Notes,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.sock");
         let notes = Arc::new(Mutex::new(Vec::new()));
         let noted = Arc::clone(&notes);
-        let us: NodeName = "us@localhost".parse().unwrap();
         let listener = UnixListener::bind(&path).unwrap();
-        let accept = Node::accept(listener, &us, 7, "right", "remote@localhost", move |n| {
-            noted.lock().unwrap().push(n)
-        });
+        let accept = async move {
+            let us: NodeName = "us@localhost".parse().unwrap();
+            let note = move |n| noted.lock().unwrap().push(n);
+            Node::accept(listener, &us, 7, "right", "remote@localhost", note).await
+        };
+        (dir, path, accept, notes)
+    }
+
+    #[tokio::test]
+    async fn a_silent_peer_does_not_keep_the_booted_node_out() {
+        let (_dir, path, accept, notes) = accepting_on_a_socket();
         let peers = async {
             // Connects first and never says a word.
             let _silent = UnixStream::connect(&path).await.unwrap();
@@ -670,15 +688,7 @@ mod tests {
             // The node's own connection comes first when the launcher opens it (before the VM
             // starts), else after others; meanwhile others connect, again and again, and stay
             // silent.
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("node.sock");
-            let notes = Arc::new(Mutex::new(Vec::new()));
-            let noted = Arc::clone(&notes);
-            let us: NodeName = "us@localhost".parse().unwrap();
-            let listener = UnixListener::bind(&path).unwrap();
-            let accept = Node::accept(listener, &us, 7, "right", "remote@localhost", move |n| {
-                noted.lock().unwrap().push(n)
-            });
+            let (_dir, path, accept, notes) = accepting_on_a_socket();
             let peers = async {
                 let node = match node_first {
                     true => Some(UnixStream::connect(&path).await.unwrap()),
