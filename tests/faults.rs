@@ -259,6 +259,20 @@ fn held_at_the_gate(sshd: &Sshd) -> (ElixirWrapper, testkit::Running, Tunnel) {
     (gate, run, tunnel)
 }
 
+/// Opens `gate` for the run [`held_at_the_gate`] started and waits for it to end, as it should:
+/// 42 on stdout.
+fn released(gate: &ElixirWrapper, run: testkit::Running) -> Output {
+    gate.open();
+    let out = run.finish();
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "42\n"),
+        "{}",
+        out.stderr
+    );
+    out
+}
+
 #[test]
 fn intruders_while_the_node_boots_are_refused_logged_and_reach_nothing() {
     // While the gate holds the real node, local processes on the server try our node through the
@@ -298,14 +312,7 @@ fn intruders_while_the_node_boots_are_refused_logged_and_reach_nothing() {
             String::from_utf8_lossy(&tried.stderr)
         );
     }
-    gate.open();
-    let out = run.finish();
-    assert_eq!(
-        (out.code, out.stdout.as_str()),
-        (Some(0), "42\n"),
-        "{}",
-        out.stderr
-    );
+    let out = released(&gate, run);
     assert!(
         out.stderr.contains(
             "refused: distribution handshake with intruder@localhost failed: not the node this run booted"
@@ -393,14 +400,7 @@ fn a_flood_of_connections_while_the_node_boots_takes_none_of_the_tools_descripto
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    gate.open();
-    let out = run.finish();
-    assert_eq!(
-        (out.code, out.stdout.as_str()),
-        (Some(0), "42\n"),
-        "{}",
-        out.stderr
-    );
+    let out = released(&gate, run);
     assert!(
         out.stderr.contains(
             "refused: 85 connection(s) closed for later ones, 16 handshakes being under way"
