@@ -157,7 +157,7 @@ async fn probe(
     // Whether the master may hold the forward: held, or asked for without an answer in time
     // (the master still takes a late grant).
     let mut held = true;
-    match tokio::time::timeout(connect, master.forward_remote(&forwards)).await {
+    match tokio::time::timeout(connect, master.control().forward_remote(&forwards)).await {
         Ok(Ok(_)) => {
             row.forwarding = Probe::Ok;
             phase.done("reverse forward held");
@@ -237,7 +237,7 @@ async fn probe(
     // The session's connection outlives this check: the forward asked for on it goes.
     if shared.is_some()
         && held
-        && let Err(said) = master.cancel_remote(&forwards).await
+        && let Err(said) = master.control().cancel_remote(&forwards).await
     {
         report.verbose(&format!(
             "could not withdraw the check's forward from the session's connection: {said}"

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::preload::Preload;
 use crate::remote::boot::{self, INFO, MARKER, NODE_HOST};
-use crate::remote::ssh::{self, Target};
+use crate::remote::ssh::{self, Control, SshError, Target};
 
 /// `mix-remote:spare`: the spare's node has started and runs the boot program.
 const BOOTED: &str = "spare";
@@ -70,27 +70,17 @@ impl Spare {
         preload: Option<Arc<Preload>>,
     ) -> Result<Spare, SpareError> {
         let socket = dir.join(format!("node-{n}.sock"));
-        let forward = format!("127.0.0.1:0:{}", socket.display());
-        let mut cmd = control_command(control, target, "forward");
-        cmd.arg("-R").arg(&forward).arg("--").arg(&target.host);
-        let out = cmd
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output()
-            .await
-            .map_err(SpareError::Spawn)?;
-        let said = String::from_utf8_lossy(&out.stdout);
-        let port: u16 = match said.trim().parse() {
-            Ok(port) if out.status.success() => port,
-            _ => {
-                let err = String::from_utf8_lossy(&out.stderr);
-                return Err(SpareError::Forward(err.trim().to_owned()));
-            }
+        let master = Control::new(control, target);
+        let forward = [(socket.as_path(), 0)];
+        let port = match master.forward_remote(&forward).await {
+            Ok(ports) => ports[0],
+            Err(SshError::Forward { said, .. }) => return Err(SpareError::Forward(said)),
+            Err(e) => return Err(SpareError::Forward(e.to_string())),
         };
         let started = Spare::start(&socket, port, control, target, remote_command, preload).await;
         if started.is_err() {
             // The server listens for a spare that will not come: it stops, as for one that ends.
-            cancel_forward(control, target, &socket).await;
+            let _ = master.cancel_remote(&forward).await;
         }
         started
     }
@@ -209,32 +199,10 @@ impl Spare {
         {
             let _ = self.child.kill().await;
         }
-        cancel_forward(&self.control, &self.target, &self.socket).await;
+        let master = Control::new(&self.control, &self.target);
+        let _ = master.cancel_remote(&[(self.socket.as_path(), 0)]).await;
         let _ = std::fs::remove_file(&self.socket);
     }
-}
-
-/// Withdraws a spare's forward to `socket`, through the master whose control socket is `control`.
-/// The master finds the forward to cancel as it was asked for, from port 0: named by the port the
-/// server allocated, it is not found (and ssh still exits 0), and the server listens on.
-async fn cancel_forward(control: &Path, target: &Target, socket: &Path) {
-    let forward = format!("127.0.0.1:0:{}", socket.display());
-    let mut cmd = control_command(control, target, "cancel");
-    cmd.arg("-R").arg(forward).arg("--").arg(&target.host);
-    let _ = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .status()
-        .await;
-}
-
-fn control_command(control: &Path, target: &Target, op: &str) -> Command {
-    let mut cmd = Command::new("ssh");
-    cmd.arg("-S").arg(control).args(["-O", op]);
-    ssh::add_target_options(&mut cmd, target);
-    cmd
 }
 
 /// The run's part of the boot session's input: the cookie and our node's name (the last lines of
