@@ -829,3 +829,33 @@ fn output_to_a_reader_that_has_gone_changes_neither_the_exit_code_nor_what_is_do
         assert_eq!(out.code, Some(0), "{args:?}: {}", out.stderr);
     }
 }
+
+#[test]
+fn a_config_path_that_is_no_plain_string_is_a_warning_naming_what_ships() {
+    // Mix evaluates mix.exs; mix-remote reads it as text and says what it took instead.
+    let project = uncompiled_demo();
+    let mix_exs = project.path().join("mix.exs");
+    let text = std::fs::read_to_string(&mix_exs).unwrap();
+    let text = text.replace(
+        "deps: []",
+        "deps: [], config_path: Path.expand(\"config/config.exs\", __DIR__)",
+    );
+    std::fs::write(&mix_exs, text).unwrap();
+    std::fs::create_dir(project.path().join("config")).unwrap();
+    std::fs::write(project.path().join("config/config.exs"), "import Config\n").unwrap();
+    let out = tool(
+        project.path(),
+        &["run", "--host", "nowhere", "-o", "ProxyCommand=false"],
+    )
+    .args([":demo_erl.add", "--", "1", "2"])
+    .run();
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    let warned = warnings(&out);
+    assert_eq!(warned.len(), 1, "{}", out.stderr);
+    assert!(
+        warned[0].contains("mix.exs: config_path is set to something other than a plain string"),
+        "{}",
+        out.stderr
+    );
+    out.assert_local_clean();
+}
