@@ -80,7 +80,7 @@ fn config_files(project: &Path) -> Result<Vec<(String, Vec<u8>)>, AppConfigError
     if !layout.config_file.is_file() && !dir.join("runtime.exs").is_file() {
         return Ok(Vec::new());
     }
-    if dir.components().eq(project.components()) {
+    if layout.config_in_project_dir(project) {
         return main_files_only(&layout);
     }
     let mut files = Vec::new();

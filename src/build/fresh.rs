@@ -156,11 +156,16 @@ pub fn stale(project: &Path, env: &str) -> Option<Stale> {
         for dir in ["lib", "src", "include"] {
             changed.extend(files(&root.join(dir), &|_: &Path| true));
         }
-        let config = match root == project {
-            true => layout.config_dir(),
-            false => root.join("config"),
-        };
-        changed.extend(files(&config, &not_runtime));
+        match root == project {
+            // The main file alone: its directory's other files are the sources and the build.
+            true if layout.config_in_project_dir(project) => {
+                if let Some(time) = modified(&layout.config_file) {
+                    changed.push((time, layout.config_file.clone()));
+                }
+            }
+            true => changed.extend(files(&layout.config_dir(), &not_runtime)),
+            false => changed.extend(files(&root.join("config"), &not_runtime)),
+        }
     }
     changed.retain(|(time, _)| *time > built);
     let (_, newest) = changed.iter().max_by_key(|(time, _)| *time)?.clone();
@@ -304,6 +309,25 @@ mod tests {
         assert_eq!(
             stale(root, "dev").map(|s| s.newest),
             Some(PathBuf::from("services/api/lib/api.ex"))
+        );
+    }
+
+    #[test]
+    fn a_config_path_beside_mix_exs_is_watched_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::write(root.join("mix.exs"), "[config_path: \"settings.exs\"]").unwrap();
+        set_modified(&root.join("mix.exs"), 100);
+        file_at(root, "_build/dev/lib/a/ebin/a.app", 200);
+        file_at(root, "settings.exs", 100);
+        // Not config: a file of the project's own directory beside it, a dependency's source.
+        file_at(root, "notes.txt", 300);
+        file_at(root, "deps/b/lib/b.ex", 300);
+        assert_eq!(stale(root, "dev"), None);
+        file_at(root, "settings.exs", 300);
+        assert_eq!(
+            stale(root, "dev").map(|s| s.newest),
+            Some(PathBuf::from("settings.exs"))
         );
     }
 

@@ -60,6 +60,13 @@ impl Layout {
             .map_or_else(PathBuf::new, Path::to_owned)
     }
 
+    /// Whether the config directory is `project`'s own (a `config_path:` of a file beside
+    /// `mix.exs`): its other files, the sources and the build, are no config then, and only the
+    /// main file and the `runtime.exs` beside it count.
+    pub fn config_in_project_dir(&self, project: &Path) -> bool {
+        self.config_dir().components().eq(project.components())
+    }
+
     /// What to add to an error about a build or config not found where the layout says: which
     /// option of `mix.exs` was not read and taken as its default; empty when none was.
     pub fn note(&self, key: &str) -> String {
