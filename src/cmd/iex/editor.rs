@@ -45,7 +45,8 @@ pub struct Editor {
     above: mpsc::Sender<String>,
     /// Reads without echo (passwords) bypass the editor.
     passwords: Stdin,
-    /// Where the node's lines go while no line is edited: above the bars.
+    /// Where the node's lines and the session's output go while no line is edited: after the
+    /// phases' lines already queued, with the bars out of the way.
     report: Arc<Reporter>,
 }
 
@@ -154,7 +155,9 @@ impl Terminal for Editor {
     fn output(&self, bytes: &[u8]) {
         let mut screen = self.screen.lock().expect("screen lock poisoned");
         if !screen.editing {
-            write_out(bytes);
+            // Before IEx runs, the last phase's line may still wait for the painter: the
+            // application's start prints after it, never on the spinner's row.
+            self.report.output(bytes);
             screen.wrote(bytes);
             return;
         }
@@ -175,7 +178,7 @@ impl Terminal for Editor {
 
     fn read(&self, prompt: &[u8], echo: bool, answer: Box<dyn FnOnce(Typed) + Send>) {
         if !echo {
-            write_out(prompt);
+            self.report.output(prompt);
             // The prompt's line stays open until the read is done (the reader then ends it).
             self.screen
                 .lock()
