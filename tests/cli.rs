@@ -859,3 +859,49 @@ fn a_config_path_that_is_no_plain_string_is_a_warning_naming_what_ships() {
     );
     out.assert_local_clean();
 }
+
+#[test]
+fn the_build_is_read_where_mix_s_variables_and_build_per_environment_put_it() {
+    let project = uncompiled_demo();
+    edit(
+        project.path(),
+        "mix.exs",
+        "deps: []",
+        "deps: [], build_per_environment: false",
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    let root = elsewhere.path().join("root");
+    let out = tool(project.path(), &["plan", "Demo.Worker.echo"])
+        .env("MIX_BUILD_ROOT", &root)
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("Demo.Worker"), "{}", out.stdout);
+    assert!(root.join("shared/lib/demo/ebin").is_dir());
+    assert!(!project.path().join("_build").exists());
+
+    // MIX_BUILD_PATH is the build itself; a build elsewhere is not read instead.
+    let path = elsewhere.path().join("path");
+    let out = tool(
+        project.path(),
+        &["plan", "Demo.Worker.echo", "--no-compile"],
+    )
+    .env("MIX_BUILD_PATH", &path)
+    .run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("no compiled build at {}", path.display())),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("(where MIX_BUILD_PATH puts it)"),
+        "{}",
+        out.stderr
+    );
+    let out = tool(project.path(), &["plan", "Demo.Worker.echo"])
+        .env("MIX_BUILD_PATH", &path)
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(path.join("lib/demo/ebin").is_dir());
+}

@@ -1,56 +1,116 @@
 //! What a project's `mix.exs` says plainly, read as text (it is never evaluated): the `app:`
-//! name, and where Mix puts the build (`build_path:`), reads the configuration (`config_path:`)
-//! and finds an umbrella's children (`apps_path:`). An option set to anything but a plain string
-//! (`Path.expand(...)`, a module attribute, an interpolation) is taken as Mix's default, and the
-//! [`Layout`] says so.
+//! name, and where Mix puts the build (`build_path:`, `build_per_environment:`), reads the
+//! configuration (`config_path:`) and finds an umbrella's children (`apps_path:`). An option set
+//! to anything but a plain value (`Path.expand(...)`, a module attribute, an interpolation) is
+//! taken as Mix's default, and the [`Layout`] says so. The variables Mix reads for the build's
+//! place (`MIX_BUILD_PATH`, `MIX_BUILD_ROOT`, `MIX_TARGET`) count as they do for the `mix
+//! compile` the tool runs.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// Where a Mix project keeps its build and its configuration, from its `mix.exs`; paths as the
 /// project's joined with the option (`apps/api/../../_build`), not resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
-    /// Where the builds are, one `<env>` directory each: `build_path:`, else `<project>/_build`.
+    /// Where the builds are, one directory each (see [`Layout::build`]): `MIX_BUILD_ROOT`, else
+    /// `build_path:`, else `<project>/_build`.
     pub build_root: PathBuf,
+    /// `MIX_BUILD_PATH`: the build itself, for every environment.
+    build_path: Option<PathBuf>,
+    /// The start of each build directory's name: `<target>_` for a `MIX_TARGET` other than
+    /// `host`, else empty.
+    target: String,
+    /// `build_per_environment:` is not `false`: a build directory per environment, else one
+    /// (`shared`) for all.
+    per_environment: bool,
     /// The main config file: `config_path:`, else `<project>/config/config.exs`; `runtime.exs`
     /// is beside it, as Mix has it.
     pub config_file: PathBuf,
     /// An umbrella's children: `apps_path:`; none for a project that is no umbrella.
     pub apps: Option<PathBuf>,
-    /// The options `mix.exs` sets to something other than a plain string, taken as their
-    /// defaults (`build_path`, `config_path`, `apps_path`).
+    /// The options `mix.exs` sets to something other than a plain value, taken as their
+    /// defaults (`build_path`, `build_per_environment`, `config_path`, `apps_path`).
     pub unread: Vec<&'static str>,
 }
 
 impl Layout {
-    /// The layout of `project`, from its `mix.exs`; Mix's defaults when it cannot be read.
+    /// The layout of `project`, from its `mix.exs` and this process's environment; Mix's
+    /// defaults when `mix.exs` cannot be read.
     pub fn of(project: &Path) -> Layout {
         let text = std::fs::read_to_string(project.join("mix.exs")).unwrap_or_default();
+        Layout::read(project, &text, |name| std::env::var_os(name))
+    }
+
+    /// The layout of `project` whose `mix.exs` is `text`, with the environment variable `var`.
+    fn read(project: &Path, text: &str, var: impl Fn(&str) -> Option<OsString>) -> Layout {
+        let var = |name| var(name).filter(|value| !value.is_empty());
         let mut unread = Vec::new();
-        let mut option = |key: &'static str| match keyword_string(&text, key) {
+        let mut option = |key: &'static str| match keyword_string(text, key) {
             Some(value) => Some(project.join(value)),
             None => {
-                if keyword_values(&text, key).next().is_some() {
+                if keyword_values(text, key).next().is_some() {
                     unread.push(key);
                 }
                 None
             }
         };
-        let build_root = option("build_path").unwrap_or_else(|| project.join("_build"));
+        let build_path = option("build_path");
+        let build_root = match var("MIX_BUILD_ROOT") {
+            Some(root) => project.join(root),
+            None => build_path.unwrap_or_else(|| project.join("_build")),
+        };
         let config_file =
             option("config_path").unwrap_or_else(|| project.join("config").join("config.exs"));
         let apps = option("apps_path");
+        let per_environment = match keyword_values(text, "build_per_environment").next() {
+            Some(value) if value.starts_with("false") => false,
+            Some(value) if !value.starts_with("true") => {
+                unread.push("build_per_environment");
+                true
+            }
+            _ => true,
+        };
+        let target = var("MIX_TARGET")
+            .map(|target| target.to_string_lossy().into_owned())
+            .filter(|target| target != "host")
+            .map_or_else(String::new, |target| format!("{target}_"));
         Layout {
             build_root,
+            build_path: var("MIX_BUILD_PATH").map(|path| project.join(path)),
+            target,
+            per_environment,
             config_file,
             apps,
             unread,
         }
     }
 
-    /// The build for Mix environment `env`: `<build root>/<env>`.
+    /// The build for Mix environment `env`, where `mix compile` puts it:
+    /// `<build root>/[<target>_]<env>` (`shared` for every environment when mix.exs says
+    /// `build_per_environment: false`), or `MIX_BUILD_PATH`.
     pub fn build(&self, env: &str) -> PathBuf {
-        self.build_root.join(env)
+        if let Some(path) = &self.build_path {
+            return path.clone();
+        }
+        let env = if self.per_environment { env } else { "shared" };
+        self.build_root.join(format!("{}{env}", self.target))
+    }
+
+    /// The environments built under the build root, read from its directories' names; none
+    /// when one build serves them all (`MIX_BUILD_PATH`, `build_per_environment: false`).
+    pub fn built_envs(&self) -> Vec<String> {
+        if self.build_path.is_some() || !self.per_environment {
+            return Vec::new();
+        }
+        let Ok(dirs) = std::fs::read_dir(&self.build_root) else {
+            return Vec::new();
+        };
+        dirs.flatten()
+            .filter_map(|dir| dir.file_name().into_string().ok())
+            .filter_map(|name| Some(name.strip_prefix(&self.target)?.to_owned()))
+            .filter(|env| !env.is_empty())
+            .collect()
     }
 
     /// The directory of the config files: that of [`Layout::config_file`].
@@ -68,14 +128,25 @@ impl Layout {
     }
 
     /// What to add to an error about a build or config not found where the layout says: which
-    /// option of `mix.exs` was not read and taken as its default; empty when none was.
+    /// option of `mix.exs` was not read and taken as its default, or which variable of Mix's
+    /// chose the build; empty when none did.
     pub fn note(&self, key: &str) -> String {
-        match self.unread.contains(&key) {
-            true => format!(
-                " (mix.exs sets {key}: to something other than a plain string, which mix-remote \
-                 does not evaluate: it read Mix's default)"
+        if key == "build_path" && self.build_path.is_some() {
+            return " (where MIX_BUILD_PATH puts it)".to_owned();
+        }
+        let unread: Vec<&str> = self
+            .unread
+            .iter()
+            .copied()
+            .filter(|k| *k == key || (key == "build_path" && *k == "build_per_environment"))
+            .collect();
+        match unread.as_slice() {
+            [] => String::new(),
+            keys => format!(
+                " (mix.exs sets {}: to something other than a plain value, which mix-remote \
+                 does not evaluate: it read Mix's default)",
+                keys.join(":, ")
             ),
-            false => String::new(),
         }
     }
 }
@@ -203,8 +274,64 @@ mod tests {
         assert!(
             layout
                 .note("build_path")
-                .contains("mix.exs sets build_path: to something other than a plain string")
+                .contains("mix.exs sets build_path: to something other than a plain value")
         );
         assert_eq!(layout.note("config_path"), "");
+    }
+
+    #[test]
+    fn the_build_is_where_mix_compile_puts_it_for_mix_s_variables() {
+        let project = Path::new("/p");
+        let none = |_: &str| None;
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                let found = pairs.iter().find(|(n, _)| *n == name);
+                found.map(|(_, value)| OsString::from(value))
+            }
+        };
+        let shared = "[app: :a, build_per_environment: false]";
+        assert_eq!(
+            Layout::read(project, shared, none).build("prod"),
+            project.join("_build/shared")
+        );
+        let layout = Layout::read(project, shared, none);
+        assert_eq!(layout.built_envs(), Vec::<String>::new());
+        let root = vars(&[("MIX_BUILD_ROOT", "/b"), ("MIX_TARGET", "rpi")]);
+        assert_eq!(
+            Layout::read(project, "[build_path: \"out\"]", root).build("prod"),
+            Path::new("/b/rpi_prod")
+        );
+        let host = vars(&[("MIX_TARGET", "host"), ("MIX_BUILD_ROOT", "")]);
+        assert_eq!(
+            Layout::read(project, "[build_path: \"out\"]", host).build("dev"),
+            project.join("out/dev")
+        );
+        let path = vars(&[("MIX_BUILD_PATH", "tmp/x"), ("MIX_BUILD_ROOT", "/b")]);
+        let layout = Layout::read(project, shared, path);
+        assert_eq!(layout.build("prod"), project.join("tmp/x"));
+        assert_eq!(layout.note("build_path"), " (where MIX_BUILD_PATH puts it)");
+
+        let computed = "[build_per_environment: Mix.env() != :test]";
+        let layout = Layout::read(project, computed, none);
+        assert_eq!(layout.build("dev"), project.join("_build/dev"));
+        assert!(
+            layout
+                .note("build_path")
+                .contains("sets build_per_environment: to")
+        );
+        assert_eq!(layout.note("config_path"), "");
+    }
+
+    #[test]
+    fn the_environments_built_are_read_from_the_build_root() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["dev", "prod", "rpi_prod"] {
+            std::fs::create_dir_all(dir.path().join("_build").join(name)).unwrap();
+        }
+        let mut envs = Layout::read(dir.path(), "", |_| None).built_envs();
+        envs.sort();
+        assert_eq!(envs, ["dev", "prod", "rpi_prod"]);
+        let rpi = |name: &str| (name == "MIX_TARGET").then(|| OsString::from("rpi"));
+        assert_eq!(Layout::read(dir.path(), "", rpi).built_envs(), ["prod"]);
     }
 }

@@ -73,13 +73,11 @@ pub struct Written {
 
 /// The environments of the builds in `<project>/_build` (or where `build_path:` puts them), most
 /// recently compiled first; a `test` build is for `mix test`, not for servers, and is left out.
+/// None when one build serves every environment (see [`Layout::built_envs`]).
 pub fn builds(project: &Path) -> Vec<String> {
-    let Ok(dirs) = std::fs::read_dir(Layout::of(project).build_root) else {
-        return Vec::new();
-    };
-    let mut found: Vec<(std::time::SystemTime, String)> = dirs
-        .flatten()
-        .filter_map(|dir| dir.file_name().into_string().ok())
+    let mut found: Vec<(std::time::SystemTime, String)> = Layout::of(project)
+        .built_envs()
+        .into_iter()
         .filter(|env| env != "test")
         .filter_map(|env| Some((fresh::built_at(project, &env)?, env)))
         .collect();
