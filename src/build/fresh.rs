@@ -134,7 +134,8 @@ pub fn built_at(project: &Path, env: &str) -> Option<SystemTime> {
 /// The sources of `project` that changed after its build for `env` was last compiled: the
 /// files under `lib/`, `src/`, `include/` and `config/` (the project's own: the directory of
 /// `config_path:`; but `runtime.exs`, which is read when the code runs, not compiled),
-/// `mix.exs` and `mix.lock`, of each app in an umbrella (`apps_path:`) too, against the newest
+/// `mix.exs` and `mix.lock` (the one `lockfile:` names), of each app in an umbrella (`apps_path:`)
+/// too, against the newest
 /// `.beam` or compile manifest of the build. None when the build is fresh, or when there is no
 /// build to compare with.
 pub fn stale(project: &Path, env: &str) -> Option<Stale> {
@@ -147,8 +148,11 @@ pub fn stale(project: &Path, env: &str) -> Option<Stale> {
     let not_runtime = |path: &Path| path.file_name().is_none_or(|n| n != "runtime.exs");
     let mut changed: Vec<(SystemTime, PathBuf)> = Vec::new();
     for root in &roots {
-        for file in ["mix.exs", "mix.lock"] {
-            let path = root.join(file);
+        let lockfile = match root == project {
+            true => layout.lockfile.clone(),
+            false => root.join("mix.lock"),
+        };
+        for path in [root.join("mix.exs"), lockfile] {
             if let Some(time) = modified(&path) {
                 changed.push((time, path));
             }
@@ -285,7 +289,8 @@ mod tests {
         .unwrap();
         fs::write(
             root.join("services/api/mix.exs"),
-            "[app: :api, build_path: \"../../out\", config_path: \"../../config/config.exs\"]",
+            "[app: :api, build_path: \"../../out\", config_path: \"../../config/config.exs\",\
+             lockfile: \"../../mix.lock\"]",
         )
         .unwrap();
         let child = root.join("services/api");
@@ -309,6 +314,12 @@ mod tests {
         assert_eq!(
             stale(root, "dev").map(|s| s.newest),
             Some(PathBuf::from("services/api/lib/api.ex"))
+        );
+        // The umbrella's lock is the child's.
+        file_at(root, "mix.lock", 500);
+        assert_eq!(
+            stale(&child, "dev").map(|s| s.newest),
+            Some(PathBuf::from("../../mix.lock"))
         );
     }
 

@@ -29,8 +29,11 @@ pub struct Layout {
     pub config_file: PathBuf,
     /// An umbrella's children: `apps_path:`; none for a project that is no umbrella.
     pub apps: Option<PathBuf>,
+    /// The dependencies' lock: `lockfile:` (an umbrella child's is its umbrella's), else
+    /// `<project>/mix.lock`.
+    pub lockfile: PathBuf,
     /// The options `mix.exs` sets to something other than a plain value, taken as their
-    /// defaults (`build_path`, `build_per_environment`, `config_path`, `apps_path`).
+    /// defaults (`build_path`, `build_per_environment`, `config_path`, `apps_path`, `lockfile`).
     pub unread: Vec<&'static str>,
 }
 
@@ -63,6 +66,7 @@ impl Layout {
         let config_file =
             option("config_path").unwrap_or_else(|| project.join("config").join("config.exs"));
         let apps = option("apps_path");
+        let lockfile = option("lockfile").unwrap_or_else(|| project.join("mix.lock"));
         let per_environment = match keyword_values(text, "build_per_environment").next() {
             Some(value) if value.starts_with("false") => false,
             Some(value) if !value.starts_with("true") => {
@@ -82,6 +86,7 @@ impl Layout {
             per_environment,
             config_file,
             apps,
+            lockfile,
             unread,
         }
     }
@@ -260,6 +265,7 @@ mod tests {
         assert_eq!(layout.build("prod"), project.join("../../_build/prod"));
         assert_eq!(layout.config_file, project.join("../../config/config.exs"));
         assert_eq!(layout.config_dir(), project.join("../../config"));
+        assert_eq!(layout.lockfile, project.join("mix.lock"));
         assert!(layout.unread.is_empty());
 
         std::fs::write(
