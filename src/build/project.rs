@@ -190,7 +190,7 @@ mod tests {
         assert!(
             unread.ends_with(
                 "_build/dev: run `mix compile` first (or pass --project / --env) (mix.exs sets \
-                 build_path: to something other than a plain string, which mix-remote does not \
+                 build_path: to something other than a plain value, which mix-remote does not \
                  evaluate: it read Mix's default)"
             ),
             "{unread}"
