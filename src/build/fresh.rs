@@ -134,10 +134,9 @@ pub fn built_at(project: &Path, env: &str) -> Option<SystemTime> {
 /// The sources of `project` that changed after its build for `env` was last compiled: the
 /// files under `lib/`, `src/`, `include/` and `config/` (the project's own: the directory of
 /// `config_path:`; but `runtime.exs`, which is read when the code runs, not compiled),
-/// `mix.exs` and `mix.lock` (the one `lockfile:` names), of each app in an umbrella (`apps_path:`)
-/// too, against the newest
-/// `.beam` or compile manifest of the build. None when the build is fresh, or when there is no
-/// build to compare with.
+/// `mix.exs` and `mix.lock` (the one `lockfile:` names), of each app in an umbrella
+/// (`apps_path:`) too, against the newest `.beam` or compile manifest of the build. None when the
+/// build is fresh, or when there is no build to compare with.
 pub fn stale(project: &Path, env: &str) -> Option<Stale> {
     let layout = Layout::of(project);
     let built = newest(&layout.build(env))?;

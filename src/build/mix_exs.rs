@@ -68,8 +68,8 @@ impl Layout {
         let apps = option("apps_path");
         let lockfile = option("lockfile").unwrap_or_else(|| project.join("mix.lock"));
         let per_environment = match keyword_values(text, "build_per_environment").next() {
-            Some(value) if value.starts_with("false") => false,
-            Some(value) if !value.starts_with("true") => {
+            Some(value) if is_word(value, "false") => false,
+            Some(value) if !is_word(value, "true") => {
                 unread.push("build_per_environment");
                 true
             }
@@ -177,6 +177,12 @@ pub fn keyword_string<'t>(text: &'t str, key: &str) -> Option<&'t str> {
         let value = &rest[..rest.find('"')?];
         (!value.is_empty() && !value.contains('\\') && !value.contains("#{")).then_some(value)
     })
+}
+
+/// Whether `rest` starts with the word `word` (`false,` but not `false_or_not`).
+fn is_word(rest: &str, word: &str) -> bool {
+    rest.strip_prefix(word)
+        .is_some_and(|after| !after.starts_with(|c: char| c.is_alphanumeric() || "_?!".contains(c)))
 }
 
 /// What follows each `key:` of `text` that is a keyword of its own (not the end of a longer
@@ -317,6 +323,11 @@ mod tests {
         assert_eq!(layout.build("prod"), project.join("tmp/x"));
         assert_eq!(layout.note("build_path"), " (where MIX_BUILD_PATH puts it)");
 
+        let named = "[build_per_environment: false_unless_ci()]";
+        assert_eq!(
+            Layout::read(project, named, none).build("dev"),
+            project.join("_build/dev")
+        );
         let computed = "[build_per_environment: Mix.env() != :test]";
         let layout = Layout::read(project, computed, none);
         assert_eq!(layout.build("dev"), project.join("_build/dev"));
