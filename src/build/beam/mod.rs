@@ -416,10 +416,12 @@ fn literal_atoms(data: &[u8]) -> Result<Vec<String>, BeamErrorKind> {
     };
     let count = cur.u32()? as usize;
     let mut atoms = Vec::new();
+    // The module's literals together decode to at most `MAX_TERMS` terms.
+    let mut left = term::MAX_TERMS;
     for _ in 0..count {
         let size = cur.u32()? as usize;
-        let term =
-            term::decode(cur.take(size)?).map_err(|e| BeamErrorKind::Term("literal table", e))?;
+        let term = term::decode_within(cur.take(size)?, &mut left)
+            .map_err(|e| BeamErrorKind::Term("literal table", e))?;
         term.for_each_atom(&mut |a| atoms.push(a.to_owned()));
     }
     atoms.sort_unstable();

@@ -4,8 +4,10 @@
 //! and decoded by erl_dist: different input, full terms kept.)
 //!
 //! Only the shape the tool needs survives decoding: atoms, tuples, lists, maps and strings;
-//! numbers, binaries (unless asked for) and the rest are skipped. Nothing is allocated from a count in the input (every element
-//! costs at least one input byte), and nesting is limited, so hostile bytes yield an error.
+//! numbers, binaries (unless asked for) and the rest are skipped. Nothing is allocated from a
+//! count in the input (every element costs at least one input byte), nesting is limited, and so
+//! is the number of terms decoded (a byte of input can become a 32-byte [`Term`]), so hostile
+//! bytes yield an error, never a memory many times their size.
 
 use std::io::Read;
 
@@ -74,33 +76,48 @@ pub enum EtfError {
     /// Bytes follow the term.
     #[error("trailing bytes after term")]
     Trailing,
+    /// More terms than [`MAX_TERMS`].
+    #[error("more than {MAX_TERMS} terms")]
+    TooMany,
 }
 
 /// Deeper than anything real code produces, shallow enough for the thread's stack.
 const MAX_DEPTH: usize = 200;
 
+/// The most terms decoded from one input (a term or a module's literal table): the largest
+/// literal table of OTP's, Elixir's and the vendored libraries' modules holds some 62,000;
+/// 4 million (128 MiB of [`Term`]s) is far beyond real code.
+pub const MAX_TERMS: usize = 1 << 22;
+
 /// Decodes one complete term (with its version byte) that fills `bytes` exactly; binaries are
 /// skipped (they are most of a literal table and never name a module).
 pub fn decode(bytes: &[u8]) -> Result<Term, EtfError> {
-    decode_term(bytes, false)
+    decode_term(bytes, false, &mut { MAX_TERMS })
+}
+
+/// Like [`decode`], counting the terms decoded against `left` (see [`MAX_TERMS`]), which
+/// several inputs may share: the literals of one table.
+pub fn decode_within(bytes: &[u8], left: &mut usize) -> Result<Term, EtfError> {
+    decode_term(bytes, false, left)
 }
 
 /// Like [`decode`], but binaries are kept as [`Term::Bytes`]: for the small terms whose binaries
 /// are wanted, such as the Elixir version in Mix's `compile.elixir_scm`.
 pub fn decode_with_binaries(bytes: &[u8]) -> Result<Term, EtfError> {
-    decode_term(bytes, true)
+    decode_term(bytes, true, &mut { MAX_TERMS })
 }
 
-fn decode_term(bytes: &[u8], binaries: bool) -> Result<Term, EtfError> {
+fn decode_term(bytes: &[u8], binaries: bool, left: &mut usize) -> Result<Term, EtfError> {
     let (&version, rest) = bytes.split_first().ok_or(EtfError::Truncated)?;
     if version != 131 {
         return Err(EtfError::BadVersion);
     }
+    let mut decoder = Decoder { binaries, left };
     if rest.first() == Some(&80) {
-        return decode_compressed(&rest[1..], binaries);
+        return decoder.compressed(&rest[1..]);
     }
     let mut input = rest;
-    let term = term(&mut input, 0, binaries)?;
+    let term = decoder.term(&mut input, 0)?;
     if !input.is_empty() {
         return Err(EtfError::Trailing);
     }
@@ -109,28 +126,6 @@ fn decode_term(bytes: &[u8], binaries: bool) -> Result<Term, EtfError> {
 
 /// The largest inflated literal accepted: far beyond real code, small enough to never exhaust memory.
 const MAX_INFLATED: usize = 64 << 20;
-
-/// A `term_to_binary(T, [compressed])` body: the uncompressed size, then zlib data.
-fn decode_compressed(mut rest: &[u8], binaries: bool) -> Result<Term, EtfError> {
-    let size = u32_(&mut rest)?;
-    if size > MAX_INFLATED {
-        return Err(EtfError::BadCompression);
-    }
-    let mut plain = Vec::new();
-    flate2::read::ZlibDecoder::new(rest)
-        .take(size as u64 + 1)
-        .read_to_end(&mut plain)
-        .map_err(|_| EtfError::BadCompression)?;
-    if plain.len() != size {
-        return Err(EtfError::BadCompression);
-    }
-    let mut input = plain.as_slice();
-    let term = term(&mut input, 0, binaries)?;
-    if !input.is_empty() {
-        return Err(EtfError::Trailing);
-    }
-    Ok(term)
-}
 
 fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], EtfError> {
     if n > input.len() {
@@ -155,116 +150,149 @@ fn u32_(input: &mut &[u8]) -> Result<usize, EtfError> {
     Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
 }
 
-/// Reads `count` terms; each costs at least one byte, so a lying count runs out of input first.
-fn terms(
-    input: &mut &[u8],
-    count: usize,
-    depth: usize,
+/// One input's decoding: whether binaries are kept, and how many more terms may be decoded.
+struct Decoder<'l> {
     binaries: bool,
-) -> Result<Vec<Term>, EtfError> {
-    let mut out = Vec::new();
-    for _ in 0..count {
-        out.push(term(input, depth + 1, binaries)?);
+    left: &'l mut usize,
+}
+
+impl Decoder<'_> {
+    /// A `term_to_binary(T, [compressed])` body: the uncompressed size, then zlib data.
+    fn compressed(&mut self, mut rest: &[u8]) -> Result<Term, EtfError> {
+        let size = u32_(&mut rest)?;
+        if size > MAX_INFLATED {
+            return Err(EtfError::BadCompression);
+        }
+        let mut plain = Vec::new();
+        flate2::read::ZlibDecoder::new(rest)
+            .take(size as u64 + 1)
+            .read_to_end(&mut plain)
+            .map_err(|_| EtfError::BadCompression)?;
+        if plain.len() != size {
+            return Err(EtfError::BadCompression);
+        }
+        let mut input = plain.as_slice();
+        let term = self.term(&mut input, 0)?;
+        if !input.is_empty() {
+            return Err(EtfError::Trailing);
+        }
+        Ok(term)
     }
-    Ok(out)
+
+    /// Reads `count` terms; each costs at least one byte, so a lying count runs out of input first.
+    fn terms(
+        &mut self,
+        input: &mut &[u8],
+        count: usize,
+        depth: usize,
+    ) -> Result<Vec<Term>, EtfError> {
+        let mut out = Vec::new();
+        for _ in 0..count {
+            out.push(self.term(input, depth + 1)?);
+        }
+        Ok(out)
+    }
+
+    /// Reads one term (a container with everything in it).
+    fn term(&mut self, input: &mut &[u8], depth: usize) -> Result<Term, EtfError> {
+        if depth > MAX_DEPTH {
+            return Err(EtfError::TooDeep);
+        }
+        *self.left = self.left.checked_sub(1).ok_or(EtfError::TooMany)?;
+        let binaries = self.binaries;
+        let tag = u8_(input)?;
+        let skip = |input: &mut &[u8], n: usize| take(input, n).map(|_| Term::Other);
+        match tag {
+            // ATOM_EXT and SMALL_ATOM_EXT are Latin-1; every byte is the code point of its char.
+            100 => {
+                let n = u16_(input)?;
+                Ok(Term::Atom(
+                    take(input, n)?.iter().map(|&b| b as char).collect(),
+                ))
+            }
+            115 => {
+                let n = u8_(input)? as usize;
+                Ok(Term::Atom(
+                    take(input, n)?.iter().map(|&b| b as char).collect(),
+                ))
+            }
+            118 => {
+                let n = u16_(input)?;
+                utf8_atom(take(input, n)?)
+            }
+            119 => {
+                let n = u8_(input)? as usize;
+                utf8_atom(take(input, n)?)
+            }
+            104 => {
+                let n = u8_(input)? as usize;
+                self.terms(input, n, depth).map(Term::Tuple)
+            }
+            105 => {
+                let n = u32_(input)?;
+                self.terms(input, n, depth).map(Term::Tuple)
+            }
+            106 => Ok(Term::List(Vec::new())),
+            108 => {
+                let n = u32_(input)?;
+                let mut items = self.terms(input, n, depth)?;
+                match self.term(input, depth + 1)? {
+                    Term::List(tail) if tail.is_empty() => {}
+                    tail => items.push(tail),
+                }
+                Ok(Term::List(items))
+            }
+            116 => {
+                let n = u32_(input)?;
+                let mut pairs = Vec::new();
+                for _ in 0..n {
+                    let key = self.term(input, depth + 1)?;
+                    pairs.push((key, self.term(input, depth + 1)?));
+                }
+                Ok(Term::Map(pairs))
+            }
+            // EXPORT_EXT: `&Mod.fun/arity` as a literal; the module is what matters.
+            113 => {
+                let parts = self.terms(input, 3, depth)?;
+                Ok(Term::Tuple(parts))
+            }
+            97 => skip(input, 1),
+            98 => skip(input, 4),
+            70 => skip(input, 8),
+            99 => skip(input, 31),
+            107 => {
+                let n = u16_(input)?;
+                Ok(Term::Bytes(take(input, n)?.to_vec()))
+            }
+            109 if binaries => {
+                let n = u32_(input)?;
+                Ok(Term::Bytes(take(input, n)?.to_vec()))
+            }
+            109 => {
+                let n = u32_(input)?;
+                skip(input, n)
+            }
+            77 => {
+                let n = u32_(input)?;
+                skip(input, n.saturating_add(1))
+            }
+            110 => {
+                let n = u8_(input)? as usize;
+                skip(input, n + 1)
+            }
+            111 => {
+                let n = u32_(input)?;
+                skip(input, n.saturating_add(1))
+            }
+            other => Err(EtfError::BadTag(other)),
+        }
+    }
 }
 
 fn utf8_atom(bytes: &[u8]) -> Result<Term, EtfError> {
     std::str::from_utf8(bytes)
         .map(|s| Term::Atom(s.to_owned()))
         .map_err(|_| EtfError::BadAtom)
-}
-
-fn term(input: &mut &[u8], depth: usize, binaries: bool) -> Result<Term, EtfError> {
-    if depth > MAX_DEPTH {
-        return Err(EtfError::TooDeep);
-    }
-    let tag = u8_(input)?;
-    let skip = |input: &mut &[u8], n: usize| take(input, n).map(|_| Term::Other);
-    match tag {
-        // ATOM_EXT and SMALL_ATOM_EXT are Latin-1; every byte is the code point of its char.
-        100 => {
-            let n = u16_(input)?;
-            Ok(Term::Atom(
-                take(input, n)?.iter().map(|&b| b as char).collect(),
-            ))
-        }
-        115 => {
-            let n = u8_(input)? as usize;
-            Ok(Term::Atom(
-                take(input, n)?.iter().map(|&b| b as char).collect(),
-            ))
-        }
-        118 => {
-            let n = u16_(input)?;
-            utf8_atom(take(input, n)?)
-        }
-        119 => {
-            let n = u8_(input)? as usize;
-            utf8_atom(take(input, n)?)
-        }
-        104 => {
-            let n = u8_(input)? as usize;
-            terms(input, n, depth, binaries).map(Term::Tuple)
-        }
-        105 => {
-            let n = u32_(input)?;
-            terms(input, n, depth, binaries).map(Term::Tuple)
-        }
-        106 => Ok(Term::List(Vec::new())),
-        108 => {
-            let n = u32_(input)?;
-            let mut items = terms(input, n, depth, binaries)?;
-            match term(input, depth + 1, binaries)? {
-                Term::List(tail) if tail.is_empty() => {}
-                tail => items.push(tail),
-            }
-            Ok(Term::List(items))
-        }
-        116 => {
-            let n = u32_(input)?;
-            let mut pairs = Vec::new();
-            for _ in 0..n {
-                let key = term(input, depth + 1, binaries)?;
-                pairs.push((key, term(input, depth + 1, binaries)?));
-            }
-            Ok(Term::Map(pairs))
-        }
-        // EXPORT_EXT: `&Mod.fun/arity` as a literal; the module is what matters.
-        113 => {
-            let parts = terms(input, 3, depth, binaries)?;
-            Ok(Term::Tuple(parts))
-        }
-        97 => skip(input, 1),
-        98 => skip(input, 4),
-        70 => skip(input, 8),
-        99 => skip(input, 31),
-        107 => {
-            let n = u16_(input)?;
-            Ok(Term::Bytes(take(input, n)?.to_vec()))
-        }
-        109 if binaries => {
-            let n = u32_(input)?;
-            Ok(Term::Bytes(take(input, n)?.to_vec()))
-        }
-        109 => {
-            let n = u32_(input)?;
-            skip(input, n)
-        }
-        77 => {
-            let n = u32_(input)?;
-            skip(input, n.saturating_add(1))
-        }
-        110 => {
-            let n = u8_(input)? as usize;
-            skip(input, n + 1)
-        }
-        111 => {
-            let n = u32_(input)?;
-            skip(input, n.saturating_add(1))
-        }
-        other => Err(EtfError::BadTag(other)),
-    }
 }
 
 #[cfg(test)]
@@ -352,6 +380,24 @@ mod tests {
         deep.extend(std::iter::repeat_n([104u8, 1], 1000).flatten());
         deep.push(106);
         assert_eq!(decode(&deep), Err(EtfError::TooDeep));
+    }
+
+    #[test]
+    fn the_terms_decoded_are_counted_against_a_limit() {
+        // [[], [], ...]: the list, its elements and its tail are a term each.
+        let nils = |n: usize| {
+            let mut b = vec![131, 108];
+            b.extend(u32::try_from(n).unwrap().to_be_bytes());
+            b.resize(b.len() + n + 1, 106);
+            b
+        };
+        assert!(decode(&nils(MAX_TERMS - 2)).is_ok());
+        assert_eq!(decode(&nils(MAX_TERMS - 1)), Err(EtfError::TooMany));
+        // Shared by the literals of one table.
+        let mut left = 7;
+        assert!(decode_within(&nils(3), &mut left).is_ok());
+        assert_eq!(left, 2);
+        assert_eq!(decode_within(&nils(1), &mut left), Err(EtfError::TooMany));
     }
 
     #[test]
