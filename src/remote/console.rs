@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use erl_dist::term::Term;
+use tokio::sync::watch;
 
 use crate::remote::boot::SERVER;
 use crate::remote::node::relay::{self, FromRelay, RELAY};
@@ -133,18 +134,23 @@ pub struct Counts {
     pub reads: AtomicU64,
 }
 
-/// Starts the console of one host: it handles `inbox` until the connection's last message.
+/// Starts the console of one host: it handles `inbox` until the connection's last message,
+/// from when `pushed` turns `true` (or its sender goes): the function's output and prompts come
+/// after the lines of the phases before it.
 pub fn start(
     node: Arc<Node>,
     mut inbox: Inbox,
     report: Arc<Reporter>,
     input: Input,
+    mut pushed: watch::Receiver<bool>,
 ) -> Arc<Counts> {
     let counts = Arc::new(Counts::default());
     let seen = Arc::clone(&counts);
+    let runtime = tokio::runtime::Handle::current();
     std::thread::Builder::new()
         .name("console".into())
         .spawn(move || {
+            let _ = runtime.block_on(pushed.wait_for(|&pushed| pushed));
             while let Some(message) = inbox.blocking_next() {
                 match message {
                     FromRelay::Out(bytes) => {

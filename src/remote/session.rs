@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use erl_dist::term::{Binary, Map, Term};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::build::entry::display_module;
 use crate::build::native;
@@ -119,6 +119,7 @@ where
             had: None,
             known: None,
             holds: true,
+            pushed: watch::Sender::new(false),
         };
         let connected = session
             .connect(&mut login.master, login.interactive, job, &mut stats)
@@ -164,6 +165,7 @@ where
         had: None,
         known: None,
         holds: true,
+        pushed: watch::Sender::new(false),
     };
     let result = async {
         let (node, known, sent) = session
@@ -254,6 +256,10 @@ struct Session<'a> {
     /// Whether the node holds a request that comes before its load is done until it is (its boot
     /// program is this tool's): the work then starts with the push, a round trip sooner.
     holds: bool,
+    /// Opened (`true`, or dropped) once the push is over: the console writes the function's
+    /// output and prompts only then, below the push's line (the node may start the work before
+    /// the tool has heard its load is done).
+    pushed: watch::Sender<bool>,
 }
 
 impl Session<'_> {
@@ -285,6 +291,7 @@ impl Session<'_> {
                         result = &mut work, if early.is_none() => early = Some(result),
                     }
                 };
+                self.pushed.send_replace(true);
                 if let Err(e) = pushed {
                     // A node that ended without the tool hearing its load may have ended in the
                     // call that went with it (an abrupt halt loses what it had not yet written
@@ -309,7 +316,9 @@ impl Session<'_> {
                 None => (work.await, started),
             }
         } else {
-            self.push(&node, job, stats, None).await?;
+            let pushed = self.push(&node, job, stats, None).await;
+            self.pushed.send_replace(true);
+            pushed?;
             let started = Instant::now();
             (work(Arc::clone(&node), Ready::now()).await, started)
         };
@@ -488,6 +497,7 @@ impl Session<'_> {
             inbox,
             Arc::clone(self.report),
             self.input.clone(),
+            self.pushed.subscribe(),
         ));
         let (known, sent) = match told {
             Some(Some((known, sent))) => (Some(known), Some(Sent { writing, ..sent })),

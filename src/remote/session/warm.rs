@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
+
 use super::{LocalEnd, Session, SessionError, Stats, timeout};
 use crate::config::HostSettings;
 use crate::events::Stage;
@@ -138,6 +140,7 @@ where
         had: claim.had.as_ref(),
         known,
         holds,
+        pushed: watch::Sender::new(false),
     };
     let result = async {
         let booting = Instant::now();
@@ -175,6 +178,7 @@ where
             inbox,
             Arc::clone(report),
             input.clone(),
+            session.pushed.subscribe(),
         ));
         session.set_remote_env(&node, limit).await?;
         phase.done(format!("remote node {} up", ids.remote));
