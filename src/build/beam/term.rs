@@ -86,8 +86,9 @@ const MAX_DEPTH: usize = 200;
 
 /// The most terms decoded from one input (a term or a module's literal table): the largest
 /// literal table of OTP's, Elixir's and the vendored libraries' modules holds some 62,000;
-/// 4 million (128 MiB of [`Term`]s) is far beyond real code.
-pub const MAX_TERMS: usize = 1 << 22;
+/// a million (32 MiB of [`Term`]s, within the fuzzer's 64 MiB allocation limit) is far beyond
+/// real code.
+pub const MAX_TERMS: usize = 1 << 20;
 
 /// Decodes one complete term (with its version byte) that fills `bytes` exactly; binaries are
 /// skipped (they are most of a literal table and never name a module).
