@@ -248,6 +248,24 @@ fn up_serves_runs_with_fresh_nodes_and_down_leaves_nothing() {
         assert_served(&out, None);
         out.assert_local_clean();
     }
+    // Output at once, more than the relay sends before the tool acknowledges it, while the tool
+    // may not have heard the load is done: all of it, in order, after the push.
+    let many = sessions
+        .on_then(
+            &sshd,
+            &["run", "Demo.Ux.lines", "--no-compile"],
+            &["--", "3000"],
+        )
+        .run();
+    assert_eq!(many.code, Some(0), "{}", many.stderr);
+    let lines: Vec<&str> = many.stdout.lines().collect();
+    assert_eq!(lines.len(), 3001, "{}", many.stderr);
+    assert!(
+        lines[2999].starts_with("line 3000 of 3000 "),
+        "{}",
+        lines[2999]
+    );
+    assert_eq!(lines[3000], ":ok");
     // `eval` uses the session too.
     let eval = sessions.on(&sshd, &["eval", "-v", "Demo.Money.__struct__().currency"]);
     assert_eq!(eval.code, Some(0), "{}", eval.stderr);
@@ -255,7 +273,7 @@ fn up_serves_runs_with_fresh_nodes_and_down_leaves_nothing() {
     eval.assert_local_clean();
     // The agent counts a run once the run has let go of its node.
     let deadline = Instant::now() + LIMIT;
-    while sessions.status()[0]["runs"] != 3 {
+    while sessions.status()[0]["runs"] != 4 {
         assert!(Instant::now() < deadline, "{:?}", sessions.status());
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -134,15 +134,15 @@ pub struct Counts {
     pub reads: AtomicU64,
 }
 
-/// Starts the console of one host: it handles `inbox` until the connection's last message,
-/// from when `pushed` turns `true` (or its sender goes): the function's output and prompts come
-/// after the lines of the phases before it.
+/// Starts the console of one host: it handles `inbox` until the connection's last message, each
+/// message while `open` is `true` (or its sender is gone): the session closes it while the push
+/// goes on, so that the function's output and prompts come after the push's line.
 pub fn start(
     node: Arc<Node>,
     mut inbox: Inbox,
     report: Arc<Reporter>,
     input: Input,
-    mut pushed: watch::Receiver<bool>,
+    mut open: watch::Receiver<bool>,
 ) -> Arc<Counts> {
     let counts = Arc::new(Counts::default());
     let seen = Arc::clone(&counts);
@@ -150,8 +150,10 @@ pub fn start(
     std::thread::Builder::new()
         .name("console".into())
         .spawn(move || {
-            let _ = runtime.block_on(pushed.wait_for(|&pushed| pushed));
             while let Some(message) = inbox.blocking_next() {
+                if !*open.borrow() {
+                    let _ = runtime.block_on(open.wait_for(|&open| open));
+                }
                 match message {
                     FromRelay::Out(bytes) => {
                         input.output(&report, &bytes);

@@ -65,7 +65,7 @@ pub async fn remote(node: &Node, apps: &[&str], timeout: Duration) -> Result<Rem
     let apps: Vec<Term> = apps.iter().map(|a| atom(a)).collect();
     let args = vec![List::from(apps).into()];
     let reply = node
-        .request(SERVER, Request::Info.name(), args, Some(timeout))
+        .request_before_output(SERVER, Request::Info.name(), args, None, Some(timeout))
         .await?;
     parse_remote(&reply).ok_or_else(|| PushError::Unexpected(reply.to_string()))
 }
@@ -166,7 +166,13 @@ pub async fn push(
     args.extend(load.args.iter().cloned());
     let batch = Arc::clone(&prepared.batch);
     let reply = node
-        .request_attached(SERVER, Request::Load.name(), args, batch, Some(timeout))
+        .request_before_output(
+            SERVER,
+            Request::Load.name(),
+            args,
+            Some(batch),
+            Some(timeout),
+        )
         .await?;
     load.pushed(&reply, prepared, apps)
 }

@@ -119,7 +119,7 @@ where
             had: None,
             known: None,
             holds: true,
-            pushed: watch::Sender::new(false),
+            output_open: watch::Sender::new(true),
         };
         let connected = session
             .connect(&mut login.master, login.interactive, job, &mut stats)
@@ -165,7 +165,7 @@ where
         had: None,
         known: None,
         holds: true,
-        pushed: watch::Sender::new(false),
+        output_open: watch::Sender::new(true),
     };
     let result = async {
         let (node, known, sent) = session
@@ -256,10 +256,10 @@ struct Session<'a> {
     /// Whether the node holds a request that comes before its load is done until it is (its boot
     /// program is this tool's): the work then starts with the push, a round trip sooner.
     holds: bool,
-    /// Opened (`true`, or dropped) once the push is over: the console writes the function's
-    /// output and prompts only then, below the push's line (the node may start the work before
-    /// the tool has heard its load is done).
-    pushed: watch::Sender<bool>,
+    /// Closed (`false`) while the push goes on: the console writes the function's output and
+    /// prompts only once it is over (or the sender is gone), below the push's line, as the node
+    /// may start the work before the tool has heard its load is done.
+    output_open: watch::Sender<bool>,
 }
 
 impl Session<'_> {
@@ -279,6 +279,7 @@ impl Session<'_> {
         F: Future<Output = Result<T, SessionError>>,
     {
         console::follow_geometry(&node);
+        self.output_open.send_replace(false);
         let (result, started) = if sent.is_some() || self.holds {
             let (pushed, ready) = Ready::after_load();
             let mut work = std::pin::pin!(work(Arc::clone(&node), ready));
@@ -291,7 +292,7 @@ impl Session<'_> {
                         result = &mut work, if early.is_none() => early = Some(result),
                     }
                 };
-                self.pushed.send_replace(true);
+                self.output_open.send_replace(true);
                 if let Err(e) = pushed {
                     // A node that ended without the tool hearing its load may have ended in the
                     // call that went with it (an abrupt halt loses what it had not yet written
@@ -317,7 +318,7 @@ impl Session<'_> {
             }
         } else {
             let pushed = self.push(&node, job, stats, None).await;
-            self.pushed.send_replace(true);
+            self.output_open.send_replace(true);
             pushed?;
             let started = Instant::now();
             (work(Arc::clone(&node), Ready::now()).await, started)
@@ -497,7 +498,7 @@ impl Session<'_> {
             inbox,
             Arc::clone(self.report),
             self.input.clone(),
-            self.pushed.subscribe(),
+            self.output_open.subscribe(),
         ));
         let (known, sent) = match told {
             Some(Some((known, sent))) => (Some(known), Some(Sent { writing, ..sent })),

@@ -270,23 +270,25 @@ impl Node {
         timeout: Option<Duration>,
     ) -> Result<Term, CallError> {
         let request = tuple(vec![atom(op), List::from(args).into()]);
-        self.gen_call(server, request, op.to_owned(), timeout, None)
+        self.gen_call(server, request, op.to_owned(), timeout, None, true)
             .await
     }
 
-    /// Like [`Node::request`], with `attached` sent where `args` hold the binary
-    /// [`dist::ATTACHED`]: a large binary shared by every host is written to the connection as it
-    /// is, without a copy per host.
-    pub async fn request_attached(
+    /// Like [`Node::request`], for the push's requests: the reply is taken as it comes, not held
+    /// until the output the relay sent before it is handled (the console writes output only
+    /// once the push is over, which would wait for this reply). With `attached`, it is sent
+    /// where `args` hold the binary [`dist::ATTACHED`]: a large binary shared by every host is
+    /// written to the connection as it is, without a copy per host.
+    pub async fn request_before_output(
         &self,
         server: &str,
         op: &str,
         args: Vec<Term>,
-        attached: Arc<[u8]>,
+        attached: Option<Arc<[u8]>>,
         timeout: Option<Duration>,
     ) -> Result<Term, CallError> {
         let request = tuple(vec![atom(op), List::from(args).into()]);
-        self.gen_call(server, request, op.to_owned(), timeout, Some(attached))
+        self.gen_call(server, request, op.to_owned(), timeout, attached, false)
             .await
     }
 
@@ -307,11 +309,13 @@ impl Node {
             List::from(args).into(),
             self.pid.clone().into(),
         ]);
-        self.gen_call("rex", request, mfa, timeout, None).await
+        self.gen_call("rex", request, mfa, timeout, None, true)
+            .await
     }
 
     /// Sends `request` as a gen_server call to the remote process registered as `to` and waits
-    /// for its reply; `what` names the call in errors.
+    /// for its reply, and then, `after_output`, until the output relayed before the reply is
+    /// handled; `what` names the call in errors.
     async fn gen_call(
         &self,
         to: &str,
@@ -319,6 +323,7 @@ impl Node {
         what: String,
         timeout: Option<Duration>,
         attached: Option<Arc<[u8]>>,
+        after_output: bool,
     ) -> Result<Term, CallError> {
         let reference = self.make_ref();
         let (tx, rx) = oneshot::channel();
@@ -352,11 +357,13 @@ impl Node {
             },
         };
         // An inbox nobody reads (dropped) has nothing to wait for.
-        let _ = self
-            .handled
-            .clone()
-            .wait_for(|&handled| handled >= relayed_before)
-            .await;
+        if after_output {
+            let _ = self
+                .handled
+                .clone()
+                .wait_for(|&handled| handled >= relayed_before)
+                .await;
+        }
         match reply {
             Term::Tuple(t) if t.elements.len() == 2 && is_atom(&t.elements[0], "badrpc") => {
                 Err(CallError::BadRpc {

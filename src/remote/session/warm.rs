@@ -140,7 +140,7 @@ where
         had: claim.had.as_ref(),
         known,
         holds,
-        pushed: watch::Sender::new(false),
+        output_open: watch::Sender::new(true),
     };
     let result = async {
         let booting = Instant::now();
@@ -178,7 +178,7 @@ where
             inbox,
             Arc::clone(report),
             input.clone(),
-            session.pushed.subscribe(),
+            session.output_open.subscribe(),
         ));
         session.set_remote_env(&node, limit).await?;
         phase.done(format!("remote node {} up", ids.remote));
