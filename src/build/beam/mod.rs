@@ -12,6 +12,7 @@ pub(crate) mod term;
 
 pub use term::EtfError;
 
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -415,18 +416,13 @@ fn literal_atoms(data: &[u8]) -> Result<Vec<String>, BeamErrorKind> {
         what: "literal table",
     };
     let count = cur.u32()? as usize;
-    let mut atoms = Vec::new();
-    // The module's literals together decode to at most `MAX_TERMS` terms.
-    let mut left = term::MAX_TERMS;
+    let mut atoms = BTreeSet::new();
     for _ in 0..count {
         let size = cur.u32()? as usize;
-        let term = term::decode_within(cur.take(size)?, &mut left)
+        term::atoms_into(cur.take(size)?, &mut atoms)
             .map_err(|e| BeamErrorKind::Term("literal table", e))?;
-        term.for_each_atom(&mut |a| atoms.push(a.to_owned()));
     }
-    atoms.sort_unstable();
-    atoms.dedup();
-    Ok(atoms)
+    Ok(atoms.into_iter().collect())
 }
 
 /// The value under `key` in a keyword list (`[{key, value}, ...]`), as the Attr and CInf chunks hold.

@@ -6,9 +6,11 @@
 //! Only the shape the tool needs survives decoding: atoms, tuples, lists, maps and strings;
 //! numbers, binaries (unless asked for) and the rest are skipped. Nothing is allocated from a
 //! count in the input (every element costs at least one input byte), nesting is limited, and so
-//! is the number of terms decoded (a byte of input can become a 32-byte [`Term`]), so hostile
-//! bytes yield an error, never a memory many times their size.
+//! is the number of terms decoded as a tree (a byte of input can become a 32-byte [`Term`]); the
+//! literal table, which may be large, is walked for its distinct atoms without a tree
+//! ([`atoms_into`]). So hostile bytes yield an error, never a memory many times their size.
 
+use std::collections::BTreeSet;
 use std::io::Read;
 
 /// A decoded term, reduced to what names modules.
@@ -30,19 +32,6 @@ pub enum Term {
 }
 
 impl Term {
-    /// Calls `f` on every atom inside the term, however deeply nested.
-    pub fn for_each_atom<'a>(&'a self, f: &mut impl FnMut(&'a str)) {
-        match self {
-            Term::Atom(a) => f(a),
-            Term::Tuple(items) | Term::List(items) => items.iter().for_each(|t| t.for_each_atom(f)),
-            Term::Map(pairs) => pairs.iter().for_each(|(k, v)| {
-                k.for_each_atom(f);
-                v.for_each_atom(f);
-            }),
-            Term::Bytes(_) | Term::Other => {}
-        }
-    }
-
     /// The atom's text, if this is an atom.
     pub fn as_atom(&self) -> Option<&str> {
         match self {
@@ -79,41 +68,57 @@ pub enum EtfError {
     /// More terms than [`MAX_TERMS`].
     #[error("more than {MAX_TERMS} terms")]
     TooMany,
+    /// More distinct atoms than [`MAX_ATOMS`].
+    #[error("more than {MAX_ATOMS} distinct atoms, more than the VM's atom table holds")]
+    TooManyAtoms,
 }
 
 /// Deeper than anything real code produces, shallow enough for the thread's stack.
 const MAX_DEPTH: usize = 200;
 
-/// The most terms decoded from one input (a term or a module's literal table): the largest
-/// literal table of OTP's, Elixir's and the vendored libraries' modules holds some 62,000;
-/// a million (32 MiB of [`Term`]s, within the fuzzer's 64 MiB allocation limit) is far beyond
-/// real code.
+/// The most terms decoded as a tree from one input (the attributes, compile info or metadata of
+/// a module: small terms): a million (32 MiB of [`Term`]s, within the fuzzer's 64 MiB allocation
+/// limit) is far beyond real code.
 pub const MAX_TERMS: usize = 1 << 20;
+
+/// The most distinct atoms [`atoms_into`] collects: the VM's own atom table holds no more (its
+/// default size), so no module that can be loaded has more.
+pub const MAX_ATOMS: usize = 1 << 20;
 
 /// Decodes one complete term (with its version byte) that fills `bytes` exactly; binaries are
 /// skipped (they are most of a literal table and never name a module).
 pub fn decode(bytes: &[u8]) -> Result<Term, EtfError> {
-    decode_term(bytes, false, &mut { MAX_TERMS })
+    decode_term(bytes, false, &mut { MAX_TERMS }, None)
 }
 
-/// Like [`decode`], counting the terms decoded against `left` (see [`MAX_TERMS`]), which
-/// several inputs may share: the literals of one table.
-pub fn decode_within(bytes: &[u8], left: &mut usize) -> Result<Term, EtfError> {
-    decode_term(bytes, false, left)
+/// Adds every atom of the term `bytes` (with its version byte, filling it exactly) to `atoms`,
+/// without building the term: for the literal table, whose data may be large. Memory grows only
+/// with the distinct atoms, at most [`MAX_ATOMS`] of them.
+pub fn atoms_into(bytes: &[u8], atoms: &mut BTreeSet<String>) -> Result<(), EtfError> {
+    decode_term(bytes, false, &mut { usize::MAX }, Some(atoms)).map(drop)
 }
 
 /// Like [`decode`], but binaries are kept as [`Term::Bytes`]: for the small terms whose binaries
 /// are wanted, such as the Elixir version in Mix's `compile.elixir_scm`.
 pub fn decode_with_binaries(bytes: &[u8]) -> Result<Term, EtfError> {
-    decode_term(bytes, true, &mut { MAX_TERMS })
+    decode_term(bytes, true, &mut { MAX_TERMS }, None)
 }
 
-fn decode_term(bytes: &[u8], binaries: bool, left: &mut usize) -> Result<Term, EtfError> {
+fn decode_term(
+    bytes: &[u8],
+    binaries: bool,
+    left: &mut usize,
+    atoms: Option<&mut BTreeSet<String>>,
+) -> Result<Term, EtfError> {
     let (&version, rest) = bytes.split_first().ok_or(EtfError::Truncated)?;
     if version != 131 {
         return Err(EtfError::BadVersion);
     }
-    let mut decoder = Decoder { binaries, left };
+    let mut decoder = Decoder {
+        binaries,
+        left,
+        atoms,
+    };
     if rest.first() == Some(&80) {
         return decoder.compressed(&rest[1..]);
     }
@@ -151,10 +156,13 @@ fn u32_(input: &mut &[u8]) -> Result<usize, EtfError> {
     Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
 }
 
-/// One input's decoding: whether binaries are kept, and how many more terms may be decoded.
+/// One input's decoding: whether binaries are kept, how many more terms may be decoded, and,
+/// when only its atoms are wanted, where they go (the term is then not built: every container
+/// decodes to [`Term::Other`]).
 struct Decoder<'l> {
     binaries: bool,
     left: &'l mut usize,
+    atoms: Option<&'l mut BTreeSet<String>>,
 }
 
 impl Decoder<'_> {
@@ -189,9 +197,26 @@ impl Decoder<'_> {
     ) -> Result<Vec<Term>, EtfError> {
         let mut out = Vec::new();
         for _ in 0..count {
-            out.push(self.term(input, depth + 1)?);
+            let term = self.term(input, depth + 1)?;
+            if self.atoms.is_none() {
+                out.push(term);
+            }
         }
         Ok(out)
+    }
+
+    /// The atom `name`: collected, when only atoms are wanted, else a term.
+    fn atom(&mut self, name: std::borrow::Cow<'_, str>) -> Result<Term, EtfError> {
+        let Some(atoms) = self.atoms.as_deref_mut() else {
+            return Ok(Term::Atom(name.into_owned()));
+        };
+        if !atoms.contains(name.as_ref()) {
+            if atoms.len() >= MAX_ATOMS {
+                return Err(EtfError::TooManyAtoms);
+            }
+            atoms.insert(name.into_owned());
+        }
+        Ok(Term::Other)
     }
 
     /// Reads one term (a container with everything in it).
@@ -201,29 +226,26 @@ impl Decoder<'_> {
         }
         *self.left = self.left.checked_sub(1).ok_or(EtfError::TooMany)?;
         let binaries = self.binaries;
+        let tree = self.atoms.is_none();
         let tag = u8_(input)?;
         let skip = |input: &mut &[u8], n: usize| take(input, n).map(|_| Term::Other);
         match tag {
             // ATOM_EXT and SMALL_ATOM_EXT are Latin-1; every byte is the code point of its char.
             100 => {
                 let n = u16_(input)?;
-                Ok(Term::Atom(
-                    take(input, n)?.iter().map(|&b| b as char).collect(),
-                ))
+                self.atom(latin1(take(input, n)?).into())
             }
             115 => {
                 let n = u8_(input)? as usize;
-                Ok(Term::Atom(
-                    take(input, n)?.iter().map(|&b| b as char).collect(),
-                ))
+                self.atom(latin1(take(input, n)?).into())
             }
             118 => {
                 let n = u16_(input)?;
-                utf8_atom(take(input, n)?)
+                self.atom(utf8(take(input, n)?)?.into())
             }
             119 => {
                 let n = u8_(input)? as usize;
-                utf8_atom(take(input, n)?)
+                self.atom(utf8(take(input, n)?)?.into())
             }
             104 => {
                 let n = u8_(input)? as usize;
@@ -248,7 +270,10 @@ impl Decoder<'_> {
                 let mut pairs = Vec::new();
                 for _ in 0..n {
                     let key = self.term(input, depth + 1)?;
-                    pairs.push((key, self.term(input, depth + 1)?));
+                    let value = self.term(input, depth + 1)?;
+                    if tree {
+                        pairs.push((key, value));
+                    }
                 }
                 Ok(Term::Map(pairs))
             }
@@ -261,6 +286,10 @@ impl Decoder<'_> {
             98 => skip(input, 4),
             70 => skip(input, 8),
             99 => skip(input, 31),
+            107 if !tree => {
+                let n = u16_(input)?;
+                skip(input, n)
+            }
             107 => {
                 let n = u16_(input)?;
                 Ok(Term::Bytes(take(input, n)?.to_vec()))
@@ -290,10 +319,15 @@ impl Decoder<'_> {
     }
 }
 
-fn utf8_atom(bytes: &[u8]) -> Result<Term, EtfError> {
-    std::str::from_utf8(bytes)
-        .map(|s| Term::Atom(s.to_owned()))
-        .map_err(|_| EtfError::BadAtom)
+/// An atom's text in UTF-8 (ATOM_UTF8_EXT).
+fn utf8(bytes: &[u8]) -> Result<&str, EtfError> {
+    std::str::from_utf8(bytes).map_err(|_| EtfError::BadAtom)
+}
+
+/// An atom's text in Latin-1 (ATOM_EXT, SMALL_ATOM_EXT): every byte is the code point of its
+/// char.
+fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| b as char).collect()
 }
 
 #[cfg(test)]
@@ -314,9 +348,13 @@ mod tests {
         b.extend([97, 1, 70, 0, 0, 0, 0, 0, 0, 0, 0, 107, 0, 3]);
         b.extend(b"str");
         let t = decode(&b).unwrap();
-        let mut atoms = Vec::new();
-        t.for_each_atom(&mut |a| atoms.push(a.to_owned()));
-        assert_eq!(atoms, ["a", "Elixir.B", "k"]);
+        let list = Term::List(vec![atom("a"), atom("Elixir.B")]);
+        let map = Term::Map(vec![(atom("k"), Term::Other)]);
+        let str = Term::Bytes(b"str".to_vec());
+        assert_eq!(
+            t,
+            Term::Tuple(vec![list, map, Term::Other, Term::Other, str])
+        );
     }
 
     #[test]
@@ -394,11 +432,34 @@ mod tests {
         };
         assert!(decode(&nils(MAX_TERMS - 2)).is_ok());
         assert_eq!(decode(&nils(MAX_TERMS - 1)), Err(EtfError::TooMany));
-        // Shared by the literals of one table.
-        let mut left = 7;
-        assert!(decode_within(&nils(3), &mut left).is_ok());
-        assert_eq!(left, 2);
-        assert_eq!(decode_within(&nils(1), &mut left), Err(EtfError::TooMany));
+    }
+
+    #[test]
+    fn only_the_distinct_atoms_of_a_literal_are_kept() {
+        // [a, 'Elixir.B', {a, "str", #{a => [a]}}] and [b]: nothing but the atoms is built.
+        let mut b = vec![131, 108, 0, 0, 0, 3, 119, 1, b'a', 119, 8];
+        b.extend(b"Elixir.B");
+        b.extend([104, 3, 100, 0, 1, b'a', 107, 0, 3, b's', b't', b'r']);
+        b.extend([
+            116, 0, 0, 0, 1, 115, 1, b'a', 108, 0, 0, 0, 1, 119, 1, b'a', 106, 106,
+        ]);
+        let mut atoms = BTreeSet::new();
+        atoms_into(&b, &mut atoms).unwrap();
+        atoms_into(&[131, 108, 0, 0, 0, 1, 119, 1, b'b', 106], &mut atoms).unwrap();
+        assert_eq!(Vec::from_iter(atoms), ["Elixir.B", "a", "b"]);
+        // However many terms (more than MAX_TERMS here), memory grows only with distinct atoms.
+        let mut many = vec![131, 108];
+        many.extend(u32::try_from(MAX_TERMS).unwrap().to_be_bytes());
+        many.extend(std::iter::repeat_n([119u8, 1, b'z'], MAX_TERMS).flatten());
+        many.push(106);
+        let mut atoms = BTreeSet::new();
+        atoms_into(&many, &mut atoms).unwrap();
+        assert_eq!(atoms.len(), 1);
+        let mut full: BTreeSet<String> = (0..MAX_ATOMS).map(|i| i.to_string()).collect();
+        assert_eq!(
+            atoms_into(&[131, 119, 1, b'y'], &mut full),
+            Err(EtfError::TooManyAtoms)
+        );
     }
 
     #[test]
