@@ -58,10 +58,10 @@ impl Layout {
                 None
             }
         };
-        let build_path = option("build_path");
+        // Mix reads `build_path:` only without MIX_BUILD_ROOT.
         let build_root = match var("MIX_BUILD_ROOT") {
             Some(root) => project.join(root),
-            None => build_path.unwrap_or_else(|| project.join("_build")),
+            None => option("build_path").unwrap_or_else(|| project.join("_build")),
         };
         let config_file =
             option("config_path").unwrap_or_else(|| project.join("config").join("config.exs"));
@@ -318,6 +318,9 @@ mod tests {
             Layout::read(project, "[build_path: \"out\"]", host).build("dev"),
             project.join("out/dev")
         );
+        let computed = "[build_path: Path.expand(\"out\")]";
+        let root = vars(&[("MIX_BUILD_ROOT", "/b")]);
+        assert_eq!(Layout::read(project, computed, root).note("build_path"), "");
         let path = vars(&[("MIX_BUILD_PATH", "tmp/x"), ("MIX_BUILD_ROOT", "/b")]);
         let layout = Layout::read(project, shared, path);
         assert_eq!(layout.build("prod"), project.join("tmp/x"));

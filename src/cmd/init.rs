@@ -89,10 +89,11 @@ pub fn builds(project: &Path) -> Vec<String> {
 /// when there is none.
 fn mix_env_line(builds: &[String]) -> String {
     match builds {
-        [] => "  # mix_env: prod      # no build in _build/ yet: $MIX_ENV, else dev".to_owned(),
-        [only] => format!("  mix_env: {only}      # the build in _build/{only}"),
+        [] => "  # mix_env: prod      # no build of an environment found: $MIX_ENV, else dev"
+            .to_owned(),
+        [only] => format!("  mix_env: {only}      # the environment built"),
         [last, others @ ..] => format!(
-            "  mix_env: {last}      # compiled last; _build/ also has {}",
+            "  mix_env: {last}      # compiled last; also built: {}",
             others.join(", ")
         ),
     }
@@ -298,7 +299,7 @@ mod tests {
         let hosts = ["deploy@web-1".to_owned(), "ops@[::1]".to_owned()];
         let builds = ["prod".to_owned(), "dev".to_owned()];
         let text = config_text(&hosts, Some("MyApp.Smoke.check"), &builds);
-        assert!(text.contains("  mix_env: prod      # compiled last; _build/ also has dev\n"));
+        assert!(text.contains("  mix_env: prod      # compiled last; also built: dev\n"));
         let config = Config::parse(&text, path).unwrap();
         let chosen = select(Some(&config), &[], &["servers".into()]).unwrap();
         assert_eq!(chosen.len(), 2);
