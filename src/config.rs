@@ -544,35 +544,44 @@ fn home_of(user: &str) -> Option<PathBuf> {
     {
         return Some(PathBuf::from(home));
     }
-    // SAFETY: getpwuid_r/getpwnam_r write only into `entry` and `buf` (of the length given), and
-    // `found` points at `entry` or is null; `pw_dir` then points into `buf`, read before it goes.
-    unsafe {
-        let mut entry: libc::passwd = std::mem::zeroed();
-        let mut buf = vec![0u8; 16 * 1024];
-        let mut found: *mut libc::passwd = std::ptr::null_mut();
-        let status = if user.is_empty() {
-            libc::getpwuid_r(
-                libc::getuid(),
-                &mut entry,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut found,
-            )
-        } else {
-            let name = CString::new(user).ok()?;
-            libc::getpwnam_r(
-                name.as_ptr(),
-                &mut entry,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut found,
-            )
-        };
-        if status != 0 || found.is_null() || entry.pw_dir.is_null() {
-            return None;
+    let name = CString::new(user).ok()?;
+    // An entry larger than the buffer is ERANGE: again with a larger one, up to 1 MiB.
+    let mut size = 16 * 1024;
+    loop {
+        let mut buf = vec![0u8; size];
+        // SAFETY: getpwuid_r/getpwnam_r write only into `entry` and `buf` (of the length given),
+        // and `found` points at `entry` or is null; `pw_dir` then points into `buf`, read
+        // before it goes.
+        unsafe {
+            let mut entry: libc::passwd = std::mem::zeroed();
+            let mut found: *mut libc::passwd = std::ptr::null_mut();
+            let status = if user.is_empty() {
+                libc::getpwuid_r(
+                    libc::getuid(),
+                    &mut entry,
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    &mut found,
+                )
+            } else {
+                libc::getpwnam_r(
+                    name.as_ptr(),
+                    &mut entry,
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    &mut found,
+                )
+            };
+            if status == libc::ERANGE && size < 1 << 20 {
+                size *= 2;
+                continue;
+            }
+            if status != 0 || found.is_null() || entry.pw_dir.is_null() {
+                return None;
+            }
+            let dir = CStr::from_ptr(entry.pw_dir).to_bytes();
+            return (!dir.is_empty()).then(|| PathBuf::from(OsStr::from_bytes(dir)));
         }
-        let dir = CStr::from_ptr(entry.pw_dir).to_bytes();
-        (!dir.is_empty()).then(|| PathBuf::from(OsStr::from_bytes(dir)))
     }
 }
 
