@@ -65,10 +65,10 @@ pub enum EtfError {
     /// Bytes follow the term.
     #[error("trailing bytes after term")]
     Trailing,
-    /// More terms than [`MAX_TERMS`].
+    /// More terms than `MAX_TERMS`.
     #[error("more than {MAX_TERMS} terms")]
     TooMany,
-    /// More distinct atoms than [`MAX_ATOMS`].
+    /// More distinct atoms than `MAX_ATOMS`.
     #[error("more than {MAX_ATOMS} distinct atoms, more than the VM's atom table holds")]
     TooManyAtoms,
 }
