@@ -908,9 +908,11 @@ end
 
 # Runs request `op` for the tool's process `from` in a process of its own, whose group leader is
 # the relay; replies once the output it made is sent (and, after run/eval/iex, the node's own).
-# A `load` that loaded lets the `after_load` requests held for it go (a warm run's call goes
-# with its load, a round trip sooner); one that did not leaves them held: the tool then asks
-# what the node has and loads again, or ends the run.
+# A `load` that loaded then lets the `after_load` requests held for it go (a warm run's call goes
+# with its load, a round trip sooner), after its reply: the tool holds their output until it has
+# heard the push is over, and the load's own output is synced before theirs can fill the relay's
+# window. One that did not leaves them held: the tool then asks what the node has and loads
+# again, or ends the run.
 dispatch = fn relay, {tool_pid, ref}, op, args ->
   spawn(fn ->
     Process.group_leader(self(), relay)
@@ -923,10 +925,10 @@ dispatch = fn relay, {tool_pid, ref}, op, args ->
         kind, reason -> {:badrpc, {kind, reason}}
       end
 
-    if op == :load and match?({:ok, _}, reply), do: send(:mix_remote, {:mix_remote_loaded, reply})
     output_sent.(relay)
     if op in [:run, :eval, :iex], do: settled.()
     send(tool_pid, {ref, reply})
+    if op == :load and match?({:ok, _}, reply), do: send(:mix_remote, {:mix_remote_loaded, reply})
   end)
 end
 

@@ -248,24 +248,21 @@ fn up_serves_runs_with_fresh_nodes_and_down_leaves_nothing() {
         assert_served(&out, None);
         out.assert_local_clean();
     }
-    // Output at once, more than the relay sends before the tool acknowledges it, while the tool
-    // may not have heard the load is done: all of it, in order, after the push.
+    // Output at once, more than the relay sends before the tool acknowledges it (1 MiB), while
+    // the tool may not have heard the load is done: all of it, in order, after the push.
     let many = sessions
         .on_then(
             &sshd,
             &["run", "Demo.Ux.lines", "--no-compile"],
-            &["--", "3000"],
+            &["--", "30000"],
         )
         .run();
     assert_eq!(many.code, Some(0), "{}", many.stderr);
+    assert!(many.stdout.len() > 1 << 20);
     let lines: Vec<&str> = many.stdout.lines().collect();
-    assert_eq!(lines.len(), 3001, "{}", many.stderr);
-    assert!(
-        lines[2999].starts_with("line 3000 of 3000 "),
-        "{}",
-        lines[2999]
-    );
-    assert_eq!(lines[3000], ":ok");
+    assert_eq!(lines.len(), 30001, "{}", many.stderr);
+    assert!(lines[29999].starts_with("line 30000 of 30000 "));
+    assert_eq!(lines[30000], ":ok");
     // `eval` uses the session too.
     let eval = sessions.on(&sshd, &["eval", "-v", "Demo.Money.__struct__().currency"]);
     assert_eq!(eval.code, Some(0), "{}", eval.stderr);
