@@ -215,6 +215,33 @@ fn an_unreachable_host_does_not_stall_the_others_and_every_event_matches_the_sch
         .map(|e| &e["text"])
         .collect();
     assert_eq!(output, ["processing batch-7", "erlang says batch-7"]);
+    // The function's output comes within its call's phase, which starts once the push is over
+    // (`stop` ends with the run).
+    let steps: Vec<String> = seen
+        .iter()
+        .filter(|e| e["host"] == "good")
+        .filter_map(|e| match e["event"].as_str()? {
+            kind @ ("phase_started" | "phase_finished") => {
+                Some(format!("{kind} {}", e["phase"].as_str()?))
+            }
+            kind @ ("output" | "result") => Some(kind.to_owned()),
+            _ => None,
+        })
+        .skip_while(|step| step != "phase_finished push")
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "phase_finished push",
+            "phase_started call",
+            "output",
+            "output",
+            "phase_finished call",
+            "phase_started stop",
+            "result"
+        ],
+        "{seen:?}"
+    );
     let pushed: Vec<&Value> = of_kind(&seen, "module_pushed")
         .into_iter()
         .map(|e| &e["module"])

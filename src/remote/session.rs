@@ -10,8 +10,10 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use erl_dist::term::{Binary, Map, Term};
@@ -292,8 +294,8 @@ impl Session<'_> {
                         result = &mut work, if early.is_none() => early = Some(result),
                     }
                 };
-                self.output_open.send_replace(true);
                 if let Err(e) = pushed {
+                    self.output_open.send_replace(true);
                     // A node that ended without the tool hearing its load may have ended in the
                     // call that went with it (an abrupt halt loses what it had not yet written
                     // on stdout): the call's own loss names what was going on.
@@ -312,16 +314,16 @@ impl Session<'_> {
             }
             pushed.send_replace(true);
             let started = Instant::now();
-            match early {
-                Some(result) => (result, started),
-                None => (work.await, started),
-            }
+            (self.after_push(work, early).await, started)
         } else {
             let pushed = self.push(&node, job, stats, None).await;
-            self.output_open.send_replace(true);
+            if pushed.is_err() {
+                self.output_open.send_replace(true);
+            }
             pushed?;
             let started = Instant::now();
-            (work(Arc::clone(&node), Ready::now()).await, started)
+            let work = std::pin::pin!(work(Arc::clone(&node), Ready::now()));
+            (self.after_push(work, None).await, started)
         };
         stats.call = Some(started.elapsed());
         stats.requests = Some(node.requests());
@@ -330,6 +332,29 @@ impl Session<'_> {
         // leaves the master no forwarded channel to wait for: a shorter teardown.
         node.disconnect();
         result
+    }
+
+    /// Runs `work` to its end now that the push is done (`early`: its result, if it came
+    /// before): polled once first, so that it starts its own phase (the call's), and only then
+    /// the output let through, so that the function's output follows that phase's start, as
+    /// `--json` readers expect.
+    async fn after_push<T>(
+        &self,
+        mut work: Pin<&mut impl Future<Output = T>>,
+        early: Option<T>,
+    ) -> T {
+        let early = match early {
+            Some(result) => Some(result),
+            None => match std::future::poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await {
+                Poll::Ready(result) => Some(result),
+                Poll::Pending => None,
+            },
+        };
+        self.output_open.send_replace(true);
+        match early {
+            Some(result) => result,
+            None => work.await,
+        }
     }
 
     /// Waits for the connection with its reverse forward, and writes the boot session its input;
