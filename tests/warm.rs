@@ -607,6 +607,24 @@ fn the_idle_limit_ends_the_session_and_leaves_nothing() {
 }
 
 #[test]
+fn a_run_that_outlasts_the_idle_limit_is_not_cut_short() {
+    let sshd = Sshd::start();
+    let sessions = Sessions::new();
+    sessions.up(&sshd, &["--idle", "5s"]);
+    // It starts well within the limit and goes on past it; the limit counts from its end.
+    let out = sessions.on(
+        &sshd,
+        &["eval", "-v", "--no-compile", "Process.sleep(7_000); :done"],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains(SERVED), "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), ":done");
+    sessions.assert_clean();
+    sshd.wait_until_no_session_processes(LIMIT)
+        .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
+}
+
+#[test]
 fn status_without_sessions_says_so() {
     let sessions = Sessions::new();
     assert!(sessions.status().is_empty());

@@ -229,7 +229,14 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
                 asked_down.push(stream);
                 break;
             }
-            () = idle_over => break,
+            // A run that came after the deadline was set holds the session up; its end sets
+            // the next one (its connection's end wakes this loop).
+            () = idle_over => {
+                let s = lock(&state);
+                if s.active == 0 && s.last.elapsed() >= idle {
+                    break;
+                }
+            }
             () = terminated => break,
             _ = &mut keeping => break,
             Some(_) = connections.join_next() => {}
@@ -421,6 +428,33 @@ impl Keeper {
     }
 }
 
+/// A run counted as active, from its claim to its end: the idle limit does not end the session
+/// meanwhile, and counts again from the run's end.
+struct Running {
+    state: State,
+    /// Whether the run had a node: counted among the session's runs.
+    served: bool,
+}
+
+impl Running {
+    fn start(state: &State) -> Running {
+        lock(state).active += 1;
+        Running {
+            state: Arc::clone(state),
+            served: false,
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut s = lock(&self.state);
+        s.active -= 1;
+        s.runs += u64::from(self.served);
+        s.last = Instant::now();
+    }
+}
+
 /// One connection to the agent's socket: one request.
 struct Connection {
     state: State,
@@ -477,6 +511,7 @@ impl Connection {
 
     /// Hands the spare to the run, passes on its identities, and waits for the run to end.
     async fn claim(&mut self, mut stream: BufReader<UnixStream>) {
+        let mut running = Running::start(&self.state);
         let (tx, rx) = oneshot::channel();
         if self.claims.send(tx).is_err() {
             return;
@@ -488,7 +523,6 @@ impl Connection {
             },
             _ = self.stop.changed() => return,
         };
-        lock(&self.state).active += 1;
         let handed = match ahead {
             Some(ahead) => self.hand_held(&mut stream, &spare, ahead).await,
             None => self.hand_over(&mut stream, &mut spare).await,
@@ -502,12 +536,8 @@ impl Connection {
                 _ = stop.changed() => {}
             }
         }
-        {
-            let mut s = lock(&self.state);
-            s.active -= 1;
-            s.runs += u64::from(handed.is_some());
-            s.last = Instant::now();
-        }
+        running.served = handed.is_some();
+        drop(running);
         self.runs_over.notify_one();
         spare.end().await;
     }
