@@ -194,14 +194,7 @@ fn a_changed_module_is_pushed_again_and_an_unchanged_one_is_not() {
         &source[at..]
     );
     std::fs::write(&worker, changed).unwrap();
-    let compiled = Command::new("mix")
-        .arg("compile")
-        .current_dir(staged.path())
-        .env("MIX_ENV", "dev")
-        .env(testkit::VENDOR_VAR, testkit::vendor_dir())
-        .output()
-        .expect("mix");
-    assert!(compiled.status.success(), "{compiled:?}");
+    compile(staged.path());
     let after = sessions.run(&sshd, &[]);
     assert_served(&after, Some(true));
     assert_eq!(stat(&after, "pushed_modules"), 2, "{}", after.stderr);
@@ -212,6 +205,69 @@ fn a_changed_module_is_pushed_again_and_an_unchanged_one_is_not() {
     assert!(stat(&after, "pushed_bytes") < stat(&first, "pushed_bytes"));
 
     sessions.down_all_on(&sshd);
+}
+
+#[test]
+fn what_the_build_dropped_is_not_left_on_the_next_warm_nodes() {
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("demo", "dev");
+    let mut sessions = Sessions::new();
+    sessions.project = staged.path().to_owned();
+    let extra = staged.path().join("lib/demo/extra.ex");
+    let priv_file = staged.path().join("priv/gone.txt");
+    std::fs::write(&extra, "defmodule Demo.Extra do\n  def here, do: true\nend\n").unwrap();
+    std::fs::create_dir_all(priv_file.parent().unwrap()).unwrap();
+    std::fs::write(&priv_file, "soon gone\n").unwrap();
+    compile(staged.path());
+    sessions.up_ready(&sshd);
+    let probe = |sessions: &Sessions| {
+        let out = sessions.on(
+            &sshd,
+            &[
+                "eval",
+                "-v",
+                "--no-compile",
+                "{Code.ensure_loaded?(Demo.Extra), File.exists?(Application.app_dir(:demo, \"priv/gone.txt\"))}",
+            ],
+        );
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        out
+    };
+    let before = probe(&sessions);
+    assert!(before.stderr.contains(SERVED), "{}", before.stderr);
+    assert_eq!(before.stdout.trim(), "{true, true}");
+    sessions.wait_for(1);
+
+    // Dropped from the build: the spare, given them ahead, is not used, and the run is as cold.
+    std::fs::remove_file(&extra).unwrap();
+    std::fs::remove_file(&priv_file).unwrap();
+    compile(staged.path());
+    let dropped = probe(&sessions);
+    assert!(
+        dropped.stderr.contains("which this build no longer has: connecting as usual"),
+        "{}",
+        dropped.stderr
+    );
+    assert!(!dropped.stderr.contains(SERVED), "{}", dropped.stderr);
+    assert_eq!(dropped.stdout.trim(), "{false, false}");
+    // The session's next spare has this build's batch, and serves the next run.
+    let after = probe(&sessions);
+    assert!(after.stderr.contains(SERVED), "{}", after.stderr);
+    assert_eq!(after.stdout.trim(), "{false, false}");
+
+    sessions.down_all_on(&sshd);
+}
+
+/// `mix compile` in `project`, whose build must succeed.
+fn compile(project: &Path) {
+    let compiled = Command::new("mix")
+        .arg("compile")
+        .current_dir(project)
+        .env("MIX_ENV", "dev")
+        .env(testkit::VENDOR_VAR, testkit::vendor_dir())
+        .output()
+        .expect("mix");
+    assert!(compiled.status.success(), "{compiled:?}");
 }
 
 /// What `-v` says of a run a warm session's spare node serves.

@@ -92,16 +92,42 @@ where
     F: Future<Output = Result<T, SessionError>>,
 {
     boot::check_elixir(&host.elixir)?;
-    let mut login = match login.filter(|login| login.is_for(host)) {
+    let login = match login.filter(|login| login.is_for(host)) {
         Some(login) => login,
         None => {
             // A warm session of the host's (`mix-remote up`) serves the run if there is one.
             if let Some((claim, node)) = warm::claim(host, report).await {
-                return warm::on_spare(claim, node, job, host, report, input, work).await;
+                if !warm::holds_dropped(&claim, job, host, report).await {
+                    return warm::on_spare(claim, node, job, host, report, input, work).await;
+                }
+                // Let go, the spare ends; the session's next ones load this run's batch.
+                drop((claim, node));
+                let login = Login::start(host, report, input, false)?;
+                let result = cold(job, host, report, input, login, work).await;
+                if result.is_ok() {
+                    warm::hand_batch(host, job).await;
+                }
+                return result;
             }
             Login::start(host, report, input, false)?
         }
     };
+    cold(job, host, report, input, login, work).await
+}
+
+/// [`on_host`] through `login`: connects (logging in again if the server refuses the forward's
+/// port), boots a node, serves the work, and tears down.
+async fn cold<T, F>(
+    job: &Job,
+    host: &HostSettings,
+    report: &Arc<Reporter>,
+    input: &Input,
+    mut login: Login,
+    work: impl FnOnce(Arc<Node>, Ready) -> F,
+) -> Result<T, SessionError>
+where
+    F: Future<Output = Result<T, SessionError>>,
+{
     let started = login.started;
     let mut stats = Stats::default();
     let connecting = format!("connecting to {}", host.address);

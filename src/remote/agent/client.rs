@@ -42,6 +42,15 @@ impl Agent {
         self.answer().await
     }
 
+    /// Sends a batch for the next spare nodes: `preload LEN`, then the LEN bytes.
+    async fn send_preload(&mut self, encoded: &[u8]) -> io::Result<()> {
+        let stream = self.stream.get_mut();
+        stream
+            .write_all(format!("{PRELOAD}{}\n", encoded.len()).as_bytes())
+            .await?;
+        stream.write_all(encoded).await
+    }
+
     async fn answer(&mut self) -> io::Result<String> {
         let mut answer = String::new();
         if self.stream.read_line(&mut answer).await? == 0 {
@@ -220,6 +229,18 @@ pub async fn claim(dir: &Path, limit: Duration) -> io::Result<(Claim, Claimed)> 
         .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
 }
 
+/// Hands the agent of the session directory `dir` a batch (as [`super::preload::encode`] makes
+/// it) for its next spare nodes, from a run that did not claim one; returns once the agent has
+/// it, ahead of any later claim.
+pub async fn hand_preload(dir: &Path, encoded: &[u8]) -> io::Result<()> {
+    let mut agent = Agent::connect(dir).await?;
+    agent.send_preload(encoded).await?;
+    match agent.answer().await?.as_str() {
+        OK => Ok(()),
+        _ => Err(malformed("answer to `preload`")),
+    }
+}
+
 /// The error for a line of the agent's that is not as the protocol has it: `what` says which,
 /// never the line itself (a `held` line holds the cookie of the node it offers).
 fn malformed(what: &str) -> io::Error {
@@ -241,11 +262,7 @@ impl Claim {
     /// Hands the agent this run's batch (as [`super::preload::encode`] makes it), for the next
     /// spare nodes to load ahead.
     pub async fn preload(&mut self, encoded: &[u8]) -> io::Result<()> {
-        let stream = self.agent.stream.get_mut();
-        stream
-            .write_all(format!("{PRELOAD}{}\n", encoded.len()).as_bytes())
-            .await?;
-        stream.write_all(encoded).await
+        self.agent.send_preload(encoded).await
     }
 }
 

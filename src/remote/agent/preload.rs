@@ -12,6 +12,7 @@ use std::io::Write;
 
 use erl_dist::term::{Binary, List, Term};
 
+use crate::build::entry::display_module;
 use crate::remote::boot;
 use crate::remote::node::{atom, is_atom, tuple};
 use crate::remote::push::Remote;
@@ -24,8 +25,17 @@ pub type Digests = BTreeMap<String, String>;
 /// The items of `batch` (a list of compressed terms as `remote/wire.rs` makes it) and their
 /// digests; `None` if it is not that.
 pub fn digests(batch: &[u8]) -> Option<Digests> {
-    let (apps, loose) = parts(batch)?;
     let mut digests = Digests::new();
+    items(batch, |key, bytes| {
+        digests.insert(key, digest(bytes));
+    })?;
+    Some(digests)
+}
+
+/// Hands `each` the key of every item of `batch` and the bytes its digest covers; `None` if the
+/// batch is not as `remote/wire.rs` makes it.
+fn items(batch: &[u8], mut each: impl FnMut(String, &[&[u8]])) -> Option<()> {
+    let (apps, loose) = parts(batch)?;
     for app in &apps {
         let App {
             name: app,
@@ -33,24 +43,44 @@ pub fn digests(batch: &[u8]) -> Option<Digests> {
             modules,
             files,
         } = app_of(app)?;
-        digests.insert(format!("spec {app}"), digest(&[spec]));
+        each(format!("spec {app}"), &[spec]);
         for module in modules {
             let (name, bytes) = module_of(module)?;
-            digests.insert(format!("module {app} {name}"), digest(&[bytes]));
+            each(format!("module {app} {name}"), &[bytes]);
         }
         for file in files {
             let (path, mode, bytes) = file_of(file)?;
-            digests.insert(
-                format!("priv {app} {path}"),
-                digest(&[&mode.to_be_bytes(), bytes]),
-            );
+            each(format!("priv {app} {path}"), &[&mode.to_be_bytes(), bytes]);
         }
     }
     for module in &loose {
         let (name, bytes) = loose_of(module)?;
-        digests.insert(format!("loose {name}"), digest(&[bytes]));
+        each(format!("loose {name}"), &[bytes]);
     }
-    Some(digests)
+    Some(())
+}
+
+/// An item a node given `had` holds that `batch` no longer has (a module, a `priv/` file or an
+/// application the build dropped), as a person would name it; `None` if there is none (or the
+/// batch is not as `remote/wire.rs` makes it). What a batch leaves out stays on a node given an
+/// earlier one: such a node cannot serve a run of `batch` as a fresh node would.
+pub fn removed(had: &Digests, batch: &[u8]) -> Option<String> {
+    let mut now = HashSet::new();
+    items(batch, |key, _| {
+        now.insert(key);
+    })?;
+    had.keys().find(|key| !now.contains(*key)).map(|key| shown(key))
+}
+
+/// An item's key (see [`Digests`]) as a person would name it.
+fn shown(key: &str) -> String {
+    let words: Vec<&str> = key.splitn(3, ' ').collect();
+    match words.as_slice() {
+        ["spec", app] => format!("application {app}"),
+        ["module", _, module] | ["loose", module] => format!("module {}", display_module(module)),
+        ["priv", app, path] => format!("{app}'s priv/{path}"),
+        _ => key.to_owned(),
+    }
 }
 
 /// `prepared` with a batch of only what a node given `had`, which says of itself `remote`, lacks:
@@ -163,6 +193,13 @@ pub struct Preload {
 }
 
 impl Preload {
+    /// Whether this batch has every item of `earlier` (nothing given before it would be left
+    /// over on a node given both).
+    pub fn covers(&self, earlier: &Preload) -> bool {
+        earlier.digests.keys().all(|key| self.digests.contains_key(key))
+    }
+
+
     /// The preload of what [`encode`] made; `None` if it is not that.
     pub fn new(encoded: &[u8]) -> Option<Preload> {
         let Ok(Term::List(list)) = Term::decode(encoded) else {
@@ -409,6 +446,34 @@ mod tests {
                 .contains_key("module demo Elixir.Demo.Worker")
         );
         assert!(changed.batch.len() < batch(b"v2", "{application,demo,[]}.").len());
+    }
+
+    #[test]
+    fn what_a_batch_no_longer_has_is_named_and_a_change_is_no_removal() {
+        let now = batch(b"v2", "{application,demo,[]}.");
+        let mut had = digests(&batch(b"v1", "{application,demo,[x]}.")).unwrap();
+        assert_eq!(removed(&had, &now), None);
+        // Named in the order of the keys: the first one missing.
+        had.insert("spec ancient".into(), "0".into());
+        assert_eq!(removed(&had, &now).as_deref(), Some("application ancient"));
+        had.insert("priv demo migrations/1_old.exs".into(), "0".into());
+        assert_eq!(
+            removed(&had, &now).as_deref(),
+            Some("demo's priv/migrations/1_old.exs")
+        );
+        had.insert("module demo Elixir.Demo.Gone".into(), "0".into());
+        assert_eq!(removed(&had, &now).as_deref(), Some("module Demo.Gone"));
+        had.insert("loose gone_erl".into(), "0".into());
+        assert_eq!(removed(&had, &now).as_deref(), Some("module :gone_erl"));
+
+        let preload = |digests: Digests| Preload {
+            line: Vec::new(),
+            digests,
+        };
+        let (later, earlier) = (preload(digests(&now).unwrap()), preload(had));
+        assert!(later.covers(&later));
+        assert!(!later.covers(&earlier));
+        assert!(earlier.covers(&later));
     }
 
     #[test]

@@ -381,8 +381,12 @@ impl Keeper {
                         }
                         lock(&self.state).spare = "ready".into();
                     }
-                    Woken::Preload(Some(preload)) if ahead.is_some() => {
-                        // Connected, it has read its cookie: the next spare takes the batch.
+                    Woken::Preload(Some(preload))
+                        if ahead.is_some()
+                            || spare.preloaded.as_ref().is_some_and(|had| !preload.covers(had)) =>
+                    {
+                        // Connected, it has read its cookie; or it would keep what the batch no
+                        // longer has (a module, a file): the next spare takes the batch.
                         latest = Some(preload);
                         drop(ahead.take());
                         spare.end().await;
@@ -486,6 +490,11 @@ impl Connection {
                 let _ = self.downs.send(stream.into_inner());
             }
             CLAIM => self.claim(stream).await,
+            // From a run that did not use the spare (it held what the run's build dropped): once
+            // it is told, the batch comes before any later claim.
+            given if given.starts_with(PRELOAD) && self.preload(&mut stream, &line).await => {
+                let _ = stream.get_mut().write_all(format!("{OK}\n").as_bytes()).await;
+            }
             _ => {}
         }
     }
@@ -542,33 +551,40 @@ impl Connection {
         spare.end().await;
     }
 
-    /// Takes the batches the run hands over for the next spares (`preload LEN`, then LEN bytes
-    /// of what [`super::preload::encode`] made) until it closes the connection.
+    /// Takes the batches the run hands over for the next spares until it closes the connection.
     async fn preloads(&self, stream: &mut BufReader<UnixStream>) {
         let mut line = String::new();
         loop {
             line.clear();
-            if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
-                return;
-            }
-            let Some(len) = line
-                .trim_end()
-                .strip_prefix(PRELOAD)
-                .and_then(|n| n.trim().parse::<usize>().ok())
-            else {
-                return;
-            };
-            let mut encoded = vec![0; len];
-            if tokio::io::AsyncReadExt::read_exact(stream, &mut encoded)
-                .await
-                .is_err()
+            if stream.read_line(&mut line).await.unwrap_or(0) == 0
+                || !self.preload(stream, &line).await
             {
                 return;
             }
-            if let Some(preload) = Preload::new(&encoded) {
-                let _ = self.preloads.send(Arc::new(preload));
-            }
         }
+    }
+
+    /// Takes one batch for the next spares: `line` says `preload LEN`, and LEN bytes of what
+    /// [`super::preload::encode`] made follow. False if the line or the bytes are not that.
+    async fn preload(&self, stream: &mut BufReader<UnixStream>, line: &str) -> bool {
+        let Some(len) = line
+            .trim_end()
+            .strip_prefix(PRELOAD)
+            .and_then(|n| n.trim().parse::<usize>().ok())
+        else {
+            return false;
+        };
+        let mut encoded = vec![0; len];
+        if tokio::io::AsyncReadExt::read_exact(stream, &mut encoded)
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        if let Some(preload) = Preload::new(&encoded) {
+            let _ = self.preloads.send(Arc::new(preload));
+        }
+        true
     }
 
     /// Offers a spare whose connection is made ([`super::HELD`]) and hands the run that connection.

@@ -48,6 +48,41 @@ pub(super) async fn claim(
     }
 }
 
+/// Whether the spare of `claim` holds something `job`'s build dropped (a module, a `priv/` file or
+/// an application given to it ahead by an earlier run): such a node would not serve the run as a
+/// fresh one does, so the run connects as usual, and says why for `-v`.
+pub(super) async fn holds_dropped(
+    claim: &client::Claim,
+    job: &Job,
+    host: &HostSettings,
+    report: &Reporter,
+) -> bool {
+    let Some(had) = &claim.had else {
+        return false;
+    };
+    let Ok((prepared, _)) = job.wire.get().await else {
+        return false;
+    };
+    match preload::removed(had, &prepared.batch) {
+        Some(item) => {
+            report.verbose(&format!(
+                "the warm session of {} holds {item}, which this build no longer has: connecting as usual",
+                host.name
+            ));
+            true
+        }
+        None => false,
+    }
+}
+
+/// Hands the warm session of `host` this run's batch for its next spare nodes to load ahead
+/// (after a run that did not use its spare: see [`holds_dropped`]).
+pub(super) async fn hand_batch(host: &HostSettings, job: &Job) {
+    if let (Some(dir), Ok((prepared, _))) = (session_dir(host), job.wire.get().await) {
+        let _ = client::hand_preload(&dir, &preload::encode(&prepared)).await;
+    }
+}
+
 /// Whether `host` has a warm session with these settings (live or not: a run then tries it);
 /// if not, says so for `-v`.
 pub(super) fn exists(host: &HostSettings, report: &Reporter) -> bool {
