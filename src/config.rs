@@ -76,15 +76,15 @@ pub enum ConfigError {
     )]
     NoHost,
     /// The selected hosts need different builds, so one closure cannot serve them all.
-    #[error("hosts {hosts} disagree on `{key}` ({values}): run them separately or pass --{flag}")]
+    #[error("hosts {hosts} disagree on `{key}` ({values}): run them separately or {settle}")]
     Disagree {
         /// The setting.
         key: &'static str,
-        /// The flag that settles it for every host.
-        flag: &'static str,
+        /// How to settle it for every host: "pass --env".
+        settle: &'static str,
         /// "a and b".
         hosts: String,
-        /// "\"prod\" vs \"staging\"".
+        /// "prod vs staging".
         values: String,
     },
 }
@@ -661,22 +661,46 @@ pub fn build(
 
 /// Checks that two hosts (`hosts` names them) come to the same build.
 fn agree(a: &Build, b: &Build, hosts: &str) -> Result<(), ConfigError> {
-    let shown = |v: &dyn fmt::Debug| format!("{v:?}");
+    let entry = |e: &Option<String>| e.clone().unwrap_or_else(|| "none".into());
+    let include = |i: &[String]| match i {
+        [] => "none".to_owned(),
+        modules => modules.join(", "),
+    };
     let differ = if a.mix_env != b.mix_env {
-        Some(("mix_env", "env", shown(&a.mix_env), shown(&b.mix_env)))
+        Some((
+            "mix_env",
+            "pass --env",
+            a.mix_env.clone(),
+            b.mix_env.clone(),
+        ))
     } else if a.entry != b.entry {
-        Some(("entry", "entry", shown(&a.entry), shown(&b.entry)))
+        Some((
+            "entry",
+            "name the entry on the command line",
+            entry(&a.entry),
+            entry(&b.entry),
+        ))
     } else if a.include != b.include {
-        Some(("include", "include", shown(&a.include), shown(&b.include)))
+        Some((
+            "include",
+            "pass --include",
+            include(&a.include),
+            include(&b.include),
+        ))
     } else if a.start != b.start {
-        Some(("start", "no-start", shown(&a.start), shown(&b.start)))
+        Some((
+            "start",
+            "pass --no-start",
+            a.start.to_string(),
+            b.start.to_string(),
+        ))
     } else {
         None
     };
     match differ {
-        Some((key, flag, a, b)) => Err(ConfigError::Disagree {
+        Some((key, settle, a, b)) => Err(ConfigError::Disagree {
             key,
-            flag,
+            settle,
             hosts: hosts.to_owned(),
             values: format!("{a} vs {b}"),
         }),
@@ -1148,8 +1172,29 @@ hosts:
         let err = build(Some(&config), None, &none, &both)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("hosts a and b disagree on `mix_env`"), "{err}");
+        assert!(
+            err.contains("hosts a and b disagree on `mix_env` (dev vs staging)"),
+            "{err}"
+        );
         assert!(err.contains("--env"), "{err}");
+        let entries =
+            parse("hosts:\n  a:\n    entry: Demo.Worker.ask\n  b:\n    entry: Demo.Worker.echo\n")
+                .unwrap();
+        let err = build(
+            Some(&entries),
+            None,
+            &none,
+            &[host("a", None), host("b", None)],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.ends_with(
+                "disagree on `entry` (Demo.Worker.ask vs Demo.Worker.echo): run them separately \
+                 or name the entry on the command line"
+            ),
+            "{err}"
+        );
         let flags = Section {
             mix_env: Some("prod".into()),
             ..Section::default()

@@ -474,6 +474,50 @@ fn check_tells_a_good_host_from_one_without_elixir_forwarding_or_a_known_host_ke
 }
 
 #[test]
+fn check_compares_each_host_with_the_build_of_its_own_mix_env() {
+    let sshd = Sshd::start();
+    let (dir, config) = config_dir(&format!(
+        "hosts:\n{}{}",
+        host_entry("dev-host", &sshd, &[]),
+        host_entry("other-host", &sshd, &["mix_env: unbuilt"]),
+    ));
+    let project = fixture();
+    let out = tool(
+        dir.path(),
+        &[
+            "--config",
+            &config,
+            "check",
+            "-v",
+            "--json",
+            "--host",
+            "dev-host,other-host",
+            "--project",
+            &project,
+        ],
+    )
+    .run();
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let seen = events(&out.stdout);
+    let compat = |host: &str| {
+        of_kind(&seen, "check")
+            .into_iter()
+            .find(|c| c["host"] == host)
+            .map(|c| c["compat"].clone())
+    };
+    // The fixture is built for dev only: the other host's build, for `run`, is not there.
+    assert_eq!(compat("dev-host"), Some(Value::from("ok")));
+    assert_eq!(compat("other-host"), Some(Value::from("skipped")));
+    assert!(
+        out.stderr
+            .contains("for MIX_ENV=unbuilt: the compatibility column is skipped"),
+        "{}",
+        out.stderr
+    );
+    assert_remote_clean(&sshd);
+}
+
+#[test]
 fn flags_beat_environment_beat_config_beat_defaults() {
     let sshd = Sshd::start();
     let (dir, config) = config_dir(&format!(

@@ -215,7 +215,11 @@ fn what_the_build_dropped_is_not_left_on_the_next_warm_nodes() {
     sessions.project = staged.path().to_owned();
     let extra = staged.path().join("lib/demo/extra.ex");
     let priv_file = staged.path().join("priv/gone.txt");
-    std::fs::write(&extra, "defmodule Demo.Extra do\n  def here, do: true\nend\n").unwrap();
+    std::fs::write(
+        &extra,
+        "defmodule Demo.Extra do\n  def here, do: true\nend\n",
+    )
+    .unwrap();
     std::fs::create_dir_all(priv_file.parent().unwrap()).unwrap();
     std::fs::write(&priv_file, "soon gone\n").unwrap();
     compile(staged.path());
@@ -244,7 +248,9 @@ fn what_the_build_dropped_is_not_left_on_the_next_warm_nodes() {
     compile(staged.path());
     let dropped = probe(&sessions);
     assert!(
-        dropped.stderr.contains("which this build no longer has: connecting as usual"),
+        dropped
+            .stderr
+            .contains("which this build no longer has: connecting as usual"),
         "{}",
         dropped.stderr
     );

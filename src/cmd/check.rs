@@ -2,6 +2,7 @@
 //! (what is asked of each server is `remote/probe.rs`). One row per host and a verdict; hosts are
 //! checked concurrently (`cmd/fanout.rs`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::build::compat::LocalBuild;
@@ -25,22 +26,37 @@ pub async fn exec(
     report: Arc<Reporter>,
 ) -> Result<u8, CliError> {
     let fanout = Fanout::begin();
-    let (_, hosts) = fanout::choose(config, &args.hosts, &args.connection.layer())?;
-    let build = config::build(
-        config,
-        args.build.project.as_deref(),
-        &args.build.layer(),
-        &[],
-    )?;
-    let local = LocalBuild::read(&build.project, &build.mix_env)?.map(Arc::new);
-    if local.is_none() {
-        report.verbose(&format!(
-            "no compiled build in {}: the compatibility column is skipped",
-            build.project.display()
-        ));
+    let (selected, hosts) = fanout::choose(config, &args.hosts, &args.connection.layer())?;
+    // Each host is checked against the build `run` would ship it: a group or host may set its
+    // own mix_env. Each build is read once.
+    let mut builds: Vec<(String, Option<Arc<LocalBuild>>)> = Vec::new();
+    let mut local_of = HashMap::new();
+    for chosen in &selected {
+        let build = config::build(
+            config,
+            args.build.project.as_deref(),
+            &args.build.layer(),
+            std::slice::from_ref(chosen),
+        )?;
+        let local = match builds.iter().find(|(env, _)| *env == build.mix_env) {
+            Some((_, local)) => local.clone(),
+            None => {
+                let local = LocalBuild::read(&build.project, &build.mix_env)?.map(Arc::new);
+                if local.is_none() {
+                    report.verbose(&format!(
+                        "no compiled build in {} for MIX_ENV={}: the compatibility column is skipped",
+                        build.project.display(),
+                        build.mix_env
+                    ));
+                }
+                builds.push((build.mix_env, local.clone()));
+                local
+            }
+        };
+        local_of.insert(chosen.name.clone(), local);
     }
     let work = |host: HostSettings, view: Arc<Reporter>| {
-        let local = local.clone();
+        let local = local_of.get(&host.name).cloned().flatten();
         let near = fanout::near_host(config, &host.name);
         async move {
             let row = probe::check_host(&host, &view, local.as_deref()).await;

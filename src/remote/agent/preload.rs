@@ -69,7 +69,9 @@ pub fn removed(had: &Digests, batch: &[u8]) -> Option<String> {
     items(batch, |key, _| {
         now.insert(key);
     })?;
-    had.keys().find(|key| !now.contains(*key)).map(|key| shown(key))
+    had.keys()
+        .find(|key| !now.contains(*key))
+        .map(|key| shown(key))
 }
 
 /// An item's key (see [`Digests`]) as a person would name it.
@@ -196,9 +198,11 @@ impl Preload {
     /// Whether this batch has every item of `earlier` (nothing given before it would be left
     /// over on a node given both).
     pub fn covers(&self, earlier: &Preload) -> bool {
-        earlier.digests.keys().all(|key| self.digests.contains_key(key))
+        earlier
+            .digests
+            .keys()
+            .all(|key| self.digests.contains_key(key))
     }
-
 
     /// The preload of what [`encode`] made; `None` if it is not that.
     pub fn new(encoded: &[u8]) -> Option<Preload> {

@@ -383,7 +383,10 @@ impl Keeper {
                     }
                     Woken::Preload(Some(preload))
                         if ahead.is_some()
-                            || spare.preloaded.as_ref().is_some_and(|had| !preload.covers(had)) =>
+                            || spare
+                                .preloaded
+                                .as_ref()
+                                .is_some_and(|had| !preload.covers(had)) =>
                     {
                         // Connected, it has read its cookie; or it would keep what the batch no
                         // longer has (a module, a file): the next spare takes the batch.
@@ -493,7 +496,10 @@ impl Connection {
             // From a run that did not use the spare (it held what the run's build dropped): once
             // it is told, the batch comes before any later claim.
             given if given.starts_with(PRELOAD) && self.preload(&mut stream, &line).await => {
-                let _ = stream.get_mut().write_all(format!("{OK}\n").as_bytes()).await;
+                let _ = stream
+                    .get_mut()
+                    .write_all(format!("{OK}\n").as_bytes())
+                    .await;
             }
             _ => {}
         }
