@@ -112,6 +112,12 @@ missing_module = fn
   _kind, _reason, _stack -> nil
 end
 
+# MIX_ENV is the run's environment, as it is under `MIX_ENV=prod mix run` (unless `remote_env`
+# sets it).
+mix_env_set = fn env ->
+  if System.get_env("MIX_ENV") == nil, do: System.put_env("MIX_ENV", env)
+end
+
 read_config = fn path, opts ->
   if File.regular?(path), do: Config.Reader.read!(path, opts), else: []
 end
@@ -324,6 +330,13 @@ end
 # `env`, in order, as `mix run` does (runtime.exs sees this server's environment), the files
 # written in `<run dir>/<subdir>` meanwhile; one config each ([] for a missing file).
 evaluate_config = fn files, env, names, subdir ->
+  mix_env_set.(env)
+  # An older config asks Mix for the environment (`Mix.env()`): Mix then runs, set to it.
+  if Enum.any?(files, fn {_path, contents} -> String.contains?(contents, "Mix.") end) do
+    {:ok, _} = Application.ensure_all_started(:mix)
+    Mix.env(String.to_atom(env))
+  end
+
   {dir, _stale} = run_dir.(run_dir)
   dir = Path.join(dir, subdir)
   File.mkdir_p!(dir)
@@ -438,7 +451,11 @@ end
 # stdout. (An application master forwards its processes' output to the group leader of the
 # application controller, which started it.)
 configure = fn %{config: files, env: env, apps: apps, start: start} ->
+  mix_env_set.(env)
   Process.group_leader(Process.whereis(:application_controller), Process.group_leader())
+  # Logger's start at boot may be going on still: it ends first, with the settings it read, so
+  # that a config that changes them restarts it rather than stopping a start half done.
+  Application.ensure_all_started(:logger)
   logger = fn -> :lists.sort(Application.get_all_env(:logger)) end
   before = logger.()
   put_config.(files, env)

@@ -285,6 +285,28 @@ fn config_evaluated_ahead_prints_once_in_order_fails_as_it_would_and_sets_logger
         assert!(out.stderr.contains(&raised), "{}", out.stderr);
         std::fs::write(file, text).unwrap();
     }
+
+    // An older config that asks Mix for the environment (`Mix.env()`, `use Mix.Config`), and code
+    // that reads MIX_ENV, work as under `mix run`.
+    let mix_style = original.replace("import Config", "use Mix.Config").replace(
+        "import_config \"#{config_env()}.exs\"",
+        "IO.puts(\"Mix.env: #{Mix.env()}, MIX_ENV: #{System.get_env(\"MIX_ENV\")}\")\n\
+         import_config \"#{Mix.env()}.exs\"",
+    );
+    assert_ne!(mix_style, original);
+    std::fs::write(&config, mix_style).unwrap();
+    let local = mix_run(project, "prod", true, &call_code(entry, &[]), &vars);
+    assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
+    assert!(
+        local.stdout.starts_with("Mix.env: prod, MIX_ENV: prod\n"),
+        "{}",
+        local.stdout
+    );
+    let out = remote(&sshd, project, "prod", true, entry, &[], &vars);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, local.stdout);
+    std::fs::write(&config, &original).unwrap();
+
     sshd.assert_no_session_processes();
     assert_no_run_dirs(&sshd, "the config runs");
 }
