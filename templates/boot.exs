@@ -386,10 +386,10 @@ evaluate_ahead = fn files, env ->
   Process.register(pid, :mix_remote_config)
 end
 
-# The configs of config.exs and runtime.exs: the first as evaluated ahead if it was, of these
-# `files` and `env`, and worked (what it printed is printed now); else both evaluated now (so that
-# a failure is reported as it would be).
-evaluated_config = fn files, env ->
+# The config of config.exs: as evaluated ahead if it was, of these `files` and `env`, and worked
+# (what it printed is printed now); else evaluated now (so that a failure is reported as it
+# would be).
+config_exs = fn files, env ->
   ahead =
     with pid when is_pid(pid) <- Process.whereis(:mix_remote_config) do
       ref = Process.monitor(pid)
@@ -410,19 +410,17 @@ evaluated_config = fn files, env ->
     end
 
   case ahead do
-    {:ok, [config]} -> [config | evaluate_config.(files, env, ["runtime.exs"], "config")]
-    _none -> evaluate_config.(files, env, ["config.exs", "runtime.exs"], "config")
+    {:ok, [config]} -> config
+    _none -> hd(evaluate_config.(files, env, ["config.exs"], "config"))
   end
 end
 
-# Applies the configuration as `mix run` does: config/ evaluated (see `evaluated_config`) and put
-# with `persistent: true`, so it beats the `.app` defaults, which load next; then every shipped
-# application is loaded.
+# Applies the configuration as `mix run` does: config.exs's (see `config_exs`) put with
+# `persistent: true`, so it beats the `.app` defaults, which load next with every shipped
+# application; then runtime.exs evaluated, seeing both, and merged into what each application
+# has (keyword lists deeply, as Mix merges them) before it is put.
 put_config = fn files, env ->
-  if files != [] do
-    [config, runtime] = evaluated_config.(files, env)
-    Application.put_all_env(Config.Reader.merge(config, runtime), persistent: true)
-  end
+  if files != [], do: Application.put_all_env(config_exs.(files, env), persistent: true)
 
   for app <- :persistent_term.get(:mix_remote_apps, []) do
     case Application.load(app) do
@@ -430,6 +428,18 @@ put_config = fn files, env ->
       {:error, {:already_loaded, _}} -> :ok
       {:error, reason} -> raise "cannot load application #{app}: #{inspect(reason)}"
     end
+  end
+
+  if files != [] do
+    [runtime] = evaluate_config.(files, env, ["runtime.exs"], "config")
+
+    merged =
+      for {app, settings} <- runtime do
+        [{^app, merged}] = Config.Reader.merge([{app, Application.get_all_env(app)}], [{app, settings}])
+        {app, merged}
+      end
+
+    Application.put_all_env(merged, persistent: true)
   end
 end
 

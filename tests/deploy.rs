@@ -307,6 +307,19 @@ fn config_evaluated_ahead_prints_once_in_order_fails_as_it_would_and_sets_logger
     assert_eq!(out.stdout, local.stdout);
     std::fs::write(&config, &original).unwrap();
 
+    // runtime.exs sees what config.exs set, as Mix evaluates it once that is applied.
+    std::fs::write(
+        &runtime,
+        format!("{runtime_text}config :otp_app, seen: Application.get_env(:otp_app, :greeting)\n"),
+    )
+    .unwrap();
+    let local = mix_run(project, "prod", true, &call_code(entry, &[]), &vars);
+    assert!(local.stdout.contains("seen: \"hi\""), "{}", local.stdout);
+    let out = remote(&sshd, project, "prod", true, entry, &[], &vars);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, local.stdout);
+    std::fs::write(&runtime, &runtime_text).unwrap();
+
     sshd.assert_no_session_processes();
     assert_no_run_dirs(&sshd, "the config runs");
 }
