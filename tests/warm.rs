@@ -571,6 +571,40 @@ fn a_run_with_other_settings_connects_as_usual() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(!out.stderr.contains(SERVED), "{}", out.stderr);
     assert_eq!(sessions.status()[0]["runs"], 0);
+    // `down` finds the host's session by its name, whatever settings it was made with.
+    let other = sessions.on(&sshd, &["up", "-o", "ServerAliveInterval=31"]);
+    assert_eq!(other.code, Some(0), "{}", other.stderr);
+    assert_eq!(sessions.status().len(), 2);
+    let down = sessions.on(&sshd, &["down"]);
+    assert_eq!(down.code, Some(0), "{}", down.stderr);
+    assert!(sessions.status().is_empty());
+    sessions.assert_clean();
+    sshd.wait_until_no_session_processes(LIMIT)
+        .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
+}
+
+#[test]
+fn status_does_not_wait_on_an_agent_that_does_not_answer() {
+    let sshd = Sshd::start();
+    let sessions = Sessions::new();
+    sessions.up(&sshd, &[]);
+    let pid = sessions.status()[0]["pid"]
+        .as_u64()
+        .expect("a pid")
+        .to_string();
+    let signal = |name: &str| {
+        let sent = Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+    };
+    signal("-STOP");
+    let out = sessions.tool(&["status", "--json"]).run();
+    signal("-CONT");
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "", "a stopped agent is not listed as live");
+    assert_eq!(sessions.status().len(), 1);
     sessions.down_all_on(&sshd);
 }
 

@@ -1,7 +1,8 @@
 //! `mix-remote down`: ends the warm sessions of the chosen hosts (or all of them) and waits until
 //! nothing of them is left: remote nodes stopped, connections closed, directories removed.
 
-use std::path::PathBuf;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::cli::DownArgs;
@@ -35,26 +36,56 @@ pub async fn exec(
     };
     let mut code = exit::OK;
     for (name, dir) in chosen {
-        let (name, ended) = match client::probe(&dir).await {
-            Found::Live(status) => (status.host, client::down(&dir).await),
-            Found::Starting | Found::Stale => {
-                if !args.all {
-                    report
-                        .phase(Stage::Stop, "")
-                        .done(format!("no session for {name}"));
+        let mut ended: Vec<(String, io::Result<()>)> = end(&dir, &name).await.into_iter().collect();
+        if !args.all {
+            // Sessions of that host's made with other settings (ssh options, elixir): the
+            // host's name finds them.
+            for other in dirs::sessions(&root)
+                .into_iter()
+                .filter(|other| *other != dir)
+            {
+                if let Found::Live(status) = client::probe(&other).await
+                    && status.host == name
+                {
+                    ended.extend(end(&other, &name).await);
                 }
-                continue;
             }
-        };
-        match ended {
-            Ok(()) => report
+        }
+        if ended.is_empty() && !args.all {
+            report
                 .phase(Stage::Stop, "")
-                .done(format!("session for {name} ended")),
-            Err(e) => {
-                report.error(&format!("the session for {name} did not end cleanly: {e}"));
-                code = exit::CANNOT_RUN;
+                .done(format!("no session for {name}"));
+        }
+        for (name, outcome) in ended {
+            match outcome {
+                Ok(()) => report
+                    .phase(Stage::Stop, "")
+                    .done(format!("session for {name} ended")),
+                Err(e) => {
+                    report.error(&format!("the session for {name} did not end cleanly: {e}"));
+                    code = exit::CANNOT_RUN;
+                }
             }
         }
     }
     Ok(code)
+}
+
+/// Ends the session of `dir` (of the host `name`, if known), or waits for it to end if it is
+/// ending: its host's name and how that went; `None` if there is no session there (or one still
+/// starting), or one that was ending of a host not named.
+async fn end(dir: &Path, name: &str) -> Option<(String, io::Result<()>)> {
+    match client::probe(dir).await {
+        Found::Live(status) => Some((status.host, client::down(dir).await)),
+        Found::Ending => {
+            let ended = client::ended(dir).await;
+            (!name.is_empty()).then(|| {
+                let outcome = ended
+                    .then_some(())
+                    .ok_or_else(|| io::Error::other("its agent is still ending"));
+                (name.to_owned(), outcome)
+            })
+        }
+        Found::Starting | Found::Stale => None,
+    }
 }

@@ -49,7 +49,14 @@ async fn up(host: &HostSettings, idle: Duration, report: &Reporter) -> Result<()
                 exit::CANNOT_RUN,
             ));
         }
-        Found::Stale => {}
+        // Its agent removes its directory, where the new one goes: once that is done.
+        Found::Ending if !client::ended(&dir).await => {
+            return Err(CliError::new(
+                format!("the last session for {} is still ending", host.name),
+                exit::CANNOT_RUN,
+            ));
+        }
+        Found::Ending | Found::Stale => {}
     }
     let phase = report.phase(Stage::Connect, format!("connecting to {}", host.address));
     let spec = Spec::of(host, idle);

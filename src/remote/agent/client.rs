@@ -16,6 +16,8 @@ use crate::remote::push::Remote;
 
 /// How long a session directory without a socket may be starting before it counts as stale.
 const STARTING: Duration = Duration::from_secs(120);
+/// How long an agent that accepted a connection may take to say its status.
+const STATUS_WAIT: Duration = Duration::from_secs(3);
 /// How long `down` waits for the agent to leave nothing behind.
 const DOWN_LIMIT: Duration = Duration::from_secs(30);
 
@@ -66,26 +68,43 @@ pub enum Found {
     Live(Status),
     /// A session still starting (its agent does not serve yet).
     Starting,
+    /// A session ending (its agent serves no more, and removes its directory itself).
+    Ending,
     /// What a dead agent left (removed by [`probe`]).
     Stale,
 }
 
-/// Asks the agent of `dir` for its status; a directory whose agent is gone is removed.
+/// Asks the agent of `dir` for its status; a directory whose agent is gone is removed. An agent
+/// that does not answer within a few seconds (stopped, or busy starting) counts as starting.
 pub async fn probe(dir: &Path) -> Found {
     match Agent::connect(dir).await {
-        Ok(mut agent) => match agent.ask(STATUS).await {
-            Ok(line) => match serde_json::from_str(&line) {
+        Ok(mut agent) => match tokio::time::timeout(STATUS_WAIT, agent.ask(STATUS)).await {
+            Ok(Ok(line)) => match serde_json::from_str(&line) {
                 Ok(status) => Found::Live(status),
                 Err(_) => Found::Starting,
             },
-            Err(_) => Found::Starting,
+            Ok(Err(_)) | Err(_) => Found::Starting,
         },
         Err(e) if e.kind() == io::ErrorKind::NotFound && !old(dir) => Found::Starting,
+        Err(_) if dirs::lock_held(dir) => Found::Ending,
         Err(_) => {
             let _ = std::fs::remove_dir_all(dir);
             Found::Stale
         }
     }
+}
+
+/// Waits until the ending session of `dir` has removed its directory; false if it has not within
+/// two minutes.
+pub async fn ended(dir: &Path) -> bool {
+    let deadline = tokio::time::Instant::now() + STARTING;
+    while dir.exists() {
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
 }
 
 /// The control socket of `host`'s live warm session (same settings, agent serving), if any: a
@@ -318,5 +337,23 @@ mod tests {
         ] {
             assert_eq!(claim_answered(dir.path(), &said).await, error, "{said}");
         }
+    }
+
+    #[tokio::test]
+    async fn an_agent_that_holds_its_lock_is_ending_and_one_that_does_not_is_dead() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("session");
+        std::fs::create_dir(&dir).unwrap();
+        // A socket nobody listens on any more: connecting to it is refused.
+        drop(std::os::unix::net::UnixListener::bind(dir.join(dirs::SOCKET)).unwrap());
+        let lock = dirs::hold_lock(&dir).unwrap();
+        assert!(matches!(probe(&dir).await, Found::Ending));
+        assert!(
+            dir.exists(),
+            "an ending agent's directory is its own to remove"
+        );
+        drop(lock);
+        assert!(matches!(probe(&dir).await, Found::Stale));
+        assert!(!dir.exists());
     }
 }

@@ -1,16 +1,37 @@
 //! Where warm sessions live on this machine: `$XDG_RUNTIME_DIR/mix-remote/` when it is set (a
 //! per-user tmpfs that goes at logout), else `~/.cache/mix-remote/sessions/`; in it, one 0700
-//! directory per session, named by the session's key, holding the agent's 0600 socket and ssh's
-//! control socket. The root is made 0700 and must be the user's own.
+//! directory per session, named by the session's key, holding the agent's 0600 socket, its lock
+//! and ssh's control socket. The root is made 0700 and must be the user's own.
 
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The agent's socket in a session directory.
 pub const SOCKET: &str = "agent.sock";
 /// ssh's control socket in a session directory.
 pub const CONTROL: &str = "ctl";
+/// The file whose lock the agent holds for its whole life, its directory's removal included: a
+/// socket that refuses connections then means an agent ending, not a dead one.
+pub const LOCK: &str = "lock";
+
+/// Takes the lock of the session directory `dir` for this process (see [`LOCK`]).
+pub fn hold_lock(dir: &Path) -> io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(dir.join(LOCK))?;
+    file.lock()?;
+    Ok(file)
+}
+
+/// Whether a live process (an agent, ending or not) holds the lock of the session directory
+/// `dir`.
+pub fn lock_held(dir: &Path) -> bool {
+    std::fs::File::open(dir.join(LOCK))
+        .is_ok_and(|file| matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
+}
 
 /// The directory that holds the sessions, created (0700) if need be. Refused when it belongs to
 /// another user or others may enter it.

@@ -127,6 +127,11 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
             }
         }
     })?;
+    // Held until this function returns, after the directory is gone.
+    let _lock = dirs::hold_lock(dir.path()).map_err(|error| AgentError::Dir {
+        path: dir.path().join(dirs::LOCK),
+        error,
+    })?;
     let socket = dir.path().join(dirs::SOCKET);
     let listener = UnixListener::bind(&socket)
         .and_then(|l| private_dir::owner_only(&socket).map(|()| l))
