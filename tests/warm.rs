@@ -390,6 +390,10 @@ fn up_with_an_elixir_the_server_lacks_says_so_and_leaves_nothing() {
         sshd.host()
     );
     assert!(up.stderr.contains(&said), "{}", up.stderr);
+    // One that cannot be passed to the server's shell is bad input, found before anything starts.
+    let bad = sessions.on(&sshd, &["up", "--elixir", "elixir;reboot"]);
+    assert_eq!(bad.code, Some(2), "{}", bad.stderr);
+    assert!(bad.stderr.contains("elixir;reboot"), "{}", bad.stderr);
     sessions.assert_clean();
     sshd.assert_no_session_processes();
 }

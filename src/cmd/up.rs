@@ -17,6 +17,8 @@ use crate::exit::{self, CliError};
 use crate::remote::agent::client::{self, Found};
 use crate::remote::agent::server::AGENT;
 use crate::remote::agent::{self, READY, Spec, dirs};
+use crate::remote::boot;
+use crate::remote::session::SessionError;
 use crate::report::Reporter;
 
 /// Starts a session for every chosen host that has none; returns the exit code.
@@ -33,6 +35,8 @@ pub async fn exec(
 }
 
 async fn up(host: &HostSettings, idle: Duration, report: &Reporter) -> Result<(), CliError> {
+    // Bad input, before any agent starts.
+    boot::check_elixir(&host.elixir).map_err(|e| CliError::from(SessionError::Boot(e)))?;
     let root = dirs::root().map_err(|e| session_dir_error(&e))?;
     let dir = dirs::session(&root, &agent::key(host));
     match client::probe(&dir).await {
