@@ -198,6 +198,12 @@ fn unknown_key(key: &str, message: &str) -> Option<String> {
     ))
 }
 
+/// The key the YAML parser found twice in one mapping, from its message.
+fn duplicated(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("duplicate mapping key: ")?;
+    Some(rest.split(',').next().unwrap_or(rest).trim())
+}
+
 fn key_prefix(key: &str) -> String {
     if key.is_empty() || key == "." {
         String::new()
@@ -383,11 +389,19 @@ impl Config {
         let mut file = parsed.map_err(|e| {
             let at = e.location();
             let message = serde_saphyr::DefaultMessageFormatter.format_message(&e);
+            let (key, message) = match duplicated(&message) {
+                Some(name) if key.is_empty() => (name.to_owned(), "set twice".to_owned()),
+                Some(name) => (format!("{key}.{name}"), "set twice".to_owned()),
+                None => (
+                    key.clone(),
+                    unknown_key(&key, &message).unwrap_or_else(|| message.into_owned()),
+                ),
+            };
             ConfigError::Invalid {
                 path: path.to_owned(),
                 line: at.map_or(0, |l| l.line()),
                 column: at.map_or(0, |l| l.column()),
-                message: unknown_key(&key, &message).unwrap_or_else(|| message.into_owned()),
+                message,
                 key,
             }
         })?;
@@ -1103,9 +1117,16 @@ hosts:
         assert_eq!((line, key.as_str()), (3, "hosts.h.remote_env"));
         assert_eq!(message, "the value of `A` holds a NUL byte");
 
-        let (line, _, message) = invalid("hosts:\n  a: {}\n  a: {}\n");
-        assert_eq!(line, 3);
-        assert!(message.contains("duplicate"), "{message}");
+        let (line, key, message) = invalid("hosts:\n  a: {}\n  a: {}\n");
+        assert_eq!(
+            (line, key.as_str(), message.as_str()),
+            (3, "hosts.a", "set twice")
+        );
+        let (line, key, message) = invalid("defaults:\n  mix_env: prod\n  mix_env: dev\n");
+        assert_eq!(
+            (line, key.as_str(), message.as_str()),
+            (3, "defaults.mix_env", "set twice")
+        );
 
         let (line, _, _) = invalid("top: 1\n");
         assert_eq!(line, 1);
