@@ -930,7 +930,7 @@ settled = fn ->
       match?({:ok, %{module: :logger_std_h}}, :logger.get_handler_config(id)),
       do: :logger_std_h.filesync(id)
 
-  IO.puts(:user, "mix-remote:done")
+  IO.puts(:user, "\nmix-remote:done")
 end
 
 # Runs request `op` for the tool's process `from` in a process of its own, whose group leader is
@@ -1008,7 +1008,7 @@ end
 # (`mix-remote:loaded:<hex of the reply>`) and for the server, which holds the tool's
 # `after_load` requests until then.
 say_loaded = fn reply ->
-  :io.put_chars(:standard_io, ["mix-remote:loaded:", :binary.encode_hex(:erlang.term_to_binary(reply)), ?\n])
+  :io.put_chars(:standard_io, ["\nmix-remote:loaded:", :binary.encode_hex(:erlang.term_to_binary(reply)), ?\n])
   send(:mix_remote, {:mix_remote_loaded, reply})
 end
 
@@ -1104,12 +1104,16 @@ relay_beam = read_line.()
 # and the connection back starts 10-30 ms sooner. Returns the line after the preloads and the
 # tag the last of those processes sends this one once it has said it: the node connects back
 # only then (below).
+# Each `mix-remote:` line the node writes on its stdout starts with a newline: output left
+# without its own (an -on_load's `IO.write`, a Logger format without one) would otherwise hide
+# the marker behind it (the tool takes markers only at the start of a line, and drops blank
+# lines).
 read_after_preloads = fn worked, again ->
   {main, said} = {self(), make_ref()}
 
   spawn(fn ->
     info = :binary.encode_hex(:erlang.term_to_binary({worked, describe.([])}))
-    :io.put_chars(:standard_io, ["mix-remote:info:", info, ?\n])
+    :io.put_chars(:standard_io, ["\nmix-remote:info:", info, ?\n])
     send(main, {:mix_remote_said, said})
     elixir_started.()
   end)

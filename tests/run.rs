@@ -316,6 +316,47 @@ fn on_load_modules_are_loaded_after_the_batch() {
     );
 }
 
+#[test]
+fn output_the_node_leaves_unended_on_its_stdout_hides_no_marker() {
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("demo", "dev");
+    let onload = staged.path().join("src/demo_onload.erl");
+    let source = std::fs::read_to_string(&onload).unwrap();
+    let printing = source.replace(
+        "init() ->\n",
+        "init() ->\n    io:put_chars(user, \"on_load says, without a newline\"),\n",
+    );
+    assert_ne!(printing, source);
+    std::fs::write(&onload, printing).unwrap();
+    let compiled = Command::new("mix")
+        .arg("compile")
+        .current_dir(staged.path())
+        .env("MIX_ENV", "dev")
+        .env(testkit::VENDOR_VAR, testkit::vendor_dir())
+        .output()
+        .expect("mix");
+    assert!(compiled.status.success(), "{compiled:?}");
+    // Printed as the module loads, before the line that says the load is done: that line is
+    // still read, and the run does not wait out its push limit.
+    let mut tool = testkit::mix_remote(staged.path());
+    tool.run_on(&sshd)
+        .args(["--no-compile", "--push-timeout", "30", "Demo.Worker.onload_state"]);
+    let out = tool.run();
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), ":initialised\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("] on_load says, without a newline\n"),
+        "{}",
+        out.stderr
+    );
+    out.assert_local_clean();
+    sshd.assert_no_session_processes();
+}
+
 /// The `key=value` pairs of the `stats:` line `-v` prints at the end of a run.
 fn stats(stderr: &str) -> std::collections::HashMap<String, u64> {
     let line = stderr

@@ -364,7 +364,7 @@ mod tests {
         assert!(RUN_DIRS.contains(&format!("\"^{RUN_DIR_PREFIX}(")));
         assert!(PROGRAM.contains(&format!("[\"{RUN_DIR_PREFIX}\", :os.getpid(), ?-,")));
         assert!(PROGRAM.contains(&format!("Process.register(server, :{SERVER})")));
-        assert!(PROGRAM.contains(&format!("[\"{MARKER}{INFO}\", info, ?\\n]")));
+        assert!(PROGRAM.contains(&format!("[\"\\n{MARKER}{INFO}\", info, ?\\n]")));
         assert!(START.contains(&format!("io:format(\"{MARKER}{OLD_OTP}~b~n\"")));
         assert!(START.contains("mix_remote_boot:main(@TICK_MS@)\n"));
         assert!(PROGRAM.contains(&format!(
