@@ -70,6 +70,8 @@ impl From<SessionError> for CliError {
         let code = match &e {
             SessionError::Boot(_) | SessionError::Wire(_) => USAGE,
             SessionError::Timeout { .. } | SessionError::Call(CallError::Timeout { .. }) => TIMEOUT,
+            // The code ended the node itself: the function failed, as a raise would.
+            SessionError::Halted { .. } => RAISED,
             _ => CANNOT_RUN,
         };
         CliError::new(e.to_string(), code)

@@ -136,14 +136,29 @@ fn a_crashing_remote_node_writes_no_crash_dump_and_is_a_clear_error() {
     let dump = Path::new(&std::env::var("HOME").expect("HOME")).join("erl_crash.dump");
     let before = std::fs::metadata(&dump).and_then(|m| m.modified()).ok();
     let out = run(&sshd, &["Demo.Worker.crash_node"]);
-    assert_eq!(out.code, Some(3), "stderr: {}", out.stderr);
-    let lost = format!(
-        "the remote node on {} went away while calling Demo.Worker.crash_node",
+    // `:erlang.halt/1` with a slogan: the node's exit status is 1, and the function failed.
+    assert_eq!(out.code, Some(1), "stderr: {}", out.stderr);
+    let halted = format!(
+        "the remote node on {} halted with status 1 while calling Demo.Worker.crash_node",
         sshd.host()
     );
-    assert!(out.stderr.contains(&lost), "{}", out.stderr);
+    assert!(out.stderr.contains(&halted), "{}", out.stderr);
     let after = std::fs::metadata(&dump).and_then(|m| m.modified()).ok();
     assert_eq!(before, after, "{} was written", dump.display());
+    // System.halt/1 in the code: its status is named.
+    let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
+    let out = tool
+        .eval_on(&sshd, "System.halt(7)")
+        .arg("--no-compile")
+        .run();
+    assert_eq!(out.code, Some(1), "stderr: {}", out.stderr);
+    assert!(
+        out.stderr.contains("halted with status 7 while evaluating"),
+        "{}",
+        out.stderr
+    );
+    out.assert_local_clean();
+    sshd.assert_no_session_processes();
 }
 
 #[test]
@@ -339,8 +354,12 @@ fn output_the_node_leaves_unended_on_its_stdout_hides_no_marker() {
     // Printed as the module loads, before the line that says the load is done: that line is
     // still read, and the run does not wait out its push limit.
     let mut tool = testkit::mix_remote(staged.path());
-    tool.run_on(&sshd)
-        .args(["--no-compile", "--push-timeout", "30", "Demo.Worker.onload_state"]);
+    tool.run_on(&sshd).args([
+        "--no-compile",
+        "--push-timeout",
+        "30",
+        "Demo.Worker.onload_state",
+    ]);
     let out = tool.run();
     assert_eq!(
         (out.code, out.stdout.as_str()),

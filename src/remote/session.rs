@@ -215,11 +215,14 @@ where
     // A node that has answered and said its own output is all out leaves nothing to wait for: it
     // halts and removes its files when the connection closes. Otherwise the session ends by
     // itself (ssh's last words then explain a failure), or is ended after a grace period.
-    if result.is_ok() && master.settled(SETTLE_LIMIT).await {
+    // A node lost on the way may have halted by itself: the session's exit status says so.
+    let result = if result.is_ok() && master.settled(SETTLE_LIMIT).await {
         master.abandon();
+        result
     } else {
-        master.shutdown(TEARDOWN_GRACE).await;
-    }
+        let status = master.shutdown(TEARDOWN_GRACE).await;
+        result.map_err(|e| e.halted_with(status))
+    };
     stats.teardown = Some(stopping.elapsed());
     drop(phase);
     report.verbose(&stats.line());

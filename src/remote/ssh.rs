@@ -534,20 +534,23 @@ impl Master {
 
     /// Ends the run on the remote and closes the connection: closing stdin halts the node, which
     /// ends the session and so the master. If that takes longer than `grace` (a hung server, a
-    /// dead link), the master is killed, which closes the connection.
-    pub async fn shutdown(mut self, grace: Duration) {
+    /// dead link), the master is killed, which closes the connection. Returns ssh's exit status,
+    /// the session's (the node's, which the launcher `exec`s) unless ssh failed (255).
+    pub async fn shutdown(mut self, grace: Duration) -> Option<i32> {
         self.stdin.take();
-        if tokio::time::timeout(grace, self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
+        let status = match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(ended) => ended.ok().and_then(|s| s.code()),
+            Err(_) => {
+                let _ = self.child.kill().await;
+                None
+            }
+        };
         // ssh's last words ("Connection ... closed") are shown before whatever the run reports
         // next; the pipe ends with ssh, but a ProxyCommand could hold it: wait a moment at most.
         if let Some(reader) = self.stderr_read.take() {
             let _ = tokio::time::timeout(LAST_WORDS, reader).await;
         }
+        status
     }
 }
 

@@ -83,6 +83,19 @@ pub enum SessionError {
         /// The host.
         host: String,
     },
+    /// The remote node halted with an exit status in the middle of a phase: the code called
+    /// `System.halt/1` or `System.stop/1` (or the VM gave up on a fatal error).
+    #[error(
+        "the remote node on {host} halted with status {status} while {phase} (System.halt/1 or System.stop/1 in the code, or the VM's exit on a fatal error; the server's messages, if any, are above)"
+    )]
+    Halted {
+        /// What was going on.
+        phase: String,
+        /// The host.
+        host: String,
+        /// The node's exit status.
+        status: u8,
+    },
 }
 
 impl SessionError {
@@ -120,6 +133,21 @@ impl SessionError {
                 }
             }
             other => other,
+        }
+    }
+
+    /// A lost node, told by the SSH session's exit `status` to have halted by itself: a status
+    /// of 0 to 125 is the node's own (ssh gives 255 for its own failures and a signal's end).
+    pub(super) fn halted_with(self, status: Option<i32>) -> SessionError {
+        match (self, status.and_then(|s| u8::try_from(s).ok())) {
+            (SessionError::Lost { phase, host }, Some(status)) if status <= 125 => {
+                SessionError::Halted {
+                    phase,
+                    host,
+                    status,
+                }
+            }
+            (other, _) => other,
         }
     }
 
