@@ -201,7 +201,10 @@ fn unknown_key(key: &str, message: &str) -> Option<String> {
 /// The key the YAML parser found twice in one mapping, from its message.
 fn duplicated(message: &str) -> Option<&str> {
     let rest = message.strip_prefix("duplicate mapping key: ")?;
-    Some(rest.split(',').next().unwrap_or(rest).trim())
+    Some(
+        rest.strip_suffix(", set DuplicateKeyPolicy in Options if acceptable")
+            .unwrap_or(rest),
+    )
 }
 
 fn key_prefix(key: &str) -> String {

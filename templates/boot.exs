@@ -23,6 +23,10 @@
 # The run's files on the server live in one private directory (see `run_dir`), which every way
 # this program halts removes first (`halt`).
 
+# The login's own MIX_ENV (a server's profile may export one), read before `remote_env` is put:
+# the run's environment replaces it, not a MIX_ENV that `remote_env` gives.
+login_mix_env = :os.getenv(~c"MIX_ENV")
+
 # Removes the directory `dir` and everything in it. `rm` does it in a fraction of the time
 # `File.rm_rf/1` takes through the node's file server (a 2000-module batch's files: 40 ms against
 # 140-250 on an idle machine; minutes for 32 nodes ending at once on two busy cores), which stays
@@ -113,9 +117,9 @@ missing_module = fn
 end
 
 # MIX_ENV is the run's environment, as it is under `MIX_ENV=prod mix run` (unless `remote_env`
-# sets it).
+# sets it: see `login_mix_env`).
 mix_env_set = fn env ->
-  if System.get_env("MIX_ENV") == nil, do: System.put_env("MIX_ENV", env)
+  if :os.getenv(~c"MIX_ENV") == login_mix_env, do: System.put_env("MIX_ENV", env)
 end
 
 read_config = fn path, opts ->
@@ -348,8 +352,10 @@ evaluate_config = fn files, env, names, subdir ->
       File.write!(target, contents)
     end
 
+    # As Mix reads them: runtime.exs may not import other files.
     for name <- names do
-      read_config.(Path.join([dir, "config", name]), env: String.to_atom(env), target: :host)
+      imports = if name == "runtime.exs", do: [imports: :disabled], else: []
+      read_config.(Path.join([dir, "config", name]), [env: String.to_atom(env), target: :host] ++ imports)
     end
   after
     File.rm_rf(dir)

@@ -305,6 +305,19 @@ fn config_evaluated_ahead_prints_once_in_order_fails_as_it_would_and_sets_logger
     let out = remote(&sshd, project, "prod", true, entry, &[], &vars);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(out.stdout, local.stdout);
+    // A MIX_ENV the server's login exports gives way to the run's.
+    let login = testkit::ElixirWrapper::new("export MIX_ENV=staging\nexec elixir \"$@\"");
+    let env_config = remote_env_config(&vars);
+    let mut tool = testkit::mix_remote(project);
+    tool.arg("--config")
+        .arg(env_config.path().join("mix-remote.yaml"))
+        .run_on(&sshd)
+        .args(["--env", "prod", "--no-compile", "--elixir"])
+        .arg(login.path())
+        .arg(entry);
+    let out = tool.run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, local.stdout);
     std::fs::write(&config, &original).unwrap();
 
     // runtime.exs sees what config.exs set, as Mix evaluates it once that is applied.

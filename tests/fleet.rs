@@ -518,6 +518,38 @@ fn check_compares_each_host_with_the_build_of_its_own_mix_env() {
 }
 
 #[test]
+fn eval_is_not_held_up_by_hosts_whose_entries_differ() {
+    let sshd = Sshd::start();
+    let (dir, config) = config_dir(&format!(
+        "hosts:\n{}{}",
+        host_entry("a", &sshd, &["entry: Demo.Worker.ask"]),
+        host_entry("b", &sshd, &["entry: Demo.Worker.echo"]),
+    ));
+    let project = fixture();
+    let args = ["--host", "a,b", "--project", &project, "--no-compile"];
+    let out = tool(
+        dir.path(),
+        &[&["--config", &config, "eval", "40 + 2"][..], &args].concat(),
+    )
+    .run();
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout.matches("42").count(), 2, "{}", out.stdout);
+    // `run` without an entry of its own must be told which.
+    let out = tool(
+        dir.path(),
+        &[&["--config", &config, "run"][..], &args].concat(),
+    )
+    .run();
+    assert_eq!(out.code, Some(2), "stderr: {}", out.stderr);
+    assert!(
+        out.stderr.contains("name the entry on the command line"),
+        "{}",
+        out.stderr
+    );
+    assert_remote_clean(&sshd);
+}
+
+#[test]
 fn flags_beat_environment_beat_config_beat_defaults() {
     let sshd = Sshd::start();
     let (dir, config) = config_dir(&format!(

@@ -22,30 +22,34 @@ pub async fn exec(
     report: Arc<Reporter>,
 ) -> Result<u8, CliError> {
     let root = dirs::root().map_err(|e| session_dir_error(&e))?;
-    let chosen: Vec<(String, PathBuf)> = if args.all {
+    let chosen: Vec<(String, String, PathBuf)> = if args.all {
         dirs::sessions(&root)
             .into_iter()
-            .map(|d| (String::new(), d))
+            .map(|d| (String::new(), String::new(), d))
             .collect()
     } else {
         let (_, hosts) = fanout::choose(config, &args.hosts, &args.connection.layer())?;
         hosts
             .iter()
-            .map(|h| (h.name.clone(), dirs::session(&root, &agent::key(h))))
+            .map(|h| {
+                let dir = dirs::session(&root, &agent::key(h));
+                (h.name.clone(), h.address.clone(), dir)
+            })
             .collect()
     };
     let mut code = exit::OK;
-    for (name, dir) in chosen {
+    for (name, address, dir) in chosen {
         let mut ended: Vec<(String, io::Result<()>)> = end(&dir, &name).await.into_iter().collect();
         if !args.all {
-            // Sessions of that host's made with other settings (ssh options, elixir): the
-            // host's name finds them.
+            // Sessions of that host's made with other settings (ssh options, elixir): its name
+            // and address find them.
             for other in dirs::sessions(&root)
                 .into_iter()
                 .filter(|other| *other != dir)
             {
                 if let Found::Live(status) = client::probe(&other).await
                     && status.host == name
+                    && status.address == address
                 {
                     ended.extend(end(&other, &name).await);
                 }
@@ -77,6 +81,14 @@ pub async fn exec(
 async fn end(dir: &Path, name: &str) -> Option<(String, io::Result<()>)> {
     match client::probe(dir).await {
         Found::Live(status) => Some((status.host, client::down(dir).await)),
+        // Connecting still (it ends once it serves), or stopped (then the wait runs out).
+        Found::Silent => {
+            let name = match name {
+                "" => dir.display().to_string(),
+                name => name.to_owned(),
+            };
+            Some((name, client::down(dir).await))
+        }
         Found::Ending => {
             let ended = client::ended(dir).await;
             (!name.is_empty()).then(|| {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::cli::EvalArgs;
 use crate::cmd::run;
-use crate::config::{Build, Config};
+use crate::config::{Build, Config, Section};
 use crate::exit::CliError;
 use crate::remote::job::{Code, Job};
 use crate::report::Reporter;
@@ -22,13 +22,11 @@ pub async fn exec(
         Job::prepare_code(build, Code::expression(&args.expr), skip_app_config, report)
     };
     let looks_right = Job::code_looks_preparable;
-    run::on_hosts(
-        &args.options,
-        args.options.layer(),
-        config,
-        report,
-        looks_right,
-        prepare,
-    )
-    .await
+    // An expression has no entry: the hosts' `entry` settings are not its concern (nor a
+    // disagreement among them).
+    let flags = Section {
+        entry: Some(String::new()),
+        ..args.options.layer()
+    };
+    run::on_hosts(&args.options, flags, config, report, looks_right, prepare).await
 }

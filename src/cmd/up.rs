@@ -28,6 +28,10 @@ pub async fn exec(
     report: Arc<Reporter>,
 ) -> Result<u8, CliError> {
     let (_, hosts) = fanout::choose(config, &args.hosts, &args.connection.layer())?;
+    // Bad input, before any agent starts.
+    for host in &hosts {
+        boot::check_elixir(&host.elixir).map_err(|e| CliError::from(SessionError::Boot(e)))?;
+    }
     for host in &hosts {
         up(host, args.idle, &report).await?;
     }
@@ -35,8 +39,6 @@ pub async fn exec(
 }
 
 async fn up(host: &HostSettings, idle: Duration, report: &Reporter) -> Result<(), CliError> {
-    // Bad input, before any agent starts.
-    boot::check_elixir(&host.elixir).map_err(|e| CliError::from(SessionError::Boot(e)))?;
     let root = dirs::root().map_err(|e| session_dir_error(&e))?;
     let dir = dirs::session(&root, &agent::key(host));
     match client::probe(&dir).await {
@@ -47,9 +49,12 @@ async fn up(host: &HostSettings, idle: Duration, report: &Reporter) -> Result<()
             ));
             return Ok(());
         }
-        Found::Starting => {
+        Found::Starting | Found::Silent => {
             return Err(CliError::new(
-                format!("a session for {} is starting already", host.name),
+                format!(
+                    "a session for {} is starting already, or its agent does not answer",
+                    host.name
+                ),
                 exit::CANNOT_RUN,
             ));
         }

@@ -105,7 +105,7 @@ where
                 let login = Login::start(host, report, input, false)?;
                 let result = cold(job, host, report, input, login, work).await;
                 if result.is_ok() {
-                    warm::hand_batch(host, job).await;
+                    warm::hand_batch(host, job, report).await;
                 }
                 return result;
             }
@@ -374,10 +374,14 @@ impl Session<'_> {
     ) -> T {
         let early = match early {
             Some(result) => Some(result),
-            None => match std::future::poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await {
-                Poll::Ready(result) => Some(result),
-                Poll::Pending => None,
-            },
+            None => {
+                // Unconstrained: a budget the push used up must not make this poll a no-op.
+                let mut once = tokio::task::unconstrained(work.as_mut());
+                match std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut once).poll(cx))).await {
+                    Poll::Ready(result) => Some(result),
+                    Poll::Pending => None,
+                }
+            }
         };
         self.output_open.send_replace(true);
         match early {

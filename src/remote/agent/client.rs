@@ -68,14 +68,17 @@ pub enum Found {
     Live(Status),
     /// A session still starting (its agent does not serve yet).
     Starting,
+    /// An agent that took the connection but did not say its status in time: still connecting
+    /// (it serves once connected), or stopped.
+    Silent,
     /// A session ending (its agent serves no more, and removes its directory itself).
     Ending,
     /// What a dead agent left (removed by [`probe`]).
     Stale,
 }
 
-/// Asks the agent of `dir` for its status; a directory whose agent is gone is removed. An agent
-/// that does not answer within a few seconds (stopped, or busy starting) counts as starting.
+/// Asks the agent of `dir` for its status, waiting a few seconds at most; a directory whose agent
+/// is gone is removed.
 pub async fn probe(dir: &Path) -> Found {
     match Agent::connect(dir).await {
         Ok(mut agent) => match tokio::time::timeout(STATUS_WAIT, agent.ask(STATUS)).await {
@@ -83,7 +86,8 @@ pub async fn probe(dir: &Path) -> Found {
                 Ok(status) => Found::Live(status),
                 Err(_) => Found::Starting,
             },
-            Ok(Err(_)) | Err(_) => Found::Starting,
+            Ok(Err(_)) => Found::Starting,
+            Err(_) => Found::Silent,
         },
         Err(e) if e.kind() == io::ErrorKind::NotFound && !old(dir) => Found::Starting,
         Err(_) if dirs::lock_held(dir) => Found::Ending,

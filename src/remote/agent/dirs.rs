@@ -29,7 +29,10 @@ pub fn hold_lock(dir: &Path) -> io::Result<std::fs::File> {
 /// Whether a live process (an agent, ending or not) holds the lock of the session directory
 /// `dir`.
 pub fn lock_held(dir: &Path) -> bool {
-    std::fs::File::open(dir.join(LOCK))
+    // Writable: where flock is emulated with POSIX locks (NFS), an exclusive lock needs it.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join(LOCK))
         .is_ok_and(|file| matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
 }
 

@@ -76,12 +76,25 @@ pub(super) async fn holds_dropped(
 }
 
 /// Hands the warm session of `host` this run's batch for its next spare nodes to load ahead
-/// (after a run that did not use its spare: see [`holds_dropped`]).
-pub(super) async fn hand_batch(host: &HostSettings, job: &Job) {
-    if let (Some(dir), Ok((prepared, _))) = (session_dir(host), job.wire.get().await) {
-        let _ = client::hand_preload(&dir, &preload::encode(&prepared)).await;
+/// (after a run that did not use its spare: see [`holds_dropped`]). An agent that does not take
+/// it (one of an older build of the tool) keeps giving its spares the old batch: a warning says
+/// how to start a session that follows the build.
+pub(super) async fn hand_batch(host: &HostSettings, job: &Job, report: &Reporter) {
+    let (Some(dir), Ok((prepared, _))) = (session_dir(host), job.wire.get().await) else {
+        return;
+    };
+    let encoded = preload::encode(&prepared);
+    let handing = client::hand_preload(&dir, &encoded);
+    if !matches!(tokio::time::timeout(HAND_LIMIT, handing).await, Ok(Ok(()))) {
+        report.warning(&format!(
+            "the warm session of {} did not take this build's code for its next runs, which will connect as usual: end it and start another (`mix-remote down --host {0}`, then `up`)",
+            host.name
+        ));
     }
 }
+
+/// How long the agent may take to take a batch handed to it.
+const HAND_LIMIT: Duration = Duration::from_secs(5);
 
 /// Whether `host` has a warm session with these settings (live or not: a run then tries it);
 /// if not, says so for `-v`.
