@@ -23,10 +23,6 @@
 # The run's files on the server live in one private directory (see `run_dir`), which every way
 # this program halts removes first (`halt`).
 
-# The login's own MIX_ENV (a server's profile may export one), read before `remote_env` is put:
-# the run's environment replaces it, not a MIX_ENV that `remote_env` gives.
-login_mix_env = :os.getenv(~c"MIX_ENV")
-
 # Removes the directory `dir` and everything in it. `rm` does it in a fraction of the time
 # `File.rm_rf/1` takes through the node's file server (a 2000-module batch's files: 40 ms against
 # 140-250 on an idle machine; minutes for 32 nodes ending at once on two busy cores), which stays
@@ -116,10 +112,12 @@ missing_module = fn
   _kind, _reason, _stack -> nil
 end
 
-# MIX_ENV is the run's environment, as it is under `MIX_ENV=prod mix run` (unless `remote_env`
-# sets it: see `login_mix_env`).
-mix_env_set = fn env ->
-  if :os.getenv(~c"MIX_ENV") == login_mix_env, do: System.put_env("MIX_ENV", env)
+# MIX_ENV as `setup` has it (see src/remote/invoke.rs): the run's environment, as under
+# `MIX_ENV=prod mix run`, or the host's `remote_env` MIX_ENV; it replaces a login's own.
+mix_env_set = fn setup ->
+  with value when is_binary(value) <- Map.get(setup, :mix_env) do
+    true = :os.putenv(~c"MIX_ENV", :unicode.characters_to_list(value))
+  end
 end
 
 read_config = fn path, opts ->
@@ -334,7 +332,6 @@ end
 # `env`, in order, as `mix run` does (runtime.exs sees this server's environment), the files
 # written in `<run dir>/<subdir>` meanwhile; one config each ([] for a missing file).
 evaluate_config = fn files, env, names, subdir ->
-  mix_env_set.(env)
   # An older config asks Mix for the environment (`Mix.env()`): Mix then runs, set to it.
   if Enum.any?(files, fn {_path, contents} -> String.contains?(contents, "Mix.") end) do
     {:ok, _} = Application.ensure_all_started(:mix)
@@ -466,8 +463,8 @@ end
 # as under `mix run`: to this process's group leader, the relay, rather than the node's own
 # stdout. (An application master forwards its processes' output to the group leader of the
 # application controller, which started it.)
-configure = fn %{config: files, env: env, apps: apps, start: start} ->
-  mix_env_set.(env)
+configure = fn %{config: files, env: env, apps: apps, start: start} = setup ->
+  mix_env_set.(setup)
   Process.group_leader(Process.whereis(:application_controller), Process.group_leader())
   # Logger's start at boot may be going on still: it ends first, with the settings it read, so
   # that a config that changes them restarts it rather than stopping a start half done.
@@ -1030,6 +1027,7 @@ stage_and_load = fn closure, on_load, env, setup ->
     try do
       :lists.foreach(fn {name, value} -> true = :os.putenv(:unicode.characters_to_list(name), :unicode.characters_to_list(value)) end, :maps.to_list(env))
       {_dir, stale} = run_dir.(run_dir)
+      mix_env_set.(setup)
       if setup.config != [], do: evaluate_ahead.(setup.config, setup.env)
       # OTP's decoder: 3 MB in 12-18 ms on OTP 27 and 29, Elixir's in 18-25 (as fast on OTP 25).
       {:ok, %{stage.(&:base64.decode/1, closure, on_load) | stale: stale}}

@@ -318,6 +318,23 @@ fn config_evaluated_ahead_prints_once_in_order_fails_as_it_would_and_sets_logger
     let out = tool.run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(out.stdout, local.stdout);
+    // One `remote_env` gives wins, even where the login's is the same.
+    let staging = [&vars[..], &[("MIX_ENV", "staging".to_owned())]].concat();
+    let env_config = remote_env_config(&staging);
+    let mut tool = testkit::mix_remote(project);
+    tool.arg("--config")
+        .arg(env_config.path().join("mix-remote.yaml"))
+        .run_on(&sshd)
+        .args(["--env", "prod", "--no-compile", "--elixir"])
+        .arg(login.path())
+        .arg(entry);
+    let out = tool.run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("Mix.env: prod, MIX_ENV: staging\n"),
+        "{}",
+        out.stdout
+    );
     std::fs::write(&config, &original).unwrap();
 
     // runtime.exs sees what config.exs set, as Mix evaluates it once that is applied.

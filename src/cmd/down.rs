@@ -81,13 +81,18 @@ pub async fn exec(
 async fn end(dir: &Path, name: &str) -> Option<(String, io::Result<()>)> {
     match client::probe(dir).await {
         Found::Live(status) => Some((status.host, client::down(dir).await)),
-        // Connecting still (it ends once it serves), or stopped (then the wait runs out).
+        // Connecting still (it ends once it serves, or by itself if its login fails), or
+        // stopped (then the wait runs out).
         Found::Silent => {
             let name = match name {
                 "" => dir.display().to_string(),
                 name => name.to_owned(),
             };
-            Some((name, client::down(dir).await))
+            let ended = client::down(dir).await.or_else(|e| match dir.exists() {
+                true => Err(e),
+                false => Ok(()),
+            });
+            Some((name, ended))
         }
         Found::Ending => {
             let ended = client::ended(dir).await;

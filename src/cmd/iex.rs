@@ -86,7 +86,7 @@ pub async fn exec(
         async move {
             live.attach(Arc::clone(&node));
             let ansi = on_terminal;
-            let end = iex::session(&node, name, ansi, Setup::of(job), &ready).await;
+            let end = iex::session(&node, name, ansi, Setup::of(job, host), &ready).await;
             // IEx has ended: nothing to interrupt while the node stops.
             live.detach();
             end.map_err(SessionError::from)

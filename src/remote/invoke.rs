@@ -7,6 +7,7 @@ use erl_dist::term::{Binary, List, Map, Term};
 use tokio::sync::watch;
 
 use crate::build::app_config::AppConfig;
+use crate::config::HostSettings;
 use crate::events::Status;
 use crate::remote::boot::{AFTER_LOAD, Request, SERVER};
 use crate::remote::job::{Call, Code, Job};
@@ -44,16 +45,22 @@ pub struct Setup<'a> {
     pub apps: &'a [String],
     /// Start them (and their dependencies) as `mix run` does; false: only load them.
     pub start: bool,
+    /// MIX_ENV on the node: the Mix environment, unless the host's `remote_env` sets it.
+    pub mix_env: &'a str,
 }
 
-impl Setup<'_> {
-    /// What `job` does before the call: its configuration, its project's applications, started
-    /// unless `--no-start`.
-    pub fn of(job: &Job) -> Setup<'_> {
+impl<'a> Setup<'a> {
+    /// What `job` does on `host` before the call: its configuration, its project's
+    /// applications, started unless `--no-start`.
+    pub fn of(job: &'a Job, host: &'a HostSettings) -> Setup<'a> {
         Setup {
             config: &job.setup,
             apps: &job.apps.project,
             start: job.start,
+            mix_env: host
+                .remote_env
+                .get("MIX_ENV")
+                .map_or(job.setup.env.as_str(), String::as_str),
         }
     }
 }
@@ -210,6 +217,7 @@ pub fn setup_term(setup: Setup<'_>) -> Term {
             atom("start"),
             atom(if setup.start { "true" } else { "false" }),
         ),
+        (atom("mix_env"), binary(setup.mix_env.as_bytes())),
     ])
     .into()
 }

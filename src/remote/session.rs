@@ -626,7 +626,7 @@ impl Session<'_> {
         let mut stdin = master.take_stdin()?;
         let wire = job.wire.clone();
         let env = env_term(&self.host.remote_env);
-        let setup = invoke::setup_term(Setup::of(job));
+        let setup = invoke::setup_term(Setup::of(job, self.host));
         let host = self.host.address.clone();
         Some(Writing::spawn(async move {
             let written = async {
@@ -923,7 +923,12 @@ async fn call(
     ready: Ready,
 ) -> Result<Outcome, SessionError> {
     let calling = job.call.doing();
-    let mut call = std::pin::pin!(invoke::invoke(&node, &job.call, Setup::of(job), &ready));
+    let mut call = std::pin::pin!(invoke::invoke(
+        &node,
+        &job.call,
+        Setup::of(job, host),
+        &ready
+    ));
     // Its first poll sends the request, which may go before the push is done; the call's phase
     // starts after the push's.
     let early = tokio::select! {

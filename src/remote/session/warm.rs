@@ -7,6 +7,7 @@
 //! in. From then on, the run is the same as a cold one: push, work, and the node halts when the
 //! run's node disconnects.
 
+use std::io::ErrorKind;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,11 +86,14 @@ pub(super) async fn hand_batch(host: &HostSettings, job: &Job, report: &Reporter
     };
     let encoded = preload::encode(&prepared);
     let handing = client::hand_preload(&dir, &encoded);
-    if !matches!(tokio::time::timeout(HAND_LIMIT, handing).await, Ok(Ok(()))) {
-        report.warning(&format!(
+    match tokio::time::timeout(HAND_LIMIT, handing).await {
+        Ok(Ok(())) => {}
+        // The session has ended meanwhile (its idle limit, a `down`): nothing to hand on.
+        Ok(Err(e)) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {}
+        _ => report.warning(&format!(
             "the warm session of {} did not take this build's code for its next runs, which will connect as usual: end it and start another (`mix-remote down --host {0}`, then `up`)",
             host.name
-        ));
+        )),
     }
 }
 
