@@ -12,7 +12,8 @@
 %%                   it received before acting on that message
 %%
 %% Output requests are answered at once; their text travels in pieces of at most ?CHUNK bytes,
-%% held at most ?FLUSH_MS, with at most ?WINDOW bytes unacknowledged: a slow terminal or link
+%% at once when nothing is unacknowledged, else held at most ?FLUSH_MS, with at most ?WINDOW
+%% bytes unacknowledged: a slow terminal or link
 %% slows the writers down, nothing is lost or reordered. Input requests are served one at a time,
 %% in arrival order, from lines the tool reads only when asked.
 %%
@@ -74,10 +75,13 @@ text(Chars, Enc) ->
     end.
 
 add(S, <<>>) -> S;
-add(#s{size = Size} = S, Bin) ->
+add(#s{size = Size, inflight = In} = S, Bin) ->
     New = Size + byte_size(Bin),
     if
         New >= ?CHUNK -> wait_below(ship(S#s{buf = [S#s.buf | Bin], size = New}), ?CHUNK - 1);
+        %% Nothing on its way: the text goes at once (a prompt, a line before the node halts);
+        %% what follows while it is unacknowledged gathers for ?FLUSH_MS.
+        Size =:= 0, In =:= 0 -> ship(S#s{buf = Bin, size = New});
         Size =:= 0 ->
             erlang:start_timer(?FLUSH_MS, self(), mix_remote_flush),
             S#s{buf = Bin, size = New};

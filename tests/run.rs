@@ -145,13 +145,15 @@ fn a_crashing_remote_node_writes_no_crash_dump_and_is_a_clear_error() {
     assert!(out.stderr.contains(&halted), "{}", out.stderr);
     let after = std::fs::metadata(&dump).and_then(|m| m.modified()).ok();
     assert_eq!(before, after, "{} was written", dump.display());
-    // System.halt/1 in the code: its status is named.
+    // System.halt/1 in the code: its status is named, and what it printed just before, with
+    // nothing else on its way, arrived.
     let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
     let out = tool
-        .eval_on(&sshd, "System.halt(7)")
+        .eval_on(&sshd, "IO.puts(\"last words\"); System.halt(7)")
         .arg("--no-compile")
         .run();
     assert_eq!(out.code, Some(1), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, "last words\n", "{}", out.stderr);
     assert!(
         out.stderr.contains("halted with status 7 while evaluating"),
         "{}",
