@@ -42,6 +42,9 @@ pub enum Status {
     Threw,
     /// It exited (`exit/1`, or a linked process took it down); `value` is the formatted reason.
     Exited,
+    /// It ended itself with a status (`exit(:normal)`, `exit(:shutdown)`: 0, or
+    /// `exit({:shutdown, n})`), as a script ends under `mix run`; `value` is the status.
+    Stopped,
 }
 
 impl Status {
@@ -52,6 +55,7 @@ impl Status {
             Status::Raised => "raised",
             Status::Threw => "threw",
             Status::Exited => "exited",
+            Status::Stopped => "stopped",
         }
     }
 }

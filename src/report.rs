@@ -477,6 +477,8 @@ impl Reporter {
                     prefixed(value)
                 ));
             }
+            // No value, as `mix run` prints none; a status other than 0 is the caller's error.
+            Status::Stopped => {}
         }
     }
 

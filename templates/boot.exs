@@ -481,7 +481,8 @@ end
 
 # Runs the entry after applying `setup`; the result already formatted as `inspect/2` shows it, or
 # how it failed (`:error` for a raise, `:throw`, `:exit`) and the failure formatted as Elixir
-# formats it, with the missing module of an `undef`.
+# formats it, with the missing module of an `undef`; or, for the exits Elixir's command line takes
+# for an end with a status (`:normal`, `:shutdown`: 0; `{:shutdown, n}`), `{:stopped, status}`.
 call = fn module, function, args, setup ->
   try do
     case configure.(setup) do
@@ -493,6 +494,12 @@ call = fn module, function, args, setup ->
         not_started
     end
   catch
+    :exit, reason when reason in [:normal, :shutdown] ->
+      {:stopped, 0}
+
+    :exit, {:shutdown, status} when is_integer(status) and status in 0..255 ->
+      {:stopped, status}
+
     kind, reason ->
       stack = user_frames.(__STACKTRACE__)
       {:failed, kind, Exception.format(kind, reason, stack), missing_module.(kind, reason, stack)}

@@ -334,6 +334,55 @@ fn on_load_modules_are_loaded_after_the_batch() {
 }
 
 #[test]
+fn an_exit_with_a_status_ends_as_under_mix_run() {
+    let sshd = Sshd::start();
+    let eval = |code: &str, json: bool| {
+        let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
+        tool.eval_on(&sshd, code)
+            .arg("--no-compile")
+            .args(json.then_some("--json"));
+        let out = tool.run();
+        out.assert_local_clean();
+        out
+    };
+    // `mix run -e` ends with status 0 for these, and prints no value.
+    for code in [
+        "IO.puts(:before); exit(:normal)",
+        "IO.puts(:before); exit(:shutdown)",
+        "IO.puts(:before); exit({:shutdown, 0})",
+    ] {
+        let out = eval(code, false);
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (Some(0), "before\n"),
+            "{code}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("error"), "{code}: {}", out.stderr);
+    }
+    // Another status: the function failed, the status named.
+    let out = eval("exit({:shutdown, 3})", false);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("stopped with status 3"),
+        "{}",
+        out.stderr
+    );
+    let out = eval("exit({:shutdown, 3})", true);
+    let result = out
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "result")
+        .expect("a result event");
+    assert_eq!(
+        (&result["status"], &result["value"], &result["ok"]),
+        (&"stopped".into(), &"3".into(), &false.into())
+    );
+    sshd.assert_no_session_processes();
+}
+
+#[test]
 fn output_the_node_leaves_unended_on_its_stdout_hides_no_marker() {
     let sshd = Sshd::start();
     let staged = testkit::staged_fixture("demo", "dev");

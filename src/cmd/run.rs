@@ -197,6 +197,21 @@ fn conclude(
             }
             (exit::RAISED, format!("{} {}", how.word(), short(&text)))
         }
+        Ok(Outcome::Stopped(status)) => {
+            // As `mix run` ends: no value to print; a status other than 0 is a failure.
+            let ok = status == 0 && expect.is_none();
+            view.result(&entry, Status::Stopped, &status.to_string(), ok);
+            if ok {
+                (exit::OK, "stopped with status 0".to_owned())
+            } else {
+                let expected = if status == 0 { ", expected :ok" } else { "" };
+                view.error(&format!(
+                    "{entry} stopped with status {status}{}{expected}",
+                    view.on_host()
+                ));
+                (exit::RAISED, format!("stopped with status {status}"))
+            }
+        }
         Ok(Outcome::NotStarted { app, reason }) => {
             // Mix's own words (`Could not start application APP: ...`), with the host.
             view.error(&format!(

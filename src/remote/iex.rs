@@ -57,7 +57,7 @@ pub async fn session(
     ];
     match invoke::request(node, Request::Iex, args, ready).await {
         Ok(reply) => Ok(match invoke::outcome(Request::Iex.name(), &reply)? {
-            Outcome::Returned(_) => End::Stopped,
+            Outcome::Returned(_) | Outcome::Stopped(_) => End::Stopped,
             Outcome::NotStarted { app, reason } => End::NotStarted { app, reason },
             Outcome::Failed { how, text, .. } => End::Failed { how, text },
         }),

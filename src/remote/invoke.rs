@@ -27,6 +27,9 @@ pub enum Outcome {
         /// For an `undef` of a module the remote does not have: that module's atom.
         missing_module: Option<String>,
     },
+    /// It ended itself with a status, as Elixir's command line reads the exits `:normal` and
+    /// `:shutdown` (0) and `{:shutdown, status}`: what `mix run` would exit with.
+    Stopped(u8),
     /// An application failed to start, so the function was not called.
     NotStarted {
         /// The application that failed.
@@ -175,6 +178,9 @@ pub fn outcome(request: &str, reply: &Term) -> Result<Outcome, CallError> {
                 },
             })
         }
+        [tag, Term::FixInteger(status)] if is_atom(tag, "stopped") => u8::try_from(status.value)
+            .map(Outcome::Stopped)
+            .map_err(|_| unexpected()),
         [tag, Term::Atom(app), Term::Binary(reason)] if is_atom(tag, "not_started") => {
             Ok(Outcome::NotStarted {
                 app: app.name.clone(),

@@ -955,6 +955,10 @@ async fn call(
     match &outcome {
         Outcome::Returned(_) => phase.done(format!("{} finished", job.call.shown())),
         Outcome::Failed { how, .. } => phase.failed(format!("{} {}", job.call.shown(), how.word())),
+        Outcome::Stopped(0) => phase.done(format!("{} stopped with status 0", job.call.shown())),
+        Outcome::Stopped(status) => {
+            phase.failed(format!("{} stopped with status {status}", job.call.shown()))
+        }
         Outcome::NotStarted { app, .. } => phase.failed(format!("application {app} did not start")),
     }
     Ok(outcome)
