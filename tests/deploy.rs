@@ -305,31 +305,26 @@ fn config_evaluated_ahead_prints_once_in_order_fails_as_it_would_and_sets_logger
     let out = remote(&sshd, project, "prod", true, entry, &[], &vars);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(out.stdout, local.stdout);
-    // A MIX_ENV the server's login exports gives way to the run's.
+    // Through an `elixir` that exports MIX_ENV=staging, as a login's profile may.
     let login = testkit::ElixirWrapper::new("export MIX_ENV=staging\nexec elixir \"$@\"");
-    let env_config = remote_env_config(&vars);
-    let mut tool = testkit::mix_remote(project);
-    tool.arg("--config")
-        .arg(env_config.path().join("mix-remote.yaml"))
-        .run_on(&sshd)
-        .args(["--env", "prod", "--no-compile", "--elixir"])
-        .arg(login.path())
-        .arg(entry);
-    let out = tool.run();
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(out.stdout, local.stdout);
-    // One `remote_env` gives wins, even where the login's is the same.
+    let through_login = |vars: &[(&str, String)]| {
+        let env_config = remote_env_config(vars);
+        let mut tool = testkit::mix_remote(project);
+        tool.arg("--config")
+            .arg(env_config.path().join("mix-remote.yaml"))
+            .run_on(&sshd)
+            .args(["--env", "prod", "--no-compile", "--elixir"])
+            .arg(login.path())
+            .arg(entry);
+        let out = tool.run();
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        out
+    };
+    // The login's MIX_ENV gives way to the run's...
+    assert_eq!(through_login(&vars).stdout, local.stdout);
+    // ...and to one `remote_env` gives, even where that is the login's.
     let staging = [&vars[..], &[("MIX_ENV", "staging".to_owned())]].concat();
-    let env_config = remote_env_config(&staging);
-    let mut tool = testkit::mix_remote(project);
-    tool.arg("--config")
-        .arg(env_config.path().join("mix-remote.yaml"))
-        .run_on(&sshd)
-        .args(["--env", "prod", "--no-compile", "--elixir"])
-        .arg(login.path())
-        .arg(entry);
-    let out = tool.run();
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = through_login(&staging);
     assert!(
         out.stdout.starts_with("Mix.env: prod, MIX_ENV: staging\n"),
         "{}",

@@ -78,6 +78,13 @@ impl Sessions {
     /// [`Sessions::down_all`], and nothing of the sessions left on the server of `sshd` either.
     fn down_all_on(&self, sshd: &Sshd) {
         self.down_all();
+        self.assert_clean_on(sshd);
+    }
+
+    /// [`Sessions::assert_clean`], and, within [`LIMIT`], no process of the sessions left on the
+    /// server of `sshd` either.
+    fn assert_clean_on(&self, sshd: &Sshd) {
+        self.assert_clean();
         sshd.wait_until_no_session_processes(LIMIT)
             .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
     }
@@ -344,9 +351,7 @@ fn up_serves_runs_with_fresh_nodes_and_down_leaves_nothing() {
     let down = sessions.on(&sshd, &["down"]);
     assert_eq!(down.code, Some(0), "{}", down.stderr);
     assert!(sessions.status().is_empty());
-    sessions.assert_clean();
-    sshd.wait_until_no_session_processes(LIMIT)
-        .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
+    sessions.assert_clean_on(&sshd);
     sshd.wait_until_no_client_processes(LIMIT)
         .unwrap_or_else(|left| panic!("ssh processes remain: {left:?}"));
 }
@@ -582,9 +587,7 @@ fn a_run_with_other_settings_connects_as_usual() {
     let down = sessions.on(&sshd, &["down"]);
     assert_eq!(down.code, Some(0), "{}", down.stderr);
     assert!(sessions.status().is_empty());
-    sessions.assert_clean();
-    sshd.wait_until_no_session_processes(LIMIT)
-        .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
+    sessions.assert_clean_on(&sshd);
 }
 
 #[test]
@@ -634,9 +637,7 @@ fn a_killed_agent_leaves_no_node_and_no_socket() {
         .status()
         .expect("kill");
     assert!(killed.success());
-    sessions.assert_clean();
-    sshd.wait_until_no_session_processes(LIMIT)
-        .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
+    sessions.assert_clean_on(&sshd);
     // A run afterwards connects as usual.
     let out = sessions.run(&sshd, &[]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
@@ -700,9 +701,7 @@ fn the_idle_limit_ends_the_session_and_leaves_nothing() {
     let sshd = Sshd::start();
     let sessions = Sessions::new();
     sessions.up(&sshd, &["--idle", "1s"]);
-    sessions.assert_clean();
-    sshd.wait_until_no_session_processes(LIMIT)
-        .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
+    sessions.assert_clean_on(&sshd);
     assert!(sessions.status().is_empty());
 }
 
@@ -719,9 +718,7 @@ fn a_run_that_outlasts_the_idle_limit_is_not_cut_short() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stderr.contains(SERVED), "{}", out.stderr);
     assert_eq!(out.stdout.trim(), ":done");
-    sessions.assert_clean();
-    sshd.wait_until_no_session_processes(LIMIT)
-        .unwrap_or_else(|left| panic!("remote processes remain: {left:?}"));
+    sessions.assert_clean_on(&sshd);
 }
 
 #[test]
