@@ -722,6 +722,21 @@ fn a_run_that_outlasts_the_idle_limit_is_not_cut_short() {
 }
 
 #[test]
+fn two_ups_of_one_host_at_once_bring_up_one_session() {
+    let sshd = Sshd::start();
+    let sessions = Sessions::new();
+    let ups: Vec<_> = (0..2)
+        .map(|_| sessions.on_then(&sshd, &["up"], &[]).spawn())
+        .collect();
+    for up in ups {
+        let out = up.finish();
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+    }
+    assert_eq!(sessions.status().len(), 1);
+    sessions.down_all_on(&sshd);
+}
+
+#[test]
 fn status_without_sessions_says_so() {
     let sessions = Sessions::new();
     assert!(sessions.status().is_empty());

@@ -2,6 +2,7 @@
 //! tool re-executed, detached in a session of its own; `up` hands it the host's settings, waits
 //! until it is connected and serving (or says why it failed), and exits.
 
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use crate::events::Stage;
 use crate::exit::{self, CliError};
 use crate::remote::agent::client::{self, Found};
 use crate::remote::agent::server::AGENT;
-use crate::remote::agent::{self, READY, Spec, dirs};
+use crate::remote::agent::{self, READY, Spec, Status, dirs};
 use crate::remote::boot;
 use crate::remote::session::SessionError;
 use crate::report::Reporter;
@@ -41,22 +42,33 @@ pub async fn exec(
 async fn up(host: &HostSettings, idle: Duration, report: &Reporter) -> Result<(), CliError> {
     let root = dirs::root().map_err(|e| session_dir_error(&e))?;
     let dir = dirs::session(&root, &agent::key(host));
+    let limit = Duration::from_secs(host.connect_timeout);
+    let already = |status: Status| {
+        report.phase(Stage::Connect, "").done(format!(
+            "a session for {} is already up (pid {})",
+            host.name, status.pid
+        ));
+    };
     match client::probe(&dir).await {
         Found::Live(status) => {
-            report.phase(Stage::Connect, "").done(format!(
-                "a session for {} is already up (pid {})",
-                host.name, status.pid
-            ));
+            already(status);
             return Ok(());
         }
+        // Another `up` of this host's is bringing it up: that session is the one.
         Found::Starting | Found::Silent => {
-            return Err(CliError::new(
-                format!(
-                    "a session for {} is starting already, or its agent does not answer",
-                    host.name
-                ),
-                exit::CANNOT_RUN,
-            ));
+            return match other_up(&dir, limit).await {
+                Some(status) => {
+                    already(status);
+                    Ok(())
+                }
+                None => Err(CliError::new(
+                    format!(
+                        "a session for {} is starting, and did not come up (or its agent does not answer)",
+                        host.name
+                    ),
+                    exit::CANNOT_RUN,
+                )),
+            };
         }
         // Its agent removes its directory, where the new one goes: once that is done.
         Found::Ending if !client::ended(&dir).await => {
@@ -109,10 +121,32 @@ async fn up(host: &HostSettings, idle: Duration, report: &Reporter) -> Result<()
         return Ok(());
     }
     let _ = child.wait().await;
+    // Another `up` of this host made the session's directory first: that session is the one.
+    if let Some(status) = other_up(&dir, limit).await {
+        drop(phase);
+        already(status);
+        return Ok(());
+    }
     let why = said
         .strip_prefix("error ")
         .unwrap_or("the session agent exited at once");
     Err(CliError::new(why.to_owned(), exit::CANNOT_RUN))
+}
+
+/// The status of the session in `dir` once it serves, if one is there (made by another `up`)
+/// and does so within `limit` (its login) and a little more.
+async fn other_up(dir: &Path, limit: Duration) -> Option<Status> {
+    let deadline = tokio::time::Instant::now() + limit + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        match client::probe(dir).await {
+            Found::Live(status) => return Some(status),
+            Found::Stale => return None,
+            Found::Starting | Found::Silent | Found::Ending => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    None
 }
 
 /// The error for a session directory that cannot be made.
