@@ -394,14 +394,7 @@ fn output_the_node_leaves_unended_on_its_stdout_hides_no_marker() {
     );
     assert_ne!(printing, source);
     std::fs::write(&onload, printing).unwrap();
-    let compiled = Command::new("mix")
-        .arg("compile")
-        .current_dir(staged.path())
-        .env("MIX_ENV", "dev")
-        .env(testkit::VENDOR_VAR, testkit::vendor_dir())
-        .output()
-        .expect("mix");
-    assert!(compiled.status.success(), "{compiled:?}");
+    staged.recompile();
     // Printed as the module loads, before the line that says the load is done: that line is
     // still read, and the run does not wait out its push limit.
     let mut tool = testkit::mix_remote(staged.path());

@@ -201,7 +201,7 @@ fn a_changed_module_is_pushed_again_and_an_unchanged_one_is_not() {
         &source[at..]
     );
     std::fs::write(&worker, changed).unwrap();
-    compile(staged.path());
+    staged.recompile();
     let after = sessions.run(&sshd, &[]);
     assert_served(&after, Some(true));
     assert_eq!(stat(&after, "pushed_modules"), 2, "{}", after.stderr);
@@ -229,7 +229,7 @@ fn what_the_build_dropped_is_not_left_on_the_next_warm_nodes() {
     .unwrap();
     std::fs::create_dir_all(priv_file.parent().unwrap()).unwrap();
     std::fs::write(&priv_file, "soon gone\n").unwrap();
-    compile(staged.path());
+    staged.recompile();
     sessions.up_ready(&sshd);
     let probe = |sessions: &Sessions| {
         let out = sessions.on(
@@ -252,7 +252,7 @@ fn what_the_build_dropped_is_not_left_on_the_next_warm_nodes() {
     // Dropped from the build: the spare, given them ahead, is not used, and the run is as cold.
     std::fs::remove_file(&extra).unwrap();
     std::fs::remove_file(&priv_file).unwrap();
-    compile(staged.path());
+    staged.recompile();
     let dropped = probe(&sessions);
     assert!(
         dropped
@@ -269,18 +269,6 @@ fn what_the_build_dropped_is_not_left_on_the_next_warm_nodes() {
     assert_eq!(after.stdout.trim(), "{false, false}");
 
     sessions.down_all_on(&sshd);
-}
-
-/// `mix compile` in `project`, whose build must succeed.
-fn compile(project: &Path) {
-    let compiled = Command::new("mix")
-        .arg("compile")
-        .current_dir(project)
-        .env("MIX_ENV", "dev")
-        .env(testkit::VENDOR_VAR, testkit::vendor_dir())
-        .output()
-        .expect("mix");
-    assert!(compiled.status.success(), "{compiled:?}");
 }
 
 /// What `-v` says of a run a warm session's spare node serves.

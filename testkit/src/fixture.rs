@@ -60,12 +60,19 @@ pub fn compiled_fixture_in(name: &str, mix_env: &str) -> PathBuf {
 /// changes files of the build, e.g. a NIF in `priv/`), removed on drop.
 pub struct StagedFixture {
     dir: TempDir,
+    name: String,
+    mix_env: String,
 }
 
 impl StagedFixture {
     /// The project directory.
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Compiles the copy again, as it was first (after a test changed or removed sources).
+    pub fn recompile(&self) {
+        compile_project(self.dir.path(), &self.name, &self.mix_env);
     }
 }
 
@@ -82,7 +89,11 @@ pub fn staged_fixture(name: &str, mix_env: &str) -> StagedFixture {
     copy_sources(&source, dir.path())
         .unwrap_or_else(|e| panic!("testkit: cannot copy fixture {name:?}: {e}"));
     compile_project(dir.path(), name, mix_env);
-    StagedFixture { dir }
+    StagedFixture {
+        dir,
+        name: name.to_owned(),
+        mix_env: mix_env.to_owned(),
+    }
 }
 
 /// The third-party Mix libraries for tests: `$MIX_REMOTE_VENDOR` when set, else
