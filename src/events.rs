@@ -30,6 +30,14 @@ pub enum Stage {
     Elixir,
 }
 
+/// The stream of an `output` line that is not the function's standard output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputStream {
+    /// What the function wrote to its standard error (`IO.puts(:stderr, ...)`, `IO.warn/1`).
+    Stderr,
+}
+
 /// How a call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -142,6 +150,9 @@ pub enum Event {
         host: String,
         /// The line.
         text: String,
+        /// `stderr` for a line of its standard error; absent for its standard output.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stream: Option<OutputStream>,
     },
     /// A line the remote node printed outside the function's IO (logger, boot messages).
     Log {

@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::events::{self, Event, Stage, Status};
-use crate::screen::{Screen, write_stderr, write_stdout};
+use crate::events::{self, Event, OutputStream, Stage, Status};
+use crate::screen::{Screen, Stream, write_stderr};
 
 /// Shared by every stage of a run; cheap to call from any task. [`Reporter::for_host`] gives the
 /// view of one host.
@@ -108,8 +108,9 @@ struct HostScope {
     prefixed: bool,
     /// The host's bar and its id on the screen (several hosts, human output only).
     bar: Option<(u64, ProgressBar)>,
-    /// Output received after the last newline, held back until the line is complete.
-    partial: Mutex<Vec<u8>>,
+    /// Output received after the last newline, held back until the line is complete: the
+    /// function's stdout's, then its stderr's.
+    partial: [Mutex<Vec<u8>>; 2],
 }
 
 /// A phase in progress: finish it with [`Phase::done`], or drop it to clear its spinner.
@@ -198,7 +199,7 @@ impl Reporter {
                 name: name.to_owned(),
                 prefixed,
                 bar,
-                partial: Mutex::new(Vec::new()),
+                partial: Default::default(),
             }),
         }
     }
@@ -282,15 +283,29 @@ impl Reporter {
     /// Writes output of the remote function as it arrives: as is for one host, line by line with
     /// the host's name for several, as `output` events with `--json`.
     pub fn output(&self, bytes: &[u8]) {
+        self.output_on(Stream::Stdout, bytes);
+    }
+
+    /// Writes what the remote function wrote to its standard error, on stderr, as [`output`]
+    /// writes its output (`output` events with `"stream": "stderr"`).
+    ///
+    /// [`output`]: Reporter::output
+    pub fn error_output(&self, bytes: &[u8]) {
+        self.output_on(Stream::Stderr, bytes);
+    }
+
+    fn output_on(&self, stream: Stream, bytes: &[u8]) {
         let Some(host) = self
             .host
             .as_ref()
             .filter(|h| h.prefixed || self.shared.json)
         else {
-            self.shared.screen.output(bytes);
+            self.shared.screen.output(stream, bytes);
             return;
         };
-        let mut partial = host.partial.lock().expect("output lock poisoned");
+        let mut partial = host.partial[stream as usize]
+            .lock()
+            .expect("output lock poisoned");
         partial.extend_from_slice(bytes);
         let Some(last) = partial.iter().rposition(|&b| b == b'\n') else {
             return;
@@ -301,25 +316,26 @@ impl Reporter {
             .split(|&b| b == b'\n')
             .map(|line| String::from_utf8_lossy(line).into_owned())
             .collect();
-        self.output_lines(&lines, true);
+        self.output_lines(stream, &lines, true);
     }
 
-    /// Complete lines of output, without their newlines: events with `--json`, else prefixed
-    /// with the host and written together, `now` (the caller waits for the terminal) or in turn
-    /// with the display's other lines.
-    fn output_lines(&self, lines: &[String], now: bool) {
+    /// Complete lines of output on `stream`, without their newlines: events with `--json`, else
+    /// prefixed with the host and written together, `now` (the caller waits for the terminal)
+    /// or in turn with the display's other lines.
+    fn output_lines(&self, stream: Stream, lines: &[String], now: bool) {
         if self.shared.json {
             for text in lines {
                 self.event(Event::Output {
                     host: self.host_name().unwrap_or_default(),
                     text: text.clone(),
+                    stream: (stream == Stream::Stderr).then_some(OutputStream::Stderr),
                 });
             }
             return;
         }
         let prefix = self.prefix();
         let text: String = lines.iter().map(|l| format!("{prefix}{l}\n")).collect();
-        let write = move || write_stdout(&text);
+        let write = move || stream.write(text.as_bytes());
         if now {
             self.shared.screen.above_now(write);
         } else {
@@ -354,13 +370,19 @@ impl Reporter {
         self.shared.screen.close(mid_row);
     }
 
-    /// Writes output received after the last newline as a line of its own.
+    /// Writes output received after the last newline as a line of its own, on each stream.
     fn flush_partial(&self) {
         let Some(host) = &self.host else { return };
-        let rest: Vec<u8> =
-            std::mem::take(&mut *host.partial.lock().expect("output lock poisoned"));
-        if !rest.is_empty() {
-            self.output_lines(&[String::from_utf8_lossy(&rest).into_owned()], false);
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let rest: Vec<u8> = std::mem::take(
+                &mut *host.partial[stream as usize]
+                    .lock()
+                    .expect("output lock poisoned"),
+            );
+            if !rest.is_empty() {
+                let line = String::from_utf8_lossy(&rest).into_owned();
+                self.output_lines(stream, &[line], false);
+            }
         }
     }
 
@@ -466,7 +488,7 @@ impl Reporter {
         match status {
             Status::Returned => {
                 let lines: Vec<String> = value.lines().map(str::to_owned).collect();
-                self.output_lines(&lines, false);
+                self.output_lines(Stream::Stdout, &lines, false);
             }
             Status::Raised | Status::Threw | Status::Exited => {
                 let on = self.on_host();

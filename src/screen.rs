@@ -1,6 +1,6 @@
 //! The terminal the progress display shares with the function's output, and the rule that output
 //! and prompts always win: the bars (drawn on stderr by indicatif) are taken off the screen before
-//! the function leaves a line open on stdout (dots, a prompt) or reads, and come back only once
+//! the function leaves a line open on stdout or stderr (dots, a prompt) or reads, and come back only once
 //! its output is quiet on a fresh line. One painter thread draws: it animates every bar and runs the
 //! changes and lines the run's tasks ask for, in order, under the same lock as the output's
 //! writes, so nothing is ever drawn in the middle of a line of output. A terminal that does not
@@ -32,14 +32,44 @@ const QUIET: Duration = Duration::from_millis(250);
 /// more wait too: memory stays bounded when a host floods its log onto a stalled terminal.
 const BACKLOG: usize = 4096;
 
+/// Where the function's output goes: its standard output or its standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// The tool's stdout.
+    Stdout,
+    /// The tool's stderr (where the bars are drawn, when they are).
+    Stderr,
+}
+
+impl Stream {
+    /// Writes `bytes` on this stream and flushes it; a write that fails is dropped.
+    pub fn write(self, bytes: &[u8]) {
+        let _ = match self {
+            Stream::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(bytes).and_then(|()| out.flush())
+            }
+            Stream::Stderr => std::io::stderr().lock().write_all(bytes),
+        };
+    }
+
+    fn is_terminal(self) -> bool {
+        match self {
+            Stream::Stdout => std::io::stdout().is_terminal(),
+            Stream::Stderr => std::io::stderr().is_terminal(),
+        }
+    }
+}
+
 /// See the module's documentation.
 pub struct Screen {
     bars: MultiProgress,
     /// The bars are drawn at all (stderr is a terminal with a `TERM` that is not `dumb`, no
     /// `-q`, no `--json`).
     drawn: bool,
-    /// stdout is a terminal, so the function's output shares the screen with the bars.
-    shared: bool,
+    /// stdout and stderr are terminals, in that order: the function's output on them shares the
+    /// screen with the bars.
+    terminals: [bool; 2],
     /// What callers that do not wait for the terminal (up to [`BACKLOG`]) left to the painter, in
     /// order.
     tasks: Arc<Tasks>,
@@ -69,8 +99,8 @@ impl Tasks {
 }
 #[derive(Default)]
 struct State {
-    /// The function's output on stdout ends without a newline.
-    open_line: bool,
+    /// The function's output on this stream, a terminal, ends without a newline.
+    open_line: Option<Stream>,
     /// A read is waiting for input, after its prompt.
     reading: bool,
     /// When output was last written.
@@ -98,7 +128,7 @@ impl Screen {
         let screen = Arc::new(Screen {
             bars: MultiProgress::with_draw_target(target),
             drawn,
-            shared: std::io::stdout().is_terminal(),
+            terminals: [Stream::Stdout.is_terminal(), Stream::Stderr.is_terminal()],
             tasks: Arc::default(),
             next_id: AtomicU64::new(0),
             has_bars,
@@ -190,37 +220,37 @@ impl Screen {
         self.later(move |screen, _| f(&screen.bars));
     }
 
-    /// Writes `bytes` of the function's output to stdout (as it is, flushed), after everything
+    /// Writes `bytes` of the function's output to `stream` (as it is, flushed), after everything
     /// asked of the screen before: with the bars taken off first when it leaves a line open or a
     /// read waits, above the bars otherwise. The caller waits for the terminal: output keeps the
     /// pace the terminal takes.
-    pub fn output(&self, bytes: &[u8]) {
+    pub fn output(&self, stream: Stream, bytes: &[u8]) {
         let mut state = self.state();
         self.settle(&mut state);
-        self.write_output(&mut state, bytes);
+        self.write_output(&mut state, stream, bytes);
     }
 
-    fn write_output(&self, state: &mut State, bytes: &[u8]) {
-        if !bytes.is_empty() && self.shared {
-            state.open_line = !bytes.ends_with(b"\n");
+    fn terminal(&self, stream: Stream) -> bool {
+        self.terminals[stream as usize]
+    }
+
+    fn write_output(&self, state: &mut State, stream: Stream, bytes: &[u8]) {
+        if !bytes.is_empty() && self.terminal(stream) {
+            state.open_line = (!bytes.ends_with(b"\n")).then_some(stream);
         }
         state.last_output = Some(Instant::now());
-        if state.open_line || state.reading {
+        if state.open_line.is_some() || state.reading {
             self.hide(state);
         }
-        self.suspended(state, || {
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(bytes);
-            let _ = out.flush();
-        });
+        self.suspended(state, || stream.write(bytes));
     }
 
     /// Writes a prompt (as output) before a read: the bars stay off until the read is done.
     pub fn prompt(&self, bytes: &[u8]) {
         let mut state = self.state();
         self.settle(&mut state);
-        state.reading = self.shared;
-        self.write_output(&mut state, bytes);
+        state.reading = self.terminal(Stream::Stdout);
+        self.write_output(&mut state, Stream::Stdout, bytes);
     }
 
     /// The read is done; a terminal that echoed the line left the cursor on a fresh line.
@@ -229,7 +259,7 @@ impl Screen {
         self.settle(&mut state);
         state.reading = false;
         if echoed {
-            state.open_line = false;
+            state.open_line = None;
         }
         state.last_output = Some(Instant::now());
     }
@@ -238,11 +268,8 @@ impl Screen {
     /// function's own) and brings the bars back: before a result or a phase's last line.
     pub fn close_line(&self) {
         self.later(|screen, state| {
-            if state.open_line {
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(b"\n");
-                let _ = out.flush();
-                state.open_line = false;
+            if let Some(stream) = state.open_line.take() {
+                stream.write(b"\n");
             }
             state.reading = false;
             screen.show(state);
@@ -281,10 +308,8 @@ impl Screen {
             let cleared = screen.drawn && !state.hidden && !state.bars.is_empty();
             screen.hide(state);
             state.closed = true;
-            if state.open_line {
-                let _ = std::io::stdout().write_all(b"\n");
-                let _ = std::io::stdout().flush();
-                state.open_line = false;
+            if let Some(stream) = state.open_line.take() {
+                stream.write(b"\n");
             } else if mid_row && !cleared {
                 end_row();
             }
@@ -355,7 +380,7 @@ fn paint(screen: Weak<Screen>, tasks: &Tasks) {
             ticked = Instant::now();
             interval = TICK * state.bars.len().div_ceil(BARS_PER_TICK).max(1) as u32;
             let quiet = state.last_output.is_none_or(|t| t.elapsed() >= QUIET);
-            if state.hidden && !state.open_line && !state.reading && quiet {
+            if state.hidden && state.open_line.is_none() && !state.reading && quiet {
                 screen.show(&mut state);
             }
             if !state.hidden {

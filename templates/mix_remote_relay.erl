@@ -1,7 +1,11 @@
 %% The relay: on the remote node, the group leader of every process the tool's requests start
-%% (and so of everything they spawn). It registers as mix_remote_io and speaks with the tool:
+%% (and so of everything they spawn), and through a forwarder registered as standard_error (the
+%% node's own is unregistered: the node is the run's alone) their standard error too. It
+%% registers as mix_remote_io and speaks with the tool:
 %%
 %%   relay -> tool   {mix_remote_out, Bin}              the next bytes of output, in order
+%%   relay -> tool   {mix_remote_err, Bin}              the next bytes of standard error, in
+%%                                                      order with the output (one window)
 %%   relay -> tool   {mix_remote_read, Prompt, Echo}    show Prompt after all earlier output, read
 %%   tool -> relay   {mix_remote_ack, N}                N bytes of output are on the tool's stdout
 %%   tool -> relay   {mix_remote_line, Bin | eof | interrupted}   the input asked for
@@ -20,13 +24,13 @@
 %% No binary matching syntax (OTP 29 refuses what OTP 25 compiles some of it to): built with
 %% OTP 25 `erlc +r24 +deterministic` (`cargo xtask relay-beam`), it loads on OTP 24 to 29.
 -module(mix_remote_relay).
--export([start/1, init/1, collect/1]).
+-export([start/1, init/1, collect/1, forward_errors/1]).
 
 -define(WINDOW, 1048576).
 -define(CHUNK, 32768).
 -define(FLUSH_MS, 5).
 
--record(s, {tool, buf = [], size = 0, due = false, inflight = 0, sent = 0,
+-record(s, {tool, buf = queue:new(), size = 0, due = false, inflight = 0, sent = 0,
             syncs = [], binary = true, encoding = unicode, geometry, input = <<>>, eof = false,
             reads = [], asking = false}).
 
@@ -35,17 +39,33 @@ start(Tool) -> spawn(?MODULE, init, [Tool]).
 
 init(Tool) ->
     register(mix_remote_io, self()),
+    Forwarder = spawn_link(?MODULE, forward_errors, [self()]),
+    catch unregister(standard_error),
+    register(standard_error, Forwarder),
     loop(#s{tool = Tool}).
+
+%% The process registered as standard_error: hands every IO request to the relay, which answers
+%% it (what is written goes to the tool's stderr).
+forward_errors(Relay) ->
+    receive
+        {io_request, From, ReplyAs, Request} -> Relay ! {mix_remote_err, From, ReplyAs, Request};
+        _ -> ok
+    end,
+    forward_errors(Relay).
 
 loop(S) ->
     receive
         {io_request, From, ReplyAs, {put_chars, unicode, Chars}} ->
             case text(Chars, unicode) of
                 error -> From ! {io_reply, ReplyAs, {error, put_chars}}, loop(S);
-                Bin -> From ! {io_reply, ReplyAs, ok}, loop(add(S, Bin))
+                Bin -> From ! {io_reply, ReplyAs, ok}, loop(add(S, out, Bin))
             end;
         {io_request, From, ReplyAs, Request} ->
             loop(request(From, ReplyAs, Request, S));
+        {mix_remote_err, From, ReplyAs, Request} ->
+            {Reply, S1} = immediate_all(requests(Request), err, ok, S),
+            From ! {io_reply, ReplyAs, Reply},
+            loop(S1);
         {mix_remote_ack, N} when is_integer(N) ->
             loop(acked(S, N));
         {mix_remote_line, Data} ->
@@ -74,29 +94,47 @@ text(Chars, Enc) ->
     catch _:_ -> error
     end.
 
-add(S, <<>>) -> S;
-add(#s{size = Size, inflight = In} = S, Bin) ->
+%% Queues Bin for Stream (out or err): the pending text is a queue of {Stream, IoList}, one entry
+%% for each change of stream.
+add(S, _Stream, <<>>) -> S;
+add(#s{size = Size, inflight = In} = S0, Stream, Bin) ->
     New = Size + byte_size(Bin),
+    S = S0#s{buf = queued(S0#s.buf, Stream, Bin), size = New},
     if
-        New >= ?CHUNK -> wait_below(ship(S#s{buf = [S#s.buf | Bin], size = New}), ?CHUNK - 1);
+        New >= ?CHUNK -> wait_below(ship(S), ?CHUNK - 1);
         %% Nothing on its way: the text goes at once (a prompt, a line before the node halts);
         %% what follows while it is unacknowledged gathers for ?FLUSH_MS.
-        Size =:= 0, In =:= 0 -> ship(S#s{buf = Bin, size = New});
+        Size =:= 0, In =:= 0 -> ship(S);
         Size =:= 0 ->
             erlang:start_timer(?FLUSH_MS, self(), mix_remote_flush),
-            S#s{buf = Bin, size = New};
-        true -> S#s{buf = [S#s.buf | Bin], size = New}
+            S;
+        true -> S
     end.
 
-%% Sends pending text while the window allows, in pieces of at most ?CHUNK bytes.
+queued(Buf, Stream, Bin) ->
+    case queue:peek_r(Buf) of
+        {value, {Stream, Data}} -> queue:in({Stream, [Data | Bin]}, queue:drop_r(Buf));
+        _ -> queue:in({Stream, Bin}, Buf)
+    end.
+
+%% Sends pending text while the window allows, in pieces of at most ?CHUNK bytes, each of one
+%% stream.
 ship(#s{size = 0} = S) -> S;
 ship(#s{inflight = In} = S) when In >= ?WINDOW -> S#s{due = true};
-ship(#s{tool = Tool, buf = Buf, inflight = In, sent = Sent} = S) ->
-    All = iolist_to_binary(Buf),
+ship(#s{tool = Tool, buf = Buf, size = Size, inflight = In, sent = Sent} = S) ->
+    {{value, {Stream, Data}}, Later} = queue:out(Buf),
+    All = iolist_to_binary(Data),
     N = min(byte_size(All), ?CHUNK),
     {Piece, Rest} = split_binary(All, N),
-    Tool ! {mix_remote_out, Piece},
-    ship(S#s{buf = Rest, size = byte_size(Rest), inflight = In + N, sent = Sent + N}).
+    Tool ! {tag(Stream), Piece},
+    Left = case Rest of
+               <<>> -> Later;
+               _ -> queue:in_r({Stream, Rest}, Later)
+           end,
+    ship(S#s{buf = Left, size = Size - N, inflight = In + N, sent = Sent + N}).
+
+tag(out) -> mix_remote_out;
+tag(err) -> mix_remote_err.
 
 acked(#s{inflight = In} = S0, N) ->
     S = S0#s{inflight = In - N},
@@ -119,43 +157,52 @@ wait_below(S, Limit) ->
 %% Requests other than plain output
 
 request(From, ReplyAs, Request, S) ->
-    Requests = case Request of
-                   {requests, L} when is_list(L) -> L;
-                   Other -> [Other]
-               end,
+    Requests = requests(Request),
     Reads = lists:any(fun is_input/1, Requests) orelse lists:keymember(From, 1, S#s.reads),
     case Reads of
         true ->
             MRef = erlang:monitor(process, From),
             serve_reads(S#s{reads = S#s.reads ++ [{From, ReplyAs, Requests, ok, false, MRef}]});
         false ->
-            {Reply, S1} = immediate_all(Requests, ok, S),
+            {Reply, S1} = immediate_all(Requests, out, ok, S),
             From ! {io_reply, ReplyAs, Reply},
             S1
     end.
 
-immediate_all([], Last, S) -> {Last, S};
-immediate_all([R | Rest], _, S) ->
-    case immediate(R, S) of
+requests({requests, L}) when is_list(L) -> L;
+requests(Request) -> [Request].
+
+%% Answers requests that do not read, for Stream: out (the group leader) or err (standard_error,
+%% which cannot read and whose options stay those of OTP's: binary, unicode).
+immediate_all([], _Stream, Last, S) -> {Last, S};
+immediate_all([R | Rest], Stream, _, S) ->
+    case immediate(R, Stream, S) of
         {{error, _} = E, S1} -> {E, S1};
-        {Reply, S1} -> immediate_all(Rest, Reply, S1)
+        {Reply, S1} -> immediate_all(Rest, Stream, Reply, S1)
     end.
 
-immediate({put_chars, Enc, Chars}, S) -> put_text(text(Chars, Enc), S);
-immediate({put_chars, Chars}, S) -> put_text(text(Chars, latin1), S);
-immediate({put_chars, Enc, M, F, A}, S) -> put_applied(applied(M, F, A, Enc), S);
-immediate({put_chars, M, F, A}, S) -> put_applied(applied(M, F, A, latin1), S);
-immediate({setopts, Opts}, S) when is_list(Opts) -> setopts(Opts, S);
-immediate(getopts, S) -> {[{binary, S#s.binary}, {encoding, S#s.encoding}], S};
-immediate({get_geometry, columns}, #s{geometry = {C, _}} = S) -> {C, S};
-immediate({get_geometry, rows}, #s{geometry = {_, R}} = S) -> {R, S};
-immediate({get_geometry, _}, S) -> {{error, enotsup}, S};
-immediate(_, S) -> {{error, request}, S}.
+immediate({put_chars, Enc, Chars}, Stream, S) -> put_text(text(Chars, Enc), Stream, S);
+immediate({put_chars, Chars}, Stream, S) -> put_text(text(Chars, latin1), Stream, S);
+immediate({put_chars, Enc, M, F, A}, Stream, S) -> put_applied(applied(M, F, A, Enc), Stream, S);
+immediate({put_chars, M, F, A}, Stream, S) -> put_applied(applied(M, F, A, latin1), Stream, S);
+immediate({setopts, Opts}, out, S) when is_list(Opts) -> setopts(Opts, S);
+immediate({setopts, Opts}, err, S) when is_list(Opts) -> {ok, S};
+immediate(getopts, out, S) -> {[{binary, S#s.binary}, {encoding, S#s.encoding}], S};
+immediate(getopts, err, S) -> {[{binary, true}, {encoding, unicode}], S};
+immediate({get_geometry, columns}, _, #s{geometry = {C, _}} = S) -> {C, S};
+immediate({get_geometry, rows}, _, #s{geometry = {_, R}} = S) -> {R, S};
+immediate({get_geometry, _}, _, S) -> {{error, enotsup}, S};
+immediate(R, err, S) ->
+    case is_input(R) of
+        true -> {{error, enotsup}, S};
+        false -> {{error, request}, S}
+    end;
+immediate(_, out, S) -> {{error, request}, S}.
 
-put_text(error, S) -> {{error, put_chars}, S};
-put_text(Bin, S) -> {ok, add(S, Bin)}.
+put_text(error, _Stream, S) -> {{error, put_chars}, S};
+put_text(Bin, Stream, S) -> {ok, add(S, Stream, Bin)}.
 
-put_applied({Printed, Text}, S) -> put_text(Text, add(S, Printed)).
+put_applied({Printed, Text}, Stream, S) -> put_text(Text, Stream, add(S, Stream, Printed)).
 
 %% The text of {put_chars, Enc, M, F, A} (what io:format sends): {Printed, Text | error}.
 %% io_lib's formatting prints nothing itself and runs here; anything else runs with a collector as
@@ -251,7 +298,7 @@ serve_reads(#s{reads = [{From, ReplyAs, [], Last, _, MRef} | Queue]} = S) ->
 serve_reads(#s{reads = [{From, ReplyAs, [Req | Rest], _, Asked, MRef} | Queue]} = S) ->
     case input(Req) of
         none ->
-            case immediate(Req, S) of
+            case immediate(Req, out, S) of
                 {{error, _} = E, S1} ->
                     serve_reads(S1#s{reads = [{From, ReplyAs, [], E, false, MRef} | Queue]});
                 {Reply, S1} ->
@@ -265,7 +312,7 @@ attempt_or_ask({From, ReplyAs, MRef}, Kind, Enc, Prompt, Rest, Asked, Queue, S) 
     case attempt(Kind, Enc, S) of
         {reply, eof, S1} when not Asked ->
             %% Input has ended already: the prompt is still shown, as a terminal would.
-            S2 = add(S1, prompt_text(Prompt)),
+            S2 = add(S1, out, prompt_text(Prompt)),
             serve_reads(S2#s{reads = [{From, ReplyAs, Rest, eof, false, MRef} | Queue]});
         {reply, Reply, S1} ->
             serve_reads(S1#s{reads = [{From, ReplyAs, Rest, Reply, false, MRef} | Queue]});

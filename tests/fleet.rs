@@ -142,6 +142,75 @@ fn two_hosts_run_in_parallel_and_one_failing_fails_the_run() {
 }
 
 #[test]
+fn the_functions_stderr_carries_its_host_and_is_marked_in_events() {
+    let (a, b) = (Sshd::start(), Sshd::start());
+    let (dir, config) = config_dir(&format!(
+        "hosts:\n{}{}groups:\n  both: [one, two]\n",
+        host_entry("one", &a, &[]),
+        host_entry("two", &b, &[]),
+    ));
+    let project = fixture();
+    let code = "IO.puts(\"out\"); IO.puts(:stderr, \"err\"); IO.write(:stderr, \"unended\"); :ok";
+    let eval = |flags: &[&str]| {
+        let args = [
+            &[
+                "--config",
+                &config,
+                "eval",
+                code,
+                "--group",
+                "both",
+                "--project",
+                &project,
+            ],
+            flags,
+        ]
+        .concat();
+        tool(dir.path(), &args).run()
+    };
+    // Several hosts: each line of stderr carries its host, as the output's do, an unended one too.
+    let out = eval(&["-q"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    for host in ["one", "two"] {
+        assert!(
+            out.stdout.contains(&format!("[{host}] out\n")),
+            "{}",
+            out.stdout
+        );
+        for line in ["err", "unended"] {
+            assert!(
+                out.stderr.contains(&format!("[{host}] {line}\n")),
+                "{}",
+                out.stderr
+            );
+        }
+    }
+    // `--json`: `output` events, those of stderr with `"stream": "stderr"`.
+    let out = eval(&["--json"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let events = events(&out.stdout);
+    for host in ["one", "two"] {
+        let lines: Vec<(&str, Option<&str>)> = of_kind(&events, "output")
+            .into_iter()
+            .filter(|e| e["host"] == host)
+            .map(|e| (e["text"].as_str().unwrap(), e["stream"].as_str()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                ("out", None),
+                ("err", Some("stderr")),
+                ("unended", Some("stderr"))
+            ],
+            "{}",
+            out.stdout
+        );
+    }
+    assert_remote_clean(&a);
+    assert_remote_clean(&b);
+}
+
+#[test]
 fn an_unreachable_host_does_not_stall_the_others_and_every_event_matches_the_schema() {
     // "silent" accepts TCP connections and never speaks: ssh waits for its banner. It is let go
     // only once the other host's result has arrived, which proves that host did not wait for it.
@@ -1083,7 +1152,7 @@ fn init_without_makefile_prints_the_target() {
 
 #[test]
 fn every_event_kind_matches_the_schema() {
-    use mix_remote::events::{CheckRow, Event, Probe, Stage, Status};
+    use mix_remote::events::{CheckRow, Event, OutputStream, Probe, Stage, Status};
     let schema = schema();
     let host = || "web-1".to_owned();
     let row = CheckRow {
@@ -1120,6 +1189,12 @@ fn every_event_kind_matches_the_schema() {
         Event::Output {
             host: host(),
             text: "line".into(),
+            stream: None,
+        },
+        Event::Output {
+            host: host(),
+            text: "line".into(),
+            stream: Some(OutputStream::Stderr),
         },
         Event::Log {
             host: host(),

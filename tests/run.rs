@@ -420,6 +420,48 @@ fn output_the_node_leaves_unended_on_its_stdout_hides_no_marker() {
     sshd.assert_no_session_processes();
 }
 
+#[test]
+fn the_functions_standard_error_reaches_stderr_in_order_with_its_output() {
+    let sshd = Sshd::start();
+    let code = "IO.puts(\"out 1\"); IO.puts(:stderr, \"err 1\"); IO.write(:stderr, \"err 2\\n\"); \
+        :io.format(:standard_error, ~c\"err ~p~n\", [3]); IO.puts(\"out 2\"); \
+        IO.write(:stderr, \"unended\"); :done";
+    let eval = |flags: &[&str], merged: bool| {
+        let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
+        tool.eval_on(&sshd, code).args(flags);
+        if merged {
+            tool.wrapper(&["sh", "-c", "exec \"$0\" \"$@\" 2>&1"]);
+        }
+        let out = tool.run();
+        out.assert_local_clean();
+        out
+    };
+    // One stream: the function's lines in the order it wrote them, `-q` dropping none of them
+    // (and, as for unended output, no newline added in a pipe).
+    let out = eval(&["-q"], true);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "out 1\nerr 1\nerr 2\nerr 3\nout 2\nunended:done\n"),
+        "{}",
+        out.stderr
+    );
+    // Apart: stdout has the output and the result, stderr the rest as written, without the
+    // `[HOST]` of the node's own lines.
+    let out = eval(&[], false);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "out 1\nout 2\n:done\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("err 1\nerr 2\nerr 3\nunended") && !out.stderr.contains("] err"),
+        "{}",
+        out.stderr
+    );
+    sshd.assert_no_session_processes();
+}
+
 /// The `key=value` pairs of the `stats:` line `-v` prints at the end of a run.
 fn stats(stderr: &str) -> std::collections::HashMap<String, u64> {
     let line = stderr

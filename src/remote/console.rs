@@ -1,6 +1,7 @@
-//! One host's side of the relay, on a thread of its own ("console"): the relay's output written
-//! in order and acknowledged once it is on stdout, prompts shown after all earlier output, reads
-//! handed to the run's [`Input`] (or to a [`Terminal`] of the command's own, which shows both).
+//! One host's side of the relay, on a thread of its own ("console"): the relay's output and the
+//! function's standard error written in order and each acknowledged once it is on stdout or
+//! stderr, prompts shown after all earlier output, reads handed to the run's [`Input`] (or to a
+//! [`Terminal`] of the command's own, which shows both).
 //! Writing never holds up the distribution connection (ticks keep flowing while a terminal is
 //! slow); the relay's window bounds what waits here. A reply to a request waits until what came
 //! before it is handled here (see [`Inbox`]).
@@ -16,6 +17,7 @@ use crate::remote::node::relay::{self, FromRelay, RELAY};
 use crate::remote::node::{Inbox, Node};
 use crate::remote::stdin::{Line, Stdin};
 use crate::report::Reporter;
+use crate::screen::Stream;
 
 /// Where the function's reads are answered from, decided once per run.
 #[derive(Clone)]
@@ -102,12 +104,13 @@ impl Input {
         }
     }
 
-    /// Writes output of the remote: through the terminal when there is one, else as the report
-    /// writes output.
-    fn output(&self, report: &Reporter, bytes: &[u8]) {
-        match self {
-            Input::Terminal(terminal) => terminal.output(bytes),
-            _ => report.output(bytes),
+    /// Writes output of the remote on `stream`: through the terminal when there is one (both
+    /// streams: it keeps the screen), else as the report writes output.
+    fn output(&self, report: &Reporter, stream: Stream, bytes: &[u8]) {
+        match (self, stream) {
+            (Input::Terminal(terminal), _) => terminal.output(bytes),
+            (_, Stream::Stdout) => report.output(bytes),
+            (_, Stream::Stderr) => report.error_output(bytes),
         }
     }
 }
@@ -126,7 +129,7 @@ impl Typed {
 /// What the console has done, for `-v` and the benchmark.
 #[derive(Debug, Default)]
 pub struct Counts {
-    /// Bytes of output written.
+    /// Bytes of output written (standard output and error).
     pub bytes: AtomicU64,
     /// Pieces they came in.
     pub pieces: AtomicU64,
@@ -150,17 +153,19 @@ pub fn start(
     std::thread::Builder::new()
         .name("console".into())
         .spawn(move || {
+            let written = |stream, bytes: &[u8]| {
+                input.output(&report, stream, bytes);
+                seen.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                seen.pieces.fetch_add(1, Ordering::Relaxed);
+                let _ = node.send_named(RELAY, relay::ack(bytes.len()));
+            };
             while let Some(message) = inbox.blocking_next() {
                 if !*open.borrow() {
                     let _ = runtime.block_on(open.wait_for(|&open| open));
                 }
                 match message {
-                    FromRelay::Out(bytes) => {
-                        input.output(&report, &bytes);
-                        seen.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                        seen.pieces.fetch_add(1, Ordering::Relaxed);
-                        let _ = node.send_named(RELAY, relay::ack(bytes.len()));
-                    }
+                    FromRelay::Out(bytes) => written(Stream::Stdout, &bytes),
+                    FromRelay::Err(bytes) => written(Stream::Stderr, &bytes),
                     FromRelay::Read { prompt, echo } => {
                         seen.reads.fetch_add(1, Ordering::Relaxed);
                         let node = Arc::clone(&node);

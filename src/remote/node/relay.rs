@@ -16,6 +16,9 @@ pub enum FromRelay {
     /// `{mix_remote_out, Bytes}`: the next bytes of output, in order; acknowledge them with
     /// [`ack`] once they are written.
     Out(Vec<u8>),
+    /// `{mix_remote_err, Bytes}`: the next bytes the function wrote to its standard error, in
+    /// order with the output (the same window: acknowledge them with [`ack`] too).
+    Err(Vec<u8>),
     /// `{mix_remote_read, Prompt, Echo}`: show `prompt` (after all earlier output), then read a
     /// line (without echo when `echo` is false) and answer with [`line()`] or [`eof`].
     Read {
@@ -41,6 +44,9 @@ impl FromRelay {
         match t.elements.as_slice() {
             [tag, Term::Binary(b)] if is_atom(tag, "mix_remote_out") => {
                 Some(FromRelay::Out(b.bytes.clone()))
+            }
+            [tag, Term::Binary(b)] if is_atom(tag, "mix_remote_err") => {
+                Some(FromRelay::Err(b.bytes.clone()))
             }
             [tag, Term::Binary(prompt), echo] if is_atom(tag, "mix_remote_read") => {
                 Some(FromRelay::Read {
@@ -120,6 +126,14 @@ mod tests {
         assert_eq!(
             FromRelay::from_term(&out),
             Some(FromRelay::Out(b"hi\n".to_vec()))
+        );
+        let err = tuple(vec![
+            atom("mix_remote_err"),
+            Binary::from(&b"oops\n"[..]).into(),
+        ]);
+        assert_eq!(
+            FromRelay::from_term(&err),
+            Some(FromRelay::Err(b"oops\n".to_vec()))
         );
         let read = tuple(vec![
             atom("mix_remote_read"),
