@@ -962,8 +962,9 @@ dispatch = fn relay, {tool_pid, ref}, op, args ->
         kind, reason -> {:badrpc, {kind, reason}}
       end
 
-    output_sent.(relay)
+    # After Logger's flush: a handler of its writing to standard_error writes through the relay.
     if op in [:run, :eval, :iex], do: settled.()
+    output_sent.(relay)
     send(tool_pid, {ref, reply})
     if op == :load and match?({:ok, _}, reply), do: send(:mix_remote, {:mix_remote_loaded, reply})
   end)
@@ -1187,8 +1188,15 @@ connector =
               :ok = :net_kernel.monitor_nodes(true, node_type: :all)
               send(connecting, :watching)
 
+              # Status 126, above what the tool takes for the code's own halt (0 to 125), should
+              # it still hear of it: the connection went, the function did not halt the node.
+              # Unless the node is stopping (`System.stop/1`, whose status init gives).
               receive do
-                {:nodedown, ^tool, _info} -> halt.(0)
+                {:nodedown, ^tool, _info} ->
+                  case :init.get_status() do
+                    {:stopping, _} -> :ok
+                    _running -> halt.(126)
+                  end
               end
             end)
 

@@ -13,7 +13,8 @@
 % waits for this one), with a dynamic name: the tool's node names this one as it connects (see
 % src/remote/node/handshake.rs), and OTP loads no crypto to draw a creation. Then the node runs
 % the program (templates/boot.exs) with the tick interval of the node's net_ticktime. Should that
-% fail, the error is printed as Elixir formats it (as `elixir -e` would) and the node halts.
+% fail, the error is printed as Elixir formats it (as `elixir -e` would) on the node's own
+% standard error (not the relay's, which the halt would cut short) and the node halts.
 Otp = list_to_integer(erlang:system_info(otp_release)),
 if
   Otp < @MIN_OTP@ -> io:format("mix-remote:old-otp ~b~n", [Otp]), halt(1);
@@ -35,6 +36,6 @@ try
   mix_remote_boot:main(@TICK_MS@)
 catch
   Class:Reason:Stack ->
-    io:format(standard_error, "~ts~n", ['Elixir.Exception':format(Class, Reason, Stack)]),
+    io:format(persistent_term:get(mix_remote_stderr, standard_error), "~ts~n", ['Elixir.Exception':format(Class, Reason, Stack)]),
     halt(1)
 end.

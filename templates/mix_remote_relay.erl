@@ -1,13 +1,14 @@
 %% The relay: on the remote node, the group leader of every process the tool's requests start
 %% (and so of everything they spawn), and through a forwarder registered as standard_error (the
-%% node's own is unregistered: the node is the run's alone) their standard error too. It
-%% registers as mix_remote_io and speaks with the tool:
+%% node's own is unregistered while the relay lives, and kept in the persistent term
+%% mix_remote_stderr) the node's standard error too. It registers as mix_remote_io and speaks
+%% with the tool:
 %%
 %%   relay -> tool   {mix_remote_out, Bin}              the next bytes of output, in order
 %%   relay -> tool   {mix_remote_err, Bin}              the next bytes of standard error, in
 %%                                                      order with the output (one window)
 %%   relay -> tool   {mix_remote_read, Prompt, Echo}    show Prompt after all earlier output, read
-%%   tool -> relay   {mix_remote_ack, N}                N bytes of output are on the tool's stdout
+%%   tool -> relay   {mix_remote_ack, N}                N bytes are on the tool's stdout or stderr
 %%   tool -> relay   {mix_remote_line, Bin | eof | interrupted}   the input asked for
 %%   tool -> relay   {mix_remote_geometry, Cols, Rows}  the tool's terminal size
 %%   local           {mix_remote_sync, Pid, Ref} -> Pid ! {Ref, synced} once all output before
@@ -16,15 +17,15 @@
 %%                   it received before acting on that message
 %%
 %% Output requests are answered at once; their text travels in pieces of at most ?CHUNK bytes,
-%% at once when nothing is unacknowledged, else held at most ?FLUSH_MS, with at most ?WINDOW
-%% bytes unacknowledged: a slow terminal or link
+%% at once when nothing is unacknowledged (standard error's always, a last word before a halt),
+%% else held at most ?FLUSH_MS, with at most ?WINDOW bytes unacknowledged: a slow terminal or link
 %% slows the writers down, nothing is lost or reordered. Input requests are served one at a time,
 %% in arrival order, from lines the tool reads only when asked.
 %%
 %% No binary matching syntax (OTP 29 refuses what OTP 25 compiles some of it to): built with
 %% OTP 25 `erlc +r24 +deterministic` (`cargo xtask relay-beam`), it loads on OTP 24 to 29.
 -module(mix_remote_relay).
--export([start/1, init/1, collect/1, forward_errors/1]).
+-export([start/1, init/1, collect/1]).
 
 -define(WINDOW, 1048576).
 -define(CHUNK, 32768).
@@ -39,19 +40,38 @@ start(Tool) -> spawn(?MODULE, init, [Tool]).
 
 init(Tool) ->
     register(mix_remote_io, self()),
-    Forwarder = spawn_link(?MODULE, forward_errors, [self()]),
-    catch unregister(standard_error),
-    register(standard_error, Forwarder),
+    Relay = self(),
+    case whereis(standard_error) of
+        undefined -> ok;
+        Own ->
+            persistent_term:put(mix_remote_stderr, Own),
+            Forwarder = spawn(fun() ->
+                                  Watch = erlang:monitor(process, Relay),
+                                  forward_errors(Relay, Watch, Own)
+                              end),
+            unregister(standard_error),
+            register(standard_error, Forwarder)
+    end,
     loop(#s{tool = Tool}).
 
 %% The process registered as standard_error: hands every IO request to the relay, which answers
-%% it (what is written goes to the tool's stderr).
-forward_errors(Relay) ->
+%% it (what is written goes to the tool's stderr), but the relay's own (the text function of an
+%% io:format it runs, which would wait on itself), which go to the node's own standard error.
+%% Should the relay end, the node's own takes the name back.
+forward_errors(Relay, Watch, Own) ->
     receive
-        {io_request, From, ReplyAs, Request} -> Relay ! {mix_remote_err, From, ReplyAs, Request};
-        _ -> ok
-    end,
-    forward_errors(Relay).
+        {io_request, Relay, _, _} = Request ->
+            Own ! Request,
+            forward_errors(Relay, Watch, Own);
+        {io_request, From, ReplyAs, Request} ->
+            Relay ! {mix_remote_err, From, ReplyAs, Request},
+            forward_errors(Relay, Watch, Own);
+        {'DOWN', Watch, process, _, _} ->
+            unregister(standard_error),
+            register(standard_error, Own);
+        _ ->
+            forward_errors(Relay, Watch, Own)
+    end.
 
 loop(S) ->
     receive
@@ -103,8 +123,10 @@ add(#s{size = Size, inflight = In} = S0, Stream, Bin) ->
     if
         New >= ?CHUNK -> wait_below(ship(S), ?CHUNK - 1);
         %% Nothing on its way: the text goes at once (a prompt, a line before the node halts);
-        %% what follows while it is unacknowledged gathers for ?FLUSH_MS.
+        %% what follows while it is unacknowledged gathers for ?FLUSH_MS. Standard error goes at
+        %% once (with what is pending before it): it often says why the node is about to halt.
         Size =:= 0, In =:= 0 -> ship(S);
+        Stream =:= err -> ship(S);
         Size =:= 0 ->
             erlang:start_timer(?FLUSH_MS, self(), mix_remote_flush),
             S;
@@ -189,8 +211,8 @@ immediate({setopts, Opts}, out, S) when is_list(Opts) -> setopts(Opts, S);
 immediate({setopts, Opts}, err, S) when is_list(Opts) -> {ok, S};
 immediate(getopts, out, S) -> {[{binary, S#s.binary}, {encoding, S#s.encoding}], S};
 immediate(getopts, err, S) -> {[{binary, true}, {encoding, unicode}], S};
-immediate({get_geometry, columns}, _, #s{geometry = {C, _}} = S) -> {C, S};
-immediate({get_geometry, rows}, _, #s{geometry = {_, R}} = S) -> {R, S};
+immediate({get_geometry, columns}, out, #s{geometry = {C, _}} = S) -> {C, S};
+immediate({get_geometry, rows}, out, #s{geometry = {_, R}} = S) -> {R, S};
 immediate({get_geometry, _}, _, S) -> {{error, enotsup}, S};
 immediate(R, err, S) ->
     case is_input(R) of

@@ -172,6 +172,19 @@ fn a_dropped_ssh_connection_ends_the_run_with_3_and_leaves_nothing() {
 }
 
 #[test]
+fn a_node_whose_connection_to_the_tool_goes_is_not_taken_for_its_own_halt() {
+    // The node halts once the tool's connection is gone, the SSH session still up: its status is
+    // not the code's (which `System.halt(0)` would make a success).
+    let sshd = Sshd::start();
+    let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
+    let code = "Enum.each(Node.list(:hidden), &Node.disconnect/1); Process.sleep(:infinity)";
+    let out = tool.eval_on(&sshd, code).arg("--no-compile").run();
+    assert_error(&out, 3, &["went away while evaluating"]);
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+}
+
+#[test]
 fn a_killed_remote_node_ends_the_run_with_3_and_leaves_nothing() {
     let sshd = Sshd::start();
     let child = start_sleeper(&sshd);

@@ -146,14 +146,18 @@ fn a_crashing_remote_node_writes_no_crash_dump_and_is_a_clear_error() {
     let after = std::fs::metadata(&dump).and_then(|m| m.modified()).ok();
     assert_eq!(before, after, "{} was written", dump.display());
     // System.halt/1 in the code: its status is named, and what it printed just before, with
-    // nothing else on its way, arrived.
+    // nothing else on its way, arrived, and so did what it wrote on stderr after that.
     let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
     let out = tool
-        .eval_on(&sshd, "IO.puts(\"last words\"); System.halt(7)")
+        .eval_on(
+            &sshd,
+            "IO.puts(\"last words\"); IO.puts(:stderr, \"the reason\"); System.halt(7)",
+        )
         .arg("--no-compile")
         .run();
     assert_eq!(out.code, Some(1), "stderr: {}", out.stderr);
     assert_eq!(out.stdout, "last words\n", "{}", out.stderr);
+    assert!(out.stderr.contains("the reason\n"), "{}", out.stderr);
     assert!(
         out.stderr.contains("halted with status 7 while evaluating"),
         "{}",
@@ -345,11 +349,14 @@ fn an_exit_with_a_status_ends_as_under_mix_run() {
         out.assert_local_clean();
         out
     };
-    // `mix run -e` ends with status 0 for these, and prints no value.
+    // `mix run -e` ends with status 0 for these, and prints no value; so do a halt and a stop
+    // of the node with status 0.
     for code in [
         "IO.puts(:before); exit(:normal)",
         "IO.puts(:before); exit(:shutdown)",
         "IO.puts(:before); exit({:shutdown, 0})",
+        "IO.puts(:before); System.halt(0)",
+        "IO.puts(:before); System.stop(0); Process.sleep(:infinity)",
     ] {
         let out = eval(code, false);
         assert_eq!(
@@ -426,6 +433,12 @@ fn the_functions_standard_error_reaches_stderr_in_order_with_its_output() {
     let code = "IO.puts(\"out 1\"); IO.puts(:stderr, \"err 1\"); IO.write(:stderr, \"err 2\\n\"); \
         :io.format(:standard_error, ~c\"err ~p~n\", [3]); IO.puts(\"out 2\"); \
         IO.write(:stderr, \"unended\"); :done";
+    // A Logger handler of the function's own on standard error, its queue still long as the
+    // function returns: flushed as the call ends, its lines come before the result.
+    let logged = ":logger.add_handler(:to_stderr, :logger_std_h, %{config: %{type: :standard_error, \
+        burst_limit_enable: false, sync_mode_qlen: 10_000, drop_mode_qlen: 10_000, \
+        flush_qlen: 10_001}, formatter: {:logger_formatter, %{template: [:msg, ~c\"\\n\"]}}}); \
+        require Logger; for i <- 1..300, do: Logger.error(\"logged #{i}\"); :done";
     let eval = |flags: &[&str], merged: bool| {
         let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
         tool.eval_on(&sshd, code).args(flags);
@@ -459,6 +472,14 @@ fn the_functions_standard_error_reaches_stderr_in_order_with_its_output() {
         "{}",
         out.stderr
     );
+    let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
+    tool.eval_on(&sshd, logged)
+        .args(["-q"])
+        .wrapper(&["sh", "-c", "exec \"$0\" \"$@\" 2>&1"]);
+    let out = tool.run();
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    let lines: Vec<String> = (1..=300).map(|i| format!("logged {i}\n")).collect();
+    assert_eq!(out.stdout, format!("{}:done\n", lines.concat()));
     sshd.assert_no_session_processes();
 }
 

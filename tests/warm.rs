@@ -710,6 +710,34 @@ fn a_run_that_outlasts_the_idle_limit_is_not_cut_short() {
 }
 
 #[test]
+fn a_function_that_halts_its_warm_node_ends_as_a_cold_one_does() {
+    let sshd = Sshd::start();
+    let sessions = Sessions::new();
+    sessions.up_ready(&sshd);
+    let eval = |code: &str| sessions.on(&sshd, &["eval", "-v", "--no-compile", code]);
+    // Status 0 ends the run as `mix run` ends: a success.
+    let out = eval("IO.puts(:before); System.halt(0)");
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "before\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains(SERVED), "{}", out.stderr);
+    // Another status is named, as on a cold node (not a node that went away).
+    sessions.wait_for(1);
+    let out = eval("System.halt(7)");
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains(SERVED), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("halted with status 7 while evaluating"),
+        "{}",
+        out.stderr
+    );
+    sessions.down_all_on(&sshd);
+}
+
+#[test]
 fn two_ups_of_one_host_at_once_bring_up_one_session() {
     let sshd = Sshd::start();
     let sessions = Sessions::new();

@@ -71,10 +71,21 @@ pub async fn run_host(
     input: &Input,
     login: Option<Login>,
 ) -> Result<Outcome, SessionError> {
-    on_host(job, host, report, input, login, |node, ready| {
+    let ended = on_host(job, host, report, input, login, |node, ready| {
         call(node, job, host, report, ready)
     })
-    .await
+    .await;
+    match ended {
+        // `System.halt(0)`, `System.stop(0)`: the function ended the node as a script ends
+        // itself, which `mix run` takes for a success (another status stays an error, which
+        // names the fatal errors of the VM too).
+        Err(SessionError::Halted {
+            stage: Stage::Call,
+            status: 0,
+            ..
+        }) => Ok(Outcome::Stopped(0)),
+        other => other,
+    }
 }
 
 /// Sets up `job` on one host (connects, or takes over `login`, started ahead; boots, pushes),
@@ -674,7 +685,7 @@ impl Session<'_> {
         let (prepared, pushed) = timeout(limit, loading, &pushing, host, "--push-timeout")
             .await
             .map_err(|e| e.in_phase(&pushing, host, limit, "--push-timeout"))
-            .map_err(|e| e.lost_in(&pushing, host))?;
+            .map_err(|e| e.lost_in(Stage::Push, &pushing, host))?;
         stats.push = Some(started.elapsed());
         phase.done(format!(
             "pushed {} ({} modules, {} KiB), loaded {}{}",
@@ -939,7 +950,9 @@ async fn call(
     match early {
         // Failed before the push was done (the node gone, the load refused): the push's end,
         // which may say more, decides what the run reports (`Session::serve`).
-        Some(Err(e)) => return Err(SessionError::from(e).lost_in(&calling, &host.address)),
+        Some(Err(e)) => {
+            return Err(SessionError::from(e).lost_in(Stage::Call, &calling, &host.address));
+        }
         Some(Ok(_)) => ready.pushed().await,
         None => {}
     }
@@ -951,7 +964,7 @@ async fn call(
             timeout(limit, call, &calling, &host.address, "--call-timeout").await
         }
     };
-    let outcome = outcome.map_err(|e| e.lost_in(&calling, &host.address))?;
+    let outcome = outcome.map_err(|e| e.lost_in(Stage::Call, &calling, &host.address))?;
     match &outcome {
         Outcome::Returned(_) => phase.done(format!("{} finished", job.call.shown())),
         Outcome::Failed { how, .. } => phase.failed(format!("{} {}", job.call.shown(), how.word())),

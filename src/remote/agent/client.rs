@@ -8,7 +8,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
 use super::preload::{self, Digests};
-use super::{BYE, CLAIM, DOWN, FD, GO, HELD, OK, PRELOAD, SPARE, STATUS, Status, dirs, fd};
+use super::{BYE, CLAIM, DOWN, ENDED, FD, GO, HELD, OK, PRELOAD, SPARE, STATUS, Status, dirs, fd};
 use crate::config::HostSettings;
 use crate::remote::boot;
 use crate::remote::node::Identities;
@@ -280,6 +280,16 @@ impl Claim {
         } else {
             Err(malformed("answer to `go`"))
         }
+    }
+
+    /// The exit status of the spare's session, once the agent says it ended ([`super::ENDED`]),
+    /// within `limit`: `None` past it, or when it ended by a signal.
+    pub async fn ended(&mut self, limit: Duration) -> Option<i32> {
+        let said = tokio::time::timeout(limit, self.agent.answer())
+            .await
+            .ok()?
+            .ok()?;
+        said.strip_prefix(ENDED)?.trim().parse().ok()
     }
 
     /// Hands the agent this run's batch (as [`super::preload::encode`] makes it), for the next

@@ -20,7 +20,9 @@
 //! ([`ahead`]) is offered as `held REMOTE LOCAL CREATION COOKIE READ` instead (the node's name,
 //! then the names, creation and cookie its handshake was made with, and the hex of what was read
 //! of the connection past its last frame, `-` for nothing), with the same two lines; the run
-//! sends `fd` and receives the connection itself ([`fd`]), then goes on as after `ok`.
+//! sends `fd` and receives the connection itself ([`fd`]), then goes on as after `ok`. A
+//! spare whose session ends while a run has it is told of as `ended STATUS`, the session's exit
+//! status (`-` for a signal's end): a run that lost its node reads why.
 
 pub mod ahead;
 pub mod client;
@@ -58,6 +60,8 @@ pub const GO: &str = "go";
 pub const OK: &str = "ok";
 /// A run's batch for the next spares: `preload LEN`, then LEN bytes.
 pub const PRELOAD: &str = "preload ";
+/// The agent's word to a run whose spare's session ended: `ended STATUS`.
+pub const ENDED: &str = "ended";
 /// What the agent prints on its stdout for `up` once it serves.
 pub const READY: &str = "ready";
 

@@ -20,7 +20,8 @@ use super::ahead::Ahead;
 use super::preload::Preload;
 use super::spare::Spare;
 use super::{
-    BYE, CLAIM, DOWN, FD, GO, HELD, OK, PRELOAD, READY, SPARE, STATUS, Spec, Status, dirs, fd,
+    BYE, CLAIM, DOWN, ENDED, FD, GO, HELD, OK, PRELOAD, READY, SPARE, STATUS, Spec, Status, dirs,
+    fd,
 };
 use crate::remote::boot::{self, CONNECTED};
 use crate::remote::private_dir::{self, PrivateDir};
@@ -356,7 +357,7 @@ impl Keeper {
                     // A dead spare is never handed out, and a run's batch goes to the spare before
                     // the next run can claim it.
                     biased;
-                    () = spare.ended() => Woken::Ended,
+                    _ = spare.ended() => Woken::Ended,
                     preload = preloads.recv() => Woken::Preload(preload),
                     claim = claims.recv() => Woken::Claimed(claim),
                     () = booted, if !up => Woken::Booted,
@@ -552,7 +553,12 @@ impl Connection {
             tokio::select! {
                 // The run closes the connection when it is done with the node.
                 () = self.preloads(&mut stream) => {}
-                () = spare.ended() => {}
+                status = spare.ended() => {
+                    // The run may be waiting to learn whether its function halted the node.
+                    let status = status.map_or_else(|| "-".to_owned(), |s| s.to_string());
+                    let said = format!("{ENDED} {status}\n");
+                    let _ = stream.get_mut().write_all(said.as_bytes()).await;
+                }
                 _ = stop.changed() => {}
             }
         }

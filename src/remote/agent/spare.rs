@@ -184,9 +184,10 @@ impl Spare {
         stdin.flush().await
     }
 
-    /// Resolves when the node's session has ended (the node halted or was lost).
-    pub async fn ended(&mut self) {
-        let _ = self.child.wait().await;
+    /// Resolves when the node's session has ended (the node halted or was lost), with its exit
+    /// status if it exited with one.
+    pub async fn ended(&mut self) -> Option<i32> {
+        self.child.wait().await.ok().and_then(|s| s.code())
     }
 
     /// Stops the node (its stdin closes: it halts, removing its directory on the server), waits

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::build::beam::BeamError;
 use crate::build::compat;
 use crate::build::native;
+use crate::events::Stage;
 use crate::remote::boot::BootError;
 use crate::remote::node::{CallError, DistError};
 use crate::remote::push::PushError;
@@ -80,6 +81,8 @@ pub enum SessionError {
     Lost {
         /// What was going on.
         phase: String,
+        /// Which stage that was.
+        stage: Stage,
         /// The host.
         host: String,
     },
@@ -91,6 +94,8 @@ pub enum SessionError {
     Halted {
         /// What was going on.
         phase: String,
+        /// Which stage that was.
+        stage: Stage,
         /// The host.
         host: String,
         /// The node's exit status.
@@ -137,12 +142,14 @@ impl SessionError {
     }
 
     /// A lost node, told by the SSH session's exit `status` to have halted by itself: a status
-    /// of 0 to 125 is the node's own (ssh gives 255 for its own failures and a signal's end).
+    /// of 0 to 125 is the node's own (ssh gives 255 for its own failures and a signal's end, the
+    /// boot program 126 when the tool's connection went away).
     pub(super) fn halted_with(self, status: Option<i32>) -> SessionError {
         match (self, status.and_then(|s| u8::try_from(s).ok())) {
-            (SessionError::Lost { phase, host }, Some(status)) if status <= 125 => {
+            (SessionError::Lost { phase, stage, host }, Some(status)) if status <= 125 => {
                 SessionError::Halted {
                     phase,
+                    stage,
                     host,
                     status,
                 }
@@ -151,14 +158,15 @@ impl SessionError {
         }
     }
 
-    /// Names the phase and host in a connection that was lost.
-    pub(super) fn lost_in(self, phase: &str, host: &str) -> SessionError {
+    /// Names the phase (of `stage`) and host in a connection that was lost.
+    pub(super) fn lost_in(self, stage: Stage, phase: &str, host: &str) -> SessionError {
         match self {
             SessionError::Dist(DistError::Lost)
             | SessionError::Call(CallError::Dist(DistError::Lost))
             | SessionError::Push(PushError::Call(CallError::Dist(DistError::Lost))) => {
                 SessionError::Lost {
                     phase: phase.to_owned(),
+                    stage,
                     host: host.to_owned(),
                 }
             }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::{LocalEnd, Session, SessionError, Stats, timeout};
+use super::{LocalEnd, Session, SessionError, Stats, TEARDOWN_GRACE, timeout};
 use crate::config::HostSettings;
 use crate::events::Stage;
 use crate::remote::agent::{self, client, dirs, preload};
@@ -237,6 +237,13 @@ where
         session.serve(node, job, &mut stats, None, work).await
     }
     .await;
+    // A node lost on the way may have halted by itself: the agent says how its session ended.
+    let result = match result {
+        Err(lost @ SessionError::Lost { .. }) => {
+            Err(lost.halted_with(claim.ended(TEARDOWN_GRACE).await))
+        }
+        other => other,
+    };
     // The next spare nodes load this run's batch ahead (after the work: off its critical path).
     if result.is_ok()
         && let Ok((prepared, _)) = job.wire.get().await
