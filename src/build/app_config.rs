@@ -152,7 +152,7 @@ fn main_files_only(layout: &Layout) -> Result<Vec<(String, Vec<u8>)>, AppConfigE
 }
 
 /// Whether `path` is a symbolic link whose target does not exist.
-fn leads_nowhere(path: &Path) -> bool {
+pub(crate) fn leads_nowhere(path: &Path) -> bool {
     path.is_symlink() && !path.exists()
 }
 

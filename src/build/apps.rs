@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::build::app_config::leads_nowhere;
 use crate::build::app_spec::{self, AppSpec, SpecError};
 use crate::build::mix_exs::{Layout, keyword_atom};
 
@@ -276,7 +277,9 @@ pub struct PrivFile {
 }
 
 /// Every regular file under the `priv/` of each application of `apps`, following symlinks (Mix's
-/// `priv` in `_build` is one, into the project), sorted by path.
+/// `priv` in `_build` is one, into the project), sorted by path. A link to nothing (a `priv`
+/// link left by a deleted `priv/`, an upload directory that exists only on the servers) or back
+/// to a directory above it holds nothing to send, and is passed over.
 pub fn priv_files(apps: &[AppDir]) -> Result<Vec<PrivFile>, AppsError> {
     let mut files = Vec::new();
     let mut total = 0;
@@ -289,10 +292,18 @@ pub fn priv_files(apps: &[AppDir]) -> Result<Vec<PrivFile>, AppsError> {
             .follow_links(true)
             .sort_by_file_name()
         {
-            let entry = entry.map_err(|e| AppsError::Read {
-                path: e.path().unwrap_or(&priv_dir).to_owned(),
-                error: e.into(),
-            })?;
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) if e.loop_ancestor().is_some() || e.path().is_some_and(leads_nowhere) => {
+                    continue;
+                }
+                Err(e) => {
+                    return Err(AppsError::Read {
+                        path: e.path().unwrap_or(&priv_dir).to_owned(),
+                        error: e.into(),
+                    });
+                }
+            };
             if !entry.file_type().is_file() {
                 continue;
             }
@@ -471,5 +482,20 @@ mod tests {
             files[1].source,
             source.join("native/port").canonicalize().unwrap()
         );
+    }
+
+    #[test]
+    fn priv_links_to_nothing_or_above_are_passed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        build(dir.path(), &[("shop", "kernel", &[])]);
+        let priv_dir = dir.path().join("_build/dev/lib/shop/priv");
+        std::fs::create_dir_all(priv_dir.join("static")).unwrap();
+        std::fs::write(priv_dir.join("static/app.css"), "a{}").unwrap();
+        std::os::unix::fs::symlink("/nonexistent/uploads", priv_dir.join("uploads")).unwrap();
+        std::os::unix::fs::symlink("..", priv_dir.join("static/up")).unwrap();
+        let apps = Apps::resolve(dir.path(), "dev", Some("shop"), &[]).unwrap();
+        let files = priv_files(&apps.shipped).unwrap();
+        let listed: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(listed, ["static/app.css"]);
     }
 }

@@ -47,13 +47,13 @@ pub enum ProjectError {
     /// A `.beam` file is unreadable or malformed.
     #[error("{0} (rebuild it with `mix compile --force`)")]
     Beam(#[from] BeamError),
-    /// Walking the directory tree failed.
+    /// A directory of the build could not be listed.
     #[error("cannot read {path}: {source}")]
-    Walk {
+    Read {
         /// The directory at fault.
         path: PathBuf,
-        /// The underlying error.
-        source: walkdir::Error,
+        /// The OS error.
+        source: std::io::Error,
     },
 }
 
@@ -98,20 +98,25 @@ pub fn scan(project: &Path, env: &str) -> Result<Vec<Beam>, ProjectError> {
             note: layout.note("build_path"),
         });
     }
-    let mut beams: Vec<Beam> = Vec::new();
-    for entry in walkdir::WalkDir::new(&lib)
-        .min_depth(3)
-        .max_depth(3)
-        .follow_links(true)
-    {
-        let entry = entry.map_err(|source| ProjectError::Walk {
-            path: lib.clone(),
+    // Only `<app>/ebin/*.beam` is read: the rest of an application's directory (a `priv` link
+    // left dangling by a deleted `priv/`) is none of the scan's business.
+    let list = |dir: &Path| {
+        std::fs::read_dir(dir).map_err(|source| ProjectError::Read {
+            path: dir.to_owned(),
             source,
-        })?;
-        let path = entry.path();
-        let in_ebin = path.parent().and_then(Path::file_name) == Some("ebin".as_ref());
-        if in_ebin && path.extension() == Some("beam".as_ref()) {
-            beams.push(beam::read(path)?);
+        })
+    };
+    let mut beams: Vec<Beam> = Vec::new();
+    for app in list(&lib)?.filter_map(Result::ok) {
+        let ebin = app.path().join("ebin");
+        if !ebin.is_dir() {
+            continue;
+        }
+        for file in list(&ebin)?.filter_map(Result::ok) {
+            let path = file.path();
+            if path.extension() == Some("beam".as_ref()) {
+                beams.push(beam::read(&path)?);
+            }
         }
     }
     if beams.is_empty() {
@@ -175,6 +180,25 @@ mod tests {
             "consolidated"
         );
         assert_eq!(app_of(Path::new("x.beam")), "?");
+    }
+
+    #[test]
+    fn only_the_beams_of_ebin_are_read_whatever_else_an_app_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("_build/dev/lib/closure");
+        std::fs::create_dir_all(app.join("ebin")).unwrap();
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/closure/_build/dev/lib/closure/ebin/Elixir.Closure.Even.beam"
+        );
+        std::fs::copy(fixture, app.join("ebin/Elixir.Closure.Even.beam")).unwrap();
+        // The `priv` link of a project whose priv/ was deleted, and one into nothing deeper.
+        std::os::unix::fs::symlink("../../../../priv", app.join("priv")).unwrap();
+        std::fs::create_dir(app.join("other")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent", app.join("other/link")).unwrap();
+        let beams = scan(dir.path(), "dev").unwrap();
+        let names: Vec<&str> = beams.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["Elixir.Closure.Even"]);
     }
 
     #[test]
