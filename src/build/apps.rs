@@ -51,8 +51,8 @@ pub struct AppDir {
     pub name: String,
     /// `_build/<env>/lib/<name>`.
     pub dir: PathBuf,
-    /// The text of `ebin/<name>.app`, if Mix wrote one.
-    pub spec: Option<String>,
+    /// The bytes of `ebin/<name>.app`, if Mix wrote one (shipped as they are).
+    pub spec: Option<Vec<u8>>,
     /// The modules of its `ebin/` (as atoms), sorted.
     pub modules: Vec<String>,
 }
@@ -143,8 +143,8 @@ fn built_apps(lib: &Path) -> Result<BTreeMap<String, AppDir>, AppsError> {
             .collect();
         modules.sort();
         let spec_path = ebin.join(format!("{name}.app"));
-        let spec = match std::fs::read_to_string(&spec_path) {
-            Ok(text) => Some(text),
+        let spec = match std::fs::read(&spec_path) {
+            Ok(bytes) => Some(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(error) => {
                 return Err(AppsError::Read {
@@ -166,12 +166,21 @@ fn built_apps(lib: &Path) -> Result<BTreeMap<String, AppDir>, AppsError> {
     Ok(apps)
 }
 
+/// The text of a `.app` file: UTF-8, or else Latin-1 (which a `%% coding: latin-1` line asks
+/// for, and which `application:load` reads too): each byte one character.
+fn spec_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => bytes.iter().copied().map(char::from).collect(),
+    }
+}
+
 /// The parsed `.app` of each built application that has one.
 fn read_specs(built: &BTreeMap<String, AppDir>) -> Result<HashMap<String, AppSpec>, AppsError> {
     let mut specs = HashMap::new();
     for (name, dir) in built {
-        if let Some(text) = &dir.spec {
-            let spec = app_spec::parse(text).map_err(|why| AppsError::BadSpec {
+        if let Some(bytes) = &dir.spec {
+            let spec = app_spec::parse(&spec_text(bytes)).map_err(|why| AppsError::BadSpec {
                 path: dir.dir.join("ebin").join(format!("{name}.app")),
                 why,
             })?;
@@ -400,7 +409,7 @@ mod tests {
             shop.spec
                 .as_deref()
                 .unwrap()
-                .starts_with("{application,shop")
+                .starts_with(b"{application,shop")
         );
         // A closure module of an application nothing needs brings it along.
         let apps = Apps::resolve(dir.path(), "dev", Some("shop"), &["Elixir.Tool"]).unwrap();
@@ -482,6 +491,18 @@ mod tests {
             files[1].source,
             source.join("native/port").canonicalize().unwrap()
         );
+    }
+
+    #[test]
+    fn a_latin_1_app_file_is_read_as_application_load_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        build(dir.path(), &[("shop", "kernel", &[])]);
+        let spec = dir.path().join("_build/dev/lib/shop/ebin/shop.app");
+        let mut text = b"%% coding: latin-1\n{application,shop,[{description,\"caf".to_vec();
+        text.extend_from_slice(b"\xe9\"},{applications,[kernel,stdlib]}]}.\n");
+        std::fs::write(&spec, text).unwrap();
+        let apps = Apps::resolve(dir.path(), "dev", Some("shop"), &[]).unwrap();
+        assert_eq!(apps.names(), ["shop"]);
     }
 
     #[test]

@@ -56,8 +56,8 @@ pub struct Wire {
 pub struct ShippedApp {
     /// Its name.
     pub name: String,
-    /// The text of its `.app` file, if it has one.
-    pub spec: Option<String>,
+    /// The bytes of its `.app` file, if it has one.
+    pub spec: Option<Vec<u8>>,
     /// Every module of its `ebin/`, shared with the project's graph.
     pub modules: Vec<Arc<Beam>>,
     /// Every file of its `priv/`: path relative to `priv/`, permission bits, contents.
@@ -230,7 +230,7 @@ fn write_part<'a>(
     for share in &part.apps {
         let app = share.app;
         let spec = match (share.last, &app.spec) {
-            (true, Some(spec)) => spec.as_bytes(),
+            (true, Some(spec)) => spec.as_slice(),
             _ => &[],
         };
         let files: &[_] = if share.last { &app.priv_files } else { &[] };
@@ -504,7 +504,7 @@ mod tests {
             .collect();
         let app = ShippedApp {
             name: "shop".into(),
-            spec: Some("{application,shop,[]}.".into()),
+            spec: Some(b"{application,shop,[]}.".to_vec()),
             modules: vec![Arc::clone(&beams[0])],
             priv_files: vec![("native/x.so".into(), 0o755, b"ELF".to_vec())],
         };
@@ -566,7 +566,7 @@ mod tests {
         let all: Vec<Arc<Beam>> = (0..130).map(named).collect();
         let app = ShippedApp {
             name: "shop".into(),
-            spec: Some("{application,shop,[]}.".into()),
+            spec: Some(b"{application,shop,[]}.".to_vec()),
             modules: all.clone(),
             priv_files: Vec::new(),
         };
