@@ -343,3 +343,40 @@ fn a_module_of_a_build_only_dependency_named_only_in_config_needs_include_and_th
     assert!(!out.stderr.contains("hint:"), "{}", out.stderr);
     sshd.assert_no_session_processes();
 }
+
+#[test]
+fn what_an_earlier_build_left_in_build_is_not_the_projects() {
+    // The application's directory under its old name stays in `_build` with the same modules
+    // (Mix removes neither it nor a removed dependency's): `mix run` does not see it.
+    let staged = testkit::staged_fixture("demo", "dev");
+    let lib = staged.path().join("_build/dev/lib");
+    let old = lib.join("old_demo/ebin");
+    std::fs::create_dir_all(&old).unwrap();
+    for file in std::fs::read_dir(lib.join("demo/ebin")).unwrap() {
+        let file = file.unwrap();
+        let name = file
+            .file_name()
+            .to_string_lossy()
+            .replace("demo.app", "old_demo.app");
+        std::fs::copy(file.path(), old.join(name)).unwrap();
+    }
+    let spec = std::fs::read_to_string(old.join("old_demo.app")).unwrap();
+    std::fs::write(
+        old.join("old_demo.app"),
+        spec.replace("{application,demo,", "{application,old_demo,"),
+    )
+    .unwrap();
+    let out = tool(
+        staged.path(),
+        &["plan", "Demo.Worker.process", "--no-compile", "-v"],
+    )
+    .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("left out _build/dev/lib/old_demo: not an application of the project's"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains("old_demo"), "{}", out.stdout);
+}

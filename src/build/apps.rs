@@ -247,9 +247,78 @@ fn start_order(apps: &[String], specs: &HashMap<String, AppSpec>) -> Vec<String>
     order
 }
 
+/// The applications of the build in `lib` that are the project's: its own (as `mix.exs` names
+/// them), the dependencies its `mix.exs` files name (`{:name, ...}`, runtime or not) and what
+/// their `.app` files need, transitively. What `mix run` puts on the code path, less what a
+/// removed dependency or a renamed application left in `_build` (Mix never removes those).
+/// `None` when `mix.exs` does not plainly name the project's applications, or a `.app` cannot be
+/// read: then every application of the build counts.
+pub fn of_project(project: &Path, layout: &Layout, lib: &Path) -> Option<BTreeSet<String>> {
+    let own = project_apps(project, layout);
+    if own.is_empty() {
+        return None;
+    }
+    let built = built_apps(lib).ok()?;
+    let specs = read_specs(&built).ok()?;
+    let named = named_deps(project, layout);
+    let roots: Vec<&str> = own
+        .iter()
+        .chain(&named)
+        .map(String::as_str)
+        .filter(|app| built.contains_key(*app))
+        .collect();
+    Some(reachable(&roots, &specs).0)
+}
+
+/// The applications of the build for `env` that are not the project's (see [`of_project`]),
+/// left out of every run and plan: what an earlier build left there.
+pub fn left_out(project: &Path, env: &str) -> Vec<String> {
+    let layout = Layout::of(project);
+    let lib = layout.build(env).join("lib");
+    match (of_project(project, &layout, &lib), built_apps(&lib)) {
+        (Some(live), Ok(built)) => built
+            .into_keys()
+            .filter(|app| !live.contains(app))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The dependencies the `mix.exs` of `project` (and of each umbrella child) names.
+fn named_deps(project: &Path, layout: &Layout) -> Vec<String> {
+    let mut files = vec![project.join("mix.exs")];
+    if let Some(Ok(children)) = layout.apps.as_ref().map(std::fs::read_dir) {
+        files.extend(
+            children
+                .filter_map(Result::ok)
+                .map(|c| c.path().join("mix.exs")),
+        );
+    }
+    files
+        .iter()
+        .filter_map(|file| std::fs::read_to_string(file).ok())
+        .flat_map(|text| tuple_atoms(&text))
+        .collect()
+}
+
+/// The atom that begins each tuple of `text`: `jason` of `{:jason, "~> 1.4"}`.
+fn tuple_atoms(text: &str) -> Vec<String> {
+    text.split('{')
+        .skip(1)
+        .filter_map(|rest| {
+            let rest = rest.trim_start().strip_prefix(':')?;
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            let (name, after) = rest.split_at(end);
+            (!name.is_empty() && after.trim_start().starts_with(',')).then(|| name.to_owned())
+        })
+        .collect()
+}
+
 /// The project's own applications as `mix.exs` names them: every child of `apps_path` for an
 /// umbrella, else the `app:`. None when `mix.exs` cannot be read or names none plainly.
-fn project_apps(project: &Path, layout: &Layout) -> Vec<String> {
+pub(crate) fn project_apps(project: &Path, layout: &Layout) -> Vec<String> {
     let Ok(text) = std::fs::read_to_string(project.join("mix.exs")) else {
         return Vec::new();
     };
@@ -365,6 +434,40 @@ mod tests {
                 std::fs::write(ebin.join(format!("{m}.beam")), b"").unwrap();
             }
         }
+    }
+
+    #[test]
+    fn the_projects_applications_are_its_own_what_mix_exs_names_and_what_they_need() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("mix.exs"),
+            "def project, do: [app: :shop, deps: deps()]\n\
+             defp deps, do: [{:tool, path: \"t\", runtime: false}, { :db , \"~> 1.0\"}]",
+        )
+        .unwrap();
+        build(
+            dir.path(),
+            &[
+                ("shop", "kernel,json", &[]),
+                ("json", "kernel", &[]),
+                ("tool", "kernel", &[]),
+                ("db", "kernel,pool", &[]),
+                ("pool", "kernel", &[]),
+                // A dependency removed from mix.exs, the application's old name.
+                ("jason", "kernel", &[]),
+                ("old_shop", "kernel", &[]),
+            ],
+        );
+        let layout = Layout::of(dir.path());
+        let lib = dir.path().join("_build/dev/lib");
+        let live = of_project(dir.path(), &layout, &lib).unwrap();
+        let live: Vec<&str> = live.iter().map(String::as_str).collect();
+        assert_eq!(live, ["db", "json", "pool", "shop", "tool"]);
+        assert_eq!(left_out(dir.path(), "dev"), ["jason", "old_shop"]);
+        // A mix.exs that names no application plainly leaves every one in.
+        std::fs::write(dir.path().join("mix.exs"), "def project, do: [app: @app]").unwrap();
+        assert_eq!(of_project(dir.path(), &Layout::of(dir.path()), &lib), None);
+        assert!(left_out(dir.path(), "dev").is_empty());
     }
 
     #[test]

@@ -179,6 +179,13 @@ pub fn keyword_string<'t>(text: &'t str, key: &str) -> Option<&'t str> {
     })
 }
 
+/// Whether the first `key:` of `text` is plainly `false` (`consolidate_protocols: false`).
+pub fn keyword_false(text: &str, key: &str) -> bool {
+    keyword_values(text, key)
+        .next()
+        .is_some_and(|value| is_word(value, "false"))
+}
+
 /// Whether `rest` starts with the word `word` (`false,` but not `false_or_not`).
 fn is_word(rest: &str, word: &str) -> bool {
     rest.strip_prefix(word)

@@ -1,11 +1,14 @@
 //! Finds the compiled modules of a Mix project: `_build/<env>/lib/*/ebin/*.beam`.
 //!
-//! Everything under `_build` is the project's own code or its dependencies (umbrella apps and path
-//! dependencies included); OTP and Elixir ship their modules elsewhere, so this set is exactly what
-//! may be pushed.
+//! The applications of `_build` are the project's own code or its dependencies (umbrella apps and
+//! path dependencies included); OTP and Elixir ship their modules elsewhere, so this set is
+//! exactly what may be pushed. But Mix never removes from `_build` the directory of a dependency
+//! removed from `mix.exs` or of a renamed application: only the applications of the project
+//! count (`apps::of_project`), as only they are on `mix run`'s code path.
 //!
 //! Consolidated protocols: Mix writes consolidated copies of every protocol it sees, the project's
-//! and Elixir's own, to `_build/<env>/consolidated` (umbrella) or `_build/<env>/lib/<app>/consolidated`.
+//! and Elixir's own, to `_build/<env>/consolidated` (umbrella) or `_build/<env>/lib/<app>/consolidated`
+//! (the project's application), unless `consolidate_protocols: false`.
 //! A protocol the project defines is taken in its consolidated form, as `mix run` loads it: it
 //! dispatches straight to the implementations it lists, which the graph then pulls in. Elixir's own
 //! protocols (Enumerable, Inspect, String.Chars, ...) are never pushed: replacing them would change
@@ -14,8 +17,11 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use std::collections::BTreeSet;
+
+use crate::build::apps;
 use crate::build::beam::{self, Beam, BeamError};
-use crate::build::mix_exs::Layout;
+use crate::build::mix_exs::{Layout, keyword_false};
 
 /// Why the project's modules could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -57,11 +63,23 @@ pub enum ProjectError {
     },
 }
 
-/// Replaces each protocol the project defines by its consolidated copy, if Mix wrote one; the
-/// umbrella-wide directory wins over an app's own.
-fn use_consolidated_protocols(beams: &mut [Beam], build: &Path) -> Result<(), ProjectError> {
+/// Where `mix run` finds the project's consolidated protocols, as Mix's `consolidation_path`
+/// has it: `<build>/consolidated` for an umbrella, else the project application's
+/// `consolidated`; nowhere when `mix.exs` says `consolidate_protocols: false`. When `mix.exs`
+/// names no application plainly, the umbrella-wide directory, then each application's.
+fn consolidated_dirs(project: &Path, layout: &Layout, build: &Path) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string(project.join("mix.exs")).unwrap_or_default();
+    if keyword_false(&text, "consolidate_protocols") {
+        return Vec::new();
+    }
+    if layout.apps.is_some() {
+        return vec![build.join("consolidated")];
+    }
+    if let [app] = apps::project_apps(project, layout).as_slice() {
+        return vec![build.join("lib").join(app).join("consolidated")];
+    }
     let mut dirs = vec![build.join("consolidated")];
-    // The lib directory was just walked; an app vanishing meanwhile only means no copy from it.
+    // The lib directory was just read; an app vanishing meanwhile only means no copy from it.
     if let Ok(apps) = std::fs::read_dir(build.join("lib")) {
         let mut app_dirs: Vec<PathBuf> = apps
             .filter_map(Result::ok)
@@ -70,6 +88,12 @@ fn use_consolidated_protocols(beams: &mut [Beam], build: &Path) -> Result<(), Pr
         app_dirs.sort();
         dirs.extend(app_dirs);
     }
+    dirs
+}
+
+/// Replaces each protocol the project defines by its consolidated copy in `dirs`, if Mix wrote
+/// one (the first directory that has one wins).
+fn use_consolidated_protocols(beams: &mut [Beam], dirs: &[PathBuf]) -> Result<(), ProjectError> {
     let mut replaced = std::collections::HashSet::new();
     for dir in dirs.iter().filter(|d| d.is_dir()) {
         for beam in beams.iter_mut() {
@@ -98,8 +122,10 @@ pub fn scan(project: &Path, env: &str) -> Result<Vec<Beam>, ProjectError> {
             note: layout.note("build_path"),
         });
     }
-    // Only `<app>/ebin/*.beam` is read: the rest of an application's directory (a `priv` link
-    // left dangling by a deleted `priv/`) is none of the scan's business.
+    // Only `<app>/ebin/*.beam` of the project's applications is read: the rest of an
+    // application's directory (a `priv` link left dangling by a deleted `priv/`) is none of the
+    // scan's business.
+    let project_apps: Option<BTreeSet<String>> = apps::of_project(project, &layout, &lib);
     let list = |dir: &Path| {
         std::fs::read_dir(dir).map_err(|source| ProjectError::Read {
             path: dir.to_owned(),
@@ -108,6 +134,12 @@ pub fn scan(project: &Path, env: &str) -> Result<Vec<Beam>, ProjectError> {
     };
     let mut beams: Vec<Beam> = Vec::new();
     for app in list(&lib)?.filter_map(Result::ok) {
+        let name = app.file_name();
+        if let Some(live) = &project_apps
+            && !name.to_str().is_some_and(|name| live.contains(name))
+        {
+            continue;
+        }
         let ebin = app.path().join("ebin");
         if !ebin.is_dir() {
             continue;
@@ -122,7 +154,7 @@ pub fn scan(project: &Path, env: &str) -> Result<Vec<Beam>, ProjectError> {
     if beams.is_empty() {
         return Err(ProjectError::Empty(build));
     }
-    use_consolidated_protocols(&mut beams, &build)?;
+    use_consolidated_protocols(&mut beams, &consolidated_dirs(project, &layout, &build))?;
     beams.sort_by(|a, b| a.name.cmp(&b.name));
     if let Some(pair) = beams.windows(2).find(|w| w[0].name == w[1].name) {
         return Err(ProjectError::Duplicate {
@@ -199,6 +231,27 @@ mod tests {
         let beams = scan(dir.path(), "dev").unwrap();
         let names: Vec<&str> = beams.iter().map(|b| b.name.as_str()).collect();
         assert_eq!(names, ["Elixir.Closure.Even"]);
+    }
+
+    #[test]
+    fn consolidated_protocols_come_from_where_mix_run_finds_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (project, build) = (dir.path(), dir.path().join("_build/dev"));
+        let dirs = |text: &str| {
+            std::fs::write(project.join("mix.exs"), text).unwrap();
+            consolidated_dirs(project, &Layout::of(project), &build)
+        };
+        assert_eq!(
+            dirs("[app: :api, deps: [{:core, in_umbrella: true}]]"),
+            [build.join("lib/api/consolidated")]
+        );
+        assert_eq!(dirs("[apps_path: \"apps\"]"), [build.join("consolidated")]);
+        assert!(dirs("[app: :api, consolidate_protocols: false]").is_empty());
+        // Not a plain `false` (`Mix.env() != :test`): consolidated, as in most environments.
+        assert_eq!(
+            dirs("[app: :api, consolidate_protocols: Mix.env() != :test]"),
+            [build.join("lib/api/consolidated")]
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The build made fresh before a command reads it, shared by every command that runs or plans
 //! the project's code: `mix compile` first (`build/fresh.rs`), unless `--no-compile` (or
 //! `compile: false`) or there is no `mix` here, and then a warning if a source changed after the
-//! build.
+//! build; with `-v`, the applications of the build that are not the project's (left out).
 
+use crate::build::apps;
 use crate::build::fresh::{self, Compiled};
 use crate::build::mix_exs::Layout;
 use crate::config::Build;
@@ -17,6 +18,23 @@ pub fn ensure(build: &Build, report: &Reporter) -> Result<(), CliError> {
     if !fresh::is_mix_project(&build.project) {
         return Ok(());
     }
+    compiled_or_stale(build, report)?;
+    let layout = Layout::of(&build.project);
+    for app in apps::left_out(&build.project, &build.mix_env) {
+        let dir = layout.build(&build.mix_env).join("lib").join(&app);
+        let shown = dir.strip_prefix(&build.project).unwrap_or(&dir);
+        report.verbose(&format!(
+            "left out {}: not an application of the project's (left by an earlier build: a \
+             dependency removed from mix.exs, a renamed application)",
+            shown.display()
+        ));
+    }
+    Ok(())
+}
+
+/// `mix compile` when it should be and can be; otherwise a warning about a source newer than
+/// the build.
+fn compiled_or_stale(build: &Build, report: &Reporter) -> Result<(), CliError> {
     let env = &build.mix_env;
     let why_not = if build.compile {
         let phase = report.phase(
