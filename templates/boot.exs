@@ -58,6 +58,17 @@ halt = fn status ->
   System.halt(status)
 end
 
+# The tool is gone (its connection, or the session's stdin, ended): halts with status 126, which
+# the tool, should it still hear of it, does not take for the code's own halt (0 to 125). Unless
+# the node is stopping already (`System.stop/1`: `user` stops before distribution, so reads of
+# stdin fail then, and the connection goes), whose status init gives.
+tool_gone = fn ->
+  case :init.get_status() do
+    {:stopping, _} -> Process.sleep(:infinity)
+    _running -> halt.(126)
+  end
+end
+
 # Starts `work` in a process of its own that `halt` stops before it removes the run's directory,
 # so that nothing writes there once it is gone; returns the process and its monitor. (An ETS
 # table holds them, not a persistent term: replacing one makes every process scan its heap.)
@@ -94,7 +105,7 @@ read_line = fn ->
       end
 
     _eof_or_error ->
-      halt.(0)
+      tool_gone.()
   end
 end
 
@@ -1076,7 +1087,7 @@ read_stdin = fn stager, again ->
       part = fn size ->
         case :file.read(:standard_io, :erlang.binary_to_integer(size)) do
           {:ok, data} -> send(pid, {:mix_remote_part, data})
-          _eof_or_error -> halt.(0)
+          _eof_or_error -> tool_gone.()
         end
       end
 
@@ -1188,15 +1199,8 @@ connector =
               :ok = :net_kernel.monitor_nodes(true, node_type: :all)
               send(connecting, :watching)
 
-              # Status 126, above what the tool takes for the code's own halt (0 to 125), should
-              # it still hear of it: the connection went, the function did not halt the node.
-              # Unless the node is stopping (`System.stop/1`, whose status init gives).
               receive do
-                {:nodedown, ^tool, _info} ->
-                  case :init.get_status() do
-                    {:stopping, _} -> :ok
-                    _running -> halt.(126)
-                  end
+                {:nodedown, ^tool, _info} -> tool_gone.()
               end
             end)
 

@@ -375,6 +375,27 @@ fn an_exit_with_a_status_ends_as_under_mix_run() {
         "{}",
         out.stderr
     );
+    // A halt with status 0 ends the call's phase as done, the result after it.
+    let out = eval("System.halt(0)", true);
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let call_finished = events
+        .iter()
+        .position(|e| e["event"] == "phase_finished" && e["phase"] == "call")
+        .unwrap_or_else(|| panic!("no call phase_finished in {}", out.stdout));
+    assert_eq!(
+        events[call_finished]["message"],
+        "the expression stopped with status 0"
+    );
+    let result = events.iter().position(|e| e["event"] == "result").unwrap();
+    assert!(call_finished < result, "{}", out.stdout);
+    assert_eq!(
+        (&events[result]["status"], &events[result]["ok"]),
+        (&"stopped".into(), &true.into())
+    );
     let out = eval("exit({:shutdown, 3})", true);
     let result = out
         .stdout

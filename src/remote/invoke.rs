@@ -28,7 +28,8 @@ pub enum Outcome {
         missing_module: Option<String>,
     },
     /// It ended itself with a status, as Elixir's command line reads the exits `:normal` and
-    /// `:shutdown` (0) and `{:shutdown, status}`: what `mix run` would exit with.
+    /// `:shutdown` (0) and `{:shutdown, status}`, or halted the node with status 0 (see
+    /// `session::run_host`): what `mix run` would exit with.
     Stopped(u8),
     /// An application failed to start, so the function was not called.
     NotStarted {

@@ -35,7 +35,7 @@ use crate::remote::private_dir::{self, PrivateDir};
 use crate::remote::push::{self, PushError};
 use crate::remote::ssh::{Master, SshError, Target};
 use crate::remote::wire::Prepared;
-use crate::report::Reporter;
+use crate::report::{Phase, Reporter};
 
 mod error;
 mod login;
@@ -71,19 +71,23 @@ pub async fn run_host(
     input: &Input,
     login: Option<Login>,
 ) -> Result<Outcome, SessionError> {
+    let unfinished = std::sync::Mutex::new(None);
     let ended = on_host(job, host, report, input, login, |node, ready| {
-        call(node, job, host, report, ready)
+        call(node, job, host, report, ready, &unfinished)
     })
     .await;
     match ended {
-        // `System.halt(0)`, `System.stop(0)`: the function ended the node as a script ends
-        // itself, which `mix run` takes for a success (another status stays an error, which
-        // names the fatal errors of the VM too).
-        Err(SessionError::Halted {
-            stage: Stage::Call,
-            status: 0,
-            ..
-        }) => Ok(Outcome::Stopped(0)),
+        // `System.halt(0)`, `System.stop(0)`: a success, as under `mix run` (another status
+        // stays an error, which names the fatal errors of the VM too).
+        Err(e) if e.is_clean_halt() => {
+            let phase = unfinished
+                .lock()
+                .expect("phase lock poisoned")
+                .take()
+                .unwrap_or_else(|| report.phase(Stage::Call, job.call.doing()));
+            phase.done(format!("{} stopped with status 0", job.call.shown()));
+            Ok(Outcome::Stopped(0))
+        }
         other => other,
     }
 }
@@ -115,7 +119,7 @@ where
                 drop((claim, node));
                 let login = Login::start(host, report, input, false)?;
                 let result = cold(job, host, report, input, login, work).await;
-                if result.is_ok() {
+                if result.is_ok() || result.as_ref().is_err_and(SessionError::is_clean_halt) {
                     warm::hand_batch(host, job, report).await;
                 }
                 return result;
@@ -925,13 +929,16 @@ impl LocalEnd {
 }
 
 /// `run`'s and `eval`'s work on a host: makes the call once the code is `ready` (within
-/// `--call-timeout`, if any, from the push's end) and says how it ended.
+/// `--call-timeout`, if any, from the push's end) and says how it ended. Its phase is left in
+/// `unfinished` when the node is lost during it: whether the function halted it is known only
+/// once the session has ended (see [`run_host`]).
 async fn call(
     node: Arc<Node>,
     job: &Job,
     host: &HostSettings,
     report: &Reporter,
     ready: Ready,
+    unfinished: &std::sync::Mutex<Option<Phase>>,
 ) -> Result<Outcome, SessionError> {
     let calling = job.call.doing();
     let mut call = std::pin::pin!(invoke::invoke(
@@ -964,7 +971,14 @@ async fn call(
             timeout(limit, call, &calling, &host.address, "--call-timeout").await
         }
     };
-    let outcome = outcome.map_err(|e| e.lost_in(Stage::Call, &calling, &host.address))?;
+    let outcome = match outcome.map_err(|e| e.lost_in(Stage::Call, &calling, &host.address)) {
+        Ok(outcome) => outcome,
+        Err(lost @ SessionError::Lost { .. }) => {
+            *unfinished.lock().expect("phase lock poisoned") = Some(phase);
+            return Err(lost);
+        }
+        Err(e) => return Err(e),
+    };
     match &outcome {
         Outcome::Returned(_) => phase.done(format!("{} finished", job.call.shown())),
         Outcome::Failed { how, .. } => phase.failed(format!("{} {}", job.call.shown(), how.word())),

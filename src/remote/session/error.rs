@@ -113,6 +113,19 @@ impl SessionError {
         )
     }
 
+    /// The function halted the node with status 0 (`System.halt(0)`, `System.stop(0)`): it ended
+    /// as a script ends itself, which `mix run` takes for a success.
+    pub(super) fn is_clean_halt(&self) -> bool {
+        matches!(
+            self,
+            SessionError::Halted {
+                stage: Stage::Call,
+                status: 0,
+                ..
+            }
+        )
+    }
+
     /// The SSH session ended before the step waiting on it was done (the node's words, if any,
     /// were its last).
     pub(super) fn is_session_end(&self) -> bool {

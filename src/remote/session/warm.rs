@@ -245,7 +245,7 @@ where
         other => other,
     };
     // The next spare nodes load this run's batch ahead (after the work: off its critical path).
-    if result.is_ok()
+    if (result.is_ok() || result.as_ref().is_err_and(SessionError::is_clean_halt))
         && let Ok((prepared, _)) = job.wire.get().await
     {
         let _ = claim.preload(&preload::encode(&prepared)).await;
