@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::build::app_config::leads_nowhere;
 use crate::build::app_spec::{self, AppSpec, SpecError};
-use crate::build::mix_exs::{Layout, keyword_atom};
+use crate::build::mix_exs::{self, Dep, Layout, keyword_atom};
 
 /// More than this in the `priv/` directories of the shipped applications is surely not meant to
 /// travel with a job: refuse rather than send it.
@@ -95,8 +95,17 @@ impl Apps {
             .iter()
             .flat_map(|(app, dir)| dir.modules.iter().map(move |m| (m.as_str(), app.as_str())))
             .collect();
+        // Before Elixir 1.15, a `.app` leaves optional dependencies out (1.15 lists them as
+        // `optional_applications`): those mix.exs names that are built ship, as `mix run` has
+        // them on its code path.
+        let optional: Vec<String> = named_deps(project, &layout)
+            .into_iter()
+            .filter(|dep| dep.optional && built.contains_key(&dep.name))
+            .map(|dep| dep.name)
+            .collect();
         let mut roots: Vec<&str> = project_apps.iter().map(String::as_str).collect();
         roots.extend(closure.iter().filter_map(|m| owner.get(m).copied()));
+        roots.extend(optional.iter().map(String::as_str));
         let specs = read_specs(&built)?;
         let (shipped, from_server) = reachable(&roots, &specs);
         let order = start_order(&project_apps, &specs);
@@ -263,7 +272,7 @@ pub fn of_project(project: &Path, layout: &Layout, lib: &Path) -> Option<BTreeSe
     let named = named_deps(project, layout);
     let roots: Vec<&str> = own
         .iter()
-        .chain(&named)
+        .chain(named.iter().map(|dep| &dep.name))
         .map(String::as_str)
         .filter(|app| built.contains_key(*app))
         .collect();
@@ -285,7 +294,7 @@ pub fn left_out(project: &Path, env: &str) -> Vec<String> {
 }
 
 /// The dependencies the `mix.exs` of `project` (and of each umbrella child) names.
-fn named_deps(project: &Path, layout: &Layout) -> Vec<String> {
+pub(crate) fn named_deps(project: &Path, layout: &Layout) -> Vec<Dep> {
     let mut files = vec![project.join("mix.exs")];
     if let Some(Ok(children)) = layout.apps.as_ref().map(std::fs::read_dir) {
         files.extend(
@@ -297,22 +306,7 @@ fn named_deps(project: &Path, layout: &Layout) -> Vec<String> {
     files
         .iter()
         .filter_map(|file| std::fs::read_to_string(file).ok())
-        .flat_map(|text| tuple_atoms(&text))
-        .collect()
-}
-
-/// The atom that begins each tuple of `text`: `jason` of `{:jason, "~> 1.4"}`.
-fn tuple_atoms(text: &str) -> Vec<String> {
-    text.split('{')
-        .skip(1)
-        .filter_map(|rest| {
-            let rest = rest.trim_start().strip_prefix(':')?;
-            let end = rest
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(rest.len());
-            let (name, after) = rest.split_at(end);
-            (!name.is_empty() && after.trim_start().starts_with(',')).then(|| name.to_owned())
-        })
+        .flat_map(|text| mix_exs::deps(&text))
         .collect()
 }
 
@@ -468,6 +462,24 @@ mod tests {
         std::fs::write(dir.path().join("mix.exs"), "def project, do: [app: @app]").unwrap();
         assert_eq!(of_project(dir.path(), &Layout::of(dir.path()), &lib), None);
         assert!(left_out(dir.path(), "dev").is_empty());
+    }
+
+    #[test]
+    fn an_optional_dependency_a_pre_1_15_app_leaves_out_ships_when_it_is_built() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("mix.exs"),
+            "[app: :shop, deps: [{:jason, path: \"j\", optional: true}, {:gone, \"1.0\", optional: true}]]",
+        )
+        .unwrap();
+        // Elixir 1.14 lists neither in shop.app.
+        build(
+            dir.path(),
+            &[("shop", "kernel", &[]), ("jason", "kernel", &[])],
+        );
+        let apps = Apps::resolve(dir.path(), "dev", Some("shop"), &[]).unwrap();
+        assert_eq!(apps.names(), ["jason", "shop"]);
+        assert_eq!(apps.from_server, [("kernel".to_owned(), "shop".to_owned())]);
     }
 
     #[test]

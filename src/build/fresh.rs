@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::SystemTime;
 
-use crate::build::mix_exs::Layout;
+use crate::build::mix_exs::{self, Layout};
 
 /// Why the project could not be compiled.
 #[derive(Debug, thiserror::Error)]
@@ -135,8 +135,9 @@ pub fn built_at(project: &Path, env: &str) -> Option<SystemTime> {
 /// files under `lib/`, `src/`, `include/` and `config/` (the project's own: the directory of
 /// `config_path:`; but `runtime.exs`, which is read when the code runs, not compiled),
 /// `mix.exs` and `mix.lock` (the one `lockfile:` names), of each app in an umbrella
-/// (`apps_path:`) too, against the newest `.beam` or compile manifest of the build. None when the
-/// build is fresh, or when there is no build to compare with.
+/// (`apps_path:`) too, and the code and `mix.exs` of the path dependencies (`path:`,
+/// `in_umbrella: true`), against the newest `.beam` or compile manifest of the build. None when
+/// the build is fresh, or when there is no build to compare with.
 pub fn stale(project: &Path, env: &str) -> Option<Stale> {
     let layout = Layout::of(project);
     let built = newest(&layout.build(env))?;
@@ -144,9 +145,25 @@ pub fn stale(project: &Path, env: &str) -> Option<Stale> {
     if let Some(Ok(apps)) = layout.apps.as_ref().map(std::fs::read_dir) {
         roots.extend(apps.flatten().map(|app| app.path()).filter(|p| p.is_dir()));
     }
+    // The path dependencies of the project (an umbrella child's siblings, `in_umbrella: true`),
+    // which `mix compile` compiles with it.
+    // Their code, not their config (a dependency's config is not the project's).
+    let text = std::fs::read_to_string(project.join("mix.exs")).unwrap_or_default();
+    let mut deps: Vec<PathBuf> = Vec::new();
+    for dep in mix_exs::deps(&text) {
+        let Some(dir) = dep.path.map(|path| project.join(path)) else {
+            continue;
+        };
+        let same = |root: &PathBuf| same_dir(root, &dir);
+        if dir.join("mix.exs").is_file() && !roots.iter().chain(&deps).any(same) {
+            deps.push(dir);
+        }
+    }
+    let config_of = roots.len();
+    roots.extend(deps);
     let not_runtime = |path: &Path| path.file_name().is_none_or(|n| n != "runtime.exs");
     let mut changed: Vec<(SystemTime, PathBuf)> = Vec::new();
-    for root in &roots {
+    for (at, root) in roots.iter().enumerate() {
         let lockfile = match root == project {
             true => layout.lockfile.clone(),
             false => root.join("mix.lock"),
@@ -167,7 +184,8 @@ pub fn stale(project: &Path, env: &str) -> Option<Stale> {
                 }
             }
             true => changed.extend(files(&layout.config_dir(), &not_runtime)),
-            false => changed.extend(files(&root.join("config"), &not_runtime)),
+            false if at < config_of => changed.extend(files(&root.join("config"), &not_runtime)),
+            false => {}
         }
     }
     changed.retain(|(time, _)| *time > built);
@@ -208,6 +226,14 @@ fn newest(build: &Path) -> Option<SystemTime> {
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .filter_map(|e| e.metadata().ok()?.modified().ok())
         .max()
+}
+
+/// Whether `a` and `b` are the same directory (`apps/api/../core` and `apps/core`).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {
@@ -320,6 +346,34 @@ mod tests {
             stale(&child, "dev").map(|s| s.newest),
             Some(PathBuf::from("../../mix.lock"))
         );
+    }
+
+    #[test]
+    fn an_umbrella_childs_siblings_and_path_dependencies_are_its_sources_too() {
+        let dir = tempfile::tempdir().unwrap();
+        // An umbrella in umb/, a path dependency beside it in util/.
+        let root = dir.path().join("umb");
+        let child = root.join("apps/api");
+        fs::create_dir_all(&child).unwrap();
+        fs::write(
+            child.join("mix.exs"),
+            "[app: :api, build_path: \"../../_build\",\n deps: [{:core, in_umbrella: true},\n \
+             {:util, path: \"../../../util\"}, {:jason, \"~> 1.4\"}]]",
+        )
+        .unwrap();
+        for project in ["umb/apps/core", "util"] {
+            file_at(dir.path(), &format!("{project}/mix.exs"), 100);
+            // A dependency's config is not the project's.
+            file_at(dir.path(), &format!("{project}/config/config.exs"), 900);
+        }
+        set_modified(&child.join("mix.exs"), 100);
+        file_at(&root, "_build/dev/lib/api/ebin/Elixir.Api.beam", 200);
+        assert_eq!(stale(&child, "dev"), None);
+        file_at(&root, "apps/core/lib/core.ex", 300);
+        file_at(dir.path(), "util/lib/util.ex", 400);
+        let stale = stale(&child, "dev").unwrap();
+        assert_eq!(stale.newest, PathBuf::from("../../../util/lib/util.ex"));
+        assert_eq!(stale.others, 1);
     }
 
     #[test]

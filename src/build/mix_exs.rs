@@ -179,6 +179,50 @@ pub fn keyword_string<'t>(text: &'t str, key: &str) -> Option<&'t str> {
     })
 }
 
+/// A dependency as a `mix.exs` names it: `{:name, ...}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dep {
+    /// Its application.
+    pub name: String,
+    /// `optional: true`.
+    pub optional: bool,
+    /// Where its sources are, relative to the project, when plainly said: `path: "..."`, or
+    /// `../name` for `in_umbrella: true`.
+    pub path: Option<String>,
+}
+
+/// Every tuple of `text` that begins with an atom, read as a dependency (`{:jason, "~> 1.4",
+/// optional: true}`): mix.exs's deps, and perhaps another tuple or two of that shape, which only
+/// name more applications of the build.
+pub fn deps(text: &str) -> Vec<Dep> {
+    let text: String = text.lines().map(uncommented).collect::<Vec<_>>().join("\n");
+    text.split('{')
+        .skip(1)
+        .filter_map(|rest| {
+            let rest = rest.trim_start().strip_prefix(':')?;
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            let (name, after) = rest.split_at(end);
+            let body = after.trim_start().strip_prefix(',')?;
+            let body = &body[..body.find('}').unwrap_or(body.len())];
+            let path = keyword_string(body, "path").map(str::to_owned).or_else(|| {
+                keyword_values(body, "in_umbrella")
+                    .next()
+                    .filter(|v| is_word(v, "true"))
+                    .map(|_| format!("../{name}"))
+            });
+            (!name.is_empty()).then(|| Dep {
+                name: name.to_owned(),
+                optional: keyword_values(body, "optional")
+                    .next()
+                    .is_some_and(|v| is_word(v, "true")),
+                path,
+            })
+        })
+        .collect()
+}
+
 /// Whether the first `key:` of `text` is plainly `false` (`consolidate_protocols: false`).
 pub fn keyword_false(text: &str, key: &str) -> bool {
     keyword_values(text, key)
@@ -231,6 +275,27 @@ fn uncommented(line: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deps_are_read_from_the_tuples_that_begin_with_an_atom() {
+        let text = "defp deps do\n  [\n    {:jason, \"~> 1.4\", optional: true},\n    \
+                    { :core , in_umbrella: true},\n    # {:old, \"~> 1.0\"},\n    \
+                    {:util, path: \"../util\",\n     runtime: false},\n    \
+                    {MyApp.Mod, []}, {:\"quoted\", \"1\"}\n  ]\nend";
+        let deps = deps(text);
+        let read: Vec<(&str, bool, Option<&str>)> = deps
+            .iter()
+            .map(|d| (d.name.as_str(), d.optional, d.path.as_deref()))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                ("jason", true, None),
+                ("core", false, Some("../core")),
+                ("util", false, Some("../util")),
+            ]
+        );
+    }
 
     #[test]
     fn a_hash_in_a_string_is_no_comment() {
