@@ -30,6 +30,21 @@ pub enum Stage {
     Elixir,
 }
 
+/// An application a run ships, as `plan --json` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShippedApp {
+    /// Its name.
+    pub app: String,
+    /// The modules of its `ebin/` (each loaded, or loadable on demand, on the server).
+    pub modules: usize,
+    /// Their size.
+    pub bytes: usize,
+    /// The files of its `priv/`.
+    pub priv_files: usize,
+    /// Their size.
+    pub priv_bytes: usize,
+}
+
 /// The stream of an `output` line that is not the function's standard output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -219,6 +234,10 @@ pub enum Event {
         bytes: usize,
         /// Modules in the project's build.
         project_modules: usize,
+        /// The applications that ship with the closure (by name).
+        shipped: Vec<ShippedApp>,
+        /// The applications the shipped ones need that the server must have.
+        from_server: Vec<String>,
     },
     /// The last event of `run` and `check`, and of a `plan` that fails.
     Summary {

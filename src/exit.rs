@@ -2,6 +2,7 @@
 //! [`CliError`] carries the line to print and the code, and every error of the layers below
 //! converts into it here, so the mapping from failure to exit code lives in one place.
 
+use crate::build::apps::AppsError;
 use crate::build::plan::PlanError;
 use crate::build::project::ProjectError;
 use crate::config::ConfigError;
@@ -63,7 +64,7 @@ macro_rules! usage_errors {
     )*};
 }
 
-usage_errors!(ConfigError, PlanError, ProjectError, JobError);
+usage_errors!(ConfigError, PlanError, ProjectError, AppsError, JobError);
 
 impl From<SessionError> for CliError {
     fn from(e: SessionError) -> CliError {

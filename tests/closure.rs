@@ -380,3 +380,36 @@ fn what_an_earlier_build_left_in_build_is_not_the_projects() {
     );
     assert!(!out.stdout.contains("old_demo"), "{}", out.stdout);
 }
+
+#[test]
+fn plan_says_which_applications_ship_and_which_the_server_must_have() {
+    let project = testkit::compiled_fixture("closure");
+    let out = tool(&project, &["plan", "Closure.Jobs.shapes", "--no-compile"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().rev().take(2).collect();
+    assert!(
+        lines[1].starts_with("Ships 2 applications: closure (")
+            && lines[1].contains("pathdep (1 module, "),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(lines[0], "The server must have: kernel, stdlib, elixir");
+    let out = tool(
+        &project,
+        &["plan", "Closure.Jobs.shapes", "--no-compile", "--json"],
+    )
+    .run();
+    let last: serde_json::Value =
+        serde_json::from_str(out.stdout.lines().last().expect("a plan event")).unwrap();
+    let shipped: Vec<&str> = last["shipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["app"].as_str().unwrap())
+        .collect();
+    assert_eq!(shipped, ["closure", "pathdep"]);
+    assert_eq!(
+        last["from_server"],
+        serde_json::json!(["kernel", "stdlib", "elixir"])
+    );
+}

@@ -1152,7 +1152,7 @@ fn init_without_makefile_prints_the_target() {
 
 #[test]
 fn every_event_kind_matches_the_schema() {
-    use mix_remote::events::{CheckRow, Event, OutputStream, Probe, Stage, Status};
+    use mix_remote::events::{CheckRow, Event, OutputStream, Probe, ShippedApp, Stage, Status};
     let schema = schema();
     let host = || "web-1".to_owned();
     let row = CheckRow {
@@ -1238,6 +1238,14 @@ fn every_event_kind_matches_the_schema() {
             modules: 1,
             bytes: 10,
             project_modules: 5,
+            shipped: vec![ShippedApp {
+                app: "demo".into(),
+                modules: 5,
+                bytes: 50,
+                priv_files: 1,
+                priv_bytes: 3,
+            }],
+            from_server: vec!["kernel".into()],
         },
         Event::Summary {
             hosts: 1,

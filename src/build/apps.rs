@@ -81,7 +81,12 @@ impl Apps {
         closure: &[&str],
     ) -> Result<Apps, AppsError> {
         let layout = Layout::of(project);
-        let built = built_apps(&layout.build(env).join("lib"))?;
+        let lib = layout.build(env).join("lib");
+        let mut built = built_apps(&lib)?;
+        // What an earlier build left in `_build` is not the project's (see `project::scan`).
+        if let Some(live) = of_project(project, &layout, &lib) {
+            built.retain(|app, _| live.contains(app));
+        }
         let mut project_apps: Vec<String> = project_apps(project, &layout)
             .into_iter()
             .filter(|app| built.contains_key(app))
@@ -458,6 +463,11 @@ mod tests {
         let live: Vec<&str> = live.iter().map(String::as_str).collect();
         assert_eq!(live, ["db", "json", "pool", "shop", "tool"]);
         assert_eq!(left_out(dir.path(), "dev"), ["jason", "old_shop"]);
+        // The old name's copy of a closure module does not bring its directory along.
+        std::fs::write(lib.join("old_shop/ebin/Elixir.Shop.beam"), b"").unwrap();
+        std::fs::write(lib.join("shop/ebin/Elixir.Shop.beam"), b"").unwrap();
+        let apps = Apps::resolve(dir.path(), "dev", Some("shop"), &["Elixir.Shop"]).unwrap();
+        assert!(!apps.names().contains(&"old_shop"), "{:?}", apps.names());
         // A mix.exs that names no application plainly leaves every one in.
         std::fs::write(dir.path().join("mix.exs"), "def project, do: [app: @app]").unwrap();
         assert_eq!(of_project(dir.path(), &Layout::of(dir.path()), &lib), None);

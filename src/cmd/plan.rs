@@ -1,6 +1,8 @@
 //! `mix-remote plan`: what `run` would push for an entry, in push order, with sizes and why each
-//! module is needed, as a table or as JSON events. Reads the build only: no SSH, no server.
+//! module is needed, then the applications that ship with it and those the server must have, as
+//! a table or as JSON events. Reads the build only: no SSH, no server.
 
+use crate::build::apps::{self, Apps};
 use crate::build::entry::{Entry, display_module};
 use crate::build::graph::{Member, Reason, Why};
 use crate::build::plan::{self, Plan};
@@ -8,8 +10,9 @@ use crate::build::project::app_of;
 use crate::cli::PlanArgs;
 use crate::cmd::fresh;
 use crate::config::{self, Config};
-use crate::events::Event;
+use crate::events::{Event, ShippedApp};
 use crate::exit::CliError;
+use crate::remote::job::counted;
 use crate::report::Reporter;
 
 /// Prints the plan; the build is resolved as for `run`: flags over the `defaults` of
@@ -19,14 +22,82 @@ pub fn exec(args: &PlanArgs, config: Option<&Config>, report: &Reporter) -> Resu
     fresh::ensure(&build, report)?;
     let entry = plan::parse_entry(&args.entry, &build.project, &build.mix_env)?;
     let plan = Plan::build(&build.project, &build.mix_env, &entry, None, &build.include)?;
+    let (shipped, from_server) = shipped(&plan, &build.project, &build.mix_env)?;
     if args.json {
-        events(&plan, &entry)
+        events(&plan, &entry, shipped, from_server)
             .into_iter()
             .for_each(|e| report.event(e));
     } else {
-        report.output(text(&plan, &entry).as_bytes());
+        let mut out = text(&plan, &entry);
+        out.push_str(&shipped_text(&shipped, &from_server));
+        report.output(out.as_bytes());
     }
     Ok(0)
+}
+
+/// The applications a run of `plan` ships, as `run` works them out, with their sizes; and those
+/// the server must have.
+fn shipped(
+    plan: &Plan,
+    project: &std::path::Path,
+    env: &str,
+) -> Result<(Vec<ShippedApp>, Vec<String>), CliError> {
+    let names: Vec<&str> = plan.beams().iter().map(|b| b.name.as_str()).collect();
+    let root_app = plan
+        .first_root()
+        .and_then(|module| plan.graph().module(module))
+        .map(|beam| app_of(&beam.path));
+    let resolved = Apps::resolve(project, env, root_app.as_deref(), &names)?;
+    let priv_files = apps::priv_files(&resolved.shipped)?;
+    let shipped = resolved
+        .shipped
+        .iter()
+        .map(|app| {
+            let files: Vec<_> = priv_files.iter().filter(|f| f.app == app.name).collect();
+            ShippedApp {
+                app: app.name.clone(),
+                modules: app.modules.len(),
+                bytes: app
+                    .modules
+                    .iter()
+                    .filter_map(|m| plan.graph().module(m))
+                    .map(|b| b.bytes.len())
+                    .sum(),
+                priv_files: files.len(),
+                priv_bytes: files.iter().map(|f| f.bytes.len()).sum(),
+            }
+        })
+        .collect();
+    let from_server = resolved
+        .from_server
+        .into_iter()
+        .map(|(app, _)| app)
+        .collect();
+    Ok((shipped, from_server))
+}
+
+/// The lines after the push order: what ships, what the server must have.
+fn shipped_text(shipped: &[ShippedApp], from_server: &[String]) -> String {
+    let apps: Vec<String> = shipped
+        .iter()
+        .map(|a| {
+            let priv_files = match a.priv_files {
+                0 => String::new(),
+                n => format!(", priv/ {} {}", counted(n, "file"), kib(a.priv_bytes)),
+            };
+            let modules = counted(a.modules, "module");
+            format!("{} ({modules}, {}{priv_files})", a.app, kib(a.bytes))
+        })
+        .collect();
+    let needed = match from_server {
+        [] => "nothing more".to_owned(),
+        apps => apps.join(", "),
+    };
+    format!(
+        "Ships {}: {}\nThe server must have: {needed}\n",
+        counted(shipped.len(), "application"),
+        apps.join(", ")
+    )
 }
 
 /// The plan as `mix-remote plan` prints it: one line per module in push order, then totals.
@@ -77,7 +148,12 @@ fn text(plan: &Plan, entry: &Entry) -> String {
 
 /// The plan as `plan --json` prints it: one `module` event per module in push order, then
 /// one `plan` event with the totals (see `events.rs`).
-fn events(plan: &Plan, entry: &Entry) -> Vec<Event> {
+fn events(
+    plan: &Plan,
+    entry: &Entry,
+    shipped: Vec<ShippedApp>,
+    from_server: Vec<String>,
+) -> Vec<Event> {
     let closure = plan.closure();
     let mut events: Vec<Event> = closure
         .iter()
@@ -105,6 +181,8 @@ fn events(plan: &Plan, entry: &Entry) -> Vec<Event> {
         modules: closure.len(),
         bytes: closure.iter().map(|m| m.beam.bytes.len()).sum(),
         project_modules: plan.graph().modules().len(),
+        shipped,
+        from_server,
     });
     events
 }
