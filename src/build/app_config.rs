@@ -92,9 +92,7 @@ fn config_files(project: &Path) -> Result<Vec<(String, Vec<u8>)>, AppConfigError
         let entry = match entry {
             Ok(entry) => entry,
             // A link to nothing, or back to a directory above it: nothing Mix could import.
-            Err(e) if e.loop_ancestor().is_some() || e.path().is_some_and(leads_nowhere) => {
-                continue;
-            }
+            Err(e) if leads_nowhere_or_above(&e) => continue,
             Err(e) => {
                 return Err(AppConfigError::Read {
                     path: e.path().unwrap_or(&dir).to_owned(),
@@ -151,9 +149,11 @@ fn main_files_only(layout: &Layout) -> Result<Vec<(String, Vec<u8>)>, AppConfigE
     Ok(files)
 }
 
-/// Whether `path` is a symbolic link whose target does not exist.
-pub(crate) fn leads_nowhere(path: &Path) -> bool {
-    path.is_symlink() && !path.exists()
+/// Whether a walk stopped at a symbolic link to nothing, or to a directory above it: a link
+/// that holds nothing to read, passed over.
+pub(crate) fn leads_nowhere_or_above(error: &walkdir::Error) -> bool {
+    let nowhere = |path: &Path| path.is_symlink() && !path.exists();
+    error.loop_ancestor().is_some() || error.path().is_some_and(nowhere)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::build::app_config::leads_nowhere;
+use crate::build::app_config::leads_nowhere_or_above;
 use crate::build::app_spec::{self, AppSpec, SpecError};
 use crate::build::mix_exs::{self, Dep, Layout, keyword_atom};
 
@@ -371,9 +371,7 @@ pub fn priv_files(apps: &[AppDir]) -> Result<Vec<PrivFile>, AppsError> {
         {
             let entry = match entry {
                 Ok(entry) => entry,
-                Err(e) if e.loop_ancestor().is_some() || e.path().is_some_and(leads_nowhere) => {
-                    continue;
-                }
+                Err(e) if leads_nowhere_or_above(&e) => continue,
                 Err(e) => {
                     return Err(AppsError::Read {
                         path: e.path().unwrap_or(&priv_dir).to_owned(),
