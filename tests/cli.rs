@@ -905,3 +905,29 @@ fn the_build_is_read_where_mix_s_variables_and_build_per_environment_put_it() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(path.join("lib/demo/ebin").is_dir());
 }
+
+#[test]
+fn up_with_a_connect_timeout_past_what_time_can_hold_fails_to_connect_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tempfile::tempdir().unwrap();
+    let up = |extra: &[&str]| {
+        let out = tool(
+            dir.path(),
+            &["up", "--host", "nobody@127.0.0.1", "-o", "Port=1"],
+        )
+        .args(extra)
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .run();
+        out.assert_local_clean();
+        out
+    };
+    let out = up(&["--connect-timeout", "18446744073709551615"]);
+    assert!(error_line(&out, 3).contains("127.0.0.1"), "{}", out.stderr);
+    std::fs::write(
+        dir.path().join("mix-remote.yaml"),
+        "defaults:\n  connect_timeout: 18446744073709551615\n",
+    )
+    .unwrap();
+    let out = up(&[]);
+    assert!(error_line(&out, 3).contains("127.0.0.1"), "{}", out.stderr);
+}

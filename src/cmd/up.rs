@@ -134,10 +134,13 @@ async fn up(host: &HostSettings, idle: Duration, report: &Reporter) -> Result<()
 }
 
 /// The status of the session in `dir` once it serves, if one is there (made by another `up`)
-/// and does so within `limit` (its login) and a little more.
+/// and does so within `limit` (its login) and a little more; a limit too far away to be a point
+/// in time is no deadline.
 async fn other_up(dir: &Path, limit: Duration) -> Option<Status> {
-    let deadline = tokio::time::Instant::now() + limit + Duration::from_secs(5);
-    while tokio::time::Instant::now() < deadline {
+    let deadline = limit
+        .checked_add(Duration::from_secs(5))
+        .and_then(|wait| tokio::time::Instant::now().checked_add(wait));
+    while deadline.is_none_or(|deadline| tokio::time::Instant::now() < deadline) {
         match client::probe(dir).await {
             Found::Live(status) => return Some(status),
             Found::Stale => return None,
@@ -172,6 +175,14 @@ pub fn humane(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_limit_past_what_time_can_hold_waits_without_a_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = dir.path().join("no-session");
+        assert!(other_up(&none, Duration::from_secs(u64::MAX)).await.is_none());
+        assert!(other_up(&none, Duration::MAX).await.is_none());
+    }
 
     #[test]
     fn durations_read_as_written() {
