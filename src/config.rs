@@ -233,6 +233,7 @@ pub struct Section {
     /// them, like a release's `eval`).
     pub start: Option<bool>,
     /// The `elixir` executable on the server.
+    #[serde(default, deserialize_with = "elixir_path")]
     pub elixir: Option<String>,
     /// ssh_config file (`ssh -F`); relative to the config file's directory.
     pub ssh_config: Option<PathBuf>,
@@ -269,6 +270,20 @@ fn seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D:
         )),
         secs => Ok(Some(secs)),
     }
+}
+
+/// An `elixir` path that passes through the server's shell as it is (none: the default).
+fn elixir_path<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let Some(elixir) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if !crate::remote::boot::elixir_path_ok(&elixir) {
+        return Err(de::Error::custom(format!(
+            "`{elixir}` cannot be passed to the server's shell: {}",
+            crate::remote::boot::ELIXIR_PATH_RULE
+        )));
+    }
+    Ok(Some(elixir))
 }
 
 /// A group: a list of hosts, or a section with `hosts` and settings.
@@ -1138,6 +1153,14 @@ hosts:
             err.starts_with("/p/mix-remote.yaml:2:11: `defaults.elixir`: "),
             "{err}"
         );
+        let (line, key, message) = invalid("hosts:\n  a:\n    elixir: a b\n");
+        assert_eq!((line, key.as_str()), (3, "hosts.a.elixir"));
+        assert!(
+            message.starts_with("`a b` cannot be passed to the server's shell: only letters"),
+            "{message}"
+        );
+        assert!(parse("defaults:\n  elixir: ~/.asdf/shims/elixir\n").is_ok());
+        assert!(parse("defaults:\n  elixir:\n").is_ok());
     }
 
     #[test]

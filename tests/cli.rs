@@ -931,3 +931,36 @@ fn up_with_a_connect_timeout_past_what_time_can_hold_fails_to_connect_without_a_
     let out = up(&[]);
     assert!(error_line(&out, 3).contains("127.0.0.1"), "{}", out.stderr);
 }
+
+#[test]
+fn check_refuses_an_elixir_no_shell_can_be_given_as_bad_input_naming_where_it_was_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |extra: &[&str]| {
+        let out = tool(
+            dir.path(),
+            &["check", "--host", "nobody@127.0.0.1", "-o", "Port=1"],
+        )
+        .args(extra)
+        .run();
+        out.assert_local_clean();
+        out
+    };
+    let out = check(&["--elixir", "a b"]);
+    assert!(
+        error_line(&out, 2).starts_with("--elixir `a b`: only letters"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stdout, "", "no table: no host was checked");
+    let config = dir.path().join("mix-remote.yaml");
+    std::fs::write(&config, "defaults:\n  elixir: a b\n").unwrap();
+    let out = check(&[]);
+    assert!(
+        error_line(&out, 2).starts_with(&format!(
+            "{}:2:11: `defaults.elixir`: `a b` cannot be passed to the server's shell",
+            config.canonicalize().unwrap().display()
+        )),
+        "{}",
+        out.stderr
+    );
+}

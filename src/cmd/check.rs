@@ -27,6 +27,8 @@ pub async fn exec(
 ) -> Result<u8, CliError> {
     let fanout = Fanout::begin();
     let (selected, hosts) = fanout::choose(config, &args.hosts, &args.connection.layer())?;
+    // Bad input, before any host is checked.
+    fanout::check_elixirs(&hosts)?;
     // Each host is checked against the build `run` would ship it: a group or host may set its
     // own mix_env. Each build is read once.
     let mut builds: Vec<(String, Option<Arc<LocalBuild>>)> = Vec::new();

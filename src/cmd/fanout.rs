@@ -15,7 +15,9 @@ use tokio::task::JoinSet;
 use crate::cli::Hosts;
 use crate::config::{self, Config, ConfigError, HostSettings, Section, Selected};
 use crate::events::Event;
-use crate::exit;
+use crate::exit::{self, CliError};
+use crate::remote::boot;
+use crate::remote::session::SessionError;
 use crate::report::Reporter;
 
 /// Hosts worked on at once when `--parallel` is not given: "all of them", within reason for
@@ -35,6 +37,15 @@ pub fn choose(
         .map(|s| config::resolve(config, s, flags))
         .collect();
     Ok((selected, settings))
+}
+
+/// Refuses, as bad input, an `elixir` of `hosts` that cannot be passed to a server's shell: for
+/// the commands that check every host before they contact any.
+pub fn check_elixirs(hosts: &[HostSettings]) -> Result<(), CliError> {
+    for host in hosts {
+        boot::check_elixir(&host.elixir).map_err(|e| CliError::from(SessionError::Boot(e)))?;
+    }
+    Ok(())
 }
 
 /// The host of mix-remote.yaml whose name is nearest to `name`, when `name` is not one of them:

@@ -18,8 +18,6 @@ use crate::exit::{self, CliError};
 use crate::remote::agent::client::{self, Found};
 use crate::remote::agent::server::AGENT;
 use crate::remote::agent::{self, READY, Spec, Status, dirs};
-use crate::remote::boot;
-use crate::remote::session::SessionError;
 use crate::report::Reporter;
 
 /// Starts a session for every chosen host that has none; returns the exit code.
@@ -30,9 +28,7 @@ pub async fn exec(
 ) -> Result<u8, CliError> {
     let (_, hosts) = fanout::choose(config, &args.hosts, &args.connection.layer())?;
     // Bad input, before any agent starts.
-    for host in &hosts {
-        boot::check_elixir(&host.elixir).map_err(|e| CliError::from(SessionError::Boot(e)))?;
-    }
+    fanout::check_elixirs(&hosts)?;
     for host in &hosts {
         up(host, args.idle, &report).await?;
     }
@@ -180,7 +176,11 @@ mod tests {
     async fn a_limit_past_what_time_can_hold_waits_without_a_deadline() {
         let dir = tempfile::tempdir().unwrap();
         let none = dir.path().join("no-session");
-        assert!(other_up(&none, Duration::from_secs(u64::MAX)).await.is_none());
+        assert!(
+            other_up(&none, Duration::from_secs(u64::MAX))
+                .await
+                .is_none()
+        );
         assert!(other_up(&none, Duration::MAX).await.is_none());
     }
 

@@ -122,9 +122,13 @@ impl Request {
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
     /// The `--elixir` path holds characters we will not pass through a remote shell.
-    #[error("--elixir `{0}`: only letters, digits and / . _ - + ~ @ % : , = are allowed")]
+    #[error("--elixir `{0}`: {ELIXIR_PATH_RULE}")]
     BadElixirPath(String),
 }
+
+/// What an `elixir` path may hold, as the error for one that breaks it says.
+pub const ELIXIR_PATH_RULE: &str = "only letters, digits and / . _ - + ~ @ % : , = are allowed \
+     (and ~ only at the start)";
 
 /// The command the remote login shell runs: `exec sh -c '<launcher>'`. The launcher is a fixed
 /// template with no single quotes and one line per statement, joined by `; `, so it reaches `sh`
@@ -152,11 +156,16 @@ pub fn check_command(elixir: &str) -> Result<String, BootError> {
 
 /// Refuses an `--elixir` path with characters we will not pass through a remote shell.
 pub fn check_elixir(elixir: &str) -> Result<(), BootError> {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "/._-+~@%:,=".contains(c);
-    if elixir.is_empty() || !elixir.chars().all(allowed) || elixir[1..].contains('~') {
+    if !elixir_path_ok(elixir) {
         return Err(BootError::BadElixirPath(elixir.to_owned()));
     }
     Ok(())
+}
+
+/// Whether `elixir` keeps [`ELIXIR_PATH_RULE`], so that it passes through a remote shell as it is.
+pub fn elixir_path_ok(elixir: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "/._-+~@%:,=".contains(c);
+    !elixir.is_empty() && elixir.chars().all(allowed) && !elixir[1..].contains('~')
 }
 
 fn launcher(template: &str, elixir: &str) -> Result<String, BootError> {
