@@ -5,7 +5,7 @@
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 
 use clap::builder::{BoolishValueParser, StyledStr};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
@@ -38,14 +38,40 @@ pub struct Cli {
 }
 
 /// The command line as users meet it, in colour only when stderr gets colours
-/// (`report::stderr_colours`).
+/// (`report::stderr_colours`), and with the `MIX_REMOTE_*` variables set to nothing taken as
+/// unset: CI templates export variables they leave empty.
 pub fn command() -> clap::Command {
     let colour = if crate::report::stderr_colours() {
         clap::ColorChoice::Auto
     } else {
         clap::ColorChoice::Never
     };
-    Cli::command().color(colour)
+    let empty = |name: &OsStr| std::env::var_os(name).is_some_and(|v| v.is_empty());
+    without_empty_variables(Cli::command(), &empty).color(colour)
+}
+
+/// `command` with no environment variable for the arguments whose variable `empty` says is set
+/// to nothing: CI templates export variables they leave empty, which mean "not set" (as an
+/// empty `MIX_ENV` does), not an empty host, file or environment.
+fn without_empty_variables(
+    command: clap::Command,
+    empty: &dyn Fn(&OsStr) -> bool,
+) -> clap::Command {
+    let unset: Vec<clap::Id> = command
+        .get_arguments()
+        .filter(|a| a.get_env().is_some_and(empty))
+        .map(|a| a.get_id().clone())
+        .collect();
+    let command = unset
+        .into_iter()
+        .fold(command, |c, id| c.mut_arg(id, |a| a.env(None)));
+    let subcommands: Vec<String> = command
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    subcommands.into_iter().fold(command, |c, name| {
+        c.mut_subcommand(name, |sub| without_empty_variables(sub, empty))
+    })
 }
 
 /// Parses `args` (with the program's name first) against `command`, the definition; an argument
@@ -349,7 +375,7 @@ pub struct BuildArgs {
     pub project: Option<PathBuf>,
     /// The Mix environment whose build to read (`_build/<ENV>`), also `config_env()` for the
     /// project's config files [default: $MIX_ENV, else `mix_env` of mix-remote.yaml, else dev].
-    #[arg(long, value_name = "ENV", env = "MIX_REMOTE_ENV")]
+    #[arg(long, value_name = "ENV", env = "MIX_REMOTE_ENV", value_parser = mix_env)]
     pub env: Option<String>,
     /// Also push MODULE and its closure (repeatable): for modules no static analysis can see,
     /// such as one named only in config or built with Module.concat [default: `include` of
@@ -456,7 +482,8 @@ pub struct Hosts {
         long = "host",
         value_name = "HOST",
         env = "MIX_REMOTE_HOST",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = list_item
     )]
     pub hosts: Vec<String>,
     /// Every host of this group of mix-remote.yaml; repeatable.
@@ -464,7 +491,8 @@ pub struct Hosts {
         long = "group",
         value_name = "NAME",
         env = "MIX_REMOTE_GROUP",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = list_item
     )]
     pub groups: Vec<String>,
     /// How many hosts to work on at once [default: all of them, at most 64].
@@ -501,6 +529,27 @@ pub struct Connection {
     /// Seconds the function may run [default: as long as it needs].
     #[arg(long, value_name = "SECS", env = "MIX_REMOTE_CALL_TIMEOUT", value_parser = secs())]
     pub call_timeout: Option<u64>,
+}
+
+/// An item of a comma-separated list of hosts or groups, which cannot be empty: `--host 'a,'`
+/// has a comma too many.
+fn list_item(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err("an empty name in the list (a comma too many?)".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
+/// A Mix environment, which names a directory of `_build/`.
+fn mix_env(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.contains('/') || text == "." || text == ".." {
+        return Err(
+            "a Mix environment names a directory of _build/: it cannot be empty, hold a `/`, \
+             or be `.` or `..`"
+                .to_owned(),
+        );
+    }
+    Ok(text.to_owned())
 }
 
 /// A limit in whole seconds, at least 1: a limit of 0 could never be met.
@@ -645,7 +694,8 @@ pub struct IexArgs {
         long = "host",
         value_name = "HOST",
         env = "MIX_REMOTE_HOST",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = list_item
     )]
     pub hosts: Vec<String>,
     /// A group of mix-remote.yaml with one host.
@@ -653,7 +703,8 @@ pub struct IexArgs {
         long = "group",
         value_name = "NAME",
         env = "MIX_REMOTE_GROUP",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = list_item
     )]
     pub groups: Vec<String>,
     #[command(flatten)]

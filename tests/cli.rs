@@ -964,3 +964,85 @@ fn check_refuses_an_elixir_no_shell_can_be_given_as_bad_input_naming_where_it_wa
         out.stderr
     );
 }
+
+/// Every variable mix-remote reads for a flag.
+const VARIABLES: [&str; 13] = [
+    "MIX_REMOTE_HOST",
+    "MIX_REMOTE_GROUP",
+    "MIX_REMOTE_PARALLEL",
+    "MIX_REMOTE_CONFIG",
+    "MIX_REMOTE_PROJECT",
+    "MIX_REMOTE_ENV",
+    "MIX_REMOTE_NO_COMPILE",
+    "MIX_REMOTE_ELIXIR",
+    "MIX_REMOTE_SSH_CONFIG",
+    "MIX_REMOTE_CONNECT_TIMEOUT",
+    "MIX_REMOTE_BOOT_TIMEOUT",
+    "MIX_REMOTE_PUSH_TIMEOUT",
+    "MIX_REMOTE_CALL_TIMEOUT",
+];
+
+#[test]
+fn variables_set_to_nothing_are_taken_as_unset() {
+    let demo = testkit::compiled_fixture("demo");
+    let empty = |args: &[&str]| {
+        let mut tool = tool(&demo, args);
+        for name in VARIABLES {
+            tool.env(name, "");
+        }
+        let out = tool.run();
+        out.assert_local_clean();
+        out
+    };
+    let out = empty(&["plan", "Demo.Worker.echo", "--json"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("Demo.Worker"), "{}", out.stdout);
+    let out = empty(&["check"]);
+    assert!(
+        error_line(&out, 2).starts_with("no host: pass --host"),
+        "{}",
+        out.stderr
+    );
+    let out = empty(&[
+        "run",
+        "Demo.Worker.echo",
+        "--host",
+        "nowhere",
+        "-o",
+        "ProxyCommand=false",
+        "--",
+        "1",
+        "2",
+        "3",
+    ]);
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+}
+
+#[test]
+fn an_empty_host_group_or_build_environment_is_bad_input_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, flag) in [
+        (&["check", "--host", "a,"][..], "--host <HOST>"),
+        (&["run", "A.b", "--host", "a,,b"], "--host <HOST>"),
+        (&["iex", "--host", ","], "--host <HOST>"),
+        (&["check", "--group", ","], "--group <NAME>"),
+        (&["plan", "A.b", "--env", ""], "--env <ENV>"),
+        (&["graph", "--env", "../x"], "--env <ENV>"),
+        (&["run", "A.b", "--host", "a", "--env", ".."], "--env <ENV>"),
+        (&["check", "--host", "a", "--env", "."], "--env <ENV>"),
+    ] {
+        let out = tool(dir.path(), args).run();
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.starts_with("error: invalid value '")
+                && out.stderr.contains(&format!("' for '{flag}': ")),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    let out = tool(dir.path(), &["check"])
+        .env("MIX_REMOTE_HOST", "a,")
+        .run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("'--host <HOST>'"), "{}", out.stderr);
+}
