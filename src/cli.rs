@@ -106,6 +106,36 @@ pub fn parse(mut command: clap::Command, args: Vec<OsString>) -> Result<Cli, cla
     Ok(cli)
 }
 
+/// Whether `args` (the program's name first) ask for JSON events: `--json` before any `--`, given
+/// to a command that has it. For the errors clap reports itself, which come before any command
+/// runs (see [`first_line`]).
+pub fn asks_for_json(args: &[OsString]) -> bool {
+    let words: Vec<&str> = args
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .filter_map(|a| a.to_str())
+        .collect();
+    if !words.contains(&"--json") {
+        return false;
+    }
+    let definition = Cli::command();
+    words
+        .iter()
+        .find_map(|w| definition.find_subcommand(w))
+        .is_some_and(|c| c.get_arguments().any(|a| a.get_long() == Some("json")))
+}
+
+/// The first line of what clap says of `error`, without its `error: `: for an `error` event.
+pub fn first_line(error: &clap::Error) -> String {
+    let text = error.render().to_string();
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    line.strip_prefix("error: ").unwrap_or(line).to_owned()
+}
+
 /// Whether the value of `id` in `matches` came from its environment variable (false when the
 /// command has no such argument).
 fn from_environment(matches: &ArgMatches, id: &str) -> bool {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use mix_remote::cli::{self, Command};
 use mix_remote::cmd::{check, completions, down, eval, graph, iex, init, plan, run, status, up};
 use mix_remote::config::Config;
+use mix_remote::events::Event;
 use mix_remote::exit::{self, CliError};
 use mix_remote::remote::agent::server::AGENT;
 use mix_remote::report::Reporter;
@@ -32,9 +33,26 @@ fn main() -> ExitCode {
             Err(_) => ExitCode::from(exit::CANNOT_RUN),
         };
     }
+    let json_asked = cli::asks_for_json(&args);
     let cli = match cli::parse(cli::command(), args) {
         Ok(cli) => cli,
-        Err(e) => e.exit(),
+        Err(e) => {
+            // Refused before any host: the `error` and `summary` events promised for that, and
+            // clap's own message on stderr.
+            if json_asked && e.use_stderr() {
+                let code = u8::try_from(e.exit_code()).unwrap_or(exit::USAGE);
+                mix_remote::events::emit(&Event::Error {
+                    host: None,
+                    message: cli::first_line(&e),
+                });
+                mix_remote::events::emit(&Event::Summary {
+                    hosts: 0,
+                    failed: 0,
+                    exit_code: code,
+                });
+            }
+            e.exit()
+        }
     };
     let json = match &cli.command {
         Command::Run(args) => args.options.json,
@@ -82,7 +100,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             reporter.error(&e.message);
-            reporter.event(mix_remote::events::Event::Summary {
+            reporter.event(Event::Summary {
                 hosts: 0,
                 failed: 0,
                 exit_code: e.code,

@@ -1046,3 +1046,53 @@ fn an_empty_host_group_or_build_environment_is_bad_input_naming_the_flag() {
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("'--host <HOST>'"), "{}", out.stderr);
 }
+
+#[test]
+fn with_json_an_error_clap_reports_is_an_error_and_a_summary_event_too() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, said) in [
+        (
+            &["run", "X.y", "--json", "--call-timeout", "0"][..],
+            "invalid value '0' for '--call-timeout <SECS>'",
+        ),
+        (&["check", "--json", "--host", "a,"], "for '--host <HOST>'"),
+        (&["plan", "--json"], "the following required arguments"),
+        (&["-q", "eval", "1", "--json", "--bogus"], "'--bogus'"),
+    ] {
+        let out = tool(dir.path(), args).run();
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.starts_with("error: "),
+            "{args:?}: {}",
+            out.stderr
+        );
+        let events: Vec<serde_json::Value> = out
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON event"))
+            .collect();
+        assert_eq!(events.len(), 2, "{args:?}: {}", out.stdout);
+        assert_eq!(
+            (&events[0]["event"], &events[0]["host"]),
+            (&"error".into(), &serde_json::Value::Null),
+            "{args:?}"
+        );
+        let message = events[0]["message"].as_str().unwrap();
+        assert!(message.contains(said), "{args:?}: {message}");
+        assert!(!message.starts_with("error"), "{args:?}: {message}");
+        assert_eq!(
+            events[1],
+            serde_json::json!({"event": "summary", "hosts": 0, "failed": 0, "exit_code": 2}),
+            "{args:?}"
+        );
+    }
+    // Not asked for, or given to a command without it: no events.
+    for args in [
+        &["run", "X.y", "--call-timeout", "0"][..],
+        &["graph", "--json"],
+        &["run", "X.y", "--call-timeout", "0", "--", "--json"],
+    ] {
+        let out = tool(dir.path(), args).run();
+        assert_eq!((out.code, out.stdout.as_str()), (Some(2), ""), "{args:?}");
+    }
+}
