@@ -384,7 +384,7 @@ pub enum Command {
     /// Write a commented mix-remote.yaml and show (or append) a Makefile target.
     #[command(after_help = "Examples:\n  \
         mix-remote init --host deploy@web-1 --host deploy@web-2 --entry MyApp.Smoke.check\n  \
-        mix-remote init --makefile          # also append the target to ./Makefile\n  \
+        mix-remote init --makefile          # also append the target to the project's Makefile\n  \
         mix-remote init --force             # overwrite an existing mix-remote.yaml")]
     Init(InitArgs),
     /// Print a shell completion script: commands, flags, and the project's functions, modules,
@@ -839,13 +839,19 @@ pub struct StatusArgs {
 /// Flags of `mix-remote init`.
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// A host of the `servers` group of the new file (repeatable).
-    #[arg(long = "host", value_name = "HOST")]
+    /// A host of the `servers` group of the new file; repeatable, or a comma-separated list.
+    #[arg(
+        long = "host",
+        value_name = "HOST",
+        value_delimiter = ',',
+        value_parser = list_item
+    )]
     pub hosts: Vec<String>,
     /// The default entry function of the new file, e.g. MyApp.Smoke.check.
     #[arg(long, value_name = "ENTRY")]
     pub entry: Option<String>,
-    /// Append the Makefile target to ./Makefile instead of printing it.
+    /// Append the Makefile target to the project's Makefile (DIR/Makefile with --project DIR)
+    /// instead of printing it.
     #[arg(long)]
     pub makefile: bool,
     /// Overwrite an existing mix-remote.yaml (and replace the target in the Makefile).

@@ -257,7 +257,7 @@ fn a_first_run_after_init_reads_the_build_plain_mix_compile_made() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let config = std::fs::read_to_string(project.path().join("mix-remote.yaml")).expect("read");
     assert!(
-        config.contains("\n  mix_env: dev      # the environment built\n"),
+        config.contains("\n  mix_env: \"dev\"      # the environment built\n"),
         "{config}"
     );
     // Nothing compiled for the run: it reads the build that was there.

@@ -1151,6 +1151,77 @@ fn init_without_makefile_prints_the_target() {
 }
 
 #[test]
+fn init_writes_into_the_project_named_splits_hosts_and_counts_a_dangling_link_as_a_file() {
+    let here = tempfile::tempdir().expect("temporary directory");
+    let project = tempfile::tempdir().expect("temporary directory");
+    let dir = project.path().display().to_string();
+    let init = |args: &[&str]| {
+        tool(
+            here.path(),
+            &[&["init", "--project", dir.as_str()], args].concat(),
+        )
+        .run()
+    };
+    let out = init(&["--host", "deploy@a,deploy@b", "--makefile"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("added the `smoke` target to {dir}/Makefile")),
+        "{}",
+        out.stderr
+    );
+    assert!(project.path().join("Makefile").is_file());
+    assert!(testkit::entries(here.path()).is_empty());
+    let path = project.path().join("mix-remote.yaml");
+    let config = mix_remote::config::Config::load(&path).expect("init writes a valid config");
+    let servers =
+        mix_remote::config::select(Some(&config), &[], &["servers".into()]).expect("servers");
+    let names: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["deploy@a", "deploy@b"]);
+    let help = tool(here.path(), &["init", "--help"]).run();
+    assert!(
+        help.stdout.contains("the project's Makefile") && !help.stdout.contains("./Makefile"),
+        "{}",
+        help.stdout
+    );
+
+    let out = init(&["--host", "a,", "--force"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("'--host <HOST>'"), "{}", out.stderr);
+
+    // A link to nothing is a file there all the same: replaced only with --force.
+    std::fs::remove_file(&path).expect("remove the config");
+    std::os::unix::fs::symlink("nowhere.yaml", &path).expect("link the config");
+    let out = init(&[]);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "mix-remote: error: {dir}/mix-remote.yaml already exists: pass --force to overwrite it\n"
+        )
+    );
+    assert!(path.is_symlink(), "the link was replaced");
+    let out = init(&["--force"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!path.is_symlink() && path.is_file());
+
+    // A project directory that is not there is named as such.
+    let missing = project.path().join("missing");
+    let file = project.path().join("Makefile");
+    for (project, why) in [(&missing, "does not exist"), (&file, "is not a directory")] {
+        let project = project.display().to_string();
+        let out = tool(here.path(), &["init", "--project", &project]).run();
+        assert_eq!(
+            (out.code, out.stderr),
+            (
+                Some(2),
+                format!("mix-remote: error: --project {project}: the project directory {why}\n")
+            )
+        );
+    }
+    assert!(testkit::entries(here.path()).is_empty());
+}
+
+#[test]
 fn every_event_kind_matches_the_schema() {
     use mix_remote::events::{CheckRow, Event, OutputStream, Probe, ShippedApp, Stage, Status};
     let schema = schema();

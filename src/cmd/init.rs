@@ -28,6 +28,14 @@ const END: &str = "# <<< mix-remote";
 /// Why `init` wrote nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
+    /// `--project` names no directory.
+    #[error("--project {}: the project directory {why}", .path.display())]
+    NoProject {
+        /// The directory named.
+        path: PathBuf,
+        /// "does not exist", "is not a directory".
+        why: &'static str,
+    },
     /// The configuration exists already.
     #[error("{0} already exists: pass --force to overwrite it")]
     Exists(PathBuf),
@@ -85,25 +93,33 @@ pub fn builds(project: &Path) -> Vec<String> {
     found.into_iter().map(|(_, env)| env).collect()
 }
 
+/// `text` as a YAML double-quoted scalar: a JSON string is one, so any host, entry or build
+/// name stays data (`null`, `~`, `#x` or `a: b` too), on one line.
+fn quoted(text: &str) -> String {
+    serde_json::to_string(text).expect("strings serialize")
+}
+
 /// The `mix_env` line for the builds found (see [`builds`]): the most recent one, or a comment
 /// when there is none.
 fn mix_env_line(builds: &[String]) -> String {
     match builds {
         [] => "  # mix_env: prod      # no build of an environment found: $MIX_ENV, else dev"
             .to_owned(),
-        [only] => format!("  mix_env: {only}      # the environment built"),
-        [last, others @ ..] => format!(
-            "  mix_env: {last}      # compiled last; also built: {}",
-            others.join(", ")
-        ),
+        [only] => format!("  mix_env: {}      # the environment built", quoted(only)),
+        [last, others @ ..] => {
+            let others: Vec<String> = others.iter().map(|o| quoted(o)).collect();
+            format!(
+                "  mix_env: {}      # compiled last; also built: {}",
+                quoted(last),
+                others.join(", ")
+            )
+        }
     }
 }
 
 /// The configuration `init` writes for `hosts` (the `servers` group), `entry`, and the builds
 /// of the project (see [`builds`]).
 pub fn config_text(hosts: &[String], entry: Option<&str>, builds: &[String]) -> String {
-    // JSON strings are valid YAML double-quoted scalars: any host or entry text stays data.
-    let quoted = |s: &str| serde_json::to_string(s).expect("strings serialize");
     let hosts = if hosts.is_empty() {
         "[]    # e.g. [deploy@web-1, deploy@web-2]".to_owned()
     } else {
@@ -138,8 +154,38 @@ pub fn exec(args: &InitArgs) -> Result<u8, CliError> {
 
 /// Runs `init` in `args.project`.
 pub fn init(args: &InitArgs) -> Result<Written, InitError> {
+    let no_project = |why| InitError::NoProject {
+        path: args.project.clone(),
+        why,
+    };
+    match std::fs::metadata(&args.project) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Err(no_project("is not a directory")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(no_project("does not exist"));
+        }
+        Err(error) => {
+            return Err(InitError::Io {
+                what: "read",
+                path: args.project.clone(),
+                error,
+            });
+        }
+    }
     let config = args.project.join(FILE_NAME);
-    if config.exists() && !args.force {
+    // A link counts, even one to nothing: --force replaces it.
+    let exists = match std::fs::symlink_metadata(&config) {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(error) => {
+            return Err(InitError::Io {
+                what: "read",
+                path: config,
+                error,
+            });
+        }
+    };
+    if exists && !args.force {
         return Err(InitError::Exists(config));
     }
     let text = config_text(&args.hosts, args.entry.as_deref(), &builds(&args.project));
@@ -299,7 +345,7 @@ mod tests {
         let hosts = ["deploy@web-1".to_owned(), "ops@[::1]".to_owned()];
         let builds = ["prod".to_owned(), "dev".to_owned()];
         let text = config_text(&hosts, Some("MyApp.Smoke.check"), &builds);
-        assert!(text.contains("  mix_env: prod      # compiled last; also built: dev\n"));
+        assert!(text.contains("  mix_env: \"prod\"      # compiled last; also built: \"dev\"\n"));
         let config = Config::parse(&text, path).unwrap();
         let chosen = select(Some(&config), &[], &["servers".into()]).unwrap();
         assert_eq!(chosen.len(), 2);
@@ -333,6 +379,13 @@ mod tests {
             select(Some(&bare), &[], &["servers".into()]).is_err(),
             "an empty group"
         );
+        for env in ["null", "~", "#x", "a: b", "1", "true", "x\ny"] {
+            let builds = [env.to_owned(), "#other\n".to_owned()];
+            let text = config_text(&[], None, &builds);
+            let config = Config::parse(&text, path).unwrap_or_else(|e| panic!("{env:?}: {e}"));
+            let built = build(Some(&config), None, &Section::default(), &[]).unwrap();
+            assert_eq!(built.mix_env, env);
+        }
     }
 
     #[test]
