@@ -406,7 +406,13 @@ impl Config {
         });
         let mut file = parsed.map_err(|e| {
             let at = e.location();
-            let message = serde_saphyr::DefaultMessageFormatter.format_message(&e);
+            let message = match e.without_snippet() {
+                // The parser's own words name functions of its API.
+                serde_saphyr::Error::MultipleDocuments { .. } => {
+                    "only one YAML document is allowed (a `---` line starts another)".into()
+                }
+                _ => serde_saphyr::DefaultMessageFormatter.format_message(&e),
+            };
             let (key, message) = match duplicated(&message) {
                 Some(name) if key.is_empty() => (name.to_owned(), "set twice".to_owned()),
                 Some(name) => (format!("{key}.{name}"), "set twice".to_owned()),
@@ -1161,6 +1167,23 @@ hosts:
         );
         assert!(parse("defaults:\n  elixir: ~/.asdf/shims/elixir\n").is_ok());
         assert!(parse("defaults:\n  elixir:\n").is_ok());
+    }
+
+    #[test]
+    fn a_second_document_is_refused_where_it_starts() {
+        for (text, line) in [
+            ("defaults:\n  mix_env: dev\n---\nhosts: {}\n", 4),
+            ("---\ndefaults: {}\n...\n---\nhosts: {}\n", 5),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("{PATH}:{line}:"))
+                    && err.ends_with(
+                        ": only one YAML document is allowed (a `---` line starts another)"
+                    ),
+                "{text:?}: {err}"
+            );
+        }
     }
 
     #[test]
