@@ -157,7 +157,8 @@ fn conflict(command: &mut clap::Command, subcommand: &str, first: &str, then: &s
     error
 }
 
-/// `error`, with a tip when it is an argument of `run` that belongs after `--`.
+/// `error`, with a tip when it is an argument of `run` that belongs after `--`, or a flag of
+/// other commands that has no use in this one.
 fn tip(mut error: clap::Error, args: &[OsString]) -> clap::Error {
     let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg).cloned() else {
         return error;
@@ -171,19 +172,42 @@ fn tip(mut error: clap::Error, args: &[OsString]) -> clap::Error {
         .skip(1)
         .filter_map(|a| a.to_str())
         .find(|a| names.iter().any(|n| n == a));
-    if error.kind() != ErrorKind::UnknownArgument || command != Some("run") || arg.starts_with('-')
-    {
+    if error.kind() != ErrorKind::UnknownArgument {
         return error;
     }
+    let flag = arg.split_once('=').map_or(arg.as_str(), |(flag, _)| flag);
+    let tip = match command {
+        Some("run") if !arg.starts_with('-') => format!(
+            "the function's arguments go after `--`: mix-remote run ENTRY [OPTIONS] -- {arg}"
+        ),
+        Some(command) => match unused(command, flag) {
+            Some(why) => format!("{flag} has no use in `{command}`: {why}"),
+            None => return error,
+        },
+        None => return error,
+    };
     let mut tips = match error.get(ContextKind::Suggested) {
         Some(ContextValue::StyledStrs(tips)) => tips.clone(),
         _ => Vec::new(),
     };
-    tips.push(StyledStr::from(format!(
-        "the function's arguments go after `--`: mix-remote run ENTRY [OPTIONS] -- {arg}"
-    )));
+    tips.push(StyledStr::from(tip));
     error.insert(ContextKind::Suggested, ContextValue::StyledStrs(tips));
     error
+}
+
+/// Why `flag`, a flag of other commands, is not one of `command`'s.
+fn unused(command: &str, flag: &str) -> Option<&'static str> {
+    Some(match (command, flag) {
+        ("up" | "down", "--parallel") => "it takes the hosts one after another",
+        ("up", "--boot-timeout") => "a spare node boots for as long as it takes",
+        ("up", "--push-timeout" | "--call-timeout") => "each run has its own limits",
+        ("down", "--connect-timeout" | "--boot-timeout" | "--push-timeout" | "--call-timeout") => {
+            "it connects to no server"
+        }
+        ("check", "--include") => "it pushes no code",
+        ("check", "--push-timeout" | "--call-timeout") => "it runs no code",
+        _ => return None,
+    })
 }
 
 /// How much a command says: for the commands that report progress and warnings.
@@ -396,10 +420,10 @@ pub enum Command {
     Completions(CompletionsArgs),
 }
 
-/// Where the compiled project is and what to add to the closure, for `run`, `plan` and `graph`;
-/// each flag overrides mix-remote.yaml.
+/// Where the compiled project is, for every command that reads its build; each flag overrides
+/// mix-remote.yaml.
 #[derive(Debug, Args)]
-pub struct BuildArgs {
+pub struct ProjectArgs {
     /// The Mix project directory [default: the directory of mix-remote.yaml, else .].
     #[arg(long, value_name = "DIR", env = "MIX_REMOTE_PROJECT")]
     pub project: Option<PathBuf>,
@@ -407,6 +431,29 @@ pub struct BuildArgs {
     /// project's config files [default: $MIX_ENV, else `mix_env` of mix-remote.yaml, else dev].
     #[arg(long, value_name = "ENV", env = "MIX_REMOTE_ENV", value_parser = mix_env)]
     pub env: Option<String>,
+}
+
+impl ProjectArgs {
+    /// These flags (and `MIX_ENV`) as the most important layer of settings.
+    pub fn layer(&self) -> Section {
+        Section {
+            mix_env: self
+                .env
+                .clone()
+                .or_else(|| std::env::var("MIX_ENV").ok().filter(|e| !e.is_empty())),
+            ..Section::default()
+        }
+    }
+}
+
+/// Where the compiled project is and what to add to the closure, for `run`, `eval`, `iex`,
+/// `plan` and `graph` (`check` pushes nothing: it takes [`ProjectArgs`] only); each flag
+/// overrides mix-remote.yaml.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The project and its build.
+    #[command(flatten)]
+    pub at: ProjectArgs,
     /// Also push MODULE and its closure (repeatable): for modules no static analysis can see,
     /// such as one named only in config or built with Module.concat [default: `include` of
     /// mix-remote.yaml].
@@ -415,15 +462,16 @@ pub struct BuildArgs {
 }
 
 impl BuildArgs {
+    /// `--project`, if given.
+    pub fn project(&self) -> Option<&std::path::Path> {
+        self.at.project.as_deref()
+    }
+
     /// These flags (and `MIX_ENV`) as the most important layer of settings.
     pub fn layer(&self) -> Section {
         Section {
-            mix_env: self
-                .env
-                .clone()
-                .or_else(|| std::env::var("MIX_ENV").ok().filter(|e| !e.is_empty())),
             include: (!self.include.is_empty()).then(|| self.include.clone()),
-            ..Section::default()
+            ..self.at.layer()
         }
     }
 }
@@ -503,7 +551,7 @@ pub struct GraphArgs {
     pub config: ConfigFile,
 }
 
-/// Which hosts: `--host` and `--group`, and how many at once.
+/// Which hosts: `--host` and `--group`.
 #[derive(Debug, Args)]
 pub struct Hosts {
     /// SSH destination `[USER@]HOST` (anything ssh accepts), or a host of mix-remote.yaml;
@@ -525,14 +573,21 @@ pub struct Hosts {
         value_parser = list_item
     )]
     pub groups: Vec<String>,
+}
+
+/// How many hosts at once, for the commands that work on them side by side (`run`, `eval`,
+/// `check`; `up` and `down` take one after another).
+#[derive(Debug, Args)]
+pub struct AtOnce {
     /// How many hosts to work on at once [default: all of them, at most 64].
     #[arg(long, value_name = "K", env = "MIX_REMOTE_PARALLEL")]
     pub parallel: Option<NonZeroUsize>,
 }
 
-/// How to reach a host and run elixir there; each flag overrides mix-remote.yaml for every host.
+/// How to reach a host and run elixir there, which is also what makes a warm session's key;
+/// each flag overrides mix-remote.yaml for every host.
 #[derive(Debug, Args)]
-pub struct Connection {
+pub struct Reach {
     /// The `elixir` executable on the remote host [default: elixir, found on the login PATH].
     #[arg(long, value_name = "PATH", env = "MIX_REMOTE_ELIXIR")]
     pub elixir: Option<String>,
@@ -547,12 +602,50 @@ pub struct Connection {
     /// Extra ssh option, as for `ssh -o` (repeatable), e.g. -o Port=2222.
     #[arg(short = 'o', long = "ssh-option", value_name = "OPTION")]
     pub ssh_options: Vec<String>,
+}
+
+impl Reach {
+    /// These flags as the most important layer of settings.
+    pub fn layer(&self) -> Section {
+        Section {
+            elixir: self.elixir.clone(),
+            ssh_config: self.ssh_config.clone(),
+            ssh_options: (!self.ssh_options.is_empty()).then(|| self.ssh_options.clone()),
+            ..Section::default()
+        }
+    }
+}
+
+/// The limit of the SSH connection and login: of every command that logs in (`up` too).
+#[derive(Debug, Args)]
+pub struct ConnectLimit {
     /// Seconds to wait for the SSH connection and login [default: 30].
     #[arg(long, value_name = "SECS", env = "MIX_REMOTE_CONNECT_TIMEOUT", value_parser = secs())]
     pub connect_timeout: Option<u64>,
+}
+
+/// The limit of the remote node's boot: of the commands that start elixir and wait for it
+/// (`check` too, which waits for elixir to say its versions).
+#[derive(Debug, Args)]
+pub struct BootLimit {
     /// Seconds to wait for the remote node to boot and connect back [default: 60].
     #[arg(long, value_name = "SECS", env = "MIX_REMOTE_BOOT_TIMEOUT", value_parser = secs())]
     pub boot_timeout: Option<u64>,
+}
+
+/// How to reach a host and run elixir there, and the limit of each phase of a run, for `run`,
+/// `eval` and `iex`; each flag overrides mix-remote.yaml for every host.
+#[derive(Debug, Args)]
+pub struct Connection {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub reach: Reach,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connect: ConnectLimit,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub boot: BootLimit,
     /// Seconds to wait for the closure to load on the remote node [default: 120].
     #[arg(long, value_name = "SECS", env = "MIX_REMOTE_PUSH_TIMEOUT", value_parser = secs())]
     pub push_timeout: Option<u64>,
@@ -591,14 +684,11 @@ impl Connection {
     /// These flags as the most important layer of settings.
     pub fn layer(&self) -> Section {
         Section {
-            elixir: self.elixir.clone(),
-            ssh_config: self.ssh_config.clone(),
-            ssh_options: (!self.ssh_options.is_empty()).then(|| self.ssh_options.clone()),
-            connect_timeout: self.connect_timeout,
-            boot_timeout: self.boot_timeout,
+            connect_timeout: self.connect.connect_timeout,
+            boot_timeout: self.boot.boot_timeout,
             push_timeout: self.push_timeout,
             call_timeout: self.call_timeout,
-            ..Section::default()
+            ..self.reach.layer()
         }
     }
 }
@@ -651,6 +741,9 @@ pub struct RunOptions {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub hosts: Hosts,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub at_once: AtOnce,
     /// Stop every other host as soon as one fails.
     #[arg(long)]
     pub fail_fast: bool,
@@ -748,7 +841,6 @@ impl IexArgs {
         Hosts {
             hosts: self.hosts.clone(),
             groups: self.groups.clone(),
-            parallel: None,
         }
     }
 
@@ -764,15 +856,24 @@ pub struct CheckArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub hosts: Hosts,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub at_once: AtOnce,
     /// The build every module of which is checked against each server's OTP.
     #[command(flatten)]
-    pub build: BuildArgs,
+    pub build: ProjectArgs,
     /// Newline-delimited JSON events on stdout instead of the table (schema in the README).
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub connection: Connection,
+    pub reach: Reach,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connect: ConnectLimit,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub boot: BootLimit,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub output: Output,
@@ -781,7 +882,19 @@ pub struct CheckArgs {
     pub config: ConfigFile,
 }
 
-/// Flags of `mix-remote up`.
+impl CheckArgs {
+    /// The connection flags (and environment) as the most important layer of settings.
+    pub fn layer(&self) -> Section {
+        Section {
+            connect_timeout: self.connect.connect_timeout,
+            boot_timeout: self.boot.boot_timeout,
+            ..self.reach.layer()
+        }
+    }
+}
+
+/// Flags of `mix-remote up`: the hosts, taken one after another, what makes their sessions' keys,
+/// and the login's limit (a spare node boots for as long as it takes).
 #[derive(Debug, Args)]
 pub struct UpArgs {
     #[command(flatten)]
@@ -792,7 +905,10 @@ pub struct UpArgs {
     pub idle: std::time::Duration,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub connection: Connection,
+    pub reach: Reach,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connect: ConnectLimit,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub output: Output,
@@ -801,11 +917,22 @@ pub struct UpArgs {
     pub config: ConfigFile,
 }
 
+impl UpArgs {
+    /// The connection flags (and environment) as the most important layer of settings.
+    pub fn layer(&self) -> Section {
+        Section {
+            connect_timeout: self.connect.connect_timeout,
+            ..self.reach.layer()
+        }
+    }
+}
+
 fn idle(text: &str) -> Result<std::time::Duration, String> {
     crate::remote::agent::parse_duration(text)
 }
 
-/// Flags of `mix-remote down`.
+/// Flags of `mix-remote down`: the hosts, taken one after another, and what makes their
+/// sessions' keys.
 #[derive(Debug, Args)]
 pub struct DownArgs {
     #[command(flatten)]
@@ -816,7 +943,7 @@ pub struct DownArgs {
     pub all: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub connection: Connection,
+    pub reach: Reach,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub output: Output,
@@ -896,7 +1023,7 @@ mod tests {
         let Command::Plan(plan) = cli.command else {
             panic!("not plan")
         };
-        assert_eq!((&plan.build.project, &plan.build.env), (&None, &None));
+        assert_eq!((&plan.build.at.project, &plan.build.at.env), (&None, &None));
         assert_eq!(plan.build.layer().include, Some(vec!["C".to_owned()]));
         let cli = Cli::try_parse_from(["mix-remote", "graph", "--env", "prod"]).unwrap();
         let Command::Graph(graph) = cli.command else {

@@ -1096,3 +1096,67 @@ fn with_json_an_error_clap_reports_is_an_error_and_a_summary_event_too() {
         assert_eq!((out.code, out.stdout.as_str()), (Some(2), ""), "{args:?}");
     }
 }
+
+#[test]
+fn a_flag_a_command_has_no_use_for_is_refused_saying_why_and_its_variable_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tempfile::tempdir().unwrap();
+    let unreachable = ["--host", "nobody@127.0.0.1", "-o", "Port=1"];
+    for (command, flag, why) in [
+        ("up", "--parallel", "it takes the hosts one after another"),
+        ("down", "--parallel", "it takes the hosts one after another"),
+        (
+            "up",
+            "--boot-timeout",
+            "a spare node boots for as long as it takes",
+        ),
+        ("up", "--push-timeout", "each run has its own limits"),
+        ("up", "--call-timeout", "each run has its own limits"),
+        ("down", "--connect-timeout", "it connects to no server"),
+        ("down", "--call-timeout", "it connects to no server"),
+        ("check", "--include", "it pushes no code"),
+        ("check", "--push-timeout", "it runs no code"),
+        ("check", "--call-timeout", "it runs no code"),
+    ] {
+        let value = if flag == "--include" {
+            "Demo.Worker"
+        } else {
+            "9"
+        };
+        let out = tool(dir.path(), &[command])
+            .args(unreachable)
+            .args([flag, value])
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .run();
+        assert_eq!(out.code, Some(2), "{command} {flag}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .starts_with(&format!("error: unexpected argument '{flag}' found"))
+                && out
+                    .stderr
+                    .contains(&format!("tip: {flag} has no use in `{command}`: {why}")),
+            "{command} {flag}: {}",
+            out.stderr
+        );
+        let help = tool(dir.path(), &[command, "--help"]).run();
+        assert!(!help.stdout.contains(flag), "{command}: {}", help.stdout);
+    }
+    // Their variables, set for `run`, are no business of these commands: not even a bad value.
+    let limits = ["MIX_REMOTE_PUSH_TIMEOUT", "MIX_REMOTE_CALL_TIMEOUT"];
+    let up = [
+        &limits[..],
+        &["MIX_REMOTE_PARALLEL", "MIX_REMOTE_BOOT_TIMEOUT"],
+    ]
+    .concat();
+    for (command, variables) in [("up", &up[..]), ("check", &limits)] {
+        let mut tool = tool(dir.path(), &[command]);
+        tool.args(unreachable)
+            .env("XDG_RUNTIME_DIR", runtime.path());
+        for variable in variables {
+            tool.env(variable, "0");
+        }
+        let out = tool.run();
+        assert_eq!(out.code, Some(3), "{command}: {}", out.stderr);
+        out.assert_local_clean();
+    }
+}

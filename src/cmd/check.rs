@@ -26,7 +26,7 @@ pub async fn exec(
     report: Arc<Reporter>,
 ) -> Result<u8, CliError> {
     let fanout = Fanout::begin();
-    let (selected, hosts) = fanout::choose(config, &args.hosts, &args.connection.layer())?;
+    let (selected, hosts) = fanout::choose(config, &args.hosts, &args.layer())?;
     // Bad input, before any host is checked.
     fanout::check_elixirs(&hosts)?;
     // Each host is checked against the build `run` would ship it: a group or host may set its
@@ -73,7 +73,7 @@ pub async fn exec(
         .run(
             &report,
             &hosts,
-            args.hosts.parallel,
+            args.at_once.parallel,
             CHECK_STEPS,
             |_| false,
             work,

@@ -28,7 +28,7 @@ pub async fn exec(
             .map(|d| (String::new(), String::new(), d))
             .collect()
     } else {
-        let (_, hosts) = fanout::choose(config, &args.hosts, &args.connection.layer())?;
+        let (_, hosts) = fanout::choose(config, &args.hosts, &args.reach.layer())?;
         hosts
             .iter()
             .map(|h| {

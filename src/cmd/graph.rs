@@ -15,12 +15,7 @@ use crate::report::Reporter;
 /// Prints the graph; the build is resolved as for `run`: flags over the `defaults` of
 /// mix-remote.yaml.
 pub fn exec(args: &GraphArgs, config: Option<&Config>, report: &Reporter) -> Result<u8, CliError> {
-    let build = config::build(
-        config,
-        args.build.project.as_deref(),
-        &args.build.layer(),
-        &[],
-    )?;
+    let build = config::build(config, args.build.project(), &args.build.layer(), &[])?;
     let text = match &args.entry {
         Some(text) => {
             let entry = plan::parse_entry(text, &build.project, &build.mix_env)?;

@@ -48,12 +48,7 @@ pub async fn exec(
             exit::USAGE,
         ));
     };
-    let build = config::build(
-        config,
-        args.setup.build.project.as_deref(),
-        &flags,
-        &selected,
-    )?;
+    let build = config::build(config, args.setup.build.project(), &flags, &selected)?;
     // Before the signal handlers, as `run`: a Ctrl-C while Mix compiles stops Mix and the tool.
     fresh::ensure(&build, &report)?;
     let mut signals = Signals::install();

@@ -18,7 +18,7 @@ use crate::report::Reporter;
 /// Prints the plan; the build is resolved as for `run`: flags over the `defaults` of
 /// mix-remote.yaml.
 pub fn exec(args: &PlanArgs, config: Option<&Config>, report: &Reporter) -> Result<u8, CliError> {
-    let build = config::build(config, args.build.project.as_deref(), &args.layer(), &[])?;
+    let build = config::build(config, args.build.project(), &args.layer(), &[])?;
     fresh::ensure(&build, report)?;
     let entry = plan::parse_entry(&args.entry, &build.project, &build.mix_env)?;
     let plan = Plan::build(&build.project, &build.mix_env, &entry, None, &build.include)?;

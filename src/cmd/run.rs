@@ -93,12 +93,7 @@ pub async fn on_hosts(
     prepare: impl FnOnce(&Build, &Reporter) -> Result<Job, JobError>,
 ) -> Result<u8, CliError> {
     let (selected, hosts) = fanout::choose(config, &options.hosts, &flags)?;
-    let build = config::build(
-        config,
-        options.setup.build.project.as_deref(),
-        &flags,
-        &selected,
-    )?;
+    let build = config::build(config, options.setup.build.project(), &flags, &selected)?;
     // Before the signal handlers: a Ctrl-C while Mix compiles stops Mix and the tool at once.
     fresh::ensure(&build, &report)?;
     let fanout = Fanout::begin();
@@ -131,7 +126,7 @@ pub async fn on_hosts(
         .run(
             &report,
             &hosts,
-            options.hosts.parallel,
+            options.at_once.parallel,
             RUN_STEPS,
             stop,
             work,

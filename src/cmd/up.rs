@@ -26,7 +26,7 @@ pub async fn exec(
     config: Option<&Config>,
     report: Arc<Reporter>,
 ) -> Result<u8, CliError> {
-    let (_, hosts) = fanout::choose(config, &args.hosts, &args.connection.layer())?;
+    let (_, hosts) = fanout::choose(config, &args.hosts, &args.layer())?;
     // Bad input, before any agent starts.
     fanout::check_elixirs(&hosts)?;
     for host in &hosts {
