@@ -13,7 +13,10 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{Location, MessageFormatter, Spanned};
 
-/// The file looked for in the project directory and its parents.
+use crate::build::entry::EntryError;
+use crate::build::plan::PlanError;
+
+/// The file looked for in the current directory and its parents.
 pub const FILE_NAME: &str = "mix-remote.yaml";
 
 /// Built-in default of `mix_env`.
@@ -492,6 +495,28 @@ impl Config {
         names
     }
 
+    /// The dotted path of `section` if it is one of this file's (`defaults`, `groups.web`,
+    /// `hosts.db-1`); none for another, such as the flags' layer.
+    fn key_of(&self, section: &Section) -> Option<String> {
+        if std::ptr::eq(section, &self.file.defaults) {
+            return Some("defaults".to_owned());
+        }
+        let host = self
+            .file
+            .hosts
+            .iter()
+            .find(|(_, s)| std::ptr::eq(*s, section));
+        if let Some((name, _)) = host {
+            return Some(format!("hosts.{name}"));
+        }
+        let group = self
+            .file
+            .groups
+            .iter()
+            .find(|(_, g)| std::ptr::eq(&g.value.0, section));
+        group.map(|(name, _)| format!("groups.{name}"))
+    }
+
     /// `warnings` of `defaults`: false silences warnings.
     pub fn warnings(&self) -> Option<bool> {
         self.file.defaults.warnings.as_ref().map(|w| w.value)
@@ -646,10 +671,40 @@ pub struct Build {
     pub entry: Option<String>,
     /// Modules added to the entry's closure.
     pub include: Vec<String>,
+    /// The key of mix-remote.yaml that gave `include`, for its errors; none when `--include`
+    /// did, or nothing is included.
+    pub include_key: Option<Key>,
     /// Whether to compile the project (`mix compile`) before reading its build.
     pub compile: bool,
     /// Whether the project's applications are started before the call (`--no-start`: false).
     pub start: bool,
+}
+
+/// A key of a mix-remote.yaml, for an error in its value found only once the build is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    /// The file.
+    pub path: PathBuf,
+    /// The key's dotted path: `defaults.include`.
+    pub key: String,
+}
+
+impl Build {
+    /// `error`, naming the key of mix-remote.yaml instead of `--include` when a module to include
+    /// is at fault and the file named it.
+    pub fn include_error(&self, error: PlanError) -> PlanError {
+        match (error, &self.include_key) {
+            (PlanError::Entry(EntryError::Include(module, why)), Some(at)) => {
+                PlanError::Entry(EntryError::IncludeSetting {
+                    path: at.path.clone(),
+                    key: at.key.clone(),
+                    module,
+                    why,
+                })
+            }
+            (error, _) => error,
+        }
+    }
 }
 
 /// Resolves the build: `flags` (flags and environment), then the sections of each of `hosts`
@@ -676,6 +731,13 @@ pub fn build(
                 .iter()
                 .find_map(|s| s.include.clone())
                 .unwrap_or_default(),
+            include_key: config.and_then(|c| {
+                let from = layers.iter().find(|s| s.include.is_some())?;
+                Some(Key {
+                    path: c.path.clone(),
+                    key: format!("{}.include", c.key_of(from)?),
+                })
+            }),
             compile: layers
                 .iter()
                 .find_map(|s| s.compile.as_ref().map(|c| c.value))
@@ -764,7 +826,7 @@ pub fn select(
             return Err(ConfigError::UnknownGroup {
                 group: group.clone(),
                 why: format!(
-                    "no {FILE_NAME} found (looked in the project directory and its parents; --config names one)"
+                    "no {FILE_NAME} found (looked in the current directory and its parents; --config names one)"
                 ),
             });
         };
@@ -1167,6 +1229,16 @@ hosts:
         );
         assert!(parse("defaults:\n  elixir: ~/.asdf/shims/elixir\n").is_ok());
         assert!(parse("defaults:\n  elixir:\n").is_ok());
+    }
+
+    #[test]
+    fn a_group_without_a_file_says_where_the_file_was_looked_for() {
+        let error = select(None, &[], &["web".into()]).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "--group web: no mix-remote.yaml found (looked in the current directory and its \
+             parents; --config names one)"
+        );
     }
 
     #[test]

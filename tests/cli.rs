@@ -1160,3 +1160,62 @@ fn a_flag_a_command_has_no_use_for_is_refused_saying_why_and_its_variable_not_re
         out.assert_local_clean();
     }
 }
+
+#[test]
+fn a_bad_module_to_include_is_named_by_the_flag_or_the_key_of_the_file_that_gave_it() {
+    let demo = testkit::compiled_fixture("demo");
+    let demo = demo.to_str().expect("a UTF-8 path");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mix-remote.yaml");
+    std::fs::write(
+        &config,
+        "defaults:\n  include: [Demo.Ghost]\n\
+         groups:\n  web:\n    hosts: [nowhere]\n    include: [lower.case]\n\
+         hosts:\n  db:\n    include: [Demo.Worker, Demo.Phantom]\n",
+    )
+    .unwrap();
+    let file = config.display().to_string();
+    let unreachable = ["-o", "ProxyCommand=false", "--project", demo];
+    for (args, said) in [
+        (
+            &["plan", "Demo.Worker.echo", "--project", demo][..],
+            format!(
+                "{file}: `defaults.include`: Demo.Ghost: no such module in this project's _build"
+            ),
+        ),
+        (
+            &["run", "Demo.Worker.echo", "--group", "web"],
+            format!(
+                "{file}: `groups.web.include`: lower.case: not a module name (MyApp.Mod or :erlang_mod)"
+            ),
+        ),
+        (
+            &["eval", "1", "--host", "db"],
+            format!(
+                "{file}: `hosts.db.include`: Demo.Phantom: no such module in this project's _build"
+            ),
+        ),
+        (
+            &[
+                "graph",
+                "Demo.Worker.echo",
+                "--project",
+                demo,
+                "--include",
+                "Demo.Ghost",
+            ],
+            "--include Demo.Ghost: no such module in this project's _build".to_owned(),
+        ),
+    ] {
+        let mut tool = tool(dir.path(), args);
+        if args[0] == "run" || args[0] == "eval" {
+            tool.args(unreachable);
+        }
+        if args[0] == "run" {
+            tool.args(["--", "1", "2", "3"]);
+        }
+        let out = tool.run();
+        assert_eq!(error_line(&out, 2), said, "{args:?}");
+        out.assert_local_clean();
+    }
+}

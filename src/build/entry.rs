@@ -218,6 +218,18 @@ pub enum EntryError {
     /// A module given to `--include` is malformed or not in the build.
     #[error("--include {0}: {1}")]
     Include(String, &'static str),
+    /// A module of `include` in mix-remote.yaml is malformed or not in the build.
+    #[error("{}: `{key}`: {module}: {why}", .path.display())]
+    IncludeSetting {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The dotted path of the `include` key (`defaults.include`).
+        key: String,
+        /// The module, as written.
+        module: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// No exported function of that name and arity.
     #[error("{shown}/{arity} is not exported by {module}{hint}")]
     UnknownFunction {

@@ -19,7 +19,8 @@ pub fn exec(args: &GraphArgs, config: Option<&Config>, report: &Reporter) -> Res
     let text = match &args.entry {
         Some(text) => {
             let entry = plan::parse_entry(text, &build.project, &build.mix_env)?;
-            let plan = Plan::build(&build.project, &build.mix_env, &entry, None, &build.include)?;
+            let plan = Plan::build(&build.project, &build.mix_env, &entry, None, &build.include)
+                .map_err(|e| build.include_error(e))?;
             let closure = plan.closure();
             let only: HashSet<&str> = closure.iter().map(|m| m.beam.name.as_str()).collect();
             render(plan.graph(), Some(&only), args.format)

@@ -21,7 +21,8 @@ pub fn exec(args: &PlanArgs, config: Option<&Config>, report: &Reporter) -> Resu
     let build = config::build(config, args.build.project(), &args.layer(), &[])?;
     fresh::ensure(&build, report)?;
     let entry = plan::parse_entry(&args.entry, &build.project, &build.mix_env)?;
-    let plan = Plan::build(&build.project, &build.mix_env, &entry, None, &build.include)?;
+    let plan = Plan::build(&build.project, &build.mix_env, &entry, None, &build.include)
+        .map_err(|e| build.include_error(e))?;
     let (shipped, from_server) = shipped(&plan, &build.project, &build.mix_env)?;
     if args.json {
         events(&plan, &entry, shipped, from_server)

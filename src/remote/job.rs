@@ -236,7 +236,8 @@ impl Job {
             &entry,
             Some(args.len()),
             &build.include,
-        )?;
+        )
+        .map_err(|e| build.include_error(e))?;
         let call = Call::Function { entry, args };
         Job::assemble(call, plan, build, skip_app_config, report, phase, started)
     }
@@ -275,7 +276,8 @@ impl Job {
     ) -> Result<Job, JobError> {
         let phase = report.phase(Stage::Scan, "scanning _build");
         let started = Instant::now();
-        let plan = Plan::for_code(&build.project, &build.mix_env, &code.text, &build.include)?;
+        let plan = Plan::for_code(&build.project, &build.mix_env, &code.text, &build.include)
+            .map_err(|e| build.include_error(e))?;
         Job::assemble(
             Call::Code(code),
             plan,
@@ -297,7 +299,8 @@ impl Job {
     ) -> Result<Job, JobError> {
         let phase = report.phase(Stage::Scan, "scanning _build");
         let started = Instant::now();
-        let plan = Plan::for_code(&build.project, &build.mix_env, "", &build.include)?;
+        let plan = Plan::for_code(&build.project, &build.mix_env, "", &build.include)
+            .map_err(|e| build.include_error(e))?;
         Job::assemble(
             Call::Session,
             plan,
