@@ -374,7 +374,7 @@ fn what_an_earlier_build_left_in_build_is_not_the_projects() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(
         out.stderr
-            .contains("left out _build/dev/lib/old_demo: not an application of the project's"),
+            .contains("left out _build/dev/lib/old_demo: not on the project's code path"),
         "{}",
         out.stderr
     );

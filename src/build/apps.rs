@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::build::app_config::leads_nowhere_or_above;
 use crate::build::app_spec::{self, AppSpec, SpecError};
-use crate::build::mix_exs::{self, Dep, Layout, keyword_atom};
+use crate::build::mix_exs::{self, Layout, keyword_atom};
 
 /// More than this in the `priv/` directories of the shipped applications is surely not meant to
 /// travel with a job: refuse rather than send it.
@@ -103,8 +103,9 @@ impl Apps {
         // Before Elixir 1.15, a `.app` leaves optional dependencies out (1.15 lists them as
         // `optional_applications`): those mix.exs names that are built ship, as `mix run` has
         // them on its code path.
-        let optional: Vec<String> = named_deps(project, &layout)
+        let optional: Vec<String> = mix_exs::all_deps(project, &layout)
             .into_iter()
+            .map(|found| found.dep)
             .filter(|dep| dep.optional && built.contains_key(&dep.name))
             .map(|dep| dep.name)
             .collect();
@@ -262,8 +263,8 @@ fn start_order(apps: &[String], specs: &HashMap<String, AppSpec>) -> Vec<String>
 }
 
 /// The applications of the build in `lib` that are the project's: its own (as `mix.exs` names
-/// them), the dependencies its `mix.exs` files name (`{:name, ...}`, runtime or not) and what
-/// their `.app` files need, transitively. What `mix run` puts on the code path, less what a
+/// them), the dependencies its `mix.exs` files name (`{:name, ...}`, runtime or not) and those
+/// theirs name (`mix_exs::all_deps`), and what their `.app` files need, transitively. What `mix run` puts on the code path, less what a
 /// removed dependency or a renamed application left in `_build` (Mix never removes those).
 /// `None` when `mix.exs` does not plainly name the project's applications, or a `.app` cannot be
 /// read: then every application of the build counts.
@@ -274,10 +275,10 @@ pub fn of_project(project: &Path, layout: &Layout, lib: &Path) -> Option<BTreeSe
     }
     let built = built_apps(lib).ok()?;
     let specs = read_specs(&built).ok()?;
-    let named = named_deps(project, layout);
+    let named = mix_exs::all_deps(project, layout);
     let roots: Vec<&str> = own
         .iter()
-        .chain(named.iter().map(|dep| &dep.name))
+        .chain(named.iter().map(|found| &found.dep.name))
         .map(String::as_str)
         .filter(|app| built.contains_key(*app))
         .collect();
@@ -296,23 +297,6 @@ pub fn left_out(project: &Path, env: &str) -> Vec<String> {
             .collect(),
         _ => Vec::new(),
     }
-}
-
-/// The dependencies the `mix.exs` of `project` (and of each umbrella child) names.
-pub(crate) fn named_deps(project: &Path, layout: &Layout) -> Vec<Dep> {
-    let mut files = vec![project.join("mix.exs")];
-    if let Some(Ok(children)) = layout.apps.as_ref().map(std::fs::read_dir) {
-        files.extend(
-            children
-                .filter_map(Result::ok)
-                .map(|c| c.path().join("mix.exs")),
-        );
-    }
-    files
-        .iter()
-        .filter_map(|file| std::fs::read_to_string(file).ok())
-        .flat_map(|text| mix_exs::deps(&text))
-        .collect()
 }
 
 /// The project's own applications as `mix.exs` names them: every child of `apps_path` for an
@@ -470,6 +454,42 @@ mod tests {
         std::fs::write(dir.path().join("mix.exs"), "def project, do: [app: @app]").unwrap();
         assert_eq!(of_project(dir.path(), &Layout::of(dir.path()), &lib), None);
         assert!(left_out(dir.path(), "dev").is_empty());
+    }
+
+    #[test]
+    fn what_the_dependencies_mix_exs_files_name_is_the_projects_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path().join("app");
+        std::fs::create_dir_all(project.join("deps/hexdep")).unwrap();
+        std::fs::create_dir_all(dir.path().join("liba")).unwrap();
+        std::fs::write(
+            project.join("mix.exs"),
+            "[app: :app, deps: [{:liba, path: \"../liba\"}, {:hexdep, \"~> 1.0\"}]]",
+        )
+        .unwrap();
+        // Neither dependency's .app names what it needs at build time only.
+        std::fs::write(
+            dir.path().join("liba/mix.exs"),
+            "[app: :liba, deps: [{:libb, path: \"../libb\", runtime: false}]]",
+        )
+        .unwrap();
+        std::fs::write(
+            project.join("deps/hexdep/mix.exs"),
+            "[app: :hexdep, deps: [{:codegen, \"~> 0.1\", runtime: false}]]",
+        )
+        .unwrap();
+        build(
+            &project,
+            &[
+                ("app", "kernel,liba,hexdep", &[]),
+                ("liba", "kernel", &[]),
+                ("libb", "kernel", &[]),
+                ("hexdep", "kernel", &[]),
+                ("codegen", "kernel", &[]),
+                ("removed", "kernel", &[]),
+            ],
+        );
+        assert_eq!(left_out(&project, "dev"), ["removed"]);
     }
 
     #[test]

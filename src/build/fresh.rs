@@ -145,17 +145,16 @@ pub fn stale(project: &Path, env: &str) -> Option<Stale> {
     if let Some(Ok(apps)) = layout.apps.as_ref().map(std::fs::read_dir) {
         roots.extend(apps.flatten().map(|app| app.path()).filter(|p| p.is_dir()));
     }
-    // The path dependencies of the project (an umbrella child's siblings, `in_umbrella: true`),
-    // which `mix compile` compiles with it.
-    // Their code, not their config (a dependency's config is not the project's).
-    let text = std::fs::read_to_string(project.join("mix.exs")).unwrap_or_default();
+    // The path dependencies (an umbrella child's siblings, `in_umbrella: true`) of the project
+    // and of its children, and theirs, which `mix compile` compiles with it: their code and
+    // `mix.exs`, not their config nor lock (neither is the project's).
     let mut deps: Vec<PathBuf> = Vec::new();
-    for dep in mix_exs::deps(&text) {
-        let Some(dir) = dep.path.map(|path| project.join(path)) else {
+    for found in mix_exs::all_deps(project, &layout) {
+        let (Some(_), Some(dir)) = (&found.dep.path, found.dir) else {
             continue;
         };
         let same = |root: &PathBuf| same_dir(root, &dir);
-        if dir.join("mix.exs").is_file() && !roots.iter().chain(&deps).any(same) {
+        if !roots.iter().chain(&deps).any(same) {
             deps.push(dir);
         }
     }
@@ -165,10 +164,10 @@ pub fn stale(project: &Path, env: &str) -> Option<Stale> {
     let mut changed: Vec<(SystemTime, PathBuf)> = Vec::new();
     for (at, root) in roots.iter().enumerate() {
         let lockfile = match root == project {
-            true => layout.lockfile.clone(),
-            false => root.join("mix.lock"),
+            true => Some(layout.lockfile.clone()),
+            false => (at < config_of).then(|| root.join("mix.lock")),
         };
-        for path in [root.join("mix.exs"), lockfile] {
+        for path in std::iter::once(root.join("mix.exs")).chain(lockfile) {
             if let Some(time) = modified(&path) {
                 changed.push((time, path));
             }
@@ -191,7 +190,7 @@ pub fn stale(project: &Path, env: &str) -> Option<Stale> {
     changed.retain(|(time, _)| *time > built);
     let (_, newest) = changed.iter().max_by_key(|(time, _)| *time)?.clone();
     Some(Stale {
-        newest: newest.strip_prefix(project).unwrap_or(&newest).to_owned(),
+        newest: relative(&newest, project),
         others: changed.len() - 1,
     })
 }
@@ -226,6 +225,31 @@ fn newest(build: &Path) -> Option<SystemTime> {
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .filter_map(|e| e.metadata().ok()?.modified().ok())
         .max()
+}
+
+/// `path` as seen from `base`, both taken as written (`apps/api/../../../util/x.ex` from the
+/// umbrella is `../util/x.ex`).
+fn relative(path: &Path, base: &Path) -> PathBuf {
+    use std::path::Component;
+    fn tidy(path: &Path) -> Vec<Component<'_>> {
+        let mut parts: Vec<Component> = Vec::new();
+        for part in path.components() {
+            match (part, parts.last()) {
+                (Component::CurDir, _) => {}
+                (Component::ParentDir, Some(Component::Normal(_))) => {
+                    parts.pop();
+                }
+                _ => parts.push(part),
+            }
+        }
+        parts
+    }
+    let (path, base) = (tidy(path), tidy(base));
+    let shared = path.iter().zip(&base).take_while(|(a, b)| a == b).count();
+    let up = base.len() - shared;
+    std::iter::repeat_n(Component::ParentDir, up)
+        .chain(path[shared..].iter().copied())
+        .collect()
 }
 
 /// Whether `a` and `b` are the same directory (`apps/api/../core` and `apps/core`).
@@ -374,6 +398,38 @@ mod tests {
         let stale = stale(&child, "dev").unwrap();
         assert_eq!(stale.newest, PathBuf::from("../../../util/lib/util.ex"));
         assert_eq!(stale.others, 1);
+    }
+
+    #[test]
+    fn an_umbrellas_children_bring_their_path_dependencies_and_theirs_but_not_their_locks() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("umb");
+        fs::create_dir_all(root.join("apps/api")).unwrap();
+        fs::write(root.join("mix.exs"), "[apps_path: \"apps\"]").unwrap();
+        fs::write(
+            root.join("apps/api/mix.exs"),
+            "[app: :api, deps: [{:util, path: \"../../../util\"}]]",
+        )
+        .unwrap();
+        fs::create_dir_all(dir.path().join("util")).unwrap();
+        fs::write(
+            dir.path().join("util/mix.exs"),
+            "[app: :util, deps: [{:base, path: \"../base\"}]]",
+        )
+        .unwrap();
+        file_at(dir.path(), "base/mix.exs", 100);
+        for file in ["umb/mix.exs", "umb/apps/api/mix.exs", "util/mix.exs"] {
+            set_modified(&dir.path().join(file), 100);
+        }
+        file_at(&root, "_build/dev/lib/api/ebin/Elixir.Api.beam", 200);
+        // A path dependency's own lock is not the project's.
+        file_at(dir.path(), "util/mix.lock", 900);
+        assert_eq!(stale(&root, "dev"), None);
+        file_at(dir.path(), "base/lib/base.ex", 300);
+        assert_eq!(
+            stale(&root, "dev").map(|s| s.newest),
+            Some(PathBuf::from("../base/lib/base.ex"))
+        );
     }
 
     #[test]

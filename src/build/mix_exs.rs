@@ -223,6 +223,47 @@ pub fn deps(text: &str) -> Vec<Dep> {
         .collect()
 }
 
+/// A dependency found by [`all_deps`], with where its sources are when they are found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundDep {
+    /// The dependency as the `mix.exs` that names it has it.
+    pub dep: Dep,
+    /// The directory of its `mix.exs`: its `path:` (an umbrella sibling), or its place under
+    /// the project's `deps_path:` (`deps/` by default), when that holds a `mix.exs`.
+    pub dir: Option<PathBuf>,
+}
+
+/// Every dependency of `project` (and of each umbrella child), and of theirs, transitively, as
+/// far as their `mix.exs` files are found: what Mix compiles into the build and puts on `mix
+/// run`'s code path, `runtime: false` ones included. Each once, by name, in the order found.
+pub fn all_deps(project: &Path, layout: &Layout) -> Vec<FoundDep> {
+    let text = std::fs::read_to_string(project.join("mix.exs")).unwrap_or_default();
+    let deps_dir = project.join(keyword_string(&text, "deps_path").unwrap_or("deps"));
+    let mut todo: Vec<PathBuf> = vec![project.to_owned()];
+    if let Some(Ok(children)) = layout.apps.as_ref().map(std::fs::read_dir) {
+        todo.extend(children.filter_map(Result::ok).map(|child| child.path()));
+    }
+    let mut found: Vec<FoundDep> = Vec::new();
+    while let Some(base) = todo.pop() {
+        let Ok(text) = std::fs::read_to_string(base.join("mix.exs")) else {
+            continue;
+        };
+        for dep in deps(&text) {
+            if found.iter().any(|f| f.dep.name == dep.name) {
+                continue;
+            }
+            let dir = match &dep.path {
+                Some(path) => base.join(path),
+                None => deps_dir.join(&dep.name),
+            };
+            let dir = dir.join("mix.exs").is_file().then_some(dir);
+            todo.extend(dir.clone());
+            found.push(FoundDep { dep, dir });
+        }
+    }
+    found
+}
+
 /// Whether the first `key:` of `text` is plainly `false` (`consolidate_protocols: false`).
 pub fn keyword_false(text: &str, key: &str) -> bool {
     keyword_values(text, key)

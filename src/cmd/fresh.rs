@@ -24,8 +24,8 @@ pub fn ensure(build: &Build, report: &Reporter) -> Result<(), CliError> {
         let dir = layout.build(&build.mix_env).join("lib").join(&app);
         let shown = dir.strip_prefix(&build.project).unwrap_or(&dir);
         report.verbose(&format!(
-            "left out {}: not an application of the project's (left by an earlier build: a \
-             dependency removed from mix.exs, a renamed application)",
+            "left out {}: not on the project's code path, as nothing of the project names it \
+             (a dependency removed from mix.exs, a renamed application, another umbrella child)",
             shown.display()
         ));
     }
