@@ -13,7 +13,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use serde_saphyr::{Location, Spanned};
 
-use crate::config::Section;
+use crate::config::{self, Section};
 
 /// Run a function of a compiled Mix project on a server reached only by SSH.
 #[derive(Debug, Parser)]
@@ -107,7 +107,8 @@ pub fn parse(mut command: clap::Command, args: Vec<OsString>) -> Result<Cli, cla
 }
 
 /// Whether `args` (the program's name first) ask for JSON events: `--json` before any `--`, given
-/// to a command that has it. For the errors clap reports itself, which come before any command
+/// to a command whose output is events (`run`, `eval`, `plan`, `check`; `status --json` prints
+/// its sessions, not events). For the errors clap reports itself, which come before any command
 /// runs (see [`first_line`]).
 pub fn asks_for_json(args: &[OsString]) -> bool {
     let words: Vec<&str> = args
@@ -123,17 +124,27 @@ pub fn asks_for_json(args: &[OsString]) -> bool {
     words
         .iter()
         .find_map(|w| definition.find_subcommand(w))
-        .is_some_and(|c| c.get_arguments().any(|a| a.get_long() == Some("json")))
+        .is_some_and(|c| ["run", "eval", "plan", "check"].contains(&c.get_name()))
 }
 
-/// The first line of what clap says of `error`, without its `error: `: for an `error` event.
+/// What clap says of `error`, without its `error: `, its usage and its help line, on one line:
+/// for an `error` event (`the following required arguments were not provided: <ENTRY>`, a
+/// refused flag with its tip).
 pub fn first_line(error: &clap::Error) -> String {
     let text = error.render().to_string();
-    let line = text
+    let mut line = String::new();
+    for part in text
         .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or_default();
-    line.strip_prefix("error: ").unwrap_or(line).to_owned()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+    {
+        if !line.is_empty() {
+            line.push_str(if line.ends_with(':') { " " } else { "; " });
+        }
+        line.push_str(part.strip_prefix("error: ").unwrap_or(part));
+    }
+    line
 }
 
 /// Whether the value of `id` in `matches` came from its environment variable (false when the
@@ -656,22 +667,17 @@ pub struct Connection {
 
 /// An item of a comma-separated list of hosts or groups, which cannot be empty: `--host 'a,'`
 /// has a comma too many.
+/// Blanks around it are left out (`--host 'web-1, web-2'`).
 fn list_item(text: &str) -> Result<String, String> {
-    if text.trim().is_empty() {
-        return Err("an empty name in the list (a comma too many?)".to_owned());
+    match text.trim() {
+        "" => Err("an empty name in the list (a comma too many?)".to_owned()),
+        name => Ok(name.to_owned()),
     }
-    Ok(text.to_owned())
 }
 
-/// A Mix environment, which names a directory of `_build/`.
+/// A Mix environment, which names a directory of `_build/` (see [`config::mix_env_ok`]).
 fn mix_env(text: &str) -> Result<String, String> {
-    if text.is_empty() || text.contains('/') || text == "." || text == ".." {
-        return Err(
-            "a Mix environment names a directory of _build/: it cannot be empty, hold a `/`, \
-             or be `.` or `..`"
-                .to_owned(),
-        );
-    }
+    config::mix_env_ok(text)?;
     Ok(text.to_owned())
 }
 

@@ -30,6 +30,18 @@ pub const DEFAULT_BOOT_TIMEOUT: u64 = 60;
 /// Built-in default of `push_timeout`, in seconds: loading runs every module's `-on_load`.
 pub const DEFAULT_PUSH_TIMEOUT: u64 = 120;
 
+/// Whether `text` can name a Mix environment, which names a directory of `_build/`.
+pub fn mix_env_ok(text: &str) -> Result<(), String> {
+    if text.is_empty() || text.contains('/') || text == "." || text == ".." {
+        return Err(
+            "a Mix environment names a directory of _build/: it cannot be empty, hold a `/`, \
+             or be `.` or `..`"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -78,6 +90,14 @@ pub enum ConfigError {
         "no host: pass --host [USER@]HOST or --group NAME (or set MIX_REMOTE_HOST / MIX_REMOTE_GROUP)"
     )]
     NoHost,
+    /// `MIX_ENV` cannot name a Mix environment (see [`mix_env_ok`]).
+    #[error("MIX_ENV `{value}`: {why}")]
+    MixEnv {
+        /// Its value.
+        value: String,
+        /// Why not.
+        why: String,
+    },
     /// The selected hosts need different builds, so one closure cannot serve them all.
     #[error("hosts {hosts} disagree on `{key}` ({values}): run them separately or {settle}")]
     Disagree {
@@ -227,6 +247,7 @@ pub struct Section {
     /// Under `groups` only (long form): the group's members.
     pub hosts: Option<Spanned<Vec<String>>>,
     /// Which `_build/<ENV>` to read.
+    #[serde(default, deserialize_with = "mix_env")]
     pub mix_env: Option<String>,
     /// The entry function when `run` names none.
     pub entry: Option<String>,
@@ -273,6 +294,13 @@ fn seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D:
         )),
         secs => Ok(Some(secs)),
     }
+}
+
+/// A `mix_env` that names a directory of `_build/` (see [`mix_env_ok`]).
+fn mix_env<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let env = String::deserialize(deserializer)?;
+    mix_env_ok(&env).map_err(de::Error::custom)?;
+    Ok(Some(env))
 }
 
 /// An `elixir` path that passes through the server's shell as it is (none: the default).
@@ -412,7 +440,7 @@ impl Config {
             let message = match e.without_snippet() {
                 // The parser's own words name functions of its API.
                 serde_saphyr::Error::MultipleDocuments { .. } => {
-                    "only one YAML document is allowed (a `---` line starts another)".into()
+                    "only one YAML document is allowed: a second one, after a `---` line, starts here".into()
                 }
                 _ => serde_saphyr::DefaultMessageFormatter.format_message(&e),
             };
@@ -718,6 +746,13 @@ pub fn build(
     hosts: &[Selected],
 ) -> Result<Build, ConfigError> {
     let project = project_dir(project, config);
+    // `--env` and `mix_env:` were checked as they were read: only `MIX_ENV` is left to check.
+    if let Some(env) = &flags.mix_env {
+        mix_env_ok(env).map_err(|why| ConfigError::MixEnv {
+            value: env.clone(),
+            why,
+        })?;
+    }
     let of = |host: Option<&Selected>| {
         let layers = layers(config, host, flags);
         Build {
@@ -1251,7 +1286,7 @@ hosts:
             assert!(
                 err.starts_with(&format!("{PATH}:{line}:"))
                     && err.ends_with(
-                        ": only one YAML document is allowed (a `---` line starts another)"
+                        ": only one YAML document is allowed: a second one, after a `---` line, starts here"
                     ),
                 "{text:?}: {err}"
             );

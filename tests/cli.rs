@@ -1045,6 +1045,60 @@ fn an_empty_host_group_or_build_environment_is_bad_input_naming_the_flag() {
         .run();
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("'--host <HOST>'"), "{}", out.stderr);
+    // MIX_ENV too, and mix_env: of the file, each named.
+    let out = tool(dir.path(), &["plan", "A.b", "--no-compile"])
+        .env("MIX_ENV", "/etc")
+        .run();
+    assert_eq!(
+        (out.code, out.stderr.lines().next()),
+        (
+            Some(2),
+            Some(
+                "mix-remote: error: MIX_ENV `/etc`: a Mix environment names a directory of \
+                 _build/: it cannot be empty, hold a `/`, or be `.` or `..`"
+            )
+        ),
+        "{}",
+        out.stderr
+    );
+    std::fs::write(
+        dir.path().join("mix-remote.yaml"),
+        "defaults:\n  mix_env: \"\"\n",
+    )
+    .unwrap();
+    let out = tool(dir.path(), &["plan", "A.b", "--no-compile"]).run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("mix-remote.yaml:2:12: `defaults.mix_env`: a Mix environment"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn blanks_around_a_name_of_a_list_are_left_out() {
+    // `--host 'a, b'` names host `b`, which mix-remote.yaml defines, not ` b`.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mix-remote.yaml"),
+        "hosts:\n  a:\n    address: nobody@127.0.0.1\n  b:\n    address: nobody@127.0.0.1\n",
+    )
+    .unwrap();
+    let out = tool(
+        dir.path(),
+        &["check", "--host", "a, b", "--json", "-o", "Port=1"],
+    )
+    .run();
+    let mut hosts: Vec<String> = out
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "check")
+        .map(|e| e["host"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    hosts.sort();
+    assert_eq!(hosts, ["a", "b"], "{}", out.stdout);
 }
 
 #[test]
@@ -1056,8 +1110,15 @@ fn with_json_an_error_clap_reports_is_an_error_and_a_summary_event_too() {
             "invalid value '0' for '--call-timeout <SECS>'",
         ),
         (&["check", "--json", "--host", "a,"], "for '--host <HOST>'"),
-        (&["plan", "--json"], "the following required arguments"),
+        (
+            &["plan", "--json"],
+            "the following required arguments were not provided: <ENTRY>",
+        ),
         (&["-q", "eval", "1", "--json", "--bogus"], "'--bogus'"),
+        (
+            &["check", "--json", "--include", "X"],
+            "'--include' found; tip: --include has no use in `check`",
+        ),
     ] {
         let out = tool(dir.path(), args).run();
         assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
