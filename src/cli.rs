@@ -109,7 +109,7 @@ pub fn parse(mut command: clap::Command, args: Vec<OsString>) -> Result<Cli, cla
 /// Whether `args` (the program's name first) ask for JSON events: `--json` before any `--`, given
 /// to a command whose output is events (`run`, `eval`, `plan`, `check`; `status --json` prints
 /// its sessions, not events). For the errors clap reports itself, which come before any command
-/// runs (see [`first_line`]).
+/// runs (see [`one_line`]).
 pub fn asks_for_json(args: &[OsString]) -> bool {
     let words: Vec<&str> = args
         .iter()
@@ -130,7 +130,7 @@ pub fn asks_for_json(args: &[OsString]) -> bool {
 /// What clap says of `error`, without its `error: `, its usage and its help line, on one line:
 /// for an `error` event (`the following required arguments were not provided: <ENTRY>`, a
 /// refused flag with its tip).
-pub fn first_line(error: &clap::Error) -> String {
+pub fn one_line(error: &clap::Error) -> String {
     let text = error.render().to_string();
     let mut line = String::new();
     for part in text

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
                 let code = u8::try_from(e.exit_code()).unwrap_or(exit::USAGE);
                 mix_remote::events::emit(&Event::Error {
                     host: None,
-                    message: cli::first_line(&e),
+                    message: cli::one_line(&e),
                 });
                 mix_remote::events::emit(&Event::Summary {
                     hosts: 0,
