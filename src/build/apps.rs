@@ -42,6 +42,12 @@ pub enum AppsError {
         /// The applications shipped.
         apps: String,
     },
+    /// A file of a `priv/` is named in bytes that are not UTF-8: it would reach the server under
+    /// another name.
+    #[error(
+        "{0}: a priv/ file whose name is not UTF-8 cannot be shipped under the same name: rename it"
+    )]
+    PrivName(PathBuf),
 }
 
 /// One application of `_build/<env>/lib` that ships.
@@ -381,13 +387,14 @@ pub fn priv_files(apps: &[AppDir]) -> Result<Vec<PrivFile>, AppsError> {
             }
             let bytes = std::fs::read(path).map_err(read_error)?;
             let relative = path.strip_prefix(&priv_dir).unwrap_or(path);
+            let names: Option<Vec<&str>> = relative
+                .components()
+                .map(|c| c.as_os_str().to_str())
+                .collect();
+            let names = names.ok_or_else(|| AppsError::PrivName(path.to_owned()))?;
             files.push(PrivFile {
                 app: app.name.clone(),
-                path: relative
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join("/"),
+                path: names.join("/"),
                 mode: metadata.permissions().mode() & 0o777,
                 bytes,
                 source: path.canonicalize().unwrap_or_else(|_| path.to_owned()),
@@ -646,6 +653,23 @@ mod tests {
         std::fs::write(&spec, text).unwrap();
         let apps = Apps::resolve(dir.path(), "dev", Some("shop"), &[]).unwrap();
         assert_eq!(apps.names(), ["shop"]);
+    }
+
+    #[test]
+    fn a_priv_file_whose_name_is_not_utf8_is_refused_by_its_path() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        build(dir.path(), &[("shop", "kernel", &[])]);
+        let priv_dir = dir.path().join("_build/dev/lib/shop/priv");
+        std::fs::create_dir_all(&priv_dir).unwrap();
+        let name = std::ffi::OsStr::from_bytes(b"caf\xe9.txt");
+        std::fs::write(priv_dir.join(name), "x").unwrap();
+        let apps = Apps::resolve(dir.path(), "dev", Some("shop"), &[]).unwrap();
+        let err = priv_files(&apps.shipped).unwrap_err().to_string();
+        assert!(
+            err.contains("shop/priv/caf") && err.ends_with("rename it"),
+            "{err}"
+        );
     }
 
     #[test]
