@@ -260,6 +260,120 @@ fn killing_mix_stops_the_run_and_its_remote_node() {
 }
 
 #[test]
+fn terminating_mix_stops_the_run_and_exits_as_interrupted() {
+    // A cancelled CI job: SIGTERM to the BEAM (the binary is in a session of its own) ends the
+    // run as SIGTERM ends the binary, not with Mix's status 0.
+    let sshd = Sshd::start();
+    let project = Project::new(&package());
+    let mut mix = project.mix(&["remote.run", "Proj.Jobs.sleep", "--host"]);
+    mix.arg(sshd.host()).arg("-F").arg(sshd.ssh_config());
+    mix.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = mix.spawn().expect("start mix");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b"sleeping\n") {
+        if stdout.read(&mut byte).ok() != Some(1) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "mix ended before the job ran: {}",
+                String::from_utf8_lossy(&seen)
+            );
+        }
+        seen.push(byte[0]);
+    }
+    testkit::signal("TERM", &[child.id()]);
+    let status = child.wait().expect("reap mix");
+    let mut rest = String::new();
+    let _ = stdout.read_to_string(&mut rest);
+    assert_eq!(status.code(), Some(130), "stdout after: {rest}");
+    assert_eq!(rest, "", "the BEAM wrote on stdout");
+    assert_remote_clean(&sshd);
+    project.assert_local_clean();
+}
+
+#[test]
+fn a_build_mix_has_just_made_is_fresh_whatever_else_lib_holds_and_wherever_it_is() {
+    let project = Project::new(&package());
+    // A build path mix-remote cannot read in mix.exs (not a plain string): the task says where.
+    let mix_exs = project.path().join("mix.exs");
+    let text = fs::read_to_string(&mix_exs).expect("read mix.exs");
+    let moved = text.replacen(
+        "app: :proj,",
+        "app: :proj,\n      build_path: Path.expand(\"../out\", __DIR__),",
+        1,
+    );
+    assert_ne!(moved, text);
+    fs::write(&mix_exs, moved).expect("write mix.exs");
+    project.write("lib/NOTES.md", "not a source\n");
+    let out = testkit::run_within(project.mix(&["remote.plan", "Proj.hello"]), LIMIT);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert!(!out.stderr.contains("older than"), "stderr: {}", out.stderr);
+    assert!(out.stdout.contains("Proj  "), "stdout: {}", out.stdout);
+    assert!(
+        project
+            .path()
+            .join("../out/dev/lib/proj/ebin/Elixir.Proj.beam")
+            .exists()
+    );
+}
+
+#[test]
+fn another_project_named_with_project_is_compiled_by_the_binary() {
+    let project = Project::new(&package());
+    let other = testkit::staged_fixture("demo", "dev");
+    let worker = other.path().join("lib/demo/worker.ex");
+    let source = fs::read_to_string(&worker).expect("read the worker");
+    fs::write(&worker, format!("{source}\n")).expect("touch the worker");
+    let out = testkit::run_within(
+        project.mix(&[
+            "remote.plan",
+            "Demo.Worker.process",
+            "--project",
+            &other.path().display().to_string(),
+        ]),
+        LIMIT,
+    );
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert!(!out.stderr.contains("older than"), "stderr: {}", out.stderr);
+}
+
+#[test]
+fn with_json_a_task_that_fails_before_the_binary_prints_the_events() {
+    let project = Project::new(&package());
+    let mut mix = project.mix(&["remote.run", "Proj.hello", "--json"]);
+    mix.env(
+        "MIX_REMOTE_BIN",
+        project.tmp.path().join("no-such-mix-remote"),
+    );
+    let out = testkit::run_within(mix, LIMIT);
+    assert_eq!(out.code, Some(3), "stderr: {}", out.stderr);
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("a JSON event"))
+        .collect();
+    assert_eq!(events.len(), 2, "stdout: {}", out.stdout);
+    assert_eq!(events[0]["event"], "error");
+    assert!(
+        events[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not an executable file"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        events[1],
+        serde_json::json!({"event": "summary", "hosts": 0, "failed": 0, "exit_code": 3})
+    );
+}
+
+#[test]
 fn a_missing_binary_is_one_line_saying_which() {
     let project = Project::new(&package());
     let mut mix = project.mix(&["remote.run", "Proj.hello"]);

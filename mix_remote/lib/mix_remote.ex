@@ -19,15 +19,47 @@ defmodule MixRemote do
   @spec run(String.t(), [String.t()]) :: :ok
   def run(command, args) do
     {flags, rest} = Enum.split_while(args, &(&1 != "--"))
+    Process.put(:mix_remote_json, "--json" in flags)
     check_env(command, flags)
     binary = binary(command)
-    if Enum.all?(["--no-compile", "--help", "-h"], &(&1 not in flags)), do: compile()
+    elsewhere = elsewhere?(flags)
+    compiles = not elsewhere and Enum.all?(["--no-compile", "--help", "-h"], &(&1 not in flags))
+    if compiles, do: compile(command)
     argv = [command | List.delete(flags, "--no-compile")] ++ rest
 
-    case execute(command, [binary | argv]) do
+    case execute(command, [binary | argv], env(elsewhere, compiles)) do
       0 -> :ok
       code -> exit({:shutdown, code})
     end
+  end
+
+  # `--project` (or MIX_REMOTE_PROJECT) names another project than this one: Mix does not
+  # compile it, the binary does.
+  defp elsewhere?(flags) do
+    Enum.any?(flags, &(&1 == "--project" or String.starts_with?(&1, "--project="))) or
+      System.get_env("MIX_REMOTE_PROJECT", "") != ""
+  end
+
+  # The binary's environment: Mix's environment; unless the project is elsewhere, no compile of
+  # its own (Mix compiled, or was told not to) and the build where Mix put it; when Mix has just
+  # compiled, no check of the build's age either (a file in lib/ that is no source would look
+  # newer than the build).
+  defp env(elsewhere, compiled) do
+    mix_env = String.to_charlist(Atom.to_string(Mix.env()))
+    default_build = Path.join([File.cwd!(), "_build", Atom.to_string(Mix.env())])
+    build = Mix.Project.build_path()
+
+    [{~c"MIX_ENV", mix_env}, {~c"MIX_REMOTE_ENV", mix_env}] ++
+      if elsewhere do
+        []
+      else
+        [{~c"MIX_REMOTE_NO_COMPILE", ~c"true"}] ++
+          if(compiled, do: [{~c"MIX_REMOTE_COMPILED_BY_MIX", ~c"true"}], else: []) ++
+          if(build != default_build,
+            do: [{~c"MIX_BUILD_PATH", String.to_charlist(build)}],
+            else: []
+          )
+      end
   end
 
   # `--env` must name the environment Mix compiles for, or the binary would read another build.
@@ -54,7 +86,7 @@ defmodule MixRemote do
   defp env_flag([]), do: nil
 
   # As `mix run` compiles, with Mix's messages on stderr: stdout carries what the binary prints.
-  defp compile do
+  defp compile(command) do
     {shell, group_leader} = {Mix.shell(), Process.group_leader()}
     Mix.shell(MixRemote.Shell)
     Process.group_leader(self(), Process.whereis(:standard_error))
@@ -67,7 +99,8 @@ defmodule MixRemote do
         Mix.shell(shell)
       end
 
-    with {:error, _} <- result, do: exit({:shutdown, 2})
+    with {:error, _} <- result,
+         do: fail(command, 2, "the project did not compile (Mix's messages are above)")
   end
 
   # MIX_REMOTE_BIN, else mix-remote on PATH, else the release build of the checkout around us.
@@ -126,7 +159,7 @@ defmodule MixRemote do
   # The child inherits this BEAM's stdin, stdout and stderr (the terminal, or the pipes of a
   # script) unless this BEAM reads stdin itself (see below). With setpriv (Linux) it gets SIGTERM
   # when the BEAM dies, say after Ctrl-C and (a)bort, and stops its remote nodes as on Ctrl-C.
-  defp execute(command, command_line) do
+  defp execute(command, command_line, env) do
     guard =
       case System.find_executable("setpriv") do
         nil -> []
@@ -134,9 +167,9 @@ defmodule MixRemote do
       end
 
     if stdin_untouched?() do
-      wait(open(guard ++ command_line))
+      wait(open(guard ++ command_line, env))
     else
-      relayed(command, guard, command_line)
+      relayed(command, guard, command_line, env)
     end
   end
 
@@ -154,7 +187,7 @@ defmodule MixRemote do
 
   # What this BEAM reads from stdin is relayed, line by line, to a FIFO that is the child's stdin
   # and closed at the end of input: input works, line editing in the child (remote.iex) does not.
-  defp relayed(command, guard, command_line) do
+  defp relayed(command, guard, command_line, env) do
     name = "mix-remote-stdin-#{System.pid()}-#{System.unique_integer([:positive])}"
     dir = Path.join(System.tmp_dir!(), name)
     fifo = Path.join(dir, "stdin")
@@ -164,7 +197,7 @@ defmodule MixRemote do
       File.chmod!(dir, 0o700)
       {_, 0} = System.cmd("mkfifo", [fifo])
       redirect = ["/bin/sh", "-c", ~S(f=$1; shift; exec "$@" <"$f"), "sh", fifo]
-      port = open(guard ++ redirect ++ command_line)
+      port = open(guard ++ redirect ++ command_line, env)
       relay = spawn(fn -> relay(fifo, dir) end)
 
       if command == "iex" do
@@ -203,26 +236,54 @@ defmodule MixRemote do
     end
   end
 
-  defp open([program | args]) do
-    env = String.to_charlist(Atom.to_string(Mix.env()))
-
-    Port.open({:spawn_executable, program}, [
-      :nouse_stdio,
-      :exit_status,
-      args: args,
-      # The binary compiles no more: Mix just did (or was told not to, with --no-compile).
-      env: [{~c"MIX_ENV", env}, {~c"MIX_REMOTE_ENV", env}, {~c"MIX_REMOTE_NO_COMPILE", ~c"true"}]
-    ])
+  defp open([program | args], env) do
+    Port.open({:spawn_executable, program}, [:nouse_stdio, :exit_status, args: args, env: env])
   end
 
+  # The binary's exit status. A SIGTERM to this BEAM (a CI job cancelled) goes to the binary,
+  # which stops its remote nodes and exits 130, instead of stopping the BEAM with status 0 (OTP's
+  # own handler, which does that, is set aside meanwhile).
   defp wait(port) do
-    receive do
-      {^port, {:exit_status, code}} -> code
+    {:os_pid, pid} = Port.info(port, :os_pid)
+    forward = fn -> System.cmd("kill", ["-TERM", Integer.to_string(pid)]) && :ok end
+    {:ok, trap} = System.trap_signal(:sigterm, forward)
+    set_aside = :gen_event.delete_handler(:erl_signal_server, :erl_signal_handler, :ok)
+
+    try do
+      receive do
+        {^port, {:exit_status, code}} -> code
+      end
+    after
+      if set_aside == :ok,
+        do: :gen_event.add_handler(:erl_signal_server, :erl_signal_handler, [])
+
+      System.untrap_signal(:sigterm, trap)
     end
   end
 
   defp fail(command, code, message) do
     Mix.shell().error("mix remote.#{command}: error: #{message}")
+
+    # With --json, the events the binary prints for a command that fails before any host.
+    if Process.get(:mix_remote_json) do
+      IO.puts(~s({"event":"error","host":null,"message":#{json_string(message)}}))
+      IO.puts(~s({"event":"summary","hosts":0,"failed":0,"exit_code":#{code}}))
+    end
+
     exit({:shutdown, code})
+  end
+
+  defp json_string(text) do
+    escaped =
+      for <<char::utf8 <- text>>, into: "" do
+        case char do
+          ?" -> ~S(\")
+          ?\\ -> ~S(\\)
+          c when c < 0x20 -> "\\u" <> String.pad_leading(Integer.to_string(c, 16), 4, "0")
+          c -> <<c::utf8>>
+        end
+      end
+
+    ~s("#{escaped}")
   end
 end

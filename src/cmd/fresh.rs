@@ -32,9 +32,17 @@ pub fn ensure(build: &Build, report: &Reporter) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Set by the `mix remote.*` tasks (`mix_remote/`) when Mix has just compiled the project: the
+/// build is fresh, and a file of `lib/` that is no source (notes, a README) must not make it
+/// look stale.
+const COMPILED_BY_MIX: &str = "MIX_REMOTE_COMPILED_BY_MIX";
+
 /// `mix compile` when it should be and can be; otherwise a warning about a source newer than
-/// the build.
+/// the build (unless Mix has just compiled it).
 fn compiled_or_stale(build: &Build, report: &Reporter) -> Result<(), CliError> {
+    if !build.compile && std::env::var_os(COMPILED_BY_MIX).is_some_and(|v| v == "true") {
+        return Ok(());
+    }
     let env = &build.mix_env;
     let why_not = if build.compile {
         let phase = report.phase(
