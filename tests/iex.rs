@@ -178,6 +178,37 @@ fn system_halt_ends_the_session_and_leaves_nothing_behind() {
     assert!(out.stdout.contains("42\n"), "{}", out.stdout);
     assert!(!out.stdout.contains("after the halt"), "{}", out.stdout);
     left_nothing(&sshd, &out);
+    // Another status is an error naming it, as in `run`.
+    let out = iex(&sshd, &project, &[]).stdin("System.halt(3)\n").run();
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("halted with status 3 while running IEx"),
+        "{}",
+        out.stderr
+    );
+    left_nothing(&sshd, &out);
+    // A node that is killed is no end of the session's own: exit 3, as a `run` that lost it.
+    let mut session = iex(&sshd, &project, &[])
+        .stdin("IO.puts(:sleeping); Process.sleep(:infinity)\n")
+        .spawn();
+    session.stdout_until("sleeping\n");
+    let beam: Vec<u32> = sshd
+        .session_processes()
+        .iter()
+        .filter(|p| p.cmdline.contains("beam.smp"))
+        .map(|p| p.pid)
+        .collect();
+    testkit::signal("KILL", &beam);
+    let out = session.finish();
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("went away while running IEx"),
+        "{}",
+        out.stderr
+    );
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
 }
 
 #[test]

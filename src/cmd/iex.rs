@@ -18,6 +18,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use crate::cli::IexArgs;
 use crate::cmd::{fanout, fresh};
 use crate::config::{self, Build, Config, HostSettings};
+use crate::events::Stage;
 use crate::exit::{self, CliError};
 use crate::remote::console::{self, Input, Terminal};
 use crate::remote::iex::{self, End, Expansion};
@@ -84,7 +85,9 @@ pub async fn exec(
             let end = iex::session(&node, name, ansi, Setup::of(job, host), &ready).await;
             // IEx has ended: nothing to interrupt while the node stops.
             live.detach();
-            end.map_err(SessionError::from)
+            end.map_err(|e| {
+                SessionError::from(e).lost_in(Stage::Call, "running IEx", &host.address)
+            })
         }
     };
     let session = session::on_host(&job, host, &view, &input, None, work);
@@ -143,7 +146,8 @@ fn stopped(view: &Reporter, report: &Reporter, mid_row: bool) -> u8 {
 fn conclude(end: Result<End, SessionError>, host: &HostSettings, view: &Reporter) -> u8 {
     match end {
         Ok(End::Stopped) => exit::OK,
-        Ok(End::Halted) => {
+        // `System.halt()` typed in the session (another status is an error, as in `run`).
+        Err(e) if e.is_clean_halt() => {
             view.verbose("the remote node halted: the session is over");
             exit::OK
         }

@@ -9,7 +9,7 @@ use erl_dist::term::{Binary, Term};
 use crate::events::Status;
 use crate::remote::boot::{Request, SERVER};
 use crate::remote::invoke::{self, Outcome, Ready, Setup};
-use crate::remote::node::{CallError, DistError, Node, atom, is_atom};
+use crate::remote::node::{CallError, Node, atom, is_atom};
 
 /// How long a completion may take before the line editor goes on without one.
 const EXPAND_LIMIT: Duration = Duration::from_secs(2);
@@ -19,11 +19,10 @@ const INTERRUPT_LIMIT: Duration = Duration::from_secs(5);
 /// How a session ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum End {
-    /// Its input ended (Ctrl-D, the end of piped input) and IEx stopped.
+    /// Its input ended (Ctrl-D, the end of piped input) and IEx stopped. (A node that goes
+    /// away, `System.halt()` typed in it or lost, is the session's error: how its session ended
+    /// tells which.)
     Stopped,
-    /// The node went away during the session: `System.halt()` typed in it, or the node or the
-    /// link died.
-    Halted,
     /// An application did not start, so the session did not either.
     NotStarted {
         /// The application.
@@ -61,7 +60,6 @@ pub async fn session(
             Outcome::NotStarted { app, reason } => End::NotStarted { app, reason },
             Outcome::Failed { how, text, .. } => End::Failed { how, text },
         }),
-        Err(CallError::Dist(DistError::Lost)) => Ok(End::Halted),
         Err(e) => Err(e),
     }
 }

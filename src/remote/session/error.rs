@@ -115,7 +115,7 @@ impl SessionError {
 
     /// The function halted the node with status 0 (`System.halt(0)`, `System.stop(0)`): it ended
     /// as a script ends itself, which `mix run` takes for a success.
-    pub(super) fn is_clean_halt(&self) -> bool {
+    pub fn is_clean_halt(&self) -> bool {
         matches!(
             self,
             SessionError::Halted {
@@ -172,7 +172,7 @@ impl SessionError {
     }
 
     /// Names the phase (of `stage`) and host in a connection that was lost.
-    pub(super) fn lost_in(self, stage: Stage, phase: &str, host: &str) -> SessionError {
+    pub fn lost_in(self, stage: Stage, phase: &str, host: &str) -> SessionError {
         match self {
             SessionError::Dist(DistError::Lost)
             | SessionError::Call(CallError::Dist(DistError::Lost))
