@@ -111,10 +111,15 @@ fn session_at_a_terminal(sshd: &Sshd, elixir: &[&str]) {
     let screen = run.wait_for(&prompt(5));
     assert!(screen.contains("\n3\n"), "{screen}");
 
+    // Lines typed (or pasted) ahead, in one burst: each is evaluated in turn, none dropped.
+    run.send("a1 = 40\ra2 = a1 + 2\r");
+    let screen = run.wait_for(&prompt(7));
+    assert!(screen.contains("\n42\n"), "{screen}");
+
     // Ctrl-C on text cancels the line. On an empty one, Ctrl-D ends the session, and so does
     // Ctrl-C pressed twice (the first says so).
     run.send("never_evaluated()\x03");
-    run.wait_for_count(&prompt(5), 2);
+    run.wait_for_count(&prompt(7), 2);
     if elixir.is_empty() {
         run.send("\x04");
     } else {
@@ -122,7 +127,7 @@ fn session_at_a_terminal(sshd: &Sshd, elixir: &[&str]) {
         run.wait_for("(to end the session, press Ctrl-C again or Ctrl-D");
         // The prompt drawn again: the editor reads the terminal (raw) again, so the next Ctrl-C
         // is a key for it, not a SIGINT for the tool.
-        run.wait_for_count(&prompt(5), 3);
+        run.wait_for_count(&prompt(7), 3);
         run.send("\x03");
     }
     let out = run.finish();
