@@ -111,15 +111,20 @@ fn session_at_a_terminal(sshd: &Sshd, elixir: &[&str]) {
     let screen = run.wait_for(&prompt(5));
     assert!(screen.contains("\n3\n"), "{screen}");
 
+    // A line that is not UTF-8 is dropped, said so; the session goes on.
+    run.send_bytes(b"x = \"caf\xe9\"\r");
+    run.wait_for("that line was not UTF-8");
+    run.send("\r");
+    run.wait_for(&prompt(6));
     // Lines typed (or pasted) ahead, in one burst: each is evaluated in turn, none dropped.
     run.send("a1 = 40\ra2 = a1 + 2\r");
-    let screen = run.wait_for(&prompt(7));
+    let screen = run.wait_for(&prompt(8));
     assert!(screen.contains("\n42\n"), "{screen}");
 
     // Ctrl-C on text cancels the line. On an empty one, Ctrl-D ends the session, and so does
     // Ctrl-C pressed twice (the first says so).
     run.send("never_evaluated()\x03");
-    run.wait_for_count(&prompt(7), 2);
+    run.wait_for_count(&prompt(8), 2);
     if elixir.is_empty() {
         run.send("\x04");
     } else {
@@ -127,7 +132,7 @@ fn session_at_a_terminal(sshd: &Sshd, elixir: &[&str]) {
         run.wait_for("(to end the session, press Ctrl-C again or Ctrl-D");
         // The prompt drawn again: the editor reads the terminal (raw) again, so the next Ctrl-C
         // is a key for it, not a SIGINT for the tool.
-        run.wait_for_count(&prompt(7), 3);
+        run.wait_for_count(&prompt(8), 3);
         run.send("\x03");
     }
     let out = run.finish();
@@ -312,6 +317,8 @@ fn sigterm_while_a_line_is_edited_or_read_ends_the_session_below_that_line() {
     run.send("Enum.co");
     run.wait_for(edited);
     testkit::signal("TERM", &[run.id()]);
+    // The line editor's bracketed paste mode does not outlive the session.
+    run.wait_until("bracketed paste off", |s| !s.bracketed_paste());
     let (out, rows, at) = ended(run);
     assert_eq!(rows[at - 1], edited, "{rows:#?}");
     left_nothing(&sshd, &out);

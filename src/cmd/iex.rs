@@ -249,7 +249,9 @@ impl Live {
 }
 
 /// The terminal's settings as the session found them, put back when it ends, however it ends: a
-/// SIGTERM while a line is being edited would leave the terminal raw otherwise.
+/// SIGTERM while a line is being edited would leave the terminal raw otherwise, and in the line
+/// editor's bracketed paste mode (a paste into the shell after it would come wrapped in
+/// `^[[200~`).
 struct TerminalModes(Option<libc::termios>);
 
 impl TerminalModes {
@@ -267,6 +269,7 @@ impl Drop for TerminalModes {
         if let Some(modes) = &self.0 {
             // SAFETY: tcsetattr on fd 0 with settings tcgetattr returned for it.
             unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, modes) };
+            editor::write_out(b"\x1b[?2004l");
         }
     }
 }

@@ -235,9 +235,14 @@ impl PtyRun {
 
     /// Types `keys` (text, `\r` for Enter, `\x03` for Ctrl-C, `\x04` for Ctrl-D, `\t` for Tab).
     pub fn send(&self, keys: &str) {
+        self.send_bytes(keys.as_bytes());
+    }
+
+    /// Types `bytes`, which need not be UTF-8 (a Latin-1 terminal's).
+    pub fn send_bytes(&self, bytes: &[u8]) {
         let mut keyboard = self.keyboard.lock().expect("keyboard lock");
         keyboard
-            .write_all(keys.as_bytes())
+            .write_all(bytes)
             .and_then(|()| keyboard.flush())
             .expect("testkit: type into the pseudo-terminal");
     }

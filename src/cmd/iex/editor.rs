@@ -34,6 +34,8 @@ const HISTORY_SIZE: usize = 1000;
 /// What Ctrl-C at an empty prompt says.
 const HOW_TO_LEAVE: &str =
     "(to end the session, press Ctrl-C again or Ctrl-D, or call System.halt())";
+/// What a line that is not UTF-8 gets (a Latin-1 terminal, a Meta key sending 8-bit bytes).
+const NOT_UTF8: &str = "(that line was not UTF-8: it was dropped; type it again)";
 
 /// The editor as the console sees it: reads go to its thread, output is written around the line
 /// being edited.
@@ -286,8 +288,12 @@ impl Thread {
                     Kind::Continuation | Kind::Other => break Err(Typed::Interrupted),
                 },
                 Err(ReadlineError::Eof) => break Err(Typed::End),
+                Err(ReadlineError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    write_out(format!("{NOT_UTF8}\n").as_bytes());
+                }
                 Err(e) => {
-                    self.report.verbose(&format!("the line editor failed: {e}"));
+                    self.report
+                        .warning(&format!("the line editor failed ({e}): the session ends"));
                     break Err(Typed::End);
                 }
             }
@@ -443,7 +449,7 @@ fn print_above(mut printer: impl ExternalPrinter + Send + 'static) -> mpsc::Send
 }
 
 /// Writes `bytes` on stdout at once.
-fn write_out(bytes: &[u8]) {
+pub(super) fn write_out(bytes: &[u8]) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(bytes);
     let _ = out.flush();
