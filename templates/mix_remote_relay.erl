@@ -339,9 +339,12 @@ attempt_or_ask({From, ReplyAs, MRef}, Kind, Enc, Prompt, Rest, Asked, Queue, S) 
         {reply, Reply, S1} ->
             serve_reads(S1#s{reads = [{From, ReplyAs, Rest, Reply, false, MRef} | Queue]});
         {more, Kind1, S1} ->
-            Shown = case Asked of
-                        true -> continued(prompt_text(Prompt));
-                        false -> prompt_text(Prompt)
+            %% Asked again: for the rest of a line that came in pieces (no prompt: it is the same
+            %% line), or for the next line of one request (the continuation prompt).
+            Shown = if
+                        not Asked -> prompt_text(Prompt);
+                        S1#s.input =/= <<>> -> <<>>;
+                        true -> continued(prompt_text(Prompt))
                     end,
             S2 = wait_below(ship(S1), 0),
             S2#s.tool ! {mix_remote_read, Shown, Kind1 =/= password},

@@ -175,6 +175,18 @@ fn a_piped_session_reads_lines_as_iex_asks_for_them() {
         out.stdout
     );
     left_nothing(&sshd, &out);
+    // A last line without its newline comes in two pieces (the text, then the end of input):
+    // one line all the same, with no prompt between them.
+    let out = iex(&sshd, &project, &[]).stdin("x = 5\nx * 2").run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let shown: Vec<&str> = out.stdout.lines().skip(1).collect();
+    assert_eq!(
+        shown,
+        [format!("{}5", prompt(1)), format!("{}10", prompt(2)), prompt(3)],
+        "{}",
+        out.stdout
+    );
+    left_nothing(&sshd, &out);
 }
 
 #[test]
