@@ -182,7 +182,11 @@ fn a_piped_session_reads_lines_as_iex_asks_for_them() {
     let shown: Vec<&str> = out.stdout.lines().skip(1).collect();
     assert_eq!(
         shown,
-        [format!("{}5", prompt(1)), format!("{}10", prompt(2)), prompt(3)],
+        [
+            format!("{}5", prompt(1)),
+            format!("{}10", prompt(2)),
+            prompt(3)
+        ],
         "{}",
         out.stdout
     );
@@ -343,6 +347,23 @@ fn sigterm_while_a_line_is_edited_or_read_ends_the_session_below_that_line() {
     testkit::signal("TERM", &[run.id()]);
     let (out, rows, at) = ended(run);
     assert_eq!(rows[at - 1], "Password:", "{rows:#?}");
+    left_nothing(&sshd, &out);
+}
+
+#[test]
+fn what_the_session_printed_last_without_a_newline_shows_when_it_ends_as_a_line_is_edited() {
+    let sshd = Sshd::start();
+    let project = testkit::compiled_fixture("demo");
+    let run = iex(&sshd, &project, &[]).spawn_in_pty();
+    run.wait_for("iex(demo@127.0.0.1)1> ");
+    run.send(
+        "spawn(fn -> Process.sleep(300); IO.write(\"last \" <> \"words\"); Process.sleep(300); \
+         System.halt() end)\r",
+    );
+    run.wait_for("iex(demo@127.0.0.1)2> ");
+    let out = run.finish();
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    assert!(out.stdout.contains("\nlast words"), "{}", out.stdout);
     left_nothing(&sshd, &out);
 }
 

@@ -128,6 +128,9 @@ pub async fn exec(
             }
         }
     };
+    if let Some(editor) = &editor {
+        editor.finish();
+    }
     view.end_host();
     Ok(conclude(end, host, &view))
 }

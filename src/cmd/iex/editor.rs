@@ -145,6 +145,18 @@ impl Editor {
         self.screen.lock().expect("screen lock poisoned").prompts
     }
 
+    /// The session is over: output still held back for want of a newline (its last words, the
+    /// node halting while a line was edited) is written, on a row of its own.
+    pub fn finish(&self) {
+        let mut screen = self.screen.lock().expect("screen lock poisoned");
+        let held = std::mem::take(&mut screen.held);
+        if !held.is_empty() {
+            write_out(b"\r\n");
+            write_out(&held);
+            write_out(b"\r\n");
+        }
+    }
+
     /// Whether the terminal's cursor may be within a row: a line is being edited, or the
     /// session's output left one open.
     pub fn mid_row(&self) -> bool {
