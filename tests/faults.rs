@@ -188,12 +188,7 @@ fn a_node_whose_connection_to_the_tool_goes_is_not_taken_for_its_own_halt() {
 fn a_killed_remote_node_ends_the_run_with_3_and_leaves_nothing() {
     let sshd = Sshd::start();
     let child = start_sleeper(&sshd);
-    let beam: Vec<u32> = sshd
-        .session_processes()
-        .iter()
-        .filter(|p| p.cmdline.contains("beam.smp"))
-        .map(|p| p.pid)
-        .collect();
+    let beam: Vec<u32> = sshd.remote_vms().iter().map(|p| p.pid).collect();
     testkit::signal("KILL", &beam);
     let out = child.finish();
     assert_error(
@@ -864,12 +859,7 @@ fn faulty_run(sshd: &Sshd, fault: Fault, delay: u64, nap: u64) {
         Fault::Terminate => run.signal("TERM"),
         Fault::Kill => run.signal("KILL"),
         Fault::KillNode => {
-            let beam: Vec<u32> = sshd
-                .session_processes()
-                .iter()
-                .filter(|p| p.cmdline.contains("beam.smp"))
-                .map(|p| p.pid)
-                .collect();
+            let beam: Vec<u32> = sshd.remote_vms().iter().map(|p| p.pid).collect();
             testkit::signal("KILL", &beam);
         }
         Fault::DropConnection => {

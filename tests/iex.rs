@@ -219,12 +219,7 @@ fn system_halt_ends_the_session_and_leaves_nothing_behind() {
         .stdin("IO.puts(:sleeping); Process.sleep(:infinity)\n")
         .spawn();
     session.stdout_until("sleeping\n");
-    let beam: Vec<u32> = sshd
-        .session_processes()
-        .iter()
-        .filter(|p| p.cmdline.contains("beam.smp"))
-        .map(|p| p.pid)
-        .collect();
+    let beam: Vec<u32> = sshd.remote_vms().iter().map(|p| p.pid).collect();
     testkit::signal("KILL", &beam);
     let out = session.finish();
     assert_eq!(out.code, Some(3), "{}", out.stderr);

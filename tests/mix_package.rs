@@ -100,6 +100,32 @@ impl Project {
         testkit::run_within(mix, LIMIT)
     }
 
+    /// Starts `mix remote.run Proj.Jobs.sleep` on `sshd` and returns once the job runs: the mix
+    /// process (the BEAM, which `mix` execs) and its stdout, read up to the job's `sleeping`.
+    fn sleeping(&self, sshd: &Sshd) -> (std::process::Child, std::process::ChildStdout) {
+        let mut mix = self.mix(&["remote.run", "Proj.Jobs.sleep", "--host"]);
+        mix.arg(sshd.host()).arg("-F").arg(sshd.ssh_config());
+        mix.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = mix.spawn().expect("start mix");
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        let mut seen = Vec::new();
+        let mut byte = [0u8; 1];
+        while !seen.ends_with(b"sleeping\n") {
+            if stdout.read(&mut byte).ok() != Some(1) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "mix ended before the job ran: {}",
+                    String::from_utf8_lossy(&seen)
+                );
+            }
+            seen.push(byte[0]);
+        }
+        (child, stdout)
+    }
+
     /// Panics unless the runs left nothing in their TMPDIR and no process naming it.
     fn assert_local_clean(&self) {
         let tmp = self.tmp.path().display().to_string();
@@ -230,28 +256,7 @@ fn no_compile_skips_compiling_and_is_not_passed_on() {
 fn killing_mix_stops_the_run_and_its_remote_node() {
     let sshd = Sshd::start();
     let project = Project::new(&package());
-    let mut mix = project.mix(&["remote.run", "Proj.Jobs.sleep", "--host"]);
-    mix.arg(sshd.host()).arg("-F").arg(sshd.ssh_config());
-    mix.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = mix.spawn().expect("start mix");
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let mut seen = Vec::new();
-    let mut byte = [0u8; 1];
-    while !seen.ends_with(b"sleeping\n") {
-        match stdout.read(&mut byte) {
-            Ok(1) => seen.push(byte[0]),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "mix ended before the job ran: {}",
-                    String::from_utf8_lossy(&seen)
-                );
-            }
-        }
-    }
+    let (mut child, _stdout) = project.sleeping(&sshd);
     // `mix` execs its way to the BEAM, so this is the BEAM; the binary is its port's child.
     testkit::signal("KILL", &[child.id()]);
     child.wait().expect("reap mix");
@@ -265,26 +270,7 @@ fn terminating_mix_stops_the_run_and_exits_as_interrupted() {
     // run as SIGTERM ends the binary, not with Mix's status 0.
     let sshd = Sshd::start();
     let project = Project::new(&package());
-    let mut mix = project.mix(&["remote.run", "Proj.Jobs.sleep", "--host"]);
-    mix.arg(sshd.host()).arg("-F").arg(sshd.ssh_config());
-    mix.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = mix.spawn().expect("start mix");
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let mut seen = Vec::new();
-    let mut byte = [0u8; 1];
-    while !seen.ends_with(b"sleeping\n") {
-        if stdout.read(&mut byte).ok() != Some(1) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "mix ended before the job ran: {}",
-                String::from_utf8_lossy(&seen)
-            );
-        }
-        seen.push(byte[0]);
-    }
+    let (mut child, mut stdout) = project.sleeping(&sshd);
     testkit::signal("TERM", &[child.id()]);
     let status = child.wait().expect("reap mix");
     let mut rest = String::new();

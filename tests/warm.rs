@@ -344,14 +344,6 @@ fn up_serves_runs_with_fresh_nodes_and_down_leaves_nothing() {
         .unwrap_or_else(|left| panic!("ssh processes remain: {left:?}"));
 }
 
-/// The server's BEAM processes of `sshd`'s sessions, right now.
-fn remote_vms(sshd: &Sshd) -> Vec<testkit::Proc> {
-    sshd.session_processes()
-        .into_iter()
-        .filter(|p| p.cmdline.contains("beam.smp"))
-        .collect()
-}
-
 #[test]
 fn a_session_keeps_one_vm_on_the_server_its_spare() {
     // The session's own connection checks elixir and then only waits: no VM of its own beside
@@ -359,14 +351,14 @@ fn a_session_keeps_one_vm_on_the_server_its_spare() {
     let sshd = Sshd::start();
     let sessions = Sessions::new();
     sessions.up_ready(&sshd);
-    assert_eq!(remote_vms(&sshd).len(), 1, "{:?}", remote_vms(&sshd));
+    assert_eq!(sshd.remote_vms().len(), 1, "{:?}", sshd.remote_vms());
     let out = sessions.run(&sshd, &[]);
     assert_served(&out, Some(true));
     sessions.wait_for(1);
     // The used spare's VM halts after the run has its answer: one VM once it is gone.
     let deadline = Instant::now() + LIMIT;
-    while remote_vms(&sshd).len() != 1 {
-        assert!(Instant::now() < deadline, "{:?}", remote_vms(&sshd));
+    while sshd.remote_vms().len() != 1 {
+        assert!(Instant::now() < deadline, "{:?}", sshd.remote_vms());
         std::thread::sleep(Duration::from_millis(50));
     }
     sessions.down_all_on(&sshd);

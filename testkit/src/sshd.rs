@@ -202,6 +202,14 @@ impl Sshd {
         }
     }
 
+    /// The BEAM processes (`beam.smp`) among [`Sshd::session_processes`]: the remote nodes.
+    pub fn remote_vms(&self) -> Vec<Proc> {
+        self.session_processes()
+            .into_iter()
+            .filter(|p| p.cmdline.contains("beam.smp"))
+            .collect()
+    }
+
     /// Waits (polling every 50 ms) until [`Sshd::session_processes`] is empty
     /// or the timeout passes; Err with what remains.
     pub fn wait_until_no_session_processes(&self, timeout: Duration) -> Result<(), Vec<Proc>> {
