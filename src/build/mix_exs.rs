@@ -1,6 +1,7 @@
 //! What a project's `mix.exs` says plainly, read as text (it is never evaluated): the `app:`
-//! name, and where Mix puts the build (`build_path:`, `build_per_environment:`), reads the
-//! configuration (`config_path:`) and finds an umbrella's children (`apps_path:`). An option set
+//! name, where Mix puts the build (`build_path:`, `build_per_environment:`), reads the
+//! configuration (`config_path:`) and finds an umbrella's children (`apps_path:`), and the
+//! dependencies it names (`{:name, ...}`, and those their own `mix.exs` files name). An option set
 //! to anything but a plain value (`Path.expand(...)`, a module attribute, an interpolation) is
 //! taken as Mix's default, and the [`Layout`] says so. The variables Mix reads for the build's
 //! place (`MIX_BUILD_PATH`, `MIX_BUILD_ROOT`, `MIX_TARGET`) count as they do for the `mix
