@@ -644,10 +644,10 @@ pub struct BootLimit {
     pub boot_timeout: Option<u64>,
 }
 
-/// How to reach a host and run elixir there, and the limit of each phase of a run, for `run`,
-/// `eval` and `iex`; each flag overrides mix-remote.yaml for every host.
+/// How to reach a host and run elixir there, and the limits of connecting and booting a node,
+/// for `run`, `eval`, `iex` and `check`; each flag overrides mix-remote.yaml for every host.
 #[derive(Debug, Args)]
-pub struct Connection {
+pub struct Approach {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub reach: Reach,
@@ -657,6 +657,25 @@ pub struct Connection {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub boot: BootLimit,
+}
+
+impl Approach {
+    /// These flags (and environment) as the most important layer of settings.
+    pub fn layer(&self) -> Section {
+        Section {
+            connect_timeout: self.connect.connect_timeout,
+            boot_timeout: self.boot.boot_timeout,
+            ..self.reach.layer()
+        }
+    }
+}
+
+/// [`Approach`], and the limits of a run's push and call, for `run`, `eval` and `iex`.
+#[derive(Debug, Args)]
+pub struct Connection {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub approach: Approach,
     /// Seconds to wait for the closure to load on the remote node [default: 120].
     #[arg(long, value_name = "SECS", env = "MIX_REMOTE_PUSH_TIMEOUT", value_parser = secs())]
     pub push_timeout: Option<u64>,
@@ -690,11 +709,9 @@ impl Connection {
     /// These flags as the most important layer of settings.
     pub fn layer(&self) -> Section {
         Section {
-            connect_timeout: self.connect.connect_timeout,
-            boot_timeout: self.boot.boot_timeout,
             push_timeout: self.push_timeout,
             call_timeout: self.call_timeout,
-            ..self.reach.layer()
+            ..self.approach.layer()
         }
     }
 }
@@ -873,13 +890,7 @@ pub struct CheckArgs {
     pub json: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub reach: Reach,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub connect: ConnectLimit,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub boot: BootLimit,
+    pub approach: Approach,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub output: Output,
@@ -891,11 +902,7 @@ pub struct CheckArgs {
 impl CheckArgs {
     /// The connection flags (and environment) as the most important layer of settings.
     pub fn layer(&self) -> Section {
-        Section {
-            connect_timeout: self.connect.connect_timeout,
-            boot_timeout: self.boot.boot_timeout,
-            ..self.reach.layer()
-        }
+        self.approach.layer()
     }
 }
 
