@@ -219,11 +219,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let app = dir.path().join("_build/dev/lib/closure");
         std::fs::create_dir_all(app.join("ebin")).unwrap();
-        let fixture = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/fixtures/closure/_build/dev/lib/closure/ebin/Elixir.Closure.Even.beam"
-        );
-        std::fs::copy(fixture, app.join("ebin/Elixir.Closure.Even.beam")).unwrap();
+        let bytes = beam::tests::container(&[
+            (b"AtU8", beam::tests::old_atoms(&["Elixir.Closure.Even"])),
+            (b"ExpT", beam::tests::exports(&[])),
+        ]);
+        std::fs::write(app.join("ebin/Elixir.Closure.Even.beam"), bytes).unwrap();
         // The `priv` link of a project whose priv/ was deleted, and one into nothing deeper.
         std::os::unix::fs::symlink("../../../../priv", app.join("priv")).unwrap();
         std::fs::create_dir(app.join("other")).unwrap();
