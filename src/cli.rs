@@ -13,6 +13,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use serde_saphyr::{Location, Spanned};
 
+use crate::build::entry::Entry;
 use crate::config::{self, Section};
 
 /// Run a function of a compiled Mix project on a server reached only by SSH.
@@ -700,6 +701,13 @@ fn mix_env(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
+/// An entry function as `run` takes it (see [`Entry::parse`]): its form only, since the
+/// project may not be built yet.
+fn entry(text: &str) -> Result<String, String> {
+    Entry::parse(text).map_err(|e| e.to_string())?;
+    Ok(text.to_owned())
+}
+
 /// A limit in whole seconds, at least 1: a limit of 0 could never be met.
 fn secs() -> clap::builder::RangedU64ValueParser<u64> {
     clap::value_parser!(u64).range(1..)
@@ -988,10 +996,10 @@ pub struct InitArgs {
     )]
     pub hosts: Vec<String>,
     /// The default entry function of the new file, e.g. MyApp.Smoke.check.
-    #[arg(long, value_name = "ENTRY")]
+    #[arg(long, value_name = "ENTRY", value_parser = entry)]
     pub entry: Option<String>,
-    /// Append the Makefile target to the project's Makefile (DIR/Makefile with --project DIR)
-    /// instead of printing it.
+    /// Append the Makefile target to the project's makefile (the GNUmakefile, makefile or
+    /// Makefile that make reads there; a new Makefile when there is none) instead of printing it.
     #[arg(long)]
     pub makefile: bool,
     /// Overwrite an existing mix-remote.yaml (and replace the target in the Makefile).

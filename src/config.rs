@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{Location, MessageFormatter, Spanned};
 
-use crate::build::entry::EntryError;
+use crate::build::entry::{Entry, EntryError};
 use crate::build::plan::PlanError;
 
 /// The file looked for in the current directory and its parents.
@@ -250,6 +250,7 @@ pub struct Section {
     #[serde(default, deserialize_with = "mix_env")]
     pub mix_env: Option<String>,
     /// The entry function when `run` names none.
+    #[serde(default, deserialize_with = "entry")]
     pub entry: Option<String>,
     /// Modules pushed with the entry's closure (and their own closures).
     pub include: Option<Vec<String>>,
@@ -301,6 +302,18 @@ fn mix_env<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>,
     let env = String::deserialize(deserializer)?;
     mix_env_ok(&env).map_err(de::Error::custom)?;
     Ok(Some(env))
+}
+
+/// An entry function of the form `run` takes (see [`Entry::parse`]); one that names only a
+/// module passes, for `run` to list that module's functions from the build.
+fn entry<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let Some(entry) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    match Entry::parse(&entry) {
+        Ok(_) | Err(EntryError::ModuleOnly { .. }) => Ok(Some(entry)),
+        Err(error) => Err(de::Error::custom(error)),
+    }
 }
 
 /// An `elixir` path that passes through the server's shell as it is (none: the default).
@@ -1264,6 +1277,20 @@ hosts:
         );
         assert!(parse("defaults:\n  elixir: ~/.asdf/shims/elixir\n").is_ok());
         assert!(parse("defaults:\n  elixir:\n").is_ok());
+    }
+
+    #[test]
+    fn an_entry_that_run_could_not_take_is_refused_where_it_is_written() {
+        let (line, key, message) = invalid("defaults:\n  mix_env: dev\n  entry: foo bar\n");
+        assert_eq!((line, key.as_str()), (3, "defaults.entry"));
+        assert!(message.starts_with("entry `foo bar` is not of the form"), "{message}");
+        let (line, key, message) = invalid("groups:\n  web:\n    hosts: [a]\n    entry: A.b/300\n");
+        assert_eq!((line, key.as_str()), (4, "groups.web.entry"));
+        assert!(message.contains("more than 255 arguments"), "{message}");
+        // A module alone is left to `run`, which lists its functions from the build.
+        for fine in ["MyApp.Smoke.check", ":smoke.run/0", "MyApp.Smoke", "~"] {
+            assert!(parse(&format!("defaults:\n  entry: {fine}\n")).is_ok(), "{fine}");
+        }
     }
 
     #[test]

@@ -1141,6 +1141,54 @@ fn init_writes_nothing_unless_it_can_write_everything() {
 }
 
 #[test]
+fn init_appends_to_the_makefile_make_reads_and_checks_the_entry() {
+    let project = tempfile::tempdir().expect("temporary directory");
+    let names = || {
+        let mut names: Vec<String> = testkit::entries(project.path())
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    // GNU make reads the first of GNUmakefile, makefile and Makefile it finds.
+    let lower = project.path().join("makefile");
+    std::fs::write(&lower, "all:\n\techo all\n").expect("write the makefile");
+    let out = tool(project.path(), &["init", "--makefile"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("target to ./makefile"), "{}", out.stderr);
+    assert_eq!(names(), ["makefile", "mix-remote.yaml"]);
+    let written = std::fs::read_to_string(&lower).expect("read the makefile");
+    assert!(written.starts_with("all:\n") && written.contains("\nsmoke:\n"), "{written}");
+    let gnu = project.path().join("GNUmakefile");
+    std::fs::write(&gnu, "include makefile\n").expect("write the GNUmakefile");
+    let out = tool(project.path(), &["init", "--makefile", "--force"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("target to ./GNUmakefile"), "{}", out.stderr);
+    let written = std::fs::read_to_string(&gnu).expect("read the GNUmakefile");
+    assert!(written.contains("\nsmoke:\n"), "{written}");
+
+    // An entry `run` could not take is refused before anything is written.
+    std::fs::remove_file(project.path().join("mix-remote.yaml")).expect("remove the config");
+    for (entry, why) in [
+        ("foo bar", "is not of the form"),
+        ("MyApp.Smoke", "is a module, and a function of it is missing"),
+        ("MyApp.Smoke.check/300", "more than 255 arguments"),
+    ] {
+        let out = tool(project.path(), &["init", "--entry", entry]).run();
+        assert_eq!(out.code, Some(2), "{entry}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("'--entry <ENTRY>'") && out.stderr.contains(why),
+            "{entry}: {}",
+            out.stderr
+        );
+        assert!(!project.path().join("mix-remote.yaml").exists(), "{entry}");
+    }
+    let out = tool(project.path(), &["init", "--entry", ":smoke.run/0"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+}
+
+#[test]
 fn init_without_makefile_prints_the_target() {
     let project = tempfile::tempdir().expect("temporary directory");
     let out = tool(project.path(), &["init"]).run();
@@ -1180,7 +1228,7 @@ fn init_writes_into_the_project_named_splits_hosts_and_counts_a_dangling_link_as
     assert_eq!(names, ["deploy@a", "deploy@b"]);
     let help = tool(here.path(), &["init", "--help"]).run();
     assert!(
-        help.stdout.contains("the project's Makefile") && !help.stdout.contains("./Makefile"),
+        help.stdout.contains("the project's makefile") && !help.stdout.contains("./Makefile"),
         "{}",
         help.stdout
     );

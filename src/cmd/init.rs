@@ -190,7 +190,7 @@ pub fn init(args: &InitArgs) -> Result<Written, InitError> {
     }
     let text = config_text(&args.hosts, args.entry.as_deref(), &builds(&args.project));
     Config::parse(&text, &config)?;
-    let makefile = args.project.join("Makefile");
+    let makefile = makefile_of(&args.project);
     let new_makefile = if args.makefile {
         let old = match std::fs::read_to_string(&makefile) {
             Ok(old) => old,
@@ -223,6 +223,16 @@ pub fn init(args: &InitArgs) -> Result<Written, InitError> {
         makefile: new_makefile.map(|_| makefile.clone()),
         target: (!args.makefile).then(|| MAKEFILE_TEMPLATE.to_owned()),
     })
+}
+
+/// The makefile `make` reads in `project`: the first of `GNUmakefile`, `makefile` and
+/// `Makefile` there is, as GNU make looks for them; `Makefile` when there is none.
+fn makefile_of(project: &Path) -> PathBuf {
+    ["GNUmakefile", "makefile"]
+        .iter()
+        .map(|name| project.join(name))
+        .find(|path| path.exists())
+        .unwrap_or_else(|| project.join("Makefile"))
 }
 
 /// Where the mix-remote block of `makefile` (the file `path`) is: from its start marker's line
