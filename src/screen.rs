@@ -245,11 +245,13 @@ impl Screen {
         self.suspended(state, || stream.write(bytes));
     }
 
-    /// Writes a prompt (as output) before a read: the bars stay off until the read is done.
+    /// Writes a prompt (as output) before a read: the bars stay off until the read is done,
+    /// wherever the prompt goes (through `| tee` it still reaches the terminal the bars are
+    /// drawn on, and so does the echo of what is typed).
     pub fn prompt(&self, bytes: &[u8]) {
         let mut state = self.state();
         self.settle(&mut state);
-        state.reading = self.terminal(Stream::Stdout);
+        state.reading = true;
         self.write_output(&mut state, Stream::Stdout, bytes);
     }
 
