@@ -13,6 +13,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use serde_saphyr::{Location, Spanned};
 
+use crate::build::app_config::ConfigUse;
 use crate::build::entry::Entry;
 use crate::config::{self, Section};
 
@@ -815,6 +816,10 @@ pub struct SetupArgs {
     /// mix-remote.yaml].
     #[arg(long)]
     pub no_start: bool,
+    /// Do not check the applications' compile-time config (`Application.compile_env/3`)
+    /// against the config the server gives them, as `mix run --no-validate-compile-env`.
+    #[arg(long)]
+    pub no_validate_compile_env: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub connection: Connection,
@@ -827,6 +832,14 @@ pub struct SetupArgs {
 }
 
 impl SetupArgs {
+    /// What of the project's configuration the run applies.
+    pub fn config_use(&self) -> ConfigUse {
+        ConfigUse {
+            files: !self.no_app_config,
+            validate_compile_env: !self.no_validate_compile_env,
+        }
+    }
+
     /// The flags (and environment) as the most important layer of settings.
     pub fn layer(&self) -> Section {
         let build = self.build.layer();

@@ -1283,13 +1283,19 @@ hosts:
     fn an_entry_that_run_could_not_take_is_refused_where_it_is_written() {
         let (line, key, message) = invalid("defaults:\n  mix_env: dev\n  entry: foo bar\n");
         assert_eq!((line, key.as_str()), (3, "defaults.entry"));
-        assert!(message.starts_with("entry `foo bar` is not of the form"), "{message}");
+        assert!(
+            message.starts_with("entry `foo bar` is not of the form"),
+            "{message}"
+        );
         let (line, key, message) = invalid("groups:\n  web:\n    hosts: [a]\n    entry: A.b/300\n");
         assert_eq!((line, key.as_str()), (4, "groups.web.entry"));
         assert!(message.contains("more than 255 arguments"), "{message}");
         // A module alone is left to `run`, which lists its functions from the build.
         for fine in ["MyApp.Smoke.check", ":smoke.run/0", "MyApp.Smoke", "~"] {
-            assert!(parse(&format!("defaults:\n  entry: {fine}\n")).is_ok(), "{fine}");
+            assert!(
+                parse(&format!("defaults:\n  entry: {fine}\n")).is_ok(),
+                "{fine}"
+            );
         }
     }
 

@@ -339,21 +339,30 @@ on_load_reasons = fn work ->
   end
 end
 
+# Mix started, set to environment `env`, as `mix run` has it: for code that asks it
+# (`Mix.env()`).
+mix_started = fn env ->
+  {:ok, _} = Application.ensure_all_started(:mix)
+  Mix.env(String.to_atom(env))
+end
+
 # Evaluates the config files `names` (config.exs, runtime.exs) of `files` for Mix environment
 # `env`, in order, as `mix run` does (runtime.exs sees this server's environment), the files
-# written in `<run dir>/<subdir>` meanwhile; one config each ([] for a missing file).
+# written in `<run dir>/<subdir>` meanwhile: `{:ok, configs}`, one config each ([] for a missing
+# file), or `{:config_failed, "config/NAME", text}` for the first that failed, formatted as
+# Elixir formats it with the run directory's paths shown as the project's (`config/x.exs:3`).
 evaluate_config = fn files, env, names, subdir ->
   # An older config asks Mix for the environment (`Mix.env()`): Mix then runs, set to it.
   if Enum.any?(files, fn {_path, contents} -> String.contains?(contents, "Mix.") end) do
-    {:ok, _} = Application.ensure_all_started(:mix)
-    Mix.env(String.to_atom(env))
+    mix_started.(env)
   end
 
   {dir, _stale} = run_dir.(run_dir)
   dir = Path.join(dir, subdir)
-  File.mkdir_p!(dir)
 
   try do
+    File.mkdir_p!(dir)
+
     for {path, contents} <- files do
       target = Path.join(dir, path)
       File.mkdir_p!(Path.dirname(target))
@@ -361,10 +370,19 @@ evaluate_config = fn files, env, names, subdir ->
     end
 
     # As Mix reads them: runtime.exs may not import other files.
-    for name <- names do
+    Enum.reduce_while(names, {:ok, []}, fn name, {:ok, configs} ->
       imports = if name == "runtime.exs", do: [imports: :disabled], else: []
-      read_config.(Path.join([dir, "config", name]), [env: String.to_atom(env), target: :host] ++ imports)
-    end
+
+      try do
+        read_config.(Path.join([dir, "config", name]), [env: String.to_atom(env), target: :host] ++ imports)
+      catch
+        kind, reason ->
+          text = Exception.format(kind, reason, user_frames.(__STACKTRACE__))
+          {:halt, {:config_failed, "config/" <> name, String.replace(text, dir <> "/", "")}}
+      else
+        config -> {:cont, {:ok, configs ++ [config]}}
+      end
+    end)
   after
     File.rm_rf(dir)
   end
@@ -385,7 +403,7 @@ evaluate_ahead = fn files, env ->
 
       result =
         try do
-          {:ok, evaluate_config.(files, env, ["config.exs"], "config-ahead")}
+          evaluate_config.(files, env, ["config.exs"], "config-ahead")
         catch
           _kind, _reason -> :failed
         end
@@ -400,9 +418,9 @@ evaluate_ahead = fn files, env ->
   Process.register(pid, :mix_remote_config)
 end
 
-# The config of config.exs: as evaluated ahead if it was, of these `files` and `env`, and worked
-# (what it printed is printed now); else evaluated now (so that a failure is reported as it
-# would be).
+# The config of config.exs (`{:ok, config}`): as evaluated ahead if it was, of these `files` and
+# `env`, and worked (what it printed is printed now); else evaluated now (so that a failure is
+# reported as it would be: see `evaluate_config`).
 config_exs = fn files, env ->
   ahead =
     with pid when is_pid(pid) <- Process.whereis(:mix_remote_config) do
@@ -424,38 +442,77 @@ config_exs = fn files, env ->
     end
 
   case ahead do
-    {:ok, [config]} -> config
-    _none -> hd(evaluate_config.(files, env, ["config.exs"], "config"))
+    {:ok, [config]} ->
+      {:ok, config}
+
+    _none_or_failed ->
+      with {:ok, [config]} <- evaluate_config.(files, env, ["config.exs"], "config"), do: {:ok, config}
+  end
+end
+
+# Whether the shipped applications' compile-time config (`Application.compile_env/3`, recorded in
+# their `.app`) is what config.exs gives them here, as `mix run` checks it when it compiles,
+# before runtime.exs (unless `--no-validate-compile-env`): `:ok`, or `{:compile_env_differs, app}` for the first that
+# differs, once Elixir has said how on stderr (`ERROR! the application ...`), as it says it
+# under `mix run`. Elixir before 1.10 records none.
+compile_env_checked = fn ->
+  Code.ensure_loaded(Config.Provider)
+
+  if function_exported?(Config.Provider, :validate_compile_env, 1) do
+    # The application controller keeps no keys of its own: the `.app` is read as Mix reads it.
+    compile_env = fn app ->
+      with file when is_list(file) <- :code.where_is_file(Atom.to_charlist(app) ++ ~c".app"),
+           {:ok, [{:application, ^app, keys}]} <- :file.consult(file) do
+        :proplists.get_value(:compile_env, keys, [])
+      else
+        _ -> []
+      end
+    end
+
+    Enum.reduce_while(:persistent_term.get(:mix_remote_apps, []), :ok, fn app, :ok ->
+      try do
+        Config.Provider.validate_compile_env(compile_env.(app))
+        {:cont, :ok}
+      catch
+        :error, "aborting boot" -> {:halt, {:compile_env_differs, app}}
+      end
+    end)
+  else
+    :ok
   end
 end
 
 # Applies the configuration as `mix run` does: config.exs's (see `config_exs`) put with
 # `persistent: true`, so it beats the `.app` defaults, which load next with every shipped
 # application; then runtime.exs evaluated, seeing both, and merged into what each application
-# has (keyword lists deeply, as Mix merges them) before it is put.
-put_config = fn files, env ->
-  if files != [], do: Application.put_all_env(config_exs.(files, env), persistent: true)
+# has (keyword lists deeply, as Mix merges them) before it is put. In between, with `validate`,
+# the compile-time config is checked (see `compile_env_checked`). Returns `:ok`, or how a config
+# file failed (see `evaluate_config`) or which application's compile-time config differs.
+put_config = fn files, env, validate ->
+  with {:ok, config} <- if(files != [], do: config_exs.(files, env), else: {:ok, []}) do
+    Application.put_all_env(config, persistent: true)
 
-  for app <- :persistent_term.get(:mix_remote_apps, []) do
-    case Application.load(app) do
-      :ok -> :ok
-      {:error, {:already_loaded, _}} -> :ok
-      {:error, reason} -> raise "cannot load application #{app}: #{inspect(reason)}"
+    for app <- :persistent_term.get(:mix_remote_apps, []) do
+      case Application.load(app) do
+        :ok -> :ok
+        {:error, {:already_loaded, _}} -> :ok
+        {:error, reason} -> raise "cannot load application #{app}: #{inspect(reason)}"
+      end
+    end
+
+    with :ok <- if(validate, do: compile_env_checked.(), else: :ok),
+         {:ok, [runtime]} <- if(files != [], do: evaluate_config.(files, env, ["runtime.exs"], "config"), else: {:ok, [[]]}) do
+      merged =
+        for {app, settings} <- runtime do
+          [{^app, merged}] = Config.Reader.merge([{app, Application.get_all_env(app)}], [{app, settings}])
+          {app, merged}
+        end
+
+      Application.put_all_env(merged, persistent: true)
     end
   end
-
-  if files != [] do
-    [runtime] = evaluate_config.(files, env, ["runtime.exs"], "config")
-
-    merged =
-      for {app, settings} <- runtime do
-        [{^app, merged}] = Config.Reader.merge([{app, Application.get_all_env(app)}], [{app, settings}])
-        {app, merged}
-      end
-
-    Application.put_all_env(merged, persistent: true)
-  end
 end
+
 
 # Starts `apps` (and what they need) as `mix run` does; the first failure as Mix words it.
 start_apps = fn apps ->
@@ -473,26 +530,32 @@ end
 # node 10-30 ms.) What the applications' processes print goes where the function's output goes,
 # as under `mix run`: to this process's group leader, the relay, rather than the node's own
 # stdout. (An application master forwards its processes' output to the group leader of the
-# application controller, which started it.)
+# application controller, which started it.) Mix runs first if the code asks it (`mix`: the
+# tool saw a call of Mix's in the shipped modules or the code). Returns `:ok`, or why the code
+# is not to be called: a config file failed (see `put_config`), the compile-time config differs
+# (see `compile_env_checked`), an application did not start (see `start_apps`).
 configure = fn %{config: files, env: env, apps: apps, start: start} = setup ->
   mix_env_set.(setup)
+  if Map.get(setup, :mix, false), do: mix_started.(env)
   Process.group_leader(Process.whereis(:application_controller), Process.group_leader())
   # Logger's start at boot may be going on still: it ends first, with the settings it read, so
   # that a config that changes them restarts it rather than stopping a start half done.
   Application.ensure_all_started(:logger)
   logger = fn -> :lists.sort(Application.get_all_env(:logger)) end
   before = logger.()
-  put_config.(files, env)
-  restart = logger.() != before
-  if restart, do: Application.stop(:logger)
-  started = if start, do: start_apps.(apps), else: :ok
-  Application.ensure_all_started(:logger)
-  started
+
+  with :ok <- put_config.(files, env, Map.get(setup, :validate_compile_env, true)) do
+    restart = logger.() != before
+    if restart, do: Application.stop(:logger)
+    started = if start, do: start_apps.(apps), else: :ok
+    Application.ensure_all_started(:logger)
+    started
+  end
 end
 
 # Runs the entry after applying `setup`; the result already formatted as `inspect/2` shows it, or
-# how it failed (`:error` for a raise, `:throw`, `:exit`) and the failure formatted as Elixir
-# formats it, with the missing module of an `undef`; or, for the exits Elixir's command line takes
+# how it failed (`:error` for a raise, `:throw`, `:exit`) and the failure formatted as Elixir's
+# command line formats it, with the missing module of an `undef`; or, for the exits Elixir's command line takes
 # for an end with a status (`:normal`, `:shutdown`: 0; `{:shutdown, n}`), `{:stopped, status}`.
 call = fn module, function, args, setup ->
   try do
@@ -501,8 +564,8 @@ call = fn module, function, args, setup ->
         result = apply(module, function, args)
         {:ok, inspect(result, limit: :infinity, printable_limit: :infinity)}
 
-      not_started ->
-        not_started
+      not_configured ->
+        not_configured
     end
   catch
     :exit, reason when reason in [:normal, :shutdown] ->
@@ -513,7 +576,11 @@ call = fn module, function, args, setup ->
 
     kind, reason ->
       stack = user_frames.(__STACKTRACE__)
-      {:failed, kind, Exception.format(kind, reason, stack), missing_module.(kind, reason, stack)}
+      missing = missing_module.(kind, reason, stack)
+      # As Elixir's command line reports it: blamed, with its hints (`Did you mean:`, the
+      # arguments a function clause was given).
+      {blamed, stack} = Exception.blame(kind, reason, stack)
+      {:failed, kind, Exception.format(kind, blamed, stack), missing}
   end
 end
 

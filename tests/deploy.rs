@@ -271,18 +271,29 @@ fn config_evaluated_ahead_prints_once_in_order_fails_as_it_would_and_sets_logger
     assert_eq!(log_lines(&out.stderr), expected, "{}", out.stderr);
     std::fs::write(&prod, prod_text).unwrap();
 
-    // A config.exs or runtime.exs that raises fails the run with its exception, as the job's own
-    // would.
+    // A config.exs or runtime.exs that raises fails the run (exit 1, as under mix run) with its
+    // exception, named as the config file's failure (file and line), not the function's.
     let raising = [
-        (&runtime, &runtime_text, "no runtime here"),
-        (&config, &original, "no config here"),
+        (
+            &runtime,
+            &runtime_text,
+            "no runtime here",
+            "config/runtime.exs",
+        ),
+        (&config, &original, "no config here", "config/config.exs"),
     ];
-    for (file, text, message) in raising {
+    for (file, text, message, at) in raising {
         std::fs::write(file, format!("raise \"{message}\"\n{text}")).unwrap();
         let out = remote(&sshd, project, "prod", true, entry, &[], &vars);
         assert_eq!(out.code, Some(1), "{}", out.stderr);
-        let raised = format!("** (RuntimeError) {message}");
-        assert!(out.stderr.contains(&raised), "{}", out.stderr);
+        let host = sshd.host();
+        assert!(
+            out.stderr.contains(&format!(
+                "mix-remote: error: {at} failed on {host}: ** (RuntimeError) {message}\n"
+            )) && !out.stderr.contains("raised"),
+            "{}",
+            out.stderr
+        );
         std::fs::write(file, text).unwrap();
     }
 
@@ -347,6 +358,72 @@ fn config_evaluated_ahead_prints_once_in_order_fails_as_it_would_and_sets_logger
 
     sshd.assert_no_session_processes();
     assert_no_run_dirs(&sshd, "the config runs");
+}
+
+#[test]
+fn config_exs_is_checked_against_the_compiled_config_and_mix_runs_for_code_that_asks_it() {
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("otp_app", "prod");
+    let project = staged.path();
+    let entry = "OtpApp.Modes.now";
+    // Code that asks Mix gets it, set to the run's environment, as under mix run.
+    let local = mix_run(project, "prod", true, &call_code(entry, &[]), &[]);
+    assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
+    assert_eq!(
+        local.stdout,
+        "%{compiled: :prod, mix_env: :prod, mode: :prod}\n"
+    );
+    let out = remote(&sshd, project, "prod", true, entry, &[], &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, local.stdout);
+
+    // A config.exs that reads the server's environment gives the module another value than it
+    // was compiled with: mix run refuses to run it (Elixir's ERROR on stderr, exit 1), and so
+    // does mix-remote, before any application starts, unless told not to check.
+    let prod = project.join("config/prod.exs");
+    let prod_text = std::fs::read_to_string(&prod).unwrap();
+    let reads_env = "if mode = System.get_env(\"OTP_APP_MODE\"), do: config(:otp_app, mode: String.to_atom(mode))\n";
+    std::fs::write(&prod, format!("{prod_text}{reads_env}")).unwrap();
+    let vars = [("OTP_APP_MODE", "elsewhere".to_owned())];
+    let out = remote(&sshd, project, "prod", true, entry, &[], &vars);
+    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
+    // Elixir says what differs on stdout, as under mix run.
+    assert!(
+        out.stdout.starts_with(
+            "ERROR! the application :otp_app has a different value set for key :mode during \
+             runtime compared to compile time"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains(
+            "mix-remote: error: application otp_app was compiled with another config than it has"
+        ) && out.stderr.contains("--no-validate-compile-env"),
+        "{}",
+        out.stderr
+    );
+    let config = remote_env_config(&vars);
+    let mut tool = testkit::mix_remote(project);
+    tool.arg("--config")
+        .arg(config.path().join("mix-remote.yaml"))
+        .run_on(&sshd)
+        .args([
+            "--env",
+            "prod",
+            "--no-compile",
+            "--no-validate-compile-env",
+            entry,
+        ]);
+    let out = tool.run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "%{compiled: :prod, mix_env: :prod, mode: :elsewhere}\n"
+    );
+    std::fs::write(&prod, prod_text).unwrap();
+    sshd.assert_no_session_processes();
+    assert_no_run_dirs(&sshd, "the compile-env runs");
 }
 
 #[test]

@@ -1156,15 +1156,26 @@ fn init_appends_to_the_makefile_make_reads_and_checks_the_entry() {
     std::fs::write(&lower, "all:\n\techo all\n").expect("write the makefile");
     let out = tool(project.path(), &["init", "--makefile"]).run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(out.stderr.contains("target to ./makefile"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("target to ./makefile"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(names(), ["makefile", "mix-remote.yaml"]);
     let written = std::fs::read_to_string(&lower).expect("read the makefile");
-    assert!(written.starts_with("all:\n") && written.contains("\nsmoke:\n"), "{written}");
+    assert!(
+        written.starts_with("all:\n") && written.contains("\nsmoke:\n"),
+        "{written}"
+    );
     let gnu = project.path().join("GNUmakefile");
     std::fs::write(&gnu, "include makefile\n").expect("write the GNUmakefile");
     let out = tool(project.path(), &["init", "--makefile", "--force"]).run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(out.stderr.contains("target to ./GNUmakefile"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("target to ./GNUmakefile"),
+        "{}",
+        out.stderr
+    );
     let written = std::fs::read_to_string(&gnu).expect("read the GNUmakefile");
     assert!(written.contains("\nsmoke:\n"), "{written}");
 
@@ -1172,7 +1183,10 @@ fn init_appends_to_the_makefile_make_reads_and_checks_the_entry() {
     std::fs::remove_file(project.path().join("mix-remote.yaml")).expect("remove the config");
     for (entry, why) in [
         ("foo bar", "is not of the form"),
-        ("MyApp.Smoke", "is a module, and a function of it is missing"),
+        (
+            "MyApp.Smoke",
+            "is a module, and a function of it is missing",
+        ),
         ("MyApp.Smoke.check/300", "more than 255 arguments"),
     ] {
         let out = tool(project.path(), &["init", "--entry", entry]).run();

@@ -55,6 +55,21 @@ fn a_raise_or_throw_exits_1_with_the_elixir_formatted_exception() {
         "{}",
         out.stderr
     );
+
+    // Blamed as Elixir's command line blames it: with its hints.
+    let code = "Map.fetch!(%{apple: 1}, :aple)";
+    let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
+    let out = tool.eval_on(&sshd, code).run();
+    assert_eq!(out.code, Some(1), "stderr: {}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("** (KeyError) key :aple not found in: %{apple: 1}")
+            && out.stderr.contains("Did you mean:")
+            && out.stderr.contains(":apple"),
+        "{}",
+        out.stderr
+    );
+    sshd.assert_no_session_processes();
 }
 
 #[test]

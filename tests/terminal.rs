@@ -126,6 +126,32 @@ fn dots_and_a_prompt_show_as_written_and_keystrokes_answer_it() {
 }
 
 #[test]
+fn a_prompt_piped_on_to_the_terminal_is_not_drawn_over() {
+    // `run ... | tee log`: the prompt reaches the terminal through the pipe, the bars on stderr
+    // are drawn on the same terminal, and what is typed echoes there.
+    let sshd = Sshd::start();
+    let mut run = demo(&sshd, &["Demo.Ux.dots_then_ask", "--", "20", "50"]);
+    run.wrapper(&["bash", "-c", "set -o pipefail; \"$@\" | cat", "bash"]);
+    let term = run.spawn_in_pty();
+    term.wait_for_row("apply? [y/n]");
+    term.send("y");
+    term.wait_for_row("apply? [y/n] y");
+    // The bars would be back within a few ticks of 100 ms. (The dots before the prompt, a line
+    // without its newline yet, go into the pipe, and whether that ends on the terminal the
+    // tool cannot know: only the prompt is sure to.)
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let row = term.wait_for_row("apply? [y/n]");
+    assert!(row.ends_with("apply? [y/n] y"), "{}", term.screen());
+    assert!(!has_spinner(&term.screen()), "{}", term.screen());
+    term.send("\r");
+    let out = term.finish();
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    assert!(out.stdout.ends_with("\"y\\n\""), "{}", out.stdout);
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+}
+
+#[test]
 fn a_pipe_answers_prompts_and_the_rest_of_stdin_is_left_for_the_next_reader() {
     let sshd = Sshd::start();
     let out = demo(&sshd, &["Demo.Ux.dots_then_ask", "--", "3", "1"])
@@ -263,6 +289,25 @@ fn a_script_runs_with_its_arguments_and_its_own_path() {
     assert_eq!(
         out.stderr,
         "mix-remote: error: cannot read script no/such/seeds.exs: No such file or directory\n"
+    );
+    // A script that installs dependencies of its own is refused, as `mix run` refuses it in a
+    // project, before it could install Hex and fetch them on the server.
+    let install = dir.path().join("install.exs");
+    std::fs::write(
+        &install,
+        "# Mix.install is refused in a project\nMix.install([:jason])\n",
+    )
+    .expect("write the script");
+    let out = run(&sshd, &[&install.display().to_string()]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "mix-remote: error: {}:2: Mix.install/2 cannot be used inside a Mix project, as \
+             under `mix run`: a script run by mix-remote runs in the project, with the project's \
+             dependencies\n",
+            install.display()
+        )
     );
     assert_eq!(
         sshd.log().matches("Accepted").count(),

@@ -41,30 +41,43 @@ pub enum AppConfigError {
     },
 }
 
+/// What of the project's configuration a run applies (`--no-app-config`,
+/// `--no-validate-compile-env`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConfigUse {
+    /// Ship and evaluate the config files.
+    pub files: bool,
+    /// Check the shipped applications' compile-time config against it, as `mix run` does.
+    pub validate_compile_env: bool,
+}
+
 /// What the remote applies before the call.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AppConfig {
     /// Every file of the config directory, as (`config/` and its path there, contents).
     pub config_files: Vec<(String, Vec<u8>)>,
     /// The Mix environment (`config_env()` in the config files).
     pub env: String,
+    /// Whether the shipped applications' compile-time config is checked against it.
+    pub validate_compile_env: bool,
 }
 
 impl AppConfig {
-    /// Collects the project's config directory, unless `skip_files`.
+    /// Collects the project's config directory, as `usage` says.
     pub fn collect(
         project: &Path,
         env: &str,
-        skip_files: bool,
+        usage: ConfigUse,
     ) -> Result<AppConfig, AppConfigError> {
-        let config_files = if skip_files {
-            Vec::new()
-        } else {
+        let config_files = if usage.files {
             config_files(project)?
+        } else {
+            Vec::new()
         };
         Ok(AppConfig {
             config_files,
             env: env.to_owned(),
+            validate_compile_env: usage.validate_compile_env,
         })
     }
 }
@@ -160,20 +173,29 @@ pub(crate) fn leads_nowhere_or_above(error: &walkdir::Error) -> bool {
 mod tests {
     use super::*;
 
+    const ALL: ConfigUse = ConfigUse {
+        files: true,
+        validate_compile_env: true,
+    };
+    const NO_FILES: ConfigUse = ConfigUse {
+        files: false,
+        validate_compile_env: true,
+    };
+
     #[test]
     fn collects_the_config_tree() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("config")).unwrap();
         std::fs::write(dir.path().join("config/config.exs"), "import Config").unwrap();
         std::fs::write(dir.path().join("config/prod.exs"), "import Config").unwrap();
-        let config = AppConfig::collect(dir.path(), "prod", false).unwrap();
+        let config = AppConfig::collect(dir.path(), "prod", ALL).unwrap();
         let names: Vec<&str> = config
             .config_files
             .iter()
             .map(|(p, _)| p.as_str())
             .collect();
         assert_eq!(names, ["config/config.exs", "config/prod.exs"]);
-        let skipped = AppConfig::collect(dir.path(), "prod", true).unwrap();
+        let skipped = AppConfig::collect(dir.path(), "prod", NO_FILES).unwrap();
         assert!(skipped.config_files.is_empty());
     }
 
@@ -221,7 +243,7 @@ mod tests {
         )
         .unwrap();
         let names = |project: &Path| -> Vec<String> {
-            let config = AppConfig::collect(project, "dev", false).unwrap();
+            let config = AppConfig::collect(project, "dev", ALL).unwrap();
             config.config_files.into_iter().map(|(p, _)| p).collect()
         };
         assert_eq!(names(&child), ["config/config.exs", "config/runtime.exs"]);
@@ -233,7 +255,7 @@ mod tests {
         std::fs::write(child.join("mix.exs"), "[config_path: \"conf/main.exs\"]").unwrap();
         assert_eq!(names(&child), ["config/dev.exs", "config/config.exs"]);
         std::fs::write(child.join("conf/config.exs"), "import Config").unwrap();
-        let clash = AppConfig::collect(&child, "dev", false).unwrap_err();
+        let clash = AppConfig::collect(&child, "dev", ALL).unwrap_err();
         assert!(
             clash
                 .to_string()

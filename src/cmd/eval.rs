@@ -17,9 +17,9 @@ pub async fn exec(
     config: Option<&Config>,
     report: Arc<Reporter>,
 ) -> Result<u8, CliError> {
-    let skip_app_config = args.options.setup.no_app_config;
+    let config_use = args.options.setup.config_use();
     let prepare = |build: &Build, report: &Reporter| {
-        Job::prepare_code(build, Code::expression(&args.expr), skip_app_config, report)
+        Job::prepare_code(build, Code::expression(&args.expr), config_use, report)
     };
     let looks_right = Job::code_looks_preparable;
     // An expression has no entry: the hosts' `entry` settings are not its concern (nor a

@@ -22,7 +22,7 @@ use crate::events::Stage;
 use crate::exit::{self, CliError};
 use crate::remote::console::{self, Input, Terminal};
 use crate::remote::iex::{self, End, Expansion};
-use crate::remote::invoke::{Ready, Setup};
+use crate::remote::invoke::{Outcome, Ready, Setup};
 use crate::remote::job::Job;
 use crate::remote::node::{Node, relay};
 use crate::remote::session::{self, SessionError};
@@ -53,7 +53,7 @@ pub async fn exec(
     // Before the signal handlers, as `run`: a Ctrl-C while Mix compiles stops Mix and the tool.
     fresh::ensure(&build, &report)?;
     let mut signals = Signals::install();
-    let job = Job::prepare_session(&build, args.setup.no_app_config, &report)?;
+    let job = Job::prepare_session(&build, args.setup.config_use(), &report)?;
     let name = format!("{}@{}", project_name(&job, &build), host_label(&host.name));
     let live = Arc::new(Live::new());
     let stdout_terminal = std::io::stdout().is_terminal();
@@ -154,11 +154,14 @@ fn conclude(end: Result<End, SessionError>, host: &HostSettings, view: &Reporter
             view.verbose("the remote node halted: the session is over");
             exit::OK
         }
-        Ok(End::NotStarted { app, reason }) => {
-            view.error(&format!(
-                "could not start application {app} on {}: {reason}",
-                host.name
-            ));
+        Ok(End::NotCalled(outcome)) => {
+            let on_host = format!(" on {}", host.name);
+            if let Some(why) = outcome.not_called(&on_host) {
+                view.error(&why);
+            }
+            if let Outcome::ConfigFailed { text, .. } = &outcome {
+                view.verbose(text);
+            }
             exit::RAISED
         }
         Ok(End::Failed { how, text }) => {

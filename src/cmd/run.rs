@@ -44,7 +44,7 @@ pub async fn exec(
     config: Option<&Config>,
     report: Arc<Reporter>,
 ) -> Result<u8, CliError> {
-    let skip_app_config = args.options.setup.no_app_config;
+    let config_use = args.options.setup.config_use();
     // A script is read first: an unreadable one is bad input before anything else happens.
     let script = match args.entry.as_deref().filter(|e| e.ends_with(".exs")) {
         Some(path) => Some(Code::script(Path::new(path), args.args.clone())?),
@@ -66,8 +66,8 @@ pub async fn exec(
         }
     };
     let prepare = |build: &Build, report: &Reporter| match script {
-        Some(code) => Job::prepare_code(build, code, skip_app_config, report),
-        None => Job::prepare(build, &args.args, skip_app_config, report),
+        Some(code) => Job::prepare_code(build, code, config_use, report),
+        None => Job::prepare(build, &args.args, config_use, report),
     };
     on_hosts(
         &args.options,
@@ -207,16 +207,26 @@ fn conclude(
                 (exit::RAISED, format!("stopped with status {status}"))
             }
         }
-        Ok(Outcome::NotStarted { app, reason }) => {
-            // Mix's own words (`Could not start application APP: ...`), with the host.
-            view.error(&format!(
-                "could not start application {app}{}: {reason}",
-                view.on_host()
-            ));
-            (
-                exit::RAISED,
-                format!("application {app} did not start: {}", short(&reason)),
-            )
+        Ok(
+            outcome @ (Outcome::NotStarted { .. }
+            | Outcome::ConfigFailed { .. }
+            | Outcome::CompileEnvDiffers { .. }),
+        ) => {
+            // Mix's own words for an application (`Could not start application APP: ...`),
+            // with the host; the whole failure of a config file with -v.
+            let why = outcome.not_called(&view.on_host()).unwrap_or_default();
+            view.error(&why);
+            if let Outcome::ConfigFailed { text, .. } = &outcome {
+                view.verbose(text);
+            }
+            let summary = match outcome {
+                Outcome::NotStarted { app, reason } => {
+                    format!("application {app} did not start: {}", short(&reason))
+                }
+                Outcome::ConfigFailed { file, .. } => format!("{file} failed"),
+                _ => "the compile-time config differs".to_owned(),
+            };
+            (exit::RAISED, summary)
         }
         Err(e) => {
             let message = e.to_string();

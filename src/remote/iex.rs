@@ -9,7 +9,7 @@ use erl_dist::term::{Binary, Term};
 use crate::events::Status;
 use crate::remote::boot::{Request, SERVER};
 use crate::remote::invoke::{self, Outcome, Ready, Setup};
-use crate::remote::node::{CallError, Node, atom, is_atom};
+use crate::remote::node::{CallError, Node, boolean, is_atom};
 
 /// How long a completion may take before the line editor goes on without one.
 const EXPAND_LIMIT: Duration = Duration::from_secs(2);
@@ -23,13 +23,9 @@ pub enum End {
     /// away, `System.halt()` typed in it or lost, is the session's error: how its session ended
     /// tells which.)
     Stopped,
-    /// An application did not start, so the session did not either.
-    NotStarted {
-        /// The application.
-        app: String,
-        /// Why, in Mix's words.
-        reason: String,
-    },
+    /// The session did not start: an application did not, a config file failed, or the
+    /// compile-time config differs (see [`Outcome::not_called`]).
+    NotCalled(Outcome),
     /// Applying the configuration raised, threw or exited (or IEx itself failed).
     Failed {
         /// Which of the three.
@@ -49,16 +45,12 @@ pub async fn session(
     setup: Setup<'_>,
     ready: &Ready,
 ) -> Result<End, CallError> {
-    let args = vec![
-        binary(name),
-        atom(if ansi { "true" } else { "false" }),
-        invoke::setup_term(setup),
-    ];
+    let args = vec![binary(name), boolean(ansi), invoke::setup_term(setup)];
     match invoke::request(node, Request::Iex, args, ready).await {
         Ok(reply) => Ok(match invoke::outcome(Request::Iex.name(), &reply)? {
             Outcome::Returned(_) | Outcome::Stopped(_) => End::Stopped,
-            Outcome::NotStarted { app, reason } => End::NotStarted { app, reason },
             Outcome::Failed { how, text, .. } => End::Failed { how, text },
+            not_called => End::NotCalled(not_called),
         }),
         Err(e) => Err(e),
     }
@@ -121,7 +113,7 @@ pub async fn interrupt(node: &Node, newline: bool) -> Result<bool, CallError> {
     node.request(
         SERVER,
         Request::Interrupt.name(),
-        vec![atom(if newline { "true" } else { "false" })],
+        vec![boolean(newline)],
         Some(INTERRUPT_LIMIT),
     )
     .await
@@ -142,7 +134,7 @@ fn binary(text: &str) -> Term {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::remote::node::tuple;
+    use crate::remote::node::{atom, tuple};
     use erl_dist::term::List;
 
     fn binaries(texts: &[&str]) -> Term {

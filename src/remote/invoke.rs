@@ -11,7 +11,7 @@ use crate::config::HostSettings;
 use crate::events::Status;
 use crate::remote::boot::{AFTER_LOAD, Request, SERVER};
 use crate::remote::job::{Call, Code, Job};
-use crate::remote::node::{CallError, Node, atom, is_atom, tuple};
+use crate::remote::node::{CallError, Node, atom, boolean, is_atom, tuple};
 
 /// How the remote call ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -38,6 +38,49 @@ pub enum Outcome {
         /// Why, as `Application.format_error/1` says it (what `mix run` prints).
         reason: String,
     },
+    /// A config file raised, threw or exited as it was evaluated, so the function was not
+    /// called.
+    ConfigFailed {
+        /// The file: `config/config.exs` (or a file it imports) or `config/runtime.exs`.
+        file: String,
+        /// The failure as Elixir formats it, the stacktrace naming the project's files.
+        text: String,
+    },
+    /// An application's compile-time config differs from what the config gives it on the
+    /// server (Elixir said how on the function's stderr), so the function was not called.
+    CompileEnvDiffers {
+        /// The application.
+        app: String,
+    },
+}
+
+impl Outcome {
+    /// Why the code was not called, as one line (`on_host`: " on HOST", or empty): an
+    /// application that did not start (Mix's own words), a config file that failed (where, and
+    /// the failure's first line), a compile-time config that differs; none if it was called.
+    pub fn not_called(&self, on_host: &str) -> Option<String> {
+        match self {
+            Outcome::NotStarted { app, reason } => Some(format!(
+                "could not start application {app}{on_host}: {reason}"
+            )),
+            Outcome::ConfigFailed { file, text } => {
+                let mut lines = text.lines();
+                let first = lines.next().unwrap_or_default();
+                // The failure's place in the project's config: its first frame in a config file.
+                let at = lines
+                    .filter_map(|l| l.trim().split(": ").next())
+                    .find(|frame| !frame.starts_with('(') && frame.contains(".exs:"))
+                    .unwrap_or(file);
+                Some(format!("{at} failed{on_host}: {first}"))
+            }
+            Outcome::CompileEnvDiffers { app } => Some(format!(
+                "application {app} was compiled with another config than it has{on_host} \
+                 (Elixir's ERROR says what differs): recompile with that config, or pass \
+                 --no-validate-compile-env"
+            )),
+            Outcome::Returned(_) | Outcome::Failed { .. } | Outcome::Stopped(_) => None,
+        }
+    }
 }
 
 /// What the remote does before the call.
@@ -51,6 +94,8 @@ pub struct Setup<'a> {
     pub start: bool,
     /// MIX_ENV on the node: the Mix environment, unless the host's `remote_env` sets it.
     pub mix_env: &'a str,
+    /// Start Mix (set to the Mix environment) before the call: the code asks it.
+    pub mix: bool,
 }
 
 impl<'a> Setup<'a> {
@@ -65,6 +110,7 @@ impl<'a> Setup<'a> {
                 .remote_env
                 .get("MIX_ENV")
                 .map_or(job.setup.env.as_str(), String::as_str),
+            mix: job.uses_mix,
         }
     }
 }
@@ -145,8 +191,9 @@ pub async fn invoke(
 }
 
 /// How the boot program's `request` (`run`, `eval`, `iex`) ended, from its reply: `{ok, Text}`,
-/// `{failed, Kind, Text, MissingModule}` or `{not_started, App, Reason}` (`not_loaded`: the
-/// batch it waited for did not load).
+/// `{failed, Kind, Text, MissingModule}`, `{stopped, Status}`, or why the code was not called:
+/// `{not_started, App, Reason}`, `{config_failed, File, Text}`, `{compile_env_differs, App}`
+/// (`not_loaded`: the batch it waited for did not load).
 pub fn outcome(request: &str, reply: &Term) -> Result<Outcome, CallError> {
     let unexpected = || CallError::BadRpc {
         mfa: request.into(),
@@ -188,6 +235,17 @@ pub fn outcome(request: &str, reply: &Term) -> Result<Outcome, CallError> {
                 reason: String::from_utf8_lossy(&reason.bytes).into_owned(),
             })
         }
+        [tag, Term::Binary(file), Term::Binary(text)] if is_atom(tag, "config_failed") => {
+            Ok(Outcome::ConfigFailed {
+                file: String::from_utf8_lossy(&file.bytes).into_owned(),
+                text: String::from_utf8_lossy(&text.bytes).into_owned(),
+            })
+        }
+        [tag, Term::Atom(app)] if is_atom(tag, "compile_env_differs") => {
+            Ok(Outcome::CompileEnvDiffers {
+                app: app.name.clone(),
+            })
+        }
         _ => Err(unexpected()),
     }
 }
@@ -206,7 +264,8 @@ fn code_terms(code: &Code, setup: Setup<'_>) -> Vec<Term> {
 }
 
 /// `setup` as the boot program's `run`, `eval` and `iex` take it:
-/// `%{config: [{path, binary}], env: binary, apps: [atom], start: boolean}`.
+/// `%{config: [{path, binary}], env: binary, apps: [atom], start: boolean, mix_env: binary,
+/// mix: boolean, validate_compile_env: boolean}`.
 pub fn setup_term(setup: Setup<'_>) -> Term {
     let binary = |b: &[u8]| Term::from(Binary::from(b.to_vec()));
     let files: Vec<Term> = setup
@@ -220,11 +279,60 @@ pub fn setup_term(setup: Setup<'_>) -> Term {
         (atom("config"), List::from(files).into()),
         (atom("env"), binary(setup.config.env.as_bytes())),
         (atom("apps"), List::from(apps).into()),
-        (
-            atom("start"),
-            atom(if setup.start { "true" } else { "false" }),
-        ),
+        (atom("start"), boolean(setup.start)),
         (atom("mix_env"), binary(setup.mix_env.as_bytes())),
+        (atom("mix"), boolean(setup.mix)),
+        (
+            atom("validate_compile_env"),
+            boolean(setup.config.validate_compile_env),
+        ),
     ])
     .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binary(text: &str) -> Term {
+        Binary::from(text.as_bytes()).into()
+    }
+
+    #[test]
+    fn a_config_that_failed_is_named_where_it_failed_and_not_as_the_call() {
+        let reply = tuple(vec![
+            atom("config_failed"),
+            binary("config/runtime.exs"),
+            binary(
+                "** (RuntimeError) boom\n    (elixir 1.15.0) lib/config/reader.ex:92: Config.Reader.read!/2\n    config/prod.exs:4: (file)\n",
+            ),
+        ]);
+        let ended = outcome("run", &reply).unwrap();
+        assert_eq!(
+            ended.not_called(" on db-1").as_deref(),
+            Some("config/prod.exs:4 failed on db-1: ** (RuntimeError) boom")
+        );
+        // Without a frame in a config file (Elixir 1.14 gives none), the file evaluated.
+        let reply = tuple(vec![
+            atom("config_failed"),
+            binary("config/config.exs"),
+            binary(
+                "** (RuntimeError) boom\n    (stdlib 4.2) erl_eval.erl:744: :erl_eval.do_apply/7\n",
+            ),
+        ]);
+        let ended = outcome("run", &reply).unwrap();
+        assert_eq!(
+            ended.not_called("").as_deref(),
+            Some("config/config.exs failed: ** (RuntimeError) boom")
+        );
+        let reply = tuple(vec![atom("compile_env_differs"), atom("shop")]);
+        let why = outcome("run", &reply).unwrap().not_called("").unwrap();
+        assert!(
+            why.starts_with("application shop was compiled with another config than it has (")
+                && why.ends_with("--no-validate-compile-env"),
+            "{why}"
+        );
+        let returned = outcome("run", &tuple(vec![atom("ok"), binary(":ok")])).unwrap();
+        assert_eq!(returned.not_called(""), None);
+    }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use erl_dist::term::Term;
 
-use crate::build::app_config::{AppConfig, AppConfigError};
+use crate::build::app_config::{AppConfig, AppConfigError, ConfigUse};
 use crate::build::apps::{self, Apps, AppsError, PrivFile};
 use crate::build::beam::{Beam, BeamError};
 use crate::build::compat::{self, Refusal, RemoteVersions};
@@ -25,6 +25,49 @@ use crate::config::Build;
 use crate::events::Stage;
 use crate::remote::wire::{self, Prepared, ShippedApp};
 use crate::report::{Phase, Reporter};
+
+/// Whether `call` asks Mix anything (`Mix.env()`, `Mix.Project`): a module of its `closure`
+/// calls one of Mix's modules (Mix's own tasks aside), or its code names one; a session always
+/// may, as under `iex -S mix`.
+fn asks_mix(call: &Call, closure: &[Arc<Beam>]) -> bool {
+    match call {
+        Call::Session => true,
+        Call::Code(code) => code.text.contains("Mix."),
+        Call::Function { .. } => closure.iter().any(|beam| {
+            !beam.name.starts_with("Elixir.Mix.Tasks.") && beam.imports.iter().any(|m| is_mix(m))
+        }),
+    }
+}
+
+/// Whether `module` is one of Mix's own (`Elixir.Mix`, `Elixir.Mix.Project`, ...).
+fn is_mix(module: &str) -> bool {
+    module == "Elixir.Mix" || module.starts_with("Elixir.Mix.")
+}
+
+/// What of the run calls `Mix.Project`, which has no project on the server: a config file, a
+/// module of the closure or the code; none if nothing does.
+fn asks_mix_project(call: &Call, closure: &[Arc<Beam>], setup: &AppConfig) -> Option<String> {
+    if let Some((path, _)) = setup
+        .config_files
+        .iter()
+        .find(|(_, bytes)| bytes.windows(12).any(|w| w == b"Mix.Project."))
+    {
+        return Some(path.clone());
+    }
+    if let Call::Code(code) = call {
+        return code
+            .text
+            .contains("Mix.Project.")
+            .then(|| code.shown.clone());
+    }
+    closure
+        .iter()
+        .find(|beam| {
+            !beam.name.starts_with("Elixir.Mix.Tasks.")
+                && beam.imports.iter().any(|m| m == "Elixir.Mix.Project")
+        })
+        .map(|beam| display_module(&beam.name))
+}
 
 /// Why a run cannot start: everything here is found locally, before any connection.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +108,17 @@ pub enum JobError {
         path: String,
         /// Why, as the OS says it.
         error: String,
+    },
+    /// The script installs dependencies of its own, which `mix run` refuses in a project.
+    #[error(
+        "{path}:{line}: Mix.install/2 cannot be used inside a Mix project, as under `mix run`: \
+         a script run by mix-remote runs in the project, with the project's dependencies"
+    )]
+    MixInstall {
+        /// The file as given.
+        path: String,
+        /// The line that calls it, from 1.
+        line: usize,
     },
 }
 
@@ -149,6 +203,11 @@ impl Code {
             path: shown.clone(),
             error: os_reason(&e),
         })?;
+        // Refused before anything runs: on the server it would ask to install Hex, then fetch
+        // and compile into the login's cache.
+        if let Some(line) = calls_mix_install(&text) {
+            return Err(JobError::MixInstall { path: shown, line });
+        }
         let file = absolute(path).display().to_string();
         Ok(Code {
             text,
@@ -158,6 +217,17 @@ impl Code {
             prints_value: false,
         })
     }
+}
+
+/// The first line (from 1) of `script` that calls `Mix.install`, a comment's aside.
+fn calls_mix_install(script: &str) -> Option<usize> {
+    script
+        .lines()
+        .position(|line| {
+            let code = line.trim_start();
+            !code.starts_with('#') && code.contains("Mix.install")
+        })
+        .map(|index| index + 1)
 }
 
 /// What the OS says of `error`, without Rust's ` (os error N)`.
@@ -199,6 +269,8 @@ pub struct Job {
     pub apps: Apps,
     /// Whether the project's applications are started before the call.
     pub start: bool,
+    /// Whether the code asks Mix (`Mix.env()`): Mix then runs on the node, as under `mix run`.
+    pub uses_mix: bool,
     /// The native objects among the shipped `priv/` files, checked against each server.
     pub natives: Vec<native::Object>,
     /// The closure's wire form, prepared in the background while the hosts connect.
@@ -218,11 +290,11 @@ impl Job {
     /// Checks everything that can be checked locally and computes the plan: the entry's syntax,
     /// the arguments, the project's build for `<env>` (`_build/<env>`, or where `build_path:`
     /// puts it), the entry's arity, the included modules; then the applications to ship with
-    /// their `priv/` files, and the project's config files (none when `skip_app_config`).
+    /// their `priv/` files, and the project's config files (as `config_use` says).
     pub fn prepare(
         build: &Build,
         arg_texts: &[String],
-        skip_app_config: bool,
+        config_use: ConfigUse,
         report: &Reporter,
     ) -> Result<Job, JobError> {
         let text = build.entry.as_deref().ok_or(JobError::NoEntry)?;
@@ -239,7 +311,7 @@ impl Job {
         )
         .map_err(|e| build.include_error(e))?;
         let call = Call::Function { entry, args };
-        Job::assemble(call, plan, build, skip_app_config, report, phase, started)
+        Job::assemble(call, plan, build, config_use, report, phase, started)
     }
 
     /// Whether [`Job::prepare`] will likely succeed, from the entry's and the included modules'
@@ -271,7 +343,7 @@ impl Job {
     pub fn prepare_code(
         build: &Build,
         code: Code,
-        skip_app_config: bool,
+        config_use: ConfigUse,
         report: &Reporter,
     ) -> Result<Job, JobError> {
         let phase = report.phase(Stage::Scan, "scanning _build");
@@ -282,7 +354,7 @@ impl Job {
             Call::Code(code),
             plan,
             build,
-            skip_app_config,
+            config_use,
             report,
             phase,
             started,
@@ -294,7 +366,7 @@ impl Job {
     /// (a session names no code yet), everything else loads on demand.
     pub fn prepare_session(
         build: &Build,
-        skip_app_config: bool,
+        config_use: ConfigUse,
         report: &Reporter,
     ) -> Result<Job, JobError> {
         let phase = report.phase(Stage::Scan, "scanning _build");
@@ -305,7 +377,7 @@ impl Job {
             Call::Session,
             plan,
             build,
-            skip_app_config,
+            config_use,
             report,
             phase,
             started,
@@ -317,7 +389,7 @@ impl Job {
         call: Call,
         plan: Plan,
         build: &Build,
-        skip_app_config: bool,
+        config_use: ConfigUse,
         report: &Reporter,
         phase: Phase,
         started: Instant,
@@ -339,9 +411,9 @@ impl Job {
             .flat_map(|a| a.modules.iter().cloned())
             .collect();
         let built = compat::Built::read(&shipped_beams.iter().map(|b| &**b).collect::<Vec<_>>());
-        let setup = AppConfig::collect(&build.project, &build.mix_env, skip_app_config)?;
+        let setup = AppConfig::collect(&build.project, &build.mix_env, config_use)?;
         let layout = Layout::of(&build.project);
-        if !skip_app_config && layout.unread.contains(&"config_path") {
+        if config_use.files && layout.unread.contains(&"config_path") {
             report.warning(&format!(
                 "{}: config_path is set to something other than a plain string, which mix-remote does not evaluate: it ships {} instead (--no-app-config ships none)",
                 build.project.join("mix.exs").display(),
@@ -367,6 +439,12 @@ impl Job {
             .iter()
             .filter_map(|beam| plan.graph().shared(&beam.name))
             .collect();
+        let uses_mix = asks_mix(&call, &closure);
+        if let Some(who) = asks_mix_project(&call, &closure, &setup) {
+            report.warning(&format!(
+                "{who} calls Mix.Project, which has no project on the server:                  Mix.Project.config() gives Mix's defaults there (no :app, no :version)"
+            ));
+        }
         let wire = WireForm::start(closure, shipped);
         Ok(Job {
             call,
@@ -374,6 +452,7 @@ impl Job {
             setup,
             apps,
             start: build.start,
+            uses_mix,
             natives,
             wire,
             built,

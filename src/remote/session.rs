@@ -987,6 +987,10 @@ async fn call(
             phase.failed(format!("{} stopped with status {status}", job.call.shown()))
         }
         Outcome::NotStarted { app, .. } => phase.failed(format!("application {app} did not start")),
+        Outcome::ConfigFailed { file, .. } => phase.failed(format!("{file} failed")),
+        Outcome::CompileEnvDiffers { app } => {
+            phase.failed(format!("application {app}'s compile-time config differs"))
+        }
     }
     Ok(outcome)
 }

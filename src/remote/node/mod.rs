@@ -560,6 +560,11 @@ pub fn atom(name: &str) -> Term {
     Atom::from(name).into()
 }
 
+/// The atom `true` or `false`.
+pub fn boolean(value: bool) -> Term {
+    atom(if value { "true" } else { "false" })
+}
+
 /// A tuple term.
 pub fn tuple(elements: Vec<Term>) -> Term {
     Tuple::from(elements).into()
