@@ -1,11 +1,12 @@
 //! The project's configuration, as `mix run` would apply it: the files under `config/`, or the
-//! directory of `config_path:` (`config.exs`, the files it imports, `runtime.exs`), and the Mix
-//! environment. They travel with the call and are evaluated on the remote just before it (the
-//! `.app` files, with their `env` defaults, travel in the shipped lib dirs), so
-//! `Application.get_env/2` answers as it does locally and `runtime.exs` sees the server's
-//! environment variables.
+//! directory of `config_path:` (`config.exs`, the files it imports, `runtime.exs`), with, for an
+//! umbrella root's directory, those of its children's `config/` (which it imports with
+//! `../apps/*/config/config.exs`), and the Mix environment. They travel with the call and are
+//! evaluated on the remote just before it (the `.app` files, with their `env` defaults, travel in
+//! the shipped lib dirs), so `Application.get_env/2` answers as it does locally and `runtime.exs`
+//! sees the server's environment variables.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use crate::build::mix_exs::Layout;
 
@@ -54,7 +55,9 @@ pub struct ConfigUse {
 /// What the remote applies before the call.
 #[derive(Debug)]
 pub struct AppConfig {
-    /// Every file of the config directory, as (`config/` and its path there, contents).
+    /// Every file of the config directory, as (`config/` and its path there, contents), then
+    /// those of an umbrella's children's `config/`, as (their path from the umbrella's root,
+    /// contents).
     pub config_files: Vec<(String, Vec<u8>)>,
     /// The Mix environment (`config_env()` in the config files).
     pub env: String,
@@ -86,7 +89,10 @@ impl AppConfig {
 /// `config_path:` of `mix.exs`), sorted, symbolic links followed as Mix reads them (a link that
 /// leads nowhere is left out: nothing could import it), each named as the server reads it:
 /// `config/` and its path in the directory, the main file `config/config.exs` whatever its own
-/// name; none when there is neither that file nor a `runtime.exs` beside it.
+/// name; none when there is neither that file nor a `runtime.exs` beside it. When that directory
+/// is an umbrella root's (see [`children_config_dirs`]), the files of its children's `config/`
+/// follow, named by their path from the root (`apps/b/config/config.exs`), so that the root's
+/// `import_config` of `../apps/*/config/config.exs` finds them on the server as it does here.
 fn config_files(project: &Path) -> Result<Vec<(String, Vec<u8>)>, AppConfigError> {
     let layout = Layout::of(project);
     let dir = layout.config_dir();
@@ -98,7 +104,64 @@ fn config_files(project: &Path) -> Result<Vec<(String, Vec<u8>)>, AppConfigError
     }
     let mut files = Vec::new();
     let mut total = 0;
-    for entry in walkdir::WalkDir::new(&dir)
+    for (path, bytes) in read_tree(&dir, &mut total)? {
+        let relative = path.strip_prefix(&dir).unwrap_or(&path);
+        let name = if path == layout.config_file {
+            "config.exs".to_owned()
+        } else if relative == Path::new("config.exs") {
+            return Err(AppConfigError::Clash {
+                main: layout.config_file,
+                other: path,
+            });
+        } else {
+            relative.to_string_lossy().into_owned()
+        };
+        files.push((format!("config/{name}"), bytes));
+    }
+    if let Some((root, children)) = children_config_dirs(&dir) {
+        for child in children {
+            for (path, bytes) in read_tree(&child, &mut total)? {
+                let name = path.strip_prefix(&root).unwrap_or(&path);
+                files.push((name.to_string_lossy().into_owned(), bytes));
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// When the config directory `dir` is an umbrella root's (its parent's `mix.exs` says
+/// `apps_path:`, as the root's own `config/` or a child's `config_path:
+/// "../../config/config.exs"` has it), that root and the `config/` directory of each of its
+/// children (`<root>/<apps_path>/<child>/config`), sorted; none when the apps directory is not
+/// inside the root (an absolute path, or one with `..`).
+fn children_config_dirs(dir: &Path) -> Option<(PathBuf, Vec<PathBuf>)> {
+    // Its parent as Mix's `Path.expand("..", __DIR__)` has it: not that of a `..` or `.`.
+    dir.file_name()?;
+    let root = dir.parent()?;
+    let apps = Layout::of(root).apps?;
+    let inside = apps.strip_prefix(root).ok()?;
+    if !inside
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)))
+    {
+        return None;
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&apps)
+        .ok()?
+        .flatten()
+        .map(|child| child.path().join("config"))
+        .filter(|config| config.is_dir())
+        .collect();
+    dirs.sort();
+    Some((root.to_owned(), dirs))
+}
+
+/// Every regular file under `dir` with its contents, sorted, symbolic links followed (one that
+/// leads nowhere or above is left out), their sizes added to `total`, which may not exceed the
+/// limit.
+fn read_tree(dir: &Path, total: &mut u64) -> Result<Vec<(PathBuf, Vec<u8>)>, AppConfigError> {
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(dir)
         .follow_links(true)
         .sort_by_file_name()
     {
@@ -108,7 +171,7 @@ fn config_files(project: &Path) -> Result<Vec<(String, Vec<u8>)>, AppConfigError
             Err(e) if leads_nowhere_or_above(&e) => continue,
             Err(e) => {
                 return Err(AppConfigError::Read {
-                    path: e.path().unwrap_or(&dir).to_owned(),
+                    path: e.path().unwrap_or(dir).to_owned(),
                     error: e.into(),
                 });
             }
@@ -117,26 +180,15 @@ fn config_files(project: &Path) -> Result<Vec<(String, Vec<u8>)>, AppConfigError
             continue;
         }
         let path = entry.path();
-        total += entry.metadata().map(|m| m.len()).unwrap_or(0);
-        if total > MAX_CONFIG_BYTES {
-            return Err(AppConfigError::TooLarge(dir));
+        *total += entry.metadata().map(|m| m.len()).unwrap_or(0);
+        if *total > MAX_CONFIG_BYTES {
+            return Err(AppConfigError::TooLarge(dir.to_owned()));
         }
         let bytes = std::fs::read(path).map_err(|error| AppConfigError::Read {
             path: path.to_owned(),
             error,
         })?;
-        let relative = path.strip_prefix(&dir).unwrap_or(path);
-        let name = if path == layout.config_file {
-            "config.exs".to_owned()
-        } else if relative == Path::new("config.exs") {
-            return Err(AppConfigError::Clash {
-                main: layout.config_file,
-                other: path.to_owned(),
-            });
-        } else {
-            relative.to_string_lossy().into_owned()
-        };
-        files.push((format!("config/{name}"), bytes));
+        files.push((entry.into_path(), bytes));
     }
     Ok(files)
 }
@@ -262,6 +314,65 @@ mod tests {
                 .contains("conf/config.exs: the config_path of mix.exs names"),
             "{clash}"
         );
+    }
+
+    #[test]
+    fn an_umbrella_roots_config_brings_its_childrens_config_trees() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("umbrella");
+        let write = |path: &str, text: &str| {
+            let path = root.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write("mix.exs", "[apps_path: \"apps\", version: \"0.1.0\"]");
+        write("config/config.exs", "import Config");
+        for child in ["a", "b", "c"] {
+            write(
+                &format!("apps/{child}/mix.exs"),
+                "[app: :x, config_path: \"../../config/config.exs\"]",
+            );
+            write(&format!("apps/{child}/lib/x.ex"), "defmodule X, do: nil");
+        }
+        write("apps/b/config/config.exs", "import Config # b");
+        write("apps/b/config/prod/secrets.exs", "import Config");
+        write("apps/a/config/config.exs", "import Config # a");
+        let gone = root.join("apps/a/config/gone.exs");
+        std::os::unix::fs::symlink(root.join("nothing.exs"), gone).unwrap();
+        let names = |project: &Path| -> Vec<String> {
+            let files = config_files(project).unwrap();
+            files.into_iter().map(|(name, _)| name).collect()
+        };
+        let umbrella = [
+            "config/config.exs",
+            "apps/a/config/config.exs",
+            "apps/b/config/config.exs",
+            "apps/b/config/prod/secrets.exs",
+        ];
+        // From the root, and from a child whose config_path is the root's.
+        assert_eq!(names(&root), umbrella);
+        assert_eq!(names(&root.join("apps/b")), umbrella);
+        let files = config_files(&root.join("apps/c")).unwrap();
+        assert_eq!(files[2].1, b"import Config # b");
+
+        // The 4 MiB are for all of them.
+        write("apps/c/config/big.exs", &"#".repeat(4 << 20));
+        let too_large = config_files(&root).unwrap_err().to_string();
+        assert!(
+            too_large.contains("apps/c/config: more than 4 MiB"),
+            "{too_large}"
+        );
+        std::fs::remove_file(root.join("apps/c/config/big.exs")).unwrap();
+
+        // Children outside the root, or no umbrella: the config directory alone.
+        write("mix.exs", "[apps_path: \"../umbrella/apps\"]");
+        assert_eq!(names(&root), ["config/config.exs"]);
+        write("mix.exs", "[app: :single]");
+        assert_eq!(names(&root), ["config/config.exs"]);
+        // A child with a config directory of its own is no umbrella root.
+        write("mix.exs", "[apps_path: \"apps\"]");
+        write("apps/a/mix.exs", "[app: :a]");
+        assert_eq!(names(&root.join("apps/a")), ["config/config.exs"]);
     }
 
     #[test]
