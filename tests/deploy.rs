@@ -474,6 +474,29 @@ fn an_umbrella_child_as_the_project_uses_the_build_and_config_its_mix_exs_names(
 }
 
 #[test]
+fn an_umbrella_roots_config_brings_the_childrens_config_files_it_imports() {
+    // The root's config/config.exs imports apps/*/config/config.exs (a wildcard from its own
+    // directory): audit's sets `from_child_config`, from the root and from apps/api alike, whose
+    // config_path is the root's.
+    let sshd = Sshd::start();
+    let root = testkit::compiled_fixture("umbrella_start");
+    let entry = "Api.Jobs.child_config";
+    for project in [root.clone(), root.join("apps/api")] {
+        let local = mix_run(&project, "dev", true, &call_code(entry, &[]), &[]);
+        assert_eq!(
+            (local.code, local.stdout.as_str()),
+            (Some(0), "%{audit: true}\n"),
+            "{}",
+            local.stderr
+        );
+        let out = remote(&sshd, &project, "dev", true, entry, &[], &[]);
+        assert_eq!(out.code, Some(0), "{}: {}", project.display(), out.stderr);
+        assert_eq!(out.stdout, local.stdout, "{}", project.display());
+    }
+    sshd.assert_no_session_processes();
+}
+
+#[test]
 fn an_ecto_data_fix_changes_the_rows_in_postgres_without_debug_logs() {
     if !testkit::vendor_available() {
         return;
