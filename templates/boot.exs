@@ -268,9 +268,11 @@ write_file = fn path, bytes ->
 end
 
 # Makes each application of a part of a batch `<dir>/lib/<app>/{ebin,priv}` (its `.app` and
-# `priv/` written, if the part has them). Returns each of the part's modules, by name, as its
-# file and code (the modules' files are written by `stage` and `finish`). Erlang's functions, as
-# all of the way to a cold run's load (see `run_dir`).
+# `priv/` written, if the part has them: `{path, mode, bytes}` a file, `{path, mode}` a directory
+# that holds nothing that travels, path "" being `priv/` itself; see src/remote/wire.rs). Returns
+# each of the part's modules, by name, as its file and code (the modules' files are written by
+# `stage` and `finish`). Erlang's functions, as all of the way to a cold run's load (see
+# `run_dir`).
 write_apps = fn dir, apps, loose ->
   app_written = fn {app, spec, modules, priv}, files ->
     app_dir = :filename.join([dir, "lib", Atom.to_string(app)])
@@ -278,14 +280,23 @@ write_apps = fn dir, apps, loose ->
     make_path.(ebin, make_path)
     if spec != "", do: write_file.(:filename.join(ebin, Atom.to_string(app) <> ".app"), spec)
 
-    :lists.foreach(fn {path, mode, bytes} ->
-      target = :filename.join([app_dir, "priv", path])
-      make_path.(:filename.dirname(target), make_path)
-      write_file.(target, bytes)
-
+    set_mode = fn target, mode ->
       with {:error, reason} <- :file.change_mode(target, mode) do
         raise File.Error, reason: reason, action: "change mode for", path: target
       end
+    end
+
+    :lists.foreach(fn
+      {path, mode, bytes} ->
+        target = :filename.join([app_dir, "priv", path])
+        make_path.(:filename.dirname(target), make_path)
+        write_file.(target, bytes)
+        set_mode.(target, mode)
+
+      {path, mode} ->
+        target = :filename.join([app_dir, "priv", path])
+        make_path.(target, make_path)
+        set_mode.(target, mode)
     end, priv)
 
     ebin_list = :unicode.characters_to_list(ebin)
