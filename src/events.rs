@@ -39,7 +39,8 @@ pub struct ShippedApp {
     pub modules: usize,
     /// Their size.
     pub bytes: usize,
-    /// The files of its `priv/`.
+    /// The regular files of its `priv/` (the directories that travel with them, those that
+    /// hold no file, are not counted).
     pub priv_files: usize,
     /// Their size.
     pub priv_bytes: usize,

@@ -328,25 +328,49 @@ pub(crate) fn project_apps(project: &Path, layout: &Layout) -> Vec<String> {
     apps
 }
 
-/// A file of a shipped application's `priv/`.
+/// An entry of a shipped application's `priv/` that travels: a regular file, or a directory
+/// that holds nothing that travels (those that do are made by what they hold).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrivFile {
     /// The application.
     pub app: String,
-    /// Its path relative to `priv/`, with `/` separators.
+    /// Its path relative to `priv/`, with `/` separators; empty for `priv/` itself (an empty
+    /// `priv/`).
     pub path: String,
     /// Its permission bits.
     pub mode: u32,
-    /// Its contents.
-    pub bytes: Vec<u8>,
+    /// A file and its contents, or a directory.
+    pub kind: PrivKind,
     /// Where it was read from (symlinks resolved).
     pub source: PathBuf,
 }
 
-/// Every regular file under the `priv/` of each application of `apps`, following symlinks (Mix's
-/// `priv` in `_build` is one, into the project), sorted by path. A link to nothing (a `priv`
-/// link left by a deleted `priv/`, an upload directory that exists only on the servers) or back
-/// to a directory above it holds nothing to send, and is passed over.
+/// What a [`PrivFile`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrivKind {
+    /// A regular file, with its contents.
+    File(Vec<u8>),
+    /// A directory holding nothing that travels (empty, or holding only what is passed over):
+    /// the server makes it, as a deployment has it (an upload or cache directory kept empty).
+    Dir,
+}
+
+impl PrivFile {
+    /// The contents of a file; `None` for a directory.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        match &self.kind {
+            PrivKind::File(bytes) => Some(bytes),
+            PrivKind::Dir => None,
+        }
+    }
+}
+
+/// Every regular file under the `priv/` of each application of `apps`, and every directory there
+/// that holds none of them nor another such directory (`priv/` itself when it is empty),
+/// following symlinks (Mix's `priv` in `_build` is one, into the project), sorted by path. A link
+/// to nothing (a `priv` link left by a deleted `priv/`, an upload directory that exists only on
+/// the servers) or back to a directory above it holds nothing to send, and is passed over; so
+/// are other special files (sockets, FIFOs).
 pub fn priv_files(apps: &[AppDir]) -> Result<Vec<PrivFile>, AppsError> {
     let mut files = Vec::new();
     let mut total = 0;
@@ -355,6 +379,9 @@ pub fn priv_files(apps: &[AppDir]) -> Result<Vec<PrivFile>, AppsError> {
         if !priv_dir.exists() {
             continue;
         }
+        // This application's entries, directories included, in walk order: a directory's
+        // entries come right after it.
+        let mut entries: Vec<PrivFile> = Vec::new();
         for entry in walkdir::WalkDir::new(&priv_dir)
             .follow_links(true)
             .sort_by_file_name()
@@ -369,7 +396,8 @@ pub fn priv_files(apps: &[AppDir]) -> Result<Vec<PrivFile>, AppsError> {
                     });
                 }
             };
-            if !entry.file_type().is_file() {
+            let file_type = entry.file_type();
+            if !file_type.is_file() && !file_type.is_dir() {
                 continue;
             }
             let path = entry.path();
@@ -378,30 +406,57 @@ pub fn priv_files(apps: &[AppDir]) -> Result<Vec<PrivFile>, AppsError> {
                 error,
             };
             let metadata = entry.metadata().map_err(|e| read_error(e.into()))?;
-            total += metadata.len();
-            if total > MAX_PRIV_BYTES {
-                let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
-                return Err(AppsError::PrivTooLarge {
-                    apps: names.join(", "),
-                });
-            }
-            let bytes = std::fs::read(path).map_err(read_error)?;
+            let kind = if file_type.is_dir() {
+                PrivKind::Dir
+            } else {
+                total += metadata.len();
+                if total > MAX_PRIV_BYTES {
+                    let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
+                    return Err(AppsError::PrivTooLarge {
+                        apps: names.join(", "),
+                    });
+                }
+                PrivKind::File(std::fs::read(path).map_err(read_error)?)
+            };
             let relative = path.strip_prefix(&priv_dir).unwrap_or(path);
             let names: Option<Vec<&str>> = relative
                 .components()
                 .map(|c| c.as_os_str().to_str())
                 .collect();
             let names = names.ok_or_else(|| AppsError::PrivName(path.to_owned()))?;
-            files.push(PrivFile {
+            entries.push(PrivFile {
                 app: app.name.clone(),
                 path: names.join("/"),
                 mode: metadata.permissions().mode() & 0o777,
-                bytes,
+                kind,
                 source: path.canonicalize().unwrap_or_else(|_| path.to_owned()),
             });
         }
+        // A directory followed by one of its own entries is made by that entry.
+        let kept: Vec<bool> = (0..entries.len())
+            .map(|i| match entries[i].kind {
+                PrivKind::File(_) => true,
+                PrivKind::Dir => entries
+                    .get(i + 1)
+                    .is_none_or(|next| !beneath(&next.path, &entries[i].path)),
+            })
+            .collect();
+        files.extend(
+            entries
+                .into_iter()
+                .zip(kept)
+                .filter_map(|(entry, kept)| kept.then_some(entry)),
+        );
     }
     Ok(files)
+}
+
+/// Whether the `priv/` path `path` lies beneath the directory `dir` (`""` being `priv/` itself).
+fn beneath(path: &str, dir: &str) -> bool {
+    dir.is_empty() && !path.is_empty()
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 #[cfg(test)]
@@ -636,10 +691,67 @@ mod tests {
         let listed: Vec<(&str, u32)> = files.iter().map(|f| (f.path.as_str(), f.mode)).collect();
         assert_eq!(listed[0].0, "data.csv");
         assert_eq!(listed[1], ("native/port", 0o750));
-        assert_eq!(files[0].bytes, b"a,1\n");
+        assert_eq!(files[0].bytes(), Some(&b"a,1\n"[..]));
         assert_eq!(
             files[1].source,
             source.join("native/port").canonicalize().unwrap()
+        );
+    }
+
+    #[test]
+    fn priv_directories_that_hold_nothing_that_travels_travel_with_their_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        build(
+            dir.path(),
+            &[("shop", "kernel", &[]), ("bare", "kernel", &[])],
+        );
+        let source = dir.path().join("priv");
+        for empty in ["uploads", "cache/empty", "static/css", "a", "links"] {
+            std::fs::create_dir_all(source.join(empty)).unwrap();
+        }
+        std::fs::write(source.join("static/css/app.css"), "a{}").unwrap();
+        std::fs::write(source.join("a-b"), "x").unwrap();
+        std::os::unix::fs::symlink("/nonexistent/x", source.join("links/x")).unwrap();
+        std::fs::set_permissions(
+            source.join("uploads"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
+        let app_dir = dir.path().join("_build/dev/lib/shop");
+        std::os::unix::fs::symlink("../../../../priv", app_dir.join("priv")).unwrap();
+        // An empty `priv/`: the directory itself travels.
+        let bare_priv = dir.path().join("_build/dev/lib/bare/priv");
+        std::fs::create_dir(&bare_priv).unwrap();
+        std::fs::set_permissions(&bare_priv, std::fs::Permissions::from_mode(0o750)).unwrap();
+        let app = |name: &str| AppDir {
+            name: name.into(),
+            dir: dir.path().join("_build/dev/lib").join(name),
+            spec: None,
+            modules: Vec::new(),
+        };
+        let files = priv_files(&[app("shop"), app("bare")]).unwrap();
+        let listed: Vec<(&str, &str, Option<&[u8]>)> = files
+            .iter()
+            .map(|f| (f.app.as_str(), f.path.as_str(), f.bytes()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("shop", "a", None),
+                ("shop", "a-b", Some(&b"x"[..])),
+                ("shop", "cache/empty", None),
+                // A link to nothing is passed over: its directory holds nothing that travels.
+                ("shop", "links", None),
+                ("shop", "static/css/app.css", Some(&b"a{}"[..])),
+                ("shop", "uploads", None),
+                ("bare", "", None),
+            ]
+        );
+        let mode = |path: &str| files.iter().find(|f| f.path == path).unwrap().mode;
+        assert_eq!((mode("uploads"), mode("")), (0o700, 0o750));
+        assert_eq!(
+            files[5].source,
+            source.join("uploads").canonicalize().unwrap()
         );
     }
 

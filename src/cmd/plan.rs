@@ -54,7 +54,12 @@ fn shipped(
         .shipped
         .iter()
         .map(|app| {
-            let files: Vec<_> = priv_files.iter().filter(|f| f.app == app.name).collect();
+            // The files: a directory that travels is not one.
+            let files: Vec<&[u8]> = priv_files
+                .iter()
+                .filter(|f| f.app == app.name)
+                .filter_map(|f| f.bytes())
+                .collect();
             ShippedApp {
                 app: app.name.clone(),
                 modules: app.modules.len(),
@@ -65,7 +70,7 @@ fn shipped(
                     .map(|b| b.bytes.len())
                     .sum(),
                 priv_files: files.len(),
-                priv_bytes: files.iter().map(|f| f.bytes.len()).sum(),
+                priv_bytes: files.iter().map(|bytes| bytes.len()).sum(),
             }
         })
         .collect();

@@ -515,7 +515,7 @@ fn shipped_apps(plan: &Plan, apps: &Apps, priv_files: Vec<PrivFile>) -> Vec<Ship
         .collect();
     for file in priv_files {
         if let Some(app) = shipped.iter_mut().find(|a| a.name == file.app) {
-            app.priv_files.push((file.path, file.mode, file.bytes));
+            app.priv_files.push((file.path, file.mode, file.kind));
         }
     }
     shipped
@@ -553,7 +553,7 @@ fn natives(project: &std::path::Path, files: &[PrivFile]) -> Vec<native::Object>
     files
         .iter()
         .filter_map(|file| {
-            let target = native::target(&file.bytes)?;
+            let target = native::target(file.bytes()?)?;
             let shown = file
                 .source
                 .strip_prefix(&project)

@@ -23,6 +23,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::build::apps::PrivKind;
 use crate::build::beam::{self, Beam, BeamError, BeamErrorKind, RawChunk};
 
 /// Chunks whose data the MD5 covers, in the order it covers them.
@@ -60,8 +61,9 @@ pub struct ShippedApp {
     pub spec: Option<Vec<u8>>,
     /// Every module of its `ebin/`, shared with the project's graph.
     pub modules: Vec<Arc<Beam>>,
-    /// Every file of its `priv/`: path relative to `priv/`, permission bits, contents.
-    pub priv_files: Vec<(String, u32, Vec<u8>)>,
+    /// What of its `priv/` travels (files, and directories that hold none): path relative to
+    /// `priv/`, permission bits, a file's contents or a directory.
+    pub priv_files: Vec<(String, u32, PrivKind)>,
 }
 
 /// The shipped applications and the closure, ready to push.
@@ -126,8 +128,9 @@ struct PartApp<'a> {
 /// Prepares the modules of `apps` and `closure` (in load order), and their batch: a list of
 /// parts, each `{Apps, Loose}` in the external term format, compressed, which the boot program's
 /// `load` expands with `binary_to_term/1` and writes as lib dirs as they come. `Apps` is `[{App,
-/// Spec, [{Module, Beam}], [{Path, Mode, Bytes}]}]` (`Spec` empty but in the last part, and no
-/// files but there); `Loose` is `[{Module, File, Beam}]` for closure modules of no shipped
+/// Spec, [{Module, Beam}], Priv}]` (`Spec` empty but in the last part, and `Priv` empty but there),
+/// `Priv` holding `{Path, Mode, Bytes}` for a file and `{Path, Mode}` for a directory that holds
+/// nothing that travels (templates/boot.exs's `write_apps` makes it); `Loose` is `[{Module, File, Beam}]` for closure modules of no shipped
 /// application, `File` being the local path, which the remote loader records for the module.
 /// The closure's modules come first, a `part_size` of them a part, in load order; the last
 /// part holds every application with its other modules (loaded on demand), `.app` and `priv/`.
@@ -249,11 +252,21 @@ fn write_part<'a>(
         let files = |out: &mut etf::Writer<_>| -> std::io::Result<()> {
             out.end_list(share.modules.len())?;
             out.list(files.len())?;
-            for (path, mode, bytes) in files {
-                out.tuple(3)?;
-                out.binary(path.as_bytes())?;
-                out.integer(*mode as i32)?;
-                out.binary(bytes)?;
+            for (path, mode, kind) in files {
+                // A file is `{Path, Mode, Bytes}`, a directory `{Path, Mode}`.
+                match kind {
+                    PrivKind::File(bytes) => {
+                        out.tuple(3)?;
+                        out.binary(path.as_bytes())?;
+                        out.integer(*mode as i32)?;
+                        out.binary(bytes)?;
+                    }
+                    PrivKind::Dir => {
+                        out.tuple(2)?;
+                        out.binary(path.as_bytes())?;
+                        out.integer(*mode as i32)?;
+                    }
+                }
             }
             out.end_list(files.len())
         };
@@ -506,7 +519,10 @@ mod tests {
             name: "shop".into(),
             spec: Some(b"{application,shop,[]}.".to_vec()),
             modules: vec![Arc::clone(&beams[0])],
-            priv_files: vec![("native/x.so".into(), 0o755, b"ELF".to_vec())],
+            priv_files: vec![
+                ("native/x.so".into(), 0o755, PrivKind::File(b"ELF".to_vec())),
+                ("uploads".into(), 0o700, PrivKind::Dir),
+            ],
         };
         let prepared = prepare_all(&beams, std::slice::from_ref(&app)).unwrap();
         assert_eq!(prepared.shipped_modules, 2);
@@ -532,6 +548,16 @@ mod tests {
             ])
             .to_string()
         );
+        // A directory holding nothing that travels: its path and mode, no contents.
+        assert_eq!(
+            files[1].to_string(),
+            tuple(vec![
+                Binary::from(&b"uploads"[..]).into(),
+                FixInteger::from(0o700).into()
+            ])
+            .to_string()
+        );
+        assert_eq!(files.len(), 2);
         // The second module belongs to no shipped application: it travels on its own.
         let Term::Tuple(entry) = &loose[0] else {
             panic!("not a tuple")

@@ -18,8 +18,10 @@ use crate::remote::node::{atom, is_atom, tuple};
 use crate::remote::push::Remote;
 use crate::remote::wire::{self, Prepared};
 
-/// The digest of every item of a batch, by item: `spec APP`, `module APP MOD`, `priv APP PATH`,
-/// `loose MOD`.
+/// The digest of every item of a batch, by item: `spec APP`, `module APP MOD`, `priv APP PATH` (a
+/// file of `priv/`), `privdir APP PATH` (a directory of `priv/` that holds nothing that travels,
+/// `PATH` empty for `priv/` itself), `loose MOD`. A file and a directory of one path are two
+/// items, so that a node given one is never taken to have the other.
 pub type Digests = BTreeMap<String, String>;
 
 /// The items of `batch` (a list of compressed terms as `remote/wire.rs` makes it) and their
@@ -49,8 +51,8 @@ fn items(batch: &[u8], mut each: impl FnMut(String, &[&[u8]])) -> Option<()> {
             each(format!("module {app} {name}"), &[bytes]);
         }
         for file in files {
-            let (path, mode, bytes) = file_of(file)?;
-            each(format!("priv {app} {path}"), &[&mode.to_be_bytes(), bytes]);
+            let (key, mode, bytes) = priv_of(app, file)?;
+            each(key, &[&mode, bytes]);
         }
     }
     for module in &loose {
@@ -60,8 +62,9 @@ fn items(batch: &[u8], mut each: impl FnMut(String, &[&[u8]])) -> Option<()> {
     Some(())
 }
 
-/// An item a node given `had` holds that `batch` no longer has (a module, a `priv/` file or an
-/// application the build dropped), as a person would name it; `None` if there is none (or the
+/// An item a node given `had` holds that `batch` no longer has (a module, a `priv/` file, an
+/// empty `priv/` directory, or an application the build dropped; a directory that holds files
+/// now is one it no longer has empty), as a person would name it; `None` if there is none (or the
 /// batch is not as `remote/wire.rs` makes it). What a batch leaves out stays on a node given an
 /// earlier one: such a node cannot serve a run of `batch` as a fresh node would.
 pub fn removed(had: &Digests, batch: &[u8]) -> Option<String> {
@@ -81,6 +84,8 @@ fn shown(key: &str) -> String {
         ["spec", app] => format!("application {app}"),
         ["module", _, module] | ["loose", module] => format!("module {}", display_module(module)),
         ["priv", app, path] => format!("{app}'s priv/{path}"),
+        ["privdir", app, ""] => format!("{app}'s empty priv/"),
+        ["privdir", app, path] => format!("{app}'s empty priv/{path}/"),
         _ => key.to_owned(),
     }
 }
@@ -123,12 +128,8 @@ pub fn trimmed(prepared: &Prepared, had: &Digests, remote: &Remote) -> Option<Pr
         }
         let mut kept_files = Vec::new();
         for file in files {
-            let (path, mode, bytes) = file_of(file)?;
-            if kept(
-                format!("priv {app} {path}"),
-                &[&mode.to_be_bytes(), bytes],
-                None,
-            ) {
+            let (key, mode, bytes) = priv_of(app, file)?;
+            if kept(key, &[&mode, bytes], None) {
                 kept_files.push(file.clone());
             }
         }
@@ -334,17 +335,26 @@ fn module_of(term: &Term) -> Option<(&str, &[u8])> {
     }
 }
 
-fn file_of(term: &Term) -> Option<(String, i32, &[u8])> {
+/// An entry of the `priv/` of `app`: `{path, mode, bytes}` for a file, `{path, mode}` for a
+/// directory (see `remote/wire.rs`). Its key (see [`Digests`]), its mode's bytes and its
+/// contents (none for a directory), which its digest covers.
+fn priv_of<'a>(app: &str, term: &'a Term) -> Option<(String, [u8; 4], &'a [u8])> {
     let Term::Tuple(t) = term else { return None };
+    let path = |path: &Binary| String::from_utf8_lossy(&path.bytes).into_owned();
     match t.elements.as_slice() {
         [
-            Term::Binary(path),
+            Term::Binary(file),
             Term::FixInteger(mode),
             Term::Binary(bytes),
         ] => Some((
-            String::from_utf8_lossy(&path.bytes).into_owned(),
-            mode.value,
+            format!("priv {app} {}", path(file)),
+            mode.value.to_be_bytes(),
             &bytes.bytes,
+        )),
+        [Term::Binary(dir), Term::FixInteger(mode)] => Some((
+            format!("privdir {app} {}", path(dir)),
+            mode.value.to_be_bytes(),
+            &[],
         )),
         _ => None,
     }
@@ -515,6 +525,67 @@ mod tests {
             ]
         );
         assert_eq!(digests["spec demo"], digest(&[b"{application,demo,[]}."]));
+    }
+
+    #[test]
+    fn an_empty_priv_directory_is_an_item_of_its_own() {
+        let binary = |b: &[u8]| -> Term { Binary::from(b.to_vec()).into() };
+        let batch = |files: Vec<Term>| {
+            wire::batch_of(&[compressed(&tuple(vec![
+                List::from(vec![tuple(vec![
+                    atom("demo"),
+                    binary(b"{application,demo,[]}."),
+                    List::from(Vec::<Term>::new()).into(),
+                    List::from(files).into(),
+                ])])
+                .into(),
+                List::from(Vec::<Term>::new()).into(),
+            ]))])
+            .0
+        };
+        let dir = |path: &[u8], mode: i32| tuple(vec![binary(path), FixInteger::from(mode).into()]);
+        let file = |path: &[u8]| {
+            tuple(vec![
+                binary(path),
+                FixInteger::from(0o755).into(),
+                binary(b""),
+            ])
+        };
+        let had = digests(&batch(vec![dir(b"cache", 0o755)])).unwrap();
+        assert_eq!(
+            had.keys().collect::<Vec<_>>(),
+            ["privdir demo cache", "spec demo"]
+        );
+        // A directory added since is sent, and one whose mode changed; one the node has is not.
+        let sent = |files: Vec<Term>| {
+            let now = Prepared {
+                modules: Vec::new(),
+                parts: Vec::new(),
+                batch: batch(files),
+                shipped_modules: 0,
+                base64: Default::default(),
+            };
+            let remote = crate::remote::push::tests::bare_remote();
+            let trimmed = trimmed(&now, &had, &remote).unwrap();
+            let keys = digests(&trimmed.batch).unwrap().into_keys();
+            keys.filter(|k| k != "spec demo").collect::<Vec<_>>()
+        };
+        assert_eq!(
+            sent(vec![dir(b"cache", 0o755), dir(b"uploads", 0o755)]),
+            ["privdir demo uploads"]
+        );
+        assert_eq!(sent(vec![dir(b"cache", 0o700)]), ["privdir demo cache"]);
+        // An empty file where the directory was is another item: the node's directory is named.
+        let now = batch(vec![file(b"cache")]);
+        assert_eq!(
+            digests(&now).unwrap().keys().collect::<Vec<_>>(),
+            ["priv demo cache", "spec demo"]
+        );
+        assert_eq!(
+            removed(&had, &now).as_deref(),
+            Some("demo's empty priv/cache/")
+        );
+        assert_eq!(shown("privdir demo "), "demo's empty priv/");
     }
 
     #[test]

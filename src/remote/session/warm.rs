@@ -49,9 +49,10 @@ pub(super) async fn claim(
     }
 }
 
-/// Whether the spare of `claim` holds something `job`'s build dropped (a module, a `priv/` file or
-/// an application given to it ahead by an earlier run): such a node would not serve the run as a
-/// fresh one does, so the run connects as usual, and says why for `-v`.
+/// Whether the spare of `claim` holds something `job`'s build dropped (a module, a `priv/` file, an
+/// empty `priv/` directory the build no longer has empty, or an application, given to it ahead by
+/// an earlier run): such a node would not serve the run as a fresh one does, so the run connects
+/// as usual, and says why for `-v`.
 pub(super) async fn holds_dropped(
     claim: &client::Claim,
     job: &Job,
