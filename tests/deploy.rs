@@ -227,6 +227,57 @@ fn eval_and_scripts_ship_and_start_the_applications_as_run_does() {
 }
 
 #[test]
+fn empty_priv_directories_are_made_on_the_server_with_their_modes_as_under_mix_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("otp_app", "dev");
+    let project = staged.path();
+    // Directories kept empty (a nested one too) for the job to write into, as a deployment has
+    // them; `cache` holds only a directory.
+    let (uploads, nested) = (
+        project.join("priv/uploads"),
+        project.join("priv/cache/empty"),
+    );
+    std::fs::create_dir_all(&uploads).unwrap();
+    std::fs::create_dir_all(&nested).unwrap();
+    std::fs::set_permissions(&uploads, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&nested, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let code = "priv = :code.priv_dir(:otp_app)\n\
+                for d <- [\"uploads\", \"cache/empty\"] do\n\
+                  path = Path.join(priv, d)\n\
+                  mode = with {:ok, stat} <- File.stat(path), do: Bitwise.band(stat.mode, 0o777)\n\
+                  IO.inspect({d, File.dir?(path), mode, File.write(Path.join(path, \"new.txt\"), \"x\")})\n\
+                end\n\
+                IO.inspect(Enum.sort(File.ls!(priv)))\n";
+    let script = tempfile::tempdir().unwrap();
+    let file = script.path().join("empty_dirs.exs");
+    std::fs::write(&file, code).unwrap();
+    // On the server first: `mix run` writes its files into the project's own priv/.
+    let out = remote(
+        &sshd,
+        project,
+        "dev",
+        false,
+        &file.display().to_string(),
+        &[],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let local = mix_run(project, "dev", false, code, &[]);
+    assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
+    assert!(
+        local
+            .stdout
+            .starts_with("{\"uploads\", true, 448, :ok}\n{\"cache/empty\", true, 488, :ok}\n"),
+        "{}",
+        local.stdout
+    );
+    assert_eq!(out.stdout, local.stdout);
+    sshd.assert_no_session_processes();
+    assert_no_run_dirs(&sshd, "the empty priv/ directories");
+}
+
+#[test]
 fn config_evaluated_ahead_prints_once_in_order_fails_as_it_would_and_sets_logger() {
     let sshd = Sshd::start();
     let staged = testkit::staged_fixture("otp_app", "prod");

@@ -271,6 +271,73 @@ fn what_the_build_dropped_is_not_left_on_the_next_warm_nodes() {
     sessions.down_all_on(&sshd);
 }
 
+#[test]
+fn empty_priv_directories_are_made_on_warm_nodes_as_the_build_has_them() {
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("demo", "dev");
+    let mut sessions = Sessions::new();
+    sessions.project = staged.path().to_owned();
+    let priv_dir = staged.path().join("priv");
+    // An empty priv/: Mix links it into _build as it compiles.
+    std::fs::create_dir(&priv_dir).unwrap();
+    staged.recompile();
+    sessions.up_ready(&sshd);
+    // Whether `priv/` and each of `dirs` in it is a directory on the node, and a file can be
+    // written in it.
+    let probe = |sessions: &Sessions, dirs: &[&str]| {
+        let code = format!(
+            "priv = :code.priv_dir(:demo); \
+             {{File.dir?(priv), File.write(Path.join(priv, \"new.txt\"), \"x\"), \
+               Enum.map({dirs:?}, fn d -> {{d, File.dir?(Path.join(priv, d)), \
+                 File.write(Path.join([priv, d, \"new.txt\"]), \"x\")}} end)}}"
+        );
+        let out = sessions.on(&sshd, &["eval", "-v", "--no-compile", &code]);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        out
+    };
+    let made = |dirs: &[&str]| {
+        let each: Vec<String> = dirs
+            .iter()
+            .map(|d| format!("{{\"{d}\", true, :ok}}"))
+            .collect();
+        format!("{{true, :ok, [{}]}}", each.join(", "))
+    };
+    let empty = probe(&sessions, &[]);
+    assert!(empty.stderr.contains(SERVED), "{}", empty.stderr);
+    assert_eq!(empty.stdout.trim(), made(&[]));
+    sessions.wait_for(1);
+
+    // priv/ holds a file and an empty directory now: the spare, given an empty priv/ ahead, is
+    // not used (the build no longer has that), and the run is as cold.
+    std::fs::write(priv_dir.join("keep.txt"), "kept\n").unwrap();
+    std::fs::create_dir(priv_dir.join("uploads")).unwrap();
+    let filled = probe(&sessions, &["uploads"]);
+    assert!(
+        filled.stderr.contains(
+            "holds demo's empty priv/, which this build no longer has: connecting as usual"
+        ),
+        "{}",
+        filled.stderr
+    );
+    assert_eq!(filled.stdout.trim(), made(&["uploads"]));
+    // The session's next spare has this build's batch, and serves the next run.
+    let ahead = probe(&sessions, &["uploads"]);
+    assert!(ahead.stderr.contains(SERVED), "{}", ahead.stderr);
+    assert_eq!(ahead.stdout.trim(), made(&["uploads"]));
+    // Three runs claimed a spare (the one that did not use it too); the next one has this batch.
+    sessions.wait_for(3);
+
+    // An empty directory added since (nested): sent alone to the spare that had the rest (no
+    // module), and made.
+    std::fs::create_dir_all(priv_dir.join("cache/empty")).unwrap();
+    let added = probe(&sessions, &["uploads", "cache/empty"]);
+    assert!(added.stderr.contains(SERVED), "{}", added.stderr);
+    assert_eq!(stat(&added, "shipped_modules"), 0, "{}", added.stderr);
+    assert_eq!(added.stdout.trim(), made(&["uploads", "cache/empty"]));
+
+    sessions.down_all_on(&sshd);
+}
+
 /// What `-v` says of a run a warm session's spare node serves.
 const SERVED: &str = "its spare node serves this run";
 
