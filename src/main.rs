@@ -73,28 +73,28 @@ fn main() -> ExitCode {
     // A password read the run left waiting must not leave the terminal without echo, however
     // the command ends (a panic unwinds through here too).
     let terminal = TerminalGuard;
-    let result =
-        match cli.command {
-            Command::Init(args) => init::exec(&args),
-            Command::Completions(args) => Ok(completions::exec(&args)),
-            Command::Plan(args) => load_config(config, &reporter)
-                .and_then(|c| plan::exec(&args, c.as_ref(), &reporter)),
-            Command::Graph(args) => load_config(config, &reporter)
-                .and_then(|c| graph::exec(&args, c.as_ref(), &reporter)),
-            Command::Run(args) => load_config(config, &reporter)
-                .and_then(|c| block_on(run::exec(args, c.as_ref(), Arc::clone(&reporter)))),
-            Command::Eval(args) => load_config(config, &reporter)
-                .and_then(|c| block_on(eval::exec(args, c.as_ref(), Arc::clone(&reporter)))),
-            Command::Iex(args) => load_config(config, &reporter)
-                .and_then(|c| block_on(iex::exec(args, c.as_ref(), Arc::clone(&reporter)))),
-            Command::Check(args) => load_config(config, &reporter)
-                .and_then(|c| block_on(check::exec(args, c.as_ref(), Arc::clone(&reporter)))),
-            Command::Up(args) => load_config(config, &reporter)
-                .and_then(|c| block_on(up::exec(args, c.as_ref(), Arc::clone(&reporter)))),
-            Command::Down(args) => load_config(config, &reporter)
-                .and_then(|c| block_on(down::exec(args, c.as_ref(), Arc::clone(&reporter)))),
-            Command::Status(args) => block_on(status::exec(args, Arc::clone(&reporter))),
-        };
+    let result = match cli.command {
+        Command::Init(args) => init::exec(&args),
+        Command::Completions(args) => Ok(completions::exec(&args)),
+        Command::Plan(args) => load_config(config, &reporter)
+            .and_then(|c| block_on(plan::exec(args, c.as_ref(), Arc::clone(&reporter)))),
+        Command::Graph(args) => {
+            load_config(config, &reporter).and_then(|c| graph::exec(&args, c.as_ref(), &reporter))
+        }
+        Command::Run(args) => load_config(config, &reporter)
+            .and_then(|c| block_on(run::exec(args, c.as_ref(), Arc::clone(&reporter)))),
+        Command::Eval(args) => load_config(config, &reporter)
+            .and_then(|c| block_on(eval::exec(args, c.as_ref(), Arc::clone(&reporter)))),
+        Command::Iex(args) => load_config(config, &reporter)
+            .and_then(|c| block_on(iex::exec(args, c.as_ref(), Arc::clone(&reporter)))),
+        Command::Check(args) => load_config(config, &reporter)
+            .and_then(|c| block_on(check::exec(args, c.as_ref(), Arc::clone(&reporter)))),
+        Command::Up(args) => load_config(config, &reporter)
+            .and_then(|c| block_on(up::exec(args, c.as_ref(), Arc::clone(&reporter)))),
+        Command::Down(args) => load_config(config, &reporter)
+            .and_then(|c| block_on(down::exec(args, c.as_ref(), Arc::clone(&reporter)))),
+        Command::Status(args) => block_on(status::exec(args, Arc::clone(&reporter))),
+    };
     drop(terminal);
     let code = match result {
         Ok(code) => code,

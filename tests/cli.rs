@@ -220,6 +220,148 @@ fn parallel_runs_on_one_project_take_turns_to_compile_it() {
     }
 }
 
+/// The demo fixture's sources with a module whose compile, when `COMPILE_MARKER` names a file,
+/// writes there the OS pid of the BEAM compiling it, then starts a program that writes its own
+/// and waits 10 minutes: as the BEAM starts the programs of ports (a `make` building a NIF), in
+/// a session of its own. Each compile it is part of waits so; none is finished.
+fn slow_to_compile_demo() -> tempfile::TempDir {
+    let project = uncompiled_demo();
+    std::fs::write(
+        project.path().join("lib/slow_compile.ex"),
+        r#"defmodule Demo.SlowCompile do
+  if marker = System.get_env("COMPILE_MARKER") do
+    File.write!(marker, System.pid() <> "\n")
+    System.cmd("sh", ["-c", ~S(echo $$ >> "$0"; exec sleep 600), marker])
+  end
+end
+"#,
+    )
+    .expect("write the slow module");
+    project
+}
+
+/// Waits until the compile of a [`slow_to_compile_demo`] has written both pids to `marker`: the
+/// BEAM compiling and the program it started; returns them.
+fn compiling(marker: &Path) -> [u32; 2] {
+    let deadline = std::time::Instant::now() + testkit::RUN_LIMIT;
+    loop {
+        let text = std::fs::read_to_string(marker).unwrap_or_default();
+        let pids: Vec<u32> = text.lines().filter_map(|l| l.parse().ok()).collect();
+        if let ([beam, program], true) = (pids.as_slice(), text.ends_with('\n')) {
+            return [*beam, *program];
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the compile never started: {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Panics unless each of `pids` is gone (or a zombie: dead, not yet reaped) within testkit's
+/// cleanup limit.
+fn assert_gone(pids: &[u32], what: &str) {
+    let alive = |pid: &u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            let state = stat
+                .rfind(')')
+                .and_then(|end| stat[end + 1..].trim_start().chars().next());
+            !matches!(state, Some('Z' | 'X'))
+        })
+    };
+    let deadline = std::time::Instant::now() + testkit::CLEANUP_LIMIT;
+    while pids.iter().any(alive) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: left running: {:?}",
+            pids.iter().filter(|p| alive(p)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_signal_while_mix_compiles_stops_the_compile_and_ends_as_interrupted() {
+    let project = slow_to_compile_demo();
+    let marker = project.path().join("compiling");
+    let unreachable = ["--host", "nowhere", "-o", "ProxyCommand=false"];
+    // SIGTERM or SIGINT to the tool alone, as `timeout`, a CI cancellation or `kill` send it.
+    let cases: [(&str, &[&str], bool); 5] = [
+        ("TERM", &["run", "Demo.Worker.echo", "--json"], true),
+        (
+            "INT",
+            &["eval", "Demo.Worker.echo(1, 2, 3)", "--json"],
+            true,
+        ),
+        ("TERM", &["iex"], false),
+        ("TERM", &["plan", "Demo.Worker.echo", "--json"], true),
+        ("INT", &["plan", "Demo.Worker.echo"], false),
+    ];
+    for (signal, args, json) in cases {
+        let _ = std::fs::remove_file(&marker);
+        let mut run = tool(project.path(), args);
+        if args[0] != "plan" {
+            run.args(unreachable);
+        }
+        let run = run.env("COMPILE_MARKER", &marker).spawn();
+        let pids = compiling(&marker);
+        run.signal(signal);
+        let out = run.finish();
+        let case = format!("{signal} to {args:?}");
+        assert_eq!(out.code, Some(130), "{case}: {}", out.stderr);
+        assert_eq!(
+            out.stderr, "mix-remote: error: interrupted: `mix compile` stopped\n",
+            "{case}"
+        );
+        if json {
+            let events: Vec<&str> = out.stdout.lines().collect();
+            assert_eq!(
+                events,
+                [
+                    "{\"event\":\"phase_started\",\"host\":null,\"phase\":\"compile\",\
+                     \"message\":\"compiling (mix compile, MIX_ENV=dev)\"}",
+                    "{\"event\":\"error\",\"host\":null,\"message\":\"interrupted: `mix \
+                     compile` stopped\"}",
+                    "{\"event\":\"summary\",\"hosts\":0,\"failed\":0,\"exit_code\":130}",
+                ],
+                "{case}"
+            );
+        } else {
+            assert_eq!(out.stdout, "", "{case}");
+        }
+        // Mix, and the program its compile started in a session of its own.
+        assert_gone(&pids, &case);
+        out.assert_local_clean();
+    }
+
+    // At a terminal, Ctrl-C: the spinner is taken off, the line says what happened.
+    let _ = std::fs::remove_file(&marker);
+    let term = tool(project.path(), &["run", "Demo.Worker.echo"])
+        .args(unreachable)
+        .env("COMPILE_MARKER", &marker)
+        .spawn_in_pty();
+    let pids = compiling(&marker);
+    term.wait_until("the compile's spinner", |s| {
+        testkit::has_spinner(&s.contents())
+    });
+    term.send("\x03");
+    let out = term.finish();
+    assert_eq!(out.code, Some(130), "{}", out.stdout);
+    assert!(!testkit::has_spinner(&out.stdout), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l == "mix-remote: error: interrupted: `mix compile` stopped"),
+        "{}",
+        out.stdout
+    );
+    assert_gone(&pids, "Ctrl-C");
+
+    // Nothing holds the project: the next run compiles it.
+    let out = tool(project.path(), &["plan", "Demo.Worker.echo"]).run();
+    assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""));
+}
+
 #[test]
 fn without_a_local_mix_a_stale_build_is_a_warning() {
     let project = uncompiled_demo();

@@ -2,9 +2,10 @@
 //! for the environment about to be read, when `mix` is found here and the project has a
 //! `mix.exs`; and, when it is not compiled, the source that changed after the build, if any.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::SystemTime;
 
 use crate::build::mix_exs::{self, Layout};
@@ -44,6 +45,9 @@ pub enum Compiled {
     },
     /// There is no `mix` on this machine's PATH.
     NoMix,
+    /// The tool was interrupted first: Mix, if it had started, is stopped with every process under
+    /// it.
+    Stopped,
 }
 
 /// Whether `project` is a Mix project this tool may compile: it has a `mix.exs`.
@@ -53,33 +57,60 @@ pub fn is_mix_project(project: &Path) -> bool {
 
 /// Runs `mix compile` in `project` for `env`, its output captured. Runs of this tool on the same
 /// project take turns (Mix before 1.18 has no build lock of its own): each holds an exclusive lock
-/// on the project's `mix.exs` while Mix runs, which creates no file. A Ctrl-C reaches Mix too
-/// (same process group): it stops, and so does the tool.
-pub fn compile(project: &Path, env: &str) -> Result<Compiled, CompileError> {
+/// on the project's `mix.exs` while Mix runs, which creates no file. Mix runs in a process group
+/// of its own, so the terminal's Ctrl-C reaches the tool alone, which decides: once `stop`
+/// resolves (the tool got SIGINT or SIGTERM), while Mix runs or while the lock is awaited, Mix is
+/// stopped with every process under it (`kill_tree`) before the lock is let go, and the
+/// compile is [`Compiled::Stopped`].
+pub async fn compile(
+    project: &Path,
+    env: &str,
+    stop: impl Future<Output = ()>,
+) -> Result<Compiled, CompileError> {
     let run_error = |error| CompileError::Run {
         dir: project.to_owned(),
         error,
     };
+    tokio::pin!(stop);
     let lock = std::fs::File::open(project.join("mix.exs")).map_err(run_error)?;
-    lock.lock().map_err(run_error)?;
-    let output = Command::new("mix")
+    // Another run's compile may hold the lock for long: awaited aside, so a signal is heard.
+    let locking = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock));
+    let lock = tokio::select! {
+        locked = locking => locked.map_err(std::io::Error::other).flatten().map_err(run_error)?,
+        () = &mut stop => return Ok(Compiled::Stopped),
+    };
+    let spawned = tokio::process::Command::new("mix")
         .arg("compile")
         .current_dir(project)
         .env("MIX_ENV", env)
         .stdin(Stdio::null())
-        .output();
-    drop(lock);
-    let output = match output {
-        Ok(output) => output,
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn();
+    let mut mix = match spawned {
+        Ok(mix) => mix,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Compiled::NoMix),
         Err(e) => return Err(run_error(e)),
     };
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    if !output.status.success() {
+    let (stdout, stderr) = (mix.stdout.take(), mix.stderr.take());
+    let ended = tokio::select! {
+        ended = finished(&mut mix, stdout, stderr) => Some(ended),
+        () = &mut stop => None,
+    };
+    let Some(ended) = ended else {
+        // Not yet reaped (its pid still its own): stopped with all it started.
+        if let Some(pid) = mix.id() {
+            kill_tree(pid);
+        }
+        let _ = mix.wait().await;
+        drop(lock);
+        return Ok(Compiled::Stopped);
+    };
+    drop(lock);
+    let (status, said) = ended.map_err(run_error)?;
+    if !status.success() {
         return Err(CompileError::Failed {
             dir: project
                 .canonicalize()
@@ -92,6 +123,110 @@ pub fn compile(project: &Path, env: &str) -> Result<Compiled, CompileError> {
         files: files_compiled(&said),
         said,
     })
+}
+
+/// Mix's exit status and what it printed, stdout then stderr, once it has ended.
+async fn finished(
+    mix: &mut tokio::process::Child,
+    stdout: Option<tokio::process::ChildStdout>,
+    stderr: Option<tokio::process::ChildStderr>,
+) -> std::io::Result<(std::process::ExitStatus, String)> {
+    use tokio::io::AsyncReadExt;
+    async fn read_all(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> std::io::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            pipe.read_to_end(&mut bytes).await?;
+        }
+        Ok(bytes)
+    }
+    let (out, err, status) = tokio::join!(read_all(stdout), read_all(stderr), mix.wait());
+    let (out, err, status) = (out?, err?, status?);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out),
+        String::from_utf8_lossy(&err)
+    );
+    Ok((status, said))
+}
+
+/// Kills `leader` (Mix, the leader of its process group, not yet reaped) and every process under
+/// it, for good. A signal to the group is not enough: the BEAM starts the programs of its ports
+/// (a `make` or `cargo` building a NIF, a dependency's `rebar3`, whatever the project's
+/// compile-time code runs) each in a session of its own, and they go on without the BEAM. So the
+/// group is stopped (SIGSTOP), then every process found under the leader (through `/proc`), again
+/// until no new one shows up (a stopped process starts none), and then all of them are killed.
+/// Without `/proc`, the group alone.
+fn kill_tree(leader: u32) {
+    let Ok(group) = i32::try_from(leader) else {
+        return;
+    };
+    let signal = |pid: i32, signal: i32| {
+        // SAFETY: kill sends a signal; nothing of this process is touched.
+        unsafe { libc::kill(pid, signal) };
+    };
+    signal(-group, libc::SIGSTOP);
+    let mut stopped: BTreeSet<u32> = BTreeSet::from([leader]);
+    // A bound for a tree that keeps growing faster than it is stopped (none does).
+    for _ in 0..100 {
+        let found: Vec<u32> = under(leader)
+            .into_iter()
+            .filter(|pid| !stopped.contains(pid))
+            .collect();
+        if found.is_empty() {
+            break;
+        }
+        for pid in found {
+            if let Ok(p) = i32::try_from(pid) {
+                signal(p, libc::SIGSTOP);
+            }
+            stopped.insert(pid);
+        }
+    }
+    signal(-group, libc::SIGKILL);
+    for pid in stopped {
+        if let Ok(p) = i32::try_from(pid) {
+            signal(p, libc::SIGKILL);
+        }
+    }
+}
+
+/// Every process under `root` (its children, theirs...), from the parents `/proc` gives; none
+/// without `/proc`.
+fn under(root: u32) -> BTreeSet<u32> {
+    let mut children: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`: the command may hold anything, so after the last `)`.
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let ppid = stat.rfind(')').and_then(|end| {
+            stat[end + 1..]
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u32>()
+                .ok()
+        });
+        if let Some(ppid) = ppid {
+            children.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut found = BTreeSet::new();
+    let mut todo = vec![root];
+    while let Some(pid) = todo.pop() {
+        for &child in children.get(&pid).map(Vec::as_slice).unwrap_or_default() {
+            if found.insert(child) {
+                todo.push(child);
+            }
+        }
+    }
+    found
 }
 
 /// The files Mix says it compiled: the sum of its `Compiling N files (.ex)` lines.
@@ -461,5 +596,65 @@ mod tests {
             files_compiled("Compiling lib/x.ex (it's taking more than 10s)"),
             0
         );
+    }
+
+    /// Whether `pid` runs (a zombie has ended, only not yet reaped).
+    fn alive(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            let state = stat[stat.rfind(')').unwrap() + 1..]
+                .trim_start()
+                .chars()
+                .next();
+            !matches!(state, Some('Z' | 'X'))
+        })
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_killed_tree_leaves_nothing_even_in_sessions_of_their_own() {
+        use std::os::unix::process::CommandExt;
+        // A group leader with a child in its group and one in a session of its own, as the BEAM
+        // starts the programs of ports.
+        let mut leader = std::process::Command::new("sh")
+            .args(["-c", "sleep 600 & setsid sleep 600 & wait"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = leader.id();
+        let started = std::time::Instant::now();
+        let below = loop {
+            let below = under(pid);
+            if below.len() == 2 {
+                break below;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "{below:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        kill_tree(pid);
+        assert!(!leader.wait().unwrap().success());
+        let started = std::time::Instant::now();
+        while below.iter().any(|&p| alive(p)) {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "left: {below:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_stop_while_another_run_compiles_is_heard_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("mix.exs"), "").unwrap();
+        // Another run holds the project's lock for as long as this test runs.
+        let other = File::open(dir.path().join("mix.exs")).unwrap();
+        other.lock().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let compiled = runtime.block_on(compile(dir.path(), "dev", std::future::ready(())));
+        assert_eq!(compiled.unwrap(), Compiled::Stopped);
+        runtime.shutdown_background();
     }
 }

@@ -93,6 +93,12 @@ impl Fanout {
         }
     }
 
+    /// Resolves on the signal (true for SIGINT), for the work done before the hosts' (the
+    /// compile): once it has, the command ends as interrupted, and this fan-out is not run.
+    pub fn interrupted(&mut self) -> impl Future<Output = bool> + '_ {
+        &mut self.interrupted
+    }
+
     /// Runs `work` on every host of `hosts`, at most `parallel` at once, each with its view of
     /// `report` (a bar of `steps` phases with several hosts); returns what each host's work gave,
     /// in the order of `hosts`. Once `stop` says so of a host's result, the hosts still working
@@ -191,8 +197,9 @@ pub fn summary(report: &Reporter, hosts: usize, failed: usize, exit_code: u8) {
 }
 
 /// Resolves on SIGINT (true) or SIGTERM (false). The handlers are installed when this is
-/// called, not when it is first polled.
-fn interrupted() -> impl Future<Output = bool> + Send {
+/// called, not when it is first polled; and they stay: from then on, these signals end the
+/// command only through what awaits this.
+pub fn interrupted() -> impl Future<Output = bool> + Send {
     use tokio::signal::unix::{SignalKind, signal};
     let int = signal(SignalKind::interrupt()).ok();
     let term = signal(SignalKind::terminate()).ok();

@@ -8,17 +8,23 @@ use crate::build::fresh::{self, Compiled};
 use crate::build::mix_exs::Layout;
 use crate::config::Build;
 use crate::events::Stage;
-use crate::exit::CliError;
+use crate::exit::{self, CliError};
 use crate::report::Reporter;
 
 /// Compiles `build.project` for `build.mix_env` when it should be and can be; otherwise warns
 /// about a source newer than the build. A failed compile is bad input (exit 2), with Mix's
-/// output.
-pub fn ensure(build: &Build, report: &Reporter) -> Result<(), CliError> {
+/// output. When `interrupted` resolves first (on SIGINT, true, or SIGTERM: the command's
+/// handlers are installed before), Mix is stopped with all it started, the display cleared, and
+/// the command ends as an interrupted one (exit 130).
+pub async fn ensure(
+    build: &Build,
+    report: &Reporter,
+    interrupted: impl Future<Output = bool>,
+) -> Result<(), CliError> {
     if !fresh::is_mix_project(&build.project) {
         return Ok(());
     }
-    compiled_or_stale(build, report)?;
+    compiled_or_stale(build, report, interrupted).await?;
     let layout = Layout::of(&build.project);
     for app in apps::left_out(&build.project, &build.mix_env) {
         let dir = layout.build(&build.mix_env).join("lib").join(&app);
@@ -39,7 +45,11 @@ const COMPILED_BY_MIX: &str = "MIX_REMOTE_COMPILED_BY_MIX";
 
 /// `mix compile` when it should be and can be; otherwise a warning about a source newer than
 /// the build (unless Mix has just compiled it).
-fn compiled_or_stale(build: &Build, report: &Reporter) -> Result<(), CliError> {
+async fn compiled_or_stale(
+    build: &Build,
+    report: &Reporter,
+    interrupted: impl Future<Output = bool>,
+) -> Result<(), CliError> {
     if !build.compile && std::env::var_os(COMPILED_BY_MIX).is_some_and(|v| v == "true") {
         return Ok(());
     }
@@ -49,7 +59,10 @@ fn compiled_or_stale(build: &Build, report: &Reporter) -> Result<(), CliError> {
             Stage::Compile,
             format!("compiling (mix compile, MIX_ENV={env})"),
         );
-        match fresh::compile(&build.project, env).map_err(CliError::usage)? {
+        let mut ctrl_c = false;
+        let stop = async { ctrl_c = interrupted.await };
+        let compiled = fresh::compile(&build.project, env, stop).await;
+        match compiled.map_err(CliError::usage)? {
             Compiled::Ran { files, said } => {
                 said.lines()
                     .for_each(|line| report.verbose(&format!("mix: {line}")));
@@ -61,6 +74,15 @@ fn compiled_or_stale(build: &Build, report: &Reporter) -> Result<(), CliError> {
                 return Ok(());
             }
             Compiled::NoMix => "there is no `mix` on this machine to compile it".to_owned(),
+            Compiled::Stopped => {
+                // The display first, with the compile's spinner on it (a Ctrl-C's echo too).
+                report.interrupted(ctrl_c);
+                drop(phase);
+                return Err(CliError::new(
+                    "interrupted: `mix compile` stopped",
+                    exit::INTERRUPTED,
+                ));
+            }
         }
     } else {
         format!("compile it with `MIX_ENV={env} mix compile`")

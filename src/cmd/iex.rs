@@ -1,8 +1,8 @@
 //! `mix-remote iex`: an IEx session on one host's throw-away node, with the project shipped,
 //! configured and started as `run` does it (`session::on_host`). On a terminal, lines are edited
 //! locally (`iex/editor.rs`); otherwise they are read from stdin as IEx asks for them. Ctrl-C
-//! during an evaluation interrupts it. One before IEx runs (the connection, the push, the
-//! configuration, the applications' start) or a second within two seconds, before the prompt
+//! during an evaluation interrupts it. One before IEx runs (the compile, the connection, the push,
+//! the configuration, the applications' start) or a second within two seconds, before the prompt
 //! came back, ends the session, as SIGTERM and SIGHUP do, with the same teardown as an
 //! interrupted `run`.
 
@@ -50,9 +50,11 @@ pub async fn exec(
         ));
     };
     let build = config::build(config, args.setup.build.project(), &flags, &selected)?;
-    // Before the signal handlers, as `run`: a Ctrl-C while Mix compiles stops Mix and the tool.
-    fresh::ensure(&build, &report)?;
+    // The signal handlers first, as `run`: a signal while Mix compiles stops Mix (and all it
+    // started) and ends the session before it began.
     let mut signals = Signals::install();
+    let interrupted = async { signals.next().await == Received::CtrlC };
+    fresh::ensure(&build, &report, interrupted).await?;
     let job = Job::prepare_session(&build, args.setup.config_use(), &report)?;
     let name = format!("{}@{}", project_name(&job, &build), host_label(&host.name));
     let live = Arc::new(Live::new());

@@ -2,24 +2,48 @@
 //! module is needed, then the applications that ship with it and those the server must have, as
 //! a table or as JSON events. Reads the build only: no SSH, no server.
 
+use std::sync::Arc;
+
 use crate::build::apps::{self, Apps};
 use crate::build::entry::{Entry, display_module};
 use crate::build::graph::{Member, Reason, Why};
 use crate::build::plan::{self, Plan};
 use crate::build::project::app_of;
 use crate::cli::PlanArgs;
-use crate::cmd::fresh;
-use crate::config::{self, Config};
+use crate::cmd::{fanout, fresh};
+use crate::config::{self, Build, Config};
 use crate::events::{Event, ShippedApp};
-use crate::exit::CliError;
+use crate::exit::{self, CliError};
 use crate::remote::job::counted;
 use crate::report::Reporter;
 
 /// Prints the plan; the build is resolved as for `run`: flags over the `defaults` of
-/// mix-remote.yaml.
-pub fn exec(args: &PlanArgs, config: Option<&Config>, report: &Reporter) -> Result<u8, CliError> {
+/// mix-remote.yaml. SIGINT and SIGTERM end it as they end `run` (exit 130), while Mix compiles
+/// (stopping it) as while the build is read.
+pub async fn exec(
+    args: PlanArgs,
+    config: Option<&Config>,
+    report: Arc<Reporter>,
+) -> Result<u8, CliError> {
     let build = config::build(config, args.build.project(), &args.layer(), &[])?;
-    fresh::ensure(&build, report)?;
+    let mut interrupted = Box::pin(fanout::interrupted());
+    fresh::ensure(&build, &report, &mut interrupted).await?;
+    // Read aside: the signals are this command's to handle now.
+    let shown = {
+        let report = Arc::clone(&report);
+        tokio::task::spawn_blocking(move || show(&args, &build, &report))
+    };
+    tokio::select! {
+        shown = shown => shown.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())),
+        ctrl_c = interrupted => {
+            report.interrupted(ctrl_c);
+            Err(CliError::new("interrupted", exit::INTERRUPTED))
+        }
+    }
+}
+
+/// The plan of `args`'s entry in `build`, printed.
+fn show(args: &PlanArgs, build: &Build, report: &Reporter) -> Result<u8, CliError> {
     let entry = plan::parse_entry(&args.entry, &build.project, &build.mix_env)?;
     let plan = Plan::build(&build.project, &build.mix_env, &entry, None, &build.include)
         .map_err(|e| build.include_error(e))?;

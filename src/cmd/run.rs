@@ -94,9 +94,10 @@ pub async fn on_hosts(
 ) -> Result<u8, CliError> {
     let (selected, hosts) = fanout::choose(config, &options.hosts, &flags)?;
     let build = config::build(config, options.setup.build.project(), &flags, &selected)?;
-    // Before the signal handlers: a Ctrl-C while Mix compiles stops Mix and the tool at once.
-    fresh::ensure(&build, &report)?;
-    let fanout = Fanout::begin();
+    // The signal handlers first: a signal while Mix compiles stops Mix (and all it started) and
+    // ends the run as interrupted.
+    let mut fanout = Fanout::begin();
+    fresh::ensure(&build, &report, fanout.interrupted()).await?;
     let input = Input::for_hosts(hosts.len());
     // The login to a single host goes on while the project is read (and ends if that fails);
     // input that is plainly wrong connects nowhere.
