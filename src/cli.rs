@@ -1,6 +1,7 @@
 //! Command-line interface: flags, help text and exit codes. A flag beats its `MIX_REMOTE_*`
 //! environment variable (clap merges the two; a flag given before the command beats the
-//! variable too, see [`parse`]); both beat mix-remote.yaml (see `config.rs`).
+//! variable too, and `--host` or `--group` both host variables, see [`parse`]); both beat
+//! mix-remote.yaml (see `config.rs`).
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -59,9 +60,14 @@ fn without_empty_variables(
     command: clap::Command,
     empty: &dyn Fn(&OsStr) -> bool,
 ) -> clap::Command {
+    without_variables(command, &|a| a.get_env().is_some_and(empty))
+}
+
+/// `command`, its subcommands too, with no environment variable for the arguments `drop` says.
+fn without_variables(command: clap::Command, drop: &dyn Fn(&clap::Arg) -> bool) -> clap::Command {
     let unset: Vec<clap::Id> = command
         .get_arguments()
-        .filter(|a| a.get_env().is_some_and(empty))
+        .filter(|a| a.get_env().is_some() && drop(a))
         .map(|a| a.get_id().clone())
         .collect();
     let command = unset
@@ -72,18 +78,43 @@ fn without_empty_variables(
         .map(|c| c.get_name().to_owned())
         .collect();
     subcommands.into_iter().fold(command, |c, name| {
-        c.mut_subcommand(name, |sub| without_empty_variables(sub, empty))
+        c.mut_subcommand(name, |sub| without_variables(sub, drop))
     })
+}
+
+/// The ids of `--host` and `--group`, which choose the hosts together.
+const HOST_IDS: [&str; 2] = ["hosts", "groups"];
+
+/// `args` parsed without `MIX_REMOTE_HOST` and `MIX_REMOTE_GROUP` when they name hosts or groups
+/// themselves (`--host`, `--group`): those then choose the hosts alone, as flags beat variables,
+/// instead of adding to the other variable's hosts (clap merges a flag with its own variable
+/// only), and a variable not read is not checked either. None otherwise (or if they are refused:
+/// the parse with the variables says why).
+fn with_hosts_typed(command: &clap::Command, args: &[OsString]) -> Option<ArgMatches> {
+    let host_flag = |a: &clap::Arg| HOST_IDS.contains(&a.get_id().as_str());
+    let matches = without_variables(command.clone(), &host_flag)
+        .try_get_matches_from(args)
+        .ok()?;
+    let (_, of_command) = matches.subcommand()?;
+    let typed = |id: &&str| {
+        of_command.try_contains_id(id).unwrap_or(false)
+            && of_command.value_source(id) == Some(ValueSource::CommandLine)
+    };
+    HOST_IDS.iter().any(typed).then_some(matches)
 }
 
 /// Parses `args` (with the program's name first) against `command`, the definition; an argument
 /// of the function given before `--` gets a tip saying where it goes. The flags accepted on both
 /// sides of the command are one setting: `-q` before it conflicts with `-v` after it (and the
-/// other way round), and a `--config` typed on either side beats `MIX_REMOTE_CONFIG`.
+/// other way round), and a `--config` typed on either side beats `MIX_REMOTE_CONFIG`. A `--host`
+/// or `--group` typed beats both `MIX_REMOTE_HOST` and `MIX_REMOTE_GROUP`.
 pub fn parse(mut command: clap::Command, args: Vec<OsString>) -> Result<Cli, clap::Error> {
-    let matches = command
-        .try_get_matches_from_mut(args.iter())
-        .map_err(|e| tip(e, &args))?;
+    let matches = match with_hosts_typed(&command, &args) {
+        Some(matches) => matches,
+        None => command
+            .try_get_matches_from_mut(args.iter())
+            .map_err(|e| tip(e, &args))?,
+    };
     let mut cli = Cli::from_arg_matches(&matches)?;
     let Some((name, of_command)) = matches.subcommand() else {
         return Ok(cli);

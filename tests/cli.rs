@@ -1244,6 +1244,73 @@ fn blanks_around_a_name_of_a_list_are_left_out() {
 }
 
 #[test]
+fn a_host_or_group_typed_chooses_the_hosts_alone_over_both_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mix-remote.yaml"),
+        "hosts:\n  a:\n    address: nobody@127.0.0.1\n  b:\n    address: nobody@127.0.0.1\n  \
+         c:\n    address: nobody@127.0.0.1\ngroups:\n  web: [a, b]\n  db: [c]\n",
+    )
+    .unwrap();
+    // The hosts `check` checks (it reaches none: port 1), from its events.
+    let checked = |env: &[(&str, &str)], args: &[&str]| {
+        let mut check = tool(dir.path(), &["check", "--json", "-o", "Port=1"]);
+        check.args(args);
+        for (name, value) in env {
+            check.env(name, value);
+        }
+        let out = check.run();
+        let mut hosts: Vec<String> = out
+            .stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["event"] == "check")
+            .map(|e| e["host"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        hosts.sort();
+        assert!(!hosts.is_empty(), "{env:?} {args:?}: {}", out.stderr);
+        hosts
+    };
+    let (group, host) = (("MIX_REMOTE_GROUP", "web"), ("MIX_REMOTE_HOST", "c"));
+    assert_eq!(checked(&[group], &["--host", "c"]), ["c"]);
+    assert_eq!(checked(&[group], &["--host=c"]), ["c"]);
+    assert_eq!(checked(&[host], &["--group", "web"]), ["a", "b"]);
+    assert_eq!(checked(&[host, group], &["--host", "a"]), ["a"]);
+    assert_eq!(checked(&[group], &["--group", "db"]), ["c"]);
+    // A variable not read is not checked either.
+    assert_eq!(
+        checked(&[("MIX_REMOTE_HOST", "a,")], &["--group", "db"]),
+        ["c"]
+    );
+    // Without either flag, the variables add up, as the flags do.
+    assert_eq!(checked(&[host, group], &[]), ["a", "b", "c"]);
+    assert_eq!(
+        checked(&[], &["--host", "c", "--group", "web"]),
+        ["a", "b", "c"]
+    );
+    // `iex` too, which takes one host.
+    let iex = |args: &[&str]| {
+        tool(dir.path(), &["iex", "-o", "Port=1"])
+            .args(args)
+            .env("MIX_REMOTE_GROUP", "web")
+            .run()
+    };
+    let out = iex(&[]);
+    assert!(
+        out.stderr
+            .contains("iex works on one host, and 2 are chosen"),
+        "{}",
+        out.stderr
+    );
+    let out = iex(&["--host", "c"]);
+    assert!(
+        !out.stderr.contains("iex works on one host"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn with_json_an_error_clap_reports_is_an_error_and_a_summary_event_too() {
     let dir = tempfile::tempdir().unwrap();
     for (args, said) in [
