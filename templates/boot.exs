@@ -353,8 +353,8 @@ end
 # Mix started, set to environment `env`, as `mix run` has it: for code that asks it
 # (`Mix.env()`).
 mix_started = fn env ->
-  {:ok, _} = Application.ensure_all_started(:mix)
-  Mix.env(String.to_atom(env))
+  # A server whose Elixir lacks Mix (a release's own ERTS and Elixir) runs the code without it.
+  with {:ok, _} <- Application.ensure_all_started(:mix), do: Mix.env(String.to_atom(env))
 end
 
 # Evaluates the config files `names` (config.exs, runtime.exs) of `files` for Mix environment
@@ -371,29 +371,40 @@ evaluate_config = fn files, env, names, subdir ->
   {dir, _stale} = run_dir.(run_dir)
   dir = Path.join(dir, subdir)
 
-  try do
-    File.mkdir_p!(dir)
+  # The files written where they import each other from, as in the project.
+  written = fn ->
+    try do
+      File.mkdir_p!(dir)
 
-    for {path, contents} <- files do
-      target = Path.join(dir, path)
-      File.mkdir_p!(Path.dirname(target))
-      File.write!(target, contents)
-    end
-
-    # As Mix reads them: runtime.exs may not import other files.
-    Enum.reduce_while(names, {:ok, []}, fn name, {:ok, configs} ->
-      imports = if name == "runtime.exs", do: [imports: :disabled], else: []
-
-      try do
-        read_config.(Path.join([dir, "config", name]), [env: String.to_atom(env), target: :host] ++ imports)
-      catch
-        kind, reason ->
-          text = Exception.format(kind, reason, user_frames.(__STACKTRACE__))
-          {:halt, {:config_failed, "config/" <> name, String.replace(text, dir <> "/", "")}}
-      else
-        config -> {:cont, {:ok, configs ++ [config]}}
+      for {path, contents} <- files do
+        target = Path.join(dir, path)
+        File.mkdir_p!(Path.dirname(target))
+        File.write!(target, contents)
       end
-    end)
+
+      :ok
+    rescue
+      e in File.Error -> {:config_failed, "config/", Exception.message(e)}
+    end
+  end
+
+  try do
+    # As Mix reads them: runtime.exs may not import other files.
+    with :ok <- written.() do
+      Enum.reduce_while(names, {:ok, []}, fn name, {:ok, configs} ->
+        imports = if name == "runtime.exs", do: [imports: :disabled], else: []
+
+        try do
+          read_config.(Path.join([dir, "config", name]), [env: String.to_atom(env), target: :host] ++ imports)
+        catch
+          kind, reason ->
+            text = Exception.format(kind, reason, user_frames.(__STACKTRACE__))
+            {:halt, {:config_failed, "config/" <> name, String.replace(text, dir <> "/", "")}}
+        else
+          config -> {:cont, {:ok, configs ++ [config]}}
+        end
+      end)
+    end
   after
     File.rm_rf(dir)
   end
@@ -469,7 +480,7 @@ end
 compile_env_checked = fn ->
   Code.ensure_loaded(Config.Provider)
 
-  if function_exported?(Config.Provider, :validate_compile_env, 1) do
+  if function_exported?(Config.Provider, :validate_compile_env, 2) do
     # The application controller keeps no keys of its own: the `.app` is read as Mix reads it.
     compile_env = fn app ->
       with file when is_list(file) <- :code.where_is_file(Atom.to_charlist(app) ++ ~c".app"),
@@ -480,12 +491,22 @@ compile_env_checked = fn ->
       end
     end
 
+    # Elixir up to 1.14 prints what differs (`ERROR! ...`, on stdout) and raises; later ones
+    # return it, and Mix raises it (`** (Mix) ...`, on stderr). Every shipped application is
+    # loaded by now, as Mix has them (hence `false`: load none).
     Enum.reduce_while(:persistent_term.get(:mix_remote_apps, []), :ok, fn app, :ok ->
       try do
-        Config.Provider.validate_compile_env(compile_env.(app))
-        {:cont, :ok}
+        Config.Provider.validate_compile_env(compile_env.(app), false)
       catch
         :error, "aborting boot" -> {:halt, {:compile_env_differs, app}}
+        kind, reason -> {:halt, {:config_failed, "the compile-time config", Exception.format(kind, reason, [])}}
+      else
+        {:error, message} ->
+          IO.puts(:stderr, "** (Mix) " <> message)
+          {:halt, {:compile_env_differs, app}}
+
+        _ok ->
+          {:cont, :ok}
       end
     end)
   else

@@ -61,7 +61,8 @@ pub struct AppConfig {
     pub config_files: Vec<(String, Vec<u8>)>,
     /// The Mix environment (`config_env()` in the config files).
     pub env: String,
-    /// Whether the shipped applications' compile-time config is checked against it.
+    /// Whether the shipped applications' compile-time config is checked against it (never
+    /// without the config files).
     pub validate_compile_env: bool,
 }
 
@@ -80,7 +81,8 @@ impl AppConfig {
         Ok(AppConfig {
             config_files,
             env: env.to_owned(),
-            validate_compile_env: usage.validate_compile_env,
+            // Without the config files, every key they set would differ.
+            validate_compile_env: usage.validate_compile_env && usage.files,
         })
     }
 }

@@ -47,7 +47,7 @@ pub enum Outcome {
         text: String,
     },
     /// An application's compile-time config differs from what the config gives it on the
-    /// server (Elixir said how on the function's stderr), so the function was not called.
+    /// server (Elixir said how, among the function's output), so the function was not called.
     CompileEnvDiffers {
         /// The application.
         app: String,
@@ -69,8 +69,15 @@ impl Outcome {
                 // The failure's place in the project's config: its first frame in a config file.
                 let at = lines
                     .filter_map(|l| l.trim().split(": ").next())
-                    .find(|frame| !frame.starts_with('(') && frame.contains(".exs:"))
-                    .unwrap_or(file);
+                    .find(|frame| !frame.starts_with('(') && frame.contains(".exs:"));
+                let at = match at {
+                    Some(frame) => frame.to_owned(),
+                    // config.exs may have imported the file that failed.
+                    None if file.ends_with("/config.exs") => {
+                        format!("{file} (or a file it imports)")
+                    }
+                    None => file.clone(),
+                };
                 Some(format!("{at} failed{on_host}: {first}"))
             }
             Outcome::CompileEnvDiffers { app } => Some(format!(
@@ -323,7 +330,7 @@ mod tests {
         let ended = outcome("run", &reply).unwrap();
         assert_eq!(
             ended.not_called("").as_deref(),
-            Some("config/config.exs failed: ** (RuntimeError) boom")
+            Some("config/config.exs (or a file it imports) failed: ** (RuntimeError) boom")
         );
         let reply = tuple(vec![atom("compile_env_differs"), atom("shop")]);
         let why = outcome("run", &reply).unwrap().not_called("").unwrap();

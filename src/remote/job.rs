@@ -26,16 +26,39 @@ use crate::events::Stage;
 use crate::remote::wire::{self, Prepared, ShippedApp};
 use crate::report::{Phase, Reporter};
 
-/// Whether `call` asks Mix anything (`Mix.env()`, `Mix.Project`): a module of its `closure`
-/// calls one of Mix's modules (Mix's own tasks aside), or its code names one; a session always
-/// may, as under `iex -S mix`.
-fn asks_mix(call: &Call, closure: &[Arc<Beam>]) -> bool {
+/// The modules whose calls of Mix count (see [`asks_mix`]): the closure's, and those of the
+/// project's own applications (an application callback's `Mix.env()` runs before the call),
+/// Mix tasks aside (the project's own build tools) unless one is the entry.
+fn mix_callers<'a>(
+    call: &Call,
+    closure: &'a [Arc<Beam>],
+    shipped: &'a [ShippedApp],
+    project_apps: &[String],
+) -> impl Iterator<Item = &'a Beam> {
+    let entry = match call {
+        Call::Function { entry, .. } => Some(entry.module.clone()),
+        _ => None,
+    };
+    let own = shipped
+        .iter()
+        .filter(|app| project_apps.contains(&app.name))
+        .flat_map(|app| app.modules.iter());
+    closure
+        .iter()
+        .chain(own)
+        .map(|beam| &**beam)
+        .filter(move |beam| {
+            !beam.name.starts_with("Elixir.Mix.Tasks.") || entry.as_deref() == Some(&beam.name)
+        })
+}
+
+/// Whether `call` asks Mix anything (`Mix.env()`): one of its [`mix_callers`] calls one of Mix's
+/// modules, or its code names one; a session always may, as under `iex -S mix`.
+fn asks_mix<'a>(call: &Call, mut callers: impl Iterator<Item = &'a Beam>) -> bool {
     match call {
         Call::Session => true,
-        Call::Code(code) => code.text.contains("Mix."),
-        Call::Function { .. } => closure.iter().any(|beam| {
-            !beam.name.starts_with("Elixir.Mix.Tasks.") && beam.imports.iter().any(|m| is_mix(m))
-        }),
+        Call::Code(code) if code.text.contains("Mix.") => true,
+        _ => callers.any(|beam| beam.imports.iter().any(|m| is_mix(m))),
     }
 }
 
@@ -44,9 +67,13 @@ fn is_mix(module: &str) -> bool {
     module == "Elixir.Mix" || module.starts_with("Elixir.Mix.")
 }
 
-/// What of the run calls `Mix.Project`, which has no project on the server: a config file, a
-/// module of the closure or the code; none if nothing does.
-fn asks_mix_project(call: &Call, closure: &[Arc<Beam>], setup: &AppConfig) -> Option<String> {
+/// What of the run calls `Mix.Project`, which has no project on the server: a config file, the
+/// code, or one of its [`mix_callers`]; none if nothing does.
+fn asks_mix_project<'a>(
+    call: &Call,
+    mut callers: impl Iterator<Item = &'a Beam>,
+    setup: &AppConfig,
+) -> Option<String> {
     if let Some((path, _)) = setup
         .config_files
         .iter()
@@ -54,18 +81,13 @@ fn asks_mix_project(call: &Call, closure: &[Arc<Beam>], setup: &AppConfig) -> Op
     {
         return Some(path.clone());
     }
-    if let Call::Code(code) = call {
-        return code
-            .text
-            .contains("Mix.Project.")
-            .then(|| code.shown.clone());
+    if let Call::Code(code) = call
+        && code.text.contains("Mix.Project.")
+    {
+        return Some(code.shown.clone());
     }
-    closure
-        .iter()
-        .find(|beam| {
-            !beam.name.starts_with("Elixir.Mix.Tasks.")
-                && beam.imports.iter().any(|m| m == "Elixir.Mix.Project")
-        })
+    callers
+        .find(|beam| beam.imports.iter().any(|m| m == "Elixir.Mix.Project"))
         .map(|beam| display_module(&beam.name))
 }
 
@@ -219,13 +241,15 @@ impl Code {
     }
 }
 
-/// The first line (from 1) of `script` that calls `Mix.install`, a comment's aside.
+/// The first line (from 1) of `script` that starts with a call of `Mix.install` (what such a
+/// script begins with); one in a condition or a string is the script's business.
 fn calls_mix_install(script: &str) -> Option<usize> {
     script
         .lines()
         .position(|line| {
-            let code = line.trim_start();
-            !code.starts_with('#') && code.contains("Mix.install")
+            line.trim_start()
+                .strip_prefix("Mix.install")
+                .is_some_and(|rest| rest.trim_start().starts_with(['(', '[']))
         })
         .map(|index| index + 1)
 }
@@ -439,10 +463,12 @@ impl Job {
             .iter()
             .filter_map(|beam| plan.graph().shared(&beam.name))
             .collect();
-        let uses_mix = asks_mix(&call, &closure);
-        if let Some(who) = asks_mix_project(&call, &closure, &setup) {
+        let callers = || mix_callers(&call, &closure, &shipped, &apps.project);
+        let uses_mix = asks_mix(&call, callers());
+        if let Some(who) = asks_mix_project(&call, callers(), &setup) {
             report.warning(&format!(
-                "{who} calls Mix.Project, which has no project on the server:                  Mix.Project.config() gives Mix's defaults there (no :app, no :version)"
+                "{who} calls Mix.Project, which has no project on the server: \
+                 Mix.Project.config() gives Mix's defaults there (no :app, no :version)"
             ));
         }
         let wire = WireForm::start(closure, shipped);
@@ -611,4 +637,23 @@ fn parse_arguments(texts: &[String]) -> Result<Vec<Term>, JobError> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_script_that_begins_by_installing_is_told_apart_from_one_that_mentions_it() {
+        let script = "# Mix.install([:jason]) would fetch\nIO.puts(\"see Mix.install docs\")\n\
+                      Mix.installed?()\n  Mix.install [:jason]\n";
+        assert_eq!(calls_mix_install(script), Some(4));
+        assert_eq!(
+            calls_mix_install("Mix.install([{:req, \"~> 0.4\"}])\n"),
+            Some(1)
+        );
+        let guarded = "unless Code.ensure_loaded?(Jason), do: Mix.install([:jason])\n";
+        assert_eq!(calls_mix_install(guarded), None);
+        assert_eq!(calls_mix_install("IO.inspect(Mix.installed?())\n"), None);
+    }
 }
