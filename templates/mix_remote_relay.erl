@@ -16,16 +16,18 @@
 %%                   after it (one connection keeps the order), and the tool writes the output
 %%                   it received before acting on that message
 %%
-%% Output requests are answered at once; their text travels in pieces of at most ?CHUNK bytes,
-%% at once when nothing is unacknowledged (standard error's always, a last word before a halt),
-%% else held at most ?FLUSH_MS, with at most ?WINDOW bytes unacknowledged: a slow terminal or link
-%% slows the writers down, nothing is lost or reordered. Input requests are served one at a time,
-%% in arrival order, from lines the tool reads only when asked.
+%% Output requests are answered at once, their text made the bytes OTP's own `user` writes in the
+%% encoding setopts gave the device (unicode, or latin1: IO.binwrite's bytes as they are). It
+%% travels in pieces of at most ?CHUNK bytes, at once when nothing is unacknowledged (standard
+%% error's always, a last word before a halt), else held at most ?FLUSH_MS, with at most ?WINDOW
+%% bytes unacknowledged: a slow terminal or link slows the writers down, nothing is lost or
+%% reordered. Input requests are served one at a time, in arrival order, from lines the tool reads
+%% only when asked.
 %%
 %% No binary matching syntax (OTP 29 refuses what OTP 25 compiles some of it to): built with
 %% OTP 25 `erlc +r24 +deterministic` (`cargo xtask relay-beam`), it loads on OTP 24 to 29.
 -module(mix_remote_relay).
--export([start/1, init/1, collect/1]).
+-export([start/1, init/1, collect/2]).
 
 -define(WINDOW, 1048576).
 -define(CHUNK, 32768).
@@ -76,7 +78,7 @@ forward_errors(Relay, Watch, Own) ->
 loop(S) ->
     receive
         {io_request, From, ReplyAs, {put_chars, unicode, Chars}} ->
-            case text(Chars, unicode) of
+            case bytes(Chars, unicode, S#s.encoding) of
                 error -> From ! {io_reply, ReplyAs, {error, put_chars}}, loop(S);
                 Bin -> From ! {io_reply, ReplyAs, ok}, loop(add(S, out, Bin))
             end;
@@ -105,14 +107,41 @@ loop(S) ->
 
 %% Output
 
-%% UTF-8 binaries pass as they are (as OTP's own `user` does); everything else is converted.
-text(Chars, unicode) when is_binary(Chars) -> Chars;
-text(Chars, Enc) ->
-    try unicode:characters_to_binary(Chars, Enc, unicode) of
+%% The bytes written for Chars, text in encoding Enc (that of the request), on a device in
+%% encoding Dev (the group leader's as set with setopts: unicode unless latin1), as OTP's own
+%% `user` writes them: UTF-8 binaries pass as they are on a unicode device (invalid UTF-8
+%% included), other text is converted; latin1 text (IO.binwrite's) is bytes, written as they are
+%% on a latin1 device and each as UTF-8 on a unicode one; on a latin1 device a character past 255
+%% is written as \x{HEX}. error when Chars is not text in Enc.
+bytes(Chars, unicode, unicode) when is_binary(Chars) -> Chars;
+bytes(Chars, unicode, latin1) ->
+    case converted(Chars, unicode, latin1) of
+        error -> escaped(Chars);
+        Bin -> Bin
+    end;
+bytes(Chars, Enc, Dev) -> converted(Chars, Enc, Dev).
+
+converted(Chars, From, To) ->
+    try unicode:characters_to_binary(Chars, From, To) of
         Bin when is_binary(Bin) -> Bin;
         _ -> error
     catch _:_ -> error
     end.
+
+escaped(Chars) ->
+    try unicode:characters_to_list(Chars, unicode) of
+        L when is_list(L) -> list_to_binary([escape(C) || C <- L]);
+        _ -> error
+    catch _:_ -> error
+    end.
+
+escape(C) when C > 255 -> [<<"\\x{">>, integer_to_list(C, 16), $}];
+escape(C) -> C.
+
+%% The encoding of Stream's device: the group leader's, or standard_error's, whose options stay
+%% those of OTP's (binary, unicode).
+device(out, S) -> S#s.encoding;
+device(err, _) -> unicode.
 
 %% Queues Bin for Stream (out or err): the pending text is a queue of {Stream, IoList}, one entry
 %% for each change of stream.
@@ -203,10 +232,14 @@ immediate_all([R | Rest], Stream, _, S) ->
         {Reply, S1} -> immediate_all(Rest, Stream, Reply, S1)
     end.
 
-immediate({put_chars, Enc, Chars}, Stream, S) -> put_text(text(Chars, Enc), Stream, S);
-immediate({put_chars, Chars}, Stream, S) -> put_text(text(Chars, latin1), Stream, S);
-immediate({put_chars, Enc, M, F, A}, Stream, S) -> put_applied(applied(M, F, A, Enc), Stream, S);
-immediate({put_chars, M, F, A}, Stream, S) -> put_applied(applied(M, F, A, latin1), Stream, S);
+immediate({put_chars, Enc, Chars}, Stream, S) ->
+    put_text(bytes(Chars, Enc, device(Stream, S)), Stream, S);
+immediate({put_chars, Chars}, Stream, S) ->
+    put_text(bytes(Chars, latin1, device(Stream, S)), Stream, S);
+immediate({put_chars, Enc, M, F, A}, Stream, S) ->
+    put_applied(applied(M, F, A, Enc, device(Stream, S)), Stream, S);
+immediate({put_chars, M, F, A}, Stream, S) ->
+    put_applied(applied(M, F, A, latin1, device(Stream, S)), Stream, S);
 immediate({setopts, Opts}, out, S) when is_list(Opts) -> setopts(Opts, S);
 immediate({setopts, Opts}, err, S) when is_list(Opts) -> {ok, S};
 immediate(getopts, out, S) -> {[{binary, S#s.binary}, {encoding, S#s.encoding}], S};
@@ -226,16 +259,17 @@ put_text(Bin, Stream, S) -> {ok, add(S, Stream, Bin)}.
 
 put_applied({Printed, Text}, Stream, S) -> put_text(Text, Stream, add(S, Stream, Printed)).
 
-%% The text of {put_chars, Enc, M, F, A} (what io:format sends): {Printed, Text | error}.
-%% io_lib's formatting prints nothing itself and runs here; anything else runs with a collector as
-%% group leader, and what it prints (Printed) comes before its text.
-applied(io_lib, F, A, Enc) -> {<<>>, text_of(io_lib, F, A, Enc)};
-applied(M, F, A, Enc) ->
+%% The bytes of {put_chars, Enc, M, F, A} (what io:format sends) on a device in encoding Dev:
+%% {Printed, Text | error}. io_lib's formatting prints nothing itself and runs here; anything else
+%% runs with a collector (a device in the same encoding) as group leader, and what it prints
+%% (Printed) comes before its text.
+applied(io_lib, F, A, Enc, Dev) -> {<<>>, text_of(io_lib, F, A, Enc, Dev)};
+applied(M, F, A, Enc, Dev) ->
     Self = self(),
     Leader = group_leader(),
-    Collector = spawn(?MODULE, collect, [[]]),
+    Collector = spawn(?MODULE, collect, [[], Dev]),
     group_leader(Collector, Self),
-    Text = text_of(M, F, A, Enc),
+    Text = text_of(M, F, A, Enc, Dev),
     group_leader(Leader, Self),
     Ref = erlang:monitor(process, Collector),
     Collector ! {mix_remote_collected, Self, Ref},
@@ -244,39 +278,39 @@ applied(M, F, A, Enc) ->
         {'DOWN', Ref, process, _, _} -> {<<>>, Text}
     end.
 
-text_of(M, F, A, Enc) ->
-    try apply(M, F, A) of Chars -> text(Chars, Enc)
+text_of(M, F, A, Enc, Dev) ->
+    try apply(M, F, A) of Chars -> bytes(Chars, Enc, Dev)
     catch _:_ -> error
     end.
 
-%% The group leader of an io:format text function: answers output requests at once and keeps
-%% their text until asked for it; it cannot read.
-collect(Acc) ->
+%% The group leader of an io:format text function, a device in encoding Dev: answers output
+%% requests at once and keeps their bytes until asked for them; it cannot read.
+collect(Acc, Dev) ->
     receive
         {io_request, From, ReplyAs, Request} ->
-            {Reply, Acc1} = collected(Request, Acc),
+            {Reply, Acc1} = collected(Request, Acc, Dev),
             From ! {io_reply, ReplyAs, Reply},
-            collect(Acc1);
+            collect(Acc1, Dev);
         {mix_remote_collected, Owner, Ref} ->
             Owner ! {Ref, iolist_to_binary(lists:reverse(Acc))}
     end.
 
-collected({requests, [R | Rest]}, Acc) ->
-    case collected(R, Acc) of
+collected({requests, [R | Rest]}, Acc, Dev) ->
+    case collected(R, Acc, Dev) of
         {{error, _}, _} = Failed -> Failed;
         {_, Acc1} when Rest =:= [] -> {ok, Acc1};
-        {_, Acc1} -> collected({requests, Rest}, Acc1)
+        {_, Acc1} -> collected({requests, Rest}, Acc1, Dev)
     end;
-collected({put_chars, Enc, Chars}, Acc) -> kept(text(Chars, Enc), Acc);
-collected({put_chars, Chars}, Acc) -> kept(text(Chars, latin1), Acc);
-collected({put_chars, Enc, M, F, A}, Acc) ->
-    {Printed, Text} = applied(M, F, A, Enc),
+collected({put_chars, Enc, Chars}, Acc, Dev) -> kept(bytes(Chars, Enc, Dev), Acc);
+collected({put_chars, Chars}, Acc, Dev) -> kept(bytes(Chars, latin1, Dev), Acc);
+collected({put_chars, Enc, M, F, A}, Acc, Dev) ->
+    {Printed, Text} = applied(M, F, A, Enc, Dev),
     kept(Text, [Printed | Acc]);
-collected({put_chars, M, F, A}, Acc) ->
-    {Printed, Text} = applied(M, F, A, latin1),
+collected({put_chars, M, F, A}, Acc, Dev) ->
+    {Printed, Text} = applied(M, F, A, latin1, Dev),
     kept(Text, [Printed | Acc]);
-collected(getopts, Acc) -> {[{binary, true}, {encoding, unicode}], Acc};
-collected(_, Acc) -> {{error, request}, Acc}.
+collected(getopts, Acc, Dev) -> {[{binary, true}, {encoding, Dev}], Acc};
+collected(_, Acc, _) -> {{error, request}, Acc}.
 
 kept(error, Acc) -> {{error, put_chars}, Acc};
 kept(Bin, Acc) -> {ok, [Bin | Acc]}.
@@ -334,7 +368,7 @@ attempt_or_ask({From, ReplyAs, MRef}, Kind, Enc, Prompt, Rest, Asked, Queue, S) 
     case attempt(Kind, Enc, S) of
         {reply, eof, S1} when not Asked ->
             %% Input has ended already: the prompt is still shown, as a terminal would.
-            S2 = add(S1, out, prompt_text(Prompt)),
+            S2 = add(S1, out, prompt_text(Prompt, S1#s.encoding)),
             serve_reads(S2#s{reads = [{From, ReplyAs, Rest, eof, false, MRef} | Queue]});
         {reply, Reply, S1} ->
             serve_reads(S1#s{reads = [{From, ReplyAs, Rest, Reply, false, MRef} | Queue]});
@@ -342,9 +376,9 @@ attempt_or_ask({From, ReplyAs, MRef}, Kind, Enc, Prompt, Rest, Asked, Queue, S) 
             %% Asked again: for the rest of a line that came in pieces (no prompt: it is the same
             %% line), or for the next line of one request (the continuation prompt).
             Shown = if
-                        not Asked -> prompt_text(Prompt);
+                        not Asked -> prompt_text(Prompt, S1#s.encoding);
                         S1#s.input =/= <<>> -> <<>>;
-                        true -> continued(prompt_text(Prompt))
+                        true -> continued(prompt_text(Prompt, S1#s.encoding))
                     end,
             S2 = wait_below(ship(S1), 0),
             S2#s.tool ! {mix_remote_read, Shown, Kind1 =/= password},
@@ -400,7 +434,7 @@ attempt({until, M, F, A, Cont}, _Enc, S) ->
         {Chars, Rest1} ->
             try apply(M, F, [Cont, Chars | A]) of
                 {done, Result, Left} ->
-                    LeftBin = case text(Left, unicode) of error -> <<>>; B -> B end,
+                    LeftBin = case bytes(Left, unicode, unicode) of error -> <<>>; B -> B end,
                     {reply, Result, S#s{input = iolist_to_binary([LeftBin, Rest1])}};
                 {more, _} when Chars =:= eof -> {reply, eof, S#s{input = Rest1}};
                 {more, Cont1} -> {more, {until, M, F, A, Cont1}, S#s{input = Rest1}};
@@ -435,8 +469,18 @@ as_read(Data, Enc, S) ->
         true -> unicode:characters_to_list(Coded)
     end.
 
-prompt_text(P) when is_atom(P) -> atom_to_binary(P, utf8);
-prompt_text(P) -> case text(P, unicode) of error -> <<>>; B -> B end.
+%% The bytes of a prompt on a device in encoding Dev, as OTP's `user` writes them (it formats the
+%% prompt with ~ts, or with ~s on a latin1 device: then a binary's bytes are written as they are).
+prompt_text(P, Dev) when is_atom(P) -> prompt_text(atom_to_list(P), Dev);
+prompt_text(P, unicode) -> or_nothing(bytes(P, unicode, unicode));
+prompt_text(P, latin1) ->
+    case bytes(P, latin1, latin1) of
+        error -> or_nothing(bytes(P, unicode, latin1));
+        B -> B
+    end.
+
+or_nothing(error) -> <<>>;
+or_nothing(B) -> B.
 
 %% The prompt for the further lines of one request, in IEx's shape: "...(x)1> ".
 continued(Prompt) ->

@@ -224,6 +224,94 @@ fn closed_stdin_is_end_of_file_and_several_hosts_do_not_share_it() {
     out.assert_local_clean();
 }
 
+/// The bytes `entry` of the demo fixture, called with `args` and given `input` on stdin, writes on
+/// stdout (value included): under mix-remote on `sshd`, and under `mix run` locally, which prints
+/// the value as mix-remote does. Bytes, not text: each stdout goes to a file.
+fn stdout_as_under_mix_run(
+    sshd: &Sshd,
+    entry: &str,
+    args: &[&str],
+    input: &[u8],
+) -> (Vec<u8>, Vec<u8>) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (stdin, remote_out, local_out) = (
+        dir.path().join("stdin"),
+        dir.path().join("remote"),
+        dir.path().join("local"),
+    );
+    std::fs::write(&stdin, input).expect("write the input");
+
+    let mut tool_args = vec![entry];
+    if !args.is_empty() {
+        tool_args.push("--");
+        tool_args.extend(args);
+    }
+    let out = demo(sshd, &tool_args)
+        .wrapper(&["sh", "-c", "exec <\"$IN\" >\"$OUT\"; exec \"$0\" \"$@\""])
+        .env("IN", &stdin)
+        .env("OUT", &remote_out)
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+
+    let code = format!("IO.puts(inspect({entry}({})))", args.join(", "));
+    let mut mix = std::process::Command::new("sh");
+    mix.args([
+        "-c",
+        "exec <\"$IN\" >\"$OUT\"; exec mix run --no-compile -e \"$0\"",
+        &code,
+    ])
+    .current_dir(testkit::compiled_fixture("demo"))
+    .env("IN", &stdin)
+    .env("OUT", &local_out)
+    .env(testkit::VENDOR_VAR, testkit::vendor_dir());
+    let local = testkit::run_within(mix, testkit::RUN_LIMIT);
+    assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
+
+    let read = |path| std::fs::read(path).expect("read a stdout");
+    (read(&remote_out), read(&local_out))
+}
+
+#[test]
+fn output_bytes_are_mix_runs_in_either_encoding_of_standard_io() {
+    let sshd = Sshd::start();
+    // Binary output, text past 127 and 255, a format, invalid UTF-8 and a prompt, on a unicode
+    // device then on a latin1 one (`:io.setopts(encoding: :latin1)`, where IO.binwrite's bytes go
+    // out as they are).
+    let (remote, local) = stdout_as_under_mix_run(&sshd, "Demo.Ux.encodings", &[], b"");
+    assert_eq!(
+        String::from_utf8_lossy(&remote),
+        String::from_utf8_lossy(&local)
+    );
+    assert_eq!(remote, local);
+    let png_line = b"\x89PNG\xff\x00\xc3\n";
+    assert!(
+        local.windows(png_line.len()).any(|w| w == png_line),
+        "mix run wrote no raw bytes: {local:?}"
+    );
+
+    // --json keeps its lines JSON: output that is not UTF-8 is shown with replacement characters.
+    let out = demo(&sshd, &["Demo.Ux.encodings", "--json"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let texts: Vec<String> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"))
+        .filter(|e| e["event"] == "output")
+        .map(|e| e["text"].as_str().expect("an output's text").to_owned())
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t == "\u{fffd}PNG\u{fffd}\u{0}\u{fffd}")
+            && texts.iter().any(|t| t == "h\u{fffd}llo \u{fffd} \\x{20AC}"),
+        "{texts:?}"
+    );
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+}
+
 #[test]
 fn eval_prints_the_value_with_the_modules_it_names_pushed() {
     let sshd = Sshd::start();

@@ -13,7 +13,8 @@ pub const RELAY: &str = "mix_remote_io";
 /// A message of the relay's, or an IO request that reached our pid anyway.
 #[derive(Debug, PartialEq, Eq)]
 pub enum FromRelay {
-    /// `{mix_remote_out, Bytes}`: the next bytes of output, in order; acknowledge them with
+    /// `{mix_remote_out, Bytes}`: the next bytes of output, in order (in the encoding the
+    /// function gave its standard IO: UTF-8 text, or any bytes with latin1); acknowledge them with
     /// [`ack`] once they are written.
     Out(Vec<u8>),
     /// `{mix_remote_err, Bytes}`: the next bytes the function wrote to its standard error, in
@@ -22,7 +23,8 @@ pub enum FromRelay {
     /// `{mix_remote_read, Prompt, Echo}`: show `prompt` (after all earlier output), then read a
     /// line (without echo when `echo` is false) and answer with [`line()`] or [`eof`].
     Read {
-        /// The prompt, as UTF-8 text.
+        /// The prompt, as bytes to show: UTF-8 text, or latin1 once the function has set its
+        /// standard IO's encoding to latin1.
         prompt: Vec<u8>,
         /// False for a password.
         echo: bool,
