@@ -413,15 +413,12 @@ attempt(Kind, Enc, S) when Kind =:= line; Kind =:= password ->
         none -> {more, Kind, S}
     end;
 attempt({chars, N} = Kind, Enc, S) ->
-    Chars = chars(S#s.input),
-    if
-        length(Chars) >= N ->
-            {Taken, Rest} = lists:split(N, Chars),
-            {reply, as_read(unicode:characters_to_binary(Taken), Enc, S),
-             S#s{input = unicode:characters_to_binary(Rest)}};
-        S#s.eof, Chars =/= [] -> {reply, as_read(S#s.input, Enc, S), S#s{input = <<>>}};
-        S#s.eof -> {reply, eof, S};
-        true -> {more, Kind, S}
+    case take_chars(S#s.input, N, S#s.eof, 0) of
+        {Taken, Rest} -> {reply, as_read(Taken, Enc, S), S#s{input = Rest}};
+        short when S#s.eof, S#s.input =/= <<>> ->
+            {reply, as_read(S#s.input, Enc, S), S#s{input = <<>>}};
+        short when S#s.eof -> {reply, eof, S};
+        short -> {more, Kind, S}
     end;
 attempt({until, M, F, A, Cont}, _Enc, S) ->
     Data = case take_line(S) of
@@ -443,11 +440,37 @@ attempt({until, M, F, A, Cont}, _Enc, S) ->
             end
     end.
 
-%% Input as characters: UTF-8, or byte by byte if it is not valid UTF-8.
+%% Input as characters: UTF-8, where each byte of what is not valid UTF-8 is a character of its
+%% own (the byte's latin1 one), the valid UTF-8 after it decoded again.
 chars(Bin) ->
     case unicode:characters_to_list(Bin) of
         L when is_list(L) -> L;
-        _ -> binary_to_list(Bin)
+        {_, Good, Bad} -> Good ++ [binary:first(Bad) | chars(after_first(Bad))]
+    end.
+
+after_first(Bin) -> binary:part(Bin, 1, byte_size(Bin) - 1).
+
+%% Splits Bin, from byte At on, after its first N characters as chars/1 counts them: {Taken, Rest},
+%% both the bytes as they came (a byte that is not valid UTF-8 is read as it is), or short when
+%% it holds fewer. A character cut short at the end of Bin counts only once input has ended (its
+%% rest may come with the next piece of a long line). Decodes no more than N characters can take.
+take_chars(Bin, 0, _Eof, At) -> split_binary(Bin, At);
+take_chars(Bin, N, Eof, At) ->
+    Left = byte_size(Bin) - At,
+    Window = binary:part(Bin, At, min(4 * N, Left)),
+    {Good, Bad} = case unicode:characters_to_list(Window) of
+                      L when is_list(L) -> {L, none};
+                      {error, L, B} -> {L, B};
+                      {incomplete, L, B} when Eof -> {L, B};
+                      {incomplete, L, _} -> {L, none}
+                  end,
+    Count = length(Good),
+    if
+        Count >= N ->
+            Size = byte_size(unicode:characters_to_binary(lists:sublist(Good, N))),
+            split_binary(Bin, At + Size);
+        Bad =:= none -> short;
+        true -> take_chars(Bin, N - Count - 1, Eof, At + byte_size(Window) - byte_size(Bad) + 1)
     end.
 
 take_line(#s{input = In, eof = Eof}) ->
@@ -457,16 +480,19 @@ take_line(#s{input = In, eof = Eof}) ->
         [_] -> none
     end.
 
+%% What a read in encoding Enc gets for Data, bytes of input: in binary mode the bytes as they came
+%% for unicode, and for latin1 each character as a byte (a byte that is not valid UTF-8 as it
+%% came; {error, no_translation} past 255); in list mode their characters.
 as_read(Data, Enc, S) ->
     Coded = case Enc of
-                latin1 -> unicode:characters_to_binary(Data, unicode, latin1);
+                latin1 -> unicode:characters_to_binary(chars(Data), unicode, latin1);
                 _ -> Data
             end,
     if
         not is_binary(Coded) -> {error, no_translation};
         S#s.binary -> Coded;
         Enc =:= latin1 -> binary_to_list(Coded);
-        true -> unicode:characters_to_list(Coded)
+        true -> chars(Coded)
     end.
 
 %% The bytes of a prompt on a device in encoding Dev, as OTP's `user` writes them (it formats the

@@ -274,6 +274,34 @@ fn stdout_as_under_mix_run(
 }
 
 #[test]
+fn characters_read_keep_their_bytes_when_input_is_not_all_utf8() {
+    let sshd = Sshd::start();
+    // `é` and a byte that is not UTF-8 are two characters: IO.read gets the bytes as they came,
+    // as under `mix run` (the relay read `é` as two latin1 characters, "Ã©").
+    let input = b"\xc3\xa9\xff\n";
+    let (remote, local) = stdout_as_under_mix_run(&sshd, "Demo.Ux.read_chars", &["3"], input);
+    assert_eq!(
+        String::from_utf8_lossy(&remote),
+        String::from_utf8_lossy(&local)
+    );
+    assert_eq!(local, b"{<<195, 169, 255, 10>>, :eof}\n");
+    // Fewer characters than the line holds: the rest is left for the next read (OTP 25's `user`
+    // gives the rest of the bytes it read at once after such a byte; OTP 26 and newer read it as
+    // the latin1 character, "éÿ").
+    let out = demo(&sshd, &["Demo.Ux.read_chars", "--", "2"])
+        .stdin(&input[..])
+        .run();
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "{<<195, 169, 255>>, \"\\n\"}\n"),
+        "{}",
+        out.stderr
+    );
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+}
+
+#[test]
 fn output_bytes_are_mix_runs_in_either_encoding_of_standard_io() {
     let sshd = Sshd::start();
     // Binary output, text past 127 and 255, a format, invalid UTF-8 and a prompt, on a unicode
