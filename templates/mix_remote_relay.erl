@@ -413,7 +413,7 @@ attempt(Kind, Enc, S) when Kind =:= line; Kind =:= password ->
         none -> {more, Kind, S}
     end;
 attempt({chars, N} = Kind, Enc, S) ->
-    case take_chars(S#s.input, N, S#s.eof, 0) of
+    case take_chars(S#s.input, N, S#s.eof, S#s.encoding) of
         {Taken, Rest} -> {reply, as_read(Taken, Enc, S), S#s{input = Rest}};
         short when S#s.eof, S#s.input =/= <<>> ->
             {reply, as_read(S#s.input, Enc, S), S#s{input = <<>>}};
@@ -422,7 +422,7 @@ attempt({chars, N} = Kind, Enc, S) ->
     end;
 attempt({until, M, F, A, Cont}, _Enc, S) ->
     Data = case take_line(S) of
-               {Line, Rest} -> {chars(Line), Rest};
+               {Line, Rest} -> {chars(Line, S#s.encoding), Rest};
                none when S#s.eof -> {eof, <<>>};
                none -> none
            end,
@@ -431,7 +431,7 @@ attempt({until, M, F, A, Cont}, _Enc, S) ->
         {Chars, Rest1} ->
             try apply(M, F, [Cont, Chars | A]) of
                 {done, Result, Left} ->
-                    LeftBin = case bytes(Left, unicode, unicode) of error -> <<>>; B -> B end,
+                    LeftBin = or_nothing(bytes(Left, unicode, S#s.encoding)),
                     {reply, Result, S#s{input = iolist_to_binary([LeftBin, Rest1])}};
                 {more, _} when Chars =:= eof -> {reply, eof, S#s{input = Rest1}};
                 {more, Cont1} -> {more, {until, M, F, A, Cont1}, S#s{input = Rest1}};
@@ -439,6 +439,10 @@ attempt({until, M, F, A, Cont}, _Enc, S) ->
             catch _:_ -> {reply, {error, get_until}, S#s{input = Rest1}}
             end
     end.
+
+%% Input, bytes in the device's encoding Dev, as characters: on a latin1 device each byte is one.
+chars(Bin, latin1) -> binary_to_list(Bin);
+chars(Bin, unicode) -> chars(Bin).
 
 %% Input as characters: UTF-8, where each byte of what is not valid UTF-8 is a character of its
 %% own (the byte's latin1 one), the valid UTF-8 after it decoded again.
@@ -450,12 +454,17 @@ chars(Bin) ->
 
 after_first(Bin) -> binary:part(Bin, 1, byte_size(Bin) - 1).
 
-%% Splits Bin, from byte At on, after its first N characters as chars/1 counts them: {Taken, Rest},
-%% both the bytes as they came (a byte that is not valid UTF-8 is read as it is), or short when
-%% it holds fewer. A character cut short at the end of Bin counts only once input has ended (its
-%% rest may come with the next piece of a long line). Decodes no more than N characters can take.
-take_chars(Bin, 0, _Eof, At) -> split_binary(Bin, At);
-take_chars(Bin, N, Eof, At) ->
+%% Splits Bin, input on a device in encoding Dev, after its first N characters as chars/2 counts
+%% them: {Taken, Rest}, both the bytes as they came (a byte that is not valid UTF-8 is read as it
+%% is), or short when it holds fewer. A character cut short at the end of Bin counts only once
+%% input has ended (its rest may come with the next piece of a long line).
+take_chars(Bin, N, _Eof, latin1) when byte_size(Bin) >= N -> split_binary(Bin, N);
+take_chars(_Bin, _N, _Eof, latin1) -> short;
+take_chars(Bin, N, Eof, unicode) -> take_utf8(Bin, N, Eof, 0).
+
+%% take_chars/4 of UTF-8 from byte At on: decodes no more than N characters can take.
+take_utf8(Bin, 0, _Eof, At) -> split_binary(Bin, At);
+take_utf8(Bin, N, Eof, At) ->
     Left = byte_size(Bin) - At,
     Window = binary:part(Bin, At, min(4 * N, Left)),
     {Good, Bad} = case unicode:characters_to_list(Window) of
@@ -470,7 +479,7 @@ take_chars(Bin, N, Eof, At) ->
             Size = byte_size(unicode:characters_to_binary(lists:sublist(Good, N))),
             split_binary(Bin, At + Size);
         Bad =:= none -> short;
-        true -> take_chars(Bin, N - Count - 1, Eof, At + byte_size(Window) - byte_size(Bad) + 1)
+        true -> take_utf8(Bin, N - Count - 1, Eof, At + byte_size(Window) - byte_size(Bad) + 1)
     end.
 
 take_line(#s{input = In, eof = Eof}) ->
@@ -480,13 +489,16 @@ take_line(#s{input = In, eof = Eof}) ->
         [_] -> none
     end.
 
-%% What a read in encoding Enc gets for Data, bytes of input: in binary mode the bytes as they came
-%% for unicode, and for latin1 each character as a byte (a byte that is not valid UTF-8 as it
-%% came; {error, no_translation} past 255); in list mode their characters.
-as_read(Data, Enc, S) ->
-    Coded = case Enc of
-                latin1 -> unicode:characters_to_binary(chars(Data), unicode, latin1);
-                _ -> Data
+%% What a read in encoding Enc gets for Data, bytes of input in the device's encoding: in binary
+%% mode the bytes as they came when Enc is the device's; for latin1 from a unicode device each
+%% character as a byte (a byte that is not valid UTF-8 as it came; {error, no_translation} past
+%% 255); for unicode from a latin1 device each byte as UTF-8. In list mode their characters.
+as_read(Data, Enc, #s{encoding = Dev} = S) ->
+    Coded = case {Enc, Dev} of
+                {latin1, latin1} -> Data;
+                {latin1, unicode} -> unicode:characters_to_binary(chars(Data), unicode, latin1);
+                {_, unicode} -> Data;
+                {_, latin1} -> unicode:characters_to_binary(Data, latin1, unicode)
             end,
     if
         not is_binary(Coded) -> {error, no_translation};

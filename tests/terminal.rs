@@ -302,6 +302,26 @@ fn characters_read_keep_their_bytes_when_input_is_not_all_utf8() {
 }
 
 #[test]
+fn reads_from_a_latin1_standard_io_take_each_byte_as_a_character() {
+    let sshd = Sshd::start();
+    // After `:io.setopts(encoding: :latin1)`: IO.gets and IO.read get each byte as a character
+    // (in UTF-8), IO.binread the bytes as they came, as each of these reads alone gets them under
+    // `mix run` (OTP 25's `user` keeps what a read leaves converted for its reads in unicode,
+    // which would give the last two "Ã" and "¼\n" here). The relay read UTF-8 instead.
+    let out = demo(&sshd, &["Demo.Ux.read_latin1"])
+        .stdin("é\néü\nü\n")
+        .run();
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "{\"Ã©\\n\", \"Ã©\", \"ü\", \"\\n\"}\n"),
+        "{}",
+        out.stderr
+    );
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+}
+
+#[test]
 fn output_bytes_are_mix_runs_in_either_encoding_of_standard_io() {
     let sshd = Sshd::start();
     // Binary output, text past 127 and 255, a format, invalid UTF-8 and a prompt, on a unicode
