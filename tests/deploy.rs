@@ -331,7 +331,12 @@ fn config_evaluated_ahead_prints_once_in_order_fails_as_it_would_and_sets_logger
             "no runtime here",
             "config/runtime.exs",
         ),
-        (&config, &original, "no config here", "config/config.exs"),
+        (
+            &config,
+            &original,
+            "no config here",
+            "config/config.exs (or a file it imports)",
+        ),
     ];
     for (file, text, message, at) in raising {
         std::fs::write(file, format!("raise \"{message}\"\n{text}")).unwrap();
