@@ -481,9 +481,10 @@ fn forwards_listening(sshd: &Sshd) -> Vec<String> {
         .collect()
 }
 
-/// A directory whose `ssh` fails a spare's session at once, without reading its input, and is
-/// the real ssh for everything else (the master, `-O` requests); and the PATH that puts it first.
-fn ssh_failing_spares() -> (tempfile::TempDir, String) {
+/// A directory whose `ssh` fails a spare's session at once, without reading its input, while the
+/// shell condition `when` holds, and is the real ssh for everything else (the master, `-O`
+/// requests); and the PATH that puts it first.
+fn ssh_failing_spares(when: &str) -> (tempfile::TempDir, String) {
     let found = Command::new("sh")
         .args(["-c", "command -v ssh"])
         .output()
@@ -495,7 +496,7 @@ fn ssh_failing_spares() -> (tempfile::TempDir, String) {
         .expect("a directory for ssh");
     let script = dir.path().join("ssh");
     let body = format!(
-        "#!/bin/sh\ncase \" $* \" in *\" -O \"*) ;; *\" ControlMaster=no \"*) exit 255 ;; esac\nexec {ssh} \"$@\"\n"
+        "#!/bin/sh\ncase \" $* \" in *\" -O \"*) ;; *\" ControlMaster=no \"*) if {when}; then exit 255; fi ;; esac\nexec {ssh} \"$@\"\n"
     );
     std::fs::write(&script, body).expect("write ssh");
     let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
@@ -514,13 +515,38 @@ fn wait_for_forwards(sshd: &Sshd, n: usize) {
     }
 }
 
+/// A session of `sessions` on `sshd` whose first spare served a run, and whose next spares'
+/// sessions fail (their `ssh` exits at once), the agent trying again every 2 s; what holds the
+/// `ssh` that fails them.
+fn up_with_failing_spares(sessions: &Sessions, sshd: &Sshd) -> tempfile::TempDir {
+    // They fail once a file `fail` is beside that `ssh`.
+    let (ssh, path) = ssh_failing_spares("[ -e \"${0%/*}/fail\" ]");
+    let up = sessions
+        .on_then(sshd, &["up"], &[])
+        .env("PATH", &path)
+        .run();
+    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    sessions.wait_for(0);
+    std::fs::write(ssh.path().join("fail"), "").expect("turn the failures on");
+    assert_served(&sessions.run(sshd, &[]), None);
+    let deadline = Instant::now() + LIMIT;
+    while !sessions.status()[0]["spare"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("failed: "))
+    {
+        assert!(Instant::now() < deadline, "{:?}", sessions.status());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ssh
+}
+
 #[test]
 fn a_spare_whose_session_fails_leaves_no_forward_behind() {
     // Each spare's session fails once its forward is granted (its input, the boot beams, some
     // 80 KB, is more than a pipe holds: the write fails), and the agent tries again every 2 s.
     // By the third forward the server has had, the first two are withdrawn.
     let sshd = Sshd::builder().config("LogLevel DEBUG1").start();
-    let (_ssh, path) = ssh_failing_spares();
+    let (_ssh, path) = ssh_failing_spares("true");
     let sessions = Sessions::new();
     let up = sessions
         .on_then(&sshd, &["up"], &[])
@@ -540,6 +566,28 @@ fn a_spare_whose_session_fails_leaves_no_forward_behind() {
         spare == "booting" || spare == "failed: the spare node's session closed at once",
         "{spare}"
     );
+    sessions.down_all_on(&sshd);
+}
+
+#[test]
+fn a_run_is_answered_at_once_by_a_session_whose_spare_failed() {
+    // The agent waits 2 s between spares that fail: a run meanwhile is told why at once and
+    // connects as usual, rather than waiting out its --connect-timeout for a spare.
+    let sshd = Sshd::start();
+    let sessions = Sessions::new();
+    let _ssh = up_with_failing_spares(&sessions, &sshd);
+    let started = Instant::now();
+    let out = sessions.run(&sshd, &["--connect-timeout", "60"]);
+    let took = started.elapsed();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.ends_with(RESULT), "{}", out.stdout);
+    assert!(!out.stderr.contains(SERVED), "{}", out.stderr);
+    let said = format!(
+        "the warm session of {} cannot serve this run (its spare node failed: the spare node's session closed at once): connecting as usual",
+        sshd.host()
+    );
+    assert!(out.stderr.contains(&said), "{}", out.stderr);
+    assert!(took < Duration::from_secs(30), "{took:?}: {}", out.stderr);
     sessions.down_all_on(&sshd);
 }
 

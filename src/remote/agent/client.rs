@@ -8,7 +8,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
 use super::preload::{self, Digests};
-use super::{BYE, CLAIM, DOWN, ENDED, FD, GO, HELD, OK, PRELOAD, SPARE, STATUS, Status, dirs, fd};
+use super::{
+    BYE, CLAIM, DOWN, ENDED, FAILED, FD, GO, HELD, OK, PRELOAD, SPARE, STATUS, Status, dirs, fd,
+};
 use crate::config::HostSettings;
 use crate::remote::boot;
 use crate::remote::node::Identities;
@@ -221,6 +223,8 @@ pub async fn claim(dir: &Path, limit: Duration) -> io::Result<(Claim, Claimed)> 
                 };
                 Ok((ids, read))
             }
+            // The agent's own words: why its last spare failed.
+            FAILED => return Err(io::Error::other(format!("its spare node failed: {rest}"))),
             _ => return Err(malformed("answer to `claim`")),
         };
         let had = serde_json::from_str(&agent.answer().await?).map_err(io::Error::other)?;
@@ -351,6 +355,15 @@ mod tests {
         ] {
             assert_eq!(claim_answered(dir.path(), &said).await, error, "{said}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_spare_that_failed_is_told_with_the_agents_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            claim_answered(dir.path(), "failed the spare node ended by itself").await,
+            "its spare node failed: the spare node ended by itself"
+        );
     }
 
     #[tokio::test]

@@ -20,7 +20,9 @@
 //! ([`ahead`]) is offered as `held REMOTE LOCAL CREATION COOKIE READ` instead (the node's name,
 //! then the names, creation and cookie its handshake was made with, and the hex of what was read
 //! of the connection past its last frame, `-` for nothing), with the same two lines; the run
-//! sends `fd` and receives the connection itself ([`fd`]), then goes on as after `ok`. A
+//! sends `fd` and receives the connection itself ([`fd`]), then goes on as after `ok`. A claim
+//! that comes while the last spare has failed and the next is not booted yet is answered
+//! `failed WHY` at once (the run connects as usual). A
 //! spare whose session ends while a run has it is told of as `ended STATUS`, the session's exit
 //! status (`-` for a signal's end): a run that lost its node reads why.
 
@@ -62,6 +64,8 @@ pub const OK: &str = "ok";
 pub const PRELOAD: &str = "preload ";
 /// The agent's word to a run whose spare's session ended: `ended STATUS`.
 pub const ENDED: &str = "ended";
+/// The agent's answer to [`CLAIM`] when its last spare failed: `failed WHY`.
+pub const FAILED: &str = "failed";
 /// What the agent prints on its stdout for `up` once it serves.
 pub const READY: &str = "ready";
 
@@ -159,7 +163,8 @@ pub struct Status {
     pub runs: u64,
     /// Runs being served now.
     pub active: u64,
-    /// The spare node: `booting`, `loading` (a run's batch, ahead), `ready`, or `failed: WHY`.
+    /// The spare node: `booting`, `loading` (a run's batch, ahead), `connecting` (ahead),
+    /// `ready`, `failed: WHY` (until the next one boots), or `none` (the session ends).
     pub spare: String,
     /// The agent's process id.
     pub pid: u32,

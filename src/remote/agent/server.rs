@@ -20,8 +20,8 @@ use super::ahead::Ahead;
 use super::preload::Preload;
 use super::spare::Spare;
 use super::{
-    BYE, CLAIM, DOWN, ENDED, FD, GO, HELD, OK, PRELOAD, READY, SPARE, STATUS, Spec, Status, dirs,
-    fd,
+    BYE, CLAIM, DOWN, ENDED, FAILED, FD, GO, HELD, OK, PRELOAD, READY, SPARE, STATUS, Spec, Status,
+    dirs, fd,
 };
 use crate::remote::boot::{self, CONNECTED};
 use crate::remote::private_dir::{self, PrivateDir};
@@ -287,8 +287,13 @@ fn same_user(stream: &UnixStream) -> bool {
     stream.peer_cred().is_ok_and(|cred| cred.uid() == me)
 }
 
-/// A spare handed to a claim, with its connection if the agent made it ahead.
-type Handed = (Spare, Option<Ahead>);
+/// The keeper's answer to a claim.
+enum Answer {
+    /// The spare, with its connection if the agent made it ahead.
+    Spare(Box<Spare>, Option<Ahead>),
+    /// No spare to hand: the last one failed (why), and the next is not booted yet.
+    Failed(String),
+}
 
 /// Keeps one spare node booted (and, while no run is going on, connected ahead), hands it to the
 /// claim that asks, and boots the next.
@@ -304,7 +309,7 @@ struct Keeper {
 
 /// What ended (or interrupted) the wait of a spare.
 enum Woken {
-    Claimed(Option<oneshot::Sender<Handed>>),
+    Claimed(Option<oneshot::Sender<Answer>>),
     Booted,
     RunOver,
     Preload(Option<Arc<Preload>>),
@@ -317,7 +322,7 @@ impl Keeper {
     async fn keep(
         self,
         mut master: Master,
-        mut claims: mpsc::UnboundedReceiver<oneshot::Sender<Handed>>,
+        mut claims: mpsc::UnboundedReceiver<oneshot::Sender<Answer>>,
         mut preloads: mpsc::UnboundedReceiver<Arc<Preload>>,
         mut stop: watch::Receiver<bool>,
     ) {
@@ -341,13 +346,10 @@ impl Keeper {
             };
             let mut spare = match booted {
                 Ok(spare) => spare,
-                Err(e) => {
-                    lock(&self.state).spare = format!("failed: {e}");
-                    tokio::select! {
-                        () = tokio::time::sleep(RETRY) => continue,
-                        _ = stop.changed() => break,
-                    }
-                }
+                Err(e) => match self.failed(e.to_string(), &mut claims, &mut stop).await {
+                    true => continue,
+                    false => break,
+                },
             };
             let mut up = false;
             let mut ahead: Option<Ahead> = None;
@@ -377,10 +379,9 @@ impl Keeper {
                                 Err(e) => {
                                     // It has its cookie: no run can have it now.
                                     spare.end().await;
-                                    lock(&self.state).spare = format!("failed: {e}");
-                                    tokio::select! {
-                                        () = tokio::time::sleep(RETRY) => continue 'spares,
-                                        _ = stop.changed() => break 'spares,
+                                    match self.failed(e, &mut claims, &mut stop).await {
+                                        true => continue 'spares,
+                                        false => break 'spares,
                                     }
                                 }
                             }
@@ -410,11 +411,14 @@ impl Keeper {
                     Woken::Claimed(Some(claim)) => {
                         // A connection lost meanwhile leaves a node that has its cookie and
                         // cannot serve: the run, refused, connects as usual.
-                        let handed = match ahead.take() {
-                            Some(made) if made.is_lost() => Err((spare, None)),
-                            ahead => claim.send((spare, ahead)),
+                        let refused = match ahead.take() {
+                            Some(made) if made.is_lost() => Some(spare),
+                            ahead => match claim.send(Answer::Spare(Box::new(spare), ahead)) {
+                                Err(Answer::Spare(spare, _)) => Some(*spare),
+                                _ => None,
+                            },
                         };
-                        if let Err((spare, _)) = handed {
+                        if let Some(spare) = refused {
                             spare.end().await;
                         }
                         continue 'spares;
@@ -423,10 +427,10 @@ impl Keeper {
                         // A node that halts by itself (an OTP too old, a crash) is not booted
                         // again and again at full speed.
                         spare.end().await;
-                        lock(&self.state).spare = "failed: the spare node ended by itself".into();
-                        tokio::select! {
-                            () = tokio::time::sleep(RETRY) => continue 'spares,
-                            _ = stop.changed() => break 'spares,
+                        let why = "the spare node ended by itself".to_owned();
+                        match self.failed(why, &mut claims, &mut stop).await {
+                            true => continue 'spares,
+                            false => break 'spares,
                         }
                     }
                     Woken::Preload(None) | Woken::Claimed(None) | Woken::Lost | Woken::Stopped => {
@@ -438,6 +442,32 @@ impl Keeper {
         }
         lock(&self.state).spare = "none".into();
         master.shutdown(MASTER_GRACE).await;
+    }
+
+    /// After a spare failed (`why`): `status` shows it while the next spare waits [`RETRY`] to
+    /// boot, and every claim meanwhile is refused at once with `why` (the run connects as usual
+    /// rather than wait for a spare that may never come). False if the session is to end.
+    async fn failed(
+        &self,
+        why: String,
+        claims: &mut mpsc::UnboundedReceiver<oneshot::Sender<Answer>>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
+        // One line: it goes to runs on the socket's line protocol.
+        let why = why.replace(['\r', '\n'], " ");
+        lock(&self.state).spare = format!("failed: {why}");
+        let retry = tokio::time::sleep(RETRY);
+        tokio::pin!(retry);
+        loop {
+            tokio::select! {
+                () = &mut retry => return true,
+                claim = claims.recv() => match claim {
+                    Some(claim) => drop(claim.send(Answer::Failed(why.clone()))),
+                    None => return false,
+                },
+                _ = stop.changed() => return false,
+            }
+        }
     }
 }
 
@@ -472,7 +502,7 @@ impl Drop for Running {
 struct Connection {
     state: State,
     runs_over: Arc<Notify>,
-    claims: mpsc::UnboundedSender<oneshot::Sender<Handed>>,
+    claims: mpsc::UnboundedSender<oneshot::Sender<Answer>>,
     preloads: mpsc::UnboundedSender<Arc<Preload>>,
     downs: mpsc::UnboundedSender<UnixStream>,
     stop: watch::Receiver<bool>,
@@ -538,8 +568,13 @@ impl Connection {
             return;
         }
         let (mut spare, ahead) = tokio::select! {
-            handed = rx => match handed {
-                Ok(handed) => handed,
+            answer = rx => match answer {
+                Ok(Answer::Spare(spare, ahead)) => (*spare, ahead),
+                Ok(Answer::Failed(why)) => {
+                    let said = format!("{FAILED} {why}\n");
+                    let _ = stream.get_mut().write_all(said.as_bytes()).await;
+                    return;
+                }
                 Err(_) => return,
             },
             _ = self.stop.changed() => return,
