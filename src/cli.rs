@@ -437,7 +437,9 @@ pub enum Command {
         ssh config, ssh options and elixir; otherwise it connects as usual (-v says why).\n\
         The session ends with `mix-remote down`, after --idle without a run, or when its\n\
         connection drops; it leaves nothing behind on either side. Only your user can use it.\n\
-        Exit codes: 0 the session is up (or already was), 2 bad input, 3 could not connect.")]
+        `up` returns once the session's first spare node is ready.\n\
+        Exit codes: 0 the session is up (or already was), 2 bad input, 3 could not connect or\n\
+        boot its spare node.")]
     Up(UpArgs),
     /// End warm sessions, waiting until nothing of them is left on either side.
     #[command(after_help = "Examples:\n  \

@@ -544,18 +544,14 @@ fn up_with_failing_spares(sessions: &Sessions, sshd: &Sshd) -> tempfile::TempDir
 fn a_spare_whose_session_fails_leaves_no_forward_behind() {
     // Each spare's session fails once its forward is granted (its input, the boot beams, some
     // 80 KB, is more than a pipe holds: the write fails), and the agent tries again every 2 s.
-    // By the third forward the server has had, the first two are withdrawn.
+    // By the third forward the server has had since, the first two are withdrawn.
     let sshd = Sshd::builder().config("LogLevel DEBUG1").start();
-    let (_ssh, path) = ssh_failing_spares("true");
     let sessions = Sessions::new();
-    let up = sessions
-        .on_then(&sshd, &["up"], &[])
-        .env("PATH", &path)
-        .run();
-    assert_eq!(up.code, Some(0), "{}", up.stderr);
     let asked = || sshd.log().matches("rtype tcpip-forward ").count();
+    let _ssh = up_with_failing_spares(&sessions, &sshd);
+    let before = asked();
     let deadline = Instant::now() + LIMIT;
-    while asked() < 3 {
+    while asked() < before + 2 {
         assert!(Instant::now() < deadline, "{:?}", sessions.status());
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -589,6 +585,63 @@ fn a_run_is_answered_at_once_by_a_session_whose_spare_failed() {
     assert!(out.stderr.contains(&said), "{}", out.stderr);
     assert!(took < Duration::from_secs(30), "{took:?}: {}", out.stderr);
     sessions.down_all_on(&sshd);
+}
+
+#[test]
+fn up_on_a_server_that_refuses_forwarding_fails_and_leaves_nothing() {
+    // The spare nodes connect back through reverse forwards: a session without them could
+    // serve no run, and `up` says why rather than leave one.
+    let sshd = Sshd::builder().tcp_forwarding(false).start();
+    let sessions = Sessions::new();
+    let up = sessions.on(&sshd, &["up"]);
+    assert_eq!(up.code, Some(3), "{}", up.stderr);
+    for said in [
+        &format!(
+            "the warm session on {} could not boot its spare node: the server refused the spare node's reverse forward: ",
+            sshd.host()
+        ),
+        "AllowTcpForwarding yes",
+    ] {
+        assert!(up.stderr.contains(said), "{}", up.stderr);
+    }
+    assert_eq!(up.stderr.lines().count(), 1, "{}", up.stderr);
+    assert!(sessions.status().is_empty());
+    sessions.assert_clean_on(&sshd);
+    sshd.wait_until_no_client_processes(LIMIT)
+        .unwrap_or_else(|left| panic!("ssh processes remain: {left:?}"));
+}
+
+#[test]
+fn up_interrupted_while_its_spare_boots_leaves_no_session() {
+    // `up` waits for the first spare node; interrupted meanwhile, it leaves no session behind
+    // (nobody wanted it any more), as it leaves none when interrupted while connecting.
+    let sshd = Sshd::start();
+    let gate = testkit::ElixirWrapper::gate();
+    let elixir = gate.path().display().to_string();
+    let sessions = Sessions::new();
+    let up = sessions
+        .on_then(&sshd, &["up", "--elixir", &elixir], &[])
+        .spawn();
+    // The gate runs as the spare's elixir (the session's own connection only looks for it).
+    let gated = format!("sh {elixir}");
+    let deadline = Instant::now() + LIMIT;
+    while !sshd
+        .session_processes()
+        .iter()
+        .any(|p| p.cmdline.contains(&gated))
+    {
+        assert!(Instant::now() < deadline, "{:?}", sshd.session_processes());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    up.signal("INT");
+    let up = up.finish();
+    assert_ne!(up.code, Some(0), "{}", up.stderr);
+    // Gone while the spare is still held at the gate...
+    sessions.assert_clean();
+    // ... which then lets its elixir go.
+    drop(gate);
+    sessions.assert_clean_on(&sshd);
+    assert!(sessions.status().is_empty());
 }
 
 #[test]

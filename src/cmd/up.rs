@@ -1,14 +1,15 @@
 //! `mix-remote up`: starts a warm session per chosen host (`remote/agent`): the agent is this
 //! tool re-executed, detached in a session of its own; `up` hands it the host's settings, waits
-//! until it is connected and serving (or says why it failed), and exits.
+//! until it is connected and its first spare node ready to serve a run (or says why not), and
+//! exits.
 
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Command;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{ChildStdout, Command};
 
 use crate::cli::UpArgs;
 use crate::cmd::fanout;
@@ -17,7 +18,7 @@ use crate::events::Stage;
 use crate::exit::{self, CliError};
 use crate::remote::agent::client::{self, Found};
 use crate::remote::agent::server::AGENT;
-use crate::remote::agent::{self, READY, Spec, Status, dirs};
+use crate::remote::agent::{self, CONNECTED, READY, Spec, Status, dirs};
 use crate::report::Reporter;
 
 /// Starts a session for every chosen host that has none; returns the exit code.
@@ -100,14 +101,28 @@ async fn up(host: &HostSettings, idle: Duration, report: &Reporter) -> Result<()
         )
     })?;
     let line = serde_json::to_string(&spec).expect("a spec serializes") + "\n";
-    if let Some(mut stdin) = child.stdin.take() {
+    // Held open until the agent has answered: if this process goes, so does the session.
+    let mut stdin = child.stdin.take();
+    if let Some(stdin) = stdin.as_mut() {
         let _ = stdin.write_all(line.as_bytes()).await;
     }
-    let mut said = String::new();
-    if let Some(stdout) = child.stdout.take() {
-        let _ = BufReader::new(stdout).read_line(&mut said).await;
-    }
-    let said = said.trim_end();
+    let mut lines = child
+        .stdout
+        .take()
+        .map(|stdout| BufReader::new(stdout).lines());
+    let mut said = next_line(&mut lines).await;
+    let phase = if said == CONNECTED {
+        phase.done(format!("connected to {}", host.address));
+        let booting = report.phase(
+            Stage::Boot,
+            format!("booting a spare node on {}", host.address),
+        );
+        said = next_line(&mut lines).await;
+        booting
+    } else {
+        phase
+    };
+    drop(stdin);
     if said == READY {
         phase.done(format!(
             "session for {} up (ends after {} without a run)",
@@ -129,12 +144,24 @@ async fn up(host: &HostSettings, idle: Duration, report: &Reporter) -> Result<()
     Err(CliError::new(why.to_owned(), exit::CANNOT_RUN))
 }
 
+/// The agent's next line on its stdout (without its newline); empty once it has said all.
+async fn next_line(lines: &mut Option<Lines<BufReader<ChildStdout>>>) -> String {
+    match lines {
+        Some(lines) => lines.next_line().await.ok().flatten().unwrap_or_default(),
+        None => String::new(),
+    }
+}
+
+/// How long, beyond its login's limit, a session another `up` starts may take to boot its first
+/// spare node and serve.
+const FIRST_SPARE: Duration = Duration::from_secs(60);
+
 /// The status of the session in `dir` once it serves, if one is there (made by another `up`)
-/// and does so within `limit` (its login) and a little more; a limit too far away to be a point
-/// in time is no deadline.
+/// and does so within `limit` (its login) and [`FIRST_SPARE`]; a limit too far away to be a
+/// point in time is no deadline.
 async fn other_up(dir: &Path, limit: Duration) -> Option<Status> {
     let deadline = limit
-        .checked_add(Duration::from_secs(5))
+        .checked_add(FIRST_SPARE)
         .and_then(|wait| tokio::time::Instant::now().checked_add(wait));
     while deadline.is_none_or(|deadline| tokio::time::Instant::now() < deadline) {
         match client::probe(dir).await {

@@ -66,7 +66,9 @@ pub const PRELOAD: &str = "preload ";
 pub const ENDED: &str = "ended";
 /// The agent's answer to [`CLAIM`] when its last spare failed: `failed WHY`.
 pub const FAILED: &str = "failed";
-/// What the agent prints on its stdout for `up` once it serves.
+/// What the agent prints on its stdout for `up` once its connection is made.
+pub const CONNECTED: &str = "connected";
+/// What the agent prints on its stdout for `up` once it serves (its first spare is ready).
 pub const READY: &str = "ready";
 
 /// What the agent needs to know of its host, handed to it by `up` as one JSON line on its stdin.

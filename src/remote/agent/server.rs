@@ -1,10 +1,13 @@
 //! The agent itself (`mix-remote __agent`, started detached by `up`): it reads its [`Spec`] on
-//! stdin, makes the session directory, opens the master connection, says [`READY`] on stdout,
-//! lets go of its stdio, and serves the session's socket until `down`, the idle limit, SIGTERM
-//! or the loss of the connection; then it stops every node, closes the connection and removes
-//! the directory. Killed outright, it still leaves nothing: the master and the spare sessions
-//! die with it (PR_SET_PDEATHSIG), which closes the nodes' stdin so they halt, and the
-//! directory's guardian removes the directory.
+//! stdin, makes the session directory, opens the master connection (saying [`CONNECTED`] on
+//! stdout), boots its first spare node, says [`READY`] once that one is ready, lets go of its
+//! stdio, and serves the session's socket until `down`, the idle limit, SIGTERM or the loss of
+//! the connection; then it stops every node, closes the connection and removes the directory.
+//! If the connection or the first spare fails, it says `error WHY` instead and ends, leaving no
+//! session: one whose spare cannot boot would serve no run; so it does, silently, if `up` goes
+//! away before (its stdin, which `up` holds open until then, closes). Killed outright, it still
+//! leaves nothing: the master and the spare sessions die with it (PR_SET_PDEATHSIG), which
+//! closes the nodes' stdin so they halt, and the directory's guardian removes the directory.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -20,10 +23,10 @@ use super::ahead::Ahead;
 use super::preload::Preload;
 use super::spare::Spare;
 use super::{
-    BYE, CLAIM, DOWN, ENDED, FAILED, FD, GO, HELD, OK, PRELOAD, READY, SPARE, STATUS, Spec, Status,
-    dirs, fd,
+    BYE, CLAIM, CONNECTED, DOWN, ENDED, FAILED, FD, GO, HELD, OK, PRELOAD, READY, SPARE, STATUS,
+    Spec, Status, dirs, fd,
 };
-use crate::remote::boot::{self, CONNECTED};
+use crate::remote::boot;
 use crate::remote::private_dir::{self, PrivateDir};
 use crate::remote::ssh::{Master, Target};
 
@@ -70,6 +73,17 @@ pub enum AgentError {
         /// The limit.
         secs: u64,
     },
+    /// The first spare node failed: no run could be served.
+    #[error("the warm session on {host} could not boot its spare node: {why}")]
+    Spare {
+        /// The host.
+        host: String,
+        /// Why.
+        why: String,
+    },
+    /// `up` went away before the session was up: nobody asked for it any more.
+    #[error("`up` went away")]
+    Abandoned,
 }
 
 /// The hidden `__agent` command: serves one session; returns the process's exit code.
@@ -90,8 +104,9 @@ pub fn main() -> u8 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            // Only `up` reads this, until it sees READY: later errors have no reader.
-            println!("error {e}");
+            // Only `up` reads this, until it sees READY: later errors have no reader (nor has
+            // this one, when `up` went away).
+            let _ = say(&format!("error {e}"));
             1
         }
     }
@@ -151,9 +166,19 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
     };
     target.options.push("BatchMode=yes".to_owned());
     let control = dir.path().join(dirs::CONTROL);
+    let mut gone = up_gone();
     let mut master = Master::start(&target, &control, None, &session_command, |_| {}, |_| {})?;
     let limit = Duration::from_secs(spec.connect_timeout);
-    match tokio::time::timeout(limit, master.wait_for(CONNECTED, "the SSH session")).await {
+    let connecting =
+        tokio::time::timeout(limit, master.wait_for(boot::CONNECTED, "the SSH session"));
+    let connected = tokio::select! {
+        connected = connecting => connected,
+        _ = &mut gone => {
+            master.shutdown(Duration::ZERO).await;
+            return Err(AgentError::Abandoned);
+        }
+    };
+    match connected {
         Ok(connected) => connected?,
         Err(_) => {
             master.shutdown(Duration::ZERO).await;
@@ -163,9 +188,7 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
             });
         }
     }
-    println!("{READY}");
-    let _ = std::io::stdout().flush();
-    detach();
+    let said = say(CONNECTED);
 
     let state: State = Arc::new(Mutex::new(Shared {
         since: SystemTime::now()
@@ -188,7 +211,31 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
         state: Arc::clone(&state),
         runs_over: Arc::clone(&runs_over),
     };
-    let mut keeping = tokio::spawn(keeper.keep(master, claims, preloads, stop.clone()));
+    let (first_tx, first) = oneshot::channel();
+    let mut keeping = tokio::spawn(keeper.keep(master, claims, preloads, stop.clone(), first_tx));
+    // `up` waits for the first spare: a session is up once it can serve a run.
+    let first = match said {
+        Ok(()) => tokio::select! {
+            first = first => first.unwrap_or_else(|_| Err("the session ended".to_owned())).map_err(
+                |why| AgentError::Spare {
+                    host: spec.address.clone(),
+                    why,
+                },
+            ),
+            _ = &mut gone => Err(AgentError::Abandoned),
+        },
+        Err(()) => Err(AgentError::Abandoned),
+    };
+    let first = first.and_then(|()| say(READY).map_err(|()| AgentError::Abandoned));
+    if let Err(e) = first {
+        let _ = stop_tx.send(true);
+        let _ = keeping.await;
+        dir.remove();
+        return Err(e);
+    }
+    detach();
+    // The idle limit counts from now, when `up` returns.
+    lock(&state).last = Instant::now();
     let (down_tx, mut downs) = mpsc::unbounded_channel::<UnixStream>();
     let mut connections = JoinSet::new();
     let idle = Duration::from_secs(spec.idle_secs);
@@ -264,6 +311,26 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
     Ok(())
 }
 
+/// Says `word` to `up` on stdout; `Err` if `up` is no longer there to read it.
+fn say(word: &str) -> Result<(), ()> {
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "{word}")
+        .and_then(|()| stdout.flush())
+        .map_err(drop)
+}
+
+/// Resolves once `up` has gone (it holds the agent's stdin open until the session is up, or
+/// until it is killed).
+fn up_gone() -> oneshot::Receiver<()> {
+    let (gone, rx) = oneshot::channel();
+    std::thread::spawn(move || {
+        let mut rest = [0; 64];
+        while std::io::Read::read(&mut std::io::stdin(), &mut rest).is_ok_and(|n| n > 0) {}
+        let _ = gone.send(());
+    });
+    rx
+}
+
 /// Points stdin, stdout and stderr at /dev/null: `up` has stopped reading, and the agent must
 /// hold no terminal or pipe of anyone's.
 fn detach() {
@@ -295,6 +362,9 @@ enum Answer {
     Failed(String),
 }
 
+/// Where the keeper says how the first spare did: `Ok` once it is ready, or why it failed.
+type First = oneshot::Sender<Result<(), String>>;
+
 /// Keeps one spare node booted (and, while no run is going on, connected ahead), hands it to the
 /// claim that asks, and boots the next.
 struct Keeper {
@@ -314,7 +384,7 @@ enum Woken {
     RunOver,
     Preload(Option<Arc<Preload>>),
     Ended,
-    Lost,
+    Lost(String),
     Stopped,
 }
 
@@ -325,7 +395,9 @@ impl Keeper {
         mut claims: mpsc::UnboundedReceiver<oneshot::Sender<Answer>>,
         mut preloads: mpsc::UnboundedReceiver<Arc<Preload>>,
         mut stop: watch::Receiver<bool>,
+        first: First,
     ) {
+        let mut first = Some(first);
         let mut latest: Option<Arc<Preload>> = None;
         let mut n = 0;
         'spares: loop {
@@ -342,14 +414,22 @@ impl Keeper {
             let booted = tokio::select! {
                 booted = booting => booted,
                 _ = stop.changed() => break,
-                _ = master.failure("the SSH connection") => break,
+                lost = master.failure("the SSH connection") => {
+                    fail_first(&mut first, lost.to_string());
+                    break;
+                }
             };
             let mut spare = match booted {
                 Ok(spare) => spare,
-                Err(e) => match self.failed(e.to_string(), &mut claims, &mut stop).await {
-                    true => continue,
-                    false => break,
-                },
+                Err(e) => {
+                    match self
+                        .failed(e.to_string(), &mut first, &mut claims, &mut stop)
+                        .await
+                    {
+                        true => continue,
+                        false => break,
+                    }
+                }
             };
             let mut up = false;
             let mut ahead: Option<Ahead> = None;
@@ -364,7 +444,7 @@ impl Keeper {
                     claim = claims.recv() => Woken::Claimed(claim),
                     () = booted, if !up => Woken::Booted,
                     () = self.runs_over.notified(), if up && ahead.is_none() => Woken::RunOver,
-                    _ = master.failure("the SSH connection") => Woken::Lost,
+                    lost = master.failure("the SSH connection") => Woken::Lost(lost.to_string()),
                     _ = stop.changed() => Woken::Stopped,
                 };
                 match woken {
@@ -379,7 +459,7 @@ impl Keeper {
                                 Err(e) => {
                                     // It has its cookie: no run can have it now.
                                     spare.end().await;
-                                    match self.failed(e, &mut claims, &mut stop).await {
+                                    match self.failed(e, &mut first, &mut claims, &mut stop).await {
                                         true => continue 'spares,
                                         false => break 'spares,
                                     }
@@ -387,6 +467,9 @@ impl Keeper {
                             }
                         }
                         lock(&self.state).spare = "ready".into();
+                        if let Some(first) = first.take() {
+                            let _ = first.send(Ok(()));
+                        }
                     }
                     Woken::Preload(Some(preload))
                         if ahead.is_some()
@@ -428,12 +511,17 @@ impl Keeper {
                         // again and again at full speed.
                         spare.end().await;
                         let why = "the spare node ended by itself".to_owned();
-                        match self.failed(why, &mut claims, &mut stop).await {
+                        match self.failed(why, &mut first, &mut claims, &mut stop).await {
                             true => continue 'spares,
                             false => break 'spares,
                         }
                     }
-                    Woken::Preload(None) | Woken::Claimed(None) | Woken::Lost | Woken::Stopped => {
+                    Woken::Lost(lost) => {
+                        spare.end().await;
+                        fail_first(&mut first, lost);
+                        break 'spares;
+                    }
+                    Woken::Preload(None) | Woken::Claimed(None) | Woken::Stopped => {
                         spare.end().await;
                         break 'spares;
                     }
@@ -444,15 +532,20 @@ impl Keeper {
         master.shutdown(MASTER_GRACE).await;
     }
 
-    /// After a spare failed (`why`): `status` shows it while the next spare waits [`RETRY`] to
-    /// boot, and every claim meanwhile is refused at once with `why` (the run connects as usual
-    /// rather than wait for a spare that may never come). False if the session is to end.
+    /// After a spare failed (`why`): the first one's failure ends the session, and `up` says
+    /// why; a later one's shows in `status` while the next spare waits [`RETRY`] to boot, and
+    /// every claim meanwhile is refused at once with `why` (the run connects as usual rather
+    /// than wait for a spare that may never come). False if the session is to end.
     async fn failed(
         &self,
         why: String,
+        first: &mut Option<First>,
         claims: &mut mpsc::UnboundedReceiver<oneshot::Sender<Answer>>,
         stop: &mut watch::Receiver<bool>,
     ) -> bool {
+        if fail_first(first, why.clone()) {
+            return false;
+        }
         // One line: it goes to runs on the socket's line protocol.
         let why = why.replace(['\r', '\n'], " ");
         lock(&self.state).spare = format!("failed: {why}");
@@ -469,6 +562,14 @@ impl Keeper {
             }
         }
     }
+}
+
+/// Tells `up`, if the first spare was still to come, that it failed (`why`); whether it was.
+fn fail_first(first: &mut Option<First>, why: String) -> bool {
+    first.take().is_some_and(|first| {
+        let _ = first.send(Err(why));
+        true
+    })
 }
 
 /// A run counted as active, from its claim to its end: the idle limit does not end the session

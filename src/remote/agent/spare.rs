@@ -32,7 +32,9 @@ pub enum SpareError {
     #[error("cannot run ssh: {0}")]
     Spawn(std::io::Error),
     /// The master refused the forward.
-    #[error("the reverse forward for the spare node was refused: {0}")]
+    #[error(
+        "the server refused the spare node's reverse forward: {0} (its sshd must allow it: AllowTcpForwarding yes or remote, and PermitListen allowing 127.0.0.1 on any port)"
+    )]
     Forward(String),
     /// The session would not take the launcher's input.
     #[error("the spare node's session closed at once")]
