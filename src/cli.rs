@@ -438,8 +438,8 @@ pub enum Command {
         The session ends with `mix-remote down`, after --idle without a run, or when its\n\
         connection drops; it leaves nothing behind on either side. Only your user can use it.\n\
         `up` returns once the session's first spare node is ready.\n\
-        Exit codes: 0 the session is up (or already was), 2 bad input, 3 could not connect or\n\
-        boot its spare node.")]
+        Exit codes: 0 the sessions are up (or already were), 2 bad input, 3 a host could not\n\
+        connect or boot its spare node (the other hosts still get theirs).")]
     Up(UpArgs),
     /// End warm sessions, waiting until nothing of them is left on either side.
     #[command(after_help = "Examples:\n  \

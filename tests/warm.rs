@@ -645,6 +645,57 @@ fn up_interrupted_while_its_spare_boots_leaves_no_session() {
 }
 
 #[test]
+fn up_over_several_hosts_brings_up_every_one_it_can() {
+    // `down` is first and cannot be reached (nothing listens on its port): `good` still gets its
+    // session, and the failure is told with its host's name.
+    let sshd = Sshd::start();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let port = closed.local_addr().expect("local address").port();
+    drop(closed);
+    let dir = tempfile::tempdir().expect("a directory for the config");
+    let config = dir.path().join("mix-remote.yaml");
+    let entry = |name: &str, extra: &str| {
+        format!(
+            "  {name}:\n    address: {}\n    ssh_config: {}\n{extra}",
+            serde_json::to_string(&sshd.host()).unwrap(),
+            serde_json::to_string(&sshd.ssh_config()).unwrap(),
+        )
+    };
+    let text = format!(
+        "hosts:\n{}{}groups:\n  both: [down, good]\n",
+        entry("down", &format!("    ssh_options: [Port={port}]\n")),
+        entry("good", ""),
+    );
+    std::fs::write(&config, text).expect("write the config");
+    let config = config.display().to_string();
+    let sessions = Sessions::new();
+    for hosts in [
+        &["--host", "down", "--host", "good"][..],
+        &["--group", "both"],
+    ] {
+        let up = sessions
+            .tool(&[&["up", "--config", &config][..], hosts].concat())
+            .run();
+        assert_eq!(up.code, Some(3), "{}", up.stderr);
+        assert!(
+            up.stderr.starts_with("mix-remote: error: [down] ssh to "),
+            "{}",
+            up.stderr
+        );
+        assert_eq!(up.stderr.lines().count(), 1, "{}", up.stderr);
+        let status = sessions.status();
+        assert_eq!(status.len(), 1, "{status:?}");
+        assert_eq!(status[0]["host"], "good");
+        // `down` goes over both as well: the one without a session is no failure.
+        let down = sessions
+            .tool(&[&["down", "--config", &config][..], hosts].concat())
+            .run();
+        assert_eq!(down.code, Some(0), "{}", down.stderr);
+        sessions.assert_clean_on(&sshd);
+    }
+}
+
+#[test]
 fn a_spare_connected_ahead_stays_connected_while_it_waits() {
     // The agent ticks the connection it holds, and hears the node's: past the node's
     // net_ticktime (15 s) and the tool's silence limit (20 s), the run still takes it over.

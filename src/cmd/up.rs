@@ -21,7 +21,9 @@ use crate::remote::agent::server::AGENT;
 use crate::remote::agent::{self, CONNECTED, READY, Spec, Status, dirs};
 use crate::report::Reporter;
 
-/// Starts a session for every chosen host that has none; returns the exit code.
+/// Starts a session for every chosen host that has none, one host after another; returns the
+/// exit code, the highest of any host's. A host that fails does not stop the others: with several
+/// hosts, its error is told with its name, and the next host goes on.
 pub async fn exec(
     args: UpArgs,
     config: Option<&Config>,
@@ -30,10 +32,17 @@ pub async fn exec(
     let (_, hosts) = fanout::choose(config, &args.hosts, &args.layer())?;
     // Bad input, before any agent starts.
     fanout::check_elixirs(&hosts)?;
-    for host in &hosts {
-        up(host, args.idle, &report).await?;
+    if let [host] = hosts.as_slice() {
+        return up(host, args.idle, &report).await.map(|()| exit::OK);
     }
-    Ok(exit::OK)
+    let mut code = exit::OK;
+    for host in &hosts {
+        if let Err(e) = up(host, args.idle, &report).await {
+            report.error(&format!("[{}] {}", host.name, e.message));
+            code = code.max(e.code);
+        }
+    }
+    Ok(code)
 }
 
 async fn up(host: &HostSettings, idle: Duration, report: &Reporter) -> Result<(), CliError> {
