@@ -437,7 +437,8 @@ pub enum Command {
         ssh config, ssh options and elixir; otherwise it connects as usual (-v says why).\n\
         The session ends with `mix-remote down`, after --idle without a run, or when its\n\
         connection drops; it leaves nothing behind on either side. Only your user can use it.\n\
-        `up` returns once the session's first spare node is ready.\n\
+        `up` returns once the session's first spare node is ready. On a session already up,\n\
+        --idle sets its limit anew, counted from then.\n\
         Exit codes: 0 the sessions are up (or already were), 2 bad input, 3 a host could not\n\
         connect or boot its spare node (the other hosts still get theirs).")]
     Up(UpArgs),
@@ -967,9 +968,10 @@ pub struct UpArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub hosts: Hosts,
-    /// End the session after this long without a run: 90s, 10m, 1h.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = idle)]
-    pub idle: std::time::Duration,
+    /// End the session after this long without a run: 90s, 10m, 1h [default: 10m; a session
+    /// already up keeps its own unless this is given].
+    #[arg(long, value_name = "DURATION", value_parser = idle)]
+    pub idle: Option<std::time::Duration>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub reach: Reach,

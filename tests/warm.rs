@@ -696,6 +696,35 @@ fn up_over_several_hosts_brings_up_every_one_it_can() {
 }
 
 #[test]
+fn up_on_a_live_session_sets_its_idle_limit() {
+    let sshd = Sshd::start();
+    let sessions = Sessions::new();
+    sessions.up(&sshd, &[]);
+    let status = sessions.status();
+    let idle_left = || {
+        sessions.status()[0]["idle_left"]
+            .as_u64()
+            .expect("idle_left")
+    };
+    assert!(idle_left() > 9 * 60, "{status:?}");
+    let again = sessions.on(&sshd, &["up", "--idle", "30s"]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert_eq!(again.stderr, "");
+    assert_eq!(
+        sessions.status()[0]["pid"],
+        status[0]["pid"],
+        "the same session"
+    );
+    assert!((25..=30).contains(&idle_left()), "{:?}", sessions.status());
+    // Without --idle, the limit it has is kept.
+    sessions.up(&sshd, &[]);
+    assert!(idle_left() <= 30, "{:?}", sessions.status());
+    // And the agent goes by the new limit.
+    sessions.up(&sshd, &["--idle", "1s"]);
+    sessions.assert_clean_on(&sshd);
+}
+
+#[test]
 fn a_spare_connected_ahead_stays_connected_while_it_waits() {
     // The agent ticks the connection it holds, and hears the node's: past the node's
     // net_ticktime (15 s) and the tool's silence limit (20 s), the run still takes it over.

@@ -18,7 +18,7 @@ use crate::events::Stage;
 use crate::exit::{self, CliError};
 use crate::remote::agent::client::{self, Found};
 use crate::remote::agent::server::AGENT;
-use crate::remote::agent::{self, CONNECTED, READY, Spec, Status, dirs};
+use crate::remote::agent::{self, CONNECTED, DEFAULT_IDLE, READY, Spec, Status, dirs};
 use crate::report::Reporter;
 
 /// Starts a session for every chosen host that has none, one host after another; returns the
@@ -45,26 +45,27 @@ pub async fn exec(
     Ok(code)
 }
 
-async fn up(host: &HostSettings, idle: Duration, report: &Reporter) -> Result<(), CliError> {
+/// Starts the session of `host`, which ends after `idle` without a run (10m if `None`), unless it
+/// is up already: then `idle`, if given, is its new limit.
+async fn up(
+    host: &HostSettings,
+    idle: Option<Duration>,
+    report: &Reporter,
+) -> Result<(), CliError> {
     let root = dirs::root().map_err(|e| session_dir_error(&e))?;
     let dir = dirs::session(&root, &agent::key(host));
     let limit = Duration::from_secs(host.connect_timeout);
-    let already = |status: Status| {
-        report.phase(Stage::Connect, "").done(format!(
-            "a session for {} is already up (pid {})",
-            host.name, status.pid
-        ));
-    };
+    let already = |status: Status| already(host, &dir, status, idle, report);
     match client::probe(&dir).await {
         Found::Live(status) => {
-            already(status);
+            already(status).await;
             return Ok(());
         }
         // Another `up` of this host's is bringing it up: that session is the one.
         Found::Starting | Found::Silent => {
             return match other_up(&dir, limit).await {
                 Some(status) => {
-                    already(status);
+                    already(status).await;
                     Ok(())
                 }
                 None => Err(CliError::new(
@@ -86,6 +87,7 @@ async fn up(host: &HostSettings, idle: Duration, report: &Reporter) -> Result<()
         Found::Ending | Found::Stale => {}
     }
     let phase = report.phase(Stage::Connect, format!("connecting to {}", host.address));
+    let idle = idle.unwrap_or(DEFAULT_IDLE);
     let spec = Spec::of(host, idle);
     let exe = std::env::current_exe()
         .map_err(|e| CliError::new(format!("cannot find this program: {e}"), exit::CANNOT_RUN))?;
@@ -144,13 +146,49 @@ async fn up(host: &HostSettings, idle: Duration, report: &Reporter) -> Result<()
     // Another `up` of this host made the session's directory first: that session is the one.
     if let Some(status) = other_up(&dir, limit).await {
         drop(phase);
-        already(status);
+        already(status).await;
         return Ok(());
     }
     let why = said
         .strip_prefix("error ")
         .unwrap_or("the session agent exited at once");
     Err(CliError::new(why.to_owned(), exit::CANNOT_RUN))
+}
+
+/// Says that the session of `host` in `dir` is up already (`status`), and gives it the idle limit
+/// `idle` if one was asked for; an agent that does not take it (of an older build of the tool)
+/// keeps its own, and a warning says so.
+async fn already(
+    host: &HostSettings,
+    dir: &Path,
+    status: Status,
+    idle: Option<Duration>,
+    report: &Reporter,
+) {
+    let phase = report.phase(Stage::Connect, "");
+    let said = format!(
+        "a session for {} is already up (pid {})",
+        host.name, status.pid
+    );
+    let Some(idle) = idle else {
+        phase.done(said);
+        return;
+    };
+    match client::set_idle(dir, idle).await {
+        Ok(()) => phase.done(format!(
+            "{said}: it now ends after {} without a run",
+            humane(idle)
+        )),
+        Err(e) => {
+            drop(phase);
+            report.warning(&format!(
+                "the session for {} was already up and keeps its idle limit ({} left): its agent did not take --idle ({e}); `mix-remote down --host {0}`, then `up --idle {}s`, starts one with the new limit",
+                host.name,
+                humane(Duration::from_secs(status.idle_left)),
+                idle.as_secs(),
+            ));
+        }
+    }
 }
 
 /// The agent's next line on its stdout (without its newline); empty once it has said all.

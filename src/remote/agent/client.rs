@@ -9,7 +9,8 @@ use tokio::net::UnixStream;
 
 use super::preload::{self, Digests};
 use super::{
-    BYE, CLAIM, DOWN, ENDED, FAILED, FD, GO, HELD, OK, PRELOAD, SPARE, STATUS, Status, dirs, fd,
+    BYE, CLAIM, DOWN, ENDED, FAILED, FD, GO, HELD, IDLE, OK, PRELOAD, SPARE, STATUS, Status, dirs,
+    fd,
 };
 use crate::config::HostSettings;
 use crate::remote::boot;
@@ -98,6 +99,25 @@ pub async fn probe(dir: &Path) -> Found {
             Found::Stale
         }
     }
+}
+
+/// Sets the idle limit of the agent of `dir` to `idle`, counted from now, waiting a few seconds
+/// at most for its answer.
+pub async fn set_idle(dir: &Path, idle: Duration) -> io::Result<()> {
+    let asking = async {
+        let mut agent = Agent::connect(dir).await?;
+        match agent
+            .ask(&format!("{IDLE}{}", idle.as_secs().max(1)))
+            .await?
+            .as_str()
+        {
+            OK => Ok(()),
+            _ => Err(malformed("answer to `idle`")),
+        }
+    };
+    tokio::time::timeout(STATUS_WAIT, asking)
+        .await
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
 }
 
 /// Waits until the ending session of `dir` has removed its directory; false if it has not within
@@ -364,6 +384,27 @@ mod tests {
             claim_answered(dir.path(), "failed the spare node ended by itself").await,
             "its spare node failed: the spare node ended by itself"
         );
+    }
+
+    #[tokio::test]
+    async fn an_agent_that_does_not_take_an_idle_limit_is_told_from_one_that_does() {
+        let dir = tempfile::tempdir().unwrap();
+        for (answer, took) in [("ok\n", true), ("", false)] {
+            let listener = tokio::net::UnixListener::bind(dir.path().join(dirs::SOCKET)).unwrap();
+            let agent = tokio::spawn(async move {
+                let (stream, _) = listener.accept().await.unwrap();
+                let mut stream = BufReader::new(stream);
+                let mut asked = String::new();
+                stream.read_line(&mut asked).await.unwrap();
+                // One of an older build ignores a request it does not know, and hangs up.
+                stream.get_mut().write_all(answer.as_bytes()).await.unwrap();
+                asked
+            });
+            let set = set_idle(dir.path(), Duration::from_secs(90)).await;
+            assert_eq!(set.is_ok(), took, "{set:?}");
+            assert_eq!(agent.await.unwrap(), "idle 90\n");
+            std::fs::remove_file(dir.path().join(dirs::SOCKET)).unwrap();
+        }
     }
 
     #[tokio::test]

@@ -22,7 +22,8 @@
 //! of the connection past its last frame, `-` for nothing), with the same two lines; the run
 //! sends `fd` and receives the connection itself ([`fd`]), then goes on as after `ok`. A claim
 //! that comes while the last spare has failed and the next is not booted yet is answered
-//! `failed WHY` at once (the run connects as usual). A
+//! `failed WHY` at once (the run connects as usual). `idle SECS` (from `up` on a session already
+//! up) sets the idle limit anew, counted from then, and is answered `ok`. A
 //! spare whose session ends while a run has it is told of as `ended STATUS`, the session's exit
 //! status (`-` for a signal's end): a run that lost its node reads why.
 
@@ -64,12 +65,17 @@ pub const OK: &str = "ok";
 pub const PRELOAD: &str = "preload ";
 /// The agent's word to a run whose spare's session ended: `ended STATUS`.
 pub const ENDED: &str = "ended";
+/// The request that sets the idle limit anew: `idle SECS`.
+pub const IDLE: &str = "idle ";
 /// The agent's answer to [`CLAIM`] when its last spare failed: `failed WHY`.
 pub const FAILED: &str = "failed";
 /// What the agent prints on its stdout for `up` once its connection is made.
 pub const CONNECTED: &str = "connected";
 /// What the agent prints on its stdout for `up` once it serves (its first spare is ready).
 pub const READY: &str = "ready";
+
+/// The idle limit of a session `up` starts without `--idle`.
+pub const DEFAULT_IDLE: Duration = Duration::from_secs(600);
 
 /// What the agent needs to know of its host, handed to it by `up` as one JSON line on its stdin.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -23,8 +23,8 @@ use super::ahead::Ahead;
 use super::preload::Preload;
 use super::spare::Spare;
 use super::{
-    BYE, CLAIM, CONNECTED, DOWN, ENDED, FAILED, FD, GO, HELD, OK, PRELOAD, READY, SPARE, STATUS,
-    Spec, Status, dirs, fd,
+    BYE, CLAIM, CONNECTED, DOWN, ENDED, FAILED, FD, GO, HELD, IDLE, OK, PRELOAD, READY, SPARE,
+    STATUS, Spec, Status, dirs, fd,
 };
 use crate::remote::boot;
 use crate::remote::private_dir::{self, PrivateDir};
@@ -118,6 +118,8 @@ struct Shared {
     runs: u64,
     active: u64,
     last: Instant,
+    /// The idle limit: the spec's, or what `up` set since.
+    idle: Duration,
     spare: String,
 }
 
@@ -197,6 +199,7 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
         runs: 0,
         active: 0,
         last: Instant::now(),
+        idle: Duration::from_secs(spec.idle_secs),
         spare: "booting".into(),
     }));
     let (stop_tx, stop) = watch::channel(false);
@@ -238,7 +241,6 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
     lock(&state).last = Instant::now();
     let (down_tx, mut downs) = mpsc::unbounded_channel::<UnixStream>();
     let mut connections = JoinSet::new();
-    let idle = Duration::from_secs(spec.idle_secs);
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let mut asked_down = Vec::new();
@@ -246,7 +248,9 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
         let deadline = {
             let s = lock(&state);
             // No deadline past what `Instant` can hold: never idle out then.
-            (s.active == 0).then(|| s.last.checked_add(idle)).flatten()
+            (s.active == 0)
+                .then(|| s.last.checked_add(s.idle))
+                .flatten()
         };
         let idle_over = async {
             match deadline {
@@ -273,7 +277,6 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
                         downs: down_tx.clone(),
                         stop: stop.clone(),
                         spec: spec.clone(),
-                        idle,
                     };
                     connections.spawn(connection.serve(stream));
                 }
@@ -283,10 +286,11 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
                 break;
             }
             // A run that came after the deadline was set holds the session up; its end sets
-            // the next one (its connection's end wakes this loop).
+            // the next one (its connection's end wakes this loop, as does that of an `up`
+            // that set a new limit).
             () = idle_over => {
                 let s = lock(&state);
-                if s.active == 0 && s.last.elapsed() >= idle {
+                if s.active == 0 && s.last.elapsed() >= s.idle {
                     break;
                 }
             }
@@ -608,7 +612,6 @@ struct Connection {
     downs: mpsc::UnboundedSender<UnixStream>,
     stop: watch::Receiver<bool>,
     spec: Spec,
-    idle: Duration,
 }
 
 impl Connection {
@@ -630,6 +633,25 @@ impl Connection {
                 let _ = self.downs.send(stream.into_inner());
             }
             CLAIM => self.claim(stream).await,
+            // From `up` on a session already up: the new limit counts from now.
+            given if given.starts_with(IDLE) => {
+                let Some(secs) = given
+                    .strip_prefix(IDLE)
+                    .and_then(|secs| secs.trim().parse::<u64>().ok())
+                    .filter(|&secs| secs > 0)
+                else {
+                    return;
+                };
+                {
+                    let mut s = lock(&self.state);
+                    s.idle = Duration::from_secs(secs);
+                    s.last = Instant::now();
+                }
+                let _ = stream
+                    .get_mut()
+                    .write_all(format!("{OK}\n").as_bytes())
+                    .await;
+            }
             // From a run that did not use the spare (it held what the run's build dropped): once
             // it is told, the batch comes before any later claim.
             given if given.starts_with(PRELOAD) && self.preload(&mut stream, &line).await => {
@@ -645,9 +667,9 @@ impl Connection {
     fn status(&self) -> Status {
         let s = lock(&self.state);
         let idle_left = if s.active > 0 {
-            self.idle
+            s.idle
         } else {
-            self.idle.saturating_sub(s.last.elapsed())
+            s.idle.saturating_sub(s.last.elapsed())
         };
         Status {
             host: self.spec.name.clone(),
