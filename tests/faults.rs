@@ -559,6 +559,12 @@ fn servers_that_refuse_forwarding_are_named_with_the_setting() {
             ],
         );
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        // `check` asks for the forward on a running connection (`ssh -O forward`, whose words
+        // differ from a refused master's): it says what the run says, and nothing of ssh's more.
+        let said = error_line(&out).trim_start_matches("mix-remote: error: ");
+        let row = check_row(&sshd, &[]);
+        assert_eq!(row["forwarding"], "failed", "{row}");
+        assert_eq!(row["problem"], said, "{setting}");
     }
 }
 

@@ -187,13 +187,20 @@ fn connect_error(host: String, tail: &[String]) -> SshError {
 /// How ssh says that the server refused a reverse forward.
 const FORWARD_FAILED: &str = "remote port forwarding failed";
 
-/// The gist of what ssh printed when the server refused a forward: `remote port forwarding
-/// failed for listen port 0` rather than its `Error: ` or multiplexer prefixes.
-fn forward_refusal(said: &str) -> String {
-    let first = said.lines().next().unwrap_or("no reason given");
-    first
-        .rsplit_once("failed: ")
-        .map_or(first, |(_, why)| why)
+/// The gist of what ssh printed when the server refused a forward, one line of it each in
+/// `said`: the line that says so, `remote port forwarding failed for listen port 0`, rather
+/// than its `Error: ` or multiplexer prefixes, nor the lines around it (`muxclient: master
+/// forward request failed`); else the first line.
+fn forward_refusal<S: AsRef<str>>(said: &[S]) -> String {
+    let lines = || said.iter().map(AsRef::as_ref);
+    let Some(line) = lines()
+        .find(|l| l.contains(FORWARD_FAILED))
+        .or_else(|| lines().next())
+    else {
+        return "no reason given".to_owned();
+    };
+    line.rsplit_once("failed: ")
+        .map_or(line, |(_, why)| why)
         .trim()
         .trim_start_matches("Error: ")
         .to_owned()
@@ -490,7 +497,7 @@ impl Master {
             if let Some(line) = tail.iter().rev().find(|l| l.contains(FORWARD_FAILED)) {
                 return SshError::Forward {
                     host,
-                    said: forward_refusal(line),
+                    said: forward_refusal(&[line]),
                 };
             }
             return connect_error(host, &tail);
@@ -731,18 +738,18 @@ mod tests {
 
     #[test]
     fn forward_refusals_and_ssh_own_lines_are_recognised() {
-        let said = "mux_client_forward: forwarding request failed: remote port forwarding failed for listen port 0\n\
-            mux_client_forward: forwarding request failed: remote port forwarding failed for listen port 0\n\
-            muxclient: master forward request failed";
+        // What a master ended by ExitOnForwardFailure says; `ssh -O forward`'s lines are in
+        // ssh/control.rs's tests.
         assert_eq!(
-            forward_refusal(said),
+            forward_refusal(&["Error: remote port forwarding failed for listen port 0"]),
             "remote port forwarding failed for listen port 0"
         );
-        assert_eq!(forward_refusal(""), "no reason given");
         assert_eq!(
-            forward_refusal("Error: remote port forwarding failed for listen port 0"),
-            "remote port forwarding failed for listen port 0"
+            forward_refusal(&["muxclient: master forward request failed"]),
+            "muxclient: master forward request failed",
+            "no refusal among the lines: the first"
         );
+        assert_eq!(forward_refusal::<&str>(&[]), "no reason given");
         assert!(is_ssh_own(
             "mux_confirm_remote_forward: remote port forwarding failed for listen port 0"
         ));

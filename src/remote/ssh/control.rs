@@ -69,14 +69,17 @@ impl<'a> Control<'a> {
     /// outlives this session (see `Master::through`); `forwards` as they were asked for (port
     /// 0 for one the server allocated: the master finds a forward by what was asked, and one
     /// named by its allocated port is not found, while ssh still exits 0); on failure, what ssh
-    /// said.
+    /// said, on one line.
     pub async fn cancel_remote(&self, forwards: &[(&Path, u16)]) -> Result<(), String> {
         let mut cmd = self.control_command("cancel");
         for (socket, port) in forwards {
             cmd.arg("-R")
                 .arg(format!("127.0.0.1:{port}:{}", socket.display()));
         }
-        self.run_control(cmd).await.map(drop)
+        self.run_control(cmd)
+            .await
+            .map(drop)
+            .map_err(|said| said.join(" | "))
     }
 
     /// `ssh -S <socket> -O <op>` with the target's options.
@@ -87,27 +90,61 @@ impl<'a> Control<'a> {
         cmd
     }
 
-    /// Runs an `ssh -O` request; its stdout on success, what it said on failure.
-    async fn run_control(&self, mut cmd: Command) -> Result<String, String> {
+    /// Runs an `ssh -O` request; its stdout on success, what it said on failure (its lines
+    /// apart: see [`said_lines`]).
+    async fn run_control(&self, mut cmd: Command) -> Result<String, Vec<String>> {
         cmd.arg("--").arg(&self.target.host);
         let out = cmd
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .output()
             .await
-            .map_err(|e| format!("cannot run ssh: {e}"))?;
+            .map_err(|e| vec![format!("cannot run ssh: {e}")])?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            // One line: ssh may repeat itself over several.
-            let mut lines: Vec<&str> = Vec::new();
-            let text = String::from_utf8_lossy(&out.stderr);
-            for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-                if !lines.contains(&line) {
-                    lines.push(line);
-                }
-            }
-            Err(lines.join(" | "))
+            Err(said_lines(&out.stderr))
         }
+    }
+}
+
+/// The lines of what an `ssh -O` request printed on its stderr, trimmed, each once: ssh may
+/// repeat itself over several (`mux_client_forward: forwarding request failed: ...` once per
+/// forward, then `muxclient: master forward request failed`).
+fn said_lines(stderr: &[u8]) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let text = String::from_utf8_lossy(stderr);
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !lines.iter().any(|l| l == line) {
+            lines.push(line.to_owned());
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_forward_is_told_by_its_own_line_of_what_ssh_said() {
+        // What `ssh -O forward` writes on its stderr when the server refuses (OpenSSH 9.2, two
+        // forwards asked for): lines ended with "\r\n", the refusal once per forward.
+        let stderr = b"mux_client_forward: forwarding request failed: remote port forwarding failed for listen port 0\r\n\
+            mux_client_forward: forwarding request failed: remote port forwarding failed for listen port 0\r\n\
+            muxclient: master forward request failed\r\n";
+        let said = said_lines(stderr);
+        assert_eq!(
+            said,
+            [
+                "mux_client_forward: forwarding request failed: remote port forwarding failed for listen port 0",
+                "muxclient: master forward request failed"
+            ]
+        );
+        assert_eq!(
+            forward_refusal(&said),
+            "remote port forwarding failed for listen port 0"
+        );
+        assert!(said_lines(b"\r\n  \n").is_empty());
     }
 }
