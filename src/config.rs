@@ -75,6 +75,17 @@ pub enum ConfigError {
         /// Where it was looked for.
         why: String,
     },
+    /// `--host` names a group of the file, and none of its hosts.
+    #[error(
+        "--host {group}: {group} is a group of {}, not a host: pass --group {group} (to reach an SSH destination of that name, give it a section under `hosts`)",
+        .path.display()
+    )]
+    GroupAsHost {
+        /// The name given.
+        group: String,
+        /// The file.
+        path: PathBuf,
+    },
     /// A group lists no host.
     #[error("{path}:{line}: group `{group}` lists no host")]
     EmptyGroup {
@@ -113,18 +124,25 @@ pub enum ConfigError {
 }
 
 /// The dotted path of a key as the user wrote it (`groups.web.hosts[1]`): without the `value`
-/// steps of our `Spanned` wrappers (a group's, and those of [`SPANNED`] keys).
+/// steps of our `Spanned` wrappers (a group's, those of [`SPANNED`] keys, and a group's
+/// members').
 fn key_path(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     let mut keys: Vec<&str> = Vec::new();
     let mut text = String::new();
+    let mut member = false;
     for segment in path.iter() {
         match segment {
-            Segment::Seq { index } => text += &format!("[{index}]"),
+            Segment::Seq { index } => {
+                text += &format!("[{index}]");
+                member = keys.first() == Some(&"groups");
+            }
             Segment::Map { key } | Segment::Enum { variant: key } => {
                 let wrapper = key == "value"
                     && (matches!(keys.as_slice(), ["groups", _])
-                        || keys.last().is_some_and(|k| SPANNED.contains(k)));
+                        || keys.last().is_some_and(|k| SPANNED.contains(k))
+                        || member);
+                member = false;
                 keys.push(key);
                 if !wrapper {
                     if !text.is_empty() {
@@ -244,8 +262,8 @@ fn key_prefix(key: &str) -> String {
 pub struct Section {
     /// Under `hosts` only: the ssh destination when it differs from the host's name.
     pub address: Option<Spanned<String>>,
-    /// Under `groups` only (long form): the group's members.
-    pub hosts: Option<Spanned<Vec<String>>>,
+    /// Under `groups` only (long form): the group's members, each where it is written.
+    pub hosts: Option<Spanned<Vec<Spanned<String>>>>,
     /// Which `_build/<ENV>` to read.
     #[serde(default, deserialize_with = "mix_env")]
     pub mix_env: Option<String>,
@@ -332,7 +350,16 @@ fn elixir_path<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Stri
 
 /// A group: a list of hosts, or a section with `hosts` and settings.
 #[derive(Debug, Clone)]
-struct Group(Section);
+struct Group(Section, Form);
+
+/// How a group is written, which decides the key path of its members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// `web: [a, b]`: its members are `groups.web[i]`.
+    List,
+    /// `web: {hosts: [a, b], ...}`: its members are `groups.web.hosts[i]`.
+    Mapping,
+}
 
 impl<'de> Deserialize<'de> for Group {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Group, D::Error> {
@@ -344,16 +371,18 @@ impl<'de> Deserialize<'de> for Group {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Group, A::Error> {
                 let mut hosts = Vec::new();
-                while let Some(host) = seq.next_element::<String>()? {
+                while let Some(host) = seq.next_element::<Spanned<String>>()? {
                     hosts.push(host);
                 }
-                Ok(Group(Section {
+                let section = Section {
                     hosts: Some(Spanned::new(hosts, Location::UNKNOWN, Location::UNKNOWN)),
                     ..Section::default()
-                }))
+                };
+                Ok(Group(section, Form::List))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Group, A::Error> {
-                Section::deserialize(de::value::MapAccessDeserializer::new(map)).map(Group)
+                Section::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|section| Group(section, Form::Mapping))
             }
         }
         deserializer.deserialize_any(GroupVisitor)
@@ -485,6 +514,7 @@ impl Config {
             relative_to(section, dir);
         }
         relative_to(&mut file.defaults, dir);
+        no_nested_groups(&file, path)?;
         Ok(Config {
             path: path.to_owned(),
             file,
@@ -529,11 +559,17 @@ impl Config {
             .values()
             .filter_map(|g| g.value.0.hosts.as_ref());
         for member in members.flat_map(|m| &m.value) {
-            if !names.contains(&member.as_str()) {
-                names.push(member);
+            if !names.contains(&member.value.as_str()) {
+                names.push(&member.value);
             }
         }
         names
+    }
+
+    /// Whether `name` names a group of the file and none of its hosts (a member of a group is
+    /// never a group: see [`no_nested_groups`]).
+    fn only_a_group(&self, name: &str) -> bool {
+        self.file.groups.contains_key(name) && !self.hosts().contains(&name)
     }
 
     /// The dotted path of `section` if it is one of this file's (`defaults`, `groups.web`,
@@ -562,6 +598,37 @@ impl Config {
     pub fn warnings(&self) -> Option<bool> {
         self.file.defaults.warnings.as_ref().map(|w| w.value)
     }
+}
+
+/// Refuses a member of a group that names a group of the file rather than a host (one with no
+/// section of its own under `hosts`): groups do not nest, and ssh would be given the group's
+/// name as a destination.
+fn no_nested_groups(file: &File, path: &Path) -> Result<(), ConfigError> {
+    for (name, group) in &file.groups {
+        let Group(section, form) = &group.value;
+        let members = section.hosts.iter().flat_map(|h| h.value.iter());
+        for (i, member) in members.enumerate() {
+            let named = member.value.as_str();
+            if !file.groups.contains_key(named) || file.hosts.contains_key(named) {
+                continue;
+            }
+            let key = match form {
+                Form::List => format!("groups.{name}[{i}]"),
+                Form::Mapping => format!("groups.{name}.hosts[{i}]"),
+            };
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                line: member.referenced.line(),
+                column: member.referenced.column(),
+                key,
+                message: format!(
+                    "{named} is a group, and groups do not nest: list its hosts here, or pass \
+                     --group {named} beside --group {name}"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A key where it has no meaning (`address` outside `hosts`, `hosts` outside `groups`, `compile`
@@ -862,6 +929,14 @@ pub fn select(
     hosts: &[String],
     groups: &[String],
 ) -> Result<Vec<Selected>, ConfigError> {
+    if let Some((config, group)) =
+        config.and_then(|c| Some((c, hosts.iter().find(|h| c.only_a_group(h))?)))
+    {
+        return Err(ConfigError::GroupAsHost {
+            group: group.clone(),
+            path: config.path.clone(),
+        });
+    }
     let mut chosen: Vec<Selected> = hosts
         .iter()
         .map(|h| Selected {
@@ -899,7 +974,7 @@ pub fn select(
         match members {
             Some(members) if !members.is_empty() => {
                 chosen.extend(members.iter().map(|m| Selected {
-                    name: m.clone(),
+                    name: m.value.clone(),
                     group: Some(group.clone()),
                 }));
             }
@@ -1240,6 +1315,8 @@ hosts:
 
         let (line, key, _) = invalid("groups:\n  web:\n    hosts: [a, [b]]\n");
         assert_eq!((line, key.as_str()), (3, "groups.web.hosts[1]"));
+        let (line, key, _) = invalid("groups:\n  web: [a, {b: c}]\n");
+        assert_eq!((line, key.as_str()), (2, "groups.web[1]"));
 
         let (line, key, _) = invalid("defaults:\n  address: a@b\n");
         assert_eq!((line, key.as_str()), (2, "defaults.address"));
@@ -1372,6 +1449,43 @@ hosts:
                 .to_string(),
             "/p/mix-remote.yaml:2: group `web` lists no host"
         );
+    }
+
+    #[test]
+    fn a_group_named_as_a_host_is_refused_with_its_flag() {
+        let config = parse(FLEET).unwrap();
+        let err = select(Some(&config), &["web-1".into(), "web".into()], &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--host web: web is a group of /p/mix-remote.yaml, not a host: pass --group web (to \
+             reach an SSH destination of that name, give it a section under `hosts`)"
+        );
+        // A host of that name has the last word; without a file, any name is a destination.
+        let both = parse("groups:\n  web: [a]\nhosts:\n  web: {}\n").unwrap();
+        let chosen = select(Some(&both), &["web".into()], &[]).unwrap();
+        assert_eq!(chosen, [host("web", None)]);
+        assert!(select(None, &["web".into()], &[]).is_ok());
+    }
+
+    #[test]
+    fn a_group_listed_in_a_group_is_refused_where_it_is_written() {
+        let (line, key, message) = invalid("groups:\n  web: [a, b]\n  top: [c, web]\n");
+        assert_eq!((line, key.as_str()), (3, "groups.top[1]"));
+        assert_eq!(
+            message,
+            "web is a group, and groups do not nest: list its hosts here, or pass --group web \
+             beside --group top"
+        );
+        let text = "groups:\n  web: [a]\n  top:\n    hosts:\n      - c\n      - web\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("/p/mix-remote.yaml:6:9: `groups.top.hosts[1]`: web is a group"),
+            "{err}"
+        );
+        // Unless it is also a host, with a section of its own: then it is that host.
+        let both = parse("groups:\n  web: [a]\n  top: [web]\nhosts:\n  web: {}\n").unwrap();
+        let chosen = select(Some(&both), &[], &["top".into()]).unwrap();
+        assert_eq!(chosen, [host("web", Some("top"))]);
     }
 
     #[test]

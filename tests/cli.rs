@@ -544,6 +544,66 @@ fn a_misspelt_host_or_group_of_the_config_gets_the_nearest_one() {
     assert!(out.stderr.contains("did you mean web-1?"), "{}", out.stderr);
 }
 
+#[test]
+fn a_group_is_no_host_nor_a_member_of_a_group() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = dir.path().join("mix-remote.yaml");
+    std::fs::write(
+        &config,
+        "hosts:\n  a:\n    address: nowhere\n    ssh_options: [ProxyCommand=false]\n\
+         groups:\n  web: [a]\n  frontend: [a]\n",
+    )
+    .expect("write the config");
+    let demo = testkit::compiled_fixture("demo");
+    let run = |args: &[&str]| {
+        tool(dir.path(), &["run", "--project"])
+            .arg(&demo)
+            .args(args)
+            .arg("Demo.Worker.echo/3")
+            .args(["--", "1", "2", "3"])
+            .run()
+    };
+    // A group's name is refused as a host before anything connects (ssh was given it).
+    let check = tool(
+        dir.path(),
+        &["check", "--host", "web", "-o", "ProxyCommand=false"],
+    )
+    .run();
+    for out in [run(&["--host", "web"]), check] {
+        assert_eq!(
+            error_line(&out, 2),
+            format!(
+                "--host web: web is a group of {}, not a host: pass --group web (to reach an SSH \
+                 destination of that name, give it a section under `hosts`)",
+                config.display()
+            ),
+        );
+    }
+    // A misspelt one, given to ssh, gets the flag that names it.
+    let out = run(&["--host", "frontnd"]);
+    error_line(&out, 3);
+    assert!(
+        out.stderr.ends_with(
+            "mix-remote: hint: frontnd is not a host of mix-remote.yaml (so ssh was given it as \
+             it is): did you mean --group frontend?\n"
+        ),
+        "{}",
+        out.stderr
+    );
+    // A group that lists a group: the file is refused where it does.
+    let text = std::fs::read_to_string(&config).expect("read the config");
+    std::fs::write(&config, format!("{text}  top: [web, b]\n")).expect("write the config");
+    let out = tool(dir.path(), &["check", "--group", "top"]).run();
+    let line = error_line(&out, 2);
+    assert!(
+        line.starts_with(&format!(
+            "{}:8:9: `groups.top[0]`: web is a group, and groups do not nest",
+            config.display()
+        )),
+        "{line}"
+    );
+}
+
 /// mix-remote with `args` in `dir` on a terminal (a pty `script` makes), with `env`: what the
 /// terminal showed, stdout and stderr together, is the output's stdout.
 fn on_terminal(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {

@@ -49,13 +49,20 @@ pub fn check_elixirs(hosts: &[HostSettings]) -> Result<(), CliError> {
 }
 
 /// The host of mix-remote.yaml whose name is nearest to `name`, when `name` is not one of them:
-/// a host that fails to connect may be a misspelt one, taken for an SSH destination.
+/// a host that fails to connect may be a misspelt one, taken for an SSH destination. A group
+/// nearer than any host comes as `--group NAME` (one named exactly is refused before anything
+/// connects: see `config::select`).
 pub fn near_host(config: Option<&Config>, name: &str) -> Option<String> {
-    let known = config?.hosts();
-    if known.contains(&name) {
+    let config = config?;
+    let hosts = config.hosts();
+    if hosts.contains(&name) {
         return None;
     }
-    crate::suggest::nearest(name, known).map(str::to_owned)
+    let near = crate::suggest::nearest(name, hosts.iter().copied().chain(config.groups()))?;
+    Some(match hosts.contains(&near) {
+        true => near.to_owned(),
+        false => format!("--group {near}"),
+    })
 }
 
 /// The hint for a host that failed to connect, when it may be a misspelling of `near`.
