@@ -78,6 +78,11 @@ pub const VERSIONS: &str = "mix-remote-versions ";
 /// How the check program's line about directories of earlier runs starts: the count, then where
 /// it looked (`templates/run_dirs.exs`).
 pub const STALE: &str = "mix-remote-stale ";
+/// What a node that finds no directory to put its run's files in raises (`tmp_dir`).
+pub const NO_TEMP_DIR: &str = "no writable temporary directory";
+/// How the message a node raises when it cannot create its run's directory starts (`run_dir`
+/// of templates/boot.exs).
+pub const CANNOT_CREATE: &str = "cannot create ";
 /// The name the boot program's request server registers on the remote node.
 pub const SERVER: &str = "mix_remote";
 /// The boot program's request `{after_load, [Op, Args]}`: request `Op` once the batch sent on
@@ -367,6 +372,8 @@ mod tests {
         assert!(CHECK_PROGRAM.contains(&format!("IO.puts(\"{MARKER}{CHECKED}\")")));
         assert!(CHECK_PROGRAM.contains(&format!("IO.puts(\"{VERSIONS}")));
         assert!(CHECK_PROGRAM.contains(&format!("IO.puts(\"{STALE}")));
+        assert!(RUN_DIRS.contains(&format!("raise \"{NO_TEMP_DIR}\"")));
+        assert!(PROGRAM.contains(&format!("raise \"{CANNOT_CREATE}#{{dir}}: ")));
         for program in [PROGRAM, CHECK_PROGRAM] {
             assert!(program.contains("\n@RUN_DIRS@\n"));
         }

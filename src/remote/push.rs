@@ -18,9 +18,9 @@ use crate::build::beam::Beam;
 use crate::build::compat::RemoteVersions;
 use crate::build::entry::display_module;
 use crate::build::native;
-use crate::remote::boot::{Request, SERVER, base64};
+use crate::remote::boot::{CANNOT_CREATE, NO_TEMP_DIR, RUN_DIR_PREFIX, Request, SERVER, base64};
 use crate::remote::node::dist::ATTACHED;
-use crate::remote::node::{CallError, Node, atom, is_atom, tuple};
+use crate::remote::node::{CallError, Node, atom, failure_text, is_atom, tuple};
 use crate::remote::wire::{Prepared, Wire};
 
 /// Why the closure could not be loaded.
@@ -32,6 +32,13 @@ pub enum PushError {
     /// The remote loader refused modules; nothing of the batch was loaded.
     #[error("the remote refused to load {0}")]
     Refused(String),
+    /// The node raised, threw or exited while it staged or loaded the batch: what it said.
+    #[error("the remote node failed to load the code: {0}")]
+    Failed(String),
+    /// The node found no directory to write the run's files in, or could not create the run's
+    /// own there: what it said.
+    #[error("the remote node has no directory to write the run's files in: {0}")]
+    NoRunDir(String),
     /// The remote's description of itself is not what the boot program sends.
     #[error("unexpected reply from the remote node: {0}")]
     Unexpected(String),
@@ -173,8 +180,11 @@ pub async fn push(
             Some(batch),
             Some(timeout),
         )
-        .await?;
-    load.pushed(&reply, prepared, apps)
+        .await;
+    match reply {
+        Err(CallError::BadRpc { reason, .. }) => Err(load_failed(reason)),
+        reply => load.pushed(&reply?, prepared, apps),
+    }
 }
 
 /// What the boot program's `load` is given besides the batch, and what the reply is read
@@ -252,7 +262,7 @@ impl Load {
             && let [tag, reason] = t.elements.as_slice()
             && is_atom(tag, "badrpc")
         {
-            return Err(PushError::Unexpected(format!("the load failed: {reason}")));
+            return Err(load_failed(failure_text(reason)));
         }
         let stale_removed = match loaded(reply) {
             Ok(stale) => stale,
@@ -328,6 +338,21 @@ fn refusal(reply: &Term) -> Option<PushError> {
     }
 }
 
+/// The error for a load the node failed with `said` (see [`failure_text`]): for want of a
+/// directory to write the run's files in (templates/run_dirs.exs, `tmp_dir`; templates/boot.exs,
+/// `run_dir`), or for another reason.
+fn load_failed(said: String) -> PushError {
+    match said.strip_prefix("(RuntimeError) ") {
+        Some(message)
+            if message == NO_TEMP_DIR
+                || message.starts_with(CANNOT_CREATE) && message.contains(RUN_DIR_PREFIX) =>
+        {
+            PushError::NoRunDir(message.to_owned())
+        }
+        _ => PushError::Failed(said),
+    }
+}
+
 /// The error for modules the loader refused, named as users write them.
 fn refused_error(refused: &[(String, String)]) -> PushError {
     let list: Vec<String> = refused
@@ -397,6 +422,56 @@ pub(crate) mod tests {
             ])
         );
         assert!(loaded(&atom("ok")).is_err());
+    }
+
+    /// What the boot program's `catch` gives for `raise message` (a `RuntimeError`).
+    pub(crate) fn raised(message: &str) -> Term {
+        let exception = erl_dist::term::Map::from([
+            (atom("__struct__"), atom("Elixir.RuntimeError")),
+            (atom("message"), Binary::from(message.as_bytes()).into()),
+            (atom("__exception__"), atom("true")),
+        ]);
+        tuple(vec![atom("error"), exception.into()])
+    }
+
+    #[test]
+    fn a_failed_load_says_what_the_node_raised_and_tells_a_missing_run_directory() {
+        let load = Load {
+            args: Vec::new(),
+            missing: Vec::new(),
+            skipped: 0,
+        };
+        let (batch, parts) = crate::remote::wire::batch_of(&[]);
+        let prepared = Prepared {
+            modules: Vec::new(),
+            batch,
+            parts,
+            shipped_modules: 0,
+            base64: std::sync::OnceLock::new(),
+        };
+        let failed = |reason: Term| {
+            let reply = tuple(vec![atom("badrpc"), reason]);
+            load.pushed(&reply, &prepared, 0).unwrap_err().to_string()
+        };
+        assert_eq!(
+            failed(raised("no writable temporary directory")),
+            "the remote node has no directory to write the run's files in: no writable temporary \
+             directory"
+        );
+        let cannot = "cannot create /srv/tmp/mix-remote-run-7-0badcafe-1f: no space left on device";
+        assert_eq!(
+            failed(raised(cannot)),
+            format!("the remote node has no directory to write the run's files in: {cannot}")
+        );
+        assert_eq!(
+            failed(raised("cannot create /srv/app.db: eacces")),
+            "the remote node failed to load the code: (RuntimeError) cannot create /srv/app.db: \
+             eacces"
+        );
+        assert_eq!(
+            failed(tuple(vec![atom("exit"), atom("killed")])),
+            "the remote node failed to load the code: {'exit','killed'}"
+        );
     }
 
     /// An OTP 25 x86_64 server that has loaded nothing and lacks nothing.

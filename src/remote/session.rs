@@ -689,7 +689,7 @@ impl Session<'_> {
         let (prepared, pushed) = timeout(limit, loading, &pushing, host, "--push-timeout")
             .await
             .map_err(|e| e.in_phase(&pushing, host, limit, "--push-timeout"))
-            .map_err(|e| e.lost_in(Stage::Push, &pushing, host))?;
+            .map_err(|e| e.lost_in(Stage::Push, &pushing, host).on_host(host))?;
         stats.push = Some(started.elapsed());
         phase.done(format!(
             "pushed {} ({} modules, {} KiB), loaded {}{}",

@@ -368,7 +368,7 @@ impl Node {
             Term::Tuple(t) if t.elements.len() == 2 && is_atom(&t.elements[0], "badrpc") => {
                 Err(CallError::BadRpc {
                     mfa: what,
-                    reason: t.elements[1].to_string(),
+                    reason: failure_text(&t.elements[1]),
                 })
             }
             other => Ok(other),
@@ -565,6 +565,23 @@ pub fn boolean(value: bool) -> Term {
     atom(if value { "true" } else { "false" })
 }
 
+/// How a remote failure reads (the reason of a `badrpc`; the boot program's `{Kind, Reason}`
+/// of what it caught): an Elixir exception with its message as Elixir shows it, `(RuntimeError)
+/// no writable temporary directory`, rather than its struct (whose message is a list of bytes
+/// as a term); anything else as the term.
+pub fn failure_text(reason: &Term) -> String {
+    if let Term::Tuple(t) = reason
+        && let [kind, Term::Map(exception)] = t.elements.as_slice()
+        && is_atom(kind, "error")
+        && let Some(Term::Atom(module)) = exception.map.get(&atom("__struct__"))
+        && let Some(Term::Binary(message)) = exception.map.get(&atom("message"))
+    {
+        let name = module.name.strip_prefix("Elixir.").unwrap_or(&module.name);
+        return format!("({name}) {}", String::from_utf8_lossy(&message.bytes));
+    }
+    reason.to_string()
+}
+
 /// A tuple term.
 pub fn tuple(elements: Vec<Term>) -> Term {
     Tuple::from(elements).into()
@@ -581,6 +598,20 @@ mod tests {
     use erl_dist::handshake::{ClientSideHandshake, HandshakeStatus};
     use tokio::net::UnixStream;
     use tokio_util::compat::TokioAsyncReadCompatExt;
+
+    #[test]
+    fn a_remote_failure_reads_as_elixir_shows_an_exception() {
+        let raised = crate::remote::push::tests::raised("no writable temporary directory");
+        assert_eq!(
+            failure_text(&raised),
+            "(RuntimeError) no writable temporary directory"
+        );
+        let thrown = tuple(vec![atom("throw"), atom("oops")]);
+        assert_eq!(failure_text(&thrown), "{'throw','oops'}");
+        let odd = erl_dist::term::Map::from([(atom("__struct__"), atom("Elixir.KeyError"))]);
+        let odd = tuple(vec![atom("error"), odd.into()]);
+        assert_eq!(failure_text(&odd), odd.to_string(), "no message: the term");
+    }
 
     /// Our node accepting `remote@localhost` with the cookie "right" on `listener`.
     async fn accepting(listener: UnixListener) -> Result<(Arc<Node>, Inbox), DistError> {

@@ -51,6 +51,24 @@ pub enum SessionError {
         /// The host.
         host: String,
     },
+    /// The server has no directory a run can write its files in (no `TMPDIR`, `/tmp` or other
+    /// that `templates/run_dirs.exs` looks at is writable), as the node found when it loaded or
+    /// `check` found: what it said, or which it tried.
+    #[error("{host} has no directory a run can write its files in ({said}): {NO_RUN_DIR_HINT}")]
+    NoRunDir {
+        /// The host.
+        host: String,
+        /// What the node said, or which directories `check` tried.
+        said: String,
+    },
+    /// The node failed to load the code: it raised, threw or exited (what it said).
+    #[error("the remote node on {host} failed to load the code: {said}")]
+    LoadFailed {
+        /// The host.
+        host: String,
+        /// What the node said.
+        said: String,
+    },
     /// A module of the closure could not be prepared for the wire.
     #[error(transparent)]
     Wire(#[from] Arc<BeamError>),
@@ -103,7 +121,28 @@ pub enum SessionError {
     },
 }
 
+/// What to do about a server without a directory a run can write its files in, and where runs
+/// look for one (`templates/run_dirs.exs`, `tmp_dir`).
+pub const NO_RUN_DIR_HINT: &str = "give it one as TMPDIR in the host's remote_env in \
+    mix-remote.yaml (a run uses TMPDIR, TEMP or TMP when it is a writable directory, else \
+    XDG_RUNTIME_DIR, else /tmp, else the login directory)";
+
 impl SessionError {
+    /// Names `host` in the node's account of a load that failed.
+    pub(super) fn on_host(self, host: &str) -> SessionError {
+        match self {
+            SessionError::Push(PushError::NoRunDir(said)) => SessionError::NoRunDir {
+                host: host.to_owned(),
+                said,
+            },
+            SessionError::Push(PushError::Failed(said)) => SessionError::LoadFailed {
+                host: host.to_owned(),
+                said,
+            },
+            other => other,
+        }
+    }
+
     /// The tool's own refusal on what the node said of itself (the preflight), or the node's on
     /// what it lacks: the run ends with nothing loaded.
     pub(super) fn is_preflight_refusal(&self) -> bool {
@@ -205,5 +244,34 @@ pub(super) async fn timeout<T, E: Into<SessionError>>(
             secs: limit.as_secs(),
             flag,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_load_names_the_host_and_a_missing_run_directory_what_to_do() {
+        let none = SessionError::from(PushError::NoRunDir(
+            "no writable temporary directory".into(),
+        ));
+        assert_eq!(
+            none.on_host("deploy@web-1").to_string(),
+            "deploy@web-1 has no directory a run can write its files in (no writable temporary \
+             directory): give it one as TMPDIR in the host's remote_env in mix-remote.yaml (a \
+             run uses TMPDIR, TEMP or TMP when it is a writable directory, else XDG_RUNTIME_DIR, \
+             else /tmp, else the login directory)"
+        );
+        let failed = SessionError::from(PushError::Failed("(ArgumentError) boom".into()));
+        assert_eq!(
+            failed.on_host("web-1").to_string(),
+            "the remote node on web-1 failed to load the code: (ArgumentError) boom"
+        );
+        let refused = SessionError::from(PushError::Refused("M".into()));
+        assert!(matches!(
+            refused.on_host("web-1"),
+            SessionError::Push(PushError::Refused(_))
+        ));
     }
 }
