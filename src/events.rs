@@ -118,8 +118,11 @@ pub struct CheckRow {
     /// Whether the server's OTP loads every module of the local build (the version preflight
     /// `run` does before pushing); skipped without a compiled build.
     pub compat: Probe,
+    /// Whether the server has a directory a run can write its files in (`TMPDIR` or the others
+    /// runs look at); skipped when elixir could not be asked.
+    pub temp_dir: Probe,
     /// Directories that runs killed on the server left where runs put theirs (the next run
-    /// removes them); unknown when elixir could not be asked.
+    /// removes them); unknown when elixir could not be asked or there is no such directory.
     pub stale_runs: Option<u64>,
     /// Whether `run` can work on this host.
     pub ready: bool,
@@ -285,6 +288,7 @@ mod tests {
             otp_version: None,
             elixir_version: None,
             compat: Probe::Skipped,
+            temp_dir: Probe::Skipped,
             stale_runs: None,
             ready: false,
             problem: Some("refused".into()),

@@ -1,7 +1,8 @@
 # mix-remote check program, evaluated by the elixir that templates/check.sh starts. It prints the
 # server's OTP release, Elixir version and full OTP version ("-" when its OTP records none), how
-# many directories runs that were killed left where runs put them (and where that is), then the
-# marker the tool waits for. It runs nothing of the project and changes nothing.
+# many directories runs that were killed left where runs put them (and where that is), or, when
+# there is no directory a run could put its own in, which it tried, then the marker the tool waits
+# for. It runs nothing of the project and changes nothing.
 otp = System.otp_release()
 file = Path.join([:code.root_dir(), "releases", otp, "OTP_VERSION"])
 
@@ -21,14 +22,26 @@ uid =
     _error -> System.cmd("id", ["-u"]) |> elem(0) |> String.trim() |> String.to_integer()
   end
 
-tmp =
-  try do
-    tmp_dir.()
-  rescue
-    _none_writable -> "/tmp"
-  end
+# A run makes its directory where `tmp_dir` says, or fails to load ("no writable temporary
+# directory"): so does the check, naming the places `tmp_dir` looks at.
+try do
+  tmp_dir.()
+rescue
+  _none_writable ->
+    set = for name <- ~w(TMPDIR TEMP TMP XDG_RUNTIME_DIR), dir = System.get_env(name), do: "#{name}=#{dir}"
 
-places = run_places.(tmp)
-stale = Enum.flat_map(places, &stale_runs.(&1, uid))
-IO.puts("mix-remote-stale #{length(stale)} #{Enum.join(places, " or ")}")
+    cwd =
+      case File.cwd() do
+        {:ok, dir} -> [dir]
+        _gone -> []
+      end
+
+    IO.puts("mix-remote-no-run-dir tried #{Enum.join(Enum.uniq(set ++ ["/tmp" | cwd]), ", ")}")
+else
+  tmp ->
+    places = run_places.(tmp)
+    stale = Enum.flat_map(places, &stale_runs.(&1, uid))
+    IO.puts("mix-remote-stale #{length(stale)} #{Enum.join(places, " or ")}")
+end
+
 IO.puts("mix-remote:checked")

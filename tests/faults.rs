@@ -622,6 +622,80 @@ fn a_server_that_permits_one_listen_port_is_run_and_checked_through_forward_port
 }
 
 #[test]
+fn a_server_without_a_writable_directory_is_not_ready_and_its_run_says_what_to_do() {
+    // The server's elixir runs in a mount namespace of its own where /tmp, the sessions' TMPDIR
+    // and its working directory (/tmp) are read-only: no directory a run looks at is writable.
+    if !testkit::netns_available() {
+        return;
+    }
+    let sshd = Sshd::start();
+    let read_only = ElixirWrapper::new(
+        "exec unshare --mount sh -c 'for d in /tmp \"$TMPDIR\" \"$XDG_RUNTIME_DIR\"; do\n\
+           if [ -d \"$d\" ]; then mount -o bind,ro \"$d\" \"$d\" || exit 1; fi\n\
+         done\n\
+         cd /tmp && exec elixir \"$@\"' sh \"$@\"",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // A configuration whose hosts run that elixir, with `more` settings.
+    let config = |name: &str, more: &str| {
+        let file = dir.path().join(name);
+        let elixir = read_only.path();
+        std::fs::write(
+            &file,
+            format!("defaults:\n  elixir: {}\n{more}", elixir.display()),
+        )
+        .unwrap();
+        file.to_str().expect("a temporary path is UTF-8").to_owned()
+    };
+    let bare = config("bare.yaml", "");
+    let row = check_row(&sshd, &[OsStr::new("--config"), OsStr::new(&bare)]);
+    assert_eq!(
+        (&row["elixir"], &row["temp_dir"], &row["ready"]),
+        (&"ok".into(), &"failed".into(), &false.into()),
+        "{row}"
+    );
+    let tried = format!("tried TMPDIR={}, /tmp", sshd.remote_tmp().display());
+    let problem = row["problem"].as_str().unwrap_or_default();
+    assert_eq!(
+        problem,
+        format!(
+            "{} has no directory a run can write its files in ({tried}): give it one as TMPDIR \
+             in the host's remote_env in mix-remote.yaml (a run uses TMPDIR, TEMP or TMP when it \
+             is a writable directory, else XDG_RUNTIME_DIR, else /tmp, else the login directory)",
+            sshd.host()
+        )
+    );
+    // A run there fails as check said, naming the host and what to do.
+    let out = run(&sshd, &["--config", &bare, ":demo_erl.add", "--", "1", "2"]);
+    let said = problem.replace(&tried, "no writable temporary directory");
+    assert_error(&out, 3, &[&said]);
+
+    // Given a TMPDIR it can write in (outside /tmp), the server is ready and runs.
+    let writable = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let set = config(
+        "set.yaml",
+        &format!("  remote_env: {{TMPDIR: {}}}\n", writable.path().display()),
+    );
+    let row = check_row(&sshd, &[OsStr::new("--config"), OsStr::new(&set)]);
+    assert_eq!(
+        (&row["temp_dir"], &row["stale_runs"], &row["ready"]),
+        (&"ok".into(), &0.into(), &true.into()),
+        "{row}"
+    );
+    let out = run(&sshd, &["--config", &set, ":demo_erl.add", "--", "1", "2"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "3\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        testkit::entries(writable.path()).is_empty(),
+        "the run's directory is gone"
+    );
+}
+
+#[test]
 fn a_node_that_crashes_while_booting_is_named_with_its_last_words() {
     // Too little address space for the BEAM's memory carrier: it dies before it can boot.
     let sshd = Sshd::start();

@@ -439,16 +439,17 @@ fn check_tells_a_good_host_from_one_without_elixir_forwarding_or_a_known_host_ke
     let good_row = row("good");
     assert_eq!(&good_row[1..5], ["ok", "ok", "ok", "ok"], "{}", out.stdout);
     assert!(good_row[5].starts_with(&otp), "{good_row:?}");
-    // The build was compiled by this machine's OTP, which the good host runs: it loads; no run
-    // left a directory behind there.
+    // The build was compiled by this machine's OTP, which the good host runs: it loads; a run
+    // has a directory to write in, where no run left one behind.
     assert_eq!(
         (
             good_row[6].as_str(),
             good_row[7].as_str(),
             good_row[8].as_str(),
-            good_row[9].as_str()
+            good_row[9].as_str(),
+            good_row[10].as_str()
         ),
-        (elixir.as_str(), "ok", "0", "ready")
+        (elixir.as_str(), "ok", "ok", "0", "ready")
     );
     assert_eq!(&row("no-elixir")[1..5], ["ok", "ok", "ok", "FAILED"]);
     assert_eq!(row("no-elixir")[7], "-", "no versions, nothing to compare");
@@ -1298,6 +1299,7 @@ fn every_event_kind_matches_the_schema() {
         otp_version: None,
         elixir_version: Some("1.14.0".into()),
         compat: Probe::Skipped,
+        temp_dir: Probe::Ok,
         stale_runs: Some(0),
         ready: false,
         problem: Some("refused".into()),

@@ -126,6 +126,7 @@ pub fn table(rows: &[CheckRow]) -> String {
                     .unwrap_or_else(|| "-".into()),
                 r.elixir_version.clone().unwrap_or_else(|| "-".into()),
                 cell(r.compat).into(),
+                cell(r.temp_dir).into(),
                 r.stale_runs.map_or_else(|| "-".into(), |n| n.to_string()),
                 match &r.problem {
                     None => "ready".into(),
@@ -144,6 +145,7 @@ pub fn table(rows: &[CheckRow]) -> String {
             "OTP",
             "ELIXIR VERSION",
             "BUILD LOADS",
+            "TEMP DIR",
             "STALE RUNS",
             "VERDICT",
         ],
@@ -167,6 +169,7 @@ mod tests {
             otp_version: Some("25.3.2.8".into()),
             elixir_version: Some("1.14.0".into()),
             compat: Probe::Ok,
+            temp_dir: Probe::Ok,
             stale_runs: Some(0),
             ready: true,
             problem: None,

@@ -78,6 +78,9 @@ pub const VERSIONS: &str = "mix-remote-versions ";
 /// How the check program's line about directories of earlier runs starts: the count, then where
 /// it looked (`templates/run_dirs.exs`).
 pub const STALE: &str = "mix-remote-stale ";
+/// How the check program's line starts when the server has no directory a run could put its
+/// own in (`templates/run_dirs.exs`, `tmp_dir`): then what it tried.
+pub const NO_RUN_DIR: &str = "mix-remote-no-run-dir ";
 /// What a node that finds no directory to put its run's files in raises (`tmp_dir`).
 pub const NO_TEMP_DIR: &str = "no writable temporary directory";
 /// How the message a node raises when it cannot create its run's directory starts (`run_dir`
@@ -372,6 +375,7 @@ mod tests {
         assert!(CHECK_PROGRAM.contains(&format!("IO.puts(\"{MARKER}{CHECKED}\")")));
         assert!(CHECK_PROGRAM.contains(&format!("IO.puts(\"{VERSIONS}")));
         assert!(CHECK_PROGRAM.contains(&format!("IO.puts(\"{STALE}")));
+        assert!(CHECK_PROGRAM.contains(&format!("IO.puts(\"{NO_RUN_DIR}tried ")));
         assert!(RUN_DIRS.contains(&format!("raise \"{NO_TEMP_DIR}\"")));
         assert!(PROGRAM.contains(&format!("raise \"{CANNOT_CREATE}#{{dir}}: ")));
         for program in [PROGRAM, CHECK_PROGRAM] {

@@ -1,8 +1,9 @@
 //! What `check` asks each server, without running any of the project's code, through the same
 //! kind of SSH master connection `run` opens: the server is reachable and the login works,
 //! OpenSSH accepted its host key, the server grants the run's reverse forward, `elixir` is found
-//! (started the way `run` starts it) and its OTP and Elixir versions, and whether that OTP loads
-//! every module of the local build (`run`'s version preflight, applied to the whole build).
+//! (started the way `run` starts it) and its OTP and Elixir versions, whether it has a directory a
+//! run can write its files in, and whether that OTP loads every module of the local build
+//! (`run`'s version preflight, applied to the whole build).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,6 +34,7 @@ pub async fn check_host(
         otp_version: None,
         elixir_version: None,
         compat: Probe::Skipped,
+        temp_dir: Probe::Skipped,
         stale_runs: None,
         ready: false,
         problem: None,
@@ -77,9 +79,11 @@ async fn probe(
     let phase = report.phase(Stage::Connect, format!("connecting to {}", host.address));
     let versions: Arc<Mutex<Option<String>>> = Arc::default();
     let stale: Arc<Mutex<Option<String>>> = Arc::default();
-    let (seen, seen_stale, notes, log) = (
+    let no_run_dir: Arc<Mutex<Option<String>>> = Arc::default();
+    let (seen, seen_stale, seen_no_run_dir, notes, log) = (
         Arc::clone(&versions),
         Arc::clone(&stale),
+        Arc::clone(&no_run_dir),
         Arc::clone(report),
         Arc::clone(report),
     );
@@ -88,6 +92,8 @@ async fn probe(
             *seen.lock().expect("versions lock poisoned") = Some(v.to_owned());
         } else if let Some(s) = line.strip_prefix(boot::STALE) {
             *seen_stale.lock().expect("stale lock poisoned") = Some(s.to_owned());
+        } else if let Some(tried) = line.strip_prefix(boot::NO_RUN_DIR) {
+            *seen_no_run_dir.lock().expect("run dir lock poisoned") = Some(tried.to_owned());
         } else {
             // ssh's own complaints end up in the row; show them with -v only.
             notes.verbose(line);
@@ -201,8 +207,18 @@ async fn probe(
                 };
                 problem.get_or_insert(old.to_string());
             }
+            // A run fails to load where it finds no directory to make its own in.
+            if let Some(tried) = no_run_dir.lock().expect("run dir lock poisoned").take() {
+                row.temp_dir = Probe::Failed;
+                let none = SessionError::NoRunDir {
+                    host: host.address.clone(),
+                    said: tried,
+                };
+                problem.get_or_insert(none.to_string());
+            }
             let stale = stale.lock().expect("stale lock poisoned").take();
             if let Some((count, tmp)) = stale.as_deref().and_then(|s| s.split_once(' ')) {
+                row.temp_dir = Probe::Ok;
                 row.stale_runs = count.parse().ok();
                 if row.stale_runs.is_some_and(|n| n > 0) {
                     report.warning(&format!(
