@@ -1292,6 +1292,11 @@ fn blanks_around_a_name_of_a_list_are_left_out() {
         &["check", "--host", "a, b", "--json", "-o", "Port=1"],
     )
     .run();
+    assert_eq!(checked_hosts(&out), ["a", "b"], "{}", out.stdout);
+}
+
+/// The hosts a `check --json` reported on, from its `check` events, sorted.
+fn checked_hosts(out: &Output) -> Vec<String> {
     let mut hosts: Vec<String> = out
         .stdout
         .lines()
@@ -1300,7 +1305,7 @@ fn blanks_around_a_name_of_a_list_are_left_out() {
         .map(|e| e["host"].as_str().unwrap_or_default().to_owned())
         .collect();
     hosts.sort();
-    assert_eq!(hosts, ["a", "b"], "{}", out.stdout);
+    hosts
 }
 
 #[test]
@@ -1320,14 +1325,7 @@ fn a_host_or_group_typed_chooses_the_hosts_alone_over_both_variables() {
             check.env(name, value);
         }
         let out = check.run();
-        let mut hosts: Vec<String> = out
-            .stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|e| e["event"] == "check")
-            .map(|e| e["host"].as_str().unwrap_or_default().to_owned())
-            .collect();
-        hosts.sort();
+        let hosts = checked_hosts(&out);
         assert!(!hosts.is_empty(), "{env:?} {args:?}: {}", out.stderr);
         hosts
     };
