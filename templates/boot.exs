@@ -474,9 +474,8 @@ end
 
 # Whether the shipped applications' compile-time config (`Application.compile_env/3`, recorded in
 # their `.app`) is what config.exs gives them here, as `mix run` checks it when it compiles,
-# before runtime.exs (unless `--no-validate-compile-env`): `:ok`, or `{:compile_env_differs, app}` for the first that
-# differs, once Elixir has said how on stderr (`ERROR! the application ...`), as it says it
-# under `mix run`. Elixir before 1.10 records none.
+# before runtime.exs: `:ok`, or `{:compile_env_differs, app}` for the first that differs, once
+# Elixir has said how (below), as it says it under `mix run`. Elixir before 1.10 records none.
 compile_env_checked = fn ->
   Code.ensure_loaded(Config.Provider)
 
