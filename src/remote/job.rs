@@ -26,71 +26,6 @@ use crate::events::Stage;
 use crate::remote::wire::{self, Prepared, ShippedApp};
 use crate::report::{Phase, Reporter};
 
-/// The modules whose calls of Mix count (see [`asks_mix`]): the closure's, and those of the
-/// project's own applications (an application callback's `Mix.env()` runs before the call),
-/// Mix tasks aside (the project's own build tools) unless one is the entry.
-fn mix_callers<'a>(
-    call: &Call,
-    closure: &'a [Arc<Beam>],
-    shipped: &'a [ShippedApp],
-    project_apps: &[String],
-) -> impl Iterator<Item = &'a Beam> {
-    let entry = match call {
-        Call::Function { entry, .. } => Some(entry.module.clone()),
-        _ => None,
-    };
-    let own = shipped
-        .iter()
-        .filter(|app| project_apps.contains(&app.name))
-        .flat_map(|app| app.modules.iter());
-    closure
-        .iter()
-        .chain(own)
-        .map(|beam| &**beam)
-        .filter(move |beam| {
-            !beam.name.starts_with("Elixir.Mix.Tasks.") || entry.as_deref() == Some(&beam.name)
-        })
-}
-
-/// Whether `call` asks Mix anything (`Mix.env()`): one of its [`mix_callers`] calls one of Mix's
-/// modules, or its code names one; a session always may, as under `iex -S mix`.
-fn asks_mix<'a>(call: &Call, mut callers: impl Iterator<Item = &'a Beam>) -> bool {
-    match call {
-        Call::Session => true,
-        Call::Code(code) if code.text.contains("Mix.") => true,
-        _ => callers.any(|beam| beam.imports.iter().any(|m| is_mix(m))),
-    }
-}
-
-/// Whether `module` is one of Mix's own (`Elixir.Mix`, `Elixir.Mix.Project`, ...).
-fn is_mix(module: &str) -> bool {
-    module == "Elixir.Mix" || module.starts_with("Elixir.Mix.")
-}
-
-/// What of the run calls `Mix.Project`, which has no project on the server: a config file, the
-/// code, or one of its [`mix_callers`]; none if nothing does.
-fn asks_mix_project<'a>(
-    call: &Call,
-    mut callers: impl Iterator<Item = &'a Beam>,
-    setup: &AppConfig,
-) -> Option<String> {
-    if let Some((path, _)) = setup
-        .config_files
-        .iter()
-        .find(|(_, bytes)| bytes.windows(12).any(|w| w == b"Mix.Project."))
-    {
-        return Some(path.clone());
-    }
-    if let Call::Code(code) = call
-        && code.text.contains("Mix.Project.")
-    {
-        return Some(code.shown.clone());
-    }
-    callers
-        .find(|beam| beam.imports.iter().any(|m| m == "Elixir.Mix.Project"))
-        .map(|beam| display_module(&beam.name))
-}
-
 /// Why a run cannot start: everything here is found locally, before any connection.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
@@ -545,6 +480,71 @@ fn shipped_apps(plan: &Plan, apps: &Apps, priv_files: Vec<PrivFile>) -> Vec<Ship
         }
     }
     shipped
+}
+
+/// The modules whose calls of Mix count (see [`asks_mix`]): the closure's, and those of the
+/// project's own applications (an application callback's `Mix.env()` runs before the call),
+/// Mix tasks aside (the project's own build tools) unless one is the entry.
+fn mix_callers<'a>(
+    call: &Call,
+    closure: &'a [Arc<Beam>],
+    shipped: &'a [ShippedApp],
+    project_apps: &[String],
+) -> impl Iterator<Item = &'a Beam> {
+    let entry = match call {
+        Call::Function { entry, .. } => Some(entry.module.clone()),
+        _ => None,
+    };
+    let own = shipped
+        .iter()
+        .filter(|app| project_apps.contains(&app.name))
+        .flat_map(|app| app.modules.iter());
+    closure
+        .iter()
+        .chain(own)
+        .map(|beam| &**beam)
+        .filter(move |beam| {
+            !beam.name.starts_with("Elixir.Mix.Tasks.") || entry.as_deref() == Some(&beam.name)
+        })
+}
+
+/// Whether `call` asks Mix anything (`Mix.env()`): one of its [`mix_callers`] calls one of Mix's
+/// modules, or its code names one; a session always may, as under `iex -S mix`.
+fn asks_mix<'a>(call: &Call, mut callers: impl Iterator<Item = &'a Beam>) -> bool {
+    match call {
+        Call::Session => true,
+        Call::Code(code) if code.text.contains("Mix.") => true,
+        _ => callers.any(|beam| beam.imports.iter().any(|m| is_mix(m))),
+    }
+}
+
+/// Whether `module` is one of Mix's own (`Elixir.Mix`, `Elixir.Mix.Project`, ...).
+fn is_mix(module: &str) -> bool {
+    module == "Elixir.Mix" || module.starts_with("Elixir.Mix.")
+}
+
+/// What of the run calls `Mix.Project`, which has no project on the server: a config file, the
+/// code, or one of its [`mix_callers`]; none if nothing does.
+fn asks_mix_project<'a>(
+    call: &Call,
+    mut callers: impl Iterator<Item = &'a Beam>,
+    setup: &AppConfig,
+) -> Option<String> {
+    if let Some((path, _)) = setup
+        .config_files
+        .iter()
+        .find(|(_, bytes)| bytes.windows(12).any(|w| w == b"Mix.Project."))
+    {
+        return Some(path.clone());
+    }
+    if let Call::Code(code) = call
+        && code.text.contains("Mix.Project.")
+    {
+        return Some(code.shown.clone());
+    }
+    callers
+        .find(|beam| beam.imports.iter().any(|m| m == "Elixir.Mix.Project"))
+        .map(|beam| display_module(&beam.name))
 }
 
 /// What `-v` says of the applications: shipped, started, expected of the server.
