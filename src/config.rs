@@ -600,16 +600,17 @@ impl Config {
     }
 }
 
-/// Refuses a member of a group that names a group of the file rather than a host (one with no
-/// section of its own under `hosts`): groups do not nest, and ssh would be given the group's
-/// name as a destination.
+/// Refuses a member of a group that names another group of the file rather than a host (one
+/// with no section of its own under `hosts`): groups do not nest, and ssh would be given the
+/// group's name as a destination.
 fn no_nested_groups(file: &File, path: &Path) -> Result<(), ConfigError> {
     for (name, group) in &file.groups {
         let Group(section, form) = &group.value;
         let members = section.hosts.iter().flat_map(|h| h.value.iter());
         for (i, member) in members.enumerate() {
+            // A group named after its one host (`staging: [staging]`, an ssh alias) lists it.
             let named = member.value.as_str();
-            if !file.groups.contains_key(named) || file.hosts.contains_key(named) {
+            if named == name || !file.groups.contains_key(named) || file.hosts.contains_key(named) {
                 continue;
             }
             let key = match form {
@@ -1486,6 +1487,18 @@ hosts:
         let both = parse("groups:\n  web: [a]\n  top: [web]\nhosts:\n  web: {}\n").unwrap();
         let chosen = select(Some(&both), &[], &["top".into()]).unwrap();
         assert_eq!(chosen, [host("web", Some("top"))]);
+        // A group named after its one host (an ssh alias) lists that host, by group or by name.
+        let alias = parse(
+            "groups:
+  staging: [staging]
+",
+        )
+        .unwrap();
+        let chosen = select(Some(&alias), &[], &["staging".into()]).unwrap();
+        assert_eq!(chosen, [host("staging", Some("staging"))]);
+        let chosen = select(Some(&alias), &["staging".into()], &[]).unwrap();
+        assert_eq!(chosen.len(), 1);
+        assert_eq!(chosen[0].name, "staging");
     }
 
     #[test]

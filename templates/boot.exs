@@ -117,6 +117,16 @@ user_frames = fn stack ->
   stack |> Enum.reverse() |> Enum.drop_while(&(elem(&1, 0) in evaluators)) |> Enum.reverse()
 end
 
+# A failure of a request as the tool reads it (src/remote/node: `failure_text`): an exception as
+# its module and its message on one line (a `File.Error` has no message field of its own).
+failure = fn
+  :error, %{__exception__: true, __struct__: module} = e ->
+    {:error, %{__struct__: module, message: String.replace(Exception.message(e), "\n", " ")}}
+
+  kind, reason ->
+    {kind, reason}
+end
+
 # For an `undef` of a module the node does not have: that module (so the tool can name the flag).
 missing_module = fn
   :error, :undef, [{module, _, _, _} | _] -> if :code.is_loaded(module), do: nil, else: module
@@ -1068,7 +1078,7 @@ dispatch = fn relay, {tool_pid, ref}, op, args ->
         elixir_started.()
         apply(Map.fetch!(ops, op), args)
       catch
-        kind, reason -> {:badrpc, {kind, reason}}
+        kind, reason -> {:badrpc, failure.(kind, reason)}
       end
 
     # After Logger's flush: a handler of its writing to standard_error writes through the relay.
@@ -1149,7 +1159,7 @@ stage_and_load = fn closure, on_load, env, setup ->
       # OTP's decoder: 3 MB in 12-18 ms on OTP 27 and 29, Elixir's in 18-25 (as fast on OTP 25).
       {:ok, %{stage.(&:base64.decode/1, closure, on_load) | stale: stale}}
     catch
-      kind, reason -> {:badrpc, {kind, reason}}
+      kind, reason -> {:badrpc, failure.(kind, reason)}
     end
 
   receive do
@@ -1161,7 +1171,7 @@ stage_and_load = fn closure, on_load, env, setup ->
             {:badrpc, _} = failed -> failed
           end
         catch
-          kind, reason -> {:badrpc, {kind, reason}}
+          kind, reason -> {:badrpc, failure.(kind, reason)}
         end
 
       say_loaded.(reply)

@@ -285,9 +285,11 @@ fn a_signal_while_mix_compiles_stops_the_compile_and_ends_as_interrupted() {
     let project = slow_to_compile_demo();
     let marker = project.path().join("compiling");
     let unreachable = ["--host", "nowhere", "-o", "ProxyCommand=false"];
-    // SIGTERM or SIGINT to the tool alone, as `timeout`, a CI cancellation or `kill` send it.
-    let cases: [(&str, &[&str], bool); 5] = [
+    // SIGTERM or SIGINT to the tool alone, as `timeout`, a CI cancellation or `kill` send it;
+    // SIGHUP as a terminal that closes sends it to the foreground group, the tool alone.
+    let cases: [(&str, &[&str], bool); 6] = [
         ("TERM", &["run", "Demo.Worker.echo", "--json"], true),
+        ("HUP", &["run", "Demo.Worker.echo", "--json"], true),
         (
             "INT",
             &["eval", "Demo.Worker.echo(1, 2, 3)", "--json"],

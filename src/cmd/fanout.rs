@@ -203,17 +203,20 @@ pub fn summary(report: &Reporter, hosts: usize, failed: usize, exit_code: u8) {
     });
 }
 
-/// Resolves on SIGINT (true) or SIGTERM (false). The handlers are installed when this is
-/// called, not when it is first polled; and they stay: from then on, these signals end the
+/// Resolves on SIGINT (true), SIGTERM or SIGHUP (false: the terminal closed, which signals the
+/// foreground group alone, where a compile's Mix is not). The handlers are installed when this
+/// is called, not when it is first polled; and they stay: from then on, these signals end the
 /// command only through what awaits this.
 pub fn interrupted() -> impl Future<Output = bool> + Send {
     use tokio::signal::unix::{SignalKind, signal};
     let int = signal(SignalKind::interrupt()).ok();
     let term = signal(SignalKind::terminate()).ok();
+    let hangup = signal(SignalKind::hangup()).ok();
     async move {
         tokio::select! {
             () = received(int) => true,
             () = received(term) => false,
+            () = received(hangup) => false,
         }
     }
 }
