@@ -482,11 +482,11 @@ config_exs = fn files, env ->
   end
 end
 
-# Whether the shipped applications' compile-time config (`Application.compile_env/3`, recorded in
-# their `.app`) is what config.exs gives them here, as `mix run` checks it when it compiles,
+# Whether the compile-time config of `apps` (`Application.compile_env/3`, recorded in their
+# `.app`) is what config.exs gives them here, as `mix run` checks it when it compiles,
 # before runtime.exs: `:ok`, or `{:compile_env_differs, app}` for the first that differs, once
 # Elixir has said how (below), as it says it under `mix run`. Elixir before 1.10 records none.
-compile_env_checked = fn ->
+compile_env_checked = fn apps ->
   Code.ensure_loaded(Config.Provider)
 
   if function_exported?(Config.Provider, :validate_compile_env, 2) do
@@ -503,7 +503,7 @@ compile_env_checked = fn ->
     # Elixir up to 1.14 prints what differs (`ERROR! ...`, on stdout) and raises; later ones
     # return it, and Mix raises it (`** (Mix) ...`, on stderr). Every shipped application is
     # loaded by now, as Mix has them (hence `false`: load none).
-    Enum.reduce_while(:persistent_term.get(:mix_remote_apps, []), :ok, fn app, :ok ->
+    Enum.reduce_while(apps, :ok, fn app, :ok ->
       try do
         Config.Provider.validate_compile_env(compile_env.(app), false)
       catch
@@ -526,10 +526,11 @@ end
 # Applies the configuration as `mix run` does: config.exs's (see `config_exs`) put with
 # `persistent: true`, so it beats the `.app` defaults, which load next with every shipped
 # application; then runtime.exs evaluated, seeing both, and merged into what each application
-# has (keyword lists deeply, as Mix merges them) before it is put. In between, with `validate`,
-# the compile-time config is checked (see `compile_env_checked`). Returns `:ok`, or how a config
+# has (keyword lists deeply, as Mix merges them) before it is put. In between, the compile-time
+# config of `compile_env_apps` (those whose `.app` records one) is checked (see
+# `compile_env_checked`). Returns `:ok`, or how a config
 # file failed (see `evaluate_config`) or which application's compile-time config differs.
-put_config = fn files, env, validate ->
+put_config = fn files, env, compile_env_apps ->
   with {:ok, config} <- if(files != [], do: config_exs.(files, env), else: {:ok, []}) do
     Application.put_all_env(config, persistent: true)
 
@@ -541,7 +542,7 @@ put_config = fn files, env, validate ->
       end
     end
 
-    with :ok <- if(validate, do: compile_env_checked.(), else: :ok),
+    with :ok <- if(compile_env_apps != [], do: compile_env_checked.(compile_env_apps), else: :ok),
          {:ok, [runtime]} <- if(files != [], do: evaluate_config.(files, env, ["runtime.exs"], "config"), else: {:ok, [[]]}) do
       merged =
         for {app, settings} <- runtime do
@@ -585,7 +586,7 @@ configure = fn %{config: files, env: env, apps: apps, start: start} = setup ->
   logger = fn -> :lists.sort(Application.get_all_env(:logger)) end
   before = logger.()
 
-  with :ok <- put_config.(files, env, Map.get(setup, :validate_compile_env, true)) do
+  with :ok <- put_config.(files, env, Map.get(setup, :compile_env_apps, [])) do
     restart = logger.() != before
     if restart, do: Application.stop(:logger)
     started = if start, do: start_apps.(apps), else: :ok

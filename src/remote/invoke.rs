@@ -103,6 +103,8 @@ pub struct Setup<'a> {
     pub mix_env: &'a str,
     /// Start Mix (set to the Mix environment) before the call: the code asks it.
     pub mix: bool,
+    /// The applications whose compile-time config is checked (none: no check).
+    pub compile_env_apps: &'a [String],
 }
 
 impl<'a> Setup<'a> {
@@ -118,6 +120,7 @@ impl<'a> Setup<'a> {
                 .get("MIX_ENV")
                 .map_or(job.setup.env.as_str(), String::as_str),
             mix: job.uses_mix,
+            compile_env_apps: &job.compile_env_apps,
         }
     }
 }
@@ -272,7 +275,7 @@ fn code_terms(code: &Code, setup: Setup<'_>) -> Vec<Term> {
 
 /// `setup` as the boot program's `run`, `eval` and `iex` take it:
 /// `%{config: [{path, binary}], env: binary, apps: [atom], start: boolean, mix_env: binary,
-/// mix: boolean, validate_compile_env: boolean}`.
+/// mix: boolean, compile_env_apps: [atom]}`.
 pub fn setup_term(setup: Setup<'_>) -> Term {
     let binary = |b: &[u8]| Term::from(Binary::from(b.to_vec()));
     let files: Vec<Term> = setup
@@ -282,6 +285,7 @@ pub fn setup_term(setup: Setup<'_>) -> Term {
         .map(|(path, bytes)| tuple(vec![binary(path.as_bytes()), binary(bytes)]))
         .collect();
     let apps: Vec<Term> = setup.apps.iter().map(|a| atom(a)).collect();
+    let compile_env_apps: Vec<Term> = setup.compile_env_apps.iter().map(|a| atom(a)).collect();
     Map::from([
         (atom("config"), List::from(files).into()),
         (atom("env"), binary(setup.config.env.as_bytes())),
@@ -290,8 +294,8 @@ pub fn setup_term(setup: Setup<'_>) -> Term {
         (atom("mix_env"), binary(setup.mix_env.as_bytes())),
         (atom("mix"), boolean(setup.mix)),
         (
-            atom("validate_compile_env"),
-            boolean(setup.config.validate_compile_env),
+            atom("compile_env_apps"),
+            List::from(compile_env_apps).into(),
         ),
     ])
     .into()

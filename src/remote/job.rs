@@ -230,6 +230,9 @@ pub struct Job {
     pub start: bool,
     /// Whether the code asks Mix (`Mix.env()`): Mix then runs on the node, as under `mix run`.
     pub uses_mix: bool,
+    /// The shipped applications whose `.app` records a compile-time config to check (none
+    /// when it is not checked): only they cost the node a look.
+    pub compile_env_apps: Vec<String>,
     /// The native objects among the shipped `priv/` files, checked against each server.
     pub natives: Vec<native::Object>,
     /// The closure's wire form, prepared in the background while the hosts connect.
@@ -398,6 +401,11 @@ impl Job {
             .iter()
             .filter_map(|beam| plan.graph().shared(&beam.name))
             .collect();
+        let compile_env_apps = if setup.validate_compile_env {
+            compile_env_apps(&apps)
+        } else {
+            Vec::new()
+        };
         let callers = || mix_callers(&call, &closure, &shipped, &apps.project);
         let uses_mix = asks_mix(&call, callers());
         if let Some(who) = asks_mix_project(&call, callers(), &setup) {
@@ -414,6 +422,7 @@ impl Job {
             apps,
             start: build.start,
             uses_mix,
+            compile_env_apps,
             natives,
             wire,
             built,
@@ -480,6 +489,20 @@ fn shipped_apps(plan: &Plan, apps: &Apps, priv_files: Vec<PrivFile>) -> Vec<Ship
         }
     }
     shipped
+}
+
+/// The shipped applications whose `.app` records a compile-time config (`{compile_env, ...}`,
+/// as Mix writes it for `Application.compile_env/3`).
+fn compile_env_apps(apps: &Apps) -> Vec<String> {
+    apps.shipped
+        .iter()
+        .filter(|app| {
+            app.spec
+                .as_deref()
+                .is_some_and(|spec| spec.windows(13).any(|w| w == b"{compile_env,"))
+        })
+        .map(|app| app.name.clone())
+        .collect()
 }
 
 /// The modules whose calls of Mix count (see [`asks_mix`]): the closure's, and those of the
