@@ -494,10 +494,10 @@ impl Master {
         let host = self.target.host.clone();
         if status == Some(255) {
             // With ExitOnForwardFailure, a refused forward ends the connection.
-            if let Some(line) = tail.iter().rev().find(|l| l.contains(FORWARD_FAILED)) {
+            if tail.iter().any(|l| l.contains(FORWARD_FAILED)) {
                 return SshError::Forward {
                     host,
-                    said: forward_refusal(&[line]),
+                    said: forward_refusal(&tail),
                 };
             }
             return connect_error(host, &tail);
