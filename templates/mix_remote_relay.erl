@@ -21,8 +21,8 @@
 %% travels in pieces of at most ?CHUNK bytes, at once when nothing is unacknowledged (standard
 %% error's always, a last word before a halt), else held at most ?FLUSH_MS, with at most ?WINDOW
 %% bytes unacknowledged: a slow terminal or link slows the writers down, nothing is lost or
-%% reordered. Input requests are served one at a time, in arrival order, from lines the tool reads
-%% only when asked.
+%% reordered. Input requests are served one at a time, in arrival order, from what the tool reads
+%% only when asked: a line, or a block of lines once the function reads on (src/remote/stdin.rs).
 %%
 %% No binary matching syntax (OTP 29 refuses what OTP 25 compiles some of it to): built with
 %% OTP 25 `erlc +r24 +deterministic` (`cargo xtask relay-beam`), it loads on OTP 24 to 29.
@@ -366,10 +366,11 @@ serve_reads(#s{reads = [{From, ReplyAs, [Req | Rest], _, Asked, MRef} | Queue]} 
 
 attempt_or_ask({From, ReplyAs, MRef}, Kind, Enc, Prompt, Rest, Asked, Queue, S) ->
     case attempt(Kind, Enc, S) of
-        {reply, eof, S1} when not Asked ->
-            %% Input has ended already: the prompt is still shown, as a terminal would.
+        {reply, Reply, S1} when not Asked ->
+            %% Served without asking the tool (input has ended, or a block of it came with an
+            %% earlier read): the prompt is still shown, as OTP's own stdin shows it.
             S2 = add(S1, out, prompt_text(Prompt, S1#s.encoding)),
-            serve_reads(S2#s{reads = [{From, ReplyAs, Rest, eof, false, MRef} | Queue]});
+            serve_reads(S2#s{reads = [{From, ReplyAs, Rest, Reply, false, MRef} | Queue]});
         {reply, Reply, S1} ->
             serve_reads(S1#s{reads = [{From, ReplyAs, Rest, Reply, false, MRef} | Queue]});
         {more, Kind1, S1} ->

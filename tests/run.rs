@@ -519,20 +519,6 @@ fn the_functions_standard_error_reaches_stderr_in_order_with_its_output() {
     sshd.assert_no_session_processes();
 }
 
-/// The `key=value` pairs of the `stats:` line `-v` prints at the end of a run.
-fn stats(stderr: &str) -> std::collections::HashMap<String, u64> {
-    let line = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("mix-remote: stats: "))
-        .unwrap_or_else(|| panic!("no stats line in: {stderr}"));
-    line.split_whitespace()
-        .filter_map(|pair| {
-            let (key, value) = pair.split_once('=')?;
-            Some((key.to_owned(), value.parse().ok()?))
-        })
-        .collect()
-}
-
 #[test]
 fn a_run_makes_one_request_after_connect_whatever_the_closure_size() {
     // The call. What the remote has, it said as it booted; the whole closure (here with an
@@ -553,13 +539,12 @@ fn a_run_makes_one_request_after_connect_whatever_the_closure_size() {
         "{}",
         four.stderr
     );
-    let (one, four) = (stats(&one.stderr), stats(&four.stderr));
-    assert_eq!(one["pushed_modules"], 1);
-    assert_eq!(four["pushed_modules"], 4);
-    assert_eq!(one["requests"], 1);
-    assert_eq!(four["requests"], 1);
-    assert_eq!(one["round_trips"], 1);
-    assert_eq!(four["round_trips"], 1);
+    assert_eq!(one.stat("pushed_modules"), 1);
+    assert_eq!(four.stat("pushed_modules"), 4);
+    assert_eq!(one.stat("requests"), 1);
+    assert_eq!(four.stat("requests"), 1);
+    assert_eq!(one.stat("round_trips"), 1);
+    assert_eq!(four.stat("round_trips"), 1);
 }
 
 #[test]

@@ -194,6 +194,34 @@ fn a_pipe_answers_prompts_and_the_rest_of_stdin_is_left_for_the_next_reader() {
 }
 
 #[test]
+fn data_piped_in_comes_by_the_block_once_the_function_reads_on_and_each_prompt_shows() {
+    // 20,000 lines, each read with its own prompt: the first few a read each (what a later
+    // reader should get stays on stdin), then as much as the pipe holds at a time, the relay
+    // serving the lines (and showing the prompts, as OTP's own stdin does) without asking.
+    let sshd = Sshd::start();
+    let lines = 20_000;
+    let input: String = (1..=lines).map(|i| format!("{i}\n")).collect();
+    let sum = "Stream.iterate(1, &(&1 + 1)) |> Enum.reduce_while(0, fn i, sum -> \
+               case IO.gets(\"#{i}? \") do :eof -> {:halt, sum}; line -> \
+               {:cont, sum + String.to_integer(String.trim(line))} end end)";
+    let out = testkit::mix_remote(testkit::compiled_fixture("demo"))
+        .eval_on(&sshd, sum)
+        .arg("-v")
+        .stdin(input)
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let prompts: String = (1..=lines + 1).map(|i| format!("{i}? ")).collect();
+    assert_eq!(
+        out.stdout,
+        format!("{prompts}{}\n", lines * (lines + 1) / 2)
+    );
+    let reads = out.stat("reads");
+    assert!(reads < 1000, "{reads} reads for {lines} lines");
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+}
+
+#[test]
 fn closed_stdin_is_end_of_file_and_several_hosts_do_not_share_it() {
     let sshd = Sshd::start();
     let out = run(&sshd, &["Demo.Ux.read_three"]);

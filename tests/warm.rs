@@ -127,19 +127,6 @@ impl Sessions {
     }
 }
 
-/// The value of `key` in the run's `stats:` line.
-fn stat(out: &Output, key: &str) -> u64 {
-    let line = out
-        .stderr
-        .lines()
-        .find(|l| l.contains("stats:"))
-        .unwrap_or_else(|| panic!("no stats line in {}", out.stderr));
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(&format!("{key}=")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in {line}"))
-}
-
 impl Sessions {
     /// Waits until the session has served `runs` runs and its spare node is ready.
     fn wait_for(&self, runs: u64) {
@@ -168,24 +155,24 @@ fn a_changed_module_is_pushed_again_and_an_unchanged_one_is_not() {
     // No run was going on once the spare had booted: the agent made its connection, which the
     // run took over (no handshake of its own).
     assert_served(&first, Some(true));
-    assert_eq!(stat(&first, "pushed_modules"), 4, "{}", first.stderr);
+    assert_eq!(first.stat("pushed_modules"), 4, "{}", first.stderr);
     // The spare said what it is and has once ready: the run does not ask (`info`), it loads
     // (the node checking what the run took for granted) and calls, the call going with the load
     // (the node holds it until the load is done): one round trip.
-    assert_eq!(stat(&first, "requests"), 2, "{}", first.stderr);
-    assert_eq!(stat(&first, "round_trips"), 1, "{}", first.stderr);
+    assert_eq!(first.stat("requests"), 2, "{}", first.stderr);
+    assert_eq!(first.stat("round_trips"), 1, "{}", first.stderr);
     sessions.wait_for(1);
 
     // The same code: the spare node loaded it ahead, nothing of it is sent again but the module
     // with an -on_load (:demo_onload), which each run loads itself, as a cold run does.
     let same = sessions.run(&sshd, &[]);
     assert_served(&same, Some(true));
-    assert_eq!(stat(&same, "pushed_modules"), 1, "{}", same.stderr);
-    assert_eq!(stat(&same, "shipped_modules"), 1, "{}", same.stderr);
-    assert_eq!(stat(&same, "requests"), 2, "{}", same.stderr);
-    assert_eq!(stat(&same, "round_trips"), 1, "{}", same.stderr);
+    assert_eq!(same.stat("pushed_modules"), 1, "{}", same.stderr);
+    assert_eq!(same.stat("shipped_modules"), 1, "{}", same.stderr);
+    assert_eq!(same.stat("requests"), 2, "{}", same.stderr);
+    assert_eq!(same.stat("round_trips"), 1, "{}", same.stderr);
     assert!(
-        stat(&same, "pushed_bytes") < stat(&first, "pushed_bytes") / 10,
+        same.stat("pushed_bytes") < first.stat("pushed_bytes") / 10,
         "{}",
         same.stderr
     );
@@ -204,12 +191,12 @@ fn a_changed_module_is_pushed_again_and_an_unchanged_one_is_not() {
     staged.recompile();
     let after = sessions.run(&sshd, &[]);
     assert_served(&after, Some(true));
-    assert_eq!(stat(&after, "pushed_modules"), 2, "{}", after.stderr);
-    assert_eq!(stat(&after, "shipped_modules"), 2, "{}", after.stderr);
-    assert_eq!(stat(&after, "requests"), 2, "{}", after.stderr);
-    assert_eq!(stat(&after, "round_trips"), 1, "{}", after.stderr);
-    assert!(stat(&after, "pushed_bytes") > stat(&same, "pushed_bytes"));
-    assert!(stat(&after, "pushed_bytes") < stat(&first, "pushed_bytes"));
+    assert_eq!(after.stat("pushed_modules"), 2, "{}", after.stderr);
+    assert_eq!(after.stat("shipped_modules"), 2, "{}", after.stderr);
+    assert_eq!(after.stat("requests"), 2, "{}", after.stderr);
+    assert_eq!(after.stat("round_trips"), 1, "{}", after.stderr);
+    assert!(after.stat("pushed_bytes") > same.stat("pushed_bytes"));
+    assert!(after.stat("pushed_bytes") < first.stat("pushed_bytes"));
 
     sessions.down_all_on(&sshd);
 }
@@ -332,7 +319,7 @@ fn empty_priv_directories_are_made_on_warm_nodes_as_the_build_has_them() {
     std::fs::create_dir_all(priv_dir.join("cache/empty")).unwrap();
     let added = probe(&sessions, &["uploads", "cache/empty"]);
     assert!(added.stderr.contains(SERVED), "{}", added.stderr);
-    assert_eq!(stat(&added, "shipped_modules"), 0, "{}", added.stderr);
+    assert_eq!(added.stat("shipped_modules"), 0, "{}", added.stderr);
     assert_eq!(added.stdout.trim(), made(&["uploads", "cache/empty"]));
 
     sessions.down_all_on(&sshd);

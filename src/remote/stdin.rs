@@ -1,8 +1,12 @@
-//! The tool's stdin, read for the remote function one line at a time and only when it asks, so
-//! that nothing is read ahead that a later process of the user's shell should get: on a terminal
+//! The tool's stdin, read for the remote function only when it asks. Its first [`BULK_AFTER`]
+//! lines are read one at a time, so that nothing is read ahead that a later process of the
+//! user's shell should get (a confirmation read from `yes |`, `(run; cat) < file`): on a terminal
 //! in canonical mode one `read` (the line discipline returns one line), on a regular file a block
 //! and an `lseek` back to just after the line, on anything else (pipes, sockets, a raw terminal)
-//! byte by byte, as the shell's own `read` does. Reads happen on a thread of their own.
+//! byte by byte, as the shell's own `read` does. A function that reads on past them reads data:
+//! from then on each read takes what a pipe holds, or a regular file's whole lines, up to
+//! [`MAX_PIECE`], as `mix run`'s own stdin does, and the relay serves the lines from it (one
+//! round trip a block instead of one a line). Reads happen on a thread of their own.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
@@ -13,6 +17,10 @@ use std::sync::mpsc;
 /// The most read at once: a longer line goes to the function in pieces, which it joins.
 const MAX_PIECE: usize = 64 * 1024;
 
+/// How many lines are read one at a time before reads take blocks (see the module's
+/// documentation): enough for a function's prompts and confirmations.
+const BULK_AFTER: usize = 8;
+
 /// The terminal settings in force before a password read changed them, to restore on any exit.
 static SAVED: Mutex<Option<libc::termios>> = Mutex::new(None);
 
@@ -20,7 +28,8 @@ static SAVED: Mutex<Option<libc::termios>> = Mutex::new(None);
 #[derive(Debug, PartialEq, Eq)]
 pub struct Line {
     /// The bytes up to and including the newline (without one at the end of input, or for a
-    /// piece of a long line); `None` at the end of input.
+    /// piece of a long line), or a block of input once reads take blocks; `None` at the end of
+    /// input.
     pub bytes: Option<Vec<u8>>,
     /// The line was typed on a terminal, which echoed it and its newline.
     pub from_terminal: bool,
@@ -60,9 +69,9 @@ impl Stdin {
             .name("stdin".into())
             .spawn(move || {
                 let mut file = file;
-                for ask in queue {
+                for (reads, ask) in queue.into_iter().enumerate() {
                     let line = match file.as_ref() {
-                        Some(f) => read_line(f, ask.echo),
+                        Some(f) => read_line(f, ask.echo, reads >= BULK_AFTER),
                         None => Line::eof(),
                     };
                     if line.bytes.is_none() {
@@ -126,13 +135,18 @@ fn kind(file: &File) -> Kind {
     Kind::Stream
 }
 
-fn read_line(file: &File, echo: bool) -> Line {
+/// Reads a line from `file`, or with `bulk` a block of input (see the module's documentation).
+fn read_line(file: &File, echo: bool, bulk: bool) -> Line {
     let kind = kind(file);
     let mut buf = vec![0u8; MAX_PIECE];
     let bytes = match kind {
         Kind::Canonical if !echo => without_echo(file, |f| read_some(f, &mut buf)),
         Kind::Canonical => read_some(file, &mut buf),
+        Kind::Seekable if bulk => {
+            read_some(file, &mut buf).map(|n| rewind_after_lines(file, &buf[..n]))
+        }
         Kind::Seekable => read_some(file, &mut buf).map(|n| rewind_after_line(file, &buf[..n])),
+        Kind::Stream if bulk => read_some(file, &mut buf),
         Kind::Stream => read_bytewise(file, &mut buf),
     };
     match bytes {
@@ -172,7 +186,19 @@ fn wait_readable(file: &File) {
 /// After a block read from a regular file: seeks back to just after the first line, and returns
 /// that line's length (the whole block when it holds no newline).
 fn rewind_after_line(file: &File, block: &[u8]) -> usize {
-    let Some(end) = block.iter().position(|&b| b == b'\n') else {
+    rewind_to(file, block, block.iter().position(|&b| b == b'\n'))
+}
+
+/// After a block read from a regular file: seeks back to just after its last whole line, and
+/// returns the length of its lines (the whole block when it holds no newline).
+fn rewind_after_lines(file: &File, block: &[u8]) -> usize {
+    rewind_to(file, block, block.iter().rposition(|&b| b == b'\n'))
+}
+
+/// Seeks back to just after the newline at `newline` in `block`, the bytes just read (nowhere
+/// without one), and returns how many bytes of the block are kept.
+fn rewind_to(file: &File, block: &[u8], newline: Option<usize>) -> usize {
+    let Some(end) = newline else {
         return block.len();
     };
     let back = (block.len() - end - 1) as libc::off_t;
@@ -233,16 +259,19 @@ mod tests {
         file.write_all(b"first\nsecond\nthird").unwrap();
         file.seek(SeekFrom::Start(0)).unwrap();
         assert_eq!(kind(&file), Kind::Seekable);
-        let line = read_line(&file, true);
+        let line = read_line(&file, true, false);
         assert_eq!(line.bytes.as_deref(), Some(&b"first\n"[..]));
         assert!(!line.from_terminal);
         assert_eq!(file.stream_position().unwrap(), 6);
         assert_eq!(
-            read_line(&file, true).bytes.as_deref(),
+            read_line(&file, true, false).bytes.as_deref(),
             Some(&b"second\n"[..])
         );
-        assert_eq!(read_line(&file, true).bytes.as_deref(), Some(&b"third"[..]));
-        assert_eq!(read_line(&file, true), Line::eof());
+        assert_eq!(
+            read_line(&file, true, false).bytes.as_deref(),
+            Some(&b"third"[..])
+        );
+        assert_eq!(read_line(&file, true, false), Line::eof());
     }
 
     #[test]
@@ -252,10 +281,37 @@ mod tests {
         drop(writer);
         let mut file = File::from(std::os::fd::OwnedFd::from(reader));
         assert_eq!(kind(&file), Kind::Stream);
-        assert_eq!(read_line(&file, true).bytes.as_deref(), Some(&b"yes\n"[..]));
+        assert_eq!(
+            read_line(&file, true, false).bytes.as_deref(),
+            Some(&b"yes\n"[..])
+        );
         let mut rest = String::new();
         file.read_to_string(&mut rest).unwrap();
         assert_eq!(rest, "for the next one\n");
+    }
+
+    #[test]
+    fn reads_that_take_blocks_take_a_files_whole_lines_and_what_a_pipe_holds() {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"one\ntwo\nthree").unwrap();
+        file.seek(SeekFrom::Start(0)).unwrap();
+        let lines = read_line(&file, true, true);
+        assert_eq!(lines.bytes.as_deref(), Some(&b"one\ntwo\n"[..]));
+        assert_eq!(file.stream_position().unwrap(), 8);
+        assert_eq!(
+            read_line(&file, true, true).bytes.as_deref(),
+            Some(&b"three"[..])
+        );
+
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        writer.write_all(b"a\nb\nc").unwrap();
+        let pipe = File::from(std::os::fd::OwnedFd::from(reader));
+        assert_eq!(
+            read_line(&pipe, true, true).bytes.as_deref(),
+            Some(&b"a\nb\nc"[..])
+        );
+        drop(writer);
+        assert_eq!(read_line(&pipe, true, true), Line::eof());
     }
 
     #[test]
@@ -268,11 +324,14 @@ mod tests {
         });
         let file = File::from(std::os::fd::OwnedFd::from(reader));
         assert_eq!(
-            read_line(&file, true).bytes.map(|b| b.len()),
+            read_line(&file, true, false).bytes.map(|b| b.len()),
             Some(MAX_PIECE)
         );
-        assert_eq!(read_line(&file, true).bytes.map(|b| b.len()), Some(11));
+        assert_eq!(
+            read_line(&file, true, false).bytes.map(|b| b.len()),
+            Some(11)
+        );
         feeder.join().unwrap();
-        assert_eq!(read_line(&file, true), Line::eof());
+        assert_eq!(read_line(&file, true, false), Line::eof());
     }
 }

@@ -363,6 +363,20 @@ impl Output {
         }
     }
 
+    /// The value of `key` in the `stats:` line a run given `-v` prints on stderr at its end;
+    /// panics without that line or key.
+    pub fn stat(&self, key: &str) -> u64 {
+        let line = self
+            .stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("mix-remote: stats: "))
+            .unwrap_or_else(|| panic!("no stats line in {}", self.stderr));
+        line.split_whitespace()
+            .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {line}"))
+    }
+
     /// Panics unless, within [`CLEANUP_LIMIT`], no local process names the run's `TMPDIR` (its
     /// ssh master and control commands, its directory's guardian) and nothing is left in it.
     pub fn assert_local_clean(&self) {
