@@ -397,7 +397,8 @@ line_in(S0, Data) ->
             erlang:demonitor(MRef, [flush]),
             From ! {io_reply, ReplyAs, {error, interrupted}},
             S#s{reads = Queue, input = <<>>};
-        Line when is_binary(Line) -> resume(S#s{input = iolist_to_binary([S#s.input, Line])});
+        %% Appended in place (OTP grows a binary being appended to): no copy of what is there.
+        Line when is_binary(Line) -> resume(S#s{input = <<(S#s.input)/binary, Line/binary>>});
         _ -> S0
     end.
 
@@ -461,6 +462,9 @@ after_first(Bin) -> binary:part(Bin, 1, byte_size(Bin) - 1).
 %% input has ended (its rest may come with the next piece of a long line).
 take_chars(Bin, N, _Eof, latin1) when byte_size(Bin) >= N -> split_binary(Bin, N);
 take_chars(_Bin, _N, _Eof, latin1) -> short;
+%% Fewer bytes than N are fewer characters: nothing to decode yet (a large read of data piped in
+%% would otherwise decode all it has each time a block comes).
+take_chars(Bin, N, false, unicode) when byte_size(Bin) < N -> short;
 take_chars(Bin, N, Eof, unicode) -> take_utf8(Bin, N, Eof, 0).
 
 %% take_chars/4 of UTF-8 from byte At on: decodes no more than N characters can take.

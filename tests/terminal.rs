@@ -222,6 +222,28 @@ fn data_piped_in_comes_by_the_block_once_the_function_reads_on_and_each_prompt_s
 }
 
 #[test]
+fn a_large_read_of_data_piped_in_takes_its_characters_and_leaves_the_rest() {
+    // 3 MB of two-byte characters, one line: IO.read takes its count in characters, however
+    // many blocks they came in, and IO.gets the rest of the line.
+    let sshd = Sshd::start();
+    let input = format!("{}\nnext\n", "é".repeat(1_500_000));
+    let read = "a = IO.read(:stdio, 1_000_000); b = IO.gets(\"\"); \
+                {String.length(a), byte_size(a), String.length(b), IO.gets(\"\")}";
+    let out = testkit::mix_remote(testkit::compiled_fixture("demo"))
+        .eval_on(&sshd, read)
+        .stdin(input)
+        .run();
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "{1000000, 2000000, 500001, \"next\\n\"}\n"),
+        "{}",
+        out.stderr
+    );
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+}
+
+#[test]
 fn closed_stdin_is_end_of_file_and_several_hosts_do_not_share_it() {
     let sshd = Sshd::start();
     let out = run(&sshd, &["Demo.Ux.read_three"]);
