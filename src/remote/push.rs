@@ -281,10 +281,9 @@ impl Load {
 
 /// What goes on a cold node's stdin (see templates/boot.exs, `read_stdin`) before the tool knows
 /// what the node has: the line `batch:<base64 of [closure, on_load, env, setup]>:<sizes>`, which
-/// the batch's parts follow as they are ([`Prepared::part_bytes`], shared by every host), `sizes`
+/// the batch's parts in base64 ([`Prepared::base64`], shared by every host) follow, `sizes`
 /// their lengths, comma-separated (each read at once: a megabyte as a line takes the node's IO
-/// server 60-85 ms, as a count a few; as bytes, not base64, it is a quarter less to carry and
-/// nothing to decode). The node puts `env`, evaluates the config.exs of `setup`
+/// server 60-85 ms, as a count a few). The node puts `env`, evaluates the config.exs of `setup`
 /// (the call's, see `invoke::setup_term`), and as each part comes writes its applications and
 /// prepares its closure modules for loading; [`Load::line`] then says which to load.
 pub fn batch_head(prepared: &Prepared, env: Term, setup: Term) -> Vec<u8> {
@@ -302,7 +301,7 @@ pub fn batch_head(prepared: &Prepared, env: Term, setup: Term) -> Vec<u8> {
     Term::from(List::from(args))
         .encode(&mut head)
         .expect("encoding into memory");
-    let sizes: Vec<String> = prepared.part_sizes().map(|n| n.to_string()).collect();
+    let sizes: Vec<String> = prepared.base64_sizes().map(|n| n.to_string()).collect();
     format!("batch:{}:{}\n", base64(&head), sizes.join(",")).into_bytes()
 }
 
@@ -448,6 +447,7 @@ pub(crate) mod tests {
             batch,
             parts,
             shipped_modules: 0,
+            base64: std::sync::OnceLock::new(),
         };
         let failed = |reason: Term| {
             let reply = tuple(vec![atom("badrpc"), reason]);
@@ -515,6 +515,7 @@ pub(crate) mod tests {
             batch,
             parts,
             shipped_modules: 2,
+            base64: std::sync::OnceLock::new(),
         };
         let encoded = |terms: Vec<Term>| {
             let mut bytes = Vec::new();
@@ -531,15 +532,12 @@ pub(crate) mod tests {
             atom("env"),
             atom("setup"),
         ]);
-        // The parts' 3 and 1 bytes follow the line, as they are.
+        // "xyz" is "eHl6" in base64, "z" "eg==": the parts' 4 and 4 bytes follow the line.
         assert_eq!(
             String::from_utf8(head).unwrap(),
-            format!("batch:{args}:3,1\n")
+            format!("batch:{args}:4,4\n")
         );
-        assert_eq!(
-            prepared.part_bytes().collect::<Vec<_>>(),
-            [&b"xyz"[..], b"z"]
-        );
+        assert_eq!(&*prepared.base64(), "eHl6eg==");
 
         let remote = Remote {
             loaded: HashMap::from([("b".into(), [2; 16])]),

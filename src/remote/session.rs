@@ -650,9 +650,7 @@ impl Session<'_> {
                     stdin
                         .write_all(&push::batch_head(&prepared, env, setup))
                         .await?;
-                    for part in prepared.part_bytes() {
-                        stdin.write_all(part).await?;
-                    }
+                    stdin.write_all(prepared.base64().as_bytes()).await?;
                     stdin.flush().await?;
                     if let Ok(line) = to_load.await {
                         stdin.write_all(&line).await?;

@@ -158,6 +158,7 @@ pub fn trimmed(prepared: &Prepared, had: &Digests, remote: &Remote) -> Option<Pr
         batch,
         parts,
         shipped_modules,
+        base64: Default::default(),
     })
 }
 
@@ -429,6 +430,7 @@ mod tests {
             batch,
             parts,
             shipped_modules: 2,
+            base64: Default::default(),
         }
     }
 
@@ -561,6 +563,7 @@ mod tests {
                 parts: Vec::new(),
                 batch: batch(files),
                 shipped_modules: 0,
+                base64: Default::default(),
             };
             let remote = crate::remote::push::tests::bare_remote();
             let trimmed = trimmed(&now, &had, &remote).unwrap();
