@@ -626,16 +626,70 @@ call = fn module, function, args, setup ->
   end
 end
 
-# Calls `module.function(args)` after `setup` in a monitored process of its own (see `call`), so
-# that a linked process that crashes it is reported as an exit: the one path of `run`, `eval` and
-# `iex`.
-in_process = fn module, function, args, setup ->
-  {_pid, ref} = spawn_monitor(fn -> exit({:mix_remote, call.(module, function, args, setup)}) end)
+# Runs `fun` in a monitored process of its own, which ends with `{:mix_remote, result}`: a
+# linked process that crashes it is reported as an exit.
+monitored = fn fun ->
+  {_pid, ref} = spawn_monitor(fn -> exit({:mix_remote, fun.()}) end)
 
   receive do
     {:DOWN, ^ref, :process, _, {:mix_remote, result}} -> result
     {:DOWN, ^ref, :process, _, reason} -> {:failed, :exit, Exception.format(:exit, reason, []), nil}
   end
+end
+
+# Runs a `System.at_exit/1` hook with `status` as Elixir's command line runs one: `:ok`, or how
+# it ended the run (an exit with a status, or a failure, as `call` says them).
+hook_run = fn hook, status ->
+  monitored.(fn ->
+    try do
+      hook.(status)
+      :ok
+    catch
+      :exit, reason when reason in [:normal, :shutdown] ->
+        {:stopped, 0}
+
+      :exit, {:shutdown, status} when is_integer(status) and status in 0..255 ->
+        {:stopped, status}
+
+      kind, reason ->
+        {:failed, kind, Exception.format(kind, reason, user_frames.(__STACKTRACE__)), nil}
+    end
+  end)
+end
+
+# The `System.at_exit/1` hooks the code registered, run once it is done as Elixir's command line
+# (so `mix run`) runs them: newest first, each given the status the run would end with (0 after
+# `result` `{:ok, _}`, 1 after a failure), until none is left. A hook that fails or exits with a
+# status ends the run so instead. Returns the run's outcome.
+at_exit = fn result, again ->
+  case :elixir_config.get_and_put(:at_exit, []) do
+    [] ->
+      result
+
+    hooks ->
+      status = fn
+        {:ok, _} -> 0
+        {:stopped, status} -> status
+        _failed -> 1
+      end
+
+      result =
+        Enum.reduce(hooks, result, fn hook, result ->
+          case hook_run.(hook, status.(result)) do
+            :ok -> result
+            ended -> ended
+          end
+        end)
+
+      again.(result, again)
+  end
+end
+
+# Calls `module.function(args)` after `setup` in a monitored process of its own (see `call`),
+# then the `System.at_exit/1` hooks it registered: the one path of `run`, `eval` and `iex`.
+in_process = fn module, function, args, setup ->
+  result = monitored.(fn -> call.(module, function, args, setup) end)
+  at_exit.(result, at_exit)
 end
 
 # A System.halt/0 typed in IEx halts the node without `halt`: a shell this node starts removes

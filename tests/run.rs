@@ -426,6 +426,44 @@ fn an_exit_with_a_status_ends_as_under_mix_run() {
 }
 
 #[test]
+fn at_exit_hooks_run_once_the_code_is_done_as_under_mix_run() {
+    // Elixir's command line runs them with the status the run ends with, newest first; a hook
+    // that fails fails the run, and one that exits with a status ends it so.
+    let sshd = Sshd::start();
+    let eval = |code: &str| {
+        let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
+        tool.eval_on(&sshd, code).arg("--no-compile");
+        let out = tool.run();
+        out.assert_local_clean();
+        out
+    };
+    let hooks = "System.at_exit(fn s -> IO.puts(\"first #{s}\") end); \
+                 System.at_exit(fn s -> IO.puts(\"second #{s}\") end);";
+    let out = eval(&format!("{hooks} IO.puts(:body); 42"));
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "body\nsecond 0\nfirst 0\n42\n"),
+        "{}",
+        out.stderr
+    );
+    let out = eval(&format!("{hooks} raise \"boom\""));
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(1), "second 1\nfirst 1\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("boom"), "{}", out.stderr);
+    let out = eval("System.at_exit(fn 0 -> raise \"in the hook\" end); 42");
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("in the hook"), "{}", out.stderr);
+    let out = eval("System.at_exit(fn 0 -> exit({:shutdown, 3}) end); 42");
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("stopped with status 3"), "{}", out.stderr);
+    sshd.assert_no_session_processes();
+}
+
+#[test]
 fn output_the_node_leaves_unended_on_its_stdout_hides_no_marker() {
     let sshd = Sshd::start();
     let staged = testkit::staged_fixture("demo", "dev");
