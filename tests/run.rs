@@ -459,7 +459,17 @@ fn at_exit_hooks_run_once_the_code_is_done_as_under_mix_run() {
     assert!(out.stderr.contains("in the hook"), "{}", out.stderr);
     let out = eval("System.at_exit(fn 0 -> exit({:shutdown, 3}) end); 42");
     assert_eq!(out.code, Some(1), "{}", out.stderr);
-    assert!(out.stderr.contains("stopped with status 3"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("stopped with status 3"),
+        "{}",
+        out.stderr
+    );
+    // ExUnit runs the tests a script defines from its hook, and fails the run for a failure.
+    let out = eval(
+        "ExUnit.start(); defmodule T do use ExUnit.Case; test \"one\", do: assert 1 + 1 == 3 end; :defined",
+    );
+    assert_eq!(out.code, Some(1), "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("1 test, 1 failure"), "{}", out.stdout);
     sshd.assert_no_session_processes();
 }
 
