@@ -799,6 +799,9 @@ pub struct EvalArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub options: RunOptions,
+    /// The expression's System.argv, as strings (as `mix run -e CODE ARGS` sets it).
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
 }
 
 /// The flags `run` and `eval` share: hosts, output, build and connection.

@@ -474,6 +474,23 @@ fn at_exit_hooks_run_once_the_code_is_done_as_under_mix_run() {
 }
 
 #[test]
+fn eval_gives_the_arguments_after_its_flags_as_system_argv() {
+    let sshd = Sshd::start();
+    let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
+    tool.eval_on(&sshd, "System.argv()")
+        .args(["--no-compile", "--", "a", "b c", "--json"]);
+    let out = tool.run();
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "[\"a\", \"b c\", \"--json\"]\n"),
+        "{}",
+        out.stderr
+    );
+    out.assert_local_clean();
+    sshd.assert_no_session_processes();
+}
+
+#[test]
 fn output_the_node_leaves_unended_on_its_stdout_hides_no_marker() {
     let sshd = Sshd::start();
     let staged = testkit::staged_fixture("demo", "dev");

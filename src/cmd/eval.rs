@@ -19,7 +19,12 @@ pub async fn exec(
 ) -> Result<u8, CliError> {
     let config_use = args.options.setup.config_use();
     let prepare = |build: &Build, report: &Reporter| {
-        Job::prepare_code(build, Code::expression(&args.expr), config_use, report)
+        Job::prepare_code(
+            build,
+            Code::expression(&args.expr, args.args.clone()),
+            config_use,
+            report,
+        )
     };
     let looks_right = Job::code_looks_preparable;
     // An expression has no entry: the hosts' `entry` settings are not its concern (nor a

@@ -142,12 +142,12 @@ pub struct Code {
 }
 
 impl Code {
-    /// An expression, as `mix run -e` evaluates it.
-    pub fn expression(text: &str) -> Code {
+    /// An expression, as `mix run -e CODE ARGS` evaluates it: `argv` is its `System.argv/0`.
+    pub fn expression(text: &str, argv: Vec<String>) -> Code {
         Code {
             text: text.to_owned(),
             file: "nofile".to_owned(),
-            argv: Vec::new(),
+            argv,
             shown: "the expression".to_owned(),
             prints_value: true,
         }
