@@ -358,6 +358,12 @@ impl Reporter {
         }
     }
 
+    /// A line editor reads at a prompt it draws itself: everything said so far is on the terminal
+    /// first, and no bar is drawn over the line being edited until [`Reporter::read_done`].
+    pub fn reading(&self) {
+        self.shared.screen.reading();
+    }
+
     /// The read after a prompt is done; `echoed` when a terminal echoed the line typed.
     pub fn read_done(&self, echoed: bool) {
         self.shared.screen.read_done(echoed);
@@ -526,7 +532,7 @@ impl Reporter {
     }
 
     /// Waits until everything said so far is on the terminal: before the process exits, and
-    /// before something else writes there (ssh asking, the line editor).
+    /// before something else writes there (ssh asking).
     pub fn flush(&self) {
         self.shared.screen.flush();
     }

@@ -181,7 +181,7 @@ impl Screen {
     }
 
     /// Waits until everything asked of the screen so far is on it: before the process exits, and
-    /// before something else writes on the terminal (ssh asking, the line editor).
+    /// before something else writes on the terminal (ssh asking).
     pub fn flush(&self) {
         let mut state = self.state();
         self.settle(&mut state);
@@ -253,6 +253,16 @@ impl Screen {
         self.settle(&mut state);
         state.reading = true;
         self.write_output(&mut state, Stream::Stdout, bytes);
+    }
+
+    /// A read waits after a prompt the reader draws itself (the line editor's): what was asked of
+    /// the screen before is on it first, and the bars stay off until the read is done, so that
+    /// none is drawn over the line being edited (a phase started meanwhile, the teardown's).
+    pub fn reading(&self) {
+        let mut state = self.state();
+        self.settle(&mut state);
+        state.reading = true;
+        self.hide(&mut state);
     }
 
     /// The read is done; a terminal that echoed the line left the cursor on a fresh line.

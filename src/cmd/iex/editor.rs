@@ -146,14 +146,15 @@ impl Editor {
     }
 
     /// The session is over: output still held back for want of a newline (its last words, the
-    /// node halting while a line was edited) is written, on a row of its own.
+    /// node halting while a line was edited) is written, on a row of its own. It goes through the
+    /// reporter, in one write: after what was asked of the screen before (the teardown's), never
+    /// amid it (the painter clearing a row after the text and before its newline erased it).
     pub fn finish(&self) {
         let mut screen = self.screen.lock().expect("screen lock poisoned");
         let held = std::mem::take(&mut screen.held);
         if !held.is_empty() {
-            write_out(b"\r\n");
-            write_out(&held);
-            write_out(b"\r\n");
+            self.report
+                .output(&[b"\r\n", held.as_slice(), b"\r\n"].concat());
         }
     }
 
@@ -279,8 +280,9 @@ impl Thread {
 
     /// Edits one line at `prompt` until it is entered, or Ctrl-C or Ctrl-D decides otherwise.
     fn edit(&mut self, prompt: &str) -> Typed {
-        // What the run said so far (its phases) is on the terminal before the prompt.
-        self.report.flush();
+        // What the run said so far (its phases) is on the terminal before the prompt, and no bar
+        // is drawn over the line while it is edited.
+        self.report.reading();
         let kind = self.kind.of_prompt(prompt);
         let shown = self.screen().begin(prompt);
         let mut warned = false;
@@ -310,8 +312,10 @@ impl Thread {
                 }
             }
         };
-        // rustyline has ended the line: the screen's state first, then the history file.
+        // rustyline has ended the line (and its row): the screen's state first, then the
+        // history file.
         self.screen().end();
+        self.report.read_done(true);
         match read {
             Ok(line) => {
                 // What the evaluation reads is its business, not the session's history.
