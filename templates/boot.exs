@@ -627,7 +627,8 @@ call = fn module, function, args, setup ->
 end
 
 # Runs `fun` in a monitored process of its own, which ends with `{:mix_remote, result}`: a
-# linked process that crashes it is reported as an exit.
+# linked process that crashes it is reported as an exit (the one path of `run`, `eval` and
+# `iex`).
 monitored = fn fun ->
   {_pid, ref} = spawn_monitor(fn -> exit({:mix_remote, fun.()}) end)
 
@@ -658,9 +659,11 @@ hook_run = fn hook, status ->
 end
 
 # The `System.at_exit/1` hooks the code registered, run once it is done as Elixir's command line
-# (so `mix run`) runs them: newest first, each given the status the run would end with (0 after
-# `result` `{:ok, _}`, 1 after a failure), until none is left. A hook that fails or exits with a
-# status ends the run so instead. Returns the run's outcome.
+# (so `mix run`) runs them: newest first, each given the status the run ends with so far (0
+# after `result` `{:ok, _}`, n after `{:stopped, n}`, 1 after a failure), until none is left
+# (a hook may register more). A hook that fails or exits with a status ends the run so instead;
+# a failure it replaces is written on standard error first, as that command line prints it
+# before its hooks run. Returns the run's outcome.
 at_exit = fn result, again ->
   case :elixir_config.get_and_put(:at_exit, []) do
     [] ->
@@ -676,8 +679,12 @@ at_exit = fn result, again ->
       result =
         Enum.reduce(hooks, result, fn hook, result ->
           case hook_run.(hook, status.(result)) do
-            :ok -> result
-            ended -> ended
+            :ok ->
+              result
+
+            ended ->
+              with {:failed, _kind, text, _missing} <- result, do: IO.write(:stderr, [text, ?\n])
+              ended
           end
         end)
 
@@ -686,7 +693,7 @@ at_exit = fn result, again ->
 end
 
 # Calls `module.function(args)` after `setup` in a monitored process of its own (see `call`),
-# then the `System.at_exit/1` hooks it registered: the one path of `run`, `eval` and `iex`.
+# then the `System.at_exit/1` hooks it registered: the path of `run` and `eval`.
 in_process = fn module, function, args, setup ->
   result = monitored.(fn -> call.(module, function, args, setup) end)
   at_exit.(result, at_exit)
@@ -1064,8 +1071,11 @@ ops = %{
   eval: fn code, file, argv, setup ->
     in_process.(:erlang, :apply, [evaluation.(code, file, argv), []], setup)
   end,
-  # An IEx session (see `shell`) after the same setup as `run`, in the same kind of process.
-  iex: fn name, ansi, setup -> in_process.(:erlang, :apply, [shell, [name, ansi]], setup) end,
+  # An IEx session (see `shell`) after the same setup as `run`, in the same kind of process; no
+  # at_exit hooks after it, as `iex -S mix` runs none (it ends by halting).
+  iex: fn name, ansi, setup ->
+    monitored.(fn -> call.(:erlang, :apply, [shell, [name, ansi]], setup) end)
+  end,
   # IEx's own completion of `text`, the line up to the cursor, in the session (its variables,
   # aliases and imports too): {:yes | :no, hint, entries}, texts as binaries.
   expand: fn text ->

@@ -397,8 +397,7 @@ line_in(S0, Data) ->
             erlang:demonitor(MRef, [flush]),
             From ! {io_reply, ReplyAs, {error, interrupted}},
             S#s{reads = Queue, input = <<>>};
-        %% Appended in place (OTP grows a binary being appended to): no copy of what is there.
-        Line when is_binary(Line) -> resume(S#s{input = <<(S#s.input)/binary, Line/binary>>});
+        Line when is_binary(Line) -> resume(S#s{input = iolist_to_binary([S#s.input, Line])});
         _ -> S0
     end.
 
@@ -422,7 +421,7 @@ attempt({chars, N} = Kind, Enc, S) ->
         short when S#s.eof -> {reply, eof, S};
         short -> {more, Kind, S}
     end;
-attempt({until, M, F, A, Cont}, _Enc, S) ->
+attempt({until, M, F, A, Cont}, Enc, S) ->
     Data = case take_line(S) of
                {Line, Rest} -> {chars(Line, S#s.encoding), Rest};
                none when S#s.eof -> {eof, <<>>};
@@ -436,7 +435,8 @@ attempt({until, M, F, A, Cont}, _Enc, S) ->
                     LeftBin = or_nothing(bytes(Left, unicode, S#s.encoding)),
                     {reply, Result, S#s{input = iolist_to_binary([LeftBin, Rest1])}};
                 {more, _} when Chars =:= eof -> {reply, eof, S#s{input = Rest1}};
-                {more, Cont1} -> {more, {until, M, F, A, Cont1}, S#s{input = Rest1}};
+                %% The next line may be here already (a block of input came): asked only if not.
+                {more, Cont1} -> attempt({until, M, F, A, Cont1}, Enc, S#s{input = Rest1});
                 _ -> {reply, {error, get_until}, S#s{input = Rest1}}
             catch _:_ -> {reply, {error, get_until}, S#s{input = Rest1}}
             end

@@ -464,6 +464,14 @@ fn at_exit_hooks_run_once_the_code_is_done_as_under_mix_run() {
         "{}",
         out.stderr
     );
+    // The failure a hook's end replaces is printed first, as Elixir's command line prints it.
+    let out = eval("System.at_exit(fn 1 -> raise \"cleanup\" end); raise \"boom\"");
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let (boom, cleanup) = (out.stderr.find("boom"), out.stderr.find("cleanup"));
+    assert!(boom.is_some() && boom < cleanup, "{}", out.stderr);
+    let out = eval("System.at_exit(fn 1 -> exit(:normal) end); raise \"boom\"");
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("boom"), "{}", out.stderr);
     // ExUnit runs the tests a script defines from its hook, and fails the run for a failure.
     let out = eval(
         "ExUnit.start(); defmodule T do use ExUnit.Case; test \"one\", do: assert 1 + 1 == 3 end; :defined",

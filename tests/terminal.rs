@@ -222,6 +222,30 @@ fn data_piped_in_comes_by_the_block_once_the_function_reads_on_and_each_prompt_s
 }
 
 #[test]
+fn a_term_read_across_lines_of_a_block_asks_for_no_more_input() {
+    // Past the first 8 reads, the 9th takes the rest of the pipe: :io.read/2 then finds the
+    // two lines of its term, and IO.gets the next, in that block, and neither asks again.
+    let sshd = Sshd::start();
+    let input = format!("{}x\n{{1,\n2}}.\nmore\n", "x\n".repeat(8));
+    let read =
+        "for _ <- 1..9, do: IO.gets(\"\"); {:io.read(:standard_io, ~c\"t> \"), IO.gets(\"\")}";
+    let out = testkit::mix_remote(testkit::compiled_fixture("demo"))
+        .eval_on(&sshd, read)
+        .arg("-v")
+        .stdin(input)
+        .run();
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "t> {{:ok, {1, 2}}, \"more\\n\"}\n"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stat("reads"), 9, "{}", out.stderr);
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+}
+
+#[test]
 fn a_large_read_of_data_piped_in_takes_its_characters_and_leaves_the_rest() {
     // 3 MB of two-byte characters, one line: IO.read takes its count in characters, however
     // many blocks they came in, and IO.gets the rest of the line.

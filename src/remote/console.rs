@@ -22,7 +22,8 @@ use crate::screen::Stream;
 /// Where the function's reads are answered from, decided once per run.
 #[derive(Clone)]
 pub enum Input {
-    /// The tool's stdin (one host), read a line at a time when the function asks.
+    /// The tool's stdin (one host), read when the function asks: a line at a time, then by the
+    /// block (see [`crate::remote::stdin`]).
     Stdin(Arc<Stdin>),
     /// Nothing to read: every read gets end of file at once. With a flag (several hosts), the
     /// first read on any host warns that stdin is not shared.

@@ -1,5 +1,5 @@
 //! The tool's stdin, read for the remote function only when it asks. Its first [`BULK_AFTER`]
-//! lines are read one at a time, so that nothing is read ahead that a later process of the
+//! reads take a line each, so that nothing is read ahead that a later process of the
 //! user's shell should get (a confirmation read from `yes |`, `(run; cat) < file`): on a terminal
 //! in canonical mode one `read` (the line discipline returns one line), on a regular file a block
 //! and an `lseek` back to just after the line, on anything else (pipes, sockets, a raw terminal)
@@ -17,8 +17,8 @@ use std::sync::mpsc;
 /// The most read at once: a longer line goes to the function in pieces, which it joins.
 const MAX_PIECE: usize = 64 * 1024;
 
-/// How many lines are read one at a time before reads take blocks (see the module's
-/// documentation): enough for a function's prompts and confirmations.
+/// How many reads take a line (or a piece of a long one) before reads take blocks (see the
+/// module's documentation): enough for a function's prompts and confirmations.
 const BULK_AFTER: usize = 8;
 
 /// The terminal settings in force before a password read changed them, to restore on any exit.
@@ -85,8 +85,8 @@ impl Stdin {
         Stdin { asks }
     }
 
-    /// Reads one line (without echo on a terminal when `echo` is false) and hands it to `answer`,
-    /// on the reading thread.
+    /// Reads a line, or past the first [`BULK_AFTER`] reads a block of input (without echo on a
+    /// terminal when `echo` is false), and hands it to `answer`, on the reading thread.
     pub fn ask(&self, echo: bool, answer: impl FnOnce(Line) + Send + 'static) {
         let _ = self.asks.send(Ask {
             echo,
