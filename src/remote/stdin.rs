@@ -1,11 +1,11 @@
-//! The tool's stdin, read for the remote function only when it asks. Its first [`BULK_AFTER`]
+//! The tool's stdin, read for the remote function only when it asks. Its first `BULK_AFTER` (8)
 //! reads take a line each, so that nothing is read ahead that a later process of the
 //! user's shell should get (a confirmation read from `yes |`, `(run; cat) < file`): on a terminal
 //! in canonical mode one `read` (the line discipline returns one line), on a regular file a block
 //! and an `lseek` back to just after the line, on anything else (pipes, sockets, a raw terminal)
 //! byte by byte, as the shell's own `read` does. A function that reads on past them reads data:
 //! from then on each read takes what a pipe holds, or a regular file's whole lines, up to
-//! [`MAX_PIECE`], as `mix run`'s own stdin does, and the relay serves the lines from it (one
+//! `MAX_PIECE` (64 KiB), as `mix run`'s own stdin does, and the relay serves the lines from it (one
 //! round trip a block instead of one a line). Reads happen on a thread of their own.
 
 use std::fs::File;
@@ -85,7 +85,7 @@ impl Stdin {
         Stdin { asks }
     }
 
-    /// Reads a line, or past the first [`BULK_AFTER`] reads a block of input (without echo on a
+    /// Reads a line, or past the first `BULK_AFTER` reads a block of input (without echo on a
     /// terminal when `echo` is false), and hands it to `answer`, on the reading thread.
     pub fn ask(&self, echo: bool, answer: impl FnOnce(Line) + Send + 'static) {
         let _ = self.asks.send(Ask {
