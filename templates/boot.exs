@@ -58,14 +58,43 @@ halt = fn status ->
   System.halt(status)
 end
 
-# The tool is gone (its connection, or the session's stdin, ended): halts with status 126, which
-# the tool, should it still hear of it, does not take for the code's own halt (0 to 125). Unless
-# the node is stopping already (`System.stop/1`: `user` stops before distribution, so reads of
-# stdin fail then, and the connection goes), whose status init gives.
+# How long the code may take to stop once the tool is gone (see `stop_code`) before the node
+# halts anyway.
+stop_limit_ms = 5_000
+
+# While a call runs (see `monitored`), stops it as `mix run` stops on SIGTERM: its processes
+# killed, then the applications stopped, newest first, within `stop_limit_ms` (a database
+# client's statement is cancelled as its connection ends: a halt alone left it running on the
+# database server, holding its locks, after a Ctrl-C or a timeout). A node whose call is over
+# halts at once, as `mix run` does once its code is done.
+stop_code = fn ->
+  calls = if :ets.whereis(:mix_remote_calls) == :undefined, do: [], else: :ets.tab2list(:mix_remote_calls)
+
+  if calls != [] do
+    spawn(fn ->
+      Process.sleep(stop_limit_ms)
+      halt.(126)
+    end)
+
+    for {pid} <- calls, do: Process.exit(pid, :kill)
+    runtime = [:kernel, :stdlib, :compiler, :elixir, :logger]
+    for {app, _, _} <- :application.which_applications(), app not in runtime, do: :application.stop(app)
+  end
+end
+
+# The tool is gone (its connection, or the session's stdin, ended: Ctrl-C, a timeout, a lost
+# link): stops a call still running (see `stop_code`), then halts with status 126, which the
+# tool, should it still hear of it, does not take for the code's own halt (0 to 125). Unless the
+# node is stopping already (`System.stop/1`: `user` stops before distribution, so reads of stdin
+# fail then, and the connection goes), whose status init gives.
 tool_gone = fn ->
   case :init.get_status() do
-    {:stopping, _} -> Process.sleep(:infinity)
-    _running -> halt.(126)
+    {:stopping, _} ->
+      Process.sleep(:infinity)
+
+    _running ->
+      stop_code.()
+      halt.(126)
   end
 end
 
@@ -628,14 +657,19 @@ end
 
 # Runs `fun` in a monitored process of its own, which ends with `{:mix_remote, result}`: a
 # linked process that crashes it is reported as an exit (the one path of `run`, `eval` and
-# `iex`).
+# `iex`). The process is listed in `mix_remote_calls` meanwhile, for `stop_code`.
 monitored = fn fun ->
-  {_pid, ref} = spawn_monitor(fn -> exit({:mix_remote, fun.()}) end)
+  {pid, ref} = spawn_monitor(fn -> exit({:mix_remote, fun.()}) end)
+  true = :ets.insert(:mix_remote_calls, {pid})
 
-  receive do
-    {:DOWN, ^ref, :process, _, {:mix_remote, result}} -> result
-    {:DOWN, ^ref, :process, _, reason} -> {:failed, :exit, Exception.format(:exit, reason, []), nil}
-  end
+  result =
+    receive do
+      {:DOWN, ^ref, :process, _, {:mix_remote, result}} -> result
+      {:DOWN, ^ref, :process, _, reason} -> {:failed, :exit, Exception.format(:exit, reason, []), nil}
+    end
+
+  :ets.delete(:mix_remote_calls, pid)
+  result
 end
 
 # Runs a `System.at_exit/1` hook with `status` as Elixir's command line runs one: `:ok`, or how
@@ -1284,6 +1318,7 @@ read_stdin = fn stager, again ->
 end
 
 :ets.new(:mix_remote_writers, [:public, :named_table])
+:ets.new(:mix_remote_calls, [:public, :named_table])
 # The relay's beam, in base64: loaded by the request server (below), once the connection back
 # has begun.
 relay_beam = read_line.()

@@ -621,6 +621,59 @@ fn an_ecto_data_fix_changes_the_rows_in_postgres_without_debug_logs() {
 }
 
 #[test]
+fn a_ctrl_c_during_a_query_cancels_it_on_the_database_as_mix_run_stops() {
+    // The node stops the call's processes and the applications before it halts, as `mix run`
+    // stops on SIGTERM: the connection's end cancels the statement, which a bare halt left
+    // running on the database server (holding its locks).
+    if !testkit::vendor_available() {
+        return;
+    }
+    let project = testkit::compiled_fixture_in("ecto_fix", "prod");
+    let sshd = Sshd::start();
+    let pg = Postgres::start();
+    let vars: Vec<(&str, String)> = pg.env().into_iter().collect();
+    let config = remote_env_config(&vars);
+    let sleeping = "SELECT pg_sleep(60)";
+    let mut tool = testkit::mix_remote(&project);
+    tool.arg("--config")
+        .arg(config.path().join("mix-remote.yaml"))
+        .eval_on(
+            &sshd,
+            &format!(
+                "IO.puts(:sleeping); EctoFix.Repo.query!(\"{sleeping}\", [], timeout: :infinity)"
+            ),
+        )
+        .args(["--project", &project.display().to_string(), "--env", "prod"])
+        .arg("--no-compile");
+    let mut run = tool.spawn();
+    run.stdout_until("sleeping\n");
+    let active = || {
+        pg.rows(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE query = '{sleeping}' AND state = 'active'"
+        ))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while active() != [["1"]] {
+        assert!(std::time::Instant::now() < deadline, "the query never ran");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    run.signal("INT");
+    let out = run.finish();
+    assert_eq!(out.code, Some(130), "{}", out.stderr);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while active() != [["0"]] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the query still runs on the database"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    out.assert_local_clean();
+    sshd.assert_no_session_processes();
+    assert_no_run_dirs(&sshd, "the interrupted query");
+}
+
+#[test]
 fn native_code_the_server_cannot_load_and_missing_or_failing_apps_are_named() {
     let sshd = Sshd::start();
     let staged = testkit::staged_fixture("otp_app", "dev");
