@@ -624,10 +624,27 @@ configure = fn %{config: files, env: env, apps: apps, start: start} = setup ->
   end
 end
 
+# How code that raised, threw or exited ends the run, as Elixir's command line takes it: the
+# exits it takes for an end with a status (`:normal`, `:shutdown`: 0; `{:shutdown, n}`) as
+# `{:stopped, status}`, anything else as `{:failed, kind, text, missing}`, the failure formatted
+# as that command line formats it, with the missing module of an `undef`.
+ended_by = fn
+  :exit, reason, _stack when reason in [:normal, :shutdown] ->
+    {:stopped, 0}
+
+  :exit, {:shutdown, status}, _stack when is_integer(status) and status in 0..255 ->
+    {:stopped, status}
+
+  kind, reason, stack ->
+    stack = user_frames.(stack)
+    missing = missing_module.(kind, reason, stack)
+    # Blamed, with its hints (`Did you mean:`, the arguments a function clause was given).
+    {blamed, stack} = Exception.blame(kind, reason, stack)
+    {:failed, kind, Exception.format(kind, blamed, stack), missing}
+end
+
 # Runs the entry after applying `setup`; the result already formatted as `inspect/2` shows it, or
-# how it failed (`:error` for a raise, `:throw`, `:exit`) and the failure formatted as Elixir's
-# command line formats it, with the missing module of an `undef`; or, for the exits Elixir's command line takes
-# for an end with a status (`:normal`, `:shutdown`: 0; `{:shutdown, n}`), `{:stopped, status}`.
+# how it ended otherwise (see `ended_by`).
 call = fn module, function, args, setup ->
   try do
     case configure.(setup) do
@@ -639,19 +656,7 @@ call = fn module, function, args, setup ->
         not_configured
     end
   catch
-    :exit, reason when reason in [:normal, :shutdown] ->
-      {:stopped, 0}
-
-    :exit, {:shutdown, status} when is_integer(status) and status in 0..255 ->
-      {:stopped, status}
-
-    kind, reason ->
-      stack = user_frames.(__STACKTRACE__)
-      missing = missing_module.(kind, reason, stack)
-      # As Elixir's command line reports it: blamed, with its hints (`Did you mean:`, the
-      # arguments a function clause was given).
-      {blamed, stack} = Exception.blame(kind, reason, stack)
-      {:failed, kind, Exception.format(kind, blamed, stack), missing}
+    kind, reason -> ended_by.(kind, reason, __STACKTRACE__)
   end
 end
 
@@ -673,21 +678,14 @@ monitored = fn fun ->
 end
 
 # Runs a `System.at_exit/1` hook with `status` as Elixir's command line runs one: `:ok`, or how
-# it ended the run (an exit with a status, or a failure, as `call` says them).
+# it ended the run (see `ended_by`).
 hook_run = fn hook, status ->
   monitored.(fn ->
     try do
       hook.(status)
       :ok
     catch
-      :exit, reason when reason in [:normal, :shutdown] ->
-        {:stopped, 0}
-
-      :exit, {:shutdown, status} when is_integer(status) and status in 0..255 ->
-        {:stopped, status}
-
-      kind, reason ->
-        {:failed, kind, Exception.format(kind, reason, user_frames.(__STACKTRACE__)), nil}
+      kind, reason -> ended_by.(kind, reason, __STACKTRACE__)
     end
   end)
 end
