@@ -68,6 +68,33 @@ fn remote(
     out
 }
 
+/// The Ecto fixture compiled for prod, with its servers.
+struct EctoFix {
+    project: PathBuf,
+    sshd: Sshd,
+    pg: Postgres,
+    /// What names the database for the fixture's config, for `remote_env`.
+    vars: Vec<(&'static str, String)>,
+}
+
+/// The Ecto fixture compiled for prod, an sshd and a PostgreSQL server; none without the
+/// vendored libraries.
+fn ecto_fix_servers() -> Option<EctoFix> {
+    if !testkit::vendor_available() {
+        return None;
+    }
+    let project = testkit::compiled_fixture_in("ecto_fix", "prod");
+    let sshd = Sshd::start();
+    let pg = Postgres::start();
+    let vars = pg.env().into_iter().collect();
+    Some(EctoFix {
+        project,
+        sshd,
+        pg,
+        vars,
+    })
+}
+
 /// A directory with a `mix-remote.yaml` whose defaults give `vars` as `remote_env`.
 fn remote_env_config(vars: &[(&str, String)]) -> tempfile::TempDir {
     let config = tempfile::tempdir().unwrap();
@@ -554,13 +581,15 @@ fn an_umbrella_roots_config_brings_the_childrens_config_files_it_imports() {
 
 #[test]
 fn an_ecto_data_fix_changes_the_rows_in_postgres_without_debug_logs() {
-    if !testkit::vendor_available() {
+    let Some(EctoFix {
+        project,
+        sshd,
+        pg,
+        vars,
+    }) = ecto_fix_servers()
+    else {
         return;
-    }
-    let project = testkit::compiled_fixture_in("ecto_fix", "prod");
-    let sshd = Sshd::start();
-    let pg = Postgres::start();
-    let vars: Vec<(&str, String)> = pg.env().into_iter().collect();
+    };
     // Each run's output, and what Logger printed at a level other than info (none: the prod
     // level is :info, so Ecto's query logs do not show).
     let logged = std::cell::RefCell::new(Vec::new());
@@ -625,13 +654,15 @@ fn a_ctrl_c_during_a_query_cancels_it_on_the_database_as_mix_run_stops() {
     // The node stops the call's processes and the applications before it halts, as `mix run`
     // stops on SIGTERM: the connection's end cancels the statement, which a bare halt left
     // running on the database server (holding its locks).
-    if !testkit::vendor_available() {
+    let Some(EctoFix {
+        project,
+        sshd,
+        pg,
+        vars,
+    }) = ecto_fix_servers()
+    else {
         return;
-    }
-    let project = testkit::compiled_fixture_in("ecto_fix", "prod");
-    let sshd = Sshd::start();
-    let pg = Postgres::start();
-    let vars: Vec<(&str, String)> = pg.env().into_iter().collect();
+    };
     let config = remote_env_config(&vars);
     let sleeping = "SELECT pg_sleep(60)";
     let mut tool = testkit::mix_remote(&project);

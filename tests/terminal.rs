@@ -19,6 +19,19 @@ fn run(sshd: &Sshd, args: &[&str]) -> Output {
     out
 }
 
+/// Evaluates `code` with the demo fixture on `sshd`, given `input` on stdin, with `-v` (its
+/// `stats:` line counts the reads that reached the tool), and checks that it left nothing.
+fn eval_reading(sshd: &Sshd, code: &str, input: String) -> Output {
+    let out = testkit::mix_remote(testkit::compiled_fixture("demo"))
+        .eval_on(sshd, code)
+        .arg("-v")
+        .stdin(input)
+        .run();
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+    out
+}
+
 /// A mix-remote.yaml naming `sshd` twice, as hosts `a` and `b` of group `both`; its directory
 /// and path.
 fn two_hosts(sshd: &Sshd) -> (tempfile::TempDir, String) {
@@ -204,11 +217,7 @@ fn data_piped_in_comes_by_the_block_once_the_function_reads_on_and_each_prompt_s
     let sum = "Stream.iterate(1, &(&1 + 1)) |> Enum.reduce_while(0, fn i, sum -> \
                case IO.gets(\"#{i}? \") do :eof -> {:halt, sum}; line -> \
                {:cont, sum + String.to_integer(String.trim(line))} end end)";
-    let out = testkit::mix_remote(testkit::compiled_fixture("demo"))
-        .eval_on(&sshd, sum)
-        .arg("-v")
-        .stdin(input)
-        .run();
+    let out = eval_reading(&sshd, sum, input);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let prompts: String = (1..=lines + 1).map(|i| format!("{i}? ")).collect();
     assert_eq!(
@@ -217,8 +226,6 @@ fn data_piped_in_comes_by_the_block_once_the_function_reads_on_and_each_prompt_s
     );
     let reads = out.stat("reads");
     assert!(reads < 1000, "{reads} reads for {lines} lines");
-    sshd.assert_no_session_processes();
-    out.assert_local_clean();
 }
 
 #[test]
@@ -229,11 +236,7 @@ fn a_term_read_across_lines_of_a_block_asks_for_no_more_input() {
     let input = format!("{}x\n{{1,\n2}}.\nmore\n", "x\n".repeat(8));
     let read =
         "for _ <- 1..9, do: IO.gets(\"\"); {:io.read(:standard_io, ~c\"t> \"), IO.gets(\"\")}";
-    let out = testkit::mix_remote(testkit::compiled_fixture("demo"))
-        .eval_on(&sshd, read)
-        .arg("-v")
-        .stdin(input)
-        .run();
+    let out = eval_reading(&sshd, read, input);
     assert_eq!(
         (out.code, out.stdout.as_str()),
         (Some(0), "t> {{:ok, {1, 2}}, \"more\\n\"}\n"),
@@ -241,8 +244,6 @@ fn a_term_read_across_lines_of_a_block_asks_for_no_more_input() {
         out.stderr
     );
     assert_eq!(out.stat("reads"), 9, "{}", out.stderr);
-    sshd.assert_no_session_processes();
-    out.assert_local_clean();
 }
 
 #[test]
@@ -253,18 +254,13 @@ fn a_large_read_of_data_piped_in_takes_its_characters_and_leaves_the_rest() {
     let input = format!("{}\nnext\n", "é".repeat(1_500_000));
     let read = "a = IO.read(:stdio, 1_000_000); b = IO.gets(\"\"); \
                 {String.length(a), byte_size(a), String.length(b), IO.gets(\"\")}";
-    let out = testkit::mix_remote(testkit::compiled_fixture("demo"))
-        .eval_on(&sshd, read)
-        .stdin(input)
-        .run();
+    let out = eval_reading(&sshd, read, input);
     assert_eq!(
         (out.code, out.stdout.as_str()),
         (Some(0), "{1000000, 2000000, 500001, \"next\\n\"}\n"),
         "{}",
         out.stderr
     );
-    sshd.assert_no_session_processes();
-    out.assert_local_clean();
 }
 
 #[test]

@@ -71,7 +71,7 @@ impl Stdin {
                 let mut file = file;
                 for (reads, ask) in queue.into_iter().enumerate() {
                     let line = match file.as_ref() {
-                        Some(f) => read_line(f, ask.echo, reads >= BULK_AFTER),
+                        Some(f) => read_input(f, ask.echo, reads >= BULK_AFTER),
                         None => Line::eof(),
                     };
                     if line.bytes.is_none() {
@@ -136,7 +136,7 @@ fn kind(file: &File) -> Kind {
 }
 
 /// Reads a line from `file`, or with `bulk` a block of input (see the module's documentation).
-fn read_line(file: &File, echo: bool, bulk: bool) -> Line {
+fn read_input(file: &File, echo: bool, bulk: bool) -> Line {
     let kind = kind(file);
     let mut buf = vec![0u8; MAX_PIECE];
     let bytes = match kind {
@@ -259,19 +259,19 @@ mod tests {
         file.write_all(b"first\nsecond\nthird").unwrap();
         file.seek(SeekFrom::Start(0)).unwrap();
         assert_eq!(kind(&file), Kind::Seekable);
-        let line = read_line(&file, true, false);
+        let line = read_input(&file, true, false);
         assert_eq!(line.bytes.as_deref(), Some(&b"first\n"[..]));
         assert!(!line.from_terminal);
         assert_eq!(file.stream_position().unwrap(), 6);
         assert_eq!(
-            read_line(&file, true, false).bytes.as_deref(),
+            read_input(&file, true, false).bytes.as_deref(),
             Some(&b"second\n"[..])
         );
         assert_eq!(
-            read_line(&file, true, false).bytes.as_deref(),
+            read_input(&file, true, false).bytes.as_deref(),
             Some(&b"third"[..])
         );
-        assert_eq!(read_line(&file, true, false), Line::eof());
+        assert_eq!(read_input(&file, true, false), Line::eof());
     }
 
     #[test]
@@ -282,7 +282,7 @@ mod tests {
         let mut file = File::from(std::os::fd::OwnedFd::from(reader));
         assert_eq!(kind(&file), Kind::Stream);
         assert_eq!(
-            read_line(&file, true, false).bytes.as_deref(),
+            read_input(&file, true, false).bytes.as_deref(),
             Some(&b"yes\n"[..])
         );
         let mut rest = String::new();
@@ -295,11 +295,11 @@ mod tests {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(b"one\ntwo\nthree").unwrap();
         file.seek(SeekFrom::Start(0)).unwrap();
-        let lines = read_line(&file, true, true);
+        let lines = read_input(&file, true, true);
         assert_eq!(lines.bytes.as_deref(), Some(&b"one\ntwo\n"[..]));
         assert_eq!(file.stream_position().unwrap(), 8);
         assert_eq!(
-            read_line(&file, true, true).bytes.as_deref(),
+            read_input(&file, true, true).bytes.as_deref(),
             Some(&b"three"[..])
         );
 
@@ -307,11 +307,11 @@ mod tests {
         writer.write_all(b"a\nb\nc").unwrap();
         let pipe = File::from(std::os::fd::OwnedFd::from(reader));
         assert_eq!(
-            read_line(&pipe, true, true).bytes.as_deref(),
+            read_input(&pipe, true, true).bytes.as_deref(),
             Some(&b"a\nb\nc"[..])
         );
         drop(writer);
-        assert_eq!(read_line(&pipe, true, true), Line::eof());
+        assert_eq!(read_input(&pipe, true, true), Line::eof());
     }
 
     #[test]
@@ -324,14 +324,14 @@ mod tests {
         });
         let file = File::from(std::os::fd::OwnedFd::from(reader));
         assert_eq!(
-            read_line(&file, true, false).bytes.map(|b| b.len()),
+            read_input(&file, true, false).bytes.map(|b| b.len()),
             Some(MAX_PIECE)
         );
         assert_eq!(
-            read_line(&file, true, false).bytes.map(|b| b.len()),
+            read_input(&file, true, false).bytes.map(|b| b.len()),
             Some(11)
         );
         feeder.join().unwrap();
-        assert_eq!(read_line(&file, true, false), Line::eof());
+        assert_eq!(read_input(&file, true, false), Line::eof());
     }
 }
