@@ -965,6 +965,42 @@ fn a_function_that_halts_its_warm_node_ends_as_a_cold_one_does() {
 }
 
 #[test]
+fn what_the_node_prints_of_its_own_shows_on_a_warm_run_as_on_a_cold_one() {
+    // Logger's lines and `:user`'s are the node's own, on its session's stdout, which the agent
+    // reads: they reach the run that claimed the node, all of them, before it ends.
+    let sshd = Sshd::start();
+    let sessions = Sessions::new();
+    sessions.up_ready(&sshd);
+    let code = "require Logger; Logger.warning(\"warned from the spare\"); \
+        for i <- 1..2000, do: IO.puts(:user, \"user line #{i}\"); :done";
+    let out = sessions.on(&sshd, &["eval", "-v", "--no-compile", code]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), ":done\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains(SERVED), "{}", out.stderr);
+    let host = sshd.host();
+    assert!(
+        out.stderr.contains("warned from the spare"),
+        "{}",
+        out.stderr
+    );
+    let said: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("user line "))
+        .collect();
+    let expected: Vec<String> = (1..=2000)
+        .map(|i| format!("[{host}] user line {i}"))
+        .collect();
+    assert_eq!(said, expected, "{}", out.stderr);
+    out.assert_local_clean();
+    sessions.down_all_on(&sshd);
+}
+
+#[test]
 fn two_ups_of_one_host_at_once_bring_up_one_session() {
     let sshd = Sshd::start();
     let sessions = Sessions::new();

@@ -208,7 +208,7 @@ fn forward_refusal<S: AsRef<str>>(said: &[S]) -> String {
 
 /// Whether a stderr line of the master is ssh's own (its connection multiplexer's) rather than the
 /// session's: `mux_confirm_remote_forward: ...`.
-fn is_ssh_own(line: &str) -> bool {
+pub(crate) fn is_ssh_own(line: &str) -> bool {
     line.split_once(": ").is_some_and(|(f, _)| {
         f.starts_with("mux_") && f.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
     })

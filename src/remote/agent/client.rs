@@ -4,13 +4,15 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::sync::watch;
 
 use super::preload::{self, Digests};
 use super::{
-    BYE, CLAIM, DOWN, ENDED, FAILED, FD, GO, HELD, IDLE, OK, PRELOAD, SPARE, STATUS, Status, dirs,
-    fd,
+    BYE, CLAIM, DOWN, ENDED, FAILED, FD, GO, HELD, IDLE, LOG, OK, PRELOAD, SETTLED, SPARE, STATUS,
+    Status, dirs, fd,
 };
 use crate::config::HostSettings;
 use crate::remote::boot;
@@ -47,13 +49,9 @@ impl Agent {
         self.answer().await
     }
 
-    /// Sends a batch for the next spare nodes: `preload LEN`, then the LEN bytes.
+    /// Sends a batch for the next spare nodes ([`send_preload`]).
     async fn send_preload(&mut self, encoded: &[u8]) -> io::Result<()> {
-        let stream = self.stream.get_mut();
-        stream
-            .write_all(format!("{PRELOAD}{}\n", encoded.len()).as_bytes())
-            .await?;
-        stream.write_all(encoded).await
+        send_preload(self.stream.get_mut(), encoded).await
     }
 
     async fn answer(&mut self) -> io::Result<String> {
@@ -63,6 +61,14 @@ impl Agent {
         }
         Ok(answer.trim_end().to_owned())
     }
+}
+
+/// Sends a batch for the next spare nodes on `stream`: `preload LEN`, then the LEN bytes.
+async fn send_preload(stream: &mut (impl AsyncWrite + Unpin), encoded: &[u8]) -> io::Result<()> {
+    stream
+        .write_all(format!("{PRELOAD}{}\n", encoded.len()).as_bytes())
+        .await?;
+    stream.write_all(encoded).await
 }
 
 /// What a session directory holds.
@@ -176,12 +182,37 @@ pub async fn down(dir: &Path) -> io::Result<()> {
 /// A spare node claimed for one run (how it reaches the run comes beside it, as [`Claimed`]).
 /// Dropping the claim tells the agent the run is over.
 pub struct Claim {
-    agent: Agent,
+    agent: Link,
     /// What the node was given to load ahead, if anything (and if it loaded).
     pub had: Option<Digests>,
     /// What the node said of itself once ready, as `info` would answer (no application asked
     /// about), if it did: the run need not ask.
     pub known: Option<Remote>,
+}
+
+/// The claim's connection to the agent: asked and answered line by line until the run has its
+/// node, then followed ([`Claim::follow`]).
+enum Link {
+    Asking(Agent),
+    Following(Following),
+}
+
+/// A followed claim's connection: the run writes batches on it while a task of its own reads what
+/// the agent passes on.
+struct Following {
+    write: OwnedWriteHalf,
+    /// Whether the node has said its own output of the run's work is all out ([`SETTLED`]).
+    settled: watch::Receiver<bool>,
+    /// How the spare's session ended ([`ENDED`]): its exit status, if it had one.
+    ended: watch::Receiver<Option<Option<i32>>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        // What the node would say after the run has let it go is no longer the run's.
+        self.reader.abort();
+    }
 }
 
 /// How a claimed spare node reaches the run.
@@ -269,6 +300,7 @@ pub async fn claim(dir: &Path, limit: Duration) -> io::Result<(Claim, Claimed)> 
             }
             Err(waiting) => waiting,
         };
+        let agent = Link::Asking(agent);
         Ok((Claim { had, known, agent }, node))
     };
     tokio::time::timeout(limit, claiming)
@@ -298,7 +330,10 @@ impl Claim {
     /// Hands the run's cookie and node name to a [`Claimed::Waiting`] spare node, which then
     /// connects to its socket.
     pub async fn go(&mut self, cookie: &str, local: &str) -> io::Result<()> {
-        let said = self.agent.ask(&format!("{GO} {cookie} {local}")).await?;
+        let Link::Asking(agent) = &mut self.agent else {
+            return Err(malformed("`go`, after the node was taken,"));
+        };
+        let said = agent.ask(&format!("{GO} {cookie} {local}")).await?;
         if said == OK {
             Ok(())
         } else {
@@ -306,20 +341,83 @@ impl Claim {
         }
     }
 
+    /// Once the run has its node: hands each line the node prints of its own, as the agent
+    /// passes it on ([`LOG`]), to `line`, and takes note of what the agent says of the node
+    /// ([`SETTLED`], [`ENDED`]) for [`Claim::settled`] and [`Claim::ended`].
+    pub fn follow(self, line: impl Fn(&str) + Send + 'static) -> Claim {
+        let Link::Asking(agent) = self.agent else {
+            return self;
+        };
+        // What the agent wrote past the answers read so far comes first.
+        let read_ahead = std::io::Cursor::new(agent.stream.buffer().to_vec());
+        let (read, write) = agent.stream.into_inner().into_split();
+        let (settled_tx, settled) = watch::channel(false);
+        let (ended_tx, ended) = watch::channel(None);
+        let reader = tokio::spawn(async move {
+            let mut read = BufReader::new(read_ahead.chain(read));
+            let mut said = String::new();
+            loop {
+                said.clear();
+                if read.read_line(&mut said).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                let said = said.trim_end_matches('\n');
+                if let Some(text) = said.strip_prefix(LOG) {
+                    line(text);
+                } else if said == SETTLED {
+                    settled_tx.send_replace(true);
+                } else if let Some(status) = said.strip_prefix(ENDED) {
+                    ended_tx.send_replace(Some(status.trim().parse().ok()));
+                }
+            }
+        });
+        Claim {
+            agent: Link::Following(Following {
+                write,
+                settled,
+                ended,
+                reader,
+            }),
+            ..self
+        }
+    }
+
+    /// Waits at most `limit` for the node to say its own output of the run's work is all out,
+    /// as the agent passes it on; false if it has not.
+    pub async fn settled(&mut self, limit: Duration) -> bool {
+        let Link::Following(following) = &mut self.agent else {
+            return false;
+        };
+        let settled = following.settled.wait_for(|settled| *settled);
+        matches!(tokio::time::timeout(limit, settled).await, Ok(Ok(_)))
+    }
+
     /// The exit status of the spare's session, once the agent says it ended ([`super::ENDED`]),
     /// within `limit`: `None` past it, or when it ended by a signal.
     pub async fn ended(&mut self, limit: Duration) -> Option<i32> {
-        let said = tokio::time::timeout(limit, self.agent.answer())
-            .await
-            .ok()?
-            .ok()?;
-        said.strip_prefix(ENDED)?.trim().parse().ok()
+        match &mut self.agent {
+            Link::Asking(agent) => {
+                let said = tokio::time::timeout(limit, agent.answer())
+                    .await
+                    .ok()?
+                    .ok()?;
+                said.strip_prefix(ENDED)?.trim().parse().ok()
+            }
+            Link::Following(following) => {
+                let ended = following.ended.wait_for(Option::is_some);
+                let status = *tokio::time::timeout(limit, ended).await.ok()?.ok()?;
+                status.flatten()
+            }
+        }
     }
 
     /// Hands the agent this run's batch (as [`super::preload::encode`] makes it), for the next
     /// spare nodes to load ahead.
     pub async fn preload(&mut self, encoded: &[u8]) -> io::Result<()> {
-        self.agent.send_preload(encoded).await
+        match &mut self.agent {
+            Link::Asking(agent) => agent.send_preload(encoded).await,
+            Link::Following(following) => send_preload(&mut following.write, encoded).await,
+        }
     }
 }
 

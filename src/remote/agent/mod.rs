@@ -25,7 +25,10 @@
 //! `failed WHY` at once (the run connects as usual). `idle SECS` (from `up` on a session already
 //! up) sets the idle limit anew, counted from then, and is answered `ok`. A
 //! spare whose session ends while a run has it is told of as `ended STATUS`, the session's exit
-//! status (`-` for a signal's end): a run that lost its node reads why.
+//! status (`-` for a signal's end): a run that lost its node reads why. Once the run has its
+//! node, the agent passes on what the node prints of its own on its session's stdout and stderr
+//! (Logger's lines, `:user`'s), as `log TEXT` lines, and its word that all of it is out as
+//! `done` (a cold run reads the same from its own session).
 
 pub mod ahead;
 pub mod client;
@@ -65,6 +68,10 @@ pub const OK: &str = "ok";
 pub const PRELOAD: &str = "preload ";
 /// The agent's word to a run whose spare's session ended: `ended STATUS`.
 pub const ENDED: &str = "ended";
+/// A line the claimed node printed of its own: `log TEXT`.
+pub const LOG: &str = "log ";
+/// The agent's word that the claimed node has printed all its own output of the run's work.
+pub const SETTLED: &str = "done";
 /// The request that sets the idle limit anew: `idle SECS`.
 pub const IDLE: &str = "idle ";
 /// The agent's answer to [`CLAIM`] when its last spare failed: `failed WHY`.

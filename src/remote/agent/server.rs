@@ -14,17 +14,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use super::ahead::Ahead;
 use super::preload::Preload;
-use super::spare::Spare;
+use super::spare::{Said, Spare};
 use super::{
-    BYE, CLAIM, CONNECTED, DOWN, ENDED, FAILED, FD, GO, HELD, IDLE, OK, PRELOAD, READY, SPARE,
-    STATUS, Spec, Status, dirs, fd,
+    BYE, CLAIM, CONNECTED, DOWN, ENDED, FAILED, FD, GO, HELD, IDLE, LOG, OK, PRELOAD, READY,
+    SETTLED, SPARE, STATUS, Spec, Status, dirs, fd,
 };
 use crate::remote::boot;
 use crate::remote::private_dir::{self, PrivateDir};
@@ -708,15 +708,26 @@ impl Connection {
         };
         if handed.is_some() {
             let mut stop = self.stop.clone();
+            let mut lines = spare.take_lines();
+            // What was read past the hand-over comes first (the run sends nothing before its
+            // batch, but a split must lose nothing).
+            let read_ahead = std::io::Cursor::new(stream.buffer().to_vec());
+            let (read, mut write) = stream.into_inner().into_split();
+            let mut read = BufReader::new(tokio::io::AsyncReadExt::chain(read_ahead, read));
+            // What the node prints, to the end of its session, then how that ended: the run may
+            // be waiting to learn whether its function halted the node.
+            let passing = async {
+                pass_on(lines.as_mut(), &mut write).await;
+                let status = spare.ended().await;
+                let status = status.map_or_else(|| "-".to_owned(), |s| s.to_string());
+                let _ = write
+                    .write_all(format!("{ENDED} {status}\n").as_bytes())
+                    .await;
+            };
             tokio::select! {
                 // The run closes the connection when it is done with the node.
-                () = self.preloads(&mut stream) => {}
-                status = spare.ended() => {
-                    // The run may be waiting to learn whether its function halted the node.
-                    let status = status.map_or_else(|| "-".to_owned(), |s| s.to_string());
-                    let said = format!("{ENDED} {status}\n");
-                    let _ = stream.get_mut().write_all(said.as_bytes()).await;
-                }
+                () = self.preloads(&mut read) => {}
+                () = passing => {}
                 _ = stop.changed() => {}
             }
         }
@@ -727,7 +738,7 @@ impl Connection {
     }
 
     /// Takes the batches the run hands over for the next spares until it closes the connection.
-    async fn preloads(&self, stream: &mut BufReader<UnixStream>) {
+    async fn preloads(&self, stream: &mut (impl AsyncBufRead + Unpin)) {
         let mut line = String::new();
         loop {
             line.clear();
@@ -741,7 +752,7 @@ impl Connection {
 
     /// Takes one batch for the next spares: `line` says `preload LEN`, and LEN bytes of what
     /// [`super::preload::encode`] made follow. False if the line or the bytes are not that.
-    async fn preload(&self, stream: &mut BufReader<UnixStream>, line: &str) -> bool {
+    async fn preload(&self, stream: &mut (impl AsyncBufRead + Unpin), line: &str) -> bool {
         let Some(len) = line
             .trim_end()
             .strip_prefix(PRELOAD)
@@ -811,6 +822,25 @@ impl Connection {
     }
 }
 
+/// Passes on to the run what its node prints of its own ([`LOG`], [`SETTLED`]; lines dropped for
+/// want of room as a line saying how many) until the node's session has no more to say or the
+/// run has gone.
+async fn pass_on(lines: Option<&mut mpsc::Receiver<Said>>, write: &mut (impl AsyncWrite + Unpin)) {
+    let Some(lines) = lines else { return };
+    while let Some(said) = lines.recv().await {
+        let text = match said {
+            Said::Line(line) => format!("{LOG}{line}\n"),
+            Said::Dropped(n) => format!(
+                "{LOG}({n} lines the node printed were dropped here: they came faster than the run took them)\n"
+            ),
+            Said::Done => format!("{SETTLED}\n"),
+        };
+        if write.write_all(text.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Offers `spare` to a run: `first` (its kind and what the run needs to take it), then what the
 /// spare was given to load ahead and what it said of itself; the run's answer line.
 async fn offer(stream: &mut BufReader<UnixStream>, first: &str, spare: &Spare) -> Option<String> {
@@ -827,4 +857,32 @@ async fn offer(stream: &mut BufReader<UnixStream>, first: &str, spare: &Spare) -
         .ok()?
         .ok()?;
     Some(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_nodes_lines_are_passed_on_in_order_with_the_count_of_those_dropped() {
+        let (tx, mut lines) = mpsc::channel(8);
+        for said in [
+            Said::Line("first".into()),
+            Said::Dropped(3),
+            Said::Line("after a gap".into()),
+            Said::Done,
+        ] {
+            tx.send(said).await.unwrap();
+        }
+        drop(tx);
+        let mut written = Vec::new();
+        pass_on(Some(&mut lines), &mut written).await;
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            "log first\n\
+             log (3 lines the node printed were dropped here: they came faster than the run took them)\n\
+             log after a gap\n\
+             done\n"
+        );
+    }
 }

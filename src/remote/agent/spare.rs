@@ -9,14 +9,15 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::preload::Preload;
-use crate::remote::boot::{self, INFO, MARKER, NODE_HOST};
+use crate::remote::boot::{self, DONE, INFO, MARKER, NODE_HOST};
 use crate::remote::ssh::{self, Control, SshError, Target};
 
 /// `mix-remote:spare`: the spare's node has started and runs the boot program.
@@ -24,6 +25,21 @@ const BOOTED: &str = "spare";
 
 /// How long a spare's session may take to end by itself once its stdin is closed.
 const END_GRACE: Duration = Duration::from_secs(5);
+
+/// How many of the node's own lines wait for the run that claims it (or, during the run, for
+/// the agent to pass them on); more are dropped, and counted where they would have been.
+const LINES_HELD: usize = 4096;
+
+/// What the node prints of its own on its session's stdout and stderr, for the run that claims it.
+#[derive(Debug, PartialEq)]
+pub enum Said {
+    /// A line (Logger's, `:user`'s), without its newline.
+    Line(String),
+    /// How many lines were dropped here for want of room.
+    Dropped(u64),
+    /// The node's word that its own output of the run's work is all out ([`DONE`]).
+    Done,
+}
 
 /// Why a spare could not be booted.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +74,8 @@ pub struct Spare {
     expected: u32,
     /// The batch the node was given to load ahead, if any.
     pub preloaded: Option<Arc<Preload>>,
+    /// What the node prints of its own, until the run that claims it takes it.
+    lines: Option<mpsc::Receiver<Said>>,
 }
 
 impl Spare {
@@ -109,12 +127,15 @@ impl Spare {
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .map_err(SpareError::Spawn)?;
         let (seen_tx, seen) = watch::channel((0, None));
+        let (said_tx, said) = mpsc::channel(LINES_HELD);
+        let keep = keeping(said_tx);
         if let Some(stdout) = child.stdout.take() {
+            let keep = keep.clone();
             // Read to the end, lossily: the node's stray output must never fill the pipe, nor
             // stop the reading before the markers that come after it.
             tokio::spawn(ssh::each_line(stdout, move |line, continued| {
@@ -123,7 +144,16 @@ impl Spare {
                     Some(m) if m.starts_with(INFO) => seen_tx.send_modify(|seen| {
                         *seen = (seen.0 + 1, Some(m[INFO.len()..].into()));
                     }),
-                    _ => {}
+                    Some(DONE) => keep(Said::Done),
+                    Some(_) => {}
+                    None => keep(Said::Line(line)),
+                }
+            }));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(ssh::each_line(stderr, move |line, _| {
+                if !ssh::is_ssh_own(&line) {
+                    keep(Said::Line(line));
                 }
             }));
         }
@@ -148,7 +178,14 @@ impl Spare {
             seen,
             expected: 2 + u32::from(preload.is_some()),
             preloaded: preload,
+            lines: Some(said),
         })
+    }
+
+    /// What the node prints of its own, for the run that claims it: what it printed so far, then
+    /// the rest as it comes (once only).
+    pub fn take_lines(&mut self) -> Option<mpsc::Receiver<Said>> {
+        self.lines.take()
     }
 
     /// Resolves once the node runs the boot program and has loaded all it was given ahead (it
@@ -208,6 +245,20 @@ impl Spare {
     }
 }
 
+/// What keeps each thing the node says in `tx` while it has room, and counts what it drops for
+/// want of it, to say so in its place once there is room again.
+fn keeping(tx: mpsc::Sender<Said>) -> impl Fn(Said) + Clone {
+    let dropped = Arc::new(AtomicU64::new(0));
+    move |said| {
+        let gap = dropped.swap(0, Ordering::Relaxed);
+        if gap > 0 && tx.try_send(Said::Dropped(gap)).is_err() {
+            dropped.fetch_add(gap + 1, Ordering::Relaxed);
+        } else if tx.try_send(said).is_err() {
+            dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// The run's part of the boot session's input: the cookie and our node's name (the last lines of
 /// [`boot::stdin_input`]).
 fn identities(cookie: &str, local: &str) -> String {
@@ -238,5 +289,24 @@ mod tests {
         let say = b"io:format(\"mix-remote:spare~n\"), ";
         assert!(input.starts_with(b"io:format(\"mix-remote:spare~n\"), Otp = "));
         assert!(input[say.len()..] == cold[..]);
+    }
+
+    #[test]
+    fn what_is_dropped_for_want_of_room_is_counted_in_its_place() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let keep = keeping(tx);
+        let line = |text: &str| Said::Line(text.to_owned());
+        for text in ["1", "2", "3", "4"] {
+            keep(line(text));
+        }
+        assert_eq!(rx.try_recv().ok(), Some(line("1")));
+        // Room for the count, not yet for the line after it: that one is counted too.
+        keep(line("5"));
+        assert_eq!(rx.try_recv().ok(), Some(line("2")));
+        assert_eq!(rx.try_recv().ok(), Some(Said::Dropped(2)));
+        keep(line("6"));
+        keep(Said::Done);
+        let rest: Vec<Said> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        assert_eq!(rest, [Said::Dropped(1), line("6")]);
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::{LocalEnd, Session, SessionError, Stats, TEARDOWN_GRACE, timeout};
+use super::{LocalEnd, SETTLE_LIMIT, Session, SessionError, Stats, TEARDOWN_GRACE, timeout};
 use crate::config::HostSettings;
 use crate::events::Stage;
 use crate::remote::agent::{self, client, dirs, preload};
@@ -170,6 +170,11 @@ where
             (ids, Way::Accept(node_end))
         }
     };
+    // What the node prints of its own (Logger's lines) is this run's from now on, as a cold
+    // node's session's is.
+    let lines = Arc::clone(report);
+    let name = host.name.clone();
+    let mut claim = claim.follow(move |line| lines.remote_line(&name, line));
     stats.connect = Some(started.elapsed());
     report.verbose(&format!(
         "warm session of {}: its spare node serves this run{}",
@@ -251,8 +256,12 @@ where
     {
         let _ = claim.preload(&preload::encode(&prepared)).await;
     }
-    // The agent stops what is left of the node once the claim is dropped.
+    // The agent stops what is left of the node once the claim is dropped: after the node's own
+    // output of the work is all out, as a cold run waits for it.
     let stopping = Instant::now();
+    if result.is_ok() {
+        claim.settled(SETTLE_LIMIT).await;
+    }
     drop(claim);
     stats.teardown = Some(stopping.elapsed());
     report.verbose(&stats.line());
