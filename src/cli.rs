@@ -243,7 +243,6 @@ fn tip(mut error: clap::Error, args: &[OsString]) -> clap::Error {
 fn unused(command: &str, flag: &str) -> Option<&'static str> {
     Some(match (command, flag) {
         ("up" | "down", "--parallel") => "it takes the hosts one after another",
-        ("up", "--boot-timeout") => "a spare node boots for as long as it takes",
         ("up", "--push-timeout" | "--call-timeout") => "each run has its own limits",
         ("down", "--connect-timeout" | "--boot-timeout" | "--push-timeout" | "--call-timeout") => {
             "it connects to no server"
@@ -983,6 +982,9 @@ pub struct UpArgs {
     pub connect: ConnectLimit,
     #[command(flatten)]
     #[allow(missing_docs)]
+    pub boot: BootLimit,
+    #[command(flatten)]
+    #[allow(missing_docs)]
     pub output: Output,
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -994,6 +996,7 @@ impl UpArgs {
     pub fn layer(&self) -> Section {
         Section {
             connect_timeout: self.connect.connect_timeout,
+            boot_timeout: self.boot.boot_timeout,
             ..self.reach.layer()
         }
     }

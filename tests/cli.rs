@@ -1435,11 +1435,6 @@ fn a_flag_a_command_has_no_use_for_is_refused_saying_why_and_its_variable_not_re
     for (command, flag, why) in [
         ("up", "--parallel", "it takes the hosts one after another"),
         ("down", "--parallel", "it takes the hosts one after another"),
-        (
-            "up",
-            "--boot-timeout",
-            "a spare node boots for as long as it takes",
-        ),
         ("up", "--push-timeout", "each run has its own limits"),
         ("up", "--call-timeout", "each run has its own limits"),
         ("down", "--connect-timeout", "it connects to no server"),
@@ -1473,11 +1468,7 @@ fn a_flag_a_command_has_no_use_for_is_refused_saying_why_and_its_variable_not_re
     }
     // Their variables, set for `run`, are no business of these commands: not even a bad value.
     let limits = ["MIX_REMOTE_PUSH_TIMEOUT", "MIX_REMOTE_CALL_TIMEOUT"];
-    let up = [
-        &limits[..],
-        &["MIX_REMOTE_PARALLEL", "MIX_REMOTE_BOOT_TIMEOUT"],
-    ]
-    .concat();
+    let up = [&limits[..], &["MIX_REMOTE_PARALLEL"]].concat();
     for (command, variables) in [("up", &up[..]), ("check", &limits)] {
         let mut tool = tool(dir.path(), &[command]);
         tool.args(unreachable)

@@ -632,6 +632,25 @@ fn up_interrupted_while_its_spare_boots_leaves_no_session() {
 }
 
 #[test]
+fn up_whose_spare_does_not_boot_in_time_says_so_and_leaves_no_session() {
+    let sshd = Sshd::start();
+    let gate = testkit::ElixirWrapper::gate();
+    let elixir = gate.path().display().to_string();
+    let sessions = Sessions::new();
+    let up = sessions.on(&sshd, &["up", "--elixir", &elixir, "--boot-timeout", "2"]);
+    assert_eq!(up.code, Some(4), "{}", up.stderr);
+    let said = format!(
+        "timed out booting a spare node on {} after 2 s (raise it with --boot-timeout)",
+        sshd.host()
+    );
+    assert!(up.stderr.contains(&said), "{}", up.stderr);
+    sessions.assert_clean();
+    drop(gate);
+    sessions.assert_clean_on(&sshd);
+    assert!(sessions.status().is_empty());
+}
+
+#[test]
 fn up_over_several_hosts_brings_up_every_one_it_can() {
     // `down` is first and cannot be reached (nothing listens on its port): `good` still gets its
     // session, and the failure is told with its host's name.

@@ -121,19 +121,36 @@ async fn up(
         .stdout
         .take()
         .map(|stdout| BufReader::new(stdout).lines());
-    let mut said = next_line(&mut lines).await;
-    let phase = if said == CONNECTED {
+    // Each wait has its limit, as a run's connect and boot have: past it, the agent, its stdin
+    // closed, leaves no session.
+    let mut waiting = ("connecting", limit, "--connect-timeout");
+    let mut said = next_line(&mut lines, limit).await;
+    let phase = if said.as_deref() == Some(CONNECTED) {
         phase.done(format!("connected to {}", host.address));
         let booting = report.phase(
             Stage::Boot,
             format!("booting a spare node on {}", host.address),
         );
-        said = next_line(&mut lines).await;
+        let boot = Duration::from_secs(host.boot_timeout);
+        waiting = ("booting a spare node", boot, "--boot-timeout");
+        said = next_line(&mut lines, boot).await;
         booting
     } else {
         phase
     };
     drop(stdin);
+    let Some(said) = said else {
+        let (what, limit, flag) = waiting;
+        let _ = tokio::time::timeout(AGENT_GONE, child.wait()).await;
+        return Err(CliError::new(
+            format!(
+                "timed out {what} on {} after {} s (raise it with {flag})",
+                host.address,
+                limit.as_secs()
+            ),
+            exit::TIMEOUT,
+        ));
+    };
     if said == READY {
         phase.done(format!(
             "session for {} up (ends after {} without a run)",
@@ -191,13 +208,24 @@ async fn already(
     }
 }
 
-/// The agent's next line on its stdout (without its newline); empty once it has said all.
-async fn next_line(lines: &mut Option<Lines<BufReader<ChildStdout>>>) -> String {
-    match lines {
-        Some(lines) => lines.next_line().await.ok().flatten().unwrap_or_default(),
-        None => String::new(),
-    }
+/// The agent's next line on its stdout (without its newline), empty once it has said all;
+/// `None` if it says nothing within `limit`.
+async fn next_line(
+    lines: &mut Option<Lines<BufReader<ChildStdout>>>,
+    limit: Duration,
+) -> Option<String> {
+    let next = async {
+        match lines {
+            Some(lines) => lines.next_line().await.ok().flatten().unwrap_or_default(),
+            None => String::new(),
+        }
+    };
+    tokio::time::timeout(limit, next).await.ok()
 }
+
+/// How long an agent `up` gave up on may take to leave nothing (its spare stopped, its
+/// connection closed, its directory removed).
+const AGENT_GONE: Duration = Duration::from_secs(15);
 
 /// How long, beyond its login's limit, a session another `up` starts may take to boot its first
 /// spare node and serve.
