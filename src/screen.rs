@@ -41,16 +41,30 @@ pub enum Stream {
     Stderr,
 }
 
+/// Set once a write on stdout has failed because its reader has gone (`| head` has exited).
+static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+
+/// Whether stdout's reader has gone: a write there failed with `EPIPE`.
+pub fn stdout_gone() -> bool {
+    STDOUT_GONE.load(Ordering::Relaxed)
+}
+
 impl Stream {
-    /// Writes `bytes` on this stream and flushes it; a write that fails is dropped.
+    /// Writes `bytes` on this stream and flushes it; a write that fails is dropped (one on a
+    /// stdout whose reader has gone noted for [`stdout_gone`]).
     pub fn write(self, bytes: &[u8]) {
-        let _ = match self {
+        let written = match self {
             Stream::Stdout => {
                 let mut out = std::io::stdout().lock();
                 out.write_all(bytes).and_then(|()| out.flush())
             }
             Stream::Stderr => std::io::stderr().lock().write_all(bytes),
         };
+        if self == Stream::Stdout
+            && written.is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        {
+            STDOUT_GONE.store(true, Ordering::Relaxed);
+        }
     }
 
     fn is_terminal(self) -> bool {

@@ -11,6 +11,9 @@
 %%   tool -> relay   {mix_remote_ack, N}                N bytes are on the tool's stdout or stderr
 %%   tool -> relay   {mix_remote_line, Bin | eof | interrupted}   the input asked for
 %%   tool -> relay   {mix_remote_geometry, Cols, Rows}  the tool's terminal size
+%%   tool -> relay   mix_remote_closed                  the tool's stdout has no reader any
+%%                                                      more: later output fails (terminated),
+%%                                                      as on OTP's own stdout closed
 %%   local           {mix_remote_sync, Pid, Ref} -> Pid ! {Ref, synced} once all output before
 %%                   it is sent to the tool: a message Pid sends the tool after that arrives
 %%                   after it (one connection keeps the order), and the tool writes the output
@@ -25,7 +28,7 @@
 %% only when asked: a line, or a block of lines once the function reads on (src/remote/stdin.rs).
 %%
 %% No binary matching syntax (OTP 29 refuses what OTP 25 compiles some of it to): built with
-%% OTP 25 `erlc +r24 +deterministic` (`cargo xtask relay-beam`), it loads on OTP 24 to 29.
+%% OTP 25 `erlc +r24 +deterministic` (`cargo xtask erl-beams`), it loads on OTP 24 to 29.
 -module(mix_remote_relay).
 -export([start/1, init/1, collect/2]).
 
@@ -35,7 +38,7 @@
 
 -record(s, {tool, buf = queue:new(), size = 0, due = false, inflight = 0, sent = 0,
             syncs = [], binary = true, encoding = unicode, geometry, input = <<>>, eof = false,
-            reads = [], asking = false}).
+            reads = [], asking = false, closed = false}).
 
 %% Starts the relay for the tool's process Tool; returns its pid.
 start(Tool) -> spawn(?MODULE, init, [Tool]).
@@ -77,6 +80,9 @@ forward_errors(Relay, Watch, Own) ->
 
 loop(S) ->
     receive
+        {io_request, From, ReplyAs, {put_chars, unicode, _}} when S#s.closed ->
+            From ! {io_reply, ReplyAs, {error, terminated}},
+            loop(S);
         {io_request, From, ReplyAs, {put_chars, unicode, Chars}} ->
             case bytes(Chars, unicode, S#s.encoding) of
                 error -> From ! {io_reply, ReplyAs, {error, put_chars}}, loop(S);
@@ -94,6 +100,8 @@ loop(S) ->
             loop(serve_reads(line_in(S, Data)));
         {mix_remote_geometry, Cols, Rows} ->
             loop(S#s{geometry = {Cols, Rows}});
+        mix_remote_closed ->
+            loop(S#s{closed = true});
         {mix_remote_sync, From, Ref} ->
             S1 = ship(S),
             loop(synced(S1#s{syncs = [{S1#s.sent + S1#s.size, From, Ref} | S1#s.syncs]}));
@@ -255,8 +263,10 @@ immediate(R, err, S) ->
 immediate(_, out, S) -> {{error, request}, S}.
 
 put_text(error, _Stream, S) -> {{error, put_chars}, S};
+put_text(_Bin, out, #s{closed = true} = S) -> {{error, terminated}, S};
 put_text(Bin, Stream, S) -> {ok, add(S, Stream, Bin)}.
 
+put_applied(_, out, #s{closed = true} = S) -> {{error, terminated}, S};
 put_applied({Printed, Text}, Stream, S) -> put_text(Text, Stream, add(S, Stream, Printed)).
 
 %% The bytes of {put_chars, Enc, M, F, A} (what io:format sends) on a device in encoding Dev:

@@ -113,6 +113,32 @@ fn a_hundred_thousand_lines_arrive_complete_and_in_order() {
 }
 
 #[test]
+fn output_to_a_reader_that_has_gone_fails_the_functions_writes_as_under_mix_run() {
+    // `| head -n 2`: once head has exited, the function's next writes fail as on a closed device
+    // (`:terminated`, as `mix run`'s own stdout gives them), so it stops instead of running on
+    // with its output dropped; the run fails with what it raised.
+    let sshd = Sshd::start();
+    let code = "Enum.each(1..3_000_000, &IO.puts/1); IO.puts(:stderr, \"ran to the end\")";
+    let out = testkit::mix_remote(testkit::compiled_fixture("demo"))
+        .eval_on(&sshd, code)
+        .wrapper(&["bash", "-c", "set -o pipefail; \"$0\" \"$@\" | head -n 2"])
+        .run();
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(1), "1\n2\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("Erlang error: :terminated") && !out.stderr.contains("ran to the end"),
+        "{}",
+        out.stderr
+    );
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+}
+
+#[test]
 fn dots_and_a_prompt_show_as_written_and_keystrokes_answer_it() {
     let sshd = Sshd::start();
     let term = demo(&sshd, &["Demo.Ux.dots_then_ask", "--", "20", "50"]).spawn_in_pty();

@@ -154,11 +154,20 @@ pub fn start(
     std::thread::Builder::new()
         .name("console".into())
         .spawn(move || {
+            let told_gone = AtomicBool::new(false);
             let written = |stream, bytes: &[u8]| {
                 input.output(&report, stream, bytes);
                 seen.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 seen.pieces.fetch_add(1, Ordering::Relaxed);
                 let _ = node.send_named(RELAY, relay::ack(bytes.len()));
+                // As `mix run`'s own stdout: once its reader has gone, the function's writes
+                // there fail rather than run on unread.
+                if stream == Stream::Stdout
+                    && crate::screen::stdout_gone()
+                    && !told_gone.swap(true, Ordering::Relaxed)
+                {
+                    let _ = node.send_named(RELAY, relay::closed());
+                }
             };
             while let Some(message) = inbox.blocking_next() {
                 if !*open.borrow() {

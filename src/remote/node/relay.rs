@@ -92,6 +92,11 @@ pub fn interrupted() -> Term {
     tuple(vec![atom("mix_remote_line"), atom("interrupted")])
 }
 
+/// `mix_remote_closed`: the tool's stdout has no reader any more; later output to it fails.
+pub fn closed() -> Term {
+    atom("mix_remote_closed")
+}
+
 /// `{mix_remote_geometry, Cols, Rows}`: the size of the local terminal.
 pub fn geometry(cols: u16, rows: u16) -> Term {
     tuple(vec![
