@@ -648,6 +648,17 @@ fn up_whose_spare_does_not_boot_in_time_says_so_and_leaves_no_session() {
     drop(gate);
     sessions.assert_clean_on(&sshd);
     assert!(sessions.status().is_empty());
+    // The connection's limit likewise, before any spare: a listener that never speaks.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = format!("Port={}", silent.local_addr().unwrap().port());
+    let up = sessions.on(&sshd, &["up", "--connect-timeout", "1", "-o", &port]);
+    assert_eq!(up.code, Some(4), "{}", up.stderr);
+    let said = format!(
+        "timed out connecting on {} after 1 s (raise it with --connect-timeout)",
+        sshd.host()
+    );
+    assert!(up.stderr.contains(&said), "{}", up.stderr);
+    sessions.assert_clean();
 }
 
 #[test]
@@ -986,12 +997,13 @@ fn a_function_that_halts_its_warm_node_ends_as_a_cold_one_does() {
 #[test]
 fn what_the_node_prints_of_its_own_shows_on_a_warm_run_as_on_a_cold_one() {
     // Logger's lines and `:user`'s are the node's own, on its session's stdout, which the agent
-    // reads: they reach the run that claimed the node, all of them, before it ends.
+    // reads: they reach the run that claimed the node, all of them (more than the agent holds
+    // unread: the node waits for the run to take them), before it ends.
     let sshd = Sshd::start();
     let sessions = Sessions::new();
     sessions.up_ready(&sshd);
     let code = "require Logger; Logger.warning(\"warned from the spare\"); \
-        for i <- 1..2000, do: IO.puts(:user, \"user line #{i}\"); :done";
+        for i <- 1..30_000, do: IO.puts(:user, \"user line #{i}\"); :done";
     let out = sessions.on(&sshd, &["eval", "-v", "--no-compile", code]);
     assert_eq!(
         (out.code, out.stdout.as_str()),
@@ -1011,7 +1023,7 @@ fn what_the_node_prints_of_its_own_shows_on_a_warm_run_as_on_a_cold_one() {
         .lines()
         .filter(|l| l.contains("user line "))
         .collect();
-    let expected: Vec<String> = (1..=2000)
+    let expected: Vec<String> = (1..=30_000)
         .map(|i| format!("[{host}] user line {i}"))
         .collect();
     assert_eq!(said, expected, "{}", out.stderr);

@@ -18,7 +18,9 @@ use crate::events::Stage;
 use crate::exit::{self, CliError};
 use crate::remote::agent::client::{self, Found};
 use crate::remote::agent::server::AGENT;
-use crate::remote::agent::{self, CONNECTED, DEFAULT_IDLE, READY, Spec, Status, dirs};
+use crate::remote::agent::{
+    self, CONNECTED, DEFAULT_IDLE, READY, Spec, Status, TIMED_OUT, UNABLE, dirs,
+};
 use crate::report::Reporter;
 
 /// Starts a session for every chosen host that has none, one host after another; returns the
@@ -121,36 +123,21 @@ async fn up(
         .stdout
         .take()
         .map(|stdout| BufReader::new(stdout).lines());
-    // Each wait has its limit, as a run's connect and boot have: past it, the agent, its stdin
-    // closed, leaves no session.
-    let mut waiting = ("connecting", limit, "--connect-timeout");
-    let mut said = next_line(&mut lines, limit).await;
-    let phase = if said.as_deref() == Some(CONNECTED) {
+    // The agent bounds each wait (the connection's, the first spare's boot) and says why it
+    // gave up: one side decides, so that a session is either up or gone.
+    let mut said = next_line(&mut lines).await;
+    let phase = if said == CONNECTED {
         phase.done(format!("connected to {}", host.address));
         let booting = report.phase(
             Stage::Boot,
             format!("booting a spare node on {}", host.address),
         );
-        let boot = Duration::from_secs(host.boot_timeout);
-        waiting = ("booting a spare node", boot, "--boot-timeout");
-        said = next_line(&mut lines, boot).await;
+        said = next_line(&mut lines).await;
         booting
     } else {
         phase
     };
     drop(stdin);
-    let Some(said) = said else {
-        let (what, limit, flag) = waiting;
-        let _ = tokio::time::timeout(AGENT_GONE, child.wait()).await;
-        return Err(CliError::new(
-            format!(
-                "timed out {what} on {} after {} s (raise it with {flag})",
-                host.address,
-                limit.as_secs()
-            ),
-            exit::TIMEOUT,
-        ));
-    };
     if said == READY {
         phase.done(format!(
             "session for {} up (ends after {} without a run)",
@@ -166,10 +153,12 @@ async fn up(
         already(status).await;
         return Ok(());
     }
-    let why = said
-        .strip_prefix("error ")
-        .unwrap_or("the session agent exited at once");
-    Err(CliError::new(why.to_owned(), exit::CANNOT_RUN))
+    let (why, code) = match said.split_once(' ') {
+        Some((TIMED_OUT, why)) => (why, exit::TIMEOUT),
+        Some((UNABLE, why)) => (why, exit::CANNOT_RUN),
+        _ => ("the session agent exited at once", exit::CANNOT_RUN),
+    };
+    Err(CliError::new(why.to_owned(), code))
 }
 
 /// Says that the session of `host` in `dir` is up already (`status`), and gives it the idle limit
@@ -208,24 +197,13 @@ async fn already(
     }
 }
 
-/// The agent's next line on its stdout (without its newline), empty once it has said all;
-/// `None` if it says nothing within `limit`.
-async fn next_line(
-    lines: &mut Option<Lines<BufReader<ChildStdout>>>,
-    limit: Duration,
-) -> Option<String> {
-    let next = async {
-        match lines {
-            Some(lines) => lines.next_line().await.ok().flatten().unwrap_or_default(),
-            None => String::new(),
-        }
-    };
-    tokio::time::timeout(limit, next).await.ok()
+/// The agent's next line on its stdout (without its newline); empty once it has said all.
+async fn next_line(lines: &mut Option<Lines<BufReader<ChildStdout>>>) -> String {
+    match lines {
+        Some(lines) => lines.next_line().await.ok().flatten().unwrap_or_default(),
+        None => String::new(),
+    }
 }
-
-/// How long an agent `up` gave up on may take to leave nothing (its spare stopped, its
-/// connection closed, its directory removed).
-const AGENT_GONE: Duration = Duration::from_secs(15);
 
 /// How long, beyond its login's limit, a session another `up` starts may take to boot its first
 /// spare node and serve.

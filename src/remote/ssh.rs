@@ -561,46 +561,82 @@ impl Master {
     }
 }
 
-/// Calls `each` with every line of `pipe`, decoding bytes that are not UTF-8 lossily: a stray
-/// Latin-1 byte from a login script or a remote program must not stop the reading. A line is
-/// held at most [`LINE_CAP`] bytes (one of ours, [`MARKER`], [`MARKER_CAP`]), then handed out in
-/// pieces of that size: a program that rewrites its line with `\r` and never ends it costs no
-/// more memory than that. With each piece, whether it continues the one before: only a line's
-/// start can be one of ours.
+/// Calls `each` with every line of `pipe` ([`PipeLines`]), and whether it continues the one
+/// before.
 pub(crate) async fn each_line(pipe: impl AsyncRead + Unpin, mut each: impl FnMut(String, bool)) {
-    let mut reader = BufReader::new(pipe);
-    let mut line = Vec::new();
-    let mut continued = false;
-    loop {
-        let buffered = match reader.fill_buf().await {
-            Ok([]) | Err(_) => break,
-            Ok(buffered) => buffered,
-        };
-        let cap = cap_of(&line, continued);
-        let room = cap - line.len();
-        let window = &buffered[..buffered.len().min(room)];
-        let used = window
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(window.len(), |at| at + 1);
-        line.extend_from_slice(&window[..used]);
-        reader.consume(used);
-        if line.ends_with(b"\n") {
-            let text = String::from_utf8_lossy(&line);
-            each(text.trim_end_matches(['\n', '\r']).to_owned(), continued);
-            line.clear();
-            continued = false;
-        } else if line.len() >= cap {
-            // A character cut by the cap goes whole with the next piece.
-            let rest = line.split_off(line.len() - unfinished(&line));
-            each(String::from_utf8_lossy(&line).into_owned(), continued);
-            line = rest;
-            continued = true;
+    let mut lines = PipeLines::new(pipe);
+    while let Some((line, continued)) = lines.next().await {
+        each(line, continued);
+    }
+}
+
+/// The lines of a pipe, decoding bytes that are not UTF-8 lossily: a stray Latin-1 byte from a
+/// login script or a remote program must not stop the reading. A line is held at most
+/// [`LINE_CAP`] bytes (one of ours, [`MARKER`], [`MARKER_CAP`]), then handed out in pieces of
+/// that size: a program that rewrites its line with `\r` and never ends it costs no more memory
+/// than that. With each piece, whether it continues the one before: only a line's start can be
+/// one of ours.
+pub(crate) struct PipeLines<R> {
+    reader: BufReader<R>,
+    line: Vec<u8>,
+    continued: bool,
+    ended: bool,
+}
+
+impl<R: AsyncRead + Unpin> PipeLines<R> {
+    /// The lines of `pipe`.
+    pub(crate) fn new(pipe: R) -> PipeLines<R> {
+        PipeLines {
+            reader: BufReader::new(pipe),
+            line: Vec::new(),
+            continued: false,
+            ended: false,
         }
     }
-    if !line.is_empty() {
-        let text = String::from_utf8_lossy(&line);
-        each(text.trim_end_matches('\r').to_owned(), continued);
+
+    /// The next line (without its newline) or piece of one, and whether it continues the one
+    /// before; `None` once the pipe has ended (or failed) and all it held is out.
+    pub(crate) async fn next(&mut self) -> Option<(String, bool)> {
+        while !self.ended {
+            let buffered = match self.reader.fill_buf().await {
+                Ok([]) | Err(_) => {
+                    self.ended = true;
+                    break;
+                }
+                Ok(buffered) => buffered,
+            };
+            let cap = cap_of(&self.line, self.continued);
+            let room = cap - self.line.len();
+            let window = &buffered[..buffered.len().min(room)];
+            let used = window
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(window.len(), |at| at + 1);
+            self.line.extend_from_slice(&window[..used]);
+            self.reader.consume(used);
+            let continued = self.continued;
+            if self.line.ends_with(b"\n") {
+                let text = String::from_utf8_lossy(&self.line);
+                let text = text.trim_end_matches(['\n', '\r']).to_owned();
+                self.line.clear();
+                self.continued = false;
+                return Some((text, continued));
+            } else if self.line.len() >= cap {
+                // A character cut by the cap goes whole with the next piece.
+                let rest = self
+                    .line
+                    .split_off(self.line.len() - unfinished(&self.line));
+                let piece = std::mem::replace(&mut self.line, rest);
+                self.continued = true;
+                return Some((String::from_utf8_lossy(&piece).into_owned(), continued));
+            }
+        }
+        if self.line.is_empty() {
+            return None;
+        }
+        let last = std::mem::take(&mut self.line);
+        let text = String::from_utf8_lossy(&last);
+        Some((text.trim_end_matches('\r').to_owned(), self.continued))
     }
 }
 

@@ -11,8 +11,8 @@ use tokio::sync::watch;
 
 use super::preload::{self, Digests};
 use super::{
-    BYE, CLAIM, DOWN, ENDED, FAILED, FD, GO, HELD, IDLE, LOG, OK, PRELOAD, SETTLED, SPARE, STATUS,
-    Status, dirs, fd,
+    BYE, CLAIM, DOWN, ENDED, FAILED, FD, FOLLOW, GO, HELD, IDLE, LOG, OK, PRELOAD, SETTLED, SPARE,
+    STATUS, Status, dirs, fd,
 };
 use crate::config::HostSettings;
 use crate::remote::boot;
@@ -23,6 +23,8 @@ use crate::remote::push::Remote;
 const STARTING: Duration = Duration::from_secs(120);
 /// How long an agent that accepted a connection may take to say its status.
 const STATUS_WAIT: Duration = Duration::from_secs(3);
+/// How long a claim's reader may take to stop handing on lines once the claim is closed.
+const CLOSE_LIMIT: Duration = Duration::from_secs(1);
 /// How long `down` waits for the agent to leave nothing behind.
 const DOWN_LIMIT: Duration = Duration::from_secs(30);
 
@@ -331,7 +333,7 @@ impl Claim {
     /// connects to its socket.
     pub async fn go(&mut self, cookie: &str, local: &str) -> io::Result<()> {
         let Link::Asking(agent) = &mut self.agent else {
-            return Err(malformed("`go`, after the node was taken,"));
+            return Err(io::Error::other("the node was taken already"));
         };
         let said = agent.ask(&format!("{GO} {cookie} {local}")).await?;
         if said == OK {
@@ -341,16 +343,19 @@ impl Claim {
         }
     }
 
-    /// Once the run has its node: hands each line the node prints of its own, as the agent
-    /// passes it on ([`LOG`]), to `line`, and takes note of what the agent says of the node
-    /// ([`SETTLED`], [`ENDED`]) for [`Claim::settled`] and [`Claim::ended`].
-    pub fn follow(self, line: impl Fn(&str) + Send + 'static) -> Claim {
+    /// Once the run has its node: asks the agent for what the node prints of its own
+    /// ([`FOLLOW`]), hands each line to `line` as it comes ([`LOG`]), and takes note of what the
+    /// agent says of the node ([`SETTLED`], [`ENDED`]) for [`Claim::settled`] and
+    /// [`Claim::ended`]. An agent of an older build passes on no lines, and says `ended` alone.
+    pub async fn follow(self, line: impl Fn(&str) + Send + 'static) -> Claim {
         let Link::Asking(agent) = self.agent else {
             return self;
         };
         // What the agent wrote past the answers read so far comes first.
         let read_ahead = std::io::Cursor::new(agent.stream.buffer().to_vec());
-        let (read, write) = agent.stream.into_inner().into_split();
+        let (read, mut write) = agent.stream.into_inner().into_split();
+        // Unheard, the run goes on without the lines (and `ended` tells it as much).
+        let _ = write.write_all(format!("{FOLLOW}\n").as_bytes()).await;
         let (settled_tx, settled) = watch::channel(false);
         let (ended_tx, ended) = watch::channel(None);
         let reader = tokio::spawn(async move {
@@ -392,22 +397,24 @@ impl Claim {
         matches!(tokio::time::timeout(limit, settled).await, Ok(Ok(_)))
     }
 
-    /// The exit status of the spare's session, once the agent says it ended ([`super::ENDED`]),
-    /// within `limit`: `None` past it, or when it ended by a signal.
+    /// The exit status of the spare's session, once the agent says it ended ([`super::ENDED`],
+    /// after the last of the node's lines), within `limit`: `None` past it, when it ended by a
+    /// signal, or before the run [`Claim::follow`]s.
     pub async fn ended(&mut self, limit: Duration) -> Option<i32> {
-        match &mut self.agent {
-            Link::Asking(agent) => {
-                let said = tokio::time::timeout(limit, agent.answer())
-                    .await
-                    .ok()?
-                    .ok()?;
-                said.strip_prefix(ENDED)?.trim().parse().ok()
-            }
-            Link::Following(following) => {
-                let ended = following.ended.wait_for(Option::is_some);
-                let status = *tokio::time::timeout(limit, ended).await.ok()?.ok()?;
-                status.flatten()
-            }
+        let Link::Following(following) = &mut self.agent else {
+            return None;
+        };
+        let ended = following.ended.wait_for(Option::is_some);
+        let status = *tokio::time::timeout(limit, ended).await.ok()?.ok()?;
+        status.flatten()
+    }
+
+    /// Lets the node go: the agent stops what is left of it. No line of the node's is handed on
+    /// once this returns.
+    pub async fn close(self) {
+        if let Link::Following(mut following) = self.agent {
+            following.reader.abort();
+            let _ = tokio::time::timeout(CLOSE_LIMIT, &mut following.reader).await;
         }
     }
 

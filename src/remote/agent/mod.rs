@@ -25,10 +25,13 @@
 //! `failed WHY` at once (the run connects as usual). `idle SECS` (from `up` on a session already
 //! up) sets the idle limit anew, counted from then, and is answered `ok`. A
 //! spare whose session ends while a run has it is told of as `ended STATUS`, the session's exit
-//! status (`-` for a signal's end): a run that lost its node reads why. Once the run has its
-//! node, the agent passes on what the node prints of its own on its session's stdout and stderr
-//! (Logger's lines, `:user`'s), as `log TEXT` lines, and its word that all of it is out as
-//! `done` (a cold run reads the same from its own session).
+//! status (`-` for a signal's end): a run that lost its node reads why. A run that says `follow`
+//! once it has its node gets what the node prints of its own on its session's stdout and stderr
+//! (Logger's lines, `:user`'s; those printed before the claim first, with `log (N lines ...
+//! dropped here ...)` where more came than the agent holds unread), as `log TEXT` lines, and its
+//! word that all of it is out as `done` (a cold run reads the same from its own session); the
+//! agent says `ended` only after the last of them. From then on the node waits for the run to
+//! take what it prints, as a cold node's output waits for its session.
 
 pub mod ahead;
 pub mod client;
@@ -68,6 +71,8 @@ pub const OK: &str = "ok";
 pub const PRELOAD: &str = "preload ";
 /// The agent's word to a run whose spare's session ended: `ended STATUS`.
 pub const ENDED: &str = "ended";
+/// The run's word, once it has its node, that it follows what the node prints.
+pub const FOLLOW: &str = "follow";
 /// A line the claimed node printed of its own: `log TEXT`.
 pub const LOG: &str = "log ";
 /// The agent's word that the claimed node has printed all its own output of the run's work.
@@ -80,6 +85,10 @@ pub const FAILED: &str = "failed";
 pub const CONNECTED: &str = "connected";
 /// What the agent prints on its stdout for `up` once it serves (its first spare is ready).
 pub const READY: &str = "ready";
+/// What the agent prints on its stdout for `up` when it could not start serving: `error WHY`...
+pub const UNABLE: &str = "error";
+/// ... or, when a limit was reached first, `timeout WHY`.
+pub const TIMED_OUT: &str = "timeout";
 
 /// The idle limit of a session `up` starts without `--idle`.
 pub const DEFAULT_IDLE: Duration = Duration::from_secs(600);
@@ -99,6 +108,8 @@ pub struct Spec {
     pub ssh_options: Vec<String>,
     /// Seconds to wait for the SSH connection and login.
     pub connect_timeout: u64,
+    /// Seconds to wait for the first spare node to boot.
+    pub boot_timeout: u64,
     /// Seconds without a run after which the agent ends.
     pub idle_secs: u64,
 }
@@ -113,6 +124,7 @@ impl Spec {
             ssh_config: absolute(host.ssh_config.as_ref()),
             ssh_options: host.ssh_options.clone(),
             connect_timeout: host.connect_timeout,
+            boot_timeout: host.boot_timeout,
             idle_secs: idle.as_secs().max(1),
         }
     }

@@ -23,8 +23,8 @@ use super::ahead::Ahead;
 use super::preload::Preload;
 use super::spare::{Said, Spare};
 use super::{
-    BYE, CLAIM, CONNECTED, DOWN, ENDED, FAILED, FD, GO, HELD, IDLE, LOG, OK, PRELOAD, READY,
-    SETTLED, SPARE, STATUS, Spec, Status, dirs, fd,
+    BYE, CLAIM, CONNECTED, DOWN, ENDED, FAILED, FD, FOLLOW, GO, HELD, IDLE, LOG, OK, PRELOAD,
+    READY, SETTLED, SPARE, STATUS, Spec, Status, TIMED_OUT, UNABLE, dirs, fd,
 };
 use crate::remote::boot;
 use crate::remote::private_dir::{self, PrivateDir};
@@ -66,8 +66,18 @@ pub enum AgentError {
     #[error(transparent)]
     Ssh(#[from] crate::remote::ssh::SshError),
     /// The connection took too long.
-    #[error("timed out connecting to {host} after {secs} s (raise it with --connect-timeout)")]
+    #[error("timed out connecting on {host} after {secs} s (raise it with --connect-timeout)")]
     Timeout {
+        /// The host.
+        host: String,
+        /// The limit.
+        secs: u64,
+    },
+    /// The first spare node did not boot in time.
+    #[error(
+        "timed out booting a spare node on {host} after {secs} s (raise it with --boot-timeout)"
+    )]
+    BootTimeout {
         /// The host.
         host: String,
         /// The limit.
@@ -106,7 +116,11 @@ pub fn main() -> u8 {
         Err(e) => {
             // Only `up` reads this, until it sees READY: later errors have no reader (nor has
             // this one, when `up` went away).
-            let _ = say(&format!("error {e}"));
+            let word = match e {
+                AgentError::Timeout { .. } | AgentError::BootTimeout { .. } => TIMED_OUT,
+                _ => UNABLE,
+            };
+            let _ = say(&format!("{word} {e}"));
             1
         }
     }
@@ -217,14 +231,21 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
     let (first_tx, first) = oneshot::channel();
     let mut keeping = tokio::spawn(keeper.keep(master, claims, preloads, stop.clone(), first_tx));
     // `up` waits for the first spare: a session is up once it can serve a run.
+    let boot = Duration::from_secs(spec.boot_timeout);
     let first = match said {
         Ok(()) => tokio::select! {
-            first = first => first.unwrap_or_else(|_| Err("the session ended".to_owned())).map_err(
-                |why| AgentError::Spare {
+            first = tokio::time::timeout(boot, first) => match first {
+                Ok(first) => first
+                    .unwrap_or_else(|_| Err("the session ended".to_owned()))
+                    .map_err(|why| AgentError::Spare {
+                        host: spec.address.clone(),
+                        why,
+                    }),
+                Err(_) => Err(AgentError::BootTimeout {
                     host: spec.address.clone(),
-                    why,
-                },
-            ),
+                    secs: spec.boot_timeout,
+                }),
+            },
             _ = &mut gone => Err(AgentError::Abandoned),
         },
         Err(()) => Err(AgentError::Abandoned),
@@ -708,25 +729,37 @@ impl Connection {
         };
         if handed.is_some() {
             let mut stop = self.stop.clone();
-            let mut lines = spare.take_lines();
+            let lines = spare.take_lines();
             // What was read past the hand-over comes first (the run sends nothing before its
             // batch, but a split must lose nothing).
             let read_ahead = std::io::Cursor::new(stream.buffer().to_vec());
-            let (read, mut write) = stream.into_inner().into_split();
+            let (read, write) = stream.into_inner().into_split();
             let mut read = BufReader::new(tokio::io::AsyncReadExt::chain(read_ahead, read));
-            // What the node prints, to the end of its session, then how that ended: the run may
+            let mut write = tokio::io::BufWriter::new(write);
+            let (follow, mut followed) = watch::channel(false);
+            // Once the run follows (a run of an older build never does, and gets none of it),
+            // what the node prints, to the end of its session; then how that ended: the run may
             // be waiting to learn whether its function halted the node.
             let passing = async {
-                pass_on(lines.as_mut(), &mut write).await;
-                let status = spare.ended().await;
+                let status = tokio::select! {
+                    true = async { followed.wait_for(|followed| *followed).await.is_ok() } => {
+                        if let Some(mut lines) = lines {
+                            lines.follow();
+                            pass_on(&mut lines.said, &mut write).await;
+                        }
+                        spare.ended().await
+                    }
+                    status = spare.ended() => status,
+                };
                 let status = status.map_or_else(|| "-".to_owned(), |s| s.to_string());
                 let _ = write
                     .write_all(format!("{ENDED} {status}\n").as_bytes())
                     .await;
+                let _ = write.flush().await;
             };
             tokio::select! {
                 // The run closes the connection when it is done with the node.
-                () = self.preloads(&mut read) => {}
+                () = self.follows(&mut read, &follow) => {}
                 () = passing => {}
                 _ = stop.changed() => {}
             }
@@ -737,14 +770,23 @@ impl Connection {
         spare.end().await;
     }
 
-    /// Takes the batches the run hands over for the next spares until it closes the connection.
-    async fn preloads(&self, stream: &mut (impl AsyncBufRead + Unpin)) {
+    /// Takes what the run says once it has its node until it closes the connection: that it
+    /// follows what the node prints ([`FOLLOW`], told to `follow`), and the batches it hands
+    /// over for the next spares.
+    async fn follows(
+        &self,
+        stream: &mut (impl AsyncBufRead + Unpin),
+        follow: &watch::Sender<bool>,
+    ) {
         let mut line = String::new();
         loop {
             line.clear();
-            if stream.read_line(&mut line).await.unwrap_or(0) == 0
-                || !self.preload(stream, &line).await
-            {
+            if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            if line.trim_end() == FOLLOW {
+                follow.send_replace(true);
+            } else if !self.preload(stream, &line).await {
                 return;
             }
         }
@@ -822,16 +864,26 @@ impl Connection {
     }
 }
 
-/// Passes on to the run what its node prints of its own ([`LOG`], [`SETTLED`]; lines dropped for
-/// want of room as a line saying how many) until the node's session has no more to say or the
-/// run has gone.
-async fn pass_on(lines: Option<&mut mpsc::Receiver<Said>>, write: &mut (impl AsyncWrite + Unpin)) {
-    let Some(lines) = lines else { return };
-    while let Some(said) = lines.recv().await {
-        let text = match said {
+/// Passes on to the run what its node prints of its own ([`LOG`], [`SETTLED`]; lines dropped
+/// for want of room, before the run followed, as a line saying how many) until the node's
+/// session has no more to say or the run has gone; what waits is written together, and flushed
+/// whenever nothing more does.
+async fn pass_on(said: &mut mpsc::Receiver<Said>, write: &mut (impl AsyncWrite + Unpin)) {
+    loop {
+        let next = match said.try_recv() {
+            Ok(next) => Some(next),
+            Err(_) => {
+                if write.flush().await.is_err() {
+                    return;
+                }
+                said.recv().await
+            }
+        };
+        let Some(next) = next else { return };
+        let text = match next {
             Said::Line(line) => format!("{LOG}{line}\n"),
             Said::Dropped(n) => format!(
-                "{LOG}({n} lines the node printed were dropped here: they came faster than the run took them)\n"
+                "{LOG}({n} lines the node printed were dropped here: no run was reading them yet)\n"
             ),
             Said::Done => format!("{SETTLED}\n"),
         };
@@ -865,22 +917,22 @@ mod tests {
 
     #[tokio::test]
     async fn the_nodes_lines_are_passed_on_in_order_with_the_count_of_those_dropped() {
-        let (tx, mut lines) = mpsc::channel(8);
-        for said in [
+        let (tx, mut said) = mpsc::channel(8);
+        for next in [
             Said::Line("first".into()),
             Said::Dropped(3),
             Said::Line("after a gap".into()),
             Said::Done,
         ] {
-            tx.send(said).await.unwrap();
+            tx.send(next).await.unwrap();
         }
         drop(tx);
         let mut written = Vec::new();
-        pass_on(Some(&mut lines), &mut written).await;
+        pass_on(&mut said, &mut written).await;
         assert_eq!(
             String::from_utf8(written).unwrap(),
             "log first\n\
-             log (3 lines the node printed were dropped here: they came faster than the run took them)\n\
+             log (3 lines the node printed were dropped here: no run was reading them yet)\n\
              log after a gap\n\
              done\n"
         );

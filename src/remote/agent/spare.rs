@@ -9,7 +9,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -17,7 +17,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, watch};
 
 use super::preload::Preload;
-use crate::remote::boot::{self, DONE, INFO, MARKER, NODE_HOST};
+use crate::remote::boot::{self, CONNECTED, DONE, INFO, MARKER, NODE_HOST};
 use crate::remote::ssh::{self, Control, SshError, Target};
 
 /// `mix-remote:spare`: the spare's node has started and runs the boot program.
@@ -26,19 +26,35 @@ const BOOTED: &str = "spare";
 /// How long a spare's session may take to end by itself once its stdin is closed.
 const END_GRACE: Duration = Duration::from_secs(5);
 
-/// How many of the node's own lines wait for the run that claims it (or, during the run, for
-/// the agent to pass them on); more are dropped, and counted where they would have been.
-const LINES_HELD: usize = 4096;
+/// How many of the node's own lines wait for the run that claims it to follow them; more are
+/// dropped meanwhile, and counted where they would have been (the node is never held up by a
+/// run that does not read). Once the run follows, the node's output waits for it instead, as a
+/// cold run's does for its session.
+const LINES_HELD: usize = 1024;
 
 /// What the node prints of its own on its session's stdout and stderr, for the run that claims it.
 #[derive(Debug, PartialEq)]
 pub enum Said {
     /// A line (Logger's, `:user`'s), without its newline.
     Line(String),
-    /// How many lines were dropped here for want of room.
+    /// How many lines were dropped here, before the run followed, for want of room.
     Dropped(u64),
     /// The node's word that its own output of the run's work is all out ([`DONE`]).
     Done,
+}
+
+/// The node's own lines as the agent takes them for the run that claimed the node.
+pub struct Lines {
+    /// What the node said, in order.
+    pub said: mpsc::Receiver<Said>,
+    followed: Arc<AtomicBool>,
+}
+
+impl Lines {
+    /// The run follows the lines: from now on none is dropped, and the node waits for room.
+    pub fn follow(&self) {
+        self.followed.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Why a spare could not be booted.
@@ -75,7 +91,7 @@ pub struct Spare {
     /// The batch the node was given to load ahead, if any.
     pub preloaded: Option<Arc<Preload>>,
     /// What the node prints of its own, until the run that claims it takes it.
-    lines: Option<mpsc::Receiver<Said>>,
+    lines: Option<Lines>,
 }
 
 impl Spare {
@@ -133,29 +149,47 @@ impl Spare {
             .map_err(SpareError::Spawn)?;
         let (seen_tx, seen) = watch::channel((0, None));
         let (said_tx, said) = mpsc::channel(LINES_HELD);
-        let keep = keeping(said_tx);
+        let followed = Arc::new(AtomicBool::new(false));
+        let keeper = Keeper {
+            tx: said_tx,
+            followed: Arc::clone(&followed),
+            dropped: Arc::new(AtomicU64::new(0)),
+        };
+        // Until the launcher says the session runs, stderr is the login's (as for a cold run,
+        // whose tool shows it with -v only).
+        let started = Arc::new(AtomicBool::new(false));
         if let Some(stdout) = child.stdout.take() {
-            let keep = keep.clone();
-            // Read to the end, lossily: the node's stray output must never fill the pipe, nor
-            // stop the reading before the markers that come after it.
-            tokio::spawn(ssh::each_line(stdout, move |line, continued| {
-                match line.strip_prefix(MARKER).filter(|_| !continued) {
-                    Some(BOOTED) => seen_tx.send_modify(|seen| seen.0 += 1),
-                    Some(m) if m.starts_with(INFO) => seen_tx.send_modify(|seen| {
-                        *seen = (seen.0 + 1, Some(m[INFO.len()..].into()));
-                    }),
-                    Some(DONE) => keep(Said::Done),
-                    Some(_) => {}
-                    None => keep(Said::Line(line)),
+            let keeper = keeper.clone();
+            let started = Arc::clone(&started);
+            // Read to the end, lossily: a stray byte must not stop the reading before the
+            // markers that come after it.
+            tokio::spawn(async move {
+                let mut lines = ssh::PipeLines::new(stdout);
+                while let Some((line, continued)) = lines.next().await {
+                    match line.strip_prefix(MARKER).filter(|_| !continued) {
+                        Some(CONNECTED) => started.store(true, Ordering::Relaxed),
+                        Some(BOOTED) => seen_tx.send_modify(|seen| seen.0 += 1),
+                        Some(m) if m.starts_with(INFO) => seen_tx.send_modify(|seen| {
+                            *seen = (seen.0 + 1, Some(m[INFO.len()..].into()));
+                        }),
+                        Some(DONE) => keeper.keep(Said::Done).await,
+                        Some(_) => {}
+                        None => keeper.keep(Said::Line(line)).await,
+                    }
                 }
-            }));
+                keeper.ended().await;
+            });
         }
         if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(ssh::each_line(stderr, move |line, _| {
-                if !ssh::is_ssh_own(&line) {
-                    keep(Said::Line(line));
+            tokio::spawn(async move {
+                let mut lines = ssh::PipeLines::new(stderr);
+                while let Some((line, _)) = lines.next().await {
+                    if started.load(Ordering::Relaxed) && !ssh::is_ssh_own(&line) {
+                        keeper.keep(Said::Line(line)).await;
+                    }
                 }
-            }));
+                keeper.ended().await;
+            });
         }
         let mut stdin = child.stdin.take().ok_or(SpareError::Closed)?;
         // 64 random bits, hex, as a cold run names its node.
@@ -178,13 +212,13 @@ impl Spare {
             seen,
             expected: 2 + u32::from(preload.is_some()),
             preloaded: preload,
-            lines: Some(said),
+            lines: Some(Lines { said, followed }),
         })
     }
 
     /// What the node prints of its own, for the run that claims it: what it printed so far, then
     /// the rest as it comes (once only).
-    pub fn take_lines(&mut self) -> Option<mpsc::Receiver<Said>> {
+    pub fn take_lines(&mut self) -> Option<Lines> {
         self.lines.take()
     }
 
@@ -245,16 +279,39 @@ impl Spare {
     }
 }
 
-/// What keeps each thing the node says in `tx` while it has room, and counts what it drops for
-/// want of it, to say so in its place once there is room again.
-fn keeping(tx: mpsc::Sender<Said>) -> impl Fn(Said) + Clone {
-    let dropped = Arc::new(AtomicU64::new(0));
-    move |said| {
-        let gap = dropped.swap(0, Ordering::Relaxed);
-        if gap > 0 && tx.try_send(Said::Dropped(gap)).is_err() {
-            dropped.fetch_add(gap + 1, Ordering::Relaxed);
-        } else if tx.try_send(said).is_err() {
-            dropped.fetch_add(1, Ordering::Relaxed);
+/// Where the readers of the node's stdout and stderr keep what it says: while no run follows, as
+/// long as there is room (what is dropped is counted, and the count said in its place once
+/// there is room again); once one does, all of it, waiting for room.
+#[derive(Clone)]
+struct Keeper {
+    tx: mpsc::Sender<Said>,
+    followed: Arc<AtomicBool>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Keeper {
+    async fn keep(&self, said: Said) {
+        if self.followed.load(Ordering::Relaxed) {
+            let gap = self.dropped.swap(0, Ordering::Relaxed);
+            if gap > 0 {
+                let _ = self.tx.send(Said::Dropped(gap)).await;
+            }
+            let _ = self.tx.send(said).await;
+            return;
+        }
+        let gap = self.dropped.swap(0, Ordering::Relaxed);
+        if gap > 0 && self.tx.try_send(Said::Dropped(gap)).is_err() {
+            self.dropped.fetch_add(gap + 1, Ordering::Relaxed);
+        } else if self.tx.try_send(said).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The pipe has ended: a count of lines dropped last is said, for a run that follows.
+    async fn ended(&self) {
+        let gap = self.dropped.swap(0, Ordering::Relaxed);
+        if gap > 0 && self.followed.load(Ordering::Relaxed) {
+            let _ = self.tx.send(Said::Dropped(gap)).await;
         }
     }
 }
@@ -291,22 +348,47 @@ mod tests {
         assert!(input[say.len()..] == cold[..]);
     }
 
-    #[test]
-    fn what_is_dropped_for_want_of_room_is_counted_in_its_place() {
+    #[tokio::test]
+    async fn what_is_dropped_before_the_run_follows_is_counted_in_its_place_and_nothing_after() {
         let (tx, mut rx) = mpsc::channel(2);
-        let keep = keeping(tx);
+        let followed = Arc::new(AtomicBool::new(false));
+        let keeper = Keeper {
+            tx,
+            followed: Arc::clone(&followed),
+            dropped: Arc::new(AtomicU64::new(0)),
+        };
         let line = |text: &str| Said::Line(text.to_owned());
         for text in ["1", "2", "3", "4"] {
-            keep(line(text));
+            keeper.keep(line(text)).await;
         }
         assert_eq!(rx.try_recv().ok(), Some(line("1")));
         // Room for the count, not yet for the line after it: that one is counted too.
-        keep(line("5"));
+        keeper.keep(line("5")).await;
         assert_eq!(rx.try_recv().ok(), Some(line("2")));
         assert_eq!(rx.try_recv().ok(), Some(Said::Dropped(2)));
-        keep(line("6"));
-        keep(Said::Done);
-        let rest: Vec<Said> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
-        assert_eq!(rest, [Said::Dropped(1), line("6")]);
+        // Once the run follows, the keeper waits for room: the count, then every line.
+        followed.store(true, Ordering::Relaxed);
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(said) = rx.recv().await {
+                got.push(said);
+            }
+            got
+        });
+        for said in [line("6"), line("7"), line("8"), Said::Done] {
+            keeper.keep(said).await;
+        }
+        keeper.ended().await;
+        drop(keeper);
+        assert_eq!(
+            reader.await.unwrap(),
+            [
+                Said::Dropped(1),
+                line("6"),
+                line("7"),
+                line("8"),
+                Said::Done
+            ]
+        );
     }
 }

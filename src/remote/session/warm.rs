@@ -174,7 +174,9 @@ where
     // node's session's is.
     let lines = Arc::clone(report);
     let name = host.name.clone();
-    let mut claim = claim.follow(move |line| lines.remote_line(&name, line));
+    let mut claim = claim
+        .follow(move |line| lines.remote_line(&name, line))
+        .await;
     stats.connect = Some(started.elapsed());
     report.verbose(&format!(
         "warm session of {}: its spare node serves this run{}",
@@ -256,13 +258,14 @@ where
     {
         let _ = claim.preload(&preload::encode(&prepared)).await;
     }
-    // The agent stops what is left of the node once the claim is dropped: after the node's own
-    // output of the work is all out, as a cold run waits for it.
+    // The agent stops what is left of the node once the claim is let go: after the node's own
+    // output of the work is all out, as a cold run waits for it; failing that, once its session
+    // has ended (the node halts as the connection closes), its last lines passed on first.
     let stopping = Instant::now();
-    if result.is_ok() {
-        claim.settled(SETTLE_LIMIT).await;
+    if !(result.is_ok() && claim.settled(SETTLE_LIMIT).await) {
+        claim.ended(TEARDOWN_GRACE).await;
     }
-    drop(claim);
+    claim.close().await;
     stats.teardown = Some(stopping.elapsed());
     report.verbose(&stats.line());
     result
