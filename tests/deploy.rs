@@ -366,17 +366,24 @@ fn config_evaluated_ahead_prints_once_in_order_fails_as_it_would_and_sets_logger
         ),
     ];
     for (file, text, message, at) in raising {
-        std::fs::write(file, format!("raise \"{message}\"\n{text}")).unwrap();
-        let out = remote(&sshd, project, "prod", true, entry, &[], &vars);
-        assert_eq!(out.code, Some(1), "{}", out.stderr);
-        let host = sshd.host();
-        assert!(
-            out.stderr.contains(&format!(
-                "mix-remote: error: {at} failed on {host}: ** (RuntimeError) {message}\n"
-            )) && !out.stderr.contains("raised"),
-            "{}",
-            out.stderr
-        );
+        // First in the file, and last (after `import Config` and the file's config, as
+        // Phoenix's `System.get_env("DATABASE_URL") || raise ...` does).
+        for raising in [
+            format!("raise \"{message}\"\n{text}"),
+            format!("{text}\nraise \"{message}\"\n"),
+        ] {
+            std::fs::write(file, raising).unwrap();
+            let out = remote(&sshd, project, "prod", true, entry, &[], &vars);
+            assert_eq!(out.code, Some(1), "{}", out.stderr);
+            let host = sshd.host();
+            assert!(
+                out.stderr.contains(&format!(
+                    "mix-remote: error: {at} failed on {host}: ** (RuntimeError) {message}\n"
+                )) && !out.stderr.contains("raised"),
+                "{}",
+                out.stderr
+            );
+        }
         std::fs::write(file, text).unwrap();
     }
 

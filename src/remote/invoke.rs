@@ -54,6 +54,9 @@ pub enum Outcome {
     },
 }
 
+/// How the boot program's own frames name their file (`boot.exs:584`): never a config file.
+const BOOT_SOURCE: &str = "boot.exs:";
+
 impl Outcome {
     /// Why the code was not called, as one line (`on_host`: " on HOST", or empty): an
     /// application that did not start (Mix's own words), a config file that failed (where, and
@@ -66,10 +69,15 @@ impl Outcome {
             Outcome::ConfigFailed { file, text } => {
                 let mut lines = text.lines();
                 let first = lines.next().unwrap_or_default();
-                // The failure's place in the project's config: its first frame in a config file.
+                // The failure's place in the project's config: its first frame in a config file
+                // (not the boot program's own, through which the file was evaluated).
                 let at = lines
                     .filter_map(|l| l.trim().split(": ").next())
-                    .find(|frame| !frame.starts_with('(') && frame.contains(".exs:"));
+                    .find(|frame| {
+                        !frame.starts_with('(')
+                            && !frame.starts_with(BOOT_SOURCE)
+                            && frame.contains(".exs:")
+                    });
                 let at = match at {
                     Some(frame) => frame.to_owned(),
                     // config.exs may have imported the file that failed.
@@ -335,6 +343,19 @@ mod tests {
         assert_eq!(
             ended.not_called("").as_deref(),
             Some("config/config.exs (or a file it imports) failed: ** (RuntimeError) boom")
+        );
+        // Nor is the boot program's own frame, through which the file was evaluated.
+        let reply = tuple(vec![
+            atom("config_failed"),
+            binary("config/runtime.exs"),
+            binary(
+                "** (RuntimeError) boom\n    boot.exs:584: anonymous fn/1 in :mix_remote_boot.__FILE__/1\n",
+            ),
+        ]);
+        let ended = outcome("run", &reply).unwrap();
+        assert_eq!(
+            ended.not_called("").as_deref(),
+            Some("config/runtime.exs failed: ** (RuntimeError) boom")
         );
         let reply = tuple(vec![atom("compile_env_differs"), atom("shop")]);
         let why = outcome("run", &reply).unwrap().not_called("").unwrap();

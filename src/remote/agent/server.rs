@@ -866,20 +866,23 @@ impl Connection {
 
 /// Passes on to the run what its node prints of its own ([`LOG`], [`SETTLED`]; lines dropped
 /// for want of room, before the run followed, as a line saying how many) until the node's
-/// session has no more to say or the run has gone; what waits is written together, and flushed
-/// whenever nothing more does.
+/// session has no more to say; what waits is written together, and flushed whenever nothing
+/// more does. Once the run has gone, the rest is taken and dropped: the node must not wait for
+/// room that will never come.
 async fn pass_on(said: &mut mpsc::Receiver<Said>, write: &mut (impl AsyncWrite + Unpin)) {
+    let mut gone = false;
     loop {
         let next = match said.try_recv() {
             Ok(next) => Some(next),
             Err(_) => {
-                if write.flush().await.is_err() {
-                    return;
-                }
+                gone = gone || write.flush().await.is_err();
                 said.recv().await
             }
         };
         let Some(next) = next else { return };
+        if gone {
+            continue;
+        }
         let text = match next {
             Said::Line(line) => format!("{LOG}{line}\n"),
             Said::Dropped(n) => format!(
@@ -887,9 +890,7 @@ async fn pass_on(said: &mut mpsc::Receiver<Said>, write: &mut (impl AsyncWrite +
             ),
             Said::Done => format!("{SETTLED}\n"),
         };
-        if write.write_all(text.as_bytes()).await.is_err() {
-            return;
-        }
+        gone = write.write_all(text.as_bytes()).await.is_err();
     }
 }
 
