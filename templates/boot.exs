@@ -83,16 +83,30 @@ stop_code = fn ->
 end
 
 # The tool is gone (its connection, or the session's stdin, ended: Ctrl-C, a timeout, a lost
-# link): stops a call still running (see `stop_code`), then halts with status 126, which the
-# tool, should it still hear of it, does not take for the code's own halt (0 to 125). Unless the
-# node is stopping already (`System.stop/1`: `user` stops before distribution, so reads of stdin
-# fail then, and the connection goes), whose status init gives.
+# link, a warm session's end): stops a call still running (see `stop_code`), then halts with
+# status 126, which the tool, should it still hear of it, does not take for the code's own halt
+# (0 to 125). A run still connected (a warm session ended under it) is let go first: the end of
+# the code it killed is no result of the function's, and the run learns the node went away.
+# Once only (a lost connection and stdin's end may both say so). Unless the node is stopping
+# already (`System.stop/1`: `user` stops before distribution, so reads of stdin fail then, and
+# the connection goes), whose status init gives.
 tool_gone = fn ->
+  first =
+    try do
+      Process.register(spawn(fn -> Process.sleep(:infinity) end), :mix_remote_going)
+    rescue
+      ArgumentError -> false
+    end
+
   case :init.get_status() do
     {:stopping, _} ->
       Process.sleep(:infinity)
 
+    _running when not first ->
+      Process.sleep(:infinity)
+
     _running ->
+      for node <- Node.list(:connected), do: :erlang.disconnect_node(node)
       stop_code.()
       halt.(126)
   end

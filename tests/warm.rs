@@ -1028,7 +1028,61 @@ fn what_the_node_prints_of_its_own_shows_on_a_warm_run_as_on_a_cold_one() {
         .collect();
     assert_eq!(said, expected, "{}", out.stderr);
     out.assert_local_clean();
+    // With --json: `log` events, and the phases a cold run has, its stop too.
+    sessions.wait_for(1);
+    let code = "IO.puts(:user, \"one line\"); :done";
+    let out = sessions.on(&sshd, &["eval", "--json", "--no-compile", code]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON event"))
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "log" && e["text"] == "one line"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "phase_started" && e["phase"] == "stop"),
+        "{}",
+        out.stdout
+    );
     sessions.down_all_on(&sshd);
+}
+
+#[test]
+fn down_during_a_warm_run_ends_it_as_a_node_that_went_away() {
+    // The session's end stops the node (its code first, as a Ctrl-C does): the run must not
+    // take the killed code's end for the function's own.
+    let sshd = Sshd::start();
+    let sessions = Sessions::new();
+    sessions.up_ready(&sshd);
+    let mut run = sessions
+        .on_then(
+            &sshd,
+            &[
+                "eval",
+                "--no-compile",
+                "IO.puts(:going); Process.sleep(60_000)",
+            ],
+            &[],
+        )
+        .spawn();
+    run.stdout_until("going\n");
+    sessions.down_all();
+    let out = run.finish();
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("went away") && !out.stderr.contains("(exit) killed"),
+        "{}",
+        out.stderr
+    );
+    sessions.assert_clean_on(&sshd);
 }
 
 #[test]

@@ -174,6 +174,8 @@ impl Spare {
                         }),
                         Some(DONE) => keeper.keep(Said::Done).await,
                         Some(_) => {}
+                        // As a run shows none (Elixir's Logger starts each message with one).
+                        None if line.trim().is_empty() => {}
                         None => keeper.keep(Said::Line(line)).await,
                     }
                 }
@@ -184,7 +186,10 @@ impl Spare {
             tokio::spawn(async move {
                 let mut lines = ssh::PipeLines::new(stderr);
                 while let Some((line, _)) = lines.next().await {
-                    if started.load(Ordering::Relaxed) && !ssh::is_ssh_own(&line) {
+                    if started.load(Ordering::Relaxed)
+                        && !line.trim().is_empty()
+                        && !ssh::is_ssh_own(&line)
+                    {
                         keeper.keep(Said::Line(line)).await;
                     }
                 }

@@ -261,12 +261,14 @@ where
     // The agent stops what is left of the node once the claim is let go: after the node's own
     // output of the work is all out, as a cold run waits for it; failing that, once its session
     // has ended (the node halts as the connection closes), its last lines passed on first.
+    let phase = report.phase(Stage::Stop, "stopping remote node");
     let stopping = Instant::now();
     if !(result.is_ok() && claim.settled(SETTLE_LIMIT).await) {
         claim.ended(TEARDOWN_GRACE).await;
     }
     claim.close().await;
     stats.teardown = Some(stopping.elapsed());
+    drop(phase);
     report.verbose(&stats.line());
     result
 }
