@@ -36,9 +36,16 @@
 -define(CHUNK, 32768).
 -define(FLUSH_MS, 5).
 
--record(s, {tool, buf = queue:new(), size = 0, due = false, inflight = 0, sent = 0,
-            syncs = [], binary = true, encoding = unicode, geometry, input = <<>>, eof = false,
-            reads = [], asking = false, closed = false}).
+%% The relay's state, a map (not a record: OTP 25's compiler checks a record with an
+%% instruction OTP 24 cannot load, `+r24` or not): the tool's process, the output pending
+%% (`buf`, `size` bytes, `due` to go once the window opens), on its way (`inflight`), `sent`
+%% so far, the syncs waiting for it, the device's options (`binary`, `encoding`), the tool's
+%% terminal size, the input buffered (`input`, `eof`), the reads waiting and whether the tool
+%% was asked for input, and whether the tool's stdout has no reader any more (`closed`).
+new(Tool) ->
+    #{tool => Tool, buf => queue:new(), size => 0, due => false, inflight => 0, sent => 0,
+      syncs => [], binary => true, encoding => unicode, geometry => undefined, input => <<>>,
+      eof => false, reads => [], asking => false, closed => false}.
 
 %% Starts the relay for the tool's process Tool; returns its pid.
 start(Tool) -> spawn(?MODULE, init, [Tool]).
@@ -57,7 +64,7 @@ init(Tool) ->
             unregister(standard_error),
             register(standard_error, Forwarder)
     end,
-    loop(#s{tool = Tool}).
+    loop(new(Tool)).
 
 %% The process registered as standard_error: hands every IO request to the relay, which answers
 %% it (what is written goes to the tool's stderr), but the relay's own (the text function of an
@@ -80,11 +87,11 @@ forward_errors(Relay, Watch, Own) ->
 
 loop(S) ->
     receive
-        {io_request, From, ReplyAs, {put_chars, unicode, _}} when S#s.closed ->
+        {io_request, From, ReplyAs, {put_chars, unicode, _}} when map_get(closed, S) ->
             From ! {io_reply, ReplyAs, {error, terminated}},
             loop(S);
         {io_request, From, ReplyAs, {put_chars, unicode, Chars}} ->
-            case bytes(Chars, unicode, S#s.encoding) of
+            case bytes(Chars, unicode, map_get(encoding, S)) of
                 error -> From ! {io_reply, ReplyAs, {error, put_chars}}, loop(S);
                 Bin -> From ! {io_reply, ReplyAs, ok}, loop(add(S, out, Bin))
             end;
@@ -99,16 +106,16 @@ loop(S) ->
         {mix_remote_line, Data} ->
             loop(serve_reads(line_in(S, Data)));
         {mix_remote_geometry, Cols, Rows} ->
-            loop(S#s{geometry = {Cols, Rows}});
+            loop(S#{geometry := {Cols, Rows}});
         mix_remote_closed ->
-            loop(S#s{closed = true});
+            loop(S#{closed := true});
         {mix_remote_sync, From, Ref} ->
-            S1 = ship(S),
-            loop(synced(S1#s{syncs = [{S1#s.sent + S1#s.size, From, Ref} | S1#s.syncs]}));
+            #{sent := Sent, size := Size, syncs := Syncs} = S1 = ship(S),
+            loop(synced(S1#{syncs := [{Sent + Size, From, Ref} | Syncs]}));
         {timeout, _, mix_remote_flush} ->
             loop(ship(S));
         {'DOWN', MRef, process, _, _} ->
-            loop(serve_reads(S#s{reads = lists:keydelete(MRef, 6, S#s.reads)}));
+            loop(serve_reads(S#{reads := lists:keydelete(MRef, 6, map_get(reads, S))}));
         _ ->
             loop(S)
     end.
@@ -148,15 +155,15 @@ escape(C) -> C.
 
 %% The encoding of Stream's device: the group leader's, or standard_error's, whose options stay
 %% those of OTP's (binary, unicode).
-device(out, S) -> S#s.encoding;
+device(out, S) -> map_get(encoding, S);
 device(err, _) -> unicode.
 
 %% Queues Bin for Stream (out or err): the pending text is a queue of {Stream, IoList}, one entry
 %% for each change of stream.
 add(S, _Stream, <<>>) -> S;
-add(#s{size = Size, inflight = In} = S0, Stream, Bin) ->
+add(#{size := Size, inflight := In} = S0, Stream, Bin) ->
     New = Size + byte_size(Bin),
-    S = S0#s{buf = queued(S0#s.buf, Stream, Bin), size = New},
+    S = S0#{buf := queued(map_get(buf, S0), Stream, Bin), size := New},
     if
         New >= ?CHUNK -> wait_below(ship(S), ?CHUNK - 1);
         %% Nothing on its way: the text goes at once (a prompt, a line before the node halts);
@@ -178,9 +185,9 @@ queued(Buf, Stream, Bin) ->
 
 %% Sends pending text while the window allows, in pieces of at most ?CHUNK bytes, each of one
 %% stream.
-ship(#s{size = 0} = S) -> S;
-ship(#s{inflight = In} = S) when In >= ?WINDOW -> S#s{due = true};
-ship(#s{tool = Tool, buf = Buf, size = Size, inflight = In, sent = Sent} = S) ->
+ship(#{size := 0} = S) -> S;
+ship(#{inflight := In} = S) when In >= ?WINDOW -> S#{due := true};
+ship(#{tool := Tool, buf := Buf, size := Size, inflight := In, sent := Sent} = S) ->
     {{value, {Stream, Data}}, Later} = queue:out(Buf),
     All = iolist_to_binary(Data),
     N = min(byte_size(All), ?CHUNK),
@@ -190,26 +197,26 @@ ship(#s{tool = Tool, buf = Buf, size = Size, inflight = In, sent = Sent} = S) ->
                <<>> -> Later;
                _ -> queue:in_r({Stream, Rest}, Later)
            end,
-    ship(S#s{buf = Left, size = Size - N, inflight = In + N, sent = Sent + N}).
+    ship(S#{buf := Left, size := Size - N, inflight := In + N, sent := Sent + N}).
 
 tag(out) -> mix_remote_out;
 tag(err) -> mix_remote_err.
 
-acked(#s{inflight = In} = S0, N) ->
-    S = S0#s{inflight = In - N},
-    case S#s.size >= ?CHUNK orelse S#s.due orelse S#s.syncs =/= [] of
-        true -> synced(ship(S#s{due = false}));
+acked(#{inflight := In} = S0, N) ->
+    S = S0#{inflight := In - N},
+    case map_get(size, S) >= ?CHUNK orelse map_get(due, S) orelse map_get(syncs, S) =/= [] of
+        true -> synced(ship(S#{due := false}));
         false -> S
     end.
 
-synced(#s{syncs = Syncs, sent = Sent} = S) ->
+synced(#{syncs := Syncs, sent := Sent} = S) ->
     {Done, Waiting} = lists:partition(fun({Target, _, _}) -> Sent >= Target end, Syncs),
     [From ! {Ref, synced} || {_, From, Ref} <- Done],
-    S#s{syncs = Waiting}.
+    S#{syncs := Waiting}.
 
 %% Takes nothing but acknowledgements until at most Limit bytes are pending: the writers wait
 %% meanwhile, their requests staying in the mailbox.
-wait_below(#s{size = Size} = S, Limit) when Size =< Limit -> S;
+wait_below(#{size := Size} = S, Limit) when Size =< Limit -> S;
 wait_below(S, Limit) ->
     receive {mix_remote_ack, N} when is_integer(N) -> wait_below(acked(S, N), Limit) end.
 
@@ -217,11 +224,12 @@ wait_below(S, Limit) ->
 
 request(From, ReplyAs, Request, S) ->
     Requests = requests(Request),
-    Reads = lists:any(fun is_input/1, Requests) orelse lists:keymember(From, 1, S#s.reads),
+    Reads = lists:any(fun is_input/1, Requests) orelse lists:keymember(From, 1, map_get(reads, S)),
     case Reads of
         true ->
             MRef = erlang:monitor(process, From),
-            serve_reads(S#s{reads = S#s.reads ++ [{From, ReplyAs, Requests, ok, false, MRef}]});
+            Read = {From, ReplyAs, Requests, ok, false, MRef},
+            serve_reads(S#{reads := map_get(reads, S) ++ [Read]});
         false ->
             {Reply, S1} = immediate_all(Requests, out, ok, S),
             From ! {io_reply, ReplyAs, Reply},
@@ -250,10 +258,10 @@ immediate({put_chars, M, F, A}, Stream, S) ->
     put_applied(applied(M, F, A, latin1, device(Stream, S)), Stream, S);
 immediate({setopts, Opts}, out, S) when is_list(Opts) -> setopts(Opts, S);
 immediate({setopts, Opts}, err, S) when is_list(Opts) -> {ok, S};
-immediate(getopts, out, S) -> {[{binary, S#s.binary}, {encoding, S#s.encoding}], S};
+immediate(getopts, out, S) -> {[{binary, map_get(binary, S)}, {encoding, map_get(encoding, S)}], S};
 immediate(getopts, err, S) -> {[{binary, true}, {encoding, unicode}], S};
-immediate({get_geometry, columns}, out, #s{geometry = {C, _}} = S) -> {C, S};
-immediate({get_geometry, rows}, out, #s{geometry = {_, R}} = S) -> {R, S};
+immediate({get_geometry, columns}, out, #{geometry := {C, _}} = S) -> {C, S};
+immediate({get_geometry, rows}, out, #{geometry := {_, R}} = S) -> {R, S};
 immediate({get_geometry, _}, _, S) -> {{error, enotsup}, S};
 immediate(R, err, S) ->
     case is_input(R) of
@@ -263,10 +271,10 @@ immediate(R, err, S) ->
 immediate(_, out, S) -> {{error, request}, S}.
 
 put_text(error, _Stream, S) -> {{error, put_chars}, S};
-put_text(_Bin, out, #s{closed = true} = S) -> {{error, terminated}, S};
+put_text(_Bin, out, #{closed := true} = S) -> {{error, terminated}, S};
 put_text(Bin, Stream, S) -> {ok, add(S, Stream, Bin)}.
 
-put_applied(_, out, #s{closed = true} = S) -> {{error, terminated}, S};
+put_applied(_, out, #{closed := true} = S) -> {{error, terminated}, S};
 put_applied({Printed, Text}, Stream, S) -> put_text(Text, Stream, add(S, Stream, Printed)).
 
 %% The bytes of {put_chars, Enc, M, F, A} (what io:format sends) on a device in encoding Dev:
@@ -328,11 +336,11 @@ kept(Bin, Acc) -> {ok, [Bin | Acc]}.
 setopts([], S) -> {ok, S};
 setopts([Opt | Rest], S) ->
     case Opt of
-        binary -> setopts(Rest, S#s{binary = true});
-        list -> setopts(Rest, S#s{binary = false});
-        {binary, B} when is_boolean(B) -> setopts(Rest, S#s{binary = B});
-        {encoding, latin1} -> setopts(Rest, S#s{encoding = latin1});
-        {encoding, E} when E =:= unicode; E =:= utf8 -> setopts(Rest, S#s{encoding = unicode});
+        binary -> setopts(Rest, S#{binary := true});
+        list -> setopts(Rest, S#{binary := false});
+        {binary, B} when is_boolean(B) -> setopts(Rest, S#{binary := B});
+        {encoding, latin1} -> setopts(Rest, S#{encoding := latin1});
+        {encoding, E} when E =:= unicode; E =:= utf8 -> setopts(Rest, S#{encoding := unicode});
         {Known, _} when Known =:= expand_fun; Known =:= echo; Known =:= line_history;
                         Known =:= log -> setopts(Rest, S);
         _ -> {{error, enotsup}, S}
@@ -355,20 +363,20 @@ input(_) -> none.
 %% The queue of requests that read, oldest first: {From, ReplyAs, Requests, LastReply, Asked,
 %% MonitorRef}. A read the buffer cannot serve asks the tool for a line, after all pending output.
 %% A reader that dies leaves the queue; the line asked for it goes to the next one.
-serve_reads(#s{reads = []} = S) -> S;
-serve_reads(#s{asking = true} = S) -> S;
-serve_reads(#s{reads = [{From, ReplyAs, [], Last, _, MRef} | Queue]} = S) ->
+serve_reads(#{reads := []} = S) -> S;
+serve_reads(#{asking := true} = S) -> S;
+serve_reads(#{reads := [{From, ReplyAs, [], Last, _, MRef} | Queue]} = S) ->
     erlang:demonitor(MRef, [flush]),
     From ! {io_reply, ReplyAs, Last},
-    serve_reads(S#s{reads = Queue});
-serve_reads(#s{reads = [{From, ReplyAs, [Req | Rest], _, Asked, MRef} | Queue]} = S) ->
+    serve_reads(S#{reads := Queue});
+serve_reads(#{reads := [{From, ReplyAs, [Req | Rest], _, Asked, MRef} | Queue]} = S) ->
     case input(Req) of
         none ->
             case immediate(Req, out, S) of
                 {{error, _} = E, S1} ->
-                    serve_reads(S1#s{reads = [{From, ReplyAs, [], E, false, MRef} | Queue]});
+                    serve_reads(S1#{reads := [{From, ReplyAs, [], E, false, MRef} | Queue]});
                 {Reply, S1} ->
-                    serve_reads(S1#s{reads = [{From, ReplyAs, Rest, Reply, false, MRef} | Queue]})
+                    serve_reads(S1#{reads := [{From, ReplyAs, Rest, Reply, false, MRef} | Queue]})
             end;
         {Kind, Enc, Prompt} ->
             attempt_or_ask({From, ReplyAs, MRef}, Kind, Enc, Prompt, Rest, Asked, Queue, S)
@@ -379,39 +387,41 @@ attempt_or_ask({From, ReplyAs, MRef}, Kind, Enc, Prompt, Rest, Asked, Queue, S) 
         {reply, Reply, S1} when not Asked ->
             %% Served without asking the tool (input has ended, or a block of it came with an
             %% earlier read): the prompt is still shown, as OTP's own stdin shows it.
-            S2 = add(S1, out, prompt_text(Prompt, S1#s.encoding)),
-            serve_reads(S2#s{reads = [{From, ReplyAs, Rest, Reply, false, MRef} | Queue]});
+            S2 = add(S1, out, prompt_text(Prompt, map_get(encoding, S1))),
+            serve_reads(S2#{reads := [{From, ReplyAs, Rest, Reply, false, MRef} | Queue]});
         {reply, Reply, S1} ->
-            serve_reads(S1#s{reads = [{From, ReplyAs, Rest, Reply, false, MRef} | Queue]});
+            serve_reads(S1#{reads := [{From, ReplyAs, Rest, Reply, false, MRef} | Queue]});
         {more, Kind1, S1} ->
             %% Asked again: for the rest of a line that came in pieces (no prompt: it is the same
             %% line), or for the next line of one request (the continuation prompt).
             Shown = if
-                        not Asked -> prompt_text(Prompt, S1#s.encoding);
-                        S1#s.input =/= <<>> -> <<>>;
-                        true -> continued(prompt_text(Prompt, S1#s.encoding))
+                        not Asked -> prompt_text(Prompt, map_get(encoding, S1));
+                        map_get(input, S1) =/= <<>> -> <<>>;
+                        true -> continued(prompt_text(Prompt, map_get(encoding, S1)))
                     end,
             S2 = wait_below(ship(S1), 0),
-            S2#s.tool ! {mix_remote_read, Shown, Kind1 =/= password},
+            map_get(tool, S2) ! {mix_remote_read, Shown, Kind1 =/= password},
             Pending = {mix_remote_pending, Kind1, Enc, Prompt},
-            S2#s{asking = true, reads = [{From, ReplyAs, [Pending | Rest], ok, true, MRef} | Queue]}
+            Asking = {From, ReplyAs, [Pending | Rest], ok, true, MRef},
+            S2#{asking := true, reads := [Asking | Queue]}
     end.
 
 line_in(S0, Data) ->
-    S = S0#s{asking = false},
+    S = S0#{asking := false},
     case Data of
-        eof -> resume(S#s{eof = true});
-        interrupted when S#s.reads =:= [] -> S#s{input = <<>>};
+        eof -> resume(S#{eof := true});
+        interrupted when map_get(reads, S) =:= [] -> S#{input := <<>>};
         interrupted ->
-            [{From, ReplyAs, _, _, _, MRef} | Queue] = S#s.reads,
+            [{From, ReplyAs, _, _, _, MRef} | Queue] = map_get(reads, S),
             erlang:demonitor(MRef, [flush]),
             From ! {io_reply, ReplyAs, {error, interrupted}},
-            S#s{reads = Queue, input = <<>>};
-        Line when is_binary(Line) -> resume(S#s{input = iolist_to_binary([S#s.input, Line])});
+            S#{reads := Queue, input := <<>>};
+        Line when is_binary(Line) ->
+            resume(S#{input := iolist_to_binary([map_get(input, S), Line])});
         _ -> S0
     end.
 
-resume(#s{reads = [{From, ReplyAs, [{mix_remote_pending, Kind, Enc, Prompt} | Rest], _, _, MRef}
+resume(#{reads := [{From, ReplyAs, [{mix_remote_pending, Kind, Enc, Prompt} | Rest], _, _, MRef}
                    | Queue]} = S) ->
     attempt_or_ask({From, ReplyAs, MRef}, Kind, Enc, Prompt, Rest, true, Queue, S);
 resume(S) -> S.
@@ -419,22 +429,22 @@ resume(S) -> S.
 %% Tries to complete an input request from the buffer: {reply, Term, S} | {more, Kind, S}.
 attempt(Kind, Enc, S) when Kind =:= line; Kind =:= password ->
     case take_line(S) of
-        {Line, Rest} -> {reply, as_read(Line, Enc, S), S#s{input = Rest}};
-        none when S#s.eof -> {reply, eof, S};
+        {Line, Rest} -> {reply, as_read(Line, Enc, S), S#{input := Rest}};
+        none when map_get(eof, S) -> {reply, eof, S};
         none -> {more, Kind, S}
     end;
 attempt({chars, N} = Kind, Enc, S) ->
-    case take_chars(S#s.input, N, S#s.eof, S#s.encoding) of
-        {Taken, Rest} -> {reply, as_read(Taken, Enc, S), S#s{input = Rest}};
-        short when S#s.eof, S#s.input =/= <<>> ->
-            {reply, as_read(S#s.input, Enc, S), S#s{input = <<>>}};
-        short when S#s.eof -> {reply, eof, S};
+    case take_chars(map_get(input, S), N, map_get(eof, S), map_get(encoding, S)) of
+        {Taken, Rest} -> {reply, as_read(Taken, Enc, S), S#{input := Rest}};
+        short when map_get(eof, S), map_get(input, S) =/= <<>> ->
+            {reply, as_read(map_get(input, S), Enc, S), S#{input := <<>>}};
+        short when map_get(eof, S) -> {reply, eof, S};
         short -> {more, Kind, S}
     end;
 attempt({until, M, F, A, Cont}, Enc, S) ->
     Data = case take_line(S) of
-               {Line, Rest} -> {chars(Line, S#s.encoding), Rest};
-               none when S#s.eof -> {eof, <<>>};
+               {Line, Rest} -> {chars(Line, map_get(encoding, S)), Rest};
+               none when map_get(eof, S) -> {eof, <<>>};
                none -> none
            end,
     case Data of
@@ -442,13 +452,13 @@ attempt({until, M, F, A, Cont}, Enc, S) ->
         {Chars, Rest1} ->
             try apply(M, F, [Cont, Chars | A]) of
                 {done, Result, Left} ->
-                    LeftBin = or_nothing(bytes(Left, unicode, S#s.encoding)),
-                    {reply, Result, S#s{input = iolist_to_binary([LeftBin, Rest1])}};
-                {more, _} when Chars =:= eof -> {reply, eof, S#s{input = Rest1}};
+                    LeftBin = or_nothing(bytes(Left, unicode, map_get(encoding, S))),
+                    {reply, Result, S#{input := iolist_to_binary([LeftBin, Rest1])}};
+                {more, _} when Chars =:= eof -> {reply, eof, S#{input := Rest1}};
                 %% The next line may be here already (a block of input came): asked only if not.
-                {more, Cont1} -> attempt({until, M, F, A, Cont1}, Enc, S#s{input = Rest1});
-                _ -> {reply, {error, get_until}, S#s{input = Rest1}}
-            catch _:_ -> {reply, {error, get_until}, S#s{input = Rest1}}
+                {more, Cont1} -> attempt({until, M, F, A, Cont1}, Enc, S#{input := Rest1});
+                _ -> {reply, {error, get_until}, S#{input := Rest1}}
+            catch _:_ -> {reply, {error, get_until}, S#{input := Rest1}}
             end
     end.
 
@@ -497,7 +507,7 @@ take_utf8(Bin, N, Eof, At) ->
         true -> take_utf8(Bin, N - Count - 1, Eof, At + byte_size(Window) - byte_size(Bad) + 1)
     end.
 
-take_line(#s{input = In, eof = Eof}) ->
+take_line(#{input := In, eof := Eof}) ->
     case binary:split(In, <<"\n">>) of
         [Line, Rest] -> {iolist_to_binary([Line, $\n]), Rest};
         [_] when Eof, In =/= <<>> -> {In, <<>>};
@@ -508,7 +518,7 @@ take_line(#s{input = In, eof = Eof}) ->
 %% mode the bytes as they came when Enc is the device's; for latin1 from a unicode device each
 %% character as a byte (a byte that is not valid UTF-8 as it came; {error, no_translation} past
 %% 255); for unicode from a latin1 device each byte as UTF-8. In list mode their characters.
-as_read(Data, Enc, #s{encoding = Dev} = S) ->
+as_read(Data, Enc, #{encoding := Dev} = S) ->
     Coded = case {Enc, Dev} of
                 {latin1, latin1} -> Data;
                 {latin1, unicode} -> unicode:characters_to_binary(chars(Data), unicode, latin1);
@@ -517,7 +527,7 @@ as_read(Data, Enc, #s{encoding = Dev} = S) ->
             end,
     if
         not is_binary(Coded) -> {error, no_translation};
-        S#s.binary -> Coded;
+        map_get(binary, S) -> Coded;
         Enc =:= latin1 -> binary_to_list(Coded);
         true -> chars(Coded)
     end.
