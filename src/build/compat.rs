@@ -51,12 +51,20 @@ use crate::build::project::{self, ProjectError};
 pub const MIN_REMOTE_OTP: u32 = 24;
 
 /// The oldest and newest OTP releases whose loader rules are known here.
-const OLDEST_KNOWN: u32 = 25;
+const OLDEST_KNOWN: u32 = 24;
 const NEWEST_KNOWN: u32 = 29;
 
-/// Highest opcode each release's loader knows (25, 27 and 29 observed with `beam_opcodes`; 26 and
-/// 28 from the release that introduced `update_record`/`bs_match` and `debug_line`).
-const MAX_OPCODE: [(u32, u8); 5] = [(25, 180), (26, 182), (27, 183), (28, 184), (29, KNOWN_MAX)];
+/// Highest opcode each release's loader knows (25, 27 and 29 observed with `beam_opcodes`; 24
+/// from those OTP 25 added, `bs_create_bin` 177 to `badrecord` 180; 26 and 28 from the release
+/// that introduced `update_record`/`bs_match` and `debug_line`).
+const MAX_OPCODE: [(u32, u8); 6] = [
+    (24, 176),
+    (25, 180),
+    (26, 182),
+    (27, 183),
+    (28, 184),
+    (29, KNOWN_MAX),
+];
 
 /// Compact atom tables load from this release on.
 const COMPACT_ATOMS_SINCE: u32 = 28;
@@ -197,6 +205,11 @@ impl LocalBuild {
             Err(ProjectError::NoBuild { .. } | ProjectError::Empty(_)) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// The modules of the build (as atoms).
+    pub fn modules(&self) -> Vec<&str> {
+        self.beams.iter().map(|beam| beam.name.as_str()).collect()
     }
 
     /// [`preflight`] for the whole build: the warnings, or why `remote` refuses it.
@@ -556,6 +569,13 @@ mod tests {
         assert!(
             message.starts_with("D was compiled by OTP 29 or newer (uses opcode 185, bif3)"),
             "{message}"
+        );
+        // OTP 25's own record check, which no OTP 24 loader knows.
+        let record = beam("Elixir.Rec", needs(180, &[64, 180]));
+        assert_eq!(
+            check(&[record], &built("1.14.0", "25"), "24").unwrap_err().0,
+            "Rec was compiled by OTP 25 (uses opcode 180, badrecord), the remote runs OTP 24: \
+             rebuild with OTP 24 or upgrade the remote to OTP 25 or newer"
         );
     }
 
