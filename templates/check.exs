@@ -1,8 +1,10 @@
-# mix-remote check program, evaluated by the elixir that templates/check.sh starts. It prints the
-# server's OTP release, Elixir version and full OTP version ("-" when its OTP records none), how
-# many directories runs that were killed left where runs put them (and where that is), or, when
-# there is no directory a run could put its own in, which it tried, then the marker the tool waits
-# for. It runs nothing of the project and changes nothing.
+# mix-remote check program, evaluated by the elixir that templates/check.sh starts, with `apps`
+# bound to the names of the applications the build needs of the server. It prints the server's
+# OTP release, Elixir version and full OTP version ("-" when its OTP records none), which of
+# `apps` it lacks, what its ERTS runs on (for the build's native code), how many directories
+# runs that were killed left where runs put them (and where that is), or, when there is no
+# directory a run could put its own in, which it tried, then the marker the tool waits for. It
+# runs nothing of the project and changes nothing.
 otp = System.otp_release()
 file = Path.join([:code.root_dir(), "releases", otp, "OTP_VERSION"])
 
@@ -13,6 +15,12 @@ full =
   end
 
 IO.puts("mix-remote-versions #{otp} #{System.version()} #{full}")
+
+# As a run's node looks for them (templates/boot.exs, `missing_apps`).
+missing = Enum.filter(apps, &match?({:error, _}, :code.lib_dir(String.to_atom(&1))))
+IO.puts("mix-remote-missing" <> Enum.map_join(missing, &(" " <> &1)))
+arch = :erlang.system_info(:system_architecture)
+IO.puts("mix-remote-machine #{arch} #{:erlang.system_info({:wordsize, :external})}")
 
 @RUN_DIRS@
 

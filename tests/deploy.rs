@@ -728,6 +728,21 @@ fn native_code_the_server_cannot_load_and_missing_or_failing_apps_are_named() {
         sshd.assert_no_session_processes();
         out
     };
+    // `check` refuses such a server as `run` does, naming the same culprit.
+    let check = |said: &str| {
+        let mut tool = testkit::mix_remote(project);
+        tool.args(["check", "--host", &host, "-F"])
+            .arg(sshd.ssh_config())
+            .args(["--env", "dev"]);
+        let out = tool.run();
+        assert_eq!(out.code, Some(3), "{}", out.stdout);
+        assert!(
+            out.stdout.contains(&format!("{host}: {said}")) && out.stdout.contains("0 of 1"),
+            "{}",
+            out.stdout
+        );
+        sshd.assert_no_session_processes();
+    };
 
     // Built for another machine: refused before anything is loaded; nothing runs.
     let mut patched = nif.clone();
@@ -743,6 +758,7 @@ fn native_code_the_server_cannot_load_and_missing_or_failing_apps_are_named() {
     assert_eq!(out.stderr, line);
     assert_eq!(out.stdout, "");
     assert_no_run_dirs(&sshd, "a refused NIF");
+    check(line.trim_end().trim_start_matches("mix-remote: error: "));
 
     // A library that passes the check but fails to load all the same: the loader's reason.
     std::fs::write(&so, &nif[..64]).unwrap();
@@ -813,6 +829,9 @@ fn native_code_the_server_cannot_load_and_missing_or_failing_apps_are_named() {
         "{}",
         out.stderr
     );
+    check(&format!(
+        "otp_app needs the application nosuch_app, which {host} does not have"
+    ));
     std::fs::write(&app, &spec).unwrap();
     assert_no_run_dirs(&sshd, "the refusals");
 }

@@ -573,7 +573,9 @@ mod tests {
         // OTP 25's own record check, which no OTP 24 loader knows.
         let record = beam("Elixir.Rec", needs(180, &[64, 180]));
         assert_eq!(
-            check(&[record], &built("1.14.0", "25"), "24").unwrap_err().0,
+            check(&[record], &built("1.14.0", "25"), "24")
+                .unwrap_err()
+                .0,
             "Rec was compiled by OTP 25 (uses opcode 180, badrecord), the remote runs OTP 24: \
              rebuild with OTP 24 or upgrade the remote to OTP 25 or newer"
         );

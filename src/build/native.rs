@@ -7,8 +7,12 @@
 //! `cannot open shared object file` (glibc's words for a foreign machine), so the run is refused
 //! here with a line naming the file and both machines.
 
+use std::path::Path;
+
 use goblin::elf::Elf;
 use goblin::elf::header;
+
+use crate::build::apps::PrivFile;
 
 /// Which C library an object or the server uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +147,26 @@ fn machine_name(machine: u16, bits: u8, little_endian: bool) -> String {
         other => return header::machine_to_str(other).to_ascii_lowercase(),
     };
     name.to_owned()
+}
+
+/// The native objects among `files`, each shown relative to `project` when it is in it.
+pub fn objects(project: &Path, files: &[PrivFile]) -> Vec<Object> {
+    let project = project
+        .canonicalize()
+        .unwrap_or_else(|_| project.to_owned());
+    files
+        .iter()
+        .filter_map(|file| {
+            let target = target(file.bytes()?)?;
+            let shown = file
+                .source
+                .strip_prefix(&project)
+                .unwrap_or(&file.source)
+                .display()
+                .to_string();
+            Some(Object { shown, target })
+        })
+        .collect()
 }
 
 /// The server's ERTS, as it reports itself.

@@ -3,15 +3,18 @@
 //! checked concurrently (`cmd/fanout.rs`).
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
+use crate::build::apps::{self, Apps};
 use crate::build::compat::LocalBuild;
+use crate::build::native;
 use crate::cli::CheckArgs;
 use crate::cmd::fanout::{self, Fanout};
 use crate::config::{self, Config, HostSettings};
 use crate::events::{CheckRow, Event, Probe};
 use crate::exit::{self, CliError};
-use crate::remote::probe;
+use crate::remote::probe::{self, Local};
 use crate::report::{self, Reporter};
 
 /// Phases of a host's check, for its progress bar.
@@ -31,7 +34,7 @@ pub async fn exec(
     fanout::check_elixirs(&hosts)?;
     // Each host is checked against the build `run` would ship it: a group or host may set its
     // own mix_env. Each build is read once.
-    let mut builds: Vec<(String, Option<Arc<LocalBuild>>)> = Vec::new();
+    let mut builds: Vec<(String, Option<Arc<Local>>)> = Vec::new();
     let mut local_of = HashMap::new();
     for chosen in &selected {
         let build = config::build(
@@ -43,7 +46,10 @@ pub async fn exec(
         let local = match builds.iter().find(|(env, _)| *env == build.mix_env) {
             Some((_, local)) => local.clone(),
             None => {
-                let local = LocalBuild::read(&build.project, &build.mix_env)?.map(Arc::new);
+                let local = match LocalBuild::read(&build.project, &build.mix_env)? {
+                    Some(local) => Some(Arc::new(needs(local, &build.project, &build.mix_env)?)),
+                    None => None,
+                };
                 if local.is_none() {
                     report.verbose(&format!(
                         "no compiled build in {} for MIX_ENV={}: the compatibility column is skipped",
@@ -102,6 +108,18 @@ pub async fn exec(
     }
     fanout::summary(&report, hosts.len(), hosts.len() - ready, code);
     Ok(code)
+}
+
+/// `build` with what it needs of a server: as `run` works it out for a closure, here for every
+/// module of the build (the applications its applications name, their native code).
+fn needs(build: LocalBuild, project: &Path, env: &str) -> Result<Local, CliError> {
+    let apps = Apps::resolve(project, env, None, &build.modules())?;
+    let natives = native::objects(project, &apps::priv_files(&apps.shipped)?);
+    Ok(Local {
+        build,
+        apps: apps.from_server,
+        natives,
+    })
 }
 
 /// The table `check` prints: one row per host (the full problems follow it).

@@ -81,6 +81,12 @@ pub const STALE: &str = "mix-remote-stale ";
 /// How the check program's line starts when the server has no directory a run could put its
 /// own in (`templates/run_dirs.exs`, `tmp_dir`): then what it tried.
 pub const NO_RUN_DIR: &str = "mix-remote-no-run-dir ";
+/// How the check program's line naming the applications asked about that the server lacks
+/// starts (none: nothing after it).
+pub const MISSING: &str = "mix-remote-missing";
+/// How the check program's line saying what the server's ERTS runs on starts: its system
+/// architecture, then its word size.
+pub const MACHINE: &str = "mix-remote-machine ";
 /// What a node that finds no directory to put its run's files in raises (`tmp_dir`).
 pub const NO_TEMP_DIR: &str = "no writable temporary directory";
 /// How the message a node raises when it cannot create its run's directory starts (`run_dir`
@@ -283,8 +289,9 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
 
 /// What `check` feeds its launcher once the forward is tested: the go-ahead line, then the
 /// check program as one line of Elixir, after the host's `remote_env` is put, as a run puts it
-/// before it makes its directory (a `TMPDIR` there places the directories `check` counts).
-pub fn check_input(remote_env: &BTreeMap<String, String>) -> Vec<u8> {
+/// before it makes its directory (a `TMPDIR` there places the directories `check` counts), with
+/// the applications the build needs of the server (`apps`, which it looks for).
+pub fn check_input(remote_env: &BTreeMap<String, String>, apps: &[&str]) -> Vec<u8> {
     let env: Vec<String> = remote_env
         .iter()
         .map(|(name, value)| {
@@ -292,10 +299,15 @@ pub fn check_input(remote_env: &BTreeMap<String, String>) -> Vec<u8> {
             format!("\"{name}\" => \"{value}\"")
         })
         .collect();
+    let apps: Vec<String> = apps
+        .iter()
+        .map(|app| format!("\"{}\"", elixir_string_body(app)))
+        .collect();
     format!(
-        "go\nSystem.put_env(%{{{}}}); Code.eval_string(\"{}\")\n",
+        "go\nSystem.put_env(%{{{}}}); Code.eval_string(\"{}\", apps: [{}])\n",
         env.join(", "),
-        elixir_string_body(&CHECK_PROGRAM.replace("@RUN_DIRS@", RUN_DIRS))
+        elixir_string_body(&CHECK_PROGRAM.replace("@RUN_DIRS@", RUN_DIRS)),
+        apps.join(", ")
     )
     .into_bytes()
 }
@@ -358,11 +370,15 @@ mod tests {
     #[test]
     fn check_puts_the_remote_env_as_elixir_strings_before_its_program() {
         let env = BTreeMap::from([("A".to_owned(), "x\"#{y}\\".to_owned())]);
-        let input = String::from_utf8(check_input(&env)).unwrap();
+        let input = String::from_utf8(check_input(&env, &["ssl", "eex"])).unwrap();
         let put = "go\nSystem.put_env(%{\"A\" => \"x\\\"\\#{y}\\\\\"}); Code.eval_string(\"";
         assert!(input.starts_with(put), "{input}");
         assert_eq!(input.lines().count(), 2);
-        let none = String::from_utf8(check_input(&BTreeMap::new())).unwrap();
+        assert!(
+            input.ends_with("\", apps: [\"ssl\", \"eex\"])\n"),
+            "{input}"
+        );
+        let none = String::from_utf8(check_input(&BTreeMap::new(), &[])).unwrap();
         assert!(none.starts_with("go\nSystem.put_env(%{}); Code.eval_string(\""));
     }
 
@@ -376,6 +392,8 @@ mod tests {
         assert!(CHECK_PROGRAM.contains(&format!("IO.puts(\"{VERSIONS}")));
         assert!(CHECK_PROGRAM.contains(&format!("IO.puts(\"{STALE}")));
         assert!(CHECK_PROGRAM.contains(&format!("IO.puts(\"{NO_RUN_DIR}tried ")));
+        assert!(CHECK_PROGRAM.contains(&format!("IO.puts(\"{MISSING}")));
+        assert!(CHECK_PROGRAM.contains(&format!("IO.puts(\"{MACHINE}")));
         assert!(RUN_DIRS.contains(&format!("raise \"{NO_TEMP_DIR}\"")));
         assert!(PROGRAM.contains(&format!("raise \"{CANNOT_CREATE}#{{dir}}: ")));
         for program in [PROGRAM, CHECK_PROGRAM] {

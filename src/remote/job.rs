@@ -366,7 +366,7 @@ impl Job {
             .map(|beam| project::app_of(&beam.path));
         let apps = Apps::resolve(&build.project, &build.mix_env, root_app.as_deref(), &names)?;
         let priv_files = apps::priv_files(&apps.shipped)?;
-        let natives = natives(&build.project, &priv_files);
+        let natives = native::objects(&build.project, &priv_files);
         let shipped = shipped_apps(&plan, &apps, priv_files);
         let shipped_beams: Vec<Arc<Beam>> = shipped
             .iter()
@@ -592,26 +592,6 @@ pub fn counted(n: usize, thing: &str) -> String {
     } else {
         format!("{n} {thing}s")
     }
-}
-
-/// The native objects among `files`, each shown relative to `project` when it is in it.
-fn natives(project: &std::path::Path, files: &[PrivFile]) -> Vec<native::Object> {
-    let project = project
-        .canonicalize()
-        .unwrap_or_else(|_| project.to_owned());
-    files
-        .iter()
-        .filter_map(|file| {
-            let target = native::target(file.bytes()?)?;
-            let shown = file
-                .source
-                .strip_prefix(&project)
-                .unwrap_or(&file.source)
-                .display()
-                .to_string();
-            Some(native::Object { shown, target })
-        })
-        .collect()
 }
 
 /// What [`WireForm`] computes: the prepared closure and how long it took.

@@ -2,13 +2,15 @@
 //! kind of SSH master connection `run` opens: the server is reachable and the login works,
 //! OpenSSH accepted its host key, the server grants the run's reverse forward, `elixir` is found
 //! (started the way `run` starts it) and its OTP and Elixir versions, whether it has a directory a
-//! run can write its files in, and whether that OTP loads every module of the local build
-//! (`run`'s version preflight, applied to the whole build).
+//! run can write its files in, and whether it can run the local build: its OTP loads every
+//! module (`run`'s version preflight, applied to the whole build), it has every OTP and Elixir
+//! application the build's applications name, and its machine loads their native code.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::build::compat::{LocalBuild, MIN_REMOTE_OTP, RemoteVersions};
+use crate::build::native::{self, Object};
 use crate::config::HostSettings;
 use crate::events::{CheckRow, Probe, Stage};
 use crate::remote::agent::client;
@@ -17,12 +19,34 @@ use crate::remote::session::{self, SessionError, TEARDOWN_GRACE};
 use crate::remote::ssh::{Master, SshError};
 use crate::report::Reporter;
 
+/// What `check` compares each server with: the whole local build, and what it needs of a
+/// server as a run of any of its code would (`run`'s checks before it sends anything).
+pub struct Local {
+    /// Every module, and the versions Mix recorded.
+    pub build: LocalBuild,
+    /// The applications the build's applications name that it does not have, each with one
+    /// that names it: (needed, by).
+    pub apps: Vec<(String, String)>,
+    /// The native code in their `priv/` directories.
+    pub natives: Vec<Object>,
+}
+
+/// What the check program said of the server beyond its versions.
+#[derive(Default)]
+struct Said {
+    versions: Option<String>,
+    stale: Option<String>,
+    no_run_dir: Option<String>,
+    missing: Option<Vec<String>>,
+    machine: Option<native::Server>,
+}
+
 /// Checks one host against `local` (if there is a build); never fails: every problem is a cell
 /// of its row.
 pub async fn check_host(
     host: &HostSettings,
     report: &Arc<Reporter>,
-    local: Option<&LocalBuild>,
+    local: Option<&Local>,
 ) -> CheckRow {
     let mut row = CheckRow {
         host: host.name.clone(),
@@ -39,7 +63,11 @@ pub async fn check_host(
         ready: false,
         problem: None,
     };
-    if let Err(problem) = probe(host, report, &mut row).await {
+    let apps: Vec<&str> = local
+        .map(|local| local.apps.iter().map(|(app, _)| app.as_str()).collect())
+        .unwrap_or_default();
+    let mut said = Said::default();
+    if let Err(problem) = probe(host, report, &mut row, &apps, &mut said).await {
         row.problem = Some(problem);
     }
     if let (Some(local), Some(otp), Some(elixir)) = (local, &row.otp_release, &row.elixir_version) {
@@ -48,19 +76,48 @@ pub async fn check_host(
             erts: String::new(),
             elixir: elixir.clone(),
         };
-        match local.against(&remote) {
+        match runs_there(local, &remote, &said, &host.address) {
             Ok(warnings) => {
                 row.compat = Probe::Ok;
                 warnings.iter().for_each(|w| report.warning(w));
             }
             Err(refusal) => {
                 row.compat = Probe::Failed;
-                row.problem.get_or_insert(refusal.0);
+                row.problem.get_or_insert(refusal);
             }
         }
     }
     row.ready = row.problem.is_none();
     row
+}
+
+/// Whether the server `said` describes can run `local`, as a run checks before it sends
+/// anything: the warnings, or the first reason it cannot (its loader would refuse a module, it
+/// lacks an application, its machine cannot load a native object).
+fn runs_there(
+    local: &Local,
+    remote: &RemoteVersions,
+    said: &Said,
+    host: &str,
+) -> Result<Vec<String>, String> {
+    let warnings = local.build.against(remote).map_err(|refusal| refusal.0)?;
+    if let Some(app) = said.missing.iter().flatten().next() {
+        let by = local
+            .apps
+            .iter()
+            .find(|(needed, _)| needed == app)
+            .map_or_else(String::new, |(_, by)| by.clone());
+        let missing = SessionError::MissingApp {
+            app: app.clone(),
+            by,
+            host: host.to_owned(),
+        };
+        return Err(missing.to_string());
+    }
+    if let Some(server) = &said.machine {
+        native::check(&local.natives, server, host).map_err(|m| m.to_string())?;
+    }
+    Ok(warnings)
 }
 
 /// Fills `row` probe by probe; the first problem found is the error. Probes after a failed
@@ -69,6 +126,8 @@ async fn probe(
     host: &HostSettings,
     report: &Arc<Reporter>,
     row: &mut CheckRow,
+    apps: &[&str],
+    said: &mut Said,
 ) -> Result<(), String> {
     let command = boot::check_command(&host.elixir).map_err(|e| e.to_string())?;
     let dir = session::private_dir().map_err(|e| e.to_string())?;
@@ -77,23 +136,26 @@ async fn probe(
     target.options.insert(0, "BatchMode=yes".into());
 
     let phase = report.phase(Stage::Connect, format!("connecting to {}", host.address));
-    let versions: Arc<Mutex<Option<String>>> = Arc::default();
-    let stale: Arc<Mutex<Option<String>>> = Arc::default();
-    let no_run_dir: Arc<Mutex<Option<String>>> = Arc::default();
-    let (seen, seen_stale, seen_no_run_dir, notes, log) = (
-        Arc::clone(&versions),
-        Arc::clone(&stale),
-        Arc::clone(&no_run_dir),
-        Arc::clone(report),
-        Arc::clone(report),
-    );
+    let heard: Arc<Mutex<Said>> = Arc::default();
+    let (seen, notes, log) = (Arc::clone(&heard), Arc::clone(report), Arc::clone(report));
     let output = move |line: &str| {
+        let mut said = seen.lock().expect("check lines lock poisoned");
         if let Some(v) = line.strip_prefix(boot::VERSIONS) {
-            *seen.lock().expect("versions lock poisoned") = Some(v.to_owned());
+            said.versions = Some(v.to_owned());
         } else if let Some(s) = line.strip_prefix(boot::STALE) {
-            *seen_stale.lock().expect("stale lock poisoned") = Some(s.to_owned());
+            said.stale = Some(s.to_owned());
         } else if let Some(tried) = line.strip_prefix(boot::NO_RUN_DIR) {
-            *seen_no_run_dir.lock().expect("run dir lock poisoned") = Some(tried.to_owned());
+            said.no_run_dir = Some(tried.to_owned());
+        } else if let Some(apps) = line.strip_prefix(boot::MISSING) {
+            said.missing = Some(apps.split_whitespace().map(str::to_owned).collect());
+        } else if let Some((triple, wordsize)) = line
+            .strip_prefix(boot::MACHINE)
+            .and_then(|m| m.split_once(' '))
+        {
+            said.machine = wordsize.parse().ok().map(|wordsize| native::Server {
+                triple: triple.to_owned(),
+                wordsize,
+            });
         } else {
             // ssh's own complaints end up in the row; show them with -v only.
             notes.verbose(line);
@@ -185,12 +247,15 @@ async fn probe(
     let phase = report.phase(Stage::Elixir, format!("looking for {}", host.elixir));
     let boot = Duration::from_secs(host.boot_timeout);
     let found = async {
-        master.send(&boot::check_input(&host.remote_env)).await?;
+        master
+            .send(&boot::check_input(&host.remote_env, apps))
+            .await?;
         master.wait_for(boot::CHECKED, "elixir").await
     };
     match tokio::time::timeout(boot, found).await {
         Ok(Ok(())) => {
-            let line = versions.lock().expect("versions lock poisoned").take();
+            let mut heard = heard.lock().expect("check lines lock poisoned");
+            let line = heard.versions.take();
             let mut parts = line.as_deref().unwrap_or_default().split_whitespace();
             row.otp_release = parts.next().map(str::to_owned);
             row.elixir_version = parts.next().map(str::to_owned);
@@ -208,7 +273,7 @@ async fn probe(
                 problem.get_or_insert(old.to_string());
             }
             // A run fails to load where it finds no directory to make its own in.
-            if let Some(tried) = no_run_dir.lock().expect("run dir lock poisoned").take() {
+            if let Some(tried) = heard.no_run_dir.take() {
                 row.temp_dir = Probe::Failed;
                 let none = SessionError::NoRunDir {
                     host: host.address.clone(),
@@ -216,7 +281,9 @@ async fn probe(
                 };
                 problem.get_or_insert(none.to_string());
             }
-            let stale = stale.lock().expect("stale lock poisoned").take();
+            let stale = heard.stale.take();
+            (said.missing, said.machine) = (heard.missing.take(), heard.machine.take());
+            drop(heard);
             if let Some((count, tmp)) = stale.as_deref().and_then(|s| s.split_once(' ')) {
                 row.temp_dir = Probe::Ok;
                 row.stale_runs = count.parse().ok();
