@@ -316,6 +316,40 @@ fn an_unreachable_host_does_not_stall_the_others_and_every_event_matches_the_sch
         .map(|e| &e["module"])
         .collect();
     assert!(pushed.contains(&&Value::from("Demo.Worker")), "{pushed:?}");
+    // `plan` says what the run sent: the same modules, each of the same size (as sent, without
+    // debug info and docs).
+    let sizes = |events: &[Value], kind: &str| -> Vec<(String, u64)> {
+        let mut sizes: Vec<(String, u64)> = of_kind(events, kind)
+            .into_iter()
+            .map(|e| {
+                (
+                    e["module"].as_str().unwrap().to_owned(),
+                    e["bytes"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        sizes.sort();
+        sizes
+    };
+    let plan = tool(
+        dir.path(),
+        &[
+            "plan",
+            "Demo.Worker.process",
+            "--project",
+            &project,
+            "--json",
+        ],
+    )
+    .run();
+    assert_eq!(plan.code, Some(0), "{}", plan.stderr);
+    let planned: Vec<Value> = plan.stdout.lines().map(|l| event(&schema, l)).collect();
+    let good: Vec<Value> = seen
+        .iter()
+        .filter(|e| e["host"] == "good")
+        .cloned()
+        .collect();
+    assert_eq!(sizes(&planned, "module"), sizes(&good, "module_pushed"));
     let errors = of_kind(&seen, "error");
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0]["host"], "silent");

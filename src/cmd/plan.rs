@@ -15,6 +15,7 @@ use crate::config::{self, Build, Config};
 use crate::events::{Event, ShippedApp};
 use crate::exit::{self, CliError};
 use crate::remote::job::counted;
+use crate::remote::wire;
 use crate::report::Reporter;
 
 /// Prints the plan; the build is resolved as for `run`: flags over the `defaults` of
@@ -91,7 +92,7 @@ fn shipped(
                     .modules
                     .iter()
                     .filter_map(|m| plan.graph().module(m))
-                    .map(|b| b.bytes.len())
+                    .map(wire::sent_size)
                     .sum(),
                 priv_files: files.len(),
                 priv_bytes: files.iter().map(|bytes| bytes.len()).sum(),
@@ -152,7 +153,7 @@ fn text(plan: &Plan, entry: &Entry) -> String {
             "{:>4}  {:<width$}  {:>9}  {:<app_width$}  {}{}\n",
             i + 1,
             display_module(&member.beam.name),
-            kib(member.beam.bytes.len()),
+            kib(wire::sent_size(member.beam)),
             app_of(&member.beam.path),
             why_text(member),
             if member.beam.on_load {
@@ -162,7 +163,7 @@ fn text(plan: &Plan, entry: &Entry) -> String {
             },
         ));
     }
-    let bytes: usize = closure.iter().map(|m| m.beam.bytes.len()).sum();
+    let bytes: usize = closure.iter().map(|m| wire::sent_size(m.beam)).sum();
     let mut apps: Vec<String> = closure.iter().map(|m| app_of(&m.beam.path)).collect();
     apps.sort();
     apps.dedup();
@@ -198,7 +199,7 @@ fn events(
                 order: i + 1,
                 module: display_module(&member.beam.name),
                 app: app_of(&member.beam.path),
-                bytes: member.beam.bytes.len(),
+                bytes: wire::sent_size(member.beam),
                 path: member.beam.path.display().to_string(),
                 reason: reason.to_owned(),
                 from,
@@ -209,7 +210,7 @@ fn events(
     events.push(Event::Plan {
         entry: entry.shown(),
         modules: closure.len(),
-        bytes: closure.iter().map(|m| m.beam.bytes.len()).sum(),
+        bytes: closure.iter().map(|m| wire::sent_size(m.beam)).sum(),
         project_modules: plan.graph().modules().len(),
         shipped,
         from_server,

@@ -382,7 +382,7 @@ impl Job {
                 layout.config_dir().display()
             ));
         }
-        let bytes: usize = closure.iter().map(|b| b.bytes.len()).sum();
+        let bytes: usize = closure.iter().map(|b| wire::sent_size(b)).sum();
         let shipping = counted(apps.shipped.len(), "application");
         phase.done(match call {
             Call::Session if closure.is_empty() => format!("{shipping} to ship"),

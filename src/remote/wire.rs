@@ -310,12 +310,9 @@ fn write_module<W: Write>(out: &mut etf::Writer<W>, beam: &Beam) -> Result<Wire,
     };
     beam::with_raw_chunks(&beam.bytes, |chunks| {
         let md5 = md5(chunks);
-        let kept = || chunks.iter().filter(|(id, _)| !UNREAD_CHUNKS.contains(&id));
-        let body_len: usize = 4 + kept()
-            .map(|(_, data)| 8 + data.len().next_multiple_of(4))
-            .sum::<usize>();
-        let size = 8 + body_len;
-        let body = u32::try_from(body_len).map_err(|_| BeamErrorKind::TooLarge)?;
+        let kept = || kept_chunks(chunks);
+        let size = wire_size(chunks);
+        let body = u32::try_from(size - 8).map_err(|_| BeamErrorKind::TooLarge)?;
         let write = |out: &mut etf::Writer<W>| -> std::io::Result<()> {
             out.binary_header(size)?;
             out.raw(b"FOR1")?;
@@ -334,6 +331,24 @@ fn write_module<W: Write>(out: &mut etf::Writer<W>, beam: &Beam) -> Result<Wire,
     })
     .and_then(|written| written)
     .map_err(fail)
+}
+
+/// The chunks of a module the loader reads: those it is sent with.
+fn kept_chunks<'c, 'b>(chunks: &'c [RawChunk<'b>]) -> impl Iterator<Item = &'c RawChunk<'b>> {
+    chunks.iter().filter(|(id, _)| !UNREAD_CHUNKS.contains(&id))
+}
+
+/// The size of a module's wire form: `FOR1`, its length, `BEAM` and the chunks it is sent with.
+fn wire_size(chunks: &[RawChunk]) -> usize {
+    12 + kept_chunks(chunks)
+        .map(|(_, data)| 8 + data.len().next_multiple_of(4))
+        .sum::<usize>()
+}
+
+/// How many bytes of `beam` the loader receives: the file without the chunks it never reads, as
+/// a run sends it (`module_pushed`'s `bytes`); the file's size if it is not a beam.
+pub fn sent_size(beam: &Beam) -> usize {
+    beam::with_raw_chunks(&beam.bytes, wire_size).unwrap_or(beam.bytes.len())
 }
 
 /// The MD5 the loader reports for the module of the beam `bytes` once loaded (see the module
