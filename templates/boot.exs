@@ -85,7 +85,8 @@ end
 # The tool is gone (its connection, or the session's stdin, ended: Ctrl-C, a timeout, a lost
 # link, a warm session's end): stops a call still running (see `stop_code`), then halts with
 # status 126, which the tool, should it still hear of it, does not take for the code's own halt
-# (0 to 125). A run still connected (a warm session ended under it) is let go first: the end of
+# (0 to 125). A run still connected (a warm session ended under it) is let go first, and only
+# it (the nodes the code itself connected to keep their connections while it stops): the end of
 # the code it killed is no result of the function's, and the run learns the node went away.
 # Once only (a lost connection and stdin's end may both say so). Unless the node is stopping
 # already (`System.stop/1`: `user` stops before distribution, so reads of stdin fail then, and
@@ -106,7 +107,9 @@ tool_gone = fn ->
       Process.sleep(:infinity)
 
     _running ->
-      for node <- Node.list(:connected), do: :erlang.disconnect_node(node)
+      tool = :persistent_term.get(:mix_remote_tool, nil)
+      if tool in Node.list(:connected), do: :erlang.disconnect_node(tool)
+
       stop_code.()
       halt.(126)
   end
@@ -1411,6 +1414,7 @@ connector =
 
       receive do
         {:connect, cookie, tool} ->
+          :persistent_term.put(:mix_remote_tool, tool)
           :erlang.set_cookie(tool, cookie)
           connecting = self()
 

@@ -310,9 +310,10 @@ struct Session<'a> {
 
 impl Session<'_> {
     /// What every run does once its node is up, cold or warm: pushes the job, hands the node to
-    /// `work`, and disconnects. With the batch `sent` on the node's stdin, or a node that
-    /// [`Session::holds`] requests, the work starts while the node loads it: its request goes at
-    /// once and the node holds it until the load is done.
+    /// `work`, and disconnects, whatever happened (the node halts when the connection goes). With
+    /// the batch `sent` on the node's stdin, or a node that [`Session::holds`] requests, the work
+    /// starts while the node loads it: its request goes at once and the node holds it until the
+    /// load is done.
     async fn serve<T, F>(
         &self,
         node: Arc<Node>,
@@ -324,14 +325,35 @@ impl Session<'_> {
     where
         F: Future<Output = Result<T, SessionError>>,
     {
-        console::follow_geometry(&node);
+        let served = self.push_and_work(&node, job, stats, sent, work).await;
+        stats.requests = Some(node.requests());
+        stats.round_trips = Some(node.round_trips());
+        // Closing the connection first halts the node (it goes when the tool's node does) and
+        // leaves the master no forwarded channel to wait for: a shorter teardown.
+        node.disconnect();
+        served
+    }
+
+    /// [`Session::serve`] until the work is done, or the push failed.
+    async fn push_and_work<T, F>(
+        &self,
+        node: &Arc<Node>,
+        job: &Job,
+        stats: &mut Stats,
+        sent: Option<(&mut Master, Sent)>,
+        work: impl FnOnce(Arc<Node>, Ready) -> F,
+    ) -> Result<T, SessionError>
+    where
+        F: Future<Output = Result<T, SessionError>>,
+    {
+        console::follow_geometry(node);
         self.output_open.send_replace(false);
         let (result, started) = if sent.is_some() || self.holds {
             let (pushed, ready) = Ready::after_load();
-            let mut work = std::pin::pin!(work(Arc::clone(&node), ready));
+            let mut work = std::pin::pin!(work(Arc::clone(node), ready));
             let mut early = None;
             {
-                let mut push = std::pin::pin!(self.push(&node, job, stats, sent));
+                let mut push = std::pin::pin!(self.push(node, job, stats, sent));
                 let pushed = loop {
                     tokio::select! {
                         done = &mut push => break done,
@@ -360,21 +382,16 @@ impl Session<'_> {
             let started = Instant::now();
             (self.after_push(work, early).await, started)
         } else {
-            let pushed = self.push(&node, job, stats, None).await;
+            let pushed = self.push(node, job, stats, None).await;
             if pushed.is_err() {
                 self.output_open.send_replace(true);
             }
             pushed?;
             let started = Instant::now();
-            let work = std::pin::pin!(work(Arc::clone(&node), Ready::now()));
+            let work = std::pin::pin!(work(Arc::clone(node), Ready::now()));
             (self.after_push(work, None).await, started)
         };
         stats.call = Some(started.elapsed());
-        stats.requests = Some(node.requests());
-        stats.round_trips = Some(node.round_trips());
-        // Closing the connection first halts the node (it goes when the tool's node does) and
-        // leaves the master no forwarded channel to wait for: a shorter teardown.
-        node.disconnect();
         result
     }
 

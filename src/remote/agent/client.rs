@@ -190,6 +190,8 @@ pub struct Claim {
     /// What the node said of itself once ready, as `info` would answer (no application asked
     /// about), if it did: the run need not ask.
     pub known: Option<Remote>,
+    /// Whether the agent passes on what the node prints (one of an older build does not).
+    follows: bool,
 }
 
 /// The claim's connection to the agent: asked and answered line by line until the run has its
@@ -240,8 +242,18 @@ pub struct Held {
 /// Claims the spare node of the session in `dir`, waiting at most `limit` for it.
 pub async fn claim(dir: &Path, limit: Duration) -> io::Result<(Claim, Claimed)> {
     let claiming = async {
-        let mut agent = Agent::connect(dir).await?;
-        let said = agent.ask(CLAIM).await?;
+        // Following what the node prints; an agent of an older build does not know that request
+        // and hangs up: then claimed the old way.
+        let (mut agent, said, follows) = match ask_claim(dir, true).await {
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                let (agent, said) = ask_claim(dir, false).await?;
+                (agent, said, false)
+            }
+            asked => {
+                let (agent, said) = asked?;
+                (agent, said, true)
+            }
+        };
         let (kind, rest) = said
             .split_once(' ')
             .ok_or_else(|| malformed("answer to `claim`"))?;
@@ -303,11 +315,32 @@ pub async fn claim(dir: &Path, limit: Duration) -> io::Result<(Claim, Claimed)> 
             Err(waiting) => waiting,
         };
         let agent = Link::Asking(agent);
-        Ok((Claim { had, known, agent }, node))
+        Ok((
+            Claim {
+                had,
+                known,
+                agent,
+                follows,
+            },
+            node,
+        ))
     };
     tokio::time::timeout(limit, claiming)
         .await
         .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+}
+
+/// Connects to the agent of `dir` and claims its spare, following what the node prints or not;
+/// the agent's first answer.
+async fn ask_claim(dir: &Path, follow: bool) -> io::Result<(Agent, String)> {
+    let mut agent = Agent::connect(dir).await?;
+    let request = if follow {
+        format!("{CLAIM} {FOLLOW}")
+    } else {
+        CLAIM.to_owned()
+    };
+    let said = agent.ask(&request).await?;
+    Ok((agent, said))
 }
 
 /// Hands the agent of the session directory `dir` a batch (as [`super::preload::encode`] makes
@@ -343,19 +376,23 @@ impl Claim {
         }
     }
 
-    /// Once the run has its node: asks the agent for what the node prints of its own
-    /// ([`FOLLOW`]), hands each line to `line` as it comes ([`LOG`]), and takes note of what the
-    /// agent says of the node ([`SETTLED`], [`ENDED`]) for [`Claim::settled`] and
-    /// [`Claim::ended`]. An agent of an older build passes on no lines, and says `ended` alone.
-    pub async fn follow(self, line: impl Fn(&str) + Send + 'static) -> Claim {
+    /// Once the run has its node: hands each line the node prints of its own, as the agent
+    /// passes it on ([`LOG`]), to `line`, and takes note of what the agent says of the node
+    /// ([`SETTLED`], [`ENDED`]) for [`Claim::settled`] and [`Claim::ended`]. With an agent of an
+    /// older build, which passes on no lines, nothing changes.
+    pub fn follow(self, line: impl Fn(&str) + Send + 'static) -> Claim {
         let Link::Asking(agent) = self.agent else {
             return self;
         };
+        if !self.follows {
+            return Claim {
+                agent: Link::Asking(agent),
+                ..self
+            };
+        }
         // What the agent wrote past the answers read so far comes first.
         let read_ahead = std::io::Cursor::new(agent.stream.buffer().to_vec());
-        let (read, mut write) = agent.stream.into_inner().into_split();
-        // Unheard, the run goes on without the lines (and `ended` tells it as much).
-        let _ = write.write_all(format!("{FOLLOW}\n").as_bytes()).await;
+        let (read, write) = agent.stream.into_inner().into_split();
         let (settled_tx, settled) = watch::channel(false);
         let (ended_tx, ended) = watch::channel(None);
         let reader = tokio::spawn(async move {
@@ -398,15 +435,23 @@ impl Claim {
     }
 
     /// The exit status of the spare's session, once the agent says it ended ([`super::ENDED`],
-    /// after the last of the node's lines), within `limit`: `None` past it, when it ended by a
-    /// signal, or before the run [`Claim::follow`]s.
+    /// after the last of the node's lines), within `limit`: `None` past it, or when it ended by
+    /// a signal.
     pub async fn ended(&mut self, limit: Duration) -> Option<i32> {
-        let Link::Following(following) = &mut self.agent else {
-            return None;
-        };
-        let ended = following.ended.wait_for(Option::is_some);
-        let status = *tokio::time::timeout(limit, ended).await.ok()?.ok()?;
-        status.flatten()
+        match &mut self.agent {
+            Link::Asking(agent) => {
+                let said = tokio::time::timeout(limit, agent.answer())
+                    .await
+                    .ok()?
+                    .ok()?;
+                said.strip_prefix(ENDED)?.trim().parse().ok()
+            }
+            Link::Following(following) => {
+                let ended = following.ended.wait_for(Option::is_some);
+                let status = *tokio::time::timeout(limit, ended).await.ok()?.ok()?;
+                status.flatten()
+            }
+        }
     }
 
     /// Lets the node go: the agent stops what is left of it. No line of the node's is handed on
@@ -480,6 +525,40 @@ mod tests {
         ] {
             assert_eq!(claim_answered(dir.path(), &said).await, error, "{said}");
         }
+    }
+
+    #[tokio::test]
+    async fn an_agent_that_does_not_know_claim_follow_is_claimed_the_old_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::UnixListener::bind(dir.path().join(dirs::SOCKET)).unwrap();
+        let agent = tokio::spawn(async move {
+            let mut asked = Vec::new();
+            // An older agent hangs up on a request it does not know...
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut stream = BufReader::new(stream);
+            let mut line = String::new();
+            stream.read_line(&mut line).await.unwrap();
+            asked.push(line.clone());
+            drop(stream);
+            // ... and answers `claim`.
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut stream = BufReader::new(stream);
+            line.clear();
+            stream.read_line(&mut line).await.unwrap();
+            asked.push(line);
+            let answer = "spare /s/node-1.sock mix_remote_1@localhost\nnull\nnull\n";
+            stream.get_mut().write_all(answer.as_bytes()).await.unwrap();
+            let mut rest = Vec::new();
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut rest).await;
+            asked
+        });
+        let (claim, node) = claim(dir.path(), Duration::from_secs(60)).await.unwrap();
+        assert!(!claim.follows);
+        assert!(
+            matches!(node, Claimed::Waiting { ref remote, .. } if remote == "mix_remote_1@localhost")
+        );
+        drop(claim);
+        assert_eq!(agent.await.unwrap(), ["claim follow\n", "claim\n"]);
     }
 
     #[tokio::test]

@@ -25,13 +25,15 @@
 //! `failed WHY` at once (the run connects as usual). `idle SECS` (from `up` on a session already
 //! up) sets the idle limit anew, counted from then, and is answered `ok`. A
 //! spare whose session ends while a run has it is told of as `ended STATUS`, the session's exit
-//! status (`-` for a signal's end): a run that lost its node reads why. A run that says `follow`
-//! once it has its node gets what the node prints of its own on its session's stdout and stderr
-//! (Logger's lines, `:user`'s; those printed before the claim first, with `log (N lines ...
-//! dropped here ...)` where more came than the agent holds unread), as `log TEXT` lines, and its
-//! word that all of it is out as `done` (a cold run reads the same from its own session); the
-//! agent says `ended` only after the last of them. From then on the node waits for the run to
-//! take what it prints, as a cold node's output waits for its session.
+//! status (`-` for a signal's end): a run that lost its node reads why. A run that claims with
+//! `claim follow` (an agent of an older build hangs up on it, and the run claims the old way)
+//! gets, once it has its node, what the node prints of its own on its session's stdout and
+//! stderr (Logger's lines, `:user`'s; those printed before the claim first, with `log (N lines
+//! ... dropped here ...)` where more came than the agent holds unread), as `log TEXT` lines, and
+//! its word that all of it is out as `done` (a cold run reads the same from its own session);
+//! the agent says `ended` only after the last of them. From then on the node waits for the run
+//! to take what it prints, as a cold node's output waits for its session. Lines of a run the
+//! agent does not know are passed over.
 
 pub mod ahead;
 pub mod client;
@@ -71,7 +73,7 @@ pub const OK: &str = "ok";
 pub const PRELOAD: &str = "preload ";
 /// The agent's word to a run whose spare's session ended: `ended STATUS`.
 pub const ENDED: &str = "ended";
-/// The run's word, once it has its node, that it follows what the node prints.
+/// What a run adds to [`CLAIM`] to follow what the node prints: `claim follow`.
 pub const FOLLOW: &str = "follow";
 /// A line the claimed node printed of its own: `log TEXT`.
 pub const LOG: &str = "log ";

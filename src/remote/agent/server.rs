@@ -653,7 +653,12 @@ impl Connection {
             DOWN => {
                 let _ = self.downs.send(stream.into_inner());
             }
-            CLAIM => self.claim(stream).await,
+            CLAIM => self.claim(stream, false).await,
+            // From a run that follows what the node prints (an older build's agent ignores this
+            // request, and the run claims again the old way).
+            claim if claim.strip_prefix(CLAIM).map(str::trim) == Some(FOLLOW) => {
+                self.claim(stream, true).await;
+            }
             // From `up` on a session already up: the new limit counts from now.
             given if given.starts_with(IDLE) => {
                 let Some(secs) = given
@@ -704,8 +709,9 @@ impl Connection {
         }
     }
 
-    /// Hands the spare to the run, passes on its identities, and waits for the run to end.
-    async fn claim(&mut self, mut stream: BufReader<UnixStream>) {
+    /// Hands the spare to the run, passes on its identities (and, if it `follows`, what the node
+    /// prints of its own), and waits for the run to end.
+    async fn claim(&mut self, mut stream: BufReader<UnixStream>, follows: bool) {
         let mut running = Running::start(&self.state);
         let (tx, rx) = oneshot::channel();
         if self.claims.send(tx).is_err() {
@@ -736,21 +742,15 @@ impl Connection {
             let (read, write) = stream.into_inner().into_split();
             let mut read = BufReader::new(tokio::io::AsyncReadExt::chain(read_ahead, read));
             let mut write = tokio::io::BufWriter::new(write);
-            let (follow, mut followed) = watch::channel(false);
-            // Once the run follows (a run of an older build never does, and gets none of it),
-            // what the node prints, to the end of its session; then how that ended: the run may
-            // be waiting to learn whether its function halted the node.
+            // What the node prints, to the end of its session, for a run that follows it (one of
+            // an older build does not, and gets none of it); then how that ended: the run may be
+            // waiting to learn whether its function halted the node.
             let passing = async {
-                let status = tokio::select! {
-                    true = async { followed.wait_for(|followed| *followed).await.is_ok() } => {
-                        if let Some(mut lines) = lines {
-                            lines.follow();
-                            pass_on(&mut lines.said, &mut write).await;
-                        }
-                        spare.ended().await
-                    }
-                    status = spare.ended() => status,
-                };
+                if let Some(mut lines) = lines.filter(|_| follows) {
+                    lines.follow();
+                    pass_on(&mut lines.said, &mut write).await;
+                }
+                let status = spare.ended().await;
                 let status = status.map_or_else(|| "-".to_owned(), |s| s.to_string());
                 let _ = write
                     .write_all(format!("{ENDED} {status}\n").as_bytes())
@@ -759,7 +759,7 @@ impl Connection {
             };
             tokio::select! {
                 // The run closes the connection when it is done with the node.
-                () = self.follows(&mut read, &follow) => {}
+                () = self.preloads(&mut read) => {}
                 () = passing => {}
                 _ = stop.changed() => {}
             }
@@ -770,23 +770,16 @@ impl Connection {
         spare.end().await;
     }
 
-    /// Takes what the run says once it has its node until it closes the connection: that it
-    /// follows what the node prints ([`FOLLOW`], told to `follow`), and the batches it hands
-    /// over for the next spares.
-    async fn follows(
-        &self,
-        stream: &mut (impl AsyncBufRead + Unpin),
-        follow: &watch::Sender<bool>,
-    ) {
+    /// Takes the batches the run hands over for the next spares until it closes the connection
+    /// (a line this build does not know, from a later one, is passed over).
+    async fn preloads(&self, stream: &mut (impl AsyncBufRead + Unpin)) {
         let mut line = String::new();
         loop {
             line.clear();
             if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
                 return;
             }
-            if line.trim_end() == FOLLOW {
-                follow.send_replace(true);
-            } else if !self.preload(stream, &line).await {
+            if line.starts_with(PRELOAD) && !self.preload(stream, &line).await {
                 return;
             }
         }

@@ -174,9 +174,7 @@ where
     // node's session's is.
     let lines = Arc::clone(report);
     let name = host.name.clone();
-    let mut claim = claim
-        .follow(move |line| lines.remote_line(&name, line))
-        .await;
+    let mut claim = claim.follow(move |line| lines.remote_line(&name, line));
     stats.connect = Some(started.elapsed());
     report.verbose(&format!(
         "warm session of {}: its spare node serves this run{}",
@@ -240,7 +238,11 @@ where
             input.clone(),
             session.output_open.subscribe(),
         ));
-        session.set_remote_env(&node, limit).await?;
+        if let Err(e) = session.set_remote_env(&node, limit).await {
+            // Let go: the node halts as a served one does.
+            node.disconnect();
+            return Err(e);
+        }
         phase.done(format!("remote node {} up", ids.remote));
         session.serve(node, job, &mut stats, None, work).await
     }
