@@ -45,6 +45,14 @@ pub fn mix_env_ok(text: &str) -> Result<(), String> {
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
+    /// `--project` names no Mix project.
+    #[error("--project {}: {why}", path.display())]
+    NoProject {
+        /// The directory given.
+        path: PathBuf,
+        /// What it is not.
+        why: &'static str,
+    },
     /// The file could not be read.
     #[error("cannot read {path}: {error}")]
     Read {
@@ -826,6 +834,21 @@ pub fn build(
     flags: &Section,
     hosts: &[Selected],
 ) -> Result<Build, ConfigError> {
+    if let Some(dir) = project {
+        let why = if !dir.is_dir() {
+            Some("no such directory")
+        } else if !dir.join("mix.exs").is_file() {
+            Some("not a Mix project (no mix.exs)")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(ConfigError::NoProject {
+                path: dir.to_owned(),
+                why,
+            });
+        }
+    }
     let project = project_dir(project, config);
     // `--env` and `mix_env:` were checked as they were read: only `MIX_ENV` is left to check.
     if let Some(env) = &flags.mix_env {

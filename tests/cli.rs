@@ -1540,3 +1540,40 @@ fn a_bad_module_to_include_is_named_by_the_flag_or_the_key_of_the_file_that_gave
         out.assert_local_clean();
     }
 }
+
+#[test]
+fn a_project_flag_that_names_no_mix_project_is_refused_naming_it() {
+    // A typo in a CI job's `--project` must not pass `check` with the build left out.
+    let empty = tempfile::tempdir().unwrap();
+    let missing = empty.path().join("nope");
+    let shown = |dir: &Path| dir.display().to_string();
+    for (args, said) in [
+        (
+            vec![
+                "check",
+                "--host",
+                "nobody@127.0.0.1",
+                "--project",
+                &shown(&missing),
+            ],
+            format!("--project {}: no such directory", shown(&missing)),
+        ),
+        (
+            vec![
+                "plan",
+                "Demo.Worker.echo",
+                "--project",
+                &shown(empty.path()),
+            ],
+            format!(
+                "--project {}: not a Mix project (no mix.exs)",
+                shown(empty.path())
+            ),
+        ),
+    ] {
+        let out = tool(empty.path(), &args).run();
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(&said), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    }
+}
