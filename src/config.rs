@@ -45,6 +45,14 @@ pub fn mix_env_ok(text: &str) -> Result<(), String> {
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
+    /// The ssh config file of a host (`-F`, `ssh_config:`) is not there.
+    #[error("the ssh config {} of {host} is not a file (-F, or ssh_config in mix-remote.yaml)", path.display())]
+    NoSshConfig {
+        /// The file.
+        path: PathBuf,
+        /// The host it is for.
+        host: String,
+    },
     /// `--project` names no Mix project.
     #[error("--project {}: {why}", path.display())]
     NoProject {

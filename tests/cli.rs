@@ -1542,7 +1542,7 @@ fn a_bad_module_to_include_is_named_by_the_flag_or_the_key_of_the_file_that_gave
 }
 
 #[test]
-fn a_project_flag_that_names_no_mix_project_is_refused_naming_it() {
+fn a_project_or_ssh_config_that_is_not_there_is_refused_naming_it() {
     // A typo in a CI job's `--project` must not pass `check` with the build left out.
     let empty = tempfile::tempdir().unwrap();
     let missing = empty.path().join("nope");
@@ -1568,6 +1568,20 @@ fn a_project_flag_that_names_no_mix_project_is_refused_naming_it() {
             format!(
                 "--project {}: not a Mix project (no mix.exs)",
                 shown(empty.path())
+            ),
+        ),
+        // Likewise an ssh config that is not there: ssh would fail every host's connection.
+        (
+            vec![
+                "check",
+                "--host",
+                "nobody@127.0.0.1",
+                "-F",
+                &shown(&missing),
+            ],
+            format!(
+                "the ssh config {} of nobody@127.0.0.1 is not a file",
+                shown(&missing)
             ),
         ),
     ] {

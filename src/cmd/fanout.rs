@@ -32,10 +32,18 @@ pub fn choose(
     flags: &Section,
 ) -> Result<(Vec<Selected>, Vec<HostSettings>), ConfigError> {
     let selected = config::select(config, &chosen.hosts, &chosen.groups)?;
-    let settings = selected
+    let settings: Vec<HostSettings> = selected
         .iter()
         .map(|s| config::resolve(config, s, flags))
         .collect();
+    // ssh would only say it cannot read it, for every host, as a failed connection.
+    let missing = settings.iter().find_map(|host| {
+        let file = host.ssh_config.as_ref()?;
+        (file.as_os_str() != "none" && !file.is_file()).then(|| (file.clone(), host.name.clone()))
+    });
+    if let Some((path, host)) = missing {
+        return Err(ConfigError::NoSshConfig { path, host });
+    }
     Ok((selected, settings))
 }
 
