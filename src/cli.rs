@@ -964,7 +964,7 @@ impl CheckArgs {
 }
 
 /// Flags of `mix-remote up`: the hosts, taken one after another, what makes their sessions' keys,
-/// and the login's limit (a spare node boots for as long as it takes).
+/// and the limits of the login and of the first spare node's boot.
 #[derive(Debug, Args)]
 pub struct UpArgs {
     #[command(flatten)]

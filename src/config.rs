@@ -46,7 +46,10 @@ pub fn mix_env_ok(text: &str) -> Result<(), String> {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     /// The ssh config file of a host (`-F`, `ssh_config:`) is not there.
-    #[error("the ssh config {} of {host} is not a file (-F, or ssh_config in mix-remote.yaml)", path.display())]
+    #[error(
+        "the ssh config {} of {host} is not there (-F, MIX_REMOTE_SSH_CONFIG, or ssh_config in mix-remote.yaml)",
+        path.display()
+    )]
     NoSshConfig {
         /// The file.
         path: PathBuf,
@@ -54,7 +57,7 @@ pub enum ConfigError {
         host: String,
     },
     /// `--project` names no Mix project.
-    #[error("--project {}: {why}", path.display())]
+    #[error("--project (or MIX_REMOTE_PROJECT) {}: {why}", path.display())]
     NoProject {
         /// The directory given.
         path: PathBuf,
@@ -1259,12 +1262,21 @@ hosts:
             include: Some(vec!["C".into()]),
             ..Section::default()
         };
-        let flagged = build(Some(&config), Some(Path::new("/p")), &flags, &[]).unwrap();
+        let project = tempfile::tempdir().unwrap();
+        std::fs::write(project.path().join("mix.exs"), "").unwrap();
+        let flagged = build(Some(&config), Some(project.path()), &flags, &[]).unwrap();
         assert_eq!(
             (flagged.mix_env.as_str(), flagged.include.as_slice()),
             ("test", ["C".to_owned()].as_slice())
         );
-        assert_eq!(flagged.project, Path::new("/p"));
+        assert_eq!(flagged.project, project.path());
+        let elsewhere = build(
+            Some(&config),
+            Some(Path::new("/nonexistent/p")),
+            &flags,
+            &[],
+        );
+        assert!(matches!(elsewhere, Err(ConfigError::NoProject { .. })));
         let bare = build(None, None, &none, &[]).unwrap();
         assert_eq!(
             (bare.mix_env.as_str(), bare.include.len()),

@@ -274,6 +274,7 @@ put_text(error, _Stream, S) -> {{error, put_chars}, S};
 put_text(_Bin, out, #{closed := true} = S) -> {{error, terminated}, S};
 put_text(Bin, Stream, S) -> {ok, add(S, Stream, Bin)}.
 
+%% (The text function has run by then, as an argument: harmless, its text goes nowhere.)
 put_applied(_, out, #{closed := true} = S) -> {{error, terminated}, S};
 put_applied({Printed, Text}, Stream, S) -> put_text(Text, Stream, add(S, Stream, Printed)).
 

@@ -1556,7 +1556,10 @@ fn a_project_or_ssh_config_that_is_not_there_is_refused_naming_it() {
                 "--project",
                 &shown(&missing),
             ],
-            format!("--project {}: no such directory", shown(&missing)),
+            format!(
+                "--project (or MIX_REMOTE_PROJECT) {}: no such directory",
+                shown(&missing)
+            ),
         ),
         (
             vec![
@@ -1566,7 +1569,7 @@ fn a_project_or_ssh_config_that_is_not_there_is_refused_naming_it() {
                 &shown(empty.path()),
             ],
             format!(
-                "--project {}: not a Mix project (no mix.exs)",
+                "--project (or MIX_REMOTE_PROJECT) {}: not a Mix project (no mix.exs)",
                 shown(empty.path())
             ),
         ),
@@ -1580,7 +1583,7 @@ fn a_project_or_ssh_config_that_is_not_there_is_refused_naming_it() {
                 &shown(&missing),
             ],
             format!(
-                "the ssh config {} of nobody@127.0.0.1 is not a file",
+                "the ssh config {} of nobody@127.0.0.1 is not there",
                 shown(&missing)
             ),
         ),
@@ -1589,5 +1592,31 @@ fn a_project_or_ssh_config_that_is_not_there_is_refused_naming_it() {
         assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
         assert!(out.stderr.contains(&said), "{args:?}: {}", out.stderr);
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    }
+    // `-F /dev/null` (no config at all) is taken; `down` connects to nothing, and ends a session
+    // whose config has gone as well.
+    let runtime = tempfile::tempdir().unwrap();
+    for (args, code) in [
+        (
+            vec![
+                "check",
+                "--host",
+                "nobody@127.0.0.1",
+                "-o",
+                "Port=1",
+                "-F",
+                "/dev/null",
+            ],
+            3,
+        ),
+        (
+            vec!["down", "--host", "nobody@127.0.0.1", "-F", &shown(&missing)],
+            0,
+        ),
+    ] {
+        let out = tool(empty.path(), &args)
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .run();
+        assert_eq!(out.code, Some(code), "{args:?}: {}", out.stderr);
     }
 }

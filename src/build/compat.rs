@@ -50,8 +50,7 @@ use crate::build::project::{self, ProjectError};
 /// (`templates/mix_remote_relay.erl`) is built for OTP 24 and newer.
 pub const MIN_REMOTE_OTP: u32 = 24;
 
-/// The oldest and newest OTP releases whose loader rules are known here.
-const OLDEST_KNOWN: u32 = 24;
+/// The newest OTP release whose loader rules are known here (the oldest is [`MIN_REMOTE_OTP`]).
 const NEWEST_KNOWN: u32 = 29;
 
 /// Highest opcode each release's loader knows (25, 27 and 29 observed with `beam_opcodes`; 24
@@ -245,13 +244,6 @@ pub fn preflight(
             "the remote runs OTP {otp}: mix-remote needs OTP {MIN_REMOTE_OTP} or newer on the server"
         )));
     }
-    if otp < OLDEST_KNOWN {
-        warnings.push(format!(
-            "the remote runs OTP {otp}, older than this tool's tables (from OTP {OLDEST_KNOWN}): \
-             its loader has the last word"
-        ));
-        return Ok(warnings);
-    }
     let refused: Vec<(&Beam, Problem)> = closure
         .iter()
         .filter_map(|beam| problem(beam, otp).map(|p| (*beam, p)))
@@ -314,7 +306,7 @@ enum Problem {
     },
 }
 
-/// The first reason the loader of release `otp` (from [`OLDEST_KNOWN`] on) would refuse `beam`.
+/// The first reason the loader of release `otp` (from [`MIN_REMOTE_OTP`] on) would refuse `beam`.
 fn problem(beam: &Beam, otp: u32) -> Option<Problem> {
     let needs = &beam.needs;
     let known = otp <= NEWEST_KNOWN;

@@ -32,6 +32,7 @@ pub async fn exec(
     let (selected, hosts) = fanout::choose(config, &args.hosts, &args.layer())?;
     // Bad input, before any host is checked.
     fanout::check_elixirs(&hosts)?;
+    fanout::check_ssh_configs(&hosts)?;
     // Each host is checked against the build `run` would ship it: a group or host may set its
     // own mix_env. Each build is read once.
     let mut builds: Vec<(String, Option<Arc<Local>>)> = Vec::new();

@@ -32,19 +32,27 @@ pub fn choose(
     flags: &Section,
 ) -> Result<(Vec<Selected>, Vec<HostSettings>), ConfigError> {
     let selected = config::select(config, &chosen.hosts, &chosen.groups)?;
-    let settings: Vec<HostSettings> = selected
+    let settings = selected
         .iter()
         .map(|s| config::resolve(config, s, flags))
         .collect();
-    // ssh would only say it cannot read it, for every host, as a failed connection.
-    let missing = settings.iter().find_map(|host| {
-        let file = host.ssh_config.as_ref()?;
-        (file.as_os_str() != "none" && !file.is_file()).then(|| (file.clone(), host.name.clone()))
-    });
-    if let Some((path, host)) = missing {
-        return Err(ConfigError::NoSshConfig { path, host });
-    }
     Ok((selected, settings))
+}
+
+/// Refuses, as bad input, an ssh config of `hosts` that is not there (`-F none` is no file, and
+/// `/dev/null` no regular one): ssh would only say it cannot read it, for every host, as a failed
+/// connection. For the commands that connect (`down` does not: it ends a session whose config
+/// has gone as well).
+pub fn check_ssh_configs(hosts: &[HostSettings]) -> Result<(), ConfigError> {
+    let missing = hosts.iter().find_map(|host| {
+        let file = host.ssh_config.as_ref()?;
+        let there = file.as_os_str() == "none" || file.metadata().is_ok_and(|m| !m.is_dir());
+        (!there).then(|| (file.clone(), host.name.clone()))
+    });
+    match missing {
+        Some((path, host)) => Err(ConfigError::NoSshConfig { path, host }),
+        None => Ok(()),
+    }
 }
 
 /// Refuses, as bad input, an `elixir` of `hosts` that cannot be passed to a server's shell: for

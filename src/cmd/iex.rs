@@ -40,6 +40,7 @@ pub async fn exec(
 ) -> Result<u8, CliError> {
     let flags = args.layer();
     let (selected, hosts) = fanout::choose(config, &args.hosts(), &flags)?;
+    fanout::check_ssh_configs(&hosts)?;
     let [host] = hosts.as_slice() else {
         return Err(CliError::new(
             format!(

@@ -93,6 +93,7 @@ pub async fn on_hosts(
     prepare: impl FnOnce(&Build, &Reporter) -> Result<Job, JobError>,
 ) -> Result<u8, CliError> {
     let (selected, hosts) = fanout::choose(config, &options.hosts, &flags)?;
+    fanout::check_ssh_configs(&hosts)?;
     let build = config::build(config, options.setup.build.project(), &flags, &selected)?;
     // The signal handlers first: a signal while Mix compiles stops Mix (and all it started) and
     // ends the run as interrupted.

@@ -34,6 +34,7 @@ pub async fn exec(
     let (_, hosts) = fanout::choose(config, &args.hosts, &args.layer())?;
     // Bad input, before any agent starts.
     fanout::check_elixirs(&hosts)?;
+    fanout::check_ssh_configs(&hosts)?;
     if let [host] = hosts.as_slice() {
         return up(host, args.idle, &report).await.map(|()| exit::OK);
     }

@@ -154,7 +154,7 @@ pub fn start(
     std::thread::Builder::new()
         .name("console".into())
         .spawn(move || {
-            let told_gone = AtomicBool::new(false);
+            let told_gone = std::cell::Cell::new(false);
             let written = |stream, bytes: &[u8]| {
                 input.output(&report, stream, bytes);
                 seen.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -164,7 +164,7 @@ pub fn start(
                 // there fail rather than run on unread.
                 if stream == Stream::Stdout
                     && crate::screen::stdout_gone()
-                    && !told_gone.swap(true, Ordering::Relaxed)
+                    && !told_gone.replace(true)
                 {
                     let _ = node.send_named(RELAY, relay::closed());
                 }

@@ -24,8 +24,8 @@ use crate::report::Reporter;
 pub struct Local {
     /// Every module, and the versions Mix recorded.
     pub build: LocalBuild,
-    /// The applications the build's applications name that it does not have, each with one
-    /// that names it: (needed, by).
+    /// The applications the build's applications name that it does not ship (the server must
+    /// have them), each with one that names it: (needed, by).
     pub apps: Vec<(String, String)>,
     /// The native code in their `priv/` directories.
     pub natives: Vec<Object>,

@@ -656,7 +656,7 @@ impl Connection {
             CLAIM => self.claim(stream, false).await,
             // From a run that follows what the node prints (an older build's agent ignores this
             // request, and the run claims again the old way).
-            claim if claim.strip_prefix(CLAIM).map(str::trim) == Some(FOLLOW) => {
+            claim if claim == format!("{CLAIM} {FOLLOW}") => {
                 self.claim(stream, true).await;
             }
             // From `up` on a session already up: the new limit counts from now.

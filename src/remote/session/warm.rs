@@ -248,6 +248,7 @@ where
     }
     .await;
     // A node lost on the way may have halted by itself: the agent says how its session ended.
+    let lost = matches!(result, Err(SessionError::Lost { .. }));
     let result = match result {
         Err(lost @ SessionError::Lost { .. }) => {
             Err(lost.halted_with(claim.ended(TEARDOWN_GRACE).await))
@@ -265,7 +266,7 @@ where
     // has ended (the node halts as the connection closes), its last lines passed on first.
     let phase = report.phase(Stage::Stop, "stopping remote node");
     let stopping = Instant::now();
-    if !(result.is_ok() && claim.settled(SETTLE_LIMIT).await) {
+    if !lost && !(result.is_ok() && claim.settled(SETTLE_LIMIT).await) {
         claim.ended(TEARDOWN_GRACE).await;
     }
     claim.close().await;
