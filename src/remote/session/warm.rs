@@ -266,7 +266,8 @@ where
     // has ended (the node halts as the connection closes), its last lines passed on first.
     let phase = report.phase(Stage::Stop, "stopping remote node");
     let stopping = Instant::now();
-    if !lost && !(result.is_ok() && claim.settled(SETTLE_LIMIT).await) {
+    let settled = result.is_ok() && claim.settled(SETTLE_LIMIT).await;
+    if !settled && !lost {
         claim.ended(TEARDOWN_GRACE).await;
     }
     claim.close().await;
