@@ -9,10 +9,6 @@ use std::process::{Command, Stdio};
 
 use testkit::Chroot;
 
-/// The highest opcode OTP 24's loader knows (`recv_marker_use`); OTP 25 added `bs_create_bin`
-/// (177) and more. A beam whose Code chunk says it uses no higher opcode loads there.
-const OTP24_MAX_OPCODE: u32 = 176;
-
 /// What the remote's `elixir` runs on the beam given in base64 on stdin: loads it and names
 /// every function it calls that its OTP and Elixir lack (but the relay's, which comes with it).
 const CHECK: &str = r#"
@@ -48,7 +44,7 @@ fn the_committed_boot_beams_are_built_from_their_source() {
 fn the_otp24_beam_uses_no_opcode_newer_than_otp24() {
     let [_, otp24] = testkit::boot_beam_paths();
     let beam = std::fs::read(otp24).unwrap();
-    assert!(max_opcode(&beam) <= OTP24_MAX_OPCODE);
+    assert!(max_opcode(&beam) <= testkit::OTP24_MAX_OPCODE);
 }
 
 #[test]
@@ -92,23 +88,13 @@ fn check(mut elixir: Command, beam: &[u8]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// The `OpcodeMax` field of the Code chunk of a beam as `beam_lib:strip/1` writes it (gzipped).
+/// [`testkit::max_opcode`] of a gzipped beam.
 fn max_opcode(gzipped: &[u8]) -> u32 {
     let mut beam = Vec::new();
     flate2::read::GzDecoder::new(gzipped)
         .read_to_end(&mut beam)
         .unwrap();
-    let word = |at: usize| u32::from_be_bytes(beam[at..at + 4].try_into().unwrap());
-    assert_eq!((&beam[..4], &beam[8..12]), (&b"FOR1"[..], &b"BEAM"[..]));
-    let mut at = 12;
-    while at + 8 <= beam.len() {
-        let size = word(at + 4) as usize;
-        if &beam[at..at + 4] == b"Code" {
-            return word(at + 16);
-        }
-        at += 8 + size.div_ceil(4) * 4;
-    }
-    panic!("no Code chunk");
+    testkit::max_opcode(&beam)
 }
 
 /// Standard base64 with padding.

@@ -25,25 +25,9 @@ fn the_committed_erlang_beams_load_on_otp_24() {
     for module in testkit::ERL_BEAMS {
         let beam = std::fs::read(testkit::erl_beam_path(module)).unwrap();
         assert!(
-            max_opcode(&beam) <= 176,
+            testkit::max_opcode(&beam) <= testkit::OTP24_MAX_OPCODE,
             "templates/{module}.beam uses opcode {}, which OTP 24 cannot load",
-            max_opcode(&beam)
+            testkit::max_opcode(&beam)
         );
     }
-}
-
-/// The highest opcode a `.beam` says it uses: its `Code` chunk's header (sub-header size,
-/// instruction set, then the highest opcode).
-fn max_opcode(beam: &[u8]) -> u32 {
-    let word = |at: usize| u32::from_be_bytes(beam[at..at + 4].try_into().unwrap());
-    // `FOR1`, the length, `BEAM`; then chunks: id, length, data padded to 4 bytes.
-    let mut at = 12;
-    while at + 8 <= beam.len() {
-        let len = word(at + 4) as usize;
-        if &beam[at..at + 4] == b"Code" {
-            return word(at + 16);
-        }
-        at += 8 + len.div_ceil(4) * 4;
-    }
-    panic!("no Code chunk");
 }

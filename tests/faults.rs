@@ -1045,6 +1045,7 @@ fn locally_the_run_listens_on_no_port_and_late_connections_lead_nowhere() {
 fn a_missing_ssh_client_is_named_with_a_hint() {
     let empty = tempfile::tempdir().expect("an empty PATH directory");
     let config = empty.path().join("ssh_config");
+    std::fs::write(&config, "").unwrap();
     let out = testkit::mix_remote(testkit::compiled_fixture("demo"))
         .args(["run", "--host", "nowhere", "-F"])
         .arg(&config)

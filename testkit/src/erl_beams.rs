@@ -83,3 +83,24 @@ pub fn build_erl_beam(module: &str) -> Result<Vec<u8>, String> {
     let beam = dir.path().join(format!("{module}.beam"));
     std::fs::read(&beam).map_err(|e| format!("{}: {e}", beam.display()))
 }
+
+/// The highest opcode OTP 24's loader knows (`recv_marker_use`); OTP 25 added `bs_create_bin`
+/// (177) to `badrecord` (180). A beam whose Code chunk says it uses no higher opcode loads there.
+pub const OTP24_MAX_OPCODE: u32 = 176;
+
+/// The highest opcode a `.beam` says it uses: its `Code` chunk's header (sub-header size,
+/// instruction set, then the highest opcode). `FOR1`, the length, `BEAM`; then chunks: id,
+/// length, data padded to 4 bytes.
+pub fn max_opcode(beam: &[u8]) -> u32 {
+    let word = |at: usize| u32::from_be_bytes(beam[at..at + 4].try_into().unwrap());
+    assert_eq!((&beam[..4], &beam[8..12]), (&b"FOR1"[..], &b"BEAM"[..]));
+    let mut at = 12;
+    while at + 8 <= beam.len() {
+        let size = word(at + 4) as usize;
+        if &beam[at..at + 4] == b"Code" {
+            return word(at + 16);
+        }
+        at += 8 + size.div_ceil(4) * 4;
+    }
+    panic!("no Code chunk");
+}

@@ -91,8 +91,8 @@ pub use chroot::{Chroot, ChrootProject};
 pub use command::{Finished, run_within};
 pub use elixir_wrapper::ElixirWrapper;
 pub use erl_beams::{
-    ERL_BEAMS, RELAY_OTP, build_erl_beam, builds_committed_beams, checks_committed_beams,
-    erl_beam_path, erl_source, host_otp_release,
+    ERL_BEAMS, OTP24_MAX_OPCODE, RELAY_OTP, build_erl_beam, builds_committed_beams,
+    checks_committed_beams, erl_beam_path, erl_source, host_otp_release, max_opcode,
 };
 pub use fixture::{
     StagedFixture, VENDOR_VAR, compiled_fixture, compiled_fixture_in, staged_fixture,
