@@ -102,17 +102,7 @@ fn runs_there(
 ) -> Result<Vec<String>, String> {
     let warnings = local.build.against(remote).map_err(|refusal| refusal.0)?;
     if let Some(app) = said.missing.iter().flatten().next() {
-        let by = local
-            .apps
-            .iter()
-            .find(|(needed, _)| needed == app)
-            .map_or_else(String::new, |(_, by)| by.clone());
-        let missing = SessionError::MissingApp {
-            app: app.clone(),
-            by,
-            host: host.to_owned(),
-        };
-        return Err(missing.to_string());
+        return Err(SessionError::missing_app(app, &local.apps, host).to_string());
     }
     if let Some(server) = &said.machine {
         native::check(&local.natives, server, host).map_err(|m| m.to_string())?;

@@ -867,17 +867,7 @@ impl Session<'_> {
 
     /// The server lacks `app`, which a shipped application needs.
     fn missing_app(&self, job: &Job, app: &str) -> SessionError {
-        let by = job
-            .apps
-            .from_server
-            .iter()
-            .find(|(needed, _)| needed == app)
-            .map_or_else(String::new, |(_, by)| by.clone());
-        SessionError::MissingApp {
-            app: app.to_owned(),
-            by,
-            host: self.host.address.clone(),
-        }
+        SessionError::missing_app(app, &job.apps.from_server, &self.host.address)
     }
 
     async fn set_remote_env(&self, node: &Node, limit: Duration) -> Result<(), SessionError> {

@@ -128,6 +128,20 @@ pub const NO_RUN_DIR_HINT: &str = "give it one as TMPDIR in the host's remote_en
     XDG_RUNTIME_DIR, else /tmp, else the login directory)";
 
 impl SessionError {
+    /// The server `host` lacks `app`, which the applications of `from_server` ((needed, by), as
+    /// [`crate::build::apps::Apps`] has them) need: named with the first that does.
+    pub fn missing_app(app: &str, from_server: &[(String, String)], host: &str) -> SessionError {
+        let by = from_server
+            .iter()
+            .find(|(needed, _)| needed == app)
+            .map_or_else(String::new, |(_, by)| by.clone());
+        SessionError::MissingApp {
+            app: app.to_owned(),
+            by,
+            host: host.to_owned(),
+        }
+    }
+
     /// Names `host` in the node's account of a load that failed.
     pub(super) fn on_host(self, host: &str) -> SessionError {
         match self {
