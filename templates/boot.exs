@@ -85,12 +85,11 @@ end
 # The tool is gone (its connection, or the session's stdin, ended: Ctrl-C, a timeout, a lost
 # link, a warm session's end): stops a call still running (see `stop_code`), then halts with
 # status 126, which the tool, should it still hear of it, does not take for the code's own halt
-# (0 to 125). A run still connected (a warm session ended under it) is let go first, and only
-# it (the nodes the code itself connected to keep their connections while it stops): the end of
-# the code it killed is no result of the function's, and the run learns the node went away.
-# Once only (a lost connection and stdin's end may both say so). Unless the node is stopping
-# already (`System.stop/1`: `user` stops before distribution, so reads of stdin fail then, and
-# the connection goes), whose status init gives.
+# (0 to 125). Once only (a lost connection and stdin's end may both say so); the name it
+# registers first, `mix_remote_going`, tells `dispatch` that the end of the code it kills is no
+# result to answer (a run still connected, a warm session ended under it, learns that the node
+# went away). Unless the node is stopping already (`System.stop/1`: `user` stops before
+# distribution, so reads of stdin fail then, and the connection goes), whose status init gives.
 tool_gone = fn ->
   first =
     try do
@@ -107,9 +106,6 @@ tool_gone = fn ->
       Process.sleep(:infinity)
 
     _running ->
-      tool = :persistent_term.get(:mix_remote_tool, nil)
-      if tool in Node.list(:connected), do: :erlang.disconnect_node(tool)
-
       stop_code.()
       halt.(126)
   end
@@ -1198,7 +1194,8 @@ dispatch = fn relay, {tool_pid, ref}, op, args ->
     # After Logger's flush: a handler of its writing to standard_error writes through the relay.
     if op in [:run, :eval, :iex], do: settled.()
     output_sent.(relay)
-    send(tool_pid, {ref, reply})
+    # Not the end of code the node stopped as the tool went (see `tool_gone`).
+    unless Process.whereis(:mix_remote_going), do: send(tool_pid, {ref, reply})
     if op == :load and match?({:ok, _}, reply), do: send(:mix_remote, {:mix_remote_loaded, reply})
   end)
 end
@@ -1414,7 +1411,6 @@ connector =
 
       receive do
         {:connect, cookie, tool} ->
-          :persistent_term.put(:mix_remote_tool, tool)
           :erlang.set_cookie(tool, cookie)
           connecting = self()
 
