@@ -31,9 +31,9 @@ pub struct Local {
     pub natives: Vec<Object>,
 }
 
-/// What the check program said of the server beyond its versions.
+/// What the check program said of the server (the lines it printed, by kind).
 #[derive(Default)]
-struct Said {
+struct Heard {
     versions: Option<String>,
     stale: Option<String>,
     no_run_dir: Option<String>,
@@ -66,8 +66,8 @@ pub async fn check_host(
     let apps: Vec<&str> = local
         .map(|local| local.apps.iter().map(|(app, _)| app.as_str()).collect())
         .unwrap_or_default();
-    let mut said = Said::default();
-    if let Err(problem) = probe(host, report, &mut row, &apps, &mut said).await {
+    let mut heard = Heard::default();
+    if let Err(problem) = probe(host, report, &mut row, &apps, &mut heard).await {
         row.problem = Some(problem);
     }
     if let (Some(local), Some(otp), Some(elixir)) = (local, &row.otp_release, &row.elixir_version) {
@@ -76,7 +76,7 @@ pub async fn check_host(
             erts: String::new(),
             elixir: elixir.clone(),
         };
-        match runs_there(local, &remote, &said, &host.address) {
+        match runs_there(local, &remote, &heard, &host.address) {
             Ok(warnings) => {
                 row.compat = Probe::Ok;
                 warnings.iter().for_each(|w| report.warning(w));
@@ -91,33 +91,34 @@ pub async fn check_host(
     row
 }
 
-/// Whether the server `said` describes can run `local`, as a run checks before it sends
+/// Whether the server `heard` describes can run `local`, as a run checks before it sends
 /// anything: the warnings, or the first reason it cannot (its loader would refuse a module, it
 /// lacks an application, its machine cannot load a native object).
 fn runs_there(
     local: &Local,
     remote: &RemoteVersions,
-    said: &Said,
+    heard: &Heard,
     host: &str,
 ) -> Result<Vec<String>, String> {
     let warnings = local.build.against(remote).map_err(|refusal| refusal.0)?;
-    if let Some(app) = said.missing.iter().flatten().next() {
+    if let Some(app) = heard.missing.iter().flatten().next() {
         return Err(SessionError::missing_app(app, &local.apps, host).to_string());
     }
-    if let Some(server) = &said.machine {
+    if let Some(server) = &heard.machine {
         native::check(&local.natives, server, host).map_err(|m| m.to_string())?;
     }
     Ok(warnings)
 }
 
-/// Fills `row` probe by probe; the first problem found is the error. Probes after a failed
-/// forward still run, so one check shows both a refused forward and a missing elixir.
+/// Fills `row` probe by probe, and `heard` with what the check program printed; the first
+/// problem found is the error. Probes after a failed forward still run, so one check shows both
+/// a refused forward and a missing elixir.
 async fn probe(
     host: &HostSettings,
     report: &Arc<Reporter>,
     row: &mut CheckRow,
     apps: &[&str],
-    said: &mut Said,
+    heard: &mut Heard,
 ) -> Result<(), String> {
     let command = boot::check_command(&host.elixir).map_err(|e| e.to_string())?;
     let dir = session::private_dir().map_err(|e| e.to_string())?;
@@ -126,8 +127,8 @@ async fn probe(
     target.options.insert(0, "BatchMode=yes".into());
 
     let phase = report.phase(Stage::Connect, format!("connecting to {}", host.address));
-    let heard: Arc<Mutex<Said>> = Arc::default();
-    let (seen, notes, log) = (Arc::clone(&heard), Arc::clone(report), Arc::clone(report));
+    let lines: Arc<Mutex<Heard>> = Arc::default();
+    let (seen, notes, log) = (Arc::clone(&lines), Arc::clone(report), Arc::clone(report));
     let output = move |line: &str| {
         let mut said = seen.lock().expect("check lines lock poisoned");
         if let Some(v) = line.strip_prefix(boot::VERSIONS) {
@@ -244,7 +245,7 @@ async fn probe(
     };
     match tokio::time::timeout(boot, found).await {
         Ok(Ok(())) => {
-            let mut heard = heard.lock().expect("check lines lock poisoned");
+            *heard = std::mem::take(&mut *lines.lock().expect("check lines lock poisoned"));
             let line = heard.versions.take();
             let mut parts = line.as_deref().unwrap_or_default().split_whitespace();
             row.otp_release = parts.next().map(str::to_owned);
@@ -272,8 +273,6 @@ async fn probe(
                 problem.get_or_insert(none.to_string());
             }
             let stale = heard.stale.take();
-            (said.missing, said.machine) = (heard.missing.take(), heard.machine.take());
-            drop(heard);
             if let Some((count, tmp)) = stale.as_deref().and_then(|s| s.split_once(' ')) {
                 row.temp_dir = Probe::Ok;
                 row.stale_runs = count.parse().ok();

@@ -381,15 +381,12 @@ impl Claim {
     /// ([`SETTLED`], [`ENDED`]) for [`Claim::settled`] and [`Claim::ended`]. With an agent of an
     /// older build, which passes on no lines, nothing changes.
     pub fn follow(self, line: impl Fn(&str) + Send + 'static) -> Claim {
+        if !self.follows {
+            return self;
+        }
         let Link::Asking(agent) = self.agent else {
             return self;
         };
-        if !self.follows {
-            return Claim {
-                agent: Link::Asking(agent),
-                ..self
-            };
-        }
         // What the agent wrote past the answers read so far comes first.
         let read_ahead = std::io::Cursor::new(agent.stream.buffer().to_vec());
         let (read, write) = agent.stream.into_inner().into_split();
