@@ -399,6 +399,14 @@ impl Entry {
         format!("{}.{}", display_module(&self.module), self.function)
     }
 
+    /// [`Entry::shown`] with the arity, when the entry names one (`MyApp.Worker.process/2`).
+    pub fn named(&self) -> String {
+        match self.arity {
+            Some(arity) => format!("{}/{arity}", self.shown()),
+            None => self.shown(),
+        }
+    }
+
     /// Checks that `beam` (the entry's module) exports the function with `arity` arguments, or
     /// with any arity when `None`.
     pub fn check(&self, beam: &Beam, arity: Option<usize>) -> Result<(), EntryError> {
@@ -482,6 +490,12 @@ mod tests {
             })
         );
         assert_eq!(Entry::parse(":m.f/0").map(|e| e.arity), Ok(Some(0)));
+        // `plan` names the entry as it was given, arity included.
+        assert_eq!(
+            Entry::parse("A.run/2").map(|e| e.named()),
+            Ok("A.run/2".into())
+        );
+        assert_eq!(Entry::parse(":m.f").map(|e| e.named()), Ok(":m.f".into()));
         assert_eq!(Entry::parse(":m.f/255").map(|e| e.arity), Ok(Some(255)));
         for too_many in [
             ":m.f/256",

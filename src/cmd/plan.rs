@@ -146,7 +146,7 @@ fn text(plan: &Plan, entry: &Entry) -> String {
         .unwrap_or(0);
     let mut out = format!(
         "Push order for {} (leaves first; `why` is the first module found that needs it):\n",
-        entry.shown()
+        entry.named()
     );
     for (i, member) in closure.iter().enumerate() {
         out.push_str(&format!(
@@ -208,7 +208,7 @@ fn events(
         })
         .collect();
     events.push(Event::Plan {
-        entry: entry.shown(),
+        entry: entry.named(),
         modules: closure.len(),
         bytes: closure.iter().map(|m| wire::sent_size(m.beam)).sum(),
         project_modules: plan.graph().modules().len(),
