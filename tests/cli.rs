@@ -365,6 +365,28 @@ fn a_signal_while_mix_compiles_stops_the_compile_and_ends_as_interrupted() {
 }
 
 #[test]
+fn a_tool_killed_outright_while_mix_compiles_takes_mix_with_it() {
+    let project = slow_to_compile_demo();
+    let marker = project.path().join("compiling");
+    let run = tool(project.path(), &["plan", "Demo.Worker.echo"])
+        .env("COMPILE_MARKER", &marker)
+        .spawn();
+    let [beam, program] = compiling(&marker);
+    // No handler of the tool's runs: the kernel kills Mix as the tool dies.
+    run.signal("KILL");
+    let out = run.finish();
+    assert_eq!(out.code, None, "{}", out.stderr);
+    assert_gone(&[beam], "SIGKILL");
+    // What the compile started in a session of its own stays (README, Limits): ours to end.
+    testkit::signal("KILL", &[program]);
+    assert_gone(&[program], "the test's cleanup");
+
+    // Nothing holds the project: the next run compiles it.
+    let out = tool(project.path(), &["plan", "Demo.Worker.echo"]).run();
+    assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""));
+}
+
+#[test]
 fn without_a_local_mix_a_stale_build_is_a_warning() {
     let project = uncompiled_demo();
     let out = tool(project.path(), &["plan", "Demo.Worker.echo"]).run();

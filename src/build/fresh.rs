@@ -61,7 +61,8 @@ pub fn is_mix_project(project: &Path) -> bool {
 /// of its own, so the terminal's Ctrl-C reaches the tool alone, which decides: once `stop`
 /// resolves (the tool got SIGINT or SIGTERM), while Mix runs or while the lock is awaited, Mix is
 /// stopped with every process under it (`kill_tree`) before the lock is let go, and the
-/// compile is [`Compiled::Stopped`].
+/// compile is [`Compiled::Stopped`]. A tool killed outright takes Mix with it
+/// ([`crate::child::die_with_parent`]); a program Mix started in a session of its own stays.
 pub async fn compile(
     project: &Path,
     env: &str,
@@ -79,16 +80,19 @@ pub async fn compile(
         locked = locking => locked.map_err(std::io::Error::other).flatten().map_err(run_error)?,
         () = &mut stop => return Ok(Compiled::Stopped),
     };
-    let spawned = tokio::process::Command::new("mix")
-        .arg("compile")
+    let mut mix = tokio::process::Command::new("mix");
+    mix.arg("compile")
         .current_dir(project)
         .env("MIX_ENV", env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
-        .kill_on_drop(true)
-        .spawn();
+        .kill_on_drop(true);
+    // A tool killed outright (SIGKILL, where `stop` never resolves) takes Mix with it: left
+    // compiling, it would race the next run's compile over `_build`.
+    crate::child::die_with_parent(&mut mix);
+    let spawned = mix.spawn();
     let mut mix = match spawned {
         Ok(mix) => mix,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Compiled::NoMix),

@@ -31,8 +31,8 @@ pub fn command(program: &str, args: &[OsString]) -> Command {
     }
     let mut cmd = Command::new(program);
     cmd.args(args);
-    #[cfg(target_os = "linux")]
-    die_with_parent(&mut cmd);
+    // A tool killed while the remote node is still booting leaves no master behind.
+    crate::child::die_with_parent(&mut cmd);
     ignore_interrupts(&mut cmd);
     cmd
 }
@@ -51,28 +51,6 @@ fn has_setpriv() -> bool {
             .status()
             .is_ok_and(|status| status.success())
     })
-}
-
-/// Has the kernel kill the child when the thread that starts it (a runtime's worker, which lives
-/// as long as the tool) ends, however the tool ends: a tool killed while the remote node is still
-/// booting leaves no master behind.
-#[cfg(target_os = "linux")]
-fn die_with_parent(cmd: &mut Command) {
-    let parent = std::process::id();
-    // SAFETY: between fork and exec the closure only makes the async-signal-safe calls prctl and
-    // getppid, and builds errors without allocating.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The tool died before prctl took effect: nobody would kill this master.
-            if libc::getppid() as u32 != parent {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
 }
 
 /// Has the master ignore SIGINT: a Ctrl-C on the terminal goes to the whole foreground process
