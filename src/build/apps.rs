@@ -305,23 +305,22 @@ pub fn left_out(project: &Path, env: &str) -> Vec<String> {
     }
 }
 
-/// The project's own applications as `mix.exs` names them: every child of `apps_path` for an
-/// umbrella, else the `app:`. None when `mix.exs` cannot be read or names none plainly.
+/// The project's own applications as `mix.exs` names them: every child of an umbrella
+/// ([`Layout::children`]), else the `app:`. None when `mix.exs` cannot be read or names none
+/// plainly.
 pub(crate) fn project_apps(project: &Path, layout: &Layout) -> Vec<String> {
     let Ok(text) = std::fs::read_to_string(project.join("mix.exs")) else {
         return Vec::new();
     };
-    let Some(apps_dir) = &layout.apps else {
+    if layout.apps.is_none() {
         return keyword_atom(&text, "app").into_iter().collect();
-    };
-    let Ok(children) = std::fs::read_dir(apps_dir) else {
-        return Vec::new();
-    };
-    let mut apps: Vec<String> = children
-        .filter_map(Result::ok)
+    }
+    let mut apps: Vec<String> = layout
+        .children()
+        .into_iter()
         .filter_map(|child| {
-            let text = std::fs::read_to_string(child.path().join("mix.exs")).ok()?;
-            keyword_atom(&text, "app").or_else(|| child.file_name().to_str().map(str::to_owned))
+            let text = std::fs::read_to_string(child.join("mix.exs")).ok()?;
+            keyword_atom(&text, "app").or_else(|| child.file_name()?.to_str().map(str::to_owned))
         })
         .collect();
     apps.sort();
@@ -650,6 +649,38 @@ mod tests {
         let apps = Apps::resolve(dir.path(), "dev", Some("api"), &[]).unwrap();
         assert_eq!(apps.project, ["audit", "store", "api"]);
         assert_eq!(apps.names(), ["api", "audit", "bridge", "store"]);
+    }
+
+    #[test]
+    fn an_umbrella_s_apps_list_leaves_the_other_children_out() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("mix.exs"),
+            "def project, do: [apps_path: \"apps\", apps: [:store, :api]]",
+        )
+        .unwrap();
+        for child in ["store", "api", "audit"] {
+            let path = dir.path().join("apps").join(child);
+            std::fs::create_dir_all(&path).unwrap();
+            std::fs::write(path.join("mix.exs"), format!("[app: :{child}]")).unwrap();
+        }
+        // A directory without mix.exs is no child, as Mix has it.
+        std::fs::create_dir_all(dir.path().join("apps/notes")).unwrap();
+        // `audit`, compiled once from its own directory, left in the shared build.
+        build(
+            dir.path(),
+            &[
+                ("store", "kernel", &[]),
+                ("api", "kernel,store", &[]),
+                ("audit", "kernel", &[]),
+            ],
+        );
+        let layout = Layout::of(dir.path());
+        assert_eq!(project_apps(dir.path(), &layout), ["api", "store"]);
+        let apps = Apps::resolve(dir.path(), "dev", Some("api"), &[]).unwrap();
+        assert_eq!(apps.project, ["store", "api"]);
+        assert_eq!(apps.names(), ["api", "store"]);
+        assert_eq!(left_out(dir.path(), "dev"), ["audit"]);
     }
 
     #[test]

@@ -281,9 +281,7 @@ pub fn stale(project: &Path, env: &str) -> Option<Stale> {
     let layout = Layout::of(project);
     let built = newest(&layout.build(env))?;
     let mut roots = vec![project.to_owned()];
-    if let Some(Ok(apps)) = layout.apps.as_ref().map(std::fs::read_dir) {
-        roots.extend(apps.flatten().map(|app| app.path()).filter(|p| p.is_dir()));
-    }
+    roots.extend(layout.children());
     // The path dependencies (an umbrella child's siblings, `in_umbrella: true`) of the project
     // and of its children, and theirs, which `mix compile` compiles with it: their code and
     // `mix.exs`, not their config nor lock (neither is the project's).

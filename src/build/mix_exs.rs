@@ -30,6 +30,9 @@ pub struct Layout {
     pub config_file: PathBuf,
     /// An umbrella's children: `apps_path:`; none for a project that is no umbrella.
     pub apps: Option<PathBuf>,
+    /// The children an umbrella's `apps:` list keeps (by directory name), when it is a plain list
+    /// of atoms; none: all of them, Mix's default.
+    listed: Option<Vec<String>>,
     /// The dependencies' lock: `lockfile:` (an umbrella child's is its umbrella's), else
     /// `<project>/mix.lock`.
     pub lockfile: PathBuf,
@@ -68,6 +71,7 @@ impl Layout {
             option("config_path").unwrap_or_else(|| project.join("config").join("config.exs"));
         let apps = option("apps_path");
         let lockfile = option("lockfile").unwrap_or_else(|| project.join("mix.lock"));
+        let listed = keyword_atom_list(text, "apps");
         let per_environment = match keyword_values(text, "build_per_environment").next() {
             Some(value) if is_word(value, "false") => false,
             Some(value) if !is_word(value, "true") => {
@@ -87,9 +91,34 @@ impl Layout {
             per_environment,
             config_file,
             apps,
+            listed,
             lockfile,
             unread,
         }
+    }
+
+    /// An umbrella's children, as Mix's `apps_paths` finds them: each directory of `apps_path:`
+    /// with a `mix.exs`, only those the `apps:` list names when it has one (a child left out of
+    /// it is no part of the umbrella, though an earlier build may hold it). Sorted; none for a
+    /// project that is no umbrella.
+    pub fn children(&self) -> Vec<PathBuf> {
+        let Some(Ok(dirs)) = self.apps.as_ref().map(std::fs::read_dir) else {
+            return Vec::new();
+        };
+        let mut children: Vec<PathBuf> = dirs
+            .filter_map(Result::ok)
+            .map(|dir| dir.path())
+            .filter(|dir| dir.join("mix.exs").is_file())
+            .filter(
+                |dir| match (&self.listed, dir.file_name().and_then(|n| n.to_str())) {
+                    (None, _) => true,
+                    (Some(listed), Some(name)) => listed.iter().any(|app| app == name),
+                    (Some(_), None) => false,
+                },
+            )
+            .collect();
+        children.sort();
+        children
     }
 
     /// The build for Mix environment `env`, where `mix compile` puts it:
@@ -180,6 +209,27 @@ pub fn keyword_string<'t>(text: &'t str, key: &str) -> Option<&'t str> {
     })
 }
 
+/// The atoms of the first `key: [:a, :b]` of `text` (`apps: [:api, :store]`), over as many
+/// lines as the list takes, when the list holds plain atoms alone.
+fn keyword_atom_list(text: &str, key: &str) -> Option<Vec<String>> {
+    let text: String = text.lines().map(uncommented).collect::<Vec<_>>().join("\n");
+    let rest = keyword_values(&text, key).next()?;
+    // `rest` lies within `text`: the list goes on past its line.
+    let at = rest.as_ptr() as usize - text.as_ptr() as usize;
+    let list = text[at..].strip_prefix('[')?;
+    let list = &list[..list.find(']')?];
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            let name = item.strip_prefix(':')?;
+            let plain = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            plain.then(|| name.to_owned())
+        })
+        .collect()
+}
+
 /// A dependency as a `mix.exs` names it: `{:name, ...}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dep {
@@ -241,9 +291,7 @@ pub fn all_deps(project: &Path, layout: &Layout) -> Vec<FoundDep> {
     let text = std::fs::read_to_string(project.join("mix.exs")).unwrap_or_default();
     let deps_dir = project.join(keyword_string(&text, "deps_path").unwrap_or("deps"));
     let mut todo: Vec<PathBuf> = vec![project.to_owned()];
-    if let Some(Ok(children)) = layout.apps.as_ref().map(std::fs::read_dir) {
-        todo.extend(children.filter_map(Result::ok).map(|child| child.path()));
-    }
+    todo.extend(layout.children());
     let mut found: Vec<FoundDep> = Vec::new();
     while let Some(base) = todo.pop() {
         let Ok(text) = std::fs::read_to_string(base.join("mix.exs")) else {
@@ -363,6 +411,23 @@ mod tests {
             None
         );
         assert_eq!(keyword_string("build_path: \"\"", "build_path"), None);
+    }
+
+    #[test]
+    fn an_umbrella_s_apps_list_is_read_when_it_is_plain_atoms() {
+        let listed = |text| keyword_atom_list(text, "apps");
+        assert_eq!(
+            listed("[apps_path: \"apps\", apps: [:api, :store_2]]"),
+            Some(vec!["api".to_owned(), "store_2".to_owned()])
+        );
+        assert_eq!(
+            listed("apps: [\n  :api, # the web\n  :store,\n],\nversion: \"1\""),
+            Some(vec!["api".to_owned(), "store".to_owned()])
+        );
+        assert_eq!(listed("[apps_path: \"apps\"]"), None);
+        assert_eq!(listed("apps: @apps"), None);
+        assert_eq!(listed("apps: [:api, Store]"), None);
+        assert_eq!(listed("deployed_apps: [:api]"), None);
     }
 
     #[test]
