@@ -175,11 +175,19 @@ missing_module = fn
   _kind, _reason, _stack -> nil
 end
 
-# MIX_ENV as `setup` has it (see src/remote/invoke.rs): the run's environment, as under
-# `MIX_ENV=prod mix run`, or the host's `remote_env` MIX_ENV; it replaces a login's own.
+# MIX_ENV and MIX_TARGET as `setup` has them (see src/remote/invoke.rs): the run's environment
+# and target, as under `MIX_ENV=prod MIX_TARGET=rpi mix run`, or the host's `remote_env` ones;
+# they replace a login's own (MIX_TARGET unset for `host`, Mix's default; Mix reads it as it
+# starts, and the config files' `config_target()` is it).
 mix_env_set = fn setup ->
   with value when is_binary(value) <- Map.get(setup, :mix_env) do
     true = :os.putenv(~c"MIX_ENV", :unicode.characters_to_list(value))
+  end
+
+  case Map.get(setup, :mix_target) do
+    "host" -> true = :os.unsetenv(~c"MIX_TARGET")
+    value when is_binary(value) -> true = :os.putenv(~c"MIX_TARGET", :unicode.characters_to_list(value))
+    nil -> true
   end
 end
 
@@ -447,7 +455,8 @@ evaluate_config = fn files, env, names, subdir ->
         imports = if name == "runtime.exs", do: [imports: :disabled], else: []
 
         try do
-          read_config.(Path.join([dir, "config", name]), [env: String.to_atom(env), target: :host] ++ imports)
+          target = String.to_atom(System.get_env("MIX_TARGET", "host"))
+          read_config.(Path.join([dir, "config", name]), [env: String.to_atom(env), target: target] ++ imports)
         catch
           kind, reason ->
             text = Exception.format(kind, reason, user_frames.(__STACKTRACE__))

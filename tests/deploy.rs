@@ -517,6 +517,44 @@ fn config_exs_is_checked_against_the_compiled_config_and_mix_runs_for_code_that_
 }
 
 #[test]
+fn mix_target_is_the_configs_target_and_mix_s_as_under_mix_run() {
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("otp_app", "dev");
+    let project = staged.path();
+    let config = project.join("config/config.exs");
+    let original = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{original}config :otp_app, target: config_target()\n"),
+    )
+    .unwrap();
+    let code =
+        "{Application.get_env(:otp_app, :target), Mix.target(), System.get_env(\"MIX_TARGET\")}";
+    for (target, said) in [
+        (Some("rpi"), "{:rpi, :rpi, \"rpi\"}\n"),
+        (None, "{:host, :host, nil}\n"),
+    ] {
+        // The tool compiles the target's build (`_build/rpi_dev`), which mix run then reads.
+        let mut tool = testkit::mix_remote(project);
+        tool.eval_on(&sshd, code);
+        let mut vars = Vec::new();
+        if let Some(target) = target {
+            tool.env("MIX_TARGET", target);
+            vars.push(("MIX_TARGET", target.to_owned()));
+        }
+        let out = tool.run();
+        assert_eq!(out.code, Some(0), "{target:?}: {}", out.stderr);
+        let local = mix_run(project, "dev", true, &format!("IO.inspect({code})"), &vars);
+        assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
+        assert_eq!(local.stdout, said);
+        assert_eq!(out.stdout, local.stdout, "{target:?}");
+        out.assert_local_clean();
+    }
+    sshd.assert_no_session_processes();
+    assert_no_run_dirs(&sshd, "the target runs");
+}
+
+#[test]
 fn an_umbrella_starts_every_child_as_under_mix_run() {
     let sshd = Sshd::start();
     let project = testkit::compiled_fixture("umbrella_start");

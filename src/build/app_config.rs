@@ -61,6 +61,8 @@ pub struct AppConfig {
     pub config_files: Vec<(String, Vec<u8>)>,
     /// The Mix environment (`config_env()` in the config files).
     pub env: String,
+    /// The Mix target (`config_target()`): the one whose build runs.
+    pub target: String,
     /// Whether the shipped applications' compile-time config is checked against it (never
     /// without the config files).
     pub validate_compile_env: bool,
@@ -81,6 +83,7 @@ impl AppConfig {
         Ok(AppConfig {
             config_files,
             env: env.to_owned(),
+            target: Layout::of(project).target().to_owned(),
             // Without the config files, every key they set would differ.
             validate_compile_env: usage.validate_compile_env && usage.files,
         })

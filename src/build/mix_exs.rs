@@ -148,6 +148,12 @@ impl Layout {
             .collect()
     }
 
+    /// The Mix target (`MIX_TARGET`, `config_target()` in the config files): `host` unless the
+    /// variable names another.
+    pub fn target(&self) -> &str {
+        self.target.strip_suffix('_').unwrap_or("host")
+    }
+
     /// The directory of the config files: that of [`Layout::config_file`].
     pub fn config_dir(&self) -> PathBuf {
         self.config_file

@@ -109,6 +109,8 @@ pub struct Setup<'a> {
     pub start: bool,
     /// MIX_ENV on the node: the Mix environment, unless the host's `remote_env` sets it.
     pub mix_env: &'a str,
+    /// MIX_TARGET on the node: the Mix target, unless the host's `remote_env` sets it.
+    pub mix_target: &'a str,
     /// Start Mix (set to the Mix environment) before the call: the code asks it.
     pub mix: bool,
     /// The applications whose compile-time config is checked (none: no check).
@@ -127,6 +129,10 @@ impl<'a> Setup<'a> {
                 .remote_env
                 .get("MIX_ENV")
                 .map_or(job.setup.env.as_str(), String::as_str),
+            mix_target: host
+                .remote_env
+                .get("MIX_TARGET")
+                .map_or(job.setup.target.as_str(), String::as_str),
             mix: job.uses_mix,
             compile_env_apps: &job.compile_env_apps,
         }
@@ -283,7 +289,7 @@ fn code_terms(code: &Code, setup: Setup<'_>) -> Vec<Term> {
 
 /// `setup` as the boot program's `run`, `eval` and `iex` take it:
 /// `%{config: [{path, binary}], env: binary, apps: [atom], start: boolean, mix_env: binary,
-/// mix: boolean, compile_env_apps: [atom]}`.
+/// mix_target: binary, mix: boolean, compile_env_apps: [atom]}`.
 pub fn setup_term(setup: Setup<'_>) -> Term {
     let binary = |b: &[u8]| Term::from(Binary::from(b.to_vec()));
     let files: Vec<Term> = setup
@@ -300,6 +306,7 @@ pub fn setup_term(setup: Setup<'_>) -> Term {
         (atom("apps"), List::from(apps).into()),
         (atom("start"), boolean(setup.start)),
         (atom("mix_env"), binary(setup.mix_env.as_bytes())),
+        (atom("mix_target"), binary(setup.mix_target.as_bytes())),
         (atom("mix"), boolean(setup.mix)),
         (
             atom("compile_env_apps"),
