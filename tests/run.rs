@@ -98,6 +98,16 @@ fn erlang_entries_and_argument_literals_arrive_intact() {
         out.stdout,
         "{[1, :a, -2.5, nil], %{:b => [x: 1], \"k\" => {true, Demo.Money}}, 123456789012345678901234567890}\n"
     );
+
+    // Negative integers keep their sign in lists of small integers, the arguments' own too.
+    let out = run(
+        &sshd,
+        &["Demo.Worker.echo", "--", "-7", "-1000", "[-1, 2, 255]"],
+    );
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, "{-7, -1000, [-1, 2, 255]}\n");
+    let out = run(&sshd, &[":demo_erl.add", "--", "-40", "-2"]);
+    assert_eq!((out.code, out.stdout.as_str()), (Some(0), "-42\n"));
 }
 
 #[test]

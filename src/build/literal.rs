@@ -740,9 +740,12 @@ fn integer(digits: &[u32], radix: u32, negative: bool) -> Term {
     if negative {
         big.value = -big.value;
     }
+    // A negative integer stays a big one, which Erlang decodes as the integer itself: eetf (0.11)
+    // writes a list of small integers as a byte string without checking their sign, so the
+    // arguments `-1 2` would arrive as `[255, 2]`.
     match i32::try_from(&big.value) {
-        Ok(value) => FixInteger::from(value).into(),
-        Err(_) => big.into(),
+        Ok(value) if value >= 0 => FixInteger::from(value).into(),
+        _ => big.into(),
     }
 }
 
@@ -808,13 +811,45 @@ mod tests {
     }
 
     #[test]
+    fn negative_integers_in_lists_keep_their_sign_on_the_wire() {
+        // The arguments `-1 2` and the literal `[-7, 255]`, as the node decodes them: eetf writes
+        // a list of small non-negative integers as a byte string, which is fine for those alone.
+        for (args, values) in [
+            (vec!["-1", "2"], vec![-1, 2]),
+            (vec!["[-7, 255]"], vec![-7, 255]),
+        ] {
+            let terms: Vec<Term> = args.iter().map(|a| ok(a)).collect();
+            let list = match terms.as_slice() {
+                [Term::List(list)] => list.clone(),
+                _ => List::from(terms),
+            };
+            let mut bytes = Vec::new();
+            Term::from(list).encode(&mut bytes).unwrap();
+            let decoded: Vec<i64> = match Term::decode(bytes.as_slice()).unwrap() {
+                Term::List(list) => list
+                    .elements
+                    .iter()
+                    .map(|e| match e {
+                        Term::FixInteger(i) => i64::from(i.value),
+                        Term::BigInteger(b) => i64::try_from(&b.value).unwrap(),
+                        other => panic!("{other:?}"),
+                    })
+                    .collect(),
+                Term::ByteList(bytes) => bytes.bytes.iter().map(|&b| i64::from(b)).collect(),
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(decoded, values, "{args:?}");
+        }
+    }
+
+    #[test]
     fn decimal_integers() {
         assert_eq!(ok("42"), int(42));
         assert_eq!(ok("0"), int(0));
-        assert_eq!(ok("-5"), int(-5));
+        assert_eq!(ok("-5"), big(-5));
         assert_eq!(ok("1_000"), int(1000));
         assert_eq!(ok("2147483647"), int(i32::MAX));
-        assert_eq!(ok("-2147483648"), int(i32::MIN));
+        assert_eq!(ok("-2147483648"), big(i32::MIN.into()));
         assert_eq!(ok("2147483648"), big(2_147_483_648));
         assert_eq!(ok("-2147483649"), big(-2_147_483_649));
         assert_eq!(ok("9_223_372_036_854_775_807"), big(i64::MAX));
@@ -847,7 +882,7 @@ mod tests {
         assert_eq!(ok("0xff_ff"), int(65535));
         assert_eq!(ok("0o17"), int(15));
         assert_eq!(ok("0b101"), int(5));
-        assert_eq!(ok("-0x10"), int(-16));
+        assert_eq!(ok("-0x10"), big(-16));
         assert_eq!(ok("0xFFFFFFFF"), big(0xFFFF_FFFF));
     }
 
