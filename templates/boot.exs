@@ -647,15 +647,19 @@ configure = fn %{config: files, env: env, apps: apps, start: start} = setup ->
 end
 
 # How code that raised, threw or exited ends the run, as Elixir's command line takes it: the
-# exits it takes for an end with a status (`:normal`, `:shutdown`: 0; `{:shutdown, n}`) as
-# `{:stopped, status}`, anything else as `{:failed, kind, text, missing}`, the failure formatted
-# as that command line formats it, with the missing module of an `undef`.
+# exits it takes for an end with a status (`:normal`, `:shutdown`, `{:shutdown, term}`: 0;
+# `{:shutdown, n}`: n, as the OS has a halt with it, 300 giving 44) as `{:stopped, status}`,
+# anything else as `{:failed, kind, text, missing}`, the failure formatted as that command line
+# formats it, with the missing module of an `undef`.
 ended_by = fn
   :exit, reason, _stack when reason in [:normal, :shutdown] ->
     {:stopped, 0}
 
-  :exit, {:shutdown, status}, _stack when is_integer(status) and status in 0..255 ->
-    {:stopped, status}
+  :exit, {:shutdown, status}, _stack when is_integer(status) and status >= 0 ->
+    {:stopped, rem(status, 256)}
+
+  :exit, {:shutdown, other}, _stack when not is_integer(other) ->
+    {:stopped, 0}
 
   kind, reason, stack ->
     stack = user_frames.(stack)
