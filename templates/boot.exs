@@ -630,6 +630,8 @@ end
 configure = fn %{config: files, env: env, apps: apps, start: start} = setup ->
   mix_env_set.(setup)
   if Map.get(setup, :mix, false), do: mix_started.(env)
+  # Colours as `mix run` has them on a terminal (see `ansi` in src/remote/job.rs).
+  if Map.get(setup, :ansi, false), do: Application.put_env(:elixir, :ansi_enabled, true)
   Process.group_leader(Process.whereis(:application_controller), Process.group_leader())
   # Logger's start at boot may be going on still: it ends first, with the settings it read, so
   # that a config that changes them restarts it rather than stopping a start half done.

@@ -165,6 +165,35 @@ fn dots_and_a_prompt_show_as_written_and_keystrokes_answer_it() {
 }
 
 #[test]
+fn colours_are_on_when_output_goes_to_a_terminal_as_under_mix_run() {
+    let sshd = Sshd::start();
+    let code = "IO.puts(IO.ANSI.format([:green, \"ok\"])); IO.ANSI.enabled?()";
+    let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
+    let term = tool.eval_on(&sshd, code).spawn_in_pty();
+    term.wait_until("a green ok", |screen| {
+        let row = screen
+            .rows(0, testkit::PTY_COLS)
+            .position(|row| row == "ok");
+        row.is_some_and(|row| {
+            let cell = screen.cell(row as u16, 0).expect("a cell");
+            cell.fgcolor() == vt100::Color::Idx(2)
+        })
+    });
+    let out = term.finish();
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    assert!(out.stdout.ends_with("true"), "{}", out.stdout);
+    // Piped, as `mix run | cat` has it: none.
+    let out = eval(&sshd, code, &[]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "ok\nfalse\n"),
+        "{}",
+        out.stderr
+    );
+    sshd.assert_no_session_processes();
+}
+
+#[test]
 fn a_prompt_piped_on_to_the_terminal_is_not_drawn_over() {
     // `run ... | tee log`: the prompt reaches the terminal through the pipe, the bars on stderr
     // are drawn on the same terminal, and what is typed echoes there.

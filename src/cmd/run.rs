@@ -3,6 +3,7 @@
 //! A summary table ends a run on several hosts; the exit code is the worst of any host's. An
 //! entry ending in `.exs` is a script; `eval` (`cmd/eval.rs`) runs an expression the same way.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -104,7 +105,14 @@ pub async fn on_hosts(
     // input that is plainly wrong connects nowhere.
     let ahead = looks_right(&build).then(|| Login::ahead(&hosts, &report, &input));
     let login = Mutex::new(ahead.flatten());
-    let job = Arc::new(prepare(&build, &report)?);
+    let mut job = prepare(&build, &report)?;
+    // As `mix run` has them: colours when the function's output and errors go to a terminal
+    // (one host's, not among events).
+    job.ansi = hosts.len() == 1
+        && !report.json()
+        && std::io::stdout().is_terminal()
+        && std::io::stderr().is_terminal();
+    let job = Arc::new(job);
     let expect = options.expect;
     let work = |host: HostSettings, view: Arc<Reporter>| {
         let job = Arc::clone(&job);

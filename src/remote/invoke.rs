@@ -113,6 +113,8 @@ pub struct Setup<'a> {
     pub mix_target: &'a str,
     /// Start Mix (set to the Mix environment) before the call: the code asks it.
     pub mix: bool,
+    /// Elixir's ANSI colours on for the call ([`Job::ansi`]).
+    pub ansi: bool,
     /// The applications whose compile-time config is checked (none: no check).
     pub compile_env_apps: &'a [String],
 }
@@ -134,6 +136,7 @@ impl<'a> Setup<'a> {
                 .get("MIX_TARGET")
                 .map_or(job.setup.target.as_str(), String::as_str),
             mix: job.uses_mix,
+            ansi: job.ansi,
             compile_env_apps: &job.compile_env_apps,
         }
     }
@@ -289,7 +292,7 @@ fn code_terms(code: &Code, setup: Setup<'_>) -> Vec<Term> {
 
 /// `setup` as the boot program's `run`, `eval` and `iex` take it:
 /// `%{config: [{path, binary}], env: binary, apps: [atom], start: boolean, mix_env: binary,
-/// mix_target: binary, mix: boolean, compile_env_apps: [atom]}`.
+/// mix_target: binary, mix: boolean, ansi: boolean, compile_env_apps: [atom]}`.
 pub fn setup_term(setup: Setup<'_>) -> Term {
     let binary = |b: &[u8]| Term::from(Binary::from(b.to_vec()));
     let files: Vec<Term> = setup
@@ -308,6 +311,7 @@ pub fn setup_term(setup: Setup<'_>) -> Term {
         (atom("mix_env"), binary(setup.mix_env.as_bytes())),
         (atom("mix_target"), binary(setup.mix_target.as_bytes())),
         (atom("mix"), boolean(setup.mix)),
+        (atom("ansi"), boolean(setup.ansi)),
         (
             atom("compile_env_apps"),
             List::from(compile_env_apps).into(),

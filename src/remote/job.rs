@@ -230,6 +230,9 @@ pub struct Job {
     pub start: bool,
     /// Whether the code asks Mix (`Mix.env()`): Mix then runs on the node, as under `mix run`.
     pub uses_mix: bool,
+    /// Whether Elixir's ANSI colours are on for the call (`IO.ANSI.enabled?/0`), as `mix run`
+    /// has them when its stdout and stderr are terminals; off until the command says.
+    pub ansi: bool,
     /// The shipped applications whose `.app` records a compile-time config to check (none
     /// when it is not checked): only they cost the node a look.
     pub compile_env_apps: Vec<String>,
@@ -422,6 +425,7 @@ impl Job {
             apps,
             start: build.start,
             uses_mix,
+            ansi: false,
             compile_env_apps,
             natives,
             wire,
