@@ -447,6 +447,7 @@ mod tests {
         assert_eq!(stale(root, "dev"), None, "older than the manifest");
         file_at(root, "lib/deep/b.ex", 400);
         file_at(root, "src/c.erl", 500);
+        file_at(root, "apps/web/mix.exs", 100);
         file_at(root, "apps/web/lib/w.ex", 350);
         assert_eq!(
             stale(root, "dev"),
