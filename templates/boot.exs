@@ -607,14 +607,35 @@ put_config = fn files, env, compile_env_apps ->
 end
 
 
-# Starts `apps` (and what they need) as `mix run` does; the first failure as Mix words it.
-start_apps = fn apps ->
-  Enum.reduce_while(apps, :ok, fn app, :ok ->
-    case :application.ensure_all_started(app, :temporary) do
-      {:ok, _started} -> {:cont, :ok}
-      {:error, {failed, reason}} -> {:halt, {:not_started, failed, Application.format_error(reason)}}
+# Starts `apps` (and what they need) as `mix run` does, permanent or temporary; the first
+# failure as Mix words it. Started permanent, they are watched by the process that waits for
+# this call (see `awaited`): their application masters go to it.
+start_apps = fn apps, permanent ->
+  type = if permanent, do: :permanent, else: :temporary
+
+  started =
+    Enum.reduce_while(apps, {:ok, []}, fn app, {:ok, all} ->
+      case :application.ensure_all_started(app, type) do
+        {:ok, started} -> {:cont, {:ok, all ++ started}}
+        {:error, {failed, reason}} -> {:halt, {:not_started, failed, Application.format_error(reason)}}
+      end
+    end)
+
+  with {:ok, all} <- started do
+    with true <- permanent, waiter when is_pid(waiter) <- Process.get(:mix_remote_waiter) do
+      masters =
+        Enum.flat_map(all, fn app ->
+          case :application_controller.get_master(app) do
+            master when is_pid(master) -> [{app, master}]
+            _none -> []
+          end
+        end)
+
+      send(waiter, {:mix_remote_permanent, self(), masters})
     end
-  end)
+
+    :ok
+  end
 end
 
 # `setup` (see src/remote/invoke.rs): the config, then the applications started (or only
@@ -642,7 +663,7 @@ configure = fn %{config: files, env: env, apps: apps, start: start} = setup ->
   with :ok <- put_config.(files, env, Map.get(setup, :compile_env_apps, [])) do
     restart = logger.() != before
     if restart, do: Application.stop(:logger)
-    started = if start, do: start_apps.(apps), else: :ok
+    started = if start, do: start_apps.(apps, Map.get(setup, :permanent, false)), else: :ok
     Application.ensure_all_started(:logger)
     started
   end
@@ -688,19 +709,56 @@ call = fn module, function, args, setup ->
   end
 end
 
+# The end of the call `pid` (monitored as `ref`; see `monitored`), with the monitors of the
+# applications it started permanent (`masters`, their names by monitor; see `start_apps`). One
+# that goes down otherwise than by a stop (`Application.stop/1`: `:normal`) kills the call, and
+# is its failure, as a permanent application's exit halts `mix run`'s node.
+awaited = fn pid, ref, masters, again ->
+  receive do
+    {:DOWN, ^ref, :process, _, {:mix_remote, result}} ->
+      {result, masters}
+
+    {:DOWN, ^ref, :process, _, reason} ->
+      {{:failed, :exit, Exception.format(:exit, reason, []), nil}, masters}
+
+    {:mix_remote_permanent, ^pid, started} ->
+      watched = Map.new(started, fn {app, master} -> {Process.monitor(master), app} end)
+      again.(pid, ref, Map.merge(masters, watched), again)
+
+    {:DOWN, mref, :process, _, reason} when is_map_key(masters, mref) and reason in [:normal, :noproc] ->
+      again.(pid, ref, Map.delete(masters, mref), again)
+
+    {:DOWN, mref, :process, _, reason} when is_map_key(masters, mref) ->
+      Process.exit(pid, :kill)
+
+      receive do
+        {:DOWN, ^ref, :process, _, _} -> :ok
+      end
+
+      text =
+        "** (exit) application #{masters[mref]} exited: #{inspect(reason)} " <>
+          "(started permanent, as start_permanent: in mix.exs asks; mix run's node stops then)"
+
+      {{:failed, :exit, text, nil}, Map.delete(masters, mref)}
+  end
+end
+
 # Runs `fun` in a monitored process of its own, which ends with `{:mix_remote, result}`: a
 # linked process that crashes it is reported as an exit (the one path of `run`, `eval` and
-# `iex`). The process is listed in `mix_remote_calls` meanwhile, for `stop_code`.
+# `iex`); so is a permanent application's exit meanwhile (see `awaited`). The process is listed
+# in `mix_remote_calls` meanwhile, for `stop_code`.
 monitored = fn fun ->
-  {pid, ref} = spawn_monitor(fn -> exit({:mix_remote, fun.()}) end)
+  waiter = self()
+
+  {pid, ref} =
+    spawn_monitor(fn ->
+      Process.put(:mix_remote_waiter, waiter)
+      exit({:mix_remote, fun.()})
+    end)
+
   true = :ets.insert(:mix_remote_calls, {pid})
-
-  result =
-    receive do
-      {:DOWN, ^ref, :process, _, {:mix_remote, result}} -> result
-      {:DOWN, ^ref, :process, _, reason} -> {:failed, :exit, Exception.format(:exit, reason, []), nil}
-    end
-
+  {result, masters} = awaited.(pid, ref, %{}, awaited)
+  for {mref, _app} <- masters, do: Process.demonitor(mref, [:flush])
   :ets.delete(:mix_remote_calls, pid)
   result
 end

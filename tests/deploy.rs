@@ -555,6 +555,72 @@ fn mix_target_is_the_configs_target_and_mix_s_as_under_mix_run() {
 }
 
 #[test]
+fn start_permanent_applications_end_the_run_when_they_exit_as_under_mix_run() {
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("otp_app", "prod");
+    let project = staged.path();
+    // The supervisor gives up after its fourth restart in 5 s: the application exits.
+    let code = "for _ <- 1..5 do\n  if pid = Process.whereis(OtpApp.Counter), do: Process.exit(pid, :kill)\n  \
+                Process.sleep(50)\nend\nProcess.sleep(500)\nIO.puts(\"survived\")";
+    let eval = || {
+        let mut tool = testkit::mix_remote(project);
+        tool.eval_on(&sshd, code)
+            .args(["--env", "prod", "--no-compile"]);
+        let out = tool.run();
+        out.assert_local_clean();
+        out
+    };
+    // Temporary, Mix's default: the call goes on without the application.
+    let local = mix_run(project, "prod", true, code, &[]);
+    assert_eq!(local.code, Some(0), "{}", local.stderr);
+    // Logger's notice of the exit is among mix run's output; mix-remote shows it on stderr.
+    assert!(
+        local
+            .stdout
+            .contains("Application otp_app exited: shutdown")
+            && local.stdout.ends_with("survived\n"),
+        "{}",
+        local.stdout
+    );
+    let out = eval();
+    // (eval prints the value, `IO.puts/1`'s.)
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "survived\n:ok\n"),
+        "{}",
+        out.stderr
+    );
+
+    // Permanent, as `mix new --sup` writes it for prod: the node of `mix run` goes down (exit
+    // 1, its applications stopping under the code, which may still print a line or two).
+    let mix_exs = project.join("mix.exs");
+    let text = std::fs::read_to_string(&mix_exs).unwrap();
+    let permanent = text.replace(
+        "      app: :otp_app,\n",
+        "      app: :otp_app,\n      start_permanent: Mix.env() == :prod,\n",
+    );
+    assert_ne!(permanent, text, "the fixture's mix.exs changed");
+    std::fs::write(&mix_exs, permanent).unwrap();
+    let local = mix_run(project, "prod", true, code, &[]);
+    assert_eq!(local.code, Some(1), "{}", local.stderr);
+    let out = eval();
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(1), ""),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("** (exit) application otp_app exited: :shutdown (started permanent"),
+        "{}",
+        out.stderr
+    );
+    sshd.assert_no_session_processes();
+    assert_no_run_dirs(&sshd, "the permanent runs");
+}
+
+#[test]
 fn an_umbrella_starts_every_child_as_under_mix_run() {
     let sshd = Sshd::start();
     let project = testkit::compiled_fixture("umbrella_start");

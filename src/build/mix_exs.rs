@@ -319,6 +319,51 @@ pub fn all_deps(project: &Path, layout: &Layout) -> Vec<FoundDep> {
     found
 }
 
+/// Whether `mix run` starts the applications permanent in Mix environment `env`, from the first
+/// `start_permanent:` of `text`: a plain `true`, or a test of the environment as `mix new` writes
+/// it (`Mix.env() == :prod`, also `!=`, `in [:prod, ...]`, `Mix.env` without parentheses);
+/// anything else, or none, is Mix's default, temporary.
+pub fn start_permanent(text: &str, env: &str) -> bool {
+    let Some(value) = keyword_values(text, "start_permanent").next() else {
+        return false;
+    };
+    if is_word(value, "true") {
+        return true;
+    }
+    let Some(test) = value
+        .strip_prefix("Mix.env()")
+        .or_else(|| value.strip_prefix("Mix.env"))
+        .map(str::trim_start)
+    else {
+        return false;
+    };
+    let atom = |rest: &str| -> Option<String> {
+        let name: String = rest
+            .trim_start()
+            .strip_prefix(':')?
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        (!name.is_empty()).then_some(name)
+    };
+    if let Some(rest) = test.strip_prefix("==") {
+        atom(rest).is_some_and(|a| a == env)
+    } else if let Some(rest) = test.strip_prefix("!=") {
+        atom(rest).is_some_and(|a| a != env)
+    } else if let Some(rest) = test
+        .strip_prefix("in")
+        .filter(|r| r.starts_with([' ', '[']))
+    {
+        let rest = rest.trim_start();
+        let list = rest
+            .strip_prefix('[')
+            .and_then(|r| Some(&r[..r.find(']')?]));
+        list.is_some_and(|items| items.split(',').filter_map(atom).any(|a| a == env))
+    } else {
+        false
+    }
+}
+
 /// Whether the first `key:` of `text` is plainly `false` (`consolidate_protocols: false`).
 pub fn keyword_false(text: &str, key: &str) -> bool {
     keyword_values(text, key)
@@ -417,6 +462,32 @@ mod tests {
             None
         );
         assert_eq!(keyword_string("build_path: \"\"", "build_path"), None);
+    }
+
+    #[test]
+    fn start_permanent_is_read_as_mix_new_writes_it() {
+        let permanent = |value: &str, env: &str| {
+            start_permanent(
+                &format!("[app: :a,\n start_permanent: {value},\n deps: []]"),
+                env,
+            )
+        };
+        assert!(permanent("Mix.env() == :prod", "prod"));
+        assert!(!permanent("Mix.env() == :prod", "dev"));
+        assert!(permanent("Mix.env == :prod", "prod"));
+        assert!(permanent("Mix.env() != :test", "dev"));
+        assert!(!permanent("Mix.env() != :test", "test"));
+        assert!(permanent("Mix.env() in [:prod, :staging]", "staging"));
+        assert!(!permanent("Mix.env() in [:prod, :staging]", "dev"));
+        assert!(permanent("true", "dev"));
+        assert!(!permanent("false", "prod"));
+        assert!(!permanent("@permanent", "prod"));
+        assert!(!permanent("Mix.env() == :production", "prod"));
+        assert!(!start_permanent("[app: :a]", "prod"));
+        assert!(!start_permanent(
+            "# start_permanent: true\n[app: :a]",
+            "prod"
+        ));
     }
 
     #[test]

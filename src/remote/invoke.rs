@@ -107,6 +107,8 @@ pub struct Setup<'a> {
     pub apps: &'a [String],
     /// Start them (and their dependencies) as `mix run` does; false: only load them.
     pub start: bool,
+    /// Start them permanent ([`Job::permanent`]).
+    pub permanent: bool,
     /// MIX_ENV on the node: the Mix environment, unless the host's `remote_env` sets it.
     pub mix_env: &'a str,
     /// MIX_TARGET on the node: the Mix target, unless the host's `remote_env` sets it.
@@ -127,6 +129,7 @@ impl<'a> Setup<'a> {
             config: &job.setup,
             apps: &job.apps.project,
             start: job.start,
+            permanent: job.permanent,
             mix_env: host
                 .remote_env
                 .get("MIX_ENV")
@@ -291,8 +294,8 @@ fn code_terms(code: &Code, setup: Setup<'_>) -> Vec<Term> {
 }
 
 /// `setup` as the boot program's `run`, `eval` and `iex` take it:
-/// `%{config: [{path, binary}], env: binary, apps: [atom], start: boolean, mix_env: binary,
-/// mix_target: binary, mix: boolean, ansi: boolean, compile_env_apps: [atom]}`.
+/// `%{config: [{path, binary}], env: binary, apps: [atom], start: boolean, permanent: boolean,
+/// mix_env: binary, mix_target: binary, mix: boolean, ansi: boolean, compile_env_apps: [atom]}`.
 pub fn setup_term(setup: Setup<'_>) -> Term {
     let binary = |b: &[u8]| Term::from(Binary::from(b.to_vec()));
     let files: Vec<Term> = setup
@@ -308,6 +311,7 @@ pub fn setup_term(setup: Setup<'_>) -> Term {
         (atom("env"), binary(setup.config.env.as_bytes())),
         (atom("apps"), List::from(apps).into()),
         (atom("start"), boolean(setup.start)),
+        (atom("permanent"), boolean(setup.permanent)),
         (atom("mix_env"), binary(setup.mix_env.as_bytes())),
         (atom("mix_target"), binary(setup.mix_target.as_bytes())),
         (atom("mix"), boolean(setup.mix)),

@@ -17,7 +17,7 @@ use crate::build::beam::{Beam, BeamError};
 use crate::build::compat::{self, Refusal, RemoteVersions};
 use crate::build::entry::{Entry, EntryError, display_module};
 use crate::build::literal::{self, LiteralError};
-use crate::build::mix_exs::Layout;
+use crate::build::mix_exs::{self, Layout};
 use crate::build::native;
 use crate::build::plan::{self, Plan, PlanError};
 use crate::build::project;
@@ -228,6 +228,9 @@ pub struct Job {
     pub apps: Apps,
     /// Whether the project's applications are started before the call.
     pub start: bool,
+    /// Whether they are started permanent (`start_permanent:` of mix.exs, for the run's Mix
+    /// environment): one that then exits ends the call, as it ends `mix run`'s node.
+    pub permanent: bool,
     /// Whether the code asks Mix (`Mix.env()`): Mix then runs on the node, as under `mix run`.
     pub uses_mix: bool,
     /// Whether Elixir's ANSI colours are on for the call (`IO.ANSI.enabled?/0`), as `mix run`
@@ -378,6 +381,8 @@ impl Job {
         let built = compat::Built::read(&shipped_beams.iter().map(|b| &**b).collect::<Vec<_>>());
         let setup = AppConfig::collect(&build.project, &build.mix_env, config_use)?;
         let layout = Layout::of(&build.project);
+        let permanent = std::fs::read_to_string(build.project.join("mix.exs"))
+            .is_ok_and(|text| mix_exs::start_permanent(&text, &build.mix_env));
         if config_use.files && layout.unread.contains(&"config_path") {
             report.warning(&format!(
                 "{}: config_path is set to something other than a plain string, which mix-remote does not evaluate: it ships {} instead (--no-app-config ships none)",
@@ -424,6 +429,7 @@ impl Job {
             setup,
             apps,
             start: build.start,
+            permanent,
             uses_mix,
             ansi: false,
             compile_env_apps,
