@@ -555,6 +555,45 @@ fn mix_target_is_the_configs_target_and_mix_s_as_under_mix_run() {
 }
 
 #[test]
+fn a_file_the_config_imports_from_beside_its_directory_travels_with_it() {
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("otp_app", "dev");
+    let project = staged.path();
+    let dev = project.join("config/dev.exs");
+    let text = std::fs::read_to_string(&dev).unwrap();
+    std::fs::write(
+        &dev,
+        format!("{text}import_config \"../shared/common.exs\"\n"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(project.join("shared")).unwrap();
+    std::fs::write(
+        project.join("shared/common.exs"),
+        "import Config\nconfig :otp_app, shared: true\n",
+    )
+    .unwrap();
+    let code = "Application.get_env(:otp_app, :shared)";
+    let local = mix_run(project, "dev", true, &format!("IO.inspect({code})"), &[]);
+    assert_eq!(
+        (local.code, local.stdout.as_str()),
+        (Some(0), "true\n"),
+        "{}",
+        local.stderr
+    );
+    let mut tool = testkit::mix_remote(project);
+    let out = tool.eval_on(&sshd, code).run();
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "true\n"),
+        "{}",
+        out.stderr
+    );
+    out.assert_local_clean();
+    sshd.assert_no_session_processes();
+    assert_no_run_dirs(&sshd, "the import run");
+}
+
+#[test]
 fn start_permanent_applications_end_the_run_when_they_exit_as_under_mix_run() {
     let sshd = Sshd::start();
     let staged = testkit::staged_fixture("otp_app", "prod");

@@ -40,6 +40,19 @@ pub enum AppConfigError {
         /// The other `config.exs`.
         other: PathBuf,
     },
+    /// A config file imports one the server's copy of it could not reach: above the directory
+    /// the config files travel in.
+    #[error(
+        "{file}: import_config \"{import}\" reaches above the directory the config files travel in ({root}); mix-remote cannot ship it there: move it under {root} (or pass --no-app-config)"
+    )]
+    ImportAbove {
+        /// The importing file.
+        file: PathBuf,
+        /// What it imports, as written.
+        import: String,
+        /// The directory whose tree travels.
+        root: PathBuf,
+    },
 }
 
 /// What of the project's configuration a run applies (`--no-app-config`,
@@ -104,34 +117,133 @@ fn config_files(project: &Path) -> Result<Vec<(String, Vec<u8>)>, AppConfigError
     if !layout.config_file.is_file() && !dir.join("runtime.exs").is_file() {
         return Ok(Vec::new());
     }
-    if layout.config_in_project_dir(project) {
-        return main_files_only(&layout);
-    }
-    let mut files = Vec::new();
     let mut total = 0;
-    for (path, bytes) in read_tree(&dir, &mut total)? {
-        let relative = path.strip_prefix(&dir).unwrap_or(&path);
-        let name = if path == layout.config_file {
-            "config.exs".to_owned()
-        } else if relative == Path::new("config.exs") {
-            return Err(AppConfigError::Clash {
-                main: layout.config_file,
-                other: path,
-            });
-        } else {
-            relative.to_string_lossy().into_owned()
-        };
-        files.push((format!("config/{name}"), bytes));
-    }
-    if let Some((root, children)) = children_config_dirs(&dir) {
-        for child in children {
-            for (path, bytes) in read_tree(&child, &mut total)? {
-                let name = path.strip_prefix(&root).unwrap_or(&path);
-                files.push((name.to_string_lossy().into_owned(), bytes));
+    let mut files = if layout.config_in_project_dir(project) {
+        main_files_only(&layout)?
+    } else {
+        let mut files = Vec::new();
+        for (path, bytes) in read_tree(&dir, &mut total)? {
+            let relative = path.strip_prefix(&dir).unwrap_or(&path);
+            let name = if path == layout.config_file {
+                "config.exs".to_owned()
+            } else if relative == Path::new("config.exs") {
+                return Err(AppConfigError::Clash {
+                    main: layout.config_file,
+                    other: path,
+                });
+            } else {
+                relative.to_string_lossy().into_owned()
+            };
+            files.push(Travelling::new(format!("config/{name}"), path, bytes));
+        }
+        if let Some((root, children)) = children_config_dirs(&dir) {
+            for child in children {
+                for (path, bytes) in read_tree(&child, &mut total)? {
+                    let name = path.strip_prefix(&root).unwrap_or(&path);
+                    let name = name.to_string_lossy().into_owned();
+                    files.push(Travelling::new(name, path, bytes));
+                }
             }
         }
+        files
+    };
+    imports_beside(&mut files, &dir, &mut total)?;
+    Ok(files.into_iter().map(|f| (f.name, f.bytes)).collect())
+}
+
+/// A config file on its way: its name on the server (from the run's config root), where it was
+/// read here, its contents.
+struct Travelling {
+    name: String,
+    local: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl Travelling {
+    fn new(name: String, local: PathBuf, bytes: Vec<u8>) -> Travelling {
+        Travelling { name, local, bytes }
     }
-    Ok(files)
+}
+
+/// Adds to `files` those they import (`import_config "../shared/common.exs"`, a plain string)
+/// that are not among them, transitively, each named where the server's copy of its importer
+/// finds it, with the contents Mix would read here. An import of a file that is not there is
+/// left to fail on the server as it fails here; one by an absolute path is the server's own
+/// file; one that climbs above the directory the files travel in (`dir`'s parent) is refused.
+fn imports_beside(
+    files: &mut Vec<Travelling>,
+    dir: &Path,
+    total: &mut u64,
+) -> Result<(), AppConfigError> {
+    let mut next = 0;
+    while let Some(file) = files.get(next) {
+        next += 1;
+        let text = String::from_utf8_lossy(&file.bytes).into_owned();
+        let (importer, local) = (file.name.clone(), file.local.clone());
+        for import in imported(&text) {
+            if Path::new(import).is_absolute() {
+                continue;
+            }
+            let Some(name) = beside(&importer, import) else {
+                return Err(AppConfigError::ImportAbove {
+                    file: local,
+                    import: import.to_owned(),
+                    root: dir.parent().unwrap_or(dir).to_owned(),
+                });
+            };
+            let source = local.parent().unwrap_or(Path::new(".")).join(import);
+            if files.iter().any(|f| f.name == name) || !source.is_file() {
+                continue;
+            }
+            let bytes = std::fs::read(&source).map_err(|error| AppConfigError::Read {
+                path: source.clone(),
+                error,
+            })?;
+            *total += bytes.len() as u64;
+            if *total > MAX_CONFIG_BYTES {
+                return Err(AppConfigError::TooLarge(dir.to_owned()));
+            }
+            files.push(Travelling::new(name, source, bytes));
+        }
+    }
+    Ok(())
+}
+
+/// The plain paths `text` imports (`import_config "prod.exs"`, parentheses or not), those of
+/// commented-out lines, interpolations and wildcards left out.
+fn imported(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .flat_map(|line| {
+            line.match_indices("import_config")
+                .map(move |(at, _)| &line[at..])
+        })
+        .filter_map(|rest| {
+            let rest = rest["import_config".len()..].trim_start();
+            let rest = rest.strip_prefix('(').unwrap_or(rest).trim_start();
+            let rest = rest.strip_prefix('"')?;
+            let path = &rest[..rest.find('"')?];
+            let plain = !path.is_empty() && !path.contains(['\\', '*', '?', '[', '{']);
+            plain.then_some(path)
+        })
+        .collect()
+}
+
+/// The name on the server of what `import` (relative) reaches from the file named `importer`:
+/// its directory joined with it, `.` and `..` resolved; none if that climbs above the root.
+fn beside(importer: &str, import: &str) -> Option<String> {
+    let mut parts: Vec<&str> = importer.split('/').collect();
+    parts.pop();
+    for part in import.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            part => parts.push(part),
+        }
+    }
+    Some(parts.join("/"))
 }
 
 /// When the config directory `dir` is an umbrella root's (its parent's `mix.exs` says
@@ -200,8 +312,8 @@ fn read_tree(dir: &Path, total: &mut u64) -> Result<Vec<(PathBuf, Vec<u8>)>, App
 
 /// The main config file and the `runtime.exs` beside it, as the server reads them: for a
 /// `config_path:` in the project's own directory, whose other files (the build, the sources,
-/// `deps/`) are no config. A file the main one imports is not among them.
-fn main_files_only(layout: &Layout) -> Result<Vec<(String, Vec<u8>)>, AppConfigError> {
+/// `deps/`) are no config. A file the main one imports follows it (see [`imports_beside`]).
+fn main_files_only(layout: &Layout) -> Result<Vec<Travelling>, AppConfigError> {
     let runtime = layout.config_dir().join("runtime.exs");
     let mut files = Vec::new();
     for (path, name) in [
@@ -213,7 +325,11 @@ fn main_files_only(layout: &Layout) -> Result<Vec<(String, Vec<u8>)>, AppConfigE
                 path: path.clone(),
                 error,
             })?;
-            files.push((format!("config/{name}"), bytes));
+            files.push(Travelling::new(
+                format!("config/{name}"),
+                path.clone(),
+                bytes,
+            ));
         }
     }
     Ok(files)
@@ -282,6 +398,58 @@ mod tests {
                 ("config/config.exs", &b"import Config # shared"[..]),
                 ("config/secrets/prod.exs", &b"import Config # secret"[..]),
             ]
+        );
+    }
+
+    #[test]
+    fn files_a_config_imports_from_beside_its_directory_travel_where_the_server_finds_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path().join("project");
+        let write = |path: &str, text: &str| {
+            let path = project.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write(
+            "config/config.exs",
+            "import Config\nimport_config \"../shared/common.exs\"\n\
+             # import_config \"../old.exs\"\nimport_config \"#{config_env()}.exs\"\n",
+        );
+        write(
+            "config/dev.exs",
+            "import Config\nimport_config(\"../shared/common.exs\")\n",
+        );
+        write(
+            "shared/common.exs",
+            "import Config\nimport_config \"./more/deep.exs\"\n",
+        );
+        write("shared/more/deep.exs", "import Config # deep");
+        write("old.exs", "import Config # not imported");
+        let files = config_files(&project).unwrap();
+        let names: Vec<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "config/config.exs",
+                "config/dev.exs",
+                "shared/common.exs",
+                "shared/more/deep.exs"
+            ]
+        );
+        assert_eq!(files[3].1, b"import Config # deep");
+
+        // Above the directory the files travel in: refused, naming the importer.
+        write(
+            "config/prod.exs",
+            "import Config\nimport_config \"../../elsewhere.exs\"\n",
+        );
+        let err = config_files(&project).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{}: import_config \"../../elsewhere.exs\"",
+                project.join("config/prod.exs").display()
+            )),
+            "{err}"
         );
     }
 
