@@ -607,15 +607,14 @@ put_config = fn files, env, compile_env_apps ->
 end
 
 
-# Starts `apps` (and what they need) as `mix run` does, permanent or temporary; the first
-# failure as Mix words it. Started permanent, they are watched by the process that waits for
-# this call (see `awaited`): their application masters go to it.
+# Starts `apps` (and what they need) as `mix run` does; the first failure as Mix words it. With
+# `permanent` (mix.exs's `start_permanent:`), the process that waits for this call watches them
+# (see `awaited`): their application masters go to it. They are started temporary all the same:
+# a permanent application's exit would halt this node at once, before the tool hears why.
 start_apps = fn apps, permanent ->
-  type = if permanent, do: :permanent, else: :temporary
-
   started =
     Enum.reduce_while(apps, {:ok, []}, fn app, {:ok, all} ->
-      case :application.ensure_all_started(app, type) do
+      case :application.ensure_all_started(app, :temporary) do
         {:ok, started} -> {:cont, {:ok, all ++ started}}
         {:error, {failed, reason}} -> {:halt, {:not_started, failed, Application.format_error(reason)}}
       end
@@ -710,9 +709,10 @@ call = fn module, function, args, setup ->
 end
 
 # The end of the call `pid` (monitored as `ref`; see `monitored`), with the monitors of the
-# applications it started permanent (`masters`, their names by monitor; see `start_apps`). One
-# that goes down otherwise than by a stop (`Application.stop/1`: `:normal`) kills the call, and
-# is its failure, as a permanent application's exit halts `mix run`'s node.
+# applications it started that `start_permanent:` makes permanent (`masters`, their names by
+# monitor; see `start_apps`). One that goes down otherwise than by a stop (`Application.stop/1`:
+# `:normal`) kills the call, and is its failure, as a permanent application's exit halts `mix
+# run`'s node.
 awaited = fn pid, ref, masters, again ->
   receive do
     {:DOWN, ^ref, :process, _, {:mix_remote, result}} ->
@@ -737,7 +737,7 @@ awaited = fn pid, ref, masters, again ->
 
       text =
         "** (exit) application #{masters[mref]} exited: #{inspect(reason)} " <>
-          "(started permanent, as start_permanent: in mix.exs asks; mix run's node stops then)"
+          "(start_permanent: in mix.exs makes it permanent: mix run's node stops then)"
 
       {{:failed, :exit, text, nil}, Map.delete(masters, mref)}
   end

@@ -651,7 +651,7 @@ fn start_permanent_applications_end_the_run_when_they_exit_as_under_mix_run() {
     );
     assert!(
         out.stderr
-            .contains("** (exit) application otp_app exited: :shutdown (started permanent"),
+            .contains("** (exit) application otp_app exited: :shutdown (start_permanent: in"),
         "{}",
         out.stderr
     );

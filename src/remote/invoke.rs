@@ -107,7 +107,7 @@ pub struct Setup<'a> {
     pub apps: &'a [String],
     /// Start them (and their dependencies) as `mix run` does; false: only load them.
     pub start: bool,
-    /// Start them permanent ([`Job::permanent`]).
+    /// Whether an exit of one of them ends the call ([`Job::permanent`]).
     pub permanent: bool,
     /// MIX_ENV on the node: the Mix environment, unless the host's `remote_env` sets it.
     pub mix_env: &'a str,

@@ -228,8 +228,8 @@ pub struct Job {
     pub apps: Apps,
     /// Whether the project's applications are started before the call.
     pub start: bool,
-    /// Whether they are started permanent (`start_permanent:` of mix.exs, for the run's Mix
-    /// environment): one that then exits ends the call, as it ends `mix run`'s node.
+    /// Whether mix.exs makes them permanent (`start_permanent:`, for the run's Mix environment):
+    /// one that exits then ends the call, as it ends `mix run`'s node.
     pub permanent: bool,
     /// Whether the code asks Mix (`Mix.env()`): Mix then runs on the node, as under `mix run`.
     pub uses_mix: bool,
