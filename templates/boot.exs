@@ -630,7 +630,13 @@ start_apps = fn apps, permanent ->
           end
         end)
 
-      send(waiter, {:mix_remote_permanent, self(), masters})
+      # Watched before the call begins: an exit from now on is the call's failure.
+      ref = make_ref()
+      send(waiter, {:mix_remote_permanent, self(), ref, masters})
+
+      receive do
+        {^ref, :watched} -> :ok
+      end
     end
 
     :ok
@@ -712,7 +718,8 @@ end
 # applications it started that `start_permanent:` makes permanent (`masters`, their names by
 # monitor; see `start_apps`). One that goes down otherwise than by a stop (`Application.stop/1`:
 # `:normal`) kills the call, and is its failure, as a permanent application's exit halts `mix
-# run`'s node.
+# run`'s node; that node runs no `System.at_exit/1` hook then, nor does this one
+# (`mix_remote_permanent_exit`, for `in_process`).
 awaited = fn pid, ref, masters, again ->
   receive do
     {:DOWN, ^ref, :process, _, {:mix_remote, result}} ->
@@ -721,15 +728,17 @@ awaited = fn pid, ref, masters, again ->
     {:DOWN, ^ref, :process, _, reason} ->
       {{:failed, :exit, Exception.format(:exit, reason, []), nil}, masters}
 
-    {:mix_remote_permanent, ^pid, started} ->
+    {:mix_remote_permanent, ^pid, ack, started} ->
       watched = Map.new(started, fn {app, master} -> {Process.monitor(master), app} end)
+      send(pid, {ack, :watched})
       again.(pid, ref, Map.merge(masters, watched), again)
 
-    {:DOWN, mref, :process, _, reason} when is_map_key(masters, mref) and reason in [:normal, :noproc] ->
+    {:DOWN, mref, :process, _, :normal} when is_map_key(masters, mref) ->
       again.(pid, ref, Map.delete(masters, mref), again)
 
     {:DOWN, mref, :process, _, reason} when is_map_key(masters, mref) ->
       Process.exit(pid, :kill)
+      Process.put(:mix_remote_permanent_exit, true)
 
       receive do
         {:DOWN, ^ref, :process, _, _} -> :ok
@@ -745,14 +754,14 @@ end
 
 # Runs `fun` in a monitored process of its own, which ends with `{:mix_remote, result}`: a
 # linked process that crashes it is reported as an exit (the one path of `run`, `eval` and
-# `iex`); so is a permanent application's exit meanwhile (see `awaited`). The process is listed
-# in `mix_remote_calls` meanwhile, for `stop_code`.
-monitored = fn fun ->
+# `iex`); with `watch`, so is the exit of an application it starts permanent (see `awaited`).
+# The process is listed in `mix_remote_calls` meanwhile, for `stop_code`.
+monitored = fn fun, watch ->
   waiter = self()
 
   {pid, ref} =
     spawn_monitor(fn ->
-      Process.put(:mix_remote_waiter, waiter)
+      if watch, do: Process.put(:mix_remote_waiter, waiter)
       exit({:mix_remote, fun.()})
     end)
 
@@ -773,7 +782,7 @@ hook_run = fn hook, status ->
     catch
       kind, reason -> ended_by.(kind, reason, __STACKTRACE__)
     end
-  end)
+  end, false)
 end
 
 # The `System.at_exit/1` hooks the code registered, run once it is done as Elixir's command line
@@ -813,8 +822,11 @@ end
 # Calls `module.function(args)` after `setup` in a monitored process of its own (see `call`),
 # then the `System.at_exit/1` hooks it registered: the path of `run` and `eval`.
 in_process = fn module, function, args, setup ->
-  result = monitored.(fn -> call.(module, function, args, setup) end)
-  at_exit.(result, at_exit)
+  result = monitored.(fn -> call.(module, function, args, setup) end, true)
+
+  if Process.get(:mix_remote_permanent_exit),
+    do: result,
+    else: at_exit.(result, at_exit)
 end
 
 # A System.halt/0 typed in IEx halts the node without `halt`: a shell this node starts removes
@@ -1192,7 +1204,8 @@ ops = %{
   # An IEx session (see `shell`) after the same setup as `run`, in the same kind of process; no
   # at_exit hooks after it, as `iex -S mix` runs none (it ends by halting).
   iex: fn name, ansi, setup ->
-    monitored.(fn -> call.(:erlang, :apply, [shell, [name, ansi]], setup) end)
+    # Not watched: IEx's server is linked to the relay, which a kill of it would take down.
+    monitored.(fn -> call.(:erlang, :apply, [shell, [name, ansi]], setup) end, false)
   end,
   # IEx's own completion of `text`, the line up to the cursor, in the session (its variables,
   # aliases and imports too): {:yes | :no, hint, entries}, texts as binaries.

@@ -599,9 +599,11 @@ fn start_permanent_applications_end_the_run_when_they_exit_as_under_mix_run() {
     let staged = testkit::staged_fixture("otp_app", "prod");
     let project = staged.path();
     // The supervisor gives up after its fourth restart in 5 s: the application exits.
-    let code = "for _ <- 1..5 do\n  if pid = Process.whereis(OtpApp.Counter), do: Process.exit(pid, :kill)\n  \
+    // (A hook the node of `mix run` does not run once a permanent application took it down.)
+    let code = "System.at_exit(fn _ -> IO.puts(\"hook\") end)\nfor _ <- 1..5 do\n  \
+                if pid = Process.whereis(OtpApp.Counter), do: Process.exit(pid, :kill)\n  \
                 Process.sleep(50)\nend\nProcess.sleep(500)\nIO.puts(\"survived\")";
-    let eval = || {
+    let eval_code = |code: &str| {
         let mut tool = testkit::mix_remote(project);
         tool.eval_on(&sshd, code)
             .args(["--env", "prod", "--no-compile"]);
@@ -609,6 +611,7 @@ fn start_permanent_applications_end_the_run_when_they_exit_as_under_mix_run() {
         out.assert_local_clean();
         out
     };
+    let eval = || eval_code(code);
     // Temporary, Mix's default: the call goes on without the application.
     let local = mix_run(project, "prod", true, code, &[]);
     assert_eq!(local.code, Some(0), "{}", local.stderr);
@@ -617,15 +620,15 @@ fn start_permanent_applications_end_the_run_when_they_exit_as_under_mix_run() {
         local
             .stdout
             .contains("Application otp_app exited: shutdown")
-            && local.stdout.ends_with("survived\n"),
+            && local.stdout.ends_with("survived\nhook\n"),
         "{}",
         local.stdout
     );
     let out = eval();
-    // (eval prints the value, `IO.puts/1`'s.)
+    // (eval prints the value, `IO.puts/1`'s, once the hook has run.)
     assert_eq!(
         (out.code, out.stdout.as_str()),
-        (Some(0), "survived\n:ok\n"),
+        (Some(0), "survived\nhook\n:ok\n"),
         "{}",
         out.stderr
     );
@@ -643,6 +646,7 @@ fn start_permanent_applications_end_the_run_when_they_exit_as_under_mix_run() {
     let local = mix_run(project, "prod", true, code, &[]);
     assert_eq!(local.code, Some(1), "{}", local.stderr);
     let out = eval();
+    // Neither the rest of the code nor the hook.
     assert_eq!(
         (out.code, out.stdout.as_str()),
         (Some(1), ""),
@@ -652,6 +656,27 @@ fn start_permanent_applications_end_the_run_when_they_exit_as_under_mix_run() {
     assert!(
         out.stderr
             .contains("** (exit) application otp_app exited: :shutdown (start_permanent: in"),
+        "{}",
+        out.stderr
+    );
+    // An IEx session goes on (IEx's server is linked to the relay: it is not killed).
+    let mut tool = testkit::mix_remote(project);
+    tool.args(["iex", "--host", &sshd.host(), "-F"])
+        .arg(sshd.ssh_config())
+        .args(["--env", "prod", "--no-compile"])
+        .stdin(format!("{code}\n"));
+    let out = tool.run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("survived"), "{}", out.stdout);
+    out.assert_local_clean();
+    // The job's own stop of a permanent application is no exit of it, under mix run neither.
+    let stops = "Application.stop(:otp_app)\nProcess.sleep(200)\nIO.puts(\"stopped\")";
+    let local = mix_run(project, "prod", true, stops, &[]);
+    assert_eq!(local.code, Some(0), "{}", local.stderr);
+    let out = eval_code(stops);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "stopped\n:ok\n"),
         "{}",
         out.stderr
     );
