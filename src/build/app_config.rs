@@ -8,7 +8,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use crate::build::mix_exs::Layout;
+use crate::build::mix_exs::{Layout, uncommented};
 
 /// Larger config trees are surely not config: refuse rather than ship them.
 const MAX_CONFIG_BYTES: u64 = 4 << 20;
@@ -40,19 +40,6 @@ pub enum AppConfigError {
         /// The other `config.exs`.
         other: PathBuf,
     },
-    /// A config file imports one the server's copy of it could not reach: above the directory
-    /// the config files travel in.
-    #[error(
-        "{file}: import_config \"{import}\" reaches above the directory the config files travel in ({root}); mix-remote cannot ship it there: move it under {root} (or pass --no-app-config)"
-    )]
-    ImportAbove {
-        /// The importing file.
-        file: PathBuf,
-        /// What it imports, as written.
-        import: String,
-        /// The directory whose tree travels.
-        root: PathBuf,
-    },
 }
 
 /// What of the project's configuration a run applies (`--no-app-config`,
@@ -65,13 +52,16 @@ pub struct ConfigUse {
     pub validate_compile_env: bool,
 }
 
+/// A config file as it travels: its name on the server (from the run's config root), contents.
+pub type ConfigFile = (String, Vec<u8>);
+
 /// What the remote applies before the call.
 #[derive(Debug)]
 pub struct AppConfig {
     /// Every file of the config directory, as (`config/` and its path there, contents), then
     /// those of an umbrella's children's `config/`, as (their path from the umbrella's root,
     /// contents).
-    pub config_files: Vec<(String, Vec<u8>)>,
+    pub config_files: Vec<ConfigFile>,
     /// The Mix environment (`config_env()` in the config files).
     pub env: String,
     /// The Mix target (`config_target()`): the one whose build runs.
@@ -79,6 +69,8 @@ pub struct AppConfig {
     /// Whether the shipped applications' compile-time config is checked against it (never
     /// without the config files).
     pub validate_compile_env: bool,
+    /// Why files the config imports do not travel (see [`imports_beside`]): for warnings.
+    pub left_out: Vec<String>,
 }
 
 impl AppConfig {
@@ -88,13 +80,14 @@ impl AppConfig {
         env: &str,
         usage: ConfigUse,
     ) -> Result<AppConfig, AppConfigError> {
-        let config_files = if usage.files {
+        let (config_files, left_out) = if usage.files {
             config_files(project)?
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         Ok(AppConfig {
             config_files,
+            left_out,
             env: env.to_owned(),
             target: Layout::of(project).target().to_owned(),
             // Without the config files, every key they set would differ.
@@ -111,11 +104,12 @@ impl AppConfig {
 /// is an umbrella root's (see [`children_config_dirs`]), the files of its children's `config/`
 /// follow, named by their path from the root (`apps/b/config/config.exs`), so that the root's
 /// `import_config` of `../apps/*/config/config.exs` finds them on the server as it does here.
-fn config_files(project: &Path) -> Result<Vec<(String, Vec<u8>)>, AppConfigError> {
+/// Files a config file imports that do not travel are named in the second list, each with why.
+fn config_files(project: &Path) -> Result<(Vec<ConfigFile>, Vec<String>), AppConfigError> {
     let layout = Layout::of(project);
     let dir = layout.config_dir();
     if !layout.config_file.is_file() && !dir.join("runtime.exs").is_file() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let mut total = 0;
     let mut files = if layout.config_in_project_dir(project) {
@@ -147,8 +141,11 @@ fn config_files(project: &Path) -> Result<Vec<(String, Vec<u8>)>, AppConfigError
         }
         files
     };
-    imports_beside(&mut files, &dir, &mut total)?;
-    Ok(files.into_iter().map(|f| (f.name, f.bytes)).collect())
+    let left_out = imports_beside(&mut files, &dir, &mut total)?;
+    Ok((
+        files.into_iter().map(|f| (f.name, f.bytes)).collect(),
+        left_out,
+    ))
 }
 
 /// A config file on its way: its name on the server (from the run's config root), where it was
@@ -167,32 +164,36 @@ impl Travelling {
 
 /// Adds to `files` those they import (`import_config "../shared/common.exs"`, a plain string)
 /// that are not among them, transitively, each named where the server's copy of its importer
-/// finds it, with the contents Mix would read here. An import of a file that is not there is
-/// left to fail on the server as it fails here; one by an absolute path is the server's own
-/// file; one that climbs above the directory the files travel in (`dir`'s parent) is refused.
+/// finds it, with the contents Mix would read here. An import of a file that is not here is
+/// left to fail on the server as it fails here (if it is evaluated at all); one by an absolute
+/// path is the server's own file. One that climbs above the directory the files travel in
+/// (`dir`'s parent) cannot go where the server would look: it is left out, and said so in the
+/// list returned (the import may be in a file, or a branch, that never runs).
 fn imports_beside(
     files: &mut Vec<Travelling>,
     dir: &Path,
     total: &mut u64,
-) -> Result<(), AppConfigError> {
+) -> Result<Vec<String>, AppConfigError> {
+    let mut left_out = Vec::new();
     let mut next = 0;
     while let Some(file) = files.get(next) {
         next += 1;
         let text = String::from_utf8_lossy(&file.bytes).into_owned();
         let (importer, local) = (file.name.clone(), file.local.clone());
         for import in imported(&text) {
-            if Path::new(import).is_absolute() {
+            let source = local.parent().unwrap_or(Path::new(".")).join(import);
+            if Path::new(import).is_absolute() || !source.is_file() {
                 continue;
             }
             let Some(name) = beside(&importer, import) else {
-                return Err(AppConfigError::ImportAbove {
-                    file: local,
-                    import: import.to_owned(),
-                    root: dir.parent().unwrap_or(dir).to_owned(),
-                });
+                left_out.push(format!(
+                    "{}: import_config \"{import}\" reaches above {}, the directory the config files travel in: it is not shipped, and fails on the server if it is evaluated there",
+                    local.display(),
+                    dir.parent().unwrap_or(dir).display()
+                ));
+                continue;
             };
-            let source = local.parent().unwrap_or(Path::new(".")).join(import);
-            if files.iter().any(|f| f.name == name) || !source.is_file() {
+            if files.iter().any(|f| f.name == name) {
                 continue;
             }
             let bytes = std::fs::read(&source).map_err(|error| AppConfigError::Read {
@@ -206,22 +207,30 @@ fn imports_beside(
             files.push(Travelling::new(name, source, bytes));
         }
     }
-    Ok(())
+    Ok(left_out)
 }
 
-/// The plain paths `text` imports (`import_config "prod.exs"`, parentheses or not), those of
-/// commented-out lines, interpolations and wildcards left out.
+/// The plain paths `text` imports (`import_config "prod.exs"`, parentheses or not), comments,
+/// interpolations and wildcards left out.
 fn imported(text: &str) -> Vec<&str> {
+    const CALL: &str = "import_config";
     text.lines()
-        .filter(|line| !line.trim_start().starts_with('#'))
+        .map(uncommented)
         .flat_map(|line| {
-            line.match_indices("import_config")
-                .map(move |(at, _)| &line[at..])
+            line.match_indices(CALL)
+                .filter(move |&(at, _)| {
+                    let before = line[..at].chars().next_back();
+                    !before.is_some_and(|c| c.is_alphanumeric() || "_.:\"".contains(c))
+                })
+                .map(move |(at, _)| &line[at + CALL.len()..])
         })
         .filter_map(|rest| {
-            let rest = rest["import_config".len()..].trim_start();
-            let rest = rest.strip_prefix('(').unwrap_or(rest).trim_start();
-            let rest = rest.strip_prefix('"')?;
+            // `import_config "x"` or `import_config("x")`; not `import_configs`.
+            let rest = match rest.strip_prefix('(') {
+                Some(inside) => inside,
+                None => rest.strip_prefix([' ', '\t'])?,
+            };
+            let rest = rest.trim_start().strip_prefix('"')?;
             let path = &rest[..rest.find('"')?];
             let plain = !path.is_empty() && !path.contains(['\\', '*', '?', '[', '{']);
             plain.then_some(path)
@@ -387,7 +396,7 @@ mod tests {
         link(&shared.join("secrets"), "secrets").unwrap();
         link(&shared.join("gone.exs"), "gone.exs").unwrap();
         link(&config, "loop").unwrap();
-        let files = config_files(&dir.path().join("project")).unwrap();
+        let files = config_files(&dir.path().join("project")).unwrap().0;
         let files: Vec<(&str, &[u8])> = files
             .iter()
             .map(|(p, b)| (p.as_str(), b.as_slice()))
@@ -425,7 +434,7 @@ mod tests {
         );
         write("shared/more/deep.exs", "import Config # deep");
         write("old.exs", "import Config # not imported");
-        let files = config_files(&project).unwrap();
+        let files = config_files(&project).unwrap().0;
         let names: Vec<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(
             names,
@@ -438,19 +447,51 @@ mod tests {
         );
         assert_eq!(files[3].1, b"import Config # deep");
 
-        // Above the directory the files travel in: refused, naming the importer.
+        // Above the directory the files travel in: left out and said, if it is there at all
+        // (an import of a file that is not there may sit in a branch that never runs).
         write(
             "config/prod.exs",
-            "import Config\nimport_config \"../../elsewhere.exs\"\n",
+            "import Config\nimport_config \"../../elsewhere.exs\"\n\
+             if false, do: import_config(\"../../nowhere.exs\")\n",
         );
-        let err = config_files(&project).unwrap_err().to_string();
+        assert_eq!(config_files(&project).unwrap().1, Vec::<String>::new());
+        std::fs::write(dir.path().join("elsewhere.exs"), "import Config").unwrap();
+        let (files, left_out) = config_files(&project).unwrap();
+        assert_eq!(files.len(), 5);
+        assert_eq!(left_out.len(), 1, "{left_out:?}");
         assert!(
-            err.starts_with(&format!(
-                "{}: import_config \"../../elsewhere.exs\"",
+            left_out[0].starts_with(&format!(
+                "{}: import_config \"../../elsewhere.exs\" reaches above",
                 project.join("config/prod.exs").display()
             )),
-            "{err}"
+            "{left_out:?}"
         );
+    }
+
+    #[test]
+    fn imports_are_read_as_mix_reads_them() {
+        let text = "import Config\n\
+            import_config \"a.exs\" # import_config \"../../b.exs\"\n\
+            x = \"import_config\"; import_config(\"c.exs\")\n\
+            import_configs \"d.exs\"\n\
+            Config.import_config \"e.exs\"\n\
+            import_config \"#{config_env()}.exs\"\n\
+            import_config \"../apps/*/config/config.exs\"\n\
+            \timport_config  \"../f.exs\"\n";
+        assert_eq!(imported(text), ["a.exs", "c.exs", "../f.exs"]);
+        assert_eq!(
+            beside("config/dev.exs", "../shared/x.exs").as_deref(),
+            Some("shared/x.exs")
+        );
+        assert_eq!(
+            beside("config/dev.exs", "./prod/./x.exs").as_deref(),
+            Some("config/prod/x.exs")
+        );
+        assert_eq!(
+            beside("apps/b/config/config.exs", "../../../config/c.exs").as_deref(),
+            Some("config/c.exs")
+        );
+        assert_eq!(beside("config/dev.exs", "../../x.exs"), None);
     }
 
     #[test]
@@ -513,7 +554,7 @@ mod tests {
         let gone = root.join("apps/a/config/gone.exs");
         std::os::unix::fs::symlink(root.join("nothing.exs"), gone).unwrap();
         let names = |project: &Path| -> Vec<String> {
-            let files = config_files(project).unwrap();
+            let files = config_files(project).unwrap().0;
             files.into_iter().map(|(name, _)| name).collect()
         };
         let umbrella = [
@@ -525,7 +566,7 @@ mod tests {
         // From the root, and from a child whose config_path is the root's.
         assert_eq!(names(&root), umbrella);
         assert_eq!(names(&root.join("apps/b")), umbrella);
-        let files = config_files(&root.join("apps/c")).unwrap();
+        let files = config_files(&root.join("apps/c")).unwrap().0;
         assert_eq!(files[2].1, b"import Config # b");
 
         // The 4 MiB are for all of them.
@@ -563,6 +604,7 @@ mod tests {
         std::fs::write(project.join("lib/a.ex"), "defmodule A, do: nil").unwrap();
         let names: Vec<String> = config_files(project)
             .unwrap()
+            .0
             .into_iter()
             .map(|(name, _)| name)
             .collect();
@@ -574,6 +616,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("config")).unwrap();
         std::fs::write(dir.path().join("config/notes.txt"), "x").unwrap();
-        assert!(config_files(dir.path()).unwrap().is_empty());
+        assert!(config_files(dir.path()).unwrap().0.is_empty());
     }
 }

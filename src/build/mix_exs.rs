@@ -37,7 +37,8 @@ pub struct Layout {
     /// `<project>/mix.lock`.
     pub lockfile: PathBuf,
     /// The options `mix.exs` sets to something other than a plain value, taken as their
-    /// defaults (`build_path`, `build_per_environment`, `config_path`, `apps_path`, `lockfile`).
+    /// defaults (`build_path`, `build_per_environment`, `config_path`, `apps_path`, `lockfile`,
+    /// an umbrella's `apps`).
     pub unread: Vec<&'static str>,
 }
 
@@ -72,6 +73,9 @@ impl Layout {
         let apps = option("apps_path");
         let lockfile = option("lockfile").unwrap_or_else(|| project.join("mix.lock"));
         let listed = keyword_atom_list(text, "apps");
+        if apps.is_some() && listed.is_none() && keyword_values(text, "apps").next().is_some() {
+            unread.push("apps");
+        }
         let per_environment = match keyword_values(text, "build_per_environment").next() {
             Some(value) if is_word(value, "false") => false,
             Some(value) if !is_word(value, "true") => {
@@ -398,7 +402,7 @@ fn keyword_values<'t>(text: &'t str, key: &str) -> impl Iterator<Item = &'t str>
 }
 
 /// `line` up to its comment: a `#` outside double quotes (`"...#readme"` is no comment).
-fn uncommented(line: &str) -> &str {
+pub(crate) fn uncommented(line: &str) -> &str {
     let mut quoted = false;
     let mut escaped = false;
     for (at, c) in line.char_indices() {
@@ -505,6 +509,11 @@ mod tests {
         assert_eq!(listed("apps: @apps"), None);
         assert_eq!(listed("apps: [:api, Store]"), None);
         assert_eq!(listed("deployed_apps: [:api]"), None);
+        // Not plain: every child counts, and the layout says it could not read it.
+        let unread = |text| Layout::read(Path::new("/p"), text, |_: &str| None).unread;
+        assert_eq!(unread("[apps_path: \"apps\", apps: @apps]"), ["apps"]);
+        assert!(unread("[apps_path: \"apps\", apps: [:api]]").is_empty());
+        assert!(unread("[app: :a, apps: @apps]").is_empty());
     }
 
     #[test]

@@ -383,6 +383,15 @@ impl Job {
         let layout = Layout::of(&build.project);
         let permanent = std::fs::read_to_string(build.project.join("mix.exs"))
             .is_ok_and(|text| mix_exs::start_permanent(&text, &build.mix_env));
+        for why in &setup.left_out {
+            report.warning(why);
+        }
+        if layout.unread.contains(&"apps") {
+            report.warning(&format!(
+                "{}: apps: is set to something other than a plain list of atoms, which mix-remote does not evaluate: every child of the umbrella counts",
+                build.project.join("mix.exs").display()
+            ));
+        }
         if config_use.files && layout.unread.contains(&"config_path") {
             report.warning(&format!(
                 "{}: config_path is set to something other than a plain string, which mix-remote does not evaluate: it ships {} instead (--no-app-config ships none)",
