@@ -718,7 +718,7 @@ fn cons(mut elements: Vec<Term>, tail: Term) -> Term {
     }
 }
 
-/// The integer with these digits, as a `FixInteger` when it fits in 32 bits.
+/// The integer with these digits, as a `FixInteger` when it is not negative and fits in 32 bits.
 ///
 /// eetf does not re-export num-bigint, but its `BigInteger::value` supports arithmetic with
 /// `u64`, so digits are gathered into `u64` chunks and folded into it without a new dependency.
