@@ -69,7 +69,8 @@ pub struct AppConfig {
     /// Whether the shipped applications' compile-time config is checked against it (never
     /// without the config files).
     pub validate_compile_env: bool,
-    /// Why files the config imports do not travel (see [`imports_beside`]): for warnings.
+    /// Why files the config imports do not travel (one above the directory the files travel
+    /// in, which the server would not find): for warnings.
     pub left_out: Vec<String>,
 }
 
