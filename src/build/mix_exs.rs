@@ -198,15 +198,19 @@ impl Layout {
 
 /// The atom after the first `key: :atom` of `text` (`app: :my_app`).
 pub fn keyword_atom(text: &str, key: &str) -> Option<String> {
-    keyword_values(text, key).find_map(|rest| {
-        let name: String = rest
-            .strip_prefix(':')?
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        let first = name.chars().next()?;
-        (first.is_ascii_lowercase() || first == '_').then_some(name)
-    })
+    keyword_values(text, key).find_map(|rest| leading_atom(rest).map(str::to_owned))
+}
+
+/// The name of the plain atom `rest` starts with (`:my_app,` gives `my_app`): a lowercase letter
+/// or `_`, then letters, digits and `_`.
+fn leading_atom(rest: &str) -> Option<&str> {
+    let name = rest.strip_prefix(':')?;
+    let end = name
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(name.len());
+    let name = &name[..end];
+    name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        .then_some(name)
 }
 
 /// The string after the first `key: "text"` of `text` (`apps_path: "apps"`), when it is plain:
@@ -232,10 +236,8 @@ fn keyword_atom_list(text: &str, key: &str) -> Option<Vec<String>> {
         .map(str::trim)
         .filter(|item| !item.is_empty())
         .map(|item| {
-            let name = item.strip_prefix(':')?;
-            let plain = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            plain.then(|| name.to_owned())
+            let name = leading_atom(item).filter(|name| name.len() + 1 == item.len())?;
+            Some(name.to_owned())
         })
         .collect()
 }
@@ -341,19 +343,11 @@ pub fn start_permanent(text: &str, env: &str) -> bool {
     else {
         return false;
     };
-    let atom = |rest: &str| -> Option<String> {
-        let name: String = rest
-            .trim_start()
-            .strip_prefix(':')?
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        (!name.is_empty()).then_some(name)
-    };
+    let is_env = |rest: &str| leading_atom(rest.trim_start()) == Some(env);
     if let Some(rest) = test.strip_prefix("==") {
-        atom(rest).is_some_and(|a| a == env)
+        is_env(rest)
     } else if let Some(rest) = test.strip_prefix("!=") {
-        atom(rest).is_some_and(|a| a != env)
+        leading_atom(rest.trim_start()).is_some_and(|a| a != env)
     } else if let Some(rest) = test
         .strip_prefix("in")
         .filter(|r| r.starts_with([' ', '[']))
@@ -362,7 +356,7 @@ pub fn start_permanent(text: &str, env: &str) -> bool {
         let list = rest
             .strip_prefix('[')
             .and_then(|r| Some(&r[..r.find(']')?]));
-        list.is_some_and(|items| items.split(',').filter_map(atom).any(|a| a == env))
+        list.is_some_and(|items| items.split(',').any(is_env))
     } else {
         false
     }
