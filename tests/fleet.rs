@@ -931,9 +931,26 @@ fn plan_and_graph_read_the_config_and_plan_events_match_the_schema() {
     );
     let last = seen.last().expect("events");
     assert_eq!(
-        (&last["event"], &last["modules"]),
-        (&"plan".into(), &2.into())
+        (&last["event"], &last["modules"], &last["entry"]),
+        (&"plan".into(), &2.into(), &"Demo.Probe.loaded".into())
     );
+    // An entry given with its arity is named with it.
+    let out = tool(
+        dir.path(),
+        &[
+            "--config",
+            &config,
+            "plan",
+            "Demo.Probe.loaded/1",
+            "--project",
+            &project,
+            "--json",
+        ],
+    )
+    .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let last = events(&out.stdout).pop().expect("events");
+    assert_eq!(last["entry"], "Demo.Probe.loaded/1");
 
     let out = plan(&["--include", ":demo_erl"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
