@@ -118,3 +118,37 @@ fn base64(bytes: &[u8]) -> String {
     }
     out
 }
+
+#[test]
+fn the_modules_a_node_loads_ahead_are_the_hosts_elixir_s() {
+    // Names the host's Elixir (1.14, whose names the lists are) lacks would load nothing: a typo
+    // or a rename would put those modules back on the call's path unnoticed.
+    let source = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/boot.exs"),
+    )
+    .unwrap();
+    for list in ["started_modules", "evaluator_modules"] {
+        let start = source
+            .find(&format!("\n{list} = ["))
+            .unwrap_or_else(|| panic!("{list} in templates/boot.exs"));
+        let literal = &source[start + list.len() + 4..];
+        let literal = &literal[..literal.find("\n]").unwrap() + 2];
+        let out = Command::new("elixir")
+            .args([
+                "-e",
+                &format!("for m <- {literal}, not Code.ensure_loaded?(m), do: IO.inspect(m)"),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "",
+            "{list}: not in the host's Elixir"
+        );
+    }
+}
