@@ -134,21 +134,22 @@ end
 elixir_started = fn -> {:ok, _} = Application.ensure_all_started(:elixir) end
 
 # What a cold run loads from the server's Elixir whatever its code (`started_modules`: Elixir's
-# and Logger's starts, the result's `inspect`) and what evaluating config
+# and Logger's starts, the result's `inspect` of the usual terms) and what evaluating config
 # files adds (`evaluator_modules`: the parser, the expander, Config.Reader), by Elixir 1.14's
-# names. Loaded on demand, each comes in turn through the one code server, behind the batch's
-# own loads, so the last came as the batch was loaded and the call waited for them (an Ecto
-# job's 72 modules: 80 ms of its call). Loaded ahead (`loaded_ahead`), they are read and
-# prepared together, in parallel with the batch. A name another Elixir lacks is skipped, and
-# what it needs beyond these loads on demand as before.
+# names (and Logger.Utils, which Logger's start loads from 1.15 on). Loaded on demand, each
+# comes in turn through the one code server, behind the batch's own loads, so the last came as
+# the batch was loaded and the call waited for them (an Ecto job's 72 modules: 80 ms of its
+# call). Loaded ahead (`loaded_ahead`), they are read and prepared together, in parallel with
+# the batch. A name another Elixir lacks is skipped, and what it needs beyond these loads on
+# demand as before.
 started_modules = [
   Access, Application, Code.Identifier, Enum, Enumerable, Enumerable.List, File, File.Stat,
-  GenServer, IO, IO.ANSI, Inspect, Inspect.Algebra, Inspect.Atom, Inspect.List, Inspect.Opts,
-  Inspect.Tuple, Kernel, Keyword, List, Logger, Logger.App, Logger.BackendSupervisor,
-  Logger.Backends.Console, Logger.Config, Logger.Filter, Logger.Formatter, Logger.Handler,
-  Logger.Watcher, Macro, Macro.Env, Map, Node, Path, Regex, String.Chars, String.Chars.Integer,
-  String.Tokenizer, Supervisor, Supervisor.Default, :elixir, :elixir_code_server, :elixir_config,
-  :elixir_sup, :elixir_utils
+  GenServer, IO, IO.ANSI, Inspect, Inspect.Algebra, Inspect.Atom, Inspect.BitString,
+  Inspect.Integer, Inspect.List, Inspect.Map, Inspect.Opts, Inspect.Tuple, Kernel, Keyword, List,
+  Logger, Logger.App, Logger.BackendSupervisor, Logger.Backends.Console, Logger.Config,
+  Logger.Filter, Logger.Formatter, Logger.Handler, Logger.Utils, Logger.Watcher, Macro, Macro.Env,
+  Map, Node, Path, Regex, String.Chars, String.Chars.Integer, String.Tokenizer, Supervisor,
+  Supervisor.Default, :elixir, :elixir_code_server, :elixir_config, :elixir_sup, :elixir_utils
 ]
 
 evaluator_modules = [
