@@ -16,6 +16,15 @@ const MAX_DEPTH: usize = 128;
 /// Erlang refuses atoms longer than this many characters.
 const MAX_ATOM_CHARS: usize = 255;
 
+/// The operators Elixir reads as an atom's name after `:` (`:+`, `:<>`, `:|>`), longest first so
+/// that `:===` is not taken for `:==` and a stray `=`. `::` is left out: Elixir wants it quoted.
+const OPERATOR_ATOMS: [&str; 51] = [
+    "..//", "<<>>", "===", "!==", "<<<", ">>>", "<<~", "~>>", "<~>", "<|>", "^^^", "~~~", "&&&",
+    "|||", "+++", "---", "...", "%{}", "**", "==", "!=", "<=", ">=", "&&", "||", "<>", "++", "--",
+    "..", "|>", "<~", "~>", "=~", "->", "<-", "\\\\", "{}", "+", "-", "*", "/", "<", ">", "!", "|",
+    "&", "@", ".", "%", "^", "=",
+];
+
 /// Why an argument is not a supported Elixir literal, and where.
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("column {column}: {message}")]
@@ -443,14 +452,28 @@ impl Parser {
                 atom_name(&pieces, start)?
             }
             Some(c) if is_ident_start(c) => self.ident(),
-            found => {
-                return Err(self.error(format!(
-                    "expected an atom name after `:`, found {}",
-                    describe(found)
-                )));
-            }
+            found => match self.operator() {
+                Some(name) => name,
+                None => {
+                    return Err(self.error(format!(
+                        "expected an atom name after `:`, found {}",
+                        describe(found)
+                    )));
+                }
+            },
         };
         atom_term(name, start)
+    }
+
+    /// The operator at the current position, consumed, if one of [`OPERATOR_ATOMS`] is there.
+    fn operator(&mut self) -> Option<String> {
+        let rest = self.chars.get(self.pos..)?;
+        let op = OPERATOR_ATOMS.iter().find(|op| {
+            let len = op.chars().count();
+            rest.len() >= len && rest[..len].iter().copied().eq(op.chars())
+        })?;
+        self.pos += op.chars().count();
+        Some((*op).to_owned())
     }
 
     /// `?a` or `?\n`: the code point of one character.
@@ -964,6 +987,24 @@ mod tests {
         assert_eq!(ok("false"), atom("false"));
         assert_eq!(ok("nil"), atom("nil"));
         assert_eq!(ok(&format!(":{}", "a".repeat(255))), atom(&"a".repeat(255)));
+    }
+
+    #[test]
+    fn operator_atoms() {
+        // As Elixir reads them: the longest operator, whatever follows.
+        for op in OPERATOR_ATOMS {
+            assert_eq!(ok(&format!(":{op}")), atom(op), ":{op}");
+        }
+        assert_eq!(ok(":==="), atom("==="));
+        assert_eq!(ok(":\\\\"), atom("\\\\"));
+        assert_eq!(
+            ok("[:+, :-, :<>]"),
+            list(vec![atom("+"), atom("-"), atom("<>")])
+        );
+        assert_eq!(ok("%{:| => 1}"), map([(atom("|"), int(1))]));
+        assert!(parse(":::").is_err());
+        assert!(parse(":+1").is_err());
+        assert!(parse(":").is_err());
     }
 
     #[test]
