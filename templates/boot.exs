@@ -138,7 +138,7 @@ elixir_started = fn -> {:ok, _} = Application.ensure_all_started(:elixir) end
 # files adds (`evaluator_modules`: the parser, the expander, Config.Reader), by Elixir 1.14's
 # names (and Logger.Utils, which Logger's start loads from 1.15 on). Loaded on demand, each
 # comes in turn through the one code server, behind the batch's own loads, so the last came as
-# the batch was loaded and the call waited for them (an Ecto job's 72 modules: 80 ms of its
+# the batch was loaded and the call waited for them (an Ecto job's 72 modules: 50-90 ms of its
 # call). Loaded ahead (`loaded_ahead`), they are read and prepared together, in parallel with
 # the batch. A name another Elixir lacks is skipped, and what it needs beyond these loads on
 # demand as before.

@@ -2,7 +2,8 @@
 //! are what the host's Elixir on OTP 25 makes of `templates/boot.exs` (regenerate them with `cargo
 //! xtask boot-beam` after changing it), and each loads on the releases it is sent for, where every
 //! function it calls exists: OTP 24 (by the opcodes it uses), OTP 25 with Elixir 1.14 (the host),
-//! OTP 27 with Elixir 1.18 and OTP 29 with Elixir 1.20 (the chroots, when present).
+//! OTP 27 with Elixir 1.18 and OTP 29 with Elixir 1.20 (the chroots, when present). The modules
+//! the program loads ahead are named as the host's Elixir names them.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
