@@ -25,6 +25,10 @@ pub struct BenchEctoArgs {
     /// B, then B then A), beside the same `mix run` and floor samples; rows A and B.
     #[arg(long, value_name = "BINARY")]
     pub versus: Option<std::path::PathBuf>,
+    /// Also time warm reruns of the job through `mix-remote up`, each binary in turn after the
+    /// cold rounds (the rows reset before each run, each once the session's spare is ready).
+    #[arg(long)]
+    pub warm: bool,
 }
 
 /// The job, as `mix run -e` evaluates it and as mix-remote calls it.
@@ -156,8 +160,99 @@ pub fn run(args: &BenchEctoArgs, root: &std::path::Path) -> Result<(), String> {
             let (wall, stats) = samples.swap_remove(samples.len() / 2);
             row(name, &base, wall, &stats, &range, paired);
         }
+        if args.warm {
+            for (name, binary) in &binaries {
+                let mut runs = warm_runs(&link, binary, &project, &config, &pg, args.runs)?;
+                runs.sort_by_key(|(wall, _)| *wall);
+                let range = format!(
+                    "{}-{}",
+                    runs[0].0.as_millis(),
+                    runs[runs.len() - 1].0.as_millis()
+                );
+                let (wall, stats) = runs.swap_remove(runs.len() / 2);
+                let get = |key: &str| stats.get(key).map_or_else(|| "-".into(), u64::to_string);
+                println!(
+                    "{name:>3} {rtt:>4} warm rerun: wall {} ms (range {range}), boot {}, push {}, call {}; {:.2}x of `mix run`, {:.2}x of the floor",
+                    wall.as_millis(),
+                    get("boot_ms"),
+                    get("push_ms"),
+                    get("call_ms"),
+                    wall.as_secs_f64() / base.mix.as_secs_f64(),
+                    wall.as_secs_f64() / (base.ssh + base.elixir).as_secs_f64(),
+                );
+            }
+        }
     }
     Ok(())
+}
+
+/// `runs` warm reruns of the job by `binary`, through a session it starts with `up` and ends
+/// with `down`: each run's wall time and `stats:` line.
+fn warm_runs(
+    link: &Link,
+    binary: &std::path::Path,
+    project: &std::path::Path,
+    config: &std::path::Path,
+    pg: &testkit::Postgres,
+    runs: usize,
+) -> Result<Vec<Sample>, String> {
+    let runtime = tempfile::Builder::new()
+        .prefix("mix-remote-bench-xdg-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let host = link.sshd.host();
+    let tool = |args: &[&str]| {
+        let mut cmd = Command::new(binary);
+        cmd.arg("--config")
+            .arg(config)
+            .args(args)
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .env_remove("MIX_ENV")
+            .stdin(Stdio::null());
+        cmd
+    };
+    let up = tool(&["up", "--host", &host])
+        .args(link.ssh_args())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+    if !up.status.success() {
+        return Err(format!(
+            "up failed: {}",
+            String::from_utf8_lossy(&up.stderr)
+        ));
+    }
+    let result = (|| {
+        let mut samples = Vec::new();
+        for _ in 0..runs {
+            pg.psql(RESET);
+            crate::bench_warm::spare_ready(&tool)?;
+            let started = Instant::now();
+            let out = tool(&["-v", "run", "--no-compile", "EctoFix.Jobs.Backfill.run"])
+                .args(["--host", &host])
+                .args(link.ssh_args())
+                .arg("--project")
+                .arg(project)
+                .args(["--", "100"])
+                .output()
+                .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+            let wall = started.elapsed();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if !out.status.success()
+                || stdout.trim_end().lines().last() != Some(RESULT)
+                || !stderr.contains("warm session of")
+            {
+                return Err(format!(
+                    "the warm rerun failed ({}): {stdout}{stderr}",
+                    out.status
+                ));
+            }
+            samples.push((wall, stats(&stderr)));
+        }
+        Ok(samples)
+    })();
+    let _ = tool(&["down", "--all"]).output();
+    result
 }
 
 /// The medians every binary's row is set beside, at one RTT.
@@ -209,13 +304,16 @@ fn row(
     );
 }
 
+/// A run's wall time and its `stats:` line.
+type Sample = (Duration, std::collections::BTreeMap<String, u64>);
+
 /// One cold run of the job with mix-remote: its wall time and `stats:` line.
 fn cold_run(
     link: &Link,
     binary: &std::path::Path,
     project: &std::path::Path,
     config: &std::path::Path,
-) -> Result<(Duration, std::collections::BTreeMap<String, u64>), String> {
+) -> Result<Sample, String> {
     let started = Instant::now();
     let out = Command::new(binary)
         .arg("-v")

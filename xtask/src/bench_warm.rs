@@ -130,20 +130,7 @@ fn rerun(
     link: &Link,
     n: usize,
 ) -> Result<(Duration, BTreeMap<String, u64>), String> {
-    let deadline = Instant::now() + SPARE_LIMIT;
-    loop {
-        let out = tool(&["status", "--json"])
-            .output()
-            .map_err(|e| format!("cannot run status: {e}"))?;
-        if String::from_utf8_lossy(&out.stdout).contains("\"spare\":\"ready\"") {
-            break;
-        }
-        if Instant::now() > deadline {
-            return Err("the session's spare node did not get ready".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(PAUSE);
+    spare_ready(tool)?;
     let host = link.host();
     let started = Instant::now();
     let out = tool(&["-v", "run", "--no-compile", project::ENTRY, "--host", &host])
@@ -163,6 +150,25 @@ fn rerun(
         ));
     }
     Ok((wall, stats(&stderr)))
+}
+
+/// Returns once the session `tool` reaches has its spare node ready, and [`PAUSE`] more.
+pub(crate) fn spare_ready(tool: &dyn Fn(&[&str]) -> Command) -> Result<(), String> {
+    let deadline = Instant::now() + SPARE_LIMIT;
+    loop {
+        let out = tool(&["status", "--json"])
+            .output()
+            .map_err(|e| format!("cannot run status: {e}"))?;
+        if String::from_utf8_lossy(&out.stdout).contains("\"spare\":\"ready\"") {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err("the session's spare node did not get ready".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(PAUSE);
+    Ok(())
 }
 
 /// Changes the last module of the project (a function returning `round`) and recompiles it.
