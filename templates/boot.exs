@@ -1483,6 +1483,10 @@ read_after_preloads = fn worked, again ->
 
   case read_line.() do
     "preload:" <> data ->
+      # A spare (idle until its run) also loads what evaluating config files needs: a warm run
+      # evaluates its config.exs as it begins, not ahead as a cold one does.
+      loaded_ahead.(evaluator_modules)
+
       worked =
         try do
           [batch, eager, on_load] = :erlang.binary_to_term(:base64.decode(data))
