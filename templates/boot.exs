@@ -230,12 +230,24 @@ end
 
 @RUN_DIRS@
 
+# The node halting otherwise than by `halt` (`System.halt/1`, `System.stop/1` in the code or typed
+# in IEx, a fatal error) does not remove the run's directory: a shell that process starts, owned
+# by a process that lives until the node ends, removes it once the node has gone (the port's
+# pipe closes then), whichever way it went. Erlang's functions only (see `run_dir`).
+sweep_on_halt = fn ->
+  with dir when is_binary(dir) <- :persistent_term.get(:mix_remote_dir, nil),
+       sh when is_list(sh) <- :os.find_executable(~c"sh") do
+    :erlang.open_port({:spawn_executable, sh}, [args: ["-c", "read -r _; rm -rf -- \"$0\"", dir]])
+  end
+end
+
 # The run's private directory (0700, fresh: `:file.make_dir/1` fails rather than reuse anything),
 # `mix-remote-run-<OS pid>-<host tag>-<random>` in the directory `tmp_dir` picks, made on first use (after
 # `remote_env` is set, so TMPDIR may move it). The directories earlier runs left there (see
 # `run_places`) are removed meanwhile, by a process of its own. Returns the directory and, to its
 # first caller, that process's monitor, which `swept` waits on for how many it removed (0 to the
-# others). `halt` knows the directory before it exists: a halt that stops this process between
+# others). A halt otherwise than by `halt` removes it too (see `sweep_on_halt`). `halt` knows the
+# directory before it exists: a halt that stops this process between
 # the two (stdin closing as the batch comes) removes it all the same. Erlang's functions only: it
 # is on a cold run's way to the load, where each Elixir module loaded costs 0.5-5 ms (String and
 # String.Unicode, File, Path, System, Regex, Base: 40-60 ms on a booting node).
@@ -252,6 +264,14 @@ run_dir = fn again ->
         :ok ->
           :ok = :file.change_mode(dir, 0o700)
           {:ok, {:file_info, _, _, _, _, _, _, _, _, _, _, _, uid, _}} = :file.read_link_info(dir)
+          spawn(fn ->
+            if sweep_on_halt.() do
+              receive do
+              after
+                :infinity -> :ok
+              end
+            end
+          end)
 
           {_pid, sweeping} =
             writing.(fn ->
@@ -862,15 +882,6 @@ in_process = fn module, function, args, setup ->
     else: at_exit.(result, at_exit)
 end
 
-# A System.halt/0 typed in IEx halts the node without `halt`: a shell this node starts removes
-# the run's directory once the node has gone, whichever way it went (the port's pipe closes).
-sweep_on_halt = fn ->
-  with dir when is_binary(dir) <- :persistent_term.get(:mix_remote_dir, nil),
-       sh when is_list(sh) <- :os.find_executable(~c"sh") do
-    Port.open({:spawn_executable, sh}, [args: ["-c", "read -r _; rm -rf -- \"$0\"", dir]])
-  end
-end
-
 # IEx in this process, the relay its terminal, until its input ends: the prompt
 # `iex(NAME)N>` (`...(NAME)N>` for the further lines of an expression), colours if the tool's
 # terminal has them, no .iex.exs of the server's user, and this process registered as
@@ -887,7 +898,6 @@ shell = fn name, ansi ->
       else: []
 
   IEx.configure([alive_prompt: prompt] ++ continuation)
-  sweep_on_halt.()
   Process.register(self(), :mix_remote_iex)
 
   try do
@@ -1313,8 +1323,11 @@ dispatch = fn relay, {tool_pid, ref}, op, args ->
     # After Logger's flush: a handler of its writing to standard_error writes through the relay.
     if op in [:run, :eval, :iex], do: settled.()
     output_sent.(relay)
-    # Not the end of code the node stopped as the tool went (see `tool_gone`).
-    unless Process.whereis(:mix_remote_going), do: send(tool_pid, {ref, reply})
+    # Not the end of code the node stopped as the tool went (see `tool_gone`), nor of code that
+    # stopped the node itself (`System.stop/1` returns at once while init stops it): the node's
+    # halt, with the status given, ends the run, as it ends `mix run`.
+    stopping = op in [:run, :eval] and match?({:stopping, _}, :init.get_status())
+    unless Process.whereis(:mix_remote_going) || stopping, do: send(tool_pid, {ref, reply})
     if op == :load and match?({:ok, _}, reply), do: send(:mix_remote, {:mix_remote_loaded, reply})
   end)
 end

@@ -383,6 +383,8 @@ fn an_exit_with_a_status_ends_as_under_mix_run() {
         "IO.puts(:before); exit({:shutdown, :done})",
         "IO.puts(:before); System.halt(0)",
         "IO.puts(:before); System.stop(0); Process.sleep(:infinity)",
+        // System.stop/1 returns `:ok` at once, while init stops the node: no value either.
+        "IO.puts(:before); System.stop(0)",
     ] {
         let out = eval(code, false);
         assert_eq!(
@@ -393,6 +395,44 @@ fn an_exit_with_a_status_ends_as_under_mix_run() {
         );
         assert!(!out.stderr.contains("error"), "{code}: {}", out.stderr);
     }
+    // A stop with another status is the node's halt with it, as when the code sleeps on.
+    for code in ["System.stop(3)", "System.stop(3); Process.sleep(:infinity)"] {
+        let out = eval(code, false);
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (Some(1), ""),
+            "{code}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("halted with status 3 while evaluating"),
+            "{code}: {}",
+            out.stderr
+        );
+    }
+    // However the node ended, its run directory went with it (a halt or stop by the code skips
+    // the boot program's own removal).
+    let run_dirs = || {
+        std::fs::read_dir(sshd.remote_tmp())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("mix-remote-run-")
+            })
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while run_dirs() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        run_dirs(),
+        0,
+        "run directories left in {}",
+        sshd.remote_tmp().display()
+    );
     // Another status: the function failed, the status named; one past 255 as the OS has a
     // halt with it (`mix run` ends with 44 for 300).
     for (code, said) in [
