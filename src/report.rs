@@ -485,6 +485,20 @@ impl Reporter {
                 value: value.to_owned(),
                 ok,
             });
+            // As every error, one line on stderr too (the event has the whole text).
+            if matches!(status, Status::Raised | Status::Threw | Status::Exited) {
+                let (prefix, error) = (self.prefix(), self.paint(Paint::Error, "error:"));
+                let first = value
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or_default();
+                self.say(format!(
+                    "mix-remote: {error} {prefix}{entry} {}{}: {}\n",
+                    status.word(),
+                    self.on_host(),
+                    first.trim()
+                ));
+            }
             return;
         }
         self.shared.screen.close_line();

@@ -475,6 +475,20 @@ fn an_exit_with_a_status_ends_as_under_mix_run() {
         (&result["status"], &result["value"], &result["ok"]),
         (&"stopped".into(), &"3".into(), &false.into())
     );
+    // A raise or a throw with --json: the event has the whole text, stderr one line of it, as
+    // every error has (a CI job that keeps stdout's events still shows why on its log).
+    for (code, how) in [
+        ("raise \"boom\"", "raised on {}: ** (RuntimeError) boom"),
+        ("throw 1", "threw on {}: ** (throw) 1"),
+    ] {
+        let out = eval(code, true);
+        assert_eq!(out.code, Some(1), "{code}: {}", out.stderr);
+        let how = how.replace("{}", &sshd.host());
+        assert_eq!(
+            out.stderr,
+            format!("mix-remote: error: the expression {how}\n")
+        );
+    }
     sshd.assert_no_session_processes();
 }
 
