@@ -493,6 +493,16 @@ fn misspelt_names_get_the_nearest_one_and_module_or_stdlib_entries_say_what_is_w
              Demo.Worker.ask (it exports ask/0, crash_node/0, deep_output/1, echo/3, fail/1, \
              linked_crash/0, and ",
         ),
+        // A module alone that the build lacks: a misspelling, or a function written capitalised.
+        (
+            &["Demo.Wroker"],
+            "module Demo.Wroker is not in this project's _build (did you mean Demo.Worker?)",
+        ),
+        (
+            &["Demo.Worker.Echo"],
+            "module Demo.Worker.Echo is not in this project's _build (did you mean the function \
+             Demo.Worker.echo?)",
+        ),
         (
             &["Enum.sum", "--", "[1, 2]"],
             "Enum.sum is in the standard library of Elixir, not in this project: mix-remote \

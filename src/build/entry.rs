@@ -143,6 +143,34 @@ const OTP_STDLIB: [&str; 52] = [
     "zlib",
 ];
 
+/// The module of `known` (the build's module atoms) nearest to `module` (an atom), as users
+/// write it: a likely misspelling.
+fn nearest_module<'a>(module: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let shown: Vec<String> = known.into_iter().map(display_module).collect();
+    suggest::nearest(&display_module(module), shown.iter().map(String::as_str)).map(str::to_owned)
+}
+
+/// Why `module` (an atom) is not in the build whose module atoms are `known`: the nearest of
+/// them, or what to check.
+pub fn missing_module<'a>(module: &str, known: impl IntoIterator<Item = &'a str>) -> EntryError {
+    EntryError::UnknownModule {
+        hint: nearest_module(module, known).map_or_else(
+            || "(is the project compiled, and the name right?)".to_owned(),
+            |near| format!("(did you mean {near}?)"),
+        ),
+        module: display_module(module),
+    }
+}
+
+/// For a module alone that the build lacks, `MyApp.Worker.Run`: `MyApp.Worker.run` when a module
+/// of `beams` is `MyApp.Worker` and exports `run` (a function written capitalised).
+pub fn capitalised_function(module: &str, beams: &[Beam]) -> Option<String> {
+    let (parent, last) = module.rsplit_once('.')?;
+    let beam = beams.iter().find(|b| b.name == parent)?;
+    let (function, _) = callable(beam).find(|(f, _)| f.eq_ignore_ascii_case(last))?;
+    Some(format!("{}.{function}", display_module(parent)))
+}
+
 /// Whether the module atom `module` belongs to Elixir's or Erlang/OTP's standard library rather
 /// than to a project.
 pub fn is_stdlib(module: &str) -> bool {
@@ -357,12 +385,10 @@ impl Entry {
     /// Why the module of this entry is not in the build: a misspelling of one of `known` (the
     /// build's module atoms), the standard library, or neither.
     pub fn unknown_module<'a>(&self, known: impl IntoIterator<Item = &'a str>) -> EntryError {
-        let shown: Vec<String> = known.into_iter().map(display_module).collect();
-        let module = display_module(&self.module);
-        if let Some(near) = suggest::nearest(&module, shown.iter().map(String::as_str)) {
+        if let Some(near) = nearest_module(&self.module, known) {
             return EntryError::UnknownModule {
                 hint: format!("(did you mean {near}?)"),
-                module,
+                module: display_module(&self.module),
             };
         }
         if is_stdlib(&self.module) {
@@ -375,10 +401,7 @@ impl Entry {
                 },
             };
         }
-        EntryError::UnknownModule {
-            hint: "(is the project compiled, and the name right?)".into(),
-            module,
-        }
+        missing_module(&self.module, [])
     }
 
     /// ` (did you mean f/1?)` for the function of `beam` nearest to this entry's, or nothing.

@@ -22,7 +22,8 @@ pub enum PlanError {
 }
 
 /// Parses `text` as an entry; when it names only a module, the error lists that module's
-/// functions, read from the build of `project` for `env`.
+/// functions, read from the build of `project` for `env`, or, when the build lacks that module
+/// (a misspelling, a function written capitalised), says so as for any entry.
 pub fn parse_entry(text: &str, project: &Path, env: &str) -> Result<Entry, PlanError> {
     match Entry::parse(text) {
         Err(error @ EntryError::ModuleOnly { .. }) => {
@@ -32,7 +33,20 @@ pub fn parse_entry(text: &str, project: &Path, env: &str) -> Result<Entry, PlanE
             };
             let beams = project::scan(project, env).unwrap_or_default();
             let beam = beams.iter().find(|b| Some(&b.name) == atom.as_ref());
-            Err(Entry::module_only(error, beam).into())
+            match atom {
+                Some(atom) if beam.is_none() && !beams.is_empty() && !entry::is_stdlib(&atom) => {
+                    let known = beams.iter().map(|b| b.name.as_str());
+                    Err(match entry::capitalised_function(&atom, &beams) {
+                        Some(function) => EntryError::UnknownModule {
+                            module: entry::display_module(&atom),
+                            hint: format!("(did you mean the function {function}?)"),
+                        },
+                        None => entry::missing_module(&atom, known),
+                    }
+                    .into())
+                }
+                _ => Err(Entry::module_only(error, beam).into()),
+            }
         }
         parsed => Ok(parsed?),
     }
