@@ -287,7 +287,11 @@ pub fn parse_module(text: &str) -> Option<String> {
             part.starts_with(|c: char| c.is_ascii_uppercase())
                 && part.chars().all(|c| c.is_alphanumeric() || c == '_')
         });
-    alias_ok.then(|| format!("Elixir.{text}"))
+    // `Elixir.MyApp.Worker` is the alias `MyApp.Worker` written in full, as Elixir reads it.
+    alias_ok.then(|| match text == "Elixir" || text.starts_with("Elixir.") {
+        true => text.to_owned(),
+        false => format!("Elixir.{text}"),
+    })
 }
 
 fn plural(n: usize) -> &'static str {
@@ -504,6 +508,10 @@ mod tests {
             Ok(entry("Elixir.MyApp.Worker", "process"))
         );
         assert_eq!(Entry::parse(":demo_erl.add"), Ok(entry("demo_erl", "add")));
+        assert_eq!(
+            Entry::parse("Elixir.MyApp.Worker.process"),
+            Ok(entry("Elixir.MyApp.Worker", "process"))
+        );
         assert_eq!(Entry::parse("A.valid?"), Ok(entry("Elixir.A", "valid?")));
         assert_eq!(
             Entry::parse("A.run/2"),
