@@ -673,6 +673,16 @@ fn check_section(section: &Section, at: &str, path: &Path) -> Result<(), ConfigE
             });
         }
     }
+    if let Some(address) = section.address.as_ref().filter(|a| a.value.trim().is_empty()) {
+        let l = address.referenced;
+        return Err(ConfigError::Invalid {
+            path: path.to_owned(),
+            line: l.line(),
+            column: l.column(),
+            key: format!("{at}.address"),
+            message: "the address is empty: give the ssh destination, [USER@]HOST".into(),
+        });
+    }
     if let Some(env) = &section.remote_env {
         let bad = env.value.keys().find(|k| {
             k.is_empty() || k.contains(['=', '\0']) || k.starts_with(|c: char| c.is_ascii_digit())
@@ -1365,6 +1375,9 @@ hosts:
         let (line, key, _) = invalid("defaults:\n  address: a@b\n");
         assert_eq!((line, key.as_str()), (2, "defaults.address"));
 
+        let (line, key, message) = invalid("hosts:\n  h1:\n    address: \"\"\n");
+        assert_eq!((line, key.as_str()), (3, "hosts.h1.address"));
+        assert!(message.contains("the address is empty"), "{message}");
         let (line, key, message) = invalid("defaults:\n  remote_env: {\"A=B\": x}\n");
         assert_eq!((line, key.as_str()), (2, "defaults.remote_env"));
         assert!(message.contains("A=B"), "{message}");
