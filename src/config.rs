@@ -673,7 +673,11 @@ fn check_section(section: &Section, at: &str, path: &Path) -> Result<(), ConfigE
             });
         }
     }
-    if let Some(address) = section.address.as_ref().filter(|a| a.value.trim().is_empty()) {
+    if let Some(address) = section
+        .address
+        .as_ref()
+        .filter(|a| a.value.trim().is_empty())
+    {
         let l = address.referenced;
         return Err(ConfigError::Invalid {
             path: path.to_owned(),

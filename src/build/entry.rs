@@ -464,13 +464,19 @@ impl Entry {
                 }
                 near => near,
             },
-            some => format!(
-                " (it exports {}: pass that many arguments after --)",
-                some.iter()
+            some => {
+                let exported: Vec<String> = some
+                    .iter()
                     .map(|a| format!("{}/{a}", self.function))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+                    .collect();
+                // An arity named after `/` (all `plan` and `graph` take) is fixed by naming
+                // another; one counted from the arguments, by passing as many.
+                let how = match self.arity {
+                    Some(_) => "",
+                    None => ": pass that many arguments after --",
+                };
+                format!(" (it exports {}{how})", exported.join(", "))
+            }
         };
         Err(EntryError::UnknownFunction {
             shown: self.shown(),
@@ -594,6 +600,15 @@ mod tests {
         assert_eq!(
             err,
             "A.run/3 is not exported by A (it exports run/1, run/2: pass that many arguments after --)"
+        );
+        // Named after `/` (as `plan` and `graph` take it), there are no arguments to pass.
+        let named = Entry {
+            arity: Some(3),
+            ..entry("Elixir.A", "run")
+        };
+        assert_eq!(
+            named.check(&beam, Some(3)).unwrap_err().to_string(),
+            "A.run/3 is not exported by A (it exports run/1, run/2)"
         );
         let typo = entry("Elixir.A", "rnu");
         assert_eq!(
