@@ -231,9 +231,9 @@ end
 @RUN_DIRS@
 
 # The node halting otherwise than by `halt` (`System.halt/1`, `System.stop/1` in the code or typed
-# in IEx, a fatal error) does not remove the run's directory: a shell that process starts, owned
-# by a process that lives until the node ends, removes it once the node has gone (the port's
-# pipe closes then), whichever way it went. Erlang's functions only (see `run_dir`).
+# in IEx, a fatal error, SIGKILL) skips `halt`'s removal of the run's directory: this shell, held
+# by a process as long-lived as the node, removes it once the node has gone (the port's pipe
+# closes then), whichever way it went. Erlang's functions only (see `run_dir`).
 sweep_on_halt = fn ->
   with dir when is_binary(dir) <- :persistent_term.get(:mix_remote_dir, nil),
        sh when is_list(sh) <- :os.find_executable(~c"sh") do
