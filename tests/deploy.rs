@@ -1050,10 +1050,19 @@ fn no_directory_of_a_run_remains_on_the_server_however_the_run_ends() {
     sshd.assert_no_session_processes();
     assert_no_run_dirs(&sshd, "a dropped connection");
 
-    // A node killed outright cannot clean up: `check` counts what it left, the next run removes it.
+    // A node killed outright: the shell it started as it made its directory removes it.
+    let child = start_sleeper(&sshd);
+    the_live_run_dir(&sshd);
+    testkit::signal("KILL", &remote_nodes(&sshd));
+    assert_eq!(child.finish().code, Some(3));
+    sshd.assert_no_session_processes();
+    assert_no_run_dirs(&sshd, "SIGKILL to the node");
+
+    // Killed together with that shell, it cannot clean up: `check` counts what it left, the next
+    // run removes it.
     let child = start_sleeper(&sshd);
     let left = the_live_run_dir(&sshd);
-    testkit::signal("KILL", &remote_nodes(&sshd));
+    kill_with_its_shell(&sshd);
     assert_eq!(child.finish().code, Some(3));
     sshd.assert_no_session_processes();
     assert_eq!(run_dirs(&sshd), [left]);
@@ -1115,6 +1124,31 @@ fn check_counts_stale_runs_where_remote_env_puts_runs() {
     sshd.assert_no_session_processes();
 }
 
+/// Kills (SIGKILL) the remote nodes of `sshd`'s sessions and, first, the shells each started to
+/// remove its run's directory once it is gone (templates/boot.exs, `sweep_on_halt`): nothing is
+/// left to clean up after them.
+fn kill_with_its_shell(sshd: &Sshd) {
+    let shells = || -> Vec<u32> {
+        sshd.session_processes()
+            .iter()
+            .filter(|p| p.cmdline.contains("read -r _; rm -rf"))
+            .map(|p| p.pid)
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while shells().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let shells = shells();
+    assert!(
+        !shells.is_empty(),
+        "no sweeping shell among {:?}",
+        sshd.session_processes()
+    );
+    testkit::signal("KILL", &shells);
+    testkit::signal("KILL", &remote_nodes(sshd));
+}
+
 /// The OS processes of the remote nodes of `sshd`'s sessions.
 fn remote_nodes(sshd: &Sshd) -> Vec<u32> {
     sshd.session_processes()
@@ -1131,7 +1165,7 @@ fn without_a_tmpdir_runs_keep_their_directories_in_the_login_runtime_dir() {
     let child = start_sleeper(&sshd);
     let left = the_live_run_dir(&sshd);
     assert_eq!(left.parent(), Some(runtime.as_path()));
-    testkit::signal("KILL", &remote_nodes(&sshd));
+    kill_with_its_shell(&sshd);
     assert_eq!(child.finish().code, Some(3));
     sshd.assert_no_session_processes();
     assert_eq!(run_dirs(&sshd), [left]);
