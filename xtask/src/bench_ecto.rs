@@ -148,28 +148,16 @@ pub fn run(args: &BenchEctoArgs, root: &std::path::Path) -> Result<(), String> {
             ssh,
             elixir: median(ssh_elixir).saturating_sub(ssh),
         };
-        for ((name, _), mut samples) in binaries.iter().zip(samples) {
+        for ((name, _), samples) in binaries.iter().zip(samples) {
             let walls: Vec<Duration> = samples.iter().map(|(wall, _)| *wall).collect();
             let paired = Paired::of(&walls, &mix);
-            samples.sort_by_key(|(wall, _)| *wall);
-            let range = format!(
-                "{}-{}",
-                samples[0].0.as_millis(),
-                samples[samples.len() - 1].0.as_millis()
-            );
-            let (wall, stats) = samples.swap_remove(samples.len() / 2);
+            let ((wall, stats), range) = middle(samples);
             row(name, &base, wall, &stats, &range, paired);
         }
         if args.warm {
             for (name, binary) in &binaries {
-                let mut runs = warm_runs(&link, binary, &project, &config, &pg, args.runs)?;
-                runs.sort_by_key(|(wall, _)| *wall);
-                let range = format!(
-                    "{}-{}",
-                    runs[0].0.as_millis(),
-                    runs[runs.len() - 1].0.as_millis()
-                );
-                let (wall, stats) = runs.swap_remove(runs.len() / 2);
+                let runs = warm_runs(&link, binary, &project, &config, &pg, args.runs)?;
+                let ((wall, stats), range) = middle(runs);
                 let get = |key: &str| stats.get(key).map_or_else(|| "-".into(), u64::to_string);
                 println!(
                     "{name:>3} {rtt:>4} warm rerun: wall {} ms (range {range}), boot {}, push {}, call {}; {:.2}x of `mix run`, {:.2}x of the floor",
@@ -211,16 +199,7 @@ fn warm_runs(
             .stdin(Stdio::null());
         cmd
     };
-    let up = tool(&["up", "--host", &host])
-        .args(link.ssh_args())
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
-    if !up.status.success() {
-        return Err(format!(
-            "up failed: {}",
-            String::from_utf8_lossy(&up.stderr)
-        ));
-    }
+    crate::bench_warm::session_up(&tool, &host, link)?;
     let result = (|| {
         let mut samples = Vec::new();
         for _ in 0..runs {
@@ -306,6 +285,17 @@ fn row(
 
 /// A run's wall time and its `stats:` line.
 type Sample = (Duration, std::collections::BTreeMap<String, u64>);
+
+/// The median of `samples` (by wall time) and the range of their wall times, `fastest-slowest`.
+fn middle(mut samples: Vec<Sample>) -> (Sample, String) {
+    samples.sort_by_key(|(wall, _)| *wall);
+    let range = format!(
+        "{}-{}",
+        samples[0].0.as_millis(),
+        samples[samples.len() - 1].0.as_millis()
+    );
+    (samples.swap_remove(samples.len() / 2), range)
+}
 
 /// One cold run of the job with mix-remote: its wall time and `stats:` line.
 fn cold_run(

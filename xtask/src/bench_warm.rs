@@ -52,16 +52,7 @@ pub(crate) fn measure(
         cmd
     };
     let host = link.host();
-    let up = tool(&["up", "--host", &host])
-        .args(link.ssh_args())
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
-    if !up.status.success() {
-        return Err(format!(
-            "up failed: {}",
-            String::from_utf8_lossy(&up.stderr)
-        ));
-    }
+    session_up(&tool, &host, link)?;
     let result = (|| {
         let (mut same, mut changed) = (Vec::new(), Vec::new());
         let mut pushed = (Vec::new(), Vec::new());
@@ -150,6 +141,26 @@ fn rerun(
         ));
     }
     Ok((wall, stats(&stderr)))
+}
+
+/// Starts the warm session of `host` over `link` with `tool` (`up`), which returns once its
+/// first spare node is ready.
+pub(crate) fn session_up(
+    tool: &dyn Fn(&[&str]) -> Command,
+    host: &str,
+    link: &Link,
+) -> Result<(), String> {
+    let up = tool(&["up", "--host", host])
+        .args(link.ssh_args())
+        .output()
+        .map_err(|e| format!("cannot run the tool: {e}"))?;
+    match up.status.success() {
+        true => Ok(()),
+        false => Err(format!(
+            "up failed: {}",
+            String::from_utf8_lossy(&up.stderr)
+        )),
+    }
 }
 
 /// Returns once the session `tool` reaches has its spare node ready, and [`PAUSE`] more.
