@@ -243,16 +243,27 @@ defmodule MixRemote do
   # The binary's exit status. A SIGTERM to this BEAM (a CI job cancelled) goes to the binary,
   # which stops its remote nodes and exits 130, instead of stopping the BEAM with status 0 (OTP's
   # own handler, which does that, is set aside meanwhile).
+  # A binary that has ended already (a quick `plan`) has closed its port: its status waits.
   defp wait(port) do
-    {:os_pid, pid} = Port.info(port, :os_pid)
+    case Port.info(port, :os_pid) do
+      {:os_pid, pid} -> forwarding_sigterm(pid, fn -> exit_status(port) end)
+      nil -> exit_status(port)
+    end
+  end
+
+  defp exit_status(port) do
+    receive do
+      {^port, {:exit_status, code}} -> code
+    end
+  end
+
+  defp forwarding_sigterm(pid, work) do
     forward = fn -> System.cmd("kill", ["-TERM", Integer.to_string(pid)]) && :ok end
     {:ok, trap} = System.trap_signal(:sigterm, forward)
     set_aside = :gen_event.delete_handler(:erl_signal_server, :erl_signal_handler, :ok)
 
     try do
-      receive do
-        {^port, {:exit_status, code}} -> code
-      end
+      work.()
     after
       if set_aside == :ok,
         do: :gen_event.add_handler(:erl_signal_server, :erl_signal_handler, [])
