@@ -128,24 +128,9 @@ fn log_lines(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The directories of runs where the server's runs put them: its sessions' `TMPDIR`, or their
-/// runtime directory on a server whose sessions have no `TMPDIR`.
-fn run_dirs(sshd: &Sshd) -> Vec<PathBuf> {
-    std::fs::read_dir(sshd.runtime_dir().unwrap_or(&sshd.remote_tmp()))
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("mix-remote-run-"))
-        })
-        .collect()
-}
-
 /// Panics unless the server holds no directory of a run where its runs put them.
 fn assert_no_run_dirs(sshd: &Sshd, after: &str) {
-    assert_eq!(run_dirs(sshd), Vec::<PathBuf>::new(), "after {after}");
+    assert_eq!(sshd.run_dirs(), Vec::<PathBuf>::new(), "after {after}");
 }
 
 #[test]
@@ -1008,7 +993,7 @@ fn native_code_the_server_cannot_load_and_missing_or_failing_apps_are_named() {
 /// 0700, with the demo application's lib dir.
 fn the_live_run_dir(sshd: &Sshd) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    let dirs = run_dirs(sshd);
+    let dirs = sshd.run_dirs();
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     let dir = dirs[0].clone();
     let name = dir.file_name().unwrap().to_string_lossy().into_owned();
@@ -1065,7 +1050,7 @@ fn no_directory_of_a_run_remains_on_the_server_however_the_run_ends() {
     kill_with_its_shell(&sshd);
     assert_eq!(child.finish().code, Some(3));
     sshd.assert_no_session_processes();
-    assert_eq!(run_dirs(&sshd), [left]);
+    assert_eq!(sshd.run_dirs(), [left]);
     assert_eq!(stale_runs_counted_then_swept(&sshd), 1);
 }
 
@@ -1168,7 +1153,7 @@ fn without_a_tmpdir_runs_keep_their_directories_in_the_login_runtime_dir() {
     kill_with_its_shell(&sshd);
     assert_eq!(child.finish().code, Some(3));
     sshd.assert_no_session_processes();
-    assert_eq!(run_dirs(&sshd), [left]);
+    assert_eq!(sshd.run_dirs(), [left]);
     // Releases before the runtime directory put theirs in /tmp: a killed one's is counted and
     // removed too (beside any other stale ones there). Runs of this test at once would sweep
     // each other's: they take turns.

@@ -18,22 +18,12 @@ fn iex(sshd: &Sshd, project: &Path, args: &[&str]) -> MixRemote {
     tool
 }
 
-/// The directories of runs in the server's temp dir.
-fn run_dirs(sshd: &Sshd) -> Vec<PathBuf> {
-    std::fs::read_dir(sshd.remote_tmp())
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().contains("/mix-remote-run-"))
-        .collect()
-}
-
 /// Panics unless the run `out` left nothing behind: no process of the sessions, no local file, no
 /// run directory on the server.
 fn left_nothing(sshd: &Sshd, out: &Output) {
     sshd.assert_no_session_processes();
     out.assert_local_clean();
-    assert_eq!(run_dirs(sshd), Vec::<PathBuf>::new());
+    assert_eq!(sshd.run_dirs(), Vec::<PathBuf>::new());
 }
 
 #[test]
@@ -54,7 +44,7 @@ fn session_at_a_terminal(sshd: &Sshd, elixir: &[&str]) {
     let prompt = |n: u32| format!("iex(otp_app@127.0.0.1){n}> ");
     run.wait_for(&prompt(1));
     let live = usize::from(elixir.is_empty());
-    assert_eq!(run_dirs(sshd).len(), live, "the session's directory");
+    assert_eq!(sshd.run_dirs().len(), live, "the session's directory");
 
     // The supervision tree is up (the Registry, the GenServer), with the prod config.
     run.send("OtpApp.Jobs.tree(\"ann\", 2)\r");
@@ -296,7 +286,7 @@ fn ctrl_c_before_iex_runs_ends_the_session_at_once() {
     // The late node finds nobody to connect back to, and halts.
     gate.open();
     sshd.assert_no_session_processes();
-    assert_eq!(run_dirs(&sshd), Vec::<PathBuf>::new());
+    assert_eq!(sshd.run_dirs(), Vec::<PathBuf>::new());
 
     // While the application starts (nothing to interrupt yet), nothing drawn: the first Ctrl-C
     // ends the session, the error on the row after the echoed ^C.

@@ -412,27 +412,11 @@ fn an_exit_with_a_status_ends_as_under_mix_run() {
     }
     // However the node ended, its run directory went with it (a halt or stop by the code skips
     // the boot program's own removal).
-    let run_dirs = || {
-        std::fs::read_dir(sshd.remote_tmp())
-            .unwrap()
-            .filter_map(Result::ok)
-            .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with("mix-remote-run-")
-            })
-            .count()
-    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while run_dirs() > 0 && std::time::Instant::now() < deadline {
+    while !sshd.run_dirs().is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert_eq!(
-        run_dirs(),
-        0,
-        "run directories left in {}",
-        sshd.remote_tmp().display()
-    );
+    assert_eq!(sshd.run_dirs(), Vec::<std::path::PathBuf>::new());
     // Another status: the function failed, the status named; one past 255 as the OS has a
     // halt with it (`mix run` ends with 44 for 300).
     for (code, said) in [

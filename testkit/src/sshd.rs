@@ -171,6 +171,22 @@ impl Sshd {
         self.dir.path().join(REMOTE_TMP)
     }
 
+    /// The run directories (`mix-remote-run-*`) in the sessions' temp dir, where runs put them:
+    /// the runtime dir on a server started with [`Builder::login_runtime_dir`], else
+    /// [`Sshd::remote_tmp`].
+    pub fn run_dirs(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.runtime_dir().unwrap_or(&self.remote_tmp()))
+            .expect("the sessions' temp dir")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("mix-remote-run-"))
+            })
+            .collect()
+    }
+
     /// The sessions' `XDG_RUNTIME_DIR` on a server started with
     /// [`Builder::login_runtime_dir`] (whose sessions have no `TMPDIR`).
     pub fn runtime_dir(&self) -> Option<&Path> {
