@@ -8,6 +8,7 @@
 //! allocation driven by an unchecked number.
 
 pub mod code;
+mod inflate;
 pub(crate) mod term;
 
 pub use term::EtfError;
@@ -400,15 +401,8 @@ fn literal_atoms(data: &[u8]) -> Result<Vec<String>, BeamErrorKind> {
         if inflated_size > MAX_LITERALS {
             return Err(BeamErrorKind::Zlib("literal table"));
         }
-        let mut out = Vec::new();
-        flate2::read::ZlibDecoder::new(cur.data)
-            .take(inflated_size as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|_| BeamErrorKind::Zlib("literal table"))?;
-        if out.len() != inflated_size {
-            return Err(BeamErrorKind::Zlib("literal table"));
-        }
-        inflated = out;
+        inflated =
+            inflate::exact(cur.data, inflated_size).ok_or(BeamErrorKind::Zlib("literal table"))?;
         &inflated
     };
     let mut cur = Cursor {

@@ -11,7 +11,6 @@
 //! ([`atoms_into`]). So hostile bytes yield an error, never a memory many times their size.
 
 use std::collections::BTreeSet;
-use std::io::Read;
 
 /// A decoded term, reduced to what names modules.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,14 +171,7 @@ impl Decoder<'_> {
         if size > MAX_INFLATED {
             return Err(EtfError::BadCompression);
         }
-        let mut plain = Vec::new();
-        flate2::read::ZlibDecoder::new(rest)
-            .take(size as u64 + 1)
-            .read_to_end(&mut plain)
-            .map_err(|_| EtfError::BadCompression)?;
-        if plain.len() != size {
-            return Err(EtfError::BadCompression);
-        }
+        let plain = super::inflate::exact(rest, size).ok_or(EtfError::BadCompression)?;
         let mut input = plain.as_slice();
         let term = self.term(&mut input, 0)?;
         if !input.is_empty() {
