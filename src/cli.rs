@@ -646,7 +646,12 @@ pub struct Reach {
     )]
     pub ssh_config: Option<PathBuf>,
     /// Extra ssh option, as for `ssh -o` (repeatable), e.g. -o Port=2222.
-    #[arg(short = 'o', long = "ssh-option", value_name = "OPTION")]
+    #[arg(
+        short = 'o',
+        long = "ssh-option",
+        value_name = "OPTION",
+        value_parser = ssh_option
+    )]
     pub ssh_options: Vec<String>,
 }
 
@@ -732,6 +737,12 @@ fn list_item(text: &str) -> Result<String, String> {
 /// A Mix environment, which names a directory of `_build/` (see [`config::mix_env_ok`]).
 fn mix_env(text: &str) -> Result<String, String> {
     config::mix_env_ok(text)?;
+    Ok(text.to_owned())
+}
+
+/// An option as `ssh -o` takes it (see [`config::ssh_option_ok`]).
+fn ssh_option(text: &str) -> Result<String, String> {
+    config::ssh_option_ok(text)?;
     Ok(text.to_owned())
 }
 
@@ -1171,6 +1182,27 @@ mod tests {
         assert!(fine.output().quiet && fine.output().no_warnings);
         let twice = parsed(&["-v", "plan", "A.b", "-v"]).unwrap();
         assert!(twice.output().verbose);
+    }
+
+    #[test]
+    fn an_ssh_option_ssh_would_refuse_is_refused_naming_the_flag() {
+        for (option, said) in [
+            ("NoEqualsSign", "`NoEqualsSign` gives NoEqualsSign no value"),
+            ("=value", "`=value` has no option name before its value"),
+            ("Port=", "`Port=` gives Port no value"),
+            ("Port=22\nUser=x", "`Port=22\\nUser=x` holds a line break"),
+        ] {
+            let error =
+                Cli::try_parse_from(["mix-remote", "run", "A.b", "-o", option]).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::ValueValidation, "{option}");
+            let error = error.to_string();
+            assert!(error.contains("'--ssh-option <OPTION>'"), "{error}");
+            assert!(error.contains(said), "{option}: {error}");
+        }
+        for option in ["Port=2222", "Port 2222", "Port = 2222"] {
+            let cli = Cli::try_parse_from(["mix-remote", "check", "-o", option]);
+            assert!(cli.is_ok(), "{option} refused");
+        }
     }
 
     #[test]

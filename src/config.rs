@@ -42,6 +42,35 @@ pub fn mix_env_ok(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// How `ssh -o` takes an option, for the errors of [`ssh_option_ok`].
+const SSH_OPTION_RULE: &str = "ssh takes an option as Key=Value (or `Key Value`), e.g. Port=2222";
+
+/// Whether `text` is an option `ssh -o` takes: a name and a value, split by `=` or blanks, on
+/// one line. The name is ssh's to know; an empty name or value, or a line break, ssh refuses.
+pub fn ssh_option_ok(text: &str) -> Result<(), String> {
+    let shown = text.escape_debug();
+    if text.contains(['\n', '\r', '\0']) {
+        return Err(format!(
+            "`{shown}` holds a line break or a NUL byte: {SSH_OPTION_RULE}"
+        ));
+    }
+    let text = text.trim();
+    let end = text.find(|c: char| c == '=' || c.is_whitespace());
+    let (name, rest) = text.split_at(end.unwrap_or(text.len()));
+    let rest = rest.trim_start();
+    let value = rest.strip_prefix('=').unwrap_or(rest).trim_start();
+    let why = if text.is_empty() {
+        "an empty option".to_owned()
+    } else if name.is_empty() {
+        format!("`{shown}` has no option name before its value")
+    } else if value.is_empty() {
+        format!("`{shown}` gives {name} no value")
+    } else {
+        return Ok(());
+    };
+    Err(format!("{why}: {SSH_OPTION_RULE}"))
+}
+
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -300,6 +329,7 @@ pub struct Section {
     /// ssh_config file (`ssh -F`); relative to the config file's directory.
     pub ssh_config: Option<PathBuf>,
     /// `ssh -o` options.
+    #[serde(default, deserialize_with = "ssh_options")]
     pub ssh_options: Option<Vec<String>>,
     /// Environment variables set in the remote node before the call.
     pub remote_env: Option<Spanned<BTreeMap<String, String>>>,
@@ -365,6 +395,25 @@ fn elixir_path<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Stri
         )));
     }
     Ok(Some(elixir))
+}
+
+/// `ssh_options`, each checked where it is written (see [`SshOption`]); none: the default.
+fn ssh_options<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    let options = Option::<Vec<SshOption>>::deserialize(deserializer)?;
+    Ok(options.map(|options| options.into_iter().map(|o| o.0).collect()))
+}
+
+/// One of `ssh_options`: an option `ssh -o` takes (see [`ssh_option_ok`]).
+struct SshOption(String);
+
+impl<'de> Deserialize<'de> for SshOption {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<SshOption, D::Error> {
+        let option = String::deserialize(deserializer)?;
+        ssh_option_ok(&option).map_err(de::Error::custom)?;
+        Ok(SshOption(option))
+    }
 }
 
 /// A group: a list of hosts, or a section with `hosts` and settings.
@@ -1121,6 +1170,55 @@ mod tests {
             }) => (line, key, message),
             other => panic!("expected an invalid config, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_ssh_option_ssh_would_refuse_is_bad_input_where_it_is_written() {
+        for (text, line, key, said) in [
+            (
+                "hosts:\n  h:\n    ssh_options: [NoEqualsSign]\n",
+                3,
+                "hosts.h.ssh_options[0]",
+                "`NoEqualsSign` gives NoEqualsSign no value",
+            ),
+            (
+                "defaults:\n  ssh_options:\n    - Port=22\n    - \"=value\"\n",
+                4,
+                "defaults.ssh_options[1]",
+                "`=value` has no option name before its value",
+            ),
+            (
+                "groups:\n  web:\n    hosts: [a]\n    ssh_options: [\"Port=\"]\n",
+                4,
+                "groups.web.ssh_options[0]",
+                "`Port=` gives Port no value",
+            ),
+            (
+                "hosts:\n  h:\n    ssh_options: [\"Port=22\\nUser=x\"]\n",
+                3,
+                "hosts.h.ssh_options[0]",
+                "`Port=22\\nUser=x` holds a line break",
+            ),
+            (
+                "hosts:\n  h:\n    ssh_options: [\"\"]\n",
+                3,
+                "hosts.h.ssh_options[0]",
+                "an empty option",
+            ),
+            (
+                "hosts:\n  h:\n    ssh_options: [1]\n",
+                3,
+                "hosts.h.ssh_options[0]",
+                "`1` gives 1 no value",
+            ),
+        ] {
+            let (at, named, message) = invalid(text);
+            assert_eq!((at, named.as_str()), (line, key), "{text}");
+            assert!(message.starts_with(said), "{text}: {message}");
+            assert!(message.contains("Key=Value"), "{text}: {message}");
+        }
+        let fine = "hosts:\n  h:\n    ssh_options: [Port=22, \"User x\", \" Port = 22 \"]\n";
+        assert!(parse(fine).is_ok());
     }
 
     const FLEET: &str = "\
