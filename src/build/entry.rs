@@ -150,6 +150,13 @@ fn nearest_module<'a>(module: &str, known: impl IntoIterator<Item = &'a str>) ->
     suggest::nearest(&display_module(module), shown.iter().map(String::as_str)).map(str::to_owned)
 }
 
+/// ` (did you mean M?)` for `module` (an atom) that the build whose module atoms are `known`
+/// lacks, when one of them is near; nothing otherwise.
+pub fn did_you_mean_module<'a>(module: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+    nearest_module(module, known)
+        .map_or_else(String::new, |near| format!(" (did you mean {near}?)"))
+}
+
 /// Why `module` (an atom) is not in the build whose module atoms are `known`: the nearest of
 /// them, or what to check.
 pub fn missing_module<'a>(module: &str, known: impl IntoIterator<Item = &'a str>) -> EntryError {
@@ -245,7 +252,7 @@ pub enum EntryError {
     },
     /// A module given to `--include` is malformed or not in the build.
     #[error("--include {0}: {1}")]
-    Include(String, &'static str),
+    Include(String, String),
     /// A module of `include` in mix-remote.yaml is malformed or not in the build.
     #[error("{}: `{key}`: {module}: {why}", .path.display())]
     IncludeSetting {
@@ -256,7 +263,7 @@ pub enum EntryError {
         /// The module, as written.
         module: String,
         /// What is wrong with it.
-        why: &'static str,
+        why: String,
     },
     /// No exported function of that name and arity.
     #[error("{shown}/{arity} is not exported by {module}{hint}")]

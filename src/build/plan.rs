@@ -182,15 +182,53 @@ fn included(graph: &Graph, include: &[String]) -> Result<Vec<String>, EntryError
         .iter()
         .map(|text| {
             let name = entry::parse_module(text).ok_or_else(|| {
-                EntryError::Include(text.clone(), "not a module name (MyApp.Mod or :erlang_mod)")
+                EntryError::Include(
+                    text.clone(),
+                    "not a module name (MyApp.Mod or :erlang_mod)".to_owned(),
+                )
             })?;
             match graph.module(&name) {
                 Some(_) => Ok(name),
-                None => Err(EntryError::Include(
-                    text.clone(),
-                    "no such module in this project's _build",
-                )),
+                None => {
+                    let known = graph.modules().iter().map(|b| b.name.as_str());
+                    let hint = entry::did_you_mean_module(&name, known);
+                    Err(EntryError::Include(
+                        text.clone(),
+                        format!("no such module in this project's _build{hint}"),
+                    ))
+                }
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph() -> Graph {
+        let beam = |name: &str| Beam {
+            name: name.to_owned(),
+            atoms: vec![name.to_owned()],
+            ..Beam::default()
+        };
+        Graph::new(vec![beam("Elixir.Demo.Worker"), beam("Elixir.Demo.Money")])
+    }
+
+    #[test]
+    fn a_misspelt_module_to_include_gets_the_nearest_one_as_the_entry_does() {
+        let error = included(&graph(), &["Demo.Wroker".to_owned()]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "--include Demo.Wroker: no such module in this project's _build (did you mean \
+             Demo.Worker?)"
+        );
+        let error = included(&graph(), &["Demo.Ghost".to_owned()]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "--include Demo.Ghost: no such module in this project's _build"
+        );
+        let found = included(&graph(), &["Demo.Money".to_owned()]).unwrap();
+        assert_eq!(found, ["Elixir.Demo.Money"]);
+    }
 }
