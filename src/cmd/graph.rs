@@ -10,6 +10,7 @@ use crate::build::project::{self, app_of};
 use crate::cli::{GraphArgs, GraphFormat};
 use crate::config::{self, Config};
 use crate::exit::CliError;
+use crate::remote::wire;
 use crate::report::Reporter;
 
 /// Prints the graph; the build is resolved as for `run`: flags over the `defaults` of
@@ -80,7 +81,8 @@ pub fn dot(graph: &Graph, only: Option<&HashSet<&str>>) -> String {
     out
 }
 
-/// Renders the same selection as one JSON object: `{"nodes": [...], "edges": [...]}`.
+/// Renders the same selection as one JSON object: `{"nodes": [...], "edges": [...]}`, each
+/// node's `bytes` as a run sends the module (as `plan` counts it).
 pub fn json(graph: &Graph, only: Option<&HashSet<&str>>) -> String {
     let keep = |name: &str| only.is_none_or(|set| set.contains(name));
     let nodes: Vec<serde_json::Value> = graph
@@ -91,7 +93,7 @@ pub fn json(graph: &Graph, only: Option<&HashSet<&str>>) -> String {
             serde_json::json!({
                 "module": display_module(&b.name),
                 "app": app_of(&b.path),
-                "bytes": b.bytes.len(),
+                "bytes": wire::sent_size(b),
             })
         })
         .collect();
@@ -163,6 +165,18 @@ mod tests {
         let only: HashSet<&str> = ["Elixir.A", "Elixir.B"].into();
         let some = dot(&g, Some(&only));
         assert!(!some.contains("weird"), "{some}");
+    }
+
+    #[test]
+    fn json_counts_each_module_as_plan_and_a_run_do_without_the_chunks_never_sent() {
+        let path = "/p/_build/dev/lib/app/ebin/Elixir.MixRemote.Md5Vector.beam";
+        let bytes = include_bytes!("../../tests/vectors/md5/Elixir.MixRemote.Md5Vector.beam");
+        let beam = crate::build::beam::parse(path.as_ref(), bytes.to_vec()).unwrap();
+        let sent = wire::sent_size(&beam);
+        assert!(sent < bytes.len(), "the vector has chunks a run leaves out");
+        let v: serde_json::Value =
+            serde_json::from_str(&json(&Graph::new(vec![beam]), None)).unwrap();
+        assert_eq!(v["nodes"][0]["bytes"], sent);
     }
 
     #[test]
