@@ -180,6 +180,106 @@ pub fn one_line(error: &clap::Error) -> String {
     line
 }
 
+/// What mix-remote does with text, for the errors of [`not_utf8`].
+const UTF8_ONLY: &str = "mix-remote reads flags, names and entries as UTF-8 text";
+
+/// Which argument of `args` (the program's name first) is not UTF-8, in one line, when clap
+/// refused one as such (its own message names none): the first that is no path's value (a path
+/// may be any bytes), else a `MIX_REMOTE_*` variable that is not UTF-8.
+pub fn not_utf8(args: &[OsString]) -> String {
+    let definition = Cli::command();
+    let dashes = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let culprit = args
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, arg)| arg.to_str().is_none())
+        .find_map(|(i, arg)| match i.checked_sub(dashes) {
+            Some(n) => Some(format!(
+                "argument {n} after --, {arg:?}, is not UTF-8 (a function takes such bytes as \
+                 escapes in an Elixir string: '{arg:?}')"
+            )),
+            None => bad_value(&definition, args, i),
+        });
+    culprit
+        .or_else(|| bad_variable(&definition, args))
+        .unwrap_or_else(|| format!("an argument is not UTF-8: {UTF8_ONLY}"))
+}
+
+/// Why `args[i]`, not UTF-8 and before any `--`, is refused: named by its flag when it is one's
+/// value; none when that flag takes a path.
+fn bad_value(definition: &clap::Command, args: &[OsString], i: usize) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = args[i].as_bytes();
+    let flags = flags_of(definition, args);
+    let attached = bytes.strip_prefix(b"--").and_then(|rest| {
+        let at = rest.iter().position(|&b| b == b'=')?;
+        let long = std::str::from_utf8(&rest[..at]).ok()?;
+        let flag = flags.iter().find(|f| f.get_long() == Some(long))?;
+        Some((
+            format!("--{long}"),
+            *flag,
+            OsStr::from_bytes(&rest[at + 1..]),
+        ))
+    });
+    let before = args[i - 1].to_str().and_then(|word| {
+        let flag = flags.iter().find(|f| names(f, word))?;
+        Some((word.to_owned(), *flag, args[i].as_os_str()))
+    });
+    match attached.or(before.filter(|(_, f, _)| f.get_action().takes_values())) {
+        Some((_, flag, _)) if takes_paths(flag) => None,
+        Some((named, _, value)) => Some(format!("{named} {value:?}: not UTF-8 ({UTF8_ONLY})")),
+        None => Some(format!("argument {:?} is not UTF-8 ({UTF8_ONLY})", args[i])),
+    }
+}
+
+/// The first `MIX_REMOTE_*` variable the command of `args` reads that is not UTF-8 (and not a
+/// path), said as [`bad_value`] says a flag's value.
+fn bad_variable(definition: &clap::Command, args: &[OsString]) -> Option<String> {
+    flags_of(definition, args)
+        .into_iter()
+        .filter(|flag| !takes_paths(flag))
+        .filter_map(|flag| flag.get_env())
+        .find_map(|name| {
+            let value = std::env::var_os(name)?;
+            value.to_str().is_none().then(|| {
+                format!(
+                    "{} {value:?}: not UTF-8 ({UTF8_ONLY})",
+                    name.to_string_lossy()
+                )
+            })
+        })
+}
+
+/// The flags of the program and of the command `args` name (the first word that names one).
+fn flags_of<'a>(definition: &'a clap::Command, args: &[OsString]) -> Vec<&'a clap::Arg> {
+    let command = args
+        .iter()
+        .filter_map(|a| a.to_str())
+        .find_map(|a| definition.find_subcommand(a));
+    definition
+        .get_arguments()
+        .chain(command.into_iter().flat_map(|c| c.get_arguments()))
+        .collect()
+}
+
+/// Whether `word` is `flag`, long or short.
+fn names(flag: &clap::Arg, word: &str) -> bool {
+    match (word.strip_prefix("--"), word.strip_prefix('-')) {
+        (Some(long), _) => flag.get_long() == Some(long),
+        (None, Some(short)) => {
+            let mut chars = short.chars();
+            chars.next().is_some_and(|c| flag.get_short() == Some(c)) && chars.next().is_none()
+        }
+        (None, None) => false,
+    }
+}
+
+/// Whether `flag` takes a path, which may be any bytes.
+fn takes_paths(flag: &clap::Arg) -> bool {
+    flag.get_value_parser().type_id() == std::any::TypeId::of::<PathBuf>()
+}
+
 /// Whether the value of `id` in `matches` came from its environment variable (false when the
 /// command has no such argument).
 fn from_environment(matches: &ArgMatches, id: &str) -> bool {
@@ -1203,6 +1303,37 @@ mod tests {
             let cli = Cli::try_parse_from(["mix-remote", "check", "-o", option]);
             assert!(cli.is_ok(), "{option} refused");
         }
+    }
+
+    #[test]
+    fn an_argument_that_is_not_utf8_is_named_by_its_flag_or_its_place() {
+        use std::os::unix::ffi::OsStringExt;
+        let said = |words: &[&[u8]]| {
+            let args = std::iter::once(&b"mix-remote"[..]).chain(words.iter().copied());
+            let args: Vec<OsString> = args.map(|w| OsString::from_vec(w.to_vec())).collect();
+            let error = parse(Cli::command(), args.clone()).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::InvalidUtf8, "{words:?}");
+            not_utf8(&args)
+        };
+        assert_eq!(
+            said(&[b"run", b"A.b", b"--", b"1", b"\xff"]),
+            "argument 2 after --, \"\\xFF\", is not UTF-8 (a function takes such bytes as escapes \
+             in an Elixir string: '\"\\xFF\"')"
+        );
+        let flag = "--host \"\\xFF\": not UTF-8 (mix-remote reads flags, names and entries as UTF-8 \
+                    text)";
+        assert_eq!(said(&[b"run", b"--host", b"\xff", b"A.b"]), flag);
+        assert_eq!(said(&[b"run", b"--host=\xff", b"A.b"]), flag);
+        assert_eq!(
+            said(&[b"check", b"--config", b"/\xff", b"-o", b"\xff"]),
+            "-o \"\\xFF\": not UTF-8 (mix-remote reads flags, names and entries as UTF-8 text)",
+            "a path may be any bytes"
+        );
+        assert_eq!(
+            said(&[b"plan", b"-v", b"A.\xff"]),
+            "argument \"A.\\xFF\" is not UTF-8 (mix-remote reads flags, names and entries as UTF-8 \
+             text)"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use clap::error::ErrorKind;
 use mix_remote::cli::{self, Command};
 use mix_remote::cmd::{check, completions, down, eval, graph, iex, init, plan, run, status, up};
 use mix_remote::config::Config;
@@ -34,8 +35,15 @@ fn main() -> ExitCode {
         };
     }
     let json_asked = cli::asks_for_json(&args);
-    let cli = match cli::parse(cli::command(), args) {
+    let cli = match cli::parse(cli::command(), args.clone()) {
         Ok(cli) => cli,
+        // clap says only that some argument is not UTF-8: one line naming it instead.
+        Err(e) if e.kind() == ErrorKind::InvalidUtf8 => {
+            let reporter = Reporter::new(false, false, json_asked);
+            let code = failed(&reporter, &CliError::usage(cli::not_utf8(&args)));
+            reporter.flush();
+            return ExitCode::from(code);
+        }
         Err(e) => {
             // Refused before any host: the `error` and `summary` events promised for that, and
             // clap's own message on stderr.
@@ -98,19 +106,23 @@ fn main() -> ExitCode {
     drop(terminal);
     let code = match result {
         Ok(code) => code,
-        Err(e) => {
-            reporter.error(&e.message);
-            reporter.event(Event::Summary {
-                hosts: 0,
-                failed: 0,
-                exit_code: e.code,
-            });
-            e.code
-        }
+        Err(e) => failed(&reporter, &e),
     };
     // Everything said is on the terminal before the process goes.
     reporter.flush();
     ExitCode::from(code)
+}
+
+/// Reports `error`, which ended the command before any host did (with `--json`, an `error` and
+/// a `summary` event), and gives its exit code.
+fn failed(reporter: &Reporter, error: &CliError) -> u8 {
+    reporter.error(&error.message);
+    reporter.event(Event::Summary {
+        hosts: 0,
+        failed: 0,
+        exit_code: error.code,
+    });
+    error.code
 }
 
 /// Puts the terminal's settings back when dropped (see `remote::stdin::restore_terminal`).

@@ -1403,6 +1403,40 @@ fn a_host_or_group_typed_chooses_the_hosts_alone_over_both_variables() {
 }
 
 #[test]
+fn an_argument_that_is_not_utf8_is_one_line_naming_it_and_bad_input() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bad = OsStr::from_bytes(b"\xff");
+    let out = tool(dir.path(), &["run", "--host", "h", "M.f", "--"])
+        .arg(bad)
+        .run();
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            Some(2),
+            "mix-remote: error: argument 1 after --, \"\\xFF\", is not UTF-8 (a function takes \
+             such bytes as escapes in an Elixir string: '\"\\xFF\"')\n"
+        )
+    );
+    let out = tool(dir.path(), &["run", "M.f", "--json", "--host"])
+        .arg(bad)
+        .run();
+    assert_eq!(
+        error_line(&out, 2),
+        "--host \"\\xFF\": not UTF-8 (mix-remote reads flags, names and entries as UTF-8 text)"
+    );
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON event"))
+        .collect();
+    assert_eq!(events.len(), 2, "{}", out.stdout);
+    assert_eq!(events[0]["event"], "error");
+    assert_eq!(events[1]["exit_code"], 2);
+}
+
+#[test]
 fn with_json_an_error_clap_reports_is_an_error_and_a_summary_event_too() {
     let dir = tempfile::tempdir().unwrap();
     for (args, said) in [
