@@ -836,6 +836,56 @@ fn a_run_with_other_settings_connects_as_usual() {
 }
 
 #[test]
+fn a_session_of_another_build_serves_none_of_its_runs_and_up_renews_it() {
+    let sshd = Sshd::start();
+    let sessions = Sessions::new();
+    let other = tempfile::tempdir().expect("a directory for the other build");
+    let up = sessions
+        .on_then(&sshd, &["up"], &[])
+        .copied_binary(other.path())
+        .run();
+    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    sessions.wait_for(0);
+    let before = sessions.status();
+    let table = sessions.tool(&["status"]).run();
+    assert!(
+        table.stdout.contains("ready (another build's: unused)"),
+        "{}",
+        table.stdout
+    );
+
+    let out = sessions.run(&sshd, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!out.stderr.contains(SERVED), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: the warm session of {} was started by another build of mix-remote: connecting as usual (`mix-remote up --host {0}` renews it)",
+            sshd.host()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sessions.status()[0]["runs"], 0);
+
+    let renew = sessions.on(&sshd, &["up"]);
+    assert_eq!(renew.code, Some(0), "{}", renew.stderr);
+    assert!(
+        renew
+            .stderr
+            .contains("was started by another build of mix-remote: ending it"),
+        "{}",
+        renew.stderr
+    );
+    sessions.wait_for(0);
+    let after = sessions.status();
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after[0]["pid"], before[0]["pid"], "a new agent");
+    assert_ne!(after[0]["build"], before[0]["build"]);
+    assert_served(&sessions.run(&sshd, &[]), None);
+    sessions.down_all_on(&sshd);
+}
+
+#[test]
 fn status_does_not_wait_on_an_agent_that_does_not_answer() {
     let sshd = Sshd::start();
     let sessions = Sessions::new();

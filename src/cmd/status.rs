@@ -8,7 +8,7 @@ use crate::cli::StatusArgs;
 use crate::cmd::up::{humane, session_dir_error};
 use crate::exit::{self, CliError};
 use crate::remote::agent::client::{self, Found};
-use crate::remote::agent::{Status, dirs};
+use crate::remote::agent::{self, Status, dirs};
 use crate::report::Reporter;
 use crate::screen::write_stdout;
 
@@ -49,7 +49,11 @@ pub async fn exec(args: StatusArgs, report: Arc<Reporter>) -> Result<u8, CliErro
                     humane(Duration::from_secs(s.idle_left))
                 },
                 s.runs.to_string(),
-                s.spare.clone(),
+                // Runs of this build connect as usual; `up` renews it.
+                match s.build.as_deref() == Some(agent::build()) {
+                    true => s.spare.clone(),
+                    false => format!("{} (another build's: unused)", s.spare),
+                },
             ]
         })
         .collect();

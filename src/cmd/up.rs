@@ -60,6 +60,22 @@ async fn up(
     let limit = Duration::from_secs(host.connect_timeout);
     let already = |status: Status| already(host, &dir, status, idle, report);
     match client::probe(&dir).await {
+        // Its spare nodes run another boot program, which this build's runs do not use.
+        Found::Live(status) if status.build.as_deref() != Some(agent::build()) => {
+            report.warning(&format!(
+                "the session for {} was started by another build of mix-remote: ending it, and starting one of this build",
+                host.name
+            ));
+            client::down(&dir).await.map_err(|e| {
+                CliError::new(
+                    format!(
+                        "the session for {} is of another build of mix-remote, and did not end ({e})",
+                        host.name
+                    ),
+                    exit::CANNOT_RUN,
+                )
+            })?;
+        }
         Found::Live(status) => {
             already(status).await;
             return Ok(());

@@ -138,6 +138,17 @@ impl MixRemote {
         self
     }
 
+    /// Runs a copy of the binary, made in `dir` (once): the same code in another file, which is
+    /// another build to a warm session.
+    pub fn copied_binary(&mut self, dir: &Path) -> &mut MixRemote {
+        let copy = dir.join("mix-remote");
+        if !copy.exists() {
+            std::fs::copy(&self.exe, &copy).expect("testkit: a copy of the binary");
+        }
+        self.exe = copy;
+        self
+    }
+
     /// The program to start and its arguments: the binary's, or the wrapper's followed by them.
     pub(crate) fn command_line(&self) -> (OsString, Vec<OsString>) {
         let mut line: Vec<OsString> = self.wrapper.clone();

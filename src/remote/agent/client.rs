@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use super::preload::{self, Digests};
 use super::{
-    BYE, CLAIM, DOWN, ENDED, FAILED, FD, FOLLOW, GO, HELD, IDLE, LOG, OK, PRELOAD, SETTLED, SPARE,
+    BYE, CLAIM, DOWN, ENDED, FAILED, FD, GO, HELD, IDLE, LOG, OK, OTHER, PRELOAD, SETTLED, SPARE,
     STATUS, Status, dirs, fd,
 };
 use crate::config::HostSettings;
@@ -190,8 +190,6 @@ pub struct Claim {
     /// What the node said of itself once ready, as `info` would answer (no application asked
     /// about), if it did: the run need not ask.
     pub known: Option<Remote>,
-    /// Whether the agent passes on what the node prints (one of an older build does not).
-    follows: bool,
 }
 
 /// The claim's connection to the agent: asked and answered line by line until the run has its
@@ -242,18 +240,15 @@ pub struct Held {
 /// Claims the spare node of the session in `dir`, waiting at most `limit` for it.
 pub async fn claim(dir: &Path, limit: Duration) -> io::Result<(Claim, Claimed)> {
     let claiming = async {
-        // Following what the node prints; an agent of an older build does not know that request
-        // and hangs up: then claimed the old way.
-        let (mut agent, said, follows) = match ask_claim(dir, true).await {
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                let (agent, said) = ask_claim(dir, false).await?;
-                (agent, said, false)
-            }
-            asked => {
-                let (agent, said) = asked?;
-                (agent, said, true)
-            }
+        let mut agent = Agent::connect(dir).await?;
+        let said = match agent.ask(&format!("{CLAIM}{}", super::build())).await {
+            // An agent older than builds were told apart does not know the request, and hangs up.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(other_build()),
+            said => said?,
         };
+        if said.starts_with(OTHER) {
+            return Err(other_build());
+        }
         let (kind, rest) = said
             .split_once(' ')
             .ok_or_else(|| malformed("answer to `claim`"))?;
@@ -315,32 +310,11 @@ pub async fn claim(dir: &Path, limit: Duration) -> io::Result<(Claim, Claimed)> 
             Err(waiting) => waiting,
         };
         let agent = Link::Asking(agent);
-        Ok((
-            Claim {
-                had,
-                known,
-                agent,
-                follows,
-            },
-            node,
-        ))
+        Ok((Claim { had, known, agent }, node))
     };
     tokio::time::timeout(limit, claiming)
         .await
         .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
-}
-
-/// Connects to the agent of `dir` and claims its spare, following what the node prints or not;
-/// the agent's first answer.
-async fn ask_claim(dir: &Path, follow: bool) -> io::Result<(Agent, String)> {
-    let mut agent = Agent::connect(dir).await?;
-    let request = if follow {
-        format!("{CLAIM} {FOLLOW}")
-    } else {
-        CLAIM.to_owned()
-    };
-    let said = agent.ask(&request).await?;
-    Ok((agent, said))
 }
 
 /// Hands the agent of the session directory `dir` a batch (as [`super::preload::encode`] makes
@@ -353,6 +327,15 @@ pub async fn hand_preload(dir: &Path, encoded: &[u8]) -> io::Result<()> {
         OK => Ok(()),
         _ => Err(malformed("answer to `preload`")),
     }
+}
+
+/// Why a session's agent does not serve a run: it is of another [`super::build`].
+#[derive(Debug, thiserror::Error)]
+#[error("it was started by another build of mix-remote")]
+pub struct OtherBuild;
+
+fn other_build() -> io::Error {
+    io::Error::other(OtherBuild)
 }
 
 /// The error for a line of the agent's that is not as the protocol has it: `what` says which,
@@ -378,12 +361,8 @@ impl Claim {
 
     /// Once the run has its node: hands each line the node prints of its own, as the agent
     /// passes it on ([`LOG`]), to `line`, and takes note of what the agent says of the node
-    /// ([`SETTLED`], [`ENDED`]) for [`Claim::settled`] and [`Claim::ended`]. With an agent of an
-    /// older build, which passes on no lines, nothing changes.
+    /// ([`SETTLED`], [`ENDED`]) for [`Claim::settled`] and [`Claim::ended`].
     pub fn follow(self, line: impl Fn(&str) + Send + 'static) -> Claim {
-        if !self.follows {
-            return self;
-        }
         let Link::Asking(agent) = self.agent else {
             return self;
         };
@@ -525,37 +504,33 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_agent_that_does_not_know_claim_follow_is_claimed_the_old_way() {
+    async fn an_agent_of_another_build_is_not_claimed() {
         let dir = tempfile::tempdir().unwrap();
-        let listener = tokio::net::UnixListener::bind(dir.path().join(dirs::SOCKET)).unwrap();
-        let agent = tokio::spawn(async move {
-            let mut asked = Vec::new();
-            // An older agent hangs up on a request it does not know...
-            let (stream, _) = listener.accept().await.unwrap();
-            let mut stream = BufReader::new(stream);
-            let mut line = String::new();
-            stream.read_line(&mut line).await.unwrap();
-            asked.push(line.clone());
-            drop(stream);
-            // ... and answers `claim`.
-            let (stream, _) = listener.accept().await.unwrap();
-            let mut stream = BufReader::new(stream);
-            line.clear();
-            stream.read_line(&mut line).await.unwrap();
-            asked.push(line);
-            let answer = "spare /s/node-1.sock mix_remote_1@localhost\nnull\nnull\n";
-            stream.get_mut().write_all(answer.as_bytes()).await.unwrap();
-            let mut rest = Vec::new();
-            let _ = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut rest).await;
-            asked
-        });
-        let (claim, node) = claim(dir.path(), Duration::from_secs(60)).await.unwrap();
-        assert!(!claim.follows);
-        assert!(
-            matches!(node, Claimed::Waiting { ref remote, .. } if remote == "mix_remote_1@localhost")
-        );
-        drop(claim);
-        assert_eq!(agent.await.unwrap(), ["claim follow\n", "claim\n"]);
+        // One that says its build, and one older than builds were told apart, which hangs up on
+        // a request it does not know.
+        for answer in ["other 0.1.0-1.2.3.4.5\n", ""] {
+            let listener = tokio::net::UnixListener::bind(dir.path().join(dirs::SOCKET)).unwrap();
+            let agent = tokio::spawn(async move {
+                let (stream, _) = listener.accept().await.unwrap();
+                let mut stream = BufReader::new(stream);
+                let mut asked = String::new();
+                stream.read_line(&mut asked).await.unwrap();
+                stream.get_mut().write_all(answer.as_bytes()).await.unwrap();
+                asked
+            });
+            let Err(e) = claim(dir.path(), Duration::from_secs(60)).await else {
+                panic!("claimed from an agent that answered {answer:?}");
+            };
+            assert!(
+                e.get_ref().is_some_and(|e| e.is::<OtherBuild>()),
+                "{answer:?}: {e}"
+            );
+            assert_eq!(
+                agent.await.unwrap(),
+                format!("claim {}\n", crate::remote::agent::build())
+            );
+            std::fs::remove_file(dir.path().join(dirs::SOCKET)).unwrap();
+        }
     }
 
     #[tokio::test]

@@ -10,30 +10,32 @@
 //!
 //! The protocol is lines of text on that socket, one request per connection:
 //! `status` (answered with one JSON line, [`Status`]), `down` (answered `bye` once nothing is
-//! left), `claim` (answered `spare PATH REMOTE`, the Unix socket the spare node will connect to and the
-//! node's name, a JSON line, the digests of what the node was given to load ahead
+//! left), `claim BUILD` (the run's [`build`]; answered `other BUILD`, the agent's, when they
+//! differ: the spare node runs the agent's boot program and both ends speak its protocol, so a
+//! run uses a session of its own build only, and an agent of a build older than this check hangs
+//! up on the request; else `spare PATH REMOTE`, the Unix socket the spare node will connect to
+//! and the node's name, a JSON line, the digests of what the node was given to load ahead
 //! ([`preload`]) or `null`, and a line with what the node said of itself once ready
-//! ([`preload::known`]) or `null`; the run binds the socket, then sends `go COOKIE LOCAL`, its fresh
-//! cookie and node name, which the agent hands to the waiting node, and gets `ok`; it may then send `preload LEN` and
-//! its batch, for the next spares). The run keeps the connection open while it works: its end
-//! tells the agent that the node is done with. A spare whose connection the agent made ahead
-//! ([`ahead`]) is offered as `held REMOTE LOCAL CREATION COOKIE READ` instead (the node's name,
-//! then the names, creation and cookie its handshake was made with, and the hex of what was read
-//! of the connection past its last frame, `-` for nothing), with the same two lines; the run
-//! sends `fd` and receives the connection itself ([`fd`]), then goes on as after `ok`. A claim
-//! that comes while the last spare has failed and the next is not booted yet is answered
-//! `failed WHY` at once (the run connects as usual). `idle SECS` (from `up` on a session already
-//! up) sets the idle limit anew, counted from then, and is answered `ok`. A
-//! spare whose session ends while a run has it is told of as `ended STATUS`, the session's exit
-//! status (`-` for a signal's end): a run that lost its node reads why. A run that claims with
-//! `claim follow` (an agent of an older build hangs up on it, and the run claims the old way)
-//! gets, once it has its node, what the node prints of its own on its session's stdout and
-//! stderr (Logger's lines, `:user`'s; those printed before the claim first, with `log (N lines
-//! ... dropped here ...)` where more came than the agent holds unread), as `log TEXT` lines, and
-//! its word that all of it is out as `done` (a cold run reads the same from its own session);
-//! the agent says `ended` only after the last of them. From then on the node waits for the run
-//! to take what it prints, as a cold node's output waits for its session. Lines of a run the
-//! agent does not know are passed over.
+//! ([`preload::known`]) or `null`; the run binds the socket, then sends `go COOKIE LOCAL`, its
+//! fresh cookie and node name, which the agent hands to the waiting node, and gets `ok`; it may
+//! then send `preload LEN` and its batch, for the next spares). The run keeps the connection open
+//! while it works: its end tells the agent that the node is done with. A spare whose connection
+//! the agent made ahead ([`ahead`]) is offered as `held REMOTE LOCAL CREATION COOKIE READ`
+//! instead (the node's name, then the names, creation and cookie its handshake was made with,
+//! and the hex of what was read of the connection past its last frame, `-` for nothing), with
+//! the same two lines; the run sends `fd` and receives the connection itself ([`fd`]), then goes
+//! on as after `ok`. A claim that comes while the last spare has failed and the next is not
+//! booted yet is answered `failed WHY` at once (the run connects as usual). `idle SECS` (from
+//! `up` on a session already up) sets the idle limit anew, counted from then, and is answered
+//! `ok`. A spare whose session ends while a run has it is told of as `ended STATUS`, the
+//! session's exit status (`-` for a signal's end): a run that lost its node reads why. Once the
+//! run has its node, the agent passes on what the node prints of its own on its session's stdout
+//! and stderr (Logger's lines, `:user`'s; those printed before the claim first, with `log (N
+//! lines ... dropped here ...)` where more came than the agent holds unread), as `log TEXT`
+//! lines, and its word that all of it is out as `done` (a cold run reads the same from its own
+//! session); the agent says `ended` only after the last of them. From then on the node waits for
+//! the run to take what it prints, as a cold node's output waits for its session. Lines of a run
+//! the agent does not know are passed over.
 
 pub mod ahead;
 pub mod client;
@@ -43,7 +45,9 @@ pub mod preload;
 pub mod server;
 mod spare;
 
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -56,8 +60,10 @@ pub const STATUS: &str = "status";
 pub const DOWN: &str = "down";
 /// The agent's answer to [`DOWN`], once nothing is left.
 pub const BYE: &str = "bye";
-/// The request for the spare node.
-pub const CLAIM: &str = "claim";
+/// The request for the spare node: `claim BUILD`.
+pub const CLAIM: &str = "claim ";
+/// The answer to [`CLAIM`] from an agent of another build: `other BUILD`.
+pub const OTHER: &str = "other ";
 /// The answer to [`CLAIM`]: `spare PATH REMOTE`.
 pub const SPARE: &str = "spare";
 /// The answer to [`CLAIM`] for a spare whose connection is made: `held REMOTE LOCAL CREATION
@@ -73,8 +79,6 @@ pub const OK: &str = "ok";
 pub const PRELOAD: &str = "preload ";
 /// The agent's word to a run whose spare's session ended: `ended STATUS`.
 pub const ENDED: &str = "ended";
-/// What a run adds to [`CLAIM`] to follow what the node prints: `claim follow`.
-pub const FOLLOW: &str = "follow";
 /// A line the claimed node printed of its own: `log TEXT`.
 pub const LOG: &str = "log ";
 /// The agent's word that the claimed node has printed all its own output of the run's work.
@@ -197,6 +201,31 @@ pub struct Status {
     pub spare: String,
     /// The agent's process id.
     pub pid: u32,
+    /// The agent's [`build`] (`None` from one older than builds were told apart): a run uses
+    /// the session only if it is its own.
+    #[serde(default)]
+    pub build: Option<String>,
+}
+
+/// This build of the tool: its version and the identity of its executable file (device, inode,
+/// size, modification time), so that a binary rebuilt or reinstalled in place is another build.
+/// The agent takes it as it starts, from the file it was started from.
+pub fn build() -> &'static str {
+    static BUILD: OnceLock<String> = OnceLock::new();
+    BUILD.get_or_init(|| {
+        let version = env!("CARGO_PKG_VERSION");
+        match std::env::current_exe().and_then(std::fs::metadata) {
+            Ok(m) => format!(
+                "{version}-{:x}.{:x}.{:x}.{:x}.{:x}",
+                m.dev(),
+                m.ino(),
+                m.size(),
+                m.mtime(),
+                m.mtime_nsec()
+            ),
+            Err(_) => version.to_owned(),
+        }
+    })
 }
 
 /// The longest idle limit a session takes: a year.

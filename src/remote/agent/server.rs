@@ -23,8 +23,8 @@ use super::ahead::Ahead;
 use super::preload::Preload;
 use super::spare::{Said, Spare};
 use super::{
-    BYE, CLAIM, CONNECTED, DOWN, ENDED, FAILED, FD, FOLLOW, GO, HELD, IDLE, LOG, OK, PRELOAD,
-    READY, SETTLED, SPARE, STATUS, Spec, Status, TIMED_OUT, UNABLE, dirs, fd,
+    BYE, CLAIM, CONNECTED, DOWN, ENDED, FAILED, FD, GO, HELD, IDLE, LOG, OK, OTHER, PRELOAD, READY,
+    SETTLED, SPARE, STATUS, Spec, Status, TIMED_OUT, UNABLE, build, dirs, fd,
 };
 use crate::remote::boot;
 use crate::remote::private_dir::{self, PrivateDir};
@@ -653,11 +653,14 @@ impl Connection {
             DOWN => {
                 let _ = self.downs.send(stream.into_inner());
             }
-            CLAIM => self.claim(stream, false).await,
-            // From a run that follows what the node prints (an older build's agent ignores this
-            // request, and the run claims again the old way).
-            claim if claim == format!("{CLAIM} {FOLLOW}") => {
-                self.claim(stream, true).await;
+            given if given.starts_with(CLAIM) => {
+                if given[CLAIM.len()..] == *build() {
+                    self.claim(stream).await;
+                } else {
+                    // A run of another build connects as usual, and can say why.
+                    let said = format!("{OTHER}{}\n", build());
+                    let _ = stream.get_mut().write_all(said.as_bytes()).await;
+                }
             }
             // From `up` on a session already up: the new limit counts from now.
             given if given.starts_with(IDLE) => {
@@ -706,12 +709,13 @@ impl Connection {
             active: s.active,
             spare: s.spare.clone(),
             pid: std::process::id(),
+            build: Some(build().to_owned()),
         }
     }
 
-    /// Hands the spare to the run, passes on its identities (and, if it `follows`, what the node
-    /// prints of its own), and waits for the run to end.
-    async fn claim(&mut self, mut stream: BufReader<UnixStream>, follows: bool) {
+    /// Hands the spare to the run, passes on its identities and what the node prints of its own,
+    /// and waits for the run to end.
+    async fn claim(&mut self, mut stream: BufReader<UnixStream>) {
         let mut running = Running::start(&self.state);
         let (tx, rx) = oneshot::channel();
         if self.claims.send(tx).is_err() {
@@ -742,11 +746,10 @@ impl Connection {
             let (read, write) = stream.into_inner().into_split();
             let mut read = BufReader::new(tokio::io::AsyncReadExt::chain(read_ahead, read));
             let mut write = tokio::io::BufWriter::new(write);
-            // What the node prints, to the end of its session, for a run that follows it (one of
-            // an older build does not, and gets none of it); then how that ended: the run may be
-            // waiting to learn whether its function halted the node.
+            // What the node prints, to the end of its session; then how that ended: the run may
+            // be waiting to learn whether its function halted the node.
             let passing = async {
-                if let Some(mut lines) = lines.filter(|_| follows) {
+                if let Some(mut lines) = lines {
                     lines.follow();
                     pass_on(&mut lines.said, &mut write).await;
                 }

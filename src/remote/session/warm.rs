@@ -39,6 +39,15 @@ pub(super) async fn claim(
     let limit = Duration::from_secs(host.connect_timeout);
     match client::claim(&dir, limit).await {
         Ok(claim) => Some(claim),
+        // Its spare node runs another boot program: worth saying without `-v`, as every run
+        // pays for it until the session is renewed.
+        Err(e) if e.get_ref().is_some_and(|e| e.is::<client::OtherBuild>()) => {
+            report.warning(&format!(
+                "the warm session of {} was started by another build of mix-remote: connecting as usual (`mix-remote up --host {}` renews it)",
+                host.name, host.name
+            ));
+            None
+        }
         Err(e) => {
             report.verbose(&format!(
                 "the warm session of {} cannot serve this run ({e}): connecting as usual",
@@ -79,8 +88,8 @@ pub(super) async fn holds_dropped(
 
 /// Hands the warm session of `host` this run's batch for its next spare nodes to load ahead
 /// (after a run that did not use its spare: see [`holds_dropped`]). An agent that does not take
-/// it (one of an older build of the tool) keeps giving its spares the old batch: a warning says
-/// how to start a session that follows the build.
+/// it in time keeps giving its spares the old batch: a warning says how to start a session that
+/// follows the build.
 pub(super) async fn hand_batch(host: &HostSettings, job: &Job, report: &Reporter) {
     let (Some(dir), Ok((prepared, _))) = (session_dir(host), job.wire.get().await) else {
         return;
