@@ -503,21 +503,27 @@ mod tests {
         }
     }
 
+    /// An agent in `dir` that reads one request, answers `answer` (nothing: it hangs up), and
+    /// gives the request.
+    fn answering_once(dir: &Path, answer: &'static str) -> tokio::task::JoinHandle<String> {
+        let listener = tokio::net::UnixListener::bind(dir.join(dirs::SOCKET)).unwrap();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut stream = BufReader::new(stream);
+            let mut asked = String::new();
+            stream.read_line(&mut asked).await.unwrap();
+            stream.get_mut().write_all(answer.as_bytes()).await.unwrap();
+            asked
+        })
+    }
+
     #[tokio::test]
     async fn an_agent_of_another_build_is_not_claimed() {
         let dir = tempfile::tempdir().unwrap();
         // One that says its build, and one older than builds were told apart, which hangs up on
         // a request it does not know.
         for answer in ["other 0.1.0-1.2.3.4.5\n", ""] {
-            let listener = tokio::net::UnixListener::bind(dir.path().join(dirs::SOCKET)).unwrap();
-            let agent = tokio::spawn(async move {
-                let (stream, _) = listener.accept().await.unwrap();
-                let mut stream = BufReader::new(stream);
-                let mut asked = String::new();
-                stream.read_line(&mut asked).await.unwrap();
-                stream.get_mut().write_all(answer.as_bytes()).await.unwrap();
-                asked
-            });
+            let agent = answering_once(dir.path(), answer);
             let Err(e) = claim(dir.path(), Duration::from_secs(60)).await else {
                 panic!("claimed from an agent that answered {answer:?}");
             };
@@ -546,16 +552,8 @@ mod tests {
     async fn an_agent_that_does_not_take_an_idle_limit_is_told_from_one_that_does() {
         let dir = tempfile::tempdir().unwrap();
         for (answer, took) in [("ok\n", true), ("", false)] {
-            let listener = tokio::net::UnixListener::bind(dir.path().join(dirs::SOCKET)).unwrap();
-            let agent = tokio::spawn(async move {
-                let (stream, _) = listener.accept().await.unwrap();
-                let mut stream = BufReader::new(stream);
-                let mut asked = String::new();
-                stream.read_line(&mut asked).await.unwrap();
-                // One of an older build ignores a request it does not know, and hangs up.
-                stream.get_mut().write_all(answer.as_bytes()).await.unwrap();
-                asked
-            });
+            // One that does not know the request hangs up.
+            let agent = answering_once(dir.path(), answer);
             let set = set_idle(dir.path(), Duration::from_secs(90)).await;
             assert_eq!(set.is_ok(), took, "{set:?}");
             assert_eq!(agent.await.unwrap(), "idle 90\n");
