@@ -1,11 +1,11 @@
 //! What a project's `mix.exs` says plainly, read as text (it is never evaluated): the `app:`
 //! name, where Mix puts the build (`build_path:`, `build_per_environment:`), reads the
 //! configuration (`config_path:`) and finds an umbrella's children (`apps_path:`), and the
-//! dependencies it names (`{:name, ...}`, and those their own `mix.exs` files name). An option set
-//! to anything but a plain value (`Path.expand(...)`, a module attribute, an interpolation) is
-//! taken as Mix's default, and the [`Layout`] says so. The variables Mix reads for the build's
-//! place (`MIX_BUILD_PATH`, `MIX_BUILD_ROOT`, `MIX_TARGET`) count as they do for the `mix
-//! compile` the tool runs.
+//! dependencies it names (`{:name, ...}` or `name: ...` in its deps list, and those their own
+//! `mix.exs` files name). An option set to anything but a plain value (`Path.expand(...)`, a
+//! module attribute, an interpolation) is taken as Mix's default, and the [`Layout`] says so.
+//! The variables Mix reads for the build's place (`MIX_BUILD_PATH`, `MIX_BUILD_ROOT`,
+//! `MIX_TARGET`) count as they do for the `mix compile` the tool runs.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -256,34 +256,118 @@ pub struct Dep {
 
 /// Every tuple of `text` that begins with an atom, read as a dependency (`{:jason, "~> 1.4",
 /// optional: true}`): mix.exs's deps, and perhaps another tuple or two of that shape, which only
-/// name more applications of the build.
+/// name more applications of the build; then the dependencies its deps lists give in keyword
+/// form (`deps: [liba: [path: "../liba"], jason: "~> 1.4"]`, the same tuples written as a
+/// keyword list).
 pub fn deps(text: &str) -> Vec<Dep> {
     let text: String = text.lines().map(uncommented).collect::<Vec<_>>().join("\n");
-    text.split('{')
-        .skip(1)
-        .filter_map(|rest| {
-            let rest = rest.trim_start().strip_prefix(':')?;
-            let end = rest
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(rest.len());
-            let (name, after) = rest.split_at(end);
-            let body = after.trim_start().strip_prefix(',')?;
-            let body = &body[..body.find('}').unwrap_or(body.len())];
-            let path = keyword_string(body, "path").map(str::to_owned).or_else(|| {
-                keyword_values(body, "in_umbrella")
-                    .next()
-                    .filter(|v| is_word(v, "true"))
-                    .map(|_| format!("../{name}"))
-            });
-            (!name.is_empty()).then(|| Dep {
-                name: name.to_owned(),
-                optional: keyword_values(body, "optional")
-                    .next()
-                    .is_some_and(|v| is_word(v, "true")),
-                path,
-            })
-        })
-        .collect()
+    let tuples = text.split('{').skip(1).filter_map(|rest| {
+        let rest = rest.trim_start().strip_prefix(':')?;
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        let (name, after) = rest.split_at(end);
+        let body = after.trim_start().strip_prefix(',')?;
+        let body = &body[..body.find('}').unwrap_or(body.len())];
+        (!name.is_empty()).then(|| dep(name, body))
+    });
+    let keywords = dep_lists(&text)
+        .into_iter()
+        .filter_map(list_items)
+        .flatten()
+        .filter_map(|item| {
+            let end = item.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))?;
+            let (name, value) = item.split_at(end);
+            let value = value.strip_prefix(':')?;
+            // `name: value`, whose name is an atom's: not `Mod: ...`, not `:a`, not `a::b`.
+            let plain = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                && value.starts_with(char::is_whitespace);
+            let value = value.trim_start();
+            // Options in a list (`[path: "../liba"]`), or a requirement alone (`"~> 1.4"`).
+            let body = value.strip_prefix('[').unwrap_or("");
+            plain.then(|| dep(name, body))
+        });
+    tuples.chain(keywords).collect()
+}
+
+/// The dependency `name` with the options `body` gives it (`path: "../util", optional: true`).
+fn dep(name: &str, body: &str) -> Dep {
+    let path = keyword_string(body, "path").map(str::to_owned).or_else(|| {
+        keyword_values(body, "in_umbrella")
+            .next()
+            .filter(|v| is_word(v, "true"))
+            .map(|_| format!("../{name}"))
+    });
+    Dep {
+        name: name.to_owned(),
+        optional: keyword_values(body, "optional")
+            .next()
+            .is_some_and(|v| is_word(v, "true")),
+        path,
+    }
+}
+
+/// The lists `text` (a `mix.exs`, uncommented) gives its dependencies in, each from its `[`:
+/// that of `deps:` (in `project/0`), and the one a `deps` function returns (`defp deps do [...]
+/// end`, `defp deps, do: [...]`, `defp deps()` too).
+fn dep_lists(text: &str) -> Vec<&str> {
+    // `rest` lies within `text`: a list goes on past its line.
+    let from = |rest: &str| &text[rest.as_ptr() as usize - text.as_ptr() as usize..];
+    let mut lists: Vec<&str> = keyword_values(text, "deps").map(from).collect();
+    for (at, _) in text.match_indices("deps") {
+        let defined = ["def", "defp"].iter().any(|def| {
+            let before = text[..at].trim_end();
+            before.len() < at
+                && before
+                    .strip_suffix(def)
+                    .is_some_and(|b| !b.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
+        });
+        let rest = &text[at + "deps".len()..];
+        if !defined || rest.starts_with(|c: char| c.is_ascii_alphanumeric() || "_?!".contains(c)) {
+            continue;
+        }
+        let rest = rest.trim_start();
+        let rest = rest.strip_prefix("()").unwrap_or(rest).trim_start();
+        let body = match rest.strip_prefix(',') {
+            Some(rest) => rest.trim_start().strip_prefix("do:"),
+            None => rest
+                .strip_prefix("do")
+                .filter(|r| r.starts_with(char::is_whitespace)),
+        };
+        lists.extend(body.map(str::trim_start));
+    }
+    lists.retain(|list| list.starts_with('['));
+    lists
+}
+
+/// The items of the list `text` starts with (`[a: 1, b: [c: 2]]` gives `a: 1` and `b: [c: 2]`),
+/// each trimmed: split at the list's own commas, not at those of the lists, tuples, calls or
+/// strings it holds. None when the list does not end.
+fn list_items(text: &str) -> Option<Vec<&str>> {
+    let inner = text.strip_prefix('[')?;
+    let (mut depth, mut quoted, mut escaped, mut start) = (0usize, false, false, 0);
+    let mut items = Vec::new();
+    for (at, c) in inner.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            _ if quoted => {}
+            '[' | '{' | '(' => depth += 1,
+            ']' | '}' | ')' if depth > 0 => depth -= 1,
+            ']' => {
+                items.push(&inner[start..at]);
+                let items = items.into_iter().map(str::trim);
+                return Some(items.filter(|item| !item.is_empty()).collect());
+            }
+            ',' if depth == 0 => {
+                items.push(&inner[start..at]);
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// A dependency found by [`all_deps`], with where its sources are when they are found.
@@ -432,6 +516,44 @@ mod tests {
                 ("jason", true, None),
                 ("core", false, Some("../core")),
                 ("util", false, Some("../util")),
+            ]
+        );
+    }
+
+    #[test]
+    fn deps_in_keyword_form_are_read_from_the_deps_lists() {
+        let read = |text: &str| -> Vec<(String, bool, Option<String>)> {
+            deps(text)
+                .into_iter()
+                .map(|d| (d.name, d.optional, d.path))
+                .collect()
+        };
+        let expected = vec![
+            ("liba".to_owned(), true, Some("../liba".to_owned())),
+            ("core".to_owned(), false, Some("../core".to_owned())),
+            ("jason".to_owned(), false, None),
+        ];
+        let list = "[liba: [path: \"../liba\", optional: true], core: [in_umbrella: true],\n     \
+                    jason: \"~> 1.4\"]";
+        for text in [
+            format!("def project, do: [app: :a, deps: {list}, docs: [main: \"A\"]]"),
+            format!("def project do\n  [\n    app: :a,\n    deps: {list}\n  ]\nend"),
+            format!("def project, do: [app: :a, deps: deps()]\ndefp deps do\n  {list}\nend"),
+            format!("defp deps, do: {list}"),
+            format!("defp deps(), do: {list} # more: [x: 1]"),
+        ] {
+            assert_eq!(read(&text), expected, "{text}");
+        }
+        // Keywords elsewhere name no dependency.
+        let other = "def project, do: [app: :a, docs: [main: \"A\"], deps: deps()]\n\
+                     defp deps_of(x), do: [b: [path: \"../b\"]]\ndefp aliases, do: [c: \"x\"]";
+        assert!(read(other).is_empty(), "{:?}", read(other));
+        // Both forms in one list.
+        assert_eq!(
+            read("defp deps, do: [{:a, \"~> 1.0\"}, b: [path: \"../b\"]]"),
+            [
+                ("a".to_owned(), false, None),
+                ("b".to_owned(), false, Some("../b".to_owned()))
             ]
         );
     }
