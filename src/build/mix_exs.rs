@@ -2,10 +2,11 @@
 //! name, where Mix puts the build (`build_path:`, `build_per_environment:`), reads the
 //! configuration (`config_path:`) and finds an umbrella's children (`apps_path:`), and the
 //! dependencies it names (`{:name, ...}` or `name: ...` in its deps list, and those their own
-//! `mix.exs` files name). An option set to anything but a plain value (`Path.expand(...)`, a
-//! module attribute, an interpolation) is taken as Mix's default, and the [`Layout`] says so.
-//! The variables Mix reads for the build's place (`MIX_BUILD_PATH`, `MIX_BUILD_ROOT`,
-//! `MIX_TARGET`) count as they do for the `mix compile` the tool runs.
+//! `mix.exs` files name). A module attribute set to a plain value (`@app :my_app`, then `app:
+//! @app`) counts as that value; an option set to anything else (`Path.expand(...)`, an
+//! interpolation) is taken as Mix's default, and the [`Layout`] says so. The variables Mix
+//! reads for the build's place (`MIX_BUILD_PATH`, `MIX_BUILD_ROOT`, `MIX_TARGET`) count as they
+//! do for the `mix compile` the tool runs.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -460,7 +461,8 @@ fn is_word(rest: &str, word: &str) -> bool {
 }
 
 /// What follows each `key:` of `text` that is a keyword of its own (not the end of a longer
-/// name, not in a comment), its leading blanks skipped.
+/// name, not in a comment), its leading blanks skipped; for a value that is a module attribute
+/// alone (`app: @app,`), what follows the attribute where `text` sets it (`@app :my_app`).
 fn keyword_values<'t>(text: &'t str, key: &str) -> impl Iterator<Item = &'t str> {
     let pattern = format!("{key}:");
     let mut found = Vec::new();
@@ -472,11 +474,32 @@ fn keyword_values<'t>(text: &'t str, key: &str) -> impl Iterator<Item = &'t str>
                 .next_back()
                 .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
             if !glued {
-                found.push(line[at + pattern.len()..].trim_start());
+                let value = line[at + pattern.len()..].trim_start();
+                found.push(attribute_value(text, value).unwrap_or(value));
             }
         }
     }
     found.into_iter()
+}
+
+/// When `value` is a module attribute alone (`@app,`, `@app]`, `@app` ending its line), what
+/// follows it on the first line of `text` that sets it (`@app :my_app` gives `:my_app`); none
+/// otherwise (`@root <> "/_build"` is no attribute alone), or when `text` does not set it.
+fn attribute_value<'t>(text: &'t str, value: &str) -> Option<&'t str> {
+    let name = value.strip_prefix('@')?;
+    let end = name
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(name.len());
+    let (name, after) = name.split_at(end);
+    let alone = after.trim_start().is_empty() || after.trim_start().starts_with([',', ']', '}']);
+    if name.is_empty() || !alone {
+        return None;
+    }
+    text.lines().find_map(|line| {
+        let set = uncommented(line).trim_start().strip_prefix('@')?;
+        let rest = set.strip_prefix(name)?;
+        rest.starts_with([' ', '\t']).then(|| rest.trim_start())
+    })
 }
 
 /// `line` up to its comment: a `#` outside double quotes (`"...#readme"` is no comment).
@@ -555,6 +578,31 @@ mod tests {
                 ("a".to_owned(), false, None),
                 ("b".to_owned(), false, Some("../b".to_owned()))
             ]
+        );
+    }
+
+    #[test]
+    fn a_module_attribute_counts_as_the_plain_value_mix_exs_sets_it_to() {
+        let text = "defmodule A.MixProject do\n  use Mix.Project\n  @app :my_app # the app\n  \
+                    @build \"../../_build\"\n  @root \"..\"\n  @apps [\n    :api\n  ]\n\n  \
+                    def project do\n    [\n      app: @app,\n      build_path: @build,\n      \
+                    apps_path: \"apps\", apps: @apps,\n      \
+                    config_path: @root <> \"/config.exs\",\n      deps: @deps\n    ]\n  \
+                    end\nend\n";
+        assert_eq!(keyword_atom(text, "app"), Some("my_app".to_owned()));
+        assert_eq!(keyword_string(text, "build_path"), Some("../../_build"));
+        assert_eq!(
+            keyword_atom_list(text, "apps"),
+            Some(vec!["api".to_owned()])
+        );
+        let layout = Layout::read(Path::new("/p"), text, |_: &str| None);
+        assert_eq!(layout.build("dev"), Path::new("/p/../../_build/dev"));
+        // Not an attribute alone, or one mix.exs does not set: Mix's default.
+        assert_eq!(layout.unread, ["config_path"]);
+        assert_eq!(keyword_atom("[app: @app]", "app"), None);
+        assert_eq!(
+            deps("@deps [liba: [path: \"../liba\"]]\ndef project, do: [deps: @deps]")[0].path,
+            Some("../liba".to_owned())
         );
     }
 
