@@ -74,9 +74,9 @@ pub fn ssh_option_ok(text: &str) -> Result<(), String> {
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
-    /// The ssh config file of a host (`-F`, `ssh_config:`) is not there.
+    /// The ssh config file of a host (`-F`, `ssh_config:`) is not there, or is a directory.
     #[error(
-        "the ssh config {} of {host} is not there (-F, MIX_REMOTE_SSH_CONFIG, or ssh_config in mix-remote.yaml)",
+        "the ssh config {} of {host} {why} (-F, MIX_REMOTE_SSH_CONFIG, or ssh_config in mix-remote.yaml)",
         path.display()
     )]
     NoSshConfig {
@@ -84,6 +84,8 @@ pub enum ConfigError {
         path: PathBuf,
         /// The host it is for.
         host: String,
+        /// What it is: `is not there`, `is a directory, not a file`.
+        why: &'static str,
     },
     /// `--project` names no Mix project.
     #[error("--project (or MIX_REMOTE_PROJECT) {}: {why}", path.display())]
@@ -909,8 +911,10 @@ pub fn build(
     hosts: &[Selected],
 ) -> Result<Build, ConfigError> {
     if let Some(dir) = project {
-        let why = if !dir.is_dir() {
+        let why = if !dir.exists() {
             Some("no such directory")
+        } else if !dir.is_dir() {
+            Some("not a directory")
         } else if !dir.join("mix.exs").is_file() {
             Some("not a Mix project (no mix.exs)")
         } else {

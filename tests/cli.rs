@@ -1686,3 +1686,47 @@ fn a_project_or_ssh_config_that_is_not_there_is_refused_naming_it() {
         assert_eq!(out.code, Some(code), "{args:?}: {}", out.stderr);
     }
 }
+
+#[test]
+fn a_project_that_is_a_file_or_an_ssh_config_that_is_a_directory_is_refused_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mix.exs");
+    std::fs::write(&file, "").unwrap();
+    let (file, folder) = (file.display().to_string(), dir.path().display().to_string());
+    for (args, said) in [
+        (
+            vec!["check", "--host", "nobody@127.0.0.1", "--project", &file],
+            format!("--project (or MIX_REMOTE_PROJECT) {file}: not a directory"),
+        ),
+        (
+            vec![
+                "plan",
+                "Demo.Worker.echo",
+                "--no-compile",
+                "--project",
+                &file,
+            ],
+            format!("--project (or MIX_REMOTE_PROJECT) {file}: not a directory"),
+        ),
+        (
+            vec!["check", "--host", "nobody@127.0.0.1", "-F", &folder],
+            format!(
+                "the ssh config {folder} of nobody@127.0.0.1 is a directory, not a file (-F, \
+                 MIX_REMOTE_SSH_CONFIG, or ssh_config in mix-remote.yaml)"
+            ),
+        ),
+        (
+            vec!["up", "--host", "nobody@127.0.0.1", "-F", &folder],
+            format!("the ssh config {folder} of nobody@127.0.0.1 is a directory, not a file"),
+        ),
+    ] {
+        let out = tool(dir.path(), &args).run();
+        assert!(
+            error_line(&out, 2).contains(&said),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        out.assert_local_clean();
+    }
+}

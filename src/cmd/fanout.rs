@@ -39,18 +39,25 @@ pub fn choose(
     Ok((selected, settings))
 }
 
-/// Refuses, as bad input, an ssh config of `hosts` that is not there (`-F none` is no file, and
-/// `/dev/null` no regular one): ssh would only say it cannot read it, for every host, as a failed
-/// connection. For the commands that connect (`down` does not: it ends a session whose config
-/// has gone as well).
+/// Refuses, as bad input, an ssh config of `hosts` that is not there or is a directory (`-F none`
+/// is no file, and `/dev/null` no regular one): ssh would only say it cannot read it, for every
+/// host, as a failed connection. For the commands that connect (`down` does not: it ends a
+/// session whose config has gone as well).
 pub fn check_ssh_configs(hosts: &[HostSettings]) -> Result<(), ConfigError> {
-    let missing = hosts.iter().find_map(|host| {
-        let file = host.ssh_config.as_ref()?;
-        let there = file.as_os_str() == "none" || file.metadata().is_ok_and(|m| !m.is_dir());
-        (!there).then(|| (file.clone(), host.name.clone()))
+    let refused = hosts.iter().find_map(|host| {
+        let file = host
+            .ssh_config
+            .as_ref()
+            .filter(|f| f.as_os_str() != "none")?;
+        let why = match file.metadata() {
+            Ok(meta) if meta.is_dir() => "is a directory, not a file",
+            Ok(_) => return None,
+            Err(_) => "is not there",
+        };
+        Some((file.clone(), host.name.clone(), why))
     });
-    match missing {
-        Some((path, host)) => Err(ConfigError::NoSshConfig { path, host }),
+    match refused {
+        Some((path, host, why)) => Err(ConfigError::NoSshConfig { path, host, why }),
         None => Ok(()),
     }
 }
