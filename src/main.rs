@@ -67,8 +67,8 @@ fn main() -> ExitCode {
         Command::Eval(args) => args.options.json,
         Command::Plan(args) => args.json,
         Command::Check(args) => args.json,
-        Command::Status(args) => args.json,
-        Command::Up(_) | Command::Down(_) => false,
+        // `status --json` prints its sessions, not events: an error is a line on stderr.
+        Command::Up(_) | Command::Down(_) | Command::Status(_) => false,
         Command::Iex(_) | Command::Graph(_) | Command::Init(_) | Command::Completions(_) => false,
     };
     let output = cli.output();

@@ -1730,3 +1730,32 @@ fn a_project_that_is_a_file_or_an_ssh_config_that_is_a_directory_is_refused_sayi
         out.assert_local_clean();
     }
 }
+
+#[test]
+fn a_sessions_directory_that_cannot_be_made_is_named_and_status_json_prints_no_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = dir.path().join("runtime");
+    std::fs::write(&runtime, "").unwrap();
+    let said = format!(
+        "cannot use the sessions directory: {} (in XDG_RUNTIME_DIR): Not a directory",
+        runtime.join("mix-remote").display()
+    );
+    for args in [
+        &["status", "--json"][..],
+        &["status"],
+        &["up", "--host", "nobody@127.0.0.1"],
+        &["down", "--all"],
+    ] {
+        let out = tool(dir.path(), args)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .run();
+        assert!(
+            error_line(&out, 3).starts_with(&said),
+            "{args:?}: {}",
+            out.stderr
+        );
+        // `status --json` prints sessions, one object each: no `error` or `summary` event.
+        assert_eq!(out.stdout, "", "{args:?}");
+        out.assert_local_clean();
+    }
+}

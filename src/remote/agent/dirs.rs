@@ -38,41 +38,50 @@ pub fn lock_held(dir: &Path) -> bool {
 }
 
 /// The directory that holds the sessions, created (0700) if need be. Refused when it belongs to
-/// another user or others may enter it.
+/// another user or others may enter it. An error names the directory and the variable that put
+/// it there (`/x/mix-remote (in XDG_RUNTIME_DIR): Not a directory`).
 pub fn root() -> io::Result<PathBuf> {
-    let root = root_path()?;
+    let (root, var) = root_path()?;
+    let named = |error: io::Error| {
+        io::Error::new(
+            error.kind(),
+            format!("{} (in {var}): {error}", root.display()),
+        )
+    };
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(&root)?;
-    let meta = std::fs::symlink_metadata(&root)?;
+        .create(&root)
+        .map_err(named)?;
+    let meta = std::fs::symlink_metadata(&root).map_err(named)?;
     // SAFETY: geteuid cannot fail.
     let me = unsafe { libc::geteuid() };
     if !meta.is_dir() || meta.uid() != me {
         return Err(io::Error::other(format!(
-            "{} is not a directory of this user's",
+            "{} (in {var}) is not a directory of this user's",
             root.display()
         )));
     }
     if meta.mode() & 0o077 != 0 {
-        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))?;
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).map_err(named)?;
     }
     Ok(root)
 }
 
-fn root_path() -> io::Result<PathBuf> {
-    let var = |name: &str| {
+/// Where the sessions directory is, and the variable that puts it there.
+fn root_path() -> io::Result<(PathBuf, &'static str)> {
+    let var = |name: &'static str| {
         std::env::var_os(name)
             .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
+            .map(|dir| (PathBuf::from(dir), name))
     };
-    if let Some(runtime) = var("XDG_RUNTIME_DIR") {
-        return Ok(runtime.join("mix-remote"));
+    if let Some((runtime, name)) = var("XDG_RUNTIME_DIR") {
+        return Ok((runtime.join("mix-remote"), name));
     }
-    let cache = var("XDG_CACHE_HOME")
-        .or_else(|| var("HOME").map(|home| home.join(".cache")))
+    let (cache, name) = var("XDG_CACHE_HOME")
+        .or_else(|| var("HOME").map(|(home, name)| (home.join(".cache"), name)))
         .ok_or_else(|| io::Error::other("neither XDG_RUNTIME_DIR nor HOME is set"))?;
-    Ok(cache.join("mix-remote").join("sessions"))
+    Ok((cache.join("mix-remote").join("sessions"), name))
 }
 
 /// The directory of the session with `key` (which may not exist).
