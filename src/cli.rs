@@ -726,8 +726,16 @@ pub struct Hosts {
 #[derive(Debug, Args)]
 pub struct AtOnce {
     /// How many hosts to work on at once [default: all of them, at most 64].
-    #[arg(long, value_name = "K", env = "MIX_REMOTE_PARALLEL")]
+    #[arg(long, value_name = "K", env = "MIX_REMOTE_PARALLEL", value_parser = at_once)]
     pub parallel: Option<NonZeroUsize>,
+}
+
+/// A number of hosts at once, which is at least 1 (clap's own parse says `number would be zero
+/// for non-zero type` of a 0).
+fn at_once(text: &str) -> Result<NonZeroUsize, String> {
+    let whole = || format!("`{text}`: a whole number of hosts at once, at least 1");
+    let n: usize = text.parse().map_err(|_| whole())?;
+    NonZeroUsize::new(n).ok_or_else(|| "at least 1 host at once: 0 would work on none".to_owned())
 }
 
 /// How to reach a host and run elixir there, which is also what makes a warm session's key;

@@ -1759,3 +1759,43 @@ fn a_sessions_directory_that_cannot_be_made_is_named_and_status_json_prints_no_e
         out.assert_local_clean();
     }
 }
+
+#[test]
+fn a_parallel_of_zero_or_of_no_number_is_bad_input_saying_what_it_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, said) in [
+        (
+            &["check", "--host", "a", "--parallel", "0"][..],
+            "invalid value '0' for '--parallel <K>': at least 1 host at once: 0 would work on none",
+        ),
+        (
+            &["run", "A.b", "--host", "a", "--parallel", "two"],
+            "invalid value 'two' for '--parallel <K>': `two`: a whole number of hosts at once, at \
+             least 1",
+        ),
+        (
+            &[
+                "eval",
+                "1",
+                "--host",
+                "a",
+                "--parallel",
+                "99999999999999999999999",
+            ],
+            "`99999999999999999999999`: a whole number of hosts at once, at least 1",
+        ),
+    ] {
+        let out = tool(dir.path(), args).run();
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(said), "{args:?}: {}", out.stderr);
+    }
+    let out = tool(dir.path(), &["check", "--host", "a"])
+        .env("MIX_REMOTE_PARALLEL", "0")
+        .run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("at least 1 host at once"),
+        "{}",
+        out.stderr
+    );
+}
