@@ -1799,3 +1799,24 @@ fn a_parallel_of_zero_or_of_no_number_is_bad_input_saying_what_it_takes() {
         out.stderr
     );
 }
+
+#[test]
+fn a_completion_script_that_cannot_be_written_is_one_error_line() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full");
+    let out = Command::new(env!("CARGO_BIN_EXE_mix-remote"))
+        .args(["completions", "fish"])
+        .env_remove("COMPLETE")
+        .stdout(full)
+        .output()
+        .expect("run mix-remote");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(
+        stderr,
+        "mix-remote: error: cannot write the fish completion script to stdout: No space left on \
+         device (os error 28)\n"
+    );
+}

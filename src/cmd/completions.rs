@@ -7,6 +7,7 @@
 //! `--project` and `--env` when the line has them, else their `MIX_REMOTE_*` variables.
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
@@ -16,7 +17,7 @@ use crate::build::entry::{callable, display_module};
 use crate::build::{beam::Beam, project};
 use crate::cli::{self, CompletionsArgs, Shell};
 use crate::config::{self, Config, Section};
-use crate::exit;
+use crate::exit::{self, CliError};
 
 /// The variable that asks the binary for candidates.
 const VAR: &str = "COMPLETE";
@@ -29,21 +30,28 @@ pub fn complete() {
         .complete();
 }
 
-/// Prints the script that `args.shell` sources.
-pub fn exec(args: &CompletionsArgs) -> u8 {
-    let shell: &dyn EnvCompleter = match args.shell {
-        Shell::Bash => &Bash,
-        Shell::Zsh => &Zsh,
-        Shell::Fish => &Fish,
+/// Prints the script that `args.shell` sources; a script that cannot be written (a full disk) is
+/// an error saying so.
+pub fn exec(args: &CompletionsArgs) -> Result<u8, CliError> {
+    let (shell, said): (&dyn EnvCompleter, &str) = match args.shell {
+        Shell::Bash => (&Bash, "bash"),
+        Shell::Zsh => (&Zsh, "zsh"),
+        Shell::Fish => (&Fish, "fish"),
     };
     let name = "mix-remote";
     let completer = completer_path();
     let mut out = std::io::stdout().lock();
-    match shell.write_registration(VAR, name, name, &completer, &mut out) {
-        Ok(()) => exit::OK,
+    match shell
+        .write_registration(VAR, name, name, &completer, &mut out)
+        .and_then(|()| out.flush())
+    {
+        Ok(()) => Ok(exit::OK),
         // A reader that has gone (`| head`) is not the script's failure.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
-        Err(_) => exit::CANNOT_RUN,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(exit::OK),
+        Err(e) => Err(CliError::new(
+            format!("cannot write the {said} completion script to stdout: {e}"),
+            exit::CANNOT_RUN,
+        )),
     }
 }
 
