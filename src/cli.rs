@@ -726,7 +726,13 @@ pub struct Hosts {
 #[derive(Debug, Args)]
 pub struct AtOnce {
     /// How many hosts to work on at once [default: all of them, at most 64].
-    #[arg(long, value_name = "K", env = "MIX_REMOTE_PARALLEL", value_parser = at_once)]
+    #[arg(
+        long,
+        value_name = "K",
+        env = "MIX_REMOTE_PARALLEL",
+        value_parser = at_once,
+        allow_negative_numbers = true
+    )]
     pub parallel: Option<NonZeroUsize>,
 }
 
@@ -779,7 +785,13 @@ impl Reach {
 #[derive(Debug, Args)]
 pub struct ConnectLimit {
     /// Seconds to wait for the SSH connection and login [default: 30].
-    #[arg(long, value_name = "SECS", env = "MIX_REMOTE_CONNECT_TIMEOUT", value_parser = secs())]
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "MIX_REMOTE_CONNECT_TIMEOUT",
+        value_parser = secs,
+        allow_negative_numbers = true
+    )]
     pub connect_timeout: Option<u64>,
 }
 
@@ -788,7 +800,13 @@ pub struct ConnectLimit {
 #[derive(Debug, Args)]
 pub struct BootLimit {
     /// Seconds to wait for the remote node to boot and connect back [default: 60].
-    #[arg(long, value_name = "SECS", env = "MIX_REMOTE_BOOT_TIMEOUT", value_parser = secs())]
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "MIX_REMOTE_BOOT_TIMEOUT",
+        value_parser = secs,
+        allow_negative_numbers = true
+    )]
     pub boot_timeout: Option<u64>,
 }
 
@@ -825,10 +843,22 @@ pub struct Connection {
     #[allow(missing_docs)]
     pub approach: Approach,
     /// Seconds to wait for the closure to load on the remote node [default: 120].
-    #[arg(long, value_name = "SECS", env = "MIX_REMOTE_PUSH_TIMEOUT", value_parser = secs())]
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "MIX_REMOTE_PUSH_TIMEOUT",
+        value_parser = secs,
+        allow_negative_numbers = true
+    )]
     pub push_timeout: Option<u64>,
     /// Seconds the function may run [default: as long as it needs].
-    #[arg(long, value_name = "SECS", env = "MIX_REMOTE_CALL_TIMEOUT", value_parser = secs())]
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "MIX_REMOTE_CALL_TIMEOUT",
+        value_parser = secs,
+        allow_negative_numbers = true
+    )]
     pub call_timeout: Option<u64>,
 }
 
@@ -861,9 +891,18 @@ fn entry(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
-/// A limit in whole seconds, at least 1: a limit of 0 could never be met.
-fn secs() -> clap::builder::RangedU64ValueParser<u64> {
-    clap::value_parser!(u64).range(1..)
+/// A limit in whole seconds, at least 1: a limit of 0 could never be met. A negative one comes
+/// here too (`allow_negative_numbers`), rather than be taken for a flag of its own.
+fn secs(text: &str) -> Result<u64, String> {
+    use std::num::IntErrorKind;
+    match text.parse::<u64>() {
+        Ok(0) => Err("a limit of 0 s could never be met: at least 1".to_owned()),
+        Ok(secs) => Ok(secs),
+        Err(e) if *e.kind() == IntErrorKind::PosOverflow => {
+            Err(format!("`{text}`: at most {} seconds", u64::MAX))
+        }
+        Err(_) => Err(format!("`{text}`: a whole number of seconds, at least 1")),
+    }
 }
 
 impl Connection {
@@ -1091,7 +1130,7 @@ pub struct UpArgs {
     pub hosts: Hosts,
     /// End the session after this long without a run: 90s, 10m, 1h [default: 10m; a session
     /// already up keeps its own unless this is given].
-    #[arg(long, value_name = "DURATION", value_parser = idle)]
+    #[arg(long, value_name = "DURATION", value_parser = idle, allow_hyphen_values = true)]
     pub idle: Option<std::time::Duration>,
     #[command(flatten)]
     #[allow(missing_docs)]

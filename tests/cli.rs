@@ -1820,3 +1820,50 @@ fn a_completion_script_that_cannot_be_written_is_one_error_line() {
          device (os error 28)\n"
     );
 }
+
+#[test]
+fn a_negative_or_unnumbered_limit_is_bad_input_naming_its_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = "a whole number of seconds, at least 1";
+    for (args, said) in [
+        (
+            &["run", "A.b", "--host", "x", "--call-timeout", "-1"][..],
+            format!("invalid value '-1' for '--call-timeout <SECS>': `-1`: {whole}"),
+        ),
+        (
+            &["check", "--host", "x", "--connect-timeout", "-3"],
+            format!("invalid value '-3' for '--connect-timeout <SECS>': `-3`: {whole}"),
+        ),
+        (
+            &["eval", "1", "--host", "x", "--boot-timeout=ten"],
+            format!("invalid value 'ten' for '--boot-timeout <SECS>': `ten`: {whole}"),
+        ),
+        (
+            &["run", "A.b", "--host", "x", "--push-timeout", "0"],
+            "invalid value '0' for '--push-timeout <SECS>': a limit of 0 s could never be met: at \
+             least 1"
+                .to_owned(),
+        ),
+        (
+            &["up", "--host", "x", "--idle", "-5"],
+            "invalid value '-5' for '--idle <DURATION>': `-5`: use a positive whole number"
+                .to_owned(),
+        ),
+        (
+            &["up", "--host", "x", "--idle", "-5m"],
+            "invalid value '-5m' for '--idle <DURATION>': `-5m`: use a positive whole number"
+                .to_owned(),
+        ),
+        (
+            &["run", "A.b", "--host", "x", "--parallel", "-2"],
+            "invalid value '-2' for '--parallel <K>': `-2`: a whole number of hosts at once"
+                .to_owned(),
+        ),
+    ] {
+        let out = tool(dir.path(), args).run();
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(&said), "{args:?}: {}", out.stderr);
+        // Not taken for a flag, with a tip to pass it after `--`, as a function's argument.
+        assert!(!out.stderr.contains("use '--"), "{args:?}: {}", out.stderr);
+    }
+}

@@ -234,6 +234,11 @@ const MAX_IDLE: Duration = Duration::from_secs(365 * 86_400);
 /// Parses a humane duration: `90s`, `10m`, `1h`, `2d`, or whole seconds; a year at most.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
+    let positive =
+        || format!("`{text}`: use a positive whole number with s, m, h or d (90s, 10m, 1h)");
+    if text.starts_with('-') {
+        return Err(positive());
+    }
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(at) => text.split_at(at),
         None => (text, "s"),
@@ -249,8 +254,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ));
         }
     };
-    let positive =
-        || format!("`{text}`: use a positive whole number with s, m, h or d (90s, 10m, 1h)");
     let secs = match number.parse::<u64>() {
         Ok(0) => return Err(positive()),
         Ok(n) => n.checked_mul(scale),
@@ -275,6 +278,10 @@ mod tests {
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
         assert!(parse_duration("0s").is_err());
+        assert_eq!(
+            parse_duration("-5m"),
+            Err("`-5m`: use a positive whole number with s, m, h or d (90s, 10m, 1h)".to_owned())
+        );
         assert!(parse_duration("10 minutes").is_err());
         assert!(parse_duration("m").is_err());
         assert_eq!(parse_duration("365d"), Ok(MAX_IDLE));
