@@ -87,6 +87,17 @@ pub enum ConfigError {
         /// What it is: `is not there`, `is a directory, not a file`.
         why: &'static str,
     },
+    /// The ssh destination of a host starts with `-`: ssh would take it for an option.
+    #[error(
+        "the ssh destination of {host}, `{address}`, starts with `-`, which ssh takes for an \
+         option (--host, MIX_REMOTE_HOST, or the host's name or address in mix-remote.yaml)"
+    )]
+    DashedAddress {
+        /// The host.
+        host: String,
+        /// Its destination.
+        address: String,
+    },
     /// `--project` names no Mix project.
     #[error("--project (or MIX_REMOTE_PROJECT) {}: {why}", path.display())]
     NoProject {

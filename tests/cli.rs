@@ -1867,3 +1867,42 @@ fn a_negative_or_unnumbered_limit_is_bad_input_naming_its_flag() {
         assert!(!out.stderr.contains("use '--"), "{args:?}: {}", out.stderr);
     }
 }
+
+#[test]
+fn an_ssh_destination_that_starts_with_a_dash_is_bad_input_naming_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mix-remote.yaml"),
+        "hosts:\n  web-1:\n    address: -oProxyCommand=x\n",
+    )
+    .unwrap();
+    let runtime = tempfile::tempdir().unwrap();
+    for (args, said) in [
+        (
+            &["check", "--host=-x"][..],
+            "the ssh destination of -x, `-x`, starts with `-`, which ssh takes for an option",
+        ),
+        (
+            &["up", "--host", "web-1"],
+            "the ssh destination of web-1, `-oProxyCommand=x`, starts with `-`",
+        ),
+        (
+            &["run", "A.b", "--host", "ok", "--host=-x"],
+            "the ssh destination of -x, `-x`, starts with `-`",
+        ),
+        (
+            &["iex", "--host", "web-1"],
+            "`-oProxyCommand=x`, starts with `-`",
+        ),
+    ] {
+        let out = tool(dir.path(), args)
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .run();
+        assert!(
+            error_line(&out, 2).contains(said),
+            "{args:?}: {}",
+            out.stderr
+        );
+        out.assert_local_clean();
+    }
+}

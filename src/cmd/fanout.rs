@@ -25,17 +25,24 @@ use crate::report::Reporter;
 pub const MAX_PARALLEL: usize = 64;
 
 /// The hosts `--host` and `--group` choose, and the settings of each: `flags` over
-/// mix-remote.yaml over the built-in defaults.
+/// mix-remote.yaml over the built-in defaults. A destination that starts with `-` is refused.
 pub fn choose(
     config: Option<&Config>,
     chosen: &Hosts,
     flags: &Section,
 ) -> Result<(Vec<Selected>, Vec<HostSettings>), ConfigError> {
     let selected = config::select(config, &chosen.hosts, &chosen.groups)?;
-    let settings = selected
+    let settings: Vec<HostSettings> = selected
         .iter()
         .map(|s| config::resolve(config, s, flags))
         .collect();
+    // ssh refuses it at connect ("hostname contains invalid characters"): bad input, before.
+    if let Some(host) = settings.iter().find(|h| h.address.starts_with('-')) {
+        return Err(ConfigError::DashedAddress {
+            host: host.name.clone(),
+            address: host.address.clone(),
+        });
+    }
     Ok((selected, settings))
 }
 
