@@ -479,8 +479,25 @@ evaluate_config = fn files, env, names, subdir ->
     mix_started.(env)
   end
 
-  {dir, _stale} = run_dir.(run_dir)
-  dir = Path.join(dir, subdir)
+  {run, _stale} = run_dir.(run_dir)
+  dir = Path.join(run, subdir)
+
+  # Evaluated in their directory, as `mix run` evaluates them in the project's: Elixir names a
+  # file relative to the working directory in what it prints (a compiler warning's
+  # `config/dev.exs:4`), where the run's directory would show its own path. The login's is back
+  # before anything else runs there (the function runs in it). Not with a relative run
+  # directory, whose paths the staging of the batch meanwhile resolves from there.
+  in_dir = fn evaluate ->
+    with {:ok, cwd} <- :file.get_cwd(), :absolute <- Path.type(run), :ok <- :file.set_cwd(dir) do
+      try do
+        evaluate.()
+      after
+        :file.set_cwd(cwd)
+      end
+    else
+      _not_there -> evaluate.()
+    end
+  end
 
   # The files written where they import each other from, as in the project.
   written = fn ->
@@ -502,19 +519,21 @@ evaluate_config = fn files, env, names, subdir ->
   try do
     # As Mix reads them: runtime.exs may not import other files.
     with :ok <- written.() do
-      Enum.reduce_while(names, {:ok, []}, fn name, {:ok, configs} ->
-        imports = if name == "runtime.exs", do: [imports: :disabled], else: []
+      in_dir.(fn ->
+        Enum.reduce_while(names, {:ok, []}, fn name, {:ok, configs} ->
+          imports = if name == "runtime.exs", do: [imports: :disabled], else: []
 
-        try do
-          target = String.to_atom(System.get_env("MIX_TARGET", "host"))
-          read_config.(Path.join([dir, "config", name]), [env: String.to_atom(env), target: target] ++ imports)
-        catch
-          kind, reason ->
-            text = Exception.format(kind, reason, user_frames.(__STACKTRACE__))
-            {:halt, {:config_failed, "config/" <> name, String.replace(text, dir <> "/", "")}}
-        else
-          config -> {:cont, {:ok, configs ++ [config]}}
-        end
+          try do
+            target = String.to_atom(System.get_env("MIX_TARGET", "host"))
+            read_config.(Path.join([dir, "config", name]), [env: String.to_atom(env), target: target] ++ imports)
+          catch
+            kind, reason ->
+              text = Exception.format(kind, reason, user_frames.(__STACKTRACE__))
+              {:halt, {:config_failed, "config/" <> name, String.replace(text, dir <> "/", "")}}
+          else
+            config -> {:cont, {:ok, configs ++ [config]}}
+          end
+        end)
       end)
     end
   after

@@ -436,6 +436,55 @@ fn config_evaluated_ahead_prints_once_in_order_fails_as_it_would_and_sets_logger
 }
 
 #[test]
+fn what_elixir_says_of_a_config_file_names_it_as_the_projects() {
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("otp_app", "dev");
+    let project = staged.path();
+    // Compiler warnings in dev.exs (imported by config.exs, which a cold run evaluates as the
+    // batch comes) and in runtime.exs (evaluated before the start): mix run names the files
+    // from the project's directory (`config/dev.exs:4`), and so does the run, not by their paths
+    // in the run's directory on the server.
+    for (file, line) in [
+        (
+            "config/dev.exs",
+            "config :otp_app, stripped: String.strip(\" x \")\n",
+        ),
+        (
+            "config/runtime.exs",
+            "defmodule RuntimeCfg do\n  def f(unused), do: :ok\nend\n",
+        ),
+    ] {
+        let path = project.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{text}{line}")).unwrap();
+    }
+    let entry = "OtpApp.Jobs.env";
+    let local = mix_run(project, "dev", true, &call_code(entry, &[]), &[]);
+    assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
+    let named: Vec<&str> = local
+        .stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("config/"))
+        .collect();
+    assert!(
+        named.iter().any(|l| l.starts_with("config/dev.exs:"))
+            && named.iter().any(|l| l.starts_with("config/runtime.exs:")),
+        "{}",
+        local.stderr
+    );
+    let out = remote(&sshd, project, "dev", true, entry, &[], &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, local.stdout);
+    for line in named {
+        assert!(out.stderr.contains(line), "{line} not in {}", out.stderr);
+    }
+    assert!(!out.stderr.contains("mix-remote-run-"), "{}", out.stderr);
+    sshd.assert_no_session_processes();
+    assert_no_run_dirs(&sshd, "the warning runs");
+}
+
+#[test]
 fn config_exs_is_checked_against_the_compiled_config_and_mix_runs_for_code_that_asks_it() {
     let sshd = Sshd::start();
     let staged = testkit::staged_fixture("otp_app", "prod");
