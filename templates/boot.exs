@@ -646,6 +646,47 @@ compile_env_checked = fn apps ->
   end
 end
 
+# What Mix says, on standard error (red on a terminal, as `Mix.shell().error/1`), of a config
+# file (`name`) whose `config` configures kernel or stdlib, started before any config applies,
+# as it says it loading config.exs and runtime.exs for `mix run`.
+base_apps_said = fn config, name ->
+  case Enum.filter([:stdlib, :kernel], &Keyword.has_key?(config, &1)) do
+    [] ->
+      :ok
+
+    reserved ->
+      text = """
+      Cannot configure base applications: #{inspect(reserved)}
+
+      These applications are already started by the time the configuration
+      executes and these configurations have no effect.
+
+      If you want to configure these applications for a release, you can
+      specify them in your vm.args file:
+
+          -kernel config_key config_value
+
+      Alternatively, if you must configure them dynamically, you can wrap
+      them in a conditional block in your config files:
+
+          if System.get_env("RELEASE_MODE") do
+            config :kernel, ...
+          end
+
+      and then configure your releases to reboot after configuration:
+
+          releases: [
+            my_app: [reboot_system_after_config: true]
+          ]
+
+      This happened when loading config/#{name} or
+      one of its imports.
+      """
+
+      IO.puts(:stderr, IO.ANSI.format([:red, :bright, text]))
+  end
+end
+
 # Applies the configuration as `mix run` does: config.exs's (see `config_exs`) put with
 # `persistent: true`, so it beats the `.app` defaults, which load next with every shipped
 # application; then runtime.exs evaluated, seeing both, and merged into what each application
@@ -656,6 +697,7 @@ end
 put_config = fn files, env, compile_env_apps ->
   with {:ok, config} <- if(files != [], do: config_exs.(files, env), else: {:ok, []}) do
     Application.put_all_env(config, persistent: true)
+    base_apps_said.(config, "config.exs")
 
     for app <- :persistent_term.get(:mix_remote_apps, []) do
       case Application.load(app) do
@@ -667,6 +709,8 @@ put_config = fn files, env, compile_env_apps ->
 
     with :ok <- if(compile_env_apps != [], do: compile_env_checked.(compile_env_apps), else: :ok),
          {:ok, [runtime]} <- if(files != [], do: evaluate_config.(files, env, ["runtime.exs"], "config"), else: {:ok, [[]]}) do
+      base_apps_said.(runtime, "runtime.exs")
+
       merged =
         for {app, settings} <- runtime do
           [{^app, merged}] = Config.Reader.merge([{app, Application.get_all_env(app)}], [{app, settings}])

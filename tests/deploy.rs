@@ -485,6 +485,58 @@ fn what_elixir_says_of_a_config_file_names_it_as_the_projects() {
 }
 
 #[test]
+fn a_config_of_kernel_or_stdlib_gets_mix_s_words_as_under_mix_run() {
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("otp_app", "dev");
+    let project = staged.path();
+    // kernel and stdlib run before any config applies: Mix says so of config.exs (here through
+    // dev.exs, which it imports) and of runtime.exs, on stderr, and the run goes on.
+    for (file, line) in [
+        ("config/dev.exs", "config :kernel, otp_app_test: :dev\n"),
+        (
+            "config/runtime.exs",
+            "config :stdlib, otp_app_test: :runtime\n",
+        ),
+    ] {
+        let path = project.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{text}{line}")).unwrap();
+    }
+    let entry = "OtpApp.Jobs.env";
+    let local = mix_run(project, "dev", true, &call_code(entry, &[]), &[]);
+    assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
+    let said = |stderr: &str| -> Vec<String> {
+        stderr
+            .split("Cannot configure base applications: ")
+            .skip(1)
+            .map(|block| {
+                block
+                    .split("one of its imports.")
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let expected = said(&local.stderr);
+    assert_eq!(expected.len(), 2, "{}", local.stderr);
+    assert!(
+        expected[0].starts_with("[:kernel]")
+            && expected[0].contains("config/config.exs")
+            && expected[1].starts_with("[:stdlib]")
+            && expected[1].contains("config/runtime.exs"),
+        "{}",
+        local.stderr
+    );
+    let out = remote(&sshd, project, "dev", true, entry, &[], &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, local.stdout);
+    assert_eq!(said(&out.stderr), expected, "{}", out.stderr);
+    sshd.assert_no_session_processes();
+    assert_no_run_dirs(&sshd, "the base application runs");
+}
+
+#[test]
 fn config_exs_is_checked_against_the_compiled_config_and_mix_runs_for_code_that_asks_it() {
     let sshd = Sshd::start();
     let staged = testkit::staged_fixture("otp_app", "prod");
