@@ -41,11 +41,13 @@
 %% (`buf`, `size` bytes, `due` to go once the window opens), on its way (`inflight`), `sent`
 %% so far, the syncs waiting for it, the device's options (`binary`, `encoding`), the tool's
 %% terminal size, the input buffered (`input`, `eof`), the reads waiting and whether the tool
-%% was asked for input, and whether the tool's stdout has no reader any more (`closed`).
+%% was asked for input, whether the tool's stdout has no reader any more (`closed`), and whether
+%% the node's own standard input would be OTP's `user` (`user`: up to OTP 25; `group` after).
 new(Tool) ->
     #{tool => Tool, buf => queue:new(), size => 0, due => false, inflight => 0, sent => 0,
       syncs => [], binary => true, encoding => unicode, geometry => undefined, input => <<>>,
-      eof => false, reads => [], asking => false, closed => false}.
+      eof => false, reads => [], asking => false, closed => false,
+      user => list_to_integer(erlang:system_info(otp_release)) < 26}.
 
 %% Starts the relay for the tool's process Tool; returns its pid.
 start(Tool) -> spawn(?MODULE, init, [Tool]).
@@ -355,8 +357,8 @@ input({get_line, Enc, P}) -> {line, Enc, P};
 input({get_line, P}) -> {line, latin1, P};
 input({get_chars, Enc, P, N}) -> {{chars, N}, Enc, P};
 input({get_chars, P, N}) -> {{chars, N}, latin1, P};
-input({get_until, Enc, P, M, F, A}) -> {{until, M, F, A, []}, Enc, P};
-input({get_until, P, M, F, A}) -> {{until, M, F, A, []}, latin1, P};
+input({get_until, Enc, P, M, F, A}) -> {{until, M, F, A, start}, Enc, P};
+input({get_until, P, M, F, A}) -> {{until, M, F, A, start}, latin1, P};
 input({get_password, Enc}) -> {password, Enc, <<>>};
 input(get_password) -> {password, latin1, <<>>};
 input(_) -> none.
@@ -442,6 +444,15 @@ attempt({chars, N} = Kind, Enc, S) ->
         short when map_get(eof, S) -> {reply, eof, S};
         short -> {more, Kind, S}
     end;
+%% A get_until as OTP's standard input serves it: F applied to the continuation (`start` the
+%% first time, given as []) and each line's characters, then to eof once input has ended. Up to
+%% OTP 25 (`user`), a request that finds input ended and nothing read yet is eof without F
+%% (`:io.scan_erl_exprs/1` gets eof, not F's `{eof, Line}` as from OTP 26's `group` on). On a
+%% binary device a list F returns comes as a binary (io_lib:get_until/4's rule). A failing F,
+%% or an answer that is none of its two, is `{error, F}`.
+attempt({until, _M, _F, _A, start}, _Enc, S)
+  when map_get(user, S), map_get(eof, S), map_get(input, S) =:= <<>> ->
+    {reply, eof, S};
 attempt({until, M, F, A, Cont}, Enc, S) ->
     Data = case take_line(S) of
                {Line, Rest} -> {chars(Line, map_get(encoding, S)), Rest};
@@ -451,17 +462,35 @@ attempt({until, M, F, A, Cont}, Enc, S) ->
     case Data of
         none -> {more, {until, M, F, A, Cont}, S};
         {Chars, Rest1} ->
-            try apply(M, F, [Cont, Chars | A]) of
+            try apply(M, F, [begun(Cont), Chars | A]) of
                 {done, Result, Left} ->
                     LeftBin = or_nothing(bytes(Left, unicode, map_get(encoding, S))),
-                    {reply, Result, S#{input := iolist_to_binary([LeftBin, Rest1])}};
+                    {reply, until_result(Result, F, Enc, S), S#{input := iolist_to_binary([LeftBin, Rest1])}};
                 {more, _} when Chars =:= eof -> {reply, eof, S#{input := Rest1}};
                 %% The next line may be here already (a block of input came): asked only if not.
                 {more, Cont1} -> attempt({until, M, F, A, Cont1}, Enc, S#{input := Rest1});
-                _ -> {reply, {error, get_until}, S#{input := Rest1}}
-            catch _:_ -> {reply, {error, get_until}, S#{input := Rest1}}
+                _ -> {reply, {error, F}, S#{input := Rest1}}
+            catch _:_ -> {reply, {error, F}, S#{input := Rest1}}
             end
     end.
+
+begun(start) -> [];
+begun(Cont) -> Cont.
+
+%% What a get_until in encoding Enc answers for F's Result: a list as a binary on a binary device
+%% (UTF-8, or its characters as bytes for latin1: {error, F} past 255, as OTP fails it).
+until_result(Result, F, Enc, #{binary := true}) when is_list(Result) ->
+    try
+        case Enc of
+            latin1 -> iolist_to_binary(Result);
+            _ -> unicode:characters_to_binary(Result, unicode, unicode)
+        end
+    of
+        Bin when is_binary(Bin) -> Bin;
+        _ -> {error, F}
+    catch _:_ -> {error, F}
+    end;
+until_result(Result, _F, _Enc, _S) -> Result.
 
 %% Input, bytes in the device's encoding Dev, as characters: on a latin1 device each byte is one.
 chars(Bin, latin1) -> binary_to_list(Bin);

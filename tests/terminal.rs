@@ -446,6 +446,67 @@ fn reads_from_a_latin1_standard_io_take_each_byte_as_a_character() {
     out.assert_local_clean();
 }
 
+/// A module whose `line/2` takes a line as `get_until` calls it (a list of its characters), and
+/// whose `boom/2` raises, for the reads of the test below.
+const UNTIL_MODULE: &str = "defmodule Until do
+  def line(_cont, :eof), do: {:done, :eof, :eof}
+
+  def line(cont, chars) do
+    case Enum.split_while(cont ++ chars, &(&1 != ?\\n)) do
+      {line, [?\\n | rest]} -> {:done, line, rest}
+      _ -> {:more, cont ++ chars}
+    end
+  end
+
+  def boom(_cont, _chars), do: raise(\"boom\")
+end
+";
+
+#[test]
+fn get_until_reads_answer_as_under_mix_run() {
+    // Raw get_until requests: a list the function returns comes as a binary (standard_io is in
+    // binary mode), in either encoding; a function that raises is `{:error, :boom}`; at the end
+    // of input, with nothing read, :io.scan_erl_exprs/1 gets :eof on OTP 25 (its `user` asks no
+    // function then). The relay gave the charlists, `{:error, :get_until}` and `{:eof, 1}`.
+    let sshd = Sshd::start();
+    let reads = "{:io.request(:standard_io, {:get_until, :unicode, ~c\"\", Until, :line, []}), \
+                 :io.request(:standard_io, {:get_until, :latin1, ~c\"\", Until, :line, []}), \
+                 :io.request(:standard_io, {:get_until, :unicode, ~c\"\", Until, :boom, []}), \
+                 :io.scan_erl_exprs(~c\"\")}";
+    let input = "héllo\nwörld\nx\n";
+    let out = testkit::mix_remote(testkit::compiled_fixture("demo"))
+        .eval_on(&sshd, &format!("{UNTIL_MODULE}{reads}"))
+        .stdin(input)
+        .run();
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let stdin = dir.path().join("stdin");
+    std::fs::write(&stdin, input).expect("write the input");
+    let mut mix = std::process::Command::new("sh");
+    mix.args([
+        "-c",
+        "exec <\"$IN\"; exec mix run --no-compile -e \"$0\"",
+        &format!("{UNTIL_MODULE}IO.puts(inspect({reads}))"),
+    ])
+    .current_dir(testkit::compiled_fixture("demo"))
+    .env("IN", &stdin)
+    .env(testkit::VENDOR_VAR, testkit::vendor_dir());
+    let local = testkit::run_within(mix, testkit::RUN_LIMIT);
+    assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
+    assert_eq!(
+        local.stdout,
+        "{\"héllo\", <<119, 246, 114, 108, 100>>, {:error, :boom}, :eof}\n"
+    );
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), local.stdout.as_str()),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn output_bytes_are_mix_runs_in_either_encoding_of_standard_io() {
     let sshd = Sshd::start();
