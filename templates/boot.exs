@@ -687,14 +687,42 @@ base_apps_said = fn config, name ->
   end
 end
 
+# What Mix says on standard error, once the config files are applied, of each application they
+# configure (`configured`: runtime.exs's, then config.exs's, repeats included, as Mix lists
+# them) that is neither loaded nor on the code path: as `mix run` leaves out those of the
+# project's build (`built`: on its code path, shipped or not).
+unavailable_said = fn configured, built ->
+  for app <- configured,
+      app not in built,
+      Application.spec(app, :vsn) == nil,
+      :code.lib_dir(app) == {:error, :bad_name} do
+    text = """
+    You have configured application #{inspect(app)} in your configuration file,
+    but the application is not available.
+
+    This usually means one of:
+
+      1. You have not added the application as a dependency in a mix.exs file.
+
+      2. You are configuring an application that does not really exist.
+
+    Please ensure #{inspect(app)} exists or remove the configuration.
+    """
+
+    IO.puts(:stderr, IO.ANSI.format([:red, :bright, text]))
+  end
+end
+
 # Applies the configuration as `mix run` does: config.exs's (see `config_exs`) put with
 # `persistent: true`, so it beats the `.app` defaults, which load next with every shipped
 # application; then runtime.exs evaluated, seeing both, and merged into what each application
 # has (keyword lists deeply, as Mix merges them) before it is put. In between, the compile-time
 # config of `compile_env_apps` (those whose `.app` records one) is checked (see
-# `compile_env_checked`). Returns `:ok`, or how a config
-# file failed (see `evaluate_config`) or which application's compile-time config differs.
-put_config = fn files, env, compile_env_apps ->
+# `compile_env_checked`). Mix's words follow for an application configured that is not there
+# (see `unavailable_said`; `built`: the applications of the project's build). Returns `:ok`, or
+# how a config file failed (see `evaluate_config`) or which application's compile-time config
+# differs.
+put_config = fn files, env, compile_env_apps, built ->
   with {:ok, config} <- if(files != [], do: config_exs.(files, env), else: {:ok, []}) do
     Application.put_all_env(config, persistent: true)
     base_apps_said.(config, "config.exs")
@@ -718,6 +746,8 @@ put_config = fn files, env, compile_env_apps ->
         end
 
       Application.put_all_env(merged, persistent: true)
+      unavailable_said.(Keyword.keys(runtime) ++ Keyword.keys(config), built)
+      :ok
     end
   end
 end
@@ -781,7 +811,7 @@ configure = fn %{config: files, env: env, apps: apps, start: start} = setup ->
   logger = fn -> :lists.sort(Application.get_all_env(:logger)) end
   before = logger.()
 
-  with :ok <- put_config.(files, env, Map.get(setup, :compile_env_apps, [])) do
+  with :ok <- put_config.(files, env, Map.get(setup, :compile_env_apps, []), Map.get(setup, :built_apps, [])) do
     restart = logger.() != before
     if restart, do: Application.stop(:logger)
     started = if start, do: start_apps.(apps, Map.get(setup, :permanent, false)), else: :ok

@@ -537,6 +537,54 @@ fn a_config_of_kernel_or_stdlib_gets_mix_s_words_as_under_mix_run() {
 }
 
 #[test]
+fn a_config_of_an_application_not_there_gets_mix_s_words_as_under_mix_run() {
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("otp_app", "prod");
+    let project = staged.path();
+    // An application configured in prod.exs (through config.exs) and in runtime.exs that is
+    // nowhere: Mix says so once per mention, runtime.exs's first, on stderr; not of ssl, which
+    // is not loaded but is on the code path.
+    for (file, line) in [
+        (
+            "config/prod.exs",
+            "config :otp_app_gone, x: 1\nconfig :ssl, x: 1\n",
+        ),
+        ("config/runtime.exs", "config :otp_app_gone, y: 2\n"),
+    ] {
+        let path = project.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{text}{line}")).unwrap();
+    }
+    let entry = "OtpApp.Jobs.env";
+    let said = |stderr: &str| -> Vec<String> {
+        stderr
+            .split("You have configured application ")
+            .skip(1)
+            .map(|block| {
+                block
+                    .split("remove the configuration.")
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    for start in [true, false] {
+        let local = mix_run(project, "prod", start, &call_code(entry, &[]), &[]);
+        assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
+        let expected = said(&local.stderr);
+        assert_eq!(expected.len(), 2, "{}", local.stderr);
+        assert!(expected[0].starts_with(":otp_app_gone"), "{}", local.stderr);
+        let out = remote(&sshd, project, "prod", start, entry, &[], &[]);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        assert_eq!(out.stdout, local.stdout);
+        assert_eq!(said(&out.stderr), expected, "{}", out.stderr);
+    }
+    sshd.assert_no_session_processes();
+    assert_no_run_dirs(&sshd, "the runs configuring what is not there");
+}
+
+#[test]
 fn config_exs_is_checked_against_the_compiled_config_and_mix_runs_for_code_that_asks_it() {
     let sshd = Sshd::start();
     let staged = testkit::staged_fixture("otp_app", "prod");

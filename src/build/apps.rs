@@ -73,6 +73,9 @@ pub struct Apps {
     /// Applications the shipped ones need that the server must have, each with the first shipped
     /// application found that names it: (needed, by).
     pub from_server: Vec<(String, String)>,
+    /// Every application of the project's build, shipped or not, by name: `mix run` has each on
+    /// its code path.
+    pub built: Vec<String>,
 }
 
 impl Apps {
@@ -128,6 +131,7 @@ impl Apps {
                 .filter_map(|name| built.get(name).cloned())
                 .collect(),
             from_server,
+            built: built.keys().cloned().collect(),
         })
     }
 

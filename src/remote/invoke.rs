@@ -119,6 +119,8 @@ pub struct Setup<'a> {
     pub ansi: bool,
     /// The applications whose compile-time config is checked (none: no check).
     pub compile_env_apps: &'a [String],
+    /// Every application of the project's build, shipped or not ([`crate::build::apps::Apps::built`]).
+    pub built_apps: &'a [String],
 }
 
 impl<'a> Setup<'a> {
@@ -141,6 +143,7 @@ impl<'a> Setup<'a> {
             mix: job.uses_mix,
             ansi: job.ansi,
             compile_env_apps: &job.compile_env_apps,
+            built_apps: &job.apps.built,
         }
     }
 }
@@ -295,7 +298,8 @@ fn code_terms(code: &Code, setup: Setup<'_>) -> Vec<Term> {
 
 /// `setup` as the boot program's `run`, `eval` and `iex` take it:
 /// `%{config: [{path, binary}], env: binary, apps: [atom], start: boolean, permanent: boolean,
-/// mix_env: binary, mix_target: binary, mix: boolean, ansi: boolean, compile_env_apps: [atom]}`.
+/// mix_env: binary, mix_target: binary, mix: boolean, ansi: boolean, compile_env_apps: [atom],
+/// built_apps: [atom]}`.
 pub fn setup_term(setup: Setup<'_>) -> Term {
     let binary = |b: &[u8]| Term::from(Binary::from(b.to_vec()));
     let files: Vec<Term> = setup
@@ -306,6 +310,7 @@ pub fn setup_term(setup: Setup<'_>) -> Term {
         .collect();
     let apps: Vec<Term> = setup.apps.iter().map(|a| atom(a)).collect();
     let compile_env_apps: Vec<Term> = setup.compile_env_apps.iter().map(|a| atom(a)).collect();
+    let built_apps: Vec<Term> = setup.built_apps.iter().map(|a| atom(a)).collect();
     Map::from([
         (atom("config"), List::from(files).into()),
         (atom("env"), binary(setup.config.env.as_bytes())),
@@ -320,6 +325,7 @@ pub fn setup_term(setup: Setup<'_>) -> Term {
             atom("compile_env_apps"),
             List::from(compile_env_apps).into(),
         ),
+        (atom("built_apps"), List::from(built_apps).into()),
     ])
     .into()
 }
