@@ -451,13 +451,15 @@ fn what_elixir_says_of_a_config_file_names_it_as_the_projects() {
         ),
         (
             "config/runtime.exs",
-            "defmodule RuntimeCfg do\n  def f(unused), do: :ok\nend\n",
+            "defmodule RuntimeCfg do\n  def f(unused), do: :ok\nend\n\
+             config :otp_app, ca: File.read!(\"config/ca.pem\")\n",
         ),
     ] {
         let path = project.join(file);
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, format!("{text}{line}")).unwrap();
     }
+    std::fs::write(project.join("config/ca.pem"), "pem").unwrap();
     let entry = "OtpApp.Jobs.env";
     let local = mix_run(project, "dev", true, &call_code(entry, &[]), &[]);
     assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
@@ -473,6 +475,8 @@ fn what_elixir_says_of_a_config_file_names_it_as_the_projects() {
         "{}",
         local.stderr
     );
+    // What they read by a relative path is the project's (config/ travels), as under mix run.
+    assert!(local.stdout.contains("ca: \"pem\""), "{}", local.stdout);
     let out = remote(&sshd, project, "dev", true, entry, &[], &[]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(out.stdout, local.stdout);
