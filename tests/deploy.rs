@@ -435,6 +435,15 @@ fn config_evaluated_ahead_prints_once_in_order_fails_as_it_would_and_sets_logger
     assert_no_run_dirs(&sshd, "the config runs");
 }
 
+/// Appends each `(file, text)` to that file of `project` (a config file given more lines).
+fn append_lines(project: &Path, lines: &[(&str, &str)]) {
+    for (file, line) in lines {
+        let path = project.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{text}{line}")).unwrap();
+    }
+}
+
 #[test]
 fn what_elixir_says_of_a_config_file_names_it_as_the_projects() {
     let sshd = Sshd::start();
@@ -444,21 +453,20 @@ fn what_elixir_says_of_a_config_file_names_it_as_the_projects() {
     // batch comes) and in runtime.exs (evaluated before the start): mix run names the files
     // from the project's directory (`config/dev.exs:4`), and so does the run, not by their paths
     // in the run's directory on the server.
-    for (file, line) in [
-        (
-            "config/dev.exs",
-            "config :otp_app, stripped: String.strip(\" x \")\n",
-        ),
-        (
-            "config/runtime.exs",
-            "defmodule RuntimeCfg do\n  def f(unused), do: :ok\nend\n\
+    append_lines(
+        project,
+        &[
+            (
+                "config/dev.exs",
+                "config :otp_app, stripped: String.strip(\" x \")\n",
+            ),
+            (
+                "config/runtime.exs",
+                "defmodule RuntimeCfg do\n  def f(unused), do: :ok\nend\n\
              config :otp_app, ca: File.read!(\"config/ca.pem\")\n",
-        ),
-    ] {
-        let path = project.join(file);
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, format!("{text}{line}")).unwrap();
-    }
+            ),
+        ],
+    );
     std::fs::write(project.join("config/ca.pem"), "pem").unwrap();
     let entry = "OtpApp.Jobs.env";
     let local = mix_run(project, "dev", true, &call_code(entry, &[]), &[]);
@@ -495,17 +503,16 @@ fn a_config_of_kernel_or_stdlib_gets_mix_s_words_as_under_mix_run() {
     let project = staged.path();
     // kernel and stdlib run before any config applies: Mix says so of config.exs (here through
     // dev.exs, which it imports) and of runtime.exs, on stderr, and the run goes on.
-    for (file, line) in [
-        ("config/dev.exs", "config :kernel, otp_app_test: :dev\n"),
-        (
-            "config/runtime.exs",
-            "config :stdlib, otp_app_test: :runtime\n",
-        ),
-    ] {
-        let path = project.join(file);
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, format!("{text}{line}")).unwrap();
-    }
+    append_lines(
+        project,
+        &[
+            ("config/dev.exs", "config :kernel, otp_app_test: :dev\n"),
+            (
+                "config/runtime.exs",
+                "config :stdlib, otp_app_test: :runtime\n",
+            ),
+        ],
+    );
     let entry = "OtpApp.Jobs.env";
     let local = mix_run(project, "dev", true, &call_code(entry, &[]), &[]);
     assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
@@ -548,17 +555,16 @@ fn a_config_of_an_application_not_there_gets_mix_s_words_as_under_mix_run() {
     // An application configured in prod.exs (through config.exs) and in runtime.exs that is
     // nowhere: Mix says so once per mention, runtime.exs's first, on stderr; not of ssl, which
     // is not loaded but is on the code path.
-    for (file, line) in [
-        (
-            "config/prod.exs",
-            "config :otp_app_gone, x: 1\nconfig :ssl, x: 1\n",
-        ),
-        ("config/runtime.exs", "config :otp_app_gone, y: 2\n"),
-    ] {
-        let path = project.join(file);
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, format!("{text}{line}")).unwrap();
-    }
+    append_lines(
+        project,
+        &[
+            (
+                "config/prod.exs",
+                "config :otp_app_gone, x: 1\nconfig :ssl, x: 1\n",
+            ),
+            ("config/runtime.exs", "config :otp_app_gone, y: 2\n"),
+        ],
+    );
     let entry = "OtpApp.Jobs.env";
     let said = |stderr: &str| -> Vec<String> {
         stderr
