@@ -719,9 +719,10 @@ end
 # has (keyword lists deeply, as Mix merges them) before it is put. In between, the compile-time
 # config of `compile_env_apps` (those whose `.app` records one) is checked (see
 # `compile_env_checked`). Mix's words follow for an application configured that is not there
-# (see `unavailable_said`; `built`: the applications of the project's build). Returns `:ok`, or
-# how a config file failed (see `evaluate_config`) or which application's compile-time config
-# differs.
+# (see `unavailable_said`; `built`: the applications of the project's build), unless `built` is
+# `nil`: mix.exs sets `build_path:`, and Mix leaves that check to the umbrella owning the build.
+# Returns `:ok`, or how a config file failed (see `evaluate_config`) or which application's
+# compile-time config differs.
 put_config = fn files, env, compile_env_apps, built ->
   with {:ok, config} <- if(files != [], do: config_exs.(files, env), else: {:ok, []}) do
     Application.put_all_env(config, persistent: true)
@@ -746,7 +747,7 @@ put_config = fn files, env, compile_env_apps, built ->
         end
 
       Application.put_all_env(merged, persistent: true)
-      unavailable_said.(Keyword.keys(runtime) ++ Keyword.keys(config), built)
+      if built, do: unavailable_said.(Keyword.keys(runtime) ++ Keyword.keys(config), built)
       :ok
     end
   end
@@ -811,7 +812,9 @@ configure = fn %{config: files, env: env, apps: apps, start: start} = setup ->
   logger = fn -> :lists.sort(Application.get_all_env(:logger)) end
   before = logger.()
 
-  with :ok <- put_config.(files, env, Map.get(setup, :compile_env_apps, []), Map.get(setup, :built_apps, [])) do
+  built = if Map.get(setup, :check_configured, true), do: Map.get(setup, :built_apps, [])
+
+  with :ok <- put_config.(files, env, Map.get(setup, :compile_env_apps, []), built) do
     restart = logger.() != before
     if restart, do: Application.stop(:logger)
     started = if start, do: start_apps.(apps, Map.get(setup, :permanent, false)), else: :ok

@@ -594,6 +594,49 @@ fn a_config_of_an_application_not_there_gets_mix_s_words_as_under_mix_run() {
     assert_no_run_dirs(&sshd, "the runs configuring what is not there");
 }
 
+/// The applications Mix's "You have configured application ..., but the application is not
+/// available" names in `stderr`, one per time it says so.
+fn said_unavailable(stderr: &str) -> Vec<&str> {
+    stderr
+        .split("You have configured application ")
+        .skip(1)
+        .map(|block| block.split(' ').next().unwrap())
+        .collect()
+}
+
+#[test]
+fn an_umbrella_child_with_its_own_build_path_is_not_told_of_applications_not_there() {
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("umbrella_start", "dev");
+    let root = staged.path();
+    append_lines(
+        root,
+        &[("config/config.exs", "config :umbrella_gone, x: 1\n")],
+    );
+    // Mix leaves the check to the project that owns the build: the umbrella's root says it, a
+    // child whose mix.exs sets `build_path:` (apps/api) does not.
+    let entry = "Api.Jobs.status";
+    for (project, expected) in [
+        (root.to_owned(), vec![":umbrella_gone"]),
+        (root.join("apps/api"), vec![]),
+    ] {
+        let local = mix_run(&project, "dev", true, &call_code(entry, &[]), &[]);
+        assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
+        assert_eq!(
+            said_unavailable(&local.stderr),
+            expected,
+            "{}",
+            local.stderr
+        );
+        let out = remote(&sshd, &project, "dev", true, entry, &[], &[]);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        assert_eq!(out.stdout, local.stdout);
+        assert_eq!(said_unavailable(&out.stderr), expected, "{}", out.stderr);
+    }
+    sshd.assert_no_session_processes();
+    assert_no_run_dirs(&sshd, "the umbrella's runs");
+}
+
 #[test]
 fn config_exs_is_checked_against_the_compiled_config_and_mix_runs_for_code_that_asks_it() {
     let sshd = Sshd::start();

@@ -69,6 +69,10 @@ pub struct AppConfig {
     /// Whether the shipped applications' compile-time config is checked against it (never
     /// without the config files).
     pub validate_compile_env: bool,
+    /// Whether an application the config files configure that is not there gets Mix's words, as
+    /// `mix run` checks it: not when `mix.exs` sets `build_path:` ([`Layout::build_path_set`]),
+    /// which Mix leaves to the umbrella that owns the build.
+    pub check_configured: bool,
     /// Why files the config imports do not travel (one above the directory the files travel
     /// in, which the server would not find): for warnings.
     pub left_out: Vec<String>,
@@ -86,11 +90,13 @@ impl AppConfig {
         } else {
             (Vec::new(), Vec::new())
         };
+        let layout = Layout::of(project);
         Ok(AppConfig {
             config_files,
             left_out,
             env: env.to_owned(),
-            target: Layout::of(project).target().to_owned(),
+            target: layout.target().to_owned(),
+            check_configured: !layout.build_path_set,
             // Without the config files, every key they set would differ.
             validate_compile_env: usage.validate_compile_env && usage.files,
         })

@@ -37,6 +37,10 @@ pub struct Layout {
     /// The dependencies' lock: `lockfile:` (an umbrella child's is its umbrella's), else
     /// `<project>/mix.lock`.
     pub lockfile: PathBuf,
+    /// `mix.exs` sets `build_path:` (to anything but `nil` or `false`), plain or not: Mix then
+    /// takes the build for one shared with an umbrella and leaves its owner to check the
+    /// configured applications.
+    pub build_path_set: bool,
     /// The options `mix.exs` sets to something other than a plain value, taken as their
     /// defaults (`build_path`, `build_per_environment`, `config_path`, `apps_path`, `lockfile`,
     /// an umbrella's `apps`).
@@ -64,6 +68,9 @@ impl Layout {
                 None
             }
         };
+        let build_path_set = keyword_values(text, "build_path")
+            .next()
+            .is_some_and(|value| !is_word(value, "nil") && !is_word(value, "false"));
         // Mix reads `build_path:` only without MIX_BUILD_ROOT.
         let build_root = match var("MIX_BUILD_ROOT") {
             Some(root) => project.join(root),
@@ -98,6 +105,7 @@ impl Layout {
             apps,
             listed,
             lockfile,
+            build_path_set,
             unread,
         }
     }
@@ -689,6 +697,7 @@ mod tests {
         assert_eq!(layout.config_dir(), project.join("config"));
         assert_eq!(layout.apps, None);
         assert_eq!(layout.note("build_path"), "");
+        assert!(!layout.build_path_set);
 
         std::fs::write(
             project.join("mix.exs"),
@@ -702,6 +711,7 @@ mod tests {
         assert_eq!(layout.config_dir(), project.join("../../config"));
         assert_eq!(layout.lockfile, project.join("mix.lock"));
         assert!(layout.unread.is_empty());
+        assert!(layout.build_path_set);
 
         std::fs::write(
             project.join("mix.exs"),
@@ -712,6 +722,10 @@ mod tests {
         assert_eq!(layout.build_root, project.join("_build"));
         assert_eq!(layout.apps, Some(project.join("services")));
         assert_eq!(layout.unread, ["build_path"]);
+        // Not read, but set all the same: Mix leaves the configured applications to its owner.
+        assert!(layout.build_path_set);
+        let set = |text| Layout::read(project, text, |_: &str| None).build_path_set;
+        assert!(!set("[app: :a, build_path: nil]") && !set("[app: :a, build_path: false]"));
         assert!(
             layout
                 .note("build_path")

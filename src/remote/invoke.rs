@@ -299,7 +299,7 @@ fn code_terms(code: &Code, setup: Setup<'_>) -> Vec<Term> {
 /// `setup` as the boot program's `run`, `eval` and `iex` take it:
 /// `%{config: [{path, binary}], env: binary, apps: [atom], start: boolean, permanent: boolean,
 /// mix_env: binary, mix_target: binary, mix: boolean, ansi: boolean, compile_env_apps: [atom],
-/// built_apps: [atom]}`.
+/// built_apps: [atom], check_configured: boolean}`.
 pub fn setup_term(setup: Setup<'_>) -> Term {
     let binary = |b: &[u8]| Term::from(Binary::from(b.to_vec()));
     let files: Vec<Term> = setup
@@ -326,6 +326,10 @@ pub fn setup_term(setup: Setup<'_>) -> Term {
             List::from(compile_env_apps).into(),
         ),
         (atom("built_apps"), List::from(built_apps).into()),
+        (
+            atom("check_configured"),
+            boolean(setup.config.check_configured),
+        ),
     ])
     .into()
 }
