@@ -638,6 +638,43 @@ fn an_umbrella_child_with_its_own_build_path_is_not_told_of_applications_not_the
 }
 
 #[test]
+fn a_config_of_a_dependency_built_but_not_shipped_is_not_told_it_is_not_there() {
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("closure", "dev");
+    let project = staged.path();
+    // builddep (`runtime: false`) is in _build, on mix run's code path, but the closure of
+    // Closure.Jobs.shapes does not reach it: it does not ship, and the server has it nowhere.
+    // Mix says nothing of its config, nor does the run; of an application that is nowhere, both.
+    append_lines(
+        project,
+        &[(
+            "config/config.exs",
+            "config :builddep, x: 1\nconfig :closure_gone, x: 1\n",
+        )],
+    );
+    let entry = "Closure.Jobs.shapes";
+    let local = mix_run(project, "dev", true, &call_code(entry, &[]), &[]);
+    assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
+    assert_eq!(
+        said_unavailable(&local.stderr),
+        [":closure_gone"],
+        "{}",
+        local.stderr
+    );
+    let out = remote(&sshd, project, "dev", true, entry, &[], &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, local.stdout);
+    assert_eq!(
+        said_unavailable(&out.stderr),
+        [":closure_gone"],
+        "{}",
+        out.stderr
+    );
+    sshd.assert_no_session_processes();
+    assert_no_run_dirs(&sshd, "the run configuring a dependency it does not ship");
+}
+
+#[test]
 fn config_exs_is_checked_against_the_compiled_config_and_mix_runs_for_code_that_asks_it() {
     let sshd = Sshd::start();
     let staged = testkit::staged_fixture("otp_app", "prod");

@@ -59,7 +59,11 @@ pub fn compiled_fixture_in(name: &str, mix_env: &str) -> PathBuf {
 /// A copy of a fixture's sources compiled in a temporary directory of its own (for a test that
 /// changes files of the build, e.g. a NIF in `priv/`), removed on drop.
 pub struct StagedFixture {
-    dir: TempDir,
+    /// The temporary directory, removed on drop.
+    _dir: TempDir,
+    /// The project: `dir` itself, or `dir/<name>` beside the fixtures it names as path
+    /// dependencies.
+    project: PathBuf,
     name: String,
     mix_env: String,
 }
@@ -67,18 +71,20 @@ pub struct StagedFixture {
 impl StagedFixture {
     /// The project directory.
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.project
     }
 
     /// Compiles the copy again, as it was first (after a test changed or removed sources).
     pub fn recompile(&self) {
-        compile_project(self.dir.path(), &self.name, &self.mix_env);
+        compile_project(&self.project, &self.name, &self.mix_env);
     }
 }
 
 /// Copies the sources of `fixtures/<name>` (everything but `_build` and `deps`) into a fresh
 /// temporary directory and compiles them there with `MIX_ENV=mix_env`, as [`compiled_fixture_in`]
-/// does in place. Panics with a clear message on failure.
+/// does in place. A fixture whose `mix.exs` names other fixtures as path dependencies (`path:
+/// "../pathdep"`) is copied to `<dir>/<name>`, with those beside it, so that Mix finds them.
+/// Panics with a clear message on failure.
 pub fn staged_fixture(name: &str, mix_env: &str) -> StagedFixture {
     check_mix_env(mix_env);
     let source = fixture_source(name);
@@ -86,14 +92,44 @@ pub fn staged_fixture(name: &str, mix_env: &str) -> StagedFixture {
         .prefix("mix-remote-staged-")
         .tempdir()
         .unwrap_or_else(|e| panic!("testkit: cannot create a directory to stage {name:?}: {e}"));
-    copy_sources(&source, dir.path())
-        .unwrap_or_else(|e| panic!("testkit: cannot copy fixture {name:?}: {e}"));
-    compile_project(dir.path(), name, mix_env);
+    let siblings = sibling_fixtures(&source);
+    let project = if siblings.is_empty() {
+        dir.path().to_owned()
+    } else {
+        dir.path().join(name)
+    };
+    for (from, to) in std::iter::once((source, project.clone())).chain(
+        siblings
+            .iter()
+            .map(|sibling| (fixture_source(sibling), dir.path().join(sibling))),
+    ) {
+        fs::create_dir_all(&to)
+            .and_then(|()| copy_sources(&from, &to))
+            .unwrap_or_else(|e| panic!("testkit: cannot copy fixture {}: {e}", from.display()));
+    }
+    compile_project(&project, name, mix_env);
     StagedFixture {
-        dir,
+        _dir: dir,
+        project,
         name: name.to_owned(),
         mix_env: mix_env.to_owned(),
     }
+}
+
+/// The fixtures the `mix.exs` of the fixture at `source` names as path dependencies beside it
+/// (`path: "../pathdep"`).
+fn sibling_fixtures(source: &Path) -> Vec<String> {
+    let text = fs::read_to_string(source.join("mix.exs")).unwrap_or_default();
+    text.split("path: \"../")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('"').map(|(name, _)| name.to_owned()))
+        .filter(|name| {
+            !name.is_empty()
+                && !name.starts_with('.')
+                && !name.contains(['/', '\\', '\0'])
+                && fixture_source(name).is_dir()
+        })
+        .collect()
 }
 
 /// The third-party Mix libraries for tests: `$MIX_REMOTE_VENDOR` when set, else
