@@ -419,47 +419,73 @@ pub fn all_deps(project: &Path, layout: &Layout) -> Vec<FoundDep> {
 }
 
 /// Whether `mix run` starts the applications permanent in Mix environment `env`, from the first
-/// `start_permanent:` of `text`: a plain `true`, or a test of the environment as `mix new` writes
-/// it (`Mix.env() == :prod`, also `!=`, `in [:prod, ...]`, `Mix.env` without parentheses);
-/// anything else, or none, is Mix's default, temporary.
+/// `start_permanent:` of `text` (see [`keyword_bool`]); anything else, or none, is Mix's default,
+/// temporary.
 pub fn start_permanent(text: &str, env: &str) -> bool {
-    let Some(value) = keyword_values(text, "start_permanent").next() else {
-        return false;
-    };
-    if is_word(value, "true") {
-        return true;
+    keyword_bool(text, "start_permanent", env).unwrap_or(false)
+}
+
+/// The value the first `key:` of `text` has in Mix environment `env`, when it is a plain `true`
+/// or `false` or a test of the environment alone, as `mix new` and projects write them:
+/// `Mix.env() == :prod`, `!=`, `in [:prod, ...]`, `not in [...]`, `Mix.env` without parentheses
+/// (`consolidate_protocols: Mix.env() != :test`); none for anything else (`Mix.env() == :prod or
+/// ...`, a function call) or no such key.
+pub fn keyword_bool(text: &str, key: &str, env: &str) -> Option<bool> {
+    let value = keyword_values(text, key).next()?;
+    for (word, plain) in [("true", true), ("false", false)] {
+        if is_word(value, word) {
+            return ended(&value[word.len()..]).then_some(plain);
+        }
     }
-    let Some(test) = value
+    let test = value
         .strip_prefix("Mix.env()")
-        .or_else(|| value.strip_prefix("Mix.env"))
-        .map(str::trim_start)
-    else {
-        return false;
+        .or_else(|| value.strip_prefix("Mix.env"))?
+        .trim_start();
+    // The atom after an operator, when the value ends there: (atom, what follows).
+    let atom = |rest: &str| -> Option<String> {
+        let rest = rest.trim_start();
+        let name = leading_atom(rest)?;
+        ended(&rest[name.len() + 1..]).then(|| name.to_owned())
     };
-    let is_env = |rest: &str| leading_atom(rest.trim_start()) == Some(env);
+    // The atoms of the list after `in`, when the value ends there.
+    let list = |rest: &str| -> Option<Vec<String>> {
+        let rest = rest.trim_start().strip_prefix('[')?;
+        let (items, after) = rest.split_once(']')?;
+        let items = items
+            .split(',')
+            .map(str::trim)
+            .map(|item| {
+                let name = leading_atom(item).filter(|name| name.len() + 1 == item.len())?;
+                Some(name.to_owned())
+            })
+            .collect::<Option<Vec<String>>>()?;
+        ended(after).then_some(items)
+    };
+    let listed = |rest: &str| Some(list(rest)?.iter().any(|item| item == env));
     if let Some(rest) = test.strip_prefix("==") {
-        is_env(rest)
+        Some(atom(rest)? == env)
     } else if let Some(rest) = test.strip_prefix("!=") {
-        leading_atom(rest.trim_start()).is_some_and(|a| a != env)
+        Some(atom(rest)? != env)
+    } else if let Some(rest) = test
+        .strip_prefix("not in")
+        .filter(|r| r.starts_with([' ', '[']))
+    {
+        listed(rest).map(|found| !found)
     } else if let Some(rest) = test
         .strip_prefix("in")
         .filter(|r| r.starts_with([' ', '[']))
     {
-        let rest = rest.trim_start();
-        let list = rest
-            .strip_prefix('[')
-            .and_then(|r| Some(&r[..r.find(']')?]));
-        list.is_some_and(|items| items.split(',').any(is_env))
+        listed(rest)
     } else {
-        false
+        None
     }
 }
 
-/// Whether the first `key:` of `text` is plainly `false` (`consolidate_protocols: false`).
-pub fn keyword_false(text: &str, key: &str) -> bool {
-    keyword_values(text, key)
-        .next()
-        .is_some_and(|value| is_word(value, "false"))
+/// Whether a value ends where `rest` begins: nothing but blanks before the end of its line, a
+/// `,` or a closing bracket.
+fn ended(rest: &str) -> bool {
+    let rest = rest.trim_start();
+    rest.is_empty() || rest.starts_with([',', ']', '}'])
 }
 
 /// Whether `rest` starts with the word `word` (`false,` but not `false_or_not`).
@@ -659,11 +685,39 @@ mod tests {
         assert!(!permanent("false", "prod"));
         assert!(!permanent("@permanent", "prod"));
         assert!(!permanent("Mix.env() == :production", "prod"));
+        assert!(permanent("Mix.env() not in [:dev, :test]", "prod"));
+        assert!(!permanent("Mix.env() not in [:dev, :test]", "test"));
+        // Only a test alone: what goes on is not evaluated, and Mix's default holds.
+        assert!(!permanent(
+            "Mix.env() == :prod or System.get_env(\"P\") != nil",
+            "prod"
+        ));
+        assert!(!permanent("Mix.env() in [:prod, Foo]", "prod"));
+        assert!(!permanent("true and permanent?()", "prod"));
         assert!(!start_permanent("[app: :a]", "prod"));
         assert!(!start_permanent(
             "# start_permanent: true\n[app: :a]",
             "prod"
         ));
+    }
+
+    #[test]
+    fn a_boolean_option_is_read_for_the_run_s_environment_when_it_is_plain() {
+        let text = "def project do\n  [\n    app: :a,\n    consolidate_protocols: Mix.env() != :test,\n    \
+                    build_embedded: Mix.env == :prod\n  ]\nend";
+        assert_eq!(
+            keyword_bool(text, "consolidate_protocols", "dev"),
+            Some(true)
+        );
+        assert_eq!(
+            keyword_bool(text, "consolidate_protocols", "test"),
+            Some(false)
+        );
+        assert_eq!(keyword_bool(text, "build_embedded", "prod"), Some(true));
+        assert_eq!(keyword_bool(text, "start_permanent", "prod"), None);
+        assert_eq!(keyword_bool("[x: false]", "x", "dev"), Some(false));
+        assert_eq!(keyword_bool("[x: false_or_not()]", "x", "dev"), None);
+        assert_eq!(keyword_bool("[x: should?()]", "x", "dev"), None);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 
 use crate::build::apps;
 use crate::build::beam::{self, Beam, BeamError};
-use crate::build::mix_exs::{Layout, keyword_false};
+use crate::build::mix_exs::{Layout, keyword_bool};
 
 /// Why the project's modules could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -65,11 +65,13 @@ pub enum ProjectError {
 
 /// Where `mix run` finds the project's consolidated protocols, as Mix's `consolidation_path`
 /// has it: `<build>/consolidated` for an umbrella, else the project application's
-/// `consolidated`; nowhere when `mix.exs` says `consolidate_protocols: false`. When `mix.exs`
-/// names no application plainly, the umbrella-wide directory, then each application's.
-fn consolidated_dirs(project: &Path, layout: &Layout, build: &Path) -> Vec<PathBuf> {
+/// `consolidated`; nowhere when `mix.exs` says `consolidate_protocols: false` for Mix environment
+/// `env` (plainly, or by a test of the environment: `Mix.env() != :test`), as Mix then leaves
+/// that directory off the code path, whatever an earlier build left there. When `mix.exs` names
+/// no application plainly, the umbrella-wide directory, then each application's.
+fn consolidated_dirs(project: &Path, layout: &Layout, build: &Path, env: &str) -> Vec<PathBuf> {
     let text = std::fs::read_to_string(project.join("mix.exs")).unwrap_or_default();
-    if keyword_false(&text, "consolidate_protocols") {
+    if keyword_bool(&text, "consolidate_protocols", env) == Some(false) {
         return Vec::new();
     }
     if layout.apps.is_some() {
@@ -154,7 +156,10 @@ pub fn scan(project: &Path, env: &str) -> Result<Vec<Beam>, ProjectError> {
     if beams.is_empty() {
         return Err(ProjectError::Empty(build));
     }
-    use_consolidated_protocols(&mut beams, &consolidated_dirs(project, &layout, &build))?;
+    use_consolidated_protocols(
+        &mut beams,
+        &consolidated_dirs(project, &layout, &build, env),
+    )?;
     beams.sort_by(|a, b| a.name.cmp(&b.name));
     if let Some(pair) = beams.windows(2).find(|w| w[0].name == w[1].name) {
         return Err(ProjectError::Duplicate {
@@ -237,19 +242,32 @@ mod tests {
     fn consolidated_protocols_come_from_where_mix_run_finds_them() {
         let dir = tempfile::tempdir().unwrap();
         let (project, build) = (dir.path(), dir.path().join("_build/dev"));
-        let dirs = |text: &str| {
+        let dirs_in = |text: &str, env: &str| {
             std::fs::write(project.join("mix.exs"), text).unwrap();
-            consolidated_dirs(project, &Layout::of(project), &build)
+            consolidated_dirs(project, &Layout::of(project), &build, env)
         };
+        let dirs = |text: &str| dirs_in(text, "dev");
         assert_eq!(
             dirs("[app: :api, deps: [{:core, in_umbrella: true}]]"),
             [build.join("lib/api/consolidated")]
         );
         assert_eq!(dirs("[apps_path: \"apps\"]"), [build.join("consolidated")]);
         assert!(dirs("[app: :api, consolidate_protocols: false]").is_empty());
-        // Not a plain `false` (`Mix.env() != :test`): consolidated, as in most environments.
+        // A test of the environment, for the run's: consolidated in dev, not in test (Mix leaves
+        // the directory off the code path, whatever an earlier build left there).
+        let tested = "[app: :api, consolidate_protocols: Mix.env() != :test]";
+        assert_eq!(dirs(tested), [build.join("lib/api/consolidated")]);
+        assert!(dirs_in(tested, "test").is_empty());
+        let listed =
+            "[\n  app: :api,\n  consolidate_protocols: Mix.env() not in [:test, :bench],\n]";
+        assert!(dirs_in(listed, "bench").is_empty());
         assert_eq!(
-            dirs("[app: :api, consolidate_protocols: Mix.env() != :test]"),
+            dirs_in(listed, "prod"),
+            [build.join("lib/api/consolidated")]
+        );
+        // Anything else is Mix's default: consolidated.
+        assert_eq!(
+            dirs_in("[app: :api, consolidate_protocols: consolidate?()]", "test"),
             [build.join("lib/api/consolidated")]
         );
     }
