@@ -432,6 +432,7 @@ resume(S) -> S.
 %% Tries to complete an input request from the buffer: {reply, Term, S} | {more, Kind, S}.
 attempt(Kind, Enc, S) when Kind =:= line; Kind =:= password ->
     case take_line(S) of
+        {Line, Rest} when Kind =:= password -> {reply, password(Line, S), S#{input := Rest}};
         {Line, Rest} -> {reply, as_read(Line, Enc, S), S#{input := Rest}};
         none when map_get(eof, S) -> {reply, eof, S};
         none -> {more, Kind, S}
@@ -472,6 +473,16 @@ attempt({until, M, F, A, Cont}, Enc, S) ->
                 _ -> {reply, {error, F}, S#{input := Rest1}}
             catch _:_ -> {reply, {error, F}, S#{input := Rest1}}
             end
+    end.
+
+%% A password as OTP's `group` answers get_password, whatever the device's mode: the characters
+%% of the line, without its end (a newline, or a carriage return and one), as a list.
+password(Line, S) ->
+    Chars = chars(Line, map_get(encoding, S)),
+    case lists:reverse(Chars) of
+        [$\n, $\r | Typed] -> lists:reverse(Typed);
+        [$\n | Typed] -> lists:reverse(Typed);
+        _ -> Chars
     end.
 
 begun(start) -> [];

@@ -446,6 +446,28 @@ fn reads_from_a_latin1_standard_io_take_each_byte_as_a_character() {
     out.assert_local_clean();
 }
 
+#[test]
+fn a_password_read_is_the_line_without_its_end_as_otp_gives_it() {
+    let sshd = Sshd::start();
+    // OTP's `group` (IEx's standard input, and `mix run`'s on a terminal from OTP 26 on) answers
+    // get_password with the characters typed, as a list, without the newline, whatever the
+    // device's mode: the relay gave the line as IO.gets does ("s3cré t\n").
+    let out = eval_reading(
+        &sshd,
+        "{:io.get_password(), IO.gets(\"next? \"), :io.get_password()}",
+        "s3cré t\nrest\n".to_owned(),
+    );
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (
+            Some(0),
+            "next? {[115, 51, 99, 114, 233, 32, 116], \"rest\\n\", :eof}\n"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
 /// A module whose `line/2` takes a line as `get_until` calls it (a list of its characters), and
 /// whose `boom/2` raises, for the reads of the test below.
 const UNTIL_MODULE: &str = "defmodule Until do
