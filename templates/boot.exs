@@ -874,8 +874,9 @@ awaited = fn pid, ref, masters, again ->
     {:DOWN, ^ref, :process, _, {:mix_remote, result}} ->
       {result, masters}
 
+    # Killed by a linked process's exit: Elixir's command line names the process it lost.
     {:DOWN, ^ref, :process, _, reason} ->
-      {{:failed, :exit, Exception.format(:exit, reason, []), nil}, masters}
+      {{:failed, :exit, Exception.format({:EXIT, pid}, reason, []), nil}, masters}
 
     {:mix_remote_permanent, ^pid, ack, started} ->
       watched = Map.new(started, fn {app, master} -> {Process.monitor(master), app} end)

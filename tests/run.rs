@@ -321,11 +321,30 @@ fn a_linked_crash_is_reported_as_an_exit() {
     assert!(
         out.stderr
             .contains("\nmix-remote: error: Demo.Worker.linked_crash exited on ")
-            && out.stderr.contains("** (exit)")
             && out.stderr.contains("** (RuntimeError) from a task"),
         "{}",
         out.stderr
     );
+    // Named as mix run names it: the exit of the process that ran the code, a pid of its node.
+    let local = Command::new("mix")
+        .args(["run", "--no-compile", "-e", "Demo.Worker.linked_crash()"])
+        .current_dir(testkit::compiled_fixture("demo"))
+        .env("MIX_ENV", "dev")
+        .output()
+        .expect("mix run");
+    let banner = |stderr: &str| -> Option<String> {
+        let line = stderr.lines().find(|l| l.starts_with("** ("))?;
+        let (head, tail) = line.split_once("#PID<")?;
+        Some(format!("{head}#PID<...{}", &tail[tail.find('>')?..]))
+    };
+    let expected = banner(&String::from_utf8_lossy(&local.stderr));
+    assert_eq!(
+        expected.as_deref(),
+        Some("** (EXIT from #PID<...>) an exception was raised:"),
+        "{}",
+        String::from_utf8_lossy(&local.stderr)
+    );
+    assert_eq!(banner(&out.stderr), expected, "{}", out.stderr);
 }
 
 #[test]

@@ -1128,7 +1128,7 @@ fn down_during_a_warm_run_ends_it_as_a_node_that_went_away() {
     let out = run.finish();
     assert_eq!(out.code, Some(3), "{}", out.stderr);
     assert!(
-        out.stderr.contains("went away") && !out.stderr.contains("(exit) killed"),
+        out.stderr.contains("went away") && !out.stderr.contains(") killed"),
         "{}",
         out.stderr
     );
