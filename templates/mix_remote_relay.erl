@@ -433,7 +433,7 @@ resume(S) -> S.
 attempt(Kind, Enc, S) when Kind =:= line; Kind =:= password ->
     case take_line(S) of
         {Line, Rest} when Kind =:= password -> {reply, password(Line, S), S#{input := Rest}};
-        {Line, Rest} -> {reply, as_read(Line, Enc, S), S#{input := Rest}};
+        {Line, Rest} -> {reply, as_read(line_end(Line), Enc, S), S#{input := Rest}};
         none when map_get(eof, S) -> {reply, eof, S};
         none -> {more, Kind, S}
     end;
@@ -473,6 +473,15 @@ attempt({until, M, F, A, Cont}, Enc, S) ->
                 _ -> {reply, {error, F}, S#{input := Rest1}}
             catch _:_ -> {reply, {error, F}, S#{input := Rest1}}
             end
+    end.
+
+%% A line as OTP's io servers give get_line (io_lib:collect_line/4): one that ends with a
+%% carriage return and a newline ends with the newline alone.
+line_end(Line) ->
+    case byte_size(Line) - 2 of
+        N when N >= 0, binary_part(Line, N, 2) =:= <<"\r\n">> ->
+            <<(binary_part(Line, 0, N))/binary, $\n>>;
+        _ -> Line
     end.
 
 %% A password as OTP's `group` answers get_password, whatever the device's mode: the characters

@@ -427,6 +427,20 @@ fn characters_read_keep_their_bytes_when_input_is_not_all_utf8() {
 }
 
 #[test]
+fn a_line_that_ends_with_a_carriage_return_is_read_as_under_mix_run() {
+    let sshd = Sshd::start();
+    // OTP's io servers read a line ending "\r\n" as one ending "\n" (io_lib:collect_line/4),
+    // for IO.gets, IO.read(:line) and :io.get_line alike; the relay kept the carriage return.
+    let input = b"a\r\nb\r\nc\r\n";
+    let (remote, local) = stdout_as_under_mix_run(&sshd, "Demo.Ux.read_three", &[], input);
+    assert_eq!(
+        String::from_utf8_lossy(&remote),
+        String::from_utf8_lossy(&local)
+    );
+    assert_eq!(local, b"first? third? {\"a\\n\", \"b\\n\", \"c\\n\"}\n");
+}
+
+#[test]
 fn reads_from_a_latin1_standard_io_take_each_byte_as_a_character() {
     let sshd = Sshd::start();
     // After `:io.setopts(encoding: :latin1)`: IO.gets and IO.read get each byte as a character
