@@ -1711,6 +1711,25 @@ receive do
   {:mix_remote_said, ^said} -> send(connector, {:connect, cookie, tool})
 end
 
+# A process's crash that no link takes is reported by the emulator with the node's name, since
+# this node is alive, where `mix run`'s is not: "Process #PID<0.93.0> on node
+# :mix_remote_5f0c...@localhost raised an exception" (Logger's words). Reported as on a node
+# that is not alive, as under `mix run`: "Process #PID<0.93.0> raised an exception". A filter of
+# the primary config, put before Logger starts, which keeps it across its restarts.
+:logger.add_primary_filter(
+  :mix_remote_crash_here,
+  {fn
+     %{msg: {~c"Error in process ~p on node ~p with exit value:~n~p~n", [pid, here, reason]}} =
+         event,
+     _extra
+     when here == node() ->
+       %{event | msg: {~c"Error in process ~p with exit value:~n~p~n", [pid, reason]}}
+
+     event, _extra ->
+       event
+   end, []}
+)
+
 # Logger starts meanwhile, as `elixir` would have started it before the program ran (what the
 # node logs before the call is formatted by Elixir), at low priority: the connection and the
 # batch come first.

@@ -348,6 +348,40 @@ fn a_linked_crash_is_reported_as_an_exit() {
 }
 
 #[test]
+fn a_crash_no_link_takes_is_logged_as_under_mix_run() {
+    let sshd = Sshd::start();
+    // The emulator names the node of a crash when the node is alive, as the run's is: Logger
+    // said "Process #PID<...> on node :mix_remote_...@localhost raised an exception". (otp_app
+    // needs Logger, so that mix run has it running.)
+    let project = testkit::compiled_fixture("otp_app");
+    let code = "spawn(fn -> raise \"lost\" end); Process.sleep(300)";
+    let logged = |text: &str| -> Option<String> {
+        let line = text.lines().find(|l| l.contains("[error] Process #PID<"))?;
+        let tail = &line[line.find("[error] ")?..];
+        let (head, rest) = tail.split_once("#PID<")?;
+        Some(format!("{head}#PID<...{}", &rest[rest.find('>')?..]))
+    };
+    let local = Command::new("mix")
+        .args(["run", "--no-compile", "-e", code])
+        .current_dir(&project)
+        .env("MIX_ENV", "dev")
+        .output()
+        .expect("mix run");
+    let expected = logged(&String::from_utf8_lossy(&local.stdout));
+    assert_eq!(
+        expected.as_deref(),
+        Some("[error] Process #PID<...> raised an exception"),
+        "{}",
+        String::from_utf8_lossy(&local.stdout)
+    );
+    let mut tool = testkit::mix_remote(&project);
+    let out = tool.eval_on(&sshd, code).arg("--no-compile").run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(logged(&out.stderr), expected, "{}", out.stderr);
+    sshd.assert_no_session_processes();
+}
+
+#[test]
 fn io_requests_beyond_put_chars_are_answered() {
     let sshd = Sshd::start();
     // Reading stdin gets end-of-file, after the prompt is shown.
