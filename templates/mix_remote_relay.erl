@@ -480,7 +480,7 @@ attempt({until, M, F, A, Cont}, Enc, S) ->
 line_end(Line) ->
     case byte_size(Line) - 2 of
         N when N >= 0, binary_part(Line, N, 2) =:= <<"\r\n">> ->
-            <<(binary_part(Line, 0, N))/binary, $\n>>;
+            iolist_to_binary([binary_part(Line, 0, N), $\n]);
         _ -> Line
     end.
 
