@@ -77,6 +77,19 @@ stop_code = fn ->
     end)
 
     for {pid} <- calls, do: Process.exit(pid, :kill)
+    # Stopping them is this program's doing, no exit of theirs: OTP's report of each ("exited:
+    # stopped"), which Logger leaves out, goes unsaid where Logger does not run.
+    :logger.add_primary_filter(
+      :mix_remote_stopping,
+      {fn
+         %{msg: {:report, %{label: {:application_controller, :exit}, report: report}}}, _ ->
+           if report[:exited] == :stopped, do: :stop, else: :ignore
+
+         _event, _ ->
+           :ignore
+       end, []}
+    )
+
     runtime = [:kernel, :stdlib, :compiler, :elixir, :logger]
     for {app, _, _} <- :application.which_applications(), app not in runtime, do: :application.stop(app)
   end
@@ -790,10 +803,39 @@ start_apps = fn apps, permanent ->
   end
 end
 
+# Whether starting `apps` starts Logger: one of them needs it, directly or through others.
+starts_logger = fn
+  _again, [], _seen ->
+    false
+
+  _again, [:logger | _], _seen ->
+    true
+
+  again, [app | rest], seen ->
+    if MapSet.member?(seen, app) do
+      again.(again, rest, seen)
+    else
+      # One not loaded yet (of the server's OTP or Elixir) is loaded, as its start would load it.
+      needs =
+        case Application.spec(app, :applications) do
+          nil ->
+            _ = Application.load(app)
+            Application.spec(app, :applications) || []
+
+          needs ->
+            needs
+        end
+
+      again.(again, needs ++ rest, MapSet.put(seen, app))
+    end
+end
+
 # `setup` (see src/remote/invoke.rs): the config, then the applications started (or only
 # loaded), with Logger restarted in between if the config changed its settings, so that they
 # apply either way. (Otherwise it runs throughout, as started at boot: a restart costs a booting
-# node 10-30 ms.) What the applications' processes print goes where the function's output goes,
+# node 10-30 ms.) Started, they run without Logger unless one of them needs it, as Mix's
+# `app.start` stops it for them to start again: Elixir's Logger calls print nothing then, and
+# Erlang's logger writes in OTP's own format, as under `mix run`. What the applications' processes print goes where the function's output goes,
 # as under `mix run`: to this process's group leader, the relay, rather than the node's own
 # stdout. (An application master forwards its processes' output to the group leader of the
 # application controller, which started it.) Mix runs first if the code asks it (`mix`: the
@@ -816,9 +858,10 @@ configure = fn %{config: files, env: env, apps: apps, start: start} = setup ->
 
   with :ok <- put_config.(files, env, Map.get(setup, :compile_env_apps, []), built) do
     restart = logger.() != before
-    if restart, do: Application.stop(:logger)
+    stop = if start, do: restart or not starts_logger.(starts_logger, apps, MapSet.new()), else: restart
+    if stop, do: Application.stop(:logger)
     started = if start, do: start_apps.(apps, Map.get(setup, :permanent, false)), else: :ok
-    Application.ensure_all_started(:logger)
+    if not start, do: Application.ensure_all_started(:logger)
     started
   end
 end

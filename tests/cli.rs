@@ -784,7 +784,13 @@ fn with_several_hosts_each_line_names_its_host_once() {
         sshd.assert_no_session_processes();
         out
     };
-    let out = run(&["Demo.Worker.log_it", "--", "\"disk almost full\""]);
+    // Not started: Logger runs (started, demo's application would not start it).
+    let out = run(&[
+        "--no-start",
+        "Demo.Worker.log_it",
+        "--",
+        "\"disk almost full\"",
+    ]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let logged: Vec<&str> = out.stderr.lines().filter(|l| !l.contains("HOST")).collect();
     for name in ["a", "b"] {

@@ -63,6 +63,9 @@ fn a_call_timeout_exits_4_naming_phase_host_and_flag_and_stops_the_node() {
         )],
     );
     assert!(started.elapsed() < Duration::from_secs(30));
+    // The applications the node stops on its way out say nothing of it (demo's runs without
+    // Logger, whose translation leaves their "exited: stopped" out).
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     // Without the flag the call may run as long as it needs: the sleeper tests rely on it.
 }
 

@@ -924,9 +924,64 @@ fn through_a_firewalled_namespace_host_distribution_travels_only_inside_ssh() {
 }
 
 #[test]
+fn started_applications_that_do_not_need_logger_run_without_it_as_under_mix_run() {
+    let sshd = Sshd::start();
+    // Mix's app.start stops Logger for the applications to start it again: demo's does not
+    // need it, so Elixir's Logger prints nothing and Erlang's logger writes in OTP's format.
+    // The run kept Logger running, and wrote "... [warning] disk almost full".
+    let code = "Demo.Worker.log_it(\"disk almost full\"); require Logger; \
+                Logger.warning(\"not said\"); IO.puts(Process.whereis(Logger) != nil)";
+    let report = |text: &str, prefix: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .filter(|l| !l.is_empty())
+            .map(|l| match l.split_once("REPORT==== ") {
+                Some((head, _)) => format!("{head}REPORT===="),
+                None => l.to_owned(),
+            })
+            .collect()
+    };
+    let local = Command::new("mix")
+        .args(["run", "--no-compile", "-e", code])
+        .current_dir(testkit::compiled_fixture("demo"))
+        .env("MIX_ENV", "dev")
+        .output()
+        .expect("mix run");
+    let local_out = String::from_utf8_lossy(&local.stdout);
+    let expected = report(&local_out, "");
+    assert_eq!(
+        expected,
+        ["=WARNING REPORT====", "disk almost full", "false"],
+        "{local_out}"
+    );
+    let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
+    let out = tool.eval_on(&sshd, code).arg("--no-compile").run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "false\n:ok\n");
+    let prefix = format!("[{}] ", sshd.host());
+    assert_eq!(
+        report(&out.stderr, &prefix),
+        expected[..2],
+        "{}",
+        out.stderr
+    );
+    sshd.assert_no_session_processes();
+}
+
+#[test]
 fn logger_lines_from_the_server_are_one_line_each_with_their_host_once() {
     let sshd = Sshd::start();
-    let out = run(&sshd, &["Demo.Worker.log_it", "--", "\"disk almost full\""]);
+    // Not started: Logger runs (demo's application does not need it, so started it would not,
+    // as under mix run; see the test below).
+    let out = run(
+        &sshd,
+        &[
+            "--no-start",
+            "Demo.Worker.log_it",
+            "--",
+            "\"disk almost full\"",
+        ],
+    );
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     // Logger's message starts with a newline: no blank `[host]` line for it.
     let lines: Vec<&str> = out.stderr.lines().collect();
