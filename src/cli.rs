@@ -349,6 +349,7 @@ fn unused(command: &str, flag: &str) -> Option<&'static str> {
         }
         ("check", "--include") => "it pushes no code",
         ("check", "--push-timeout" | "--call-timeout") => "it runs no code",
+        ("iex", "--call-timeout") => "a session has no time limit",
         _ => return None,
     })
 }
@@ -489,8 +490,7 @@ pub enum Command {
     Eval(EvalArgs),
     /// An interactive IEx session on one host's throw-away node, with the project's applications
     /// shipped and started as for `run`.
-    #[command(
-        after_help = "Examples:\n  \
+    #[command(after_help = "Examples:\n  \
         mix-remote iex --host deploy@db-1\n  \
         mix-remote iex --host db-1 --env prod --no-start\n  \
         printf 'MyApp.Stats.count()\\n' | mix-remote iex --host db-1\n\n\
@@ -503,9 +503,7 @@ pub enum Command {
         everything it had on the server. Not on a terminal, lines are read from stdin as IEx asks\n\
         for them.\n\
         Exit codes: 0 the session ended, 1 an application did not start, 2 bad input, 3 could\n\
-        not connect, boot or load, 4 timeout, 130 interrupted.",
-        mut_arg("call_timeout", |a| a.hide(true))
-    )]
+        not connect, boot or load, 4 timeout, 130 interrupted.")]
     Iex(IexArgs),
     /// Show what `run` would push for ENTRY, in push order, with sizes and why each module is
     /// needed. Compiles and reads the build only: no SSH, no server.
@@ -836,9 +834,10 @@ impl Approach {
     }
 }
 
-/// [`Approach`], and the limits of a run's push and call, for `run`, `eval` and `iex`.
+/// [`Approach`], and the limits of a run's push and, with [`CallLimit`] as `L`, of its call: for
+/// `run` and `eval`, and `iex` (which calls no function to limit: [`NoCallLimit`]).
 #[derive(Debug, Args)]
-pub struct Connection {
+pub struct Connection<L: Args + Limit> {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub approach: Approach,
@@ -851,6 +850,20 @@ pub struct Connection {
         allow_negative_numbers = true
     )]
     pub push_timeout: Option<u64>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub call: L,
+}
+
+/// The limit of the function a command calls, if it calls one.
+pub trait Limit {
+    /// Seconds the function may run, if limited.
+    fn call_timeout(&self) -> Option<u64>;
+}
+
+/// The limit of the function `run` and `eval` call.
+#[derive(Debug, Args)]
+pub struct CallLimit {
     /// Seconds the function may run [default: as long as it needs].
     #[arg(
         long,
@@ -860,6 +873,23 @@ pub struct Connection {
         allow_negative_numbers = true
     )]
     pub call_timeout: Option<u64>,
+}
+
+impl Limit for CallLimit {
+    fn call_timeout(&self) -> Option<u64> {
+        self.call_timeout
+    }
+}
+
+/// No limit, and no flag: `iex` calls no one function (its `MIX_REMOTE_CALL_TIMEOUT`, set for
+/// runs, is not read; `call_timeout` of mix-remote.yaml has nothing to limit).
+#[derive(Debug, Args)]
+pub struct NoCallLimit {}
+
+impl Limit for NoCallLimit {
+    fn call_timeout(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// An item of a comma-separated list of hosts or groups, which cannot be empty: `--host 'a,'`
@@ -905,12 +935,12 @@ fn secs(text: &str) -> Result<u64, String> {
     }
 }
 
-impl Connection {
+impl<L: Args + Limit> Connection<L> {
     /// These flags as the most important layer of settings.
     pub fn layer(&self) -> Section {
         Section {
             push_timeout: self.push_timeout,
-            call_timeout: self.call_timeout,
+            call_timeout: self.call.call_timeout(),
             ..self.approach.layer()
         }
     }
@@ -981,7 +1011,7 @@ pub struct RunOptions {
     pub expect: Option<Expect>,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub setup: SetupArgs,
+    pub setup: SetupArgs<CallLimit>,
 }
 
 impl RunOptions {
@@ -992,9 +1022,9 @@ impl RunOptions {
 }
 
 /// The flags `run`, `eval` and `iex` share: how the remote is set up for the code (build,
-/// compile, config, start, connection) and what the tool shows.
+/// compile, config, start, connection) and what the tool shows; `L`, the call's limit, if any.
 #[derive(Debug, Args)]
-pub struct SetupArgs {
+pub struct SetupArgs<L: Args + Limit> {
     /// The build to read and the modules to add.
     #[command(flatten)]
     pub build: BuildArgs,
@@ -1016,7 +1046,7 @@ pub struct SetupArgs {
     pub no_validate_compile_env: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub connection: Connection,
+    pub connection: Connection<L>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub output: Output,
@@ -1025,7 +1055,7 @@ pub struct SetupArgs {
     pub config: ConfigFile,
 }
 
-impl SetupArgs {
+impl<L: Args + Limit> SetupArgs<L> {
     /// What of the project's configuration the run applies.
     pub fn config_use(&self) -> ConfigUse {
         ConfigUse {
@@ -1070,7 +1100,7 @@ pub struct IexArgs {
     pub groups: Vec<String>,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub setup: SetupArgs,
+    pub setup: SetupArgs<NoCallLimit>,
 }
 
 impl IexArgs {

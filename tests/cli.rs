@@ -1514,6 +1514,7 @@ fn a_flag_a_command_has_no_use_for_is_refused_saying_why_and_its_variable_not_re
         ("check", "--include", "it pushes no code"),
         ("check", "--push-timeout", "it runs no code"),
         ("check", "--call-timeout", "it runs no code"),
+        ("iex", "--call-timeout", "a session has no time limit"),
     ] {
         let value = if flag == "--include" {
             "Demo.Worker"
@@ -1541,10 +1542,19 @@ fn a_flag_a_command_has_no_use_for_is_refused_saying_why_and_its_variable_not_re
     // Their variables, set for `run`, are no business of these commands: not even a bad value.
     let limits = ["MIX_REMOTE_PUSH_TIMEOUT", "MIX_REMOTE_CALL_TIMEOUT"];
     let up = [&limits[..], &["MIX_REMOTE_PARALLEL"]].concat();
-    for (command, variables) in [("up", &up[..]), ("check", &limits)] {
+    let demo = testkit::compiled_fixture("demo");
+    let iex = [
+        &["--project", demo.to_str().expect("a UTF-8 path")][..],
+        &unreachable,
+    ]
+    .concat();
+    for (command, args, variables) in [
+        ("up", &unreachable[..], &up[..]),
+        ("check", &unreachable, &limits),
+        ("iex", &iex, &limits[1..]),
+    ] {
         let mut tool = tool(dir.path(), &[command]);
-        tool.args(unreachable)
-            .env("XDG_RUNTIME_DIR", runtime.path());
+        tool.args(args).env("XDG_RUNTIME_DIR", runtime.path());
         for variable in variables {
             tool.env(variable, "0");
         }

@@ -166,8 +166,16 @@ fn a_piped_session_reads_lines_as_iex_asks_for_them() {
     );
     left_nothing(&sshd, &out);
     // A last line without its newline comes in two pieces (the text, then the end of input):
-    // one line all the same, with no prompt between them.
-    let out = iex(&sshd, &project, &[]).stdin("x = 5\nx * 2").run();
+    // one line all the same, with no prompt between them. A limit of runs' calls, set in the
+    // environment or in mix-remote.yaml, is no limit of the session's (which has no flag for it).
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mix-remote.yaml");
+    std::fs::write(&config, "defaults:\n  call_timeout: 1\n").unwrap();
+    let out = iex(&sshd, &project, &["--config"])
+        .arg(&config)
+        .env("MIX_REMOTE_CALL_TIMEOUT", "1")
+        .stdin("x = 5; Process.sleep(1500); x\nx * 2")
+        .run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let shown: Vec<&str> = out.stdout.lines().skip(1).collect();
     assert_eq!(
