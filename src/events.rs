@@ -2,8 +2,6 @@
 //! CI jobs and scripts. The contract is `schema/events.schema.json` (described in the README);
 //! every event is one object on one line, its kind in `"event"`.
 
-use std::io::Write;
-
 use serde::Serialize;
 
 /// The stages a command goes through, as named in `phase_started` / `phase_finished`.
@@ -257,9 +255,7 @@ pub enum Event {
 /// Writes `event` to stdout as one line, flushed, so a consumer sees it at once.
 pub fn emit(event: &Event) {
     let line = serde_json::to_string(event).expect("events serialize to JSON");
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
+    crate::screen::write_stdout(&(line + "\n"));
 }
 
 #[cfg(test)]

@@ -41,6 +41,11 @@ impl CliError {
         }
     }
 
+    /// The tool's own output could not be written on stdout (exit 3): `why` is the OS's error.
+    pub fn stdout(why: impl std::fmt::Display) -> CliError {
+        CliError::new(format!("cannot write to stdout: {why}"), CANNOT_RUN)
+    }
+
     /// Bad input of the user's (exit 2), said by `error`.
     pub fn usage(error: impl std::fmt::Display) -> CliError {
         CliError::new(error.to_string(), USAGE)

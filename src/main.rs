@@ -17,6 +17,7 @@ use mix_remote::events::Event;
 use mix_remote::exit::{self, CliError};
 use mix_remote::remote::agent::server::AGENT;
 use mix_remote::report::Reporter;
+use mix_remote::screen;
 
 fn main() -> ExitCode {
     // A shell asking for candidates gets them, and nothing else runs.
@@ -28,11 +29,7 @@ fn main() -> ExitCode {
     }
     if args.len() == 1 {
         // As cargo does: the help, on stdout, and success.
-        return match cli::command().print_help() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-            Err(_) => ExitCode::from(exit::CANNOT_RUN),
-        };
+        return printed(cli::command().print_help(), exit::OK);
     }
     let json_asked = cli::asks_for_json(&args);
     let cli = match cli::parse(cli::command(), args.clone()) {
@@ -43,6 +40,10 @@ fn main() -> ExitCode {
             let code = failed(&reporter, &CliError::usage(cli::not_utf8(&args)));
             reporter.flush();
             return ExitCode::from(code);
+        }
+        // `--help`, `--version`: on stdout, which may not take them.
+        Err(e) if !e.use_stderr() => {
+            return printed(e.print(), u8::try_from(e.exit_code()).unwrap_or(exit::OK));
         }
         Err(e) => {
             // Refused before any host: the `error` and `summary` events promised for that, and
@@ -110,7 +111,35 @@ fn main() -> ExitCode {
     };
     // Everything said is on the terminal before the process goes.
     reporter.flush();
+    // Output that could not be written is a failure (a reader that has gone is not: `| head -1`
+    // has what it wants); a command that failed already keeps its code.
+    let code = match screen::stdout_failed() {
+        Some(why) => {
+            reporter.error(&CliError::stdout(why).message);
+            reporter.flush();
+            if code == exit::OK {
+                exit::CANNOT_RUN
+            } else {
+                code
+            }
+        }
+        None => code,
+    };
     ExitCode::from(code)
+}
+
+/// The exit of a command that only printed on stdout (the help): `code`, unless the print
+/// failed for another reason than its reader's going, which is said.
+fn printed(print: std::io::Result<()>, code: u8) -> ExitCode {
+    match print {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            let reporter = Reporter::new(false, false, false);
+            let code = failed(&reporter, &CliError::stdout(e));
+            reporter.flush();
+            ExitCode::from(code)
+        }
+        _ => ExitCode::from(code),
+    }
 }
 
 /// Reports `error`, which ended the command before any host did (with `--json`, an `error` and

@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget};
@@ -44,26 +44,43 @@ pub enum Stream {
 /// Set once a write on stdout has failed because its reader has gone (`| head` has exited).
 static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
 
+/// The first write on stdout that failed for another reason (a full disk): what the OS said.
+static STDOUT_FAILED: OnceLock<String> = OnceLock::new();
+
 /// Whether stdout's reader has gone: a write there failed with `EPIPE`.
 pub fn stdout_gone() -> bool {
     STDOUT_GONE.load(Ordering::Relaxed)
 }
 
-impl Stream {
-    /// Writes `bytes` on this stream and flushes it; a write that fails is dropped (one on a
-    /// stdout whose reader has gone noted for [`stdout_gone`]).
-    pub fn write(self, bytes: &[u8]) {
-        let written = match self {
-            Stream::Stdout => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(bytes).and_then(|()| out.flush())
-            }
-            Stream::Stderr => std::io::stderr().lock().write_all(bytes),
-        };
-        if self == Stream::Stdout
-            && written.is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-        {
+/// Why output was lost on stdout, if a write there failed other than for its reader's going
+/// (which is no failure: `| head -1` has what it wants): the OS's error, such as `No space left
+/// on device (os error 28)`.
+pub fn stdout_failed() -> Option<&'static str> {
+    STDOUT_FAILED.get().map(String::as_str)
+}
+
+/// Writes `bytes` on stdout and flushes it; a write that fails is noted for [`stdout_gone`] or
+/// [`stdout_failed`].
+fn to_stdout(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             STDOUT_GONE.store(true, Ordering::Relaxed);
+        }
+        Err(e) => {
+            let _ = STDOUT_FAILED.set(e.to_string());
+        }
+    }
+}
+
+impl Stream {
+    /// Writes `bytes` on this stream and flushes it; a write that fails is dropped (one on
+    /// stdout noted, see [`write_stdout`]).
+    pub fn write(self, bytes: &[u8]) {
+        match self {
+            Stream::Stdout => to_stdout(bytes),
+            Stream::Stderr => write_stderr_bytes(bytes),
         }
     }
 
@@ -363,14 +380,17 @@ impl Screen {
 /// Writes `text` on stderr as it is. A write that fails (a closed pipe, a terminal gone) is
 /// dropped: what the tool says never makes it panic nor changes its exit code.
 pub fn write_stderr(text: &str) {
-    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    write_stderr_bytes(text.as_bytes());
 }
 
-/// Writes `text` on stdout and flushes it; a write that fails is dropped, as on stderr.
+fn write_stderr_bytes(bytes: &[u8]) {
+    let _ = std::io::stderr().lock().write_all(bytes);
+}
+
+/// Writes `text` on stdout and flushes it. A write that fails is noted, not said: a reader that
+/// has gone for [`stdout_gone`], any other failure for [`stdout_failed`], which the exit reports.
 pub fn write_stdout(text: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
+    to_stdout(text.as_bytes());
 }
 
 /// Moves the terminal's cursor to the start of the next row: a newline on stderr, or on stdout

@@ -1070,6 +1070,44 @@ fn output_to_a_reader_that_has_gone_changes_neither_the_exit_code_nor_what_is_do
         let out = tool(project.path(), args).wrapper(&closed).run();
         assert_eq!(out.code, Some(0), "{args:?}: {}", out.stderr);
     }
+    let demo = testkit::compiled_fixture("demo");
+    for args in [
+        &["graph"][..],
+        &["plan", "Demo.Worker.echo", "--no-compile", "--json"],
+        &["run", "--help"],
+    ] {
+        let out = tool(&demo, args).wrapper(&closed).run();
+        assert_eq!(out.code, Some(0), "{args:?}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn output_that_cannot_be_written_is_an_error_naming_stdout() {
+    let full = ["sh", "-c", "exec \"$@\" > /dev/full", "sh"];
+    let said = "mix-remote: error: cannot write to stdout: No space left on device (os error 28)\n";
+    let demo = testkit::compiled_fixture("demo");
+    let runtime = tempfile::tempdir().unwrap();
+    for args in [
+        &["graph"][..],
+        &["graph", "Demo.Worker.echo", "--format", "json"],
+        &["plan", "Demo.Worker.echo", "--no-compile"],
+        &["plan", "Demo.Worker.echo", "--no-compile", "--json"],
+        &["run", "--help"],
+        &["--version"],
+        &[],
+    ] {
+        let out = tool(&demo, args)
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .wrapper(&full)
+            .run();
+        assert_eq!((out.code, out.stderr.as_str()), (Some(3), said), "{args:?}");
+    }
+    let project = uncompiled_demo();
+    let out = tool(project.path(), &["init", "--host", "deploy@db-1"])
+        .wrapper(&full)
+        .run();
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    assert!(out.stderr.ends_with(said), "{}", out.stderr);
 }
 
 #[test]

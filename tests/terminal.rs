@@ -139,6 +139,27 @@ fn output_to_a_reader_that_has_gone_fails_the_functions_writes_as_under_mix_run(
 }
 
 #[test]
+fn output_that_cannot_be_written_fails_the_run_that_returned() {
+    // `> /dev/full`: the function runs to its end (as under `mix run`, whose writes there do not
+    // fail), and the run, whose output and result are lost, fails saying so.
+    let sshd = Sshd::start();
+    let out = testkit::mix_remote(testkit::compiled_fixture("demo"))
+        .eval_on(&sshd, "IO.puts(:lost); IO.puts(:stderr, :ran); :done")
+        .wrapper(&["sh", "-c", "exec \"$@\" > /dev/full", "sh"])
+        .run();
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            Some(3),
+            "ran\nmix-remote: error: cannot write to stdout: No space left on device (os error \
+             28)\n"
+        ),
+    );
+    sshd.assert_no_session_processes();
+    out.assert_local_clean();
+}
+
+#[test]
 fn dots_and_a_prompt_show_as_written_and_keystrokes_answer_it() {
     let sshd = Sshd::start();
     let term = demo(&sshd, &["Demo.Ux.dots_then_ask", "--", "20", "50"]).spawn_in_pty();
