@@ -332,9 +332,10 @@ pub(crate) fn project_apps(project: &Path, layout: &Layout) -> Vec<String> {
 }
 
 /// An entry of a shipped application's `priv/` that travels: a regular file, or a directory
-/// that holds nothing that travels (those that do are made by what they hold).
+/// that holds nothing that travels (those that do are made by what they hold). `C` is what was
+/// read of a file: its contents, unless another reader took less ([`priv_entries`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrivFile {
+pub struct PrivFile<C = Vec<u8>> {
     /// The application.
     pub app: String,
     /// Its path relative to `priv/`, with `/` separators; empty for `priv/` itself (an empty
@@ -342,17 +343,17 @@ pub struct PrivFile {
     pub path: String,
     /// Its permission bits.
     pub mode: u32,
-    /// A file and its contents, or a directory.
-    pub kind: PrivKind,
+    /// A file and what was read of it, or a directory.
+    pub kind: PrivKind<C>,
     /// Where it was read from (symlinks resolved).
     pub source: PathBuf,
 }
 
 /// What a [`PrivFile`] is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PrivKind {
-    /// A regular file, with its contents.
-    File(Vec<u8>),
+pub enum PrivKind<C = Vec<u8>> {
+    /// A regular file, with what was read of it (its contents).
+    File(C),
     /// A directory holding nothing that travels (empty, or holding only what is passed over):
     /// the server makes it, as a deployment has it (an upload or cache directory kept empty).
     Dir,
@@ -368,13 +369,22 @@ impl PrivFile {
     }
 }
 
-/// Every regular file under the `priv/` of each application of `apps`, and every directory there
-/// that holds none of them nor another such directory (`priv/` itself when it is empty),
-/// following symlinks (Mix's `priv` in `_build` is one, into the project), sorted by path. A link
-/// to nothing (a `priv` link left by a deleted `priv/`, an upload directory that exists only on
-/// the servers) or back to a directory above it holds nothing to send, and is passed over; so
-/// are other special files (sockets, FIFOs).
+/// Every regular file under the `priv/` of each application of `apps`, with its contents, and
+/// every directory there that holds none of them nor another such directory (`priv/` itself when
+/// it is empty), following symlinks (Mix's `priv` in `_build` is one, into the project), sorted
+/// by path. A link to nothing (a `priv` link left by a deleted `priv/`, an upload directory that
+/// exists only on the servers) or back to a directory above it holds nothing to send, and is
+/// passed over; so are other special files (sockets, FIFOs).
 pub fn priv_files(apps: &[AppDir]) -> Result<Vec<PrivFile>, AppsError> {
+    priv_entries(apps, |path| std::fs::read(path))
+}
+
+/// The entries [`priv_files`] gives, each file with what `read` takes of it (given its path)
+/// instead of its contents: for what needs only some of them.
+pub fn priv_entries<C>(
+    apps: &[AppDir],
+    mut read: impl FnMut(&Path) -> std::io::Result<C>,
+) -> Result<Vec<PrivFile<C>>, AppsError> {
     let mut files = Vec::new();
     let mut total = 0;
     for app in apps {
@@ -384,7 +394,7 @@ pub fn priv_files(apps: &[AppDir]) -> Result<Vec<PrivFile>, AppsError> {
         }
         // This application's entries, directories included, in walk order: a directory's
         // entries come right after it.
-        let mut entries: Vec<PrivFile> = Vec::new();
+        let mut entries: Vec<PrivFile<C>> = Vec::new();
         for entry in walkdir::WalkDir::new(&priv_dir)
             .follow_links(true)
             .sort_by_file_name()
@@ -419,7 +429,7 @@ pub fn priv_files(apps: &[AppDir]) -> Result<Vec<PrivFile>, AppsError> {
                         apps: names.join(", "),
                     });
                 }
-                PrivKind::File(std::fs::read(path).map_err(read_error)?)
+                PrivKind::File(read(path).map_err(read_error)?)
             };
             let relative = path.strip_prefix(&priv_dir).unwrap_or(path);
             let names: Option<Vec<&str>> = relative
@@ -731,6 +741,30 @@ mod tests {
             files[1].source,
             source.join("native/port").canonicalize().unwrap()
         );
+    }
+
+    #[test]
+    fn the_native_objects_check_reads_are_those_a_run_finds_in_the_files_it_ships() {
+        use crate::build::native;
+        let dir = tempfile::tempdir().unwrap();
+        build(dir.path(), &[("shop", "kernel", &[])]);
+        let source = dir.path().join("_build/dev/lib/shop/priv");
+        std::fs::create_dir_all(source.join("native")).unwrap();
+        std::fs::write(
+            source.join("native/shop_nif.so"),
+            native::tests::small_elf(4096),
+        )
+        .unwrap();
+        std::fs::write(source.join("big.csv"), vec![b'x'; 4 << 20]).unwrap();
+        std::fs::write(source.join("short"), "M").unwrap();
+        let apps = Apps::resolve(dir.path(), "dev", Some("shop"), &[]).unwrap();
+        let shipped = native::objects(dir.path(), &priv_files(&apps.shipped).unwrap());
+        let entries = priv_entries(&apps.shipped, native::target_at).unwrap();
+        assert_eq!(native::objects_found(dir.path(), &entries), shipped);
+        let shown: Vec<&str> = shipped.iter().map(|o| o.shown.as_str()).collect();
+        assert_eq!(shown, ["_build/dev/lib/shop/priv/native/shop_nif.so"]);
+        let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["big.csv", "native/shop_nif.so", "short"]);
     }
 
     #[test]

@@ -7,12 +7,13 @@
 //! `cannot open shared object file` (glibc's words for a foreign machine), so the run is refused
 //! here with a line naming the file and both machines.
 
+use std::io::Read;
 use std::path::Path;
 
 use goblin::elf::Elf;
 use goblin::elf::header;
 
-use crate::build::apps::PrivFile;
+use crate::build::apps::{PrivFile, PrivKind};
 
 /// Which C library an object or the server uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,16 +60,53 @@ pub struct Object {
     pub target: Target,
 }
 
+/// The kinds of object file, told by their first four bytes.
+enum Magic {
+    Elf,
+    MachO,
+    /// A fat Mach-O, or a Java class file (see [`fat_mach_o`]).
+    FatMachO,
+    /// A PE object, or a DOS program or data (see [`pe`]).
+    Mz,
+}
+
+/// The object file `head`, a file's first four bytes, begins, if any.
+fn magic(head: &[u8]) -> Option<Magic> {
+    Some(match head {
+        [0x7f, b'E', b'L', b'F'] => Magic::Elf,
+        [0xfe, 0xed, 0xfa, 0xce | 0xcf] | [0xce | 0xcf, 0xfa, 0xed, 0xfe] => Magic::MachO,
+        [0xca, 0xfe, 0xba, 0xbe | 0xbf] => Magic::FatMachO,
+        [b'M', b'Z', _, _] => Magic::Mz,
+        _ => return None,
+    })
+}
+
 /// What a file of `priv/` was built for: `None` unless it is an object file; an ELF header
 /// goblin cannot read is no object either (the server would not load it as one).
 pub fn target(bytes: &[u8]) -> Option<Target> {
-    match bytes.get(..4)? {
-        [0x7f, b'E', b'L', b'F'] => elf_target(bytes),
-        [0xfe, 0xed, 0xfa, 0xce | 0xcf] | [0xce | 0xcf, 0xfa, 0xed, 0xfe] => Some(Target::MachO),
-        [0xca, 0xfe, 0xba, 0xbe | 0xbf] => fat_mach_o(bytes).then_some(Target::MachO),
-        [b'M', b'Z', _, _] => pe(bytes).then_some(Target::Pe),
-        _ => None,
+    match magic(bytes.get(..4)?)? {
+        Magic::Elf => elf_target(bytes),
+        Magic::MachO => Some(Target::MachO),
+        Magic::FatMachO => fat_mach_o(bytes).then_some(Target::MachO),
+        Magic::Mz => pe(bytes).then_some(Target::Pe),
     }
+}
+
+/// What the file at `path` was built for, as [`target`] tells, reading the whole file only
+/// when its first bytes are an object file's: a `priv/` file not needed otherwise (`check`).
+pub fn target_at(path: &Path) -> std::io::Result<Option<Target>> {
+    target_in(std::fs::File::open(path)?)
+}
+
+/// [`target_at`] of what `file` reads.
+fn target_in(mut file: impl Read) -> std::io::Result<Option<Target>> {
+    let mut bytes = Vec::new();
+    (&mut file).take(4).read_to_end(&mut bytes)?;
+    if bytes.len() < 4 || magic(&bytes).is_none() {
+        return Ok(None);
+    }
+    file.read_to_end(&mut bytes)?;
+    Ok(target(&bytes))
 }
 
 /// More architectures than this in a fat Mach-O means a Java class file, which starts with the
@@ -151,20 +189,35 @@ fn machine_name(machine: u16, bits: u8, little_endian: bool) -> String {
 
 /// The native objects among `files`, each shown relative to `project` when it is in it.
 pub fn objects(project: &Path, files: &[PrivFile]) -> Vec<Object> {
+    let found = files
+        .iter()
+        .filter_map(|file| Some((&*file.source, target(file.bytes()?)?)));
+    shown(project, found)
+}
+
+/// The native objects among `files`, which hold what [`target_at`] found (as
+/// `apps::priv_entries` gives them), shown as [`objects`] shows them.
+pub fn objects_found(project: &Path, files: &[PrivFile<Option<Target>>]) -> Vec<Object> {
+    let found = files.iter().filter_map(|file| match &file.kind {
+        PrivKind::File(Some(target)) => Some((&*file.source, target.clone())),
+        _ => None,
+    });
+    shown(project, found)
+}
+
+/// The objects `found` at their paths, each shown relative to `project` when it is in it.
+fn shown<'a>(project: &Path, found: impl Iterator<Item = (&'a Path, Target)>) -> Vec<Object> {
     let project = project
         .canonicalize()
         .unwrap_or_else(|_| project.to_owned());
-    files
-        .iter()
-        .filter_map(|file| {
-            let target = target(file.bytes()?)?;
-            let shown = file
-                .source
+    found
+        .map(|(source, target)| Object {
+            shown: source
                 .strip_prefix(&project)
-                .unwrap_or(&file.source)
+                .unwrap_or(source)
                 .display()
-                .to_string();
-            Some(Object { shown, target })
+                .to_string(),
+            target,
         })
         .collect()
 }
@@ -300,7 +353,7 @@ fn check_one(object: &Object, server: &Server, host: &str) -> Result<(), Mismatc
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn server(triple: &str, wordsize: u8) -> Server {
@@ -348,6 +401,52 @@ mod tests {
             target(&[0xcf, 0xfa, 0xed, 0xfe, 7, 0, 0, 1]),
             Some(Target::MachO)
         );
+    }
+
+    /// An ELF object of this machine: the test binary's header, without program or section
+    /// headers, and `size` bytes in all.
+    pub(crate) fn small_elf(size: usize) -> Vec<u8> {
+        let mut elf = Vec::new();
+        std::fs::File::open(std::env::current_exe().unwrap())
+            .unwrap()
+            .take(64)
+            .read_to_end(&mut elf)
+            .unwrap();
+        // e_phoff, e_shoff, then e_phnum, e_shnum and e_shstrndx: none (64-bit header).
+        elf[0x20..0x30].fill(0);
+        elf[0x38..0x40].fill(0);
+        elf.resize(size, 0);
+        elf
+    }
+
+    /// Reads from `bytes`, adding what it gave to `count`.
+    struct Counted<'a>(&'a [u8], &'a mut usize);
+
+    impl Read for Counted<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.read(buf)?;
+            *self.1 += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn only_a_file_that_starts_as_an_object_is_read_whole() {
+        let read = |bytes: &[u8]| {
+            let mut count = 0;
+            let found = target_in(Counted(bytes, &mut count)).unwrap();
+            (found, count)
+        };
+        let plain = vec![b'x'; 8 << 20];
+        assert_eq!(read(&plain), (None, 4));
+        assert_eq!(read(b"ab"), (None, 2));
+        let nif = small_elf(1 << 20);
+        let whole = target(&nif);
+        assert!(matches!(&whole, Some(Target::Elf { .. })), "{whole:?}");
+        assert_eq!(read(&nif), (whole, nif.len()));
+        let mut mz = vec![b'M', b'Z'];
+        mz.resize(1 << 20, b' ');
+        assert_eq!(read(&mz), (None, mz.len()));
     }
 
     #[test]

@@ -115,7 +115,9 @@ pub async fn exec(
 /// module of the build (the applications its applications name, their native code).
 fn needs(build: LocalBuild, project: &Path, env: &str) -> Result<Local, CliError> {
     let apps = Apps::resolve(project, env, None, &build.modules())?;
-    let natives = native::objects(project, &apps::priv_files(&apps.shipped)?);
+    // Only native objects are read whole: the other files of priv/ are not sent.
+    let priv_files = apps::priv_entries(&apps.shipped, native::target_at)?;
+    let natives = native::objects_found(project, &priv_files);
     Ok(Local {
         build,
         apps: apps.from_server,
