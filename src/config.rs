@@ -367,9 +367,12 @@ pub struct Section {
     pub warnings: Option<Spanned<bool>>,
 }
 
-/// A limit in whole seconds, at least 1: a limit of 0 could never be met.
+/// A limit in whole seconds, at least 1: a limit of 0 could never be met (none: the default).
 fn seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
-    match u64::deserialize(deserializer)? {
+    let Some(Seconds(secs)) = Option::<Seconds>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    match secs {
         0 => Err(de::Error::custom(
             "a limit of 0 s could never be met: give at least 1",
         )),
@@ -377,9 +380,48 @@ fn seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D:
     }
 }
 
-/// A `mix_env` that names a directory of `_build/` (see [`mix_env_ok`]).
+/// A whole number of seconds, written as a number or a string, said as such when it is not one
+/// (a negative or fractional number, a word, a number too large).
+struct Seconds(u64);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Seconds, D::Error> {
+        struct SecondsVisitor;
+        impl Visitor<'_> for SecondsVisitor {
+            type Value = Seconds;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(SECONDS)
+            }
+            fn visit_u64<E: de::Error>(self, secs: u64) -> Result<Seconds, E> {
+                Ok(Seconds(secs))
+            }
+            fn visit_i64<E: de::Error>(self, secs: i64) -> Result<Seconds, E> {
+                u64::try_from(secs)
+                    .map(Seconds)
+                    .map_err(|_| E::custom(format!("`{secs}`: {SECONDS}")))
+            }
+            fn visit_f64<E: de::Error>(self, secs: f64) -> Result<Seconds, E> {
+                Err(E::custom(format!("`{secs}`: {SECONDS}")))
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Seconds, E> {
+                match text.trim().parse::<u64>() {
+                    Ok(secs) => Ok(Seconds(secs)),
+                    Err(_) => Err(E::custom(format!("`{text}`: {SECONDS}"))),
+                }
+            }
+        }
+        deserializer.deserialize_any(SecondsVisitor)
+    }
+}
+
+/// What a limit of the file must be.
+const SECONDS: &str = "a whole number of seconds, at least 1";
+
+/// A `mix_env` that names a directory of `_build/` (see [`mix_env_ok`]); none: the default.
 fn mix_env<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    let env = String::deserialize(deserializer)?;
+    let Some(env) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
     mix_env_ok(&env).map_err(de::Error::custom)?;
     Ok(Some(env))
 }
@@ -470,16 +512,37 @@ impl<'de> Deserialize<'de> for Group {
     }
 }
 
-/// The file as written.
+/// The file as written. A section with nothing under it (`defaults:` whose lines are all
+/// commented out, a host `web-1:` without settings) is an empty one, as a setting written
+/// without a value is unset.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_empty")]
     defaults: Section,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "or_empty")]
     groups: BTreeMap<String, Spanned<Group>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "hosts")]
     hosts: BTreeMap<String, Section>,
+}
+
+/// A section, or a mapping of them, that may be written empty.
+fn or_empty<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// `hosts`, each of which may be written empty.
+fn hosts<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, Section>, D::Error> {
+    let hosts = Option::<BTreeMap<String, Option<Section>>>::deserialize(deserializer)?;
+    Ok(hosts
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, section)| (name, section.unwrap_or_default()))
+        .collect())
 }
 
 /// A loaded, checked `mix-remote.yaml`.
@@ -1188,6 +1251,36 @@ mod tests {
     }
 
     #[test]
+    fn a_setting_or_section_written_without_a_value_is_unset() {
+        // As `entry:` or `elixir:` always were: a line whose value is still to be filled in, a
+        // section whose lines are all commented out.
+        let text = "defaults:\n  mix_env:\n  connect_timeout: ~\n  call_timeout: null\n\
+                    hosts:\n  web-1:\n  db-1:\n    # elixir: /opt/elixir\n\
+                    groups:\n  web: [web-1]\n";
+        let config = parse(text).unwrap();
+        let host = Selected {
+            name: "web-1".into(),
+            group: None,
+        };
+        let settings = resolve(Some(&config), &host, &Section::default());
+        assert_eq!(
+            (settings.connect_timeout, settings.call_timeout),
+            (DEFAULT_CONNECT_TIMEOUT, None)
+        );
+        let built = build(Some(&config), None, &Section::default(), &[host]).unwrap();
+        assert_eq!(built.mix_env, DEFAULT_MIX_ENV);
+        assert_eq!(config.hosts(), ["db-1", "web-1"]);
+        for text in [
+            "defaults:\n",
+            "groups:\n",
+            "hosts:\n",
+            "defaults:\n  # x: 1\nhosts:\n",
+        ] {
+            assert!(parse(text).is_ok(), "{text:?}");
+        }
+    }
+
+    #[test]
     fn an_ssh_option_ssh_would_refuse_is_bad_input_where_it_is_written() {
         for (text, line, key, said) in [
             (
@@ -1466,9 +1559,14 @@ hosts:
             );
         }
 
-        let (line, key, message) = invalid("defaults:\n  connect_timeout: ten\n");
-        assert_eq!((line, key.as_str()), (2, "defaults.connect_timeout"));
-        assert!(message.contains("u64"), "{message}");
+        for (value, shown) in [("ten", "ten"), ("-1", "-1"), ("1.5", "1.5"), ("' x'", " x")] {
+            let (line, key, message) = invalid(&format!("defaults:\n  connect_timeout: {value}\n"));
+            assert_eq!((line, key.as_str()), (2, "defaults.connect_timeout"));
+            assert_eq!(
+                message,
+                format!("`{shown}`: a whole number of seconds, at least 1")
+            );
+        }
 
         let (line, key, message) = invalid("hosts:\n  a:\n    forward_port: 70000\n");
         assert_eq!((line, key.as_str()), (3, "hosts.a.forward_port"));
