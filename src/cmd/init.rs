@@ -350,6 +350,35 @@ mod tests {
     use crate::config::{Section, Selected, build, resolve, select};
 
     #[test]
+    fn the_written_configs_examples_parse_once_uncommented() {
+        let path = Path::new("/p/mix-remote.yaml");
+        for builds in [&[][..], &["prod".to_owned()]] {
+            let text = config_text(&["deploy@web-1".to_owned()], None, builds);
+            // `  #   address: ...` is `    address: ...`: the comment's mark and one blank out.
+            let uncommented: String = text
+                .lines()
+                .map(|line| {
+                    let (indent, rest) = line.split_at(line.len() - line.trim_start().len());
+                    let setting = rest.strip_prefix("# ").filter(|rest| {
+                        let key = rest.trim_start().split(':').next().unwrap_or_default();
+                        rest.contains(':')
+                            && !key.is_empty()
+                            && key
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+                    });
+                    format!("{indent}{}\n", setting.unwrap_or(rest))
+                })
+                .collect();
+            assert!(uncommented.contains("\n  web-1:\n    address: deploy@10.0.0.5"));
+            let config =
+                Config::parse(&uncommented, path).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+            assert_eq!(config.groups().collect::<Vec<_>>(), ["db", "servers"]);
+            assert_eq!(config.hosts()[0], "web-1");
+        }
+    }
+
+    #[test]
     fn the_written_config_parses_and_says_what_was_asked() {
         let path = Path::new("/p/mix-remote.yaml");
         let hosts = ["deploy@web-1".to_owned(), "ops@[::1]".to_owned()];
