@@ -360,6 +360,7 @@ pub struct Section {
     pub call_timeout: Option<u64>,
     /// The server port of a cold run's reverse forward (0: one the server allocates; none: one
     /// the tool draws at random).
+    #[serde(default, deserialize_with = "port")]
     pub forward_port: Option<u16>,
     /// Under `defaults` only: whether `run` and `plan` compile the project first.
     pub compile: Option<Spanned<bool>>,
@@ -369,53 +370,64 @@ pub struct Section {
 
 /// A limit in whole seconds, at least 1: a limit of 0 could never be met (none: the default).
 fn seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
-    let Some(Seconds(secs)) = Option::<Seconds>::deserialize(deserializer)? else {
-        return Ok(None);
-    };
-    match secs {
-        0 => Err(de::Error::custom(
+    match deserializer.deserialize_option(Whole(SECONDS))? {
+        Some(0) => Err(de::Error::custom(
             "a limit of 0 s could never be met: give at least 1",
         )),
-        secs => Ok(Some(secs)),
-    }
-}
-
-/// A whole number of seconds, written as a number or a string, said as such when it is not one
-/// (a negative or fractional number, a word, a number too large).
-struct Seconds(u64);
-
-impl<'de> Deserialize<'de> for Seconds {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Seconds, D::Error> {
-        struct SecondsVisitor;
-        impl Visitor<'_> for SecondsVisitor {
-            type Value = Seconds;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str(SECONDS)
-            }
-            fn visit_u64<E: de::Error>(self, secs: u64) -> Result<Seconds, E> {
-                Ok(Seconds(secs))
-            }
-            fn visit_i64<E: de::Error>(self, secs: i64) -> Result<Seconds, E> {
-                u64::try_from(secs)
-                    .map(Seconds)
-                    .map_err(|_| E::custom(format!("`{secs}`: {SECONDS}")))
-            }
-            fn visit_f64<E: de::Error>(self, secs: f64) -> Result<Seconds, E> {
-                Err(E::custom(format!("`{secs}`: {SECONDS}")))
-            }
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<Seconds, E> {
-                match text.trim().parse::<u64>() {
-                    Ok(secs) => Ok(Seconds(secs)),
-                    Err(_) => Err(E::custom(format!("`{text}`: {SECONDS}"))),
-                }
-            }
-        }
-        deserializer.deserialize_any(SecondsVisitor)
+        secs => Ok(secs),
     }
 }
 
 /// What a limit of the file must be.
 const SECONDS: &str = "a whole number of seconds, at least 1";
+
+/// A port of the server (none: the default).
+fn port<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u16>, D::Error> {
+    deserializer
+        .deserialize_option(Whole(PORT))?
+        .map(|port| u16::try_from(port).map_err(|_| de::Error::custom(format!("`{port}`: {PORT}"))))
+        .transpose()
+}
+
+/// What `forward_port` must be.
+const PORT: &str = "a port, from 0 to 65535";
+
+/// A whole number, written as a number or a string, or nothing (unset); `.0` says what it must
+/// be when it is not one (a negative or fractional number, a word, a number too large).
+struct Whole(&'static str);
+
+impl<'de> Visitor<'de> for Whole {
+    type Value = Option<u64>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Option<u64>, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Option<u64>, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<u64>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Option<u64>, E> {
+        Ok(Some(n))
+    }
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Option<u64>, E> {
+        u64::try_from(n)
+            .map(Some)
+            .map_err(|_| E::custom(format!("`{n}`: {}", self.0)))
+    }
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Option<u64>, E> {
+        Err(E::custom(format!("`{n}`: {}", self.0)))
+    }
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Option<u64>, E> {
+        match text.trim().parse::<u64>() {
+            Ok(n) => Ok(Some(n)),
+            Err(_) => Err(E::custom(format!("`{text}`: {}", self.0))),
+        }
+    }
+}
 
 /// A `mix_env` that names a directory of `_build/` (see [`mix_env_ok`]); none: the default.
 fn mix_env<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
@@ -1255,6 +1267,7 @@ mod tests {
         // As `entry:` or `elixir:` always were: a line whose value is still to be filled in, a
         // section whose lines are all commented out.
         let text = "defaults:\n  mix_env:\n  connect_timeout: ~\n  call_timeout: null\n\
+                    \x20 forward_port:\n\
                     hosts:\n  web-1:\n  db-1:\n    # elixir: /opt/elixir\n\
                     groups:\n  web: [web-1]\n";
         let config = parse(text).unwrap();
@@ -1264,8 +1277,12 @@ mod tests {
         };
         let settings = resolve(Some(&config), &host, &Section::default());
         assert_eq!(
-            (settings.connect_timeout, settings.call_timeout),
-            (DEFAULT_CONNECT_TIMEOUT, None)
+            (
+                settings.connect_timeout,
+                settings.call_timeout,
+                settings.forward_port
+            ),
+            (DEFAULT_CONNECT_TIMEOUT, None, None)
         );
         let built = build(Some(&config), None, &Section::default(), &[host]).unwrap();
         assert_eq!(built.mix_env, DEFAULT_MIX_ENV);
@@ -1568,9 +1585,12 @@ hosts:
             );
         }
 
-        let (line, key, message) = invalid("hosts:\n  a:\n    forward_port: 70000\n");
-        assert_eq!((line, key.as_str()), (3, "hosts.a.forward_port"));
-        assert!(message.contains("u16"), "{message}");
+        for value in ["70000", "-1", "http"] {
+            let (line, key, message) =
+                invalid(&format!("hosts:\n  a:\n    forward_port: {value}\n"));
+            assert_eq!((line, key.as_str()), (3, "hosts.a.forward_port"));
+            assert_eq!(message, format!("`{value}`: a port, from 0 to 65535"));
+        }
 
         let (line, key, message) = invalid("hosts:\n  a:\n    call_timeout: 0\n");
         assert_eq!((line, key.as_str()), (3, "hosts.a.call_timeout"));
