@@ -321,21 +321,33 @@ fn tip(mut error: clap::Error, args: &[OsString]) -> clap::Error {
     }
     let flag = arg.split_once('=').map_or(arg.as_str(), |(flag, _)| flag);
     let tip = match command {
-        Some("run") if !arg.starts_with('-') => format!(
+        Some("run") if !arg.starts_with('-') => Some(format!(
             "the function's arguments go after `--`: mix-remote run ENTRY [OPTIONS] -- {arg}"
-        ),
-        Some(command) => match unused(command, flag) {
-            Some(why) => format!("{flag} has no use in `{command}`: {why}"),
-            None => return error,
-        },
-        None => return error,
+        )),
+        Some(command) => {
+            unused(command, flag).map(|why| format!("{flag} has no use in `{command}`: {why}"))
+        }
+        None => None,
     };
     let mut tips = match error.get(ContextKind::Suggested) {
         Some(ContextValue::StyledStrs(tips)) => tips.clone(),
         _ => Vec::new(),
     };
-    tips.push(StyledStr::from(tip));
-    error.insert(ContextKind::Suggested, ContextValue::StyledStrs(tips));
+    let before = tips.len();
+    // An entry or a shell never starts with `-`: clap's "to pass '--json' as a value, use '--
+    // --json'" would only make the flag a bad entry.
+    if matches!(command, Some("plan" | "graph" | "completions")) {
+        tips.retain(|tip| !tip.to_string().starts_with("to pass '"));
+    }
+    if tip.is_none() && tips.len() == before {
+        return error;
+    }
+    tips.extend(tip.map(StyledStr::from));
+    let tips = match tips.is_empty() {
+        true => ContextValue::None,
+        false => ContextValue::StyledStrs(tips),
+    };
+    error.insert(ContextKind::Suggested, tips);
     error
 }
 
@@ -350,6 +362,14 @@ fn unused(command: &str, flag: &str) -> Option<&'static str> {
         ("check", "--include") => "it pushes no code",
         ("check", "--push-timeout" | "--call-timeout") => "it runs no code",
         ("iex", "--call-timeout") => "a session has no time limit",
+        ("graph", "--json") => "it prints JSON with --format json",
+        ("graph", "--no-compile") => "it reads the build as it is, without compiling",
+        (
+            "plan" | "graph",
+            "--host" | "--group" | "--parallel" | "--elixir" | "--ssh-config" | "-F"
+            | "--ssh-option" | "-o" | "--connect-timeout" | "--boot-timeout" | "--push-timeout"
+            | "--call-timeout",
+        ) => "it reads the build here and connects to no server",
         _ => return None,
     })
 }

@@ -1603,6 +1603,61 @@ fn a_flag_a_command_has_no_use_for_is_refused_saying_why_and_its_variable_not_re
 }
 
 #[test]
+fn a_flag_plan_or_graph_has_no_use_for_is_not_offered_as_their_entry() {
+    // clap's "to pass '--json' as a value, use '-- --json'" would make the flag a bad entry.
+    let dir = tempfile::tempdir().unwrap();
+    for (args, tip) in [
+        (
+            &["graph", "--json"][..],
+            Some("tip: --json has no use in `graph`: it prints JSON with --format json"),
+        ),
+        (
+            &["graph", "--no-compile"],
+            Some("tip: --no-compile has no use in `graph`: it reads the build as it is"),
+        ),
+        (
+            &["plan", "--host", "db-1"],
+            Some(
+                "tip: --host has no use in `plan`: it reads the build here and connects to no server",
+            ),
+        ),
+        (
+            &["graph", "-o", "Port=2"],
+            Some(
+                "tip: -o has no use in `graph`: it reads the build here and connects to no server",
+            ),
+        ),
+        (&["plan", "--fail-fast"], None),
+        (&["completions", "--json"], None),
+    ] {
+        let out = tool(dir.path(), args).run();
+        assert_eq!((out.code, out.stdout.as_str()), (Some(2), ""), "{args:?}");
+        assert!(
+            out.stderr.starts_with("error: unexpected argument"),
+            "{}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("as a value"), "{}", out.stderr);
+        match tip {
+            Some(tip) => assert!(out.stderr.contains(tip), "{}", out.stderr),
+            None => assert!(
+                !out.stderr.contains("tip:") && !out.stderr.contains("\n\n\n"),
+                "{}",
+                out.stderr
+            ),
+        }
+    }
+    // `run` and `eval` pass what follows `--` on: there, clap's advice stands.
+    let out = tool(dir.path(), &["run", "--dry-run"]).run();
+    assert!(
+        out.stderr
+            .contains("tip: to pass '--dry-run' as a value, use '-- --dry-run'"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn a_bad_module_to_include_is_named_by_the_flag_or_the_key_of_the_file_that_gave_it() {
     let demo = testkit::compiled_fixture("demo");
     let demo = demo.to_str().expect("a UTF-8 path");
