@@ -1283,6 +1283,18 @@ fn variables_set_to_nothing_are_taken_as_unset() {
         "{}",
         out.stderr
     );
+    // `down` ends every session with --all, which it says too.
+    let runtime = tempfile::tempdir().unwrap();
+    let mut down = tool(&demo, &["down"]);
+    for name in VARIABLES {
+        down.env(name, "");
+    }
+    let out = down.env("XDG_RUNTIME_DIR", runtime.path()).run();
+    assert_eq!(
+        error_line(&out, 2),
+        "no host: pass --host [USER@]HOST or --group NAME (or set MIX_REMOTE_HOST / \
+         MIX_REMOTE_GROUP), or --all for every session"
+    );
     let out = empty(&[
         "run",
         "Demo.Worker.echo",

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::cli::DownArgs;
 use crate::cmd::fanout;
 use crate::cmd::up::session_dir_error;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::events::Stage;
 use crate::exit::{self, CliError};
 use crate::remote::agent::client::{self, Found};
@@ -28,7 +28,12 @@ pub async fn exec(
             .map(|d| (String::new(), String::new(), d))
             .collect()
     } else {
-        let (_, hosts) = fanout::choose(config, &args.hosts, &args.reach.layer())?;
+        let (_, hosts) =
+            fanout::choose(config, &args.hosts, &args.reach.layer()).map_err(|e| match e {
+                // The other way to name what to end.
+                ConfigError::NoHost => CliError::usage(format!("{e}, or --all for every session")),
+                e => CliError::from(e),
+            })?;
         hosts
             .iter()
             .map(|h| {
