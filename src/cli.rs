@@ -130,6 +130,10 @@ pub fn parse(mut command: clap::Command, args: Vec<OsString>) -> Result<Cli, cla
     if let Some((first, then)) = crossed {
         return Err(conflict(&mut command, name, first, then));
     }
+    // Taken for the command's own, it would be ignored: `--config x.yaml init` writes none.
+    if cli.before.config.is_some() && cli.command_config().is_none() {
+        return Err(refused(&mut command, name, "--config"));
+    }
     if from_environment(of_command, CONFIG_ID)
         && let Some(typed) = cli.before.config.clone()
         && let Some(config) = cli.command_config_mut()
@@ -137,6 +141,24 @@ pub fn parse(mut command: clap::Command, args: Vec<OsString>) -> Result<Cli, cla
         config.path = Some(typed);
     }
     Ok(cli)
+}
+
+/// The error clap gives for `flag`, typed before `subcommand`, which has no use for it: as if
+/// typed after it, with the tip saying why.
+fn refused(command: &mut clap::Command, subcommand: &str, flag: &str) -> clap::Error {
+    command.build();
+    let Some(sub) = command.find_subcommand_mut(subcommand) else {
+        return clap::Error::new(ErrorKind::UnknownArgument).with_cmd(command);
+    };
+    let usage = sub.render_usage();
+    let mut error = clap::Error::new(ErrorKind::UnknownArgument).with_cmd(sub);
+    error.insert(ContextKind::InvalidArg, ContextValue::String(flag.into()));
+    if let Some(why) = unused(subcommand, flag) {
+        let tip = StyledStr::from(format!("{flag} has no use in `{subcommand}`: {why}"));
+        error.insert(ContextKind::Suggested, ContextValue::StyledStrs(vec![tip]));
+    }
+    error.insert(ContextKind::Usage, ContextValue::StyledStr(usage));
+    error
 }
 
 /// Whether `args` (the program's name first) ask for JSON events: `--json` before any `--`, given
@@ -362,6 +384,11 @@ fn unused(command: &str, flag: &str) -> Option<&'static str> {
         ("check", "--include") => "it pushes no code",
         ("check", "--push-timeout" | "--call-timeout") => "it runs no code",
         ("iex", "--call-timeout") => "a session has no time limit",
+        ("init", "--config") => "it writes mix-remote.yaml in the --project directory",
+        ("status", "--config") => "it reads no mix-remote.yaml",
+        ("completions", "--config") => {
+            "what it completes reads the mix-remote.yaml of the command being typed"
+        }
         ("graph", "--json") => "it prints JSON with --format json",
         ("graph", "--no-compile") => "it reads the build as it is, without compiling",
         (

@@ -1615,6 +1615,51 @@ fn a_flag_a_command_has_no_use_for_is_refused_saying_why_and_its_variable_not_re
 }
 
 #[test]
+fn a_config_file_before_a_command_that_reads_none_is_refused_not_ignored() {
+    let project = uncompiled_demo();
+    let runtime = tempfile::tempdir().unwrap();
+    let config = project.path().join("staging.yaml");
+    let config = config.to_str().expect("a UTF-8 path");
+    for (command, why) in [
+        (
+            &["init", "--host", "db-1"][..],
+            "it writes mix-remote.yaml in the --project directory",
+        ),
+        (&["status"], "it reads no mix-remote.yaml"),
+        (
+            &["completions", "bash"],
+            "what it completes reads the mix-remote.yaml of the command being typed",
+        ),
+    ] {
+        let out = tool(project.path(), &["--config", config])
+            .args(command)
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .run();
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (Some(2), ""),
+            "{command:?}"
+        );
+        let tip = format!("tip: --config has no use in `{}`: {why}", command[0]);
+        assert!(
+            out.stderr
+                .starts_with("error: unexpected argument '--config' found")
+                && out.stderr.contains(&tip),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(!project.path().join("mix-remote.yaml").exists());
+    assert!(!project.path().join("staging.yaml").exists());
+    // Their variable, set for the other commands, is no business of theirs.
+    let out = tool(project.path(), &["status"])
+        .env("MIX_REMOTE_CONFIG", config)
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+}
+
+#[test]
 fn a_flag_plan_or_graph_has_no_use_for_is_not_offered_as_their_entry() {
     // clap's "to pass '--json' as a value, use '-- --json'" would make the flag a bad entry.
     let dir = tempfile::tempdir().unwrap();
