@@ -147,6 +147,32 @@ fn run_compiles_first_so_the_code_as_edited_runs() {
 }
 
 #[test]
+fn graph_reads_the_build_as_it_is_and_warns_when_a_source_is_newer() {
+    let staged = testkit::staged_fixture("demo", "dev");
+    let project = staged.path();
+    let graph = || {
+        let out = tool(project, &["graph", "--format", "json"]).run();
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        assert!(out.stdout.contains("\"Demo.Worker\""), "{}", out.stdout);
+        out
+    };
+    assert_eq!(warnings(&graph()), Vec::<&str>::new());
+    edit(
+        project,
+        "lib/demo/worker.ex",
+        "do: {a, b, c}",
+        "do: {c, a, b}",
+    );
+    assert_eq!(
+        warnings(&graph()),
+        [
+            "mix-remote: warning: _build/dev is older than lib/demo/worker.ex: the graph is the \
+             old code's (compile it with `MIX_ENV=dev mix compile`)"
+        ]
+    );
+}
+
+#[test]
 fn a_compile_error_is_bad_input_with_mixs_message_and_nothing_connects() {
     let project = uncompiled_demo();
     std::fs::write(

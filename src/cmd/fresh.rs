@@ -87,13 +87,30 @@ async fn compiled_or_stale(
     } else {
         format!("compile it with `MIX_ENV={env} mix compile`")
     };
+    warn_if_stale(build, report, "the old code will run", &why_not);
+    Ok(())
+}
+
+/// Warns when a source of `build.project` changed after its build (for a command that reads the
+/// build as it is, `graph`, without compiling): what it shows is the old code's.
+pub fn warn_stale(build: &Build, report: &Reporter) {
+    let compiled_by_mix = std::env::var_os(COMPILED_BY_MIX).is_some_and(|v| v == "true");
+    if fresh::is_mix_project(&build.project) && !compiled_by_mix {
+        let why_not = format!("compile it with `MIX_ENV={} mix compile`", build.mix_env);
+        warn_if_stale(build, report, "the graph is the old code's", &why_not);
+    }
+}
+
+/// The warning of a source newer than the build: `then`, what follows, and `why_not`, why it
+/// was not compiled.
+fn warn_if_stale(build: &Build, report: &Reporter, then: &str, why_not: &str) {
+    let env = &build.mix_env;
     if let Some(stale) = fresh::stale(&build.project, env) {
         let dir = Layout::of(&build.project).build(env);
         let shown = dir.strip_prefix(&build.project).unwrap_or(&dir);
         report.warning(&format!(
-            "{} is older than {stale}: the old code will run ({why_not})",
+            "{} is older than {stale}: {then} ({why_not})",
             shown.display()
         ));
     }
-    Ok(())
 }

@@ -8,15 +8,17 @@ use crate::build::graph::{Graph, Why};
 use crate::build::plan::{self, Plan};
 use crate::build::project::{self, app_of};
 use crate::cli::{GraphArgs, GraphFormat};
+use crate::cmd::fresh;
 use crate::config::{self, Config};
 use crate::exit::CliError;
 use crate::remote::wire;
 use crate::report::Reporter;
 
 /// Prints the graph; the build is resolved as for `run`: flags over the `defaults` of
-/// mix-remote.yaml.
+/// mix-remote.yaml, and read as it is (a source newer than it is a warning).
 pub fn exec(args: &GraphArgs, config: Option<&Config>, report: &Reporter) -> Result<u8, CliError> {
     let build = config::build(config, args.build.project(), &args.build.layer(), &[])?;
+    fresh::warn_stale(&build, report);
     let text = match &args.entry {
         Some(text) => {
             let entry = plan::parse_entry(text, &build.project, &build.mix_env)?;
