@@ -640,7 +640,14 @@ impl Config {
                 serde_saphyr::Error::MultipleDocuments { .. } => {
                     "only one YAML document is allowed: a second one, after a `---` line, starts here".into()
                 }
-                _ => serde_saphyr::DefaultMessageFormatter.format_message(&e),
+                _ => match serde_saphyr::DefaultMessageFormatter.format_message(&e) {
+                    // "cannot deserialize null into string; use Option<String>" names Rust's types.
+                    m if m.starts_with("cannot deserialize null into ") => {
+                        "no value (null) where text is expected: write one, or leave the item out"
+                            .into()
+                    }
+                    m => m,
+                },
             };
             let (key, message) = match duplicated(&message) {
                 Some(name) if key.is_empty() => (name.to_owned(), "set twice".to_owned()),
@@ -1595,6 +1602,32 @@ hosts:
         let (line, key, message) = invalid("hosts:\n  a:\n    call_timeout: 0\n");
         assert_eq!((line, key.as_str()), (3, "hosts.a.call_timeout"));
         assert!(message.contains("at least 1"), "{message}");
+
+        for (text, at, key) in [
+            (
+                "defaults:\n  remote_env: {A: null}\n",
+                2,
+                "defaults.remote_env.A",
+            ),
+            (
+                "defaults:\n  include: [Demo.Worker, ~]\n",
+                2,
+                "defaults.include[1]",
+            ),
+            (
+                "hosts:\n  a:\n    ssh_options: [null]\n",
+                3,
+                "hosts.a.ssh_options[0]",
+            ),
+            ("groups:\n  web:\n    - a\n    -\n", 4, "groups.web[1]"),
+        ] {
+            let (line, found, message) = invalid(text);
+            assert_eq!((line, found.as_str()), (at, key), "{text:?}");
+            assert_eq!(
+                message,
+                "no value (null) where text is expected: write one, or leave the item out"
+            );
+        }
 
         let (line, key, _) = invalid("groups:\n  web: deploy@x\n");
         assert_eq!((line, key.as_str()), (2, "groups.web"));
