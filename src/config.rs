@@ -677,7 +677,7 @@ impl Config {
             relative_to(section, dir);
         }
         relative_to(&mut file.defaults, dir);
-        no_nested_groups(&file, path)?;
+        group_members(&file, path)?;
         Ok(Config {
             path: path.to_owned(),
             file,
@@ -730,7 +730,7 @@ impl Config {
     }
 
     /// Whether `name` names a group of the file and none of its hosts (a member of a group is
-    /// never a group: see [`no_nested_groups`]).
+    /// never a group: see [`group_members`]).
     fn only_a_group(&self, name: &str) -> bool {
         self.file.groups.contains_key(name) && !self.hosts().contains(&name)
     }
@@ -765,17 +765,29 @@ impl Config {
 
 /// Refuses a member of a group that names another group of the file rather than a host (one
 /// with no section of its own under `hosts`): groups do not nest, and ssh would be given the
-/// group's name as a destination.
-fn no_nested_groups(file: &File, path: &Path) -> Result<(), ConfigError> {
+/// group's name as a destination. So is an empty (or blank) member, which names no host.
+fn group_members(file: &File, path: &Path) -> Result<(), ConfigError> {
     for (name, group) in &file.groups {
         let Group(section, form) = &group.value;
         let members = section.hosts.iter().flat_map(|h| h.value.iter());
         for (i, member) in members.enumerate() {
             // A group named after its one host (`staging: [staging]`, an ssh alias) lists it.
             let named = member.value.as_str();
-            if named == name || !file.groups.contains_key(named) || file.hosts.contains_key(named) {
+            let message = if named.trim().is_empty() {
+                "an empty host name: give a host of this file or an ssh destination, \
+                 [USER@]HOST, or leave the item out"
+                    .to_owned()
+            } else if named == name
+                || !file.groups.contains_key(named)
+                || file.hosts.contains_key(named)
+            {
                 continue;
-            }
+            } else {
+                format!(
+                    "{named} is a group, and groups do not nest: list its hosts here, or pass \
+                     --group {named} beside --group {name}"
+                )
+            };
             let key = match form {
                 Form::List => format!("groups.{name}[{i}]"),
                 Form::Mapping => format!("groups.{name}.hosts[{i}]"),
@@ -785,10 +797,7 @@ fn no_nested_groups(file: &File, path: &Path) -> Result<(), ConfigError> {
                 line: member.referenced.line(),
                 column: member.referenced.column(),
                 key,
-                message: format!(
-                    "{named} is a group, and groups do not nest: list its hosts here, or pass \
-                     --group {named} beside --group {name}"
-                ),
+                message,
             });
         }
     }
@@ -1627,6 +1636,19 @@ hosts:
                 message,
                 "no value (null) where text is expected: write one, or leave the item out"
             );
+        }
+
+        for (text, at, key) in [
+            ("groups:\n  web: [a, \"\"]\n", 2, "groups.web[1]"),
+            (
+                "groups:\n  web:\n    hosts:\n      - \" \"\n",
+                4,
+                "groups.web.hosts[0]",
+            ),
+        ] {
+            let (line, found, message) = invalid(text);
+            assert_eq!((line, found.as_str()), (at, key), "{text:?}");
+            assert!(message.starts_with("an empty host name: "), "{message}");
         }
 
         let (line, key, _) = invalid("groups:\n  web: deploy@x\n");
