@@ -1174,6 +1174,25 @@ fn init_writes_nothing_unless_it_can_write_everything() {
         );
     }
 
+    // A `smoke` target of the Makefile's own: the appended one would override it.
+    let own = "all:\n\techo all\n\nsmoke: all\n\t./smoke.sh\n";
+    std::fs::write(&makefile, own).expect("write the Makefile");
+    for extra in [&[][..], &["--force"]] {
+        let out = tool(project.path(), &["init", "--makefile"])
+            .args(extra)
+            .run();
+        assert_eq!(out.code, Some(2), "{extra:?}: {}", out.stderr);
+        assert_eq!(
+            out.stderr,
+            "mix-remote: error: ./Makefile:4: the Makefile has a `smoke` target of its own, which \
+             mix-remote's would override: rename it, or run init without --makefile and add the \
+             target it prints under another name\n",
+            "{extra:?}"
+        );
+        assert_eq!(files(), ["Makefile"], "{extra:?}");
+        assert_eq!(std::fs::read_to_string(&makefile).unwrap(), own);
+    }
+
     // Ended, the block is replaced in place; the Makefile keeps its mode and nothing is left.
     let ended = unterminated.replace("mine:\n", "# <<< mix-remote\nmine:\n");
     std::fs::write(&makefile, &ended).expect("write the Makefile");

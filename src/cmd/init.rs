@@ -24,6 +24,8 @@ const MAKEFILE_TEMPLATE: &str = include_str!("../../templates/Makefile.mk");
 const BEGIN: &str = "# >>> mix-remote";
 /// The last line of the Makefile block.
 const END: &str = "# <<< mix-remote";
+/// The target of the Makefile block.
+const TARGET: &str = "smoke";
 
 /// Why `init` wrote nothing.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,18 @@ pub enum InitError {
     /// The Makefile has the target already.
     #[error("{0} already has the mix-remote target: pass --force to replace it")]
     HasTarget(PathBuf),
+    /// The Makefile has a `smoke` target of its own, which the block's would override.
+    #[error(
+        "{path}:{line}: the Makefile has a `{TARGET}` target of its own, which mix-remote's would \
+         override: rename it, or run init without --makefile and add the target it prints under \
+         another name"
+    )]
+    OwnTarget {
+        /// The Makefile.
+        path: PathBuf,
+        /// The line of its rule, from 1.
+        line: usize,
+    },
     /// The Makefile has a start marker without its end marker: what to replace is unknown.
     #[error(
         "{path}:{line}: `{BEGIN}` has no `{END}` line after it: end the mix-remote block with \
@@ -207,6 +221,12 @@ pub fn init(args: &InitArgs) -> Result<Written, InitError> {
         if block.is_some() && !args.force {
             return Err(InitError::HasTarget(makefile));
         }
+        if let Some(line) = own_target(&old, block.clone()) {
+            return Err(InitError::OwnTarget {
+                path: makefile,
+                line,
+            });
+        }
         Some(with_target(&old, block))
     } else {
         None
@@ -258,6 +278,28 @@ fn block(makefile: &str, path: &Path) -> Result<Option<Range<usize>>, InitError>
         }),
         None => Ok(None),
     }
+}
+
+/// The line (from 1) of a rule of `makefile`, outside its mix-remote `block`, that makes the
+/// block's target (`smoke: deps`, `lint smoke:`, `smoke::`): not a recipe line, a comment, nor a
+/// variable set with `:=` or `::=`.
+fn own_target(makefile: &str, block: Option<Range<usize>>) -> Option<usize> {
+    let mut at = 0;
+    for (index, line) in makefile.split_inclusive('\n').enumerate() {
+        let inside = block.as_ref().is_some_and(|b| b.contains(&at));
+        at += line.len();
+        if inside || line.starts_with(['\t', '#']) {
+            continue;
+        }
+        let Some((targets, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let assignment = rest.trim_start_matches(':').starts_with('=');
+        if !assignment && targets.split_whitespace().any(|t| t == TARGET) {
+            return Some(index + 1);
+        }
+    }
+    None
 }
 
 /// `makefile` with `block` (see [`block`]) replaced, or the target appended after a blank line.
@@ -457,6 +499,26 @@ mod tests {
         assert_eq!(again.matches(BEGIN).count(), 1);
         assert!(again.contains("SMOKE_ENV ?= prod") && again.ends_with("after:\n"));
         assert_eq!(replaced(""), MAKEFILE_TEMPLATE);
+    }
+
+    #[test]
+    fn a_smoke_target_of_the_makefiles_own_is_found_outside_the_block() {
+        let own = |makefile: &str| own_target(makefile, block(makefile, Path::new("M")).unwrap());
+        assert_eq!(own("all:\n\techo\nsmoke:\n\t./check.sh\n"), Some(3));
+        assert_eq!(own("lint smoke: deps\n"), Some(1));
+        assert_eq!(own("smoke::\n"), Some(1));
+        assert_eq!(
+            own(".PHONY: smoke\nall:\n\tmake smoke\n# smoke: old\n"),
+            None
+        );
+        assert_eq!(own("SMOKE := smoke: x\nX ::= smoke\nsmoker:\n"), None);
+        // The block's own target, appended by init before, is not the Makefile's.
+        let appended = with_target("all:\n", None);
+        assert_eq!(own(&appended), None);
+        assert_eq!(
+            own(&format!("{appended}smoke:\n")),
+            Some(appended.lines().count() + 1)
+        );
     }
 
     #[test]
