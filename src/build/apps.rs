@@ -379,6 +379,13 @@ pub fn priv_files(apps: &[AppDir]) -> Result<Vec<PrivFile>, AppsError> {
     priv_entries(apps, |path| std::fs::read(path))
 }
 
+/// The size of the file at `path`, for what only counts the files of `priv/` (`plan`): opened as
+/// [`priv_files`] reads it (one it could not read is the same error here), its contents unread.
+pub fn file_size(path: &Path) -> std::io::Result<usize> {
+    let size = std::fs::File::open(path)?.metadata()?.len();
+    Ok(usize::try_from(size).unwrap_or(usize::MAX))
+}
+
 /// The entries [`priv_files`] gives, each file with what `read` takes of it (given its path)
 /// instead of its contents: for what needs only some of them.
 pub fn priv_entries<C>(
@@ -741,6 +748,43 @@ mod tests {
             files[1].source,
             source.join("native/port").canonicalize().unwrap()
         );
+    }
+
+    /// The bytes this thread has read so far (`rchar` of its I/O accounting).
+    fn read_by_this_thread() -> u64 {
+        let io = std::fs::read_to_string("/proc/thread-self/io").unwrap();
+        let rchar = io.lines().find_map(|l| l.strip_prefix("rchar: ")).unwrap();
+        rchar.trim().parse().unwrap()
+    }
+
+    #[test]
+    fn the_sizes_plan_counts_are_those_of_the_files_a_run_reads_and_none_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        build(dir.path(), &[("shop", "kernel", &[])]);
+        let source = dir.path().join("_build/dev/lib/shop/priv");
+        std::fs::create_dir_all(source.join("static/empty")).unwrap();
+        std::fs::write(source.join("big.csv"), vec![b'x'; 16 << 20]).unwrap();
+        std::fs::write(source.join("static/app.css"), "a{}").unwrap();
+        let apps = Apps::resolve(dir.path(), "dev", Some("shop"), &[]).unwrap();
+        let before = read_by_this_thread();
+        let sizes = priv_entries(&apps.shipped, file_size).unwrap();
+        let read = read_by_this_thread() - before;
+        assert!(read < 64 << 10, "{read} bytes read");
+        let files = priv_files(&apps.shipped).unwrap();
+        let size = |kind: &PrivKind<usize>| match kind {
+            PrivKind::File(size) => Some(*size),
+            PrivKind::Dir => None,
+        };
+        let counted: Vec<(&str, Option<usize>)> = sizes
+            .iter()
+            .map(|f| (f.path.as_str(), size(&f.kind)))
+            .collect();
+        let shipped: Vec<(&str, Option<usize>)> = files
+            .iter()
+            .map(|f| (f.path.as_str(), f.bytes().map(<[u8]>::len)))
+            .collect();
+        assert_eq!(counted, shipped);
+        assert_eq!(counted[0], ("big.csv", Some(16 << 20)));
     }
 
     #[test]

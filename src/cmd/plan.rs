@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::build::apps::{self, Apps};
+use crate::build::apps::{self, Apps, PrivKind};
 use crate::build::entry::{Entry, display_module};
 use crate::build::graph::{Member, Reason, Why};
 use crate::build::plan::{self, Plan};
@@ -74,16 +74,20 @@ fn shipped(
         .and_then(|module| plan.graph().module(module))
         .map(|beam| app_of(&beam.path));
     let resolved = Apps::resolve(project, env, root_app.as_deref(), &names)?;
-    let priv_files = apps::priv_files(&resolved.shipped)?;
+    // Their sizes only: the files are not read (a run reads them to send them).
+    let priv_files = apps::priv_entries(&resolved.shipped, apps::file_size)?;
     let shipped = resolved
         .shipped
         .iter()
         .map(|app| {
             // The files: a directory that travels is not one.
-            let files: Vec<&[u8]> = priv_files
+            let files: Vec<usize> = priv_files
                 .iter()
                 .filter(|f| f.app == app.name)
-                .filter_map(|f| f.bytes())
+                .filter_map(|f| match f.kind {
+                    PrivKind::File(size) => Some(size),
+                    PrivKind::Dir => None,
+                })
                 .collect();
             ShippedApp {
                 app: app.name.clone(),
@@ -95,7 +99,7 @@ fn shipped(
                     .map(wire::sent_size)
                     .sum(),
                 priv_files: files.len(),
-                priv_bytes: files.iter().map(|bytes| bytes.len()).sum(),
+                priv_bytes: files.iter().sum(),
             }
         })
         .collect();
