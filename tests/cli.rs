@@ -1950,6 +1950,29 @@ fn a_sessions_directory_that_cannot_be_made_is_named_and_status_json_prints_no_e
         assert_eq!(out.stdout, "", "{args:?}");
         out.assert_local_clean();
     }
+    // The runtime directory is the system's to make: one that does not exist is not made.
+    let gone = dir.path().join("gone");
+    let out = tool(dir.path(), &["status"])
+        .env("XDG_RUNTIME_DIR", &gone)
+        .run();
+    assert_eq!(
+        error_line(&out, 3),
+        format!(
+            "cannot use the sessions directory: {} (in XDG_RUNTIME_DIR): No such file or \
+             directory (os error 2)",
+            gone.join("mix-remote").display()
+        )
+    );
+    assert!(!gone.exists());
+    // A relative one is no runtime directory (the XDG spec): the cache's is used.
+    let cache = dir.path().join("cache");
+    let out = tool(dir.path(), &["status"])
+        .env("XDG_RUNTIME_DIR", "relative")
+        .env("XDG_CACHE_HOME", &cache)
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!dir.path().join("relative").exists());
+    assert!(cache.join("mix-remote/sessions").is_dir());
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! Where warm sessions live on this machine: `$XDG_RUNTIME_DIR/mix-remote/` when it is set (a
-//! per-user tmpfs that goes at logout), else `$XDG_CACHE_HOME/mix-remote/sessions/` (or
+//! Where warm sessions live on this machine: `$XDG_RUNTIME_DIR/mix-remote/` when it is set to an
+//! absolute path (a per-user tmpfs that goes at logout), else `$XDG_CACHE_HOME/mix-remote/sessions/` (or
 //! `~/.cache/...`); in it, one 0700 directory per session, named by the session's key, holding
 //! the agent's 0600 socket, its lock and ssh's control socket. The root is made 0700 and must be
 //! the user's own.
@@ -37,9 +37,10 @@ pub fn lock_held(dir: &Path) -> bool {
         .is_ok_and(|file| matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
 }
 
-/// The directory that holds the sessions, created (0700) if need be. Refused when it belongs to
-/// another user or others may enter it. An error names the directory and the variable that put
-/// it there (`/x/mix-remote (in XDG_RUNTIME_DIR): Not a directory`).
+/// The directory that holds the sessions, created (0700) if need be (in an `XDG_RUNTIME_DIR`
+/// that exists: that one is the system's to make). Refused when it belongs to another user or
+/// others may enter it. An error names the directory and the variable that put it there
+/// (`/x/mix-remote (in XDG_RUNTIME_DIR): Not a directory`).
 pub fn root() -> io::Result<PathBuf> {
     let (root, var) = root_path()?;
     let named = |error: io::Error| {
@@ -48,11 +49,15 @@ pub fn root() -> io::Result<PathBuf> {
             format!("{} (in {var}): {error}", root.display()),
         )
     };
-    std::fs::DirBuilder::new()
-        .recursive(true)
+    // XDG_RUNTIME_DIR is the system's to make (and to remove at logout): only ours is made in it.
+    let made = std::fs::DirBuilder::new()
+        .recursive(var != "XDG_RUNTIME_DIR")
         .mode(0o700)
-        .create(&root)
-        .map_err(named)?;
+        .create(&root);
+    match made {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(named(e)),
+        _ => {}
+    }
     let meta = std::fs::symlink_metadata(&root).map_err(named)?;
     // SAFETY: geteuid cannot fail.
     let me = unsafe { libc::geteuid() };
@@ -70,10 +75,12 @@ pub fn root() -> io::Result<PathBuf> {
 
 /// Where the sessions directory is, and the variable that puts it there.
 fn root_path() -> io::Result<(PathBuf, &'static str)> {
+    // A relative path in an XDG variable is to be ignored, as the XDG spec says.
     let var = |name: &'static str| {
         std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(|dir| (PathBuf::from(dir), name))
+            .map(PathBuf::from)
+            .filter(|dir| dir.is_absolute() || name == "HOME" && !dir.as_os_str().is_empty())
+            .map(|dir| (dir, name))
     };
     if let Some((runtime, name)) = var("XDG_RUNTIME_DIR") {
         return Ok((runtime.join("mix-remote"), name));
