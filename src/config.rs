@@ -964,6 +964,9 @@ pub struct Build {
     pub mix_env: String,
     /// The entry function, if any layer names one (`run` without one on its command line).
     pub entry: Option<String>,
+    /// The key of mix-remote.yaml that gave `entry`, for its errors; none when the command line
+    /// did, or nothing names one.
+    pub entry_key: Option<Key>,
     /// Modules added to the entry's closure.
     pub include: Vec<String>,
     /// The key of mix-remote.yaml that gave `include`, for its errors; none when `--include`
@@ -995,6 +998,21 @@ impl Build {
                     key: at.key.clone(),
                     module,
                     why,
+                })
+            }
+            (error, _) => error,
+        }
+    }
+
+    /// `error`, naming the key of mix-remote.yaml that gave the entry when the entry is at fault
+    /// and the file named it (not the command line): `mix-remote.yaml: `defaults.entry`: ...`.
+    pub fn entry_error(&self, error: PlanError) -> PlanError {
+        match (error, &self.entry_key) {
+            (PlanError::Entry(error), Some(at)) if !error.is_include() => {
+                PlanError::Entry(EntryError::EntrySetting {
+                    path: at.path.clone(),
+                    key: at.key.clone(),
+                    error: Box::new(error),
                 })
             }
             (error, _) => error,
@@ -1046,6 +1064,13 @@ pub fn build(
                 .find_map(|s| s.mix_env.clone())
                 .unwrap_or_else(|| DEFAULT_MIX_ENV.into()),
             entry: layers.iter().find_map(|s| s.entry.clone()),
+            entry_key: config.and_then(|c| {
+                let from = layers.iter().find(|s| s.entry.is_some())?;
+                Some(Key {
+                    path: c.path.clone(),
+                    key: format!("{}.entry", c.key_of(from)?),
+                })
+            }),
             include: layers
                 .iter()
                 .find_map(|s| s.include.clone())

@@ -1800,6 +1800,45 @@ fn a_bad_module_to_include_is_named_by_the_flag_or_the_key_of_the_file_that_gave
 }
 
 #[test]
+fn an_entry_of_the_file_that_the_build_lacks_is_named_by_its_key() {
+    let demo = testkit::compiled_fixture("demo");
+    let demo = demo.to_str().expect("a UTF-8 path");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mix-remote.yaml");
+    std::fs::write(
+        &config,
+        "defaults:\n  entry: Demo.Workr.echo\nhosts:\n  db:\n    entry: Demo.Worker.echo/2\n",
+    )
+    .unwrap();
+    let file = config.display().to_string();
+    let missing = "module Demo.Workr is not in this project's _build (did you mean Demo.Worker?)";
+    for (args, said) in [
+        (
+            &["--host", "web"][..],
+            format!("{file}: `defaults.entry`: {missing}"),
+        ),
+        (
+            &["--host", "db", "--", "1"],
+            format!(
+                "{file}: `hosts.db.entry`: Demo.Worker.echo/2 takes 2 arguments, but 1 was given \
+                 after --"
+            ),
+        ),
+        // Typed on the command line, it is the command line's.
+        (&["Demo.Workr.echo", "--host", "web"], missing.to_owned()),
+    ] {
+        let out = tool(
+            dir.path(),
+            &["run", "--project", demo, "-o", "ProxyCommand=false"],
+        )
+        .args(args)
+        .run();
+        assert_eq!(error_line(&out, 2), said, "{args:?}");
+        out.assert_local_clean();
+    }
+}
+
+#[test]
 fn a_project_or_ssh_config_that_is_not_there_is_refused_naming_it() {
     // A typo in a CI job's `--project` must not pass `check` with the build left out.
     let empty = tempfile::tempdir().unwrap();

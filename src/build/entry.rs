@@ -265,6 +265,16 @@ pub enum EntryError {
         /// What is wrong with it.
         why: String,
     },
+    /// The entry `entry` of mix-remote.yaml gave is not in the build (or not callable so).
+    #[error("{}: `{key}`: {error}", .path.display())]
+    EntrySetting {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The dotted path of the `entry` key (`defaults.entry`).
+        key: String,
+        /// What is wrong with it.
+        error: Box<EntryError>,
+    },
     /// No exported function of that name and arity.
     #[error("{shown}/{arity} is not exported by {module}{hint}")]
     UnknownFunction {
@@ -277,6 +287,16 @@ pub enum EntryError {
         /// Arities that do exist, if any.
         hint: String,
     },
+}
+
+impl EntryError {
+    /// Whether it is about a module to include rather than the entry.
+    pub fn is_include(&self) -> bool {
+        matches!(
+            self,
+            EntryError::Include(..) | EntryError::IncludeSetting { .. }
+        )
+    }
 }
 
 /// Parses a module as users write it, `MyApp.Worker` (Elixir alias) or `:erlang_mod`, into its

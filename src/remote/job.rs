@@ -266,7 +266,8 @@ impl Job {
         report: &Reporter,
     ) -> Result<Job, JobError> {
         let text = build.entry.as_deref().ok_or(JobError::NoEntry)?;
-        let entry = plan::parse_entry(text, &build.project, &build.mix_env)?;
+        let entry = plan::parse_entry(text, &build.project, &build.mix_env)
+            .map_err(|e| build.entry_error(e))?;
         let args = parse_arguments(arg_texts)?;
         let phase = report.phase(Stage::Scan, "scanning _build");
         let started = Instant::now();
@@ -277,7 +278,7 @@ impl Job {
             Some(args.len()),
             &build.include,
         )
-        .map_err(|e| build.include_error(e))?;
+        .map_err(|e| build.entry_error(build.include_error(e)))?;
         let call = Call::Function { entry, args };
         Job::assemble(call, plan, build, config_use, report, phase, started)
     }
