@@ -1183,6 +1183,15 @@ pub fn select(
             });
         };
         let Some(spanned) = config.file.groups.get(group) else {
+            if config.hosts().contains(&group.as_str()) {
+                return Err(ConfigError::UnknownGroup {
+                    group: group.clone(),
+                    why: format!(
+                        "{group} is a host of {}, not a group: pass --host {group}",
+                        config.path.display()
+                    ),
+                });
+            }
             let known: Vec<&str> = config.groups().collect();
             return Err(ConfigError::UnknownGroup {
                 group: group.clone(),
@@ -1837,6 +1846,25 @@ hosts:
         let chosen = select(Some(&both), &["web".into()], &[]).unwrap();
         assert_eq!(chosen, [host("web", None)]);
         assert!(select(None, &["web".into()], &[]).is_ok());
+    }
+
+    #[test]
+    fn a_host_named_as_a_group_is_refused_saying_so() {
+        let config = parse("groups:\n  web: [web-1]\nhosts:\n  db: {}\n").unwrap();
+        for (name, kind) in [
+            ("db", "a host with a section"),
+            ("web-1", "a member of a group"),
+        ] {
+            let err = select(Some(&config), &[], &[name.into()]).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "--group {name}: {name} is a host of /p/mix-remote.yaml, not a group: pass \
+                     --host {name}"
+                ),
+                "{kind}"
+            );
+        }
     }
 
     #[test]
