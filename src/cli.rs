@@ -1294,7 +1294,7 @@ pub struct InitArgs {
     /// Overwrite an existing mix-remote.yaml (and replace the target in the Makefile).
     #[arg(long)]
     pub force: bool,
-    /// The project directory to write into.
+    /// The Mix project directory (the one with its mix.exs) to write into.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub project: PathBuf,
 }

@@ -1119,7 +1119,7 @@ fn init_writes_a_config_and_a_makefile_target_that_runs_the_smoke_test() {
 
 #[test]
 fn init_writes_nothing_unless_it_can_write_everything() {
-    let project = tempfile::tempdir().expect("temporary directory");
+    let project = testkit::empty_mix_project();
     let files = || {
         let mut names: Vec<String> = std::fs::read_dir(project.path())
             .expect("list the project")
@@ -1147,7 +1147,7 @@ fn init_writes_nothing_unless_it_can_write_everything() {
     );
     assert_eq!(
         files(),
-        ["Makefile"],
+        ["Makefile", "mix.exs"],
         "written although the Makefile cannot be"
     );
 
@@ -1167,7 +1167,7 @@ fn init_writes_nothing_unless_it_can_write_everything() {
              init again\n",
             "{extra:?}"
         );
-        assert_eq!(files(), ["Makefile"], "{extra:?}");
+        assert_eq!(files(), ["Makefile", "mix.exs"], "{extra:?}");
         assert_eq!(
             std::fs::read_to_string(&makefile).expect("read the Makefile"),
             unterminated
@@ -1189,7 +1189,7 @@ fn init_writes_nothing_unless_it_can_write_everything() {
              target it prints under another name\n",
             "{extra:?}"
         );
-        assert_eq!(files(), ["Makefile"], "{extra:?}");
+        assert_eq!(files(), ["Makefile", "mix.exs"], "{extra:?}");
         assert_eq!(std::fs::read_to_string(&makefile).unwrap(), own);
     }
 
@@ -1200,7 +1200,7 @@ fn init_writes_nothing_unless_it_can_write_everything() {
     std::fs::set_permissions(&makefile, mode).expect("chmod the Makefile");
     let out = tool(project.path(), &["init", "--makefile", "--force"]).run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(files(), ["Makefile", "mix-remote.yaml"]);
+    assert_eq!(files(), ["Makefile", "mix-remote.yaml", "mix.exs"]);
     let written = std::fs::read_to_string(&makefile).expect("read the Makefile");
     assert!(
         written.starts_with("all:\n\techo all\n# >>> mix-remote (written by")
@@ -1213,7 +1213,7 @@ fn init_writes_nothing_unless_it_can_write_everything() {
 
 #[test]
 fn init_appends_to_the_makefile_make_reads_and_checks_the_entry() {
-    let project = tempfile::tempdir().expect("temporary directory");
+    let project = testkit::empty_mix_project();
     let names = || {
         let mut names: Vec<String> = testkit::entries(project.path())
             .iter()
@@ -1232,7 +1232,7 @@ fn init_appends_to_the_makefile_make_reads_and_checks_the_entry() {
         "{}",
         out.stderr
     );
-    assert_eq!(names(), ["makefile", "mix-remote.yaml"]);
+    assert_eq!(names(), ["makefile", "mix-remote.yaml", "mix.exs"]);
     let written = std::fs::read_to_string(&lower).expect("read the makefile");
     assert!(
         written.starts_with("all:\n") && written.contains("\nsmoke:\n"),
@@ -1275,7 +1275,7 @@ fn init_appends_to_the_makefile_make_reads_and_checks_the_entry() {
 
 #[test]
 fn init_without_makefile_prints_the_target() {
-    let project = tempfile::tempdir().expect("temporary directory");
+    let project = testkit::empty_mix_project();
     let out = tool(project.path(), &["init"]).run();
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     assert!(out.stdout.contains("\nsmoke:\n\t"), "{}", out.stdout);
@@ -1286,7 +1286,7 @@ fn init_without_makefile_prints_the_target() {
 #[test]
 fn init_writes_into_the_project_named_splits_hosts_and_counts_a_dangling_link_as_a_file() {
     let here = tempfile::tempdir().expect("temporary directory");
-    let project = tempfile::tempdir().expect("temporary directory");
+    let project = testkit::empty_mix_project();
     let dir = project.path().display().to_string();
     let init = |args: &[&str]| {
         tool(
@@ -1352,6 +1352,33 @@ fn init_writes_into_the_project_named_splits_hosts_and_counts_a_dangling_link_as
         );
     }
     assert!(testkit::entries(here.path()).is_empty());
+}
+
+#[test]
+fn init_refuses_a_directory_without_mix_exs() {
+    // A mix-remote.yaml in `home` would make it the project of every directory below it.
+    let home = tempfile::tempdir().expect("temporary directory");
+    let inner = home.path().join("x");
+    std::fs::create_dir(&inner).expect("make a directory");
+    let said = |dir: &Path| {
+        format!(
+            "mix-remote: error: {} has no mix.exs: init writes mix-remote.yaml beside a Mix \
+             project's mix.exs (run it in the project, or pass --project DIR)\n",
+            dir.display()
+        )
+    };
+    let here = home.path().canonicalize().expect("canonical path");
+    for (args, dir) in [
+        (&["init", "--host", "db-1"][..], here.clone()),
+        (
+            &["init", "--makefile", "--project", "x"],
+            PathBuf::from("x"),
+        ),
+    ] {
+        let out = tool(home.path(), args).run();
+        assert_eq!((out.code, out.stderr), (Some(2), said(&dir)), "{args:?}");
+        assert_eq!(testkit::entries(home.path()), [inner.as_path()], "{args:?}");
+    }
 }
 
 #[test]

@@ -38,6 +38,14 @@ pub enum InitError {
         /// "does not exist", "is not a directory".
         why: &'static str,
     },
+    /// The directory has no `mix.exs`: a `mix-remote.yaml` there would make it the project of
+    /// every directory below it.
+    #[error(
+        "{} has no mix.exs: init writes {FILE_NAME} beside a Mix project's mix.exs (run it in the \
+         project, or pass --project DIR)",
+        .0.display()
+    )]
+    NotMix(PathBuf),
     /// The configuration exists already.
     #[error("{0} already exists: pass --force to overwrite it")]
     Exists(PathBuf),
@@ -185,6 +193,15 @@ pub fn init(args: &InitArgs) -> Result<Written, InitError> {
                 error,
             });
         }
+    }
+    if !args.project.join("mix.exs").is_file() {
+        // `.` (the default) is named as the directory it is.
+        let dir = if args.project.as_os_str() == "." {
+            std::env::current_dir().unwrap_or_else(|_| args.project.clone())
+        } else {
+            args.project.clone()
+        };
+        return Err(InitError::NotMix(dir));
     }
     let config = args.project.join(FILE_NAME);
     // A link counts, even one to nothing: --force replaces it.

@@ -80,6 +80,20 @@ impl StagedFixture {
     }
 }
 
+/// A temporary directory holding only a minimal `mix.exs` (project `:empty`, no code): a Mix
+/// project for tests that need one but no build, such as those of `init`. Removed on drop.
+pub fn empty_mix_project() -> TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("mix-remote-empty-")
+        .tempdir()
+        .unwrap_or_else(|e| panic!("testkit: cannot create a project directory: {e}"));
+    let mix_exs = "defmodule Empty.MixProject do\n  use Mix.Project\n\n  \
+                   def project, do: [app: :empty, version: \"0.1.0\"]\nend\n";
+    fs::write(dir.path().join("mix.exs"), mix_exs)
+        .unwrap_or_else(|e| panic!("testkit: cannot write mix.exs: {e}"));
+    dir
+}
+
 /// Copies the sources of `fixtures/<name>` (everything but `_build` and `deps`) into a fresh
 /// temporary directory and compiles them there with `MIX_ENV=mix_env`, as [`compiled_fixture_in`]
 /// does in place. A fixture whose `mix.exs` names other fixtures as path dependencies (`path:
