@@ -552,13 +552,15 @@ pub enum Command {
         Exit codes: 0 the session ended, 1 an application did not start, 2 bad input, 3 could\n\
         not connect, boot or load, 4 timeout, 130 interrupted.")]
     Iex(IexArgs),
-    /// Show what `run` would push for ENTRY, in push order, with sizes and why each module is
-    /// needed. Compiles and reads the build only: no SSH, no server.
+    /// Show what `run` would push for ENTRY (or a script, FILE.exs), in push order, with sizes
+    /// and why each module is needed. Compiles and reads the build only: no SSH, no server.
     #[command(after_help = "Examples:\n  \
         mix-remote plan MyApp.Worker.process\n  \
+        mix-remote plan priv/repo/seeds.exs\n  \
         mix-remote plan MyApp.Worker.process --include MyApp.Notifiers.Slack --json | jq .module")]
     Plan(PlanArgs),
-    /// Print the project's module dependency graph (or ENTRY's closure) as Graphviz DOT or JSON.
+    /// Print the project's module dependency graph (or the closure of ENTRY or of a script,
+    /// FILE.exs) as Graphviz DOT or JSON.
     #[command(after_help = "Examples:\n  \
         mix-remote graph | dot -Tsvg > graph.svg\n  \
         mix-remote graph MyApp.Worker.process --format json")]
@@ -688,7 +690,8 @@ impl CompileArgs {
 /// Flags of `mix-remote plan`.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// Entry function: `MyApp.Worker.process` or `:erlang_module.function`.
+    /// Entry function: `MyApp.Worker.process` or `:erlang_module.function`; or a script, a file
+    /// ending in `.exs` (what `run FILE.exs` pushes: the modules it names).
     pub entry: String,
     /// The build to read and the modules to add.
     #[command(flatten)]
@@ -729,7 +732,8 @@ pub enum GraphFormat {
 /// Flags of `mix-remote graph`.
 #[derive(Debug, Args)]
 pub struct GraphArgs {
-    /// Show only this entry function's closure (default: the whole project).
+    /// Show only this entry function's closure, or a script's (a file ending in `.exs`)
+    /// (default: the whole project).
     pub entry: Option<String>,
     /// The build to read and the modules to add.
     #[command(flatten)]

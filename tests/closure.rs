@@ -200,6 +200,74 @@ fn plan_pulls_in_exactly_what_each_entry_needs_and_says_why() {
 }
 
 #[test]
+fn plan_and_graph_of_a_script_show_what_run_pushes_for_it() {
+    let project = testkit::compiled_fixture("closure");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let script = dir.path().join("pipeline.exs");
+    std::fs::write(&script, "IO.puts(Closure.Pipeline.run(\"hi\"))\n").expect("write a script");
+    let script = script.to_str().expect("a UTF-8 path");
+
+    // The modules the script names, and their closure: those of the function it calls.
+    let planned_script = planned(&project, script, &["--no-compile"]);
+    let planned_entry = planned(&project, "Closure.Pipeline.run", &["--no-compile"]);
+    assert_eq!(names(&planned_script), names(&planned_entry));
+    assert_eq!(reason(&planned_script, "Closure.Pipeline"), "code");
+    let out = tool(&project, &["plan", script, "--no-compile"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .starts_with(&format!("Push order for {script} (leaves first"))
+            && out
+                .stdout
+                .lines()
+                .any(|l| l.contains("Closure.Pipeline") && l.ends_with("named by the script")),
+        "{}",
+        out.stdout
+    );
+
+    let out = tool(&project, &["graph", script, "--format", "json"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let graph: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON object");
+    let mut nodes: Vec<&str> = graph["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| n["module"].as_str().expect("a module"))
+        .collect();
+    nodes.sort();
+    let mut expected = names(&planned_script);
+    expected.sort();
+    assert_eq!(nodes, expected);
+
+    // A script that names none of the project's modules pushes none.
+    let none = dir.path().join("none.exs");
+    std::fs::write(&none, "IO.puts(:hi)\n").expect("write a script");
+    let out = tool(&project, &["plan", none.to_str().unwrap(), "--no-compile"]).run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("Total: 0 of the project's ") && l.ends_with(" 0.0 KiB")),
+        "{}",
+        out.stdout
+    );
+
+    // A script that is not there is bad input, for both, as for `run`.
+    for command in ["plan", "graph"] {
+        let out = tool(&project, &[command, "missing.exs"]).run();
+        assert_eq!(
+            (out.code, out.stderr.as_str()),
+            (
+                Some(2),
+                "mix-remote: error: cannot read script missing.exs: No such file or directory\n"
+            ),
+            "{command}"
+        );
+    }
+}
+
+#[test]
 fn plan_and_graph_reject_bad_input_in_one_line() {
     let project = testkit::compiled_fixture("closure");
     for (args, needle) in [

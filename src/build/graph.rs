@@ -57,6 +57,8 @@ pub enum Reason<'g> {
     Entry,
     /// The user asked for it (`--include`).
     Included,
+    /// The code run (a script, an expression) names it.
+    Code,
     /// The first module found (breadth first from the roots) that needs it, and how.
     Edge {
         /// The module that needs it.
@@ -166,14 +168,16 @@ impl Graph {
         })
     }
 
-    /// Every module reachable from `entry` and the `included` ones (themselves included),
-    /// dependencies before dependents; modules of one cycle come out together, in a stable order.
-    /// Names the project does not have are ignored: callers check them first.
-    pub fn closure(&self, entry: &str, included: &[String]) -> Vec<Member<'_>> {
+    /// Every module reachable from `entry`, the `included` ones and those some code `named`
+    /// (themselves included), dependencies before dependents; modules of one cycle come out
+    /// together, in a stable order. Names the project does not have are ignored: callers check
+    /// them first.
+    pub fn closure(&self, entry: &str, included: &[String], named: &[String]) -> Vec<Member<'_>> {
         let mut roots: Vec<(usize, Reason)> = Vec::new();
-        let named = std::iter::once((entry, Reason::Entry))
-            .chain(included.iter().map(|m| (m.as_str(), Reason::Included)));
-        for (name, reason) in named {
+        let all = std::iter::once((entry, Reason::Entry))
+            .chain(included.iter().map(|m| (m.as_str(), Reason::Included)))
+            .chain(named.iter().map(|m| (m.as_str(), Reason::Code)));
+        for (name, reason) in all {
             if let Some(&i) = self.index.get(name)
                 && roots.iter().all(|&(r, _)| r != i)
             {
@@ -287,14 +291,14 @@ mod tests {
     }
 
     fn names(g: &Graph, entry: &str) -> Vec<String> {
-        g.closure(entry, &[])
+        g.closure(entry, &[], &[])
             .iter()
             .map(|m| m.beam.name.clone())
             .collect()
     }
 
     fn reason<'g>(g: &'g Graph, entry: &str, included: &[String], module: &str) -> Reason<'g> {
-        let closure = g.closure(entry, included);
+        let closure = g.closure(entry, included, &[]);
         let found = closure.iter().find(|m| m.beam.name == module);
         found
             .map(|m| m.reason)
@@ -382,7 +386,7 @@ mod tests {
         ]);
         let included = ["extra".to_owned(), "not_a_module".to_owned()];
         let closure: Vec<&str> = g
-            .closure("entry", &included)
+            .closure("entry", &included, &[])
             .iter()
             .map(|m| m.beam.name.as_str())
             .collect();

@@ -58,8 +58,10 @@ pub struct Plan {
     graph: Graph,
     /// The entry's module; none for code.
     entry: Option<String>,
-    /// The included modules, then those the code names.
+    /// The included modules.
     included: Vec<String>,
+    /// The modules the code names, those included left out; none for an entry.
+    named: Vec<String>,
 }
 
 impl Plan {
@@ -86,6 +88,7 @@ impl Plan {
             graph,
             entry: Some(entry.module.clone()),
             included,
+            named: Vec::new(),
         })
     }
 
@@ -126,16 +129,18 @@ impl Plan {
         include: &[String],
     ) -> Result<Plan, PlanError> {
         let graph = Graph::new(project::scan(project, env)?);
-        let mut roots = included(&graph, include)?;
+        let included = included(&graph, include)?;
+        let mut named: Vec<String> = Vec::new();
         for name in names::resolve(&names::scan(code), &graph) {
-            if !roots.contains(&name) {
-                roots.push(name);
+            if !included.contains(&name) && !named.contains(&name) {
+                named.push(name);
             }
         }
         Ok(Plan {
             graph,
             entry: None,
-            included: roots,
+            included,
+            named,
         })
     }
 
@@ -150,12 +155,13 @@ impl Plan {
         self.entry
             .as_deref()
             .or(self.included.first().map(String::as_str))
+            .or(self.named.first().map(String::as_str))
     }
 
     /// The modules to push, leaves first, each with the reason it is there.
     pub fn closure(&self) -> Vec<Member<'_>> {
         let entry = self.entry.as_deref().unwrap_or_default();
-        self.graph.closure(entry, &self.included)
+        self.graph.closure(entry, &self.included, &self.named)
     }
 
     /// The modules to push, leaves first, without the reasons.

@@ -1,29 +1,29 @@
-//! `mix-remote graph`: the dependency graph (the whole project, or one closure) as Graphviz DOT
-//! or JSON, with the same edge kinds the closure follows.
+//! `mix-remote graph`: the dependency graph (the whole project, or the closure of an entry or of a
+//! script) as Graphviz DOT or JSON, with the same edge kinds the closure follows.
 
 use std::collections::{BTreeMap, HashSet};
 
 use crate::build::entry::display_module;
 use crate::build::graph::{Graph, Why};
-use crate::build::plan::{self, Plan};
 use crate::build::project::{self, app_of};
 use crate::cli::{GraphArgs, GraphFormat};
-use crate::cmd::fresh;
+use crate::cmd::{fresh, plan};
 use crate::config::{self, Config};
 use crate::exit::CliError;
+use crate::remote::job::Code;
 use crate::remote::wire;
 use crate::report::Reporter;
 
 /// Prints the graph; the build is resolved as for `run`: flags over the `defaults` of
 /// mix-remote.yaml, and read as it is (a source newer than it is a warning).
 pub fn exec(args: &GraphArgs, config: Option<&Config>, report: &Reporter) -> Result<u8, CliError> {
+    // A script is read first, as `run` reads it: an unreadable one is bad input.
+    let script = Code::script_of(args.entry.as_deref(), Vec::new())?;
     let build = config::build(config, args.build.project(), &args.build.layer(), &[])?;
     fresh::warn_stale(&build, report);
     let text = match &args.entry {
         Some(text) => {
-            let entry = plan::parse_entry(text, &build.project, &build.mix_env)?;
-            let plan = Plan::build(&build.project, &build.mix_env, &entry, None, &build.include)
-                .map_err(|e| build.include_error(e))?;
+            let (plan, _) = plan::planned(text, script, &build)?;
             let closure = plan.closure();
             let only: HashSet<&str> = closure.iter().map(|m| m.beam.name.as_str()).collect();
             render(plan.graph(), Some(&only), args.format)

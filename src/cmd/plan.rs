@@ -1,11 +1,11 @@
-//! `mix-remote plan`: what `run` would push for an entry, in push order, with sizes and why each
-//! module is needed, then the applications that ship with it and those the server must have, as
+//! `mix-remote plan`: what `run` would push for an entry or a script, in push order, with sizes
+//! and why each module is needed, then the applications that ship with it and those the server must have, as
 //! a table or as JSON events. Reads the build only: no SSH, no server.
 
 use std::sync::Arc;
 
 use crate::build::apps::{self, Apps, PrivKind};
-use crate::build::entry::{Entry, display_module};
+use crate::build::entry::display_module;
 use crate::build::graph::{Member, Reason, Why};
 use crate::build::plan::{self, Plan};
 use crate::build::project::app_of;
@@ -14,7 +14,7 @@ use crate::cmd::{fanout, fresh};
 use crate::config::{self, Build, Config};
 use crate::events::{Event, ShippedApp};
 use crate::exit::{self, CliError};
-use crate::remote::job::counted;
+use crate::remote::job::{Code, counted};
 use crate::remote::wire;
 use crate::report::Reporter;
 
@@ -26,13 +26,15 @@ pub async fn exec(
     config: Option<&Config>,
     report: Arc<Reporter>,
 ) -> Result<u8, CliError> {
+    // A script is read first, as `run` reads it: an unreadable one is bad input.
+    let script = Code::script_of(Some(&args.entry), Vec::new())?;
     let build = config::build(config, args.build.project(), &args.layer(), &[])?;
     let mut interrupted = Box::pin(fanout::interrupted());
     fresh::ensure(&build, &report, &mut interrupted).await?;
     // Read aside: the signals are this command's to handle now.
     let shown = {
         let report = Arc::clone(&report);
-        tokio::task::spawn_blocking(move || show(&args, &build, &report))
+        tokio::task::spawn_blocking(move || show(&args, script, &build, &report))
     };
     tokio::select! {
         shown = shown => shown.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())),
@@ -43,22 +45,41 @@ pub async fn exec(
     }
 }
 
-/// The plan of `args`'s entry in `build`, printed.
-fn show(args: &PlanArgs, build: &Build, report: &Reporter) -> Result<u8, CliError> {
-    let entry = plan::parse_entry(&args.entry, &build.project, &build.mix_env)?;
-    let plan = Plan::build(&build.project, &build.mix_env, &entry, None, &build.include)
-        .map_err(|e| build.include_error(e))?;
+/// The plan of `args`'s entry (or of its `script`) in `build`, printed.
+fn show(
+    args: &PlanArgs,
+    script: Option<Code>,
+    build: &Build,
+    report: &Reporter,
+) -> Result<u8, CliError> {
+    let (plan, named) = planned(&args.entry, script, build)?;
     let (shipped, from_server) = shipped(&plan, &build.project, &build.mix_env)?;
     if args.json {
-        events(&plan, &entry, shipped, from_server)
+        events(&plan, &named, shipped, from_server)
             .into_iter()
             .for_each(|e| report.event(e));
     } else {
-        let mut out = text(&plan, &entry);
+        let mut out = text(&plan, &named);
         out.push_str(&shipped_text(&shipped, &from_server));
         report.output(out.as_bytes());
     }
     Ok(0)
+}
+
+/// What a run of `entry` pushes, with how to name it: for its `script` (read from `entry`, see
+/// [`Code::script_of`]), the script's plan as `run` makes it; else the entry function's.
+pub fn planned(
+    entry: &str,
+    script: Option<Code>,
+    build: &Build,
+) -> Result<(Plan, String), CliError> {
+    if let Some(script) = script {
+        return Ok((script.plan(build)?, script.shown));
+    }
+    let entry = plan::parse_entry(entry, &build.project, &build.mix_env)?;
+    let plan = Plan::build(&build.project, &build.mix_env, &entry, None, &build.include)
+        .map_err(|e| build.include_error(e))?;
+    Ok((plan, entry.named()))
 }
 
 /// The applications a run of `plan` ships, as `run` works them out, with their sizes; and those
@@ -136,7 +157,7 @@ fn shipped_text(shipped: &[ShippedApp], from_server: &[String]) -> String {
 }
 
 /// The plan as `mix-remote plan` prints it: one line per module in push order, then totals.
-fn text(plan: &Plan, entry: &Entry) -> String {
+fn text(plan: &Plan, named: &str) -> String {
     let closure = plan.closure();
     let width = closure
         .iter()
@@ -149,8 +170,7 @@ fn text(plan: &Plan, entry: &Entry) -> String {
         .max()
         .unwrap_or(0);
     let mut out = format!(
-        "Push order for {} (leaves first; `why` is the first module found that needs it):\n",
-        entry.named()
+        "Push order for {named} (leaves first; `why` is the first module found that needs it):\n"
     );
     for (i, member) in closure.iter().enumerate() {
         out.push_str(&format!(
@@ -171,12 +191,16 @@ fn text(plan: &Plan, entry: &Entry) -> String {
     let mut apps: Vec<String> = closure.iter().map(|m| app_of(&m.beam.path)).collect();
     apps.sort();
     apps.dedup();
+    // A script may name none of the project's modules: then they come from no application.
+    let from = match apps.as_slice() {
+        [] => String::new(),
+        apps => format!(", from {}", apps.join(", ")),
+    };
     out.push_str(&format!(
-        "Total: {} of the project's {} modules, {}, from {}\n",
+        "Total: {} of the project's {} modules, {}{from}\n",
         closure.len(),
         plan.graph().modules().len(),
         kib(bytes),
-        apps.join(", ")
     ));
     out
 }
@@ -185,7 +209,7 @@ fn text(plan: &Plan, entry: &Entry) -> String {
 /// one `plan` event with the totals (see `events.rs`).
 fn events(
     plan: &Plan,
-    entry: &Entry,
+    named: &str,
     shipped: Vec<ShippedApp>,
     from_server: Vec<String>,
 ) -> Vec<Event> {
@@ -197,6 +221,7 @@ fn events(
             let (reason, from) = match member.reason {
                 Reason::Entry => ("entry", None),
                 Reason::Included => ("include", None),
+                Reason::Code => ("code", None),
                 Reason::Edge { from, why } => (why.key(), Some(display_module(from))),
             };
             Event::Module {
@@ -212,7 +237,7 @@ fn events(
         })
         .collect();
     events.push(Event::Plan {
-        entry: entry.named(),
+        entry: named.to_owned(),
         modules: closure.len(),
         bytes: closure.iter().map(|m| wire::sent_size(m.beam)).sum(),
         project_modules: plan.graph().modules().len(),
@@ -226,6 +251,7 @@ fn why_text(member: &Member) -> String {
     match member.reason {
         Reason::Entry => "entry module".to_owned(),
         Reason::Included => "--include".to_owned(),
+        Reason::Code => "named by the script".to_owned(),
         Reason::Edge { from, why } => {
             let from = display_module(from);
             match why {

@@ -4,7 +4,6 @@
 //! entry ending in `.exs` is a script; `eval` (`cmd/eval.rs`) runs an expression the same way.
 
 use std::io::IsTerminal;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,10 +46,7 @@ pub async fn exec(
 ) -> Result<u8, CliError> {
     let config_use = args.options.setup.config_use();
     // A script is read first: an unreadable one is bad input before anything else happens.
-    let script = match args.entry.as_deref().filter(|e| e.ends_with(".exs")) {
-        Some(path) => Some(Code::script(Path::new(path), args.args.clone())?),
-        None => None,
-    };
+    let script = Code::script_of(args.entry.as_deref(), args.args.clone())?;
     // A script's arguments are its System.argv, flags included (`-- --dry-run`).
     if let (None, Some(flag)) = (&script, args.args.iter().find(|a| is_flag(a))) {
         return Err(CliError::usage(format!(

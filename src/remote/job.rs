@@ -153,6 +153,15 @@ impl Code {
         }
     }
 
+    /// The script `entry` names when it ends in `.exs`, read now (see [`Code::script`]); none
+    /// for a function. How `run`, `plan` and `graph` tell a script from an entry.
+    pub fn script_of(entry: Option<&str>, argv: Vec<String>) -> Result<Option<Code>, JobError> {
+        entry
+            .filter(|e| e.ends_with(".exs"))
+            .map(|path| Code::script(Path::new(path), argv))
+            .transpose()
+    }
+
     /// The script at `path` (read now), run with `argv` as `mix run FILE ARGS` runs it.
     pub fn script(path: &Path, argv: Vec<String>) -> Result<Code, JobError> {
         let shown = path.display().to_string();
@@ -173,6 +182,13 @@ impl Code {
             shown,
             prints_value: false,
         })
+    }
+
+    /// What a run of the code pushes, from the build of `build`: the closure of the project's
+    /// modules its text names and of the included ones (see [`Plan::for_code`]).
+    pub fn plan(&self, build: &Build) -> Result<Plan, PlanError> {
+        Plan::for_code(&build.project, &build.mix_env, &self.text, &build.include)
+            .map_err(|e| build.include_error(e))
     }
 }
 
@@ -317,8 +333,7 @@ impl Job {
     ) -> Result<Job, JobError> {
         let phase = report.phase(Stage::Scan, "scanning _build");
         let started = Instant::now();
-        let plan = Plan::for_code(&build.project, &build.mix_env, &code.text, &build.include)
-            .map_err(|e| build.include_error(e))?;
+        let plan = code.plan(build)?;
         Job::assemble(
             Call::Code(code),
             plan,
