@@ -796,7 +796,7 @@ fn check_goes_through_a_live_session_without_logging_in_again() {
         check.stderr
     );
     assert!(
-        check.stdout.contains("1 of 1 hosts ready"),
+        check.stdout.ends_with("1 of 1 host ready\n"),
         "{}",
         check.stdout
     );

@@ -14,6 +14,7 @@ use crate::cmd::fanout::{self, Fanout};
 use crate::config::{self, Config, HostSettings};
 use crate::events::{CheckRow, Event, Probe};
 use crate::exit::{self, CliError};
+use crate::remote::job::counted;
 use crate::remote::probe::{self, Local};
 use crate::report::{self, Reporter};
 
@@ -104,7 +105,7 @@ pub async fn exec(
                 text += &format!("{}: {problem}\n", row.host);
             }
         }
-        text += &format!("{ready} of {} hosts ready\n", hosts.len());
+        text += &format!("{ready} of {} ready\n", counted(hosts.len(), "host"));
         report.output(text.as_bytes());
     }
     fanout::summary(&report, hosts.len(), hosts.len() - ready, code);
