@@ -463,7 +463,11 @@ impl Cli {
             Command::Up(a) => a.output.clone(),
             Command::Down(a) => a.output.clone(),
             Command::Status(a) => a.output.clone(),
-            Command::Graph(_) | Command::Init(_) | Command::Completions(_) => Output::default(),
+            Command::Init(a) => Output {
+                quiet: a.quiet,
+                ..Output::default()
+            },
+            Command::Graph(_) | Command::Completions(_) => Output::default(),
         }
     }
 
@@ -1301,6 +1305,9 @@ pub struct InitArgs {
     /// The Mix project directory (the one with its mix.exs) to write into.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub project: PathBuf,
+    /// Do not say what was written (the target is still printed unless appended; errors too).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// The shells `mix-remote completions` writes a script for.

@@ -83,7 +83,7 @@ fn main() -> ExitCode {
     // the command ends (a panic unwinds through here too).
     let terminal = TerminalGuard;
     let result = match cli.command {
-        Command::Init(args) => init::exec(&args),
+        Command::Init(args) => init::exec(&args, output.quiet),
         Command::Completions(args) => completions::exec(&args),
         Command::Plan(args) => load_config(config, &reporter)
             .and_then(|c| block_on(plan::exec(args, c.as_ref(), Arc::clone(&reporter)))),

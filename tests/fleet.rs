@@ -1284,6 +1284,28 @@ fn init_without_makefile_prints_the_target() {
 }
 
 #[test]
+fn init_quiet_before_or_after_it_says_nothing_of_what_it_wrote() {
+    for (args, makefile) in [
+        (&["-q", "init"][..], false),
+        (&["init", "--quiet"], false),
+        (&["-q", "init", "--makefile"], true),
+        (&["init", "--makefile", "-q"], true),
+    ] {
+        let project = testkit::empty_mix_project();
+        let out = tool(project.path(), args).run();
+        assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""), "{args:?}");
+        assert!(project.path().join("mix-remote.yaml").is_file(), "{args:?}");
+        assert_eq!(
+            project.path().join("Makefile").is_file(),
+            makefile,
+            "{args:?}"
+        );
+        // The target is output: printed unless appended.
+        assert_eq!(out.stdout.contains("\nsmoke:\n\t"), !makefile, "{args:?}");
+    }
+}
+
+#[test]
 fn init_writes_into_the_project_named_splits_hosts_and_counts_a_dangling_link_as_a_file() {
     let here = tempfile::tempdir().expect("temporary directory");
     let project = testkit::empty_mix_project();

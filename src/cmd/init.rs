@@ -158,15 +158,18 @@ pub fn config_text(hosts: &[String], entry: Option<&str>, builds: &[String]) -> 
         .replace("@MIX_ENV@", &mix_env_line(builds))
 }
 
-/// Writes the files, says what it wrote on stderr and prints the target (unless appended).
-pub fn exec(args: &InitArgs) -> Result<u8, CliError> {
+/// Writes the files, says what it wrote on stderr (unless `quiet`: `-q` before or after `init`)
+/// and prints the target (unless appended).
+pub fn exec(args: &InitArgs, quiet: bool) -> Result<u8, CliError> {
     let written = init(args).map_err(CliError::usage)?;
-    write_stderr(&format!("mix-remote: wrote {}\n", written.config.display()));
-    if let Some(makefile) = &written.makefile {
-        write_stderr(&format!(
-            "mix-remote: added the `smoke` target to {}\n",
-            makefile.display()
-        ));
+    if !quiet {
+        write_stderr(&format!("mix-remote: wrote {}\n", written.config.display()));
+        if let Some(makefile) = &written.makefile {
+            write_stderr(&format!(
+                "mix-remote: added the `smoke` target to {}\n",
+                makefile.display()
+            ));
+        }
     }
     if let Some(target) = &written.target {
         write_stdout(target);
