@@ -1,6 +1,6 @@
 //! `mix-remote plan`: what `run` would push for an entry or a script, in push order, with sizes
-//! and why each module is needed, then the applications that ship with it and those the server must have, as
-//! a table or as JSON events. Reads the build only: no SSH, no server.
+//! and why each module is needed, then the applications that ship with it and those the server
+//! must have, as a table or as JSON events. Reads the build only: no SSH, no server.
 
 use std::sync::Arc;
 
