@@ -830,18 +830,18 @@ starts_logger = fn
     end
 end
 
-# `setup` (see src/remote/invoke.rs): the config, then the applications started (or only
-# loaded), with Logger restarted in between if the config changed its settings, so that they
-# apply either way. (Otherwise it runs throughout, as started at boot: a restart costs a booting
-# node 10-30 ms.) Started, they run without Logger unless one of them needs it, as Mix's
-# `app.start` stops it for them to start again: Elixir's Logger calls print nothing then, and
-# Erlang's logger writes in OTP's own format, as under `mix run`. What the applications' processes print goes where the function's output goes,
-# as under `mix run`: to this process's group leader, the relay, rather than the node's own
-# stdout. (An application master forwards its processes' output to the group leader of the
-# application controller, which started it.) Mix runs first if the code asks it (`mix`: the
-# tool saw a call of Mix's in the shipped modules or the code). Returns `:ok`, or why the code
-# is not to be called: a config file failed (see `put_config`), the compile-time config differs
-# (see `compile_env_checked`), an application did not start (see `start_apps`).
+# `setup` (see src/remote/invoke.rs): the config, then the applications started (or only loaded),
+# with Logger restarted in between if the config changed its settings, so that they apply either
+# way. (Otherwise it runs throughout, as started at boot: a restart costs a booting node 10-30 ms.)
+# Started, they run without Logger unless one of them needs it, as Mix's `app.start` stops it for
+# them to start again: Elixir's Logger calls print nothing then, and Erlang's logger writes in OTP's
+# own format, as under `mix run`. What the applications' processes print goes where the function's
+# output goes, as under `mix run`: to this process's group leader, the relay, rather than the node's
+# own stdout. (An application master forwards its processes' output to the group leader of the
+# application controller, which started it.) Mix runs first if the code asks it (`mix`: the tool saw
+# a call of Mix's in the shipped modules or the code). Returns `:ok`, or why the code is not to be
+# called: a config file failed (see `put_config`), the compile-time config differs (see
+# `compile_env_checked`), an application did not start (see `start_apps`).
 configure = fn %{config: files, env: env, apps: apps, start: start} = setup ->
   mix_env_set.(setup)
   if Map.get(setup, :mix, false), do: mix_started.(env)
@@ -858,7 +858,10 @@ configure = fn %{config: files, env: env, apps: apps, start: start} = setup ->
 
   with :ok <- put_config.(files, env, Map.get(setup, :compile_env_apps, []), built) do
     restart = logger.() != before
-    stop = if start, do: restart or not starts_logger.(starts_logger, apps, MapSet.new()), else: restart
+    stop =
+      if start,
+        do: restart or not starts_logger.(starts_logger, apps, MapSet.new()),
+        else: restart
     if stop, do: Application.stop(:logger)
     started = if start, do: start_apps.(apps, Map.get(setup, :permanent, false)), else: :ok
     if not start, do: Application.ensure_all_started(:logger)

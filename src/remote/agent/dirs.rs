@@ -1,8 +1,8 @@
 //! Where warm sessions live on this machine: `$XDG_RUNTIME_DIR/mix-remote/` when it is set to an
-//! absolute path (a per-user tmpfs that goes at logout), else `$XDG_CACHE_HOME/mix-remote/sessions/` (or
-//! `~/.cache/...`); in it, one 0700 directory per session, named by the session's key, holding
-//! the agent's 0600 socket, its lock and ssh's control socket. The root is made 0700 and must be
-//! the user's own.
+//! absolute path (a per-user tmpfs that goes at logout), else
+//! `$XDG_CACHE_HOME/mix-remote/sessions/` (or `~/.cache/...`); in it, one 0700 directory per
+//! session, named by the session's key, holding the agent's 0600 socket, its lock and ssh's control
+//! socket. The root is made 0700 and must be the user's own.
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
