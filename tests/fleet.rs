@@ -1151,46 +1151,39 @@ fn init_writes_nothing_unless_it_can_write_everything() {
         "written although the Makefile cannot be"
     );
 
-    // A start marker without its end marker: replacing up to a later end would take `mine`.
+    // Refused, with or without --force, and nothing written: a start marker without its end
+    // marker (replacing up to a later end would take `mine`), and a `smoke` target of the
+    // Makefile's own (the appended one would override it).
     std::fs::remove_file(&makefile).expect("remove the link");
     let unterminated = "all:\n\techo all\n# >>> mix-remote\nmine:\n\techo mine\n";
-    std::fs::write(&makefile, unterminated).expect("write the Makefile");
-    for extra in [&[][..], &["--force"]] {
-        let out = tool(project.path(), &["init", "--makefile"])
-            .args(extra)
-            .run();
-        assert_eq!(out.code, Some(2), "{extra:?}: {}", out.stderr);
-        assert_eq!(
-            out.stderr,
+    let own = "all:\n\techo all\n\nsmoke: all\n\t./smoke.sh\n";
+    for (makefile_text, said) in [
+        (
+            unterminated,
             "mix-remote: error: ./Makefile:3: `# >>> mix-remote` has no `# <<< mix-remote` line \
              after it: end the mix-remote block with that line (or remove the block), then run \
              init again\n",
-            "{extra:?}"
-        );
-        assert_eq!(files(), ["Makefile", "mix.exs"], "{extra:?}");
-        assert_eq!(
-            std::fs::read_to_string(&makefile).expect("read the Makefile"),
-            unterminated
-        );
-    }
-
-    // A `smoke` target of the Makefile's own: the appended one would override it.
-    let own = "all:\n\techo all\n\nsmoke: all\n\t./smoke.sh\n";
-    std::fs::write(&makefile, own).expect("write the Makefile");
-    for extra in [&[][..], &["--force"]] {
-        let out = tool(project.path(), &["init", "--makefile"])
-            .args(extra)
-            .run();
-        assert_eq!(out.code, Some(2), "{extra:?}: {}", out.stderr);
-        assert_eq!(
-            out.stderr,
+        ),
+        (
+            own,
             "mix-remote: error: ./Makefile:4: the Makefile has a `smoke` target of its own, which \
              mix-remote's would override: rename it, or run init without --makefile and add the \
              target it prints under another name\n",
-            "{extra:?}"
-        );
-        assert_eq!(files(), ["Makefile", "mix.exs"], "{extra:?}");
-        assert_eq!(std::fs::read_to_string(&makefile).unwrap(), own);
+        ),
+    ] {
+        std::fs::write(&makefile, makefile_text).expect("write the Makefile");
+        for extra in [&[][..], &["--force"]] {
+            let out = tool(project.path(), &["init", "--makefile"])
+                .args(extra)
+                .run();
+            assert_eq!(out.code, Some(2), "{extra:?}: {}", out.stderr);
+            assert_eq!(out.stderr, said, "{extra:?}");
+            assert_eq!(files(), ["Makefile", "mix.exs"], "{extra:?}");
+            assert_eq!(
+                std::fs::read_to_string(&makefile).expect("read the Makefile"),
+                makefile_text
+            );
+        }
     }
 
     // Ended, the block is replaced in place; the Makefile keeps its mode and nothing is left.
