@@ -146,17 +146,24 @@ pub fn parse(mut command: clap::Command, args: Vec<OsString>) -> Result<Cli, cla
 /// The error clap gives for `flag`, typed before `subcommand`, which has no use for it: as if
 /// typed after it, with the tip saying why.
 fn refused(command: &mut clap::Command, subcommand: &str, flag: &str) -> clap::Error {
-    command.build();
-    let Some(sub) = command.find_subcommand_mut(subcommand) else {
-        return clap::Error::new(ErrorKind::UnknownArgument).with_cmd(command);
-    };
-    let usage = sub.render_usage();
-    let mut error = clap::Error::new(ErrorKind::UnknownArgument).with_cmd(sub);
+    let mut error = subcommand_error(command, subcommand, ErrorKind::UnknownArgument);
     error.insert(ContextKind::InvalidArg, ContextValue::String(flag.into()));
     if let Some(why) = unused(subcommand, flag) {
         let tip = StyledStr::from(format!("{flag} has no use in `{subcommand}`: {why}"));
         error.insert(ContextKind::Suggested, ContextValue::StyledStrs(vec![tip]));
     }
+    error
+}
+
+/// An error of `kind` as clap gives it for `subcommand`, with its usage: for what clap cannot
+/// tell itself, [`refused`] and [`conflict`].
+fn subcommand_error(command: &mut clap::Command, subcommand: &str, kind: ErrorKind) -> clap::Error {
+    command.build();
+    let Some(sub) = command.find_subcommand_mut(subcommand) else {
+        return clap::Error::new(kind).with_cmd(command);
+    };
+    let usage = sub.render_usage();
+    let mut error = clap::Error::new(kind).with_cmd(sub);
     error.insert(ContextKind::Usage, ContextValue::StyledStr(usage));
     error
 }
@@ -311,15 +318,9 @@ fn from_environment(matches: &ArgMatches, id: &str) -> bool {
 
 /// The error clap gives for two flags of `subcommand` that conflict, `first` given before `then`.
 fn conflict(command: &mut clap::Command, subcommand: &str, first: &str, then: &str) -> clap::Error {
-    command.build();
-    let Some(sub) = command.find_subcommand_mut(subcommand) else {
-        return clap::Error::new(ErrorKind::ArgumentConflict).with_cmd(command);
-    };
-    let usage = sub.render_usage();
-    let mut error = clap::Error::new(ErrorKind::ArgumentConflict).with_cmd(sub);
+    let mut error = subcommand_error(command, subcommand, ErrorKind::ArgumentConflict);
     error.insert(ContextKind::InvalidArg, ContextValue::String(first.into()));
     error.insert(ContextKind::PriorArg, ContextValue::String(then.into()));
-    error.insert(ContextKind::Usage, ContextValue::StyledStr(usage));
     error
 }
 
