@@ -131,8 +131,8 @@ pub fn parse(mut command: clap::Command, args: Vec<OsString>) -> Result<Cli, cla
         return Err(conflict(&mut command, name, first, then));
     }
     // Taken for the command's own, it would be ignored: `--config x.yaml init` writes none.
-    if cli.before.config.is_some() && cli.command_config().is_none() {
-        return Err(refused(&mut command, name, "--config"));
+    if let Some(flag) = without_use(&command, &matches, &args, name) {
+        return Err(refused(&mut command, name, &flag));
     }
     if from_environment(of_command, CONFIG_ID)
         && let Some(typed) = cli.before.config.clone()
@@ -141,6 +141,34 @@ pub fn parse(mut command: clap::Command, args: Vec<OsString>) -> Result<Cli, cla
         config.path = Some(typed);
     }
     Ok(cli)
+}
+
+/// The first flag typed before the command `name` that the command has no flag of its own for
+/// (`-v` before `init`, `--config` before `status`), as typed (its long name, if typed among
+/// others, `-qv`): it would have no effect there.
+fn without_use(
+    command: &clap::Command,
+    matches: &ArgMatches,
+    args: &[OsString],
+    name: &str,
+) -> Option<String> {
+    let of_command = command.find_subcommand(name)?;
+    let typed = |flag: &&clap::Arg| {
+        let id = flag.get_id().as_str();
+        matches.try_contains_id(id).unwrap_or(false)
+            && matches.value_source(id) == Some(ValueSource::CommandLine)
+    };
+    let flag = command.get_arguments().filter(typed).find(|flag| {
+        !of_command
+            .get_arguments()
+            .any(|own| own.get_long() == flag.get_long())
+    })?;
+    let words = args.iter().skip(1).filter_map(|a| a.to_str());
+    let spelt = words.take_while(|w| *w != name).find(|w| names(flag, w));
+    Some(spelt.map_or_else(
+        || format!("--{}", flag.get_long().unwrap_or_default()),
+        str::to_owned,
+    ))
 }
 
 /// The error clap gives for `flag`, typed before `subcommand`, which has no use for it: as if
@@ -387,8 +415,13 @@ fn unused(command: &str, flag: &str) -> Option<&'static str> {
         ("iex", "--call-timeout") => "a session has no time limit",
         ("init", "--config") => "it writes mix-remote.yaml in the --project directory",
         ("status", "--config") => "it reads no mix-remote.yaml",
+        ("init", "--verbose" | "-v") => "it says only what it wrote, which -q leaves out",
+        ("init", "--no-warnings") => "it gives no warnings",
         ("completions", "--config") => {
             "what it completes reads the mix-remote.yaml of the command being typed"
+        }
+        ("completions", "--quiet" | "-q" | "--verbose" | "-v" | "--no-warnings") => {
+            "it prints the script and nothing else"
         }
         ("graph", "--json") => "it prints JSON with --format json",
         ("graph", "--no-compile") => "it reads the build as it is, without compiling",
@@ -464,11 +497,12 @@ impl Cli {
             Command::Up(a) => a.output.clone(),
             Command::Down(a) => a.output.clone(),
             Command::Status(a) => a.output.clone(),
+            Command::Graph(a) => a.output.clone(),
             Command::Init(a) => Output {
                 quiet: a.quiet,
                 ..Output::default()
             },
-            Command::Graph(_) | Command::Completions(_) => Output::default(),
+            Command::Completions(_) => Output::default(),
         }
     }
 
@@ -746,6 +780,9 @@ pub struct GraphArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
     pub format: GraphFormat,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub output: Output,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub config: ConfigFile,

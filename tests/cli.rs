@@ -150,12 +150,16 @@ fn run_compiles_first_so_the_code_as_edited_runs() {
 fn graph_reads_the_build_as_it_is_and_warns_when_a_source_is_newer() {
     let staged = testkit::staged_fixture("demo", "dev");
     let project = staged.path();
-    let graph = || {
-        let out = tool(project, &["graph", "--format", "json"]).run();
-        assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let graph_with = |before: &[&str], after: &[&str]| {
+        let out = tool(project, before)
+            .args(["graph", "--format", "json"])
+            .args(after)
+            .run();
+        assert_eq!(out.code, Some(0), "{before:?} {after:?}: {}", out.stderr);
         assert!(out.stdout.contains("\"Demo.Worker\""), "{}", out.stdout);
         out
     };
+    let graph = || graph_with(&[], &[]);
     assert_eq!(warnings(&graph()), Vec::<&str>::new());
     edit(
         project,
@@ -170,6 +174,11 @@ fn graph_reads_the_build_as_it_is_and_warns_when_a_source_is_newer() {
              old code's (compile it with `MIX_ENV=dev mix compile`)"
         ]
     );
+    // Silenced as for the other commands, by either flag, before the command or after it.
+    for flag in ["--no-warnings", "-q"] {
+        assert_eq!(graph_with(&[flag], &[]).stderr, "", "{flag} before");
+        assert_eq!(graph_with(&[], &[flag]).stderr, "", "{flag} after");
+    }
 }
 
 #[test]
@@ -951,7 +960,10 @@ fn help_shows_examples_and_each_command_only_the_flags_it_uses() {
         );
         assert!(text.contains("Examples:"), "{command}: {text}");
     }
-    assert_eq!(shown(&help(&["graph", "--help"])), ["--config"]);
+    assert_eq!(
+        shown(&help(&["graph", "--help"])),
+        ["--quiet", "--verbose", "--config", "--no-warnings"]
+    );
     assert_eq!(shown(&help(&["init", "--help"])), ["--quiet"]);
     assert_eq!(shown(&help(&["completions", "--help"])), Vec::<&str>::new());
     let completions = help(&["completions", "-h"]);
@@ -1641,39 +1653,60 @@ fn a_flag_a_command_has_no_use_for_is_refused_saying_why_and_its_variable_not_re
 }
 
 #[test]
-fn a_config_file_before_a_command_that_reads_none_is_refused_not_ignored() {
+fn a_flag_before_a_command_that_has_no_use_for_it_is_refused_not_ignored() {
     let project = uncompiled_demo();
     let runtime = tempfile::tempdir().unwrap();
     let config = project.path().join("staging.yaml");
     let config = config.to_str().expect("a UTF-8 path");
-    for (command, why) in [
+    let init = &["init", "--host", "db-1"][..];
+    let completions = &["completions", "bash"][..];
+    let prints_only_the_script = "it prints the script and nothing else";
+    for (before, command, why) in [
         (
-            &["init", "--host", "db-1"][..],
+            &["--config", config][..],
+            init,
             "it writes mix-remote.yaml in the --project directory",
         ),
-        (&["status"], "it reads no mix-remote.yaml"),
         (
-            &["completions", "bash"],
+            &["--config", config],
+            &["status"],
+            "it reads no mix-remote.yaml",
+        ),
+        (
+            &["--config", config],
+            completions,
             "what it completes reads the mix-remote.yaml of the command being typed",
         ),
+        (
+            &["-v"],
+            init,
+            "it says only what it wrote, which -q leaves out",
+        ),
+        (&["--no-warnings"], init, "it gives no warnings"),
+        (&["-q"], completions, prints_only_the_script),
+        (&["--verbose"], completions, prints_only_the_script),
+        (&["--no-warnings"], completions, prints_only_the_script),
     ] {
-        let out = tool(project.path(), &["--config", config])
-            .args(command)
-            .env("XDG_RUNTIME_DIR", runtime.path())
-            .run();
-        assert_eq!(
-            (out.code, out.stdout.as_str()),
-            (Some(2), ""),
-            "{command:?}"
-        );
-        let tip = format!("tip: --config has no use in `{}`: {why}", command[0]);
-        assert!(
-            out.stderr
-                .starts_with("error: unexpected argument '--config' found")
-                && out.stderr.contains(&tip),
-            "{}",
-            out.stderr
-        );
+        let flag = before[0];
+        // Before the command as after it.
+        let typed = [
+            [before, command].concat(),
+            [&[command[0]][..], before, &command[1..]].concat(),
+        ];
+        for args in typed {
+            let out = tool(project.path(), &args)
+                .env("XDG_RUNTIME_DIR", runtime.path())
+                .run();
+            assert_eq!((out.code, out.stdout.as_str()), (Some(2), ""), "{args:?}");
+            let tip = format!("tip: {flag} has no use in `{}`: {why}", command[0]);
+            assert!(
+                out.stderr
+                    .starts_with(&format!("error: unexpected argument '{flag}' found"))
+                    && out.stderr.contains(&tip),
+                "{args:?}: {}",
+                out.stderr
+            );
+        }
     }
     assert!(!project.path().join("mix-remote.yaml").exists());
     assert!(!project.path().join("staging.yaml").exists());
