@@ -96,11 +96,10 @@ fn with_hosts_typed(command: &clap::Command, args: &[OsString]) -> Option<ArgMat
         .try_get_matches_from(args)
         .ok()?;
     let (_, of_command) = matches.subcommand()?;
-    let typed = |id: &&str| {
-        of_command.try_contains_id(id).unwrap_or(false)
-            && of_command.value_source(id) == Some(ValueSource::CommandLine)
-    };
-    HOST_IDS.iter().any(typed).then_some(matches)
+    HOST_IDS
+        .iter()
+        .any(|id| typed(of_command, id))
+        .then_some(matches)
 }
 
 /// Parses `args` (with the program's name first) against `command`, the definition; an argument
@@ -130,6 +129,16 @@ pub fn parse(mut command: clap::Command, args: Vec<OsString>) -> Result<Cli, cla
     if let Some((first, then)) = crossed {
         return Err(conflict(&mut command, name, first, then));
     }
+    // Not declared to clap, which would count a variable too: `--compile` beats
+    // `MIX_REMOTE_NO_COMPILE=true`, as flags beat variables.
+    if typed(of_command, COMPILE_ID) && typed(of_command, NO_COMPILE_ID) {
+        let (first, then) =
+            match of_command.index_of(COMPILE_ID) < of_command.index_of(NO_COMPILE_ID) {
+                true => ("--compile", "--no-compile"),
+                false => ("--no-compile", "--compile"),
+            };
+        return Err(conflict(&mut command, name, first, then));
+    }
     // Taken for the command's own, it would be ignored: `--config x.yaml init` writes none.
     if let Some(flag) = without_use(&command, &matches, &args, name) {
         return Err(refused(&mut command, name, &flag));
@@ -153,15 +162,11 @@ fn without_use(
     name: &str,
 ) -> Option<String> {
     let of_command = command.find_subcommand(name)?;
-    let typed = |flag: &&clap::Arg| {
-        let id = flag.get_id().as_str();
-        matches.try_contains_id(id).unwrap_or(false)
-            && matches.value_source(id) == Some(ValueSource::CommandLine)
-    };
-    let flag = command.get_arguments().filter(typed).find(|flag| {
-        !of_command
-            .get_arguments()
-            .any(|own| own.get_long() == flag.get_long())
+    let flag = command.get_arguments().find(|flag| {
+        typed(matches, flag.get_id().as_str())
+            && !of_command
+                .get_arguments()
+                .any(|own| own.get_long() == flag.get_long())
     })?;
     let words = args.iter().skip(1).filter_map(|a| a.to_str());
     let spelt = words.take_while(|w| *w != name).find(|w| names(flag, w));
@@ -344,6 +349,12 @@ fn from_environment(matches: &ArgMatches, id: &str) -> bool {
         && matches.value_source(id) == Some(ValueSource::EnvVariable)
 }
 
+/// Whether `id` was typed on the command line (false when the command has no such argument).
+fn typed(matches: &ArgMatches, id: &str) -> bool {
+    matches.try_contains_id(id).unwrap_or(false)
+        && matches.value_source(id) == Some(ValueSource::CommandLine)
+}
+
 /// The error clap gives for two flags of `subcommand` that conflict, `first` given before `then`.
 fn conflict(command: &mut clap::Command, subcommand: &str, first: &str, then: &str) -> clap::Error {
     let mut error = subcommand_error(command, subcommand, ErrorKind::ArgumentConflict);
@@ -424,7 +435,7 @@ fn unused(command: &str, flag: &str) -> Option<&'static str> {
             "it prints the script and nothing else"
         }
         ("graph", "--json") => "it prints JSON with --format json",
-        ("graph", "--no-compile") => "it reads the build as it is, without compiling",
+        ("graph", "--no-compile" | "--compile") => "it reads the build as it is, without compiling",
         (
             "plan" | "graph",
             "--host" | "--group" | "--parallel" | "--elixir" | "--ssh-config" | "-F"
@@ -709,20 +720,40 @@ impl BuildArgs {
 }
 
 /// Whether to compile the project before reading its build, for the commands that run or plan
-/// its code.
+/// its code: a flag beats `MIX_REMOTE_NO_COMPILE`, which beats `compile` of mix-remote.yaml.
 #[derive(Debug, Args)]
 pub struct CompileArgs {
     /// Do not run `mix compile` first (a build older than its sources gets a warning)
     /// [default: compile, unless `compile: false` in mix-remote.yaml].
-    #[arg(long, env = "MIX_REMOTE_NO_COMPILE", value_parser = BoolishValueParser::new())]
-    pub no_compile: bool,
+    #[arg(
+        id = NO_COMPILE_ID,
+        long = "no-compile",
+        env = "MIX_REMOTE_NO_COMPILE",
+        num_args = 0,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new()
+    )]
+    pub no_compile: Option<bool>,
+    /// Run `mix compile` first, even where MIX_REMOTE_NO_COMPILE=true or `compile: false` of
+    /// mix-remote.yaml say not to.
+    #[arg(id = COMPILE_ID, long = "compile")]
+    pub compile: bool,
 }
 
+/// The ids of `--compile` and `--no-compile`, which conflict when both are typed (not when the
+/// variable of one meets the other flag, which beats it).
+const COMPILE_ID: &str = "compile";
+const NO_COMPILE_ID: &str = "no_compile";
+
 impl CompileArgs {
-    /// `compile: false` when the flag (or its variable) is given.
+    /// `compile: true` for `--compile` (or `MIX_REMOTE_NO_COMPILE=false`), `compile: false` for
+    /// `--no-compile` (or `MIX_REMOTE_NO_COMPILE=true`); none when neither is set.
     pub fn layer(&self) -> Option<Spanned<bool>> {
-        self.no_compile
-            .then(|| Spanned::new(false, Location::UNKNOWN, Location::UNKNOWN))
+        let compile = match (self.compile, self.no_compile) {
+            (true, _) => true,
+            (false, no_compile) => !no_compile?,
+        };
+        Some(Spanned::new(compile, Location::UNKNOWN, Location::UNKNOWN))
     }
 }
 

@@ -147,6 +147,52 @@ fn run_compiles_first_so_the_code_as_edited_runs() {
 }
 
 #[test]
+fn compile_false_of_the_file_gives_way_to_compile_and_to_the_variable_set_false() {
+    let project = uncompiled_demo();
+    let config = "defaults:\n  compile: false\n";
+    std::fs::write(project.path().join("mix-remote.yaml"), config).expect("write the config");
+    let plan = |args: &[&str], variable: Option<&str>| {
+        let mut tool = tool(project.path(), &["plan", "Demo.Worker.echo"]);
+        tool.args(args);
+        if let Some(value) = variable {
+            tool.env("MIX_REMOTE_NO_COMPILE", value);
+        }
+        tool.run()
+    };
+    let out = plan(&[], None);
+    assert_eq!(out.code, Some(2), "the file's word: no compile");
+    assert!(out.stderr.contains("no compiled build"), "{}", out.stderr);
+    // The flag beats the variable, which beats the file.
+    let worker = "lib/demo/worker.ex";
+    let compiled = [
+        (&["--compile"][..], Some("true"), "do: {c, b, a}"),
+        (&[], Some("false"), "do: {b, c, a}"),
+        (&[], Some("0"), "do: {a, b, c}"),
+    ];
+    let mut was = "do: {a, b, c}";
+    for (args, variable, now) in compiled {
+        let out = plan(args, variable);
+        assert_eq!(
+            (out.code, out.stderr.as_str()),
+            (Some(0), ""),
+            "{args:?} {variable:?}"
+        );
+        edit(project.path(), worker, was, now);
+        was = now;
+    }
+    let out = plan(&["--no-compile"], Some("false"));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(warnings(&out).len(), 1, "not compiled: {}", out.stderr);
+    // Typed together, the two flags conflict, in either order.
+    for (first, then) in [("--compile", "--no-compile"), ("--no-compile", "--compile")] {
+        let out = plan(&[first, then], None);
+        assert_eq!(out.code, Some(2));
+        let conflict = format!("error: the argument '{first}' cannot be used with '{then}'");
+        assert!(out.stderr.starts_with(&conflict), "{}", out.stderr);
+    }
+}
+
+#[test]
 fn graph_reads_the_build_as_it_is_and_warns_when_a_source_is_newer() {
     let staged = testkit::staged_fixture("demo", "dev");
     let project = staged.path();
