@@ -1125,6 +1125,38 @@ fn completion_offers_the_projects_functions_modules_hosts_and_groups() {
         ],
     );
     assert_eq!(offered, [""], "the demo has no _build/none");
+
+    // An entry can be a script: the `.exs` files the word starts, and directories to go into.
+    let here = tempfile::tempdir().expect("temporary directory");
+    std::fs::create_dir(here.path().join("scripts")).expect("make scripts/");
+    for file in [
+        "seeds.exs",
+        "seeds.ex",
+        "scripts/fix.exs",
+        "scripts/notes.txt",
+    ] {
+        std::fs::write(here.path().join(file), "").expect("write a file");
+    }
+    let entry = |command: &str, word: &str| {
+        let line = ["mix-remote", command, "--project", demo, word];
+        bash_completes(here.path(), &line)
+    };
+    for command in ["run", "plan", "graph"] {
+        assert_eq!(entry(command, "se"), ["seeds.exs"], "{command}");
+        assert_eq!(entry(command, "scripts/"), ["scripts/fix.exs"], "{command}");
+        assert_eq!(
+            entry(command, "Demo.Worker.e"),
+            ["Demo.Worker.echo"],
+            "{command}"
+        );
+        let all = entry(command, "");
+        for offered in ["Demo.Worker.echo", "seeds.exs", "scripts/"] {
+            assert!(
+                all.iter().any(|o| o == offered),
+                "{command}: {offered} in {all:?}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -1,16 +1,19 @@
 //! Shell completion that knows the project. `mix-remote completions SHELL` prints the script the
 //! shell sources; on each TAB it calls the binary back (`COMPLETE=SHELL mix-remote -- WORDS`,
 //! clap_complete's dynamic completion, answered by [`complete`] before anything else runs), which
-//! offers the commands and flags, the project's functions (`Module.function`, from `_build`) for
-//! an entry and its modules for `--include`, and the hosts and groups of mix-remote.yaml. The
+//! offers the commands and flags, the project's functions (`Module.function`, from `_build`) and
+//! the `.exs` scripts for an entry, its modules for `--include`, and the hosts and groups of
+//! mix-remote.yaml. The
 //! project and the configuration are those the command being typed would read: its `--config`,
 //! `--project` and `--env` when the line has them, else their `MIX_REMOTE_*` variables.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
+use clap_complete::engine::{
+    ArgValueCandidates, ArgValueCompleter, CompletionCandidate, PathCompleter, ValueCompleter,
+};
 use clap_complete::env::{Bash, EnvCompleter, Fish, Zsh};
 
 use crate::build::entry::{callable, display_module};
@@ -75,15 +78,12 @@ pub fn command() -> clap::Command {
     // `mut_args` keeps the arguments in their order (`mut_arg` would move one to the end, and a
     // positional with it).
     let known = |sub: clap::Command| {
-        sub.mut_args(|arg| {
-            let candidates = match arg.get_id().as_str() {
-                "entry" => ArgValueCandidates::new(|| functions().unwrap_or_default()),
-                "include" => ArgValueCandidates::new(|| modules().unwrap_or_default()),
-                "hosts" => ArgValueCandidates::new(|| hosts().unwrap_or_default()),
-                "groups" => ArgValueCandidates::new(|| groups().unwrap_or_default()),
-                _ => return arg,
-            };
-            arg.add(candidates)
+        sub.mut_args(|arg| match arg.get_id().as_str() {
+            "entry" => arg.add(ArgValueCompleter::new(entries)),
+            "include" => arg.add(ArgValueCandidates::new(|| modules().unwrap_or_default())),
+            "hosts" => arg.add(ArgValueCandidates::new(|| hosts().unwrap_or_default())),
+            "groups" => arg.add(ArgValueCandidates::new(|| groups().unwrap_or_default())),
+            _ => arg,
         })
     };
     let command = cli::command();
@@ -177,6 +177,22 @@ fn functions() -> Option<Vec<CompletionCandidate>> {
         })
         .collect();
     Some(candidates)
+}
+
+/// What an entry can be that starts with `current`: a function of the project, or a script (a
+/// `.exs` file, from the current directory as `run FILE.exs` reads it, and the directories to go
+/// into for one).
+fn entries(current: &OsStr) -> Vec<CompletionCandidate> {
+    let typed = current.to_string_lossy();
+    let mut candidates: Vec<CompletionCandidate> = functions()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.get_value().to_string_lossy().starts_with(&*typed))
+        .collect();
+    let scripts =
+        PathCompleter::any().filter(|p| p.is_file() && p.extension() == Some("exs".as_ref()));
+    candidates.extend(scripts.complete(current));
+    candidates
 }
 
 /// Every module of the build, as users write it.
