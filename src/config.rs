@@ -571,8 +571,9 @@ pub struct Config {
 pub struct Selected {
     /// The name shown in output: a `hosts` key, or the destination as given.
     pub name: String,
-    /// The group it was chosen through, whose settings then apply.
-    pub group: Option<String>,
+    /// The groups it was chosen through, whose settings then apply: in the order the file
+    /// defines them, the first one's setting winning, whatever the order of the flags.
+    pub groups: Vec<String>,
 }
 
 /// Every setting of one host, resolved: what may differ between the hosts of a run (the build
@@ -1152,7 +1153,9 @@ fn agree(a: &Build, b: &Build, hosts: &str) -> Result<(), ConfigError> {
     }
 }
 
-/// The hosts chosen by `--host` and `--group`, in the order given, each once.
+/// The hosts chosen by `--host` and `--group`, each once: those of `--host` first, then each
+/// group's members, in the order given; a host is given the settings of every group given that
+/// lists it, whether or not `--host` names it too (see [`Selected::groups`]).
 pub fn select(
     config: Option<&Config>,
     hosts: &[String],
@@ -1170,7 +1173,7 @@ pub fn select(
         .iter()
         .map(|h| Selected {
             name: h.clone(),
-            group: None,
+            groups: Vec::new(),
         })
         .collect();
     for group in groups {
@@ -1213,7 +1216,7 @@ pub fn select(
             Some(members) if !members.is_empty() => {
                 chosen.extend(members.iter().map(|m| Selected {
                     name: m.value.clone(),
-                    group: Some(group.clone()),
+                    groups: vec![group.clone()],
                 }));
             }
             _ => {
@@ -1225,8 +1228,23 @@ pub fn select(
             }
         }
     }
-    let mut seen = std::collections::HashSet::new();
-    chosen.retain(|s| seen.insert(s.name.clone()));
+    // Each host once, where first chosen, with the groups of all its choices in the file's order.
+    let mut once: Vec<Selected> = Vec::new();
+    for host in chosen {
+        match once.iter_mut().find(|s| s.name == host.name) {
+            Some(first) => first.groups.extend(host.groups),
+            None => once.push(host),
+        }
+    }
+    let defined = |group: &String| {
+        let at = config?.file.groups.get(group)?.referenced;
+        Some((at.line(), at.column()))
+    };
+    for host in &mut once {
+        host.groups.sort_by_key(defined);
+        host.groups.dedup();
+    }
+    let chosen = once;
     if chosen.is_empty() {
         return Err(ConfigError::NoHost);
     }
@@ -1284,7 +1302,7 @@ fn layers<'c>(
     if let Some(config) = config {
         if let Some(host) = host {
             layers.extend(config.file.hosts.get(&host.name));
-            if let Some(group) = &host.group {
+            for group in &host.groups {
                 layers.extend(config.file.groups.get(group).map(|g| &g.value.0));
             }
         }
@@ -1323,7 +1341,7 @@ mod tests {
         let config = parse(text).unwrap();
         let host = Selected {
             name: "web-1".into(),
-            group: None,
+            groups: Vec::new(),
         };
         let settings = resolve(Some(&config), &host, &Section::default());
         assert_eq!(
@@ -1425,7 +1443,7 @@ hosts:
     fn host(name: &str, group: Option<&str>) -> Selected {
         Selected {
             name: name.into(),
-            group: group.map(Into::into),
+            groups: group.into_iter().map(Into::into).collect(),
         }
     }
 
@@ -1579,6 +1597,43 @@ hosts:
             direct.remote_env.get("LOG").map(String::as_str),
             Some("info")
         );
+    }
+
+    #[test]
+    fn a_host_chosen_through_groups_gets_their_settings_whatever_the_order_of_the_flags() {
+        // `zz` comes first in the file, `aa` after it: the file's order, not the names', decides.
+        let text = "groups:\n  zz:\n    hosts: [h, z]\n    elixir: /zz/elixir\n    \
+                    ssh_options: [Port=1]\n  aa:\n    hosts: [h]\n    elixir: /aa/elixir\n    \
+                    ssh_options: [Port=2]\n";
+        let config = parse(text).unwrap();
+        let settings = |hosts: &[&str], groups: &[&str]| {
+            let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+            let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+            let chosen = select(Some(&config), &hosts, &groups).unwrap();
+            let h = resolve(Some(&config), &chosen[0], &Section::default());
+            let names: Vec<String> = chosen.into_iter().map(|s| s.name).collect();
+            (names, h.elixir, h.ssh_options)
+        };
+        let both = |names: &[&str]| {
+            let names = names.iter().map(|n| n.to_string()).collect();
+            (
+                names,
+                "/zz/elixir".to_owned(),
+                vec!["Port=1".to_owned(), "Port=2".to_owned()],
+            )
+        };
+        assert_eq!(settings(&[], &["zz", "aa"]), both(&["h", "z"]));
+        assert_eq!(settings(&[], &["aa", "zz"]), both(&["h", "z"]));
+        assert_eq!(settings(&[], &["aa", "zz", "aa"]), both(&["h", "z"]));
+        // Named by --host too, it runs once, and still gets its group's settings.
+        let zz = (
+            vec!["h".to_owned(), "z".to_owned()],
+            "/zz/elixir".to_owned(),
+            vec!["Port=1".to_owned()],
+        );
+        assert_eq!(settings(&["h"], &["zz"]), zz);
+        let alone = settings(&["h"], &[]);
+        assert_eq!((alone.1.as_str(), alone.2.len()), (DEFAULT_ELIXIR, 0));
     }
 
     #[test]
@@ -1802,7 +1857,7 @@ hosts:
         assert_eq!(
             chosen,
             [
-                host("web-1", None),
+                host("web-1", Some("web")),
                 host("deploy@web-2", Some("web")),
                 host("db-1", Some("db"))
             ]

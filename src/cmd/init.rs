@@ -459,7 +459,7 @@ mod tests {
         let bare = Config::parse(&config_text(&[], None, &[]), path).unwrap();
         let host = Selected {
             name: "h".into(),
-            group: None,
+            groups: Vec::new(),
         };
         let bare_build = build(
             Some(&bare),

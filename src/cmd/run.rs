@@ -351,7 +351,7 @@ mod tests {
                 None,
                 &Selected {
                     name: n.into(),
-                    group: None,
+                    groups: Vec::new(),
                 },
                 &Section::default(),
             )
