@@ -253,6 +253,26 @@ fn no_compile_skips_compiling_and_is_not_passed_on() {
 }
 
 #[test]
+fn compile_is_mix_s_to_follow_and_not_passed_on() {
+    let project = Project::new(&package());
+    // Passed on, `--compile` would have the binary compile what Mix has just compiled.
+    let out = testkit::run_within(
+        project.mix(&["remote.plan", "--compile", "Proj.hello", "--json"]),
+        LIMIT,
+    );
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert!(out.stdout.contains("\"event\":\"plan\""), "{}", out.stdout);
+    assert!(!out.stdout.contains("\"compile\""), "{}", out.stdout);
+    // Both: the binary says they conflict.
+    let out = testkit::run_within(
+        project.mix(&["remote.plan", "--compile", "--no-compile", "Proj.hello"]),
+        LIMIT,
+    );
+    assert_eq!(out.code, Some(2), "stderr: {}", out.stderr);
+    assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
+}
+
+#[test]
 fn killing_mix_stops_the_run_and_its_remote_node() {
     let sshd = Sshd::start();
     let project = Project::new(&package());

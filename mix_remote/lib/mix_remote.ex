@@ -25,12 +25,20 @@ defmodule MixRemote do
     elsewhere = elsewhere?(flags)
     compiles = not elsewhere and Enum.all?(["--no-compile", "--help", "-h"], &(&1 not in flags))
     if compiles, do: compile(command)
-    argv = [command | List.delete(flags, "--no-compile")] ++ rest
+    argv = [command | compile_flags_taken(flags)] ++ rest
 
     case execute(command, [binary | argv], env(elsewhere, compiles)) do
       0 -> :ok
       code -> exit({:shutdown, code})
     end
+  end
+
+  # `--compile` and `--no-compile` are Mix's to follow: the binary gets neither (with `--compile`
+  # it would compile what Mix has just compiled), unless both are given, a conflict it reports.
+  defp compile_flags_taken(flags) do
+    if "--compile" in flags and "--no-compile" in flags,
+      do: flags,
+      else: Enum.reject(flags, &(&1 in ["--compile", "--no-compile"]))
   end
 
   # `--project` (or MIX_REMOTE_PROJECT) names another project than this one: Mix does not
