@@ -111,6 +111,8 @@ struct HostScope {
     /// Output received after the last newline, held back until the line is complete: the
     /// function's stdout's, then its stderr's.
     partial: [Mutex<Vec<u8>>; 2],
+    /// Whether the call's value is on stdout already (see [`Reporter::value_ahead`]).
+    value_shown: AtomicBool,
 }
 
 /// A phase in progress: finish it with [`Phase::done`], or drop it to clear its spinner.
@@ -200,6 +202,7 @@ impl Reporter {
                 prefixed,
                 bar,
                 partial: Default::default(),
+                value_shown: AtomicBool::new(false),
             }),
         }
     }
@@ -507,8 +510,13 @@ impl Reporter {
             |text: &str| -> String { text.lines().map(|l| format!("{prefix}{l}\n")).collect() };
         match status {
             Status::Returned => {
-                let lines: Vec<String> = value.lines().map(str::to_owned).collect();
-                self.output_lines(Stream::Stdout, &lines, false);
+                let shown = self
+                    .host
+                    .as_ref()
+                    .is_some_and(|h| h.value_shown.load(Ordering::Relaxed));
+                if !shown {
+                    self.show_value(value);
+                }
             }
             Status::Raised | Status::Threw | Status::Exited => {
                 let on = self.on_host();
@@ -522,6 +530,25 @@ impl Reporter {
             // No value, as `mix run` prints none; a status other than 0 is the caller's error.
             Status::Stopped => {}
         }
+    }
+
+    /// The value a call returned, shown on stdout in order with its output before the
+    /// `System.at_exit/1` hooks run (as `mix run -e 'IO.inspect(...)'` prints it), ahead of the
+    /// [`Reporter::result`] that ends the run, which then does not show it again. Human output
+    /// only: the tool asks for it only then.
+    pub fn value_ahead(&self, value: &str) {
+        self.flush_partial();
+        self.shared.screen.close_line();
+        self.show_value(value);
+        if let Some(host) = &self.host {
+            host.value_shown.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes a call's value on stdout, its lines as output's.
+    fn show_value(&self, value: &str) {
+        let lines: Vec<String> = value.lines().map(str::to_owned).collect();
+        self.output_lines(Stream::Stdout, &lines, false);
     }
 
     /// A table on stderr (not with `-q` or `--json`), e.g. the summary of several hosts.

@@ -1015,14 +1015,42 @@ at_exit = fn result, again ->
   end
 end
 
+# Returns once the relay has sent the tool every byte it has received so far: a reply sent then
+# reaches the tool after them, and the tool writes them before it acts on the reply.
+output_sent = fn relay ->
+  ref = make_ref()
+  send(relay, {:mix_remote_sync, self(), ref})
+
+  receive do
+    {^ref, :synced} -> :ok
+  end
+end
+
+# Before the `System.at_exit/1` hooks run, when there are some and the tool prints the value
+# (`setup.value_ahead`): the value of `result` `{:ok, text}`, sent to the tool (the request's
+# `:mix_remote_tool`) once the output before it is, so that it shows before the hooks' output,
+# as `mix run -e 'IO.inspect(...)'` prints it. The outcome still comes with the reply.
+value_ahead = fn result, setup ->
+  with {:ok, text} <- result,
+       true <- Map.get(setup, :value_ahead, false),
+       [_ | _] <- :elixir_config.get(:at_exit) do
+    output_sent.(Process.group_leader())
+    send(Process.get(:mix_remote_tool), {:mix_remote_value, text})
+  end
+end
+
 # Calls `module.function(args)` after `setup` in a monitored process of its own (see `call`),
-# then the `System.at_exit/1` hooks it registered: the path of `run` and `eval`.
+# then the `System.at_exit/1` hooks it registered (after `value_ahead`): the path of `run` and
+# `eval`.
 in_process = fn module, function, args, setup ->
   result = monitored.(fn -> call.(module, function, args, setup) end, true)
 
-  if Process.get(:mix_remote_permanent_exit),
-    do: result,
-    else: at_exit.(result, at_exit)
+  if Process.get(:mix_remote_permanent_exit) do
+    result
+  else
+    value_ahead.(result, setup)
+    at_exit.(result, at_exit)
+  end
 end
 
 # IEx in this process, the relay its terminal, until its input ends: the prompt
@@ -1421,17 +1449,6 @@ ops = %{
   end
 }
 
-# Returns once the relay has sent the tool every byte it has received so far: a reply sent then
-# reaches the tool after them, and the tool writes them before it acts on the reply.
-output_sent = fn relay ->
-  ref = make_ref()
-  send(relay, {:mix_remote_sync, self(), ref})
-
-  receive do
-    {^ref, :synced} -> :ok
-  end
-end
-
 # The node's own output is all out: what Logger's handlers still hold is written to stdout, then
 # `mix-remote:done`, after which the tool need not wait for anything but the reply.
 settled = fn ->
@@ -1444,16 +1461,17 @@ settled = fn ->
   IO.puts(:user, "\nmix-remote:done")
 end
 
-# Runs request `op` for the tool's process `from` in a process of its own, whose group leader is
-# the relay; replies once the output it made is sent (and, after run/eval/iex, the node's own).
-# A `load` that loaded then lets the `after_load` requests held for it go (a warm run's call goes
-# with its load, a round trip sooner), after its reply: the tool holds their output until it has
-# heard the push is over, and the load's own output is synced before theirs can fill the relay's
-# window. One that did not leaves them held: the tool then asks what the node has and loads
-# again, or ends the run.
+# Runs request `op` for the tool's process `from` in a process of its own (which has the tool's
+# pid as `:mix_remote_tool`), whose group leader is the relay; replies once the output it made is
+# sent (and, after run/eval/iex, the node's own). A `load` that loaded then lets the `after_load`
+# requests held for it go (a warm run's call goes with its load, a round trip sooner), after its
+# reply: the tool holds their output until it has heard the push is over, and the load's own
+# output is synced before theirs can fill the relay's window. One that did not leaves them held:
+# the tool then asks what the node has and loads again, or ends the run.
 dispatch = fn relay, {tool_pid, ref}, op, args ->
   spawn(fn ->
     Process.group_leader(self(), relay)
+    Process.put(:mix_remote_tool, tool_pid)
 
     reply =
       try do

@@ -849,10 +849,10 @@ fn start_permanent_applications_end_the_run_when_they_exit_as_under_mix_run() {
         local.stdout
     );
     let out = eval();
-    // (eval prints the value, `IO.puts/1`'s, once the hook has run.)
+    // (eval prints the value, `IO.puts/1`'s, before the hook runs.)
     assert_eq!(
         (out.code, out.stdout.as_str()),
-        (Some(0), "survived\nhook\n:ok\n"),
+        (Some(0), "survived\n:ok\nhook\n"),
         "{}",
         out.stderr
     );

@@ -543,13 +543,63 @@ fn at_exit_hooks_run_once_the_code_is_done_as_under_mix_run() {
     };
     let hooks = "System.at_exit(fn s -> IO.puts(\"first #{s}\") end); \
                  System.at_exit(fn s -> IO.puts(\"second #{s}\") end);";
-    let out = eval(&format!("{hooks} IO.puts(:body); 42"));
+    // The value shows before the hooks' output, as `mix run -e 'IO.inspect(...)'` prints it.
+    let local = |code: &str| {
+        let out = Command::new("mix")
+            .args(["run", "--no-compile", "-e", code])
+            .current_dir(testkit::compiled_fixture("demo"))
+            .env("MIX_ENV", "dev")
+            .output()
+            .expect("mix run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let body = format!("{hooks} IO.puts(:body); 42");
+    let expected = local(&format!("IO.inspect(({body}))"));
     assert_eq!(
-        (out.code, out.stdout.as_str()),
-        (Some(0), "body\nsecond 0\nfirst 0\n42\n"),
-        "{}",
-        out.stderr
+        expected,
+        (Some(0), "body\n42\nsecond 0\nfirst 0\n".to_owned())
     );
+    let out = eval(&body);
+    assert_eq!((out.code, out.stdout), expected, "{}", out.stderr);
+    // So with a hook that fails the run: the value first, then the hook's failure.
+    let body = "System.at_exit(fn 0 -> IO.puts(:hook); exit({:shutdown, 3}) end); :value";
+    let expected = local(&format!("IO.inspect(({body}))"));
+    assert_eq!(expected, (Some(3), ":value\nhook\n".to_owned()));
+    let out = eval(body);
+    assert_eq!((out.code, out.stdout.as_str()), (Some(1), ":value\nhook\n"));
+    // With --json the result event comes last, after the hooks' output, with how it ended.
+    let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
+    tool.eval_on(&sshd, body).args(["--no-compile", "--json"]);
+    let out = tool.run();
+    out.assert_local_clean();
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "output" || e["event"] == "result")
+        .collect();
+    assert_eq!(events.len(), 2, "{}", out.stdout);
+    assert_eq!(events[0]["text"], "hook", "{}", out.stdout);
+    assert_eq!(
+        (&events[1]["status"], &events[1]["value"]),
+        (&"stopped".into(), &"3".into())
+    );
+    // A script's value is not printed, hooks or not.
+    let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
+    let script = tempfile::tempdir().unwrap();
+    let file = script.path().join("hooked.exs");
+    std::fs::write(
+        &file,
+        "System.at_exit(fn _ -> IO.puts(:hook) end)\n:value\n",
+    )
+    .unwrap();
+    tool.run_on(&sshd).arg(&file).arg("--no-compile");
+    let out = tool.run();
+    out.assert_local_clean();
+    assert_eq!((out.code, out.stdout.as_str()), (Some(0), "hook\n"));
     let out = eval(&format!("{hooks} raise \"boom\""));
     assert_eq!(
         (out.code, out.stdout.as_str()),

@@ -108,6 +108,8 @@ pub async fn on_hosts(
         && !report.json()
         && std::io::stdout().is_terminal()
         && std::io::stderr().is_terminal();
+    // Events carry the value in the result event, after the hooks' output, with how it ended.
+    job.value_ahead = job.call.prints_value() && !report.json();
     let job = Arc::new(job);
     let expect = options.expect;
     let work = |host: HostSettings, view: Arc<Reporter>| {

@@ -183,6 +183,7 @@ pub fn start(
                             let _ = node.send_named(RELAY, answer);
                         });
                     }
+                    FromRelay::Value(text) => report.value_ahead(&text),
                     FromRelay::Stray { from, reply_as } => {
                         report.verbose("refused an IO request sent past the relay");
                         let _ = node.send(from, relay::refusal(reply_as));

@@ -117,6 +117,8 @@ pub struct Setup<'a> {
     pub mix: bool,
     /// Elixir's ANSI colours on for the call ([`Job::ansi`]).
     pub ansi: bool,
+    /// Send the value ahead of the `System.at_exit/1` hooks ([`Job::value_ahead`]).
+    pub value_ahead: bool,
     /// The applications whose compile-time config is checked (none: no check).
     pub compile_env_apps: &'a [String],
     /// Every application of the project's build, shipped or not ([`crate::build::apps::Apps::built`]).
@@ -142,6 +144,7 @@ impl<'a> Setup<'a> {
                 .map_or(job.setup.target.as_str(), String::as_str),
             mix: job.uses_mix,
             ansi: job.ansi,
+            value_ahead: job.value_ahead,
             compile_env_apps: &job.compile_env_apps,
             built_apps: &job.apps.built,
         }
@@ -298,8 +301,8 @@ fn code_terms(code: &Code, setup: Setup<'_>) -> Vec<Term> {
 
 /// `setup` as the boot program's `run`, `eval` and `iex` take it:
 /// `%{config: [{path, binary}], env: binary, apps: [atom], start: boolean, permanent: boolean,
-/// mix_env: binary, mix_target: binary, mix: boolean, ansi: boolean, compile_env_apps: [atom],
-/// built_apps: [atom], check_configured: boolean}`.
+/// mix_env: binary, mix_target: binary, mix: boolean, ansi: boolean, value_ahead: boolean,
+/// compile_env_apps: [atom], built_apps: [atom], check_configured: boolean}`.
 pub fn setup_term(setup: Setup<'_>) -> Term {
     let binary = |b: &[u8]| Term::from(Binary::from(b.to_vec()));
     let files: Vec<Term> = setup
@@ -321,6 +324,7 @@ pub fn setup_term(setup: Setup<'_>) -> Term {
         (atom("mix_target"), binary(setup.mix_target.as_bytes())),
         (atom("mix"), boolean(setup.mix)),
         (atom("ansi"), boolean(setup.ansi)),
+        (atom("value_ahead"), boolean(setup.value_ahead)),
         (
             atom("compile_env_apps"),
             List::from(compile_env_apps).into(),

@@ -252,6 +252,11 @@ pub struct Job {
     /// Whether Elixir's ANSI colours are on for the call (`IO.ANSI.enabled?/0`), as `mix run`
     /// has them when its stdout and stderr are terminals; off until the command says.
     pub ansi: bool,
+    /// Whether the value the call returns is shown before the `System.at_exit/1` hooks it
+    /// registered run, as `mix run -e 'IO.inspect(...)'` shows it: when the command prints it
+    /// as human output ([`Reporter::value_ahead`](crate::report::Reporter::value_ahead)); off
+    /// until the command says.
+    pub value_ahead: bool,
     /// The shipped applications whose `.app` records a compile-time config to check (none
     /// when it is not checked): only they cost the node a look.
     pub compile_env_apps: Vec<String>,
@@ -457,6 +462,7 @@ impl Job {
             permanent,
             uses_mix,
             ansi: false,
+            value_ahead: false,
             compile_env_apps,
             natives,
             wire,

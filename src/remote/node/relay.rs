@@ -29,6 +29,11 @@ pub enum FromRelay {
         /// False for a password.
         echo: bool,
     },
+    /// `{mix_remote_value, Text}`: the value of a call that returned, as `inspect/2` shows it,
+    /// sent by the boot program (not the relay) after the output before it and before the
+    /// `System.at_exit/1` hooks run, when there are some (the reply still says how the run
+    /// ended).
+    Value(String),
     /// An `{io_request, From, ReplyAs, _}` sent to our pid (only a process whose group leader
     /// is not the relay can do that): answer it with [`refusal`].
     Stray {
@@ -50,6 +55,9 @@ impl FromRelay {
             [tag, Term::Binary(b)] if is_atom(tag, "mix_remote_err") => {
                 Some(FromRelay::Err(b.bytes.clone()))
             }
+            [tag, Term::Binary(text)] if is_atom(tag, "mix_remote_value") => Some(
+                FromRelay::Value(String::from_utf8_lossy(&text.bytes).into_owned()),
+            ),
             [tag, Term::Binary(prompt), echo] if is_atom(tag, "mix_remote_read") => {
                 Some(FromRelay::Read {
                     prompt: prompt.bytes.clone(),
@@ -153,6 +161,14 @@ mod tests {
                 prompt: b"pw: ".to_vec(),
                 echo: false
             })
+        );
+        let value = tuple(vec![
+            atom("mix_remote_value"),
+            Binary::from(&b"42"[..]).into(),
+        ]);
+        assert_eq!(
+            FromRelay::from_term(&value),
+            Some(FromRelay::Value("42".to_owned()))
         );
         let reference: Term = Reference {
             node: "r@localhost".into(),
