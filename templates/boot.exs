@@ -873,7 +873,9 @@ end
 # exits it takes for an end with a status (`:normal`, `:shutdown`, `{:shutdown, term}`: 0;
 # `{:shutdown, n}`: n, as the OS has a halt with it, 300 giving 44) as `{:stopped, status}`,
 # anything else as `{:failed, kind, text, missing}`, the failure formatted as that command line
-# formats it, with the missing module of an `undef`.
+# (so `mix run`) formats it, with the missing module of an `undef`: blamed, with its hints (`Did
+# you mean:`, the arguments a function clause was given, its clauses marked `+`/`-`), without
+# Elixir's internal frames (a compile error's `:elixir_expand` ones).
 ended_by = fn
   :exit, reason, _stack when reason in [:normal, :shutdown] ->
     {:stopped, 0}
@@ -887,9 +889,8 @@ ended_by = fn
   kind, reason, stack ->
     stack = user_frames.(stack)
     missing = missing_module.(kind, reason, stack)
-    # Blamed, with its hints (`Did you mean:`, the arguments a function clause was given).
-    {blamed, stack} = Exception.blame(kind, reason, stack)
-    {:failed, kind, Exception.format(kind, blamed, stack), missing}
+    text = Kernel.CLI.format_error(kind, reason, stack)
+    {:failed, kind, String.trim_trailing(IO.iodata_to_binary(text), "\n"), missing}
 end
 
 # Runs the entry after applying `setup`; the result already formatted as `inspect/2` shows it, or

@@ -636,6 +636,41 @@ fn at_exit_hooks_run_once_the_code_is_done_as_under_mix_run() {
 }
 
 #[test]
+fn eval_failures_are_formatted_as_mix_run_formats_them() {
+    // As Elixir's command line prints them: a function clause's arguments and its clauses
+    // marked, a compile error without Elixir's internal frames. mix run's stack goes on below
+    // the code's frames (erl_eval's, Mix's), which mix-remote leaves out.
+    let sshd = Sshd::start();
+    let project = testkit::compiled_fixture("demo");
+    let from_banner = |stderr: &str| -> String {
+        let at = stderr
+            .find("** (")
+            .unwrap_or_else(|| panic!("no failure in {stderr}"));
+        stderr[at..].to_owned()
+    };
+    for code in ["String.upcase(1)", "x + 1"] {
+        let local = Command::new("mix")
+            .args(["run", "--no-compile", "-e", code])
+            .current_dir(&project)
+            .env("MIX_ENV", "dev")
+            .output()
+            .expect("mix run");
+        assert_eq!(local.status.code(), Some(1));
+        let expected = from_banner(&String::from_utf8_lossy(&local.stderr));
+        let mut tool = testkit::mix_remote(&project);
+        let out = tool.eval_on(&sshd, code).arg("--no-compile").run();
+        out.assert_local_clean();
+        assert_eq!(out.code, Some(1), "{}", out.stderr);
+        let shown = from_banner(&out.stderr);
+        assert!(
+            shown.lines().count() > 0 && expected.starts_with(&shown),
+            "{code}: mix-remote's\n{shown}\nis not the start of mix run's\n{expected}"
+        );
+    }
+    sshd.assert_no_session_processes();
+}
+
+#[test]
 fn eval_gives_the_arguments_after_its_flags_as_system_argv() {
     let sshd = Sshd::start();
     let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
