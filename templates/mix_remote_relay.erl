@@ -389,8 +389,13 @@ attempt_or_ask({From, ReplyAs, MRef}, Kind, Enc, Prompt, Rest, Asked, Queue, S) 
     case attempt(Kind, Enc, S) of
         {reply, Reply, S1} when not Asked ->
             %% Served without asking the tool (input has ended, or a block of it came with an
-            %% earlier read): the prompt is still shown, as OTP's own stdin shows it.
-            S2 = add(S1, out, prompt_text(Prompt, map_get(encoding, S1))),
+            %% earlier read): the prompt is still shown, as OTP's own stdin shows it, and goes at
+            %% once with what is pending before it, as it would if the tool were asked: what
+            %% the line read does next may halt the node (an IEx session's `System.halt(1)`).
+            S2 = case prompt_text(Prompt, map_get(encoding, S1)) of
+                     <<>> -> S1;
+                     Shown -> ship(add(S1, out, Shown))
+                 end,
             serve_reads(S2#{reads := [{From, ReplyAs, Rest, Reply, false, MRef} | Queue]});
         {reply, Reply, S1} ->
             serve_reads(S1#{reads := [{From, ReplyAs, Rest, Reply, false, MRef} | Queue]});

@@ -212,6 +212,36 @@ fn system_halt_ends_the_session_and_leaves_nothing_behind() {
         out.stderr
     );
     left_nothing(&sshd, &out);
+    // A halt on a line read with others (after 8 reads, a read takes what the pipe holds): what
+    // the session printed before it shows, and the prompt of its line, as under `iex -S mix`.
+    let input: String = (1..=8).map(|n| format!(":l{n}\n")).collect::<String>()
+        + "IO.puts(\"last\")\nSystem.halt(3)\n";
+    let out = iex(&sshd, &project, &[]).stdin(input.as_str()).run();
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let mut local = std::process::Command::new("iex");
+    local
+        .args(["-S", "mix", "run", "--no-compile"])
+        .current_dir(&project)
+        .env("MIX_ENV", "dev")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut local = local.spawn().expect("iex -S mix");
+    use std::io::Write as _;
+    local
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let local = local.wait_with_output().unwrap();
+    assert_eq!(local.status.code(), Some(3));
+    let expected = String::from_utf8_lossy(&local.stdout);
+    assert!(expected.ends_with("last\n:ok\niex(10)> "), "{expected}");
+    // The prompts without their names: `iex(10)> ` and `iex(demo@127.0.0.1)10> `.
+    let expected = expected.replace("iex(", "iex").replace(")> ", "> ");
+    assert_eq!(out.stdout.replace("(demo@127.0.0.1)", ""), expected);
+    left_nothing(&sshd, &out);
     // A node that is killed is no end of the session's own: exit 3, as a `run` that lost it.
     let mut session = iex(&sshd, &project, &[])
         .stdin("IO.puts(:sleeping); Process.sleep(:infinity)\n")
