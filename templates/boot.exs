@@ -889,7 +889,16 @@ ended_by = fn
   kind, reason, stack ->
     stack = user_frames.(stack)
     missing = missing_module.(kind, reason, stack)
-    text = Kernel.CLI.format_error(kind, reason, stack)
+    # `Kernel.CLI.format_error/3` is no documented API (Elixir 1.14 to 1.20 have it): without
+    # it, `Exception`'s documented functions, blamed as that command line blames.
+    text =
+      if Code.ensure_loaded?(Kernel.CLI) and function_exported?(Kernel.CLI, :format_error, 3) do
+        Kernel.CLI.format_error(kind, reason, stack)
+      else
+        {blamed, stack} = Exception.blame(kind, reason, stack)
+        Exception.format(kind, blamed, stack)
+      end
+
     {:failed, kind, String.trim_trailing(IO.iodata_to_binary(text), "\n"), missing}
 end
 
