@@ -332,11 +332,7 @@ fn a_linked_crash_is_reported_as_an_exit() {
         .env("MIX_ENV", "dev")
         .output()
         .expect("mix run");
-    let banner = |stderr: &str| -> Option<String> {
-        let line = stderr.lines().find(|l| l.starts_with("** ("))?;
-        let (head, tail) = line.split_once("#PID<")?;
-        Some(format!("{head}#PID<...{}", &tail[tail.find('>')?..]))
-    };
+    let banner = |stderr: &str| pid_masked(stderr.lines().find(|l| l.starts_with("** ("))?);
     let expected = banner(&String::from_utf8_lossy(&local.stderr));
     assert_eq!(
         expected.as_deref(),
@@ -347,6 +343,12 @@ fn a_linked_crash_is_reported_as_an_exit() {
     assert_eq!(banner(&out.stderr), expected, "{}", out.stderr);
 }
 
+/// `line` with its first pid's numbers left out (`#PID<...>`), for comparing two nodes' words.
+fn pid_masked(line: &str) -> Option<String> {
+    let (head, tail) = line.split_once("#PID<")?;
+    Some(format!("{head}#PID<...{}", &tail[tail.find('>')?..]))
+}
+
 #[test]
 fn a_crash_no_link_takes_is_logged_as_under_mix_run() {
     let sshd = Sshd::start();
@@ -355,11 +357,9 @@ fn a_crash_no_link_takes_is_logged_as_under_mix_run() {
     // needs Logger, so that mix run has it running.)
     let project = testkit::compiled_fixture("otp_app");
     let code = "spawn(fn -> raise \"lost\" end); Process.sleep(300)";
-    let logged = |text: &str| -> Option<String> {
+    let logged = |text: &str| {
         let line = text.lines().find(|l| l.contains("[error] Process #PID<"))?;
-        let tail = &line[line.find("[error] ")?..];
-        let (head, rest) = tail.split_once("#PID<")?;
-        Some(format!("{head}#PID<...{}", &rest[rest.find('>')?..]))
+        pid_masked(&line[line.find("[error] ")?..])
     };
     let local = Command::new("mix")
         .args(["run", "--no-compile", "-e", code])
