@@ -7,29 +7,10 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use testkit::{Finished, Output, Postgres, Sshd};
+use testkit::{Output, Postgres, Sshd};
 
 mod common;
 use common::*;
-
-/// `mix run --no-compile [--no-start] -e CODE` in `project` with `MIX_ENV=env` and `vars`.
-fn mix_run(
-    project: &Path,
-    env: &str,
-    start: bool,
-    code: &str,
-    vars: &[(&str, String)],
-) -> Finished {
-    let mut cmd = Command::new("mix");
-    cmd.args(["run", "--no-compile"])
-        .args((!start).then_some("--no-start"))
-        .args(["-e", code])
-        .current_dir(project)
-        .env("MIX_ENV", env)
-        .env(testkit::VENDOR_VAR, testkit::vendor_dir())
-        .envs(vars.iter().map(|(k, v)| (k, v)));
-    testkit::run_within(cmd, testkit::RUN_LIMIT)
-}
 
 /// The code `mix run -e` evaluates to print what mix-remote prints for `entry` called with `args`.
 fn call_code(entry: &str, args: &[&str]) -> String {
@@ -153,7 +134,7 @@ fn otp_app_runs_remotely_as_under_mix_run_started_or_not() {
             if !start && ["OtpApp.Jobs.tree", "OtpApp.Jobs.announce"].contains(&entry) {
                 continue; // they need the supervision tree
             }
-            let local = mix_run(&project, "prod", start, &call_code(entry, args), &vars);
+            let local = testkit::mix_run(&project, "prod", start, &call_code(entry, args), &vars);
             assert_eq!(local.code, Some(0), "mix run {entry}: {}", local.stderr);
             let out = remote(&sshd, &project, "prod", start, entry, args, &vars);
             assert_eq!(
@@ -168,7 +149,7 @@ fn otp_app_runs_remotely_as_under_mix_run_started_or_not() {
     // The prod logger level applies: started, as under mix run, and with --no-start too (where
     // `mix run --no-start` keeps Mix's own Logger at :debug).
     let log = ("OtpApp.Jobs.log", ["\"x\""]);
-    let local = mix_run(&project, "prod", true, &call_code(log.0, &log.1), &vars);
+    let local = testkit::mix_run(&project, "prod", true, &call_code(log.0, &log.1), &vars);
     assert_eq!(
         log_lines(&local.stdout),
         ["[info] info x"],
@@ -200,7 +181,7 @@ fn eval_and_scripts_ship_and_start_the_applications_as_run_does() {
     std::fs::write(&file, format!("IO.inspect({code})\n")).unwrap();
     let file = file.display().to_string();
     for start in [true, false] {
-        let local = mix_run(
+        let local = testkit::mix_run(
             &project,
             "prod",
             start,
@@ -275,7 +256,7 @@ fn empty_priv_directories_are_made_on_the_server_with_their_modes_as_under_mix_r
         &[],
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let local = mix_run(project, "dev", false, code, &[]);
+    let local = testkit::mix_run(project, "dev", false, code, &[]);
     assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
     assert!(
         local
@@ -308,7 +289,7 @@ fn config_evaluated_ahead_prints_once_in_order_fails_as_it_would_and_sets_logger
     )
     .unwrap();
     let entry = "OtpApp.Jobs.env";
-    let local = mix_run(project, "prod", true, &call_code(entry, &[]), &vars);
+    let local = testkit::mix_run(project, "prod", true, &call_code(entry, &[]), &vars);
     assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
     assert!(
         local.stdout.starts_with("config.exs\nruntime.exs\n"),
@@ -326,7 +307,7 @@ fn config_evaluated_ahead_prints_once_in_order_fails_as_it_would_and_sets_logger
     let format = "config :logger, :console, format: \"[$level] console: $message\\n\"\n";
     std::fs::write(&prod, format!("{prod_text}{format}")).unwrap();
     let log = ("OtpApp.Jobs.log", ["\"x\""]);
-    let local = mix_run(project, "prod", true, &call_code(log.0, &log.1), &vars);
+    let local = testkit::mix_run(project, "prod", true, &call_code(log.0, &log.1), &vars);
     let expected = ["[info] console: info x"];
     assert_eq!(log_lines(&local.stdout), expected, "{}", local.stdout);
     let out = remote(&sshd, project, "prod", true, log.0, &log.1, &vars);
@@ -381,7 +362,7 @@ fn config_evaluated_ahead_prints_once_in_order_fails_as_it_would_and_sets_logger
     );
     assert_ne!(mix_style, original);
     std::fs::write(&config, mix_style).unwrap();
-    let local = mix_run(project, "prod", true, &call_code(entry, &[]), &vars);
+    let local = testkit::mix_run(project, "prod", true, &call_code(entry, &[]), &vars);
     assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
     assert!(
         local.stdout.starts_with("Mix.env: prod, MIX_ENV: prod\n"),
@@ -424,7 +405,7 @@ fn config_evaluated_ahead_prints_once_in_order_fails_as_it_would_and_sets_logger
         format!("{runtime_text}config :otp_app, seen: Application.get_env(:otp_app, :greeting)\n"),
     )
     .unwrap();
-    let local = mix_run(project, "prod", true, &call_code(entry, &[]), &vars);
+    let local = testkit::mix_run(project, "prod", true, &call_code(entry, &[]), &vars);
     assert!(local.stdout.contains("seen: \"hi\""), "{}", local.stdout);
     let out = remote(&sshd, project, "prod", true, entry, &[], &vars);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
@@ -469,7 +450,7 @@ fn what_elixir_says_of_a_config_file_names_it_as_the_projects() {
     );
     std::fs::write(project.join("config/ca.pem"), "pem").unwrap();
     let entry = "OtpApp.Jobs.env";
-    let local = mix_run(project, "dev", true, &call_code(entry, &[]), &[]);
+    let local = testkit::mix_run(project, "dev", true, &call_code(entry, &[]), &[]);
     assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
     let named: Vec<&str> = local
         .stderr
@@ -514,7 +495,7 @@ fn a_config_of_kernel_or_stdlib_gets_mix_s_words_as_under_mix_run() {
         ],
     );
     let entry = "OtpApp.Jobs.env";
-    let local = mix_run(project, "dev", true, &call_code(entry, &[]), &[]);
+    let local = testkit::mix_run(project, "dev", true, &call_code(entry, &[]), &[]);
     assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
     let said = |stderr: &str| -> Vec<String> {
         stderr
@@ -580,7 +561,7 @@ fn a_config_of_an_application_not_there_gets_mix_s_words_as_under_mix_run() {
             .collect()
     };
     for start in [true, false] {
-        let local = mix_run(project, "prod", start, &call_code(entry, &[]), &[]);
+        let local = testkit::mix_run(project, "prod", start, &call_code(entry, &[]), &[]);
         assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
         let expected = said(&local.stderr);
         assert_eq!(expected.len(), 2, "{}", local.stderr);
@@ -620,7 +601,7 @@ fn an_umbrella_child_with_its_own_build_path_is_not_told_of_applications_not_the
         (root.to_owned(), vec![":umbrella_gone"]),
         (root.join("apps/api"), vec![]),
     ] {
-        let local = mix_run(&project, "dev", true, &call_code(entry, &[]), &[]);
+        let local = testkit::mix_run(&project, "dev", true, &call_code(entry, &[]), &[]);
         assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
         assert_eq!(
             said_unavailable(&local.stderr),
@@ -653,7 +634,7 @@ fn a_config_of_a_dependency_built_but_not_shipped_is_not_told_it_is_not_there() 
         )],
     );
     let entry = "Closure.Jobs.shapes";
-    let local = mix_run(project, "dev", true, &call_code(entry, &[]), &[]);
+    let local = testkit::mix_run(project, "dev", true, &call_code(entry, &[]), &[]);
     assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
     assert_eq!(
         said_unavailable(&local.stderr),
@@ -681,7 +662,7 @@ fn config_exs_is_checked_against_the_compiled_config_and_mix_runs_for_code_that_
     let project = staged.path();
     let entry = "OtpApp.Modes.now";
     // Code that asks Mix gets it, set to the run's environment, as under mix run.
-    let local = mix_run(project, "prod", true, &call_code(entry, &[]), &[]);
+    let local = testkit::mix_run(project, "prod", true, &call_code(entry, &[]), &[]);
     assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
     assert_eq!(
         local.stdout,
@@ -768,7 +749,7 @@ fn mix_target_is_the_configs_target_and_mix_s_as_under_mix_run() {
         }
         let out = tool.run();
         assert_eq!(out.code, Some(0), "{target:?}: {}", out.stderr);
-        let local = mix_run(project, "dev", true, &format!("IO.inspect({code})"), &vars);
+        let local = testkit::mix_run(project, "dev", true, &format!("IO.inspect({code})"), &vars);
         assert_eq!(local.code, Some(0), "mix run: {}", local.stderr);
         assert_eq!(local.stdout, said);
         assert_eq!(out.stdout, local.stdout, "{target:?}");
@@ -797,7 +778,7 @@ fn a_file_the_config_imports_from_beside_its_directory_travels_with_it() {
     )
     .unwrap();
     let code = "Application.get_env(:otp_app, :shared)";
-    let local = mix_run(project, "dev", true, &format!("IO.inspect({code})"), &[]);
+    let local = testkit::mix_run(project, "dev", true, &format!("IO.inspect({code})"), &[]);
     assert_eq!(
         (local.code, local.stdout.as_str()),
         (Some(0), "true\n"),
@@ -837,7 +818,7 @@ fn start_permanent_applications_end_the_run_when_they_exit_as_under_mix_run() {
     };
     let eval = || eval_code(code);
     // Temporary, Mix's default: the call goes on without the application.
-    let local = mix_run(project, "prod", true, code, &[]);
+    let local = testkit::mix_run(project, "prod", true, code, &[]);
     assert_eq!(local.code, Some(0), "{}", local.stderr);
     // Logger's notice of the exit is among mix run's output; mix-remote shows it on stderr.
     assert!(
@@ -867,7 +848,7 @@ fn start_permanent_applications_end_the_run_when_they_exit_as_under_mix_run() {
     );
     assert_ne!(permanent, text, "the fixture's mix.exs changed");
     std::fs::write(&mix_exs, permanent).unwrap();
-    let local = mix_run(project, "prod", true, code, &[]);
+    let local = testkit::mix_run(project, "prod", true, code, &[]);
     assert_eq!(local.code, Some(1), "{}", local.stderr);
     let out = eval();
     // Neither the rest of the code nor the hook.
@@ -895,7 +876,7 @@ fn start_permanent_applications_end_the_run_when_they_exit_as_under_mix_run() {
     out.assert_local_clean();
     // The job's own stop of a permanent application is no exit of it, under mix run neither.
     let stops = "Application.stop(:otp_app)\nProcess.sleep(200)\nIO.puts(\"stopped\")";
-    let local = mix_run(project, "prod", true, stops, &[]);
+    let local = testkit::mix_run(project, "prod", true, stops, &[]);
     assert_eq!(local.code, Some(0), "{}", local.stderr);
     let out = eval_code(stops);
     assert_eq!(
@@ -913,7 +894,7 @@ fn an_umbrella_starts_every_child_as_under_mix_run() {
     let sshd = Sshd::start();
     let project = testkit::compiled_fixture("umbrella_start");
     for (start, entry) in [(true, "Api.Jobs.status"), (false, "Api.Jobs.loaded")] {
-        let local = mix_run(&project, "dev", start, &call_code(entry, &[]), &[]);
+        let local = testkit::mix_run(&project, "dev", start, &call_code(entry, &[]), &[]);
         assert_eq!(local.code, Some(0), "{}", local.stderr);
         let out = remote(&sshd, &project, "dev", start, entry, &[], &[]);
         assert_eq!(out.code, Some(0), "{entry}: {}", out.stderr);
@@ -941,7 +922,7 @@ fn an_umbrella_child_as_the_project_uses_the_build_and_config_its_mix_exs_names(
         ),
     ];
     for (start, entry, result) in expected {
-        let local = mix_run(&child, "dev", start, &call_code(entry, &[]), &[]);
+        let local = testkit::mix_run(&child, "dev", start, &call_code(entry, &[]), &[]);
         assert_eq!(
             (local.code, local.stdout.as_str()),
             (Some(0), result),
@@ -964,7 +945,7 @@ fn an_umbrella_roots_config_brings_the_childrens_config_files_it_imports() {
     let root = testkit::compiled_fixture("umbrella_start");
     let entry = "Api.Jobs.child_config";
     for project in [root.clone(), root.join("apps/api")] {
-        let local = mix_run(&project, "dev", true, &call_code(entry, &[]), &[]);
+        let local = testkit::mix_run(&project, "dev", true, &call_code(entry, &[]), &[]);
         assert_eq!(
             (local.code, local.stdout.as_str()),
             (Some(0), "%{audit: true}\n"),
@@ -1186,7 +1167,7 @@ fn native_code_the_server_cannot_load_and_missing_or_failing_apps_are_named() {
         spec.replace("'Elixir.OtpApp.Application'", "'Elixir.OtpApp.Nope'"),
     )
     .unwrap();
-    let local = mix_run(project, "dev", true, "IO.puts(:unreachable)", &[]);
+    let local = testkit::mix_run(project, "dev", true, "IO.puts(:unreachable)", &[]);
     let mix_says = local
         .stderr
         .lines()

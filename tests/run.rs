@@ -326,19 +326,15 @@ fn a_linked_crash_is_reported_as_an_exit() {
         out.stderr
     );
     // Named as mix run names it: the exit of the process that ran the code, a pid of its node.
-    let local = Command::new("mix")
-        .args(["run", "--no-compile", "-e", "Demo.Worker.linked_crash()"])
-        .current_dir(testkit::compiled_fixture("demo"))
-        .env("MIX_ENV", "dev")
-        .output()
-        .expect("mix run");
+    let demo = testkit::compiled_fixture("demo");
+    let local = testkit::mix_run(&demo, "dev", true, "Demo.Worker.linked_crash()", &[]);
     let banner = |stderr: &str| pid_masked(stderr.lines().find(|l| l.starts_with("** ("))?);
-    let expected = banner(&String::from_utf8_lossy(&local.stderr));
+    let expected = banner(&local.stderr);
     assert_eq!(
         expected.as_deref(),
         Some("** (EXIT from #PID<...>) an exception was raised:"),
         "{}",
-        String::from_utf8_lossy(&local.stderr)
+        local.stderr
     );
     assert_eq!(banner(&out.stderr), expected, "{}", out.stderr);
 }
@@ -361,18 +357,13 @@ fn a_crash_no_link_takes_is_logged_as_under_mix_run() {
         let line = text.lines().find(|l| l.contains("[error] Process #PID<"))?;
         pid_masked(&line[line.find("[error] ")?..])
     };
-    let local = Command::new("mix")
-        .args(["run", "--no-compile", "-e", code])
-        .current_dir(&project)
-        .env("MIX_ENV", "dev")
-        .output()
-        .expect("mix run");
-    let expected = logged(&String::from_utf8_lossy(&local.stdout));
+    let local = testkit::mix_run(&project, "dev", true, code, &[]);
+    let expected = logged(&local.stdout);
     assert_eq!(
         expected.as_deref(),
         Some("[error] Process #PID<...> raised an exception"),
         "{}",
-        String::from_utf8_lossy(&local.stdout)
+        local.stdout
     );
     let mut tool = testkit::mix_remote(&project);
     let out = tool.eval_on(&sshd, code).arg("--no-compile").run();
@@ -545,16 +536,8 @@ fn at_exit_hooks_run_once_the_code_is_done_as_under_mix_run() {
                  System.at_exit(fn s -> IO.puts(\"second #{s}\") end);";
     // The value shows before the hooks' output, as `mix run -e 'IO.inspect(...)'` prints it.
     let local = |code: &str| {
-        let out = Command::new("mix")
-            .args(["run", "--no-compile", "-e", code])
-            .current_dir(testkit::compiled_fixture("demo"))
-            .env("MIX_ENV", "dev")
-            .output()
-            .expect("mix run");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
+        let out = testkit::mix_run(&testkit::compiled_fixture("demo"), "dev", true, code, &[]);
+        (out.code, out.stdout)
     };
     let body = format!("{hooks} IO.puts(:body); 42");
     let expected = local(&format!("IO.inspect(({body}))"));
@@ -649,14 +632,9 @@ fn eval_failures_are_formatted_as_mix_run_formats_them() {
         stderr[at..].to_owned()
     };
     for code in ["String.upcase(1)", "x + 1"] {
-        let local = Command::new("mix")
-            .args(["run", "--no-compile", "-e", code])
-            .current_dir(&project)
-            .env("MIX_ENV", "dev")
-            .output()
-            .expect("mix run");
-        assert_eq!(local.status.code(), Some(1));
-        let expected = from_banner(&String::from_utf8_lossy(&local.stderr));
+        let local = testkit::mix_run(&project, "dev", true, code, &[]);
+        assert_eq!(local.code, Some(1), "{}", local.stderr);
+        let expected = from_banner(&local.stderr);
         let mut tool = testkit::mix_remote(&project);
         let out = tool.eval_on(&sshd, code).arg("--no-compile").run();
         out.assert_local_clean();
@@ -1026,13 +1004,8 @@ fn started_applications_that_do_not_need_logger_run_without_it_as_under_mix_run(
             })
             .collect()
     };
-    let local = Command::new("mix")
-        .args(["run", "--no-compile", "-e", code])
-        .current_dir(testkit::compiled_fixture("demo"))
-        .env("MIX_ENV", "dev")
-        .output()
-        .expect("mix run");
-    let local_out = String::from_utf8_lossy(&local.stdout);
+    let local = testkit::mix_run(&testkit::compiled_fixture("demo"), "dev", true, code, &[]);
+    let local_out = local.stdout;
     let expected = report(&local_out, "");
     assert_eq!(
         expected,

@@ -286,6 +286,26 @@ pub(crate) fn compile_project(dir: &Path, lock_name: &str, mix_env: &str) -> Pat
     dir
 }
 
+/// `mix run --no-compile [--no-start] -e CODE` in `project` with `MIX_ENV=env`, the vendored
+/// libraries and `vars`, finished within [`crate::RUN_LIMIT`]: what a test compares a run with.
+pub fn mix_run(
+    project: &Path,
+    env: &str,
+    start: bool,
+    code: &str,
+    vars: &[(&str, String)],
+) -> crate::Finished {
+    let mut cmd = Command::new("mix");
+    cmd.args(["run", "--no-compile"])
+        .args((!start).then_some("--no-start"))
+        .args(["-e", code])
+        .current_dir(project)
+        .env("MIX_ENV", env)
+        .env(VENDOR_VAR, vendor_dir())
+        .envs(vars.iter().map(|(k, v)| (k, v)));
+    crate::run_within(cmd, crate::RUN_LIMIT)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

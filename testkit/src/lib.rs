@@ -95,7 +95,7 @@ pub use erl_beams::{
     checks_committed_beams, erl_beam_path, erl_source, host_otp_release, max_opcode,
 };
 pub use fixture::{
-    StagedFixture, VENDOR_VAR, compiled_fixture, compiled_fixture_in, empty_mix_project,
+    StagedFixture, VENDOR_VAR, compiled_fixture, compiled_fixture_in, empty_mix_project, mix_run,
     staged_fixture, vendor_available, vendor_dir,
 };
 pub use launcher::{MixRemote, Output, Running, entries, mix_remote};

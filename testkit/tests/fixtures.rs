@@ -10,18 +10,9 @@ use testkit::Postgres;
 
 const LIMIT: Duration = Duration::from_secs(300);
 
-/// `mix run --no-compile [--no-start] -e CODE` in `project` with MIX_ENV=`env`; panics unless it
-/// succeeds; returns stdout.
+/// [`testkit::mix_run`], which must succeed: its stdout.
 fn mix_run(project: &Path, env: &str, start: bool, code: &str, vars: &[(&str, String)]) -> String {
-    let mut cmd = Command::new("mix");
-    cmd.args(["run", "--no-compile"])
-        .args((!start).then_some("--no-start"))
-        .args(["-e", code])
-        .current_dir(project)
-        .env("MIX_ENV", env)
-        .env(testkit::VENDOR_VAR, testkit::vendor_dir())
-        .envs(vars.iter().map(|(k, v)| (k, v)));
-    let out = testkit::run_within(cmd, LIMIT);
+    let out = testkit::mix_run(project, env, start, code, vars);
     assert_eq!(
         out.code,
         Some(0),
