@@ -39,8 +39,10 @@
 
 pub mod ahead;
 pub mod client;
+mod connection;
 pub mod dirs;
 pub mod fd;
+mod keeper;
 pub mod preload;
 pub mod server;
 mod spare;
