@@ -7,13 +7,15 @@
 //! count (`apps::of_project`), as only they are on `mix run`'s code path.
 //!
 //! Consolidated protocols: Mix writes consolidated copies of every protocol it sees, the project's
-//! and Elixir's own, to `_build/<env>/consolidated` (umbrella) or `_build/<env>/lib/<app>/consolidated`
-//! (the project's application), unless `consolidate_protocols: false`.
+//! and Elixir's own, to `_build/<env>/consolidated` (umbrella) or
+//! `_build/<env>/lib/<app>/consolidated` (the project's application), unless
+//! `consolidate_protocols: false`.
 //! A protocol the project defines is taken in its consolidated form, as `mix run` loads it: it
 //! dispatches straight to the implementations it lists, which the graph then pulls in. Elixir's own
-//! protocols (Enumerable, Inspect, String.Chars, ...) are never pushed: replacing them would change
-//! the remote Elixir's behaviour for everything else running there, so the remote keeps its own
-//! (unconsolidated) copies, which find the project's implementations among the loaded modules.
+//! protocols (Enumerable, Inspect, String.Chars, ...) are never pushed: their consolidated copies
+//! are made by the local Elixir, whose protocol definitions another release on the server need not
+//! share, so the remote keeps its own (unconsolidated) copies, which find the project's
+//! implementations among the loaded modules (slower on structs: see the README's Limits).
 
 use std::path::{Component, Path, PathBuf};
 
