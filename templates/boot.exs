@@ -830,6 +830,23 @@ starts_logger = fn
     end
 end
 
+# Elixir's own protocols as `mix run` has them, consolidated for the project (`setup.protocols`:
+# the Elixir version that made them and `{module, path, beam}` each; see src/remote/job.rs),
+# loaded over the server's copies when this node runs that same release: another release's
+# protocols need not have the same functions, nor its own types the same implementations. The
+# server's copies have no old code yet; should the loader refuse them, the call goes on with
+# the server's, unconsolidated, as it would on another release.
+protocols_consolidated = fn
+  {version, beams} ->
+    if System.version() == version do
+      as_loaded = fn {module, path, beam} -> {module, :unicode.characters_to_list(path), beam} end
+      :code.atomic_load(:lists.map(as_loaded, beams))
+    end
+
+  nil ->
+    :ok
+end
+
 # `setup` (see src/remote/invoke.rs): the config, then the applications started (or only loaded),
 # with Logger restarted in between if the config changed its settings, so that they apply either
 # way. (Otherwise it runs throughout, as started at boot: a restart costs a booting node 10-30 ms.)
@@ -843,6 +860,7 @@ end
 # called: a config file failed (see `put_config`), the compile-time config differs (see
 # `compile_env_checked`), an application did not start (see `start_apps`).
 configure = fn %{config: files, env: env, apps: apps, start: start} = setup ->
+  protocols_consolidated.(Map.get(setup, :protocols))
   mix_env_set.(setup)
   if Map.get(setup, :mix, false), do: mix_started.(env)
   # Colours as `mix run` has them on a terminal (see `ansi` in src/remote/job.rs).

@@ -110,6 +110,15 @@ fn an_otp25_build_runs_on_an_otp27_remote() {
     );
     let out = run(&sshd, &demo, Some(&elixir), &["Demo.Worker.onload_state"]);
     assert_works(&out, ":initialised\n");
+    // Elixir's protocols as the host's Elixir consolidated them are not for another release:
+    // the server's own dispatch, unconsolidated.
+    let mut tool = testkit::mix_remote(&demo);
+    let code = "{Protocol.consolidated?(Enumerable), Enum.count(MapSet.new([1, 2]))}";
+    tool.eval_on(&sshd, code)
+        .args(["--no-compile", "--elixir"])
+        .arg(&elixir);
+    assert_works(&tool.run(), "{false, 2}\n");
+    sshd.assert_no_session_processes();
     let compat = testkit::compiled_fixture("compat");
     let out = run(
         &sshd,

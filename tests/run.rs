@@ -987,6 +987,28 @@ fn through_a_firewalled_namespace_host_distribution_travels_only_inside_ssh() {
 }
 
 #[test]
+fn elixirs_own_protocols_are_consolidated_as_under_mix_run() {
+    // Mix consolidates Elixir's protocols into the project's build, and mix run loads them from
+    // there: dispatch on a struct goes straight to its implementation. The node kept the
+    // server's unconsolidated copies (false, false), a dispatch on a struct several times slower.
+    let sshd = Sshd::start();
+    let demo = testkit::compiled_fixture("demo");
+    let code = "{Protocol.consolidated?(Enumerable), Protocol.consolidated?(Inspect), \
+                Enum.count(MapSet.new([1, 2])), inspect(1..2)}";
+    let local = testkit::mix_run(&demo, "dev", true, &format!("IO.inspect({code})"), &[]);
+    assert_eq!(local.stdout, "{true, true, 2, \"1..2\"}\n");
+    let mut tool = testkit::mix_remote(demo);
+    let out = tool.eval_on(&sshd, code).arg("--no-compile").run();
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), local.stdout.as_str()),
+        "{}",
+        out.stderr
+    );
+    sshd.assert_no_session_processes();
+}
+
+#[test]
 fn started_applications_that_do_not_need_logger_run_without_it_as_under_mix_run() {
     let sshd = Sshd::start();
     // Mix's app.start stops Logger for the applications to start it again: demo's does not

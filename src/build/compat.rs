@@ -151,6 +151,12 @@ impl Built {
         otp.parse().ok()
     }
 
+    /// The Elixir version Mix recorded, the newest where applications differ: the release that
+    /// consolidated the project's protocols.
+    pub fn elixir(&self) -> Option<&str> {
+        self.newest().0
+    }
+
     /// The newest Elixir and OTP versions among the applications.
     fn newest(&self) -> (Option<&str>, Option<u32>) {
         let elixir = self

@@ -12,14 +12,15 @@
 //! `consolidate_protocols: false`.
 //! A protocol the project defines is taken in its consolidated form, as `mix run` loads it: it
 //! dispatches straight to the implementations it lists, which the graph then pulls in. Elixir's own
-//! protocols (Enumerable, Inspect, String.Chars, ...) are never pushed: their consolidated copies
-//! are made by the local Elixir, whose protocol definitions another release on the server need not
-//! share, so the remote keeps its own (unconsolidated) copies, which find the project's
-//! implementations among the loaded modules (slower on structs: see the README's Limits).
+//! protocols (Enumerable, Inspect, String.Chars, ...) are no part of the graph: their consolidated
+//! copies ([`elixir_protocols`]) are made by the local Elixir, whose protocol definitions another
+//! release on the server need not share, so they travel with the call and only a server running
+//! that same release loads them; another keeps its own (unconsolidated) copies, which find the
+//! project's implementations among the loaded modules.
 
 use std::path::{Component, Path, PathBuf};
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::build::apps;
 use crate::build::beam::{self, Beam, BeamError};
@@ -112,6 +113,42 @@ fn use_consolidated_protocols(beams: &mut [Beam], dirs: &[PathBuf]) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Elixir's own protocols (and IEx's) as Mix consolidated them for the project, as `mix run` loads
+/// them: the consolidated copies in the directories [`scan`] takes the project's from, of the
+/// protocols none of `project_modules` is (the first directory that has one wins), sorted by
+/// name. Made by the local Elixir: they are only for a server running that same release.
+pub fn elixir_protocols(
+    project: &Path,
+    env: &str,
+    project_modules: &BTreeSet<&str>,
+) -> Result<Vec<Beam>, ProjectError> {
+    let layout = Layout::of(project);
+    let build = layout.build(env);
+    let mut found: BTreeMap<String, Beam> = BTreeMap::new();
+    for dir in consolidated_dirs(project, &layout, &build, env) {
+        let Ok(files) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for file in files.filter_map(Result::ok) {
+            let path = file.path();
+            let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            if path.extension() != Some("beam".as_ref())
+                || project_modules.contains(name)
+                || found.contains_key(name)
+            {
+                continue;
+            }
+            let beam = beam::read(&path)?;
+            if beam.is_protocol {
+                found.insert(beam.name.clone(), beam);
+            }
+        }
+    }
+    Ok(found.into_values().collect())
 }
 
 /// Reads every module under `<build>/lib/*/ebin`, sorted by name, the build being

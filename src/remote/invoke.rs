@@ -10,7 +10,7 @@ use crate::build::app_config::AppConfig;
 use crate::config::HostSettings;
 use crate::events::Status;
 use crate::remote::boot::{AFTER_LOAD, Request, SERVER};
-use crate::remote::job::{Call, Code, Job};
+use crate::remote::job::{Call, Code, Job, Protocols};
 use crate::remote::node::{CallError, Node, atom, boolean, is_atom, tuple};
 
 /// How the remote call ended.
@@ -123,6 +123,9 @@ pub struct Setup<'a> {
     pub compile_env_apps: &'a [String],
     /// Every application of the project's build, shipped or not ([`crate::build::apps::Apps::built`]).
     pub built_apps: &'a [String],
+    /// Elixir's protocols consolidated for the project ([`Job::protocols`]): only the call's
+    /// setup carries them, not the one a cold node is given as it boots.
+    pub protocols: Option<&'a Protocols>,
 }
 
 impl<'a> Setup<'a> {
@@ -147,6 +150,7 @@ impl<'a> Setup<'a> {
             value_ahead: job.value_ahead,
             compile_env_apps: &job.compile_env_apps,
             built_apps: &job.apps.built,
+            protocols: job.protocols.as_ref(),
         }
     }
 }
@@ -302,7 +306,8 @@ fn code_terms(code: &Code, setup: Setup<'_>) -> Vec<Term> {
 /// `setup` as the boot program's `run`, `eval` and `iex` take it:
 /// `%{config: [{path, binary}], env: binary, apps: [atom], start: boolean, permanent: boolean,
 /// mix_env: binary, mix_target: binary, mix: boolean, ansi: boolean, value_ahead: boolean,
-/// compile_env_apps: [atom], built_apps: [atom], check_configured: boolean}`.
+/// compile_env_apps: [atom], built_apps: [atom], check_configured: boolean}`, and `protocols:
+/// {elixir, [{module, path, beam}]}` when it has them.
 pub fn setup_term(setup: Setup<'_>) -> Term {
     let binary = |b: &[u8]| Term::from(Binary::from(b.to_vec()));
     let files: Vec<Term> = setup
@@ -314,7 +319,7 @@ pub fn setup_term(setup: Setup<'_>) -> Term {
     let apps: Vec<Term> = setup.apps.iter().map(|a| atom(a)).collect();
     let compile_env_apps: Vec<Term> = setup.compile_env_apps.iter().map(|a| atom(a)).collect();
     let built_apps: Vec<Term> = setup.built_apps.iter().map(|a| atom(a)).collect();
-    Map::from([
+    let mut setup_map = Map::from([
         (atom("config"), List::from(files).into()),
         (atom("env"), binary(setup.config.env.as_bytes())),
         (atom("apps"), List::from(apps).into()),
@@ -334,8 +339,23 @@ pub fn setup_term(setup: Setup<'_>) -> Term {
             atom("check_configured"),
             boolean(setup.config.check_configured),
         ),
-    ])
-    .into()
+    ]);
+    if let Some(protocols) = setup.protocols {
+        let beams: Vec<Term> = protocols
+            .beams
+            .iter()
+            .map(|(module, path, beam)| {
+                let path = path.as_os_str().as_encoded_bytes();
+                tuple(vec![atom(module), binary(path), binary(beam)])
+            })
+            .collect();
+        let both = tuple(vec![
+            binary(protocols.elixir.as_bytes()),
+            List::from(beams).into(),
+        ]);
+        setup_map.map.insert(atom("protocols"), both);
+    }
+    setup_map.into()
 }
 
 #[cfg(test)]

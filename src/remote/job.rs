@@ -231,6 +231,49 @@ fn absolute(path: &Path) -> PathBuf {
     out
 }
 
+/// Elixir's own protocols (`Enumerable`, `Inspect`...) as Mix consolidated them for the project,
+/// as `mix run` loads them from `_build`: the node loads them before the call when it runs the
+/// Elixir release that made them (another release's protocols need not have the same functions
+/// nor the same implementations of its own types).
+#[derive(Debug, Clone)]
+pub struct Protocols {
+    /// The Elixir version that consolidated them (`System.version()`'s form).
+    pub elixir: String,
+    /// Each protocol's module name, local path (which the node's loader records, as for the
+    /// closure's modules) and bytes as the loader receives them.
+    pub beams: Vec<(String, PathBuf, Vec<u8>)>,
+}
+
+impl Protocols {
+    /// Those of the build of `project` for `env` (see [`project::elixir_protocols`]), made by
+    /// the Elixir `built` records; `None` without a recorded version or any such protocol.
+    fn of(
+        project: &Path,
+        env: &str,
+        plan: &Plan,
+        built: &compat::Built,
+    ) -> Result<Option<Protocols>, PlanError> {
+        let Some(elixir) = built.elixir() else {
+            return Ok(None);
+        };
+        let modules = plan
+            .graph()
+            .modules()
+            .iter()
+            .map(|b| b.name.as_str())
+            .collect();
+        let beams = project::elixir_protocols(project, env, &modules)?
+            .iter()
+            .map(|beam| Ok((beam.name.clone(), beam.path.clone(), wire::stripped(beam)?)))
+            .collect::<Result<Vec<_>, BeamError>>()
+            .map_err(project::ProjectError::from)?;
+        Ok((!beams.is_empty()).then(|| Protocols {
+            elixir: elixir.to_owned(),
+            beams,
+        }))
+    }
+}
+
 /// What every host of a run shares.
 pub struct Job {
     /// What to call.
@@ -267,6 +310,9 @@ pub struct Job {
     /// The OTP and Elixir versions Mix recorded for the shipped applications, read once for
     /// every host's version preflight.
     pub built: compat::Built,
+    /// Elixir's own protocols as Mix consolidated them for the project, for a server running
+    /// the Elixir that made them; `None` when Mix recorded no Elixir version or consolidated none.
+    pub protocols: Option<Protocols>,
     /// Every shipped module, for the version preflight.
     shipped: Vec<Arc<Beam>>,
     /// The version preflight's verdicts, one per set of remote versions met so far.
@@ -400,6 +446,7 @@ impl Job {
             .flat_map(|a| a.modules.iter().cloned())
             .collect();
         let built = compat::Built::read(&shipped_beams.iter().map(|b| &**b).collect::<Vec<_>>());
+        let protocols = Protocols::of(&build.project, &build.mix_env, &plan, &built)?;
         let setup = AppConfig::collect(&build.project, &build.mix_env, config_use)?;
         let layout = Layout::of(&build.project);
         let permanent = std::fs::read_to_string(build.project.join("mix.exs"))
@@ -435,6 +482,18 @@ impl Job {
             report.verbose(&format!("closure: {}", display_module(&beam.name)));
         }
         report.verbose(&describe(&apps, build.start));
+        if let Some(protocols) = &protocols {
+            let names: Vec<String> = protocols
+                .beams
+                .iter()
+                .map(|(name, _, _)| display_module(name))
+                .collect();
+            report.verbose(&format!(
+                "consolidated with the call, where the server runs Elixir {}: {}",
+                protocols.elixir,
+                names.join(", ")
+            ));
+        }
         let closure: Vec<Arc<Beam>> = closure
             .iter()
             .filter_map(|beam| plan.graph().shared(&beam.name))
@@ -467,6 +526,7 @@ impl Job {
             natives,
             wire,
             built,
+            protocols,
             shipped: shipped_beams,
             preflights: Mutex::new(Vec::new()),
             planned_in: started.elapsed(),

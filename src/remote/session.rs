@@ -658,7 +658,10 @@ impl Session<'_> {
         let mut stdin = master.take_stdin()?;
         let wire = job.wire.clone();
         let env = env_term(&self.host.remote_env);
-        let setup = invoke::setup_term(Setup::of(job, self.host));
+        let setup = invoke::setup_term(Setup {
+            protocols: None,
+            ..Setup::of(job, self.host)
+        });
         let host = self.host.address.clone();
         Some(Writing::spawn(async move {
             let written = async {

@@ -333,6 +333,17 @@ fn write_module<W: Write>(out: &mut etf::Writer<W>, beam: &Beam) -> Result<Wire,
     .map_err(fail)
 }
 
+/// `beam` as the loader receives it, without its unread chunks: for a module that travels
+/// outside the batch.
+pub fn stripped(beam: &Beam) -> Result<Vec<u8>, BeamError> {
+    let mut out = etf::Writer::new(Vec::new());
+    write_module(&mut out, beam)?;
+    let mut bytes = out.into_inner();
+    // The external term format's binary header: its tag and 32-bit length.
+    bytes.drain(..5);
+    Ok(bytes)
+}
+
 /// The chunks of a module the loader reads: those it is sent with.
 fn kept_chunks<'c, 'b>(chunks: &'c [RawChunk<'b>]) -> impl Iterator<Item = &'c RawChunk<'b>> {
     chunks.iter().filter(|(id, _)| !UNREAD_CHUNKS.contains(&id))
