@@ -44,6 +44,17 @@ pub struct ShippedApp {
     pub priv_bytes: usize,
 }
 
+/// Elixir's own protocols a run sends with the call, consolidated, as `plan --json` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedProtocols {
+    /// The Elixir release that made them: only a server running it loads them.
+    pub elixir: String,
+    /// The protocols, as users write them.
+    pub modules: Vec<String>,
+    /// Their size as the call carries them.
+    pub bytes: usize,
+}
+
 /// The stream of an `output` line that is not the function's standard output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -240,6 +251,8 @@ pub enum Event {
         shipped: Vec<ShippedApp>,
         /// The applications the shipped ones need that the server must have.
         from_server: Vec<String>,
+        /// Elixir's protocols sent with the call, consolidated; null when the build has none.
+        protocols: Option<PlannedProtocols>,
     },
     /// The last event of `run` and `check`, and of a `plan` that fails.
     Summary {

@@ -454,14 +454,26 @@ fn plan_says_which_applications_ship_and_which_the_server_must_have() {
     let project = testkit::compiled_fixture("closure");
     let out = tool(&project, &["plan", "Closure.Jobs.shapes", "--no-compile"]).run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let lines: Vec<&str> = out.stdout.lines().rev().take(2).collect();
+    let lines: Vec<&str> = out.stdout.lines().rev().take(3).collect();
     assert!(
-        lines[1].starts_with("Ships 2 applications: closure (")
-            && lines[1].contains("pathdep (1 module, "),
+        lines[2].starts_with("Ships 2 applications: closure (")
+            && lines[2].contains("pathdep (1 module, "),
         "{}",
         out.stdout
     );
-    assert_eq!(lines[0], "The server must have: kernel, stdlib, elixir");
+    assert_eq!(lines[1], "The server must have: kernel, stdlib, elixir");
+    // Elixir's own protocols, consolidated by Mix with the project's, travel with the call: not
+    // the project's Closure.Shape, which is pushed in the closure.
+    let protocols = "Collectable, Enumerable, IEx.Info, Inspect, List.Chars, String.Chars";
+    let (elixir, rest) = lines[0]
+        .strip_prefix("With the call, where the server runs Elixir ")
+        .and_then(|rest| rest.split_once(": "))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(
+        rest.starts_with(&format!("Elixir's protocols consolidated ({protocols}), ")),
+        "{}",
+        out.stdout
+    );
     let out = tool(
         &project,
         &["plan", "Closure.Jobs.shapes", "--no-compile", "--json"],
@@ -479,5 +491,10 @@ fn plan_says_which_applications_ship_and_which_the_server_must_have() {
     assert_eq!(
         last["from_server"],
         serde_json::json!(["kernel", "stdlib", "elixir"])
+    );
+    assert_eq!(last["protocols"]["elixir"], elixir);
+    assert_eq!(
+        last["protocols"]["modules"],
+        serde_json::json!(protocols.split(", ").collect::<Vec<_>>())
     );
 }

@@ -1398,7 +1398,9 @@ fn init_refuses_a_directory_without_mix_exs() {
 
 #[test]
 fn every_event_kind_matches_the_schema() {
-    use mix_remote::events::{CheckRow, Event, OutputStream, Probe, ShippedApp, Stage, Status};
+    use mix_remote::events::{
+        CheckRow, Event, OutputStream, PlannedProtocols, Probe, ShippedApp, Stage, Status,
+    };
     let schema = schema();
     let host = || "web-1".to_owned();
     let row = CheckRow {
@@ -1493,6 +1495,11 @@ fn every_event_kind_matches_the_schema() {
                 priv_bytes: 3,
             }],
             from_server: vec!["kernel".into()],
+            protocols: Some(PlannedProtocols {
+                elixir: "1.14.0".into(),
+                modules: vec!["Enumerable".into()],
+                bytes: 4000,
+            }),
         },
         Event::Summary {
             hosts: 1,

@@ -5,6 +5,8 @@
 use std::sync::Arc;
 
 use crate::build::apps::{self, Apps, PrivKind};
+use crate::build::beam::Beam;
+use crate::build::compat::Built;
 use crate::build::entry::display_module;
 use crate::build::graph::{Member, Reason, Why};
 use crate::build::plan::{self, Plan};
@@ -12,9 +14,9 @@ use crate::build::project::app_of;
 use crate::cli::PlanArgs;
 use crate::cmd::{fanout, fresh};
 use crate::config::{self, Build, Config};
-use crate::events::{Event, ShippedApp};
+use crate::events::{Event, PlannedProtocols, ShippedApp};
 use crate::exit::{self, CliError};
-use crate::remote::job::{Code, counted};
+use crate::remote::job::{Code, Protocols, counted};
 use crate::remote::wire;
 use crate::report::Reporter;
 
@@ -54,13 +56,25 @@ fn show(
 ) -> Result<u8, CliError> {
     let (plan, named) = planned(&args.entry, script, build)?;
     let (shipped, from_server) = shipped(&plan, &build.project, &build.mix_env)?;
+    let beams: Vec<&Beam> = plan.graph().modules().iter().map(|b| &**b).collect();
+    let protocols = Protocols::of(&build.project, &build.mix_env, &plan, &Built::read(&beams))?
+        .map(|p| p.planned());
     if args.json {
-        events(&plan, &named, shipped, from_server)
+        events(&plan, &named, shipped, from_server, protocols)
             .into_iter()
             .for_each(|e| report.event(e));
     } else {
         let mut out = text(&plan, &named);
         out.push_str(&shipped_text(&shipped, &from_server));
+        if let Some(protocols) = &protocols {
+            out.push_str(&format!(
+                "With the call, where the server runs Elixir {}: Elixir's protocols consolidated \
+                 ({}), {}\n",
+                protocols.elixir,
+                protocols.modules.join(", "),
+                kib(protocols.bytes)
+            ));
+        }
         report.output(out.as_bytes());
     }
     Ok(0)
@@ -212,6 +226,7 @@ fn events(
     named: &str,
     shipped: Vec<ShippedApp>,
     from_server: Vec<String>,
+    protocols: Option<PlannedProtocols>,
 ) -> Vec<Event> {
     let closure = plan.closure();
     let mut events: Vec<Event> = closure
@@ -243,6 +258,7 @@ fn events(
         project_modules: plan.graph().modules().len(),
         shipped,
         from_server,
+        protocols,
     });
     events
 }

@@ -22,7 +22,7 @@ use crate::build::native;
 use crate::build::plan::{self, Plan, PlanError};
 use crate::build::project;
 use crate::config::Build;
-use crate::events::Stage;
+use crate::events::{PlannedProtocols, Stage};
 use crate::remote::wire::{self, Prepared, ShippedApp};
 use crate::report::{Phase, Reporter};
 
@@ -245,9 +245,22 @@ pub struct Protocols {
 }
 
 impl Protocols {
+    /// Their names as users write them, and their size as the call carries them.
+    pub fn planned(&self) -> PlannedProtocols {
+        PlannedProtocols {
+            elixir: self.elixir.clone(),
+            modules: self
+                .beams
+                .iter()
+                .map(|(name, _, _)| display_module(name))
+                .collect(),
+            bytes: self.beams.iter().map(|(_, _, beam)| beam.len()).sum(),
+        }
+    }
+
     /// Those of the build of `project` for `env` (see [`project::elixir_protocols`]), made by
     /// the Elixir `built` records; `None` without a recorded version or any such protocol.
-    fn of(
+    pub fn of(
         project: &Path,
         env: &str,
         plan: &Plan,
@@ -483,15 +496,11 @@ impl Job {
         }
         report.verbose(&describe(&apps, build.start));
         if let Some(protocols) = &protocols {
-            let names: Vec<String> = protocols
-                .beams
-                .iter()
-                .map(|(name, _, _)| display_module(name))
-                .collect();
+            let planned = protocols.planned();
             report.verbose(&format!(
                 "consolidated with the call, where the server runs Elixir {}: {}",
-                protocols.elixir,
-                names.join(", ")
+                planned.elixir,
+                planned.modules.join(", ")
             ));
         }
         let closure: Vec<Arc<Beam>> = closure
