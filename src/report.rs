@@ -534,8 +534,9 @@ impl Reporter {
 
     /// The value a call returned, shown on stdout in order with its output before the
     /// `System.at_exit/1` hooks run (as `mix run -e 'IO.inspect(...)'` prints it), ahead of the
-    /// [`Reporter::result`] that ends the run, which then does not show it again. Human output
-    /// only: the tool asks for it only then.
+    /// [`Reporter::result`] that ends the run, which then does not show it again; with `--json`,
+    /// as `output` events, the `result` event still saying how the run ended (a hook that exits
+    /// or fails ends it otherwise, and the value would be nowhere else).
     pub fn value_ahead(&self, value: &str) {
         self.flush_partial();
         self.shared.screen.close_line();

@@ -553,7 +553,7 @@ fn at_exit_hooks_run_once_the_code_is_done_as_under_mix_run() {
     assert_eq!(expected, (Some(3), ":value\nhook\n".to_owned()));
     let out = eval(body);
     assert_eq!((out.code, out.stdout.as_str()), (Some(1), ":value\nhook\n"));
-    // With --json the result event comes last, after the hooks' output, with how it ended.
+    // With --json the value is output there too (the result event, last, says how it ended).
     let mut tool = testkit::mix_remote(testkit::compiled_fixture("demo"));
     tool.eval_on(&sshd, body).args(["--no-compile", "--json"]);
     let out = tool.run();
@@ -564,10 +564,11 @@ fn at_exit_hooks_run_once_the_code_is_done_as_under_mix_run() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|e| e["event"] == "output" || e["event"] == "result")
         .collect();
-    assert_eq!(events.len(), 2, "{}", out.stdout);
-    assert_eq!(events[0]["text"], "hook", "{}", out.stdout);
+    assert_eq!(events.len(), 3, "{}", out.stdout);
+    assert_eq!(events[0]["text"], ":value", "{}", out.stdout);
+    assert_eq!(events[1]["text"], "hook", "{}", out.stdout);
     assert_eq!(
-        (&events[1]["status"], &events[1]["value"]),
+        (&events[2]["status"], &events[2]["value"]),
         (&"stopped".into(), &"3".into())
     );
     // A script's value is not printed, hooks or not.

@@ -108,8 +108,10 @@ pub async fn on_hosts(
         && !report.json()
         && std::io::stdout().is_terminal()
         && std::io::stderr().is_terminal();
-    // Events carry the value in the result event, after the hooks' output, with how it ended.
-    job.value_ahead = job.call.prints_value() && !report.json();
+    // The value ahead of the hooks' output, as `mix run -e 'IO.inspect(...)'` prints it: on
+    // stdout, or in `output` events, where a hook that ends the run otherwise leaves it (the
+    // `result` event then says how the run ended).
+    job.value_ahead = job.call.prints_value();
     let job = Arc::new(job);
     let expect = options.expect;
     let work = |host: HostSettings, view: Arc<Reporter>| {

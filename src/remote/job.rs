@@ -310,8 +310,8 @@ pub struct Job {
     pub ansi: bool,
     /// Whether the value the call returns is shown before the `System.at_exit/1` hooks it
     /// registered run, as `mix run -e 'IO.inspect(...)'` shows it: when the command prints it
-    /// as human output ([`Reporter::value_ahead`](crate::report::Reporter::value_ahead)); off
-    /// until the command says.
+    /// ([`Reporter::value_ahead`](crate::report::Reporter::value_ahead)); off until the command
+    /// says.
     pub value_ahead: bool,
     /// The shipped applications whose `.app` records a compile-time config to check (none
     /// when it is not checked): only they cost the node a look.
