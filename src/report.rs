@@ -447,6 +447,25 @@ impl Reporter {
         self.say(format!("mix-remote: {error} {prefix}{message}\n"));
     }
 
+    /// An error whose first line is `message` and whose further lines (`more`, which may be
+    /// empty) follow it on stderr, as a failure Elixir formats goes on (its hints, its stack
+    /// trace); with `--json`, one line on stderr and the whole in the `error` event.
+    pub fn error_lines(&self, message: &str, more: &str) {
+        if more.is_empty() {
+            return self.error(message);
+        }
+        self.event(Event::Error {
+            host: self.host_name(),
+            message: format!("{message}\n{more}"),
+        });
+        let (prefix, error) = (self.prefix(), self.paint(Paint::Error, "error:"));
+        let mut text = format!("mix-remote: {error} {prefix}{message}\n");
+        if !self.shared.json {
+            text.extend(more.lines().map(|l| format!("{prefix}{l}\n")));
+        }
+        self.say(text);
+    }
+
     /// A warning: shown on stderr unless `-q`, once per run whichever hosts come to it; with
     /// `--json` a `warning` event of each host instead. Nothing once warnings are silenced.
     pub fn warning(&self, message: &str) {

@@ -203,6 +203,23 @@ user_frames = fn stack ->
   stack |> Enum.reverse() |> Enum.drop_while(&(elem(&1, 0) in evaluators)) |> Enum.reverse()
 end
 
+# A failure as Elixir's command line (so `mix run`) formats it: blamed, with its hints (`Did you
+# mean:`, the arguments a function clause was given, its clauses marked `+`/`-`), without
+# Elixir's internal frames (a compile error's `:elixir_expand` ones). `Kernel.CLI.format_error/3`
+# is no documented API (Elixir 1.14 to 1.20 have it): without it, `Exception`'s documented
+# functions, blamed as that command line blames.
+formatted = fn kind, reason, stack ->
+  text =
+    if Code.ensure_loaded?(Kernel.CLI) and function_exported?(Kernel.CLI, :format_error, 3) do
+      Kernel.CLI.format_error(kind, reason, stack)
+    else
+      {blamed, stack} = Exception.blame(kind, reason, stack)
+      Exception.format(kind, blamed, stack)
+    end
+
+  String.trim_trailing(IO.iodata_to_binary(text), "\n")
+end
+
 # A failure of a request as the tool reads it (src/remote/node: `failure_text`): an exception as
 # its module and its message on one line (a `File.Error` has no message field of its own).
 failure = fn
@@ -485,7 +502,8 @@ end
 # `env`, in order, as `mix run` does (runtime.exs sees this server's environment), the files
 # written in `<run dir>/<subdir>` meanwhile: `{:ok, configs}`, one config each ([] for a missing
 # file), or `{:config_failed, "config/NAME", text}` for the first that failed, formatted as
-# Elixir formats it with the run directory's paths shown as the project's (`config/x.exs:3`).
+# `mix run` formats it (see `formatted`) with the run directory's paths shown as the project's
+# (`config/x.exs:3`).
 evaluate_config = fn files, env, names, subdir ->
   # An older config asks Mix for the environment (`Mix.env()`): Mix then runs, set to it.
   if Enum.any?(files, fn {_path, contents} -> String.contains?(contents, "Mix.") end) do
@@ -541,7 +559,15 @@ evaluate_config = fn files, env, names, subdir ->
             read_config.(Path.join([dir, "config", name]), [env: String.to_atom(env), target: target] ++ imports)
           catch
             kind, reason ->
-              text = Exception.format(kind, reason, user_frames.(__STACKTRACE__))
+              # Its frames down to the reading of the file, as `mix run` shows them (and more
+              # of its own below), or all but this program's when they go deeper than that.
+              stack =
+                case Enum.split_while(Enum.reverse(__STACKTRACE__), &(elem(&1, 0) != Config.Reader)) do
+                  {_below, [_ | _] = frames} -> Enum.reverse(frames)
+                  {_all, []} -> user_frames.(__STACKTRACE__)
+                end
+
+              text = formatted.(kind, reason, stack)
               {:halt, {:config_failed, "config/" <> name, String.replace(text, dir <> "/", "")}}
           else
             config -> {:cont, {:ok, configs ++ [config]}}
@@ -891,9 +917,7 @@ end
 # exits it takes for an end with a status (`:normal`, `:shutdown`, `{:shutdown, term}`: 0;
 # `{:shutdown, n}`: n, as the OS has a halt with it, 300 giving 44) as `{:stopped, status}`,
 # anything else as `{:failed, kind, text, missing}`, the failure formatted as that command line
-# (so `mix run`) formats it, with the missing module of an `undef`: blamed, with its hints (`Did
-# you mean:`, the arguments a function clause was given, its clauses marked `+`/`-`), without
-# Elixir's internal frames (a compile error's `:elixir_expand` ones).
+# (so `mix run`) formats it (see `formatted`), with the missing module of an `undef`.
 ended_by = fn
   :exit, reason, _stack when reason in [:normal, :shutdown] ->
     {:stopped, 0}
@@ -906,18 +930,7 @@ ended_by = fn
 
   kind, reason, stack ->
     stack = user_frames.(stack)
-    missing = missing_module.(kind, reason, stack)
-    # `Kernel.CLI.format_error/3` is no documented API (Elixir 1.14 to 1.20 have it): without
-    # it, `Exception`'s documented functions, blamed as that command line blames.
-    text =
-      if Code.ensure_loaded?(Kernel.CLI) and function_exported?(Kernel.CLI, :format_error, 3) do
-        Kernel.CLI.format_error(kind, reason, stack)
-      else
-        {blamed, stack} = Exception.blame(kind, reason, stack)
-        Exception.format(kind, blamed, stack)
-      end
-
-    {:failed, kind, String.trim_trailing(IO.iodata_to_binary(text), "\n"), missing}
+    {:failed, kind, formatted.(kind, reason, stack), missing_module.(kind, reason, stack)}
 end
 
 # Runs the entry after applying `setup`; the result already formatted as `inspect/2` shows it, or

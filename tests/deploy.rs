@@ -352,6 +352,32 @@ fn config_evaluated_ahead_prints_once_in_order_fails_as_it_would_and_sets_logger
         }
         std::fs::write(file, text).unwrap();
     }
+    // The whole failure follows, as mix run prints it below the same first line: the message's
+    // further lines, Elixir's hints, the stack down to the reading of the file (mix run's goes
+    // on into Mix).
+    let raising = "Map.fetch!(%{runtime: 1}, String.to_atom(\"run\" <> \"time\" <> \"s\"))";
+    std::fs::write(&runtime, format!("{runtime_text}\n{raising}\n")).unwrap();
+    let local = testkit::mix_run(project, "prod", true, &call_code(entry, &[]), &vars);
+    let out = remote(&sshd, project, "prod", true, entry, &[], &vars);
+    assert_eq!((local.code, out.code), (Some(1), Some(1)), "{}", out.stderr);
+    let prefix = format!(
+        "mix-remote: error: config/runtime.exs failed on {}: ",
+        sshd.host()
+    );
+    let shown = out
+        .stderr
+        .split_once(&prefix)
+        .map(|(_, s)| s)
+        .unwrap_or_default();
+    let expected: String = local
+        .stderr
+        .lines()
+        .take_while(|l| !l.trim_start().starts_with("(mix "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(expected.contains("Did you mean"), "{}", local.stderr);
+    assert_eq!(shown, expected, "{}", out.stderr);
+    std::fs::write(&runtime, &runtime_text).unwrap();
 
     // An older config that asks Mix for the environment (`Mix.env()`, `use Mix.Config`), and code
     // that reads MIX_ENV, work as under `mix run`.

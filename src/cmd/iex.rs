@@ -22,7 +22,7 @@ use crate::events::Stage;
 use crate::exit::{self, CliError};
 use crate::remote::console::{self, Input, Terminal};
 use crate::remote::iex::{self, End, Expansion};
-use crate::remote::invoke::{Outcome, Ready, Setup};
+use crate::remote::invoke::{Ready, Setup};
 use crate::remote::job::Job;
 use crate::remote::node::{Node, relay};
 use crate::remote::session::{self, SessionError};
@@ -160,10 +160,7 @@ fn conclude(end: Result<End, SessionError>, host: &HostSettings, view: &Reporter
         Ok(End::NotCalled(outcome)) => {
             let on_host = format!(" on {}", host.name);
             if let Some(why) = outcome.not_called(&on_host) {
-                view.error(&why);
-            }
-            if let Outcome::ConfigFailed { text, .. } = &outcome {
-                view.verbose(text);
+                view.error_lines(&why, outcome.not_called_more());
             }
             exit::RAISED
         }

@@ -223,12 +223,9 @@ fn conclude(
             | Outcome::CompileEnvDiffers { .. }),
         ) => {
             // Mix's own words for an application (`Could not start application APP: ...`),
-            // with the host; the whole failure of a config file with -v.
+            // with the host; the whole failure of a config file, as `mix run` prints it.
             let why = outcome.not_called(&view.on_host()).unwrap_or_default();
-            view.error(&why);
-            if let Outcome::ConfigFailed { text, .. } = &outcome {
-                view.verbose(text);
-            }
+            view.error_lines(&why, outcome.not_called_more());
             let summary = match outcome {
                 Outcome::NotStarted { app, reason } => {
                     format!("application {app} did not start: {}", short(&reason))

@@ -96,6 +96,16 @@ impl Outcome {
             Outcome::Returned(_) | Outcome::Failed { .. } | Outcome::Stopped(_) => None,
         }
     }
+
+    /// What follows [`Outcome::not_called`]'s line, as `mix run` prints it below the same first
+    /// line: the rest of a config file's failure (the message's further lines, Elixir's hints,
+    /// the stack trace); empty otherwise.
+    pub fn not_called_more(&self) -> &str {
+        match self {
+            Outcome::ConfigFailed { text, .. } => text.split_once('\n').map_or("", |(_, r)| r),
+            _ => "",
+        }
+    }
 }
 
 /// What the remote does before the call.
