@@ -845,10 +845,17 @@ fn check_section(section: &Section, at: &str, path: &Path) -> Result<(), ConfigE
         let bad = env.value.keys().find(|k| {
             k.is_empty() || k.contains(['=', '\0']) || k.starts_with(|c: char| c.is_ascii_digit())
         });
-        let message = match bad {
-            Some(bad) => Some(format!("`{bad}` is not a valid environment variable name")),
+        let message = match (bad, env.value.get("MIX_ENV")) {
+            (Some(bad), _) => Some(format!("`{bad}` is not a valid environment variable name")),
+            // On the node it would only be a variable: the build that ships, the config files'
+            // `config_env()` and `Mix.env()` are the run's environment.
+            (None, Some(value)) => Some(format!(
+                "MIX_ENV is the run's Mix environment, not a variable to set on the server: \
+                 set `mix_env: {value}` instead (it chooses the build, the config files' \
+                 environment and Mix.env() alike)"
+            )),
             // The server's `System.put_env/2` refuses a NUL byte in a value too.
-            None => env
+            (None, None) => env
                 .value
                 .iter()
                 .find(|(_, v)| v.contains('\0'))
@@ -1763,6 +1770,12 @@ hosts:
         let (line, key, message) = invalid("hosts:\n  h:\n    remote_env: {A: \"x\\0y\"}\n");
         assert_eq!((line, key.as_str()), (3, "hosts.h.remote_env"));
         assert_eq!(message, "the value of `A` holds a NUL byte");
+        let (line, key, message) = invalid("hosts:\n  h:\n    remote_env: {MIX_ENV: staging}\n");
+        assert_eq!((line, key.as_str()), (3, "hosts.h.remote_env"));
+        assert!(
+            message.contains("set `mix_env: staging` instead"),
+            "{message}"
+        );
 
         let (line, key, message) = invalid("hosts:\n  a: {}\n  a: {}\n");
         assert_eq!(

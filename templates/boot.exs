@@ -237,7 +237,7 @@ missing_module = fn
 end
 
 # MIX_ENV and MIX_TARGET as `setup` has them (see src/remote/invoke.rs): the run's environment
-# and target, as under `MIX_ENV=prod MIX_TARGET=rpi mix run`, or the host's `remote_env` ones;
+# and target, as under `MIX_ENV=prod MIX_TARGET=rpi mix run`, or a MIX_TARGET of `remote_env`;
 # they replace a login's own (MIX_TARGET unset for `host`, Mix's default; Mix reads it as it
 # starts, and the config files' `config_target()` is it).
 mix_env_set = fn setup ->

@@ -415,13 +415,20 @@ fn config_evaluated_ahead_prints_once_in_order_fails_as_it_would_and_sets_logger
     };
     // The login's MIX_ENV gives way to the run's...
     assert_eq!(through_login(&vars).stdout, local.stdout);
-    // ...and to one `remote_env` gives, even where that is the login's.
+    // `remote_env` cannot set it: the run's environment is `mix_env`'s, for the build, the
+    // config files and Mix alike (MIX_ENV would have been staging where Mix.env() was prod).
     let staging = [&vars[..], &[("MIX_ENV", "staging".to_owned())]].concat();
-    let out = through_login(&staging);
+    let out = remote(&sshd, project, "prod", true, entry, &[], &staging);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(
-        out.stdout.starts_with("Mix.env: prod, MIX_ENV: staging\n"),
+        out.stdout.is_empty()
+            && out.stderr.lines().count() == 1
+            && out
+                .stderr
+                .contains("`defaults.remote_env`: MIX_ENV is the run's Mix environment")
+            && out.stderr.contains("set `mix_env: staging` instead"),
         "{}",
-        out.stdout
+        out.stderr
     );
     std::fs::write(&config, &original).unwrap();
 

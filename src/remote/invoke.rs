@@ -119,7 +119,7 @@ pub struct Setup<'a> {
     pub start: bool,
     /// Whether an exit of one of them ends the call ([`Job::permanent`]).
     pub permanent: bool,
-    /// MIX_ENV on the node: the Mix environment, unless the host's `remote_env` sets it.
+    /// MIX_ENV on the node: the Mix environment (mix-remote.yaml refuses it in `remote_env`).
     pub mix_env: &'a str,
     /// MIX_TARGET on the node: the Mix target, unless the host's `remote_env` sets it.
     pub mix_target: &'a str,
@@ -147,10 +147,7 @@ impl<'a> Setup<'a> {
             apps: &job.apps.project,
             start: job.start,
             permanent: job.permanent,
-            mix_env: host
-                .remote_env
-                .get("MIX_ENV")
-                .map_or(job.setup.env.as_str(), String::as_str),
+            mix_env: &job.setup.env,
             mix_target: host
                 .remote_env
                 .get("MIX_TARGET")
