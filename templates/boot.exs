@@ -933,8 +933,29 @@ ended_by = fn
     {:failed, kind, formatted.(kind, reason, stack), missing_module.(kind, reason, stack)}
 end
 
+# A Mix exception the code raised (one with a `:mix` field: `Mix.raise/2`'s `Mix.Error`, a
+# `Hex`...) as Mix's command line words it once its task raised it, so under `mix run`:
+# `** (Mix) message`, without a stack trace (unless `MIX_DEBUG` asks for it); nil for any other.
+mix_failure = fn
+  :error, %{__exception__: true, __struct__: module, mix: mix} = e when mix not in [nil, false] ->
+    debug =
+      try do
+        Mix.debug?()
+      catch
+        _, _ -> false
+      end
+
+    unless debug do
+      name = module |> inspect() |> String.split(".") |> hd()
+      {:failed, :error, "** (#{name}) #{Exception.message(e)}", nil}
+    end
+
+  _kind, _reason ->
+    nil
+end
+
 # Runs the entry after applying `setup`; the result already formatted as `inspect/2` shows it, or
-# how it ended otherwise (see `ended_by`).
+# how it ended otherwise (see `ended_by`, `mix_failure`).
 call = fn module, function, args, setup ->
   try do
     case configure.(setup) do
@@ -946,7 +967,7 @@ call = fn module, function, args, setup ->
         not_configured
     end
   catch
-    kind, reason -> ended_by.(kind, reason, __STACKTRACE__)
+    kind, reason -> mix_failure.(kind, reason) || ended_by.(kind, reason, __STACKTRACE__)
   end
 end
 

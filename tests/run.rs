@@ -623,7 +623,8 @@ fn at_exit_hooks_run_once_the_code_is_done_as_under_mix_run() {
 fn eval_failures_are_formatted_as_mix_run_formats_them() {
     // As Elixir's command line prints them: a function clause's arguments and its clauses
     // marked, a compile error without Elixir's internal frames. mix run's stack goes on below
-    // the code's frames (erl_eval's, Mix's), which mix-remote leaves out.
+    // the code's frames (erl_eval's, Mix's), which mix-remote leaves out. A Mix exception as
+    // Mix's command line words it: `** (Mix) message`, no stack.
     let sshd = Sshd::start();
     let project = testkit::compiled_fixture("demo");
     let from_banner = |stderr: &str| -> String {
@@ -632,7 +633,7 @@ fn eval_failures_are_formatted_as_mix_run_formats_them() {
             .unwrap_or_else(|| panic!("no failure in {stderr}"));
         stderr[at..].to_owned()
     };
-    for code in ["String.upcase(1)", "x + 1"] {
+    for code in ["String.upcase(1)", "x + 1", "Mix.raise(\"no input given\")"] {
         let local = testkit::mix_run(&project, "dev", true, code, &[]);
         assert_eq!(local.code, Some(1), "{}", local.stderr);
         let expected = from_banner(&local.stderr);
