@@ -492,10 +492,24 @@ on_load_reasons = fn work ->
 end
 
 # Mix started, set to environment `env`, as `mix run` has it: for code that asks it
-# (`Mix.env()`).
+# (`Mix.env()`), and with the tasks `mix run` has run before the code (`app.start`, `compile`...)
+# run, so that the code's `Mix.Task.run("app.start")` is `:noop` as there, rather than a
+# failure for want of a Mix project. `Mix.TasksServer` is no documented API (Elixir 1.14 to 1.20
+# have it): without it, those tasks stay to run.
 mix_started = fn env ->
   # A server whose Elixir lacks Mix (a release's own ERTS and Elixir) runs the code without it.
-  with {:ok, _} <- Application.ensure_all_started(:mix), do: Mix.env(String.to_atom(env))
+  with {:ok, _} <- Application.ensure_all_started(:mix) do
+    Mix.env(String.to_atom(env))
+
+    if function_exported?(Mix.TasksServer, :put, 1) do
+      try do
+        for task <- ~w(deps.loadpaths loadpaths compile compile.all app.config app.start run),
+            do: Mix.TasksServer.put({:task, task, Mix.Project.get()})
+      catch
+        _, _ -> :ok
+      end
+    end
+  end
 end
 
 # Evaluates the config files `names` (config.exs, runtime.exs) of `files` for Mix environment

@@ -704,6 +704,22 @@ fn config_exs_is_checked_against_the_compiled_config_and_mix_runs_for_code_that_
     let out = remote(&sshd, project, "prod", true, entry, &[], &[]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(out.stdout, local.stdout);
+    // The tasks mix run ran before the code are done for it: a job's own
+    // `Mix.Task.run("app.start")` is :noop, not a failure for want of a Mix project.
+    let code = "IO.inspect({Mix.Task.run(\"app.start\"), Mix.Task.run(\"app.config\")})";
+    let local = testkit::mix_run(project, "prod", true, code, &[]);
+    assert_eq!(local.stdout, "{:noop, :noop}\n", "{}", local.stderr);
+    let mut tool = testkit::mix_remote(project);
+    tool.eval_on(&sshd, code)
+        .args(["--env", "prod", "--no-compile"]);
+    let out = tool.run();
+    out.assert_local_clean();
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "{:noop, :noop}\n{:noop, :noop}\n"),
+        "{}",
+        out.stderr
+    );
 
     // A config.exs that reads the server's environment gives the module another value than it
     // was compiled with: mix run refuses to run it (Elixir's ERROR on stderr, exit 1), and so
