@@ -220,6 +220,27 @@ formatted = fn kind, reason, stack ->
   String.trim_trailing(IO.iodata_to_binary(text), "\n")
 end
 
+# A Mix exception (one with a `:mix` field: `Mix.raise/2`'s `Mix.Error`, a `Hex`...) as Mix's
+# command line words it once its task (so `mix run`'s code, or a config file) raised it: `** (Mix)
+# message`, without a stack trace (unless `MIX_DEBUG` asks for it); nil for any other failure.
+mix_failure = fn
+  :error, %{__exception__: true, __struct__: module, mix: mix} = e when mix not in [nil, false] ->
+    debug =
+      try do
+        Mix.debug?()
+      catch
+        _, _ -> false
+      end
+
+    unless debug do
+      name = module |> inspect() |> String.split(".") |> hd()
+      "** (#{name}) #{Exception.message(e)}"
+    end
+
+  _kind, _reason ->
+    nil
+end
+
 # A failure of a request as the tool reads it (src/remote/node: `failure_text`): an exception as
 # its module and its message on one line (a `File.Error` has no message field of its own).
 failure = fn
@@ -581,7 +602,7 @@ evaluate_config = fn files, env, names, subdir ->
                   {_all, []} -> user_frames.(__STACKTRACE__)
                 end
 
-              text = formatted.(kind, reason, stack)
+              text = mix_failure.(kind, reason) || formatted.(kind, reason, stack)
               {:halt, {:config_failed, "config/" <> name, String.replace(text, dir <> "/", "")}}
           else
             config -> {:cont, {:ok, configs ++ [config]}}
@@ -947,27 +968,6 @@ ended_by = fn
     {:failed, kind, formatted.(kind, reason, stack), missing_module.(kind, reason, stack)}
 end
 
-# A Mix exception the code raised (one with a `:mix` field: `Mix.raise/2`'s `Mix.Error`, a
-# `Hex`...) as Mix's command line words it once its task raised it, so under `mix run`:
-# `** (Mix) message`, without a stack trace (unless `MIX_DEBUG` asks for it); nil for any other.
-mix_failure = fn
-  :error, %{__exception__: true, __struct__: module, mix: mix} = e when mix not in [nil, false] ->
-    debug =
-      try do
-        Mix.debug?()
-      catch
-        _, _ -> false
-      end
-
-    unless debug do
-      name = module |> inspect() |> String.split(".") |> hd()
-      {:failed, :error, "** (#{name}) #{Exception.message(e)}", nil}
-    end
-
-  _kind, _reason ->
-    nil
-end
-
 # Runs the entry after applying `setup`; the result already formatted as `inspect/2` shows it, or
 # how it ended otherwise (see `ended_by`, `mix_failure`).
 call = fn module, function, args, setup ->
@@ -981,7 +981,11 @@ call = fn module, function, args, setup ->
         not_configured
     end
   catch
-    kind, reason -> mix_failure.(kind, reason) || ended_by.(kind, reason, __STACKTRACE__)
+    kind, reason ->
+      case mix_failure.(kind, reason) do
+        nil -> ended_by.(kind, reason, __STACKTRACE__)
+        text -> {:failed, kind, text, nil}
+      end
   end
 end
 

@@ -377,6 +377,18 @@ fn config_evaluated_ahead_prints_once_in_order_fails_as_it_would_and_sets_logger
         .collect();
     assert!(expected.contains("Did you mean"), "{}", local.stderr);
     assert_eq!(shown, expected, "{}", out.stderr);
+    // Mix's own exception as Mix words it, without a stack.
+    let raising = "Mix.raise(\"set DATABASE_URL\")";
+    std::fs::write(&runtime, format!("{runtime_text}\n{raising}\n")).unwrap();
+    let local = testkit::mix_run(project, "prod", true, &call_code(entry, &[]), &vars);
+    assert_eq!(local.stderr, "** (Mix) set DATABASE_URL\n");
+    let out = remote(&sshd, project, "prod", true, entry, &[], &vars);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.ends_with(&format!("{prefix}{}", local.stderr)),
+        "{}",
+        out.stderr
+    );
     std::fs::write(&runtime, &runtime_text).unwrap();
 
     // An older config that asks Mix for the environment (`Mix.env()`, `use Mix.Config`), and code
