@@ -112,7 +112,7 @@ pub fn parse(mut command: clap::Command, args: Vec<OsString>) -> Result<Cli, cla
         Some(matches) => matches,
         None => command
             .try_get_matches_from_mut(args.iter())
-            .map_err(|e| tip(e, &args))?,
+            .map_err(|e| tip(of_variable(e, &args), &args))?,
     };
     let mut cli = Cli::from_arg_matches(&matches)?;
     let Some((name, of_command)) = matches.subcommand() else {
@@ -353,6 +353,57 @@ fn from_environment(matches: &ArgMatches, id: &str) -> bool {
 fn typed(matches: &ArgMatches, id: &str) -> bool {
     matches.try_contains_id(id).unwrap_or(false)
         && matches.value_source(id) == Some(ValueSource::CommandLine)
+}
+
+/// `error`, a value clap refused, named by the `MIX_REMOTE_*` variable it came from rather than
+/// by its flag (`MIX_REMOTE_NO_COMPILE=maybe` is no `--no-compile` typed): clap reads a flag's
+/// variable only when the flag is not typed, and names the flag either way.
+fn of_variable(mut error: clap::Error, args: &[OsString]) -> clap::Error {
+    if !matches!(
+        error.kind(),
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue
+    ) {
+        return error;
+    }
+    let Some(ContextValue::String(shown)) = error.get(ContextKind::InvalidArg) else {
+        return error;
+    };
+    let shown = shown.split(' ').next().unwrap_or_default().to_owned();
+    let definition = Cli::command();
+    let words: Vec<&str> = args
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .filter_map(|a| a.to_str())
+        .collect();
+    let typed = |flag: &clap::Arg| {
+        let attached = flag.get_long().map(|long| format!("--{long}="));
+        words
+            .iter()
+            .any(|w| names(flag, w) || attached.as_ref().is_some_and(|a| w.starts_with(a.as_str())))
+    };
+    let variable = flags_of(&definition, args).into_iter().find_map(|flag| {
+        let name = flag.get_env()?.to_str()?;
+        let named = flag
+            .get_long()
+            .is_some_and(|long| shown == format!("--{long}"))
+            || flag
+                .get_short()
+                .is_some_and(|short| shown == format!("-{short}"));
+        let set = std::env::var_os(name).is_some_and(|v| !v.is_empty());
+        let boolean = flag.get_num_args().is_some_and(|n| n.max_values() == 0);
+        (named && set && !typed(flag)).then(|| (name.to_owned(), boolean))
+    });
+    let Some((name, boolean)) = variable else {
+        return error;
+    };
+    error.insert(ContextKind::InvalidArg, ContextValue::String(name.clone()));
+    if boolean {
+        let tip = format!("{name} is true or false (also 1 or 0, yes or no, on or off)");
+        let tips = ContextValue::StyledStrs(vec![StyledStr::from(tip)]);
+        error.insert(ContextKind::Suggested, tips);
+    }
+    error
 }
 
 /// The error clap gives for two flags of `subcommand` that conflict, `first` given before `then`.
@@ -871,7 +922,7 @@ fn at_once(text: &str) -> Result<NonZeroUsize, String> {
 #[derive(Debug, Args)]
 pub struct Reach {
     /// The `elixir` executable on the remote host [default: elixir, found on the login PATH].
-    #[arg(long, value_name = "PATH", env = "MIX_REMOTE_ELIXIR")]
+    #[arg(long, value_name = "PATH", env = "MIX_REMOTE_ELIXIR", value_parser = elixir_path)]
     pub elixir: Option<String>,
     /// ssh_config file to use instead of ~/.ssh/config (passed to ssh as -F).
     #[arg(
@@ -1030,6 +1081,17 @@ fn list_item(text: &str) -> Result<String, String> {
 fn mix_env(text: &str) -> Result<String, String> {
     config::mix_env_ok(text)?;
     Ok(text.to_owned())
+}
+
+/// An `elixir` a remote shell is given as it is (see [`crate::remote::boot::elixir_path_ok`]).
+fn elixir_path(text: &str) -> Result<String, String> {
+    match crate::remote::boot::elixir_path_ok(text) {
+        true => Ok(text.to_owned()),
+        false => Err(format!(
+            "`{text}` cannot be passed to the server's shell: {}",
+            crate::remote::boot::ELIXIR_PATH_RULE
+        )),
+    }
 }
 
 /// An option as `ssh -o` takes it (see [`config::ssh_option_ok`]).

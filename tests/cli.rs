@@ -1342,12 +1342,22 @@ fn check_refuses_an_elixir_no_shell_can_be_given_as_bad_input_naming_where_it_wa
         out
     };
     let out = check(&["--elixir", "a b"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let refused = "`a b` cannot be passed to the server's shell: only letters";
     assert!(
-        error_line(&out, 2).starts_with("--elixir `a b`: only letters"),
+        out.stderr.starts_with(&format!(
+            "error: invalid value 'a b' for '--elixir <PATH>': {refused}"
+        )),
         "{}",
         out.stderr
     );
     assert_eq!(out.stdout, "", "no table: no host was checked");
+    let out = tool(dir.path(), &["check", "--host", "nobody@127.0.0.1"])
+        .env("MIX_REMOTE_ELIXIR", "a b")
+        .run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let named = format!("error: invalid value 'a b' for 'MIX_REMOTE_ELIXIR': {refused}");
+    assert!(out.stderr.starts_with(&named), "{}", out.stderr);
     let config = dir.path().join("mix-remote.yaml");
     std::fs::write(&config, "defaults:\n  elixir: a b\n").unwrap();
     let out = check(&[]);
@@ -1452,7 +1462,7 @@ fn an_empty_host_group_or_build_environment_is_bad_input_naming_the_flag() {
         .env("MIX_REMOTE_HOST", "a,")
         .run();
     assert_eq!(out.code, Some(2), "{}", out.stderr);
-    assert!(out.stderr.contains("'--host <HOST>'"), "{}", out.stderr);
+    assert!(out.stderr.contains("'MIX_REMOTE_HOST'"), "{}", out.stderr);
     // MIX_ENV too, and mix_env: of the file, each named.
     let out = tool(dir.path(), &["plan", "A.b", "--no-compile"])
         .env("MIX_ENV", "/etc")
@@ -2162,6 +2172,104 @@ fn a_parallel_of_zero_or_of_no_number_is_bad_input_saying_what_it_takes() {
         out.stderr.contains("at least 1 host at once"),
         "{}",
         out.stderr
+    );
+}
+
+#[test]
+fn a_variable_with_a_bad_value_is_bad_input_naming_the_variable_not_its_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = ["run", "A.b", "--host", "x"];
+    let boolean = "MIX_REMOTE_NO_COMPILE is true or false (also 1 or 0, yes or no, on or off)";
+    for (variable, value, args, said) in [
+        (
+            "MIX_REMOTE_NO_COMPILE",
+            "maybe",
+            &run[..],
+            "value was not a boolean",
+        ),
+        (
+            "MIX_REMOTE_PARALLEL",
+            "two",
+            &run,
+            "`two`: a whole number of hosts at once",
+        ),
+        (
+            "MIX_REMOTE_CONNECT_TIMEOUT",
+            "0",
+            &["check", "--host", "x"],
+            "a limit of 0 s",
+        ),
+        (
+            "MIX_REMOTE_BOOT_TIMEOUT",
+            "ten",
+            &run,
+            "`ten`: a whole number of seconds",
+        ),
+        (
+            "MIX_REMOTE_PUSH_TIMEOUT",
+            "-1",
+            &run,
+            "`-1`: a whole number of seconds",
+        ),
+        (
+            "MIX_REMOTE_CALL_TIMEOUT",
+            "1.5",
+            &run,
+            "`1.5`: a whole number of seconds",
+        ),
+        (
+            "MIX_REMOTE_ENV",
+            "a/b",
+            &["plan", "A.b"],
+            "cannot be empty, hold a `/`",
+        ),
+        (
+            "MIX_REMOTE_HOST",
+            "a,",
+            &["check"],
+            "an empty name in the list",
+        ),
+        (
+            "MIX_REMOTE_GROUP",
+            ",b",
+            &["run", "A.b"],
+            "an empty name in the list",
+        ),
+    ] {
+        let out = tool(dir.path(), args).env(variable, value).run();
+        assert_eq!(out.code, Some(2), "{variable}: {}", out.stderr);
+        let shown = if variable == "MIX_REMOTE_HOST" || variable == "MIX_REMOTE_GROUP" {
+            ""
+        } else {
+            value
+        };
+        let line = format!("error: invalid value '{shown}' for '{variable}': ");
+        assert!(out.stderr.starts_with(&line), "{variable}: {}", out.stderr);
+        assert!(out.stderr.contains(said), "{variable}: {}", out.stderr);
+        assert_eq!(
+            out.stderr.contains(boolean),
+            variable == "MIX_REMOTE_NO_COMPILE",
+            "{variable}: {}",
+            out.stderr
+        );
+    }
+    // A flag typed is named as before, and its variable is not read.
+    let out = tool(dir.path(), &["plan", "A.b", "--env", "a/b"])
+        .env("MIX_REMOTE_ENV", "c/d")
+        .run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let line = "error: invalid value 'a/b' for '--env <ENV>': ";
+    assert!(out.stderr.starts_with(line), "{}", out.stderr);
+    // With --json, the error event names it too.
+    let out = tool(dir.path(), &["plan", "A.b", "--json"])
+        .env("MIX_REMOTE_NO_COMPILE", "maybe")
+        .run();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let error = out.stdout.lines().next().unwrap_or_default();
+    assert!(
+        error.contains("invalid value 'maybe' for 'MIX_REMOTE_NO_COMPILE'"),
+        "{}",
+        out.stdout
     );
 }
 
