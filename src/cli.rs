@@ -119,10 +119,15 @@ pub fn parse(mut command: clap::Command, args: Vec<OsString>) -> Result<Cli, cla
         return Ok(cli);
     };
     let output = cli.command_output();
-    let crossed = if cli.before.quiet && output.verbose {
+    let before = &cli.before;
+    let crossed = if before.quiet && output.verbose {
         Some(("--quiet", "--verbose"))
-    } else if cli.before.verbose && output.quiet {
+    } else if before.verbose && output.quiet {
         Some(("--verbose", "--quiet"))
+    } else if before.warnings && (output.no_warnings || output.quiet) {
+        Some(("--warnings", silencing(&output)))
+    } else if output.warnings && (before.no_warnings || before.quiet) {
+        Some((silencing(&Output::from(before)), "--warnings"))
     } else {
         None
     };
@@ -150,6 +155,14 @@ pub fn parse(mut command: clap::Command, args: Vec<OsString>) -> Result<Cli, cla
         config.path = Some(typed);
     }
     Ok(cli)
+}
+
+/// The flag of `output` that silences warnings, which `--warnings` conflicts with.
+fn silencing(output: &Output) -> &'static str {
+    match output.quiet {
+        true => "--quiet",
+        false => "--no-warnings",
+    }
 }
 
 /// The first flag typed before the command `name` that the command has no flag of its own for
@@ -478,11 +491,11 @@ fn unused(command: &str, flag: &str) -> Option<&'static str> {
         ("init", "--config") => "it writes mix-remote.yaml in the --project directory",
         ("status", "--config") => "it reads no mix-remote.yaml",
         ("init", "--verbose" | "-v") => "it says only what it wrote, which -q leaves out",
-        ("init", "--no-warnings") => "it gives no warnings",
+        ("init", "--no-warnings" | "--warnings") => "it gives no warnings",
         ("completions", "--config") => {
             "what it completes reads the mix-remote.yaml of the command being typed"
         }
-        ("completions", "--quiet" | "-q" | "--verbose" | "-v" | "--no-warnings") => {
+        ("completions", "--quiet" | "-q" | "--verbose" | "-v" | "--no-warnings" | "--warnings") => {
             "it prints the script and nothing else"
         }
         ("graph", "--json") => "it prints JSON with --format json",
@@ -510,6 +523,9 @@ pub struct Output {
     /// [default: `warnings` of mix-remote.yaml].
     #[arg(long)]
     pub no_warnings: bool,
+    /// Show warnings, even where `warnings: false` of mix-remote.yaml says not to.
+    #[arg(long, conflicts_with_all = ["no_warnings", "quiet"])]
+    pub warnings: bool,
 }
 
 /// The id of the command's `--config` (see [`parse`]).
@@ -533,8 +549,21 @@ pub struct Before {
     verbose: bool,
     #[arg(long, hide = true)]
     no_warnings: bool,
+    #[arg(long, hide = true, conflicts_with_all = ["no_warnings", "quiet"])]
+    warnings: bool,
     #[arg(long = "config", value_name = "FILE", hide = true)]
     config: Option<PathBuf>,
+}
+
+impl From<&Before> for Output {
+    fn from(before: &Before) -> Self {
+        Output {
+            quiet: before.quiet,
+            verbose: before.verbose,
+            no_warnings: before.no_warnings,
+            warnings: before.warnings,
+        }
+    }
 }
 
 impl Cli {
@@ -545,6 +574,7 @@ impl Cli {
             quiet: of_command.quiet || self.before.quiet,
             verbose: of_command.verbose || self.before.verbose,
             no_warnings: of_command.no_warnings || self.before.no_warnings,
+            warnings: of_command.warnings || self.before.warnings,
         }
     }
 

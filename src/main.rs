@@ -85,22 +85,21 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Init(args) => init::exec(&args, output.quiet),
         Command::Completions(args) => completions::exec(&args),
-        Command::Plan(args) => load_config(config, &reporter)
+        Command::Plan(args) => load_config(config, &reporter, output.warnings)
             .and_then(|c| block_on(plan::exec(args, c.as_ref(), Arc::clone(&reporter)))),
-        Command::Graph(args) => {
-            load_config(config, &reporter).and_then(|c| graph::exec(&args, c.as_ref(), &reporter))
-        }
-        Command::Run(args) => load_config(config, &reporter)
+        Command::Graph(args) => load_config(config, &reporter, output.warnings)
+            .and_then(|c| graph::exec(&args, c.as_ref(), &reporter)),
+        Command::Run(args) => load_config(config, &reporter, output.warnings)
             .and_then(|c| block_on(run::exec(args, c.as_ref(), Arc::clone(&reporter)))),
-        Command::Eval(args) => load_config(config, &reporter)
+        Command::Eval(args) => load_config(config, &reporter, output.warnings)
             .and_then(|c| block_on(eval::exec(args, c.as_ref(), Arc::clone(&reporter)))),
-        Command::Iex(args) => load_config(config, &reporter)
+        Command::Iex(args) => load_config(config, &reporter, output.warnings)
             .and_then(|c| block_on(iex::exec(args, c.as_ref(), Arc::clone(&reporter)))),
-        Command::Check(args) => load_config(config, &reporter)
+        Command::Check(args) => load_config(config, &reporter, output.warnings)
             .and_then(|c| block_on(check::exec(args, c.as_ref(), Arc::clone(&reporter)))),
-        Command::Up(args) => load_config(config, &reporter)
+        Command::Up(args) => load_config(config, &reporter, output.warnings)
             .and_then(|c| block_on(up::exec(args, c.as_ref(), Arc::clone(&reporter)))),
-        Command::Down(args) => load_config(config, &reporter)
+        Command::Down(args) => load_config(config, &reporter, output.warnings)
             .and_then(|c| block_on(down::exec(args, c.as_ref(), Arc::clone(&reporter)))),
         Command::Status(args) => block_on(status::exec(args, Arc::clone(&reporter))),
     };
@@ -163,12 +162,17 @@ impl Drop for TerminalGuard {
     }
 }
 
-/// The configuration named by `--config`, else found from the current directory upwards.
-fn load_config(explicit: Option<&Path>, reporter: &Reporter) -> Result<Option<Config>, CliError> {
+/// The configuration named by `--config`, else found from the current directory upwards; its
+/// `warnings: false` silences the warnings unless `warnings` (`--warnings`) says to show them.
+fn load_config(
+    explicit: Option<&Path>,
+    reporter: &Reporter,
+    warnings: bool,
+) -> Result<Option<Config>, CliError> {
     let config = Config::locate(explicit, Path::new("."))?;
     if let Some(config) = &config {
         reporter.verbose(&format!("configuration: {}", config.path().display()));
-        if config.warnings() == Some(false) {
+        if config.warnings() == Some(false) && !warnings {
             reporter.silence_warnings();
         }
     }

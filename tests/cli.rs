@@ -228,6 +228,74 @@ fn graph_reads_the_build_as_it_is_and_warns_when_a_source_is_newer() {
 }
 
 #[test]
+fn warnings_false_of_the_file_gives_way_to_warnings_typed_before_or_after_the_command() {
+    let staged = testkit::staged_fixture("demo", "dev");
+    let project = staged.path();
+    std::fs::write(
+        project.join("mix-remote.yaml"),
+        "defaults:\n  warnings: false\n",
+    )
+    .expect("write the config");
+    edit(
+        project,
+        "lib/demo/worker.ex",
+        "do: {a, b, c}",
+        "do: {c, a, b}",
+    );
+    let graph = |before: &[&str], after: &[&str]| {
+        tool(project, before)
+            .args(["graph", "--format", "json"])
+            .args(after)
+            .run()
+    };
+    let out = graph(&[], &[]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (Some(0), ""),
+        "the file's word"
+    );
+    let stale = "mix-remote: warning: _build/dev is older than lib/demo/worker.ex";
+    for (before, after) in [(&["--warnings"][..], &[][..]), (&[], &["--warnings"])] {
+        let out = graph(before, after);
+        assert_eq!(out.code, Some(0), "{before:?} {after:?}: {}", out.stderr);
+        assert_eq!(
+            warnings(&out).len(),
+            1,
+            "{before:?} {after:?}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.starts_with(stale), "{}", out.stderr);
+    }
+    // With a flag that silences them, on either side of the command, it conflicts.
+    for (before, after, first, then) in [
+        (
+            &[][..],
+            &["--warnings", "--no-warnings"][..],
+            "--warnings",
+            "--no-warnings",
+        ),
+        (&["-q"], &["--warnings"], "--quiet", "--warnings"),
+        (
+            &["--warnings"],
+            &["--no-warnings"],
+            "--warnings",
+            "--no-warnings",
+        ),
+        (
+            &["--no-warnings"],
+            &["--warnings"],
+            "--no-warnings",
+            "--warnings",
+        ),
+    ] {
+        let out = graph(before, after);
+        assert_eq!(out.code, Some(2), "{before:?} {after:?}: {}", out.stderr);
+        let conflict = format!("error: the argument '{first}' cannot be used with '{then}'");
+        assert!(out.stderr.starts_with(&conflict), "{}", out.stderr);
+    }
+}
+
+#[test]
 fn a_compile_error_is_bad_input_with_mixs_message_and_nothing_connects() {
     let project = uncompiled_demo();
     std::fs::write(
@@ -1771,6 +1839,7 @@ fn a_flag_before_a_command_that_has_no_use_for_it_is_refused_not_ignored() {
             "it says only what it wrote, which -q leaves out",
         ),
         (&["--no-warnings"], init, "it gives no warnings"),
+        (&["--warnings"], init, "it gives no warnings"),
         (&["-q"], completions, prints_only_the_script),
         (&["--verbose"], completions, prints_only_the_script),
         (&["--no-warnings"], completions, prints_only_the_script),
