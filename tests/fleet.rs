@@ -1567,3 +1567,46 @@ fn completion_scripts_parse_in_their_shells() {
         );
     }
 }
+
+#[test]
+fn a_host_chosen_by_host_and_groups_gets_every_such_groups_settings_whatever_the_order() {
+    let sshd = Sshd::start();
+    let (dir, config) = config_dir(&format!(
+        "hosts:\n{}groups:\n  first:\n    hosts: [h]\n    elixir: /nonexistent/first/elixir\n  \
+         second:\n    hosts: [h]\n    elixir: /nonexistent/second/elixir\n",
+        host_entry("h", &sshd, &[]),
+    ));
+    let project = fixture();
+    // The elixir `check` looked for on h, as its problem says (none when it was found).
+    let elixir_of = |chosen: &[&str]| -> Option<String> {
+        let out = tool(dir.path(), &["--config", &config, "check", "--json"])
+            .args(["--project", &project])
+            .args(chosen)
+            .run();
+        out.assert_local_clean();
+        let events = events(&out.stdout);
+        let checks = of_kind(&events, "check");
+        assert_eq!(checks.len(), 1, "{chosen:?}: chosen once: {}", out.stdout);
+        let problem = checks[0]["problem"].as_str()?;
+        let looked = problem.split("(looked for `").nth(1)?;
+        Some(looked.split('`').next()?.to_owned())
+    };
+    let first = Some("/nonexistent/first/elixir".to_owned());
+    let second = Some("/nonexistent/second/elixir".to_owned());
+    let cases: [(&[&str], &Option<String>); 7] = [
+        (&["--host", "h"], &None),
+        (&["--host", "h", "--group", "second"], &second),
+        (&["--group", "second", "--host", "h"], &second),
+        (&["--group", "first", "--group", "second"], &first),
+        (&["--group", "second", "--group", "first"], &first),
+        (
+            &["--group", "second", "--host", "h", "--group", "first"],
+            &first,
+        ),
+        (&["--host", "h,h", "--group", "second,second"], &second),
+    ];
+    for (chosen, elixir) in cases {
+        assert_eq!(&elixir_of(chosen), elixir, "{chosen:?}");
+    }
+    assert_remote_clean(&sshd);
+}
