@@ -148,6 +148,11 @@ pub fn parse(mut command: clap::Command, args: Vec<OsString>) -> Result<Cli, cla
     if let Some(flag) = without_use(&command, &matches, &args, name) {
         return Err(refused(&mut command, name, &flag));
     }
+    let chosen_by_variables = !HOST_IDS.iter().any(|id| typed(of_command, id))
+        && HOST_IDS.iter().any(|id| from_environment(of_command, id));
+    if let Some(from_variables) = cli.hosts_from_variables_mut() {
+        *from_variables = chosen_by_variables;
+    }
     if from_environment(of_command, CONFIG_ID)
         && let Some(typed) = cli.before.config.clone()
         && let Some(config) = cli.command_config_mut()
@@ -623,6 +628,20 @@ impl Cli {
         }
     }
 
+    /// Whether the command's hosts came from the variables alone ([`Hosts::from_variables`]), to
+    /// set, for the commands that choose hosts.
+    fn hosts_from_variables_mut(&mut self) -> Option<&mut bool> {
+        match &mut self.command {
+            Command::Run(a) => Some(&mut a.options.hosts.from_variables),
+            Command::Eval(a) => Some(&mut a.options.hosts.from_variables),
+            Command::Iex(a) => Some(&mut a.from_variables),
+            Command::Check(a) => Some(&mut a.hosts.from_variables),
+            Command::Up(a) => Some(&mut a.hosts.from_variables),
+            Command::Down(a) => Some(&mut a.hosts.from_variables),
+            _ => None,
+        }
+    }
+
     /// As [`Cli::command_config`], to change.
     fn command_config_mut(&mut self) -> Option<&mut ConfigFile> {
         match &mut self.command {
@@ -922,6 +941,10 @@ pub struct Hosts {
         value_parser = list_item
     )]
     pub groups: Vec<String>,
+    /// Whether `MIX_REMOTE_HOST` and `MIX_REMOTE_GROUP` chose the hosts, no `--host` nor
+    /// `--group` being typed (see [`parse`]).
+    #[arg(skip)]
+    pub from_variables: bool,
 }
 
 /// How many hosts at once, for the commands that work on them side by side (`run`, `eval`,
@@ -1314,6 +1337,9 @@ pub struct IexArgs {
         value_parser = list_item
     )]
     pub groups: Vec<String>,
+    /// As [`Hosts::from_variables`].
+    #[arg(skip)]
+    pub from_variables: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub setup: SetupArgs<NoCallLimit>,
@@ -1325,6 +1351,7 @@ impl IexArgs {
         Hosts {
             hosts: self.hosts.clone(),
             groups: self.groups.clone(),
+            from_variables: self.from_variables,
         }
     }
 

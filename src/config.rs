@@ -129,8 +129,10 @@ pub enum ConfigError {
         message: String,
     },
     /// A group was named that the file does not define.
-    #[error("--group {group}: {why}")]
+    #[error("{named} {group}: {why}")]
     UnknownGroup {
+        /// What named it: `--group`, or `MIX_REMOTE_GROUP` (see [`ConfigError::from_variables`]).
+        named: &'static str,
         /// The group named.
         group: String,
         /// Where it was looked for.
@@ -138,10 +140,13 @@ pub enum ConfigError {
     },
     /// `--host` names a group of the file, and none of its hosts.
     #[error(
-        "--host {group}: {group} is a group of {}, not a host: pass --group {group} (to reach an SSH destination of that name, give it a section under `hosts`)",
+        "{named} {group}: {group} is a group of {}, not a host: pass --group {group} (to reach \
+         an SSH destination of that name, give it a section under `hosts`)",
         .path.display()
     )]
     GroupAsHost {
+        /// What named it: `--host`, or `MIX_REMOTE_HOST` (see [`ConfigError::from_variables`]).
+        named: &'static str,
         /// The name given.
         group: String,
         /// The file.
@@ -307,6 +312,30 @@ fn duplicated(message: &str) -> Option<&str> {
         rest.strip_suffix(", set DuplicateKeyPolicy in Options if acceptable")
             .unwrap_or(rest),
     )
+}
+
+impl ConfigError {
+    /// This error, for hosts that `MIX_REMOTE_HOST` and `MIX_REMOTE_GROUP` chose (no `--host`
+    /// nor `--group` typed) when `from_variables`: a name it refuses is named by its variable.
+    pub fn from_variables(self, from_variables: bool) -> ConfigError {
+        match self {
+            ConfigError::UnknownGroup { group, why, .. } if from_variables => {
+                ConfigError::UnknownGroup {
+                    named: "MIX_REMOTE_GROUP",
+                    group,
+                    why,
+                }
+            }
+            ConfigError::GroupAsHost { group, path, .. } if from_variables => {
+                ConfigError::GroupAsHost {
+                    named: "MIX_REMOTE_HOST",
+                    group,
+                    path,
+                }
+            }
+            other => other,
+        }
+    }
 }
 
 fn key_prefix(key: &str) -> String {
@@ -1172,6 +1201,7 @@ pub fn select(
         config.and_then(|c| Some((c, hosts.iter().find(|h| c.only_a_group(h))?)))
     {
         return Err(ConfigError::GroupAsHost {
+            named: "--host",
             group: group.clone(),
             path: config.path.clone(),
         });
@@ -1186,6 +1216,7 @@ pub fn select(
     for group in groups {
         let Some(config) = config else {
             return Err(ConfigError::UnknownGroup {
+                named: "--group",
                 group: group.clone(),
                 why: format!(
                     "no {FILE_NAME} found (looked in the current directory and its parents; --config names one)"
@@ -1195,6 +1226,7 @@ pub fn select(
         let Some(spanned) = config.file.groups.get(group) else {
             if config.hosts().contains(&group.as_str()) {
                 return Err(ConfigError::UnknownGroup {
+                    named: "--group",
                     group: group.clone(),
                     why: format!(
                         "{group} is a host of {}, not a group: pass --host {group}",
@@ -1204,6 +1236,7 @@ pub fn select(
             }
             let known: Vec<&str> = config.groups().collect();
             return Err(ConfigError::UnknownGroup {
+                named: "--group",
                 group: group.clone(),
                 why: format!(
                     "not defined in {}{} (groups there: {})",

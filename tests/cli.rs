@@ -2343,6 +2343,70 @@ fn a_variable_with_a_bad_value_is_bad_input_naming_the_variable_not_its_flag() {
 }
 
 #[test]
+fn a_group_the_file_lacks_or_a_host_that_is_a_group_is_named_by_the_variable_that_gave_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mix-remote.yaml"), "groups:\n  web: [a]\n").unwrap();
+    let config = dir.path().join("mix-remote.yaml").canonicalize().unwrap();
+    let group_as_host = |named: &str| {
+        format!(
+            "{named} web: web is a group of {}, not a host: pass --group web",
+            config.display()
+        )
+    };
+    let unknown = |named: &str| {
+        format!(
+            "{named} wbe: not defined in {}: did you mean web?",
+            config.display()
+        )
+    };
+    for (command, variables, typed, said) in [
+        (
+            "check",
+            &[("MIX_REMOTE_GROUP", "wbe")][..],
+            &[][..],
+            unknown("MIX_REMOTE_GROUP"),
+        ),
+        (
+            "iex",
+            &[("MIX_REMOTE_HOST", "web")],
+            &[],
+            group_as_host("MIX_REMOTE_HOST"),
+        ),
+        (
+            "up",
+            &[("MIX_REMOTE_HOST", "a"), ("MIX_REMOTE_GROUP", "wbe")],
+            &[],
+            unknown("MIX_REMOTE_GROUP"),
+        ),
+        // A flag typed chooses the hosts alone, and is named.
+        (
+            "check",
+            &[("MIX_REMOTE_HOST", "web")],
+            &["--host", "web"],
+            group_as_host("--host"),
+        ),
+        (
+            "down",
+            &[("MIX_REMOTE_HOST", "a")],
+            &["--group", "wbe"],
+            unknown("--group"),
+        ),
+    ] {
+        let mut tool = tool(dir.path(), &[command]);
+        tool.args(typed).env("XDG_RUNTIME_DIR", dir.path());
+        for (name, value) in variables {
+            tool.env(name, value);
+        }
+        let out = tool.run();
+        assert!(
+            error_line(&out, 2).starts_with(&said),
+            "{command} {variables:?} {typed:?}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
 fn a_completion_script_that_cannot_be_written_is_one_error_line() {
     let full = std::fs::OpenOptions::new()
         .write(true)

@@ -31,7 +31,8 @@ pub fn choose(
     chosen: &Hosts,
     flags: &Section,
 ) -> Result<(Vec<Selected>, Vec<HostSettings>), ConfigError> {
-    let selected = config::select(config, &chosen.hosts, &chosen.groups)?;
+    let selected = config::select(config, &chosen.hosts, &chosen.groups)
+        .map_err(|e| e.from_variables(chosen.from_variables))?;
     let settings: Vec<HostSettings> = selected
         .iter()
         .map(|s| config::resolve(config, s, flags))
