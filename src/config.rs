@@ -106,6 +106,14 @@ pub enum ConfigError {
         /// What it is not.
         why: &'static str,
     },
+    /// The file `--config` (or `MIX_REMOTE_CONFIG`) names could not be read.
+    #[error("--config (or MIX_REMOTE_CONFIG) {}: cannot read it: {error}", path.display())]
+    NoConfig {
+        /// The file named.
+        path: PathBuf,
+        /// The OS error, as text.
+        error: String,
+    },
     /// The file could not be read.
     #[error("cannot read {path}: {error}")]
     Read {
@@ -719,7 +727,12 @@ impl Config {
     /// in `start` or a parent; none if there is none.
     pub fn locate(explicit: Option<&Path>, start: &Path) -> Result<Option<Config>, ConfigError> {
         if let Some(path) = explicit {
-            return Config::load(path).map(Some);
+            return match Config::load(path) {
+                Err(ConfigError::Read { path, error }) => {
+                    Err(ConfigError::NoConfig { path, error })
+                }
+                loaded => loaded.map(Some),
+            };
         }
         match Config::discover(start) {
             Some(path) => Config::load(&path).map(|c| {

@@ -2060,6 +2060,21 @@ fn a_project_or_ssh_config_that_is_not_there_is_refused_naming_it() {
                 shown(empty.path())
             ),
         ),
+        // A mix-remote.yaml that is not there, or no file, is named with its flag and variable.
+        (
+            vec!["plan", "Demo.Worker.echo", "--config", &shown(&missing)],
+            format!(
+                "--config (or MIX_REMOTE_CONFIG) {}: cannot read it: No such file",
+                shown(&missing)
+            ),
+        ),
+        (
+            vec!["--config", &shown(empty.path()), "check", "--host", "a"],
+            format!(
+                "--config (or MIX_REMOTE_CONFIG) {}: cannot read it: Is a directory",
+                shown(empty.path())
+            ),
+        ),
         // Likewise an ssh config that is not there: ssh would fail every host's connection.
         (
             vec![
