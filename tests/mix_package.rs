@@ -474,3 +474,37 @@ fn path_without(program: &str) -> String {
         .to_string_lossy()
         .into_owned()
 }
+
+#[test]
+fn an_env_or_mix_remote_env_naming_another_environment_than_mix_env_is_refused() {
+    let project = Project::new(&package());
+    let plan = |args: &[&str], variable: Option<&str>| {
+        let mut mix = project.mix(&["remote.plan", "Proj.hello"]);
+        mix.args(args);
+        if let Some(env) = variable {
+            mix.env("MIX_REMOTE_ENV", env);
+        }
+        testkit::run_within(mix, LIMIT)
+    };
+    let refused = |said: &str| {
+        format!(
+            "mix remote.plan: error: {said} is not MIX_ENV (dev): run `MIX_ENV=prod mix \
+             remote.plan` instead"
+        )
+    };
+    for (args, variable, said) in [
+        (&["--env", "prod"][..], None, "--env prod"),
+        (&["--env=prod"], Some("dev"), "--env prod"),
+        (&[], Some("prod"), "MIX_REMOTE_ENV=prod"),
+    ] {
+        let out = plan(args, variable);
+        assert_eq!(out.code, Some(2), "{args:?} {variable:?}: {}", out.stderr);
+        assert_eq!(lines(&out.stderr), [refused(said)], "{args:?} {variable:?}");
+    }
+    // Naming Mix's own, or the flag beating the variable, it plans.
+    for (args, variable) in [(&["--env", "dev"][..], Some("prod")), (&[], Some("dev"))] {
+        let out = plan(args, variable);
+        assert_eq!(out.code, Some(0), "{args:?} {variable:?}: {}", out.stderr);
+        assert!(out.stdout.contains("Proj.hello"), "{}", out.stdout);
+    }
+}

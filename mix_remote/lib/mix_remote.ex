@@ -70,21 +70,28 @@ defmodule MixRemote do
       end
   end
 
-  # `--env` must name the environment Mix compiles for, or the binary would read another build.
+  # `--env` (else MIX_REMOTE_ENV, which the binary would read) must name the environment Mix
+  # compiles for, or the binary would read another build.
   defp check_env(command, flags) do
     env = Atom.to_string(Mix.env())
 
-    case env_flag(flags) do
-      given when given in [nil, env] ->
-        :ok
+    named =
+      case {env_flag(flags), System.get_env("MIX_REMOTE_ENV", "")} do
+        {nil, ""} -> nil
+        {nil, variable} -> {"MIX_REMOTE_ENV=#{variable}", variable}
+        {flag, _} -> {"--env #{flag}", flag}
+      end
 
-      given ->
+    case named do
+      {said, given} when given != env ->
         fail(
           command,
           2,
-          "--env #{given} is not MIX_ENV (#{env}): " <>
-            "run `MIX_ENV=#{given} mix remote.#{command}` instead"
+          "#{said} is not MIX_ENV (#{env}): run `MIX_ENV=#{given} mix remote.#{command}` instead"
         )
+
+      _ ->
+        :ok
     end
   end
 

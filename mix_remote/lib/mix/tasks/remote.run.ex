@@ -22,8 +22,9 @@ defmodule Mix.Tasks.Remote.Run do
        the task starts (in CI, `mix deps.compile` first keeps stdout the binary's);
     2. runs `mix-remote COMMAND` with the same arguments (less `--no-compile` and `--compile`, which
        are Mix's to follow, unless both are given: the binary says they conflict), with `MIX_ENV`
-       and `MIX_REMOTE_ENV` set to Mix's environment (an `--env` naming another one is an error: set
-       `MIX_ENV` instead), `MIX_REMOTE_NO_COMPILE=true` as Mix has compiled already (and
+       and `MIX_REMOTE_ENV` set to Mix's environment (an `--env`, or without one a
+       `MIX_REMOTE_ENV`, naming another one is an error: set `MIX_ENV` instead),
+       `MIX_REMOTE_NO_COMPILE=true` as Mix has compiled already (and
        `MIX_REMOTE_COMPILED_BY_MIX=true` when it has just done so), and `MIX_BUILD_PATH` when
        `mix.exs` puts the build elsewhere;
     3. exits with the binary's exit status (see `mix-remote run --help`). A SIGTERM to the BEAM
