@@ -707,6 +707,7 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         mix-remote plan MyApp.Worker.process\n  \
         mix-remote plan priv/repo/seeds.exs\n  \
+        mix-remote plan      # the entry of mix-remote.yaml\n  \
         mix-remote plan MyApp.Worker.process --include MyApp.Notifiers.Slack --json | jq .module")]
     Plan(PlanArgs),
     /// Print the project's module dependency graph (or the closure of ENTRY or of a script,
@@ -860,9 +861,10 @@ impl CompileArgs {
 /// Flags of `mix-remote plan`.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// Entry function: `MyApp.Worker.process` or `:erlang_module.function`; or a script, a file
-    /// ending in `.exs` (what `run FILE.exs` pushes: the modules it names).
-    pub entry: String,
+    /// Entry function: `MyApp.Worker.process` or `:erlang_module.function` [default: `entry` of
+    /// mix-remote.yaml]; or a script, a file ending in `.exs` (what `run FILE.exs` pushes: the
+    /// modules it names).
+    pub entry: Option<String>,
     /// The build to read and the modules to add.
     #[command(flatten)]
     pub build: BuildArgs,
@@ -884,6 +886,7 @@ impl PlanArgs {
     /// The flags (and environment) as the most important layer of settings.
     pub fn layer(&self) -> Section {
         Section {
+            entry: self.entry.clone(),
             compile: self.compile.layer(),
             ..self.build.layer()
         }

@@ -296,6 +296,48 @@ fn warnings_false_of_the_file_gives_way_to_warnings_typed_before_or_after_the_co
 }
 
 #[test]
+fn plan_without_an_entry_plans_the_entry_of_the_file_as_run_takes_it() {
+    let staged = testkit::staged_fixture("demo", "dev");
+    let project = staged.path();
+    let plan = |args: &[&str]| tool(project, &["plan", "--no-compile"]).args(args).run();
+    let out = plan(&[]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert_eq!(
+        out.stderr,
+        "mix-remote: error: no entry function: name one (mix-remote plan \
+         MyApp.Module.function) or set `entry` in mix-remote.yaml\n"
+    );
+    let config = project.join("mix-remote.yaml");
+    std::fs::write(&config, "defaults:\n  entry: Demo.Worker.echo\n").unwrap();
+    let named = plan(&["Demo.Worker.echo"]);
+    assert_eq!(named.code, Some(0), "{}", named.stderr);
+    for json in [&[][..], &["--json"]] {
+        let out = plan(json);
+        assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""), "{json:?}");
+        let typed = plan(&[&["Demo.Worker.echo"][..], json].concat());
+        assert_eq!(out.stdout, typed.stdout, "{json:?}");
+    }
+    // The entry typed beats the file's; the file's, when the build lacks it, is named by its key.
+    let other = plan(&["Demo.Worker.process"]);
+    assert!(
+        other
+            .stdout
+            .starts_with("Push order for Demo.Worker.process "),
+        "{}",
+        other.stdout
+    );
+    std::fs::write(&config, "defaults:\n  entry: Demo.Wroker.echo\n").unwrap();
+    let out = plan(&[]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let key = format!(
+        "mix-remote: error: {}: `defaults.entry`: module Demo.Wroker is not in this project's \
+         _build (did you mean Demo.Worker?)",
+        config.canonicalize().unwrap().display()
+    );
+    assert!(out.stderr.starts_with(&key), "{}", out.stderr);
+}
+
+#[test]
 fn a_compile_error_is_bad_input_with_mixs_message_and_nothing_connects() {
     let project = uncompiled_demo();
     std::fs::write(
@@ -1696,8 +1738,8 @@ fn with_json_an_error_clap_reports_is_an_error_and_a_summary_event_too() {
         ),
         (&["check", "--json", "--host", "a,"], "for '--host <HOST>'"),
         (
-            &["plan", "--json"],
-            "the following required arguments were not provided: <ENTRY>",
+            &["eval", "--json"],
+            "the following required arguments were not provided: <EXPR>",
         ),
         (&["-q", "eval", "1", "--json", "--bogus"], "'--bogus'"),
         (

@@ -29,7 +29,7 @@ pub async fn exec(
     report: Arc<Reporter>,
 ) -> Result<u8, CliError> {
     // A script is read first, as `run` reads it: an unreadable one is bad input.
-    let script = Code::script_of(Some(&args.entry), Vec::new())?;
+    let script = Code::script_of(args.entry.as_deref(), Vec::new())?;
     let build = config::build(config, args.build.project(), &args.layer(), &[])?;
     let mut interrupted = Box::pin(fanout::interrupted());
     fresh::ensure(&build, &report, &mut interrupted).await?;
@@ -54,7 +54,24 @@ fn show(
     build: &Build,
     report: &Reporter,
 ) -> Result<u8, CliError> {
-    let (plan, named) = planned(&args.entry, script, build)?;
+    // Without ENTRY, the `entry` of mix-remote.yaml, as `run` takes it (and names its key when
+    // the build lacks it).
+    let (plan, named) = match (script, build.entry.as_deref()) {
+        (Some(script), _) => (script.plan(build)?, script.shown),
+        (None, Some(text)) => {
+            let entry = plan::parse_entry(text, &build.project, &build.mix_env)
+                .map_err(|e| build.entry_error(e))?;
+            let plan = Plan::build(&build.project, &build.mix_env, &entry, None, &build.include)
+                .map_err(|e| build.entry_error(build.include_error(e)))?;
+            (plan, entry.named())
+        }
+        (None, None) => {
+            return Err(CliError::usage(
+                "no entry function: name one (mix-remote plan MyApp.Module.function) or set \
+                 `entry` in mix-remote.yaml",
+            ));
+        }
+    };
     let (shipped, from_server) = shipped(&plan, &build.project, &build.mix_env)?;
     let beams: Vec<&Beam> = plan.graph().modules().iter().map(|b| &**b).collect();
     let protocols = Protocols::of(&build.project, &build.mix_env, &plan, &Built::read(&beams))?
