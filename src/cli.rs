@@ -1133,6 +1133,19 @@ fn list_item(text: &str) -> Result<String, String> {
     }
 }
 
+/// A host `init` writes into mix-remote.yaml: a name of a list ([`list_item`]) that ssh can take
+/// as a destination, which every command reading the file would refuse otherwise.
+fn destination(text: &str) -> Result<String, String> {
+    let name = list_item(text)?;
+    match name.starts_with('-') {
+        true => Err(format!(
+            "`{name}` starts with `-`, which ssh takes for an option: a host is an ssh \
+             destination, [USER@]HOST"
+        )),
+        false => Ok(name),
+    }
+}
+
 /// A Mix environment, which names a directory of `_build/` (see [`config::mix_env_ok`]).
 fn mix_env(text: &str) -> Result<String, String> {
     config::mix_env_ok(text)?;
@@ -1480,7 +1493,7 @@ pub struct InitArgs {
         long = "host",
         value_name = "HOST",
         value_delimiter = ',',
-        value_parser = list_item
+        value_parser = destination
     )]
     pub hosts: Vec<String>,
     /// The default entry function of the new file, e.g. MyApp.Smoke.check.

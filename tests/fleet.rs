@@ -1610,3 +1610,22 @@ fn a_host_chosen_by_host_and_groups_gets_every_such_groups_settings_whatever_the
     }
     assert_remote_clean(&sshd);
 }
+
+#[test]
+fn init_refuses_a_host_ssh_would_take_for_an_option_and_writes_nothing() {
+    let project = testkit::empty_mix_project();
+    for hosts in ["--host=-oProxyCommand=x", "--host=web-1,-x"] {
+        let out = tool(project.path(), &["init", hosts]).run();
+        assert_eq!(out.code, Some(2), "{hosts}: {}", out.stderr);
+        assert!(
+            out.stderr.starts_with("error: invalid value '-")
+                && out.stderr.contains(
+                    "starts with `-`, which ssh takes for an option: a host is an ssh \
+                     destination, [USER@]HOST"
+                ),
+            "{hosts}: {}",
+            out.stderr
+        );
+        assert!(!project.path().join("mix-remote.yaml").exists(), "{hosts}");
+    }
+}
