@@ -451,10 +451,31 @@ fn tip(mut error: clap::Error, args: &[OsString]) -> clap::Error {
         return error;
     }
     let flag = arg.split_once('=').map_or(arg.as_str(), |(flag, _)| flag);
+    // `eval -1`: after `--` it would be an argument (System.argv), not the expression.
+    let negative = |arg: &str| {
+        arg.strip_prefix('-')
+            .and_then(|rest| rest.chars().next())
+            .is_some_and(|c| c.is_ascii_digit() || c == '(')
+    };
     let tip = match command {
         Some("run") if !arg.starts_with('-') => Some(format!(
             "the function's arguments go after `--`: mix-remote run ENTRY [OPTIONS] -- {arg}"
         )),
+        Some("eval") if negative(&arg) => {
+            // clap names the first character it does not take (`-(` of `-(1 + 2)`).
+            let word = args
+                .iter()
+                .skip(1)
+                .filter_map(|a| a.to_str())
+                .take_while(|a| *a != "--")
+                .find(|a| a.starts_with(arg.as_str()))
+                .unwrap_or(&arg);
+            Some(format!(
+                "an expression starting with `-` is taken for a flag: write it in parentheses, \
+                 mix-remote eval '({word})' [OPTIONS] (after `--` it would be an argument, not \
+                 the expression)"
+            ))
+        }
         Some(command) => {
             unused(command, flag).map(|why| format!("{flag} has no use in `{command}`: {why}"))
         }
@@ -466,8 +487,11 @@ fn tip(mut error: clap::Error, args: &[OsString]) -> clap::Error {
     };
     let before = tips.len();
     // An entry or a shell never starts with `-`: clap's "to pass '--json' as a value, use '--
-    // --json'" would only make the flag a bad entry.
-    if matches!(command, Some("plan" | "graph" | "completions")) {
+    // --json'" would only make the flag a bad entry; nor can an expression, which would be an
+    // argument there.
+    if matches!(command, Some("plan" | "graph" | "completions"))
+        || command == Some("eval") && negative(&arg)
+    {
         tips.retain(|tip| !tip.to_string().starts_with("to pass '"));
     }
     if tip.is_none() && tips.len() == before {

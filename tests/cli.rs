@@ -1046,6 +1046,17 @@ fn arguments_before_dashes_and_flags_after_them_get_a_hint() {
         "`--host` comes after `--`, where every word is an argument of the function: put \
          mix-remote's flags before `--` (mix-remote run ENTRY --host ... -- ARGS)"
     );
+    // An expression starting with `-` is taken for a flag; after `--` it would be an argument.
+    for (expr, written) in [("-1", "(-1)"), ("-(1 + 2)", "(-(1 + 2))")] {
+        let out = tool(&demo, &["eval", expr, "--host", "x"]).run();
+        assert_eq!(out.code, Some(2), "{}", out.stderr);
+        let tip = format!(
+            "tip: an expression starting with `-` is taken for a flag: write it in parentheses, \
+             mix-remote eval '{written}' [OPTIONS]"
+        );
+        assert!(out.stderr.contains(&tip), "{expr}: {}", out.stderr);
+        assert!(!out.stderr.contains("use '--"), "{expr}: {}", out.stderr);
+    }
 }
 
 #[test]
