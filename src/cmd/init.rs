@@ -437,6 +437,10 @@ mod tests {
                 Config::parse(&uncommented, path).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
             assert_eq!(config.groups().collect::<Vec<_>>(), ["db", "servers"]);
             assert_eq!(config.hosts()[0], "web-1");
+            // Every setting of `defaults` is there to find, those of `defaults` only too.
+            assert_eq!(config.warnings(), Some(false));
+            let built = build(Some(&config), None, &Section::default(), &[]).unwrap();
+            assert!(!built.compile && !built.start, "{uncommented}");
         }
     }
 
