@@ -792,7 +792,8 @@ pub enum Command {
 /// mix-remote.yaml.
 #[derive(Debug, Args)]
 pub struct ProjectArgs {
-    /// The Mix project directory [default: the directory of mix-remote.yaml, else .].
+    /// The Mix project directory [default: the directory of the mix-remote.yaml found upwards
+    /// (not one --config names), else .].
     #[arg(long, value_name = "DIR", env = "MIX_REMOTE_PROJECT")]
     pub project: Option<PathBuf>,
     /// The Mix environment whose build to read (`_build/<ENV>`), also `config_env()` for the
