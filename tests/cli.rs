@@ -338,6 +338,31 @@ fn plan_without_an_entry_plans_the_entry_of_the_file_as_run_takes_it() {
 }
 
 #[test]
+fn a_build_not_compiled_for_the_environment_says_how_to_compile_that_environment() {
+    let staged = testkit::staged_fixture("demo", "dev");
+    for (args, env) in [
+        (&["graph", "--env", "prod"][..], "prod"),
+        (
+            &[
+                "plan",
+                "Demo.Worker.echo",
+                "--no-compile",
+                "--env",
+                "staging",
+            ],
+            "staging",
+        ),
+    ] {
+        let out = tool(staged.path(), args).run();
+        let said = format!(
+            "_build/{env}: run `MIX_ENV={env} mix compile` first (or pass --project / --env)"
+        );
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(&said), "{args:?}: {}", out.stderr);
+    }
+}
+
+#[test]
 fn a_compile_error_is_bad_input_with_mixs_message_and_nothing_connects() {
     let project = uncompiled_demo();
     std::fs::write(

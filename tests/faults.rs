@@ -760,7 +760,10 @@ fn a_build_without_beams_or_with_a_corrupt_one_is_bad_input() {
     assert_error(
         &out,
         2,
-        &["no .beam files under", "run `mix compile` first"],
+        &[
+            "no .beam files under",
+            "run `MIX_ENV=dev mix compile` first",
+        ],
     );
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
 

@@ -207,7 +207,7 @@ impl LocalBuild {
                 let built = Built::read(&beams.iter().collect::<Vec<_>>());
                 Ok(Some(LocalBuild { beams, built }))
             }
-            Err(ProjectError::NoBuild { .. } | ProjectError::Empty(_)) => Ok(None),
+            Err(ProjectError::NoBuild { .. } | ProjectError::Empty(..)) => Ok(None),
             Err(e) => Err(e),
         }
     }

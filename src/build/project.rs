@@ -31,18 +31,21 @@ use crate::build::mix_exs::{Layout, keyword_bool};
 pub enum ProjectError {
     /// `_build/<env>` (or where `build_path:` puts it) does not exist.
     #[error(
-        "no compiled build at {dir}: run `mix compile` first (or pass --project / --env){note}"
+        "no compiled build at {dir}: run `MIX_ENV={env} mix compile` first (or pass --project / \
+         --env){note}"
     )]
     NoBuild {
         /// The build looked for.
         dir: PathBuf,
+        /// The Mix environment it is the build of.
+        env: String,
         /// Why it was looked for there, when `mix.exs` could have meant another place (see
         /// [`Layout::note`]); else empty.
         note: String,
     },
     /// `_build/<env>` holds no `.beam` file.
-    #[error("no .beam files under {0}: run `mix compile` first")]
-    Empty(PathBuf),
+    #[error("no .beam files under {0}: run `MIX_ENV={1} mix compile` first")]
+    Empty(PathBuf, String),
     /// Two applications define the same module.
     #[error("module {module} is defined twice: {first} and {second}")]
     Duplicate {
@@ -160,6 +163,7 @@ pub fn scan(project: &Path, env: &str) -> Result<Vec<Beam>, ProjectError> {
     if !lib.is_dir() {
         return Err(ProjectError::NoBuild {
             dir: build,
+            env: env.to_owned(),
             note: layout.note("build_path"),
         });
     }
@@ -193,7 +197,7 @@ pub fn scan(project: &Path, env: &str) -> Result<Vec<Beam>, ProjectError> {
         }
     }
     if beams.is_empty() {
-        return Err(ProjectError::Empty(build));
+        return Err(ProjectError::Empty(build, env.to_owned()));
     }
     use_consolidated_protocols(
         &mut beams,
@@ -318,14 +322,18 @@ mod tests {
         std::fs::write(&mix_exs, "[build_path: \"out\"]").unwrap();
         let plain = scan(dir.path(), "dev").unwrap_err().to_string();
         assert!(plain.starts_with("no compiled build at "), "{plain}");
-        assert!(plain.ends_with("out/dev: run `mix compile` first (or pass --project / --env)"));
+        assert!(
+            plain.ends_with(
+                "out/dev: run `MIX_ENV=dev mix compile` first (or pass --project / --env)"
+            )
+        );
         std::fs::write(&mix_exs, "[build_path: Path.expand(\"../out\", __DIR__)]").unwrap();
         let unread = scan(dir.path(), "dev").unwrap_err().to_string();
         assert!(
             unread.ends_with(
-                "_build/dev: run `mix compile` first (or pass --project / --env) (mix.exs sets \
-                 build_path: to something other than a plain value, which mix-remote does not \
-                 evaluate: it read Mix's default)"
+                "_build/dev: run `MIX_ENV=dev mix compile` first (or pass --project / --env) \
+                 (mix.exs sets build_path: to something other than a plain value, which \
+                 mix-remote does not evaluate: it read Mix's default)"
             ),
             "{unread}"
         );
