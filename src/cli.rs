@@ -745,8 +745,13 @@ pub enum Command {
         mix-remote check --host deploy@db-1\n  \
         mix-remote check --group web --json\n\n\
         Checks per host: SSH reachable and login works, host key known, the reverse\n\
-        forward allowed, elixir found, and its OTP and Elixir versions.\n\
-        Exit codes: 0 every host is ready, 2 bad input, 3 some host is not ready.")]
+        forward allowed, elixir found, and its OTP and Elixir versions; whether the server\n\
+        can run the local build (BUILD LOADS: its OTP loads the modules, it has the\n\
+        applications they name, its machine loads their native code), whether it has a\n\
+        directory a run can write its files in (TEMP DIR), and how many directories killed\n\
+        runs left there (STALE RUNS).\n\
+        Exit codes: 0 every host is ready, 2 bad input, 3 some host is not ready,\n\
+        130 interrupted.")]
     Check(CheckArgs),
     /// Start a warm session for the hosts: keeps the SSH connection and a spare node booted
     /// ahead, so that the next `run`, `eval` or `iex` there starts at once (each still gets a

@@ -1157,6 +1157,11 @@ fn help_shows_examples_and_each_command_only_the_flags_it_uses() {
         ["--quiet", "--verbose", "--config", "--no-warnings"]
     );
     assert_eq!(shown(&help(&["init", "--help"])), ["--quiet"]);
+    // check's help names every column of its table but the verdict.
+    let check = help(&["check", "--help"]);
+    for column in ["BUILD LOADS", "TEMP DIR", "STALE RUNS", "130 interrupted"] {
+        assert!(check.contains(column), "{column}: {check}");
+    }
     assert_eq!(shown(&help(&["completions", "--help"])), Vec::<&str>::new());
     let completions = help(&["completions", "-h"]);
     // The shells offered are those the README names.
