@@ -766,7 +766,8 @@ pub enum Command {
         `up` returns once the session's first spare node is ready. On a session already up,\n\
         --idle sets its limit anew, counted from then.\n\
         Exit codes: 0 the sessions are up (or already were), 2 bad input, 3 a host could not\n\
-        connect or boot its spare node (the other hosts still get theirs).")]
+        connect or boot its spare node (the other hosts still get theirs), 4 --connect-timeout\n\
+        or --boot-timeout reached (no session is left then).")]
     Up(UpArgs),
     /// End warm sessions, waiting until nothing of them is left on either side.
     #[command(after_help = "Examples:\n  \

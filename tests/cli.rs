@@ -1162,6 +1162,12 @@ fn help_shows_examples_and_each_command_only_the_flags_it_uses() {
     for column in ["BUILD LOADS", "TEMP DIR", "STALE RUNS", "130 interrupted"] {
         assert!(check.contains(column), "{column}: {check}");
     }
+    // up's exit codes, as the README has them.
+    let up = help(&["up", "--help"]);
+    assert!(
+        up.contains("4 --connect-timeout\nor --boot-timeout reached"),
+        "{up}"
+    );
     assert_eq!(shown(&help(&["completions", "--help"])), Vec::<&str>::new());
     let completions = help(&["completions", "-h"]);
     // The shells offered are those the README names.
