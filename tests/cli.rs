@@ -363,6 +363,38 @@ fn a_build_not_compiled_for_the_environment_says_how_to_compile_that_environment
 }
 
 #[test]
+fn a_mix_remote_yaml_found_above_a_directory_without_mix_exs_is_no_project_and_says_so() {
+    // A monorepo's mix-remote.yaml at its root, above the Mix project the command runs in.
+    let mono = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(mono.path().join("mix-remote.yaml"), "groups:\n  web: [a]\n").unwrap();
+    let project = mono.path().join("apps/x");
+    std::fs::create_dir_all(&project).unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .args(["mix.exs", "lib", "src"].map(|f| source.join(f)))
+        .arg(&project)
+        .status()
+        .expect("run cp");
+    assert!(copied.success());
+    let root = mono.path().canonicalize().unwrap();
+    for args in [&["plan", "Demo.Worker.echo"][..], &["graph"]] {
+        let out = tool(&project, args).run();
+        assert_eq!(
+            error_line(&out, 2),
+            format!(
+                "no compiled build at {}, and {} is no Mix project (no mix.exs): pass --project \
+                 DIR, the Mix project (the default is the directory of a mix-remote.yaml found \
+                 from here, else .)",
+                root.join("_build/dev").display(),
+                root.display()
+            ),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
 fn a_compile_error_is_bad_input_with_mixs_message_and_nothing_connects() {
     let project = uncompiled_demo();
     std::fs::write(

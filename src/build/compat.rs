@@ -207,7 +207,11 @@ impl LocalBuild {
                 let built = Built::read(&beams.iter().collect::<Vec<_>>());
                 Ok(Some(LocalBuild { beams, built }))
             }
-            Err(ProjectError::NoBuild { .. } | ProjectError::Empty(..)) => Ok(None),
+            Err(
+                ProjectError::NoBuild { .. }
+                | ProjectError::NotMix { .. }
+                | ProjectError::Empty(..),
+            ) => Ok(None),
             Err(e) => Err(e),
         }
     }

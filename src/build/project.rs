@@ -43,6 +43,20 @@ pub enum ProjectError {
         /// [`Layout::note`]); else empty.
         note: String,
     },
+    /// The project has no `mix.exs`, nor a build: a directory that is no Mix project, such as
+    /// that of a mix-remote.yaml found above the one the command ran in.
+    #[error(
+        "no compiled build at {dir}, and {} is no Mix project (no mix.exs): pass --project \
+         DIR, the Mix project (the default is the directory of a mix-remote.yaml found from \
+         here, else .)",
+        .project.display()
+    )]
+    NotMix {
+        /// The build looked for.
+        dir: PathBuf,
+        /// The directory taken for the project.
+        project: PathBuf,
+    },
     /// `_build/<env>` holds no `.beam` file.
     #[error("no .beam files under {0}: run `MIX_ENV={1} mix compile` first")]
     Empty(PathBuf, String),
@@ -160,6 +174,12 @@ pub fn scan(project: &Path, env: &str) -> Result<Vec<Beam>, ProjectError> {
     let layout = Layout::of(project);
     let build = layout.build(env);
     let lib = build.join("lib");
+    if !lib.is_dir() && !project.join("mix.exs").is_file() {
+        return Err(ProjectError::NotMix {
+            dir: build,
+            project: project.to_owned(),
+        });
+    }
     if !lib.is_dir() {
         return Err(ProjectError::NoBuild {
             dir: build,
