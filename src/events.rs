@@ -55,6 +55,18 @@ pub struct PlannedProtocols {
     pub bytes: usize,
 }
 
+impl PlannedProtocols {
+    /// As `plan` and `-v` say them: `where the server runs Elixir 1.14.0: Elixir's protocols
+    /// consolidated (Enumerable, ...)`.
+    pub fn said(&self) -> String {
+        format!(
+            "where the server runs Elixir {}: Elixir's protocols consolidated ({})",
+            self.elixir,
+            self.modules.join(", ")
+        )
+    }
+}
+
 /// The stream of an `output` line that is not the function's standard output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

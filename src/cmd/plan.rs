@@ -84,11 +84,9 @@ fn show(
         let mut out = text(&plan, &named);
         out.push_str(&shipped_text(&shipped, &from_server));
         if let Some(protocols) = &protocols {
+            let said = protocols.said();
             out.push_str(&format!(
-                "With the call, where the server runs Elixir {}: Elixir's protocols consolidated \
-                 ({}), {}\n",
-                protocols.elixir,
-                protocols.modules.join(", "),
+                "With the call, {said}, {}\n",
                 kib(protocols.bytes)
             ));
         }

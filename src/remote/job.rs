@@ -496,12 +496,7 @@ impl Job {
         }
         report.verbose(&describe(&apps, build.start));
         if let Some(protocols) = &protocols {
-            let planned = protocols.planned();
-            report.verbose(&format!(
-                "consolidated with the call, where the server runs Elixir {}: {}",
-                planned.elixir,
-                planned.modules.join(", ")
-            ));
+            report.verbose(&format!("with the call, {}", protocols.planned().said()));
         }
         let closure: Vec<Arc<Beam>> = closure
             .iter()
