@@ -837,7 +837,12 @@ start_apps = fn apps, permanent ->
     Enum.reduce_while(apps, {:ok, []}, fn app, {:ok, all} ->
       case :application.ensure_all_started(app, :temporary) do
         {:ok, started} -> {:cont, {:ok, all ++ started}}
-        {:error, {failed, reason}} -> {:halt, {:not_started, failed, Application.format_error(reason)}}
+        {:error, {failed, reason}} ->
+          # The application controller logs the exit (`Application APP exited: ...`, as `mix
+          # run` shows it) after its reply: a call to it waits for that, so that the report is
+          # in Logger's hands before the run's end flushes them (see `settled`).
+          _ = :application.which_applications()
+          {:halt, {:not_started, failed, Application.format_error(reason)}}
       end
     end)
 

@@ -860,6 +860,45 @@ fn a_file_the_config_imports_from_beside_its_directory_travels_with_it() {
 }
 
 #[test]
+fn an_application_that_fails_to_start_has_logger_say_so_as_under_mix_run() {
+    let sshd = Sshd::start();
+    // A child of the application's supervisor whose `init/1` returns `{:stop, :bad_init}`.
+    let project = testkit::compiled_fixture("bad_start");
+    let local = testkit::mix_run(&project, "dev", true, "IO.puts(:unreachable)", &[]);
+    assert_eq!(local.code, Some(1), "{}", local.stderr);
+    let notice = "[notice] Application bad_start exited: BadStart.Application.start(:normal, []) \
+                  returned an error: shutdown: failed to start child: BadStart.Worker";
+    assert_eq!(log_lines(&local.stdout), [notice], "{}", local.stdout);
+    // Logger's notice comes from the application controller after its answer: the run waits
+    // for it rather than end first (which it did in most runs, hence several).
+    for _ in 0..4 {
+        let out = remote(
+            &sshd,
+            &project,
+            "dev",
+            true,
+            "BadStart.Worker.job",
+            &[],
+            &[],
+        );
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (Some(1), ""),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(log_lines(&out.stderr), [notice], "{}", out.stderr);
+        assert!(
+            out.stderr.contains("could not start application bad_start"),
+            "{}",
+            out.stderr
+        );
+    }
+    sshd.assert_no_session_processes();
+    assert_no_run_dirs(&sshd, "the failed starts");
+}
+
+#[test]
 fn start_permanent_applications_end_the_run_when_they_exit_as_under_mix_run() {
     let sshd = Sshd::start();
     let staged = testkit::staged_fixture("otp_app", "prod");
