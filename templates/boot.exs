@@ -221,10 +221,13 @@ formatted = fn kind, reason, stack ->
 end
 
 # A Mix exception (one with a `:mix` field: `Mix.raise/2`'s `Mix.Error`, a `Hex`...) as Mix's
-# command line words it once its task (so `mix run`'s code, or a config file) raised it: `** (Mix)
-# message`, without a stack trace (unless `MIX_DEBUG` asks for it); nil for any other failure.
+# command line takes it once its task (so `mix run`'s code, or a config file) raised it: `{text,
+# status}`, the text `** (Mix) message`, without a stack trace (unless `MIX_DEBUG` asks for it),
+# the status what that command line exits with (`mix: true`: 1; `Mix.raise/2`'s `exit_status:`,
+# 0..255); nil for any other failure (Mix raises one with another `:mix` again, as any).
 mix_failure = fn
-  :error, %{__exception__: true, __struct__: module, mix: mix} = e when mix not in [nil, false] ->
+  :error, %{__exception__: true, __struct__: module, mix: mix} = e
+  when mix == true or mix in 0..255 ->
     debug =
       try do
         Mix.debug?()
@@ -234,7 +237,7 @@ mix_failure = fn
 
     unless debug do
       name = module |> inspect() |> String.split(".") |> hd()
-      "** (#{name}) #{Exception.message(e)}"
+      {"** (#{name}) #{Exception.message(e)}", if(mix == true, do: 1, else: mix)}
     end
 
   _kind, _reason ->
@@ -602,7 +605,7 @@ evaluate_config = fn files, env, names, subdir ->
                   {_all, []} -> user_frames.(__STACKTRACE__)
                 end
 
-              text = mix_failure.(kind, reason) || formatted.(kind, reason, stack)
+              {text, _status} = mix_failure.(kind, reason) || {formatted.(kind, reason, stack), 1}
               {:halt, {:config_failed, "config/" <> name, String.replace(text, dir <> "/", "")}}
           else
             config -> {:cont, {:ok, configs ++ [config]}}
@@ -974,7 +977,8 @@ ended_by = fn
 end
 
 # Runs the entry after applying `setup`; the result already formatted as `inspect/2` shows it, or
-# how it ended otherwise (see `ended_by`, `mix_failure`).
+# how it ended otherwise (see `ended_by`; a Mix exception as `{:failed, kind, text, nil, status}`,
+# the status Mix's command line exits with: see `mix_failure`).
 call = fn module, function, args, setup ->
   try do
     case configure.(setup) do
@@ -989,7 +993,7 @@ call = fn module, function, args, setup ->
     kind, reason ->
       case mix_failure.(kind, reason) do
         nil -> ended_by.(kind, reason, __STACKTRACE__)
-        text -> {:failed, kind, text, nil}
+        {text, status} -> {:failed, kind, text, nil, status}
       end
   end
 end
@@ -1068,7 +1072,8 @@ end
 
 # The `System.at_exit/1` hooks the code registered, run once it is done as Elixir's command line
 # (so `mix run`) runs them: newest first, each given the status the run ends with so far (0
-# after `result` `{:ok, _}`, n after `{:stopped, n}`, 1 after a failure), until none is left
+# after `result` `{:ok, _}`, n after `{:stopped, n}` or a Mix exception's `{:failed, kind, text,
+# nil, n}` (see `call`), 1 after another failure), until none is left
 # (a hook may register more). A hook that fails or exits with a status ends the run so instead;
 # a failure it replaces is written on standard error first, as that command line prints it
 # before its hooks run. Returns the run's outcome.
@@ -1081,6 +1086,7 @@ at_exit = fn result, again ->
       status = fn
         {:ok, _} -> 0
         {:stopped, status} -> status
+        {:failed, _kind, _text, _missing, status} -> status
         _failed -> 1
       end
 
@@ -1091,7 +1097,11 @@ at_exit = fn result, again ->
               result
 
             ended ->
-              with {:failed, _kind, text, _missing} <- result, do: IO.write(:stderr, [text, ?\n])
+              case result do
+                {:failed, _kind, text, _missing} -> IO.write(:stderr, [text, ?\n])
+                {:failed, _kind, text, _missing, _status} -> IO.write(:stderr, [text, ?\n])
+                _ended -> :ok
+              end
               ended
           end
         end)

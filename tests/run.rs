@@ -620,6 +620,39 @@ fn at_exit_hooks_run_once_the_code_is_done_as_under_mix_run() {
 }
 
 #[test]
+fn mix_raise_exit_status_ends_the_run_as_under_mix_run() {
+    // Mix's command line ends with a Mix exception's `exit_status` (its hooks get it): 0 is a
+    // success there and here; another status ends the tool with 1, as `exit({:shutdown, n})`
+    // does (the tool's own 2-4 mean other things).
+    let sshd = Sshd::start();
+    let project = testkit::compiled_fixture("demo");
+    let hook = "System.at_exit(fn s -> IO.puts(\"hook #{s}\") end);";
+    for (status, tool_code) in [(0, 0), (3, 1), (1, 1)] {
+        let code = format!("{hook} Mix.raise(\"boom\", exit_status: {status})");
+        let local = testkit::mix_run(&project, "dev", true, &code, &[]);
+        let hooked = format!("hook {status}\n");
+        assert_eq!(
+            (local.code, local.stdout.as_str()),
+            (Some(status), hooked.as_str()),
+            "{}",
+            local.stderr
+        );
+        assert!(local.stderr.contains("** (Mix) boom"), "{}", local.stderr);
+        let mut tool = testkit::mix_remote(&project);
+        let out = tool.eval_on(&sshd, &code).arg("--no-compile").run();
+        out.assert_local_clean();
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (Some(tool_code), hooked.as_str()),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("** (Mix) boom"), "{}", out.stderr);
+    }
+    sshd.assert_no_session_processes();
+}
+
+#[test]
 fn eval_failures_are_formatted_as_mix_run_formats_them() {
     // As Elixir's command line prints them: a function clause's arguments and its clauses
     // marked, a compile error without Elixir's internal frames. mix run's stack goes on below

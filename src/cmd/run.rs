@@ -195,12 +195,17 @@ fn conclude(
             how,
             text,
             missing_module,
+            status,
         }) => {
-            view.result(&entry, how, &text, false);
+            // A Mix exception's `exit_status: 0` ends `mix run` with 0, and so the run (unless
+            // `--expect` wanted a value); any other status with 1, as `exit({:shutdown, n})`.
+            let ok = status == 0 && expect.is_none();
+            view.result(&entry, how, &text, ok);
             if let Some(module) = missing_module {
                 include_hint(job, view, &module);
             }
-            (exit::RAISED, format!("{} {}", how.word(), short(&text)))
+            let code = if ok { exit::OK } else { exit::RAISED };
+            (code, format!("{} {}", how.word(), short(&text)))
         }
         Ok(Outcome::Stopped(status)) => {
             // As `mix run` ends: no value to print; a status other than 0 is a failure.

@@ -26,6 +26,9 @@ pub enum Outcome {
         text: String,
         /// For an `undef` of a module the remote does not have: that module's atom.
         missing_module: Option<String>,
+        /// The status `mix run` would exit with: 1, or a Mix exception's (`Mix.raise/2`'s
+        /// `exit_status:`, 0..255), as Mix's command line ends with it.
+        status: u8,
     },
     /// It ended itself with a status, as Elixir's command line reads the exits `:normal` and
     /// `:shutdown` (0) and `{:shutdown, status}`, or halted the node with status 0 (see
@@ -238,7 +241,8 @@ pub async fn invoke(
 }
 
 /// How the boot program's `request` (`run`, `eval`, `iex`) ended, from its reply: `{ok, Text}`,
-/// `{failed, Kind, Text, MissingModule}`, `{stopped, Status}`, or why the code was not called:
+/// `{failed, Kind, Text, MissingModule}` (a Mix exception's with the status Mix exits with after
+/// it: `{failed, Kind, Text, nil, Status}`), `{stopped, Status}`, or why the code was not called:
 /// `{not_started, App, Reason}`, `{config_failed, File, Text}`, `{compile_env_differs, App}`
 /// (`not_loaded`: the batch it waited for did not load).
 pub fn outcome(request: &str, reply: &Term) -> Result<Outcome, CallError> {
@@ -259,7 +263,20 @@ pub fn outcome(request: &str, reply: &Term) -> Result<Outcome, CallError> {
         [tag, Term::Binary(text)] if is_atom(tag, "ok") => Ok(Outcome::Returned(
             String::from_utf8_lossy(&text.bytes).into_owned(),
         )),
-        [tag, Term::Atom(kind), Term::Binary(text), missing] if is_atom(tag, "failed") => {
+        [
+            tag,
+            Term::Atom(kind),
+            Term::Binary(text),
+            missing,
+            rest @ ..,
+        ] if is_atom(tag, "failed") && rest.len() <= 1 => {
+            let status = match rest {
+                [] => 1,
+                [Term::FixInteger(status)] => {
+                    u8::try_from(status.value).map_err(|_| unexpected())?
+                }
+                _ => return Err(unexpected()),
+            };
             Ok(Outcome::Failed {
                 how: match kind.name.as_str() {
                     "throw" => Status::Threw,
@@ -271,6 +288,7 @@ pub fn outcome(request: &str, reply: &Term) -> Result<Outcome, CallError> {
                     Term::Atom(a) if a.name != "nil" => Some(a.name.clone()),
                     _ => None,
                 },
+                status,
             })
         }
         [tag, Term::FixInteger(status)] if is_atom(tag, "stopped") => u8::try_from(status.value)
@@ -368,6 +386,7 @@ pub fn setup_term(setup: Setup<'_>) -> Term {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use erl_dist::term::FixInteger;
 
     fn binary(text: &str) -> Term {
         Binary::from(text.as_bytes()).into()
@@ -422,5 +441,29 @@ mod tests {
         );
         let returned = outcome("run", &tuple(vec![atom("ok"), binary(":ok")])).unwrap();
         assert_eq!(returned.not_called(""), None);
+    }
+
+    #[test]
+    fn a_failure_ends_with_1_or_the_status_a_mix_exception_gives() {
+        let status = |reply: Vec<Term>| match outcome("run", &tuple(reply)) {
+            Ok(Outcome::Failed { status, .. }) => Ok(status),
+            other => Err(format!("{other:?}")),
+        };
+        let failed = || vec![atom("error"), binary("** (Mix) boom"), atom("nil")];
+        assert_eq!(status([vec![atom("failed")], failed()].concat()), Ok(1));
+        for n in [0, 3, 255] {
+            let reply = [
+                vec![atom("failed")],
+                failed(),
+                vec![FixInteger::from(n).into()],
+            ];
+            assert_eq!(status(reply.concat()), Ok(n as u8));
+        }
+        let reply = [
+            vec![atom("failed")],
+            failed(),
+            vec![FixInteger::from(256).into()],
+        ];
+        assert!(status(reply.concat()).is_err());
     }
 }
