@@ -525,8 +525,14 @@ impl Reporter {
         }
         self.shared.screen.close_line();
         let prefix = self.prefix();
-        let prefixed =
-            |text: &str| -> String { text.lines().map(|l| format!("{prefix}{l}\n")).collect() };
+        // A text's last empty line too (`mix run` ends `** (EXIT from PID) ...` with one).
+        let prefixed = |text: &str| -> String {
+            let last = text.ends_with('\n').then_some("");
+            text.lines()
+                .chain(last)
+                .map(|l| format!("{prefix}{l}\n"))
+                .collect()
+        };
         match status {
             Status::Returned => {
                 let shown = self

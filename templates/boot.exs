@@ -220,6 +220,18 @@ formatted = fn kind, reason, stack ->
   String.trim_trailing(IO.iodata_to_binary(text), "\n")
 end
 
+# The end of code killed by a linked process's exit as Elixir's command line prints it: `**
+# (EXIT from PID) reason` and an empty stacktrace, whose own newline makes an empty line last
+# (Elixir 1.14 and later), all but the text's final newline (see `formatted`).
+exit_from = fn pid, reason ->
+  text =
+    if Code.ensure_loaded?(Kernel.CLI) and function_exported?(Kernel.CLI, :format_error, 3),
+      do: Kernel.CLI.format_error({:EXIT, pid}, reason, []),
+      else: [Exception.format({:EXIT, pid}, reason, []), "\n\n"]
+
+  String.replace_suffix(IO.iodata_to_binary(text), "\n", "")
+end
+
 # A Mix exception (one with a `:mix` field: `Mix.raise/2`'s `Mix.Error`, a `Hex`...) as Mix's
 # command line takes it once its task (so `mix run`'s code, or a config file) raised it: `{text,
 # status}`, the text `** (Mix) message`, without a stack trace (unless `MIX_DEBUG` asks for it),
@@ -1011,7 +1023,7 @@ awaited = fn pid, ref, masters, again ->
 
     # Killed by a linked process's exit: Elixir's command line names the process it lost.
     {:DOWN, ^ref, :process, _, reason} ->
-      {{:failed, :exit, Exception.format({:EXIT, pid}, reason, []), nil}, masters}
+      {{:failed, :exit, exit_from.(pid, reason), nil}, masters}
 
     {:mix_remote_permanent, ^pid, ack, started} ->
       watched = Map.new(started, fn {app, master} -> {Process.monitor(master), app} end)

@@ -337,6 +337,18 @@ fn a_linked_crash_is_reported_as_an_exit() {
         local.stderr
     );
     assert_eq!(banner(&out.stderr), expected, "{}", out.stderr);
+    // The whole failure as mix run prints it, to the empty line its empty stack makes last.
+    let failure = |stderr: &str| {
+        let at = stderr.find("** (EXIT from ").expect("a banner");
+        pid_masked(&stderr[at..])
+    };
+    assert!(local.stderr.ends_with("\n\n"), "{:?}", local.stderr);
+    assert_eq!(
+        failure(&out.stderr),
+        failure(&local.stderr),
+        "{}",
+        out.stderr
+    );
 }
 
 /// `line` with its first pid's numbers left out (`#PID<...>`), for comparing two nodes' words.
