@@ -665,6 +665,47 @@ fn mix_raise_exit_status_ends_the_run_as_under_mix_run() {
 }
 
 #[test]
+fn an_os_child_s_stderr_is_the_node_s_own_but_stderr_to_stdout_gives_it_to_the_code() {
+    // An OS process started by the code writes its stderr where the node does (README, Limits):
+    // a line of the server's, `[HOST] err`, where mix run shows `err`. With `stderr_to_stdout:
+    // true` it is the code's, as under mix run.
+    let sshd = Sshd::start();
+    let project = testkit::compiled_fixture("demo");
+    let eval = |code: &str| {
+        let mut tool = testkit::mix_remote(&project);
+        let out = tool.eval_on(&sshd, code).arg("--no-compile").run();
+        out.assert_local_clean();
+        out
+    };
+    let code = "System.cmd(\"sh\", [\"-c\", \"echo err >&2\"])";
+    let local = testkit::mix_run(&project, "dev", true, &format!("IO.inspect({code})"), &[]);
+    assert_eq!(
+        (local.stdout.as_str(), local.stderr.as_str()),
+        ("{\"\", 0}\n", "err\n")
+    );
+    let out = eval(code);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "{\"\", 0}\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("] err\n"), "{}", out.stderr);
+    let code = "System.cmd(\"sh\", [\"-c\", \"echo err >&2\"], stderr_to_stdout: true)";
+    let local = testkit::mix_run(&project, "dev", true, &format!("IO.inspect({code})"), &[]);
+    assert_eq!(local.stdout, "{\"err\\n\", 0}\n", "{}", local.stderr);
+    let out = eval(code);
+    assert_eq!(
+        (out.code, out.stdout),
+        (Some(0), local.stdout),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("err\n"), "{}", out.stderr);
+    sshd.assert_no_session_processes();
+}
+
+#[test]
 fn eval_failures_are_formatted_as_mix_run_formats_them() {
     // As Elixir's command line prints them: a function clause's arguments and its clauses
     // marked, a compile error without Elixir's internal frames. mix run's stack goes on below
