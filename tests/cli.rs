@@ -1407,12 +1407,32 @@ fn output_that_cannot_be_written_is_an_error_naming_stdout() {
             .run();
         assert_eq!((out.code, out.stderr.as_str()), (Some(3), said), "{args:?}");
     }
+    // init's target is its output: when it cannot be printed, init fails and writes nothing
+    // (a file it would overwrite with --force stays as it was).
     let project = uncompiled_demo();
+    let config = project.path().join("mix-remote.yaml");
+    let files = || {
+        let mut names: Vec<_> = std::fs::read_dir(project.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = files();
     let out = tool(project.path(), &["init", "--host", "deploy@db-1"])
         .wrapper(&full)
         .run();
-    assert_eq!(out.code, Some(3), "{}", out.stderr);
-    assert!(out.stderr.ends_with(said), "{}", out.stderr);
+    assert_eq!((out.code, out.stderr.as_str()), (Some(3), said));
+    assert_eq!(files(), before, "init wrote something");
+    std::fs::write(&config, "mine\n").unwrap();
+    let before = files();
+    let out = tool(project.path(), &["init", "--force"])
+        .wrapper(&full)
+        .run();
+    assert_eq!((out.code, out.stderr.as_str()), (Some(3), said));
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "mine\n");
+    assert_eq!(files(), before, "init wrote something");
 }
 
 #[test]

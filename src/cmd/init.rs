@@ -14,7 +14,7 @@ use crate::build::mix_exs::Layout;
 use crate::cli::InitArgs;
 use crate::config::{Config, ConfigError, FILE_NAME};
 use crate::exit::{self, CliError};
-use crate::screen::{write_stderr, write_stdout};
+use crate::screen::{stdout_failed, write_stderr, write_stdout};
 
 /// The commented configuration (`templates/mix-remote.yaml`).
 const CONFIG_TEMPLATE: &str = include_str!("../../templates/mix-remote.yaml");
@@ -158,10 +158,19 @@ pub fn config_text(hosts: &[String], entry: Option<&str>, builds: &[String]) -> 
         .replace("@MIX_ENV@", &mix_env_line(builds))
 }
 
-/// Writes the files, says what it wrote on stderr (unless `quiet`: `-q` before or after `init`)
-/// and prints the target (unless appended).
+/// Prints the target (unless appended), writes the files, and says what it wrote on stderr
+/// (unless `quiet`: `-q` before or after `init`). The target is printed before the files are
+/// replaced: when it cannot be (`> /dev/full`), nothing is written and the exit is 3, said by
+/// `main` (a reader that has gone, `| head -1`, has what it wants: the files are written).
 pub fn exec(args: &InitArgs, quiet: bool) -> Result<u8, CliError> {
-    let written = init(args).map_err(CliError::usage)?;
+    let staged = init(args).map_err(CliError::usage)?;
+    if let Some(target) = &staged.written.target {
+        write_stdout(target);
+        if stdout_failed().is_some() {
+            return Ok(exit::CANNOT_RUN);
+        }
+    }
+    let written = staged.commit().map_err(CliError::usage)?;
     if !quiet {
         write_stderr(&format!("mix-remote: wrote {}\n", written.config.display()));
         if let Some(makefile) = &written.makefile {
@@ -171,14 +180,30 @@ pub fn exec(args: &InitArgs, quiet: bool) -> Result<u8, CliError> {
             ));
         }
     }
-    if let Some(target) = &written.target {
-        write_stdout(target);
-    }
     Ok(exit::OK)
 }
 
-/// Runs `init` in `args.project`.
-pub fn init(args: &InitArgs) -> Result<Written, InitError> {
+/// What `init` would write, written beside the files: nothing is replaced until
+/// [`Init::commit`], and dropped uncommitted, it leaves nothing behind.
+pub struct Init {
+    /// The new contents, beside their files.
+    staged: Vec<Staged>,
+    /// What committing writes.
+    pub written: Written,
+}
+
+impl Init {
+    /// Replaces the files with their new contents.
+    pub fn commit(self) -> Result<Written, InitError> {
+        for file in self.staged {
+            file.commit()?;
+        }
+        Ok(self.written)
+    }
+}
+
+/// Runs `init` in `args.project` up to writing the new contents beside their files: see [`Init`].
+pub fn init(args: &InitArgs) -> Result<Init, InitError> {
     let no_project = |why| InitError::NoProject {
         path: args.project.clone(),
         why,
@@ -255,14 +280,12 @@ pub fn init(args: &InitArgs) -> Result<Written, InitError> {
     if let Some(content) = &new_makefile {
         staged.push(Staged::new(&makefile, content)?);
     }
-    for file in staged {
-        file.commit()?;
-    }
-    Ok(Written {
+    let written = Written {
         config,
         makefile: new_makefile.map(|_| makefile.clone()),
         target: (!args.makefile).then(|| MAKEFILE_TEMPLATE.to_owned()),
-    })
+    };
+    Ok(Init { staged, written })
 }
 
 /// The makefile `make` reads in `project`: the first of `GNUmakefile`, `makefile` and
