@@ -437,6 +437,15 @@ impl Reporter {
         }
     }
 
+    /// A note for people, on stderr as one line (`mix-remote: text`) whether it is a terminal or
+    /// not, unless `-q`; none with `--json`, whose events tell.
+    pub fn note(&self, text: &str) {
+        if !self.shared.quiet && !self.shared.json {
+            let prefix = self.prefix();
+            self.say(format!("mix-remote: {prefix}{text}\n"));
+        }
+    }
+
     /// An error, always shown on stderr as one line; with `--json` also an `error` event.
     pub fn error(&self, message: &str) {
         self.event(Event::Error {

@@ -1646,6 +1646,25 @@ fn variables_set_to_nothing_are_taken_as_unset() {
 }
 
 #[test]
+fn down_of_a_host_without_a_session_says_so_on_stderr_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let down = |args: &[&str]| {
+        tool(
+            dir.path(),
+            &[&["down", "--host", "typo"][..], args].concat(),
+        )
+        .env("XDG_RUNTIME_DIR", dir.path())
+        .run()
+    };
+    let out = down(&[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stderr, "mix-remote: no session for typo\n");
+    assert_eq!(out.stdout, "");
+    let out = down(&["-q"]);
+    assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""));
+}
+
+#[test]
 fn an_empty_host_group_or_build_environment_is_bad_input_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     for (args, flag) in [

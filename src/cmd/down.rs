@@ -61,9 +61,9 @@ pub async fn exec(
             }
         }
         if ended.is_empty() && !args.all {
-            report
-                .phase(Stage::Stop, "")
-                .done(format!("no session for {name}"));
+            // Nothing to end is no failure (`down` in a cleanup), but a host named wrong should
+            // not pass unseen: a line on stderr, on a terminal or not.
+            report.note(&format!("no session for {name}"));
         }
         for (name, outcome) in ended {
             match outcome {
