@@ -621,6 +621,8 @@ pub struct HostSettings {
     pub name: String,
     /// The ssh destination, `[user@]host` or an ssh_config alias.
     pub address: String,
+    /// What gave the destination, for the hint of one that does not resolve: see [`origin`].
+    pub origin: String,
     /// The remote `elixir`.
     pub elixir: String,
     /// `ssh -F`.
@@ -1320,6 +1322,7 @@ pub fn resolve(config: Option<&Config>, host: &Selected, flags: &Section) -> Hos
         name: host.name.clone(),
         address: first(&|s| s.address.as_ref().map(|a| a.value.clone()))
             .unwrap_or_else(|| host.name.clone()),
+        origin: origin(config, host, false),
         elixir: first(&|s| s.elixir.clone()).unwrap_or_else(|| DEFAULT_ELIXIR.into()),
         ssh_config: layers.iter().find_map(|s| s.ssh_config.clone()),
         ssh_options: layers
@@ -1341,6 +1344,35 @@ pub fn resolve(config: Option<&Config>, host: &Selected, flags: &Section) -> Hos
             .unwrap_or(DEFAULT_PUSH_TIMEOUT),
         call_timeout: layers.iter().find_map(|s| s.call_timeout),
         forward_port: layers.iter().find_map(|s| s.forward_port),
+    }
+}
+
+/// What gave the ssh destination of `host`, as a hint names it ("check ORIGIN"): its `address`
+/// in mix-remote.yaml, else its name in the group that chose it, else `--host` (the group's
+/// `MIX_REMOTE_GROUP`, or `MIX_REMOTE_HOST`, when `from_variables`, as
+/// [`ConfigError::from_variables`] names them).
+pub fn origin(config: Option<&Config>, host: &Selected, from_variables: bool) -> String {
+    let name = &host.name;
+    if let Some(config) = config {
+        let path = config.path.display();
+        if let Some(address) = config.file.hosts.get(name).and_then(|h| h.address.as_ref()) {
+            return format!(
+                "the address of {name} at {path}:{}",
+                address.referenced.line()
+            );
+        }
+        if let Some(group) = host.groups.first() {
+            let by = if from_variables {
+                " (MIX_REMOTE_GROUP)"
+            } else {
+                ""
+            };
+            return format!("the host {name} of the group {group}{by} in {path}");
+        }
+    }
+    match from_variables {
+        true => "the host name MIX_REMOTE_HOST gives".to_owned(),
+        false => "the host name given to --host".to_owned(),
     }
 }
 

@@ -493,6 +493,61 @@ fn an_unresolvable_host_is_a_dns_error_with_a_hint() {
 }
 
 #[test]
+fn an_unresolvable_host_gets_a_hint_naming_what_gave_it() {
+    // As above: resolving fails without asking any name server.
+    if !testkit::netns_available() {
+        return;
+    }
+    let project = testkit::empty_mix_project();
+    let config = project.path().join("mix-remote.yaml");
+    std::fs::write(
+        &config,
+        "hosts:\n  db-1:\n    address: nohost-db.invalid\ngroups:\n  web: [nohost-1.invalid]\n",
+    )
+    .unwrap();
+    let config = config.display();
+    let group = format!("the host nohost-1.invalid of the group web in {config}");
+    let by_variable =
+        format!("the host nohost-1.invalid of the group web (MIX_REMOTE_GROUP) in {config}");
+    for (args, variables, origin) in [
+        (&["--group", "web"][..], &[][..], group.as_str()),
+        (&[], &[("MIX_REMOTE_GROUP", "web")], &by_variable),
+        (
+            &[],
+            &[("MIX_REMOTE_HOST", "nohost-2.invalid")],
+            "the host name MIX_REMOTE_HOST gives",
+        ),
+        (
+            &["--host", "nohost-2.invalid"],
+            &[],
+            "the host name given to --host",
+        ),
+        (
+            &["--host", "db-1"],
+            &[],
+            &format!("the address of db-1 at {config}:3"),
+        ),
+    ] {
+        let mut tool = testkit::mix_remote(project.path());
+        tool.wrapper(&["unshare", "--net", "--"])
+            .args(["check", "-F", "none"])
+            .args(args);
+        for (name, value) in variables {
+            tool.env(name, value);
+        }
+        let out = tool.run();
+        assert_eq!(out.code, Some(3), "{args:?} {variables:?}: {}", out.stderr);
+        let hint = format!("(check {origin}, or its HostName in your ssh config)");
+        assert!(
+            out.stdout.contains(&hint),
+            "{args:?} {variables:?}: {}{}",
+            out.stdout,
+            out.stderr
+        );
+    }
+}
+
+#[test]
 fn host_keys_are_checked_the_openssh_way_and_never_relaxed_by_the_tool() {
     let sshd = Sshd::start();
     // The tool adds no host key option of its own.

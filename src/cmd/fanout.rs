@@ -35,7 +35,10 @@ pub fn choose(
         .map_err(|e| e.from_variables(chosen.from_variables))?;
     let settings: Vec<HostSettings> = selected
         .iter()
-        .map(|s| config::resolve(config, s, flags))
+        .map(|s| HostSettings {
+            origin: config::origin(config, s, chosen.from_variables),
+            ..config::resolve(config, s, flags)
+        })
         .collect();
     // ssh refuses it at connect ("hostname contains invalid characters"): bad input, before.
     if let Some(host) = settings.iter().find(|h| h.address.starts_with('-')) {

@@ -282,6 +282,7 @@ pub fn target(host: &HostSettings) -> Target {
         host: host.address.clone(),
         config: host.ssh_config.clone(),
         options: host.ssh_options.clone(),
+        origin: host.origin.clone(),
     }
 }
 

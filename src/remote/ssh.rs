@@ -46,6 +46,9 @@ pub struct Target {
     pub config: Option<PathBuf>,
     /// `-o OPTION` pass-through, in order.
     pub options: Vec<String>,
+    /// What gave `host`, named by the hint when it does not resolve (see
+    /// [`crate::config::origin`]).
+    pub origin: String,
 }
 
 /// Why the SSH side failed.
@@ -62,7 +65,7 @@ pub enum SshError {
         /// ssh's own explanation.
         said: String,
         /// What to check or do about it.
-        hint: &'static str,
+        hint: String,
     },
     /// The session ended before it reached the expected point.
     #[error(
@@ -124,13 +127,22 @@ impl SshError {
     /// the user, which `check` reports as such.
     pub fn is_host_key(&self) -> bool {
         matches!(self, SshError::Connect { hint, .. }
-            if [CHANGED_KEY, UNKNOWN_KEY, UNVERIFIED_KEY].contains(hint))
+            if [CHANGED_KEY, UNKNOWN_KEY, UNVERIFIED_KEY].contains(&hint.as_str()))
     }
 }
 
 /// Why ssh could not connect, from the lines it printed (`tail`, oldest first): the line that tells
 /// and a hint for the user. Host key problems are left to the user to decide, never worked around.
-fn connect_error(host: String, tail: &[String]) -> SshError {
+/// A name that does not resolve is named with what gave it (`origin`, see [`Target::origin`]).
+fn connect_error(host: String, origin: &str, tail: &[String]) -> SshError {
+    const UNRESOLVED: &str = "Could not resolve hostname";
+    if let Some(line) = tail.iter().rev().find(|l| l.contains(UNRESOLVED)) {
+        return SshError::Connect {
+            host,
+            said: said(line),
+            hint: format!("check {origin}, or its HostName in your ssh config"),
+        };
+    }
     const KNOWN: &[(&str, &str)] = &[
         (
             "has changed and you have requested strict checking",
@@ -140,10 +152,6 @@ fn connect_error(host: String, tail: &[String]) -> SshError {
         ("host key is known for", UNKNOWN_KEY),
         ("authenticity of host", UNKNOWN_KEY),
         ("Host key verification failed", UNVERIFIED_KEY),
-        (
-            "Could not resolve hostname",
-            "check the host name given to --host, or its HostName in your ssh config",
-        ),
         (
             "Permission denied",
             "check the user name and that your key or agent lets `ssh` log in there without a prompt",
@@ -170,7 +178,7 @@ fn connect_error(host: String, tail: &[String]) -> SshError {
             return SshError::Connect {
                 host,
                 said: said(line),
-                hint,
+                hint: (*hint).to_owned(),
             };
         }
     }
@@ -180,7 +188,7 @@ fn connect_error(host: String, tail: &[String]) -> SshError {
             .last()
             .map(|l| said(l))
             .unwrap_or_else(|| "it exited without saying why".into()),
-        hint: "rerun with -v to see everything ssh said, or try `ssh` to the host yourself",
+        hint: "rerun with -v to see everything ssh said, or try `ssh` to the host yourself".into(),
     }
 }
 
@@ -500,7 +508,7 @@ impl Master {
                     said: forward_refusal(&tail),
                 };
             }
-            return connect_error(host, &tail);
+            return connect_error(host, &self.target.origin, &tail);
         }
         let said = match tail.last() {
             Some(line) => line.clone(),
@@ -717,8 +725,8 @@ mod tests {
         text.lines().map(str::to_owned).collect()
     }
 
-    fn hint_of(tail: &str) -> (String, &'static str) {
-        match connect_error("h".into(), &lines(tail)) {
+    fn hint_of(tail: &str) -> (String, String) {
+        match connect_error("h".into(), "the host name given to --host", &lines(tail)) {
             SshError::Connect { said, hint, .. } => (said, hint),
             other => panic!("{other:?}"),
         }
@@ -765,7 +773,7 @@ mod tests {
 
     #[test]
     fn host_key_refusals_are_told_from_other_failures() {
-        let error = |tail: &str| connect_error("h".into(), &lines(tail));
+        let error = |tail: &str| connect_error("h".into(), "--host", &lines(tail));
         assert!(error("Host key verification failed.").is_host_key());
         assert!(error("No ED25519 host key is known for h and you have requested strict checking.\nHost key verification failed.").is_host_key());
         assert!(!error("root@h: Permission denied (publickey).").is_host_key());

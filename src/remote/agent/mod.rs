@@ -114,6 +114,8 @@ pub struct Spec {
     pub ssh_config: Option<PathBuf>,
     /// `ssh -o`, in order.
     pub ssh_options: Vec<String>,
+    /// What gave the destination, for the hint of one that does not resolve.
+    pub origin: String,
     /// Seconds to wait for the SSH connection and login.
     pub connect_timeout: u64,
     /// Seconds to wait for the first spare node to boot.
@@ -131,6 +133,7 @@ impl Spec {
             elixir: host.elixir.clone(),
             ssh_config: absolute(host.ssh_config.as_ref()),
             ssh_options: host.ssh_options.clone(),
+            origin: host.origin.clone(),
             connect_timeout: host.connect_timeout,
             boot_timeout: host.boot_timeout,
             idle_secs: idle.as_secs().max(1),

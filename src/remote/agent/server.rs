@@ -167,6 +167,7 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
         host: spec.address.clone(),
         config: spec.ssh_config.clone(),
         options: spec.ssh_options.clone(),
+        origin: spec.origin.clone(),
     };
     target.options.push("BatchMode=yes".to_owned());
     let control = dir.path().join(dirs::CONTROL);
