@@ -774,7 +774,8 @@ pub enum Command {
         mix-remote down --host deploy@db-1\n  \
         mix-remote down --all")]
     Down(DownArgs),
-    /// List the warm sessions: host, age, idle time left, runs served, the spare node's state.
+    /// List the warm sessions: host, the settings it was made with, age, idle time left, runs
+    /// served, the spare node's state.
     #[command(after_help = "Examples:\n  \
         mix-remote status\n  \
         mix-remote status --json")]

@@ -828,7 +828,48 @@ fn a_run_with_other_settings_connects_as_usual() {
     // `down` finds the host's session by its name, whatever settings it was made with.
     let other = sessions.on(&sshd, &["up", "-o", "ServerAliveInterval=31"]);
     assert_eq!(other.code, Some(0), "{}", other.stderr);
-    assert_eq!(sessions.status().len(), 2);
+    // status tells the two apart by the settings they were made with.
+    let config = sshd.ssh_config().display().to_string();
+    let mut options: Vec<serde_json::Value> = sessions
+        .status()
+        .iter()
+        .map(|s| {
+            assert_eq!(
+                (&s["ssh_config"], &s["elixir"]),
+                (&config.clone().into(), &"elixir".into())
+            );
+            s["ssh_options"].clone()
+        })
+        .collect();
+    options.sort_by_key(|o| o.as_array().map_or(0, Vec::len));
+    assert_eq!(
+        options,
+        [
+            serde_json::json!([]),
+            serde_json::json!(["ServerAliveInterval=31"])
+        ]
+    );
+    let table = sessions.tool(&["status"]).run();
+    assert_eq!(table.code, Some(0), "{}", table.stderr);
+    let mut settings: Vec<&str> = table
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|row| {
+            let from = &row[row.find("-F ").expect("the -F of the session")..];
+            &from[..from.find("  ").unwrap_or(from.len())]
+        })
+        .collect();
+    settings.sort();
+    assert_eq!(
+        settings,
+        [
+            format!("-F {config}"),
+            format!("-F {config} -o ServerAliveInterval=31")
+        ],
+        "{}",
+        table.stdout
+    );
     let down = sessions.on(&sshd, &["down"]);
     assert_eq!(down.code, Some(0), "{}", down.stderr);
     assert!(sessions.status().is_empty());

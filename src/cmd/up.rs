@@ -77,7 +77,7 @@ async fn up(
             })?;
         }
         Found::Live(status) => {
-            already(status).await;
+            already(*status).await;
             return Ok(());
         }
         // Another `up` of this host's is bringing it up: that session is the one.
@@ -235,7 +235,7 @@ async fn other_up(dir: &Path, limit: Duration) -> Option<Status> {
         .and_then(|wait| tokio::time::Instant::now().checked_add(wait));
     while deadline.is_none_or(|deadline| tokio::time::Instant::now() < deadline) {
         match client::probe(dir).await {
-            Found::Live(status) => return Some(status),
+            Found::Live(status) => return Some(*status),
             Found::Stale => return None,
             Found::Starting | Found::Silent | Found::Ending => {
                 tokio::time::sleep(Duration::from_millis(50)).await;

@@ -76,7 +76,7 @@ async fn send_preload(stream: &mut (impl AsyncWrite + Unpin), encoded: &[u8]) ->
 /// What a session directory holds.
 pub enum Found {
     /// A live agent, and what it says of itself.
-    Live(Status),
+    Live(Box<Status>),
     /// A session still starting (its agent does not serve yet).
     Starting,
     /// An agent that took the connection but did not say its status in time: still connecting
@@ -94,7 +94,7 @@ pub async fn probe(dir: &Path) -> Found {
     match Agent::connect(dir).await {
         Ok(mut agent) => match tokio::time::timeout(STATUS_WAIT, agent.ask(STATUS)).await {
             Ok(Ok(line)) => match serde_json::from_str(&line) {
-                Ok(status) => Found::Live(status),
+                Ok(status) => Found::Live(Box::new(status)),
                 Err(_) => Found::Starting,
             },
             Ok(Err(_)) => Found::Starting,

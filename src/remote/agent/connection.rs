@@ -144,6 +144,9 @@ impl Connection {
             active: s.active,
             spare: s.spare.clone(),
             pid: std::process::id(),
+            elixir: Some(self.spec.elixir.clone()),
+            ssh_config: self.spec.ssh_config.clone(),
+            ssh_options: self.spec.ssh_options.clone(),
             build: Some(build().to_owned()),
         }
     }

@@ -206,6 +206,16 @@ pub struct Status {
     pub spare: String,
     /// The agent's process id.
     pub pid: u32,
+    /// The remote `elixir` the session was made with (`None` from an agent older than this).
+    #[serde(default)]
+    pub elixir: Option<String>,
+    /// Its `ssh -F`.
+    #[serde(default)]
+    pub ssh_config: Option<PathBuf>,
+    /// Its `ssh -o`, in order: with `elixir` and `ssh_config`, what tells two sessions of one
+    /// host apart.
+    #[serde(default)]
+    pub ssh_options: Vec<String>,
     /// The agent's [`build`] (`None` from one older than builds were told apart): a run uses
     /// the session only if it is its own.
     #[serde(default)]
