@@ -833,7 +833,7 @@ pub struct BuildArgs {
     /// Also push MODULE and its closure (repeatable): for modules no static analysis can see,
     /// such as one named only in config or built with Module.concat [default: `include` of
     /// mix-remote.yaml].
-    #[arg(long = "include", value_name = "MODULE")]
+    #[arg(long = "include", value_name = "MODULE", value_parser = include)]
     pub include: Vec<String>,
 }
 
@@ -1176,6 +1176,12 @@ fn destination(text: &str) -> Result<String, String> {
         )),
         false => Ok(name),
     }
+}
+
+/// A module to include, not empty (see [`config::include_ok`]).
+fn include(text: &str) -> Result<String, String> {
+    config::include_ok(text)?;
+    Ok(text.to_owned())
 }
 
 /// A Mix environment, which names a directory of `_build/` (see [`config::mix_env_ok`]).

@@ -30,6 +30,15 @@ pub const DEFAULT_BOOT_TIMEOUT: u64 = 60;
 /// Built-in default of `push_timeout`, in seconds: loading runs every module's `-on_load`.
 pub const DEFAULT_PUSH_TIMEOUT: u64 = 120;
 
+/// Whether `text` can be a module to include: not empty nor blank, which names no module (what
+/// it names is checked against the build later).
+pub fn include_ok(text: &str) -> Result<(), String> {
+    match text.trim().is_empty() {
+        true => Err("an empty module name: give a module, MyApp.Mod or :erlang_mod".to_owned()),
+        false => Ok(()),
+    }
+}
+
 /// Whether `text` can name a Mix environment, which names a directory of `_build/`.
 pub fn mix_env_ok(text: &str) -> Result<(), String> {
     if text.is_empty() || text.contains('/') || text == "." || text == ".." {
@@ -369,6 +378,7 @@ pub struct Section {
     #[serde(default, deserialize_with = "entry")]
     pub entry: Option<String>,
     /// Modules pushed with the entry's closure (and their own closures).
+    #[serde(default, deserialize_with = "include")]
     pub include: Option<Vec<String>>,
     /// Start the project's applications before the call, as `mix run` does (false: only load
     /// them, like a release's `eval`).
@@ -473,6 +483,17 @@ fn mix_env<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>,
     };
     mix_env_ok(&env).map_err(de::Error::custom)?;
     Ok(Some(env))
+}
+
+/// Modules to include, none of them empty (see [`include_ok`]).
+fn include<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<String>>, D::Error> {
+    let Some(modules) = Option::<Vec<String>>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    for module in &modules {
+        include_ok(module).map_err(de::Error::custom)?;
+    }
+    Ok(Some(modules))
 }
 
 /// An entry function of the form `run` takes (see [`Entry::parse`]); one that names only a

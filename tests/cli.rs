@@ -1665,6 +1665,30 @@ fn down_of_a_host_without_a_session_says_so_on_stderr_and_exits_0() {
 }
 
 #[test]
+fn an_empty_module_to_include_is_bad_input_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let why = "an empty module name: give a module, MyApp.Mod or :erlang_mod";
+    for module in ["", " "] {
+        let out = tool(dir.path(), &["plan", "A.b", "--include", module]).run();
+        assert_eq!(out.code, Some(2), "{}", out.stderr);
+        let said = format!("error: invalid value '{module}' for '--include <MODULE>': {why}");
+        assert_eq!(
+            out.stderr.lines().next(),
+            Some(said.as_str()),
+            "{}",
+            out.stderr
+        );
+    }
+    let config = dir.path().join("mix-remote.yaml");
+    std::fs::write(&config, "defaults:\n  include: [Demo.Worker, \"\"]\n").unwrap();
+    let out = tool(dir.path(), &["plan", "A.b"]).run();
+    assert_eq!(
+        error_line(&out, 2),
+        format!("{}:2:12: `defaults.include`: {why}", config.display())
+    );
+}
+
+#[test]
 fn an_empty_host_group_or_build_environment_is_bad_input_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     for (args, flag) in [
