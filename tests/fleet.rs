@@ -1310,7 +1310,13 @@ fn init_writes_into_the_project_named_splits_hosts_and_counts_a_dangling_link_as
         )
         .run()
     };
-    let out = init(&["--host", "deploy@a,deploy@b", "--makefile"]);
+    let out = init(&[
+        "--host",
+        "deploy@a,deploy@b",
+        "--makefile",
+        "--host",
+        "deploy@a",
+    ]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(
         out.stderr
@@ -1321,6 +1327,11 @@ fn init_writes_into_the_project_named_splits_hosts_and_counts_a_dangling_link_as
     assert!(project.path().join("Makefile").is_file());
     assert!(testkit::entries(here.path()).is_empty());
     let path = project.path().join("mix-remote.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("servers: [\"deploy@a\", \"deploy@b\"]\n"),
+        "each host once: {text}"
+    );
     let config = mix_remote::config::Config::load(&path).expect("init writes a valid config");
     let servers =
         mix_remote::config::select(Some(&config), &[], &["servers".into()]).expect("servers");

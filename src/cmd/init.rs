@@ -139,13 +139,19 @@ fn mix_env_line(builds: &[String]) -> String {
     }
 }
 
-/// The configuration `init` writes for `hosts` (the `servers` group), `entry`, and the builds
-/// of the project (see [`builds`]).
+/// The configuration `init` writes for `hosts` (the `servers` group, each host once, where first
+/// given), `entry`, and the builds of the project (see [`builds`]).
 pub fn config_text(hosts: &[String], entry: Option<&str>, builds: &[String]) -> String {
     let hosts = if hosts.is_empty() {
         "[]    # e.g. [deploy@web-1, deploy@web-2]".to_owned()
     } else {
-        let list: Vec<String> = hosts.iter().map(|h| quoted(h)).collect();
+        let mut once: Vec<&String> = Vec::new();
+        for host in hosts {
+            if !once.contains(&host) {
+                once.push(host);
+            }
+        }
+        let list: Vec<String> = once.iter().map(|h| quoted(h)).collect();
         format!("[{}]", list.join(", "))
     };
     let entry = match entry {
@@ -514,6 +520,16 @@ mod tests {
             let built = build(Some(&config), None, &Section::default(), &[]).unwrap();
             assert_eq!(built.mix_env, env);
         }
+    }
+
+    #[test]
+    fn a_host_given_twice_is_written_once_where_first_given() {
+        let hosts = ["web", "db", "web", "db", "cache"].map(String::from);
+        let text = config_text(&hosts, None, &[]);
+        assert!(
+            text.contains("\n  servers: [\"web\", \"db\", \"cache\"]\n"),
+            "{text}"
+        );
     }
 
     #[test]
