@@ -219,17 +219,22 @@ fn subcommand_error(command: &mut clap::Command, subcommand: &str, kind: ErrorKi
     error
 }
 
+/// The words of `args` (the program's name first, left out) before any `--`, where flags are;
+/// those not UTF-8 left out.
+fn flag_words(args: &[OsString]) -> Vec<&str> {
+    args.iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .filter_map(|a| a.to_str())
+        .collect()
+}
+
 /// Whether `args` (the program's name first) ask for JSON events: `--json` before any `--`, given
 /// to a command whose output is events (`run`, `eval`, `plan`, `check`; `status --json` prints
 /// its sessions, not events). For the errors clap reports itself, which come before any command
 /// runs (see [`one_line`]).
 pub fn asks_for_json(args: &[OsString]) -> bool {
-    let words: Vec<&str> = args
-        .iter()
-        .skip(1)
-        .take_while(|a| *a != "--")
-        .filter_map(|a| a.to_str())
-        .collect();
+    let words = flag_words(args);
     if !words.contains(&"--json") {
         return false;
     }
@@ -388,12 +393,7 @@ fn of_variable(mut error: clap::Error, args: &[OsString]) -> clap::Error {
     };
     let shown = shown.split(' ').next().unwrap_or_default().to_owned();
     let definition = Cli::command();
-    let words: Vec<&str> = args
-        .iter()
-        .skip(1)
-        .take_while(|a| *a != "--")
-        .filter_map(|a| a.to_str())
-        .collect();
+    let words = flag_words(args);
     let typed = |flag: &clap::Arg| {
         let attached = flag.get_long().map(|long| format!("--{long}="));
         words
@@ -463,12 +463,11 @@ fn tip(mut error: clap::Error, args: &[OsString]) -> clap::Error {
         )),
         Some("eval") if negative(&arg) => {
             // clap names the first character it does not take (`-(` of `-(1 + 2)`).
-            let word = args
+            let words = flag_words(args);
+            let word = words
                 .iter()
-                .skip(1)
-                .filter_map(|a| a.to_str())
-                .take_while(|a| *a != "--")
                 .find(|a| a.starts_with(arg.as_str()))
+                .copied()
                 .unwrap_or(&arg);
             Some(format!(
                 "an expression starting with `-` is taken for a flag: write it in parentheses, \
