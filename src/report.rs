@@ -504,7 +504,8 @@ impl Reporter {
     }
 
     /// The end of the call on this host: the value it returned on stdout, or what it raised,
-    /// threw or exited with on stderr. `ok` says whether `--expect` accepted it.
+    /// threw or exited with on stderr. `ok` says whether the run ends well with it (`--expect`
+    /// accepted the value; a Mix exception with `exit_status: 0`).
     pub fn result(&self, entry: &str, status: Status, value: &str, ok: bool) {
         // Output that had no newline yet comes first, as a line of its own (several hosts,
         // `--json`).
@@ -516,8 +517,9 @@ impl Reporter {
                 value: value.to_owned(),
                 ok,
             });
-            // As every error, one line on stderr too (the event has the whole text).
-            if matches!(status, Status::Raised | Status::Threw | Status::Exited) {
+            // As every error, one line on stderr too (the event has the whole text); not for a
+            // failure that ends the run well (a Mix exception's `exit_status: 0`).
+            if !ok && matches!(status, Status::Raised | Status::Threw | Status::Exited) {
                 let (prefix, error) = (self.prefix(), self.paint(Paint::Error, "error:"));
                 let first = value
                     .lines()
@@ -552,6 +554,9 @@ impl Reporter {
                     self.show_value(value);
                 }
             }
+            // A failure that ends the run well (a Mix exception's `exit_status: 0`) is only
+            // its text, as Mix's command line prints it: no error of the tool's.
+            Status::Raised | Status::Threw | Status::Exited if ok => self.say(prefixed(value)),
             Status::Raised | Status::Threw | Status::Exited => {
                 let on = self.on_host();
                 let error = self.paint(Paint::Error, "error:");

@@ -660,6 +660,13 @@ fn mix_raise_exit_status_ends_the_run_as_under_mix_run() {
             out.stderr
         );
         assert!(out.stderr.contains("** (Mix) boom"), "{}", out.stderr);
+        // A success is no error of the tool's: Mix's words alone, as mix run prints them.
+        assert_eq!(
+            out.stderr.contains("mix-remote: error:"),
+            status != 0,
+            "{}",
+            out.stderr
+        );
     }
     sshd.assert_no_session_processes();
 }

@@ -32,10 +32,15 @@ pub(super) type First = oneshot::Sender<Result<(), String>>;
 /// Keeps one spare node booted (and, while no run is going on, connected ahead), hands it to the
 /// claim that asks, and boots the next.
 pub(super) struct Keeper {
+    /// The session directory, where each spare's sockets go.
     pub(super) dir: PathBuf,
+    /// The master connection's control socket, which the spares' sessions go through.
     pub(super) control: PathBuf,
+    /// The host as ssh reaches it.
     pub(super) target: Target,
+    /// The command that boots a spare node on the server.
     pub(super) remote_command: String,
+    /// What `status` and the connections read.
     pub(super) state: State,
     /// Told when a run has ended.
     pub(super) runs_over: Arc<Notify>,

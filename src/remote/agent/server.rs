@@ -116,12 +116,17 @@ pub fn main() -> u8 {
 
 /// What the connections and the spare's keeper share.
 pub(super) struct Shared {
+    /// When the session came up, in Unix seconds.
     pub(super) since: u64,
+    /// Runs served (those that had a node).
     pub(super) runs: u64,
+    /// Runs going on, which hold the idle limit off.
     pub(super) active: u64,
+    /// When the last run ended, or the idle limit was set: the idle time counts from it.
     pub(super) last: Instant,
     /// The idle limit: the spec's, or what `up` set since.
     pub(super) idle: Duration,
+    /// The spare node's state, as `status` shows it (`booting`, `ready`, `failed: WHY`...).
     pub(super) spare: String,
 }
 
