@@ -633,7 +633,8 @@ end
 # A cold run's config.exs is evaluated as soon as it comes with the batch (see `stage_and_load`),
 # while the modules load (it cannot call them: Mix evaluates it before compiling), by a process
 # registered as `mix_remote_config`, which hands the first to ask `{files, env}` (what it
-# evaluated), how that went, and what the evaluation printed (kept until then, for the relay).
+# evaluated), how that went, what the evaluation printed (kept until then, for the relay), and
+# the `System.at_exit/1` hooks it registered (gone again if it is evaluated anew).
 # The run's directory must exist before (it is made once).
 evaluate_ahead = fn files, env ->
   loaded_ahead.(evaluator_modules)
@@ -644,6 +645,7 @@ evaluate_ahead = fn files, env ->
       elixir_started.()
       {:ok, io} = StringIO.open("")
       Process.group_leader(self(), io)
+      hooks = :elixir_config.get(:at_exit, [])
 
       result =
         try do
@@ -653,9 +655,10 @@ evaluate_ahead = fn files, env ->
         end
 
       {_, printed} = StringIO.contents(io)
+      added = :elixir_config.get(:at_exit, []) -- hooks
 
       receive do
-        {:mix_remote_config, from} -> send(from, {:mix_remote_config, {files, env}, result, printed})
+        {:mix_remote_config, from} -> send(from, {:mix_remote_config, {files, env}, result, printed, added})
       end
     end)
 
@@ -664,7 +667,8 @@ end
 
 # The config of config.exs (`{:ok, config}`): as evaluated ahead if it was, of these `files` and
 # `env`, and worked (what it printed is printed now); else evaluated now (so that a failure is
-# reported as it would be: see `evaluate_config`).
+# reported as it would be: see `evaluate_config`), without the `System.at_exit/1` hooks the
+# evaluation ahead registered, which this one registers again (they would run twice).
 config_exs = fn files, env ->
   ahead =
     with pid when is_pid(pid) <- Process.whereis(:mix_remote_config) do
@@ -672,12 +676,16 @@ config_exs = fn files, env ->
       send(pid, {:mix_remote_config, self()})
 
       receive do
-        {:mix_remote_config, evaluated, result, printed} ->
+        {:mix_remote_config, evaluated, result, printed, added} ->
           Process.demonitor(ref, [:flush])
 
           with {:ok, config} <- result, true <- evaluated == {files, env} do
             IO.write(printed)
             {:ok, config}
+          else
+            _failed_or_other ->
+              :elixir_config.update(:at_exit, &(&1 -- added))
+              nil
           end
 
         {:DOWN, ^ref, :process, _, _} ->

@@ -470,6 +470,55 @@ fn append_lines(project: &Path, lines: &[(&str, &str)]) {
     }
 }
 
+/// Writes `config/config.exs` and `config/runtime.exs` of `project` (each "import Config" and
+/// its line of `lines`), as a test's config files.
+fn config_files(project: &Path, lines: [&str; 2]) {
+    std::fs::create_dir_all(project.join("config")).unwrap();
+    for (file, line) in ["config.exs", "runtime.exs"].into_iter().zip(lines) {
+        let text = format!("import Config\n{line}\n");
+        std::fs::write(project.join("config").join(file), text).unwrap();
+    }
+}
+
+/// A `System.at_exit/1` hook that prints the status it is given.
+const HOOK: &str = "System.at_exit(fn s -> IO.puts(\"hook #{s}\") end)";
+
+#[test]
+fn a_failing_config_exs_runs_the_hooks_it_registered_once_as_under_mix_run() {
+    // A cold run evaluates config.exs as the batch comes, and again if that failed (to report
+    // the failure as it would be): the hooks the first evaluation registered are not run twice.
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("demo", "dev");
+    let project = staged.path();
+    let code = "IO.puts(:called)";
+    for (raising, status) in [("raise \"no config here\"", 1), ("", 0)] {
+        config_files(project, [&format!("{HOOK}\n{raising}"), ""]);
+        let shown = format!("IO.inspect({code})");
+        let local = testkit::mix_run(project, "dev", true, &shown, &[]);
+        let hooked = match status {
+            0 => "called\n:ok\nhook 0\n".to_owned(),
+            _ => format!("hook {status}\n"),
+        };
+        assert_eq!(
+            (local.code, local.stdout.as_str()),
+            (Some(status), hooked.as_str()),
+            "mix run: {}",
+            local.stderr
+        );
+        let mut tool = testkit::mix_remote(project);
+        let out = tool.eval_on(&sshd, code).arg("--no-compile").run();
+        out.assert_local_clean();
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (Some(status), hooked.as_str()),
+            "{}",
+            out.stderr
+        );
+    }
+    sshd.assert_no_session_processes();
+    assert_no_run_dirs(&sshd, "the config.exs hooks");
+}
+
 #[test]
 fn what_elixir_says_of_a_config_file_names_it_as_the_projects() {
     let sshd = Sshd::start();
