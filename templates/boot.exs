@@ -553,7 +553,8 @@ end
 # written in `<run dir>/<subdir>` meanwhile: `{:ok, configs}`, one config each ([] for a missing
 # file), or `{:config_failed, "config/NAME", text}` for the first that failed, formatted as
 # `mix run` formats it (see `formatted`) with the run directory's paths shown as the project's
-# (`config/x.exs:3`).
+# (`config/x.exs:3`); a Mix exception's with the status Mix exits with after it, when not 1:
+# `{:config_failed, "config/NAME", text, status}`.
 evaluate_config = fn files, env, names, subdir ->
   # An older config asks Mix for the environment (`Mix.env()`): Mix then runs, set to it.
   if Enum.any?(files, fn {_path, contents} -> String.contains?(contents, "Mix.") end) do
@@ -617,8 +618,16 @@ evaluate_config = fn files, env, names, subdir ->
                   {_all, []} -> user_frames.(__STACKTRACE__)
                 end
 
-              {text, _status} = mix_failure.(kind, reason) || {formatted.(kind, reason, stack), 1}
-              {:halt, {:config_failed, "config/" <> name, String.replace(text, dir <> "/", "")}}
+              # A Mix exception with the status Mix's command line exits with (see
+              # `mix_failure`), which ends the run as it ends `mix run`.
+              {text, status} = mix_failure.(kind, reason) || {formatted.(kind, reason, stack), 1}
+              text = String.replace(text, dir <> "/", "")
+
+              {:halt,
+               if(status == 1,
+                 do: {:config_failed, "config/" <> name, text},
+                 else: {:config_failed, "config/" <> name, text, status}
+               )}
           else
             config -> {:cont, {:ok, configs ++ [config]}}
           end
@@ -1093,7 +1102,8 @@ end
 # The `System.at_exit/1` hooks the code registered, run once it is done as Elixir's command line
 # (so `mix run`) runs them: newest first, each given the status the run ends with so far (0
 # after `result` `{:ok, _}`, n after `{:stopped, n}` or a Mix exception's `{:failed, kind, text,
-# nil, n}` (see `call`), 1 after another failure), until none is left
+# nil, n}` (see `call`) or a config file's `{:config_failed, file, text, n}` (see
+# `evaluate_config`), 1 after another failure), until none is left
 # (a hook may register more). A hook that fails or exits with a status ends the run so instead;
 # a failure it replaces is written on standard error first, as that command line prints it
 # before its hooks run. Returns the run's outcome.
@@ -1107,6 +1117,7 @@ at_exit = fn result, again ->
         {:ok, _} -> 0
         {:stopped, status} -> status
         {:failed, _kind, _text, _missing, status} -> status
+        {:config_failed, _file, _text, status} -> status
         _failed -> 1
       end
 

@@ -520,6 +520,72 @@ fn a_failing_config_exs_runs_the_hooks_it_registered_once_as_under_mix_run() {
 }
 
 #[test]
+fn mix_raise_exit_status_in_a_config_file_ends_the_run_as_under_mix_run() {
+    // A config file that raises a Mix exception ends `mix run` with its `exit_status` (the
+    // hooks it registered get it), the code not run: 0 is a success there and here, Mix's words
+    // alone; another status ends the tool with 1 (its 2-4 mean other things), as in the code.
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("demo", "dev");
+    let project = staged.path();
+    let code = "IO.puts(:called)";
+    for (i, name) in ["config.exs", "runtime.exs"].into_iter().enumerate() {
+        for (status, tool_code) in [(0, 0), (3, 1)] {
+            let raising = format!("{HOOK}\nMix.raise(\"boom\", exit_status: {status})");
+            let mut lines = ["", ""];
+            lines[i] = &raising;
+            config_files(project, lines);
+            let local = testkit::mix_run(project, "dev", true, code, &[]);
+            let hooked = format!("hook {status}\n");
+            assert_eq!(
+                (local.code, local.stdout.as_str(), local.stderr.as_str()),
+                (Some(status), hooked.as_str(), "** (Mix) boom\n"),
+                "mix run, {name}"
+            );
+            for json in [false, true] {
+                let mut tool = testkit::mix_remote(project);
+                tool.eval_on(&sshd, code).arg("--no-compile");
+                if json {
+                    tool.arg("--json");
+                }
+                let out = tool.run();
+                out.assert_local_clean();
+                let errors = out
+                    .stderr
+                    .lines()
+                    .filter(|l| l.contains("mix-remote: error:"));
+                assert_eq!(
+                    (out.code, errors.count()),
+                    (Some(tool_code), usize::from(status != 0)),
+                    "{name}: {}",
+                    out.stderr
+                );
+                if json {
+                    continue;
+                }
+                assert_eq!(out.stdout, hooked, "{name}: {}", out.stderr);
+                let file = match name {
+                    "config.exs" => "config/config.exs (or a file it imports)",
+                    _ => "config/runtime.exs",
+                };
+                let error = format!(
+                    "mix-remote: error: {file} failed on {}: ** (Mix) boom\n",
+                    sshd.host()
+                );
+                // Mix's words alone for a success, as mix run prints them.
+                let expected = if status == 0 {
+                    "** (Mix) boom\n"
+                } else {
+                    &error
+                };
+                assert!(out.stderr.ends_with(expected), "{name}: {}", out.stderr);
+            }
+        }
+    }
+    sshd.assert_no_session_processes();
+    assert_no_run_dirs(&sshd, "the config files' Mix exceptions");
+}
+
+#[test]
 fn what_elixir_says_of_a_config_file_names_it_as_the_projects() {
     let sshd = Sshd::start();
     let staged = testkit::staged_fixture("otp_app", "dev");

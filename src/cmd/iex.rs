@@ -18,11 +18,11 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use crate::cli::IexArgs;
 use crate::cmd::{fanout, fresh};
 use crate::config::{self, Build, Config, HostSettings};
-use crate::events::Stage;
+use crate::events::{Stage, Status};
 use crate::exit::{self, CliError};
 use crate::remote::console::{self, Input, Terminal};
 use crate::remote::iex::{self, End, Expansion};
-use crate::remote::invoke::{Ready, Setup};
+use crate::remote::invoke::{Outcome, Ready, Setup};
 use crate::remote::job::Job;
 use crate::remote::node::{Node, relay};
 use crate::remote::session::{self, SessionError};
@@ -155,6 +155,14 @@ fn conclude(end: Result<End, SessionError>, host: &HostSettings, view: &Reporter
         // `System.halt()` typed in the session (another status is an error, as in `run`).
         Err(e) if e.is_clean_halt() => {
             view.verbose("the remote node halted: the session is over");
+            exit::OK
+        }
+        // A config file's Mix exception with `exit_status: 0` ends `iex -S mix` with 0 before
+        // IEx starts: Mix's words alone, as in `run`.
+        Ok(End::NotCalled(Outcome::ConfigFailed {
+            text, status: 0, ..
+        })) => {
+            view.result("IEx", Status::Raised, &text, true);
             exit::OK
         }
         Ok(End::NotCalled(outcome)) => {

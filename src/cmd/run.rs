@@ -222,6 +222,16 @@ fn conclude(
                 (exit::RAISED, format!("stopped with status {status}"))
             }
         }
+        // A config file's Mix exception with `exit_status: 0` ends `mix run` with 0 before the
+        // code runs: Mix's words alone, as in the code (unless `--expect` wanted a value).
+        Ok(Outcome::ConfigFailed {
+            file,
+            text,
+            status: 0,
+        }) if expect.is_none() => {
+            view.result(&entry, Status::Raised, &text, true);
+            (exit::OK, format!("{file} ended the run with status 0"))
+        }
         Ok(
             outcome @ (Outcome::NotStarted { .. }
             | Outcome::ConfigFailed { .. }

@@ -48,6 +48,9 @@ pub enum Outcome {
         file: String,
         /// The failure as Elixir formats it, the stacktrace naming the project's files.
         text: String,
+        /// The status `mix run` would exit with: 1, or a Mix exception's (`Mix.raise/2`'s
+        /// `exit_status:`, 0..255), as Mix's command line ends with it.
+        status: u8,
     },
     /// An application's compile-time config differs from what the config gives it on the
     /// server (Elixir said how, among the function's output), so the function was not called.
@@ -69,7 +72,7 @@ impl Outcome {
             Outcome::NotStarted { app, reason } => Some(format!(
                 "could not start application {app}{on_host}: {reason}"
             )),
-            Outcome::ConfigFailed { file, text } => {
+            Outcome::ConfigFailed { file, text, .. } => {
                 let mut lines = text.lines();
                 let first = lines.next().unwrap_or_default();
                 // The failure's place in the project's config: its first frame in a config file
@@ -243,7 +246,8 @@ pub async fn invoke(
 /// How the boot program's `request` (`run`, `eval`, `iex`) ended, from its reply: `{ok, Text}`,
 /// `{failed, Kind, Text, MissingModule}` (a Mix exception's with the status Mix exits with after
 /// it: `{failed, Kind, Text, nil, Status}`), `{stopped, Status}`, or why the code was not called:
-/// `{not_started, App, Reason}`, `{config_failed, File, Text}`, `{compile_env_differs, App}`
+/// `{not_started, App, Reason}`, `{config_failed, File, Text}` (a Mix exception's with its
+/// status, when not 1: `{config_failed, File, Text, Status}`), `{compile_env_differs, App}`
 /// (`not_loaded`: the batch it waited for did not load).
 pub fn outcome(request: &str, reply: &Term) -> Result<Outcome, CallError> {
     let unexpected = || CallError::BadRpc {
@@ -300,10 +304,20 @@ pub fn outcome(request: &str, reply: &Term) -> Result<Outcome, CallError> {
                 reason: String::from_utf8_lossy(&reason.bytes).into_owned(),
             })
         }
-        [tag, Term::Binary(file), Term::Binary(text)] if is_atom(tag, "config_failed") => {
+        [tag, Term::Binary(file), Term::Binary(text), rest @ ..]
+            if is_atom(tag, "config_failed") && rest.len() <= 1 =>
+        {
+            let status = match rest {
+                [] => 1,
+                [Term::FixInteger(status)] => {
+                    u8::try_from(status.value).map_err(|_| unexpected())?
+                }
+                _ => return Err(unexpected()),
+            };
             Ok(Outcome::ConfigFailed {
                 file: String::from_utf8_lossy(&file.bytes).into_owned(),
                 text: String::from_utf8_lossy(&text.bytes).into_owned(),
+                status,
             })
         }
         [tag, Term::Atom(app)] if is_atom(tag, "compile_env_differs") => {
@@ -432,6 +446,17 @@ mod tests {
             ended.not_called("").as_deref(),
             Some("config/runtime.exs failed: ** (RuntimeError) boom")
         );
+        // A Mix exception's with the status Mix exits with after it.
+        let reply = tuple(vec![
+            atom("config_failed"),
+            binary("config/runtime.exs"),
+            binary("** (Mix) boom"),
+            FixInteger::from(0).into(),
+        ]);
+        assert!(matches!(
+            outcome("run", &reply).unwrap(),
+            Outcome::ConfigFailed { status: 0, .. }
+        ));
         let reply = tuple(vec![atom("compile_env_differs"), atom("shop")]);
         let why = outcome("run", &reply).unwrap().not_called("").unwrap();
         assert!(

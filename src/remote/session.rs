@@ -998,6 +998,9 @@ async fn call(
             phase.failed(format!("{} stopped with status {status}", job.call.shown()))
         }
         Outcome::NotStarted { app, .. } => phase.failed(format!("application {app} did not start")),
+        Outcome::ConfigFailed {
+            file, status: 0, ..
+        } => phase.done(format!("{file} ended the run with status 0")),
         Outcome::ConfigFailed { file, .. } => phase.failed(format!("{file} failed")),
         Outcome::CompileEnvDiffers { app } => {
             phase.failed(format!("application {app}'s compile-time config differs"))
