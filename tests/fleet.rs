@@ -725,7 +725,7 @@ fn push_and_call_limits_come_from_the_config_under_the_environment() {
     assert!(
         out.stderr.contains(&format!(
             "timed out calling Demo.Worker.sleep_forever on {} after 1 s (raise it with --call-timeout)",
-            sshd.host()
+            "short-call"
         )),
         "{}",
         out.stderr
@@ -750,6 +750,73 @@ fn push_and_call_limits_come_from_the_config_under_the_environment() {
         "environment over config: {}",
         out.stderr
     );
+    assert_remote_clean(&sshd);
+}
+
+#[test]
+fn a_host_of_the_file_is_named_as_given_in_every_error_of_its_run() {
+    // A raise names the host as the user gave it (its key in mix-remote.yaml), and so do a node
+    // that halted, a call that timed out, a node lost: not the address ssh was given.
+    let sshd = Sshd::start();
+    let (dir, config) = config_dir(&format!(
+        "hosts:\n{}",
+        host_entry("db-1", &sshd, &["call_timeout: 1"])
+    ));
+    let project = fixture();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["run", "Demo.Worker.fail", "--", "\"no\""],
+            "Demo.Worker.fail raised on db-1:",
+        ),
+        (
+            &["eval", "System.halt(3)"],
+            "the remote node on db-1 halted with status 3 while evaluating",
+        ),
+        (
+            &["run", "Demo.Worker.crash_node"],
+            "the remote node on db-1 halted with status 1 while calling Demo.Worker.crash_node",
+        ),
+        (
+            &["run", "Demo.Worker.sleep_forever"],
+            "timed out calling Demo.Worker.sleep_forever on db-1 after 1 s",
+        ),
+        (
+            &["eval", "Process.sleep(:infinity)"],
+            "timed out evaluating the expression on db-1 after 1 s",
+        ),
+    ];
+    for (args, expected) in cases {
+        let (command, rest) = args.split_first().expect("a command");
+        let given = [
+            &[
+                "--config",
+                &config,
+                command,
+                "--host",
+                "db-1",
+                "--project",
+                &project,
+            ][..],
+            rest,
+        ]
+        .concat();
+        let out = tool(dir.path(), &given).run();
+        let errors: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("mix-remote: error:"))
+            .collect();
+        assert!(
+            errors.len() == 1 && errors[0].contains(expected),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(
+            !errors[0].contains(&sshd.host()),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
     assert_remote_clean(&sshd);
 }
 

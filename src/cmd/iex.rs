@@ -88,9 +88,7 @@ pub async fn exec(
             let end = iex::session(&node, name, ansi, Setup::of(job, host), &ready).await;
             // IEx has ended: nothing to interrupt while the node stops.
             live.detach();
-            end.map_err(|e| {
-                SessionError::from(e).lost_in(Stage::Call, "running IEx", &host.address)
-            })
+            end.map_err(|e| SessionError::from(e).lost_in(Stage::Call, "running IEx", &host.name))
         }
     };
     let session = session::on_host(&job, host, &view, &input, None, work);

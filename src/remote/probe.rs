@@ -76,7 +76,7 @@ pub async fn check_host(
             erts: String::new(),
             elixir: elixir.clone(),
         };
-        match runs_there(local, &remote, &heard, &host.address) {
+        match runs_there(local, &remote, &heard, &host.name) {
             Ok(warnings) => {
                 row.compat = Probe::Ok;
                 warnings.iter().for_each(|w| report.warning(w));
@@ -267,7 +267,7 @@ async fn probe(
             if let Some(tried) = heard.no_run_dir.take() {
                 row.temp_dir = Probe::Failed;
                 let none = SessionError::NoRunDir {
-                    host: host.address.clone(),
+                    host: host.name.clone(),
                     said: tried,
                 };
                 problem.get_or_insert(none.to_string());
@@ -324,7 +324,7 @@ async fn probe(
 fn timed_out(phase: &str, host: &HostSettings, limit: Duration, flag: &'static str) -> String {
     SessionError::Timeout {
         phase: phase.to_owned(),
-        host: host.address.clone(),
+        host: host.name.clone(),
         secs: limit.as_secs(),
         flag,
     }

@@ -435,7 +435,7 @@ impl Session<'_> {
         job: &Job,
         stats: &mut Stats,
     ) -> Result<Batch, SessionError> {
-        let host = &self.host.address;
+        let host = &self.host.name;
         let connecting = async {
             // The forward is granted as the session opens; the boot input can go at once, and
             // ssh hands it to the session when it runs.
@@ -493,7 +493,7 @@ impl Session<'_> {
         batch: Batch,
         stats: &mut Stats,
     ) -> Result<(Arc<Node>, Option<push::Remote>, Option<Sent>), SessionError> {
-        let host = &self.host.address;
+        let host = &self.host.name;
         let booting = Instant::now();
         let boot_limit = Duration::from_secs(self.host.boot_timeout);
         let phase = self.report.phase(Stage::Boot, "booting remote node");
@@ -695,7 +695,7 @@ impl Session<'_> {
         stats: &mut Stats,
         sent: Option<(&mut Master, Sent)>,
     ) -> Result<(), SessionError> {
-        let host = &self.host.address;
+        let host = &self.host.name;
         let apps = job.apps.shipped.len();
         let pushing = format!("pushing {}", counted(apps, "application"));
         let phase = self.report.phase(Stage::Push, &pushing);
@@ -862,7 +862,7 @@ impl Session<'_> {
                 "a module outside the closure would fail to load when called: {refusal}"
             ));
         }
-        native::check(&job.natives, &remote.server, &self.host.address)?;
+        native::check(&job.natives, &remote.server, &self.host.name)?;
         match remote.missing_apps.first() {
             Some(app) => Err(self.missing_app(job, app)),
             None => Ok(()),
@@ -871,7 +871,7 @@ impl Session<'_> {
 
     /// The server lacks `app`, which a shipped application needs.
     fn missing_app(&self, job: &Job, app: &str) -> SessionError {
-        SessionError::missing_app(app, &job.apps.from_server, &self.host.address)
+        SessionError::missing_app(app, &job.apps.from_server, &self.host.name)
     }
 
     async fn set_remote_env(&self, node: &Node, limit: Duration) -> Result<(), SessionError> {
@@ -969,7 +969,7 @@ async fn call(
         // Failed before the push was done (the node gone, the load refused): the push's end,
         // which may say more, decides what the run reports (`Session::serve`).
         Some(Err(e)) => {
-            return Err(SessionError::from(e).lost_in(Stage::Call, &calling, &host.address));
+            return Err(SessionError::from(e).lost_in(Stage::Call, &calling, &host.name));
         }
         Some(Ok(_)) => ready.pushed().await,
         None => {}
@@ -978,11 +978,9 @@ async fn call(
     let outcome = match (early, host.call_timeout.map(Duration::from_secs)) {
         (Some(reply), _) => reply.map_err(SessionError::from),
         (None, None) => call.await.map_err(SessionError::from),
-        (None, Some(limit)) => {
-            timeout(limit, call, &calling, &host.address, "--call-timeout").await
-        }
+        (None, Some(limit)) => timeout(limit, call, &calling, &host.name, "--call-timeout").await,
     };
-    let outcome = match outcome.map_err(|e| e.lost_in(Stage::Call, &calling, &host.address)) {
+    let outcome = match outcome.map_err(|e| e.lost_in(Stage::Call, &calling, &host.name)) {
         Ok(outcome) => outcome,
         Err(lost @ SessionError::Lost { .. }) => {
             *unfinished.lock().expect("phase lock poisoned") = Some(phase);

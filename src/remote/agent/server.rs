@@ -193,7 +193,7 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
         Err(_) => {
             master.shutdown(Duration::ZERO).await;
             return Err(AgentError::Timeout {
-                host: spec.address.clone(),
+                host: spec.name.clone(),
                 secs: spec.connect_timeout,
             });
         }
@@ -232,11 +232,11 @@ async fn serve(spec: Spec) -> Result<(), AgentError> {
                 Ok(first) => first
                     .unwrap_or_else(|_| Err("the session ended".to_owned()))
                     .map_err(|why| AgentError::Spare {
-                        host: spec.address.clone(),
+                        host: spec.name.clone(),
                         why,
                     }),
                 Err(_) => Err(AgentError::BootTimeout {
-                    host: spec.address.clone(),
+                    host: spec.name.clone(),
                     secs: spec.boot_timeout,
                 }),
             },

@@ -231,7 +231,7 @@ where
                     limit,
                     accept,
                     "booting the remote node",
-                    &host.address,
+                    &host.name,
                     "--boot-timeout",
                 )
                 .await;
