@@ -96,12 +96,20 @@ impl Sessions {
         self.assert_clean();
     }
 
+    /// `status --json`, each line checked against schema/status.schema.json.
     fn status(&self) -> Vec<serde_json::Value> {
         let out = self.tool(&["status", "--json"]).run();
         assert_eq!(out.code, Some(0), "{}", out.stderr);
+        let schema = status_schema();
         out.stdout
             .lines()
-            .map(|l| serde_json::from_str(l).expect("a JSON status line"))
+            .map(|line| {
+                let value = serde_json::from_str(line).expect("a JSON status line");
+                if let Err(e) = schema.validate(&value) {
+                    panic!("status line does not match the schema ({e}): {line}");
+                }
+                value
+            })
             .collect()
     }
 
@@ -125,6 +133,14 @@ impl Sessions {
             panic!("local processes of the session remain: {left:?}");
         }
     }
+}
+
+/// schema/status.schema.json, the contract of `status --json`.
+fn status_schema() -> jsonschema::Validator {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/status.schema.json");
+    let text = std::fs::read_to_string(path).expect("read the status schema");
+    let schema: serde_json::Value = serde_json::from_str(&text).expect("the schema is JSON");
+    jsonschema::validator_for(&schema).expect("the schema is a valid JSON Schema")
 }
 
 impl Sessions {
@@ -813,6 +829,46 @@ fn check_goes_through_a_live_session_without_logging_in_again() {
     let out = sessions.run(&sshd, &[]);
     assert_served(&out, None);
 
+    sessions.down_all_on(&sshd);
+}
+
+#[test]
+fn status_json_lines_match_their_schema() {
+    // Every line of `status --json` is an object schema/status.schema.json describes (the
+    // `status` helper checks each), from a session made with flags and through its runs.
+    let sshd = Sshd::start();
+    let sessions = Sessions::new();
+    assert!(sessions.status().is_empty());
+    sessions.up(&sshd, &["-o", "ServerAliveInterval=30"]);
+    sessions.wait_for(0);
+    let out = sessions.run(&sshd, &["-o", "ServerAliveInterval=30"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains(SERVED), "{}", out.stderr);
+    sessions.wait_for(1);
+    let status = sessions.status();
+    let config = sshd.ssh_config().display().to_string();
+    assert_eq!(
+        (
+            status.len(),
+            &status[0]["host"],
+            &status[0]["ssh_config"],
+            &status[0]["ssh_options"]
+        ),
+        (
+            1,
+            &sshd.host().into(),
+            &config.into(),
+            &serde_json::json!(["ServerAliveInterval=30"])
+        )
+    );
+    // A schema that refuses what it does not describe: an unknown field, a spare state.
+    let schema = status_schema();
+    let mut other = status[0].clone();
+    other["extra"] = 1.into();
+    assert!(schema.validate(&other).is_err());
+    let mut other = status[0].clone();
+    other["spare"] = "dozing".into();
+    assert!(schema.validate(&other).is_err());
     sessions.down_all_on(&sshd);
 }
 

@@ -186,7 +186,8 @@ fn absolute(path: Option<&PathBuf>) -> Option<PathBuf> {
     })
 }
 
-/// What `status` shows of a session, as the agent reports it.
+/// What `status` shows of a session, as the agent reports it; `status --json` prints it as it
+/// is, the contract in `schema/status.schema.json` (a field added here goes there too).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Status {
     /// The host's name.
