@@ -1679,13 +1679,27 @@ fn an_empty_module_to_include_is_bad_input_saying_so() {
             out.stderr
         );
     }
+    // In mix-remote.yaml, the error points at the item (its line, column and index), not at the
+    // list, as it does for an item of another type.
     let config = dir.path().join("mix-remote.yaml");
-    std::fs::write(&config, "defaults:\n  include: [Demo.Worker, \"\"]\n").unwrap();
-    let out = tool(dir.path(), &["plan", "A.b"]).run();
-    assert_eq!(
-        error_line(&out, 2),
-        format!("{}:2:12: `defaults.include`: {why}", config.display())
-    );
+    for (text, at) in [
+        ("defaults:\n  include: [Demo.Worker, \"\"]\n", "2:26"),
+        (
+            "hosts:\n  a:\n    include:\n      - Demo.Worker\n      - \" \"\n",
+            "5:9",
+        ),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let out = tool(dir.path(), &["plan", "A.b"]).run();
+        let key = match text.starts_with("hosts") {
+            true => "hosts.a.include[1]",
+            false => "defaults.include[1]",
+        };
+        assert_eq!(
+            error_line(&out, 2),
+            format!("{}:{at}: `{key}`: {why}", config.display())
+        );
+    }
 }
 
 #[test]

@@ -129,17 +129,22 @@ pub(super) fn mix_env<'de, D: Deserializer<'de>>(
     Ok(Some(env))
 }
 
-/// Modules to include, none of them empty (see [`include_ok`]).
+/// Modules to include, none of them empty (see [`include_ok`]), each checked as it is read, so
+/// that an error names the item (`defaults.include[1]`, its line and column), not the list.
 pub(super) fn include<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Vec<String>>, D::Error> {
-    let Some(modules) = Option::<Vec<String>>::deserialize(deserializer)? else {
-        return Ok(None);
-    };
-    for module in &modules {
-        include_ok(module).map_err(de::Error::custom)?;
+    /// One module of `include`, checked.
+    struct Module(String);
+    impl<'de> Deserialize<'de> for Module {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Module, D::Error> {
+            let module = String::deserialize(deserializer)?;
+            include_ok(&module).map_err(de::Error::custom)?;
+            Ok(Module(module))
+        }
     }
-    Ok(Some(modules))
+    let modules = Option::<Vec<Module>>::deserialize(deserializer)?;
+    Ok(modules.map(|m| m.into_iter().map(|Module(m)| m).collect()))
 }
 
 /// An entry function of the form `run` takes (see [`Entry::parse`]); one that names only a
