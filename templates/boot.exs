@@ -553,8 +553,9 @@ end
 # written in `<run dir>/<subdir>` meanwhile: `{:ok, configs}`, one config each ([] for a missing
 # file), or `{:config_failed, "config/NAME", text}` for the first that failed, formatted as
 # `mix run` formats it (see `formatted`) with the run directory's paths shown as the project's
-# (`config/x.exs:3`); a Mix exception's with the status Mix exits with after it, when not 1:
-# `{:config_failed, "config/NAME", text, status}`.
+# (`config/x.exs:3`), with the status Mix's command line exits with after it: `{:config_failed,
+# "config/NAME", text, status}` (1, a Mix exception's, or an exit's that ends the run with a
+# status, whose text is empty: `mix run` prints nothing of it).
 evaluate_config = fn files, env, names, subdir ->
   # An older config asks Mix for the environment (`Mix.env()`): Mix then runs, set to it.
   if Enum.any?(files, fn {_path, contents} -> String.contains?(contents, "Mix.") end) do
@@ -619,15 +620,18 @@ evaluate_config = fn files, env, names, subdir ->
                 end
 
               # A Mix exception with the status Mix's command line exits with (see
-              # `mix_failure`), which ends the run as it ends `mix run`.
-              {text, status} = mix_failure.(kind, reason) || {formatted.(kind, reason, stack), 1}
-              text = String.replace(text, dir <> "/", "")
+              # `mix_failure`), and an exit Elixir's command line takes for an end with a
+              # status (as `ended_by` does, in the code) without a word, end the run as they
+              # end `mix run`.
+              {text, status} =
+                case {kind, reason} do
+                  {:exit, end_with} when end_with in [:normal, :shutdown] -> {"", 0}
+                  {:exit, {:shutdown, n}} when is_integer(n) and n >= 0 -> {"", rem(n, 256)}
+                  {:exit, {:shutdown, n}} when not is_integer(n) -> {"", 0}
+                  _failed -> mix_failure.(kind, reason) || {formatted.(kind, reason, stack), 1}
+                end
 
-              {:halt,
-               if(status == 1,
-                 do: {:config_failed, "config/" <> name, text},
-                 else: {:config_failed, "config/" <> name, text, status}
-               )}
+              {:halt, {:config_failed, "config/" <> name, String.replace(text, dir <> "/", ""), status}}
           else
             config -> {:cont, {:ok, configs ++ [config]}}
           end

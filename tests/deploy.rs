@@ -586,6 +586,58 @@ fn mix_raise_exit_status_in_a_config_file_ends_the_run_as_under_mix_run() {
 }
 
 #[test]
+fn an_exit_with_a_status_in_a_config_file_ends_the_run_as_under_mix_run() {
+    // Elixir's command line takes `exit(:normal)` and `exit({:shutdown, n})` for an end with a
+    // status: in a config file they end `mix run` so, without a word (the hooks get the status),
+    // the code not run: 0 is a success there and here; another status ends the tool with 1.
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("demo", "dev");
+    let project = staged.path();
+    let code = "IO.puts(:called)";
+    for (i, name) in ["config.exs", "runtime.exs"].into_iter().enumerate() {
+        for (exit, status) in [("exit(:normal)", 0), ("exit({:shutdown, 3})", 3)] {
+            let mut lines = ["", ""];
+            let ending = format!("{HOOK}\n{exit}");
+            lines[i] = &ending;
+            config_files(project, lines);
+            let local = testkit::mix_run(project, "dev", true, code, &[]);
+            let hooked = format!("hook {status}\n");
+            assert_eq!(
+                (local.code, local.stdout.as_str(), local.stderr.as_str()),
+                (Some(status), hooked.as_str(), ""),
+                "mix run, {name}"
+            );
+            let mut tool = testkit::mix_remote(project);
+            let out = tool.eval_on(&sshd, code).arg("--no-compile").run();
+            out.assert_local_clean();
+            assert_eq!(
+                (out.code, out.stdout.as_str()),
+                (Some(u8::from(status != 0).into()), hooked.as_str()),
+                "{name}: {}",
+                out.stderr
+            );
+            let said: Vec<&str> = out
+                .stderr
+                .lines()
+                .filter(|l| !l.contains("warning: _build/dev is older than"))
+                .collect();
+            let file = match name {
+                "config.exs" => "config/config.exs (or a file it imports)",
+                _ => "config/runtime.exs",
+            };
+            let error = format!(
+                "mix-remote: error: {file} stopped the run with status 3 on {}",
+                sshd.host()
+            );
+            let expected: &[&str] = if status == 0 { &[] } else { &[&error] };
+            assert_eq!(said, expected, "{name}: {}", out.stderr);
+        }
+    }
+    sshd.assert_no_session_processes();
+    assert_no_run_dirs(&sshd, "the config files' exits");
+}
+
+#[test]
 fn what_elixir_says_of_a_config_file_names_it_as_the_projects() {
     let sshd = Sshd::start();
     let staged = testkit::staged_fixture("otp_app", "dev");

@@ -156,11 +156,15 @@ fn conclude(end: Result<End, SessionError>, host: &HostSettings, view: &Reporter
             exit::OK
         }
         // A config file's Mix exception with `exit_status: 0` ends `iex -S mix` with 0 before
-        // IEx starts: Mix's words alone, as in `run`.
+        // IEx starts: Mix's words alone, as in `run`; so does its `exit(:normal)`, without a
+        // word.
         Ok(End::NotCalled(Outcome::ConfigFailed {
             text, status: 0, ..
         })) => {
-            view.result("IEx", Status::Raised, &text, true);
+            match text.is_empty() {
+                true => view.result("IEx", Status::Stopped, "0", true),
+                false => view.result("IEx", Status::Raised, &text, true),
+            }
             exit::OK
         }
         Ok(End::NotCalled(outcome)) => {

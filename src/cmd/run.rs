@@ -223,13 +223,17 @@ fn conclude(
             }
         }
         // A config file's Mix exception with `exit_status: 0` ends `mix run` with 0 before the
-        // code runs: Mix's words alone, as in the code (unless `--expect` wanted a value).
+        // code runs: Mix's words alone, as in the code (unless `--expect` wanted a value); so
+        // does its `exit(:normal)`, without a word.
         Ok(Outcome::ConfigFailed {
             file,
             text,
             status: 0,
         }) if expect.is_none() => {
-            view.result(&entry, Status::Raised, &text, true);
+            match text.is_empty() {
+                true => view.result(&entry, Status::Stopped, "0", true),
+                false => view.result(&entry, Status::Raised, &text, true),
+            }
             (exit::OK, format!("{file} ended the run with status 0"))
         }
         Ok(
@@ -244,6 +248,9 @@ fn conclude(
             let summary = match outcome {
                 Outcome::NotStarted { app, reason } => {
                     format!("application {app} did not start: {}", short(&reason))
+                }
+                Outcome::ConfigFailed { file, text, status } if text.is_empty() => {
+                    format!("{file} stopped the run with status {status}")
                 }
                 Outcome::ConfigFailed { file, .. } => format!("{file} failed"),
                 _ => "the compile-time config differs".to_owned(),

@@ -46,10 +46,12 @@ pub enum Outcome {
     ConfigFailed {
         /// The file: `config/config.exs` (or a file it imports) or `config/runtime.exs`.
         file: String,
-        /// The failure as Elixir formats it, the stacktrace naming the project's files.
+        /// The failure as Elixir formats it, the stacktrace naming the project's files; empty
+        /// for an exit that ends the run with a status (`exit(:normal)`, `exit({:shutdown,
+        /// n})`), of which `mix run` says nothing.
         text: String,
-        /// The status `mix run` would exit with: 1, or a Mix exception's (`Mix.raise/2`'s
-        /// `exit_status:`, 0..255), as Mix's command line ends with it.
+        /// The status `mix run` would exit with: 1, a Mix exception's (`Mix.raise/2`'s
+        /// `exit_status:`, 0..255), or an exit's, as Mix's command line ends with it.
         status: u8,
     },
     /// An application's compile-time config differs from what the config gives it on the
@@ -72,7 +74,7 @@ impl Outcome {
             Outcome::NotStarted { app, reason } => Some(format!(
                 "could not start application {app}{on_host}: {reason}"
             )),
-            Outcome::ConfigFailed { file, text, .. } => {
+            Outcome::ConfigFailed { file, text, status } => {
                 let mut lines = text.lines();
                 let first = lines.next().unwrap_or_default();
                 // The failure's place in the project's config: its first frame in a config file
@@ -92,7 +94,12 @@ impl Outcome {
                     }
                     None => file.clone(),
                 };
-                Some(format!("{at} failed{on_host}: {first}"))
+                // An exit that ends the run with a status (`exit({:shutdown, 3})`), of which
+                // `mix run` says nothing, has no text.
+                Some(match text.is_empty() {
+                    true => format!("{at} stopped the run with status {status}{on_host}"),
+                    false => format!("{at} failed{on_host}: {first}"),
+                })
             }
             Outcome::CompileEnvDiffers { app } => Some(format!(
                 "application {app} was compiled with another config than it has{on_host} \
