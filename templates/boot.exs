@@ -6,11 +6,11 @@
 # takes (a quarter of the net_ticktime). Change this file, then run `cargo xtask boot-beam`.
 # Nothing is evaluated: no Elixir parser or compiler runs on the server for a boot.
 #
-# It reads the forward's port, the cookie and the tool's node name from stdin (so the cookie is
-# never in argv, the environment or a file), starts distribution without any listener and with a
-# dynamic name (the tool's node names it as it connects), sets the cookie for the tool's node, and
-# only then connects out to the tool through the SSH tunnel: nobody can connect to this node, and
-# it speaks to nobody but the tool. It halts when stdin closes or the tool's node goes down:
+# It reads the forward's port, the cookie and the tool's node name from stdin (as frames, see
+# `read_frame`; so the cookie is never in argv, the environment or a file), starts distribution
+# without any listener and with a dynamic name (the tool's node names it as it connects), sets
+# the cookie for the tool's node, and only then connects out to the tool through the SSH tunnel:
+# nobody can connect to this node, and it speaks to nobody but the tool. It halts when stdin closes or the tool's node goes down:
 # when the tool exits, is killed, or the SSH connection or the link drops.
 #
 # The one other module it needs, the output relay (templates/mix_remote_relay.erl), comes compiled
@@ -177,21 +177,18 @@ evaluator_modules = [
 # a module loaded on demand meanwhile (see `started_modules`).
 loaded_ahead = fn modules -> spawn(fn -> :code.ensure_modules_loaded(modules) end) end
 
-# The next line of stdin without its newline (templates/boot.sh has put stdio in binary mode).
-# Erlang's own functions: the lines read before the connection back load no Elixir module (every
+# The next frame of stdin: what the tool wrote as one, its length before it in four bytes, read by
+# the port on descriptor 0 the launcher's `-eval` opened (templates/boot.sh, which starts the node
+# with `-noinput`: no IO server reads stdin, whose reader since OTP 26 takes 1024 bytes at a time,
+# 2.8 MB in 0.4-0.6 s on two cores, where the port takes 64 KB and frames need no decoding).
+# Erlang's own functions: the frames read before the connection back load no Elixir module (every
 # load waits for the one code server, busy with distribution's start then).
-read_line = fn ->
-  case :io.get_line(:standard_io, "") do
-    line when is_binary(line) ->
-      size = byte_size(line) - 1
+stdin = :erlang.get(:mix_remote_stdin)
 
-      case line do
-        <<text::binary-size(size), ?\n>> -> text
-        text -> text
-      end
-
-    _eof_or_error ->
-      tool_gone.()
+read_frame = fn ->
+  receive do
+    {^stdin, {:data, frame}} -> frame
+    {^stdin, :eof} -> tool_gone.()
   end
 end
 
@@ -1265,7 +1262,7 @@ end
 # Which of `apps` this node lacks, with the code path the elixir application's start makes (on
 # Elixir 1.15+ it puts Elixir's other lib dirs there, Logger's among them): one that is not on
 # the path is looked for again once that start is done. Only then: on a cold node the start is
-# still going on as the load line comes, and waiting for it held the load up (some 40 ms).
+# still going on as the load frame comes, and waiting for it held the load up (some 40 ms).
 missing_apps = fn apps ->
   lacking = fn -> :lists.filter(&match?({:error, _}, :code.lib_dir(&1)), apps) end
 
@@ -1367,17 +1364,17 @@ finish_chunks = fn stager, tag ->
 end
 
 # Tells the process that loads the prepared chunks of a batch staged for `closure` whether they
-# are wanted, given the load line's `[eager, on_load, apps, expected]`: if nothing is
+# are wanted, given the load frame's `[eager, on_load, apps, expected]`: if nothing is
 # `unexpected` and they are all of `eager` (see `finish`).
 tell_finisher = fn finisher, closure, [eager, _on_load, apps, expected] ->
   wanted = eager == closure and unexpected.(eager, apps, expected) == nil
   send(finisher, {:mix_remote_finish, wanted})
 end
 
-# Receives the parts of a batch for `stage`, as `{:mix_remote_part, data}` (`decode` makes the
-# compressed term of `data`) until `:mix_remote_parts_end`: writes each part's applications,
+# Receives the parts of a batch for `stage`, as `{:mix_remote_part, data}` (the compressed term
+# of a part) until `:mix_remote_parts_end`: writes each part's applications,
 # hands its closure modules to the preparing process as a chunk, and writes the files of its
-# other modules at once. A load line that comes meanwhile (see `stage_and_load`) tells the
+# other modules at once. A load frame that comes meanwhile (see `stage_and_load`) tells the
 # finishing process at once whether to load the chunks as they are prepared (it is looked for
 # before each part: it comes after them all, often while they are still staged), and is left for
 # after. Returns what came.
@@ -1403,7 +1400,7 @@ staged_parts = fn state, again ->
 
   receive do
     {:mix_remote_part, data} ->
-      {apps, loose} = :erlang.binary_to_term(state.decode.(data))
+      {apps, loose} = :erlang.binary_to_term(data)
       files = write_apps.(state.dir, apps, loose)
       wanted = fn {m, _} -> Map.has_key?(state.wanted, m) end
       {here, on_demand} = :lists.partition(wanted, :maps.to_list(files))
@@ -1434,13 +1431,13 @@ staged_parts = fn state, again ->
 end
 
 # Stages a batch (see src/remote/wire.rs) whose parts are sent to this process (see
-# `staged_parts`, which `decode` is for): the applications are written as lib dirs, and the
+# `staged_parts`): the applications are written as lib dirs, and the
 # modules named in `closure` (leaves first) but not in `on_load` prepared for loading
 # (code:prepare_loading/1) by a process of its own, a part's at a time, and loaded by another as
 # each chunk is prepared, once told to (`finish_chunks`): the first parts are loaded while the
 # last are still on their way. The files of modules that load on demand are written when it
 # returns; those of `closure`, loaded from memory, once they are loaded (see `finish`).
-stage = fn decode, closure, on_load ->
+stage = fn closure, on_load ->
   {dir, stale} = run_dir.(run_dir)
   {stager, tag} = {self(), make_ref()}
   {finisher, finishing} = writing.(fn -> finish_chunks.(stager, tag) end)
@@ -1451,7 +1448,7 @@ stage = fn decode, closure, on_load ->
 
   came =
     staged_parts.(
-      %{decode: decode, dir: dir, preparer: preparer, finisher: finisher, told: false,
+      %{dir: dir, preparer: preparer, finisher: finisher, told: false,
         closure: closure, wanted: set.(closure), on_load: set.(on_load), files: %{}, writers: [],
         apps: [], chunks: []},
       staged_parts
@@ -1472,7 +1469,7 @@ stage = fn decode, closure, on_load ->
 end
 
 # Sends this process the parts of `batch` (the list of them in the external term format), for
-# `stage` to take with `decode` the identity.
+# `stage` to take.
 parts_sent = fn batch ->
   for part <- :erlang.binary_to_term(batch), do: send(self(), {:mix_remote_part, part})
   send(self(), :mix_remote_parts_end)
@@ -1537,7 +1534,7 @@ ops = %{
   load: fn batch, eager, on_load, apps, expected ->
     with nil <- unexpected.(eager, apps, expected) do
       parts_sent.(batch)
-      finish.(stage.(& &1, eager, on_load), eager, on_load)
+      finish.(stage.(eager, on_load), eager, on_load)
     end
   end,
   # The entry, and Elixir code as `mix run` evaluates it, each called by `in_process`.
@@ -1676,10 +1673,10 @@ say_loaded = fn reply ->
   send(:mix_remote, {:mix_remote_loaded, reply})
 end
 
-# Stages a cold run's batch (see `stage`; `read_stdin` sends the parts in base64 as they come)
+# Stages a cold run's batch (see `stage`; `read_stdin` sends the parts as they come)
 # after `env` is put (a TMPDIR there places the run's directory, made first), with the config.exs
 # of `setup` evaluated meanwhile (`evaluate_ahead`); then loads it as the `load` request would
-# once `read_stdin` hands it the load line's `[eager, on_load, apps, expected]` (usually there
+# once `read_stdin` hands it the load frame's `[eager, on_load, apps, expected]` (usually there
 # before the staging is done), and says how that went. Staging runs at normal priority: at low,
 # it waited behind the processes code:prepare_loading/1 makes (one a module), and the chunks
 # after with it.
@@ -1690,8 +1687,7 @@ stage_and_load = fn closure, on_load, env, setup ->
       {_dir, stale} = run_dir.(run_dir)
       mix_env_set.(setup)
       if setup.config != [], do: evaluate_ahead.(setup.config, setup.env)
-      # OTP's decoder: 3 MB in 12-18 ms on OTP 27 and 29, Elixir's in 18-25 (as fast on OTP 25).
-      {:ok, %{stage.(&:base64.decode/1, closure, on_load) | stale: stale}}
+      {:ok, %{stage.(closure, on_load) | stale: stale}}
     catch
       kind, reason -> {:badrpc, failure.(kind, reason)}
     end
@@ -1713,33 +1709,24 @@ stage_and_load = fn closure, on_load, env, setup ->
 end
 
 # The rest of stdin, until its end halts the node. A cold run's batch comes in two steps. The
-# first as soon as the tool has it: the line `batch:<base64 of [closure, on_load, env,
-# setup]>:<sizes>`, then the batch's parts, each in base64, `sizes` (comma-separated) bytes each
-# (read as a count: as a line, a megabyte takes the IO server 60-85 ms), staged by a process of
-# its own as they come (`stage_and_load`, which `halt` stops first). Then, once the tool has
-# heard what the node has, the line `load:<base64 of [eager, on_load, apps, expected]>`, read
-# while the batch is staged and handed to that process.
+# first as soon as the tool has it: the frame `batch:<count>:<[closure, on_load, env, setup] in
+# the external term format>`, then the batch's `count` parts, a frame each, staged by a process
+# of its own as they come (`stage_and_load`, which `halt` stops first). Then, once the tool has
+# heard what the node has, the frame `load:<[eager, on_load, apps, expected] in the external
+# term format>`, read while the batch is staged and handed to that process.
 read_stdin = fn stager, again ->
-  case read_line.() do
+  case read_frame.() do
     "batch:" <> data ->
-      [args, sizes] = :binary.split(data, ":")
-      [closure, on_load, env, setup] = :erlang.binary_to_term(:base64.decode(args))
+      [count, args] = :binary.split(data, ":")
+      [closure, on_load, env, setup] = :erlang.binary_to_term(args)
       {pid, _ref} = writing.(fn -> stage_and_load.(closure, on_load, env, setup) end)
-
-      part = fn size ->
-        case :file.read(:standard_io, :erlang.binary_to_integer(size)) do
-          {:ok, data} -> send(pid, {:mix_remote_part, data})
-          _eof_or_error -> tool_gone.()
-        end
-      end
-
-      :lists.foreach(part, :binary.split(sizes, ",", [:global]))
-
+      part = fn _ -> send(pid, {:mix_remote_part, read_frame.()}) end
+      :lists.foreach(part, :lists.seq(1, :erlang.binary_to_integer(count)))
       send(pid, :mix_remote_parts_end)
       again.(pid, again)
 
     "load:" <> data ->
-      load = :erlang.binary_to_term(:base64.decode(data))
+      load = :erlang.binary_to_term(data)
 
       if stager,
         do: send(stager, {:mix_remote_load, load}),
@@ -1754,22 +1741,22 @@ end
 
 :ets.new(:mix_remote_writers, [:public, :named_table])
 :ets.new(:mix_remote_calls, [:public, :named_table])
-# The relay's beam, in base64: loaded by the request server (below), once the connection back
+# The relay's beam: loaded by the request server (below), once the connection back
 # has begun.
-relay_beam = read_line.()
+relay_beam = read_frame.()
 
 # Before it reads its cookie, the node says what it is and has, as `info` would answer:
 # `mix-remote:info:<hex of {Worked, Info}>`; the run then need not ask (and a cold run sends its
 # batch at once). A spare node of a warm session (src/remote/agent) has started distribution
 # (see below) as it says that; before its cookie it may be given a previous run's batch to load
-# ahead, as `preload:<base64 of [batch, eager, on_load]>` lines, and says that again after each,
-# with whether that preload worked (the agent hands the last one to the run). The code a later
-# preload replaces is purged at once, so the run can replace it again; a preload that fails
-# leaves the run to load what it needs. Another process says it, and then starts the elixir
-# application, while this one reads the next line at once: a cold run's cookie is there already,
-# and the connection back starts 10-30 ms sooner. Returns the line after the preloads and the
-# tag the last of those processes sends this one once it has said it: the node connects back
-# only then (below).
+# ahead, as `preload:<[batch, eager, on_load] in the external term format>` frames, and says that
+# again after each, with whether that preload worked (the agent hands the last one to the run).
+# The code a later preload replaces is purged at once, so the run can replace it again; a preload
+# that fails leaves the run to load what it needs. Another process says it, and then starts the
+# elixir application, while this one reads the next frame at once: a cold run's cookie is there
+# already, and the connection back starts 10-30 ms sooner. Returns the frame after the preloads
+# and the tag the last of those processes sends this one once it has said it: the node connects
+# back only then (below).
 # Each `mix-remote:` line the node writes on its stdout starts with a newline: output left
 # without its own (an -on_load's `IO.write`, a Logger format without one) would otherwise hide
 # the marker behind it (the tool takes markers only at the start of a line, and drops blank
@@ -1785,7 +1772,7 @@ read_after_preloads = fn worked, again ->
     elixir_started.()
   end)
 
-  case read_line.() do
+  case read_frame.() do
     "preload:" <> data ->
       # A spare (idle until its run) also loads what evaluating config files needs: a warm run
       # evaluates its config.exs as it begins, not ahead as a cold one does.
@@ -1793,9 +1780,9 @@ read_after_preloads = fn worked, again ->
 
       worked =
         try do
-          [batch, eager, on_load] = :erlang.binary_to_term(:base64.decode(data))
+          [batch, eager, on_load] = :erlang.binary_to_term(data)
           parts_sent.(batch)
-          loaded = finish.(stage.(& &1, eager, on_load), eager, on_load)
+          loaded = finish.(stage.(eager, on_load), eager, on_load)
           Enum.each(eager, &:code.purge/1)
           match?({:ok, _}, loaded)
         catch
@@ -1878,14 +1865,14 @@ connector =
 
 {cookie, said} = read_after_preloads.(true, read_after_preloads)
 cookie = :erlang.binary_to_atom(cookie)
-tool = :erlang.binary_to_atom(read_line.())
+tool = :erlang.binary_to_atom(read_frame.())
 
 # The request server loads the relay first: requests wait in its mailbox meanwhile.
 serving = %{relay: nil, geometry: nil, loaded: nil, waiting: []}
 
 server =
   spawn(fn ->
-    case :code.load_binary(:mix_remote_relay, ~c"mix_remote_relay", :base64.decode(relay_beam)) do
+    case :code.load_binary(:mix_remote_relay, ~c"mix_remote_relay", relay_beam) do
       {:module, _} ->
         serve.(serving, serve)
 

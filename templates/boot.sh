@@ -1,9 +1,10 @@
 # mix-remote launcher, run by `sh -c` on the server as the SSH master's session.
 # Lines are joined with "; " so any login shell passes them on; never use single quotes (nor an
 # exclamation mark: csh) here.
-# stdin: one line of Erlang (templates/boot_start.erl, which loads and runs the compiled boot
-# program), then what those read (the server port of the reverse forward to the tool's node among
-# it). The node starts at once.
+# stdin: frames, each its length in four bytes (big-endian) then its bytes: first Erlang
+# expressions (templates/boot_start.erl, which loads and runs the compiled boot program), then what
+# those read (the server port of the reverse forward to the tool's node among it). The node starts
+# at once.
 # P: the port of that forward when the tool chose it (a cold run's), else 0 (a port the server
 # allocates, which the tool learns only as the session opens: a warm session's spare). With a
 # chosen port, the connection back is opened here, before the VM starts, where bash can
@@ -17,10 +18,13 @@
 # The node is started by the `elixir` script itself (so it is the erl, code path and environment
 # that script would use, through asdf or mise shims and wrappers alike), but with `+iex`, the mode
 # the `iex` script uses, which leaves out `-s elixir start_cli`: the elixir command line (Logger
-# started, argv parsed, `-e` evaluated) is skipped. The `-eval` sets stdio to binary and unicode
-# (as the elixir application's start would), then reads the line of Erlang and evaluates it. The
-# script splits `--erl` on spaces and expands it unquoted: the expression has no space and no glob
-# character.
+# started, argv parsed, `-e` evaluated) is skipped. `-noinput`: no IO server reads stdin; the
+# `-eval` sets stdio to binary and unicode (as the elixir application's start would) for output,
+# opens a port on descriptor 0 that reads the frames (`{packet,4}`: 64 KB a read, and raw bytes,
+# where OTP 26's stdin reader takes 1024 bytes at a time through the IO server, which read a
+# 2.8 MB batch in 0.4-0.6 s on two cores; the port's owner is the process that runs the boot
+# program to its end), then reads the first frame and evaluates it. The script splits `--erl` on
+# spaces and expands it unquoted: the expression has no space and no glob character.
 # The boot program starts the elixir application later, off the path to the connection back
 # (templates/boot.exs, `elixir_started`): started here, beside the rest, it held up the module
 # loads of that path for 40-50 ms. Nothing loads crypto: the node's dynamic name spares
@@ -39,6 +43,6 @@ E=@ELIXIR@
 command -v "$E" >/dev/null 2>&1 || { echo "mix-remote:no-elixir $E"; exit 127; }
 echo mix-remote:connected
 P=@PORT@
-A="-noshell -start_epmd false -dist_listen false -proto_dist mix_remote -nocookie -kernel net_setuptime 120 -epmd_module mix_remote_boot -eval ok=io:setopts(standard_io,[binary,{encoding,unicode}]),{ok,T,_}=erl_scan:string(binary_to_list(io:get_line(standard_io,<<>>))),{ok,X}=erl_parse:parse_exprs(T),erl_eval:exprs(X,erl_eval:new_bindings())"
+A="-noshell -noinput -start_epmd false -dist_listen false -proto_dist mix_remote -nocookie -kernel net_setuptime 120 -epmd_module mix_remote_boot -eval ok=io:setopts(standard_io,[binary,{encoding,unicode}]),P=open_port({fd,0,1},[in,binary,eof,{packet,4}]),put(mix_remote_stdin,P),L=receive{P,{data,D}}->D;{P,eof}->halt(126)end,{ok,T,_}=erl_scan:string(binary_to_list(L)),{ok,X}=erl_parse:parse_exprs(T),erl_eval:exprs(X,erl_eval:new_bindings())"
 [ "$P" -gt 0 ] && command -v bash >/dev/null 2>&1 && ERL_CRASH_DUMP_BYTES=0 exec bash --norc -c "{ command exec 3<>/dev/tcp/127.0.0.1/$P; } 2>/dev/null && export MIX_REMOTE_FD=3; exec \"\$0\" +iex --erl \"\$1\"" "$E" "$A"
 ERL_CRASH_DUMP_BYTES=0 exec "$E" +iex --erl "$A"

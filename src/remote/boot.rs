@@ -12,8 +12,8 @@ use crate::remote::wire;
 
 /// The shell launcher (`templates/boot.sh`); `@ELIXIR@` is replaced by the elixir to run.
 const LAUNCHER: &str = include_str!("../../templates/boot.sh");
-/// What the launcher's node evaluates first (`templates/boot_start.erl`, Erlang, sent as one
-/// line on stdin): it refuses an OTP older than `@MIN_OTP@` ([`MIN_REMOTE_OTP`]), then loads the
+/// What the launcher's node evaluates first (`templates/boot_start.erl`, Erlang, sent as the
+/// first [`frame`] on stdin): it refuses an OTP older than `@MIN_OTP@` ([`MIN_REMOTE_OTP`]), then loads the
 /// boot program's beam for its release and calls it with `@TICK_MS@`, a quarter of
 /// [`NET_TICKTIME`] in milliseconds, the tick interval `:net_kernel.start/1` takes.
 const START: &str = include_str!("../../templates/boot_start.erl");
@@ -193,26 +193,64 @@ fn launcher(template: &str, elixir: &str) -> Result<String, BootError> {
     Ok(format!("exec sh -c '{script}'"))
 }
 
-/// Everything the boot session reads from stdin, in order: the start line (see `start_line`),
-/// the server port of the forward to our node, the carrier's, the boot program's and the relay's
-/// beams in base64, the cookie and our node's full name (read by the program). The stream then
-/// stays open: its end halts the node. With `ahead` (a cold run's node, which connects back as
-/// soon as it can) the start line opens the connection back first of all; a spare node, which
-/// waits for its run, leaves that to distribution.
+/// Everything the boot session reads from stdin, in order, a [`frame`] each:
+/// [`start_frames`], then [`identity_frames`]. The stream then stays open: its end halts the
+/// node.
 pub fn stdin_input(node_port: u16, ahead: bool, cookie: &str, our_node: &str) -> Vec<u8> {
-    format!(
-        "{}\n{node_port}\n{}\n{}\n{}\n{}\n{cookie}\n{our_node}\n",
-        start_line(ahead),
-        base64(DIST_BEAM),
-        base64(BOOT_BEAMS[0]),
-        base64(BOOT_BEAMS[1]),
-        base64(RELAY_BEAM)
-    )
-    .into_bytes()
+    let mut input = start_frames(node_port, ahead, "");
+    input.extend(identity_frames(cookie, our_node));
+    input
 }
 
-/// [`START`] as the one line of Erlang expressions the launcher's `-eval` reads: its comment
-/// lines left out, the others joined with spaces, the placeholders filled in.
+/// What the boot session reads from stdin before the identities, a [`frame`] each: the start
+/// line (see `start_line`, with the Erlang expressions `first`, each ending in a comma, before
+/// it), the server port of the forward to our node, the carrier's, the boot program's and the
+/// relay's beams. With `ahead` (a cold run's node, which connects back as soon as it can) the
+/// start line opens the connection back first of all; a spare node, which waits for its run,
+/// leaves that to distribution.
+pub fn start_frames(node_port: u16, ahead: bool, first: &str) -> Vec<u8> {
+    let start = format!("{first}{}", start_line(ahead));
+    let port = node_port.to_string();
+    let items = [
+        start.as_bytes(),
+        port.as_bytes(),
+        DIST_BEAM,
+        BOOT_BEAMS[0],
+        BOOT_BEAMS[1],
+        RELAY_BEAM,
+    ];
+    items.into_iter().flat_map(frame).collect()
+}
+
+/// The identities the boot program reads once it has said what it is, a [`frame`] each: the
+/// cookie and our node's full name.
+pub fn identity_frames(cookie: &str, our_node: &str) -> Vec<u8> {
+    [cookie, our_node]
+        .into_iter()
+        .flat_map(|s| frame(s.as_bytes()))
+        .collect()
+}
+
+/// What goes before `len` bytes that make one frame of a node's stdin: their count in four bytes,
+/// big-endian, as the port `templates/boot.sh` opens (`{packet,4}`) reads it. Every frame is
+/// under 4 GiB: a batch's part is a compressed term no larger than its term (which the external
+/// term format bounds there), and the rest is a few lines and beams.
+pub(crate) fn frame_header(len: usize) -> [u8; 4] {
+    u32::try_from(len)
+        .expect("a stdin frame is under 4 GiB")
+        .to_be_bytes()
+}
+
+/// `bytes` as one frame of a node's stdin: [`frame_header`], then `bytes`.
+pub(crate) fn frame(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + bytes.len());
+    out.extend_from_slice(&frame_header(bytes.len()));
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// [`START`] as the Erlang expressions the launcher's `-eval` reads: its comment lines left out,
+/// the others joined with spaces, the placeholders filled in.
 fn start_line(ahead: bool) -> String {
     START
         .lines()
@@ -263,28 +301,6 @@ pub fn is_ours(loaded: &HashMap<String, [u8; 16]>) -> bool {
             .iter()
             .any(|beam| wire::loader_md5(beam) == Some(*md5))
     })
-}
-
-/// Standard base64 with padding (what Elixir's `Base.decode64!/1` reads).
-pub(crate) fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> shift) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// What `check` feeds its launcher once the forward is tested: the go-ahead line, then the
@@ -479,12 +495,20 @@ mod tests {
     }
 
     #[test]
-    fn the_start_travels_as_one_line_before_the_beams() {
+    fn the_start_travels_as_the_first_frame_before_the_beams() {
         assert_eq!(elixir_string_body("a\"#{b}\\\n"), "a\\\"\\#{b}\\\\\\n");
-        let input = String::from_utf8(stdin_input(4000, true, "c", "t@localhost")).unwrap();
-        let lines: Vec<&str> = input.lines().collect();
+        let frames = |mut input: &[u8]| {
+            let mut frames = Vec::new();
+            while let [a, b, c, d, rest @ ..] = input {
+                let len = u32::from_be_bytes([*a, *b, *c, *d]) as usize;
+                frames.push(rest[..len].to_vec());
+                input = &rest[len..];
+            }
+            frames
+        };
+        let lines = frames(&stdin_input(4000, true, "c", "t@localhost"));
         assert_eq!(lines.len(), 8);
-        let start = lines[0];
+        let start = std::str::from_utf8(&lines[0]).unwrap();
         assert!(start.starts_with("Otp = list_to_integer("), "{start}");
         assert!(start.contains(" if Otp < 24 -> "));
         // The carrier and the port mapper (the boot program's module) are loaded before
@@ -503,15 +527,19 @@ mod tests {
         assert!(start.contains(" mix_remote_boot:main(3750) catch "));
         assert!(start.ends_with(" halt(1) end."));
         assert!(!start.contains('%'));
-        assert_eq!(lines[1], "4000");
-        assert_eq!(lines[2], base64(DIST_BEAM));
-        assert_eq!(lines[3], base64(BOOT_BEAMS[0]));
-        assert_eq!(lines[4], base64(BOOT_BEAMS[1]));
-        assert_eq!(lines[5], base64(RELAY_BEAM));
-        assert_eq!((lines[6], lines[7]), ("c", "t@localhost"));
+        assert_eq!(lines[1], b"4000");
+        assert_eq!(lines[2], DIST_BEAM);
+        assert_eq!(lines[3], BOOT_BEAMS[0]);
+        assert_eq!(lines[4], BOOT_BEAMS[1]);
+        assert_eq!(lines[5], RELAY_BEAM);
+        assert_eq!(
+            (&lines[6][..], &lines[7][..]),
+            (&b"c"[..], &b"t@localhost"[..])
+        );
+        assert_eq!(frame(b"ab"), [0, 0, 0, 2, b'a', b'b']);
         // A spare node waits for its run before it connects: it opens nothing ahead.
-        let later = String::from_utf8(stdin_input(4000, false, "c", "t@localhost")).unwrap();
-        assert!(!later.contains("mix_remote_dist:ahead("));
+        let later = frames(&stdin_input(4000, false, "c", "t@localhost"));
+        assert!(!String::from_utf8_lossy(&later[0]).contains("mix_remote_dist:ahead("));
     }
 
     #[test]
@@ -521,14 +549,5 @@ mod tests {
         assert_eq!(bytes_of_hex(&hex_of(b"")), Some(Vec::new()));
         assert_eq!(bytes_of_hex("abc"), None);
         assert_eq!(bytes_of_hex("zz"), None);
-    }
-
-    #[test]
-    fn base64_is_the_standard_alphabet_with_padding() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(&[0xfb, 0xff, 0xbf]), "+/+/");
     }
 }

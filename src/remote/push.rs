@@ -18,7 +18,7 @@ use crate::build::beam::Beam;
 use crate::build::compat::RemoteVersions;
 use crate::build::entry::display_module;
 use crate::build::native;
-use crate::remote::boot::{CANNOT_CREATE, NO_TEMP_DIR, RUN_DIR_PREFIX, Request, SERVER, base64};
+use crate::remote::boot::{self, CANNOT_CREATE, NO_TEMP_DIR, RUN_DIR_PREFIX, Request, SERVER};
 use crate::remote::node::dist::ATTACHED;
 use crate::remote::node::{CallError, Node, atom, failure_text, is_atom, tuple};
 use crate::remote::wire::{Prepared, Wire};
@@ -237,14 +237,14 @@ impl Load {
         }
     }
 
-    /// The second stdin line of a cold node (see templates/boot.exs, `read_stdin`), which loads
-    /// the batch [`batch_head`] began: `load:<base64 of the arguments>` and a newline.
-    pub fn line(&self) -> Vec<u8> {
-        let mut args = Vec::new();
+    /// The stdin frame of a cold node (see templates/boot.exs, `read_stdin`) that loads the
+    /// batch [`batch_head`] began: `load:` and the arguments in the external term format.
+    pub fn frame(&self) -> Vec<u8> {
+        let mut load = b"load:".to_vec();
         Term::from(List::from(self.args.clone()))
-            .encode(&mut args)
+            .encode(&mut load)
             .expect("encoding into memory");
-        format!("load:{}\n", base64(&args)).into_bytes()
+        boot::frame(&load)
     }
 
     /// What was pushed, from the node's `reply` to the load of `prepared` with `apps`
@@ -280,12 +280,11 @@ impl Load {
 }
 
 /// What goes on a cold node's stdin (see templates/boot.exs, `read_stdin`) before the tool knows
-/// what the node has: the line `batch:<base64 of [closure, on_load, env, setup]>:<sizes>`, which
-/// the batch's parts in base64 ([`Prepared::base64`], shared by every host) follow, `sizes`
-/// their lengths, comma-separated (each read at once: a megabyte as a line takes the node's IO
-/// server 60-85 ms, as a count a few). The node puts `env`, evaluates the config.exs of `setup`
-/// (the call's, see `invoke::setup_term`), and as each part comes writes its applications and
-/// prepares its closure modules for loading; [`Load::line`] then says which to load.
+/// what the node has: the frame `batch:<count>:<[closure, on_load, env, setup] in the external
+/// term format>`, which the batch's `count` parts follow, a frame each ([`Prepared::parts`]). The
+/// node puts `env`, evaluates the config.exs of `setup` (the call's, see `invoke::setup_term`),
+/// and as each part comes writes its applications and prepares its closure modules for loading;
+/// [`Load::frame`] then says which to load.
 pub fn batch_head(prepared: &Prepared, env: Term, setup: Term) -> Vec<u8> {
     let names = |keep: &dyn Fn(&Beam) -> bool| -> Term {
         let names: Vec<Term> = prepared
@@ -297,12 +296,11 @@ pub fn batch_head(prepared: &Prepared, env: Term, setup: Term) -> Vec<u8> {
         List::from(names).into()
     };
     let args = vec![names(&|_| true), names(&|beam| beam.on_load), env, setup];
-    let mut head = Vec::new();
+    let mut head = format!("batch:{}:", prepared.parts.len()).into_bytes();
     Term::from(List::from(args))
         .encode(&mut head)
         .expect("encoding into memory");
-    let sizes: Vec<String> = prepared.base64_sizes().map(|n| n.to_string()).collect();
-    format!("batch:{}:{}\n", base64(&head), sizes.join(",")).into_bytes()
+    boot::frame(&head)
 }
 
 /// The modules of `closure` the remote lacks, or has with another MD5 (they are replaced).
@@ -447,7 +445,6 @@ pub(crate) mod tests {
             batch,
             parts,
             shipped_modules: 0,
-            base64: std::sync::OnceLock::new(),
         };
         let failed = |reason: Term| {
             let reply = tuple(vec![atom("badrpc"), reason]);
@@ -505,7 +502,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_stdin_batch_names_the_closure_and_its_size_and_the_load_line_what_to_load() {
+    fn the_stdin_batch_names_the_closure_and_its_parts_and_the_load_frame_what_to_load() {
         let (mut a, a_wire) = module("a", 1);
         a.on_load = true;
         let (b, b_wire) = module("b", 2);
@@ -515,42 +512,34 @@ pub(crate) mod tests {
             batch,
             parts,
             shipped_modules: 2,
-            base64: std::sync::OnceLock::new(),
         };
-        let encoded = |terms: Vec<Term>| {
-            let mut bytes = Vec::new();
+        let framed = |tag: &str, terms: Vec<Term>| {
+            let mut bytes = tag.as_bytes().to_vec();
             Term::from(List::from(terms)).encode(&mut bytes).unwrap();
-            base64(&bytes)
+            let mut frame = u32::try_from(bytes.len()).unwrap().to_be_bytes().to_vec();
+            frame.extend(bytes);
+            frame
         };
         let names = |n: &[&str]| -> Term {
             List::from(n.iter().map(|m| atom(m)).collect::<Vec<_>>()).into()
         };
         let head = batch_head(&prepared, atom("env"), atom("setup"));
-        let args = encoded(vec![
+        let args = vec![
             names(&["a", "b"]),
             names(&["a"]),
             atom("env"),
             atom("setup"),
-        ]);
-        // "xyz" is "eHl6" in base64, "z" "eg==": the parts' 4 and 4 bytes follow the line.
-        assert_eq!(
-            String::from_utf8(head).unwrap(),
-            format!("batch:{args}:4,4\n")
-        );
-        assert_eq!(&*prepared.base64(), "eHl6eg==");
+        ];
+        // Two parts follow the head.
+        assert_eq!(head, framed("batch:2:", args));
 
         let remote = Remote {
             loaded: HashMap::from([("b".into(), [2; 16])]),
             ..bare_remote()
         };
-        let line = Load::plan(&prepared, &remote, &["ssl"], false).line();
-        let args = encoded(vec![
-            names(&["a"]),
-            names(&["a"]),
-            names(&["ssl"]),
-            names(&[]),
-        ]);
-        assert_eq!(String::from_utf8(line).unwrap(), format!("load:{args}\n"));
+        let frame = Load::plan(&prepared, &remote, &["ssl"], false).frame();
+        let args = vec![names(&["a"]), names(&["a"]), names(&["ssl"]), names(&[])];
+        assert_eq!(frame, framed("load:", args));
     }
 
     #[test]

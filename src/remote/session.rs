@@ -444,7 +444,7 @@ impl Session<'_> {
             let input =
                 boot::stdin_input(port, true, &self.ids.cookie, &self.ids.local.to_string());
             let sent = master.send(&input).await;
-            let (load_line, to_load) = oneshot::channel();
+            let (load_frame, to_load) = oneshot::channel();
             let writing = match sent {
                 Ok(()) => self.start_writing(master, job, to_load),
                 Err(_) => None,
@@ -453,7 +453,10 @@ impl Session<'_> {
             // failed write.
             master.wait_for(boot::CONNECTED, "the SSH session").await?;
             sent?;
-            let batch = Batch { writing, load_line };
+            let batch = Batch {
+                writing,
+                load_frame,
+            };
             Ok::<_, SessionError>((port, port_at, Instant::now(), batch))
         };
         let (port, port_at, connected_at, batch) = if interactive {
@@ -512,9 +515,9 @@ impl Session<'_> {
         // A write still going on when the node has connected back is the push's to wait for.
         let Batch {
             mut writing,
-            load_line,
+            load_frame,
         } = batch;
-        let mut load_line = Some(load_line);
+        let mut load_frame = Some(load_frame);
         // The session ending first means the boot failed, and says why.
         // The node says what it is before it connects back, but that line and the connection
         // come on different channels of the SSH connection: a node up before its line is read
@@ -552,9 +555,9 @@ impl Session<'_> {
                     }
                     said = said => {
                         let sent = self.told(job, &said?, stats).await?;
-                        let line = load_line.take();
+                        let line = load_frame.take();
                         if let (Some((_, sent)), Some(line)) = (&sent, line) {
-                            let _ = line.send(sent.load.line());
+                            let _ = line.send(sent.load.frame());
                         }
                         told = Some(sent);
                         if let Some((node, _)) = up.take() {
@@ -594,8 +597,8 @@ impl Session<'_> {
         let (known, sent) = match told {
             Some(Some((known, sent))) => (Some(known), Some(Sent { writing, ..sent })),
             _ => {
-                // Nothing to load from stdin: the push asks. The batch line may still be going.
-                drop(load_line);
+                // Nothing to load from stdin: the push asks. The batch may still be going.
+                drop(load_frame);
                 if let Some(writing) = writing {
                     let stdin = stdin_back(master, writing.await).await?;
                     master.give_stdin(stdin);
@@ -648,7 +651,7 @@ impl Session<'_> {
 
     /// Starts writing `job`'s batch on the booting node's stdin (taken from `master` meanwhile),
     /// in a task of its own, as soon as it is ready, with the host's remote environment and the
-    /// job's setup, then the line `to_load` gives (if it gives one); `None` if the session's
+    /// job's setup, then the frame `to_load` gives (if it gives one); `None` if the session's
     /// stdin is closed.
     fn start_writing(
         &self,
@@ -671,10 +674,13 @@ impl Session<'_> {
                     stdin
                         .write_all(&push::batch_head(&prepared, env, setup))
                         .await?;
-                    stdin.write_all(prepared.base64().as_bytes()).await?;
+                    for part in &prepared.parts {
+                        stdin.write_all(&boot::frame_header(part.len())).await?;
+                        stdin.write_all(&prepared.batch[part.clone()]).await?;
+                    }
                     stdin.flush().await?;
-                    if let Ok(line) = to_load.await {
-                        stdin.write_all(&line).await?;
+                    if let Ok(frame) = to_load.await {
+                        stdin.write_all(&frame).await?;
                         stdin.flush().await?;
                     }
                 }

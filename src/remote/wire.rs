@@ -78,28 +78,6 @@ pub struct Prepared {
     pub parts: Vec<Range<usize>>,
     /// How many modules the batch holds.
     pub shipped_modules: usize,
-    /// The parts in base64, one after the other, made once for every host that sends them on a
-    /// cold node's stdin.
-    pub base64: std::sync::OnceLock<Arc<str>>,
-}
-
-impl Prepared {
-    /// The batch's parts, each in base64 (standard, padded), one after the other, as a cold
-    /// node's stdin carries them: made by the first host that asks, shared by all.
-    pub fn base64(&self) -> Arc<str> {
-        Arc::clone(self.base64.get_or_init(|| {
-            self.parts
-                .iter()
-                .map(|part| crate::remote::boot::base64(&self.batch[part.clone()]))
-                .collect::<String>()
-                .into()
-        }))
-    }
-
-    /// The length of each part in [`Prepared::base64`], in order.
-    pub fn base64_sizes(&self) -> impl Iterator<Item = usize> + '_ {
-        self.parts.iter().map(|part| part.len().div_ceil(3) * 4)
-    }
 }
 
 /// How many closure modules a part of the batch holds: about eight parts, of at least 50. The
@@ -191,7 +169,6 @@ pub fn prepare_all(closure: &[Arc<Beam>], apps: &[ShippedApp]) -> Result<Prepare
         batch,
         parts,
         shipped_modules: wires.len(),
-        base64: Default::default(),
     })
 }
 
@@ -604,8 +581,6 @@ mod tests {
             "{} of {plain}",
             prepared.batch.len()
         );
-        let sizes: Vec<usize> = prepared.base64_sizes().collect();
-        assert_eq!(sizes.iter().sum::<usize>(), prepared.base64().len());
     }
 
     #[test]

@@ -158,7 +158,6 @@ pub fn trimmed(prepared: &Prepared, had: &Digests, remote: &Remote) -> Option<Pr
         batch,
         parts,
         shipped_modules,
-        base64: Default::default(),
     })
 }
 
@@ -185,12 +184,13 @@ pub fn encode(prepared: &Prepared) -> Vec<u8> {
     bytes
 }
 
-/// A run's batch ready for spare nodes: the line that preloads it (see templates/boot.exs) and
+/// A run's batch ready for spare nodes: the frame that preloads it (see templates/boot.exs) and
 /// the digests of its items.
 #[derive(Debug)]
 pub struct Preload {
-    /// `preload:<base64>\n`, written to a spare's stdin before the run's identities.
-    pub line: Vec<u8>,
+    /// `preload:` and what [`encode`] made, as a stdin frame, written to a spare's stdin before
+    /// the run's identities.
+    pub frame: Vec<u8>,
     /// What the batch holds.
     pub digests: Digests,
 }
@@ -215,7 +215,7 @@ impl Preload {
         };
         Some(Preload {
             digests: digests(&batch.bytes)?,
-            line: format!("preload:{}\n", boot::base64(encoded)).into_bytes(),
+            frame: boot::frame(&[b"preload:", encoded].concat()),
         })
     }
 }
@@ -430,7 +430,6 @@ mod tests {
             batch,
             parts,
             shipped_modules: 2,
-            base64: Default::default(),
         }
     }
 
@@ -481,7 +480,7 @@ mod tests {
         assert_eq!(removed(&had, &now).as_deref(), Some("module :gone_erl"));
 
         let preload = |digests: Digests| Preload {
-            line: Vec::new(),
+            frame: Vec::new(),
             digests,
         };
         let (later, earlier) = (preload(digests(&now).unwrap()), preload(had));
@@ -563,7 +562,6 @@ mod tests {
                 parts: Vec::new(),
                 batch: batch(files),
                 shipped_modules: 0,
-                base64: Default::default(),
             };
             let remote = crate::remote::push::tests::bare_remote();
             let trimmed = trimmed(&now, &had, &remote).unwrap();
@@ -610,7 +608,9 @@ mod tests {
     fn a_preload_carries_the_batch_and_its_digests() {
         let preload = Preload::new(&encode(&prepared(part(b"v1", "")))).unwrap();
         assert_eq!(preload.digests, digests(&batch(b"v1", "")).unwrap());
-        assert!(preload.line.starts_with(b"preload:") && preload.line.ends_with(b"\n"));
+        let len = u32::from_be_bytes(preload.frame[..4].try_into().unwrap()) as usize;
+        assert_eq!(len, preload.frame.len() - 4);
+        assert!(preload.frame[4..].starts_with(b"preload:"));
         assert!(Preload::new(b"junk").is_none());
     }
 }

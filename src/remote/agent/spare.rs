@@ -201,7 +201,7 @@ impl Spare {
         let remote = format!("mix_remote_{:016x}@{NODE_HOST}", rand::random::<u64>());
         let mut input = prelude(port);
         if let Some(preload) = &preload {
-            input.extend_from_slice(&preload.line);
+            input.extend_from_slice(&preload.frame);
         }
         stdin
             .write_all(&input)
@@ -246,7 +246,7 @@ impl Spare {
     /// Gives the node `preload` to load ahead (the batch of a later run than what it has).
     pub async fn preload(&mut self, preload: Arc<Preload>) {
         if let Some(stdin) = self.stdin.as_mut()
-            && stdin.write_all(&preload.line).await.is_ok()
+            && stdin.write_all(&preload.frame).await.is_ok()
         {
             self.preloaded = Some(preload);
             self.expected += 1;
@@ -257,7 +257,7 @@ impl Spare {
     pub async fn go(&mut self, cookie: &str, local: &str) -> std::io::Result<()> {
         let stdin = self.stdin.as_mut().ok_or(std::io::ErrorKind::BrokenPipe)?;
         stdin
-            .write_all(identities(cookie, local).as_bytes())
+            .write_all(&boot::identity_frames(cookie, local))
             .await?;
         stdin.flush().await
     }
@@ -321,22 +321,10 @@ impl Keeper {
     }
 }
 
-/// The run's part of the boot session's input: the cookie and our node's name (the last lines of
-/// [`boot::stdin_input`]).
-fn identities(cookie: &str, local: &str) -> String {
-    format!("{cookie}\n{local}\n")
-}
-
 /// Everything the boot session reads before the run's identities: the start line (preceded by
 /// printing [`BOOTED`], in Erlang as that line), the beams and the forward's port.
 fn prelude(port: u16) -> Vec<u8> {
-    let (c, l) = ("c", "l");
-    let mut input = boot::stdin_input(port, false, c, l);
-    let tail = identities(c, l).len();
-    input.truncate(input.len() - tail);
-    let say = format!("io:format(\"{MARKER}{BOOTED}~n\"), ");
-    input.splice(0..0, say.bytes());
-    input
+    boot::start_frames(port, false, &format!("io:format(\"{MARKER}{BOOTED}~n\"), "))
 }
 
 #[cfg(test)]
@@ -346,11 +334,14 @@ mod tests {
     #[test]
     fn the_prelude_and_the_identities_make_the_boot_input() {
         let mut input = prelude(4242);
-        input.extend_from_slice(identities("k", "b@localhost").as_bytes());
+        input.extend(boot::identity_frames("k", "b@localhost"));
         let cold = boot::stdin_input(4242, false, "k", "b@localhost");
         let say = b"io:format(\"mix-remote:spare~n\"), ";
-        assert!(input.starts_with(b"io:format(\"mix-remote:spare~n\"), Otp = "));
-        assert!(input[say.len()..] == cold[..]);
+        // The start frame is longer by what it says first; the rest is the cold input's.
+        let start = |input: &[u8]| u32::from_be_bytes(input[..4].try_into().unwrap()) as usize;
+        assert_eq!(start(&input), start(&cold) + say.len());
+        assert!(input[4..].starts_with(b"io:format(\"mix-remote:spare~n\"), Otp = "));
+        assert!(input[4 + say.len()..] == cold[4..]);
     }
 
     #[tokio::test]

@@ -15,19 +15,19 @@ use crate::remote::wire::Prepared;
 pub(super) struct Sent {
     pub(super) load: push::Load,
     pub(super) prepared: Arc<Prepared>,
-    /// When the tool knew what to load (the load line went then, or after the batch).
+    /// When the tool knew what to load (the load frame went then, or after the batch).
     pub(super) at: Instant,
     /// The write, if it is still going on: it gives back the session's stdin.
     pub(super) writing: Option<Writing>,
 }
 
 /// What `Session::connect` started for `Session::boot`: the batch's write, and where the
-/// load line is to be given once the node has said what it has.
+/// load frame is to be given once the node has said what it has.
 pub(super) struct Batch {
     /// The write, or `None` if the session's stdin was closed.
     pub(super) writing: Option<Writing>,
     /// Where the line saying what to load goes, to be written after the batch.
-    pub(super) load_line: oneshot::Sender<Vec<u8>>,
+    pub(super) load_frame: oneshot::Sender<Vec<u8>>,
 }
 
 /// Writing a batch on the boot session's stdin (taken from the master while it goes on), in a
@@ -70,7 +70,7 @@ impl Drop for Writing {
     }
 }
 
-/// The session's stdin that a write (the batch, the load line) gives back; if the write failed,
+/// The session's stdin that a write (the batch, the load frame) gives back; if the write failed,
 /// why the session ended, which says more than the failed write (the node's last words, ssh's).
 pub(super) async fn stdin_back(
     master: &mut Master,
