@@ -235,14 +235,14 @@ pub fn identity_frames(cookie: &str, our_node: &str) -> Vec<u8> {
 /// big-endian, as the port `templates/boot.sh` opens (`{packet,4}`) reads it. Every frame is
 /// under 4 GiB: a batch's part is a compressed term no larger than its term (which the external
 /// term format bounds there), and the rest is a few lines and beams.
-pub(crate) fn frame_header(len: usize) -> [u8; 4] {
+pub fn frame_header(len: usize) -> [u8; 4] {
     u32::try_from(len)
         .expect("a stdin frame is under 4 GiB")
         .to_be_bytes()
 }
 
 /// `bytes` as one frame of a node's stdin: [`frame_header`], then `bytes`.
-pub(crate) fn frame(bytes: &[u8]) -> Vec<u8> {
+pub fn frame(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + bytes.len());
     out.extend_from_slice(&frame_header(bytes.len()));
     out.extend_from_slice(bytes);

@@ -188,7 +188,8 @@ pub async fn push(
 }
 
 /// What the boot program's `load` is given besides the batch, and what the reply is read
-/// against: the same whether it goes as a request or on a cold node's stdin ([`batch_head`], [`Load::line`]).
+/// against: the same whether it goes as a request or on a cold node's stdin ([`batch_head`],
+/// [`Load::frame`]).
 #[derive(Debug)]
 pub struct Load {
     /// `eager, on_load, apps, expected` (see templates/boot.exs, `ops.load`).
