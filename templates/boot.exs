@@ -180,7 +180,7 @@ loaded_ahead = fn modules -> spawn(fn -> :code.ensure_modules_loaded(modules) en
 # The next frame of stdin: what the tool wrote as one, its length before it in four bytes, read by
 # the port on descriptor 0 the launcher's `-eval` opened (templates/boot.sh, which starts the node
 # with `-noinput`: no IO server reads stdin, whose reader since OTP 26 takes 1024 bytes at a time,
-# 2.8 MB in 0.4-0.6 s on two cores, where the port takes 64 KB and frames need no decoding).
+# 2.8 MB in 0.35-0.6 s on two cores, where the port takes 64 KB and frames need no decoding).
 # Erlang's own functions: the frames read before the connection back load no Elixir module (every
 # load waits for the one code server, busy with distribution's start then).
 stdin = :erlang.get(:mix_remote_stdin)
