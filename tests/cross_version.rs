@@ -4,9 +4,12 @@
 //! build machine, the chroot's `mix` compiles the fixture. Host: OTP 25; trixie: OTP 27; sid:
 //! OTP 29. Where the remote's loader can load the beams the run works (which also proves the
 //! boot flags on that OTP); where it cannot, the run fails before the call with exit 3 and one
-//! line naming the module.
+//! line naming the module. On an OTP 27 remote, too, a node halts and leaves nothing once its
+//! stdin (frames read by a port of its own, see templates/boot.sh) ends, at any point, and warm
+//! sessions serve runs and preload their batches.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use testkit::{Chroot, Output, Sshd};
 
@@ -349,4 +352,169 @@ fn a_version_warning_is_shown_once_per_run_and_not_at_all_with_no_warnings() {
     )
     .expect("edit");
     assert_eq!(run(&[]), Vec::<String>::new());
+}
+
+/// The run directories in `chroot`'s /tmp, where a node there makes them (the sessions'
+/// `TMPDIR` is the host's).
+fn run_dirs_in(chroot: &Chroot) -> Vec<PathBuf> {
+    testkit::entries(&chroot.root().join("tmp"))
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("mix-remote-run-"))
+        })
+        .collect()
+}
+
+/// Panics unless, within 15 s, `chroot`'s /tmp holds no run directory but those of `before`:
+/// the other tests here run there too, and remove theirs as their runs end.
+fn assert_no_run_dir_left_in(chroot: &Chroot, before: &[PathBuf], context: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left: Vec<PathBuf> = run_dirs_in(chroot)
+            .into_iter()
+            .filter(|dir| !before.contains(dir))
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{context}: left {left:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_tool_stopped_as_it_writes_the_batch_leaves_nothing_on_an_otp27_remote() {
+    // Stopped at points from the login to the end of the run (the batch is written as the node
+    // boots, some 500-700 ms in here): the node's stdin ends before its first frame, between
+    // frames or in one, or the connection back goes.
+    let Some(trixie) = Chroot::open("trixie") else {
+        return;
+    };
+    let sshd = Sshd::start();
+    let project = testkit::compiled_fixture("many");
+    let before = run_dirs_in(&trixie);
+    for signal in ["KILL", "TERM", "INT"] {
+        for delay in [0, 150, 300, 400, 500, 600, 700, 900] {
+            let mut tool = testkit::mix_remote(&project);
+            tool.run_on(&sshd)
+                .args(["--no-compile", "--elixir"])
+                .arg(trixie.elixir())
+                .arg("Many.M0.depth");
+            let run = tool.spawn();
+            std::thread::sleep(Duration::from_millis(delay));
+            run.signal(signal);
+            let out = run.finish();
+            let context = format!("{signal} after {delay} ms: {:?} {}", out.code, out.stderr);
+            assert!([Some(0), Some(130), None].contains(&out.code), "{context}");
+            sshd.wait_until_no_session_processes(Duration::from_secs(15))
+                .unwrap_or_else(|left| panic!("{context}: left {left:?}"));
+            out.assert_local_clean();
+            assert_eq!(sshd.run_dirs(), Vec::<PathBuf>::new(), "{context}");
+            assert_no_run_dir_left_in(&trixie, &before, &context);
+        }
+    }
+}
+
+#[test]
+fn a_node_whose_input_ends_before_it_reads_it_halts_on_an_otp27_remote() {
+    // The tool killed while the server's elixir is held back: the node starts once sshd has
+    // gone, with what of its input reached the pipe before (the boot's beams are more than a
+    // pipe holds), then its end, in the middle of a frame.
+    let Some(trixie) = Chroot::open("trixie") else {
+        return;
+    };
+    let sshd = Sshd::start();
+    let project = testkit::compiled_fixture("many");
+    let before = run_dirs_in(&trixie);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let open = dir.path().join("open");
+    let gate = testkit::ElixirWrapper::new(&format!(
+        "while [ ! -e '{}' ]; do sleep 0.05; done\nexec '{}' \"$@\"",
+        open.display(),
+        trixie.elixir().display()
+    ));
+    let mut tool = testkit::mix_remote(&project);
+    tool.run_on(&sshd)
+        .args(["--no-compile", "-v", "--elixir"])
+        .arg(gate.path())
+        .arg("Many.M0.depth");
+    let mut run = tool.spawn();
+    run.stderr_until("tunnel:");
+    std::thread::sleep(Duration::from_millis(300));
+    run.signal("KILL");
+    let out = run.finish();
+    assert_eq!(out.code, None, "{}", out.stderr);
+    out.assert_local_clean();
+    std::fs::write(&open, b"").expect("open the gate");
+    sshd.wait_until_no_session_processes(Duration::from_secs(15))
+        .unwrap_or_else(|left| panic!("left {left:?}"));
+    assert_eq!(sshd.run_dirs(), Vec::<PathBuf>::new());
+    assert_no_run_dir_left_in(&trixie, &before, "the tool killed");
+}
+
+#[test]
+fn a_warm_session_serves_and_preloads_on_an_otp27_remote_and_down_leaves_nothing() {
+    let Some(trixie) = Chroot::open("trixie") else {
+        return;
+    };
+    let sshd = Sshd::start();
+    let demo = testkit::compiled_fixture("demo");
+    let runtime = tempfile::tempdir().expect("a runtime dir");
+    let config = sshd.ssh_config().display().to_string();
+    let elixir = trixie.elixir().display().to_string();
+    let tool = |args: &[&str]| {
+        let mut tool = testkit::mix_remote(&demo);
+        tool.env("XDG_RUNTIME_DIR", runtime.path())
+            .args(args)
+            .args(["--host", &sshd.host(), "-F", &config]);
+        tool
+    };
+    // Each run's batch is preloaded to the spare that serves the next: the second run pushes
+    // only what each run loads itself.
+    let spare_ready = |runs: u64| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = testkit::mix_remote(&demo)
+                .env("XDG_RUNTIME_DIR", runtime.path())
+                .args(["status", "--json"])
+                .run();
+            let status: serde_json::Value =
+                serde_json::from_str(out.stdout.trim()).expect("status");
+            if status["runs"] == runs && status["spare"] == "ready" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{status:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let up = tool(&["up", "--elixir", &elixir]).run();
+    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    spare_ready(0);
+    let mut pushed = Vec::new();
+    for runs in 1..=2 {
+        let out = tool(&["run", "-v", "--no-compile", "--elixir", &elixir])
+            .arg("Demo.Worker.process")
+            .args(["--", "42", "\"batch-7\""])
+            .run();
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("its spare node serves this run"),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stdout.starts_with(PROCESS_LINES), "{}", out.stdout);
+        pushed.push(out.stat("pushed_modules"));
+        spare_ready(runs);
+    }
+    assert!(pushed[1] < pushed[0], "{pushed:?}");
+    let down = testkit::mix_remote(&demo)
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .args(["down", "--all"])
+        .run();
+    assert_eq!(down.code, Some(0), "{}", down.stderr);
+    sshd.wait_until_no_session_processes(Duration::from_secs(15))
+        .unwrap_or_else(|left| panic!("left {left:?}"));
+    assert_eq!(sshd.run_dirs(), Vec::<PathBuf>::new());
 }
