@@ -10,8 +10,9 @@
 # `read_frame`; so the cookie is never in argv, the environment or a file), starts distribution
 # without any listener and with a dynamic name (the tool's node names it as it connects), sets
 # the cookie for the tool's node, and only then connects out to the tool through the SSH tunnel:
-# nobody can connect to this node, and it speaks to nobody but the tool. It halts when stdin closes or the tool's node goes down:
-# when the tool exits, is killed, or the SSH connection or the link drops.
+# nobody can connect to this node, and it speaks to nobody but the tool. It halts when stdin
+# closes or the tool's node goes down: when the tool exits, is killed, or the SSH connection or
+# the link drops.
 #
 # The one other module it needs, the output relay (templates/mix_remote_relay.erl), comes compiled
 # on stdin and is loaded as it is. The tool's requests are served by the process registered as
@@ -101,8 +102,8 @@ end
 # (0 to 125). Once only (a lost connection and stdin's end may both say so); the name it
 # registers first, `mix_remote_going`, tells `dispatch` that the end of the code it kills is no
 # result to answer (a run still connected, a warm session ended under it, learns that the node
-# went away). Unless the node is stopping already (`System.stop/1`: `user` stops before
-# distribution, so reads of stdin fail then, and the connection goes), whose status init gives.
+# went away). Unless the node is stopping already (`System.stop/1`: the connection goes as
+# distribution stops), whose status init gives.
 tool_gone = fn ->
   first =
     try do

@@ -885,9 +885,9 @@ fn a_run_makes_one_request_after_connect_whatever_the_closure_size() {
 #[test]
 fn a_cold_node_leaves_string_unicode_and_base_unloaded() {
     // Every module load on the booting node waits for its one code server, and a run's own
-    // modules wait with them: the boot program spells lower-case hex and base64 with Erlang's
-    // functions, not String.downcase/1 (String.Unicode: 136 KB, 13 ms on an idle core) or Base
-    // (75 KB, 5-6 ms). Neither is loaded when the function is called.
+    // modules wait with them: the boot program spells lower-case hex with Erlang's functions,
+    // not String.downcase/1 (String.Unicode: 136 KB, 13 ms on an idle core), nor Base (75 KB,
+    // 5-6 ms). Neither is loaded when the function is called.
     let sshd = Sshd::start();
     let out = run(
         &sshd,

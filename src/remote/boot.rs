@@ -13,8 +13,8 @@ use crate::remote::wire;
 /// The shell launcher (`templates/boot.sh`); `@ELIXIR@` is replaced by the elixir to run.
 const LAUNCHER: &str = include_str!("../../templates/boot.sh");
 /// What the launcher's node evaluates first (`templates/boot_start.erl`, Erlang, sent as the
-/// first [`frame`] on stdin): it refuses an OTP older than `@MIN_OTP@` ([`MIN_REMOTE_OTP`]), then loads the
-/// boot program's beam for its release and calls it with `@TICK_MS@`, a quarter of
+/// first [`frame`] on stdin): it refuses an OTP older than `@MIN_OTP@` ([`MIN_REMOTE_OTP`]), then
+/// loads the boot program's beam for its release and calls it with `@TICK_MS@`, a quarter of
 /// [`NET_TICKTIME`] in milliseconds, the tick interval `:net_kernel.start/1` takes.
 const START: &str = include_str!("../../templates/boot_start.erl");
 /// The boot program (`templates/boot.exs`) as `cargo xtask boot-beam` compiles it on OTP 25,

@@ -321,8 +321,8 @@ impl Keeper {
     }
 }
 
-/// Everything the boot session reads before the run's identities: the start line (preceded by
-/// printing [`BOOTED`], in Erlang as that line), the beams and the forward's port.
+/// Everything the boot session reads before the run's identities: the start frame (printing
+/// [`BOOTED`] first, in Erlang as the rest of that frame), the forward's port and the beams.
 fn prelude(port: u16) -> Vec<u8> {
     boot::start_frames(port, false, &format!("io:format(\"{MARKER}{BOOTED}~n\"), "))
 }

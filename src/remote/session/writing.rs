@@ -26,7 +26,7 @@ pub(super) struct Sent {
 pub(super) struct Batch {
     /// The write, or `None` if the session's stdin was closed.
     pub(super) writing: Option<Writing>,
-    /// Where the line saying what to load goes, to be written after the batch.
+    /// Where the frame saying what to load goes, to be written after the batch.
     pub(super) load_frame: oneshot::Sender<Vec<u8>>,
 }
 
