@@ -1,5 +1,5 @@
 //! The checks of a file that serde cannot make as it reads it: a key out of its place (and the
-//! keys valid there, for an unknown one), an empty address, `remote_env` names, groups in groups.
+//! keys valid there, for an unknown one), an empty address, `remote_env`'s MIX_ENV and values (its names are checked as read), groups in groups.
 
 use std::path::Path;
 
@@ -163,20 +163,17 @@ pub(super) fn check_section(section: &Section, at: &str, path: &Path) -> Result<
         });
     }
     if let Some(env) = &section.remote_env {
-        let bad = env.value.keys().find(|k| {
-            k.is_empty() || k.contains(['=', '\0']) || k.starts_with(|c: char| c.is_ascii_digit())
-        });
-        let message = match (bad, env.value.get("MIX_ENV")) {
-            (Some(bad), _) => Some(format!("`{bad}` is not a valid environment variable name")),
+        // Its names were checked as they were read (`values::remote_env`), each at its key.
+        let message = match env.value.get("MIX_ENV") {
             // On the node it would only be a variable: the build that ships, the config files'
             // `config_env()` and `Mix.env()` are the run's environment.
-            (None, Some(value)) => Some(format!(
+            Some(value) => Some(format!(
                 "MIX_ENV is the run's Mix environment, not a variable to set on the server: \
                  set `mix_env: {value}` instead (it chooses the build, the config files' \
                  environment and Mix.env() alike)"
             )),
             // The server's `System.put_env/2` refuses a NUL byte in a value too.
-            (None, None) => env
+            None => env
                 .value
                 .iter()
                 .find(|(_, v)| v.contains('\0'))

@@ -469,9 +469,41 @@ mod tests {
         let (line, key, message) = invalid("hosts:\n  h1:\n    address: \"\"\n");
         assert_eq!((line, key.as_str()), (3, "hosts.h1.address"));
         assert!(message.contains("the address is empty"), "{message}");
-        let (line, key, message) = invalid("defaults:\n  remote_env: {\"A=B\": x}\n");
-        assert_eq!((line, key.as_str()), (2, "defaults.remote_env"));
-        assert!(message.contains("A=B"), "{message}");
+        let err = parse("defaults:\n  remote_env: {\"A=B\": x}\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/p/mix-remote.yaml:2:16: `defaults.remote_env.A=B`: `A=B` is not a valid \
+             environment variable name"
+        );
+        for (text, at, key) in [
+            (
+                "hosts:\n  h:\n    remote_env:\n      OK: x\n      1X: y\n",
+                (5, 7),
+                "hosts.h.remote_env.1X",
+            ),
+            (
+                "groups:\n  g:\n    hosts: [a]\n    remote_env: {\"\": y}\n",
+                (4, 18),
+                "groups.g.remote_env.",
+            ),
+        ] {
+            let err = parse(text).unwrap_err();
+            let ConfigError::Invalid {
+                line,
+                column,
+                key: found,
+                message,
+                ..
+            } = &err
+            else {
+                panic!("{err:?}");
+            };
+            assert_eq!(((*line, *column), found.as_str()), (at, key), "{text:?}");
+            assert!(
+                message.ends_with("is not a valid environment variable name"),
+                "{message}"
+            );
+        }
         let (line, key, message) = invalid("hosts:\n  h:\n    remote_env: {A: \"x\\0y\"}\n");
         assert_eq!((line, key.as_str()), (3, "hosts.h.remote_env"));
         assert_eq!(message, "the value of `A` holds a NUL byte");

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::values::{elixir_path, entry, include, mix_env, port, seconds, ssh_options};
+use super::values::{elixir_path, entry, include, mix_env, port, remote_env, seconds, ssh_options};
 use super::{Config, Selected};
 
 /// One layer of settings: `defaults`, a group, a host, or the flags and environment.
@@ -39,6 +39,7 @@ pub struct Section {
     #[serde(default, deserialize_with = "ssh_options")]
     pub ssh_options: Option<Vec<String>>,
     /// Environment variables set in the remote node before the call.
+    #[serde(default, deserialize_with = "remote_env")]
     pub remote_env: Option<Spanned<BTreeMap<String, String>>>,
     /// Seconds to wait for the SSH connection and login.
     #[serde(default, deserialize_with = "seconds")]

@@ -3,7 +3,10 @@
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
+use std::collections::BTreeMap;
 use std::fmt;
+
+use serde_saphyr::Spanned;
 
 use crate::build::entry::{Entry, EntryError};
 
@@ -145,6 +148,41 @@ pub(super) fn include<'de, D: Deserializer<'de>>(
     }
     let modules = Option::<Vec<Module>>::deserialize(deserializer)?;
     Ok(modules.map(|m| m.into_iter().map(|Module(m)| m).collect()))
+}
+
+/// Whether `name` can name an environment variable the node sets: not empty, without `=` or a
+/// NUL byte (which no environment can hold), not starting with a digit.
+pub fn env_name_ok(name: &str) -> Result<(), String> {
+    match name.is_empty()
+        || name.contains(['=', '\0'])
+        || name.starts_with(|c: char| c.is_ascii_digit())
+    {
+        true => Err(format!("`{name}` is not a valid environment variable name")),
+        false => Ok(()),
+    }
+}
+
+/// `remote_env`, each name checked as it is read (see [`env_name_ok`]), so that an error names
+/// the key (`defaults.remote_env.A=B`, its line and column), not the mapping.
+pub(super) fn remote_env<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Spanned<BTreeMap<String, String>>>, D::Error> {
+    /// One variable's name, checked.
+    #[derive(PartialEq, Eq, PartialOrd, Ord)]
+    struct Name(String);
+    impl<'de> Deserialize<'de> for Name {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Name, D::Error> {
+            let name = String::deserialize(deserializer)?;
+            env_name_ok(&name).map_err(de::Error::custom)?;
+            Ok(Name(name))
+        }
+    }
+    let env = Option::<Spanned<BTreeMap<Name, String>>>::deserialize(deserializer)?;
+    Ok(env.map(|env| Spanned {
+        value: env.value.into_iter().map(|(Name(k), v)| (k, v)).collect(),
+        referenced: env.referenced,
+        defined: env.defined,
+    }))
 }
 
 /// An entry function of the form `run` takes (see [`Entry::parse`]); one that names only a
