@@ -2,7 +2,7 @@
 //! terminal (a pseudo-terminal, the screen rendered by a terminal emulator) that calls the
 //! project's code in its started application, completes a module name with Tab, interrupts an
 //! evaluation with Ctrl-C and ends with Ctrl-D; a session fed by a pipe; `System.halt()` ending
-//! one. Every one leaves nothing behind on either side.
+//! one; a config file ending one before IEx starts. Every one leaves nothing behind on either side.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -258,6 +258,60 @@ fn system_halt_ends_the_session_and_leaves_nothing_behind() {
     );
     sshd.assert_no_session_processes();
     out.assert_local_clean();
+}
+
+#[test]
+fn a_config_file_that_ends_the_run_with_a_status_ends_the_session_before_iex() {
+    // As under `iex -S mix`: a Mix exception with `exit_status: 0` in a config file ends the
+    // session with 0 before IEx starts, Mix's words alone; `exit(:normal)` so without a word;
+    // `exit({:shutdown, 3})` is an error naming the file and the status (the tool's 1).
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("demo", "dev");
+    let project = staged.path();
+    std::fs::create_dir_all(project.join("config")).unwrap();
+    let host = sshd.host();
+    for (i, name) in ["config.exs", "runtime.exs"].into_iter().enumerate() {
+        let file = match name {
+            "config.exs" => "config/config.exs (or a file it imports)",
+            _ => "config/runtime.exs",
+        };
+        for (ending, code, said) in [
+            (
+                "Mix.raise(\"boom\", exit_status: 0)",
+                0,
+                "** (Mix) boom\n".to_owned(),
+            ),
+            ("exit(:normal)", 0, String::new()),
+            (
+                "exit({:shutdown, 3})",
+                1,
+                format!("mix-remote: error: {file} stopped the run with status 3 on {host}\n"),
+            ),
+        ] {
+            for (j, other) in ["config.exs", "runtime.exs"].into_iter().enumerate() {
+                let line = if i == j { ending } else { "" };
+                let text = format!("import Config\n{line}\n");
+                std::fs::write(project.join("config").join(other), text).unwrap();
+            }
+            let out = iex(&sshd, project, &["--env", "dev", "--no-compile"])
+                .stdin("IO.puts(:in_iex)\n")
+                .run();
+            assert_eq!(
+                (out.code, out.stdout.as_str()),
+                (Some(code), ""),
+                "{name}, {ending}: {}",
+                out.stderr
+            );
+            let stderr: String = out
+                .stderr
+                .lines()
+                .filter(|l| !l.contains("warning: _build/dev is older than"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            assert_eq!(stderr, said, "{name}, {ending}");
+            left_nothing(&sshd, &out);
+        }
+    }
 }
 
 #[test]
