@@ -77,7 +77,7 @@ impl From<SessionError> for CliError {
             SessionError::Boot(_) | SessionError::Wire(_) => USAGE,
             SessionError::Timeout { .. } | SessionError::Call(CallError::Timeout { .. }) => TIMEOUT,
             // The code ended the node itself: the function failed, as a raise would.
-            SessionError::Halted { .. } => RAISED,
+            SessionError::Halted { .. } | SessionError::ConfigHalted { .. } => RAISED,
             _ => CANNOT_RUN,
         };
         CliError::new(e.to_string(), code)

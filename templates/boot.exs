@@ -604,6 +604,11 @@ evaluate_config = fn files, env, names, subdir ->
         Enum.reduce_while(names, {:ok, []}, fn name, {:ok, configs} ->
           imports = if name == "runtime.exs", do: [imports: :disabled], else: []
 
+          # The file under way, said on the node's stdout (`mix-remote:config:config/NAME`, then
+          # `mix-remote:config:` once it is done): a `System.halt/1` in it halts the node at
+          # once, which the tool then reports as that file's end of the run, as `mix run` ends.
+          IO.write(:user, "\nmix-remote:config:config/#{name}\n")
+
           try do
             target = String.to_atom(System.get_env("MIX_TARGET", "host"))
             read_config.(Path.join([dir, "config", name]), [env: String.to_atom(env), target: target] ++ imports)
@@ -632,6 +637,8 @@ evaluate_config = fn files, env, names, subdir ->
               {:halt, {:config_failed, "config/" <> name, String.replace(text, dir <> "/", ""), status}}
           else
             config -> {:cont, {:ok, configs ++ [config]}}
+          after
+            IO.write(:user, "\nmix-remote:config:\n")
           end
         end)
       end)
@@ -1687,7 +1694,10 @@ stage_and_load = fn closure, on_load, env, setup ->
       :lists.foreach(fn {name, value} -> true = :os.putenv(:unicode.characters_to_list(name), :unicode.characters_to_list(value)) end, :maps.to_list(env))
       {_dir, stale} = run_dir.(run_dir)
       mix_env_set.(setup)
-      if setup.config != [], do: evaluate_ahead.(setup.config, setup.env)
+      # Not one that may halt the node (`System.halt/1`): what it printed before would be lost
+      # with the node, where `mix run` shows it; evaluated in the run, it goes out as it is printed.
+      halts = :lists.any(fn {_path, contents} -> :binary.match(contents, "halt") != :nomatch end, setup.config)
+      if setup.config != [] and not halts, do: evaluate_ahead.(setup.config, setup.env)
       {:ok, %{stage.(closure, on_load) | stale: stale}}
     catch
       kind, reason -> {:badrpc, failure.(kind, reason)}

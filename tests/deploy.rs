@@ -638,6 +638,57 @@ fn an_exit_with_a_status_in_a_config_file_ends_the_run_as_under_mix_run() {
 }
 
 #[test]
+fn a_halt_in_a_config_file_ends_the_run_as_under_mix_run() {
+    // `System.halt(n)` in a config file ends `mix run` with n at once, without a word and without
+    // the hooks; here it ends the run as a halt in the code does: 0 a success, another status
+    // the tool's 1, naming the file (the tool's own 2-4 mean other things).
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("demo", "dev");
+    let project = staged.path();
+    let code = "IO.puts(:called)";
+    for (i, name) in ["config.exs", "runtime.exs"].into_iter().enumerate() {
+        for status in [0, 3] {
+            let mut lines = ["", ""];
+            let ending = format!("{HOOK}\nIO.puts(:before)\nSystem.halt({status})");
+            lines[i] = &ending;
+            config_files(project, lines);
+            let local = testkit::mix_run(project, "dev", true, code, &[]);
+            assert_eq!(
+                (local.code, local.stdout.as_str(), local.stderr.as_str()),
+                (Some(status), "before\n", ""),
+                "mix run, {name}"
+            );
+            let mut tool = testkit::mix_remote(project);
+            let out = tool.eval_on(&sshd, code).arg("--no-compile").run();
+            out.assert_local_clean();
+            assert_eq!(
+                (out.code, out.stdout.as_str()),
+                (Some(u8::from(status != 0).into()), "before\n"),
+                "{name}: {}",
+                out.stderr
+            );
+            let said: Vec<&str> = out
+                .stderr
+                .lines()
+                .filter(|l| !l.contains("warning: _build/dev is older than"))
+                .collect();
+            let file = match name {
+                "config.exs" => "config/config.exs (or a file it imports)",
+                _ => "config/runtime.exs",
+            };
+            let error = format!(
+                "mix-remote: error: {file} stopped the run with status 3 on {}",
+                sshd.host()
+            );
+            let expected: &[&str] = if status == 0 { &[] } else { &[&error] };
+            assert_eq!(said, expected, "{name}: {}", out.stderr);
+        }
+    }
+    sshd.assert_no_session_processes();
+    assert_no_run_dirs(&sshd, "the config files' halts");
+}
+
+#[test]
 fn what_elixir_says_of_a_config_file_names_it_as_the_projects() {
     let sshd = Sshd::start();
     let staged = testkit::staged_fixture("otp_app", "dev");

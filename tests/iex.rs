@@ -264,7 +264,8 @@ fn system_halt_ends_the_session_and_leaves_nothing_behind() {
 fn a_config_file_that_ends_the_run_with_a_status_ends_the_session_before_iex() {
     // As under `iex -S mix`: a Mix exception with `exit_status: 0` in a config file ends the
     // session with 0 before IEx starts, Mix's words alone; `exit(:normal)` so without a word;
-    // `exit({:shutdown, 3})` is an error naming the file and the status (the tool's 1).
+    // `exit({:shutdown, 3})` is an error naming the file and the status (the tool's 1); a
+    // `System.halt/1` there alike.
     let sshd = Sshd::start();
     let staged = testkit::staged_fixture("demo", "dev");
     let project = staged.path();
@@ -284,6 +285,12 @@ fn a_config_file_that_ends_the_run_with_a_status_ends_the_session_before_iex() {
             ("exit(:normal)", 0, String::new()),
             (
                 "exit({:shutdown, 3})",
+                1,
+                format!("mix-remote: error: {file} stopped the run with status 3 on {host}\n"),
+            ),
+            ("System.halt(0)", 0, String::new()),
+            (
+                "System.halt(3)",
                 1,
                 format!("mix-remote: error: {file} stopped the run with status 3 on {host}\n"),
             ),

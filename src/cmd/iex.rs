@@ -178,6 +178,9 @@ fn conclude(end: Result<End, SessionError>, host: &HostSettings, view: &Reporter
             view.result("IEx", how, &text, false);
             exit::RAISED
         }
+        Err(e @ SessionError::ConfigHalted { .. }) => {
+            conclude(e.config_halt().map(End::NotCalled), host, view)
+        }
         Err(e) => {
             view.error(&e.to_string());
             CliError::from(e).code

@@ -68,6 +68,10 @@ pub const INFO: &str = "info:";
 /// `mix-remote:loaded:HEX`: the node has loaded the batch it was given on stdin; HEX is the
 /// external term format of what the `load` request would have answered.
 pub const LOADED: &str = "loaded:";
+/// `mix-remote:config:config/NAME`: the node evaluates that config file (of the project's);
+/// `mix-remote:config:` alone, it is done with it. A node that halts in between was halted by
+/// the file (`System.halt/1` in it).
+pub const CONFIG: &str = "config:";
 /// `mix-remote:done`: the node has answered the run's work (`run`, `eval`, `iex`) and its own
 /// output (Logger's) is all out before this line: nothing is left to wait for but the reply.
 pub const DONE: &str = "done";
@@ -419,6 +423,8 @@ mod tests {
         assert!(PROGRAM.contains(&format!("[\"{RUN_DIR_PREFIX}\", :os.getpid(), ?-,")));
         assert!(PROGRAM.contains(&format!("Process.register(server, :{SERVER})")));
         assert!(PROGRAM.contains(&format!("[\"\\n{MARKER}{INFO}\", info, ?\\n]")));
+        assert!(PROGRAM.contains(&format!("\"\\n{MARKER}{CONFIG}config/#{{name}}\\n\"")));
+        assert!(PROGRAM.contains(&format!("\"\\n{MARKER}{CONFIG}\\n\"")));
         assert!(START.contains(&format!("io:format(\"{MARKER}{OLD_OTP}~b~n\"")));
         assert!(START.contains("mix_remote_boot:main(@TICK_MS@)\n"));
         assert!(PROGRAM.contains(&format!(

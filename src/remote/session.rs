@@ -88,7 +88,9 @@ pub async fn run_host(
             phase.done(format!("{} stopped with status 0", job.call.shown()));
             Ok(Outcome::Stopped(0))
         }
-        other => other,
+        // `System.halt(n)` in a config file: the run ends as that file's exit with n ends it.
+        Err(e) => e.config_halt(),
+        ok => ok,
     }
 }
 
@@ -235,8 +237,8 @@ where
         master.abandon();
         result
     } else {
-        let status = master.shutdown(TEARDOWN_GRACE).await;
-        result.map_err(|e| e.halted_with(status))
+        let (status, evaluating) = master.end(TEARDOWN_GRACE).await;
+        result.map_err(|e| e.halted_with(status).halted_in(evaluating))
     };
     stats.teardown = Some(stopping.elapsed());
     drop(phase);

@@ -27,7 +27,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 use crate::build::compat::MIN_REMOTE_OTP;
-use crate::remote::boot::{CONNECTED, DONE, INFO, MARKER, NO_ELIXIR, OLD_OTP};
+use crate::remote::boot::{CONFIG, CONNECTED, DONE, INFO, MARKER, NO_ELIXIR, OLD_OTP};
 
 /// How many lines of the session's stderr are kept to explain a failure.
 const STDERR_TAIL: usize = 8;
@@ -245,6 +245,11 @@ pub struct Master {
     stderr: Arc<Mutex<VecDeque<String>>>,
     /// The task reading stderr into `stderr`: done once ssh's last words are in.
     stderr_read: Option<tokio::task::JoinHandle<()>>,
+    /// The task reading stdout: done once the node's last markers are in.
+    stdout_read: Option<tokio::task::JoinHandle<()>>,
+    /// The project's config file the node is evaluating (`config/runtime.exs`), if it is
+    /// evaluating one ([`CONFIG`]).
+    evaluating: Arc<Mutex<Option<String>>>,
 }
 
 impl Master {
@@ -326,11 +331,18 @@ impl Master {
         // The launcher then waits for our input, so later lines are the session's.
         let started = Arc::new(AtomicBool::new(false));
         let (port_tx, allocated) = mpsc::unbounded_channel();
-        if let Some(stdout) = child.stdout.take() {
+        let evaluating = Arc::new(Mutex::new(None));
+        let stdout_read = child.stdout.take().map(|stdout| {
             let output = Arc::clone(&output);
             let started = Arc::clone(&started);
+            let evaluating = Arc::clone(&evaluating);
             tokio::spawn(each_line(stdout, move |line, continued| {
                 match line.strip_prefix(MARKER).filter(|_| !continued) {
+                    Some(marker) if marker.starts_with(CONFIG) => {
+                        let file = &marker[CONFIG.len()..];
+                        *evaluating.lock().expect("config lock poisoned") =
+                            (!file.is_empty()).then(|| file.to_owned());
+                    }
                     Some(marker) => {
                         if marker == CONNECTED {
                             started.store(true, Ordering::SeqCst);
@@ -339,8 +351,8 @@ impl Master {
                     }
                     None => output(&line),
                 }
-            }));
-        }
+            }))
+        });
         let stderr_read = child.stderr.take().map(|err| {
             let tail = Arc::clone(&stderr);
             tokio::spawn(each_line(err, move |line, _| {
@@ -375,6 +387,8 @@ impl Master {
             chosen_port: None,
             stderr,
             stderr_read,
+            stdout_read,
+            evaluating,
         })
     }
 
@@ -551,7 +565,13 @@ impl Master {
     /// ends the session and so the master. If that takes longer than `grace` (a hung server, a
     /// dead link), the master is killed, which closes the connection. Returns ssh's exit status,
     /// the session's (the node's, which the launcher `exec`s) unless ssh failed (255).
-    pub async fn shutdown(mut self, grace: Duration) -> Option<i32> {
+    pub async fn shutdown(self, grace: Duration) -> Option<i32> {
+        self.end(grace).await.0
+    }
+
+    /// [`Master::shutdown`], with the project's config file the node was evaluating as its
+    /// session ended, if it was (a `System.halt/1` in it ended the node).
+    pub async fn end(mut self, grace: Duration) -> (Option<i32>, Option<String>) {
         self.stdin.take();
         let status = match tokio::time::timeout(grace, self.child.wait()).await {
             Ok(ended) => ended.ok().and_then(|s| s.code()),
@@ -565,7 +585,12 @@ impl Master {
         if let Some(reader) = self.stderr_read.take() {
             let _ = tokio::time::timeout(LAST_WORDS, reader).await;
         }
-        status
+        // The node's last markers: which config file it was in, if it halted there.
+        if let Some(reader) = self.stdout_read.take().filter(|_| status.is_some()) {
+            let _ = tokio::time::timeout(LAST_WORDS, reader).await;
+        }
+        let evaluating = self.evaluating.lock().expect("config lock poisoned").take();
+        (status, evaluating)
     }
 }
 

@@ -9,6 +9,7 @@ use crate::build::compat;
 use crate::build::native;
 use crate::events::Stage;
 use crate::remote::boot::BootError;
+use crate::remote::invoke::Outcome;
 use crate::remote::node::{CallError, DistError};
 use crate::remote::push::PushError;
 use crate::remote::ssh::SshError;
@@ -119,6 +120,18 @@ pub enum SessionError {
         /// The node's exit status.
         status: u8,
     },
+    /// The remote node halted while it evaluated one of the project's config files: the file
+    /// called `System.halt/1`, which ends `mix run` with its status before the code runs. The
+    /// run ends as an `exit({:shutdown, status})` there ends it (see [`Outcome::ConfigFailed`]).
+    #[error("{file} stopped the run with status {status} on {host}")]
+    ConfigHalted {
+        /// The file, as the project names it (`config/runtime.exs`).
+        file: String,
+        /// The host.
+        host: String,
+        /// The node's exit status.
+        status: u8,
+    },
 }
 
 /// What to do about a server without a directory a run can write its files in, and where runs
@@ -221,6 +234,31 @@ impl SessionError {
                 }
             }
             (other, _) => other,
+        }
+    }
+
+    /// A halt ([`SessionError::Halted`]) while the node evaluated the config file `evaluating`
+    /// is that file's: [`SessionError::ConfigHalted`].
+    pub(super) fn halted_in(self, evaluating: Option<String>) -> SessionError {
+        match (self, evaluating) {
+            (SessionError::Halted { host, status, .. }, Some(file)) => {
+                SessionError::ConfigHalted { file, host, status }
+            }
+            (other, _) => other,
+        }
+    }
+
+    /// A config file's halt as the end it makes of the run: the file's
+    /// [`Outcome::ConfigFailed`] with no text, as its `exit({:shutdown, status})` makes; another
+    /// error as it is.
+    pub fn config_halt(self) -> Result<Outcome, SessionError> {
+        match self {
+            SessionError::ConfigHalted { file, status, .. } => Ok(Outcome::ConfigFailed {
+                file,
+                text: String::new(),
+                status,
+            }),
+            other => Err(other),
         }
     }
 
