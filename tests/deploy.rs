@@ -590,51 +590,14 @@ fn an_exit_with_a_status_in_a_config_file_ends_the_run_as_under_mix_run() {
     // Elixir's command line takes `exit(:normal)` and `exit({:shutdown, n})` for an end with a
     // status: in a config file they end `mix run` so, without a word (the hooks get the status),
     // the code not run: 0 is a success there and here; another status ends the tool with 1.
-    let sshd = Sshd::start();
-    let staged = testkit::staged_fixture("demo", "dev");
-    let project = staged.path();
-    let code = "IO.puts(:called)";
-    for (i, name) in ["config.exs", "runtime.exs"].into_iter().enumerate() {
-        for (exit, status) in [("exit(:normal)", 0), ("exit({:shutdown, 3})", 3)] {
-            let mut lines = ["", ""];
-            let ending = format!("{HOOK}\n{exit}");
-            lines[i] = &ending;
-            config_files(project, lines);
-            let local = testkit::mix_run(project, "dev", true, code, &[]);
-            let hooked = format!("hook {status}\n");
-            assert_eq!(
-                (local.code, local.stdout.as_str(), local.stderr.as_str()),
-                (Some(status), hooked.as_str(), ""),
-                "mix run, {name}"
-            );
-            let mut tool = testkit::mix_remote(project);
-            let out = tool.eval_on(&sshd, code).arg("--no-compile").run();
-            out.assert_local_clean();
-            assert_eq!(
-                (out.code, out.stdout.as_str()),
-                (Some(u8::from(status != 0).into()), hooked.as_str()),
-                "{name}: {}",
-                out.stderr
-            );
-            let said: Vec<&str> = out
-                .stderr
-                .lines()
-                .filter(|l| !l.contains("warning: _build/dev is older than"))
-                .collect();
-            let file = match name {
-                "config.exs" => "config/config.exs (or a file it imports)",
-                _ => "config/runtime.exs",
-            };
-            let error = format!(
-                "mix-remote: error: {file} stopped the run with status 3 on {}",
-                sshd.host()
-            );
-            let expected: &[&str] = if status == 0 { &[] } else { &[&error] };
-            assert_eq!(said, expected, "{name}: {}", out.stderr);
-        }
-    }
-    sshd.assert_no_session_processes();
-    assert_no_run_dirs(&sshd, "the config files' exits");
+    let endings = [("exit(:normal)", 0), ("exit({:shutdown, 3})", 3)].map(|(exit, status)| {
+        (
+            format!("{HOOK}\n{exit}"),
+            status,
+            format!("hook {status}\n"),
+        )
+    });
+    config_file_endings_end_the_run_as_under_mix_run(&endings, "the config files' exits");
 }
 
 #[test]
@@ -642,29 +605,40 @@ fn a_halt_in_a_config_file_ends_the_run_as_under_mix_run() {
     // `System.halt(n)` in a config file ends `mix run` with n at once, without a word and without
     // the hooks; here it ends the run as a halt in the code does: 0 a success, another status
     // the tool's 1, naming the file (the tool's own 2-4 mean other things).
+    let endings = [0, 3].map(|status| {
+        let ending = format!("{HOOK}\nIO.puts(:before)\nSystem.halt({status})");
+        (ending, status, "before\n".to_owned())
+    });
+    config_file_endings_end_the_run_as_under_mix_run(&endings, "the config files' halts");
+}
+
+/// Each of `endings` (the end of a config file, the status `mix run` exits with after it, what
+/// it prints), in config.exs and then in runtime.exs, ends `mix run` and a run of the tool alike:
+/// the same output, 0 a success, another status the tool's 1 naming the file; nothing left on
+/// the server (`what` says what ended the runs).
+fn config_file_endings_end_the_run_as_under_mix_run(endings: &[(String, i32, String)], what: &str) {
     let sshd = Sshd::start();
     let staged = testkit::staged_fixture("demo", "dev");
     let project = staged.path();
     let code = "IO.puts(:called)";
     for (i, name) in ["config.exs", "runtime.exs"].into_iter().enumerate() {
-        for status in [0, 3] {
+        for (ending, status, printed) in endings {
             let mut lines = ["", ""];
-            let ending = format!("{HOOK}\nIO.puts(:before)\nSystem.halt({status})");
-            lines[i] = &ending;
+            lines[i] = ending;
             config_files(project, lines);
             let local = testkit::mix_run(project, "dev", true, code, &[]);
             assert_eq!(
                 (local.code, local.stdout.as_str(), local.stderr.as_str()),
-                (Some(status), "before\n", ""),
-                "mix run, {name}"
+                (Some(*status), printed.as_str(), ""),
+                "mix run, {name}: {ending}"
             );
             let mut tool = testkit::mix_remote(project);
             let out = tool.eval_on(&sshd, code).arg("--no-compile").run();
             out.assert_local_clean();
             assert_eq!(
                 (out.code, out.stdout.as_str()),
-                (Some(u8::from(status != 0).into()), "before\n"),
-                "{name}: {}",
+                (Some(i32::from(*status != 0)), printed.as_str()),
+                "{name}: {ending}: {}",
                 out.stderr
             );
             let said: Vec<&str> = out
@@ -677,15 +651,15 @@ fn a_halt_in_a_config_file_ends_the_run_as_under_mix_run() {
                 _ => "config/runtime.exs",
             };
             let error = format!(
-                "mix-remote: error: {file} stopped the run with status 3 on {}",
+                "mix-remote: error: {file} stopped the run with status {status} on {}",
                 sshd.host()
             );
-            let expected: &[&str] = if status == 0 { &[] } else { &[&error] };
-            assert_eq!(said, expected, "{name}: {}", out.stderr);
+            let expected: &[&str] = if *status == 0 { &[] } else { &[&error] };
+            assert_eq!(said, expected, "{name}: {ending}: {}", out.stderr);
         }
     }
     sshd.assert_no_session_processes();
-    assert_no_run_dirs(&sshd, "the config files' halts");
+    assert_no_run_dirs(&sshd, what);
 }
 
 #[test]
