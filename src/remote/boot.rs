@@ -237,8 +237,9 @@ pub fn identity_frames(cookie: &str, our_node: &str) -> Vec<u8> {
 
 /// What goes before `len` bytes that make one frame of a node's stdin: their count in four bytes,
 /// big-endian, as the port `templates/boot.sh` opens (`{packet,4}`) reads it. Every frame is
-/// under 4 GiB: a batch's part is a compressed term no larger than its term (which the external
-/// term format bounds there), and the rest is a few lines and beams.
+/// far under 4 GiB: a batch's part holds compressed modules and at most
+/// [`MAX_PRIV_BYTES`](crate::build::apps::MAX_PRIV_BYTES) of `priv/` files, and the rest is a
+/// few lines and beams.
 pub fn frame_header(len: usize) -> [u8; 4] {
     u32::try_from(len)
         .expect("a stdin frame is under 4 GiB")
