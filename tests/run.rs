@@ -358,6 +358,66 @@ fn pid_masked(line: &str) -> Option<String> {
 }
 
 #[test]
+fn a_script_is_compiled_as_under_mix_run_its_top_level_too() {
+    let sshd = Sshd::start();
+    let demo = testkit::compiled_fixture("demo");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let script = dir.path().join("fix.exs");
+    // A `fn` of the top level is compiled code under `mix run FILE` (Code.require_file/2), not
+    // erl_eval's interpreted closure as under `mix run -e`; a failure there has the script's line.
+    std::fs::write(
+        &script,
+        "double = fn x -> x * 2 end\n\
+         {:module, module} = :erlang.fun_info(double, :module)\n\
+         IO.puts(\"interpreted: #{module == :erl_eval}\")\n\
+         IO.puts(\"sum: #{Enum.sum(Enum.map(1..10, double))}\")\n\
+         if System.argv() == [\"fail\"], do: raise(\"boom\")\n\
+         :done\n",
+    )
+    .expect("write the script");
+    let path = script.display().to_string();
+    let output = "interpreted: false\nsum: 110\n";
+    let local = testkit::mix_run_file(&demo, "dev", &script, &[]);
+    assert_eq!((local.code, local.stdout.as_str()), (Some(0), output));
+    let out = run(&sshd, &[&path, "--no-compile"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), output),
+        "{}",
+        out.stderr
+    );
+    // Its value is not printed, but the result event has it.
+    let out = run(&sshd, &[&path, "--no-compile", "--json"]);
+    let result = out
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "result")
+        .unwrap_or_else(|| panic!("no result event: {}", out.stdout));
+    assert_eq!(
+        (&result["status"], &result["value"]),
+        (&"returned".into(), &":done".into())
+    );
+
+    let frame = format!("{path}:5: (file)");
+    let local = testkit::mix_run_file(&demo, "dev", &script, &["fail"]);
+    assert_eq!(local.code, Some(1));
+    assert!(local.stderr.contains(&frame), "{}", local.stderr);
+    let out = run(&sshd, &[&path, "--no-compile", "--", "fail"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(1), output),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("** (RuntimeError) boom") && out.stderr.contains(&frame),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn a_crash_no_link_takes_is_logged_as_under_mix_run() {
     let sshd = Sshd::start();
     // The emulator names the node of a crash when the node is alive, as the run's is: Logger

@@ -395,9 +395,26 @@ fn up_serves_runs_with_fresh_nodes_and_down_leaves_nothing() {
     assert_eq!(eval.code, Some(0), "{}", eval.stderr);
     assert!(eval.stderr.contains(SERVED), "{}", eval.stderr);
     eval.assert_local_clean();
+    // So does a script, compiled there as on a cold node (its `fn` is no interpreted closure).
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let script = dir.path().join("warm.exs");
+    std::fs::write(
+        &script,
+        "f = fn x -> x end\nIO.puts(:erlang.fun_info(f, :module) != {:module, :erl_eval})\n",
+    )
+    .expect("write the script");
+    let path = script.display().to_string();
+    let out = sessions.on(&sshd, &["run", "-v", &path, "--no-compile"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "true\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains(SERVED), "{}", out.stderr);
     // The agent counts a run once the run has let go of its node.
     let deadline = Instant::now() + LIMIT;
-    while sessions.status()[0]["runs"] != 4 {
+    while sessions.status()[0]["runs"] != 5 {
         assert!(Instant::now() < deadline, "{:?}", sessions.status());
         std::thread::sleep(Duration::from_millis(20));
     }

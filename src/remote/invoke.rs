@@ -142,6 +142,9 @@ pub struct Setup<'a> {
     pub ansi: bool,
     /// Send the value ahead of the `System.at_exit/1` hooks ([`Job::value_ahead`]).
     pub value_ahead: bool,
+    /// The call is a script, which the node compiles: it loads Elixir's and Erlang's compilers
+    /// ahead, beside the rest.
+    pub script: bool,
     /// The applications whose compile-time config is checked (none: no check).
     pub compile_env_apps: &'a [String],
     /// Every application of the project's build, shipped or not ([`crate::build::apps::Apps::built`]).
@@ -168,6 +171,7 @@ impl<'a> Setup<'a> {
             mix: job.uses_mix,
             ansi: job.ansi,
             value_ahead: job.value_ahead,
+            script: job.call.is_script(),
             compile_env_apps: &job.compile_env_apps,
             built_apps: &job.apps.built,
             protocols: job.protocols.as_ref(),
@@ -352,7 +356,7 @@ fn code_terms(code: &Code, setup: Setup<'_>) -> Vec<Term> {
 /// `setup` as the boot program's `run`, `eval` and `iex` take it:
 /// `%{config: [{path, binary}], env: binary, apps: [atom], start: boolean, permanent: boolean,
 /// mix_env: binary, mix_target: binary, mix: boolean, ansi: boolean, value_ahead: boolean,
-/// compile_env_apps: [atom], built_apps: [atom], check_configured: boolean}`, and `protocols:
+/// script: boolean, compile_env_apps: [atom], built_apps: [atom], check_configured: boolean}`, and `protocols:
 /// {elixir, [{module, path, beam}]}` when it has them.
 pub fn setup_term(setup: Setup<'_>) -> Term {
     let binary = |b: &[u8]| Term::from(Binary::from(b.to_vec()));
@@ -376,6 +380,7 @@ pub fn setup_term(setup: Setup<'_>) -> Term {
         (atom("mix"), boolean(setup.mix)),
         (atom("ansi"), boolean(setup.ansi)),
         (atom("value_ahead"), boolean(setup.value_ahead)),
+        (atom("script"), boolean(setup.script)),
         (
             atom("compile_env_apps"),
             List::from(compile_env_apps).into(),

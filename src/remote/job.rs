@@ -115,6 +115,11 @@ impl Call {
         }
     }
 
+    /// Whether it is a script (`run FILE.exs`), which the node compiles as `mix run FILE` does.
+    pub fn is_script(&self) -> bool {
+        matches!(self, Call::Code(code) if code.file != Code::NO_FILE)
+    }
+
     /// Whether the value it ends with is printed: a function's and an expression's are, a
     /// script's is not (as `mix run FILE` prints none), nor a session's.
     pub fn prints_value(&self) -> bool {
@@ -142,11 +147,14 @@ pub struct Code {
 }
 
 impl Code {
+    /// The file of an expression: none, as Elixir names it.
+    pub const NO_FILE: &'static str = "nofile";
+
     /// An expression, as `mix run -e CODE ARGS` evaluates it: `argv` is its `System.argv/0`.
     pub fn expression(text: &str, argv: Vec<String>) -> Code {
         Code {
             text: text.to_owned(),
-            file: "nofile".to_owned(),
+            file: Code::NO_FILE.to_owned(),
             argv,
             shown: "the expression".to_owned(),
             prints_value: true,

@@ -306,6 +306,19 @@ pub fn mix_run(
     crate::run_within(cmd, crate::RUN_LIMIT)
 }
 
+/// `mix run --no-compile FILE ARGS` in `project` with `MIX_ENV=env` and the vendored libraries,
+/// finished within [`crate::RUN_LIMIT`]: what a test compares a script's run with.
+pub fn mix_run_file(project: &Path, env: &str, file: &Path, args: &[&str]) -> crate::Finished {
+    let mut cmd = Command::new("mix");
+    cmd.args(["run", "--no-compile"])
+        .arg(file)
+        .args(args)
+        .current_dir(project)
+        .env("MIX_ENV", env)
+        .env(VENDOR_VAR, vendor_dir());
+    crate::run_within(cmd, crate::RUN_LIMIT)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
