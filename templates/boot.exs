@@ -37,6 +37,35 @@ remove_tree = fn dir ->
   end
 end
 
+# Removes the directories `paths` through the shell the node starts as it makes its run's
+# directory (see `sweeper`, registered as `mix_remote_sweeper`), once it runs and its `rm` is done;
+# without it (no `sh`, or it is gone), with `remove_tree`. A path with a newline (a TMPDIR that
+# holds one), which that shell reads as two lines, is removed with `remove_tree` too.
+removed = fn paths ->
+  {lines, others} = :lists.partition(&(:binary.match(&1, "\n") == :nomatch), paths)
+
+  through =
+    case :erlang.whereis(:mix_remote_sweeper) do
+      :undefined ->
+        false
+
+      sweeper ->
+        ref = :erlang.monitor(:process, sweeper)
+        send(sweeper, {:mix_remote_remove, self(), ref, lines})
+
+        receive do
+          {^ref, :removed} ->
+            :erlang.demonitor(ref, [:flush])
+            true
+
+          {:DOWN, ^ref, :process, _, _} ->
+            false
+        end
+    end
+
+  :lists.foreach(remove_tree, if(through, do: others, else: paths))
+end
+
 # Halts the node, removing the run's directory first, once the processes that write there (see
 # `writing`) are stopped.
 halt = fn status ->
@@ -53,7 +82,7 @@ halt = fn status ->
 
   case :persistent_term.get(:mix_remote_dir, nil) do
     nil -> :ok
-    dir -> remove_tree.(dir)
+    dir -> removed.([dir])
   end
 
   System.halt(status)
@@ -306,15 +335,56 @@ end
 
 @RUN_DIRS@
 
-# The node halting otherwise than by `halt` (`System.halt/1`, `System.stop/1` in the code or typed
-# in IEx, a fatal error, SIGKILL) skips `halt`'s removal of the run's directory: this shell, held
-# by a process as long-lived as the node, removes it once the node has gone (the port's pipe
-# closes then), whichever way it went. Erlang's functions only (see `run_dir`).
-sweep_on_halt = fn ->
-  with dir when is_binary(dir) <- :persistent_term.get(:mix_remote_dir, nil),
-       sh when is_list(sh) <- :os.find_executable(~c"sh") do
-    :erlang.open_port({:spawn_executable, sh}, [args: ["-c", "read -r _; rm -rf -- \"$0\"", dir]])
+# The shell that removes the run's directory once the node has gone (the port's pipe closes
+# then), whichever way it went: the node halting otherwise than by `halt` (`System.halt/1`,
+# `System.stop/1` in the code or typed in IEx, a fatal error, SIGKILL) skips `halt`'s removal.
+# Held by this process, registered as `mix_remote_sweeper` by `run_dir` as it makes the directory,
+# as long-lived as the node, which also removes through it the directories `removed` is given
+# (`halt`'s, those of earlier runs), one `rm` each, answering once it is done: the VM itself then
+# starts no program as it halts, nor one a halt could cut short. OTP starts a program in two
+# steps (erl_child_setup.c): erl_child_setup forks a child, which waits, before it runs the
+# program, for the VM to acknowledge the fork on the program's stdin; a VM that halts (or closes
+# the port, its process killed) in between leaves that child reading end-of-file, which prints
+# `erl_child_setup: failed with error 32 on line 281` on the node's stderr, and the program never
+# runs: a sweeping shell so cut short would leave the run's directory behind. So this shell says
+# it runs (a newline) before the process serves anything, and `removed` waits for the process:
+# the stale runs' sweep does (see `run_dir`), and the load's answer waits for that sweep, so no
+# code of the run can halt the node before the shell is up. A shell of a VM that went while it
+# removed goes on (SIGPIPE ignored, its answers to nobody dropped) and removes the run's
+# directory last. Erlang's functions only (see `run_dir`).
+sweeper = fn dir, sh ->
+  script = "trap '' PIPE; echo; while IFS= read -r p; do rm -rf -- \"$p\"; echo 2>/dev/null; done; rm -rf -- \"$0\""
+  port = :erlang.open_port({:spawn_executable, sh}, [:binary, args: ["-c", script, dir]])
+  watch = :erlang.monitor(:port, port)
+
+  # Whether the shell answered `n` times more (false once it is gone).
+  answered = fn n, answered ->
+    if n <= 0 do
+      true
+    else
+      receive do
+        {^port, {:data, bytes}} -> answered.(n - byte_size(bytes), answered)
+        {:DOWN, ^watch, :port, _, _} -> false
+      end
+    end
   end
+
+  serve = fn serve ->
+    receive do
+      {:mix_remote_remove, from, ref, paths} ->
+        true = :erlang.port_command(port, for(path <- paths, do: [path, ?\n]))
+
+        if answered.(length(paths), answered) do
+          send(from, {ref, :removed})
+          serve.(serve)
+        end
+
+      {:DOWN, ^watch, :port, _, _} ->
+        :gone
+    end
+  end
+
+  if answered.(1, answered), do: serve.(serve)
 end
 
 # The run's private directory (0700, fresh: `:file.make_dir/1` fails rather than reuse anything),
@@ -322,11 +392,11 @@ end
 # `remote_env` is set, so TMPDIR may move it). The directories earlier runs left there (see
 # `run_places`) are removed meanwhile, by a process of its own. Returns the directory and, to its
 # first caller, that process's monitor, which `swept` waits on for how many it removed (0 to the
-# others). A halt otherwise than by `halt` removes it too (see `sweep_on_halt`). `halt` knows the
-# directory before it exists: a halt that stops this process between
-# the two (stdin closing as the batch comes) removes it all the same. Erlang's functions only: it
-# is on a cold run's way to the load, where each Elixir module loaded costs 0.5-5 ms (String and
-# String.Unicode, File, Path, System, Regex, Base: 40-60 ms on a booting node).
+# others), once they are removed and the shell that removes the directory as the node goes runs
+# (see `sweeper`). `halt` knows the directory before it exists: a halt that stops this process
+# between the two (stdin closing as the batch comes) removes it all the same. Erlang's functions
+# only: it is on a cold run's way to the load, where each Elixir module loaded costs 0.5-5 ms
+# (String and String.Unicode, File, Path, System, Regex, Base: 40-60 ms on a booting node).
 run_dir = fn again ->
   case :persistent_term.get(:mix_remote_dir, nil) do
     nil ->
@@ -340,19 +410,14 @@ run_dir = fn again ->
         :ok ->
           :ok = :file.change_mode(dir, 0o700)
           {:ok, {:file_info, _, _, _, _, _, _, _, _, _, _, _, uid, _}} = :file.read_link_info(dir)
-          spawn(fn ->
-            if sweep_on_halt.() do
-              receive do
-              after
-                :infinity -> :ok
-              end
-            end
-          end)
+          with sh when is_list(sh) <- :os.find_executable(~c"sh") do
+            :erlang.register(:mix_remote_sweeper, spawn(fn -> sweeper.(dir, sh) end))
+          end
 
           {_pid, sweeping} =
             writing.(fn ->
               stale = Enum.flat_map(run_places.(tmp), &stale_runs.(&1, uid))
-              Enum.each(stale, remove_tree)
+              removed.(stale)
               exit({:mix_remote_swept, length(stale)})
             end)
 

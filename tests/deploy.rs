@@ -1622,13 +1622,13 @@ fn check_counts_stale_runs_where_remote_env_puts_runs() {
 }
 
 /// Kills (SIGKILL) the remote nodes of `sshd`'s sessions and, first, the shells each started to
-/// remove its run's directory once it is gone (templates/boot.exs, `sweep_on_halt`): nothing is
+/// remove its run's directory once it is gone (templates/boot.exs, `sweeper`): nothing is
 /// left to clean up after them.
 fn kill_with_its_shell(sshd: &Sshd) {
     let shells = || -> Vec<u32> {
         sshd.session_processes()
             .iter()
-            .filter(|p| p.cmdline.contains("read -r _; rm -rf"))
+            .filter(|p| p.cmdline.contains("while IFS= read -r p; do rm -rf"))
             .map(|p| p.pid)
             .collect()
     };

@@ -1158,6 +1158,62 @@ fn a_function_that_halts_its_warm_node_ends_as_a_cold_one_does() {
     sessions.down_all_on(&sshd);
 }
 
+/// Living processes of `sshd`'s sessions whose command line holds `text`.
+fn session_pids(sshd: &Sshd, text: &str) -> Vec<u32> {
+    sshd.session_processes()
+        .iter()
+        .filter(|p| p.cmdline.contains(text))
+        .map(|p| p.pid)
+        .collect()
+}
+
+#[test]
+fn a_node_that_halts_before_its_sweeping_shell_could_run_leaves_nothing() {
+    let sshd = Sshd::start();
+    let sessions = Sessions::new();
+    sessions.up_ready(&sshd);
+    // The spare's erl_child_setup, which forks every program the node starts, stopped: as on a
+    // server too busy to run it for a while. The shell that removes the node's directory as it
+    // goes (templates/boot.exs, `sweeper`) is started as a run's load makes that directory, so
+    // it cannot run until erl_child_setup goes on; should the code halt the node meanwhile,
+    // that shell never would, and erl_child_setup's child, left without the VM's go-ahead, says
+    // `erl_child_setup: failed with error 32 on line 281`. The node must not answer the load,
+    // nor so run the code, before that shell runs.
+    let spare = session_pids(&sshd, "beam");
+    let forker = session_pids(&sshd, "erl_child_setup");
+    assert_eq!(
+        (spare.len(), forker.len()),
+        (1, 1),
+        "{:?}",
+        sshd.session_processes()
+    );
+    testkit::signal("STOP", &forker);
+    let run = sessions
+        .on_then(
+            &sshd,
+            &["eval", "--no-compile", "IO.puts(:before); System.halt(0)"],
+            &[],
+        )
+        .spawn();
+    // Until the spare is gone (it halted with its shell not started), or for 3 s (it waits for
+    // its shell, as long as that takes).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while session_pids(&sshd, "beam").contains(&spare[0]) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    testkit::signal("CONT", &forker);
+    let out = run.finish();
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "before\n"),
+        "{}",
+        out.stderr
+    );
+    sessions.down_all_on(&sshd);
+    assert_eq!(sshd.run_dirs(), Vec::<PathBuf>::new());
+    assert!(!out.stderr.contains("erl_child_setup"), "{}", out.stderr);
+}
+
 #[test]
 fn what_the_node_prints_of_its_own_shows_on_a_warm_run_as_on_a_cold_one() {
     // Logger's lines and `:user`'s are the node's own, on its session's stdout, which the agent
