@@ -154,6 +154,37 @@ tool_gone = fn ->
   end
 end
 
+# The node's parent process, as Linux tells it (`/proc/self/status`), nil elsewhere: the process of
+# sshd that runs the session (the login shell, the launcher and the scripts after it each exec the
+# next, down to the VM), until it goes.
+parent = fn ->
+  with {:ok, status} <- :file.read_file("/proc/self/status"),
+       [_, rest] <- :binary.split(status, "\nPPid:\t"),
+       [ppid | _] <- :binary.split(rest, "\n") do
+    ppid
+  else
+    _ -> nil
+  end
+end
+
+# The tool is gone (see `tool_gone`) once the node's parent is no longer `first`: the session's
+# sshd process has ended (the connection is lost, or ended), and the node belongs to init (or a
+# subreaper). Its stdin usually says so first, by its end; not where sshd gave the session a
+# socketpair rather than pipes (upstream OpenSSH's default; Debian's uses pipes) and closed it
+# with the node's output unread in it (a dead link fills the channel's window): the node's reads
+# then fail with ECONNRESET, which the port reading stdin does not report (OTP 25 to 29: no
+# message, no exit), so that a node not yet connected back (a spare waiting for its run, however
+# long: a run's own time, or the session's idle limit) would wait for ever; a connected one would
+# halt as its link's ticks stop. Looked at every second: a read of a small file.
+orphaned = fn first, again ->
+  receive do
+  after
+    1_000 -> :ok
+  end
+
+  if parent.() == first, do: again.(first, again), else: tool_gone.()
+end
+
 # Starts `work` in a process of its own that `halt` stops before it removes the run's directory,
 # so that nothing writes there once it is gone; returns the process and its monitor. (An ETS
 # table holds them, not a persistent term: replacing one makes every process scan its heap.)
@@ -1845,6 +1876,7 @@ read_stdin = fn stager, again ->
   end
 end
 
+with ppid when is_binary(ppid) <- parent.(), do: spawn(fn -> orphaned.(ppid, orphaned) end)
 :ets.new(:mix_remote_writers, [:public, :named_table])
 :ets.new(:mix_remote_calls, [:public, :named_table])
 # The relay's beam: loaded by the request server (below), once the connection back
