@@ -265,6 +265,30 @@ read_frame = fn ->
   end
 end
 
+# How long a node waiting for its run (see `read_after_preloads`) may hear nothing at all on stdin
+# before it takes the tool for gone: a warm session's agent writes an empty frame to its waiting
+# spare every 5 s (src/remote/agent/keeper.rs, KEEPALIVE), a cold run's tool its cookie at once.
+quiet_limit_ms = 45_000
+
+# The next frame of stdin but empty ones (the agent's keepalives), as `read_frame`; or, once not one
+# byte has come for `quiet_limit_ms` (counted by the port, so a large frame coming slowly is no
+# silence), the tool is gone (see `tool_gone`): the node's session may be lost without its stdin
+# ending (see `orphaned`), and where the node cannot see its sshd go (off Linux; a multiplexed
+# session's channel closed while sshd lives on) a spare would otherwise wait for ever.
+awaited_frame = fn came, again ->
+  receive do
+    {^stdin, {:data, ""}} -> again.(:erlang.port_info(stdin, :input), again)
+    {^stdin, {:data, frame}} -> frame
+    {^stdin, :eof} -> tool_gone.()
+  after
+    quiet_limit_ms ->
+      case :erlang.port_info(stdin, :input) do
+        ^came -> tool_gone.()
+        more -> again.(more, again)
+      end
+  end
+end
+
 # Frames of this program (its module), and of Elixir's evaluation of the code of an `eval`
 # request, at the bottom of a stacktrace.
 evaluators = [:mix_remote_boot, :erl_eval, :elixir, :elixir_eval, Code, Module.ParallelChecker]
@@ -1910,7 +1934,7 @@ read_after_preloads = fn worked, again ->
     elixir_started.()
   end)
 
-  case read_frame.() do
+  case awaited_frame.(:erlang.port_info(stdin, :input), awaited_frame) do
     "preload:" <> data ->
       # A spare (idle until its run) also loads what evaluating config files needs: a warm run
       # evaluates its config.exs as it begins, not ahead as a cold one does.

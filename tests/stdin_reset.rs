@@ -88,10 +88,19 @@ fn read_until(from: &mut UnixStream, text: &str) {
     }
 }
 
+/// How the node learns that its session is lost, its stdin reset.
+enum Lost {
+    /// Its parent, the session's process, goes (as sshd's goes with the connection).
+    ParentGone,
+    /// Not one byte more comes on its stdin (its parent stays: a multiplexed session's channel
+    /// closed while the connection lives on, or a server without `/proc`).
+    Silence,
+}
+
 /// Boots a node on a socketpair with `input`, waits until it has said what it is (and, with
 /// `dir_made`, made its run's directory), then resets its stdin, which the node must not take for
-/// its end, and ends its session's process as sshd's ends: the node must halt, and leave nothing.
-fn halts_once_its_session_is_gone(input: &[u8], dir_made: bool) {
+/// its end, and loses its session as `lost` says: the node must halt, and leave nothing.
+fn halts_once_its_session_is_gone(input: &[u8], dir_made: bool, lost: Lost) {
     let tmp = tempfile::tempdir().expect("a TMPDIR for the node");
     let (mut ours, theirs) = UnixStream::pair().expect("a socketpair");
     ours.set_read_timeout(Some(LIMIT)).expect("a read timeout");
@@ -118,10 +127,17 @@ fn halts_once_its_session_is_gone(input: &[u8], dir_made: bool) {
     drop(ours);
     std::thread::sleep(Duration::from_secs(2));
     assert!(alive(node), "the node took the reset for its stdin's end");
-    // The session's process goes, as sshd's does once the connection is lost.
-    shell.kill().expect("the session's shell killed");
-    shell.wait().expect("the session's shell reaped");
-    let deadline = Instant::now() + LIMIT;
+    let limit = match lost {
+        Lost::ParentGone => {
+            // The session's process goes, as sshd's does once the connection is lost.
+            shell.kill().expect("the session's shell killed");
+            shell.wait().expect("the session's shell reaped");
+            LIMIT
+        }
+        // The node's bound on silence (templates/boot.exs, `quiet_limit_ms`), and then some.
+        Lost::Silence => Duration::from_secs(45) + LIMIT,
+    };
+    let deadline = Instant::now() + limit;
     while held.0.iter().any(|&pid| alive(pid)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -142,7 +158,12 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn a_spare_whose_stdin_is_reset_halts_once_its_session_is_gone_and_leaves_nothing() {
     // A spare's input: it boots, says what it is, and waits for a run's cookie.
-    halts_once_its_session_is_gone(&boot::start_frames(1, false, ""), false);
+    halts_once_its_session_is_gone(&boot::start_frames(1, false, ""), false, Lost::ParentGone);
+}
+
+#[test]
+fn a_spare_whose_stdin_is_reset_halts_once_it_has_heard_nothing_for_long_and_leaves_nothing() {
+    halts_once_its_session_is_gone(&boot::start_frames(1, false, ""), false, Lost::Silence);
 }
 
 #[test]
@@ -159,7 +180,7 @@ fn a_node_connecting_back_whose_stdin_is_reset_halts_once_its_session_is_gone_an
     input.extend(boot::frame(
         &[b"batch:0:".as_slice(), &empty_batch()].concat(),
     ));
-    halts_once_its_session_is_gone(&input, true);
+    halts_once_its_session_is_gone(&input, true, Lost::ParentGone);
 }
 
 /// `[closure, on_load, env, setup]` of a batch without modules, in the external term format:

@@ -814,6 +814,40 @@ fn a_run_while_another_goes_on_connects_its_spare_itself() {
 }
 
 #[test]
+fn a_spare_that_waits_unconnected_longer_than_its_quiet_limit_still_serves() {
+    // While a run goes on, the next spare waits for its identities on stdin, unconnected; one
+    // that hears nothing there for 45 s takes its session for lost (templates/boot.exs,
+    // `quiet_limit_ms`), so the agent's keepalives must keep it, however long the run.
+    let sshd = Sshd::start();
+    let sessions = Sessions::new();
+    sessions.up_ready(&sshd);
+    let first_node = session_pids(&sshd, "beam");
+    let first = sessions
+        .on_then(&sshd, &["eval", "Process.sleep(60_000)"], &[])
+        .spawn();
+    let deadline = Instant::now() + LIMIT;
+    while !(sessions.status()[0]["active"] == 1 && sessions.status()[0]["spare"] == "ready") {
+        assert!(Instant::now() < deadline, "{:?}", sessions.status());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let spare: Vec<u32> = session_pids(&sshd, "beam")
+        .into_iter()
+        .filter(|pid| !first_node.contains(pid))
+        .collect();
+    assert_eq!(spare.len(), 1, "{:?}", sshd.session_processes());
+    std::thread::sleep(Duration::from_secs(50));
+    assert!(
+        session_pids(&sshd, "beam").contains(&spare[0]),
+        "the spare ended"
+    );
+    let second = sessions.run(&sshd, &[]);
+    assert_served(&second, Some(false));
+    let first = first.finish();
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    sessions.down_all_on(&sshd);
+}
+
+#[test]
 fn check_goes_through_a_live_session_without_logging_in_again() {
     let sshd = Sshd::start();
     let sessions = Sessions::new();

@@ -17,6 +17,11 @@ use crate::remote::ssh::{Master, Target};
 const MASTER_GRACE: Duration = Duration::from_secs(5);
 /// How long to wait before booting again after a spare failed to boot.
 const RETRY: Duration = Duration::from_secs(2);
+/// How often a spare that waits for its run unconnected (while a run goes on) hears from the
+/// agent: an empty frame on its stdin ([`Spare::keepalive`]). One that hears nothing at all for
+/// 45 s (templates/boot.exs, `quiet_limit_ms`) takes the agent for gone and halts: its session
+/// may be lost without its stdin ending.
+const KEEPALIVE: Duration = Duration::from_secs(5);
 
 /// The keeper's answer to a claim.
 pub(super) enum Answer {
@@ -55,6 +60,7 @@ enum Woken {
     Ended,
     Lost(String),
     Stopped,
+    Keepalive,
 }
 
 impl Keeper {
@@ -102,6 +108,8 @@ impl Keeper {
             };
             let mut up = false;
             let mut ahead: Option<Ahead> = None;
+            let mut keepalive = tokio::time::interval(KEEPALIVE);
+            keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let booted = spare.booted();
                 let woken = tokio::select! {
@@ -115,6 +123,7 @@ impl Keeper {
                     () = self.runs_over.notified(), if up && ahead.is_none() => Woken::RunOver,
                     lost = master.failure("the SSH connection") => Woken::Lost(lost.to_string()),
                     _ = stop.changed() => Woken::Stopped,
+                    _ = keepalive.tick(), if up && ahead.is_none() => Woken::Keepalive,
                 };
                 match woken {
                     Woken::Booted | Woken::RunOver => {
@@ -190,6 +199,7 @@ impl Keeper {
                         fail_first(&mut first, lost);
                         break 'spares;
                     }
+                    Woken::Keepalive => spare.keepalive().await,
                     Woken::Preload(None) | Woken::Claimed(None) | Woken::Stopped => {
                         spare.end().await;
                         break 'spares;

@@ -26,6 +26,9 @@ const BOOTED: &str = "spare";
 /// How long a spare's session may take to end by itself once its stdin is closed.
 const END_GRACE: Duration = Duration::from_secs(5);
 
+/// How long a keepalive may wait for room in the spare's stdin before it is left out.
+const KEEPALIVE_WRITE: Duration = Duration::from_secs(1);
+
 /// How many of the node's own lines wait for the run that claims it to follow them; more are
 /// dropped meanwhile, and counted where they would have been (the node is never held up by a
 /// run that does not read). Once the run follows, the node's output waits for it instead, as a
@@ -250,6 +253,16 @@ impl Spare {
         {
             self.preloaded = Some(preload);
             self.expected += 1;
+        }
+    }
+
+    /// Tells the node, which waits for its run unconnected, that the agent is there: an empty
+    /// frame, which it skips (templates/boot.exs, `awaited_frame`). Given up past a second (a
+    /// stdin pipe full behind a stalled link): four bytes go into a pipe whole or not at all.
+    pub async fn keepalive(&mut self) {
+        if let Some(stdin) = self.stdin.as_mut() {
+            let frame = boot::frame(&[]);
+            let _ = tokio::time::timeout(KEEPALIVE_WRITE, stdin.write_all(&frame)).await;
         }
     }
 
