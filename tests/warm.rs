@@ -1363,3 +1363,45 @@ fn status_without_sessions_says_so() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stderr.contains("no warm sessions"), "{}", out.stderr);
 }
+
+#[test]
+fn a_config_file_that_halts_its_warm_node_ends_as_on_a_cold_one() {
+    // `System.halt(n)` in config.exs or runtime.exs ends the run as on a cold node, and as `mix
+    // run` ends (tests/deploy.rs): 0 a success, another status exit 1 naming the file, what the
+    // file printed before shown.
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("demo", "dev");
+    let mut sessions = Sessions::new();
+    sessions.project = staged.path().to_owned();
+    let config = staged.path().join("config");
+    std::fs::create_dir_all(&config).expect("config/");
+    sessions.up_ready(&sshd);
+    let cases = [
+        ("runtime.exs", 3, "config/runtime.exs"),
+        ("runtime.exs", 0, "config/runtime.exs"),
+        ("config.exs", 3, "config/config.exs (or a file it imports)"),
+    ];
+    for (runs, (name, status, file)) in (0..).zip(cases) {
+        for other in ["config.exs", "runtime.exs"] {
+            std::fs::write(config.join(other), "import Config\n").expect("a config file");
+        }
+        let ending = format!("import Config\nIO.puts(:before)\nSystem.halt({status})\n");
+        std::fs::write(config.join(name), ending).expect("the config file");
+        sessions.wait_for(runs);
+        let out = sessions.on(&sshd, &["eval", "-v", "--no-compile", "IO.puts(:called)"]);
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (Some(i32::from(status != 0)), "before\n"),
+            "{name} {status}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains(SERVED), "{}", out.stderr);
+        let error = format!(
+            "mix-remote: error: {file} stopped the run with status {status} on {}",
+            sshd.host()
+        );
+        assert_eq!(out.stderr.contains(&error), status != 0, "{}", out.stderr);
+        assert!(!out.stderr.contains("halted with status"), "{}", out.stderr);
+    }
+    sessions.down_all_on(&sshd);
+}

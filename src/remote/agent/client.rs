@@ -11,8 +11,8 @@ use tokio::sync::watch;
 
 use super::preload::{self, Digests};
 use super::{
-    BYE, CLAIM, DOWN, ENDED, FAILED, FD, GO, HELD, IDLE, LOG, OK, OTHER, PRELOAD, SETTLED, SPARE,
-    STATUS, Status, dirs, fd,
+    BYE, CLAIM, DOWN, ENDED, EVALUATING, FAILED, FD, GO, HELD, IDLE, LOG, OK, OTHER, PRELOAD,
+    SETTLED, SPARE, STATUS, Status, dirs, fd,
 };
 use crate::config::HostSettings;
 use crate::remote::boot;
@@ -205,8 +205,9 @@ struct Following {
     write: OwnedWriteHalf,
     /// Whether the node has said its own output of the run's work is all out ([`SETTLED`]).
     settled: watch::Receiver<bool>,
-    /// How the spare's session ended ([`ENDED`]): its exit status, if it had one.
-    ended: watch::Receiver<Option<Option<i32>>>,
+    /// How the spare's session ended ([`ENDED`]): its exit status, if it had one, and the
+    /// project's config file the node was evaluating then, if it was ([`EVALUATING`]).
+    ended: watch::Receiver<Option<Ended>>,
     reader: tokio::task::JoinHandle<()>,
 }
 
@@ -226,6 +227,11 @@ pub enum Claimed {
     /// The agent made the node's connection ahead: the run takes it as it is.
     Held(Held),
 }
+
+/// How a spare's session ended: its exit status, if it had one, and the project's config file
+/// the node was evaluating then (`config/runtime.exs`), if it was: a `System.halt/1` in that file
+/// ended it.
+type Ended = (Option<i32>, Option<String>);
 
 /// A spare's connection the agent made ahead ([`super::ahead`]), handed to the run.
 pub struct Held {
@@ -361,7 +367,7 @@ impl Claim {
 
     /// Once the run has its node: hands each line the node prints of its own, as the agent
     /// passes it on ([`LOG`]), to `line`, and takes note of what the agent says of the node
-    /// ([`SETTLED`], [`ENDED`]) for [`Claim::settled`] and [`Claim::ended`].
+    /// ([`SETTLED`], [`EVALUATING`], [`ENDED`]) for [`Claim::settled`] and [`Claim::ended`].
     pub fn follow(self, line: impl Fn(&str) + Send + 'static) -> Claim {
         let Link::Asking(agent) = self.agent else {
             return self;
@@ -374,6 +380,7 @@ impl Claim {
         let reader = tokio::spawn(async move {
             let mut read = BufReader::new(read_ahead.chain(read));
             let mut said = String::new();
+            let mut evaluating = None;
             loop {
                 said.clear();
                 if read.read_line(&mut said).await.unwrap_or(0) == 0 {
@@ -384,8 +391,12 @@ impl Claim {
                     line(text);
                 } else if said == SETTLED {
                     settled_tx.send_replace(true);
+                } else if let Some(file) = said.strip_prefix(EVALUATING) {
+                    let file = file.strip_prefix(' ').filter(|f| !f.is_empty());
+                    evaluating = file.map(str::to_owned);
                 } else if let Some(status) = said.strip_prefix(ENDED) {
-                    ended_tx.send_replace(Some(status.trim().parse().ok()));
+                    let status = status.trim().parse().ok();
+                    ended_tx.send_replace(Some((status, evaluating.take())));
                 }
             }
         });
@@ -414,18 +425,28 @@ impl Claim {
     /// after the last of the node's lines), within `limit`: `None` past it, or when it ended by
     /// a signal.
     pub async fn ended(&mut self, limit: Duration) -> Option<i32> {
+        self.end(limit).await.0
+    }
+
+    /// [`Claim::ended`], with the project's config file the node was evaluating as its session
+    /// ended, if it was (a `System.halt/1` in it ended the node), as the agent said it
+    /// ([`super::EVALUATING`]).
+    pub async fn end(&mut self, limit: Duration) -> Ended {
         match &mut self.agent {
             Link::Asking(agent) => {
-                let said = tokio::time::timeout(limit, agent.answer())
-                    .await
-                    .ok()?
-                    .ok()?;
-                said.strip_prefix(ENDED)?.trim().parse().ok()
+                let said = tokio::time::timeout(limit, agent.answer()).await;
+                let status = said.ok().and_then(Result::ok).and_then(|said| {
+                    said.strip_prefix(ENDED)
+                        .and_then(|status| status.trim().parse().ok())
+                });
+                (status, None)
             }
             Link::Following(following) => {
                 let ended = following.ended.wait_for(Option::is_some);
-                let status = *tokio::time::timeout(limit, ended).await.ok()?.ok()?;
-                status.flatten()
+                match tokio::time::timeout(limit, ended).await {
+                    Ok(Ok(ended)) => ended.clone().unwrap_or_default(),
+                    _ => (None, None),
+                }
             }
         }
     }

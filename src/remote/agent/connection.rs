@@ -14,8 +14,8 @@ use super::preload::Preload;
 use super::server::{State, lock};
 use super::spare::{Said, Spare};
 use super::{
-    CLAIM, DOWN, ENDED, FAILED, FD, GO, HELD, IDLE, LOG, OK, OTHER, PRELOAD, SETTLED, SPARE,
-    STATUS, Spec, Status, build, fd,
+    CLAIM, DOWN, ENDED, EVALUATING, FAILED, FD, GO, HELD, IDLE, LOG, OK, OTHER, PRELOAD, SETTLED,
+    SPARE, STATUS, Spec, Status, build, fd,
 };
 use crate::remote::boot;
 
@@ -323,6 +323,8 @@ async fn pass_on(said: &mut mpsc::Receiver<Said>, write: &mut (impl AsyncWrite +
                 "{LOG}({n} lines the node printed were dropped here: no run was reading them yet)\n"
             ),
             Said::Done => format!("{SETTLED}\n"),
+            Said::Config(Some(file)) => format!("{EVALUATING} {file}\n"),
+            Said::Config(None) => format!("{EVALUATING}\n"),
         };
         gone = write.write_all(text.as_bytes()).await.is_err();
     }

@@ -32,10 +32,12 @@
 //! run has its node, the agent passes on what the node prints of its own on its session's stdout
 //! and stderr (Logger's lines, `:user`'s; those printed before the claim first, with `log (N
 //! lines ... dropped here ...)` where more came than the agent holds unread), as `log TEXT`
-//! lines, and its word that all of it is out as `done` (a cold run reads the same from its own
-//! session); the agent says `ended` only after the last of them. From then on the node waits for
-//! the run to take what it prints, as a cold node's output waits for its session. Lines of a run
-//! the agent does not know are passed over.
+//! lines, its word that all of it is out as `done`, and which of the project's config files it
+//! evaluates as `config config/NAME` (`config` alone once it is done with it: a node that ends
+//! in between was halted by the file) (a cold run reads the same from its own session); the agent
+//! says `ended` only after the last of them. From then on the node waits for the run to take what
+//! it prints, as a cold node's output waits for its session. Lines of a run the agent does not
+//! know are passed over.
 
 pub mod ahead;
 pub mod client;
@@ -83,6 +85,9 @@ pub const PRELOAD: &str = "preload ";
 pub const ENDED: &str = "ended";
 /// A line the claimed node printed of its own: `log TEXT`.
 pub const LOG: &str = "log ";
+/// The project's config file the claimed node evaluates: `config config/NAME`, or `config`
+/// alone once it is done with it (the node's [`crate::remote::boot::CONFIG`] markers).
+pub const EVALUATING: &str = "config";
 /// The agent's word that the claimed node has printed all its own output of the run's work.
 pub const SETTLED: &str = "done";
 /// The request that sets the idle limit anew: `idle SECS`.

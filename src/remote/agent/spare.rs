@@ -17,7 +17,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, watch};
 
 use super::preload::Preload;
-use crate::remote::boot::{self, CONNECTED, DONE, INFO, MARKER, NODE_HOST};
+use crate::remote::boot::{self, CONFIG, CONNECTED, DONE, INFO, MARKER, NODE_HOST};
 use crate::remote::ssh::{self, Control, SshError, Target};
 
 /// `mix-remote:spare`: the spare's node has started and runs the boot program.
@@ -44,6 +44,9 @@ pub enum Said {
     Dropped(u64),
     /// The node's word that its own output of the run's work is all out ([`DONE`]).
     Done,
+    /// The project's config file the node evaluates (`config/runtime.exs`), or `None` once it
+    /// is done with it ([`CONFIG`]).
+    Config(Option<String>),
 }
 
 /// The node's own lines as the agent takes them for the run that claimed the node.
@@ -176,6 +179,11 @@ impl Spare {
                             *seen = (seen.0 + 1, Some(m[INFO.len()..].into()));
                         }),
                         Some(DONE) => keeper.keep(Said::Done).await,
+                        Some(m) if m.starts_with(CONFIG) => {
+                            let file = &m[CONFIG.len()..];
+                            let file = (!file.is_empty()).then(|| file.to_owned());
+                            keeper.keep(Said::Config(file)).await;
+                        }
                         Some(_) => {}
                         // As a run shows none (Elixir's Logger starts each message with one).
                         None if line.trim().is_empty() => {}

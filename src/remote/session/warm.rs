@@ -260,7 +260,8 @@ where
     let lost = matches!(result, Err(SessionError::Lost { .. }));
     let result = match result {
         Err(lost @ SessionError::Lost { .. }) => {
-            Err(lost.halted_with(claim.ended(TEARDOWN_GRACE).await))
+            let (status, evaluating) = claim.end(TEARDOWN_GRACE).await;
+            Err(lost.halted_with(status).halted_in(evaluating))
         }
         other => other,
     };
