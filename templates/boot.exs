@@ -678,6 +678,14 @@ mix_started = fn env ->
   end
 end
 
+# Takes the ebins of the run's directory `run` off the code path; returns them, in order.
+ebins_off_path = fn run ->
+  run = String.to_charlist(run)
+  ours = Enum.filter(:code.get_path(), &:lists.prefix(run, &1))
+  Enum.each(ours, &:code.del_path/1)
+  ours
+end
+
 # Evaluates the config files `names` (config.exs, runtime.exs) of `files` for Mix environment
 # `env`, in order, as `mix run` does (runtime.exs sees this server's environment), the files
 # written in `<run dir>/<subdir>` meanwhile: `{:ok, configs}`, one config each ([] for a missing
@@ -741,6 +749,13 @@ evaluate_config = fn files, env, names, subdir ->
           # once, which the tool then reports as that file's end of the run, as `mix run` ends.
           IO.write(:user, "\nmix-remote:config:config/#{name}\n")
 
+          # Mix evaluates config.exs before the project's code is on its code path: the shipped
+          # applications' ebins are off it meanwhile (an evaluation ahead comes before they are
+          # on it), so that a call there of a module of theirs not loaded fails as it fails `mix
+          # run`, `function Demo.Money.new/2 is undefined (module Demo.Money is not available)`.
+          # runtime.exs, evaluated after the compile, may call them.
+          off_path = if name == "config.exs", do: ebins_off_path.(run), else: []
+
           try do
             target = String.to_atom(System.get_env("MIX_TARGET", "host"))
             read_config.(Path.join([dir, "config", name]), [env: String.to_atom(env), target: target] ++ imports)
@@ -770,6 +785,7 @@ evaluate_config = fn files, env, names, subdir ->
           else
             config -> {:cont, {:ok, configs ++ [config]}}
           after
+            if off_path != [], do: :code.add_pathsa(Enum.reverse(off_path))
             IO.write(:user, "\nmix-remote:config:\n")
           end
         end)
@@ -781,17 +797,18 @@ evaluate_config = fn files, env, names, subdir ->
 end
 
 # A cold run's config.exs is evaluated as soon as it comes with the batch (see `stage_and_load`),
-# while the modules load (it cannot call them: Mix evaluates it before compiling), by a process
-# registered as `mix_remote_config`, which hands the first to ask `{files, env}` (what it
-# evaluated), how that went, what the evaluation printed (kept until then, for the relay), and
-# the `System.at_exit/1` hooks it registered (gone again if it is evaluated anew).
-# The run's directory must exist before (it is made once).
+# while the modules are staged and prepared, by a process registered as `mix_remote_config`, which
+# hands the first to ask `{files, env}` (what it evaluated), how that went, what the evaluation
+# printed (kept until then, for the relay), and the `System.at_exit/1` hooks it registered (gone
+# again if it is evaluated anew). Before that, it tells any that asks `mix_remote_config_wait`
+# once it is done evaluating (see `config_evaluated`): none of the batch loads before, as none of
+# the project's code is there as Mix evaluates config.exs. At normal priority, then, as the
+# staging: the load waits for it. The run's directory must exist before (it is made once).
 evaluate_ahead = fn files, env ->
   loaded_ahead.(evaluator_modules)
 
   {pid, _ref} =
     writing.(fn ->
-      Process.flag(:priority, :low)
       elixir_started.()
       {:ok, io} = StringIO.open("")
       Process.group_leader(self(), io)
@@ -807,18 +824,42 @@ evaluate_ahead = fn files, env ->
       {_, printed} = StringIO.contents(io)
       added = :elixir_config.get(:at_exit, []) -- hooks
 
-      receive do
-        {:mix_remote_config, from} -> send(from, {:mix_remote_config, {files, env}, result, printed, added})
+      answer = fn answer ->
+        receive do
+          {:mix_remote_config_wait, from} ->
+            send(from, :mix_remote_config_evaluated)
+            answer.(answer)
+
+          {:mix_remote_config, from} ->
+            send(from, {:mix_remote_config, {files, env}, result, printed, added})
+        end
       end
+
+      answer.(answer)
     end)
 
   Process.register(pid, :mix_remote_config)
 end
 
-# The config of config.exs (`{:ok, config}`): as evaluated ahead if it was, of these `files` and
-# `env`, and worked (what it printed is printed now); else evaluated now (so that a failure is
-# reported as it would be: see `evaluate_config`), without the `System.at_exit/1` hooks the
-# evaluation ahead registered, which this one registers again (they would run twice).
+# Returns once config.exs evaluated ahead (see `evaluate_ahead`) is done, if it is being evaluated.
+config_evaluated = fn ->
+  with pid when is_pid(pid) <- Process.whereis(:mix_remote_config) do
+    ref = Process.monitor(pid)
+    send(pid, {:mix_remote_config_wait, self()})
+
+    receive do
+      :mix_remote_config_evaluated -> Process.demonitor(ref, [:flush])
+      {:DOWN, ^ref, :process, _, _} -> :ok
+    end
+  end
+end
+
+# The config of config.exs (`{:ok, config}`), or how it failed (see `evaluate_config`): as
+# evaluated ahead if it was, of these `files` and `env` (what it printed is printed now: the
+# failure is the tool's to print, after it); else evaluated now, without the `System.at_exit/1`
+# hooks an evaluation ahead that went wrong registered, which this one registers again (they
+# would run twice). Not again after a failure ahead: the code loaded since, which Mix does not have
+# as it evaluates config.exs, would be there.
 config_exs = fn files, env ->
   ahead =
     with pid when is_pid(pid) <- Process.whereis(:mix_remote_config) do
@@ -829,11 +870,16 @@ config_exs = fn files, env ->
         {:mix_remote_config, evaluated, result, printed, added} ->
           Process.demonitor(ref, [:flush])
 
-          with {:ok, config} <- result, true <- evaluated == {files, env} do
-            IO.write(printed)
-            {:ok, config}
-          else
-            _failed_or_other ->
+          case {evaluated == {files, env}, result} do
+            {true, {:ok, _}} ->
+              IO.write(printed)
+              result
+
+            {true, {:config_failed, _file, _text, _status}} ->
+              IO.write(printed)
+              result
+
+            _other_or_broken ->
               :elixir_config.update(:at_exit, &(&1 -- added))
               nil
           end
@@ -843,12 +889,9 @@ config_exs = fn files, env ->
       end
     end
 
-  case ahead do
-    {:ok, [config]} ->
-      {:ok, config}
-
-    _none_or_failed ->
-      with {:ok, [config]} <- evaluate_config.(files, env, ["config.exs"], "config"), do: {:ok, config}
+  case ahead || evaluate_config.(files, env, ["config.exs"], "config") do
+    {:ok, [config]} -> {:ok, config}
+    failed -> failed
   end
 end
 
@@ -1499,7 +1542,8 @@ finished_chunks = fn tag, preparing, index, again ->
 end
 
 # Loads (code:finish_loading/1) the chunks the preparing process sends, in order, each as soon
-# as it is prepared, once `{:mix_remote_finish, true}` says they are wanted (`false`: none is);
+# as it is prepared, once config.exs evaluated ahead is done (see `config_evaluated`) and
+# `{:mix_remote_finish, true}` says they are wanted (`false`: none is);
 # then sends `stager` `{tag, :finished, outcome}`: `:ok`, `:dropped`, what finish_loading
 # refused, or `{:unprepared, index}` from the first chunk that could not be prepared (see
 # `finish`).
@@ -1508,6 +1552,9 @@ finish_chunks = fn stager, tag ->
     receive do
       {:mix_remote_preparer, pid} -> Process.monitor(pid)
     end
+
+  # Mix evaluates config.exs before the project's code is there: none of it loads before.
+  config_evaluated.()
 
   outcome =
     receive do
@@ -1643,7 +1690,8 @@ chunks_finished = fn %{tag: tag, finishing: ref} ->
   end
 end
 
-# Puts the ebins of a `staged` batch on the code path and loads the modules named in `eager`, as
+# Once config.exs evaluated ahead is done, if it is being evaluated (see `config_evaluated`),
+# puts the ebins of a `staged` batch on the code path and loads the modules named in `eager`, as
 # `load` does: the prepared code if that is all of them (the usual case: a cold node has none of
 # the closure), a chunk as soon as it is prepared (from the first that could not be prepared
 # on, the rest is loaded as `load` loads, which says why, or loads one by one the modules with
@@ -1652,6 +1700,8 @@ end
 # the load, they held it up (2000 modules: 80-110 ms on two cores; the file operations run on the
 # dirty I/O threads, which the process's priority does not hold back).
 finish = fn staged, eager, on_load ->
+  # Mix evaluates config.exs before the project's code is there: none of it is, before.
+  config_evaluated.()
   unless staged.told, do: send(staged.finisher, {:mix_remote_finish, eager == staged.closure})
   :ok = :code.add_pathsa(staged.ebins)
   later = :lists.filter(fn {m, _, _} -> :lists.member(m, on_load) end, staged.modules)

@@ -586,6 +586,64 @@ fn mix_raise_exit_status_in_a_config_file_ends_the_run_as_under_mix_run() {
 }
 
 #[test]
+fn only_runtime_exs_may_call_the_projects_modules_as_under_mix_run() {
+    // Mix evaluates config.exs before the project's code is on its code path: a call of one of
+    // its modules there fails `mix run` (exit 1), whereas runtime.exs, evaluated after the
+    // compile, may call them. A run of the tool does as mix run does with both.
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("demo", "dev");
+    let project = staged.path();
+    let code = "IO.inspect(Application.get_env(:demo, :currency))";
+    let calling = "IO.puts(:before)\nconfig :demo, currency: Demo.Money.new(1, :eur).currency";
+    for (i, name) in ["config.exs", "runtime.exs"].into_iter().enumerate() {
+        let mut lines = ["", ""];
+        lines[i] = calling;
+        config_files(project, lines);
+        let local = testkit::mix_run(project, "dev", true, code, &[]);
+        let mut tool = testkit::mix_remote(project);
+        let out = tool.eval_on(&sshd, code).arg("--no-compile").run();
+        out.assert_local_clean();
+        if name == "runtime.exs" {
+            assert_eq!(
+                (local.code, local.stdout.as_str()),
+                (Some(0), "before\n:eur\n"),
+                "mix run: {}",
+                local.stderr
+            );
+            assert_eq!(
+                (out.code, out.stdout.as_str()),
+                (Some(0), "before\n:eur\n:eur\n"),
+                "{}",
+                out.stderr
+            );
+            continue;
+        }
+        let undefined = "** (UndefinedFunctionError) function Demo.Money.new/2 is undefined \
+            (module Demo.Money is not available)\n";
+        assert_eq!(
+            (local.code, local.stdout.as_str()),
+            (Some(1), "before\n"),
+            "mix run: {}",
+            local.stderr
+        );
+        assert!(local.stderr.starts_with(undefined), "{}", local.stderr);
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (Some(1), "before\n"),
+            "{}",
+            out.stderr
+        );
+        let error = format!(
+            "mix-remote: error: config/config.exs (or a file it imports) failed on {}: {undefined}",
+            sshd.host()
+        );
+        assert!(out.stderr.contains(&error), "{}", out.stderr);
+    }
+    sshd.assert_no_session_processes();
+    assert_no_run_dirs(&sshd, "the config files calling the project's modules");
+}
+
+#[test]
 fn an_exit_with_a_status_in_a_config_file_ends_the_run_as_under_mix_run() {
     // Elixir's command line takes `exit(:normal)` and `exit({:shutdown, n})` for an end with a
     // status: in a config file they end `mix run` so, without a word (the hooks get the status),

@@ -1405,3 +1405,45 @@ fn a_config_file_that_halts_its_warm_node_ends_as_on_a_cold_one() {
     }
     sessions.down_all_on(&sshd);
 }
+
+#[test]
+fn a_warm_runs_config_exs_cannot_call_the_projects_modules_either() {
+    // As under mix run and on a cold node (tests/deploy.rs): config.exs is evaluated before the
+    // project's code is there, runtime.exs after.
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("demo", "dev");
+    let mut sessions = Sessions::new();
+    sessions.project = staged.path().to_owned();
+    let config = staged.path().join("config");
+    std::fs::create_dir_all(&config).expect("config/");
+    sessions.up_ready(&sshd);
+    let calling = "import Config\nconfig :demo, currency: Demo.Money.new(1, :eur).currency\n";
+    let code = "Application.get_env(:demo, :currency)";
+    for (runs, name) in (0..).zip(["config.exs", "runtime.exs"]) {
+        for other in ["config.exs", "runtime.exs"] {
+            std::fs::write(config.join(other), "import Config\n").expect("a config file");
+        }
+        std::fs::write(config.join(name), calling).expect("the config file");
+        sessions.wait_for(runs);
+        let out = sessions.on(&sshd, &["eval", "-v", "--no-compile", code]);
+        assert!(out.stderr.contains(SERVED), "{}", out.stderr);
+        if name == "runtime.exs" {
+            assert_eq!(
+                (out.code, out.stdout.as_str()),
+                (Some(0), ":eur\n"),
+                "{}",
+                out.stderr
+            );
+            continue;
+        }
+        assert_eq!(out.code, Some(1), "{}", out.stderr);
+        let error = format!(
+            "mix-remote: error: config/config.exs (or a file it imports) failed on {}: \
+             ** (UndefinedFunctionError) function Demo.Money.new/2 is undefined \
+             (module Demo.Money is not available)\n",
+            sshd.host()
+        );
+        assert!(out.stderr.contains(&error), "{}", out.stderr);
+    }
+    sessions.down_all_on(&sshd);
+}
