@@ -796,6 +796,33 @@ evaluate_config = fn files, env, names, subdir ->
   end
 end
 
+# What config.exs printed as it is evaluated ahead (see `evaluate_ahead`), said on the node's
+# stdout too as it is printed, as `mix-remote:held:<hex>` lines of at most 16 KiB of it each:
+# should the file halt the node (`System.halt/1`), the tool shows it, as `mix run` shows what
+# came before a halt, where the node's memory of it is gone with the node.
+held_said = fn out, again ->
+  size = min(byte_size(out), 16384)
+  IO.write(:user, ["\nmix-remote:held:", :binary.encode_hex(:binary.part(out, 0, size)), ?\n])
+  if size < byte_size(out), do: again.(:binary.part(out, size, byte_size(out) - size), again)
+end
+
+# The group leader of config.exs evaluated ahead: serves what it is asked with the StringIO `io`,
+# and keeps what it is given to print (`printed`), said as it comes (see `held_said`), until it is
+# asked for it (`{:mix_remote_printed, from}`).
+held_io = fn io, printed, again ->
+  receive do
+    {:io_request, from, reply_as, request} ->
+      reply = :io.request(io, request)
+      out = StringIO.flush(io)
+      if out != "", do: held_said.(out, held_said)
+      send(from, {:io_reply, reply_as, reply})
+      again.(io, [printed | out], again)
+
+    {:mix_remote_printed, from} ->
+      send(from, {:mix_remote_printed, IO.iodata_to_binary(printed)})
+  end
+end
+
 # A cold run's config.exs is evaluated as soon as it comes with the batch (see `stage_and_load`),
 # while the modules are staged and prepared, by a process registered as `mix_remote_config`, which
 # hands the first to ask `{files, env}` (what it evaluated), how that went, what the evaluation
@@ -811,7 +838,8 @@ evaluate_ahead = fn files, env ->
     writing.(fn ->
       elixir_started.()
       {:ok, io} = StringIO.open("")
-      Process.group_leader(self(), io)
+      held = spawn_link(fn -> held_io.(io, [], held_io) end)
+      Process.group_leader(self(), held)
       hooks = :elixir_config.get(:at_exit, [])
 
       result =
@@ -821,7 +849,11 @@ evaluate_ahead = fn files, env ->
           _kind, _reason -> :failed
         end
 
-      {_, printed} = StringIO.contents(io)
+      send(held, {:mix_remote_printed, self()})
+      printed =
+        receive do
+          {:mix_remote_printed, printed} -> printed
+        end
       added = :elixir_config.get(:at_exit, []) -- hooks
 
       answer = fn answer ->
@@ -1893,10 +1925,7 @@ stage_and_load = fn closure, on_load, env, setup ->
       :lists.foreach(fn {name, value} -> true = :os.putenv(:unicode.characters_to_list(name), :unicode.characters_to_list(value)) end, :maps.to_list(env))
       {_dir, stale} = run_dir.(run_dir)
       mix_env_set.(setup)
-      # Not one that may halt the node (`System.halt/1`): what it printed before would be lost
-      # with the node, where `mix run` shows it; evaluated in the run, it goes out as it is printed.
-      halts = :lists.any(fn {_path, contents} -> :binary.match(contents, "halt") != :nomatch end, setup.config)
-      if setup.config != [] and not halts, do: evaluate_ahead.(setup.config, setup.env)
+      if setup.config != [], do: evaluate_ahead.(setup.config, setup.env)
       if Map.get(setup, :script, false), do: loaded_ahead.(evaluator_modules ++ compiler_modules)
       {:ok, %{stage.(closure, on_load) | stale: stale}}
     catch

@@ -670,6 +670,21 @@ fn a_halt_in_a_config_file_ends_the_run_as_under_mix_run() {
     config_file_endings_end_the_run_as_under_mix_run(&endings, "the config files' halts");
 }
 
+#[test]
+fn a_halt_the_config_file_does_not_name_ends_the_run_as_under_mix_run() {
+    // A halt reached without the word in the file (through `apply/3`, or a function elsewhere):
+    // what the file printed before it shows all the same, as under mix run.
+    let endings = [0, 3].map(|status| {
+        let halt = "apply(System, String.to_atom(\"ha\" <> \"lt\"), [STATUS])";
+        let ending = format!(
+            "IO.puts(:before)\n{}",
+            halt.replace("STATUS", &status.to_string())
+        );
+        (ending, status, "before\n".to_owned())
+    });
+    config_file_endings_end_the_run_as_under_mix_run(&endings, "the config files' hidden halts");
+}
+
 /// Each of `endings` (the end of a config file, the status `mix run` exits with after it, what
 /// it prints), in config.exs and then in runtime.exs, ends `mix run` and a run of the tool alike:
 /// the same output, 0 a success, another status the tool's 1 naming the file; nothing left on

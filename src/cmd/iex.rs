@@ -179,6 +179,9 @@ fn conclude(end: Result<End, SessionError>, host: &HostSettings, view: &Reporter
             exit::RAISED
         }
         Err(e @ SessionError::ConfigHalted { .. }) => {
+            if !e.printed_ahead().is_empty() {
+                view.output(e.printed_ahead());
+            }
             conclude(e.config_halt().map(End::NotCalled), host, view)
         }
         Err(e) => {

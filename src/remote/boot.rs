@@ -72,6 +72,10 @@ pub const LOADED: &str = "loaded:";
 /// `mix-remote:config:` alone, it is done with it. A node that halts in between was halted by
 /// the file (`System.halt/1` in it).
 pub const CONFIG: &str = "config:";
+/// `mix-remote:held:HEX`: bytes the config file under way ([`CONFIG`]) printed as config.exs is
+/// evaluated ahead, which the node holds until the run prints them: should the file halt the node,
+/// they are what it printed before.
+pub const HELD: &str = "held:";
 /// `mix-remote:done`: the node has answered the run's work (`run`, `eval`, `iex`) and its own
 /// output (Logger's) is all out before this line: nothing is left to wait for but the reply.
 pub const DONE: &str = "done";
@@ -426,6 +430,7 @@ mod tests {
         assert!(PROGRAM.contains(&format!("[\"\\n{MARKER}{INFO}\", info, ?\\n]")));
         assert!(PROGRAM.contains(&format!("\"\\n{MARKER}{CONFIG}config/#{{name}}\\n\"")));
         assert!(PROGRAM.contains(&format!("\"\\n{MARKER}{CONFIG}\\n\"")));
+        assert!(PROGRAM.contains(&format!("[\"\\n{MARKER}{HELD}\", :binary.encode_hex(")));
         assert!(START.contains(&format!("io:format(\"{MARKER}{OLD_OTP}~b~n\"")));
         assert!(START.contains("mix_remote_boot:main(@TICK_MS@)\n"));
         assert!(PROGRAM.contains(&format!(

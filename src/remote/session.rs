@@ -88,8 +88,14 @@ pub async fn run_host(
             phase.done(format!("{} stopped with status 0", job.call.shown()));
             Ok(Outcome::Stopped(0))
         }
-        // `System.halt(n)` in a config file: the run ends as that file's exit with n ends it.
-        Err(e) => e.config_halt(),
+        // `System.halt(n)` in a config file: the run ends as that file's exit with n ends it,
+        // what the file printed before shown (held on the node, if it was evaluated ahead).
+        Err(e) => {
+            if !e.printed_ahead().is_empty() {
+                report.output(e.printed_ahead());
+            }
+            e.config_halt()
+        }
         ok => ok,
     }
 }

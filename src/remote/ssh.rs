@@ -27,7 +27,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 use crate::build::compat::MIN_REMOTE_OTP;
-use crate::remote::boot::{CONFIG, CONNECTED, DONE, INFO, MARKER, NO_ELIXIR, OLD_OTP};
+use crate::remote::boot::{self, CONFIG, CONNECTED, DONE, HELD, INFO, MARKER, NO_ELIXIR, OLD_OTP};
 
 /// How many lines of the session's stderr are kept to explain a failure.
 const STDERR_TAIL: usize = 8;
@@ -248,8 +248,48 @@ pub struct Master {
     /// The task reading stdout: done once the node's last markers are in.
     stdout_read: Option<tokio::task::JoinHandle<()>>,
     /// The project's config file the node is evaluating (`config/runtime.exs`), if it is
-    /// evaluating one ([`CONFIG`]).
-    evaluating: Arc<Mutex<Option<String>>>,
+    /// evaluating one ([`CONFIG`]), and what it printed ahead ([`HELD`]).
+    evaluating: Arc<Mutex<Evaluating>>,
+}
+
+/// The project's config file a node was evaluating as its session ended (a `System.halt/1`
+/// reached in it ended the node), and what it printed before, if the node held that ([`HELD`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InConfig {
+    /// The file, as the project names it (`config/runtime.exs`).
+    pub file: String,
+    /// What it printed as it was evaluated ahead (config.exs), held on the node: the run never
+    /// showed it.
+    pub printed: Vec<u8>,
+}
+
+/// What a node's markers say of the config file it evaluates ([`CONFIG`], [`HELD`]).
+#[derive(Debug, Default)]
+struct Evaluating {
+    file: Option<String>,
+    printed: Vec<u8>,
+}
+
+impl Evaluating {
+    /// Takes in a marker of the node's (without [`MARKER`]): a file begun or done with, or
+    /// bytes it printed (a line not as the protocol has it is passed over).
+    fn said(&mut self, marker: &str) {
+        if let Some(file) = marker.strip_prefix(CONFIG) {
+            self.file = (!file.is_empty()).then(|| file.to_owned());
+            self.printed.clear();
+        } else if let Some(hex) = marker.strip_prefix(HELD)
+            && self.file.is_some()
+            && let Some(bytes) = boot::bytes_of_hex(hex)
+        {
+            self.printed.extend_from_slice(&bytes);
+        }
+    }
+
+    /// The file under way, if one is.
+    fn under_way(self) -> Option<InConfig> {
+        let printed = self.printed;
+        self.file.map(|file| InConfig { file, printed })
+    }
 }
 
 impl Master {
@@ -331,17 +371,18 @@ impl Master {
         // The launcher then waits for our input, so later lines are the session's.
         let started = Arc::new(AtomicBool::new(false));
         let (port_tx, allocated) = mpsc::unbounded_channel();
-        let evaluating = Arc::new(Mutex::new(None));
+        let evaluating = Arc::new(Mutex::new(Evaluating::default()));
         let stdout_read = child.stdout.take().map(|stdout| {
             let output = Arc::clone(&output);
             let started = Arc::clone(&started);
             let evaluating = Arc::clone(&evaluating);
             tokio::spawn(each_line(stdout, move |line, continued| {
                 match line.strip_prefix(MARKER).filter(|_| !continued) {
-                    Some(marker) if marker.starts_with(CONFIG) => {
-                        let file = &marker[CONFIG.len()..];
-                        *evaluating.lock().expect("config lock poisoned") =
-                            (!file.is_empty()).then(|| file.to_owned());
+                    Some(marker) if marker.starts_with(CONFIG) || marker.starts_with(HELD) => {
+                        evaluating
+                            .lock()
+                            .expect("config lock poisoned")
+                            .said(marker);
                     }
                     Some(marker) => {
                         if marker == CONNECTED {
@@ -571,7 +612,7 @@ impl Master {
 
     /// [`Master::shutdown`], with the project's config file the node was evaluating as its
     /// session ended, if it was (a `System.halt/1` in it ended the node).
-    pub async fn end(mut self, grace: Duration) -> (Option<i32>, Option<String>) {
+    pub async fn end(mut self, grace: Duration) -> (Option<i32>, Option<InConfig>) {
         self.stdin.take();
         let status = match tokio::time::timeout(grace, self.child.wait()).await {
             Ok(ended) => ended.ok().and_then(|s| s.code()),
@@ -589,8 +630,9 @@ impl Master {
         if let Some(reader) = self.stdout_read.take().filter(|_| status.is_some()) {
             let _ = tokio::time::timeout(LAST_WORDS, reader).await;
         }
-        let evaluating = self.evaluating.lock().expect("config lock poisoned").take();
-        (status, evaluating)
+        let evaluating =
+            std::mem::take(&mut *self.evaluating.lock().expect("config lock poisoned"));
+        (status, evaluating.under_way())
     }
 }
 
@@ -904,5 +946,40 @@ mod tests {
         assert!(!verbose_log_level(&opts(&["LogLevel=QUIET"])));
         assert!(!verbose_log_level(&opts(&["LogLevel=ERROR", "Port=22"])));
         assert!(!verbose_log_level(&[]));
+    }
+
+    #[test]
+    fn what_a_config_file_printed_ahead_is_kept_while_it_is_under_way() {
+        let mut evaluating = Evaluating::default();
+        // Held bytes of no file under way, or not hex, are passed over.
+        evaluating.said("held:6869");
+        evaluating.said("config:config/config.exs");
+        evaluating.said("held:6265");
+        evaluating.said("held:not hex");
+        evaluating.said("held:666f72650a");
+        let under_way = std::mem::take(&mut evaluating).under_way();
+        assert_eq!(
+            under_way,
+            Some(InConfig {
+                file: "config/config.exs".to_owned(),
+                printed: b"before\n".to_vec(),
+            })
+        );
+        // A file done with leaves nothing; the next starts afresh.
+        for marker in [
+            "config:config/config.exs",
+            "held:6869",
+            "config:",
+            "config:config/runtime.exs",
+        ] {
+            evaluating.said(marker);
+        }
+        assert_eq!(
+            evaluating.under_way(),
+            Some(InConfig {
+                file: "config/runtime.exs".to_owned(),
+                printed: Vec::new(),
+            })
+        );
     }
 }

@@ -18,6 +18,7 @@ use crate::config::HostSettings;
 use crate::remote::boot;
 use crate::remote::node::Identities;
 use crate::remote::push::Remote;
+use crate::remote::ssh::InConfig;
 
 /// How long a session directory without a socket may be starting before it counts as stale.
 const STARTING: Duration = Duration::from_secs(120);
@@ -230,8 +231,9 @@ pub enum Claimed {
 
 /// How a spare's session ended: its exit status, if it had one, and the project's config file
 /// the node was evaluating then (`config/runtime.exs`), if it was: a `System.halt/1` in that file
-/// ended it.
-type Ended = (Option<i32>, Option<String>);
+/// ended it. (A warm run evaluates its config files in the run, their output shown as it comes:
+/// none was held.)
+type Ended = (Option<i32>, Option<InConfig>);
 
 /// A spare's connection the agent made ahead ([`super::ahead`]), handed to the run.
 pub struct Held {
@@ -396,7 +398,12 @@ impl Claim {
                     evaluating = file.map(str::to_owned);
                 } else if let Some(status) = said.strip_prefix(ENDED) {
                     let status = status.trim().parse().ok();
-                    ended_tx.send_replace(Some((status, evaluating.take())));
+                    let file = evaluating.take();
+                    let file = file.map(|file| InConfig {
+                        file,
+                        printed: Vec::new(),
+                    });
+                    ended_tx.send_replace(Some((status, file)));
                 }
             }
         });

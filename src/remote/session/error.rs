@@ -12,7 +12,7 @@ use crate::remote::boot::BootError;
 use crate::remote::invoke::Outcome;
 use crate::remote::node::{CallError, DistError};
 use crate::remote::push::PushError;
-use crate::remote::ssh::SshError;
+use crate::remote::ssh::{InConfig, SshError};
 
 /// Why a run on a host could not complete.
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +131,9 @@ pub enum SessionError {
         host: String,
         /// The node's exit status.
         status: u8,
+        /// What the file printed before, held on the node as it evaluated config.exs ahead: the
+        /// run has not shown it ([`SessionError::printed_ahead`]).
+        printed: Vec<u8>,
     },
 }
 
@@ -239,12 +242,27 @@ impl SessionError {
 
     /// A halt ([`SessionError::Halted`]) while the node evaluated the config file `evaluating`
     /// is that file's: [`SessionError::ConfigHalted`].
-    pub(super) fn halted_in(self, evaluating: Option<String>) -> SessionError {
+    pub(super) fn halted_in(self, evaluating: Option<InConfig>) -> SessionError {
         match (self, evaluating) {
-            (SessionError::Halted { host, status, .. }, Some(file)) => {
-                SessionError::ConfigHalted { file, host, status }
+            (SessionError::Halted { host, status, .. }, Some(InConfig { file, printed })) => {
+                SessionError::ConfigHalted {
+                    file,
+                    host,
+                    status,
+                    printed,
+                }
             }
             (other, _) => other,
+        }
+    }
+
+    /// What a config file that halted the node printed before, which the run has not shown (it
+    /// was held on the node as config.exs was evaluated ahead): the run's output, ahead of its
+    /// end. Empty for another error.
+    pub fn printed_ahead(&self) -> &[u8] {
+        match self {
+            SessionError::ConfigHalted { printed, .. } => printed,
+            _ => &[],
         }
     }
 
