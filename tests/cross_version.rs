@@ -6,7 +6,8 @@
 //! boot flags on that OTP); where it cannot, the run fails before the call with exit 3 and one
 //! line naming the module. On an OTP 27 remote, too, a node halts and leaves nothing once its
 //! stdin (frames read by a port of its own, see templates/boot.sh) ends, at any point, and warm
-//! sessions serve runs and preload their batches.
+//! sessions serve runs and preload their batches. On OTP 27 and 29 remotes, config files call the
+//! project's modules and halt as under `mix run`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -173,6 +174,62 @@ fn output_and_reads_go_through_the_relay_on_otp27_and_otp29_remotes() {
             "line 20000 of 20000 ..........................."
         );
         sshd.assert_no_session_processes();
+    }
+}
+
+#[test]
+fn config_files_call_and_halt_as_under_mix_run_on_otp27_and_otp29_remotes() {
+    // As on the host's release (tests/deploy.rs): config.exs cannot call the project's modules,
+    // runtime.exs can; what config.exs printed before a halt it does not name shows.
+    let (Some(trixie), Some(sid)) = (Chroot::open("trixie"), Chroot::open("sid")) else {
+        return;
+    };
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("demo", "dev");
+    let project = staged.path();
+    let config = project.join("config");
+    std::fs::create_dir_all(&config).expect("config/");
+    let calling = "IO.puts(:before)\nconfig :demo, currency: Demo.Money.new(1, :eur).currency";
+    let halting = "IO.puts(:before)\napply(System, String.to_atom(\"ha\" <> \"lt\"), [3])";
+    let cases = [
+        (
+            calling,
+            "",
+            1,
+            "before\n",
+            "(module Demo.Money is not available)",
+        ),
+        ("", calling, 0, "before\n:eur\n", ""),
+        (
+            halting,
+            "",
+            1,
+            "before\n",
+            "config/config.exs (or a file it imports) stopped the run with status 3",
+        ),
+    ];
+    for chroot in [trixie, sid] {
+        let elixir = chroot.elixir();
+        for (config_exs, runtime_exs, code, stdout, said) in cases {
+            for (file, line) in [("config.exs", config_exs), ("runtime.exs", runtime_exs)] {
+                let text = format!("import Config\n{line}\n");
+                std::fs::write(config.join(file), text).expect("a config file");
+            }
+            let mut tool = testkit::mix_remote(project);
+            tool.eval_on(&sshd, "Application.get_env(:demo, :currency)")
+                .args(["--no-compile", "--elixir"])
+                .arg(&elixir);
+            let out = tool.run();
+            sshd.assert_no_session_processes();
+            let release = chroot.otp_release();
+            assert_eq!(
+                (out.code, out.stdout.as_str()),
+                (Some(code), stdout),
+                "OTP {release}: {}",
+                out.stderr
+            );
+            assert!(out.stderr.contains(said), "OTP {release}: {}", out.stderr);
+        }
     }
 }
 
