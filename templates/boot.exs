@@ -796,10 +796,11 @@ evaluate_config = fn files, env, names, subdir ->
   end
 end
 
-# What config.exs printed as it is evaluated ahead (see `evaluate_ahead`), said on the node's
-# stdout too as it is printed, as `mix-remote:held:<hex>` lines of at most 16 KiB of it each:
-# should the file halt the node (`System.halt/1`), the tool shows it, as `mix run` shows what
-# came before a halt, where the node's memory of it is gone with the node.
+# What config.exs prints as it is evaluated ahead (see `evaluate_ahead`), said on the node's
+# stdout too as it is printed, as `mix-remote:held:<hex>` lines of at most 16 KiB of it each: a
+# halt the file reaches (`System.halt/1`, named in it or not) takes what the node holds with it,
+# and the tool shows this instead, as `mix run` shows what came before a halt. (The halt flushes
+# what is written to stdout before it.)
 held_said = fn out, again ->
   size = min(byte_size(out), 16384)
   IO.write(:user, ["\nmix-remote:held:", :binary.encode_hex(:binary.part(out, 0, size)), ?\n])
