@@ -66,6 +66,10 @@ removed = fn paths ->
   :lists.foreach(remove_tree, if(through, do: others, else: paths))
 end
 
+# Returns once the shell of `sweeper` runs (at once where there is none): `call` and
+# `evaluate_ahead` wait for it before they run code of the run's.
+sweeper_running = fn -> removed.([]) end
+
 # Halts the node, removing the run's directory first, once the processes that write there (see
 # `writing`) are stopped.
 halt = fn status ->
@@ -402,9 +406,11 @@ end
 # the port, its process killed) in between leaves that child reading end-of-file, which prints
 # `erl_child_setup: failed with error 32 on line 281` on the node's stderr, and the program never
 # runs: a sweeping shell so cut short would leave the run's directory behind. So this shell says
-# it runs (a newline) before the process serves anything, and `removed` waits for the process:
-# the stale runs' sweep does (see `run_dir`), and the load's answer waits for that sweep, so no
-# code of the run can halt the node before the shell is up. A shell of a VM that went while it
+# it runs (a newline) before the process serves anything, and `removed` waits for the process;
+# what runs the run's code waits for it first (`sweeper_running`), so that no code of the run can
+# halt the node before the shell is up. (The load's answer need not wait for it, nor a sweep
+# that found no earlier run's directory: neither runs code of the run's. An `-on_load` function
+# that halts the node is not waited for.) A shell of a VM that went while it
 # removed goes on (SIGPIPE ignored, its answers to nobody dropped) and removes the run's
 # directory last. Erlang's functions only (see `run_dir`).
 sweeper = fn dir, sh ->
@@ -447,8 +453,8 @@ end
 # `remote_env` is set, so TMPDIR may move it). The directories earlier runs left there (see
 # `run_places`) are removed meanwhile, by a process of its own. Returns the directory and, to its
 # first caller, that process's monitor, which `swept` waits on for how many it removed (0 to the
-# others), once they are removed and the shell that removes the directory as the node goes runs
-# (see `sweeper`). `halt` knows the directory before it exists: a halt that stops this process
+# others), once they are removed (through the shell of `sweeper`, which the node starts here, if
+# there are any). `halt` knows the directory before it exists: a halt that stops this process
 # between the two (stdin closing as the batch comes) removes it all the same. Erlang's functions
 # only: it is on a cold run's way to the load, where each Elixir module loaded costs 0.5-5 ms
 # (String and String.Unicode, File, Path, System, Regex, Base: 40-60 ms on a booting node).
@@ -472,7 +478,7 @@ run_dir = fn again ->
           {_pid, sweeping} =
             writing.(fn ->
               stale = Enum.flat_map(run_places.(tmp), &stale_runs.(&1, uid))
-              removed.(stale)
+              if stale != [], do: removed.(stale)
               exit({:mix_remote_swept, length(stale)})
             end)
 
@@ -838,6 +844,7 @@ evaluate_ahead = fn files, env ->
   {pid, _ref} =
     writing.(fn ->
       elixir_started.()
+      sweeper_running.()
       {:ok, io} = StringIO.open("")
       held = spawn_link(fn -> held_io.(io, [], held_io) end)
       Process.group_leader(self(), held)
@@ -1226,6 +1233,8 @@ end
 # how it ended otherwise (see `ended_by`; a Mix exception as `{:failed, kind, text, nil, status}`,
 # the status Mix's command line exits with: see `mix_failure`).
 call = fn module, function, args, setup ->
+  sweeper_running.()
+
   try do
     case configure.(setup) do
       :ok ->
