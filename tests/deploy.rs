@@ -664,7 +664,9 @@ fn a_halt_in_a_config_file_ends_the_run_as_under_mix_run() {
     // the hooks; here it ends the run as a halt in the code does: 0 a success, another status
     // the tool's 1, naming the file (the tool's own 2-4 mean other things).
     let endings = [0, 3].map(|status| {
-        let ending = format!("{HOOK}\nIO.puts(:before)\nSystem.halt({status})");
+        // The halt a moment after the output, which a halt in runtime.exs (evaluated in the run)
+        // could otherwise lose (README, Limits).
+        let ending = format!("{HOOK}\nIO.puts(:before)\nProcess.sleep(100)\nSystem.halt({status})");
         (ending, status, "before\n".to_owned())
     });
     config_file_endings_end_the_run_as_under_mix_run(&endings, "the config files' halts");
@@ -677,7 +679,7 @@ fn a_halt_the_config_file_does_not_name_ends_the_run_as_under_mix_run() {
     let endings = [0, 3].map(|status| {
         let halt = "apply(System, String.to_atom(\"ha\" <> \"lt\"), [STATUS])";
         let ending = format!(
-            "IO.puts(:before)\n{}",
+            "IO.puts(:before)\nProcess.sleep(100)\n{}",
             halt.replace("STATUS", &status.to_string())
         );
         (ending, status, "before\n".to_owned())
