@@ -124,13 +124,7 @@ fn an_otp25_build_runs_on_an_otp27_remote() {
     assert_works(&tool.run(), "{false, 2}\n");
     sshd.assert_no_session_processes();
     // A script is compiled there too (Elixir 1.18's Code.require_file/2 compiles its top level).
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let script = dir.path().join("fix.exs");
-    std::fs::write(
-        &script,
-        "f = fn x -> x end\nIO.puts(:erlang.fun_info(f, :module) != {:module, :erl_eval})\n",
-    )
-    .expect("write the script");
+    let (_dir, script) = testkit::top_level_fn_script();
     let path = script.display().to_string();
     assert_works(&run(&sshd, &demo, Some(&elixir), &[&path]), "true\n");
     let compat = testkit::compiled_fixture("compat");

@@ -396,13 +396,7 @@ fn up_serves_runs_with_fresh_nodes_and_down_leaves_nothing() {
     assert!(eval.stderr.contains(SERVED), "{}", eval.stderr);
     eval.assert_local_clean();
     // So does a script, compiled there as on a cold node (its `fn` is no interpreted closure).
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let script = dir.path().join("warm.exs");
-    std::fs::write(
-        &script,
-        "f = fn x -> x end\nIO.puts(:erlang.fun_info(f, :module) != {:module, :erl_eval})\n",
-    )
-    .expect("write the script");
+    let (_dir, script) = testkit::top_level_fn_script();
     let path = script.display().to_string();
     let out = sessions.on(&sshd, &["run", "-v", &path, "--no-compile"]);
     assert_eq!(
@@ -1211,8 +1205,8 @@ fn a_node_that_halts_before_its_sweeping_shell_could_run_leaves_nothing() {
     // goes (templates/boot.exs, `sweeper`) is started as a run's load makes that directory, so
     // it cannot run until erl_child_setup goes on; should the code halt the node meanwhile,
     // that shell never would, and erl_child_setup's child, left without the VM's go-ahead, says
-    // `erl_child_setup: failed with error 32 on line 281`. The node must not answer the load,
-    // nor so run the code, before that shell runs.
+    // `erl_child_setup: failed with error 32 on line 281`. The node must not run the code
+    // before that shell runs.
     let spare = session_pids(&sshd, "beam");
     let forker = session_pids(&sshd, "erl_child_setup");
     assert_eq!(

@@ -319,6 +319,20 @@ pub fn mix_run_file(project: &Path, env: &str, file: &Path, args: &[&str]) -> cr
     crate::run_within(cmd, crate::RUN_LIMIT)
 }
 
+/// A throw-away script whose top level prints `true` when its `fn` is compiled code (as
+/// `mix run FILE` compiles a script), `false` when erl_eval interprets it (as `mix run -e`
+/// evaluates code): the directory that holds it, and its path.
+pub fn top_level_fn_script() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("testkit: a temporary directory");
+    let script = dir.path().join("top_level_fn.exs");
+    std::fs::write(
+        &script,
+        "f = fn x -> x end\nIO.puts(:erlang.fun_info(f, :module) != {:module, :erl_eval})\n",
+    )
+    .expect("testkit: write the script");
+    (dir, script)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

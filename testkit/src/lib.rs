@@ -96,7 +96,7 @@ pub use erl_beams::{
 };
 pub use fixture::{
     StagedFixture, VENDOR_VAR, compiled_fixture, compiled_fixture_in, empty_mix_project, mix_run,
-    mix_run_file, staged_fixture, vendor_available, vendor_dir,
+    mix_run_file, staged_fixture, top_level_fn_script, vendor_available, vendor_dir,
 };
 pub use launcher::{MixRemote, Output, Running, entries, mix_remote};
 pub use path_without::PathWithout;
