@@ -1,5 +1,8 @@
 # Where runs put their directories, and those earlier runs left there. Shared by the boot and
-# check programs (in place of @RUN_DIRS@).
+# check programs (in place of @RUN_DIRS@): closures bound in turn, as the check program is a
+# script the server evaluates (templates/check.exs, which defines no module, so nothing is
+# compiled there), and the boot program's module binds them in its `run_dirs/0`
+# (templates/boot.exs), which returns `tmp_dir`, `run_places`, `host_tag` and `stale_runs`.
 
 # Whether a NIF in priv/ might not map from directory `dir` (of st_dev `device`): its mount is
 # noexec, or `mountinfo` (the text of /proc/self/mountinfo) does not show which mount it is on

@@ -130,10 +130,10 @@ fn the_modules_a_node_loads_ahead_are_the_hosts_elixir_s() {
     .unwrap();
     for list in ["started_modules", "evaluator_modules"] {
         let start = source
-            .find(&format!("\n{list} = ["))
-            .unwrap_or_else(|| panic!("{list} in templates/boot.exs"));
-        let literal = &source[start + list.len() + 4..];
-        let literal = &literal[..literal.find("\n]").unwrap() + 2];
+            .find(&format!("\n  @{list} ["))
+            .unwrap_or_else(|| panic!("@{list} in templates/boot.exs"));
+        let literal = &source[start + list.len() + 5..];
+        let literal = &literal[..literal.find("\n  ]").unwrap() + 4];
         let out = Command::new("elixir")
             .args([
                 "-e",

@@ -446,7 +446,7 @@ mod tests {
             Request::Expand,
             Request::Interrupt,
         ] {
-            assert!(PROGRAM.contains(&format!("\n  {}: ", request.name())));
+            assert!(PROGRAM.contains(&format!("\n      {}: &", request.name())));
         }
     }
 

@@ -62,7 +62,7 @@ pub enum Outcome {
     },
 }
 
-/// How the boot program's own frames name their file (`boot.exs:584`): never a config file.
+/// How the boot program's own frames name their file (`boot.exs:760`): never a config file.
 const BOOT_SOURCE: &str = "boot.exs:";
 
 impl Outcome {
@@ -450,7 +450,7 @@ mod tests {
             atom("config_failed"),
             binary("config/runtime.exs"),
             binary(
-                "** (RuntimeError) boom\n    boot.exs:584: anonymous fn/1 in :mix_remote_boot.__FILE__/1\n",
+                "** (RuntimeError) boom\n    boot.exs:760: :mix_remote_boot.config_file_read/5\n",
             ),
         ]);
         let ended = outcome("run", &reply).unwrap();

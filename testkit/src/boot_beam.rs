@@ -4,24 +4,26 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// What the host's `elixir` runs to build the beams (arguments: boot.exs, run_dirs.exs,
-/// boot_epmd.exs, the output directory). The program becomes the body of
-/// `:mix_remote_boot.main(tick_ms)` (it reads like a script, and merges like one), the port
-/// mapper's functions follow it in the module, and the module is compiled twice: as OTP 25 compiles it, for OTP 25 and
-/// newer, and with `r24` (no instruction of a later release) for OTP 24. One beam cannot serve
-/// both: OTP 29 no longer loads the binary construction instructions `r24` makes. Each is
-/// stripped to the chunks the loader reads and gzipped, which the loader reads as it is
-/// (`beam_lib:strip/1`, which leaves nothing that names this machine): about 9 KB.
+/// What the host's `elixir` runs to build the beams (arguments: boot.exs, run_dirs.exs, the
+/// output directory). boot.exs is the module `:mix_remote_boot` (the port mapper's functions
+/// among its own), with run_dirs.exs put in place of its placeholder line, and it is compiled
+/// twice: as OTP 25 compiles it, for OTP 25 and newer, and with `r24` (no instruction of a later
+/// release; `@compile :r24` added on the `defmodule` line, so the lines stay where they are) for
+/// OTP 24. One beam cannot serve both: OTP 29 no longer loads the binary construction
+/// instructions `r24` makes. Each is stripped to the chunks the loader reads and gzipped, which
+/// the loader reads as it is (`beam_lib:strip/1`, which leaves nothing that names this machine):
+/// about 30 KB.
 const BUILD: &str = r#"
-[source, run_dirs, epmd, out] = System.argv()
-body = String.replace(File.read!(source), "\n@RUN_DIRS@\n", "\n" <> File.read!(run_dirs) <> "\n")
-body = body <> "\nend\n" <> File.read!(epmd)
+[source, run_dirs, out] = System.argv()
+[above, below] = String.split(File.read!(source), "\n@RUN_DIRS@\n")
+source = above <> "\n" <> File.read!(run_dirs) <> "\n" <> below
+module = "\ndefmodule :mix_remote_boot do\n"
+[_header, _module] = String.split(source, module)
 Code.compiler_options(ignore_module_conflict: true)
 
-for {name, options} <- [{"mix_remote_boot.beam", []}, {"mix_remote_boot_otp24.beam", [:r24]}] do
-  compile = inspect([{:no_warn_undefined, :mix_remote_relay} | options])
-  header = "defmodule :mix_remote_boot do\n@compile #{compile}\ndef main(tick_ms) do\n"
-  [{:mix_remote_boot, beam}] = Code.compile_string(header <> body <> "\nend\n", "boot.exs")
+for {name, compile} <- [{"mix_remote_boot.beam", ""}, {"mix_remote_boot_otp24.beam", " @compile :r24"}] do
+  text = String.replace(source, module, "\ndefmodule :mix_remote_boot do" <> compile <> "\n")
+  [{:mix_remote_boot, beam}] = Code.compile_string(text, "boot.exs")
   {:ok, {:mix_remote_boot, stripped}} = :beam_lib.strip(beam)
   File.write!(Path.join(out, name), stripped)
 end
@@ -51,7 +53,6 @@ pub fn build_boot_beams() -> Result<[Vec<u8>; 2], String> {
         .arg(BUILD)
         .arg(boot_source())
         .arg(crate::fixture::repo_root().join("templates/run_dirs.exs"))
-        .arg(crate::fixture::repo_root().join("templates/boot_epmd.exs"))
         .arg(dir.path())
         .env("ERL_CRASH_DUMP_BYTES", "0")
         .output()
