@@ -32,7 +32,7 @@
 # which no other module loads).
 # -dist_listen false: the node opens no port at all; it connects out to the tool instead.
 # -epmd_module: the boot program's module tells distribution where the tool's node is (the
-# forward's port, once read), without asking any EPMD (templates/boot_epmd.exs).
+# forward's port, once read), without asking any EPMD (templates/boot.exs, the port mapper's section).
 # -nocookie: OTP neither reads nor creates ~/.erlang.cookie. ERL_CRASH_DUMP_BYTES=0: no crash
 # dump, which would hold the cookie, is ever written.
 # -kernel net_setuptime 120: connecting back may take longer than OTP's 7 s on a busy server (the

@@ -9,11 +9,11 @@
 % once, so that the forward's channel is open by the time distribution uses it
 % (templates/mix_remote_dist.erl). Then it reads the boot program's two beams (a frame each: for
 % OTP 25 and newer, then for OTP 24) and loads the one for its release: that module is also
-% distribution's port mapper (templates/boot_epmd.exs). Distribution then starts at once,
+% distribution's port mapper (templates/boot.exs). Distribution then starts at once,
 % in a process of its own (the rest of the boot overlaps it; the program's own start of it then
 % waits for this one), with a dynamic name: the tool's node names this one as it connects (see
 % src/remote/node/handshake.rs), and OTP loads no crypto to draw a creation. Then the node runs
-% the program (templates/boot.exs) with the tick interval of the node's net_ticktime. Should that
+% the program (`main/1` of templates/boot.exs) with the tick interval of the node's net_ticktime. Should that
 % fail, the error is printed as Elixir formats it (as `elixir -e` would) on the node's own
 % standard error (not the relay's, which the halt would cut short) and the node halts.
 Otp = list_to_integer(erlang:system_info(otp_release)),

@@ -134,7 +134,7 @@ fn halts_once_its_session_is_gone(input: &[u8], dir_made: bool, lost: Lost) {
             shell.wait().expect("the session's shell reaped");
             LIMIT
         }
-        // The node's bound on silence (templates/boot.exs, `quiet_limit_ms`), and then some.
+        // The node's bound on silence (templates/boot.exs, `@quiet_limit_ms`), and then some.
         Lost::Silence => Duration::from_secs(45) + LIMIT,
     };
     let deadline = Instant::now() + limit;

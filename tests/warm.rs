@@ -811,7 +811,7 @@ fn a_run_while_another_goes_on_connects_its_spare_itself() {
 fn a_spare_that_waits_unconnected_longer_than_its_quiet_limit_still_serves() {
     // While a run goes on, the next spare waits for its identities on stdin, unconnected; one
     // that hears nothing there for 45 s takes its session for lost (templates/boot.exs,
-    // `quiet_limit_ms`), so the agent's keepalives must keep it, however long the run.
+    // `@quiet_limit_ms`), so the agent's keepalives must keep it, however long the run.
     let sshd = Sshd::start();
     let sessions = Sessions::new();
     sessions.up_ready(&sshd);

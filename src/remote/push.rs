@@ -192,7 +192,7 @@ pub async fn push(
 /// [`Load::frame`]).
 #[derive(Debug)]
 pub struct Load {
-    /// `eager, on_load, apps, expected` (see templates/boot.exs, `ops.load`).
+    /// `eager, on_load, apps, expected` (see templates/boot.exs, `load_request`).
     args: Vec<Term>,
     /// The closure modules sent to be loaded, in load order.
     missing: Vec<String>,

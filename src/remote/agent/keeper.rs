@@ -19,7 +19,7 @@ const MASTER_GRACE: Duration = Duration::from_secs(5);
 const RETRY: Duration = Duration::from_secs(2);
 /// How often a spare that waits for its run unconnected (while a run goes on) hears from the
 /// agent: an empty frame on its stdin ([`Spare::keepalive`]). One that hears nothing at all for
-/// 45 s (templates/boot.exs, `quiet_limit_ms`) takes the agent for gone and halts: its session
+/// 45 s (templates/boot.exs, `@quiet_limit_ms`) takes the agent for gone and halts: its session
 /// may be lost without its stdin ending.
 const KEEPALIVE: Duration = Duration::from_secs(5);
 
