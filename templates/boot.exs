@@ -580,6 +580,7 @@ defmodule :mix_remote_boot do
   # request, at the bottom of a stacktrace.
   @evaluators [:mix_remote_boot, :erl_eval, :elixir, :elixir_eval, Code, Module.ParallelChecker]
 
+  # `stack` without those frames at its bottom: the code's own, as the code's author knows them.
   defp user_frames(stack) do
     stack |> Enum.reverse() |> Enum.drop_while(&(elem(&1, 0) in @evaluators)) |> Enum.reverse()
   end
