@@ -1217,9 +1217,14 @@ defmodule :mix_remote_boot do
         if start,
           do: restart or not starts_logger(apps, MapSet.new()),
           else: restart
+      crash_here = List.keyfind(:logger.get_primary_config().filters, :mix_remote_crash_here, 0)
       if stop, do: Application.stop(:logger)
       started = if start, do: start_apps(apps, Map.get(setup, :permanent, false)), else: :ok
       if not start, do: Application.ensure_all_started(:logger)
+      # Elixir 1.15+'s Logger puts its translator first as it starts (and drops, as it stops, the
+      # filters added since it started at boot): the filter of crash reports goes first again.
+      others = List.keydelete(:logger.get_primary_config().filters, :mix_remote_crash_here, 0)
+      if crash_here, do: :logger.set_primary_config(:filters, [crash_here | others])
       started
     end
   end

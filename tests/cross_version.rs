@@ -7,7 +7,7 @@
 //! line naming the module. On an OTP 27 remote, too, a node halts and leaves nothing once its
 //! stdin (frames read by a port of its own, see templates/boot.sh) ends, at any point, and warm
 //! sessions serve runs and preload their batches. On OTP 27 and 29 remotes, config files call the
-//! project's modules and halt as under `mix run`.
+//! project's modules and halt as under `mix run`, and a crash no link takes is logged as there.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -578,4 +578,41 @@ fn a_warm_session_serves_and_preloads_on_an_otp27_remote_and_down_leaves_nothing
     sshd.wait_until_no_session_processes(Duration::from_secs(15))
         .unwrap_or_else(|left| panic!("left {left:?}"));
     assert_eq!(sshd.run_dirs(), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn a_crash_no_link_takes_is_logged_as_under_mix_run_on_otp27_and_otp29_remotes() {
+    // Elixir 1.15+ starts Logger as the node boots, and puts its translator ahead of the filters
+    // already there as it (re)starts: Logger said "Process #PID<...> on node
+    // :mix_remote_...@localhost raised an exception", where `mix run`'s node is not alive. With
+    // Logger running (otp_app needs it) and with Logger stopped (demo does not).
+    let (Some(trixie), Some(sid)) = (Chroot::open("trixie"), Chroot::open("sid")) else {
+        return;
+    };
+    let sshd = Sshd::start();
+    let code = "spawn(fn -> raise \"lost\" end); Process.sleep(300)";
+    let cases = [
+        ("otp_app", "[error] Process #PID<"),
+        ("demo", "Error in process #PID<"),
+    ];
+    for chroot in [trixie, sid] {
+        let elixir = chroot.elixir();
+        for (fixture, said) in cases {
+            let project = testkit::compiled_fixture(fixture);
+            let mut tool = testkit::mix_remote(&project);
+            tool.eval_on(&sshd, code)
+                .args(["--no-compile", "--no-warnings", "--elixir"])
+                .arg(&elixir);
+            let out = tool.run();
+            sshd.assert_no_session_processes();
+            let release = chroot.otp_release();
+            assert_eq!(out.code, Some(0), "OTP {release}: {}", out.stderr);
+            let line = out.stderr.lines().find(|l| l.contains(said));
+            assert!(
+                line.is_some_and(|l| !l.contains(" on node ")),
+                "OTP {release}, {fixture}: {}",
+                out.stderr
+            );
+        }
+    }
 }
