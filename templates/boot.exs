@@ -791,11 +791,13 @@ defmodule :mix_remote_boot do
     catch
       kind, reason ->
         # Its frames down to the reading of the file, as `mix run` shows them (and more
-        # of its own below), or all but this program's when they go deeper than that.
+        # of its own below), or all of them when they go deeper than that (the
+        # stacktrace's depth cut them before the reading: the file's own frame is one of
+        # Elixir's evaluation, and Elixir 1.15+'s erl_eval frames soon fill the depth).
         stack =
           case Enum.split_while(Enum.reverse(__STACKTRACE__), &(elem(&1, 0) != Config.Reader)) do
             {_below, [_ | _] = frames} -> Enum.reverse(frames)
-            {_all, []} -> user_frames(__STACKTRACE__)
+            {_all, []} -> __STACKTRACE__
           end
 
         # A Mix exception with the status Mix's command line exits with (see
