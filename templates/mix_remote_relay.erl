@@ -260,8 +260,11 @@ immediate({put_chars, M, F, A}, Stream, S) ->
     put_applied(applied(M, F, A, latin1, device(Stream, S)), Stream, S);
 immediate({setopts, Opts}, out, S) when is_list(Opts) -> setopts(Opts, S);
 immediate({setopts, Opts}, err, S) when is_list(Opts) -> {ok, S};
-immediate(getopts, out, S) -> {[{binary, map_get(binary, S)}, {encoding, map_get(encoding, S)}], S};
-immediate(getopts, err, S) -> {[{binary, true}, {encoding, unicode}], S};
+immediate(getopts, out, S) -> {getopts(S), S};
+immediate(getopts, err, S) ->
+    %% In unicode, as Elixir's start sets it (it may not have before the relay took the name).
+    Own = own_opts(persistent_term:get(mix_remote_stderr, undefined)),
+    {lists:keystore(encoding, 1, Own, {encoding, unicode}), S};
 immediate({get_geometry, columns}, out, #{geometry := {C, _}} = S) -> {C, S};
 immediate({get_geometry, rows}, out, #{geometry := {_, R}} = S) -> {R, S};
 immediate({get_geometry, _}, _, S) -> {{error, enotsup}, S};
@@ -271,6 +274,26 @@ immediate(R, err, S) ->
         false -> {{error, request}, S}
     end;
 immediate(_, out, S) -> {{error, request}, S}.
+
+%% The device's options as `mix run`'s standard_io gives them where it is no terminal: since OTP
+%% 26, those of the node's own (`user`: expand_fun, echo, log, terminal, stdout, stderr, stdin:
+%% false, its stdio being pipes), with the relay's binary and encoding in their places.
+getopts(S) ->
+    Own = case map_get(user, S) of
+              true -> [];
+              false -> own_opts(user)
+          end,
+    Binary = lists:keystore(binary, 1, Own, {binary, map_get(binary, S)}),
+    lists:keystore(encoding, 1, Binary, {encoding, map_get(encoding, S)}).
+
+%% The options of the node's own device Dev (standard_error's: its encoding alone up to OTP 25,
+%% onlcr and log besides after), or [] should it not answer with a list.
+own_opts(undefined) -> [];
+own_opts(Dev) ->
+    case catch io:getopts(Dev) of
+        Opts when is_list(Opts) -> Opts;
+        _ -> []
+    end.
 
 put_text(error, _Stream, S) -> {{error, put_chars}, S};
 put_text(_Bin, out, #{closed := true} = S) -> {{error, terminated}, S};

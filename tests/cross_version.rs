@@ -7,7 +7,8 @@
 //! line naming the module. On an OTP 27 remote, too, a node halts and leaves nothing once its
 //! stdin (frames read by a port of its own, see templates/boot.sh) ends, at any point, and warm
 //! sessions serve runs and preload their batches. On OTP 27 and 29 remotes, config files call the
-//! project's modules and halt as under `mix run`, and a crash no link takes is logged as there.
+//! project's modules and halt as under `mix run`, a crash no link takes is logged as there, and
+//! the standard IO's options are the server's.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -618,5 +619,39 @@ fn a_crash_no_link_takes_is_logged_as_under_mix_run_on_otp27_and_otp29_remotes()
                 out.stderr
             );
         }
+    }
+}
+
+#[test]
+fn io_options_are_those_of_the_servers_standard_io_on_otp25_27_and_29_remotes() {
+    // OTP 26+ gives a device that is no terminal more options than binary and encoding
+    // (`terminal: false`, `stdin: false`...), and standard_error its own (`onlcr`, `log`); code
+    // that tells a terminal by them, or fetches one, saw them missing.
+    let (Some(trixie), Some(sid)) = (Chroot::open("trixie"), Chroot::open("sid")) else {
+        return;
+    };
+    let sshd = Sshd::start();
+    let demo = testkit::compiled_fixture("demo");
+    let code = "{:io.getopts(), :io.getopts(:standard_error), :io.setopts(:io.getopts())}";
+    let printed = format!("IO.puts(inspect({code}))");
+    for chroot in [Some(&trixie), Some(&sid), None] {
+        let mut elixir = match chroot {
+            Some(chroot) => chroot.command("elixir"),
+            None => std::process::Command::new("elixir"),
+        };
+        let expected = elixir
+            .args(["-e", &printed])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("the server's elixir");
+        let expected = String::from_utf8_lossy(&expected.stdout);
+        let mut tool = testkit::mix_remote(&demo);
+        tool.eval_on(&sshd, code).args(["--no-compile"]);
+        if let Some(chroot) = chroot {
+            tool.arg("--elixir").arg(chroot.elixir());
+        }
+        let out = tool.run();
+        sshd.assert_no_session_processes();
+        assert_eq!(out.stdout, expected, "{}", out.stderr);
     }
 }
