@@ -1,8 +1,8 @@
 %% The relay: on the remote node, the group leader of every process the tool's requests start
 %% (and so of everything they spawn), and through a forwarder registered as standard_error (the
 %% node's own is unregistered while the relay lives, and kept in the persistent term
-%% mix_remote_stderr) the node's standard error too. It registers as mix_remote_io and speaks
-%% with the tool:
+%% mix_remote_stderr) the node's standard error too, and from OTP 28 on of the get_password
+%% requests sent to `user`. It registers as mix_remote_io and speaks with the tool:
 %%
 %%   relay -> tool   {mix_remote_out, Bin}              the next bytes of output, in order
 %%   relay -> tool   {mix_remote_err, Bin}              the next bytes of standard error, in
@@ -66,6 +66,20 @@ init(Tool) ->
             unregister(standard_error),
             register(standard_error, Forwarder)
     end,
+    %% OTP 29's io:get_password/0 asks `user` (27's, the group leader; 28 was not observed and
+    %% is taken as 29), the node's own standard input (frames, no terminal: `{error, enotsup}`),
+    %% where `mix run`'s `user` is the terminal it reads: those requests come here through a
+    %% forwarder registered as user meanwhile.
+    case list_to_integer(erlang:system_info(otp_release)) >= 28 andalso whereis(user) of
+        User when is_pid(User) ->
+            Passwords = spawn(fun() ->
+                                  Watch = erlang:monitor(process, Relay),
+                                  forward_passwords(Relay, Watch, User)
+                              end),
+            unregister(user),
+            register(user, Passwords);
+        _ -> ok
+    end,
     loop(new(Tool)).
 
 %% The process registered as standard_error: hands every IO request to the relay, which answers
@@ -85,6 +99,26 @@ forward_errors(Relay, Watch, Own) ->
             register(standard_error, Own);
         _ ->
             forward_errors(Relay, Watch, Own)
+    end.
+
+%% The process registered as user: hands its get_password requests to the relay and every
+%% other IO request to the node's own, which takes the name back should the relay end.
+forward_passwords(Relay, Watch, Own) ->
+    receive
+        {io_request, _, _, {get_password, _}} = Request ->
+            Relay ! Request,
+            forward_passwords(Relay, Watch, Own);
+        {io_request, _, _, get_password} = Request ->
+            Relay ! Request,
+            forward_passwords(Relay, Watch, Own);
+        {io_request, _, _, _} = Request ->
+            Own ! Request,
+            forward_passwords(Relay, Watch, Own);
+        {'DOWN', Watch, process, _, _} ->
+            unregister(user),
+            register(user, Own);
+        _ ->
+            forward_passwords(Relay, Watch, Own)
     end.
 
 loop(S) ->

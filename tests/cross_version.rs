@@ -655,3 +655,28 @@ fn io_options_are_those_of_the_servers_standard_io_on_otp25_27_and_29_remotes() 
         assert_eq!(out.stdout, expected, "{}", out.stderr);
     }
 }
+
+#[test]
+fn a_password_is_read_from_the_tools_stdin_on_an_otp29_remote() {
+    // OTP 29's io:get_password/0 asks `user`, the node's own standard input, not the group
+    // leader: it was `{:error, :enotsup}` there, on a terminal too, where `mix run`'s `user` is
+    // the terminal. Read as on other releases (tests/terminal.rs).
+    let Some(sid) = Chroot::open("sid") else {
+        return;
+    };
+    let sshd = Sshd::start();
+    let demo = testkit::compiled_fixture("demo");
+    let mut tool = testkit::mix_remote(&demo);
+    tool.eval_on(
+        &sshd,
+        "{:io.get_password(), IO.gets(\"next? \"), :io.get_password()}",
+    )
+    .args(["--no-compile", "--elixir"])
+    .arg(sid.elixir())
+    .stdin("s3cré t\nrest\n");
+    assert_works(
+        &tool.run(),
+        "next? {[115, 51, 99, 114, 233, 32, 116], \"rest\\n\", :eof}\n",
+    );
+    sshd.assert_no_session_processes();
+}
