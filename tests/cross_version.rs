@@ -680,3 +680,48 @@ fn a_password_is_read_from_the_tools_stdin_on_an_otp29_remote() {
     );
     sshd.assert_no_session_processes();
 }
+
+#[test]
+fn compile_time_config_that_differs_is_told_as_under_mix_run_on_otp27_and_otp29_remotes() {
+    // Elixir 1.15+ says what differs as a Mix error on stderr, `** (Mix) the application ...`
+    // (Elixir 1.14: `ERROR! ...` on stdout, tests/deploy.rs): the tool's line pointed to
+    // "Elixir's ERROR", which these releases do not print.
+    let (Some(trixie), Some(sid)) = (Chroot::open("trixie"), Chroot::open("sid")) else {
+        return;
+    };
+    let sshd = Sshd::start();
+    let staged = testkit::staged_fixture("otp_app", "dev");
+    let project = staged.path();
+    // OtpApp.Modes was compiled with mode: :dev.
+    let dev = project.join("config/dev.exs");
+    let text = std::fs::read_to_string(&dev).expect("dev.exs");
+    std::fs::write(&dev, text.replace("mode: :dev", "mode: :elsewhere")).expect("dev.exs");
+    for chroot in [trixie, sid] {
+        let mut tool = testkit::mix_remote(project);
+        tool.eval_on(&sshd, "OtpApp.Modes.now()")
+            .args(["--no-compile", "--no-warnings", "--elixir"])
+            .arg(chroot.elixir());
+        let out = tool.run();
+        sshd.assert_no_session_processes();
+        let release = chroot.otp_release();
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (Some(1), ""),
+            "OTP {release}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.starts_with(
+                "** (Mix) the application :otp_app has a different value set for key :mode"
+            ),
+            "OTP {release}: {}",
+            out.stderr
+        );
+        let said = format!(
+            "mix-remote: error: application otp_app was compiled with another config than it \
+             has on {} (Elixir's message says what differs)",
+            sshd.host()
+        );
+        assert!(out.stderr.contains(&said), "OTP {release}: {}", out.stderr);
+    }
+}

@@ -103,7 +103,7 @@ impl Outcome {
             }
             Outcome::CompileEnvDiffers { app } => Some(format!(
                 "application {app} was compiled with another config than it has{on_host} \
-                 (Elixir's ERROR says what differs): recompile with that config, or pass \
+                 (Elixir's message says what differs): recompile with that config, or pass \
                  --no-validate-compile-env"
             )),
             Outcome::Returned(_) | Outcome::Failed { .. } | Outcome::Stopped(_) => None,
