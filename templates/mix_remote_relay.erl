@@ -129,7 +129,12 @@ loop(S) ->
         {io_request, From, ReplyAs, {put_chars, unicode, Chars}} ->
             case bytes(Chars, unicode, map_get(encoding, S)) of
                 error -> From ! {io_reply, ReplyAs, {error, put_chars}}, loop(S);
-                Bin -> From ! {io_reply, ReplyAs, ok}, loop(add(S, out, Bin))
+                %% Sent (when it goes at once) before the writer hears back: a writer that
+                %% halts the node next would otherwise race the relay to it.
+                Bin ->
+                    S1 = add(S, out, Bin),
+                    From ! {io_reply, ReplyAs, ok},
+                    loop(S1)
             end;
         {io_request, From, ReplyAs, Request} ->
             loop(request(From, ReplyAs, Request, S));
