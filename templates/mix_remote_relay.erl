@@ -19,12 +19,15 @@
 %%                   after it (one connection keeps the order), and the tool writes the output
 %%                   it received before acting on that message
 %%
-%% Output requests are answered at once, their text made the bytes OTP's own `user` writes in the
-%% encoding setopts gave the device (unicode, or latin1: IO.binwrite's bytes as they are). It
-%% travels in pieces of at most ?CHUNK bytes, at once when nothing is unacknowledged (standard
-%% error's always, a last word before a halt), else held at most ?FLUSH_MS, with at most ?WINDOW
-%% bytes unacknowledged: a slow terminal or link slows the writers down, nothing is lost or
-%% reordered. Input requests are served one at a time, in arrival order, from what the tool reads
+%% Output requests' text is made the bytes OTP's own `user` writes in the encoding setopts gave
+%% the device (unicode, or latin1: IO.binwrite's bytes as they are). It travels in pieces of at
+%% most ?CHUNK bytes, at once when nothing is unacknowledged (standard error's always, a last word
+%% before a halt) or when ?CHUNK bytes are pending, else held at most ?FLUSH_MS, with at most
+%% ?WINDOW bytes unacknowledged: a slow terminal or link slows the writers down, nothing is lost
+%% or reordered. A request whose text goes at once is answered once distribution has handed it
+%% to the socket (see `drained`): the VM halts without running the relay again, so what a writer
+%% printed right before `System.halt/1` arrives; held text is answered at once (a writer printing
+%% line after line goes on without a round trip), and a halt within ?FLUSH_MS loses it. Input requests are served one at a time, in arrival order, from what the tool reads
 %% only when asked: a line, or a block of lines once the function reads on (src/remote/stdin.rs).
 %%
 %% No binary matching syntax (OTP 29 refuses what OTP 25 compiles some of it to): built with
@@ -37,14 +40,16 @@
 -define(FLUSH_MS, 5).
 
 %% The relay's state, a map (not a record: OTP 25's compiler checks a record with an
-%% instruction OTP 24 cannot load, `+r24` or not): the tool's process, the output pending
+%% instruction OTP 24 cannot load, `+r24` or not): the tool's process and its node's connection
+%% (see `drained`), the output pending
 %% (`buf`, `size` bytes, `due` to go once the window opens), on its way (`inflight`), `sent`
 %% so far, the syncs waiting for it, the device's options (`binary`, `encoding`), the tool's
 %% terminal size, the input buffered (`input`, `eof`), the reads waiting and whether the tool
 %% was asked for input, whether the tool's stdout has no reader any more (`closed`), and whether
 %% the node's own standard input would be OTP's `user` (`user`: up to OTP 25; `group` after).
 new(Tool) ->
-    #{tool => Tool, buf => queue:new(), size => 0, due => false, inflight => 0, sent => 0,
+    #{tool => Tool, conn => connection(Tool), buf => queue:new(), size => 0, due => false,
+      inflight => 0, sent => 0,
       syncs => [], binary => true, encoding => unicode, geometry => undefined, input => <<>>,
       eof => false, reads => [], asking => false, closed => false,
       user => list_to_integer(erlang:system_info(otp_release)) < 26}.
@@ -206,12 +211,12 @@ add(#{size := Size, inflight := In} = S0, Stream, Bin) ->
     New = Size + byte_size(Bin),
     S = S0#{buf := queued(map_get(buf, S0), Stream, Bin), size := New},
     if
-        New >= ?CHUNK -> wait_below(ship(S), ?CHUNK - 1);
+        New >= ?CHUNK -> drained(wait_below(ship(S), 0));
         %% Nothing on its way: the text goes at once (a prompt, a line before the node halts);
         %% what follows while it is unacknowledged gathers for ?FLUSH_MS. Standard error goes at
         %% once (with what is pending before it): it often says why the node is about to halt.
-        Size =:= 0, In =:= 0 -> ship(S);
-        Stream =:= err -> ship(S);
+        Size =:= 0, In =:= 0 -> drained(ship(S));
+        Stream =:= err -> drained(ship(S));
         Size =:= 0 ->
             erlang:start_timer(?FLUSH_MS, self(), mix_remote_flush),
             S;
@@ -254,6 +259,33 @@ synced(#{syncs := Syncs, sent := Sent} = S) ->
     {Done, Waiting} = lists:partition(fun({Target, _, _}) -> Sent >= Target end, Syncs),
     [From ! {Ref, synced} || {_, From, Ref} <- Done],
     S#{syncs := Waiting}.
+
+%% The connection to the tool's node as erlang:dist_get_stat/1 takes it (net_kernel's record of
+%% it in sys_dist holds it second, OTP 21 to 29), or none should it not be there.
+connection(Tool) ->
+    case catch ets:lookup(sys_dist, node(Tool)) of
+        [Conn | _] when tuple_size(Conn) >= 3 ->
+            case catch erlang:dist_get_stat(element(3, Conn)) of
+                {ok, _, _, _} -> element(3, Conn);
+                _ -> none
+            end;
+        _ -> none
+    end.
+
+%% Returns S once distribution has handed what was sent to the tool over to the connection's
+%% socket (yielding meanwhile, a bounded number of times): a VM that halts drops what its
+%% connection still queues, and the writer of text that goes at once hears back only after
+%% this, a line printed right before `System.halt/1` too. Its queue is empty again within a
+%% yield or two on an idle node; held text is not waited for.
+drained(#{conn := none} = S) -> S;
+drained(#{conn := Conn} = S) -> drained(Conn, 1000), S.
+
+drained(_Conn, 0) -> ok;
+drained(Conn, Tries) ->
+    case catch erlang:dist_get_stat(Conn) of
+        {ok, _, _, Queued} when Queued =/= 0, Queued =/= false -> erlang:yield(), drained(Conn, Tries - 1);
+        _ -> ok
+    end.
 
 %% Takes nothing but acknowledgements until at most Limit bytes are pending: the writers wait
 %% meanwhile, their requests staying in the mailbox.

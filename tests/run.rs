@@ -193,6 +193,34 @@ fn a_crashing_remote_node_writes_no_crash_dump_and_is_a_clear_error() {
 }
 
 #[test]
+fn output_written_right_before_a_halt_arrives_whole() {
+    // The VM halts without running the relay again nor sending what distribution still queues:
+    // a writer hears back once its text is on the connection's socket, a large write once all
+    // of it is (2 MB: twice the relay's window, and a tail shorter than a piece). As under
+    // `mix run`, whose stdout is written before `IO.write/1` returns.
+    let sshd = Sshd::start();
+    let demo = testkit::compiled_fixture("demo");
+    for _ in 0..3 {
+        let mut tool = testkit::mix_remote(&demo);
+        let out = tool
+            .eval_on(
+                &sshd,
+                "IO.write(String.duplicate(\"x\", 2_000_000)); System.halt(0)",
+            )
+            .arg("--no-compile")
+            .run();
+        assert_eq!(
+            (out.code, out.stdout.len()),
+            (Some(0), 2_000_000),
+            "{}",
+            out.stderr
+        );
+        out.assert_local_clean();
+    }
+    sshd.assert_no_session_processes();
+}
+
+#[test]
 fn bad_entries_and_arguments_fail_before_connecting() {
     // The sshd's log shows whether anything connected, even a login cut short: nothing may.
     let sshd = Sshd::start();
