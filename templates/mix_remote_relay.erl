@@ -62,68 +62,52 @@ init(Tool) ->
     Relay = self(),
     case whereis(standard_error) of
         undefined -> ok;
-        Own ->
-            persistent_term:put(mix_remote_stderr, Own),
-            Forwarder = spawn(fun() ->
-                                  Watch = erlang:monitor(process, Relay),
-                                  forward_errors(Relay, Watch, Own)
-                              end),
-            unregister(standard_error),
-            register(standard_error, Forwarder)
+        Errors ->
+            persistent_term:put(mix_remote_stderr, Errors),
+            %% Every request but the relay's own (the text function of an io:format it runs,
+            %% which would wait on itself): what is written goes to the tool's stderr.
+            stand_in(standard_error, Relay, Errors,
+                     fun({io_request, From, _, _}) when From =:= Relay -> own;
+                        ({io_request, From, ReplyAs, Request}) ->
+                             {mix_remote_err, From, ReplyAs, Request}
+                     end)
     end,
     %% OTP 29's io:get_password/0 asks `user` (27's, the group leader; 28 was not observed and
     %% is taken as 29), the node's own standard input (frames, no terminal: `{error, enotsup}`),
-    %% where `mix run`'s `user` is the terminal it reads: those requests come here through a
-    %% forwarder registered as user meanwhile.
+    %% where `mix run`'s `user` is the terminal it reads: those requests come here, every other
+    %% one goes to the node's own.
     case list_to_integer(erlang:system_info(otp_release)) >= 28 andalso whereis(user) of
         User when is_pid(User) ->
-            Passwords = spawn(fun() ->
-                                  Watch = erlang:monitor(process, Relay),
-                                  forward_passwords(Relay, Watch, User)
-                              end),
-            unregister(user),
-            register(user, Passwords);
+            stand_in(user, Relay, User,
+                     fun({io_request, _, _, {get_password, _}} = Request) -> Request;
+                        ({io_request, _, _, get_password} = Request) -> Request;
+                        (_) -> own
+                     end);
         _ -> ok
     end,
     loop(new(Tool)).
 
-%% The process registered as standard_error: hands every IO request to the relay, which answers
-%% it (what is written goes to the tool's stderr), but the relay's own (the text function of an
-%% io:format it runs, which would wait on itself), which go to the node's own standard error.
-%% Should the relay end, the node's own takes the name back.
-forward_errors(Relay, Watch, Own) ->
-    receive
-        {io_request, Relay, _, _} = Request ->
-            Own ! Request,
-            forward_errors(Relay, Watch, Own);
-        {io_request, From, ReplyAs, Request} ->
-            Relay ! {mix_remote_err, From, ReplyAs, Request},
-            forward_errors(Relay, Watch, Own);
-        {'DOWN', Watch, process, _, _} ->
-            unregister(standard_error),
-            register(standard_error, Own);
-        _ ->
-            forward_errors(Relay, Watch, Own)
-    end.
+%% Registers a process as Name in place of the node's own Own, while the relay lives (Own takes
+%% the name back should it end): it hands each IO request to the relay as Route makes it, or to
+%% Own where Route says `own`.
+stand_in(Name, Relay, Own, Route) ->
+    StandIn = spawn(fun() -> forward(Name, Relay, erlang:monitor(process, Relay), Own, Route) end),
+    unregister(Name),
+    register(Name, StandIn).
 
-%% The process registered as user: hands its get_password requests to the relay and every
-%% other IO request to the node's own, which takes the name back should the relay end.
-forward_passwords(Relay, Watch, Own) ->
+forward(Name, Relay, Watch, Own, Route) ->
     receive
-        {io_request, _, _, {get_password, _}} = Request ->
-            Relay ! Request,
-            forward_passwords(Relay, Watch, Own);
-        {io_request, _, _, get_password} = Request ->
-            Relay ! Request,
-            forward_passwords(Relay, Watch, Own);
         {io_request, _, _, _} = Request ->
-            Own ! Request,
-            forward_passwords(Relay, Watch, Own);
+            case Route(Request) of
+                own -> Own ! Request;
+                Message -> Relay ! Message
+            end,
+            forward(Name, Relay, Watch, Own, Route);
         {'DOWN', Watch, process, _, _} ->
-            unregister(user),
-            register(user, Own);
+            unregister(Name),
+            register(Name, Own);
         _ ->
-            forward_passwords(Relay, Watch, Own)
+            forward(Name, Relay, Watch, Own, Route)
     end.
 
 loop(S) ->
