@@ -62,7 +62,7 @@ pub enum Outcome {
     },
 }
 
-/// How the boot program's own frames name their file (`boot.exs:760`): never a config file.
+/// How the boot program's own frames name their file (`boot.exs:LINE`): never a config file.
 const BOOT_SOURCE: &str = "boot.exs:";
 
 impl Outcome {
