@@ -126,7 +126,7 @@ pub enum Request {
 }
 
 impl Request {
-    /// The request's name, as the boot program's `ops` map keys it.
+    /// The request's name, as the boot program's `requests/0` map keys it.
     pub fn name(self) -> &'static str {
         match self {
             Request::Info => "info",
