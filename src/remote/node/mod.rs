@@ -95,6 +95,8 @@ pub struct Node {
     round_trips: AtomicU32,
     /// How many of the relay's messages the [`Inbox`]'s reader has handled.
     handled: watch::Receiver<u64>,
+    /// How many of the relay's messages have arrived (and gone to the [`Inbox`]).
+    relayed: Arc<AtomicU64>,
 }
 
 /// What the remote's relay sends (output, reads), in order. The relay does not wait for the
@@ -199,7 +201,18 @@ impl Node {
             replies: HashMap::new(),
             answered: true,
         })));
-        tokio::spawn(dist::write_loop(writer, queue));
+        // Our side ends with the node's (its end of file, or the launcher's word that it is
+        // gone, `dist::EXITED`): the launcher, which holds the connection after the node, reads
+        // it until then (templates/boot.sh).
+        let (read_ended, write_ends) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = dist::write_loop(writer, queue) => {}
+                _ = write_ends => {}
+            }
+        });
+        let relayed = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&relayed);
         let node = Arc::new(Node {
             pid: Pid::new(name.to_string(), 1, 0, creation),
             creation,
@@ -209,10 +222,10 @@ impl Node {
             requests: AtomicU32::new(0),
             round_trips: AtomicU32::new(0),
             handled: handled_rx,
+            relayed,
         });
         tokio::spawn(async move {
-            let relayed = AtomicU64::new(0);
-            let relay = (&relay_tx, &relayed);
+            let relay = (&relay_tx, &*counted);
             let read = dist::read_loop(reader, |msg| deliver(msg, &pending, relay, &log), &log);
             let refusing = async {
                 match &listener {
@@ -226,6 +239,7 @@ impl Node {
             }
             // Dropping the waiting senders wakes every caller with "connection lost".
             pending.lock().expect("pending lock poisoned").take();
+            drop(read_ended);
         });
         let inbox = Inbox {
             messages: relay_rx,
@@ -343,10 +357,10 @@ impl Node {
             Message::reg_send(self.pid.clone(), Atom::from(to), msg),
             attached,
         )?;
-        let (reply, relayed_before) = match timeout {
-            None => rx.await.map_err(|_| DistError::Lost)?,
+        let answer = match timeout {
+            None => rx.await,
             Some(limit) => match tokio::time::timeout(limit, rx).await {
-                Ok(reply) => reply.map_err(|_| DistError::Lost)?,
+                Ok(answer) => answer,
                 Err(_) => {
                     self.forget(&reference);
                     return Err(CallError::Timeout {
@@ -356,13 +370,17 @@ impl Node {
                 }
             },
         };
-        // An inbox nobody reads (dropped) has nothing to wait for.
+        let Ok((reply, relayed_before)) = answer else {
+            // The node is gone (it halted, say): what it printed before is written first, as
+            // before a reply.
+            if after_output {
+                self.output_handled(self.relayed.load(Ordering::Relaxed))
+                    .await;
+            }
+            return Err(DistError::Lost.into());
+        };
         if after_output {
-            let _ = self
-                .handled
-                .clone()
-                .wait_for(|&handled| handled >= relayed_before)
-                .await;
+            self.output_handled(relayed_before).await;
         }
         match reply {
             Term::Tuple(t) if t.elements.len() == 2 && is_atom(&t.elements[0], "badrpc") => {
@@ -373,6 +391,16 @@ impl Node {
             }
             other => Ok(other),
         }
+    }
+
+    /// Waits until the [`Inbox`]'s reader has handled `relayed` of the relay's messages (at once
+    /// for an inbox nobody reads: dropped).
+    async fn output_handled(&self, relayed: u64) {
+        let _ = self
+            .handled
+            .clone()
+            .wait_for(|&handled| handled >= relayed)
+            .await;
     }
 
     /// Queues `message` for the connection's writer.
@@ -832,6 +860,50 @@ mod tests {
         inbox.handled();
         let replied = tokio::time::timeout(Duration::from_secs(3), reply).await;
         assert!(matches!(replied, Ok(Ok(Ok(Term::Atom(a)))) if a.name == "ok"));
+    }
+
+    #[tokio::test]
+    async fn a_node_gone_in_a_call_is_told_once_the_relay_messages_before_are_handled() {
+        let (node, mut inbox, to_us, mut requests) = with_peer().await;
+
+        let asking = Arc::clone(&node);
+        let mut lost =
+            tokio::spawn(async move { asking.request("mix_remote", "run", vec![], None).await });
+        // The peer prints a piece, then halts: its connection ends without a reply.
+        next_request(&mut requests).await;
+        let message = Message::send(
+            node.pid.clone(),
+            tuple(vec![
+                atom("mix_remote_out"),
+                erl_dist::term::Binary::from(b"last words".as_slice()).into(),
+            ]),
+        );
+        to_us
+            .send(dist::Outgoing {
+                message,
+                attached: None,
+            })
+            .unwrap();
+        drop(to_us);
+
+        let (inbox, piece) = tokio::task::spawn_blocking(move || {
+            let message = inbox.blocking_next();
+            (inbox, message)
+        })
+        .await
+        .unwrap();
+        assert!(matches!(piece, Some(FromRelay::Out(_))));
+        let early = tokio::time::timeout(Duration::from_millis(100), &mut lost).await;
+        assert!(
+            early.is_err(),
+            "the loss was told before the output was handled"
+        );
+        inbox.handled();
+        let told = tokio::time::timeout(Duration::from_secs(3), lost).await;
+        assert!(
+            matches!(told, Ok(Ok(Err(CallError::Dist(DistError::Lost))))),
+            "{told:?}"
+        );
     }
 
     #[tokio::test]
