@@ -284,11 +284,21 @@ defmodule :mix_remote_boot do
     end
   end
 
-  # The node's parent process, as Linux tells it (`/proc/self/status`), nil elsewhere: the process of
-  # sshd that runs the session (the login shell, the launcher and the scripts after it each exec the
-  # next, down to the VM), until it goes.
+  # The process of sshd that runs the session, as Linux tells it (`/proc`), nil elsewhere, until it
+  # goes: the node's parent (the login shell, the launcher and the scripts after it each exec the
+  # next, down to the VM), or its grandparent where the launcher waits for the VM
+  # (`MIX_REMOTE_LAUNCHER`, its pid: templates/boot.sh).
   defp parent do
-    with {:ok, status} <- :file.read_file("/proc/self/status"),
+    with ppid when is_binary(ppid) <- parent_of("self") do
+      if :os.getenv(~c"MIX_REMOTE_LAUNCHER") == :erlang.binary_to_list(ppid),
+        do: parent_of(ppid),
+        else: ppid
+    end
+  end
+
+  # The parent of process `pid` ("self" for the node's own), nil if Linux does not say.
+  defp parent_of(pid) do
+    with {:ok, status} <- :file.read_file("/proc/" <> pid <> "/status"),
          [_, rest] <- :binary.split(status, "\nPPid:\t"),
          [ppid | _] <- :binary.split(rest, "\n") do
       ppid

@@ -100,11 +100,11 @@ enum Lost {
 /// Boots a node on a socketpair with `input`, waits until it has said what it is (and, with
 /// `dir_made`, made its run's directory), then resets its stdin, which the node must not take for
 /// its end, and loses its session as `lost` says: the node must halt, and leave nothing.
-fn halts_once_its_session_is_gone(input: &[u8], dir_made: bool, lost: Lost) {
+fn halts_once_its_session_is_gone(input: &[u8], forward_port: u16, dir_made: bool, lost: Lost) {
     let tmp = tempfile::tempdir().expect("a TMPDIR for the node");
     let (mut ours, theirs) = UnixStream::pair().expect("a socketpair");
     ours.set_read_timeout(Some(LIMIT)).expect("a read timeout");
-    let command = boot::remote_command("elixir", 0).expect("the launcher");
+    let command = boot::remote_command("elixir", forward_port).expect("the launcher");
     let mut shell = session(&command, theirs, tmp.path());
     let mut held = Killed(vec![shell.id()]);
     ours.write_all(input).expect("the boot input written");
@@ -158,18 +158,38 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn a_spare_whose_stdin_is_reset_halts_once_its_session_is_gone_and_leaves_nothing() {
     // A spare's input: it boots, says what it is, and waits for a run's cookie.
-    halts_once_its_session_is_gone(&boot::start_frames(1, false, ""), false, Lost::ParentGone);
+    halts_once_its_session_is_gone(
+        &boot::start_frames(1, false, ""),
+        0,
+        false,
+        Lost::ParentGone,
+    );
 }
 
 #[test]
 fn a_spare_whose_stdin_is_reset_halts_once_it_has_heard_nothing_for_long_and_leaves_nothing() {
-    halts_once_its_session_is_gone(&boot::start_frames(1, false, ""), false, Lost::Silence);
+    halts_once_its_session_is_gone(&boot::start_frames(1, false, ""), 0, false, Lost::Silence);
 }
 
 #[test]
 fn a_node_connecting_back_whose_stdin_is_reset_halts_once_its_session_is_gone_and_leaves_nothing() {
     // A cold run's node, connecting back to a listener that never answers (as a tool gone
     // quiet), stages an empty batch in its run's directory and waits for the load frame.
+    let (_, input) = connecting_back();
+    halts_once_its_session_is_gone(&input, 0, true, Lost::ParentGone);
+}
+
+#[test]
+fn a_node_whose_launcher_opened_its_connection_halts_once_the_session_is_gone() {
+    // bash opens the connection back and waits for the VM, its parent: the node watches bash's
+    // parent, the session's process, instead of its own.
+    let (port, input) = connecting_back();
+    halts_once_its_session_is_gone(&input, port, true, Lost::ParentGone);
+}
+
+/// A listener that takes connections and never answers, and the input of a cold run's node
+/// that connects back to it, with an empty batch.
+fn connecting_back() -> (u16, Vec<u8>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a listener");
     let port = listener.local_addr().expect("its port").port();
     std::thread::spawn(move || {
@@ -180,7 +200,7 @@ fn a_node_connecting_back_whose_stdin_is_reset_halts_once_its_session_is_gone_an
     input.extend(boot::frame(
         &[b"batch:0:".as_slice(), &empty_batch()].concat(),
     ));
-    halts_once_its_session_is_gone(&input, true, Lost::ParentGone);
+    (port, input)
 }
 
 /// `[closure, on_load, env, setup]` of a batch without modules, in the external term format:

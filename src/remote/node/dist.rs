@@ -19,6 +19,12 @@ use super::handshake::{self, Refused};
 
 /// Pass-through message type byte.
 const PASS_THROUGH: u8 = 112;
+/// The body of the frame the launcher writes on the connection once the node's VM has exited
+/// (templates/boot.sh): the connection ends there, as at its end of file. The launcher holds
+/// the connection after the VM, so that what the tool sends the dead node (acknowledgements,
+/// ticks) is read rather than answered by a reset, which would drop what the node sent last and
+/// the server had not read yet.
+pub const EXITED: &[u8] = &[0];
 /// The remote node's net_ticktime in seconds (set at its boot): it ticks every quarter of it and
 /// halts when we have been silent for that long, so a dead link ends the run on both sides fast.
 pub const NET_TICKTIME: u64 = 15;
@@ -261,6 +267,7 @@ pub async fn read_loop(
             return;
         }
         match buf.split_first() {
+            _ if buf == EXITED => return,
             Some((&PASS_THROUGH, mut body)) => match super::bounds::check_message(body) {
                 Err(e) => skipped(format!("refused message: {e}")),
                 Ok(()) => match Message::read_from(&mut body) {
@@ -432,5 +439,30 @@ mod tests {
         // Truncated length and truncated body.
         assert!(frames(&[0, 0]).await.0.is_empty());
         assert!(frames(&[0, 0, 0, 9, PASS_THROUGH, 131]).await.0.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_launchers_word_that_the_vm_exited_ends_the_connection_after_what_came_before() {
+        let to = erl_dist::term::Pid::new("r@localhost".to_owned(), 1, 0, 1);
+        let mut good = vec![PASS_THROUGH];
+        Message::send(to, erl_dist::term::Atom::from("last").into())
+            .write_into(&mut good)
+            .unwrap();
+        // What the tool sends the dead node's socket is read by the launcher, which holds it
+        // open: nothing after its frame is taken, and nothing waits for an end of file.
+        let mut input = frame(&good);
+        input.extend(frame(EXITED));
+        input.extend(frame(&good));
+        let (reader, mut peer) = tokio::io::duplex(1024);
+        peer.write_all(&input).await.unwrap();
+        let (mut delivered, mut skipped) = (Vec::new(), Vec::new());
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            read_loop(reader, |m| delivered.push(m), |s| skipped.push(s)),
+        )
+        .await
+        .expect("still reading after the launcher's frame");
+        assert_eq!((delivered.len(), skipped.len()), (1, 0), "{skipped:?}");
+        drop(peer);
     }
 }

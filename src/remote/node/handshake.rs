@@ -240,8 +240,13 @@ fn frame(out: &mut Vec<u8>, body: &[u8]) {
 }
 
 /// Reads one handshake message, refusing a length past [`MAX_MESSAGE`] before reading its body.
+/// An empty one is the end of the connection: no message is empty, and the frame the launcher
+/// writes once the node's VM has exited (`dist::EXITED`) starts as one.
 async fn read_message(stream: &mut (impl AsyncRead + Unpin)) -> Result<Vec<u8>, HandshakeError> {
     let len = usize::from(stream.read_u16().await?);
+    if len == 0 {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+    }
     if len > MAX_MESSAGE {
         return Err(HandshakeError::TooLong { len });
     }
@@ -434,7 +439,8 @@ mod tests {
             (b"".to_vec(), |e| matches!(e, E::Io(_))),
             (b"\x00".to_vec(), |e| matches!(e, E::Io(_))),
             (b"\x00\x01N".to_vec(), |e| matches!(e, E::Malformed(_))),
-            (b"\x00\x00".to_vec(), |e| matches!(e, E::Malformed(_))),
+            // An empty message: the start of the launcher's frame once the VM has exited.
+            (b"\x00\x00".to_vec(), |e| matches!(e, E::Io(_))),
             (b"\xff\xffNNNN".to_vec(), |e| {
                 matches!(e, E::TooLong { len: 65535 })
             }),
