@@ -21,14 +21,16 @@
 %%
 %% Output requests' text is made the bytes OTP's own `user` writes in the encoding setopts gave
 %% the device (unicode, or latin1: IO.binwrite's bytes as they are). It travels in pieces of at
-%% most ?CHUNK bytes, at once when nothing is unacknowledged (standard error's always, a last word
-%% before a halt) or when ?CHUNK bytes are pending, else held at most ?FLUSH_MS, with at most
-%% ?WINDOW bytes unacknowledged: a slow terminal or link slows the writers down, nothing is lost
-%% or reordered. A request whose text goes at once is answered once distribution has handed it
-%% to the socket (see `drained`): the VM halts without running the relay again, so what a writer
-%% printed right before `System.halt/1` arrives; held text is answered at once (a writer printing
-%% line after line goes on without a round trip), and a halt within ?FLUSH_MS loses it. Input requests are served one at a time, in arrival order, from what the tool reads
-%% only when asked: a line, or a block of lines once the function reads on (src/remote/stdin.rs).
+%% most ?CHUNK bytes, at once when nothing is unacknowledged, when the writers' pace leaves room
+%% for it (see `at_once`), for standard error always (a last word before a halt), or when ?CHUNK
+%% bytes are pending; else held at most ?FLUSH_MS; with at most ?WINDOW bytes unacknowledged: a
+%% slow terminal or link slows the writers down, nothing is lost or reordered. A request whose
+%% text goes at once is answered once distribution has handed it to the socket (see `drained`):
+%% the VM halts without running the relay again, so what a writer printed right before
+%% `System.halt/1` arrives; held text is answered at once (a writer printing line after line goes
+%% on without a round trip), and a halt within ?FLUSH_MS loses it. Input requests are served one
+%% at a time, in arrival order, from what the tool reads only when asked: a line, or a block of
+%% lines once the function reads on (src/remote/stdin.rs).
 %%
 %% No binary matching syntax (OTP 29 refuses what OTP 25 compiles some of it to): built with
 %% OTP 25 `erlc +r24 +deterministic` (`cargo xtask erl-beams`), it loads on OTP 24 to 29.
@@ -38,19 +40,26 @@
 -define(WINDOW, 1048576).
 -define(CHUNK, 32768).
 -define(FLUSH_MS, 5).
+%% Text that could be held goes at once instead ?BURST times in a row, then once every ?EVERY_US
+%% microseconds (see `at_once`).
+-define(BURST, 100).
+%% Yields `drained` takes before it waits a millisecond at a time.
+-define(YIELDS, 100).
+-define(EVERY_US, 250).
 
 %% The relay's state, a map (not a record: OTP 25's compiler checks a record with an
 %% instruction OTP 24 cannot load, `+r24` or not): the tool's process and its node's connection
 %% (see `drained`), the output pending
 %% (`buf`, `size` bytes, `due` to go once the window opens), on its way (`inflight`), `sent`
 %% so far, the syncs waiting for it, the device's options (`binary`, `encoding`), the tool's
-%% terminal size, the input buffered (`input`, `eof`), the reads waiting and whether the tool
+%% terminal size, the credit of text going at once (`credit` microseconds at `stamp`, see
+%% `at_once`), the input buffered (`input`, `eof`), the reads waiting and whether the tool
 %% was asked for input, whether the tool's stdout has no reader any more (`closed`), and whether
 %% the node's own standard input would be OTP's `user` (`user`: up to OTP 25; `group` after).
 new(Tool) ->
     #{tool => Tool, conn => connection(Tool), buf => queue:new(), size => 0, due => false,
-      inflight => 0, sent => 0,
-      syncs => [], binary => true, encoding => unicode, geometry => undefined, input => <<>>,
+      inflight => 0, sent => 0, credit => ?BURST * ?EVERY_US,
+      stamp => erlang:monotonic_time(microsecond), syncs => [], binary => true, encoding => unicode, geometry => undefined, input => <<>>,
       eof => false, reads => [], asking => false, closed => false,
       user => list_to_integer(erlang:system_info(otp_release)) < 26}.
 
@@ -196,15 +205,35 @@ add(#{size := Size, inflight := In} = S0, Stream, Bin) ->
     S = S0#{buf := queued(map_get(buf, S0), Stream, Bin), size := New},
     if
         New >= ?CHUNK -> drained(wait_below(ship(S), 0));
-        %% Nothing on its way: the text goes at once (a prompt, a line before the node halts);
-        %% what follows while it is unacknowledged gathers for ?FLUSH_MS. Standard error goes at
-        %% once (with what is pending before it): it often says why the node is about to halt.
+        %% Nothing on its way: the text goes at once (a prompt, a line before the node halts).
+        %% Standard error goes at once (with what is pending before it): it often says why the
+        %% node is about to halt.
         Size =:= 0, In =:= 0 -> drained(ship(S));
         Stream =:= err -> drained(ship(S));
-        Size =:= 0 ->
-            erlang:start_timer(?FLUSH_MS, self(), mix_remote_flush),
-            S;
-        true -> S
+        true -> held(at_once(S), Size)
+    end.
+
+%% Text added while earlier text is unacknowledged: it goes at once (with what is pending) if
+%% the credit allows, else it gathers for ?FLUSH_MS from the first held byte (Size was pending
+%% before it).
+held({true, S}, _Size) -> drained(ship(S));
+held({false, S}, 0) ->
+    erlang:start_timer(?FLUSH_MS, self(), mix_remote_flush),
+    S;
+held({false, S}, _Size) -> S.
+
+%% Whether text that could be held goes at once, and the state with the credit that leaves.
+%% Held text is answered at once and lost should the node halt before it goes, so a few lines
+%% printed right before `System.halt/1` go at once, each answered once it is on the socket (some
+%% 20 us of the writer's time): ?BURST in a row, then one every ?EVERY_US (a line at a time at
+%% the pace of progress lines); a writer printing faster has the rest gathered, the relay's
+%% waits taking less than a tenth of its time.
+at_once(#{credit := Credit0, stamp := Then} = S) ->
+    Now = erlang:monotonic_time(microsecond),
+    Credit = min(Credit0 + (Now - Then), ?BURST * ?EVERY_US),
+    case Credit >= ?EVERY_US of
+        true -> {true, S#{credit := Credit - ?EVERY_US, stamp := Now}};
+        false -> {false, S#{credit := Credit, stamp := Now}}
     end.
 
 queued(Buf, Stream, Bin) ->
@@ -244,32 +273,49 @@ synced(#{syncs := Syncs, sent := Sent} = S) ->
     [From ! {Ref, synced} || {_, From, Ref} <- Done],
     S#{syncs := Waiting}.
 
-%% The connection to the tool's node as erlang:dist_get_stat/1 takes it (net_kernel's record of
-%% it in sys_dist holds it second, OTP 21 to 29), or none should it not be there.
+%% The connection to the tool's node as `drained` looks at it: its id for erlang:dist_get_stat/1
+%% (net_kernel's record of it in sys_dist holds it second, OTP 21 to 29) and the port that
+%% controls it (`inet_tcp_dist`'s socket), or none should either not be there.
 connection(Tool) ->
-    case catch ets:lookup(sys_dist, node(Tool)) of
-        [Conn | _] when tuple_size(Conn) >= 3 ->
-            case catch erlang:dist_get_stat(element(3, Conn)) of
-                {ok, _, _, _} -> element(3, Conn);
+    Node = node(Tool),
+    case {catch ets:lookup(sys_dist, Node), catch erlang:system_info(dist_ctrl)} of
+        {[Conn | _], Ctrls} when tuple_size(Conn) >= 3, is_list(Ctrls) ->
+            case {catch erlang:dist_get_stat(element(3, Conn)), lists:keyfind(Node, 1, Ctrls)} of
+                {{ok, _, _, _}, {_, Port}} when is_port(Port) -> {element(3, Conn), Port};
                 _ -> none
             end;
         _ -> none
     end.
 
-%% Returns S once distribution has handed what was sent to the tool over to the connection's
-%% socket (yielding meanwhile, a bounded number of times): a VM that halts drops what its
-%% connection still queues, and the writer of text that goes at once hears back only after
-%% this, a line printed right before `System.halt/1` too. Its queue is empty again within a
-%% yield or two on an idle node; held text is not waited for.
+%% Returns S once what was sent to the tool is on the connection's socket, in the kernel: a VM
+%% that halts drops what distribution still queues and what the socket's port holds (the
+%% socket's buffer is full when the server reads slower than the node writes), and the writer
+%% of text that goes at once hears back only after this, a line printed right before
+%% `System.halt/1` too. Both are empty again within a yield or two on an idle node; a large
+%% write's last window (up to ?WINDOW bytes queued at once) can take longer on a busy one, so
+%% after ?YIELDS yields it looks every millisecond, until both are empty or the connection gone.
+%% Held text is not waited for.
 drained(#{conn := none} = S) -> S;
-drained(#{conn := Conn} = S) -> drained(Conn, 1000), S.
+drained(#{conn := Conn} = S) -> drained(Conn, 0), S.
 
-drained(_Conn, 0) -> ok;
-drained(Conn, Tries) ->
-    case catch erlang:dist_get_stat(Conn) of
-        {ok, _, _, Queued} when Queued =/= 0, Queued =/= false -> erlang:yield(), drained(Conn, Tries - 1);
-        _ -> ok
+drained({Id, Port} = Conn, Tries) ->
+    Pending =
+        case catch erlang:dist_get_stat(Id) of
+            {ok, _, _, Queued} when Queued =/= 0, Queued =/= false -> true;
+            {ok, _, _, _} ->
+                case erlang:port_info(Port, queue_size) of
+                    {queue_size, Bytes} -> Bytes > 0;
+                    undefined -> false
+                end;
+            _ -> false
+        end,
+    case Pending of
+        true -> pause(Tries), drained(Conn, Tries + 1);
+        false -> ok
     end.
+
+pause(Tries) when Tries < ?YIELDS -> erlang:yield();
+pause(_) -> receive after 1 -> ok end.
 
 %% Takes nothing but acknowledgements until at most Limit bytes are pending: the writers wait
 %% meanwhile, their requests staying in the mailbox.

@@ -221,6 +221,40 @@ fn output_written_right_before_a_halt_arrives_whole() {
 }
 
 #[test]
+fn lines_printed_right_before_a_halt_all_arrive() {
+    // Each line but the first is printed while the one before is still unacknowledged: such text
+    // used to be held for the next piece, its writer answered at once, and the halt took it with
+    // the VM. A few lines at a time go at once now, each answered once it is on the socket, as
+    // `mix run`'s stdout is written before `IO.puts/1` returns.
+    let sshd = Sshd::start();
+    let demo = testkit::compiled_fixture("demo");
+    let expected: String = (1..=50).map(|i| format!("line {i}\n")).collect();
+    for _ in 0..3 {
+        let mut tool = testkit::mix_remote(&demo);
+        let out = tool
+            .eval_on(
+                &sshd,
+                "for i <- 1..50, do: IO.puts(\"line #{i}\")\nSystem.halt(3)",
+            )
+            .arg("--no-compile")
+            .run();
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (Some(1), expected.as_str()),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("halted with status 3"),
+            "{}",
+            out.stderr
+        );
+        out.assert_local_clean();
+    }
+    sshd.assert_no_session_processes();
+}
+
+#[test]
 fn bad_entries_and_arguments_fail_before_connecting() {
     // The sshd's log shows whether anything connected, even a login cut short: nothing may.
     let sshd = Sshd::start();
