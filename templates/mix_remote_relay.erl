@@ -45,7 +45,7 @@
 -define(BURST, 100).
 %% Yields `drained` takes before it waits a millisecond at a time.
 -define(YIELDS, 100).
--define(EVERY_US, 250).
+-define(EVERY_US, 2000).
 
 %% The relay's state, a map (not a record: OTP 25's compiler checks a record with an
 %% instruction OTP 24 cannot load, `+r24` or not): the tool's process and its node's connection
@@ -224,14 +224,15 @@ held({false, S}, _Size) -> S.
 
 %% Whether text that could be held goes at once, and the state with the credit that leaves.
 %% Held text is answered at once and lost should the node halt before it goes, so a few lines
-%% printed right before `System.halt/1` go at once, each answered once it is on the socket (some
-%% 20 us of the writer's time): ?BURST in a row, then one every ?EVERY_US (a line at a time at
-%% the pace of progress lines); a writer printing faster has the rest gathered, the relay's
-%% waits taking less than a tenth of its time.
-at_once(#{credit := Credit0, stamp := Then} = S) ->
+%% printed right before `System.halt/1` go at once, each answered once it is in the socket (some
+%% 20 us of the writer's time while the connection keeps up): ?BURST in a row, then one every
+%% ?EVERY_US (a line at a time at the pace of progress lines), and only while nothing of the
+%% connection's is queued (output faster than the server reads would have the writer wait for
+%% all of it); a writer printing faster has the rest gathered.
+at_once(#{credit := Credit0, stamp := Then, conn := Conn} = S) ->
     Now = erlang:monotonic_time(microsecond),
     Credit = min(Credit0 + (Now - Then), ?BURST * ?EVERY_US),
-    case Credit >= ?EVERY_US of
+    case Credit >= ?EVERY_US andalso not queued(Conn) of
         true -> {true, S#{credit := Credit - ?EVERY_US, stamp := Now}};
         false -> {false, S#{credit := Credit, stamp := Now}}
     end.
@@ -298,20 +299,24 @@ connection(Tool) ->
 drained(#{conn := none} = S) -> S;
 drained(#{conn := Conn} = S) -> drained(Conn, 0), S.
 
-drained({Id, Port} = Conn, Tries) ->
-    Pending =
-        case catch erlang:dist_get_stat(Id) of
-            {ok, _, _, Queued} when Queued =/= 0, Queued =/= false -> true;
-            {ok, _, _, _} ->
-                case erlang:port_info(Port, queue_size) of
-                    {queue_size, Bytes} -> Bytes > 0;
-                    undefined -> false
-                end;
-            _ -> false
-        end,
-    case Pending of
+drained(Conn, Tries) ->
+    case queued(Conn) of
         true -> pause(Tries), drained(Conn, Tries + 1);
         false -> ok
+    end.
+
+%% Whether distribution or the socket's port still holds something of the connection's (false
+%% once it is gone).
+queued(none) -> false;
+queued({Id, Port}) ->
+    case catch erlang:dist_get_stat(Id) of
+        {ok, _, _, Queued} when Queued =/= 0, Queued =/= false -> true;
+        {ok, _, _, _} ->
+            case erlang:port_info(Port, queue_size) of
+                {queue_size, Bytes} -> Bytes > 0;
+                undefined -> false
+            end;
+        _ -> false
     end.
 
 pause(Tries) when Tries < ?YIELDS -> erlang:yield();
