@@ -25,7 +25,7 @@
 %% for it (see `at_once`), for standard error always (a last word before a halt), or when ?CHUNK
 %% bytes are pending; else held at most ?FLUSH_MS; with at most ?WINDOW bytes unacknowledged: a
 %% slow terminal or link slows the writers down, nothing is lost or reordered. A request whose
-%% text goes at once is answered once distribution has handed it to the socket (see `drained`):
+%% text goes at once is answered once it is in the kernel's socket (see `drained`):
 %% the VM halts without running the relay again, so what a writer printed right before
 %% `System.halt/1` arrives; held text is answered at once (a writer printing line after line goes
 %% on without a round trip), and a halt within ?FLUSH_MS loses it. Input requests are served one
@@ -43,9 +43,9 @@
 %% Text that could be held goes at once instead ?BURST times in a row, then once every ?EVERY_US
 %% microseconds (see `at_once`).
 -define(BURST, 100).
+-define(EVERY_US, 2000).
 %% Yields `drained` takes before it waits a millisecond at a time.
 -define(YIELDS, 100).
--define(EVERY_US, 2000).
 
 %% The relay's state, a map (not a record: OTP 25's compiler checks a record with an
 %% instruction OTP 24 cannot load, `+r24` or not): the tool's process and its node's connection
@@ -59,8 +59,8 @@
 new(Tool) ->
     #{tool => Tool, conn => connection(Tool), buf => queue:new(), size => 0, due => false,
       inflight => 0, sent => 0, credit => ?BURST * ?EVERY_US,
-      stamp => erlang:monotonic_time(microsecond), syncs => [], binary => true, encoding => unicode, geometry => undefined, input => <<>>,
-      eof => false, reads => [], asking => false, closed => false,
+      stamp => erlang:monotonic_time(microsecond), syncs => [], binary => true,
+      encoding => unicode, geometry => undefined, input => <<>>, eof => false, reads => [], asking => false, closed => false,
       user => list_to_integer(erlang:system_info(otp_release)) < 26}.
 
 %% Starts the relay for the tool's process Tool; returns its pid.
@@ -232,7 +232,7 @@ held({false, S}, _Size) -> S.
 at_once(#{credit := Credit0, stamp := Then, conn := Conn} = S) ->
     Now = erlang:monotonic_time(microsecond),
     Credit = min(Credit0 + (Now - Then), ?BURST * ?EVERY_US),
-    case Credit >= ?EVERY_US andalso not queued(Conn) of
+    case Credit >= ?EVERY_US andalso not unsent(Conn) of
         true -> {true, S#{credit := Credit - ?EVERY_US, stamp := Now}};
         false -> {false, S#{credit := Credit, stamp := Now}}
     end.
@@ -296,19 +296,18 @@ connection(Tool) ->
 %% write's last window (up to ?WINDOW bytes queued at once) can take longer on a busy one, so
 %% after ?YIELDS yields it looks every millisecond, until both are empty or the connection gone.
 %% Held text is not waited for.
-drained(#{conn := none} = S) -> S;
 drained(#{conn := Conn} = S) -> drained(Conn, 0), S.
 
 drained(Conn, Tries) ->
-    case queued(Conn) of
+    case unsent(Conn) of
         true -> pause(Tries), drained(Conn, Tries + 1);
         false -> ok
     end.
 
 %% Whether distribution or the socket's port still holds something of the connection's (false
-%% once it is gone).
-queued(none) -> false;
-queued({Id, Port}) ->
+%% once it is gone, or for none).
+unsent(none) -> false;
+unsent({Id, Port}) ->
     case catch erlang:dist_get_stat(Id) of
         {ok, _, _, Queued} when Queued =/= 0, Queued =/= false -> true;
         {ok, _, _, _} ->
@@ -319,6 +318,7 @@ queued({Id, Port}) ->
         _ -> false
     end.
 
+%% A wait of `drained`'s, the Tries-th.
 pause(Tries) when Tries < ?YIELDS -> erlang:yield();
 pause(_) -> receive after 1 -> ok end.
 
