@@ -194,61 +194,57 @@ fn a_crashing_remote_node_writes_no_crash_dump_and_is_a_clear_error() {
 
 #[test]
 fn output_written_right_before_a_halt_arrives_whole() {
-    // The VM halts without running the relay again nor sending what distribution still queues:
-    // a writer hears back once its text is on the connection's socket, a large write once all
-    // of it is (2 MB: twice the relay's window, and a tail shorter than a piece). As under
-    // `mix run`, whose stdout is written before `IO.write/1` returns.
-    let sshd = Sshd::start();
-    let demo = testkit::compiled_fixture("demo");
-    for _ in 0..3 {
-        let mut tool = testkit::mix_remote(&demo);
-        let out = tool
-            .eval_on(
-                &sshd,
-                "IO.write(String.duplicate(\"x\", 2_000_000)); System.halt(0)",
-            )
-            .arg("--no-compile")
-            .run();
-        assert_eq!(
-            (out.code, out.stdout.len()),
-            (Some(0), 2_000_000),
-            "{}",
-            out.stderr
-        );
-        out.assert_local_clean();
-    }
-    sshd.assert_no_session_processes();
+    // The VM halts without running the relay again nor sending what distribution or the
+    // socket's port still holds: a writer hears back once its text is in the kernel's socket, a
+    // large write once all of it is (2 MB: twice the relay's window, and a tail shorter than a
+    // piece). As under `mix run`, whose stdout is written before `IO.write/1` returns.
+    three_runs_that_halt(
+        "IO.write(String.duplicate(\"x\", 2_000_000)); System.halt(0)",
+        |out| {
+            assert_eq!(
+                (out.code, out.stdout.len()),
+                (Some(0), 2_000_000),
+                "{}",
+                out.stderr
+            );
+        },
+    );
 }
 
 #[test]
 fn lines_printed_right_before_a_halt_all_arrive() {
     // Each line but the first is printed while the one before is still unacknowledged: such text
     // used to be held for the next piece, its writer answered at once, and the halt took it with
-    // the VM. A few lines at a time go at once now, each answered once it is on the socket, as
-    // `mix run`'s stdout is written before `IO.puts/1` returns.
+    // the VM. A few lines at a time go at once now, each answered once it is in the kernel's
+    // socket, as `mix run`'s stdout is written before `IO.puts/1` returns.
+    let expected: String = (1..=50).map(|i| format!("line {i}\n")).collect();
+    three_runs_that_halt(
+        "for i <- 1..50, do: IO.puts(\"line #{i}\")\nSystem.halt(3)",
+        |out| {
+            assert_eq!(
+                (out.code, out.stdout.as_str()),
+                (Some(1), expected.as_str()),
+                "{}",
+                out.stderr
+            );
+            assert!(
+                out.stderr.contains("halted with status 3"),
+                "{}",
+                out.stderr
+            );
+        },
+    );
+}
+
+/// Evaluates `code`, which halts the node, three times on one sshd (a halt's race shows in some
+/// runs only), checking each run's output with `check`; nothing may be left on either side.
+fn three_runs_that_halt(code: &str, check: impl Fn(&testkit::Output)) {
     let sshd = Sshd::start();
     let demo = testkit::compiled_fixture("demo");
-    let expected: String = (1..=50).map(|i| format!("line {i}\n")).collect();
     for _ in 0..3 {
         let mut tool = testkit::mix_remote(&demo);
-        let out = tool
-            .eval_on(
-                &sshd,
-                "for i <- 1..50, do: IO.puts(\"line #{i}\")\nSystem.halt(3)",
-            )
-            .arg("--no-compile")
-            .run();
-        assert_eq!(
-            (out.code, out.stdout.as_str()),
-            (Some(1), expected.as_str()),
-            "{}",
-            out.stderr
-        );
-        assert!(
-            out.stderr.contains("halted with status 3"),
-            "{}",
-            out.stderr
-        );
+        let out = tool.eval_on(&sshd, code).arg("--no-compile").run();
+        check(&out);
         out.assert_local_clean();
     }
     sshd.assert_no_session_processes();

@@ -24,7 +24,7 @@ const PASS_THROUGH: u8 = 112;
 /// the connection after the VM, so that what the tool sends the dead node (acknowledgements,
 /// ticks) is read rather than answered by a reset, which would drop what the node sent last and
 /// the server had not read yet.
-pub const EXITED: &[u8] = &[0];
+const EXITED: &[u8] = &[0];
 /// The remote node's net_ticktime in seconds (set at its boot): it ticks every quarter of it and
 /// halts when we have been silent for that long, so a dead link ends the run on both sides fast.
 pub const NET_TICKTIME: u64 = 15;
