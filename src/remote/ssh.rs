@@ -605,7 +605,8 @@ impl Master {
     /// Ends the run on the remote and closes the connection: closing stdin halts the node, which
     /// ends the session and so the master. If that takes longer than `grace` (a hung server, a
     /// dead link), the master is killed, which closes the connection. Returns ssh's exit status,
-    /// the session's (the node's, which the launcher `exec`s) unless ssh failed (255).
+    /// the session's (the node's: the launcher `exec`s it, or ends with its status) unless ssh
+    /// failed (255).
     pub async fn shutdown(self, grace: Duration) -> Option<i32> {
         self.end(grace).await.0
     }
