@@ -11,12 +11,19 @@ use mix_remote::remote::node::{FromRelay, dist};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-/// The BEAM reader: a module whose name is its first atom and whose exports are atoms, or an error.
+/// The BEAM reader: a module whose name is its first atom and whose exports are atoms, or an error;
+/// such a module as it ships parses again.
 pub fn beam(path: &Path, data: &[u8]) {
     if let Ok(beam) = mix_remote::build::beam::parse(path, data.to_vec()) {
         assert_eq!(beam.atoms.first(), Some(&beam.name), "{}", path.display());
         let exports_are_atoms = beam.exports.iter().all(|(f, _)| beam.atoms.contains(f));
         assert!(exports_are_atoms, "{}", path.display());
+        // As it ships (its halts redirected, when it calls any): still a module of that name.
+        if let Ok(shipped) = mix_remote::remote::wire::stripped(&beam) {
+            let again =
+                mix_remote::build::beam::parse(path, shipped).expect("a shipped module parses");
+            assert_eq!(again.name, beam.name, "{}", path.display());
+        }
     }
 }
 

@@ -1858,16 +1858,35 @@ defmodule :mix_remote_boot do
 
       case file do
         "nofile" ->
-          {value, _binding} = Code.eval_string(code, [], file: file, line: 1)
+          forms = code |> Code.string_to_quoted!(file: file, line: 1) |> flushing_halts()
+          {value, _binding} = Code.eval_quoted(forms, [], file: file, line: 1)
           value
 
         script ->
           key = {:mix_remote, :script_value}
-          forms = Code.string_to_quoted!(code, file: script, line: 1)
+          forms = code |> Code.string_to_quoted!(file: script, line: 1) |> flushing_halts()
           Code.compile_quoted({{:., [], [:erlang, :put]}, [], [key, forms]}, script)
           :erlang.erase(key)
       end
     end
+  end
+
+  # Evaluated code's and a script's `System.halt/0,1` and `:erlang.halt/0,1,2` made calls through
+  # the relay (`mix_remote_relay:flushed_apply/3`), which halts once the tool has written the
+  # output printed before, as `mix run`'s halt flushes its stdout; a shipped module's halts are
+  # redirected as it ships (src/build/beam/halts.rs). `System` stays an alias, resolved where it
+  # is written (an `alias Other.System` there is still obeyed).
+  defp flushing_halts(forms) do
+    Macro.prewalk(forms, fn
+      {{:., dot, [{:__aliases__, _, [:System]} = mod, :halt]}, meta, args} when length(args) <= 1 ->
+        {{:., dot, [:mix_remote_relay, :flushed_apply]}, meta, [mod, :halt, args]}
+
+      {{:., dot, [:erlang, :halt]}, meta, args} when length(args) <= 2 ->
+        {{:., dot, [:mix_remote_relay, :flushed_apply]}, meta, [:erlang, :halt, args]}
+
+      form ->
+        form
+    end)
   end
 
   # IEx in this process, the relay its terminal, until its input ends: the prompt

@@ -18,6 +18,9 @@
 %%                   it is sent to the tool: a message Pid sends the tool after that arrives
 %%                   after it (one connection keeps the order), and the tool writes the output
 %%                   it received before acting on that message
+%%   local           {mix_remote_flush, Pid, Ref} -> Pid ! {Ref, flushed} once the tool has
+%%                   acknowledged all output before it (or its stdout has no reader): what a
+%%                   halt waits for (see `halt/1`)
 %%
 %% Output requests' text is made the bytes OTP's own `user` writes in the encoding setopts gave
 %% the device (unicode, or latin1: IO.binwrite's bytes as they are). It travels in pieces of at
@@ -28,7 +31,8 @@
 %% text goes at once is answered once it is in the kernel's socket (see `drained`):
 %% the VM halts without running the relay again, so what a writer printed right before
 %% `System.halt/1` arrives; held text is answered at once (a writer printing line after line goes
-%% on without a round trip), and a halt within ?FLUSH_MS loses it. Input requests are served one
+%% on without a round trip), and a halt within ?FLUSH_MS loses it, but for the code's own halts,
+%% which wait for the tool to have written it (see `halt/1`). Input requests are served one
 %% at a time, in arrival order, from what the tool reads only when asked: a line, or a block of
 %% lines once the function reads on (src/remote/stdin.rs).
 %%
@@ -36,6 +40,8 @@
 %% OTP 25 `erlc +r24 +deterministic` (`cargo xtask erl-beams`), it loads on OTP 24 to 29.
 -module(mix_remote_relay).
 -export([start/1, init/1, collect/2]).
+-export([halt/0, halt/1, halt/2, system_halt/0, system_halt/1, flushed_apply/3]).
+-compile({no_auto_import, [halt/0, halt/1, halt/2]}).
 
 -define(WINDOW, 1048576).
 -define(CHUNK, 32768).
@@ -51,7 +57,8 @@
 %% instruction OTP 24 cannot load, `+r24` or not): the tool's process and its node's connection
 %% (see `drained`), the output pending
 %% (`buf`, `size` bytes, `due` to go once the window opens), on its way (`inflight`), `sent`
-%% so far, the syncs waiting for it, the device's options (`binary`, `encoding`), the tool's
+%% so far, the syncs waiting for it, the halts waiting for its acknowledgement (`flushes`), the
+%% device's options (`binary`, `encoding`), the tool's
 %% terminal size, the credit of text going at once (`credit` microseconds at `stamp`, see
 %% `at_once`), the input buffered (`input`, `eof`), the reads waiting and whether the tool
 %% was asked for input, whether the tool's stdout has no reader any more (`closed`), and whether
@@ -59,7 +66,7 @@
 new(Tool) ->
     #{tool => Tool, conn => connection(Tool), buf => queue:new(), size => 0, due => false,
       inflight => 0, sent => 0, credit => ?BURST * ?EVERY_US,
-      stamp => erlang:monotonic_time(microsecond), syncs => [], binary => true,
+      stamp => erlang:monotonic_time(microsecond), syncs => [], flushes => [], binary => true,
       encoding => unicode, geometry => undefined, input => <<>>, eof => false, reads => [], asking => false, closed => false,
       user => list_to_integer(erlang:system_info(otp_release)) < 26}.
 
@@ -147,10 +154,13 @@ loop(S) ->
         {mix_remote_geometry, Cols, Rows} ->
             loop(S#{geometry := {Cols, Rows}});
         mix_remote_closed ->
-            loop(S#{closed := true});
+            loop(flushed(S#{closed := true}));
         {mix_remote_sync, From, Ref} ->
             #{sent := Sent, size := Size, syncs := Syncs} = S1 = ship(S),
             loop(synced(S1#{syncs := [{Sent + Size, From, Ref} | Syncs]}));
+        {mix_remote_flush, From, Ref} ->
+            #{sent := Sent, size := Size, flushes := Flushes} = S1 = ship(S),
+            loop(flushed(S1#{flushes := [{Sent + Size, From, Ref} | Flushes]}));
         {timeout, _, mix_remote_flush} ->
             loop(ship(S));
         {'DOWN', MRef, process, _, _} ->
@@ -264,8 +274,9 @@ tag(err) -> mix_remote_err.
 
 acked(#{inflight := In} = S0, N) ->
     S = S0#{inflight := In - N},
-    case map_get(size, S) >= ?CHUNK orelse map_get(due, S) orelse map_get(syncs, S) =/= [] of
-        true -> synced(ship(S#{due := false}));
+    Waited = map_get(syncs, S) =/= [] orelse map_get(flushes, S) =/= [],
+    case map_get(size, S) >= ?CHUNK orelse map_get(due, S) orelse Waited of
+        true -> flushed(synced(ship(S#{due := false})));
         false -> S
     end.
 
@@ -273,6 +284,45 @@ synced(#{syncs := Syncs, sent := Sent} = S) ->
     {Done, Waiting} = lists:partition(fun({Target, _, _}) -> Sent >= Target end, Syncs),
     [From ! {Ref, synced} || {_, From, Ref} <- Done],
     S#{syncs := Waiting}.
+
+%% Answers the halts waiting for the tool to have written what was printed before them: all
+%% when the tool's stdout has no reader (nothing more will be written).
+flushed(#{flushes := Flushes, sent := Sent, inflight := In, closed := Closed} = S) ->
+    {Done, Waiting} = lists:partition(fun({Target, _, _}) -> Closed orelse Sent - In >= Target end,
+                                      Flushes),
+    [From ! {Ref, flushed} || {_, From, Ref} <- Done],
+    S#{flushes := Waiting}.
+
+%% Halts
+
+%% In place of erlang:halt/0,1,2 and 'Elixir.System':halt/0,1 in the code a run ships
+%% (src/build/beam/halts.rs): the node halts once the tool has written all output printed
+%% before, as `mix run`'s halt flushes its stdout. Without it the last text printed right before
+%% the halt (held for ?FLUSH_MS, its writers answered at once) would go with the VM.
+halt() -> flush_out(), erlang:halt().
+halt(Status) -> flush_out(), erlang:halt(Status).
+halt(Status, Options) -> flush_out(), erlang:halt(Status, Options).
+system_halt() -> flush_out(), 'Elixir.System':halt().
+system_halt(Status) -> flush_out(), 'Elixir.System':halt(Status).
+
+%% M:F(Args...) once the output printed before is written: evaluated code's and scripts'
+%% `System.halt/0,1` and `:erlang.halt/0,1,2` (templates/boot.exs, `flushing_halts`), whose
+%% module is known only once its alias is resolved.
+flushed_apply(M, F, Args) -> flush_out(), apply(M, F, Args).
+
+%% Waits until the relay has had all output so far acknowledged; at once where there is no relay
+%% (or it is the caller: a text function of an io:format it runs).
+flush_out() ->
+    case whereis(mix_remote_io) of
+        Relay when is_pid(Relay), Relay =/= self() ->
+            Ref = erlang:monitor(process, Relay),
+            Relay ! {mix_remote_flush, self(), Ref},
+            receive
+                {Ref, flushed} -> erlang:demonitor(Ref, [flush]), ok;
+                {'DOWN', Ref, process, _, _} -> ok
+            end;
+        _ -> ok
+    end.
 
 %% The connection to the tool's node as `drained` looks at it: its id for erlang:dist_get_stat/1
 %% (net_kernel's record of it in sys_dist holds it second, OTP 21 to 29) and the port that

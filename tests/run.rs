@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use testkit::Sshd;
+use testkit::{MixRemote, Sshd};
 
 mod common;
 use common::*;
@@ -239,15 +239,102 @@ fn lines_printed_right_before_a_halt_all_arrive() {
 /// Evaluates `code`, which halts the node, three times on one sshd (a halt's race shows in some
 /// runs only), checking each run's output with `check`; nothing may be left on either side.
 fn three_runs_that_halt(code: &str, check: impl Fn(&testkit::Output)) {
+    three_halting_runs(
+        |tool, sshd| {
+            tool.eval_on(sshd, code).arg("--no-compile");
+        },
+        check,
+    );
+}
+
+/// Runs the demo's tool as `command` makes it (`--no-compile` its own), which halts the node,
+/// three times on one sshd,
+/// checking each run's output with `check`; nothing may be left on either side.
+fn three_halting_runs(command: impl Fn(&mut MixRemote, &Sshd), check: impl Fn(&testkit::Output)) {
     let sshd = Sshd::start();
     let demo = testkit::compiled_fixture("demo");
     for _ in 0..3 {
         let mut tool = testkit::mix_remote(&demo);
-        let out = tool.eval_on(&sshd, code).arg("--no-compile").run();
+        command(&mut tool, &sshd);
+        let out = tool.run();
         check(&out);
         out.assert_local_clean();
     }
     sshd.assert_no_session_processes();
+}
+
+/// Checks that a run printed `rows` rows (`row 1` on) and ended as a halt with status 3 ends it.
+fn all_rows_then_status_3(rows: usize) -> impl Fn(&testkit::Output) {
+    let expected: String = (1..=rows).map(|i| format!("row {i}\n")).collect();
+    move |out| {
+        assert_eq!(out.code, Some(1), "{}", out.stderr);
+        assert!(
+            out.stdout == expected,
+            "{} of {} bytes, ending {:?}\n{}",
+            out.stdout.len(),
+            expected.len(),
+            &out.stdout[out.stdout.len().saturating_sub(40)..],
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("halted with status 3"),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn a_burst_printed_right_before_a_module_halts_all_arrives() {
+    // 20,000 rows in a tight loop, then `System.halt(3)`: the last rows are held by the relay
+    // (its writers answered at once) when the halt comes. A shipped module's halt waits for the
+    // tool to have written them, as `mix run`'s flushes its stdout.
+    three_halting_runs(
+        |tool, sshd| {
+            tool.run_on(sshd)
+                .args(["Demo.Worker.report_and_halt", "--no-compile", "--", "20000"]);
+        },
+        all_rows_then_status_3(20_000),
+    );
+}
+
+#[test]
+fn a_burst_printed_right_before_evaluated_code_or_a_script_halts_all_arrives() {
+    // Evaluated and script code is compiled on the node: its halts, Erlang's and Elixir's, wait
+    // the same way; an `alias` of another `System` is still obeyed.
+    three_runs_that_halt(
+        "for i <- 1..20_000, do: IO.puts(\"row #{i}\")\n:erlang.halt(3)",
+        all_rows_then_status_3(20_000),
+    );
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let script = dir.path().join("report.exs");
+    std::fs::write(
+        &script,
+        "defmodule Report.System do\n  def halt(_), do: IO.puts(\"not halted\")\nend\n\
+         defmodule Report do\n  alias Report.System\n  def run, do: System.halt(1)\nend\n\
+         Report.run()\n\
+         Enum.each(1..20_000, &IO.puts(\"row #{&1}\"))\n\
+         System.halt(3)\n",
+    )
+    .expect("write the script");
+    let path = script.display().to_string();
+    let expected: String = std::iter::once("not halted\n".to_owned())
+        .chain((1..=20_000).map(|i| format!("row {i}\n")))
+        .collect();
+    three_halting_runs(
+        |tool, sshd| {
+            tool.run_on(sshd).args([&path, "--no-compile"]);
+        },
+        |out| {
+            assert_eq!(out.code, Some(1), "{}", out.stderr);
+            assert!(
+                out.stdout == expected,
+                "{} bytes\n{}",
+                out.stdout.len(),
+                out.stderr
+            );
+        },
+    );
 }
 
 #[test]

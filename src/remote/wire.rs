@@ -9,7 +9,9 @@
 //!
 //! A module is sent without the chunks the loader never reads (debug info, docs, Elixir's
 //! compile-time checker data: about half of an Elixir `.beam`; on the remote they would be
-//! unreachable anyway, since tools read them from the file, not from loaded code). Every module
+//! unreachable anyway, since tools read them from the file, not from loaded code), and with its
+//! halts made the relay's, which wait for the output printed before ([`beam::halts`]; its MD5 is
+//! then that of what it is sent as, which the loader computes alike). Every module
 //! and `priv/` file of the shipped applications travels in one batch of a few parts, each a term
 //! compressed as one zlib stream, which shares what modules have in common (module, function and
 //! atom names) and which `binary_to_term/1` expands: the node loads the closure's first modules
@@ -17,6 +19,7 @@
 
 mod etf;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::ops::Range;
@@ -279,23 +282,23 @@ fn too_large(path: &Path) -> impl FnOnce(std::io::Error) -> BeamError + '_ {
     }
 }
 
-/// Writes `beam` as the loader receives it, without its unread chunks, as a binary: its wire form.
+/// Writes `beam` as the loader receives it (see [`shipped_chunks`]), as a binary: its wire form.
 fn write_module<W: Write>(out: &mut etf::Writer<W>, beam: &Beam) -> Result<Wire, BeamError> {
     let fail = |kind| BeamError {
         path: beam.path.clone(),
         kind,
     };
     beam::with_raw_chunks(&beam.bytes, |chunks| {
-        let md5 = md5(chunks);
-        let kept = || kept_chunks(chunks);
-        let size = wire_size(chunks);
+        let shipped = shipped_chunks(chunks)?;
+        let md5 = md5(&shipped);
+        let size = wire_size(&shipped);
         let body = u32::try_from(size - 8).map_err(|_| BeamErrorKind::TooLarge)?;
         let write = |out: &mut etf::Writer<W>| -> std::io::Result<()> {
             out.binary_header(size)?;
             out.raw(b"FOR1")?;
             out.raw(&body.to_be_bytes())?;
             out.raw(b"BEAM")?;
-            for (id, data) in kept() {
+            for (id, data) in &shipped {
                 out.raw(id)?;
                 out.raw(&(data.len() as u32).to_be_bytes())?;
                 out.raw(data)?;
@@ -321,32 +324,66 @@ pub fn stripped(beam: &Beam) -> Result<Vec<u8>, BeamError> {
     Ok(bytes)
 }
 
-/// The chunks of a module the loader reads: those it is sent with.
-fn kept_chunks<'c, 'b>(chunks: &'c [RawChunk<'b>]) -> impl Iterator<Item = &'c RawChunk<'b>> {
-    chunks.iter().filter(|(id, _)| !UNREAD_CHUNKS.contains(&id))
+/// A chunk as a module is sent with it: as in its file, or made anew ([`beam::halts`]).
+type Shipped<'b> = ([u8; 4], Cow<'b, [u8]>);
+
+/// The chunks of a module as the loader receives them: without those it never reads, and with
+/// its halts redirected to the relay's, which wait for the output printed before
+/// ([`beam::halts`]).
+fn shipped_chunks<'b>(chunks: &[RawChunk<'b>]) -> Result<Vec<Shipped<'b>>, BeamErrorKind> {
+    let data = |wanted: &[u8; 4]| chunks.iter().find(|(id, _)| id == wanted).map(|c| c.1);
+    let atoms = data(b"AtU8").or_else(|| data(b"Atom"));
+    let redirected = match (atoms, data(b"ImpT")) {
+        (Some(atoms), Some(imports)) => beam::halts::redirect(atoms, imports)?,
+        _ => None,
+    };
+    Ok(chunks
+        .iter()
+        .filter(|(id, _)| !UNREAD_CHUNKS.contains(&id))
+        .map(|&(id, data)| {
+            let made = redirected.as_ref().and_then(|r| match &id {
+                b"AtU8" | b"Atom" => Some(r.atoms.clone()),
+                b"ImpT" => Some(r.imports.clone()),
+                _ => None,
+            });
+            (id, made.map_or(Cow::Borrowed(data), Cow::Owned))
+        })
+        .collect())
 }
 
 /// The size of a module's wire form: `FOR1`, its length, `BEAM` and the chunks it is sent with.
-fn wire_size(chunks: &[RawChunk]) -> usize {
-    12 + kept_chunks(chunks)
+fn wire_size(shipped: &[Shipped]) -> usize {
+    12 + shipped
+        .iter()
         .map(|(_, data)| 8 + data.len().next_multiple_of(4))
         .sum::<usize>()
 }
 
-/// How many bytes of `beam` the loader receives: the file without the chunks it never reads, as
-/// a run sends it (`module_pushed`'s `bytes`); the file's size if it is not a beam.
+/// How many bytes of `beam` the loader receives: its wire form's, as a run sends it
+/// (`module_pushed`'s `bytes`); the file's size if it is not a beam.
 pub fn sent_size(beam: &Beam) -> usize {
-    beam::with_raw_chunks(&beam.bytes, wire_size).unwrap_or(beam.bytes.len())
+    beam::with_raw_chunks(&beam.bytes, |chunks| {
+        shipped_chunks(chunks).map(|shipped| wire_size(&shipped))
+    })
+    .and_then(|size| size)
+    .unwrap_or(beam.bytes.len())
 }
 
 /// The MD5 the loader reports for the module of the beam `bytes` once loaded (see the module
 /// docs); `None` if `bytes` is not a beam.
 pub fn loader_md5(bytes: &[u8]) -> Option<[u8; 16]> {
-    beam::with_raw_chunks(bytes, md5).ok()
+    beam::with_raw_chunks(bytes, |chunks| {
+        let as_they_are: Vec<Shipped> = chunks
+            .iter()
+            .map(|&(id, d)| (id, Cow::Borrowed(d)))
+            .collect();
+        md5(&as_they_are)
+    })
+    .ok()
 }
 
 /// The loader's MD5 over `chunks` (see the module docs).
-fn md5(chunks: &[RawChunk]) -> [u8; 16] {
+fn md5(chunks: &[Shipped]) -> [u8; 16] {
     let mut ctx = md5::Context::new();
     for wanted in MD5_CHUNKS {
         let Some((_, data)) = chunks.iter().find(|(id, _)| id == wanted) else {

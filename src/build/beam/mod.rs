@@ -8,6 +8,7 @@
 //! allocation driven by an unchecked number.
 
 pub mod code;
+pub mod halts;
 mod inflate;
 pub(crate) mod term;
 
@@ -360,6 +361,22 @@ fn export_table(data: &[u8], atoms: &[String]) -> Result<Vec<(String, u32)>, Bea
 
 /// Decodes ImpT: a count, then (module atom, function atom, arity) triples; keeps the modules.
 fn import_table(data: &[u8], atoms: &[String]) -> Result<Vec<String>, BeamErrorKind> {
+    let mut out = import_entries(data)?
+        .into_iter()
+        .map(|[module, _function, _arity]| {
+            atoms
+                .get((module as usize).wrapping_sub(1))
+                .cloned()
+                .ok_or(BeamErrorKind::BadAtomIndex("import table", module))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// ImpT's (module atom, function atom, arity) triples, the atoms as one-based indices.
+fn import_entries(data: &[u8]) -> Result<Vec<[u32; 3]>, BeamErrorKind> {
     let mut cur = Cursor {
         data,
         what: "import table",
@@ -368,19 +385,9 @@ fn import_table(data: &[u8], atoms: &[String]) -> Result<Vec<String>, BeamErrorK
     if count > data.len() / 12 {
         return Err(BeamErrorKind::Truncated("import table"));
     }
-    let mut out = Vec::new();
-    for _ in 0..count {
-        let module = cur.u32()?;
-        let _function = cur.u32()?;
-        let _arity = cur.u32()?;
-        let name = atoms
-            .get((module as usize).wrapping_sub(1))
-            .ok_or(BeamErrorKind::BadAtomIndex("import table", module))?;
-        out.push(name.clone());
-    }
-    out.sort_unstable();
-    out.dedup();
-    Ok(out)
+    (0..count)
+        .map(|_| Ok([cur.u32()?, cur.u32()?, cur.u32()?]))
+        .collect()
 }
 
 /// The largest inflated literal table accepted: far beyond real modules, never exhausting memory.
@@ -482,14 +489,15 @@ pub(crate) mod tests {
         out
     }
 
-    fn compact_atoms(atoms: &[&str]) -> Vec<u8> {
+    /// An OTP 28 atom table: lengths compact-encoded, tagged as that compiler tags them (0b010).
+    pub(crate) fn compact_atoms(atoms: &[&str]) -> Vec<u8> {
         let mut out = (-(atoms.len() as i32)).to_be_bytes().to_vec();
         for a in atoms {
             let n = a.len();
             if n < 16 {
-                out.push((n << 4) as u8);
+                out.push(((n << 4) | 0b010) as u8);
             } else {
-                out.push((((n >> 3) & 0xE0) | 0x08) as u8);
+                out.push((((n >> 3) & 0xE0) | 0x08 | 0b010) as u8);
                 out.push((n & 0xFF) as u8);
             }
             out.extend_from_slice(a.as_bytes());
