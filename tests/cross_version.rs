@@ -168,6 +168,21 @@ fn output_and_reads_go_through_the_relay_on_otp27_and_otp29_remotes() {
             lines[19_999],
             "line 20000 of 20000 ..........................."
         );
+        // A shipped module's halt, redirected to the relay's, loads and waits for the output.
+        let out = run(
+            &sshd,
+            &demo,
+            Some(&elixir),
+            &["Demo.Worker.report_and_halt", "--", "20000"],
+        );
+        let rows: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(
+            (out.code, rows.len(), rows.last().copied()),
+            (Some(1), 20_000, Some("row 20000")),
+            "OTP {}: {}",
+            chroot.otp_release(),
+            out.stderr
+        );
         sshd.assert_no_session_processes();
     }
 }
