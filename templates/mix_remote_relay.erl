@@ -18,7 +18,7 @@
 %%                   it is sent to the tool: a message Pid sends the tool after that arrives
 %%                   after it (one connection keeps the order), and the tool writes the output
 %%                   it received before acting on that message
-%%   local           {mix_remote_flush, Pid, Ref} -> Pid ! {Ref, flushed} once the tool has
+%%   local           {mix_remote_halting, Pid, Ref} -> Pid ! {Ref, written} once the tool has
 %%                   acknowledged all output before it (or its stdout has no reader): what a
 %%                   halt waits for (see `halt/1`)
 %%
@@ -57,7 +57,7 @@
 %% instruction OTP 24 cannot load, `+r24` or not): the tool's process and its node's connection
 %% (see `drained`), the output pending
 %% (`buf`, `size` bytes, `due` to go once the window opens), on its way (`inflight`), `sent`
-%% so far, the syncs waiting for it, the halts waiting for its acknowledgement (`flushes`), the
+%% so far, the syncs waiting for it, the halts waiting for its acknowledgement (`halts`), the
 %% device's options (`binary`, `encoding`), the tool's
 %% terminal size, the credit of text going at once (`credit` microseconds at `stamp`, see
 %% `at_once`), the input buffered (`input`, `eof`), the reads waiting and whether the tool
@@ -66,7 +66,7 @@
 new(Tool) ->
     #{tool => Tool, conn => connection(Tool), buf => queue:new(), size => 0, due => false,
       inflight => 0, sent => 0, credit => ?BURST * ?EVERY_US,
-      stamp => erlang:monotonic_time(microsecond), syncs => [], flushes => [], binary => true,
+      stamp => erlang:monotonic_time(microsecond), syncs => [], halts => [], binary => true,
       encoding => unicode, geometry => undefined, input => <<>>, eof => false, reads => [], asking => false, closed => false,
       user => list_to_integer(erlang:system_info(otp_release)) < 26}.
 
@@ -154,13 +154,13 @@ loop(S) ->
         {mix_remote_geometry, Cols, Rows} ->
             loop(S#{geometry := {Cols, Rows}});
         mix_remote_closed ->
-            loop(flushed(S#{closed := true}));
+            loop(answer_halts(S#{closed := true}));
         {mix_remote_sync, From, Ref} ->
             #{sent := Sent, size := Size, syncs := Syncs} = S1 = ship(S),
             loop(synced(S1#{syncs := [{Sent + Size, From, Ref} | Syncs]}));
-        {mix_remote_flush, From, Ref} ->
-            #{sent := Sent, size := Size, flushes := Flushes} = S1 = ship(S),
-            loop(flushed(S1#{flushes := [{Sent + Size, From, Ref} | Flushes]}));
+        {mix_remote_halting, From, Ref} ->
+            #{sent := Sent, size := Size, halts := Halts} = S1 = ship(S),
+            loop(answer_halts(S1#{halts := [{Sent + Size, From, Ref} | Halts]}));
         {timeout, _, mix_remote_flush} ->
             loop(ship(S));
         {'DOWN', MRef, process, _, _} ->
@@ -274,9 +274,9 @@ tag(err) -> mix_remote_err.
 
 acked(#{inflight := In} = S0, N) ->
     S = S0#{inflight := In - N},
-    Waited = map_get(syncs, S) =/= [] orelse map_get(flushes, S) =/= [],
+    Waited = map_get(syncs, S) =/= [] orelse map_get(halts, S) =/= [],
     case map_get(size, S) >= ?CHUNK orelse map_get(due, S) orelse Waited of
-        true -> flushed(synced(ship(S#{due := false})));
+        true -> answer_halts(synced(ship(S#{due := false})));
         false -> S
     end.
 
@@ -287,11 +287,11 @@ synced(#{syncs := Syncs, sent := Sent} = S) ->
 
 %% Answers the halts waiting for the tool to have written what was printed before them: all
 %% when the tool's stdout has no reader (nothing more will be written).
-flushed(#{flushes := Flushes, sent := Sent, inflight := In, closed := Closed} = S) ->
+answer_halts(#{halts := Halts, sent := Sent, inflight := In, closed := Closed} = S) ->
     {Done, Waiting} = lists:partition(fun({Target, _, _}) -> Closed orelse Sent - In >= Target end,
-                                      Flushes),
-    [From ! {Ref, flushed} || {_, From, Ref} <- Done],
-    S#{flushes := Waiting}.
+                                      Halts),
+    [From ! {Ref, written} || {_, From, Ref} <- Done],
+    S#{halts := Waiting}.
 
 %% Halts
 
@@ -316,9 +316,9 @@ flush_out() ->
     case whereis(mix_remote_io) of
         Relay when is_pid(Relay), Relay =/= self() ->
             Ref = erlang:monitor(process, Relay),
-            Relay ! {mix_remote_flush, self(), Ref},
+            Relay ! {mix_remote_halting, self(), Ref},
             receive
-                {Ref, flushed} -> erlang:demonitor(Ref, [flush]), ok;
+                {Ref, written} -> erlang:demonitor(Ref, [flush]), ok;
                 {'DOWN', Ref, process, _, _} -> ok
             end;
         _ -> ok
