@@ -248,8 +248,8 @@ fn three_runs_that_halt(code: &str, check: impl Fn(&testkit::Output)) {
 }
 
 /// Runs the demo's tool as `command` makes it (`--no-compile` its own), which halts the node,
-/// three times on one sshd,
-/// checking each run's output with `check`; nothing may be left on either side.
+/// three times on one sshd, checking each run's output with `check`; nothing may be left on
+/// either side.
 fn three_halting_runs(command: impl Fn(&mut MixRemote, &Sshd), check: impl Fn(&testkit::Output)) {
     let sshd = Sshd::start();
     let demo = testkit::compiled_fixture("demo");

@@ -148,8 +148,8 @@ mod tests {
         assert_eq!(names[6..], ["mix_remote_relay", "system_halt"]);
         assert_eq!(
             import_entries(&out.imports).unwrap(),
-            // erlang:halt/1 and System.halt/1 redirected; System.halt/2 and erlang:halt/3 are no
-            // halts there are (the call fails as it would).
+            // erlang:halt/1 and System.halt/1 redirected; System.halt/2 and erlang:halt/3 do not
+            // exist, and their calls fail as they would.
             [[7, 3, 1], [6, 5, 1], [7, 8, 1], [4, 3, 2], [2, 3, 3]]
         );
     }
