@@ -1183,6 +1183,19 @@ fn a_function_that_halts_its_warm_node_ends_as_a_cold_one_does() {
         "{}",
         out.stderr
     );
+    // A burst printed right before arrives whole, as on a cold node: the halt waits until the
+    // tool has written all of it.
+    sessions.wait_for(2);
+    let out = eval("for i <- 1..20_000, do: IO.puts(\"row #{i}\")\nSystem.halt(3)");
+    let rows: String = (1..=20_000).map(|i| format!("row {i}\n")).collect();
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stdout == rows,
+        "{} bytes of {}\n{}",
+        out.stdout.len(),
+        rows.len(),
+        out.stderr
+    );
     sessions.down_all_on(&sshd);
 }
 
