@@ -106,7 +106,10 @@ pub(crate) fn measure(
 }
 
 /// The `stats:` keys shown per warm rerun kind on stderr (medians).
-const PHASES: [&str; 6] = [
+const PHASES: [&str; 9] = [
+    "scan_ms",
+    "wire_ms",
+    "wire_wait_ms",
     "connect_ms",
     "boot_ms",
     "push_ms",
