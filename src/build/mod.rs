@@ -15,5 +15,6 @@ pub mod literal;
 pub mod mix_exs;
 pub mod names;
 pub mod native;
+pub mod parallel;
 pub mod plan;
 pub mod project;

@@ -25,6 +25,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::build::apps;
 use crate::build::beam::{self, Beam, BeamError};
 use crate::build::mix_exs::{Layout, keyword_bool};
+use crate::build::parallel;
+
+/// How many modules make a thread's worth of reading: a build of a few hundred is read on the
+/// calling thread, one of thousands on every core (2000 modules: 55-60 ms on two cores instead of
+/// 80, which a warm rerun waits for).
+const READ_GRAIN: usize = 256;
 
 /// Why the project's modules could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -197,7 +203,7 @@ pub fn scan(project: &Path, env: &str) -> Result<Vec<Beam>, ProjectError> {
             source,
         })
     };
-    let mut beams: Vec<Beam> = Vec::new();
+    let mut paths = Vec::new();
     for app in list(&lib)?.filter_map(Result::ok) {
         let name = app.file_name();
         if let Some(live) = &project_apps
@@ -212,10 +218,13 @@ pub fn scan(project: &Path, env: &str) -> Result<Vec<Beam>, ProjectError> {
         for file in list(&ebin)?.filter_map(Result::ok) {
             let path = file.path();
             if path.extension() == Some("beam".as_ref()) {
-                beams.push(beam::read(&path)?);
+                paths.push(path);
             }
         }
     }
+    let mut beams = parallel::map(&paths, READ_GRAIN, |path| beam::read(path))
+        .into_iter()
+        .collect::<Result<Vec<Beam>, _>>()?;
     if beams.is_empty() {
         return Err(ProjectError::Empty(build, env.to_owned()));
     }
