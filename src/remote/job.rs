@@ -722,7 +722,7 @@ impl WireForm {
         let (tx, rx) = tokio::sync::watch::channel(None);
         std::thread::spawn(move || {
             let started = Instant::now();
-            let result = wire::prepare_all(&closure, &apps)
+            let result = wire::prepare_all(&closure, Arc::from(apps))
                 .map(|prepared| (Arc::new(prepared), started.elapsed()))
                 .map_err(Arc::new);
             let _ = tx.send(Some(result));

@@ -15,12 +15,14 @@
 //! and `priv/` file of the shipped applications travels in one batch of a few parts, each a term
 //! compressed as one zlib stream, which shares what modules have in common (module, function and
 //! atom names) and which `binary_to_term/1` expands: the node loads the closure's first modules
-//! while the last part is still on its way. All of it is computed while SSH connects.
+//! while the last part is still on its way. The parts are compressed on every core, and each
+//! item of the batch gets a digest as it is written, which tells a warm session's spare node
+//! what of it has changed ([`Digests`], [`subset`]). All of it is computed while SSH connects.
 
 mod etf;
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::ops::Range;
 use std::path::Path;
@@ -28,6 +30,7 @@ use std::sync::Arc;
 
 use crate::build::apps::PrivKind;
 use crate::build::beam::{self, Beam, BeamError, BeamErrorKind, RawChunk};
+use crate::build::parallel;
 
 /// Chunks whose data the MD5 covers, in the order it covers them.
 const MD5_CHUNKS: [&[u8; 4]; 9] = [
@@ -64,9 +67,8 @@ pub struct ShippedApp {
     pub spec: Option<Vec<u8>>,
     /// Every module of its `ebin/`, shared with the project's graph.
     pub modules: Vec<Arc<Beam>>,
-    /// What of its `priv/` travels (files, and directories that hold none): path relative to
-    /// `priv/`, permission bits, a file's contents or a directory.
-    pub priv_files: Vec<(String, u32, PrivKind)>,
+    /// What of its `priv/` travels: files, and directories that hold none.
+    pub priv_files: Vec<PrivEntry>,
 }
 
 /// The shipped applications and the closure, ready to push.
@@ -81,6 +83,57 @@ pub struct Prepared {
     pub parts: Vec<Range<usize>>,
     /// How many modules the batch holds.
     pub shipped_modules: usize,
+    /// The applications the batch was made of, for a batch of some of their items ([`subset`]).
+    pub apps: Arc<[ShippedApp]>,
+    /// The digest of every item of the batch, as [`digests`](crate::remote::agent::preload::digests)
+    /// reads them from its bytes.
+    pub digests: Digests,
+}
+
+/// The digest of every item of a batch, by item: `spec APP`, `module APP MOD`, `priv APP PATH` (a
+/// file of `priv/`), `privdir APP PATH` (a directory of `priv/` that holds nothing that travels,
+/// `PATH` empty for `priv/` itself), `loose MOD`. A file and a directory of one path are two
+/// items, so that a node given one is never taken to have the other. A digest is the MD5, in hex,
+/// of the bytes that travel ([`digest`]): a warm session's spare node given a batch ahead is sent
+/// only the items whose digest differs.
+pub type Digests = BTreeMap<String, String>;
+
+/// The keys of the items of a batch (see [`Digests`]).
+pub mod item {
+    /// An application's `.app` text.
+    pub fn spec(app: &str) -> String {
+        format!("spec {app}")
+    }
+
+    /// A module of an application.
+    pub fn module(app: &str, module: &str) -> String {
+        format!("module {app} {module}")
+    }
+
+    /// A file of an application's `priv/`.
+    pub fn priv_file(app: &str, path: &str) -> String {
+        format!("priv {app} {path}")
+    }
+
+    /// A directory of an application's `priv/` that holds nothing that travels.
+    pub fn priv_dir(app: &str, path: &str) -> String {
+        format!("privdir {app} {path}")
+    }
+
+    /// A closure module of no shipped application.
+    pub fn loose(module: &str) -> String {
+        format!("loose {module}")
+    }
+}
+
+/// The digest of an item whose bytes that travel are `parts`, one after the other: their MD5 in
+/// hex. A `priv/` entry's parts are its mode (four bytes, big-endian) and its contents.
+pub fn digest(parts: &[&[u8]]) -> String {
+    let mut context = md5::Context::new();
+    for part in parts {
+        context.consume(part);
+    }
+    format!("{:x}", context.finalize())
 }
 
 /// How many closure modules a part of the batch holds: about eight parts, of at least 50. The
@@ -99,12 +152,17 @@ struct Part<'a> {
 }
 
 /// An application's share of a part: some of its modules, and in the last part its `.app` text
-/// and `priv/` files too.
+/// (`None`: written empty, which the node takes as "keep the one you have") and `priv/` entries.
 struct PartApp<'a> {
     app: &'a ShippedApp,
     modules: Vec<&'a Beam>,
-    last: bool,
+    spec: Option<&'a [u8]>,
+    files: Vec<&'a PrivEntry>,
 }
+
+/// An entry of an application's `priv/` that travels: its path relative to `priv/`, its
+/// permission bits, a file's contents or a directory.
+pub type PrivEntry = (String, u32, PrivKind);
 
 /// Prepares the modules of `apps` and `closure` (in load order), and their batch: a list of
 /// parts, each `{Apps, Loose}` in the external term format, compressed, which the boot program's
@@ -117,15 +175,18 @@ struct PartApp<'a> {
 /// part holds every application with its other modules (loaded on demand), `.app` and `priv/`.
 /// Each part is one zlib stream, which shares what modules have in common (module, function and
 /// atom names); each module is stripped and encoded straight into the compressor.
-pub fn prepare_all(closure: &[Arc<Beam>], apps: &[ShippedApp]) -> Result<Prepared, BeamError> {
+pub fn prepare_all(
+    closure: &[Arc<Beam>],
+    shipped: Arc<[ShippedApp]>,
+) -> Result<Prepared, BeamError> {
+    let apps = &shipped[..];
     let app_of: HashMap<&str, usize> = apps
         .iter()
         .enumerate()
         .flat_map(|(i, app)| app.modules.iter().map(move |b| (b.name.as_str(), i)))
         .collect();
     let in_closure: HashSet<&str> = closure.iter().map(|b| b.name.as_str()).collect();
-    let mut wires: HashMap<&str, Wire> = HashMap::with_capacity(app_of.len() + closure.len());
-    let mut parts = Vec::new();
+    let mut plan = Vec::new();
     for chunk in closure.chunks(part_size(closure.len())) {
         let mut part = Part {
             apps: Vec::new(),
@@ -141,13 +202,14 @@ pub fn prepare_all(closure: &[Arc<Beam>], apps: &[ShippedApp]) -> Result<Prepare
                 None => part.apps.push(PartApp {
                     app: &apps[i],
                     modules: vec![beam],
-                    last: false,
+                    spec: None,
+                    files: Vec::new(),
                 }),
             }
         }
-        parts.push(write_part(&part, &mut wires)?);
+        plan.push(part);
     }
-    let last = Part {
+    plan.push(Part {
         apps: apps
             .iter()
             .map(|app| PartApp {
@@ -156,12 +218,23 @@ pub fn prepare_all(closure: &[Arc<Beam>], apps: &[ShippedApp]) -> Result<Prepare
                     .filter(|b| !in_closure.contains(b.name.as_str()))
                     .map(|b| &**b)
                     .collect(),
-                last: true,
+                spec: Some(app.spec.as_deref().unwrap_or_default()),
+                files: app.priv_files.iter().collect(),
             })
             .collect(),
         loose: Vec::new(),
-    };
-    parts.push(write_part(&last, &mut wires)?);
+    });
+    let mut wires: HashMap<&str, Wire> = HashMap::with_capacity(app_of.len() + closure.len());
+    let mut digests = Digests::new();
+    let mut parts = Vec::with_capacity(plan.len());
+    // The parts are independent zlib streams: on two cores the 2000-module batch takes about
+    // half the time of one thread.
+    for written in parallel::map(&plan, 1, write_part) {
+        let written = written?;
+        parts.push(written.part);
+        wires.extend(written.wires);
+        digests.extend(written.digests);
+    }
     let modules = closure
         .iter()
         .map(|beam| (Arc::clone(beam), wires[beam.name.as_str()]))
@@ -172,7 +245,74 @@ pub fn prepare_all(closure: &[Arc<Beam>], apps: &[ShippedApp]) -> Result<Prepare
         batch,
         parts,
         shipped_modules: wires.len(),
+        apps: Arc::clone(&shipped),
+        digests,
     })
+}
+
+/// `prepared` with a batch of one part holding only the items `keep` takes, given an item's key
+/// (see [`Digests`]) and, for a module, its name: what a node that has the rest lacks. Every
+/// application stays named in it, so that the node's list of shipped applications is complete;
+/// the closure and its load order are `prepared`'s.
+pub fn subset(
+    prepared: &Prepared,
+    keep: impl Fn(&str, Option<&str>) -> bool,
+) -> Result<Prepared, BeamError> {
+    let apps = &prepared.apps[..];
+    let in_apps: HashSet<&str> = (apps.iter())
+        .flat_map(|app| app.modules.iter().map(|b| b.name.as_str()))
+        .collect();
+    let kept_module = |key: String, beam: &Beam| keep(&key, Some(&beam.name));
+    let part = Part {
+        apps: apps
+            .iter()
+            .map(|app| PartApp {
+                app,
+                modules: (app.modules.iter())
+                    .filter(|b| kept_module(item::module(&app.name, &b.name), b))
+                    .map(|b| &**b)
+                    .collect(),
+                spec: Some(app.spec.as_deref().unwrap_or_default())
+                    .filter(|_| keep(&item::spec(&app.name), None)),
+                files: (app.priv_files.iter())
+                    .filter(|entry| keep(&priv_key(&app.name, entry), None))
+                    .collect(),
+            })
+            .collect(),
+        loose: (prepared.modules.iter())
+            .filter(|(b, _)| !in_apps.contains(b.name.as_str()))
+            .filter(|(b, _)| kept_module(item::loose(&b.name), b))
+            .map(|(b, _)| &**b)
+            .collect(),
+    };
+    let written = write_part(&part)?;
+    let (batch, parts) = batch_of(&[written.part]);
+    Ok(Prepared {
+        modules: prepared.modules.clone(),
+        batch,
+        parts,
+        shipped_modules: written.wires.len(),
+        apps: Arc::clone(&prepared.apps),
+        digests: written.digests.into_iter().collect(),
+    })
+}
+
+/// The key of a `priv/` entry of `app` (see [`Digests`]).
+fn priv_key(app: &str, (path, _, kind): &PrivEntry) -> String {
+    match kind {
+        PrivKind::File(_) => item::priv_file(app, path),
+        PrivKind::Dir => item::priv_dir(app, path),
+    }
+}
+
+/// What [`write_part`] makes of one part.
+struct WrittenPart<'a> {
+    /// The compressed term.
+    part: Vec<u8>,
+    /// The wire form of each of its modules.
+    wires: Vec<(&'a str, Wire)>,
+    /// The digest of each of its items.
+    digests: Vec<(String, String)>,
 }
 
 /// The batch of `parts` (each a compressed term): the list of them as binaries, in the external
@@ -197,12 +337,11 @@ pub fn batch_of(parts: &[Vec<u8>]) -> (Arc<[u8]>, Vec<Range<usize>>) {
     (batch.into(), ranges)
 }
 
-/// `part` as a term `{Apps, Loose}` (see [`prepare_all`]), compressed, each module's wire form
-/// noted in `wires`.
-fn write_part<'a>(
-    part: &Part<'a>,
-    wires: &mut HashMap<&'a str, Wire>,
-) -> Result<Vec<u8>, BeamError> {
+/// `part` as a term `{Apps, Loose}` (see [`prepare_all`]), compressed, with the wire form of each
+/// of its modules and the digest of each of its items.
+fn write_part<'a>(part: &Part<'a>) -> Result<WrittenPart<'a>, BeamError> {
+    let mut wires = Vec::with_capacity(part.loose.len() + part.apps.len());
+    let mut digests = Vec::with_capacity(part.loose.len() + part.apps.len());
     let mut header = Vec::with_capacity(1 << 16);
     header.extend_from_slice(&[ETF_VERSION, ETF_COMPRESSED, 0, 0, 0, 0]);
     let zlib = flate2::write::ZlibEncoder::new(header, flate2::Compression::new(BATCH_LEVEL));
@@ -212,11 +351,11 @@ fn write_part<'a>(
     out.list(part.apps.len()).map_err(too_large(whole))?;
     for share in &part.apps {
         let app = share.app;
-        let spec = match (share.last, &app.spec) {
-            (true, Some(spec)) => spec.as_slice(),
-            _ => &[],
-        };
-        let files: &[_] = if share.last { &app.priv_files } else { &[] };
+        let spec = share.spec.unwrap_or_default();
+        if share.spec.is_some() {
+            digests.push((item::spec(&app.name), digest(&[spec])));
+        }
+        let files = &share.files;
         let header = |out: &mut etf::Writer<_>| -> std::io::Result<()> {
             out.tuple(4)?;
             out.atom(&app.name)?;
@@ -227,12 +366,14 @@ fn write_part<'a>(
         for beam in &share.modules {
             out.tuple(2).map_err(too_large(&beam.path))?;
             out.atom(&beam.name).map_err(too_large(&beam.path))?;
-            wires.insert(&beam.name, write_module(&mut out, beam)?);
+            let (wire, module_digest) = write_module(&mut out, beam)?;
+            wires.push((beam.name.as_str(), wire));
+            digests.push((item::module(&app.name, &beam.name), module_digest));
         }
         let files = |out: &mut etf::Writer<_>| -> std::io::Result<()> {
             out.end_list(share.modules.len())?;
             out.list(files.len())?;
-            for (path, mode, kind) in files {
+            for (path, mode, kind) in files.iter().copied() {
                 // A file is `{Path, Mode, Bytes}`, a directory `{Path, Mode}`.
                 match kind {
                     PrivKind::File(bytes) => {
@@ -251,6 +392,14 @@ fn write_part<'a>(
             out.end_list(files.len())
         };
         files(&mut out).map_err(too_large(Path::new(&app.name)))?;
+        for &entry in &share.files {
+            let mode = (entry.1 as i32).to_be_bytes();
+            let contents = match &entry.2 {
+                PrivKind::File(bytes) => bytes.as_slice(),
+                PrivKind::Dir => &[],
+            };
+            digests.push((priv_key(&app.name, entry), digest(&[&mode, contents])));
+        }
     }
     out.end_list(part.apps.len()).map_err(too_large(whole))?;
     out.list(part.loose.len()).map_err(too_large(whole))?;
@@ -259,7 +408,9 @@ fn write_part<'a>(
         out.atom(&beam.name).map_err(too_large(&beam.path))?;
         out.charlist(&beam.path.to_string_lossy())
             .map_err(too_large(&beam.path))?;
-        wires.insert(&beam.name, write_module(&mut out, beam)?);
+        let (wire, module_digest) = write_module(&mut out, beam)?;
+        wires.push((beam.name.as_str(), wire));
+        digests.push((item::loose(&beam.name), module_digest));
     }
     out.end_list(part.loose.len()).map_err(too_large(whole))?;
     let plain = u32::try_from(out.written()).map_err(|_| BeamError {
@@ -271,7 +422,11 @@ fn write_part<'a>(
         .finish()
         .expect("compressing into memory cannot fail");
     compressed[2..BATCH_HEADER].copy_from_slice(&plain.to_be_bytes());
-    Ok(compressed)
+    Ok(WrittenPart {
+        part: compressed,
+        wires,
+        digests,
+    })
 }
 
 /// The error for a term of `path` the external term format cannot hold.
@@ -282,8 +437,12 @@ fn too_large(path: &Path) -> impl FnOnce(std::io::Error) -> BeamError + '_ {
     }
 }
 
-/// Writes `beam` as the loader receives it (see [`shipped_chunks`]), as a binary: its wire form.
-fn write_module<W: Write>(out: &mut etf::Writer<W>, beam: &Beam) -> Result<Wire, BeamError> {
+/// Writes `beam` as the loader receives it (see [`shipped_chunks`]), as a binary: its wire form,
+/// and the digest of the binary's bytes (see [`Digests`]).
+fn write_module<W: Write>(
+    out: &mut etf::Writer<W>,
+    beam: &Beam,
+) -> Result<(Wire, String), BeamError> {
     let fail = |kind| BeamError {
         path: beam.path.clone(),
         kind,
@@ -293,21 +452,26 @@ fn write_module<W: Write>(out: &mut etf::Writer<W>, beam: &Beam) -> Result<Wire,
         let md5 = md5(&shipped);
         let size = wire_size(&shipped);
         let body = u32::try_from(size - 8).map_err(|_| BeamErrorKind::TooLarge)?;
-        let write = |out: &mut etf::Writer<W>| -> std::io::Result<()> {
+        let mut context = md5::Context::new();
+        let mut write = |out: &mut etf::Writer<W>| -> std::io::Result<()> {
             out.binary_header(size)?;
-            out.raw(b"FOR1")?;
-            out.raw(&body.to_be_bytes())?;
-            out.raw(b"BEAM")?;
+            let mut raw = |bytes: &[u8]| {
+                context.consume(bytes);
+                out.raw(bytes)
+            };
+            raw(b"FOR1")?;
+            raw(&body.to_be_bytes())?;
+            raw(b"BEAM")?;
             for (id, data) in &shipped {
-                out.raw(id)?;
-                out.raw(&(data.len() as u32).to_be_bytes())?;
-                out.raw(data)?;
-                out.raw(&[0; 3][..data.len().next_multiple_of(4) - data.len()])?;
+                raw(id)?;
+                raw(&(data.len() as u32).to_be_bytes())?;
+                raw(data)?;
+                raw(&[0; 3][..data.len().next_multiple_of(4) - data.len()])?;
             }
             Ok(())
         };
         write(out).map_err(|_| BeamErrorKind::TooLarge)?;
-        Ok(Wire { md5, size })
+        Ok((Wire { md5, size }, format!("{:x}", context.finalize())))
     })
     .and_then(|written| written)
     .map_err(fail)
@@ -441,7 +605,7 @@ mod tests {
     /// `beam`'s wire form and the bytes the loader receives.
     fn prepare(beam: &Beam) -> (Wire, Vec<u8>) {
         let mut out = etf::Writer::new(Vec::new());
-        let wire = write_module(&mut out, beam).unwrap();
+        let (wire, _) = write_module(&mut out, beam).unwrap();
         let written = out.into_inner();
         // A binary's header: its tag and 32-bit length.
         assert_eq!(written.len(), 5 + wire.size);
@@ -564,7 +728,7 @@ mod tests {
                 ("uploads".into(), 0o700, PrivKind::Dir),
             ],
         };
-        let prepared = prepare_all(&beams, std::slice::from_ref(&app)).unwrap();
+        let prepared = prepare_all(&beams, Arc::from([app.clone()])).unwrap();
         assert_eq!(prepared.shipped_modules, 2);
         let parts = parts_of(&prepared);
         // The closure's part, then the last one: the application's `.app` and `priv/`.
@@ -636,7 +800,7 @@ mod tests {
         };
         // Modules 0..120 are the closure, in this load order; 120..130 load on demand.
         let closure: Vec<Arc<Beam>> = all[..120].iter().rev().cloned().collect();
-        let prepared = prepare_all(&closure, std::slice::from_ref(&app)).unwrap();
+        let prepared = prepare_all(&closure, Arc::from([app])).unwrap();
         assert_eq!(prepared.shipped_modules, 130);
         let names: Vec<Vec<String>> = parts_of(&prepared)
             .iter()

@@ -5,10 +5,10 @@
 //! the bytes that travel: [`Digests`]. A run then sends a batch holding only the items whose
 //! digest differs from what the spare was given, and the closure modules the spare has not
 //! loaded; every application stays named in it, so that the node's list of shipped applications
-//! is complete.
+//! is complete. The run knows its own items' digests from making its batch; the agent reads
+//! those of the batch it is handed from its bytes ([`digests`]), alike.
 
-use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
+use std::collections::HashSet;
 
 use erl_dist::term::{Binary, List, Term};
 
@@ -16,13 +16,8 @@ use crate::build::entry::display_module;
 use crate::remote::boot;
 use crate::remote::node::{atom, is_atom, tuple};
 use crate::remote::push::Remote;
-use crate::remote::wire::{self, Prepared};
-
-/// The digest of every item of a batch, by item: `spec APP`, `module APP MOD`, `priv APP PATH` (a
-/// file of `priv/`), `privdir APP PATH` (a directory of `priv/` that holds nothing that travels,
-/// `PATH` empty for `priv/` itself), `loose MOD`. A file and a directory of one path are two
-/// items, so that a node given one is never taken to have the other.
-pub type Digests = BTreeMap<String, String>;
+pub use crate::remote::wire::Digests;
+use crate::remote::wire::{self, Prepared, digest, item};
 
 /// The items of `batch` (a list of compressed terms as `remote/wire.rs` makes it) and their
 /// digests; `None` if it is not that.
@@ -45,10 +40,10 @@ fn items(batch: &[u8], mut each: impl FnMut(String, &[&[u8]])) -> Option<()> {
             modules,
             files,
         } = app_of(app)?;
-        each(format!("spec {app}"), &[spec]);
+        each(item::spec(app), &[spec]);
         for module in modules {
             let (name, bytes) = module_of(module)?;
-            each(format!("module {app} {name}"), &[bytes]);
+            each(item::module(app, name), &[bytes]);
         }
         for file in files {
             let (key, mode, bytes) = priv_of(app, file)?;
@@ -57,23 +52,19 @@ fn items(batch: &[u8], mut each: impl FnMut(String, &[&[u8]])) -> Option<()> {
     }
     for module in &loose {
         let (name, bytes) = loose_of(module)?;
-        each(format!("loose {name}"), &[bytes]);
+        each(item::loose(name), &[bytes]);
     }
     Some(())
 }
 
-/// An item a node given `had` holds that `batch` no longer has (a module, a `priv/` file, an
-/// empty `priv/` directory, or an application the build dropped; a directory that holds files
-/// now is one it no longer has empty), as a person would name it; `None` if there is none (or the
-/// batch is not as `remote/wire.rs` makes it). What a batch leaves out stays on a node given an
-/// earlier one: such a node cannot serve a run of `batch` as a fresh node would.
-pub fn removed(had: &Digests, batch: &[u8]) -> Option<String> {
-    let mut now = HashSet::new();
-    items(batch, |key, _| {
-        now.insert(key);
-    })?;
+/// An item a node given `had` holds that a batch of the items `now` no longer has (a module, a
+/// `priv/` file, an empty `priv/` directory, or an application the build dropped; a directory
+/// that holds files now is one it no longer has empty), as a person would name it; `None` if
+/// there is none. What a batch leaves out stays on a node given an earlier one: such a node
+/// cannot serve a run of that batch as a fresh node would.
+pub fn removed(had: &Digests, now: &Digests) -> Option<String> {
     had.keys()
-        .find(|key| !now.contains(*key))
+        .find(|key| !now.contains_key(*key))
         .map(|key| shown(key))
 }
 
@@ -92,7 +83,7 @@ fn shown(key: &str) -> String {
 
 /// `prepared` with a batch of only what a node given `had`, which says of itself `remote`, lacks:
 /// the items whose digest differs, and the closure modules it has not loaded as they are now.
-/// `None` if the batch is not as `remote/wire.rs` makes it.
+/// `None` if that batch cannot be made (it is `prepared`'s own items: it can).
 pub fn trimmed(prepared: &Prepared, had: &Digests, remote: &Remote) -> Option<Prepared> {
     let load: HashSet<&str> = prepared
         .modules
@@ -100,65 +91,10 @@ pub fn trimmed(prepared: &Prepared, had: &Digests, remote: &Remote) -> Option<Pr
         .filter(|(beam, wire)| remote.loaded.get(&beam.name) != Some(&wire.md5))
         .map(|(beam, _)| beam.name.as_str())
         .collect();
-    let (apps, loose) = parts(&prepared.batch)?;
-    let kept = |key: String, bytes: &[&[u8]], module: Option<&str>| {
-        had.get(&key) != Some(&digest(bytes)) || module.is_some_and(|m| load.contains(m))
-    };
-    let mut shipped_modules = 0;
-    let mut trimmed_apps = Vec::with_capacity(apps.len());
-    for app in &apps {
-        let App {
-            name: app,
-            spec,
-            modules,
-            files,
-        } = app_of(app)?;
-        let spec: &[u8] = if kept(format!("spec {app}"), &[spec], None) {
-            spec
-        } else {
-            // An empty `.app` text is not written: the node keeps the one it has.
-            &[]
-        };
-        let mut kept_modules = Vec::new();
-        for module in modules {
-            let (name, bytes) = module_of(module)?;
-            if kept(format!("module {app} {name}"), &[bytes], Some(name)) {
-                kept_modules.push(module.clone());
-            }
-        }
-        let mut kept_files = Vec::new();
-        for file in files {
-            let (key, mode, bytes) = priv_of(app, file)?;
-            if kept(key, &[&mode, bytes], None) {
-                kept_files.push(file.clone());
-            }
-        }
-        shipped_modules += kept_modules.len();
-        trimmed_apps.push(tuple(vec![
-            atom(app),
-            Binary::from(spec.to_vec()).into(),
-            List::from(kept_modules).into(),
-            List::from(kept_files).into(),
-        ]));
-    }
-    let mut kept_loose = Vec::new();
-    for module in loose {
-        let (name, bytes) = loose_of(&module)?;
-        if kept(format!("loose {name}"), &[bytes], Some(name)) {
-            kept_loose.push(module);
-        }
-    }
-    shipped_modules += kept_loose.len();
-    let (batch, parts) = wire::batch_of(&[compressed(&tuple(vec![
-        List::from(trimmed_apps).into(),
-        List::from(kept_loose).into(),
-    ]))]);
-    Some(Prepared {
-        modules: prepared.modules.clone(),
-        batch,
-        parts,
-        shipped_modules,
+    wire::subset(prepared, |key, module| {
+        had.get(key) != prepared.digests.get(key) || module.is_some_and(|m| load.contains(m))
     })
+    .ok()
 }
 
 /// What a run hands the agent for the next spare: `[batch, eager, on_load]` as the boot
@@ -347,12 +283,12 @@ fn priv_of<'a>(app: &str, term: &'a Term) -> Option<(String, [u8; 4], &'a [u8])>
             Term::FixInteger(mode),
             Term::Binary(bytes),
         ] => Some((
-            format!("priv {app} {}", path(file)),
+            item::priv_file(app, &path(file)),
             mode.value.to_be_bytes(),
             &bytes.bytes,
         )),
         [Term::Binary(dir), Term::FixInteger(mode)] => Some((
-            format!("privdir {app} {}", path(dir)),
+            item::priv_dir(app, &path(dir)),
             mode.value.to_be_bytes(),
             &[],
         )),
@@ -360,39 +296,39 @@ fn priv_of<'a>(app: &str, term: &'a Term) -> Option<(String, [u8; 4], &'a [u8])>
     }
 }
 
-fn digest(parts: &[&[u8]]) -> String {
-    let mut context = md5::Context::new();
-    for part in parts {
-        context.consume(part);
-    }
-    format!("{:x}", context.finalize())
-}
-
-/// `term` in the external term format, zlib-compressed as `binary_to_term/1` reads it (as
-/// `remote/wire.rs` makes batches).
-fn compressed(term: &Term) -> Vec<u8> {
-    let mut plain = Vec::new();
-    term.encode(&mut plain).expect("encoding into memory");
-    let body = &plain[1..];
-    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(4));
-    zlib.write_all(body).expect("compressing into memory");
-    let zipped = zlib.finish().expect("compressing into memory");
-    let mut out = Vec::with_capacity(zipped.len() + 6);
-    out.push(131);
-    out.push(80);
-    out.extend_from_slice(
-        &u32::try_from(body.len())
-            .expect("a batch under 4 GiB")
-            .to_be_bytes(),
-    );
-    out.extend_from_slice(&zipped);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+    use std::path::Path;
+    use std::sync::Arc;
+
     use erl_dist::term::FixInteger;
+
+    use crate::build::apps::PrivKind;
+    use crate::build::beam::{self, Beam};
+    use crate::remote::wire::{PrivEntry, ShippedApp};
+
+    /// `term` in the external term format, zlib-compressed as `binary_to_term/1` reads it (as
+    /// `remote/wire.rs` makes batches).
+    fn compressed(term: &Term) -> Vec<u8> {
+        let mut plain = Vec::new();
+        term.encode(&mut plain).expect("encoding into memory");
+        let body = &plain[1..];
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(4));
+        zlib.write_all(body).expect("compressing into memory");
+        let zipped = zlib.finish().expect("compressing into memory");
+        let mut out = Vec::with_capacity(zipped.len() + 6);
+        out.push(131);
+        out.push(80);
+        out.extend_from_slice(
+            &u32::try_from(body.len())
+                .expect("a batch under 4 GiB")
+                .to_be_bytes(),
+        );
+        out.extend_from_slice(&zipped);
+        out
+    }
 
     /// A batch of one part: the application `demo`.
     fn batch(worker: &[u8], spec: &str) -> Vec<u8> {
@@ -423,47 +359,113 @@ mod tests {
         ]))
     }
 
-    fn prepared(part: Vec<u8>) -> Prepared {
-        let (batch, parts) = wire::batch_of(&[part]);
-        Prepared {
-            modules: Vec::new(),
-            batch,
-            parts,
-            shipped_modules: 2,
+    /// The module of tests/vectors/md5 that Elixir compiled, a chunk of `extra`'s bytes added:
+    /// another version of it, whose digest differs where its loader MD5 does not.
+    fn worker(extra: &[u8]) -> Arc<Beam> {
+        let mut bytes =
+            include_bytes!("../../../tests/vectors/md5/Elixir.MixRemote.Md5Vector.beam").to_vec();
+        if !extra.is_empty() {
+            let padded = extra.len().next_multiple_of(4);
+            bytes.extend_from_slice(b"XTra");
+            bytes.extend_from_slice(&(extra.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(extra);
+            bytes.resize(bytes.len() + padded - extra.len(), 0);
+            let size = u32::from_be_bytes(bytes[4..8].try_into().unwrap()) + 8 + padded as u32;
+            bytes[4..8].copy_from_slice(&size.to_be_bytes());
         }
+        Arc::new(beam::parse(Path::new("w.beam"), bytes).unwrap())
+    }
+
+    /// The module of tests/vectors/md5 that erlc compiled: in no shipped application.
+    fn loose_module() -> Arc<Beam> {
+        let bytes = include_bytes!("../../../tests/vectors/md5/md5_vector_erl.beam").to_vec();
+        Arc::new(beam::parse(Path::new("l.beam"), bytes).unwrap())
+    }
+
+    /// The application `demo` with `modules` and `priv`, and `closure` prepared.
+    fn prepared(
+        closure: &[Arc<Beam>],
+        modules: Vec<Arc<Beam>>,
+        priv_files: Vec<PrivEntry>,
+    ) -> Prepared {
+        let app = ShippedApp {
+            name: "demo".into(),
+            spec: Some(b"{application,demo,[]}.".to_vec()),
+            modules,
+            priv_files,
+        };
+        wire::prepare_all(closure, Arc::from([app])).unwrap()
+    }
+
+    fn data(contents: &[u8]) -> Vec<PrivEntry> {
+        vec![("data.txt".into(), 0o644, PrivKind::File(contents.to_vec()))]
+    }
+
+    #[test]
+    fn a_batch_has_the_digests_it_was_made_with() {
+        let closure = [worker(b""), loose_module()];
+        let mut files = data(b"data");
+        files.push(("cache".into(), 0o755, PrivKind::Dir));
+        let made = prepared(&closure, vec![worker(b"")], files);
+        assert_eq!(Some(&made.digests), digests(&made.batch).as_ref());
+        assert_eq!(
+            made.digests.keys().collect::<Vec<_>>(),
+            [
+                "loose md5_vector_erl",
+                "module demo Elixir.MixRemote.Md5Vector",
+                "priv demo data.txt",
+                "privdir demo cache",
+                "spec demo"
+            ]
+        );
     }
 
     #[test]
     fn only_what_changed_is_sent_again() {
-        let had = digests(&batch(b"v1", "{application,demo,[]}.")).unwrap();
-        assert_eq!(had.len(), 4, "{had:?}");
+        let remote = crate::remote::push::tests::bare_remote();
+        let had = prepared(&[], vec![worker(b"v1")], data(b"data")).digests;
+        assert_eq!(had.len(), 3, "{had:?}");
         let same = trimmed(
-            &prepared(part(b"v1", "{application,demo,[]}.")),
+            &prepared(&[], vec![worker(b"v1")], data(b"data")),
             &had,
-            &crate::remote::push::tests::bare_remote(),
-        )
-        .unwrap();
-        assert_eq!(same.shipped_modules, 0);
-        let left = digests(&same.batch).unwrap();
-        assert_eq!(left.keys().collect::<Vec<_>>(), ["spec demo"]);
-        let changed = trimmed(
-            &prepared(part(b"v2", "{application,demo,[]}.")),
-            &had,
-            &crate::remote::push::tests::bare_remote(),
-        )
-        .unwrap();
-        assert_eq!(changed.shipped_modules, 1);
-        assert!(
-            digests(&changed.batch)
-                .unwrap()
-                .contains_key("module demo Elixir.Demo.Worker")
+            &remote,
         );
-        assert!(changed.batch.len() < batch(b"v2", "{application,demo,[]}.").len());
+        let same = same.unwrap();
+        assert_eq!(same.shipped_modules, 0);
+        // The application stays named, its `.app` text empty: the node keeps the one it has.
+        assert_eq!(
+            digests(&same.batch).unwrap().keys().collect::<Vec<_>>(),
+            ["spec demo"]
+        );
+        let now = prepared(&[], vec![worker(b"v2")], data(b"data"));
+        let changed = trimmed(&now, &had, &remote).unwrap();
+        assert_eq!(changed.shipped_modules, 1);
+        let sent = digests(&changed.batch).unwrap();
+        let key = "module demo Elixir.MixRemote.Md5Vector";
+        assert_eq!(sent.get(key), now.digests.get(key));
+        assert!(!sent.contains_key("priv demo data.txt"));
+        assert!(changed.batch.len() < now.batch.len());
+        // A closure module goes again, unchanged, where the node has not loaded it as it is.
+        let closure = [worker(b"v1")];
+        let now = prepared(&closure, vec![worker(b"v1")], data(b"data"));
+        assert_eq!(trimmed(&now, &had, &remote).unwrap().shipped_modules, 1);
+        let mut loaded = crate::remote::push::tests::bare_remote();
+        loaded
+            .loaded
+            .insert(closure[0].name.clone(), now.modules[0].1.md5);
+        assert_eq!(trimmed(&now, &had, &loaded).unwrap().shipped_modules, 0);
+        let names = |p: &Prepared| {
+            p.modules
+                .iter()
+                .map(|(b, w)| (b.name.clone(), *w))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&now), names(&trimmed(&now, &had, &loaded).unwrap()));
     }
 
     #[test]
     fn what_a_batch_no_longer_has_is_named_and_a_change_is_no_removal() {
-        let now = batch(b"v2", "{application,demo,[]}.");
+        let now = digests(&batch(b"v2", "{application,demo,[]}.")).unwrap();
         let mut had = digests(&batch(b"v1", "{application,demo,[x]}.")).unwrap();
         assert_eq!(removed(&had, &now), None);
         // Named in the order of the keys: the first one missing.
@@ -483,7 +485,7 @@ mod tests {
             frame: Vec::new(),
             digests,
         };
-        let (later, earlier) = (preload(digests(&now).unwrap()), preload(had));
+        let (later, earlier) = (preload(now), preload(had));
         assert!(later.covers(&later));
         assert!(!later.covers(&earlier));
         assert!(earlier.covers(&later));
@@ -528,55 +530,29 @@ mod tests {
 
     #[test]
     fn an_empty_priv_directory_is_an_item_of_its_own() {
-        let binary = |b: &[u8]| -> Term { Binary::from(b.to_vec()).into() };
-        let batch = |files: Vec<Term>| {
-            wire::batch_of(&[compressed(&tuple(vec![
-                List::from(vec![tuple(vec![
-                    atom("demo"),
-                    binary(b"{application,demo,[]}."),
-                    List::from(Vec::<Term>::new()).into(),
-                    List::from(files).into(),
-                ])])
-                .into(),
-                List::from(Vec::<Term>::new()).into(),
-            ]))])
-            .0
-        };
-        let dir = |path: &[u8], mode: i32| tuple(vec![binary(path), FixInteger::from(mode).into()]);
-        let file = |path: &[u8]| {
-            tuple(vec![
-                binary(path),
-                FixInteger::from(0o755).into(),
-                binary(b""),
-            ])
-        };
-        let had = digests(&batch(vec![dir(b"cache", 0o755)])).unwrap();
+        let dir = |path: &str, mode: u32| (path.to_owned(), mode, PrivKind::Dir);
+        let file = |path: &str| (path.to_owned(), 0o755, PrivKind::File(Vec::new()));
+        let had = prepared(&[], Vec::new(), vec![dir("cache", 0o755)]).digests;
         assert_eq!(
             had.keys().collect::<Vec<_>>(),
             ["privdir demo cache", "spec demo"]
         );
         // A directory added since is sent, and one whose mode changed; one the node has is not.
-        let sent = |files: Vec<Term>| {
-            let now = Prepared {
-                modules: Vec::new(),
-                parts: Vec::new(),
-                batch: batch(files),
-                shipped_modules: 0,
-            };
+        let sent = |files| {
             let remote = crate::remote::push::tests::bare_remote();
-            let trimmed = trimmed(&now, &had, &remote).unwrap();
+            let trimmed = trimmed(&prepared(&[], Vec::new(), files), &had, &remote).unwrap();
             let keys = digests(&trimmed.batch).unwrap().into_keys();
             keys.filter(|k| k != "spec demo").collect::<Vec<_>>()
         };
         assert_eq!(
-            sent(vec![dir(b"cache", 0o755), dir(b"uploads", 0o755)]),
+            sent(vec![dir("cache", 0o755), dir("uploads", 0o755)]),
             ["privdir demo uploads"]
         );
-        assert_eq!(sent(vec![dir(b"cache", 0o700)]), ["privdir demo cache"]);
+        assert_eq!(sent(vec![dir("cache", 0o700)]), ["privdir demo cache"]);
         // An empty file where the directory was is another item: the node's directory is named.
-        let now = batch(vec![file(b"cache")]);
+        let now = prepared(&[], Vec::new(), vec![file("cache")]).digests;
         assert_eq!(
-            digests(&now).unwrap().keys().collect::<Vec<_>>(),
+            now.keys().collect::<Vec<_>>(),
             ["priv demo cache", "spec demo"]
         );
         assert_eq!(
@@ -606,8 +582,9 @@ mod tests {
 
     #[test]
     fn a_preload_carries_the_batch_and_its_digests() {
-        let preload = Preload::new(&encode(&prepared(part(b"v1", "")))).unwrap();
-        assert_eq!(preload.digests, digests(&batch(b"v1", "")).unwrap());
+        let made = prepared(&[worker(b"")], vec![worker(b"")], data(b"data"));
+        let preload = Preload::new(&encode(&made)).unwrap();
+        assert_eq!(preload.digests, made.digests);
         let len = u32::from_be_bytes(preload.frame[..4].try_into().unwrap()) as usize;
         assert_eq!(len, preload.frame.len() - 4);
         assert!(preload.frame[4..].starts_with(b"preload:"));

@@ -74,7 +74,7 @@ pub(super) async fn holds_dropped(
     let Ok((prepared, _)) = job.wire.get().await else {
         return false;
     };
-    match preload::removed(had, &prepared.batch) {
+    match preload::removed(had, &prepared.digests) {
         Some(item) => {
             report.verbose(&format!(
                 "the warm session of {} holds {item}, which this build no longer has: connecting as usual",
