@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::build::entry::display_module;
-use crate::build::project;
+use crate::build::{parallel, project};
 use crate::cli::{Expect, RunArgs, RunOptions};
 use crate::cmd::fanout::{self, Fanout};
 use crate::cmd::fresh;
@@ -99,8 +99,12 @@ pub async fn on_hosts(
     let input = Input::for_hosts(hosts.len());
     // The login to a single host goes on while the project is read (and ends if that fails);
     // input that is plainly wrong connects nowhere.
-    let ahead = looks_right(&build).then(|| Login::ahead(&hosts, &report, &input));
-    let login = Mutex::new(ahead.flatten());
+    let ahead = looks_right(&build)
+        .then(|| Login::ahead(&hosts, &report, &input))
+        .flatten();
+    // Its ssh keeps a core busy for a while: the project is read on the others.
+    let _for_login = ahead.is_some().then(parallel::reserve);
+    let login = Mutex::new(ahead);
     let mut job = prepare(&build, &report)?;
     // As `mix run` has them: colours when the function's output and errors go to a terminal
     // (one host's, not among events).
