@@ -23,7 +23,7 @@ use crate::build::plan::{self, Plan, PlanError};
 use crate::build::project;
 use crate::config::Build;
 use crate::events::{PlannedProtocols, Stage};
-use crate::remote::wire::{self, Prepared, ShippedApp};
+use crate::remote::wire::{self, Items, Prepared, ShippedApp};
 use crate::report::{Phase, Reporter};
 
 /// Why a run cannot start: everything here is found locally, before any connection.
@@ -707,38 +707,65 @@ pub fn counted(n: usize, thing: &str) -> String {
     }
 }
 
-/// What [`WireForm`] computes: the prepared closure and how long it took.
+/// What [`WireForm`] computes first, the items of the batch, and how long they took.
+type ItemsResult = Result<(Arc<Items>, Duration), Arc<BeamError>>;
+/// What [`WireForm`] computes then: the prepared closure and how long it took in all.
 type WireResult = Result<(Arc<Prepared>, Duration), Arc<BeamError>>;
 
-/// The closure's MD5s and the compressed batch of the shipped applications (`remote/wire.rs`),
-/// computed on a thread of its own from the moment the plan is known, so that the work runs while SSH connects; every host waits on the
-/// same result.
+/// The closure's MD5s, the items' digests and the compressed batch of the shipped applications
+/// (`remote/wire.rs`), computed on a thread of its own from the moment the plan is known, so
+/// that the work runs while SSH connects; every host waits on the same result. The items come
+/// first: a warm rerun needs no more before it sends what its spare lacks.
 #[derive(Clone)]
-pub struct WireForm(tokio::sync::watch::Receiver<Option<WireResult>>);
+pub struct WireForm {
+    items: tokio::sync::watch::Receiver<Option<ItemsResult>>,
+    prepared: tokio::sync::watch::Receiver<Option<WireResult>>,
+}
 
 impl WireForm {
     /// Starts preparing `closure` (in load order) and the shipped `apps`.
     fn start(closure: Vec<Arc<Beam>>, apps: Vec<ShippedApp>) -> WireForm {
-        let (tx, rx) = tokio::sync::watch::channel(None);
+        let (items_tx, items) = tokio::sync::watch::channel(None);
+        let (prepared_tx, prepared) = tokio::sync::watch::channel(None);
         std::thread::spawn(move || {
             let started = Instant::now();
-            let result = wire::prepare_all(&closure, Arc::from(apps))
-                .map(|prepared| (Arc::new(prepared), started.elapsed()))
-                .map_err(Arc::new);
-            let _ = tx.send(Some(result));
+            match wire::items(&closure, Arc::from(apps)) {
+                Ok(items) => {
+                    let items = Arc::new(items);
+                    let _ = items_tx.send(Some(Ok((Arc::clone(&items), started.elapsed()))));
+                    let result = wire::prepare_all(&items)
+                        .map(|prepared| (Arc::new(prepared), started.elapsed()))
+                        .map_err(Arc::new);
+                    let _ = prepared_tx.send(Some(result));
+                }
+                Err(e) => {
+                    let e = Arc::new(e);
+                    let _ = items_tx.send(Some(Err(Arc::clone(&e))));
+                    let _ = prepared_tx.send(Some(Err(e)));
+                }
+            }
         });
-        WireForm(rx)
+        WireForm { items, prepared }
+    }
+
+    /// The items of the batch, once ready, and how long they took.
+    pub async fn items(&self) -> ItemsResult {
+        ready(self.items.clone()).await
     }
 
     /// The prepared closure, once ready, and how long the preparation took.
-    pub async fn get(&self) -> Result<(Arc<Prepared>, Duration), Arc<BeamError>> {
-        let mut rx = self.0.clone();
-        let ready = rx
-            .wait_for(Option::is_some)
-            .await
-            .expect("the preparing thread sends before it ends");
-        ready.as_ref().expect("waited for Some").clone()
+    pub async fn get(&self) -> WireResult {
+        ready(self.prepared.clone()).await
     }
+}
+
+/// The value `rx` is given, once it is.
+async fn ready<T: Clone>(mut rx: tokio::sync::watch::Receiver<Option<T>>) -> T {
+    let ready = rx
+        .wait_for(Option::is_some)
+        .await
+        .expect("the preparing thread sends before it ends");
+    ready.as_ref().expect("waited for Some").clone()
 }
 
 fn parse_arguments(texts: &[String]) -> Result<Vec<Term>, JobError> {

@@ -446,8 +446,6 @@ pub(crate) mod tests {
             batch,
             parts,
             shipped_modules: 0,
-            apps: Arc::from([]),
-            digests: Default::default(),
         };
         let failed = |reason: Term| {
             let reply = tuple(vec![atom("badrpc"), reason]);
@@ -515,8 +513,6 @@ pub(crate) mod tests {
             batch,
             parts,
             shipped_modules: 2,
-            apps: Arc::from([]),
-            digests: Default::default(),
         };
         let framed = |tag: &str, terms: Vec<Term>| {
             let mut bytes = tag.as_bytes().to_vec();

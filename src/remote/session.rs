@@ -34,7 +34,7 @@ use crate::remote::node::{Identities, Node};
 use crate::remote::private_dir::{self, PrivateDir};
 use crate::remote::push::{self, PushError};
 use crate::remote::ssh::{Master, SshError, Target};
-use crate::remote::wire::Prepared;
+use crate::remote::wire::{Items, Prepared};
 use crate::report::{Phase, Reporter};
 
 mod error;
@@ -774,11 +774,11 @@ impl Session<'_> {
         let needed = needed_apps(job);
         if let Some(known) = &self.known {
             let waiting = Instant::now();
-            let (prepared, took) = job.wire.get().await?;
+            let (items, took) = job.wire.items().await?;
             stats.wire_wait = Some(waiting.elapsed());
             stats.wire = Some(took);
             match self
-                .ship(node, job, &prepared, known, Some(&needed), limit)
+                .ship(node, job, &items, known, Some(&needed), limit)
                 .await
             {
                 Err(SessionError::Push(push::PushError::Stale(modules))) => {
@@ -786,22 +786,19 @@ impl Session<'_> {
                         "the warm spare node does not have {modules} loaded as it said: asking what it has"
                     ));
                 }
-                pushed => return pushed.map(|pushed| (prepared, pushed)),
+                pushed => return pushed,
             }
         }
         // The wire form is normally ready by now; if not, the run waits for it here, and says so.
         let (remote, wire) = tokio::join!(push::remote(node, &needed, limit), async {
             let waiting = Instant::now();
-            let wire = job.wire.get().await;
+            let wire = job.wire.items().await;
             (wire, waiting.elapsed())
         });
-        let (remote, ((prepared, took), waited)) = (remote?, (wire.0?, wire.1));
+        let (remote, ((items, took), waited)) = (remote?, (wire.0?, wire.1));
         stats.wire = Some(took);
         stats.wire_wait = Some(waited);
-        let pushed = self
-            .ship(node, job, &prepared, &remote, None, limit)
-            .await?;
-        Ok((prepared, pushed))
+        self.ship(node, job, &items, &remote, None, limit).await
     }
 
     /// The batch sent on the node's stdin ([`Session::told`]), once the node says it loaded it.
@@ -835,20 +832,22 @@ impl Session<'_> {
         &self,
         node: &Node,
         job: &Job,
-        prepared: &Prepared,
+        items: &Items,
         remote: &push::Remote,
         assumed: Option<&[&str]>,
         limit: Duration,
-    ) -> Result<push::Pushed, SessionError> {
+    ) -> Result<(Arc<Prepared>, push::Pushed), SessionError> {
         self.preflight(job, remote)?;
-        let trimmed = self
-            .had
-            .and_then(|had| preload::trimmed(prepared, had, remote));
-        let sent = trimmed.as_ref().unwrap_or(prepared);
+        // A spare given a batch ahead is sent what it lacks, written now; any other node the
+        // whole batch, compressed meanwhile.
+        let sent = match self.had {
+            Some(had) => Arc::new(preload::trimmed(items, had, remote).map_err(Arc::new)?),
+            None => job.wire.get().await?.0,
+        };
         let apps = job.apps.shipped.len();
-        match push::push(node, sent, apps, remote, assumed, limit).await {
+        match push::push(node, &sent, apps, remote, assumed, limit).await {
             Err(push::PushError::Missing(app)) => Err(self.missing_app(job, &app)),
-            pushed => Ok(pushed?),
+            pushed => Ok((sent, pushed?)),
         }
     }
 

@@ -71,6 +71,19 @@ pub struct ShippedApp {
     pub priv_files: Vec<PrivEntry>,
 }
 
+/// What a batch is made of, and what a warm session's spare is compared by, before anything is
+/// compressed ([`items`]): the closure's wire forms, the shipped applications, every item's
+/// digest.
+pub struct Items {
+    /// The closure's modules with their wire form, in load order.
+    pub modules: Vec<(Arc<Beam>, Wire)>,
+    /// The shipped applications, which the batch is written from ([`prepare_all`], [`subset`]).
+    pub apps: Arc<[ShippedApp]>,
+    /// The digest of every item of the batch, as
+    /// [`digests`](crate::remote::agent::preload::digests) reads them from its bytes.
+    pub digests: Digests,
+}
+
 /// The shipped applications and the closure, ready to push.
 pub struct Prepared {
     /// The closure's modules with their wire form, in load order.
@@ -83,11 +96,6 @@ pub struct Prepared {
     pub parts: Vec<Range<usize>>,
     /// How many modules the batch holds.
     pub shipped_modules: usize,
-    /// The applications the batch was made of, for a batch of some of their items ([`subset`]).
-    pub apps: Arc<[ShippedApp]>,
-    /// The digest of every item of the batch, as [`digests`](crate::remote::agent::preload::digests)
-    /// reads them from its bytes.
-    pub digests: Digests,
 }
 
 /// The digest of every item of a batch, by item: `spec APP`, `module APP MOD`, `priv APP PATH` (a
@@ -164,35 +172,100 @@ struct PartApp<'a> {
 /// permission bits, a file's contents or a directory.
 pub type PrivEntry = (String, u32, PrivKind);
 
-/// Prepares the modules of `apps` and `closure` (in load order), and their batch: a list of
-/// parts, each `{Apps, Loose}` in the external term format, compressed, which the boot program's
-/// `load` expands with `binary_to_term/1` and writes as lib dirs as they come. `Apps` is `[{App,
-/// Spec, [{Module, Beam}], Priv}]` (`Spec` empty but in the last part, and `Priv` empty but there),
-/// `Priv` holding `{Path, Mode, Bytes}` for a file and `{Path, Mode}` for a directory that holds
-/// nothing that travels (templates/boot.exs's `write_apps` makes it); `Loose` is `[{Module, File, Beam}]` for closure modules of no shipped
+/// How many modules make a thread's worth of [`items`]: each is stripped and hashed twice.
+const ITEMS_GRAIN: usize = 128;
+
+/// The items of the batch of `apps` and `closure` (in load order): each closure module's wire form
+/// and every item's digest, the modules on every core. Nothing is compressed yet: a warm rerun
+/// sends only what its spare lacks ([`subset`]) and needs no more before it does.
+pub fn items(closure: &[Arc<Beam>], apps: Arc<[ShippedApp]>) -> Result<Items, BeamError> {
+    let in_apps: HashSet<&str> = (apps.iter())
+        .flat_map(|app| app.modules.iter().map(|b| b.name.as_str()))
+        .collect();
+    let mut keyed: Vec<(String, &Beam)> = Vec::new();
+    for app in apps.iter() {
+        keyed.extend((app.modules.iter()).map(|b| (item::module(&app.name, &b.name), &**b)));
+    }
+    keyed.extend(
+        (closure.iter())
+            .filter(|b| !in_apps.contains(b.name.as_str()))
+            .map(|b| (item::loose(&b.name), &**b)),
+    );
+    let forms = parallel::map(&keyed, ITEMS_GRAIN, |(_, beam)| module_form(beam));
+    let mut wires: HashMap<&str, Wire> = HashMap::with_capacity(keyed.len());
+    let mut digests = Digests::new();
+    for ((key, beam), form) in keyed.iter().zip(forms) {
+        let (wire, module_digest) = form?;
+        wires.insert(&beam.name, wire);
+        digests.insert(key.clone(), module_digest);
+    }
+    for app in apps.iter() {
+        digests.insert(item::spec(&app.name), digest(&[app_spec(app)]));
+        for entry in &app.priv_files {
+            digests.insert(priv_key(&app.name, entry), priv_digest(entry));
+        }
+    }
+    let modules = closure
+        .iter()
+        .map(|beam| (Arc::clone(beam), wires[beam.name.as_str()]))
+        .collect();
+    Ok(Items {
+        modules,
+        apps,
+        digests,
+    })
+}
+
+/// An application's `.app` text as it travels: empty if it has none.
+fn app_spec(app: &ShippedApp) -> &[u8] {
+    app.spec.as_deref().unwrap_or_default()
+}
+
+/// The digest of a `priv/` entry: its mode (as the term carries it), then its contents.
+fn priv_digest((_, mode, kind): &PrivEntry) -> String {
+    let contents = match kind {
+        PrivKind::File(bytes) => bytes.as_slice(),
+        PrivKind::Dir => &[],
+    };
+    digest(&[&(*mode as i32).to_be_bytes(), contents])
+}
+
+/// The key of a `priv/` entry of `app` (see [`Digests`]).
+fn priv_key(app: &str, (path, _, kind): &PrivEntry) -> String {
+    match kind {
+        PrivKind::File(_) => item::priv_file(app, path),
+        PrivKind::Dir => item::priv_dir(app, path),
+    }
+}
+
+/// The batch of `items`: a list of parts, each `{Apps, Loose}` in the external term format,
+/// compressed, which the boot program's `load` expands with `binary_to_term/1` and writes as lib
+/// dirs as they come. `Apps` is `[{App, Spec, [{Module, Beam}], Priv}]` (`Spec` empty but in the
+/// last part, and `Priv` empty but there), `Priv` holding `{Path, Mode, Bytes}` for a file and
+/// `{Path, Mode}` for a directory that holds nothing that travels (templates/boot.exs's
+/// `write_apps` makes it); `Loose` is `[{Module, File, Beam}]` for closure modules of no shipped
 /// application, `File` being the local path, which the remote loader records for the module.
 /// The closure's modules come first, a `part_size` of them a part, in load order; the last
 /// part holds every application with its other modules (loaded on demand), `.app` and `priv/`.
 /// Each part is one zlib stream, which shares what modules have in common (module, function and
-/// atom names); each module is stripped and encoded straight into the compressor.
-pub fn prepare_all(
-    closure: &[Arc<Beam>],
-    shipped: Arc<[ShippedApp]>,
-) -> Result<Prepared, BeamError> {
-    let apps = &shipped[..];
+/// atom names); each module is stripped and encoded straight into the compressor, and the parts
+/// are compressed on every core.
+pub fn prepare_all(items: &Items) -> Result<Prepared, BeamError> {
+    let apps = &items.apps[..];
+    let closure = &items.modules;
     let app_of: HashMap<&str, usize> = apps
         .iter()
         .enumerate()
         .flat_map(|(i, app)| app.modules.iter().map(move |b| (b.name.as_str(), i)))
         .collect();
-    let in_closure: HashSet<&str> = closure.iter().map(|b| b.name.as_str()).collect();
+    let in_closure: HashSet<&str> = closure.iter().map(|(b, _)| b.name.as_str()).collect();
     let mut plan = Vec::new();
     for chunk in closure.chunks(part_size(closure.len())) {
         let mut part = Part {
             apps: Vec::new(),
             loose: Vec::new(),
         };
-        for beam in chunk {
+        for (beam, _) in chunk {
             let Some(&i) = app_of.get(beam.name.as_str()) else {
                 part.loose.push(beam);
                 continue;
@@ -218,47 +291,24 @@ pub fn prepare_all(
                     .filter(|b| !in_closure.contains(b.name.as_str()))
                     .map(|b| &**b)
                     .collect(),
-                spec: Some(app.spec.as_deref().unwrap_or_default()),
+                spec: Some(app_spec(app)),
                 files: app.priv_files.iter().collect(),
             })
             .collect(),
         loose: Vec::new(),
     });
-    let mut wires: HashMap<&str, Wire> = HashMap::with_capacity(app_of.len() + closure.len());
-    let mut digests = Digests::new();
-    let mut parts = Vec::with_capacity(plan.len());
-    // The parts are independent zlib streams: on two cores the 2000-module batch takes about
-    // half the time of one thread.
-    for written in parallel::map(&plan, 1, write_part) {
-        let written = written?;
-        parts.push(written.part);
-        wires.extend(written.wires);
-        digests.extend(written.digests);
-    }
-    let modules = closure
-        .iter()
-        .map(|beam| (Arc::clone(beam), wires[beam.name.as_str()]))
-        .collect();
-    let (batch, parts) = batch_of(&parts);
-    Ok(Prepared {
-        modules,
-        batch,
-        parts,
-        shipped_modules: wires.len(),
-        apps: Arc::clone(&shipped),
-        digests,
-    })
+    written(items, &plan)
 }
 
-/// `prepared` with a batch of one part holding only the items `keep` takes, given an item's key
+/// `items` with a batch of one part holding only the items `keep` takes, given an item's key
 /// (see [`Digests`]) and, for a module, its name: what a node that has the rest lacks. Every
 /// application stays named in it, so that the node's list of shipped applications is complete;
-/// the closure and its load order are `prepared`'s.
+/// the closure and its load order are `items`'.
 pub fn subset(
-    prepared: &Prepared,
+    items: &Items,
     keep: impl Fn(&str, Option<&str>) -> bool,
 ) -> Result<Prepared, BeamError> {
-    let apps = &prepared.apps[..];
+    let apps = &items.apps[..];
     let in_apps: HashSet<&str> = (apps.iter())
         .flat_map(|app| app.modules.iter().map(|b| b.name.as_str()))
         .collect();
@@ -272,47 +322,38 @@ pub fn subset(
                     .filter(|b| kept_module(item::module(&app.name, &b.name), b))
                     .map(|b| &**b)
                     .collect(),
-                spec: Some(app.spec.as_deref().unwrap_or_default())
-                    .filter(|_| keep(&item::spec(&app.name), None)),
+                spec: Some(app_spec(app)).filter(|_| keep(&item::spec(&app.name), None)),
                 files: (app.priv_files.iter())
                     .filter(|entry| keep(&priv_key(&app.name, entry), None))
                     .collect(),
             })
             .collect(),
-        loose: (prepared.modules.iter())
+        loose: (items.modules.iter())
             .filter(|(b, _)| !in_apps.contains(b.name.as_str()))
             .filter(|(b, _)| kept_module(item::loose(&b.name), b))
             .map(|(b, _)| &**b)
             .collect(),
     };
-    let written = write_part(&part)?;
-    let (batch, parts) = batch_of(&[written.part]);
-    Ok(Prepared {
-        modules: prepared.modules.clone(),
-        batch,
-        parts,
-        shipped_modules: written.wires.len(),
-        apps: Arc::clone(&prepared.apps),
-        digests: written.digests.into_iter().collect(),
-    })
+    written(items, std::slice::from_ref(&part))
 }
 
-/// The key of a `priv/` entry of `app` (see [`Digests`]).
-fn priv_key(app: &str, (path, _, kind): &PrivEntry) -> String {
-    match kind {
-        PrivKind::File(_) => item::priv_file(app, path),
-        PrivKind::Dir => item::priv_dir(app, path),
+/// The batch of the parts of `plan`, written on every core (the parts are independent zlib
+/// streams: on two cores the 2000-module batch takes about half the time of one thread).
+fn written(items: &Items, plan: &[Part]) -> Result<Prepared, BeamError> {
+    let mut parts = Vec::with_capacity(plan.len());
+    for part in parallel::map(plan, 1, write_part) {
+        parts.push(part?);
     }
-}
-
-/// What [`write_part`] makes of one part.
-struct WrittenPart<'a> {
-    /// The compressed term.
-    part: Vec<u8>,
-    /// The wire form of each of its modules.
-    wires: Vec<(&'a str, Wire)>,
-    /// The digest of each of its items.
-    digests: Vec<(String, String)>,
+    let (batch, ranges) = batch_of(&parts);
+    let shipped_modules = (plan.iter())
+        .map(|p| p.loose.len() + p.apps.iter().map(|a| a.modules.len()).sum::<usize>())
+        .sum();
+    Ok(Prepared {
+        modules: items.modules.clone(),
+        batch,
+        parts: ranges,
+        shipped_modules,
+    })
 }
 
 /// The batch of `parts` (each a compressed term): the list of them as binaries, in the external
@@ -337,11 +378,8 @@ pub fn batch_of(parts: &[Vec<u8>]) -> (Arc<[u8]>, Vec<Range<usize>>) {
     (batch.into(), ranges)
 }
 
-/// `part` as a term `{Apps, Loose}` (see [`prepare_all`]), compressed, with the wire form of each
-/// of its modules and the digest of each of its items.
-fn write_part<'a>(part: &Part<'a>) -> Result<WrittenPart<'a>, BeamError> {
-    let mut wires = Vec::with_capacity(part.loose.len() + part.apps.len());
-    let mut digests = Vec::with_capacity(part.loose.len() + part.apps.len());
+/// `part` as a term `{Apps, Loose}` (see [`prepare_all`]), compressed.
+fn write_part(part: &Part) -> Result<Vec<u8>, BeamError> {
     let mut header = Vec::with_capacity(1 << 16);
     header.extend_from_slice(&[ETF_VERSION, ETF_COMPRESSED, 0, 0, 0, 0]);
     let zlib = flate2::write::ZlibEncoder::new(header, flate2::Compression::new(BATCH_LEVEL));
@@ -352,9 +390,6 @@ fn write_part<'a>(part: &Part<'a>) -> Result<WrittenPart<'a>, BeamError> {
     for share in &part.apps {
         let app = share.app;
         let spec = share.spec.unwrap_or_default();
-        if share.spec.is_some() {
-            digests.push((item::spec(&app.name), digest(&[spec])));
-        }
         let files = &share.files;
         let header = |out: &mut etf::Writer<_>| -> std::io::Result<()> {
             out.tuple(4)?;
@@ -366,9 +401,7 @@ fn write_part<'a>(part: &Part<'a>) -> Result<WrittenPart<'a>, BeamError> {
         for beam in &share.modules {
             out.tuple(2).map_err(too_large(&beam.path))?;
             out.atom(&beam.name).map_err(too_large(&beam.path))?;
-            let (wire, module_digest) = write_module(&mut out, beam)?;
-            wires.push((beam.name.as_str(), wire));
-            digests.push((item::module(&app.name, &beam.name), module_digest));
+            write_module(&mut out, beam)?;
         }
         let files = |out: &mut etf::Writer<_>| -> std::io::Result<()> {
             out.end_list(share.modules.len())?;
@@ -392,14 +425,6 @@ fn write_part<'a>(part: &Part<'a>) -> Result<WrittenPart<'a>, BeamError> {
             out.end_list(files.len())
         };
         files(&mut out).map_err(too_large(Path::new(&app.name)))?;
-        for &entry in &share.files {
-            let mode = (entry.1 as i32).to_be_bytes();
-            let contents = match &entry.2 {
-                PrivKind::File(bytes) => bytes.as_slice(),
-                PrivKind::Dir => &[],
-            };
-            digests.push((priv_key(&app.name, entry), digest(&[&mode, contents])));
-        }
     }
     out.end_list(part.apps.len()).map_err(too_large(whole))?;
     out.list(part.loose.len()).map_err(too_large(whole))?;
@@ -408,9 +433,7 @@ fn write_part<'a>(part: &Part<'a>) -> Result<WrittenPart<'a>, BeamError> {
         out.atom(&beam.name).map_err(too_large(&beam.path))?;
         out.charlist(&beam.path.to_string_lossy())
             .map_err(too_large(&beam.path))?;
-        let (wire, module_digest) = write_module(&mut out, beam)?;
-        wires.push((beam.name.as_str(), wire));
-        digests.push((item::loose(&beam.name), module_digest));
+        write_module(&mut out, beam)?;
     }
     out.end_list(part.loose.len()).map_err(too_large(whole))?;
     let plain = u32::try_from(out.written()).map_err(|_| BeamError {
@@ -422,11 +445,7 @@ fn write_part<'a>(part: &Part<'a>) -> Result<WrittenPart<'a>, BeamError> {
         .finish()
         .expect("compressing into memory cannot fail");
     compressed[2..BATCH_HEADER].copy_from_slice(&plain.to_be_bytes());
-    Ok(WrittenPart {
-        part: compressed,
-        wires,
-        digests,
-    })
+    Ok(compressed)
 }
 
 /// The error for a term of `path` the external term format cannot hold.
@@ -437,44 +456,64 @@ fn too_large(path: &Path) -> impl FnOnce(std::io::Error) -> BeamError + '_ {
     }
 }
 
-/// Writes `beam` as the loader receives it (see [`shipped_chunks`]), as a binary: its wire form,
-/// and the digest of the binary's bytes (see [`Digests`]).
-fn write_module<W: Write>(
-    out: &mut etf::Writer<W>,
-    beam: &Beam,
-) -> Result<(Wire, String), BeamError> {
-    let fail = |kind| BeamError {
-        path: beam.path.clone(),
-        kind,
-    };
-    beam::with_raw_chunks(&beam.bytes, |chunks| {
-        let shipped = shipped_chunks(chunks)?;
-        let md5 = md5(&shipped);
-        let size = wire_size(&shipped);
-        let body = u32::try_from(size - 8).map_err(|_| BeamErrorKind::TooLarge)?;
+/// The wire form of `beam` (the loader's MD5 and the size of what it receives, see
+/// [`shipped_chunks`]) and the digest of those bytes (see [`Digests`]).
+fn module_form(beam: &Beam) -> Result<(Wire, String), BeamError> {
+    with_shipped(beam, |shipped| {
         let mut context = md5::Context::new();
-        let mut write = |out: &mut etf::Writer<W>| -> std::io::Result<()> {
-            out.binary_header(size)?;
-            let mut raw = |bytes: &[u8]| {
-                context.consume(bytes);
-                out.raw(bytes)
-            };
-            raw(b"FOR1")?;
-            raw(&body.to_be_bytes())?;
-            raw(b"BEAM")?;
-            for (id, data) in &shipped {
-                raw(id)?;
-                raw(&(data.len() as u32).to_be_bytes())?;
-                raw(data)?;
-                raw(&[0; 3][..data.len().next_multiple_of(4) - data.len()])?;
-            }
+        each_piece(shipped, |piece| {
+            context.consume(piece);
             Ok(())
+        })
+        .map_err(|_| BeamErrorKind::TooLarge)?;
+        let wire = Wire {
+            md5: md5(shipped),
+            size: wire_size(shipped),
         };
-        write(out).map_err(|_| BeamErrorKind::TooLarge)?;
-        Ok((Wire { md5, size }, format!("{:x}", context.finalize())))
+        Ok((wire, format!("{:x}", context.finalize())))
     })
-    .and_then(|written| written)
-    .map_err(fail)
+}
+
+/// Writes `beam` as the loader receives it (see [`shipped_chunks`]), as a binary.
+fn write_module<W: Write>(out: &mut etf::Writer<W>, beam: &Beam) -> Result<(), BeamError> {
+    with_shipped(beam, |shipped| {
+        out.binary_header(wire_size(shipped))
+            .and_then(|()| each_piece(shipped, |piece| out.raw(piece)))
+            .map_err(|_| BeamErrorKind::TooLarge)
+    })
+}
+
+/// `f` of the chunks `beam` is sent with; its error names the file.
+fn with_shipped<R>(
+    beam: &Beam,
+    f: impl FnOnce(&[Shipped]) -> Result<R, BeamErrorKind>,
+) -> Result<R, BeamError> {
+    beam::with_raw_chunks(&beam.bytes, |chunks| f(&shipped_chunks(chunks)?))
+        .and_then(|made| made)
+        .map_err(|kind| BeamError {
+            path: beam.path.clone(),
+            kind,
+        })
+}
+
+/// Hands `each` the bytes of the module sent with `shipped`, piece by piece: `FOR1`, its length,
+/// `BEAM`, then each chunk's id, length, data and padding.
+fn each_piece(
+    shipped: &[Shipped],
+    mut each: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let body = u32::try_from(wire_size(shipped) - 8)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))?;
+    each(b"FOR1")?;
+    each(&body.to_be_bytes())?;
+    each(b"BEAM")?;
+    for (id, data) in shipped {
+        each(id)?;
+        each(&(data.len() as u32).to_be_bytes())?;
+        each(data)?;
+        each(&[0; 3][..data.len().next_multiple_of(4) - data.len()])?;
+    }
+    Ok(())
 }
 
 /// `beam` as the loader receives it, without its unread chunks: for a module that travels
@@ -604,12 +643,11 @@ mod tests {
 
     /// `beam`'s wire form and the bytes the loader receives.
     fn prepare(beam: &Beam) -> (Wire, Vec<u8>) {
-        let mut out = etf::Writer::new(Vec::new());
-        let (wire, _) = write_module(&mut out, beam).unwrap();
-        let written = out.into_inner();
-        // A binary's header: its tag and 32-bit length.
-        assert_eq!(written.len(), 5 + wire.size);
-        (wire, written[5..].to_vec())
+        let (wire, digest) = module_form(beam).unwrap();
+        let sent = stripped(beam).unwrap();
+        assert_eq!(sent.len(), wire.size);
+        assert_eq!(super::digest(&[&sent]), digest);
+        (wire, sent)
     }
 
     #[test]
@@ -728,7 +766,7 @@ mod tests {
                 ("uploads".into(), 0o700, PrivKind::Dir),
             ],
         };
-        let prepared = prepare_all(&beams, Arc::from([app.clone()])).unwrap();
+        let prepared = prepare_all(&items(&beams, Arc::from([app.clone()])).unwrap()).unwrap();
         assert_eq!(prepared.shipped_modules, 2);
         let parts = parts_of(&prepared);
         // The closure's part, then the last one: the application's `.app` and `priv/`.
@@ -800,7 +838,7 @@ mod tests {
         };
         // Modules 0..120 are the closure, in this load order; 120..130 load on demand.
         let closure: Vec<Arc<Beam>> = all[..120].iter().rev().cloned().collect();
-        let prepared = prepare_all(&closure, Arc::from([app])).unwrap();
+        let prepared = prepare_all(&items(&closure, Arc::from([app])).unwrap()).unwrap();
         assert_eq!(prepared.shipped_modules, 130);
         let names: Vec<Vec<String>> = parts_of(&prepared)
             .iter()

@@ -12,12 +12,13 @@ use std::collections::HashSet;
 
 use erl_dist::term::{Binary, List, Term};
 
+use crate::build::beam::BeamError;
 use crate::build::entry::display_module;
 use crate::remote::boot;
 use crate::remote::node::{atom, is_atom, tuple};
 use crate::remote::push::Remote;
 pub use crate::remote::wire::Digests;
-use crate::remote::wire::{self, Prepared, digest, item};
+use crate::remote::wire::{self, Items, Prepared, digest, item};
 
 /// The items of `batch` (a list of compressed terms as `remote/wire.rs` makes it) and their
 /// digests; `None` if it is not that.
@@ -81,20 +82,18 @@ fn shown(key: &str) -> String {
     }
 }
 
-/// `prepared` with a batch of only what a node given `had`, which says of itself `remote`, lacks:
-/// the items whose digest differs, and the closure modules it has not loaded as they are now.
-/// `None` if that batch cannot be made (it is `prepared`'s own items: it can).
-pub fn trimmed(prepared: &Prepared, had: &Digests, remote: &Remote) -> Option<Prepared> {
-    let load: HashSet<&str> = prepared
+/// A batch of only what a node given `had`, which says of itself `remote`, lacks of `items`: the
+/// items whose digest differs, and the closure modules it has not loaded as they are now.
+pub fn trimmed(items: &Items, had: &Digests, remote: &Remote) -> Result<Prepared, BeamError> {
+    let load: HashSet<&str> = items
         .modules
         .iter()
         .filter(|(beam, wire)| remote.loaded.get(&beam.name) != Some(&wire.md5))
         .map(|(beam, _)| beam.name.as_str())
         .collect();
-    wire::subset(prepared, |key, module| {
-        had.get(key) != prepared.digests.get(key) || module.is_some_and(|m| load.contains(m))
+    wire::subset(items, |key, module| {
+        had.get(key) != items.digests.get(key) || module.is_some_and(|m| load.contains(m))
     })
-    .ok()
 }
 
 /// What a run hands the agent for the next spare: `[batch, eager, on_load]` as the boot
@@ -382,19 +381,15 @@ mod tests {
         Arc::new(beam::parse(Path::new("l.beam"), bytes).unwrap())
     }
 
-    /// The application `demo` with `modules` and `priv`, and `closure` prepared.
-    fn prepared(
-        closure: &[Arc<Beam>],
-        modules: Vec<Arc<Beam>>,
-        priv_files: Vec<PrivEntry>,
-    ) -> Prepared {
+    /// The items of the application `demo` with `modules` and `priv`, and `closure`.
+    fn made(closure: &[Arc<Beam>], modules: Vec<Arc<Beam>>, priv_files: Vec<PrivEntry>) -> Items {
         let app = ShippedApp {
             name: "demo".into(),
             spec: Some(b"{application,demo,[]}.".to_vec()),
             modules,
             priv_files,
         };
-        wire::prepare_all(closure, Arc::from([app])).unwrap()
+        wire::items(closure, Arc::from([app])).unwrap()
     }
 
     fn data(contents: &[u8]) -> Vec<PrivEntry> {
@@ -406,8 +401,9 @@ mod tests {
         let closure = [worker(b""), loose_module()];
         let mut files = data(b"data");
         files.push(("cache".into(), 0o755, PrivKind::Dir));
-        let made = prepared(&closure, vec![worker(b"")], files);
-        assert_eq!(Some(&made.digests), digests(&made.batch).as_ref());
+        let made = made(&closure, vec![worker(b"")], files);
+        let batch = wire::prepare_all(&made).unwrap().batch;
+        assert_eq!(Some(&made.digests), digests(&batch).as_ref());
         assert_eq!(
             made.digests.keys().collect::<Vec<_>>(),
             [
@@ -423,10 +419,10 @@ mod tests {
     #[test]
     fn only_what_changed_is_sent_again() {
         let remote = crate::remote::push::tests::bare_remote();
-        let had = prepared(&[], vec![worker(b"v1")], data(b"data")).digests;
+        let had = made(&[], vec![worker(b"v1")], data(b"data")).digests;
         assert_eq!(had.len(), 3, "{had:?}");
         let same = trimmed(
-            &prepared(&[], vec![worker(b"v1")], data(b"data")),
+            &made(&[], vec![worker(b"v1")], data(b"data")),
             &had,
             &remote,
         );
@@ -437,30 +433,30 @@ mod tests {
             digests(&same.batch).unwrap().keys().collect::<Vec<_>>(),
             ["spec demo"]
         );
-        let now = prepared(&[], vec![worker(b"v2")], data(b"data"));
+        let now = made(&[], vec![worker(b"v2")], data(b"data"));
         let changed = trimmed(&now, &had, &remote).unwrap();
         assert_eq!(changed.shipped_modules, 1);
         let sent = digests(&changed.batch).unwrap();
         let key = "module demo Elixir.MixRemote.Md5Vector";
         assert_eq!(sent.get(key), now.digests.get(key));
         assert!(!sent.contains_key("priv demo data.txt"));
-        assert!(changed.batch.len() < now.batch.len());
+        assert!(changed.batch.len() < wire::prepare_all(&now).unwrap().batch.len());
         // A closure module goes again, unchanged, where the node has not loaded it as it is.
         let closure = [worker(b"v1")];
-        let now = prepared(&closure, vec![worker(b"v1")], data(b"data"));
+        let now = made(&closure, vec![worker(b"v1")], data(b"data"));
         assert_eq!(trimmed(&now, &had, &remote).unwrap().shipped_modules, 1);
         let mut loaded = crate::remote::push::tests::bare_remote();
         loaded
             .loaded
             .insert(closure[0].name.clone(), now.modules[0].1.md5);
         assert_eq!(trimmed(&now, &had, &loaded).unwrap().shipped_modules, 0);
-        let names = |p: &Prepared| {
-            p.modules
-                .iter()
+        let names = |modules: &[(Arc<Beam>, wire::Wire)]| {
+            (modules.iter())
                 .map(|(b, w)| (b.name.clone(), *w))
                 .collect::<Vec<_>>()
         };
-        assert_eq!(names(&now), names(&trimmed(&now, &had, &loaded).unwrap()));
+        let sent = trimmed(&now, &had, &loaded).unwrap();
+        assert_eq!(names(&now.modules), names(&sent.modules));
     }
 
     #[test]
@@ -532,7 +528,7 @@ mod tests {
     fn an_empty_priv_directory_is_an_item_of_its_own() {
         let dir = |path: &str, mode: u32| (path.to_owned(), mode, PrivKind::Dir);
         let file = |path: &str| (path.to_owned(), 0o755, PrivKind::File(Vec::new()));
-        let had = prepared(&[], Vec::new(), vec![dir("cache", 0o755)]).digests;
+        let had = made(&[], Vec::new(), vec![dir("cache", 0o755)]).digests;
         assert_eq!(
             had.keys().collect::<Vec<_>>(),
             ["privdir demo cache", "spec demo"]
@@ -540,7 +536,7 @@ mod tests {
         // A directory added since is sent, and one whose mode changed; one the node has is not.
         let sent = |files| {
             let remote = crate::remote::push::tests::bare_remote();
-            let trimmed = trimmed(&prepared(&[], Vec::new(), files), &had, &remote).unwrap();
+            let trimmed = trimmed(&made(&[], Vec::new(), files), &had, &remote).unwrap();
             let keys = digests(&trimmed.batch).unwrap().into_keys();
             keys.filter(|k| k != "spec demo").collect::<Vec<_>>()
         };
@@ -550,7 +546,7 @@ mod tests {
         );
         assert_eq!(sent(vec![dir("cache", 0o700)]), ["privdir demo cache"]);
         // An empty file where the directory was is another item: the node's directory is named.
-        let now = prepared(&[], Vec::new(), vec![file("cache")]).digests;
+        let now = made(&[], Vec::new(), vec![file("cache")]).digests;
         assert_eq!(
             now.keys().collect::<Vec<_>>(),
             ["priv demo cache", "spec demo"]
@@ -582,8 +578,8 @@ mod tests {
 
     #[test]
     fn a_preload_carries_the_batch_and_its_digests() {
-        let made = prepared(&[worker(b"")], vec![worker(b"")], data(b"data"));
-        let preload = Preload::new(&encode(&made)).unwrap();
+        let made = made(&[worker(b"")], vec![worker(b"")], data(b"data"));
+        let preload = Preload::new(&encode(&wire::prepare_all(&made).unwrap())).unwrap();
         assert_eq!(preload.digests, made.digests);
         let len = u32::from_be_bytes(preload.frame[..4].try_into().unwrap()) as usize;
         assert_eq!(len, preload.frame.len() - 4);

@@ -71,10 +71,10 @@ pub(super) async fn holds_dropped(
     let Some(had) = &claim.had else {
         return false;
     };
-    let Ok((prepared, _)) = job.wire.get().await else {
+    let Ok((items, _)) = job.wire.items().await else {
         return false;
     };
-    match preload::removed(had, &prepared.digests) {
+    match preload::removed(had, &items.digests) {
         Some(item) => {
             report.verbose(&format!(
                 "the warm session of {} holds {item}, which this build no longer has: connecting as usual",
