@@ -15,9 +15,10 @@
 //! and `priv/` file of the shipped applications travels in one batch of a few parts, each a term
 //! compressed as one zlib stream, which shares what modules have in common (module, function and
 //! atom names) and which `binary_to_term/1` expands: the node loads the closure's first modules
-//! while the last part is still on its way. The parts are compressed on every core, and each
-//! item of the batch gets a digest as it is written, which tells a warm session's spare node
-//! what of it has changed ([`Digests`], [`subset`]). All of it is computed while SSH connects.
+//! while the last part is still on its way. Each item of the batch gets a digest before anything
+//! is compressed ([`items`]), which tells a warm session's spare node what of it has changed
+//! ([`Digests`], [`subset`]); the parts are compressed on every core. All of it is computed while
+//! SSH connects.
 
 mod etf;
 
@@ -179,9 +180,7 @@ const ITEMS_GRAIN: usize = 128;
 /// and every item's digest, the modules on every core. Nothing is compressed yet: a warm rerun
 /// sends only what its spare lacks ([`subset`]) and needs no more before it does.
 pub fn items(closure: &[Arc<Beam>], apps: Arc<[ShippedApp]>) -> Result<Items, BeamError> {
-    let in_apps: HashSet<&str> = (apps.iter())
-        .flat_map(|app| app.modules.iter().map(|b| b.name.as_str()))
-        .collect();
+    let in_apps = modules_of(&apps);
     let mut keyed: Vec<(String, &Beam)> = Vec::new();
     for app in apps.iter() {
         keyed.extend((app.modules.iter()).map(|b| (item::module(&app.name, &b.name), &**b)));
@@ -214,6 +213,13 @@ pub fn items(closure: &[Arc<Beam>], apps: Arc<[ShippedApp]>) -> Result<Items, Be
         apps,
         digests,
     })
+}
+
+/// The names of the modules of `apps`: a closure module not among them travels on its own.
+fn modules_of(apps: &[ShippedApp]) -> HashSet<&str> {
+    (apps.iter())
+        .flat_map(|app| app.modules.iter().map(|b| b.name.as_str()))
+        .collect()
 }
 
 /// An application's `.app` text as it travels: empty if it has none.
@@ -309,9 +315,7 @@ pub fn subset(
     keep: impl Fn(&str, Option<&str>) -> bool,
 ) -> Result<Prepared, BeamError> {
     let apps = &items.apps[..];
-    let in_apps: HashSet<&str> = (apps.iter())
-        .flat_map(|app| app.modules.iter().map(|b| b.name.as_str()))
-        .collect();
+    let in_apps = modules_of(apps);
     let kept_module = |key: String, beam: &Beam| keep(&key, Some(&beam.name));
     let part = Part {
         apps: apps

@@ -5,8 +5,9 @@
 //! the bytes that travel: [`Digests`]. A run then sends a batch holding only the items whose
 //! digest differs from what the spare was given, and the closure modules the spare has not
 //! loaded; every application stays named in it, so that the node's list of shipped applications
-//! is complete. The run knows its own items' digests from making its batch; the agent reads
-//! those of the batch it is handed from its bytes ([`digests`]), alike.
+//! is complete. The run takes its own items' digests before it compresses its batch
+//! (`wire::items`); the agent reads those of the batch it is handed from its bytes ([`digests`]),
+//! alike.
 
 use std::collections::HashSet;
 

@@ -25,7 +25,8 @@ pub(super) struct Stats {
     pub(super) teardown: Option<Duration>,
     /// Reading `_build` and planning (once for all hosts), while a single host's login goes on.
     pub(super) scan: Option<Duration>,
-    /// Preparing the closure's wire form, alongside the connection (once for all hosts).
+    /// Preparing the closure's wire form, alongside the connection (once for all hosts): the
+    /// batch's items where a push waits only for those (`wire::items`), else the whole batch.
     pub(super) wire: Option<Duration>,
     /// How long the run waited for the wire form after the handshake (0: it was ready before).
     pub(super) wire_wait: Option<Duration>,
